@@ -1,0 +1,146 @@
+"""The catalog as typed, immutable Python values: what the pricing engine computes from.
+
+Built only by `engine.catalog.load*` after the document passed the schema and the
+cross-reference checks, so pricing code can trust every field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from engine.money import Rounder
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    id: str
+    event: str
+    aggregation: str  # count | sum | max | unique_count | latest | weighted_sum
+    field: str | None = None
+    filters: dict[str, tuple[Any, ...]] = dc_field(default_factory=dict)
+    recurring: bool = False
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    id: str
+    type: str  # boolean | quantity | metered
+    name: str = ""
+    metric: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entitlement:
+    feature: str
+    enabled: bool = True
+    quantity: int | None = None  # for quantity features; None means unlimited
+    limit: int | None = None  # for metered features; None means unlimited
+    period: str = "month"
+    overage: str = "block"  # block | allow | notify
+
+
+@dataclass(frozen=True, slots=True)
+class Coupon:
+    code: str
+    duration: str  # once | repeating | forever
+    percent_off: Decimal | None = None
+    amount_off: Decimal | None = None
+    periods: int | None = None
+    applies_to: tuple[str, ...] = ()
+    max_redemptions: int | None = None
+    expires: date | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    up_to: Decimal | None
+    unit_amount: Decimal = Decimal(0)
+    flat_amount: Decimal = Decimal(0)
+    rate: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    id: str
+    model: str
+    timing: str
+    name: str = ""
+    metric: str | None = None
+    prorate: bool = True
+    amount: Decimal = Decimal(0)
+    unit_amount: Decimal = Decimal(0)
+    tiers: tuple[Tier, ...] = ()
+    package_size: int = 1
+    free_units: int = 0
+    rate: Decimal = Decimal(0)
+    fixed_amount: Decimal = Decimal(0)
+    free_amount: Decimal | None = None
+    min_per_transaction: Decimal | None = None
+    max_per_transaction: Decimal | None = None
+    divide_by: int | None = None
+    round: str = "up"
+    free_units_given: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: str
+    name: str
+    interval: str  # day | week | month | year | once
+    prices: tuple[Price, ...] = ()
+    entitlements: dict[str, Entitlement] = dc_field(default_factory=dict)
+    interval_count: int = 1
+    trial_days: int = 0
+    minimum_amount: Decimal = Decimal(0)
+    upgrade_to: tuple[str, ...] = ()
+    description: str = ""
+
+    def price(self, price_id: str) -> Price:
+        for p in self.prices:
+            if p.id == price_id:
+                return p
+        raise KeyError(price_id)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    name: str
+    currency: str
+    rounding: str
+    metrics: dict[str, Metric]
+    features: dict[str, Feature]
+    coupons: dict[str, Coupon]
+    plans: dict[str, Plan]
+    taxes: dict[str, Decimal] = dc_field(default_factory=dict)
+    description: str = ""
+    source: str = ""  # the file it came from, for messages
+    raw: dict[str, Any] = dc_field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def rounder(self) -> Rounder:
+        r = self.__dict__.get("_rounder")
+        if r is None:
+            r = Rounder(self.currency, self.rounding)
+            object.__setattr__(self, "_rounder", r)
+        return r
+
+    def plan(self, plan_id: str) -> Plan:
+        try:
+            return self.plans[plan_id]
+        except KeyError:
+            raise KeyError(
+                f"unknown plan {plan_id!r}; this catalog has {', '.join(sorted(self.plans))}"
+            ) from None
+
+    def coupon(self, code: str) -> Coupon:
+        try:
+            return self.coupons[code]
+        except KeyError:
+            known = ", ".join(sorted(self.coupons)) or "none"
+            raise KeyError(f"unknown coupon {code!r}; this catalog has {known}") from None

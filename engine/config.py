@@ -1,0 +1,31 @@
+"""Settings from the environment (or a `.env` file), all prefixed `BILLING_`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLING_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./billing.db"
+    # Empty means the in-process bus (the outbox table is its durable queue).
+    broker_url: str = ""
+    smtp_url: str = ""
+    # ISO timestamp: start the engine on a test clock at that instant.
+    test_clock: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    console_port: int = 8501
+    max_body_bytes: int = 1_000_000
+    catalogs_dir: str = "catalogs"
+    rules_dir: str = "rules"
+    templates_dir: str = "templates"
+    require_services: bool = False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,219 @@
+"""Loading YAML documents with line numbers, and reporting problems as `file:line: path: message`.
+
+Catalogs and rulesets share this: a document is rejected whole with every problem listed, and
+each problem names the file, the line and the JSON path of the offending field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+PathT = tuple[str | int, ...]
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(document)"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    path: str
+    message: str
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        prefix = "" if self.severity == "error" else f"{self.severity}: "
+        return f"{self.file}:{self.line}: {self.path}: {prefix}{self.message}"
+
+
+class DocumentError(Exception):
+    """A document was rejected; `problems` lists every reason."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class Document:
+    file: str
+    data: Any
+    lines: dict[PathT, int] = field(default_factory=dict)
+    text: str = ""
+
+    def line_of(self, path: Sequence[str | int]) -> int:
+        """The line of `path`, or of its nearest ancestor that we know."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), 1)
+
+    def problem(self, path: Sequence[str | int], message: str, severity: str = "error") -> Problem:
+        return Problem(self.file, self.line_of(path), format_path(path), message, severity)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps and dates as the strings the author wrote: the
+    schema decides what a date is, and JSON Schema cannot check a `datetime` object."""
+
+
+for _tag in ("tag:yaml.org,2002:timestamp",):
+    _Loader.add_constructor(_tag, lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+def _record_lines(loader: _Loader, node: yaml.Node, path: PathT, lines: dict[PathT, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            try:
+                key = loader.construct_object(key_node, deep=True)
+            except Exception:
+                continue
+            child = (*path, str(key))
+            lines[child] = key_node.start_mark.line + 1
+            _record_lines(loader, value_node, child, lines)
+            lines[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record_lines(loader, item, (*path, i), lines)
+
+
+def load_yaml_text(text: str, file: str) -> Document:
+    """Parse YAML keeping the line of every path. Raises DocumentError on malformed YAML."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise DocumentError([Problem(file, 1, "(document)", "the file is empty")])
+        data = loader.construct_document(node)
+        lines: dict[PathT, int] = {}
+        _record_lines(loader, node, (), lines)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        message = " ".join(x for x in (exc.context, exc.problem) if x) or str(exc)
+        raise DocumentError([Problem(file, line, "(document)", f"malformed YAML: {message}")]) from None
+    except yaml.YAMLError as exc:
+        raise DocumentError([Problem(file, 1, "(document)", f"malformed YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    return Document(file=file, data=data, lines=lines, text=text)
+
+
+def load_yaml_file(path: str | Path) -> Document:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DocumentError([Problem(str(path), 1, "(document)", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DocumentError([Problem(str(path), 1, "(document)", f"cannot read: {exc}")]) from None
+    if p.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DocumentError(
+                [Problem(str(path), exc.lineno, "(document)", f"malformed JSON: {exc.msg}")]
+            ) from None
+        # JSON is YAML: parse again for the line numbers.
+        doc = load_yaml_text(text, str(path))
+        doc.data = data
+        return doc
+    return load_yaml_text(text, str(path))
+
+
+@lru_cache(maxsize=None)
+def load_schema(package: str, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(resources.files(package).joinpath(name).read_text("utf-8"))
+    return data
+
+
+@lru_cache(maxsize=None)
+def _validator(package: str, name: str) -> Draft202012Validator:
+    schema = load_schema(package, name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
+    """anyOf/oneOf errors are reported by their most relevant branch, not as one blob."""
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        # Keep the branch errors that went deepest: they explain what was expected there.
+        best = max(len(e.absolute_path) for e in error.context)
+        deep = [e for e in error.context if len(e.absolute_path) == best]
+        if best > len(error.absolute_path):
+            for e in deep:
+                yield from _leaf_errors(e)
+            return
+    yield error
+
+
+def _describe(error: ValidationError) -> str:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    instance = error.instance
+    if schema.get("x-money") or (error.parent is not None and isinstance(error.parent.schema, dict) and error.parent.schema.get("x-money")):
+        if isinstance(instance, float):
+            return (f"{instance!r} is a float; amounts are decimal strings, write it quoted, "
+                    f"e.g. \"{instance:.2f}\"")
+        return f"{instance!r} is not an amount; write a decimal string such as \"49.00\""
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown field(s)")
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    if error.validator in ("anyOf", "oneOf") and schema.get("oneOf") and any(
+        "required" in b for b in schema.get("oneOf", []) if isinstance(b, dict)
+    ):
+        keys = sorted({k for b in schema["oneOf"] for k in b.get("required", [])})
+        return f"give exactly one of {', '.join(keys)}"
+    if error.validator == "enum":
+        return f"{instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "pattern" and isinstance(instance, str):
+        return f"{instance!r} does not match the expected form ({error.validator_value})"
+    return error.message
+
+
+def schema_problems(doc: Document, package: str, schema_name: str) -> list[Problem]:
+    validator = _validator(package, schema_name)
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for error in validator.iter_errors(doc.data):
+        for leaf in _leaf_errors(error):
+            path = list(leaf.absolute_path)
+            message = _describe(leaf)
+            if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
+                allowed = set(leaf.schema.get("properties", {})) if isinstance(leaf.schema, dict) else set()
+                for key in leaf.instance:
+                    if key not in allowed:
+                        key_path = [*path, key]
+                        sig = (format_path(key_path), "unknown field")
+                        if sig not in seen:
+                            seen.add(sig)
+                            problems.append(doc.problem(key_path, f"unknown field {key!r}"))
+                continue
+            sig = (format_path(path), message)
+            if sig in seen:
+                continue
+            seen.add(sig)
+            problems.append(doc.problem(path, message))
+    problems.sort(key=lambda p: (p.line, p.path))
+    return problems

@@ -1,0 +1,38 @@
+"""Durations as the rules write them: `30m`, `12h`, `3d`, `2w`, `1mo` (calendar months)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
+
+DURATION_PATTERN = r"^([1-9][0-9]*)(m|h|d|w|mo|y)$"
+_RE = re.compile(DURATION_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    count: int
+    unit: str  # m h d w mo y
+
+    def after(self, when: datetime) -> datetime:
+        if self.unit == "mo":
+            return when + relativedelta(months=self.count)
+        if self.unit == "y":
+            return when + relativedelta(years=self.count)
+        seconds = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[self.unit]
+        return when + timedelta(seconds=seconds * self.count)
+
+    def __str__(self) -> str:
+        return f"{self.count}{self.unit}"
+
+
+def parse_duration(text: str) -> Duration:
+    m = _RE.match(text.strip())
+    if not m:
+        raise ValueError(
+            f"{text!r} is not a duration: write a whole number and a unit, e.g. 30m, 12h, 3d, 2w, 1mo"
+        )
+    return Duration(int(m.group(1)), m.group(2))

@@ -1,0 +1,23 @@
+"""Persistence shared by every subsystem: the declarative base, money columns, the database
+handle, and the outbox/processed-event tables that make events transactional.
+
+Each subsystem declares its own tables (in its `models.py`) on `Base`; it never writes
+another subsystem's tables.
+"""
+
+from engine.store.base import Base, DecimalString, utcnow_column
+from engine.store.database import Database, is_postgres
+from engine.store.outbox import OutboxEvent, ProcessedEvent, add_event, mark_processed, new_event_id
+
+__all__ = [
+    "Base",
+    "Database",
+    "DecimalString",
+    "OutboxEvent",
+    "ProcessedEvent",
+    "add_event",
+    "is_postgres",
+    "mark_processed",
+    "new_event_id",
+    "utcnow_column",
+]

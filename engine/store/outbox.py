@@ -1,0 +1,107 @@
+"""The transactional outbox: a state change and the events it causes commit together.
+
+Writers call `add_event(session, ...)` inside their own transaction; the relay (engine.events)
+publishes committed rows to the bus. Consumers call `mark_processed` in the transaction of
+their effects, so a redelivered event id has no second effect.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engine.store.base import Base
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_event_id(prefix: str = "evt") -> str:
+    """A ULID-style id: sortable by creation time, random in the rest."""
+    ms = int(time.time() * 1000)
+    rnd = secrets.randbits(80)
+    value = (ms << 80) | rnd
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_unsent", "published_at", "seq"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(100), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    time: Mapped[datetime]
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "customer_id": self.customer_id,
+            "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "properties": self.properties,
+        }
+
+
+class ProcessedEvent(Base):
+    """Which consumer has applied which event: the idempotency record of every handler."""
+
+    __tablename__ = "processed_events"
+    __table_args__ = (UniqueConstraint("consumer", "event_id", name="uq_processed_consumer_event"),)
+
+    pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    consumer: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(64))
+    processed_at: Mapped[datetime]
+
+
+def add_event(
+    session: Session,
+    type: str,
+    customer_id: str | None,
+    properties: dict[str, Any],
+    *,
+    time: datetime,
+    id: str | None = None,
+) -> OutboxEvent:
+    row = OutboxEvent(
+        id=id or new_event_id(),
+        type=type,
+        customer_id=customer_id,
+        time=time,
+        properties=properties,
+    )
+    session.add(row)
+    return row
+
+
+def mark_processed(session: Session, consumer: str, event_id: str, now: datetime) -> bool:
+    """Record that `consumer` applied `event_id`. Returns False when it already had: the
+    caller must then skip its effects. Safe under concurrency (unique constraint)."""
+    bind = session.get_bind()
+    values = {"consumer": consumer, "event_id": event_id, "processed_at": now}
+    if bind.dialect.name == "postgresql":
+        stmt = pg_insert(ProcessedEvent).values(**values).on_conflict_do_nothing()
+    else:
+        stmt = sqlite_insert(ProcessedEvent).values(**values).on_conflict_do_nothing()
+    result = session.execute(stmt)
+    # psycopg and sqlite3 both report 1 for an inserted row and 0 for a conflict.
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
