@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -132,9 +132,7 @@ def load_yaml_file(path: str | Path) -> Document:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise DocumentError(
-                [Problem(str(path), exc.lineno, "(document)", f"malformed JSON: {exc.msg}")]
-            ) from None
+            raise DocumentError([Problem(str(path), exc.lineno, "(document)", f"malformed JSON: {exc.msg}")]) from None
         # JSON is YAML: parse again for the line numbers.
         doc = load_yaml_text(text, str(path))
         doc.data = data
@@ -142,13 +140,13 @@ def load_yaml_file(path: str | Path) -> Document:
     return load_yaml_text(text, str(path))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(package: str, name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(resources.files(package).joinpath(name).read_text("utf-8"))
     return data
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(package: str, name: str) -> Draft202012Validator:
     schema = load_schema(package, name)
     Draft202012Validator.check_schema(schema)
@@ -171,17 +169,20 @@ def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
 def _describe(error: ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     instance = error.instance
-    if schema.get("x-money") or (error.parent is not None and isinstance(error.parent.schema, dict) and error.parent.schema.get("x-money")):
+    if schema.get("x-money") or (
+        error.parent is not None and isinstance(error.parent.schema, dict) and error.parent.schema.get("x-money")
+    ):
         if isinstance(instance, float):
-            return (f"{instance!r} is a float; amounts are decimal strings, write it quoted, "
-                    f"e.g. \"{instance:.2f}\"")
-        return f"{instance!r} is not an amount; write a decimal string such as \"49.00\""
+            return f'{instance!r} is a float; amounts are decimal strings, write it quoted, e.g. "{instance:.2f}"'
+        return f'{instance!r} is not an amount; write a decimal string such as "49.00"'
     if error.validator == "additionalProperties":
         return error.message.replace("Additional properties are not allowed", "unknown field(s)")
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
-    if error.validator in ("anyOf", "oneOf") and schema.get("oneOf") and any(
-        "required" in b for b in schema.get("oneOf", []) if isinstance(b, dict)
+    if (
+        error.validator in ("anyOf", "oneOf")
+        and schema.get("oneOf")
+        and any("required" in b for b in schema.get("oneOf", []) if isinstance(b, dict))
     ):
         keys = sorted({k for b in schema["oneOf"] for k in b.get("required", [])})
         return f"give exactly one of {', '.join(keys)}"

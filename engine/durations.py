@@ -32,7 +32,5 @@ class Duration:
 def parse_duration(text: str) -> Duration:
     m = _RE.match(text.strip())
     if not m:
-        raise ValueError(
-            f"{text!r} is not a duration: write a whole number and a unit, e.g. 30m, 12h, 3d, 2w, 1mo"
-        )
+        raise ValueError(f"{text!r} is not a duration: write a whole number and a unit, e.g. 30m, 12h, 3d, 2w, 1mo")
     return Duration(int(m.group(1)), m.group(2))

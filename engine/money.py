@@ -6,15 +6,97 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 # ISO 4217 minor units. Anything not listed has 2, which is what the standard gives most.
 MINOR_UNITS: dict[str, int] = {
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
-    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    "BHD": 3,
+    "IQD": 3,
+    "JOD": 3,
+    "KWD": 3,
+    "LYD": 3,
+    "OMR": 3,
+    "TND": 3,
+    "BIF": 0,
+    "CLP": 0,
+    "DJF": 0,
+    "GNF": 0,
+    "ISK": 0,
+    "JPY": 0,
+    "KMF": 0,
+    "KRW": 0,
+    "PYG": 0,
+    "RWF": 0,
+    "UGX": 0,
+    "UYI": 0,
+    "VND": 0,
+    "VUV": 0,
+    "XAF": 0,
+    "XOF": 0,
+    "XPF": 0,
 }
 # Currencies we accept; a typo such as "USB" must be an error, not a 2-decimal currency.
 KNOWN_CURRENCIES: frozenset[str] = frozenset(
-    """AED AUD BGN BHD BRL CAD CHF CLP CNY CZK DKK EGP EUR GBP HKD HUF IDR ILS INR IQD ISK JOD
-    JPY KES KRW KWD LYD MXN MYR NGN NOK NZD OMR PHP PKR PLN QAR RON RSD SAR SEK SGD THB TND TRY
-    TWD UAH USD UGX VND XAF XOF ZAR BIF DJF GNF KMF PYG RWF UYI VUV XPF""".split()
+    [
+        "AED",
+        "AUD",
+        "BGN",
+        "BHD",
+        "BRL",
+        "CAD",
+        "CHF",
+        "CLP",
+        "CNY",
+        "CZK",
+        "DKK",
+        "EGP",
+        "EUR",
+        "GBP",
+        "HKD",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "IQD",
+        "ISK",
+        "JOD",
+        "JPY",
+        "KES",
+        "KRW",
+        "KWD",
+        "LYD",
+        "MXN",
+        "MYR",
+        "NGN",
+        "NOK",
+        "NZD",
+        "OMR",
+        "PHP",
+        "PKR",
+        "PLN",
+        "QAR",
+        "RON",
+        "RSD",
+        "SAR",
+        "SEK",
+        "SGD",
+        "THB",
+        "TND",
+        "TRY",
+        "TWD",
+        "UAH",
+        "USD",
+        "UGX",
+        "VND",
+        "XAF",
+        "XOF",
+        "ZAR",
+        "BIF",
+        "DJF",
+        "GNF",
+        "KMF",
+        "PYG",
+        "RWF",
+        "UYI",
+        "VUV",
+        "XPF",
+    ]
 )
 
 ROUNDING_MODES = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
@@ -38,7 +120,7 @@ class Rounder:
 
     Built once per catalog so the hot pricing path does one `quantize` per line."""
 
-    __slots__ = ("currency", "mode", "quantum", "_rounding")
+    __slots__ = ("_rounding", "currency", "mode", "quantum")
 
     def __init__(self, currency: str, mode: str = "half_up") -> None:
         if mode not in ROUNDING_MODES:
@@ -61,7 +143,7 @@ def to_decimal(value: object, what: str = "amount") -> Decimal:
     if isinstance(value, bool):
         raise ValueError(f"{what}: expected a decimal, got a boolean")
     if isinstance(value, float):
-        raise ValueError(f"{what}: {value!r} is a float; write amounts as decimal strings, e.g. \"49.00\"")
+        raise ValueError(f'{what}: {value!r} is a float; write amounts as decimal strings, e.g. "49.00"')
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int | str):

@@ -1,6 +1,6 @@
 """The catalog language: JSON Schema, a line-keeping loader, cross-reference checks, the model.
 
-    catalog = load_catalog("catalogs/saas.yaml")   # raises DocumentError listing every problem
+catalog = load_catalog("catalogs/saas.yaml")   # raises DocumentError listing every problem
 """
 
 from __future__ import annotations
@@ -9,7 +9,14 @@ from pathlib import Path
 
 from engine.catalog.build import build_catalog, cross_reference_problems
 from engine.catalog.model import Catalog, Coupon, Entitlement, Feature, Metric, Plan, Price, Tier
-from engine.documents import Document, DocumentError, Problem, load_yaml_file, load_yaml_text, schema_problems
+from engine.documents import (
+    Document,
+    DocumentError,
+    Problem,
+    load_yaml_file,
+    load_yaml_text,
+    schema_problems,
+)
 
 SCHEMA_PACKAGE = "engine.catalog.schemas"
 SCHEMA_NAME = "catalog.schema.json"

@@ -62,7 +62,11 @@ def cross_reference_problems(doc: Document) -> list[Problem]:
         for i, price in enumerate(plan.get("prices") or []):
             pbase = [*base, "prices", i]
             if price["id"] in seen:
-                out.append(doc.problem([*pbase, "id"], f"duplicate price id {price['id']!r} (also prices[{seen[price['id']]}])"))
+                out.append(
+                    doc.problem(
+                        [*pbase, "id"], f"duplicate price id {price['id']!r} (also prices[{seen[price['id']]}])"
+                    )
+                )
             else:
                 seen[price["id"]] = i
             metric = price.get("metric")
@@ -71,10 +75,18 @@ def cross_reference_problems(doc: Document) -> list[Problem]:
             model = price["model"]
             if model in ("percentage", "graduated_percentage") and metric in metrics:
                 if metrics[metric]["aggregation"] not in ("sum",):
-                    out.append(doc.problem([*pbase, "metric"],
-                                           f"a {model} price needs a sum metric (volume); {metric!r} is {metrics[metric]['aggregation']}"))
+                    out.append(
+                        doc.problem(
+                            [*pbase, "metric"],
+                            f"a {model} price needs a sum metric (volume); {metric!r} is {metrics[metric]['aggregation']}",
+                        )
+                    )
             if price.get("timing") == "in_advance" and metric is not None:
-                out.append(doc.problem([*pbase, "timing"], "usage is only known at the end of a period: a metered price is in_arrears"))
+                out.append(
+                    doc.problem(
+                        [*pbase, "timing"], "usage is only known at the end of a period: a metered price is in_arrears"
+                    )
+                )
             if plan["interval"] == "once" and price.get("timing") == "in_arrears":
                 out.append(doc.problem([*pbase, "timing"], "a one-time plan has no period to bill in arrears"))
             out.extend(_tier_problems(doc, pbase, price))
@@ -107,28 +119,43 @@ def _tier_problems(doc: Document, pbase: list[Any], price: dict[str, Any]) -> li
     open_tiers = [i for i, t in enumerate(tiers) if t.get("up_to") is None]
     if len(open_tiers) != 1:
         where = [*pbase, "tiers"] if not open_tiers else [*pbase, "tiers", open_tiers[1], "up_to"]
-        out.append(doc.problem(where, "exactly one tier must be open (up_to: null), the last one"
-                               + (f"; found {len(open_tiers)}" if open_tiers else "; found none")))
+        out.append(
+            doc.problem(
+                where,
+                "exactly one tier must be open (up_to: null), the last one"
+                + (f"; found {len(open_tiers)}" if open_tiers else "; found none"),
+            )
+        )
     elif open_tiers[0] != len(tiers) - 1:
-        out.append(doc.problem([*pbase, "tiers", open_tiers[0], "up_to"], "only the last tier can be open (up_to: null)"))
+        out.append(
+            doc.problem([*pbase, "tiers", open_tiers[0], "up_to"], "only the last tier can be open (up_to: null)")
+        )
     for i, tier in enumerate(tiers):
         tbase = [*pbase, "tiers", i]
         up_to = tier.get("up_to")
         if up_to is not None:
             bound = _dec(up_to)
             if previous is not None and bound <= previous:
-                out.append(doc.problem([*tbase, "up_to"], f"tiers must ascend: {bound} is not above the previous bound {previous}"))
+                out.append(
+                    doc.problem(
+                        [*tbase, "up_to"], f"tiers must ascend: {bound} is not above the previous bound {previous}"
+                    )
+                )
             if bound <= 0:
                 out.append(doc.problem([*tbase, "up_to"], "a tier bound must be above zero"))
             previous = bound
         if price["model"] == "graduated_percentage":
             if "unit_amount" in tier:
-                out.append(doc.problem([*tbase, "unit_amount"], "a graduated_percentage tier has a rate, not a unit_amount"))
+                out.append(
+                    doc.problem([*tbase, "unit_amount"], "a graduated_percentage tier has a rate, not a unit_amount")
+                )
             if "rate" not in tier:
                 out.append(doc.problem(tbase, "'rate' is required in a graduated_percentage tier"))
         else:
             if "rate" in tier:
-                out.append(doc.problem([*tbase, "rate"], f"a {price['model']} tier has unit_amount/flat_amount, not a rate"))
+                out.append(
+                    doc.problem([*tbase, "rate"], f"a {price['model']} tier has unit_amount/flat_amount, not a rate")
+                )
             if "unit_amount" not in tier and "flat_amount" not in tier:
                 out.append(doc.problem(tbase, "a tier needs unit_amount or flat_amount"))
     return out

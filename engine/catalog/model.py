@@ -134,9 +134,7 @@ class Catalog:
         try:
             return self.plans[plan_id]
         except KeyError:
-            raise KeyError(
-                f"unknown plan {plan_id!r}; this catalog has {', '.join(sorted(self.plans))}"
-            ) from None
+            raise KeyError(f"unknown plan {plan_id!r}; this catalog has {', '.join(sorted(self.plans))}") from None
 
     def coupon(self, code: str) -> Coupon:
         try:

@@ -60,7 +60,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {Decimal: DecimalString(), datetime: UTCDateTime()}
+    type_annotation_map = {Decimal: DecimalString(), datetime: UTCDateTime()}  # noqa: RUF012
 
 
 def utcnow_column() -> Any:

@@ -98,10 +98,7 @@ def mark_processed(session: Session, consumer: str, event_id: str, now: datetime
     caller must then skip its effects. Safe under concurrency (unique constraint)."""
     bind = session.get_bind()
     values = {"consumer": consumer, "event_id": event_id, "processed_at": now}
-    if bind.dialect.name == "postgresql":
-        stmt = pg_insert(ProcessedEvent).values(**values).on_conflict_do_nothing()
-    else:
-        stmt = sqlite_insert(ProcessedEvent).values(**values).on_conflict_do_nothing()
-    result = session.execute(stmt)
+    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    result = session.execute(insert(ProcessedEvent).values(**values).on_conflict_do_nothing())
     # psycopg and sqlite3 both report 1 for an inserted row and 0 for a conflict.
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -1,0 +1,248 @@
+"""`billing quote`: price a plan for one period from a catalog, usage and optional rules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from engine.catalog import Catalog, DocumentError, Plan, load_catalog
+from engine.cli.errors import BadInput
+from engine.periods import Period, calendar_period
+from engine.pricing import (
+    Bill,
+    CouponError,
+    Discount,
+    MetricUsage,
+    UsageEvent,
+    aggregate_all,
+    bill_to_dict,
+    check_redeemable,
+    coupon_discount,
+    parse_event,
+    price_period,
+    tax_for,
+)
+
+# Hook for pricing rules: (catalog, plan, customer, usage, period, rules_dir) -> (discounts, trace).
+PromotionSource = Callable[..., tuple[list[Discount], list[dict[str, Any]]]]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("quote", help="price a plan for one period")
+    p.add_argument("--catalog", required=True, help="catalog YAML file")
+    p.add_argument("--plan", required=True, help="plan id in the catalog")
+    p.add_argument("--quantity", default="1", help="the subscription's quantity (seats); default 1")
+    p.add_argument(
+        "--usage",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="a metric's aggregate for the period, e.g. api_calls=15000",
+    )
+    p.add_argument("--events", help="JSON Lines of event envelopes, aggregated by the catalog's metrics")
+    p.add_argument("--coupon", help="a catalog coupon code")
+    p.add_argument(
+        "--customer",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="customer attributes for rules and tax, e.g. segment=edu country=CH",
+    )
+    p.add_argument("--rules", help="a directory (or file) of rulesets whose pricing rules apply")
+    p.add_argument(
+        "--period", help="START/END as ISO dates; default: the plan's period holding the first event, or today"
+    )
+    p.add_argument("--json", action="store_true", help="print the quote as JSON (FORMATS §5)")
+    p.set_defaults(func=run)
+
+
+def _decimal(text: str, flag: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise BadInput(f"{flag}: {text!r} is not a number") from None
+    if not value.is_finite():
+        raise BadInput(f"{flag}: {text!r} is not a finite number")
+    if value < 0:
+        raise BadInput(f"{flag}: {text} is negative")
+    return value
+
+
+def _pairs(items: Sequence[str], flag: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"{flag}: {item!r} is not KEY=VALUE")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def read_events(path: str) -> list[UsageEvent]:
+    events: list[UsageEvent] = []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"--events: {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    seen: set[str] = set()
+    for n, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{path}:{n}: malformed JSON: {exc.msg}") from None
+        try:
+            event = parse_event(data, f"{path}:{n}")
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        if event.id in seen:  # an event id seen before is accepted and ignored (FORMATS §3)
+            continue
+        seen.add(event.id)
+        events.append(event)
+    return events
+
+
+def build_customer(items: Sequence[str]) -> dict[str, Any]:
+    customer: dict[str, Any] = {}
+    for key, value in _pairs(items, "--customer"):
+        if key == "tags":
+            customer["tags"] = [t for t in value.split(",") if t]
+        else:
+            customer[key] = value
+    return customer
+
+
+def resolve_plan(catalog: Catalog, plan_id: str) -> Plan:
+    try:
+        return catalog.plan(plan_id)
+    except KeyError as exc:
+        raise BadInput(f"--plan: {exc.args[0]}") from None
+
+
+def resolve_usage(
+    catalog: Catalog, args: argparse.Namespace, period: Period, events: list[UsageEvent]
+) -> dict[str, MetricUsage]:
+    usage: dict[str, MetricUsage] = {}
+    if events:
+        try:
+            usage = aggregate_all(catalog.metrics, events, period, prior=events)
+        except ValueError as exc:
+            raise BadInput(f"--events: {exc}") from None
+    for key, value in _pairs(args.usage, "--usage"):
+        if key not in catalog.metrics:
+            known = ", ".join(sorted(catalog.metrics)) or "none"
+            raise BadInput(f"--usage: unknown metric {key!r}; the catalog has {known}")
+        usage[key] = MetricUsage(_decimal(value, f"--usage {key}"))
+    return usage
+
+
+def default_period(plan: Plan, events: list[UsageEvent], today: date) -> Period:
+    day = min(e.time for e in events).date() if events else today
+    return calendar_period(plan.interval, day)
+
+
+def compute_quote(
+    catalog: Catalog,
+    plan: Plan,
+    args: argparse.Namespace,
+    *,
+    today: date,
+    promotions: PromotionSource | None = None,
+) -> Bill:
+    quantity = _decimal(args.quantity, "--quantity")
+    events = read_events(args.events) if args.events else []
+    if args.period:
+        try:
+            period = Period.parse(args.period)
+        except ValueError as exc:
+            raise BadInput(f"--period: {exc}") from None
+    else:
+        period = default_period(plan, events, today)
+    usage = resolve_usage(catalog, args, period, events)
+    customer = build_customer(args.customer)
+    discounts: list[Discount] = []
+    trace: list[dict[str, Any]] = []
+    if args.rules:
+        if promotions is None:
+            raise BadInput("--rules: the rules runtime is not available")
+        found, trace = promotions(
+            catalog=catalog,
+            plan=plan,
+            customer=customer,
+            usage=usage,
+            period=period,
+            quantity=quantity,
+            rules_path=args.rules,
+        )
+        discounts.extend(found)
+    if args.coupon:
+        try:
+            coupon = catalog.coupon(args.coupon)
+            check_redeemable(coupon, plan.id, period.start)
+        except KeyError as exc:
+            raise BadInput(f"--coupon: {exc.args[0]}") from None
+        except CouponError as exc:
+            raise BadInput(f"--coupon: {exc}") from None
+        discounts.append(coupon_discount(coupon))
+    return price_period(
+        catalog,
+        plan,
+        period,
+        quantity=quantity,
+        usage=usage,
+        discounts=discounts,
+        tax=tax_for(catalog, customer),
+        rules=trace,
+    )
+
+
+def render_table(data: dict[str, Any]) -> str:
+    cur = data["currency"]
+    rows = [f"Quote: plan {data['plan']}, {data['period']['start']} to {data['period']['end']} ({cur})", ""]
+    width = max([len(line["name"]) for line in data["lines"]] + [24])
+    for line in data["lines"]:
+        rows.append(f"  {line['name']:<{width}}  {line['quantity']:>12}  {line['amount']:>12}")
+        for tier in line["tiers"]:
+            label = f"  tier {tier['tier']}"
+            rows.append(f"  {label:<{width}}  {tier['quantity']:>12}  {tier['amount']:>12}")
+    rows.append("  " + "-" * (width + 28))
+    rows.append(f"  {'Subtotal':<{width}}  {'':>12}  {data['subtotal']:>12}")
+    for d in data["discounts"]:
+        rows.append(
+            f"  {'Discount (' + (d['reason'] or d['source']) + ')':<{width}}  {'':>12}  {'-' + d['amount']:>12}"
+        )
+    tax = data["tax_detail"]
+    tax_label = "Tax (reverse charge)" if tax["reverse_charge"] else f"Tax ({tax['rate']}%)"
+    rows.append(f"  {tax_label:<{width}}  {'':>12}  {data['tax']:>12}")
+    rows.append(f"  {'Total':<{width}}  {'':>12}  {data['total']:>12}")
+    if data["rules"]:
+        rows.append("")
+        rows.append("Rules: " + ", ".join(f"{r['ruleset']}/{r['rule']}" for r in data["rules"]))
+    return "\n".join(rows)
+
+
+def _promotions() -> PromotionSource | None:
+    from engine import rules
+
+    source: PromotionSource | None = getattr(rules, "quote_promotions", None)
+    return source
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        catalog = load_catalog(args.catalog)
+    except DocumentError as exc:
+        raise BadInput(str(exc)) from None
+    plan = resolve_plan(catalog, args.plan)
+    bill = compute_quote(catalog, plan, args, today=datetime.now(UTC).date(), promotions=_promotions())
+    data = bill_to_dict(bill, catalog.rounder)
+    print(json.dumps(data, indent=2) if args.json else render_table(data))
+    return 0

@@ -1,0 +1,60 @@
+"""The quote output of FORMATS §5: a Bill as JSON-ready data (amounts as decimal strings)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from engine.money import Rounder
+from engine.pricing.bill import Bill, Line
+
+
+def fmt_quantity(q: Decimal) -> str:
+    if q == q.to_integral_value():
+        return str(q.quantize(Decimal(1)))
+    return format(q.normalize(), "f")
+
+
+def line_to_dict(line: Line, rounder: Rounder) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "price_id": line.price_id,
+        "name": line.name,
+        "model": line.model,
+        "timing": line.timing,
+        "kind": line.kind,
+        "quantity": fmt_quantity(line.quantity),
+        "amount": rounder.fmt(line.amount),
+        # Tier amounts are shown rounded; the line amount is the exact sum rounded once.
+        "tiers": [
+            {"tier": t.tier, "quantity": fmt_quantity(t.quantity), "amount": rounder.fmt(t.amount)} for t in line.tiers
+        ],
+    }
+    if line.detail:
+        out["detail"] = {k: fmt_quantity(v) for k, v in line.detail}
+    if line.period is not None:
+        out["period"] = {"start": line.period.start.isoformat(), "end": line.period.end.isoformat()}
+    if line.note:
+        out["note"] = line.note
+    return out
+
+
+def bill_to_dict(bill: Bill, rounder: Rounder) -> dict[str, Any]:
+    return {
+        "plan": bill.plan,
+        "currency": bill.currency,
+        "period": {"start": bill.period.start.isoformat(), "end": bill.period.end.isoformat()},
+        "lines": [line_to_dict(line, rounder) for line in bill.lines],
+        "subtotal": rounder.fmt(bill.subtotal),
+        "discount": rounder.fmt(bill.discount),
+        "discounts": [
+            {"source": d.source, "reason": d.reason, "amount": rounder.fmt(d.amount)} for d in bill.discounts
+        ],
+        "tax": rounder.fmt(bill.tax),
+        "tax_detail": {
+            "rate": str(bill.tax_decision.rate),
+            "country": bill.tax_decision.country,
+            "reverse_charge": bill.tax_decision.reverse_charge,
+        },
+        "total": rounder.fmt(bill.total),
+        "rules": [dict(r) for r in bill.rules],
+    }

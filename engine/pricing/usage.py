@@ -1,0 +1,154 @@
+"""Usage events and their aggregation over a period (FORMATS §1 metrics, §5 aggregations)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from engine.catalog.model import Metric
+from engine.money import ZERO, number_to_decimal
+from engine.periods import Period
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    id: str
+    type: str
+    time: datetime
+    customer_id: str | None = None
+    properties: Mapping[str, Any] = dc_field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricUsage:
+    """A metric's aggregate for a period and, for volume metrics, the transactions in time
+    order (percentage prices charge per transaction)."""
+
+    quantity: Decimal
+    transactions: tuple[Decimal, ...] | None = None
+
+
+def parse_event(envelope: Mapping[str, Any], where: str = "event") -> UsageEvent:
+    """Validate an event envelope (FORMATS §3). Raises ValueError naming the field."""
+    if not isinstance(envelope, Mapping):
+        raise ValueError(f"{where}: an event is a JSON object")
+    for key in ("id", "type"):
+        value = envelope.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{where}: {key}: required, a non-empty string")
+    raw_time = envelope.get("time")
+    if not isinstance(raw_time, str | datetime):
+        raise ValueError(f"{where}: time: required, an ISO 8601 timestamp with a zone")
+    if isinstance(raw_time, str):
+        try:
+            when = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{where}: time: {raw_time!r} is not an ISO 8601 timestamp") from None
+    else:
+        when = raw_time
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{where}: time: {raw_time!s} has no timezone (add Z or +00:00)")
+    props = envelope.get("properties") or {}
+    if not isinstance(props, Mapping):
+        raise ValueError(f"{where}: properties: must be an object")
+    customer = envelope.get("customer_id")
+    if customer is not None and not isinstance(customer, str):
+        raise ValueError(f"{where}: customer_id: must be a string")
+    return UsageEvent(id=envelope["id"], type=envelope["type"], time=when, customer_id=customer, properties=props)
+
+
+def matches(metric: Metric, event: UsageEvent) -> bool:
+    if event.type != metric.event:
+        return False
+    props = event.properties
+    return all(props.get(key) in allowed for key, allowed in metric.filters.items())
+
+
+def _value(metric: Metric, event: UsageEvent) -> Decimal:
+    assert metric.field is not None
+    if metric.field not in event.properties:
+        raise ValueError(f"event {event.id}: properties.{metric.field}: missing (metric {metric.id} sums it)")
+    raw = event.properties[metric.field]
+    try:
+        return number_to_decimal(raw, f"event {event.id}: properties.{metric.field}")
+    except ValueError:
+        raise ValueError(
+            f"event {event.id}: properties.{metric.field}: {raw!r} is not a number (metric {metric.id})"
+        ) from None
+
+
+def aggregate(
+    metric: Metric,
+    events: Iterable[UsageEvent],
+    period: Period,
+    *,
+    prior: Iterable[UsageEvent] = (),
+) -> MetricUsage:
+    """Aggregate the events of `period` for `metric`.
+
+    `prior` are this customer's events before the period; only recurring metrics read them
+    (latest carries the last value over, weighted_sum its running total)."""
+    start, end = period.start_at, period.end_at
+    inside = sorted((e for e in events if matches(metric, e) and start <= e.time < end), key=lambda e: e.time)
+    agg = metric.aggregation
+    if agg == "count":
+        return MetricUsage(Decimal(len(inside)))
+    if agg == "sum":
+        values = tuple(_value(metric, e) for e in inside)
+        return MetricUsage(sum(values, ZERO), values)
+    if agg == "max":
+        return MetricUsage(max((_value(metric, e) for e in inside), default=ZERO))
+    if agg == "unique_count":
+        assert metric.field is not None
+        return MetricUsage(
+            Decimal(len({_hashable(e.properties.get(metric.field)) for e in inside if metric.field in e.properties}))
+        )
+    earlier = (
+        sorted((e for e in prior if matches(metric, e) and e.time < start), key=lambda e: e.time)
+        if metric.recurring
+        else []
+    )
+    if agg == "latest":
+        if inside:
+            return MetricUsage(_value(metric, inside[-1]))
+        return MetricUsage(_value(metric, earlier[-1]) if earlier else ZERO)
+    if agg == "weighted_sum":
+        return MetricUsage(_weighted(metric, inside, period, sum((_value(metric, e) for e in earlier), ZERO)))
+    raise ValueError(f"unknown aggregation {agg!r}")
+
+
+def _weighted(metric: Metric, inside: Sequence[UsageEvent], period: Period, opening: Decimal) -> Decimal:
+    """The running total weighed by the share of the period it was held."""
+    total_seconds = Decimal(int((period.end_at - period.start_at).total_seconds()))
+    running = opening
+    cursor = period.start_at
+    weighted = ZERO
+    for event in inside:
+        held = Decimal(int((event.time - cursor).total_seconds()))
+        weighted += running * held
+        running += _value(metric, event)
+        cursor = event.time
+    weighted += running * Decimal(int((period.end_at - cursor).total_seconds()))
+    return weighted / total_seconds
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return repr(value)
+    return value
+
+
+def aggregate_all(
+    metrics: Mapping[str, Metric],
+    events: Iterable[UsageEvent],
+    period: Period,
+    *,
+    prior: Iterable[UsageEvent] = (),
+) -> dict[str, MetricUsage]:
+    events = list(events)
+    prior = list(prior)
+    return {mid: aggregate(m, events, period, prior=prior) for mid, m in metrics.items()}
