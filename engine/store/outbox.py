@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -38,16 +39,21 @@ class OutboxEvent(Base):
     __tablename__ = "outbox_events"
     __table_args__ = (Index("ix_outbox_unsent", "published_at", "seq"),)
 
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True)
     type: Mapped[str] = mapped_column(String(100), index=True)
     customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
     time: Mapped[datetime]
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # When the row left the outbox: confirmed by the broker (RabbitMQ), or applied by every
+    # subscribed subsystem (in-process bus, where this table is the queue itself).
     published_at: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # In-process bus retries: the row is not due again before this time.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # In-process dead letter: set after the last failed attempt; the row is never retried.
+    dead_at: Mapped[datetime | None] = mapped_column(default=None)
 
     def envelope(self) -> dict[str, Any]:
         return {
@@ -65,9 +71,7 @@ class ProcessedEvent(Base):
     __tablename__ = "processed_events"
     __table_args__ = (UniqueConstraint("consumer", "event_id", name="uq_processed_consumer_event"),)
 
-    pk: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    pk: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     consumer: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(String(64))
     processed_at: Mapped[datetime]
@@ -102,3 +106,16 @@ def mark_processed(session: Session, consumer: str, event_id: str, now: datetime
     result = session.execute(insert(ProcessedEvent).values(**values).on_conflict_do_nothing())
     # psycopg and sqlite3 both report 1 for an inserted row and 0 for a conflict.
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def mark_processed_many(session: Session, consumer: str, event_ids: Iterable[str], now: datetime) -> set[str]:
+    """`mark_processed` for a batch in one statement: returns the ids recorded now (the
+    ones whose effects must run); ids already processed are left out."""
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return set()
+    bind = session.get_bind()
+    rows = [{"consumer": consumer, "event_id": i, "processed_at": now} for i in ids]
+    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(ProcessedEvent).values(rows).on_conflict_do_nothing().returning(ProcessedEvent.event_id)
+    return {r[0] for r in session.execute(stmt)}

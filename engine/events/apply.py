@@ -1,0 +1,74 @@
+"""Applying events to one subsystem: the idempotent core shared by both buses.
+
+In one transaction: record every event id as processed by the subsystem (one statement),
+then run each new event's handlers inside a savepoint. A handler that raises rolls back its
+own effects and its processed-record, and is reported `failed`; the others commit. An id
+already recorded is a `duplicate` (a redelivery) and its handlers do not run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from engine.events.envelope import Envelope
+from engine.events.registry import HandlerRegistry
+from engine.store.outbox import ProcessedEvent, mark_processed_many
+
+Status = Literal["applied", "duplicate", "unhandled", "failed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    envelope: Envelope
+    status: Status
+    error: str | None = None
+
+
+def describe_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 1000 else text[:997] + "..."
+
+
+def apply_batch(
+    session: Session,
+    subsystem: str,
+    envelopes: Sequence[Envelope],
+    registry: HandlerRegistry,
+    now: datetime,
+) -> list[Outcome]:
+    """Apply `envelopes` for `subsystem` in `session`'s transaction (the caller commits).
+    Returns one Outcome per envelope, in order."""
+    handlers = [registry.handlers_for(subsystem, env.type) for env in envelopes]
+    fresh = mark_processed_many(
+        session, subsystem, [env.id for env, hs in zip(envelopes, handlers, strict=True) if hs], now
+    )
+    outcomes: list[Outcome] = []
+    for env, hs in zip(envelopes, handlers, strict=True):
+        if not hs:
+            outcomes.append(Outcome(env, "unhandled"))
+            continue
+        if env.id not in fresh:
+            outcomes.append(Outcome(env, "duplicate"))
+            continue
+        fresh.discard(env.id)  # the same id twice in one batch: the second is a duplicate
+        savepoint = session.begin_nested()
+        try:
+            for handler in hs:
+                handler(session, env)
+            session.flush()
+            savepoint.commit()
+        except Exception as exc:
+            savepoint.rollback()
+            session.execute(
+                delete(ProcessedEvent).where(ProcessedEvent.consumer == subsystem, ProcessedEvent.event_id == env.id)
+            )
+            outcomes.append(Outcome(env, "failed", describe_error(exc)))
+        else:
+            outcomes.append(Outcome(env, "applied"))
+    return outcomes
