@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from events_support import Harness, build_registry, cleanup_rabbit, create_effects, fast_config
+
+from engine.events import BusConfig
+from engine.store import Database
+
+
+@pytest.fixture
+def prefix() -> str:
+    """Unique exchange/queue names per test: parallel runs never collide."""
+    return f"test-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def bus_config(prefix: str) -> BusConfig:
+    return fast_config(prefix)
+
+
+@pytest.fixture
+def rabbit_topology(rabbit_url: str, bus_config: BusConfig) -> Iterator[str]:
+    """The RabbitMQ URL; deletes this test's queues and exchanges afterwards."""
+    yield rabbit_url
+    cleanup_rabbit(rabbit_url, bus_config, build_registry())
+
+
+@pytest.fixture(params=["inprocess", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def bus_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_harness(request: pytest.FixtureRequest, bus_kind: str, bus_config: BusConfig) -> Iterator[object]:
+    made: list[Harness] = []
+    prepared: set[int] = set()
+
+    def make(db: Database, registry: object = None) -> Harness:
+        if id(db) not in prepared:
+            create_effects(db)
+            prepared.add(id(db))
+        url = request.getfixturevalue("rabbit_topology") if bus_kind == "rabbitmq" else None
+        h = Harness(bus_kind, db, registry or build_registry(), bus_config, url)  # type: ignore[arg-type]
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.stop()
