@@ -1,0 +1,516 @@
+"""Delivery channels behind one interface: email (SMTP), SMS (a provider), in-app (the
+feed table) and webhooks (signed HTTP POST).
+
+A channel's `send` either returns (delivered; optionally a provider message id) or raises
+`TransientError` (try again later, with backoff) or `PermanentError` (no point retrying).
+Channels never touch the notifications table; `engine.messaging.service` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+from sqlalchemy.orm import Session
+
+from engine.messaging.models import InAppMessage
+from engine.messaging.templates import Rendered
+
+
+class DeliveryError(Exception):
+    pass
+
+
+class TransientError(DeliveryError):
+    """The channel may accept the message later: retry with backoff."""
+
+
+class PermanentError(DeliveryError):
+    """Retrying cannot help (bad address, refused content, removed endpoint)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base: timedelta = timedelta(minutes=1)
+    factor: float = 2.0
+    cap: timedelta = timedelta(hours=6)
+
+    def delay(self, attempts: int) -> timedelta:
+        """Wait after the `attempts`-th failed attempt: base, base*factor, ... up to cap."""
+        seconds = self.base.total_seconds() * self.factor ** max(attempts - 1, 0)
+        return timedelta(seconds=min(seconds, self.cap.total_seconds()))
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What a channel needs to send one message."""
+
+    notification_id: str
+    customer_id: str
+    channel: str
+    template: str
+    category: str
+    recipient: str | None
+    rendered: Rendered
+    created_at: datetime
+    attempt: int
+    secret: str | None = None  # webhooks: the endpoint's signing secret
+
+
+class Channel(Protocol):
+    name: str
+    retry: RetryPolicy
+    # True: send() writes to the database and must run inside the transaction that marks
+    # the notification sent (exactly once). False: send() does I/O outside any transaction.
+    transactional: bool
+
+    def send(self, message: Outgoing, session: Session | None = None) -> str | None: ...
+
+    def close(self) -> None: ...
+
+
+# -- email ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = False
+    implicit_tls: bool = False
+    sender: str = "billing@localhost"
+    sender_name: str | None = None
+    timeout: float = 10.0
+    verify: bool = True
+    cafile: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        """`smtp://user:pass@host:port?starttls=1&from=billing@example.com` (BILLING_SMTP_URL).
+
+        `smtps://` is TLS from the first byte (port 465). Query options: `starttls`,
+        `from`, `from_name`, `timeout` (seconds), `verify=0` (accept any certificate: tests
+        only), `cafile` (trust this CA bundle)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError(f"BILLING_SMTP_URL: scheme must be smtp or smtps, got {url!r}")
+        if not parts.hostname:
+            raise ValueError("BILLING_SMTP_URL: no host")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+
+        def flag(name: str, default: bool) -> bool:
+            value = query.get(name)
+            if value is None:
+                return default
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"BILLING_SMTP_URL: {name}={value!r} is not a boolean")
+
+        implicit = parts.scheme == "smtps"
+        starttls = flag("starttls", False)
+        try:
+            port = parts.port or (465 if implicit else 587 if starttls else 25)
+            timeout = float(query.get("timeout", 10))
+        except ValueError as exc:
+            raise ValueError(f"BILLING_SMTP_URL: {exc}") from exc
+        return cls(
+            host=parts.hostname,
+            port=port,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            starttls=starttls and not implicit,
+            implicit_tls=implicit,
+            sender=query.get("from", "billing@localhost"),
+            sender_name=query.get("from_name"),
+            timeout=timeout,
+            verify=flag("verify", True),
+            cafile=query.get("cafile"),
+        )
+
+    def tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.cafile)
+        if not self.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
+def build_email(message: Outgoing, settings: SmtpSettings) -> EmailMessage:
+    r = message.rendered
+    if not message.recipient:
+        raise PermanentError("no email address")
+    msg = EmailMessage()
+    msg["From"] = formataddr((settings.sender_name, settings.sender)) if settings.sender_name \
+        else settings.sender
+    msg["To"] = message.recipient
+    msg["Subject"] = r.subject or ""
+    msg["Date"] = format_datetime(message.created_at.astimezone(UTC))
+    domain = settings.sender.rpartition("@")[2] or "billing.local"
+    # Stable across retries: a receiver that saw the message already can drop the copy.
+    msg["Message-ID"] = f"<{message.notification_id}@{domain}>"
+    msg["X-Billing-Notification"] = message.notification_id
+    msg["X-Billing-Template"] = message.template
+    msg.set_content(r.text or "")
+    if r.html:
+        msg.add_alternative(r.html, subtype="html")
+    return msg
+
+
+class EmailChannel:
+    """SMTP with one connection kept open across sends (reopened after an error)."""
+
+    name = "email"
+    transactional = False
+
+    def __init__(self, settings: SmtpSettings, retry: RetryPolicy | None = None) -> None:
+        self.settings = settings
+        self.retry = retry or RetryPolicy(max_attempts=6)
+        self._conn: smtplib.SMTP | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, retry: RetryPolicy | None = None) -> EmailChannel:
+        return cls(SmtpSettings.from_url(url), retry)
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        conn: smtplib.SMTP
+        if s.implicit_tls:
+            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=s.tls_context())
+        else:
+            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        try:
+            conn.ehlo()
+            if s.starttls:
+                conn.starttls(context=s.tls_context())
+                conn.ehlo()
+            if s.username:
+                conn.login(s.username, s.password or "")
+        except BaseException:
+            _quietly_close(conn)
+            raise
+        return conn
+
+    def send(self, message: Outgoing, session: Session | None = None) -> str | None:
+        email = build_email(message, self.settings)
+        with self._lock:
+            for attempt in (1, 2):
+                fresh = self._conn is None
+                try:
+                    if self._conn is None:
+                        self._conn = self._connect()
+                    self._conn.send_message(email)
+                    return str(email["Message-ID"])
+                except smtplib.SMTPServerDisconnected as exc:
+                    # A kept-open connection the server dropped: reconnect once.
+                    self._drop()
+                    if fresh or attempt == 2:
+                        raise TransientError(f"SMTP server disconnected: {exc}") from exc
+                except smtplib.SMTPRecipientsRefused as exc:
+                    codes = [code for code, _ in exc.recipients.values()]
+                    detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
+                    if codes and all(c >= 500 for c in codes):
+                        raise PermanentError(f"recipient refused: {detail}") from exc
+                    raise TransientError(f"recipient deferred: {detail}") from exc
+                except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                    self._reset()
+                    text = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+                    if exc.smtp_code >= 500:
+                        raise PermanentError(text) from exc
+                    raise TransientError(text) from exc
+                except smtplib.SMTPAuthenticationError as exc:
+                    self._drop()
+                    raise TransientError(f"SMTP authentication failed: {exc.smtp_code} "
+                                         f"{exc.smtp_error!r}") from exc
+                except (smtplib.SMTPException, OSError) as exc:
+                    self._drop()
+                    raise TransientError(f"SMTP {self.settings.host}:{self.settings.port}: "
+                                         f"{type(exc).__name__}: {exc}") from exc
+        raise TransientError("SMTP: unreachable")  # pragma: no cover
+
+    def _reset(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            _quietly_close(self._conn)
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.quit()
+                except (smtplib.SMTPException, OSError):
+                    pass
+                self._drop()
+
+
+def _quietly_close(conn: smtplib.SMTP) -> None:
+    try:
+        conn.close()
+    except OSError:
+        pass
+
+
+# -- SMS -----------------------------------------------------------------------------------
+
+
+class SmsProvider(Protocol):
+    def send(self, to: str, text: str, *, message_id: str) -> str:
+        """Hand the text to the provider; return its message id. Raise TransientError or
+        PermanentError on failure."""
+        ...
+
+
+class FileSmsProvider:
+    """The default provider: appends each SMS as a JSON line to a file (a sink for
+    development, tests and demos)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def send(self, to: str, text: str, *, message_id: str) -> str:
+        from engine.messaging.sms import sms_length
+
+        length = sms_length(text)
+        line = json.dumps({"id": message_id, "to": to, "text": text,
+                           "encoding": length.encoding, "segments": length.segments,
+                           "sent_at": datetime.now(UTC).isoformat()}, ensure_ascii=False)
+        with self._lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+            except OSError as exc:
+                raise TransientError(f"SMS sink {self.path}: {exc}") from exc
+        return message_id
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(x) for x in self.path.read_text(encoding="utf-8").splitlines() if x]
+
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class SmsChannel:
+    name = "sms"
+    transactional = False
+
+    def __init__(self, provider: SmsProvider, retry: RetryPolicy | None = None) -> None:
+        self.provider = provider
+        self.retry = retry or RetryPolicy(max_attempts=5)
+
+    def send(self, message: Outgoing, session: Session | None = None) -> str | None:
+        to = (message.recipient or "").replace(" ", "")
+        if not _E164.match(to):
+            raise PermanentError(f"phone number {message.recipient!r} is not in E.164 form")
+        return self.provider.send(to, message.rendered.text or "",
+                                  message_id=message.notification_id)
+
+    def close(self) -> None:
+        pass
+
+
+# -- in-app --------------------------------------------------------------------------------
+
+
+class InAppChannel:
+    """Writes the feed row in the same transaction that marks the notification sent."""
+
+    name = "in_app"
+    transactional = True
+
+    def __init__(self, retry: RetryPolicy | None = None) -> None:
+        self.retry = retry or RetryPolicy(max_attempts=3)
+
+    def send(self, message: Outgoing, session: Session | None = None) -> str | None:
+        if session is None:
+            raise TypeError("the in-app channel needs the delivery transaction's session")
+        r = message.rendered
+        session.add(InAppMessage(
+            id=message.notification_id, customer_id=message.customer_id,
+            template=message.template, category=message.category,
+            title=(r.title or "")[:500], body=r.body or "", action_url=r.action_url,
+            created_at=message.created_at,
+        ))
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+# -- webhooks ------------------------------------------------------------------------------
+
+SIGNATURE_HEADER = "Billing-Signature"
+ID_HEADER = "Billing-Webhook-Id"
+TIMESTAMP_HEADER = "Billing-Webhook-Timestamp"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, now: float | None = None,
+                     tolerance: float = 300) -> bool:
+    """What a receiver does: recompute the HMAC and refuse stale timestamps (replays)."""
+    try:
+        fields = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(fields["t"])
+        given = fields["v1"]
+    except (ValueError, KeyError):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, given)
+
+
+def webhook_body(message: Outgoing) -> bytes:
+    envelope = {
+        "id": message.notification_id,
+        "type": message.template,
+        "category": message.category,
+        "customer_id": message.customer_id,
+        "created": message.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": message.rendered.payload or {},
+    }
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+
+
+def check_webhook_url(url: str, *, allow_private: bool = False,
+                      resolve: Callable[[str], Iterable[str]] | None = None) -> None:
+    """Only http(s); and unless allowed, no loopback/private/link-local target (SSRF)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PermanentError(f"webhook URL {url!r} must be http(s)://host/...")
+    if allow_private:
+        return
+    addresses = (resolve or _resolve)(parts.hostname)
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global:
+            raise PermanentError(f"webhook URL {url!r} points at a non-public address {ip}")
+
+
+def _resolve(host: str) -> list[str]:
+    try:
+        return [str(info[4][0]) for info in socket.getaddrinfo(host, None)]
+    except socket.gaierror as exc:
+        raise TransientError(f"cannot resolve {host}: {exc}") from exc
+
+
+class WebhookChannel:
+    name = "webhook"
+    transactional = False
+
+    def __init__(self, *, timeout: float = 10.0, retry: RetryPolicy | None = None,
+                 allow_private: bool = False, wall_clock: Callable[[], float] = time.time,
+                 client: httpx.Client | None = None) -> None:
+        self.retry = retry or RetryPolicy(max_attempts=8, base=timedelta(minutes=1),
+                                          cap=timedelta(hours=12))
+        self.allow_private = allow_private
+        self.wall_clock = wall_clock
+        self.timeout = timeout
+        self._client = client or httpx.Client(timeout=timeout, follow_redirects=False,
+                                              headers={"User-Agent": "billing-engine-webhooks"})
+
+    def send(self, message: Outgoing, session: Session | None = None) -> str | None:
+        url = message.recipient or ""
+        if not message.secret:
+            raise PermanentError("the webhook endpoint is gone or disabled")
+        check_webhook_url(url, allow_private=self.allow_private)
+        body = webhook_body(message)
+        timestamp = int(self.wall_clock())
+        headers = {
+            "Content-Type": "application/json",
+            ID_HEADER: message.notification_id,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(message.secret, timestamp, body),
+        }
+        try:
+            response = self._client.post(url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"webhook {url} timed out after {self.timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise TransientError(f"webhook {url}: {type(exc).__name__}: {exc}") from exc
+        if 200 <= response.status_code < 300:
+            return f"HTTP {response.status_code}"
+        raise TransientError(f"webhook {url} answered HTTP {response.status_code}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# -- the set of channels a delivery run uses -----------------------------------------------
+
+
+class Channels:
+    """The configured channels by name. A channel that is not configured keeps its
+    notifications pending (not lost) until it is."""
+
+    def __init__(self, channels: Iterable[Channel] = ()) -> None:
+        self._by_name: dict[str, Channel] = {c.name: c for c in channels}
+
+    @classmethod
+    def from_settings(cls, *, smtp_url: str | None = None, sms_provider: SmsProvider | None
+                      = None, sms_file: str | Path = "var/sms.jsonl",
+                      webhooks: bool = True, allow_private_webhooks: bool = False) -> Channels:
+        """Email when an SMTP URL is given (default: BILLING_SMTP_URL), SMS to the provider
+        (default: a JSON-lines file), in-app always, webhooks unless turned off."""
+        if smtp_url is None:
+            from engine.config import get_settings
+
+            smtp_url = get_settings().smtp_url
+        chans: list[Channel] = [InAppChannel()]
+        if smtp_url:
+            chans.append(EmailChannel.from_url(smtp_url))
+        chans.append(SmsChannel(sms_provider or FileSmsProvider(sms_file)))
+        if webhooks:
+            chans.append(WebhookChannel(allow_private=allow_private_webhooks))
+        return cls(chans)
+
+    def get(self, name: str) -> Channel | None:
+        return self._by_name.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def as_mapping(self) -> Mapping[str, Channel]:
+        return dict(self._by_name)
+
+    def close(self) -> None:
+        for channel in self._by_name.values():
+            channel.close()

@@ -1,0 +1,90 @@
+"""Sample data for previews (`billing template preview NAME`). Each entry also documents
+the variables a template expects; the tests render every template with it."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+_INVOICE = {
+    "id": "inv_0001",
+    "number": "INV-2026-0042",
+    "total": Decimal("1234.50"),
+    "currency": "EUR",
+    "due_date": date(2026, 12, 14),
+    "url": "https://billing.example.com/invoices/inv_0001",
+}
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "invoice_issued": {"invoice": _INVOICE},
+    "payment_failed": {
+        "invoice": _INVOICE,
+        "payment": {"attempt": 1, "reason": "card_declined", "next_attempt": date(2026, 12, 3)},
+    },
+    "payment_succeeded": {
+        "invoice": _INVOICE,
+        "payment": {"amount": Decimal("1234.50"), "currency": "EUR"},
+    },
+    "payment_retry_scheduled": {
+        "invoice": _INVOICE,
+        "payment": {"attempt": 2, "next_attempt": date(2026, 12, 6)},
+    },
+    "trial_ending": {
+        "subscription": {
+            "id": "sub_0001",
+            "plan": "pro",
+            "plan_name": "Pro",
+            "trial_end": date(2026, 12, 1),
+            "url": "https://billing.example.com/subscription",
+        }
+    },
+    "quota_warning": {
+        "quota": {"feature": "api", "feature_name": "API calls", "used": 80000,
+                  "limit": 100000, "percent": 80},
+        "offer": {"plan": "enterprise", "plan_name": "Enterprise",
+                  "url": "https://billing.example.com/upgrade?plan=enterprise"},
+    },
+    "quota_reached": {
+        "quota": {"feature": "api", "feature_name": "API calls", "used": 100000,
+                  "limit": 100000, "percent": 100},
+        "offer": {"plan": "enterprise", "plan_name": "Enterprise",
+                  "url": "https://billing.example.com/upgrade?plan=enterprise"},
+    },
+    "upgrade_offer": {
+        "offer": {"plan": "pro", "plan_name": "Pro", "feature_name": "Single sign-on",
+                  "coupon": "WELCOME20", "url": "https://billing.example.com/upgrade?plan=pro"},
+    },
+    "account_warning": {
+        "invoice": _INVOICE,
+        "account": {"state": "warning", "suspend_on": date(2026, 12, 28)},
+    },
+    "account_suspended": {"invoice": _INVOICE, "account": {"state": "suspended"}},
+    "subscription_cancelled": {
+        "subscription": {"id": "sub_0001", "plan": "pro", "plan_name": "Pro",
+                         "ended_at": date(2026, 12, 31), "reason": "unpaid"},
+    },
+    "digest": {
+        "items": [
+            {"template": "quota_warning", "summary": "You have used 80% of your API calls",
+             "time": "2026-11-23T10:00:00Z"},
+            {"template": "quota_warning", "summary": "You have used 90% of your API calls",
+             "time": "2026-11-23T14:00:00Z"},
+        ]
+    },
+}
+
+
+def sample_data(name: str) -> dict[str, Any]:
+    try:
+        return copy.deepcopy(SAMPLES[name])
+    except KeyError:
+        raise KeyError(f"no sample data for template {name!r}; "
+                       f"samples exist for {', '.join(sorted(SAMPLES))}") from None
+
+
+def sample_customer(locale: str = "en") -> dict[str, Any]:
+    return {"id": "cus_demo", "name": "Ada Lovelace" if locale.startswith("en") else "Ada Müller",
+            "email": "ada@example.com", "phone": "+4915112345678", "locale": locale,
+            "timezone": "Europe/Berlin"}

@@ -1,0 +1,269 @@
+"""A Jinja2 sandbox that also bounds size and time.
+
+`ImmutableSandboxedEnvironment` stops attribute escapes and mutation, but it limits neither
+memory nor time: `{{ 'x' * 50000000 }}` renders 50 MB, and nested loops run for ever. This
+environment checks, while a template renders:
+
+- `*`, `**`, `+`, `%` and `~` on strings, sequences and integers: the result stays under the
+  size limit, checked before the operation where it can be predicted;
+- every call and filter: integer arguments (widths, counts, repetitions) stay under the
+  value limit, string `replace`/`join` are estimated first, results are checked after;
+- every loop iteration, call and output chunk: the deadline has not passed;
+- the output: its length stays under the output limit.
+
+A limit that trips raises `RenderLimitError`; the caller fails that notification.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+
+class RenderLimitError(SecurityError):
+    """A template went over its size or time budget."""
+
+
+@dataclass(frozen=True)
+class RenderLimits:
+    max_output: int = 256_000  # characters of one rendered part
+    max_value: int = 100_000  # length of an intermediate string/list, or an integer argument
+    max_int_bits: int = 4096  # size of an integer computed by a template
+    max_seconds: float = 1.0  # wall time of one render
+
+
+class _Budget(threading.local):
+    deadline: float | None = None
+    limits: RenderLimits = RenderLimits()
+
+
+_budget = _Budget()
+
+
+def _check_time() -> None:
+    deadline = _budget.deadline
+    if deadline is not None and time.monotonic() > deadline:
+        raise RenderLimitError(
+            f"template rendering took longer than {_budget.limits.max_seconds:g} s"
+        )
+
+
+def _length(value: Any) -> int | None:
+    if isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
+        return len(value)
+    return None
+
+
+def _check_size(value: Any, what: str) -> Any:
+    limits = _budget.limits
+    n = _length(value)
+    if n is not None and n > limits.max_value:
+        raise RenderLimitError(f"{what} would produce {n} items; the limit is {limits.max_value}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > limits.max_int_bits:
+            raise RenderLimitError(f"{what} produced an integer over {limits.max_int_bits} bits")
+    return value
+
+
+def _check_int_args(args: Iterable[Any], what: str) -> None:
+    limit = _budget.limits.max_value
+    for arg in args:
+        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > limit:
+            raise RenderLimitError(f"{what}: argument {arg} is over the limit of {limit}")
+
+
+def _predict_replace(s: str, old: Any, new: Any) -> None:
+    if isinstance(old, str) and isinstance(new, str) and len(new) > len(old):
+        count = s.count(old) if old else len(s) + 1
+        _check_size_n(len(s) + count * (len(new) - len(old)), "replace")
+
+
+def _predict_join(sep: Any, items: Any) -> None:
+    if isinstance(sep, str) and isinstance(items, Sized):
+        _check_size_n(len(sep) * max(len(items) - 1, 0), "join")
+
+
+def _check_size_n(n: int, what: str) -> None:
+    limit = _budget.limits.max_value
+    if n > limit:
+        raise RenderLimitError(f"{what} would produce {n} characters; the limit is {limit}")
+
+
+# A printf-style width or precision that would pad a string to megabytes.
+_BIG_PRINTF = re.compile(r"%[-#0 +]*(\*|\d{6,})|\.(\*|\d{6,})")
+
+
+def _guard_binop(op: str, left: Any, right: Any) -> None:
+    if op == "*":
+        for seq, n in ((left, right), (right, left)):
+            size = _length(seq)
+            if size is not None and isinstance(n, int):
+                _check_size_n(size * max(n, 0), "repetition")
+        if isinstance(left, int) and isinstance(right, int):
+            if left.bit_length() + right.bit_length() > _budget.limits.max_int_bits:
+                raise RenderLimitError("multiplication: integer too large")
+    elif op == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0:
+            if max(left.bit_length(), 1) * right > _budget.limits.max_int_bits:
+                raise RenderLimitError("power: integer too large")
+        if isinstance(right, int | float) and abs(right) > _budget.limits.max_int_bits:
+            raise RenderLimitError("power: exponent too large")
+    elif op == "+":
+        a, b = _length(left), _length(right)
+        if a is not None and b is not None:
+            _check_size_n(a + b, "concatenation")
+    elif op == "%" and isinstance(left, str) and _BIG_PRINTF.search(left):
+        raise RenderLimitError("string formatting with a huge or variable width")
+
+
+_STR_METHOD_NAMES = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
+
+
+class LimitedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox plus size and time limits (see the module docstring)."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.code_generator_class = _GuardingCodeGenerator
+        # lipsum(n) writes n paragraphs: an amplifier with no use in a bill.
+        self.globals.pop("lipsum", None)
+        self.filters = {name: guard_filter(name, f) for name, f in self.filters.items()}
+        self.filters["__guard_iter"] = _guard_iter
+        self.globals["__guard_value"] = _check_size
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _check_time()
+        _guard_binop(operator, left, right)
+        return _check_size(super().call_binop(context, operator, left, right), operator)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _check_time()
+        return super().getattr(obj, attribute)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_time()
+        name = getattr(__obj, "__name__", type(__obj).__name__)
+        _check_int_args(args, name)
+        _check_int_args(kwargs.values(), name)
+        # The sandbox hands out str.format wrapped; the bound method is under __wrapped__.
+        owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
+        if isinstance(owner, str):
+            if name in ("format", "format_map"):
+                raise SecurityError("str.format is not available in templates; use filters")
+            if name == "replace" and len(args) >= 2:
+                _predict_replace(owner, args[0], args[1])
+            elif name == "join" and args:
+                _predict_join(owner, args[0])
+        return _check_size(super().call(__context, __obj, *args, **kwargs), name)
+
+
+def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    pass_arg = getattr(func, "jinja_pass_arg", None)
+    skip = 1 if pass_arg is not None else 0  # context / eval context / environment first
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _check_time()
+        # args[skip] is the filtered value; what follows are the filter's own arguments.
+        _check_int_args(args[skip + 1 :], f"filter {name}")
+        _check_int_args(kwargs.values(), f"filter {name}")
+        if name == "format" and len(args) > skip and isinstance(args[skip], str):
+            if _BIG_PRINTF.search(args[skip]):
+                raise RenderLimitError("format filter with a huge or variable width")
+        if name == "replace" and len(args) >= skip + 3 and isinstance(args[skip], str):
+            _predict_replace(args[skip], args[skip + 1], args[skip + 2])
+        return _check_size(func(*args, **kwargs), f"filter {name}")
+
+    return guarded
+
+
+def _guard_iter(value: Any) -> Iterator[Any]:
+    """Wraps every `{% for %}` iterable: a loop checks the deadline on each step."""
+    for n, item in enumerate(value):
+        if n & 63 == 0:
+            _check_time()
+        yield item
+
+
+class _GuardingCodeGenerator(CodeGenerator):
+    def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
+        for loop in node.find_all(nodes.For):
+            loop.iter = nodes.Filter(
+                loop.iter, "__guard_iter", [], [], None, None, lineno=loop.iter.lineno
+            )
+        super().visit_Template(node, frame)
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.globals['__guard_value'](")
+        super().visit_Concat(node, frame)
+        self.write(", '~')")
+
+
+class RenderBudget:
+    """Context manager that arms the deadline for one render on this thread."""
+
+    def __init__(self, limits: RenderLimits) -> None:
+        self.limits = limits
+        self._saved: tuple[float | None, RenderLimits] | None = None
+
+    def __enter__(self) -> RenderBudget:
+        self._saved = (_budget.deadline, _budget.limits)
+        _budget.limits = self.limits
+        _budget.deadline = time.monotonic() + self.limits.max_seconds
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._saved is not None
+        _budget.deadline, _budget.limits = self._saved
+
+
+def collect(chunks: Iterable[str], limits: RenderLimits, what: str) -> str:
+    """Join a template's output stream, stopping as soon as it is too long or too slow."""
+    out: list[str] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limits.max_output:
+            raise RenderLimitError(
+                f"{what}: output is longer than the limit of {limits.max_output} characters"
+            )
+        _check_time()
+        out.append(chunk)
+    return "".join(out)
+
+
+def plain_data(value: Any, path: str = "data") -> Any:
+    """Templates see plain data only: dicts, lists and scalars. An ORM object would hand
+    the template its public methods (the sandbox lets a template call them)."""
+    from datetime import date, datetime
+    from datetime import time as dtime
+    from decimal import Decimal
+
+    if value is None or isinstance(value, str | bool | int | float | Decimal):
+        return value
+    if isinstance(value, datetime | date | dtime):
+        return value
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path}: keys must be strings, got {type(key).__name__}")
+            out[key] = plain_data(item, f"{path}.{key}")
+        return out
+    if isinstance(value, list | tuple):
+        return [plain_data(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(
+        f"{path}: templates take plain dicts, lists and scalars, not {type(value).__name__}"
+    )

@@ -1,0 +1,714 @@
+"""Recording and delivering notifications.
+
+`notify` runs in the caller's transaction: it renders each channel's message and records it
+(or records why it will not go out). Nothing is sent there, so a rolled-back caller sends
+nothing. `deliver_pending` later claims the due notifications, sends them, and marks each
+sent, retried with backoff, or failed, in its own short transactions:
+
+    notify (caller's tx) -> pending -> [claim tx] sending -> send -> [result tx] sent
+                                                                 \\-> pending (retry) / dead
+
+A run that dies between sending and recording leaves a `sending` row whose lease expires;
+the next run sends it again (at least once). Email keeps its Message-ID and webhooks their
+`Billing-Webhook-Id` across such a resend so receivers can drop the copy; in-app writes the
+feed row in the result transaction itself, so it is exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from engine.clock import ensure_aware
+from engine.messaging import models as m
+from engine.messaging.channels import (
+    Channel,
+    Channels,
+    Outgoing,
+    PermanentError,
+    TransientError,
+    check_webhook_url,
+)
+from engine.messaging.models import InAppMessage, Notification, NotificationPreference
+from engine.messaging.models import WebhookEndpoint as WebhookEndpointRow
+from engine.messaging.templates import CHANNELS, Rendered, Renderer, TemplateError
+from engine.messaging.templates import default_renderer as _default_renderer
+from engine.store import Database, add_event, new_event_id
+
+log = logging.getLogger(__name__)
+
+# Categories a customer cannot turn off: they carry money or the state of the account.
+TRANSACTIONAL_CATEGORIES = frozenset({"invoices", "payments", "account", "security"})
+
+# The category of each shipped template, used when `notify` is not given one.
+TEMPLATE_CATEGORIES: dict[str, str] = {
+    "invoice_issued": "invoices",
+    "payment_failed": "payments",
+    "payment_succeeded": "payments",
+    "payment_retry_scheduled": "payments",
+    "account_warning": "account",
+    "account_suspended": "account",
+    "subscription_cancelled": "account",
+    "trial_ending": "subscription",
+    "quota_warning": "usage",
+    "quota_reached": "usage",
+    "upgrade_offer": "offers",
+    "digest": "digest",
+}
+
+# Quiet hours hold back what would wake someone; a feed entry or a webhook does not.
+QUIET_HOURS_CHANNELS = frozenset({"email", "sms"})
+DEFAULT_LEASE = timedelta(minutes=5)
+
+
+# -- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    channel: str
+    status: str  # pending | skipped | failed | digest | duplicate
+    notification_id: str | None
+    reason: str | None = None
+    deliver_at: datetime | None = None
+    target: str = ""
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0  # permanent failures
+    dead: int = 0  # dead-lettered after the last attempt
+    digests: int = 0  # digest notifications created
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.retried + self.failed + self.dead
+
+
+# -- preferences ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preferences:
+    customer_id: str
+    opted_out_channels: frozenset[str] = frozenset()
+    opted_out_categories: frozenset[str] = frozenset()
+    quiet_hours: tuple[time, time] | None = None
+    timezone: str | None = None
+
+    def allows(self, channel: str, category: str) -> bool:
+        if category in TRANSACTIONAL_CATEGORIES:
+            return True
+        return channel not in self.opted_out_channels and \
+            category not in self.opted_out_categories
+
+
+def _parse_hhmm(text: str, what: str) -> time:
+    try:
+        hours, minutes = text.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError as exc:
+        raise ValueError(f"{what}: {text!r} is not HH:MM") from exc
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _prefs_from_row(customer_id: str, row: NotificationPreference | None) -> Preferences:
+    if row is None:
+        return Preferences(customer_id)
+    quiet = None
+    if row.quiet_start and row.quiet_end:
+        quiet = (_parse_hhmm(row.quiet_start, "quiet_start"), _parse_hhmm(row.quiet_end,
+                                                                          "quiet_end"))
+    return Preferences(customer_id, frozenset(row.opted_out_channels or ()),
+                       frozenset(row.opted_out_categories or ()), quiet, row.timezone)
+
+
+def get_preferences(session: Session, customer_id: str) -> Preferences:
+    return _prefs_from_row(customer_id, session.get(NotificationPreference, customer_id))
+
+
+_UNSET: Any = object()
+
+
+def set_preferences(
+    session: Session,
+    customer_id: str,
+    *,
+    now: datetime,
+    opted_out_channels: Sequence[str] | None = None,
+    opted_out_categories: Sequence[str] | None = None,
+    quiet_hours: tuple[str, str] | None = _UNSET,
+    timezone: str | None = _UNSET,
+) -> Preferences:
+    """Change a customer's preferences; arguments left out stay as they are.
+
+    Raises ValueError for an unknown channel or time zone, a malformed quiet-hours time,
+    or an opt-out of a transactional category (invoices, payments, account, security)."""
+    row = session.get(NotificationPreference, customer_id)
+    if row is None:
+        row = NotificationPreference(customer_id=customer_id, opted_out_channels=[],
+                                     opted_out_categories=[], updated_at=now)
+        session.add(row)
+    if opted_out_channels is not None:
+        unknown = set(opted_out_channels) - set(CHANNELS)
+        if unknown:
+            raise ValueError(f"opted_out_channels: unknown channel(s) {sorted(unknown)}")
+        row.opted_out_channels = sorted(set(opted_out_channels))
+    if opted_out_categories is not None:
+        locked = set(opted_out_categories) & TRANSACTIONAL_CATEGORIES
+        if locked:
+            raise ValueError(f"opted_out_categories: {sorted(locked)} are transactional "
+                             "and cannot be turned off")
+        row.opted_out_categories = sorted(set(opted_out_categories))
+    if quiet_hours is not _UNSET:
+        if quiet_hours is None:
+            row.quiet_start = row.quiet_end = None
+        else:
+            start, end = quiet_hours
+            _parse_hhmm(start, "quiet_hours start")
+            _parse_hhmm(end, "quiet_hours end")
+            row.quiet_start, row.quiet_end = start, end
+    if timezone is not _UNSET:
+        if timezone is not None:
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"timezone: unknown time zone {timezone!r}") from exc
+        row.timezone = timezone
+    row.updated_at = now
+    session.flush()
+    return _prefs_from_row(customer_id, row)
+
+
+def quiet_hours_end(now: datetime, prefs: Preferences, customer_tz: str | None) -> \
+        datetime | None:
+    """When the customer's quiet hours end, if `now` falls inside them; else None."""
+    if prefs.quiet_hours is None:
+        return None
+    start, end = prefs.quiet_hours
+    if start == end:
+        return None
+    tz = _zone(prefs.timezone or customer_tz)
+    local = now.astimezone(tz)
+    t = local.time().replace(tzinfo=None)
+    if start < end:
+        inside = start <= t < end
+        end_day = local.date()
+    else:  # spans midnight, e.g. 22:00-07:00
+        inside = t >= start or t < end
+        end_day = local.date() + timedelta(days=1) if t >= start else local.date()
+    if not inside:
+        return None
+    return datetime.combine(end_day, end, tzinfo=tz).astimezone(UTC)
+
+
+# -- webhook endpoints ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    id: str
+    customer_id: str
+    url: str
+    secret: str
+    enabled: bool
+
+
+def add_webhook_endpoint(session: Session, customer_id: str, url: str, *, now: datetime,
+                         secret: str | None = None) -> WebhookEndpoint:
+    """Register a URL for a customer's notifications. The secret (generated unless given)
+    signs every delivery; hand it to the customer once."""
+    try:
+        check_webhook_url(url, allow_private=True)
+    except PermanentError as exc:
+        raise ValueError(str(exc)) from exc
+    row = WebhookEndpointRow(id=new_event_id("whe"), customer_id=customer_id, url=url,
+                             secret=secret or "whsec_" + secrets.token_urlsafe(32),
+                             enabled=True, created_at=now)
+    session.add(row)
+    session.flush()
+    return WebhookEndpoint(row.id, row.customer_id, row.url, row.secret, row.enabled)
+
+
+def list_webhook_endpoints(session: Session, customer_id: str) -> list[WebhookEndpoint]:
+    rows = session.scalars(select(WebhookEndpointRow).where(
+        WebhookEndpointRow.customer_id == customer_id).order_by(WebhookEndpointRow.created_at))
+    return [WebhookEndpoint(r.id, r.customer_id, r.url, r.secret, r.enabled) for r in rows]
+
+
+def disable_webhook_endpoint(session: Session, endpoint_id: str) -> bool:
+    result = session.execute(update(WebhookEndpointRow).where(
+        WebhookEndpointRow.id == endpoint_id).values(enabled=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# -- notify --------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _insert_ignore(session: Session, values: dict[str, Any]) -> bool:
+    """Insert one notification unless its dedup key exists. True when inserted."""
+    stmt: Any
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = pg_insert(Notification).values(**values).on_conflict_do_nothing(
+            constraint="uq_notification_dedup")
+    else:
+        stmt = sqlite_insert(Notification).values(**values).on_conflict_do_nothing()
+    return bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _failed_event(session: Session, row: Mapping[str, Any], now: datetime, error: str,
+                  dead: bool = False) -> None:
+    add_event(session, "notification.failed", row["customer_id"], {
+        "notification_id": row["id"], "template": row["template"], "channel": row["channel"],
+        "category": row["category"], "rule_id": row["rule_id"] or None,
+        "event_id": row["event_id"], "attempts": row.get("attempts", 0), "error": error,
+        "dead_lettered": dead,
+    }, time=now)
+
+
+def notify(
+    session: Session,
+    *,
+    customer: Mapping[str, Any],
+    template: str,
+    channels: Sequence[str],
+    data: Mapping[str, Any],
+    event_id: str,
+    rule_id: str | None = None,
+    category: str | None = None,
+    urgent: bool = False,
+    now: datetime,
+    digest: timedelta | None = None,
+    renderer: Renderer | None = None,
+) -> list[NotifyResult]:
+    """Record one notification per channel in the caller's transaction; send nothing.
+
+    `customer` is a plain dict with at least `id`, and `email` / `phone` / `locale` /
+    `timezone` as the channels need. The same (rule_id, event_id, channel) is recorded once:
+    a redelivered event gives `duplicate`. An opted-out channel or category gives
+    `skipped` unless the category is transactional. A template that fails to render gives
+    `failed` (with the reason, and a `notification.failed` event). Outside `urgent`, email
+    and SMS wait for the end of the customer's quiet hours. With `digest`, the message
+    waits up to that long and goes out together with the others of the same template
+    and channel that arrive in the window (one digest message).
+    """
+    now = ensure_aware(now, "now")
+    customer_id = str(customer.get("id") or "")
+    if not customer_id:
+        raise ValueError("notify: customer has no id")
+    for channel in channels:
+        if channel not in CHANNELS:
+            raise ValueError(f"notify: unknown channel {channel!r}; channels are {CHANNELS}")
+    category = category or TEMPLATE_CATEGORIES.get(template, "general")
+    rule_key = rule_id or ""
+    renderer = renderer or _default_renderer()
+    locale = str(customer.get("locale") or "en")
+    snapshot = _jsonable({k: customer[k] for k in ("id", "name", "email", "phone", "locale",
+                                                   "timezone") if k in customer})
+    prefs = get_preferences(session, customer_id)
+    results: list[NotifyResult] = []
+
+    existing = {
+        (row.channel, row.target): row
+        for row in session.execute(
+            select(Notification.channel, Notification.target, Notification.id,
+                   Notification.status).where(Notification.rule_id == rule_key,
+                                              Notification.event_id == event_id))
+    }
+
+    for channel in dict.fromkeys(channels):
+        targets: list[tuple[str, str | None]]
+        if channel == "webhook":
+            endpoints = [e for e in list_webhook_endpoints(session, customer_id) if e.enabled]
+            targets = [(e.id, e.url) for e in endpoints] or [("", None)]
+        elif channel == "email":
+            targets = [("", customer.get("email"))]
+        elif channel == "sms":
+            targets = [("", customer.get("phone"))]
+        else:
+            targets = [("", customer_id)]
+
+        for target, recipient in targets:
+            seen = existing.get((channel, target))
+            if seen is not None:
+                results.append(NotifyResult(channel, "duplicate", seen.id,
+                                            f"already recorded ({seen.status})", target=target))
+                continue
+            row: dict[str, Any] = {
+                "id": new_event_id("ntf"), "customer_id": customer_id, "template": template,
+                "channel": channel, "category": category, "rule_id": rule_key,
+                "event_id": event_id, "target": target, "recipient": recipient,
+                "locale": locale, "urgent": urgent, "customer": snapshot, "attempts": 0,
+                "next_attempt_at": now, "created_at": now, "updated_at": now,
+                "content": None, "error": None, "digest_key": None,
+            }
+            status, reason, deliver_at = _decide(row, prefs, channel, category, recipient,
+                                                 urgent, now, digest, session)
+            if status == m.PENDING or status == m.DIGEST:
+                try:
+                    rendered = renderer.render(template, channel, data, locale, customer)
+                except TemplateError as exc:
+                    status, reason = m.FAILED, str(exc)
+                else:
+                    row["content"] = rendered.to_dict()
+                    row["locale"] = rendered.locale
+            row["status"] = status
+            row["error"] = reason if status in (m.FAILED, m.SKIPPED) else None
+            if deliver_at is not None:
+                row["next_attempt_at"] = deliver_at
+            if not _insert_ignore(session, row):
+                results.append(NotifyResult(channel, "duplicate", None,
+                                            "recorded concurrently", target=target))
+                continue
+            if status == m.FAILED:
+                log.warning("notification %s failed: %s", row["id"], reason)
+                _failed_event(session, row, now, reason or "failed")
+            results.append(NotifyResult(channel, status, row["id"], reason,
+                                        row["next_attempt_at"], target))
+    return results
+
+
+def _decide(row: dict[str, Any], prefs: Preferences, channel: str, category: str,
+            recipient: str | None, urgent: bool, now: datetime, digest: timedelta | None,
+            session: Session) -> tuple[str, str | None, datetime | None]:
+    if not prefs.allows(channel, category):
+        what = "channel" if channel in prefs.opted_out_channels else "category"
+        return m.SKIPPED, f"customer opted out of {what} " \
+            f"{channel if what == 'channel' else category}", None
+    if channel == "webhook" and recipient is None:
+        return m.SKIPPED, "customer has no webhook endpoint", None
+    if not recipient:
+        missing = {"email": "email address", "sms": "phone number"}.get(channel, "address")
+        return m.FAILED, f"customer has no {missing}", None
+    if digest is not None and channel != "webhook":
+        key = f"{row['customer_id']}|{channel}|{row['template']}"
+        row["digest_key"] = key
+        window_end = session.scalar(select(func.min(Notification.next_attempt_at)).where(
+            Notification.digest_key == key, Notification.status == m.DIGEST))
+        return m.DIGEST, None, window_end or now + digest
+    if not urgent and channel in QUIET_HOURS_CHANNELS:
+        until = quiet_hours_end(now, prefs, row["customer"].get("timezone"))
+        if until is not None:
+            return m.PENDING, None, until
+    return m.PENDING, None, None
+
+
+# -- digests -------------------------------------------------------------------------------
+
+
+def flush_digests(session: Session, *, now: datetime, renderer: Renderer | None = None) -> int:
+    """Close every digest window that has ended: one waiting message goes out as itself,
+    several go out as one `digest` message. Returns how many digest messages were made."""
+    rows = session.scalars(select(Notification).where(
+        Notification.status == m.DIGEST, Notification.next_attempt_at <= now
+    ).order_by(Notification.digest_key, Notification.created_at, Notification.id)).all()
+    groups: dict[str, list[Notification]] = defaultdict(list)
+    for row in rows:
+        groups[row.digest_key or row.id].append(row)
+    renderer = renderer or _default_renderer()
+    made = 0
+    for items in groups.values():
+        first = items[0]
+        prefs = get_preferences(session, first.customer_id)
+        deliver_at = now
+        if first.channel in QUIET_HOURS_CHANNELS and not any(i.urgent for i in items):
+            deliver_at = quiet_hours_end(now, prefs, (first.customer or {}).get("timezone")) \
+                or now
+        if len(items) == 1:
+            first.status, first.next_attempt_at, first.updated_at = m.PENDING, deliver_at, now
+            continue
+        summaries = [{"template": i.template,
+                      "summary": Rendered.from_dict(i.content).summary() if i.content
+                      else i.template, "time": i.created_at.isoformat()} for i in items]
+        digest_row: dict[str, Any] = {
+            "id": new_event_id("ntf"), "customer_id": first.customer_id, "template": "digest",
+            "channel": first.channel, "category": first.category, "rule_id": "digest",
+            "event_id": first.id, "target": first.target, "recipient": first.recipient,
+            "locale": first.locale, "urgent": False, "customer": first.customer,
+            "attempts": 0, "next_attempt_at": deliver_at, "created_at": now,
+            "updated_at": now, "digest_key": None, "error": None, "content": None,
+            "status": m.PENDING,
+        }
+        try:
+            rendered = renderer.render("digest", first.channel, {"items": summaries},
+                                       first.locale, first.customer or {"id": first.customer_id})
+            digest_row["content"] = rendered.to_dict()
+        except TemplateError as exc:
+            digest_row["status"], digest_row["error"] = m.FAILED, str(exc)
+            _failed_event(session, digest_row, now, str(exc))
+        session.execute(insert(Notification).values(**digest_row))
+        for item in items:
+            item.status, item.digest_id, item.updated_at = m.DIGESTED, digest_row["id"], now
+        made += 1
+    session.flush()
+    return made
+
+
+# -- delivery ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Claimed:
+    id: str
+    customer_id: str
+    channel: str
+    template: str
+    category: str
+    rule_id: str
+    event_id: str
+    target: str
+    recipient: str | None
+    content: dict[str, Any] | None
+    attempts: int
+    created_at: datetime
+
+
+def _claim(db: Database, channel_names: Sequence[str], now: datetime, limit: int,
+           lease: timedelta) -> list[_Claimed]:
+    with db.session() as session:
+        due = or_(
+            (Notification.status == m.PENDING) & (Notification.next_attempt_at <= now),
+            (Notification.status == m.SENDING) & (Notification.lease_until < now),
+        )
+        stmt = (select(Notification).where(due, Notification.channel.in_(channel_names))
+                .order_by(Notification.next_attempt_at, Notification.id).limit(limit))
+        if db.is_postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = session.scalars(stmt).all()
+        claimed = []
+        for row in rows:
+            row.status = m.SENDING
+            row.lease_until = now + lease
+            row.attempts += 1
+            row.updated_at = now
+            claimed.append(_Claimed(row.id, row.customer_id, row.channel, row.template,
+                                    row.category, row.rule_id, row.event_id, row.target,
+                                    row.recipient, row.content, row.attempts, row.created_at))
+        return claimed
+
+
+def _secrets(db: Database, claimed: Sequence[_Claimed]) -> dict[str, str]:
+    ids = {c.target for c in claimed if c.channel == "webhook" and c.target}
+    if not ids:
+        return {}
+    with db.session() as session:
+        return {r.id: r.secret for r in session.scalars(select(WebhookEndpointRow).where(
+            WebhookEndpointRow.id.in_(ids), WebhookEndpointRow.enabled.is_(True)))}
+
+
+def _event_props(c: _Claimed) -> dict[str, Any]:
+    return {"notification_id": c.id, "template": c.template, "channel": c.channel,
+            "category": c.category, "rule_id": c.rule_id or None, "event_id": c.event_id,
+            "attempts": c.attempts}
+
+
+def deliver_pending(
+    db: Database,
+    channels: Channels,
+    *,
+    now: datetime,
+    limit: int = 1000,
+    batch: int = 200,
+    lease: timedelta = DEFAULT_LEASE,
+    renderer: Renderer | None = None,
+) -> DeliveryReport:
+    """Send what is due at `now` (at most `limit` messages), in batches of `batch`.
+
+    Each message is marked in its own transaction right after its send: sent (and
+    `notification.sent`), pending again with exponential backoff after a transient error,
+    or failed / dead-lettered (and `notification.failed`). Closes digest windows first.
+    Channels that are not configured keep their messages pending."""
+    now = ensure_aware(now, "now")
+    report = DeliveryReport()
+    with db.session() as session:
+        report.digests = flush_digests(session, now=now, renderer=renderer)
+    names = channels.names()
+    remaining = limit
+    seen: set[str] = set()
+    while remaining > 0:
+        claimed = [c for c in _claim(db, names, now, min(batch, remaining), lease)
+                   if c.id not in seen]
+        if not claimed:
+            break
+        remaining -= len(claimed)
+        secrets_by_endpoint = _secrets(db, claimed)
+        for c in claimed:
+            seen.add(c.id)
+            channel = channels.get(c.channel)
+            assert channel is not None
+            _deliver_one(db, channel, c, secrets_by_endpoint.get(c.target), now, report)
+    return report
+
+
+def _deliver_one(db: Database, channel: Channel, c: _Claimed, secret: str | None,
+                 now: datetime, report: DeliveryReport) -> None:
+    error: str | None = None
+    permanent = False
+    provider_id: str | None = None
+    message: Outgoing | None = None
+    try:
+        if c.content is None:
+            raise PermanentError("nothing rendered to send")
+        message = Outgoing(c.id, c.customer_id, c.channel, c.template, c.category,
+                           c.recipient, Rendered.from_dict(c.content), c.created_at,
+                           c.attempts, secret)
+    except PermanentError as exc:
+        error, permanent = str(exc), True
+
+    if message is not None and not channel.transactional:
+        try:
+            provider_id = channel.send(message)
+        except PermanentError as exc:
+            error, permanent = str(exc), True
+        except TransientError as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug in a provider must not kill the run
+            log.exception("channel %s crashed on %s", c.channel, c.id)
+            error = f"{type(exc).__name__}: {exc}"
+
+    with db.session() as session:
+        if message is not None and channel.transactional and error is None:
+            try:
+                with session.begin_nested():
+                    provider_id = channel.send(message, session)
+            except PermanentError as exc:
+                error, permanent = str(exc), True
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        mine = (Notification.id == c.id) & (Notification.status == m.SENDING) & \
+            (Notification.attempts == c.attempts)
+        if error is None:
+            done = session.execute(update(Notification).where(mine).values(
+                status=m.SENT, sent_at=now, updated_at=now, lease_until=None, error=None,
+                provider_id=provider_id))
+            if done.rowcount:  # type: ignore[attr-defined]
+                add_event(session, "notification.sent", c.customer_id, _event_props(c), time=now)
+                report.sent += 1
+            return
+        policy = channel.retry
+        if not permanent and c.attempts < policy.max_attempts:
+            session.execute(update(Notification).where(mine).values(
+                status=m.PENDING, next_attempt_at=now + policy.delay(c.attempts),
+                lease_until=None, updated_at=now, error=error))
+            report.retried += 1
+            report.errors.append(f"{c.id}: {error}")
+            return
+        status = m.FAILED if permanent else m.DEAD
+        done = session.execute(update(Notification).where(mine).values(
+            status=status, lease_until=None, updated_at=now, error=error))
+        if done.rowcount:  # type: ignore[attr-defined]
+            props = _event_props(c) | {"error": error, "dead_lettered": not permanent}
+            add_event(session, "notification.failed", c.customer_id, props, time=now)
+        if permanent:
+            report.failed += 1
+        else:
+            report.dead += 1
+        report.errors.append(f"{c.id}: {error}")
+
+
+# -- dead letters and queries --------------------------------------------------------------
+
+
+def _notification_dict(row: Notification) -> dict[str, Any]:
+    return {"id": row.id, "customer_id": row.customer_id, "template": row.template,
+            "channel": row.channel, "category": row.category, "rule_id": row.rule_id or None,
+            "event_id": row.event_id, "target": row.target or None, "recipient": row.recipient,
+            "status": row.status, "attempts": row.attempts, "error": row.error,
+            "next_attempt_at": row.next_attempt_at, "created_at": row.created_at,
+            "sent_at": row.sent_at, "digest_id": row.digest_id}
+
+
+def list_notifications(session: Session, *, customer_id: str | None = None,
+                       status: str | None = None, channel: str | None = None,
+                       limit: int = 100) -> list[dict[str, Any]]:
+    """Recorded notifications, newest first (for the console and the API)."""
+    stmt = select(Notification).order_by(Notification.created_at.desc(),
+                                         Notification.id.desc()).limit(limit)
+    if customer_id is not None:
+        stmt = stmt.where(Notification.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(Notification.status == status)
+    if channel is not None:
+        stmt = stmt.where(Notification.channel == channel)
+    return [_notification_dict(r) for r in session.scalars(stmt)]
+
+
+def list_dead_letters(session: Session, *, limit: int = 100) -> list[dict[str, Any]]:
+    return list_notifications(session, status=m.DEAD, limit=limit)
+
+
+def retry_dead_letter(session: Session, notification_id: str, *, now: datetime) -> bool:
+    """Put a dead-lettered notification back in the queue with fresh attempts."""
+    result = session.execute(update(Notification).where(
+        Notification.id == notification_id, Notification.status == m.DEAD).values(
+        status=m.PENDING, attempts=0, next_attempt_at=now, updated_at=now))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# -- the in-app feed -----------------------------------------------------------------------
+
+
+def list_feed(session: Session, customer_id: str, *, unread_only: bool = False,
+              limit: int = 50, before: datetime | None = None) -> list[dict[str, Any]]:
+    """A customer's in-app notifications, newest first. `before` pages back in time."""
+    stmt = select(InAppMessage).where(InAppMessage.customer_id == customer_id)
+    if unread_only:
+        stmt = stmt.where(InAppMessage.read_at.is_(None))
+    if before is not None:
+        stmt = stmt.where(InAppMessage.created_at < before)
+    stmt = stmt.order_by(InAppMessage.created_at.desc(), InAppMessage.id.desc()).limit(limit)
+    return [{"id": r.id, "template": r.template, "category": r.category, "title": r.title,
+             "body": r.body, "action_url": r.action_url, "created_at": r.created_at,
+             "read": r.read_at is not None, "read_at": r.read_at}
+            for r in session.scalars(stmt)]
+
+
+def unread_count(session: Session, customer_id: str) -> int:
+    return int(session.scalar(select(func.count()).select_from(InAppMessage).where(
+        InAppMessage.customer_id == customer_id, InAppMessage.read_at.is_(None))) or 0)
+
+
+def mark_read(session: Session, customer_id: str, ids: Sequence[str] | None = None, *,
+              now: datetime) -> int:
+    """Mark the given feed entries (all when `ids` is None) read. Only the customer's own
+    entries change; returns how many did."""
+    stmt = update(InAppMessage).where(InAppMessage.customer_id == customer_id,
+                                      InAppMessage.read_at.is_(None))
+    if ids is not None:
+        stmt = stmt.where(InAppMessage.id.in_(list(ids)))
+    return int(session.execute(stmt.values(read_at=now)).rowcount)  # type: ignore[attr-defined]
