@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 
 PathT = tuple[str | int, ...]
@@ -146,11 +146,20 @@ def load_schema(package: str, name: str) -> dict[str, Any]:
     return data
 
 
+# JSON Schema counts 49.0 as an integer; in YAML it is a float, and a float is never money.
+_StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+
+
 @cache
-def _validator(package: str, name: str) -> Draft202012Validator:
+def _validator(package: str, name: str) -> Any:
     schema = load_schema(package, name)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    return _StrictValidator(schema, format_checker=FormatChecker())
 
 
 def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:

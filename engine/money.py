@@ -120,7 +120,7 @@ class Rounder:
 
     Built once per catalog so the hot pricing path does one `quantize` per line."""
 
-    __slots__ = ("_rounding", "currency", "mode", "quantum")
+    __slots__ = ("_rounding", "currency", "mode", "mode_constant", "quantum")
 
     def __init__(self, currency: str, mode: str = "half_up") -> None:
         if mode not in ROUNDING_MODES:
@@ -129,6 +129,7 @@ class Rounder:
         self.mode = mode
         self.quantum = quantum(currency)
         self._rounding = ROUNDING_MODES[mode]
+        self.mode_constant = self._rounding  # for hot loops that call quantize directly
 
     def __call__(self, amount: Decimal) -> Decimal:
         return amount.quantize(self.quantum, rounding=self._rounding)

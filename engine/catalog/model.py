@@ -86,6 +86,8 @@ class Price:
     divide_by: int | None = None
     round: str = "up"
     free_units_given: bool = False
+    # The pricing engine's compiled amount function, attached on first use (engine.pricing).
+    compiled: Any = dc_field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class Plan:
     minimum_amount: Decimal = Decimal(0)
     upgrade_to: tuple[str, ...] = ()
     description: str = ""
+    # The pricing engine's compiled price list, attached on first use (engine.pricing).
+    compiled: Any = dc_field(default=None, init=False, repr=False, compare=False)
 
     def price(self, price_id: str) -> Price:
         for p in self.prices:

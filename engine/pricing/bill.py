@@ -1,21 +1,21 @@
 """A plan priced for one period: lines rounded once each, discounts, minimum commitment, tax.
 
-`price_period` is the one function the quote, the simulator and live invoicing all call.
+`price_period` is the one function the quote, the simulator and live invoicing all call. Its
+hot path computes only amounts (one compiled function per price); the lines with their tier
+breakdown are built when first read, from the same prices and quantities.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from dataclasses import field as dc_field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.catalog.model import Catalog, Plan, Price
 from engine.money import HUNDRED, ZERO, Rounder
 from engine.periods import Period
-from engine.pricing.charges import TierUse, charge
+from engine.pricing.charges import TierUse, amount_fn, charge
 from engine.pricing.discounts import Discount
 from engine.pricing.taxes import NO_TAX, TaxDecision
 from engine.pricing.usage import MetricUsage
@@ -25,8 +25,7 @@ BOTH_TIMINGS = frozenset({"in_advance", "in_arrears"})
 _NO_USAGE = MetricUsage(ZERO)
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     price_id: str
     name: str
     model: str
@@ -40,26 +39,107 @@ class Line:
     note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class AppliedDiscount:
+class AppliedDiscount(NamedTuple):
     source: str
     reason: str
     amount: Decimal  # rounded, positive
 
 
-@dataclass(frozen=True, slots=True)
+# A priced line before it is shown: (price, quantity before transform, transactions, rounded
+# amount, note). A plain tuple: the hot path builds millions of them.
+_Row = tuple[Price, Decimal, "tuple[Decimal, ...] | None", Decimal, str]
+
+
+def _materialise(row: _Row | Line, period: Period) -> Line:
+    if isinstance(row, Line):
+        return row
+    price, quantity, transactions, amount, note = row
+    detail = charge(price, quantity, transactions)
+    return Line(
+        price.id,
+        price.name,
+        price.model,
+        price.timing,
+        detail.quantity,
+        amount,
+        detail.tiers,
+        "charge",
+        period,
+        detail.detail,
+        note,
+    )
+
+
+def _compiled_prices(plan: Plan) -> tuple[tuple[Price, Any, str | None, bool, bool], ...]:
+    compiled = plan.compiled
+    if compiled is None:
+        compiled = tuple((p, amount_fn(p), p.metric, p.timing == "in_advance", p.prorate) for p in plan.prices)
+        object.__setattr__(plan, "compiled", compiled)  # a cache on an immutable value
+    return compiled
+
+
 class Bill:
-    plan: str
-    currency: str
-    period: Period
-    lines: tuple[Line, ...]
-    subtotal: Decimal
-    discount: Decimal
-    tax: Decimal
-    total: Decimal
-    discounts: tuple[AppliedDiscount, ...] = ()
-    tax_decision: TaxDecision = NO_TAX
-    rules: tuple[Mapping[str, Any], ...] = dc_field(default=())
+    """A priced period. Totals are computed eagerly; lines (with tier breakdowns) on first read."""
+
+    __slots__ = (
+        "_amounts",
+        "_lines",
+        "_pricer",
+        "_quantity",
+        "_usage",
+        "discount",
+        "discounts",
+        "subtotal",
+        "tax",
+        "total",
+    )
+
+    def __init__(
+        self,
+        pricer: PeriodPricer,
+        quantity: Decimal,
+        usage: Mapping[str, MetricUsage],
+        amounts: list[Decimal],
+        subtotal: Decimal,
+        discount: Decimal,
+        tax: Decimal,
+        total: Decimal,
+        discounts: tuple[AppliedDiscount, ...],
+    ) -> None:
+        self._pricer = pricer
+        self._quantity = quantity
+        self._usage = usage
+        self._amounts = amounts  # of the variable prices, in order; then the extra lines
+        self._lines: tuple[Line, ...] | None = None
+        self.subtotal = subtotal
+        self.discount = discount
+        self.tax = tax
+        self.total = total
+        self.discounts = discounts
+
+    plan = property(lambda self: self._pricer._plan.id)
+    currency = property(lambda self: self._pricer._catalog.currency)
+    period = property(lambda self: self._pricer._period)
+    tax_decision = property(lambda self: self._pricer._tax)
+    rules = property(lambda self: self._pricer._rules)
+
+    def _rows(self) -> list[_Row | Line]:
+        return self._pricer.rows(self._quantity, self._usage, self._amounts)
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        if self._lines is None:
+            period = self._pricer._period
+            self._lines = tuple(_materialise(r, period) for r in self._rows())
+        return self._lines
+
+    @property
+    def line_amounts(self) -> tuple[Decimal, ...]:
+        """The rounded line amounts in order, without building the lines."""
+        return tuple(r.amount if isinstance(r, Line) else r[3] for r in self._rows())
+
+    def __repr__(self) -> str:
+        return f"Bill(plan={self.plan!r}, period={self.period}, total={self.total} {self.currency})"
 
 
 def coverage(period: Period, start: date | None, end: date | None) -> tuple[int, int]:
@@ -79,30 +159,33 @@ def price_line(
     covered: tuple[int, int] | None = None,
     note: str = "",
 ) -> Line:
-    """One price for one period. `covered` = (days, period days) prorates an in-advance price."""
+    """One price for one period, as a full line. `covered` = (days, period days) prorates."""
+    row = _price_row(price, rounder, quantity, usage, covered, note)
+    return _materialise(row, period or Period(date.min, date.max))._replace(period=period)
+
+
+def _price_row(
+    price: Price,
+    rounder: Rounder,
+    quantity: Decimal,
+    usage: Mapping[str, MetricUsage],
+    covered: tuple[int, int] | None,
+    note: str,
+) -> _Row:
     if price.metric is None:
-        result = charge(price, quantity)
+        q, tx = quantity, None
     else:
         u = usage.get(price.metric, _NO_USAGE)
-        result = charge(price, u.quantity, u.transactions)
-    amount = result.amount
-    if covered is not None and covered[0] != covered[1]:
-        amount = amount * covered[0] / covered[1] if price.prorate else amount
+        q, tx = u.quantity, u.transactions
+    if q < ZERO:
+        raise ValueError(f"price {price.id}: quantity {q} is negative")
+    amount = amount_fn(price)(q, tx)
+    if covered is not None and covered[0] != covered[1] and price.timing == "in_advance":
         if covered[0] == 0:
             amount = ZERO
-    return Line(
-        price.id,
-        price.name,
-        price.model,
-        price.timing,
-        result.quantity,
-        rounder(amount),
-        result.tiers,
-        "charge",
-        period,
-        result.detail,
-        note,
-    )
+        elif price.prorate:
+            amount = amount * covered[0] / covered[1]
+    return (price, q, tx, rounder(amount), note)
 
 
 def minimum_true_up(
@@ -130,28 +213,23 @@ def minimum_true_up(
 
 
 def apply_discounts(
-    lines: Sequence[Line], discounts: Sequence[Discount], rounder: Rounder
+    lines: Sequence[Line | _Row], discounts: Sequence[Discount], rounder: Rounder
 ) -> tuple[Decimal, tuple[AppliedDiscount, ...]]:
     """Apply discounts in order, each on what the previous ones left of the lines it targets.
 
     Each discount is rounded once; together they never exceed the positive lines."""
-    remaining = [line.amount if line.amount > ZERO else ZERO for line in lines]
+    ids = [x.price_id if isinstance(x, Line) else x[0].id for x in lines]
+    amounts = [x.amount if isinstance(x, Line) else x[3] for x in lines]
+    remaining = [a if a > ZERO else ZERO for a in amounts]
     applied = []
     total = ZERO
     for d in discounts:
-        targets = [
-            i for i, line in enumerate(lines) if (not d.prices or line.price_id in d.prices) and remaining[i] > ZERO
-        ]
+        targets = [i for i, pid in enumerate(ids) if (not d.prices or pid in d.prices) and remaining[i] > ZERO]
         base = sum((remaining[i] for i in targets), ZERO)
         if base <= ZERO:
             continue
-        if d.percent is not None:
-            off = base * d.percent / HUNDRED
-        else:
-            off = min(d.amount or ZERO, base)
-        off = rounder(off)
-        if off > base:
-            off = base
+        off = base * d.percent / HUNDRED if d.percent is not None else min(d.amount or ZERO, base)
+        off = min(rounder(off), base)
         # Spread over the targeted lines in proportion, so a later discount on one price
         # sees what this one left of it.
         for i in targets:
@@ -159,6 +237,163 @@ def apply_discounts(
         applied.append(AppliedDiscount(d.source, d.reason, off))
         total += off
     return total, tuple(applied)
+
+
+class PeriodPricer:
+    """Prices one plan for one period, for one or many customers.
+
+    Everything that does not depend on the customer (which prices apply, proration, trial,
+    rounding, flat fees) is worked out once here; `bill()` is the per-customer hot path that
+    quotes, billing runs and the simulator share.
+    """
+
+    __slots__ = (
+        "_catalog",
+        "_covered",
+        "_discounts",
+        "_extra",
+        "_fixed",
+        "_fixed_total",
+        "_minimum",
+        "_mode",
+        "_period",
+        "_plan",
+        "_prices",
+        "_quantum",
+        "_rounder",
+        "_rules",
+        "_tax",
+        "_trial_note",
+        "_variable",
+    )
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        plan: Plan,
+        period: Period,
+        *,
+        timings: Collection[str] = BOTH_TIMINGS,
+        charge_from: date | None = None,
+        charge_until: date | None = None,
+        trial_end: date | None = None,
+        discounts: Sequence[Discount] = (),
+        tax: TaxDecision = NO_TAX,
+        minimum: bool = True,
+        extra_lines: Sequence[Line] = (),
+        rules: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        rounder = catalog.rounder
+        self._catalog, self._plan, self._period, self._rounder = catalog, plan, period, rounder
+        self._quantum, self._mode = rounder.quantum, rounder.mode_constant
+        start = charge_from
+        if trial_end is not None and (start is None or trial_end > start):
+            start = trial_end
+        covered = coverage(period, start, charge_until) if (start or charge_until) else None
+        self._covered = covered if covered is not None and covered[0] != covered[1] else None
+        in_trial = trial_end is not None and trial_end > period.start
+        self._trial_note = "trial" if in_trial and covered is not None and covered[0] == 0 else ""
+        want_advance = "in_advance" in timings
+        want_arrears = "in_arrears" in timings
+        # A flat fee that is neither prorated nor waived is the same for every customer: it is
+        # priced once here, and `bill()` loops over the variable prices only.
+        fixed: list[tuple[int, Decimal]] = []
+        variable: list[tuple[int, Price, Any, str | None, Decimal | None, bool]] = []
+        position = 0
+        for price, fn, metric, advance, _prorate in _compiled_prices(plan):
+            if (advance and not want_advance) or (not advance and not want_arrears):
+                continue
+            if price.model == "flat" and (not advance or self._covered is None):
+                fixed.append((position, fn(ONE, None).quantize(self._quantum, self._mode)))
+            else:
+                # A plain per-unit price on the subscription quantity is inlined in `bill()`.
+                unit = (
+                    price.unit_amount if price.model == "per_unit" and metric is None and not price.divide_by else None
+                )
+                variable.append((position, price, fn, metric, unit, advance and self._covered is not None))
+            position += 1
+        self._fixed = tuple(fixed)
+        self._fixed_total = sum((a for _, a in fixed), ZERO)
+        self._variable = tuple(variable)
+        self._prices = tuple(
+            price
+            for price, _, _, advance, _ in _compiled_prices(plan)
+            if (advance and want_advance) or (not advance and want_arrears)
+        )
+        self._minimum = minimum and want_advance and want_arrears and plan.minimum_amount > ZERO
+        self._extra = tuple(extra_lines)
+        self._discounts = tuple(discounts)
+        self._tax = tax
+        self._rules = tuple(rules)
+
+    def bill(self, quantity: Decimal = ONE, usage: Mapping[str, MetricUsage] | None = None) -> Bill:
+        if quantity < ZERO:
+            raise ValueError(f"quantity {quantity} is negative")
+        usage = usage or {}
+        quantum, mode, covered = self._quantum, self._mode, self._covered
+        amounts: list[Decimal] = []
+        append = amounts.append
+        subtotal = self._fixed_total
+        # The hot path of every quote, invoice and simulation: kept flat on purpose.
+        for _, price, fn, metric, unit, prorated in self._variable:
+            if unit is not None:
+                amount = quantity * unit
+            elif metric is None:
+                amount = fn(quantity, None)
+            else:
+                u = usage.get(metric, _NO_USAGE)
+                if u.quantity < ZERO:
+                    raise ValueError(f"price {price.id}: quantity {u.quantity} is negative")
+                amount = fn(u.quantity, u.transactions)
+            if prorated:
+                assert covered is not None
+                if covered[0] == 0:
+                    amount = ZERO
+                elif price.prorate:
+                    amount = amount * covered[0] / covered[1]
+            amount = amount.quantize(quantum, mode)
+            append(amount)
+            subtotal += amount
+        if self._minimum:
+            true_up = minimum_true_up(self._plan, self._rounder, subtotal, covered, self._period)
+            if true_up is not None:
+                append(true_up.amount)
+                subtotal += true_up.amount
+        for line in self._extra:
+            subtotal += line.amount
+        if self._discounts:
+            discount, applied = apply_discounts(self.rows(quantity, usage, amounts), self._discounts, self._rounder)
+        else:
+            discount, applied = ZERO, ()
+        taxable = subtotal - discount
+        rate = self._tax.rate
+        tax_amount = (taxable * rate / HUNDRED).quantize(quantum, mode) if rate else ZERO
+        return Bill(self, quantity, usage, amounts, subtotal, discount, tax_amount, taxable + tax_amount, applied)
+
+    def rows(
+        self, quantity: Decimal, usage: Mapping[str, MetricUsage], amounts: Sequence[Decimal]
+    ) -> list[_Row | Line]:
+        """The bill's rows in order, rebuilt from the prices and the variable amounts."""
+        by_position: dict[int, Decimal] = dict(self._fixed)
+        for (position, *_), amount in zip(self._variable, amounts, strict=False):
+            by_position[position] = amount
+        rows: list[_Row | Line] = []
+        charged = ZERO
+        for position, price in enumerate(self._prices):
+            if price.metric is None:
+                q, tx = quantity, None
+            else:
+                u = usage.get(price.metric, _NO_USAGE)
+                q, tx = u.quantity, u.transactions
+            note = self._trial_note if price.timing == "in_advance" else ""
+            rows.append((price, q, tx, by_position[position], note))
+            charged += by_position[position]
+        if len(amounts) > len(self._variable):  # the minimum commitment true-up
+            true_up = minimum_true_up(self._plan, self._rounder, charged, self._covered, self._period)
+            assert true_up is not None
+            rows.append(true_up)
+        rows.extend(self._extra)
+        return rows
 
 
 def price_period(
@@ -186,49 +421,22 @@ def price_period(
     - the minimum commitment tops up the period's charges;
     - discounts apply in order, then tax on what is left. The total is the sum of rounded
       figures, so it always equals what the lines say.
+
+    For many customers on the same plan and period, build one `PeriodPricer` and call its
+    `bill()` per customer: the same code without the per-call setup.
     """
-    if quantity < ZERO:
-        raise ValueError(f"quantity {quantity} is negative")
-    rounder = catalog.rounder
-    usage = usage or {}
-    start = charge_from
-    if trial_end is not None and (start is None or trial_end > start):
-        start = trial_end
-    covered = coverage(period, start, charge_until) if (start or charge_until) else None
-    in_trial = trial_end is not None and trial_end > period.start
-    lines: list[Line] = []
-    for price in plan.prices:
-        if price.timing not in timings:
-            continue
-        if price.timing == "in_advance":
-            note = "trial" if in_trial and covered is not None and covered[0] == 0 else ""
-            lines.append(
-                price_line(price, rounder, quantity=quantity, usage=usage, period=period, covered=covered, note=note)
-            )
-        else:
-            lines.append(price_line(price, rounder, quantity=quantity, usage=usage, period=period))
-    if minimum and plan.minimum_amount > ZERO and timings == BOTH_TIMINGS:
-        true_up = minimum_true_up(plan, rounder, sum((x.amount for x in lines), ZERO), covered, period)
-        if true_up is not None:
-            lines.append(true_up)
-    lines.extend(extra_lines)
-    subtotal = sum((x.amount for x in lines), ZERO)
-    if discounts:
-        discount, applied = apply_discounts(lines, discounts, rounder)
-    else:
-        discount, applied = ZERO, ()
-    taxable = subtotal - discount
-    tax_amount = rounder(taxable * tax.rate / HUNDRED) if tax.rate else ZERO
-    return Bill(
-        plan.id,
-        catalog.currency,
+    pricer = PeriodPricer(
+        catalog,
+        plan,
         period,
-        tuple(lines),
-        subtotal,
-        discount,
-        tax_amount,
-        taxable + tax_amount,
-        applied,
-        tax,
-        tuple(rules),
+        timings=timings,
+        charge_from=charge_from,
+        charge_until=charge_until,
+        trial_end=trial_end,
+        discounts=discounts,
+        tax=tax,
+        minimum=minimum,
+        extra_lines=extra_lines,
+        rules=rules,
     )
+    return pricer.bill(quantity, usage)

@@ -165,3 +165,70 @@ def charge(price: Price, quantity: Decimal, transactions: Sequence[Decimal] | No
     if quantity < ZERO:
         raise ValueError(f"price {price.id}: quantity {quantity} is negative")
     return MODELS[price.model](price, transform(price, quantity), transactions)
+
+
+AmountFn = Callable[[Decimal, Sequence[Decimal] | None], Decimal]
+
+
+def _compile(price: Price) -> AmountFn:
+    """A specialised function computing only the exact amount: the hot path of quotes,
+    billing runs and simulations. `charge()` stays the reference (tiers, details); a
+    property test holds the two equal."""
+    model = price.model
+    fn: AmountFn
+    if model == "flat":
+        constant = price.amount
+
+        def fn(q: Decimal, tx: Sequence[Decimal] | None) -> Decimal:
+            return constant
+
+        return fn  # a flat fee takes no transform
+    if model == "per_unit":
+        unit = price.unit_amount
+
+        def fn(q: Decimal, tx: Sequence[Decimal] | None) -> Decimal:
+            return q * unit
+    elif model == "graduated":
+        # (upper bound, lower bound, unit amount, amount due at the lower bound including
+        # this tier's flat fee): a quantity costs one scan and one multiply-add. Exact: the
+        # cumulative amounts are sums of exact products.
+        table = []
+        lower = ZERO
+        before = ZERO
+        for tier in price.tiers:
+            base = before + tier.flat_amount
+            table.append((tier.up_to, lower, tier.unit_amount, base))
+            if tier.up_to is not None:
+                before = base + (tier.up_to - lower) * tier.unit_amount
+                lower = tier.up_to
+        rows = tuple(table)
+
+        def fn(q: Decimal, tx: Sequence[Decimal] | None) -> Decimal:
+            for up, lo, unit, base in rows:
+                if up is None or q <= up:
+                    return base + (q - lo) * unit
+            raise AssertionError("a validated price has an open last tier")
+    else:
+        detailed = MODELS[model]
+
+        def fn(q: Decimal, tx: Sequence[Decimal] | None) -> Decimal:
+            return detailed(price, q, tx).amount
+
+        if model in ("percentage", "graduated_percentage"):
+            return fn
+    if price.divide_by is None:
+        return fn
+    inner = fn
+
+    def transformed(q: Decimal, tx: Sequence[Decimal] | None) -> Decimal:
+        return inner(transform(price, q), tx)
+
+    return transformed
+
+
+def amount_fn(price: Price) -> AmountFn:
+    fn: AmountFn | None = price.compiled
+    if fn is None:
+        fn = _compile(price)
+        object.__setattr__(price, "compiled", fn)  # a cache on an immutable value
+    return fn

@@ -1,5 +1,5 @@
 """One module per command group; each has `register(subparsers)`."""
 
-from engine.cli.commands import quote, validate
+from engine.cli.commands import quote, up, validate
 
-MODULES = [validate, quote]
+MODULES = [validate, quote, up]

@@ -1,0 +1,45 @@
+"""The code-quality gates run as part of the test command: ruff, mypy and the import contracts
+that keep the subsystems' boundaries (ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_ruff() -> None:
+    result = _run(str(BIN / "ruff"), "check", "engine", "tests", "benchmarks", "ui")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy() -> None:
+    result = _run(str(BIN / "mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts() -> None:
+    result = _run(str(BIN / "lint-imports"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("module", ["engine.money", "engine.catalog", "engine.pricing"])
+def test_pure_core_imports_no_io_libraries(module: str) -> None:
+    """Pricing runs in the simulator and the live engine alike: no database, network or bus."""
+    code = (
+        f"import sys; import {module}; "
+        "bad = [m for m in ('sqlalchemy', 'httpx', 'aio_pika', 'fastapi', 'psycopg') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
+    result = _run(sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
