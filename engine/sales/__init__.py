@@ -1,1 +1,94 @@
-"""(under construction)"""
+"""Sales: customers, published catalog versions, subscriptions, usage and invoicing.
+
+Everything takes the caller's SQLAlchemy session (one transaction: the state change and its
+outbox events commit together) and an injectable clock. Bad input raises `SalesError`
+(a ValueError naming the field) before anything is written.
+"""
+
+from engine.sales.billing_run import RunReport, advance_clock, next_due, process_batch, run_due_billing
+from engine.sales.catalog_versions import (
+    PublishedVersion,
+    catalog_for_version,
+    get_version,
+    latest_version_for_plan,
+    list_versions,
+    publish_catalog,
+)
+from engine.sales.customers import create_customer, get_customer, update_customer
+from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.invoicing import (
+    handle_payment_succeeded,
+    mark_invoice_paid,
+    mark_uncollectible,
+    refund_invoice,
+    void_invoice,
+)
+from engine.sales.queries import (
+    active_subscription,
+    current_usage,
+    customer_plan,
+    get_invoice,
+    invoice_count,
+    list_credit_notes,
+    list_invoices,
+    subscription_invoices,
+    usage_in_period,
+)
+from engine.sales.render import render_invoice_html
+from engine.sales.subscriptions import (
+    cancel_subscription,
+    change_subscription,
+    create_subscription,
+    get_subscription,
+    list_subscriptions,
+    migrate_subscriptions,
+    preview_migration,
+    reactivate_subscription,
+)
+from engine.sales.usage import IngestResult, ingest_events, validate_events
+
+__all__ = [
+    "Conflict",
+    "IngestResult",
+    "NotFound",
+    "PublishedVersion",
+    "RunReport",
+    "SalesError",
+    "active_subscription",
+    "advance_clock",
+    "cancel_subscription",
+    "catalog_for_version",
+    "change_subscription",
+    "create_customer",
+    "create_subscription",
+    "current_usage",
+    "customer_plan",
+    "get_customer",
+    "get_invoice",
+    "get_subscription",
+    "get_version",
+    "handle_payment_succeeded",
+    "ingest_events",
+    "invoice_count",
+    "latest_version_for_plan",
+    "list_credit_notes",
+    "list_invoices",
+    "list_subscriptions",
+    "list_versions",
+    "mark_invoice_paid",
+    "mark_uncollectible",
+    "migrate_subscriptions",
+    "next_due",
+    "preview_migration",
+    "process_batch",
+    "publish_catalog",
+    "reactivate_subscription",
+    "refund_invoice",
+    "render_invoice_html",
+    "run_due_billing",
+    "subscription_invoices",
+    "update_customer",
+    "usage_in_period",
+    "validate_events",
+    "void_invoice",
+]

@@ -1,0 +1,40 @@
+"""Small helpers shared by the sales modules: ids, input coercion, time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from engine.clock import Clock
+from engine.money import to_decimal
+from engine.sales.errors import SalesError
+from engine.store import new_event_id
+
+
+def new_id(prefix: str) -> str:
+    return new_event_id(prefix)
+
+
+def now_of(clock: Clock) -> datetime:
+    now = clock.now()
+    if now.tzinfo is None:
+        raise SalesError("clock", "the clock returned a time without a zone")
+    return now
+
+
+def quantity_of(value: Any, field: str = "quantity") -> Decimal:
+    """A subscription quantity: a whole or decimal number, never negative, never a float."""
+    if value is None:
+        return Decimal(1)
+    try:
+        q = to_decimal(value, field)
+    except ValueError as exc:
+        raise SalesError(field, str(exc).split(": ", 1)[-1]) from None
+    if q < 0:
+        raise SalesError(field, f"{value} is negative; a quantity is 0 or more")
+    return q
+
+
+def money_str(value: Decimal, places: int = 2) -> str:
+    return str(value)

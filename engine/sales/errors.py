@@ -1,0 +1,21 @@
+"""Errors of the sales subsystem: each names the offending field, so the API can answer
+`application/problem+json` with it and the CLI can print it."""
+
+from __future__ import annotations
+
+
+class SalesError(ValueError):
+    """Bad input or a state that forbids the operation. Nothing was written."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class NotFound(SalesError):
+    """The named customer, plan, subscription, invoice or catalog version does not exist."""
+
+
+class Conflict(SalesError):
+    """The operation clashes with the current state (an id taken, a subscription ended)."""

@@ -1,0 +1,490 @@
+"""Issuing invoices and credit notes, gapless numbering, and invoice statuses.
+
+draft -> finalized -> paid | void | uncollectible. The billing run and the subscription
+operations build a `Bill` with the pure pricing engine and hand it to `issue_bill`, which
+writes the invoice, its lines, its number and its events in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from engine.clock import Clock
+from engine.money import Rounder, quantum, to_decimal
+from engine.periods import Period
+from engine.pricing import Bill, Line, fmt_quantity
+from engine.sales.common import new_id, now_of
+from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
+from engine.store import add_event, mark_processed
+
+ZERO = Decimal(0)
+CONSUMER = "sales"
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def lock_counter(session: Session, kind: str, year: int) -> None:
+    """Take the counter's row lock now. Every writer of invoice numbers locks it first, so
+    concurrent billing runs serialise on it instead of deadlocking on subscription rows."""
+    name = f"{kind}:{year}"
+    session.execute(
+        _insert(session)(Counter).values(name=name, value=0).on_conflict_do_nothing(index_elements=["name"])
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Counter.value).where(Counter.name == name).with_for_update())
+
+
+def next_number(session: Session, kind: str, year: int) -> int:
+    """The next number of a gapless yearly sequence. The increment commits or rolls back
+    with the document that uses it, so no number is ever skipped or used twice."""
+    name = f"{kind}:{year}"
+    stmt = (
+        _insert(session)(Counter)
+        .values(name=name, value=1)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
+        .returning(Counter.value)
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+@dataclass
+class Arrears:
+    """The closed period whose in-arrears usage an invoice bills."""
+
+    period: Period
+    plan_id: str
+    version_id: int
+    quantity: Decimal
+
+
+def _line_rows(
+    invoice_id: str, subscription_id: str | None, lines: Sequence[Line], rounder: Rounder
+) -> list[InvoiceLine]:
+    rows = []
+    for i, line in enumerate(lines):
+        rows.append(
+            InvoiceLine(
+                invoice_id=invoice_id,
+                subscription_id=subscription_id,
+                position=i + 1,
+                price_id=line.price_id,
+                name=line.name or line.price_id,
+                model=line.model,
+                timing=line.timing,
+                kind=line.kind,
+                quantity=line.quantity,
+                amount=line.amount,
+                period_start=line.period.start if line.period else None,
+                period_end=line.period.end if line.period else None,
+                tiers=[
+                    {"tier": t.tier, "quantity": fmt_quantity(t.quantity), "amount": rounder.fmt(t.amount)}
+                    for t in line.tiers
+                ],
+                note=line.note[:300],
+            )
+        )
+    return rows
+
+
+def _write_lines(session: Session, rows: list[InvoiceLine]) -> None:
+    session.add_all(rows)
+
+
+def invoice_event_properties(inv: Invoice) -> dict[str, Any]:
+    return {
+        "invoice_id": inv.id,
+        "number": inv.number,
+        "customer_id": inv.customer_id,
+        "subscription_id": inv.subscription_id,
+        "status": inv.status,
+        "reason": inv.reason,
+        "currency": inv.currency,
+        "subtotal": str(inv.subtotal),
+        "discount": str(inv.discount),
+        "tax": str(inv.tax),
+        "total": str(inv.total),
+        "credit_applied": str(inv.credit_applied),
+        "amount_due": str(inv.amount_due),
+        "period_start": inv.period_start.isoformat() if inv.period_start else None,
+        "period_end": inv.period_end.isoformat() if inv.period_end else None,
+        "plan": inv.plan_id,
+        "issued_at": inv.issued_at.isoformat() if inv.issued_at else None,
+    }
+
+
+def issue_bill(
+    session: Session,
+    *,
+    customer: Customer,
+    subscription: Subscription | None,
+    bill: Bill,
+    rounder: Rounder,
+    reason: str,
+    billing_key: str,
+    now: datetime,
+    version_id: int | None = None,
+    period: Period | None = None,
+    arrears: Arrears | None = None,
+    payment_method: str | None = None,
+) -> Invoice | CreditNote:
+    """Finalize `bill` as an invoice (numbered, events written), or as a credit note when
+    it owes the customer money (a downgrade of quantity, a cancellation's unused time)."""
+    if bill.total < ZERO:
+        return issue_credit_note(
+            session,
+            customer=customer,
+            subscription_id=subscription.id if subscription else None,
+            invoice_id=None,
+            reason="cancellation" if reason in ("cancel", "final") else "proration",
+            lines=[_line_dict(line, rounder, negate=True) for line in bill.lines],
+            subtotal=-(bill.subtotal - bill.discount),
+            tax=-bill.tax,
+            total=-bill.total,
+            currency=bill.currency,
+            now=now,
+            to_balance=True,
+        )
+    period = period or bill.period
+    inv = Invoice(
+        id=new_id("in"),
+        customer_id=customer.id,
+        subscription_id=subscription.id if subscription else None,
+        billing_key=billing_key,
+        reason=reason,
+        status="draft",
+        currency=bill.currency,
+        plan_id=subscription.plan_id if subscription else bill.plan,
+        catalog_version_id=version_id,
+        period_start=period.start,
+        period_end=period.end,
+        subtotal=bill.subtotal,
+        discount=bill.discount,
+        tax=bill.tax,
+        total=bill.total,
+        credit_applied=ZERO,
+        amount_due=bill.total,
+        amount_paid=ZERO,
+        tax_rate=bill.tax_decision.rate,
+        tax_country=bill.tax_decision.country,
+        reverse_charge=bill.tax_decision.reverse_charge,
+        discounts=[{"source": d.source, "reason": d.reason, "amount": rounder.fmt(d.amount)} for d in bill.discounts],
+        created_at=now,
+    )
+    if arrears is not None:
+        inv.arrears_start = arrears.period.start
+        inv.arrears_end = arrears.period.end
+        inv.arrears_plan_id = arrears.plan_id
+        inv.arrears_version_id = arrears.version_id
+        inv.arrears_quantity = arrears.quantity
+    session.add(inv)
+    _write_lines(session, _line_rows(inv.id, inv.subscription_id, bill.lines, rounder))
+    finalize(session, inv, customer, now, payment_method=payment_method)
+    return inv
+
+
+def finalize(
+    session: Session, inv: Invoice, customer: Customer, now: datetime, *, payment_method: str | None = None
+) -> None:
+    """Number the invoice, apply the customer's credit, write invoice.finalized (and
+    invoice.paid when nothing is left to pay)."""
+    if inv.status != "draft":
+        raise Conflict("status", f"invoice {inv.id} is {inv.status}, not a draft")
+    n = next_number(session, "invoice", now.year)
+    inv.number = f"INV-{now.year}-{n:06d}"
+    inv.status = "finalized"
+    inv.issued_at = now
+    if customer.credit_balance > ZERO and inv.total > ZERO:
+        applied = min(customer.credit_balance, inv.total)
+        customer.credit_balance = customer.credit_balance - applied
+        inv.credit_applied = applied
+        inv.amount_due = inv.total - applied
+    props = invoice_event_properties(inv)
+    props["payment_method"] = payment_method or customer.payment_method
+    add_event(session, "invoice.finalized", inv.customer_id, props, time=now)
+    if inv.amount_due <= ZERO:
+        inv.status = "paid"
+        inv.paid_at = now
+        add_event(session, "invoice.paid", inv.customer_id, invoice_event_properties(inv), time=now)
+
+
+def _line_dict(line: Line, rounder: Rounder, *, negate: bool = False) -> dict[str, Any]:
+    amount = -line.amount if negate else line.amount
+    return {
+        "price_id": line.price_id,
+        "name": line.name,
+        "kind": line.kind,
+        "quantity": fmt_quantity(line.quantity),
+        "amount": rounder.fmt(amount),
+        "period": str(line.period) if line.period else None,
+        "note": line.note,
+    }
+
+
+def issue_credit_note(
+    session: Session,
+    *,
+    customer: Customer,
+    subscription_id: str | None,
+    invoice_id: str | None,
+    reason: str,
+    lines: list[dict[str, Any]],
+    subtotal: Decimal,
+    tax: Decimal,
+    total: Decimal,
+    currency: str,
+    now: datetime,
+    to_balance: bool,
+) -> CreditNote:
+    n = next_number(session, "credit_note", now.year)
+    note = CreditNote(
+        id=new_id("cn"),
+        number=f"CN-{now.year}-{n:06d}",
+        customer_id=customer.id,
+        subscription_id=subscription_id,
+        invoice_id=invoice_id,
+        reason=reason,
+        currency=currency,
+        subtotal=subtotal,
+        tax=tax,
+        total=total,
+        lines=lines,
+        created_at=now,
+    )
+    session.add(note)
+    if to_balance:
+        customer.credit_balance = customer.credit_balance + total
+    add_event(
+        session,
+        "credit_note.issued",
+        customer.id,
+        {
+            "credit_note_id": note.id,
+            "number": note.number,
+            "invoice_id": invoice_id,
+            "subscription_id": subscription_id,
+            "reason": reason,
+            "currency": currency,
+            "total": str(total),
+            "credited_to_balance": to_balance,
+        },
+        time=now,
+    )
+    return note
+
+
+# --- statuses ---------------------------------------------------------------------------------
+
+
+def load_invoice(session: Session, invoice_id: Any, *, lock: bool = False) -> Invoice:
+    if not isinstance(invoice_id, str) or not invoice_id:
+        raise SalesError("invoice_id", "required: an invoice id")
+    stmt = select(Invoice).where(Invoice.id == invoice_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    inv = session.scalars(stmt).first()
+    if inv is None:
+        raise NotFound("invoice_id", f"unknown invoice {invoice_id!r}")
+    return inv
+
+
+def mark_invoice_paid(
+    session: Session,
+    invoice_id: str,
+    amount: Decimal | str | None = None,
+    currency: str | None = None,
+    *,
+    clock: Clock | None = None,
+    paid_at: datetime | None = None,
+    event_id: str | None = None,
+    reference: str | None = None,
+) -> dict[str, Any]:
+    """Record a payment on an invoice; when it covers what is due, the invoice is paid and
+    `invoice.paid` is written. A payment with an event id already recorded is ignored."""
+    inv = load_invoice(session, invoice_id, lock=True)
+    when = paid_at or (now_of(clock) if clock else None)
+    if when is None:
+        raise SalesError("paid_at", "required: when the payment was made")
+    if inv.status in ("void", "draft"):
+        raise Conflict("status", f"invoice {inv.id} is {inv.status}; it cannot be paid")
+    if currency is not None and currency != inv.currency:
+        raise SalesError("currency", f"the invoice is in {inv.currency}, the payment in {currency}")
+    value = inv.amount_due - inv.amount_paid if amount is None else to_decimal(amount, "amount")
+    if value < ZERO:
+        raise SalesError("amount", "a payment is not negative")
+    if event_id is not None and session.scalar(select(InvoicePayment.id).where(InvoicePayment.event_id == event_id)):
+        return invoice_summary(inv)
+    if value > ZERO or inv.status != "paid":
+        session.add(
+            InvoicePayment(
+                invoice_id=inv.id,
+                amount=value,
+                currency=inv.currency,
+                event_id=event_id,
+                reference=reference,
+                paid_at=when,
+            )
+        )
+        inv.amount_paid = inv.amount_paid + value
+    if inv.status in ("finalized", "uncollectible") and inv.amount_paid >= inv.amount_due:
+        inv.status = "paid"
+        inv.paid_at = when
+        add_event(session, "invoice.paid", inv.customer_id, invoice_event_properties(inv), time=when)
+    return invoice_summary(inv)
+
+
+def handle_payment_succeeded(session: Session, envelope: Mapping[str, Any], *, now: datetime | None = None) -> bool:
+    """Bus handler for `payment.succeeded` (properties invoice_id, amount, currency): marks
+    the invoice paid. Idempotent by event id; returns False for a redelivery or a payment
+    that names no invoice of ours."""
+    event_id = envelope.get("id")
+    props = envelope.get("properties") or {}
+    invoice_id = props.get("invoice_id")
+    when_raw = envelope.get("time")
+    when = now
+    if isinstance(when_raw, str):
+        when = datetime.fromisoformat(when_raw.replace("Z", "+00:00"))
+    elif isinstance(when_raw, datetime):
+        when = when_raw
+    if when is None or when.tzinfo is None:
+        raise SalesError("time", "the payment event has no time with a zone")
+    if not isinstance(event_id, str) or not mark_processed(session, CONSUMER, event_id, when):
+        return False
+    if not invoice_id or session.get(Invoice, invoice_id) is None:
+        return False
+    amount = props.get("applied_to_invoice", props.get("amount"))
+    mark_invoice_paid(
+        session,
+        invoice_id,
+        amount,
+        props.get("currency"),
+        paid_at=when,
+        event_id=event_id,
+        reference=props.get("payment_id") or props.get("provider_reference"),
+    )
+    return True
+
+
+def void_invoice(session: Session, invoice_id: str, *, clock: Clock, reason: str = "") -> dict[str, Any]:
+    inv = load_invoice(session, invoice_id, lock=True)
+    if inv.status not in ("draft", "finalized", "uncollectible"):
+        raise Conflict("status", f"invoice {inv.id} is {inv.status}; only an unpaid invoice can be voided")
+    if inv.amount_paid > ZERO:
+        raise Conflict("status", f"invoice {inv.id} has payments; refund with a credit note instead")
+    now = now_of(clock)
+    inv.status = "void"
+    inv.voided_at = now
+    if inv.credit_applied > ZERO:
+        customer = session.get(Customer, inv.customer_id)
+        assert customer is not None
+        customer.credit_balance = customer.credit_balance + inv.credit_applied
+    props = invoice_event_properties(inv)
+    props["reason"] = reason
+    add_event(session, "invoice.voided", inv.customer_id, props, time=now)
+    return invoice_summary(inv)
+
+
+def mark_uncollectible(session: Session, invoice_id: str, *, clock: Clock) -> dict[str, Any]:
+    inv = load_invoice(session, invoice_id, lock=True)
+    if inv.status != "finalized":
+        raise Conflict("status", f"invoice {inv.id} is {inv.status}; only a finalized invoice becomes uncollectible")
+    inv.status = "uncollectible"
+    add_event(session, "invoice.uncollectible", inv.customer_id, invoice_event_properties(inv), time=now_of(clock))
+    return invoice_summary(inv)
+
+
+def refund_invoice(
+    session: Session, invoice_id: str, amount: Decimal | str | None = None, *, clock: Clock, reason: str = "refund"
+) -> dict[str, Any]:
+    """A credit note refunding (part of) a paid invoice; payments returns the money."""
+    inv = load_invoice(session, invoice_id, lock=True)
+    if inv.status != "paid":
+        raise Conflict("status", f"invoice {inv.id} is {inv.status}; only a paid invoice is refunded")
+    refunded = sum(
+        session.scalars(select(CreditNote.total).where(CreditNote.invoice_id == inv.id, CreditNote.reason == "refund")),
+        ZERO,
+    )
+    left = inv.total - refunded
+    value = left if amount is None else to_decimal(amount, "amount")
+    if value <= ZERO or value > left:
+        raise SalesError("amount", f"a refund is more than 0 and at most {left} (what is left to refund)")
+    customer = session.get(Customer, inv.customer_id)
+    assert customer is not None
+    # The refund carries tax in the invoice's proportion.
+    tax = (inv.tax * value / inv.total).quantize(quantum(inv.currency)) if inv.total else ZERO
+    note = issue_credit_note(
+        session,
+        customer=customer,
+        subscription_id=inv.subscription_id,
+        invoice_id=inv.id,
+        reason="refund",
+        lines=[
+            {"price_id": "refund", "name": reason or "Refund", "kind": "refund", "quantity": "1", "amount": str(value)}
+        ],
+        subtotal=value - tax,
+        tax=tax,
+        total=value,
+        currency=inv.currency,
+        now=now_of(clock),
+        to_balance=False,
+    )
+    return credit_note_to_dict(note)
+
+
+def invoice_summary(inv: Invoice) -> dict[str, Any]:
+    return {
+        "id": inv.id,
+        "number": inv.number,
+        "customer_id": inv.customer_id,
+        "subscription_id": inv.subscription_id,
+        "status": inv.status,
+        "reason": inv.reason,
+        "currency": inv.currency,
+        "plan": inv.plan_id,
+        "period": {"start": _d(inv.period_start), "end": _d(inv.period_end)},
+        "subtotal": str(inv.subtotal),
+        "discount": str(inv.discount),
+        "discounts": list(inv.discounts or []),
+        "tax": str(inv.tax),
+        "tax_rate": str(inv.tax_rate),
+        "tax_country": inv.tax_country,
+        "reverse_charge": inv.reverse_charge,
+        "total": str(inv.total),
+        "credit_applied": str(inv.credit_applied),
+        "amount_due": str(inv.amount_due),
+        "amount_paid": str(inv.amount_paid),
+        "issued_at": inv.issued_at.isoformat() if inv.issued_at else None,
+        "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
+    }
+
+
+def credit_note_to_dict(note: CreditNote) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "number": note.number,
+        "customer_id": note.customer_id,
+        "subscription_id": note.subscription_id,
+        "invoice_id": note.invoice_id,
+        "reason": note.reason,
+        "currency": note.currency,
+        "subtotal": str(note.subtotal),
+        "tax": str(note.tax),
+        "total": str(note.total),
+        "lines": list(note.lines or []),
+        "created_at": note.created_at.isoformat(),
+    }
+
+
+def _d(d: date | None) -> str | None:
+    return d.isoformat() if d else None

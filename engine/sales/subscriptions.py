@@ -1,0 +1,569 @@
+"""Subscriptions: create (trial, quantity, coupon), upgrade now with proration, downgrade at
+period end, change quantity (prorated), cancel now or at period end, reactivate, and
+one-time purchases, which invoice at once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.catalog.model import Catalog, Plan
+from engine.clock import Clock
+from engine.periods import Period
+from engine.pricing import CouponError, Line, check_redeemable, price_period, prorate_change, tax_for
+from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
+from engine.sales.common import new_id, now_of, quantity_of
+from engine.sales.customers import load_customer, tax_subject
+from engine.sales.cycle import (
+    ADVANCE,
+    NONE,
+    TRIAL_NOTICE,
+    UsageSource,
+    advance_amount,
+    arrears_lines,
+    at_midnight,
+    catch_up,
+    discounts_for,
+    open_first_period,
+    plan_period,
+    subscription_event,
+)
+from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.invoicing import credit_note_to_dict, invoice_summary, issue_bill, lock_counter
+from engine.sales.models import CreditNote, Customer, Invoice, Subscription
+from engine.store import add_event
+
+ZERO = Decimal(0)
+_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365, "once": 1}
+
+
+def load_subscription(session: Session, subscription_id: Any, *, lock: bool = True) -> Subscription:
+    if not isinstance(subscription_id, str) or not subscription_id:
+        raise SalesError("subscription_id", "required: a subscription id")
+    stmt = select(Subscription).where(Subscription.id == subscription_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    sub = session.scalars(stmt).first()
+    if sub is None:
+        raise NotFound("subscription_id", f"unknown subscription {subscription_id!r}")
+    return sub
+
+
+def _document(doc: Invoice | CreditNote | None) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    if isinstance(doc, Invoice):
+        return {"type": "invoice", **invoice_summary(doc)}
+    return {"type": "credit_note", **credit_note_to_dict(doc)}
+
+
+def subscription_to_dict(sub: Subscription) -> dict[str, Any]:
+    return {
+        "id": sub.id,
+        "customer_id": sub.customer_id,
+        "plan": sub.plan_id,
+        "catalog": sub.catalog,
+        "catalog_version_id": sub.catalog_version_id,
+        "interval": sub.interval,
+        "quantity": str(sub.quantity),
+        "status": sub.status,
+        "start_date": sub.start_date.isoformat(),
+        "trial_end": sub.trial_end.isoformat() if sub.trial_end else None,
+        "current_period": (
+            {"start": sub.period_start.isoformat(), "end": sub.period_end.isoformat()}
+            if sub.period_start and sub.period_end
+            else None
+        ),
+        "cancel_at_period_end": sub.cancel_at_period_end,
+        "canceled_at": sub.canceled_at.isoformat() if sub.canceled_at else None,
+        "ended_at": sub.ended_at.isoformat() if sub.ended_at else None,
+        "pending": {
+            "plan": sub.pending_plan_id,
+            "quantity": str(sub.pending_quantity) if sub.pending_quantity is not None else None,
+            "catalog_version_id": sub.pending_version_id,
+        },
+        "coupon": sub.coupon_code,
+        "payment_method": sub.payment_method,
+        "next_run_at": sub.next_run_at.isoformat() if sub.next_run_at else None,
+    }
+
+
+def _result(sub: Subscription, doc: Invoice | CreditNote | None = None, **extra: Any) -> dict[str, Any]:
+    out = subscription_to_dict(sub)
+    out["document"] = _document(doc)
+    out.update(extra)
+    return out
+
+
+def create_subscription(
+    session: Session,
+    customer_id: str,
+    plan: str,
+    *,
+    clock: Clock,
+    quantity: Any = None,
+    coupon: str | None = None,
+    payment_method: str | None = None,
+    trial_days: int | None = None,
+    catalog_version: int | None = None,
+    id: str | None = None,
+) -> dict[str, Any]:
+    """Subscribe a customer to the latest version of `plan` (or to `catalog_version`, a
+    version number of the plan's catalog). Without a trial the first period's in-advance
+    charges are invoiced now; with one, when the trial ends. A one-time plan invoices at once
+    and completes."""
+    now = now_of(clock)
+    customer = load_customer(session, customer_id)
+    q = quantity_of(quantity)
+    version, catalog, plan_obj = latest_version_for_plan(session, plan)
+    if catalog_version is not None:
+        if isinstance(catalog_version, bool) or not isinstance(catalog_version, int):
+            raise SalesError("catalog_version", "a version number")
+        version = get_version(session, version.catalog, catalog_version)
+        catalog = catalog_for_version(session, version.id)
+        if plan not in catalog.plans:
+            raise NotFound("plan", f"version {catalog_version} of catalog {version.catalog!r} has no plan {plan!r}")
+        plan_obj = catalog.plan(plan)
+    if customer.currency and customer.currency != catalog.currency:
+        raise SalesError("plan", f"plan {plan!r} is priced in {catalog.currency}; customer pays in {customer.currency}")
+    if trial_days is not None and (isinstance(trial_days, bool) or not isinstance(trial_days, int) or trial_days < 0):
+        raise SalesError("trial_days", "a whole number of days, 0 or more")
+    today = now.date()
+    if coupon:
+        if coupon not in catalog.coupons:
+            raise NotFound("coupon", f"unknown coupon {coupon!r}")
+        used = session.scalar(select(func.count()).select_from(Subscription).where(Subscription.coupon_code == coupon))
+        try:
+            check_redeemable(catalog.coupons[coupon], plan, today, int(used or 0))
+        except CouponError as exc:
+            raise SalesError("coupon", str(exc)) from None
+    if id is not None and session.get(Subscription, id) is not None:
+        raise Conflict("id", f"subscription {id!r} already exists")
+    trial = plan_obj.trial_days if trial_days is None else trial_days
+    if plan_obj.interval == "once":
+        trial = 0
+    lock_counter(session, "invoice", now.year)
+    sub = Subscription(
+        id=id or new_id("sub"),
+        customer_id=customer.id,
+        plan_id=plan,
+        catalog=version.catalog,
+        catalog_version_id=version.id,
+        interval=plan_obj.interval,
+        quantity=q,
+        status="trialing" if trial else "active",
+        created_at=now,
+        start_date=today,
+        trial_end=today + timedelta(days=trial) if trial else None,
+        trial_notice_sent=False,
+        anchor=today + timedelta(days=trial),
+        period_index=0,
+        cycle=0,
+        cancel_at_period_end=False,
+        coupon_code=coupon or None,
+        coupon_first_cycle=0 if coupon else None,
+        payment_method=payment_method or customer.payment_method,
+        changes=0,
+    )
+    session.add(sub)
+    session.flush()
+    doc: Invoice | CreditNote | None = None
+    if plan_obj.interval == "once":
+        doc = _one_time(session, sub, customer, catalog, plan_obj, now)
+    elif trial:
+        end_at = at_midnight(sub.anchor)
+        sub.next_run_at = end_at - TRIAL_NOTICE
+        add_event(session, "subscription.created", customer.id, subscription_event(sub), time=now)
+        if sub.next_run_at <= now:
+            sub.trial_notice_sent = True
+            sub.next_run_at = end_at
+            add_event(session, "subscription.trial_will_end", customer.id, subscription_event(sub), time=now)
+        return _result(sub)
+    else:
+        doc = open_first_period(session, sub, customer, catalog, plan_obj, now, "start")
+    add_event(session, "subscription.created", customer.id, subscription_event(sub), time=now)
+    return _result(sub, doc)
+
+
+def _one_time(
+    session: Session, sub: Subscription, customer: Customer, catalog: Catalog, plan: Plan, now: datetime
+) -> Invoice | CreditNote:
+    period = plan_period(plan, sub.anchor, 0)
+    bill = price_period(
+        catalog,
+        plan,
+        period,
+        quantity=sub.quantity,
+        minimum=True,
+        discounts=discounts_for(catalog, sub, plan.id, 0),
+        tax=tax_for(catalog, tax_subject(customer)),
+    )
+    sub.status = "completed"
+    sub.period_start, sub.period_end = period.start, period.end
+    sub.ended_at = now
+    sub.next_run_at = None
+    sub.last_billed_at = now
+    return issue_bill(
+        session,
+        customer=customer,
+        subscription=sub,
+        bill=bill,
+        rounder=catalog.rounder,
+        reason="once",
+        billing_key="once",
+        now=now,
+        version_id=sub.catalog_version_id,
+        period=period,
+        payment_method=sub.payment_method,
+    )
+
+
+def _rate(plan: Plan, quantity: Decimal) -> Decimal:
+    return advance_amount(plan, quantity) / _DAYS.get(plan.interval, 30) / plan.interval_count
+
+
+def _prepare(session: Session, subscription_id: str, clock: Clock) -> tuple[Subscription, Customer, datetime]:
+    now = now_of(clock)
+    lock_counter(session, "invoice", now.year)
+    sub = load_subscription(session, subscription_id)
+    customer = session.get(Customer, sub.customer_id)
+    assert customer is not None
+    catch_up(session, sub, customer, now)
+    if sub.status in ("canceled", "completed"):
+        raise Conflict("subscription_id", f"subscription {sub.id} is {sub.status}")
+    return sub, customer, now
+
+
+def change_subscription(
+    session: Session,
+    subscription_id: str,
+    *,
+    clock: Clock,
+    plan: str | None = None,
+    quantity: Any = None,
+    at: str | None = None,
+) -> dict[str, Any]:
+    """Change plan and/or quantity. An upgrade (the plan is in `upgrade_to`, or costs more
+    per day) and a quantity change apply now, prorated by days: the unused part of the old
+    charges is credited and the rest of the period charged at the new ones (an invoice, or a
+    credit note when the change owes the customer). A downgrade applies at the period end.
+    `at` ("now" or "period_end") overrides the choice."""
+    if plan is None and quantity is None:
+        raise SalesError("plan", "give a plan, a quantity or both")
+    if at not in (None, "now", "period_end"):
+        raise SalesError("at", "now or period_end")
+    new_q = quantity_of(quantity) if quantity is not None else None
+    sub, customer, now = _prepare(session, subscription_id, clock)
+    catalog = catalog_for_version(session, sub.catalog_version_id)
+    old_plan = catalog.plan(sub.plan_id)
+    new_catalog, new_version_id = catalog, sub.catalog_version_id
+    if plan is not None and plan != sub.plan_id:
+        version, new_catalog, new_plan = latest_version_for_plan(session, plan)
+        new_version_id = version.id
+        if new_catalog.name != catalog.name:
+            raise SalesError("plan", f"plan {plan!r} is in catalog {new_catalog.name!r}, not {catalog.name!r}")
+        if new_plan.interval == "once":
+            raise SalesError("plan", f"plan {plan!r} is a one-time purchase; buy it with a new subscription")
+    else:
+        new_plan = old_plan
+        plan = None
+    target_q = new_q if new_q is not None else sub.quantity
+    if plan is None and target_q == sub.quantity:
+        raise SalesError("quantity", f"the subscription already has quantity {sub.quantity}")
+    if at is None:
+        if plan is None:
+            at = "now"
+        else:
+            upgrade = plan in old_plan.upgrade_to or _rate(new_plan, target_q) >= _rate(old_plan, sub.quantity)
+            at = "now" if upgrade else "period_end"
+    if sub.status == "trialing":
+        at = "now"  # nothing billed yet: the trial continues on the new terms
+    sub.changes += 1
+    change = {
+        "plan": {"from": sub.plan_id, "to": new_plan.id} if plan else None,
+        "quantity": {"from": str(sub.quantity), "to": str(target_q)} if target_q != sub.quantity else None,
+        "at": at,
+    }
+    if at == "period_end":
+        sub.pending_plan_id = new_plan.id if plan else sub.pending_plan_id
+        sub.pending_version_id = new_version_id if plan else sub.pending_version_id
+        sub.pending_quantity = target_q if target_q != sub.quantity else sub.pending_quantity
+        effective = sub.period_end or sub.trial_end
+        add_event(
+            session,
+            "subscription.changed",
+            sub.customer_id,
+            subscription_event(sub, changes=change, effective=effective.isoformat() if effective else None),
+            time=now,
+        )
+        return _result(sub, None, effective=effective.isoformat() if effective else None)
+
+    doc: Invoice | CreditNote | None = None
+    if sub.status != "trialing":
+        assert sub.period_start is not None and sub.period_end is not None
+        period = Period(sub.period_start, sub.period_end)
+        today = now.date()
+        tax = tax_for(new_catalog, tax_subject(customer))
+        lines: list[Line]
+        if (new_plan.interval, new_plan.interval_count) == (old_plan.interval, old_plan.interval_count):
+            lines = prorate_change(
+                catalog,
+                period,
+                today,
+                old_plan=old_plan,
+                old_quantity=sub.quantity,
+                new_plan=new_plan,
+                new_quantity=target_q,
+            )
+            bill_period = period
+        else:
+            # A new interval starts a new period today: credit the unused old time, bill the
+            # usage so far, and charge the first new period in full.
+            empty = Plan(id=old_plan.id, name=old_plan.name, interval=old_plan.interval)
+            lines = prorate_change(
+                catalog, period, today, old_plan=old_plan, old_quantity=sub.quantity, new_plan=empty, new_quantity=ZERO
+            )
+            if today > period.start:
+                lines += arrears_lines(session, UsageSource(session), catalog, old_plan, sub, period, sub.quantity)
+            sub.anchor = today
+            sub.period_index = 0
+            bill_period = plan_period(new_plan, today, 0)
+            sub.period_start, sub.period_end = bill_period.start, bill_period.end
+            sub.next_run_at = bill_period.end_at
+            sub.cycle += 1
+        sub.plan_id = new_plan.id
+        sub.catalog_version_id = new_version_id
+        sub.interval = new_plan.interval
+        sub.quantity = target_q
+        if sub.pending_plan_id == new_plan.id:
+            sub.pending_plan_id = None
+        bill = price_period(
+            new_catalog,
+            new_plan,
+            bill_period,
+            quantity=target_q,
+            timings=ADVANCE if bill_period != period else NONE,
+            minimum=False,
+            extra_lines=lines,
+            discounts=discounts_for(new_catalog, sub, new_plan.id, sub.cycle),
+            tax=tax,
+        )
+        doc = issue_bill(
+            session,
+            customer=customer,
+            subscription=sub,
+            bill=bill,
+            rounder=new_catalog.rounder,
+            reason="change",
+            billing_key=f"change:{sub.changes}",
+            now=now,
+            version_id=new_version_id,
+            period=bill_period,
+            payment_method=sub.payment_method,
+        )
+    sub.plan_id = new_plan.id
+    sub.catalog_version_id = new_version_id
+    sub.interval = new_plan.interval
+    sub.quantity = target_q
+    add_event(session, "subscription.changed", sub.customer_id, subscription_event(sub, changes=change), time=now)
+    return _result(sub, doc)
+
+
+def cancel_subscription(
+    session: Session, subscription_id: str, *, clock: Clock, at: str = "period_end", prorate: bool = True
+) -> dict[str, Any]:
+    """Cancel at the period end (the subscription runs to the end of what was paid; the
+    final invoice bills the last period's usage), or now: the usage so far is invoiced and
+    the unused in-advance time credited (`prorate`)."""
+    if at not in ("now", "period_end"):
+        raise SalesError("at", "now or period_end")
+    sub, customer, now = _prepare(session, subscription_id, clock)
+    if at == "period_end" and sub.status == "active":
+        if sub.cancel_at_period_end:
+            return _result(sub)
+        sub.cancel_at_period_end = True
+        sub.canceled_at = now
+        sub.pending_plan_id = sub.pending_version_id = None
+        sub.pending_quantity = None
+        add_event(
+            session,
+            "subscription.canceled",
+            sub.customer_id,
+            subscription_event(sub, at="period_end", ends_at=sub.period_end.isoformat() if sub.period_end else None),
+            time=now,
+        )
+        return _result(sub)
+    doc: Invoice | CreditNote | None = None
+    if sub.status == "active":
+        assert sub.period_start is not None and sub.period_end is not None
+        catalog = catalog_for_version(session, sub.catalog_version_id)
+        plan = catalog.plan(sub.plan_id)
+        period = Period(sub.period_start, sub.period_end)
+        today = now.date()
+        lines = arrears_lines(session, UsageSource(session), catalog, plan, sub, period, sub.quantity)
+        if prorate and today < period.end:
+            empty = Plan(id=plan.id, name=plan.name, interval=plan.interval)
+            lines += prorate_change(
+                catalog, period, today, old_plan=plan, old_quantity=sub.quantity, new_plan=empty, new_quantity=ZERO
+            )
+        bill = price_period(
+            catalog,
+            plan,
+            period,
+            quantity=sub.quantity,
+            timings=NONE,
+            minimum=False,
+            extra_lines=lines,
+            tax=tax_for(catalog, tax_subject(customer)),
+        )
+        from engine.sales.invoicing import Arrears
+
+        doc = issue_bill(
+            session,
+            customer=customer,
+            subscription=sub,
+            bill=bill,
+            rounder=catalog.rounder,
+            reason="cancel",
+            billing_key=f"final:{today.isoformat()}",
+            now=now,
+            version_id=sub.catalog_version_id,
+            period=period,
+            arrears=Arrears(period, plan.id, sub.catalog_version_id, sub.quantity),
+            payment_method=sub.payment_method,
+        )
+    sub.status = "canceled"
+    sub.canceled_at = sub.canceled_at or now
+    sub.ended_at = now
+    sub.next_run_at = None
+    sub.last_billed_at = now
+    add_event(session, "subscription.canceled", sub.customer_id, subscription_event(sub, at="now"), time=now)
+    return _result(sub, doc)
+
+
+def reactivate_subscription(session: Session, subscription_id: str, *, clock: Clock) -> dict[str, Any]:
+    """Undo a cancellation at period end, before the period ends."""
+    sub, _customer, now = _prepare(session, subscription_id, clock)
+    if not sub.cancel_at_period_end:
+        raise Conflict("subscription_id", f"subscription {sub.id} is not set to cancel")
+    sub.cancel_at_period_end = False
+    sub.canceled_at = None
+    add_event(
+        session,
+        "subscription.changed",
+        sub.customer_id,
+        subscription_event(sub, changes={"reactivated": True}),
+        time=now,
+    )
+    return _result(sub)
+
+
+# --- catalog migrations ---------------------------------------------------------------------------
+
+
+def _migration_targets(
+    session: Session, catalog: str, version: int | None, plan: str | None
+) -> tuple[Any, Catalog, list[Subscription]]:
+    target = get_version(session, catalog, version)
+    new_catalog = catalog_for_version(session, target.id)
+    stmt = select(Subscription).where(
+        Subscription.catalog == catalog,
+        Subscription.status.in_(("active", "trialing")),
+        Subscription.catalog_version_id != target.id,
+    )
+    if plan is not None:
+        stmt = stmt.where(Subscription.plan_id == plan)
+    return target, new_catalog, list(session.scalars(stmt.order_by(Subscription.id)))
+
+
+def _next_period_amount(
+    session: Session, catalog: Catalog, sub: Subscription, plan_id: str
+) -> tuple[Period | None, Decimal]:
+    plan = catalog.plan(plan_id)
+    index = sub.period_index + 1 if sub.status == "active" else 0
+    period = plan_period(plan, sub.anchor, index)
+    usage_period = Period(sub.period_start, sub.period_end) if sub.period_start and sub.period_end else None
+    from engine.sales.cycle import usage_for
+
+    usage = usage_for(UsageSource(session), catalog, plan, sub.customer_id, usage_period) if usage_period else {}
+    bill = price_period(catalog, plan, period, quantity=sub.pending_quantity or sub.quantity, usage=usage, minimum=True)
+    return period, bill.total
+
+
+def preview_migration(
+    session: Session, catalog: str, version: int | None = None, *, plan: str | None = None
+) -> list[dict[str, Any]]:
+    """Which subscriptions a migration to `version` (default: the latest) would move, and
+    what their next period costs before and after (in-advance charges plus the current
+    period's usage priced both ways, before tax)."""
+    target, new_catalog, subs = _migration_targets(session, catalog, version, plan)
+    out = []
+    for sub in subs:
+        plan_id = sub.pending_plan_id or sub.plan_id
+        old_catalog = catalog_for_version(session, sub.catalog_version_id)
+        period, old_amount = _next_period_amount(session, old_catalog, sub, plan_id)
+        row: dict[str, Any] = {
+            "subscription_id": sub.id,
+            "customer_id": sub.customer_id,
+            "plan": plan_id,
+            "from_version_id": sub.catalog_version_id,
+            "to_version": target.version,
+            "to_version_id": target.id,
+            "effective": period.start.isoformat() if period else None,
+            "old_amount": str(old_amount),
+        }
+        if plan_id not in new_catalog.plans:
+            row.update(new_amount=None, difference=None, blocked=f"plan {plan_id!r} is not in version {target.version}")
+        else:
+            _, new_amount = _next_period_amount(session, new_catalog, sub, plan_id)
+            row.update(new_amount=str(new_amount), difference=str(new_amount - old_amount), blocked=None)
+        out.append(row)
+    return out
+
+
+def migrate_subscriptions(
+    session: Session,
+    catalog: str,
+    version: int | None = None,
+    *,
+    clock: Clock,
+    plan: str | None = None,
+    subscription_ids: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Move grandfathered subscriptions to `version` from their next period on. Returns the
+    preview rows of the subscriptions migrated (blocked ones are left as they are)."""
+    now = now_of(clock)
+    preview = preview_migration(session, catalog, version, plan=plan)
+    done = []
+    for row in preview:
+        if row["blocked"] or (subscription_ids is not None and row["subscription_id"] not in subscription_ids):
+            continue
+        sub = load_subscription(session, row["subscription_id"])
+        sub.pending_version_id = row["to_version_id"]
+        add_event(
+            session,
+            "subscription.changed",
+            sub.customer_id,
+            subscription_event(sub, changes={"catalog_version": row}, effective=row["effective"]),
+            time=now,
+        )
+        done.append(row)
+    return done
+
+
+def get_subscription(session: Session, subscription_id: str) -> dict[str, Any]:
+    return subscription_to_dict(load_subscription(session, subscription_id, lock=False))
+
+
+def list_subscriptions(session: Session, customer_id: str) -> list[dict[str, Any]]:
+    load_customer(session, customer_id)
+    subs = session.scalars(
+        select(Subscription)
+        .where(Subscription.customer_id == customer_id)
+        .order_by(Subscription.created_at, Subscription.id)
+    )
+    return [subscription_to_dict(s) for s in subs]
