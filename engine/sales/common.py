@@ -36,5 +36,15 @@ def quantity_of(value: Any, field: str = "quantity") -> Decimal:
     return q
 
 
-def money_str(value: Decimal, places: int = 2) -> str:
-    return str(value)
+def money(value: Decimal, currency: str) -> str:
+    """An amount as the decimal string the formats use, at the currency's minor unit
+    (PostgreSQL's NUMERIC returns more places than the currency has)."""
+    from engine.money import quantum
+
+    return str(value.quantize(quantum(currency)))
+
+
+def number(value: Decimal) -> str:
+    from engine.pricing import fmt_quantity
+
+    return fmt_quantity(value)

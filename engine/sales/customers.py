@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import Clock
 from engine.money import KNOWN_CURRENCIES
-from engine.sales.common import new_id, now_of
+from engine.sales.common import new_id, now_of, number
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Customer
 from engine.store import add_event
@@ -167,7 +167,7 @@ def customer_to_dict(c: Customer) -> dict[str, Any]:
         "tax_id": c.tax_id,
         "timezone": c.timezone,
         "payment_method": c.payment_method,
-        "credit_balance": str(c.credit_balance),
+        "credit_balance": number(c.credit_balance),
         "created_at": c.created_at.isoformat(),
     }
 

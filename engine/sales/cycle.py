@@ -28,6 +28,7 @@ from engine.pricing import (
     aggregate_all,
     coupon_applies_in_period,
     coupon_discount,
+    fmt_quantity,
     minimum_true_up,
     price_period,
     tax_for,
@@ -347,7 +348,7 @@ def subscription_event(sub: Subscription, **extra: object) -> dict[str, object]:
         "plan": sub.plan_id,
         "catalog": sub.catalog,
         "catalog_version_id": sub.catalog_version_id,
-        "quantity": str(sub.quantity),
+        "quantity": fmt_quantity(sub.quantity),
         "status": sub.status,
         "period_start": sub.period_start.isoformat() if sub.period_start else None,
         "period_end": sub.period_end.isoformat() if sub.period_end else None,
@@ -437,7 +438,7 @@ def close_period(
         changed["plan"] = {"from": sub.plan_id, "to": sub.pending_plan_id}
         sub.plan_id = sub.pending_plan_id
     if sub.pending_quantity is not None and sub.pending_quantity != sub.quantity:
-        changed["quantity"] = {"from": str(sub.quantity), "to": str(sub.pending_quantity)}
+        changed["quantity"] = {"from": fmt_quantity(sub.quantity), "to": fmt_quantity(sub.pending_quantity)}
         sub.quantity = sub.pending_quantity
     sub.pending_version_id = sub.pending_plan_id = None
     sub.pending_quantity = None

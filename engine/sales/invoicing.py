@@ -22,7 +22,7 @@ from engine.clock import Clock
 from engine.money import Rounder, quantum, to_decimal
 from engine.periods import Period
 from engine.pricing import Bill, Line, fmt_quantity
-from engine.sales.common import new_id, now_of
+from engine.sales.common import money, new_id, now_of, number
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
 from engine.store import add_event, mark_processed
@@ -111,12 +111,12 @@ def invoice_event_properties(inv: Invoice) -> dict[str, Any]:
         "status": inv.status,
         "reason": inv.reason,
         "currency": inv.currency,
-        "subtotal": str(inv.subtotal),
-        "discount": str(inv.discount),
-        "tax": str(inv.tax),
-        "total": str(inv.total),
-        "credit_applied": str(inv.credit_applied),
-        "amount_due": str(inv.amount_due),
+        "subtotal": money(inv.subtotal, inv.currency),
+        "discount": money(inv.discount, inv.currency),
+        "tax": money(inv.tax, inv.currency),
+        "total": money(inv.total, inv.currency),
+        "credit_applied": money(inv.credit_applied, inv.currency),
+        "amount_due": money(inv.amount_due, inv.currency),
         "period_start": inv.period_start.isoformat() if inv.period_start else None,
         "period_end": inv.period_end.isoformat() if inv.period_end else None,
         "plan": inv.plan_id,
@@ -276,7 +276,7 @@ def issue_credit_note(
             "subscription_id": subscription_id,
             "reason": reason,
             "currency": currency,
-            "total": str(total),
+            "total": money(total, currency),
             "credited_to_balance": to_balance,
         },
         time=now,
@@ -453,17 +453,17 @@ def invoice_summary(inv: Invoice) -> dict[str, Any]:
         "currency": inv.currency,
         "plan": inv.plan_id,
         "period": {"start": _d(inv.period_start), "end": _d(inv.period_end)},
-        "subtotal": str(inv.subtotal),
-        "discount": str(inv.discount),
+        "subtotal": money(inv.subtotal, inv.currency),
+        "discount": money(inv.discount, inv.currency),
         "discounts": list(inv.discounts or []),
-        "tax": str(inv.tax),
-        "tax_rate": str(inv.tax_rate),
+        "tax": money(inv.tax, inv.currency),
+        "tax_rate": number(inv.tax_rate),
         "tax_country": inv.tax_country,
         "reverse_charge": inv.reverse_charge,
-        "total": str(inv.total),
-        "credit_applied": str(inv.credit_applied),
-        "amount_due": str(inv.amount_due),
-        "amount_paid": str(inv.amount_paid),
+        "total": money(inv.total, inv.currency),
+        "credit_applied": money(inv.credit_applied, inv.currency),
+        "amount_due": money(inv.amount_due, inv.currency),
+        "amount_paid": money(inv.amount_paid, inv.currency),
         "issued_at": inv.issued_at.isoformat() if inv.issued_at else None,
         "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
     }
@@ -478,9 +478,9 @@ def credit_note_to_dict(note: CreditNote) -> dict[str, Any]:
         "invoice_id": note.invoice_id,
         "reason": note.reason,
         "currency": note.currency,
-        "subtotal": str(note.subtotal),
-        "tax": str(note.tax),
-        "total": str(note.total),
+        "subtotal": money(note.subtotal, note.currency),
+        "tax": money(note.tax, note.currency),
+        "total": money(note.total, note.currency),
         "lines": list(note.lines or []),
         "created_at": note.created_at.isoformat(),
     }

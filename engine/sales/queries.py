@@ -14,6 +14,7 @@ from engine.clock import ensure_aware
 from engine.periods import Period
 from engine.pricing import fmt_quantity
 from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.common import money
 from engine.sales.customers import load_customer
 from engine.sales.cycle import UsageSource, usage_for
 from engine.sales.errors import NotFound, SalesError
@@ -41,7 +42,7 @@ def list_invoices(session: Session, customer_id: str, page: int = 1, per_page: i
     return {"items": [invoice_summary(i) for i in rows], "page": page, "per_page": per_page, "total": int(total)}
 
 
-def invoice_lines(session: Session, invoice_id: str) -> list[dict[str, Any]]:
+def invoice_lines(session: Session, invoice_id: str, currency: str = "USD") -> list[dict[str, Any]]:
     rows = session.scalars(
         select(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id).order_by(InvoiceLine.position)
     )
@@ -54,7 +55,7 @@ def invoice_lines(session: Session, invoice_id: str) -> list[dict[str, Any]]:
             "timing": r.timing,
             "kind": r.kind,
             "quantity": fmt_quantity(r.quantity),
-            "amount": str(r.amount),
+            "amount": money(r.amount, currency),
             "period": {"start": r.period_start.isoformat(), "end": r.period_end.isoformat()}
             if r.period_start and r.period_end
             else None,
@@ -69,9 +70,14 @@ def get_invoice(session: Session, invoice_id: str) -> dict[str, Any]:
     """An invoice with its lines, payments and credit notes (`GET /v1/invoices/{id}`)."""
     inv = load_invoice(session, invoice_id)
     out = invoice_summary(inv)
-    out["lines"] = invoice_lines(session, inv.id)
+    out["lines"] = invoice_lines(session, inv.id, inv.currency)
     out["payments"] = [
-        {"amount": str(p.amount), "currency": p.currency, "paid_at": p.paid_at.isoformat(), "reference": p.reference}
+        {
+            "amount": money(p.amount, p.currency),
+            "currency": p.currency,
+            "paid_at": p.paid_at.isoformat(),
+            "reference": p.reference,
+        }
         for p in session.scalars(
             select(InvoicePayment).where(InvoicePayment.invoice_id == inv.id).order_by(InvoicePayment.id)
         )
@@ -185,6 +191,6 @@ def subscription_invoices(session: Session, subscription_id: str) -> list[dict[s
     out = []
     for inv in rows:
         d = invoice_summary(inv)
-        d["lines"] = invoice_lines(session, inv.id)
+        d["lines"] = invoice_lines(session, inv.id, inv.currency)
         out.append(d)
     return out

@@ -16,7 +16,7 @@ from engine.clock import Clock
 from engine.periods import Period
 from engine.pricing import CouponError, Line, check_redeemable, price_period, prorate_change, tax_for
 from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
-from engine.sales.common import new_id, now_of, quantity_of
+from engine.sales.common import money, new_id, now_of, number, quantity_of
 from engine.sales.customers import load_customer, tax_subject
 from engine.sales.cycle import (
     ADVANCE,
@@ -69,7 +69,7 @@ def subscription_to_dict(sub: Subscription) -> dict[str, Any]:
         "catalog": sub.catalog,
         "catalog_version_id": sub.catalog_version_id,
         "interval": sub.interval,
-        "quantity": str(sub.quantity),
+        "quantity": number(sub.quantity),
         "status": sub.status,
         "start_date": sub.start_date.isoformat(),
         "trial_end": sub.trial_end.isoformat() if sub.trial_end else None,
@@ -83,7 +83,7 @@ def subscription_to_dict(sub: Subscription) -> dict[str, Any]:
         "ended_at": sub.ended_at.isoformat() if sub.ended_at else None,
         "pending": {
             "plan": sub.pending_plan_id,
-            "quantity": str(sub.pending_quantity) if sub.pending_quantity is not None else None,
+            "quantity": number(sub.pending_quantity) if sub.pending_quantity is not None else None,
             "catalog_version_id": sub.pending_version_id,
         },
         "coupon": sub.coupon_code,
@@ -285,7 +285,7 @@ def change_subscription(
     sub.changes += 1
     change = {
         "plan": {"from": sub.plan_id, "to": new_plan.id} if plan else None,
-        "quantity": {"from": str(sub.quantity), "to": str(target_q)} if target_q != sub.quantity else None,
+        "quantity": {"from": number(sub.quantity), "to": number(target_q)} if target_q != sub.quantity else None,
         "at": at,
     }
     if at == "period_end":
@@ -514,13 +514,17 @@ def preview_migration(
             "to_version": target.version,
             "to_version_id": target.id,
             "effective": period.start.isoformat() if period else None,
-            "old_amount": str(old_amount),
+            "old_amount": money(old_amount, old_catalog.currency),
         }
         if plan_id not in new_catalog.plans:
             row.update(new_amount=None, difference=None, blocked=f"plan {plan_id!r} is not in version {target.version}")
         else:
             _, new_amount = _next_period_amount(session, new_catalog, sub, plan_id)
-            row.update(new_amount=str(new_amount), difference=str(new_amount - old_amount), blocked=None)
+            row.update(
+                new_amount=money(new_amount, new_catalog.currency),
+                difference=money(new_amount - old_amount, new_catalog.currency),
+                blocked=None,
+            )
         out.append(row)
     return out
 
