@@ -1,0 +1,127 @@
+"""Event handlers of payments: plain functions `(session, envelope)` for the bus to register.
+
+Each marks the event processed (consumer "payments") in the transaction of its effects, so a
+redelivered event has no second effect. A handler that raises leaves nothing behind and the
+event is delivered again; the provider-side idempotency key then makes the retry safe.
+
+invoice.finalized properties read (sales publishes them):
+    invoice_id        required
+    amount_due        required, decimal string (what remains to collect; `total` is accepted)
+    currency          required, ISO 4217
+    attempt           optional, default 1
+    payment_reference optional: an ISO 11649 reference sales already printed on the invoice
+    collection_method optional: automatic (default) | bank_transfer (wait for the statement)
+    due_at            optional ISO time; later than now: opened, collected by collect_due_invoices
+    lines             optional [{plan, amount}] net amounts, for the revenue-per-plan journal
+    tax               optional decimal string, for the journal
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.clock import ensure_aware
+from engine.money import to_decimal
+from engine.payments.collection import (
+    CollectableInvoice,
+    PaymentError,
+    add_payment_method,
+    collect_invoice,
+    get_service,
+    open_receivable,
+    retry_invoice_payment,
+)
+from engine.store import mark_processed
+
+CONSUMER = "payments"
+
+
+def _props(envelope: dict[str, Any]) -> dict[str, Any]:
+    props = envelope.get("properties") or {}
+    if not isinstance(props, dict):
+        raise PaymentError(f"event {envelope.get('id')}: properties must be an object")
+    return props
+
+
+def invoice_from_event(envelope: dict[str, Any]) -> CollectableInvoice:
+    props = _props(envelope)
+    try:
+        invoice_id = str(props["invoice_id"])
+        amount = to_decimal(props.get("amount_due", props.get("total")), "amount_due")
+        currency = str(props["currency"])
+    except (KeyError, ValueError) as exc:
+        raise PaymentError(f"event {envelope.get('id')}: invoice.finalized needs invoice_id, "
+                           f"amount_due and currency ({exc})") from None
+    customer_id = props.get("customer_id") or envelope.get("customer_id")
+    if not customer_id:
+        raise PaymentError(f"event {envelope.get('id')}: no customer_id")
+    return CollectableInvoice(
+        invoice_id=invoice_id,
+        customer_id=str(customer_id),
+        amount_due=amount,
+        currency=currency,
+        attempt=int(props.get("attempt", 1)),
+        payment_reference=props.get("payment_reference"),
+    )
+
+
+def handle_invoice_finalized(session: Session, envelope: dict[str, Any]) -> None:
+    """Open the receivable and, when it is due now and collected automatically, charge the
+    customer's default method (customer credit first)."""
+    svc = get_service()
+    now = svc.now()
+    if not mark_processed(session, CONSUMER, envelope["id"], now):
+        return
+    invoice = invoice_from_event(envelope)
+    props = _props(envelope)
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    for line in props.get("lines") or []:
+        if isinstance(line, dict) and "amount" in line:
+            revenue[str(line.get("plan") or "unassigned")] += to_decimal(line["amount"], "lines.amount")
+    tax = to_decimal(props.get("tax") or "0", "tax")
+    due_at = ensure_aware(datetime.fromisoformat(str(props["due_at"]).replace("Z", "+00:00")), "due_at") \
+        if props.get("due_at") else None
+    method = str(props.get("collection_method") or "automatic")
+    open_receivable(session, invoice, revenue_by_plan=revenue, tax=tax, collection_method=method,
+                    due_at=due_at, service=svc)
+    if due_at is None or due_at <= now:
+        collect_invoice(session, invoice, service=svc, collection_method=method)
+
+
+def handle_payment_retry(session: Session, envelope: dict[str, Any]) -> None:
+    """The next collection attempt for `properties.invoice_id` (what the dunning rules'
+    `retry_payment` action asks for, once its delay has passed)."""
+    svc = get_service()
+    if not mark_processed(session, CONSUMER, envelope["id"], svc.now()):
+        return
+    invoice_id = _props(envelope).get("invoice_id")
+    if not invoice_id:
+        raise PaymentError(f"event {envelope.get('id')}: no invoice_id to retry")
+    retry_invoice_payment(session, str(invoice_id), service=svc)
+
+
+def handle_payment_method_attached(session: Session, envelope: dict[str, Any]) -> None:
+    """Store a customer's payment method from an event whose properties carry
+    `payment_method: {type, token, provider?}` (e.g. subscription.created with one)."""
+    svc = get_service()
+    if not mark_processed(session, CONSUMER, envelope["id"], svc.now()):
+        return
+    method = _props(envelope).get("payment_method")
+    if not method or not envelope.get("customer_id"):
+        return
+    if isinstance(method, str):
+        method = {"type": "card", "token": method}
+    add_payment_method(session, str(envelope["customer_id"]), str(method.get("type", "card")),
+                       method.get("token"), provider=str(method.get("provider", svc.default_provider)),
+                       service=svc)
+
+
+HANDLERS = {
+    "invoice.finalized": handle_invoice_finalized,
+    "subscription.created": handle_payment_method_attached,
+}

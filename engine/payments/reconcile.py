@@ -1,0 +1,452 @@
+"""Reconciliation: what the provider settled, or the bank booked, against what we recorded.
+
+Outcomes per line: matched, missing_in_ledger, amount_mismatch, currency_mismatch; and per
+ledger record of the period that the file lacks: missing_at_provider. Every mismatch publishes
+`reconciliation.mismatch`. Importing the same file again changes nothing (its SHA-256 is
+unique); a different file for the same statement is refused.
+
+Settlement CSV (a provider's day): lines match our payments and refunds by the provider's
+reference, else a payment by our attempt key (the reference we sent). Payouts are journaled:
+Dr cash:bank (net) + Dr provider_fees / Cr cash:<provider> (gross).
+
+camt.053 (our bank account): a credit whose structured reference (ISO 11649) names an
+invoice is recorded as that invoice's bank-transfer payment (partial and over-payments
+included, reported as amount_mismatch); one already recorded (same bank reference) is
+compared; one that names nothing is missing_in_ledger. Manual bank-transfer payments of the
+period that the bank never booked are missing_at_provider.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import String, any_, bindparam, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from engine.money import quantum
+from engine.payments import journal
+from engine.payments.collection import PaymentService, get_service, record_manual_payment
+from engine.payments.journal import Posting
+from engine.payments.models import (
+    Payment,
+    Receivable,
+    ReconciliationResult,
+    Refund,
+    SettlementImport,
+)
+from engine.payments.statements import ParsedStatement, StatementLine, parse_statement
+from engine.store import OutboxEvent, new_event_id
+
+ZERO = Decimal(0)
+MISMATCHES = ("missing_in_ledger", "missing_at_provider", "amount_mismatch", "currency_mismatch")
+_CHUNK = 500
+
+
+class ReconciliationError(ValueError):
+    pass
+
+
+@dataclass
+class ReconciliationReport:
+    import_id: str
+    kind: str
+    source: str
+    statement_id: str
+    already_imported: bool
+    counts: dict[str, int]
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "import_id": self.import_id, "kind": self.kind, "source": self.source,
+            "statement_id": self.statement_id, "already_imported": self.already_imported,
+            "counts": self.counts, "mismatches": self.mismatches,
+        }
+
+
+@dataclass(slots=True)
+class _Ledger:
+    id: str
+    provider_ref: str | None
+    key: str | None
+    amount: Decimal
+    currency: str
+    status: str
+    customer_id: str
+
+
+def reconcile_file(
+    session: Session,
+    data: bytes,
+    *,
+    provider: str = "sandbox",
+    filename: str | None = None,
+    service: PaymentService | None = None,
+) -> ReconciliationReport:
+    """`billing reconcile FILE`: parse (settlement CSV or camt.053, told apart by content),
+    then reconcile in the caller's transaction. Raises StatementFormatError before touching
+    the database when the file is broken."""
+    parsed = parse_statement(data, provider=provider, name=filename or "statement")
+    return reconcile_statement(session, parsed, filename=filename, service=service)
+
+
+def reconcile_statement(
+    session: Session,
+    parsed: ParsedStatement,
+    *,
+    filename: str | None = None,
+    service: PaymentService | None = None,
+) -> ReconciliationReport:
+    svc = get_service(service)
+    done = session.scalar(select(SettlementImport).where(SettlementImport.sha256 == parsed.sha256))
+    if done is not None:
+        return _report_of(session, done)
+    clash = session.scalar(
+        select(SettlementImport).where(SettlementImport.statement_id == parsed.statement_id)
+    )
+    if clash is not None:
+        raise ReconciliationError(
+            f"statement {parsed.statement_id} was already imported (import {clash.id}) from a "
+            "different file; a corrected statement needs its previous import reviewed first"
+        )
+    now = svc.now()
+    imp = SettlementImport(
+        id=new_event_id("rec"),
+        kind=parsed.kind,
+        source=parsed.source,
+        statement_id=parsed.statement_id,
+        sha256=parsed.sha256,
+        filename=filename,
+        period_start=parsed.period_start,
+        period_end=parsed.period_end,
+        line_count=len(parsed.lines),
+        summary={},
+        imported_at=now,
+    )
+    session.add(imp)
+    session.flush()
+    if parsed.kind == "settlement_csv":
+        results = _match_settlement(session, parsed, imp.id)
+        _journal_payouts(session, parsed, imp.id, now)
+    else:
+        results = _match_bank(session, parsed, imp.id, svc)
+    _insert_results(session, results)
+    counts: dict[str, int] = defaultdict(int)
+    mismatches: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for r in results:
+        counts[r["status"]] += 1
+        if r["status"] in MISMATCHES:
+            m = _mismatch_view(r, parsed)
+            mismatches.append(m)
+            events.append({"id": new_event_id(), "type": "reconciliation.mismatch",
+                           "customer_id": r.pop("_customer", None), "time": now, "properties": m})
+    if events:
+        session.execute(insert(OutboxEvent), events)
+    imp.summary = {"counts": dict(counts), "lines": len(parsed.lines)}
+    session.flush()
+    return ReconciliationReport(imp.id, imp.kind, imp.source, imp.statement_id, False, dict(counts), mismatches)
+
+
+def _mismatch_view(r: dict[str, Any], parsed: ParsedStatement) -> dict[str, Any]:
+    def money(v: Decimal | None, currency: str | None) -> str | None:
+        return None if v is None else str(v.quantize(quantum(currency or "XXX")))
+
+    return {
+        "import_id": r["import_id"], "source": parsed.source, "statement_id": parsed.statement_id,
+        "kind": r["status"], "line": r["line_no"] or None, "entry_kind": r["kind"],
+        "provider_reference": r["provider_ref"], "payment_reference": r["payment_reference"],
+        "payment_id": r["payment_id"], "expected_amount": money(r["expected_amount"], r["expected_currency"]),
+        "actual_amount": money(r["actual_amount"], r["actual_currency"]), "expected_currency": r["expected_currency"],
+        "actual_currency": r["actual_currency"], "detail": r["detail"],
+    }
+
+
+def _report_of(session: Session, imp: SettlementImport) -> ReconciliationReport:
+    rows = session.scalars(
+        select(ReconciliationResult)
+        .where(ReconciliationResult.import_id == imp.id, ReconciliationResult.status.in_(MISMATCHES))
+        .order_by(ReconciliationResult.id)
+    ).all()
+    mismatches = [
+        {"kind": r.status, "line": r.line_no or None, "provider_reference": r.provider_ref,
+         "payment_reference": r.payment_reference, "payment_id": r.payment_id,
+         "expected_amount": None if r.expected_amount is None
+         else str(r.expected_amount.quantize(quantum(r.expected_currency or "XXX"))),
+         "actual_amount": None if r.actual_amount is None
+         else str(r.actual_amount.quantize(quantum(r.actual_currency or "XXX"))),
+         "expected_currency": r.expected_currency, "actual_currency": r.actual_currency,
+         "detail": r.detail}
+        for r in rows
+    ]
+    return ReconciliationReport(imp.id, imp.kind, imp.source, imp.statement_id, True,
+                                dict(imp.summary.get("counts", {})), mismatches)
+
+
+def _result(import_id: str, line: StatementLine | None, status: str, *, ledger: _Ledger | None = None,
+            expected: Decimal | None = None, expected_currency: str | None = None,
+            detail: str | None = None, kind: str | None = None) -> dict[str, Any]:
+    return {
+        "import_id": import_id,
+        "line_no": line.line_no if line else 0,
+        "status": status,
+        "kind": kind or (line.kind if line else "charge"),
+        "provider_ref": line.provider_ref if line else (ledger.provider_ref if ledger else None),
+        "payment_reference": line.payment_reference if line else (ledger.key if ledger else None),
+        "payment_id": ledger.id if ledger else None,
+        "expected_amount": expected,
+        "actual_amount": line.amount if line else None,
+        "expected_currency": expected_currency,
+        "actual_currency": line.currency if line else None,
+        "fee": line.fee if line else None,
+        "payout_id": line.payout_id if line else None,
+        "detail": detail,
+        "_customer": ledger.customer_id if ledger else None,
+    }
+
+
+def _compare(import_id: str, line: StatementLine, ledger: _Ledger, expected: Decimal) -> dict[str, Any]:
+    if ledger.currency != line.currency:
+        return _result(import_id, line, "currency_mismatch", ledger=ledger, expected=expected,
+                       expected_currency=ledger.currency,
+                       detail=f"ledger has {ledger.currency}, the file {line.currency}")
+    if expected != line.amount:
+        return _result(import_id, line, "amount_mismatch", ledger=ledger, expected=expected,
+                       expected_currency=ledger.currency,
+                       detail=f"ledger has {expected}, the file {line.amount}")
+    return _result(import_id, line, "matched", ledger=ledger, expected=expected,
+                   expected_currency=ledger.currency)
+
+
+def _by_values(session: Session, column: Any, values: Sequence[str], *conditions: Any) -> Iterable[Any]:
+    """Rows whose `column` is one of `values`: one array parameter on PostgreSQL, chunks of
+    IN lists on SQLite."""
+    if not values:
+        return []
+    entity = column.class_
+    cols = _ledger_columns(entity)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = select(*cols).where(
+            column == any_(bindparam("vals", type_=ARRAY(String))), *conditions
+        )
+        return session.execute(stmt, {"vals": list(values)}).all()
+    out: list[Any] = []
+    for i in range(0, len(values), _CHUNK):
+        out.extend(session.execute(select(*cols).where(column.in_(values[i:i + _CHUNK]), *conditions)).all())
+    return out
+
+
+def _ledger_columns(entity: Any) -> list[Any]:
+    if entity is Payment:
+        return [Payment.id, Payment.provider_ref, Payment.idempotency_key, Payment.amount,
+                Payment.currency, Payment.status, Payment.customer_id]
+    return [Refund.id, Refund.provider_ref, Refund.idempotency_key, Refund.amount, Refund.currency,
+            Refund.status, Refund.customer_id]
+
+
+def _match_settlement(session: Session, parsed: ParsedStatement, import_id: str) -> list[dict[str, Any]]:
+    provider = parsed.source
+    # The period's ledger in one query (it is also what "missing at provider" needs) ...
+    window = session.execute(
+        select(*_ledger_columns(Payment)).where(
+            Payment.provider == provider,
+            Payment.captured_at >= parsed.period_start,
+            Payment.captured_at < parsed.period_end,
+        )
+    ).all()
+    payments: dict[str, _Ledger] = {}
+    by_key: dict[str, _Ledger] = {}
+    in_window: list[_Ledger] = []
+    for row in window:
+        led = _Ledger(*row)
+        in_window.append(led)
+        if led.provider_ref:
+            payments[led.provider_ref] = led
+        by_key[led.key or ""] = led
+    charges = [ln for ln in parsed.lines if ln.kind == "charge"]
+    refunds_lines = [ln for ln in parsed.lines if ln.kind == "refund"]
+    # ... then whatever the file names outside it (captured near midnight, late settlement).
+    missing_refs = [ln.provider_ref for ln in charges if ln.provider_ref and ln.provider_ref not in payments]
+    for row in _by_values(session, Payment.provider_ref, missing_refs, Payment.provider == provider):
+        led = _Ledger(*row)
+        payments[led.provider_ref or ""] = led
+        by_key[led.key or ""] = led
+    missing_keys = [ln.payment_reference for ln in charges
+                    if ln.payment_reference and ln.provider_ref not in payments
+                    and ln.payment_reference not in by_key]
+    for row in _by_values(session, Payment.idempotency_key, missing_keys, Payment.provider == provider):
+        led = _Ledger(*row)
+        by_key[led.key or ""] = led
+    refunds: dict[str, _Ledger] = {}
+    refund_rows = session.execute(
+        select(*_ledger_columns(Refund)).where(
+            Refund.provider == provider, Refund.status == "succeeded",
+            Refund.created_at >= parsed.period_start, Refund.created_at < parsed.period_end,
+        )
+    ).all()
+    refunds_in_window = [_Ledger(*row) for row in refund_rows]
+    for led in refunds_in_window:
+        refunds[led.provider_ref or ""] = led
+    missing_refund_refs = [ln.provider_ref for ln in refunds_lines if ln.provider_ref and ln.provider_ref not in refunds]
+    for row in _by_values(session, Refund.provider_ref, missing_refund_refs, Refund.provider == provider):
+        led = _Ledger(*row)
+        refunds[led.provider_ref or ""] = led
+
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    settled_ok = ("succeeded", "refunded")
+    hit: _Ledger | None
+    for line in parsed.lines:
+        if line.kind == "charge":
+            hit = payments.get(line.provider_ref or "") or (
+                by_key.get(line.payment_reference) if line.payment_reference else None
+            )
+            if hit is None or hit.status not in settled_ok:
+                detail = "no such payment in the ledger" if hit is None else f"the ledger has it {hit.status}"
+                results.append(_result(import_id, line, "missing_in_ledger", ledger=hit, detail=detail))
+                if hit is not None:
+                    seen.add(hit.id)
+                continue
+            seen.add(hit.id)
+            results.append(_compare(import_id, line, hit, hit.amount))
+        else:
+            hit = refunds.get(line.provider_ref or "")
+            if hit is None or hit.status != "succeeded":
+                detail = "no such refund in the ledger" if hit is None else f"the ledger has it {hit.status}"
+                results.append(_result(import_id, line, "missing_in_ledger", ledger=hit, detail=detail))
+                continue
+            seen.add(hit.id)
+            results.append(_compare(import_id, line, hit, -hit.amount))
+    for led in in_window:
+        if led.id not in seen and led.status in settled_ok:
+            results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=led.amount,
+                                   expected_currency=led.currency, kind="charge",
+                                   detail="captured in the period, absent from the settlement"))
+    for led in refunds_in_window:
+        if led.id not in seen:
+            results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=-led.amount,
+                                   expected_currency=led.currency, kind="refund",
+                                   detail="refunded in the period, absent from the settlement"))
+    return results
+
+
+def _journal_payouts(session: Session, parsed: ParsedStatement, import_id: str, now: Any) -> None:
+    totals: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
+    for line in parsed.lines:
+        t = totals[(line.payout_id or "unpaid", line.currency)]
+        t[0] += line.amount
+        t[1] += line.fee
+        t[2] += line.net
+    for (payout, currency), (gross, fee, net) in sorted(totals.items()):
+        clearing = journal.cash_account(parsed.source)
+        postings = [Posting(journal.PROVIDER_FEES, debit=fee) if fee >= 0 else Posting(journal.PROVIDER_FEES, credit=-fee)]
+        postings.append(Posting("cash:bank", debit=net) if net >= 0 else Posting("cash:bank", credit=-net))
+        postings.append(Posting(clearing, credit=gross) if gross >= 0 else Posting(clearing, debit=-gross))
+        journal.post_entry(
+            session, f"payout:{import_id}:{payout}:{currency}", parsed.period_start, currency, postings,
+            f"payout {payout} from {parsed.source}: fees and transfer to the bank", payout,
+        )
+
+
+def _match_bank(session: Session, parsed: ParsedStatement, import_id: str,
+                svc: PaymentService) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for line in parsed.lines:
+        if line.kind != "credit" or not line.booked:
+            continue  # debits are ours (refunds, fees); pending entries are not final
+        key = f"bank:{parsed.source}:{line.provider_ref}"
+        row = session.execute(
+            select(*_ledger_columns(Payment)).where(Payment.idempotency_key == key)
+        ).first()
+        if row is not None:  # booked before, in an earlier (overlapping) statement
+            led = _Ledger(*row)
+            seen.add(led.id)
+            results.append(_compare(import_id, line, led, led.amount))
+            continue
+        manual = None
+        if line.payment_reference:
+            manual_rows = session.execute(
+                select(*_ledger_columns(Payment)).where(
+                    Payment.provider == "manual", Payment.method_type == "bank_transfer",
+                    Payment.payment_reference == line.payment_reference,
+                    Payment.status.in_(("succeeded", "refunded")),
+                ).order_by(Payment.created_at)
+            ).all()
+            manual = next((_Ledger(*r) for r in manual_rows if r[0] not in seen), None)
+        if manual is not None:  # an admin recorded it before the statement came
+            seen.add(manual.id)
+            results.append(_compare(import_id, line, manual, manual.amount))
+            continue
+        rec = (
+            session.scalar(select(Receivable).where(Receivable.payment_reference == line.payment_reference))
+            if line.payment_reference else None
+        )
+        if rec is None:
+            detail = ("no invoice has reference " + line.payment_reference
+                      if line.payment_reference else "no structured reference")
+            results.append(_result(import_id, line, "missing_in_ledger", detail=detail))
+            continue
+        if rec.currency != line.currency:
+            r = _result(import_id, line, "currency_mismatch", expected=rec.remaining,
+                        expected_currency=rec.currency,
+                        detail=f"invoice {rec.invoice_id} is in {rec.currency}; not applied")
+            r["_customer"] = rec.customer_id
+            results.append(r)
+            continue
+        expected = max(rec.remaining, ZERO)
+        payment = record_manual_payment(
+            session, customer_id=rec.customer_id, amount=line.amount, currency=line.currency,
+            invoice_id=rec.invoice_id, method_type="bank_transfer", reference=line.payment_reference,
+            received_at=line.booked_at, recorded_by=f"reconciliation:{import_id}", idempotency_key=key,
+            provider="bank", provider_ref=line.provider_ref, service=svc,
+        )
+        led = _Ledger(payment.id, payment.provider_ref, key, payment.amount, payment.currency,
+                      payment.status, payment.customer_id)
+        seen.add(led.id)
+        r = _compare(import_id, line, led, expected)
+        if r["status"] == "amount_mismatch":
+            r["detail"] = (f"partial payment of invoice {rec.invoice_id}: {rec.remaining} still due"
+                           if line.amount < expected else
+                           f"overpayment of invoice {rec.invoice_id}: {line.amount - expected} to customer credit")
+        results.append(r)
+    # Manual bank-transfer payments of the period the bank never booked.
+    for row in session.execute(
+        select(*_ledger_columns(Payment)).where(
+            Payment.provider == "manual", Payment.method_type == "bank_transfer",
+            Payment.status.in_(("succeeded", "refunded")),
+            Payment.captured_at >= parsed.period_start, Payment.captured_at < parsed.period_end,
+        )
+    ).all():
+        led = _Ledger(*row)
+        if led.id not in seen:
+            results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=led.amount,
+                                   expected_currency=led.currency, kind="credit",
+                                   detail="recorded as a bank transfer, not on the statement"))
+    return results
+
+
+_RESULT_COLUMNS = ("import_id", "line_no", "status", "kind", "provider_ref", "payment_reference", "payment_id",
+                   "expected_amount", "actual_amount", "expected_currency", "actual_currency", "fee",
+                   "payout_id", "detail")
+
+
+def _insert_results(session: Session, results: list[dict[str, Any]]) -> None:
+    if not results:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # COPY: ten times faster than multi-row INSERT for a day's worth of lines.
+        conn = session.connection().connection.driver_connection
+        cols = ", ".join(_RESULT_COLUMNS)
+        with conn.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+            f"COPY {ReconciliationResult.__tablename__} ({cols}) FROM STDIN"
+        ) as copy:
+            for r in results:
+                copy.write_row([r[c] for c in _RESULT_COLUMNS])
+        return
+    session.execute(insert(ReconciliationResult), [{c: r[c] for c in _RESULT_COLUMNS} for r in results])

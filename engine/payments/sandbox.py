@@ -1,0 +1,622 @@
+"""A sandbox payment service provider that behaves like a real one, over HTTP.
+
+Run it as its own process (`billing psp-sandbox`, see `run_sandbox`). It keeps its state in
+memory: a restart of the sandbox forgets every payment (a restart of the *engine* is what the
+crash-repair path is about, and the sandbox outlives it in the tests).
+
+What it does, on purpose in its own vocabulary (statuses "captured", "declined",
+ISO 8583-style decline codes "05", "51", "54") so the adapter's mapping is real work:
+
+- POST /v1/payments: authorize (capture=false) or authorize and capture in one call.
+  Methods: card (test numbers below), paypal (email), twint (phone), bank_transfer.
+- POST /v1/payments/{id}/capture, POST /v1/refunds, GET /v1/payments/{id},
+  GET /v1/payments?idempotency_key=K, GET /v1/refunds?idempotency_key=K.
+- Idempotency-Key on every POST: the same key with the same body replays the first answer
+  (header Idempotent-Replayed: true); with another body it is a 422; while the first request
+  with that key is still running, a 409.
+- Signed asynchronous webhooks (header Sandbox-Signature: t=UNIX,v1=HMAC-SHA256 of "t.body"),
+  retried a few times until the receiver answers 2xx.
+- GET /v1/settlements/{YYYY-MM-DD}: the daily settlement report, CSV, with fees and payout ids.
+- Test controls under /v1/sandbox/: complete a bank transfer, list every payment, configure.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+import anyio.to_thread
+import httpx
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from engine.clock import Clock, SystemClock
+from engine.money import KNOWN_CURRENCIES, quantum
+from engine.payments.statements import SETTLEMENT_COLUMNS
+
+# Test card numbers. Anything else is declined as an incorrect number ("14").
+CARD_SUCCESS = "4242424242424242"
+CARD_GENERIC_DECLINE = "4000000000000002"
+CARD_INSUFFICIENT_FUNDS = "4000000000009995"
+CARD_EXPIRED = "4000000000000069"
+CARD_SLOW = "4000000000000119"  # answers after `slow_seconds`, then succeeds
+CARD_DUPLICATE_WEBHOOK = "4000000000000259"  # pending; outcome by a webhook delivered twice
+CARD_ASYNC = "4000000000003220"  # pending (3-D Secure-like); outcome by one webhook
+
+TEST_CARDS: dict[str, str] = {
+    CARD_SUCCESS: "success",
+    CARD_GENERIC_DECLINE: "generic decline (05, not retryable)",
+    CARD_INSUFFICIENT_FUNDS: "insufficient funds (51, retryable)",
+    CARD_EXPIRED: "expired card (54, not retryable)",
+    CARD_SLOW: "slow answer, then success (client timeouts)",
+    CARD_DUPLICATE_WEBHOOK: "pending, success delivered by a webhook sent twice",
+    CARD_ASYNC: "pending, success delivered by one webhook",
+}
+_CARD_DECLINES = {CARD_GENERIC_DECLINE: "05", CARD_INSUFFICIENT_FUNDS: "51", CARD_EXPIRED: "54"}
+_DECLINE_MESSAGES = {
+    "05": "do not honour",
+    "51": "insufficient funds",
+    "54": "expired card",
+    "14": "invalid card number",
+    "PAYER_REJECTED": "the payer rejected the payment",
+}
+
+# Fee schedule: percent of the gross, rounded half-up to the minor unit, plus fixed minor units.
+FEES: dict[str, tuple[Decimal, int]] = {
+    "card": (Decimal("2.9"), 30),
+    "paypal": (Decimal("3.49"), 49),
+    "twint": (Decimal("1.3"), 0),
+    "bank_transfer": (Decimal(0), 0),
+}
+
+
+
+def sandbox_fee(method_type: str, amount: Decimal, currency: str) -> Decimal:
+    percent, fixed_minor = FEES.get(method_type, (Decimal(0), 0))
+    q = quantum(currency)
+    return (amount * percent / 100).quantize(q, rounding=ROUND_HALF_UP) + q * fixed_minor
+
+
+def sign_payload(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+@dataclass
+class _Payment:
+    id: str
+    idempotency_key: str
+    amount: Decimal
+    currency: str
+    method_type: str
+    method_detail: str
+    status: str
+    reference: str | None
+    customer: str | None
+    created: datetime
+    behaviour: str = "success"
+    decline_code: str | None = None
+    captured_at: datetime | None = None
+    refunded: Decimal = Decimal(0)
+    fee: Decimal = Decimal(0)
+
+    def public(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "payment",
+            "idempotency_key": self.idempotency_key,
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "method": {"type": self.method_type, "detail": self.method_detail},
+            "status": self.status,
+            "reference": self.reference,
+            "customer": self.customer,
+            "created": self.created.isoformat(),
+            "captured_at": self.captured_at.isoformat() if self.captured_at else None,
+            "amount_refunded": str(self.refunded),
+            "decline_code": self.decline_code,
+            "decline_message": _DECLINE_MESSAGES.get(self.decline_code or ""),
+        }
+        if self.method_type == "bank_transfer":
+            body["next_action"] = {
+                "type": "bank_transfer_instructions",
+                "iban": "CH9300762011623852957",
+                "reference": self.reference,
+            }
+        return body
+
+
+@dataclass
+class _Refund:
+    id: str
+    idempotency_key: str
+    payment_id: str
+    amount: Decimal
+    currency: str
+    status: str
+    created: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "refund",
+            "idempotency_key": self.idempotency_key,
+            "payment": self.payment_id,
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "status": self.status,
+            "created": self.created.isoformat(),
+        }
+
+
+@dataclass
+class SandboxState:
+    clock: Clock
+    api_key: str | None
+    webhook_url: str | None
+    webhook_secret: str
+    slow_seconds: float
+    async_delay: float
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    payments: dict[str, _Payment] = field(default_factory=dict)
+    by_key: dict[str, str] = field(default_factory=dict)  # idempotency key -> payment id
+    refunds: dict[str, _Refund] = field(default_factory=dict)
+    refund_by_key: dict[str, str] = field(default_factory=dict)
+    # (scope, key) -> (body hash, status code, response body)
+    idempotency: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = field(
+        default_factory=dict
+    )
+    in_flight: set[tuple[str, str]] = field(default_factory=set)
+    webhook_log: list[dict[str, Any]] = field(default_factory=list)
+    charge_requests: int = 0  # POSTs that created a payment (not replays)
+
+    def now(self) -> datetime:
+        return self.clock.now().astimezone(UTC)
+
+
+def _err(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _amount(value: Any, currency: str) -> Decimal:
+    if not isinstance(value, str):
+        raise HTTPException(400, detail={"code": "invalid_amount", "message": "amount must be a decimal string"})
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise HTTPException(400, detail={"code": "invalid_amount", "message": f"{value!r}"}) from None
+    if not amount.is_finite() or amount <= 0:
+        raise HTTPException(400, detail={"code": "invalid_amount", "message": "amount must be positive"})
+    if amount != amount.quantize(quantum(currency)):
+        raise HTTPException(
+            400,
+            detail={"code": "invalid_amount", "message": f"{currency} has {quantum(currency)} as its smallest unit"},
+        )
+    return amount
+
+
+def create_sandbox_app(
+    *,
+    api_key: str | None = "sk_sandbox_test",
+    webhook_url: str | None = None,
+    webhook_secret: str = "whsec_sandbox",
+    slow_seconds: float = 3.0,
+    async_delay: float = 0.2,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The sandbox PSP as an ASGI app. `webhook_url` receives the signed events; it can be
+    changed at run time with POST /v1/sandbox/config."""
+    state = SandboxState(
+        clock=clock or SystemClock(),
+        api_key=api_key,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        slow_seconds=slow_seconds,
+        async_delay=async_delay,
+    )
+    app = FastAPI(title="billing-engine PSP sandbox")
+    app.state.sandbox = state
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, dict) else {"code": "error", "message": str(exc.detail)}
+        return JSONResponse({"error": detail}, status_code=exc.status_code)
+
+    def check_auth(authorization: str | None) -> None:
+        if state.api_key and authorization != f"Bearer {state.api_key}":
+            raise HTTPException(401, detail={"code": "unauthorized", "message": "bad or missing API key"})
+
+    # --- webhooks -------------------------------------------------------------------------
+    def send_webhook(event_type: str, data: dict[str, Any], times: int = 1, delay: float = 0) -> None:
+        url = state.webhook_url
+        if not url:
+            return
+        event = {
+            "id": f"whevt_{secrets.token_hex(10)}",
+            "type": event_type,
+            "created": int(time.time()),
+            "data": data,
+        }
+
+        def deliver() -> None:
+            if delay:
+                time.sleep(delay)
+            for _copy in range(times):
+                # The timestamp is re-signed per delivery, as real providers do.
+                body = json.dumps(event).encode()
+                for attempt in range(5):
+                    ts = int(time.time())
+                    headers = {
+                        "Content-Type": "application/json",
+                        "Sandbox-Signature": sign_payload(state.webhook_secret, ts, body),
+                    }
+                    status: int | str
+                    try:
+                        r = httpx.post(url, content=body, headers=headers, timeout=10)
+                        ok, status = r.status_code < 300, r.status_code
+                    except httpx.HTTPError as exc:
+                        ok, status = False, type(exc).__name__
+                    with state.lock:
+                        state.webhook_log.append(
+                            {"event": event["id"], "type": event_type, "attempt": attempt, "ok": ok,
+                             "status": status, "payment": data.get("id")}
+                        )
+                    if ok:
+                        break
+                    time.sleep(0.2 * (attempt + 1))
+
+        threading.Thread(target=deliver, daemon=True, name="sandbox-webhook").start()
+
+    # --- idempotency ----------------------------------------------------------------------
+    def idempotent(scope: str, key: str | None, body: bytes, run: Any) -> JSONResponse:
+        if not key:
+            return _err(400, "idempotency_key_required", "send an Idempotency-Key header")
+        digest = hashlib.sha256(body).hexdigest()
+        slot = (scope, key)
+        with state.lock:
+            stored = state.idempotency.get(slot)
+            if stored is not None:
+                if stored[0] != digest:
+                    return _err(
+                        422,
+                        "idempotency_conflict",
+                        f"key {key!r} was used with a different request body",
+                    )
+                return JSONResponse(stored[2], status_code=stored[1], headers={"Idempotent-Replayed": "true"})
+            if slot in state.in_flight:
+                return _err(409, "idempotency_key_in_use", "a request with this key is in progress")
+            state.in_flight.add(slot)
+        try:
+            try:
+                status, payload = run()
+            except HTTPException as exc:
+                detail = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
+                status, payload = exc.status_code, {"error": detail}
+            with state.lock:
+                # Only answers about the request itself are stored: a 5xx may be retried.
+                if status < 500:
+                    state.idempotency[slot] = (digest, status, payload)
+            return JSONResponse(payload, status_code=status)
+        finally:
+            with state.lock:
+                state.in_flight.discard(slot)
+
+    # --- payments -------------------------------------------------------------------------
+    def capture(p: _Payment) -> None:
+        p.status = "captured"
+        p.captured_at = state.now()
+        p.fee = sandbox_fee(p.method_type, p.amount, p.currency)
+
+    def create_payment(key: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        currency = req.get("currency")
+        if currency not in KNOWN_CURRENCIES:
+            raise HTTPException(400, detail={"code": "invalid_currency", "message": f"{currency!r}"})
+        amount = _amount(req.get("amount"), currency)
+        method = req.get("method") or {}
+        mtype = method.get("type")
+        auto_capture = req.get("capture", True) is not False
+        behaviour = "success"
+        decline: str | None = None
+        if mtype == "card":
+            number = str(method.get("number", "")).replace(" ", "")
+            detail = f"card **** {number[-4:]}"
+            if number in _CARD_DECLINES:
+                decline = _CARD_DECLINES[number]
+            elif number == CARD_SLOW:
+                time.sleep(state.slow_seconds)
+            elif number == CARD_DUPLICATE_WEBHOOK:
+                behaviour = "async_duplicate"
+            elif number == CARD_ASYNC:
+                behaviour = "async"
+            elif number != CARD_SUCCESS:
+                decline = "14"
+        elif mtype == "paypal":
+            email = str(method.get("email", ""))
+            detail = f"paypal {email}"
+            behaviour = "async_decline" if email.startswith("decline") else "async"
+        elif mtype == "twint":
+            phone = str(method.get("phone", ""))
+            detail = f"twint {phone[-4:]}"
+            behaviour = "async_decline" if phone.endswith("9999") else "async"
+        elif mtype == "bank_transfer":
+            detail = "bank transfer"
+            behaviour = "transfer"
+        else:
+            raise HTTPException(400, detail={"code": "invalid_method", "message": f"unknown method {mtype!r}"})
+        now = state.now()
+        p = _Payment(
+            id=f"sbp_{secrets.token_hex(8)}",
+            idempotency_key=key,
+            amount=amount,
+            currency=currency,
+            method_type=mtype,
+            method_detail=detail,
+            status="authorized",
+            reference=req.get("reference"),
+            customer=req.get("customer"),
+            created=now,
+            behaviour=behaviour,
+        )
+        webhook: tuple[str, int, float] | None = None
+        if decline:
+            p.status, p.decline_code = "declined", decline
+            webhook = ("payment.declined", 1, 0)
+        elif behaviour == "transfer":
+            p.status = "awaiting_transfer"
+        elif behaviour.startswith("async"):
+            p.status = "processing"
+            webhook = ("async", 2 if behaviour == "async_duplicate" else 1, state.async_delay)
+        elif auto_capture:
+            capture(p)
+            webhook = ("payment.captured", 1, 0)
+        with state.lock:
+            state.payments[p.id] = p
+            state.by_key[key] = p.id
+            state.charge_requests += 1
+        if webhook and webhook[0] == "async":
+            schedule_async_outcome(p, webhook[1], webhook[2])
+        elif webhook:
+            send_webhook(webhook[0], p.public(), times=webhook[1])
+        return 201, p.public()
+
+    def schedule_async_outcome(p: _Payment, times: int, delay: float) -> None:
+        def settle() -> None:
+            time.sleep(delay)
+            with state.lock:
+                if p.behaviour == "async_decline":
+                    p.status, p.decline_code = "declined", "PAYER_REJECTED"
+                    kind = "payment.declined"
+                else:
+                    capture(p)
+                    kind = "payment.captured"
+                data = p.public()
+            send_webhook(kind, data, times=times)
+
+        threading.Thread(target=settle, daemon=True, name="sandbox-async").start()
+
+    @app.post("/v1/payments")
+    async def post_payment(
+        request: Request,
+        authorization: str | None = Header(default=None),
+        idempotency_key: str | None = Header(default=None),
+    ) -> JSONResponse:
+        check_auth(authorization)
+        raw = await request.body()
+        try:
+            req = json.loads(raw)
+        except ValueError:
+            return _err(400, "invalid_json", "the body is not JSON")
+        return await anyio.to_thread.run_sync(
+            lambda: idempotent("payments", idempotency_key, raw, lambda: create_payment(str(idempotency_key), req))
+        )
+
+    @app.post("/v1/payments/{payment_id}/capture")
+    def post_capture(
+        payment_id: str,
+        authorization: str | None = Header(default=None),
+        idempotency_key: str | None = Header(default=None),
+    ) -> JSONResponse:
+        check_auth(authorization)
+
+        def run() -> tuple[int, dict[str, Any]]:
+            with state.lock:
+                p = state.payments.get(payment_id)
+                if p is None:
+                    return 404, {"error": {"code": "not_found", "message": payment_id}}
+                if p.status == "authorized":
+                    capture(p)
+                    send_webhook("payment.captured", p.public())
+                elif p.status != "captured":
+                    return 400, {"error": {"code": "not_capturable", "message": f"status {p.status}"}}
+                return 200, p.public()
+
+        return idempotent("capture", idempotency_key, payment_id.encode(), run)
+
+    @app.get("/v1/payments/{payment_id}")
+    def get_payment(payment_id: str, authorization: str | None = Header(default=None)) -> JSONResponse:
+        check_auth(authorization)
+        with state.lock:
+            p = state.payments.get(payment_id)
+            if p is None:
+                return _err(404, "not_found", payment_id)
+            return JSONResponse(p.public())
+
+    @app.get("/v1/payments")
+    def find_payment(idempotency_key: str, authorization: str | None = Header(default=None)) -> JSONResponse:
+        check_auth(authorization)
+        with state.lock:
+            pid = state.by_key.get(idempotency_key)
+            if pid is None:
+                if ("payments", idempotency_key) in state.in_flight:
+                    return _err(409, "idempotency_key_in_use", "the request is still in progress")
+                return _err(404, "not_found", idempotency_key)
+            return JSONResponse(state.payments[pid].public())
+
+    # --- refunds --------------------------------------------------------------------------
+    def create_refund(key: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with state.lock:
+            p = state.payments.get(str(req.get("payment")))
+            if p is None:
+                raise HTTPException(404, detail={"code": "not_found", "message": "no such payment"})
+            if p.status not in ("captured", "partially_refunded"):
+                raise HTTPException(400, detail={"code": "not_refundable", "message": f"payment is {p.status}"})
+            amount = _amount(req.get("amount", str(p.amount - p.refunded)), p.currency)
+            if req.get("currency", p.currency) != p.currency:
+                raise HTTPException(400, detail={"code": "currency_mismatch", "message": p.currency})
+            if amount > p.amount - p.refunded:
+                raise HTTPException(
+                    400,
+                    detail={
+                        "code": "amount_exceeds_refundable",
+                        "message": f"at most {p.amount - p.refunded} {p.currency} can be refunded",
+                    },
+                )
+            p.refunded += amount
+            p.status = "refunded" if p.refunded == p.amount else "partially_refunded"
+            r = _Refund(
+                id=f"sbr_{secrets.token_hex(8)}",
+                idempotency_key=key,
+                payment_id=p.id,
+                amount=amount,
+                currency=p.currency,
+                status="succeeded",
+                created=state.now(),
+            )
+            state.refunds[r.id] = r
+            state.refund_by_key[key] = r.id
+        send_webhook("refund.succeeded", r.public())
+        return 201, r.public()
+
+    @app.post("/v1/refunds")
+    async def post_refund(
+        request: Request,
+        authorization: str | None = Header(default=None),
+        idempotency_key: str | None = Header(default=None),
+    ) -> JSONResponse:
+        check_auth(authorization)
+        raw = await request.body()
+        try:
+            req = json.loads(raw)
+        except ValueError:
+            return _err(400, "invalid_json", "the body is not JSON")
+        return idempotent("refunds", idempotency_key, raw, lambda: create_refund(str(idempotency_key), req))
+
+    @app.get("/v1/refunds")
+    def find_refund(idempotency_key: str, authorization: str | None = Header(default=None)) -> JSONResponse:
+        check_auth(authorization)
+        with state.lock:
+            rid = state.refund_by_key.get(idempotency_key)
+            if rid is None:
+                return _err(404, "not_found", idempotency_key)
+            return JSONResponse(state.refunds[rid].public())
+
+    # --- settlement -----------------------------------------------------------------------
+    @app.get("/v1/settlements/{day}")
+    def settlement(day: str, authorization: str | None = Header(default=None)) -> PlainTextResponse:
+        check_auth(authorization)
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            raise HTTPException(400, detail={"code": "invalid_date", "message": day}) from None
+        return PlainTextResponse(settlement_csv(state, when), media_type="text/csv")
+
+    # --- test controls --------------------------------------------------------------------
+    @app.post("/v1/sandbox/payments/{payment_id}/complete")
+    def complete_transfer(payment_id: str, authorization: str | None = Header(default=None)) -> JSONResponse:
+        check_auth(authorization)
+        with state.lock:
+            p = state.payments.get(payment_id)
+            if p is None or p.status != "awaiting_transfer":
+                return _err(400, "not_awaiting_transfer", payment_id)
+            capture(p)
+            data = p.public()
+        send_webhook("payment.captured", data)
+        return JSONResponse(data)
+
+    @app.get("/v1/sandbox/payments")
+    def list_payments(authorization: str | None = Header(default=None)) -> JSONResponse:
+        check_auth(authorization)
+        with state.lock:
+            return JSONResponse(
+                {
+                    "payments": [p.public() for p in state.payments.values()],
+                    "refunds": [r.public() for r in state.refunds.values()],
+                    "charge_requests": state.charge_requests,
+                    "webhooks": list(state.webhook_log),
+                }
+            )
+
+    @app.post("/v1/sandbox/config")
+    async def configure(request: Request, authorization: str | None = Header(default=None)) -> JSONResponse:
+        check_auth(authorization)
+        req = await request.json()
+        with state.lock:
+            if "webhook_url" in req:
+                state.webhook_url = req["webhook_url"]
+            if "slow_seconds" in req:
+                state.slow_seconds = float(req["slow_seconds"])
+        return JSONResponse({"webhook_url": state.webhook_url, "slow_seconds": state.slow_seconds})
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def settlement_csv(state: SandboxState, day: date) -> str:
+    """Captured payments and refunds of `day` (UTC), one payout per currency."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SETTLEMENT_COLUMNS)
+    with state.lock:
+        rows: list[list[str]] = []
+        for p in state.payments.values():
+            if p.captured_at is not None and p.captured_at.date() == day:
+                net = p.amount - p.fee
+                rows.append(
+                    [day.isoformat(), f"po_{day:%Y%m%d}_{p.currency}", "charge", p.id, p.reference or "",
+                     p.currency, str(p.amount), str(p.fee), str(net), p.captured_at.isoformat()]
+                )
+        for r in state.refunds.values():
+            if r.created.date() == day and r.status == "succeeded":
+                rows.append(
+                    [day.isoformat(), f"po_{day:%Y%m%d}_{r.currency}", "refund", r.id,
+                     state.payments[r.payment_id].reference or "", r.currency, str(-r.amount),
+                     str(Decimal(0).quantize(quantum(r.currency))), str(-r.amount), r.created.isoformat()]
+                )
+    rows.sort(key=lambda row: row[9])
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def run_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 8090,
+    *,
+    api_key: str | None = "sk_sandbox_test",
+    webhook_url: str | None = None,
+    webhook_secret: str = "whsec_sandbox",
+    slow_seconds: float = 3.0,
+    log_level: str = "info",
+) -> None:
+    """Serve the sandbox until interrupted (`billing psp-sandbox`)."""
+    import uvicorn
+
+    app = create_sandbox_app(
+        api_key=api_key,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        slow_seconds=slow_seconds,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
