@@ -288,7 +288,8 @@ def _insert_ignore(session: Session, values: dict[str, Any]) -> bool:
             constraint="uq_notification_dedup")
     else:
         stmt = sqlite_insert(Notification).values(**values).on_conflict_do_nothing()
-    return bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
+    # RETURNING rather than rowcount: SQLAlchemy does not promise an INSERT's rowcount.
+    return session.execute(stmt.returning(Notification.id)).first() is not None
 
 
 def _failed_event(session: Session, row: Mapping[str, Any], now: datetime, error: str,
