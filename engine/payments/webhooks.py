@@ -41,8 +41,9 @@ class WebhookResult:
 def _record_receipt(session: Session, provider: str, event_id: str, type_: str, svc: PaymentService) -> bool:
     values = {"provider": provider, "event_id": event_id, "type": type_, "received_at": svc.now()}
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = session.execute(insert(WebhookReceipt).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on psycopg.
+    stmt = insert(WebhookReceipt).values(**values).on_conflict_do_nothing().returning(WebhookReceipt.id)
+    return session.execute(stmt).first() is not None
 
 
 def apply_webhook(

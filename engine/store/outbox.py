@@ -103,9 +103,9 @@ def mark_processed(session: Session, consumer: str, event_id: str, now: datetime
     bind = session.get_bind()
     values = {"consumer": consumer, "event_id": event_id, "processed_at": now}
     insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    result = session.execute(insert(ProcessedEvent).values(**values).on_conflict_do_nothing())
-    # psycopg and sqlite3 both report 1 for an inserted row and 0 for a conflict.
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on psycopg.
+    stmt = insert(ProcessedEvent).values(**values).on_conflict_do_nothing().returning(ProcessedEvent.pk)
+    return session.execute(stmt).first() is not None
 
 
 def mark_processed_many(session: Session, consumer: str, event_ids: Iterable[str], now: datetime) -> set[str]:

@@ -1,0 +1,224 @@
+"""The access decision as a pure function: plan entitlements, usage against quotas, the
+subscription and dunning state, and what the access rules asked for.
+
+Reasons (machine-readable, documented in the README):
+  plan                   the plan grants it
+  overage                over the quota, but the plan's overage policy allows it
+  not_in_plan            the plan does not include the feature
+  quota_exceeded         the quota would be exceeded and overage is `block`
+  payment_overdue        the account is suspended by dunning
+  subscription_inactive  no live subscription (never had one, ended, or dunning cancelled it)
+  no_customer            the customer is unknown
+  <rule's own reason>    an access rule allowed or denied it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from engine.catalog import Catalog, Plan
+
+ZERO = Decimal(0)
+SUSPENDED_STATES = frozenset({"suspended"})
+ENDED_STATES = frozenset({"cancelled", "canceled"})
+
+
+@dataclass(frozen=True, slots=True)
+class RuleAction:
+    """An allow or deny asked for by an access rule."""
+
+    ruleset: str
+    rule: str
+    action: str  # allow | deny
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the access decision knows about a customer at one moment."""
+
+    customer_id: str
+    known: bool
+    customer: Mapping[str, Any] = field(default_factory=dict)
+    subscription: Mapping[str, Any] | None = None
+    catalog: Catalog | None = None
+    plan: Plan | None = None
+    dunning_state: str = "active"
+    usage: Mapping[str, Decimal] = field(default_factory=dict)  # per metric, in the quota's window
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    feature: str
+    reason: str
+    limit: Decimal | None = None
+    used: Decimal | None = None
+    remaining: Decimal | None = None
+    plan: str | None = None
+    rules: tuple[str, ...] = ()
+    offer: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(v: Decimal | None) -> Any:
+            if v is None:
+                return None
+            return int(v) if v == v.to_integral_value() else str(v)
+
+        return {
+            "allowed": self.allowed,
+            "feature": self.feature,
+            "reason": self.reason,
+            "limit": num(self.limit),
+            "used": num(self.used),
+            "remaining": num(self.remaining),
+            "plan": self.plan,
+            "rules": list(self.rules),
+            "offer": dict(self.offer) if self.offer else None,
+        }
+
+
+def plan_decision(snapshot: Snapshot, feature: str, quantity: Decimal, in_use: Decimal | None = None) -> Decision:
+    """What the plan, quota, subscription and dunning state say, before any rule."""
+    plan_id = snapshot.plan.id if snapshot.plan else None
+    if not snapshot.known:
+        return Decision(False, feature, "no_customer")
+    if snapshot.plan is None or snapshot.catalog is None:
+        return Decision(False, feature, "subscription_inactive")
+    if snapshot.dunning_state in ENDED_STATES:
+        return Decision(False, feature, "subscription_inactive", plan=plan_id)
+    if snapshot.dunning_state in SUSPENDED_STATES:
+        return Decision(False, feature, "payment_overdue", plan=plan_id)
+    entitlement = snapshot.plan.entitlements.get(feature)
+    if entitlement is None or not entitlement.enabled:
+        return Decision(False, feature, "not_in_plan", plan=plan_id, offer=upgrade_offer(snapshot, feature))
+    definition = snapshot.catalog.features.get(feature)
+    kind = definition.type if definition else "boolean"
+    if kind == "boolean":
+        return Decision(True, feature, "plan", plan=plan_id)
+    if kind == "quantity":
+        limit = None if entitlement.quantity is None else Decimal(entitlement.quantity)
+        used = in_use if in_use is not None else None
+        if limit is None:
+            return Decision(True, feature, "plan", plan=plan_id, used=used)
+        wanted = (used or ZERO) + quantity
+        remaining = max(limit - (used or ZERO), ZERO)
+        if wanted > limit:
+            return Decision(
+                False,
+                feature,
+                "quota_exceeded",
+                limit,
+                used,
+                remaining,
+                plan_id,
+                offer=upgrade_offer(snapshot, feature),
+            )
+        return Decision(True, feature, "plan", limit, used, remaining - quantity, plan_id)
+    # metered
+    metric = definition.metric if definition else None
+    used = snapshot.usage.get(metric, ZERO) if metric else ZERO
+    if entitlement.limit is None:
+        return Decision(True, feature, "plan", None, used, None, plan_id)
+    limit = Decimal(entitlement.limit)
+    remaining = max(limit - used, ZERO)
+    if used + quantity <= limit:
+        return Decision(True, feature, "plan", limit, used, remaining, plan_id)
+    if entitlement.overage in ("allow", "notify"):
+        return Decision(True, feature, "overage", limit, used, remaining, plan_id)
+    return Decision(
+        False, feature, "quota_exceeded", limit, used, remaining, plan_id, offer=upgrade_offer(snapshot, feature)
+    )
+
+
+def upgrade_offer(snapshot: Snapshot, feature: str) -> dict[str, Any] | None:
+    """The first plan in `upgrade_to` that grants more of the feature than the current one."""
+    plan, catalog = snapshot.plan, snapshot.catalog
+    if plan is None or catalog is None:
+        return None
+    current = plan.entitlements.get(feature)
+    for target_id in plan.upgrade_to:
+        target = catalog.plans.get(target_id)
+        if target is None:
+            continue
+        better = target.entitlements.get(feature)
+        if better is None or not better.enabled:
+            continue
+        if current is None or not current.enabled or _more(better, current):
+            return {"plan": target_id, "name": target.name}
+    return None
+
+
+def _more(a: Any, b: Any) -> bool:
+    def size(e: Any) -> Decimal:
+        value = e.limit if e.limit is not None else e.quantity
+        return Decimal("Infinity") if value is None else Decimal(value)
+
+    return size(a) > size(b) or (a.overage != "block" and b.overage == "block")
+
+
+def combine(base: Decision, actions: Sequence[RuleAction]) -> Decision:
+    """Apply the access rules to the plan's answer: a rule's deny wins over any allow; a
+    rule's allow overrides the plan's denial (e.g. a partner tag unlocks a beta feature)."""
+    denies = [a for a in actions if a.action == "deny"]
+    allows = [a for a in actions if a.action == "allow"]
+    if denies:
+        first = denies[0]
+        offer = dict(first.params.get("offer") or {}) or base.offer
+        return Decision(
+            False,
+            base.feature,
+            str(first.params.get("reason") or "denied_by_rule"),
+            base.limit,
+            base.used,
+            base.remaining,
+            base.plan,
+            tuple(f"{a.ruleset}/{a.rule}" for a in denies),
+            offer,
+        )
+    if allows:
+        first = allows[0]
+        if base.allowed:
+            return Decision(
+                True,
+                base.feature,
+                base.reason,
+                base.limit,
+                base.used,
+                base.remaining,
+                base.plan,
+                tuple(f"{a.ruleset}/{a.rule}" for a in allows),
+            )
+        if base.reason == "no_customer":
+            return base  # a rule cannot vouch for a customer we do not know
+        return Decision(
+            True,
+            base.feature,
+            str(first.params.get("reason") or "allowed_by_rule"),
+            base.limit,
+            base.used,
+            base.remaining,
+            base.plan,
+            tuple(f"{a.ruleset}/{a.rule}" for a in allows),
+        )
+    return base
+
+
+def rule_context(snapshot: Snapshot, feature: str, quantity: Decimal, base: Decision) -> dict[str, Any]:
+    """The context access rules see (FORMATS §2: feature, quantity, the plan's own answer)."""
+    return {
+        "feature": feature,
+        "quantity": quantity,
+        "reason": base.reason,
+        "allowed": base.allowed,
+        "plan": base.plan,
+        "customer": dict(snapshot.customer),
+        "subscription": dict(snapshot.subscription or {}),
+        "account": {"dunning_state": snapshot.dunning_state},
+        "usage": dict(snapshot.usage),
+        "limit": base.limit,
+        "used": base.used,
+    }

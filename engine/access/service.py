@@ -1,0 +1,81 @@
+"""Answering "may customer X use feature Y?" with the view, the rules and the side effects
+(access.denied, usage.threshold_reached)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from engine.access.decision import Decision, RuleAction, Snapshot, combine, plan_decision, rule_context
+from engine.access.snapshot import load_snapshot
+from engine.access.thresholds import crossed, record_thresholds
+from engine.access.view import AccessView
+from engine.clock import Clock
+from engine.store import Database, add_event
+
+# (context) -> the allow/deny actions the access rules asked for
+RulesHook = Callable[[Mapping[str, Any]], Sequence[RuleAction]]
+
+
+class UnknownFeature(LookupError):
+    def __init__(self, feature: str, known: Sequence[str]) -> None:
+        self.feature = feature
+        super().__init__(f"unknown feature {feature!r}; the customer's catalog has {', '.join(sorted(known))}")
+
+
+class AccessService:
+    def __init__(
+        self, db: Database, clock: Clock, view: AccessView | None = None, rules: RulesHook | None = None
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.view = view or AccessView()
+        self.rules = rules
+        # Thresholds already recorded, so a hot check does not write to find out again.
+        self._announced: set[tuple[str, str, int, Any]] = set()
+
+    def snapshot(self, customer_id: str) -> Snapshot:
+        def load() -> Snapshot:
+            with self.db.session() as session:
+                return load_snapshot(session, customer_id, self.clock.now())
+
+        return self.view.get(customer_id, load)
+
+    def check(
+        self, customer_id: str, feature: str, quantity: Decimal = Decimal(1), in_use: Decimal | None = None
+    ) -> Decision:
+        if quantity <= 0:
+            raise ValueError("quantity: must be above zero")
+        snapshot = self.snapshot(customer_id)
+        if snapshot.catalog is not None and feature not in snapshot.catalog.features:
+            raise UnknownFeature(feature, list(snapshot.catalog.features))
+        base = plan_decision(snapshot, feature, quantity, in_use)
+        actions = self.rules(rule_context(snapshot, feature, quantity, base)) if self.rules else ()
+        decision = combine(base, actions)
+        self._side_effects(snapshot, decision)
+        return decision
+
+    def _side_effects(self, snapshot: Snapshot, decision: Decision) -> None:
+        now = self.clock.now()
+        fresh = [c for c in crossed(snapshot, now) if (snapshot.customer_id, c[0], c[1], c[4]) not in self._announced]
+        if decision.allowed and not fresh:
+            return
+        with self.db.session() as session:
+            if not decision.allowed:
+                add_event(session, "access.denied", snapshot.customer_id, decision.to_dict(), time=now)
+            if fresh:
+                record_thresholds(session, snapshot, now)
+        for c in fresh:
+            self._announced.add((snapshot.customer_id, c[0], c[1], c[4]))
+
+    def usage_changed(self, customer_ids: Sequence[str]) -> None:
+        """After usage was ingested: refresh those customers and announce thresholds reached."""
+        for customer_id in set(customer_ids):
+            self.view.invalidate(customer_id)
+            snapshot = self.snapshot(customer_id)
+            if any((customer_id, c[0], c[1], c[4]) not in self._announced for c in crossed(snapshot, self.clock.now())):
+                self._side_effects(snapshot, Decision(True, "", "plan"))
+
+    def invalidate(self, customer_id: str | None = None) -> None:
+        self.view.invalidate(customer_id)

@@ -1,0 +1,72 @@
+"""An in-memory view of customers' access snapshots, invalidated by the events that change them.
+
+Within one process a change is seen at once: the writes that change a decision (usage
+ingested, plan changed, payment, dunning state, rules published) invalidate the entry in
+the same process, and the event handlers do for changes made elsewhere. Across several API
+processes an entry is at most `ttl` seconds stale (see the README).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from engine.access.decision import Snapshot
+
+
+class AccessView:
+    def __init__(
+        self, ttl: float = 2.0, max_entries: int = 100_000, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._monotonic = monotonic
+        self._entries: OrderedDict[str, tuple[float, Snapshot]] = OrderedDict()
+        # Bumped by every invalidation: a snapshot loaded while its customer was invalidated
+        # is returned to its caller but never cached.
+        self._versions: dict[str, int] = {}
+        self._epoch = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, customer_id: str, load: Callable[[], Snapshot]) -> Snapshot:
+        now = self._monotonic()
+        with self._lock:
+            entry = self._entries.get(customer_id)
+            if entry is not None and now - entry[0] < self.ttl:
+                self.hits += 1
+                self._entries.move_to_end(customer_id)
+                return entry[1]
+            seen = (self._epoch, self._versions.get(customer_id, 0))
+        self.misses += 1
+        snapshot = load()
+        with self._lock:
+            if seen == (self._epoch, self._versions.get(customer_id, 0)):
+                self._entries[customer_id] = (now, snapshot)
+                self._entries.move_to_end(customer_id)
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        return snapshot
+
+    def invalidate(self, customer_id: str | None) -> None:
+        with self._lock:
+            if customer_id is None:
+                self._epoch += 1
+                self._entries.clear()
+                self._versions.clear()
+            else:
+                self._entries.pop(customer_id, None)
+                self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
+                if len(self._versions) > 4 * self.max_entries:
+                    self._epoch += 1  # keep the counters bounded; a rare full flush is harmless
+                    self._versions.clear()
+                    self._entries.clear()
+
+    def invalidate_all(self) -> None:
+        self.invalidate(None)
+
+    def __len__(self) -> int:
+        return len(self._entries)

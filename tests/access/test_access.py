@@ -1,0 +1,206 @@
+"""Access decisions: the pure rules of plans, quotas and dunning, then the service on a store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+
+from engine import dunning, sales
+from engine.access import AccessService, AccessView, RuleAction, Snapshot, UnknownFeature, combine, plan_decision
+from engine.catalog import load_catalog
+from engine.clock import TestClock
+from engine.store import Database, OutboxEvent
+
+SAAS = load_catalog("catalogs/saas.yaml")
+
+
+def snap(plan: str | None = "free", state: str = "active", calls: int = 0, known: bool = True) -> Snapshot:
+    return Snapshot(
+        "c1",
+        known,
+        {"id": "c1", "tags": []},
+        {"status": "active"} if plan else None,
+        SAAS if plan else None,
+        SAAS.plan(plan) if plan else None,
+        state,
+        {"api_calls": D(calls)},
+    )
+
+
+class TestPlanDecision:
+    def test_boolean_feature_in_and_out_of_plan(self) -> None:
+        assert plan_decision(snap("pro"), "sso", D(1)).reason == "plan"
+        denied = plan_decision(snap("free"), "sso", D(1))
+        assert (denied.allowed, denied.reason) == (False, "not_in_plan")
+        assert denied.offer == {"plan": "pro", "name": "Pro"}  # free upgrades to pro, which grants sso
+        # enterprise is the top plan: nothing to offer for a feature it lacks
+        assert plan_decision(snap("enterprise"), "beta_ai", D(1)).offer is None
+
+    def test_metered_quota_blocks_at_the_limit_and_offers_the_upgrade(self) -> None:
+        ok = plan_decision(snap("free", calls=999), "api", D(1))
+        assert (ok.allowed, ok.limit, ok.used, ok.remaining) == (True, D(1000), D(999), D(1))
+        over = plan_decision(snap("free", calls=1000), "api", D(1))
+        assert (over.allowed, over.reason, over.remaining) == (False, "quota_exceeded", D(0))
+        assert over.offer == {"plan": "pro", "name": "Pro"}
+        # "would 5 more be allowed?" with 996 used: no
+        assert not plan_decision(snap("free", calls=996), "api", D(5)).allowed
+
+    def test_overage_allow_lets_pro_go_past_its_limit(self) -> None:
+        d = plan_decision(snap("pro", calls=100_000), "api", D(1))
+        assert (d.allowed, d.reason) == (True, "overage")
+
+    def test_quantity_feature(self) -> None:
+        assert plan_decision(snap("free"), "projects", D(1), in_use=D(0)).allowed
+        d = plan_decision(snap("free"), "projects", D(1), in_use=D(1))
+        assert (d.allowed, d.reason, d.limit) == (False, "quota_exceeded", D(1))
+
+    @pytest.mark.parametrize(
+        ("state", "reason"), [("suspended", "payment_overdue"), ("cancelled", "subscription_inactive")]
+    )
+    def test_dunning_state(self, state: str, reason: str) -> None:
+        d = plan_decision(snap("pro", state=state), "sso", D(1))
+        assert (d.allowed, d.reason) == (False, reason)
+        assert plan_decision(snap("pro", state="warning"), "sso", D(1)).allowed
+
+    def test_no_customer_and_no_subscription(self) -> None:
+        assert plan_decision(snap(known=False), "sso", D(1)).reason == "no_customer"
+        assert plan_decision(snap(None), "sso", D(1)).reason == "subscription_inactive"
+
+
+class TestRules:
+    def test_deny_wins_over_allow(self) -> None:
+        base = plan_decision(snap("pro"), "sso", D(1))
+        d = combine(
+            base,
+            [
+                RuleAction("access", "partner", "allow", {}),
+                RuleAction("access", "embargo", "deny", {"reason": "embargoed"}),
+            ],
+        )
+        assert (d.allowed, d.reason, d.rules) == (False, "embargoed", ("access/embargo",))
+
+    def test_rule_allow_unlocks_what_the_plan_denies(self) -> None:
+        base = plan_decision(snap("pro", state="suspended"), "data_export", D(1))
+        d = combine(base, [RuleAction("access", "export-while-suspended", "allow", {"reason": "export_allowed"})])
+        assert (d.allowed, d.reason, d.rules) == (True, "export_allowed", ("access/export-while-suspended",))
+
+    def test_a_rule_cannot_vouch_for_an_unknown_customer(self) -> None:
+        base = plan_decision(snap(known=False), "sso", D(1))
+        assert not combine(base, [RuleAction("a", "r", "allow", {})]).allowed
+
+
+def test_view_caches_until_invalidated() -> None:
+    now = [0.0]
+    view = AccessView(ttl=10, monotonic=lambda: now[0])
+    loads = []
+
+    def load() -> Snapshot:
+        loads.append(1)
+        return snap()
+
+    view.get("c1", load)
+    view.get("c1", load)
+    assert len(loads) == 1
+    view.invalidate("c1")
+    view.get("c1", load)
+    now[0] = 11  # past the TTL
+    view.get("c1", load)
+    assert len(loads) == 3
+
+
+def test_a_snapshot_loaded_during_an_invalidation_is_not_cached() -> None:
+    view = AccessView(ttl=100)
+
+    def racing_load() -> Snapshot:
+        view.invalidate("c1")  # a write lands while we read
+        return snap()
+
+    view.get("c1", racing_load)
+    assert len(view) == 0
+
+
+@pytest.fixture
+def world(db: Database) -> tuple[Database, TestClock, AccessService]:
+    clock = TestClock(datetime(2026, 11, 1, 9, tzinfo=UTC))
+    with db.session() as s:
+        sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=clock)
+        sales.create_customer(s, {"id": "acme", "name": "Acme", "email": "a@acme.test"}, clock=clock)
+        sales.create_subscription(s, "acme", "free", clock=clock, id="sub_acme")
+    return db, clock, AccessService(db, clock, AccessView(ttl=60))
+
+
+def _events(db: Database, type: str) -> list[OutboxEvent]:
+    from sqlalchemy import select
+
+    with db.session() as s:
+        return list(s.scalars(select(OutboxEvent).where(OutboxEvent.type == type).order_by(OutboxEvent.seq)))
+
+
+def _calls(n: int, start: int, at: datetime) -> list[dict[str, object]]:
+    return [
+        {
+            "id": f"evt_{start + i}",
+            "type": "api.request",
+            "customer_id": "acme",
+            "time": (at + timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(n)
+    ]
+
+
+def test_quota_then_upgrade_flow_on_the_store(world: tuple[Database, TestClock, AccessService]) -> None:
+    db, clock, access = world
+    assert access.check("acme", "api").allowed
+    with db.session() as s:
+        sales.ingest_events(s, _calls(800, 0, clock.now()), clock=clock)
+    access.usage_changed(["acme"])
+    reached = _events(db, "usage.threshold_reached")
+    assert [(e.properties["feature"], e.properties["threshold"]) for e in reached] == [("api", 80)]
+
+    with db.session() as s:
+        sales.ingest_events(s, _calls(200, 800, clock.now()), clock=clock)
+    access.usage_changed(["acme"])
+    denied = access.check("acme", "api")
+    assert (denied.allowed, denied.reason, denied.used, denied.offer) == (
+        False,
+        "quota_exceeded",
+        D(1000),
+        {"plan": "pro", "name": "Pro"},
+    )
+    assert [e.properties["threshold"] for e in _events(db, "usage.threshold_reached")] == [80, 100]
+    (event,) = _events(db, "access.denied")
+    assert event.customer_id == "acme" and event.properties["reason"] == "quota_exceeded"
+
+    access.check("acme", "api")  # a second denial is a second event, but no new threshold
+    assert len(_events(db, "access.denied")) == 2
+    assert len(_events(db, "usage.threshold_reached")) == 2
+
+    with db.session() as s:
+        sales.change_subscription(s, "sub_acme", clock=clock, plan="pro")
+    access.invalidate("acme")
+    after = access.check("acme", "api")
+    assert (after.allowed, after.plan, after.limit) == (True, "pro", D(100000))
+
+
+def test_suspended_account_is_denied_and_restored(world: tuple[Database, TestClock, AccessService]) -> None:
+    db, clock, access = world
+    with db.session() as s:
+        dunning.set_state(s, "acme", "suspended", now=clock.now(), reason="test")
+    access.invalidate("acme")
+    assert access.check("acme", "data_export").reason == "payment_overdue"
+    with db.session() as s:
+        dunning.set_state(s, "acme", "active", now=clock.now())
+    access.invalidate("acme")
+    assert access.check("acme", "data_export").allowed
+    assert [e.properties["to"] for e in _events(db, "dunning.state_changed")] == ["suspended", "active"]
+
+
+def test_unknown_customer_feature_and_bad_quantity(world: tuple[Database, TestClock, AccessService]) -> None:
+    _, _, access = world
+    assert access.check("nobody", "api").reason == "no_customer"
+    with pytest.raises(UnknownFeature, match="unknown feature 'teleport'"):
+        access.check("acme", "teleport")
+    with pytest.raises(ValueError, match="quantity: must be above zero"):
+        access.check("acme", "api", D(0))
