@@ -58,7 +58,7 @@ plans:
 """
 
 
-def testco(**replace: str) -> Any:
+def make_testco(**replace: str) -> Any:
     text = TESTCO
     for old, new in replace.items():
         text = text.replace(old, new)
@@ -68,14 +68,14 @@ def testco(**replace: str) -> Any:
 @pytest.fixture
 def published(db: Database, clock: TestClock) -> Database:
     with db.session() as s:
-        publish_catalog(s, testco(), "tester", "v1", clock=clock)
+        publish_catalog(s, make_testco(), "tester", "v1", clock=clock)
     return db
 
 
 @pytest.fixture
 def sqlite_published(sqlite_db: Database, clock: TestClock) -> Iterator[Database]:
     with sqlite_db.session() as s:
-        publish_catalog(s, testco(), "tester", "v1", clock=clock)
+        publish_catalog(s, make_testco(), "tester", "v1", clock=clock)
     yield sqlite_db
 
 

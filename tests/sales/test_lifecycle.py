@@ -22,7 +22,9 @@ from tests.sales.conftest import amounts, at, event, invoices
 
 def _customer(db: Database, clock: TestClock, cid: str = "c1", country: str | None = "DE", **extra: object) -> None:
     with db.session() as s:
-        create_customer(s, {"id": cid, "name": "Ada", "email": "ada@example.com", "country": country, **extra}, clock=clock)
+        create_customer(
+            s, {"id": cid, "name": "Ada", "email": "ada@example.com", "country": country, **extra}, clock=clock
+        )
 
 
 def _events(db: Database, clock: TestClock) -> list[tuple[str, str]]:
