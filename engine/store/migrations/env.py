@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy import create_engine, pool
@@ -47,7 +47,7 @@ import_models()
 target_metadata = Base.metadata
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Render the store's portable column types by their import path."""
     if type_ == "type" and isinstance(obj, DecimalString | UTCDateTime):
         return f"engine.store.base.{type(obj).__name__}()"
