@@ -38,7 +38,7 @@ from engine.payments.collection import (
 )
 from engine.store import mark_processed
 
-CONSUMER = "payments"
+CONSUMER = "payments.handlers"  # distinct from the bus's own record under "payments"
 
 
 def _props(envelope: dict[str, Any]) -> dict[str, Any]:

@@ -151,17 +151,21 @@ def parse_settlement_csv(data: bytes, *, provider: str = "sandbox", name: str = 
 # --- camt.053 --------------------------------------------------------------------------------
 
 _CAMT053_NS = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})$")
-_RF_CANDIDATE = re.compile(r"RF\d{2}[0-9A-Z]{1,21}")
+# A reference in free text: contiguous, or printed in groups of four ("RF18 5390 0754 7034").
+# Every printed group has four characters but the last, so a short group ends the reference.
+_RF_IN_TEXT = re.compile(r"\bRF\d{2}(?:[0-9A-Z]{1,21}\b|(?: [0-9A-Z]{4}\b){0,5}(?: [0-9A-Z]{1,4}\b)?)")
 
 
 def _find_rf(text: str) -> str | None:
-    """A valid ISO 11649 reference inside free text (banks often put it in Ustrd)."""
-    squeezed = normalise_reference(text)
-    for match in _RF_CANDIDATE.finditer(squeezed):
-        cand = match.group(0)
-        for end in range(len(cand), 4, -1):
-            if is_valid_creditor_reference(cand[:end]):
-                return cand[:end]
+    """A valid ISO 11649 reference inside free text (banks often put it in Ustrd). Only whole
+    words or whole groups are tried, longest first, so a neighbouring word is not glued on
+    (which would pass the mod-97 check by chance one time in 97)."""
+    for match in _RF_IN_TEXT.finditer(text.upper()):
+        parts = match.group(0).split(" ")
+        for end in range(len(parts), 0, -1):
+            cand = "".join(parts[:end])
+            if len(cand) > 4 and is_valid_creditor_reference(cand):
+                return cand
     return None
 
 
