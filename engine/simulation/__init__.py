@@ -1,1 +1,49 @@
-"""(under construction)"""
+"""What-if simulation: a cohort priced months ahead on a baseline and a draft catalog with the
+same pricing code live billing uses, and the lifecycle (collection, dunning, notifications)
+of the same cohort. Shared by the console and `billing simulate`.
+
+    cohort = synthetic_cohort(SyntheticSpec(count=1000, plan_mix={"pro": 3, "free": 1},
+                              usage={"api_calls": Distribution("lognormal", median=20000, sigma=1)}),
+                              baseline)
+    result = simulate(baseline, draft, cohort, months=12, start=date(2027, 1, 1))
+    result.totals["delta"], result.by_month, result.movers(10), result.customers_csv()
+
+Cohorts also come from a CSV (`cohort_from_csv`) or from rows the caller reads from the store
+(`cohort_from_records`; the console reads them through engine.sales).
+"""
+
+from engine.simulation.cohort import (
+    CSV_FIXED,
+    CSV_REQUIRED,
+    Cohort,
+    CohortError,
+    Distribution,
+    SimCustomer,
+    SyntheticSpec,
+    cohort_from_csv,
+    cohort_from_records,
+    synthetic_cohort,
+)
+from engine.simulation.lifecycle import LifecycleResult, PaymentModel, simulate_lifecycle
+from engine.simulation.run import SimulationError, SimulationResult, feature_changes, month_start, simulate
+
+__all__ = [
+    "CSV_FIXED",
+    "CSV_REQUIRED",
+    "Cohort",
+    "CohortError",
+    "Distribution",
+    "LifecycleResult",
+    "PaymentModel",
+    "SimCustomer",
+    "SimulationError",
+    "SimulationResult",
+    "SyntheticSpec",
+    "cohort_from_csv",
+    "cohort_from_records",
+    "feature_changes",
+    "month_start",
+    "simulate",
+    "simulate_lifecycle",
+    "synthetic_cohort",
+]

@@ -1,0 +1,460 @@
+"""Who a what-if runs on: a cohort of customers, each with a plan, a quantity (seats), a
+segment and a month's usage per metric, who join and leave at month boundaries.
+
+Three sources, one shape: `synthetic_cohort(spec)` (count, plan mix, usage distributions,
+growth and churn per month), `cohort_from_csv(text)` (an uploaded file) and
+`cohort_from_records(rows)` (e.g. the customers in the store with their real usage, read by the
+caller through engine.sales).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from engine.catalog.model import Catalog
+from engine.pricing import MetricUsage
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+CENT = Decimal("0.01")
+# Aggregations whose monthly figure adds up over a longer period (a year is 12 months of calls).
+ADDITIVE = frozenset({"count", "sum", "unique_count"})
+INTEGRAL = frozenset({"count", "unique_count"})
+MAX_CUSTOMERS = 2_000_000
+MAX_MONTHS = 120
+
+
+class CohortError(ValueError):
+    """Bad cohort input; `problems` lists every reason, each naming the row or field."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class SimCustomer:
+    """One customer of a cohort. `usage` is a month's usage per metric (Decimal)."""
+
+    __slots__ = ("_mu", "country", "id", "joined", "left", "plan", "quantity", "segment", "usage")
+
+    def __init__(
+        self,
+        id: str,
+        plan: str,
+        quantity: Decimal = ONE,
+        usage: Mapping[str, Decimal] | None = None,
+        *,
+        segment: str = "",
+        country: str = "",
+        joined: int = 0,
+        left: int | None = None,
+    ) -> None:
+        self.id = id
+        self.plan = plan
+        self.quantity = quantity
+        self.usage: dict[str, Decimal] = dict(usage or {})
+        self.segment = segment
+        self.country = country
+        self.joined = joined  # the month index it starts in
+        self.left = left  # the month index it is gone from (None: stays)
+        self._mu: dict[str, MetricUsage] | None = None
+
+    def active(self, month: int) -> bool:
+        return self.joined <= month and (self.left is None or month < self.left)
+
+    def metric_usage(self) -> dict[str, MetricUsage]:
+        """The month's usage as the pricing engine takes it (built once)."""
+        if self._mu is None:
+            self._mu = {m: MetricUsage(q) for m, q in self.usage.items()}
+        return self._mu
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.id,
+            "plan": self.plan,
+            "quantity": str(self.quantity),
+            "segment": self.segment,
+            "country": self.country,
+            "joined": self.joined,
+            "left": self.left,
+            "usage": {m: str(q) for m, q in self.usage.items()},
+        }
+
+    def __repr__(self) -> str:
+        return f"SimCustomer({self.id!r}, plan={self.plan!r}, quantity={self.quantity}, usage={self.usage})"
+
+
+@dataclass
+class Cohort:
+    customers: list[SimCustomer]
+    # Monthly growth of every customer's usage (0.05 = +5% a month, compounding).
+    usage_growth: Decimal = ZERO
+    source: str = "records"
+    description: str = ""
+
+    def __len__(self) -> int:
+        return len(self.customers)
+
+    def plans(self) -> set[str]:
+        return {c.plan for c in self.customers}
+
+
+def _decimal(value: Any, where: str, problems: list[str], *, minimum: Decimal | None = ZERO) -> Decimal | None:
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        d = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        problems.append(f"{where}: {value!r} is not a number")
+        return None
+    if not d.is_finite():
+        problems.append(f"{where}: {value!r} is not a finite number")
+        return None
+    if minimum is not None and d < minimum:
+        problems.append(f"{where}: {value!r} is negative")
+        return None
+    return d
+
+
+def cohort_from_records(
+    rows: Iterable[Mapping[str, Any]], *, catalogs: Sequence[Catalog] = (), source: str = "records"
+) -> Cohort:
+    """A cohort from plain rows: {customer_id, plan, quantity?, segment?, country?, usage: {metric: q}}.
+
+    With `catalogs`, every plan must be in the first one and every metric in one of them."""
+    problems: list[str] = []
+    customers: list[SimCustomer] = []
+    seen: set[str] = set()
+    plans = set(catalogs[0].plans) if catalogs else None
+    metrics = {m for c in catalogs for m in c.metrics} if catalogs else None
+    for i, row in enumerate(rows, 1):
+        where = f"row {i}"
+        cid = str(row.get("customer_id") or "").strip()
+        plan = str(row.get("plan") or "").strip()
+        if not cid:
+            problems.append(f"{where}: customer_id is empty")
+        elif cid in seen:
+            problems.append(f"{where}: customer_id {cid!r} appears twice")
+        seen.add(cid)
+        if not plan:
+            problems.append(f"{where}: plan is empty")
+        elif plans is not None and plan not in plans:
+            problems.append(f"{where}: plan {plan!r} is not in the baseline catalog ({', '.join(sorted(plans))})")
+        raw_q = row.get("quantity")
+        quantity = ONE if raw_q in (None, "") else _decimal(raw_q, f"{where}: quantity", problems)
+        usage: dict[str, Decimal] = {}
+        for metric, value in dict(row.get("usage") or {}).items():
+            if metrics is not None and metric not in metrics:
+                problems.append(f"{where}: usage.{metric}: no catalog has a metric {metric!r}")
+                continue
+            if value in (None, ""):
+                continue
+            q = _decimal(value, f"{where}: {metric}", problems)
+            if q is not None:
+                usage[metric] = q
+        if quantity is not None and cid and plan:
+            customers.append(
+                SimCustomer(
+                    cid,
+                    plan,
+                    quantity,
+                    usage,
+                    segment=str(row.get("segment") or "").strip(),
+                    country=str(row.get("country") or "").strip().upper(),
+                )
+            )
+        if len(problems) >= 50:
+            problems.append("... (stopped after 50 problems)")
+            break
+    if problems:
+        raise CohortError(problems)
+    if not customers:
+        raise CohortError(["the cohort has no customers: nothing to simulate"])
+    return Cohort(customers, source=source)
+
+
+CSV_FIXED = ("customer_id", "plan", "quantity", "segment", "country")
+CSV_REQUIRED = ("customer_id", "plan")
+
+
+def cohort_from_csv(text: str | bytes, catalogs: Sequence[Catalog] = (), *, max_rows: int = MAX_CUSTOMERS) -> Cohort:
+    """A cohort from CSV: columns customer_id, plan, and optionally quantity, segment, country;
+    every other column is a metric's monthly usage (named as in the catalog, or usage.METRIC)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise CohortError(["the file is not UTF-8 text"]) from None
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise CohortError(["the file is empty: expected a header line with customer_id, plan, ..."])
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except csv.Error as exc:
+        raise CohortError([f"line 1: not CSV ({exc})"]) from None
+    problems = [f"missing column {c!r} (the header has: {', '.join(header)})" for c in CSV_REQUIRED if c not in header]
+    metrics = {m for c in catalogs for m in c.metrics}
+    columns: list[tuple[int, str, str | None]] = []  # (index, name, metric)
+    for i, name in enumerate(header):
+        if name in CSV_FIXED:
+            columns.append((i, name, None))
+            continue
+        metric = name[6:] if name.startswith("usage.") else name
+        if not metric:
+            problems.append(f"column {i + 1} has no name")
+        elif catalogs and metric not in metrics:
+            problems.append(
+                f"column {name!r} is not a metric of the catalogs (known: {', '.join(sorted(metrics)) or 'none'})"
+            )
+        else:
+            columns.append((i, name, metric))
+    if problems:
+        raise CohortError(problems)
+    rows: list[dict[str, Any]] = []
+    row_problems: list[str] = []
+    try:
+        for line_no, values in enumerate(reader, 2):
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                row_problems.append(f"line {line_no}: {len(values)} values for {len(header)} columns")
+                continue
+            row: dict[str, Any] = {"usage": {}, "_line": line_no}
+            for i, name, col_metric in columns:
+                if col_metric is None:
+                    row[name] = values[i]
+                else:
+                    row["usage"][col_metric] = values[i]
+            rows.append(row)
+            if len(rows) > max_rows:
+                raise CohortError([f"more than {max_rows:,} rows: split the file"])
+    except csv.Error as exc:
+        raise CohortError([f"not CSV ({exc})"]) from None
+    if row_problems:
+        raise CohortError(row_problems[:50])
+    if not rows:
+        raise CohortError(["the file has a header but no customers: nothing to simulate"])
+    try:
+        return cohort_from_records(rows, catalogs=catalogs, source="csv")
+    except CohortError as exc:
+        # Name file lines, not record numbers.
+        fixed = []
+        for p in exc.problems:
+            if p.startswith("row "):
+                n, _, rest = p[4:].partition(":")
+                if n.isdigit():
+                    p = f"line {rows[int(n) - 1]['_line']}:{rest}"
+            fixed.append(p)
+        raise CohortError(fixed) from None
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How a figure is spread over a cohort: constant(value), uniform(low, high) or
+    lognormal(median, sigma) — most customers near the median, a long tail of heavy users."""
+
+    kind: str = "constant"
+    value: float = 0.0  # constant
+    low: float = 0.0  # uniform
+    high: float = 0.0
+    median: float = 0.0  # lognormal
+    sigma: float = 1.0
+
+    def problems(self, where: str) -> list[str]:
+        out = []
+        if self.kind not in ("constant", "uniform", "lognormal"):
+            return [f"{where}: kind is constant, uniform or lognormal, not {self.kind!r}"]
+        figures = (self.value, self.low, self.high, self.median, self.sigma)
+        if any(not math.isfinite(x) for x in figures):
+            return [f"{where}: every figure must be a finite number"]
+        if self.kind == "constant" and self.value < 0:
+            out.append(f"{where}: value must be 0 or more")
+        if self.kind == "uniform" and not 0 <= self.low <= self.high:
+            out.append(f"{where}: uniform needs 0 <= low <= high")
+        if self.kind == "lognormal" and (self.median < 0 or self.sigma < 0):
+            out.append(f"{where}: lognormal needs median >= 0 and sigma >= 0")
+        return out
+
+    def draw(self, rng: random.Random) -> float:
+        if self.kind == "constant":
+            return self.value
+        if self.kind == "uniform":
+            return rng.uniform(self.low, self.high)
+        if self.median == 0:
+            return 0.0
+        return self.median * math.exp(rng.gauss(0.0, self.sigma))
+
+    @classmethod
+    def parse(cls, value: Any) -> Distribution:
+        """From a number (constant) or a mapping {kind, ...}."""
+        if isinstance(value, Distribution):
+            return value
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            return cls("constant", value=float(value))
+        if isinstance(value, Mapping):
+            allowed = {"kind", "value", "low", "high", "median", "sigma"}
+            unknown = set(value) - allowed
+            if unknown:
+                raise CohortError([f"unknown distribution field(s) {', '.join(sorted(unknown))}"])
+            try:
+                return cls(str(value.get("kind", "constant")), **{k: float(v) for k, v in value.items() if k != "kind"})
+            except (TypeError, ValueError):
+                raise CohortError([f"distribution {dict(value)!r}: figures must be numbers"]) from None
+        raise CohortError([f"{value!r} is not a distribution (a number or {{kind, ...}})"])
+
+
+@dataclass
+class SyntheticSpec:
+    """A made-up cohort: `count` customers at the start, `plan_mix` weights, seat and usage
+    distributions, `growth` (new customers a month, as a share of the active ones) and `churn`
+    (the share that leaves each month)."""
+
+    count: int
+    plan_mix: dict[str, float]
+    usage: dict[str, Distribution] = field(default_factory=dict)
+    seats: Distribution = field(default_factory=lambda: Distribution("constant", value=1))
+    growth: float = 0.0
+    churn: float = 0.0
+    usage_growth: float = 0.0
+    segments: dict[str, float] = field(default_factory=dict)
+    months: int = 12
+    seed: int = 7
+
+    def problems(self, catalog: Catalog | None = None) -> list[str]:
+        out = []
+        if isinstance(self.count, bool) or not isinstance(self.count, int):
+            out.append("count: a whole number of customers")
+        elif self.count <= 0:
+            out.append("count: a cohort of zero customers has nothing to simulate; give at least 1")
+        elif self.count > MAX_CUSTOMERS:
+            out.append(f"count: at most {MAX_CUSTOMERS:,}")
+        if not self.plan_mix:
+            out.append("plan_mix: name at least one plan")
+        weights = list(self.plan_mix.values())
+        if any(not isinstance(w, int | float) or not math.isfinite(w) or w < 0 for w in weights):
+            out.append("plan_mix: weights are numbers, 0 or more")
+        elif self.plan_mix and sum(weights) <= 0:
+            out.append("plan_mix: the weights add up to 0")
+        if catalog is not None:
+            for p in self.plan_mix:
+                if p not in catalog.plans:
+                    out.append(f"plan_mix.{p}: not a plan of the baseline ({', '.join(sorted(catalog.plans))})")
+            for m in self.usage:
+                if m not in catalog.metrics:
+                    out.append(f"usage.{m}: not a metric of the baseline ({', '.join(sorted(catalog.metrics))})")
+        for m, d in self.usage.items():
+            out.extend(d.problems(f"usage.{m}"))
+        out.extend(self.seats.problems("seats"))
+        for name, value, lo, hi in (
+            ("churn", self.churn, 0.0, 0.99),
+            ("growth", self.growth, 0.0, 10.0),
+            ("usage_growth", self.usage_growth, -0.99, 10.0),
+        ):
+            if not isinstance(value, int | float) or not math.isfinite(value) or not lo <= value <= hi:
+                out.append(f"{name}: a monthly rate between {lo} and {hi}")
+        if any(not isinstance(w, int | float) or w < 0 for w in self.segments.values()):
+            out.append("segments: weights are numbers, 0 or more")
+        if isinstance(self.months, bool) or not isinstance(self.months, int) or not 1 <= self.months <= MAX_MONTHS:
+            out.append(f"months: between 1 and {MAX_MONTHS}")
+        return out
+
+
+def _pick(rng: random.Random, names: list[str], cumulative: list[float]) -> str:
+    x = rng.random() * cumulative[-1]
+    lo, hi = 0, len(cumulative) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cumulative[mid] > x:
+            hi = mid
+        else:
+            lo = mid + 1
+    return names[lo]
+
+
+def _cumulative(weights: Mapping[str, float]) -> tuple[list[str], list[float]]:
+    names = [n for n, w in weights.items() if w > 0]
+    acc, cum = 0.0, []
+    for n in names:
+        acc += weights[n]
+        cum.append(acc)
+    return names, cum
+
+
+def synthetic_cohort(spec: SyntheticSpec, catalog: Catalog) -> Cohort:
+    """Draw the cohort (seeded: the same spec gives the same customers), with the joins and
+    departures of every month decided up front, so a baseline and a draft see the same people."""
+    problems = spec.problems(catalog)
+    if problems:
+        raise CohortError(problems)
+    rng = random.Random(spec.seed)
+    plan_names, plan_cum = _cumulative(spec.plan_mix)
+    seg_names, seg_cum = _cumulative(spec.segments) if spec.segments else ([], [])
+    integral = {m for m, metric in catalog.metrics.items() if metric.aggregation in INTEGRAL}
+    metric_specs = [(m, d, m in integral) for m, d in spec.usage.items()]
+    customers: list[SimCustomer] = []
+
+    def new(month: int) -> SimCustomer:
+        usage: dict[str, Decimal] = {}
+        for m, d, whole in metric_specs:
+            x = d.draw(rng)
+            usage[m] = Decimal(round(x)) if whole else Decimal(repr(round(x, 2)))
+        seats = max(round(spec.seats.draw(rng)), 0)
+        return SimCustomer(
+            f"sim_{len(customers) + 1:07d}",
+            _pick(rng, plan_names, plan_cum),
+            Decimal(seats),
+            usage,
+            segment=_pick(rng, seg_names, seg_cum) if seg_names else "",
+            joined=month,
+        )
+
+    active: list[SimCustomer] = []
+    for _ in range(spec.count):
+        c = new(0)
+        customers.append(c)
+        active.append(c)
+    carry = 0.0
+    for month in range(1, spec.months):
+        if spec.churn > 0:
+            staying = []
+            for c in active:
+                if rng.random() < spec.churn:
+                    c.left = month
+                else:
+                    staying.append(c)
+            active = staying
+        if spec.growth > 0:
+            carry += len(active) * spec.growth
+            joining = int(carry)
+            carry -= joining
+            for _ in range(joining):
+                c = new(month)
+                customers.append(c)
+                active.append(c)
+    mix = ", ".join(f"{p} {w:g}" for p, w in spec.plan_mix.items())
+    return Cohort(
+        customers,
+        usage_growth=Decimal(repr(spec.usage_growth)),
+        source="synthetic",
+        description=f"{spec.count:,} synthetic customers ({mix}), growth {spec.growth:.1%}, churn {spec.churn:.1%} a month",
+    )
+
+
+def usage_at(c: SimCustomer, factor: Decimal, integral: frozenset[str] | set[str]) -> dict[str, MetricUsage]:
+    """A customer's usage in a month whose growth factor is `factor` (1 = the base month)."""
+    if factor == ONE:
+        return c.metric_usage()
+    out = {}
+    for m, q in c.usage.items():
+        v = q * factor
+        v = v.quantize(ONE, ROUND_HALF_UP) if m in integral else v.quantize(CENT, ROUND_HALF_UP)
+        out[m] = MetricUsage(v)
+    return out
