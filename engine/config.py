@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     api_port: int = 8080
     console_port: int = 8501
     max_body_bytes: int = 1_000_000
+    # How stale an access decision may be across API processes (seconds); see the README.
+    access_cache_ttl: float = 2.0
     catalogs_dir: str = "catalogs"
     rules_dir: str = "rules"
     templates_dir: str = "templates"

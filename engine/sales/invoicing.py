@@ -28,7 +28,7 @@ from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceL
 from engine.store import ProcessedEvent, add_event
 
 ZERO = Decimal(0)
-CONSUMER = "sales"
+CONSUMER = "sales.handlers"  # distinct from the bus's own record under "sales"
 
 
 def _insert(session: Session) -> Any:

@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.catalog import Catalog, DocumentError, Plan, load_catalog
+from engine.catalog import Catalog, DocumentError, load_catalog
 from engine.cli.errors import BadInput
-from engine.periods import Period, calendar_period
-from engine.pricing import (
-    Bill,
-    CouponError,
-    Discount,
-    MetricUsage,
-    UsageEvent,
-    aggregate_all,
-    bill_to_dict,
-    check_redeemable,
-    coupon_discount,
-    parse_event,
-    price_period,
-    tax_for,
-)
-
-# Hook for pricing rules: (catalog, plan, customer, usage, period, rules_dir) -> (discounts, trace).
-PromotionSource = Callable[..., tuple[list[Discount], list[dict[str, Any]]]]
+from engine.periods import Period
+from engine.pricing import Bill, Discount, UsageEvent, bill_to_dict, parse_event
+from engine.pricing.quoting import PromotionSource, QuoteError, quote, resolve_plan
 
 
 def register(sub: Any) -> None:
@@ -63,16 +48,20 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _decimal(text: str, flag: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise BadInput(f"{flag}: {text!r} is not a number") from None
-    if not value.is_finite():
-        raise BadInput(f"{flag}: {text!r} is not a finite number")
-    if value < 0:
-        raise BadInput(f"{flag}: {text} is negative")
-    return value
+_FLAGS = {
+    "plan": "--plan",
+    "quantity": "--quantity",
+    "coupon": "--coupon",
+    "events": "--events",
+    "period": "--period",
+    "usage": "--usage",
+}
+
+
+def _flag(field: str) -> str:
+    head, _, rest = field.partition(".")
+    flag = _FLAGS.get(head, f"--{head}")
+    return f"{flag} {rest}" if rest else flag
 
 
 def _pairs(items: Sequence[str], flag: str) -> list[tuple[str, str]]:
@@ -120,88 +109,43 @@ def build_customer(items: Sequence[str]) -> dict[str, Any]:
     return customer
 
 
-def resolve_plan(catalog: Catalog, plan_id: str) -> Plan:
-    try:
-        return catalog.plan(plan_id)
-    except KeyError as exc:
-        raise BadInput(f"--plan: {exc.args[0]}") from None
-
-
-def resolve_usage(
-    catalog: Catalog, args: argparse.Namespace, period: Period, events: list[UsageEvent]
-) -> dict[str, MetricUsage]:
-    usage: dict[str, MetricUsage] = {}
-    if events:
-        try:
-            usage = aggregate_all(catalog.metrics, events, period, prior=events)
-        except ValueError as exc:
-            raise BadInput(f"--events: {exc}") from None
-    for key, value in _pairs(args.usage, "--usage"):
-        if key not in catalog.metrics:
-            known = ", ".join(sorted(catalog.metrics)) or "none"
-            raise BadInput(f"--usage: unknown metric {key!r}; the catalog has {known}")
-        usage[key] = MetricUsage(_decimal(value, f"--usage {key}"))
-    return usage
-
-
-def default_period(plan: Plan, events: list[UsageEvent], today: date) -> Period:
-    day = min(e.time for e in events).date() if events else today
-    return calendar_period(plan.interval, day)
-
-
 def compute_quote(
-    catalog: Catalog,
-    plan: Plan,
-    args: argparse.Namespace,
-    *,
-    today: date,
-    promotions: PromotionSource | None = None,
+    catalog: Catalog, args: argparse.Namespace, *, today: date, promotions: PromotionSource | None = None
 ) -> Bill:
-    quantity = _decimal(args.quantity, "--quantity")
-    events = read_events(args.events) if args.events else []
+    period = None
     if args.period:
         try:
             period = Period.parse(args.period)
         except ValueError as exc:
             raise BadInput(f"--period: {exc}") from None
-    else:
-        period = default_period(plan, events, today)
-    usage = resolve_usage(catalog, args, period, events)
+    usage = dict(_pairs(args.usage, "--usage"))
     customer = build_customer(args.customer)
-    discounts: list[Discount] = []
-    trace: list[dict[str, Any]] = []
-    if args.rules:
-        if promotions is None:
-            raise BadInput("--rules: the rules runtime is not available")
-        found, trace = promotions(
-            catalog=catalog,
-            plan=plan,
-            customer=customer,
+    events = read_events(args.events) if args.events else []
+    if args.rules and promotions is None:
+        raise BadInput("--rules: the rules runtime is not available")
+    source = None
+    if args.rules and promotions is not None:
+        rules_path = args.rules
+
+        def source(**kwargs: Any) -> tuple[list[Discount], list[dict[str, Any]]]:
+            return promotions(rules_path=rules_path, **kwargs)
+
+    try:
+        plan = resolve_plan(catalog, args.plan)
+        return quote(
+            catalog,
+            plan,
+            today=today,
+            quantity=args.quantity,
             usage=usage,
+            events=events,
+            coupon=args.coupon,
+            customer=customer,
             period=period,
-            quantity=quantity,
-            rules_path=args.rules,
+            promotions=source,
         )
-        discounts.extend(found)
-    if args.coupon:
-        try:
-            coupon = catalog.coupon(args.coupon)
-            check_redeemable(coupon, plan.id, period.start)
-        except KeyError as exc:
-            raise BadInput(f"--coupon: {exc.args[0]}") from None
-        except CouponError as exc:
-            raise BadInput(f"--coupon: {exc}") from None
-        discounts.append(coupon_discount(coupon))
-    return price_period(
-        catalog,
-        plan,
-        period,
-        quantity=quantity,
-        usage=usage,
-        discounts=discounts,
-        tax=tax_for(catalog, customer),
-        rules=trace,
-    )
+    except QuoteError as exc:
+        raise BadInput(f"{_flag(exc.field)}: {exc.message}") from None
 
 
 def render_table(data: dict[str, Any]) -> str:
@@ -241,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
         catalog = load_catalog(args.catalog)
     except DocumentError as exc:
         raise BadInput(str(exc)) from None
-    plan = resolve_plan(catalog, args.plan)
-    bill = compute_quote(catalog, plan, args, today=datetime.now(UTC).date(), promotions=_promotions())
+    bill = compute_quote(catalog, args, today=datetime.now(UTC).date(), promotions=_promotions())
     data = bill_to_dict(bill, catalog.rounder)
     print(json.dumps(data, indent=2) if args.json else render_table(data))
     return 0

@@ -1,0 +1,32 @@
+"""What the HTTP layer needs from the running engine, assembled by `engine.system`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engine.access import AccessService
+from engine.api.keys import KeyVerifier
+from engine.clock import Clock, TestClock
+from engine.pricing.quoting import PromotionSource
+from engine.store import Database
+
+
+@dataclass
+class ApiContext:
+    db: Database
+    clock: Clock
+    access: AccessService
+    keys: KeyVerifier
+    # Set only when the engine runs on a test clock: enables POST /v1/clock/advance.
+    test_clock: TestClock | None = None
+    # Runs every piece of work due up to a time (period closes, retries, scheduled rules).
+    advance_to: Callable[[datetime], dict[str, Any]] | None = None
+    # Called after a request committed events, so the in-process bus dispatches them now.
+    after_commit: Callable[[], None] = lambda: None
+    promotions: PromotionSource | None = None
+    metrics_text: Callable[[], str] = lambda: ""
+    max_body_bytes: int = 1_000_000
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,94 @@
+"""Errors as application/problem+json (RFC 9457), always naming the offending field."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("engine.api")
+
+PROBLEM = "application/problem+json"
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal error",
+}
+
+
+class Problem(Exception):
+    def __init__(self, status: int, detail: str, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.extra = extra
+
+
+def problem_response(status: int, detail: str, field: str | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+_SHAPE_ERRORS = {"list_type", "model_type", "model_attributes_type", "dict_type"}
+
+
+def _is_type_name(part: Any) -> bool:
+    # A body typed as a union (one item or a list) puts the branch's type in the location.
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header") and not _is_type_name(p)]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else ("." if out else "") + p
+    return out or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, exc.field, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        raw = list(exc.errors())
+        # For a union body, report the branch that matches the shape sent (object or list).
+        shaped = [e for e in raw if not (e.get("type") in _SHAPE_ERRORS and len(e.get("loc", ())) <= 2)] or raw
+        errors = [{"field": _loc(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in shaped]
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        if first["message"].startswith("JSON decode error"):
+            return problem_response(400, "malformed JSON", "body")
+        return problem_response(422, f"{first['field']}: {first['message']}", first["field"], errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its trace for us; the client sees no internals.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "the engine could not complete the request; it was logged")

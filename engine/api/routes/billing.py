@@ -1,0 +1,235 @@
+"""The billing resources: customers, subscriptions, invoices, the in-app feed, the test clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import messaging, sales
+from engine.api.context import ApiContext
+from engine.api.deps import ADMIN, context
+from engine.api.errors import domain_errors
+from engine.api.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["billing"])
+
+
+class CustomerIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "cus_42",
+                    "email": "ada@example.com",
+                    "name": "Ada Ltd",
+                    "country": "CH",
+                    "segment": "edu",
+                    "tags": ["partner"],
+                }
+            ]
+        },
+    )
+
+    id: str | None = None
+    email: str
+    name: str
+    country: str | None = None
+    segment: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    phone: str | None = None
+    currency: str | None = None
+    tax_id: str | None = None
+    timezone: str | None = None
+    preferred_channels: list[str] | None = None
+    payment_method: str | None = None
+
+
+@router.post("/customers", status_code=201, dependencies=[ADMIN], summary="Create a customer")
+def create_customer(body: CustomerIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    data = body.model_dump(exclude_none=True)
+    if "preferred_channels" in data:
+        data["channels"] = data.pop("preferred_channels")
+    with domain_errors(), ctx.db.session() as session:
+        customer = sales.create_customer(session, data, clock=ctx.clock)
+    ctx.after_commit()
+    return customer
+
+
+@router.get("/customers/{customer_id}", dependencies=[ADMIN], summary="A customer with their subscriptions")
+def get_customer(customer_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        customer = sales.get_customer(session, customer_id)
+        customer["subscriptions"] = sales.list_subscriptions(session, customer_id)
+    return customer
+
+
+class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"customer_id": "cus_42", "plan": "pro", "quantity": 3, "coupon": "WELCOME20"}]
+        },
+    )
+
+    customer_id: str
+    plan: str
+    quantity: int | str | None = None
+    coupon: str | None = None
+    payment_method: str | None = None
+    trial_days: int | None = Field(default=None, ge=0)
+
+
+def _settled(ctx: ApiContext, customer_id: str) -> None:
+    ctx.access.invalidate(customer_id)
+    ctx.after_commit()
+
+
+@router.post("/subscriptions", status_code=201, dependencies=[ADMIN], summary="Subscribe a customer to a plan")
+def create_subscription(body: SubscriptionIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        sub = sales.create_subscription(
+            session,
+            body.customer_id,
+            body.plan,
+            clock=ctx.clock,
+            quantity=body.quantity,
+            coupon=body.coupon,
+            payment_method=body.payment_method,
+            trial_days=body.trial_days,
+        )
+    _settled(ctx, body.customer_id)
+    return sub
+
+
+class ChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"plan": "enterprise"}, {"quantity": 5}]})
+    plan: str | None = None
+    quantity: int | str | None = None
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/change",
+    dependencies=[ADMIN],
+    summary="Upgrade now (prorated), downgrade at period end, or change the quantity",
+)
+def change_subscription(subscription_id: str, body: ChangeIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    if body.plan is None and body.quantity is None:
+        raise Problem(422, "give a plan, a quantity or both", "plan")
+    with domain_errors(), ctx.db.session() as session:
+        sub = sales.change_subscription(
+            session, subscription_id, clock=ctx.clock, plan=body.plan, quantity=body.quantity
+        )
+    _settled(ctx, sub["customer_id"])
+    return sub
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: Literal["now", "period_end"] = "period_end"
+
+
+@router.post("/subscriptions/{subscription_id}/cancel", dependencies=[ADMIN], summary="Cancel now or at period end")
+def cancel_subscription(subscription_id: str, body: CancelIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        sub = sales.cancel_subscription(session, subscription_id, clock=ctx.clock, at=body.at)
+    _settled(ctx, sub["customer_id"])
+    return sub
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/reactivate", dependencies=[ADMIN], summary="Undo a cancellation at period end"
+)
+def reactivate_subscription(subscription_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        sub = sales.reactivate_subscription(session, subscription_id, clock=ctx.clock)
+    _settled(ctx, sub["customer_id"])
+    return sub
+
+
+@router.get("/customers/{customer_id}/invoices", dependencies=[ADMIN], summary="A customer's invoices, paged")
+def list_invoices(
+    customer_id: str,
+    page: int = Query(1, ge=1),
+    per_page: int = Query(50, ge=1, le=500),
+    ctx: ApiContext = Depends(context),
+) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        return sales.list_invoices(session, customer_id, page=page, per_page=per_page)
+
+
+@router.get("/invoices/{invoice_id}", dependencies=[ADMIN], summary="An invoice: lines, status, total, payments")
+def get_invoice(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        return sales.get_invoice(session, invoice_id)
+
+
+@router.get("/customers/{customer_id}/notifications", dependencies=[ADMIN], summary="The in-app feed")
+def notifications(
+    customer_id: str,
+    channel: Literal["in_app"] = "in_app",
+    unread: bool = False,
+    limit: int = Query(50, ge=1, le=500),
+    before: datetime | None = None,
+    ctx: ApiContext = Depends(context),
+) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        sales.get_customer(session, customer_id)
+        items = messaging.list_feed(session, customer_id, unread_only=unread, limit=limit, before=before)
+        unread_count = messaging.unread_count(session, customer_id)
+    return {"items": items, "unread": unread_count, "channel": channel}
+
+
+class ReadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[str] | None = Field(default=None, description="the entries to mark read; all when absent")
+
+
+@router.post("/customers/{customer_id}/notifications/read", dependencies=[ADMIN], summary="Mark in-app entries read")
+def mark_read(customer_id: str, body: ReadIn, ctx: ApiContext = Depends(context)) -> dict[str, int]:
+    with domain_errors(), ctx.db.session() as session:
+        sales.get_customer(session, customer_id)
+        changed = messaging.mark_read(session, customer_id, body.ids, now=ctx.clock.now())
+    return {"marked": changed}
+
+
+class AdvanceIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"by": "1mo"}, {"to": "2027-01-01T00:00:00Z"}]}
+    )
+    to: datetime | None = None
+    by: str | None = None
+
+
+@router.post(
+    "/clock/advance",
+    dependencies=[ADMIN],
+    summary="Move the test clock, running every piece of work that falls due on the way",
+)
+def advance_clock(body: AdvanceIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    if ctx.test_clock is None or ctx.advance_to is None:
+        raise Problem(409, "the engine is not running on a test clock (start it with --test-clock)", "clock")
+    if (body.to is None) == (body.by is None):
+        raise Problem(422, "give either to (a time) or by (a duration such as 3d or 1mo)", "to")
+    if body.to is not None:
+        if body.to.tzinfo is None:
+            raise Problem(422, "the time needs a zone (Z or +00:00)", "to")
+        target = body.to
+    else:
+        from engine.durations import parse_duration
+
+        try:
+            target = parse_duration(str(body.by)).after(ctx.test_clock.now())
+        except ValueError as exc:
+            raise Problem(422, str(exc), "by") from None
+    if target < ctx.test_clock.now():
+        raise Problem(422, f"the clock cannot go back from {ctx.test_clock.now().isoformat()}", "to")
+    with domain_errors():
+        report = ctx.advance_to(target)
+    ctx.access.invalidate(None)
+    ctx.after_commit()
+    return {"now": ctx.test_clock.now().isoformat(), **report}

@@ -1,0 +1,113 @@
+"""A quote from plain inputs (FORMATS §5): shared by `billing quote` and `POST /v1/quotes`.
+
+Errors raise QuoteError naming the input field (`plan`, `quantity`, `usage.api_calls`,
+`coupon`, `period`, `events[3].time`, ...); the CLI shows them as flags, the API as JSON paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from engine.catalog.model import Catalog, Plan
+from engine.periods import Period, calendar_period
+from engine.pricing.bill import Bill, price_period
+from engine.pricing.discounts import CouponError, Discount, check_redeemable, coupon_discount
+from engine.pricing.taxes import tax_for
+from engine.pricing.usage import MetricUsage, UsageEvent, aggregate_all
+
+# (catalog=, plan=, customer=, usage=, period=, quantity=) -> (discounts, rules trace)
+PromotionSource = Callable[..., tuple[list[Discount], list[dict[str, Any]]]]
+
+
+class QuoteError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def parse_amount(value: Any, field: str) -> Decimal:
+    """A non-negative decimal from a string or int (floats are refused: not exact)."""
+    if isinstance(value, bool | float):
+        raise QuoteError(field, f"{value!r} is not a decimal string or integer")
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise QuoteError(field, f"{value!r} is not a number") from None
+    if not result.is_finite():
+        raise QuoteError(field, f"{value!r} is not a finite number")
+    if result < 0:
+        raise QuoteError(field, f"{value} is negative")
+    return result
+
+
+def resolve_plan(catalog: Catalog, plan_id: str) -> Plan:
+    try:
+        return catalog.plan(plan_id)
+    except KeyError as exc:
+        raise QuoteError("plan", str(exc.args[0])) from None
+
+
+def default_period(plan: Plan, events: Sequence[UsageEvent], today: date) -> Period:
+    """The plan's calendar period holding the first event, or today."""
+    day = min(e.time for e in events).date() if events else today
+    return calendar_period(plan.interval, day)
+
+
+def quote(
+    catalog: Catalog,
+    plan: Plan,
+    *,
+    today: date,
+    quantity: Any = 1,
+    usage: Mapping[str, Any] | None = None,
+    events: Sequence[UsageEvent] = (),
+    coupon: str | None = None,
+    customer: Mapping[str, Any] | None = None,
+    period: Period | None = None,
+    promotions: PromotionSource | None = None,
+) -> Bill:
+    q = parse_amount(quantity, "quantity")
+    if period is None:
+        period = default_period(plan, events, today)
+    aggregated: dict[str, MetricUsage] = {}
+    if events:
+        try:
+            aggregated = aggregate_all(catalog.metrics, events, period, prior=events)
+        except ValueError as exc:
+            raise QuoteError("events", str(exc)) from None
+    for metric, value in (usage or {}).items():
+        if metric not in catalog.metrics:
+            known = ", ".join(sorted(catalog.metrics)) or "none"
+            raise QuoteError("usage", f"unknown metric {metric!r}; the catalog has {known}")
+        aggregated[metric] = MetricUsage(parse_amount(value, f"usage.{metric}"))
+    customer = dict(customer or {})
+    discounts: list[Discount] = []
+    trace: list[dict[str, Any]] = []
+    if promotions is not None:
+        found, trace = promotions(
+            catalog=catalog, plan=plan, customer=customer, usage=aggregated, period=period, quantity=q
+        )
+        discounts.extend(found)
+    if coupon:
+        try:
+            found_coupon = catalog.coupon(coupon)
+            check_redeemable(found_coupon, plan.id, period.start)
+        except KeyError as exc:
+            raise QuoteError("coupon", str(exc.args[0])) from None
+        except CouponError as exc:
+            raise QuoteError("coupon", str(exc)) from None
+        discounts.append(coupon_discount(found_coupon))
+    return price_period(
+        catalog,
+        plan,
+        period,
+        quantity=q,
+        usage=aggregated,
+        discounts=discounts,
+        tax=tax_for(catalog, customer),
+        rules=trace,
+    )

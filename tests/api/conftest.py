@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import uvicorn
+
+from engine import sales
+from engine.api import create_app, create_key
+from engine.config import Settings
+from engine.system import System, build_system
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Running:
+    system: System
+    url: str
+    admin: str
+    product: str
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def start_server(system: System) -> tuple[uvicorn.Server, threading.Thread, str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(system.api_context()), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def running(tmp_path) -> Iterator[Running]:  # type: ignore[no-untyped-def]
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/api.db", test_clock="2026-11-01T09:00:00Z", access_cache_ttl=60
+    )
+    system = build_system(settings)
+    now = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    with system.db.session() as s:
+        sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=system.clock)
+        _, admin = create_key(s, "admin", now=now)
+        _, product = create_key(s, "product", now=now)
+    stop = threading.Event()
+    system.start_workers(stop)
+    server, thread, url = start_server(system)
+    yield Running(system, url, admin, product)
+    server.should_exit = True
+    thread.join(10)
+    stop.set()
+    system.db.dispose()

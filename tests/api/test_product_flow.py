@@ -1,0 +1,123 @@
+"""The product's flow over real HTTP, as a product engineer would script it."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from engine import dunning
+from engine.sales.models import UsageRecord
+from engine.store import OutboxEvent
+from tests.api.conftest import Running
+
+
+def _usage(n: int, start: int = 0) -> list[dict[str, object]]:
+    return [
+        {
+            "id": f"evt_{start + i}",
+            "type": "api.request",
+            "customer_id": "cus_42",
+            "time": "2026-11-01T10:00:00Z",
+            "properties": {"endpoint": "/v1/search"},
+        }
+        for i in range(n)
+    ]
+
+
+def test_free_customer_hits_the_quota_upgrades_and_is_allowed(running: Running) -> None:
+    admin, product = running.client(running.admin), running.client(running.product)
+    r = admin.post("/v1/customers", json={"id": "cus_42", "email": "ada@example.com", "name": "Ada", "country": "CH"})
+    assert r.status_code == 201, r.text
+    r = admin.post("/v1/subscriptions", json={"customer_id": "cus_42", "plan": "free"})
+    assert r.status_code == 201, r.text
+    sub_id = r.json()["id"]
+
+    check = {"customer_id": "cus_42", "feature": "api"}
+    first = product.post("/v1/access/check", json=check).json()
+    assert (first["allowed"], first["reason"], first["limit"], first["used"]) == (True, "plan", 1000, 0)
+
+    r = product.post("/v1/events", json=_usage(1000))
+    assert r.status_code == 202 and r.json() == {"received": 1000, "accepted": 1000, "duplicates": 0}
+    denied = product.post("/v1/access/check", json=check).json()
+    assert denied == {
+        "allowed": False,
+        "feature": "api",
+        "reason": "quota_exceeded",
+        "limit": 1000,
+        "used": 1000,
+        "remaining": 0,
+        "plan": "free",
+        "rules": [],
+        "offer": {"plan": "pro", "name": "Pro"},
+    }
+    with running.system.db.session() as s:
+        types = list(s.scalars(select(OutboxEvent.type).order_by(OutboxEvent.seq)))
+    assert "access.denied" in types
+    assert types.count("usage.threshold_reached") == 2  # 80 % and 100 %, once each
+
+    r = admin.post(f"/v1/subscriptions/{sub_id}/change", json={"plan": "pro"})
+    assert r.status_code == 200, r.text
+    after = product.post("/v1/access/check", json=check).json()
+    assert (after["allowed"], after["plan"], after["limit"]) == (True, "pro", 100000)
+
+    invoices = admin.get("/v1/customers/cus_42/invoices").json()
+    assert invoices["total"] >= 1
+    invoice = admin.get(f"/v1/invoices/{invoices['items'][0]['id']}").json()
+    assert invoice["customer_id"] == "cus_42" and invoice["lines"]
+
+
+def test_batch_check_and_duplicate_events(running: Running) -> None:
+    admin, product = running.client(running.admin), running.client(running.product)
+    admin.post("/v1/customers", json={"id": "cus_42", "email": "a@b.c", "name": "A"})
+    admin.post("/v1/subscriptions", json={"customer_id": "cus_42", "plan": "pro", "quantity": 2})
+    r = product.post(
+        "/v1/access/check", json=[{"customer_id": "cus_42", "feature": f} for f in ("sso", "audit_log", "projects")]
+    )
+    assert [(d["feature"], d["allowed"], d["reason"]) for d in r.json()] == [
+        ("sso", True, "plan"),
+        ("audit_log", False, "not_in_plan"),
+        ("projects", True, "plan"),
+    ]
+    assert r.json()[1]["offer"] == {"plan": "enterprise", "name": "Enterprise"}
+
+    events = _usage(3)
+    assert product.post("/v1/events", json=events).json() == {"received": 3, "accepted": 3, "duplicates": 0}
+    assert product.post("/v1/events", json=events[0]).json() == {"received": 1, "accepted": 0, "duplicates": 1}
+    with running.system.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(UsageRecord)) == 3
+
+
+def test_suspended_account_is_denied(running: Running) -> None:
+    admin, product = running.client(running.admin), running.client(running.product)
+    admin.post("/v1/customers", json={"id": "cus_42", "email": "a@b.c", "name": "A"})
+    admin.post("/v1/subscriptions", json={"customer_id": "cus_42", "plan": "pro"})
+    with running.system.db.session() as s:
+        dunning.set_state(s, "cus_42", "suspended", now=running.system.clock.now())
+    running.system.access.invalidate("cus_42")
+    r = product.post("/v1/access/check", json={"customer_id": "cus_42", "feature": "sso"}).json()
+    assert (r["allowed"], r["reason"]) == (False, "payment_overdue")
+
+
+def test_unknown_customer_is_a_denial_and_unknown_feature_a_404(running: Running) -> None:
+    admin, product = running.client(running.admin), running.client(running.product)
+    r = product.post("/v1/access/check", json={"customer_id": "nobody", "feature": "api"})
+    assert r.status_code == 200 and r.json()["reason"] == "no_customer"
+    admin.post("/v1/customers", json={"id": "cus_42", "email": "a@b.c", "name": "A"})
+    admin.post("/v1/subscriptions", json={"customer_id": "cus_42", "plan": "free"})
+    r = product.post("/v1/access/check", json={"customer_id": "cus_42", "feature": "teleport"})
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["field"] == "feature"
+
+
+def test_quote_over_http_matches_the_cli_format(running: Running) -> None:
+    product = running.client(running.product)
+    r = product.post(
+        "/v1/quotes",
+        json={"plan": "pro", "quantity": 3, "usage": {"api_calls": "15000"}, "period": "2026-11-01/2026-12-01"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    calls = next(x for x in body["lines"] if x["price_id"] == "calls")
+    assert calls["amount"] == "10.00" and body["total"] == "89.00"
+    r = product.post("/v1/quotes", json={"plan": "pro", "coupon": "NOPE"})
+    assert r.status_code == 422 and r.json()["field"] == "coupon"
