@@ -233,23 +233,31 @@ class OutboxRelay:
         failed (the rows not confirmed stay pending)."""
         wall = datetime.now(UTC)
         first_failure: BaseException | None = None
+        o = OutboxEvent
         with self.db.session() as session:
+            # Plain rows, not ORM objects: the relay only serialises and marks them.
             query = (
-                select(OutboxEvent)
-                .where(OutboxEvent.published_at.is_(None), OutboxEvent.dead_at.is_(None))
-                .order_by(OutboxEvent.seq)
+                select(o.seq, o.id, o.type, o.customer_id, o.time, o.properties)
+                .where(o.published_at.is_(None), o.dead_at.is_(None))
+                .order_by(o.seq)
                 .limit(self.config.relay_batch_size)
             )
             if self.db.is_postgres:
                 query = query.with_for_update(skip_locked=True)
-            rows = list(session.scalars(query))
+            rows = list(session.execute(query))
             if rows and self.db.is_postgres:
                 rows = self._without_blocked_customers(session, rows)
             if not rows:
                 return 0
             items = []
             for row in rows:
-                env = row.envelope()
+                env = {
+                    "id": row.id,
+                    "type": row.type,
+                    "customer_id": row.customer_id,
+                    "time": row.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                    "properties": row.properties,
+                }
                 body = json.dumps(env, separators=(",", ":"), default=str).encode()
                 items.append((row.type, persistent_message(body, env)))
             results = await self.publisher.publish_raw(items)
@@ -261,35 +269,35 @@ class OutboxRelay:
                         self.metrics.inc(subsystem, "published")
                 else:
                     first_failure = first_failure or failure
-                    row.attempts += 1
-                    row.last_error = describe_error(failure)
+                    session.execute(
+                        update(o)
+                        .where(o.seq == row.seq)
+                        .values(attempts=o.attempts + 1, last_error=describe_error(failure))
+                    )
             if confirmed:
-                session.execute(
-                    update(OutboxEvent)
-                    .where(OutboxEvent.seq.in_(confirmed))
-                    .values(published_at=wall)
-                    .execution_options(synchronize_session=False)
-                )
+                session.execute(update(o).where(o.seq.in_(confirmed)).values(published_at=wall))
         if first_failure is not None:
             raise first_failure
         return len(confirmed)
 
-    def _without_blocked_customers(self, session: Any, rows: list[OutboxEvent]) -> list[OutboxEvent]:
-        mine = {r.seq for r in rows}
+    def _without_blocked_customers(self, session: Any, rows: list[Any]) -> list[Any]:
+        """Leave out customers with an earlier unsent row outside this batch: another relay
+        holds it, and publishing ours first would reorder that customer's events."""
+        mine = [r.seq for r in rows]
         customers = {r.customer_id for r in rows if r.customer_id is not None}
         if not customers:
             return rows
-        top = max(mine)
+        o = OutboxEvent
         blocked = set(
             session.scalars(
-                select(OutboxEvent.customer_id)
+                select(o.customer_id)
                 .where(
                     and_(
-                        OutboxEvent.published_at.is_(None),
-                        OutboxEvent.dead_at.is_(None),
-                        OutboxEvent.customer_id.in_(customers),
-                        OutboxEvent.seq < top,
-                        OutboxEvent.seq.not_in(mine),
+                        o.published_at.is_(None),
+                        o.dead_at.is_(None),
+                        o.customer_id.in_(customers),
+                        o.seq < max(mine),
+                        o.seq.not_in(mine),
                     )
                 )
                 .distinct()
@@ -347,17 +355,22 @@ class QueueConsumer:
         self.metrics = metrics or default_metrics
         self.clock = clock or SystemClock()
         self.after_commit = after_commit
+        self._delay = self.config.reconnect_delay
 
     async def run(self, stop: threading.Event) -> None:
-        delay = self.config.reconnect_delay
+        self._delay = self.config.reconnect_delay
         while not stop.is_set():
             try:
                 await self._session(stop)
-                delay = self.config.reconnect_delay
             except Exception as exc:
-                log.warning("worker %s: %s; reconnecting in %.1fs", self.subsystem, describe_error(exc), delay)
-                await _sleep(stop, delay)
-                delay = min(delay * 2, self.config.reconnect_delay_max)
+                log.warning(
+                    "worker %s: %s; reconnecting in %.1fs",
+                    self.subsystem,
+                    describe_error(exc),
+                    self._delay,
+                )
+                await _sleep(stop, self._delay)
+                self._delay = min(self._delay * 2, self.config.reconnect_delay_max)
 
     async def _session(self, stop: threading.Event) -> None:
         connection = await connect(self.url, f"worker-{self.subsystem}", self.config)
@@ -376,6 +389,7 @@ class QueueConsumer:
 
             tag = await queue.consume(on_message, no_ack=False)
             log.info("worker %s consuming %s", self.subsystem, queue.name)
+            self._delay = self.config.reconnect_delay
             while not stop.is_set():
                 if closed.is_set():
                     raise ConnectionError("broker connection closed")

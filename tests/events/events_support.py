@@ -227,33 +227,32 @@ def publish_raw(url: str, config: BusConfig, routing_key: str, body: bytes) -> N
 
 
 def rabbit_connections(prefix: str) -> list[str]:
+    """Broker-side pids of the connections this test's processes opened (their
+    connection_name starts with the prefix)."""
     out = subprocess.run(
-        ["rabbitmqctl", "list_connections", "--formatter", "json", "-q", "name", "client_properties"],
+        ["rabbitmqctl", "list_connections", "-q", "pid", "client_properties"],
         capture_output=True,
         text=True,
         check=True,
         timeout=30,
     ).stdout
-    names = []
-    for conn in json.loads(out or "[]"):
-        props = conn.get("client_properties") or []
-        # client_properties: a list of [key, type, value] triples
-        text = json.dumps(props)
-        if f"{prefix}:" in text:
-            names.append(conn["name"])
-    return names
+    return [line.split("\t", 1)[0] for line in out.splitlines()[1:] if f"{prefix}:" in line and line.startswith("<")]
 
 
 def close_rabbit_connections(prefix: str) -> int:
-    names = rabbit_connections(prefix)
-    for name in names:
-        subprocess.run(
-            ["rabbitmqctl", "close_connection", name, "test: connection dropped on purpose"],
-            capture_output=True,
-            check=False,
-            timeout=30,
+    """Force-close them, as an operator or a network failure would."""
+    pids = rabbit_connections(prefix)
+    closing = [
+        subprocess.Popen(
+            ["rabbitmqctl", "close_connection", pid, "test: connection dropped on purpose"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    return len(names)
+        for pid in pids
+    ]
+    for p in closing:
+        assert p.wait(timeout=30) == 0, "rabbitmqctl close_connection failed"
+    return len(pids)
 
 
 def cleanup_rabbit(url: str, config: BusConfig, registry: HandlerRegistry) -> None:
@@ -326,3 +325,47 @@ class Harness:
                     event_id = "?"
                 out[str(event_id)] = str(headers.get("x-error"))
         return out
+
+
+def queue_consumers(url: str, name: str) -> int:
+    async def go() -> int:
+        conn = await aio_pika.connect(url)
+        async with conn:
+            ch = await conn.channel()
+            try:
+                q = await ch.declare_queue(name, passive=True)
+            except Exception:
+                return 0
+            return int(q.declaration_result.consumer_count or 0)
+
+    return asyncio.run(go())
+
+
+def publish_to_queue(url: str, queue: str, body: bytes, type_: str | None = None) -> None:
+    async def go() -> None:
+        conn = await aio_pika.connect(url)
+        async with conn:
+            ch = await conn.channel(publisher_confirms=True)
+            await ch.default_exchange.publish(
+                aio_pika.Message(body, type=type_, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=queue,
+            )
+
+    asyncio.run(go())
+
+
+class RelayThread:
+    """An OutboxRelay running in a thread with its own event loop."""
+
+    def __init__(
+        self, db: Database, url: str, config: BusConfig, registry: HandlerRegistry, metrics: EventMetrics | None = None
+    ) -> None:
+        self.relay = OutboxRelay(db, url, config, registry, metrics or EventMetrics())
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.relay.run(self.stop_event)), daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive()
