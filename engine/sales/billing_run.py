@@ -26,7 +26,7 @@ from engine.durations import parse_duration
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.cycle import BatchUsage, StepResult, at_midnight, run_step
 from engine.sales.errors import SalesError
-from engine.sales.invoicing import lock_counter
+from engine.sales.invoicing import defer_finalize, finalize_deferred, lock_counter
 from engine.sales.models import Customer, Subscription
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,13 @@ def process_batch(session: Session, ids: list[str], now: datetime) -> list[StepR
         if since:
             src.preload_late(cids, min(since), start, types)
     out = []
-    for sub in subs:
-        result = run_step(session, sub, customers[sub.customer_id], now, src)
-        if result is not None:
-            out.append(result)
+    defer_finalize(session)
+    with session.no_autoflush:
+        for sub in subs:
+            result = run_step(session, sub, customers[sub.customer_id], now, src)
+            if result is not None:
+                out.append(result)
+    finalize_deferred(session, now)
     return out
 
 

@@ -130,6 +130,15 @@ def publish_catalog(
 
 def catalog_for_version(session: Session, version_id: int) -> Catalog:
     """The catalog of a stored version (built once per process: versions are immutable)."""
+    memo: dict[int, Catalog] = session.info.setdefault("sales_catalogs", {})
+    if version_id in memo:
+        return memo[version_id]
+    catalog = _catalog_for_version(session, version_id)
+    memo[version_id] = catalog
+    return catalog
+
+
+def _catalog_for_version(session: Session, version_id: int) -> Catalog:
     checksum = session.scalar(select(CatalogVersion.checksum).where(CatalogVersion.id == version_id))
     if checksum is None:
         raise NotFound("catalog_version", f"no catalog version {version_id}")

@@ -46,14 +46,15 @@ def lock_counter(session: Session, kind: str, year: int) -> None:
         session.execute(select(Counter.value).where(Counter.name == name).with_for_update())
 
 
-def next_number(session: Session, kind: str, year: int) -> int:
-    """The next number of a gapless yearly sequence. The increment commits or rolls back
-    with the document that uses it, so no number is ever skipped or used twice."""
+def next_number(session: Session, kind: str, year: int, count: int = 1) -> int:
+    """The next number of a gapless yearly sequence (the last of `count` taken at once).
+    The increment commits or rolls back with the documents that use it, so no number is
+    ever skipped or used twice."""
     name = f"{kind}:{year}"
     stmt = (
         _insert(session)(Counter)
-        .values(name=name, value=1)
-        .on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
+        .values(name=name, value=count)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + count})
         .returning(Counter.value)
     )
     return int(session.execute(stmt).scalar_one())
@@ -190,18 +191,48 @@ def issue_bill(
         inv.arrears_quantity = arrears.quantity
     session.add(inv)
     _write_lines(session, _line_rows(inv.id, inv.subscription_id, bill.lines, rounder))
-    finalize(session, inv, customer, now, payment_method=payment_method)
+    deferred = session.info.get(DEFERRED)
+    if deferred is not None:
+        deferred.append((inv, customer, payment_method))
+    else:
+        finalize(session, inv, customer, now, payment_method=payment_method)
     return inv
 
 
+DEFERRED = "sales_deferred_finalize"
+
+
+def defer_finalize(session: Session) -> None:
+    """Batch mode: invoices issued in this session stay drafts until `finalize_deferred`,
+    which numbers them all with one counter update (the billing run's hot path)."""
+    session.info[DEFERRED] = []
+
+
+def finalize_deferred(session: Session, now: datetime) -> int:
+    pending = session.info.pop(DEFERRED, None) or []
+    if not pending:
+        return 0
+    last = next_number(session, "invoice", now.year, len(pending))
+    first = last - len(pending) + 1
+    for k, (inv, customer, payment_method) in enumerate(pending):
+        finalize(session, inv, customer, now, payment_method=payment_method, number=first + k)
+    return len(pending)
+
+
 def finalize(
-    session: Session, inv: Invoice, customer: Customer, now: datetime, *, payment_method: str | None = None
+    session: Session,
+    inv: Invoice,
+    customer: Customer,
+    now: datetime,
+    *,
+    payment_method: str | None = None,
+    number: int | None = None,
 ) -> None:
     """Number the invoice, apply the customer's credit, write invoice.finalized (and
     invoice.paid when nothing is left to pay)."""
     if inv.status != "draft":
         raise Conflict("status", f"invoice {inv.id} is {inv.status}, not a draft")
-    n = next_number(session, "invoice", now.year)
+    n = number if number is not None else next_number(session, "invoice", now.year)
     inv.number = f"INV-{now.year}-{n:06d}"
     inv.status = "finalized"
     inv.issued_at = now
