@@ -80,6 +80,12 @@ class HandlerRegistry:
             if sub not in self._subs:
                 self._subs.append(sub)
 
+    def unregister(self, subsystem: str, pattern: str, fn: Handler) -> None:
+        with self._lock:
+            sub = Subscription(subsystem, pattern, fn)
+            if sub in self._subs:
+                self._subs.remove(sub)
+
     def subsystems(self) -> list[str]:
         """Known subsystems: the four of the architecture plus any other registered name."""
         names = list(SUBSYSTEMS)
