@@ -14,7 +14,7 @@ from engine.sales.catalog_versions import (
     list_versions,
     publish_catalog,
 )
-from engine.sales.customers import create_customer, get_customer, update_customer
+from engine.sales.customers import create_customer, get_customer, list_customers, update_customer
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.invoicing import (
     handle_payment_succeeded,
@@ -72,6 +72,7 @@ __all__ = [
     "invoice_count",
     "latest_version_for_plan",
     "list_credit_notes",
+    "list_customers",
     "list_invoices",
     "list_subscriptions",
     "list_versions",

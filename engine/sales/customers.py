@@ -179,3 +179,26 @@ def get_customer(session: Session, customer_id: str) -> dict[str, Any]:
 def tax_subject(c: Customer) -> dict[str, Any]:
     """What `engine.pricing.tax_for` reads."""
     return {"country": c.country, "tax_id": c.tax_id, "segment": c.segment}
+
+
+def list_customers(
+    session: Session, page: int = 1, per_page: int = 50, *, segment: str | None = None, tag: str | None = None
+) -> dict[str, Any]:
+    """Customers by id, one page at a time (the console's list)."""
+    from sqlalchemy import func, select
+
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise SalesError("page", "a page number, 1 or more")
+    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= 1000:
+        raise SalesError("per_page", "between 1 and 1000")
+    stmt = select(Customer)
+    if segment is not None:
+        stmt = stmt.where(Customer.segment == segment)
+    rows = list(session.scalars(stmt.order_by(Customer.id)))
+    if tag is not None:
+        rows = [c for c in rows if tag in (c.tags or [])]
+    total = (
+        len(rows) if tag is not None else int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    )
+    items = rows[(page - 1) * per_page : page * per_page]
+    return {"items": [customer_to_dict(c) for c in items], "page": page, "per_page": per_page, "total": total}

@@ -22,6 +22,7 @@ from engine.sales import (
     handle_payment_succeeded,
     ingest_events,
     invoicing,
+    list_customers,
     list_invoices,
     migrate_subscriptions,
     preview_migration,
@@ -256,11 +257,13 @@ def test_reads_usage_html_and_reactivation(published: Database, clock: TestClock
         ingest_events(s, [event(i, "c1", "2026-01-02T00:00:00Z") for i in range(4)], clock=clock)
         usage = current_usage(s, "c1", "api_calls", clock.now())
         page = list_invoices(s, "c1")
+        listed = list_customers(s, per_page=10)
         html = render_invoice_html(s, page["items"][0]["id"])
         cancel_subscription(s, sid, clock=clock, at="period_end")
         reactivate_subscription(s, sid, clock=clock)
     assert usage["quantity"] == Decimal(4) and usage["period"] == {"start": "2026-01-01", "end": "2026-02-01"}
     assert page["total"] == 1 and page["items"][0]["number"] == "INV-2026-000001"
+    assert (listed["total"], [c["id"] for c in listed["items"]]) == (1, ["c1"])
     assert "INV-2026-000001" in html and "85.68" in html  # 72.00 + 19% VAT
     assert "<script>" not in html and "&lt;script&gt;" in html
     advance_clock(db, clock, to=at(2026, 2, 1))
