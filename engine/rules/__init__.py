@@ -1,1 +1,118 @@
-"""(under construction)"""
+"""The rules runtime: YAML rulesets -> JSON Schema check -> durable_rules rulesets.
+
+    refs = References.from_catalogs([load_catalog("catalogs/saas.yaml")], "templates")
+    ruleset = load_ruleset("rules/access.yaml", refs)      # DocumentError lists every problem
+    runtime = RulesRuntime(clock)
+    runtime.install(ruleset, version=1)
+    decision = runtime.evaluate("access.check", context, log=db)
+    decision.access(), decision.actions, decision.decision_id
+
+See docs/rules.md.
+"""
+
+from __future__ import annotations
+
+from engine.documents import Document, DocumentError, Problem
+from engine.rules.compiler import CompiledRuleset, compile_ruleset
+from engine.rules.conditions import ROOTS, evaluate, parse_condition
+from engine.rules.durable_engine import DurableEngine, RulesEngineError, default_engine
+from engine.rules.lint import lint_paths
+from engine.rules.loader import (
+    References,
+    is_ruleset_document,
+    load_ruleset,
+    load_ruleset_text,
+    ruleset_from_document,
+    ruleset_problems,
+    template_names,
+)
+from engine.rules.model import ACTIONS, Action, ActionSpec, Decision, Match, Rule, Ruleset
+from engine.rules.promotions import (
+    PRICE_EVENT,
+    discounts_from,
+    price_context,
+    promotions_for,
+    quote_promotions,
+    trace_of,
+)
+from engine.rules.runtime import RulesRuntime, ScheduledRule, reference_fired
+from engine.rules.store import (
+    PublishedRuleset,
+    RulesError,
+    decision_by_id,
+    decisions_for,
+    default_references,
+    history_as_dicts,
+    live_versions,
+    publish_ruleset,
+    publish_ruleset_document,
+    rollback_ruleset,
+    ruleset_history,
+    ruleset_version,
+    smoke_test,
+    sync_runtime,
+)
+
+
+def summarize_ruleset_document(doc: Document, refs: References | None = None) -> tuple[str, list[Problem]]:
+    """For `billing validate`: a one-line summary of a valid ruleset, or its problems.
+    Without `refs`, references are checked against ./catalogs and ./templates when present."""
+    try:
+        rs = ruleset_from_document(doc, refs if refs is not None else default_references())
+    except DocumentError as exc:
+        return "", exc.problems
+    events = sorted(rs.events)
+    scheduled = sum(1 for r in rs.rules if r.schedule)
+    return (f"ruleset {rs.name}: {len(rs.rules)} rules on {len(events)} events"
+            + (f", {scheduled} scheduled" if scheduled else "")), []
+
+
+__all__ = [
+    "ACTIONS",
+    "PRICE_EVENT",
+    "ROOTS",
+    "Action",
+    "ActionSpec",
+    "CompiledRuleset",
+    "Decision",
+    "DurableEngine",
+    "Match",
+    "PublishedRuleset",
+    "References",
+    "Rule",
+    "RulesEngineError",
+    "RulesError",
+    "RulesRuntime",
+    "Ruleset",
+    "ScheduledRule",
+    "compile_ruleset",
+    "decision_by_id",
+    "decisions_for",
+    "default_engine",
+    "default_references",
+    "discounts_from",
+    "evaluate",
+    "history_as_dicts",
+    "is_ruleset_document",
+    "lint_paths",
+    "live_versions",
+    "load_ruleset",
+    "load_ruleset_text",
+    "parse_condition",
+    "price_context",
+    "promotions_for",
+    "publish_ruleset",
+    "publish_ruleset_document",
+    "quote_promotions",
+    "reference_fired",
+    "rollback_ruleset",
+    "ruleset_from_document",
+    "ruleset_history",
+    "ruleset_problems",
+    "ruleset_version",
+    "smoke_test",
+    "summarize_ruleset_document",
+    "sync_runtime",
+    "template_names",
+    "trace_of",
+]

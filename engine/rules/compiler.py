@@ -1,0 +1,241 @@
+"""Compile a ruleset into a durable_rules JSON ruleset, and turn a context into the fact it reads.
+
+The fact is flat: one key per (path, type) the ruleset reads, so durable_rules never has to
+guess types (it would happily match the string "5" against the number 5) and every negation
+can be written with its `$nex` guard (durable's `$neq` does not hold on a missing field):
+
+    p3n   the number at path 3        p3s   the string       p3b  the boolean as 1/0
+    p3e   1 when the path is present  p3a   the list, elements tagged "n:5", "s:x", "b:1"
+    p3m2  1 when path 3 fully matches regex 2 (only for a negated `matches`: durable_rules
+          has no negated regex operator, so that one bit is computed before posting)
+    _on   the event type, or _sr the scheduled rule's id; _t the clock's epoch seconds
+
+Every durable rule tests `_on` (or `_sr`) first: durable also posts its own session state
+through the rules, and a rule made only of negations would otherwise match it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from engine.rules.conditions import (
+    MISSING,
+    All,
+    Node,
+    Not,
+    Test,
+    _regex,
+    kind,
+    lookup,
+    paths,
+)
+from engine.rules.model import Rule, Ruleset
+
+_INVERSE = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}
+
+
+def number_text(value: Decimal) -> str:
+    """A number as durable_rules' JSON reader takes it: plain digits, never an exponent."""
+    if value == value.to_integral_value() and abs(value) < Decimal("1e18"):
+        return str(int(value))
+    short = repr(float(value))
+    if "e" in short or "E" in short or "inf" in short or "nan" in short:
+        return format(Decimal(short), "f")
+    return short
+
+
+def to_json(obj: Any) -> str:
+    """JSON with Decimals written as plain numbers (json.dumps would refuse them)."""
+    if isinstance(obj, Decimal):
+        return number_text(obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, int | str):
+        return json.dumps(obj, ensure_ascii=False)
+    if isinstance(obj, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{to_json(v)}"
+                              for k, v in obj.items()) + "}"
+    if isinstance(obj, list | tuple):
+        return "[" + ",".join(to_json(v) for v in obj) + "]"
+    raise TypeError(f"cannot write {obj!r} into a durable ruleset")
+
+
+def tag(value: Any) -> str:
+    """A list element as a typed string: durable compares list items loosely too."""
+    k = kind(value)
+    if k == "n":
+        return "n:" + number_text(value)
+    if k == "b":
+        return "b:" + ("1" if value else "0")
+    return "s:" + str(value)
+
+
+@dataclass
+class Slot:
+    """A path the ruleset reads and the views of it the fact must carry."""
+
+    index: int
+    path: str
+    views: set[str]
+    regexes: dict[str, int]  # negated `matches` patterns -> their bit number
+
+
+@dataclass
+class CompiledRuleset:
+    ruleset: Ruleset
+    version: int
+    definition: dict[str, Any]  # durable rule name -> {"all": [...], "run": action name}
+    text: str  # the JSON handed to durable_rules (without the run names)
+    slots: list[Slot]
+    rules: list[Rule]  # durable rule "r<i>" is rules[i]; disabled rules are not compiled
+    rule_paths: list[list[str]]  # per compiled rule, the paths its condition reads
+    scheduled: dict[str, int]  # rule id -> index in rules
+
+    @property
+    def name(self) -> str:
+        return self.ruleset.name
+
+    @property
+    def events(self) -> frozenset[str]:
+        return frozenset(e for r in self.rules for e in r.on)
+
+    def fact(self, context: Mapping[str, Any], *, event: str | None, scheduled: str | None,
+             now: datetime) -> tuple[str, dict[str, Any]]:
+        """The fact for durable_rules (JSON members without the braces, id and sid: the
+        engine adds those), and the normalised input values by path."""
+        parts = [f'"_t":{int(now.timestamp())}']
+        if event is not None:
+            parts.append('"_on":' + json.dumps(event, ensure_ascii=False))
+        if scheduled is not None:
+            parts.append('"_sr":' + json.dumps(scheduled, ensure_ascii=False))
+        inputs: dict[str, Any] = {}
+        for slot in self.slots:
+            value = lookup(context, slot.path)
+            inputs[slot.path] = value
+            if value is MISSING:
+                continue
+            p = f'"p{slot.index}'
+            views = slot.views
+            if "e" in views:
+                parts.append(p + 'e":1')
+            k = kind(value)
+            if k == "n" and "n" in views:
+                parts.append(p + 'n":' + number_text(value))
+            elif k == "s":
+                if "s" in views:
+                    parts.append(p + 's":' + json.dumps(value, ensure_ascii=False))
+                for pattern, bit in slot.regexes.items():
+                    if _regex(pattern).fullmatch(value) is not None:
+                        parts.append(f'{p}m{bit}":1')
+            elif k == "b" and "b" in views:
+                parts.append(p + ('b":1' if value else 'b":0'))
+            elif k == "a" and "a" in views and value:
+                parts.append(p + 'a":' + json.dumps([tag(v) for v in value], ensure_ascii=False))
+        return ",".join(parts), inputs
+
+
+class _Compiler:
+    def __init__(self) -> None:
+        self.slots: dict[str, Slot] = {}
+
+    def slot(self, path: str) -> Slot:
+        s = self.slots.get(path)
+        if s is None:
+            s = self.slots[path] = Slot(len(self.slots), path, set(), {})
+        return s
+
+    def key(self, path: str, view: str) -> str:
+        s = self.slot(path)
+        s.views.add(view)
+        return f"p{s.index}{view}"
+
+    def node(self, node: Node, neg: bool) -> dict[str, Any]:
+        if isinstance(node, Test):
+            return self.leaf(node, neg)
+        if isinstance(node, Not):
+            return self.node(node.item, not neg)
+        items = [self.node(n, neg) for n in node.items]
+        conj = isinstance(node, All) != neg  # De Morgan
+        if len(items) == 1:
+            return items[0]
+        return {"$and": items} if conj else {"$or": items}
+
+    def eq(self, path: str, lit: Any, neg: bool) -> dict[str, Any]:
+        if lit is None:
+            e = self.key(path, "e")
+            return {"$ex": {e: 1}} if neg else {"$nex": {e: 1}}
+        k = kind(lit)
+        key = self.key(path, k)
+        value: Any = (1 if lit else 0) if k == "b" else lit
+        if not neg:
+            return {key: value}
+        return {"$or": [{"$nex": {key: 1}}, {"$neq": {key: value}}]}
+
+    def leaf(self, t: Test, neg: bool) -> dict[str, Any]:
+        op, v, path = t.op, t.value, t.path
+        if op == "eq":
+            return self.eq(path, v, neg)
+        if op == "ne":
+            return self.eq(path, v, not neg)
+        if op in ("in", "not_in"):
+            neg2 = neg != (op == "not_in")
+            items = [self.eq(path, x, neg2) for x in v]
+            if len(items) == 1:
+                return items[0]
+            return {"$and": items} if neg2 else {"$or": items}
+        if op in _INVERSE:
+            key = self.key(path, kind(v))
+            if not neg:
+                return {"$" + op: {key: v}}
+            return {"$or": [{"$nex": {key: 1}}, {_INVERSE[op]: {key: v}}]}
+        if op == "exists":
+            e = self.key(path, "e")
+            return {"$ex": {e: 1}} if v != neg else {"$nex": {e: 1}}
+        if op == "matches":
+            if not neg:
+                return {"$mt": {self.key(path, "s"): v}}
+            s = self.slot(path)
+            bit = s.regexes.setdefault(v, len(s.regexes))
+            return {"$nex": {f"p{s.index}m{bit}": 1}}
+        if op == "contains":
+            key = self.key(path, "a")
+            if not neg:
+                return {"$iany": {key: {"$i": tag(v)}}}
+            return {"$or": [{"$nex": {key: 1}}, {"$iall": {key: {"$neq": {"$i": tag(v)}}}}]}
+        raise ValueError(f"unknown test {op!r}")
+
+
+def compile_ruleset(ruleset: Ruleset, version: int = 0) -> CompiledRuleset:
+    c = _Compiler()
+    definition: dict[str, Any] = {}
+    rules: list[Rule] = []
+    rule_paths: list[list[str]] = []
+    scheduled: dict[str, int] = {}
+    for rule in ruleset.rules:
+        if not rule.enabled:
+            continue
+        i = len(rules)
+        rules.append(rule)
+        conj: list[dict[str, Any]] = []
+        if rule.on:
+            ons = [{"_on": e} for e in rule.on]
+            conj.append(ons[0] if len(ons) == 1 else {"$or": ons})
+        else:
+            conj.append({"_sr": rule.id})
+            scheduled[rule.id] = i
+        if rule.valid_from is not None:
+            conj.append({"$gte": {"_t": int(rule.valid_from.timestamp())}})
+        if rule.valid_until is not None:
+            conj.append({"$lt": {"_t": int(rule.valid_until.timestamp())}})
+        if rule.when is not None:
+            conj.append(c.node(rule.when, False))
+        rule_paths.append(paths(rule.when) if rule.when is not None else [])
+        definition[f"r{i}"] = {"all": [{"m": {"$and": conj}}]}
+    text = to_json(definition)
+    for i, rule in enumerate(rules):
+        definition[f"r{i}"]["run"] = f"{ruleset.name}/{rule.id}"
+    return CompiledRuleset(ruleset, version, definition, text, list(c.slots.values()), rules,
+                           rule_paths, scheduled)

@@ -1,0 +1,242 @@
+"""`billing lint rules/ catalogs/`: everything validation finds, plus mistakes that are legal
+but cannot be meant: duplicate ids, references to unknown things, conditions that can never
+hold, allow rules shadowed by an earlier deny, schedules on rules that also have `on`."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from engine.catalog import catalog_from_document, is_catalog_document
+from engine.documents import Document, DocumentError, Problem, load_yaml_file
+from engine.rules.conditions import All, AnyOf, Node, Not, Test, kind
+from engine.rules.loader import References, _fix_on_keys, ruleset_from_document, ruleset_problems
+from engine.rules.model import Rule, Ruleset
+
+_NUMERIC = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+
+
+def expand(paths: Iterable[str | Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml", ".json") and x.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+def lint_paths(paths: Iterable[str | Path], templates: str | Path | None = "templates") -> list[Problem]:
+    """Lint catalogs and rulesets together (rules are checked against every catalog given).
+    `templates`: the templates directory (unchecked when it does not exist or is None)."""
+    problems: list[Problem] = []
+    catalogs = []
+    rulesets: list[Document] = []
+    for path in expand(paths):
+        try:
+            doc = load_yaml_file(path)
+        except DocumentError as exc:
+            problems.extend(exc.problems)
+            continue
+        if is_catalog_document(doc):
+            try:
+                catalogs.append(catalog_from_document(doc))
+            except DocumentError as exc:
+                problems.extend(exc.problems)
+        elif isinstance(doc.data, dict) and "ruleset" in doc.data:
+            rulesets.append(doc)
+        else:
+            problems.append(doc.problem([], "neither a catalog (top-level 'catalog:') nor a ruleset (top-level 'ruleset:')"))
+    tdir = Path(templates) if templates is not None else None
+    refs = References.from_catalogs(catalogs, tdir if tdir is not None and tdir.is_dir() else None)
+    names: dict[str, str] = {}
+    for doc in rulesets:
+        _fix_on_keys(doc)
+        found = ruleset_problems(doc, refs)
+        if not catalogs and not found:
+            found.append(doc.problem(["ruleset"], "no catalog given: plans, prices, features, metrics and "
+                                     "coupons were not checked (lint rules/ catalogs/)", "warning"))
+        problems.extend(found)
+        if any(p.severity == "error" for p in found):
+            continue
+        ruleset = ruleset_from_document(doc, refs)
+        if ruleset.name in names:
+            problems.append(doc.problem(["ruleset"], f"duplicate ruleset name {ruleset.name!r} (also {names[ruleset.name]})"))
+        names.setdefault(ruleset.name, doc.file)
+        problems.extend(lint_ruleset(ruleset, doc))
+    return problems
+
+
+def lint_ruleset(ruleset: Ruleset, doc: Document) -> list[Problem]:
+    out: list[Problem] = []
+    for rule in ruleset.rules:
+        base: list[str | int] = ["rules", rule.index]
+        if rule.when is not None and not satisfiable(rule.when):
+            out.append(doc.problem([*base, "when"], "this condition can never hold"))
+        if rule.when is not None:
+            for t in _leaves(rule.when):
+                if t.op in ("gt", "gte", "lt", "lte") and isinstance(t.value, str) and _NUMERIC.match(t.value):
+                    out.append(doc.problem([*base, "when"], f"{t.path} {t.op} {t.value!r} compares text; "
+                                           "write the number unquoted to compare numbers", "warning"))
+    ordered = sorted((r for r in ruleset.rules if r.enabled), key=lambda r: (r.priority, r.index))
+    for i, rule in enumerate(ordered):
+        names = {a.name for a in rule.then}
+        if "allow" not in names or "deny" in names:
+            continue
+        for earlier in ordered[:i]:
+            if _shadows(earlier, rule):
+                out.append(doc.problem(["rules", rule.index], f"rule {rule.id!r} never takes effect: the earlier rule "
+                                       f"{earlier.id!r} denies whenever it allows, and deny wins"))
+                break
+    return out
+
+
+def _leaves(node: Node) -> Iterable[Test]:
+    if isinstance(node, Test):
+        yield node
+    elif isinstance(node, All | AnyOf):
+        for n in node.items:
+            yield from _leaves(n)
+    else:
+        yield from _leaves(node.item)
+
+
+def _conjuncts(node: Node | None) -> list[Node]:
+    if node is None:
+        return []
+    if isinstance(node, All):
+        return [x for n in node.items for x in _conjuncts(n)]
+    return [node]
+
+
+def _shadows(a: Rule, b: Rule) -> bool:
+    if "deny" not in {x.name for x in a.then}:
+        return False
+    if not set(b.on) <= set(a.on) or (b.schedule and b.schedule != a.schedule):
+        return False
+    if (a.valid_from and (not b.valid_from or b.valid_from < a.valid_from)) or (
+        a.valid_until and (not b.valid_until or b.valid_until > a.valid_until)
+    ):
+        return False
+    return all(c in _conjuncts(b.when) for c in _conjuncts(a.when))
+
+
+# --------------------------------------------------------------------- satisfiability
+
+_MAX_TERMS = 256
+
+
+def _dnf(node: Node) -> list[list[Test]] | None:
+    """Disjunctive normal form of the positive part; None when too big or under a `not`
+    (then we do not claim anything)."""
+    if isinstance(node, Test):
+        return [[node]]
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, AnyOf):
+        out: list[list[Test]] = []
+        for n in node.items:
+            d = _dnf(n)
+            if d is None:
+                return None
+            out.extend(d)
+        return out if len(out) <= _MAX_TERMS else None
+    terms: list[list[Test]] = [[]]
+    for n in node.items:
+        d = _dnf(n)
+        if d is None:
+            return None
+        terms = [a + b for a, b in itertools.product(terms, d)]
+        if len(terms) > _MAX_TERMS:
+            return None
+    return terms
+
+
+def satisfiable(node: Node) -> bool:
+    """False only when the condition provably never holds."""
+    terms = _dnf(node)
+    if terms is None:
+        return True
+    return any(_term_ok(t) for t in terms)
+
+
+def _term_ok(term: list[Test]) -> bool:
+    by_path: dict[str, list[Test]] = {}
+    for t in term:
+        by_path.setdefault(t.path, []).append(t)
+    return all(_path_ok(ts) for ts in by_path.values())
+
+
+def _path_ok(ts: list[Test]) -> bool:
+    must_exist = any(
+        (t.op == "eq" and t.value is not None) or t.op in ("gt", "gte", "lt", "lte", "matches", "contains")
+        or (t.op == "exists" and t.value) or (t.op == "in" and None not in t.value)
+        or (t.op == "ne" and t.value is None)
+        for t in ts
+    )
+    must_miss = any((t.op == "exists" and not t.value) or (t.op == "eq" and t.value is None) for t in ts)
+    if must_exist and must_miss:
+        return False
+    # The set of allowed values, when some test pins it down.
+    allowed: set[Any] | None = None
+    for t in ts:
+        vals = None
+        if t.op == "eq" and t.value is not None:
+            vals = {_key(t.value)}
+        elif t.op == "in":
+            vals = {_key(v) for v in t.value if v is not None}
+        if vals is not None:
+            allowed = vals if allowed is None else allowed & vals
+    excluded = {_key(t.value) for t in ts if t.op == "ne" and t.value is not None}
+    excluded |= {_key(v) for t in ts if t.op == "not_in" for v in t.value if v is not None}
+    kinds = {kind(t.value) for t in ts if t.op in ("gt", "gte", "lt", "lte")}
+    kinds |= {"s" for t in ts if t.op == "matches"}
+    kinds |= {"a" for t in ts if t.op == "contains"}
+    if len(kinds) > 1:
+        return False
+    lo: tuple[Any, bool] | None = None  # (bound, strict)
+    hi: tuple[Any, bool] | None = None
+    for t in ts:
+        if t.op in ("gt", "gte"):
+            b = (t.value, t.op == "gt")
+            if lo is None or b[0] > lo[0] or (b[0] == lo[0] and b[1]):
+                lo = b
+        elif t.op in ("lt", "lte"):
+            b = (t.value, t.op == "lt")
+            if hi is None or b[0] < hi[0] or (b[0] == hi[0] and b[1]):
+                hi = b
+    if lo is not None and hi is not None and (lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1]))):
+        return False
+    if allowed is not None:
+        allowed -= excluded
+        if kinds:
+            k = next(iter(kinds))
+            allowed = {v for v in allowed if v[0] == k}
+        allowed = {v for v in allowed if _within(v, lo, hi)}
+        if not allowed:
+            return False
+    return True
+
+
+def _key(v: Any) -> tuple[str, Any]:
+    return (kind(v), float(v) if isinstance(v, Decimal) else v)
+
+
+def _within(v: tuple[str, Any], lo: tuple[Any, bool] | None, hi: tuple[Any, bool] | None) -> bool:
+    kv, x = v
+    for bound, is_lo in ((lo, True), (hi, False)):
+        if bound is None:
+            continue
+        b, strict = bound
+        if kind(b) != kv:
+            return False
+        bx = float(b) if isinstance(b, Decimal) else b
+        if is_lo and (x < bx or (strict and x == bx)):
+            return False
+        if not is_lo and (x > bx or (strict and x == bx)):
+            return False
+    return True

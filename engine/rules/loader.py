@@ -1,0 +1,298 @@
+"""Loading rulesets: schema, what the schema cannot see, references to the catalog and the
+templates, and the typed model. Errors read exactly like catalog errors:
+`file:line: json.path: message`, every problem at once, nothing applied."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from engine.catalog import Catalog
+from engine.documents import (
+    Document,
+    DocumentError,
+    Problem,
+    load_yaml_file,
+    load_yaml_text,
+    schema_problems,
+)
+from engine.durations import parse_duration
+from engine.rules.conditions import ConditionError, Node, parse_condition, tests
+from engine.rules.model import ACTIONS, DEFAULT_STATES, ActionSpec, Rule, Ruleset
+
+SCHEMA_PACKAGE = "engine.rules.schemas"
+SCHEMA_NAME = "rules.schema.json"
+
+
+@dataclass
+class References:
+    """What rules may refer to. `None` for a kind means "not known here: do not check"."""
+
+    plans: set[str] | None = None
+    prices: set[str] | None = None
+    features: set[str] | None = None
+    metrics: set[str] | None = None
+    coupons: set[str] | None = None
+    templates: set[str] | None = None
+    catalogs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_catalogs(cls, catalogs: Iterable[Catalog], templates: Path | str | None = None) -> References:
+        refs = cls(templates=template_names(templates) if templates is not None else None)
+        for c in catalogs:
+            refs.add_catalog(c)
+        return refs
+
+    def add_catalog(self, c: Catalog) -> None:
+        self.plans = (self.plans or set()) | set(c.plans)
+        self.prices = (self.prices or set()) | {p.id for plan in c.plans.values() for p in plan.prices}
+        self.features = (self.features or set()) | set(c.features)
+        self.metrics = (self.metrics or set()) | set(c.metrics)
+        self.coupons = (self.coupons or set()) | set(c.coupons)
+        self.catalogs.append(c.name)
+
+
+def template_names(root: Path | str) -> set[str]:
+    """A template NAME is known if any `templates/<channel>/.../NAME.*` file or `NAME/`
+    directory exists (messaging owns the layout; `_layout`-style partials are skipped)."""
+    base = Path(root)
+    names: set[str] = set()
+    if not base.is_dir():
+        return names
+    for p in base.rglob("*"):
+        if p == base or p.parent == base:
+            continue  # the channel directories themselves
+        stem = p.name.split(".", 1)[0] if p.is_file() else p.name
+        if stem and not stem.startswith(("_", ".")):
+            names.add(stem)
+    return names
+
+
+def _checksum(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _when(text: str, field_name: str, end: bool) -> datetime:
+    """valid_from / valid_until: a date means the start (from) or the end (until) of that day
+    in UTC; a datetime without a zone is UTC."""
+    if len(text) == 10:
+        d = date.fromisoformat(text)
+        start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+        return start + timedelta(days=1) if end else start
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _cron_problem(expr: str) -> str | None:
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(expr, timezone="UTC")
+    except ValueError as exc:
+        return f"{expr!r} is not a cron expression (minute hour day month weekday): {exc}"
+    return None
+
+
+_ACTION_PATH = re.compile(r"^rules\[\d+\]\.then\[\d+\]\.([^.\[]+)$")
+
+
+def _friendlier(p: Problem) -> Problem:
+    m = _ACTION_PATH.match(p.path)
+    if m and p.message.startswith("unknown field"):
+        return Problem(p.file, p.line, p.path,
+                       f"unknown action {m.group(1)!r}; actions are {', '.join(ACTIONS)}", p.severity)
+    return p
+
+
+def _number(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def _params(name: str, raw: Any) -> dict[str, Any]:
+    params = dict(raw or {})
+    if name == "discount":
+        for k in ("percent", "amount"):
+            if k in params:
+                params[k] = _number(params[k])
+        if "prices" in params:
+            params["prices"] = tuple(params["prices"])
+    elif name == "charge":
+        params["amount"] = _number(params["amount"])
+    elif name == "cancel_subscription":
+        params.setdefault("at", "period_end")
+    elif name == "notify":
+        params.setdefault("channels", ["email"])
+        params["channels"] = tuple(params["channels"])
+    elif name == "tag":
+        params = {k: tuple(v) for k, v in params.items()}
+    return params
+
+
+_VALUE_REFS = {  # condition paths whose equality values name catalog things
+    "plan": "plans", "subscription.plan": "plans", "offer.plan": "plans", "price": "prices",
+    "feature": "features", "coupon": "coupons", "subscription.coupon": "coupons",
+}
+
+
+def _fix_on_keys(doc: Document) -> None:
+    """YAML 1.1 reads the key `on:` as the boolean true; FORMATS means the field `on`."""
+    rules = doc.data.get("rules") if isinstance(doc.data, dict) else None
+    if not isinstance(rules, list):
+        return
+    for i, rule in enumerate(rules):
+        if isinstance(rule, dict) and True in rule and "on" not in rule:
+            rules[i] = {("on" if k is True else k): v for k, v in rule.items()}
+            for path in [p for p in doc.lines if p[:3] == ("rules", i, "True")]:
+                doc.lines[("rules", i, "on", *path[3:])] = doc.lines.pop(path)
+
+
+def ruleset_problems(doc: Document, refs: References | None = None) -> list[Problem]:
+    """Every problem of a ruleset document: schema first, then what only code can check."""
+    if not isinstance(doc.data, dict):
+        return [doc.problem([], "a ruleset is a mapping with ruleset and rules")]
+    _fix_on_keys(doc)
+    problems = [_friendlier(p) for p in schema_problems(doc, SCHEMA_PACKAGE, SCHEMA_NAME)]
+    if problems:
+        return problems
+    _, found = _build(doc, refs or References())
+    return sorted(found, key=lambda p: (p.line, p.path))
+
+
+def _build(doc: Document, refs: References) -> tuple[Ruleset, list[Problem]]:
+    data = doc.data
+    out: list[Problem] = []
+    states = set(DEFAULT_STATES) | set(data.get("states") or [])
+    rules: list[Rule] = []
+    seen: dict[str, int] = {}
+
+    def ref(kind: str, value: str, where: list[Any], what: str) -> None:
+        known: set[str] | None = getattr(refs, kind)
+        if known is not None and value not in known:
+            listing = ", ".join(sorted(known)) or "none"
+            out.append(doc.problem(where, f"unknown {what} {value!r}; known: {listing}"))
+
+    for i, raw in enumerate(data["rules"]):
+        base: list[Any] = ["rules", i]
+        rid = raw["id"]
+        if rid in seen:
+            out.append(doc.problem([*base, "id"], f"duplicate rule id {rid!r} (also rules[{seen[rid]}])"))
+        else:
+            seen[rid] = i
+        has_on, has_schedule = "on" in raw, "schedule" in raw
+        if has_on and has_schedule:
+            out.append(doc.problem([*base, "schedule"],
+                                   "a rule has either `on` (an event) or `schedule` + `for_each`, not both"))
+        elif not has_on and not has_schedule:
+            out.append(doc.problem(base, "a rule needs `on` (an event type) or `schedule` + `for_each`"))
+        if has_schedule and "for_each" not in raw:
+            out.append(doc.problem([*base, "schedule"], "a scheduled rule needs `for_each` "
+                                   "(customer, subscription or invoice)"))
+        if "for_each" in raw and not has_schedule:
+            out.append(doc.problem([*base, "for_each"], "`for_each` only goes with `schedule`"))
+        if has_schedule:
+            why = _cron_problem(raw["schedule"])
+            if why:
+                out.append(doc.problem([*base, "schedule"], why))
+        valid: dict[str, datetime] = {}
+        for key in ("valid_from", "valid_until"):
+            if key in raw:
+                try:
+                    valid[key] = _when(str(raw[key]), key, key == "valid_until")
+                except ValueError as exc:
+                    out.append(doc.problem([*base, key], f"not an ISO date or datetime: {exc}"))
+        if len(valid) == 2 and valid["valid_until"] <= valid["valid_from"]:
+            out.append(doc.problem([*base, "valid_until"], "ends before it starts (valid_from)"))
+        when: Node | None = None
+        if "when" in raw:
+            try:
+                when = parse_condition(raw["when"])
+            except ConditionError as exc:
+                out.append(doc.problem([*base, "when", *exc.where], exc.message))
+            if when is not None:
+                for t in tests(when):
+                    root, _, rest = t.path.partition(".")
+                    if root == "usage" and rest:
+                        ref("metrics", rest.split(".")[0], [*base, "when"], "metric")
+                    kind = _VALUE_REFS.get(t.path)
+                    if kind and t.op in ("eq", "ne", "in", "not_in"):
+                        values = t.value if isinstance(t.value, tuple) else (t.value,)
+                        for v in values:
+                            if isinstance(v, str):
+                                ref(kind, v, [*base, "when"], kind.rstrip("s"))
+        actions: list[ActionSpec] = []
+        for j, item in enumerate(raw["then"]):
+            (name, params_raw), = item.items()
+            where = [*base, "then", j, name]
+            params = _params(name, params_raw)
+            if name == "notify":
+                ref("templates", params["template"], [*where, "template"], "template")
+            elif name == "discount":
+                for k, pid in enumerate(params.get("prices", ())):
+                    ref("prices", pid, [*where, "prices", k], "price")
+                if "percent" in params and params["percent"] > 100:
+                    out.append(doc.problem([*where, "percent"], "cannot be more than 100"))
+            elif name == "apply_coupon":
+                ref("coupons", params["code"], [*where, "code"], "coupon")
+            elif name == "deny" and params.get("offer"):
+                offer = params["offer"]
+                if "plan" in offer:
+                    ref("plans", offer["plan"], [*where, "offer", "plan"], "plan")
+                if "coupon" in offer:
+                    ref("coupons", offer["coupon"], [*where, "offer", "coupon"], "coupon")
+            elif name == "set_dunning_state" and params["state"] not in states:
+                out.append(doc.problem([*where, "state"], f"unknown dunning state {params['state']!r}; "
+                                       f"known: {', '.join(sorted(states))} (add it to `states`)"))
+            elif name == "retry_payment":
+                try:
+                    parse_duration(params["after"])
+                except ValueError as exc:
+                    out.append(doc.problem([*where, "after"], str(exc)))
+            actions.append(ActionSpec(name, params))
+        on = raw.get("on")
+        rules.append(Rule(
+            id=rid, index=i, then=tuple(actions),
+            on=(on,) if isinstance(on, str) else tuple(on or ()),
+            schedule=raw.get("schedule"), for_each=raw.get("for_each"), when=when,
+            priority=int(raw.get("priority", 100)), enabled=bool(raw.get("enabled", True)),
+            valid_from=valid.get("valid_from"), valid_until=valid.get("valid_until"),
+            description=raw.get("description", ""),
+        ))
+    ruleset = Ruleset(
+        name=data["ruleset"], rules=tuple(rules), description=data.get("description", ""),
+        states=tuple(sorted(states)), source=doc.text, file=doc.file, checksum=_checksum(doc.text),
+    )
+    return ruleset, out
+
+
+def ruleset_from_document(doc: Document, refs: References | None = None) -> Ruleset:
+    """The typed ruleset, or DocumentError listing every problem."""
+    if not isinstance(doc.data, dict):
+        raise DocumentError([doc.problem([], "a ruleset is a mapping with ruleset and rules")])
+    _fix_on_keys(doc)
+    problems = [_friendlier(p) for p in schema_problems(doc, SCHEMA_PACKAGE, SCHEMA_NAME)]
+    if problems:
+        raise DocumentError(problems)
+    ruleset, found = _build(doc, refs or References())
+    if found:
+        raise DocumentError(sorted(found, key=lambda p: (p.line, p.path)))
+    return ruleset
+
+
+def load_ruleset(path: str | Path, refs: References | None = None) -> Ruleset:
+    return ruleset_from_document(load_yaml_file(path), refs)
+
+
+def load_ruleset_text(text: str, file: str = "<ruleset>", refs: References | None = None) -> Ruleset:
+    return ruleset_from_document(load_yaml_text(text, file), refs)
+
+
+def is_ruleset_document(doc: Document) -> bool:
+    return isinstance(doc.data, Mapping) and "ruleset" in doc.data

@@ -1,0 +1,132 @@
+"""Pricing rules: what `price.calculate` asks for, as discounts the pricing engine applies."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from engine.catalog import Catalog, Plan
+from engine.documents import DocumentError, Problem
+from engine.pricing import Discount
+from engine.pricing.discounts import coupon_discount
+from engine.rules.lint import expand
+from engine.rules.loader import References, load_ruleset
+from engine.rules.model import Action, Decision
+from engine.rules.runtime import RulesRuntime
+
+PRICE_EVENT = "price.calculate"
+
+
+def price_context(*, plan: Plan | str, customer: Mapping[str, Any] | None = None,
+                  usage: Mapping[str, Any] | None = None, quantity: Decimal | int = 1,
+                  period: Any = None, subscription: Mapping[str, Any] | None = None,
+                  coupon: str | None = None) -> dict[str, Any]:
+    """The context of `price.calculate` (FORMATS §2): customer, subscription, plan, usage."""
+    plan_id = plan if isinstance(plan, str) else plan.id
+    sub = {"plan": plan_id, "quantity": Decimal(quantity)}
+    sub.update(subscription or {})
+    ctx: dict[str, Any] = {
+        "customer": dict(customer or {}),
+        "subscription": sub,
+        "plan": plan_id,
+        "quantity": Decimal(quantity),
+        "usage": {k: getattr(v, "quantity", v) for k, v in (usage or {}).items()},
+    }
+    if coupon:
+        ctx["coupon"] = coupon
+    if period is not None:
+        ctx["period"] = {"start": getattr(period, "start", None), "end": getattr(period, "end", None)}
+    return ctx
+
+
+def promotions_for(runtime: RulesRuntime, context: Mapping[str, Any], **kwargs: Any) -> list[Action]:
+    """The `discount` and `apply_coupon` actions the live pricing rules ask for."""
+    return runtime.evaluate(PRICE_EVENT, context, **kwargs).actions_named("discount", "apply_coupon")
+
+
+def discounts_from(actions: list[Action], catalog: Catalog | None = None, plan_id: str | None = None) -> list[Discount]:
+    """Turn discount/apply_coupon actions into pricing Discounts. A coupon the catalog does
+    not have, or that does not apply to the plan, is skipped."""
+    out: list[Discount] = []
+    for a in actions:
+        source = f"rule:{a.ruleset}/{a.rule}"
+        if a.name == "discount":
+            p = a.params
+            out.append(Discount(
+                percent=p.get("percent"), amount=p.get("amount"), prices=tuple(p.get("prices", ())),
+                periods=p.get("periods"), reason=str(p.get("reason", "") or a.rule), source=source,
+            ))
+        elif a.name == "apply_coupon" and catalog is not None:
+            coupon = catalog.coupons.get(a.params["code"])
+            if coupon is None or (plan_id and coupon.applies_to and plan_id not in coupon.applies_to):
+                continue
+            d = coupon_discount(coupon)
+            out.append(Discount(percent=d.percent, amount=d.amount, prices=d.prices, periods=coupon.periods,
+                                reason=d.reason, source=f"{d.source} ({source})"))
+    return out
+
+
+def trace_of(decision: Decision, names: tuple[str, ...] = ("discount", "apply_coupon")) -> list[dict[str, Any]]:
+    """The quote's `rules` field: [{"ruleset", "rule", "actions": [...]}]."""
+    out = []
+    for m in decision.matches:
+        acts = [a.name for a in m.actions if a.name in names]
+        if acts:
+            out.append({"ruleset": m.ruleset, "rule": m.rule, "actions": acts, "version": m.version})
+    return out
+
+
+class _CallClock:
+    """Each quote evaluates at its own period's start: a per-thread time."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def now(self) -> datetime:
+        value: datetime = getattr(self._local, "now", None) or datetime.now(UTC)
+        return value
+
+    def set(self, when: datetime) -> None:
+        self._local.now = when
+
+
+_clock = _CallClock()
+_runtimes: dict[tuple[str, str, tuple[tuple[str, float], ...]], RulesRuntime] = {}
+_cache_lock = threading.Lock()
+
+
+def _runtime_for(rules_path: str | Path, engine: str) -> RulesRuntime:
+    """One runtime per rules directory content (durable rulesets are never freed: do not
+    register the same files again for every quote)."""
+    files = [p for p in expand([rules_path]) if p.suffix in (".yaml", ".yml", ".json")]
+    if not files:
+        raise DocumentError([Problem(str(rules_path), 1, "(document)", "no rulesets here")])
+    key = (str(rules_path), engine, tuple((str(p), p.stat().st_mtime) for p in files))
+    with _cache_lock:
+        runtime = _runtimes.get(key)
+        if runtime is None:
+            rulesets = [load_ruleset(p, References()) for p in files]
+            runtime = RulesRuntime(_clock, engine=engine)
+            runtime.install_many((rs, 0) for rs in rulesets if PRICE_EVENT in rs.events)
+            _runtimes[key] = runtime
+        return runtime
+
+
+def quote_promotions(*, rules_path: str | Path, catalog: Catalog, plan: Plan, customer: Mapping[str, Any],
+                     usage: Mapping[str, Any], period: Any, quantity: Decimal,
+                     engine: str = "durable") -> tuple[list[Discount], list[dict[str, Any]]]:
+    """For `billing quote --rules DIR`: the discounts the pricing rules in DIR give this quote,
+    and the trace for the quote's `rules` field. Time is the period's start (a promotion
+    valid then applies)."""
+    start = getattr(period, "start", None)
+    when = datetime(start.year, start.month, start.day, tzinfo=UTC) if isinstance(start, date) else datetime.now(UTC)
+    runtime = _runtime_for(rules_path, engine)
+    _clock.set(when)
+    decision = runtime.evaluate(PRICE_EVENT, price_context(plan=plan, customer=customer, usage=usage,
+                                                           quantity=quantity, period=period))
+    actions = decision.actions_named("discount", "apply_coupon")
+    return discounts_from(actions, catalog, plan.id), trace_of(decision)
