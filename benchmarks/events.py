@@ -156,6 +156,7 @@ def role_worker(args: argparse.Namespace) -> None:
         db=db,
         config=BusConfig(prefix=args.prefix),
         after_commit=after_commit,
+        with_relay=False,  # the relay runs in its own process here
     )
 
 

@@ -545,10 +545,22 @@ class RabbitBus:
             for s in subsystems
         ]
 
-    def run(self, stop_event: threading.Event, subsystems: Sequence[str] | None = None) -> None:
+    def run(
+        self,
+        stop_event: threading.Event,
+        subsystems: Sequence[str] | None = None,
+        *,
+        with_relay: bool = False,
+    ) -> None:
+        """Consume `subsystems` (default: all) until `stop_event` is set; `with_relay` also
+        runs an outbox relay in the same event loop (safe beside other relays)."""
         names = list(subsystems or self.registry.subsystems())
 
         async def go() -> None:
-            await asyncio.gather(*(c.run(stop_event) for c in self.consumers(names)))
+            tasks = [c.run(stop_event) for c in self.consumers(names)]
+            if with_relay:
+                relay = OutboxRelay(self.db, self.url, self.config, self.registry, self.metrics)
+                tasks.append(relay.run(stop_event))
+            await asyncio.gather(*tasks)
 
         asyncio.run(go())

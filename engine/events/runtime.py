@@ -88,16 +88,22 @@ def run_worker(
     config: BusConfig | None = None,
     clock: Clock | None = None,
     after_commit: AfterCommit | None = None,
+    with_relay: bool = True,
 ) -> None:
     """`billing worker --subsystem S`: consume S's queue (or all of them) until
-    `stop_event` is set. Without a broker it runs the in-process dispatcher, which serves
-    every subsystem at once (the outbox row is done when all subscribers applied it)."""
+    `stop_event` is set. With RabbitMQ it also relays the outbox unless `with_relay` is
+    False, so a deployment needs no separate relay process (several relays are safe).
+    Without a broker it runs the in-process dispatcher, which serves every subsystem at
+    once (an outbox row is done when all its subscribers applied it)."""
     registry = handlers or default_registry
     names = _subsystems(subsystem, registry)
     stop = stop_event or threading.Event()
     bus = make_bus(settings, db, registry, config, clock, after_commit=after_commit)
     log.info("worker %s on the %s bus", subsystem, bus.kind)
-    bus.run(stop, names)
+    if isinstance(bus, RabbitBus):
+        bus.run(stop, names, with_relay=with_relay)
+    else:
+        bus.run(stop, names)
 
 
 def run_relay(

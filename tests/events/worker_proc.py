@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--subsystem", default="all")
     parser.add_argument("--kill-after-commit", default="")
+    parser.add_argument("--with-relay", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format=f"worker[{os.getpid()}] %(message)s")
 
@@ -54,6 +55,7 @@ def main() -> None:
         db=db,
         config=fast_config(args.prefix),
         after_commit=after_commit,
+        with_relay=args.with_relay,
     )
     db.dispose()
 
