@@ -1,0 +1,38 @@
+"""The pricing manager's console (the Streamlit app in ui/) and what it needs from the engine:
+drafts, checks and diffs, form edits that write YAML, publish/rollback with the audit, and
+the store adapters for simulations and the Inspect pages.
+
+    process = run_console(8501, database_url="sqlite:///./billing.db")   # prints URL + demo sign-ins
+"""
+
+from engine.console.drafts import DraftCheck, check_draft, checksum, diff
+from engine.console.launch import APP, console_command, run_console, wait_healthy
+from engine.console.store import (
+    ConsoleError,
+    ensure_tables,
+    history,
+    publish,
+    rollback,
+    save_draft,
+    seed_demo,
+    store_records,
+)
+
+__all__ = [
+    "APP",
+    "ConsoleError",
+    "DraftCheck",
+    "check_draft",
+    "checksum",
+    "console_command",
+    "diff",
+    "ensure_tables",
+    "history",
+    "publish",
+    "rollback",
+    "run_console",
+    "save_draft",
+    "seed_demo",
+    "store_records",
+    "wait_healthy",
+]

@@ -1,0 +1,137 @@
+"""Checking a draft the way publishing will: parse, validate (every problem by line and field),
+lint (warnings a publisher may accept), and diff it against what is published."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from engine.catalog import Catalog, catalog_from_document, catalog_problems
+from engine.documents import Document, DocumentError, Problem, load_yaml_text
+
+KINDS = ("catalog", "ruleset")
+
+
+def checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class DraftCheck:
+    kind: str
+    name: str | None
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    catalog: Catalog | None = None
+    document: Document | None = None
+    summary: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Errors then warnings, as table rows (line, field, message)."""
+        return [
+            {"severity": p.severity, "line": p.line, "field": p.path, "message": p.message}
+            for p in [*self.errors, *self.warnings]
+        ]
+
+
+def catalog_lint(doc: Document, catalog: Catalog) -> list[Problem]:
+    """What is valid but probably a mistake."""
+    out: list[Problem] = []
+    used_metrics = {p.metric for plan in catalog.plans.values() for p in plan.prices if p.metric}
+    used_metrics |= {f.metric for f in catalog.features.values() if f.metric}
+    for mid in sorted(set(catalog.metrics) - used_metrics):
+        out.append(doc.problem(["metrics", mid], "no price or feature uses this metric", "warning"))
+    entitled = {fid for plan in catalog.plans.values() for fid in plan.entitlements}
+    for fid in sorted(set(catalog.features) - entitled):
+        out.append(doc.problem(["features", fid], "no plan grants this feature", "warning"))
+    for pid, plan in catalog.plans.items():
+        if not plan.prices and not plan.entitlements:
+            out.append(doc.problem(["plans", pid], "the plan has neither prices nor entitlements", "warning"))
+        for i, price in enumerate(plan.prices):
+            if price.model == "graduated" and len(price.tiers) > 1:
+                # A free allowance first is normal; after it, unit prices should not rise.
+                units = [t.unit_amount for t in price.tiers if t.unit_amount > 0]
+                if any(b > a for a, b in itertools.pairwise(units)):
+                    out.append(
+                        doc.problem(
+                            ["plans", pid, "prices", i, "tiers"],
+                            "a later tier costs more per unit than an earlier one: heavy users pay more per unit",
+                            "warning",
+                        )
+                    )
+        for target in plan.upgrade_to:
+            if target not in catalog.plans:
+                out.append(doc.problem(["plans", pid, "upgrade_to"], f"{target!r} is not a plan here", "warning"))
+    return sorted(out, key=lambda p: (p.line, p.path))
+
+
+def _ruleset_checks(doc: Document) -> tuple[list[Problem], list[Problem], str]:
+    """Validate and lint a ruleset with the rules runtime when it provides the functions."""
+    try:
+        from engine import rules
+    except ImportError:  # pragma: no cover - the package exists in this repository
+        rules = None  # type: ignore[assignment]
+    checker = getattr(rules, "summarize_ruleset_document", None)
+    if checker is None:
+        return [doc.problem([], "rulesets cannot be validated yet: the rules runtime does not provide it")], [], ""
+    summary, problems = checker(doc)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    lint = getattr(rules, "lint_ruleset_document", None)
+    if lint is not None and not errors:
+        warnings.extend(lint(doc))
+    return errors, warnings, summary
+
+
+def check_draft(kind: str, text: str, file: str = "draft") -> DraftCheck:
+    """Everything publishing would say about `text`, without raising."""
+    if kind not in KINDS:
+        raise ValueError(f"kind: one of {', '.join(KINDS)}")
+    try:
+        doc = load_yaml_text(text, file)
+    except DocumentError as exc:
+        return DraftCheck(kind, None, errors=exc.problems)
+    name = None
+    if isinstance(doc.data, dict):
+        raw = doc.data.get(kind)
+        name = str(raw) if raw is not None else None
+    if kind == "catalog":
+        problems = catalog_problems(doc)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            return DraftCheck(kind, name, errors=errors, document=doc)
+        try:
+            catalog = catalog_from_document(doc)
+        except DocumentError as exc:
+            return DraftCheck(kind, name, errors=exc.problems, document=doc)
+        prices = sum(len(p.prices) for p in catalog.plans.values())
+        summary = (
+            f"catalog {catalog.name} ({catalog.currency}): {len(catalog.plans)} plans, {prices} prices, "
+            f"{len(catalog.metrics)} metrics, {len(catalog.features)} features, {len(catalog.coupons)} coupons"
+        )
+        return DraftCheck(kind, catalog.name, [], catalog_lint(doc, catalog), catalog, doc, summary)
+    if not isinstance(doc.data, dict) or "ruleset" not in doc.data:
+        return DraftCheck(kind, name, errors=[doc.problem([], "a ruleset starts with 'ruleset: NAME'")], document=doc)
+    errors, warnings, summary = _ruleset_checks(doc)
+    return DraftCheck(kind, name, errors, warnings, None, doc, summary)
+
+
+def normalised(data: Any) -> str:
+    """One canonical YAML form, so a diff shows changes of meaning, not of layout."""
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True, width=120)
+
+
+def diff(published: Any, draft: Any, *, before: str = "published", after: str = "draft") -> str:
+    """A unified diff of two documents' canonical forms ('' when they mean the same)."""
+    a = normalised(published).splitlines(keepends=True) if published is not None else []
+    b = normalised(draft).splitlines(keepends=True) if draft is not None else []
+    return "".join(difflib.unified_diff(a, b, fromfile=before, tofile=after))

@@ -1,0 +1,285 @@
+"""The console's reads and writes of the store, through the subsystems' public functions.
+
+Adapters kept here (and named in the report) where a subsystem has no public function yet:
+`list_customer_ids` reads engine.sales' customers table read-only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import sales
+from engine.catalog import Catalog
+from engine.clock import Clock, SystemClock
+from engine.console.drafts import check_draft, checksum, diff
+from engine.console.models import Draft
+from engine.periods import Period, calendar_period
+from engine.users import record_audit, require, seed_demo_users
+from engine.users.models import AuditEntry, ConsoleUser
+
+
+class ConsoleError(ValueError):
+    """Something the console user must fix; the message says what."""
+
+
+def ensure_tables(bind: Any) -> None:
+    """Create the console's and the users' tables when missing (until migrations cover them)."""
+    from engine.store.base import Base
+
+    tables = [Draft.__table__, ConsoleUser.__table__, AuditEntry.__table__]
+    Base.metadata.create_all(bind, tables=tables, checkfirst=True)  # type: ignore[arg-type]
+
+
+def seed_demo(session: Session, *, clock: Clock | None = None) -> list[tuple[str, str, str]]:
+    """The demo sign-ins (name, role, password), created when missing."""
+    return seed_demo_users(session, clock=clock)
+
+
+# Drafts --------------------------------------------------------------------------------
+
+
+def list_drafts(session: Session, kind: str | None = None) -> list[dict[str, Any]]:
+    stmt = select(Draft).order_by(Draft.kind, Draft.name)
+    if kind:
+        stmt = stmt.where(Draft.kind == kind)
+    return [
+        {
+            "kind": d.kind,
+            "name": d.name,
+            "author": d.author,
+            "updated_at": d.updated_at.isoformat(),
+            "simulated": d.simulated_checksum == checksum(d.text),
+        }
+        for d in session.scalars(stmt)
+    ]
+
+
+def get_draft(session: Session, kind: str, name: str) -> Draft | None:
+    return session.scalars(select(Draft).where(Draft.kind == kind, Draft.name == name)).first()
+
+
+def save_draft(
+    session: Session, user: dict[str, Any] | None, kind: str, name: str, text: str, *, clock: Clock | None = None
+) -> Draft:
+    """Save a draft (editors). A draft may be invalid: it is work in progress."""
+    user = require(user, "edit")
+    if not name or not name.strip():
+        raise ConsoleError("name: give the draft the catalog's or ruleset's name")
+    row = get_draft(session, kind, name)
+    now = (clock or SystemClock()).now()
+    if row is None:
+        row = Draft(kind=kind, name=name.strip(), text=text, author=user["name"], updated_at=now)
+        session.add(row)
+    else:
+        row.text, row.author, row.updated_at = text, user["name"], now
+    session.flush()
+    return row
+
+
+def mark_simulated(session: Session, kind: str, name: str, text: str, summary: str) -> None:
+    """Record that the draft with exactly this text was simulated."""
+    row = get_draft(session, kind, name)
+    if row is not None and row.text == text:
+        row.simulated_checksum = checksum(text)
+        row.simulated_summary = summary
+
+
+def delete_draft(session: Session, user: dict[str, Any] | None, kind: str, name: str) -> None:
+    require(user, "edit")
+    row = get_draft(session, kind, name)
+    if row is not None:
+        session.delete(row)
+
+
+# Published catalogs ----------------------------------------------------------------------
+
+
+def published_catalogs(session: Session) -> dict[str, dict[str, Any]]:
+    """The latest published version of every catalog: name -> version summary."""
+    latest: dict[str, dict[str, Any]] = {}
+    for v in sales.list_versions(session):
+        latest[v["catalog"]] = v  # ordered by catalog, version
+    return latest
+
+
+def published_document(session: Session, name: str, version: int | None = None) -> dict[str, Any] | None:
+    try:
+        row = sales.get_version(session, name, version)
+    except sales.NotFound:
+        return None
+    return dict(row.document)
+
+
+def published_catalog(session: Session, name: str, version: int | None = None) -> Catalog | None:
+    try:
+        row = sales.get_version(session, name, version)
+    except sales.NotFound:
+        return None
+    return sales.catalog_for_version(session, row.id)
+
+
+def document_yaml(document: dict[str, Any]) -> str:
+    """A stored document as YAML text, to start a draft from."""
+    import yaml
+
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+
+
+def draft_diff(session: Session, kind: str, text: str) -> str:
+    check = check_draft(kind, text)
+    if check.document is None or check.name is None:
+        return ""
+    draft_data = json.loads(json.dumps(check.document.data, default=str))
+    published = published_document(session, check.name) if kind == "catalog" else None
+    return diff(published, draft_data)
+
+
+def publish(
+    session: Session,
+    user: dict[str, Any] | None,
+    kind: str,
+    text: str,
+    comment: str,
+    *,
+    accept_warnings: bool = False,
+    require_simulation: bool = True,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
+    """Publish a draft as a new version, recording who, when and why. Nothing is written
+    unless every check passes: the role, validation, lint (or accepted warnings), a
+    simulation of exactly this text, and a comment."""
+    user = require(user, "publish")
+    if not comment or not comment.strip():
+        raise ConsoleError("comment: say why this version is published")
+    check = check_draft(kind, text)
+    if check.errors:
+        raise ConsoleError(f"the draft has {len(check.errors)} error(s): fix them before publishing")
+    if check.warnings and not accept_warnings:
+        raise ConsoleError(f"the draft has {len(check.warnings)} lint warning(s): fix them or accept them")
+    if kind != "catalog":
+        raise ConsoleError("publishing rulesets from the console waits for the rules runtime's publish function")
+    assert check.catalog is not None and check.name is not None
+    if require_simulation:
+        row = get_draft(session, kind, check.name)
+        if row is None or row.text != text or row.simulated_checksum != checksum(text):
+            raise ConsoleError("simulate this draft (as saved) before publishing it")
+    published = sales.publish_catalog(session, check.catalog, user["name"], comment.strip(), clock=clock)
+    if not published.created:
+        raise ConsoleError(f"nothing to publish: version {published.version} already has exactly this content")
+    audit = record_audit(
+        session,
+        user,
+        "publish",
+        kind,
+        check.name,
+        comment,
+        version=published.version,
+        details={"checksum": published.checksum, "warnings_accepted": len(check.warnings)},
+        clock=clock,
+    )
+    return {"version": published.version, "catalog": check.name, "audit": audit}
+
+
+def rollback(
+    session: Session,
+    user: dict[str, Any] | None,
+    name: str,
+    to_version: int,
+    why: str,
+    *,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
+    """Make `to_version`'s content current again, as a new version (history is never rewritten)."""
+    user = require(user, "rollback")
+    if not why or not why.strip():
+        raise ConsoleError("why: say why you roll back")
+    current = published_catalogs(session).get(name)
+    if current is None:
+        raise ConsoleError(f"catalog {name!r} has no published version")
+    if to_version == current["version"]:
+        raise ConsoleError(f"version {to_version} is already the current one")
+    document = published_document(session, name, to_version)
+    if document is None:
+        raise ConsoleError(f"catalog {name!r} has no version {to_version}")
+    comment = f"rollback to v{to_version}: {why.strip()}"
+    published = sales.publish_catalog(session, document, user["name"], comment, clock=clock)
+    audit = record_audit(
+        session,
+        user,
+        "rollback",
+        "catalog",
+        name,
+        why,
+        version=published.version,
+        details={"restored": to_version, "replaced": current["version"]},
+        clock=clock,
+    )
+    return {"version": published.version, "restored": to_version, "audit": audit}
+
+
+def history(session: Session, name: str) -> list[dict[str, Any]]:
+    """Every version of a catalog, newest first, with its diff against the one before."""
+    versions = sales.list_versions(session, name)
+    out = []
+    previous: dict[str, Any] | None = None
+    for v in versions:
+        doc = published_document(session, name, v["version"])
+        v = dict(v)
+        v["diff"] = diff(previous, doc, before=f"v{v['version'] - 1}", after=f"v{v['version']}") if previous else ""
+        out.append(v)
+        previous = doc
+    return list(reversed(out))
+
+
+# Customers (for simulations and the Inspect page) --------------------------------------------
+
+
+def list_customer_ids(session: Session, limit: int = 10_000) -> list[str]:
+    """Adapter: engine.sales has no customer listing yet; read its table, read-only."""
+    from engine.sales.models import Customer
+
+    return list(session.scalars(select(Customer.id).order_by(Customer.id).limit(limit)))
+
+
+def last_full_month(today: date) -> Period:
+    first = today.replace(day=1)
+    prev = date(first.year - 1, 12, 1) if first.month == 1 else date(first.year, first.month - 1, 1)
+    return calendar_period("month", prev)
+
+
+def store_records(session: Session, now: datetime, *, limit: int = 10_000) -> tuple[list[dict[str, Any]], list[str]]:
+    """The store's customers with a live subscription and their real usage of the last full
+    calendar month, as cohort rows; plus notes about customers left out."""
+    period = last_full_month(now.date())
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for cid in list_customer_ids(session, limit):
+        found = sales.customer_plan(session, cid)
+        if found is None:
+            continue
+        sub, catalog, plan = found
+        customer = sales.get_customer(session, cid)
+        metrics = {p.metric for p in plan.prices if p.metric}
+        metrics |= {f.metric for fid, f in catalog.features.items() if f.metric and fid in plan.entitlements}
+        usage: dict[str, Decimal] = {}
+        for m in sorted(x for x in metrics if x):
+            usage[m] = sales.usage_in_period(session, cid, catalog, m, period)
+        rows.append(
+            {
+                "customer_id": cid,
+                "plan": sub.get("plan") or plan.id,
+                "quantity": sub.get("quantity") or 1,
+                "segment": customer.get("segment") or "",
+                "country": customer.get("country") or "",
+                "usage": usage,
+            }
+        )
+    if not rows:
+        notes.append("the store has no customers with a live subscription")
+    return rows, notes

@@ -1,0 +1,233 @@
+"""The console through Streamlit's AppTest: every page, each role, bad input shown as messages."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from engine.catalog import load_catalog_text
+from engine.console.yaml_edit import load
+from engine.users import list_audit
+from tests.ui.conftest import open_source, page, texts
+
+SAAS = "file: saas.yaml"
+CSV = "customer_id,plan,quantity,segment,api_calls\na,pro,3,smb,15000\nb,free,,smb,800\nc,enterprise,10,ent,0\n"
+
+
+def edit(at, text: str):  # type: ignore[no-untyped-def]
+    at.text_area(key="editor_text").input(text).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def change_tier(at, unit: str = "0.003"):  # type: ignore[no-untyped-def]
+    at.selectbox(key="f_tier_price").select("pro · calls").run()
+    at.selectbox(key="f_tier_no").select(2)
+    at.text_input(key="f_tier_unit").input(unit)
+    at.button(key="f_tier_apply").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_sign_in(app) -> None:  # type: ignore[no-untyped-def]
+    at = app(None)
+    assert "Billing console" in [t.value for t in at.title]
+    at.text_input(key="signin_name").input("editor")
+    at.text_input(key="signin_password").input("wrong password")
+    at.button[0].click().run()
+    assert "Wrong user name or password." in texts(at, "error")
+    assert "user" not in at.session_state
+    at.text_input(key="signin_password").input("editor-demo")
+    at.button[0].click().run()
+    assert at.session_state["user"] == {"name": "editor", "role": "editor"}
+    assert "**editor** · editor" in texts(at, "markdown")
+
+
+def test_viewer_reads_only(app) -> None:  # type: ignore[no-untyped-def]
+    at = open_source(app("viewer"), SAAS)
+    assert at.text_area(key="editor_text").disabled
+    assert any("Editing drafts needs the editor role" in w for w in texts(at, "warning"))
+    assert not [b for b in at.button if b.key == "save_draft"]
+    page(at, "Simulate")
+    assert any("Simulating needs the editor role" in w for w in texts(at, "warning"))
+    assert not [b for b in at.button if b.key == "sim_run"]
+    for name in ("Publish & history", "Inspect", "Access tester", "Audit & users"):
+        page(at, name)
+        assert not texts(at, "error")
+    assert not [b for b in at.button if b.key in ("pub_go", "rb_go")]
+
+
+def test_validation_error_and_fix(app) -> None:  # type: ignore[no-untyped-def]
+    at = open_source(app("editor"), SAAS)
+    good = at.text_area(key="editor_text").value
+    assert any(s.startswith("Valid: catalog acme-analytics") for s in texts(at, "success"))
+    bad = good.replace('amount: "49.00"', 'amount: "forty-nine"')
+    edit(at, bad)
+    assert any("1 error(s)" in e for e in texts(at, "error"))
+    problem = next(m for m in texts(at, "markdown") if "plans.pro.prices[0].amount" in m)
+    line = bad.splitlines().index(next(x for x in bad.splitlines() if "forty-nine" in x)) + 1
+    assert f"line {line}" in problem
+    edit(at, good)
+    assert not texts(at, "error")
+    assert any(s.startswith("Valid") for s in texts(at, "success"))
+    # A draft that does not parse: a message with its line, no stack trace.
+    edit(at, "catalog: x\nplans: [\n")
+    assert any("malformed YAML" in m for m in texts(at, "markdown"))
+    assert not at.exception
+
+
+def test_form_edits_write_yaml(app) -> None:  # type: ignore[no-untyped-def]
+    at = open_source(app("editor"), SAAS)
+    # Change a price.
+    at.selectbox(key="f_price_plan").select("pro").run()
+    at.selectbox(key="f_price_id").select("base").run()
+    at.selectbox(key="f_price_field").select("amount")
+    at.text_input(key="f_price_value").input("59")
+    at.button(key="f_price_apply").click().run()
+    text = at.text_area(key="editor_text").value
+    assert '{id: base, name: Pro base fee, model: flat, amount: "59"}' in text
+    assert "# A SaaS analytics product" in text  # comments survive
+    # Change a tier.
+    change_tier(at)
+    # Add a plan and a coupon.
+    at.text_input(key="f_plan_id").input("team")
+    at.text_input(key="f_plan_name").input("Team")
+    at.text_input(key="f_plan_fee").input("99.00")
+    at.button(key="f_plan_apply").click().run()
+    at.text_input(key="f_coupon_code").input("SPRING15")
+    at.text_input(key="f_coupon_value").input("15")
+    at.selectbox(key="f_coupon_duration").select("repeating")
+    at.number_input(key="f_coupon_periods").set_value(2)
+    at.multiselect(key="f_coupon_plans").select("pro")
+    at.button(key="f_coupon_apply").click().run()
+    assert not at.exception
+    text = at.text_area(key="editor_text").value
+    catalog = load_catalog_text(text)
+    pro = catalog.plan("pro")
+    assert pro.price("base").amount == Decimal(59)
+    assert [t.unit_amount for t in pro.price("calls").tiers] == [Decimal(0), Decimal("0.003"), Decimal("0.001")]
+    assert catalog.plan("team").price("base").amount == Decimal("99.00")
+    c = catalog.coupon("SPRING15")
+    assert (c.percent_off, c.duration, c.periods, c.applies_to) == (Decimal(15), "repeating", 2, ("pro",))
+    assert "SPRING15: {percent_off: 15, duration: repeating, periods: 2, applies_to: [pro]}" in text
+    # A bad form value: a message, the text unchanged.
+    at.text_input(key="f_price_value").input("cheap")
+    at.button(key="f_price_apply").click().run()
+    assert any("'cheap' is not an amount" in e for e in texts(at, "error"))
+    assert at.text_area(key="editor_text").value == text
+
+
+def test_toggle_rule(app) -> None:  # type: ignore[no-untyped-def]
+    at = app("editor")
+    at.radio(key="editor_kind").set_value("ruleset").run()
+    ruleset = (
+        "ruleset: promotions\nrules:\n  - id: edu-50  # half price for schools\n    on: price.calculate\n"
+        "    when: {customer.segment: edu}\n    then:\n      - discount: {percent: 50}\n"
+    )
+    edit(at, ruleset)
+    at.selectbox(key="f_rule_id").select("edu-50")
+    at.button(key="f_rule_toggle").click().run()
+    text = at.text_area(key="editor_text").value
+    assert load(text)["rules"][0]["enabled"] is False
+    assert "# half price for schools" in text
+    at.button(key="f_rule_toggle").click().run()
+    assert "enabled" not in load(at.text_area(key="editor_text").value)["rules"][0]
+
+
+def simulate_csv(at, csv: str, months: int = 3):  # type: ignore[no-untyped-def]
+    page(at, "Simulate")
+    at.radio(key="sim_source").set_value("CSV").run()
+    at.text_area(key="sim_csv_text").input(csv)
+    at.number_input(key="sim_months").set_value(months)
+    at.button(key="sim_run").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_simulation_with_known_totals(app) -> None:  # type: ignore[no-untyped-def]
+    at = change_tier(open_source(app("editor"), SAAS))
+    at = simulate_csv(at, CSV)
+    assert not texts(at, "error")
+    # Worked by hand: a pays 89.00 a month on the baseline and 94.00 on the draft (5,000 calls in
+    # tier 2 at 0.003 instead of 0.002); b is free; c pays the 2,000.00 minimum. Three months.
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Baseline revenue"] == "6,267.00 USD"
+    assert metrics["Draft revenue"] == "6,282.00 USD"
+    assert "Revenue delta: **+15.00 USD** · 1 customers pay more, 0 pay less" in texts(at, "markdown")
+    r = at.session_state["sim_result"]
+    assert [m["delta"] for m in r.by_month] == [Decimal("5.00")] * 3
+    assert r.customers_csv().count("\n") == 4
+
+
+def test_simulation_bad_input(app) -> None:  # type: ignore[no-untyped-def]
+    at = open_source(app("editor"), SAAS)
+    at = simulate_csv(at, "plan,api_calls\npro,5\n")
+    assert any("missing column 'customer_id'" in e for e in texts(at, "error"))
+    at.text_area(key="sim_csv_text").input("customer_id,plan,api_calls\na,pro,many\n")
+    at.button(key="sim_run").click().run()
+    assert any("line 2: api_calls: 'many' is not a number" in e for e in texts(at, "error"))
+    at.radio(key="sim_source").set_value("Synthetic cohort").run()
+    at.number_input(key="syn_count").set_value(0)
+    at.button(key="sim_run").click().run()
+    assert any("cohort of zero customers" in e for e in texts(at, "error"))
+    assert not at.exception
+    # A draft with errors is not simulated.
+    page(at, "Editor")
+    edit(at, at.text_area(key="editor_text").value.replace("currency: USD", "currency: 12"))
+    page(at, "Simulate")
+    assert any("fix them in the Editor before simulating" in e for e in texts(at, "error"))
+
+
+def publish_flow(at, comment: str):  # type: ignore[no-untyped-def]
+    page(at, "Publish & history")
+    at.selectbox(key="pub_draft").select("acme-analytics")
+    at.text_input(key="pub_comment").input(comment)
+    if [c for c in at.checkbox if c.key == "pub_accept"]:
+        at.checkbox(key="pub_accept").check()
+    at.button(key="pub_go").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_publish_and_rollback(app, console_db) -> None:  # type: ignore[no-untyped-def]
+    at = open_source(app("publisher"), SAAS)
+    at.button(key="save_draft").click().run()
+    # Not simulated yet: nothing is published.
+    publish_flow(at, "first version")
+    assert any("simulate this draft" in e for e in texts(at, "error"))
+    at = simulate_csv(page(at, "Editor"), CSV, months=1)
+    page(at, "Publish & history")
+    at.selectbox(key="pub_draft").select("acme-analytics")
+    at.text_input(key="pub_comment").input("first version")
+    at.button(key="pub_go").click().run()  # warnings not accepted
+    assert any("lint warning(s)" in e for e in texts(at, "error"))
+    publish_flow(at, "first version")
+    assert "Published acme-analytics v1." in texts(at, "success")
+    # A second version: a higher tier price, simulated, published.
+    page(at, "Editor")
+    change_tier(at)
+    at.button(key="save_draft").click().run()
+    simulate_csv(at, CSV, months=1)
+    publish_flow(at, "calls tier 2 at 0.003")
+    assert "Published acme-analytics v2." in texts(at, "success")
+    assert any("0.003" in c.value for c in at.code)  # the history's diff
+    at.selectbox(key="rb_version").select(1)
+    at.text_input(key="rb_why").input("customers complained")
+    at.button(key="rb_go").click().run()
+    assert "Rolled back: v3 now has the content of v1." in texts(at, "success")
+    with console_db.session() as s:
+        audit = list_audit(s, "acme-analytics")
+    assert [(a["action"], a["user"], a["version"], a["why"]) for a in audit] == [
+        ("rollback", "publisher", 3, "customers complained"),
+        ("publish", "publisher", 2, "calls tier 2 at 0.003"),
+        ("publish", "publisher", 1, "first version"),
+    ]
+    page(at, "Audit & users")
+    assert not texts(at, "error")
+
+
+def test_editor_cannot_publish(app) -> None:  # type: ignore[no-untyped-def]
+    at = open_source(app("editor"), SAAS)
+    at.button(key="save_draft").click().run()
+    page(at, "Publish & history")
+    assert any("Publishing needs the publisher role" in w for w in texts(at, "warning"))
+    assert not [b for b in at.button if b.key == "pub_go"]

@@ -1,0 +1,345 @@
+"""What-if: the baseline (published) against a draft, on a cohort from the store, a CSV or a
+synthetic one, months ahead on the live pricing code."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from dateutil.relativedelta import relativedelta
+
+from engine.catalog import Catalog, load_catalog
+from engine.console import check_draft
+from engine.console import store as cstore
+from engine.simulation import (
+    CohortError,
+    Distribution,
+    PaymentModel,
+    SyntheticSpec,
+    cohort_from_csv,
+    cohort_from_records,
+    simulate,
+    simulate_lifecycle,
+    synthetic_cohort,
+)
+from engine.simulation.cohort import Cohort
+from engine.store import Database
+from views.common import clock, example_files, money, need, today
+
+EDITOR_TEXT = "the editor's text"
+
+
+def _baselines(db: Database) -> dict[str, Any]:
+    """label -> (where, name or path, catalog name)"""
+    out: dict[str, Any] = {}
+    with db.session() as s:
+        for name, v in cstore.published_catalogs(s).items():
+            out[f"published: {name} v{v['version']}"] = ("published", name, name)
+    for path in example_files("catalog"):
+        try:
+            name = load_catalog(path).name
+        except Exception:
+            continue
+        out[f"file: {path.name} (not published)"] = ("file", path, name)
+    return out
+
+
+def _load_baseline(db: Database, ref: tuple[str, Any]) -> Catalog:
+    if ref[0] == "published":
+        with db.session() as s:
+            c = cstore.published_catalog(s, ref[1])
+        if c is None:
+            raise CohortError([f"catalog {ref[1]!r} is no longer published"])
+        return c
+    return load_catalog(ref[1])
+
+
+def _drafts(db: Database) -> dict[str, tuple[str, str | None]]:
+    out: dict[str, tuple[str, str | None]] = {}
+    if st.session_state.get("editor_text", "").strip():
+        out[EDITOR_TEXT] = (st.session_state["editor_text"], None)
+    with db.session() as s:
+        for d in cstore.list_drafts(s, "catalog"):
+            row = cstore.get_draft(s, "catalog", d["name"])
+            if row is not None:
+                out[f"draft: {d['name']}"] = (row.text, d["name"])
+    return out
+
+
+def _synthetic_form(baseline: Catalog) -> SyntheticSpec:
+    c1, c2, c3, c4 = st.columns(4)
+    count = c1.number_input("Customers", min_value=0, max_value=2_000_000, value=1000, step=100, key="syn_count")
+    growth = c2.number_input("New customers a month (%)", min_value=0.0, max_value=100.0, value=2.0, key="syn_growth")
+    churn = c3.number_input("Churn a month (%)", min_value=0.0, max_value=99.0, value=1.5, key="syn_churn")
+    ugrowth = c4.number_input(
+        "Usage growth a month (%)", min_value=-50.0, max_value=100.0, value=0.0, key="syn_ugrowth"
+    )
+    st.markdown("**Plan mix** (relative weights)")
+    cols = st.columns(max(len(baseline.plans), 1))
+    mix = {}
+    for i, pid in enumerate(baseline.plans):
+        mix[pid] = cols[i].number_input(pid, min_value=0.0, value=1.0, key=f"syn_mix_{pid}")
+    s1, s2 = st.columns(2)
+    seats_lo = s1.number_input("Seats from", min_value=0, value=1, key="syn_seats_lo")
+    seats_hi = s2.number_input("Seats to", min_value=0, value=10, key="syn_seats_hi")
+    used = sorted(
+        {p.metric for plan in baseline.plans.values() for p in plan.prices if p.metric}
+        | {f.metric for f in baseline.features.values() if f.metric}
+    )
+    usage: dict[str, Distribution] = {}
+    if used:
+        st.markdown("**Usage a month per metric** (lognormal: most customers near the median, a tail of heavy users)")
+    for m in used:
+        a, b = st.columns(2)
+        median = a.number_input(f"{m}: median", min_value=0.0, value=0.0, key=f"syn_median_{m}")
+        sigma = b.number_input(f"{m}: spread (sigma)", min_value=0.0, max_value=5.0, value=1.0, key=f"syn_sigma_{m}")
+        if median > 0:
+            usage[m] = Distribution("lognormal", median=median, sigma=sigma)
+    return SyntheticSpec(
+        count=int(count),
+        plan_mix={k: float(v) for k, v in mix.items()},
+        usage=usage,
+        seats=Distribution("uniform", low=float(min(seats_lo, seats_hi)), high=float(max(seats_lo, seats_hi))),
+        growth=growth / 100,
+        churn=churn / 100,
+        usage_growth=ugrowth / 100,
+        months=int(st.session_state.get("sim_months", 12)),
+    )
+
+
+def _cohort(db: Database, source: str, baseline: Catalog, draft: Catalog, spec: SyntheticSpec | None) -> Cohort:
+    if source == "Synthetic cohort":
+        assert spec is not None
+        return synthetic_cohort(spec, baseline)
+    if source == "CSV":
+        upload = st.session_state.get("sim_csv_file")
+        text: str | bytes = upload.getvalue() if upload is not None else st.session_state.get("sim_csv_text", "")
+        return cohort_from_csv(text, [baseline, draft])
+    with db.session() as s:
+        rows, notes = cstore.store_records(s, clock().now())
+    if not rows:
+        raise CohortError(notes or ["the store has no customers to simulate"])
+    return cohort_from_records(rows, catalogs=[baseline, draft], source="store")
+
+
+def render(db: Database, user: dict[str, Any]) -> None:
+    st.header("What-if simulation")
+    if not need(user, "simulate", "Simulating"):
+        return
+    baselines = _baselines(db)
+    drafts = _drafts(db)
+    if not baselines:
+        st.info("Nothing is published and there are no example catalogs: publish a catalog first.")
+        return
+    if not drafts:
+        st.info("Open or write a catalog draft in the Editor first.")
+        return
+    c1, c2 = st.columns(2)
+    d_label = c2.selectbox("Draft", list(drafts), key="sim_draft")
+    draft_text, draft_name = drafts[d_label]
+    check = check_draft("catalog", draft_text)
+    # The baseline defaults to what is published (or else the example file) under the draft's name.
+    labels = list(baselines)
+    index = next((i for i, lb in enumerate(labels) if baselines[lb][2] == check.name), 0)
+    b_label = c1.selectbox("Baseline", labels, index=index, key="sim_baseline")
+    if check.errors or check.catalog is None:
+        st.error(f"The draft has {len(check.errors)} error(s); fix them in the Editor before simulating.")
+        for p in check.errors[:20]:
+            st.markdown(f"- line {p.line} · `{p.path}`: {p.message}")
+        return
+    draft = check.catalog
+    baseline = _load_baseline(db, baselines[b_label])
+    m1, m2 = st.columns(2)
+    months = m1.number_input("Months ahead", min_value=1, max_value=60, value=12, key="sim_months")
+    first = today().replace(day=1) + relativedelta(months=1)
+    start = m2.date_input("First month", value=first, key="sim_start")
+    source = st.radio(
+        "Customers", ["Synthetic cohort", "CSV", "Customers in the store"], horizontal=True, key="sim_source"
+    )
+    spec = None
+    if source == "Synthetic cohort":
+        spec = _synthetic_form(baseline)
+    elif source == "CSV":
+        st.caption(
+            "Columns: customer_id, plan, and optionally quantity, segment, country; every other column is a metric's usage a month."
+        )
+        st.file_uploader("Upload a CSV", type=["csv"], key="sim_csv_file")
+        st.text_area("…or paste it", key="sim_csv_text", height=120)
+    else:
+        st.caption("Every customer with a live subscription, with their usage of the last full month.")
+    missing = sorted(p for p in baseline.plans if p not in draft.plans)
+    plan_map: dict[str, str] = {}
+    if missing:
+        st.markdown("**Plans the draft does not have**: where do their customers go?")
+        for p in missing:
+            plan_map[p] = st.selectbox(f"{p} →", sorted(draft.plans), key=f"sim_map_{p}")
+
+    tab_rev, tab_life = st.tabs(["Revenue", "Lifecycle (collection, dunning)"])
+    with tab_rev:
+        if st.button("Run simulation", key="sim_run", type="primary"):
+            bar = st.progress(0.0, text="building the cohort…")
+            cohort = _cohort(db, source, baseline, draft, spec)
+            result = simulate(
+                baseline,
+                draft,
+                cohort,
+                months=int(months),
+                start=start if isinstance(start, date) else first,
+                plan_map=plan_map,
+                progress=lambda f, t: bar.progress(min(f, 1.0), text=t),
+            )
+            bar.progress(1.0, text=f"done: {result.customer_months:,} customer-months in {result.seconds:.1f} s")
+            st.session_state["sim_result"] = result
+            if draft_name is not None or d_label == EDITOR_TEXT:
+                name = draft_name or check.name
+                with db.session() as s:
+                    cstore.mark_simulated(
+                        s, "catalog", name or "", draft_text, f"delta {result.totals['delta']} {result.currency}"
+                    )
+        result = st.session_state.get("sim_result")
+        if result is not None:
+            _show(result)
+    with tab_life:
+        _lifecycle(db, source, baseline, draft, spec, int(months), start, plan_map)
+
+
+def _show(r: Any) -> None:
+    t = r.totals
+    cur = r.currency
+    st.caption(f"{r.cohort} · {r.months[0]} to {r.months[-1]} · {r.customer_months:,} customer-months · before tax")
+    a, b, c = st.columns(3)
+    a.metric("Baseline revenue", money(t["baseline"], cur))
+    b.metric("Draft revenue", money(t["draft"], cur), delta=f"{t['delta']:,.2f}")
+    pct = t["delta_pct"]
+    c.metric("Revenue delta", f"{t['delta']:+,.2f} {cur}", delta=f"{pct}%" if pct is not None else None)
+    st.markdown(
+        f"Revenue delta: **{t['delta']:+,.2f} {cur}** · {t['pay_more']:,} customers pay more, {t['pay_less']:,} pay less"
+    )
+    for w in r.warnings:
+        st.warning(w)
+
+    months = pd.DataFrame(r.by_month)
+    long = months.melt(id_vars=["month"], value_vars=["baseline", "draft"], var_name="catalog", value_name="revenue")
+    long["revenue"] = long["revenue"].astype(float)
+    st.altair_chart(
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x="month:O",
+            y=alt.Y("revenue:Q", title=f"revenue ({cur})"),
+            color="catalog:N",
+            tooltip=["month", "catalog", "revenue"],
+        )
+        .properties(title="Revenue per month", height=280),
+        width="stretch",
+    )
+    plans = pd.DataFrame(r.by_plan)
+    if not plans.empty:
+        pl = plans.melt(id_vars=["plan"], value_vars=["baseline", "draft"], var_name="catalog", value_name="revenue")
+        pl["revenue"] = pl["revenue"].astype(float)
+        st.altair_chart(
+            alt.Chart(pl)
+            .mark_bar()
+            .encode(
+                x="plan:N",
+                xOffset="catalog:N",
+                y="revenue:Q",
+                color="catalog:N",
+                tooltip=["plan", "catalog", "revenue"],
+            )
+            .properties(title="Revenue per plan", height=280),
+            width="stretch",
+        )
+
+    def table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+        return pd.DataFrame([{k: (str(v) if v is not None else "") for k, v in row.items()} for row in rows])
+
+    c1, c2 = st.columns(2)
+    c1.markdown("**Per month**")
+    c1.dataframe(table(r.by_month), hide_index=True)
+    c2.markdown("**Per plan**")
+    c2.dataframe(table(r.by_plan), hide_index=True)
+    st.markdown("**Per segment**")
+    st.dataframe(table(r.by_segment), hide_index=True)
+    c1, c2 = st.columns(2)
+    c1.markdown("**Would pay most more**")
+    c1.dataframe(table(r.movers(10, more=True)), hide_index=True)
+    c2.markdown("**Would pay most less**")
+    c2.dataframe(table(r.movers(10, more=False)), hide_index=True)
+    st.markdown("**Quotas and features**")
+    if r.quota:
+        st.dataframe(table(r.quota), hide_index=True)
+        for q in r.quota:
+            st.markdown(
+                f"- `{q['feature']}`: {q['draft_over_limit']:,} customers over the limit with the draft "
+                f"({q['baseline_over_limit']:,} with the baseline), {q['draft_blocked']:,} of them blocked"
+            )
+    else:
+        st.write("No customer goes over a quota, in either catalog.")
+    if r.features:
+        for f in r.features:
+            st.markdown(
+                f"- {f['customers']:,} customers on `{f['plan']}` would **{f['change'].replace('lost', 'lose')}** `{f['feature']}`"
+            )
+    else:
+        st.write("No customer loses a feature.")
+    d1, d2 = st.columns(2)
+    d1.download_button(
+        "Download per customer (CSV)", r.customers_csv(), "simulation_customers.csv", "text/csv", key="dl_customers"
+    )
+    d2.download_button("Download per month (CSV)", r.months_csv(), "simulation_months.csv", "text/csv", key="dl_months")
+
+
+def _lifecycle(
+    db: Database,
+    source: str,
+    baseline: Catalog,
+    draft: Catalog,
+    spec: SyntheticSpec | None,
+    months: int,
+    start: Any,
+    plan_map: dict[str, str],
+) -> None:
+    st.caption(
+        "A simplified model of collection and dunning on the same bills: a first payment attempt fails at the "
+        "failure rate, failed ones are retried, an invoice still unpaid is written off and the account suspended."
+    )
+    a, b, c = st.columns(3)
+    fail = a.number_input("Payment failure rate (%)", min_value=0.0, max_value=100.0, value=5.0, key="life_fail")
+    recover = b.number_input("Retry success rate (%)", min_value=0.0, max_value=100.0, value=50.0, key="life_recover")
+    retries = c.number_input("Retries", min_value=0, max_value=10, value=3, key="life_retries")
+    if st.button("Run lifecycle", key="life_run"):
+        bar = st.progress(0.0)
+        cohort = _cohort(db, source, baseline, draft, spec)
+        st.session_state["life_result"] = simulate_lifecycle(
+            baseline,
+            draft,
+            cohort,
+            months=months,
+            start=start,
+            payments=PaymentModel(failure_rate=fail / 100, recovery_rate=recover / 100, retries=int(retries)),
+            plan_map=plan_map,
+            progress=lambda f, t: bar.progress(min(f, 1.0), text=t),
+        )
+    res = st.session_state.get("life_result")
+    if res is None:
+        return
+    tot = pd.DataFrame(res.totals).T.reset_index(names="catalog")
+    st.dataframe(tot.astype(str), hide_index=True)
+    rows = pd.DataFrame(res.by_month)
+    rows["collected"] = rows["collected"].astype(float)
+    st.altair_chart(
+        alt.Chart(rows)
+        .mark_line(point=True)
+        .encode(x="month:O", y="collected:Q", color="side:N")
+        .properties(title="Cash collected per month", height=260),
+        width="stretch",
+    )
+    c1, c2 = st.columns(2)
+    c1.markdown("**Notifications sent**")
+    c1.dataframe(pd.DataFrame(res.notifications).fillna(0).astype(int))
+    c2.markdown("**Dunning state at the end**")
+    c2.dataframe(pd.DataFrame(res.dunning).fillna(0).astype(int))
