@@ -69,6 +69,17 @@ def install_signal_handlers(stop_event: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def _stop_event(stop_event: threading.Event | None) -> threading.Event:
+    """The caller's stop event, or a new one wired to SIGTERM/SIGINT when we are the main
+    thread of a process (`billing worker`)."""
+    if stop_event is not None:
+        return stop_event
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        install_signal_handlers(stop)
+    return stop
+
+
 def _subsystems(subsystem: str, registry: HandlerRegistry) -> list[str]:
     known = registry.subsystems()
     if subsystem == "all":
@@ -97,7 +108,7 @@ def run_worker(
     once (an outbox row is done when all its subscribers applied it)."""
     registry = handlers or default_registry
     names = _subsystems(subsystem, registry)
-    stop = stop_event or threading.Event()
+    stop = _stop_event(stop_event)
     bus = make_bus(settings, db, registry, config, clock, after_commit=after_commit)
     log.info("worker %s on the %s bus", subsystem, bus.kind)
     if isinstance(bus, RabbitBus):
@@ -117,7 +128,7 @@ def run_relay(
 ) -> None:
     """Publish the outbox to RabbitMQ until `stop_event` is set; in-process, dispatch it."""
     settings = settings or get_settings()
-    stop = stop_event or threading.Event()
+    stop = _stop_event(stop_event)
     registry = handlers or default_registry
     db = db or Database(settings.database_url)
     config = config or BusConfig.from_env()

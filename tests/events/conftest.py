@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +21,18 @@ def prefix() -> str:
 @pytest.fixture
 def bus_config(prefix: str) -> BusConfig:
     return fast_config(prefix)
+
+
+@pytest.fixture
+def rabbitmqctl(rabbit_url: str) -> str:
+    """The broker's admin CLI, to force-close connections as an outage would."""
+    path = shutil.which("rabbitmqctl")
+    if path is None:
+        message = "rabbitmqctl is not on PATH"
+        if os.environ.get("BILLING_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " and BILLING_REQUIRE_SERVICES=1", pytrace=False)
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_workers_in_other_processes_apply_every_event_once(
 
 
 def test_connection_dropped_mid_stream_every_event_delivered_once(
-    pg_db: Database, rabbit_topology: str, bus_config: BusConfig, procs: list[Any]
+    pg_db: Database, rabbit_topology: str, bus_config: BusConfig, procs: list[Any], rabbitmqctl: str
 ) -> None:
     url = rabbit_topology
     create_effects(pg_db)
