@@ -199,7 +199,9 @@ class ReconciliationResult(Base):
     )
 
     id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
-    import_id: Mapped[str] = mapped_column(ForeignKey("pay_settlement_imports.id"))
+    # No foreign key: results are written with their import in one transaction, and a
+    # per-row referential check costs a third of a 100,000-line import.
+    import_id: Mapped[str] = mapped_column(String(64))
     line_no: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(24))
     kind: Mapped[str] = mapped_column(String(16))  # charge | refund | credit

@@ -130,13 +130,16 @@ def reconcile_statement(
     )
     session.add(imp)
     session.flush()
+    matched: list[tuple[Any, ...]] = []
     if parsed.kind == "settlement_csv":
-        results = _match_settlement(session, parsed, imp.id)
+        matched, results = _match_settlement(session, parsed, imp.id)
         _journal_payouts(session, parsed, imp.id, now)
     else:
         results = _match_bank(session, parsed, imp.id, svc)
-    _insert_results(session, results)
+    _insert_results(session, matched + [tuple(r[c] for c in _RESULT_COLUMNS) for r in results])
     counts: dict[str, int] = defaultdict(int)
+    if matched:
+        counts["matched"] = len(matched)
     mismatches: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for r in results:
@@ -230,15 +233,30 @@ def _by_values(session: Session, column: Any, values: Sequence[str], *conditions
         return []
     entity = column.class_
     cols = _ledger_columns(entity)
-    if session.get_bind().dialect.name == "postgresql":
+    conn = session.connection()  # Core, not the ORM: plain rows, a third of the cost
+    if conn.dialect.name == "postgresql":
         stmt = select(*cols).where(
             column == any_(bindparam("vals", type_=ARRAY(String))), *conditions
         )
-        return session.execute(stmt, {"vals": list(values)}).all()
+        return conn.execute(stmt, {"vals": list(values)}).all()
     out: list[Any] = []
     for i in range(0, len(values), _CHUNK):
-        out.extend(session.execute(select(*cols).where(column.in_(values[i:i + _CHUNK]), *conditions)).all())
+        out.extend(conn.execute(select(*cols).where(column.in_(values[i:i + _CHUNK]), *conditions)).all())
     return out
+
+
+def _fetch(session: Session, stmt: Any) -> list[Any]:
+    """All rows of a Core select. On PostgreSQL straight from the driver's cursor: a day's
+    ledger is 100,000 rows, and SQLAlchemy's per-row result processing would cost as much as
+    parsing the file. Only for selects of plain columns (strings, numerics)."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        return list(conn.execute(stmt).all())
+    compiled = stmt.compile(dialect=conn.dialect)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute(str(compiled), compiled.params)
+        return list(cur.fetchall())
 
 
 def _ledger_columns(entity: Any) -> list[Any]:
@@ -249,16 +267,17 @@ def _ledger_columns(entity: Any) -> list[Any]:
             Refund.status, Refund.customer_id]
 
 
-def _match_settlement(session: Session, parsed: ParsedStatement, import_id: str) -> list[dict[str, Any]]:
+def _match_settlement(session: Session, parsed: ParsedStatement,
+                      import_id: str) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
+    """(matched rows in _RESULT_COLUMNS order, every other outcome as a dict)."""
     provider = parsed.source
     # The period's ledger in one query (it is also what "missing at provider" needs) ...
-    window = session.execute(
-        select(*_ledger_columns(Payment)).where(
-            Payment.provider == provider,
-            Payment.captured_at >= parsed.period_start,
-            Payment.captured_at < parsed.period_end,
-        )
-    ).all()
+    conn = session.connection()
+    window = _fetch(session, select(*_ledger_columns(Payment)).where(
+        Payment.provider == provider,
+        Payment.captured_at >= parsed.period_start,
+        Payment.captured_at < parsed.period_end,
+    ))
     payments: dict[str, _Ledger] = {}
     by_key: dict[str, _Ledger] = {}
     in_window: list[_Ledger] = []
@@ -283,7 +302,7 @@ def _match_settlement(session: Session, parsed: ParsedStatement, import_id: str)
         led = _Ledger(*row)
         by_key[led.key or ""] = led
     refunds: dict[str, _Ledger] = {}
-    refund_rows = session.execute(
+    refund_rows = conn.execute(
         select(*_ledger_columns(Refund)).where(
             Refund.provider == provider, Refund.status == "succeeded",
             Refund.created_at >= parsed.period_start, Refund.created_at < parsed.period_end,
@@ -298,6 +317,7 @@ def _match_settlement(session: Session, parsed: ParsedStatement, import_id: str)
         refunds[led.provider_ref or ""] = led
 
     results: list[dict[str, Any]] = []
+    matched: list[tuple[Any, ...]] = []
     seen: set[str] = set()
     settled_ok = ("succeeded", "refunded")
     hit: _Ledger | None
@@ -313,7 +333,12 @@ def _match_settlement(session: Session, parsed: ParsedStatement, import_id: str)
                     seen.add(hit.id)
                 continue
             seen.add(hit.id)
-            results.append(_compare(import_id, line, hit, hit.amount))
+            if hit.amount == line.amount and hit.currency == line.currency:  # the common case, lean
+                matched.append((import_id, line.line_no, "matched", "charge", line.provider_ref,
+                                line.payment_reference, hit.id, hit.amount, line.amount, hit.currency,
+                                line.currency, line.fee, line.payout_id, None))
+            else:
+                results.append(_compare(import_id, line, hit, hit.amount))
         else:
             hit = refunds.get(line.provider_ref or "")
             if hit is None or hit.status != "succeeded":
@@ -332,7 +357,7 @@ def _match_settlement(session: Session, parsed: ParsedStatement, import_id: str)
             results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=-led.amount,
                                    expected_currency=led.currency, kind="refund",
                                    detail="refunded in the period, absent from the settlement"))
-    return results
+    return matched, results
 
 
 def _journal_payouts(session: Session, parsed: ParsedStatement, import_id: str, now: Any) -> None:
@@ -436,17 +461,49 @@ _RESULT_COLUMNS = ("import_id", "line_no", "status", "kind", "provider_ref", "pa
                    "payout_id", "detail")
 
 
-def _insert_results(session: Session, results: list[dict[str, Any]]) -> None:
-    if not results:
+# COPY text format: backslash, tab, newline and carriage return are escaped; \N is NULL.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return _copy_text(value)
+    return str(value)
+
+
+def _copy_text(value: str | None) -> str:
+    if value is None:
+        return "\\N"
+    # Nearly every reference is plain printable text: check with two C calls, not translate.
+    return value if value.isprintable() and "\\" not in value else value.translate(_COPY_ESCAPES)
+
+
+def _copy_lines(rows: list[tuple[Any, ...]]) -> str:
+    """COPY text for result rows. Matched rows, all of one shape, take a single f-string:
+    a fifth of the per-field path's cost at 100,000 lines."""
+    e = _copy_text
+    return "".join(
+        f"{r[0]}\t{r[1]}\tmatched\t{r[3]}\t{e(r[4])}\t{e(r[5])}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\t"
+        f"{r[10]}\t{r[11]}\t{e(r[12])}\t\\N\n"
+        if r[2] == "matched" and r[13] is None and r[11] is not None and r[6] is not None
+        else "\t".join([_copy_field(v) for v in r]) + "\n"
+        for r in rows
+    )
+
+
+def _insert_results(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        # COPY: ten times faster than multi-row INSERT for a day's worth of lines.
+        # COPY of preformatted text: a day's lines in one round trip, no per-value adaptation.
         conn = session.connection().connection.driver_connection
         cols = ", ".join(_RESULT_COLUMNS)
         with conn.cursor() as cur, cur.copy(  # type: ignore[union-attr]
             f"COPY {ReconciliationResult.__tablename__} ({cols}) FROM STDIN"
         ) as copy:
-            for r in results:
-                copy.write_row([r[c] for c in _RESULT_COLUMNS])
+            for i in range(0, len(rows), 10_000):
+                copy.write(_copy_lines(rows[i:i + 10_000]))
         return
-    session.execute(insert(ReconciliationResult), [{c: r[c] for c in _RESULT_COLUMNS} for r in results])
+    session.execute(insert(ReconciliationResult), [dict(zip(_RESULT_COLUMNS, row, strict=True)) for row in rows])

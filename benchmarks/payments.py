@@ -1,0 +1,194 @@
+"""Reconciliation of a 100,000-line settlement file against 100,000 payments on PostgreSQL.
+
+Baseline, in the same run: only parsing the file (the same validating parser). Ours: parse,
+match against the ledger, write every result row, journal the payouts, publish the
+mismatches, commit. Target: under 10 s, and no more than 3x the parse time, i.e.
+ratio = baseline_time / our_time >= 1/3.
+
+    .venv/bin/python benchmarks/payments.py [--lines 100000] [--pg-admin-url URL]
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sqlalchemy as sa
+
+from engine.clock import TestClock
+from engine.payments import PaymentService, parse_settlement_csv, reconcile_file
+from engine.payments.models import (
+    JournalLine,
+    Payment,
+    ReconciliationResult,
+    SettlementImport,
+)
+from engine.payments.sandbox import sandbox_fee
+from engine.store import Database, OutboxEvent
+
+DAY = datetime(2026, 3, 2, tzinfo=UTC)
+MISMATCH_EACH = 10  # of each kind, so every path is exercised
+
+
+def create_database(admin_url: str) -> str:
+    name = f"billing_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    admin.dispose()
+
+
+def seed(db: Database, n: int) -> bytes:
+    """n captured card payments in the ledger, and the provider's settlement file for them
+    with MISMATCH_EACH of each kind of difference."""
+    cols = ["id", "idempotency_key", "invoice_id", "customer_id", "attempt", "provider", "method_type",
+            "amount", "currency", "status", "provider_ref", "needs_lookup", "refunded_amount",
+            "captured_at", "created_at", "updated_at"]
+    out = io.StringIO()
+    out.write("settlement_date,payout_id,type,provider_reference,payment_reference,currency,gross,fee,net,created_at\n")
+    payout = f"po_{DAY:%Y%m%d}_CHF"
+    with db.engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(f"COPY {Payment.__tablename__} ({', '.join(cols)}) FROM STDIN") as copy:
+            for i in range(n):
+                amount = Decimal(1000 + (i * 37) % 90000) / 100
+                captured = DAY + timedelta(seconds=i * 86399 // n)
+                key = f"inv_{i:07d}:1"
+                ref = f"sbp_{i:012x}"
+                copy.write_row([f"pay_{i:08d}", key, f"inv_{i:07d}", f"cus_{i % 5000:05d}", 1, "sandbox",
+                                "card", amount, "CHF", "succeeded", ref, False, Decimal(0), captured,
+                                captured, captured])
+                if i < MISMATCH_EACH:
+                    continue  # missing at the provider
+                gross = amount + Decimal("1.00") if i < 2 * MISMATCH_EACH else amount
+                currency = "EUR" if 2 * MISMATCH_EACH <= i < 3 * MISMATCH_EACH else "CHF"
+                fee = sandbox_fee("card", gross, currency)
+                out.write(f"{DAY.date()},{payout},charge,{ref},{key},{currency},{gross},{fee},{gross - fee},"
+                          f"{captured.isoformat()}\n")
+    for j in range(MISMATCH_EACH):  # settled by the provider, unknown to us
+        out.write(f"{DAY.date()},{payout},charge,sbp_ghost_{j},inv_ghost_{j}:1,CHF,10.00,0.59,9.41,"
+                  f"{DAY.isoformat()}\n")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(f"ANALYZE {Payment.__tablename__}")
+    return out.getvalue().encode()
+
+
+def forget_import(db: Database) -> None:
+    """Remove what a reconciliation wrote, so the next run does the whole work again."""
+    with db.session() as s:
+        s.execute(sa.delete(ReconciliationResult))
+        s.execute(sa.delete(JournalLine))
+        s.execute(sa.delete(OutboxEvent))
+        s.execute(sa.delete(SettlementImport))
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"VACUUM ANALYZE {ReconciliationResult.__tablename__}")
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def peak_mb(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--pg-admin-url", default=os.environ.get(
+        "BILLING_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    args = ap.parse_args()
+
+    url = create_database(args.pg_admin_url)
+    db = Database(url)
+    try:
+        db.create_all()
+        t0 = time.perf_counter()
+        data = seed(db, args.lines)
+        print(f"seeded {args.lines} payments and a {len(data) / 1e6:.1f} MB settlement file "
+              f"in {time.perf_counter() - t0:.1f} s")
+        service = PaymentService([], TestClock(DAY + timedelta(days=1)))
+        report_counts: dict[str, int] = {}
+
+        def parse() -> None:
+            parse_settlement_csv(data)
+
+        def reconcile() -> None:
+            with db.session() as s:
+                report = reconcile_file(s, data, service=service)
+                report_counts.update(report.counts)
+
+        parse_times, our_times = [], []
+        for _ in range(args.repeat):
+            parse_times.append(timed(parse))
+            our_times.append(timed(reconcile))
+            forget_import(db)
+        parse_mem = peak_mb(parse)
+        our_mem = peak_mb(reconcile)
+        forget_import(db)
+        baseline, ours = statistics.median(parse_times), statistics.median(our_times)
+        ratio = baseline / ours
+        print(f"parse only (baseline): median {baseline:.3f} s of {[round(t, 3) for t in parse_times]}, "
+              f"peak {parse_mem:.0f} MB")
+        print(f"reconcile (ours):      median {ours:.3f} s of {[round(t, 3) for t in our_times]}, "
+              f"peak {our_mem:.0f} MB")
+        print(f"outcomes: {report_counts}")
+        print(f"ratio baseline/ours = {ratio:.3f} (target >= {1 / 3:.3f}); time target < 10 s")
+        print(json.dumps({
+            "benchmark": "payments.reconcile_settlement",
+            "database": "postgresql",
+            "lines": args.lines,
+            "payments": args.lines,
+            "baseline_parse_s": round(baseline, 4),
+            "reconcile_s": round(ours, 4),
+            "baseline_peak_mb": round(parse_mem, 1),
+            "reconcile_peak_mb": round(our_mem, 1),
+            "memory_ratio": round(our_mem / parse_mem, 2),
+            "outcomes": report_counts,
+            "ratio": round(ratio, 4),
+            "target": round(1 / 3, 4),
+            "time_target_s": 10,
+            "met": bool(ratio >= 1 / 3 and ours < 10),
+        }))
+    finally:
+        db.dispose()
+        drop_database(args.pg_admin_url, url)
+
+
+if __name__ == "__main__":
+    main()
