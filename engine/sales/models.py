@@ -192,10 +192,10 @@ class InvoiceLine(Base):
     __tablename__ = "sales_invoice_lines"
     __table_args__ = (Index("ix_sales_lines_sub_period", "subscription_id", "period_start"),)
 
-    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
-    invoice_id: Mapped[str] = mapped_column(ForeignKey("sales_invoices.id"), index=True)
+    # A natural key, so the ORM inserts a batch of lines with executemany (no RETURNING).
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("sales_invoices.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     subscription_id: Mapped[str | None] = mapped_column(String(64), default=None)
-    position: Mapped[int] = mapped_column(Integer)
     price_id: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(300))
     model: Mapped[str] = mapped_column(String(40))
