@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -72,11 +72,11 @@ class Arrears:
 
 def _line_rows(
     invoice_id: str, subscription_id: str | None, lines: Sequence[Line], rounder: Rounder
-) -> list[InvoiceLine]:
+) -> list[dict[str, Any]]:
     rows = []
     for i, line in enumerate(lines):
         rows.append(
-            InvoiceLine(
+            dict(
                 invoice_id=invoice_id,
                 subscription_id=subscription_id,
                 position=i + 1,
@@ -99,8 +99,17 @@ def _line_rows(
     return rows
 
 
-def _write_lines(session: Session, rows: list[InvoiceLine]) -> None:
-    session.add_all(rows)
+LINES = "sales_deferred_lines"
+
+
+def _write_lines(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Invoice lines as plain rows (no ORM objects: the billing run writes thousands)."""
+    pending = session.info.get(LINES)
+    if pending is not None:
+        pending.extend(rows)
+    elif rows:
+        session.flush()  # the invoice first: lines reference it
+        session.execute(insert(InvoiceLine), rows)
 
 
 def invoice_event_properties(inv: Invoice) -> dict[str, Any]:
@@ -206,10 +215,15 @@ def defer_finalize(session: Session) -> None:
     """Batch mode: invoices issued in this session stay drafts until `finalize_deferred`,
     which numbers them all with one counter update (the billing run's hot path)."""
     session.info[DEFERRED] = []
+    session.info[LINES] = []
 
 
 def finalize_deferred(session: Session, now: datetime) -> int:
     pending = session.info.pop(DEFERRED, None) or []
+    lines = session.info.pop(LINES, None) or []
+    if lines:
+        session.flush()
+        session.execute(insert(InvoiceLine), lines)
     if not pending:
         return 0
     last = next_number(session, "invoice", now.year, len(pending))

@@ -90,7 +90,7 @@ def test_a_crash_mid_run_leaves_no_partial_invoice(
 
     def exploding(session, rows):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if rows and rows[0].subscription_id == subs[2]:
+        if rows and rows[0]["subscription_id"] == subs[2]:
             raise RuntimeError("disk on fire")
         real(session, rows)
 
