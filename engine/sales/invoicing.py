@@ -25,7 +25,7 @@ from engine.pricing import Bill, Line, fmt_quantity
 from engine.sales.common import money, new_id, now_of, number
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
-from engine.store import ProcessedEvent, add_event
+from engine.store import add_event, mark_processed
 
 ZERO = Decimal(0)
 CONSUMER = "sales.handlers"  # distinct from the bus's own record under "sales"
@@ -389,18 +389,6 @@ def mark_invoice_paid(
     return invoice_summary(inv)
 
 
-def _first_time(session: Session, consumer: str, event_id: str, now: datetime) -> bool:
-    """Record that `consumer` applied `event_id`; False when it already had. (RETURNING
-    rather than rowcount: psycopg reports no rowcount for INSERT ... ON CONFLICT here.)"""
-    stmt = (
-        _insert(session)(ProcessedEvent)
-        .values(consumer=consumer, event_id=event_id, processed_at=now)
-        .on_conflict_do_nothing()
-        .returning(ProcessedEvent.event_id)
-    )
-    return session.execute(stmt).first() is not None
-
-
 def handle_payment_succeeded(session: Session, envelope: Mapping[str, Any], *, now: datetime | None = None) -> bool:
     """Bus handler for `payment.succeeded` (properties invoice_id, amount, currency): marks
     the invoice paid. Idempotent by event id; returns False for a redelivery or a payment
@@ -416,7 +404,7 @@ def handle_payment_succeeded(session: Session, envelope: Mapping[str, Any], *, n
         when = when_raw
     if when is None or when.tzinfo is None:
         raise SalesError("time", "the payment event has no time with a zone")
-    if not isinstance(event_id, str) or not _first_time(session, CONSUMER, event_id, when):
+    if not isinstance(event_id, str) or not mark_processed(session, CONSUMER, event_id, when):
         return False
     if not invoice_id or session.get(Invoice, invoice_id) is None:
         return False
