@@ -8,6 +8,7 @@ Channels never touch the notifications table; `engine.messaging.service` does.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -21,13 +22,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from engine.messaging.models import InAppMessage
@@ -157,25 +158,78 @@ class SmtpSettings:
         return ctx
 
 
-def build_email(message: Outgoing, settings: SmtpSettings) -> EmailMessage:
+# An address we put on the wire: ASCII, no spaces or line breaks (no header injection).
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class RawEmail:
+    sender: str
+    recipient: str
+    message_id: str
+    data: bytes  # the whole RFC 5322 message, CRLF line ends
+
+
+def _encode_header(value: str) -> str:
+    """A header value on the wire: one line of ASCII, or RFC 2047 encoded words (base64,
+    at most 45 bytes of UTF-8 each so a word stays under 76 characters), folded."""
+    value = " ".join(value.split())  # no CR/LF can reach the header block
+    if value.isascii() and len(value) <= 900:
+        return value
+    words: list[bytes] = []
+    chunk = b""
+    for char in value:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > 45:
+            words.append(chunk)
+            chunk = b""
+        chunk += encoded
+    words.append(chunk)
+    return "\r\n ".join(
+        "=?utf-8?b?" + base64.b64encode(w).decode("ascii") + "?="
+        for w in words if w
+    )
+
+
+def _b64_part(content_type: str, text: str) -> str:
+    body = base64.encodebytes(text.encode("utf-8")).decode("ascii").replace("\n", "\r\n")
+    return (f"Content-Type: {content_type}; charset=\"utf-8\"\r\n"
+            f"Content-Transfer-Encoding: base64\r\n\r\n{body}")
+
+
+def build_email(message: Outgoing, settings: SmtpSettings) -> RawEmail:
+    """The MIME message (multipart/alternative: text, then HTML), built directly: the
+    `email` package's header machinery costs more than the SMTP exchange itself."""
     r = message.rendered
-    if not message.recipient:
+    to = (message.recipient or "").strip()
+    if not to:
         raise PermanentError("no email address")
-    msg = EmailMessage()
-    msg["From"] = formataddr((settings.sender_name, settings.sender)) if settings.sender_name \
+    if not _ADDRESS.match(to):
+        raise PermanentError(f"email address {to!r} is not a plain ASCII address")
+    sender = formataddr((settings.sender_name, settings.sender)) if settings.sender_name \
         else settings.sender
-    msg["To"] = message.recipient
-    msg["Subject"] = r.subject or ""
-    msg["Date"] = format_datetime(message.created_at.astimezone(UTC))
     domain = settings.sender.rpartition("@")[2] or "billing.local"
     # Stable across retries: a receiver that saw the message already can drop the copy.
-    msg["Message-ID"] = f"<{message.notification_id}@{domain}>"
-    msg["X-Billing-Notification"] = message.notification_id
-    msg["X-Billing-Template"] = message.template
-    msg.set_content(r.text or "")
+    message_id = f"<{message.notification_id}@{domain}>"
+    boundary = f"=_billing_{message.notification_id}"
+    head = (
+        f"From: {_encode_header(sender)}\r\n"
+        f"To: {to}\r\n"
+        f"Subject: {_encode_header(r.subject or '')}\r\n"
+        f"Date: {format_datetime(message.created_at.astimezone(UTC))}\r\n"
+        f"Message-ID: {message_id}\r\n"
+        f"X-Billing-Notification: {message.notification_id}\r\n"
+        f"X-Billing-Template: {_encode_header(message.template)}\r\n"
+        "MIME-Version: 1.0\r\n"
+    )
+    text = _b64_part("text/plain", r.text or "")
     if r.html:
-        msg.add_alternative(r.html, subtype="html")
-    return msg
+        body = (f"Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
+                f"--{boundary}\r\n{text}\r\n--{boundary}\r\n"
+                f"{_b64_part('text/html', r.html)}\r\n--{boundary}--\r\n")
+    else:
+        body = text
+    return RawEmail(settings.sender, to, message_id, (head + body).encode("ascii"))
 
 
 class EmailChannel:
@@ -221,8 +275,8 @@ class EmailChannel:
                 try:
                     if self._conn is None:
                         self._conn = self._connect()
-                    self._conn.send_message(email)
-                    return str(email["Message-ID"])
+                    self._conn.sendmail(email.sender, [email.recipient], email.data)
+                    return None  # the Message-ID is <notification id@sender's domain>
                 except smtplib.SMTPServerDisconnected as exc:
                     # A kept-open connection the server dropped: reconnect once.
                     self._drop()
@@ -344,6 +398,9 @@ class SmsChannel:
 # -- in-app --------------------------------------------------------------------------------
 
 
+_INSERT_IN_APP = insert(InAppMessage.__table__)  # type: ignore[arg-type]
+
+
 class InAppChannel:
     """Writes the feed row in the same transaction that marks the notification sent."""
 
@@ -357,12 +414,12 @@ class InAppChannel:
         if session is None:
             raise TypeError("the in-app channel needs the delivery transaction's session")
         r = message.rendered
-        session.add(InAppMessage(
-            id=message.notification_id, customer_id=message.customer_id,
-            template=message.template, category=message.category,
-            title=(r.title or "")[:500], body=r.body or "", action_url=r.action_url,
-            created_at=message.created_at,
-        ))
+        session.execute(_INSERT_IN_APP, {
+            "id": message.notification_id, "customer_id": message.customer_id,
+            "template": message.template, "category": message.category,
+            "title": (r.title or "")[:500], "body": r.body or "", "action_url": r.action_url,
+            "created_at": message.created_at, "read_at": None,
+        })
         return None
 
     def close(self) -> None:

@@ -22,6 +22,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
+from datetime import date, datetime
+from datetime import time as dtime
+from decimal import Decimal
 from typing import Any
 
 from jinja2 import nodes
@@ -244,26 +247,27 @@ def collect(chunks: Iterable[str], limits: RenderLimits, what: str) -> str:
     return "".join(out)
 
 
+_SCALARS = frozenset({str, bool, int, float, Decimal, datetime, date, dtime, type(None)})
+
+
 def plain_data(value: Any, path: str = "data") -> Any:
     """Templates see plain data only: dicts, lists and scalars. An ORM object would hand
     the template its public methods (the sandbox lets a template call them)."""
-    from datetime import date, datetime
-    from datetime import time as dtime
-    from decimal import Decimal
-
-    if value is None or isinstance(value, str | bool | int | float | Decimal):
+    kind = type(value)
+    if kind in _SCALARS:
         return value
-    if isinstance(value, datetime | date | dtime):
-        return value
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise TypeError(f"{path}: keys must be strings, got {type(key).__name__}")
-            out[key] = plain_data(item, f"{path}.{key}")
+            out[key] = item if type(item) in _SCALARS else plain_data(item, f"{path}.{key}")
         return out
-    if isinstance(value, list | tuple):
-        return [plain_data(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if kind is list or kind is tuple:
+        return [item if type(item) in _SCALARS else plain_data(item, f"{path}[{i}]")
+                for i, item in enumerate(value)]
+    if isinstance(value, str | int | float | Decimal | date | dtime):  # subclasses
+        return value
     raise TypeError(
         f"{path}: templates take plain dicts, lists and scalars, not {type(value).__name__}"
     )

@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -48,6 +48,11 @@ from engine.messaging.templates import default_renderer as _default_renderer
 from engine.store import Database, add_event, new_event_id
 
 log = logging.getLogger(__name__)
+
+# Core tables for the hot paths (no ORM unit of work per message).
+NOTIFICATIONS: Table = Notification.__table__  # type: ignore[assignment]
+PREFERENCES: Table = NotificationPreference.__table__  # type: ignore[assignment]
+_SELECT_PREFS = select(PREFERENCES).where(PREFERENCES.c.customer_id == bindparam("cid"))
 
 # Categories a customer cannot turn off: they carry money or the state of the account.
 TRANSACTIONAL_CATEGORIES = frozenset({"invoices", "payments", "account", "security"})
@@ -134,6 +139,7 @@ def _zone(name: str | None) -> ZoneInfo:
 
 
 def _prefs_from_row(customer_id: str, row: NotificationPreference | None) -> Preferences:
+    # `row` is the ORM object or a Core row with the same attribute names.
     if row is None:
         return Preferences(customer_id)
     quiet = None
@@ -145,7 +151,8 @@ def _prefs_from_row(customer_id: str, row: NotificationPreference | None) -> Pre
 
 
 def get_preferences(session: Session, customer_id: str) -> Preferences:
-    return _prefs_from_row(customer_id, session.get(NotificationPreference, customer_id))
+    row = session.execute(_SELECT_PREFS, {"cid": customer_id}).first()
+    return _prefs_from_row(customer_id, row)  # type: ignore[arg-type]
 
 
 _UNSET: Any = object()
@@ -280,16 +287,19 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+_INSERT_IGNORE: dict[str, Any] = {
+    "postgresql": pg_insert(NOTIFICATIONS).on_conflict_do_nothing(
+        constraint="uq_notification_dedup").returning(NOTIFICATIONS.c.id),
+    "sqlite": sqlite_insert(NOTIFICATIONS).on_conflict_do_nothing().returning(
+        NOTIFICATIONS.c.id),
+}
+
+
 def _insert_ignore(session: Session, values: dict[str, Any]) -> bool:
-    """Insert one notification unless its dedup key exists. True when inserted."""
-    stmt: Any
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = pg_insert(Notification).values(**values).on_conflict_do_nothing(
-            constraint="uq_notification_dedup")
-    else:
-        stmt = sqlite_insert(Notification).values(**values).on_conflict_do_nothing()
-    # RETURNING rather than rowcount: SQLAlchemy does not promise an INSERT's rowcount.
-    return session.execute(stmt.returning(Notification.id)).first() is not None
+    """Insert one notification unless its dedup key exists. True when inserted.
+    (RETURNING rather than rowcount: SQLAlchemy does not promise an INSERT's rowcount.)"""
+    stmt = _INSERT_IGNORE.get(session.get_bind().dialect.name, _INSERT_IGNORE["sqlite"])
+    return session.execute(stmt, values).first() is not None
 
 
 def _failed_event(session: Session, row: Mapping[str, Any], now: datetime, error: str,
@@ -344,14 +354,6 @@ def notify(
     prefs = get_preferences(session, customer_id)
     results: list[NotifyResult] = []
 
-    existing = {
-        (row.channel, row.target): row
-        for row in session.execute(
-            select(Notification.channel, Notification.target, Notification.id,
-                   Notification.status).where(Notification.rule_id == rule_key,
-                                              Notification.event_id == event_id))
-    }
-
     for channel in dict.fromkeys(channels):
         targets: list[tuple[str, str | None]]
         if channel == "webhook":
@@ -365,11 +367,6 @@ def notify(
             targets = [("", customer_id)]
 
         for target, recipient in targets:
-            seen = existing.get((channel, target))
-            if seen is not None:
-                results.append(NotifyResult(channel, "duplicate", seen.id,
-                                            f"already recorded ({seen.status})", target=target))
-                continue
             row: dict[str, Any] = {
                 "id": new_event_id("ntf"), "customer_id": customer_id, "template": template,
                 "channel": channel, "category": category, "rule_id": rule_key,
@@ -393,8 +390,14 @@ def notify(
             if deliver_at is not None:
                 row["next_attempt_at"] = deliver_at
             if not _insert_ignore(session, row):
-                results.append(NotifyResult(channel, "duplicate", None,
-                                            "recorded concurrently", target=target))
+                # Recorded before (a redelivered event): nothing new, no event.
+                seen = session.execute(select(Notification.id, Notification.status).where(
+                    Notification.rule_id == rule_key, Notification.event_id == event_id,
+                    Notification.channel == channel, Notification.target == target)).first()
+                results.append(NotifyResult(
+                    channel, "duplicate", seen.id if seen else None,
+                    f"already recorded ({seen.status if seen else 'concurrently'})",
+                    target=target))
                 continue
             if status == m.FAILED:
                 log.warning("notification %s failed: %s", row["id"], reason)
@@ -499,28 +502,37 @@ class _Claimed:
     created_at: datetime
 
 
+_CLAIM_COLUMNS = [NOTIFICATIONS.c[name] for name in (
+    "id", "customer_id", "channel", "template", "category", "rule_id", "event_id", "target",
+    "recipient", "content", "attempts", "created_at")]
+
+
 def _claim(db: Database, channel_names: Sequence[str], now: datetime, limit: int,
            lease: timedelta) -> list[_Claimed]:
+    """Take up to `limit` due notifications: pending ones whose time has come, and ones a
+    dead run left `sending` past their lease. Each claim bumps `attempts`."""
+    n = NOTIFICATIONS.c
     with db.session() as session:
-        due = or_(
-            (Notification.status == m.PENDING) & (Notification.next_attempt_at <= now),
-            (Notification.status == m.SENDING) & (Notification.lease_until < now),
-        )
-        stmt = (select(Notification).where(due, Notification.channel.in_(channel_names))
-                .order_by(Notification.next_attempt_at, Notification.id).limit(limit))
-        if db.is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = session.scalars(stmt).all()
-        claimed = []
-        for row in rows:
-            row.status = m.SENDING
-            row.lease_until = now + lease
-            row.attempts += 1
-            row.updated_at = now
-            claimed.append(_Claimed(row.id, row.customer_id, row.channel, row.template,
-                                    row.category, row.rule_id, row.event_id, row.target,
-                                    row.recipient, row.content, row.attempts, row.created_at))
-        return claimed
+        rows: list[Any] = []
+        for status, when in ((m.SENDING, n.lease_until), (m.PENDING, n.next_attempt_at)):
+            if len(rows) >= limit:
+                break
+            stmt = (select(*_CLAIM_COLUMNS)
+                    .where(n.status == status, when <= now, n.channel.in_(channel_names))
+                    .order_by(when, n.id).limit(limit - len(rows)))
+            if db.is_postgres:
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows.extend(session.execute(stmt).all())
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        for start in range(0, len(ids), 500):
+            session.execute(update(NOTIFICATIONS).where(n.id.in_(ids[start:start + 500]))
+                            .values(status=m.SENDING, lease_until=now + lease,
+                                    attempts=n.attempts + 1, updated_at=now))
+        return [_Claimed(r.id, r.customer_id, r.channel, r.template, r.category, r.rule_id,
+                         r.event_id, r.target, r.recipient, r.content, r.attempts + 1,
+                         r.created_at) for r in rows]
 
 
 def _secrets(db: Database, claimed: Sequence[_Claimed]) -> dict[str, str]:
@@ -545,15 +557,19 @@ def deliver_pending(
     now: datetime,
     limit: int = 1000,
     batch: int = 200,
+    record_every: int = 20,
     lease: timedelta = DEFAULT_LEASE,
     renderer: Renderer | None = None,
 ) -> DeliveryReport:
-    """Send what is due at `now` (at most `limit` messages), in batches of `batch`.
+    """Send what is due at `now` (at most `limit` messages), claiming `batch` at a time.
 
-    Each message is marked in its own transaction right after its send: sent (and
-    `notification.sent`), pending again with exponential backoff after a transient error,
-    or failed / dead-lettered (and `notification.failed`). Closes digest windows first.
-    Channels that are not configured keep their messages pending."""
+    After its send, each message is marked sent (with `notification.sent`), pending again
+    with exponential backoff after a transient error, or failed / dead-lettered (with
+    `notification.failed`). Marks are committed together for up to `record_every` sends
+    (1 = one transaction per message): a crash before that commit resends at most those
+    messages, with the same Message-ID / webhook id. In-app messages are written in that
+    same transaction, so they are never duplicated. Digest windows that ended are closed
+    first. Channels that are not configured keep their messages pending."""
     now = ensure_aware(now, "now")
     report = DeliveryReport()
     with db.session() as session:
@@ -568,78 +584,118 @@ def deliver_pending(
             break
         remaining -= len(claimed)
         secrets_by_endpoint = _secrets(db, claimed)
+        outcomes: list[_Outcome] = []
         for c in claimed:
             seen.add(c.id)
             channel = channels.get(c.channel)
             assert channel is not None
-            _deliver_one(db, channel, c, secrets_by_endpoint.get(c.target), now, report)
+            outcomes.append(_send_one(channel, c, secrets_by_endpoint.get(c.target)))
+            if len(outcomes) >= max(record_every, 1):
+                _record(db, outcomes, now, report)
+                outcomes = []
+        if outcomes:
+            _record(db, outcomes, now, report)
     return report
 
 
-def _deliver_one(db: Database, channel: Channel, c: _Claimed, secret: str | None,
-                 now: datetime, report: DeliveryReport) -> None:
+@dataclass
+class _Outcome:
+    claimed: _Claimed
+    channel: Channel
+    message: Outgoing | None
     error: str | None = None
-    permanent = False
+    permanent: bool = False
     provider_id: str | None = None
-    message: Outgoing | None = None
-    try:
-        if c.content is None:
-            raise PermanentError("nothing rendered to send")
-        message = Outgoing(c.id, c.customer_id, c.channel, c.template, c.category,
-                           c.recipient, Rendered.from_dict(c.content), c.created_at,
-                           c.attempts, secret)
-    except PermanentError as exc:
-        error, permanent = str(exc), True
 
-    if message is not None and not channel.transactional:
+
+def _send_one(channel: Channel, c: _Claimed, secret: str | None) -> _Outcome:
+    """Build the message and, unless the channel writes to the database, send it."""
+    if c.content is None:
+        return _Outcome(c, channel, None, "nothing rendered to send", permanent=True)
+    message = Outgoing(c.id, c.customer_id, c.channel, c.template, c.category, c.recipient,
+                       Rendered.from_dict(c.content), c.created_at, c.attempts, secret)
+    out = _Outcome(c, channel, message)
+    if not channel.transactional:
         try:
-            provider_id = channel.send(message)
+            out.provider_id = channel.send(message)
         except PermanentError as exc:
-            error, permanent = str(exc), True
+            out.error, out.permanent = str(exc), True
         except TransientError as exc:
-            error = str(exc)
-        except Exception as exc:  # a bug in a provider must not kill the run
+            out.error = str(exc)
+        except Exception as exc:  # a bug in a provider must not stop the run
             log.exception("channel %s crashed on %s", c.channel, c.id)
-            error = f"{type(exc).__name__}: {exc}"
+            out.error = f"{type(exc).__name__}: {exc}"
+    return out
 
+
+def _mark(values: dict[str, Any]) -> Any:
+    """UPDATE of one claimed row, only while this run's claim holds: a row reclaimed after
+    its lease expired belongs to the other run."""
+    n = NOTIFICATIONS.c
+    return update(NOTIFICATIONS).where(
+        n.id == bindparam("nid"), n.status == m.SENDING, n.attempts == bindparam("att")
+    ).values(**values)
+
+
+_SET_PROVIDER_ID = update(NOTIFICATIONS).where(
+    NOTIFICATIONS.c.id == bindparam("nid")).values(provider_id=bindparam("pid"))
+_MARK_RETRY = _mark({"status": m.PENDING, "next_attempt_at": bindparam("next"),
+                     "updated_at": bindparam("now"), "lease_until": None,
+                     "error": bindparam("err")})
+_MARK_FINAL = _mark({"status": bindparam("st"), "updated_at": bindparam("now"),
+                     "lease_until": None, "error": bindparam("err")})
+
+
+def _record(db: Database, outcomes: Sequence[_Outcome], now: datetime,
+            report: DeliveryReport) -> None:
+    n = NOTIFICATIONS.c
+    events: list[tuple[str, str, dict[str, Any]]] = []
     with db.session() as session:
-        if message is not None and channel.transactional and error is None:
-            try:
-                with session.begin_nested():
-                    provider_id = channel.send(message, session)
-            except PermanentError as exc:
-                error, permanent = str(exc), True
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-        mine = (Notification.id == c.id) & (Notification.status == m.SENDING) & \
-            (Notification.attempts == c.attempts)
-        if error is None:
-            done = session.execute(update(Notification).where(mine).values(
-                status=m.SENT, sent_at=now, updated_at=now, lease_until=None, error=None,
-                provider_id=provider_id))
-            if done.rowcount:  # type: ignore[attr-defined]
-                add_event(session, "notification.sent", c.customer_id, _event_props(c), time=now)
+        ok = [o for o in outcomes if o.error is None]
+        if ok:
+            # One statement marks every successful send of the group, but only rows whose
+            # claim is still this run's (same attempt, still sending).
+            marked = set(session.scalars(
+                update(NOTIFICATIONS)
+                .where(tuple_(n.id, n.attempts).in_([(o.claimed.id, o.claimed.attempts)
+                                                     for o in ok]), n.status == m.SENDING)
+                .values(status=m.SENT, sent_at=now, updated_at=now, lease_until=None,
+                        error=None)
+                .returning(n.id)))
+            for out in ok:
+                c = out.claimed
+                if c.id not in marked:
+                    continue
+                if out.provider_id is not None:
+                    session.execute(_SET_PROVIDER_ID, {"nid": c.id, "pid": out.provider_id})
+                if out.channel.transactional and out.message is not None:
+                    # In-app: the feed row commits with the mark, or neither does (an error
+                    # here rolls the group back; its rows stay claimed until the lease ends).
+                    out.channel.send(out.message, session)
+                events.append(("notification.sent", c.customer_id, _event_props(c)))
                 report.sent += 1
-            return
-        policy = channel.retry
-        if not permanent and c.attempts < policy.max_attempts:
-            session.execute(update(Notification).where(mine).values(
-                status=m.PENDING, next_attempt_at=now + policy.delay(c.attempts),
-                lease_until=None, updated_at=now, error=error))
-            report.retried += 1
-            report.errors.append(f"{c.id}: {error}")
-            return
-        status = m.FAILED if permanent else m.DEAD
-        done = session.execute(update(Notification).where(mine).values(
-            status=status, lease_until=None, updated_at=now, error=error))
-        if done.rowcount:  # type: ignore[attr-defined]
-            props = _event_props(c) | {"error": error, "dead_lettered": not permanent}
-            add_event(session, "notification.failed", c.customer_id, props, time=now)
-        if permanent:
-            report.failed += 1
-        else:
-            report.dead += 1
-        report.errors.append(f"{c.id}: {error}")
+        for out in outcomes:
+            if out.error is None:
+                continue
+            c, policy = out.claimed, out.channel.retry
+            key = {"nid": c.id, "att": c.attempts, "now": now, "err": out.error}
+            report.errors.append(f"{c.id}: {out.error}")
+            if not out.permanent and c.attempts < policy.max_attempts:
+                session.execute(_MARK_RETRY, key | {"next": now + policy.delay(c.attempts)})
+                report.retried += 1
+                continue
+            status = m.FAILED if out.permanent else m.DEAD
+            done = session.execute(_MARK_FINAL, key | {"st": status})
+            if done.rowcount:  # type: ignore[attr-defined]
+                props = _event_props(c) | {"error": out.error, "dead_lettered": not out.permanent}
+                events.append(("notification.failed", c.customer_id, props))
+            if out.permanent:
+                report.failed += 1
+            else:
+                report.dead += 1
+        # Added last so that one flush writes them all.
+        for type_, customer_id, props in events:
+            add_event(session, type_, customer_id, props, time=now)
 
 
 # -- dead letters and queries --------------------------------------------------------------
