@@ -28,6 +28,29 @@ TITLES = {
 }
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "field": {"type": "string", "description": "the offending field: a JSON path into the body, or a header"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "problems": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the problem statuses a route can answer."""
+    return {
+        status: {"description": TITLES.get(status, "Error"), "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
+        for status in statuses
+    }
+
+
 class Problem(Exception):
     def __init__(self, status: int, detail: str, field: str | None = None, **extra: Any) -> None:
         super().__init__(detail)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -12,9 +13,9 @@ from engine import messaging, sales
 from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.errors import domain_errors
-from engine.api.problems import Problem
+from engine.api.problems import Problem, documented
 
-router = APIRouter(prefix="/v1", tags=["billing"])
+router = APIRouter(prefix="/v1", tags=["billing"], responses=documented(400, 401, 403, 404, 409, 413, 422))
 
 
 class CustomerIn(BaseModel):
@@ -197,6 +198,10 @@ def mark_read(customer_id: str, body: ReadIn, ctx: ApiContext = Depends(context)
     return {"marked": changed}
 
 
+MAX_ADVANCE = timedelta(days=3 * 366)
+_ADVANCE_LOCK = threading.Lock()
+
+
 class AdvanceIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"by": "1mo"}, {"to": "2027-01-01T00:00:00Z"}]}
@@ -226,10 +231,19 @@ def advance_clock(body: AdvanceIn, ctx: ApiContext = Depends(context)) -> dict[s
             target = parse_duration(str(body.by)).after(ctx.test_clock.now())
         except ValueError as exc:
             raise Problem(422, str(exc), "by") from None
-    if target < ctx.test_clock.now():
-        raise Problem(422, f"the clock cannot go back from {ctx.test_clock.now().isoformat()}", "to")
-    with domain_errors():
-        report = ctx.advance_to(target)
+    now = ctx.test_clock.now()
+    field_name = "to" if body.to is not None else "by"
+    if target < now:
+        raise Problem(422, f"the clock cannot go back from {now.isoformat()}", field_name)
+    if target > now + MAX_ADVANCE:
+        # Each step bills every subscription due: bound the work one call can ask for.
+        raise Problem(422, f"advance at most {MAX_ADVANCE.days} days per call", field_name)
+    # One advance at a time: the clock only moves forward.
+    with _ADVANCE_LOCK, domain_errors():
+        try:
+            report = ctx.advance_to(target)
+        except ValueError as exc:  # another advance moved the clock past the target meanwhile
+            raise Problem(409, str(exc), field_name) from None
     ctx.access.invalidate(None)
     ctx.after_commit()
     return {"now": ctx.test_clock.now().isoformat(), **report}

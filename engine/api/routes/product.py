@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from engine import sales
 from engine.api.context import ApiContext
 from engine.api.deps import PRODUCT, context
 from engine.api.errors import domain_errors
-from engine.api.problems import Problem
+from engine.api.problems import Problem, documented
+from engine.api.types import NonNegativeQuantity, PositiveQuantity
 from engine.periods import Period
 from engine.pricing import bill_to_dict, parse_event
 from engine.pricing.quoting import quote, resolve_plan
 
-router = APIRouter(prefix="/v1", tags=["product"])
+router = APIRouter(prefix="/v1", tags=["product"], responses=documented(400, 401, 403, 404, 413, 422))
 
 EVENT_EXAMPLE = {
     "id": "evt_01JD3K9",
@@ -34,10 +35,10 @@ class AccessCheck(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"customer_id": "cus_42", "feature": "api", "quantity": 1}]}
     )
 
-    customer_id: str = Field(min_length=1, max_length=64)
-    feature: str = Field(min_length=1, max_length=100)
-    quantity: Decimal = Field(default=Decimal(1), gt=0, description="would this many more units be allowed?")
-    in_use: Decimal | None = Field(default=None, ge=0, description="units of a quantity feature in use now")
+    customer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    feature: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_.-]*$")
+    quantity: PositiveQuantity = Field(default=Decimal(1), description="would this many more units be allowed?")
+    in_use: NonNegativeQuantity | None = Field(default=None, description="units of a quantity feature in use now")
 
 
 class AccessDecision(BaseModel):
@@ -58,6 +59,21 @@ class IngestReport(BaseModel):
     duplicates: int
 
 
+class EventIn(BaseModel):
+    """An event envelope (FORMATS §3). `id` is the idempotency key."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EVENT_EXAMPLE]})
+
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[!-~]+$", description="printable ASCII, no spaces")
+    type: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.:-]*$")
+    customer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    time: AwareDatetime = Field(description="ISO 8601 with a zone (Z or +00:00)")
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+EventBatch = Annotated[list[EventIn], Field(min_length=1, max_length=10_000)]
+
+
 @router.post(
     "/events",
     response_model=IngestReport,
@@ -66,34 +82,20 @@ class IngestReport(BaseModel):
     summary="Record usage and product events (one envelope or a list)",
 )
 def post_events(
-    body: dict[str, Any] | list[dict[str, Any]] = Body(..., examples=[EVENT_EXAMPLE, [EVENT_EXAMPLE]]),
+    body: EventIn | EventBatch = Body(..., examples=[EVENT_EXAMPLE, [EVENT_EXAMPLE]]),
     ctx: ApiContext = Depends(context),
 ) -> dict[str, int]:
-    events = body if isinstance(body, list) else [body]
-    if not events:
-        raise Problem(422, "send at least one event", "body")
-    if len(events) > 10_000:
-        raise Problem(413, "at most 10,000 events per request", "body")
-    # Validate every event before writing any: a bad batch changes nothing.
-    for i, raw in enumerate(events):
-        where = f"[{i}]" if isinstance(body, list) else ""
-        try:
-            parse_event(raw, "event")
-        except ValueError as exc:
-            message = str(exc).removeprefix("event: ")
-            field, _, detail = message.partition(": ")
-            raise Problem(422, detail or message, f"{where}.{field}".lstrip(".") if where else field) from None
-        if not isinstance(raw.get("customer_id"), str) or not raw["customer_id"]:
-            raise Problem(
-                422,
-                "required: the customer the event belongs to",
-                f"{where}.customer_id".lstrip(".") if where else "customer_id",
-            )
+    items = body if isinstance(body, list) else [body]
+    # The whole batch was validated before anything is written: a bad batch changes nothing.
+    events = [{**e.model_dump(), "time": e.time.isoformat()} for e in items]
     with domain_errors(), ctx.db.session() as session:
         result = sales.ingest_events(session, events, clock=ctx.clock)
-    ctx.access.usage_changed([e["customer_id"] for e in events])
+    ctx.access.usage_changed([e.customer_id for e in items])
     ctx.after_commit()
     return result.as_dict()
+
+
+CheckBatch = Annotated[list[AccessCheck], Field(min_length=1, max_length=1000)]
 
 
 @router.post(
@@ -102,10 +104,8 @@ def post_events(
     response_model=AccessDecision | list[AccessDecision],
     summary="May this customer use this feature? (one check or a list)",
 )
-def access_check(body: AccessCheck | list[AccessCheck], ctx: ApiContext = Depends(context)) -> Any:
+def access_check(body: AccessCheck | CheckBatch, ctx: ApiContext = Depends(context)) -> Any:
     checks = body if isinstance(body, list) else [body]
-    if len(checks) > 1000:
-        raise Problem(413, "at most 1,000 checks per request", "body")
     out = []
     for i, check in enumerate(checks):
         with domain_errors(f"[{i}]." if isinstance(body, list) else ""):
