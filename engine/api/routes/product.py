@@ -21,7 +21,7 @@ from engine.pricing.quoting import quote, resolve_plan
 
 router = APIRouter(prefix="/v1", tags=["product"], responses=documented(400, 401, 403, 404, 413, 422))
 
-EVENT_EXAMPLE = {
+EVENT_EXAMPLE: dict[str, Any] = {
     "id": "evt_01JD3K9",
     "type": "api.request",
     "customer_id": "cus_42",
