@@ -220,7 +220,8 @@ class DurableEngine:
             rs.sid_generation += 1
             rs.sid = str(rs.sid_generation)
             raise
-        return fired
+        # A rule whose condition has an `$or` fires once per branch that holds.
+        return sorted(set(fired)) if len(fired) > 1 else fired
 
 
 _default: DurableEngine | None = None

@@ -58,17 +58,25 @@ class References:
         self.catalogs.append(c.name)
 
 
+_LOCALE = re.compile(r"^[a-z]{2}([_-][A-Za-z]{2})?$")
+
+
 def template_names(root: Path | str) -> set[str]:
-    """A template NAME is known if any `templates/<channel>/.../NAME.*` file or `NAME/`
-    directory exists (messaging owns the layout; `_layout`-style partials are skipped)."""
+    """A template NAME is known if a file `templates/<channel>/[<locale>/]NAME.*` or a
+    directory `templates/<channel>/NAME/` exists (messaging owns the layout; `_layout`-style
+    partials and locale directories are not templates)."""
     base = Path(root)
     names: set[str] = set()
     if not base.is_dir():
         return names
     for p in base.rglob("*"):
-        if p == base or p.parent == base:
-            continue  # the channel directories themselves
-        stem = p.name.split(".", 1)[0] if p.is_file() else p.name
+        depth = len(p.relative_to(base).parts)
+        if p.is_file() and depth >= 2:
+            stem = p.name.split(".", 1)[0]
+        elif p.is_dir() and depth == 2 and not _LOCALE.match(p.name):
+            stem = p.name
+        else:
+            continue
         if stem and not stem.startswith(("_", ".")):
             names.add(stem)
     return names
