@@ -26,6 +26,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -38,6 +40,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
 )
 from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
 
 from engine.clock import Clock, SystemClock
 from engine.events.apply import Outcome, apply_batch, describe_error
@@ -231,10 +234,17 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch; returns the number of rows confirmed. Raises when a publish
         failed (the rows not confirmed stay pending)."""
-        wall = datetime.now(UTC)
-        first_failure: BaseException | None = None
+        batch = await self._claim(frozenset())
+        return 0 if batch is None else await self._settle(batch)
+
+    async def _claim(self, in_flight: frozenset[int]) -> _RelayBatch | None:
+        """Lock the next due rows in a transaction of their own and start publishing them
+        (without waiting for the confirms). `in_flight`: this relay's rows still awaiting
+        their confirms, published before these on the same channel."""
         o = OutboxEvent
-        with self.db.session() as session:
+        scope = self.db.session()
+        session = scope.__enter__()
+        try:
             # Plain rows, not ORM objects: the relay only serialises and marks them.
             query = (
                 select(o.seq, o.id, o.type, o.customer_id, o.time, o.properties)
@@ -246,9 +256,10 @@ class OutboxRelay:
                 query = query.with_for_update(skip_locked=True)
             rows = list(session.execute(query))
             if rows and self.db.is_postgres:
-                rows = self._without_blocked_customers(session, rows)
+                rows = self._without_blocked_customers(session, rows, in_flight)
             if not rows:
-                return 0
+                scope.__exit__(None, None, None)
+                return None
             items = []
             for row in rows:
                 env = {
@@ -260,9 +271,27 @@ class OutboxRelay:
                 }
                 body = json.dumps(env, separators=(",", ":"), default=str).encode()
                 items.append((row.type, persistent_message(body, env)))
-            results = await self.publisher.publish_raw(items)
-            confirmed = []
-            for row, failure in zip(rows, results, strict=True):
+            confirms = asyncio.ensure_future(self.publisher.publish_raw(items))
+            await asyncio.sleep(0)  # let the publishes reach the channel, in order
+        except BaseException as exc:
+            scope.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return _RelayBatch(scope, session, rows, confirms)
+
+    async def _settle(self, batch: _RelayBatch) -> int:
+        """Wait for a claimed batch's confirms, mark the confirmed rows published and
+        commit. Raises the first publish failure after committing the rest."""
+        o = OutboxEvent
+        wall = datetime.now(UTC)
+        first_failure: BaseException | None = None
+        confirmed: list[int] = []
+        session = batch.session
+        try:
+            try:
+                results = await batch.confirms
+            except Exception as exc:  # the whole publish call failed
+                results = [exc] * len(batch.rows)
+            for row, failure in zip(batch.rows, results, strict=True):
                 if failure is None:
                     confirmed.append(row.seq)
                     for subsystem in self.registry.subscribers(row.type) or [UNROUTED]:
@@ -276,13 +305,18 @@ class OutboxRelay:
                     )
             if confirmed:
                 session.execute(update(o).where(o.seq.in_(confirmed)).values(published_at=wall))
+        except BaseException as exc:
+            batch.scope.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        batch.scope.__exit__(None, None, None)
         if first_failure is not None:
             raise first_failure
         return len(confirmed)
 
-    def _without_blocked_customers(self, session: Any, rows: list[Any]) -> list[Any]:
-        """Leave out customers with an earlier unsent row outside this batch: another relay
-        holds it, and publishing ours first would reorder that customer's events."""
+    def _without_blocked_customers(self, session: Any, rows: list[Any], in_flight: frozenset[int]) -> list[Any]:
+        """Leave out customers with an earlier unsent row that is neither in this batch nor
+        in flight on this relay's channel: another relay holds it, and publishing ours
+        first would reorder that customer's events."""
         mine = [r.seq for r in rows]
         customers = {r.customer_id for r in rows if r.customer_id is not None}
         if not customers:
@@ -297,13 +331,40 @@ class OutboxRelay:
                         o.dead_at.is_(None),
                         o.customer_id.in_(customers),
                         o.seq < max(mine),
-                        o.seq.not_in(mine),
+                        o.seq.not_in([*mine, *in_flight]),
                     )
                 )
                 .distinct()
             )
         )
         return [r for r in rows if r.customer_id not in blocked]
+
+    async def _pump(self, stop: threading.Event) -> None:
+        """Relay until stopped or a publish fails. On PostgreSQL two batches overlap: the
+        next one is claimed (SKIP LOCKED passes over the rows still locked by the first)
+        and published while the first one's confirms come back."""
+        outstanding: list[_RelayBatch] = []  # claimed, publishing, not yet settled
+        try:
+            while not stop.is_set():
+                in_flight = frozenset(r.seq for b in outstanding for r in b.rows)
+                claimed = None
+                if not outstanding or self.db.is_postgres:
+                    claimed = await self._claim(in_flight)
+                    if claimed is not None:
+                        outstanding.append(claimed)
+                full = claimed is not None and len(claimed.rows) >= self.config.relay_batch_size
+                # Keep one batch in flight while there is a backlog (PostgreSQL only).
+                keep = 1 if full and self.db.is_postgres else 0
+                while len(outstanding) > keep:
+                    await self._settle(outstanding.pop(0))
+                if not full:
+                    await _sleep(stop, self.config.poll_interval)
+        finally:
+            for batch in outstanding:  # release the locks, keep what was confirmed
+                try:
+                    await self._settle(batch)
+                except Exception:
+                    log.debug("relay: settling a batch after a failure", exc_info=True)
 
     async def run(self, stop: threading.Event) -> None:
         delay = self.config.reconnect_delay
@@ -314,12 +375,12 @@ class OutboxRelay:
                     await self.publisher.open()
                     log.info("relay connected to %s", redact_url(self.url))
                 delay = self.config.reconnect_delay
-                n = await self.relay_once()
-                if n < self.config.relay_batch_size:
-                    await _sleep(stop, self.config.poll_interval)
+                await self._pump(stop)
             except Exception as exc:
                 log.warning(
-                    "relay: broker unavailable (%s); outbox rows kept, retry in %.1fs", describe_error(exc), delay
+                    "relay: broker unavailable (%s); outbox rows kept, retry in %.1fs",
+                    describe_error(exc),
+                    delay,
                 )
                 try:
                     await self.publisher.close()
@@ -329,6 +390,14 @@ class OutboxRelay:
                 await _sleep(stop, delay)
                 delay = min(delay * 2, self.config.reconnect_delay_max)
         await self.publisher.close()
+
+
+@dataclass
+class _RelayBatch:
+    scope: AbstractContextManager[Session]
+    session: Session
+    rows: list[Any]
+    confirms: asyncio.Future[list[BaseException | None]]
 
 
 # -- consumers ----------------------------------------------------------------------------
