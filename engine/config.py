@@ -22,10 +22,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     # How stale an access decision may be across API processes (seconds); see the README.
     access_cache_ttl: float = 2.0
+    # How often a process looks for rulesets published elsewhere (seconds).
+    rules_refresh_seconds: float = 2.0
     catalogs_dir: str = "catalogs"
     rules_dir: str = "rules"
     templates_dir: str = "templates"
     require_services: bool = False
+    # The payment provider: empty means no automatic collection in this process.
+    psp_url: str = ""
+    psp_api_key: str = "sk_sandbox_test"
+    psp_webhook_secret: str = "whsec_sandbox"
+    psp_port: int = 8090
 
 
 @lru_cache(maxsize=1)

@@ -5,19 +5,23 @@ so the embedded default and a larger deployment run the same wiring.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from engine import sales
-from engine.access import AccessService, AccessView
+from engine.access import AccessService, AccessView, RuleAction
 from engine.api import ApiContext, KeyVerifier
 from engine.clock import Clock, SystemClock, TestClock
 from engine.config import Settings, get_settings
 from engine.events import Envelope, EventBus, HandlerRegistry, make_bus
+from engine.rules import RulesRuntime
 from engine.store import Database
+
+log = logging.getLogger("engine.system")
 
 
 def as_dict(handler: Callable[[Any, dict[str, Any]], object]) -> Callable[[Any, Envelope], None]:
@@ -34,8 +38,42 @@ def as_dict(handler: Callable[[Any, dict[str, Any]], object]) -> Callable[[Any, 
 def register_handlers(registry: HandlerRegistry, system: System) -> None:
     """Who reacts to what. Each subsystem consumes its own queue; effects are idempotent."""
     registry.register("sales", "payment.succeeded", as_dict(sales.handle_payment_succeeded))
+    if system.payments_enabled:
+        from engine import payments
+
+        for event_type, handler in payments.HANDLERS.items():
+            registry.register("payments", event_type, as_dict(handler))
+    # Decisions change with plans, payments and dunning: drop the cached view of that customer.
+    registry.register("access", "subscription.*", system.invalidate_access)
+    registry.register("access", "dunning.state_changed", system.invalidate_access)
+    registry.register("access", "invoice.paid", system.invalidate_access)
     for hook in system.extra_wiring:
         hook(registry, system)
+
+
+def configure_payments(settings: Settings, clock: Clock) -> bool:
+    """Automatic collection through the configured provider (the sandbox by default)."""
+    if not settings.psp_url:
+        return False
+    from engine import payments
+
+    adapter = payments.SandboxAdapter(
+        settings.psp_url, api_key=settings.psp_api_key, webhook_secret=settings.psp_webhook_secret, clock=clock
+    )
+    payments.configure(payments.PaymentService([adapter], clock))
+    return True
+
+
+def payments_due_work(db: Database) -> Callable[[datetime], Any]:
+    def run(now: datetime) -> None:
+        from engine import payments
+
+        with db.session() as session:
+            payments.collect_due_invoices(session)
+        with db.session() as session:
+            payments.repair_pending(session)
+
+    return run
 
 
 @dataclass
@@ -46,10 +84,15 @@ class System:
     registry: HandlerRegistry
     access: AccessService
     keys: KeyVerifier
+    rules: RulesRuntime = field(default_factory=RulesRuntime)
     bus: EventBus | None = None
+    payments_enabled: bool = False
     extra_wiring: list[Callable[[HandlerRegistry, System], None]] = field(default_factory=list)
     # Work due at a time besides the billing run (payment retries, scheduled rules), in order.
     due_work: list[Callable[[datetime], Any]] = field(default_factory=list)
+
+    def invalidate_access(self, _session: Any, envelope: Envelope) -> None:
+        self.access.invalidate(envelope.customer_id)
 
     @property
     def test_clock(self) -> TestClock | None:
@@ -88,12 +131,24 @@ class System:
         return {"steps": len(reports)}
 
     def start_workers(self, stop: threading.Event) -> list[threading.Thread]:
-        """The in-process bus dispatcher (and, with a broker, the relay and consumers)."""
+        """The in-process bus dispatcher (and, with a broker, the relay and consumers), and the
+        rules refresher that picks up versions other processes published."""
         threads = []
         if self.bus is not None:
             thread = threading.Thread(target=self.bus.run, args=(stop,), name="bus", daemon=True)
             thread.start()
             threads.append(thread)
+
+        def refresh_rules() -> None:
+            while not stop.wait(self.settings.rules_refresh_seconds):
+                try:
+                    self.sync_rules()
+                except Exception:  # a bad moment of the database must not kill the refresher
+                    log.exception("could not refresh the published rules")
+
+        thread = threading.Thread(target=refresh_rules, name="rules-refresh", daemon=True)
+        thread.start()
+        threads.append(thread)
         return threads
 
     def api_context(self) -> ApiContext:
@@ -109,7 +164,48 @@ class System:
             after_commit=self.after_commit,
             metrics_text=render_prometheus,
             max_body_bytes=self.settings.max_body_bytes,
+            promotions=self.promotions,
+            routers=self.routers(),
         )
+
+    def routers(self) -> list[Any]:
+        if not self.payments_enabled:
+            return []
+        from engine import payments
+
+        return [payments.webhook_router(self.db)]
+
+    def promotions(
+        self, *, catalog: Any, plan: Any, customer: Any, usage: Any, period: Any, quantity: Any
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        """Pricing rules for quotes: what the published promotions give this quote now."""
+        from engine import rules
+
+        decision = self.rules.evaluate(
+            rules.PRICE_EVENT,
+            rules.price_context(plan=plan, customer=customer, usage=usage, quantity=quantity, period=period),
+        )
+        actions = decision.actions_named("discount", "apply_coupon")
+        return rules.discounts_from(actions, catalog, plan.id), rules.trace_of(decision)
+
+    def access_rules(self, context: Mapping[str, Any]) -> list[RuleAction]:
+        """The allow/deny actions of the published access rules; a decision a rule took part
+        in is written to the decision log, so support can answer "why was this denied?"."""
+        decision = self.rules.evaluate("access.check", context)
+        actions = decision.actions_named("allow", "deny")
+        if actions:
+            customer = context.get("customer") or {}
+            self.rules.log(self.db, decision, context, customer_id=customer.get("id"))
+        return [RuleAction(a.ruleset, a.rule, a.name, a.params) for a in actions]
+
+    def sync_rules(self) -> list[str]:
+        """Swap in newly published ruleset versions (no restart); decisions change with them."""
+        from engine.rules import sync_runtime
+
+        changed = sync_runtime(self.rules, self.db)
+        if changed:
+            self.access.invalidate(None)
+        return changed
 
 
 class _Fixed:
@@ -126,6 +222,7 @@ def build_system(
     clock: Clock | None = None,
     db: Database | None = None,
     create_tables: bool = True,
+    wiring: Sequence[Callable[[System], None]] = (),
 ) -> System:
     settings = settings or get_settings()
     db = db or Database(settings.database_url)
@@ -141,7 +238,14 @@ def build_system(
         )
     registry = HandlerRegistry()
     access = AccessService(db, clock, AccessView(ttl=settings.access_cache_ttl))
-    system = System(settings, db, clock, registry, access, KeyVerifier(db))
+    system = System(settings, db, clock, registry, access, KeyVerifier(db), rules=RulesRuntime(clock))
+    access.rules = system.access_rules
+    system.sync_rules()
+    system.payments_enabled = configure_payments(settings, clock)
+    if system.payments_enabled:
+        system.due_work.append(payments_due_work(db))
+    for install in wiring:
+        install(system)
     register_handlers(registry, system)
     system.bus = make_bus(settings, db, registry, clock=clock)
     return system

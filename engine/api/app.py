@@ -41,4 +41,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(product.router)
     app.include_router(billing.router)
+    for router in ctx.routers:
+        app.include_router(router)
     return app

@@ -29,4 +29,6 @@ class ApiContext:
     promotions: PromotionSource | None = None
     metrics_text: Callable[[], str] = lambda: ""
     max_body_bytes: int = 1_000_000
+    # Further routers to mount (e.g. the payment provider's webhooks, authenticated by signature).
+    routers: list[Any] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
