@@ -233,7 +233,8 @@ def build_email(message: Outgoing, settings: SmtpSettings) -> RawEmail:
 
 
 class EmailChannel:
-    """SMTP with one connection kept open across sends (reopened after an error)."""
+    """SMTP over kept-open connections: a small pool, so that concurrent sends each have
+    their own (a connection that fails is closed and replaced by a fresh one)."""
 
     name = "email"
     transactional = False
@@ -241,7 +242,7 @@ class EmailChannel:
     def __init__(self, settings: SmtpSettings, retry: RetryPolicy | None = None) -> None:
         self.settings = settings
         self.retry = retry or RetryPolicy(max_attempts=6)
-        self._conn: smtplib.SMTP | None = None
+        self._idle: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -267,68 +268,81 @@ class EmailChannel:
             raise
         return conn
 
+    def _take(self) -> tuple[smtplib.SMTP | None, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), False
+        return None, True
+
+    def _give_back(self, conn: smtplib.SMTP) -> None:
+        with self._lock:
+            self._idle.append(conn)
+
     def send(self, message: Outgoing, session: Session | None = None) -> str | None:
         email = build_email(message, self.settings)
-        with self._lock:
-            for attempt in (1, 2):
-                fresh = self._conn is None
-                try:
-                    if self._conn is None:
-                        self._conn = self._connect()
-                    self._conn.sendmail(email.sender, [email.recipient], email.data)
-                    return None  # the Message-ID is <notification id@sender's domain>
-                except smtplib.SMTPServerDisconnected as exc:
-                    # A kept-open connection the server dropped: reconnect once.
-                    self._drop()
-                    if fresh or attempt == 2:
-                        raise TransientError(f"SMTP server disconnected: {exc}") from exc
-                except smtplib.SMTPRecipientsRefused as exc:
-                    codes = [code for code, _ in exc.recipients.values()]
-                    detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
-                    if codes and all(c >= 500 for c in codes):
-                        raise PermanentError(f"recipient refused: {detail}") from exc
-                    raise TransientError(f"recipient deferred: {detail}") from exc
-                except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-                    self._reset()
-                    text = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
-                    if exc.smtp_code >= 500:
-                        raise PermanentError(text) from exc
-                    raise TransientError(text) from exc
-                except smtplib.SMTPAuthenticationError as exc:
-                    self._drop()
-                    raise TransientError(f"SMTP authentication failed: {exc.smtp_code} "
-                                         f"{exc.smtp_error!r}") from exc
-                except (smtplib.SMTPException, OSError) as exc:
-                    self._drop()
-                    raise TransientError(f"SMTP {self.settings.host}:{self.settings.port}: "
-                                         f"{type(exc).__name__}: {exc}") from exc
+        conn, fresh = self._take()
+        for attempt in (1, 2):
+            try:
+                if conn is None:
+                    conn, fresh = self._connect(), True
+                conn.sendmail(email.sender, [email.recipient], email.data)
+                self._give_back(conn)
+                return None  # the Message-ID is <notification id@sender's domain>
+            except smtplib.SMTPServerDisconnected as exc:
+                # A kept-open connection the server dropped: reconnect once.
+                _quietly_close(conn)
+                conn = None
+                if fresh or attempt == 2:
+                    raise TransientError(f"SMTP server disconnected: {exc}") from exc
+            except smtplib.SMTPRecipientsRefused as exc:
+                self._reset(conn)
+                codes = [code for code, _ in exc.recipients.values()]
+                detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
+                if codes and all(c >= 500 for c in codes):
+                    raise PermanentError(f"recipient refused: {detail}") from exc
+                raise TransientError(f"recipient deferred: {detail}") from exc
+            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                self._reset(conn)
+                text = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+                if exc.smtp_code >= 500:
+                    raise PermanentError(text) from exc
+                raise TransientError(text) from exc
+            except smtplib.SMTPAuthenticationError as exc:
+                _quietly_close(conn)
+                raise TransientError(f"SMTP authentication failed: {exc.smtp_code} "
+                                     f"{exc.smtp_error!r}") from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                _quietly_close(conn)
+                raise TransientError(f"SMTP {self.settings.host}:{self.settings.port}: "
+                                     f"{type(exc).__name__}: {exc}") from exc
         raise TransientError("SMTP: unreachable")  # pragma: no cover
 
-    def _reset(self) -> None:
+    def _reset(self, conn: smtplib.SMTP | None) -> None:
+        """After a refused transaction the connection is still good: RSET and keep it."""
+        if conn is None:
+            return
         try:
-            if self._conn is not None:
-                self._conn.rset()
+            conn.rset()
         except (smtplib.SMTPException, OSError):
-            self._drop()
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            _quietly_close(self._conn)
-            self._conn = None
+            _quietly_close(conn)
+        else:
+            self._give_back(conn)
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                try:
-                    self._conn.quit()
-                except (smtplib.SMTPException, OSError):
-                    pass
-                self._drop()
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            _quietly_close(conn)
 
 
-def _quietly_close(conn: smtplib.SMTP) -> None:
+def _quietly_close(conn: smtplib.SMTP | None) -> None:
     try:
-        conn.close()
+        if conn is not None:
+            conn.close()
     except OSError:
         pass
 
@@ -561,6 +575,12 @@ class Channels:
 
     def get(self, name: str) -> Channel | None:
         return self._by_name.get(name)
+
+    def require(self, name: str) -> Channel:
+        channel = self._by_name.get(name)
+        if channel is None:
+            raise KeyError(f"channel {name!r} is not configured")
+        return channel
 
     def names(self) -> list[str]:
         return list(self._by_name)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -558,18 +559,21 @@ def deliver_pending(
     limit: int = 1000,
     batch: int = 200,
     record_every: int = 20,
+    concurrency: int = 4,
     lease: timedelta = DEFAULT_LEASE,
     renderer: Renderer | None = None,
 ) -> DeliveryReport:
     """Send what is due at `now` (at most `limit` messages), claiming `batch` at a time.
 
-    After its send, each message is marked sent (with `notification.sent`), pending again
-    with exponential backoff after a transient error, or failed / dead-lettered (with
-    `notification.failed`). Marks are committed together for up to `record_every` sends
-    (1 = one transaction per message): a crash before that commit resends at most those
-    messages, with the same Message-ID / webhook id. In-app messages are written in that
-    same transaction, so they are never duplicated. Digest windows that ended are closed
-    first. Channels that are not configured keep their messages pending."""
+    Up to `concurrency` sends run at once (each SMTP send on its own connection), because
+    a remote server's round trips, not this process, bound a single connection. After its
+    send, each message is marked sent (with `notification.sent`), pending again with
+    exponential backoff after a transient error, or failed / dead-lettered (with
+    `notification.failed`). Marks are committed together for up to `record_every` sends:
+    a crash before that commit resends at most those (and the ones in flight), with the
+    same Message-ID / webhook id, and never loses one. In-app messages are written in the
+    marking transaction itself, so they are never duplicated. Digest windows that ended
+    are closed first. Channels that are not configured keep their messages pending."""
     now = ensure_aware(now, "now")
     report = DeliveryReport()
     with db.session() as session:
@@ -577,24 +581,36 @@ def deliver_pending(
     names = channels.names()
     remaining = limit
     seen: set[str] = set()
-    while remaining > 0:
-        claimed = [c for c in _claim(db, names, now, min(batch, remaining), lease)
-                   if c.id not in seen]
-        if not claimed:
-            break
-        remaining -= len(claimed)
-        secrets_by_endpoint = _secrets(db, claimed)
-        outcomes: list[_Outcome] = []
-        for c in claimed:
-            seen.add(c.id)
-            channel = channels.get(c.channel)
-            assert channel is not None
-            outcomes.append(_send_one(channel, c, secrets_by_endpoint.get(c.target)))
-            if len(outcomes) >= max(record_every, 1):
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="notify-send") \
+        if concurrency > 1 else None
+    try:
+        while remaining > 0:
+            claimed = [c for c in _claim(db, names, now, min(batch, remaining), lease)
+                       if c.id not in seen]
+            if not claimed:
+                break
+            remaining -= len(claimed)
+            seen.update(c.id for c in claimed)
+            secrets_by_endpoint = _secrets(db, claimed)
+            jobs = [(channels.require(c.channel), c, secrets_by_endpoint.get(c.target))
+                    for c in claimed]
+            results: Iterable[_Outcome]
+            if pool is None:
+                results = (_send_one(ch, c, sec) for ch, c, sec in jobs)
+            else:
+                futures = [pool.submit(_send_one, ch, c, sec) for ch, c, sec in jobs]
+                results = (f.result() for f in as_completed(futures))
+            outcomes: list[_Outcome] = []
+            for outcome in results:
+                outcomes.append(outcome)
+                if len(outcomes) >= max(record_every, 1):
+                    _record(db, outcomes, now, report)
+                    outcomes = []
+            if outcomes:
                 _record(db, outcomes, now, report)
-                outcomes = []
-        if outcomes:
-            _record(db, outcomes, now, report)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return report
 
 
