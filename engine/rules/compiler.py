@@ -17,6 +17,7 @@ through the rules, and a rule made only of negations would otherwise match it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +84,22 @@ class Slot:
     regexes: dict[str, int]  # negated `matches` patterns -> their bit number
 
 
+_SIMPLE = re.compile(r"^[A-Za-z0-9 _.:@/+-]*$")
+_STRINGS: dict[str, str] = {}
+
+
+def string_json(value: str) -> str:
+    """A JSON string literal; the common, repeated short strings are cached."""
+    text = _STRINGS.get(value)
+    if text is None:
+        text = f'"{value}"' if _SIMPLE.match(value) else json.dumps(value, ensure_ascii=False)
+        if len(value) <= 64:
+            if len(_STRINGS) > 50_000:
+                _STRINGS.clear()
+            _STRINGS[value] = text
+    return text
+
+
 @dataclass
 class CompiledRuleset:
     ruleset: Ruleset
@@ -108,7 +125,7 @@ class CompiledRuleset:
         engine adds those), and the normalised input values by path."""
         parts = [f'"_t":{int(now.timestamp())}']
         if event is not None:
-            parts.append('"_on":' + json.dumps(event, ensure_ascii=False))
+            parts.append('"_on":' + string_json(event))
         if scheduled is not None:
             parts.append('"_sr":' + json.dumps(scheduled, ensure_ascii=False))
         inputs: dict[str, Any] = {}
@@ -126,7 +143,7 @@ class CompiledRuleset:
                 parts.append(p + 'n":' + number_text(value))
             elif k == "s":
                 if "s" in views:
-                    parts.append(p + 's":' + json.dumps(value, ensure_ascii=False))
+                    parts.append(p + 's":' + string_json(value))
                 for pattern, bit in slot.regexes.items():
                     if _regex(pattern).fullmatch(value) is not None:
                         parts.append(f'{p}m{bit}":1')

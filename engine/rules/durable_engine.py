@@ -1,9 +1,12 @@
 """The one place that talks to durable_rules 2.0.28, built around what it does (measured here):
 
-* One owner thread per engine makes every call into the C extension, fed by a queue; callers
-  from any thread wait for their answer. The Host's own timer threads are never started, so
-  no action runs on another thread after a post, and durable's timers are never used (the
-  scheduler owns time).
+* One owner at a time makes every call into the C extension. Two ways, same guarantees:
+  `owner="lock"` (default): the calling thread becomes the owner for one evaluation under the
+  engine's mutex (no hand-off: on 2 busy cores a thread hand-off cost more than the
+  evaluation); `owner="thread"`: one dedicated owner thread fed by a queue, callers wait for
+  their answer. Either way the Host's own timer threads are never started, so no action runs
+  on another thread after a post, and durable's timers are never used (the scheduler owns
+  time).
 * Each ruleset version is registered under a unique name (`promotions.v3.17`): durable cannot
   register a name twice. Names are never freed by durable (memory grows ~0.35 MB per version
   of a 40-rule ruleset, 2 MB with regexes); `registered` counts them so the owner of the
@@ -98,7 +101,11 @@ class DurableEngine:
 
     _names = itertools.count(1)
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str = "lock") -> None:
+        if owner not in ("lock", "thread"):
+            raise ValueError("owner is 'lock' or 'thread'")
+        self.owner = owner
+        self._mutex = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._host: _BillingHost | None = None
         self._thread: threading.Thread | None = None
@@ -137,6 +144,11 @@ class DurableEngine:
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.closed:
             raise RulesEngineError("the rules engine is closed")
+        if self.owner == "lock":
+            with self._mutex:
+                if self._host is None:
+                    self._host = _BillingHost()
+                return fn(*args)
         self._ensure_started()
         if threading.current_thread() is self._thread:
             return fn(*args)
@@ -169,8 +181,10 @@ class DurableEngine:
         return result
 
     def close(self) -> None:
-        if self._thread is not None and not self.closed:
-            self.closed = True
+        if self.closed:
+            return
+        self.closed = True
+        if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=5)
 

@@ -43,14 +43,8 @@ class _Live:
     compiled: CompiledRuleset
     handle: Handle | None
     actions: tuple[tuple[Action, ...], ...]  # per compiled rule
-
-    @property
-    def name(self) -> str:
-        return self.compiled.name
-
-    @property
-    def version(self) -> int:
-        return self.compiled.version
+    name: str
+    version: int
 
 
 def _live(compiled: CompiledRuleset, handle: Handle | None) -> _Live:
@@ -58,7 +52,7 @@ def _live(compiled: CompiledRuleset, handle: Handle | None) -> _Live:
         tuple(Action(a.name, a.params, compiled.name, r.id, compiled.version) for a in r.then)
         for r in compiled.rules
     )
-    return _Live(compiled, handle, actions)
+    return _Live(compiled, handle, actions, compiled.name, compiled.version)
 
 
 def reference_fired(compiled: CompiledRuleset, context: Mapping[str, Any], *, event: str | None,
@@ -188,7 +182,7 @@ class RulesRuntime:
         results = self._durable.evaluate_many(jobs) if self._durable is not None and jobs else []
         out = []
         for event, context, parts in plans:
-            matches: list[Match] = []
+            matches: list[tuple[Any, ...]] = []
             for t, inputs, k in parts:
                 fired = results[k] if t.handle is not None else reference_fired(
                     t.compiled, context, event=event, scheduled=None, now=now)
@@ -199,7 +193,7 @@ class RulesRuntime:
     def _run(self, targets: Sequence[_Live], context: Mapping[str, Any], *, event: str | None,
              scheduled: str | None) -> Decision:
         now = self.clock.now()
-        matches: list[Match] = []
+        matches: list[tuple[Any, ...]] = []
         if self._durable is not None and targets:
             facts = [t.compiled.fact(context, event=event, scheduled=scheduled, now=now) for t in targets]
             assert all(t.handle is not None for t in targets)
@@ -220,22 +214,21 @@ class RulesRuntime:
         return self._decision(event or f"schedule:{scheduled}", now, matches, targets)
 
     @staticmethod
-    def _matches(t: _Live, fired: Iterable[int], inputs: Mapping[str, Any]) -> list[Match]:
+    def _matches(t: _Live, fired: Iterable[int], inputs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         out = []
+        rules = t.compiled.rules
+        paths = t.compiled.rule_paths
         for i in fired:
-            rule: Rule = t.compiled.rules[i]
-            out.append(Match(t.name, t.version, rule.id, rule.priority, t.actions[i],
-                             {p: inputs[p] for p in t.compiled.rule_paths[i]}))
+            rule: Rule = rules[i]
+            m = Match(t.name, t.version, rule.id, rule.priority, t.actions[i], {p: inputs[p] for p in paths[i]})
+            out.append((rule.priority, t.name, i, m))
         return out
 
     @staticmethod
-    def _decision(event: str, now: datetime, matches: list[Match], targets: Iterable[_Live]) -> Decision:
-        order = {}
-        for t in targets:
-            for i, r in enumerate(t.compiled.rules):
-                order[(t.name, r.id)] = i
-        matches.sort(key=lambda m: (m.priority, m.ruleset, order[(m.ruleset, m.rule)]))
-        return Decision(event, now, tuple(matches), {t.name: t.version for t in targets})
+    def _decision(event: str, now: datetime, matches: list[tuple[Any, ...]], targets: Iterable[_Live]) -> Decision:
+        if len(matches) > 1:
+            matches.sort(key=lambda x: x[:3])
+        return Decision(event, now, tuple(x[3] for x in matches), {t.name: t.version for t in targets})
 
     # -- the decision log -------------------------------------------------------------------
     def log(self, where: Database | Session, decision: Decision, context: Mapping[str, Any], *,

@@ -53,7 +53,8 @@ def test_access_suspended_keeps_only_data_export_and_partners_get_the_beta(runti
     rt, _ = runtime
     suspended = {"account": {"dunning_state": "suspended"}}
     assert rt.evaluate("access.check", {**suspended, "feature": "sso"}).access() == "deny"
-    assert rt.evaluate("access.check", {**suspended, "feature": "data_export"}).access() is None
+    export = rt.evaluate("access.check", {**suspended, "feature": "data_export"})
+    assert (export.access(), export.rule_ids) == ("allow", ["access/export-while-suspended"])
     partner = {"customer": {"tags": ["partner"]}, "feature": "beta_ai", "account": {"dunning_state": "active"}}
     assert rt.evaluate("access.check", partner).access() == "allow"
     d = rt.evaluate("access.check", {**partner, **suspended})

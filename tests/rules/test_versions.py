@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from engine.clock import TestClock
 from engine.documents import DocumentError, load_yaml_text
 from engine.rules import (
+    DurableEngine,
     References,
     RulesRuntime,
     decision_by_id,
@@ -141,8 +142,10 @@ def test_the_decision_log_answers_why(db: Database, clock: TestClock) -> None:
         assert s.scalar(select(func.count()).select_from(RuleVersion)) == 0
 
 
-def test_eight_threads_agree_with_serial_evaluation(clock: TestClock) -> None:
-    rt = RulesRuntime(clock)
+@pytest.mark.parametrize("owner", ["lock", "thread"])
+def test_eight_threads_agree_with_serial_evaluation(clock: TestClock, owner: str) -> None:
+    engine = DurableEngine(owner)
+    rt = RulesRuntime(clock, durable=engine)
     rt.install(load_ruleset_text("""\
 ruleset: mix
 rules:
@@ -156,3 +159,4 @@ rules:
         parallel = list(pool.map(lambda c: rt.evaluate("t.e", c).rule_ids, ctxs))
     assert parallel == serial
     assert {tuple(x) for x in serial} >= {("mix/a", "mix/b"), ("mix/c",), ()}
+    engine.close()
