@@ -68,7 +68,8 @@ def test_email_arrives_with_subject_and_body(db: Database, clock: TestClock,
     report = deliver_pending(db, channels, now=clock.now())
     channels.close()
     assert report.sent == 2, report.errors
-    first, second = smtp_server.inbox.wait_for(2)
+    by_template = {m["X-Billing-Template"]: m for m in smtp_server.inbox.wait_for(2)}
+    first, second = by_template["payment_failed"], by_template["invoice_issued"]
     assert first["Subject"] == "Payment for invoice INV-2026-0042 failed"
     assert first["To"] == "ada@example.com" and first["From"] == "billing@example.com"
     assert first["Message-ID"] == f"<{nid}@example.com>"
@@ -77,7 +78,7 @@ def test_email_arrives_with_subject_and_body(db: Database, clock: TestClock,
     assert "we could not collect €1,234.50 for invoice INV-2026-0042" in text
     assert "<strong>€1,234.50</strong>" in html
     assert second["Subject"] == "Rechnung INV-2026-0042 über 1.234,50 €"
-    assert smtp_server.inbox.envelopes[0] == ("billing@example.com", ["ada@example.com"])
+    assert ("billing@example.com", ["ada@example.com"]) in smtp_server.inbox.envelopes
     assert status(db, nid).status == "sent"
     with db.session() as s:
         sent = s.scalars(select(OutboxEvent).where(OutboxEvent.type == "notification.sent")).all()
@@ -196,3 +197,30 @@ def test_refused_recipient_fails_permanently(db: Database, clock: TestClock) -> 
         controller.stop()
     assert report.failed == 1 and "550" in report.errors[0]
     assert status(db, nid).status == "failed"
+
+
+def test_header_injection_in_the_address_is_refused(db: Database, clock: TestClock,
+                                                    smtp_server: SmtpServer) -> None:
+    evil = dict(CUSTOMER, email="ada@example.com\r\nBcc: everyone@example.com")
+    nid = record(db, clock, customer=evil)
+    channels = Channels([EmailChannel.from_url(smtp_server.url)])
+    report = deliver_pending(db, channels, now=clock.now())
+    channels.close()
+    assert report.failed == 1 and "not a plain ASCII address" in report.errors[0]
+    assert status(db, nid).status == "failed"
+    assert smtp_server.inbox.wait_for(1, timeout=0.3) == []
+
+
+def test_many_messages_over_concurrent_connections(db: Database, clock: TestClock,
+                                                   smtp_server: SmtpServer) -> None:
+    for i in range(30):
+        record(db, clock, "invoice_issued", f"evt_{i}", dict(CUSTOMER, email=f"c{i}@example.com"))
+    channels = Channels([EmailChannel.from_url(smtp_server.url)])
+    report = deliver_pending(db, channels, now=clock.now(), concurrency=4, record_every=7)
+    channels.close()
+    assert report.sent == 30
+    received = smtp_server.inbox.wait_for(30)
+    assert sorted(m["To"] for m in received) == sorted(f"c{i}@example.com" for i in range(30))
+    with db.session() as s:
+        sent = s.scalars(select(OutboxEvent).where(OutboxEvent.type == "notification.sent")).all()
+    assert len(sent) == 30

@@ -4,6 +4,7 @@ the events, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -229,3 +230,28 @@ def test_missing_address_and_unconfigured_channel(db: Database, clock: TestClock
 def test_unknown_channel_is_refused(db: Database, clock: TestClock) -> None:
     with pytest.raises(ValueError, match="unknown channel"):
         send(db, clock, channels=("fax",))
+
+
+def test_a_run_that_died_mid_send_is_picked_up_after_its_lease(
+        db: Database, clock: TestClock, chans: Channels) -> None:
+    [r] = send(db, clock)
+    # A run claimed it and died before marking it: the row stays `sending` for its lease.
+    with db.session() as s:
+        row = s.get(Notification, r.notification_id)
+        assert row is not None
+        row.status, row.attempts = "sending", 1
+        row.lease_until = clock.now() + timedelta(minutes=5)
+    assert deliver_pending(db, chans, now=clock.now()).attempted == 0
+    clock.set(clock.now() + timedelta(minutes=5))
+    assert deliver_pending(db, chans, now=clock.now()).sent == 1
+    with db.session() as s:
+        assert len(list_feed(s, "cus_1")) == 1
+        row = s.get(Notification, r.notification_id)
+        assert row is not None and (row.status, row.attempts) == ("sent", 2)
+
+
+def test_channels_from_settings(tmp_path: Path) -> None:
+    chans = Channels.from_settings(smtp_url="smtp://127.0.0.1:2525", sms_file=tmp_path / "s")
+    assert sorted(chans.names()) == ["email", "in_app", "sms", "webhook"]
+    chans.close()
+    assert "email" not in Channels.from_settings(smtp_url="", webhooks=False).names()
