@@ -357,7 +357,7 @@ class OutboxRelay:
                 keep = 1 if full and self.db.is_postgres else 0
                 while len(outstanding) > keep:
                     await self._settle(outstanding.pop(0))
-                if not full:
+                if claimed is None:  # idle: poll; otherwise look again at once
                     await _sleep(stop, self.config.poll_interval)
         finally:
             for batch in outstanding:  # release the locks, keep what was confirmed
