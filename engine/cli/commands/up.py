@@ -1,45 +1,141 @@
-"""`billing up`: the whole embedded system in one command."""
+"""`billing up`: the whole embedded default in one process: migrations, the demo seed, the
+payment sandbox, the API with its in-process workers and scheduler, and the console."""
 
 from __future__ import annotations
 
 import argparse
-import json
-from decimal import Decimal
+import os
+import sys
+import threading
+import time
+from datetime import UTC, datetime
 from typing import Any
 
-from engine.catalog import DocumentError, load_catalog
-from engine.cli.errors import BadInput
-from engine.cli.paths import expand
+from engine.cli.commands.serve import ADMIN_KEY_FILE, STATE_DIR, migrate_database, serve_http
 from engine.config import get_settings
-from engine.periods import Period
-from engine.pricing import MetricUsage, bill_to_dict, price_period
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("up", help="start the whole embedded system (SQLite, in-process bus, demo data)")
+    p.add_argument("--no-console", action="store_true", help="do not start the Streamlit console")
+    p.add_argument("--no-seed", action="store_true", help="do not seed demo data into an empty database")
     p.set_defaults(func=run)
 
 
-def demo_quote() -> dict[str, Any]:
-    settings = get_settings()
-    catalogs = []
-    for path in expand([settings.catalogs_dir]):
-        try:
-            catalogs.append(load_catalog(path))
-        except DocumentError as exc:
-            raise BadInput(str(exc)) from None
-    saas = next(c for c in catalogs if "pro" in c.plans)
-    bill = price_period(
-        saas,
-        saas.plan("pro"),
-        Period.parse("2026-11-01/2026-12-01"),
-        quantity=Decimal(3),
-        usage={"api_calls": MetricUsage(Decimal(15000))},
+def start_sandbox(settings: Any) -> threading.Thread:
+    """The sandbox payment provider, in this process, posting webhooks to our API."""
+    import uvicorn
+
+    from engine.payments import create_sandbox_app
+
+    app = create_sandbox_app(
+        api_key=settings.psp_api_key,
+        webhook_secret=settings.psp_webhook_secret,
+        webhook_url=f"http://{settings.api_host}:{settings.api_port}/webhooks/psp/sandbox",
     )
-    return bill_to_dict(bill, saas.rounder)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.psp_port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, name="psp-sandbox", daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    return thread
+
+
+def save_admin_key(key: str) -> None:
+    STATE_DIR.mkdir(exist_ok=True)
+    ADMIN_KEY_FILE.write_text(key + "\n")
+    os.chmod(ADMIN_KEY_FILE, 0o600)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("billing-engine: catalogs validated; demo quote for plan pro (3 seats, 15,000 API calls):")
-    print(json.dumps(demo_quote(), indent=2))
+    from engine import demo
+    from engine.api import create_key
+    from engine.system import build_system
+
+    settings = get_settings()
+    if not settings.psp_url:
+        settings = settings.model_copy(update={"psp_url": f"http://127.0.0.1:{settings.psp_port}"})
+    out = sys.stdout
+    print(f"billing-engine: database {settings.database_url}", file=out, flush=True)
+    migrate_database(settings.database_url)
+    start_sandbox(settings)
+    wiring = installers()
+    system = build_system(settings, create_tables=False, wiring=wiring)
+    if not args.no_seed and not demo.is_seeded(system):
+        now = datetime.now(UTC)
+        print(
+            "seeding the demo: catalogs, rules, 50 customers and a month of usage (about a minute)...",
+            file=out,
+            flush=True,
+        )
+        replay = build_system(
+            settings, clock=demo.replay_clock(now, 30), db=system.db, create_tables=False, wiring=wiring
+        )
+        report = demo.seed(replay, now)
+        print(
+            f"  {report.customers} customers, {report.events} usage events, catalogs {', '.join(report.catalogs)}, "
+            f"rulesets {', '.join(report.rulesets)}",
+            file=out,
+            flush=True,
+        )
+        system.sync_rules()
+    key_note = f"the admin API key is in {ADMIN_KEY_FILE}"
+    if not ADMIN_KEY_FILE.exists():
+        with system.db.session() as s:
+            _, key = create_key(s, "admin", now=datetime.now(UTC), name="billing up")
+        save_admin_key(key)
+        key_note = f"admin API key (shown once; also saved to {ADMIN_KEY_FILE}, mode 600):\n  {key}"
+    stop = threading.Event()
+    system.start_workers(stop)
+    console = None
+    if not args.no_console:
+        console = start_console(settings, out)
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    print(
+        f"""
+billing-engine is up.
+  API      {base}   (OpenAPI docs: {base}/docs, health: {base}/health)
+  sandbox  http://127.0.0.1:{settings.psp_port}   (payment provider; test cards in docs)
+  {key_note}
+
+Try it:
+  curl -s -X POST {base}/v1/access/check -H "Authorization: Bearer $(cat {ADMIN_KEY_FILE})" \\
+       -H 'Content-Type: application/json' -d '{{"customer_id": "cus_001", "feature": "api"}}'
+""",
+        file=out,
+        flush=True,
+    )
+    try:
+        serve_http(system, settings.api_host, settings.api_port)
+    finally:
+        stop.set()
+        if console is not None:
+            console.terminate()
     return 0
+
+
+def installers() -> list[Any]:
+    """The optional subsystems' wiring (automation, scheduler), when installed."""
+    found = []
+    for module in ("engine.automation", "engine.scheduler"):
+        try:
+            mod = __import__(module, fromlist=["install"])
+        except ImportError:
+            continue
+        install = getattr(mod, "install", None)
+        if install is not None:
+            found.append(install)
+    return found
+
+
+def start_console(settings: Any, out: Any) -> Any:
+    try:
+        from engine.console import run_console
+    except ImportError:
+        print("  (console not installed)", file=out)
+        return None
+    return run_console(settings.console_port, database_url=settings.database_url, wait=True, out=out)
