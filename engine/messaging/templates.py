@@ -361,6 +361,10 @@ def preview(name: str, channel: str = "email", locale: str = DEFAULT_LOCALE,
     """Render NAME with the sample data shipped for it (`billing template preview`)."""
     from engine.messaging.samples import sample_customer, sample_data
 
+    try:
+        data = sample_data(name)
+    except KeyError as exc:
+        raise TemplateError(name, channel, str(exc.args[0])) from None
     return (renderer or default_renderer()).render(
-        name, channel, sample_data(name), locale, sample_customer(locale)
+        name, channel, data, locale, sample_customer(locale)
     )

@@ -224,3 +224,8 @@ def test_too_long_sms_is_refused(tdir: Path) -> None:
 def test_preview_all_names_have_samples() -> None:
     assert set(Renderer().names()) >= set(TEMPLATE_NAMES)
     assert preview("upgrade_offer", "in_app").title == "Upgrade to Pro"
+
+
+def test_preview_of_an_unknown_template_is_a_clear_error() -> None:
+    with pytest.raises(TemplateError, match="no sample data for template 'nope'"):
+        preview("nope", "email")
