@@ -19,7 +19,13 @@ def edit(at, text: str):  # type: ignore[no-untyped-def]
     return at
 
 
+def form(at, name: str):  # type: ignore[no-untyped-def]
+    at.radio(key="f_form").set_value(name).run()
+    return at
+
+
 def change_tier(at, unit: str = "0.003"):  # type: ignore[no-untyped-def]
+    form(at, "Change a tier")
     at.selectbox(key="f_tier_price").select("pro · calls").run()
     at.selectbox(key="f_tier_no").select(2)
     at.text_input(key="f_tier_unit").input(unit)
@@ -78,6 +84,7 @@ def test_validation_error_and_fix(app) -> None:  # type: ignore[no-untyped-def]
 def test_form_edits_write_yaml(app) -> None:  # type: ignore[no-untyped-def]
     at = open_source(app("editor"), SAAS)
     # Change a price.
+    form(at, "Change a price")
     at.selectbox(key="f_price_plan").select("pro").run()
     at.selectbox(key="f_price_id").select("base").run()
     at.selectbox(key="f_price_field").select("amount")
@@ -89,10 +96,12 @@ def test_form_edits_write_yaml(app) -> None:  # type: ignore[no-untyped-def]
     # Change a tier.
     change_tier(at)
     # Add a plan and a coupon.
+    form(at, "Add a plan")
     at.text_input(key="f_plan_id").input("team")
     at.text_input(key="f_plan_name").input("Team")
     at.text_input(key="f_plan_fee").input("99.00")
     at.button(key="f_plan_apply").click().run()
+    form(at, "Add a coupon")
     at.text_input(key="f_coupon_code").input("SPRING15")
     at.text_input(key="f_coupon_value").input("15")
     at.selectbox(key="f_coupon_duration").select("repeating")
@@ -110,6 +119,9 @@ def test_form_edits_write_yaml(app) -> None:  # type: ignore[no-untyped-def]
     assert (c.percent_off, c.duration, c.periods, c.applies_to) == (Decimal(15), "repeating", 2, ("pro",))
     assert "SPRING15: {percent_off: 15, duration: repeating, periods: 2, applies_to: [pro]}" in text
     # A bad form value: a message, the text unchanged.
+    form(at, "Change a price")
+    at.selectbox(key="f_price_plan").select("pro").run()
+    at.selectbox(key="f_price_id").select("base").run()
     at.text_input(key="f_price_value").input("cheap")
     at.button(key="f_price_apply").click().run()
     assert any("'cheap' is not an amount" in e for e in texts(at, "error"))
@@ -231,3 +243,20 @@ def test_editor_cannot_publish(app) -> None:  # type: ignore[no-untyped-def]
     page(at, "Publish & history")
     assert any("Publishing needs the publisher role" in w for w in texts(at, "warning"))
     assert not [b for b in at.button if b.key == "pub_go"]
+
+
+def test_lifecycle_page(app) -> None:  # type: ignore[no-untyped-def]
+    at = change_tier(open_source(app("editor"), SAAS))
+    page(at, "Simulate")
+    at.radio(key="sim_source").set_value("CSV").run()
+    at.text_area(key="sim_csv_text").input(CSV)
+    at.number_input(key="sim_months").set_value(2)
+    at.radio(key="sim_view").set_value("Lifecycle (collection, dunning)").run()
+    at.number_input(key="life_fail").set_value(0.0)
+    at.button(key="life_run").click().run()
+    assert not at.exception and not texts(at, "error")
+    res = at.session_state["life_result"]
+    # Nothing fails: all of it is collected; b's free invoices ask for no payment.
+    assert res.totals["baseline"]["collected"] == Decimal("4178.00")
+    assert res.totals["draft"]["collected"] == Decimal("4188.00")
+    assert res.notifications["draft"] == {"invoice": 6}

@@ -59,7 +59,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
     editable = can(user["role"], "edit")
     sources = _sources(db, kind)
     c1, c2 = st.columns([4, 1])
-    choice = c1.selectbox("Open", list(sources) or ["(nothing to open)"], key="editor_source")
+    choice = c1.selectbox("Start from", list(sources) or ["(nothing to open)"], key="editor_source")
     if c2.button("Open", key="editor_open", disabled=not sources):
         text, name = sources[choice]
         _open(text, name)
@@ -217,15 +217,20 @@ def _catalog_forms(text: str) -> None:
     plans = data.get("plans") or {}
     plan_ids = [str(p) for p in plans]
     st.subheader("Common edits")
-    t_price, t_tier, t_tiers, t_plan, t_coupon = st.tabs(
-        ["Change a price", "Change a tier", "Edit tiers (table)", "Add a plan", "Add a coupon"]
+    # A radio, not tabs: it keeps its choice when the page reruns after each input.
+    form = st.radio(
+        "Form",
+        ["Change a price", "Change a tier", "Edit tiers (table)", "Add a plan", "Add a coupon"],
+        horizontal=True,
+        key="f_form",
+        label_visibility="collapsed",
     )
 
     def prices_of(plan_id: str) -> list[dict[str, Any]]:
         p = plans.get(plan_id) or {}
         return [x for x in (p.get("prices") or []) if isinstance(x, dict) and "id" in x]
 
-    with t_price:
+    if form == "Change a price":
         plan = st.selectbox("Plan", plan_ids, key="f_price_plan")
         prices = prices_of(plan) if plan else []
         pid = st.selectbox("Price", [str(p["id"]) for p in prices], key="f_price_id")
@@ -244,7 +249,7 @@ def _catalog_forms(text: str) -> None:
 
     tiered = _tiered(data)
     labels = [_label(pl, pid) for pl, pid in tiered]
-    with t_tier:
+    if form == "Change a tier":
         if not tiered:
             st.write("No tiered prices in this draft.")
         else:
@@ -257,7 +262,7 @@ def _catalog_forms(text: str) -> None:
             st.text_input("Flat amount (empty: unchanged)", key="f_tier_flat")
             st.button("Apply tier change", key="f_tier_apply", on_click=_apply, args=(_tier_change,))
 
-    with t_tiers:
+    if form == "Edit tiers (table)":
         if not tiered:
             st.write("No tiered prices in this draft.")
         else:
@@ -268,14 +273,14 @@ def _catalog_forms(text: str) -> None:
             st.caption("Leave up_to empty for the open last tier.")
             st.button("Apply tiers", key="f_tiers_apply", on_click=_apply, args=(_tiers_table,))
 
-    with t_plan:
+    if form == "Add a plan":
         st.text_input("Plan id", key="f_plan_id")
         st.text_input("Name", key="f_plan_name")
         st.selectbox("Interval", ["month", "year", "week", "day", "once"], key="f_plan_interval")
         st.text_input("Base fee (empty: none)", key="f_plan_fee")
         st.button("Add plan", key="f_plan_apply", on_click=_apply, args=(_add_plan,))
 
-    with t_coupon:
+    if form == "Add a coupon":
         st.text_input("Code", key="f_coupon_code")
         st.radio("Discount", ["percent off", "amount off"], horizontal=True, key="f_coupon_type")
         st.text_input("Value", key="f_coupon_value")

@@ -177,8 +177,8 @@ def render(db: Database, user: dict[str, Any]) -> None:
         for p in missing:
             plan_map[p] = st.selectbox(f"{p} →", sorted(draft.plans), key=f"sim_map_{p}")
 
-    tab_rev, tab_life = st.tabs(["Revenue", "Lifecycle (collection, dunning)"])
-    with tab_rev:
+    view = st.radio("What-if", ["Revenue", "Lifecycle (collection, dunning)"], horizontal=True, key="sim_view")
+    if view == "Revenue":
         if st.button("Run simulation", key="sim_run", type="primary"):
             bar = st.progress(0.0, text="building the cohort…")
             cohort = _cohort(db, source, baseline, draft, spec)
@@ -202,7 +202,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
         result = st.session_state.get("sim_result")
         if result is not None:
             _show(result)
-    with tab_life:
+    else:
         _lifecycle(db, source, baseline, draft, spec, int(months), start, plan_map)
 
 

@@ -1,0 +1,121 @@
+"""End to end in headless Chromium (Debian's package, driven by playwright): sign in, change a
+tier price, simulate, see the revenue delta. Screenshots go to test-artifacts/console/.
+
+Fails instead of skipping when the browser is missing and BILLING_REQUIRE_SERVICES=1 (CI)."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.console import ensure_tables, run_console
+from engine.store import Database
+from tests.conftest import service_missing
+
+CHROMIUM = os.environ.get("BILLING_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+CSV = "customer_id,plan,quantity,segment,api_calls\na,pro,3,smb,15000\nb,free,,smb,800\nc,enterprise,10,ent,0\n"
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def console_url(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path}/e2e.db"
+    db = Database(url)
+    db.create_all()
+    ensure_tables(db.engine)
+    db.dispose()
+    port = _free_port()
+    out = io.StringIO()
+    process = run_console(port, database_url=url, out=out)
+    try:
+        printed = out.getvalue()
+        assert f"console: http://127.0.0.1:{port}" in printed
+        assert "sign in as editor / editor-demo (editor)" in printed
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except Exception:
+            process.kill()
+
+
+def test_sign_in_change_tier_simulate(console_url: str) -> None:
+    if not Path(CHROMIUM).exists():
+        service_missing(f"Chromium at {CHROMIUM}", "not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        service_missing("the playwright package", "not installed (pip install -e '.[dev]')")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "failure.png").unlink(missing_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+        try:
+            page.goto(console_url)
+            expect(page.get_by_text("Sign in to edit, simulate and publish")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "1-sign-in.png"))
+            page.get_by_label("User name").fill("editor")
+            page.get_by_role("textbox", name="Password").fill("editor-demo")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Editor")).to_be_visible()
+
+            # Open the SaaS example catalog.
+            page.get_by_role("combobox", name="Start from").click()
+            page.get_by_role("option", name="file: saas.yaml").click()
+            page.get_by_test_id("stButton").get_by_role("button", name="Open", exact=True).click()
+            expect(page.get_by_text("Valid: catalog acme-analytics")).to_be_visible()
+
+            # Change Pro's second API tier from 0.002 to 0.003 with the form.
+            page.get_by_text("Change a tier", exact=True).click()
+            page.get_by_role("combobox", name="Tier", exact=True).click()
+            page.get_by_role("option", name="2", exact=True).click()
+            unit = page.get_by_label("Unit amount")
+            unit.fill("0.003")
+            unit.press("Enter")
+            page.get_by_role("button", name="Apply tier change").click()
+            expect(page.get_by_text("Applied to the YAML.")).to_be_visible()
+            expect(page.locator("textarea").first).to_have_value(
+                __import__("re").compile(r'up_to: 100000, unit_amount: "0\.003"')
+            )
+            page.screenshot(path=str(ARTIFACTS / "2-tier-changed.png"), full_page=True)
+
+            # Simulate three customers for 12 months: +5.00 a month for the Pro customer.
+            page.get_by_text("Simulate", exact=True).click()
+            expect(page.get_by_role("heading", name="What-if simulation")).to_be_visible()
+            page.get_by_text("CSV", exact=True).click()
+            pasted = page.get_by_label("…or paste it")
+            pasted.fill(CSV)
+            pasted.press("Control+Enter")
+            page.get_by_role("button", name="Run simulation").click()
+            expect(page.get_by_text("Revenue delta: +60.00 USD")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "3-simulated.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
