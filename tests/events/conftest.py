@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from events_support import Harness, build_registry, cleanup_rabbit, create_effects, fast_config
@@ -58,6 +58,25 @@ def make_harness(request: pytest.FixtureRequest, bus_kind: str, bus_config: BusC
             prepared.add(id(db))
         url = request.getfixturevalue("rabbit_topology") if bus_kind == "rabbitmq" else None
         h = Harness(bus_kind, db, registry or build_registry(), bus_config, url)  # type: ignore[arg-type]
+        made.append(h)
+        return h
+
+    yield make
+    # Stop the bus threads first: a consumer still running after the topology is deleted
+    # would declare it again. Then delete it (again) ourselves.
+    for h in made:
+        h.stop()
+    if bus_kind == "rabbitmq" and made:
+        cleanup_rabbit(made[0].url or "", bus_config, build_registry())
+
+
+@pytest.fixture
+def rabbit_harness(rabbit_topology: str, bus_config: BusConfig) -> Iterator[Callable[..., Harness]]:
+    """A RabbitMQ harness factory whose threads stop before the topology is deleted."""
+    made: list[Harness] = []
+
+    def make(db: Database, config: BusConfig | None = None) -> Harness:
+        h = Harness("rabbitmq", db, build_registry(), config or bus_config, rabbit_topology)
         made.append(h)
         return h
 

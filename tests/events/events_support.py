@@ -299,7 +299,7 @@ class Harness:
 
     def stop(self) -> None:
         self.stop_event.set()
-        for t in self.threads:
+        for t in self.threads:  # idempotent: the fixtures stop what a failed test left
             t.join(timeout=15)
             assert not t.is_alive(), "bus thread did not stop"
         self.threads.clear()
