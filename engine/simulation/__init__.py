@@ -22,6 +22,7 @@ from engine.simulation.cohort import (
     SyntheticSpec,
     cohort_from_csv,
     cohort_from_records,
+    spec_from_dict,
     synthetic_cohort,
 )
 from engine.simulation.lifecycle import LifecycleResult, PaymentModel, simulate_lifecycle
@@ -45,5 +46,6 @@ __all__ = [
     "month_start",
     "simulate",
     "simulate_lifecycle",
+    "spec_from_dict",
     "synthetic_cohort",
 ]

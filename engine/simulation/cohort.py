@@ -458,3 +458,38 @@ def usage_at(c: SimCustomer, factor: Decimal, integral: frozenset[str] | set[str
         v = v.quantize(ONE, ROUND_HALF_UP) if m in integral else v.quantize(CENT, ROUND_HALF_UP)
         out[m] = MetricUsage(v)
     return out
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
+    """A synthetic cohort from plain data (a YAML/JSON file for `billing simulate`):
+    {count, plan_mix: {plan: weight}, usage: {metric: number | {kind, ...}}, seats, growth,
+    churn, usage_growth, segments, months, seed}."""
+    if not isinstance(data, Mapping):
+        raise CohortError(["a synthetic cohort is a mapping with count, plan_mix, usage, ..."])
+    known = {"count", "plan_mix", "usage", "seats", "growth", "churn", "usage_growth", "segments", "months", "seed"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CohortError([f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"])
+    if "count" not in data or "plan_mix" not in data:
+        raise CohortError(["count and plan_mix are required"])
+    plan_mix = data.get("plan_mix")
+    if not isinstance(plan_mix, Mapping):
+        raise CohortError(["plan_mix: a mapping of plan id to weight"])
+    usage = data.get("usage") or {}
+    if not isinstance(usage, Mapping):
+        raise CohortError(["usage: a mapping of metric to a distribution"])
+    try:
+        return SyntheticSpec(
+            count=data["count"],
+            plan_mix={str(k): float(v) for k, v in plan_mix.items()},
+            usage={str(k): Distribution.parse(v) for k, v in usage.items()},
+            seats=Distribution.parse(data.get("seats", 1)),
+            growth=float(data.get("growth", 0)),
+            churn=float(data.get("churn", 0)),
+            usage_growth=float(data.get("usage_growth", 0)),
+            segments={str(k): float(v) for k, v in (data.get("segments") or {}).items()},
+            months=data.get("months", 12),
+            seed=int(data.get("seed", 7)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise CohortError([f"not a synthetic cohort: {exc}"]) from None

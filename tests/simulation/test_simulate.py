@@ -225,3 +225,25 @@ def test_lifecycle_same_failures_both_sides(baseline, draft) -> None:  # type: i
     assert b["recovered"] == d["recovered"] and b["written_off"] == d["written_off"]
     with pytest.raises(SimulationError, match="failure_rate"):
         simulate_lifecycle(baseline, draft, cohort, start=START, payments=PaymentModel(failure_rate=2))
+
+
+def test_spec_from_dict(baseline) -> None:  # type: ignore[no-untyped-def]
+    from engine.simulation import spec_from_dict
+
+    spec = spec_from_dict(
+        {
+            "count": 20,
+            "plan_mix": {"pro": 1},
+            "usage": {"api_calls": {"kind": "lognormal", "median": 20000, "sigma": 0.5}, "gpu_hours": 3},
+            "seats": {"kind": "uniform", "low": 1, "high": 5},
+            "churn": 0.1,
+            "months": 6,
+        }
+    )
+    cohort = synthetic_cohort(spec, baseline)
+    assert len([c for c in cohort.customers if c.joined == 0]) == 20
+    assert all(c.usage["gpu_hours"] == Decimal("3.0") for c in cohort.customers)
+    with pytest.raises(CohortError, match="unknown field"):
+        spec_from_dict({"count": 1, "plan_mix": {"pro": 1}, "colour": "red"})
+    with pytest.raises(CohortError, match="required"):
+        spec_from_dict({"count": 1})
