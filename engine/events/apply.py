@@ -36,6 +36,10 @@ class Outcome:
     error: str | None = None
 
 
+class HandlerFailed(Exception):
+    """A handler raised on the fast path: roll back and apply the batch event by event."""
+
+
 def describe_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= 1000 else text[:997] + "..."
@@ -47,12 +51,30 @@ def apply_batch(
     envelopes: Sequence[Envelope],
     registry: HandlerRegistry,
     now: datetime,
+    *,
+    isolate: bool | None = None,
 ) -> list[Outcome]:
     """Apply `envelopes` for `subsystem` in `session`'s transaction (the caller commits).
-    Returns one Outcome per envelope, in order."""
+    Returns one Outcome per envelope, in order.
+
+    isolate=None: fast path in a savepoint, falling back to a savepoint per event.
+    isolate=False: fast path only, no savepoint; raises HandlerFailed (the caller rolls
+    back its transaction and calls again with isolate=True).
+    isolate=True: a savepoint per event from the start."""
     handlers = [registry.handlers_for(subsystem, env.type) for env in envelopes]
     if not any(handlers):
         return [Outcome(env, "unhandled") for env in envelopes]
+    if isolate is True:
+        return _apply(session, subsystem, envelopes, handlers, now, isolate=True)
+    if isolate is False:
+        # The caller owns the transaction and will roll it back and call again with
+        # isolate=True when this raises.
+        try:
+            outcomes = _apply(session, subsystem, envelopes, handlers, now, isolate=False)
+            session.flush()
+        except Exception as exc:
+            raise HandlerFailed(describe_error(exc)) from exc
+        return outcomes
     batch = session.begin_nested()
     try:
         outcomes = _apply(session, subsystem, envelopes, handlers, now, isolate=False)

@@ -22,7 +22,7 @@ class BusConfig:
     prefetch: int = 1000
     batch_size: int = 250
     relay_batch_size: int = 500
-    poll_interval: float = 0.05
+    poll_interval: float = 0.02
     reconnect_delay: float = 0.5
     reconnect_delay_max: float = 10.0
     publish_timeout: float = 15.0
