@@ -37,6 +37,7 @@ from engine.events.runtime import (
     run_worker,
     start_in_background,
 )
+from engine.store.outbox import prune as prune_events
 
 __all__ = [
     "SUBSYSTEMS",
@@ -63,6 +64,7 @@ __all__ = [
     "metrics",
     "outbox_status",
     "parse_envelope",
+    "prune_events",
     "register_handler",
     "registry",
     "render_prometheus",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -119,3 +119,18 @@ def mark_processed_many(session: Session, consumer: str, event_ids: Iterable[str
     insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(ProcessedEvent).values(rows).on_conflict_do_nothing().returning(ProcessedEvent.event_id)
     return {r[0] for r in session.execute(stmt)}
+
+
+def prune(session: Session, before: datetime) -> dict[str, int]:
+    """Delete what is no longer needed: outbox rows published before `before`, and
+    processed-records older than it. Choose `before` well past any redelivery (days, not
+    minutes): an event redelivered after its record is gone would apply again. Pending
+    and dead rows are kept."""
+    published = session.execute(
+        delete(OutboxEvent).where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < before)
+    )
+    processed = session.execute(delete(ProcessedEvent).where(ProcessedEvent.processed_at < before))
+    return {
+        "outbox": int(published.rowcount or 0),  # type: ignore[attr-defined]
+        "processed": int(processed.rowcount or 0),  # type: ignore[attr-defined]
+    }

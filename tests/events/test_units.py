@@ -187,3 +187,31 @@ def test_in_process_broker_status_counts_pending_and_dead(sqlite_db: Database) -
     assert payments["messages"] == 2 and payments["dead_letters"] == 1
     sales = next(q for q in status["queues"] if q["subsystem"] == "sales")
     assert sales["messages"] == 0
+
+
+def test_prune_drops_old_published_rows_and_records_but_keeps_pending_and_dead(
+    db: Database,
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from engine.store import OutboxEvent, ProcessedEvent
+    from engine.store.outbox import prune
+
+    old, recent = T0 - timedelta(days=30), T0
+    with db.session() as s:
+        a = add_event(s, "invoice.paid", "c", {}, time=old)
+        a.published_at = old
+        b = add_event(s, "invoice.paid", "c", {}, time=recent)
+        b.published_at = recent
+        add_event(s, "invoice.paid", "c", {}, time=old)  # still pending
+        d = add_event(s, "invoice.paid", "c", {}, time=old)
+        d.dead_at = old
+        mark_processed(s, "sales", a.id, old)
+        mark_processed(s, "sales", b.id, recent)
+    with db.session() as s:
+        assert prune(s, T0 - timedelta(days=7)) == {"outbox": 1, "processed": 1}
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxEvent)) == 3
+        assert s.scalars(select(ProcessedEvent.event_id)).all() == [b.id]
