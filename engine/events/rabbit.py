@@ -629,10 +629,11 @@ class RabbitBus:
         stop_event: threading.Event,
         subsystems: Sequence[str] | None = None,
         *,
-        with_relay: bool = False,
+        with_relay: bool = True,
     ) -> None:
-        """Consume `subsystems` (default: all) until `stop_event` is set; `with_relay` also
-        runs an outbox relay in the same event loop (safe beside other relays)."""
+        """Consume `subsystems` (default: all) until `stop_event` is set. Unless
+        `with_relay` is False it also relays the outbox in the same event loop (several
+        relays are safe), so a process running the bus publishes what it commits."""
         names = list(subsystems or self.registry.subsystems())
 
         async def go() -> None:

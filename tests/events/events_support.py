@@ -287,15 +287,10 @@ class Harness:
 
     def start(self) -> None:
         self.stop_event = threading.Event()
-        targets: list[Callable[[], None]] = [lambda: self.bus.run(self.stop_event)]
-        if self.kind == "rabbitmq":
-            assert self.url
-            relay = OutboxRelay(self.db, self.url, self.config, self.registry, self.metrics)
-            targets.append(lambda: asyncio.run(relay.run(self.stop_event)))
-        for target in targets:
-            t = threading.Thread(target=target, daemon=True)
-            t.start()
-            self.threads.append(t)
+        # RabbitBus.run relays the outbox too, as `billing serve` and `billing worker` do.
+        t = threading.Thread(target=self.bus.run, args=(self.stop_event,), daemon=True)
+        t.start()
+        self.threads.append(t)
 
     def stop(self) -> None:
         self.stop_event.set()
