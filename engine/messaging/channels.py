@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, formataddr
@@ -427,14 +427,23 @@ class InAppChannel:
     def send(self, message: Outgoing, session: Session | None = None) -> str | None:
         if session is None:
             raise TypeError("the in-app channel needs the delivery transaction's session")
+        self.send_many([message], session)
+        return None
+
+    def send_many(self, messages: Sequence[Outgoing], session: Session) -> None:
+        """All of a delivery group's feed rows in one statement."""
+        if messages:
+            session.execute(_INSERT_IN_APP, [self._row(m) for m in messages])
+
+    @staticmethod
+    def _row(message: Outgoing) -> dict[str, Any]:
         r = message.rendered
-        session.execute(_INSERT_IN_APP, {
+        return {
             "id": message.notification_id, "customer_id": message.customer_id,
             "template": message.template, "category": message.category,
             "title": (r.title or "")[:500], "body": r.body or "", "action_url": r.action_url,
             "created_at": message.created_at, "read_at": None,
-        })
-        return None
+        }
 
     def close(self) -> None:
         pass

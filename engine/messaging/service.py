@@ -678,6 +678,7 @@ def _record(db: Database, outcomes: Sequence[_Outcome], now: datetime,
                 .values(status=m.SENT, sent_at=now, updated_at=now, lease_until=None,
                         error=None)
                 .returning(n.id)))
+            in_db: dict[str, tuple[Channel, list[Outgoing]]] = {}
             for out in ok:
                 c = out.claimed
                 if c.id not in marked:
@@ -685,11 +686,18 @@ def _record(db: Database, outcomes: Sequence[_Outcome], now: datetime,
                 if out.provider_id is not None:
                     session.execute(_SET_PROVIDER_ID, {"nid": c.id, "pid": out.provider_id})
                 if out.channel.transactional and out.message is not None:
-                    # In-app: the feed row commits with the mark, or neither does (an error
-                    # here rolls the group back; its rows stay claimed until the lease ends).
-                    out.channel.send(out.message, session)
+                    in_db.setdefault(out.channel.name, (out.channel, []))[1].append(out.message)
                 events.append(("notification.sent", c.customer_id, _event_props(c)))
                 report.sent += 1
+            # In-app: the feed rows commit with the marks, or neither does (an error here rolls
+            # the group back; its rows stay claimed until their lease ends, then go again).
+            for channel, messages in in_db.values():
+                send_many = getattr(channel, "send_many", None)
+                if send_many is not None:
+                    send_many(messages, session)
+                else:
+                    for message in messages:
+                        channel.send(message, session)
         for out in outcomes:
             if out.error is None:
                 continue
