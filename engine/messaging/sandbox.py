@@ -8,7 +8,8 @@ environment checks, while a template renders:
   size limit, checked before the operation where it can be predicted;
 - every call and filter: integer arguments (widths, counts, repetitions) stay under the
   value limit, string `replace`/`join` are estimated first, results are checked after;
-- every loop iteration, call and output chunk: the deadline has not passed;
+- every loop step (checked every 64), call, filter and output chunk: the deadline has
+  not passed;
 - the output: its length stays under the output limit.
 
 A limit that trips raises `RenderLimitError`; the caller fails that notification.
@@ -150,10 +151,6 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         _check_time()
         _guard_binop(operator, left, right)
         return _check_size(super().call_binop(context, operator, left, right), operator)
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        _check_time()
-        return super().getattr(obj, attribute)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _check_time()
