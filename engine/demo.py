@@ -33,12 +33,8 @@ class SeedReport:
 
 
 def is_seeded(system: System) -> bool:
-    from sqlalchemy import func, select
-
-    from engine.sales.models import CatalogVersion
-
     with system.db.session() as s:
-        return bool(s.scalar(select(func.count()).select_from(CatalogVersion)))
+        return bool(sales.list_versions(s))
 
 
 def publish_examples(system: System, catalogs_dir: str, rules_dir: str, clock: Any) -> tuple[list[str], list[str]]:
@@ -116,7 +112,7 @@ def seed(system: System, now: datetime, *, customers: int = 50, days: int = 30, 
                 )
         for start in range(0, len(batch), 5000):
             with system.db.session() as s:
-                events += sales.ingest_events(s, batch[start:start + 5000], clock=clock).accepted
+                events += sales.ingest_events(s, batch[start : start + 5000], clock=clock).accepted
         system.advance_to(min(clock.now() + timedelta(days=1), now))
     if clock.now() < now:
         system.advance_to(now)

@@ -7,6 +7,7 @@ each problem names the file, the line and the JSON path of the offending field.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -79,6 +80,16 @@ class _Loader(yaml.SafeLoader):
 
 for _tag in ("tag:yaml.org,2002:timestamp",):
     _Loader.add_constructor(_tag, lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
+
+# YAML 1.1 reads yes/no/on/off as booleans, so `country: NO` (Norway) became false and a
+# rule's `on:` key became True. Only true/false are booleans here, as in YAML 1.2.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _record_lines(loader: _Loader, node: yaml.Node, path: PathT, lines: dict[PathT, int]) -> None:

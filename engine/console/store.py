@@ -1,7 +1,7 @@
 """The console's reads and writes of the store, through the subsystems' public functions.
 
 Adapters kept here (and named in the report) where a subsystem has no public function yet:
-`list_customer_ids` reads engine.sales' customers table read-only.
+`list_customer_ids` pages through engine.sales' public customer listing.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from engine.clock import Clock, SystemClock
 from engine.console.drafts import check_draft, checksum, diff
 from engine.console.models import Draft
 from engine.periods import Period, calendar_period
-from engine.users import record_audit, require, seed_demo_users
-from engine.users.models import AuditEntry, ConsoleUser
+from engine.users import AuditEntry, ConsoleUser, record_audit, require, seed_demo_users
 
 
 class ConsoleError(ValueError):
@@ -241,10 +240,19 @@ def history(session: Session, name: str) -> list[dict[str, Any]]:
 
 
 def list_customer_ids(session: Session, limit: int = 10_000) -> list[str]:
-    """Adapter: engine.sales has no customer listing yet; read its table, read-only."""
-    from engine.sales.models import Customer
+    """Customer ids through sales' public listing, page by page."""
+    from engine import sales
 
-    return list(session.scalars(select(Customer.id).order_by(Customer.id).limit(limit)))
+    ids: list[str] = []
+    page = 1
+    while len(ids) < limit:
+        found = sales.list_customers(session, page=page, per_page=1000)
+        items = found["items"]
+        ids.extend(c["id"] for c in items)
+        if len(items) < 1000:
+            break
+        page += 1
+    return ids[:limit]
 
 
 def last_full_month(today: date) -> Period:

@@ -132,3 +132,11 @@ def test_missing_file() -> None:
 def test_shipped_catalogs_validate(path: str) -> None:
     catalog = load_catalog(path)
     assert catalog.plans
+
+
+def test_yaml_booleans_are_only_true_and_false() -> None:
+    # Norway's code must stay a string (YAML 1.1 would read NO as false).
+    text = BASE.replace("catalog: t", "catalog: t\ntaxes: {NO: 25, ON: 13}")
+    catalog = load_catalog_text(text, "ok.yaml")
+    assert catalog.taxes == {"NO": 25, "ON": 13}
+    assert load_catalog_text(BASE + "    trial_days: 0\n", "ok.yaml").plans["free"].trial_days == 0

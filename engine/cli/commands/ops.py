@@ -139,8 +139,7 @@ def _payments_db() -> Any:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from engine.payments import reconcile_file
-    from engine.payments.reconcile import ReconciliationError
+    from engine.payments import ReconciliationError, reconcile_file
 
     try:
         data = Path(args.file).read_bytes()
@@ -230,8 +229,14 @@ def run_lint(args: argparse.Namespace) -> int:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from engine.catalog import DocumentError, load_catalog
-    from engine.simulation import CohortError, SimulationError, cohort_from_csv, simulate, synthetic_cohort
-    from engine.simulation.cohort import SyntheticSpec
+    from engine.simulation import (
+        CohortError,
+        SimulationError,
+        SyntheticSpec,
+        cohort_from_csv,
+        simulate,
+        synthetic_cohort,
+    )
 
     try:
         baseline, draft = load_catalog(args.baseline), load_catalog(args.draft)
