@@ -30,7 +30,7 @@ class AccessService:
     ) -> None:
         self.db = db
         self.clock = clock
-        self.view = view or AccessView()
+        self.view = view if view is not None else AccessView()  # an empty view is falsy (__len__)
         self.rules = rules
         # Thresholds already recorded, so a hot check does not write to find out again.
         self._announced: set[tuple[str, str, int, Any]] = set()

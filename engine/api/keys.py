@@ -83,7 +83,7 @@ class KeyVerifier:
         if len(parts) != 3 or parts[0] != "bk":
             return None
         _, key_id, secret = parts
-        with self.db.session() as session:
+        with self.db.read_session() as session:
             row = session.get(ApiKey, key_id)
             if row is None or row.revoked_at is not None:
                 return None

@@ -41,10 +41,10 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            # pysqlite's own transaction handling defers BEGIN; emit it ourselves so
-            # SELECT ... then INSERT in one session is one serialisable transaction.
-            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # Read-only sessions: on SQLite a deferred BEGIN, so readers run beside the writer (WAL).
+        self._read_factory = sessionmaker(self.engine.execution_options(billing_readonly=True), expire_on_commit=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -68,8 +68,27 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reading only: never commits, and on SQLite never waits for the
+        write lock. Writing through it is a bug (SQLite would refuse the upgrade)."""
+        session = self._read_factory()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # pysqlite defers BEGIN on its own; we emit it. A writing session takes the write lock
+    # up front (IMMEDIATE), so SELECT-then-INSERT is one serialisable transaction and never
+    # fails on a lock upgrade; a read session begins deferred and never blocks on writers.
+    readonly = conn.get_execution_options().get("billing_readonly", False)
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -204,3 +204,9 @@ def test_unknown_customer_feature_and_bad_quantity(world: tuple[Database, TestCl
         access.check("acme", "teleport")
     with pytest.raises(ValueError, match="quantity: must be above zero"):
         access.check("acme", "api", D(0))
+
+
+def test_the_configured_view_is_used_even_when_empty(sqlite_db: Database) -> None:
+    view = AccessView(ttl=3600)
+    service = AccessService(sqlite_db, TestClock(datetime(2026, 11, 1, tzinfo=UTC)), view)
+    assert service.view is view

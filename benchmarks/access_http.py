@@ -1,0 +1,220 @@
+"""Access checks over HTTP under concurrent load (wrk, 16 connections), against a trivial
+endpoint on the same server and worker count; also the batch check (100 features per call)
+and usage ingestion over HTTP.
+
+Target (issue 6): checks at >= 0.8 of the trivial endpoint's rate, p99 < 10 ms at 16
+connections.
+
+    .venv/bin/python benchmarks/access_http.py [--seconds 10] [--customers 1000]
+
+Needs `wrk` (Debian: apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine import sales  # noqa: E402
+from engine.api import create_app, create_key  # noqa: E402
+from engine.config import Settings  # noqa: E402
+from engine.rules import publish_ruleset  # noqa: E402
+from engine.system import build_system  # noqa: E402
+
+REPORT_LUA = """
+local shown = false
+response = function(status, headers, body)
+  if status >= 300 and not shown then
+    shown = true
+    io.stderr:write("first error response: " .. status .. " " .. body .. "\\n")
+  end
+end
+"""
+
+CHECK_LUA = """
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format('{"customer_id": "cus_%d", "feature": "%s"}', n % __N__, __FEATURE__)
+  return wrk.format("POST", "/v1/access/check", {["Authorization"] = "Bearer __KEY__", ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+BATCH_LUA = """
+local features = {"api", "sso", "projects", "data_export", "audit_log", "beta_ai"}
+local n = 0
+request = function()
+  n = n + 1
+  local items = {}
+  for i = 1, 100 do
+    items[i] = string.format('{"customer_id": "cus_%d", "feature": "%s"}', n % __N__, features[(i % 6) + 1])
+  end
+  return wrk.format("POST", "/v1/access/check", {["Authorization"] = "Bearer __KEY__", ["Content-Type"] = "application/json"},
+                    "[" .. table.concat(items, ",") .. "]")
+end
+"""
+
+EVENTS_LUA = """
+local n = 0
+local tid = math.random(1, 1000000000)
+request = function()
+  n = n + 1
+  local items = {}
+  for i = 1, 100 do
+    items[i] = string.format('{"id": "b_%d_%d_%d", "type": "api.request", "customer_id": "cus_%d", "time": "2026-11-02T10:00:00Z"}', tid, n, i, (n + i) % __N__)
+  end
+  return wrk.format("POST", "/v1/events", {["Authorization"] = "Bearer __KEY__", ["Content-Type"] = "application/json"},
+                    "[" .. table.concat(items, ",") .. "]")
+end
+"""
+
+NOOP_LUA = """
+request = function()
+  return wrk.format("GET", "/bench/noop", {["Authorization"] = "Bearer __KEY__"})
+end
+"""
+
+
+def parse_wrk(text: str) -> dict[str, float]:
+    def ms(value: str, unit: str) -> float:
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    out = {"rps": rps}
+    for pct in ("50", "99"):
+        m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", text)
+        if m:
+            out[f"p{pct}_ms"] = round(ms(m.group(1), m.group(2)), 3)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    out["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    return out
+
+
+def wrk(url: str, script: str, seconds: int, connections: int = 16) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script + REPORT_LUA)
+    result = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = parse_wrk(result.stdout)
+    if result.stderr.strip() or figures["non_2xx"]:
+        # A rate of error pages is not a rate of checks: stop rather than report it.
+        sys.exit(f"wrk saw failures ({figures['non_2xx']:.0f} non-2xx): {result.stderr.strip()[:500]}")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--customers", type=int, default=1000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    tmp = tempfile.mkdtemp()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp}/bench.db", test_clock="2026-11-01T09:00:00Z", access_cache_ttl=3600
+    )
+    system = build_system(settings)
+    with system.db.session() as s:
+        sales.publish_catalog(s, ROOT / "catalogs/saas.yaml", "bench", clock=system.clock)
+        publish_ruleset(s, ROOT / "rules/access.yaml", "bench")
+        _, key = create_key(s, "admin", now=datetime(2026, 11, 1, tzinfo=UTC))
+    system.sync_rules()
+    for start in range(0, args.customers, 200):
+        with system.db.session() as s:
+            for i in range(start, min(start + 200, args.customers)):
+                sales.create_customer(s, {"id": f"cus_{i}", "name": f"C{i}", "email": f"c{i}@x.io"}, clock=system.clock)
+                sales.create_subscription(s, f"cus_{i}", "pro" if i % 4 else "free", clock=system.clock)
+    # Steady state: the setup's events (thousands) are dispatched before measuring.
+    system.drain()
+    stop = threading.Event()
+    system.start_workers(stop)
+
+    app = create_app(system.api_context())
+
+    @app.get("/bench/noop", include_in_schema=False)
+    def noop() -> dict[str, bool]:  # the trivial endpoint: same server, same threadpool path
+        return {"ok": True}
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    n = args.customers
+
+    def script(template: str, feature: str = '(n % 3 == 0) and "sso" or "api"') -> str:
+        return template.replace("__N__", str(n)).replace("__KEY__", key).replace("__FEATURE__", feature)
+
+    # Sanity: the scripted requests must succeed, or the rates measure error pages.
+    import httpx
+
+    probe = httpx.post(
+        f"{url}/v1/access/check",
+        json={"customer_id": "cus_1", "feature": "api"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    if probe.status_code != 200:
+        sys.exit(f"probe failed: {probe.status_code} {probe.text}")
+    # Warm the view (every customer loaded once), then measure alternately.
+    wrk(url, script(CHECK_LUA), 3)
+    noop_a = wrk(url, script(NOOP_LUA), args.seconds)
+    check = wrk(url, script(CHECK_LUA), args.seconds)
+    allowed = wrk(url, script(CHECK_LUA, '"api"'), args.seconds)
+    noop_b = wrk(url, script(NOOP_LUA), args.seconds)
+    batch = wrk(url, script(BATCH_LUA), args.seconds)
+    events = wrk(url, script(EVENTS_LUA), args.seconds)
+    noop_rps = (noop_a["rps"] + noop_b["rps"]) / 2
+    view = system.access.view
+    print(f"access view: {view.hits:,} hits, {view.misses:,} misses")
+    print(f"trivial endpoint: {noop_rps:,.0f} req/s")
+    print(f"access check:     {check['rps']:,.0f} req/s, p50 {check.get('p50_ms')} ms, p99 {check.get('p99_ms')} ms")
+    print(
+        f"allowed only:     {allowed['rps']:,.0f} req/s, p50 {allowed.get('p50_ms')} ms, p99 {allowed.get('p99_ms')} ms"
+    )
+    print(f"batch check:      {batch['rps'] * 100:,.0f} checks/s ({batch['rps']:,.0f} calls/s of 100)")
+    print(f"ingestion:        {events['rps'] * 100:,.0f} events/s ({events['rps']:,.0f} calls/s of 100)")
+    server.should_exit = True
+    stop.set()
+    print(
+        json.dumps(
+            {
+                "benchmark": "access_http",
+                "connections": 16,
+                "trivial_rps": round(noop_rps),
+                "check_rps": round(check["rps"]),
+                "check_p50_ms": check.get("p50_ms"),
+                "check_p99_ms": check.get("p99_ms"),
+                "check_non_2xx": check["non_2xx"],
+                "batch_checks_per_s": round(batch["rps"] * 100),
+                "ingest_events_per_s": round(events["rps"] * 100),
+                "ingest_non_2xx": events["non_2xx"],
+                "ratio": round(check["rps"] / noop_rps, 3),
+                "target": 0.8,
+                "target_p99_ms": 10,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
