@@ -1,18 +1,26 @@
 """Imports every subsystem's tables, so migrations and `create_all` see the whole schema."""
 
-import engine.access.models
-import engine.api.models
-import engine.dunning.models
-import engine.messaging.models
-import engine.payments.models
-import engine.sales.models
-import engine.store.outbox
+import importlib
 
-try:  # packages still being built may not have tables yet
-    import engine.rules.models
-except ImportError:
-    pass
-try:
-    import engine.users.models  # noqa: F401
-except ImportError:
-    pass
+# Each subsystem declares its tables in its own models module.
+MODEL_MODULES = (
+    "engine.store.outbox",
+    "engine.sales.models",
+    "engine.rules.models",
+    "engine.payments.models",
+    "engine.messaging.models",
+    "engine.access.models",
+    "engine.dunning.models",
+    "engine.api.models",
+    "engine.users.models",
+    "engine.console.models",
+    "engine.automation.models",
+    "engine.scheduler.models",
+)
+
+for _name in MODEL_MODULES:
+    try:
+        importlib.import_module(_name)
+    except ModuleNotFoundError as exc:  # a subsystem without tables (yet) is fine; a broken import is not
+        if exc.name is None or not _name.startswith(exc.name):
+            raise

@@ -17,18 +17,7 @@ from engine.store.base import Base, DecimalString, UTCDateTime
 
 log = logging.getLogger("alembic.env")
 
-MODEL_MODULES = (
-    "engine.store.outbox",
-    "engine.sales.models",
-    "engine.rules.models",
-    "engine.payments.models",
-    "engine.messaging.models",
-    "engine.access.models",
-    "engine.events",
-    "engine.events.models",
-    "engine.scheduler.models",
-    "engine.api.models",
-)
+from engine.models import MODEL_MODULES  # the one list of every subsystem's tables
 
 
 def import_models() -> list[str]:
