@@ -13,11 +13,11 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from engine.models import MODEL_MODULES  # the one list of every subsystem's tables
 from engine.store.base import Base, DecimalString, UTCDateTime
 
 log = logging.getLogger("alembic.env")
 
-from engine.models import MODEL_MODULES  # the one list of every subsystem's tables
 
 
 def import_models() -> list[str]:
