@@ -103,7 +103,9 @@ class System:
             self.bus.wake()
 
     def drain(self) -> int:
-        """Dispatch every pending event in this process (in-process bus), until quiet."""
+        """Announce pending quota thresholds, then dispatch every pending event in this
+        process (in-process bus), until quiet."""
+        self.access.announce_thresholds()
         if self.bus is not None and hasattr(self.bus, "drain"):
             return int(self.bus.drain())
         return 0
@@ -147,6 +149,11 @@ class System:
                     log.exception("could not refresh the published rules")
 
         thread = threading.Thread(target=refresh_rules, name="rules-refresh", daemon=True)
+        thread.start()
+        threads.append(thread)
+        thread = threading.Thread(
+            target=self.access.watch_thresholds, args=(stop,), name="quota-thresholds", daemon=True
+        )
         thread.start()
         threads.append(thread)
         return threads

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -13,6 +15,8 @@ from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
 from engine.store import Database, add_event
+
+log = logging.getLogger("engine.access")
 
 # (context) -> the allow/deny actions the access rules asked for
 RulesHook = Callable[[Mapping[str, Any]], Sequence[RuleAction]]
@@ -34,6 +38,9 @@ class AccessService:
         self.rules = rules
         # Thresholds already recorded, so a hot check does not write to find out again.
         self._announced: set[tuple[str, str, int, Any]] = set()
+        self._pending: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self._pending_signal = threading.Event()
 
     def snapshot(self, customer_id: str) -> Snapshot:
         def load() -> Snapshot:
@@ -70,12 +77,36 @@ class AccessService:
             self._announced.add((snapshot.customer_id, c[0], c[1], c[4]))
 
     def usage_changed(self, customer_ids: Sequence[str]) -> None:
-        """After usage was ingested: refresh those customers and announce thresholds reached."""
-        for customer_id in set(customer_ids):
+        """After usage was ingested: the next check sees it (the entry is dropped now), and
+        thresholds are announced by the watcher, off the ingestion request's path."""
+        ids = set(customer_ids)
+        for customer_id in ids:
             self.view.invalidate(customer_id)
+        with self._pending_lock:
+            self._pending.update(ids)
+        self._pending_signal.set()
+
+    def announce_thresholds(self) -> int:
+        """Announce the thresholds reached by customers whose usage changed; returns how many
+        customers were looked at. The watcher thread calls it; tests and the test clock may."""
+        with self._pending_lock:
+            ids, self._pending = self._pending, set()
+            self._pending_signal.clear()
+        now = self.clock.now()
+        for customer_id in sorted(ids):
             snapshot = self.snapshot(customer_id)
-            if any((customer_id, c[0], c[1], c[4]) not in self._announced for c in crossed(snapshot, self.clock.now())):
+            if any((customer_id, c[0], c[1], c[4]) not in self._announced for c in crossed(snapshot, now)):
                 self._side_effects(snapshot, Decision(True, "", "plan"))
+        return len(ids)
+
+    def watch_thresholds(self, stop: threading.Event, interval: float = 0.2) -> None:
+        """Run `announce_thresholds` whenever usage changed, until `stop` (a worker thread)."""
+        while not stop.is_set():
+            if self._pending_signal.wait(interval):
+                try:
+                    self.announce_thresholds()
+                except Exception:  # the next batch retries; thresholds are idempotent
+                    log.exception("announcing quota thresholds failed")
 
     def invalidate(self, customer_id: str | None = None) -> None:
         self.view.invalidate(customer_id)

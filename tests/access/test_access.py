@@ -156,12 +156,15 @@ def test_quota_then_upgrade_flow_on_the_store(world: tuple[Database, TestClock, 
     with db.session() as s:
         sales.ingest_events(s, _calls(800, 0, clock.now()), clock=clock)
     access.usage_changed(["acme"])
+    assert _events(db, "usage.threshold_reached") == []  # announced off the ingestion path...
+    assert access.announce_thresholds() == 1  # ...by the watcher
     reached = _events(db, "usage.threshold_reached")
     assert [(e.properties["feature"], e.properties["threshold"]) for e in reached] == [("api", 80)]
 
     with db.session() as s:
         sales.ingest_events(s, _calls(200, 800, clock.now()), clock=clock)
     access.usage_changed(["acme"])
+    access.announce_thresholds()
     denied = access.check("acme", "api")
     assert (denied.allowed, denied.reason, denied.used, denied.offer) == (
         False,
