@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     # How stale an access decision may be across API processes (seconds); see the README.
     access_cache_ttl: float = 2.0
+    # access.denied events are written together every this many milliseconds (0: each in its
+    # check's own transaction). A crash can lose at most this window's denial events.
+    access_denial_buffer_ms: int = 50
     # How often a process looks for rulesets published elsewhere (seconds).
     rules_refresh_seconds: float = 2.0
     catalogs_dir: str = "catalogs"

@@ -106,6 +106,7 @@ class System:
         """Announce pending quota thresholds, then dispatch every pending event in this
         process (in-process bus), until quiet."""
         self.access.announce_thresholds()
+        self.access.flush_denials()
         if self.bus is not None and hasattr(self.bus, "drain"):
             return int(self.bus.drain())
         return 0
@@ -244,9 +245,15 @@ def build_system(
             else SystemClock()
         )
     registry = HandlerRegistry()
-    access = AccessService(db, clock, AccessView(ttl=settings.access_cache_ttl))
+    access = AccessService(
+        db,
+        clock,
+        AccessView(ttl=settings.access_cache_ttl),
+        denial_buffer_seconds=settings.access_denial_buffer_ms / 1000,
+    )
     system = System(settings, db, clock, registry, access, KeyVerifier(db), rules=RulesRuntime(clock))
     access.rules = system.access_rules
+    access.after_denials = system.after_commit
     system.sync_rules()
     system.payments_enabled = configure_payments(settings, clock)
     if system.payments_enabled:

@@ -30,7 +30,13 @@ class UnknownFeature(LookupError):
 
 class AccessService:
     def __init__(
-        self, db: Database, clock: Clock, view: AccessView | None = None, rules: RulesHook | None = None
+        self,
+        db: Database,
+        clock: Clock,
+        view: AccessView | None = None,
+        rules: RulesHook | None = None,
+        *,
+        denial_buffer_seconds: float = 0.0,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -38,6 +44,13 @@ class AccessService:
         self.rules = rules
         # Thresholds already recorded, so a hot check does not write to find out again.
         self._announced: set[tuple[str, str, int, Any]] = set()
+        # 0: each denial's event is written in the check's own transaction. Above 0: buffered
+        # and written by `write_denials` (a crash can lose that window's denial events).
+        self.denial_buffer_seconds = denial_buffer_seconds
+        self.after_denials: Callable[[], None] = lambda: None
+        self._denials: list[tuple[str, dict[str, Any], Any]] = []
+        self._denials_lock = threading.Lock()
+        self._denials_signal = threading.Event()
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
         self._pending_signal = threading.Event()
@@ -68,6 +81,12 @@ class AccessService:
         fresh = [c for c in crossed(snapshot, now) if (snapshot.customer_id, c[0], c[1], c[4]) not in self._announced]
         if decision.allowed and not fresh:
             return
+        if not fresh and self.denial_buffer_seconds > 0:
+            # Denials are frequent: written together, one transaction per short window.
+            with self._denials_lock:
+                self._denials.append((snapshot.customer_id, decision.to_dict(), now))
+            self._denials_signal.set()
+            return
         with self.db.session() as session:
             if not decision.allowed:
                 add_event(session, "access.denied", snapshot.customer_id, decision.to_dict(), time=now)
@@ -75,6 +94,30 @@ class AccessService:
                 record_thresholds(session, snapshot, now)
         for c in fresh:
             self._announced.add((snapshot.customer_id, c[0], c[1], c[4]))
+
+    def flush_denials(self) -> int:
+        """Write the buffered access.denied events in one transaction; returns how many."""
+        with self._denials_lock:
+            batch, self._denials = self._denials, []
+            self._denials_signal.clear()
+        if batch:
+            with self.db.session() as session:
+                for customer_id, body, when in batch:
+                    add_event(session, "access.denied", customer_id, body, time=when)
+            self.after_denials()
+        return len(batch)
+
+    def write_denials(self, stop: threading.Event) -> None:
+        """The denial writer thread: flush every `denial_buffer_seconds` while denials come,
+        and once more at shutdown."""
+        while not stop.is_set():
+            if self._denials_signal.wait(0.5):
+                stop.wait(self.denial_buffer_seconds)
+                try:
+                    self.flush_denials()
+                except Exception:  # kept for the next flush: the rows were not taken out
+                    log.exception("writing access.denied events failed")
+        self.flush_denials()
 
     def usage_changed(self, customer_ids: Sequence[str]) -> None:
         """After usage was ingested: the next check sees it (the entry is dropped now), and

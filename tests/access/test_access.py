@@ -213,3 +213,14 @@ def test_the_configured_view_is_used_even_when_empty(sqlite_db: Database) -> Non
     view = AccessView(ttl=3600)
     service = AccessService(sqlite_db, TestClock(datetime(2026, 11, 1, tzinfo=UTC)), view)
     assert service.view is view
+
+
+def test_buffered_denials_are_written_together(world: tuple[Database, TestClock, AccessService]) -> None:
+    db, clock, _ = world
+    access = AccessService(db, clock, AccessView(ttl=60), denial_buffer_seconds=0.05)
+    for _ in range(3):
+        assert access.check("acme", "sso").reason == "not_in_plan"
+    assert _events(db, "access.denied") == []  # not yet written...
+    assert access.flush_denials() == 3  # ...until the writer flushes them, in one transaction
+    assert [e.properties["feature"] for e in _events(db, "access.denied")] == ["sso"] * 3
+    assert access.flush_denials() == 0
