@@ -1,0 +1,299 @@
+"""Carrying out what matched rules ask for, once.
+
+Each action runs in the caller's transaction (the bus handler's, or a scheduler sweep's) in
+its own savepoint. Idempotency:
+  notify               messaging's own key (rule, event, channel)
+  retry_payment        the job key (invoice, failed attempt) in automation_jobs
+  everything else      the ledger automation_actions, keyed (cause, rule, action index)
+A business refusal (a subscription already cancelled, an invoice no longer open) is recorded
+as the action's outcome and the others go on; anything else raises, so the bus retries the
+whole event with nothing half-done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from engine import dunning, messaging, sales
+from engine.automation.charges import create_charge
+from engine.automation.context import LIVE_SUBSCRIPTIONS, parse_time
+from engine.automation.models import PENDING, ActionRecord, ScheduledJob
+from engine.durations import parse_duration
+from engine.rules import Action
+from engine.store import add_event
+
+log = logging.getLogger(__name__)
+
+# Actions pricing and access carry out themselves.
+NOT_OURS = frozenset({"discount", "apply_coupon", "allow", "deny"})
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+
+@dataclass
+class Outcome:
+    action: str
+    rule: str
+    status: str  # done | duplicate | skipped
+    detail: str = ""
+
+
+@dataclass
+class Cause:
+    """Why the actions run: an event (its id) or a scheduled sweep (job, slot, subject)."""
+
+    key: str
+    event_id: str | None
+    time: datetime  # the event's time, or the slot: delays count from it
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def short_id(prefix: str, *parts: str) -> str:
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:26]
+    return f"{prefix}_{digest}"
+
+
+def _insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool:
+    table = model.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
+
+
+def _date(value: Any) -> date | None:
+    when = parse_time(value) if not isinstance(value, date) or isinstance(value, datetime) else value
+    if isinstance(when, datetime):
+        return when.date()
+    return when
+
+
+class ActionRunner:
+    """Carries out one decision's actions for one context."""
+
+    def __init__(self, session: Session, now: datetime, *, public_url: str,
+                 payments_job: bool = True) -> None:
+        self.session = session
+        self.now = now
+        self.clock = FixedClock(now)
+        self.public_url = public_url.rstrip("/")
+
+    def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
+        for index, action in enumerate(actions):
+            if action.name in NOT_OURS:
+                continue
+            rule = f"{action.ruleset}/{action.rule}"
+            savepoint = self.session.begin_nested()
+            try:
+                if action.name != "notify" and action.name != "retry_payment":
+                    key = f"{cause.key}|{rule}|{index}|{action.name}"
+                    fresh = _insert_ignore(self.session, ActionRecord, {
+                        "key": key[:400], "customer_id": (ctx.get("customer") or {}).get("id"),
+                        "action": action.name, "rule": rule, "cause": cause.key[:300],
+                        "outcome": "", "created_at": self.now})
+                    if not fresh:
+                        savepoint.commit()
+                        cause.outcomes.append(Outcome(action.name, rule, "duplicate"))
+                        continue
+                detail = getattr(self, "_" + action.name)(action, dict(action.params), ctx, cause)
+                savepoint.commit()
+                cause.outcomes.append(Outcome(action.name, rule, "done", detail or ""))
+            except (sales.SalesError, ValueError) as exc:
+                savepoint.rollback()
+                log.warning("rule %s: %s skipped: %s", rule, action.name, exc)
+                cause.outcomes.append(Outcome(action.name, rule, "skipped", str(exc)))
+        return cause.outcomes
+
+    # -- the actions ------------------------------------------------------------------------
+
+    def _customer_id(self, ctx: Mapping[str, Any]) -> str:
+        cid = (ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id")
+        if not cid:
+            raise ValueError("the context names no customer")
+        return str(cid)
+
+    def _notify(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+                cause: Cause) -> str:
+        customer = dict(ctx.get("customer") or {})
+        if not customer.get("id"):
+            raise ValueError("notify: the context names no customer")
+        template = str(params["template"])
+        data = self.template_data(template, ctx, dict(params.get("data") or {}))
+        results = messaging.notify(
+            self.session, customer=customer, template=template,
+            channels=list(params.get("channels") or ["email"]), data=data,
+            event_id=cause.key[:200], rule_id=f"{action.ruleset}/{action.rule}", now=self.now)
+        return ", ".join(f"{r.channel}:{r.status}" for r in results)
+
+    def _set_dunning_state(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+                           cause: Cause) -> str:
+        cid = self._customer_id(ctx)
+        state = str(params["state"])
+        changed = dunning.set_state(self.session, cid, state, now=self.now,
+                                    reason=f"{action.ruleset}/{action.rule}",
+                                    cause_event_id=cause.event_id)
+        ctx["account"] = {**(ctx.get("account") or {}), "dunning_state": state, "state": state}
+        return "changed" if changed else "unchanged"
+
+    def _retry_payment(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+                       cause: Cause) -> str:
+        invoice = ctx.get("invoice") or {}
+        invoice_id = invoice.get("id")
+        if not invoice_id:
+            raise ValueError("retry_payment: the context has no invoice")
+        due = parse_duration(str(params.get("after") or "1d")).after(cause.time)
+        attempt = invoice.get("attempt")
+        key = f"payment_retry:{invoice_id}:{attempt}" if attempt is not None \
+            else f"payment_retry:{invoice_id}:{cause.key}"
+        fresh = _insert_ignore(self.session, ScheduledJob, {
+            "key": key[:200], "kind": "payment_retry", "customer_id": invoice.get("customer_id"),
+            "due_at": due, "payload": {"invoice_id": invoice_id, "after_attempt": attempt},
+            "status": PENDING, "attempts": 0, "rule": f"{action.ruleset}/{action.rule}",
+            "created_at": self.now})
+        if not fresh:
+            existing = self.session.get(ScheduledJob, key[:200])
+            due = existing.due_at if existing is not None else due
+        ctx["_next_attempt"] = due
+        return f"retry at {due.isoformat()}" + ("" if fresh else " (already scheduled)")
+
+    def _cancel_subscription(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+                             cause: Cause) -> str:
+        at = str(params.get("at") or "now")
+        invoice = ctx.get("invoice") or {}
+        sub = ctx.get("subscription") or {}
+        sub_id = sub.get("id") or invoice.get("subscription_id")
+        done = []
+        if sub_id:
+            current = sales.get_subscription(self.session, str(sub_id))
+            if current.get("status") in LIVE_SUBSCRIPTIONS:
+                result = sales.cancel_subscription(self.session, str(sub_id), clock=self.clock, at=at)
+                ctx["subscription"] = {**sub, "status": result.get("status"),
+                                       "ended_at": result.get("ended_at"), "reason": "unpaid"}
+                done.append(f"subscription {sub_id} cancelled ({at})")
+        if invoice.get("id") and invoice.get("state") == "finalized":
+            sales.mark_uncollectible(self.session, str(invoice["id"]), clock=self.clock)
+            ctx["invoice"] = {**invoice, "state": "uncollectible", "status": "uncollectible"}
+            done.append(f"invoice {invoice['id']} uncollectible")
+        return "; ".join(done) or "nothing to cancel"
+
+    def _charge(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+                cause: Cause) -> str:
+        cid = self._customer_id(ctx)
+        currency = (ctx.get("invoice") or {}).get("currency") or \
+            (ctx.get("customer") or {}).get("currency")
+        invoice = create_charge(self.session, cid, params["amount"], str(params.get("description")
+                                or "Fee"), currency=currency, now=self.now,
+                                key=short_id("chg", cause.key, action.rule))
+        return f"invoice {invoice['id']}"
+
+    def _emit(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+              cause: Cause) -> str:
+        cid = (ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id")
+        event_id = short_id("evt", cause.key, action.ruleset, action.rule, str(params.get("type")))
+        props = dict(params.get("data") or {})
+        props.setdefault("rule", f"{action.ruleset}/{action.rule}")
+        props.setdefault("cause", cause.event_id or cause.key)
+        add_event(self.session, str(params["type"]), cid, _plain(props), time=self.now, id=event_id)
+        return event_id
+
+    def _tag(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+             cause: Cause) -> str:
+        cid = self._customer_id(ctx)
+        current = list(sales.get_customer(self.session, cid).get("tags") or [])
+        wanted = [t for t in current if t not in set(params.get("remove") or [])]
+        wanted += [t for t in params.get("add") or [] if t not in wanted]
+        if wanted == current:
+            return "unchanged"
+        sales.update_customer(self.session, cid, {"tags": wanted}, clock=self.clock)
+        ctx["customer"] = {**(ctx.get("customer") or {}), "tags": wanted}
+        return f"tags {wanted}"
+
+    # -- what templates read ----------------------------------------------------------------
+
+    def template_data(self, template: str, ctx: Mapping[str, Any], data: dict[str, Any]) \
+            -> dict[str, Any]:
+        """Plain data for the template: the context's invoice, subscription, account and
+        payment facts, the offer of an access denial, then the rule's own `data`."""
+        out: dict[str, Any] = {"event": _plain(ctx.get("event") or {})}
+        invoice = dict(ctx.get("invoice") or {})
+        if invoice:
+            invoice.setdefault("url", f"{self.public_url}/invoices/{invoice.get('id')}")
+            # Collected automatically: due on issue.
+            invoice.setdefault("due_date", _date(invoice.get("issued_at")) or self.now.date())
+            out["invoice"] = _plain(invoice)
+        sub = dict(ctx.get("subscription") or {})
+        if sub:
+            sub.setdefault("plan_name", sub.get("plan"))
+            out["subscription"] = _plain(sub)
+        account = dict(ctx.get("account") or {})
+        account.setdefault("state", account.get("dunning_state"))
+        out["account"] = _plain(account)
+        next_attempt = ctx.get("_next_attempt")
+        if next_attempt is None and data.get("retry_in_days") is not None:
+            next_attempt = parse_duration(f"{int(data['retry_in_days'])}d").after(self.now)
+        if invoice:
+            out["payment"] = _plain({
+                "attempt": invoice.get("attempt") or 1,
+                "reason": invoice.get("decline_code"),
+                "next_attempt": _date(next_attempt) if next_attempt else None,
+                "amount": invoice.get("amount_due"), "currency": invoice.get("currency")})
+        offer = ctx.get("offer") or ((ctx.get("event") or {}).get("properties") or {}).get("offer")
+        if isinstance(offer, Mapping) and offer.get("plan"):
+            out["offer"] = _plain(self._offer(ctx, dict(offer)))
+        if template == "subscription_cancelled" and "subscription" in out:
+            out["subscription"].setdefault("reason", "unpaid")
+        out.update(_plain(data))
+        return out
+
+    def _offer(self, ctx: Mapping[str, Any], offer: dict[str, Any]) -> dict[str, Any]:
+        plan = str(offer["plan"])
+        offer.setdefault("plan_name", offer.get("name") or plan)
+        feature = ctx.get("feature") or ((ctx.get("event") or {}).get("properties") or {}).get("feature")
+        if feature:
+            offer.setdefault("feature", feature)
+            name = None
+            cid = (ctx.get("customer") or {}).get("id")
+            if cid:
+                found = sales.customer_plan(self.session, str(cid))
+                if found is not None:
+                    definition = found[1].features.get(str(feature))
+                    name = getattr(definition, "name", None)
+                    target = found[1].plans.get(plan)
+                    if target is not None and not offer.get("name"):
+                        offer["plan_name"] = target.name
+            offer.setdefault("feature_name", name or str(feature))
+        offer.setdefault("url", f"{self.public_url}/upgrade?plan={plan}")
+        return offer
+
+
+def _plain(value: Any) -> Any:
+    """Dicts, lists and scalars only (templates get no objects)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def pending_jobs_query(now: datetime) -> Any:
+    return (select(ScheduledJob).where(ScheduledJob.status == PENDING, ScheduledJob.due_at <= now)
+            .order_by(ScheduledJob.due_at, ScheduledJob.key))

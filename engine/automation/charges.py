@@ -1,0 +1,32 @@
+"""The `charge` action (a one-off fee: late fee, setup fee).
+
+engine.sales has no public one-off invoice function yet, and writing its invoice tables from
+here would break the rule that a subsystem writes only its own tables. Until sales offers
+`create_one_off_invoice`, a charge is published as `charge.requested` (amount as a decimal
+string, currency, description and an idempotency key): sales or an operator turns it into an
+invoice. When sales adds the function, only `create_charge` changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.store import add_event
+
+
+def create_charge(session: Session, customer_id: str, amount: Any, description: str, *,
+                  currency: str | None, now: datetime, key: str) -> dict[str, Any]:
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise ValueError(f"charge: amount {amount!r} is not a decimal") from None
+    if value <= 0:
+        raise ValueError("charge: the amount is above zero")
+    props = {"charge_id": key, "amount": str(value), "currency": currency,
+             "description": description, "idempotency_key": key}
+    add_event(session, "charge.requested", customer_id, props, time=now, id=key)
+    return {"id": key, **props}

@@ -1,0 +1,325 @@
+"""What the scheduler runs, keyed by (job, time slot), on the engine's clock.
+
+A job has a trigger (APScheduler's IntervalTrigger or CronTrigger, in UTC) and a function of
+the time. Its *slot* at time t is the trigger's latest fire time at or before t. A run first
+claims (job, slot) in `scheduler_runs`; a slot claimed before (by this or another scheduler)
+is not run again. A failed run can be claimed again by a later tick; a run whose scheduler
+died is taken over once its lease has passed.
+
+`Jobs.run_due(now)` runs every job whose slot at `now` is new: the test clock path (and a
+catch-up of everything missed). The APScheduler runner (runner.py) calls `Jobs.run(name)`
+when a trigger fires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from engine import automation, messaging, sales
+from engine.clock import Clock
+from engine.rules import ScheduledRule
+from engine.scheduler.models import DONE, FAILED, RUNNING, JobRun
+from engine.store import Base, Database
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # interval slots are aligned to it
+LEASE = timedelta(minutes=15)  # a `running` slot older than this belonged to a dead scheduler
+KEEP_RUNS = timedelta(days=30)
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class CronError(ValueError):
+    pass
+
+
+def cron_trigger(expression: str) -> CronTrigger:
+    """A five-field crontab expression (minute hour day month weekday) in UTC."""
+    try:
+        return CronTrigger.from_crontab(expression, timezone=UTC)
+    except (ValueError, TypeError) as exc:
+        raise CronError(f"schedule {expression!r}: {exc}") from None
+
+
+def interval_trigger(**every: int) -> IntervalTrigger:
+    return IntervalTrigger(**every, start_date=EPOCH, timezone=UTC)
+
+
+def slot_at(trigger: BaseTrigger, now: datetime) -> datetime | None:
+    """The trigger's latest fire time at or before `now` (None if it never fired)."""
+    now = now.astimezone(UTC)
+    if isinstance(trigger, IntervalTrigger):
+        step = trigger.interval
+        start = trigger.start_date
+        if now < start:
+            return None
+        return start + step * ((now - start) // step)
+    for back in (timedelta(hours=2), timedelta(days=2), timedelta(days=40), timedelta(days=400),
+                 timedelta(days=3000)):
+        fire = trigger.get_next_fire_time(None, now - back)
+        if fire is None or fire > now:
+            continue
+        while True:
+            nxt = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+            if nxt is None or nxt > now:
+                return fire
+            fire = nxt
+    return None
+
+
+def next_fire(trigger: BaseTrigger, after: datetime) -> datetime | None:
+    """The trigger's first fire time strictly after `after`."""
+    fire: datetime | None = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    return fire
+
+
+@dataclass
+class Job:
+    name: str
+    trigger: BaseTrigger
+    run: Callable[[datetime, datetime], Any]  # (now, slot)
+    keyed: bool = True  # False: safe to run any number of times (its own claims), no slot row
+    # Cron jobs with no run recorded yet start at their next fire time, not with a run now.
+    catch_up_first: bool = False
+
+
+@dataclass
+class RunResult:
+    job: str
+    slot: datetime
+    status: str  # done | failed | taken (claimed elsewhere)
+    detail: Any = None
+
+
+@dataclass
+class Jobs:
+    """The job table of one engine process: built-in jobs plus one job per distinct
+    (for_each, schedule) of the live scheduled rules."""
+
+    db: Database
+    clock: Clock
+    auto: automation.Automation
+    channels: messaging.Channels | None = None
+    system: Any = None  # a System, when there is one: drain after work, payments flag
+    payments: bool = False
+    owner: str = OWNER
+    jobs: dict[str, Job] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _versions: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        Base.metadata.create_all(self.db.engine, tables=[JobRun.__table__])  # type: ignore[list-item]
+        automation.create_tables(self.db)
+        self.jobs = self.builtin_jobs()
+        self.refresh_rule_jobs()
+
+    def refresh_rule_jobs(self) -> bool:
+        """Rebuild the rule jobs when the runtime's ruleset versions changed. True if so."""
+        versions = self.auto.runtime.versions()
+        if versions == self._versions:
+            return False
+        fresh = self.rule_jobs()
+        with self._lock:
+            for name in [n for n in self.jobs if n.startswith("rules:")]:
+                del self.jobs[name]
+            self.jobs.update(fresh)
+            self._versions = dict(versions)
+        return True
+
+    # -- the jobs ----------------------------------------------------------------------------
+
+    def builtin_jobs(self) -> dict[str, Job]:
+        jobs = [
+            Job("billing", interval_trigger(minutes=1), self._billing),
+            Job("automation.jobs", interval_trigger(seconds=30), self._automation_jobs),
+            Job("messaging", interval_trigger(seconds=10), self._messaging, keyed=False),
+            Job("housekeeping", cron_trigger("17 3 * * *"), self._housekeeping),
+        ]
+        if self.payments:
+            jobs.append(Job("payments", interval_trigger(minutes=5), self._payments))
+        return {j.name: j for j in jobs}
+
+    def rule_jobs(self) -> dict[str, Job]:
+        groups: dict[tuple[str, str], list[ScheduledRule]] = {}
+        for rule in self.auto.scheduled_rules():
+            groups.setdefault((rule.for_each, rule.schedule), []).append(rule)
+        out = {}
+        for (for_each, schedule), rules in sorted(groups.items()):
+            name = f"rules:{for_each}:{schedule}"
+            try:
+                trigger = cron_trigger(schedule)
+            except CronError as exc:  # the loader validates crons; never stop the others
+                log.error("%s: %s", name, exc)
+                continue
+            out[name] = Job(name, trigger, self._sweep(for_each, tuple(rules)), catch_up_first=True)
+        return out
+
+    def reload_rules(self) -> tuple[list[str], list[str]]:
+        """After rules were published: the rule jobs to add and to remove (by name)."""
+        self.auto.sync()
+        old = {n for n in self.jobs if n.startswith("rules:")}
+        self.refresh_rule_jobs()
+        fresh = {n for n in self.jobs if n.startswith("rules:")}
+        return sorted(fresh - old), sorted(old - fresh)
+
+    def _billing(self, now: datetime, slot: datetime) -> Any:
+        report = sales.run_due_billing(self.db, automation.actions.FixedClock(now))
+        return {"steps": len(report.steps), "failures": len(report.failures)}
+
+    def _automation_jobs(self, now: datetime, slot: datetime) -> Any:
+        report = self.auto.run_jobs(self.db, now)
+        return {"run": report.run, "skipped": report.skipped, "failed": report.failed}
+
+    def _payments(self, now: datetime, slot: datetime) -> Any:
+        from engine import payments
+
+        with self.db.session() as session:
+            collected = len(payments.collect_due_invoices(session))
+        with self.db.session() as session:
+            repaired = len(payments.repair_pending(session))
+        return {"collected": collected, "repaired": repaired}
+
+    def _messaging(self, now: datetime, slot: datetime) -> Any:
+        if self.channels is None:
+            return None
+        report = messaging.deliver_pending(self.db, self.channels, now=now)
+        return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+
+    def _housekeeping(self, now: datetime, slot: datetime) -> Any:
+        with self.db.session() as session:
+            result = session.execute(delete(JobRun).where(JobRun.slot < now - KEEP_RUNS))
+        return {"pruned": getattr(result, "rowcount", None)}
+
+    def _sweep(self, for_each: str, rules: tuple[ScheduledRule, ...]) -> Callable[[datetime, datetime], Any]:
+        def run(now: datetime, slot: datetime) -> Any:
+            report = self.auto.sweep(self.db, for_each, rules, now, slot=slot.isoformat())
+            return {"subjects": report.subjects, "matched": report.matched,
+                    "actions": report.actions, "errors": len(report.errors)}
+
+        return run
+
+    # -- slots -------------------------------------------------------------------------------
+
+    def last_slot(self, name: str) -> datetime | None:
+        with self.db.session() as session:
+            return session.scalar(select(func.max(JobRun.slot)).where(JobRun.job == name))
+
+    def claim(self, name: str, slot: datetime) -> bool:
+        """Take (job, slot): True when this scheduler is to run it."""
+        wall = datetime.now(UTC)
+        values = {"job": name, "slot": slot, "status": RUNNING, "owner": self.owner,
+                  "attempts": 1, "started_at": wall}
+        with self.db.session() as session:
+            table: Any = JobRun.__table__
+            stmt: Any = (pg_insert(table) if self.db.is_postgres else sqlite_insert(table)) \
+                .values(**values).on_conflict_do_nothing().returning(table.c.job)
+            if session.execute(stmt).first() is not None:
+                return True
+            # Claimed before: take it again only if that run failed or its owner died.
+            again: Any = session.execute(
+                update(JobRun).where(
+                    JobRun.job == name, JobRun.slot == slot,
+                    (JobRun.status == FAILED) | ((JobRun.status == RUNNING)
+                                                 & (JobRun.started_at < wall - LEASE)))
+                .values(status=RUNNING, owner=self.owner, started_at=wall,
+                        attempts=JobRun.attempts + 1))
+            return bool(again.rowcount)
+
+    def _finish(self, name: str, slot: datetime, status: str, detail: Any) -> None:
+        with self.db.session() as session:
+            session.execute(update(JobRun).where(JobRun.job == name, JobRun.slot == slot).values(
+                status=status, finished_at=datetime.now(UTC), detail=str(detail)[:4000]))
+
+    def run(self, name: str, now: datetime | None = None) -> RunResult | None:
+        """Run job `name` for its slot at `now` (the engine's clock by default), unless that
+        slot was run already. What an APScheduler trigger calls."""
+        now = now or self.clock.now()
+        job = self.jobs.get(name)
+        if job is None:
+            return None
+        slot = slot_at(job.trigger, now)
+        if slot is None:
+            return None
+        if job.keyed and not self.claim(name, slot):
+            return RunResult(name, slot, "taken")
+        try:
+            detail = job.run(now, slot)
+            if self.system is not None:
+                self.system.after_commit()
+        except Exception as exc:
+            log.exception("scheduled job %s (slot %s) failed", name, slot.isoformat())
+            if job.keyed:
+                self._finish(name, slot, FAILED, f"{type(exc).__name__}: {exc}")
+            return RunResult(name, slot, FAILED, str(exc))
+        if job.keyed:
+            self._finish(name, slot, DONE, detail)
+        return RunResult(name, slot, DONE, detail)
+
+    def due(self, now: datetime) -> list[str]:
+        """The jobs whose slot at `now` has not been run yet."""
+        out = []
+        for name, job in list(self.jobs.items()):
+            slot = slot_at(job.trigger, now)
+            if slot is None:
+                continue
+            last = self.last_slot(name) if job.keyed else None
+            if last is None or slot > last:
+                out.append(name)
+        return out
+
+    def run_due(self, now: datetime) -> list[RunResult]:
+        """Everything due at `now`, in a fixed order: period closes, retries, payments,
+        scheduled rules; then the events they caused (when there is a system to drain);
+        then message delivery, so what the work said goes out at the same time."""
+        self.refresh_rule_jobs()
+        order = ["billing", "payments", "automation.jobs"]
+        names = self.due(now)
+        ordered = [n for n in order if n in names] + sorted(
+            n for n in names if n not in order and n != "messaging")
+        results = []
+        for name in ordered:
+            result = self.run(name, now)
+            if result is not None:
+                results.append(result)
+            self._drain()
+        if "messaging" in self.jobs:
+            result = self.run("messaging", now)
+            if result is not None:
+                results.append(result)
+            self._drain()
+        return results
+
+    def _drain(self) -> None:
+        if self.system is not None and hasattr(self.system, "drain"):
+            self.system.drain()
+
+    def next_due(self, after: datetime) -> datetime | None:
+        """The first time after `after` when work other than the fixed intervals is due:
+        a job a rule scheduled (a payment retry) or a scheduled rule's cron slot."""
+        self.refresh_rule_jobs()
+        times = []
+        with self.db.session() as session:
+            job_due = session.scalar(select(func.min(automation.ScheduledJob.due_at)).where(
+                automation.ScheduledJob.status == "pending", automation.ScheduledJob.due_at > after))
+        if job_due is not None:
+            times.append(job_due)
+        for name, job in list(self.jobs.items()):
+            if name.startswith("rules:") or isinstance(job.trigger, CronTrigger):
+                fire = next_fire(job.trigger, after)
+                if fire is not None:
+                    times.append(fire)
+        return min(times) if times else None
