@@ -54,8 +54,13 @@ def start_server(system: System) -> tuple[uvicorn.Server, threading.Thread, str]
 
 @pytest.fixture
 def running(tmp_path) -> Iterator[Running]:  # type: ignore[no-untyped-def]
+    # Denial events written in the check's own transaction, so a test can read them at once
+    # (the buffered writer has its own test in tests/access).
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/api.db", test_clock="2026-11-01T09:00:00Z", access_cache_ttl=60
+        database_url=f"sqlite:///{tmp_path}/api.db",
+        test_clock="2026-11-01T09:00:00Z",
+        access_cache_ttl=60,
+        access_denial_buffer_ms=0,
     )
     system = build_system(settings)
     now = datetime(2026, 11, 1, 9, tzinfo=UTC)

@@ -112,8 +112,6 @@ def access_check(body: AccessCheck | CheckBatch, ctx: ApiContext = Depends(conte
         with domain_errors(f"[{i}]." if isinstance(body, list) else ""):
             decision = ctx.access.check(check.customer_id, check.feature, check.quantity, check.in_use)
         out.append(decision.to_dict())
-    if any(not d["allowed"] for d in out):
-        ctx.after_commit()  # access.denied events were written
     # Returned as built: the decision is already plain JSON data, and re-validating it
     # against the response model (still documented in the schema) costs more than deciding.
     return JSONResponse(out if isinstance(body, list) else out[0])
