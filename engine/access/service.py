@@ -68,13 +68,35 @@ class AccessService:
         if quantity <= 0:
             raise ValueError("quantity: must be above zero")
         snapshot = self.snapshot(customer_id)
+        decision = self._decide(snapshot, feature, quantity, in_use)
+        self._side_effects(snapshot, decision)
+        return decision
+
+    def check_cached(
+        self, customer_id: str, feature: str, quantity: Decimal = Decimal(1), in_use: Decimal | None = None
+    ) -> Decision | None:
+        """`check` when it needs no I/O (the customer is in the view, nothing to write now);
+        None otherwise, and the caller runs `check` where blocking is fine."""
+        if quantity <= 0:
+            raise ValueError("quantity: must be above zero")
+        snapshot = self.view.peek(customer_id)
+        if snapshot is None:
+            return None
+        decision = self._decide(snapshot, feature, quantity, in_use)
+        now = self.clock.now()
+        if any((customer_id, c[0], c[1], c[4]) not in self._announced for c in crossed(snapshot, now)):
+            return None
+        if not decision.allowed and self.denial_buffer_seconds <= 0:
+            return None
+        self._side_effects(snapshot, decision)
+        return decision
+
+    def _decide(self, snapshot: Snapshot, feature: str, quantity: Decimal, in_use: Decimal | None) -> Decision:
         if snapshot.catalog is not None and feature not in snapshot.catalog.features:
             raise UnknownFeature(feature, list(snapshot.catalog.features))
         base = plan_decision(snapshot, feature, quantity, in_use)
         actions = self.rules(rule_context(snapshot, feature, quantity, base)) if self.rules else ()
-        decision = combine(base, actions)
-        self._side_effects(snapshot, decision)
-        return decision
+        return combine(base, actions)
 
     def _side_effects(self, snapshot: Snapshot, decision: Decision) -> None:
         now = self.clock.now()

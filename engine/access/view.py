@@ -32,6 +32,15 @@ class AccessView:
         self.hits = 0
         self.misses = 0
 
+    def peek(self, customer_id: str) -> Snapshot | None:
+        """The cached snapshot if it is fresh, else None (never loads)."""
+        with self._lock:
+            entry = self._entries.get(customer_id)
+            if entry is not None and self._monotonic() - entry[0] < self.ttl:
+                self.hits += 1
+                return entry[1]
+        return None
+
     def get(self, customer_id: str, load: Callable[[], Snapshot]) -> Snapshot:
         now = self._monotonic()
         with self._lock:

@@ -1,34 +1,43 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from engine.api.context import ApiContext
 from engine.api.keys import Principal
 from engine.api.problems import Problem
 
+# Dependencies are async: FastAPI runs a sync dependency in the threadpool, and a thread hop
+# per dependency costs more than what these do. Only a key not seen recently goes to the
+# store, in the threadpool.
 
-def context(request: Request) -> ApiContext:
+
+async def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Problem(401, "an API key is required: Authorization: Bearer <key>", "Authorization")
-    found = context(request).keys.verify(token.strip())
+    keys = request.app.state.ctx.keys
+    found: Principal | None = keys.cached(token)
+    if found is None:
+        found = await run_in_threadpool(keys.verify, token)
     if found is None:
         raise Problem(401, "unknown or revoked API key", "Authorization")
     return found
 
 
-def require(scope: str) -> Callable[[Principal], Principal]:
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """`product` keys reach events, access checks and quotes; `admin` keys reach everything."""
 
-    def check(who: Principal = Depends(principal)) -> Principal:
+    async def check(who: Principal = Depends(principal)) -> Principal:
         if who.scope != "admin" and who.scope != scope:
             raise Problem(403, f"this call needs an {scope} key; yours is {who.scope}", "Authorization")
         return who

@@ -73,12 +73,19 @@ class KeyVerifier:
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
-    def verify(self, token: str) -> Principal | None:
-        now = time.monotonic()
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a key verified less than `ttl` ago, without touching the store."""
         with self._lock:
             hit = self._cache.get(token)
-            if hit is not None and now - hit[0] < self.ttl:
+            if hit is not None and time.monotonic() - hit[0] < self.ttl:
                 return hit[1]
+        return None
+
+    def verify(self, token: str) -> Principal | None:
+        now = time.monotonic()
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != "bk":
             return None
