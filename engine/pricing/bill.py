@@ -258,6 +258,8 @@ class PeriodPricer:
         "_mode",
         "_period",
         "_plan",
+        "_extra_total",
+        "_tax_factor",
         "_prices",
         "_quantum",
         "_rounder",
@@ -322,6 +324,9 @@ class PeriodPricer:
         )
         self._minimum = minimum and want_advance and want_arrears and plan.minimum_amount > ZERO
         self._extra = tuple(extra_lines)
+        self._extra_total = sum((line.amount for line in self._extra), ZERO)
+        # rate % as a factor; the product is rounded once, as before.
+        self._tax_factor = tax.rate / HUNDRED if tax.rate else None
         self._discounts = tuple(discounts)
         self._tax = tax
         self._rules = tuple(rules)
@@ -359,15 +364,15 @@ class PeriodPricer:
             if true_up is not None:
                 append(true_up.amount)
                 subtotal += true_up.amount
-        for line in self._extra:
-            subtotal += line.amount
+        subtotal += self._extra_total
         if self._discounts:
             discount, applied = apply_discounts(self.rows(quantity, usage, amounts), self._discounts, self._rounder)
+            taxable = subtotal - discount
         else:
-            discount, applied = ZERO, ()
-        taxable = subtotal - discount
-        rate = self._tax.rate
-        tax_amount = (taxable * rate / HUNDRED).quantize(quantum, mode) if rate else ZERO
+            discount, applied, taxable = ZERO, (), subtotal
+        if self._tax_factor is None:
+            return Bill(self, quantity, usage, amounts, subtotal, discount, ZERO, taxable, applied)
+        tax_amount = (taxable * self._tax_factor).quantize(quantum, mode)
         return Bill(self, quantity, usage, amounts, subtotal, discount, tax_amount, taxable + tax_amount, applied)
 
     def rows(
