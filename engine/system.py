@@ -87,6 +87,10 @@ class System:
     rules: RulesRuntime = field(default_factory=RulesRuntime)
     bus: EventBus | None = None
     payments_enabled: bool = False
+    # Set by engine.scheduler.install: the scheduler thread and a clock advance that stops
+    # at every job due on the way.
+    scheduler_runner: Callable[[threading.Event], None] | None = None
+    advance_hook: Callable[[datetime], dict[str, Any]] | None = None
     extra_wiring: list[Callable[[HandlerRegistry, System], None]] = field(default_factory=list)
     # Work due at a time besides the billing run (payment retries, scheduled rules), in order.
     due_work: list[Callable[[datetime], Any]] = field(default_factory=list)
@@ -134,8 +138,9 @@ class System:
         return {"steps": len(reports)}
 
     def start_workers(self, stop: threading.Event) -> list[threading.Thread]:
-        """The in-process bus dispatcher (and, with a broker, the relay and consumers), and the
-        rules refresher that picks up versions other processes published."""
+        """The in-process bus dispatcher (and, with a broker, the relay and consumers), the
+        rules refresher that picks up versions other processes published, the quota-threshold
+        watcher, the denial-event writer and, when installed, the scheduler."""
         threads = []
         if self.bus is not None:
             thread = threading.Thread(target=self.bus.run, args=(stop,), name="bus", daemon=True)
@@ -152,11 +157,16 @@ class System:
         thread = threading.Thread(target=refresh_rules, name="rules-refresh", daemon=True)
         thread.start()
         threads.append(thread)
-        thread = threading.Thread(
-            target=self.access.watch_thresholds, args=(stop,), name="quota-thresholds", daemon=True
-        )
-        thread.start()
-        threads.append(thread)
+        workers: list[tuple[str, Callable[[threading.Event], None]]] = [
+            ("quota-thresholds", self.access.watch_thresholds),
+            ("access-denials", self.access.write_denials),
+        ]
+        if self.scheduler_runner is not None:
+            workers.append(("scheduler", self.scheduler_runner))
+        for name, target in workers:
+            thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+            thread.start()
+            threads.append(thread)
         return threads
 
     def api_context(self) -> ApiContext:
@@ -168,7 +178,7 @@ class System:
             access=self.access,
             keys=self.keys,
             test_clock=self.test_clock,
-            advance_to=self.advance_to if self.test_clock is not None else None,
+            advance_to=(self.advance_hook or self.advance_to) if self.test_clock is not None else None,
             after_commit=self.after_commit,
             metrics_text=render_prometheus,
             max_body_bytes=self.settings.max_body_bytes,
@@ -222,6 +232,19 @@ class _Fixed:
 
     def now(self) -> datetime:
         return self._now
+
+
+def standard_wiring() -> list[Callable[[System], None]]:
+    """The optional subsystems a full deployment runs: automation (rules acting on events)
+    and the scheduler (period closes, retries, cron rules), installed together."""
+    from engine import scheduler
+
+    def install(system: System) -> None:
+        scheduler.install(system)
+        system.scheduler_runner = lambda stop: scheduler.run_scheduler(system.settings, stop, system=system)
+        system.advance_hook = lambda target: scheduler.advance(system, target)
+
+    return [install]
 
 
 def build_system(

@@ -173,8 +173,10 @@ def live_versions(session: Session) -> dict[str, int]:
 
 def sync_runtime(runtime: RulesRuntime, db: Database) -> list[str]:
     """Bring a runtime to the published versions (hot swap, no restart). Cheap when nothing
-    changed: one grouped query. Returns the rulesets swapped in."""
-    with db.session() as session:
+    changed: one grouped query. Returns the rulesets swapped in. Reads only, in a read
+    session: it runs inside other transactions' handlers, where waiting for SQLite's write
+    lock would deadlock."""
+    with db.read_session() as session:
         wanted = live_versions(session)
         have = runtime.versions()
         changed = [n for n, v in wanted.items() if have.get(n) != v]

@@ -121,3 +121,10 @@ def test_quote_over_http_matches_the_cli_format(running: Running) -> None:
     assert calls["amount"] == "10.00" and body["total"] == "89.00"
     r = product.post("/v1/quotes", json={"plan": "pro", "coupon": "NOPE"})
     assert r.status_code == 422 and r.json()["field"] == "coupon"
+
+
+def test_workers_include_the_denial_writer_and_threshold_watcher(running: Running) -> None:
+    import threading
+
+    names = {t.name for t in threading.enumerate()}
+    assert {"bus", "rules-refresh", "quota-thresholds", "access-denials"} <= names

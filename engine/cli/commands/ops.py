@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument("--subsystem", required=True)
     p.set_defaults(func=run_worker)
 
+    p = sub.add_parser("scheduler", help="run the scheduler (one leader across processes)")
+    p.set_defaults(func=run_scheduler)
+
     p = sub.add_parser("broker", help="the event bus")
     b = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = b.add_parser("status", help="queues, depths, retries and dead letters")
@@ -81,14 +84,28 @@ def register(sub: Any) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     from engine.events import install_signal_handlers, run_worker
-    from engine.system import build_system
+    from engine.system import build_system, standard_wiring
 
     settings = get_settings()
-    system = build_system(settings, create_tables=False)
+    system = build_system(settings, create_tables=False, wiring=standard_wiring())
     stop = threading.Event()
     install_signal_handlers(stop)
     print(f"worker {args.subsystem}: consuming (SIGTERM finishes the message in hand)", file=sys.stderr, flush=True)
     run_worker(args.subsystem, system.registry, settings, stop, db=system.db, clock=system.clock)
+    return 0
+
+
+def run_scheduler(args: argparse.Namespace) -> int:
+    from engine.events import install_signal_handlers
+    from engine.scheduler import run_scheduler
+    from engine.system import build_system, standard_wiring
+
+    settings = get_settings()
+    system = build_system(settings, create_tables=False, wiring=standard_wiring())
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    print("scheduler: waiting to lead (one leader across processes); SIGTERM stops it", file=sys.stderr, flush=True)
+    run_scheduler(settings, stop, system=system)
     return 0
 
 

@@ -214,7 +214,9 @@ def start_system(settings: Any, *, workers: bool = True) -> tuple[Any, threading
             raise BadInput(
                 f"--test-clock: {settings.test_clock!r} is not an ISO time such as 2026-11-01T00:00:00Z"
             ) from None
-    system = build_system(settings, create_tables=False)
+    from engine.system import standard_wiring
+
+    system = build_system(settings, create_tables=False, wiring=standard_wiring() if workers else ())
     stop = threading.Event()
     if workers:
         system.start_workers(stop)

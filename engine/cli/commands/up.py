@@ -119,17 +119,9 @@ Try it:
 
 
 def installers() -> list[Any]:
-    """The optional subsystems' wiring (automation, scheduler), when installed."""
-    found = []
-    for module in ("engine.automation", "engine.scheduler"):
-        try:
-            mod = __import__(module, fromlist=["install"])
-        except ImportError:
-            continue
-        install = getattr(mod, "install", None)
-        if install is not None:
-            found.append(install)
-    return found
+    from engine.system import standard_wiring
+
+    return standard_wiring()
 
 
 def start_console(settings: Any, out: Any) -> Any:
