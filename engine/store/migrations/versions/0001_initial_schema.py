@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 21:11:25.178573
+Create Date: 2026-11-23 21:55:06.639817
 """
 
 from __future__ import annotations
@@ -450,6 +450,21 @@ def upgrade() -> None:
         batch_op.create_index("ix_sales_usage_customer_time", ["customer_id", "time"], unique=False)
 
     op.create_table(
+        "scheduler_runs",
+        sa.Column("job", sa.String(length=200), nullable=False),
+        sa.Column("slot", engine.store.base.UTCDateTime(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("owner", sa.String(length=200), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("started_at", engine.store.base.UTCDateTime(), nullable=False),
+        sa.Column("finished_at", engine.store.base.UTCDateTime(), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("job", "slot"),
+    )
+    with op.batch_alter_table("scheduler_runs", schema=None) as batch_op:
+        batch_op.create_index("ix_scheduler_runs_started", ["started_at"], unique=False)
+
+    op.create_table(
         "users_audit_log",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("at", engine.store.base.UTCDateTime(), nullable=False),
@@ -721,6 +736,10 @@ def downgrade() -> None:
     op.drop_table("webhook_endpoints")
     op.drop_table("users_console_users")
     op.drop_table("users_audit_log")
+    with op.batch_alter_table("scheduler_runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_scheduler_runs_started")
+
+    op.drop_table("scheduler_runs")
     with op.batch_alter_table("sales_usage_events", schema=None) as batch_op:
         batch_op.drop_index("ix_sales_usage_customer_time")
         batch_op.drop_index("ix_sales_usage_customer_received")
