@@ -47,10 +47,52 @@ class CronError(ValueError):
     pass
 
 
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _weekday(field_: str) -> str:
+    """Crontab weekdays (0 or 7 = Sunday, 1 = Monday) as day names: APScheduler 3 numbers
+    them from Monday = 0, so "1" would silently mean Tuesday."""
+    parts = []
+    for part in field_.lower().split(","):
+        body, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if body == "*" and not step_text:
+            return "*"
+        if body == "*":
+            lo, hi = 0, 6
+        elif "-" in body:
+            a, b = body.split("-", 1)
+            lo, hi = _day_number(a), _day_number(b)
+        else:
+            lo = hi = _day_number(body)
+            if step_text:
+                hi = 6
+        if hi < lo or step < 1:
+            raise ValueError(f"weekday range {part!r}")
+        parts.extend(_DAYS[d % 7] for d in range(lo, hi + 1, step))
+    return ",".join(dict.fromkeys(parts))
+
+
+def _day_number(token: str) -> int:
+    if token in _DAYS:
+        return _DAYS.index(token)
+    value = int(token)
+    if not 0 <= value <= 7:
+        raise ValueError(f"weekday {token!r} is 0-7")
+    return value
+
+
 def cron_trigger(expression: str) -> CronTrigger:
-    """A five-field crontab expression (minute hour day month weekday) in UTC."""
+    """A five-field crontab expression (minute hour day month weekday) in UTC, with
+    crontab's weekday numbers (0/7 Sunday)."""
     try:
-        return CronTrigger.from_crontab(expression, timezone=UTC)
+        fields = expression.split()
+        if len(fields) != 5:
+            raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
+        minute, hour, day, month, weekday = fields
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                           day_of_week=_weekday(weekday), timezone=UTC)
     except (ValueError, TypeError) as exc:
         raise CronError(f"schedule {expression!r}: {exc}") from None
 
@@ -277,6 +319,11 @@ class Jobs:
             if slot is None:
                 continue
             last = self.last_slot(name) if job.keyed else None
+            if last is None and job.catch_up_first:
+                # A cron rule never run before starts with its next slot: record this one.
+                if self.claim(name, slot):
+                    self._finish(name, slot, DONE, "baseline: the job was new, nothing run")
+                continue
             if last is None or slot > last:
                 out.append(name)
         return out
@@ -318,7 +365,7 @@ class Jobs:
         if job_due is not None:
             times.append(job_due)
         for name, job in list(self.jobs.items()):
-            if name.startswith("rules:") or isinstance(job.trigger, CronTrigger):
+            if name.startswith("rules:"):
                 fire = next_fire(job.trigger, after)
                 if fire is not None:
                     times.append(fire)
