@@ -53,7 +53,7 @@ _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 def _weekday(field_: str) -> str:
     """Crontab weekdays (0 or 7 = Sunday, 1 = Monday) as day names: APScheduler 3 numbers
     them from Monday = 0, so "1" would silently mean Tuesday."""
-    parts = []
+    parts: list[str] = []
     for part in field_.lower().split(","):
         body, _, step_text = part.partition("/")
         step = int(step_text) if step_text else 1
