@@ -88,8 +88,10 @@ def customer_context(customer: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_context(session: Session, envelope: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """The context of one event, from the public query functions of sales and dunning."""
+def build_context(session: Session, envelope: Mapping[str, Any], now: datetime, *,
+                  invoice: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The context of one event, from the public query functions of sales and dunning
+    (`invoice`: the invoice already read, when the caller has it)."""
     props = dict(envelope.get("properties") or {})
     etype = str(envelope.get("type") or "")
     customer_id = envelope.get("customer_id") or props.get("customer_id")
@@ -111,10 +113,12 @@ def build_context(session: Session, envelope: Mapping[str, Any], now: datetime) 
     if not invoice_id and etype.startswith("invoice.") and props.get("id"):
         invoice_id = props.get("id")
     if invoice_id:
-        try:
-            raw = sales.get_invoice(session, str(invoice_id))
-        except sales.NotFound:
-            raw = None
+        raw: Mapping[str, Any] | None = invoice
+        if raw is None:
+            try:
+                raw = sales.get_invoice(session, str(invoice_id))
+            except sales.NotFound:
+                raw = None
         if raw is not None:
             extra = {"attempt": props.get("attempt", nested.get("attempt")),
                      "decline_code": props.get("decline_code"),
@@ -148,11 +152,14 @@ def subject_context(session: Session, for_each: str, subject_id: str, now: datet
     """The full context of one scheduled-rule subject (customer, subscription or invoice)."""
     if for_each == "invoice":
         try:
-            raw = sales.get_invoice(session, subject_id)
+            found = sales.get_invoice(session, subject_id)
         except sales.NotFound:
             return None
-        envelope = {"id": None, "type": None, "customer_id": raw.get("customer_id"),
+        envelope = {"id": None, "type": None, "customer_id": found.get("customer_id"),
                     "time": now.isoformat(), "properties": {"invoice_id": subject_id}}
+        ctx = build_context(session, envelope, now, invoice=found)
+        ctx["event"] = {"type": "schedule", "time": now.isoformat()}
+        return ctx
     elif for_each == "subscription":
         try:
             sub = sales.get_subscription(session, subject_id)

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,8 +66,9 @@ class Automation:
 
     def __init__(self, db: Database, clock: Clock, runtime: RulesRuntime | None = None, *,
                  sync: Callable[[], object] | None = None,
-                 public_url: str = "https://billing.example.com") -> None:
+                 public_url: str = "https://billing.example.com", workers: int = 8) -> None:
         self.db = db
+        self.workers = workers
         self.clock = clock
         self.runtime = runtime or RulesRuntime(clock)
         self._sync = sync
@@ -163,15 +165,29 @@ class Automation:
                     hits = [r for r, when in conditions if when is None or evaluate(when, ctx)]
                     if hits:
                         candidates.append((subject_id, hits))
-        for subject_id, hits in candidates:
+        def act(item: tuple[str, list[ScheduledRule]]) -> tuple[int, str | None]:
+            subject_id, hits = item
             try:
                 with db.session() as session:
-                    report.actions += self._act_on_subject(session, for_each, subject_id, hits,
-                                                           now, slot)
-                    report.matched += 1
+                    return self._act_on_subject(session, for_each, subject_id, hits, now, slot), None
             except Exception as exc:  # one subject must not stop the sweep
                 log.exception("scheduled rules on %s %s failed", for_each, subject_id)
-                report.errors.append(f"{for_each} {subject_id}: {type(exc).__name__}: {exc}")
+                return 0, f"{for_each} {subject_id}: {type(exc).__name__}: {exc}"
+
+        # Subjects are independent (each its own transaction, keyed per rule, slot and
+        # subject): on PostgreSQL several act at once, since their time is database waits.
+        workers = self.workers if db.is_postgres and len(candidates) > 1 else 1
+        if workers > 1:
+            with ThreadPoolExecutor(workers, thread_name_prefix="sweep") as pool:
+                results = list(pool.map(act, candidates))
+        else:
+            results = [act(c) for c in candidates]
+        for actions, error in results:
+            if error is None:
+                report.matched += 1
+                report.actions += actions
+            else:
+                report.errors.append(error)
         report.seconds = time.perf_counter() - started
         return report
 
