@@ -279,10 +279,11 @@ def build_system(
     access.after_denials = system.after_commit
     system.sync_rules()
     system.payments_enabled = configure_payments(settings, clock)
-    if system.payments_enabled:
-        system.due_work.append(payments_due_work(db))
     for install in wiring:
         install(system)
+    if system.payments_enabled and system.scheduler_runner is None:
+        # Without the scheduler (which has its own payments job), collect at the clock's stops.
+        system.due_work.append(payments_due_work(db))
     register_handlers(registry, system)
     system.bus = make_bus(settings, db, registry, clock=clock)
     return system
