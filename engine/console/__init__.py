@@ -5,6 +5,7 @@ the store adapters for simulations and the Inspect pages.
     process = run_console(8501, database_url="sqlite:///./billing.db")   # prints URL + demo sign-ins
 """
 
+from engine.console.access import AccessTester, Explained
 from engine.console.drafts import DraftCheck, check_draft, checksum, diff
 from engine.console.launch import APP, console_command, run_console, wait_healthy
 from engine.console.store import (
@@ -20,8 +21,10 @@ from engine.console.store import (
 
 __all__ = [
     "APP",
+    "AccessTester",
     "ConsoleError",
     "DraftCheck",
+    "Explained",
     "check_draft",
     "checksum",
     "console_command",
