@@ -33,6 +33,7 @@ from engine.rules.conditions import (
     _regex,
     kind,
     lookup,
+    normalize,
     paths,
 )
 from engine.rules.model import Rule, Ruleset
@@ -42,6 +43,9 @@ _INVERSE = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}
 
 def number_text(value: Decimal) -> str:
     """A number as durable_rules' JSON reader takes it: plain digits, never an exponent."""
+    text = str(value)
+    if text.isdigit() and len(text) < 18:  # the common case: a small non-negative integer
+        return text
     if value == value.to_integral_value() and abs(value) < Decimal("1e18"):
         return str(int(value))
     short = repr(float(value))
@@ -119,39 +123,113 @@ class CompiledRuleset:
     def events(self) -> frozenset[str]:
         return frozenset(e for r in self.rules for e in r.on)
 
+    def __post_init__(self) -> None:
+        self._plans = tuple(_SlotPlan.of(s) for s in self.slots)
+        index = {s.path: s.index for s in self.slots}
+        self.rule_slots: list[tuple[tuple[str, int], ...]] = [
+            tuple((p, index[p]) for p in ps) for ps in self.rule_paths]
+
     def fact(self, context: Mapping[str, Any], *, event: str | None, scheduled: str | None,
              now: datetime) -> tuple[str, dict[str, Any]]:
         """The fact for durable_rules (JSON members without the braces, id and sid: the
         engine adds those), and the normalised input values by path."""
-        parts = [f'"_t":{int(now.timestamp())}']
-        if event is not None:
-            parts.append('"_on":' + string_json(event))
-        if scheduled is not None:
-            parts.append('"_sr":' + json.dumps(scheduled, ensure_ascii=False))
-        inputs: dict[str, Any] = {}
-        for slot in self.slots:
-            value = lookup(context, slot.path)
-            inputs[slot.path] = value
+        body, values = self.body(context, fact_head(now, event, scheduled))
+        return body, {s.path: values[s.index] for s in self.slots}
+
+    def body(self, context: Mapping[str, Any], head: str) -> tuple[str, list[Any]]:
+        """The hot path of `fact`: `head` from fact_head (shared by the rulesets one event
+        consults), and the normalised values by slot index (only fired rules' are read)."""
+        parts = [head]
+        values: list[Any] = []
+        add = parts.append
+        for plan in self._plans:
+            value = plan.read(context)
+            values.append(value)
             if value is MISSING:
                 continue
-            p = f'"p{slot.index}'
-            views = slot.views
-            if "e" in views:
-                parts.append(p + 'e":1')
-            k = kind(value)
-            if k == "n" and "n" in views:
-                parts.append(p + 'n":' + number_text(value))
-            elif k == "s":
-                if "s" in views:
-                    parts.append(p + 's":' + string_json(value))
-                for pattern, bit in slot.regexes.items():
-                    if _regex(pattern).fullmatch(value) is not None:
-                        parts.append(f'{p}m{bit}":1')
-            elif k == "b" and "b" in views:
-                parts.append(p + ('b":1' if value else 'b":0'))
-            elif k == "a" and "a" in views and value:
-                parts.append(p + 'a":' + json.dumps([tag(v) for v in value], ensure_ascii=False))
-        return ",".join(parts), inputs
+            if plan.exists is not None:
+                add(plan.exists)
+            k = _KINDS.get(type(value)) or kind(value)
+            if k == "s":
+                if plan.string is not None:
+                    add(plan.string + string_json(value))
+                for pattern, member in plan.regexes:
+                    if pattern.fullmatch(value) is not None:
+                        add(member)
+            elif k == "n":
+                if plan.number is not None:
+                    add(plan.number + number_text(value))
+            elif k == "b":
+                if plan.boolean is not None:
+                    add(plan.boolean + ("1" if value else "0"))
+            elif k == "a" and plan.array is not None and value:
+                add(plan.array + "[" + ",".join(string_json(tag(v)) for v in value) + "]")
+        return ",".join(parts), values
+
+
+_KINDS: dict[type, str] = {str: "s", Decimal: "n", bool: "b", list: "a"}
+
+
+_HEADS: dict[tuple[int, str | None, str | None], str] = {}
+
+
+def fact_head(now: datetime, event: str | None, scheduled: str | None) -> str:
+    """The members every fact of one evaluation starts with: the clock, the event or rule."""
+    key = (int(now.timestamp()), event, scheduled)
+    head = _HEADS.get(key)
+    if head is None:  # once per second and event
+        head = f'"_t":{key[0]}'
+        if event is not None:
+            head += ',"_on":' + string_json(event)
+        if scheduled is not None:
+            head += ',"_sr":' + json.dumps(scheduled, ensure_ascii=False)
+        if len(_HEADS) > 4096:
+            _HEADS.clear()
+        _HEADS[key] = head
+    return head
+
+
+@dataclass(frozen=True, slots=True)
+class _SlotPlan:
+    """A slot made ready for the hot path: its path split once and the fact members it may
+    write, pre-rendered (None: the ruleset does not read that view)."""
+
+    path: str
+    parts: tuple[str, ...]
+    exists: str | None
+    number: str | None
+    string: str | None
+    boolean: str | None
+    array: str | None
+    regexes: tuple[tuple[re.Pattern[str], str], ...]
+
+    @classmethod
+    def of(cls, slot: Slot) -> _SlotPlan:
+        p, v = f'"p{slot.index}', slot.views
+        return cls(slot.path, tuple(slot.path.split(".")), p + 'e":1' if "e" in v else None,
+                   p + 'n":' if "n" in v else None, p + 's":' if "s" in v else None,
+                   p + 'b":' if "b" in v else None, p + 'a":' if "a" in v else None,
+                   tuple((_regex(pattern), f'{p}m{bit}":1') for pattern, bit in slot.regexes.items()))
+
+    def read(self, context: Mapping[str, Any]) -> Any:
+        """lookup(context, path), with plain dicts and common scalars taken directly."""
+        node: Any = context
+        for part in self.parts:
+            if type(node) is not dict:
+                return lookup(context, self.path)
+            node = node.get(part)
+            if node is None:
+                return MISSING
+        t = type(node)
+        if t is str or t is bool:
+            return node
+        if t is int:
+            return Decimal(node)
+        if t is Decimal and node.is_finite():
+            return node
+        if t is list and all(type(v) is str for v in node):  # e.g. tags
+            return list(node)  # a copy: the trace must not change with the caller's list
+        return normalize(node)
 
 
 class _Compiler:
@@ -250,6 +328,8 @@ def compile_ruleset(ruleset: Ruleset, version: int = 0) -> CompiledRuleset:
         if rule.when is not None:
             conj.append(c.node(rule.when, False))
         rule_paths.append(paths(rule.when) if rule.when is not None else [])
+        for path in rule_paths[-1]:
+            c.slot(path)  # every path a rule reads has a value to show in its trace
         definition[f"r{i}"] = {"all": [{"m": {"$and": conj}}]}
     text = to_json(definition)
     for i, rule in enumerate(rules):

@@ -8,7 +8,10 @@ answering "which rules hold for this event and context, and what do they ask for
     decision.actions         # [Action(name, params, ruleset, rule, version), ...]
 
 Swapping a version in (`install`) never disturbs an evaluation in flight: each evaluation reads
-one immutable snapshot, and the version it started with stays registered until it is done.
+one immutable snapshot. The replaced version is retired at once (its durable memory returned,
+see durable_engine); an evaluation that reaches it afterwards has not posted anything yet and
+starts over on the new snapshot, so every decision is made by exactly one version of each
+ruleset and none fails.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from engine.clock import Clock, SystemClock
-from engine.rules.compiler import CompiledRuleset, compile_ruleset
-from engine.rules.conditions import evaluate
-from engine.rules.durable_engine import DurableEngine, Handle, default_engine
+from engine.rules.compiler import CompiledRuleset, compile_ruleset, fact_head
+from engine.rules.conditions import evaluate, lookup
+from engine.rules.durable_engine import DurableEngine, Handle, RetiredHandle, default_engine
 from engine.rules.model import Action, Decision, Match, Rule, Ruleset
 from engine.store import Database, new_event_id
 
@@ -38,6 +42,9 @@ class ScheduledRule:
     version: int
 
 
+_NO_INPUTS: Mapping[str, Any] = MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class _Live:
     compiled: CompiledRuleset
@@ -45,6 +52,8 @@ class _Live:
     actions: tuple[tuple[Action, ...], ...]  # per compiled rule
     name: str
     version: int
+    # per compiled rule: its Match when the rule reads no path (the same every time), else None
+    constant: tuple[Match | None, ...]
 
 
 def _live(compiled: CompiledRuleset, handle: Handle | None) -> _Live:
@@ -52,7 +61,23 @@ def _live(compiled: CompiledRuleset, handle: Handle | None) -> _Live:
         tuple(Action(a.name, a.params, compiled.name, r.id, compiled.version) for a in r.then)
         for r in compiled.rules
     )
-    return _Live(compiled, handle, actions, compiled.name, compiled.version)
+    constant = tuple(
+        None if compiled.rule_paths[i] else
+        Match(compiled.name, compiled.version, r.id, r.priority, actions[i], _NO_INPUTS)
+        for i, r in enumerate(compiled.rules)
+    )
+    return _Live(compiled, handle, actions, compiled.name, compiled.version, constant)
+
+
+@dataclass(frozen=True)
+class _Route:
+    """What one event consults: the live rulesets and their versions (shared, read-only)."""
+
+    targets: tuple[_Live, ...]
+    versions: Mapping[str, int]
+
+
+_NOWHERE = _Route((), _NO_INPUTS)
 
 
 def reference_fired(compiled: CompiledRuleset, context: Mapping[str, Any], *, event: str | None,
@@ -77,14 +102,17 @@ class RulesRuntime:
     `engine="python"` through the reference evaluator (the same answers, no C engine)."""
 
     def __init__(self, clock: Clock | None = None, *, engine: str = "durable",
-                 durable: DurableEngine | None = None) -> None:
+                 durable: DurableEngine | None = None, reclaim: bool = True) -> None:
+        """`reclaim=False` keeps replaced versions registered in durable_rules, as durable's
+        own Host does (memory grows with every publish; for measurements)."""
         if engine not in ("durable", "python"):
             raise ValueError("engine is 'durable' or 'python'")
         self.clock: Clock = clock or SystemClock()
         self.engine = engine
+        self.reclaim = reclaim
         self._durable = (durable or default_engine()) if engine == "durable" else None
         self._live: dict[str, _Live] = {}
-        self._by_event: dict[str, tuple[_Live, ...]] = {}
+        self._by_event: dict[str, _Route] = {}
         self._lock = threading.Lock()
 
     # -- versions ---------------------------------------------------------------------------
@@ -102,15 +130,25 @@ class RulesRuntime:
         ready = [self.compile(r, v) for r, v in items]
         with self._lock:
             live = dict(self._live)
+            replaced = [live[item.name] for item in ready if item.name in live]
             for item in ready:
                 live[item.name] = item
             self._publish(live)
+            self._retire(replaced)
 
     def remove(self, name: str) -> None:
         with self._lock:
             live = dict(self._live)
-            live.pop(name, None)
+            gone = live.pop(name, None)
             self._publish(live)
+            self._retire([gone] if gone is not None else [])
+
+    def close(self) -> None:
+        """Take every ruleset out and return their durable memory (the runtime stays usable)."""
+        with self._lock:
+            gone = list(self._live.values())
+            self._publish({})
+            self._retire(gone)
 
     def _publish(self, live: dict[str, _Live]) -> None:
         by_event: dict[str, list[_Live]] = {}
@@ -118,7 +156,16 @@ class RulesRuntime:
             for e in item.compiled.events:
                 by_event.setdefault(e, []).append(item)
         self._live = live
-        self._by_event = {e: tuple(v) for e, v in by_event.items()}
+        self._by_event = {e: _Route(tuple(v), MappingProxyType({t.name: t.version for t in v}))
+                          for e, v in by_event.items()}
+
+    def _retire(self, items: Iterable[_Live]) -> None:
+        """After the swap: evaluations that still hold these start over (RetiredHandle)."""
+        if self._durable is None or not self.reclaim:
+            return
+        for item in items:
+            if item.handle is not None:
+                self._durable.retire(item.handle)
 
     def versions(self) -> dict[str, int]:
         return {name: item.version for name, item in self._live.items()}
@@ -136,7 +183,7 @@ class RulesRuntime:
 
     @property
     def registered(self) -> int:
-        """durable rulesets registered in this process (memory that is never returned)."""
+        """Live durable rulesets in this runtime's engine (shared by every runtime on it)."""
         return self._durable.registered if self._durable is not None else 0
 
     # -- evaluation -------------------------------------------------------------------------
@@ -145,11 +192,17 @@ class RulesRuntime:
                  customer_id: str | None = None) -> Decision:
         """Every rule of the live rulesets that reacts to `event` and holds for `context`, in
         order (priority, then ruleset, then file order), with the actions they ask for."""
-        targets = self._by_event.get(event, ())
-        if rulesets is not None:
-            wanted = set(rulesets)
-            targets = tuple(t for t in targets if t.name in wanted)
-        decision = self._run(targets, context, event=event, scheduled=None)
+        while True:
+            route = self._by_event.get(event, _NOWHERE)
+            if rulesets is not None:
+                wanted = set(rulesets)
+                targets = tuple(t for t in route.targets if t.name in wanted)
+                route = _Route(targets, MappingProxyType({t.name: t.version for t in targets}))
+            try:
+                decision = self._run(route, context, event=event, scheduled=None)
+                break
+            except RetiredHandle:
+                continue  # swapped while we waited: decide on the new snapshot
         if log is not None:
             decision = self.log(log, decision, context, event_id=event_id, customer_id=customer_id)
         return decision
@@ -157,78 +210,91 @@ class RulesRuntime:
     def evaluate_scheduled(self, ruleset: str, rule: str, context: Mapping[str, Any], *,
                            log: Database | Session | None = None, customer_id: str | None = None) -> Decision:
         """One scheduled rule for one subject (the scheduler calls this per `for_each` item)."""
-        item = self._live.get(ruleset)
-        if item is None or rule not in item.compiled.scheduled:
-            raise KeyError(f"no live scheduled rule {ruleset}/{rule}")
-        decision = self._run((item,), context, event=None, scheduled=rule)
+        while True:
+            item = self._live.get(ruleset)
+            if item is None or rule not in item.compiled.scheduled:
+                raise KeyError(f"no live scheduled rule {ruleset}/{rule}")
+            try:
+                decision = self._run(_Route((item,), MappingProxyType({item.name: item.version})), context,
+                                     event=None, scheduled=rule)
+                break
+            except RetiredHandle:
+                continue
         if log is not None:
             decision = self.log(log, decision, context, customer_id=customer_id)
         return decision
 
     def evaluate_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Decision]:
-        """Many (event, context) pairs in one hand-off to the engine's owner thread."""
+        """Many (event, context) pairs in one hand-off to the engine's owner (one clock reading)."""
         now = self.clock.now()
-        plans = []
-        jobs: list[tuple[Handle, str]] = []
-        for event, context in items:
-            targets = self._by_event.get(event, ())
-            parts = []
-            for t in targets:
-                body, inputs = t.compiled.fact(context, event=event, scheduled=None, now=now)
-                parts.append((t, inputs, len(jobs)))
-                if t.handle is not None:
-                    jobs.append((t.handle, body))
-            plans.append((event, context, parts))
-        results = self._durable.evaluate_many(jobs) if self._durable is not None and jobs else []
+        while True:
+            plans = []
+            jobs: list[tuple[Handle, str]] = []
+            for event, context in items:
+                route = self._by_event.get(event, _NOWHERE)
+                head = fact_head(now, event, None)
+                parts = []
+                for t in route.targets:
+                    body, values = t.compiled.body(context, head)
+                    parts.append((t, values))
+                    if t.handle is not None:
+                        jobs.append((t.handle, body))
+                plans.append((event, context, route, parts))
+            try:
+                results = self._durable.evaluate_many(jobs) if self._durable is not None and jobs else []
+                break
+            except RetiredHandle:
+                continue  # a version was swapped meanwhile: build the batch on the new snapshot
         out = []
-        for event, context, parts in plans:
+        k = 0
+        for event, context, route, parts in plans:
             matches: list[tuple[Any, ...]] = []
-            for t, inputs, k in parts:
-                fired = results[k] if t.handle is not None else reference_fired(
-                    t.compiled, context, event=event, scheduled=None, now=now)
-                matches.extend(self._matches(t, fired, inputs))
-            out.append(self._decision(event, now, matches, [p[0] for p in parts]))
+            for t, values in parts:
+                if t.handle is not None:
+                    fired = results[k]
+                    k += 1
+                else:
+                    fired = reference_fired(t.compiled, context, event=event, scheduled=None, now=now)
+                if fired:
+                    self._matches(matches, t, fired, values)
+            if len(matches) > 1:
+                matches.sort(key=lambda x: x[:3])
+            out.append(Decision(event, now, tuple(x[3] for x in matches), route.versions))
         return out
 
-    def _run(self, targets: Sequence[_Live], context: Mapping[str, Any], *, event: str | None,
-             scheduled: str | None) -> Decision:
-        now = self.clock.now()
+    def _run(self, route: _Route, context: Mapping[str, Any], *, event: str | None,
+             scheduled: str | None, now: datetime | None = None) -> Decision:
+        if now is None:
+            now = self.clock.now()
         matches: list[tuple[Any, ...]] = []
-        if self._durable is not None and targets:
-            facts = [t.compiled.fact(context, event=event, scheduled=scheduled, now=now) for t in targets]
-            assert all(t.handle is not None for t in targets)
-            if len(targets) == 1:
-                fired_all = [self._durable.evaluate(targets[0].handle, facts[0][0])]  # type: ignore[arg-type]
-            else:
-                fired_all = self._durable.evaluate_many(
-                    [(t.handle, f[0]) for t, f in zip(targets, facts, strict=True)])  # type: ignore[misc]
-            for t, (_, inputs), fired in zip(targets, facts, fired_all, strict=True):
-                matches.extend(self._matches(t, fired, inputs))
+        durable = self._durable
+        if durable is not None:
+            head = fact_head(now, event, scheduled)
+            for t in route.targets:
+                body, values = t.compiled.body(context, head)
+                fired = durable.evaluate(t.handle, body)  # type: ignore[arg-type]
+                if fired:
+                    self._matches(matches, t, fired, values)
         else:
-            from engine.rules.conditions import lookup
-
-            for t in targets:
+            for t in route.targets:
                 fired = reference_fired(t.compiled, context, event=event, scheduled=scheduled, now=now)
-                inputs = {p: lookup(context, p) for i in fired for p in t.compiled.rule_paths[i]}
-                matches.extend(self._matches(t, fired, inputs))
-        return self._decision(event or f"schedule:{scheduled}", now, matches, targets)
-
-    @staticmethod
-    def _matches(t: _Live, fired: Iterable[int], inputs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        out = []
-        rules = t.compiled.rules
-        paths = t.compiled.rule_paths
-        for i in fired:
-            rule: Rule = rules[i]
-            m = Match(t.name, t.version, rule.id, rule.priority, t.actions[i], {p: inputs[p] for p in paths[i]})
-            out.append((rule.priority, t.name, i, m))
-        return out
-
-    @staticmethod
-    def _decision(event: str, now: datetime, matches: list[tuple[Any, ...]], targets: Iterable[_Live]) -> Decision:
+                if fired:
+                    self._matches(matches, t, fired, [lookup(context, s.path) for s in t.compiled.slots])
         if len(matches) > 1:
             matches.sort(key=lambda x: x[:3])
-        return Decision(event, now, tuple(x[3] for x in matches), {t.name: t.version for t in targets})
+        return Decision(event or f"schedule:{scheduled}", now, tuple(x[3] for x in matches), route.versions)
+
+    @staticmethod
+    def _matches(out: list[tuple[Any, ...]], t: _Live, fired: Iterable[int], values: Sequence[Any]) -> None:
+        rules = t.compiled.rules
+        slots = t.compiled.rule_slots
+        for i in fired:
+            rule: Rule = rules[i]
+            m = t.constant[i]
+            if m is None:
+                m = Match(t.name, t.version, rule.id, rule.priority, t.actions[i],
+                          {p: values[k] for p, k in slots[i]})
+            out.append((rule.priority, t.name, i, m))
 
     # -- the decision log -------------------------------------------------------------------
     def log(self, where: Database | Session, decision: Decision, context: Mapping[str, Any], *,
