@@ -10,6 +10,7 @@ from engine.console.drafts import DraftCheck, check_draft, checksum, diff
 from engine.console.launch import APP, console_command, run_console, wait_healthy
 from engine.console.store import (
     ConsoleError,
+    check_stored,
     ensure_tables,
     history,
     publish,
@@ -26,6 +27,7 @@ __all__ = [
     "DraftCheck",
     "Explained",
     "check_draft",
+    "check_stored",
     "checksum",
     "console_command",
     "diff",

@@ -74,26 +74,35 @@ def catalog_lint(doc: Document, catalog: Catalog) -> list[Problem]:
     return sorted(out, key=lambda p: (p.line, p.path))
 
 
-def _ruleset_checks(doc: Document) -> tuple[list[Problem], list[Problem], str]:
-    """Validate and lint a ruleset with the rules runtime when it provides the functions."""
+def _ruleset_checks(doc: Document, refs: Any) -> tuple[list[Problem], list[Problem], str]:
+    """Validate a ruleset as publishing does (against `refs`: the plans, features, templates
+    it may name), then lint it as `billing lint` does. Lint problems keep their severity: a
+    condition that can never hold or an allow shadowed by a deny is an error, not a warning."""
+    from engine import rules
+    from engine.rules.lint import lint_ruleset
+
     try:
-        from engine import rules
-    except ImportError:  # pragma: no cover - the package exists in this repository
-        rules = None  # type: ignore[assignment]
-    checker = getattr(rules, "summarize_ruleset_document", None)
-    if checker is None:
-        return [doc.problem([], "rulesets cannot be validated yet: the rules runtime does not provide it")], [], ""
-    summary, problems = checker(doc)
-    errors = [p for p in problems if p.severity == "error"]
-    warnings = [p for p in problems if p.severity != "error"]
-    lint = getattr(rules, "lint_ruleset_document", None)
-    if lint is not None and not errors:
-        warnings.extend(lint(doc))
+        ruleset = rules.ruleset_from_document(doc, refs if refs is not None else rules.default_references())
+    except DocumentError as exc:
+        errors = [p for p in exc.problems if p.severity == "error"]
+        return errors, [p for p in exc.problems if p.severity != "error"], ""
+    lint = lint_ruleset(ruleset, doc)
+    scheduled = sum(1 for r in ruleset.rules if r.schedule)
+    disabled = sum(1 for r in ruleset.rules if not r.enabled)
+    summary = (
+        f"ruleset {ruleset.name}: {len(ruleset.rules)} rules on {len(ruleset.events)} events"
+        + (f", {scheduled} scheduled" if scheduled else "")
+        + (f", {disabled} disabled" if disabled else "")
+    )
+    errors = [p for p in lint if p.severity == "error"]
+    warnings = [p for p in lint if p.severity != "error"]
     return errors, warnings, summary
 
 
-def check_draft(kind: str, text: str, file: str = "draft") -> DraftCheck:
-    """Everything publishing would say about `text`, without raising."""
+def check_draft(kind: str, text: str, file: str = "draft", *, refs: Any = None) -> DraftCheck:
+    """Everything publishing would say about `text`, without raising. `refs` (a
+    engine.rules.References) is what a ruleset may name; None: ./catalogs and ./templates,
+    as `billing validate` does."""
     if kind not in KINDS:
         raise ValueError(f"kind: one of {', '.join(KINDS)}")
     try:
@@ -121,7 +130,7 @@ def check_draft(kind: str, text: str, file: str = "draft") -> DraftCheck:
         return DraftCheck(kind, catalog.name, [], catalog_lint(doc, catalog), catalog, doc, summary)
     if not isinstance(doc.data, dict) or "ruleset" not in doc.data:
         return DraftCheck(kind, name, errors=[doc.problem([], "a ruleset starts with 'ruleset: NAME'")], document=doc)
-    errors, warnings, summary = _ruleset_checks(doc)
+    errors, warnings, summary = _ruleset_checks(doc, refs)
     return DraftCheck(kind, name, errors, warnings, None, doc, summary)
 
 

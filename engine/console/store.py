@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import sales
+from engine import rules, sales
 from engine.catalog import Catalog
 from engine.clock import Clock, SystemClock
-from engine.console.drafts import check_draft, checksum, diff
+from engine.console import rulesets
+from engine.console.drafts import KINDS, check_draft, checksum, diff
 from engine.console.models import Draft
 from engine.periods import Period, calendar_period
 from engine.users import AuditEntry, ConsoleUser, record_audit, require, seed_demo_users
@@ -130,13 +131,19 @@ def document_yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
 
 
+def check_stored(session: Session, kind: str, text: str) -> Any:
+    """`check_draft` against what is live: a ruleset's references are the published catalogs."""
+    return check_draft(kind, text, refs=rulesets.references(session) if kind == "ruleset" else None)
+
+
 def draft_diff(session: Session, kind: str, text: str) -> str:
-    check = check_draft(kind, text)
+    check = check_draft(kind, text, refs=rules.References())  # the name is all it needs
     if check.document is None or check.name is None:
         return ""
+    if kind == "ruleset":
+        return rulesets.text_diff(rulesets.published_source(session, check.name), text)
     draft_data = json.loads(json.dumps(check.document.data, default=str))
-    published = published_document(session, check.name) if kind == "catalog" else None
-    return diff(published, draft_data)
+    return diff(published_document(session, check.name), draft_data)
 
 
 def publish(
@@ -156,13 +163,17 @@ def publish(
     user = require(user, "publish")
     if not comment or not comment.strip():
         raise ConsoleError("comment: say why this version is published")
-    check = check_draft(kind, text)
+    if kind not in KINDS:
+        raise ConsoleError(f"kind: one of {', '.join(KINDS)}")
+    check = check_stored(session, kind, text)
     if check.errors:
         raise ConsoleError(f"the draft has {len(check.errors)} error(s): fix them before publishing")
     if check.warnings and not accept_warnings:
         raise ConsoleError(f"the draft has {len(check.warnings)} lint warning(s): fix them or accept them")
-    if kind != "catalog":
-        raise ConsoleError("publishing rulesets from the console waits for the rules runtime's publish function")
+    if kind == "ruleset":
+        # Rulesets are not priced by the what-if simulator: validation, lint and the rules
+        # runtime's smoke test (in a subprocess, inside publish_ruleset) stand for it.
+        return _publish_ruleset(session, user, check.name or "ruleset", text, comment, len(check.warnings), clock)
     assert check.catalog is not None and check.name is not None
     if require_simulation:
         row = get_draft(session, kind, check.name)
@@ -182,7 +193,63 @@ def publish(
         details={"checksum": published.checksum, "warnings_accepted": len(check.warnings)},
         clock=clock,
     )
-    return {"version": published.version, "catalog": check.name, "audit": audit}
+    return {"version": published.version, "catalog": check.name, "name": check.name, "audit": audit}
+
+
+def _publish_ruleset(
+    session: Session, user: dict[str, Any], name: str, text: str, comment: str, accepted: int, clock: Clock | None
+) -> dict[str, Any]:
+    """Through `engine.rules.publish_ruleset`, as `billing publish` does: validated against
+    the published catalogs, compiled and smoke-tested in a subprocess, stored with who and why."""
+    from engine.documents import DocumentError, load_yaml_text
+
+    refs = rulesets.references(session)
+    try:
+        doc = load_yaml_text(text, f"{name}.yaml")
+        published = rules.publish_ruleset(session, doc, user["name"], comment.strip(), refs=refs, clock=clock)
+    except DocumentError as exc:
+        raise ConsoleError("the rules runtime refused it: " + "; ".join(p.message for p in exc.problems)) from None
+    if not published.created:
+        raise ConsoleError(f"nothing to publish: version {published.version} already has exactly this content")
+    audit = record_audit(
+        session,
+        user,
+        "publish",
+        "ruleset",
+        published.ruleset,
+        comment,
+        version=published.version,
+        details={"checksum": published.checksum, "warnings_accepted": accepted},
+        clock=clock,
+    )
+    return {"version": published.version, "ruleset": published.ruleset, "name": published.ruleset, "audit": audit}
+
+
+def _rollback_ruleset(
+    session: Session, user: dict[str, Any], name: str, to_version: int, why: str, clock: Clock | None
+) -> dict[str, Any]:
+    current = rulesets.published_rulesets(session).get(name)
+    if current is None:
+        raise ConsoleError(f"ruleset {name!r} has no published version")
+    if to_version == current:
+        raise ConsoleError(f"version {to_version} is already the current one")
+    if rulesets.published_source(session, name, to_version) is None:
+        raise ConsoleError(f"ruleset {name!r} has no version {to_version}")
+    published = rules.rollback_ruleset(
+        session, name, to_version, user["name"], f"rollback to v{to_version}: {why.strip()}", clock=clock
+    )
+    audit = record_audit(
+        session,
+        user,
+        "rollback",
+        "ruleset",
+        name,
+        why,
+        version=published.version,
+        details={"restored": to_version, "replaced": current},
+        clock=clock,
+    )
+    return {"version": published.version, "restored": to_version, "audit": audit}
 
 
 def rollback(
@@ -192,12 +259,15 @@ def rollback(
     to_version: int,
     why: str,
     *,
+    kind: str = "catalog",
     clock: Clock | None = None,
 ) -> dict[str, Any]:
     """Make `to_version`'s content current again, as a new version (history is never rewritten)."""
     user = require(user, "rollback")
     if not why or not why.strip():
         raise ConsoleError("why: say why you roll back")
+    if kind == "ruleset":
+        return _rollback_ruleset(session, user, name, to_version, why, clock)
     current = published_catalogs(session).get(name)
     if current is None:
         raise ConsoleError(f"catalog {name!r} has no published version")
@@ -222,8 +292,10 @@ def rollback(
     return {"version": published.version, "restored": to_version, "audit": audit}
 
 
-def history(session: Session, name: str) -> list[dict[str, Any]]:
-    """Every version of a catalog, newest first, with its diff against the one before."""
+def history(session: Session, name: str, kind: str = "catalog") -> list[dict[str, Any]]:
+    """Every version of a catalog or ruleset, newest first, with its diff against the one before."""
+    if kind == "ruleset":
+        return rulesets.ruleset_history(session, name)
     versions = sales.list_versions(session, name)
     out = []
     previous: dict[str, Any] | None = None

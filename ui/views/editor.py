@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from engine.console import check_draft, save_draft
+from engine.console import rulesets as crules
+from engine.console import save_draft
 from engine.console import store as cstore
 from engine.console import yaml_edit as ye
 from engine.console.yaml_edit import EditError
@@ -48,6 +49,11 @@ def _sources(db: Database, kind: str) -> dict[str, tuple[str, str]]:
                 doc = cstore.published_document(s, name)
                 if doc is not None:
                     out[f"published: {name} v{v['version']}"] = (cstore.document_yaml(doc), name)
+        else:
+            for name, version in crules.published_rulesets(s).items():
+                source = crules.published_source(s, name, version)
+                if source is not None:
+                    out[f"published: {name} v{version}"] = (source, name)
     for path in example_files(kind):
         out[f"file: {path.name}"] = (path.read_text(encoding="utf-8"), path.stem)
     return out
@@ -76,7 +82,11 @@ def render(db: Database, user: dict[str, Any]) -> None:
             help="Edit freely: the checks on the right run on every change.",
         )
     text = st.session_state[TEXT]
-    check = check_draft(kind, text) if text.strip() else None
+    check = None
+    if text.strip():
+        # A ruleset is checked against the published catalogs (the plans, features it names).
+        with db.read_session() as s:
+            check = cstore.check_stored(s, kind, text)
     with right:
         st.subheader("Checks")
         if check is None:
@@ -111,7 +121,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
             else:
                 _ruleset_forms(text)
 
-    if check is not None and check.document is not None and kind == "catalog":
+    if check is not None and check.document is not None:
         with st.expander("Diff against the published version", expanded=False):
             with db.session() as s:
                 d = cstore.draft_diff(s, kind, text)

@@ -1,0 +1,87 @@
+"""Published rulesets as the console sees them, through the rules runtime's public functions:
+what a draft may refer to, the published versions and their history, and the text diff of a
+draft against what is live. Publishing and rollback go through engine.console.store, which
+calls `engine.rules.publish_ruleset` / `rollback_ruleset`, the path `billing publish` takes."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine import rules, sales
+from engine.catalog import DocumentError, load_catalog
+from engine.config import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _folder(name: str) -> Path:
+    """A settings folder: relative to the working directory when it exists there, else to
+    the checkout (the console may be started from anywhere)."""
+    path = Path(name)
+    if path.is_absolute() or path.exists():
+        return path
+    return ROOT / path
+
+
+def references(session: Session) -> rules.References:
+    """What a ruleset may name: the plans, prices, features, metrics and coupons of every
+    published catalog (the example catalogs when nothing is published yet) and the templates."""
+    settings = get_settings()
+    templates = _folder(settings.templates_dir)
+    refs = rules.References.from_catalogs([], templates if templates.is_dir() else None)
+    published = [v["catalog"] for v in sales.list_versions(session)]
+    for name in dict.fromkeys(published):
+        row = sales.get_version(session, name)
+        refs.add_catalog(sales.catalog_for_version(session, row.id))
+    if not refs.catalogs:
+        for path in sorted(_folder(settings.catalogs_dir).glob("*.y*ml")):
+            try:
+                refs.add_catalog(load_catalog(path))
+            except DocumentError:
+                continue  # an invalid example is reported when it is opened
+    return refs
+
+
+def published_rulesets(session: Session) -> dict[str, int]:
+    """The live version of every ruleset: name -> version."""
+    return dict(sorted(rules.live_versions(session).items()))
+
+
+def published_source(session: Session, name: str, version: int | None = None) -> str | None:
+    try:
+        return str(rules.ruleset_version(session, name, version).source)
+    except rules.RulesError:
+        return None
+
+
+def text_diff(before: str | None, after: str | None, *, old: str = "published", new: str = "draft") -> str:
+    """Rulesets are stored as written (comments and all), so their diff is of the text."""
+    a = (before or "").splitlines(keepends=True)
+    b = (after or "").splitlines(keepends=True)
+    if a and not a[-1].endswith("\n"):
+        a[-1] += "\n"
+    if b and not b[-1].endswith("\n"):
+        b[-1] += "\n"
+    return "".join(difflib.unified_diff(a, b, fromfile=old, tofile=new))
+
+
+def ruleset_history(session: Session, name: str) -> list[dict[str, Any]]:
+    """Every version, newest first, with who published it, why, and its diff."""
+    rows = rules.ruleset_history(session, name)
+    out = []
+    for meta, row in zip(rules.history_as_dicts(rows), rows, strict=True):
+        out.append(
+            {
+                "version": meta["version"],
+                "published_at": meta["published_at"],
+                "author": meta["author"],
+                "comment": meta["comment"],
+                "rollback_of": meta["rollback_of"],
+                "diff": row.diff if meta["version"] > 1 else "",
+            }
+        )
+    return list(reversed(out))
