@@ -5,7 +5,7 @@ and usage ingestion over HTTP.
 Target (issue 6): checks at >= 0.8 of the trivial endpoint's rate, p99 < 10 ms at 16
 connections.
 
-    .venv/bin/python benchmarks/access_http.py [--seconds 10] [--customers 1000]
+    .venv/bin/python benchmarks/access_http.py [--seconds 10] [--customers 1000] [--embedded]
 
 Needs `wrk` (Debian: apt-get install wrk).
 """
@@ -124,6 +124,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="handle the events in the API process too, as `billing up` does (default: an API-only "
+        "process, as `billing serve --no-workers` runs beside `billing worker` at scale)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -145,7 +151,7 @@ def main() -> None:
     # Steady state: the setup's events (thousands) are dispatched before measuring.
     system.drain()
     stop = threading.Event()
-    system.start_workers(stop)
+    system.start_workers(stop, consume=args.embedded)
 
     app = create_app(system.api_context())
 
@@ -204,14 +210,15 @@ def main() -> None:
             {
                 "benchmark": "access_http",
                 "connections": 16,
+                "process": "embedded" if args.embedded else "api-only",
                 "trivial_rps": round(noop_rps),
                 "check_rps": round(check["rps"]),
                 "check_p50_ms": check.get("p50_ms"),
                 "check_p99_ms": check.get("p99_ms"),
                 "check_non_2xx": check["non_2xx"],
-        "cold_load_ms": round(cold_ms, 3),
-        "allowed_only_rps": round(allowed["rps"]),
-        "allowed_only_p99_ms": allowed.get("p99_ms"),
+                "cold_load_ms": round(cold_ms, 3),
+                "allowed_only_rps": round(allowed["rps"]),
+                "allowed_only_p99_ms": allowed.get("p99_ms"),
                 "batch_checks_per_s": round(batch["rps"] * 100),
                 "ingest_events_per_s": round(events["rps"] * 100),
                 "ingest_non_2xx": events["non_2xx"],

@@ -137,12 +137,16 @@ class System:
         self.drain()
         return {"steps": len(reports)}
 
-    def start_workers(self, stop: threading.Event) -> list[threading.Thread]:
+    def start_workers(self, stop: threading.Event, *, consume: bool = True) -> list[threading.Thread]:
         """The in-process bus dispatcher (and, with a broker, the relay and consumers), the
         rules refresher that picks up versions other processes published, the quota-threshold
-        watcher, the denial-event writer and, when installed, the scheduler."""
+        watcher, the denial-event writer and, when installed, the scheduler.
+
+        `consume=False` is an API-only process (`billing serve --no-workers`): it still writes
+        its buffered denials, announces thresholds and follows rule publishes, while handling
+        events is left to `billing worker`."""
         threads = []
-        if self.bus is not None:
+        if self.bus is not None and consume:
             thread = threading.Thread(target=self.bus.run, args=(stop,), name="bus", daemon=True)
             thread.start()
             threads.append(thread)

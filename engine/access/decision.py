@@ -48,6 +48,9 @@ class Snapshot:
     plan: Plan | None = None
     dunning_state: str = "active"
     usage: Mapping[str, Decimal] = field(default_factory=dict)  # per metric, in the quota's window
+    # Figures derived from this snapshot alone (e.g. the thresholds reached on a day), kept
+    # with it: a snapshot is replaced, never changed, when what it was loaded from changes.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,23 @@ from engine.store import add_event
 THRESHOLDS = (80, 100)
 
 
-def crossed(snapshot: Snapshot, now: datetime) -> list[tuple[str, int, Decimal, Decimal, datetime]]:
+Crossing = tuple[str, int, Decimal, Decimal, datetime]
+
+
+def crossed(snapshot: Snapshot, now: datetime) -> list[Crossing]:
     """(feature, threshold %, used, limit, window start) for each threshold the usage has reached."""
     if snapshot.plan is None or snapshot.catalog is None or snapshot.subscription is None:
         return []
+    # Every check asks; the answer depends only on the snapshot and the day (the windows).
+    key = ("crossed", now.date())
+    found: list[Crossing] | None = snapshot.memo.get(key)
+    if found is None:
+        found = snapshot.memo[key] = _crossed(snapshot, now)
+    return found
+
+
+def _crossed(snapshot: Snapshot, now: datetime) -> list[Crossing]:
+    assert snapshot.plan is not None and snapshot.catalog is not None and snapshot.subscription is not None
     out = []
     for feature_id, entitlement in snapshot.plan.entitlements.items():
         feature = snapshot.catalog.features.get(feature_id)

@@ -20,6 +20,11 @@ async def context(request: Request) -> ApiContext:
 
 
 async def principal(request: Request) -> Principal:
+    return await authenticate(request)
+
+
+async def authenticate(request: Request) -> Principal:
+    """The key's principal, or a 401 problem."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -38,11 +43,20 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """`product` keys reach events, access checks and quotes; `admin` keys reach everything."""
 
     async def check(who: Principal = Depends(principal)) -> Principal:
-        if who.scope != "admin" and who.scope != scope:
-            raise Problem(403, f"this call needs an {scope} key; yours is {who.scope}", "Authorization")
-        return who
+        return permit(who, scope)
 
     return check
+
+
+def permit(who: Principal, scope: str) -> Principal:
+    if who.scope != "admin" and who.scope != scope:
+        raise Problem(403, f"this call needs an {scope} key; yours is {who.scope}", "Authorization")
+    return who
+
+
+async def authorize(request: Request, scope: str) -> Principal:
+    """`require(scope)` called inline, for the hot routes that skip dependency injection."""
+    return permit(await authenticate(request), scope)
 
 
 PRODUCT = Depends(require("product"))

@@ -128,3 +128,34 @@ def test_workers_include_the_denial_writer_and_threshold_watcher(running: Runnin
 
     names = {t.name for t in threading.enumerate()}
     assert {"bus", "rules-refresh", "quota-thresholds", "access-denials"} <= names
+
+
+def test_an_api_only_process_still_writes_its_buffered_denials(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`billing serve --no-workers` leaves events to `billing worker`, but the denials it
+    buffered must still reach the outbox (the upsell loop starts there)."""
+    import threading
+    import time
+
+    from engine.cli.commands.serve import migrate_database, start_system
+    from engine.config import Settings
+
+    url = f"sqlite:///{tmp_path}/api_only.db"
+    migrate_database(url)
+    settings = Settings(database_url=url, test_clock="2026-11-01T09:00:00Z", access_denial_buffer_ms=20)
+    system, stop = start_system(settings, workers=False)
+    try:
+        names = {t.name for t in threading.enumerate()}
+        assert "access-denials" in names and "quota-thresholds" in names and "rules-refresh" in names
+        assert "bus" not in names
+        decision = system.access.check_cached("nobody", "api") or system.access.check("nobody", "api")
+        assert not decision.allowed and decision.reason == "no_customer"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with system.db.read_session() as s:
+                denied = list(s.scalars(select(OutboxEvent.customer_id).where(OutboxEvent.type == "access.denied")))
+            if denied:
+                break
+            time.sleep(0.05)
+        assert denied == ["nobody"]
+    finally:
+        stop.set()

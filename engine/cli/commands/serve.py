@@ -218,8 +218,7 @@ def start_system(settings: Any, *, workers: bool = True) -> tuple[Any, threading
 
     system = build_system(settings, create_tables=False, wiring=standard_wiring() if workers else ())
     stop = threading.Event()
-    if workers:
-        system.start_workers(stop)
+    system.start_workers(stop, consume=workers)
     return system, stop
 
 
