@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/rules.py            # full: 200k timed evaluations, then 1M over 100k customers
     .venv/bin/python benchmarks/rules.py --quick    # 20k timed, 100k for memory
+    .venv/bin/python benchmarks/rules.py --publishes 500 --evaluations 0   # only the publish memory run
 
 Ours: RulesRuntime.evaluate(event, context) over the four shipped rulesets (schema-loaded,
 compiled, typed flat facts, trace with actions and inputs). Baseline: the same messages
@@ -9,6 +10,12 @@ posted straight to durable_rules through its Host API, with hand-written JSON ru
 nested messages and Python action functions (assert_fact + retract_fact on one session: the
 fastest Host usage that keeps memory flat; see engine/rules/durable_engine.py).
 The last line is one JSON object with the figures; ratio = ours / baseline (higher is better).
+
+Publishes (`--publishes N`, default 500): in a fresh child process each, N hot swaps of a shipped
+ruleset (cycling through the four, what sync_runtime does after each publish) while a thread
+keeps evaluating; RSS before and after, with the replaced versions retired (the runtime's
+default) and kept registered (`reclaim=False`, what durable's Host does). Every evaluation
+during the swaps must succeed and give the rules the same messages gave before.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import argparse
 import gc
 import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -196,14 +205,83 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+def publish_child(publishes: int, reclaim: bool) -> dict[str, Any]:
+    """N hot swaps while a thread evaluates; run in a child so the two modes do not mix."""
+    base = build_runtime()
+    rulesets = [base.ruleset(n) for n in ("promotions", "access", "dunning", "notifications")]
+    base.close()
+    rt = RulesRuntime(TestClock(NOW), reclaim=reclaim)
+    rt.install_many((r, 1) for r in rulesets)
+    messages = [message(i, (i * 7919) % 100_000) for i in range(500)]
+    expected = [rt.evaluate(e, c).rule_ids for e, c in messages]
+    for e, c in messages * 4:  # warm up: allocations that are not per version
+        rt.evaluate(e, c)
+    gc.collect()
+    before = rss_mb()
+    stop = threading.Event()
+    counts = {"evaluations": 0, "errors": 0, "mismatches": 0}
+
+    def hammer() -> None:
+        while not stop.is_set():
+            for (e, c), want in zip(messages, expected, strict=True):
+                try:
+                    got = rt.evaluate(e, c).rule_ids
+                except Exception:  # counted: the claim is that there are none
+                    counts["errors"] += 1
+                    continue
+                counts["evaluations"] += 1
+                counts["mismatches"] += got != want
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    start = time.perf_counter()
+    for k in range(publishes):
+        rt.install(rulesets[k % len(rulesets)], 2 + k)
+    elapsed = time.perf_counter() - start
+    time.sleep(0.2)  # evaluations on the last versions too
+    stop.set()
+    thread.join()
+    gc.collect()
+    after = rss_mb()
+    return {"publishes": publishes, "reclaim": reclaim, "seconds": round(elapsed, 2),
+            "rss_mb_before": round(before, 1), "rss_mb_after": round(after, 1),
+            "rss_mb_growth": round(after - before, 1), "durable_rulesets_live": rt.registered,
+            **counts}
+
+
+def run_publishes(publishes: int, reclaim: bool) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--publish-child", str(publishes),
+                          "--reclaim" if reclaim else "--no-reclaim"],
+                         capture_output=True, text=True, check=True, timeout=1200)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="20k timed evaluations, 100k for memory")
     ap.add_argument("--evaluations", type=int, help="timed evaluations (default 200k, 20k with --quick)")
     ap.add_argument("--memory-evaluations", type=int, help="evaluations for the memory run (default 1M)")
     ap.add_argument("--customers", type=int, default=100_000)
+    ap.add_argument("--publishes", type=int, default=500,
+                    help="hot swaps for the publish memory run, with and without retiring (0: skip)")
+    ap.add_argument("--publish-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--reclaim", action=argparse.BooleanOptionalAction, default=True, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    n = args.evaluations or (20_000 if args.quick else 200_000)
+    if args.publish_child is not None:
+        print(json.dumps(publish_child(args.publish_child, args.reclaim)))
+        return
+    n = args.evaluations if args.evaluations is not None else (20_000 if args.quick else 200_000)
+    if n == 0:  # the publish memory run alone
+        runs = {"retired": run_publishes(args.publishes, True), "kept": run_publishes(args.publishes, False)}
+        ok = all(r["errors"] == 0 and r["mismatches"] == 0 for r in runs.values())
+        growth = runs["retired"]["rss_mb_growth"]
+        print(json.dumps({"benchmark": "rules-publishes", "publishes": runs,
+                          "ratio": round(runs["kept"]["rss_mb_growth"] / max(growth, 1.0), 2),
+                          "target": "bounded: retired growth independent of the number of publishes",
+                          "meets_target": ok and growth < 20,
+                          "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}))
+        return
     mem_n = args.memory_evaluations or (100_000 if args.quick else 1_000_000)
     messages = [message(i, (i * 7919) % args.customers) for i in range(n)]
 
@@ -227,6 +305,8 @@ def main() -> None:
             checkpoints[str(i + 1)] = round(rss_mb(), 1)
     mem_rate = mem_n / (time.perf_counter() - start)
     rss_after = rss_mb()
+    publishes = ({"retired": run_publishes(args.publishes, True), "kept": run_publishes(args.publishes, False)}
+                 if args.publishes else None)
 
     ratio = our_rate / base_rate
     result = {
@@ -242,12 +322,14 @@ def main() -> None:
         "ratio": round(ratio, 3),
         "target": TARGET,
         "target_evals_per_s": TARGET_RATE,
-        "meets_target": ratio >= TARGET and our_rate >= TARGET_RATE,
+        "meets_target": ratio >= TARGET and our_rate >= TARGET_RATE
+        and (publishes is None or all(r["errors"] == 0 == r["mismatches"] for r in publishes.values())),
         "memory_run": {
             "evaluations": mem_n, "customers": args.customers, "evals_per_s": round(mem_rate, 1),
             "rss_mb_before": round(rss_before, 1), "rss_mb_after": round(rss_after, 1),
             "rss_mb_growth": round(rss_after - rss_before, 1), "rss_mb_checkpoints": checkpoints,
         },
+        "publishes": publishes,
         "durable_rulesets_registered": rt.registered,
         "cpus": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),

@@ -10,6 +10,9 @@ can be written with its `$nex` guard (durable's `$neq` does not hold on a missin
           has no negated regex operator, so that one bit is computed before posting)
     _on   the event type, or _sr the scheduled rule's id; _t the clock's epoch seconds
 
+Each compiled ruleset also has one internal rule, `_prime`, that only the engine's primer fact
+fires (see durable_engine).
+
 Every durable rule tests `_on` (or `_sr`) first: durable also posts its own session state
 through the rules, and a rule made only of negations would otherwise match it.
 """
@@ -38,6 +41,7 @@ from engine.rules.conditions import (
 )
 from engine.rules.model import Rule, Ruleset
 
+PRIMER_RULE = "_prime"
 _INVERSE = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}
 
 
@@ -331,7 +335,9 @@ def compile_ruleset(ruleset: Ruleset, version: int = 0) -> CompiledRuleset:
         for path in rule_paths[-1]:
             c.slot(path)  # every path a rule reads has a value to show in its trace
         definition[f"r{i}"] = {"all": [{"m": {"$and": conj}}]}
-    text = to_json(definition)
+    # The primer: no fact of ours has `_prime`; the engine fires it once per session so that
+    # the session can later be deleted safely (see the durable_engine docstring).
+    text = to_json({**definition, PRIMER_RULE: {"all": [{"m": {"_prime": 1}}]}})
     for i, rule in enumerate(rules):
         definition[f"r{i}"]["run"] = f"{ruleset.name}/{rule.id}"
     return CompiledRuleset(ruleset, version, definition, text, list(c.slots.values()), rules,

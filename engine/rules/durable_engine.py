@@ -8,12 +8,17 @@
   on another thread after a post, and durable's timers are never used (the scheduler owns
   time).
 * Each ruleset version is registered under a unique name (`promotions.v3.17`): durable cannot
-  register a name twice. Durable's Host never frees a ruleset (+0.5 MB per version of the
-  shipped rulesets), so a replaced version is *retired*: its session states are deleted, then
-  the ruleset itself (`delete_state` + `delete_ruleset`; the ruleset alone leaves every
-  session's memory behind). Measured: 500 versions x 4 rulesets cost +0 MB instead of +260 MB.
-  An evaluation that reaches a retired handle gets `RetiredHandle` before any C call and
-  starts over on the live snapshot (see RulesRuntime), so no evaluation fails on a swap.
+  register a name twice. Durable's Host never frees a ruleset (+0.2 MB per version of a
+  shipped ruleset), so a replaced version is *retired*: its session states are deleted, then
+  the ruleset itself (`delete_ruleset` alone leaves each session's memory behind).
+  `delete_state` in 2.0.28 frees two pointers of the session (`context.messages`,
+  `context.stateFact`) that are only initialised once an action has run in it: on a session
+  where no rule ever fired it frees heap garbage and crashes, depending on the heap's layout.
+  So every session is *primed* when it is created: a fact only the compiled `_prime` rule
+  matches, its action loop run to the end, which leaves both pointers NULL; after that,
+  deleting the session is safe. An evaluation that reaches a retired handle gets
+  `RetiredHandle` before any C call and starts over on the live snapshot (see RulesRuntime),
+  so no evaluation fails on a swap.
 * An evaluation asserts ONE fact with a unique id into the ruleset's single session, runs every
   rule it fired (a fact, unlike an event, fires every matching rule), then retracts it: the
   session is empty again, so no session ids pile up (1,024 live sids crash durable) and memory
@@ -91,6 +96,20 @@ class _LeanRuleset(Ruleset):
         self._handle = dre.create_ruleset(name, compiled.text)
         self.sid_generation = 1
         self.prefix = '{"sid":"1","id":"'
+        self.primed: list[str] = []  # the sessions delete_state may free
+        self.prime("1")
+
+    def prime(self, sid: str) -> None:
+        """Create session `sid` and run one action in it, so that deleting it is safe."""
+        fact = f'{{"sid":"{sid}","id":"_prime","_prime":1}}'
+        code, state = dre.assert_fact(self._handle, fact)
+        if code != 0:
+            raise RulesEngineError(f"durable_rules did not fire the primer (code {code})")
+        result = dre.start_action_for_state(self._handle, state)
+        while result:
+            result = dre.complete_and_start_action(self._handle, state)
+        dre.retract_fact(self._handle, fact)
+        self.primed.append(sid)
 
 
 @dataclass
@@ -231,11 +250,8 @@ class DurableEngine:
         if rs is None:
             return
         handle.ruleset = None  # from here on, evaluations of this version start over
-        for generation in range(1, rs.sid_generation + 1):
-            try:
-                dre.delete_state(rs._handle, str(generation))
-            except dre.error:
-                pass  # that session never held a fact
+        for sid in rs.primed:  # never an unprimed session: delete_state would crash on it
+            dre.delete_state(rs._handle, sid)
         dre.delete_ruleset(rs._handle)
         host = self._host
         assert host is not None
@@ -272,6 +288,7 @@ class DurableEngine:
             self.abandoned_sids += 1
             rs.sid_generation += 1
             rs.prefix = f'{{"sid":"{rs.sid_generation}","id":"'
+            rs.prime(str(rs.sid_generation))
             raise
         # A rule whose condition has an `$or` fires once per branch that holds.
         return sorted(set(fired)) if len(fired) > 1 else fired

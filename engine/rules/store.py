@@ -261,6 +261,7 @@ def smoke_main() -> int:
             if sorted(got) != sorted(want):
                 print(f"durable_rules and the reference disagree on rule {rule.id}")
                 return 1
+    engine.retire(handle)  # what the live runtime does when the next version replaces this one
     engine.close()
     print(json.dumps({"ok": True, "rules": len(compiled.rules)}))
     return 0

@@ -4,15 +4,19 @@ and contexts (every operator, nesting, negation, missing values, mixed types).""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from collections import OrderedDict
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.rules import DurableEngine, compile_ruleset, reference_fired
-from engine.rules.conditions import parse_condition
+from engine.rules.conditions import lookup, parse_condition
 from engine.rules.model import ActionSpec, Rule, Ruleset
 
 PATHS = ["customer.segment", "customer.n", "invoice.total", "customer.tags", "account.state", "usage.api"]
@@ -88,8 +92,47 @@ def test_durable_and_reference_agree(durable: DurableEngine, conds: list[dict[st
     )
     compiled = compile_ruleset(Ruleset("diff", rules), 1)
     handle = durable.register(compiled)
-    for ctx in ctxs:
-        body, _ = compiled.fact(ctx, event="t.e", scheduled=None, now=NOW)
-        got = sorted(durable.evaluate(handle, body))
-        want = reference_fired(compiled, ctx, event="t.e", scheduled=None, now=NOW)
-        assert got == want, (conds, ctx)
+    try:
+        for ctx in ctxs:
+            body, _ = compiled.fact(ctx, event="t.e", scheduled=None, now=NOW)
+            got = sorted(durable.evaluate(handle, body))
+            want = reference_fired(compiled, ctx, event="t.e", scheduled=None, now=NOW)
+            assert got == want, (conds, ctx)
+    finally:
+        durable.retire(handle)  # hundreds of examples: give each one's memory back
+
+
+class _Shape(Enum):
+    ROUND = "round"
+
+
+class _Obj:
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+
+ODD_VALUES = [5, -3, 2.5, float("nan"), Decimal("7.10"), Decimal("Infinity"), True, False, "edu", "",
+              datetime(2026, 1, 2, 3, 4, tzinfo=UTC), date(2026, 5, 6), _Shape.ROUND, None,
+              ["partner", "x"], ("a", 1, None, True, 2.0), [], {"nested": 1}, 10**20]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+def test_the_fast_fact_reads_every_value_as_lookup_normalises_it(value: Any) -> None:
+    """The hot path's reader is a shortcut of conditions.lookup: same values, any container."""
+    conds = [{p: {"exists": True}} for p in PATHS] + [{"customer.n": {"gt": 1}}, {"customer.segment": "a"},
+                                                      {"customer.tags": {"contains": "x"}}]
+    rules = tuple(Rule(id=f"r{i}", index=i, then=(ActionSpec("allow", {}),), on=("t.e",), when=parse_condition(c))
+                  for i, c in enumerate(conds))
+    compiled = compile_ruleset(Ruleset("reader", rules), 1)
+    as_dict = {"customer": {"segment": value, "n": value, "tags": value}, "invoice": {"total": value},
+               "account": {"state": value}, "usage": {"api": value}}
+    shapes = [as_dict, MappingProxyType(as_dict), OrderedDict(as_dict),
+              {"customer": _Obj(segment=value, n=value, tags=value), "invoice": {"total": value},
+               "account": {"state": value}, "usage": MappingProxyType({"api": value})}]
+    want = [lookup(as_dict, s.path) for s in compiled.slots]
+    bodies = set()
+    for ctx in shapes:
+        body, values = compiled.body(ctx, '"_on":"t.e"')
+        assert repr(values) == repr(want)
+        bodies.add(body)
+    assert len(bodies) == 1
