@@ -147,7 +147,24 @@ class CompiledRuleset:
         values: list[Any] = []
         add = parts.append
         for plan in self._plans:
-            value = plan.read(context)
+            # plan.read inlined (the hot loop): plain dicts and common scalars directly
+            node: Any = context
+            for part in plan.parts:
+                if type(node) is not dict:
+                    node = _UNREAD
+                    break
+                node = node.get(part)
+                if node is None:
+                    break
+            t = type(node)
+            if node is None:
+                value: Any = MISSING
+            elif t is str or t is bool or (t is Decimal and node.is_finite()):
+                value = node
+            elif t is int:
+                value = Decimal(node)
+            else:
+                value = plan.read(context)
             values.append(value)
             if value is MISSING:
                 continue
@@ -172,6 +189,7 @@ class CompiledRuleset:
 
 
 _KINDS: dict[type, str] = {str: "s", Decimal: "n", bool: "b", list: "a"}
+_UNREAD = object()  # the fast walk met something other than a dict: plan.read decides
 
 
 _HEADS: dict[tuple[int, str | None, str | None], str] = {}

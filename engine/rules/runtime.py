@@ -29,7 +29,7 @@ from engine.clock import Clock, SystemClock
 from engine.rules.compiler import CompiledRuleset, compile_ruleset, fact_head
 from engine.rules.conditions import evaluate, lookup
 from engine.rules.durable_engine import DurableEngine, Handle, RetiredHandle, default_engine
-from engine.rules.model import Action, Decision, Match, Rule, Ruleset
+from engine.rules.model import Action, Decision, Match, Ruleset
 from engine.store import Database, new_event_id
 
 
@@ -54,6 +54,7 @@ class _Live:
     version: int
     # per compiled rule: its Match when the rule reads no path (the same every time), else None
     constant: tuple[Match | None, ...]
+    order: tuple[tuple[int, str, int], ...]  # per compiled rule: its place in a decision
 
 
 def _live(compiled: CompiledRuleset, handle: Handle | None) -> _Live:
@@ -66,7 +67,15 @@ def _live(compiled: CompiledRuleset, handle: Handle | None) -> _Live:
         Match(compiled.name, compiled.version, r.id, r.priority, actions[i], _NO_INPUTS)
         for i, r in enumerate(compiled.rules)
     )
-    return _Live(compiled, handle, actions, compiled.name, compiled.version, constant)
+    order = tuple((r.priority, compiled.name, i) for i, r in enumerate(compiled.rules))
+    return _Live(compiled, handle, actions, compiled.name, compiled.version, constant, order)
+
+
+def _ordered(matches: list[Match], keys: list[tuple[int, str, int]]) -> tuple[Match, ...]:
+    """Matches by priority, then ruleset, then file order."""
+    if len(matches) < 2:
+        return tuple(matches)
+    return tuple(m for _, m in sorted(zip(keys, matches, strict=True), key=lambda x: x[0]))
 
 
 @dataclass(frozen=True)
@@ -248,7 +257,8 @@ class RulesRuntime:
         out = []
         k = 0
         for event, context, route, parts in plans:
-            matches: list[tuple[Any, ...]] = []
+            matches: list[Match] = []
+            keys: list[tuple[int, str, int]] = []
             for t, values in parts:
                 if t.handle is not None:
                     fired = results[k]
@@ -256,17 +266,16 @@ class RulesRuntime:
                 else:
                     fired = reference_fired(t.compiled, context, event=event, scheduled=None, now=now)
                 if fired:
-                    self._matches(matches, t, fired, values)
-            if len(matches) > 1:
-                matches.sort(key=lambda x: x[:3])
-            out.append(Decision(event, now, tuple(x[3] for x in matches), route.versions))
+                    self._matches(matches, keys, t, fired, values)
+            out.append(Decision(event, now, _ordered(matches, keys), route.versions))
         return out
 
     def _run(self, route: _Route, context: Mapping[str, Any], *, event: str | None,
              scheduled: str | None, now: datetime | None = None) -> Decision:
         if now is None:
             now = self.clock.now()
-        matches: list[tuple[Any, ...]] = []
+        matches: list[Match] = []
+        keys: list[tuple[int, str, int]] = []
         durable = self._durable
         if durable is not None:
             head = fact_head(now, event, scheduled)
@@ -274,27 +283,26 @@ class RulesRuntime:
                 body, values = t.compiled.body(context, head)
                 fired = durable.evaluate(t.handle, body)  # type: ignore[arg-type]
                 if fired:
-                    self._matches(matches, t, fired, values)
+                    self._matches(matches, keys, t, fired, values)
         else:
             for t in route.targets:
                 fired = reference_fired(t.compiled, context, event=event, scheduled=scheduled, now=now)
                 if fired:
-                    self._matches(matches, t, fired, [lookup(context, s.path) for s in t.compiled.slots])
-        if len(matches) > 1:
-            matches.sort(key=lambda x: x[:3])
-        return Decision(event or f"schedule:{scheduled}", now, tuple(x[3] for x in matches), route.versions)
+                    self._matches(matches, keys, t, fired, [lookup(context, s.path) for s in t.compiled.slots])
+        return Decision(event or f"schedule:{scheduled}", now, _ordered(matches, keys), route.versions)
 
     @staticmethod
-    def _matches(out: list[tuple[Any, ...]], t: _Live, fired: Iterable[int], values: Sequence[Any]) -> None:
-        rules = t.compiled.rules
+    def _matches(out: list[Match], keys: list[tuple[int, str, int]], t: _Live, fired: Iterable[int],
+                 values: Sequence[Any]) -> None:
         slots = t.compiled.rule_slots
         for i in fired:
-            rule: Rule = rules[i]
             m = t.constant[i]
             if m is None:
+                rule = t.compiled.rules[i]
                 m = Match(t.name, t.version, rule.id, rule.priority, t.actions[i],
                           {p: values[k] for p, k in slots[i]})
-            out.append((rule.priority, t.name, i, m))
+            out.append(m)
+            keys.append(t.order[i])
 
     # -- the decision log -------------------------------------------------------------------
     def log(self, where: Database | Session, decision: Decision, context: Mapping[str, Any], *,
