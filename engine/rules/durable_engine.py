@@ -22,11 +22,12 @@
 * An evaluation asserts ONE fact with a unique id into the ruleset's single session, runs every
   rule it fired (a fact, unlike an event, fires every matching rule), then retracts it: the
   session is empty again, so no session ids pile up (1,024 live sids crash durable) and memory
-  stays flat. Measured: unique sid + delete_state per evaluation runs at a third of the speed,
-  and `delete_state` after an unmatched fact segfaults in 2.0.28.
+  stays flat. Measured: unique sid + delete_state per evaluation runs at a third of the speed
+  (and crashes on unprimed sessions, below).
 * The Host binds each rule's action name to a collector: actions are recorded, never executed
   inside durable's callbacks (an exception there would be swallowed into the state).
-* Any failure inside an evaluation abandons that session id for a fresh one.
+* Any failure inside an evaluation abandons that session id for a fresh (primed) one; the
+  abandoned one is deleted with its version.
 """
 
 from __future__ import annotations
