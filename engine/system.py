@@ -5,6 +5,7 @@ so the embedded default and a larger deployment run the same wiring.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import sales
-from engine.access import AccessService, AccessView, RuleAction
+from engine.access import AccessService, AccessView, RuleAction, RulesAnswer
 from engine.api import ApiContext, KeyVerifier
 from engine.clock import Clock, SystemClock, TestClock
 from engine.config import Settings, get_settings
@@ -38,6 +39,7 @@ def as_dict(handler: Callable[[Any, dict[str, Any]], object]) -> Callable[[Any, 
 def register_handlers(registry: HandlerRegistry, system: System) -> None:
     """Who reacts to what. Each subsystem consumes its own queue; effects are idempotent."""
     registry.register("sales", "payment.succeeded", as_dict(sales.handle_payment_succeeded))
+    registry.register("sales", "charge.requested", as_dict(sales.handle_charge_requested))
     if system.payments_enabled:
         from engine import payments
 
@@ -94,6 +96,8 @@ class System:
     extra_wiring: list[Callable[[HandlerRegistry, System], None]] = field(default_factory=list)
     # Work due at a time besides the billing run (payment retries, scheduled rules), in order.
     due_work: list[Callable[[datetime], Any]] = field(default_factory=list)
+    # (rules versions, the sorted validity edges of their access rules), recomputed on a publish.
+    _access_windows: tuple[dict[str, int], list[datetime]] = field(default_factory=lambda: ({"": -1}, []))
 
     def invalidate_access(self, _session: Any, envelope: Envelope) -> None:
         self.access.invalidate(envelope.customer_id)
@@ -210,15 +214,40 @@ class System:
         actions = decision.actions_named("discount", "apply_coupon")
         return rules.discounts_from(actions, catalog, plan.id), rules.trace_of(decision)
 
-    def access_rules(self, context: Mapping[str, Any]) -> list[RuleAction]:
-        """The allow/deny actions of the published access rules; a decision a rule took part
-        in is written to the decision log, so support can answer "why was this denied?"."""
+    def access_rules(self, context: Mapping[str, Any]) -> RulesAnswer:
+        """The allow/deny actions of the published access rules, and a writer for the decision
+        log when a rule took part (the access service writes it with the check's other
+        effects), so support can answer "why was this denied?"."""
         decision = self.rules.evaluate("access.check", context)
         actions = decision.actions_named("allow", "deny")
-        if actions:
-            customer = context.get("customer") or {}
-            self.rules.log(self.db, decision, context, customer_id=customer.get("id"))
-        return [RuleAction(a.ruleset, a.rule, a.name, a.params) for a in actions]
+        stable_until = self._access_rules_stable_until(self.clock.now())
+        if not actions:
+            return RulesAnswer(stable_until=stable_until)
+        customer = context.get("customer") or {}
+
+        def record(session: Any) -> None:
+            self.rules.log(session, decision, context, customer_id=customer.get("id"))
+
+        return RulesAnswer(
+            tuple(RuleAction(a.ruleset, a.rule, a.name, a.params) for a in actions), record, stable_until
+        )
+
+    def _access_rules_stable_until(self, now: datetime) -> datetime | None:
+        """The next instant an access rule starts or stops being valid (None: none ahead)."""
+        versions = self.rules.versions()
+        if self._access_windows[0] != versions:
+            found: set[datetime] = set()
+            try:
+                for name in versions:
+                    for rule in self.rules.ruleset(name).rules:
+                        if "access.check" in rule.on:
+                            found.update(t for t in (rule.valid_from, rule.valid_until) if t is not None)
+            except KeyError:  # a publish raced this read: hold the answer for no time at all
+                return now
+            self._access_windows = (versions, sorted(found))
+        edges = self._access_windows[1]
+        i = bisect.bisect_right(edges, now)
+        return edges[i] if i < len(edges) else None
 
     def sync_rules(self) -> list[str]:
         """Swap in newly published ruleset versions (no restart); decisions change with them."""

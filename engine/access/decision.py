@@ -14,8 +14,9 @@ Reasons (machine-readable, documented in the README):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +35,21 @@ class RuleAction:
     rule: str
     action: str  # allow | deny
     params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RulesAnswer:
+    """What the access rules said about one check."""
+
+    actions: tuple[RuleAction, ...] = ()
+    # Writes this evaluation to the decision log (given a session); None when no rule took part.
+    record: Callable[[Any], object] | None = None
+    # The answer holds until this instant (the next start or end of a rule's validity window);
+    # None: until the rules are published again.
+    stable_until: datetime | None = None
+
+
+NO_RULES = RulesAnswer()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from engine.access.decision import Decision, RuleAction, Snapshot, combine, plan_decision, rule_context
+from engine.access.decision import NO_RULES, Decision, RulesAnswer, Snapshot, combine, plan_decision, rule_context
 from engine.access.snapshot import load_snapshot
 from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
@@ -18,8 +18,12 @@ from engine.store import Database, add_event
 
 log = logging.getLogger("engine.access")
 
-# (context) -> the allow/deny actions the access rules asked for
-RulesHook = Callable[[Mapping[str, Any]], Sequence[RuleAction]]
+# (context) -> what the published access rules said (allow/deny actions, a decision-log writer)
+RulesHook = Callable[[Mapping[str, Any]], RulesAnswer]
+Record = Callable[[Any], object]
+# Decisions memoised per snapshot (key: feature, quantity, in use); a client sending ever new
+# `in_use` figures must not grow one snapshot's memo without bound.
+MEMO_LIMIT = 256
 
 
 class UnknownFeature(LookupError):
@@ -48,7 +52,8 @@ class AccessService:
         # and written by `write_denials` (a crash can lose that window's denial events).
         self.denial_buffer_seconds = denial_buffer_seconds
         self.after_denials: Callable[[], None] = lambda: None
-        self._denials: list[tuple[str, dict[str, Any], Any]] = []
+        # (customer, access.denied body or None, when, decision-log writer or None)
+        self._denials: list[tuple[str, dict[str, Any] | None, Any, Record | None]] = []
         self._denials_lock = threading.Lock()
         self._denials_signal = threading.Event()
         self._pending: set[str] = set()
@@ -68,8 +73,9 @@ class AccessService:
         if quantity <= 0:
             raise ValueError("quantity: must be above zero")
         snapshot = self.snapshot(customer_id)
-        decision = self._decide(snapshot, feature, quantity, in_use)
-        self._side_effects(snapshot, decision)
+        now = self.clock.now()
+        decision, record = self._decide(snapshot, feature, quantity, in_use, now)
+        self._side_effects(snapshot, decision, now, record)
         return decision
 
     def check_cached(
@@ -82,50 +88,74 @@ class AccessService:
         snapshot = self.view.peek(customer_id)
         if snapshot is None:
             return None
-        decision = self._decide(snapshot, feature, quantity, in_use)
         now = self.clock.now()
+        decision, record = self._decide(snapshot, feature, quantity, in_use, now)
         if any((customer_id, c[0], c[1], c[4]) not in self._announced for c in crossed(snapshot, now)):
             return None
-        if not decision.allowed and self.denial_buffer_seconds <= 0:
+        if (not decision.allowed or record is not None) and self.denial_buffer_seconds <= 0:
             return None
-        self._side_effects(snapshot, decision)
+        self._side_effects(snapshot, decision, now, record)
         return decision
 
-    def _decide(self, snapshot: Snapshot, feature: str, quantity: Decimal, in_use: Decimal | None) -> Decision:
+    def _decide(
+        self, snapshot: Snapshot, feature: str, quantity: Decimal, in_use: Decimal | None, now: Any
+    ) -> tuple[Decision, Record | None]:
+        # The decision is a function of the snapshot, the question and the rules (which are
+        # replaced with every snapshot on a publish, and may change at a rule's window edge).
+        key = (feature, quantity, in_use)
+        hit = snapshot.memo.get(key)
+        if hit is not None and (hit[2] is None or now < hit[2]):
+            return hit[0], hit[1]
         if snapshot.catalog is not None and feature not in snapshot.catalog.features:
             raise UnknownFeature(feature, list(snapshot.catalog.features))
         base = plan_decision(snapshot, feature, quantity, in_use)
-        actions = self.rules(rule_context(snapshot, feature, quantity, base)) if self.rules else ()
-        return combine(base, actions)
+        answer = self.rules(rule_context(snapshot, feature, quantity, base)) if self.rules else NO_RULES
+        decision = combine(base, answer.actions)
+        if len(snapshot.memo) > MEMO_LIMIT:
+            snapshot.memo.clear()
+        snapshot.memo[key] = (decision, answer.record, answer.stable_until)
+        return decision, answer.record
 
-    def _side_effects(self, snapshot: Snapshot, decision: Decision) -> None:
-        now = self.clock.now()
+    def _side_effects(self, snapshot: Snapshot, decision: Decision, now: Any, record: Record | None = None) -> None:
         fresh = [c for c in crossed(snapshot, now) if (snapshot.customer_id, c[0], c[1], c[4]) not in self._announced]
-        if decision.allowed and not fresh:
+        if decision.allowed and not fresh and record is None:
             return
+        denied = None if decision.allowed else decision.to_dict()
         if not fresh and self.denial_buffer_seconds > 0:
-            # Denials are frequent: written together, one transaction per short window.
+            # Denials (and the decision-log entries of rules) are frequent: written together,
+            # one transaction per short window, off the request's path.
             with self._denials_lock:
-                self._denials.append((snapshot.customer_id, decision.to_dict(), now))
+                self._denials.append((snapshot.customer_id, denied, now, record))
             self._denials_signal.set()
             return
         with self.db.session() as session:
-            if not decision.allowed:
-                add_event(session, "access.denied", snapshot.customer_id, decision.to_dict(), time=now)
+            if denied is not None:
+                add_event(session, "access.denied", snapshot.customer_id, denied, time=now)
+            if record is not None:
+                record(session)
             if fresh:
                 record_thresholds(session, snapshot, now)
         for c in fresh:
             self._announced.add((snapshot.customer_id, c[0], c[1], c[4]))
 
     def flush_denials(self) -> int:
-        """Write the buffered access.denied events in one transaction; returns how many."""
+        """Write the buffered access.denied events and decision-log entries in one
+        transaction; returns how many. A failed write puts them back for the next flush."""
         with self._denials_lock:
             batch, self._denials = self._denials, []
             self._denials_signal.clear()
         if batch:
-            with self.db.session() as session:
-                for customer_id, body, when in batch:
-                    add_event(session, "access.denied", customer_id, body, time=when)
+            try:
+                with self.db.session() as session:
+                    for customer_id, body, when, record in batch:
+                        if body is not None:
+                            add_event(session, "access.denied", customer_id, body, time=when)
+                        if record is not None:
+                            record(session)
+            except Exception:
+                with self._denials_lock:
+                    self._denials[:0] = batch
+                raise
             self.after_denials()
         return len(batch)
 
@@ -161,7 +191,7 @@ class AccessService:
         for customer_id in sorted(ids):
             snapshot = self.snapshot(customer_id)
             if any((customer_id, c[0], c[1], c[4]) not in self._announced for c in crossed(snapshot, now)):
-                self._side_effects(snapshot, Decision(True, "", "plan"))
+                self._side_effects(snapshot, Decision(True, "", "plan"), now)
         return len(ids)
 
     def watch_thresholds(self, stop: threading.Event, interval: float = 0.2) -> None:
