@@ -201,10 +201,10 @@ class RulesRuntime:
                  customer_id: str | None = None) -> Decision:
         """Every rule of the live rulesets that reacts to `event` and holds for `context`, in
         order (priority, then ruleset, then file order), with the actions they ask for."""
+        wanted = set(rulesets) if rulesets is not None else None  # once: a retry reads it again
         while True:
             route = self._by_event.get(event, _NOWHERE)
-            if rulesets is not None:
-                wanted = set(rulesets)
+            if wanted is not None:
                 targets = tuple(t for t in route.targets if t.name in wanted)
                 route = _Route(targets, MappingProxyType({t.name: t.version for t in targets}))
             try:
