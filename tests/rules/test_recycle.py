@@ -206,3 +206,25 @@ def test_retiring_versions_whose_sessions_never_fired_a_rule_does_not_crash() ->
     # ever ran; the engine primes every session. In a child: a crash must fail, not kill, the run.
     out = subprocess.run([sys.executable, "-c", UNMATCHED], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert (out.returncode, out.stdout.strip()) == (0, "ok 300"), out.stderr[-2000:]
+
+
+ABANDONED = """
+from engine.rules import DurableEngine, RulesEngineError, compile_ruleset, load_ruleset_text
+import durable_rules_engine as dre
+engine = DurableEngine()
+text = "ruleset: r\\nrules:\\n  - {id: a, on: t.e, when: {customer.n: 0}, then: [{allow: {}}]}\\n"
+for k in range(100):
+    handle = engine.register(compile_ruleset(load_ruleset_text(text), k))
+    try:
+        engine.evaluate(handle, '"_on":"t.e",broken')  # durable refuses the text
+    except dre.error:
+        pass
+    assert engine.evaluate(handle, '"_on":"t.e","p0n":0') == [0]  # the fresh session works
+    engine.retire(handle)  # both sessions, the abandoned one too
+print("ok", engine.abandoned_sids, engine.retired, engine.registered)
+"""
+
+
+def test_a_failed_evaluation_abandons_its_session_and_both_are_freed_on_retire() -> None:
+    out = subprocess.run([sys.executable, "-c", ABANDONED], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert (out.returncode, out.stdout.strip()) == (0, "ok 100 100 0"), out.stderr[-2000:]
