@@ -252,7 +252,10 @@ class DurableEngine:
             return
         handle.ruleset = None  # from here on, evaluations of this version start over
         for sid in rs.primed:  # never an unprimed session: delete_state would crash on it
-            dre.delete_state(rs._handle, sid)
+            try:
+                dre.delete_state(rs._handle, sid)
+            except dre.error:
+                pass  # durable no longer knows that session: nothing of it to free
         dre.delete_ruleset(rs._handle)
         host = self._host
         assert host is not None
