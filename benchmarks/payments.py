@@ -5,6 +5,9 @@ match against the ledger, write every result row, journal the payouts, publish t
 mismatches, commit. Target: under 10 s, and no more than 3x the parse time, i.e.
 ratio = baseline_time / our_time >= 1/3.
 
+The machine is shared: the 1-minute load average before and after the timed runs is printed
+with the figures. Timings are medians of --repeat alternating runs.
+
     .venv/bin/python benchmarks/payments.py [--lines 100000] [--pg-admin-url URL]
 
 The last line printed is one JSON object with the figures.
@@ -153,6 +156,7 @@ def main() -> None:
                 report = reconcile_file(s, data, service=service)
                 report_counts.update(report.counts)
 
+        load_before = os.getloadavg()[0]
         parse_times, our_times = [], []
         for _ in range(args.repeat):
             parse_times.append(timed(parse))
@@ -161,6 +165,7 @@ def main() -> None:
         parse_mem = peak_mb(parse)
         our_mem = peak_mb(reconcile)
         forget_import(db)
+        load_after = os.getloadavg()[0]
         baseline, ours = statistics.median(parse_times), statistics.median(our_times)
         ratio = baseline / ours
         print(f"parse only (baseline): median {baseline:.3f} s of {[round(t, 3) for t in parse_times]}, "
@@ -168,7 +173,8 @@ def main() -> None:
         print(f"reconcile (ours):      median {ours:.3f} s of {[round(t, 3) for t in our_times]}, "
               f"peak {our_mem:.0f} MB")
         print(f"outcomes: {report_counts}")
-        print(f"ratio baseline/ours = {ratio:.3f} (target >= {1 / 3:.3f}); time target < 10 s")
+        print(f"ratio baseline/ours = {ratio:.3f} (target >= {1 / 3:.3f}); time target < 10 s; "
+              f"load average {load_before:.2f} before, {load_after:.2f} after")
         print(json.dumps({
             "benchmark": "payments.reconcile_settlement",
             "database": "postgresql",
@@ -180,6 +186,7 @@ def main() -> None:
             "reconcile_peak_mb": round(our_mem, 1),
             "memory_ratio": round(our_mem / parse_mem, 2),
             "outcomes": report_counts,
+            "load_avg_1m": [round(load_before, 2), round(load_after, 2)],
             "ratio": round(ratio, 4),
             "target": round(1 / 3, 4),
             "time_target_s": 10,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,12 +40,20 @@ from engine.payments.models import (
     Refund,
     SettlementImport,
 )
-from engine.payments.statements import ParsedStatement, StatementLine, parse_statement
+from engine.payments.settlement_pg import SettlementWriter
+from engine.payments.statements import (
+    ParsedStatement,
+    SettlementReader,
+    StatementLine,
+    is_camt,
+    parse_statement,
+)
 from engine.store import OutboxEvent, new_event_id
 
 ZERO = Decimal(0)
 MISMATCHES = ("missing_in_ledger", "missing_at_provider", "amount_mismatch", "currency_mismatch")
 _CHUNK = 500
+_WRITE_CHUNK = 20_000
 
 
 class ReconciliationError(ValueError):
@@ -89,9 +98,14 @@ def reconcile_file(
     service: PaymentService | None = None,
 ) -> ReconciliationReport:
     """`billing reconcile FILE`: parse (settlement CSV or camt.053, told apart by content),
-    then reconcile in the caller's transaction. Raises StatementFormatError before touching
-    the database when the file is broken."""
-    parsed = parse_statement(data, provider=provider, name=filename or "statement")
+    then reconcile in the caller's transaction. A broken file raises StatementFormatError and
+    leaves nothing recorded (on PostgreSQL a settlement is matched while it is parsed, under a
+    savepoint that a broken line rolls back)."""
+    name = filename or "statement"
+    if not is_camt(data) and _match_in_database(session):
+        return _reconcile_settlement_streamed(session, data, provider=provider, name=name,
+                                              filename=filename, service=service)
+    parsed = parse_statement(data, provider=provider, name=name)
     return reconcile_statement(session, parsed, filename=filename, service=service)
 
 
@@ -103,9 +117,65 @@ def reconcile_statement(
     service: PaymentService | None = None,
 ) -> ReconciliationReport:
     svc = get_service(service)
-    done = session.scalar(select(SettlementImport).where(SettlementImport.sha256 == parsed.sha256))
+    done = _already_imported(session, parsed.sha256)
     if done is not None:
-        return _report_of(session, done)
+        return done
+    _refuse_clash(session, parsed)
+    now = svc.now()
+    imp = _new_import(session, parsed, filename, len(parsed.lines), now)
+    matched: list[tuple[Any, ...]] = []
+    if parsed.kind == "settlement_csv" and _match_in_database(session):
+        with SettlementWriter(session, imp.id, parsed.source) as writer:
+            for i in range(0, len(parsed.lines), _WRITE_CHUNK):
+                writer.send(parsed.lines[i:i + _WRITE_CHUNK])
+        n_matched, results = writer.finish(parsed.period_start, parsed.period_end)
+    else:
+        if parsed.kind == "settlement_csv":
+            matched, results = _match_settlement(session, parsed, imp.id)
+        else:
+            results = _match_bank(session, parsed, imp.id, svc)
+        n_matched = len(matched)
+        _insert_results(session, matched + [tuple(r[c] for c in _RESULT_COLUMNS) for r in results])
+    if parsed.kind == "settlement_csv":
+        _journal_payouts(session, parsed, _payout_totals(parsed.lines), imp.id)
+    return _conclude(session, imp, parsed, n_matched, results, now)
+
+
+def _reconcile_settlement_streamed(
+    session: Session, data: bytes, *, provider: str, name: str, filename: str | None,
+    service: PaymentService | None,
+) -> ReconciliationReport:
+    """A settlement CSV on PostgreSQL: each parsed chunk is sent to be matched and written while
+    the next is parsed. A broken line stops the sending; the savepoint drops what was sent."""
+    svc = get_service(service)
+    reader = SettlementReader(data, provider=provider, name=name)
+    done = _already_imported(session, reader.sha256)
+    if done is not None:
+        return done
+    import_id = new_event_id("rec")
+    totals: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
+    with session.begin_nested():
+        with SettlementWriter(session, import_id, provider) as writer:
+            for chunk in reader.chunks():
+                if reader.errors:
+                    continue  # the file is refused; read on only to list every problem
+                _payout_totals(chunk, totals)
+                writer.send(chunk)
+        parsed = reader.statement([])  # raises StatementFormatError for a broken file
+        _refuse_clash(session, parsed)
+        now = svc.now()
+        imp = _new_import(session, parsed, filename, writer.lines, now, import_id)
+        n_matched, results = writer.finish(parsed.period_start, parsed.period_end)
+        _journal_payouts(session, parsed, totals, imp.id)
+        return _conclude(session, imp, parsed, n_matched, results, now)
+
+
+def _already_imported(session: Session, sha256: str) -> ReconciliationReport | None:
+    done = session.scalar(select(SettlementImport).where(SettlementImport.sha256 == sha256))
+    return None if done is None else _report_of(session, done)
+
+
+def _refuse_clash(session: Session, parsed: ParsedStatement) -> None:
     clash = session.scalar(
         select(SettlementImport).where(SettlementImport.statement_id == parsed.statement_id)
     )
@@ -114,9 +184,12 @@ def reconcile_statement(
             f"statement {parsed.statement_id} was already imported (import {clash.id}) from a "
             "different file; a corrected statement needs its previous import reviewed first"
         )
-    now = svc.now()
+
+
+def _new_import(session: Session, parsed: ParsedStatement, filename: str | None, line_count: int,
+                now: datetime, import_id: str | None = None) -> SettlementImport:
     imp = SettlementImport(
-        id=new_event_id("rec"),
+        id=import_id or new_event_id("rec"),
         kind=parsed.kind,
         source=parsed.source,
         statement_id=parsed.statement_id,
@@ -124,22 +197,21 @@ def reconcile_statement(
         filename=filename,
         period_start=parsed.period_start,
         period_end=parsed.period_end,
-        line_count=len(parsed.lines),
+        line_count=line_count,
         summary={},
         imported_at=now,
     )
     session.add(imp)
     session.flush()
-    matched: list[tuple[Any, ...]] = []
-    if parsed.kind == "settlement_csv":
-        matched, results = _match_settlement(session, parsed, imp.id)
-        _journal_payouts(session, parsed, imp.id, now)
-    else:
-        results = _match_bank(session, parsed, imp.id, svc)
-    _insert_results(session, matched + [tuple(r[c] for c in _RESULT_COLUMNS) for r in results])
+    return imp
+
+
+def _conclude(session: Session, imp: SettlementImport, parsed: ParsedStatement, n_matched: int,
+              results: list[dict[str, Any]], now: datetime) -> ReconciliationReport:
+    """Count the outcomes, publish each mismatch, and keep the counts with the import."""
     counts: dict[str, int] = defaultdict(int)
-    if matched:
-        counts["matched"] = len(matched)
+    if n_matched:
+        counts["matched"] = n_matched
     mismatches: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for r in results:
@@ -151,9 +223,14 @@ def reconcile_statement(
                            "customer_id": r.pop("_customer", None), "time": now, "properties": m})
     if events:
         session.execute(insert(OutboxEvent), events)
-    imp.summary = {"counts": dict(counts), "lines": len(parsed.lines)}
+    imp.summary = {"counts": dict(counts), "lines": imp.line_count}
     session.flush()
     return ReconciliationReport(imp.id, imp.kind, imp.source, imp.statement_id, False, dict(counts), mismatches)
+
+
+def _match_in_database(session: Session) -> bool:
+    """PostgreSQL matches a settlement in the database; elsewhere (SQLite) Python matches it."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _mismatch_view(r: dict[str, Any], parsed: ParsedStatement) -> dict[str, Any]:
@@ -174,7 +251,8 @@ def _report_of(session: Session, imp: SettlementImport) -> ReconciliationReport:
     rows = session.scalars(
         select(ReconciliationResult)
         .where(ReconciliationResult.import_id == imp.id, ReconciliationResult.status.in_(MISMATCHES))
-        .order_by(ReconciliationResult.id)
+        # File lines in file order, then the ledger records the file lacks, as first reported.
+        .order_by(ReconciliationResult.line_no == 0, ReconciliationResult.line_no, ReconciliationResult.id)
     ).all()
     mismatches = [
         {"kind": r.status, "line": r.line_no or None, "provider_reference": r.provider_ref,
@@ -219,9 +297,10 @@ def _compare(import_id: str, line: StatementLine, ledger: _Ledger, expected: Dec
                        expected_currency=ledger.currency,
                        detail=f"ledger has {ledger.currency}, the file {line.currency}")
     if expected != line.amount:
+        q = quantum(ledger.currency)
         return _result(import_id, line, "amount_mismatch", ledger=ledger, expected=expected,
                        expected_currency=ledger.currency,
-                       detail=f"ledger has {expected}, the file {line.amount}")
+                       detail=f"ledger has {expected.quantize(q)}, the file {line.amount.quantize(q)}")
     return _result(import_id, line, "matched", ledger=ledger, expected=expected,
                    expected_currency=ledger.currency)
 
@@ -360,13 +439,22 @@ def _match_settlement(session: Session, parsed: ParsedStatement,
     return matched, results
 
 
-def _journal_payouts(session: Session, parsed: ParsedStatement, import_id: str, now: Any) -> None:
-    totals: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
-    for line in parsed.lines:
+def _payout_totals(lines: Iterable[StatementLine],
+                   totals: dict[tuple[str, str], list[Decimal]] | None = None,
+                   ) -> dict[tuple[str, str], list[Decimal]]:
+    """[gross, fee, net] per (payout, currency), added to `totals`."""
+    if totals is None:
+        totals = defaultdict(lambda: [ZERO, ZERO, ZERO])
+    for line in lines:
         t = totals[(line.payout_id or "unpaid", line.currency)]
         t[0] += line.amount
         t[1] += line.fee
         t[2] += line.net
+    return totals
+
+
+def _journal_payouts(session: Session, parsed: ParsedStatement,
+                     totals: dict[tuple[str, str], list[Decimal]], import_id: str) -> None:
     for (payout, currency), (gross, fee, net) in sorted(totals.items()):
         clearing = journal.cash_account(parsed.source)
         postings = [Posting(journal.PROVIDER_FEES, debit=fee) if fee >= 0 else Posting(journal.PROVIDER_FEES, credit=-fee)]

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -72,80 +73,119 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 def parse_settlement_csv(data: bytes, *, provider: str = "sandbox", name: str = "settlement.csv") -> ParsedStatement:
     """The sandbox's daily settlement report (columns SETTLEMENT_COLUMNS, one settlement day)."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise StatementFormatError([f"{name}: not UTF-8 text ({exc})"]) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None or tuple(h.strip() for h in header) != SETTLEMENT_COLUMNS:
-        raise StatementFormatError(
-            [f"{name}:1: header must be {','.join(SETTLEMENT_COLUMNS)}, got {','.join(header or [])}"]
-        )
-    errors: list[str] = []
+    reader = SettlementReader(data, provider=provider, name=name)
     lines: list[StatementLine] = []
-    day_text: str | None = None
-    quanta: dict[str, Decimal] = {}
-    ncols = len(SETTLEMENT_COLUMNS)
-    append = lines.append
-    for no, row in enumerate(reader, start=2):
-        if len(row) != ncols:
-            if not row:
-                continue
-            errors.append(f"{name}:{no}: expected {ncols} fields, got {len(row)}")
-        else:
-            sdate, payout, kind, ref, pref, cur, gross_s, fee_s, net_s, created_s = row
-            try:
-                if day_text is None:
-                    date.fromisoformat(sdate)
-                    day_text = sdate
-                elif sdate != day_text:
-                    raise ValueError(f"settlement_date {sdate} differs from {day_text}: one day per file")
-                q = quanta.get(cur)
-                if q is None:
-                    if cur not in KNOWN_CURRENCIES:
-                        raise ValueError(f"currency {cur!r} is not a known ISO 4217 code")
-                    q = quanta[cur] = quantum(cur)
-                gross, fee, net = Decimal(gross_s), Decimal(fee_s), Decimal(net_s)
-                if gross.quantize(q) != gross or fee.quantize(q) != fee or net.quantize(q) != net:
-                    raise ValueError(f"amounts have more decimals than {cur} allows")
-                if gross - fee != net:
-                    raise ValueError(f"gross {gross_s} - fee {fee_s} != net {net_s}")
-                if kind == "charge":
-                    if gross <= 0:
-                        raise ValueError("a charge has a positive gross")
-                elif kind == "refund":
-                    if gross >= 0:
-                        raise ValueError("a refund has a negative gross")
-                else:
-                    raise ValueError(f"type must be charge or refund, not {kind!r}")
-                if not ref:
-                    raise ValueError("provider_reference is empty")
-                booked = datetime.fromisoformat(created_s) if created_s else None
-                if booked is not None and booked.tzinfo is None:
-                    raise ValueError("created_at has no timezone")
-            except (ValueError, InvalidOperation, ArithmeticError) as exc:
-                msg = str(exc) if not isinstance(exc, InvalidOperation) else "an amount is not a decimal"
-                errors.append(f"{name}:{no}: {msg}")
+    for chunk in reader.chunks():
+        lines.extend(chunk)
+    return reader.statement(lines)
+
+
+class SettlementReader:
+    """A settlement CSV read in chunks of lines, so a consumer can act on the first lines
+    while the rest is parsed. Every line is still validated: `statement()` (or `check()`)
+    raises StatementFormatError listing every problem, and a consumer must not keep anything
+    of a file whose check fails. The header is checked when the reader is made."""
+
+    def __init__(self, data: bytes, *, provider: str = "sandbox", name: str = "settlement.csv",
+                 chunk_size: int = 20_000) -> None:
+        self.provider, self.name, self.chunk_size = provider, name, chunk_size
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.errors: list[str] = []
+        self.day_text: str | None = None
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise StatementFormatError([f"{name}: not UTF-8 text ({exc})"]) from None
+        self._reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(self._reader, None)
+        if header is None or tuple(h.strip() for h in header) != SETTLEMENT_COLUMNS:
+            raise StatementFormatError(
+                [f"{name}:1: header must be {','.join(SETTLEMENT_COLUMNS)}, got {','.join(header or [])}"]
+            )
+
+    def chunks(self) -> Iterator[list[StatementLine]]:
+        """The valid lines, chunk_size at a time; problems go to `errors` (reading stops after
+        MAX_ERRORS of them)."""
+        name, errors = self.name, self.errors
+        lines: list[StatementLine] = []
+        day_text: str | None = None
+        quanta: dict[str, Decimal] = {}
+        ncols = len(SETTLEMENT_COLUMNS)
+        append = lines.append
+        size = self.chunk_size
+        for no, row in enumerate(self._reader, start=2):
+            if len(row) != ncols:
+                if not row:
+                    continue
+                errors.append(f"{name}:{no}: expected {ncols} fields, got {len(row)}")
             else:
-                append(StatementLine(no, kind, ref, pref or None, cur, gross, fee, net, payout or None, booked))
-        if len(errors) >= MAX_ERRORS:
-            errors.append(f"{name}: stopped after {MAX_ERRORS} errors")
-            break
-    if errors:
-        raise StatementFormatError(errors)
-    if day_text is None:
-        raise StatementFormatError([f"{name}: no rows, so no settlement date"])
-    start, end = _day_bounds(date.fromisoformat(day_text))
-    return ParsedStatement(
-        kind="settlement_csv",
-        source=provider,
-        statement_id=f"{provider}:settlement:{day_text}",
-        period_start=start,
-        period_end=end,
-        sha256=hashlib.sha256(data).hexdigest(),
-        lines=lines,
-    )
+                sdate, payout, kind, ref, pref, cur, gross_s, fee_s, net_s, created_s = row
+                try:
+                    if day_text is None:
+                        date.fromisoformat(sdate)
+                        day_text = self.day_text = sdate
+                    elif sdate != day_text:
+                        raise ValueError(f"settlement_date {sdate} differs from {day_text}: one day per file")
+                    q = quanta.get(cur)
+                    if q is None:
+                        if cur not in KNOWN_CURRENCIES:
+                            raise ValueError(f"currency {cur!r} is not a known ISO 4217 code")
+                        q = quanta[cur] = quantum(cur)
+                    gross, fee, net = Decimal(gross_s), Decimal(fee_s), Decimal(net_s)
+                    if gross.quantize(q) != gross or fee.quantize(q) != fee or net.quantize(q) != net:
+                        raise ValueError(f"amounts have more decimals than {cur} allows")
+                    if gross - fee != net:
+                        raise ValueError(f"gross {gross_s} - fee {fee_s} != net {net_s}")
+                    if kind == "charge":
+                        if gross <= 0:
+                            raise ValueError("a charge has a positive gross")
+                    elif kind == "refund":
+                        if gross >= 0:
+                            raise ValueError("a refund has a negative gross")
+                    else:
+                        raise ValueError(f"type must be charge or refund, not {kind!r}")
+                    if not ref:
+                        raise ValueError("provider_reference is empty")
+                    booked = datetime.fromisoformat(created_s) if created_s else None
+                    if booked is not None and booked.tzinfo is None:
+                        raise ValueError("created_at has no timezone")
+                except (ValueError, InvalidOperation, ArithmeticError) as exc:
+                    msg = str(exc) if not isinstance(exc, InvalidOperation) else "an amount is not a decimal"
+                    errors.append(f"{name}:{no}: {msg}")
+                else:
+                    append(StatementLine(no, kind, ref, pref or None, cur, gross, fee, net, payout or None, booked))
+                    if len(lines) >= size:
+                        yield lines
+                        lines = []
+                        append = lines.append
+            if len(errors) >= MAX_ERRORS:
+                errors.append(f"{name}: stopped after {MAX_ERRORS} errors")
+                break
+        if lines:
+            yield lines
+
+    def check(self) -> str:
+        """After reading: the settlement day, or StatementFormatError with every problem."""
+        if self.errors:
+            raise StatementFormatError(self.errors)
+        if self.day_text is None:
+            raise StatementFormatError([f"{self.name}: no rows, so no settlement date"])
+        return self.day_text
+
+    def statement(self, lines: list[StatementLine]) -> ParsedStatement:
+        """The parsed statement, once every chunk was read (empty `lines` for a consumer that
+        kept none)."""
+        day_text = self.check()
+        start, end = _day_bounds(date.fromisoformat(day_text))
+        return ParsedStatement(
+            kind="settlement_csv",
+            source=self.provider,
+            statement_id=f"{self.provider}:settlement:{day_text}",
+            period_start=start,
+            period_end=end,
+            sha256=self.sha256,
+            lines=lines,
+        )
 
 
 # --- camt.053 --------------------------------------------------------------------------------
@@ -307,12 +347,15 @@ def _camt_time(value: str) -> datetime:
 
 def parse_statement(data: bytes, *, provider: str = "sandbox", name: str = "statement") -> ParsedStatement:
     """Settlement CSV or camt.053 XML, told apart by the first non-blank character."""
-    head = data.lstrip()[:1]
-    if head.startswith(b"\xef") and data.lstrip()[3:4] == b"<":
-        head = b"<"
-    if head == b"<":
+    if is_camt(data):
         return parse_camt053(data, name=name)
     return parse_settlement_csv(data, provider=provider, name=name)
+
+
+def is_camt(data: bytes) -> bool:
+    """XML (a camt.053, or nothing we read) rather than a settlement CSV."""
+    head = data.lstrip()[:4]
+    return head[:1] == b"<" or (head[:3] == b"\xef\xbb\xbf" and data.lstrip()[3:4] == b"<")
 
 
 def describe(parsed: ParsedStatement) -> dict[str, Any]:
