@@ -25,6 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -87,6 +90,8 @@ request = function()
   return wrk.format("GET", "/bench/noop", {["Authorization"] = "Bearer __KEY__"})
 end
 """
+
+RAW_LUA = NOOP_LUA.replace("/bench/noop", "/bench/raw")
 
 
 def parse_wrk(text: str) -> dict[str, float]:
@@ -159,6 +164,16 @@ def main() -> None:
     async def noop() -> dict[str, bool]:  # the trivial endpoint: same server, same event loop, no work
         return {"ok": True}
 
+    async def raw_noop(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    # Both trivial endpoints first in the route table, as the access check's own fast route is,
+    # so no baseline pays for matching the other routes. `/bench/raw` is mounted exactly as the
+    # check is (a plain Starlette route, no dependency solving): the strictest baseline.
+    routes = app.router.routes
+    routes.insert(0, routes.pop(next(i for i, r in enumerate(routes) if getattr(r, "path", "") == "/bench/noop")))
+    routes.insert(0, Route("/bench/raw", raw_noop, methods=["GET"]))
+
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -188,15 +203,18 @@ def main() -> None:
     cold_ms = (time.perf_counter() - started) / n * 1000
     wrk(url, script(CHECK_LUA), 2)
     noop_a = wrk(url, script(NOOP_LUA), args.seconds)
+    raw_a = wrk(url, script(RAW_LUA), args.seconds)
     check = wrk(url, script(CHECK_LUA), args.seconds)
     allowed = wrk(url, script(CHECK_LUA, '"api"'), args.seconds)
+    raw_b = wrk(url, script(RAW_LUA), args.seconds)
     noop_b = wrk(url, script(NOOP_LUA), args.seconds)
     batch = wrk(url, script(BATCH_LUA), args.seconds)
     events = wrk(url, script(EVENTS_LUA), args.seconds)
     noop_rps = (noop_a["rps"] + noop_b["rps"]) / 2
+    raw_rps = (raw_a["rps"] + raw_b["rps"]) / 2
     view = system.access.view
     print(f"access view: {view.hits:,} hits, {view.misses:,} misses")
-    print(f"trivial endpoint: {noop_rps:,.0f} req/s")
+    print(f"trivial endpoint: {noop_rps:,.0f} req/s (FastAPI route), {raw_rps:,.0f} req/s (plain Starlette route)")
     print(f"access check:     {check['rps']:,.0f} req/s, p50 {check.get('p50_ms')} ms, p99 {check.get('p99_ms')} ms")
     print(
         f"allowed only:     {allowed['rps']:,.0f} req/s, p50 {allowed.get('p50_ms')} ms, p99 {allowed.get('p99_ms')} ms"
@@ -212,6 +230,8 @@ def main() -> None:
                 "connections": 16,
                 "process": "embedded" if args.embedded else "api-only",
                 "trivial_rps": round(noop_rps),
+                "trivial_raw_rps": round(raw_rps),
+                "ratio_vs_raw": round(check["rps"] / raw_rps, 3),
                 "check_rps": round(check["rps"]),
                 "check_p50_ms": check.get("p50_ms"),
                 "check_p99_ms": check.get("p99_ms"),

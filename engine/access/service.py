@@ -14,7 +14,7 @@ from engine.access.snapshot import load_snapshot
 from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
-from engine.store import Database, add_event
+from engine.store import Database, add_event, add_events
 
 log = logging.getLogger("engine.access")
 
@@ -147,9 +147,8 @@ class AccessService:
         if batch:
             try:
                 with self.db.session() as session:
-                    for customer_id, body, when, record in batch:
-                        if body is not None:
-                            add_event(session, "access.denied", customer_id, body, time=when)
+                    add_events(session, (("access.denied", c, body, when) for c, body, when, _ in batch if body))
+                    for *_, record in batch:
                         if record is not None:
                             record(session)
             except Exception:

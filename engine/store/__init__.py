@@ -7,7 +7,14 @@ another subsystem's tables.
 
 from engine.store.base import Base, DecimalString, utcnow_column
 from engine.store.database import Database, is_postgres
-from engine.store.outbox import OutboxEvent, ProcessedEvent, add_event, mark_processed, new_event_id
+from engine.store.outbox import (
+    OutboxEvent,
+    ProcessedEvent,
+    add_event,
+    add_events,
+    mark_processed,
+    new_event_id,
+)
 
 __all__ = [
     "Base",
@@ -16,6 +23,7 @@ __all__ = [
     "OutboxEvent",
     "ProcessedEvent",
     "add_event",
+    "add_events",
     "is_postgres",
     "mark_processed",
     "new_event_id",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, delete
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, delete, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -95,6 +95,18 @@ def add_event(
     )
     session.add(row)
     return row
+
+
+def add_events(session: Session, events: Iterable[tuple[str, str | None, dict[str, Any], datetime]]) -> int:
+    """`add_event` for many (type, customer_id, properties, time) in one bulk INSERT: a busy
+    writer holds the interpreter far less than with one ORM object per row."""
+    rows = [
+        {"id": new_event_id(), "type": t, "customer_id": c, "time": when, "properties": props}
+        for t, c, props, when in events
+    ]
+    if rows:
+        session.execute(insert(OutboxEvent), rows)
+    return len(rows)
 
 
 def mark_processed(session: Session, consumer: str, event_id: str, now: datetime) -> bool:

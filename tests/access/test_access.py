@@ -224,3 +224,25 @@ def test_buffered_denials_are_written_together(world: tuple[Database, TestClock,
     assert access.flush_denials() == 3  # ...until the writer flushes them, in one transaction
     assert [e.properties["feature"] for e in _events(db, "access.denied")] == ["sso"] * 3
     assert access.flush_denials() == 0
+
+
+def test_a_failed_denial_flush_keeps_its_rows_for_the_next(
+    world: tuple[Database, TestClock, AccessService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.access.service as service
+
+    db, clock, _ = world
+    access = AccessService(db, clock, AccessView(ttl=60), denial_buffer_seconds=0.05)
+    access.check("acme", "sso")
+    real = service.add_events
+
+    def broken(*_: object, **__: object) -> int:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(service, "add_events", broken)
+    with pytest.raises(RuntimeError):
+        access.flush_denials()
+    access.check("acme", "audit_log")
+    monkeypatch.setattr(service, "add_events", real)
+    assert access.flush_denials() == 2  # the failed batch first, then the new denial
+    assert [e.properties["feature"] for e in _events(db, "access.denied")] == ["sso", "audit_log"]
