@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.automation.actions import NOT_OURS, ActionRunner, Cause, Outcome
 from engine.automation.charges import create_charge
-from engine.automation.context import build_context, invoice_context, subject_context, subject_pages
+from engine.automation.context import build_context, invoice_context, subject_context, subject_contexts
 from engine.automation.models import ActionRecord, ScheduledJob
 from engine.automation.service import SUBSYSTEM, Automation, JobsReport, SweepReport
 from engine.store import Base
@@ -38,7 +38,7 @@ __all__ = [
     "invoice_context",
     "register",
     "subject_context",
-    "subject_pages",
+    "subject_contexts",
 ]
 
 

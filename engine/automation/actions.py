@@ -69,6 +69,25 @@ def short_id(prefix: str, *parts: str) -> str:
     return f"{prefix}_{digest}"
 
 
+def ledger_row(cause: Cause, action: Action, index: int, ctx: Mapping[str, Any], now: datetime) \
+        -> dict[str, Any]:
+    """The automation_actions row that makes action `index` of a decision happen once."""
+    rule = f"{action.ruleset}/{action.rule}"
+    return {"key": f"{cause.key}|{rule}|{index}|{action.name}"[:400],
+            "customer_id": (ctx.get("customer") or {}).get("id"), "action": action.name,
+            "rule": rule, "cause": cause.key[:300], "outcome": "", "created_at": now}
+
+
+def insert_ledger(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Record many actions in one statement; the keys that were new (to be carried out)."""
+    if not rows:
+        return set()
+    table: Any = ActionRecord.__table__
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table).on_conflict_do_nothing().returning(table.c.key)
+    return {r.key for r in session.execute(stmt, rows)}
+
+
 def _insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool:
     table = model.__table__
     if session.get_bind().dialect.name == "postgresql":
@@ -89,37 +108,47 @@ class ActionRunner:
     """Carries out one decision's actions for one context."""
 
     def __init__(self, session: Session, now: datetime, *, public_url: str,
-                 payments_job: bool = True) -> None:
+                 batch: bool = False) -> None:
+        """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
+        an action is not wrapped in a savepoint and a refusal raises, so the whole batch
+        rolls back and is retried one subject at a time (where a refusal is an outcome)."""
         self.session = session
         self.now = now
         self.clock = FixedClock(now)
         self.public_url = public_url.rstrip("/")
+        self.batch = batch
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
         for index, action in enumerate(actions):
-            if action.name in NOT_OURS:
-                continue
-            rule = f"{action.ruleset}/{action.rule}"
-            savepoint = self.session.begin_nested()
-            try:
-                if action.name != "notify" and action.name != "retry_payment":
-                    key = f"{cause.key}|{rule}|{index}|{action.name}"
-                    fresh = _insert_ignore(self.session, ActionRecord, {
-                        "key": key[:400], "customer_id": (ctx.get("customer") or {}).get("id"),
-                        "action": action.name, "rule": rule, "cause": cause.key[:300],
-                        "outcome": "", "created_at": self.now})
-                    if not fresh:
-                        savepoint.commit()
-                        cause.outcomes.append(Outcome(action.name, rule, "duplicate"))
-                        continue
-                detail = getattr(self, "_" + action.name)(action, dict(action.params), ctx, cause)
-                savepoint.commit()
-                cause.outcomes.append(Outcome(action.name, rule, "done", detail or ""))
-            except (sales.SalesError, ValueError) as exc:
-                savepoint.rollback()
-                log.warning("rule %s: %s skipped: %s", rule, action.name, exc)
-                cause.outcomes.append(Outcome(action.name, rule, "skipped", str(exc)))
+            if action.name not in NOT_OURS:
+                self.run_one(index, action, ctx, cause)
         return cause.outcomes
+
+    def run_one(self, index: int, action: Action, ctx: dict[str, Any], cause: Cause) -> None:
+        """Carry out the decision's action number `index`, in its own savepoint."""
+        if self.batch:
+            self._carry_out(index, action, ctx, cause)
+            return
+        savepoint = self.session.begin_nested()
+        try:
+            self._carry_out(index, action, ctx, cause)
+            savepoint.commit()
+        except (sales.SalesError, ValueError) as exc:
+            savepoint.rollback()
+            rule = f"{action.ruleset}/{action.rule}"
+            log.warning("rule %s: %s skipped: %s", rule, action.name, exc)
+            cause.outcomes.append(Outcome(action.name, rule, "skipped", str(exc)))
+
+    def _carry_out(self, index: int, action: Action, ctx: dict[str, Any], cause: Cause) -> None:
+        rule = f"{action.ruleset}/{action.rule}"
+        if action.name != "notify" and action.name != "retry_payment":
+            fresh = _insert_ignore(self.session, ActionRecord,
+                                   ledger_row(cause, action, index, ctx, self.now))
+            if not fresh:
+                cause.outcomes.append(Outcome(action.name, rule, "duplicate"))
+                return
+        detail = getattr(self, "_" + action.name)(action, dict(action.params), ctx, cause)
+        cause.outcomes.append(Outcome(action.name, rule, "done", detail or ""))
 
     # -- the actions ------------------------------------------------------------------------
 
@@ -181,7 +210,9 @@ class ActionRunner:
         sub_id = sub.get("id") or invoice.get("subscription_id")
         done = []
         if sub_id:
-            current = sales.get_subscription(self.session, str(sub_id))
+            # A batch read the subscription in this transaction already.
+            current = sub if self.batch and sub.get("id") == sub_id else \
+                sales.get_subscription(self.session, str(sub_id))
             if current.get("status") in LIVE_SUBSCRIPTIONS:
                 result = sales.cancel_subscription(self.session, str(sub_id), clock=self.clock, at=at)
                 ctx["subscription"] = {**sub, "status": result.get("status"),

@@ -2,23 +2,21 @@
 invoice.*, account.*, usage.*, and for access events feature / reason / offer.
 
 Built from the owners' public query functions (engine.sales, engine.dunning). For the
-scheduler's `for_each` sweeps over many subjects, `subject_pages` reads the same facts in
-bulk, read-only, so a tick over 100,000 accounts is a handful of queries per page; a subject
-whose rules hold gets its full context from the public functions before anything acts.
+scheduler's `for_each` sweeps over many subjects, `subject_contexts` builds the same
+context `subject_context` builds for one, a page of subjects in a few queries (through the
+owners' bulk functions, never their tables).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from engine import dunning, sales
-from engine.store import Base
 
 # Sales' invoice states as the rules name them: a finalized invoice not yet paid is `open`.
 INVOICE_STATUS = {"finalized": "open"}
@@ -175,105 +173,56 @@ def subject_context(session: Session, for_each: str, subject_id: str, now: datet
     return ctx
 
 
-# -- bulk reads for the scheduler's sweeps -------------------------------------------------
+# -- many subjects at once (the scheduler's sweeps) ------------------------------------------
 
 
-def _table(name: str) -> Table:
-    table = Base.metadata.tables.get(name)
-    if table is None:  # the owner's models are imported with engine.sales / engine.dunning
-        raise RuntimeError(f"table {name} is not on the metadata")
-    return table
-
-
-def subject_pages(session: Session, for_each: str, now: datetime, *, page: int = 2000) \
-        -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """(subject id, light context) in pages, keyset-ordered by id: what a scheduled rule's
-    condition needs (invoice, subscription, customer basics and the dunning state). Read only.
-    Subjects: open invoices; live subscriptions; every customer."""
-    invoices, subs = _table("sales_invoices"), _table("sales_subscriptions")
-    customers, accounts = _table("sales_customers"), _table("dunning_accounts")
-    if for_each == "invoice":
-        base = select(invoices).where(invoices.c.status == "finalized")
-        key = invoices.c.id
-    elif for_each == "subscription":
-        base = select(subs).where(subs.c.status.in_(LIVE_SUBSCRIPTIONS))
-        key = subs.c.id
-    elif for_each == "customer":
-        base = select(customers)
-        key = customers.c.id
-    else:
+def subject_contexts(session: Session, for_each: str, rows: Sequence[Mapping[str, Any]],
+                     now: datetime, *, lock: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """The contexts of many subjects (the dicts `sales.scan` or `sales.*_by_id` return), as
+    `subject_context` builds one, in a few queries: their customers, subscriptions and
+    dunning states. `lock`: the dunning records stay locked until the transaction ends."""
+    if for_each not in ("invoice", "subscription", "customer"):
         raise ValueError(f"for_each: {for_each!r} is customer, subscription or invoice")
-    after = ""
-    while True:
-        rows = [dict(r._mapping) for r in session.execute(
-            base.where(key > after).order_by(key).limit(page))]
-        if not rows:
-            return
-        after = str(rows[-1]["id"])
-        cids = sorted({r["customer_id"] if for_each != "customer" else r["id"] for r in rows})
-        states = dict(session.execute(select(accounts.c.customer_id, accounts.c.state)
-                                      .where(accounts.c.customer_id.in_(cids))).all())
-        if for_each == "customer":
-            custs = {r["id"]: r for r in rows}
-        else:
-            custs = {}
-            for row in session.execute(select(customers).where(customers.c.id.in_(cids))):
-                found = dict(row._mapping)
-                custs[found["id"]] = found
-        out = []
-        for r in rows:
-            cid = r["id"] if for_each == "customer" else r["customer_id"]
-            state = states.get(cid, dunning.ACTIVE)
-            c = custs.get(cid) or {}
-            ctx: dict[str, Any] = {
-                "event": {"type": "schedule", "time": now.isoformat()},
-                "customer": _light_customer(c), "account": {"dunning_state": state, "state": state},
-                "invoice": {}, "subscription": {}, "usage": {},
-            }
-            if for_each == "invoice":
-                ctx["invoice"] = _light_invoice(r, now)
-            elif for_each == "subscription":
-                ctx["subscription"] = _light_subscription(r)
-            out.append((str(r["id"]), ctx))
-        yield out
-
-
-def _light_customer(c: Mapping[str, Any]) -> dict[str, Any]:
-    if not c:
-        return {}
-    return {"id": c.get("id"), "name": c.get("name"), "email": c.get("email"),
-            "country": c.get("country"), "segment": c.get("segment"),
-            "tags": list(c.get("tags") or []), "attributes": dict(c.get("attributes") or {}),
-            "timezone": c.get("timezone")}
-
-
-def _light_invoice(r: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    state = str(r["status"])
-    status = INVOICE_STATUS.get(state, state)
-    issued = r.get("issued_at")
-    if isinstance(issued, datetime) and issued.tzinfo is None:
-        issued = issued.replace(tzinfo=UTC)
-    out: dict[str, Any] = {
-        "id": r["id"], "number": r.get("number"), "customer_id": r["customer_id"],
-        "subscription_id": r.get("subscription_id"), "status": status, "state": state,
-        "reason": r.get("reason"), "currency": r.get("currency"), "plan": r.get("plan_id"),
-        "days_overdue": days_between(issued, now) if status == "open" else 0,
-        "days_since_issue": days_between(issued, now) if issued else None,
-        "issued_at": issued.isoformat() if isinstance(issued, datetime) else None,
-    }
-    for key in _MONEY_FIELDS:
-        if r.get(key) is not None:
-            out[key] = Decimal(str(r[key]))
+    cids = [str(r["id"] if for_each == "customer" else r["customer_id"]) for r in rows]
+    customers = {str(r["id"]): r for r in rows} if for_each == "customer" \
+        else sales.customers_by_id(session, cids)
+    states = dunning.states_of(session, cids, lock=lock)
+    if for_each == "invoice":
+        subs = sales.subscriptions_by_id(session, [str(r["subscription_id"]) for r in rows
+                                                   if r.get("subscription_id")])
+    elif for_each == "customer":
+        subs = sales.live_subscriptions(session, cids)
+    else:
+        subs = {str(r["id"]): dict(r) for r in rows}
+    out = []
+    for row, cid in zip(rows, cids, strict=True):
+        state = states[cid]
+        customer = customers.get(cid)
+        ctx: dict[str, Any] = {
+            "event": {"type": "schedule", "time": now.isoformat()},
+            "customer": customer_context(customer) if customer else {},
+            "subscription": {}, "invoice": {}, "usage": {},
+            "account": {"dunning_state": state, "state": state},
+        }
+        sub_key = row.get("subscription_id") if for_each == "invoice" else \
+            (cid if for_each == "customer" else row["id"])
+        sub = subs.get(str(sub_key)) if sub_key else None
+        if sub is not None:
+            ctx["subscription"] = subscription_context(session, sub)
+        if for_each == "invoice":
+            ctx["invoice"] = invoice_context(row, now)
+        out.append((str(row["id"]), ctx))
     return out
 
 
-def _light_subscription(r: Mapping[str, Any]) -> dict[str, Any]:
-    def d(value: Any) -> Any:
-        return value.isoformat() if isinstance(value, (date, datetime)) else value
-
-    return {"id": r["id"], "customer_id": r["customer_id"], "plan": r.get("plan_id"),
-            "status": r.get("status"), "interval": r.get("interval"),
-            "quantity": Decimal(str(r["quantity"])) if r.get("quantity") is not None else None,
-            "trial_end": d(r.get("trial_end")), "start_date": d(r.get("start_date")),
-            "current_period": {"start": d(r.get("period_start")), "end": d(r.get("period_end"))},
-            "cancel_at_period_end": r.get("cancel_at_period_end")}
+def subjects_by_id(session: Session, for_each: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The subjects' current rows (those that still exist), in the order of `ids`."""
+    if for_each == "invoice":
+        found = sales.invoices_by_id(session, ids)
+    elif for_each == "subscription":
+        found = sales.subscriptions_by_id(session, ids)
+    elif for_each == "customer":
+        found = sales.customers_by_id(session, ids)
+    else:
+        raise ValueError(f"for_each: {for_each!r} is customer, subscription or invoice")
+    return [found[i] for i in ids if i in found]

@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,9 +19,17 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine import sales
+from engine import dunning, sales
+from engine.automation import prefilter
 from engine.automation.actions import ActionRunner, Cause, Outcome, short_id
-from engine.automation.context import build_context, parse_time, subject_context, subject_pages
+from engine.automation.batch import act_batch
+from engine.automation.context import (
+    build_context,
+    parse_time,
+    subject_context,
+    subject_contexts,
+    subjects_by_id,
+)
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
 from engine.clock import Clock
 from engine.rules import Decision, RulesRuntime, ScheduledRule, evaluate
@@ -66,9 +73,8 @@ class Automation:
 
     def __init__(self, db: Database, clock: Clock, runtime: RulesRuntime | None = None, *,
                  sync: Callable[[], object] | None = None,
-                 public_url: str = "https://billing.example.com", workers: int = 8) -> None:
+                 public_url: str = "https://billing.example.com") -> None:
         self.db = db
-        self.workers = workers
         self.clock = clock
         self.runtime = runtime or RulesRuntime(clock)
         self._sync = sync
@@ -143,11 +149,18 @@ class Automation:
     # -- scheduled rules ---------------------------------------------------------------------
 
     def sweep(self, db: Database, for_each: str, rules: Sequence[ScheduledRule], now: datetime,
-              *, slot: str, page: int = 2000) -> SweepReport:
-        """Evaluate `rules` (all `for_each` the same subject) for every subject, and carry out
-        the actions of those that hold, each subject in its own transaction. The condition is
-        first tested on a light context read in bulk; a subject that passes gets its full
-        context and the runtime's authoritative, logged decision before anything acts."""
+              *, slot: str, page: int = 2000, batch: int = 500) -> SweepReport:
+        """Evaluate `rules` (all `for_each` the same subject) for every subject they could hold
+        for, and carry out the actions of those that hold.
+
+        Read: the rules' conditions on invoice age, invoice state and dunning state become SQL
+        filters (`prefilter`), so only the subjects that may be due are read, a page at a
+        time, with their contexts in bulk; the full condition is tested on those. Act: the
+        subjects that pass, `batch` at a time in one transaction each, re-read and with their
+        dunning records locked, get the runtime's authoritative, logged decision, and their
+        actions are written together (`batch.act_batch`). A batch that fails is rolled back
+        and its subjects retried one by one, each in its own transaction, so one bad subject
+        stops nothing else. `report.subjects` counts the subjects read."""
         started = time.perf_counter()
         report = SweepReport()
         conditions = []
@@ -157,39 +170,60 @@ class Automation:
                 conditions.append((r, rule.when))
         if not conditions:
             return report
-        candidates: list[tuple[str, list[ScheduledRule]]] = []
-        with db.session() as session:
-            for batch in subject_pages(session, for_each, now, page=page):
-                report.subjects += len(batch)
-                for subject_id, ctx in batch:
+        candidates: list[tuple[str, str, list[ScheduledRule]]] = []
+        with db.read_session() as session:
+            filters = prefilter.scan_filters(for_each, [w for _, w in conditions], now,
+                                             dunning.known_states(session))
+            after = ""
+            while filters != []:
+                rows = sales.scan(session, for_each, after=after, limit=page, filters=filters)
+                if not rows:
+                    break
+                after = str(rows[-1]["id"])
+                report.subjects += len(rows)
+                for subject_id, ctx in subject_contexts(session, for_each, rows, now):
                     hits = [r for r, when in conditions if when is None or evaluate(when, ctx)]
                     if hits:
-                        candidates.append((subject_id, hits))
-        def act(item: tuple[str, list[ScheduledRule]]) -> tuple[int, str | None]:
-            subject_id, hits = item
-            try:
-                with db.session() as session:
-                    return self._act_on_subject(session, for_each, subject_id, hits, now, slot), None
-            except Exception as exc:  # one subject must not stop the sweep
-                log.exception("scheduled rules on %s %s failed", for_each, subject_id)
-                return 0, f"{for_each} {subject_id}: {type(exc).__name__}: {exc}"
-
-        # Subjects are independent (each its own transaction, keyed per rule, slot and
-        # subject): on PostgreSQL several act at once, since their time is database waits.
-        workers = self.workers if db.is_postgres and len(candidates) > 1 else 1
-        if workers > 1:
-            with ThreadPoolExecutor(workers, thread_name_prefix="sweep") as pool:
-                results = list(pool.map(act, candidates))
-        else:
-            results = [act(c) for c in candidates]
-        for actions, error in results:
-            if error is None:
-                report.matched += 1
-                report.actions += actions
-            else:
-                report.errors.append(error)
+                        cid = str((ctx.get("customer") or {}).get("id") or subject_id)
+                        candidates.append((subject_id, cid, hits))
+        # One batch after the other: rendering runs under a wall-time budget, and threads
+        # contending for the GIL on a busy machine would fail messages for being slow.
+        for round_ in _rounds(candidates):
+            for i in range(0, len(round_), batch):
+                for actions, error in self._act_batch(db, for_each, round_[i:i + batch], now, slot):
+                    if error is None:
+                        report.matched += 1
+                        report.actions += actions
+                    else:
+                        report.errors.append(error)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _act_batch(self, db: Database, for_each: str,
+                   group: list[tuple[str, str, list[ScheduledRule]]], now: datetime,
+                   slot: str) -> list[tuple[int, str | None]]:
+        hits = {sid: rules for sid, _, rules in group}
+        try:
+            with db.session() as session:
+                rows = subjects_by_id(session, for_each, list(hits))
+                contexts = subject_contexts(session, for_each, rows, now, lock=True)
+                runner = ActionRunner(session, now, public_url=self.public_url, batch=True)
+                done = act_batch(session, self.runtime, runner, for_each,
+                                 [(sid, ctx, hits[sid]) for sid, ctx in contexts], now, slot)
+            return [(done.get(sid, 0), None) for sid in hits]
+        except Exception:
+            log.warning("a batch of %d %s subjects failed; acting on them one by one",
+                        len(group), for_each, exc_info=True)
+        return [self._act_alone(db, for_each, sid, rules, now, slot) for sid, _, rules in group]
+
+    def _act_alone(self, db: Database, for_each: str, subject_id: str,
+                   rules: Sequence[ScheduledRule], now: datetime, slot: str) -> tuple[int, str | None]:
+        try:
+            with db.session() as session:
+                return self._act_on_subject(session, for_each, subject_id, rules, now, slot), None
+        except Exception as exc:  # one subject must not stop the sweep
+            log.exception("scheduled rules on %s %s failed", for_each, subject_id)
+            return 0, f"{for_each} {subject_id}: {type(exc).__name__}: {exc}"
 
     def _act_on_subject(self, session: Session, for_each: str, subject_id: str,
                         rules: Sequence[ScheduledRule], now: datetime, slot: str) -> int:
@@ -277,3 +311,20 @@ class Automation:
         # No provider in this process: ask whoever collects (a payments worker) to retry.
         add_event(session, "payment.retry_requested", job.customer_id, props, time=now, id=event_id)
         return DONE, "retry requested"
+
+
+
+def _rounds(items: list[tuple[str, str, list[ScheduledRule]]]) \
+        -> list[list[tuple[str, str, list[ScheduledRule]]]]:
+    """The subjects in rounds with a customer at most once per round: a customer's next
+    subject acts in a later round, so it sees what the earlier one changed (its dunning
+    state), as one at a time would."""
+    rounds: list[list[tuple[str, str, list[ScheduledRule]]]] = []
+    seen: dict[str, int] = {}
+    for item in items:
+        n = seen.get(item[1], -1) + 1
+        seen[item[1]] = n
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(item)
+    return rounds

@@ -296,13 +296,6 @@ _INSERT_IGNORE: dict[str, Any] = {
 }
 
 
-def _insert_ignore(session: Session, values: dict[str, Any]) -> bool:
-    """Insert one notification unless its dedup key exists. True when inserted.
-    (RETURNING rather than rowcount: SQLAlchemy does not promise an INSERT's rowcount.)"""
-    stmt = _INSERT_IGNORE.get(session.get_bind().dialect.name, _INSERT_IGNORE["sqlite"])
-    return session.execute(stmt, values).first() is not None
-
-
 def _failed_event(session: Session, row: Mapping[str, Any], now: datetime, error: str,
                   dead: bool = False) -> None:
     add_event(session, "notification.failed", row["customer_id"], {
@@ -311,6 +304,21 @@ def _failed_event(session: Session, row: Mapping[str, Any], now: datetime, error
         "event_id": row["event_id"], "attempts": row.get("attempts", 0), "error": error,
         "dead_lettered": dead,
     }, time=now)
+
+
+@dataclass(frozen=True)
+class NotifyRequest:
+    """One `notify` call's arguments (see `notify`), for `notify_many`."""
+
+    customer: Mapping[str, Any]
+    template: str
+    channels: Sequence[str]
+    data: Mapping[str, Any]
+    event_id: str
+    rule_id: str | None = None
+    category: str | None = None
+    urgent: bool = False
+    digest: timedelta | None = None
 
 
 def notify(
@@ -339,26 +347,98 @@ def notify(
     waits up to that long and goes out together with the others of the same template
     and channel that arrive in the window (one digest message).
     """
-    now = ensure_aware(now, "now")
-    customer_id = str(customer.get("id") or "")
+    request = NotifyRequest(customer, template, channels, data, event_id, rule_id, category,
+                            urgent, digest)
+    return notify_many(session, [request], now=now, renderer=renderer)[0]
+
+
+def _check(request: NotifyRequest) -> str:
+    customer_id = str(request.customer.get("id") or "")
     if not customer_id:
         raise ValueError("notify: customer has no id")
-    for channel in channels:
+    for channel in request.channels:
         if channel not in CHANNELS:
             raise ValueError(f"notify: unknown channel {channel!r}; channels are {CHANNELS}")
-    category = category or TEMPLATE_CATEGORIES.get(template, "general")
-    rule_key = rule_id or ""
+    return customer_id
+
+
+def _preferences_of(session: Session, customer_ids: Sequence[str]) -> dict[str, Preferences]:
+    out: dict[str, Preferences] = {}
+    for start in range(0, len(customer_ids), 1000):
+        part = customer_ids[start:start + 1000]
+        for row in session.execute(select(PREFERENCES).where(PREFERENCES.c.customer_id.in_(part))):
+            out[row.customer_id] = _prefs_from_row(row.customer_id, row)  # type: ignore[arg-type]
+    return {cid: out.get(cid) or Preferences(cid) for cid in customer_ids}
+
+
+def _endpoints_of(session: Session, customer_ids: Sequence[str]) -> dict[str, list[WebhookEndpoint]]:
+    out: dict[str, list[WebhookEndpoint]] = {cid: [] for cid in customer_ids}
+    if customer_ids:
+        rows = session.scalars(select(WebhookEndpointRow).where(
+            WebhookEndpointRow.customer_id.in_(list(customer_ids)),
+            WebhookEndpointRow.enabled.is_(True)).order_by(WebhookEndpointRow.created_at))
+        for r in rows:
+            out[r.customer_id].append(WebhookEndpoint(r.id, r.customer_id, r.url, r.secret, r.enabled))
+    return out
+
+
+def notify_many(session: Session, requests: Sequence[NotifyRequest], *, now: datetime,
+                renderer: Renderer | None = None) -> list[list[NotifyResult]]:
+    """`notify` for many messages in a few statements (one read of the preferences, one
+    insert of every notification): what a scheduler sweep or a batch of events records.
+    Every request is checked before anything is written; a bad one raises ValueError and
+    records nothing. Returns each request's results, in order."""
+    now = ensure_aware(now, "now")
+    customer_ids = [_check(r) for r in requests]
+    if not requests:
+        return []
+    unique = list(dict.fromkeys(customer_ids))
+    prefs = _preferences_of(session, unique)
+    endpoints = _endpoints_of(session, list(dict.fromkeys(
+        cid for cid, r in zip(customer_ids, requests, strict=True) if "webhook" in r.channels)))
     renderer = renderer or _default_renderer()
+    planned: list[list[dict[str, Any]]] = []
+    for customer_id, request in zip(customer_ids, requests, strict=True):
+        planned.append(_plan(session, request, customer_id, prefs[customer_id],
+                             endpoints.get(customer_id, []), renderer, now))
+    rows = [row for rows_ in planned for row in rows_]
+    inserted = _insert_many(session, rows)
+    seen = _recorded(session, [r for r in rows if r["id"] not in inserted])
+    results: list[list[NotifyResult]] = []
+    for rows_ in planned:
+        out: list[NotifyResult] = []
+        for row in rows_:
+            if row["id"] not in inserted:
+                # Recorded before (a redelivered event): nothing new, no event.
+                found = seen.get((row["rule_id"], row["event_id"], row["channel"], row["target"]))
+                out.append(NotifyResult(
+                    row["channel"], "duplicate", found[0] if found else None,
+                    f"already recorded ({found[1] if found else 'concurrently'})",
+                    target=row["target"]))
+                continue
+            if row["status"] == m.FAILED:
+                log.warning("notification %s failed: %s", row["id"], row["error"])
+                _failed_event(session, row, now, row["error"] or "failed")
+            out.append(NotifyResult(row["channel"], row["status"], row["id"], row["error"],
+                                    row["next_attempt_at"], row["target"]))
+        results.append(out)
+    return results
+
+
+def _plan(session: Session, request: NotifyRequest, customer_id: str, prefs: Preferences,
+          endpoints: Sequence[WebhookEndpoint], renderer: Renderer, now: datetime) \
+        -> list[dict[str, Any]]:
+    """The notification rows of one request: decided (preferences, quiet hours, digest) and
+    rendered, not yet written."""
+    customer, template = request.customer, request.template
+    category = request.category or TEMPLATE_CATEGORIES.get(template, "general")
     locale = str(customer.get("locale") or "en")
     snapshot = _jsonable({k: customer[k] for k in ("id", "name", "email", "phone", "locale",
                                                    "timezone") if k in customer})
-    prefs = get_preferences(session, customer_id)
-    results: list[NotifyResult] = []
-
-    for channel in dict.fromkeys(channels):
+    rows: list[dict[str, Any]] = []
+    for channel in dict.fromkeys(request.channels):
         targets: list[tuple[str, str | None]]
         if channel == "webhook":
-            endpoints = [e for e in list_webhook_endpoints(session, customer_id) if e.enabled]
             targets = [(e.id, e.url) for e in endpoints] or [("", None)]
         elif channel == "email":
             targets = [("", customer.get("email"))]
@@ -366,21 +446,20 @@ def notify(
             targets = [("", customer.get("phone"))]
         else:
             targets = [("", customer_id)]
-
         for target, recipient in targets:
             row: dict[str, Any] = {
                 "id": new_event_id("ntf"), "customer_id": customer_id, "template": template,
-                "channel": channel, "category": category, "rule_id": rule_key,
-                "event_id": event_id, "target": target, "recipient": recipient,
-                "locale": locale, "urgent": urgent, "customer": snapshot, "attempts": 0,
-                "next_attempt_at": now, "created_at": now, "updated_at": now,
+                "channel": channel, "category": category, "rule_id": request.rule_id or "",
+                "event_id": request.event_id, "target": target, "recipient": recipient,
+                "locale": locale, "urgent": request.urgent, "customer": snapshot,
+                "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now,
                 "content": None, "error": None, "digest_key": None,
             }
             status, reason, deliver_at = _decide(row, prefs, channel, category, recipient,
-                                                 urgent, now, digest, session)
+                                                 request.urgent, now, request.digest, session)
             if status == m.PENDING or status == m.DIGEST:
                 try:
-                    rendered = renderer.render(template, channel, data, locale, customer)
+                    rendered = renderer.render(template, channel, request.data, locale, customer)
                 except TemplateError as exc:
                     status, reason = m.FAILED, str(exc)
                 else:
@@ -390,22 +469,30 @@ def notify(
             row["error"] = reason if status in (m.FAILED, m.SKIPPED) else None
             if deliver_at is not None:
                 row["next_attempt_at"] = deliver_at
-            if not _insert_ignore(session, row):
-                # Recorded before (a redelivered event): nothing new, no event.
-                seen = session.execute(select(Notification.id, Notification.status).where(
-                    Notification.rule_id == rule_key, Notification.event_id == event_id,
-                    Notification.channel == channel, Notification.target == target)).first()
-                results.append(NotifyResult(
-                    channel, "duplicate", seen.id if seen else None,
-                    f"already recorded ({seen.status if seen else 'concurrently'})",
-                    target=target))
-                continue
-            if status == m.FAILED:
-                log.warning("notification %s failed: %s", row["id"], reason)
-                _failed_event(session, row, now, reason or "failed")
-            results.append(NotifyResult(channel, status, row["id"], reason,
-                                        row["next_attempt_at"], target))
-    return results
+            rows.append(row)
+    return rows
+
+
+def _insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert the rows whose dedup key is new, in one statement; the ids inserted."""
+    if not rows:
+        return set()
+    stmt = _INSERT_IGNORE.get(session.get_bind().dialect.name, _INSERT_IGNORE["sqlite"])
+    if len(rows) == 1:
+        return {r.id for r in session.execute(stmt, rows[0])}
+    return {r.id for r in session.execute(stmt, list(rows))}
+
+
+def _recorded(session: Session, rows: Sequence[dict[str, Any]]) \
+        -> dict[tuple[str, str, str, str], tuple[str, str]]:
+    """The notifications already recorded under the dedup keys of `rows`."""
+    if not rows:
+        return {}
+    n = NOTIFICATIONS.c
+    keys = list({(r["rule_id"], r["event_id"], r["channel"], r["target"]) for r in rows})
+    found = session.execute(select(n.rule_id, n.event_id, n.channel, n.target, n.id, n.status)
+                            .where(tuple_(n.rule_id, n.event_id, n.channel, n.target).in_(keys)))
+    return {(r.rule_id, r.event_id, r.channel, r.target): (r.id, r.status) for r in found}
 
 
 def _decide(row: dict[str, Any], prefs: Preferences, channel: str, category: str,

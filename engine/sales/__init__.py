@@ -6,6 +6,7 @@ outbox events commit together) and an injectable clock. Bad input raises `SalesE
 """
 
 from engine.sales.billing_run import RunReport, advance_clock, next_due, process_batch, run_due_billing
+from engine.sales.bulk import ScanFilter, customers_by_id, invoices_by_id, live_subscriptions, scan, subscriptions_by_id
 from engine.sales.catalog_versions import (
     PublishedVersion,
     catalog_for_version,
@@ -54,6 +55,7 @@ __all__ = [
     "PublishedVersion",
     "RunReport",
     "SalesError",
+    "ScanFilter",
     "active_subscription",
     "advance_clock",
     "cancel_subscription",
@@ -63,6 +65,7 @@ __all__ = [
     "create_subscription",
     "current_usage",
     "customer_plan",
+    "customers_by_id",
     "get_customer",
     "get_invoice",
     "get_subscription",
@@ -70,12 +73,14 @@ __all__ = [
     "handle_payment_succeeded",
     "ingest_events",
     "invoice_count",
+    "invoices_by_id",
     "latest_version_for_plan",
     "list_credit_notes",
     "list_customers",
     "list_invoices",
     "list_subscriptions",
     "list_versions",
+    "live_subscriptions",
     "mark_invoice_paid",
     "mark_uncollectible",
     "migrate_subscriptions",
@@ -87,7 +92,9 @@ __all__ = [
     "refund_invoice",
     "render_invoice_html",
     "run_due_billing",
+    "scan",
     "subscription_invoices",
+    "subscriptions_by_id",
     "update_customer",
     "usage_in_period",
     "validate_events",

@@ -1,0 +1,146 @@
+"""Which subjects a scheduled rule could hold for, as SQL filters for the sweep's scan.
+
+A tick over 100,000 accounts must not read 100,000 contexts to act on a few: the parts of
+the rules' conditions that depend only on an invoice's age (`invoice.days_overdue`,
+`invoice.days_since_issue`), on its state, and on the account's dunning state are turned
+into filters that sales applies in its scan (issue-time ranges, and customer-id selects that
+dunning builds). Every other test is unknown here, so the filters keep every subject it
+might hold for: they are a superset, and each subject that passes is still evaluated in full
+before anything acts.
+
+How: the conditions are evaluated, with three-valued logic (unknown tests are unknown), on
+one representative of every (age class, dunning state) cell, where the age classes are the
+single days between the rules' numeric constants plus "before" and "after" them; a cell is
+kept unless every rule is false on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from engine import dunning, sales
+from engine.rules.conditions import All, AnyOf, Node, Not, Test, normalize, test_value
+
+DAY_PATHS = frozenset({"invoice.days_overdue", "invoice.days_since_issue"})
+STATE_PATHS = frozenset({"account.dunning_state", "account.state"})
+# What every subject of an invoice sweep has: finalized (unpaid) invoices, `open` to rules.
+INVOICE_CONSTANTS = {"invoice.status": "open", "invoice.state": "finalized"}
+
+
+def _eval3(node: Node, values: dict[str, Any]) -> bool | None:
+    """True, False, or None (unknown: the node reads a path not in `values`)."""
+    if isinstance(node, Test):
+        if node.path not in values:
+            return None
+        return test_value(normalize(values[node.path]), node.op, node.value)
+    if isinstance(node, All):
+        results = [_eval3(n, values) for n in node.items]
+        return False if False in results else (None if None in results else True)
+    if isinstance(node, AnyOf):
+        results = [_eval3(n, values) for n in node.items]
+        return True if True in results else (None if None in results else False)
+    assert isinstance(node, Not)
+    inner = _eval3(node.item, values)
+    return None if inner is None else not inner
+
+
+def _tests(node: Node) -> list[Test]:
+    if isinstance(node, Test):
+        return [node]
+    if isinstance(node, All | AnyOf):
+        return [t for n in node.items for t in _tests(n)]
+    assert isinstance(node, Not)
+    return _tests(node.item)
+
+
+def _numbers(value: Any) -> list[Decimal]:
+    items = value if isinstance(value, list | tuple) else [value]
+    return [v for v in items if isinstance(v, Decimal)]
+
+
+def _day_window(whens: Sequence[Node]) -> tuple[int, int] | None:
+    """[a, b]: every day <= a behaves alike, and every day >= b; None: no age test."""
+    constants: list[Decimal] = []
+    found = False
+    for when in whens:
+        for t in _tests(when):
+            if t.path in DAY_PATHS:
+                found = True
+                constants.extend(_numbers(t.value))
+    if not found:
+        return None
+    if not constants:
+        return -1, 1
+    return math.floor(min(constants)) - 1, math.ceil(max(constants)) + 1
+
+
+def _midnight(day: datetime, back: int) -> datetime:
+    return datetime.combine(day.date() - timedelta(days=back), time(0), tzinfo=UTC)
+
+
+def _issued_ranges(days: list[int], window: tuple[int, int], now: datetime) \
+        -> tuple[tuple[datetime | None, datetime | None], ...]:
+    """Issue-time ranges of the invoices whose age (whole UTC days) is in `days`, where the
+    window's ends stand for everything beyond them."""
+    a, b = window
+    today = now.astimezone(UTC)
+    ranges: list[tuple[datetime | None, datetime | None]] = []
+    runs: list[list[int]] = []
+    for d in sorted(days):
+        if runs and d == runs[-1][1] + 1:
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    for lo, hi in runs:
+        # age in [lo, hi]  <=>  issued in [midnight(today - hi), midnight(today - lo + 1))
+        start = None if hi >= b else _midnight(today, hi)
+        end = None if lo <= a else _midnight(today, lo - 1)
+        ranges.append((start, end))
+    return tuple(ranges)
+
+
+def scan_filters(for_each: str, whens: Sequence[Node | None], now: datetime,
+                 states: set[str]) -> list[sales.ScanFilter] | None:
+    """The filters for `sales.scan(for_each, ...)` that keep every subject one of the
+    conditions (`None`: always) could hold for; None when nothing can be filtered.
+    `states`: the dunning states that exist (`dunning.known_states`)."""
+    if any(w is None for w in whens):
+        return None
+    nodes = [w for w in whens if w is not None]
+    window = _day_window(nodes) if for_each == "invoice" else None
+    days: list[int | None] = [None] if window is None else list(range(window[0], window[1] + 1))
+    states = set(states) | {dunning.ACTIVE}
+    constants = INVOICE_CONSTANTS if for_each == "invoice" else {}
+    kept: dict[str, list[int | None]] = {}
+    for state in sorted(states):
+        for day in days:
+            values: dict[str, Any] = dict(constants)
+            values.update(dict.fromkeys(STATE_PATHS, state))
+            if day is not None:
+                values.update(dict.fromkeys(DAY_PATHS, Decimal(day)))
+            if any(_eval3(n, values) is not False for n in nodes):
+                kept.setdefault(state, []).append(day)
+    if not kept:
+        return []
+    by_days: dict[tuple[int | None, ...], set[str]] = {}
+    for state, kept_days in kept.items():
+        by_days.setdefault(tuple(kept_days), set()).add(state)
+    filters = []
+    for kept_key, group in sorted(by_days.items(), key=lambda item: sorted(item[1])):
+        issued = None
+        if window is not None and len(kept_key) < len(days):
+            issued = _issued_ranges([d for d in kept_key if d is not None], window, now)
+        customers_in = customers_not_in = None
+        if group != states:
+            if dunning.ACTIVE in group:  # no record means active: exclude the others
+                customers_not_in = dunning.customers_in_states(states - group)
+            else:
+                customers_in = dunning.customers_in_states(group)
+        filters.append(sales.ScanFilter(issued, customers_in, customers_not_in))
+    if len(filters) == 1 and filters[0] == sales.ScanFilter():
+        return None
+    return filters
