@@ -8,6 +8,7 @@ the store adapters for simulations and the Inspect pages.
 from engine.console.access import AccessTester, Explained
 from engine.console.drafts import DraftCheck, check_draft, checksum, diff
 from engine.console.launch import APP, console_command, run_console, wait_healthy
+from engine.console.lifecycle import CardModel, DecliningProvider, lifecycle_on_engine, units_catalog
 from engine.console.store import (
     ConsoleError,
     check_stored,
@@ -23,7 +24,9 @@ from engine.console.store import (
 __all__ = [
     "APP",
     "AccessTester",
+    "CardModel",
     "ConsoleError",
+    "DecliningProvider",
     "DraftCheck",
     "Explained",
     "check_draft",
@@ -33,11 +36,13 @@ __all__ = [
     "diff",
     "ensure_tables",
     "history",
+    "lifecycle_on_engine",
     "publish",
     "rollback",
     "run_console",
     "save_draft",
     "seed_demo",
     "store_records",
+    "units_catalog",
     "wait_healthy",
 ]

@@ -18,7 +18,7 @@ from engine.config import get_settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _folder(name: str) -> Path:
+def folder_of(name: str) -> Path:
     """A settings folder: relative to the working directory when it exists there, else to
     the checkout (the console may be started from anywhere)."""
     path = Path(name)
@@ -31,14 +31,14 @@ def references(session: Session) -> rules.References:
     """What a ruleset may name: the plans, prices, features, metrics and coupons of every
     published catalog (the example catalogs when nothing is published yet) and the templates."""
     settings = get_settings()
-    templates = _folder(settings.templates_dir)
+    templates = folder_of(settings.templates_dir)
     refs = rules.References.from_catalogs([], templates if templates.is_dir() else None)
     published = [v["catalog"] for v in sales.list_versions(session)]
     for name in dict.fromkeys(published):
         row = sales.get_version(session, name)
         refs.add_catalog(sales.catalog_for_version(session, row.id))
     if not refs.catalogs:
-        for path in sorted(_folder(settings.catalogs_dir).glob("*.y*ml")):
+        for path in sorted(folder_of(settings.catalogs_dir).glob("*.y*ml")):
             try:
                 refs.add_catalog(load_catalog(path))
             except DocumentError:
@@ -85,3 +85,17 @@ def ruleset_history(session: Session, name: str) -> list[dict[str, Any]]:
             }
         )
     return list(reversed(out))
+
+
+def live_texts(session: Session) -> tuple[dict[str, str], str]:
+    """The text of every live ruleset (name -> YAML), and where they came from: what is
+    published, or the example files when nothing is."""
+    published = {
+        name: source
+        for name, version in published_rulesets(session).items()
+        if (source := published_source(session, name, version)) is not None
+    }
+    if published:
+        return published, "published"
+    folder = folder_of(get_settings().rules_dir)
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.y*ml"))}, f"files in {folder}"

@@ -1,6 +1,6 @@
 """What-if simulation: a cohort priced months ahead on a baseline and a draft catalog with the
-same pricing code live billing uses, and the lifecycle (collection, dunning, notifications)
-of the same cohort. Shared by the console and `billing simulate`.
+same pricing code live billing uses, and the shape of a lifecycle what-if's result (the run
+itself drives the real engine: engine.console.lifecycle_on_engine). Shared by the console and `billing simulate`.
 
     cohort = synthetic_cohort(SyntheticSpec(count=1000, plan_mix={"pro": 3, "free": 1},
                               usage={"api_calls": Distribution("lognormal", median=20000, sigma=1)}),
@@ -25,7 +25,7 @@ from engine.simulation.cohort import (
     spec_from_dict,
     synthetic_cohort,
 )
-from engine.simulation.lifecycle import LifecycleResult, PaymentModel, simulate_lifecycle
+from engine.simulation.lifecycle import LifecycleResult
 from engine.simulation.run import SimulationError, SimulationResult, feature_changes, month_start, simulate
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "CohortError",
     "Distribution",
     "LifecycleResult",
-    "PaymentModel",
     "SimCustomer",
     "SimulationError",
     "SimulationResult",
@@ -45,7 +44,6 @@ __all__ = [
     "feature_changes",
     "month_start",
     "simulate",
-    "simulate_lifecycle",
     "spec_from_dict",
     "synthetic_cohort",
 ]

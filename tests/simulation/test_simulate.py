@@ -14,14 +14,11 @@ from engine.pricing import MetricUsage, price_period
 from engine.simulation import (
     CohortError,
     Distribution,
-    PaymentModel,
-    SimCustomer,
     SimulationError,
     SyntheticSpec,
     cohort_from_csv,
     cohort_from_records,
     simulate,
-    simulate_lifecycle,
     synthetic_cohort,
 )
 from engine.simulation.cohort import Cohort
@@ -204,27 +201,6 @@ def test_plan_missing_from_draft(baseline) -> None:  # type: ignore[no-untyped-d
         simulate(baseline, draft, cohort, months=1, start=START)
     r = simulate(baseline, draft, cohort, months=1, start=START, plan_map={"pro": "basic"})
     assert r.totals["draft"] == Decimal("5.00") and r.customers[0]["draft_plan"] == "basic"
-
-
-def test_lifecycle_same_failures_both_sides(baseline, draft) -> None:  # type: ignore[no-untyped-def]
-    customers = [SimCustomer(f"c{i}", "pro", Decimal(2), {"api_calls": Decimal(20000)}) for i in range(200)]
-    cohort = Cohort(customers)
-    none = simulate_lifecycle(baseline, draft, cohort, months=2, start=START, payments=PaymentModel(failure_rate=0))
-    assert none.totals["baseline"]["collected"] == none.totals["baseline"]["invoiced"] == Decimal("89.00") * 400
-    assert none.totals["draft"]["collected"] == Decimal("99.00") * 400
-    assert none.notifications["baseline"] == {"invoice": 400}
-    all_fail = PaymentModel(failure_rate=1, recovery_rate=0, retries=2)
-    r = simulate_lifecycle(baseline, draft, cohort, months=3, start=START, payments=all_fail)
-    # Everyone fails in month 1, is written off and suspended, and is gone afterwards.
-    assert r.totals["baseline"]["written_off"] == 200 and r.totals["baseline"]["collected"] == 0
-    assert r.notifications["draft"] == {"account_suspended": 200, "invoice": 200, "payment_failed": 600}
-    assert r.dunning["baseline"] == {"suspended": 200}
-    some = simulate_lifecycle(baseline, draft, cohort, months=3, start=START, payments=PaymentModel(failure_rate=0.2))
-    b, d = some.totals["baseline"], some.totals["draft"]
-    assert 0 < b["failed_attempts"] == d["failed_attempts"]  # the same declines on both sides
-    assert b["recovered"] == d["recovered"] and b["written_off"] == d["written_off"]
-    with pytest.raises(SimulationError, match="failure_rate"):
-        simulate_lifecycle(baseline, draft, cohort, start=START, payments=PaymentModel(failure_rate=2))
 
 
 def test_spec_from_dict(baseline) -> None:  # type: ignore[no-untyped-def]

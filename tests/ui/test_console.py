@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from engine.catalog import load_catalog_text
@@ -250,13 +251,19 @@ def test_lifecycle_page(app) -> None:  # type: ignore[no-untyped-def]
     page(at, "Simulate")
     at.radio(key="sim_source").set_value("CSV").run()
     at.text_area(key="sim_csv_text").input(CSV)
-    at.number_input(key="sim_months").set_value(2)
+    at.date_input(key="sim_start").set_value(date(2027, 1, 1))
     at.radio(key="sim_view").set_value("Lifecycle (collection, dunning)").run()
+    at.number_input(key="life_months").set_value(2)
     at.number_input(key="life_fail").set_value(0.0)
     at.button(key="life_run").click().run()
     assert not at.exception and not texts(at, "error")
     res = at.session_state["life_result"]
-    # Nothing fails: all of it is collected; b's free invoices ask for no payment.
-    assert res.totals["baseline"]["collected"] == Decimal("4178.00")
-    assert res.totals["draft"]["collected"] == Decimal("4188.00")
-    assert res.notifications["draft"] == {"invoice": 6}
+    # Run by the engine on the example rules, nothing declines. Invoices issued on Jan 1 and
+    # Feb 1: a pays 79.00 in advance (base 49 + 3 seats), then 79.00 + January's calls (5,000
+    # in tier 2: 10.00 baseline, 15.00 draft); c 1,750.00 (platform 1,500 + 10 seats at 25),
+    # then 1,750.00 + the 250.00 true-up of January to its 2,000.00 minimum; b's are 0.00.
+    assert res.totals["baseline"]["collected"] == Decimal("3918.00")
+    assert res.totals["draft"]["collected"] == Decimal("3923.00")
+    assert res.totals["draft"]["invoices"] == 6
+    assert res.notifications["draft"] == {"invoice_issued (email)": 6, "payment_succeeded (email)": 4}
+    assert res.dunning["draft"] == {"active": 3}

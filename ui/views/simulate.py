@@ -12,17 +12,16 @@ import streamlit as st
 from dateutil.relativedelta import relativedelta
 
 from engine.catalog import Catalog, load_catalog
-from engine.console import check_draft
+from engine.console import CardModel, check_draft, lifecycle_on_engine
+from engine.console import rulesets as crules
 from engine.console import store as cstore
 from engine.simulation import (
     CohortError,
     Distribution,
-    PaymentModel,
     SyntheticSpec,
     cohort_from_csv,
     cohort_from_records,
     simulate,
-    simulate_lifecycle,
     synthetic_cohort,
 )
 from engine.simulation.cohort import Cohort
@@ -293,6 +292,13 @@ def _show(r: Any) -> None:
     d2.download_button("Download per month (CSV)", r.months_csv(), "simulation_months.csv", "text/csv", key="dl_months")
 
 
+def _engine(settings: Any, clock: Any, db: Any, wiring: Any) -> Any:
+    """The system live billing runs, for a lifecycle what-if on its throwaway database."""
+    from engine.system import build_system, standard_wiring
+
+    return build_system(settings, clock=clock, db=db, wiring=[*wiring, *standard_wiring()])
+
+
 def _lifecycle(
     db: Database,
     source: str,
@@ -304,42 +310,85 @@ def _lifecycle(
     plan_map: dict[str, str],
 ) -> None:
     st.caption(
-        "A simplified model of collection and dunning on the same bills: a first payment attempt fails at the "
-        "failure rate, failed ones are retried, an invoice still unpaid is written off and the account suspended."
+        "The cohort is run through the engine itself on a test clock, in a throwaway database: billing runs, "
+        "card payments (declining at the rates below), the dunning rules' retries, warnings, suspensions and "
+        "cancellations, and the notification rules. Baseline: the baseline catalog with the live rulesets; "
+        "draft: the draft catalog with the ruleset drafts you pick. A few hundred customers over a few months "
+        "take a minute or two."
     )
+    with db.read_session() as s:
+        live, where = crules.live_texts(s)
+        ruleset_drafts = {d["name"]: d for d in cstore.list_drafts(s, "ruleset")}
+    st.markdown(f"Rulesets ({where}): {', '.join(sorted(live)) or 'none'}")
+    months = int(st.number_input("Months (lifecycle)", min_value=1, max_value=24, value=3, key="life_months"))
     a, b, c = st.columns(3)
     fail = a.number_input("Payment failure rate (%)", min_value=0.0, max_value=100.0, value=5.0, key="life_fail")
     recover = b.number_input("Retry success rate (%)", min_value=0.0, max_value=100.0, value=50.0, key="life_recover")
-    retries = c.number_input("Retries", min_value=0, max_value=10, value=3, key="life_retries")
+    picked = c.multiselect("Ruleset drafts on the draft side", sorted(ruleset_drafts), key="life_rulesets")
     if st.button("Run lifecycle", key="life_run"):
-        bar = st.progress(0.0)
+        draft_rules: dict[str, str] = {}
+        with db.read_session() as s:
+            for name in picked:
+                row = cstore.get_draft(s, "ruleset", name)
+                check = cstore.check_stored(s, "ruleset", row.text) if row is not None else None
+                if row is None or check is None or check.errors:
+                    st.error(f"Ruleset draft {name!r} has errors: fix it in the Editor first.")
+                    return
+                draft_rules[check.name or name] = row.text
+        bar = st.progress(0.0, text="building the cohort…")
         cohort = _cohort(db, source, baseline, draft, spec)
-        st.session_state["life_result"] = simulate_lifecycle(
+        if len(cohort.customers) * months > 5000:
+            st.warning(f"{len(cohort.customers):,} customers × {months} months: this takes a while.")
+        st.session_state["life_result"] = lifecycle_on_engine(
+            _engine,
             baseline,
             draft,
             cohort,
+            rulesets=live,
+            draft_rulesets=draft_rules,
             months=months,
             start=start,
-            payments=PaymentModel(failure_rate=fail / 100, recovery_rate=recover / 100, retries=int(retries)),
+            cards=CardModel(failure_rate=fail / 100, recovery_rate=recover / 100),
             plan_map=plan_map,
             progress=lambda f, t: bar.progress(min(f, 1.0), text=t),
         )
+        bar.progress(1.0, text="done")
     res = st.session_state.get("life_result")
     if res is None:
         return
-    tot = pd.DataFrame(res.totals).T.reset_index(names="catalog")
+    cur = res.currency
+    t = res.totals
+    m1, m2, m3 = st.columns(3)
+    m1.metric(
+        "Cash collected (draft)",
+        money(t["draft"]["collected"], cur),
+        delta=f"{t['draft']['collected'] - t['baseline']['collected']:+,.2f} vs baseline",
+    )
+    m2.metric(
+        "Invoiced (draft)",
+        money(t["draft"]["invoiced"], cur),
+        delta=f"{t['draft']['invoiced'] - t['baseline']['invoiced']:+,.2f} vs baseline",
+    )
+    m3.metric(
+        "Notifications (draft)",
+        f"{t['draft']['notifications']:,}",
+        delta=f"{t['draft']['notifications'] - t['baseline']['notifications']:+,} vs baseline",
+    )
+    tot = pd.DataFrame(t).T.reset_index(names="catalog")
     st.dataframe(tot.astype(str), hide_index=True)
     rows = pd.DataFrame(res.by_month)
     rows["collected"] = rows["collected"].astype(float)
     st.altair_chart(
         alt.Chart(rows)
         .mark_line(point=True)
-        .encode(x="month:O", y="collected:Q", color="side:N")
-        .properties(title="Cash collected per month", height=260),
+        .encode(x="month:O", y=alt.Y("collected:Q", title=f"collected ({cur})"), color="side:N")
+        .properties(title="Cash collected per month (by invoice month)", height=260),
         width="stretch",
     )
+    st.markdown("**Per month**")
+    st.dataframe(rows.astype(str), hide_index=True)
     c1, c2 = st.columns(2)
-    c1.markdown("**Notifications sent**")
+    c1.markdown("**Notifications (template, channel)**")
     c1.dataframe(pd.DataFrame(res.notifications).fillna(0).astype(int))
     c2.markdown("**Dunning state at the end**")
     c2.dataframe(pd.DataFrame(res.dunning).fillna(0).astype(int))

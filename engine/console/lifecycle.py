@@ -1,0 +1,422 @@
+"""Lifecycle what-if on the real engine: the cohort is run through a throwaway SQLite database
+by the same system live billing runs (sales' billing run, payments' collection, the rules
+runtime, automation and the scheduler on a test clock, messaging), once on the baseline and
+once on the draft, with an in-process card provider that declines at the given rates.
+
+The engine is handed in (`build`: settings, clock, database, wiring -> a started system),
+because the console sits below engine.system in the layers; the console page and the tests
+pass `engine.system.build_system` with the standard wiring.
+
+Usage is sent as one event per metric and customer-month: every metric of the simulated
+catalogs is rewritten to sum a `units` field (prices untouched), so a month of 20,000 API
+calls is one row, not 20,000.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import tempfile
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select
+
+from engine import dunning, messaging, payments, rules, sales
+from engine.catalog import Catalog
+from engine.clock import TestClock
+from engine.config import Settings, get_settings
+from engine.console.rulesets import folder_of
+from engine.payments import ChargeOutcome, ChargeRequest, PaymentState, ProviderRejected, WebhookRejected
+from engine.simulation import Cohort, CohortError, LifecycleResult, SimulationError, month_start
+from engine.store import Database, OutboxEvent
+
+Progress = Callable[[float, str], None]
+# (settings, clock, database, extra wiring run before the standard wiring) -> a System
+Build = Callable[[Settings, TestClock, Database, Sequence[Callable[[Any], None]]], Any]
+
+PROVIDER = "whatif"
+ZERO = Decimal(0)
+_RUN_LOCK = threading.Lock()  # payments' service is per process: one lifecycle run at a time
+
+
+@dataclass(frozen=True)
+class CardModel:
+    """How the cohort's cards behave: a first attempt on an invoice declines with
+    `failure_rate`; a retry succeeds with `recovery_rate`. Draws are keyed by (customer,
+    the customer's n-th invoice, attempt), so baseline and draft meet the same declines."""
+
+    failure_rate: float = 0.05
+    recovery_rate: float = 0.5
+    seed: int = 11
+
+    def problems(self) -> list[str]:
+        return [
+            f"{name}: a share between 0 and 1"
+            for name, v in (("failure_rate", self.failure_rate), ("recovery_rate", self.recovery_rate))
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1
+        ]
+
+
+def _draw(seed: int, *parts: object) -> float:
+    digest = hashlib.blake2b(repr((seed, *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / float(1 << 64)
+
+
+class DecliningProvider:
+    """An in-process provider adapter (engine.payments.ProviderAdapter): charges settle at
+    once, or decline with `insufficient_funds` (retryable, so dunning retries)."""
+
+    name = PROVIDER
+
+    def __init__(self, model: CardModel, clock: TestClock) -> None:
+        self.model = model
+        self.clock = clock
+        self._outcomes: dict[str, ChargeOutcome] = {}
+        self._invoices: dict[str, list[str]] = defaultdict(list)  # customer -> invoice ids in order
+        self.attempts: Counter[str] = Counter()
+
+    def charge(self, request: ChargeRequest) -> ChargeOutcome:
+        if request.idempotency_key in self._outcomes:
+            return self._outcomes[request.idempotency_key]
+        invoice, _, attempt = request.idempotency_key.rpartition(":")
+        seen = self._invoices[request.customer_id]
+        if invoice not in seen:
+            seen.append(invoice)
+        u = _draw(self.model.seed, request.customer_id, seen.index(invoice), attempt)
+        first = attempt in ("", "1")
+        ok = u >= self.model.failure_rate if first else u < self.model.recovery_rate
+        self.attempts["succeeded" if ok else "failed"] += 1
+        outcome = ChargeOutcome(
+            PaymentState.SUCCEEDED if ok else PaymentState.FAILED,
+            f"whatif_{len(self._outcomes) + 1}",
+            request.amount,
+            request.currency,
+            "succeeded" if ok else "declined",
+            decline_code=None if ok else "insufficient_funds",
+            retryable=None if ok else True,
+            captured_at=self.clock.now() if ok else None,
+            idempotency_key=request.idempotency_key,
+        )
+        self._outcomes[request.idempotency_key] = outcome
+        return outcome
+
+    def lookup(self, idempotency_key: str) -> ChargeOutcome | None:
+        return self._outcomes.get(idempotency_key)
+
+    def refund(self, request: Any) -> Any:
+        raise ProviderRejected("unsupported", "the what-if provider does not refund")
+
+    def lookup_refund(self, idempotency_key: str) -> Any:
+        return None
+
+    def parse_webhook(self, headers: dict[str, str], body: bytes) -> Any:
+        raise WebhookRejected("the what-if provider sends no webhooks")
+
+
+def units_catalog(catalog: Catalog) -> dict[str, Any]:
+    """The catalog's document with every metric summing `units` of its own event type: one
+    event carries a customer-month's usage. Prices, plans and features are unchanged."""
+    doc = copy.deepcopy(dict(catalog.raw))
+    doc["metrics"] = {
+        mid: {"event": f"whatif.{mid}", "aggregation": "sum", "field": "units"} for mid in catalog.metrics
+    }
+    return doc
+
+
+def _usage(catalog: Catalog, usage: Mapping[str, Decimal], factor: Decimal) -> dict[str, Decimal]:
+    out = {}
+    for mid, v in usage.items():
+        metric = catalog.metrics.get(mid)
+        if metric is None or v <= 0:
+            continue
+        value = v * factor
+        if metric.aggregation in ("count", "unique_count"):
+            value = value.quantize(Decimal(1), ROUND_HALF_UP)  # a count is whole
+        out[mid] = value
+    return out
+
+
+def _configure_payments(model: CardModel, clock: TestClock) -> Callable[[Any], None]:
+    def wire(system: Any) -> None:
+        payments.configure(payments.PaymentService([DecliningProvider(model, clock)], clock, default_provider=PROVIDER))
+        system.payments_enabled = True
+
+    return wire
+
+
+def _advance(system: Any, target: datetime) -> None:
+    hook = getattr(system, "advance_hook", None)
+    (hook or system.advance_to)(target)
+
+
+def run_side(
+    build: Build,
+    catalog: Catalog,
+    rulesets: Mapping[str, str],
+    cohort: Cohort,
+    plans: Mapping[str, str],
+    *,
+    months: int,
+    start: date,
+    cards: CardModel,
+    folder: Path,
+    label: str,
+    progress: Progress | None = None,
+    share: tuple[float, float] = (0.0, 1.0),
+) -> dict[str, Any]:
+    """One side of the what-if: a fresh database, the catalog and rulesets published, the
+    cohort subscribed with cards, its usage sent month by month, the clock run through every
+    billing run, payment attempt, retry and dunning sweep. Returns the figures."""
+    begin = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    end = begin + relativedelta(months=months)
+    clock = TestClock(begin)
+    db = Database(f"sqlite:///{folder}/{label}.db")
+    # Nothing leaves the run: no broker, no SMTP, no provider URL, whatever the environment says.
+    settings = get_settings().model_copy(
+        update={
+            "database_url": db.url,
+            "test_clock": begin.isoformat(),
+            "broker_url": "",
+            "smtp_url": "",
+            "psp_url": "",
+            "access_denial_buffer_ms": 0,
+            "templates_dir": str(folder_of(get_settings().templates_dir)),
+        }
+    )
+    system = build(settings, clock, db, [_configure_payments(cards, clock)])
+    try:
+        with db.session() as s:
+            sales.publish_catalog(s, units_catalog(catalog), "what-if", "lifecycle what-if", clock=clock)
+            for name, text in sorted(rulesets.items()):
+                # Checked when drafted or published; the smoke test's subprocess is not needed here.
+                rs = rules.load_ruleset_text(text, f"{name}.yaml")
+                rules.publish_ruleset(s, rs, "what-if", clock=clock, smoke=False)
+        system.sync_rules()
+        growth = Decimal(1) + cohort.usage_growth
+        subs: dict[str, str] = {}
+        for m in range(months):
+            now = begin + relativedelta(months=m)
+            _advance(system, now)
+            with db.session() as s:
+                for c in cohort.customers:
+                    if c.joined == m:
+                        data = {"id": c.id, "name": c.id, "email": f"{c.id}@whatif.invalid", "segment": c.segment}
+                        if c.country:
+                            data["country"] = c.country
+                        sales.create_customer(s, data, clock=clock)
+                        payments.add_payment_method(s, c.id, "card", "tok_whatif", provider=PROVIDER)
+            with db.session() as s:
+                for c in cohort.customers:
+                    if c.joined == m:
+                        sub = sales.create_subscription(
+                            s, c.id, plans[c.plan], clock=clock, quantity=c.quantity, trial_days=0
+                        )
+                        subs[c.id] = str(sub["id"])
+                    elif c.left == m + 1 and c.id in subs:
+                        try:  # gone next month: ends at this period's end, as churn does
+                            sales.cancel_subscription(s, subs[c.id], clock=clock, at="period_end")
+                        except sales.SalesError:
+                            pass  # dunning cancelled it already
+            system.drain()
+            events = []
+            for c in cohort.customers:
+                if not c.active(m):
+                    continue
+                for mid, v in _usage(catalog, c.usage, growth**m).items():
+                    events.append(
+                        {
+                            "id": f"whatif_{c.id}_{m}_{mid}",
+                            "type": f"whatif.{mid}",
+                            "customer_id": c.id,
+                            "time": (now + timedelta(hours=1)).isoformat(),
+                            "properties": {"units": str(v)},
+                        }
+                    )
+            for i in range(0, len(events), 5000):
+                with db.session() as s:
+                    sales.ingest_events(s, events[i : i + 5000], clock=clock)
+            # Day by day, so the progress bar moves and each stop's work stays small.
+            nxt = begin + relativedelta(months=m + 1)
+            day = now
+            while day < nxt:
+                day = min(day + timedelta(days=5), nxt)
+                _advance(system, min(day, end - timedelta(seconds=1)))
+                if progress is not None:
+                    done = (m + (day - now) / (nxt - now)) / months
+                    progress(share[0] + share[1] * done, f"{label}: {day.date().isoformat()}")
+        return _figures(db, cohort, begin, months, label)
+    finally:
+        db.dispose()
+
+
+def _month(when: datetime, begin: datetime) -> int:
+    return (when.year - begin.year) * 12 + when.month - begin.month
+
+
+MONEY = ("invoiced", "collected", "outstanding", "written_off")
+COUNTS = ("invoices", "payments", "failed_payments", "warned", "suspended", "cancelled", "notifications")
+STATE_COLUMNS = {"warning": "warned", "suspended": "suspended", "cancelled": "cancelled"}
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _figures(db: Database, cohort: Cohort, begin: datetime, months: int, label: str) -> dict[str, Any]:
+    """Read back what the engine did, month by month (by when it happened): invoices issued
+    and what of them was paid, payment attempts, dunning transitions, notifications."""
+    rows: list[dict[str, Any]] = [
+        {
+            "month": (begin + relativedelta(months=m)).date().isoformat()[:7],
+            "side": label,
+            **dict.fromkeys(COUNTS, 0),
+            **dict.fromkeys(MONEY, ZERO),
+        }
+        for m in range(months)
+    ]
+
+    def row(when: datetime) -> dict[str, Any] | None:
+        m = _month(_aware(when), begin)
+        return rows[m] if 0 <= m < months else None
+
+    states: Counter[str] = Counter()
+    notes: Counter[str] = Counter()
+    with db.read_session() as s:
+        for c in cohort.customers:
+            if c.joined >= months:
+                continue
+            states[dunning.get_state(s, c.id)] += 1
+            for inv in sales.list_invoices(s, c.id, per_page=500)["items"]:
+                r = row(datetime.fromisoformat(inv["issued_at"])) if inv["issued_at"] else None
+                if r is None or inv["status"] == "void":
+                    continue
+                unpaid = Decimal(inv["amount_due"]) - Decimal(inv["amount_paid"])
+                r["invoices"] += 1
+                r["invoiced"] += Decimal(inv["total"])
+                r["collected"] += Decimal(inv["amount_paid"])
+                if inv["status"] == "finalized":
+                    r["outstanding"] += unpaid
+                elif inv["status"] == "uncollectible":
+                    r["written_off"] += unpaid
+        for n in messaging.list_notifications(s, limit=10_000_000):
+            notes[f"{n['template']} ({n['channel']})"] += 1
+            r = row(n["created_at"])
+            if r is not None:
+                r["notifications"] += 1
+        kinds = ("payment.failed", "payment.succeeded", "dunning.state_changed")
+        for ev in s.scalars(select(OutboxEvent).where(OutboxEvent.type.in_(kinds))):
+            r = row(ev.time)
+            if r is None:
+                continue
+            if ev.type == "payment.failed":
+                r["failed_payments"] += 1
+            elif ev.type == "payment.succeeded":
+                r["payments"] += 1
+            elif (column := STATE_COLUMNS.get(str((ev.properties or {}).get("to")))) is not None:
+                r[column] += 1
+    totals: dict[str, Any] = {k: sum((r[k] for r in rows), ZERO if k in MONEY else 0) for k in (*COUNTS, *MONEY)}
+    totals["collection_rate"] = (
+        (totals["collected"] * 100 / totals["invoiced"]).quantize(Decimal("0.1")) if totals["invoiced"] else None
+    )
+    return {
+        "rows": rows,
+        "totals": totals,
+        "notifications": dict(sorted(notes.items())),
+        "dunning": dict(sorted(states.items())),
+    }
+
+
+def lifecycle_on_engine(
+    build: Build,
+    baseline: Catalog,
+    draft: Catalog,
+    cohort: Cohort,
+    *,
+    rulesets: Mapping[str, str],
+    draft_rulesets: Mapping[str, str] | None = None,
+    months: int = 3,
+    start: date,
+    cards: CardModel | None = None,
+    plan_map: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> LifecycleResult:
+    """Baseline (catalog + `rulesets`, name -> YAML text) against the draft (catalog + the
+    rulesets with `draft_rulesets` replacing theirs), each on its own engine."""
+    cards = cards or CardModel()
+    if cards.problems():
+        raise SimulationError("; ".join(cards.problems()))
+    if not cohort.customers:
+        raise CohortError(["the cohort has no customers: nothing to simulate"])
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 24:
+        raise SimulationError("months: between 1 and 24 for a lifecycle run")
+    if baseline.currency != draft.currency:
+        raise SimulationError(f"currency: the baseline is in {baseline.currency}, the draft in {draft.currency}")
+    start = month_start(start)
+    plan_map = plan_map or {}
+    missing = sorted({c.plan for c in cohort.customers} - set(baseline.plans))
+    if missing:
+        raise SimulationError(f"plan {missing[0]!r} is not in the baseline catalog")
+    draft_plans = {p: plan_map.get(p, p) for p in {c.plan for c in cohort.customers}}
+    lost = sorted(p for p, t in draft_plans.items() if t not in draft.plans)
+    if lost:
+        raise SimulationError(
+            f"plan {lost[0]!r} is not in the draft: map it to one of {', '.join(sorted(draft.plans))}"
+        )
+    sides = (
+        ("baseline", baseline, dict(rulesets), {p: p for p in draft_plans}),
+        ("draft", draft, {**rulesets, **(draft_rulesets or {})}, draft_plans),
+    )
+    out: dict[str, dict[str, Any]] = {}
+    with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="whatif-", dir=_scratch()) as folder:
+        previous = payments.get_service() if _payments_configured() else None
+        try:
+            for i, (label, catalog, rs, plans) in enumerate(sides):
+                out[label] = run_side(
+                    build,
+                    catalog,
+                    rs,
+                    cohort,
+                    plans,
+                    months=months,
+                    start=start,
+                    cards=cards,
+                    folder=Path(folder),
+                    label=label,
+                    progress=progress,
+                    share=(i / 2, 0.5),
+                )
+        finally:
+            if previous is not None:
+                payments.configure(previous)
+    rows = [r for label in ("baseline", "draft") for r in out[label]["rows"]]
+    return LifecycleResult(
+        baseline.currency,
+        [r["month"] for r in out["baseline"]["rows"]],
+        rows,
+        {label: out[label]["totals"] for label in out},
+        {label: out[label]["notifications"] for label in out},
+        {label: out[label]["dunning"] for label in out},
+    )
+
+
+def _payments_configured() -> bool:
+    try:
+        payments.get_service()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _scratch() -> str | None:
+    """Memory-backed when the machine has it: the throwaway database commits thousands of
+    times, and nothing of it needs to survive the run."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() else None
