@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from engine import sales
@@ -134,7 +135,7 @@ async def access_check(request: Request) -> Any:
         out.append(decision.to_dict())
     # Returned as built: the decision is already plain JSON data, and re-validating it
     # against the response model (still documented in the schema) costs more than deciding.
-    return JSONResponse(out if isinstance(body, list) else out[0])
+    return Response(to_json(out if isinstance(body, list) else out[0]), media_type="application/json")
 
 
 class QuoteRequest(BaseModel):
