@@ -1,10 +1,9 @@
 """The `charge` action (a one-off fee: late fee, setup fee).
 
-engine.sales has no public one-off invoice function yet, and writing its invoice tables from
-here would break the rule that a subsystem writes only its own tables. Until sales offers
-`create_one_off_invoice`, a charge is published as `charge.requested` (amount as a decimal
-string, currency, description and an idempotency key): sales or an operator turns it into an
-invoice. When sales adds the function, only `create_charge` changes.
+A charge is published as `charge.requested` (amount as a decimal string, currency when the
+context knows it, description, and an id derived from the cause and the rule): sales
+(`sales.handle_charge_requested`, its bus handler) turns it into a finalized one-off invoice,
+once per event id, which payments then collects. Automation does not write sales' tables.
 """
 
 from __future__ import annotations

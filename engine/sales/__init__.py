@@ -15,6 +15,7 @@ from engine.sales.catalog_versions import (
     list_versions,
     publish_catalog,
 )
+from engine.sales.charges import handle_charge_requested
 from engine.sales.customers import create_customer, get_customer, list_customers, update_customer
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.invoicing import (
@@ -70,6 +71,7 @@ __all__ = [
     "get_invoice",
     "get_subscription",
     "get_version",
+    "handle_charge_requested",
     "handle_payment_succeeded",
     "ingest_events",
     "invoice_count",
