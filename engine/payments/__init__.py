@@ -74,6 +74,7 @@ from engine.payments.statements import (
     parse_settlement_csv,
     parse_statement,
 )
+from engine.payments.stripe_adapter import StripeAdapter
 from engine.payments.webhooks import WebhookResult, apply_webhook, webhook_router
 
 __all__ = [
@@ -98,6 +99,7 @@ __all__ = [
     "RefundRequest",
     "SandboxAdapter",
     "StatementFormatError",
+    "StripeAdapter",
     "UnbalancedEntry",
     "WebhookEvent",
     "WebhookRejected",

@@ -33,6 +33,7 @@ DECLINE_RETRYABLE: dict[str, bool] = {
     "stolen_card": False,
     "do_not_honor": False,
     "payer_rejected": False,  # PayPal / TWINT: the payer declined in their app
+    "authentication_required": False,  # the customer must confirm it (SCA): ask, don't retry
 }
 
 
