@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine import sales  # noqa: E402
 from engine.api import create_app, create_key  # noqa: E402
+from engine.cli.commands.serve import settle_heap  # noqa: E402
 from engine.config import Settings  # noqa: E402
 from engine.rules import publish_ruleset  # noqa: E402
 from engine.system import build_system  # noqa: E402
@@ -174,6 +175,7 @@ def main() -> None:
     routes.insert(0, routes.pop(next(i for i, r in enumerate(routes) if getattr(r, "path", "") == "/bench/noop")))
     routes.insert(0, Route("/bench/raw", raw_noop, methods=["GET"]))
 
+    settle_heap()  # as `billing serve` does before it serves
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

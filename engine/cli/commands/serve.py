@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -222,11 +223,20 @@ def start_system(settings: Any, *, workers: bool = True) -> tuple[Any, threading
     return system, stop
 
 
+def settle_heap() -> None:
+    """Move everything built at start (catalogs, rules, the ORM's registries) out of the
+    garbage collector's sight: a full collection while serving then scans only what requests
+    made, instead of pausing every request for ~100 ms."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve_http(system: Any, host: str, port: int) -> None:
     import uvicorn
 
     from engine.api import create_app
 
     app = create_app(system.api_context())
+    settle_heap()
     print(f"billing-engine API on http://{host}:{port} (OpenAPI: /docs)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
