@@ -159,3 +159,22 @@ def test_roles_and_refusals(app, console_db) -> None:  # type: ignore[no-untyped
         else:
             raise AssertionError("rolled back nothing")
     assert live_rules(console_db) == []
+
+
+def test_lifecycle_refuses_a_ruleset_draft_with_errors(app, console_db) -> None:  # type: ignore[no-untyped-def]
+    broken = (
+        Path("rules/dunning.yaml").read_text().replace("retry_payment: {after: 1d}", "retry_payment: {after: soon}")
+    )
+    with console_db.session() as s:
+        save_draft(s, {"name": "editor", "role": "editor"}, "ruleset", "dunning", broken)
+    at = open_source(app("editor"), "file: saas.yaml")
+    page(at, "Simulate")
+    at.radio(key="sim_source").set_value("CSV").run()
+    at.text_area(key="sim_csv_text").input("customer_id,plan\na,pro\n")
+    at.radio(key="sim_view").set_value("Lifecycle (collection, dunning)").run()
+    assert any("Rulesets (files in" in m and "dunning" in m for m in texts(at, "markdown"))
+    at.multiselect(key="life_rulesets").select("dunning")
+    at.button(key="life_run").click().run()
+    assert not at.exception, at.exception
+    assert "Ruleset draft 'dunning' has errors: fix it in the Editor first." in texts(at, "error")
+    assert "life_result" not in at.session_state
