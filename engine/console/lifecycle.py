@@ -220,7 +220,7 @@ def run_side(
                             s, c.id, plans[c.plan], clock=clock, quantity=c.quantity, trial_days=0
                         )
                         subs[c.id] = str(sub["id"])
-                    elif c.left == m + 1 and c.id in subs:
+                    if c.left == m + 1 and c.id in subs:
                         try:  # gone next month: ends at this period's end, as churn does
                             sales.cancel_subscription(s, subs[c.id], clock=clock, at="period_end")
                         except sales.SalesError:
@@ -243,7 +243,8 @@ def run_side(
             for i in range(0, len(events), 5000):
                 with db.session() as s:
                     sales.ingest_events(s, events[i : i + 5000], clock=clock)
-            # Day by day, so the progress bar moves and each stop's work stays small.
+            # Five days at a time, so the progress bar moves (the scheduler still stops at
+            # every daily sweep and retry on the way). The renewal at `end` is not in the window.
             nxt = begin + relativedelta(months=m + 1)
             day = now
             while day < nxt:

@@ -17,7 +17,7 @@ from engine.clock import TestClock
 from engine.console import CardModel, DecliningProvider, lifecycle_on_engine
 from engine.console.yaml_edit import toggle_rule
 from engine.payments import ChargeRequest
-from engine.simulation import CohortError, SimulationError, cohort_from_csv
+from engine.simulation import Cohort, CohortError, SimCustomer, SimulationError, cohort_from_csv
 from engine.system import build_system, standard_wiring
 
 RULES = {p.stem: p.read_text() for p in sorted(Path("rules").glob("*.yaml"))}
@@ -151,3 +151,26 @@ def test_baseline_and_draft_meet_the_same_declines() -> None:
     assert a == b
     first = a[0::2]
     assert 0.2 < first.count("failed") / len(first) < 0.4
+
+
+def test_customers_join_and_leave_in_their_months() -> None:
+    saas = load_catalog("catalogs/saas.yaml")
+    usage = {"api_calls": Decimal(20000)}
+    cohort = Cohort(
+        [
+            SimCustomer("stays", "pro", Decimal(1), usage),
+            SimCustomer("leaves", "pro", Decimal(1), usage, left=1),  # gone from February
+            SimCustomer("joins", "pro", Decimal(2), usage, joined=1),  # from February
+        ]
+    )
+    r = lifecycle_on_engine(
+        engine, saas, saas, cohort, rulesets=RULES, months=2, start=START, cards=CardModel(failure_rate=0)
+    )
+    # Jan 1: stays and leaves 59.00 each (49 + one seat). Feb 1: stays 59.00 + January's
+    # 20,000 calls (10,000 in tier 2 at 0.002: 20.00); leaves' final invoice bills its January
+    # calls, 20.00; joins 69.00 (49 + two seats).
+    jan, feb = r.by_month[0], r.by_month[1]
+    assert (jan["invoices"], jan["invoiced"]) == (2, Decimal("118.00"))
+    assert (feb["invoices"], feb["invoiced"]) == (3, Decimal("168.00"))
+    assert r.totals["baseline"]["collected"] == Decimal("286.00")
+    assert r.notifications["baseline"] == {"invoice_issued (email)": 5, "payment_succeeded (email)": 5}
