@@ -9,6 +9,8 @@ subsystems; it only holds the shape of the result).
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -35,3 +37,13 @@ class LifecycleResult:
             "notifications": self.notifications,
             "dunning": self.dunning,
         }
+
+    def months_csv(self) -> str:
+        """One row per month and side, every figure (a download on the console page)."""
+        if not self.by_month:
+            return ""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(self.by_month[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.by_month)
+        return out.getvalue()

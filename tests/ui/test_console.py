@@ -267,3 +267,6 @@ def test_lifecycle_page(app) -> None:  # type: ignore[no-untyped-def]
     assert res.totals["draft"]["invoices"] == 6
     assert res.notifications["draft"] == {"invoice_issued (email)": 6, "payment_succeeded (email)": 4}
     assert res.dunning["draft"] == {"active": 3}
+    lines = res.months_csv().splitlines()
+    assert lines[0].startswith("month,side,") and len(lines) == 5  # 2 months x 2 sides
+    assert lines[4].startswith("2027-02,draft,3,")

@@ -392,3 +392,6 @@ def _lifecycle(
     c1.dataframe(pd.DataFrame(res.notifications).fillna(0).astype(int))
     c2.markdown("**Dunning state at the end**")
     c2.dataframe(pd.DataFrame(res.dunning).fillna(0).astype(int))
+    st.download_button(
+        "Download per month (CSV)", res.months_csv(), "lifecycle_months.csv", "text/csv", key="dl_life_months"
+    )
