@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from engine.messaging import (
     FileSmsProvider,
     InAppChannel,
     Notification,
+    NotifyRequest,
     SmsChannel,
     deliver_pending,
     get_preferences,
@@ -22,6 +24,7 @@ from engine.messaging import (
     list_notifications,
     mark_read,
     notify,
+    notify_many,
     set_preferences,
     unread_count,
 )
@@ -255,3 +258,42 @@ def test_channels_from_settings(tmp_path: Path) -> None:
     assert sorted(chans.names()) == ["email", "in_app", "sms", "webhook"]
     chans.close()
     assert "email" not in Channels.from_settings(smtp_url="", webhooks=False).names()
+
+
+def test_a_partly_redelivered_request_records_only_the_new_channel(
+        db: Database, clock: TestClock) -> None:
+    [first] = send(db, clock, channels=("in_app",))
+    again = send(db, clock, channels=("in_app", "sms"))
+    assert [r.status for r in again] == ["duplicate", "pending"]
+    assert again[0].notification_id == first.notification_id
+    assert sorted(r.channel for r in rows(db)) == ["in_app", "sms"]
+
+
+def test_preferences_set_between_two_messages_apply_to_the_second(
+        db: Database, clock: TestClock) -> None:
+    assert [r.status for r in send(db, clock, "quota_warning", event_id="e1")] == ["pending"]
+    with db.session() as s:
+        set_preferences(s, "cus_1", now=clock.now(), opted_out_channels=["in_app"])
+    [r] = send(db, clock, "quota_warning", event_id="e2")
+    assert r.status == "skipped" and "opted out of channel in_app" in (r.reason or "")
+
+
+def test_notify_many_records_as_one_at_a_time_does(db: Database, clock: TestClock) -> None:
+    with db.session() as s:
+        set_preferences(s, "cus_2", now=clock.now(), opted_out_channels=["sms"])
+    customers: list[dict[str, Any]] = [
+        CUSTOMER, {**CUSTOMER, "id": "cus_2"}, {**CUSTOMER, "id": "cus_3", "phone": None}]
+    requests = [NotifyRequest(c, "quota_warning", ["in_app", "sms"], sample_data("quota_warning"),
+                              f"evt_{c['id']}", "usage/warn") for c in customers]
+    with db.session() as s:
+        results = notify_many(s, [*requests, requests[0]], now=clock.now())
+    assert [[r.status for r in rs] for rs in results] == [
+        ["pending", "pending"], ["pending", "skipped"], ["pending", "failed"],
+        ["duplicate", "duplicate"]]
+    assert results[3][0].notification_id == results[0][0].notification_id
+    assert len(rows(db)) == 6 and len(events(db, "notification.failed")) == 1
+    with pytest.raises(ValueError, match="unknown channel"), db.session() as s:
+        notify_many(s, [NotifyRequest({"id": "cus_4"}, "quota_warning", ["in_app"], {}, "e", "r"),
+                        NotifyRequest({"id": "cus_5"}, "quota_warning", ["fax"], {}, "e", "r")],
+                    now=clock.now())
+    assert len(rows(db)) == 6  # a bad request records nothing of the batch
