@@ -47,7 +47,7 @@ def test_every_first_attempt_declines_and_the_retry_pays() -> None:
         cards=CardModel(failure_rate=1, recovery_rate=1),
         progress=lambda f, _t: seen.append(f),
     )
-    assert seen == sorted(seen) and seen[0] > 0 and seen[-1] == 1.0
+    assert seen == sorted(seen) and len(seen) > 10 and seen[-1] == 1.0  # moves with the clock, to the end
     # Jan 1: a 79.00 (base 49 + 3 seats at 10), b 0.00 (free), c 1,750.00 (1,500 + 10 seats at 25).
     # Feb 1: a 79.00 + January's 15,000 calls (5,000 in tier 2: 10.00, draft 15.00), b 0.00,
     # c 1,750.00 + the 250.00 true-up of January to its 2,000.00 minimum.
