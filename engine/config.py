@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,3 +42,12 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def shipped_dir(configured: str) -> Path:
+    """A configured directory of examples (catalogs, rules, templates): as given when it
+    exists, else the one in the checkout, so `billing up` works from any directory."""
+    path = Path(configured)
+    if path.is_dir() or path.is_absolute():
+        return path.resolve()
+    return (Path(__file__).resolve().parents[1] / path).resolve()

@@ -8,11 +8,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from engine import sales
 from engine.clock import TestClock
+from engine.config import shipped_dir
 from engine.system import System
 
 # Plans of the SaaS catalog with how many demo customers get them.
@@ -41,10 +41,13 @@ def publish_examples(system: System, catalogs_dir: str, rules_dir: str, clock: A
     from engine.rules import publish_ruleset
 
     catalogs, rulesets = [], []
+    catalog_files = sorted(shipped_dir(catalogs_dir).glob("*.yaml"))
+    if not catalog_files:
+        raise ValueError(f"{shipped_dir(catalogs_dir)}: no catalogs (*.yaml) to seed the demo with")
     with system.db.session() as s:
-        for path in sorted(Path(catalogs_dir).glob("*.yaml")):
+        for path in catalog_files:
             catalogs.append(sales.publish_catalog(s, path, "demo", "seeded by billing up", clock=clock).catalog)
-        for path in sorted(Path(rules_dir).glob("*.yaml")):
+        for path in sorted(shipped_dir(rules_dir).glob("*.yaml")):
             rulesets.append(publish_ruleset(s, path, "demo", comment="seeded by billing up", clock=clock).ruleset)
     return catalogs, rulesets
 
