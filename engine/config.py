@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     psp_api_key: str = "sk_sandbox_test"
     psp_webhook_secret: str = "whsec_sandbox"
     psp_port: int = 8090
+    # `sandbox` (the service at psp_url) or `stripe` (Stripe's API through its SDK).
+    psp_provider: str = "sandbox"
+    stripe_api_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""  # empty: Stripe's own API; tests point it at a local stand-in
 
 
 @lru_cache(maxsize=1)

@@ -54,15 +54,30 @@ def register_handlers(registry: HandlerRegistry, system: System) -> None:
 
 
 def configure_payments(settings: Settings, clock: Clock) -> bool:
-    """Automatic collection through the configured provider (the sandbox by default)."""
-    if not settings.psp_url:
-        return False
+    """Automatic collection through the configured provider: the sandbox at `psp_url` (none
+    when it is empty), or Stripe with `BILLING_PSP_PROVIDER=stripe`."""
     from engine import payments
 
-    adapter = payments.SandboxAdapter(
-        settings.psp_url, api_key=settings.psp_api_key, webhook_secret=settings.psp_webhook_secret, clock=clock
-    )
-    payments.configure(payments.PaymentService([adapter], clock))
+    adapter: payments.ProviderAdapter
+    if settings.psp_provider == "stripe":
+        if not settings.stripe_api_key or not settings.stripe_webhook_secret:
+            raise ValueError(
+                "BILLING_PSP_PROVIDER=stripe needs BILLING_STRIPE_API_KEY and BILLING_STRIPE_WEBHOOK_SECRET"
+            )
+        adapter = payments.StripeAdapter(
+            settings.stripe_api_key,
+            webhook_secret=settings.stripe_webhook_secret,
+            api_base=settings.stripe_api_base or None,
+        )
+    elif settings.psp_provider != "sandbox":
+        raise ValueError(f"BILLING_PSP_PROVIDER: {settings.psp_provider!r} is not sandbox or stripe")
+    elif not settings.psp_url:
+        return False
+    else:
+        adapter = payments.SandboxAdapter(
+            settings.psp_url, api_key=settings.psp_api_key, webhook_secret=settings.psp_webhook_secret, clock=clock
+        )
+    payments.configure(payments.PaymentService([adapter], clock, default_provider=adapter.name))
     return True
 
 
