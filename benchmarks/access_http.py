@@ -242,6 +242,7 @@ def main() -> None:
     noop_rps = median_of(lambda r: r["noop"]["rps"])
     raw_rps = median_of(lambda r: r["raw"]["rps"])
     noop_cpu = median_of(lambda r: r["noop"]["cpu_us"])
+    noop_p99 = median_of(lambda r: r["noop"].get("p99_ms", 0.0))
     batch = wrk(url, script(BATCH_LUA), args.seconds)
     events = wrk(url, script(EVENTS_LUA), args.seconds)
     view = system.access.view
@@ -262,6 +263,7 @@ def main() -> None:
                 "process": "embedded" if args.embedded else "api-only",
                 "trivial_rps": round(noop_rps),
                 "trivial_raw_rps": round(raw_rps),
+                "trivial_p99_ms": round(noop_p99, 2),
                 "ratio_vs_raw": round(ratio_raw, 3),
                 "rounds": args.rounds,
                 "trivial_cpu_us": round(noop_cpu),
