@@ -284,13 +284,14 @@ class Renderer:
                 required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, str]:
         tmpl = self.env.get_template(path)
         out: dict[str, str] = {}
+        ctx = tmpl.new_context(context)  # the blocks share one context, as in a full render
         for block in required + optional:
             func = tmpl.blocks.get(block)
             if func is None:
                 if block in required:
                     raise TemplateError(path, "-", f"{path} has no block {block!r}")
                 continue
-            text = collect(func(tmpl.new_context(context)), self.limits, f"{path}#{block}")
+            text = collect(func(ctx), self.limits, f"{path}#{block}")
             out[block] = text.strip()
         return out
 
