@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import threading
 from collections import defaultdict
@@ -457,28 +458,29 @@ def _fast_insert(dialect: str, columns: tuple[str, ...], n: int) -> Any:
     return stmt
 
 
-_FAST_SQL: dict[tuple[tuple[str, ...], int], tuple[str, list[tuple[str, int, str, bool]]]] = {}
+_FAST_SQL: dict[tuple[tuple[str, ...], int], tuple[str, list[tuple[int, str, bool]]]] = {}
 _JSON_COLUMNS = frozenset({"customer", "content"})
+_NAMED_PARAM = re.compile(r"%\((\w+)\)s")
 
 
 def _fast_insert_pg(session: Session, dialect: Dialect, columns: tuple[str, ...],
                     rows: Sequence[Mapping[str, Any]], customer_id: str) -> set[str]:
     """`_fast_insert` on PostgreSQL through the driver's cursor, in the session's own
     transaction: SQLAlchemy's per-execution work (cache key, parameter processing) cost
-    twice the driver's. The SQL is SQLAlchemy's, compiled once per shape; the values are
-    converted as its types would (JSON text, aware datetimes as they are)."""
+    twice the driver's. The SQL is SQLAlchemy's, compiled once per shape with positional
+    parameters; the values are converted as its types would (JSON as text, None as JSON
+    null; aware datetimes as they are)."""
     key = (columns, len(rows))
     cached = _FAST_SQL.get(key)
     if cached is None:
-        sql = str(_fast_insert("postgresql", columns, len(rows)).compile(dialect=dialect))
-        names = [(f"{c}_{i}", i, c, c in _JSON_COLUMNS) for i in range(len(rows)) for c in columns]
-        cached = _FAST_SQL[key] = (sql, names)
-    sql, names = cached
-    params: dict[str, Any] = {"fast_cid": customer_id}
-    for name, i, column, is_json in names:
-        value = rows[i][column]
-        # JSON columns store None as JSON null, as SQLAlchemy's JSON type does.
-        params[name] = json.dumps(value) if is_json else value
+        named = str(_fast_insert("postgresql", columns, len(rows)).compile(dialect=dialect))
+        where = {f"{c}_{i}": (i, c, c in _JSON_COLUMNS)
+                 for i in range(len(rows)) for c in columns} | {"fast_cid": (-1, "", False)}
+        order = [where[name] for name in _NAMED_PARAM.findall(named)]
+        cached = _FAST_SQL[key] = (_NAMED_PARAM.sub("%s", named), order)
+    sql, order = cached
+    params = [customer_id if i < 0 else json.dumps(rows[i][c]) if is_json else rows[i][c]
+              for i, c, is_json in order]
     if session.autoflush:
         session.flush()  # what session.execute would do: the NOT EXISTS must see it
     driver = session.connection().connection.driver_connection
