@@ -15,6 +15,7 @@ class Settings(BaseSettings):
     # Empty means the in-process bus (the outbox table is its durable queue).
     broker_url: str = ""
     smtp_url: str = ""
+    mail_sink_port: int = 8025  # `billing up` without BILLING_SMTP_URL: a local sink writing var/mail/*.eml
     # ISO timestamp: start the engine on a test clock at that instant.
     test_clock: str = ""
     api_host: str = "127.0.0.1"

@@ -90,7 +90,8 @@ def test_dunning_retries_on_days_1_3_5_7_then_warns_suspends_and_cancels(runtime
 
 def test_notifications_for_each_trigger(runtime: tuple[RulesRuntime, TestClock]) -> None:
     rt, _ = runtime
-    assert notified(rt, "invoice.finalized", {}) == ["invoice_issued"]
+    assert notified(rt, "invoice.finalized", {"invoice": {"total": 49}}) == ["invoice_issued"]
+    assert notified(rt, "invoice.finalized", {"invoice": {"total": 0}}) == []  # a free plan's invoice
     assert notified(rt, "invoice.payment_failed", {"invoice": {"attempt": 1}}) == ["payment_retry_scheduled", "payment_failed"]
     assert notified(rt, "payment.succeeded", {}) == ["payment_succeeded"]
     assert notified(rt, "subscription.trial_will_end", {}) == ["trial_ending"]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.cli.commands.serve import ADMIN_KEY_FILE, STATE_DIR, migrate_database, serve_http
+from engine.cli.mailsink import MailSink
 from engine.config import get_settings
 
 
@@ -59,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not settings.psp_url:
         settings = settings.model_copy(update={"psp_url": f"http://127.0.0.1:{settings.psp_port}"})
+    mail_note = f"email    {settings.smtp_url.split('@')[-1]}"
+    if not settings.smtp_url:
+        sink = MailSink(STATE_DIR / "mail", settings.mail_sink_port).start()
+        settings = settings.model_copy(update={"smtp_url": sink.url})
+        mail_note = f"email    every message kept as a file in {sink.directory}/ (a local SMTP sink on :{sink.port})"
     out = sys.stdout
     print(f"billing-engine: database {settings.database_url}", file=out, flush=True)
     migrate_database(settings.database_url)
@@ -100,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
 billing-engine is up.
   API      {base}   (OpenAPI docs: {base}/docs, health: {base}/health)
   sandbox  http://127.0.0.1:{settings.psp_port}   (payment provider; test cards in docs)
+  {mail_note}
   {key_note}
 
 Try it:
