@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.dunning.models import Account
-from engine.store import add_event
+from engine.store import add_event, add_events
 
 ACTIVE = "active"
 _CHUNK = 1000  # ids per IN list
@@ -104,6 +104,7 @@ def set_states(session: Session, changes: Sequence[StateChange], *, now: datetim
     current = {c.customer_id: recorded.get(c.customer_id, ACTIVE) for c in changes}
     result: list[bool] = []
     final: dict[str, StateChange] = {}
+    events = []
     for change in changes:
         previous = current[change.customer_id]
         if previous == change.state:
@@ -112,9 +113,10 @@ def set_states(session: Session, changes: Sequence[StateChange], *, now: datetim
         current[change.customer_id] = change.state
         final[change.customer_id] = change
         result.append(True)
-        add_event(session, "dunning.state_changed", change.customer_id,
-                  {"from": previous, "to": change.state, "reason": change.reason,
-                   "cause": change.cause_event_id}, time=now)
+        events.append(("dunning.state_changed", change.customer_id,
+                       {"from": previous, "to": change.state, "reason": change.reason,
+                        "cause": change.cause_event_id}, now))
+    add_events(session, events)  # one INSERT, in order; no ORM object per event
     updates = [{"cid": c.customer_id, "st": c.state, "since": now, "why": c.reason}
                for c in final.values() if c.customer_id in recorded]
     inserts = [{"customer_id": c.customer_id, "state": c.state, "since": now, "reason": c.reason}

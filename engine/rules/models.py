@@ -57,9 +57,14 @@ class DecisionRecord(Base):
 
     @classmethod
     def from_decision(cls, decision: Decision, *, event_id: str | None, customer_id: str | None) -> DecisionRecord:
+        return cls(**cls.row(decision, event_id=event_id, customer_id=customer_id))
+
+    @staticmethod
+    def row(decision: Decision, *, event_id: str | None, customer_id: str | None) -> dict[str, Any]:
+        """The record's columns, for a bulk INSERT."""
         data = decision.to_dict()
         outcome = decision.access() or ("actions" if decision.matches else "none")
-        return cls(
+        return dict(
             decision_id=decision.decision_id or "",
             time=decision.time,
             event=decision.event,

@@ -326,3 +326,18 @@ class RulesRuntime:
             with where.session() as session:
                 session.add(row)
         return decision
+
+    def log_many(self, session: Session, decisions: Sequence[tuple[Decision, str | None]]) -> list[Decision]:
+        """`log` for many (decision, customer id) in one INSERT (a scheduler sweep's batch)."""
+        from dataclasses import replace
+
+        from sqlalchemy import insert
+
+        from engine.rules.models import DecisionRecord
+
+        logged = [replace(d, decision_id=new_event_id("dec")) for d, _ in decisions]
+        rows = [DecisionRecord.row(d, event_id=None, customer_id=cid)
+                for d, (_, cid) in zip(logged, decisions, strict=True)]
+        if rows:
+            session.execute(insert(DecisionRecord), rows)
+        return logged

@@ -22,6 +22,7 @@ from engine.sales.invoicing import (
     handle_payment_succeeded,
     mark_invoice_paid,
     mark_uncollectible,
+    mark_uncollectible_many,
     refund_invoice,
     void_invoice,
 )
@@ -38,7 +39,9 @@ from engine.sales.queries import (
 )
 from engine.sales.render import render_invoice_html
 from engine.sales.subscriptions import (
+    Cancellation,
     cancel_subscription,
+    cancel_subscriptions,
     change_subscription,
     create_subscription,
     get_subscription,
@@ -50,6 +53,7 @@ from engine.sales.subscriptions import (
 from engine.sales.usage import IngestResult, ingest_events, validate_events
 
 __all__ = [
+    "Cancellation",
     "Conflict",
     "IngestResult",
     "NotFound",
@@ -60,6 +64,7 @@ __all__ = [
     "active_subscription",
     "advance_clock",
     "cancel_subscription",
+    "cancel_subscriptions",
     "catalog_for_version",
     "change_subscription",
     "create_customer",
@@ -85,6 +90,7 @@ __all__ = [
     "live_subscriptions",
     "mark_invoice_paid",
     "mark_uncollectible",
+    "mark_uncollectible_many",
     "migrate_subscriptions",
     "next_due",
     "preview_migration",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select, true
+from sqlalchemy import and_, false, inspect, or_, select, true
 from sqlalchemy.orm import Session
 
 from engine.sales.customers import customer_to_dict
@@ -83,8 +83,15 @@ def scan(session: Session, kind: str, *, after: str = "", limit: int = 2000,
         raise ValueError(f"kind: {kind!r} is one of {KINDS}")
     if filters is not None:
         stmt = stmt.where(or_(false(), *(_clause(kind, f) for f in filters)))
-    rows = session.scalars(stmt.where(model.id > after).order_by(model.id).limit(limit))
+    rows = session.execute(_plain(stmt).where(model.id > after).order_by(model.id).limit(limit))
     return [_to_dict(kind, r) for r in rows]
+
+
+def _plain(stmt: Any) -> Any:
+    """The same query returning plain rows of every column instead of ORM objects: the dicts
+    read the same attributes, and a sweep's thousands of rows load several times faster."""
+    model = stmt.column_descriptions[0]["entity"]
+    return stmt.with_only_columns(*(getattr(model, a.key) for a in inspect(model).column_attrs))
 
 
 def _to_dict(kind: str, row: Any) -> dict[str, Any]:
@@ -100,7 +107,7 @@ def _by_id(session: Session, kind: str, ids: Iterable[str]) -> dict[str, dict[st
     wanted = sorted(set(ids))
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), _CHUNK):
-        for row in session.scalars(select(model).where(model.id.in_(wanted[start:start + _CHUNK]))):
+        for row in session.execute(_plain(select(model).where(model.id.in_(wanted[start:start + _CHUNK])))):
             out[row.id] = _to_dict(kind, row)
     return out
 
@@ -123,10 +130,10 @@ def live_subscriptions(session: Session, customer_ids: Iterable[str]) -> dict[st
     wanted = sorted(set(customer_ids))
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), _CHUNK):
-        rows = session.scalars(
+        rows = session.execute(_plain(
             select(Subscription)
             .where(Subscription.customer_id.in_(wanted[start:start + _CHUNK]), Subscription.status.in_(LIVE))
-            .order_by(Subscription.created_at.desc(), Subscription.id.desc()))
+            .order_by(Subscription.created_at.desc(), Subscription.id.desc())))
         for row in rows:
-            out.setdefault(row.customer_id, subscription_to_dict(row))
+            out.setdefault(row.customer_id, _to_dict("subscription", row))
     return out

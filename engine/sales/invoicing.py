@@ -25,7 +25,7 @@ from engine.pricing import Bill, Line, fmt_quantity
 from engine.sales.common import money, new_id, now_of, number
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
-from engine.store import add_event, mark_processed
+from engine.store import add_event, add_events, mark_processed
 
 ZERO = Decimal(0)
 CONSUMER = "sales.handlers"  # distinct from the bus's own record under "sales"
@@ -100,6 +100,17 @@ def _line_rows(
 
 
 LINES = "sales_deferred_lines"
+EVENTS = "sales_deferred_events"
+
+
+def emit(session: Session, type: str, customer_id: str | None, properties: dict[str, Any], *, time: datetime) -> None:
+    """`add_event`; inside a bulk call (`session.info[EVENTS]` a list) the event is kept to
+    be written with the others in one INSERT, in the same order (no ORM object per event)."""
+    pending = session.info.get(EVENTS)
+    if pending is None:
+        add_event(session, type, customer_id, properties, time=time)
+    else:
+        pending.append((type, customer_id, properties, time))
 
 
 def _write_lines(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -148,9 +159,11 @@ def issue_bill(
     period: Period | None = None,
     arrears: Arrears | None = None,
     payment_method: str | None = None,
+    number: int | None = None,
 ) -> Invoice | CreditNote:
     """Finalize `bill` as an invoice (numbered, events written), or as a credit note when
-    it owes the customer money (a downgrade of quantity, a cancellation's unused time)."""
+    it owes the customer money (a downgrade of quantity, a cancellation's unused time).
+    `number`: the document's number, taken beforehand by a caller numbering many at once."""
     if bill.total < ZERO:
         return issue_credit_note(
             session,
@@ -165,6 +178,7 @@ def issue_bill(
             currency=bill.currency,
             now=now,
             to_balance=True,
+            number=number,
         )
     period = period or bill.period
     inv = Invoice(
@@ -204,7 +218,7 @@ def issue_bill(
     if deferred is not None:
         deferred.append((inv, customer, payment_method))
     else:
-        finalize(session, inv, customer, now, payment_method=payment_method)
+        finalize(session, inv, customer, now, payment_method=payment_method, number=number)
     return inv
 
 
@@ -257,11 +271,11 @@ def finalize(
         inv.amount_due = inv.total - applied
     props = invoice_event_properties(inv)
     props["payment_method"] = payment_method or customer.payment_method
-    add_event(session, "invoice.finalized", inv.customer_id, props, time=now)
+    emit(session, "invoice.finalized", inv.customer_id, props, time=now)
     if inv.amount_due <= ZERO:
         inv.status = "paid"
         inv.paid_at = now
-        add_event(session, "invoice.paid", inv.customer_id, invoice_event_properties(inv), time=now)
+        emit(session, "invoice.paid", inv.customer_id, invoice_event_properties(inv), time=now)
 
 
 def _line_dict(line: Line, rounder: Rounder, *, negate: bool = False) -> dict[str, Any]:
@@ -291,8 +305,9 @@ def issue_credit_note(
     currency: str,
     now: datetime,
     to_balance: bool,
+    number: int | None = None,
 ) -> CreditNote:
-    n = next_number(session, "credit_note", now.year)
+    n = number if number is not None else next_number(session, "credit_note", now.year)
     note = CreditNote(
         id=new_id("cn"),
         number=f"CN-{now.year}-{n:06d}",
@@ -310,7 +325,7 @@ def issue_credit_note(
     session.add(note)
     if to_balance:
         customer.credit_balance = customer.credit_balance + total
-    add_event(
+    emit(
         session,
         "credit_note.issued",
         customer.id,
@@ -447,6 +462,39 @@ def mark_uncollectible(session: Session, invoice_id: str, *, clock: Clock) -> di
     inv.status = "uncollectible"
     add_event(session, "invoice.uncollectible", inv.customer_id, invoice_event_properties(inv), time=now_of(clock))
     return invoice_summary(inv)
+
+
+def mark_uncollectible_many(session: Session, invoice_ids: Sequence[str], *, clock: Clock) -> list[dict[str, Any]]:
+    """`mark_uncollectible` for many invoices: the same rows and events, in order, from one
+    locking read and one batched update. Every invoice is checked first: an unknown, repeated
+    or not finalized one raises and nothing is written."""
+    ids = list(invoice_ids)
+    for i, invoice_id in enumerate(ids):
+        if not isinstance(invoice_id, str) or not invoice_id:
+            raise SalesError(f"invoice_ids[{i}]", "required: an invoice id")
+    if len(set(ids)) < len(ids):
+        raise SalesError("invoice_ids", f"invoice {next(x for x in ids if ids.count(x) > 1)!r} appears more than once")
+    now = now_of(clock)
+    found: dict[str, Invoice] = {}
+    ordered = sorted(ids)  # locked in one order by every caller: no deadlock between two
+    for start in range(0, len(ordered), 1000):
+        stmt = (select(Invoice).where(Invoice.id.in_(ordered[start:start + 1000])).order_by(Invoice.id)
+                .with_for_update().execution_options(populate_existing=True))
+        found.update((inv.id, inv) for inv in session.scalars(stmt))
+    for invoice_id in ids:
+        inv = found.get(invoice_id)
+        if inv is None:
+            raise NotFound("invoice_id", f"unknown invoice {invoice_id!r}")
+        if inv.status != "finalized":
+            raise Conflict("status", f"invoice {inv.id} is {inv.status}; only a finalized invoice becomes uncollectible")
+    out, events = [], []
+    for invoice_id in ids:
+        inv = found[invoice_id]
+        inv.status = "uncollectible"
+        events.append(("invoice.uncollectible", inv.customer_id, invoice_event_properties(inv), now))
+        out.append(invoice_summary(inv))
+    add_events(session, events)
+    return out
 
 
 def refund_invoice(

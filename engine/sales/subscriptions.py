@@ -4,17 +4,19 @@ one-time purchases, which invoice at once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
 from engine.clock import Clock
 from engine.periods import Period
-from engine.pricing import CouponError, Line, check_redeemable, price_period, prorate_change, tax_for
+from engine.pricing import Bill, CouponError, Line, check_redeemable, price_period, prorate_change, tax_for
 from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
 from engine.sales.common import money, new_id, now_of, number, quantity_of
 from engine.sales.customers import load_customer, tax_subject
@@ -22,6 +24,7 @@ from engine.sales.cycle import (
     ADVANCE,
     NONE,
     TRIAL_NOTICE,
+    BatchUsage,
     UsageSource,
     advance_amount,
     arrears_lines,
@@ -33,9 +36,19 @@ from engine.sales.cycle import (
     subscription_event,
 )
 from engine.sales.errors import Conflict, NotFound, SalesError
-from engine.sales.invoicing import credit_note_to_dict, invoice_summary, issue_bill, lock_counter
-from engine.sales.models import CreditNote, Customer, Invoice, Subscription
-from engine.store import add_event
+from engine.sales.invoicing import (
+    EVENTS,
+    LINES,
+    Arrears,
+    credit_note_to_dict,
+    emit,
+    invoice_summary,
+    issue_bill,
+    lock_counter,
+    next_number,
+)
+from engine.sales.models import CreditNote, Customer, Invoice, InvoiceLine, Subscription
+from engine.store import add_event, add_events
 
 ZERO = Decimal(0)
 _DAYS = {"day": 1, "week": 7, "month": 30, "year": 365, "once": 1}
@@ -383,66 +396,213 @@ def cancel_subscription(
         raise SalesError("at", "now or period_end")
     sub, customer, now = _prepare(session, subscription_id, clock)
     if at == "period_end" and sub.status == "active":
-        if sub.cancel_at_period_end:
-            return _result(sub)
-        sub.cancel_at_period_end = True
-        sub.canceled_at = now
-        sub.pending_plan_id = sub.pending_version_id = None
-        sub.pending_quantity = None
-        add_event(
-            session,
-            "subscription.canceled",
-            sub.customer_id,
-            subscription_event(sub, at="period_end", ends_at=sub.period_end.isoformat() if sub.period_end else None),
-            time=now,
-        )
+        _cancel_at_period_end(session, sub, now)
         return _result(sub)
     doc: Invoice | CreditNote | None = None
     if sub.status == "active":
-        assert sub.period_start is not None and sub.period_end is not None
-        catalog = catalog_for_version(session, sub.catalog_version_id)
-        plan = catalog.plan(sub.plan_id)
-        period = Period(sub.period_start, sub.period_end)
-        today = now.date()
-        lines = arrears_lines(session, UsageSource(session), catalog, plan, sub, period, sub.quantity)
-        if prorate and today < period.end:
-            empty = Plan(id=plan.id, name=plan.name, interval=plan.interval)
-            lines += prorate_change(
-                catalog, period, today, old_plan=plan, old_quantity=sub.quantity, new_plan=empty, new_quantity=ZERO
-            )
-        bill = price_period(
-            catalog,
-            plan,
-            period,
-            quantity=sub.quantity,
-            timings=NONE,
-            minimum=False,
-            extra_lines=lines,
-            tax=tax_for(catalog, tax_subject(customer)),
-        )
-        from engine.sales.invoicing import Arrears
+        final = _final_bill(session, UsageSource(session), sub, customer, now, prorate)
+        doc = _issue_final(session, sub, customer, final, now)
+    _end_now(session, sub, now)
+    return _result(sub, doc)
 
-        doc = issue_bill(
-            session,
-            customer=customer,
-            subscription=sub,
-            bill=bill,
-            rounder=catalog.rounder,
-            reason="cancel",
-            billing_key=f"final:{today.isoformat()}",
-            now=now,
-            version_id=sub.catalog_version_id,
-            period=period,
-            arrears=Arrears(period, plan.id, sub.catalog_version_id, sub.quantity),
-            payment_method=sub.payment_method,
+
+@dataclass(frozen=True)
+class Cancellation:
+    """One item of `cancel_subscriptions`: the arguments of one `cancel_subscription`."""
+
+    subscription_id: str
+    at: str = "now"
+    prorate: bool = True
+
+
+def cancel_subscriptions(session: Session, items: Sequence[Cancellation], *, clock: Clock) -> list[dict[str, Any]]:
+    """`cancel_subscription` for many subscriptions in one transaction, with the same rows,
+    documents, numbers and events as calling it for each item in order, in a few statements:
+    one counter lock, one locking read of the subscriptions and one of their customers, one
+    usage read, one number taken per document kind; the ORM writes the rest in batches.
+
+    Every item is checked before anything is written: a bad `at`, an unknown, repeated or
+    already ended subscription raises (`SalesError`) and the call writes nothing. A
+    subscription with a period still to close (its billing run has not caught up) makes the
+    call cancel one item at a time, as `cancel_subscription`, which bills that first."""
+    for i, item in enumerate(items):
+        if item.at not in ("now", "period_end"):
+            raise SalesError(f"items[{i}].at", "now or period_end")
+        if not isinstance(item.subscription_id, str) or not item.subscription_id:
+            raise SalesError(f"items[{i}].subscription_id", "required: a subscription id")
+    ids = [item.subscription_id for item in items]
+    repeated = sorted({sid for sid in ids if ids.count(sid) > 1}) if len(set(ids)) < len(ids) else []
+    if repeated:
+        raise SalesError("items", f"subscription {repeated[0]!r} appears more than once")
+    if not items:
+        return []
+    now = now_of(clock)
+    lock_counter(session, "invoice", now.year)  # first, as every writer of numbers: no deadlock
+    subs: dict[str, Subscription] = {}
+    for start in range(0, len(ids), _CHUNK):
+        # Sorted, so two callers lock overlapping rows in the same order; populate_existing:
+        # what was read before the lock may be stale.
+        stmt = (select(Subscription).where(Subscription.id.in_(sorted(ids)[start:start + _CHUNK]))
+                .order_by(Subscription.id).with_for_update().execution_options(populate_existing=True))
+        subs.update((s.id, s) for s in session.scalars(stmt))
+    for sid in ids:
+        if sid not in subs:
+            raise NotFound("subscription_id", f"unknown subscription {sid!r}")
+        if subs[sid].status in ("canceled", "completed"):
+            raise Conflict("subscription_id", f"subscription {sid} is {subs[sid].status}")
+    if any(s.next_run_at is not None and s.next_run_at <= now for s in subs.values()):
+        return [cancel_subscription(session, i.subscription_id, clock=clock, at=i.at, prorate=i.prorate)
+                for i in items]
+    customers = {c.id: c for c in session.scalars(
+        select(Customer).where(Customer.id.in_(sorted({s.customer_id for s in subs.values()}))))}
+    billed = [i for i in items if i.at == "now" and subs[i.subscription_id].status == "active"]
+    src = _preloaded_usage(session, [subs[i.subscription_id] for i in billed])
+    out: list[dict[str, Any]] = []
+    with session.no_autoflush:
+        finals = {i.subscription_id: _final_bill(session, src, subs[i.subscription_id],
+                                                 customers[subs[i.subscription_id].customer_id], now, i.prorate)
+                  for i in billed}
+        # Numbered in item order, as one call after the other would number them.
+        credits = sum(1 for f in finals.values() if f.bill.total < ZERO)
+        numbers = {"invoice": _first_number(session, "invoice", now.year, len(finals) - credits),
+                   "credit_note": _first_number(session, "credit_note", now.year, credits)}
+        # The documents' lines and every event are collected and written in one INSERT each.
+        lines: list[dict[str, Any]] = []
+        events: list[tuple[str, str | None, dict[str, Any], datetime]] = []
+        previous = session.info.get(LINES), session.info.get(EVENTS)
+        session.info[LINES], session.info[EVENTS] = lines, events
+        try:
+            for item in items:
+                sub = subs[item.subscription_id]
+                if item.at == "period_end" and sub.status == "active":
+                    _cancel_at_period_end(session, sub, now)
+                    out.append(_result(sub))
+                    continue
+                doc: Invoice | CreditNote | None = None
+                final = finals.get(sub.id)
+                if final is not None:
+                    kind = "credit_note" if final.bill.total < ZERO else "invoice"
+                    doc = _issue_final(session, sub, customers[sub.customer_id], final, now, number=numbers[kind])
+                    numbers[kind] += 1
+                _end_now(session, sub, now)
+                out.append(_result(sub, doc))
+        finally:
+            for key, value in zip((LINES, EVENTS), previous, strict=True):
+                if value is None:
+                    session.info.pop(key, None)
+                else:
+                    session.info[key] = value
+    if lines:
+        session.flush()  # the invoices first: lines reference them
+        session.execute(insert(InvoiceLine), lines)
+    add_events(session, events)
+    return out
+
+
+_CHUNK = 1000  # ids per IN list
+
+
+def _first_number(session: Session, kind: str, year: int, count: int) -> int:
+    """The first of `count` numbers of a gapless sequence, taken with one update."""
+    return next_number(session, kind, year, count) - count + 1 if count else 0
+
+
+def _preloaded_usage(session: Session, subs: Sequence[Subscription]) -> UsageSource:
+    """The usage of these subscriptions' current periods, read in one query."""
+    src = BatchUsage(session)
+    types: set[str] = set()
+    for s in subs:
+        catalog = catalog_for_version(session, s.catalog_version_id)
+        types |= {catalog.metrics[p.metric].event for p in catalog.plan(s.plan_id).prices if p.metric}
+    live = [s for s in subs if s.period_start is not None and s.period_end is not None]
+    if types and live:
+        start = min(at_midnight(s.period_start) for s in live if s.period_start is not None)
+        end = max(at_midnight(s.period_end) for s in live if s.period_end is not None)
+        src.preload(sorted({s.customer_id for s in live}), start, end, types)
+    return src
+
+
+@dataclass
+class _Final:
+    """The bill of a cancellation now, and what it bills."""
+
+    bill: Bill
+    catalog: Catalog
+    plan: Plan
+    period: Period
+
+
+def _final_bill(
+    session: Session, src: UsageSource, sub: Subscription, customer: Customer, now: datetime, prorate: bool
+) -> _Final:
+    """The usage so far and, with `prorate`, the unused in-advance time as a credit."""
+    assert sub.period_start is not None and sub.period_end is not None
+    catalog = catalog_for_version(session, sub.catalog_version_id)
+    plan = catalog.plan(sub.plan_id)
+    period = Period(sub.period_start, sub.period_end)
+    today = now.date()
+    lines = arrears_lines(session, src, catalog, plan, sub, period, sub.quantity)
+    if prorate and today < period.end:
+        empty = Plan(id=plan.id, name=plan.name, interval=plan.interval)
+        lines += prorate_change(
+            catalog, period, today, old_plan=plan, old_quantity=sub.quantity, new_plan=empty, new_quantity=ZERO
         )
+    bill = price_period(
+        catalog,
+        plan,
+        period,
+        quantity=sub.quantity,
+        timings=NONE,
+        minimum=False,
+        extra_lines=lines,
+        tax=tax_for(catalog, tax_subject(customer)),
+    )
+    return _Final(bill, catalog, plan, period)
+
+
+def _issue_final(
+    session: Session, sub: Subscription, customer: Customer, final: _Final, now: datetime, *, number: int | None = None
+) -> Invoice | CreditNote:
+    return issue_bill(
+        session,
+        customer=customer,
+        subscription=sub,
+        bill=final.bill,
+        rounder=final.catalog.rounder,
+        reason="cancel",
+        billing_key=f"final:{now.date().isoformat()}",
+        now=now,
+        version_id=sub.catalog_version_id,
+        period=final.period,
+        arrears=Arrears(final.period, final.plan.id, sub.catalog_version_id, sub.quantity),
+        payment_method=sub.payment_method,
+        number=number,
+    )
+
+
+def _cancel_at_period_end(session: Session, sub: Subscription, now: datetime) -> None:
+    if sub.cancel_at_period_end:
+        return
+    sub.cancel_at_period_end = True
+    sub.canceled_at = now
+    sub.pending_plan_id = sub.pending_version_id = None
+    sub.pending_quantity = None
+    emit(
+        session,
+        "subscription.canceled",
+        sub.customer_id,
+        subscription_event(sub, at="period_end", ends_at=sub.period_end.isoformat() if sub.period_end else None),
+        time=now,
+    )
+
+
+def _end_now(session: Session, sub: Subscription, now: datetime) -> None:
     sub.status = "canceled"
     sub.canceled_at = sub.canceled_at or now
     sub.ended_at = now
     sub.next_run_at = None
     sub.last_billed_at = now
-    add_event(session, "subscription.canceled", sub.customer_id, subscription_event(sub, at="now"), time=now)
-    return _result(sub, doc)
+    emit(session, "subscription.canceled", sub.customer_id, subscription_event(sub, at="now"), time=now)
 
 
 def reactivate_subscription(session: Session, subscription_id: str, *, clock: Clock) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 import engine.models  # noqa: F401  (every table on the metadata, for seeding)
 from engine import automation, dunning, messaging, sales
 from engine.automation import prefilter
-from engine.automation.actions import ActionRunner
 from engine.clock import TestClock
 from engine.rules import RulesRuntime, evaluate, load_ruleset_text, parse_condition
 from engine.scheduler import Jobs
@@ -187,14 +186,21 @@ def test_a_failing_subject_falls_back_alone_and_stops_nothing(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     seed(db, [("cus_a", 30, "suspended"), ("cus_b", 30, "suspended"), ("cus_c", 14, "warning")])
     jobs = dunning_jobs(db)
-    real = ActionRunner._cancel_subscription
+    one, many = sales.cancel_subscription, sales.cancel_subscriptions
 
-    def refuse_b(self: ActionRunner, action: Any, params: Any, ctx: Any, cause: Any) -> str:
-        if ctx["customer"]["id"] == "cus_b":
+    # Sales refuses to cancel cus_b's subscription, alone (one at a time) or in a batch.
+    def refuse_one(session: Any, subscription_id: str, **kw: Any) -> Any:
+        if subscription_id == "sub_0001":
             raise sales.Conflict("status", "refused for the test")
-        return real(self, action, params, ctx, cause)
+        return one(session, subscription_id, **kw)
 
-    monkeypatch.setattr(ActionRunner, "_cancel_subscription", refuse_b)
+    def refuse_many(session: Any, items: Any, **kw: Any) -> Any:
+        if any(i.subscription_id == "sub_0001" for i in items):
+            raise sales.Conflict("status", "refused for the test")
+        return many(session, items, **kw)
+
+    monkeypatch.setattr(sales, "cancel_subscription", refuse_one)
+    monkeypatch.setattr(sales, "cancel_subscriptions", refuse_many)
     result = jobs.run(JOB, NOW)
     assert result is not None and result.status == "done"
     assert result.detail["matched"] == 3 and result.detail["errors"] == 0
