@@ -62,7 +62,8 @@ class AccessService:
 
     def snapshot(self, customer_id: str) -> Snapshot:
         def load() -> Snapshot:
-            with self.db.session() as session:
+            # A read: on SQLite a write session would queue every cold load behind the writers.
+            with self.db.read_session() as session:
                 return load_snapshot(session, customer_id, self.clock.now())
 
         return self.view.get(customer_id, load)

@@ -63,7 +63,7 @@ def create_customer(body: CustomerIn, ctx: ApiContext = Depends(context)) -> dic
 
 @router.get("/customers/{customer_id}", dependencies=[ADMIN], summary="A customer with their subscriptions")
 def get_customer(customer_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
+    with domain_errors(), ctx.db.read_session() as session:
         customer = sales.get_customer(session, customer_id)
         customer["subscriptions"] = sales.list_subscriptions(session, customer_id)
     return customer
@@ -159,13 +159,13 @@ def list_invoices(
     per_page: int = Query(50, ge=1, le=500),
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
+    with domain_errors(), ctx.db.read_session() as session:
         return sales.list_invoices(session, customer_id, page=page, per_page=per_page)
 
 
 @router.get("/invoices/{invoice_id}", dependencies=[ADMIN], summary="An invoice: lines, status, total, payments")
 def get_invoice(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
+    with domain_errors(), ctx.db.read_session() as session:
         return sales.get_invoice(session, invoice_id)
 
 
@@ -178,7 +178,7 @@ def notifications(
     before: datetime | None = None,
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
+    with domain_errors(), ctx.db.read_session() as session:
         sales.get_customer(session, customer_id)
         items = messaging.list_feed(session, customer_id, unread_only=unread, limit=limit, before=before)
         unread_count = messaging.unread_count(session, customer_id)

@@ -20,7 +20,7 @@ router = APIRouter(tags=["operations"], responses=documented(401, 403, 404, 422)
 @router.get("/health", summary="Liveness and database reachability (no key needed)")
 def health(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     try:
-        with ctx.db.session() as session:
+        with ctx.db.read_session() as session:
             session.execute(text("SELECT 1"))
         database = "ok"
     except Exception:

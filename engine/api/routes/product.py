@@ -183,7 +183,7 @@ def post_quote(body: QuoteRequest, ctx: ApiContext = Depends(context)) -> dict[s
             field, _, detail = str(exc).partition(": ")
             sub, _, detail2 = detail.partition(": ")
             raise Problem(422, detail2 or detail, f"{field}.{sub}" if detail2 else field) from None
-    with domain_errors(), ctx.db.session() as session:
+    with domain_errors(), ctx.db.read_session() as session:
         _, catalog, _ = sales.latest_version_for_plan(session, body.plan)
         customer = dict(body.customer)
         if body.customer_id:
