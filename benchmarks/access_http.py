@@ -135,6 +135,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of trivial/check phases (median reported)")
     parser.add_argument(
+        "--ttl", type=float, default=3600, help="BILLING_ACCESS_CACHE_TTL: how long a snapshot serves before a reload"
+    )
+    parser.add_argument(
         "--embedded",
         action="store_true",
         help="handle the events in the API process too, as `billing up` does (default: an API-only "
@@ -145,7 +148,7 @@ def main() -> None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     tmp = tempfile.mkdtemp()
     settings = Settings(
-        database_url=f"sqlite:///{tmp}/bench.db", test_clock="2026-11-01T09:00:00Z", access_cache_ttl=3600
+        database_url=f"sqlite:///{tmp}/bench.db", test_clock="2026-11-01T09:00:00Z", access_cache_ttl=args.ttl
     )
     system = build_system(settings)
     with system.db.session() as s:
@@ -261,6 +264,7 @@ def main() -> None:
                 "benchmark": "access_http",
                 "connections": 16,
                 "process": "embedded" if args.embedded else "api-only",
+                "ttl_s": args.ttl,
                 "trivial_rps": round(noop_rps),
                 "trivial_raw_rps": round(raw_rps),
                 "trivial_p99_ms": round(noop_p99, 2),
