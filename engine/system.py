@@ -184,6 +184,8 @@ class System:
             ("quota-thresholds", self.access.watch_thresholds),
             ("access-denials", self.access.write_denials),
         ]
+        if not consume:  # no bus here to hear of other processes' changes: read the outbox
+            workers.append(("access-follower", self.access.follow_changes))
         if self.scheduler_runner is not None:
             workers.append(("scheduler", self.scheduler_runner))
         for name, target in workers:

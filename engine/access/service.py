@@ -9,14 +9,22 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import func, or_, select
+
 from engine.access.decision import NO_RULES, Decision, RulesAnswer, Snapshot, combine, plan_decision, rule_context
 from engine.access.snapshot import load_snapshot
 from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
-from engine.store import Database, add_event, add_events
+from engine.store import Database, OutboxEvent, add_event, add_events
 
 log = logging.getLogger("engine.access")
+
+# The events after which a customer's decision may differ (what the bus handlers invalidate on).
+_CHANGES_ACCESS = or_(
+    OutboxEvent.type.like("subscription.%"),
+    OutboxEvent.type.in_(("dunning.state_changed", "invoice.paid", "payment.succeeded")),
+)
 
 # (context) -> what the published access rules said (allow/deny actions, a decision-log writer)
 RulesHook = Callable[[Mapping[str, Any]], RulesAnswer]
@@ -202,6 +210,37 @@ class AccessService:
                     self.announce_thresholds()
                 except Exception:  # the next batch retries; thresholds are idempotent
                     log.exception("announcing quota thresholds failed")
+
+    def follow_changes(self, stop: threading.Event, interval: float = 0.5) -> None:
+        """For a process that handles no events (API-only): read the outbox for the changes
+        other processes made to plans, payments and dunning states, and drop those customers'
+        snapshots, so their next check here sees the change within `interval`, not the TTL."""
+        last = self._outbox_head()
+        while not stop.wait(interval):
+            try:
+                last = self.invalidate_changed_since(last)
+            except Exception:  # a bad moment of the database: the next poll reads on from `last`
+                log.exception("following the outbox for access changes failed")
+
+    def invalidate_changed_since(self, last: int) -> int:
+        """Drop the snapshots of customers named by access-changing events after outbox
+        position `last`; returns the new position."""
+        with self.db.read_session() as session:
+            rows = session.execute(
+                select(OutboxEvent.seq, OutboxEvent.customer_id)
+                .where(OutboxEvent.seq > last, _CHANGES_ACCESS)
+                .order_by(OutboxEvent.seq)
+                .limit(10_000)
+            ).all()
+        for seq, customer_id in rows:
+            if customer_id:
+                self.view.invalidate(customer_id)
+            last = seq
+        return last
+
+    def _outbox_head(self) -> int:
+        with self.db.read_session() as session:
+            return int(session.scalar(select(func.max(OutboxEvent.seq))) or 0)
 
     def invalidate(self, customer_id: str | None = None) -> None:
         self.view.invalidate(customer_id)

@@ -159,3 +159,36 @@ def test_an_api_only_process_still_writes_its_buffered_denials(tmp_path) -> None
         assert denied == ["nobody"]
     finally:
         stop.set()
+
+
+def test_an_api_only_process_sees_another_process_suspend_a_customer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An API process that handles no events follows the outbox: a dunning change made by
+    another process reaches its next check within the follower's poll, not the (long) TTL."""
+    import threading
+    import time
+
+    from engine import sales
+    from engine.cli.commands.serve import migrate_database, start_system
+    from engine.config import Settings
+    from engine.system import build_system
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    migrate_database(url)
+    settings = Settings(database_url=url, test_clock="2026-11-01T09:00:00Z", access_cache_ttl=3600)
+    other = build_system(settings, create_tables=False)  # e.g. `billing worker` or an admin call
+    with other.db.session() as s:
+        sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=other.clock)
+        sales.create_customer(s, {"id": "cus_9", "name": "N", "email": "n@x.io"}, clock=other.clock)
+        sales.create_subscription(s, "cus_9", "pro", clock=other.clock)
+    api, stop = start_system(settings, workers=False)
+    try:
+        assert "access-follower" in {t.name for t in threading.enumerate()}
+        assert api.access.check("cus_9", "api").reason == "plan"  # now cached for an hour
+        with other.db.session() as s:
+            dunning.set_state(s, "cus_9", "suspended", now=other.clock.now())
+        deadline = time.monotonic() + 10
+        while api.access.check("cus_9", "api").reason != "payment_overdue":
+            assert time.monotonic() < deadline, "the API process never saw the suspension"
+            time.sleep(0.05)
+    finally:
+        stop.set()
