@@ -58,16 +58,6 @@ class JobsReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _payments_configured() -> bool:
-    from engine import payments
-
-    try:
-        payments.get_service()
-    except RuntimeError:
-        return False
-    return True
-
-
 class Automation:
     """Thread-safe; one per process, sharing the process's RulesRuntime."""
 
@@ -307,9 +297,9 @@ class Automation:
         envelope: dict[str, Any] = {"id": event_id, "type": "payment.retry_requested",
                                     "customer_id": job.customer_id, "time": now.isoformat(),
                                     "properties": props}
-        if _payments_configured():
-            from engine import payments
+        from engine import payments
 
+        if payments.is_configured():
             payments.handle_payment_retry(session, envelope)
             return DONE, "retried"
         # No provider in this process: ask whoever collects (a payments worker) to retry.

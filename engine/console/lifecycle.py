@@ -32,8 +32,7 @@ from sqlalchemy import select
 from engine import dunning, messaging, payments, rules, sales
 from engine.catalog import Catalog
 from engine.clock import TestClock
-from engine.config import Settings, get_settings
-from engine.console.rulesets import folder_of
+from engine.config import Settings, get_settings, shipped_dir
 from engine.payments import ChargeOutcome, ChargeRequest, PaymentState, ProviderRejected, WebhookRejected
 from engine.simulation import Cohort, CohortError, LifecycleResult, SimulationError, month_start
 from engine.store import Database, OutboxEvent
@@ -205,7 +204,7 @@ def run_side(
             "smtp_url": "",
             "psp_url": "",
             "access_denial_buffer_ms": 0,
-            "templates_dir": str(folder_of(get_settings().templates_dir)),
+            "templates_dir": str(shipped_dir(get_settings().templates_dir)),
         }
     )
     system = build(settings, clock, db, [_configure_payments(cards, clock)])
@@ -391,7 +390,7 @@ def lifecycle_on_engine(
     )
     out: dict[str, dict[str, Any]] = {}
     with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="whatif-", dir=_scratch()) as folder:
-        previous = payments.get_service() if _payments_configured() else None
+        previous = payments.get_service() if payments.is_configured() else None
         try:
             for i, (label, catalog, rs, plans) in enumerate(sides):
                 out[label] = run_side(
@@ -420,14 +419,6 @@ def lifecycle_on_engine(
         {label: out[label]["notifications"] for label in out},
         {label: out[label]["dunning"] for label in out},
     )
-
-
-def _payments_configured() -> bool:
-    try:
-        payments.get_service()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _scratch() -> str | None:

@@ -6,39 +6,27 @@ calls `engine.rules.publish_ruleset` / `rollback_ruleset`, the path `billing pub
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from engine import rules, sales
 from engine.catalog import DocumentError, load_catalog
-from engine.config import get_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def folder_of(name: str) -> Path:
-    """A settings folder: relative to the working directory when it exists there, else to
-    the checkout (the console may be started from anywhere)."""
-    path = Path(name)
-    if path.is_absolute() or path.exists():
-        return path
-    return ROOT / path
+from engine.config import get_settings, shipped_dir
 
 
 def references(session: Session) -> rules.References:
     """What a ruleset may name: the plans, prices, features, metrics and coupons of every
     published catalog (the example catalogs when nothing is published yet) and the templates."""
     settings = get_settings()
-    templates = folder_of(settings.templates_dir)
+    templates = shipped_dir(settings.templates_dir)
     refs = rules.References.from_catalogs([], templates if templates.is_dir() else None)
     published = [v["catalog"] for v in sales.list_versions(session)]
     for name in dict.fromkeys(published):
         row = sales.get_version(session, name)
         refs.add_catalog(sales.catalog_for_version(session, row.id))
     if not refs.catalogs:
-        for path in sorted(folder_of(settings.catalogs_dir).glob("*.y*ml")):
+        for path in sorted(shipped_dir(settings.catalogs_dir).glob("*.y*ml")):
             try:
                 refs.add_catalog(load_catalog(path))
             except DocumentError:
@@ -97,5 +85,5 @@ def live_texts(session: Session) -> tuple[dict[str, str], str]:
     }
     if published:
         return published, "published"
-    folder = folder_of(get_settings().rules_dir)
+    folder = shipped_dir(get_settings().rules_dir)
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.y*ml"))}, f"files in {folder}"

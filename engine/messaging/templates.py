@@ -118,13 +118,9 @@ class Rendered:
 
 
 def default_templates_dir() -> Path:
-    from engine.config import get_settings
+    from engine.config import get_settings, shipped_dir
 
-    configured = Path(get_settings().templates_dir)
-    if configured.is_dir():
-        return configured.resolve()
-    # Relative to the checkout when the process runs from elsewhere.
-    return (Path(__file__).resolve().parents[2] / configured).resolve()
+    return shipped_dir(get_settings().templates_dir)
 
 
 # -- filters -------------------------------------------------------------------------------

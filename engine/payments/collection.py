@@ -129,6 +129,11 @@ def configure(service: PaymentService) -> PaymentService:
     return service
 
 
+def is_configured() -> bool:
+    """Whether this process has a payment service (automatic collection)."""
+    return _service is not None
+
+
 def get_service(service: PaymentService | None = None) -> PaymentService:
     if service is not None:
         return service
