@@ -47,6 +47,7 @@ def register_handlers(registry: HandlerRegistry, system: System) -> None:
             registry.register("payments", event_type, as_dict(handler))
     # Decisions change with plans, payments and dunning: drop the cached view of that customer.
     registry.register("access", "subscription.*", system.invalidate_access)
+    registry.register("access", "customer.*", system.invalidate_access)
     registry.register("access", "dunning.state_changed", system.invalidate_access)
     registry.register("access", "invoice.paid", system.invalidate_access)
     for hook in system.extra_wiring:
@@ -162,8 +163,8 @@ class System:
         watcher, the denial-event writer and, when installed, the scheduler.
 
         `consume=False` is an API-only process (`billing serve --no-workers`): it still writes
-        its buffered denials, announces thresholds and follows rule publishes, while handling
-        events is left to `billing worker`."""
+        its buffered denials, announces thresholds and follows rule publishes and the outbox,
+        while handling events is left to `billing worker`."""
         threads = []
         if self.bus is not None and consume:
             thread = threading.Thread(target=self.bus.run, args=(stop,), name="bus", daemon=True)
@@ -184,8 +185,9 @@ class System:
             ("quota-thresholds", self.access.watch_thresholds),
             ("access-denials", self.access.write_denials),
         ]
-        if not consume:  # no bus here to hear of other processes' changes: read the outbox
-            workers.append(("access-follower", self.access.follow_changes))
+        # The bus may hand another process the event that changes a decision here (several
+        # dispatchers, a broker, or none here at all): every process follows the outbox too.
+        workers.append(("access-follower", self.access.follow_changes))
         if self.scheduler_runner is not None:
             workers.append(("scheduler", self.scheduler_runner))
         for name, target in workers:

@@ -16,6 +16,7 @@ from engine.access.snapshot import load_snapshot
 from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
+from engine.sales import recorded_customers
 from engine.store import Database, OutboxEvent, add_event, add_events
 
 log = logging.getLogger("engine.access")
@@ -23,7 +24,8 @@ log = logging.getLogger("engine.access")
 # The events after which a customer's decision may differ (what the bus handlers invalidate on).
 _CHANGES_ACCESS = or_(
     OutboxEvent.type.like("subscription.%"),
-    OutboxEvent.type.in_(("dunning.state_changed", "invoice.paid", "payment.succeeded")),
+    OutboxEvent.type.like("customer.%"),
+    OutboxEvent.type.in_(("dunning.state_changed", "invoice.paid", "payment.succeeded", "usage.recorded")),
 )
 
 # (context) -> what the published access rules said (allow/deny actions, a decision-log writer)
@@ -74,7 +76,12 @@ class AccessService:
             with self.db.read_session() as session:
                 return load_snapshot(session, customer_id, self.clock.now())
 
-        return self.view.get(customer_id, load)
+        snapshot = self.view.get(customer_id, load)
+        if snapshot.expires_at is not None and self.clock.now() >= snapshot.expires_at:
+            # A quota window ended (a new day for a daily quota): its usage starts again.
+            self.view.invalidate(customer_id)
+            snapshot = self.view.get(customer_id, load)
+        return snapshot
 
     def check(
         self, customer_id: str, feature: str, quantity: Decimal = Decimal(1), in_use: Decimal | None = None
@@ -98,6 +105,8 @@ class AccessService:
         if snapshot is None:
             return None
         now = self.clock.now()
+        if snapshot.expires_at is not None and now >= snapshot.expires_at:
+            return None
         decision, record = self._decide(snapshot, feature, quantity, in_use, now)
         if any((customer_id, c[0], c[1], c[4]) not in self._announced for c in crossed(snapshot, now)):
             return None
@@ -212,9 +221,11 @@ class AccessService:
                     log.exception("announcing quota thresholds failed")
 
     def follow_changes(self, stop: threading.Event, interval: float = 0.5) -> None:
-        """For a process that handles no events (API-only): read the outbox for the changes
-        other processes made to plans, payments and dunning states, and drop those customers'
-        snapshots, so their next check here sees the change within `interval`, not the TTL."""
+        """Read the outbox for the changes other processes made to usage, plans, payments and
+        dunning states, and drop those customers' snapshots, so their next check here sees the
+        change within `interval`, not the TTL. Every process that answers checks runs it: an
+        API-only one handles no events, and with several dispatchers (PostgreSQL) or a broker
+        another process may handle the event that concerns this process's view."""
         last = self._outbox_head()
         while not stop.wait(interval):
             try:
@@ -227,13 +238,16 @@ class AccessService:
         position `last`; returns the new position."""
         with self.db.read_session() as session:
             rows = session.execute(
-                select(OutboxEvent.seq, OutboxEvent.customer_id)
+                select(OutboxEvent.seq, OutboxEvent.type, OutboxEvent.customer_id, OutboxEvent.properties)
                 .where(OutboxEvent.seq > last, _CHANGES_ACCESS)
                 .order_by(OutboxEvent.seq)
                 .limit(10_000)
             ).all()
-        for seq, customer_id in rows:
-            if customer_id:
+        for seq, event_type, customer_id, properties in rows:
+            if event_type == "usage.recorded":  # one per ingestion batch, naming its customers
+                for named in recorded_customers(properties or {}):
+                    self.view.invalidate(named)
+            elif customer_id:
                 self.view.invalidate(customer_id)
             last = seq
         return last

@@ -50,7 +50,7 @@ from engine.sales.subscriptions import (
     preview_migration,
     reactivate_subscription,
 )
-from engine.sales.usage import IngestResult, ingest_events, validate_events
+from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
 
 __all__ = [
     "Cancellation",
@@ -97,6 +97,7 @@ __all__ = [
     "process_batch",
     "publish_catalog",
     "reactivate_subscription",
+    "recorded_customers",
     "refund_invoice",
     "render_invoice_html",
     "run_due_billing",

@@ -246,3 +246,80 @@ def test_a_failed_denial_flush_keeps_its_rows_for_the_next(
     monkeypatch.setattr(service, "add_events", real)
     assert access.flush_denials() == 2  # the failed batch first, then the new denial
     assert [e.properties["feature"] for e in _events(db, "access.denied")] == ["sso", "audit_log"]
+
+
+def test_ingestion_publishes_one_usage_recorded_per_batch_and_none_for_repeats(
+    world: tuple[Database, TestClock, AccessService],
+) -> None:
+    db, clock, _ = world
+    with db.session() as s:
+        sales.create_customer(s, {"id": "beta", "name": "Beta", "email": "b@beta.test"}, clock=clock)
+    batch = [*_calls(3, 0, clock.now()), {**_calls(1, 0, clock.now())[0], "customer_id": "beta", "id": "b_1"}]
+    batch.append(dict(batch[0]))  # the same id twice in one batch: one row, counted once
+    with db.session() as s:
+        assert sales.ingest_events(s, batch, clock=clock).accepted == 4
+    (recorded,) = _events(db, "usage.recorded")  # one per batch, naming its customers
+    assert recorded.customer_id is None
+    assert recorded.properties == {"customers": {"acme": 3, "beta": 1}, "events": 4}
+    with db.session() as s:  # the same batch again changes no usage: nothing is published
+        assert sales.ingest_events(s, batch, clock=clock).accepted == 0
+    assert len(_events(db, "usage.recorded")) == 1
+    with db.session() as s:  # one new event among repeats: counted alone, and for its customer
+        sales.ingest_events(s, batch + _calls(1, 500, clock.now()), clock=clock)
+    last = _events(db, "usage.recorded")[-1]
+    assert (last.customer_id, last.properties) == ("acme", {"customers": {"acme": 1}, "events": 1})
+
+
+def test_usage_ingested_by_another_process_reaches_the_cached_decision_through_the_outbox(
+    world: tuple[Database, TestClock, AccessService],
+) -> None:
+    db, clock, _ = world
+    access = AccessService(db, clock, AccessView(ttl=3600))
+    assert access.check("acme", "api").used == 0  # cached now, for an hour
+    head = access._outbox_head()
+    with db.session() as s:  # another process: this one's view is not told directly
+        sales.ingest_events(s, _calls(1000, 0, clock.now()), clock=clock)
+    assert access.check("acme", "api").allowed  # still the cached snapshot...
+    access.invalidate_changed_since(head)  # ...until the follower reads the outbox
+    denied = access.check("acme", "api")
+    assert (denied.allowed, denied.reason, denied.used) == (False, "quota_exceeded", D(1000))
+
+
+DAILY = """
+catalog: daily-co
+currency: USD
+metrics:
+  api_calls: {event: api.request, aggregation: count}
+features:
+  api: {name: API calls, type: metered, metric: api_calls}
+plans:
+  daily:
+    name: Daily
+    interval: month
+    prices: []
+    entitlements:
+      api: {limit: 5, period: day, overage: block}
+"""
+
+
+def test_a_daily_quota_starts_again_at_midnight_with_a_long_lived_snapshot(db: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    clock = TestClock(datetime(2026, 11, 2, 22, tzinfo=UTC))
+    (tmp_path / "daily.yaml").write_text(DAILY)
+    with db.session() as s:
+        sales.publish_catalog(s, tmp_path / "daily.yaml", "test", clock=clock)
+        sales.create_customer(s, {"id": "day", "name": "Day", "email": "d@day.test"}, clock=clock)
+        sales.create_subscription(s, "day", "daily", clock=clock)
+        sales.ingest_events(
+            s,
+            [{"id": f"d{i}", "type": "api.request", "customer_id": "day", "time": clock.now().isoformat()}
+             for i in range(5)],
+            clock=clock,
+        )
+    access = AccessService(db, clock, AccessView(ttl=3600))
+    assert access.check("day", "api").reason == "quota_exceeded"
+    clock.set(datetime(2026, 11, 2, 23, 59, tzinfo=UTC))
+    assert access.check("day", "api").reason == "quota_exceeded"  # 23:59, the same day
+    clock.set(datetime(2026, 11, 3, tzinfo=UTC))  # midnight: nothing invalidated it, the window ended
+    fresh = access.check("day", "api")
+    assert (fresh.allowed, fresh.used, fresh.remaining) == (True, D(0), D(5))
+    assert access.check_cached("day", "api") is not None  # and the new snapshot is cached
