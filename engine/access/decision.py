@@ -64,6 +64,8 @@ class Snapshot:
     plan: Plan | None = None
     dunning_state: str = "active"
     usage: Mapping[str, Decimal] = field(default_factory=dict)  # per metric, in the quota's window
+    # When the first of those windows ends: the usage is then another window's (reload).
+    expires_at: datetime | None = None
     # Figures derived from this snapshot alone (e.g. the thresholds reached on a day), kept
     # with it: a snapshot is replaced, never changed, when what it was loaded from changes.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -37,10 +37,14 @@ def load_snapshot(session: Session, customer_id: str, now: datetime) -> Snapshot
         return Snapshot(customer_id, True, customer, dunning_state=state)
     subscription, catalog, plan = found
     usage: dict[str, Decimal] = {}
+    ends: list[datetime] = []
     for feature_id, entitlement in plan.entitlements.items():
         feature = catalog.features.get(feature_id)
         if feature is None or feature.type != "metered" or feature.metric is None:
             continue
         window = quota_window(subscription, entitlement.period, now.date())
         usage[feature.metric] = sales.usage_in_period(session, customer_id, catalog, feature.metric, window)
-    return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage)
+        # A billing period past its end waits for the renewal (an event), not for the clock.
+        if window.end_at > now:
+            ends.append(window.end_at)
+    return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage, min(ends, default=None))
