@@ -20,6 +20,7 @@ from engine.sales.cycle import UsageSource, usage_for
 from engine.sales.errors import NotFound, SalesError
 from engine.sales.invoicing import credit_note_to_dict, invoice_summary, load_invoice
 from engine.sales.models import CreditNote, Invoice, InvoiceLine, InvoicePayment, Subscription
+from engine.sales.usage_count import count_in_sql
 
 LIVE = ("active", "trialing")
 
@@ -152,6 +153,9 @@ def usage_in_period(session: Session, customer_id: str, catalog: Catalog, metric
     """A metric's aggregate for any period (e.g. a calendar month an entitlement counts)."""
     if metric not in catalog.metrics:
         raise NotFound("metric", f"unknown metric {metric!r}")
+    counted = count_in_sql(session, customer_id, catalog.metrics[metric], period)
+    if counted is not None:
+        return counted
     from engine.catalog.model import Price
 
     plan = Plan(
