@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     console_port: int = 8501
     max_body_bytes: int = 1_000_000
     # How stale an access decision may be across API processes (seconds); see the README.
-    access_cache_ttl: float = 2.0
+    access_cache_ttl: float = 300.0
     # access.denied events are written together every this many milliseconds (0: each in its
     # check's own transaction). A crash can lose at most this window's denial events.
     access_denial_buffer_ms: int = 50
