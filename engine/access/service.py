@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +35,18 @@ Record = Callable[[Any], object]
 # Decisions memoised per snapshot (key: feature, quantity, in use); a client sending ever new
 # `in_use` figures must not grow one snapshot's memo without bound.
 MEMO_LIMIT = 256
+OWN_EVENTS_LIMIT = 10_000
+
+
+@dataclass
+class _Buffered:
+    """Identical checks waiting for the denial writer: the first one's time, and how many."""
+
+    customer_id: str
+    decision: Decision
+    when: Any
+    record: Record | None
+    count: int = 1
 
 
 class UnknownFeature(LookupError):
@@ -62,13 +75,23 @@ class AccessService:
         # and written by `write_denials` (a crash can lose that window's denial events).
         self.denial_buffer_seconds = denial_buffer_seconds
         self.after_denials: Callable[[], None] = lambda: None
-        # (customer, access.denied body or None, when, decision-log writer or None)
-        self._denials: list[tuple[str, dict[str, Any] | None, Any, Record | None]] = []
+        # Denials and decision-log writes waiting for the writer, folded per customer and
+        # (memoised, so identical) decision: a product asking the same denied question in a
+        # loop makes one event per window with a `count`, not thousands of rows.
+        self._denials: dict[tuple[str, int, int], _Buffered] = {}
         self._denials_lock = threading.Lock()
         self._denials_signal = threading.Event()
         self._pending: set[str] = set()
+        # usage.recorded events this process applied already (insertion-ordered, bounded).
+        self._own_events: dict[str, None] = {}
         self._pending_lock = threading.Lock()
         self._pending_signal = threading.Event()
+
+    @property
+    def loads_inline(self) -> bool:
+        """Whether a snapshot may be loaded on the event loop: reads that never wait for a
+        writer and take no network round trip (SQLite in WAL mode, not PostgreSQL)."""
+        return not self.db.is_postgres
 
     def snapshot(self, customer_id: str) -> Snapshot:
         def load() -> Snapshot:
@@ -142,8 +165,13 @@ class AccessService:
         if not fresh and self.denial_buffer_seconds > 0:
             # Denials (and the decision-log entries of rules) are frequent: written together,
             # one transaction per short window, off the request's path.
+            key = (snapshot.customer_id, id(decision), id(record))
             with self._denials_lock:
-                self._denials.append((snapshot.customer_id, denied, now, record))
+                entry = self._denials.get(key)
+                if entry is None:
+                    self._denials[key] = _Buffered(snapshot.customer_id, decision, now, record)
+                else:
+                    entry.count += 1
             self._denials_signal.set()
             return
         with self.db.session() as session:
@@ -158,23 +186,37 @@ class AccessService:
 
     def flush_denials(self) -> int:
         """Write the buffered access.denied events and decision-log entries in one
-        transaction; returns how many. A failed write puts them back for the next flush."""
+        transaction; returns how many checks they stand for. A failed write puts them back
+        for the next flush. While a slow write runs, new denials fold into the next window,
+        so the writer's load follows the distinct denials, not the check rate."""
         with self._denials_lock:
-            batch, self._denials = self._denials, []
+            batch, self._denials = self._denials, {}
             self._denials_signal.clear()
         if batch:
             try:
                 with self.db.session() as session:
-                    add_events(session, (("access.denied", c, body, when) for c, body, when, _ in batch if body))
-                    for *_, record in batch:
-                        if record is not None:
-                            record(session)
+                    add_events(
+                        session,
+                        (
+                            ("access.denied", b.customer_id, {**b.decision.to_dict(), "count": b.count}, b.when)
+                            for b in batch.values()
+                            if not b.decision.allowed
+                        ),
+                    )
+                    for b in batch.values():
+                        if b.record is not None:
+                            b.record(session)
             except Exception:
-                with self._denials_lock:
-                    self._denials[:0] = batch
+                with self._denials_lock:  # back in front of what came since, folded with it
+                    for key, later in self._denials.items():
+                        if key in batch:
+                            batch[key].count += later.count
+                        else:
+                            batch[key] = later
+                    self._denials = batch
                 raise
             self.after_denials()
-        return len(batch)
+        return sum(b.count for b in batch.values())
 
     def write_denials(self, stop: threading.Event) -> None:
         """The denial writer thread: flush every `denial_buffer_seconds` while denials come,
@@ -188,9 +230,16 @@ class AccessService:
                     log.exception("writing access.denied events failed")
         self.flush_denials()
 
-    def usage_changed(self, customer_ids: Sequence[str]) -> None:
-        """After usage was ingested: the next check sees it (the entry is dropped now), and
-        thresholds are announced by the watcher, off the ingestion request's path."""
+    def usage_changed(self, customer_ids: Sequence[str], event_id: str | None = None) -> None:
+        """After usage was ingested (and committed): the next check sees it (the entry is
+        dropped now), and thresholds are announced by the watcher, off the ingestion request's
+        path. `event_id` is the batch's usage.recorded: the outbox follower need not drop
+        these snapshots a second time (each drop costs a reload)."""
+        if event_id is not None:
+            with self._pending_lock:
+                self._own_events[event_id] = None
+                while len(self._own_events) > OWN_EVENTS_LIMIT:  # no follower is reading them
+                    del self._own_events[next(iter(self._own_events))]
         ids = set(customer_ids)
         for customer_id in ids:
             self.view.invalidate(customer_id)
@@ -238,13 +287,21 @@ class AccessService:
         position `last`; returns the new position."""
         with self.db.read_session() as session:
             rows = session.execute(
-                select(OutboxEvent.seq, OutboxEvent.type, OutboxEvent.customer_id, OutboxEvent.properties)
+                select(
+                    OutboxEvent.seq, OutboxEvent.id, OutboxEvent.type, OutboxEvent.customer_id, OutboxEvent.properties
+                )
                 .where(OutboxEvent.seq > last, _CHANGES_ACCESS)
                 .order_by(OutboxEvent.seq)
                 .limit(10_000)
             ).all()
-        for seq, event_type, customer_id, properties in rows:
+        for seq, event_id, event_type, customer_id, properties in rows:
             if event_type == "usage.recorded":  # one per ingestion batch, naming its customers
+                with self._pending_lock:
+                    own = event_id in self._own_events
+                    self._own_events.pop(event_id, None)
+                if own:  # ingested here: dropped already, after its commit
+                    last = seq
+                    continue
                 for named in recorded_customers(properties or {}):
                     self.view.invalidate(named)
             elif customer_id:

@@ -220,10 +220,16 @@ def test_buffered_denials_are_written_together(world: tuple[Database, TestClock,
     access = AccessService(db, clock, AccessView(ttl=60), denial_buffer_seconds=0.05)
     for _ in range(3):
         assert access.check("acme", "sso").reason == "not_in_plan"
+    access.check("acme", "audit_log")
     assert _events(db, "access.denied") == []  # not yet written...
-    assert access.flush_denials() == 3  # ...until the writer flushes them, in one transaction
-    assert [e.properties["feature"] for e in _events(db, "access.denied")] == ["sso"] * 3
+    assert access.flush_denials() == 4  # ...until the writer flushes them, in one transaction
+    # The same denied question asked again in the window is one event that counts them.
+    written = [(e.properties["feature"], e.properties["count"]) for e in _events(db, "access.denied")]
+    assert written == [("sso", 3), ("audit_log", 1)]
     assert access.flush_denials() == 0
+    access.check("acme", "sso")  # a new window: a new event
+    assert access.flush_denials() == 1
+    assert [e.properties["count"] for e in _events(db, "access.denied")] == [3, 1, 1]
 
 
 def test_a_failed_denial_flush_keeps_its_rows_for_the_next(
@@ -243,9 +249,11 @@ def test_a_failed_denial_flush_keeps_its_rows_for_the_next(
     with pytest.raises(RuntimeError):
         access.flush_denials()
     access.check("acme", "audit_log")
+    access.check("acme", "sso")  # folds into the put-back entry, which keeps its first time
     monkeypatch.setattr(service, "add_events", real)
-    assert access.flush_denials() == 2  # the failed batch first, then the new denial
-    assert [e.properties["feature"] for e in _events(db, "access.denied")] == ["sso", "audit_log"]
+    assert access.flush_denials() == 3  # the failed batch first, then the new denials
+    written = [(e.properties["feature"], e.properties["count"]) for e in _events(db, "access.denied")]
+    assert written == [("sso", 2), ("audit_log", 1)]
 
 
 def test_ingestion_publishes_one_usage_recorded_per_batch_and_none_for_repeats(
