@@ -30,7 +30,7 @@ from engine.pricing import UsageEvent, parse_event
 from engine.sales.common import now_of
 from engine.sales.errors import NotFound, SalesError
 from engine.sales.models import Customer, UsageRecord
-from engine.store import add_events
+from engine.store import add_event
 
 MAX_BATCH = 10_000
 
@@ -40,6 +40,9 @@ class IngestResult:
     received: int
     accepted: int  # new events stored
     duplicates: int  # ids seen before (in this batch or earlier): accepted and ignored
+    # The usage.recorded event the batch published (None: it stored nothing new), so the
+    # process that ingested can tell its own event from other processes' in the outbox.
+    recorded_event_id: str | None = None
 
     def as_dict(self) -> dict[str, int]:
         return {"received": self.received, "accepted": self.accepted, "duplicates": self.duplicates}
@@ -117,20 +120,20 @@ def ingest_events(
         stored = _insert_postgres(session, rows)
     else:
         stored = _insert_sqlite(session, rows)
-    add_events(session, _recorded(stored, now))
-    return IngestResult(len(events), len(stored), len(events) - len(stored))
+    event_id = None
+    if stored:
+        event_id = add_event(session, "usage.recorded", *_recorded(stored), time=now).id
+    return IngestResult(len(events), len(stored), len(events) - len(stored), event_id)
 
 
-def _recorded(stored: Sequence[str], when: datetime) -> list[tuple[str, str | None, dict[str, Any], datetime]]:
-    """The usage.recorded (type, customer, properties, time) of a batch: none when it
-    stored nothing new."""
+def _recorded(stored: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
+    """The customer and properties of a batch's usage.recorded: the customer is set when
+    the batch is about one."""
     counts: dict[str, int] = {}
     for customer_id in stored:
         counts[customer_id] = counts.get(customer_id, 0) + 1
-    if not counts:
-        return []
     only = next(iter(counts)) if len(counts) == 1 else None
-    return [("usage.recorded", only, {"customers": counts, "events": len(stored)}, when)]
+    return only, {"customers": counts, "events": len(stored)}
 
 
 def recorded_customers(properties: Mapping[str, Any]) -> list[str]:
