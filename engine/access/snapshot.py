@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from engine import dunning, sales
 from engine.access.decision import Snapshot
 from engine.periods import Period, period_at
+from engine.sales.customers import customer_to_dict, load_customer
 
 
 def quota_window(subscription: dict[str, object], period: str, today: date) -> Period:
@@ -28,9 +29,12 @@ def quota_window(subscription: dict[str, object], period: str, today: date) -> P
 
 def load_snapshot(session: Session, customer_id: str, now: datetime) -> Snapshot:
     try:
-        customer = sales.get_customer(session, customer_id)
+        # Kept referenced while loading: the session's identity map is weak, and
+        # `customer_plan` looks the same row up again (a second query if it was dropped).
+        row = load_customer(session, customer_id)
     except sales.NotFound:
         return Snapshot(customer_id, known=False)
+    customer = customer_to_dict(row)
     state = dunning.get_state(session, customer_id)
     found = sales.customer_plan(session, customer_id)
     if found is None:

@@ -34,6 +34,13 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if self.url in ("sqlite://", "sqlite:///:memory:"):
                 kwargs["poolclass"] = StaticPool
+            else:
+                # The API's worker threads (up to 40) each read through a connection. Above the
+                # default 5 kept connections, every checkout opened a new SQLite connection
+                # (and its PRAGMAs) and closed it again; under 16 concurrent snapshot loads
+                # that churn and the waits for a free one took most of a check's time.
+                kwargs["pool_size"] = 20
+                kwargs["max_overflow"] = 30
         else:
             kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
