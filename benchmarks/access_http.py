@@ -281,6 +281,9 @@ def main() -> None:
     # Checks while usage flows in: the freshness the view pays for (each new event drops its
     # customer's snapshot, and that customer's next check reloads).
     trickle_script = script(TRICKLE_LUA).replace("__PER__", str(args.trickle_per_request)).replace("__DELAY__", "100")
+    for i in range(n):  # the ingestion phase above dropped every snapshot: the same start as before
+        system.access.snapshot(f"cus_{i}")
+    system.access.announce_thresholds()
     trickle: dict[str, dict[str, float]] = {}
     feeder = threading.Thread(target=lambda: trickle.update(usage=wrk(url, trickle_script, args.seconds, 1)))
     misses = system.access.view.misses

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.sales.models import Customer, UsageRecord
+from engine.store import OutboxEvent
 from tests.api.conftest import Running
 
 
@@ -93,3 +94,28 @@ def test_clock_advance_runs_the_billing_cycle(running: Running) -> None:
     assert r.json()["now"].startswith("2026-12-01")
     assert admin.get("/v1/customers/cus_9/invoices").json()["total"] == before + 1
     assert admin.post("/v1/clock/advance", json={"by": "soon"}).json()["field"] == "by"
+
+
+def test_a_client_leaving_mid_check_writes_nothing_and_logs_no_error(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    caplog.set_level(logging.INFO)
+    where = urlsplit(running.url)
+    with socket.create_connection((where.hostname, where.port)) as conn:
+        conn.sendall(
+            b"POST /v1/access/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {running.product}\r\nContent-Length: 4000\r\n\r\n".encode()
+            + b'[{"customer_id": "nobody", "feature": "api"'
+        )
+    deadline = time.monotonic() + 10
+    while not any("client left" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the server never noticed the client left"
+        time.sleep(0.05)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    with running.system.db.read_session() as s:  # the check never ran: no denial recorded
+        assert s.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == "access.denied")) == 0
