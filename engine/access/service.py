@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from engine.access.decision import NO_RULES, Decision, RulesAnswer, Snapshot, combine, plan_decision, rule_context
-from engine.access.snapshot import load_snapshot
+from engine.access.snapshot import load_snapshot, reload_usage
 from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
@@ -99,11 +99,15 @@ class AccessService:
             with self.db.read_session() as session:
                 return load_snapshot(session, customer_id, self.clock.now())
 
-        snapshot = self.view.get(customer_id, load)
+        def refresh(stale: Snapshot) -> Snapshot:
+            with self.db.read_session() as session:
+                return reload_usage(session, stale, self.clock.now())
+
+        snapshot = self.view.get(customer_id, load, refresh)
         if snapshot.expires_at is not None and self.clock.now() >= snapshot.expires_at:
             # A quota window ended (a new day for a daily quota): its usage starts again.
-            self.view.invalidate(customer_id)
-            snapshot = self.view.get(customer_id, load)
+            self.view.invalidate_usage(customer_id)
+            snapshot = self.view.get(customer_id, load, refresh)
         return snapshot
 
     def check(
@@ -242,7 +246,7 @@ class AccessService:
                     del self._own_events[next(iter(self._own_events))]
         ids = set(customer_ids)
         for customer_id in ids:
-            self.view.invalidate(customer_id)
+            self.view.invalidate_usage(customer_id)
         with self._pending_lock:
             self._pending.update(ids)
         self._pending_signal.set()
@@ -303,7 +307,7 @@ class AccessService:
                     last = seq
                     continue
                 for named in recorded_customers(properties or {}):
-                    self.view.invalidate(named)
+                    self.view.invalidate_usage(named)
             elif customer_id:
                 self.view.invalidate(customer_id)
             last = seq

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from engine import dunning, sales
 from engine.access.decision import Snapshot
+from engine.catalog import Catalog, Plan
 from engine.periods import Period, period_at
 from engine.sales.customers import customer_to_dict, load_customer
 
 
-def quota_window(subscription: dict[str, object], period: str, today: date) -> Period:
+def quota_window(subscription: Mapping[str, Any], period: str, today: date) -> Period:
     """The window a quota counts in: the billing period, or day/week/month/year windows
     anchored on the subscription's start (so a monthly quota resets on its billing day)."""
     current = subscription.get("current_period")
@@ -40,6 +44,30 @@ def load_snapshot(session: Session, customer_id: str, now: datetime) -> Snapshot
     if found is None:
         return Snapshot(customer_id, True, customer, dunning_state=state)
     subscription, catalog, plan = found
+    usage, expires_at = _usage(session, customer_id, subscription, catalog, plan, now)
+    return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage, expires_at)
+
+
+def reload_usage(session: Session, snapshot: Snapshot, now: datetime) -> Snapshot:
+    """The snapshot with its usage read again, the rest kept: after new usage, which is all
+    that changed (plan, customer and dunning changes drop the whole snapshot instead)."""
+    if snapshot.subscription is None or snapshot.catalog is None or snapshot.plan is None:
+        return snapshot  # no plan: usage decides nothing
+    usage, expires_at = _usage(
+        session, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan, now
+    )
+    return replace(snapshot, usage=usage, expires_at=expires_at, memo={})
+
+
+def _usage(
+    session: Session,
+    customer_id: str,
+    subscription: Mapping[str, Any],
+    catalog: Catalog,
+    plan: Plan,
+    now: datetime,
+) -> tuple[dict[str, Decimal], datetime | None]:
+    """Usage per metered metric in its quota's window, and when the first window ends."""
     usage: dict[str, Decimal] = {}
     ends: list[datetime] = []
     for feature_id, entitlement in plan.entitlements.items():
@@ -51,4 +79,4 @@ def load_snapshot(session: Session, customer_id: str, now: datetime) -> Snapshot
         # A billing period past its end waits for the renewal (an event), not for the clock.
         if window.end_at > now:
             ends.append(window.end_at)
-    return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage, min(ends, default=None))
+    return usage, min(ends, default=None)

@@ -23,7 +23,8 @@ class AccessView:
         self.ttl = ttl
         self.max_entries = max_entries
         self._monotonic = monotonic
-        self._entries: OrderedDict[str, tuple[float, Snapshot]] = OrderedDict()
+        # customer -> (loaded at, snapshot, its usage is stale: new usage came since)
+        self._entries: OrderedDict[str, tuple[float, Snapshot, bool]] = OrderedDict()
         # Bumped by every invalidation: a snapshot loaded while its customer was invalidated
         # is returned to its caller but never cached.
         self._versions: dict[str, int] = {}
@@ -36,29 +37,53 @@ class AccessView:
         """The cached snapshot if it is fresh, else None (never loads)."""
         with self._lock:
             entry = self._entries.get(customer_id)
-            if entry is not None and self._monotonic() - entry[0] < self.ttl:
+            if entry is not None and not entry[2] and self._monotonic() - entry[0] < self.ttl:
                 self.hits += 1
                 return entry[1]
         return None
 
-    def get(self, customer_id: str, load: Callable[[], Snapshot]) -> Snapshot:
+    def get(
+        self,
+        customer_id: str,
+        load: Callable[[], Snapshot],
+        reload_usage: Callable[[Snapshot], Snapshot] | None = None,
+    ) -> Snapshot:
+        """The customer's snapshot: cached, or with only its usage read again when new usage
+        is all that changed (`reload_usage`), or loaded whole."""
         now = self._monotonic()
+        stale: Snapshot | None = None
         with self._lock:
             entry = self._entries.get(customer_id)
             if entry is not None and now - entry[0] < self.ttl:
-                self.hits += 1
-                self._entries.move_to_end(customer_id)
-                return entry[1]
+                if not entry[2]:
+                    self.hits += 1
+                    self._entries.move_to_end(customer_id)
+                    return entry[1]
+                if reload_usage is not None:
+                    stale = entry[1]
             seen = (self._epoch, self._versions.get(customer_id, 0))
         self.misses += 1
-        snapshot = load()
+        if stale is not None and reload_usage is not None:
+            snapshot = reload_usage(stale)
+            loaded_at = entry[0] if entry is not None else now  # the rest is as old as before
+        else:
+            snapshot = load()
+            loaded_at = now
         with self._lock:
             if seen == (self._epoch, self._versions.get(customer_id, 0)):
-                self._entries[customer_id] = (now, snapshot)
+                self._entries[customer_id] = (loaded_at, snapshot, False)
                 self._entries.move_to_end(customer_id)
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
         return snapshot
+
+    def invalidate_usage(self, customer_id: str) -> None:
+        """New usage: the next read reloads the usage only (a load in flight is not cached)."""
+        with self._lock:
+            entry = self._entries.get(customer_id)
+            if entry is not None:
+                self._entries[customer_id] = (entry[0], entry[1], True)
+            self._bump(customer_id)
 
     def invalidate(self, customer_id: str | None) -> None:
         with self._lock:
@@ -68,11 +93,14 @@ class AccessView:
                 self._versions.clear()
             else:
                 self._entries.pop(customer_id, None)
-                self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
-                if len(self._versions) > 4 * self.max_entries:
-                    self._epoch += 1  # keep the counters bounded; a rare full flush is harmless
-                    self._versions.clear()
-                    self._entries.clear()
+                self._bump(customer_id)
+
+    def _bump(self, customer_id: str) -> None:  # with the lock held
+        self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
+        if len(self._versions) > 4 * self.max_entries:
+            self._epoch += 1  # keep the counters bounded; a rare full flush is harmless
+            self._versions.clear()
+            self._entries.clear()
 
     def invalidate_all(self) -> None:
         self.invalidate(None)

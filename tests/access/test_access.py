@@ -110,6 +110,38 @@ def test_view_caches_until_invalidated() -> None:
     assert len(loads) == 3
 
 
+def test_new_usage_refreshes_only_the_usage_of_a_cached_snapshot() -> None:
+    now = [0.0]
+    view = AccessView(ttl=10, monotonic=lambda: now[0])
+    calls: list[str] = []
+
+    def load() -> Snapshot:
+        calls.append("load")
+        return snap(calls=1)
+
+    def refresh(old: Snapshot) -> Snapshot:
+        calls.append("usage")
+        return snap(calls=int(old.usage["api_calls"]) + 5)
+
+    view.get("c1", load, refresh)
+    view.invalidate_usage("c1")
+    assert view.peek("c1") is None  # stale: the fast path must not serve it
+    assert view.get("c1", load, refresh).usage["api_calls"] == 6
+    assert view.get("c1", load, refresh).usage["api_calls"] == 6  # cached again
+    view.invalidate_usage("c1")
+    now[0] = 11  # past the TTL: everything is reloaded, not just the usage
+    view.get("c1", load, refresh)
+    assert calls == ["load", "usage", "load"]
+
+    def racing_refresh(old: Snapshot) -> Snapshot:
+        view.invalidate_usage("c1")  # more usage lands while we read
+        return refresh(old)
+
+    view.invalidate_usage("c1")
+    view.get("c1", load, racing_refresh)
+    assert view.peek("c1") is None  # not cached as fresh: the next read refreshes again
+
+
 def test_a_snapshot_loaded_during_an_invalidation_is_not_cached() -> None:
     view = AccessView(ttl=100)
 
@@ -319,8 +351,10 @@ def test_a_daily_quota_starts_again_at_midnight_with_a_long_lived_snapshot(db: D
         sales.create_subscription(s, "day", "daily", clock=clock)
         sales.ingest_events(
             s,
-            [{"id": f"d{i}", "type": "api.request", "customer_id": "day", "time": clock.now().isoformat()}
-             for i in range(5)],
+            [
+                {"id": f"d{i}", "type": "api.request", "customer_id": "day", "time": clock.now().isoformat()}
+                for i in range(5)
+            ],
             clock=clock,
         )
     access = AccessService(db, clock, AccessView(ttl=3600))
@@ -331,3 +365,39 @@ def test_a_daily_quota_starts_again_at_midnight_with_a_long_lived_snapshot(db: D
     fresh = access.check("day", "api")
     assert (fresh.allowed, fresh.used, fresh.remaining) == (True, D(0), D(5))
     assert access.check_cached("day", "api") is not None  # and the new snapshot is cached
+
+
+def test_new_usage_reloads_only_the_usage_and_a_plan_change_still_reloads_everything(
+    world: tuple[Database, TestClock, AccessService],
+) -> None:
+    from sqlalchemy import event
+
+    db, clock, _ = world
+    access = AccessService(db, clock, AccessView(ttl=3600))
+    assert access.check("acme", "api").used == 0
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        with db.session() as s:
+            sales.ingest_events(s, _calls(1000, 0, clock.now()), clock=clock)
+        access.usage_changed(["acme"])
+        statements.clear()
+        denied = access.check("acme", "api")
+        assert (denied.reason, denied.used) == ("quota_exceeded", D(1000))  # the new usage...
+        read = " ".join(statements)
+        assert "sales_usage_events" in read  # ...read again, and nothing else
+        assert "sales_customers" not in read and "sales_subscriptions" not in read
+        with db.session() as s:  # a plan change after new usage: the whole snapshot again
+            sales.change_subscription(s, "sub_acme", clock=clock, plan="pro")
+        access.usage_changed(["acme"])
+        access.invalidate("acme")
+        statements.clear()
+        upgraded = access.check("acme", "api")
+        assert (upgraded.allowed, upgraded.plan) == (True, "pro")
+        assert "sales_subscriptions" in " ".join(statements)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
