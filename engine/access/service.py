@@ -180,7 +180,7 @@ class AccessService:
             return
         with self.db.session() as session:
             if denied is not None:
-                add_event(session, "access.denied", snapshot.customer_id, denied, time=now)
+                add_event(session, "access.denied", snapshot.customer_id, {**denied, "count": 1}, time=now)
             if record is not None:
                 record(session)
             if fresh:

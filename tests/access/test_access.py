@@ -207,6 +207,7 @@ def test_quota_then_upgrade_flow_on_the_store(world: tuple[Database, TestClock, 
     assert [e.properties["threshold"] for e in _events(db, "usage.threshold_reached")] == [80, 100]
     (event,) = _events(db, "access.denied")
     assert event.customer_id == "acme" and event.properties["reason"] == "quota_exceeded"
+    assert event.properties == {**denied.to_dict(), "count": 1}  # the answer's body, and how many
 
     access.check("acme", "api")  # a second denial is a second event, but no new threshold
     assert len(_events(db, "access.denied")) == 2
