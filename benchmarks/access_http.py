@@ -167,6 +167,11 @@ def main() -> None:
         help="usage events per request (10 requests/s) in the checks-while-usage-flows phase",
     )
     parser.add_argument(
+        "--database-url",
+        default="",
+        help="an empty database to run on (e.g. postgresql://postgres@127.0.0.1/bench); default: a new SQLite file",
+    )
+    parser.add_argument(
         "--embedded",
         action="store_true",
         help="handle the events in the API process too, as `billing up` does (default: an API-only "
@@ -177,7 +182,9 @@ def main() -> None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     tmp = tempfile.mkdtemp()
     settings = Settings(
-        database_url=f"sqlite:///{tmp}/bench.db", test_clock="2026-11-01T09:00:00Z", access_cache_ttl=args.ttl
+        database_url=args.database_url or f"sqlite:///{tmp}/bench.db",
+        test_clock="2026-11-01T09:00:00Z",
+        access_cache_ttl=args.ttl,
     )
     system = build_system(settings)
     with system.db.session() as s:
@@ -312,6 +319,7 @@ def main() -> None:
                 "benchmark": "access_http",
                 "connections": 16,
                 "process": "embedded" if args.embedded else "api-only",
+                "database": "postgresql" if system.db.is_postgres else "sqlite",
                 "ttl_s": args.ttl,
                 "trivial_rps": round(noop_rps),
                 "trivial_raw_rps": round(raw_rps),
