@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from engine.access.decision import NO_RULES, Decision, RulesAnswer, Snapshot, combine, plan_decision, rule_context
+from engine.access.outbox_cursor import OutboxCursor
 from engine.access.snapshot import load_snapshot, reload_usage
 from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
@@ -84,6 +85,7 @@ class AccessService:
         self._pending: set[str] = set()
         # usage.recorded events this process applied already (insertion-ordered, bounded).
         self._own_events: dict[str, None] = {}
+        self._cursor: OutboxCursor | None = None  # where the outbox follower has read to
         self._pending_lock = threading.Lock()
         self._pending_signal = threading.Event()
 
@@ -279,43 +281,39 @@ class AccessService:
         change within `interval`, not the TTL. Every process that answers checks runs it: an
         API-only one handles no events, and with several dispatchers (PostgreSQL) or a broker
         another process may handle the event that concerns this process's view."""
-        last = self._outbox_head()
+        self.start_following()
         while not stop.wait(interval):
             try:
-                last = self.invalidate_changed_since(last)
-            except Exception:  # a bad moment of the database: the next poll reads on from `last`
+                self.follow_once()
+            except Exception:  # a bad moment of the database: the next poll reads on
                 log.exception("following the outbox for access changes failed")
 
-    def invalidate_changed_since(self, last: int) -> int:
-        """Drop the snapshots of customers named by access-changing events after outbox
-        position `last`; returns the new position."""
+    def start_following(self) -> None:
+        """Follow the outbox from its present end."""
         with self.db.read_session() as session:
-            rows = session.execute(
-                select(
-                    OutboxEvent.seq, OutboxEvent.id, OutboxEvent.type, OutboxEvent.customer_id, OutboxEvent.properties
-                )
-                .where(OutboxEvent.seq > last, _CHANGES_ACCESS)
-                .order_by(OutboxEvent.seq)
-                .limit(10_000)
-            ).all()
-        for seq, event_id, event_type, customer_id, properties in rows:
-            if event_type == "usage.recorded":  # one per ingestion batch, naming its customers
-                with self._pending_lock:
-                    own = event_id in self._own_events
-                    self._own_events.pop(event_id, None)
-                if own:  # ingested here: dropped already, after its commit
-                    last = seq
-                    continue
-                for named in recorded_customers(properties or {}):
-                    self.view.invalidate_usage(named)
-            elif customer_id:
-                self.view.invalidate(customer_id)
-            last = seq
-        return last
+            head = int(session.scalar(select(func.max(OutboxEvent.seq))) or 0)
+        self._cursor = OutboxCursor(head)
 
-    def _outbox_head(self) -> int:
+    def follow_once(self) -> int:
+        """Drop the snapshots of customers named by access-changing events committed since
+        the last poll; returns how many such events were read."""
+        if self._cursor is None:
+            self.start_following()
+        assert self._cursor is not None
         with self.db.read_session() as session:
-            return int(session.scalar(select(func.max(OutboxEvent.seq))) or 0)
+            rows = self._cursor.poll(session, _CHANGES_ACCESS)
+        for row in rows:
+            if row.type == "usage.recorded":  # one per ingestion batch, naming its customers
+                with self._pending_lock:
+                    own = row.id in self._own_events
+                    self._own_events.pop(row.id, None)
+                if own:  # ingested here: dropped already, after its commit
+                    continue
+                for named in recorded_customers(row.properties or {}):
+                    self.view.invalidate_usage(named)
+            elif row.customer_id:
+                self.view.invalidate(row.customer_id)
+        return len(rows)
 
     def invalidate(self, customer_id: str | None = None) -> None:
         self.view.invalidate(customer_id)

@@ -317,11 +317,11 @@ def test_usage_ingested_by_another_process_reaches_the_cached_decision_through_t
     db, clock, _ = world
     access = AccessService(db, clock, AccessView(ttl=3600))
     assert access.check("acme", "api").used == 0  # cached now, for an hour
-    head = access._outbox_head()
+    access.start_following()
     with db.session() as s:  # another process: this one's view is not told directly
         sales.ingest_events(s, _calls(1000, 0, clock.now()), clock=clock)
     assert access.check("acme", "api").allowed  # still the cached snapshot...
-    access.invalidate_changed_since(head)  # ...until the follower reads the outbox
+    assert access.follow_once() == 1  # ...until the follower reads the outbox
     denied = access.check("acme", "api")
     assert (denied.allowed, denied.reason, denied.used) == (False, "quota_exceeded", D(1000))
 
