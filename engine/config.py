@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     api_port: int = 8080
     console_port: int = 8501
     max_body_bytes: int = 1_000_000
+    # FastAPI's OpenTelemetry instrumentation (spans, metrics, logs to the configured providers).
+    otel: bool = False
     # How stale an access decision may be across API processes (seconds); see the README.
     access_cache_ttl: float = 300.0
     # access.denied events are written together every this many milliseconds (0: each in its

@@ -209,6 +209,7 @@ class System:
             after_commit=self.after_commit,
             metrics_text=render_prometheus,
             max_body_bytes=self.settings.max_body_bytes,
+            otel=self.settings.otel,
             promotions=self.promotions,
             routers=self.routers(),
         )

@@ -19,6 +19,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         description="What the product calls: usage events, access decisions, quotes, and the billing "
         "resources. Every call but GET /health needs `Authorization: Bearer <api key>`; errors are "
         "application/problem+json naming the offending field.",
+        # FastAPI's built-in OpenTelemetry asks on every request whether a provider is
+        # configured (environment lookups: 14 us of a ~55 us access check). The engine
+        # reports through /metrics; a deployment with OpenTelemetry turns this back on.
+        telemetry={"tracing": ctx.otel, "metrics": ctx.otel, "logs": ctx.otel},
     )
     app.state.ctx = ctx
     problems.install(app)

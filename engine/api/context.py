@@ -29,6 +29,8 @@ class ApiContext:
     promotions: PromotionSource | None = None
     metrics_text: Callable[[], str] = lambda: ""
     max_body_bytes: int = 1_000_000
+    # FastAPI's OpenTelemetry spans and metrics (BILLING_OTEL): off unless asked for.
+    otel: bool = False
     # Further routers to mount (e.g. the payment provider's webhooks, authenticated by signature).
     routers: list[Any] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
