@@ -211,11 +211,17 @@ def main() -> None:
     async def raw_noop(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    @app.post("/bench/post", include_in_schema=False)
+    async def post_noop(request: Request) -> dict[str, bool]:  # the same, taking the check's body
+        await request.body()
+        return {"ok": True}
+
     # Both trivial endpoints first in the route table, as the access check's own fast route is,
     # so no baseline pays for matching the other routes. `/bench/raw` is mounted exactly as the
     # check is (a plain Starlette route, no dependency solving): the strictest baseline.
     routes = app.router.routes
-    routes.insert(0, routes.pop(next(i for i, r in enumerate(routes) if getattr(r, "path", "") == "/bench/noop")))
+    for path in ("/bench/post", "/bench/noop"):
+        routes.insert(0, routes.pop(next(i for i, r in enumerate(routes) if getattr(r, "path", "") == path)))
     routes.insert(0, Route("/bench/raw", raw_noop, methods=["GET"]))
 
     settle_heap()  # as `billing serve` does before it serves
@@ -264,6 +270,8 @@ def main() -> None:
             {
                 "noop": phase(script(NOOP_LUA)),
                 "raw": phase(script(RAW_LUA)),
+                # A POST with the check's own body: what receiving a body costs any endpoint.
+                "post": phase(script(CHECK_LUA).replace("/v1/access/check", "/bench/post")),
                 "check": phase(script(CHECK_LUA)),
                 "allowed": phase(script(CHECK_LUA, '"api"')),
             }
@@ -274,6 +282,8 @@ def main() -> None:
 
     ratio = median_of(lambda r: r["check"]["rps"] / r["noop"]["rps"])
     ratio_raw = median_of(lambda r: r["check"]["rps"] / r["raw"]["rps"])
+    ratio_post = median_of(lambda r: r["check"]["rps"] / r["post"]["rps"])
+    post_rps = median_of(lambda r: r["post"]["rps"])
     cpu_ratio = median_of(lambda r: r["noop"]["cpu_us"] / r["check"]["cpu_us"])
     check = {k: median_of(lambda r, k=k: r["check"].get(k, 0.0)) for k in ("rps", "p50_ms", "p99_ms", "cpu_us")}
     check["non_2xx"] = sum(r["check"]["non_2xx"] for r in rounds)
@@ -301,6 +311,7 @@ def main() -> None:
     view = system.access.view
     print(f"access view: {view.hits:,} hits, {view.misses:,} misses")
     print(f"trivial endpoint: {noop_rps:,.0f} req/s (FastAPI route), {raw_rps:,.0f} req/s (plain Starlette route)")
+    print(f"trivial POST:     {post_rps:,.0f} req/s (FastAPI route reading the check's body)")
     print(f"access check:     {check['rps']:,.0f} req/s, p50 {check['p50_ms']} ms, p99 {check['p99_ms']} ms")
     print(f"server CPU/req:   trivial {noop_cpu:.0f} us, check {check['cpu_us']:.0f} us")
     print(f"allowed only:     {allowed['rps']:,.0f} req/s, p50 {allowed['p50_ms']} ms, p99 {allowed['p99_ms']} ms")
@@ -325,6 +336,8 @@ def main() -> None:
                 "trivial_raw_rps": round(raw_rps),
                 "trivial_p99_ms": round(noop_p99, 2),
                 "ratio_vs_raw": round(ratio_raw, 3),
+                "trivial_post_rps": round(post_rps),
+                "ratio_vs_post": round(ratio_post, 3),
                 "rounds": args.rounds,
                 "trivial_cpu_us": round(noop_cpu),
                 "check_cpu_us": round(check["cpu_us"]),
