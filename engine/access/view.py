@@ -2,8 +2,10 @@
 
 Within one process a change is seen at once: the writes that change a decision (usage
 ingested, plan changed, payment, dunning state, rules published) invalidate the entry in
-the same process, and the event handlers do for changes made elsewhere. Across several API
-processes an entry is at most `ttl` seconds stale (see the README).
+the same process. Changes made by other processes arrive through the outbox follower
+(`AccessService.follow_changes`) within half a second. New usage marks only the entry's
+usage stale, so the next read reloads just that. `ttl` is the safety net for changes made
+around the engine (see the README).
 """
 
 from __future__ import annotations
