@@ -75,34 +75,23 @@ request = function()
 end
 """
 
+# Usage over HTTP, __PER__ events a request, every one a new id, for customer __WHO__ (an
+# expression of the request number n and the item i). PACED adds wrk's delay(), so one
+# connection keeps a steady pace beside the checks.
 EVENTS_LUA = """
 local n = 0
 local tid = math.random(1, 1000000000)
 request = function()
   n = n + 1
   local items = {}
-  for i = 1, 100 do
-    items[i] = string.format('{"id": "b_%d_%d_%d", "type": "api.request", "customer_id": "cus_%d", "time": "2026-11-02T10:00:00Z"}', tid, n, i, (n + i) % __N__)
+  for i = 1, __PER__ do
+    items[i] = string.format('{"id": "b_%d_%d_%d", "type": "api.request", "customer_id": "cus_%d", "time": "2026-11-02T10:00:00Z"}', tid, n, i, (__WHO__) % __N__)
   end
   return wrk.format("POST", "/v1/events", {["Authorization"] = "Bearer __KEY__", ["Content-Type"] = "application/json"},
                     "[" .. table.concat(items, ",") .. "]")
 end
 """
-
-# Usage at a steady pace beside the checks (wrk's delay() paces one connection): every event
-# is a new id, so each request changes the usage of __PER__ customers and drops their snapshots.
-TRICKLE_LUA = """
-local n = 0
-local tid = math.random(1, 1000000000)
-request = function()
-  n = n + 1
-  local items = {}
-  for i = 1, __PER__ do
-    items[i] = string.format('{"id": "t_%d_%d_%d", "type": "api.request", "customer_id": "cus_%d", "time": "2026-11-02T10:00:00Z"}', tid, n, i, (n * __PER__ + i) % __N__)
-  end
-  return wrk.format("POST", "/v1/events", {["Authorization"] = "Bearer __KEY__", ["Content-Type"] = "application/json"},
-                    "[" .. table.concat(items, ",") .. "]")
-end
+PACED = """
 delay = function()
   return __DELAY__
 end
@@ -293,11 +282,16 @@ def main() -> None:
     noop_cpu = median_of(lambda r: r["noop"]["cpu_us"])
     noop_p99 = median_of(lambda r: r["noop"].get("p99_ms", 0.0))
     batch = wrk(url, script(BATCH_LUA), args.seconds)
-    events = wrk(url, script(EVENTS_LUA), args.seconds)
+    events = wrk(url, script(EVENTS_LUA).replace("__PER__", "100").replace("__WHO__", "n + i"), args.seconds)
 
     # Checks while usage flows in: the freshness the view pays for (each new event drops its
     # customer's snapshot, and that customer's next check reloads).
-    trickle_script = script(TRICKLE_LUA).replace("__PER__", str(args.trickle_per_request)).replace("__DELAY__", "100")
+    trickle_script = (
+        script(EVENTS_LUA + PACED)
+        .replace("__WHO__", "n * __PER__ + i")  # new customers each request
+        .replace("__PER__", str(args.trickle_per_request))
+        .replace("__DELAY__", "100")
+    )
     for i in range(n):  # the ingestion phase above dropped every snapshot: the same start as before
         system.access.snapshot(f"cus_{i}")
     system.access.announce_thresholds()
