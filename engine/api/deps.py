@@ -23,12 +23,19 @@ async def principal(request: Request) -> Principal:
     return await authenticate(request)
 
 
-async def authenticate(request: Request) -> Principal:
-    """The key's principal, or a 401 problem."""
-    header = request.headers.get("authorization", "")
+def bearer_token(header: str) -> str | None:
+    """The key from an `Authorization: Bearer <key>` header, or None."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+async def authenticate(request: Request) -> Principal:
+    """The key's principal, or a 401 problem."""
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
         raise Problem(401, "an API key is required: Authorization: Bearer <key>", "Authorization")
     keys = request.app.state.ctx.keys
     found: Principal | None = keys.cached(token)
@@ -48,8 +55,12 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
+def allows(who: Principal, scope: str) -> bool:
+    return who.scope == "admin" or who.scope == scope
+
+
 def permit(who: Principal, scope: str) -> Principal:
-    if who.scope != "admin" and who.scope != scope:
+    if not allows(who, scope):
         raise Problem(403, f"this call needs an {scope} key; yours is {who.scope}", "Authorization")
     return who
 

@@ -103,7 +103,9 @@ def install(app: FastAPI) -> None:
         shaped = [e for e in raw if not (e.get("type") in _SHAPE_ERRORS and len(e.get("loc", ())) <= 2)] or raw
         errors = [{"field": _loc(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in shaped]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
-        if first["message"].startswith("JSON decode error"):
+        # FastAPI's own parsing says "JSON decode error"; pydantic parsing the bytes (the
+        # access check) says json_invalid. Either way the body is not JSON.
+        if first["message"].startswith("JSON decode error") or any(e.get("type") == "json_invalid" for e in raw):
             return problem_response(400, "malformed JSON", "body")
         return problem_response(422, f"{first['field']}: {first['message']}", first["field"], errors=errors)
 

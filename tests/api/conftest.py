@@ -4,8 +4,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -36,12 +38,12 @@ class Running:
 
 
 def start_server(system: System) -> tuple[uvicorn.Server, threading.Thread, str]:
+    return start_app(create_app(system.api_context()))
+
+
+def start_app(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(system.api_context()), host="127.0.0.1", port=port, log_level="warning", access_log=False
-        )
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -50,6 +52,17 @@ def start_server(system: System) -> tuple[uvicorn.Server, threading.Thread, str]
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     return server, thread, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """The app served by uvicorn on a free port, for the `with` block; yields its URL."""
+    server, thread, url = start_app(app)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from engine import sales
 from engine.api.context import ApiContext
 from engine.api.deps import PRODUCT, authorize, context
 from engine.api.errors import domain_errors
+from engine.api.fast_check import decide_inline
 from engine.api.problems import Problem, documented
 from engine.api.types import NonNegativeQuantity, PositiveQuantity
 from engine.periods import Period
@@ -127,16 +128,11 @@ async def access_check(request: Request) -> Any:
     out = []
     for i, check in enumerate(checks):
         with domain_errors(f"[{i}]." if isinstance(body, list) else ""):
-            # Served on the event loop from the view; a customer to load goes to the threadpool.
+            # Served on the event loop when it can be; a customer to load on PostgreSQL, or a
+            # threshold to write, goes to the threadpool.
             args = (check.customer_id, check.feature, check.quantity, check.in_use)
-            decision = ctx.access.check_cached(*args)
-            if decision is None and ctx.access.loads_inline:
-                # SQLite: loading here beats a thread hop. The loop thread is busy serving
-                # the view, and a worker thread waits for the GIL at each of the load's
-                # queries (~100 ms a load at 6,000 checks/s); a WAL read never waits for a writer.
-                ctx.access.snapshot(check.customer_id)
-                decision = ctx.access.check_cached(*args)
-            if decision is None:  # a write to make (a threshold), or PostgreSQL
+            decision = decide_inline(ctx.access, *args)
+            if decision is None:
                 decision = await run_in_threadpool(ctx.access.check, *args)
         out.append(decision.to_dict())
     # Returned as built: the decision is already plain JSON data, and re-validating it
