@@ -5,6 +5,11 @@ and usage ingestion over HTTP.
 Target (issue 6): checks at >= 0.8 of the trivial endpoint's rate, p99 < 10 ms at 16
 connections.
 
+`ratio` is against a trivial FastAPI route, as a team would write one beside the engine.
+Also printed: `ratio_vs_raw`, against a plain Starlette route (no dependency solving, the
+strictest baseline), and `ratio_vs_post`, against a trivial FastAPI POST reading the check's
+body. Most checks are answered ahead of the framework (engine/api/fast_check.py).
+
     .venv/bin/python benchmarks/access_http.py [--seconds 5] [--rounds 3] [--customers 1000] [--embedded]
 
 Needs `wrk` (Debian: apt-get install wrk).
