@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.catalog import Catalog, Plan
+from engine.periods import Period
 
 ZERO = Decimal(0)
 SUSPENDED_STATES = frozenset({"suspended"})
@@ -66,6 +67,8 @@ class Snapshot:
     usage: Mapping[str, Decimal] = field(default_factory=dict)  # per metric, in the quota's window
     # When the first of those windows ends: the usage is then another window's (reload).
     expires_at: datetime | None = None
+    # The window each metric's usage was counted in (what new events are added within).
+    windows: Mapping[str, Period] = field(default_factory=dict)
     # Figures derived from this snapshot alone (e.g. the thresholds reached on a day), kept
     # with it: a snapshot is replaced, never changed, when what it was loaded from changes.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)

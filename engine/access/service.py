@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -14,10 +14,11 @@ from sqlalchemy import func, or_, select
 
 from engine.access.decision import NO_RULES, Decision, RulesAnswer, Snapshot, combine, plan_decision, rule_context
 from engine.access.outbox_cursor import OutboxCursor
-from engine.access.snapshot import load_snapshot, reload_usage
+from engine.access.snapshot import add_usage, load_snapshot, reload_usage
 from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
+from engine.pricing.usage import UsageEvent
 from engine.sales import recorded_customers
 from engine.store import Database, OutboxEvent, add_event, add_events
 
@@ -236,19 +237,47 @@ class AccessService:
                     log.exception("writing access.denied events failed")
         self.flush_denials()
 
-    def usage_changed(self, customer_ids: Sequence[str], event_id: str | None = None) -> None:
-        """After usage was ingested (and committed): the next check sees it (the entry is
-        dropped now), and thresholds are announced by the watcher, off the ingestion request's
-        path. `event_id` is the batch's usage.recorded: the outbox follower need not drop
-        these snapshots a second time (each drop costs a reload)."""
+    def before_usage(self, customer_ids: Iterable[str]) -> dict[str, Snapshot]:
+        """The snapshots held now, taken before new usage is stored: `usage_changed` adds the
+        stored events to these instead of reading the usage again."""
+        held = {}
+        for customer_id in set(customer_ids):
+            snapshot = self.view.current(customer_id)
+            if snapshot is not None:
+                held[customer_id] = snapshot
+        return held
+
+    def usage_changed(
+        self,
+        customer_ids: Sequence[str],
+        event_id: str | None = None,
+        *,
+        stored: Sequence[UsageEvent] | None = None,
+        before: Mapping[str, Snapshot] | None = None,
+    ) -> None:
+        """After usage was ingested (and committed): the next check sees it, and thresholds
+        are announced by the watcher, off the ingestion request's path. `event_id` is the
+        batch's usage.recorded: the outbox follower need not drop these snapshots a second
+        time (each drop costs a reload).
+
+        With `stored` (the events stored now) and `before` (`before_usage`, taken before the
+        transaction), a snapshot held from before is given the new events' usage in memory,
+        when its metrics add up (count, sum). Otherwise its usage is read again on the next
+        check. A customer whose events were all repeats keeps its snapshot."""
         if event_id is not None:
             with self._pending_lock:
                 self._own_events[event_id] = None
                 while len(self._own_events) > OWN_EVENTS_LIMIT:  # no follower is reading them
                     del self._own_events[next(iter(self._own_events))]
-        ids = set(customer_ids)
+        new: dict[str, list[UsageEvent]] = {}
+        for event in stored or ():
+            new.setdefault(str(event.customer_id), []).append(event)
+        ids = set(customer_ids) if stored is None else set(new)
         for customer_id in ids:
-            self.view.invalidate_usage(customer_id)
+            held = (before or {}).get(customer_id) if stored is not None else None
+            added = add_usage(held, new.get(customer_id, ())) if held is not None else None
+            if held is None or added is None or not self.view.swap(customer_id, held, added):
+                self.view.invalidate_usage(customer_id)
         with self._pending_lock:
             self._pending.update(ids)
         self._pending_signal.set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -14,6 +14,7 @@ from engine import dunning, sales
 from engine.access.decision import Snapshot
 from engine.catalog import Catalog, Plan
 from engine.periods import Period, period_at
+from engine.pricing.usage import UsageEvent, aggregate, matches
 from engine.sales.customers import customer_to_dict, load_customer
 
 
@@ -44,8 +45,8 @@ def load_snapshot(session: Session, customer_id: str, now: datetime) -> Snapshot
     if found is None:
         return Snapshot(customer_id, True, customer, dunning_state=state)
     subscription, catalog, plan = found
-    usage, expires_at = _usage(session, customer_id, subscription, catalog, plan, now)
-    return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage, expires_at)
+    usage, windows, expires_at = _usage(session, customer_id, subscription, catalog, plan, now)
+    return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage, expires_at, windows)
 
 
 def reload_usage(session: Session, snapshot: Snapshot, now: datetime) -> Snapshot:
@@ -53,10 +54,41 @@ def reload_usage(session: Session, snapshot: Snapshot, now: datetime) -> Snapsho
     that changed (plan, customer and dunning changes drop the whole snapshot instead)."""
     if snapshot.subscription is None or snapshot.catalog is None or snapshot.plan is None:
         return snapshot  # no plan: usage decides nothing
-    usage, expires_at = _usage(
+    usage, windows, expires_at = _usage(
         session, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan, now
     )
-    return replace(snapshot, usage=usage, expires_at=expires_at, memo={})
+    return replace(snapshot, usage=usage, windows=windows, expires_at=expires_at, memo={})
+
+
+# Aggregations where the new events' own aggregate is what they add to the window's: a max,
+# a unique count, a latest value or a running total needs the other events too.
+_ADDITIVE = ("count", "sum")
+
+
+def add_usage(snapshot: Snapshot, events: Sequence[UsageEvent]) -> Snapshot | None:
+    """The snapshot with newly stored events added to its usage, the way the pricing
+    aggregates them; None when that cannot be exact (an event of a metric aggregated
+    otherwise, or a value the metric cannot read), and the usage must be read again.
+
+    Only for events stored after the snapshot was loaded: the caller makes sure of that."""
+    if not events or snapshot.catalog is None:  # no plan: usage decides nothing
+        return snapshot
+    if set(snapshot.windows) != set(snapshot.usage):  # built without its windows
+        return None
+    usage = dict(snapshot.usage)
+    for metric_id, window in snapshot.windows.items():
+        metric = snapshot.catalog.metrics.get(metric_id)
+        if metric is None:
+            return None
+        if not any(matches(metric, e) for e in events):
+            continue
+        if metric.aggregation not in _ADDITIVE or metric.recurring:
+            return None
+        try:
+            usage[metric_id] += aggregate(metric, events, window).quantity
+        except ValueError:  # e.g. a summed property missing: the reload says what it says
+            return None
+    return replace(snapshot, usage=usage, memo={})
 
 
 def _usage(
@@ -66,9 +98,10 @@ def _usage(
     catalog: Catalog,
     plan: Plan,
     now: datetime,
-) -> tuple[dict[str, Decimal], datetime | None]:
-    """Usage per metered metric in its quota's window, and when the first window ends."""
+) -> tuple[dict[str, Decimal], dict[str, Period], datetime | None]:
+    """Usage per metered metric in its quota's window, those windows, and when the first ends."""
     usage: dict[str, Decimal] = {}
+    windows: dict[str, Period] = {}
     ends: list[datetime] = []
     for feature_id, entitlement in plan.entitlements.items():
         feature = catalog.features.get(feature_id)
@@ -76,7 +109,8 @@ def _usage(
             continue
         window = quota_window(subscription, entitlement.period, now.date())
         usage[feature.metric] = sales.usage_in_period(session, customer_id, catalog, feature.metric, window)
+        windows[feature.metric] = window
         # A billing period past its end waits for the renewal (an event), not for the clock.
         if window.end_at > now:
             ends.append(window.end_at)
-    return usage, min(ends, default=None)
+    return usage, windows, min(ends, default=None)

@@ -79,6 +79,27 @@ class AccessView:
                     self._entries.popitem(last=False)
         return snapshot
 
+    def current(self, customer_id: str) -> Snapshot | None:
+        """The cached snapshot if it is fresh, else None; not counted as a hit (a writer
+        takes it before storing usage, to add that usage to it afterwards)."""
+        with self._lock:
+            entry = self._entries.get(customer_id)
+            if entry is not None and not entry[2] and self._monotonic() - entry[0] < self.ttl:
+                return entry[1]
+        return None
+
+    def swap(self, customer_id: str, expected: Snapshot, new: Snapshot) -> bool:
+        """Replace the entry with `new` if it still holds `expected` (the very object: nothing
+        was loaded or invalidated since). A load in flight, which may have read the database
+        before the change, is then not cached."""
+        with self._lock:
+            entry = self._entries.get(customer_id)
+            if entry is None or entry[1] is not expected or entry[2]:
+                return False
+            self._entries[customer_id] = (entry[0], new, False)
+            self._bump(customer_id)
+            return True
+
     def invalidate_usage(self, customer_id: str) -> None:
         """New usage: the next read reloads the usage only (a load in flight is not cached)."""
         with self._lock:

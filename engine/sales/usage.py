@@ -43,6 +43,9 @@ class IngestResult:
     # The usage.recorded event the batch published (None: it stored nothing new), so the
     # process that ingested can tell its own event from other processes' in the outbox.
     recorded_event_id: str | None = None
+    # The events stored now (not the repeats), so the process that ingested can add them to
+    # what it holds in memory instead of reading the usage again.
+    stored: tuple[UsageEvent, ...] = ()
 
     def as_dict(self) -> dict[str, int]:
         return {"received": self.received, "accepted": self.accepted, "duplicates": self.duplicates}
@@ -117,20 +120,25 @@ def ingest_events(
     now = now_of(clock)
     rows = _rows(events, now)
     if session.get_bind().dialect.name == "postgresql":
-        stored = _insert_postgres(session, rows)
+        stored_ids = _insert_postgres(session, rows)
     else:
-        stored = _insert_sqlite(session, rows)
+        stored_ids = _insert_sqlite(session, rows)
+    by_id: dict[str, UsageEvent] = {}
+    for e in events:
+        by_id.setdefault(e.id, e)  # a repeated id within the batch: its first, as stored
+    stored = tuple(by_id[i] for i in stored_ids)
     event_id = None
     if stored:
         event_id = add_event(session, "usage.recorded", *_recorded(stored), time=now).id
-    return IngestResult(len(events), len(stored), len(events) - len(stored), event_id)
+    return IngestResult(len(events), len(stored), len(events) - len(stored), event_id, stored)
 
 
-def _recorded(stored: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
+def _recorded(stored: Sequence[UsageEvent]) -> tuple[str | None, dict[str, Any]]:
     """The customer and properties of a batch's usage.recorded: the customer is set when
     the batch is about one."""
     counts: dict[str, int] = {}
-    for customer_id in stored:
+    for event in stored:
+        customer_id = str(event.customer_id)  # validated: every event names its customer
         counts[customer_id] = counts.get(customer_id, 0) + 1
     only = next(iter(counts)) if len(counts) == 1 else None
     return only, {"customers": counts, "events": len(stored)}
@@ -143,7 +151,7 @@ def recorded_customers(properties: Mapping[str, Any]) -> list[str]:
 
 
 def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[str]:
-    """The customer of each row inserted. The write transaction holds SQLite's lock
+    """The id of each row inserted. The write transaction holds SQLite's lock
     (BEGIN IMMEDIATE), so the ids found here stay new until the INSERT below."""
     known: set[str] = set()
     ids = [r["id"] for r in rows]
@@ -154,7 +162,7 @@ def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     if new:
         stmt = sqlite_insert(UsageRecord).on_conflict_do_nothing(index_elements=["id"])
         session.connection().execute(stmt, new)
-    return [r["customer_id"] for r in new]
+    return [r["id"] for r in new]
 
 
 _PG_INSERT = text(
@@ -166,7 +174,7 @@ _PG_INSERT = text(
         CAST(:times AS timestamptz[]), CAST(:properties AS text[])
     ) AS u(id, customer_id, type, time, properties)
     ON CONFLICT (id) DO NOTHING
-    RETURNING customer_id
+    RETURNING id
     """
 )
 

@@ -93,9 +93,13 @@ def post_events(
     items = body if isinstance(body, list) else [body]
     # The whole batch was validated before anything is written: a bad batch changes nothing.
     events = [{**e.model_dump(), "time": e.time.isoformat()} for e in items]
+    customers = [e.customer_id for e in items]
+    # Taken before the transaction: the new events are added to these snapshots in memory,
+    # rather than every customer's usage being read again on its next check.
+    held = ctx.access.before_usage(customers)
     with domain_errors(), ctx.db.session() as session:
         result = sales.ingest_events(session, events, clock=ctx.clock)
-    ctx.access.usage_changed([e.customer_id for e in items], result.recorded_event_id)
+    ctx.access.usage_changed(customers, result.recorded_event_id, stored=result.stored, before=held)
     ctx.after_commit()
     return result.as_dict()
 
