@@ -20,7 +20,7 @@ from engine.access.view import AccessView
 from engine.clock import Clock
 from engine.pricing.usage import UsageEvent
 from engine.sales import recorded_customers
-from engine.store import Database, OutboxEvent, add_event, add_events
+from engine.store import Database, OutboxEvent, add_event, add_events, new_event_id
 
 log = logging.getLogger("engine.access")
 
@@ -49,6 +49,14 @@ class _Buffered:
     when: Any
     record: Record | None
     count: int = 1
+
+
+@dataclass
+class UsageWrite:
+    """What `before_usage` took before a batch of usage is stored."""
+
+    recorded_id: str  # the id of the batch's usage.recorded
+    held: dict[str, Snapshot]  # the snapshots the stored events are added to
 
 
 class UnknownFeature(LookupError):
@@ -237,15 +245,25 @@ class AccessService:
                     log.exception("writing access.denied events failed")
         self.flush_denials()
 
-    def before_usage(self, customer_ids: Iterable[str]) -> dict[str, Snapshot]:
-        """The snapshots held now, taken before new usage is stored: `usage_changed` adds the
-        stored events to these instead of reading the usage again."""
+    def before_usage(self, customer_ids: Iterable[str]) -> UsageWrite:
+        """Called before new usage is stored: the snapshots held now, which `usage_changed`
+        adds the stored events to instead of reading the usage again, and the id the batch's
+        usage.recorded is to carry. That id is known as this process's own before the
+        commit, or the outbox follower could read the event first and mark the usage stale."""
         held = {}
         for customer_id in set(customer_ids):
             snapshot = self.view.current(customer_id)
             if snapshot is not None:
                 held[customer_id] = snapshot
-        return held
+        write = UsageWrite(new_event_id(), held)
+        self._own(write.recorded_id)
+        return write
+
+    def _own(self, event_id: str) -> None:
+        with self._pending_lock:
+            self._own_events[event_id] = None
+            while len(self._own_events) > OWN_EVENTS_LIMIT:  # no follower is reading them
+                del self._own_events[next(iter(self._own_events))]
 
     def usage_changed(
         self,
@@ -253,7 +271,7 @@ class AccessService:
         event_id: str | None = None,
         *,
         stored: Sequence[UsageEvent] | None = None,
-        before: Mapping[str, Snapshot] | None = None,
+        before: UsageWrite | None = None,
     ) -> None:
         """After usage was ingested (and committed): the next check sees it, and thresholds
         are announced by the watcher, off the ingestion request's path. `event_id` is the
@@ -264,17 +282,18 @@ class AccessService:
         transaction), a snapshot held from before is given the new events' usage in memory,
         when its metrics add up (count, sum). Otherwise its usage is read again on the next
         check. A customer whose events were all repeats keeps its snapshot."""
-        if event_id is not None:
-            with self._pending_lock:
-                self._own_events[event_id] = None
-                while len(self._own_events) > OWN_EVENTS_LIMIT:  # no follower is reading them
-                    del self._own_events[next(iter(self._own_events))]
+        if before is not None:
+            if event_id != before.recorded_id:  # nothing stored: no such event will come
+                with self._pending_lock:
+                    self._own_events.pop(before.recorded_id, None)
+        elif event_id is not None:
+            self._own(event_id)
         new: dict[str, list[UsageEvent]] = {}
         for event in stored or ():
             new.setdefault(str(event.customer_id), []).append(event)
         ids = set(customer_ids) if stored is None else set(new)
         for customer_id in ids:
-            held = (before or {}).get(customer_id) if stored is not None else None
+            held = before.held.get(customer_id) if before is not None and stored is not None else None
             added = add_usage(held, new.get(customer_id, ())) if held is not None else None
             if held is None or added is None or not self.view.swap(customer_id, held, added):
                 self.view.invalidate_usage(customer_id)

@@ -105,9 +105,11 @@ def ingest_events(
     *,
     clock: Clock,
     check_customers: bool = True,
+    recorded_id: str | None = None,
 ) -> IngestResult:
     """Store a batch of usage events; ids already stored are ignored. Raises SalesError
-    (nothing written) for an invalid event or an unknown customer."""
+    (nothing written) for an invalid event or an unknown customer. `recorded_id` is the id
+    for the batch's usage.recorded, for a caller that must know it before the commit."""
     events = validate_events(envelopes)
     if not events:
         return IngestResult(0, 0, 0)
@@ -129,7 +131,7 @@ def ingest_events(
     stored = tuple(by_id[i] for i in stored_ids)
     event_id = None
     if stored:
-        event_id = add_event(session, "usage.recorded", *_recorded(stored), time=now).id
+        event_id = add_event(session, "usage.recorded", *_recorded(stored), time=now, id=recorded_id).id
     return IngestResult(len(events), len(stored), len(events) - len(stored), event_id, stored)
 
 

@@ -80,10 +80,11 @@ def _random_event(rng: random.Random, n: int, additive_only: bool) -> dict[str, 
 
 
 def _ingest(db: Database, clock: TestClock, access: AccessService, batch: list[dict[str, Any]]) -> None:
-    held = access.before_usage([e["customer_id"] for e in batch])
+    before = access.before_usage([e["customer_id"] for e in batch])
     with db.session() as s:
-        result = sales.ingest_events(s, batch, clock=clock)
-    access.usage_changed([e["customer_id"] for e in batch], result.recorded_event_id, stored=result.stored, before=held)
+        result = sales.ingest_events(s, batch, clock=clock, recorded_id=before.recorded_id)
+    customers = [e["customer_id"] for e in batch]
+    access.usage_changed(customers, result.recorded_event_id, stored=result.stored, before=before)
 
 
 def test_added_usage_is_what_the_database_says(metered: tuple[Database, TestClock, AccessService]) -> None:
@@ -131,7 +132,7 @@ def test_a_snapshot_loaded_during_the_ingestion_is_read_again(
     access.snapshot("acme")
     held = access.before_usage(["acme"])
     with db.session() as s:
-        result = sales.ingest_events(s, [_call("e1")], clock=clock)
+        result = sales.ingest_events(s, [_call("e1")], clock=clock, recorded_id=held.recorded_id)
     # Meanwhile another process stores an event, and a check here reloads the customer
     # after both commits: the reload counts both.
     with db.session() as s:
@@ -206,3 +207,28 @@ def load_snapshot_like() -> Any:
         None,
         {"gpu_hours": month, "storage_gb": month},
     )
+
+
+def test_the_outbox_follower_reading_first_takes_the_batch_for_its_own(
+    metered: tuple[Database, TestClock, AccessService],
+) -> None:
+    db, clock, access = metered
+    access.start_following()
+    access.snapshot("acme")
+    misses = access.view.misses
+    before = access.before_usage(["acme"])
+    with db.session() as s:
+        result = sales.ingest_events(s, [_call("e1")], clock=clock, recorded_id=before.recorded_id)
+    # The follower polls between the commit and usage_changed: the batch's usage.recorded is
+    # this process's own, so it leaves the snapshot for usage_changed to add to.
+    assert access.follow_once() == 1
+    access.usage_changed(["acme"], result.recorded_event_id, stored=result.stored, before=before)
+    held = access.view.current("acme")
+    assert held is not None and held.usage["calls"] == 1
+    assert access.view.misses == misses
+    # A batch of repeats publishes nothing: its id is forgotten, not kept for an event to come.
+    again = access.before_usage(["acme"])
+    with db.session() as s:
+        repeat = sales.ingest_events(s, [_call("e1")], clock=clock, recorded_id=again.recorded_id)
+    access.usage_changed(["acme"], repeat.recorded_event_id, stored=repeat.stored, before=again)
+    assert again.recorded_id not in access._own_events

@@ -96,10 +96,10 @@ def post_events(
     customers = [e.customer_id for e in items]
     # Taken before the transaction: the new events are added to these snapshots in memory,
     # rather than every customer's usage being read again on its next check.
-    held = ctx.access.before_usage(customers)
+    before = ctx.access.before_usage(customers)
     with domain_errors(), ctx.db.session() as session:
-        result = sales.ingest_events(session, events, clock=ctx.clock)
-    ctx.access.usage_changed(customers, result.recorded_event_id, stored=result.stored, before=held)
+        result = sales.ingest_events(session, events, clock=ctx.clock, recorded_id=before.recorded_id)
+    ctx.access.usage_changed(customers, result.recorded_event_id, stored=result.stored, before=before)
     ctx.after_commit()
     return result.as_dict()
 
