@@ -10,6 +10,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +62,22 @@ def console_url(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
             process.kill()
 
 
+def _choose(page: Any, box: str, option: str) -> None:
+    """Pick an option of a select box. A Streamlit rerun that lands just after the click
+    draws the box again and closes its list (seen under load): open it again then."""
+    for _ in range(5):
+        page.get_by_role("combobox", name=box, exact=True).click()
+        choice = page.get_by_role("option", name=option, exact=True)
+        try:
+            choice.wait_for(state="visible", timeout=5_000)
+        except Exception:  # the list closed before it showed: open it again
+            page.keyboard.press("Escape")
+            continue
+        choice.click()
+        return
+    raise AssertionError(f"the {box!r} list never showed {option!r}")
+
+
 def test_sign_in_change_tier_simulate(console_url: str) -> None:
     if not Path(CHROMIUM).exists():
         service_missing(f"Chromium at {CHROMIUM}", "not installed (apt-get install chromium)")
@@ -85,15 +102,13 @@ def test_sign_in_change_tier_simulate(console_url: str) -> None:
             expect(page.get_by_role("heading", name="Editor")).to_be_visible()
 
             # Open the SaaS example catalog.
-            page.get_by_role("combobox", name="Start from").click()
-            page.get_by_role("option", name="file: saas.yaml").click()
+            _choose(page, "Start from", "file: saas.yaml")
             page.get_by_test_id("stButton").get_by_role("button", name="Open", exact=True).click()
             expect(page.get_by_text("Valid: catalog acme-analytics")).to_be_visible()
 
             # Change Pro's second API tier from 0.002 to 0.003 with the form.
             page.get_by_text("Change a tier", exact=True).click()
-            page.get_by_role("combobox", name="Tier", exact=True).click()
-            page.get_by_role("option", name="2", exact=True).click()
+            _choose(page, "Tier", "2")
             unit = page.get_by_label("Unit amount")
             unit.fill("0.003")
             unit.press("Enter")
