@@ -54,6 +54,17 @@ def start_app(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
+def keyed_system(settings: Settings) -> tuple[System, str, str]:
+    """A system with the SaaS example catalog published, and its admin and product keys."""
+    system = build_system(settings)
+    now = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    with system.db.session() as s:
+        sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=system.clock)
+        _, admin = create_key(s, "admin", now=now)
+        _, product = create_key(s, "product", now=now)
+    return system, admin, product
+
+
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     """The app served by uvicorn on a free port, for the `with` block; yields its URL."""
@@ -75,12 +86,7 @@ def running(tmp_path) -> Iterator[Running]:  # type: ignore[no-untyped-def]
         access_cache_ttl=60,
         access_denial_buffer_ms=0,
     )
-    system = build_system(settings)
-    now = datetime(2026, 11, 1, 9, tzinfo=UTC)
-    with system.db.session() as s:
-        sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=system.clock)
-        _, admin = create_key(s, "admin", now=now)
-        _, product = create_key(s, "product", now=now)
+    system, admin, product = keyed_system(settings)
     stop = threading.Event()
     system.start_workers(stop)
     server, thread, url = start_server(system)

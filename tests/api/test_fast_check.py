@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -15,12 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from engine import sales
-from engine.api import create_app, create_key
+from engine.api import create_app
 from engine.api.app import EngineAPI
 from engine.config import Settings
 from engine.store import OutboxEvent
-from engine.system import System, build_system
-from tests.api.conftest import serve
+from engine.system import System
+from tests.api.conftest import keyed_system, serve
 
 Engine = tuple[System, EngineAPI, str, str, str]  # the system, its app, URL, product and admin keys
 
@@ -50,12 +49,8 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         access_denial_buffer_ms=20,
         max_body_bytes=2000,
     )
-    system = build_system(settings)
-    now = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    system, admin, product = keyed_system(settings)
     with system.db.session() as s:
-        sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=system.clock)
-        _, product = create_key(s, "product", now=now)
-        _, admin = create_key(s, "admin", now=now)
         for cid, plan in (("cus_free", "free"), ("cus_pro", "pro")):
             sales.create_customer(s, {"id": cid, "name": cid, "email": f"{cid}@x.io"}, clock=system.clock)
             sales.create_subscription(s, cid, plan, clock=system.clock)
