@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -116,13 +118,25 @@ Try it:
         file=out,
         flush=True,
     )
+    # uvicorn answers SIGTERM by stopping, then raises the signal again with the handler it
+    # found: with the default one the process would die there, before the console (a
+    # process of its own) is stopped below. Ours turns it into a normal exit.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         serve_http(system, settings.api_host, settings.api_port)
     finally:
         stop.set()
         if console is not None:
             console.terminate()
+            try:
+                console.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                console.kill()
     return 0
+
+
+def _exit_on_sigterm(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def installers() -> list[Any]:
