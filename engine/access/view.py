@@ -37,12 +37,10 @@ class AccessView:
 
     def peek(self, customer_id: str) -> Snapshot | None:
         """The cached snapshot if it is fresh, else None (never loads)."""
-        with self._lock:
-            entry = self._entries.get(customer_id)
-            if entry is not None and not entry[2] and self._monotonic() - entry[0] < self.ttl:
-                self.hits += 1
-                return entry[1]
-        return None
+        snapshot = self.current(customer_id)
+        if snapshot is not None:
+            self.hits += 1
+        return snapshot
 
     def get(
         self,

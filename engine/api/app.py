@@ -21,11 +21,15 @@ class EngineAPI(FastAPI):
     fast_check: FastCheck | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.fast_check is not None and scope["type"] == "http" and scope["path"] == CHECK_PATH:
-            if scope["method"] == "POST":
-                await self.fast_check(scope, receive, send, super().__call__)
-                return
-        await super().__call__(scope, receive, send)
+        if (
+            self.fast_check is not None
+            and scope["type"] == "http"
+            and scope["path"] == CHECK_PATH
+            and scope["method"] == "POST"
+        ):
+            await self.fast_check(scope, receive, send, super().__call__)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(ctx: ApiContext) -> EngineAPI:
