@@ -89,7 +89,9 @@ def seed(system: System, now: datetime, *, customers: int = 50, days: int = 30, 
                 if plan in ("pro", "pro-annual")
                 else (rng.randint(10, 80) if plan == "enterprise" else None)
             )
-            sales.create_subscription(s, cid, plan, clock=clock, quantity=quantity, trial_days=0)
+            sales.create_subscription(
+                s, cid, plan, clock=clock, quantity=quantity, trial_days=0, promotions=system.promotions
+            )
     system.drain()
     events = 0
     for day in range(days):

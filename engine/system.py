@@ -137,7 +137,7 @@ class System:
 
     def run_due(self, now: datetime) -> dict[str, Any]:
         """Every piece of work due at `now`, then the events it caused."""
-        report = sales.run_due_billing(self.db, _Fixed(now))
+        report = sales.run_due_billing(self.db, _Fixed(now), promotions=self.promotions)
         for work in self.due_work:
             work(now)
         self.drain()
@@ -153,7 +153,7 @@ class System:
                 work(now)
             self.drain()
 
-        reports = sales.advance_clock(self.db, clock, to=target, also=[also])
+        reports = sales.advance_clock(self.db, clock, to=target, also=[also], promotions=self.promotions)
         self.drain()
         return {"steps": len(reports)}
 
@@ -221,18 +221,12 @@ class System:
 
         return [payments.webhook_router(self.db)]
 
-    def promotions(
-        self, *, catalog: Any, plan: Any, customer: Any, usage: Any, period: Any, quantity: Any
-    ) -> tuple[list[Any], list[dict[str, Any]]]:
-        """Pricing rules for quotes: what the published promotions give this quote now."""
+    def promotions(self, **kwargs: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+        """The published pricing rules' discounts for a period: the one source quotes,
+        invoices, prorations and simulations take (`engine.rules.RulePromotions`)."""
         from engine import rules
 
-        decision = self.rules.evaluate(
-            rules.PRICE_EVENT,
-            rules.price_context(plan=plan, customer=customer, usage=usage, quantity=quantity, period=period),
-        )
-        actions = decision.actions_named("discount", "apply_coupon")
-        return rules.discounts_from(actions, catalog, plan.id), rules.trace_of(decision)
+        return rules.RulePromotions(self.rules)(**kwargs)
 
     def access_rules(self, context: Mapping[str, Any]) -> RulesAnswer:
         """The allow/deny actions of the published access rules, and a writer for the decision

@@ -29,6 +29,7 @@ from engine.automation.charges import create_charge
 from engine.automation.context import LIVE_SUBSCRIPTIONS, parse_time
 from engine.automation.models import PENDING, ActionRecord, ScheduledJob
 from engine.durations import parse_duration
+from engine.pricing.quoting import PromotionSource
 from engine.rules import Action
 from engine.store import add_event
 
@@ -108,7 +109,7 @@ class ActionRunner:
     """Carries out one decision's actions for one context."""
 
     def __init__(self, session: Session, now: datetime, *, public_url: str,
-                 batch: bool = False) -> None:
+                 batch: bool = False, promotions: PromotionSource | None = None) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome)."""
@@ -117,6 +118,7 @@ class ActionRunner:
         self.clock = FixedClock(now)
         self.public_url = public_url.rstrip("/")
         self.batch = batch
+        self.promotions = promotions  # what a cancellation's documents are priced with
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
         for index, action in enumerate(actions):
@@ -214,7 +216,8 @@ class ActionRunner:
             current = sub if self.batch and sub.get("id") == sub_id else \
                 sales.get_subscription(self.session, str(sub_id))
             if current.get("status") in LIVE_SUBSCRIPTIONS:
-                result = sales.cancel_subscription(self.session, str(sub_id), clock=self.clock, at=at)
+                result = sales.cancel_subscription(self.session, str(sub_id), clock=self.clock, at=at,
+                                                   promotions=self.promotions)
                 ctx["subscription"] = {**sub, "status": result.get("status"),
                                        "ended_at": result.get("ended_at"), "reason": "unpaid"}
                 done.append(f"subscription {sub_id} cancelled ({at})")

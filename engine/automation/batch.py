@@ -176,7 +176,8 @@ def _flush(session: Session, runtime: RulesRuntime, runner: ActionRunner, pendin
 def _cancel_all(session: Session, runner: ActionRunner, cancels: list[_Cancel]) -> None:
     with_sub = [c for c in cancels if c.subscription_id is not None]
     results = sales.cancel_subscriptions(
-        session, [sales.Cancellation(str(c.subscription_id), at=c.at) for c in with_sub], clock=runner.clock)
+        session, [sales.Cancellation(str(c.subscription_id), at=c.at) for c in with_sub], clock=runner.clock,
+        promotions=runner.promotions)
     for c, result in zip(with_sub, results, strict=True):
         if (result.get("status"), result.get("ended_at")) != c.expected:
             raise RuntimeError(f"{c.rule}: subscription {c.subscription_id} is {result.get('status')} "

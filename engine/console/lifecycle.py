@@ -233,12 +233,14 @@ def run_side(
                 for c in cohort.customers:
                     if c.joined == m:
                         sub = sales.create_subscription(
-                            s, c.id, plans[c.plan], clock=clock, quantity=c.quantity, trial_days=0
+                            s, c.id, plans[c.plan], clock=clock, quantity=c.quantity, trial_days=0,
+                            promotions=system.promotions,
                         )
                         subs[c.id] = str(sub["id"])
                     if c.left == m + 1 and c.id in subs:
                         try:  # gone next month: ends at this period's end, as churn does
-                            sales.cancel_subscription(s, subs[c.id], clock=clock, at="period_end")
+                            sales.cancel_subscription(s, subs[c.id], clock=clock, at="period_end",
+                                                      promotions=system.promotions)
                         except sales.SalesError:
                             pass  # dunning cancelled it already
             system.drain()

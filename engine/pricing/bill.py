@@ -37,6 +37,16 @@ class Line(NamedTuple):
     period: Period | None = None
     detail: tuple[tuple[str, Decimal], ...] = ()
     note: str = ""
+    discount: Decimal = ZERO  # rounded once per line; a credit's is negative like its amount
+    tax: Decimal = ZERO  # on (amount - discount), rounded once per line
+
+    @property
+    def total(self) -> Decimal:
+        return self.amount - self.discount + self.tax
+
+    def negated(self) -> Line:
+        """The same line as a credit: every figure with the other sign."""
+        return self._replace(amount=-self.amount, discount=-self.discount, tax=-self.tax)
 
 
 class AppliedDiscount(NamedTuple):
@@ -83,6 +93,8 @@ class Bill:
 
     __slots__ = (
         "_amounts",
+        "_line_discounts",
+        "_line_taxes",
         "_lines",
         "_pricer",
         "_quantity",
@@ -105,8 +117,12 @@ class Bill:
         tax: Decimal,
         total: Decimal,
         discounts: tuple[AppliedDiscount, ...],
+        line_discounts: Sequence[Decimal] | None = None,
+        line_taxes: Sequence[Decimal] | None = None,
     ) -> None:
         self._pricer = pricer
+        self._line_discounts = line_discounts
+        self._line_taxes = line_taxes
         self._quantity = quantity
         self._usage = usage
         self._amounts = amounts  # of the variable prices, in order; then the extra lines
@@ -130,7 +146,14 @@ class Bill:
     def lines(self) -> tuple[Line, ...]:
         if self._lines is None:
             period = self._pricer._period
-            self._lines = tuple(_materialise(r, period) for r in self._rows())
+            lines = [_materialise(r, period) for r in self._rows()]
+            if self._line_discounts is not None or self._line_taxes is not None:
+                discounts = self._line_discounts or [ZERO] * len(lines)
+                taxes = self._line_taxes or [ZERO] * len(lines)
+                lines = [
+                    line._replace(discount=d, tax=t) for line, d, t in zip(lines, discounts, taxes, strict=True)
+                ]
+            self._lines = tuple(lines)
         return self._lines
 
     @property
@@ -189,9 +212,15 @@ def _price_row(
 
 
 def minimum_true_up(
-    plan: Plan, rounder: Rounder, charged: Decimal, covered: tuple[int, int] | None = None, period: Period | None = None
+    plan: Plan,
+    rounder: Rounder,
+    charged: Decimal,
+    covered: tuple[int, int] | None = None,
+    period: Period | None = None,
 ) -> Line | None:
-    """The shortfall below the plan's minimum commitment for a period, as a line (or None)."""
+    """The shortfall below the plan's minimum commitment for a period, as a line (or None).
+    `charged` is everything the period was charged before discounts (earlier documents
+    included); `covered` prorates the minimum of a period that was cut short."""
     minimum = plan.minimum_amount
     if minimum <= ZERO:
         return None
@@ -212,31 +241,74 @@ def minimum_true_up(
     )
 
 
-def apply_discounts(
-    lines: Sequence[Line | _Row], discounts: Sequence[Discount], rounder: Rounder
-) -> tuple[Decimal, tuple[AppliedDiscount, ...]]:
-    """Apply discounts in order, each on what the previous ones left of the lines it targets.
+def _row_id(x: Line | _Row) -> str:
+    return x.price_id if isinstance(x, Line) else x[0].id
 
-    Each discount is rounded once; together they never exceed the positive lines."""
-    ids = [x.price_id if isinstance(x, Line) else x[0].id for x in lines]
-    amounts = [x.amount if isinstance(x, Line) else x[3] for x in lines]
-    remaining = [a if a > ZERO else ZERO for a in amounts]
-    applied = []
-    total = ZERO
-    for d in discounts:
-        targets = [i for i, pid in enumerate(ids) if (not d.prices or pid in d.prices) and remaining[i] > ZERO]
-        base = sum((remaining[i] for i in targets), ZERO)
-        if base <= ZERO:
+
+def _row_amount(x: Line | _Row) -> Decimal:
+    return x.amount if isinstance(x, Line) else x[3]
+
+
+def take_amount(
+    rests: list[Decimal], targets: Sequence[int], amount: Decimal
+) -> tuple[list[tuple[int, Decimal]], Decimal]:
+    """An amount off taken from the targeted lines in order until it is used up: a positive
+    amount from lines with something positive left, a negative one (an amount off given
+    back by a credit) from lines with something negative left. Returns (line, share) pairs
+    and what was taken."""
+    taken = ZERO
+    shares: list[tuple[int, Decimal]] = []
+    for i in targets:
+        left = amount - taken
+        if left == ZERO:
+            break
+        rest = rests[i]
+        share = min(left, rest) if amount > ZERO else max(left, rest)
+        if (amount > ZERO and rest <= ZERO) or (amount < ZERO and rest >= ZERO) or share == ZERO:
             continue
-        off = base * d.percent / HUNDRED if d.percent is not None else min(d.amount or ZERO, base)
-        off = min(rounder(off), base)
-        # Spread over the targeted lines in proportion, so a later discount on one price
-        # sees what this one left of it.
-        for i in targets:
-            remaining[i] -= off * remaining[i] / base
-        applied.append(AppliedDiscount(d.source, d.reason, off))
-        total += off
-    return total, tuple(applied)
+        shares.append((i, share))
+        taken += share
+    return shares, taken
+
+
+def discount_lines(
+    lines: Sequence[Line | _Row], discounts: Sequence[Discount], rounder: Rounder
+) -> tuple[list[Decimal], tuple[AppliedDiscount, ...]]:
+    """Each line's discount, rounded once per line, and what each discount took in all.
+
+    Percent discounts come first, in their order, each on what the previous ones left of a
+    line; a credit line gets the same percent as the charge it reverses. Then amounts off,
+    in their order, each taken from the lines in order until it is used up (it never makes a
+    line negative)."""
+    ids = [_row_id(x) for x in lines]
+    amounts = [_row_amount(x) for x in lines]
+    per_line = [ZERO] * len(lines)
+    applied = []
+    ordered = [d for d in discounts if d.percent is not None] + [d for d in discounts if d.percent is None]
+    for d in ordered:
+        targets = [i for i, pid in enumerate(ids) if not d.prices or pid in d.prices]
+        if d.percent is not None:
+            factor = d.percent / HUNDRED
+            taken = ZERO
+            for i in targets:
+                off = rounder((amounts[i] - per_line[i]) * factor)
+                per_line[i] += off
+                taken += off
+        else:
+            rests = [a - p for a, p in zip(amounts, per_line, strict=True)]
+            shares, taken = take_amount(rests, targets, rounder(d.amount or ZERO))
+            for i, share in shares:
+                per_line[i] += share
+        if taken != ZERO:
+            applied.append(AppliedDiscount(d.source, d.reason, taken))
+    return per_line, tuple(applied)
+
+
+def line_taxes(
+    lines: Sequence[Line | _Row], discounts: Sequence[Decimal], factor: Decimal, quantum: Decimal, mode: str
+) -> list[Decimal]:
+    """Tax per line on what is left after its discount, rounded once per line."""
+    return [((_row_amount(x) - d) * factor).quantize(quantum, mode) for x, d in zip(lines, discounts, strict=True)]
 
 
 class PeriodPricer:
@@ -260,6 +332,7 @@ class PeriodPricer:
         "_period",
         "_plan",
         "_prices",
+        "_prior",
         "_quantum",
         "_rounder",
         "_rules",
@@ -284,6 +357,7 @@ class PeriodPricer:
         minimum: bool = True,
         extra_lines: Sequence[Line] = (),
         rules: Sequence[Mapping[str, Any]] = (),
+        prior_charged: Decimal = ZERO,
     ) -> None:
         rounder = catalog.rounder
         self._catalog, self._plan, self._period, self._rounder = catalog, plan, period, rounder
@@ -322,7 +396,10 @@ class PeriodPricer:
             for price, _, _, advance, _ in _compiled_prices(plan)
             if (advance and want_advance) or (not advance and want_arrears)
         )
-        self._minimum = minimum and want_advance and want_arrears and plan.minimum_amount > ZERO
+        # The caller says when the minimum is settled: at the period's close (or a whole-period
+        # quote), against everything the period was charged, earlier documents included.
+        self._minimum = minimum and plan.minimum_amount > ZERO
+        self._prior = prior_charged
         self._extra = tuple(extra_lines)
         self._extra_total = sum((line.amount for line in self._extra), ZERO)
         # rate % as a factor; the product is rounded once, as before.
@@ -360,20 +437,27 @@ class PeriodPricer:
             append(amount)
             subtotal += amount
         if self._minimum:
-            true_up = minimum_true_up(self._plan, self._rounder, subtotal, covered, self._period)
+            true_up = minimum_true_up(self._plan, self._rounder, self._prior + subtotal, covered, self._period)
             if true_up is not None:
                 append(true_up.amount)
                 subtotal += true_up.amount
         subtotal += self._extra_total
+        if not self._discounts and self._tax_factor is None:
+            return Bill(self, quantity, usage, amounts, subtotal, ZERO, ZERO, subtotal, ())
+        rows = self.rows(quantity, usage, amounts)
         if self._discounts:
-            discount, applied = apply_discounts(self.rows(quantity, usage, amounts), self._discounts, self._rounder)
-            taxable = subtotal - discount
+            per_line, applied = discount_lines(rows, self._discounts, self._rounder)
+            discount = sum(per_line, ZERO)
         else:
-            discount, applied, taxable = ZERO, (), subtotal
+            per_line, applied, discount = [ZERO] * len(rows), (), ZERO
         if self._tax_factor is None:
-            return Bill(self, quantity, usage, amounts, subtotal, discount, ZERO, taxable, applied)
-        tax_amount = (taxable * self._tax_factor).quantize(quantum, mode)
-        return Bill(self, quantity, usage, amounts, subtotal, discount, tax_amount, taxable + tax_amount, applied)
+            return Bill(self, quantity, usage, amounts, subtotal, discount, ZERO, subtotal - discount, applied, per_line)
+        taxes = line_taxes(rows, per_line, self._tax_factor, quantum, mode)
+        tax_amount = sum(taxes, ZERO)
+        return Bill(
+            self, quantity, usage, amounts, subtotal, discount, tax_amount, subtotal - discount + tax_amount,
+            applied, per_line, taxes,
+        )
 
     def rows(
         self, quantity: Decimal, usage: Mapping[str, MetricUsage], amounts: Sequence[Decimal]
@@ -394,7 +478,7 @@ class PeriodPricer:
             rows.append((price, q, tx, by_position[position], note))
             charged += by_position[position]
         if len(amounts) > len(self._variable):  # the minimum commitment true-up
-            true_up = minimum_true_up(self._plan, self._rounder, charged, self._covered, self._period)
+            true_up = minimum_true_up(self._plan, self._rounder, self._prior + charged, self._covered, self._period)
             assert true_up is not None
             rows.append(true_up)
         rows.extend(self._extra)
@@ -417,6 +501,7 @@ def price_period(
     minimum: bool = True,
     extra_lines: Sequence[Line] = (),
     rules: Sequence[Mapping[str, Any]] = (),
+    prior_charged: Decimal = ZERO,
 ) -> Bill:
     """Price `plan` for `period`.
 
@@ -424,8 +509,9 @@ def price_period(
       inside a trial (before `trial_end`) they are not charged;
     - in-arrears prices price the metric usage of the period;
     - the minimum commitment tops up the period's charges;
-    - discounts apply in order, then tax on what is left. The total is the sum of rounded
-      figures, so it always equals what the lines say.
+    - discounts apply per line (percentages first, then amounts off; see `discount_lines`),
+      then tax per line on what is left. Every figure is rounded once per line and the
+      totals are their sums, so a bill always equals the sum of its lines.
 
     For many customers on the same plan and period, build one `PeriodPricer` and call its
     `bill()` per customer: the same code without the per-call setup.
@@ -443,5 +529,6 @@ def price_period(
         minimum=minimum,
         extra_lines=extra_lines,
         rules=rules,
+        prior_charged=prior_charged,
     )
     return pricer.bill(quantity, usage)

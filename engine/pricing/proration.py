@@ -6,14 +6,10 @@ from datetime import date
 from decimal import Decimal
 
 from engine.catalog.model import Catalog, Plan
-from engine.money import ZERO
 from engine.periods import Period
 from engine.pricing.bill import Line
-from engine.pricing.charges import charge
-
-
-def _advance_amount(plan: Plan, quantity: Decimal) -> list[tuple[str, str, Decimal]]:
-    return [(p.id, p.name, charge(p, quantity).amount) for p in plan.prices if p.timing == "in_advance" and p.prorate]
+from engine.pricing.discounts import Discount
+from engine.pricing.document import ADVANCE, Piece, price_document
 
 
 def prorate_change(
@@ -25,45 +21,16 @@ def prorate_change(
     old_quantity: Decimal,
     new_plan: Plan,
     new_quantity: Decimal,
+    discounts: tuple[Discount, ...] = (),
 ) -> list[Line]:
     """Credit the unused part of the old in-advance prices and charge the rest of the period
-    at the new ones. Each line is rounded once; a credit is a negative line."""
+    at the new ones, both with the same discounts. Each line is rounded once; a credit is the
+    exact negation of what the same days would be charged."""
     if not (period.start <= change_on < period.end):
         raise ValueError(f"the change date {change_on} is outside the period {period}")
-    remaining = (period.end - change_on).days
-    days = period.days
-    rounder = catalog.rounder
-    lines: list[Line] = []
-    for pid, name, amount in _advance_amount(old_plan, old_quantity):
-        credit = rounder(-amount * remaining / days)
-        if credit != ZERO:
-            lines.append(
-                Line(
-                    pid,
-                    f"Unused {name} ({remaining}/{days} days)",
-                    "proration",
-                    "in_advance",
-                    old_quantity,
-                    credit,
-                    kind="proration",
-                    period=period,
-                    note=f"credit:{old_plan.id}",
-                )
-            )
-    for pid, name, amount in _advance_amount(new_plan, new_quantity):
-        due = rounder(amount * remaining / days)
-        if due != ZERO:
-            lines.append(
-                Line(
-                    pid,
-                    f"Remaining {name} ({remaining}/{days} days)",
-                    "proration",
-                    "in_advance",
-                    new_quantity,
-                    due,
-                    kind="proration",
-                    period=period,
-                    note=f"charge:{new_plan.id}",
-                )
-            )
-    return lines
+    pieces = [
+        Piece(catalog, old_plan, period, ADVANCE, old_quantity, charge_from=change_on, credit=True,
+              discounts=discounts),
+        Piece(catalog, new_plan, period, ADVANCE, new_quantity, charge_from=change_on, discounts=discounts),
+    ]
+    return [line for line in price_document(pieces).lines if line.amount != 0 or line.discount != 0]

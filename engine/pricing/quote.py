@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.money import Rounder
 from engine.pricing.bill import Bill, Line
+from engine.pricing.document import Document
 
 
 def fmt_quantity(q: Decimal) -> str:
@@ -24,6 +25,8 @@ def line_to_dict(line: Line, rounder: Rounder) -> dict[str, Any]:
         "kind": line.kind,
         "quantity": fmt_quantity(line.quantity),
         "amount": rounder.fmt(line.amount),
+        "discount": rounder.fmt(line.discount),
+        "tax": rounder.fmt(line.tax),
         # Tier amounts are shown rounded; the line amount is the exact sum rounded once.
         "tiers": [
             {"tier": t.tier, "quantity": fmt_quantity(t.quantity), "amount": rounder.fmt(t.amount)} for t in line.tiers
@@ -38,7 +41,7 @@ def line_to_dict(line: Line, rounder: Rounder) -> dict[str, Any]:
     return out
 
 
-def bill_to_dict(bill: Bill, rounder: Rounder) -> dict[str, Any]:
+def bill_to_dict(bill: Bill | Document, rounder: Rounder) -> dict[str, Any]:
     return {
         "plan": bill.plan,
         "currency": bill.currency,

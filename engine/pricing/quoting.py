@@ -13,8 +13,8 @@ from typing import Any
 
 from engine.catalog.model import Catalog, Plan
 from engine.periods import Period, calendar_period
-from engine.pricing.bill import Bill, price_period
 from engine.pricing.discounts import CouponError, Discount, check_redeemable, coupon_discount
+from engine.pricing.document import Document, whole_period
 from engine.pricing.taxes import tax_for
 from engine.pricing.usage import MetricUsage, UsageEvent, aggregate_all
 
@@ -69,7 +69,7 @@ def quote(
     customer: Mapping[str, Any] | None = None,
     period: Period | None = None,
     promotions: PromotionSource | None = None,
-) -> Bill:
+) -> Document:
     q = parse_amount(quantity, "quantity")
     if period is None:
         period = default_period(plan, events, today)
@@ -85,29 +85,36 @@ def quote(
             raise QuoteError("usage", f"unknown metric {metric!r}; the catalog has {known}")
         aggregated[metric] = MetricUsage(parse_amount(value, f"usage.{metric}"))
     customer = dict(customer or {})
-    discounts: list[Discount] = []
-    trace: list[dict[str, Any]] = []
-    if promotions is not None:
-        found, trace = promotions(
-            catalog=catalog, plan=plan, customer=customer, usage=aggregated, period=period, quantity=q
-        )
-        discounts.extend(found)
+    found_coupon: list[Discount] = []
     if coupon:
         try:
-            found_coupon = catalog.coupon(coupon)
-            check_redeemable(found_coupon, plan.id, period.start)
+            code = catalog.coupon(coupon)
+            check_redeemable(code, plan.id, period.start)
         except KeyError as exc:
             raise QuoteError("coupon", str(exc.args[0])) from None
         except CouponError as exc:
             raise QuoteError("coupon", str(exc)) from None
-        discounts.append(coupon_discount(found_coupon))
-    return price_period(
+        found_coupon.append(coupon_discount(code))
+
+    def period_discounts(known: Mapping[str, MetricUsage]) -> tuple[list[Discount], list[dict[str, Any]]]:
+        if promotions is None:
+            return list(found_coupon), []
+        found, trace = promotions(catalog=catalog, plan=plan, customer=customer, usage=known, period=period, quantity=q)
+        return [*found, *found_coupon], trace
+
+    # Priced as the engine invoices the period: in-advance prices when it opens (no usage
+    # known yet), usage and the minimum when it closes (so a rule on usage sees it).
+    opening, opening_trace = period_discounts({})
+    closing, closing_trace = period_discounts(aggregated)
+    trace = opening_trace + [t for t in closing_trace if t not in opening_trace]
+    return whole_period(
         catalog,
         plan,
         period,
         quantity=q,
         usage=aggregated,
-        discounts=discounts,
+        advance_discounts=opening,
+        arrears_discounts=closing,
         tax=tax_for(catalog, customer),
         rules=trace,
     )

@@ -29,6 +29,7 @@ from engine.rules.loader import (
 from engine.rules.model import ACTIONS, Action, ActionSpec, Decision, Match, Rule, Ruleset
 from engine.rules.promotions import (
     PRICE_EVENT,
+    RulePromotions,
     discounts_from,
     price_context,
     promotions_for,
@@ -80,6 +81,7 @@ __all__ = [
     "PublishedRuleset",
     "References",
     "Rule",
+    "RulePromotions",
     "RulesEngineError",
     "RulesError",
     "RulesRuntime",

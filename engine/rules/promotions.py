@@ -65,9 +65,38 @@ def discounts_from(actions: list[Action], catalog: Catalog | None = None, plan_i
             if coupon is None or (plan_id and coupon.applies_to and plan_id not in coupon.applies_to):
                 continue
             d = coupon_discount(coupon)
-            out.append(Discount(percent=d.percent, amount=d.amount, prices=d.prices, periods=coupon.periods,
+            out.append(Discount(percent=d.percent, amount=d.amount, prices=d.prices, periods=_coupon_periods(coupon),
                                 reason=d.reason, source=f"{d.source} ({source})"))
     return out
+
+
+def _coupon_periods(coupon: Any) -> int | None:
+    """How many periods a coupon given by a rule lasts: once 1, repeating its periods, forever all."""
+    if coupon.duration == "once":
+        return 1
+    if coupon.duration == "repeating":
+        return int(coupon.periods or 0)
+    return None
+
+
+class RulePromotions:
+    """The live pricing rules of a runtime as the discounts of a period: what quotes, invoices
+    and simulations ask (`engine.pricing.quoting.PromotionSource`). Rules are evaluated as
+    of the period's start, so a promotion valid then applies to that period."""
+
+    def __init__(self, runtime: RulesRuntime) -> None:
+        self.runtime = runtime
+
+    def __call__(self, *, catalog: Catalog, plan: Plan, customer: Mapping[str, Any], usage: Mapping[str, Any],
+                 period: Any, quantity: Decimal, subscription: Mapping[str, Any] | None = None,
+                 ) -> tuple[list[Discount], list[dict[str, Any]]]:
+        start = getattr(period, "start", None)
+        at = datetime(start.year, start.month, start.day, tzinfo=UTC) if isinstance(start, date) else None
+        context = price_context(plan=plan, customer=customer, usage=usage, quantity=quantity, period=period,
+                                subscription=subscription)
+        decision = self.runtime.evaluate(PRICE_EVENT, context, at=at)
+        actions = decision.actions_named("discount", "apply_coupon")
+        return discounts_from(actions, catalog, plan.id), trace_of(decision)
 
 
 def trace_of(decision: Decision, names: tuple[str, ...] = ("discount", "apply_coupon")) -> list[dict[str, Any]]:

@@ -198,9 +198,10 @@ class RulesRuntime:
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, event: str, context: Mapping[str, Any], *, rulesets: Iterable[str] | None = None,
                  log: Database | Session | None = None, event_id: str | None = None,
-                 customer_id: str | None = None) -> Decision:
+                 customer_id: str | None = None, at: datetime | None = None) -> Decision:
         """Every rule of the live rulesets that reacts to `event` and holds for `context`, in
-        order (priority, then ruleset, then file order), with the actions they ask for."""
+        order (priority, then ruleset, then file order), with the actions they ask for.
+        `at`: the time rules are valid at (`valid_from`/`valid_until`); the clock's by default."""
         wanted = set(rulesets) if rulesets is not None else None  # once: a retry reads it again
         while True:
             route = self._by_event.get(event, _NOWHERE)
@@ -208,7 +209,7 @@ class RulesRuntime:
                 targets = tuple(t for t in route.targets if t.name in wanted)
                 route = _Route(targets, MappingProxyType({t.name: t.version for t in targets}))
             try:
-                decision = self._run(route, context, event=event, scheduled=None)
+                decision = self._run(route, context, event=event, scheduled=None, now=at)
                 break
             except RetiredHandle:
                 continue  # swapped while we waited: decide on the new snapshot

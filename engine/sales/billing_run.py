@@ -23,10 +23,12 @@ from sqlalchemy.orm import Session
 
 from engine.clock import Clock, TestClock
 from engine.durations import parse_duration
+from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.cycle import BatchUsage, StepResult, at_midnight, run_step
+from engine.sales.cycle import BatchUsage, StepContext, StepResult, at_midnight, run_step
 from engine.sales.errors import SalesError
 from engine.sales.invoicing import defer_finalize, finalize_deferred, lock_counter
+from engine.sales.ledger import LEDGER, flush_deferred, histories
 from engine.sales.models import Customer, Subscription
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,9 @@ def _factory(session_factory: Any) -> SessionFactory:
     return session_factory
 
 
-def process_batch(session: Session, ids: list[str], now: datetime) -> list[StepResult]:
+def process_batch(
+    session: Session, ids: list[str], now: datetime, promotions: PromotionSource | None = None
+) -> list[StepResult]:
     """One step for each of these subscriptions that is still due at `now`."""
     # Multi-row INSERT pages short enough for psycopg's statement cache: a 1,000-row VALUES
     # list costs more to build and parse than to execute.
@@ -100,20 +104,30 @@ def process_batch(session: Session, ids: list[str], now: datetime) -> list[StepR
         since = [s.last_billed_at for s in closing if s.last_billed_at is not None]
         if since:
             src.preload_late(cids, min(since), start, types)
+    ctx = StepContext(
+        src,
+        promotions,
+        histories(session, [(s.id, s.period_start) for s in closing if s.period_start is not None]),
+    )
     out = []
     defer_finalize(session)
+    session.info[LEDGER] = []
     with session.no_autoflush:
         for sub in subs:
-            result = run_step(session, sub, customers[sub.customer_id], now, src)
+            result = run_step(session, sub, customers[sub.customer_id], now, ctx)
             if result is not None:
                 out.append(result)
     finalize_deferred(session, now)
+    flush_deferred(session)
     return out
 
 
-def run_due_billing(session_factory: Any, clock: Clock, *, batch_size: int = 200) -> RunReport:
+def run_due_billing(
+    session_factory: Any, clock: Clock, *, batch_size: int = 200, promotions: PromotionSource | None = None
+) -> RunReport:
     """Run every step due at the clock's time; loops until nothing is due. `session_factory`
-    is a `Database` or a callable returning a session context manager that commits."""
+    is a `Database` or a callable returning a session context manager that commits;
+    `promotions` gives the published pricing rules' discounts (none without it)."""
     factory = _factory(session_factory)
     now = clock.now()
     report = RunReport(now)
@@ -133,7 +147,7 @@ def run_due_billing(session_factory: Any, clock: Clock, *, batch_size: int = 200
             return report
         try:
             with factory() as s:
-                steps = process_batch(s, ids, now)
+                steps = process_batch(s, ids, now, promotions)
             report.steps.extend(steps)
             if not steps:
                 # Everything in the batch was done by a concurrent run meanwhile.
@@ -142,7 +156,7 @@ def run_due_billing(session_factory: Any, clock: Clock, *, batch_size: int = 200
             for sid in ids:
                 try:
                     with factory() as s:
-                        report.steps.extend(process_batch(s, [sid], now))
+                        report.steps.extend(process_batch(s, [sid], now, promotions))
                 except Exception as exc:  # one broken subscription must not stop the run
                     log.exception("billing subscription %s failed", sid)
                     failed.add(sid)
@@ -161,6 +175,7 @@ def advance_clock(
     to: datetime | None = None,
     by: str | None = None,
     also: Iterable[Callable[[datetime], Any]] = (),
+    promotions: PromotionSource | None = None,
 ) -> list[RunReport]:
     """Move a test clock forward, running every period close that falls due on the way in
     time order: the clock stops at each due time, the run bills what is due then (and the
@@ -190,13 +205,13 @@ def advance_clock(
             break
         if due > clock.now():
             clock.set(due)
-        reports.append(run_due_billing(session_factory, clock))
+        reports.append(run_due_billing(session_factory, clock, promotions=promotions))
         for hook in hooks:
             hook(clock.now())
         if reports[-1].failures and next_due(session_factory) == due:
             break  # only failing work is left at this time: do not spin
     clock.set(target)
-    reports.append(run_due_billing(session_factory, clock))
+    reports.append(run_due_billing(session_factory, clock, promotions=promotions))
     for hook in hooks:
         hook(clock.now())
     return reports

@@ -15,36 +15,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
 from engine.periods import Period, period_boundary
-from engine.pricing import (
-    Discount,
-    Line,
-    MetricUsage,
-    UsageEvent,
-    aggregate_all,
-    coupon_applies_in_period,
-    coupon_discount,
-    fmt_quantity,
-    minimum_true_up,
-    price_period,
-    tax_for,
-)
+from engine.pricing import Discount, MetricUsage, UsageEvent, aggregate_all, fmt_quantity, tax_for
 from engine.pricing.charges import charge
+from engine.pricing.document import ADVANCE, ARREARS, NOTHING, Billed, Document, Piece, price_document
+from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import tax_subject
 from engine.sales.invoicing import Arrears, issue_bill
-from engine.sales.models import CreditNote, Customer, Invoice, InvoiceLine, Subscription, UsageRecord
+from engine.sales.ledger import PeriodHistory, billed_periods, history, record
+from engine.sales.models import CreditNote, Customer, Invoice, Subscription, UsageRecord
+from engine.sales.terms import Terms, period_terms
 from engine.store import add_event
 
 ZERO = Decimal(0)
 TRIAL_NOTICE = timedelta(days=3)
-ADVANCE = frozenset({"in_advance"})
-ARREARS = frozenset({"in_arrears"})
-NONE: frozenset[str] = frozenset()
 
 
 def at_midnight(d: date) -> datetime:
@@ -169,128 +158,187 @@ def usage_for(
     return aggregate_all(metrics, events, period, prior=prior)
 
 
-# --- pieces of an invoice ---------------------------------------------------------------------
+# --- pieces of a document -------------------------------------------------------------------
 
 
-def discounts_for(catalog: Catalog, sub: Subscription, plan_id: str, cycle: int) -> list[Discount]:
-    if not sub.coupon_code or sub.coupon_first_cycle is None:
-        return []
-    coupon = catalog.coupons.get(sub.coupon_code)
-    if coupon is None or (coupon.applies_to and plan_id not in coupon.applies_to):
-        return []
-    return [coupon_discount(coupon)] if coupon_applies_in_period(coupon, cycle - sub.coupon_first_cycle) else []
+@dataclass
+class StepContext:
+    """What a step reads besides the subscription: usage, the published pricing rules, and
+    the period ledger (preloaded by a billing run's batch)."""
+
+    src: UsageSource
+    promotions: PromotionSource | None = None
+    histories: dict[tuple[str, date], PeriodHistory] | None = None
+
+    def history(self, session: Session, subscription_id: str, start: date) -> PeriodHistory:
+        if self.histories is not None:  # preloaded for the batch: no row is no history
+            return self.histories.get((subscription_id, start)) or PeriodHistory()
+        return history(session, subscription_id, start)
 
 
-def billed_in_advance(session: Session, subscription_id: str, period_start: date) -> Decimal:
-    stmt = select(func.coalesce(func.sum(InvoiceLine.amount), 0)).where(
-        InvoiceLine.subscription_id == subscription_id,
-        InvoiceLine.period_start == period_start,
-        InvoiceLine.timing == "in_advance",
-        InvoiceLine.kind.in_(("charge", "proration")),
-    )
-    # Summing a string column on SQLite is not exact: add in Python instead.
-    if session.get_bind().dialect.name != "postgresql":
-        amounts = session.scalars(
-            select(InvoiceLine.amount).where(
-                InvoiceLine.subscription_id == subscription_id,
-                InvoiceLine.period_start == period_start,
-                InvoiceLine.timing == "in_advance",
-                InvoiceLine.kind.in_(("charge", "proration")),
-            )
-        )
-        return sum(amounts, ZERO)
-    return Decimal(str(session.scalar(stmt)))
+@dataclass
+class Priced:
+    """A piece with what the ledger records of it."""
+
+    piece: Piece
+    reason: str  # open | close | change | cancel | late | once
+    cycle: int
+    version_id: int
 
 
-def arrears_lines(
-    session: Session,
-    src: UsageSource,
+def opening_piece(
     catalog: Catalog,
     plan: Plan,
     sub: Subscription,
+    customer: Customer,
     period: Period,
-    quantity: Decimal,
+    cycle: int,
+    ctx: StepContext,
     *,
-    usage_period: Period | None = None,
-) -> list[Line]:
-    """The in-arrears lines of a period and its minimum-commitment true-up."""
-    usage = usage_for(src, catalog, plan, sub.customer_id, usage_period or period)
-    lines = list(
-        price_period(catalog, plan, period, quantity=quantity, usage=usage, timings=ARREARS, minimum=False).lines
+    charge_from: date | None = None,
+    credit: bool = False,
+    before: Billed = NOTHING,
+    discounts: Sequence[Discount] | None = None,
+    quantity: Decimal | None = None,
+) -> Piece:
+    """A period's in-advance prices (from `charge_from`: prorated), with its discounts."""
+    terms = (
+        Terms(tuple(discounts))
+        if discounts is not None
+        else period_terms(catalog, plan, sub, customer, period, cycle, promotions=ctx.promotions)
     )
-    if plan.minimum_amount > ZERO:
-        charged = billed_in_advance(session, sub.id, period.start) + sum((x.amount for x in lines), ZERO)
-        true_up = minimum_true_up(plan, catalog.rounder, charged, None, period)
-        if true_up is not None:
-            lines.append(true_up)
-    return lines
+    return Piece(
+        catalog,
+        plan,
+        period,
+        ADVANCE,
+        sub.quantity if quantity is None else quantity,
+        charge_from=charge_from,
+        discounts=terms.discounts,
+        credit=credit,
+        before=before,
+        rules=terms.rules,
+    )
 
 
-def late_adjustments(
-    session: Session, src: UsageSource, catalog: Catalog, sub: Subscription, before: date
-) -> list[Line]:
-    """Usage received since the last invoice for periods already invoiced: the difference
-    between the period priced with every event now known and what was billed for it, as
-    adjustment lines that name the period."""
+def closing_piece(
+    catalog: Catalog,
+    plan: Plan,
+    sub: Subscription,
+    customer: Customer,
+    period: Period,
+    cycle: int,
+    ctx: StepContext,
+    hist: PeriodHistory,
+    *,
+    until: date | None = None,
+) -> Piece:
+    """A period's in-arrears usage and its minimum commitment, against what it was charged
+    (`until`: the period was cut short; the minimum is prorated to the days it ran)."""
+    usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period)
+    terms = period_terms(catalog, plan, sub, customer, period, cycle, usage=usage, promotions=ctx.promotions)
+    return Piece(
+        catalog,
+        plan,
+        period,
+        ARREARS,
+        sub.quantity,
+        usage,
+        charge_until=until,
+        discounts=terms.discounts,
+        minimum=True,
+        before=hist.total(),
+        rules=terms.rules,
+    )
+
+
+def late_pieces(session: Session, ctx: StepContext, catalog: Catalog, sub: Subscription, before: date) -> list[Priced]:
+    """Usage received since the last document for periods already closed: each such period
+    priced again with every event now known, against what its close billed (the difference
+    becomes adjustment lines that name the period; the minimum's true-up follows)."""
     if sub.last_billed_at is None:
         return []
     types = {m.event for m in catalog.metrics.values()}
-    times = src.late_times(sub.customer_id, sub.last_billed_at, at_midnight(before), types)
+    times = ctx.src.late_times(sub.customer_id, sub.last_billed_at, at_midnight(before), types)
     if not times:
         return []
-    invoices = session.scalars(
-        select(Invoice)
-        .where(Invoice.subscription_id == sub.id, Invoice.arrears_start.is_not(None))
-        .order_by(Invoice.arrears_start)
-    ).all()
-    hit: dict[date, Invoice] = {}
-    for t in times:
-        for inv in invoices:
-            assert inv.arrears_start is not None and inv.arrears_end is not None
-            if at_midnight(inv.arrears_start) <= t < at_midnight(inv.arrears_end):
-                hit.setdefault(inv.arrears_start, inv)
-                break
-    out: list[Line] = []
-    for start in sorted(hit):
-        inv = hit[start]
-        assert inv.arrears_end is not None and inv.arrears_plan_id and inv.arrears_version_id is not None
-        period = Period(start, inv.arrears_end)
-        cat = catalog_for_version(session, inv.arrears_version_id)
-        plan = cat.plan(inv.arrears_plan_id)
+    out = []
+    for hist in billed_periods(session, sub.id, times):
+        closed = hist.last("arrears", charged=False)
+        assert closed is not None
+        cat = catalog_for_version(session, closed.version_id)
+        plan = cat.plan(closed.plan_id)
+        period = Period(closed.period_start, closed.period_end)
         usage = usage_for(UsageSource(session), cat, plan, sub.customer_id, period)
-        now_priced = price_period(
-            cat, plan, period, quantity=inv.arrears_quantity or Decimal(1), usage=usage, timings=ARREARS, minimum=False
-        ).lines
-        billed: dict[str, tuple[Decimal, Decimal]] = {}
-        for pid, amount, qty in session.execute(
-            select(InvoiceLine.price_id, InvoiceLine.amount, InvoiceLine.quantity).where(
-                InvoiceLine.subscription_id == sub.id,
-                InvoiceLine.period_start == start,
-                InvoiceLine.timing == "in_arrears",
-                InvoiceLine.kind.in_(("charge", "adjustment")),
-            )
-        ):
-            a, q = billed.get(pid, (ZERO, ZERO))
-            billed[pid] = (a + amount, q + qty)
-        for line in now_priced:
-            a, q = billed.get(line.price_id, (ZERO, ZERO))
-            diff = line.amount - a
-            if diff == ZERO:
-                continue
-            out.append(
-                Line(
-                    line.price_id,
-                    f"{line.name or line.price_id} - late usage for {period}",
-                    line.model,
-                    "in_arrears",
-                    line.quantity - q,
-                    diff,
-                    kind="adjustment",
-                    period=period,
-                    note=f"late usage for period {period}",
-                )
-            )
+        piece = Piece(
+            cat,
+            plan,
+            period,
+            ARREARS,
+            closed.quantity,
+            usage,
+            discounts=hist.discounts("arrears", plan.id) or (),
+            minimum=True,
+            before=hist.total("advance"),
+            replaces=hist.total("arrears"),
+        )
+        out.append(Priced(piece, "late", closed.cycle, closed.version_id))
     return out
+
+
+def price_pieces(priced: Sequence[Priced], customer: Customer, *, plan_id: str, period: Period,
+                 catalog: Catalog | None = None) -> Document:
+    """The pieces priced as one document, with the customer's tax."""
+    cat = catalog or priced[0].piece.catalog
+    return price_document([p.piece for p in priced], tax_for(cat, tax_subject(customer)), catalog=cat,
+                          plan=plan_id, period=period)
+
+
+def issue_document(
+    session: Session,
+    sub: Subscription,
+    customer: Customer,
+    priced: Sequence[Priced],
+    *,
+    reason: str,
+    billing_key: str,
+    now: datetime,
+    period: Period,
+    arrears: Arrears | None = None,
+    number: int | None = None,
+    catalog: Catalog | None = None,
+    doc: Document | None = None,
+) -> tuple[Invoice | CreditNote, Document]:
+    """Price the pieces as one document (unless `doc` is that already), issue it (an invoice,
+    or a credit note when it owes the customer) and record each piece in the period ledger."""
+    cat = catalog or priced[0].piece.catalog
+    doc = doc or price_pieces(priced, customer, plan_id=sub.plan_id, period=period, catalog=cat)
+    issued = issue_bill(
+        session,
+        customer=customer,
+        subscription=sub,
+        bill=doc,
+        rounder=cat.rounder,
+        reason=reason,
+        billing_key=billing_key,
+        now=now,
+        version_id=sub.catalog_version_id,
+        period=period,
+        arrears=arrears,
+        payment_method=sub.payment_method,
+        number=number,
+    )
+    record(
+        session,
+        subscription_id=sub.id,
+        document_id=issued.id,
+        doc=doc,
+        reasons=[p.reason for p in priced],
+        cycles=[p.cycle for p in priced],
+        version_ids=[p.version_id for p in priced],
+        now=now,
+    )
+    return issued, doc
 
 
 # --- the step ---------------------------------------------------------------------------------
@@ -306,7 +354,14 @@ class StepResult:
 
 
 def open_first_period(
-    session: Session, sub: Subscription, customer: Customer, catalog: Catalog, plan: Plan, now: datetime, reason: str
+    session: Session,
+    sub: Subscription,
+    customer: Customer,
+    catalog: Catalog,
+    plan: Plan,
+    now: datetime,
+    reason: str,
+    ctx: StepContext,
 ) -> Invoice | CreditNote:
     """The first period opens: its in-advance charges are invoiced now."""
     p0 = plan_period(plan, sub.anchor, 0)
@@ -316,29 +371,18 @@ def open_first_period(
     sub.period_start, sub.period_end = p0.start, p0.end
     sub.next_run_at = p0.end_at
     sub.last_billed_at = now
-    bill = price_period(
-        catalog,
-        plan,
-        p0,
-        quantity=sub.quantity,
-        timings=ADVANCE,
-        minimum=False,
-        discounts=discounts_for(catalog, sub, plan.id, 0),
-        tax=tax_for(catalog, tax_subject(customer)),
-    )
-    return issue_bill(
+    piece = opening_piece(catalog, plan, sub, customer, p0, 0, ctx)
+    doc, _ = issue_document(
         session,
-        customer=customer,
-        subscription=sub,
-        bill=bill,
-        rounder=catalog.rounder,
+        sub,
+        customer,
+        [Priced(piece, "open", 0, sub.catalog_version_id)],
         reason=reason,
         billing_key=f"period:{p0.start.isoformat()}",
         now=now,
-        version_id=sub.catalog_version_id,
         period=p0,
-        payment_method=sub.payment_method,
     )
+    return doc
 
 
 def subscription_event(sub: Subscription, **extra: object) -> dict[str, object]:
@@ -360,7 +404,7 @@ def subscription_event(sub: Subscription, **extra: object) -> dict[str, object]:
 
 
 def run_step(
-    session: Session, sub: Subscription, customer: Customer, now: datetime, src: UsageSource
+    session: Session, sub: Subscription, customer: Customer, now: datetime, ctx: StepContext
 ) -> StepResult | None:
     """Do the earliest piece of work due at `now` (one step); None when nothing is due."""
     if sub.next_run_at is None or sub.next_run_at > now:
@@ -376,60 +420,19 @@ def run_step(
         sub.trial_notice_sent = True
         catalog = catalog_for_version(session, sub.catalog_version_id)
         plan = catalog.plan(sub.plan_id)
-        doc = open_first_period(session, sub, customer, catalog, plan, now, "start")
+        doc = open_first_period(session, sub, customer, catalog, plan, now, "start", ctx)
         add_event(session, "subscription.renewed", sub.customer_id, subscription_event(sub, trial_ended=True), time=now)
         return StepResult(sub.id, "started", now, doc.id, ["subscription.renewed"])
     if sub.status != "active" or sub.period_start is None or sub.period_end is None:
         sub.next_run_at = None
         return None
-    return close_period(session, sub, customer, now, src)
+    return close_period(session, sub, customer, now, ctx)
 
 
-def close_period(
-    session: Session, sub: Subscription, customer: Customer, now: datetime, src: UsageSource
-) -> StepResult:
-    assert sub.period_start is not None and sub.period_end is not None
-    catalog = catalog_for_version(session, sub.catalog_version_id)
-    plan = catalog.plan(sub.plan_id)
-    closed = Period(sub.period_start, sub.period_end)
-    extra = arrears_lines(session, src, catalog, plan, sub, closed, sub.quantity)
-    extra += late_adjustments(session, src, catalog, sub, closed.start)
-    arrears = Arrears(closed, plan.id, sub.catalog_version_id, sub.quantity)
-    sub.last_billed_at = now
-    if sub.cancel_at_period_end:
-        bill = price_period(
-            catalog,
-            plan,
-            closed,
-            quantity=sub.quantity,
-            timings=NONE,
-            minimum=False,
-            extra_lines=extra,
-            discounts=discounts_for(catalog, sub, plan.id, sub.cycle + 1),
-            tax=tax_for(catalog, tax_subject(customer)),
-        )
-        doc = issue_bill(
-            session,
-            customer=customer,
-            subscription=sub,
-            bill=bill,
-            rounder=catalog.rounder,
-            reason="final",
-            billing_key=f"final:{closed.end.isoformat()}",
-            now=now,
-            version_id=sub.catalog_version_id,
-            period=closed,
-            arrears=arrears,
-            payment_method=sub.payment_method,
-        )
-        sub.status = "canceled"
-        sub.ended_at = closed.end_at
-        sub.next_run_at = None
-        add_event(session, "subscription.canceled", sub.customer_id, subscription_event(sub, ended=True), time=now)
-        return StepResult(sub.id, "ended", now, doc.id, ["subscription.canceled"])
-
+def _take_pending(session: Session, sub: Subscription, catalog: Catalog, plan: Plan) -> tuple[Catalog, dict[str, object]]:
+    """Apply what was waiting for the period end (a downgrade, a catalog migration)."""
     changed: dict[str, object] = {}
-    new_catalog, new_plan = catalog, plan
+    new_catalog = catalog
     if sub.pending_version_id is not None and sub.pending_version_id != sub.catalog_version_id:
         new_catalog = catalog_for_version(session, sub.pending_version_id)
         changed["catalog_version_id"] = {"from": sub.catalog_version_id, "to": sub.pending_version_id}
@@ -442,6 +445,31 @@ def close_period(
         sub.quantity = sub.pending_quantity
     sub.pending_version_id = sub.pending_plan_id = None
     sub.pending_quantity = None
+    return new_catalog, changed
+
+
+def close_period(session: Session, sub: Subscription, customer: Customer, now: datetime, ctx: StepContext) -> StepResult:
+    assert sub.period_start is not None and sub.period_end is not None
+    catalog = catalog_for_version(session, sub.catalog_version_id)
+    plan = catalog.plan(sub.plan_id)
+    closed = Period(sub.period_start, sub.period_end)
+    hist = ctx.history(session, sub.id, closed.start)
+    closing = [Priced(closing_piece(catalog, plan, sub, customer, closed, sub.cycle, ctx, hist), "close", sub.cycle,
+                      sub.catalog_version_id)]
+    closing += late_pieces(session, ctx, catalog, sub, closed.start)
+    arrears = Arrears(closed, plan.id, sub.catalog_version_id, sub.quantity)
+    sub.last_billed_at = now
+    if sub.cancel_at_period_end:
+        doc, _ = issue_document(session, sub, customer, closing, reason="final",
+                                billing_key=f"final:{closed.end.isoformat()}", now=now, period=closed,
+                                arrears=arrears, catalog=catalog)
+        sub.status = "canceled"
+        sub.ended_at = closed.end_at
+        sub.next_run_at = None
+        add_event(session, "subscription.canceled", sub.customer_id, subscription_event(sub, ended=True), time=now)
+        return StepResult(sub.id, "ended", now, doc.id, ["subscription.canceled"])
+
+    new_catalog, changed = _take_pending(session, sub, catalog, plan)
     new_plan = new_catalog.plan(sub.plan_id)
     if (new_plan.interval, new_plan.interval_count) != (plan.interval, plan.interval_count):
         sub.anchor = closed.end
@@ -454,30 +482,11 @@ def close_period(
     sub.cycle += 1
     sub.period_start, sub.period_end = new_period.start, new_period.end
     sub.next_run_at = new_period.end_at
-    bill = price_period(
-        new_catalog,
-        new_plan,
-        new_period,
-        quantity=sub.quantity,
-        timings=ADVANCE,
-        minimum=False,
-        extra_lines=extra,
-        discounts=discounts_for(new_catalog, sub, new_plan.id, sub.cycle),
-        tax=tax_for(new_catalog, tax_subject(customer)),
-    )
-    doc = issue_bill(
-        session,
-        customer=customer,
-        subscription=sub,
-        bill=bill,
-        rounder=new_catalog.rounder,
-        reason="cycle",
-        billing_key=f"period:{new_period.start.isoformat()}",
-        now=now,
-        version_id=sub.catalog_version_id,
-        period=new_period,
-        arrears=arrears,
-        payment_method=sub.payment_method,
+    opening = opening_piece(new_catalog, new_plan, sub, customer, new_period, sub.cycle, ctx)
+    doc, _ = issue_document(
+        session, sub, customer, [Priced(opening, "open", sub.cycle, sub.catalog_version_id), *closing],
+        reason="cycle", billing_key=f"period:{new_period.start.isoformat()}", now=now, period=new_period,
+        arrears=arrears, catalog=new_catalog,
     )
     events = ["subscription.renewed"]
     if changed:
@@ -494,13 +503,18 @@ def close_period(
 
 
 def catch_up(
-    session: Session, sub: Subscription, customer: Customer, now: datetime, limit: int = 10_000
+    session: Session,
+    sub: Subscription,
+    customer: Customer,
+    now: datetime,
+    promotions: PromotionSource | None = None,
+    limit: int = 10_000,
 ) -> list[StepResult]:
     """Run every step due for one subscription (used before changing it)."""
-    src = UsageSource(session)
+    ctx = StepContext(UsageSource(session), promotions)
     out = []
     for _ in range(limit):
-        r = run_step(session, sub, customer, now, src)
+        r = run_step(session, sub, customer, now, ctx)
         if r is None:
             break
         out.append(r)

@@ -22,6 +22,7 @@ from engine.clock import Clock
 from engine.money import Rounder, quantum, to_decimal
 from engine.periods import Period
 from engine.pricing import Bill, Line, fmt_quantity
+from engine.pricing.document import Document
 from engine.sales.common import money, new_id, now_of, number
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
@@ -87,6 +88,8 @@ def _line_rows(
                 kind=line.kind,
                 quantity=line.quantity,
                 amount=line.amount,
+                discount=line.discount,
+                tax=line.tax,
                 period_start=line.period.start if line.period else None,
                 period_end=line.period.end if line.period else None,
                 tiers=[
@@ -150,7 +153,7 @@ def issue_bill(
     *,
     customer: Customer,
     subscription: Subscription | None,
-    bill: Bill,
+    bill: Bill | Document,
     rounder: Rounder,
     reason: str,
     billing_key: str,
@@ -286,6 +289,8 @@ def _line_dict(line: Line, rounder: Rounder, *, negate: bool = False) -> dict[st
         "kind": line.kind,
         "quantity": fmt_quantity(line.quantity),
         "amount": rounder.fmt(amount),
+        "discount": rounder.fmt(-line.discount if negate else line.discount),
+        "tax": rounder.fmt(-line.tax if negate else line.tax),
         "period": str(line.period) if line.period else None,
         "note": line.note,
     }

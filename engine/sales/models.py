@@ -114,6 +114,9 @@ class Subscription(Base):
     coupon_first_cycle: Mapped[int | None] = mapped_column(Integer, default=None)
     payment_method: Mapped[str | None] = mapped_column(String(200), default=None)
     changes: Mapped[int] = mapped_column(Integer, default=0)
+    # Pricing-rule discounts that last some periods, by source: {"first_cycle": n, "discount": {...}}
+    # (redeemed at the first period the rule gave them, like a coupon).
+    promotions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class UsageRecord(Base):
@@ -203,6 +206,9 @@ class InvoiceLine(Base):
     kind: Mapped[str] = mapped_column(String(30))  # charge | minimum_commitment | proration | adjustment | fee
     quantity: Mapped[Decimal]
     amount: Mapped[Decimal]
+    # Rounded once per line; the invoice's figures are the sums of its lines'.
+    discount: Mapped[Decimal] = mapped_column(default=ZERO)
+    tax: Mapped[Decimal] = mapped_column(default=ZERO)
     period_start: Mapped[date | None] = mapped_column(Date, default=None)
     period_end: Mapped[date | None] = mapped_column(Date, default=None)
     tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
@@ -235,4 +241,29 @@ class CreditNote(Base):
     tax: Mapped[Decimal]
     total: Mapped[Decimal]  # positive: what the customer is credited
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+
+
+class PeriodLedger(Base):
+    """What one document billed of one service period of a subscription, one row per piece:
+    the history later documents of that period are priced against (the minimum commitment,
+    amounts off, credits for unused time, late usage)."""
+
+    __tablename__ = "sales_period_ledger"
+    __table_args__ = (Index("ix_sales_ledger_sub_period", "subscription_id", "period_start"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(String(64))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    part: Mapped[str] = mapped_column(String(10))  # advance | arrears
+    reason: Mapped[str] = mapped_column(String(20))  # open | close | change | cancel | late | once
+    credit: Mapped[bool] = mapped_column(Boolean, default=False)
+    document_id: Mapped[str] = mapped_column(String(64))
+    cycle: Mapped[int] = mapped_column(Integer)
+    plan_id: Mapped[str] = mapped_column(String(100))
+    version_id: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[Decimal]
+    billed: Mapped[dict[str, Any]] = mapped_column(JSON)  # engine.pricing.Billed.as_dict()
+    discounts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime]

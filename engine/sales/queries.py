@@ -57,6 +57,9 @@ def invoice_lines(session: Session, invoice_id: str, currency: str = "USD") -> l
             "kind": r.kind,
             "quantity": fmt_quantity(r.quantity),
             "amount": money(r.amount, currency),
+            "discount": money(r.discount, currency),
+            "tax": money(r.tax, currency),
+            "total": money(r.amount - r.discount + r.tax, currency),
             "period": {"start": r.period_start.isoformat(), "end": r.period_end.isoformat()}
             if r.period_start and r.period_end
             else None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,23 +16,27 @@ from sqlalchemy.orm import Session
 from engine.catalog.model import Catalog, Plan
 from engine.clock import Clock
 from engine.periods import Period
-from engine.pricing import Bill, CouponError, Line, check_redeemable, price_period, prorate_change, tax_for
+from engine.pricing import CouponError, check_redeemable, price_period
+from engine.pricing.document import Document
+from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
 from engine.sales.common import money, new_id, now_of, number, quantity_of
-from engine.sales.customers import load_customer, tax_subject
+from engine.sales.customers import load_customer
 from engine.sales.cycle import (
-    ADVANCE,
-    NONE,
     TRIAL_NOTICE,
     BatchUsage,
+    Priced,
+    StepContext,
     UsageSource,
     advance_amount,
-    arrears_lines,
     at_midnight,
     catch_up,
-    discounts_for,
+    closing_piece,
+    issue_document,
     open_first_period,
+    opening_piece,
     plan_period,
+    price_pieces,
     subscription_event,
 )
 from engine.sales.errors import Conflict, NotFound, SalesError
@@ -43,11 +47,11 @@ from engine.sales.invoicing import (
     credit_note_to_dict,
     emit,
     invoice_summary,
-    issue_bill,
     lock_counter,
     next_number,
 )
-from engine.sales.models import CreditNote, Customer, Invoice, InvoiceLine, Subscription
+from engine.sales.ledger import LEDGER, PeriodHistory, histories, history
+from engine.sales.models import CreditNote, Customer, Invoice, InvoiceLine, PeriodLedger, Subscription
 from engine.store import add_event, add_events
 
 ZERO = Decimal(0)
@@ -124,6 +128,7 @@ def create_subscription(
     trial_days: int | None = None,
     catalog_version: int | None = None,
     id: str | None = None,
+    promotions: PromotionSource | None = None,
 ) -> dict[str, Any]:
     """Subscribe a customer to the latest version of `plan` (or to `catalog_version`, a
     version number of the plan's catalog). Without a trial the first period's in-advance
@@ -186,7 +191,7 @@ def create_subscription(
     session.flush()
     doc: Invoice | CreditNote | None = None
     if plan_obj.interval == "once":
-        doc = _one_time(session, sub, customer, catalog, plan_obj, now)
+        doc = _one_time(session, sub, customer, catalog, plan_obj, now, promotions)
     elif trial:
         end_at = at_midnight(sub.anchor)
         sub.next_run_at = end_at - TRIAL_NOTICE
@@ -197,55 +202,53 @@ def create_subscription(
             add_event(session, "subscription.trial_will_end", customer.id, subscription_event(sub), time=now)
         return _result(sub)
     else:
-        doc = open_first_period(session, sub, customer, catalog, plan_obj, now, "start")
+        doc = open_first_period(
+            session, sub, customer, catalog, plan_obj, now, "start", StepContext(UsageSource(session), promotions)
+        )
     add_event(session, "subscription.created", customer.id, subscription_event(sub), time=now)
     return _result(sub, doc)
 
 
 def _one_time(
-    session: Session, sub: Subscription, customer: Customer, catalog: Catalog, plan: Plan, now: datetime
+    session: Session,
+    sub: Subscription,
+    customer: Customer,
+    catalog: Catalog,
+    plan: Plan,
+    now: datetime,
+    promotions: PromotionSource | None,
 ) -> Invoice | CreditNote:
+    """A one-time purchase: its one period opened and closed on one invoice."""
     period = plan_period(plan, sub.anchor, 0)
-    bill = price_period(
-        catalog,
-        plan,
-        period,
-        quantity=sub.quantity,
-        minimum=True,
-        discounts=discounts_for(catalog, sub, plan.id, 0),
-        tax=tax_for(catalog, tax_subject(customer)),
-    )
+    ctx = StepContext(UsageSource(session), promotions)
+    opening = opening_piece(catalog, plan, sub, customer, period, 0, ctx)
+    closing = closing_piece(catalog, plan, sub, customer, period, 0, ctx, PeriodHistory())
     sub.status = "completed"
     sub.period_start, sub.period_end = period.start, period.end
     sub.ended_at = now
     sub.next_run_at = None
     sub.last_billed_at = now
-    return issue_bill(
-        session,
-        customer=customer,
-        subscription=sub,
-        bill=bill,
-        rounder=catalog.rounder,
-        reason="once",
-        billing_key="once",
-        now=now,
-        version_id=sub.catalog_version_id,
-        period=period,
-        payment_method=sub.payment_method,
+    doc, _ = issue_document(
+        session, sub, customer,
+        [Priced(opening, "once", 0, sub.catalog_version_id), Priced(closing, "once", 0, sub.catalog_version_id)],
+        reason="once", billing_key="once", now=now, period=period,
     )
+    return doc
 
 
 def _rate(plan: Plan, quantity: Decimal) -> Decimal:
     return advance_amount(plan, quantity) / _DAYS.get(plan.interval, 30) / plan.interval_count
 
 
-def _prepare(session: Session, subscription_id: str, clock: Clock) -> tuple[Subscription, Customer, datetime]:
+def _prepare(
+    session: Session, subscription_id: str, clock: Clock, promotions: PromotionSource | None = None
+) -> tuple[Subscription, Customer, datetime]:
     now = now_of(clock)
     lock_counter(session, "invoice", now.year)
     sub = load_subscription(session, subscription_id)
     customer = session.get(Customer, sub.customer_id)
     assert customer is not None
-    catch_up(session, sub, customer, now)
+    catch_up(session, sub, customer, now, promotions)
     if sub.status in ("canceled", "completed"):
         raise Conflict("subscription_id", f"subscription {sub.id} is {sub.status}")
     return sub, customer, now
@@ -259,6 +262,7 @@ def change_subscription(
     plan: str | None = None,
     quantity: Any = None,
     at: str | None = None,
+    promotions: PromotionSource | None = None,
 ) -> dict[str, Any]:
     """Change plan and/or quantity. An upgrade (the plan is in `upgrade_to`, or costs more
     per day) and a quantity change apply now, prorated by days: the unused part of the old
@@ -270,7 +274,7 @@ def change_subscription(
     if at not in (None, "now", "period_end"):
         raise SalesError("at", "now or period_end")
     new_q = quantity_of(quantity) if quantity is not None else None
-    sub, customer, now = _prepare(session, subscription_id, clock)
+    sub, customer, now = _prepare(session, subscription_id, clock, promotions)
     catalog = catalog_for_version(session, sub.catalog_version_id)
     old_plan = catalog.plan(sub.plan_id)
     new_catalog, new_version_id = catalog, sub.catalog_version_id
@@ -317,67 +321,17 @@ def change_subscription(
 
     doc: Invoice | CreditNote | None = None
     if sub.status != "trialing":
-        assert sub.period_start is not None and sub.period_end is not None
-        period = Period(sub.period_start, sub.period_end)
-        today = now.date()
-        tax = tax_for(new_catalog, tax_subject(customer))
-        lines: list[Line]
-        if (new_plan.interval, new_plan.interval_count) == (old_plan.interval, old_plan.interval_count):
-            lines = prorate_change(
-                catalog,
-                period,
-                today,
-                old_plan=old_plan,
-                old_quantity=sub.quantity,
-                new_plan=new_plan,
-                new_quantity=target_q,
-            )
-            bill_period = period
-        else:
-            # A new interval starts a new period today: credit the unused old time, bill the
-            # usage so far, and charge the first new period in full.
-            empty = Plan(id=old_plan.id, name=old_plan.name, interval=old_plan.interval)
-            lines = prorate_change(
-                catalog, period, today, old_plan=old_plan, old_quantity=sub.quantity, new_plan=empty, new_quantity=ZERO
-            )
-            if today > period.start:
-                lines += arrears_lines(session, UsageSource(session), catalog, old_plan, sub, period, sub.quantity)
-            sub.anchor = today
-            sub.period_index = 0
-            bill_period = plan_period(new_plan, today, 0)
-            sub.period_start, sub.period_end = bill_period.start, bill_period.end
-            sub.next_run_at = bill_period.end_at
-            sub.cycle += 1
+        ctx = StepContext(UsageSource(session), promotions)
+        priced, bill_period = _change_pieces(session, ctx, sub, customer, (catalog, old_plan),
+                                             (new_catalog, new_plan, new_version_id), target_q, now.date())
         sub.plan_id = new_plan.id
         sub.catalog_version_id = new_version_id
         sub.interval = new_plan.interval
         sub.quantity = target_q
         if sub.pending_plan_id == new_plan.id:
             sub.pending_plan_id = None
-        bill = price_period(
-            new_catalog,
-            new_plan,
-            bill_period,
-            quantity=target_q,
-            timings=ADVANCE if bill_period != period else NONE,
-            minimum=False,
-            extra_lines=lines,
-            discounts=discounts_for(new_catalog, sub, new_plan.id, sub.cycle),
-            tax=tax,
-        )
-        doc = issue_bill(
-            session,
-            customer=customer,
-            subscription=sub,
-            bill=bill,
-            rounder=new_catalog.rounder,
-            reason="change",
-            billing_key=f"change:{sub.changes}",
-            now=now,
-            version_id=new_version_id,
-            period=bill_period,
-            payment_method=sub.payment_method,
-        )
+        doc, _ = issue_document(session, sub, customer, priced, reason="change", billing_key=f"change:{sub.changes}",
+                                now=now, period=bill_period, catalog=new_catalog)
     sub.plan_id = new_plan.id
     sub.catalog_version_id = new_version_id
     sub.interval = new_plan.interval
@@ -386,21 +340,65 @@ def change_subscription(
     return _result(sub, doc)
 
 
+def _change_pieces(
+    session: Session,
+    ctx: StepContext,
+    sub: Subscription,
+    customer: Customer,
+    old: tuple[Catalog, Plan],
+    new: tuple[Catalog, Plan, int],
+    quantity: Decimal,
+    today: date,
+) -> tuple[list[Priced], Period]:
+    """A change now: the unused days of the old terms given back exactly as they were charged
+    (same discounts), and the rest of the period at the new terms. A change of interval ends
+    the period today (its usage so far is billed) and opens a new one in full."""
+    assert sub.period_start is not None and sub.period_end is not None
+    catalog, old_plan = old
+    new_catalog, new_plan, new_version_id = new
+    period = Period(sub.period_start, sub.period_end)
+    hist = history(session, sub.id, period.start)
+    credit = opening_piece(catalog, old_plan, sub, customer, period, sub.cycle, ctx, charge_from=today, credit=True,
+                           before=hist.total(), discounts=hist.discounts("advance", old_plan.id))
+    priced = [Priced(credit, "change", sub.cycle, sub.catalog_version_id)]
+    if (new_plan.interval, new_plan.interval_count) == (old_plan.interval, old_plan.interval_count):
+        charge = opening_piece(new_catalog, new_plan, sub, customer, period, sub.cycle, ctx, charge_from=today,
+                               quantity=quantity)
+        return [*priced, Priced(charge, "change", sub.cycle, new_version_id)], period
+    if today > period.start:
+        closing = closing_piece(catalog, old_plan, sub, customer, period, sub.cycle, ctx, hist, until=today)
+        priced.append(Priced(closing, "close", sub.cycle, sub.catalog_version_id))
+    sub.anchor = today
+    sub.period_index = 0
+    new_period = plan_period(new_plan, today, 0)
+    sub.period_start, sub.period_end = new_period.start, new_period.end
+    sub.next_run_at = new_period.end_at
+    sub.cycle += 1
+    opening = opening_piece(new_catalog, new_plan, sub, customer, new_period, sub.cycle, ctx, quantity=quantity)
+    return [*priced, Priced(opening, "open", sub.cycle, new_version_id)], new_period
+
+
 def cancel_subscription(
-    session: Session, subscription_id: str, *, clock: Clock, at: str = "period_end", prorate: bool = True
+    session: Session,
+    subscription_id: str,
+    *,
+    clock: Clock,
+    at: str = "period_end",
+    prorate: bool = True,
+    promotions: PromotionSource | None = None,
 ) -> dict[str, Any]:
     """Cancel at the period end (the subscription runs to the end of what was paid; the
     final invoice bills the last period's usage), or now: the usage so far is invoiced and
     the unused in-advance time credited (`prorate`)."""
     if at not in ("now", "period_end"):
         raise SalesError("at", "now or period_end")
-    sub, customer, now = _prepare(session, subscription_id, clock)
+    sub, customer, now = _prepare(session, subscription_id, clock, promotions)
     if at == "period_end" and sub.status == "active":
         _cancel_at_period_end(session, sub, now)
         return _result(sub)
     doc: Invoice | CreditNote | None = None
     if sub.status == "active":
-        final = _final_bill(session, UsageSource(session), sub, customer, now, prorate)
+        final = _final_bill(session, StepContext(UsageSource(session), promotions), sub, customer, now, prorate)
         doc = _issue_final(session, sub, customer, final, now)
     _end_now(session, sub, now)
     return _result(sub, doc)
@@ -415,7 +413,9 @@ class Cancellation:
     prorate: bool = True
 
 
-def cancel_subscriptions(session: Session, items: Sequence[Cancellation], *, clock: Clock) -> list[dict[str, Any]]:
+def cancel_subscriptions(
+    session: Session, items: Sequence[Cancellation], *, clock: Clock, promotions: PromotionSource | None = None
+) -> list[dict[str, Any]]:
     """`cancel_subscription` for many subscriptions in one transaction, with the same rows,
     documents, numbers and events as calling it for each item in order, in a few statements:
     one counter lock, one locking read of the subscriptions and one of their customers, one
@@ -451,26 +451,29 @@ def cancel_subscriptions(session: Session, items: Sequence[Cancellation], *, clo
         if subs[sid].status in ("canceled", "completed"):
             raise Conflict("subscription_id", f"subscription {sid} is {subs[sid].status}")
     if any(s.next_run_at is not None and s.next_run_at <= now for s in subs.values()):
-        return [cancel_subscription(session, i.subscription_id, clock=clock, at=i.at, prorate=i.prorate)
-                for i in items]
+        return [cancel_subscription(session, i.subscription_id, clock=clock, at=i.at, prorate=i.prorate,
+                                    promotions=promotions) for i in items]
     customers = {c.id: c for c in session.scalars(
         select(Customer).where(Customer.id.in_(sorted({s.customer_id for s in subs.values()}))))}
     billed = [i for i in items if i.at == "now" and subs[i.subscription_id].status == "active"]
-    src = _preloaded_usage(session, [subs[i.subscription_id] for i in billed])
+    billed_subs = [subs[i.subscription_id] for i in billed]
+    ctx = StepContext(_preloaded_usage(session, billed_subs), promotions,
+                      histories(session, [(s.id, s.period_start) for s in billed_subs if s.period_start]))
     out: list[dict[str, Any]] = []
     with session.no_autoflush:
-        finals = {i.subscription_id: _final_bill(session, src, subs[i.subscription_id],
+        finals = {i.subscription_id: _final_bill(session, ctx, subs[i.subscription_id],
                                                  customers[subs[i.subscription_id].customer_id], now, i.prorate)
                   for i in billed}
         # Numbered in item order, as one call after the other would number them.
-        credits = sum(1 for f in finals.values() if f.bill.total < ZERO)
+        credits = sum(1 for f in finals.values() if f.doc.total < ZERO)
         numbers = {"invoice": _first_number(session, "invoice", now.year, len(finals) - credits),
                    "credit_note": _first_number(session, "credit_note", now.year, credits)}
         # The documents' lines and every event are collected and written in one INSERT each.
         lines: list[dict[str, Any]] = []
         events: list[tuple[str, str | None, dict[str, Any], datetime]] = []
-        previous = session.info.get(LINES), session.info.get(EVENTS)
-        session.info[LINES], session.info[EVENTS] = lines, events
+        ledger_rows: list[dict[str, Any]] = []
+        previous = session.info.get(LINES), session.info.get(EVENTS), session.info.get(LEDGER)
+        session.info[LINES], session.info[EVENTS], session.info[LEDGER] = lines, events, ledger_rows
         try:
             for item in items:
                 sub = subs[item.subscription_id]
@@ -481,13 +484,13 @@ def cancel_subscriptions(session: Session, items: Sequence[Cancellation], *, clo
                 doc: Invoice | CreditNote | None = None
                 final = finals.get(sub.id)
                 if final is not None:
-                    kind = "credit_note" if final.bill.total < ZERO else "invoice"
+                    kind = "credit_note" if final.doc.total < ZERO else "invoice"
                     doc = _issue_final(session, sub, customers[sub.customer_id], final, now, number=numbers[kind])
                     numbers[kind] += 1
                 _end_now(session, sub, now)
                 out.append(_result(sub, doc))
         finally:
-            for key, value in zip((LINES, EVENTS), previous, strict=True):
+            for key, value in zip((LINES, EVENTS, LEDGER), previous, strict=True):
                 if value is None:
                     session.info.pop(key, None)
                 else:
@@ -495,6 +498,8 @@ def cancel_subscriptions(session: Session, items: Sequence[Cancellation], *, clo
     if lines:
         session.flush()  # the invoices first: lines reference them
         session.execute(insert(InvoiceLine), lines)
+    if ledger_rows:
+        session.execute(insert(PeriodLedger), ledger_rows)
     add_events(session, events)
     return out
 
@@ -524,60 +529,56 @@ def _preloaded_usage(session: Session, subs: Sequence[Subscription]) -> UsageSou
 
 @dataclass
 class _Final:
-    """The bill of a cancellation now, and what it bills."""
+    """The document of a cancellation now, priced, and what it bills."""
 
-    bill: Bill
+    priced: list[Priced]
+    doc: Document
     catalog: Catalog
     plan: Plan
     period: Period
 
 
 def _final_bill(
-    session: Session, src: UsageSource, sub: Subscription, customer: Customer, now: datetime, prorate: bool
+    session: Session, ctx: StepContext, sub: Subscription, customer: Customer, now: datetime, prorate: bool
 ) -> _Final:
-    """The usage so far and, with `prorate`, the unused in-advance time as a credit."""
+    """The unused in-advance days given back (`prorate`) exactly as they were charged, then
+    the usage so far with the minimum commitment prorated to the days the period ran."""
     assert sub.period_start is not None and sub.period_end is not None
     catalog = catalog_for_version(session, sub.catalog_version_id)
     plan = catalog.plan(sub.plan_id)
     period = Period(sub.period_start, sub.period_end)
     today = now.date()
-    lines = arrears_lines(session, src, catalog, plan, sub, period, sub.quantity)
+    hist = ctx.history(session, sub.id, period.start)
+    priced: list[Priced] = []
     if prorate and today < period.end:
-        empty = Plan(id=plan.id, name=plan.name, interval=plan.interval)
-        lines += prorate_change(
-            catalog, period, today, old_plan=plan, old_quantity=sub.quantity, new_plan=empty, new_quantity=ZERO
-        )
-    bill = price_period(
-        catalog,
-        plan,
-        period,
-        quantity=sub.quantity,
-        timings=NONE,
-        minimum=False,
-        extra_lines=lines,
-        tax=tax_for(catalog, tax_subject(customer)),
-    )
-    return _Final(bill, catalog, plan, period)
+        credit = opening_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, charge_from=today, credit=True,
+                               before=hist.total(), discounts=hist.discounts("advance", plan.id))
+        priced.append(Priced(credit, "cancel", sub.cycle, sub.catalog_version_id))
+    until = today if today < period.end else None
+    closing = closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, until=until)
+    priced.append(Priced(closing, "close", sub.cycle, sub.catalog_version_id))
+    doc = price_pieces(priced, customer, plan_id=plan.id, period=period, catalog=catalog)
+    return _Final(priced, doc, catalog, plan, period)
 
 
 def _issue_final(
     session: Session, sub: Subscription, customer: Customer, final: _Final, now: datetime, *, number: int | None = None
 ) -> Invoice | CreditNote:
-    return issue_bill(
+    issued, _ = issue_document(
         session,
-        customer=customer,
-        subscription=sub,
-        bill=final.bill,
-        rounder=final.catalog.rounder,
+        sub,
+        customer,
+        final.priced,
         reason="cancel",
         billing_key=f"final:{now.date().isoformat()}",
         now=now,
-        version_id=sub.catalog_version_id,
         period=final.period,
         arrears=Arrears(final.period, final.plan.id, sub.catalog_version_id, sub.quantity),
-        payment_method=sub.payment_method,
         number=number,
+        catalog=final.catalog,
+        doc=final.doc,
     )
+    return issued
 
 
 def _cancel_at_period_end(session: Session, sub: Subscription, now: datetime) -> None:
@@ -605,9 +606,11 @@ def _end_now(session: Session, sub: Subscription, now: datetime) -> None:
     emit(session, "subscription.canceled", sub.customer_id, subscription_event(sub, at="now"), time=now)
 
 
-def reactivate_subscription(session: Session, subscription_id: str, *, clock: Clock) -> dict[str, Any]:
+def reactivate_subscription(
+    session: Session, subscription_id: str, *, clock: Clock, promotions: PromotionSource | None = None
+) -> dict[str, Any]:
     """Undo a cancellation at period end, before the period ends."""
-    sub, _customer, now = _prepare(session, subscription_id, clock)
+    sub, _customer, now = _prepare(session, subscription_id, clock, promotions)
     if not sub.cancel_at_period_end:
         raise Conflict("subscription_id", f"subscription {sub.id} is not set to cancel")
     sub.cancel_at_period_end = False

@@ -219,7 +219,7 @@ class Jobs:
         return sorted(fresh - old), sorted(old - fresh)
 
     def _billing(self, now: datetime, slot: datetime) -> Any:
-        report = sales.run_due_billing(self.db, automation.actions.FixedClock(now))
+        report = sales.run_due_billing(self.db, automation.actions.FixedClock(now), promotions=self.auto.promotions)
         return {"steps": len(report.steps), "failures": len(report.failures)}
 
     def _automation_jobs(self, now: datetime, slot: datetime) -> Any:

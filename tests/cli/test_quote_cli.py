@@ -74,8 +74,10 @@ def test_quote_with_coupon_and_country_tax(capsys: pytest.CaptureFixture[str]) -
         "--json",
     )
     data = json.loads(out)
-    # 49 + 20 = 69 ; 20% = 13.80 ; 55.20 x 8.1% = 4.4712 -> 4.47 ; total 59.67
-    assert (data["subtotal"], data["discount"], data["tax"], data["total"]) == ("69.00", "13.80", "4.47", "59.67")
+    # 49 + 20 = 69 ; 20% per line: 9.80 + 4.00 = 13.80 ; tax per line on what is left:
+    # 39.20 x 8.1% = 3.1752 -> 3.18, 16.00 x 8.1% = 1.296 -> 1.30 ; tax 4.48 ; total 59.68
+    assert (data["subtotal"], data["discount"], data["tax"], data["total"]) == ("69.00", "13.80", "4.48", "59.68")
+    assert [(x["discount"], x["tax"]) for x in data["lines"]] == [("9.80", "3.18"), ("4.00", "1.30"), ("0.00", "0.00")]
 
 
 def test_quote_events_file_is_aggregated_by_the_catalog_metrics(

@@ -192,20 +192,28 @@ def test_coupon_and_minimum_commitment(published: Database, clock: TestClock) ->
     with db.session() as s:
         sid = create_subscription(s, "c1", "committed", clock=clock, coupon="HALF")["id"]
         ingest_events(s, [event(i, "c1", "2026-01-05T00:00:00Z") for i in range(30)], clock=clock)
-    # Jan 1: platform 20.00, 50% off (cycle 0 of 2): 10.00.
+    # A discount belongs to the period whose charges it reduces, whichever invoice they are on.
+    # Jan 1: platform 20.00 for January, 50% off (January is cycle 0 of 2): 10.00.
     first = invoices(db, sid)[0]
     assert (first["subtotal"], first["discount"], first["total"]) == ("20.00", "10.00", "10.00")
-    # Feb 1: 30 calls x 1.00 = 30.00; charged for January 20 + 30 = 50 < 100: true-up
-    # 50.00. Plus 20.00 for February. 100.00, 50% off (cycle 1 of 2) = 50.00.
+    # Feb 1: February's platform 20.00 (cycle 1 of 2: 50% off, 10.00); January's 30 calls x 1.00
+    # = 30.00, charged for January 20 + 30 = 50 < 100: true-up 50.00 (January: 50% off, 40.00).
     advance_clock(db, clock, to=at(2026, 2, 1))
     second = invoices(db, sid)[1]
     assert amounts(second) == [("base", "20.00"), ("calls", "30.00"), ("minimum_commitment", "50.00")]
     assert (second["subtotal"], second["discount"], second["total"]) == ("100.00", "50.00", "50.00")
-    # Mar 1: no calls: 0.00 + true-up 80.00 + 20.00; the coupon is used up.
+    # Mar 1: March's platform 20.00, the coupon used up (cycle 2): no discount. February had no
+    # calls: 0.00 + true-up 80.00, still February's coupon: 50% off, 40.00. Total 60.00.
     advance_clock(db, clock, to=at(2026, 3, 1))
     third = invoices(db, sid)[2]
     assert amounts(third) == [("base", "20.00"), ("calls", "0.00"), ("minimum_commitment", "80.00")]
-    assert (third["discount"], third["total"]) == ("0.00", "100.00")
+    assert [(x["price_id"], x["discount"]) for x in third["lines"]] == [
+        ("base", "0.00"), ("calls", "0.00"), ("minimum_commitment", "40.00")]
+    assert (third["discount"], third["total"]) == ("40.00", "60.00")
+    # April 1: March ran without the coupon: its true-up 80.00 is billed in full.
+    advance_clock(db, clock, to=at(2026, 4, 1))
+    fourth = invoices(db, sid)[3]
+    assert (fourth["discount"], fourth["total"]) == ("0.00", "100.00")
 
 
 def test_reverse_charge_for_b2b_customer(published: Database, clock: TestClock) -> None:

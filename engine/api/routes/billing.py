@@ -102,6 +102,7 @@ def create_subscription(body: SubscriptionIn, ctx: ApiContext = Depends(context)
             coupon=body.coupon,
             payment_method=body.payment_method,
             trial_days=body.trial_days,
+            promotions=ctx.promotions,
         )
     _settled(ctx, body.customer_id)
     return sub
@@ -123,7 +124,8 @@ def change_subscription(subscription_id: str, body: ChangeIn, ctx: ApiContext = 
         raise Problem(422, "give a plan, a quantity or both", "plan")
     with domain_errors(), ctx.db.session() as session:
         sub = sales.change_subscription(
-            session, subscription_id, clock=ctx.clock, plan=body.plan, quantity=body.quantity
+            session, subscription_id, clock=ctx.clock, plan=body.plan, quantity=body.quantity,
+            promotions=ctx.promotions,
         )
     _settled(ctx, sub["customer_id"])
     return sub
@@ -137,7 +139,8 @@ class CancelIn(BaseModel):
 @router.post("/subscriptions/{subscription_id}/cancel", dependencies=[ADMIN], summary="Cancel now or at period end")
 def cancel_subscription(subscription_id: str, body: CancelIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
-        sub = sales.cancel_subscription(session, subscription_id, clock=ctx.clock, at=body.at)
+        sub = sales.cancel_subscription(session, subscription_id, clock=ctx.clock, at=body.at,
+                                        promotions=ctx.promotions)
     _settled(ctx, sub["customer_id"])
     return sub
 
@@ -147,7 +150,7 @@ def cancel_subscription(subscription_id: str, body: CancelIn, ctx: ApiContext = 
 )
 def reactivate_subscription(subscription_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
-        sub = sales.reactivate_subscription(session, subscription_id, clock=ctx.clock)
+        sub = sales.reactivate_subscription(session, subscription_id, clock=ctx.clock, promotions=ctx.promotions)
     _settled(ctx, sub["customer_id"])
     return sub
 

@@ -13,7 +13,7 @@ from typing import Any
 from engine.catalog import Catalog, DocumentError, load_catalog
 from engine.cli.errors import BadInput
 from engine.periods import Period
-from engine.pricing import Bill, Discount, UsageEvent, bill_to_dict, parse_event
+from engine.pricing import Discount, Document, UsageEvent, bill_to_dict, parse_event
 from engine.pricing.quoting import PromotionSource, QuoteError, quote, resolve_plan
 
 
@@ -111,7 +111,7 @@ def build_customer(items: Sequence[str]) -> dict[str, Any]:
 
 def compute_quote(
     catalog: Catalog, args: argparse.Namespace, *, today: date, promotions: PromotionSource | None = None
-) -> Bill:
+) -> Document:
     period = None
     if args.period:
         try:
