@@ -27,6 +27,7 @@ def line_to_dict(line: Line, rounder: Rounder) -> dict[str, Any]:
         "amount": rounder.fmt(line.amount),
         "discount": rounder.fmt(line.discount),
         "tax": rounder.fmt(line.tax),
+        "total": rounder.fmt(line.total),
         # Tier amounts are shown rounded; the line amount is the exact sum rounded once.
         "tiers": [
             {"tier": t.tier, "quantity": fmt_quantity(t.quantity), "amount": rounder.fmt(t.amount)} for t in line.tiers

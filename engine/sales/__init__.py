@@ -37,6 +37,7 @@ from engine.sales.queries import (
     subscription_invoices,
     usage_in_period,
 )
+from engine.sales.quotes import SubscriptionQuote, quote_subscription
 from engine.sales.render import render_invoice_html
 from engine.sales.subscriptions import (
     Cancellation,
@@ -61,6 +62,7 @@ __all__ = [
     "RunReport",
     "SalesError",
     "ScanFilter",
+    "SubscriptionQuote",
     "active_subscription",
     "advance_clock",
     "cancel_subscription",
@@ -96,6 +98,7 @@ __all__ = [
     "preview_migration",
     "process_batch",
     "publish_catalog",
+    "quote_subscription",
     "reactivate_subscription",
     "recorded_customers",
     "refund_invoice",

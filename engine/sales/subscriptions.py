@@ -363,7 +363,7 @@ def _change_pieces(
     priced = [Priced(credit, "change", sub.cycle, sub.catalog_version_id)]
     if (new_plan.interval, new_plan.interval_count) == (old_plan.interval, old_plan.interval_count):
         charge = opening_piece(new_catalog, new_plan, sub, customer, period, sub.cycle, ctx, charge_from=today,
-                               quantity=quantity)
+                               quantity=quantity, before=hist.total())
         return [*priced, Priced(charge, "change", sub.cycle, new_version_id)], period
     if today > period.start:
         closing = closing_piece(catalog, old_plan, sub, customer, period, sub.cycle, ctx, hist, until=today)

@@ -162,7 +162,13 @@ class QuoteRequest(BaseModel):
         },
     )
 
-    plan: str = Field(min_length=1)
+    plan: str | None = Field(default=None, min_length=1, description="the plan to price (or give subscription_id)")
+    subscription_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="quote a subscription's current period (or `period`, one of its periods) as the engine "
+        "invoices it: its plan, quantity, coupon, customer, the published pricing rules and its recorded usage",
+    )
     quantity: str | int = "1"
     usage: dict[str, str | int] = Field(default_factory=dict)
     events: list[dict[str, Any]] = Field(default_factory=list)
@@ -173,7 +179,10 @@ class QuoteRequest(BaseModel):
     rules: bool = Field(default=True, description="apply the published pricing rules")
 
 
-@router.post("/quotes", dependencies=[PRODUCT], summary="Price a plan for one period (FORMATS §5)")
+_OWN_INPUTS = {"subscription_id", "period", "rules"}
+
+
+@router.post("/quotes", dependencies=[PRODUCT], summary="Price a plan, or a subscription, for one period (FORMATS §5)")
 def post_quote(body: QuoteRequest, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     period = None
     if body.period:
@@ -181,6 +190,10 @@ def post_quote(body: QuoteRequest, ctx: ApiContext = Depends(context)) -> dict[s
             period = Period.parse(body.period)
         except ValueError as exc:
             raise Problem(422, str(exc), "period") from None
+    if body.subscription_id is not None:
+        return _subscription_quote(body, period, ctx)
+    if body.plan is None:
+        raise Problem(422, "give a plan or a subscription_id", "plan")
     events = []
     for i, raw in enumerate(body.events):
         try:
@@ -211,3 +224,20 @@ def post_quote(body: QuoteRequest, ctx: ApiContext = Depends(context)) -> dict[s
             promotions=ctx.promotions if body.rules else None,
         )
     return bill_to_dict(bill, catalog.rounder)
+
+
+def _subscription_quote(body: QuoteRequest, period: Period | None, ctx: ApiContext) -> dict[str, Any]:
+    extra = sorted(body.model_fields_set - _OWN_INPUTS)
+    if extra:
+        raise Problem(422, "a subscription is quoted with its own inputs: give only period and rules", extra[0])
+    assert body.subscription_id is not None
+    with domain_errors(), ctx.db.read_session() as session:
+        found = sales.quote_subscription(
+            session, body.subscription_id, period=period, promotions=ctx.promotions if body.rules else None
+        )
+    doc = found.document
+    return {
+        **bill_to_dict(doc, doc.catalog.rounder),
+        "subscription_id": found.subscription_id,
+        "mid_period_changes": found.mid_period_changes,
+    }
