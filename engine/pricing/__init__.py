@@ -27,6 +27,8 @@ from engine.pricing.discounts import (
     coupon_discount,
 )
 from engine.pricing.document import (
+    ADVANCE,
+    ARREARS,
     NOTHING,
     Billed,
     Document,
@@ -50,6 +52,8 @@ from engine.pricing.usage import (
 )
 
 __all__ = [
+    "ADVANCE",
+    "ARREARS",
     "BOTH_TIMINGS",
     "NOTHING",
     "NO_TAX",

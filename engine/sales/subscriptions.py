@@ -33,6 +33,7 @@ from engine.sales.cycle import (
     catch_up,
     closing_piece,
     issue_document,
+    late_pieces,
     open_first_period,
     opening_piece,
     plan_period,
@@ -542,7 +543,8 @@ def _final_bill(
     session: Session, ctx: StepContext, sub: Subscription, customer: Customer, now: datetime, prorate: bool
 ) -> _Final:
     """The unused in-advance days given back (`prorate`) exactly as they were charged, then
-    the usage so far with the minimum commitment prorated to the days the period ran."""
+    the usage so far with the minimum commitment prorated to the days the period ran, and
+    the late usage of periods already closed."""
     assert sub.period_start is not None and sub.period_end is not None
     catalog = catalog_for_version(session, sub.catalog_version_id)
     plan = catalog.plan(sub.plan_id)
@@ -557,6 +559,7 @@ def _final_bill(
     until = today if today < period.end else None
     closing = closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, until=until)
     priced.append(Priced(closing, "close", sub.cycle, sub.catalog_version_id))
+    priced += late_pieces(session, ctx, catalog, sub, period.start)  # earlier periods' late usage too
     doc = price_pieces(priced, customer, plan_id=plan.id, period=period, catalog=catalog)
     return _Final(priced, doc, catalog, plan, period)
 

@@ -112,6 +112,9 @@ class ChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"plan": "enterprise"}, {"quantity": 5}]})
     plan: str | None = None
     quantity: int | str | None = None
+    at: Literal["now", "period_end"] | None = Field(
+        default=None, description="when it takes effect; default: an upgrade now, a downgrade at the period end"
+    )
 
 
 @router.post(
@@ -124,7 +127,7 @@ def change_subscription(subscription_id: str, body: ChangeIn, ctx: ApiContext = 
         raise Problem(422, "give a plan, a quantity or both", "plan")
     with domain_errors(), ctx.db.session() as session:
         sub = sales.change_subscription(
-            session, subscription_id, clock=ctx.clock, plan=body.plan, quantity=body.quantity,
+            session, subscription_id, clock=ctx.clock, plan=body.plan, quantity=body.quantity, at=body.at,
             promotions=ctx.promotions,
         )
     _settled(ctx, sub["customer_id"])
