@@ -7,6 +7,11 @@ Target (issue 3): 10,000 subscriptions invoiced in under 60 s on PostgreSQL. `ra
 target_seconds / actual_seconds for that case (>= 1 meets it); the growth from 1,000 to
 10,000 (and 100,000 with --big) is reported as seconds per 1,000 subscriptions.
 
+Issue 15: invoices apply the published pricing rules. Each size is also billed with two
+promotion rules live (half price for the edu segment, a quarter of the customers; 20 % off
+the base fee for 3 periods on `pro`), evaluated per subscription and period as the engine
+does; `promotions_cost` is seconds with them / seconds without (1.0: no slower).
+
     .venv/bin/python benchmarks/billing_run.py [--sizes 1000,10000] [--big] [--events 5]
                                                [--pg-admin URL] [--no-pg]
 
@@ -29,12 +34,33 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.clock import TestClock
+from engine.rules import RulePromotions, RulesRuntime, load_ruleset_text
 from engine.sales import ingest_events, publish_catalog, run_due_billing
 from engine.sales.models import Customer, Invoice, Subscription
 from engine.store import Database
 
 TARGET_SECONDS = 60.0
 CATALOG = Path(__file__).resolve().parents[1] / "catalogs" / "saas.yaml"
+PROMOTIONS = """
+ruleset: promotions
+rules:
+  - id: edu-50
+    on: price.calculate
+    when: {customer.segment: edu}
+    then:
+      - discount: {percent: 50, reason: Education discount}
+  - id: launch
+    on: price.calculate
+    when: {plan: pro}
+    then:
+      - discount: {percent: 20, prices: [base], periods: 3, reason: Launch promotion}
+"""
+
+
+def promotions() -> RulePromotions:
+    runtime = RulesRuntime(TestClock(datetime(2026, 2, 1, tzinfo=UTC)))
+    runtime.install(load_ruleset_text(PROMOTIONS, "promotions.yaml"))
+    return RulePromotions(runtime)
 
 
 def seed(db: Database, n: int, events_per_sub: int) -> None:
@@ -47,6 +73,7 @@ def seed(db: Database, n: int, events_per_sub: int) -> None:
             "id": f"cus-{i:06d}",
             "name": f"Customer {i}",
             "country": ("DE", "CH", "US", "FR")[i % 4],
+            "segment": "edu" if i % 4 == 1 else None,
             "tags": [],
             "attributes": {},
             "channels": [],
@@ -105,7 +132,7 @@ def seed(db: Database, n: int, events_per_sub: int) -> None:
             ingest_events(s, events[i : i + 1000], clock=clock, check_customers=False)
 
 
-def measure(url: str, n: int, events_per_sub: int) -> dict[str, Any]:
+def measure(url: str, n: int, events_per_sub: int, *, with_rules: bool = False) -> dict[str, Any]:
     db = Database(url)
     db.drop_all()
     db.create_all()
@@ -114,13 +141,16 @@ def measure(url: str, n: int, events_per_sub: int) -> dict[str, Any]:
     seed_s = time.perf_counter() - t0
     clock = TestClock(datetime(2026, 2, 1, tzinfo=UTC))
     t0 = time.perf_counter()
-    report = run_due_billing(db, clock)
+    report = run_due_billing(db, clock, promotions=promotions() if with_rules else None)
     run_s = time.perf_counter() - t0
     with db.session() as s:
         issued = s.scalar(sa.select(sa.func.count()).select_from(Invoice))
         last = s.scalar(sa.select(sa.func.max(Invoice.number)))
     assert issued == n and not report.failures, (issued, report.failures[:3])
     assert last == f"INV-2026-{n:06d}"
+    with db.session() as s:
+        discounted = s.scalar(sa.select(sa.func.count()).select_from(Invoice).where(Invoice.discount > 0))
+    assert (discounted == n) if with_rules else (discounted == 0), discounted
     db.drop_all()
     db.dispose()
     return {
@@ -152,6 +182,14 @@ def _pg(admin_url: str) -> tuple[str, Any] | None:
     return admin_url.rsplit("/", 1)[0] + f"/{name}", drop
 
 
+def _both(url: str, n: int, events_per_sub: int) -> dict[str, Any]:
+    """Without pricing rules, then with the two promotion rules live, in the same process."""
+    plain = measure(url, n, events_per_sub)
+    ruled = measure(url, n, events_per_sub, with_rules=True)
+    return {**plain, "with_promotions_seconds": ruled["seconds"],
+            "promotions_cost": round(ruled["seconds"] / plain["seconds"], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000")
@@ -167,14 +205,14 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {"sqlite": {}, "postgres": {}}
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            results["sqlite"][str(n)] = measure(f"sqlite:///{tmp}/billing.db", n, args.events)
+            results["sqlite"][str(n)] = _both(f"sqlite:///{tmp}/billing.db", n, args.events)
             print("sqlite", results["sqlite"][str(n)], flush=True)
         if not args.no_pg:
             pg = _pg(args.pg_admin)
             if pg is not None:
                 url, drop = pg
                 try:
-                    results["postgres"][str(n)] = measure(url, n, args.events)
+                    results["postgres"][str(n)] = _both(url, n, args.events)
                     print("postgres", results["postgres"][str(n)], flush=True)
                 finally:
                     drop()

@@ -76,13 +76,15 @@ class Billed:
             lines[pid] = lines[pid].plus(totals) if pid in lines else totals
         return Billed(self.gross + other.gross, self.net + other.net, amount_off, lines)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "gross": str(self.gross),
-            "net": str(self.net),
-            "amount_off": {k: str(v) for k, v in self.amount_off.items()},
-            "lines": {k: v.as_dict() for k, v in self.lines.items()},
-        }
+    def as_dict(self, *, lines: bool = True) -> dict[str, Any]:
+        """As JSON data; `lines=False` leaves the per-price figures out (only a period's
+        closing is ever priced again against them: late usage)."""
+        out: dict[str, Any] = {"gross": str(self.gross), "net": str(self.net)}
+        if self.amount_off:
+            out["amount_off"] = {k: str(v) for k, v in self.amount_off.items()}
+        if lines and self.lines:
+            out["lines"] = {k: v.as_dict() for k, v in self.lines.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Billed:

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import Table, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from engine.pricing import Discount
@@ -138,8 +138,12 @@ def record(
     if pending is not None:
         pending.extend(rows)
     elif rows:
-        session.flush()
-        session.execute(insert(PeriodLedger), rows)
+        write(session, rows)
+
+
+def write(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Ledger rows as one plain INSERT (no ORM objects: a billing run writes thousands)."""
+    session.execute(insert(cast(Table, PeriodLedger.__table__)), rows)
 
 
 def _row(
@@ -152,11 +156,12 @@ def _row(
     version_id: int,
     now: datetime,
 ) -> dict[str, Any]:
+    part = "arrears" if "in_arrears" in piece.timings and "in_advance" not in piece.timings else "advance"
     return {
         "subscription_id": subscription_id,
         "period_start": piece.period.start,
         "period_end": piece.period.end,
-        "part": "arrears" if "in_arrears" in piece.timings and "in_advance" not in piece.timings else "advance",
+        "part": part,
         "reason": reason,
         "credit": piece.credit,
         "document_id": document_id,
@@ -164,7 +169,7 @@ def _row(
         "plan_id": piece.plan.id,
         "version_id": version_id,
         "quantity": piece.quantity,
-        "billed": billed.as_dict(),
+        "billed": billed.as_dict(lines=part == "arrears"),
         "discounts": [discount_to_dict(d) for d in piece.discounts],
         "created_at": now,
     }
@@ -173,8 +178,7 @@ def _row(
 def flush_deferred(session: Session) -> None:
     rows = session.info.pop(LEDGER, None) or []
     if rows:
-        session.flush()
-        session.execute(insert(PeriodLedger), rows)
+        write(session, rows)
 
 
 __all__ = [
@@ -188,4 +192,5 @@ __all__ = [
     "histories",
     "history",
     "record",
+    "write",
 ]

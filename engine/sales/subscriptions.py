@@ -52,7 +52,8 @@ from engine.sales.invoicing import (
     next_number,
 )
 from engine.sales.ledger import LEDGER, PeriodHistory, histories, history
-from engine.sales.models import CreditNote, Customer, Invoice, InvoiceLine, PeriodLedger, Subscription
+from engine.sales.ledger import write as write_ledger
+from engine.sales.models import CreditNote, Customer, Invoice, InvoiceLine, Subscription
 from engine.store import add_event, add_events
 
 ZERO = Decimal(0)
@@ -500,7 +501,7 @@ def cancel_subscriptions(
         session.flush()  # the invoices first: lines reference them
         session.execute(insert(InvoiceLine), lines)
     if ledger_rows:
-        session.execute(insert(PeriodLedger), ledger_rows)
+        write_ledger(session, ledger_rows)
     add_events(session, events)
     return out
 
