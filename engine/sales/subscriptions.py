@@ -515,17 +515,26 @@ def _first_number(session: Session, kind: str, year: int, count: int) -> int:
 
 
 def _preloaded_usage(session: Session, subs: Sequence[Subscription]) -> UsageSource:
-    """The usage of these subscriptions' current periods, read in one query."""
+    """The usage of these subscriptions' current periods, and the late usage of their closed
+    periods, read in one query each."""
     src = BatchUsage(session)
     types: set[str] = set()
+    late: set[str] = set()
     for s in subs:
         catalog = catalog_for_version(session, s.catalog_version_id)
         types |= {catalog.metrics[p.metric].event for p in catalog.plan(s.plan_id).prices if p.metric}
+        late |= {m.event for m in catalog.metrics.values()}
     live = [s for s in subs if s.period_start is not None and s.period_end is not None]
+    customers = sorted({s.customer_id for s in live})
     if types and live:
         start = min(at_midnight(s.period_start) for s in live if s.period_start is not None)
         end = max(at_midnight(s.period_end) for s in live if s.period_end is not None)
-        src.preload(sorted({s.customer_id for s in live}), start, end, types)
+        src.preload(customers, start, end, types)
+    billed = [s for s in live if s.last_billed_at is not None and s.period_start is not None]
+    if late and billed:
+        since = min(s.last_billed_at for s in billed if s.last_billed_at is not None)
+        before = max(at_midnight(s.period_start) for s in billed if s.period_start is not None)
+        src.preload_late(customers, since, before, late)
     return src
 
 
