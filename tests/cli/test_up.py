@@ -88,6 +88,15 @@ def test_billing_up_starts_everything_prints_a_working_curl_and_stops_whole(tmp_
         last = admin.get("/v1/customers/cus_050").json()  # the demo's 50 customers, subscribed
         assert last["subscriptions"] and last["subscriptions"][0]["plan"]
         assert admin.get("/v1/customers/cus_051").status_code == 404
+        # The published promotions reach the seeded invoices: every edu customer on a paid plan
+        # is invoiced at half price, as the quote for them says (issue 15, finding 2).
+        edu = [c for c in (admin.get(f"/v1/customers/cus_{i:03d}").json() for i in range(1, 51))
+               if c["segment"] == "edu" and c["subscriptions"][0]["plan"] != "free"]
+        assert edu
+        for customer in edu:
+            invoices = admin.get(f"/v1/customers/{customer['id']}/invoices").json()["items"]
+            assert invoices and all(any(d["source"] == "rule:promotions/edu-50" for d in inv["discounts"])
+                                    for inv in invoices), (customer["id"], invoices)
         console = httpx.get(f"http://127.0.0.1:{ports['CONSOLE']}/", timeout=30)
         assert console.status_code == 200
         assert _listening(ports["PSP"]) and _listening(ports["MAIL_SINK"])
