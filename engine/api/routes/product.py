@@ -84,7 +84,11 @@ EventBatch = Annotated[list[EventIn], Field(min_length=1, max_length=10_000)]
     response_model=IngestReport,
     status_code=202,
     dependencies=[PRODUCT],
+    responses=documented(409),
     summary="Record usage and product events (one envelope or a list)",
+    description="The id is the idempotency key: the same id with the same event is a replay (counted in "
+    "`duplicates`, nothing stored again); the same id with another body is a 409 naming the id, and "
+    "nothing of the batch is stored.",
 )
 def post_events(
     body: EventIn | EventBatch = Body(..., examples=[EVENT_EXAMPLE, [EVENT_EXAMPLE]]),
