@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from engine.catalog.model import Catalog, Plan
+from engine.money import to_decimal
 from engine.periods import Period, calendar_period
 from engine.pricing.discounts import CouponError, Discount, check_redeemable, coupon_discount
 from engine.pricing.document import Document, whole_period
 from engine.pricing.taxes import tax_for
-from engine.pricing.usage import MetricUsage, UsageEvent, aggregate_all
+from engine.pricing.usage import EventValueError, MetricUsage, UsageEvent, aggregate_all
 
 # (catalog=, plan=, customer=, usage=, period=, quantity=) -> (discounts, rules trace)
 PromotionSource = Callable[..., tuple[list[Discount], list[dict[str, Any]]]]
@@ -34,11 +35,9 @@ def parse_amount(value: Any, field: str) -> Decimal:
     if isinstance(value, bool | float):
         raise QuoteError(field, f"{value!r} is not a decimal string or integer")
     try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise QuoteError(field, f"{value!r} is not a number") from None
-    if not result.is_finite():
-        raise QuoteError(field, f"{value!r} is not a finite number")
+        result = to_decimal(value, field)
+    except ValueError as exc:
+        raise QuoteError(field, str(exc).split(": ", 1)[-1]) from None
     if result < 0:
         raise QuoteError(field, f"{value} is negative")
     return result
@@ -77,6 +76,9 @@ def quote(
     if events:
         try:
             aggregated = aggregate_all(catalog.metrics, events, period, prior=events)
+        except EventValueError as exc:
+            index = next(i for i, e in enumerate(events) if e.id == exc.event_id)
+            raise QuoteError(f"events[{index}].{exc.path}", exc.reason) from None
         except ValueError as exc:
             raise QuoteError("events", str(exc)) from None
     for metric, value in (usage or {}).items():

@@ -14,6 +14,7 @@ from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
+from engine.api.types import SeatCount, ZonedTime
 
 router = APIRouter(prefix="/v1", tags=["billing"], responses=documented(400, 401, 403, 404, 409, 413, 422))
 
@@ -79,10 +80,10 @@ class SubscriptionIn(BaseModel):
 
     customer_id: str
     plan: str
-    quantity: int | str | None = None
+    quantity: SeatCount | None = None
     coupon: str | None = None
     payment_method: str | None = None
-    trial_days: int | None = Field(default=None, ge=0)
+    trial_days: int | None = Field(default=None, ge=0, le=3660, description="0 to 3660 days of trial")
 
 
 def _settled(ctx: ApiContext, customer_id: str) -> None:
@@ -111,7 +112,7 @@ def create_subscription(body: SubscriptionIn, ctx: ApiContext = Depends(context)
 class ChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"plan": "enterprise"}, {"quantity": 5}]})
     plan: str | None = None
-    quantity: int | str | None = None
+    quantity: SeatCount | None = None
     at: Literal["now", "period_end"] | None = Field(
         default=None, description="when it takes effect; default: an upgrade now, a downgrade at the period end"
     )
@@ -161,7 +162,7 @@ def reactivate_subscription(subscription_id: str, ctx: ApiContext = Depends(cont
 @router.get("/customers/{customer_id}/invoices", dependencies=[ADMIN], summary="A customer's invoices, paged")
 def list_invoices(
     customer_id: str,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=1_000_000),
     per_page: int = Query(50, ge=1, le=500),
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
@@ -181,7 +182,9 @@ def notifications(
     channel: Literal["in_app"] = "in_app",
     unread: bool = False,
     limit: int = Query(50, ge=1, le=500),
-    before: datetime | None = None,
+    before: ZonedTime | None = Query(
+        None, description="entries created before this time (with a zone)"
+    ),
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
     with domain_errors(), ctx.db.read_session() as session:
