@@ -29,6 +29,8 @@ def _decimal_of(pattern: str, what: str) -> Any:
     compiled = re.compile(pattern)
 
     def parse(value: object) -> Decimal:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema's integer: 3.0 is one (RFC 8259 numbers)
         if isinstance(value, int) and not isinstance(value, bool) and -_MAX_INT <= value <= _MAX_INT:
             return Decimal(value)
         if isinstance(value, str) and len(value) <= _TEXT_LENGTH and compiled.match(value):
@@ -85,11 +87,8 @@ def _text_only(value: object) -> object:
 
 
 def in_time_range(value: datetime) -> datetime:
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("out of range: a time from 1970 to 2199") from None
-    if not EARLIEST <= utc < LATEST:
+    # The year as written (the schema's pattern reads the text): 1970-01-01T00:00+14:00 is in.
+    if not EARLIEST.year <= value.year < LATEST.year:
         raise ValueError("out of range: a time from 1970 to 2199")
     return value
 
@@ -109,5 +108,13 @@ def finite_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
-# A time from outside: ISO 8601 text with a zone, from 1970 to 2199.
-ZonedTime = Annotated[AwareDatetime, BeforeValidator(_text_only), AfterValidator(in_time_range)]
+# A time from outside: ISO 8601 text with a zone, from 1970 to 2199 (the schema's pattern says
+# both; RFC 3339 date-time needs the zone).
+ZONED_PATTERN = r"^(19[7-9][0-9]|2[01][0-9]{2})-[0-9]{2}-[0-9]{2}T.*(Z|z|[+-][0-9]{2}:[0-9]{2})$"
+ZonedTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_text_only),
+    AfterValidator(in_time_range),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": ZONED_PATTERN,
+                    "description": "ISO 8601 with a zone, from 1970 to 2199"}),
+]

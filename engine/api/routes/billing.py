@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -110,7 +110,13 @@ def create_subscription(body: SubscriptionIn, ctx: ApiContext = Depends(context)
 
 
 class ChangeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"plan": "enterprise"}, {"quantity": 5}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"plan": "enterprise"}, {"quantity": 5}],
+            "anyOf": [{"required": ["plan"]}, {"required": ["quantity"]}],
+        },
+    )
     plan: str | None = None
     quantity: SeatCount | None = None
     at: Literal["now", "period_end"] | None = Field(
@@ -213,9 +219,13 @@ _ADVANCE_LOCK = threading.Lock()
 
 class AdvanceIn(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"by": "1mo"}, {"to": "2027-01-01T00:00:00Z"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"by": "1mo"}, {"to": "2027-01-01T00:00:00Z"}],
+            "oneOf": [{"required": ["to"]}, {"required": ["by"]}],
+        },
     )
-    to: datetime | None = None
+    to: ZonedTime | None = None
     by: str | None = None
 
 

@@ -166,7 +166,12 @@ class QuoteRequest(BaseModel):
                     "period": "2026-11-01/2026-12-01",
                     "rules": True,
                 }
-            ]
+            ],
+            # A plan with its inputs, or a subscription with only a period and rules.
+            "oneOf": [
+                {"required": ["plan"], "not": {"required": ["subscription_id"]}},
+                {"required": ["subscription_id"], "propertyNames": {"enum": ["subscription_id", "period", "rules"]}},
+            ],
         },
     )
 
