@@ -301,6 +301,10 @@ def change_subscription(
             at = "now" if upgrade else "period_end"
     if sub.status == "trialing":
         at = "now"  # nothing billed yet: the trial continues on the new terms
+    if at == "period_end" and sub.cancel_at_period_end:
+        # It would be pending on a subscription that ends then: never applied, yet reported.
+        raise Conflict("at", f"subscription {sub.id} is cancelled at the period end; a change then would never "
+                             "apply (reactivate it first, or change it now)")
     sub.changes += 1
     change = {
         "plan": {"from": sub.plan_id, "to": new_plan.id} if plan else None,
