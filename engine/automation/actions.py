@@ -189,6 +189,9 @@ class ActionRunner:
         invoice_id = invoice.get("id")
         if not invoice_id:
             raise ValueError("retry_payment: the context has no invoice")
+        if invoice.get("state") not in (None, "finalized"):
+            # Closed meanwhile (paid, credited by a cancellation, written off): nothing to collect.
+            return f"no retry: the invoice is {invoice.get('state')}"
         due = parse_duration(str(params.get("after") or "1d")).after(cause.time)
         attempt = invoice.get("attempt")
         key = f"payment_retry:{invoice_id}:{attempt}" if attempt is not None \
@@ -221,7 +224,9 @@ class ActionRunner:
                 ctx["subscription"] = {**sub, "status": result.get("status"),
                                        "ended_at": result.get("ended_at"), "reason": "unpaid"}
                 done.append(f"subscription {sub_id} cancelled ({at})")
-        if invoice.get("id") and invoice.get("state") == "finalized":
+        # The cancellation's credit may have closed the invoice (credited): nothing to write off.
+        if invoice.get("id") and invoice.get("state") == "finalized" and \
+                sales.get_invoice(self.session, str(invoice["id"]))["status"] == "finalized":
             sales.mark_uncollectible(self.session, str(invoice["id"]), clock=self.clock)
             ctx["invoice"] = {**invoice, "state": "uncollectible", "status": "uncollectible"}
             done.append(f"invoice {invoice['id']} uncollectible")

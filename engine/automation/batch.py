@@ -182,6 +182,9 @@ def _cancel_all(session: Session, runner: ActionRunner, cancels: list[_Cancel]) 
         if (result.get("status"), result.get("ended_at")) != c.expected:
             raise RuntimeError(f"{c.rule}: subscription {c.subscription_id} is {result.get('status')} "
                                f"after cancel_subscription, not {c.expected[0]} as the context said")
-    sales.mark_uncollectible_many(session, [str(c.invoice_id) for c in cancels if c.invoice_id], clock=runner.clock)
+    # The cancellations' credit may have closed an invoice (credited): nothing to write off.
+    open_ids = [str(c.invoice_id) for c in cancels
+                if c.invoice_id and sales.get_invoice(session, str(c.invoice_id))["status"] == "finalized"]
+    sales.mark_uncollectible_many(session, open_ids, clock=runner.clock)
     for c in cancels:
         c.cause.outcomes.append(Outcome("cancel_subscription", c.rule, "done", c.detail))

@@ -112,6 +112,8 @@ class Automation:
         if env.get("type") == "rules.published":
             self.sync()
             return None
+        if env.get("type") in CLOSING_EVENTS:
+            drop_retries(session, env.get("customer_id"), self.clock.now())
         if env.get("type") not in self.events():
             return None
         now = self.clock.now()
@@ -308,6 +310,33 @@ class Automation:
         add_event(session, "payment.retry_requested", job.customer_id, props, time=now, id=event_id)
         return DONE, "retry requested"
 
+
+
+# Events after which an invoice may be closed: its pending retries are dropped then, not
+# left to be skipped one by one when they fall due (a cancellation's credit closing the
+# renewal invoice, a write-off, a void, a payment by other means).
+CLOSING_EVENTS = frozenset({"invoice.credited", "invoice.voided", "invoice.uncollectible", "invoice.paid",
+                            "subscription.canceled"})
+
+
+def drop_retries(session: Session, customer_id: Any, now: datetime) -> int:
+    """Mark the customer's pending payment retries of invoices no longer open as skipped.
+    Idempotent (a redelivered event finds nothing pending); returns how many were dropped."""
+    if not customer_id:
+        return 0
+    jobs = session.scalars(select(ScheduledJob).where(
+        ScheduledJob.customer_id == str(customer_id), ScheduledJob.kind == "payment_retry",
+        ScheduledJob.status == PENDING).with_for_update()).all()
+    dropped = 0
+    for job in jobs:
+        try:
+            status = sales.get_invoice(session, str(job.payload.get("invoice_id")))["status"]
+        except sales.NotFound:
+            status = "unknown"
+        if status != "finalized":
+            job.status, job.result, job.done_at = SKIPPED, f"dropped: the invoice is {status}", now
+            dropped += 1
+    return dropped
 
 
 def _rounds(items: list[tuple[str, str, list[ScheduledRule]]]) \

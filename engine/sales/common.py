@@ -23,8 +23,14 @@ def now_of(clock: Clock) -> datetime:
     return now
 
 
+MAX_QUANTITY = Decimal(1_000_000_000)
+QUANTITY_PLACES = 6
+
+
 def quantity_of(value: Any, field: str = "quantity") -> Decimal:
-    """A subscription quantity: a whole or decimal number, never negative, never a float."""
+    """A subscription quantity: a whole or decimal number, never negative, never a float.
+    Bounded (at most a billion, six decimal places): a number like 1e400 is no quantity
+    anyone sells, and it cannot be priced, stored or printed."""
     if value is None:
         return Decimal(1)
     try:
@@ -33,6 +39,10 @@ def quantity_of(value: Any, field: str = "quantity") -> Decimal:
         raise SalesError(field, str(exc).split(": ", 1)[-1]) from None
     if q < 0:
         raise SalesError(field, f"{value} is negative; a quantity is 0 or more")
+    if q > MAX_QUANTITY:
+        raise SalesError(field, f"{value} is too large; a quantity is at most {MAX_QUANTITY:,}")
+    if -int(q.as_tuple().exponent) > QUANTITY_PLACES and q != q.quantize(Decimal(1).scaleb(-QUANTITY_PLACES)):
+        raise SalesError(field, f"{value} has more than {QUANTITY_PLACES} decimal places")
     return q
 
 

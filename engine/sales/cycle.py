@@ -26,7 +26,7 @@ from engine.pricing.document import ADVANCE, ARREARS, NOTHING, Billed, Document,
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import tax_subject
-from engine.sales.invoicing import Arrears, issue_bill
+from engine.sales.invoicing import Arrears, CreditSettlement, issue_bill
 from engine.sales.ledger import PeriodHistory, billed_periods, history, record
 from engine.sales.models import CreditNote, Customer, Invoice, Subscription, UsageRecord
 from engine.sales.terms import Terms, period_terms
@@ -308,9 +308,11 @@ def issue_document(
     number: int | None = None,
     catalog: Catalog | None = None,
     doc: Document | None = None,
+    settlement: CreditSettlement | None = None,
 ) -> tuple[Invoice | CreditNote, Document]:
     """Price the pieces as one document (unless `doc` is that already), issue it (an invoice,
-    or a credit note when it owes the customer) and record each piece in the period ledger."""
+    or a credit note when it owes the customer, its money going where `settlement` says) and
+    record each piece in the period ledger."""
     cat = catalog or priced[0].piece.catalog
     doc = doc or price_pieces(priced, customer, plan_id=sub.plan_id, period=period, catalog=cat)
     issued = issue_bill(
@@ -327,6 +329,7 @@ def issue_document(
         arrears=arrears,
         payment_method=sub.payment_method,
         number=number,
+        settlement=settlement,
     )
     record(
         session,

@@ -1,6 +1,6 @@
 """Issuing invoices and credit notes, gapless numbering, and invoice statuses.
 
-draft -> finalized -> paid | void | uncollectible. The billing run and the subscription
+draft -> finalized -> paid | void | uncollectible | credited. The billing run and the subscription
 operations build a `Bill` with the pure pricing engine and hand it to `issue_bill`, which
 writes the invoice, its lines, its number and its events in the caller's transaction.
 """
@@ -8,7 +8,7 @@ writes the invoice, its lines, its number and its events in the caller's transac
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -69,6 +69,33 @@ class Arrears:
     plan_id: str
     version_id: int
     quantity: Decimal
+
+
+@dataclass
+class CreditSettlement:
+    """Where a credit note's money goes: against open invoices first (each with the amount it
+    takes off what that invoice owes), then to the customer's balance. What neither takes
+    (a credit for charges never paid, on an invoice already closed) goes nowhere: balance
+    credit is money the customer can spend, and only what they paid comes back."""
+
+    invoices: list[tuple[Invoice, Decimal]] = field(default_factory=list)
+    balance: Decimal = ZERO
+
+    @property
+    def applied(self) -> Decimal:
+        return sum((amount for _, amount in self.invoices), ZERO)
+
+
+def apply_credit(session: Session, inv: Invoice, amount: Decimal, now: datetime) -> None:
+    """Take `amount` of credit off what an open invoice owes. Covered in full, the invoice is
+    closed as `credited` (nothing left to collect, so no retry and no dunning for it) and
+    `invoice.credited` is written."""
+    if inv.status != "finalized":
+        raise Conflict("status", f"invoice {inv.id} is {inv.status}; only an open invoice takes credit")
+    inv.amount_due = inv.amount_due - amount
+    if inv.amount_paid >= inv.amount_due:
+        inv.status = "credited"
+        emit(session, "invoice.credited", inv.customer_id, invoice_event_properties(inv), time=now)
 
 
 def _line_rows(
@@ -163,16 +190,18 @@ def issue_bill(
     arrears: Arrears | None = None,
     payment_method: str | None = None,
     number: int | None = None,
+    settlement: CreditSettlement | None = None,
 ) -> Invoice | CreditNote:
     """Finalize `bill` as an invoice (numbered, events written), or as a credit note when
     it owes the customer money (a downgrade of quantity, a cancellation's unused time).
-    `number`: the document's number, taken beforehand by a caller numbering many at once."""
+    `number`: the document's number, taken beforehand by a caller numbering many at once.
+    `settlement`: where a credit note's money goes (default: all of it to the balance)."""
     if bill.total < ZERO:
         return issue_credit_note(
             session,
             customer=customer,
             subscription_id=subscription.id if subscription else None,
-            invoice_id=None,
+            invoice_id=settlement.invoices[0][0].id if settlement and settlement.invoices else None,
             reason="cancellation" if reason in ("cancel", "final") else "proration",
             lines=[_line_dict(line, rounder, negate=True) for line in bill.lines],
             subtotal=-(bill.subtotal - bill.discount),
@@ -182,6 +211,7 @@ def issue_bill(
             now=now,
             to_balance=True,
             number=number,
+            settlement=settlement,
         )
     period = period or bill.period
     inv = Invoice(
@@ -311,7 +341,10 @@ def issue_credit_note(
     now: datetime,
     to_balance: bool,
     number: int | None = None,
+    settlement: CreditSettlement | None = None,
 ) -> CreditNote:
+    """A numbered credit note. Its money goes where `settlement` says; without one, all of
+    it to the customer's balance (`to_balance`) or nowhere (a refund: payments returns it)."""
     n = number if number is not None else next_number(session, "credit_note", now.year)
     note = CreditNote(
         id=new_id("cn"),
@@ -328,8 +361,12 @@ def issue_credit_note(
         created_at=now,
     )
     session.add(note)
-    if to_balance:
-        customer.credit_balance = customer.credit_balance + total
+    if settlement is None:
+        settlement = CreditSettlement(balance=total if to_balance else ZERO)
+    for inv, amount in settlement.invoices:
+        apply_credit(session, inv, amount, now)
+    if settlement.balance > ZERO:
+        customer.credit_balance = customer.credit_balance + settlement.balance
     emit(
         session,
         "credit_note.issued",
@@ -342,7 +379,12 @@ def issue_credit_note(
             "reason": reason,
             "currency": currency,
             "total": money(total, currency),
-            "credited_to_balance": to_balance,
+            "credited_to_balance": settlement.balance > ZERO,
+            # Where the money went: off open invoices, to the balance (the rest nowhere).
+            "applied_to_invoices": [{"invoice_id": inv.id, "amount": money(amount, currency)}
+                                    for inv, amount in settlement.invoices],
+            "applied_to_invoice": money(settlement.applied, currency),
+            "to_balance": money(settlement.balance, currency),
         },
         time=now,
     )
@@ -560,6 +602,8 @@ def invoice_summary(inv: Invoice) -> dict[str, Any]:
         "reverse_charge": inv.reverse_charge,
         "total": money(inv.total, inv.currency),
         "credit_applied": money(inv.credit_applied, inv.currency),
+        # Credit notes taken off it (a cancellation's unused time): amount_due is what is left.
+        "amount_credited": money(inv.total - inv.credit_applied - inv.amount_due, inv.currency),
         "amount_due": money(inv.amount_due, inv.currency),
         "amount_paid": money(inv.amount_paid, inv.currency),
         "issued_at": inv.issued_at.isoformat() if inv.issued_at else None,

@@ -5,12 +5,12 @@ one-time purchases, which invoice at once."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
@@ -45,6 +45,7 @@ from engine.sales.invoicing import (
     EVENTS,
     LINES,
     Arrears,
+    CreditSettlement,
     credit_note_to_dict,
     emit,
     invoice_summary,
@@ -301,6 +302,10 @@ def change_subscription(
             at = "now" if upgrade else "period_end"
     if sub.status == "trialing":
         at = "now"  # nothing billed yet: the trial continues on the new terms
+    if at == "period_end" and sub.cancel_at_period_end:
+        # It would be pending on a subscription that ends then: never applied, yet reported.
+        raise Conflict("at", f"subscription {sub.id} is cancelled at the period end; a change then would never "
+                             "apply (reactivate it first, or change it now)")
     sub.changes += 1
     change = {
         "plan": {"from": sub.plan_id, "to": new_plan.id} if plan else None,
@@ -400,7 +405,9 @@ def cancel_subscription(
         return _result(sub)
     doc: Invoice | CreditNote | None = None
     if sub.status == "active":
-        final = _final_bill(session, StepContext(UsageSource(session), promotions), sub, customer, now, prorate)
+        account = period_accounts(session, [sub])[sub.id]
+        final = _final_bill(session, StepContext(UsageSource(session), promotions), sub, customer, now,
+                            prorate, account)
         doc = _issue_final(session, sub, customer, final, now)
     _end_now(session, sub, now)
     return _result(sub, doc)
@@ -461,10 +468,12 @@ def cancel_subscriptions(
     billed_subs = [subs[i.subscription_id] for i in billed]
     ctx = StepContext(_preloaded_usage(session, billed_subs), promotions,
                       histories(session, [(s.id, s.period_start) for s in billed_subs if s.period_start]))
+    accounts = period_accounts(session, billed_subs)
     out: list[dict[str, Any]] = []
     with session.no_autoflush:
         finals = {i.subscription_id: _final_bill(session, ctx, subs[i.subscription_id],
-                                                 customers[subs[i.subscription_id].customer_id], now, i.prorate)
+                                                 customers[subs[i.subscription_id].customer_id], now, i.prorate,
+                                                 accounts[i.subscription_id])
                   for i in billed}
         # Numbered in item order, as one call after the other would number them.
         credits = sum(1 for f in finals.values() if f.doc.total < ZERO)
@@ -539,23 +548,79 @@ def _preloaded_usage(session: Session, subs: Sequence[Subscription]) -> UsageSou
 
 
 @dataclass
+class PeriodAccount:
+    """What the customer owes and paid for a subscription's current period: where the credit
+    of a cancellation can go."""
+
+    open: list[Invoice] = field(default_factory=list)  # the period's open invoices, newest first
+    paid: Decimal = ZERO  # paid for the period's invoices (payments, and balance credit applied)
+
+    @property
+    def owed(self) -> Decimal:
+        return sum((inv.amount_due - inv.amount_paid for inv in self.open), ZERO)
+
+    def settle(self, credit: Decimal) -> CreditSettlement:
+        """The period's open invoices take the credit first, newest first (the unused days are
+        the latest terms'); then the balance, at most what the customer paid for the period. A
+        customer who never paid gets no balance credit: it would pay their next invoices with
+        money they never gave."""
+        out = CreditSettlement()
+        left = credit
+        for inv in self.open:
+            take = min(left, inv.amount_due - inv.amount_paid)
+            if take > ZERO:
+                out.invoices.append((inv, take))
+                left -= take
+        out.balance = min(left, self.paid)
+        return out
+
+
+_SETTLED = ("finalized", "paid", "uncollectible", "credited")  # issued and not voided
+
+
+def period_accounts(session: Session, subs: Sequence[Subscription]) -> dict[str, PeriodAccount]:
+    """Each subscription's `PeriodAccount`, from one read of the invoices of their current
+    periods (an invoice belongs to the period it opens: a start, renewal or change invoice)."""
+    out = {sub.id: PeriodAccount() for sub in subs}
+    keys = [(sub.id, sub.period_start) for sub in subs if sub.period_start is not None]
+    for start in range(0, len(keys), _CHUNK):
+        rows = session.scalars(
+            select(Invoice)
+            .where(tuple_(Invoice.subscription_id, Invoice.period_start).in_(keys[start:start + _CHUNK]),
+                   Invoice.status.in_(_SETTLED))
+            .order_by(Invoice.created_at.desc(), Invoice.number.desc())
+        )
+        for inv in rows:
+            account = out[str(inv.subscription_id)]
+            account.paid += inv.amount_paid + inv.credit_applied
+            if inv.status == "finalized" and inv.amount_due > inv.amount_paid:
+                account.open.append(inv)
+    return out
+
+
+@dataclass
 class _Final:
-    """The document of a cancellation now, priced, and what it bills."""
+    """The document of a cancellation now, priced, what it bills and where its credit goes."""
 
     priced: list[Priced]
     doc: Document
     catalog: Catalog
     plan: Plan
     period: Period
+    account: PeriodAccount
 
 
 def _final_bill(
-    session: Session, ctx: StepContext, sub: Subscription, customer: Customer, now: datetime, prorate: bool
+    session: Session, ctx: StepContext, sub: Subscription, customer: Customer, now: datetime, prorate: bool,
+    account: PeriodAccount,
 ) -> _Final:
     """The unused in-advance days given back (`prorate`) exactly as they were charged, then
     the usage so far with the minimum commitment prorated to the days the period ran, and
-    the late usage of periods already closed."""
+    the late usage of periods already closed. Nothing is given back when the period was
+    neither paid nor is still owed (its invoice voided or written off): there is nothing
+    to credit it against."""
     assert sub.period_start is not None and sub.period_end is not None
+    prorate = prorate and (account.owed > ZERO or account.paid > ZERO)
     catalog = catalog_for_version(session, sub.catalog_version_id)
     plan = catalog.plan(sub.plan_id)
     period = Period(sub.period_start, sub.period_end)
@@ -571,7 +636,7 @@ def _final_bill(
     priced.append(Priced(closing, "close", sub.cycle, sub.catalog_version_id))
     priced += late_pieces(session, ctx, catalog, sub, period.start)  # earlier periods' late usage too
     doc = price_pieces(priced, customer, plan_id=plan.id, period=period, catalog=catalog)
-    return _Final(priced, doc, catalog, plan, period)
+    return _Final(priced, doc, catalog, plan, period, account)
 
 
 def _issue_final(
@@ -590,6 +655,7 @@ def _issue_final(
         number=number,
         catalog=final.catalog,
         doc=final.doc,
+        settlement=final.account.settle(-final.doc.total) if final.doc.total < ZERO else None,
     )
     return issued
 
