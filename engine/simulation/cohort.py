@@ -555,8 +555,19 @@ def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
     churn, usage_growth, segments, months, seed}."""
     if not isinstance(data, Mapping):
         raise CohortError(["a synthetic cohort is a mapping with count, plan_mix, usage, ..."])
-    known = {"count", "plan_mix", "usage", "seats", "growth", "churn", "usage_growth", "segments", "months", "seed",
-             "default_usage"}
+    known = {
+        "count",
+        "plan_mix",
+        "usage",
+        "seats",
+        "growth",
+        "churn",
+        "usage_growth",
+        "segments",
+        "months",
+        "seed",
+        "default_usage",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise CohortError([f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"])

@@ -133,7 +133,7 @@ class _Side:
         the rules asked when it opens and when it closes), else by the plan's pricer."""
         if self.promotions is None:
             return self.bill(plan, period)(c.quantity, usage).total, NO_DISCOUNTS
-        ask = {
+        ask: dict[str, Any] = {
             "catalog": self.catalog,
             "plan": plan,
             "customer": c.customer(),
@@ -428,8 +428,7 @@ class _Run:
             pb, pd, count = self._plan_month(m, factor, plan_id, idxs)
             if count:
                 self.month_plan.append(
-                    {"month": label, "plan": plan_id, "customers": count, "baseline": pb, "draft": pd,
-                     "delta": pd - pb}
+                    {"month": label, "plan": plan_id, "customers": count, "baseline": pb, "draft": pd, "delta": pd - pb}
                 )
             mb += pb
             md += pd
@@ -493,8 +492,10 @@ class _Run:
             found_d = found_b if same else self.dside.amount(dplan, c, m, u)
         b, off_b = found_b or (ZERO, NO_DISCOUNTS)
         d, off_d = found_d or (ZERO, NO_DISCOUNTS)
-        for applied, table, per_customer in ((off_b, self.discounts_b, self.cust_off_b),
-                                             (off_d, self.discounts_d, self.cust_off_d)):
+        for applied, table, per_customer in (
+            (off_b, self.discounts_b, self.cust_off_b),
+            (off_d, self.discounts_d, self.cust_off_d),
+        ):
             for x in applied:
                 table[(x.source, x.reason)] += x.amount
                 per_customer[i] += x.amount
@@ -617,8 +618,9 @@ class _Run:
             if not affected:
                 continue
             for fid, change in changes:
-                out.append({"plan": plan_id, "draft_plan": target, "feature": fid, "change": change,
-                            "customers": affected})
+                out.append(
+                    {"plan": plan_id, "draft_plan": target, "feature": fid, "change": change, "customers": affected}
+                )
         return out
 
 
@@ -637,9 +639,7 @@ def _change_from(before: Price | None, after: Price | None) -> tuple[Decimal, in
     return (before.tiers[k - 1].up_to or ZERO) if k else ZERO, k + 1
 
 
-def unexercised(
-    baseline: Catalog, draft: Catalog, cohort: Cohort, pairs: Mapping[str, str], months: int
-) -> list[str]:
+def unexercised(baseline: Catalog, draft: Catalog, cohort: Cohort, pairs: Mapping[str, str], months: int) -> list[str]:
     """A warning for every price the draft changes that no customer of the cohort can show
     the effect of (e.g. a tier price with every customer's usage at zero or below the
     tier): such a what-if would answer 0.00 for a change that matters."""

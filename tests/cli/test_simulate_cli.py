@@ -49,8 +49,19 @@ def tier_draft(tmp_path: Path) -> Path:
 
 def _run(tmp_path: Path, draft: Path, *extra: str) -> dict[str, Any]:
     result = billing(
-        "--baseline", str(SAAS), "--draft", str(draft), "--customers", "40", "--months", "2",
-        "--start", "2027-01-01", "--json", *extra, cwd=tmp_path,
+        "--baseline",
+        str(SAAS),
+        "--draft",
+        str(draft),
+        "--customers",
+        "40",
+        "--months",
+        "2",
+        "--start",
+        "2027-01-01",
+        "--json",
+        *extra,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
@@ -77,8 +88,19 @@ def test_usage_the_change_cannot_reach_is_said_not_a_silent_zero(tmp_path: Path,
     assert any("cannot exercise" in w and "more than 5000 api_calls" in w for w in below["warnings"])
     above = _run(tmp_path, tier_draft, "--usage", "api_calls=lognormal:40000:0.5")
     assert D(above["totals"]["delta"]) > 0 and not any("cannot exercise" in w for w in above["warnings"])
-    text = billing("--baseline", str(SAAS), "--draft", str(tier_draft), "--customers", "5", "--months", "1",
-                   "--usage", "none", cwd=tmp_path)
+    text = billing(
+        "--baseline",
+        str(SAAS),
+        "--draft",
+        str(tier_draft),
+        "--customers",
+        "5",
+        "--months",
+        "1",
+        "--usage",
+        "none",
+        cwd=tmp_path,
+    )
     assert text.returncode == 0 and "warning: cannot exercise" in text.stdout
 
 
@@ -87,8 +109,9 @@ def test_usage_the_change_cannot_reach_is_said_not_a_silent_zero(tmp_path: Path,
     [("api_calls=lots", "--usage"), ("nope=5", "--usage"), ("api_calls=uniform:9:1", "--usage")],
 )
 def test_bad_usage_names_the_flag(tmp_path: Path, tier_draft: Path, flag: str, field: str) -> None:
-    result = billing("--baseline", str(SAAS), "--draft", str(tier_draft), "--customers", "5", "--usage", flag,
-                     cwd=tmp_path)
+    result = billing(
+        "--baseline", str(SAAS), "--draft", str(tier_draft), "--customers", "5", "--usage", flag, cwd=tmp_path
+    )
     assert result.returncode == 1 and field in result.stderr and result.stdout == ""
 
 
@@ -107,8 +130,10 @@ def published(tmp_path: Path) -> Iterator[tuple[str, httpx.Client, httpx.Client]
     stop = threading.Event()
     server, thread, base = start_server(system)
     try:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}, timeout=30) as a, \
-                httpx.Client(base_url=base, headers={"Authorization": f"Bearer {product}"}, timeout=30) as p:
+        with (
+            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}, timeout=30) as a,
+            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {product}"}, timeout=30) as p,
+        ):
             yield url, a, p
     finally:
         server.should_exit = True
@@ -121,19 +146,42 @@ def test_a_simulated_edu_period_equals_the_quote_cent_for_cent(
     tmp_path: Path, published: tuple[str, httpx.Client, httpx.Client]
 ) -> None:
     url, admin, product = published
-    r = admin.post("/v1/customers", json={"id": "cus_edu", "email": "edu@example.com", "name": "School",
-                                          "country": "DE", "segment": "edu"})
+    r = admin.post(
+        "/v1/customers",
+        json={"id": "cus_edu", "email": "edu@example.com", "name": "School", "country": "DE", "segment": "edu"},
+    )
     assert r.status_code == 201, r.text
     # December 2026: the education discount and the launch promotion (Pro base fee) both hold.
-    r = product.post("/v1/quotes", json={"plan": "pro", "customer_id": "cus_edu", "quantity": "3",
-                                         "usage": {"api_calls": "25000"}, "period": "2026-12-01/2027-01-01"})
+    r = product.post(
+        "/v1/quotes",
+        json={
+            "plan": "pro",
+            "customer_id": "cus_edu",
+            "quantity": "3",
+            "usage": {"api_calls": "25000"},
+            "period": "2026-12-01/2027-01-01",
+        },
+    )
     assert r.status_code == 200, r.text
     quote = r.json()
     assert {d["source"] for d in quote["discounts"]} == {"rule:promotions/edu-50", "rule:promotions/launch-2026"}
     cohort = tmp_path / "cohort.csv"
     cohort.write_text("customer_id,plan,quantity,segment,country,api_calls\ncus_edu,pro,3,edu,DE,25000\n")
-    result = billing("--baseline", str(SAAS), "--draft", str(SAAS), "--csv", str(cohort), "--months", "1",
-                     "--start", "2026-12-01", "--json", cwd=tmp_path, database=url)
+    result = billing(
+        "--baseline",
+        str(SAAS),
+        "--draft",
+        str(SAAS),
+        "--csv",
+        str(cohort),
+        "--months",
+        "1",
+        "--start",
+        "2026-12-01",
+        "--json",
+        cwd=tmp_path,
+        database=url,
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     before_tax = D(quote["subtotal"]) - D(quote["discount"])
@@ -141,5 +189,6 @@ def test_a_simulated_edu_period_equals_the_quote_cent_for_cent(
     assert D(out["totals"]["baseline_discount"]) == D(quote["discount"]) > 0
     simulated = {d["source"]: D(d["baseline"]) for d in out["discounts"]}
     assert simulated == {d["source"]: D(d["amount"]) for d in quote["discounts"]}
-    assert next(d for d in out["discounts"] if d["source"] == "rule:promotions/edu-50")["reason"] == \
-        "Education discount"
+    assert (
+        next(d for d in out["discounts"] if d["source"] == "rule:promotions/edu-50")["reason"] == "Education discount"
+    )

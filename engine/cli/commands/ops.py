@@ -323,7 +323,9 @@ def _synthetic_spec(args: argparse.Namespace, baseline: Any) -> Any:
         if not sep or not metric:
             raise BadInput(f"--usage: {item!r} is not METRIC=DIST, 'typical' or 'none'")
         if metric not in baseline.metrics:
-            raise BadInput(f"--usage: {metric!r} is not a metric of the baseline ({', '.join(sorted(baseline.metrics))})")
+            raise BadInput(
+                f"--usage: {metric!r} is not a metric of the baseline ({', '.join(sorted(baseline.metrics))})"
+            )
         usage[metric] = _distribution(dist)
     plans = [p for p in baseline.plans if baseline.plans[p].interval != "once"]
     return SyntheticSpec(
