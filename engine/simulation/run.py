@@ -167,7 +167,8 @@ class _Side:
         total = ZERO
         applied: list[AppliedDiscount] = []
         for period, scale in periods:
-            amount, discounts = self.charge(plan, period, c, self.scaled(usage, scale), self.cycle(plan, c, period))
+            cycle = self.cycle(plan, c, period) if self.promotions is not None else 0
+            amount, discounts = self.charge(plan, period, c, self.scaled(usage, scale), cycle)
             total += amount
             applied.extend(discounts)
         return total, tuple(applied)
@@ -453,21 +454,23 @@ class _Run:
             # The hot path: every customer of the group bills the same calendar month.
             bbill, dbill = bside.bill(bplan, month), dside.bill(dplan, month)
         customers = self.cohort.customers
+        # Locals: this loop runs once per customer-month.
+        cust_b, cust_d, cust_months, integral = self.cust_b, self.cust_d, self.cust_months, self.integral
         pb = pd = ZERO
         count = 0
         for i in idxs:
             c = customers[i]
             if c.joined > m or (c.left is not None and m >= c.left):
                 continue
-            u = c.metric_usage() if factor == ONE else usage_at(c, factor, self.integral)
+            u = c.metric_usage() if factor == ONE else usage_at(c, factor, integral)
             if plain:
                 b = bbill(c.quantity, u).total
                 d = b if same else dbill(c.quantity, u).total
             else:
                 b, d = self._charges(bplan, dplan, c, m, u, simple, same)
-            self.cust_b[i] += b
-            self.cust_d[i] += d
-            self.cust_months[i] += 1
+            cust_b[i] += b
+            cust_d[i] += d
+            cust_months[i] += 1
             pb += b
             pd += d
             count += 1

@@ -192,3 +192,41 @@ def test_a_simulated_edu_period_equals_the_quote_cent_for_cent(
     assert (
         next(d for d in out["discounts"] if d["source"] == "rule:promotions/edu-50")["reason"] == "Education discount"
     )
+
+
+def test_proposed_pricing_rules_on_the_draft_side(tmp_path: Path) -> None:
+    rules_now = ROOT / "rules" / "promotions.yaml"
+    proposed = tmp_path / "proposed.yaml"
+    proposed.write_text(
+        rules_now.read_text().replace("percent: 50, reason: Education", "percent: 60, reason: Education")
+    )
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("customer_id,plan,quantity,segment,api_calls\ns,pro,3,edu,15000\nb,pro,1,smb,0\n")
+    common = [
+        "--baseline",
+        str(SAAS),
+        "--draft",
+        str(SAAS),
+        "--months",
+        "1",
+        "--start",
+        "2027-01-01",
+        "--json",
+        "--rules",
+        str(rules_now),
+        "--draft-rules",
+        str(proposed),
+    ]
+    result = billing(*common, "--csv", str(cohort), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    # s: 49 + 3 x 10 + 5,000 x 0.002 = 89.00 -> half off 44.50, 60 % off 35.60; b pays 59.00 either way.
+    assert (out["totals"]["baseline"], out["totals"]["draft"]) == ("103.50", "94.60")
+    assert out["pay_less"][0]["customer_id"] == "s" and out["totals"]["pay_less"] == 1
+    # No edu customer in the cohort: the proposed rules cannot show, and the output says so.
+    smb = tmp_path / "smb.csv"
+    smb.write_text("customer_id,plan,quantity,segment,api_calls\nb,pro,1,smb,0\n")
+    out = json.loads(billing(*common, "--csv", str(smb), cwd=tmp_path).stdout)
+    assert any("same discounts" in w for w in out["warnings"])
+    bad = billing(*common[:-2], "--draft-rules", str(tmp_path / "missing.yaml"), "--csv", str(smb), cwd=tmp_path)
+    assert bad.returncode == 1 and "--draft-rules" in bad.stderr

@@ -365,26 +365,42 @@ def _simulation_rules(args: argparse.Namespace, notes: list[str]) -> tuple[Any, 
     """The promotion sources of both sides: the pricing rules in force (--rules) and the
     proposed ones (--draft-rules), each a memoising `RulePromotions` (None: no pricing rule)."""
     from engine import rules
-    from engine.documents import DocumentError
 
-    try:
-        if args.rules == "none":
-            texts: dict[str, str] = {}
-            notes.append("--rules none: priced without the pricing rules (no promotion applies)")
-        elif args.rules == "published":
-            texts = _published_rules(notes)
-        else:
-            texts = rules.ruleset_texts(args.rules)
-        draft_texts = rules.ruleset_texts(args.draft_rules) if args.draft_rules else None
-        runtime = rules.pricing_runtime(texts) if texts else None
-        draft_runtime = rules.pricing_runtime(draft_texts) if draft_texts is not None else runtime
-    except DocumentError as exc:
-        flag = "--draft-rules" if args.draft_rules and args.draft_rules in str(exc) else "--rules"
-        raise BadInput(f"{flag}: {exc}") from None
+    if args.rules == "none":
+        texts: dict[str, str] = {}
+        notes.append("--rules none: priced without the pricing rules (no promotion applies)")
+    elif args.rules == "published":
+        texts = _published_rules(notes)
+    else:
+        texts = _rules_from(args.rules, "--rules")
+    runtime = _runtime(texts, "--rules")
+    draft_runtime = (
+        _runtime(_rules_from(args.draft_rules, "--draft-rules"), "--draft-rules") if args.draft_rules else runtime
+    )
     promotions = rules.RulePromotions(runtime, memo=True) if runtime is not None else None
     if draft_runtime is runtime:
         return promotions, promotions
     return promotions, rules.RulePromotions(draft_runtime, memo=True) if draft_runtime is not None else None
+
+
+def _rules_from(path: str, flag: str) -> dict[str, str]:
+    from engine import rules
+    from engine.documents import DocumentError
+
+    try:
+        return rules.ruleset_texts(path)
+    except (DocumentError, OSError) as exc:
+        raise BadInput(f"{flag}: {exc}") from None
+
+
+def _runtime(texts: dict[str, str], flag: str) -> Any:
+    from engine import rules
+    from engine.documents import DocumentError
+
+    try:
+        return rules.pricing_runtime(texts) if texts else None
+    except DocumentError as exc:
+        raise BadInput(f"{flag}: {exc}") from None
 
 
 def _published_rules(notes: list[str]) -> dict[str, str]:
