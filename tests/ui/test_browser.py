@@ -133,7 +133,7 @@ def test_sign_in_change_tier_simulate(console_url: str) -> None:
 
             # A synthetic cohort at zero usage cannot show a tier change: the console says so.
             page.get_by_text("Synthetic cohort", exact=True).click()
-            count = page.get_by_role("spinbutton", name="Customers")
+            count = page.get_by_role("spinbutton", name="Customers", exact=True)
             count.fill("40")
             count.press("Enter")
             page.get_by_text("None (zero usage)", exact=True).click()
