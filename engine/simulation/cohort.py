@@ -324,7 +324,8 @@ class Distribution:
 class SyntheticSpec:
     """A made-up cohort: `count` customers at the start, `plan_mix` weights, seat and usage
     distributions, `growth` (new customers a month, as a share of the active ones) and `churn`
-    (the share that leaves each month)."""
+    (the share that leaves each month). Metrics `usage` does not name get each plan's typical
+    usage (`typical_usage`), or none with `default_usage="none"`; `seed` makes it reproducible."""
 
     count: int
     plan_mix: dict[str, float]
