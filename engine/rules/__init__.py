@@ -32,8 +32,10 @@ from engine.rules.promotions import (
     RulePromotions,
     discounts_from,
     price_context,
+    pricing_runtime,
     promotions_for,
     quote_promotions,
+    ruleset_texts,
     trace_of,
 )
 from engine.rules.runtime import RulesRuntime, ScheduledRule, reference_fired
@@ -102,6 +104,7 @@ __all__ = [
     "load_ruleset_text",
     "parse_condition",
     "price_context",
+    "pricing_runtime",
     "promotions_for",
     "publish_ruleset",
     "publish_ruleset_document",
@@ -111,6 +114,7 @@ __all__ = [
     "ruleset_from_document",
     "ruleset_history",
     "ruleset_problems",
+    "ruleset_texts",
     "ruleset_version",
     "smoke_test",
     "summarize_ruleset_document",

@@ -75,7 +75,24 @@ def register(sub: Any) -> None:
     p.add_argument("--baseline", required=True, help="the catalog in force")
     p.add_argument("--draft", required=True, help="the catalog to try")
     p.add_argument("--customers", type=int, default=1000, help="a synthetic cohort of this many customers")
+    p.add_argument(
+        "--usage",
+        action="append",
+        default=[],
+        metavar="METRIC=DIST",
+        help="the synthetic cohort's monthly usage of a metric: a number, lognormal:MEDIAN[:SIGMA] or "
+        "uniform:LOW:HIGH (repeatable). Metrics not given get typical usage around each plan's included "
+        "quota and tiers; --usage none leaves them at zero",
+    )
+    p.add_argument("--seed", type=int, default=7, help="the synthetic cohort's random seed (same seed, same cohort)")
     p.add_argument("--csv", help="a cohort CSV instead of a synthetic one")
+    p.add_argument(
+        "--rules",
+        default="published",
+        help="the pricing rules in force: 'published' (those published in the database, the default), "
+        "a ruleset file or directory, or 'none'",
+    )
+    p.add_argument("--draft-rules", default=None, help="proposed pricing rules (file or directory); default: --rules")
     p.add_argument("--months", type=int, default=12)
     p.add_argument("--start", default=None, help="first month (ISO date); default this month")
     p.add_argument("--json", action="store_true")
@@ -246,41 +263,168 @@ def run_lint(args: argparse.Namespace) -> int:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from engine.catalog import DocumentError, load_catalog
-    from engine.simulation import (
-        CohortError,
-        SimulationError,
-        SyntheticSpec,
-        cohort_from_csv,
-        simulate,
-        synthetic_cohort,
-    )
+    from engine.simulation import CohortError, SimulationError, cohort_from_csv, simulate, synthetic_cohort
 
     try:
         baseline, draft = load_catalog(args.baseline), load_catalog(args.draft)
     except DocumentError as exc:
         raise BadInput(str(exc)) from None
     start = date.fromisoformat(args.start) if args.start else datetime.now(UTC).date().replace(day=1)
+    notes: list[str] = []
+    promotions, draft_promotions = _simulation_rules(args, notes)
     try:
         if args.csv:
             cohort = cohort_from_csv(Path(args.csv).read_bytes(), [baseline])
         else:
-            if args.customers < 1:
-                raise BadInput("--customers: a cohort needs at least one customer")
-            plans = [p for p in baseline.plans if baseline.plans[p].interval != "once"]
-            spec = SyntheticSpec(count=args.customers, plan_mix={p: 1.0 for p in plans}, months=args.months)
-            cohort = synthetic_cohort(spec, baseline)
-        result = simulate(baseline, draft, cohort, months=args.months, start=start)
+            cohort = synthetic_cohort(_synthetic_spec(args, baseline), baseline)
+        result = simulate(
+            baseline,
+            draft,
+            cohort,
+            months=args.months,
+            start=start,
+            promotions=promotions,
+            draft_promotions=draft_promotions,
+        )
     except (CohortError, SimulationError, OSError) as exc:
         raise BadInput(str(exc)) from None
+    result.warnings[:0] = notes
     if args.json:
-        print(
-            json.dumps(
-                {"totals": result.totals, "by_month": result.by_month, "by_plan": result.by_plan}, indent=2, default=str
-            )
-        )
-    else:
-        print(f"{result.customer_months} customer-months, {result.currency}, {result.seconds:.1f} s")
-        for row in result.by_month:
-            print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
-        print("totals: " + "  ".join(f"{k}={v}" for k, v in result.totals.items()))
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        for w in result.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        return 0
+    print(f"{result.cohort}")
+    print(f"{result.customer_months} customer-months, {result.currency}, before tax, {result.seconds:.1f} s")
+    for row in result.by_month:
+        print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+    for d in result.discounts:
+        print(f"discount {d['reason'] or d['source']} ({d['source']}): baseline={d['baseline']}  draft={d['draft']}")
+    print("totals: " + "  ".join(f"{k}={v}" for k, v in result.totals.items()))
+    for w in result.warnings:
+        print(f"warning: {w}")
     return 0
+
+
+def _synthetic_spec(args: argparse.Namespace, baseline: Any) -> Any:
+    """The synthetic cohort the flags ask for: every recurring plan alike, usage as given by
+    --usage and typical for the rest (or none)."""
+    from engine.simulation import SyntheticSpec
+
+    if args.customers < 1:
+        raise BadInput("--customers: a cohort needs at least one customer")
+    default_usage = "typical"
+    usage = {}
+    for item in args.usage:
+        if item in ("none", "typical"):
+            default_usage = item
+            continue
+        metric, sep, dist = item.partition("=")
+        if not sep or not metric:
+            raise BadInput(f"--usage: {item!r} is not METRIC=DIST, 'typical' or 'none'")
+        if metric not in baseline.metrics:
+            raise BadInput(
+                f"--usage: {metric!r} is not a metric of the baseline ({', '.join(sorted(baseline.metrics))})"
+            )
+        usage[metric] = _distribution(dist)
+    plans = [p for p in baseline.plans if baseline.plans[p].interval != "once"]
+    return SyntheticSpec(
+        count=args.customers,
+        plan_mix={p: 1.0 for p in plans},
+        usage=usage,
+        months=args.months,
+        seed=args.seed,
+        default_usage=default_usage,
+    )
+
+
+def _distribution(text: str) -> Any:
+    """number | lognormal:MEDIAN[:SIGMA] | uniform:LOW:HIGH"""
+    from engine.simulation import Distribution
+
+    kind, *figures = text.split(":")
+    try:
+        numbers = [float(x) for x in figures]
+        if not figures:
+            found = Distribution("constant", value=float(kind))
+        elif kind == "lognormal" and len(numbers) in (1, 2):
+            found = Distribution("lognormal", median=numbers[0], sigma=numbers[1] if len(numbers) > 1 else 0.8)
+        elif kind == "uniform" and len(numbers) == 2:
+            found = Distribution("uniform", low=numbers[0], high=numbers[1])
+        else:
+            raise ValueError(text)
+    except ValueError:
+        raise BadInput(f"--usage: {text!r} is a number, lognormal:MEDIAN[:SIGMA] or uniform:LOW:HIGH") from None
+    problems = found.problems("--usage")
+    if problems:
+        raise BadInput("; ".join(problems))
+    return found
+
+
+def _simulation_rules(args: argparse.Namespace, notes: list[str]) -> tuple[Any, Any]:
+    """The promotion sources of both sides: the pricing rules in force (--rules) and the
+    proposed ones (--draft-rules), each a memoising `RulePromotions` (None: no pricing rule)."""
+    from engine import rules
+
+    if args.rules == "none":
+        texts: dict[str, str] = {}
+        notes.append("--rules none: priced without the pricing rules (no promotion applies)")
+    elif args.rules == "published":
+        texts = _published_rules(notes)
+    else:
+        texts = _rules_from(args.rules, "--rules")
+    runtime = _runtime(texts, "--rules")
+    draft_runtime = (
+        _runtime(_rules_from(args.draft_rules, "--draft-rules"), "--draft-rules") if args.draft_rules else runtime
+    )
+    promotions = rules.RulePromotions(runtime, memo=True) if runtime is not None else None
+    if draft_runtime is runtime:
+        return promotions, promotions
+    return promotions, rules.RulePromotions(draft_runtime, memo=True) if draft_runtime is not None else None
+
+
+def _rules_from(path: str, flag: str) -> dict[str, str]:
+    from engine import rules
+    from engine.documents import DocumentError
+
+    try:
+        return rules.ruleset_texts(path)
+    except (DocumentError, OSError) as exc:
+        raise BadInput(f"{flag}: {exc}") from None
+
+
+def _runtime(texts: dict[str, str], flag: str) -> Any:
+    from engine import rules
+    from engine.documents import DocumentError
+
+    try:
+        return rules.pricing_runtime(texts) if texts else None
+    except DocumentError as exc:
+        raise BadInput(f"{flag}: {exc}") from None
+
+
+def _published_rules(notes: list[str]) -> dict[str, str]:
+    """The text of every ruleset published in the configured database (none, with a note,
+    when there is no such database)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine import rules
+    from engine.store import Database
+
+    url = get_settings().database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        notes.append(f"no database at {url}: priced without published pricing rules (give --rules DIR)")
+        return {}
+    db = Database(url)
+    try:
+        with db.read_session() as session:
+            live = rules.live_versions(session)
+            texts = {name: str(rules.ruleset_version(session, name, v).source) for name, v in live.items()}
+    except SQLAlchemyError:
+        notes.append(f"{url} has no published rulesets: priced without pricing rules (give --rules DIR)")
+        return {}
+    finally:
+        db.dispose()
+    if not texts:
+        notes.append("no ruleset is published: priced without pricing rules (give --rules DIR)")
+    return texts
