@@ -62,7 +62,7 @@ def _invoice_event() -> dict[str, Any]:
             "discount": inv["discount"], "tax": inv["tax"], "total": inv["total"],
             "credit_applied": inv["credit_applied"], "amount_due": inv["amount_due"],
             "period_start": "2026-12-01T00:00:00+00:00", "period_end": "2027-01-01T00:00:00+00:00",
-            "plan": inv["plan"], "issued_at": inv["issued_at"]}
+            "plan": inv["plan"], "issued_at": inv["issued_at"], "payment_method": None}
 
 
 def _subscription_event() -> dict[str, Any]:
