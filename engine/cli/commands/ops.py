@@ -52,10 +52,11 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("template", help="message templates")
     t = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    pv = t.add_parser("preview", help="render a template with its sample data")
+    pv = t.add_parser("preview", help="render a template with the sample context of the event that triggers it")
     pv.add_argument("name")
     pv.add_argument("--channel", default="email", choices=["email", "sms", "in_app", "webhook"])
     pv.add_argument("--locale", default="en")
+    pv.add_argument("--rules", default=None, help="rulesets that send it (default: the shipped rules/)")
     pv.set_defaults(func=run_template_preview)
 
     p = sub.add_parser("user", help="console users")
@@ -208,13 +209,42 @@ def run_export_journal(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_template_preview(args: argparse.Namespace) -> int:
-    from engine.messaging import TemplateError, preview
+def _rulesets(paths: list[str]) -> list[Any]:
+    """The rulesets among `paths` that load (lint reports the others' problems)."""
+    from engine.documents import DocumentError
+    from engine.rules import load_ruleset
 
+    out = []
+    for path in expand(paths):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if not any(line.startswith("ruleset:") for line in text.splitlines()):
+            continue
+        try:
+            out.append(load_ruleset(path))
+        except (DocumentError, ValueError):
+            continue
+    return out
+
+
+def run_template_preview(args: argparse.Namespace) -> int:
+    """Render NAME with the sample context of the event that really triggers it (the first
+    shipped rule that sends it), so a variable that event does not carry fails here."""
+    from engine.automation.samples import CUSTOMER, preview_data
+    from engine.config import shipped_dir
+    from engine.messaging import Renderer, TemplateError
+
+    settings = get_settings()
+    rulesets = _rulesets([str(args.rules or shipped_dir(settings.rules_dir))])
+    renderer = Renderer(shipped_dir(settings.templates_dir))
     try:
-        rendered = preview(args.name, args.channel, args.locale)
-    except TemplateError as exc:
-        raise BadInput(str(exc)) from None
+        data = preview_data(args.name, rulesets)
+        rendered = renderer.render(args.name, args.channel, data, args.locale,
+                                   dict(CUSTOMER, locale=args.locale))
+    except (TemplateError, KeyError) as exc:
+        raise BadInput(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
     for key in ("subject", "title", "text", "body", "action_url", "html"):
         value = getattr(rendered, key, None)
         if value:
@@ -250,15 +280,30 @@ def run_user_add(args: argparse.Namespace) -> int:
 def run_lint(args: argparse.Namespace) -> int:
     from engine.rules import lint_paths
 
-    problems = lint_paths([str(p) for p in expand(args.paths)], templates=args.templates)
+    paths = [str(p) for p in expand(args.paths)]
+    problems = lint_paths(paths, templates=args.templates)
     for problem in problems:
         print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
     errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)", file=sys.stderr)
+    # Every template a rule sends, rendered with the sample context of the rule's trigger.
+    renders = _render_problems(paths, args.templates)
+    for line in renders:
+        print(f"error: {line}", file=sys.stderr)
+    if errors or renders:
+        print(f"{len(errors) + len(renders)} error(s), {len(problems) - len(errors)} warning(s)",
+              file=sys.stderr)
         return 1
     print(f"lint: no errors, {len(problems)} warning(s)")
     return 0
+
+
+def _render_problems(paths: list[str], templates: str) -> list[str]:
+    from engine.automation.samples import render_problems
+    from engine.messaging import Renderer
+
+    if not Path(templates).is_dir():
+        return []
+    return render_problems(_rulesets(paths), Renderer(templates))
 
 
 def run_simulate(args: argparse.Namespace) -> int:
