@@ -268,8 +268,8 @@ class System:
             return RulesAnswer(stable_until=stable_until)
         customer = context.get("customer") or {}
 
-        def record(session: Any) -> None:
-            self.rules.log(session, decision, context, customer_id=customer.get("id"))
+        def record(session: Any, decision_id: str) -> None:
+            self.rules.log(session, decision, context, customer_id=customer.get("id"), decision_id=decision_id)
 
         return RulesAnswer(
             tuple(RuleAction(a.ruleset, a.rule, a.name, a.params) for a in actions), record, stable_until
