@@ -45,6 +45,7 @@ def register_handlers(registry: HandlerRegistry, system: System) -> None:
 
         for event_type, handler in payments.HANDLERS.items():
             registry.register("payments", event_type, as_dict(handler))
+        registry.register("payments", "payment.retry_requested", as_dict(payment_retry_consumer(payments.get_service())))
     # Decisions change with plans, payments and dunning: drop the cached view of that customer.
     registry.register("access", "subscription.*", system.invalidate_access)
     registry.register("access", "customer.*", system.invalidate_access)
@@ -52,6 +53,34 @@ def register_handlers(registry: HandlerRegistry, system: System) -> None:
     registry.register("access", "invoice.paid", system.invalidate_access)
     for hook in system.extra_wiring:
         hook(registry, system)
+
+
+def payment_retry_consumer(service: Any) -> Callable[[Any, dict[str, Any]], None]:
+    """The consumer of `payment.retry_requested`: automation's `retry_payment` job publishes it
+    when the process that ran the job has no provider (a scheduler beside separate payment
+    workers). The next collection attempt goes through `service`, this system's payments."""
+
+    def consume_payment_retry(session: Any, envelope: dict[str, Any]) -> None:
+        from engine import payments
+        from engine.payments.handlers import CONSUMER
+        from engine.store import mark_processed
+
+        # Once per request: the bus records the event for "payments"; this record (the one
+        # automation's in-process retry writes under the same id) keeps the two paths from
+        # both charging.
+        if not mark_processed(session, CONSUMER, envelope["id"], service.now()):
+            return
+        invoice_id = str((envelope.get("properties") or {}).get("invoice_id") or "")
+        try:
+            invoice = sales.get_invoice(session, invoice_id)
+        except sales.NotFound:
+            log.warning("payment.retry_requested %s: unknown invoice %r", envelope["id"], invoice_id)
+            return
+        if invoice.get("status") != "finalized":  # paid, voided or written off meanwhile
+            return
+        payments.retry_invoice_payment(session, invoice_id, service=service)
+
+    return consume_payment_retry
 
 
 def configure_payments(settings: Settings, clock: Clock) -> bool:
@@ -239,8 +268,8 @@ class System:
             return RulesAnswer(stable_until=stable_until)
         customer = context.get("customer") or {}
 
-        def record(session: Any) -> None:
-            self.rules.log(session, decision, context, customer_id=customer.get("id"))
+        def record(session: Any, decision_id: str) -> None:
+            self.rules.log(session, decision, context, customer_id=customer.get("id"), decision_id=decision_id)
 
         return RulesAnswer(
             tuple(RuleAction(a.ruleset, a.rule, a.name, a.params) for a in actions), record, stable_until

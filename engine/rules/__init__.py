@@ -15,6 +15,8 @@ from __future__ import annotations
 from engine.documents import Document, DocumentError, Problem
 from engine.rules.compiler import CompiledRuleset, compile_ruleset
 from engine.rules.conditions import ROOTS, evaluate, parse_condition
+from engine.rules.decisions import KINDS as DECISION_KINDS
+from engine.rules.decisions import customer_decisions, log_access_denial
 from engine.rules.durable_engine import DurableEngine, RulesEngineError, default_engine
 from engine.rules.lint import lint_paths
 from engine.rules.loader import (
@@ -72,6 +74,7 @@ def summarize_ruleset_document(doc: Document, refs: References | None = None) ->
 
 __all__ = [
     "ACTIONS",
+    "DECISION_KINDS",
     "PRICE_EVENT",
     "ROOTS",
     "Action",
@@ -90,6 +93,7 @@ __all__ = [
     "Ruleset",
     "ScheduledRule",
     "compile_ruleset",
+    "customer_decisions",
     "decision_by_id",
     "decisions_for",
     "default_engine",
@@ -102,6 +106,7 @@ __all__ = [
     "live_versions",
     "load_ruleset",
     "load_ruleset_text",
+    "log_access_denial",
     "parse_condition",
     "price_context",
     "pricing_runtime",

@@ -38,6 +38,7 @@ def test_free_customer_hits_the_quota_upgrades_and_is_allowed(running: Running) 
     r = product.post("/v1/events", json=_usage(1000))
     assert r.status_code == 202 and r.json() == {"received": 1000, "accepted": 1000, "duplicates": 0}
     denied = product.post("/v1/access/check", json=check).json()
+    assert str(denied.pop("decision_id")).startswith("dec_")  # the denial is in the decision log
     assert denied == {
         "allowed": False,
         "feature": "api",

@@ -129,9 +129,10 @@ def run_scheduler(args: argparse.Namespace) -> int:
 
 def run_broker_status(args: argparse.Namespace) -> int:
     from engine.events import broker_status
-    from engine.system import build_system
+    from engine.system import build_system, standard_wiring
 
-    system = build_system(get_settings(), create_tables=False)
+    # The wiring the workers run, so every queue they declare is listed (automation's too).
+    system = build_system(get_settings(), create_tables=False, wiring=standard_wiring())
     status = broker_status(system.settings, db=system.db, handlers=system.registry)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
