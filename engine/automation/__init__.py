@@ -56,6 +56,8 @@ def for_system(system: Any) -> Automation:
             system.db, system.clock, getattr(system, "rules", None),
             sync=getattr(system, "sync_rules", None),
             public_url=str(getattr(settings, "public_url", "") or "https://billing.example.com"),
+            # Read when a retry runs: the system may be given its service after this is made.
+            payments=lambda: getattr(system, "payments", None),
         )
         system.automation = auto
     return auto

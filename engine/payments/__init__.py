@@ -11,7 +11,8 @@ Depends on engine.store, engine.clock and engine.money only; sales hands over a
            payment_method (handle_payment_method_attached), a retry request
            (handle_payment_retry)
 
-Set up once per process: `configure(PaymentService([SandboxAdapter(url)], clock))`.
+A `System` owns its `PaymentService([SandboxAdapter(url)], clock)` and passes it to every
+function here (`service=`) and to `handlers(service)`; there is no process-wide service.
 """
 
 from engine.payments.collection import (
@@ -24,12 +25,9 @@ from engine.payments.collection import (
     attempt_key,
     collect_due_invoices,
     collect_invoice,
-    configure,
     customer_credit_balance,
     default_payment_method,
-    get_service,
     invoice_payment_summary,
-    is_configured,
     open_receivable,
     record_manual_payment,
     refund_payment,
@@ -37,10 +35,10 @@ from engine.payments.collection import (
     retry_invoice_payment,
 )
 from engine.payments.handlers import (
-    HANDLERS,
     handle_invoice_finalized,
     handle_payment_method_attached,
     handle_payment_retry,
+    handlers,
 )
 from engine.payments.journal import ExportSummary, UnbalancedEntry, export_journal_csv
 from engine.payments.provider import (
@@ -79,7 +77,6 @@ from engine.payments.stripe_adapter import StripeAdapter
 from engine.payments.webhooks import WebhookResult, apply_webhook, webhook_router
 
 __all__ = [
-    "HANDLERS",
     "TEST_CARDS",
     "ChargeOutcome",
     "ChargeRequest",
@@ -110,19 +107,17 @@ __all__ = [
     "attempt_key",
     "collect_due_invoices",
     "collect_invoice",
-    "configure",
     "create_sandbox_app",
     "creditor_reference",
     "customer_credit_balance",
     "default_payment_method",
     "export_journal_csv",
-    "get_service",
     "handle_invoice_finalized",
     "handle_payment_method_attached",
     "handle_payment_retry",
+    "handlers",
     "invoice_payment_summary",
     "invoice_reference",
-    "is_configured",
     "is_valid_creditor_reference",
     "open_receivable",
     "parse_camt053",

@@ -19,6 +19,7 @@ invoice.finalized properties read (sales publishes them):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -30,9 +31,9 @@ from engine.money import to_decimal
 from engine.payments.collection import (
     CollectableInvoice,
     PaymentError,
+    PaymentService,
     add_payment_method,
     collect_invoice,
-    get_service,
     open_receivable,
     retry_invoice_payment,
 )
@@ -70,10 +71,10 @@ def invoice_from_event(envelope: dict[str, Any]) -> CollectableInvoice:
     )
 
 
-def handle_invoice_finalized(session: Session, envelope: dict[str, Any]) -> None:
+def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
     """Open the receivable and, when it is due now and collected automatically, charge the
     customer's default method (customer credit first)."""
-    svc = get_service()
+    svc = service
     now = svc.now()
     if not mark_processed(session, CONSUMER, envelope["id"], now):
         return
@@ -93,10 +94,10 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any]) -> None
         collect_invoice(session, invoice, service=svc, collection_method=method)
 
 
-def handle_payment_retry(session: Session, envelope: dict[str, Any]) -> None:
+def handle_payment_retry(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
     """The next collection attempt for `properties.invoice_id` (what the dunning rules'
     `retry_payment` action asks for, once its delay has passed)."""
-    svc = get_service()
+    svc = service
     if not mark_processed(session, CONSUMER, envelope["id"], svc.now()):
         return
     invoice_id = _props(envelope).get("invoice_id")
@@ -105,10 +106,11 @@ def handle_payment_retry(session: Session, envelope: dict[str, Any]) -> None:
     retry_invoice_payment(session, str(invoice_id), service=svc)
 
 
-def handle_payment_method_attached(session: Session, envelope: dict[str, Any]) -> None:
+def handle_payment_method_attached(session: Session, envelope: dict[str, Any], *,
+                                   service: PaymentService) -> None:
     """Store a customer's payment method from an event whose properties carry
     `payment_method: {type, token, provider?}` (e.g. subscription.created with one)."""
-    svc = get_service()
+    svc = service
     if not mark_processed(session, CONSUMER, envelope["id"], svc.now()):
         return
     method = _props(envelope).get("payment_method")
@@ -121,7 +123,21 @@ def handle_payment_method_attached(session: Session, envelope: dict[str, Any]) -
                        service=svc)
 
 
-HANDLERS = {
-    "invoice.finalized": handle_invoice_finalized,
-    "subscription.created": handle_payment_method_attached,
-}
+Handler = Callable[[Session, dict[str, Any]], None]
+
+
+def handlers(service: PaymentService) -> dict[str, Handler]:
+    """The handlers to register on the bus, bound to the payment service of their system."""
+
+    def bind(handler: Callable[..., None]) -> Handler:
+        def bound(session: Session, envelope: dict[str, Any]) -> None:
+            handler(session, envelope, service=service)
+
+        bound.__name__ = bound.__qualname__ = handler.__name__
+        bound.__module__ = handler.__module__
+        return bound
+
+    return {
+        "invoice.finalized": bind(handle_invoice_finalized),
+        "subscription.created": bind(handle_payment_method_attached),
+    }
