@@ -221,6 +221,7 @@ class System:
             otel=self.settings.otel,
             promotions=self.promotions,
             routers=self.routers(),
+            payments=self.payments,
         )
 
     def routers(self) -> list[Any]:

@@ -59,7 +59,17 @@ OFFLINE_PROVIDERS = frozenset({"manual", "bank"})
 
 
 class PaymentError(ValueError):
-    """Bad input to a payments operation; nothing was recorded."""
+    """Bad input to a payments operation; nothing was recorded. `field` names the input at
+    fault (the HTTP layer answers a problem naming it)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class PaymentNotFound(PaymentError):
+    """An id that names nothing of this customer's (HTTP 404)."""
 
 
 class RefundRejected(PaymentError):
@@ -516,6 +526,8 @@ def collect_invoice(
         return _result(existing, rec)
     if rec.status == "paid":
         return CollectionResult("already_paid", rec.invoice_id, payment_reference=rec.payment_reference)
+    if rec.status != "open":  # voided or written off: nothing more is collected
+        return CollectionResult(rec.status, rec.invoice_id, payment_reference=rec.payment_reference)
     # An earlier attempt whose outcome is unknown could still have taken the money.
     for earlier in session.scalars(
         select(Payment).where(Payment.invoice_id == rec.invoice_id, Payment.status == "pending")

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import ensure_aware
 from engine.money import to_decimal
+from engine.payments.adjustments import handle_invoice_closed
 from engine.payments.collection import (
     CollectableInvoice,
     PaymentError,
@@ -116,6 +117,8 @@ def handle_payment_method_attached(session: Session, envelope: dict[str, Any], *
     method = _props(envelope).get("payment_method")
     if not method or not envelope.get("customer_id"):
         return
+    if isinstance(method, str) and method.startswith("pm_"):
+        return  # a method stored already (attached over HTTP before the subscription)
     if isinstance(method, str):
         method = {"type": "card", "token": method}
     add_payment_method(session, str(envelope["customer_id"]), str(method.get("type", "card")),
@@ -140,4 +143,7 @@ def handlers(service: PaymentService) -> dict[str, Handler]:
     return {
         "invoice.finalized": bind(handle_invoice_finalized),
         "subscription.created": bind(handle_payment_method_attached),
+        # Whoever voids or writes off an invoice, collection stops and the journal follows.
+        "invoice.voided": bind(handle_invoice_closed),
+        "invoice.uncollectible": bind(handle_invoice_closed),
     }

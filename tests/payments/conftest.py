@@ -82,7 +82,8 @@ class CurrentService:
     service: PaymentService | None = None
 
     def __getattr__(self, name: str) -> Any:
-        assert self.service is not None, "no payment service for the webhook receiver"
+        if self.service is None:  # between tests (or a test with its own system): no provider here
+            return {} if name == "adapters" else None
         return getattr(self.service, name)
 
 
