@@ -27,6 +27,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "invoice": _INVOICE,
         "payment": {"amount": Decimal("1234.50"), "currency": "EUR"},
     },
+    "payment_method_needed": {
+        "invoice": _INVOICE,
+        "payment": {"attempt": 1, "reason": "generic_decline"},
+    },
     "payment_retry_scheduled": {
         "invoice": _INVOICE,
         "payment": {"attempt": 2, "next_attempt": date(2026, 12, 6)},

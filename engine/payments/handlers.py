@@ -24,6 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.clock import ensure_aware
@@ -35,9 +36,11 @@ from engine.payments.collection import (
     PaymentService,
     add_payment_method,
     collect_invoice,
+    default_payment_method,
     open_receivable,
     retry_invoice_payment,
 )
+from engine.payments.models import PaymentMethod
 from engine.store import mark_processed
 
 CONSUMER = "payments.handlers"  # distinct from the bus's own record under "payments"
@@ -91,8 +94,21 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, serv
     method = str(props.get("collection_method") or "automatic")
     open_receivable(session, invoice, revenue_by_plan=revenue, tax=tax, collection_method=method,
                     due_at=due_at, service=svc)
+    _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc)
     if due_at is None or due_at <= now:
         collect_invoice(session, invoice, service=svc, collection_method=method)
+
+
+def _adopt_method(session: Session, customer_id: str, given: Any, svc: PaymentService) -> None:
+    """The invoice names the subscription's method (a card token given to sales) and the
+    customer has none stored yet: store it before collecting. sales publishes the first
+    invoice before subscription.created, so waiting for that event would fail the first
+    attempt with no_payment_method. A stored method's id ("pm_...") is already here."""
+    if not isinstance(given, str) or not given or given.startswith("pm_"):
+        return
+    if default_payment_method(session, customer_id) is not None:
+        return
+    add_payment_method(session, customer_id, "card", given, provider=svc.default_provider, service=svc)
 
 
 def handle_payment_retry(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
@@ -121,9 +137,17 @@ def handle_payment_method_attached(session: Session, envelope: dict[str, Any], *
         return  # a method stored already (attached over HTTP before the subscription)
     if isinstance(method, str):
         method = {"type": "card", "token": method}
+    if _stored(session, str(envelope["customer_id"]), method.get("token")):
+        return  # the first invoice already brought it in
     add_payment_method(session, str(envelope["customer_id"]), str(method.get("type", "card")),
                        method.get("token"), provider=str(method.get("provider", svc.default_provider)),
                        service=svc)
+
+
+def _stored(session: Session, customer_id: str, token: Any) -> bool:
+    return token is not None and session.scalar(
+        select(PaymentMethod.id).where(PaymentMethod.customer_id == customer_id, PaymentMethod.token == str(token))
+    ) is not None
 
 
 Handler = Callable[[Session, dict[str, Any]], None]
