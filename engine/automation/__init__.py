@@ -63,6 +63,8 @@ def for_system(system: Any) -> Automation:
             public_url=str(getattr(settings, "public_url", "") or "https://billing.example.com"),
             seller=Seller(name=str(getattr(settings, "seller_name", "") or ""),
                           iban=str(getattr(settings, "seller_iban", "") or "")),
+            # Read when a retry runs: the system may be given its service after this is made.
+            payments=lambda: getattr(system, "payments", None),
         )
         system.automation = auto
     return auto

@@ -65,8 +65,11 @@ class Automation:
     def __init__(self, db: Database, clock: Clock, runtime: RulesRuntime | None = None, *,
                  sync: Callable[[], object] | None = None,
                  public_url: str = "https://billing.example.com",
-                 seller: Seller | None = None) -> None:
+                 seller: Seller | None = None,
+                 payments: Callable[[], Any] = lambda: None) -> None:
         self.db = db
+        # The payment service of the system this runs in (None: another process collects).
+        self.payments = payments
         self.clock = clock
         self.runtime = runtime or RulesRuntime(clock)
         # The published pricing rules, for the documents a rule's action issues (a cancellation).
@@ -306,8 +309,9 @@ class Automation:
                                     "properties": props}
         from engine import payments
 
-        if payments.is_configured():
-            payments.handle_payment_retry(session, envelope)
+        service = self.payments()
+        if service is not None:
+            payments.handle_payment_retry(session, envelope, service=service)
             return DONE, "retried"
         # No provider in this process: ask whoever collects (a payments worker) to retry.
         add_event(session, "payment.retry_requested", job.customer_id, props, time=now, id=event_id)

@@ -35,6 +35,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "payment": {"amount": Decimal("1000.00"), "currency": "EUR", "remaining": Decimal("234.50"),
                     "paid_in_full": False},
     },
+    "payment_method_needed": {
+        "invoice": _INVOICE,
+        "payment": {"attempt": 1, "reason": "generic_decline"},
+    },
     "payment_retry_scheduled": {
         "invoice": _INVOICE,
         "payment": {"attempt": 2, "next_attempt": date(2026, 12, 6)},

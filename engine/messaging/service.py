@@ -82,6 +82,7 @@ TEMPLATE_CATEGORIES: dict[str, str] = {
     "payment_failed": "payments",
     "payment_succeeded": "payments",
     "payment_retry_scheduled": "payments",
+    "payment_method_needed": "payments",
     "account_warning": "account",
     "account_suspended": "account",
     "subscription_cancelled": "account",

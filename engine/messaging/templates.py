@@ -50,6 +50,7 @@ TEMPLATE_NAMES = (
     "payment_failed",
     "payment_succeeded",
     "payment_retry_scheduled",
+    "payment_method_needed",
     "trial_ending",
     "quota_warning",
     "quota_reached",

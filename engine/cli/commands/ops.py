@@ -160,18 +160,20 @@ def run_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _payments_db() -> Any:
+def _payments_db() -> tuple[Any, Any]:
+    """The database and a payment service of this command's own (no provider is called by
+    an import or an export, so an unset provider URL is fine)."""
     from engine.cli.commands.serve import migrate_database
+    from engine.clock import SystemClock
     from engine.store import Database
-    from engine.system import configure_payments
+    from engine.system import payment_service
 
     settings = get_settings()
     migrate_database(settings.database_url)
-    configure_payments(
-        settings.model_copy(update={"psp_url": settings.psp_url or "http://127.0.0.1:0"}),
-        __import__("engine.clock", fromlist=["SystemClock"]).SystemClock(),
+    service = payment_service(
+        settings.model_copy(update={"psp_url": settings.psp_url or "http://127.0.0.1:0"}), SystemClock()
     )
-    return Database(settings.database_url)
+    return Database(settings.database_url), service
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
@@ -181,10 +183,10 @@ def run_reconcile(args: argparse.Namespace) -> int:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise BadInput(f"{args.file}: {exc.strerror or exc}") from None
-    db = _payments_db()
+    db, service = _payments_db()
     try:
         with db.session() as session:
-            report = reconcile_file(session, data, provider=args.provider, filename=args.file)
+            report = reconcile_file(session, data, provider=args.provider, filename=args.file, service=service)
     except (ReconciliationError, ValueError) as exc:
         raise BadInput(f"{args.file}: {exc}") from None
     print(json.dumps(report.as_dict(), indent=2, default=str))
@@ -199,7 +201,7 @@ def run_export_journal(args: argparse.Namespace) -> int:
         end = datetime.combine(date.fromisoformat(args.end), datetime.min.time(), UTC)
     except ValueError as exc:
         raise BadInput(f"--from/--to: {exc}") from None
-    db = _payments_db()
+    db, _service = _payments_db()
     with db.session() as session:
         if args.out == "-":
             export_journal_csv(session, start, end, sys.stdout)
