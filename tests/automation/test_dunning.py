@@ -104,7 +104,7 @@ def test_successful_retry_stops_the_sequence(engine_system: System, inbox: tuple
     to_day_end(system, 20)
     got = by_day(mails)
     # Attempt 3 on day 3 succeeds: one receipt, and nothing after it.
-    assert got[3] == ["Payment received for invoice INV-2026-000001"]
+    assert got[3] == ["Payment of $20.00 received for invoice INV-2026-000001"]
     assert max(got) == 3, got
     assert not any(WARNING in v or SUSPENDED in v for v in got.values())
     with system.db.session() as s:
