@@ -25,6 +25,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+DEMO_SELLER_NAME = "Acme Analytics Demo AG"
+DEMO_SELLER_IBAN = "CH9300762011623852957"  # the ISO 13616 example IBAN
+
+
 def start_sandbox(settings: Any) -> threading.Thread:
     """The sandbox payment provider, in this process, posting webhooks to our API."""
     import uvicorn
@@ -62,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not settings.psp_url:
         settings = settings.model_copy(update={"psp_url": f"http://127.0.0.1:{settings.psp_port}"})
+    if not settings.seller_name and not settings.seller_iban:
+        # The demo's own seller, for its bank-transfer invoice emails (a demo IBAN, not a real account).
+        settings = settings.model_copy(update={"seller_name": DEMO_SELLER_NAME, "seller_iban": DEMO_SELLER_IBAN})
     mail_note = f"email    {settings.smtp_url.split('@')[-1]}"
     if not settings.smtp_url:
         sink = MailSink(STATE_DIR / "mail", settings.mail_sink_port).start()
