@@ -81,7 +81,7 @@ def test_metrics_show_the_worker_processes_counters(shape: dict[str, str]) -> No
         except httpx.HTTPError:
             return False
 
-    wait_until(up, timeout=60, what="the API")
+    wait_until(up, timeout=120, what="the API")  # a loaded 2-core machine starts slowly
     for i in range(3):
         r = client.post("/v1/customers", json={"id": f"cus_m{i}", "email": f"m{i}@x.io", "name": "M"})
         assert r.status_code == 201, r.text
