@@ -205,9 +205,12 @@ class System:
         while handling events is left to `billing worker`."""
         threads = []
         if self.bus is not None and consume:
+            from engine.events import start_counter_flusher
+
             thread = threading.Thread(target=self.bus.run, args=(stop,), name="bus", daemon=True)
             thread.start()
             threads.append(thread)
+            threads.append(start_counter_flusher(self.db, stop))  # for the other processes' /metrics
 
         def refresh_rules() -> None:
             while not stop.wait(self.settings.rules_refresh_seconds):
@@ -234,8 +237,14 @@ class System:
             threads.append(thread)
         return threads
 
+    def metrics_text(self) -> str:
+        """The event counters of every process of the system: this one's, live, and those
+        the workers and other processes stored (engine.events.counters)."""
+        from engine.events import counters_of_all_processes, metrics
+
+        return metrics.render_prometheus(counters_of_all_processes(self.db))
+
     def api_context(self) -> ApiContext:
-        from engine.events import render_prometheus
 
         return ApiContext(
             db=self.db,
@@ -245,7 +254,7 @@ class System:
             test_clock=self.test_clock,
             advance_to=(self.advance_hook or self.advance_to) if self.test_clock is not None else None,
             after_commit=self.after_commit,
-            metrics_text=render_prometheus,
+            metrics_text=self.metrics_text,
             max_body_bytes=self.settings.max_body_bytes,
             otel=self.settings.otel,
             promotions=self.promotions,

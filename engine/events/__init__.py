@@ -14,6 +14,8 @@ runs it in a transaction together with the event's processed-record (exactly one
 
 from engine.events.apply import Outcome, apply_batch
 from engine.events.config import BusConfig
+from engine.events.counters import all_processes as counters_of_all_processes
+from engine.events.counters import start_flusher as start_counter_flusher
 from engine.events.envelope import Envelope, PoisonMessage, envelope_from_dict, parse_envelope
 from engine.events.informational import INFORMATIONAL
 from engine.events.inprocess import InProcessBus
@@ -57,6 +59,7 @@ __all__ = [
     "RabbitBus",
     "apply_batch",
     "broker_status",
+    "counters_of_all_processes",
     "declare_topology",
     "delete_topology",
     "envelope_from_dict",
@@ -72,6 +75,7 @@ __all__ = [
     "render_prometheus",
     "run_relay",
     "run_worker",
+    "start_counter_flusher",
     "start_in_background",
     "topic_matches",
 ]

@@ -48,8 +48,9 @@ class EventMetrics:
         with self._lock:
             self._values.clear()
 
-    def render_prometheus(self) -> str:
-        snap = self.snapshot()
+    def render_prometheus(self, snap: dict[str, dict[str, int]] | None = None) -> str:
+        """The counters (or `snap`, e.g. every process's: engine.events.counters)."""
+        snap = self.snapshot() if snap is None else snap
         lines: list[str] = []
         for counter, help_text in COUNTERS.items():
             name = f"billing_events_{counter}_total"

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from engine.clock import Clock
 from engine.config import Settings, get_settings
 from engine.events.config import BusConfig
+from engine.events.counters import start_flusher
 from engine.events.inprocess import InProcessBus
 from engine.events.metrics import EventMetrics
 from engine.events.metrics import metrics as default_metrics
@@ -109,12 +110,20 @@ def run_worker(
     registry = handlers or default_registry
     names = _subsystems(subsystem, registry)
     stop = _stop_event(stop_event)
+    db = db or Database((settings or get_settings()).database_url)
     bus = make_bus(settings, db, registry, config, clock, after_commit=after_commit)
     log.info("worker %s on the %s bus", subsystem, bus.kind)
-    if isinstance(bus, RabbitBus):
-        bus.run(stop, names, with_relay=with_relay)
-    else:
-        bus.run(stop, names)
+    # This process's counters, for the /metrics of the API process (another process).
+    flushing = threading.Event()
+    flusher = start_flusher(db, flushing)
+    try:
+        if isinstance(bus, RabbitBus):
+            bus.run(stop, names, with_relay=with_relay)
+        else:
+            bus.run(stop, names)
+    finally:
+        flushing.set()  # and a last write of the totals
+        flusher.join(10)
 
 
 def run_relay(
