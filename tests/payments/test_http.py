@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -272,3 +273,30 @@ def test_a_fresh_signed_webhook_is_accepted_on_a_test_clock_far_from_now(api: Ap
                         headers={"Sandbox-Signature": sign_payload(SECRET, int(time.time()), body)})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "applied"
+
+
+def test_the_seed_replay_system_does_not_lend_its_clock_to_the_live_one(tmp_path: Any, sandbox: Server) -> None:
+    """`billing up` builds the live system, then a replay system on the seed's clock (30 days
+    back) over the same database. The live system's payments keep the live clock."""
+    from engine.clock import TestClock
+    from engine.system import build_system
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/up.db", test_clock="2026-11-01T09:00:00Z",
+                        psp_url=sandbox.url, psp_api_key=API_KEY, psp_webhook_secret=SECRET)
+    live, admin, _ = keyed_system(settings)
+    replay = build_system(settings, clock=TestClock(datetime(2026, 10, 2, tzinfo=UTC)), db=live.db,
+                          create_tables=False)
+    assert replay.payments is not None and live.payments is not None
+    assert live.payments.clock is live.clock and replay.payments.clock is replay.clock
+    with TestClient(create_app(live.api_context()), headers={"Authorization": f"Bearer {admin}"}) as client:
+        api = Api(live, client)
+        api.customer("cus_live")
+        api.subscribe("cus_live", {"type": "card", "token": GOOD})
+        invoice = api.first_invoice("cus_live")
+        assert invoice["status"] == "paid"
+        with live.db.session() as s:
+            payment = s.scalars(select(Payment).where(Payment.invoice_id == invoice["id"])).one()
+            stamped = s.scalars(select(OutboxEvent.time).where(OutboxEvent.type == "payment.succeeded")).one()
+        assert payment.created_at.replace(tzinfo=None) == live.clock.now().replace(tzinfo=None)
+        assert stamped.replace(tzinfo=None) == live.clock.now().replace(tzinfo=None)
+    live.db.dispose()
