@@ -300,3 +300,18 @@ def test_the_seed_replay_system_does_not_lend_its_clock_to_the_live_one(tmp_path
         assert payment.created_at.replace(tzinfo=None) == live.clock.now().replace(tzinfo=None)
         assert stamped.replace(tzinfo=None) == live.clock.now().replace(tzinfo=None)
     live.db.dispose()
+
+
+def test_webhook_freshness_is_wall_clock_time_on_a_test_clock(api: Api) -> None:
+    """The system's clock is a month from the wall clock; a webhook signed now is fresh (202:
+    no such payment here), one signed 10 minutes ago is stale (400)."""
+    body = json.dumps({"id": "evt_any", "type": "payment.captured", "created": int(time.time()),
+                       "data": {"id": "sbp_unknown", "object": "payment", "status": "captured",
+                                "amount": "1.00", "currency": "USD"}}).encode()
+    fresh = api.client.post("/webhooks/psp/sandbox", content=body,
+                            headers={"Sandbox-Signature": sign_payload(SECRET, int(time.time()), body)})
+    assert fresh.status_code == 202, fresh.text
+    old = int(time.time()) - 600
+    stale = api.client.post("/webhooks/psp/sandbox", content=body,
+                            headers={"Sandbox-Signature": sign_payload(SECRET, old, body)})
+    assert stale.status_code == 400 and "stale" in stale.json()["detail"]
