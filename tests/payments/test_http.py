@@ -315,3 +315,16 @@ def test_webhook_freshness_is_wall_clock_time_on_a_test_clock(api: Api) -> None:
     stale = api.client.post("/webhooks/psp/sandbox", content=body,
                             headers={"Sandbox-Signature": sign_payload(SECRET, old, body)})
     assert stale.status_code == 400 and "stale" in stale.json()["detail"]
+
+
+@pytest.mark.parametrize("amount", ["NaN", "1.001", "-5.00", "0", 10.5])
+def test_a_bad_refund_or_credit_amount_is_a_422_on_amount(api: Api, amount: Any) -> None:
+    api.customer("cus_amt")
+    api.subscribe("cus_amt", {"type": "card", "token": GOOD})
+    invoice = api.first_invoice("cus_amt")
+    before = (count(api, Refund), count(api, CreditNote))
+    for path in ("refunds", "credit_notes"):
+        r = api.call("POST", f"/v1/invoices/{invoice['id']}/{path}", {"amount": amount, "reason": "x"})
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["field"].endswith("amount"), r.text
+    assert (count(api, Refund), count(api, CreditNote)) == before
