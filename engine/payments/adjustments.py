@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.money import to_decimal
+from engine.money import quantum, to_decimal
 from engine.payments import journal
 from engine.payments.collection import (
     ZERO,
@@ -61,9 +61,9 @@ def check_refund(session: Session, invoice_id: str, amount: Any, currency: str) 
     except ValueError as exc:
         raise PaymentError(str(exc), "amount") from None
     left, _ = refundable(session, invoice_id)
-    if value <= 0 or value > left:
+    if value <= 0 or value > left or value != value.quantize(quantum(currency)):
         raise PaymentError(f"a refund is more than 0 and at most {_money(left, currency)} {currency} "
-                           f"(paid minus refunded on invoice {invoice_id})", "amount")
+                           f"(paid minus refunded on invoice {invoice_id}), in whole {quantum(currency)}", "amount")
     return value
 
 

@@ -39,7 +39,10 @@ def credit_invoice(
     if inv.status not in CREDITABLE:
         raise Conflict("invoice_id", f"invoice {inv.id} is {inv.status}; only an issued invoice is credited")
     left = inv.total - credited_so_far(session, inv.id)
-    value = left if amount is None else to_decimal(amount, "amount")
+    try:
+        value = left if amount is None else to_decimal(amount, "amount")
+    except ValueError as exc:
+        raise SalesError("amount", str(exc)) from None
     if value <= ZERO or value > left or value != value.quantize(quantum(inv.currency)):
         raise SalesError("amount", f"a credit note is more than 0 and at most {left} {inv.currency} "
                                    f"(the invoice's total minus earlier credit notes), in whole {quantum(inv.currency)}")

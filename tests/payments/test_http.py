@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -272,3 +273,58 @@ def test_a_fresh_signed_webhook_is_accepted_on_a_test_clock_far_from_now(api: Ap
                         headers={"Sandbox-Signature": sign_payload(SECRET, int(time.time()), body)})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "applied"
+
+
+def test_the_seed_replay_system_does_not_lend_its_clock_to_the_live_one(tmp_path: Any, sandbox: Server) -> None:
+    """`billing up` builds the live system, then a replay system on the seed's clock (30 days
+    back) over the same database. The live system's payments keep the live clock."""
+    from engine.clock import TestClock
+    from engine.system import build_system
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/up.db", test_clock="2026-11-01T09:00:00Z",
+                        psp_url=sandbox.url, psp_api_key=API_KEY, psp_webhook_secret=SECRET)
+    live, admin, _ = keyed_system(settings)
+    replay = build_system(settings, clock=TestClock(datetime(2026, 10, 2, tzinfo=UTC)), db=live.db,
+                          create_tables=False)
+    assert replay.payments is not None and live.payments is not None
+    assert live.payments.clock is live.clock and replay.payments.clock is replay.clock
+    with TestClient(create_app(live.api_context()), headers={"Authorization": f"Bearer {admin}"}) as client:
+        api = Api(live, client)
+        api.customer("cus_live")
+        api.subscribe("cus_live", {"type": "card", "token": GOOD})
+        invoice = api.first_invoice("cus_live")
+        assert invoice["status"] == "paid"
+        with live.db.session() as s:
+            payment = s.scalars(select(Payment).where(Payment.invoice_id == invoice["id"])).one()
+            stamped = s.scalars(select(OutboxEvent.time).where(OutboxEvent.type == "payment.succeeded")).one()
+        assert payment.created_at.replace(tzinfo=None) == live.clock.now().replace(tzinfo=None)
+        assert stamped.replace(tzinfo=None) == live.clock.now().replace(tzinfo=None)
+    live.db.dispose()
+
+
+def test_webhook_freshness_is_wall_clock_time_on_a_test_clock(api: Api) -> None:
+    """The system's clock is a month from the wall clock; a webhook signed now is fresh (202:
+    no such payment here), one signed 10 minutes ago is stale (400)."""
+    body = json.dumps({"id": "evt_any", "type": "payment.captured", "created": int(time.time()),
+                       "data": {"id": "sbp_unknown", "object": "payment", "status": "captured",
+                                "amount": "1.00", "currency": "USD"}}).encode()
+    fresh = api.client.post("/webhooks/psp/sandbox", content=body,
+                            headers={"Sandbox-Signature": sign_payload(SECRET, int(time.time()), body)})
+    assert fresh.status_code == 202, fresh.text
+    old = int(time.time()) - 600
+    stale = api.client.post("/webhooks/psp/sandbox", content=body,
+                            headers={"Sandbox-Signature": sign_payload(SECRET, old, body)})
+    assert stale.status_code == 400 and "stale" in stale.json()["detail"]
+
+
+@pytest.mark.parametrize("amount", ["NaN", "1.001", "-5.00", "0", 10.5])
+def test_a_bad_refund_or_credit_amount_is_a_422_on_amount(api: Api, amount: Any) -> None:
+    api.customer("cus_amt")
+    api.subscribe("cus_amt", {"type": "card", "token": GOOD})
+    invoice = api.first_invoice("cus_amt")
+    before = (count(api, Refund), count(api, CreditNote))
+    for path in ("refunds", "credit_notes"):
+        r = api.call("POST", f"/v1/invoices/{invoice['id']}/{path}", {"amount": amount, "reason": "x"})
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["field"].endswith("amount"), r.text
+    assert (count(api, Refund), count(api, CreditNote)) == before

@@ -6,7 +6,7 @@ in one transaction."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,9 @@ from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
+
+# Money arrives as a decimal string ("10.00"), never a JSON number (a float is not exact).
+MoneyString = Annotated[str, Field(pattern=r"^[0-9]{1,15}(\.[0-9]{1,4})?$", max_length=20)]
 
 router = APIRouter(prefix="/v1", tags=["payments"], responses=documented(400, 401, 403, 404, 409, 413, 422))
 
@@ -97,7 +100,7 @@ def detach_payment_method(customer_id: str, payment_method_id: str, ctx: ApiCont
 
 class CreditNoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"amount": "10.00", "reason": "goodwill"}]})
-    amount: Decimal | None = Field(default=None, description="default: all that is left to credit")
+    amount: MoneyString | None = Field(default=None, description="default: all that is left to credit", examples=["10.00"])
     reason: str = Field(default="", max_length=200)
 
 
@@ -109,7 +112,7 @@ class CreditNoteIn(BaseModel):
 )
 def credit_invoice(invoice_id: str, body: CreditNoteIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
-        note = sales.credit_invoice(session, invoice_id, body.amount, clock=ctx.clock, reason=body.reason)
+        note = sales.credit_invoice(session, invoice_id, _amount(body.amount), clock=ctx.clock, reason=body.reason)
         currency = note["currency"]
         payments.credit_receivable(
             session, invoice_id, Decimal(note["applied_to_invoice"]), Decimal(note["credited_to_balance"]),
@@ -121,7 +124,7 @@ def credit_invoice(invoice_id: str, body: CreditNoteIn, ctx: ApiContext = Depend
 
 class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"amount": "10.00", "reason": "duplicate"}]})
-    amount: Decimal | None = Field(default=None, description="default: all that was paid and not refunded")
+    amount: MoneyString | None = Field(default=None, description="default: all that was paid and not refunded", examples=["10.00"])
     reason: str = Field(default="", max_length=200)
 
 
@@ -137,7 +140,7 @@ def refund_invoice(invoice_id: str, body: RefundIn, ctx: ApiContext = Depends(co
     with domain_errors(), ctx.db.session() as session:
         invoice = sales.get_invoice(session, invoice_id)
         left, _ = payments.refundable(session, invoice_id)
-        amount = left if body.amount is None else body.amount
+        amount = left if body.amount is None else Decimal(body.amount)
         amount = payments.check_refund(session, invoice_id, amount, invoice["currency"])
         # The credit note first (sales checks the invoice is paid), the provider last: a
         # refusal there rolls the credit note back with everything else.
@@ -183,3 +186,7 @@ def _closable(session: Session, invoice_id: str, what: str) -> None:
         raise Problem(409, f"invoice {invoice_id} is {invoice['status']}"
                       f"{' with payments' if Decimal(invoice['amount_paid']) > 0 else ''}; only an open, unpaid "
                       f"invoice can be {what}ed", "invoice_id")
+
+
+def _amount(given: str | None) -> Decimal | None:
+    return None if given is None else Decimal(given)
