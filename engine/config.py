@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     stripe_api_key: str = ""
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""  # empty: Stripe's own API; tests point it at a local stand-in
+    # Who customers pay by bank transfer: printed with the invoice's RF reference on the
+    # invoice email. No defaults: a deployment sets its own (the demo seed sets demo values).
+    seller_name: str = ""
+    seller_iban: str = ""
 
 
 @lru_cache(maxsize=1)

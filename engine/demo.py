@@ -77,10 +77,10 @@ def seed(system: System, now: datetime, *, customers: int = 50, days: int = 30, 
                 },
                 clock=clock,
             )
-            if system.payments_enabled and plan != "free":
+            if system.payments is not None and plan != "free":
                 from engine import payments
 
-                payments.add_payment_method(s, cid, "card", rng.choice(CARDS))
+                payments.add_payment_method(s, cid, "card", rng.choice(CARDS), service=system.payments)
             people.append((cid, plan))
     with system.db.session() as s:
         for cid, plan in people:

@@ -139,8 +139,31 @@ class Rounder:
         return str(amount.quantize(self.quantum, rounding=self._rounding))
 
 
+# Every number the engine takes from outside (HTTP, YAML, events, statements): below 10^12
+# (a trillion units or currency units) with at most 12 decimal places. Anything larger is a
+# mistake or an attack (1E+999999999 costs nothing to write and gigabytes to print).
+MAX_INTEGER_DIGITS = 12
+MAX_FRACTION_DIGITS = 12
+_MAX_TEXT = 64  # characters of a number's text: refused before it is parsed at all
+
+
+def check_range(value: Decimal, what: str = "number") -> Decimal:
+    """`value` if it is finite, below 10^12 in size and has at most 12 decimal places."""
+    if not value.is_finite():
+        raise ValueError(f"{what}: {value} is not a finite number")
+    if value and value.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValueError(f"{what}: {value:.3E} is out of range: at most {MAX_INTEGER_DIGITS} digits before the point")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_FRACTION_DIGITS and value != value.quantize(
+        Decimal(1).scaleb(-MAX_FRACTION_DIGITS)
+    ):
+        raise ValueError(f"{what}: {value} has more than {MAX_FRACTION_DIGITS} decimal places")
+    return value
+
+
 def to_decimal(value: object, what: str = "amount") -> Decimal:
-    """Parse a decimal from a string or int. Floats are refused: they are not exact."""
+    """Parse a decimal from a string or int, within `check_range`. Floats are refused: they
+    are not exact."""
     if isinstance(value, bool):
         raise ValueError(f"{what}: expected a decimal, got a boolean")
     if isinstance(value, float):
@@ -148,15 +171,18 @@ def to_decimal(value: object, what: str = "amount") -> Decimal:
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int | str):
+        text = str(value).strip() if isinstance(value, str) else None
+        if (text is not None and len(text) > _MAX_TEXT) or (isinstance(value, int) and abs(value) >= 10**_MAX_TEXT):
+            raise ValueError(f"{what}: a number of more than {_MAX_TEXT} characters is out of range")
         try:
-            result = Decimal(str(value).strip())
+            result = Decimal(text if text is not None else value)
         except InvalidOperation:
             raise ValueError(f"{what}: {value!r} is not a decimal number") from None
     else:
         raise ValueError(f"{what}: expected a decimal, got {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"{what}: {value!r} is not a finite number")
-    return result
+    return check_range(result, what)
 
 
 def number_to_decimal(value: object, what: str = "number") -> Decimal:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import sales
 from engine.access import AccessService, AccessView, RuleAction, RulesAnswer
@@ -21,6 +21,9 @@ from engine.config import Settings, get_settings
 from engine.events import Envelope, EventBus, HandlerRegistry, make_bus
 from engine.rules import RulesRuntime
 from engine.store import Database
+
+if TYPE_CHECKING:
+    from engine.payments import PaymentService
 
 log = logging.getLogger("engine.system")
 
@@ -40,11 +43,12 @@ def register_handlers(registry: HandlerRegistry, system: System) -> None:
     """Who reacts to what. Each subsystem consumes its own queue; effects are idempotent."""
     registry.register("sales", "payment.succeeded", as_dict(sales.handle_payment_succeeded))
     registry.register("sales", "charge.requested", as_dict(sales.handle_charge_requested))
-    if system.payments_enabled:
+    if system.payments is not None:
         from engine import payments
 
-        for event_type, handler in payments.HANDLERS.items():
+        for event_type, handler in payments.handlers(system.payments).items():
             registry.register("payments", event_type, as_dict(handler))
+        registry.register("payments", "payment.retry_requested", as_dict(payment_retry_consumer(system.payments)))
     # Decisions change with plans, payments and dunning: drop the cached view of that customer.
     registry.register("access", "subscription.*", system.invalidate_access)
     registry.register("access", "customer.*", system.invalidate_access)
@@ -54,9 +58,39 @@ def register_handlers(registry: HandlerRegistry, system: System) -> None:
         hook(registry, system)
 
 
-def configure_payments(settings: Settings, clock: Clock) -> bool:
+def payment_retry_consumer(service: Any) -> Callable[[Any, dict[str, Any]], None]:
+    """The consumer of `payment.retry_requested`: automation's `retry_payment` job publishes it
+    when the process that ran the job has no provider (a scheduler beside separate payment
+    workers). The next collection attempt goes through `service`, this system's payments."""
+
+    def consume_payment_retry(session: Any, envelope: dict[str, Any]) -> None:
+        from engine import payments
+        from engine.payments.handlers import CONSUMER
+        from engine.store import mark_processed
+
+        # Once per request: the bus records the event for "payments"; this record (the one
+        # automation's in-process retry writes under the same id) keeps the two paths from
+        # both charging.
+        if not mark_processed(session, CONSUMER, envelope["id"], service.now()):
+            return
+        invoice_id = str((envelope.get("properties") or {}).get("invoice_id") or "")
+        try:
+            invoice = sales.get_invoice(session, invoice_id)
+        except sales.NotFound:
+            log.warning("payment.retry_requested %s: unknown invoice %r", envelope["id"], invoice_id)
+            return
+        if invoice.get("status") != "finalized":  # paid, voided or written off meanwhile
+            return
+        payments.retry_invoice_payment(session, invoice_id, service=service)
+
+    return consume_payment_retry
+
+
+def payment_service(settings: Settings, clock: Clock) -> PaymentService | None:
     """Automatic collection through the configured provider: the sandbox at `psp_url` (none
-    when it is empty), or Stripe with `BILLING_PSP_PROVIDER=stripe`."""
+    when it is empty), or Stripe with `BILLING_PSP_PROVIDER=stripe`. Payments run on `clock`
+    (the system's, possibly a test clock); the adapters check webhook freshness against the
+    wall clock, whatever the system's clock says (docs/payments.md)."""
     from engine import payments
 
     adapter: payments.ProviderAdapter
@@ -73,23 +107,22 @@ def configure_payments(settings: Settings, clock: Clock) -> bool:
     elif settings.psp_provider != "sandbox":
         raise ValueError(f"BILLING_PSP_PROVIDER: {settings.psp_provider!r} is not sandbox or stripe")
     elif not settings.psp_url:
-        return False
+        return None
     else:
         adapter = payments.SandboxAdapter(
-            settings.psp_url, api_key=settings.psp_api_key, webhook_secret=settings.psp_webhook_secret, clock=clock
+            settings.psp_url, api_key=settings.psp_api_key, webhook_secret=settings.psp_webhook_secret
         )
-    payments.configure(payments.PaymentService([adapter], clock, default_provider=adapter.name))
-    return True
+    return payments.PaymentService([adapter], clock, default_provider=adapter.name)
 
 
-def payments_due_work(db: Database) -> Callable[[datetime], Any]:
+def payments_due_work(db: Database, service: PaymentService) -> Callable[[datetime], Any]:
     def run(now: datetime) -> None:
         from engine import payments
 
         with db.session() as session:
-            payments.collect_due_invoices(session)
+            payments.collect_due_invoices(session, service=service)
         with db.session() as session:
-            payments.repair_pending(session)
+            payments.repair_pending(session, service=service)
 
     return run
 
@@ -104,7 +137,8 @@ class System:
     keys: KeyVerifier
     rules: RulesRuntime = field(default_factory=RulesRuntime)
     bus: EventBus | None = None
-    payments_enabled: bool = False
+    # This system's payments (provider adapters on this system's clock); None: no collection.
+    payments: PaymentService | None = None
     # Set by engine.scheduler.install: the scheduler thread and a clock advance that stops
     # at every job due on the way.
     scheduler_runner: Callable[[threading.Event], None] | None = None
@@ -114,6 +148,10 @@ class System:
     due_work: list[Callable[[datetime], Any]] = field(default_factory=list)
     # (rules versions, the sorted validity edges of their access rules), recomputed on a publish.
     _access_windows: tuple[dict[str, int], list[datetime]] = field(default_factory=lambda: ({"": -1}, []))
+
+    @property
+    def payments_enabled(self) -> bool:
+        return self.payments is not None
 
     def invalidate_access(self, _session: Any, envelope: Envelope) -> None:
         self.access.invalidate(envelope.customer_id)
@@ -212,14 +250,15 @@ class System:
             otel=self.settings.otel,
             promotions=self.promotions,
             routers=self.routers(),
+            payments=self.payments,
         )
 
     def routers(self) -> list[Any]:
-        if not self.payments_enabled:
+        if self.payments is None:
             return []
         from engine import payments
 
-        return [payments.webhook_router(self.db)]
+        return [payments.webhook_router(self.db, self.payments)]
 
     def promotions(self, **kwargs: Any) -> tuple[list[Any], list[dict[str, Any]]]:
         """The published pricing rules' discounts for a period: the one source quotes,
@@ -239,8 +278,8 @@ class System:
             return RulesAnswer(stable_until=stable_until)
         customer = context.get("customer") or {}
 
-        def record(session: Any) -> None:
-            self.rules.log(session, decision, context, customer_id=customer.get("id"))
+        def record(session: Any, decision_id: str) -> None:
+            self.rules.log(session, decision, context, customer_id=customer.get("id"), decision_id=decision_id)
 
         return RulesAnswer(
             tuple(RuleAction(a.ruleset, a.rule, a.name, a.params) for a in actions), record, stable_until
@@ -325,12 +364,12 @@ def build_system(
     access.rules = system.access_rules
     access.after_denials = system.after_commit
     system.sync_rules()
-    system.payments_enabled = configure_payments(settings, clock)
+    system.payments = payment_service(settings, clock)
     for install in wiring:
         install(system)
-    if system.payments_enabled and system.scheduler_runner is None:
+    if system.payments is not None and system.scheduler_runner is None:
         # Without the scheduler (which has its own payments job), collect at the clock's stops.
-        system.due_work.append(payments_due_work(db))
+        system.due_work.append(payments_due_work(db, system.payments))
     register_handlers(registry, system)
     system.bus = make_bus(settings, db, registry, clock=clock)
     return system

@@ -43,8 +43,9 @@ class RulesAnswer:
     """What the access rules said about one check."""
 
     actions: tuple[RuleAction, ...] = ()
-    # Writes this evaluation to the decision log (given a session); None when no rule took part.
-    record: Callable[[Any], object] | None = None
+    # Writes this evaluation to the decision log (given a session and the decision id the
+    # check answers with); None when no rule took part.
+    record: Callable[[Any, str], object] | None = None
     # The answer holds until this instant (the next start or end of a rule's validity window);
     # None: until the rules are published again.
     stable_until: datetime | None = None
@@ -85,6 +86,9 @@ class Decision:
     plan: str | None = None
     rules: tuple[str, ...] = ()
     offer: Mapping[str, Any] | None = None
+    # The decision-log entry that says why (denials and what a rule decided); None for what
+    # the plan simply granted, which is not logged (a check that writes nothing stays cheap).
+    decision_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def num(v: Decimal | None) -> Any:
@@ -102,6 +106,7 @@ class Decision:
             "plan": self.plan,
             "rules": list(self.rules),
             "offer": dict(self.offer) if self.offer else None,
+            "decision_id": self.decision_id,
         }
 
 

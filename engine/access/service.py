@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
 from engine.pricing.usage import UsageEvent
+from engine.rules import log_access_denial
 from engine.sales import recorded_customers
 from engine.store import Database, OutboxEvent, add_event, add_events, new_event_id
 
@@ -57,6 +58,26 @@ class UsageWrite:
 
     recorded_id: str  # the id of the batch's usage.recorded
     held: dict[str, Snapshot]  # the snapshots the stored events are added to
+
+
+def _logged(customer_id: str, decision: Decision, answer: RulesAnswer, now: Any) -> tuple[Decision, Record | None]:
+    """A denial, or an answer a rule took part in, gets a decision id and a decision-log
+    writer (run with the check's other effects, folded per window like access.denied); what the plan
+    simply granted is neither (the hot path writes nothing)."""
+    if decision.allowed and answer.record is None:
+        return decision, None
+    decision = replace(decision, decision_id=new_event_id("dec"))
+    decision_id, rules_record = str(decision.decision_id), answer.record
+    if rules_record is not None:
+        def record(session: Any) -> object:
+            return rules_record(session, decision_id)
+    else:
+        answer_body = decision.to_dict()
+
+        def record(session: Any) -> object:
+            log_access_denial(session, decision_id, now, customer_id, answer_body)
+            return None
+    return decision, record
 
 
 class UnknownFeature(LookupError):
@@ -166,11 +187,11 @@ class AccessService:
             raise UnknownFeature(feature, list(snapshot.catalog.features))
         base = plan_decision(snapshot, feature, quantity, in_use)
         answer = self.rules(rule_context(snapshot, feature, quantity, base)) if self.rules else NO_RULES
-        decision = combine(base, answer.actions)
+        decision, record = _logged(snapshot.customer_id, combine(base, answer.actions), answer, now)
         if len(snapshot.memo) > MEMO_LIMIT:
             snapshot.memo.clear()
-        snapshot.memo[key] = (decision, answer.record, answer.stable_until)
-        return decision, answer.record
+        snapshot.memo[key] = (decision, record, answer.stable_until)
+        return decision, record
 
     def _side_effects(self, snapshot: Snapshot, decision: Decision, now: Any, record: Record | None = None) -> None:
         fresh = [c for c in crossed(snapshot, now) if (snapshot.customer_id, c[0], c[1], c[4]) not in self._announced]

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.access import AccessService
 from engine.api.keys import KeyVerifier
 from engine.clock import Clock, TestClock
 from engine.pricing.quoting import PromotionSource
 from engine.store import Database
+
+if TYPE_CHECKING:
+    from engine.payments import PaymentService
 
 
 @dataclass
@@ -33,4 +36,6 @@ class ApiContext:
     otel: bool = False
     # Further routers to mount (e.g. the payment provider's webhooks, authenticated by signature).
     routers: list[Any] = field(default_factory=list)
+    # The system's payment service (its provider adapters, on its clock); None: no provider.
+    payments: PaymentService | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from engine.access import UnknownFeature
 from engine.api.problems import Problem
 from engine.documents import DocumentError
+from engine.payments import PaymentError, PaymentNotFound, RefundRejected
 from engine.pricing.quoting import QuoteError
 from engine.sales import Conflict, NotFound, SalesError
 
@@ -25,6 +26,12 @@ def domain_errors(prefix: str = "") -> Iterator[None]:
         raise Problem(422, exc.message, prefix + exc.field) from None
     except QuoteError as exc:
         raise Problem(422, exc.message, prefix + exc.field) from None
+    except PaymentNotFound as exc:
+        raise Problem(404, exc.message, prefix + exc.field) from None
+    except RefundRejected as exc:
+        raise Problem(422, str(exc), prefix + (exc.field or "amount")) from None
+    except PaymentError as exc:
+        raise Problem(422, exc.message, prefix + (exc.field or "payment_method")) from None
     except UnknownFeature as exc:
         raise Problem(404, str(exc), prefix + "feature") from None
     except DocumentError as exc:

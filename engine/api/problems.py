@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -61,7 +62,8 @@ class Problem(Exception):
         self.extra = extra
 
 
-def problem_response(status: int, detail: str, field: str | None = None, **extra: Any) -> JSONResponse:
+def problem_response(status: int, detail: str, field: str | None = None, *,
+                     headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": TITLES.get(status, "Error"),
@@ -71,8 +73,10 @@ def problem_response(status: int, detail: str, field: str | None = None, **extra
     if field is not None:
         body["field"] = field
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    out = dict(headers or {})
+    if status == 401:
+        out["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=out or None)
 
 
 _SHAPE_ERRORS = {"list_type", "model_type", "model_attributes_type", "dict_type"}
@@ -91,6 +95,11 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+def _message(error: Mapping[str, Any]) -> str:
+    # pydantic prefixes our validators' messages with "Value error, ": the field says enough.
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
@@ -101,7 +110,7 @@ def install(app: FastAPI) -> None:
         raw = list(exc.errors())
         # For a union body, report the branch that matches the shape sent (object or list).
         shaped = [e for e in raw if not (e.get("type") in _SHAPE_ERRORS and len(e.get("loc", ())) <= 2)] or raw
-        errors = [{"field": _loc(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in shaped]
+        errors = [{"field": _loc(tuple(e.get("loc", ()))), "message": _message(e)} for e in shaped]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         # FastAPI's own parsing says "JSON decode error"; pydantic parsing the bytes (the
         # access check) says json_invalid. Either way the body is not JSON.
@@ -111,7 +120,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail))
+        # Starlette's 405 carries the Allow header (RFC 9110 says it must): keep it.
+        return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:

@@ -17,6 +17,7 @@ from engine.automation.charges import create_charge
 from engine.automation.context import build_context, invoice_context, subject_context, subject_contexts
 from engine.automation.models import ActionRecord, ScheduledJob
 from engine.automation.service import SUBSYSTEM, Automation, JobsReport, SweepReport
+from engine.automation.templating import DatabaseFacts, Facts, Seller, template_data
 from engine.store import Base
 
 __all__ = [
@@ -26,9 +27,12 @@ __all__ = [
     "ActionRunner",
     "Automation",
     "Cause",
+    "DatabaseFacts",
+    "Facts",
     "JobsReport",
     "Outcome",
     "ScheduledJob",
+    "Seller",
     "SweepReport",
     "build_context",
     "create_charge",
@@ -39,6 +43,7 @@ __all__ = [
     "register",
     "subject_context",
     "subject_contexts",
+    "template_data",
 ]
 
 
@@ -56,6 +61,10 @@ def for_system(system: Any) -> Automation:
             system.db, system.clock, getattr(system, "rules", None),
             sync=getattr(system, "sync_rules", None),
             public_url=str(getattr(settings, "public_url", "") or "https://billing.example.com"),
+            seller=Seller(name=str(getattr(settings, "seller_name", "") or ""),
+                          iban=str(getattr(settings, "seller_iban", "") or "")),
+            # Read when a retry runs: the system may be given its service after this is made.
+            payments=lambda: getattr(system, "payments", None),
         )
         system.automation = auto
     return auto

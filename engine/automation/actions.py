@@ -16,7 +16,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 
 from engine import dunning, messaging, sales
 from engine.automation.charges import create_charge
-from engine.automation.context import LIVE_SUBSCRIPTIONS, parse_time
+from engine.automation.context import LIVE_SUBSCRIPTIONS
 from engine.automation.models import PENDING, ActionRecord, ScheduledJob
+from engine.automation.templating import DatabaseFacts, Seller, plain, template_data
 from engine.durations import parse_duration
 from engine.pricing.quoting import PromotionSource
 from engine.rules import Action
@@ -98,18 +99,12 @@ def _insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool
     return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
 
 
-def _date(value: Any) -> date | None:
-    when = parse_time(value) if not isinstance(value, date) or isinstance(value, datetime) else value
-    if isinstance(when, datetime):
-        return when.date()
-    return when
-
-
 class ActionRunner:
     """Carries out one decision's actions for one context."""
 
     def __init__(self, session: Session, now: datetime, *, public_url: str,
-                 batch: bool = False, promotions: PromotionSource | None = None) -> None:
+                 batch: bool = False, promotions: PromotionSource | None = None,
+                 seller: Seller | None = None) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome)."""
@@ -119,6 +114,7 @@ class ActionRunner:
         self.public_url = public_url.rstrip("/")
         self.batch = batch
         self.promotions = promotions  # what a cancellation's documents are priced with
+        self.seller = seller or Seller()  # printed on bank-transfer instructions
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
         for index, action in enumerate(actions):
@@ -249,7 +245,7 @@ class ActionRunner:
         props = dict(params.get("data") or {})
         props.setdefault("rule", f"{action.ruleset}/{action.rule}")
         props.setdefault("cause", cause.event_id or cause.key)
-        add_event(self.session, str(params["type"]), cid, _plain(props), time=self.now, id=event_id)
+        add_event(self.session, str(params["type"]), cid, plain(props), time=self.now, id=event_id)
         return event_id
 
     def _tag(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],
@@ -268,69 +264,10 @@ class ActionRunner:
 
     def template_data(self, template: str, ctx: Mapping[str, Any], data: dict[str, Any]) \
             -> dict[str, Any]:
-        """Plain data for the template: the context's invoice, subscription, account and
-        payment facts, the offer of an access denial, then the rule's own `data`."""
-        out: dict[str, Any] = {"event": _plain(ctx.get("event") or {})}
-        invoice = dict(ctx.get("invoice") or {})
-        if invoice:
-            invoice.setdefault("url", f"{self.public_url}/invoices/{invoice.get('id')}")
-            # Collected automatically: due on issue.
-            invoice.setdefault("due_date", _date(invoice.get("issued_at")) or self.now.date())
-            out["invoice"] = _plain(invoice)
-        sub = dict(ctx.get("subscription") or {})
-        if sub:
-            sub.setdefault("plan_name", sub.get("plan"))
-            out["subscription"] = _plain(sub)
-        account = dict(ctx.get("account") or {})
-        account.setdefault("state", account.get("dunning_state"))
-        out["account"] = _plain(account)
-        next_attempt = ctx.get("_next_attempt")
-        if next_attempt is None and data.get("retry_in_days") is not None:
-            next_attempt = parse_duration(f"{int(data['retry_in_days'])}d").after(self.now)
-        if invoice:
-            out["payment"] = _plain({
-                "attempt": invoice.get("attempt") or 1,
-                "reason": invoice.get("decline_code"),
-                "next_attempt": _date(next_attempt) if next_attempt else None,
-                "amount": invoice.get("amount_due"), "currency": invoice.get("currency")})
-        offer = ctx.get("offer") or ((ctx.get("event") or {}).get("properties") or {}).get("offer")
-        if isinstance(offer, Mapping) and offer.get("plan"):
-            out["offer"] = _plain(self._offer(ctx, dict(offer)))
-        if template == "subscription_cancelled" and "subscription" in out:
-            out["subscription"].setdefault("reason", "unpaid")
-        out.update(_plain(data))
-        return out
+        """Plain data for the template (engine.automation.templating)."""
+        return template_data(template, ctx, data, now=self.now, public_url=self.public_url,
+                             seller=self.seller, facts=DatabaseFacts(self.session))
 
-    def _offer(self, ctx: Mapping[str, Any], offer: dict[str, Any]) -> dict[str, Any]:
-        plan = str(offer["plan"])
-        offer.setdefault("plan_name", offer.get("name") or plan)
-        feature = ctx.get("feature") or ((ctx.get("event") or {}).get("properties") or {}).get("feature")
-        if feature:
-            offer.setdefault("feature", feature)
-            name = None
-            cid = (ctx.get("customer") or {}).get("id")
-            if cid:
-                found = sales.customer_plan(self.session, str(cid))
-                if found is not None:
-                    definition = found[1].features.get(str(feature))
-                    name = getattr(definition, "name", None)
-                    target = found[1].plans.get(plan)
-                    if target is not None and not offer.get("name"):
-                        offer["plan_name"] = target.name
-            offer.setdefault("feature_name", name or str(feature))
-        offer.setdefault("url", f"{self.public_url}/upgrade?plan={plan}")
-        return offer
-
-
-def _plain(value: Any) -> Any:
-    """Dicts, lists and scalars only (templates get no objects)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items() if not str(k).startswith("_")}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def pending_jobs_query(now: datetime) -> Any:

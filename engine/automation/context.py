@@ -93,36 +93,24 @@ def build_context(session: Session, envelope: Mapping[str, Any], now: datetime, 
     props = dict(envelope.get("properties") or {})
     etype = str(envelope.get("type") or "")
     customer_id = envelope.get("customer_id") or props.get("customer_id")
-    ctx: dict[str, Any] = {
-        "event": {"id": envelope.get("id"), "type": envelope.get("type"),
-                  "customer_id": customer_id, "time": envelope.get("time"), "properties": props},
-        "customer": {}, "subscription": {}, "invoice": {}, "usage": {},
-        "account": {"dunning_state": dunning.ACTIVE},
-    }
+    customer: Mapping[str, Any] | None = None
+    state = dunning.ACTIVE
     if customer_id:
         try:
-            ctx["customer"] = customer_context(sales.get_customer(session, str(customer_id)))
+            customer = sales.get_customer(session, str(customer_id))
         except sales.NotFound:
-            pass
+            customer = None
         state = dunning.get_state(session, str(customer_id))
-        ctx["account"] = {"dunning_state": state, "state": state}
-    nested: Mapping[str, Any] = props["invoice"] if isinstance(props.get("invoice"), Mapping) else {}
-    invoice_id = props.get("invoice_id") or nested.get("id")
-    if not invoice_id and etype.startswith("invoice.") and props.get("id"):
-        invoice_id = props.get("id")
+    invoice_id = event_invoice_id(envelope)
+    raw: Mapping[str, Any] | None = None
     if invoice_id:
-        raw: Mapping[str, Any] | None = invoice
+        raw = invoice
         if raw is None:
             try:
                 raw = sales.get_invoice(session, str(invoice_id))
             except sales.NotFound:
                 raw = None
-        if raw is not None:
-            extra = {"attempt": props.get("attempt", nested.get("attempt")),
-                     "decline_code": props.get("decline_code"),
-                     "retryable": props.get("retryable")}
-            ctx["invoice"] = invoice_context(raw, now, extra)
-    sub_id = props.get("subscription_id") or ctx["invoice"].get("subscription_id")
+    sub_id = props.get("subscription_id") or (raw or {}).get("subscription_id")
     if not sub_id and etype.startswith("subscription.") and props.get("id"):
         sub_id = props.get("id")
     sub: dict[str, Any] | None = None
@@ -131,11 +119,46 @@ def build_context(session: Session, envelope: Mapping[str, Any], now: datetime, 
             sub = sales.get_subscription(session, str(sub_id))
         except sales.NotFound:
             sub = None
-    elif ctx["customer"]:
+    elif customer:
         live = sales.active_subscription(session, str(customer_id))
         sub = sales.get_subscription(session, live.id) if live is not None else None
-    if sub is not None:
-        ctx["subscription"] = subscription_context(session, sub)
+    return assemble_context(envelope, now, customer=customer, state=state, invoice=raw,
+                            subscription=subscription_context(session, sub) if sub else None)
+
+
+def event_invoice_id(envelope: Mapping[str, Any]) -> Any:
+    """The invoice an event is about, if any."""
+    props = dict(envelope.get("properties") or {})
+    nested: Mapping[str, Any] = props["invoice"] if isinstance(props.get("invoice"), Mapping) else {}
+    invoice_id = props.get("invoice_id") or nested.get("id")
+    if not invoice_id and str(envelope.get("type") or "").startswith("invoice.") and props.get("id"):
+        invoice_id = props.get("id")
+    return invoice_id
+
+
+def assemble_context(envelope: Mapping[str, Any], now: datetime, *,
+                     customer: Mapping[str, Any] | None, state: str,
+                     invoice: Mapping[str, Any] | None,
+                     subscription: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The context of one event from what was looked up for it (`build_context` reads the
+    database; `billing lint` passes samples): both build it here, alike."""
+    props = dict(envelope.get("properties") or {})
+    etype = str(envelope.get("type") or "")
+    customer_id = envelope.get("customer_id") or props.get("customer_id")
+    ctx: dict[str, Any] = {
+        "event": {"id": envelope.get("id"), "type": envelope.get("type"),
+                  "customer_id": customer_id, "time": envelope.get("time"), "properties": props},
+        "customer": customer_context(customer) if customer else {},
+        "subscription": dict(subscription) if subscription else {}, "invoice": {}, "usage": {},
+        "account": {"dunning_state": state, "state": state} if customer_id
+        else {"dunning_state": state},
+    }
+    nested: Mapping[str, Any] = props["invoice"] if isinstance(props.get("invoice"), Mapping) else {}
+    if invoice is not None:
+        extra = {"attempt": props.get("attempt", nested.get("attempt")),
+                 "decline_code": props.get("decline_code"),
+                 "retryable": props.get("retryable")}
+        ctx["invoice"] = invoice_context(invoice, now, extra)
     if etype.startswith("access."):
         for key in ("feature", "reason", "offer", "plan", "limit", "used", "remaining"):
             if key in props:

@@ -31,6 +31,7 @@ from engine.automation.context import (
     subjects_by_id,
 )
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
+from engine.automation.templating import Seller
 from engine.clock import Clock
 from engine.rules import Decision, RulePromotions, RulesRuntime, ScheduledRule, evaluate
 from engine.store import Database, add_event
@@ -63,14 +64,19 @@ class Automation:
 
     def __init__(self, db: Database, clock: Clock, runtime: RulesRuntime | None = None, *,
                  sync: Callable[[], object] | None = None,
-                 public_url: str = "https://billing.example.com") -> None:
+                 public_url: str = "https://billing.example.com",
+                 seller: Seller | None = None,
+                 payments: Callable[[], Any] = lambda: None) -> None:
         self.db = db
+        # The payment service of the system this runs in (None: another process collects).
+        self.payments = payments
         self.clock = clock
         self.runtime = runtime or RulesRuntime(clock)
         # The published pricing rules, for the documents a rule's action issues (a cancellation).
         self.promotions = RulePromotions(self.runtime)
         self._sync = sync
         self.public_url = public_url
+        self.seller = seller or Seller()
         self._events: tuple[Mapping[str, int], frozenset[str]] = ({}, frozenset())
         self._lock = threading.Lock()
 
@@ -126,7 +132,7 @@ class Automation:
                                     customer_id=cid)
         when = parse_time(env.get("time")) or now
         cause = Cause(self.cause_key(env, ctx), str(env.get("id")), min(when, now))
-        ActionRunner(session, now, public_url=self.public_url, promotions=self.promotions).run(decision.actions, ctx, cause)
+        ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions).run(decision.actions, ctx, cause)
         return decision
 
     @staticmethod
@@ -205,7 +211,7 @@ class Automation:
                 session.connection(execution_options={"insertmanyvalues_page_size": 25})
                 rows = subjects_by_id(session, for_each, list(hits))
                 contexts = subject_contexts(session, for_each, rows, now, lock=True)
-                runner = ActionRunner(session, now, public_url=self.public_url, batch=True, promotions=self.promotions)
+                runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, batch=True, promotions=self.promotions)
                 done = act_batch(session, self.runtime, runner, for_each,
                                  [(sid, ctx, hits[sid]) for sid, ctx in contexts], now, slot)
             return [(done.get(sid, 0), None) for sid in hits]
@@ -228,7 +234,7 @@ class Automation:
         ctx = subject_context(session, for_each, subject_id, now)
         if ctx is None:
             return 0
-        runner = ActionRunner(session, now, public_url=self.public_url, promotions=self.promotions)
+        runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions)
         done = 0
         for r in rules:  # in rule order; a rule sees what the previous one changed
             decision = self.runtime.evaluate_scheduled(r.ruleset, r.rule, ctx)
@@ -303,8 +309,9 @@ class Automation:
                                     "properties": props}
         from engine import payments
 
-        if payments.is_configured():
-            payments.handle_payment_retry(session, envelope)
+        service = self.payments()
+        if service is not None:
+            payments.handle_payment_retry(session, envelope, service=service)
             return DONE, "retried"
         # No provider in this process: ask whoever collects (a payments worker) to retry.
         add_event(session, "payment.retry_requested", job.customer_id, props, time=now, id=event_id)

@@ -145,8 +145,7 @@ def _usage(catalog: Catalog, usage: Mapping[str, Decimal], factor: Decimal) -> d
 
 def _configure_payments(model: CardModel, clock: TestClock) -> Callable[[Any], None]:
     def wire(system: Any) -> None:
-        payments.configure(payments.PaymentService([DecliningProvider(model, clock)], clock, default_provider=PROVIDER))
-        system.payments_enabled = True
+        system.payments = payments.PaymentService([DecliningProvider(model, clock)], clock, default_provider=PROVIDER)
 
     return wire
 
@@ -228,7 +227,8 @@ def run_side(
                         if c.country:
                             data["country"] = c.country
                         sales.create_customer(s, data, clock=clock)
-                        payments.add_payment_method(s, c.id, "card", "tok_whatif", provider=PROVIDER)
+                        payments.add_payment_method(s, c.id, "card", "tok_whatif", provider=PROVIDER,
+                                                    service=system.payments)
             with db.session() as s:
                 for c in cohort.customers:
                     if c.joined == m:
@@ -392,26 +392,22 @@ def lifecycle_on_engine(
     )
     out: dict[str, dict[str, Any]] = {}
     with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="whatif-", dir=_scratch()) as folder:
-        previous = payments.get_service() if payments.is_configured() else None
-        try:
-            for i, (label, catalog, rs, plans) in enumerate(sides):
-                out[label] = run_side(
-                    build,
-                    catalog,
-                    rs,
-                    cohort,
-                    plans,
-                    months=months,
-                    start=start,
-                    cards=cards,
-                    folder=Path(folder),
-                    label=label,
-                    progress=progress,
-                    share=(i / 2, 0.5),
-                )
-        finally:
-            if previous is not None:
-                payments.configure(previous)
+        # Each side's system owns its own payment service: nothing of the process to restore.
+        for i, (label, catalog, rs, plans) in enumerate(sides):
+            out[label] = run_side(
+                build,
+                catalog,
+                rs,
+                cohort,
+                plans,
+                months=months,
+                start=start,
+                cards=cards,
+                folder=Path(folder),
+                label=label,
+                progress=progress,
+                share=(i / 2, 0.5),
+            )
     rows = [r for label in ("baseline", "draft") for r in out[label]["rows"]]
     return LifecycleResult(
         baseline.currency,

@@ -15,6 +15,7 @@ runs it in a transaction together with the event's processed-record (exactly one
 from engine.events.apply import Outcome, apply_batch
 from engine.events.config import BusConfig
 from engine.events.envelope import Envelope, PoisonMessage, envelope_from_dict, parse_envelope
+from engine.events.informational import INFORMATIONAL
 from engine.events.inprocess import InProcessBus
 from engine.events.metrics import EventMetrics, metrics, render_prometheus
 from engine.events.rabbit import OutboxRelay, QueueConsumer, RabbitBus, declare_topology, delete_topology
@@ -40,6 +41,7 @@ from engine.events.runtime import (
 from engine.store.outbox import prune as prune_events
 
 __all__ = [
+    "INFORMATIONAL",
     "SUBSYSTEMS",
     "BusConfig",
     "Envelope",

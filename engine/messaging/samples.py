@@ -18,14 +18,26 @@ _INVOICE = {
 }
 
 SAMPLES: dict[str, dict[str, Any]] = {
-    "invoice_issued": {"invoice": _INVOICE},
+    # A customer who pays by bank transfer (`bank_transfer` is None for one paying by card).
+    "invoice_issued": {
+        "invoice": _INVOICE | {"payment_reference": "RF73INV20260042", "amount_due": Decimal("1234.50")},
+        "bank_transfer": {"beneficiary": "Example Billing GmbH", "iban": "DE89370400440532013000",
+                          "reference": "RF73INV20260042"},
+        "seller": {"name": "Example Billing GmbH", "iban": "DE89370400440532013000"},
+    },
     "payment_failed": {
         "invoice": _INVOICE,
         "payment": {"attempt": 1, "reason": "card_declined", "next_attempt": date(2026, 12, 3)},
     },
     "payment_succeeded": {
         "invoice": _INVOICE,
-        "payment": {"amount": Decimal("1234.50"), "currency": "EUR"},
+        # The amount of this payment, and what remains due after it.
+        "payment": {"amount": Decimal("1000.00"), "currency": "EUR", "remaining": Decimal("234.50"),
+                    "paid_in_full": False},
+    },
+    "payment_method_needed": {
+        "invoice": _INVOICE,
+        "payment": {"attempt": 1, "reason": "generic_decline"},
     },
     "payment_retry_scheduled": {
         "invoice": _INVOICE,

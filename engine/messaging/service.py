@@ -31,12 +31,26 @@ from queue import Empty, SimpleQueue
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Dialect, Table, bindparam, exists, func, insert, select, text, tuple_, union_all, update
+from sqlalchemy import (
+    Dialect,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from engine.clock import ensure_aware
+from engine.clock import Clock, SystemClock, ensure_aware
 from engine.messaging import models as m
 from engine.messaging.channels import (
     Channel,
@@ -68,6 +82,7 @@ TEMPLATE_CATEGORIES: dict[str, str] = {
     "payment_failed": "payments",
     "payment_succeeded": "payments",
     "payment_retry_scheduled": "payments",
+    "payment_method_needed": "payments",
     "account_warning": "account",
     "account_suspended": "account",
     "subscription_cancelled": "account",
@@ -698,31 +713,46 @@ def _no_fsync_wait(db: Database, session: Session) -> None:
 
 
 def _claim(db: Database, channel_names: Sequence[str], now: datetime, limit: int,
-           lease: timedelta) -> list[_Claimed]:
-    """Take up to `limit` due notifications: pending ones whose time has come, and ones a
-    dead run left `sending` past their lease. Each claim bumps `attempts`."""
+           lease: timedelta, wall_now: datetime) -> list[_Claimed]:
+    """Take up to `limit` due notifications: pending ones whose time (`now`, the engine's
+    clock) has come, and ones a dead run left `sending` past their lease. Each claim bumps
+    `attempts`.
+
+    The lease is wall-clock time (`wall_now`), never the engine's clock: a test clock that
+    jumps days ahead must not make a live run's claim look expired to another process. And
+    the claim is one UPDATE that re-checks "still claimable" per row and RETURNs what it
+    took, so of two runs that picked the same candidates only the one whose UPDATE won a
+    row sends it (PostgreSQL re-evaluates the WHERE after the other's commit; SQLite
+    serialises writers)."""
     n = NOTIFICATIONS.c
+    claimable = or_(and_(n.status == m.PENDING, n.next_attempt_at <= now),
+                    and_(n.status == m.SENDING, n.lease_until <= wall_now))
     with db.session() as session:
         _no_fsync_wait(db, session)
-        rows: list[Any] = []
-        for status, when in ((m.SENDING, n.lease_until), (m.PENDING, n.next_attempt_at)):
-            if len(rows) >= limit:
+        ids: list[str] = []
+        for status, when, due in ((m.SENDING, n.lease_until, wall_now),
+                                  (m.PENDING, n.next_attempt_at, now)):
+            if len(ids) >= limit:
                 break
-            stmt = (select(*_CLAIM_COLUMNS)
-                    .where(n.status == status, when <= now, n.channel.in_(channel_names))
-                    .order_by(when, n.id).limit(limit - len(rows)))
+            stmt = (select(n.id)
+                    .where(n.status == status, when <= due, n.channel.in_(channel_names))
+                    .order_by(when, n.id).limit(limit - len(ids)))
             if db.is_postgres:
                 stmt = stmt.with_for_update(skip_locked=True)
-            rows.extend(session.execute(stmt).all())
-        if not rows:
-            return []
-        ids = [r.id for r in rows]
+            ids.extend(session.scalars(stmt))
+        rows: list[Any] = []
         for start in range(0, len(ids), 500):
-            session.execute(update(NOTIFICATIONS).where(n.id.in_(ids[start:start + 500]))
-                            .values(status=m.SENDING, lease_until=now + lease,
-                                    attempts=n.attempts + 1, updated_at=now))
+            rows.extend(session.execute(
+                update(NOTIFICATIONS)
+                .where(n.id.in_(ids[start:start + 500]), claimable)
+                .values(status=m.SENDING, lease_until=wall_now + lease,
+                        attempts=n.attempts + 1, updated_at=now)
+                .returning(*_CLAIM_COLUMNS)).all())
+        order = {nid: i for i, nid in enumerate(ids)}
+        rows.sort(key=lambda r: order[r.id])
+        # RETURNING gives the row after the update: `attempts` is this claim's attempt.
         return [_Claimed(r.id, r.customer_id, r.channel, r.template, r.category, r.rule_id,
-                         r.event_id, r.target, r.recipient, r.content, r.attempts + 1,
+                         r.event_id, r.target, r.recipient, r.content, r.attempts,
                          r.created_at) for r in rows]
 
 
@@ -752,6 +782,7 @@ def deliver_pending(
     concurrency: int = 4,
     lease: timedelta = DEFAULT_LEASE,
     renderer: Renderer | None = None,
+    wall: Clock | None = None,
 ) -> DeliveryReport:
     """Send what is due at `now` (at most `limit` messages), claiming `batch` at a time.
 
@@ -765,7 +796,10 @@ def deliver_pending(
     one. In-app messages are written in the marking transaction itself (one per claimed
     batch: nothing leaves the database before it commits), so they are never duplicated.
     Digest windows that ended are closed first. Channels that are not configured keep their
-    messages pending."""
+    messages pending. `lease` counts on `wall` (real time unless a test gives its own clock),
+    not on `now`: several runs at once (a worker and the scheduler) each send only what
+    their own claim won, however the engine's test clock jumps."""
+    wall_clock = wall or SystemClock()
     now = ensure_aware(now, "now")
     report = DeliveryReport()
     with db.session() as session:
@@ -779,7 +813,8 @@ def deliver_pending(
         if concurrency > 1 else None
     try:
         while remaining > 0:
-            claimed = [c for c in _claim(db, names, now, min(batch, remaining), lease)
+            claimed = [c for c in _claim(db, names, now, min(batch, remaining), lease,
+                                          ensure_aware(wall_clock.now(), "wall"))
                        if c.id not in seen]
             if not claimed:
                 break

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.debug
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
 from jinja2.runtime import Context
 
@@ -49,6 +50,7 @@ TEMPLATE_NAMES = (
     "payment_failed",
     "payment_succeeded",
     "payment_retry_scheduled",
+    "payment_method_needed",
     "trial_ending",
     "quota_warning",
     "quota_reached",
@@ -266,7 +268,8 @@ class Renderer:
             raise TemplateError(name, channel, f"{exc.filename or exc.name}:{exc.lineno}: "
                                 f"syntax error: {exc.message}") from exc
         except jinja2.UndefinedError as exc:
-            raise TemplateError(name, channel, f"undefined variable: {exc.message}") from exc
+            raise TemplateError(name, channel, f"{self._where(exc)}undefined variable: "
+                                f"{exc.message}") from exc
         except jinja2.sandbox.SecurityError as exc:
             raise TemplateError(name, channel, f"not allowed: {exc}") from exc
         except RecursionError as exc:
@@ -275,6 +278,22 @@ class Renderer:
             raise TemplateError(name, channel, f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:  # a filter's ValueError, a TypeError in an expression, ...
             raise TemplateError(name, channel, f"{type(exc).__name__}: {exc}") from exc
+
+    def _where(self, exc: BaseException) -> str:
+        """`email/en/quota_warning.txt:3: ` for the innermost template line of a failure:
+        jinja2 rewrites its tracebacks so that template frames carry the file and line."""
+        found = ""
+        try:
+            tb = jinja2.debug.rewrite_traceback_stack().__traceback__  # the one being handled
+        except Exception:  # the location is a help, never a second failure
+            tb = exc.__traceback__
+        root = str(self.directory.resolve())
+        while tb is not None:
+            filename = tb.tb_frame.f_code.co_filename
+            if filename.startswith(root) and filename != __file__:
+                found = f"{Path(filename).relative_to(root)}:{tb.tb_lineno}: "
+            tb = tb.tb_next
+        return found
 
     def _blocks(self, path: str, context: dict[str, Any],
                 required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, str]:

@@ -5,31 +5,41 @@ camt.053 statements, and the double-entry journal export.
 Depends on engine.store, engine.clock and engine.money only; sales hands over a
 `CollectableInvoice` (or the invoice.finalized event) and learns outcomes from events:
 
-  emits    payment.succeeded, payment.failed, payment.refunded, invoice.payment_failed,
-           reconciliation.mismatch
+  emits    payment.succeeded, payment.failed (with decline_code and retryable),
+           payment.refunded, invoice.payment_failed, payment_method.attached,
+           payment_method.detached, reconciliation.mismatch
   consumes invoice.finalized (handle_invoice_finalized), subscription.created with a
            payment_method (handle_payment_method_attached), a retry request
-           (handle_payment_retry)
+           (handle_payment_retry), invoice.voided / invoice.uncollectible (the receivable
+           is closed and journalled)
 
-Set up once per process: `configure(PaymentService([SandboxAdapter(url)], clock))`.
+A `System` owns its `PaymentService([SandboxAdapter(url)], clock)` and passes it to every
+function here (`service=`) and to `handlers(service)`; there is no process-wide service.
 """
 
+from engine.payments.adjustments import (
+    check_refund,
+    close_receivable,
+    credit_receivable,
+    invoice_refunds,
+    refund_invoice_payments,
+    refund_to_dict,
+    refundable,
+)
 from engine.payments.collection import (
     CollectableInvoice,
     CollectionResult,
     PaymentError,
+    PaymentNotFound,
     PaymentService,
     RefundRejected,
     add_payment_method,
     attempt_key,
     collect_due_invoices,
     collect_invoice,
-    configure,
     customer_credit_balance,
     default_payment_method,
-    get_service,
     invoice_payment_summary,
-    is_configured,
     open_receivable,
     record_manual_payment,
     refund_payment,
@@ -37,12 +47,21 @@ from engine.payments.collection import (
     retry_invoice_payment,
 )
 from engine.payments.handlers import (
-    HANDLERS,
     handle_invoice_finalized,
     handle_payment_method_attached,
     handle_payment_retry,
+    handlers,
 )
 from engine.payments.journal import ExportSummary, UnbalancedEntry, export_journal_csv
+from engine.payments.methods import (
+    attach_payment_method,
+    collect_open_invoices,
+    detach_payment_method,
+    find_payment_method,
+    list_payment_methods,
+    make_default,
+    method_to_dict,
+)
 from engine.payments.provider import (
     ChargeOutcome,
     ChargeRequest,
@@ -79,7 +98,6 @@ from engine.payments.stripe_adapter import StripeAdapter
 from engine.payments.webhooks import WebhookResult, apply_webhook, webhook_router
 
 __all__ = [
-    "HANDLERS",
     "TEST_CARDS",
     "ChargeOutcome",
     "ChargeRequest",
@@ -87,6 +105,7 @@ __all__ = [
     "CollectionResult",
     "ExportSummary",
     "PaymentError",
+    "PaymentNotFound",
     "PaymentService",
     "PaymentState",
     "ProviderAdapter",
@@ -107,23 +126,32 @@ __all__ = [
     "WebhookResult",
     "add_payment_method",
     "apply_webhook",
+    "attach_payment_method",
     "attempt_key",
+    "check_refund",
+    "close_receivable",
     "collect_due_invoices",
     "collect_invoice",
-    "configure",
+    "collect_open_invoices",
     "create_sandbox_app",
+    "credit_receivable",
     "creditor_reference",
     "customer_credit_balance",
     "default_payment_method",
+    "detach_payment_method",
     "export_journal_csv",
-    "get_service",
+    "find_payment_method",
     "handle_invoice_finalized",
     "handle_payment_method_attached",
     "handle_payment_retry",
+    "handlers",
     "invoice_payment_summary",
     "invoice_reference",
-    "is_configured",
+    "invoice_refunds",
     "is_valid_creditor_reference",
+    "list_payment_methods",
+    "make_default",
+    "method_to_dict",
     "open_receivable",
     "parse_camt053",
     "parse_settlement_csv",
@@ -131,7 +159,10 @@ __all__ = [
     "reconcile_file",
     "reconcile_statement",
     "record_manual_payment",
+    "refund_invoice_payments",
     "refund_payment",
+    "refund_to_dict",
+    "refundable",
     "repair_pending",
     "retry_invoice_payment",
     "run_sandbox",

@@ -59,7 +59,17 @@ OFFLINE_PROVIDERS = frozenset({"manual", "bank"})
 
 
 class PaymentError(ValueError):
-    """Bad input to a payments operation; nothing was recorded."""
+    """Bad input to a payments operation; nothing was recorded. `field` names the input at
+    fault (the HTTP layer answers a problem naming it)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class PaymentNotFound(PaymentError):
+    """An id that names nothing of this customer's (HTTP 404)."""
 
 
 class RefundRejected(PaymentError):
@@ -93,8 +103,10 @@ class CollectionResult:
 
 
 class PaymentService:
-    """The provider adapters by name, and the clock. Configure one per process
-    (`configure`); the handlers and functions use it unless given another."""
+    """The provider adapters by name, and the clock of the system it belongs to. A `System`
+    owns one and hands it to whatever collects (handlers, due work, the API, the CLI): there is
+    no process-wide service, so two systems in one process (the demo seed's replay and the
+    live engine) never borrow each other's clock or provider."""
 
     def __init__(
         self,
@@ -118,28 +130,6 @@ class PaymentService:
 
     def now(self) -> datetime:
         return self.clock.now()
-
-
-_service: PaymentService | None = None
-
-
-def configure(service: PaymentService) -> PaymentService:
-    global _service
-    _service = service
-    return service
-
-
-def is_configured() -> bool:
-    """Whether this process has a payment service (automatic collection)."""
-    return _service is not None
-
-
-def get_service(service: PaymentService | None = None) -> PaymentService:
-    if service is not None:
-        return service
-    if _service is None:
-        raise RuntimeError("payments is not configured: call engine.payments.configure(PaymentService(...))")
-    return _service
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -190,13 +180,13 @@ def add_payment_method(
     *,
     provider: str = "sandbox",
     default: bool = True,
-    service: PaymentService | None = None,
+    service: PaymentService,
 ) -> PaymentMethod:
     """Store a customer's method. `provider="bank"` with `method_type="bank_transfer"` means
     the customer pays by transfer to our own account (matched from camt.053 statements)."""
     if method_type not in ("card", "paypal", "twint", "bank_transfer", "manual"):
         raise PaymentError(f"unknown payment method type {method_type!r}")
-    svc = get_service(service)
+    svc = service
     if default:
         for other in session.scalars(
             select(PaymentMethod).where(PaymentMethod.customer_id == customer_id, PaymentMethod.is_default)
@@ -236,11 +226,11 @@ def open_receivable(
     tax: Decimal = ZERO,
     collection_method: str = "automatic",
     due_at: datetime | None = None,
-    service: PaymentService | None = None,
+    service: PaymentService,
 ) -> Receivable:
     """Record what an invoice owes (idempotent per invoice id) and journal it:
     Dr receivables / Cr revenue per plan / Cr tax payable."""
-    svc = get_service(service)
+    svc = service
     existing = session.get(Receivable, invoice.invoice_id)
     if existing is not None:
         return existing
@@ -517,12 +507,12 @@ def collect_invoice(
     session: Session,
     invoice: CollectableInvoice,
     *,
-    service: PaymentService | None = None,
+    service: PaymentService,
     collection_method: str = "automatic",
 ) -> CollectionResult:
     """Collect `invoice` (attempt `invoice.attempt`) from the customer's default method:
     customer credit first, then the provider. Idempotent per (invoice, attempt)."""
-    svc = get_service(service)
+    svc = service
     if invoice.attempt < 1:
         raise PaymentError("attempt numbers start at 1")
     open_receivable(session, invoice, collection_method=collection_method, service=svc)
@@ -536,6 +526,8 @@ def collect_invoice(
         return _result(existing, rec)
     if rec.status == "paid":
         return CollectionResult("already_paid", rec.invoice_id, payment_reference=rec.payment_reference)
+    if rec.status != "open":  # voided or written off: nothing more is collected
+        return CollectionResult(rec.status, rec.invoice_id, payment_reference=rec.payment_reference)
     # An earlier attempt whose outcome is unknown could still have taken the money.
     for earlier in session.scalars(
         select(Payment).where(Payment.invoice_id == rec.invoice_id, Payment.status == "pending")
@@ -605,7 +597,7 @@ def collect_invoice(
 
 
 def retry_invoice_payment(session: Session, invoice_id: str, *,
-                          service: PaymentService | None = None) -> CollectionResult:
+                          service: PaymentService) -> CollectionResult:
     """The next attempt for an open invoice (what `retry_payment` in dunning rules asks)."""
     rec = _receivable(session, invoice_id)
     if rec is None:
@@ -618,10 +610,10 @@ def retry_invoice_payment(session: Session, invoice_id: str, *,
     )
 
 
-def collect_due_invoices(session: Session, *, service: PaymentService | None = None,
+def collect_due_invoices(session: Session, *, service: PaymentService,
                          limit: int = 500) -> list[CollectionResult]:
     """First attempts for automatic invoices that have fallen due (the scheduler calls this)."""
-    svc = get_service(service)
+    svc = service
     due = session.scalars(
         select(Receivable)
         .where(Receivable.status == "open", Receivable.collection_method == "automatic",
@@ -632,11 +624,11 @@ def collect_due_invoices(session: Session, *, service: PaymentService | None = N
     return [retry_invoice_payment(session, rec.invoice_id, service=svc) for rec in due]
 
 
-def repair_pending(session: Session, *, service: PaymentService | None = None,
+def repair_pending(session: Session, *, service: PaymentService,
                    older_than: timedelta = timedelta(0)) -> dict[str, str]:
     """Resolve attempts and refunds whose outcome we do not know (timeouts, crashes, async
     methods without their webhook) by looking them up at the provider. Returns id -> status."""
-    svc = get_service(service)
+    svc = service
     cutoff = svc.now() - older_than
     out: dict[str, str] = {}
     for payment in session.scalars(
@@ -669,11 +661,11 @@ def record_manual_payment(
     idempotency_key: str | None = None,
     provider: str = "manual",
     provider_ref: str | None = None,
-    service: PaymentService | None = None,
+    service: PaymentService,
 ) -> Payment:
     """An admin records money received outside any provider (cash, cheque, a transfer seen on
     the bank's website). Applied to the invoice; anything above what it owes becomes credit."""
-    svc = get_service(service)
+    svc = service
     amount = check_amount(amount, currency)
     if idempotency_key:
         existing = session.scalar(select(Payment).where(Payment.idempotency_key == idempotency_key))
@@ -726,11 +718,11 @@ def refund_payment(
     *,
     reason: str = "",
     idempotency_key: str | None = None,
-    service: PaymentService | None = None,
+    service: PaymentService,
 ) -> Refund:
     """Refund all or part of a succeeded payment. Above the refundable amount (paid minus
     refunded minus refunds in flight) it is rejected and nothing is recorded."""
-    svc = get_service(service)
+    svc = service
     if idempotency_key:
         existing = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
         if existing is not None:

@@ -19,23 +19,28 @@ invoice.finalized properties read (sales publishes them):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.clock import ensure_aware
 from engine.money import to_decimal
+from engine.payments.adjustments import handle_invoice_closed
 from engine.payments.collection import (
     CollectableInvoice,
     PaymentError,
+    PaymentService,
     add_payment_method,
     collect_invoice,
-    get_service,
+    default_payment_method,
     open_receivable,
     retry_invoice_payment,
 )
+from engine.payments.models import PaymentMethod
 from engine.store import mark_processed
 
 CONSUMER = "payments.handlers"  # distinct from the bus's own record under "payments"
@@ -70,10 +75,10 @@ def invoice_from_event(envelope: dict[str, Any]) -> CollectableInvoice:
     )
 
 
-def handle_invoice_finalized(session: Session, envelope: dict[str, Any]) -> None:
+def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
     """Open the receivable and, when it is due now and collected automatically, charge the
     customer's default method (customer credit first)."""
-    svc = get_service()
+    svc = service
     now = svc.now()
     if not mark_processed(session, CONSUMER, envelope["id"], now):
         return
@@ -89,14 +94,27 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any]) -> None
     method = str(props.get("collection_method") or "automatic")
     open_receivable(session, invoice, revenue_by_plan=revenue, tax=tax, collection_method=method,
                     due_at=due_at, service=svc)
+    _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc)
     if due_at is None or due_at <= now:
         collect_invoice(session, invoice, service=svc, collection_method=method)
 
 
-def handle_payment_retry(session: Session, envelope: dict[str, Any]) -> None:
+def _adopt_method(session: Session, customer_id: str, given: Any, svc: PaymentService) -> None:
+    """The invoice names the subscription's method (a card token given to sales) and the
+    customer has none stored yet: store it before collecting. sales publishes the first
+    invoice before subscription.created, so waiting for that event would fail the first
+    attempt with no_payment_method. A stored method's id ("pm_...") is already here."""
+    if not isinstance(given, str) or not given or given.startswith("pm_"):
+        return
+    if default_payment_method(session, customer_id) is not None:
+        return
+    add_payment_method(session, customer_id, "card", given, provider=svc.default_provider, service=svc)
+
+
+def handle_payment_retry(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
     """The next collection attempt for `properties.invoice_id` (what the dunning rules'
     `retry_payment` action asks for, once its delay has passed)."""
-    svc = get_service()
+    svc = service
     if not mark_processed(session, CONSUMER, envelope["id"], svc.now()):
         return
     invoice_id = _props(envelope).get("invoice_id")
@@ -105,23 +123,51 @@ def handle_payment_retry(session: Session, envelope: dict[str, Any]) -> None:
     retry_invoice_payment(session, str(invoice_id), service=svc)
 
 
-def handle_payment_method_attached(session: Session, envelope: dict[str, Any]) -> None:
+def handle_payment_method_attached(session: Session, envelope: dict[str, Any], *,
+                                   service: PaymentService) -> None:
     """Store a customer's payment method from an event whose properties carry
     `payment_method: {type, token, provider?}` (e.g. subscription.created with one)."""
-    svc = get_service()
+    svc = service
     if not mark_processed(session, CONSUMER, envelope["id"], svc.now()):
         return
     method = _props(envelope).get("payment_method")
     if not method or not envelope.get("customer_id"):
         return
+    if isinstance(method, str) and method.startswith("pm_"):
+        return  # a method stored already (attached over HTTP before the subscription)
     if isinstance(method, str):
         method = {"type": "card", "token": method}
+    if _stored(session, str(envelope["customer_id"]), method.get("token")):
+        return  # the first invoice already brought it in
     add_payment_method(session, str(envelope["customer_id"]), str(method.get("type", "card")),
                        method.get("token"), provider=str(method.get("provider", svc.default_provider)),
                        service=svc)
 
 
-HANDLERS = {
-    "invoice.finalized": handle_invoice_finalized,
-    "subscription.created": handle_payment_method_attached,
-}
+def _stored(session: Session, customer_id: str, token: Any) -> bool:
+    return token is not None and session.scalar(
+        select(PaymentMethod.id).where(PaymentMethod.customer_id == customer_id, PaymentMethod.token == str(token))
+    ) is not None
+
+
+Handler = Callable[[Session, dict[str, Any]], None]
+
+
+def handlers(service: PaymentService) -> dict[str, Handler]:
+    """The handlers to register on the bus, bound to the payment service of their system."""
+
+    def bind(handler: Callable[..., None]) -> Handler:
+        def bound(session: Session, envelope: dict[str, Any]) -> None:
+            handler(session, envelope, service=service)
+
+        bound.__name__ = bound.__qualname__ = handler.__name__
+        bound.__module__ = handler.__module__
+        return bound
+
+    return {
+        "invoice.finalized": bind(handle_invoice_finalized),
+        "subscription.created": bind(handle_payment_method_attached),
+        # Whoever voids or writes off an invoice, collection stops and the journal follows.
+        "invoice.voided": bind(handle_invoice_closed),
+        "invoice.uncollectible": bind(handle_invoice_closed),
+    }

@@ -95,6 +95,15 @@ class ChargeOutcome:
 
 
 @dataclass(frozen=True)
+class MethodCheck:
+    """What the provider says of a method a customer attaches: it will take it."""
+
+    method_type: str
+    last4: str | None = None
+    provider_ref: str | None = None
+
+
+@dataclass(frozen=True)
 class RefundRequest:
     idempotency_key: str
     provider_ref: str  # the payment's reference at the provider
@@ -134,6 +143,10 @@ class ProviderAdapter(Protocol):
         ...
 
     def refund(self, request: RefundRequest) -> RefundOutcome: ...
+
+    # Optional: `check_method(method_type, token) -> MethodCheck` asks the provider whether it
+    # takes a method before it is stored (ProviderRejected: it refuses it). An adapter without
+    # it stores methods unchecked; the first charge tells.
 
     def lookup(self, idempotency_key: str) -> ChargeOutcome | None:
         """The payment the provider holds for our key, or None when it never saw it."""

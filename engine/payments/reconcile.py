@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from engine.money import quantum
 from engine.payments import journal
-from engine.payments.collection import PaymentService, get_service, record_manual_payment
+from engine.payments.collection import PaymentService, record_manual_payment
 from engine.payments.journal import Posting
 from engine.payments.models import (
     Payment,
@@ -95,7 +95,7 @@ def reconcile_file(
     *,
     provider: str = "sandbox",
     filename: str | None = None,
-    service: PaymentService | None = None,
+    service: PaymentService,
 ) -> ReconciliationReport:
     """`billing reconcile FILE`: parse (settlement CSV or camt.053, told apart by content),
     then reconcile in the caller's transaction. A broken file raises StatementFormatError and
@@ -114,9 +114,9 @@ def reconcile_statement(
     parsed: ParsedStatement,
     *,
     filename: str | None = None,
-    service: PaymentService | None = None,
+    service: PaymentService,
 ) -> ReconciliationReport:
-    svc = get_service(service)
+    svc = service
     done = _already_imported(session, parsed.sha256)
     if done is not None:
         return done
@@ -143,11 +143,11 @@ def reconcile_statement(
 
 def _reconcile_settlement_streamed(
     session: Session, data: bytes, *, provider: str, name: str, filename: str | None,
-    service: PaymentService | None,
+    service: PaymentService,
 ) -> ReconciliationReport:
     """A settlement CSV on PostgreSQL: each parsed chunk is sent to be matched and written while
     the next is parsed. A broken line stops the sending; the savepoint drops what was sent."""
-    svc = get_service(service)
+    svc = service
     reader = SettlementReader(data, provider=provider, name=name)
     done = _already_imported(session, reader.sha256)
     if done is not None:

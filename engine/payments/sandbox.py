@@ -9,6 +9,7 @@ ISO 8583-style decline codes "05", "51", "54") so the adapter's mapping is real 
 
 - POST /v1/payments: authorize (capture=false) or authorize and capture in one call.
   Methods: card (test numbers below), paypal (email), twint (phone), bank_transfer.
+- POST /v1/payment_methods: check a method before it is stored (unknown card numbers: "14").
 - POST /v1/payments/{id}/capture, POST /v1/refunds, GET /v1/payments/{id},
   GET /v1/payments?idempotency_key=K, GET /v1/refunds?idempotency_key=K.
 - Idempotency-Key on every POST: the same key with the same body replays the first answer
@@ -441,6 +442,28 @@ def create_sandbox_app(
                 return 200, p.public()
 
         return idempotent("capture", idempotency_key, payment_id.encode(), run)
+
+    @app.post("/v1/payment_methods")
+    async def post_payment_method(request: Request, authorization: str | None = Header(default=None)) -> JSONResponse:
+        """Check a method before it is stored (like a PSP's tokenization): a card number the
+        sandbox does not know is refused here with "14", not only at the first charge."""
+        check_auth(authorization)
+        try:
+            req = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return _err(400, "invalid_json", "the body is not JSON")
+        mtype = req.get("type")
+        if mtype == "card":
+            number = str(req.get("number", "")).replace(" ", "")
+            if number not in TEST_CARDS:
+                return _err(402, "14", _DECLINE_MESSAGES["14"])
+            detail = number[-4:]
+        elif mtype in ("paypal", "twint", "bank_transfer"):
+            detail = str(req.get("email") or req.get("phone") or "")[-4:]
+        else:
+            return _err(400, "invalid_method", f"unknown method {mtype!r}")
+        return JSONResponse({"id": f"sbpm_{secrets.token_hex(8)}", "object": "payment_method",
+                             "type": mtype, "last4": detail}, status_code=201)
 
     @app.get("/v1/payments/{payment_id}")
     def get_payment(payment_id: str, authorization: str | None = Header(default=None)) -> JSONResponse:

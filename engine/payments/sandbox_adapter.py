@@ -16,6 +16,7 @@ from engine.money import quantum
 from engine.payments.provider import (
     ChargeOutcome,
     ChargeRequest,
+    MethodCheck,
     PaymentState,
     ProviderError,
     ProviderRejected,
@@ -202,6 +203,16 @@ class SandboxAdapter:
             raise self._error(r)
         result: dict[str, Any] = r.json()
         return result
+
+    def check_method(self, method_type: str, token: str | None) -> MethodCheck:
+        body: dict[str, Any] = {"type": method_type}
+        body[{"card": "number", "paypal": "email", "twint": "phone"}.get(method_type, "token")] = token
+        r = self._request("POST", "/v1/payment_methods", content=json.dumps(body),
+                          headers={"Content-Type": "application/json"})
+        if r.status_code not in (200, 201):
+            raise self._error(r)
+        found = r.json()
+        return MethodCheck(method_type, found.get("last4") or None, found.get("id"))
 
     def refund(self, request: RefundRequest) -> RefundOutcome:
         body = {"payment": request.provider_ref, "amount": _fmt(request.amount, request.currency),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from engine.payments.provider import (
     ChargeOutcome,
     ChargeRequest,
+    MethodCheck,
     PaymentState,
     ProviderError,
     ProviderRejected,
@@ -271,6 +272,18 @@ class StripeAdapter:
         except stripe.StripeError as exc:
             raise self._translate(exc, "charge") from exc
         return map_intent(intent.to_dict())
+
+    def check_method(self, method_type: str, token: str | None) -> MethodCheck:
+        """A card is a Stripe PaymentMethod id ("pm_..." or "cus_...:pm_..."): it must exist."""
+        if method_type != "card" or not token:
+            raise ProviderRejected("unsupported_method", "the Stripe adapter stores cards by PaymentMethod id")
+        stripe = _sdk()
+        try:
+            found = self._client.v1.payment_methods.retrieve(token.rpartition(":")[2]).to_dict()
+        except stripe.StripeError as exc:
+            raise self._translate(exc, "payment method") from exc
+        card = found.get("card") or {}
+        return MethodCheck("card", card.get("last4"), found.get("id"))
 
     def refund(self, request: RefundRequest) -> RefundOutcome:
         params: dict[str, Any] = {

@@ -17,7 +17,6 @@ from engine.payments.collection import (
     PaymentService,
     apply_charge_outcome,
     apply_refund_outcome,
-    get_service,
 )
 from engine.payments.models import Payment, Refund, WebhookReceipt
 from engine.payments.provider import WebhookRejected
@@ -52,11 +51,11 @@ def apply_webhook(
     headers: dict[str, str],
     body: bytes,
     *,
-    service: PaymentService | None = None,
+    service: PaymentService,
 ) -> WebhookResult:
     """Raises WebhookRejected (bad signature, stale or replayed timestamp, malformed body);
     nothing is recorded then."""
-    svc = get_service(service)
+    svc = service
     adapter = svc.adapter(provider)
     event = adapter.parse_webhook(headers, body)
     if event.payment is not None:
@@ -90,7 +89,7 @@ def apply_webhook(
     raise WebhookRejected(f"webhook {event.event_id} carries neither a payment nor a refund")
 
 
-def webhook_router(database: Database, service: PaymentService | None = None) -> APIRouter:
+def webhook_router(database: Database, service: PaymentService) -> APIRouter:
     """POST /webhooks/psp/{provider}: mount it in the API (no bearer auth: the signature is
     the authentication). 200 applied/duplicate, 202 unknown payment, 400 rejected."""
     router = APIRouter()
@@ -101,7 +100,7 @@ def webhook_router(database: Database, service: PaymentService | None = None) ->
         headers = dict(request.headers)
 
         def run() -> JSONResponse:
-            svc = get_service(service)
+            svc = service
             if provider not in svc.adapters:
                 return _problem(404, "unknown provider", f"no adapter for {provider!r}")
             try:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from engine.catalog.model import Catalog, Plan
+from engine.money import to_decimal
 from engine.periods import Period, calendar_period
 from engine.pricing.discounts import CouponError, Discount, check_redeemable, coupon_discount
 from engine.pricing.document import Document, whole_period
-from engine.pricing.taxes import tax_for
-from engine.pricing.usage import MetricUsage, UsageEvent, aggregate_all
+from engine.pricing.taxes import NO_TAX, TaxDecision, tax_for
+from engine.pricing.usage import EventValueError, MetricUsage, UsageEvent, aggregate_all
 
 # (catalog=, plan=, customer=, usage=, period=, quantity=) -> (discounts, rules trace)
 PromotionSource = Callable[..., tuple[list[Discount], list[dict[str, Any]]]]
@@ -34,11 +35,9 @@ def parse_amount(value: Any, field: str) -> Decimal:
     if isinstance(value, bool | float):
         raise QuoteError(field, f"{value!r} is not a decimal string or integer")
     try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise QuoteError(field, f"{value!r} is not a number") from None
-    if not result.is_finite():
-        raise QuoteError(field, f"{value!r} is not a finite number")
+        result = to_decimal(value, field)
+    except ValueError as exc:
+        raise QuoteError(field, str(exc).split(": ", 1)[-1]) from None
     if result < 0:
         raise QuoteError(field, f"{value} is negative")
     return result
@@ -77,6 +76,9 @@ def quote(
     if events:
         try:
             aggregated = aggregate_all(catalog.metrics, events, period, prior=events)
+        except EventValueError as exc:
+            index = next(i for i, e in enumerate(events) if e.id == exc.event_id)
+            raise QuoteError(f"events[{index}].{exc.path}", exc.reason) from None
         except ValueError as exc:
             raise QuoteError("events", str(exc)) from None
     for metric, value in (usage or {}).items():
@@ -95,26 +97,58 @@ def quote(
         except CouponError as exc:
             raise QuoteError("coupon", str(exc)) from None
         found_coupon.append(coupon_discount(code))
-
-    def period_discounts(known: Mapping[str, MetricUsage]) -> tuple[list[Discount], list[dict[str, Any]]]:
-        if promotions is None:
-            return list(found_coupon), []
-        found, trace = promotions(catalog=catalog, plan=plan, customer=customer, usage=known, period=period, quantity=q)
-        return [*found, *found_coupon], trace
-
-    # Priced as the engine invoices the period: in-advance prices when it opens (no usage
-    # known yet), usage and the minimum when it closes (so a rule on usage sees it).
-    opening, opening_trace = period_discounts({})
-    closing, closing_trace = period_discounts(aggregated)
-    trace = opening_trace + [t for t in closing_trace if t not in opening_trace]
-    return whole_period(
+    return period_document(
         catalog,
         plan,
         period,
         quantity=q,
         usage=aggregated,
+        customer=customer,
+        coupons=found_coupon,
+        promotions=promotions,
+        tax=tax_for(catalog, customer),
+    )
+
+
+def period_document(
+    catalog: Catalog,
+    plan: Plan,
+    period: Period,
+    *,
+    quantity: Decimal,
+    usage: Mapping[str, MetricUsage],
+    customer: Mapping[str, Any],
+    coupons: Sequence[Discount] = (),
+    promotions: PromotionSource | None = None,
+    subscription: Mapping[str, Any] | None = None,
+    tax: TaxDecision = NO_TAX,
+) -> Document:
+    """A period from plain inputs, priced as the engine invoices it: the quote's and the
+    simulator's one way to ask the pricing rules and price the period (`whole_period`).
+
+    The in-advance prices are priced when the period opens (no usage known yet), usage and
+    the minimum when it closes (so a rule on usage sees it)."""
+    extra = {} if subscription is None else {"subscription": subscription}
+
+    def period_discounts(known: Mapping[str, MetricUsage]) -> tuple[list[Discount], list[dict[str, Any]]]:
+        if promotions is None:
+            return list(coupons), []
+        found, trace = promotions(
+            catalog=catalog, plan=plan, customer=customer, usage=known, period=period, quantity=quantity, **extra
+        )
+        return [*found, *coupons], trace
+
+    opening, opening_trace = period_discounts({})
+    closing, closing_trace = period_discounts(usage)
+    trace = opening_trace + [t for t in closing_trace if t not in opening_trace]
+    return whole_period(
+        catalog,
+        plan,
+        period,
+        quantity=quantity,
+        usage=usage,
         advance_discounts=opening,
         arrears_discounts=closing,
-        tax=tax_for(catalog, customer),
+        tax=tax,
         rules=trace,
     )

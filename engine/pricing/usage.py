@@ -68,17 +68,25 @@ def matches(metric: Metric, event: UsageEvent) -> bool:
     return all(props.get(key) in allowed for key, allowed in metric.filters.items())
 
 
+class EventValueError(ValueError):
+    """An event's property a metric reads is missing or not a number in range."""
+
+    def __init__(self, event_id: str, path: str, reason: str) -> None:
+        super().__init__(f"event {event_id}: {path}: {reason}")
+        self.event_id, self.path, self.reason = event_id, path, reason
+
+
 def _value(metric: Metric, event: UsageEvent) -> Decimal:
     assert metric.field is not None
+    path = f"properties.{metric.field}"
     if metric.field not in event.properties:
-        raise ValueError(f"event {event.id}: properties.{metric.field}: missing (metric {metric.id} sums it)")
+        raise EventValueError(event.id, path, f"missing (metric {metric.id} sums it)")
     raw = event.properties[metric.field]
     try:
         return number_to_decimal(raw, f"event {event.id}: properties.{metric.field}")
-    except ValueError:
-        raise ValueError(
-            f"event {event.id}: properties.{metric.field}: {raw!r} is not a number (metric {metric.id})"
-        ) from None
+    except ValueError as exc:
+        why = str(exc).rsplit(": ", 1)[-1]
+        raise EventValueError(event.id, path, f"{why} (metric {metric.id})") from None
 
 
 def aggregate(

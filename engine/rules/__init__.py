@@ -15,6 +15,8 @@ from __future__ import annotations
 from engine.documents import Document, DocumentError, Problem
 from engine.rules.compiler import CompiledRuleset, compile_ruleset
 from engine.rules.conditions import ROOTS, evaluate, parse_condition
+from engine.rules.decisions import KINDS as DECISION_KINDS
+from engine.rules.decisions import customer_decisions, log_access_denial
 from engine.rules.durable_engine import DurableEngine, RulesEngineError, default_engine
 from engine.rules.lint import lint_paths
 from engine.rules.loader import (
@@ -32,8 +34,10 @@ from engine.rules.promotions import (
     RulePromotions,
     discounts_from,
     price_context,
+    pricing_runtime,
     promotions_for,
     quote_promotions,
+    ruleset_texts,
     trace_of,
 )
 from engine.rules.runtime import RulesRuntime, ScheduledRule, reference_fired
@@ -70,6 +74,7 @@ def summarize_ruleset_document(doc: Document, refs: References | None = None) ->
 
 __all__ = [
     "ACTIONS",
+    "DECISION_KINDS",
     "PRICE_EVENT",
     "ROOTS",
     "Action",
@@ -88,6 +93,7 @@ __all__ = [
     "Ruleset",
     "ScheduledRule",
     "compile_ruleset",
+    "customer_decisions",
     "decision_by_id",
     "decisions_for",
     "default_engine",
@@ -100,8 +106,10 @@ __all__ = [
     "live_versions",
     "load_ruleset",
     "load_ruleset_text",
+    "log_access_denial",
     "parse_condition",
     "price_context",
+    "pricing_runtime",
     "promotions_for",
     "publish_ruleset",
     "publish_ruleset_document",
@@ -111,6 +119,7 @@ __all__ = [
     "ruleset_from_document",
     "ruleset_history",
     "ruleset_problems",
+    "ruleset_texts",
     "ruleset_version",
     "smoke_test",
     "summarize_ruleset_document",

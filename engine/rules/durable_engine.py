@@ -113,6 +113,9 @@ class _LeanRuleset(Ruleset):
         self.primed.append(sid)
 
 
+MEMO_SIZE = 4096  # answers remembered per ruleset version
+
+
 @dataclass
 class Handle:
     """A registered ruleset version."""
@@ -121,6 +124,10 @@ class Handle:
     compiled: CompiledRuleset
     ruleset: _LeanRuleset | None = None
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Fact body -> rules fired. A fact is asserted and retracted at once (no state between
+    # facts), so the answer is a function of the body: a billing run prices thousands of
+    # periods with the same few bodies (segment, plan, period start).
+    memo: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 class DurableEngine:
@@ -202,6 +209,9 @@ class DurableEngine:
         """Post one fact and return the indexes of the compiled rules that fired. `body` is the
         fact's JSON without its braces; the engine adds the unique id and the session id.
         Raises RetiredHandle when the version was retired meanwhile."""
+        hit = handle.memo.get(body)
+        if hit is not None and handle.ruleset is not None:
+            return list(hit)
         if self.owner == "lock":  # the hot path, without _call's indirection
             with self._mutex:
                 if self.closed:
@@ -295,7 +305,13 @@ class DurableEngine:
             rs.prime(str(rs.sid_generation))
             raise
         # A rule whose condition has an `$or` fires once per branch that holds.
-        return sorted(set(fired)) if len(fired) > 1 else fired
+        if len(fired) > 1:
+            fired = sorted(set(fired))
+        memo = handle.memo
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()  # bounded; refills with what is asked now
+        memo[body] = tuple(fired)
+        return fired
 
 
 _default: DurableEngine | None = None

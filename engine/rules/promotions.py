@@ -13,12 +13,14 @@ from engine.catalog import Catalog, Plan
 from engine.documents import DocumentError, Problem
 from engine.pricing import Discount
 from engine.pricing.discounts import coupon_discount
+from engine.rules.conditions import lookup, paths
 from engine.rules.lint import expand
-from engine.rules.loader import References, load_ruleset
+from engine.rules.loader import References, load_ruleset, load_ruleset_text
 from engine.rules.model import Action, Decision
 from engine.rules.runtime import RulesRuntime
 
 PRICE_EVENT = "price.calculate"
+MEMO_SIZE = 200_000
 
 
 def price_context(*, plan: Plan | str, customer: Mapping[str, Any] | None = None,
@@ -84,8 +86,13 @@ class RulePromotions:
     and simulations ask (`engine.pricing.quoting.PromotionSource`). Rules are evaluated as
     of the period's start, so a promotion valid then applies to that period."""
 
-    def __init__(self, runtime: RulesRuntime) -> None:
+    def __init__(self, runtime: RulesRuntime, *, memo: bool = False) -> None:
         self.runtime = runtime
+        # memo: remember answers by what the rules read (a simulation asks for many customers
+        # that look alike to the rules); only for a runtime whose rulesets do not change.
+        self._memo: dict[tuple[Any, ...], tuple[list[Discount], list[dict[str, Any]]]] | None = (
+            {} if memo else None)
+        self._read: list[str] | None = None
 
     def __call__(self, *, catalog: Catalog, plan: Plan, customer: Mapping[str, Any], usage: Mapping[str, Any],
                  period: Any, quantity: Decimal, subscription: Mapping[str, Any] | None = None,
@@ -94,9 +101,41 @@ class RulePromotions:
         at = datetime(start.year, start.month, start.day, tzinfo=UTC) if isinstance(start, date) else None
         context = price_context(plan=plan, customer=customer, usage=usage, quantity=quantity, period=period,
                                 subscription=subscription)
+        key = None
+        if self._memo is not None:
+            key = (id(catalog), plan.id, at, *(_hashable(lookup(context, p)) for p in self._paths()))
+            found = self._memo.get(key)
+            if found is not None:
+                return list(found[0]), list(found[1])
         decision = self.runtime.evaluate(PRICE_EVENT, context, at=at)
         actions = decision.actions_named("discount", "apply_coupon")
-        return discounts_from(actions, catalog, plan.id), trace_of(decision)
+        answer = discounts_from(actions, catalog, plan.id), trace_of(decision)
+        if self._memo is not None and key is not None:
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = answer
+        return list(answer[0]), list(answer[1])
+
+    def _paths(self) -> list[str]:
+        """Every context path a live pricing rule reads: the whole of what its answer depends
+        on, with the time (rules are valid from, until)."""
+        if self._read is None:
+            found: dict[str, None] = {}
+            for name in sorted(self.runtime.versions()):
+                for rule in self.runtime.ruleset(name).rules:
+                    if PRICE_EVENT in rule.on and rule.when is not None:
+                        found.update(dict.fromkeys(paths(rule.when)))
+            self._read = list(found)
+        return self._read
+
+
+def _hashable(value: Any) -> Any:
+    """A value read from a context as a memo key (lists and mappings made immutable)."""
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
+    return value
 
 
 def trace_of(decision: Decision, names: tuple[str, ...] = ("discount", "apply_coupon")) -> list[dict[str, Any]]:
@@ -159,3 +198,33 @@ def quote_promotions(*, rules_path: str | Path, catalog: Catalog, plan: Plan, cu
                                                            quantity=quantity, period=period))
     actions = decision.actions_named("discount", "apply_coupon")
     return discounts_from(actions, catalog, plan.id), trace_of(decision)
+
+
+_text_runtimes: dict[tuple[tuple[str, str], ...], RulesRuntime | None] = {}
+
+
+def pricing_runtime(texts: Mapping[str, str]) -> RulesRuntime | None:
+    """A runtime of the pricing (`price.calculate`) rules among these rulesets (name -> YAML
+    text), or None when none prices: what a simulation evaluates. One per distinct set of
+    texts (durable rulesets are never freed: do not register the same ones for every run).
+    Raises DocumentError for a ruleset that does not load."""
+    key = tuple(sorted(texts.items()))
+    with _cache_lock:
+        if key in _text_runtimes:
+            return _text_runtimes[key]
+    rulesets = [load_ruleset_text(text, name) for name, text in key]
+    chosen = [rs for rs in rulesets if PRICE_EVENT in rs.events]
+    runtime = None
+    if chosen:
+        runtime = RulesRuntime(_clock)
+        runtime.install_many((rs, 1) for rs in chosen)
+    with _cache_lock:
+        return _text_runtimes.setdefault(key, runtime)
+
+
+def ruleset_texts(path: str | Path) -> dict[str, str]:
+    """The rulesets of a file or a directory (name -> text), for `billing simulate --rules`."""
+    files = [p for p in expand([path]) if p.suffix in (".yaml", ".yml", ".json")]
+    if not files:
+        raise DocumentError([Problem(str(path), 1, "(document)", "no rulesets here")])
+    return {str(p): p.read_text(encoding="utf-8") for p in files}

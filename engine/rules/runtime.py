@@ -307,12 +307,22 @@ class RulesRuntime:
 
     # -- the decision log -------------------------------------------------------------------
     def log(self, where: Database | Session, decision: Decision, context: Mapping[str, Any], *,
-            event_id: str | None = None, customer_id: str | None = None) -> Decision:
-        """Write the decision to the decision log; returns it with its decision id."""
+            event_id: str | None = None, customer_id: str | None = None,
+            decision_id: str | None = None) -> Decision:
+        """Write the decision to the decision log; returns it with its decision id. With
+        `decision_id` (an access check's, memoised and logged again at each use) the rows
+        carry that id (engine.rules.decisions.write_decision) and the feature asked about."""
         from dataclasses import replace
 
+        from engine.rules.decisions import write_decision
         from engine.rules.models import DecisionRecord
 
+        if decision_id is not None and isinstance(where, Session):
+            decision = replace(decision, decision_id=decision_id)
+            values = DecisionRecord.row(decision, event_id=event_id, customer_id=customer_id)
+            values["inputs"]["check"] = {"feature": context.get("feature"), "quantity": str(context.get("quantity"))}
+            write_decision(where, values)
+            return decision
         decision = replace(decision, decision_id=new_event_id("dec"))
         if customer_id is None:
             cust = context.get("customer")

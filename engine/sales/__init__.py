@@ -16,6 +16,7 @@ from engine.sales.catalog_versions import (
     publish_catalog,
 )
 from engine.sales.charges import handle_charge_requested
+from engine.sales.credits import credit_invoice
 from engine.sales.customers import create_customer, get_customer, list_customers, update_customer
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.invoicing import (
@@ -71,6 +72,7 @@ __all__ = [
     "change_subscription",
     "create_customer",
     "create_subscription",
+    "credit_invoice",
     "current_usage",
     "customer_plan",
     "customers_by_id",

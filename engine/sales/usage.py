@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from engine.clock import Clock
 from engine.pricing import UsageEvent, parse_event
 from engine.sales.common import now_of
-from engine.sales.errors import NotFound, SalesError
+from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Customer, UsageRecord
 from engine.store import add_event
 
@@ -129,10 +129,45 @@ def ingest_events(
     for e in events:
         by_id.setdefault(e.id, e)  # a repeated id within the batch: its first, as stored
     stored = tuple(by_id[i] for i in stored_ids)
+    if len(stored) < len(events):
+        refuse_changed_repeats(session, events, by_id, set(stored_ids))
     event_id = None
     if stored:
         event_id = add_event(session, "usage.recorded", *_recorded(stored), time=now, id=recorded_id).id
     return IngestResult(len(events), len(stored), len(events) - len(stored), event_id, stored)
+
+
+def _fingerprint(customer_id: str, type_: str, time: datetime, properties: Mapping[str, Any]) -> str:
+    """What must match for a repeated id to be the same event: the instant (in any zone) and
+    the JSON of its properties (key order aside)."""
+    utc = time.astimezone(UTC) if time.tzinfo else time.replace(tzinfo=UTC)
+    body = json.dumps(properties, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{customer_id}\x00{type_}\x00{utc.isoformat()}\x00{body}"
+
+
+def _of(e: UsageEvent) -> str:
+    return _fingerprint(str(e.customer_id), e.type, e.time, e.properties)
+
+
+def refuse_changed_repeats(session: Session, events: Sequence[UsageEvent], first: Mapping[str, UsageEvent],
+                           stored_now: set[str]) -> None:
+    """The id is the idempotency key, as with Stripe's: the same id with the same event is a
+    replay (ignored); the same id with another event is a mistake the sender must hear of,
+    not a silent drop. Raises Conflict naming the id; the caller's transaction rolls back."""
+    for i, e in enumerate(events):
+        if first[e.id] is not e and _of(first[e.id]) != _of(e):
+            raise Conflict(f"events[{i}].id", f"event id {e.id!r} is repeated in this batch with another body")
+    earlier = [e.id for e in first.values() if e.id not in stored_now]
+    rows: dict[str, str] = {}
+    for start in range(0, len(earlier), 900):
+        chunk = earlier[start : start + 900]
+        q = select(UsageRecord.id, UsageRecord.customer_id, UsageRecord.type, UsageRecord.time,
+                   UsageRecord.properties).where(UsageRecord.id.in_(chunk))
+        rows.update((r[0], _fingerprint(r[1], r[2], r[3], r[4] or {})) for r in session.execute(q))
+    for i, e in enumerate(events):
+        if e.id in rows and rows[e.id] != _of(e):
+            raise Conflict(f"events[{i}].id", f"event id {e.id!r} was recorded before with another body; "
+                                              "a replay must repeat the event as it was sent")
 
 
 def _recorded(stored: Sequence[UsageEvent]) -> tuple[str | None, dict[str, Any]]:

@@ -64,15 +64,9 @@ __all__ = [
 
 
 def _payments_configured(system: Any) -> bool:
-    if system is not None and hasattr(system, "payments_enabled"):
-        return bool(system.payments_enabled)
-    from engine import payments
-
-    try:
-        payments.get_service()
-    except RuntimeError:
-        return False
-    return True
+    """Whether the system collects payments (it owns a payment service); a bare database
+    has none."""
+    return system is not None and getattr(system, "payments", None) is not None
 
 
 def _channels(settings: Any) -> messaging.Channels:

@@ -229,10 +229,13 @@ class Jobs:
     def _payments(self, now: datetime, slot: datetime) -> Any:
         from engine import payments
 
+        service = getattr(self.system, "payments", None)
+        if service is None:
+            return None
         with self.db.session() as session:
-            collected = len(payments.collect_due_invoices(session))
+            collected = len(payments.collect_due_invoices(session, service=service))
         with self.db.session() as session:
-            repaired = len(payments.repair_pending(session))
+            repaired = len(payments.repair_pending(session, service=service))
         return {"collected": collected, "repaired": repaired}
 
     def _messaging(self, now: datetime, slot: datetime) -> Any:

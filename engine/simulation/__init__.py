@@ -5,8 +5,14 @@ itself drives the real engine: engine.console.lifecycle_on_engine). Shared by th
     cohort = synthetic_cohort(SyntheticSpec(count=1000, plan_mix={"pro": 3, "free": 1},
                               usage={"api_calls": Distribution("lognormal", median=20000, sigma=1)}),
                               baseline)
-    result = simulate(baseline, draft, cohort, months=12, start=date(2027, 1, 1))
+    result = simulate(baseline, draft, cohort, months=12, start=date(2027, 1, 1),
+                      promotions=rules.RulePromotions(runtime, memo=True))
     result.totals["delta"], result.by_month, result.movers(10), result.customers_csv()
+    result.discounts, result.warnings   # discounts per source; changes the cohort cannot exercise
+
+Metrics a synthetic spec leaves out get each plan's typical usage (docs/console.md, "Synthetic
+usage"). With `promotions` (the pricing rules in force) and `draft_promotions` (proposed
+ones), each period is priced as a quote is (`engine.pricing.quoting.period_document`).
 
 Cohorts also come from a CSV (`cohort_from_csv`) or from rows the caller reads from the store
 (`cohort_from_records`; the console reads them through engine.sales).
@@ -24,9 +30,17 @@ from engine.simulation.cohort import (
     cohort_from_records,
     spec_from_dict,
     synthetic_cohort,
+    typical_usage,
 )
 from engine.simulation.lifecycle import LifecycleResult
-from engine.simulation.run import SimulationError, SimulationResult, feature_changes, month_start, simulate
+from engine.simulation.run import (
+    SimulationError,
+    SimulationResult,
+    feature_changes,
+    month_start,
+    simulate,
+    unexercised,
+)
 
 __all__ = [
     "CSV_FIXED",
@@ -46,4 +60,6 @@ __all__ = [
     "simulate",
     "spec_from_dict",
     "synthetic_cohort",
+    "typical_usage",
+    "unexercised",
 ]

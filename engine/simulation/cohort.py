@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from engine.catalog.model import Catalog
+from engine.catalog.model import Catalog, Plan, Price
 from engine.pricing import MetricUsage
 
 ZERO = Decimal(0)
@@ -68,6 +68,15 @@ class SimCustomer:
 
     def active(self, month: int) -> bool:
         return self.joined <= month and (self.left is None or month < self.left)
+
+    def customer(self) -> dict[str, Any]:
+        """The customer as pricing rules see it (`customer.segment`, `customer.country`)."""
+        out: dict[str, Any] = {"id": self.id}
+        if self.segment:
+            out["segment"] = self.segment
+        if self.country:
+            out["country"] = self.country
+        return out
 
     def metric_usage(self) -> dict[str, MetricUsage]:
         """The month's usage as the pricing engine takes it (built once)."""
@@ -315,7 +324,8 @@ class Distribution:
 class SyntheticSpec:
     """A made-up cohort: `count` customers at the start, `plan_mix` weights, seat and usage
     distributions, `growth` (new customers a month, as a share of the active ones) and `churn`
-    (the share that leaves each month)."""
+    (the share that leaves each month). Metrics `usage` does not name get each plan's typical
+    usage (`typical_usage`), or none with `default_usage="none"`; `seed` makes it reproducible."""
 
     count: int
     plan_mix: dict[str, float]
@@ -327,6 +337,9 @@ class SyntheticSpec:
     segments: dict[str, float] = field(default_factory=dict)
     months: int = 12
     seed: int = 7
+    # Metrics `usage` leaves out: "typical" draws them around each plan's included quota and
+    # tiers (`typical_usage`), "none" leaves them at zero.
+    default_usage: str = "typical"
 
     def problems(self, catalog: Catalog | None = None) -> list[str]:
         out = []
@@ -352,6 +365,8 @@ class SyntheticSpec:
                     out.append(f"usage.{m}: not a metric of the baseline ({', '.join(sorted(catalog.metrics))})")
         for m, d in self.usage.items():
             out.extend(d.problems(f"usage.{m}"))
+        if self.default_usage not in DEFAULT_USAGE:
+            out.append(f"default_usage: {' or '.join(DEFAULT_USAGE)}, not {self.default_usage!r}")
         out.extend(self.seats.problems("seats"))
         for name, value, lo, hi in (
             ("churn", self.churn, 0.0, 0.99),
@@ -365,6 +380,66 @@ class SyntheticSpec:
         if isinstance(self.months, bool) or not isinstance(self.months, int) or not 1 <= self.months <= MAX_MONTHS:
             out.append(f"months: between 1 and {MAX_MONTHS}")
         return out
+
+
+DEFAULT_USAGE = ("typical", "none")
+# The spread of typical usage: two customers in three within a factor e^0.8 (2.2) of the median.
+TYPICAL_SIGMA = 0.8
+# A customer with nothing included for free typically uses this much of a metric a month.
+TYPICAL_UNPRICED = 100
+
+
+def plan_metrics(catalog: Catalog, plan: Plan) -> list[str]:
+    """The metrics a plan's bill or quotas read: its usage prices and metered entitlements."""
+    found = {p.metric for p in plan.prices if p.metric}
+    for fid, e in plan.entitlements.items():
+        feature = catalog.features.get(fid)
+        if e.enabled and feature is not None and feature.type == "metered" and feature.metric:
+            found.add(feature.metric)
+    return sorted(m for m in found if m in catalog.metrics)
+
+
+def _included(price: Price) -> Decimal:
+    """How much of a metric the price gives for nothing: free units, or the first tiers
+    that cost nothing."""
+    free = Decimal(price.free_units)
+    for tier in price.tiers:
+        if tier.unit_amount or tier.flat_amount or tier.rate or tier.up_to is None:
+            break
+        free = max(free, tier.up_to)
+    return free
+
+
+def typical_median(catalog: Catalog, plan: Plan, metric: str) -> float:
+    """The median of a plan's typical monthly usage of a metric (docs/console.md,
+    "Synthetic cohort"): half again what the plan includes for free, so most customers use
+    some paid units and a tail reaches the upper tiers; without anything free, the first
+    tier's bound; without tiers, half the plan's quota (a quota that blocks is seldom hit);
+    else TYPICAL_UNPRICED."""
+    prices = [p for p in plan.prices if p.metric == metric]
+    included = max((_included(p) for p in prices), default=Decimal(0))
+    if included > 0:
+        return float(included * Decimal("1.5"))
+    bounds = [t.up_to for p in prices for t in p.tiers if t.up_to is not None]
+    if bounds:
+        return float(min(bounds))
+    limits = [
+        e.limit
+        for fid, e in plan.entitlements.items()
+        if e.enabled and e.limit and (f := catalog.features.get(fid)) is not None and f.metric == metric
+    ]
+    if limits:
+        return min(limits) / 2
+    return float(TYPICAL_UNPRICED)
+
+
+def typical_usage(catalog: Catalog, plan: Plan) -> dict[str, Distribution]:
+    """Per metric the plan reads, a lognormal spread around `typical_median` (seeded draws
+    make it reproducible)."""
+    return {
+        m: Distribution("lognormal", median=typical_median(catalog, plan, m), sigma=TYPICAL_SIGMA)
+        for m in plan_metrics(catalog, plan)
+    }
 
 
 def _pick(rng: random.Random, names: list[str], cumulative: list[float]) -> str:
@@ -398,18 +473,19 @@ def synthetic_cohort(spec: SyntheticSpec, catalog: Catalog) -> Cohort:
     plan_names, plan_cum = _cumulative(spec.plan_mix)
     seg_names, seg_cum = _cumulative(spec.segments) if spec.segments else ([], [])
     integral = {m for m, metric in catalog.metrics.items() if metric.aggregation in INTEGRAL}
-    metric_specs = [(m, d, m in integral) for m, d in spec.usage.items()]
+    by_plan = {p: _usage_specs(spec, catalog, p, integral) for p in plan_names}
     customers: list[SimCustomer] = []
 
     def new(month: int) -> SimCustomer:
+        plan = _pick(rng, plan_names, plan_cum)
         usage: dict[str, Decimal] = {}
-        for m, d, whole in metric_specs:
+        for m, d, whole in by_plan[plan]:
             x = d.draw(rng)
             usage[m] = Decimal(round(x)) if whole else Decimal(repr(round(x, 2)))
         seats = max(round(spec.seats.draw(rng)), 0)
         return SimCustomer(
             f"sim_{len(customers) + 1:07d}",
-            _pick(rng, plan_names, plan_cum),
+            plan,
             Decimal(seats),
             usage,
             segment=_pick(rng, seg_names, seg_cum) if seg_names else "",
@@ -440,12 +516,26 @@ def synthetic_cohort(spec: SyntheticSpec, catalog: Catalog) -> Cohort:
                 customers.append(c)
                 active.append(c)
     mix = ", ".join(f"{p} {w:g}" for p, w in spec.plan_mix.items())
+    usage_note = "typical usage" if spec.default_usage == "typical" else "no usage"
+    if spec.usage:
+        usage_note = f"usage of {', '.join(sorted(spec.usage))} as given, else {usage_note}"
     return Cohort(
         customers,
         usage_growth=Decimal(repr(spec.usage_growth)),
         source="synthetic",
-        description=f"{spec.count:,} synthetic customers ({mix}), growth {spec.growth:.1%}, churn {spec.churn:.1%} a month",
+        description=f"{spec.count:,} synthetic customers ({mix}), {usage_note}, growth {spec.growth:.1%}, "
+        f"churn {spec.churn:.1%} a month",
     )
+
+
+def _usage_specs(
+    spec: SyntheticSpec, catalog: Catalog, plan_id: str, integral: set[str]
+) -> list[tuple[str, Distribution, bool]]:
+    """What a customer of the plan draws: the spec's distributions, and for the plan's other
+    metrics the typical ones (unless the spec asks for no default usage)."""
+    dists = dict(typical_usage(catalog, catalog.plans[plan_id])) if spec.default_usage == "typical" else {}
+    dists.update(spec.usage)
+    return [(m, d, m in integral) for m, d in dists.items()]
 
 
 def usage_at(c: SimCustomer, factor: Decimal, integral: frozenset[str] | set[str]) -> dict[str, MetricUsage]:
@@ -466,7 +556,19 @@ def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
     churn, usage_growth, segments, months, seed}."""
     if not isinstance(data, Mapping):
         raise CohortError(["a synthetic cohort is a mapping with count, plan_mix, usage, ..."])
-    known = {"count", "plan_mix", "usage", "seats", "growth", "churn", "usage_growth", "segments", "months", "seed"}
+    known = {
+        "count",
+        "plan_mix",
+        "usage",
+        "seats",
+        "growth",
+        "churn",
+        "usage_growth",
+        "segments",
+        "months",
+        "seed",
+        "default_usage",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise CohortError([f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"])
@@ -490,6 +592,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
             segments={str(k): float(v) for k, v in (data.get("segments") or {}).items()},
             months=data.get("months", 12),
             seed=int(data.get("seed", 7)),
+            default_usage=str(data.get("default_usage", "typical")),
         )
     except (TypeError, ValueError) as exc:
         raise CohortError([f"not a synthetic cohort: {exc}"]) from None

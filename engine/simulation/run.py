@@ -9,20 +9,22 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from engine.catalog.model import Catalog, Plan
+from engine.catalog.model import Catalog, Plan, Price
 from engine.periods import Period, period_boundary
-from engine.pricing import MetricUsage, PeriodPricer
+from engine.pricing import AppliedDiscount, Discount, MetricUsage, PeriodPricer
+from engine.pricing.quoting import PromotionSource, period_document
 from engine.simulation.cohort import ADDITIVE, INTEGRAL, ONE, ZERO, Cohort, CohortError, SimCustomer, usage_at
 
 Progress = Callable[[float, str], None]
 HUNDRED = Decimal(100)
+NO_DISCOUNTS: tuple[AppliedDiscount, ...] = ()
 
 
 class SimulationError(ValueError):
@@ -45,16 +47,22 @@ class _Side:
     """One catalog's pricing over the months of a run: the periods each plan bills in a
     month, and one pricer per (plan, period), built once."""
 
-    def __init__(self, catalog: Catalog, start: date) -> None:
+    def __init__(self, catalog: Catalog, start: date, promotions: PromotionSource | None = None) -> None:
         self.catalog = catalog
         self.start = start
+        self.promotions = None if promotions is None else _Redeeming(promotions)
         self._pricers: dict[tuple[str, Period], Callable[..., Any]] = {}
         self._periods: dict[tuple[str, int, int], tuple[tuple[Period, Decimal], ...]] = {}
+        self._months: dict[int, Period] = {}
         self.additive = frozenset(m for m, x in catalog.metrics.items() if x.aggregation in ADDITIVE)
         self.integral = frozenset(m for m, x in catalog.metrics.items() if x.aggregation in INTEGRAL)
 
     def month(self, m: int) -> Period:
-        return Period(self.start + relativedelta(months=m), self.start + relativedelta(months=m + 1))
+        found = self._months.get(m)
+        if found is None:
+            found = Period(self.start + relativedelta(months=m), self.start + relativedelta(months=m + 1))
+            self._months[m] = found
+        return found
 
     def periods(self, plan: Plan, joined: int, m: int) -> tuple[tuple[Period, Decimal], ...]:
         """The billing periods of `plan` that start in month `m` for a customer who joined in
@@ -117,15 +125,84 @@ class _Side:
                 )
         return out
 
-    def amount(self, plan: Plan, c: SimCustomer, m: int, usage: dict[str, MetricUsage]) -> Decimal | None:
+    def charge(
+        self, plan: Plan, period: Period, c: SimCustomer, usage: Mapping[str, MetricUsage], cycle: int
+    ) -> tuple[Decimal, tuple[AppliedDiscount, ...]]:
+        """What a customer is billed for one period before tax, and the discounts in it. With
+        pricing rules, the period is priced as a quote or an invoice is (`period_document`:
+        the rules asked when it opens and when it closes), else by the plan's pricer."""
+        if self.promotions is None:
+            return self.bill(plan, period)(c.quantity, usage).total, NO_DISCOUNTS
+        ask: dict[str, Any] = {
+            "catalog": self.catalog,
+            "plan": plan,
+            "customer": c.customer(),
+            "period": period,
+            "quantity": c.quantity,
+            "subscription": {"id": c.id, "plan": plan.id, "quantity": c.quantity, "status": "active", "cycle": cycle},
+        }
+        if not self.promotions(usage={}, **ask)[0] and not self.promotions(usage=usage, **ask)[0]:
+            # No rule gives this period a discount: the document would be the plan's bill
+            # (whole_period without discounts), which the cached pricer gives much faster.
+            return self.bill(plan, period)(c.quantity, usage).total, NO_DISCOUNTS
+        doc = period_document(
+            self.catalog,
+            plan,
+            period,
+            quantity=c.quantity,
+            usage=usage,
+            customer=ask["customer"],
+            promotions=self.promotions,
+            subscription=ask["subscription"],
+        )
+        return doc.subtotal - doc.discount, doc.discounts
+
+    def amount(
+        self, plan: Plan, c: SimCustomer, m: int, usage: dict[str, MetricUsage]
+    ) -> tuple[Decimal, tuple[AppliedDiscount, ...]] | None:
         """What the customer is billed for the periods starting in month m (None: nothing bills)."""
         periods = self.periods(plan, c.joined, m)
         if not periods:
             return None
         total = ZERO
+        applied: list[AppliedDiscount] = []
         for period, scale in periods:
-            total += self.bill(plan, period)(c.quantity, self.scaled(usage, scale)).total
-        return total
+            cycle = self.cycle(plan, c, period) if self.promotions is not None else 0
+            amount, discounts = self.charge(plan, period, c, self.scaled(usage, scale), cycle)
+            total += amount
+            applied.extend(discounts)
+        return total, tuple(applied)
+
+    def cycle(self, plan: Plan, c: SimCustomer, period: Period) -> int:
+        """The period's number in the customer's subscription (0: the first)."""
+        anchor = self.start + relativedelta(months=c.joined)
+        per = _months_per_period(plan)
+        if per:
+            return ((period.start.year - anchor.year) * 12 + period.start.month - anchor.month) // per
+        n = 0
+        while period_boundary(anchor, plan.interval, n + 1, plan.interval_count) <= period.start:
+            n += 1
+        return n
+
+
+class _Redeeming:
+    """A rule's discount with `periods: N` is redeemed at the first period it is given and
+    applies to that period and the next N-1, as for a subscription (engine.sales.terms)."""
+
+    def __init__(self, source: PromotionSource) -> None:
+        self.source = source
+        self._first: dict[str, dict[str, tuple[int, Discount]]] = {}
+
+    def __call__(self, **kwargs: Any) -> tuple[list[Discount], list[dict[str, Any]]]:
+        found, trace = self.source(**kwargs)
+        cycle = int(kwargs["subscription"]["cycle"])
+        redeemed = self._first.setdefault(str(kwargs["customer"]["id"]), {})
+        out = [d for d in found if d.periods is None]
+        for d in found:
+            if d.periods is not None and d.source not in redeemed:
+                redeemed[d.source] = (cycle, d)
+        out += [d for first, d in redeemed.values() if first <= cycle < first + int(d.periods or 0)]
+        return out, trace
 
 
 @dataclass
@@ -145,6 +222,7 @@ class SimulationResult:
     quota: list[dict[str, Any]]
     features: list[dict[str, Any]]
     totals: dict[str, Any]
+    discounts: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -193,6 +271,7 @@ class SimulationResult:
             "pay_less": s(self.movers(customers, more=False)),
             "quota": s(self.quota),
             "features": s(self.features),
+            "discounts": s(self.discounts),
             "warnings": self.warnings,
         }
 
@@ -269,11 +348,15 @@ def simulate(
     start: date,
     plan_map: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    promotions: PromotionSource | None = None,
+    draft_promotions: PromotionSource | None = None,
 ) -> SimulationResult:
     """Price `cohort` for `months` calendar months from `start` on both catalogs.
 
     Revenue is what the bills total before tax (tax is collected for someone else). Every
-    customer-month is priced twice, baseline and draft, with the same usage. Raises
+    customer-month is priced twice, baseline and draft, with the same usage. `promotions`:
+    the pricing rules in force (engine.rules.RulePromotions), applied as on a quote or an
+    invoice; `draft_promotions`: the proposed ones (default: the same). Raises
     SimulationError / CohortError with a message naming what to fix."""
     import time
 
@@ -288,142 +371,235 @@ def simulate(
         )
     start = month_start(start)
     pairs = _plan_pairs(baseline, draft, cohort, plan_map or {})
-    bside, dside = _Side(baseline, start), _Side(draft, start)
-    growth = ONE + cohort.usage_growth
-    integral = bside.integral | dside.integral
+    rules_differ = draft_promotions is not None and draft_promotions is not promotions
+    bside = _Side(baseline, start, promotions)
+    dside = _Side(draft, start, draft_promotions if rules_differ else promotions)
+    run = _Run(cohort, bside, dside, pairs, rules_differ)
     labels = [bside.month(m).start.isoformat()[:7] for m in range(months)]
-
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, c in enumerate(cohort.customers):
-        groups[c.plan].append(i)
-    n = len(cohort.customers)
-    cust_b = [ZERO] * n
-    cust_d = [ZERO] * n
-    cust_months = [0] * n
-    month_rows: list[dict[str, Any]] = []
-    month_plan: list[dict[str, Any]] = []
-    quota_b: dict[str, set[int]] = defaultdict(set)
-    quota_d: dict[str, set[int]] = defaultdict(set)
-    blocked_b: dict[str, set[int]] = defaultdict(set)
-    blocked_d: dict[str, set[int]] = defaultdict(set)
-    customers = cohort.customers
-    total_cm = 0
-
     for m in range(months):
-        factor = growth**m
+        active_count = run.month(m, labels[m])
+        if progress is not None:
+            progress((m + 1) / months, f"month {m + 1} of {months} ({labels[m]}): {active_count:,} customers")
+    warnings = unexercised(baseline, draft, cohort, pairs, months)
+    if rules_differ and run.discounts_b == run.discounts_d:
+        warnings.append(
+            "the draft pricing rules give this cohort the same discounts as the rules in force: no customer "
+            "of the cohort meets a condition they change (segment, country, plan, usage, ...)"
+        )
+    return run.result(baseline, draft, labels, warnings, time.perf_counter() - t0)
+
+
+class _Run:
+    """The sums of a run as it goes, month by month."""
+
+    def __init__(self, cohort: Cohort, bside: _Side, dside: _Side, pairs: dict[str, str], rules_differ: bool) -> None:
+        self.cohort = cohort
+        self.bside, self.dside = bside, dside
+        self.baseline, self.draft = bside.catalog, dside.catalog
+        self.pairs = pairs
+        self.rules_differ = rules_differ
+        self.growth = ONE + cohort.usage_growth
+        self.integral = bside.integral | dside.integral
+        self.groups: dict[str, list[int]] = defaultdict(list)
+        for i, c in enumerate(cohort.customers):
+            self.groups[c.plan].append(i)
+        n = len(cohort.customers)
+        self.cust_b = [ZERO] * n
+        self.cust_d = [ZERO] * n
+        self.cust_off_b = [ZERO] * n
+        self.cust_off_d = [ZERO] * n
+        self.cust_months = [0] * n
+        self.month_rows: list[dict[str, Any]] = []
+        self.month_plan: list[dict[str, Any]] = []
+        self.quota_b: dict[str, set[int]] = defaultdict(set)
+        self.quota_d: dict[str, set[int]] = defaultdict(set)
+        self.blocked_b: dict[str, set[int]] = defaultdict(set)
+        self.blocked_d: dict[str, set[int]] = defaultdict(set)
+        self.discounts_b: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+        self.discounts_d: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+        self.total_cm = 0
+        self.positions = {id(c): i for i, c in enumerate(cohort.customers)}
+
+    def month(self, m: int, label: str) -> int:
+        """Price month m for every active customer; returns how many were active."""
+        factor = self.growth**m
         mb = md = ZERO
         active_count = 0
-        for plan_id, idxs in groups.items():
-            bplan, dplan = baseline.plans[plan_id], draft.plans[pairs[plan_id]]
-            simple = _months_per_period(bplan) == 1 and _months_per_period(dplan) == 1
-            checks_b = _quota_checks(baseline, bplan)
-            checks_d = _quota_checks(draft, dplan)
-            pb = pd = ZERO
-            count = 0
-            if simple:
-                # The hot path: every customer of the group bills the same calendar month.
-                month = bside.month(m)
-                bbill, dbill = bside.bill(bplan, month), dside.bill(dplan, month)
-                # A plan the draft leaves as it was prices the same: bill it once.
-                same = bplan == dplan and baseline.rounding == draft.rounding
-                for i in idxs:
-                    c = customers[i]
-                    if c.joined > m or (c.left is not None and m >= c.left):
-                        continue
-                    u = c.metric_usage() if factor == ONE else usage_at(c, factor, integral)
-                    b = bbill(c.quantity, u).total
-                    d = b if same else dbill(c.quantity, u).total
-                    cust_b[i] += b
-                    cust_d[i] += d
-                    cust_months[i] += 1
-                    pb += b
-                    pd += d
-                    count += 1
-                    if checks_b or checks_d:
-                        _check_quotas(i, u, checks_b, quota_b, blocked_b)
-                        _check_quotas(i, u, checks_d, quota_d, blocked_d)
-            else:
-                for i in idxs:
-                    c = customers[i]
-                    if not c.active(m):
-                        continue
-                    u = c.metric_usage() if factor == ONE else usage_at(c, factor, integral)
-                    b = bside.amount(bplan, c, m, u) or ZERO
-                    d = dside.amount(dplan, c, m, u) or ZERO
-                    cust_b[i] += b
-                    cust_d[i] += d
-                    cust_months[i] += 1
-                    pb += b
-                    pd += d
-                    count += 1
-                    if checks_b or checks_d:
-                        _check_quotas(i, u, checks_b, quota_b, blocked_b)
-                        _check_quotas(i, u, checks_d, quota_d, blocked_d)
+        for plan_id, idxs in self.groups.items():
+            pb, pd, count = self._plan_month(m, factor, plan_id, idxs)
             if count:
-                month_plan.append(
-                    {
-                        "month": labels[m],
-                        "plan": plan_id,
-                        "customers": count,
-                        "baseline": pb,
-                        "draft": pd,
-                        "delta": pd - pb,
-                    }
+                self.month_plan.append(
+                    {"month": label, "plan": plan_id, "customers": count, "baseline": pb, "draft": pd, "delta": pd - pb}
                 )
             mb += pb
             md += pd
             active_count += count
-        total_cm += active_count
-        month_rows.append(
-            {"month": labels[m], "customers": active_count, "baseline": mb, "draft": md, "delta": md - mb}
+        self.total_cm += active_count
+        self.month_rows.append(
+            {"month": label, "customers": active_count, "baseline": mb, "draft": md, "delta": md - mb}
         )
-        if progress is not None:
-            progress((m + 1) / months, f"month {m + 1} of {months} ({labels[m]}): {active_count:,} customers")
+        return active_count
 
-    # Per customer, plan and segment.
-    cust_rows: list[dict[str, Any]] = []
-    by_plan: dict[str, list[Any]] = {}
-    by_seg: dict[str, list[Any]] = {}
-    for i, c in enumerate(customers):
-        if not cust_months[i]:
-            continue
-        b, d = cust_b[i], cust_d[i]
-        cust_rows.append(
-            {
-                "customer_id": c.id,
-                "plan": c.plan,
-                "draft_plan": pairs[c.plan],
-                "segment": c.segment,
-                "quantity": c.quantity,
-                "months": cust_months[i],
-                "baseline": b,
-                "draft": d,
-                "delta": d - b,
-            }
-        )
-        for table, key in ((by_plan, c.plan), (by_seg, c.segment or "(none)")):
-            acc = table.setdefault(key, [0, ZERO, ZERO])
-            acc[0] += 1
-            acc[1] += b
-            acc[2] += d
+    def _plan_month(self, m: int, factor: Decimal, plan_id: str, idxs: list[int]) -> tuple[Decimal, Decimal, int]:
+        baseline, draft, bside, dside = self.baseline, self.draft, self.bside, self.dside
+        bplan, dplan = baseline.plans[plan_id], draft.plans[self.pairs[plan_id]]
+        simple = _months_per_period(bplan) == 1 and _months_per_period(dplan) == 1
+        checks_b = _quota_checks(baseline, bplan)
+        checks_d = _quota_checks(draft, dplan)
+        # A plan the draft leaves as it was, under the same rules, prices the same: bill it once.
+        same = bplan == dplan and baseline.rounding == draft.rounding and not self.rules_differ
+        month = bside.month(m)
+        plain = simple and bside.promotions is None and dside.promotions is None
+        if plain:
+            # The hot path: every customer of the group bills the same calendar month.
+            bbill, dbill = bside.bill(bplan, month), dside.bill(dplan, month)
+        customers = self.cohort.customers
+        # Locals: this loop runs once per customer-month.
+        cust_b, cust_d, cust_months, integral = self.cust_b, self.cust_d, self.cust_months, self.integral
+        pb = pd = ZERO
+        count = 0
+        for i in idxs:
+            c = customers[i]
+            if c.joined > m or (c.left is not None and m >= c.left):
+                continue
+            u = c.metric_usage() if factor == ONE else usage_at(c, factor, integral)
+            if plain:
+                b = bbill(c.quantity, u).total
+                d = b if same else dbill(c.quantity, u).total
+            else:
+                b, d = self._charges(bplan, dplan, c, m, u, simple, same)
+            cust_b[i] += b
+            cust_d[i] += d
+            cust_months[i] += 1
+            pb += b
+            pd += d
+            count += 1
+            if checks_b or checks_d:
+                _check_quotas(i, u, checks_b, self.quota_b, self.blocked_b)
+                _check_quotas(i, u, checks_d, self.quota_d, self.blocked_d)
+        return pb, pd, count
 
-    def rows(table: dict[str, list[Any]], name: str) -> list[dict[str, Any]]:
-        return [
+    def _charges(
+        self, bplan: Plan, dplan: Plan, c: SimCustomer, m: int, u: dict[str, MetricUsage], simple: bool, same: bool
+    ) -> tuple[Decimal, Decimal]:
+        """One customer-month on both sides, with the discounts it carries."""
+        i = self.positions[id(c)]
+        if simple:
+            month = self.bside.month(m)
+            found_b: tuple[Decimal, tuple[AppliedDiscount, ...]] | None = self.bside.charge(
+                bplan, month, c, u, m - c.joined
+            )
+            found_d = found_b if same else self.dside.charge(dplan, month, c, u, m - c.joined)
+        else:
+            found_b = self.bside.amount(bplan, c, m, u)
+            found_d = found_b if same else self.dside.amount(dplan, c, m, u)
+        b, off_b = found_b or (ZERO, NO_DISCOUNTS)
+        d, off_d = found_d or (ZERO, NO_DISCOUNTS)
+        for applied, table, per_customer in (
+            (off_b, self.discounts_b, self.cust_off_b),
+            (off_d, self.discounts_d, self.cust_off_d),
+        ):
+            for x in applied:
+                table[(x.source, x.reason)] += x.amount
+                per_customer[i] += x.amount
+        return b, d
+
+    def result(
+        self, baseline: Catalog, draft: Catalog, labels: list[str], warnings: list[str], seconds: float
+    ) -> SimulationResult:
+        customers = self.cohort.customers
+        pairs = self.pairs
+        cust_b, cust_d, cust_months = self.cust_b, self.cust_d, self.cust_months
+        # Per customer, plan and segment.
+        cust_rows: list[dict[str, Any]] = []
+        by_plan: dict[str, list[Any]] = {}
+        by_seg: dict[str, list[Any]] = {}
+        for i, c in enumerate(customers):
+            if not cust_months[i]:
+                continue
+            b, d = cust_b[i], cust_d[i]
+            cust_rows.append(
+                {
+                    "customer_id": c.id,
+                    "plan": c.plan,
+                    "draft_plan": pairs[c.plan],
+                    "segment": c.segment,
+                    "quantity": c.quantity,
+                    "months": cust_months[i],
+                    "baseline": b,
+                    "draft": d,
+                    "delta": d - b,
+                    "baseline_discount": self.cust_off_b[i],
+                    "draft_discount": self.cust_off_d[i],
+                }
+            )
+            for table, key in ((by_plan, c.plan), (by_seg, c.segment or "(none)")):
+                acc = table.setdefault(key, [0, ZERO, ZERO])
+                acc[0] += 1
+                acc[1] += b
+                acc[2] += d
+
+        def rows(table: dict[str, list[Any]], name: str) -> list[dict[str, Any]]:
+            return [
+                {
+                    name: k,
+                    "customers": v[0],
+                    "baseline": v[1],
+                    "draft": v[2],
+                    "delta": v[2] - v[1],
+                    "delta_pct": _pct(v[2] - v[1], v[1]),
+                }
+                for k, v in sorted(table.items())
+            ]
+
+        month_rows = self.month_rows
+        tb = sum((r["baseline"] for r in month_rows), ZERO)
+        td = sum((r["draft"] for r in month_rows), ZERO)
+        if self.total_cm == 0:
+            warnings.insert(0, "no customer was active in the months simulated")
+        discount_rows = [
             {
-                name: k,
-                "customers": v[0],
-                "baseline": v[1],
-                "draft": v[2],
-                "delta": v[2] - v[1],
-                "delta_pct": _pct(v[2] - v[1], v[1]),
+                "source": source,
+                "reason": reason,
+                "baseline": self.discounts_b.get((source, reason), ZERO),
+                "draft": self.discounts_d.get((source, reason), ZERO),
             }
-            for k, v in sorted(table.items())
+            for source, reason in sorted(set(self.discounts_b) | set(self.discounts_d))
         ]
+        return SimulationResult(
+            currency=baseline.currency,
+            start=self.bside.start,
+            months=labels,
+            baseline_name=baseline.name,
+            draft_name=draft.name,
+            cohort=self.cohort.description or f"{len(customers):,} customers ({self.cohort.source})",
+            customer_months=self.total_cm,
+            by_month=month_rows,
+            by_month_plan=self.month_plan,
+            by_plan=rows(by_plan, "plan"),
+            by_segment=rows(by_seg, "segment"),
+            customers=cust_rows,
+            quota=self._quota_rows(),
+            features=self._feature_rows(),
+            totals={
+                "baseline": tb,
+                "draft": td,
+                "delta": td - tb,
+                "delta_pct": _pct(td - tb, tb),
+                "customers": sum(1 for x in cust_months if x),
+                "pay_more": sum(1 for r in cust_rows if r["delta"] > 0),
+                "pay_less": sum(1 for r in cust_rows if r["delta"] < 0),
+                "baseline_discount": sum(self.discounts_b.values(), ZERO),
+                "draft_discount": sum(self.discounts_d.values(), ZERO),
+            },
+            discounts=discount_rows,
+            warnings=warnings,
+            seconds=seconds,
+        )
 
-    # Quotas and features.
-    quota_rows = []
-    for fid in sorted(set(quota_b) | set(quota_d) | set(blocked_b) | set(blocked_d)):
-        quota_rows.append(
+    def _quota_rows(self) -> list[dict[str, Any]]:
+        quota_b, quota_d, blocked_b, blocked_d = self.quota_b, self.quota_d, self.blocked_b, self.blocked_d
+        return [
             {
                 "feature": fid,
                 "baseline_over_limit": len(quota_b[fid]),
@@ -433,55 +609,87 @@ def simulate(
                 "draft_blocked": len(blocked_d[fid]),
                 "newly_blocked": len(blocked_d[fid] - blocked_b[fid]),
             }
-        )
-    feature_rows = []
-    for plan_id, idxs in sorted(groups.items()):
-        changes = feature_changes(baseline, baseline.plans[plan_id], draft, draft.plans[pairs[plan_id]])
-        affected = sum(1 for i in idxs if cust_months[i])
-        for fid, change in changes:
-            if affected:
-                feature_rows.append(
-                    {
-                        "plan": plan_id,
-                        "draft_plan": pairs[plan_id],
-                        "feature": fid,
-                        "change": change,
-                        "customers": affected,
-                    }
-                )
+            for fid in sorted(set(quota_b) | set(quota_d) | set(blocked_b) | set(blocked_d))
+        ]
 
-    tb = sum((r["baseline"] for r in month_rows), ZERO)
-    td = sum((r["draft"] for r in month_rows), ZERO)
-    warnings = []
-    if total_cm == 0:
-        warnings.append("no customer was active in the months simulated")
-    return SimulationResult(
-        currency=baseline.currency,
-        start=start,
-        months=labels,
-        baseline_name=baseline.name,
-        draft_name=draft.name,
-        cohort=cohort.description or f"{len(customers):,} customers ({cohort.source})",
-        customer_months=total_cm,
-        by_month=month_rows,
-        by_month_plan=month_plan,
-        by_plan=rows(by_plan, "plan"),
-        by_segment=rows(by_seg, "segment"),
-        customers=cust_rows,
-        quota=quota_rows,
-        features=feature_rows,
-        totals={
-            "baseline": tb,
-            "draft": td,
-            "delta": td - tb,
-            "delta_pct": _pct(td - tb, tb),
-            "customers": sum(1 for x in cust_months if x),
-            "pay_more": sum(1 for r in cust_rows if r["delta"] > 0),
-            "pay_less": sum(1 for r in cust_rows if r["delta"] < 0),
-        },
-        warnings=warnings,
-        seconds=time.perf_counter() - t0,
-    )
+    def _feature_rows(self) -> list[dict[str, Any]]:
+        out = []
+        for plan_id, idxs in sorted(self.groups.items()):
+            target = self.pairs[plan_id]
+            changes = feature_changes(self.baseline, self.baseline.plans[plan_id], self.draft, self.draft.plans[target])
+            affected = sum(1 for i in idxs if self.cust_months[i])
+            if not affected:
+                continue
+            for fid, change in changes:
+                out.append(
+                    {"plan": plan_id, "draft_plan": target, "feature": fid, "change": change, "customers": affected}
+                )
+        return out
+
+
+def _change_from(before: Price | None, after: Price | None) -> tuple[Decimal, int | None]:
+    """From how much of its metric (or quantity) a price change shows on a bill, and the tier
+    (1-based) it starts in: for tiers that differ only from tier k on, usage past tier k-1;
+    for anything else, any usage at all."""
+    if before is None or after is None or not (before.tiers and after.tiers):
+        return ZERO, None
+    if replace(before, tiers=()) != replace(after, tiers=()):
+        return ZERO, None
+    for k, (x, y) in enumerate(zip(before.tiers, after.tiers, strict=False)):
+        if x != y:
+            return (before.tiers[k - 1].up_to or ZERO) if k else ZERO, k + 1
+    k = min(len(before.tiers), len(after.tiers))
+    return (before.tiers[k - 1].up_to or ZERO) if k else ZERO, k + 1
+
+
+def unexercised(baseline: Catalog, draft: Catalog, cohort: Cohort, pairs: Mapping[str, str], months: int) -> list[str]:
+    """A warning for every price the draft changes that no customer of the cohort can show
+    the effect of (e.g. a tier price with every customer's usage at zero or below the
+    tier): such a what-if would answer 0.00 for a change that matters."""
+    out = []
+    growth = max(ONE, (ONE + cohort.usage_growth) ** (months - 1))
+    by_plan: dict[str, list[SimCustomer]] = defaultdict(list)
+    for c in cohort.customers:
+        if c.joined < months:
+            by_plan[c.plan].append(c)
+    for plan_id, target in sorted(pairs.items()):
+        bplan, dplan = baseline.plans[plan_id], draft.plans[target]
+        before = {p.id: p for p in bplan.prices}
+        after = {p.id: p for p in dplan.prices}
+        span = Decimal(max(_months_per_period(bplan) or 1, _months_per_period(dplan) or 1))
+        for pid in sorted(set(before) | set(after)):
+            b, d = before.get(pid), after.get(pid)
+            if b == d:
+                continue
+            price = d or b
+            assert price is not None
+            if price.model == "flat" and price.metric is None:
+                continue  # charged whatever the inputs
+            threshold, tier = _change_from(b, d)
+            metric = price.metric
+            if metric is None:
+                reach = max((c.quantity for c in by_plan[plan_id]), default=ZERO)
+                what, hint = "seats (quantity)", "quantity column"
+            else:
+                scale = span if metric in {m for m, x in baseline.metrics.items() if x.aggregation in ADDITIVE} else ONE
+                reach = max((c.usage.get(metric, ZERO) for c in by_plan[plan_id]), default=ZERO) * growth * scale
+                what, hint = metric, f"billing simulate --usage {metric}=..., or the console's usage inputs"
+            if reach > threshold:
+                continue
+            change = f"tier {tier} of price {pid!r}" if tier else f"price {pid!r}"
+            if threshold > 0:
+                seen = f"no customer on {plan_id} uses more than {_fmt(reach)} {what}, and the change starts above {_fmt(threshold)}"
+            else:
+                seen = f"no customer on {plan_id} has any {what}"
+            out.append(
+                f"cannot exercise: the draft changes {change} of plan {plan_id!r} ({what}), but {seen}: "
+                f"this what-if cannot show what the change does. Give the cohort {what} ({hint})."
+            )
+    return out
+
+
+def _fmt(x: Decimal) -> str:
+    return f"{x.normalize():f}" if x == x.to_integral_value() else str(x)
 
 
 def _check_quotas(

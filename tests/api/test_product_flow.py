@@ -38,6 +38,7 @@ def test_free_customer_hits_the_quota_upgrades_and_is_allowed(running: Running) 
     r = product.post("/v1/events", json=_usage(1000))
     assert r.status_code == 202 and r.json() == {"received": 1000, "accepted": 1000, "duplicates": 0}
     denied = product.post("/v1/access/check", json=check).json()
+    assert str(denied.pop("decision_id")).startswith("dec_")  # the denial is in the decision log
     assert denied == {
         "allowed": False,
         "feature": "api",
@@ -192,3 +193,27 @@ def test_an_api_only_process_sees_another_process_suspend_a_customer(tmp_path) -
             time.sleep(0.05)
     finally:
         stop.set()
+
+
+def test_a_reused_event_id_with_another_body_is_a_409_naming_the_id(running: Running) -> None:
+    """Idempotency keys as Stripe has them: the same id and body is a replay; the same id
+    with another body is a conflict, and nothing of that batch is stored."""
+    admin, product = running.client(running.admin), running.client(running.product)
+    admin.post("/v1/customers", json={"id": "cus_42", "email": "a@b.c", "name": "A"})
+    first = _usage(1)[0]
+    assert product.post("/v1/events", json=first).status_code == 202
+    # The same event written another way (another zone, keys in another order) is a replay.
+    same = {**first, "time": "2026-11-01T11:00:00+01:00", "properties": dict(first["properties"])}  # type: ignore[call-overload]
+    assert product.post("/v1/events", json=same).json() == {"received": 1, "accepted": 0, "duplicates": 1}
+
+    changed = {**first, "properties": {"endpoint": "/v1/export"}}
+    fresh = _usage(1, start=7)[0]
+    r = product.post("/v1/events", json=[fresh, changed])
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["field"] == "events[1].id" and "evt_0" in r.json()["detail"]
+    r = product.post("/v1/events", json=[fresh, {**fresh, "time": "2026-11-02T10:00:00Z"}])
+    assert (r.status_code, r.json()["field"]) == (409, "events[1].id")
+    with running.system.db.session() as s:
+        assert set(s.scalars(select(UsageRecord.id))) == {"evt_0"}
+        assert s.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == "usage.recorded")) == 1

@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from engine import sales, scheduler
 from engine.clock import TestClock
 from engine.config import Settings
-from engine.payments import create_sandbox_app
+from engine.payments import PaymentService, create_sandbox_app
 from engine.rules import publish_ruleset
 from engine.system import System, build_system
 
@@ -171,3 +171,9 @@ def new_customer(system: System, cid: str, card: str, plan: str = "basic",
     with system.db.session() as s:
         invoices = sales.list_invoices(s, cid)["items"]
     return str(invoices[0]["id"]) if invoices else ""
+
+
+def payment_service(system: System) -> PaymentService:
+    """The system's own payment service (these systems are built with the sandbox)."""
+    assert system.payments is not None
+    return system.payments

@@ -18,7 +18,7 @@ from engine.clock import TestClock
 from engine.rules import publish_ruleset
 from engine.store import Database, OutboxEvent
 from engine.system import System
-from tests.automation.conftest import CATALOG, GOOD_CARD, Inbox, Server, make_system
+from tests.automation.conftest import CATALOG, GOOD_CARD, Inbox, Server, make_system, payment_service
 
 FEES = """\
 ruleset: fees
@@ -54,7 +54,7 @@ def test_a_charge_rule_bills_a_one_off_invoice_that_payments_collect(fee_system:
     with system.db.session() as s:
         sales.create_customer(s, {"id": "cus_fee", "email": "fee@example.com", "name": "Fee",
                                   "country": "US"}, clock=system.clock)
-        payments.add_payment_method(s, "cus_fee", "card", GOOD_CARD)
+        payments.add_payment_method(s, "cus_fee", "card", GOOD_CARD, service=payment_service(system))
         sales.create_subscription(s, "cus_fee", "basic", clock=system.clock, payment_method=GOOD_CARD)
     system.drain()
     scheduler.run_due(system, system.clock, system.clock.now())

@@ -13,7 +13,7 @@ from engine import dunning, messaging, payments, sales, scheduler
 from engine.automation import ScheduledJob
 from engine.store import OutboxEvent
 from engine.system import System
-from tests.automation.conftest import FAILING_CARD, GOOD_CARD, START, Inbox, new_customer
+from tests.automation.conftest import FAILING_CARD, GOOD_CARD, START, Inbox, new_customer, payment_service
 
 RETRY = "We will retry the payment for invoice INV-2026-000001 on {}"
 FAILED = "Payment for invoice INV-2026-000001 failed"
@@ -100,7 +100,7 @@ def test_successful_retry_stops_the_sequence(engine_system: System, inbox: tuple
     invoice_id = new_customer(system, "cus_fixes", FAILING_CARD)
     to_day_end(system, 1)  # attempts 1 and 2 failed
     with system.db.session() as s:  # the customer updates their card
-        payments.add_payment_method(s, "cus_fixes", "card", GOOD_CARD)
+        payments.add_payment_method(s, "cus_fixes", "card", GOOD_CARD, service=payment_service(system))
     to_day_end(system, 20)
     got = by_day(mails)
     # Attempt 3 on day 3 succeeds: one receipt, and nothing after it.
@@ -122,8 +122,8 @@ def test_payment_while_suspended_restores_access(engine_system: System, inbox: t
     assert state(system, "cus_late") == "suspended"
     assert system.access.check("cus_late", "reports").reason == "payment_overdue"
     with system.db.session() as s:
-        payments.add_payment_method(s, "cus_late", "card", GOOD_CARD)
-        result = payments.retry_invoice_payment(s, invoice_id)
+        payments.add_payment_method(s, "cus_late", "card", GOOD_CARD, service=payment_service(system))
+        result = payments.retry_invoice_payment(s, invoice_id, service=payment_service(system))
     assert result.status == "paid"
     system.drain()
     assert state(system, "cus_late") == "active"

@@ -142,7 +142,8 @@ def test_a_failed_mark_leaves_only_its_group_to_resend(
     monkeypatch.setattr(messaging_service, "add_events", flaky)
     channels = Channels([EmailChannel.from_url(url)])
     with pytest.raises(RuntimeError, match="database went away"):
-        deliver_pending(db, channels, now=clock.now(), concurrency=2, record_every=3)
+        deliver_pending(db, channels, now=clock.now(), concurrency=2, record_every=3,
+                        wall=clock)  # leases count on the wall clock: here the test's own
 
     first = received_ids(inbox)
     st = statuses(db)
@@ -154,9 +155,10 @@ def test_a_failed_mark_leaves_only_its_group_to_resend(
     assert sent_events(db) == Counter(marked)
 
     monkeypatch.setattr(messaging_service, "add_events", real)
-    assert deliver_pending(db, channels, now=clock.now()).attempted == 0  # lease holds
+    assert deliver_pending(db, channels, now=clock.now(), wall=clock).attempted == 0  # lease holds
     clock.set(clock.now() + timedelta(minutes=6))
-    report = deliver_pending(db, channels, now=clock.now(), concurrency=2, record_every=3)
+    report = deliver_pending(db, channels, now=clock.now(), concurrency=2, record_every=3,
+                             wall=clock)
     channels.close()
     assert report.sent == len(limbo)
     assert set(statuses(db).values()) == {"sent"}

@@ -23,7 +23,6 @@ from engine.payments import (
     CollectableInvoice,
     PaymentService,
     SandboxAdapter,
-    configure,
     create_sandbox_app,
     webhook_router,
 )
@@ -77,10 +76,24 @@ class CurrentDatabase:
 CURRENT = CurrentDatabase()
 
 
+class CurrentService:
+    """The receiver's payment service: each test's own (the adapters and clock it built)."""
+
+    service: PaymentService | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self.service is None:  # between tests (or a test with its own system): no provider here
+            return {} if name == "adapters" else None
+        return getattr(self.service, name)
+
+
+CURRENT_SERVICE = CurrentService()
+
+
 @pytest.fixture(scope="session")
 def receiver() -> Iterator[Server]:
     app = FastAPI()
-    app.include_router(webhook_router(CURRENT))  # type: ignore[arg-type]
+    app.include_router(webhook_router(CURRENT, CURRENT_SERVICE))  # type: ignore[arg-type]
     server = Server(app).start()
     yield server
     server.stop()
@@ -111,23 +124,23 @@ def adapter(sandbox: Server) -> Iterator[SandboxAdapter]:
 def service(adapter: SandboxAdapter) -> PaymentService:
     # The sandbox runs on the wall clock, so the engine does too in these end-to-end tests:
     # settlement days and capture times must agree.
-    return configure(PaymentService([adapter], SystemClock()))
+    return PaymentService([adapter], SystemClock())
 
 
 @pytest.fixture
 def pdb(sqlite_db: Database, service: PaymentService) -> Iterator[Database]:
     """A SQLite database the webhook receiver writes to as well."""
-    CURRENT.db = sqlite_db
+    CURRENT.db, CURRENT_SERVICE.service = sqlite_db, service
     yield sqlite_db
-    CURRENT.db = None
+    CURRENT.db, CURRENT_SERVICE.service = None, None
 
 
 @pytest.fixture
 def any_db(db: Database, service: PaymentService) -> Iterator[Database]:
     """The same test on SQLite and PostgreSQL."""
-    CURRENT.db = db
+    CURRENT.db, CURRENT_SERVICE.service = db, service
     yield db
-    CURRENT.db = None
+    CURRENT.db, CURRENT_SERVICE.service = None, None
 
 
 def new_id(prefix: str) -> str:

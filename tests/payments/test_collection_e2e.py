@@ -237,13 +237,13 @@ def test_bad_signature_and_replayed_timestamp_are_rejected(pdb: Database, servic
 CRASH_SCRIPT = textwrap.dedent(
     """
     import json, os, signal, sys
-    from engine.payments import PaymentService, SandboxAdapter, configure, handle_invoice_finalized
+    from engine.payments import PaymentService, SandboxAdapter, handle_invoice_finalized
     from engine.store import Database
     db_url, sandbox_url, api_key, secret, envelope = sys.argv[1:6]
     db = Database(db_url)
-    configure(PaymentService([SandboxAdapter(sandbox_url, api_key=api_key, webhook_secret=secret)]))
+    service = PaymentService([SandboxAdapter(sandbox_url, api_key=api_key, webhook_secret=secret)])
     with db.session() as s:
-        handle_invoice_finalized(s, json.loads(envelope))
+        handle_invoice_finalized(s, json.loads(envelope), service=service)
         s.flush()
         # The provider has answered and captured; we die before our commit.
         os.kill(os.getpid(), signal.SIGKILL)
@@ -273,9 +273,9 @@ def test_killed_between_provider_answer_and_commit_then_restarted(pdb: Database,
                         .where(ProcessedEvent.event_id == envelope["id"])) == 0
     # Restart: the bus redelivers the unprocessed event; the attempt is looked up, not re-sent.
     with pdb.session() as s:
-        handle_invoice_finalized(s, envelope)
+        handle_invoice_finalized(s, envelope, service=service)
     with pdb.session() as s:
-        handle_invoice_finalized(s, envelope)  # and a second redelivery is a no-op
+        handle_invoice_finalized(s, envelope, service=service)  # and a second redelivery is a no-op
     assert len(sandbox_payments(sandbox, invoice_id)) == 1
     paid = events(pdb, "payment.succeeded", invoice_id=invoice_id)
     assert len(paid) == 1 and paid[0]["invoice_paid"] is True
@@ -362,15 +362,15 @@ def test_invoice_finalized_handler_is_idempotent_and_bank_transfer_waits(pdb: Da
     envelope = {"id": new_event_id(), "type": "invoice.finalized", "customer_id": customer,
                 "properties": {"invoice_id": new_id("inv"), "amount_due": "10.00", "currency": "CHF"}}
     with pdb.session() as s:
-        handle_invoice_finalized(s, envelope)
+        handle_invoice_finalized(s, envelope, service=service)
     with pdb.session() as s:
-        handle_invoice_finalized(s, envelope)
+        handle_invoice_finalized(s, envelope, service=service)
     assert len(sandbox_payments(sandbox, envelope["properties"]["invoice_id"])) == 1
     transfer = {"id": new_event_id(), "type": "invoice.finalized", "customer_id": customer,
                 "properties": {"invoice_id": new_id("inv"), "amount_due": "10.00", "currency": "CHF",
                                "collection_method": "bank_transfer"}}
     with pdb.session() as s:
-        handle_invoice_finalized(s, transfer)
+        handle_invoice_finalized(s, transfer, service=service)
     with pdb.session() as s:
         summary = invoice_payment_summary(s, transfer["properties"]["invoice_id"])
         assert summary is not None and summary["status"] == "open"

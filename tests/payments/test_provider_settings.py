@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -10,17 +9,9 @@ import pytest
 from engine import payments
 from engine.clock import TestClock
 from engine.config import Settings
-from engine.payments import collection
-from engine.system import configure_payments
+from engine.system import payment_service
 
 CLOCK = TestClock(datetime(2026, 11, 1, tzinfo=UTC))
-
-
-@pytest.fixture(autouse=True)
-def keep_service() -> Iterator[None]:
-    before = collection._service
-    yield
-    collection._service = before
 
 
 def test_stripe_is_chosen_with_its_key_and_secret() -> None:
@@ -30,8 +21,8 @@ def test_stripe_is_chosen_with_its_key_and_secret() -> None:
         stripe_webhook_secret="whsec_local",
         stripe_api_base="http://127.0.0.1:9",
     )
-    assert configure_payments(settings, CLOCK) is True
-    service = payments.get_service()
+    service = payment_service(settings, CLOCK)
+    assert service is not None
     assert service.default_provider == "stripe"
     assert isinstance(service.adapter("stripe"), payments.StripeAdapter)
 
@@ -45,13 +36,14 @@ def test_stripe_is_chosen_with_its_key_and_secret() -> None:
     ],
 )
 def test_a_provider_setting_that_cannot_work_is_refused(settings: Settings, message: str) -> None:
-    before = collection._service
     with pytest.raises(ValueError, match=message):
-        configure_payments(settings, CLOCK)
-    assert collection._service is before  # nothing half-configured
+        payment_service(settings, CLOCK)
 
 
 def test_the_sandbox_stays_the_default_and_no_url_means_no_collection() -> None:
-    assert configure_payments(Settings(psp_url=""), CLOCK) is False
-    assert configure_payments(Settings(psp_url="http://127.0.0.1:9"), CLOCK) is True
-    assert payments.get_service().default_provider == "sandbox"
+    assert payment_service(Settings(psp_url=""), CLOCK) is None
+    service = payment_service(Settings(psp_url="http://127.0.0.1:9"), CLOCK)
+    assert service is not None and service.default_provider == "sandbox"
+    # Payments run on the system's clock; the adapter checks webhook freshness on the wall clock.
+    assert service.clock is CLOCK
+    assert service.adapter("sandbox").clock is not CLOCK  # type: ignore[attr-defined]

@@ -79,7 +79,7 @@ def test_settlement_csv_every_mismatch_idempotent_and_export_balances(
                     "properties": {"invoice_id": invoice_id, "amount_due": f"{100 + i}.00", "currency": "CHF",
                                    "lines": [{"plan": "pro", "amount": f"{90 + i}.00"}], "tax": "10.00"}}
         with db.session() as s:
-            handle_invoice_finalized(s, envelope)
+            handle_invoice_finalized(s, envelope, service=service)
     with db.session() as s:
         first = s.scalar(select(Payment).where(Payment.invoice_id == ids[0]))
         assert first is not None and first.status == "succeeded"

@@ -91,7 +91,7 @@ def test_missing_or_bad_field_names_the_event() -> None:
     metric = Metric("m", "e", "sum", "v")
     with pytest.raises(ValueError, match=r"evt_9: properties.v: missing"):
         aggregate(metric, [ev(9, 2)], NOV)
-    with pytest.raises(ValueError, match=r"evt_8: properties.v: 'lots' is not a number"):
+    with pytest.raises(ValueError, match=r"evt_8: properties.v: 'lots' is not a decimal number"):
         aggregate(metric, [ev(8, 2, v="lots")], NOV)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import engine.rules.durable_engine as de
 from engine.clock import TestClock
 from engine.rules import DurableEngine, RulesEngineError, RulesRuntime, compile_ruleset, load_ruleset_text
 from engine.rules.durable_engine import RetiredHandle
@@ -228,3 +229,23 @@ print("ok", engine.abandoned_sids, engine.retired, engine.registered)
 def test_a_failed_evaluation_abandons_its_session_and_both_are_freed_on_retire() -> None:
     out = subprocess.run([sys.executable, "-c", ABANDONED], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert (out.returncode, out.stdout.strip()) == (0, "ok 100 100 0"), out.stderr[-2000:]
+
+
+def test_repeated_facts_are_answered_from_memory_with_the_engines_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A billing run prices thousands of periods with the same few facts: the second asking is
+    not posted to durable_rules again, and gets the same rules; the memory stays bounded."""
+
+    engine = DurableEngine()
+    handle = engine.register(compile_ruleset(load_ruleset_text(DENY), 1))
+    bodies = ['"_on":"access.check","p0s":"data_export"', '"_on":"access.check","p0s":"sso"']
+    first = [engine.evaluate(handle, b) for b in bodies]
+    posted: list[str] = []
+    monkeypatch.setattr(engine, "_evaluate", lambda h, b: posted.append(b) or [])
+    assert [engine.evaluate(handle, b) for b in bodies] == first == [[1], []]
+    assert posted == []
+    monkeypatch.undo()
+    monkeypatch.setattr(de, "MEMO_SIZE", 3)
+    for i in range(10):
+        engine.evaluate(handle, f'"_on":"access.check","p0s":"f{i}"')
+    assert len(handle.memo) <= 3
+    engine.close()

@@ -68,6 +68,10 @@ def test_dunning_retries_on_days_1_3_5_7_then_warns_suspends_and_cancels(runtime
         d = rt.evaluate("invoice.payment_failed", {"invoice": {"attempt": attempt}})
         retries += [a.params["after"] for a in d.actions_named("retry_payment")]
     assert retries == ["1d", "2d", "2d", "2d"]  # day 1, 3, 5, 7; the 5th failure is not retried
+    # A hard decline is never retried, whatever the attempt (finding 6 of issue 15).
+    for attempt in range(1, 6):
+        hard = {"invoice": {"attempt": attempt, "retryable": False, "decline_code": "generic_decline"}}
+        assert rt.evaluate("invoice.payment_failed", hard).actions_named("retry_payment") == []
 
     def step(days: int, state: str) -> list[tuple[str, str]]:
         out = []
@@ -93,6 +97,10 @@ def test_notifications_for_each_trigger(runtime: tuple[RulesRuntime, TestClock])
     assert notified(rt, "invoice.finalized", {"invoice": {"total": 49}}) == ["invoice_issued"]
     assert notified(rt, "invoice.finalized", {"invoice": {"total": 0}}) == []  # a free plan's invoice
     assert notified(rt, "invoice.payment_failed", {"invoice": {"attempt": 1}}) == ["payment_retry_scheduled", "payment_failed"]
+    soft = {"invoice": {"attempt": 1, "retryable": True}}
+    assert notified(rt, "invoice.payment_failed", soft) == ["payment_retry_scheduled", "payment_failed"]
+    hard = {"invoice": {"attempt": 1, "retryable": False}}
+    assert notified(rt, "invoice.payment_failed", hard) == ["payment_method_needed"]
     assert notified(rt, "payment.succeeded", {}) == ["payment_succeeded"]
     assert notified(rt, "subscription.trial_will_end", {}) == ["trial_ending"]
     assert notified(rt, "usage.threshold_reached", {"event": {"properties": {"threshold": 80}}}) == ["quota_warning"]

@@ -223,3 +223,22 @@ def test_spec_from_dict(baseline) -> None:  # type: ignore[no-untyped-def]
         spec_from_dict({"count": 1, "plan_mix": {"pro": 1}, "colour": "red"})
     with pytest.raises(CohortError, match="required"):
         spec_from_dict({"count": 1})
+
+
+def test_typical_usage_follows_each_plan(baseline) -> None:  # type: ignore[no-untyped-def]
+    """docs/console.md, "Synthetic usage": the medians of the SaaS example."""
+    from engine.simulation import typical_usage
+
+    medians = {p: {m: d.median for m, d in typical_usage(baseline, baseline.plans[p]).items()} for p in baseline.plans}
+    assert medians["pro"] == {"api_calls": 15000}
+    assert medians["free"] == {"api_calls": 500}
+    assert medians["enterprise"] == {"api_calls": 1_500_000, "gpu_hours": 100, "storage_gb": 100}
+    spec = SyntheticSpec(count=400, plan_mix={"pro": 1}, months=1)
+    calls = sorted(c.usage["api_calls"] for c in synthetic_cohort(spec, baseline).customers)
+    assert Decimal(10000) < calls[len(calls) // 2] < Decimal(22000)  # around the median, most in paid tiers
+    assert calls[-1] > Decimal(50000) and calls[0] < Decimal(10000)  # a spread both ways
+    assert [c.usage for c in synthetic_cohort(spec, baseline).customers][:5] == [
+        c.usage for c in synthetic_cohort(spec, baseline).customers
+    ][:5]
+    none = synthetic_cohort(SyntheticSpec(count=5, plan_mix={"pro": 1}, default_usage="none"), baseline)
+    assert all(not c.usage for c in none.customers)

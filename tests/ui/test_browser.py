@@ -1,5 +1,6 @@
 """End to end in headless Chromium (Debian's package, driven by playwright): sign in, change a
-tier price, simulate, see the revenue delta. Screenshots go to test-artifacts/console/.
+tier price, simulate, see the revenue delta; a synthetic cohort at zero usage is warned about,
+typical usage shows the change. Screenshots go to test-artifacts/console/.
 
 Fails instead of skipping when the browser is missing and BILLING_REQUIRE_SERVICES=1 (CI)."""
 
@@ -129,6 +130,24 @@ def test_sign_in_change_tier_simulate(console_url: str) -> None:
             page.get_by_role("button", name="Run simulation").click()
             expect(page.get_by_text("Revenue delta: +60.00 USD")).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "3-simulated.png"), full_page=True)
+
+            # A synthetic cohort at zero usage cannot show a tier change: the console says so.
+            page.get_by_text("Synthetic cohort", exact=True).click()
+            count = page.get_by_role("spinbutton", name="Customers", exact=True)
+            count.fill("40")
+            count.press("Enter")
+            page.get_by_text("None (zero usage)", exact=True).click()
+            page.get_by_role("button", name="Run simulation").click()
+            expect(page.get_by_text("Revenue delta: +0.00 USD")).to_be_visible()
+            expect(page.get_by_text("cannot exercise: the draft changes tier 2 of price 'calls'")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "4-zero-usage-warning.png"), full_page=True)
+
+            # Typical usage (the default) reaches tier 2: the change shows.
+            page.get_by_text("Typical for each plan", exact=True).click()
+            page.get_by_role("button", name="Run simulation").click()
+            expect(page.get_by_text(__import__("re").compile(r"Revenue delta: \+[1-9][0-9,]*\.\d\d USD"))).to_be_visible()
+            expect(page.get_by_text("cannot exercise")).to_have_count(0)
+            page.screenshot(path=str(ARTIFACTS / "5-typical-usage.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
             raise

@@ -171,6 +171,48 @@ def test_simulation_with_known_totals(app) -> None:  # type: ignore[no-untyped-d
     assert r.customers_csv().count("\n") == 4
 
 
+def simulate_synthetic(at, usage: str, count: int = 60):  # type: ignore[no-untyped-def]
+    page(at, "Simulate")
+    at.radio(key="sim_source").set_value("Synthetic cohort").run()
+    at.number_input(key="syn_count").set_value(count)
+    at.number_input(key="syn_growth").set_value(0.0)
+    at.number_input(key="syn_churn").set_value(0.0)
+    at.number_input(key="sim_months").set_value(2)
+    at.radio(key="syn_usage_mode").set_value(usage).run()
+    at.button(key="sim_run").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_synthetic_cohort_usage_and_the_cannot_exercise_warning(app) -> None:  # type: ignore[no-untyped-def]
+    """Finding 12: the synthetic cohort uses each plan as customers do, so a tier price change
+    shows; with zero usage the console says the change cannot be exercised."""
+    at = change_tier(open_source(app("editor"), SAAS))
+    at = simulate_synthetic(at, "Typical for each plan")
+    r = at.session_state["sim_result"]
+    assert r.totals["delta"] > 0 and {p["plan"]: p for p in r.by_plan}["pro"]["delta"] > 0
+    assert not [w for w in texts(at, "warning") if "cannot exercise" in w]
+    at = simulate_synthetic(at, "None (zero usage)")
+    assert at.session_state["sim_result"].totals["delta"] == 0
+    assert any("cannot exercise" in w and "tier 2 of price 'calls' of plan 'pro'" in w for w in texts(at, "warning"))
+    # Usage set per metric: a median below the free first tier cannot reach tier 2 either.
+    at.radio(key="syn_usage_mode").set_value("Set per metric").run()
+    at.number_input(key="syn_median_api_calls").set_value(2000.0)
+    at.number_input(key="syn_sigma_api_calls").set_value(0.0)
+    at.button(key="sim_run").click().run()
+    assert any("cannot exercise" in w for w in texts(at, "warning"))
+
+
+def test_simulation_applies_the_pricing_rules(app) -> None:  # type: ignore[no-untyped-def]
+    """Finding 2: the what-if prices with the pricing rules in force, as quotes and invoices do."""
+    at = open_source(app("editor"), SAAS)
+    at = simulate_csv(at, "customer_id,plan,quantity,segment,api_calls\ns,pro,3,edu,15000\n", months=1)
+    r = at.session_state["sim_result"]
+    # 49 + 3 x 10 + 5,000 x 0.002 = 89.00, half off for education.
+    assert r.totals["baseline"] == Decimal("44.50") and r.totals["baseline_discount"] == Decimal("44.50")
+    assert [(d["source"], d["reason"]) for d in r.discounts] == [("rule:promotions/edu-50", "Education discount")]
+
+
 def test_simulation_bad_input(app) -> None:  # type: ignore[no-untyped-def]
     at = open_source(app("editor"), SAAS)
     at = simulate_csv(at, "plan,api_calls\npro,5\n")

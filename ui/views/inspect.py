@@ -1,6 +1,6 @@
-"""Customers with their subscriptions, invoices, payments, dunning state, notifications and
-decisions, read through each subsystem's public functions (a part whose subsystem does not
-offer it yet says so)."""
+"""Customers with their subscriptions, invoices, payments, dunning state, messages and the
+decision log (why they were charged, denied, dunned or messaged: the same entries as
+GET /v1/customers/{id}/decisions), read through each subsystem's public functions."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from engine import sales
+from engine import dunning, messaging, payments, rules, sales
 from engine.console import store as cstore
 from engine.store import Database
 
 
-def _optional(module: str, name: str) -> Any:
-    try:
-        mod = __import__(module, fromlist=[name])
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
+def _table(rows: list[dict[str, Any]], empty: str) -> None:
+    if rows:
+        # A plain table: every reason readable at once, and searchable on the page.
+        st.table(pd.DataFrame([{k: "" if v is None else str(v) for k, v in r.items()} for r in rows]))
+    else:
+        st.write(empty)
 
 
 def render(db: Database, user: dict[str, Any]) -> None:
@@ -59,43 +59,25 @@ def render(db: Database, user: dict[str, Any]) -> None:
         inv_id = st.selectbox("Show invoice", [i["id"] for i in invoices], key="insp_invoice")
         with db.session() as s:
             html = sales.render_invoice_html(s, inv_id)
-            summary_fn = _optional("engine.payments", "invoice_payment_summary")
-            pay = summary_fn(s, inv_id) if summary_fn else None
+            summaries = [payments.invoice_payment_summary(s, i["id"]) for i in invoices]
         st.html(html)
         st.markdown("**Payments**")
-        if summary_fn is None:
-            st.info("Payments are not available in this build.")
-        else:
-            st.json(pay or {"payments": "none recorded"}, expanded=False)
+        _table([{"invoice_id": summary["invoice_id"], **{k: p[k] for k in
+                ("id", "attempt", "status", "amount", "method", "decline_code", "captured_at")}}
+                for summary in summaries if summary for p in summary["payments"]], "No payments recorded.")
     else:
         st.write("No invoices.")
 
+    with db.session() as s:
+        state = dunning.get_state(s, cid)
+        notes = messaging.list_notifications(s, customer_id=cid, limit=50)
+        decisions = rules.customer_decisions(s, cid, limit=100)
     st.markdown("**Dunning state**")
-    get_state = _optional("engine.dunning", "get_state")
-    if get_state is None:
-        st.info("Dunning is not available in this build.")
-    else:
-        with db.session() as s:
-            st.write(get_state(s, cid))
+    st.write(state)
 
-    st.markdown("**Notifications**")
-    list_notifications = _optional("engine.messaging", "list_notifications")
-    if list_notifications is None:
-        st.info("Messaging is not available in this build.")
-    else:
-        with db.session() as s:
-            notes = list_notifications(s, customer_id=cid, limit=50)
-        st.dataframe(
-            pd.DataFrame([{k: str(v) for k, v in n.items()} for n in notes]), hide_index=True
-        ) if notes else st.write("None sent.")
+    st.markdown("**Messages**")
+    _table(notes, "None sent.")
 
     st.markdown("**Decision log**")
-    decisions = _optional("engine.rules", "list_decisions")
-    if decisions is None:
-        st.info("The rules runtime does not offer a decision log yet.")
-    else:
-        with db.session() as s:
-            rows = decisions(s, customer_id=cid, limit=50)
-        st.dataframe(
-            pd.DataFrame([{k: str(v) for k, v in r.items()} for r in rows]), hide_index=True
-        ) if rows else st.write("No decisions.")
+    st.caption("Why this customer was charged, denied, dunned or messaged, newest first.")
+    _table(decisions, "No decisions.")

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 from dateutil.relativedelta import relativedelta
 
+from engine import rules
 from engine.catalog import Catalog, load_catalog
 from engine.console import CardModel, check_draft, lifecycle_on_engine
 from engine.console import rulesets as crules
@@ -24,7 +25,7 @@ from engine.simulation import (
     simulate,
     synthetic_cohort,
 )
-from engine.simulation.cohort import Cohort
+from engine.simulation.cohort import Cohort, typical_usage
 from engine.store import Database
 from views.common import clock, example_files, money, need, today
 
@@ -84,19 +85,7 @@ def _synthetic_form(baseline: Catalog) -> SyntheticSpec:
     s1, s2 = st.columns(2)
     seats_lo = s1.number_input("Seats from", min_value=0, value=1, key="syn_seats_lo")
     seats_hi = s2.number_input("Seats to", min_value=0, value=10, key="syn_seats_hi")
-    used = sorted(
-        {p.metric for plan in baseline.plans.values() for p in plan.prices if p.metric}
-        | {f.metric for f in baseline.features.values() if f.metric}
-    )
-    usage: dict[str, Distribution] = {}
-    if used:
-        st.markdown("**Usage a month per metric** (lognormal: most customers near the median, a tail of heavy users)")
-    for m in used:
-        a, b = st.columns(2)
-        median = a.number_input(f"{m}: median", min_value=0.0, value=0.0, key=f"syn_median_{m}")
-        sigma = b.number_input(f"{m}: spread (sigma)", min_value=0.0, max_value=5.0, value=1.0, key=f"syn_sigma_{m}")
-        if median > 0:
-            usage[m] = Distribution("lognormal", median=median, sigma=sigma)
+    usage, default_usage, seed = _usage_form(baseline)
     return SyntheticSpec(
         count=int(count),
         plan_mix={k: float(v) for k, v in mix.items()},
@@ -106,7 +95,45 @@ def _synthetic_form(baseline: Catalog) -> SyntheticSpec:
         churn=churn / 100,
         usage_growth=ugrowth / 100,
         months=int(st.session_state.get("sim_months", 12)),
+        seed=seed,
+        default_usage=default_usage,
     )
+
+
+USAGE_MODES = ["Typical for each plan", "Set per metric", "None (zero usage)"]
+
+
+def _usage_form(baseline: Catalog) -> tuple[dict[str, Distribution], str, int]:
+    """The cohort's monthly usage: typical for each plan (around what it includes and its
+    tiers, docs/console.md), a spread per metric, or none; and the random seed."""
+    a, b = st.columns([3, 1])
+    mode = a.radio("Usage a month", USAGE_MODES, horizontal=True, key="syn_usage_mode")
+    seed = int(b.number_input("Random seed", min_value=0, value=7, step=1, key="syn_seed"))
+    typical = {pid: typical_usage(baseline, plan) for pid, plan in baseline.plans.items()}
+    if mode == USAGE_MODES[0]:
+        shown = [
+            f"{pid}: " + ", ".join(f"{m} ~{d.median:,.0f}" for m, d in dists.items())
+            for pid, dists in typical.items()
+            if dists
+        ]
+        st.caption(
+            "Lognormal around each plan's typical median (most customers near it, a tail of heavy users): "
+            + ("; ".join(shown) or "no plan reads usage")
+        )
+        return {}, "typical", seed
+    if mode == USAGE_MODES[2]:
+        st.caption("Every customer at zero usage: usage prices and quotas are not exercised.")
+        return {}, "none", seed
+    used = sorted({m for dists in typical.values() for m in dists})
+    st.caption("Lognormal: most customers near the median, a tail of heavy users. A median of 0 means no usage.")
+    usage: dict[str, Distribution] = {}
+    for m in used:
+        start = max(d.median for dists in typical.values() for k, d in dists.items() if k == m)
+        x, y = st.columns(2)
+        median = x.number_input(f"{m}: median", min_value=0.0, value=float(start), key=f"syn_median_{m}")
+        sigma = y.number_input(f"{m}: spread (sigma)", min_value=0.0, max_value=5.0, value=0.8, key=f"syn_sigma_{m}")
+        usage[m] = Distribution("lognormal", median=median, sigma=sigma)
+    return usage, "none", seed
 
 
 def _cohort(db: Database, source: str, baseline: Catalog, draft: Catalog, spec: SyntheticSpec | None) -> Cohort:
@@ -178,7 +205,9 @@ def render(db: Database, user: dict[str, Any]) -> None:
 
     view = st.radio("What-if", ["Revenue", "Lifecycle (collection, dunning)"], horizontal=True, key="sim_view")
     if view == "Revenue":
+        rules_in_force, rule_drafts = _pricing_rules_form(db)
         if st.button("Run simulation", key="sim_run", type="primary"):
+            promotions, draft_promotions = _promotions(db, rules_in_force, rule_drafts)
             bar = st.progress(0.0, text="building the cohort…")
             cohort = _cohort(db, source, baseline, draft, spec)
             result = simulate(
@@ -189,6 +218,8 @@ def render(db: Database, user: dict[str, Any]) -> None:
                 start=start if isinstance(start, date) else first,
                 plan_map=plan_map,
                 progress=lambda f, t: bar.progress(min(f, 1.0), text=t),
+                promotions=promotions,
+                draft_promotions=draft_promotions,
             )
             bar.progress(1.0, text=f"done: {result.customer_months:,} customer-months in {result.seconds:.1f} s")
             st.session_state["sim_result"] = result
@@ -205,6 +236,39 @@ def render(db: Database, user: dict[str, Any]) -> None:
         _lifecycle(db, source, baseline, draft, spec, int(months), start, plan_map)
 
 
+def _pricing_rules_form(db: Database) -> tuple[dict[str, str], list[str]]:
+    """The pricing rules the what-if prices with: those in force, and ruleset drafts to try on
+    the draft side."""
+    with db.read_session() as s:
+        live, where = crules.live_texts(s)
+        drafts = sorted(d["name"] for d in cstore.list_drafts(s, "ruleset"))
+    st.caption(
+        f"Priced as quotes and invoices are, with the pricing rules in force ({where}: "
+        f"{', '.join(sorted(live)) or 'none'}): promotions and discounts show per source below."
+    )
+    picked = st.multiselect("Pricing rule drafts on the draft side", drafts, key="sim_rulesets") if drafts else []
+    return live, list(picked)
+
+
+def _promotions(db: Database, live: dict[str, str], picked: list[str]) -> tuple[Any, Any]:
+    """Promotion sources for both sides (engine.rules.RulePromotions, None: no pricing rule)."""
+    texts = {name: text for name, text in live.items()}
+    draft_texts = dict(texts)
+    with db.read_session() as s:
+        for name in picked:
+            row = cstore.get_draft(s, "ruleset", name)
+            check = cstore.check_stored(s, "ruleset", row.text) if row is not None else None
+            if row is None or check is None or check.errors:
+                raise CohortError([f"ruleset draft {name!r} has errors: fix it in the Editor first"])
+            draft_texts[check.name or name] = row.text
+    runtime = rules.pricing_runtime(texts)
+    draft_runtime = rules.pricing_runtime(draft_texts) if picked else runtime
+    promotions = rules.RulePromotions(runtime, memo=True) if runtime is not None else None
+    if draft_runtime is runtime:
+        return promotions, promotions
+    return promotions, rules.RulePromotions(draft_runtime, memo=True) if draft_runtime is not None else None
+
+
 def _show(r: Any) -> None:
     t = r.totals
     cur = r.currency
@@ -219,6 +283,9 @@ def _show(r: Any) -> None:
     )
     for w in r.warnings:
         st.warning(w)
+    if r.discounts:
+        st.markdown("**Discounts** (pricing rules and coupons, before tax)")
+        st.dataframe(pd.DataFrame([{k: str(v) for k, v in d.items()} for d in r.discounts]), hide_index=True)
 
     months = pd.DataFrame(r.by_month)
     long = months.melt(id_vars=["month"], value_vars=["baseline", "draft"], var_name="catalog", value_name="revenue")

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import messaging, sales
+from engine import messaging, payments, sales
 from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
+from engine.api.routes.payments import PaymentMethodIn, attach
+from engine.api.types import SeatCount, ZonedTime
 
 router = APIRouter(prefix="/v1", tags=["billing"], responses=documented(400, 401, 403, 404, 409, 413, 422))
 
@@ -73,16 +75,24 @@ class SubscriptionIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"customer_id": "cus_42", "plan": "pro", "quantity": 3, "coupon": "WELCOME20"}]
+            "examples": [
+                {"customer_id": "cus_42", "plan": "pro", "quantity": 3, "coupon": "WELCOME20",
+                 "payment_method": {"type": "card", "token": "4242424242424242"}},
+                {"customer_id": "cus_42", "plan": "basic", "payment_method": "pm_0123456789abcdef"},
+            ]
         },
     )
 
     customer_id: str
     plan: str
-    quantity: int | str | None = None
+    quantity: SeatCount | None = None
     coupon: str | None = None
-    payment_method: str | None = None
-    trial_days: int | None = Field(default=None, ge=0)
+    payment_method: PaymentMethodIn | str | None = Field(
+        default=None,
+        description="a method to attach (checked with the provider) or the id of a stored one (pm_...); "
+        "it becomes the default, before the first invoice is collected",
+    )
+    trial_days: int | None = Field(default=None, ge=0, le=3660, description="0 to 3660 days of trial")
 
 
 def _settled(ctx: ApiContext, customer_id: str) -> None:
@@ -93,6 +103,8 @@ def _settled(ctx: ApiContext, customer_id: str) -> None:
 @router.post("/subscriptions", status_code=201, dependencies=[ADMIN], summary="Subscribe a customer to a plan")
 def create_subscription(body: SubscriptionIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
+        # Stored in this transaction, before the first invoice's collection reads it.
+        method_id = _subscription_method(session, ctx, body)
         sub = sales.create_subscription(
             session,
             body.customer_id,
@@ -100,7 +112,7 @@ def create_subscription(body: SubscriptionIn, ctx: ApiContext = Depends(context)
             clock=ctx.clock,
             quantity=body.quantity,
             coupon=body.coupon,
-            payment_method=body.payment_method,
+            payment_method=method_id,
             trial_days=body.trial_days,
             promotions=ctx.promotions,
         )
@@ -108,10 +120,36 @@ def create_subscription(body: SubscriptionIn, ctx: ApiContext = Depends(context)
     return sub
 
 
+def _subscription_method(session: Any, ctx: ApiContext, body: SubscriptionIn) -> str | None:
+    """The stored method the subscription pays with: attached now (a method or a bare card
+    token) or found among the customer's (a pm_ id, made the default)."""
+    given = body.payment_method
+    if given is None:
+        return None
+    if isinstance(given, str) and given.startswith("pm_"):
+        sales.get_customer(session, body.customer_id)
+        method = payments.find_payment_method(session, body.customer_id, given)
+        payments.make_default(session, method)
+        return method.id
+    with domain_errors("payment_method."):
+        if isinstance(given, str):
+            given = PaymentMethodIn(type="card", token=given)
+        try:
+            return str(attach(session, ctx, body.customer_id, given).id)
+        except sales.NotFound as exc:  # the customer: a field of the body, not of the method
+            raise Problem(404, exc.message, exc.field) from None
+
+
 class ChangeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"plan": "enterprise"}, {"quantity": 5}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"plan": "enterprise"}, {"quantity": 5}],
+            "anyOf": [{"required": ["plan"]}, {"required": ["quantity"]}],
+        },
+    )
     plan: str | None = None
-    quantity: int | str | None = None
+    quantity: SeatCount | None = None
     at: Literal["now", "period_end"] | None = Field(
         default=None, description="when it takes effect; default: an upgrade now, a downgrade at the period end"
     )
@@ -161,7 +199,7 @@ def reactivate_subscription(subscription_id: str, ctx: ApiContext = Depends(cont
 @router.get("/customers/{customer_id}/invoices", dependencies=[ADMIN], summary="A customer's invoices, paged")
 def list_invoices(
     customer_id: str,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=1_000_000),
     per_page: int = Query(50, ge=1, le=500),
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
@@ -172,7 +210,11 @@ def list_invoices(
 @router.get("/invoices/{invoice_id}", dependencies=[ADMIN], summary="An invoice: lines, status, total, payments")
 def get_invoice(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.read_session() as session:
-        return sales.get_invoice(session, invoice_id)
+        invoice = sales.get_invoice(session, invoice_id)
+        # What payments knows: each attempt at the provider, and the refunds of its payments.
+        invoice["refunds"] = payments.invoice_refunds(session, invoice_id)
+        invoice["collection"] = payments.invoice_payment_summary(session, invoice_id)
+        return invoice
 
 
 @router.get("/customers/{customer_id}/notifications", dependencies=[ADMIN], summary="The in-app feed")
@@ -181,7 +223,9 @@ def notifications(
     channel: Literal["in_app"] = "in_app",
     unread: bool = False,
     limit: int = Query(50, ge=1, le=500),
-    before: datetime | None = None,
+    before: ZonedTime | None = Query(
+        None, description="entries created before this time (with a zone)"
+    ),
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
     with domain_errors(), ctx.db.read_session() as session:
@@ -210,9 +254,13 @@ _ADVANCE_LOCK = threading.Lock()
 
 class AdvanceIn(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"by": "1mo"}, {"to": "2027-01-01T00:00:00Z"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"by": "1mo"}, {"to": "2027-01-01T00:00:00Z"}],
+            "oneOf": [{"required": ["to"]}, {"required": ["by"]}],
+        },
     )
-    to: datetime | None = None
+    to: ZonedTime | None = None
     by: str | None = None
 
 

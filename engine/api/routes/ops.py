@@ -14,7 +14,7 @@ from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.problems import Problem, documented
 
-router = APIRouter(tags=["operations"], responses=documented(401, 403, 404, 422))
+router = APIRouter(tags=["operations"], responses=documented(400, 401, 403, 404, 422))
 
 
 @router.get("/health", summary="Liveness and database reachability (no key needed)")

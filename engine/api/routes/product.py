@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
@@ -19,7 +19,7 @@ from engine.api.deps import PRODUCT, authorize, context
 from engine.api.errors import domain_errors
 from engine.api.fast_check import decide_inline
 from engine.api.problems import Problem, documented
-from engine.api.types import NonNegativeQuantity, PositiveQuantity
+from engine.api.types import EARLIEST, LATEST, NonNegativeQuantity, PositiveQuantity, SeatCount, ZonedTime, finite_json
 from engine.periods import Period
 from engine.pricing import bill_to_dict, parse_event
 from engine.pricing.quoting import quote, resolve_plan
@@ -72,8 +72,12 @@ class EventIn(BaseModel):
     id: str = Field(min_length=1, max_length=200, pattern=r"^[!-~]+$", description="printable ASCII, no spaces")
     type: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.:-]*$")
     customer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    time: AwareDatetime = Field(description="ISO 8601 with a zone (Z or +00:00)")
-    properties: dict[str, Any] = Field(default_factory=dict)
+    time: ZonedTime = Field(
+        description="ISO 8601 with a zone (Z or +00:00), from 1970 to 2199"
+    )
+    properties: Annotated[dict[str, Any], AfterValidator(finite_json)] = Field(
+        default_factory=dict, description="JSON values; no NaN or Infinity, nested at most 8 deep"
+    )
 
 
 EventBatch = Annotated[list[EventIn], Field(min_length=1, max_length=10_000)]
@@ -84,7 +88,11 @@ EventBatch = Annotated[list[EventIn], Field(min_length=1, max_length=10_000)]
     response_model=IngestReport,
     status_code=202,
     dependencies=[PRODUCT],
+    responses=documented(409),
     summary="Record usage and product events (one envelope or a list)",
+    description="The id is the idempotency key: the same id with the same event is a replay (counted in "
+    "`duplicates`, nothing stored again); the same id with another body is a 409 naming the id, and "
+    "nothing of the batch is stored.",
 )
 def post_events(
     body: EventIn | EventBatch = Body(..., examples=[EVENT_EXAMPLE, [EVENT_EXAMPLE]]),
@@ -158,7 +166,12 @@ class QuoteRequest(BaseModel):
                     "period": "2026-11-01/2026-12-01",
                     "rules": True,
                 }
-            ]
+            ],
+            # A plan with its inputs, or a subscription with only a period and rules.
+            "oneOf": [
+                {"required": ["plan"], "not": {"required": ["subscription_id"]}},
+                {"required": ["subscription_id"], "propertyNames": {"enum": ["subscription_id", "period", "rules"]}},
+            ],
         },
     )
 
@@ -169,9 +182,11 @@ class QuoteRequest(BaseModel):
         description="quote a subscription's current period (or `period`, one of its periods) as the engine "
         "invoices it: its plan, quantity, coupon, customer, the published pricing rules and its recorded usage",
     )
-    quantity: str | int = "1"
-    usage: dict[str, str | int] = Field(default_factory=dict)
-    events: list[dict[str, Any]] = Field(default_factory=list)
+    quantity: SeatCount = Field(default=Decimal(1), description="the subscription's quantity (seats)")
+    usage: dict[str, NonNegativeQuantity] = Field(default_factory=dict, max_length=200)
+    events: list[Annotated[dict[str, Any], AfterValidator(finite_json)]] = Field(
+        default_factory=list, max_length=10_000
+    )
     coupon: str | None = None
     customer: dict[str, Any] = Field(default_factory=dict)
     customer_id: str | None = Field(default=None, description="quote for a stored customer (tax, segment, tags)")
@@ -179,6 +194,7 @@ class QuoteRequest(BaseModel):
     rules: bool = Field(default=True, description="apply the published pricing rules")
 
 
+MAX_PERIOD_DAYS = 3660  # ten years: longer than any plan's interval
 _OWN_INPUTS = {"subscription_id", "period", "rules"}
 
 
@@ -190,6 +206,8 @@ def post_quote(body: QuoteRequest, ctx: ApiContext = Depends(context)) -> dict[s
             period = Period.parse(body.period)
         except ValueError as exc:
             raise Problem(422, str(exc), "period") from None
+        if not (EARLIEST.date() <= period.start and period.end <= LATEST.date()) or period.days > MAX_PERIOD_DAYS:
+            raise Problem(422, f"a period from 1970 to 2199, at most {MAX_PERIOD_DAYS} days long", "period")
     if body.subscription_id is not None:
         return _subscription_quote(body, period, ctx)
     if body.plan is None:

@@ -52,10 +52,11 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("template", help="message templates")
     t = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    pv = t.add_parser("preview", help="render a template with its sample data")
+    pv = t.add_parser("preview", help="render a template with the sample context of the event that triggers it")
     pv.add_argument("name")
     pv.add_argument("--channel", default="email", choices=["email", "sms", "in_app", "webhook"])
     pv.add_argument("--locale", default="en")
+    pv.add_argument("--rules", default=None, help="rulesets that send it (default: the shipped rules/)")
     pv.set_defaults(func=run_template_preview)
 
     p = sub.add_parser("user", help="console users")
@@ -75,7 +76,24 @@ def register(sub: Any) -> None:
     p.add_argument("--baseline", required=True, help="the catalog in force")
     p.add_argument("--draft", required=True, help="the catalog to try")
     p.add_argument("--customers", type=int, default=1000, help="a synthetic cohort of this many customers")
+    p.add_argument(
+        "--usage",
+        action="append",
+        default=[],
+        metavar="METRIC=DIST",
+        help="the synthetic cohort's monthly usage of a metric: a number, lognormal:MEDIAN[:SIGMA] or "
+        "uniform:LOW:HIGH (repeatable). Metrics not given get typical usage around each plan's included "
+        "quota and tiers; --usage none leaves them at zero",
+    )
+    p.add_argument("--seed", type=int, default=7, help="the synthetic cohort's random seed (same seed, same cohort)")
     p.add_argument("--csv", help="a cohort CSV instead of a synthetic one")
+    p.add_argument(
+        "--rules",
+        default="published",
+        help="the pricing rules in force: 'published' (those published in the database, the default), "
+        "a ruleset file or directory, or 'none'",
+    )
+    p.add_argument("--draft-rules", default=None, help="proposed pricing rules (file or directory); default: --rules")
     p.add_argument("--months", type=int, default=12)
     p.add_argument("--start", default=None, help="first month (ISO date); default this month")
     p.add_argument("--json", action="store_true")
@@ -111,9 +129,10 @@ def run_scheduler(args: argparse.Namespace) -> int:
 
 def run_broker_status(args: argparse.Namespace) -> int:
     from engine.events import broker_status
-    from engine.system import build_system
+    from engine.system import build_system, standard_wiring
 
-    system = build_system(get_settings(), create_tables=False)
+    # The wiring the workers run, so every queue they declare is listed (automation's too).
+    system = build_system(get_settings(), create_tables=False, wiring=standard_wiring())
     status = broker_status(system.settings, db=system.db, handlers=system.registry)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
@@ -141,18 +160,20 @@ def run_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _payments_db() -> Any:
+def _payments_db() -> tuple[Any, Any]:
+    """The database and a payment service of this command's own (no provider is called by
+    an import or an export, so an unset provider URL is fine)."""
     from engine.cli.commands.serve import migrate_database
+    from engine.clock import SystemClock
     from engine.store import Database
-    from engine.system import configure_payments
+    from engine.system import payment_service
 
     settings = get_settings()
     migrate_database(settings.database_url)
-    configure_payments(
-        settings.model_copy(update={"psp_url": settings.psp_url or "http://127.0.0.1:0"}),
-        __import__("engine.clock", fromlist=["SystemClock"]).SystemClock(),
+    service = payment_service(
+        settings.model_copy(update={"psp_url": settings.psp_url or "http://127.0.0.1:0"}), SystemClock()
     )
-    return Database(settings.database_url)
+    return Database(settings.database_url), service
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
@@ -162,10 +183,10 @@ def run_reconcile(args: argparse.Namespace) -> int:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise BadInput(f"{args.file}: {exc.strerror or exc}") from None
-    db = _payments_db()
+    db, service = _payments_db()
     try:
         with db.session() as session:
-            report = reconcile_file(session, data, provider=args.provider, filename=args.file)
+            report = reconcile_file(session, data, provider=args.provider, filename=args.file, service=service)
     except (ReconciliationError, ValueError) as exc:
         raise BadInput(f"{args.file}: {exc}") from None
     print(json.dumps(report.as_dict(), indent=2, default=str))
@@ -180,7 +201,7 @@ def run_export_journal(args: argparse.Namespace) -> int:
         end = datetime.combine(date.fromisoformat(args.end), datetime.min.time(), UTC)
     except ValueError as exc:
         raise BadInput(f"--from/--to: {exc}") from None
-    db = _payments_db()
+    db, _service = _payments_db()
     with db.session() as session:
         if args.out == "-":
             export_journal_csv(session, start, end, sys.stdout)
@@ -191,13 +212,42 @@ def run_export_journal(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_template_preview(args: argparse.Namespace) -> int:
-    from engine.messaging import TemplateError, preview
+def _rulesets(paths: list[str]) -> list[Any]:
+    """The rulesets among `paths` that load (lint reports the others' problems)."""
+    from engine.documents import DocumentError
+    from engine.rules import load_ruleset
 
+    out = []
+    for path in expand(paths):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if not any(line.startswith("ruleset:") for line in text.splitlines()):
+            continue
+        try:
+            out.append(load_ruleset(path))
+        except (DocumentError, ValueError):
+            continue
+    return out
+
+
+def run_template_preview(args: argparse.Namespace) -> int:
+    """Render NAME with the sample context of the event that really triggers it (the first
+    shipped rule that sends it), so a variable that event does not carry fails here."""
+    from engine.automation.samples import CUSTOMER, preview_data
+    from engine.config import shipped_dir
+    from engine.messaging import Renderer, TemplateError
+
+    settings = get_settings()
+    rulesets = _rulesets([str(args.rules or shipped_dir(settings.rules_dir))])
+    renderer = Renderer(shipped_dir(settings.templates_dir))
     try:
-        rendered = preview(args.name, args.channel, args.locale)
-    except TemplateError as exc:
-        raise BadInput(str(exc)) from None
+        data = preview_data(args.name, rulesets)
+        rendered = renderer.render(args.name, args.channel, data, args.locale,
+                                   dict(CUSTOMER, locale=args.locale))
+    except (TemplateError, KeyError) as exc:
+        raise BadInput(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
     for key in ("subject", "title", "text", "body", "action_url", "html"):
         value = getattr(rendered, key, None)
         if value:
@@ -233,54 +283,196 @@ def run_user_add(args: argparse.Namespace) -> int:
 def run_lint(args: argparse.Namespace) -> int:
     from engine.rules import lint_paths
 
-    problems = lint_paths([str(p) for p in expand(args.paths)], templates=args.templates)
+    paths = [str(p) for p in expand(args.paths)]
+    problems = lint_paths(paths, templates=args.templates)
     for problem in problems:
         print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
     errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)", file=sys.stderr)
+    # Every template a rule sends, rendered with the sample context of the rule's trigger.
+    renders = _render_problems(paths, args.templates)
+    for line in renders:
+        print(f"error: {line}", file=sys.stderr)
+    if errors or renders:
+        print(f"{len(errors) + len(renders)} error(s), {len(problems) - len(errors)} warning(s)",
+              file=sys.stderr)
         return 1
     print(f"lint: no errors, {len(problems)} warning(s)")
     return 0
 
 
+def _render_problems(paths: list[str], templates: str) -> list[str]:
+    from engine.automation.samples import render_problems
+    from engine.messaging import Renderer
+
+    if not Path(templates).is_dir():
+        return []
+    return render_problems(_rulesets(paths), Renderer(templates))
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     from engine.catalog import DocumentError, load_catalog
-    from engine.simulation import (
-        CohortError,
-        SimulationError,
-        SyntheticSpec,
-        cohort_from_csv,
-        simulate,
-        synthetic_cohort,
-    )
+    from engine.simulation import CohortError, SimulationError, cohort_from_csv, simulate, synthetic_cohort
 
     try:
         baseline, draft = load_catalog(args.baseline), load_catalog(args.draft)
     except DocumentError as exc:
         raise BadInput(str(exc)) from None
     start = date.fromisoformat(args.start) if args.start else datetime.now(UTC).date().replace(day=1)
+    notes: list[str] = []
+    promotions, draft_promotions = _simulation_rules(args, notes)
     try:
         if args.csv:
             cohort = cohort_from_csv(Path(args.csv).read_bytes(), [baseline])
         else:
-            if args.customers < 1:
-                raise BadInput("--customers: a cohort needs at least one customer")
-            plans = [p for p in baseline.plans if baseline.plans[p].interval != "once"]
-            spec = SyntheticSpec(count=args.customers, plan_mix={p: 1.0 for p in plans}, months=args.months)
-            cohort = synthetic_cohort(spec, baseline)
-        result = simulate(baseline, draft, cohort, months=args.months, start=start)
+            cohort = synthetic_cohort(_synthetic_spec(args, baseline), baseline)
+        result = simulate(
+            baseline,
+            draft,
+            cohort,
+            months=args.months,
+            start=start,
+            promotions=promotions,
+            draft_promotions=draft_promotions,
+        )
     except (CohortError, SimulationError, OSError) as exc:
         raise BadInput(str(exc)) from None
+    result.warnings[:0] = notes
     if args.json:
-        print(
-            json.dumps(
-                {"totals": result.totals, "by_month": result.by_month, "by_plan": result.by_plan}, indent=2, default=str
-            )
-        )
-    else:
-        print(f"{result.customer_months} customer-months, {result.currency}, {result.seconds:.1f} s")
-        for row in result.by_month:
-            print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
-        print("totals: " + "  ".join(f"{k}={v}" for k, v in result.totals.items()))
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        for w in result.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        return 0
+    print(f"{result.cohort}")
+    print(f"{result.customer_months} customer-months, {result.currency}, before tax, {result.seconds:.1f} s")
+    for row in result.by_month:
+        print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+    for d in result.discounts:
+        print(f"discount {d['reason'] or d['source']} ({d['source']}): baseline={d['baseline']}  draft={d['draft']}")
+    print("totals: " + "  ".join(f"{k}={v}" for k, v in result.totals.items()))
+    for w in result.warnings:
+        print(f"warning: {w}")
     return 0
+
+
+def _synthetic_spec(args: argparse.Namespace, baseline: Any) -> Any:
+    """The synthetic cohort the flags ask for: every recurring plan alike, usage as given by
+    --usage and typical for the rest (or none)."""
+    from engine.simulation import SyntheticSpec
+
+    if args.customers < 1:
+        raise BadInput("--customers: a cohort needs at least one customer")
+    default_usage = "typical"
+    usage = {}
+    for item in args.usage:
+        if item in ("none", "typical"):
+            default_usage = item
+            continue
+        metric, sep, dist = item.partition("=")
+        if not sep or not metric:
+            raise BadInput(f"--usage: {item!r} is not METRIC=DIST, 'typical' or 'none'")
+        if metric not in baseline.metrics:
+            raise BadInput(
+                f"--usage: {metric!r} is not a metric of the baseline ({', '.join(sorted(baseline.metrics))})"
+            )
+        usage[metric] = _distribution(dist)
+    plans = [p for p in baseline.plans if baseline.plans[p].interval != "once"]
+    return SyntheticSpec(
+        count=args.customers,
+        plan_mix={p: 1.0 for p in plans},
+        usage=usage,
+        months=args.months,
+        seed=args.seed,
+        default_usage=default_usage,
+    )
+
+
+def _distribution(text: str) -> Any:
+    """number | lognormal:MEDIAN[:SIGMA] | uniform:LOW:HIGH"""
+    from engine.simulation import Distribution
+
+    kind, *figures = text.split(":")
+    try:
+        numbers = [float(x) for x in figures]
+        if not figures:
+            found = Distribution("constant", value=float(kind))
+        elif kind == "lognormal" and len(numbers) in (1, 2):
+            found = Distribution("lognormal", median=numbers[0], sigma=numbers[1] if len(numbers) > 1 else 0.8)
+        elif kind == "uniform" and len(numbers) == 2:
+            found = Distribution("uniform", low=numbers[0], high=numbers[1])
+        else:
+            raise ValueError(text)
+    except ValueError:
+        raise BadInput(f"--usage: {text!r} is a number, lognormal:MEDIAN[:SIGMA] or uniform:LOW:HIGH") from None
+    problems = found.problems("--usage")
+    if problems:
+        raise BadInput("; ".join(problems))
+    return found
+
+
+def _simulation_rules(args: argparse.Namespace, notes: list[str]) -> tuple[Any, Any]:
+    """The promotion sources of both sides: the pricing rules in force (--rules) and the
+    proposed ones (--draft-rules), each a memoising `RulePromotions` (None: no pricing rule)."""
+    from engine import rules
+
+    if args.rules == "none":
+        texts: dict[str, str] = {}
+        notes.append("--rules none: priced without the pricing rules (no promotion applies)")
+    elif args.rules == "published":
+        texts = _published_rules(notes)
+    else:
+        texts = _rules_from(args.rules, "--rules")
+    runtime = _runtime(texts, "--rules")
+    draft_runtime = (
+        _runtime(_rules_from(args.draft_rules, "--draft-rules"), "--draft-rules") if args.draft_rules else runtime
+    )
+    promotions = rules.RulePromotions(runtime, memo=True) if runtime is not None else None
+    if draft_runtime is runtime:
+        return promotions, promotions
+    return promotions, rules.RulePromotions(draft_runtime, memo=True) if draft_runtime is not None else None
+
+
+def _rules_from(path: str, flag: str) -> dict[str, str]:
+    from engine import rules
+    from engine.documents import DocumentError
+
+    try:
+        return rules.ruleset_texts(path)
+    except (DocumentError, OSError) as exc:
+        raise BadInput(f"{flag}: {exc}") from None
+
+
+def _runtime(texts: dict[str, str], flag: str) -> Any:
+    from engine import rules
+    from engine.documents import DocumentError
+
+    try:
+        return rules.pricing_runtime(texts) if texts else None
+    except DocumentError as exc:
+        raise BadInput(f"{flag}: {exc}") from None
+
+
+def _published_rules(notes: list[str]) -> dict[str, str]:
+    """The text of every ruleset published in the configured database (none, with a note,
+    when there is no such database)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine import rules
+    from engine.store import Database
+
+    url = get_settings().database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        notes.append(f"no database at {url}: priced without published pricing rules (give --rules DIR)")
+        return {}
+    db = Database(url)
+    try:
+        with db.read_session() as session:
+            live = rules.live_versions(session)
+            texts = {name: str(rules.ruleset_version(session, name, v).source) for name, v in live.items()}
+    except SQLAlchemyError:
+        notes.append(f"{url} has no published rulesets: priced without pricing rules (give --rules DIR)")
+        return {}
+    finally:
+        db.dispose()
+    if not texts:
+        notes.append("no ruleset is published: priced without pricing rules (give --rules DIR)")
+    return texts

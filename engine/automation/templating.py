@@ -1,0 +1,217 @@
+"""What a template sees: plain data made from a rule's context (engine.automation.context).
+
+One function, `template_data`, for everything that renders a notification: the `notify`
+action (one at a time and in scheduler batches), `billing lint` and `billing template
+preview` (the sample context of the template's real triggering event, see samples.py), and
+the tests. The facts it needs beyond the context (a feature's or plan's name, how the
+customer pays, the invoice's bank reference) come from a `Facts`: the database's when the
+engine runs, a fixed sample's when linting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from engine import payments, sales
+from engine.automation.context import parse_time
+from engine.durations import parse_duration
+
+
+@dataclass(frozen=True)
+class Seller:
+    """Who the customer pays (BILLING_SELLER_NAME, BILLING_SELLER_IBAN): printed on the
+    bank-transfer instructions. Empty in production until configured."""
+
+    name: str = ""
+    iban: str = ""
+
+
+class Facts(Protocol):
+    def feature_name(self, customer_id: str, feature: str) -> str | None: ...
+
+    def plan_name(self, customer_id: str, plan: str) -> str | None: ...
+
+    def pays_by_transfer(self, customer_id: str) -> bool: ...
+
+    def payment_reference(self, invoice_id: str) -> str: ...
+
+
+class DatabaseFacts:
+    """Facts read in the caller's transaction through sales' and payments' public functions."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._plans: dict[str, Any] = {}
+
+    def _catalog(self, customer_id: str) -> Any:
+        if customer_id not in self._plans:
+            found = sales.customer_plan(self.session, customer_id)
+            self._plans[customer_id] = found[1] if found is not None else None
+        return self._plans[customer_id]
+
+    def feature_name(self, customer_id: str, feature: str) -> str | None:
+        catalog = self._catalog(customer_id)
+        definition = catalog.features.get(feature) if catalog is not None else None
+        return getattr(definition, "name", None)
+
+    def plan_name(self, customer_id: str, plan: str) -> str | None:
+        catalog = self._catalog(customer_id)
+        target = catalog.plans.get(plan) if catalog is not None else None
+        return getattr(target, "name", None)
+
+    def pays_by_transfer(self, customer_id: str) -> bool:
+        """No method a provider can charge (no card), or a method of provider "bank"."""
+        method = payments.default_payment_method(self.session, customer_id)
+        return method is None or method.provider == "bank" or \
+            method.method_type in ("bank_transfer", "manual")
+
+    def payment_reference(self, invoice_id: str) -> str:
+        """The RF reference payments matches transfers with: the receivable's when it is
+        open already, else the one it will get (`invoice_reference`, deterministic)."""
+        summary = payments.invoice_payment_summary(self.session, invoice_id)
+        if summary is not None and summary.get("payment_reference"):
+            return str(summary["payment_reference"])
+        return payments.invoice_reference(invoice_id)
+
+
+def plain(value: Any) -> Any:
+    """Dicts, lists and scalars only (templates get no objects)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _date(value: Any) -> date | None:
+    when = parse_time(value) if not isinstance(value, date) or isinstance(value, datetime) else value
+    if isinstance(when, datetime):
+        return when.date()
+    return when
+
+
+def _amount(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _number(value: Any) -> Any:
+    """A usage count as people read it: 80000, not 80000.000."""
+    amount = _amount(value)
+    if amount is None:
+        return value
+    return int(amount) if amount == amount.to_integral_value() else amount.normalize()
+
+
+def _props(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    return dict((ctx.get("event") or {}).get("properties") or {})
+
+
+def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any], *,
+                  now: datetime, public_url: str, seller: Seller, facts: Facts) -> dict[str, Any]:
+    """Plain data for the template: the context's invoice, subscription, account, payment
+    and quota facts, the offer of an access denial, the seller, then the rule's own `data`."""
+    public_url = public_url.rstrip("/")
+    data = dict(data)
+    etype = str((ctx.get("event") or {}).get("type") or "")
+    props = _props(ctx)
+    cid = str((ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id") or "")
+    out: dict[str, Any] = {"event": plain(ctx.get("event") or {}),
+                           "seller": {"name": seller.name, "iban": seller.iban}}
+    invoice = dict(ctx.get("invoice") or {})
+    if invoice:
+        invoice.setdefault("url", f"{public_url}/invoices/{invoice.get('id')}")
+        # Collected automatically: due on issue.
+        invoice.setdefault("due_date", _date(invoice.get("issued_at")) or now.date())
+        if invoice.get("id"):
+            invoice["payment_reference"] = facts.payment_reference(str(invoice["id"]))
+        out["invoice"] = plain(invoice)
+        out["bank_transfer"] = _bank_transfer(invoice, cid, seller, facts)
+    sub = dict(ctx.get("subscription") or {})
+    if sub:
+        sub.setdefault("plan_name", sub.get("plan"))
+        out["subscription"] = plain(sub)
+    account = dict(ctx.get("account") or {})
+    account.setdefault("state", account.get("dunning_state"))
+    out["account"] = plain(account)
+    if invoice:
+        out["payment"] = plain(_payment(etype, props, invoice, ctx, data, now))
+    if etype == "usage.threshold_reached" and props.get("feature"):
+        out["quota"] = _quota(props, cid, facts)
+    offer = ctx.get("offer") or props.get("offer")
+    if isinstance(offer, Mapping) and offer.get("plan"):
+        out["offer"] = plain(_offer(ctx, dict(offer), cid, public_url, facts))
+    if template == "subscription_cancelled" and "subscription" in out:
+        out["subscription"].setdefault("reason", "unpaid")
+    out.update(plain(data))
+    return out
+
+
+def _payment(etype: str, props: Mapping[str, Any], invoice: Mapping[str, Any],
+             ctx: Mapping[str, Any], data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """`payment.amount` is the amount of the payment the event reports (a partial payment's
+    own amount, not the invoice's remainder); `payment.remaining` what is still due."""
+    next_attempt = ctx.get("_next_attempt")
+    if next_attempt is None and data.get("retry_in_days") is not None:
+        next_attempt = parse_duration(f"{int(data['retry_in_days'])}d").after(now)
+    currency = props.get("currency") or invoice.get("currency")
+    remaining = _amount(props.get("invoice_remaining"))
+    if remaining is None:
+        remaining = _amount(invoice.get("amount_due"))
+    if etype == "payment.succeeded":
+        amount = _amount(props.get("amount"))
+    else:  # a failed or retried collection: what it tried to collect
+        amount = _amount(props.get("amount_due")) if props.get("amount_due") is not None \
+            else _amount(invoice.get("amount_due"))
+    return {"attempt": invoice.get("attempt") or 1, "reason": invoice.get("decline_code"),
+            "next_attempt": _date(next_attempt) if next_attempt else None,
+            "amount": amount, "currency": currency, "remaining": remaining,
+            "paid_in_full": bool(props.get("invoice_paid")) if "invoice_paid" in props
+            else remaining is not None and remaining <= 0,
+            "method": props.get("method")}
+
+
+def _bank_transfer(invoice: Mapping[str, Any], customer_id: str, seller: Seller,
+                   facts: Facts) -> dict[str, Any] | None:
+    """How to pay by transfer, for a customer who pays that way (else None)."""
+    if not customer_id or not invoice.get("id") or not facts.pays_by_transfer(customer_id):
+        return None
+    return {"beneficiary": seller.name, "iban": seller.iban,
+            "reference": invoice.get("payment_reference") or facts.payment_reference(str(invoice["id"]))}
+
+
+def _quota(props: Mapping[str, Any], customer_id: str, facts: Facts) -> dict[str, Any]:
+    """usage.threshold_reached (engine/access/thresholds.py) as the quota templates read it."""
+    feature = str(props["feature"])
+    return {"feature": feature,
+            "feature_name": (facts.feature_name(customer_id, feature) if customer_id else None) or feature,
+            "used": _number(props.get("used")), "limit": _number(props.get("limit")),
+            "percent": _number(props.get("threshold")), "plan": props.get("plan"),
+            "window_start": props.get("window_start")}
+
+
+def _offer(ctx: Mapping[str, Any], offer: dict[str, Any], customer_id: str, public_url: str,
+           facts: Facts) -> dict[str, Any]:
+    plan = str(offer["plan"])
+    offer.setdefault("plan_name", offer.get("name") or plan)
+    feature = ctx.get("feature") or _props(ctx).get("feature")
+    if feature:
+        offer.setdefault("feature", feature)
+        name = facts.feature_name(customer_id, str(feature)) if customer_id else None
+        if customer_id and not offer.get("name"):
+            offer["plan_name"] = facts.plan_name(customer_id, plan) or offer["plan_name"]
+        offer.setdefault("feature_name", name or str(feature))
+    offer.setdefault("url", f"{public_url}/upgrade?plan={plan}")
+    return offer

@@ -1,0 +1,25 @@
+"""Event types published for the record, that no handler of the engine consumes.
+
+Every event type a subsystem or a shipped rule publishes is either consumed (a registered
+handler other than automation's catch-all, or the `on:` of a shipped rule) or listed here
+with the reason nothing needs to act on it. tests/events/test_event_coverage.py holds the
+code to that, so an event nobody reads (a retry request, say) cannot be shipped silently.
+"""
+
+from __future__ import annotations
+
+INFORMATIONAL: dict[str, str] = {
+    "catalog.published": "audit record; every process reads catalog versions from the database",
+    "rules.published": "audit record; every process polls the published versions "
+                       "(BILLING_RULES_REFRESH_SECONDS), automation also reloads at once on it",
+    "credit_note.issued": "record for the product; sales applied the credit when it issued the note",
+    "invoice.voided": "record for the product; sales and payments changed the invoice in the call",
+    "invoice.uncollectible": "record for the product; the write-off is journaled in the call",
+    "payment.failed": "the attempt's record (decline code, retryable); dunning reacts to "
+                      "invoice.payment_failed, published with it",
+    "payment.refunded": "record for the product; the refund and its credit note are written in the call",
+    "notification.sent": "record of a delivered message (the decision log and console read the notifications table)",
+    "notification.failed": "record for alerting; messaging marked the notification failed itself",
+    "reconciliation.mismatch": "record for the operator; the report lists the mismatch",
+    "usage.recorded": "each API process's access view follows the outbox for it (not a bus handler)",
+}

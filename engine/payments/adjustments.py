@@ -1,0 +1,148 @@
+"""What payments does when an invoice is credited, refunded, voided or written off: the
+receivable and the journal follow, and a refund goes back through the provider.
+
+Journal:
+  credit note on an open invoice   Dr credit_notes       / Cr receivables (applied part)
+                                   Dr credit_notes       / Cr customer_credit (rest)
+  refund                           Dr refunds            / Cr cash:<provider> (collection.refund_payment)
+  void                             Dr credit_notes       / Cr receivables (what was still due)
+  uncollectible                    Dr bad_debt           / Cr receivables (what was still due)
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.money import to_decimal
+from engine.payments import journal
+from engine.payments.collection import (
+    ZERO,
+    PaymentError,
+    PaymentService,
+    _money,
+    _receivable,
+    refund_payment,
+)
+from engine.payments.journal import Posting
+from engine.payments.models import Payment, Receivable, Refund
+from engine.store import mark_processed
+
+CREDIT_NOTES = "credit_notes"
+BAD_DEBT = "bad_debt"
+CONSUMER = "payments.adjustments"
+
+
+def refundable(session: Session, invoice_id: str) -> tuple[Decimal, list[Payment]]:
+    """What can still go back for an invoice: paid minus refunded minus refunds in flight, over
+    its succeeded payments (newest first, the order refunds take them)."""
+    paid = session.scalars(
+        select(Payment).where(Payment.invoice_id == invoice_id, Payment.status.in_(("succeeded", "refunded")))
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+    ).all()
+    total = ZERO
+    for p in paid:
+        total += p.amount - p.refunded_amount - _in_flight(session, p.id)
+    return total, list(paid)
+
+
+def _in_flight(session: Session, payment_id: str) -> Decimal:
+    return sum(session.scalars(select(Refund.amount).where(Refund.payment_id == payment_id,
+                                                           Refund.status == "pending")), ZERO)
+
+
+def check_refund(session: Session, invoice_id: str, amount: Any, currency: str) -> Decimal:
+    """The refund amount, checked against what the invoice's payments can still give back."""
+    try:
+        value = to_decimal(amount, "amount")
+    except ValueError as exc:
+        raise PaymentError(str(exc), "amount") from None
+    left, _ = refundable(session, invoice_id)
+    if value <= 0 or value > left:
+        raise PaymentError(f"a refund is more than 0 and at most {_money(left, currency)} {currency} "
+                           f"(paid minus refunded on invoice {invoice_id})", "amount")
+    return value
+
+
+def refund_invoice_payments(session: Session, invoice_id: str, amount: Decimal, *, reason: str,
+                            service: PaymentService) -> list[Refund]:
+    """Refund `amount` of an invoice through the provider, newest payment first. A provider's
+    refusal raises (RefundRejected) and the caller's transaction writes nothing."""
+    left = amount
+    out: list[Refund] = []
+    _, paid = refundable(session, invoice_id)
+    for payment in paid:
+        room = payment.amount - payment.refunded_amount - _in_flight(session, payment.id)
+        if left <= 0 or room <= 0:
+            continue
+        part = min(room, left)
+        out.append(refund_payment(session, payment.id, part, reason=reason, service=service))
+        left -= part
+    if left > 0:
+        raise PaymentError(f"{left} of the refund is not covered by the invoice's payments", "amount")
+    return out
+
+
+def refund_to_dict(refund: Refund) -> dict[str, Any]:
+    return {"id": refund.id, "payment_id": refund.payment_id, "status": refund.status,
+            "amount": _money(refund.amount, refund.currency), "currency": refund.currency,
+            "provider": refund.provider, "reason": refund.reason,
+            "created_at": refund.created_at.isoformat()}
+
+
+def credit_receivable(session: Session, invoice_id: str, applied: Decimal, to_balance: Decimal,
+                      note_id: str, *, service: PaymentService) -> None:
+    """A credit note: what it applies to the invoice is no longer collected."""
+    rec = _receivable(session, invoice_id)
+    if rec is None:
+        return
+    if applied > 0:
+        rec.amount_due -= applied
+        if rec.remaining <= 0:
+            rec.status = "paid"
+    postings = [Posting(CREDIT_NOTES, debit=applied + to_balance), Posting(journal.RECEIVABLES, credit=applied),
+                Posting(journal.CUSTOMER_CREDIT, credit=to_balance)]
+    journal.post_entry(session, f"cn:{note_id}", service.now(), rec.currency, postings,
+                       f"credit note {note_id} on {invoice_id}", invoice_id)
+
+
+def close_receivable(session: Session, invoice_id: str, status: str, *, service: PaymentService) -> None:
+    """Void or write off what an invoice still owed; collection stops for it."""
+    rec = _receivable(session, invoice_id)
+    if rec is None or rec.status != "open":
+        return
+    left = max(rec.remaining, ZERO)
+    rec.status = status
+    if left > 0:
+        account = BAD_DEBT if status == "uncollectible" else CREDIT_NOTES
+        journal.post_entry(session, f"{status}:{invoice_id}", service.now(), rec.currency,
+                           [Posting(account, debit=left), Posting(journal.RECEIVABLES, credit=left)],
+                           f"invoice {invoice_id} {status}", invoice_id)
+
+
+def handle_invoice_closed(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
+    """invoice.voided / invoice.uncollectible, whoever closed it (an operator, a dunning rule)."""
+    if not mark_processed(session, CONSUMER, envelope["id"], service.now()):
+        return
+    props = envelope.get("properties") or {}
+    invoice_id = props.get("invoice_id")
+    if invoice_id:
+        status = "void" if envelope.get("type") == "invoice.voided" else "uncollectible"
+        close_receivable(session, str(invoice_id), status, service=service)
+
+
+def receivable_status(session: Session, invoice_id: str) -> str | None:
+    rec = session.get(Receivable, invoice_id)
+    return rec.status if rec else None
+
+
+def invoice_refunds(session: Session, invoice_id: str) -> list[dict[str, Any]]:
+    """The refunds of an invoice's payments, oldest first (for GET /v1/invoices/{id})."""
+    rows = session.scalars(
+        select(Refund).join(Payment, Payment.id == Refund.payment_id)
+        .where(Payment.invoice_id == invoice_id).order_by(Refund.created_at, Refund.id)
+    )
+    return [refund_to_dict(r) for r in rows]

@@ -1,0 +1,153 @@
+"""The decision log read back for one customer: why they were denied, charged, dunned or
+messaged (GET /v1/customers/{id}/decisions and the console's Inspect page).
+
+Two sources, both kept with the customer id: the rules decision log (`rules_decisions`: every
+access denial, plan-driven or by a rule, and every rule that matched an event) and the outbox
+(the charges payments made, the dunning state changes, the messages sent), whose events name
+what caused them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.rules.models import DecisionRecord
+from engine.store import OutboxEvent
+
+KINDS = ("access", "charge", "dunning", "message")
+# Which kind of decision a rule's action is.
+_ACTION_KIND = {
+    "allow": "access", "deny": "access",
+    "charge": "charge",
+    "set_dunning_state": "dunning", "retry_payment": "dunning", "cancel_subscription": "dunning",
+    "notify": "message",
+}
+# The outbox events that are decisions of the engine itself (no rule): what each means.
+_EVENT_KIND = {
+    "payment.succeeded": "charge",
+    "invoice.payment_failed": "charge",
+    "dunning.state_changed": "dunning",
+    "notification.sent": "message",
+    "notification.failed": "message",
+}
+
+
+def write_decision(session: Session, row: dict[str, Any]) -> None:
+    """Insert a decision-log row. An access decision is memoised: asked again in a later
+    window, it is logged again (each use is in the log) as `<decision id>.<n>`, so the id the
+    check answered with names the first row and the later ones are found beside it."""
+    base = row["decision_id"]
+    for _ in range(5):
+        taken = session.scalar(select(func.count()).select_from(DecisionRecord)
+                               .where(DecisionRecord.decision_id.like(f"{base}%")))
+        values = {**row, "decision_id": f"{base}.{taken}" if taken else base}
+        try:
+            with session.begin_nested():  # a concurrent check of the same decision took the id
+                session.execute(insert(DecisionRecord).values(**values))
+            return
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"could not log decision {base}")
+
+
+def log_access_denial(session: Session, decision_id: str, time: datetime, customer_id: str,
+                      answer: dict[str, Any]) -> None:
+    """A denial the plan decided (no rule took part): the plan's answer is the input."""
+    write_decision(session, dict(
+        decision_id=decision_id, time=time, event="access.check", event_id=None, customer_id=customer_id,
+        outcome="deny", rulesets={}, rules=[],
+        actions=[{"action": "deny", "params": {"reason": answer.get("reason")}, "ruleset": None, "rule": None}],
+        inputs={"plan": {k: answer.get(k) for k in ("feature", "reason", "plan", "limit", "used", "remaining")}},
+    ))
+
+
+def _from_log(record: DecisionRecord) -> Iterable[dict[str, Any]]:
+    """One item per kind of action the logged decision took (a rule may notify and retry)."""
+    rule = record.rules[0] if record.rules else None
+    if record.event == "access.check":
+        params = next((a.get("params") or {} for a in record.actions if a.get("action", a.get("name")) in ("deny", "allow")), {})
+        plan = (record.inputs or {}).get("plan") or {}
+        feature = plan.get("feature") or ((record.inputs or {}).get("check") or {}).get("feature")
+        yield _item(record.decision_id, record.time, "access", feature or _feature(record),
+                    record.outcome, str(params.get("reason") or plan.get("reason") or ""), rule, record.event_id)
+        return
+    seen: set[str] = set()
+    for action in record.actions:
+        name = str(action.get("action", action.get("name", "")))
+        kind = _ACTION_KIND.get(name)
+        if kind is None or kind in seen:
+            continue
+        seen.add(kind)
+        params = action.get("params") or {}
+        who = f"{action.get('ruleset')}/{action.get('rule')}" if action.get("rule") else rule
+        yield _item(f"{record.decision_id}:{kind}", record.time, kind, _subject(name, params), name,
+                    f"rule {who} on {record.event}", who, record.event_id)
+
+
+def _feature(record: DecisionRecord) -> str | None:
+    for values in (record.inputs or {}).values():
+        if isinstance(values, dict) and values.get("feature"):
+            return str(values["feature"])
+    return None
+
+
+def _subject(action: str, params: dict[str, Any]) -> str | None:
+    if action == "notify":
+        return str(params.get("template") or "") or None
+    if action == "set_dunning_state":
+        return str(params.get("state") or "") or None
+    if action == "charge":
+        return str(params.get("amount") or "") or None
+    return None
+
+
+def _from_event(event: OutboxEvent) -> dict[str, Any]:
+    p = event.properties or {}
+    kind = _EVENT_KIND[event.type]
+    if event.type == "payment.succeeded":
+        return _item(event.id, event.time, kind, p.get("invoice_id"), "paid",
+                     f"collected {p.get('amount', '')} {p.get('currency', '')}".strip()
+                     + (f", attempt {p['attempt']}" if p.get("attempt") else ""), None, event.id)
+    if event.type == "invoice.payment_failed":
+        return _item(event.id, event.time, kind, p.get("invoice_id"), "failed",
+                     f"attempt {p.get('attempt')}: {p.get('decline_code')}", None, event.id)
+    if event.type == "dunning.state_changed":
+        return _item(event.id, event.time, kind, "account", str(p.get("to")),
+                     f"{p.get('from')} -> {p.get('to')}: {p.get('reason')}", None, p.get("cause"))
+    rule = p.get("rule_id")
+    return _item(event.id, event.time, kind, p.get("template"), event.type.split(".")[1],
+                 f"{p.get('template')} by {p.get('channel')}" + (f" ({p['reason']})" if p.get("reason") else ""),
+                 rule, p.get("event_id"))
+
+
+def _item(id_: str, time: datetime, kind: str, subject: Any, outcome: str, reason: str, rule: str | None,
+          event_id: str | None) -> dict[str, Any]:
+    return {"id": id_, "time": time.isoformat().replace("+00:00", "Z"), "kind": kind,
+            "subject": None if subject is None else str(subject), "outcome": outcome, "reason": reason,
+            "rule": rule, "event_id": event_id}
+
+
+def customer_decisions(session: Session, customer_id: str, *, kind: str | None = None,
+                       limit: int = 50) -> list[dict[str, Any]]:
+    """The customer's decisions, newest first: {id, time, kind, subject, outcome, reason, rule,
+    event_id}. `kind` narrows to access, charge, dunning or message."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind: one of {', '.join(KINDS)}")
+    items: list[dict[str, Any]] = []
+    logged = session.scalars(select(DecisionRecord).where(DecisionRecord.customer_id == customer_id)
+                             .order_by(DecisionRecord.time.desc(), DecisionRecord.pk.desc()).limit(limit * 4))
+    for record in logged:
+        items.extend(i for i in _from_log(record) if kind is None or i["kind"] == kind)
+    types = [t for t, k in _EVENT_KIND.items() if kind is None or k == kind]
+    events = session.scalars(select(OutboxEvent).where(OutboxEvent.customer_id == customer_id,
+                                                       OutboxEvent.type.in_(types))
+                             .order_by(OutboxEvent.time.desc(), OutboxEvent.seq.desc()).limit(limit))
+    items.extend(_from_event(e) for e in events)
+    items.sort(key=lambda i: i["time"], reverse=True)
+    return items[:limit]
