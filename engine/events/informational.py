@@ -13,6 +13,8 @@ INFORMATIONAL: dict[str, str] = {
     "rules.published": "audit record; every process polls the published versions "
                        "(BILLING_RULES_REFRESH_SECONDS), automation also reloads at once on it",
     "credit_note.issued": "record for the product; sales applied the credit when it issued the note",
+    "invoice.credited": "record for the product; a cancellation's credit note closed the invoice in the call "
+                        "(payments follows credit_note.issued; automation drops its pending retries)",
     "invoice.voided": "record for the product; sales and payments changed the invoice in the call",
     "invoice.uncollectible": "record for the product; the write-off is journaled in the call",
     "payment.failed": "the attempt's record (decline code, retryable); dunning reacts to "

@@ -134,6 +134,20 @@ def handle_invoice_closed(session: Session, envelope: dict[str, Any], *, service
         close_receivable(session, str(invoice_id), status, service=service)
 
 
+def handle_credit_note_issued(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
+    """A cancellation's credit note (sales settles it: off the period's open invoices first,
+    then to the balance): those invoices are collected that much less, and the journal
+    follows. Operator credit notes are booked by their route (`credit_receivable`)."""
+    props = envelope.get("properties") or {}
+    if props.get("reason") != "cancellation" or not mark_processed(session, CONSUMER, envelope["id"], service.now()):
+        return
+    applied = [(str(a["invoice_id"]), to_decimal(a["amount"], "amount")) for a in props.get("applied_to_invoices") or []]
+    to_balance = to_decimal(props.get("to_balance") or "0", "to_balance")
+    for k, (invoice_id, amount) in enumerate(applied):
+        credit_receivable(session, invoice_id, amount, to_balance if k == 0 else ZERO,
+                          f"{props.get('credit_note_id')}:{k}", service=service)
+
+
 def receivable_status(session: Session, invoice_id: str) -> str | None:
     rec = session.get(Receivable, invoice_id)
     return rec.status if rec else None

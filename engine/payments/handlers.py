@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import ensure_aware
 from engine.money import to_decimal
-from engine.payments.adjustments import handle_invoice_closed
+from engine.payments.adjustments import handle_credit_note_issued, handle_invoice_closed
 from engine.payments.collection import (
     CollectableInvoice,
     PaymentError,
@@ -170,4 +170,6 @@ def handlers(service: PaymentService) -> dict[str, Handler]:
         # Whoever voids or writes off an invoice, collection stops and the journal follows.
         "invoice.voided": bind(handle_invoice_closed),
         "invoice.uncollectible": bind(handle_invoice_closed),
+        # A cancellation's credit against open invoices: collected that much less.
+        "credit_note.issued": bind(handle_credit_note_issued),
     }

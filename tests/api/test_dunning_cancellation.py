@@ -183,6 +183,8 @@ def test_dunning_cancellation_settles_the_credit_against_the_open_invoice(engine
     # May was not used at all: its whole 30.00 is credited against it, and it is closed.
     assert [(n["invoice_id"], n["total"]) for n in may["credit_notes"]] == [(may["id"], "30.00")]
     assert (may["status"], may["amount_due"], may["amount_paid"]) == ("credited", "0.00", "0.00")
+    # Payments follows: nothing left to collect on it.
+    assert D(may["collection"]["remaining"]) == 0, may["collection"]
     # The customer never paid: no balance credit.
     assert engine.balance("cus_april") == D(0)
     # No retry is left for the closed invoice.

@@ -90,9 +90,10 @@ def test_a_card_that_always_declines_runs_the_whole_dunning_and_a_draft_ruleset_
     )
     base, draft = r.totals["baseline"], r.totals["draft"]
     # One invoice of 59.00 (49 + one seat), tried on Jan 1, 2, 4, 6 and 8 (retries after 1, 2,
-    # 2, 2 days), warned on day 7, suspended on day 14, cancelled and written off on day 30.
+    # 2, 2 days), warned on day 7, suspended on day 14, cancelled and written off on day 30
+    # (Jan 31): the unused last day, 1.90, is credited against it, the other 57.10 written off.
     assert (base["invoices"], base["invoiced"], base["collected"]) == (1, Decimal("59.00"), Decimal("0.00"))
-    assert (base["failed_payments"], base["payments"], base["written_off"]) == (5, 0, Decimal("59.00"))
+    assert (base["failed_payments"], base["payments"], base["written_off"]) == (5, 0, Decimal("57.10"))
     assert (base["warned"], base["suspended"], base["cancelled"]) == (1, 1, 1)
     assert r.notifications["baseline"] == {
         "account_suspended (email)": 1,
