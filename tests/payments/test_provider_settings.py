@@ -53,5 +53,5 @@ def test_a_provider_setting_that_cannot_work_is_refused(settings: Settings, mess
 
 def test_the_sandbox_stays_the_default_and_no_url_means_no_collection() -> None:
     assert configure_payments(Settings(psp_url=""), CLOCK) is False
-    assert configure_payments(Settings(psp_url="http://127.0.0.1:9"), CLOCK) is True
+    assert configure_payments(Settings(psp_url="http://127.0.0.1:9", psp_webhook_secret="whsec_local"), CLOCK) is True
     assert payments.get_service().default_provider == "sandbox"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import secrets
 import sys
 import threading
 from datetime import UTC, date, datetime
@@ -131,6 +132,9 @@ def run_sandbox(args: argparse.Namespace) -> int:
     from engine.payments import run_sandbox
 
     settings = get_settings()
+    if not settings.psp_webhook_secret:
+        raise BadInput("BILLING_PSP_WEBHOOK_SECRET is not set: the sandbox signs its webhooks with it and the "
+                       "API verifies them (there is no default)")
     run_sandbox(
         args.host,
         args.port or settings.psp_port,
@@ -148,8 +152,10 @@ def _payments_db() -> Any:
 
     settings = get_settings()
     migrate_database(settings.database_url)
+    # This command receives no webhooks: a throwaway secret when none is configured.
     configure_payments(
-        settings.model_copy(update={"psp_url": settings.psp_url or "http://127.0.0.1:0"}),
+        settings.model_copy(update={"psp_url": settings.psp_url or "http://127.0.0.1:0",
+                                    "psp_webhook_secret": settings.psp_webhook_secret or secrets.token_hex(16)}),
         __import__("engine.clock", fromlist=["SystemClock"]).SystemClock(),
     )
     return Database(settings.database_url)
