@@ -55,3 +55,10 @@ def test_demo_users_exist_only_where_the_demo_seeds(tmp_path: Path) -> None:
             assert sorted(u.name for u in s.scalars(select(ConsoleUser))) == ["editor", "viewer"]
     finally:
         system.db.dispose()
+
+
+def test_an_unknown_worker_subsystem_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli(["worker", "--subsystem", "nope"], env={"BILLING_DATABASE_URL": f"sqlite:///{tmp_path}/b.db"},
+                     seconds=30, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "invalid choice: 'nope'" in result.stderr and "Traceback" not in result.stderr

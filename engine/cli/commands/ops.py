@@ -20,7 +20,8 @@ from engine.config import get_settings
 
 def register(sub: Any) -> None:
     p = sub.add_parser("worker", help="consume a subsystem's queue (sales, payments, access, messaging, all)")
-    p.add_argument("--subsystem", required=True)
+    # A name outside the list was a traceback from deep in the bus; argparse says which exist.
+    p.add_argument("--subsystem", required=True, choices=["sales", "payments", "access", "messaging", "all"])
     p.set_defaults(func=run_worker)
 
     p = sub.add_parser("scheduler", help="run the scheduler (one leader across processes)")
