@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     # The payment provider: empty means no automatic collection in this process.
     psp_url: str = ""
     psp_api_key: str = "sk_sandbox_test"
-    psp_webhook_secret: str = "whsec_sandbox"
+    # No default: a public default would let anyone sign webhooks. `billing up` makes one
+    # per run for its in-process sandbox; anything else refuses to start without it.
+    psp_webhook_secret: str = ""
     psp_port: int = 8090
     # `sandbox` (the service at psp_url) or `stripe` (Stripe's API through its SDK).
     psp_provider: str = "sandbox"

@@ -73,9 +73,26 @@ class Document:
         return Problem(self.file, self.line_of(path), format_path(path), message, severity)
 
 
+class _TooDeep(yaml.MarkedYAMLError):
+    pass
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps timestamps and dates as the strings the author wrote: the
-    schema decides what a date is, and JSON Schema cannot check a `datetime` object."""
+    schema decides what a date is, and JSON Schema cannot check a `datetime` object.
+    The one YAML loader of the engine: load_yaml_text adds its limits and duplicate keys."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        # pyyaml composes recursively: 3,000 '[' were a RecursionError traceback.
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _TooDeep(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 for _tag in ("tag:yaml.org,2002:timestamp",):
@@ -92,35 +109,119 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _record_lines(loader: _Loader, node: yaml.Node, path: PathT, lines: dict[PathT, int]) -> None:
+# What any YAML the engine reads may cost (catalogs, rulesets, console drafts): a document is
+# refused before it is built when its text is over MAX_YAML_BYTES, when it nests deeper than
+# MAX_YAML_DEPTH, or when its aliases would expand it past MAX_YAML_NODES ("billion laughs": 1 KB
+# of nested aliases made every walk over the data, the schema check included, never return).
+# Real catalogs are a few thousand nodes, a few levels deep.
+MAX_YAML_BYTES = 1_000_000
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 100_000
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int, yaml.Node | None]:
+    """(nodes, depth) of the document with every alias expanded, and a node that contains
+    itself (a recursive alias) if any. Iterative and memoised: linear in the composed nodes."""
+    done: dict[int, tuple[int, int]] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        kids = [] if isinstance(node, yaml.ScalarNode) else (
+            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else list(node.value))
+        if children_done:
+            active.discard(key)
+            sizes = [done[id(k)] for k in kids]
+            done[key] = (1 + sum(n for n, _ in sizes), 1 + max((d for _, d in sizes), default=0))
+            continue
+        if key in done:
+            continue
+        if key in active:
+            return 0, 0, node
+        active.add(key)
+        stack.append((node, True))
+        for kid in kids:
+            if id(kid) in active:
+                return 0, 0, kid
+            if id(kid) not in done:
+                stack.append((kid, False))
+    size, depth = done[id(root)]
+    return size, depth, None
+
+
+def _check_expansion(root: yaml.Node, file: str) -> None:
+    size, depth, recursive = _expanded_size(root)
+    if recursive is not None:
+        raise DocumentError([Problem(file, recursive.start_mark.line + 1, "(document)",
+                                     "an alias refers to the node that contains it (a recursive document)")])
+    if size > MAX_YAML_NODES or depth > MAX_YAML_DEPTH:
+        what = f"{size:,} values" if size > MAX_YAML_NODES else f"{depth} levels deep"
+        raise DocumentError([Problem(file, 1, "(document)",
+                                     f"its aliases expand it to {what}: at most {MAX_YAML_NODES:,} values "
+                                     f"and {MAX_YAML_DEPTH} levels")])
+
+
+def _record_lines(loader: _Loader, node: yaml.Node, path: PathT, lines: dict[PathT, int],
+                  duplicates: dict[int, Problem], file: str) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
         for key_node, value_node in node.value:
             try:
                 key = loader.construct_object(key_node, deep=True)
             except Exception:
                 continue
             child = (*path, str(key))
-            lines[child] = key_node.start_mark.line + 1
-            _record_lines(loader, value_node, child, lines)
-            lines[child] = key_node.start_mark.line + 1
+            line = key_node.start_mark.line + 1
+            if key_node.tag != "tag:yaml.org,2002:merge" and _hashable(key) in seen:
+                # YAML says keys are unique; pyyaml let the last one win, silently.
+                duplicates.setdefault(line, Problem(file, line, format_path(child),
+                                                    f"duplicate key {key!r}: it is already defined above"))
+            seen.add(_hashable(key))
+            lines[child] = line
+            _record_lines(loader, value_node, child, lines, duplicates, file)
+            lines[child] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record_lines(loader, item, (*path, i), lines)
+            _record_lines(loader, item, (*path, i), lines, duplicates, file)
+
+
+def _hashable(key: Any) -> Any:
+    try:
+        hash(key)
+        return (type(key) is bool, key)  # True and 1 are different keys in a document
+    except TypeError:
+        return repr(key)
+
+
+# Errors pyyaml finds only on the line after the mistake ("could not find expected ':'" for a
+# key without a colon, "unexpected end of stream" for an unclosed quote): the line to fix is
+# where the key or the quote began.
+_OPENED_ABOVE = ("while scanning a simple key", "while scanning a quoted scalar")
 
 
 def load_yaml_text(text: str, file: str) -> Document:
-    """Parse YAML keeping the line of every path. Raises DocumentError on malformed YAML."""
+    """Parse YAML keeping the line of every path. Raises DocumentError on malformed YAML, a
+    repeated key, or a document over the limits above (checked before it is built)."""
+    if len(text) > MAX_YAML_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
+        raise DocumentError([Problem(file, 1, "(document)", f"the document is over {MAX_YAML_BYTES:,} bytes")])
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             raise DocumentError([Problem(file, 1, "(document)", "the file is empty")])
+        _check_expansion(node, file)
         data = loader.construct_document(node)
         lines: dict[PathT, int] = {}
-        _record_lines(loader, node, (), lines)
+        duplicates: dict[int, Problem] = {}
+        _record_lines(loader, node, (), lines, duplicates, file)
+        if duplicates:
+            raise DocumentError([duplicates[line] for line in sorted(duplicates)])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context in _OPENED_ABOVE and exc.context_mark is not None:
+            mark = exc.context_mark  # the key or quote that was never closed, not the line after
         line = mark.line + 1 if mark else 1
         message = " ".join(x for x in (exc.context, exc.problem) if x) or str(exc)
         raise DocumentError([Problem(file, line, "(document)", f"malformed YAML: {message}")]) from None
@@ -140,8 +241,12 @@ def load_yaml_file(path: str | Path) -> Document:
     except (OSError, UnicodeDecodeError) as exc:
         raise DocumentError([Problem(str(path), 1, "(document)", f"cannot read: {exc}")]) from None
     if p.suffix == ".json":
+        if len(text) > MAX_YAML_BYTES:
+            raise DocumentError([Problem(str(path), 1, "(document)", f"the document is over {MAX_YAML_BYTES:,} bytes")])
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise DocumentError([Problem(str(path), 1, "(document)", "nested too deep")]) from None
         except json.JSONDecodeError as exc:
             raise DocumentError([Problem(str(path), exc.lineno, "(document)", f"malformed JSON: {exc.msg}")]) from None
         # JSON is YAML: parse again for the line numbers.

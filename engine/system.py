@@ -108,6 +108,11 @@ def payment_service(settings: Settings, clock: Clock) -> PaymentService | None:
         raise ValueError(f"BILLING_PSP_PROVIDER: {settings.psp_provider!r} is not sandbox or stripe")
     elif not settings.psp_url:
         return None
+    elif not settings.psp_webhook_secret:
+        raise ValueError(
+            "BILLING_PSP_URL is set but BILLING_PSP_WEBHOOK_SECRET is not: webhooks from the payment "
+            "provider cannot be verified. Set the secret the provider signs with (there is no default)"
+        )
     else:
         adapter = payments.SandboxAdapter(
             settings.psp_url, api_key=settings.psp_api_key, webhook_secret=settings.psp_webhook_secret

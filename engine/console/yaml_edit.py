@@ -14,6 +14,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from engine.documents import DocumentError, load_yaml_text
+
 
 class EditError(ValueError):
     """A form edit that cannot apply (the message names the field)."""
@@ -28,6 +30,13 @@ def _yaml() -> YAML:
 
 
 def load(text: str) -> Any:
+    try:
+        # The engine's one YAML loader decides first (size, depth, alias expansion, duplicate
+        # keys): ruamel only round-trips a text that loader accepted.
+        load_yaml_text(text, "draft")
+    except DocumentError as exc:
+        raise EditError(f"the draft does not parse, fix the text first: line {exc.problems[0].line}: "
+                        f"{exc.problems[0].message}") from None
     try:
         data = _yaml().load(text)
     except YAMLError as exc:

@@ -6,8 +6,9 @@ can be written with its `$nex` guard (durable's `$neq` does not hold on a missin
 
     p3n   the number at path 3        p3s   the string       p3b  the boolean as 1/0
     p3e   1 when the path is present  p3a   the list, elements tagged "n:5", "s:x", "b:1"
-    p3m2  1 when path 3 fully matches regex 2 (only for a negated `matches`: durable_rules
-          has no negated regex operator, so that one bit is computed before posting)
+    p3m2  1 when path 3 fully matches regex 2: every `matches` is computed before posting,
+          with RE2 (linear time; durable_rules has no negated regex operator, and its own
+          DFA refuses some patterns at install with a bare error code)
     _on   the event type, or _sr the scheduled rule's id; _t the clock's epoch seconds
 
 Each compiled ruleset also has one internal rule, `_prime`, that only the engine's primer fact
@@ -89,7 +90,7 @@ class Slot:
     index: int
     path: str
     views: set[str]
-    regexes: dict[str, int]  # negated `matches` patterns -> their bit number
+    regexes: dict[str, int]  # `matches` patterns -> their bit number
 
 
 _SIMPLE = re.compile(r"^[A-Za-z0-9 _.:@/+-]*$")
@@ -223,7 +224,7 @@ class _SlotPlan:
     string: str | None
     boolean: str | None
     array: str | None
-    regexes: tuple[tuple[re.Pattern[str], str], ...]
+    regexes: tuple[tuple[Any, str], ...]  # (RE2 program, the fact member it sets)
 
     @classmethod
     def of(cls, slot: Slot) -> _SlotPlan:
@@ -312,11 +313,9 @@ class _Compiler:
             e = self.key(path, "e")
             return {"$ex": {e: 1}} if v != neg else {"$nex": {e: 1}}
         if op == "matches":
-            if not neg:
-                return {"$mt": {self.key(path, "s"): v}}
             s = self.slot(path)
             bit = s.regexes.setdefault(v, len(s.regexes))
-            return {"$nex": {f"p{s.index}m{bit}": 1}}
+            return {"$nex" if neg else "$ex": {f"p{s.index}m{bit}": 1}}
         if op == "contains":
             key = self.key(path, "a")
             if not neg:

@@ -27,6 +27,8 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any, Union
 
+import re2
+
 # Where a path may start. Anything else is a mistake (a typo, or a field the engine never sets).
 ROOTS: tuple[str, ...] = (
     "event", "customer", "subscription", "invoice", "account", "usage", "payment", "plan",
@@ -186,9 +188,11 @@ def _lit(value: Any, where: tuple[str | int, ...]) -> Scalar:
     return v
 
 
-# The regular expressions durable_rules implements (a DFA: no backtracking, so no rule can
-# take the engine down with a pathological pattern). Checked here so the author gets a clear
-# message rather than "error code: 501" or a pattern that silently never matches.
+# Every `matches` runs on RE2 (linear in the value's length, whatever the pattern: no rule can
+# take the engine down with a backtracking pattern such as (a|aa)+b), in both evaluators; the
+# durable_rules engine only ever sees the precomputed bit. The dialect stays the small one
+# docs/rules.md documents (what durable_rules' own DFA reads), so a pattern means one thing
+# everywhere; checked here so the author gets a clear message at validation.
 _REGEX_UNSUPPORTED = (
     ("\\", "backslash escapes (\\d, \\w, \\.) are not supported: write [0-9], [a-z], [.]"),
     ("(?", "(?...) groups are not supported"),
@@ -211,10 +215,25 @@ def check_regex(pattern: str, where: tuple[str | int, ...] = ()) -> None:
                    "write [$] or [\\^] for the characters themselves")
     if "[]" in pattern or "[^]" in pattern:
         raise ConditionError(where, f"regex {pattern!r}: an empty or ']'-leading character class")
+    if len(pattern) > _MAX_PATTERN:
+        raise ConditionError(where, f"regex of {len(pattern)} characters: at most {_MAX_PATTERN}")
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ConditionError(where, f"regex {pattern!r} does not compile: {exc}") from None
+        _regex(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ConditionError(where, f"regex {pattern!r} does not compile in RE2, the linear-time engine every matches runs on: {reason}") from None
+
+
+_MAX_PATTERN = 1000
+
+
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.dot_nl = True  # `.` matches any character, newlines included (re.DOTALL before)
+    options.never_capture = True  # a whole-value yes/no needs no groups, and runs faster
+    options.log_errors = False  # a refused pattern is reported to its author, not to stderr
+    options.max_mem = 1 << 20  # a pattern whose automaton needs more is refused at validation
+    return options
 
 
 # ----------------------------------------------------------------------------- values
@@ -307,13 +326,17 @@ def _compare(value: Any, op: str, lit: Scalar) -> bool:
     return bool(a <= b)
 
 
-_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
+_REGEX_CACHE: dict[str, Any] = {}
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
+def _regex(pattern: str) -> Any:
+    """The RE2 program for a pattern (raises re2.error for one RE2 refuses). Cached: patterns
+    come from installed rulesets, a bounded set."""
     compiled = _REGEX_CACHE.get(pattern)
     if compiled is None:
-        compiled = _REGEX_CACHE[pattern] = re.compile(pattern, re.DOTALL)
+        if len(_REGEX_CACHE) > 4096:
+            _REGEX_CACHE.clear()
+        compiled = _REGEX_CACHE[pattern] = re2.compile(pattern, options=_re2_options())
     return compiled
 
 

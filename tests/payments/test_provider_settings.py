@@ -42,7 +42,7 @@ def test_a_provider_setting_that_cannot_work_is_refused(settings: Settings, mess
 
 def test_the_sandbox_stays_the_default_and_no_url_means_no_collection() -> None:
     assert payment_service(Settings(psp_url=""), CLOCK) is None
-    service = payment_service(Settings(psp_url="http://127.0.0.1:9"), CLOCK)
+    service = payment_service(Settings(psp_url="http://127.0.0.1:9", psp_webhook_secret="whsec_local"), CLOCK)
     assert service is not None and service.default_provider == "sandbox"
     # Payments run on the system's clock; the adapter checks webhook freshness on the wall clock.
     assert service.clock is CLOCK

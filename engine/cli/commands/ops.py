@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import secrets
 import sys
 import threading
 from datetime import UTC, date, datetime
@@ -19,7 +20,8 @@ from engine.config import get_settings
 
 def register(sub: Any) -> None:
     p = sub.add_parser("worker", help="consume a subsystem's queue (sales, payments, access, messaging, all)")
-    p.add_argument("--subsystem", required=True)
+    # A name outside the list was a traceback from deep in the bus; argparse says which exist.
+    p.add_argument("--subsystem", required=True, choices=["sales", "payments", "access", "messaging", "all"])
     p.set_defaults(func=run_worker)
 
     p = sub.add_parser("scheduler", help="run the scheduler (one leader across processes)")
@@ -150,6 +152,9 @@ def run_sandbox(args: argparse.Namespace) -> int:
     from engine.payments import run_sandbox
 
     settings = get_settings()
+    if not settings.psp_webhook_secret:
+        raise BadInput("BILLING_PSP_WEBHOOK_SECRET is not set: the sandbox signs its webhooks with it and the "
+                       "API verifies them (there is no default)")
     run_sandbox(
         args.host,
         args.port or settings.psp_port,
@@ -170,8 +175,11 @@ def _payments_db() -> tuple[Any, Any]:
 
     settings = get_settings()
     migrate_database(settings.database_url)
+    # This command receives no webhooks: a throwaway secret when none is configured.
     service = payment_service(
-        settings.model_copy(update={"psp_url": settings.psp_url or "http://127.0.0.1:0"}), SystemClock()
+        settings.model_copy(update={"psp_url": settings.psp_url or "http://127.0.0.1:0",
+                                    "psp_webhook_secret": settings.psp_webhook_secret or secrets.token_hex(16)}),
+        SystemClock(),
     )
     return Database(settings.database_url), service
 

@@ -217,7 +217,10 @@ def start_system(settings: Any, *, workers: bool = True) -> tuple[Any, threading
             ) from None
     from engine.system import standard_wiring
 
-    system = build_system(settings, create_tables=False, wiring=standard_wiring() if workers else ())
+    try:
+        system = build_system(settings, create_tables=False, wiring=standard_wiring() if workers else ())
+    except ValueError as exc:  # a setting that cannot work (a missing secret): refuse to start
+        raise BadInput(str(exc)) from None
     stop = threading.Event()
     system.start_workers(stop, consume=workers)
     return system, stop

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -69,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     if not settings.seller_name and not settings.seller_iban:
         # The demo's own seller, for its bank-transfer invoice emails (a demo IBAN, not a real account).
         settings = settings.model_copy(update={"seller_name": DEMO_SELLER_NAME, "seller_iban": DEMO_SELLER_IBAN})
+    if not settings.psp_webhook_secret:
+        # The demo's sandbox runs in this process: a fresh secret each run, never a public one.
+        settings = settings.model_copy(update={"psp_webhook_secret": "whsec_" + secrets.token_urlsafe(24)})
     mail_note = f"email    {settings.smtp_url.split('@')[-1]}"
     if not settings.smtp_url:
         sink = MailSink(STATE_DIR / "mail", settings.mail_sink_port).start()
@@ -80,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     start_sandbox(settings)
     wiring = installers()
     system = build_system(settings, create_tables=False, wiring=wiring)
-    if not args.no_seed and not demo.is_seeded(system):
+    seeding = not args.no_seed and not demo.is_seeded(system)
+    if seeding:
         now = datetime.now(UTC)
         print(
             "seeding the demo: catalogs, rules, 50 customers and a month of usage (about a minute)...",
@@ -98,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         system.sync_rules()
+    sign_ins = seed_console_users(system, seeding)
     key_note = f"the admin API key is in {ADMIN_KEY_FILE}"
     if not ADMIN_KEY_FILE.exists():
         with system.db.session() as s:
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     system.start_workers(stop)
     console = None
     if not args.no_console:
-        console = start_console(settings, out)
+        console = start_console(settings, out, sign_ins)
     base = f"http://{settings.api_host}:{settings.api_port}"
     print(
         f"""
@@ -152,10 +158,31 @@ def installers() -> list[Any]:
     return standard_wiring()
 
 
-def start_console(settings: Any, out: Any) -> Any:
+def seed_console_users(system: Any, seeding: bool) -> list[tuple[str, str, str]]:
+    """The console's tables, and the demo sign-ins only in the database this run seeds with the
+    demo: a database the demo did not seed (a real one, or one seeded before, whose users may
+    have changed their passwords or been removed) never gets `<role>-demo` passwords."""
+    try:
+        from engine.console import ensure_tables, seed_demo
+    except ImportError:
+        return []
+    ensure_tables(system.db.engine)
+    if not seeding:
+        return []
+    with system.db.session() as s:
+        return seed_demo(s)
+
+
+def start_console(settings: Any, out: Any, sign_ins: list[tuple[str, str, str]]) -> Any:
     try:
         from engine.console import run_console
     except ImportError:
         print("  (console not installed)", file=out)
         return None
-    return run_console(settings.console_port, database_url=settings.database_url, wait=True, out=out)
+    process = run_console(settings.console_port, database_url=settings.database_url, wait=True, out=out,
+                          seed_demo=False)
+    for name, role, password in sign_ins:
+        print(f"  sign in as {name} / {password} ({role}; created with the demo seed)", file=out)
+    if not sign_ins:
+        print("  sign in with a console user (`billing user add NAME --role viewer|editor|publisher`)", file=out)
+    return process

@@ -1,0 +1,95 @@
+"""Run one hostile case under a time and a memory bound, so a regression fails the case
+instead of hanging the suite or taking the machine's memory.
+
+`bounded(fn, ...)` forks: the child lowers its address-space limit to what it already maps
+plus the case's budget, runs `fn`, and sends back the result (or the exception's type and
+text). The parent waits `seconds` and kills the child past that. A fork costs milliseconds,
+and the child inherits the imported engine, so the bound measures the case, not the start-up.
+`run_cli(...)` does the same for the `billing` command (a subprocess with the same limits).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BILLING = str(Path(sys.executable).with_name("billing"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    value: Any = None
+    error: str | None = None  # "TypeName: message" when the case raised
+    seconds: float = 0.0
+
+
+def _mapped_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * resource.getpagesize()
+
+
+def _limit_memory(budget_mb: int) -> None:
+    limit = _mapped_bytes() + budget_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...], budget_mb: int) -> None:
+    _limit_memory(budget_mb)
+    start = time.perf_counter()
+    try:
+        value = fn(*args)
+        conn.send(Outcome(value=value, seconds=time.perf_counter() - start))
+    except BaseException as exc:  # the case's answer, whatever it is, goes to the parent
+        conn.send(Outcome(error=f"{type(exc).__name__}: {exc}"[:2000], seconds=time.perf_counter() - start))
+    finally:
+        conn.close()
+
+
+def bounded(fn: Callable[..., Any], *args: Any, seconds: float = 5.0, memory_mb: int = 256) -> Outcome:
+    """fn(*args) in a forked child; fails the test when it runs past `seconds`, dies (e.g. of
+    MemoryError past `memory_mb` more than the parent maps) or sends nothing back."""
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, fn, args, memory_mb), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(seconds):
+            pytest.fail(f"{getattr(fn, '__name__', fn)} ran past its {seconds} s bound", pytrace=False)
+        outcome: Outcome = parent.recv()
+    except EOFError:
+        pytest.fail(f"{getattr(fn, '__name__', fn)} died (exit {proc.exitcode}) within {memory_mb} MB", pytrace=False)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        parent.close()
+    if outcome.error is not None and outcome.error.startswith("MemoryError"):
+        pytest.fail(f"{getattr(fn, '__name__', fn)} ran out of its {memory_mb} MB budget", pytrace=False)
+    return outcome
+
+
+def run_cli(args: Sequence[str], *, seconds: float = 30.0, memory_mb: int = 1024, cwd: str | Path | None = None,
+            env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`billing ARGS` with a time bound and an address-space limit; a hang or a blow-up fails."""
+    limit = memory_mb * 1024 * 1024
+
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    full_env = {**os.environ, **(env or {})}
+    try:
+        return subprocess.run([BILLING, *args], capture_output=True, text=True, timeout=seconds, cwd=cwd,
+                              env=full_env, input=stdin, preexec_fn=limits)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"billing {' '.join(args)} ran past its {seconds} s bound", pytrace=False)
