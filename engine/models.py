@@ -5,6 +5,7 @@ import importlib
 # Each subsystem declares its tables in its own models module.
 MODEL_MODULES = (
     "engine.store.outbox",
+    "engine.store.clock",
     "engine.sales.models",
     "engine.rules.models",
     "engine.payments.models",

@@ -217,7 +217,10 @@ def start_system(settings: Any, *, workers: bool = True) -> tuple[Any, threading
             ) from None
     from engine.system import standard_wiring
 
-    system = build_system(settings, create_tables=False, wiring=standard_wiring() if workers else ())
+    # On a test clock an API-only process still drives the clock advance through the
+    # scheduler's due work (the workers apply the events, the advance waits for them).
+    wired = workers or bool(settings.test_clock)
+    system = build_system(settings, create_tables=False, wiring=standard_wiring() if wired else ())
     stop = threading.Event()
     system.start_workers(stop, consume=workers)
     return system, stop
