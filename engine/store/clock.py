@@ -65,9 +65,9 @@ class StoredClock(TestClock):
     def _refresh(self) -> None:
         with self._db.read_session() as session:
             stored = session.scalar(select(StoredTestClock.now).where(StoredTestClock.id == ROW))
-        if stored is not None:
+        if stored is not None:  # the stored time is the system's: it only moves forward (`set`)
             with self._lock:
-                self._now = max(self._now, stored)
+                self._now = stored
         self._read_at = time.monotonic()
 
     def now(self) -> datetime:

@@ -69,9 +69,10 @@ class Processes:
         for _, proc in reversed(self.running):
             if proc.poll() is None:
                 proc.terminate()
+        deadline = time.monotonic() + 5
         for _, proc in reversed(self.running):
             try:
-                proc.wait(10)
+                proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
