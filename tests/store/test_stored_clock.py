@@ -53,7 +53,7 @@ def test_the_stored_clock_never_goes_back_and_is_read_within_its_ttl(sqlite_db: 
     with pytest.raises(ValueError, match="cannot go back"):
         other.set(START)
     with pytest.raises(ValueError, match="timezone"):
-        one.set(datetime(2026, 2, 1))  # noqa: DTZ001 (the naive time is the point)
+        one.set(datetime(2026, 2, 1))  # a naive time is refused
     cached = StoredClock(sqlite_db, START, ttl=3600)
     one.set(START + timedelta(days=1))
     assert cached.now() == START + timedelta(hours=5)  # read at most once per ttl: cheap
