@@ -60,33 +60,50 @@ class StoredClock(TestClock):
                     session.add(StoredTestClock(id=ROW, now=start))
         except IntegrityError:  # another process stored it first
             pass
-        self._refresh()
-
-    def _refresh(self) -> None:
-        with self._db.read_session() as session:
-            stored = session.scalar(select(StoredTestClock.now).where(StoredTestClock.id == ROW))
-        if stored is not None:  # the stored time is the system's: it only moves forward (`set`)
+        stored = self._read()
+        if stored is not None:  # the stored time is the system's, whatever this start said
             with self._lock:
                 self._now = stored
         self._read_at = time.monotonic()
 
+    def _read(self) -> datetime | None:
+        with self._db.read_session() as session:
+            return session.scalar(select(StoredTestClock.now).where(StoredTestClock.id == ROW))
+
+    def _refresh(self) -> None:
+        stored = self._read()
+        if stored is not None:
+            with self._lock:  # a read that began before this process's own `set` is older
+                self._now = max(self._now, stored)
+        self._read_at = time.monotonic()
+
     def now(self) -> datetime:
-        if time.monotonic() - self._read_at >= self._ttl:
-            with self._io:
-                if time.monotonic() - self._read_at >= self._ttl:
-                    self._refresh()
+        # Never wait for another thread's read: a caller may hold a write transaction that
+        # thread is waiting for. The cached time is at most `ttl` old.
+        if time.monotonic() - self._read_at >= self._ttl and self._io.acquire(blocking=False):
+            try:
+                self._refresh()
+            finally:
+                self._io.release()
         return super().now()
 
     def set(self, when: datetime) -> None:
         if when.tzinfo is None:
             raise ValueError("a timestamp without a timezone is ambiguous")
         when = when.astimezone(UTC)
-        with self._io:
-            self._refresh()
-            super().set(when)  # raises when it would go back
-            with self._db.session() as session:
+        # The stored row decides (another process may have moved it): checked and written in
+        # one transaction, holding no lock of ours while it waits for the database's.
+        with self._db.session() as session:
+            row = session.get(StoredTestClock, ROW, with_for_update=True)
+            if row is None:
+                session.add(StoredTestClock(id=ROW, now=when))
+            elif when < row.now:
+                raise ValueError(f"the clock cannot go back from {row.now.isoformat()}")
+            else:
                 session.execute(update(StoredTestClock).where(StoredTestClock.id == ROW).values(now=when))
-            self._read_at = time.monotonic()
+        with self._lock:
+            self._now = max(self._now, when)
+        self._read_at = time.monotonic()
         if self._shared:
             # Every other process's cached reading has expired when this returns: work of the
             # new instant sees the new time everywhere (`ttl`, 20 ms by default).

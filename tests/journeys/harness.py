@@ -158,6 +158,10 @@ class Engine:
         """Move the shared test clock; returns when the work due on the way is done."""
         return self.post("/v1/clock/advance", {"by": by})  # type: ignore[no-any-return]
 
+    def settle(self) -> dict[str, Any]:
+        """An advance to the present: returns when what is due now is done and delivered."""
+        return self.post("/v1/clock/advance", {"to": self.now()})  # type: ignore[no-any-return]
+
     def now(self) -> str:
         return str(self.get("/health")["time"])
 

@@ -57,6 +57,7 @@ class Ledger:
         customers = self.customers
         if not customers:
             return
+        self.engine.settle()  # what the journey's last calls set in motion is done
         db = read_only(self.engine.database_url)
         try:
             with db.connect() as conn:
