@@ -78,7 +78,8 @@ class Processes:
                 proc.wait(5)
 
 
-def wait_http(url: str, procs: Processes, timeout: float = 60) -> None:
+def wait_http(url: str, procs: Processes, timeout: float = 240) -> None:
+    # Generous: on a loaded 2-core machine five Python processes take minutes to import.
     deadline = time.monotonic() + timeout
     while True:
         procs.check()
