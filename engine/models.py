@@ -6,6 +6,7 @@ import importlib
 MODEL_MODULES = (
     "engine.store.outbox",
     "engine.events.counters",
+    "engine.store.clock",
     "engine.sales.models",
     "engine.rules.models",
     "engine.payments.models",

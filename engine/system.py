@@ -19,8 +19,10 @@ from engine.api import ApiContext, KeyVerifier
 from engine.clock import Clock, SystemClock, TestClock
 from engine.config import Settings, get_settings
 from engine.events import Envelope, EventBus, HandlerRegistry, make_bus
+from engine.events.settle import Settler
 from engine.rules import RulesRuntime
 from engine.store import Database
+from engine.store.clock import StoredClock
 
 if TYPE_CHECKING:
     from engine.payments import PaymentService
@@ -151,6 +153,8 @@ class System:
     extra_wiring: list[Callable[[HandlerRegistry, System], None]] = field(default_factory=list)
     # Work due at a time besides the billing run (payment retries, scheduled rules), in order.
     due_work: list[Callable[[datetime], Any]] = field(default_factory=list)
+    # A broker-backed system on a test clock: waits until the workers applied every event.
+    settler: Settler | None = None
     # (rules versions, the sorted validity edges of their access rules), recomputed on a publish.
     _access_windows: tuple[dict[str, int], list[datetime]] = field(default_factory=lambda: ({"": -1}, []))
 
@@ -176,6 +180,10 @@ class System:
         self.access.flush_denials()
         if self.bus is not None and hasattr(self.bus, "drain"):
             return int(self.bus.drain())
+        if self.settler is not None:
+            # Other processes apply the events: wait for them (a clock advance must return
+            # only when the work due on the way is done).
+            self.settler.wait()
         return 0
 
     def run_due(self, now: datetime) -> dict[str, Any]:
@@ -234,7 +242,7 @@ class System:
         # The bus may hand another process the event that changes a decision here (several
         # dispatchers, a broker, or none here at all): every process follows the outbox too.
         workers.append(("access-follower", self.access.follow_changes))
-        if self.scheduler_runner is not None:
+        if self.scheduler_runner is not None and consume:
             workers.append(("scheduler", self.scheduler_runner))
         for name, target in workers:
             thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
@@ -363,7 +371,12 @@ def build_system(
         db.create_all()
     if clock is None:
         clock = (
-            TestClock(datetime.fromisoformat(settings.test_clock.replace("Z", "+00:00")))
+            # Stored: every process of the system (API, workers, scheduler) reads one clock.
+            StoredClock(
+                db,
+                datetime.fromisoformat(settings.test_clock.replace("Z", "+00:00")),
+                shared=bool(settings.broker_url),
+            )
             if settings.test_clock
             else SystemClock()
         )
@@ -386,4 +399,6 @@ def build_system(
         system.due_work.append(payments_due_work(db, system.payments))
     register_handlers(registry, system)
     system.bus = make_bus(settings, db, registry, clock=clock)
+    if settings.broker_url and system.test_clock is not None:
+        system.settler = Settler(db, registry)
     return system

@@ -771,6 +771,13 @@ def _event_props(c: _Claimed) -> dict[str, Any]:
             "attempts": c.attempts}
 
 
+def deliveries_in_flight(db: Database) -> int:
+    """Notifications another delivery run has claimed and not recorded yet (`sending`): a
+    test clock's advance waits for them, so it returns with its messages delivered."""
+    with db.read_session() as session:
+        return int(session.scalar(select(func.count()).where(m.Notification.status == m.SENDING)) or 0)
+
+
 def deliver_pending(
     db: Database,
     channels: Channels,

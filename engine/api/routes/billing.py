@@ -16,6 +16,7 @@ from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
 from engine.api.routes.payments import PaymentMethodIn, attach
 from engine.api.types import SeatCount, ZonedTime
+from engine.events.settle import NotSettled
 
 router = APIRouter(prefix="/v1", tags=["billing"], responses=documented(400, 401, 403, 404, 409, 413, 422))
 
@@ -267,6 +268,7 @@ class AdvanceIn(BaseModel):
 @router.post(
     "/clock/advance",
     dependencies=[ADMIN],
+    responses=documented(503),
     summary="Move the test clock, running every piece of work that falls due on the way",
 )
 def advance_clock(body: AdvanceIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
@@ -298,6 +300,8 @@ def advance_clock(body: AdvanceIn, ctx: ApiContext = Depends(context)) -> dict[s
             report = ctx.advance_to(target)
         except ValueError as exc:  # another advance moved the clock past the target meanwhile
             raise Problem(409, str(exc), field_name) from None
+        except NotSettled as exc:  # the workers did not apply the events in time: say so
+            raise Problem(503, f"the clock moved, but the work due did not finish: {exc}", "clock") from None
     ctx.access.invalidate(None)
     ctx.after_commit()
     return {"now": ctx.test_clock.now().isoformat(), **report}

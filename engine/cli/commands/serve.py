@@ -217,8 +217,11 @@ def start_system(settings: Any, *, workers: bool = True) -> tuple[Any, threading
             ) from None
     from engine.system import standard_wiring
 
+    # On a test clock an API-only process still drives the clock advance through the
+    # scheduler's due work (the workers apply the events, the advance waits for them).
+    wired = workers or bool(settings.test_clock)
     try:
-        system = build_system(settings, create_tables=False, wiring=standard_wiring() if workers else ())
+        system = build_system(settings, create_tables=False, wiring=standard_wiring() if wired else ())
     except ValueError as exc:  # a setting that cannot work (a missing secret): refuse to start
         raise BadInput(str(exc)) from None
     stop = threading.Event()

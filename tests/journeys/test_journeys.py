@@ -1,0 +1,282 @@
+"""Money journeys end to end, over HTTP on the shared test clock, in both shapes (issue 15).
+
+Each journey makes its own customers; after each one the ledger checker (ledger.py) asserts
+the money invariants over everything it touched. Journeys that need a fix from another work
+package of issue 15 are marked xfail(strict=False) with the package named; the lead removes
+the marks after merging.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.payments.camt import Entry, camt053
+
+D = Decimal
+CARD_OK = "4242424242424242"
+CARD_ASYNC = "4000000000003220"
+CARD_SOFT_DECLINE = "4000000000009995"
+CARD_HARD_DECLINE = "4000000000000002"
+
+NEEDS_PAYMENTS = pytest.mark.xfail(
+    reason="needs wp/payments: attach a payment method over HTTP / on POST /v1/subscriptions (finding 1)",
+    strict=False)
+
+
+def card(token: str) -> dict[str, str]:
+    return {"type": "card", "token": token}
+
+
+def wait_until(what: str, probe: Any, timeout: float = 15.0) -> Any:
+    """For what an outside party does on its own time (the provider's asynchronous webhook):
+    poll until `probe()` is truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+
+
+def in_advance(invoice: dict[str, Any]) -> Decimal:
+    return sum((money(x["total"]) for x in invoice["lines"] if x["timing"] == "in_advance"), D(0))
+
+
+def email_templates(engine: Engine, customer: str) -> list[str]:
+    """The templates of the emails the engine says it sent to `customer` (the in-app feed
+    and the mailbox are checked separately)."""
+    return [m.get("X-Billing-Template", "") or str(m.get("Subject", "")) for m in engine.mails(f"{customer}@")]
+
+
+# 1 --------------------------------------------------------------------------------------------
+@NEEDS_PAYMENTS
+def test_signup_with_a_card_is_paid(engine: Engine) -> None:
+    cid = engine.customer("signup")
+    sub = engine.subscribe(cid, "pro", quantity=2, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    [first] = engine.invoices(cid)
+    assert first["status"] == "paid" and money(first["amount_paid"]) == money(first["total"]) == D("69.00") * D(
+        "1.19")
+    [charge] = engine.charges(cid)
+    assert charge["status"] == "captured" and money(charge["amount"]) == money(first["total"])
+    assert len(engine.mails(f"{cid}@")) >= 2  # the invoice and the payment receipt
+    assert sub["status"] == "active"
+
+
+# 2 --------------------------------------------------------------------------------------------
+def test_an_edu_promotion_gives_a_discounted_invoice_equal_to_the_quote(engine: Engine) -> None:
+    cid = engine.customer("edu", segment="edu")
+    sub = engine.subscribe(cid, "pro", quantity=2)
+    [first] = engine.invoices(cid)
+    # rules/promotions.yaml: half price for segment edu, on every line of the invoice.
+    assert money(first["discount"]) == D("34.50")  # (49.00 + 2 x 10.00) / 2
+    assert [d["source"] for d in first["discounts"]] == ["rule:promotions/edu-50"]
+    period = f"{first['period']['start']}/{first['period']['end']}"
+    quote = engine.quote(subscription_id=sub["id"], period=period)
+    assert in_advance(first) == money(first["total"])
+    assert money(quote["total"]) == money(first["total"])  # nothing metered was used
+
+
+# 3 --------------------------------------------------------------------------------------------
+@pytest.mark.xfail(
+    reason="needs wp/payments (a paying customer, finding 1); and one price: the ledger finds the period "
+           "pro+WELCOME20 -> enterprise (minimum 2000) invoiced 2371.52 but quoted 2380.00 (the quote by "
+           "subscription drops the coupon of the pro days under the minimum's true-up)", strict=False)
+def test_a_coupon_with_an_upgrade_a_downgrade_and_a_seat_change(engine: Engine) -> None:
+    cid = engine.customer("coupon")
+    sub = engine.subscribe(cid, "pro", quantity=2, coupon="WELCOME20", payment_method=card(CARD_OK))
+    [first] = engine.invoices(cid)
+    assert money(first["discount"]) == D("13.80")  # 20 % of 69.00
+    engine.advance("7d")
+    seats = engine.post(f"/v1/subscriptions/{sub['id']}/change", {"quantity": 4})
+    assert seats["quantity"] in (4, "4")
+    engine.advance("7d")
+    up = engine.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": "enterprise"})
+    assert up["plan"] == "enterprise"
+    document = up.get("document")
+    assert document is not None and money(document["total"]) > 0  # the rest of the period, prorated
+    engine.advance("3d")
+    down = engine.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": "pro"})
+    assert down["pending"]["plan"] == "pro"  # a downgrade waits for the period end
+    engine.advance("1mo")
+    [now] = engine.subscriptions(cid)
+    assert now["plan"] == "pro" and now["status"] == "active"
+    # The ledger: each invoice is the sum of its lines; each closed period equals its quote.
+
+
+# 4 --------------------------------------------------------------------------------------------
+@pytest.mark.xfail(reason="needs wp/messaging: quota_warning / quota_reached render (finding 8)", strict=False)
+def test_usage_across_80_and_100_percent_of_a_quota_is_announced(engine: Engine) -> None:
+    cid = engine.customer("quota")
+    engine.subscribe(cid, "free")
+    engine.usage(cid, 800)  # 80 % of the free plan's 1,000 calls a month
+    assert engine.check(cid, "api")["allowed"] is True
+    engine.advance("1h")
+    engine.usage(cid, 200)
+    assert engine.check(cid, "api")["allowed"] is False
+    engine.advance("1h")
+    feed = [n.get("template") for n in engine.notifications(cid)]
+    assert "quota_warning" in feed and "quota_reached" in feed
+    subjects = " ".join(engine.subjects(f"{cid}@")).lower()
+    assert len(engine.mails(f"{cid}@")) == 2 and "80" in subjects and "100" in subjects
+
+
+# 5 --------------------------------------------------------------------------------------------
+def test_an_access_denial_brings_an_upsell_offer(engine: Engine) -> None:
+    cid = engine.customer("upsell")
+    engine.subscribe(cid, "free")
+    answer = engine.check(cid, "sso")
+    assert answer["allowed"] is False and answer["reason"] == "not_in_plan"
+    assert answer["offer"]["plan"] == "pro"
+    engine.advance("1h")
+    feed = engine.notifications(cid)
+    assert [n.get("template") for n in feed].count("upgrade_offer") == 1
+    [offer] = engine.mails(f"{cid}@")
+    assert "Pro" in str(offer.get("Subject", "")) + offer.as_string()
+
+
+# 6 --------------------------------------------------------------------------------------------
+@pytest.mark.xfail(reason="needs wp/payments: attach a card over HTTP; webhooks by wall clock (findings 1, 7)",
+                   strict=False)
+def test_an_async_payment_is_confirmed_by_webhook_on_a_test_clock(engine: Engine) -> None:
+    cid = engine.customer("async")
+    engine.subscribe(cid, "pro", payment_method=card(CARD_ASYNC))
+    [charge] = wait_until("the provider charged", lambda: engine.charges(cid))
+    wait_until("the provider's webhook was accepted and the invoice paid",
+               lambda: engine.invoices(cid)[0]["status"] == "paid")
+    engine.advance("1h")
+    [invoice] = engine.invoices(cid)
+    assert money(invoice["amount_paid"]) == money(invoice["total"]) == money(charge["amount"])
+    [charge] = engine.charges(cid)
+    assert charge["status"] == "captured"
+
+
+# 7 --------------------------------------------------------------------------------------------
+@NEEDS_PAYMENTS
+def test_a_soft_decline_is_retried_and_recovers_with_a_new_card(engine: Engine) -> None:
+    cid = engine.customer("soft")
+    engine.subscribe(cid, "pro", payment_method=card(CARD_SOFT_DECLINE))
+    [invoice] = engine.invoices(cid)
+    assert invoice["status"] != "paid"
+    engine.advance("1d")  # the first retry (rules/dunning.yaml), declined again
+    assert len(engine.charges(cid)) == 2
+    engine.post(f"/v1/customers/{cid}/payment_methods", {"type": "card", "token": CARD_OK, "default": True},
+                status=201)
+    engine.advance("2d")  # the next retry takes the new card
+    [invoice] = engine.invoices(cid)
+    assert invoice["status"] == "paid"
+    assert [c["status"] for c in engine.charges(cid)] == ["declined", "declined", "captured"]
+    engine.advance("10d")
+    assert len(engine.charges(cid)) == 3  # recovered: nothing is charged again
+
+
+# 8 --------------------------------------------------------------------------------------------
+@NEEDS_PAYMENTS
+def test_a_hard_decline_is_not_retried_and_asks_for_a_new_method(engine: Engine) -> None:
+    cid = engine.customer("hard")
+    engine.subscribe(cid, "pro", payment_method=card(CARD_HARD_DECLINE))
+    engine.advance("8d")
+    assert len(engine.charges(cid)) == 1  # generic_decline is not retryable
+    templates = [n.get("template") for n in engine.notifications(cid)]
+    mails = " ".join(m.as_string() for m in engine.mails(f"{cid}@")).lower()
+    assert "payment_method_needed" in templates or "payment method" in mails
+    assert templates.count("payment_failed") <= 1
+
+
+# 9 --------------------------------------------------------------------------------------------
+@pytest.mark.xfail(reason="needs wp/dunning: the cancellation's credit settles the open invoice (finding 5)",
+                   strict=False)
+def test_dunning_to_cancellation_stops_billing_and_settles_the_credit(engine: Engine) -> None:
+    cid = engine.customer("dunned")
+    engine.subscribe(cid, "pro")  # no payment method: the first invoice stays open
+    engine.advance("32d")  # cancelled on day 30; the renewal day passes after it
+    [sub] = engine.subscriptions(cid)
+    assert sub["status"] in ("canceled", "cancelled") and sub["ended_at"]
+    invoices = engine.invoices(cid)
+    # Cancelled by dunning on its renewal day: the renewal invoice is not left open and retried.
+    assert all(inv["status"] != "open" for inv in invoices), [(i["number"], i["status"]) for i in invoices]
+    assert any(inv["credit_notes"] for inv in invoices)  # the unused days, against what is owed
+    assert len(invoices) <= 2
+
+
+# 10 -------------------------------------------------------------------------------------------
+@NEEDS_PAYMENTS  # a customer who pays, so dunning does not cancel before the period ends
+def test_late_usage_under_a_minimum_commitment_fills_the_true_up(engine: Engine) -> None:
+    cid = engine.customer("minimum")
+    sub = engine.subscribe(cid, "enterprise", payment_method=card(CARD_OK))
+    start = sub["current_period"]["start"]
+    engine.usage(cid, 1, event="gpu.used", properties={"hours": 100, "region": "eu"})  # 240.00
+    engine.advance("1mo")
+    closing = engine.invoices(cid)[1]
+    true_up = [x for x in closing["lines"] if x["price_id"] == "minimum_commitment"]
+    # 1,500 + 25 + 240 = 1,765: 235.00 short of the 2,000.00 minimum.
+    assert [x["amount"] for x in true_up] == ["235.00"]
+    engine.usage(cid, 1, event="gpu.used", properties={"hours": 10, "region": "eu"},
+                 at=start.replace("+00:00", "Z") if "T" in start else f"{start}T12:00:00Z")  # late: 24.00
+    engine.advance("1mo")
+    late = [x for x in engine.invoices(cid)[2]["lines"] if x["kind"] == "adjustment"]
+    # The late 24.00 fills the minimum: the true-up shrinks by as much, nothing more is owed.
+    assert sorted((x["price_id"], x["amount"]) for x in late) == [("gpu", "24.00"), ("minimum_commitment", "-24.00")]
+
+
+# 11 -------------------------------------------------------------------------------------------
+@pytest.mark.xfail(reason="needs wp/payments (a bank-transfer method over HTTP) and wp/messaging "
+                          "(IBAN and RF reference in the invoice email; the paid amount in the receipt)",
+                   strict=False)
+def test_a_partial_bank_transfer_then_the_rest_reconciled_from_camt053(engine: Engine, tmp_path: Any) -> None:
+    cid = engine.customer("bank")
+    engine.post(f"/v1/customers/{cid}/payment_methods", {"type": "bank_transfer", "provider": "bank",
+                                                         "default": True}, status=201)
+    engine.subscribe(cid, "pro")
+    engine.advance("1h")
+    [invoice] = engine.invoices(cid)
+    total = money(invoice["total"])
+    [mail] = [m for m in engine.mails(f"{cid}@") if "RF" in m.as_string()]
+    reference = re.search(r"RF\d\d[0-9A-Z ]{1,30}", mail.as_string())
+    assert reference is not None
+    rf = reference.group(0).replace(" ", "").rstrip()
+    first = D("50.00")
+    for n, amount in enumerate((first, total - first), start=1):
+        statement = tmp_path / f"camt-{n}.xml"
+        statement.write_bytes(camt053([Entry(f"{amount:.2f}", currency="USD", reference=rf)],
+                                      stmt_id=f"{cid}-{n}"))
+        done = subprocess.run([BILLING, "reconcile", str(statement), "--provider", "bank"], cwd=ROOT,
+                              env=engine.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        engine.advance("1h")
+    [invoice] = engine.invoices(cid)
+    assert invoice["status"] == "paid" and [p["amount"] for p in invoice["payments"]] == [
+        "50.00", f"{total - first:.2f}"]
+    receipts = [m.as_string() for m in engine.mails(f"{cid}@") if "50.00" in m.as_string()]
+    assert receipts, "the first payment's receipt names the 50.00 received"
+
+
+# 12 -------------------------------------------------------------------------------------------
+@pytest.mark.xfail(reason="needs wp/payments: attach a card over HTTP, POST /v1/invoices/{id}/refunds", strict=False)
+def test_a_refund_makes_a_credit_note_and_balanced_journal_entries(engine: Engine) -> None:
+    cid = engine.customer("refund")
+    engine.subscribe(cid, "pro", payment_method=card(CARD_OK))
+    engine.advance("1h")
+    [invoice] = engine.invoices(cid)
+    assert invoice["status"] == "paid"
+    refund = engine.post(f"/v1/invoices/{invoice['id']}/refunds", {"amount": "10.00", "reason": "goodwill"},
+                         status=201)
+    assert money(refund["credit_note"]["total"]) == D("10.00")
+    too_much = engine.admin.post(f"/v1/invoices/{invoice['id']}/refunds", json={"amount": "1000.00",
+                                                                                "reason": "x"})
+    assert too_much.status_code == 422 and too_much.json()["field"] == "amount"
+    engine.advance("1h")
+    [invoice] = engine.invoices(cid)
+    assert [money(c["total"]) for c in invoice["credit_notes"]] == [D("10.00")]
+    [charge] = engine.charges(cid)
+    assert money(charge["amount_refunded"]) == D("10.00")
+    # The journal's balance is checked by the ledger after the journey.
