@@ -95,7 +95,7 @@ EVENT_PROPERTIES: dict[str, dict[str, Any]] = {
     "access.denied": {
         "allowed": False, "feature": "sso", "reason": "not_in_plan", "limit": None, "used": None,
         "remaining": None, "plan": "basic", "rules": ["access/sso-upsell"],
-        "offer": {"plan": "pro", "coupon": "WELCOME20"}, "count": 1},
+        "offer": {"plan": "pro", "coupon": "WELCOME20"}, "count": 1, "decision_id": "dec_01SAMPLE"},
 }
 
 

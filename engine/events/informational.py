@@ -12,11 +12,11 @@ INFORMATIONAL: dict[str, str] = {
     "catalog.published": "audit record; every process reads catalog versions from the database",
     "rules.published": "audit record; every process polls the published versions "
                        "(BILLING_RULES_REFRESH_SECONDS), automation also reloads at once on it",
-    "credit_note.issued": "record for the product; sales applied the credit when it issued the note",
+    "payment_method.attached": "record for the product and the decision log; attaching collects the "
+    "customer's failed invoices in the same call",
+    "payment_method.detached": "record for the product and the decision log",
     "invoice.credited": "record for the product; a cancellation's credit note closed the invoice in the call "
                         "(payments follows credit_note.issued; automation drops its pending retries)",
-    "invoice.voided": "record for the product; sales and payments changed the invoice in the call",
-    "invoice.uncollectible": "record for the product; the write-off is journaled in the call",
     "payment.failed": "the attempt's record (decline code, retryable); dunning reacts to "
                       "invoice.payment_failed, published with it",
     "payment.refunded": "record for the product; the refund and its credit note are written in the call",

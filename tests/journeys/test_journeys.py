@@ -1,10 +1,7 @@
 """Money journeys end to end, over HTTP on the shared test clock, in both shapes (issue 15).
 
 Each journey makes its own customers; after each one the ledger checker (ledger.py) asserts
-the money invariants over everything it touched. Journeys that need a fix from another work
-package of issue 15 are marked xfail(strict=False) with the package named; the lead removes
-the marks after merging.
-"""
+the money invariants over everything it touched. """
 
 from __future__ import annotations
 
@@ -14,8 +11,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from tests.journeys.harness import BILLING, ROOT, Engine, money
 from tests.payments.camt import Entry, camt053
 
@@ -24,11 +19,6 @@ CARD_OK = "4242424242424242"
 CARD_ASYNC = "4000000000003220"
 CARD_SOFT_DECLINE = "4000000000009995"
 CARD_HARD_DECLINE = "4000000000000002"
-
-NEEDS_PAYMENTS = pytest.mark.xfail(
-    reason="needs wp/payments: attach a payment method over HTTP / on POST /v1/subscriptions (finding 1)",
-    strict=False)
-
 
 def card(token: str) -> dict[str, str]:
     return {"type": "card", "token": token}
@@ -58,7 +48,6 @@ def email_templates(engine: Engine, customer: str) -> list[str]:
 
 
 # 1 --------------------------------------------------------------------------------------------
-@NEEDS_PAYMENTS
 def test_signup_with_a_card_is_paid(engine: Engine) -> None:
     cid = engine.customer("signup")
     sub = engine.subscribe(cid, "pro", quantity=2, payment_method=card(CARD_OK))
@@ -87,10 +76,6 @@ def test_an_edu_promotion_gives_a_discounted_invoice_equal_to_the_quote(engine: 
 
 
 # 3 --------------------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    reason="needs wp/payments (a paying customer, finding 1); and one price: the ledger finds the period "
-           "pro+WELCOME20 -> enterprise (minimum 2000) invoiced 2371.52 but quoted 2380.00 (the quote by "
-           "subscription drops the coupon of the pro days under the minimum's true-up)", strict=False)
 def test_a_coupon_with_an_upgrade_a_downgrade_and_a_seat_change(engine: Engine) -> None:
     cid = engine.customer("coupon")
     sub = engine.subscribe(cid, "pro", quantity=2, coupon="WELCOME20", payment_method=card(CARD_OK))
@@ -114,7 +99,6 @@ def test_a_coupon_with_an_upgrade_a_downgrade_and_a_seat_change(engine: Engine) 
 
 
 # 4 --------------------------------------------------------------------------------------------
-@pytest.mark.xfail(reason="needs wp/messaging: quota_warning / quota_reached render (finding 8)", strict=False)
 def test_usage_across_80_and_100_percent_of_a_quota_is_announced(engine: Engine) -> None:
     cid = engine.customer("quota")
     engine.subscribe(cid, "free")
@@ -145,8 +129,6 @@ def test_an_access_denial_brings_an_upsell_offer(engine: Engine) -> None:
 
 
 # 6 --------------------------------------------------------------------------------------------
-@pytest.mark.xfail(reason="needs wp/payments: attach a card over HTTP; webhooks by wall clock (findings 1, 7)",
-                   strict=False)
 def test_an_async_payment_is_confirmed_by_webhook_on_a_test_clock(engine: Engine) -> None:
     cid = engine.customer("async")
     engine.subscribe(cid, "pro", payment_method=card(CARD_ASYNC))
@@ -161,7 +143,6 @@ def test_an_async_payment_is_confirmed_by_webhook_on_a_test_clock(engine: Engine
 
 
 # 7 --------------------------------------------------------------------------------------------
-@NEEDS_PAYMENTS
 def test_a_soft_decline_is_retried_and_recovers_with_a_new_card(engine: Engine) -> None:
     cid = engine.customer("soft")
     engine.subscribe(cid, "pro", payment_method=card(CARD_SOFT_DECLINE))
@@ -180,7 +161,6 @@ def test_a_soft_decline_is_retried_and_recovers_with_a_new_card(engine: Engine) 
 
 
 # 8 --------------------------------------------------------------------------------------------
-@NEEDS_PAYMENTS
 def test_a_hard_decline_is_not_retried_and_asks_for_a_new_method(engine: Engine) -> None:
     cid = engine.customer("hard")
     engine.subscribe(cid, "pro", payment_method=card(CARD_HARD_DECLINE))
@@ -193,8 +173,6 @@ def test_a_hard_decline_is_not_retried_and_asks_for_a_new_method(engine: Engine)
 
 
 # 9 --------------------------------------------------------------------------------------------
-@pytest.mark.xfail(reason="needs wp/dunning: the cancellation's credit settles the open invoice (finding 5)",
-                   strict=False)
 def test_dunning_to_cancellation_stops_billing_and_settles_the_credit(engine: Engine) -> None:
     cid = engine.customer("dunned")
     engine.subscribe(cid, "pro")  # no payment method: the first invoice stays open
@@ -209,7 +187,7 @@ def test_dunning_to_cancellation_stops_billing_and_settles_the_credit(engine: En
 
 
 # 10 -------------------------------------------------------------------------------------------
-@NEEDS_PAYMENTS  # a customer who pays, so dunning does not cancel before the period ends
+
 def test_late_usage_under_a_minimum_commitment_fills_the_true_up(engine: Engine) -> None:
     cid = engine.customer("minimum")
     sub = engine.subscribe(cid, "enterprise", payment_method=card(CARD_OK))
@@ -229,9 +207,6 @@ def test_late_usage_under_a_minimum_commitment_fills_the_true_up(engine: Engine)
 
 
 # 11 -------------------------------------------------------------------------------------------
-@pytest.mark.xfail(reason="needs wp/payments (a bank-transfer method over HTTP) and wp/messaging "
-                          "(IBAN and RF reference in the invoice email; the paid amount in the receipt)",
-                   strict=False)
 def test_a_partial_bank_transfer_then_the_rest_reconciled_from_camt053(engine: Engine, tmp_path: Any) -> None:
     cid = engine.customer("bank")
     engine.post(f"/v1/customers/{cid}/payment_methods", {"type": "bank_transfer", "provider": "bank",
@@ -261,7 +236,6 @@ def test_a_partial_bank_transfer_then_the_rest_reconciled_from_camt053(engine: E
 
 
 # 12 -------------------------------------------------------------------------------------------
-@pytest.mark.xfail(reason="needs wp/payments: attach a card over HTTP, POST /v1/invoices/{id}/refunds", strict=False)
 def test_a_refund_makes_a_credit_note_and_balanced_journal_entries(engine: Engine) -> None:
     cid = engine.customer("refund")
     engine.subscribe(cid, "pro", payment_method=card(CARD_OK))

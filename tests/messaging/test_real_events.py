@@ -85,15 +85,19 @@ def _usage(customer: str, n: int, start: int) -> list[dict[str, Any]]:
              "time": "2026-11-01T10:00:00Z", "properties": {}} for i in range(n)]
 
 
+PSP_SECRET = "whsec_" + "journey-test"  # the sandbox and the engine share it; no default exists
+
+
 @pytest.fixture(scope="module")
 def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
     tmp = tmp_path_factory.mktemp("journey")
     smtp = start_smtp()
     sandbox = Server(create_sandbox_app(api_key="sk_sandbox_test", webhook_url="http://127.0.0.1:9/none",
-                                        webhook_secret="whsec_sandbox")).start()
+                                        webhook_secret=PSP_SECRET)).start()
     db_url = f"sqlite:///{tmp}/billing.db"
     settings = Settings(database_url=db_url, test_clock="2026-11-01T09:00:00Z",
                         access_denial_buffer_ms=0, smtp_url=smtp.url, psp_url=sandbox.url,
+                        psp_api_key="sk_sandbox_test", psp_webhook_secret=PSP_SECRET,
                         seller_name=SELLER_NAME, seller_iban=SELLER_IBAN)
     migrate_database(db_url)  # as `billing serve` does: `billing reconcile` migrates too
     # The full embedded deployment: automation and the scheduler with the API.
@@ -136,7 +140,8 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
         statement = tmp / "statement.xml"
         statement.write_bytes(camt053([Entry("50.00", invoice["currency"], reference=reference,
                                              booked="2026-11-16")], iban=SELLER_IBAN))
-        env = dict(os.environ, BILLING_DATABASE_URL=db_url, BILLING_PSP_URL=sandbox.url)
+        env = dict(os.environ, BILLING_DATABASE_URL=db_url, BILLING_PSP_URL=sandbox.url,
+                   BILLING_PSP_WEBHOOK_SECRET=PSP_SECRET)
         done = subprocess.run([str(Path(sys.executable).parent / "billing"), "reconcile", str(statement)],
                               capture_output=True, text=True, env=env,
                               cwd=tmp, timeout=120)
