@@ -14,6 +14,7 @@ Setup goes through the operator's doors too: `billing migrate`, `billing publish
 from __future__ import annotations
 
 import email
+import email.policy
 import os
 import secrets
 import socket
@@ -194,12 +195,23 @@ class Engine:
                 out.append(msg)
         return out
 
+    def texts(self, to: str) -> list[str]:
+        """The plain-text bodies, decoded (transfer encodings aside), as the customer reads them."""
+        return [m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+                for m in (email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                          for p in sorted(self.mail_dir.glob("*.eml")))
+                if to in str(m.get("To", ""))]
+
     def subjects(self, to: str) -> list[str]:
         return [str(m.get("Subject", "")) for m in self.mails(to)]
 
 
 def money(value: Any) -> Decimal:
     return Decimal(str(value))
+
+
+SELLER_NAME = "Journeys Ltd"
+SELLER_IBAN = "CH9300762011623852957"  # the ISO 13616 example IBAN
 
 
 def base_env(tmp: Path, database_url: str) -> tuple[dict[str, str], dict[str, int]]:
@@ -217,6 +229,9 @@ def base_env(tmp: Path, database_url: str) -> tuple[dict[str, str], dict[str, in
         "BILLING_RULES_REFRESH_SECONDS": "1",
         # Denials written in the check's own transaction: the upsell journey sees them at once.
         "BILLING_ACCESS_DENIAL_BUFFER_MS": "0",
+        # Who bank-transfer customers pay: printed with the RF reference on their invoice emails.
+        "BILLING_SELLER_NAME": SELLER_NAME,
+        "BILLING_SELLER_IBAN": SELLER_IBAN,
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
     })

@@ -123,6 +123,10 @@ class Ledger:
                 if _when(end) > now:
                     continue  # its usage is billed when it closes
                 quote = self.engine.quote(subscription_id=sub["id"], period=f"{start[:10]}/{end[:10]}")
+                if quote["mid_period_changes"]:
+                    # A period with a plan change in it is quoted at its final state (docs/sales.md);
+                    # its pieces are checked by the journey itself. Open in issue 15's note.
+                    continue
                 assert D(quote["total"]) == total, (
                     f"{sub['id']} {start}/{end}: invoiced {total}, quoted {quote['total']}")
 
