@@ -20,6 +20,7 @@ import pytest
 from events_support import cleanup_rabbit, fast_config, wait_until
 
 from engine.system import build_system, standard_wiring
+from tests.conftest import create_pg_database, drop_pg_database
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 BILLING = str(Path(sys.executable).with_name("billing"))
@@ -32,7 +33,10 @@ def _port() -> int:
 
 
 @pytest.fixture
-def shape(pg_url: str, rabbit_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def shape(pg_server: str, rabbit_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    # A database of its own: `billing migrate` on the session's database would meet the tables
+    # other tests created without migrations.
+    pg_url = create_pg_database(pg_server)
     prefix = f"test-{secrets.token_hex(4)}"
     env = {**os.environ, "BILLING_DATABASE_URL": pg_url, "BILLING_BROKER_URL": rabbit_url,
            "BILLING_BROKER_PREFIX": prefix, "BILLING_PSP_URL": "", "BILLING_SMTP_URL": ""}
@@ -57,6 +61,7 @@ def shape(pg_url: str, rabbit_url: str, tmp_path: Path) -> Iterator[dict[str, st
                 p.kill()
         registry = build_system_registry(pg_url)
         cleanup_rabbit(rabbit_url, fast_config(prefix), registry)
+        drop_pg_database(pg_server, pg_url)
 
 
 def build_system_registry(pg_url: str):  # type: ignore[no-untyped-def]

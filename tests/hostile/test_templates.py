@@ -48,7 +48,8 @@ def test_a_message_template_bomb_is_refused_before_it_costs(tmp_path: Path, bomb
     outcome = bounded(_render, tmp_path, seconds=5, memory_mb=200)
     assert outcome.error is None, outcome.error
     assert outcome.value.startswith("template 't' (sms): not allowed"), outcome.value
-    assert outcome.seconds < 1.5, outcome
+    # The sandbox stops it at 1 s of its own time; 3 s of wall time leaves room for a busy CI box.
+    assert outcome.seconds < 3, outcome
 
 
 def _invoice_html(root: Path) -> str:
