@@ -104,7 +104,7 @@ class ActionRunner:
 
     def __init__(self, session: Session, now: datetime, *, public_url: str,
                  batch: bool = False, promotions: PromotionSource | None = None,
-                 seller: Seller | None = None) -> None:
+                 seller: Seller | None = None, renderer: messaging.Renderer | None = None) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome)."""
@@ -115,6 +115,7 @@ class ActionRunner:
         self.batch = batch
         self.promotions = promotions  # what a cancellation's documents are priced with
         self.seller = seller or Seller()  # printed on bank-transfer instructions
+        self.renderer = renderer  # the system's templates (None: messaging renders with a fresh one)
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
         for index, action in enumerate(actions):
@@ -166,7 +167,8 @@ class ActionRunner:
         results = messaging.notify(
             self.session, customer=customer, template=template,
             channels=list(params.get("channels") or ["email"]), data=data,
-            event_id=cause.key[:200], rule_id=f"{action.ruleset}/{action.rule}", now=self.now)
+            event_id=cause.key[:200], rule_id=f"{action.ruleset}/{action.rule}", now=self.now,
+            renderer=self.renderer)
         return ", ".join(f"{r.channel}:{r.status}" for r in results)
 
     def _set_dunning_state(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],

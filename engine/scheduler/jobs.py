@@ -29,8 +29,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from engine import automation, messaging, sales
+from engine import automation, messaging, payments, sales
 from engine.clock import Clock
+from engine.payments import PaymentService
 from engine.rules import ScheduledRule
 from engine.scheduler.models import DONE, FAILED, RUNNING, JobRun
 from engine.store import Base, Database
@@ -156,8 +157,13 @@ class Jobs:
     clock: Clock
     auto: automation.Automation
     channels: messaging.Channels | None = None
-    system: Any = None  # a System, when there is one: drain after work, payments flag
-    payments: bool = False
+    # The system's payment service: with one, a `payments` job collects what is due.
+    payments: PaymentService | None = None
+    # The system's template renderer, for digests that close during delivery.
+    renderer: messaging.Renderer | None = None
+    # After each job: let the system's bus dispatch what it committed, then apply it.
+    after_run: Callable[[], object] = lambda: None
+    drain: Callable[[], object] = lambda: None
     owner: str = OWNER
     jobs: dict[str, Job] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -191,7 +197,7 @@ class Jobs:
             Job("messaging", interval_trigger(seconds=10), self._messaging, keyed=False),
             Job("housekeeping", cron_trigger("17 3 * * *"), self._housekeeping),
         ]
-        if self.payments:
+        if self.payments is not None:
             jobs.append(Job("payments", interval_trigger(minutes=5), self._payments))
         return {j.name: j for j in jobs}
 
@@ -227,9 +233,7 @@ class Jobs:
         return {"run": report.run, "skipped": report.skipped, "failed": report.failed}
 
     def _payments(self, now: datetime, slot: datetime) -> Any:
-        from engine import payments
-
-        service = getattr(self.system, "payments", None)
+        service = self.payments
         if service is None:
             return None
         with self.db.session() as session:
@@ -241,7 +245,7 @@ class Jobs:
     def _messaging(self, now: datetime, slot: datetime) -> Any:
         if self.channels is None:
             return None
-        report = messaging.deliver_pending(self.db, self.channels, now=now)
+        report = messaging.deliver_pending(self.db, self.channels, now=now, renderer=self.renderer)
         return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
 
     def _housekeeping(self, now: datetime, slot: datetime) -> Any:
@@ -303,8 +307,7 @@ class Jobs:
             return RunResult(name, slot, "taken")
         try:
             detail = job.run(now, slot)
-            if self.system is not None:
-                self.system.after_commit()
+            self.after_run()
         except Exception as exc:
             log.exception("scheduled job %s (slot %s) failed", name, slot.isoformat())
             if job.keyed:
@@ -333,7 +336,7 @@ class Jobs:
 
     def run_due(self, now: datetime) -> list[RunResult]:
         """Everything due at `now`, in a fixed order: period closes, retries, payments,
-        scheduled rules; then the events they caused (when there is a system to drain);
+        scheduled rules; then the events they caused (`drain`, the system's);
         then message delivery, so what the work said goes out at the same time."""
         self.refresh_rule_jobs()
         order = ["billing", "payments", "automation.jobs"]
@@ -345,17 +348,13 @@ class Jobs:
             result = self.run(name, now)
             if result is not None:
                 results.append(result)
-            self._drain()
+            self.drain()
         if "messaging" in self.jobs:
             result = self.run("messaging", now)
             if result is not None:
                 results.append(result)
-            self._drain()
+            self.drain()
         return results
-
-    def _drain(self) -> None:
-        if self.system is not None and hasattr(self.system, "drain"):
-            self.system.drain()
 
     def next_due(self, after: datetime) -> datetime | None:
         """The first time after `after` when work other than the fixed intervals is due:

@@ -15,7 +15,7 @@ import yaml
 
 from engine.config import Settings
 from engine.events import INFORMATIONAL, topic_matches
-from engine.system import build_system, standard_wiring
+from engine.system import build_system
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_TYPE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
@@ -95,15 +95,11 @@ def rule_triggers() -> set[str]:
 
 
 @pytest.fixture
-def handler_patterns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def handler_patterns(tmp_path: Path) -> list[str]:
     """The patterns a full deployment registers (payments on, automation and scheduler)."""
-    from engine.payments import collection
-
-    # Building a system with a provider may set a process-wide payment service: put it back.
-    monkeypatch.setattr(collection, "_service", None, raising=False)
     settings = Settings(database_url=f"sqlite:///{tmp_path}/coverage.db", psp_url="http://127.0.0.1:9",
                         psp_api_key="sk_test", psp_webhook_secret="whsec_test")
-    system = build_system(settings, wiring=standard_wiring())
+    system = build_system(settings, automation=True)
     try:
         return [s.pattern for s in system.registry.subscriptions() if s.pattern != "#"]
     finally:
