@@ -72,8 +72,8 @@ class Automation:
         self.db = db
         # The payment service of the system this runs in (None: another process collects).
         self.payments = payments
-        # The system's templates, for the messages rules send.
-        self.renderer = renderer
+        # The system's templates, for the messages rules send (without a system: its own).
+        self.renderer = renderer or messaging.Renderer()
         self.clock = clock
         self.runtime = runtime or RulesRuntime(clock)
         # The published pricing rules, for the documents a rule's action issues (a cancellation).

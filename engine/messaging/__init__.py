@@ -58,7 +58,6 @@ from engine.messaging.templates import (
     Renderer,
     TemplateError,
     preview,
-    render,
 )
 
 __all__ = [
@@ -108,7 +107,6 @@ __all__ = [
     "notify",
     "notify_many",
     "preview",
-    "render",
     "retry_dead_letter",
     "set_preferences",
     "sign",

@@ -159,8 +159,6 @@ class Jobs:
     channels: messaging.Channels | None = None
     # The system's payment service: with one, a `payments` job collects what is due.
     payments: PaymentService | None = None
-    # The system's template renderer, for digests that close during delivery.
-    renderer: messaging.Renderer | None = None
     # After each job: let the system's bus dispatch what it committed, then apply it.
     after_run: Callable[[], object] = lambda: None
     drain: Callable[[], object] = lambda: None
@@ -245,7 +243,8 @@ class Jobs:
     def _messaging(self, now: datetime, slot: datetime) -> Any:
         if self.channels is None:
             return None
-        report = messaging.deliver_pending(self.db, self.channels, now=now, renderer=self.renderer)
+        # Digests that close now render with the templates the rules' messages use.
+        report = messaging.deliver_pending(self.db, self.channels, now=now, renderer=self.auto.renderer)
         return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
 
     def _housekeeping(self, now: datetime, slot: datetime) -> Any:

@@ -278,7 +278,7 @@ def build_system(
     if auto is not None:
         system.channels = Channels.from_settings(smtp_url=settings.smtp_url)
         system.scheduler_jobs = Jobs(
-            db, clock, auto, system.channels, payments=service, renderer=renderer,
+            db, clock, auto, system.channels, payments=service,
             after_run=system.after_commit, drain=system.drain,
         )
         system.due_work.append(system.scheduler_jobs.run_due)
