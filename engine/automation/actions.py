@@ -29,6 +29,7 @@ from engine.automation.charges import create_charge
 from engine.automation.context import LIVE_SUBSCRIPTIONS
 from engine.automation.models import PENDING, ActionRecord, ScheduledJob
 from engine.automation.templating import DatabaseFacts, Seller, plain, template_data
+from engine.clock import FixedClock
 from engine.durations import parse_duration
 from engine.pricing.quoting import PromotionSource
 from engine.rules import Action
@@ -38,14 +39,6 @@ log = logging.getLogger(__name__)
 
 # Actions pricing and access carry out themselves.
 NOT_OURS = frozenset({"discount", "apply_coupon", "allow", "deny"})
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self._now = now
-
-    def now(self) -> datetime:
-        return self._now
 
 
 @dataclass

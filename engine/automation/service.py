@@ -33,6 +33,7 @@ from engine.automation.context import (
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
 from engine.automation.templating import Seller
 from engine.clock import Clock
+from engine.events import Envelope
 from engine.payments import PaymentService
 from engine.rules import Decision, RulePromotions, RulesRuntime, ScheduledRule, evaluate
 from engine.store import Database, add_event
@@ -113,10 +114,9 @@ class Automation:
 
     # -- events ------------------------------------------------------------------------------
 
-    def handler(self, session: Session, envelope: Any) -> None:
-        """fn(session, envelope) for the bus (Envelope or dict)."""
-        env = envelope.model_dump(mode="json") if hasattr(envelope, "model_dump") else dict(envelope)
-        self.handle(session, env)
+    def handler(self, session: Session, envelope: Envelope) -> None:
+        """fn(session, envelope) for the bus."""
+        self.handle(session, envelope.model_dump(mode="json"))
 
     def handle(self, session: Session, env: Mapping[str, Any]) -> Decision | None:
         if env.get("type") == "rules.published":

@@ -2,10 +2,10 @@
 rule with `schedule` + `for_each`, on the engine's clock, with exactly one active scheduler
 across processes (a PostgreSQL advisory lock) and every run keyed by (job, time slot).
 
-    jobs = Jobs(db, clock, automation, channels, ...)   # engine.system assembles it
-    jobs.run_due(now)                                    # test clock: on every clock stop
-    scheduler.advance(jobs, clock, target, ...)          # a test clock through every due time
-    scheduler.run_scheduler(jobs, stop)                  # `billing scheduler` (or in-process)
+    jobs = Jobs(db, clock, automation, billing=..., deliver=...)  # engine/system/scheduling.py
+    jobs.run_due(now)                              # test clock: on every clock stop
+    scheduler.advance(jobs, clock, target, ...)    # a test clock through every due time
+    scheduler.run_scheduler(jobs, stop)            # `billing scheduler` (or in-process)
 
 See docs/automation.md.
 """
@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from engine import messaging
 from engine.clock import TestClock
 from engine.scheduler.jobs import (
     EPOCH,
@@ -27,6 +26,7 @@ from engine.scheduler.jobs import (
     Job,
     Jobs,
     RunResult,
+    Work,
     cron_trigger,
     interval_trigger,
     next_fire,
@@ -35,7 +35,6 @@ from engine.scheduler.jobs import (
 from engine.scheduler.leader import AdvisoryLock, Leadership, SingleProcess, leadership_for, lock_key
 from engine.scheduler.models import JobRun
 from engine.scheduler.runner import JOB_DEFAULTS, Runner
-from engine.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,7 @@ __all__ = [
     "RunResult",
     "Runner",
     "SingleProcess",
+    "Work",
     "advance",
     "cron_trigger",
     "interval_trigger",
@@ -63,11 +63,12 @@ __all__ = [
 
 
 def advance(jobs: Jobs, clock: TestClock, target: datetime, *, step: Callable[[datetime], object],
-            drain: Callable[[], object]) -> dict[str, Any]:
+            drain: Callable[[], object], in_flight: Callable[[], int]) -> dict[str, Any]:
     """Move a test clock to `target`, stopping at every time work falls due on the way
     (payment retries, cron slots of scheduled rules), not only at period closes. `step`
     moves the clock to a time through the billing runs due on the way (the system's clock
-    advance); `drain` applies the events the work caused (the system's)."""
+    advance); `drain` applies the events the work caused (the system's); `in_flight` counts
+    the messages another run is sending right now (messaging's)."""
     # What earlier calls set off is applied first, at the time it happened: in the
     # multi-process shape a worker may still be scheduling the retry of a declined charge.
     drain()
@@ -83,15 +84,15 @@ def advance(jobs: Jobs, clock: TestClock, target: datetime, *, step: Callable[[d
     # out now: the advance returns with its messages delivered.
     jobs.run("messaging", clock.now())
     drain()
-    _wait_for_deliveries(jobs.db)
+    _wait_for_deliveries(in_flight)
     return {"stops": stops + 1}
 
 
-def _wait_for_deliveries(db: Database, timeout: float = 30.0) -> None:
+def _wait_for_deliveries(in_flight: Callable[[], int], timeout: float = 30.0) -> None:
     """Messages another run (the scheduler's heartbeat, another process) is sending right now
     are part of the work due: wait until they are recorded (a lease bounds a dead run's)."""
     deadline = time.monotonic() + timeout
-    while messaging.deliveries_in_flight(db) and time.monotonic() < deadline:
+    while in_flight() and time.monotonic() < deadline:
         time.sleep(0.02)
 
 

@@ -8,7 +8,8 @@ the components it uses; subscriptions.py is the table of who reacts to which eve
 """
 
 from engine.system.assembly import FROM_SETTINGS, DueWork, FromSettings, System, build_system, lifecycle_system
-from engine.system.payments import collect_due, payment_retry_consumer, payment_service
+from engine.system.payments import payment_retry_consumer, payment_service
+from engine.system.scheduling import billing, collection, delivery, scheduler_jobs
 from engine.system.subscriptions import Subscription, subscriptions
 
 __all__ = [
@@ -17,10 +18,13 @@ __all__ = [
     "FromSettings",
     "Subscription",
     "System",
+    "billing",
     "build_system",
-    "collect_due",
+    "collection",
+    "delivery",
     "lifecycle_system",
     "payment_retry_consumer",
     "payment_service",
+    "scheduler_jobs",
     "subscriptions",
 ]

@@ -14,9 +14,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from engine import automation, rules, sales, scheduler
+from engine import automation, messaging, rules, sales, scheduler
 from engine.access import AccessRules, AccessService, AccessView
 from engine.api import ApiContext, KeyVerifier
 from engine.automation import Automation, Seller
@@ -30,7 +29,8 @@ from engine.rules import DurableEngine, RulePromotions, RulesRuntime
 from engine.scheduler import Jobs
 from engine.store import Database
 from engine.store.clock import StoredClock
-from engine.system.payments import collect_due, payment_service
+from engine.system.payments import payment_service
+from engine.system.scheduling import collection, scheduler_jobs
 from engine.system.subscriptions import subscriptions
 
 log = logging.getLogger("engine.system")
@@ -74,10 +74,6 @@ class System:
     settler: Settler | None = None
 
     @property
-    def payments_enabled(self) -> bool:
-        return self.payments is not None
-
-    @property
     def test_clock(self) -> TestClock | None:
         return self.clock if isinstance(self.clock, TestClock) else None
 
@@ -106,15 +102,7 @@ class System:
             self.settler.wait()
         return 0
 
-    def run_due(self, now: datetime) -> dict[str, Any]:
-        """Every piece of work due at `now`, then the events it caused."""
-        report = sales.run_due_billing(self.db, _Fixed(now), promotions=self.promotions)
-        for work in self.due_work:
-            work(now)
-        self.drain()
-        return {"invoices": report.invoices_issued if hasattr(report, "invoices_issued") else None}
-
-    def advance_clock(self, target: datetime) -> dict[str, Any]:
+    def advance_clock(self, target: datetime) -> dict[str, object]:
         """Move the test clock to `target` through every billing run due on the way, with the
         due work (`due_work`) and the events it caused at each stop."""
         clock = self.test_clock
@@ -130,7 +118,7 @@ class System:
         self.drain()
         return {"steps": len(reports)}
 
-    def advance_to(self, target: datetime) -> dict[str, Any]:
+    def advance_to(self, target: datetime) -> dict[str, object]:
         """What `POST /v1/clock/advance` does: with the scheduler, a stop at every time work
         falls due on the way (retries, scheduled rules) and the messages delivered; without
         it, the clock advance alone."""
@@ -139,7 +127,10 @@ class System:
             raise RuntimeError("not on a test clock")
         if self.scheduler_jobs is None:
             return self.advance_clock(target)
-        return scheduler.advance(self.scheduler_jobs, clock, target, step=self.advance_clock, drain=self.drain)
+        return scheduler.advance(
+            self.scheduler_jobs, clock, target, step=self.advance_clock, drain=self.drain,
+            in_flight=lambda: messaging.deliveries_in_flight(self.db),
+        )
 
     def run_scheduler(self, stop: threading.Event) -> None:
         """The scheduler of this system until `stop` (`billing scheduler`, or a thread)."""
@@ -224,14 +215,6 @@ class System:
         self.db.dispose()
 
 
-class _Fixed:
-    def __init__(self, now: datetime) -> None:
-        self._now = now
-
-    def now(self) -> datetime:
-        return self._now
-
-
 def build_system(
     settings: Settings | None = None,
     *,
@@ -277,14 +260,13 @@ def build_system(
     system.sync_rules()
     if auto is not None:
         system.channels = Channels.from_settings(smtp_url=settings.smtp_url)
-        system.scheduler_jobs = Jobs(
-            db, clock, auto, system.channels, payments=service,
-            after_run=system.after_commit, drain=system.drain,
+        system.scheduler_jobs = scheduler_jobs(
+            db, clock, auto, system.channels, service, after_run=system.after_commit, drain=system.drain
         )
         system.due_work.append(system.scheduler_jobs.run_due)
     elif service is not None:
         # Without the scheduler (which has its own payments job), collect at the clock's stops.
-        system.due_work.append(collect_due(db, service))
+        system.due_work.append(collection(db, service))
     if settings.broker_url and system.test_clock is not None:
         system.settler = Settler(db, registry)
     return system

@@ -1,12 +1,10 @@
 """Payments as this system runs them: which provider it collects through (from the settings),
-the consumer that joins sales' invoices to payments' retries, and the collection due at a test
-clock's stops when no scheduler runs."""
+and the consumer that joins sales' invoices to payments' retries."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -14,7 +12,7 @@ from engine import payments, sales
 from engine.clock import Clock
 from engine.config import Settings
 from engine.payments import PaymentService
-from engine.store import Database, mark_processed
+from engine.store import mark_processed
 
 log = logging.getLogger("engine.system")
 
@@ -76,16 +74,3 @@ def payment_retry_consumer(service: PaymentService) -> Callable[[Session, dict[s
         payments.retry_invoice_payment(session, invoice_id, service=service)
 
     return consume_payment_retry
-
-
-def collect_due(db: Database, service: PaymentService) -> Callable[[datetime], None]:
-    """Collection at a clock's stops, for a system without the scheduler (which has its own
-    payments job): invoices due, then payments left pending."""
-
-    def run(now: datetime) -> None:
-        with db.session() as session:
-            payments.collect_due_invoices(session, service=service)
-        with db.session() as session:
-            payments.repair_pending(session, service=service)
-
-    return run

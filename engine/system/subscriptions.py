@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -25,9 +25,13 @@ from engine.payments import PaymentService
 from engine.system.payments import payment_retry_consumer
 
 # A subsystem's handler as written: the envelope as a plain dict (FORMATS §3).
-DictHandler = Callable[[Session, dict[str, Any]], object]
-# payments' handlers, given the payment service of their system.
-ServiceHandler = Callable[..., None]
+DictHandler = Callable[[Session, dict[str, object]], object]
+
+
+class ServiceHandler(Protocol):
+    """One of payments' handlers: it collects through the payment service it is given."""
+
+    def __call__(self, session: Session, envelope: dict[str, object], *, service: PaymentService) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ def subscriptions(
     """The table, for one system: its access view, its payment service (None: this system does
     not collect; another process's does) and its automation (None: rules do not act here)."""
 
-    def invalidate_access(_session: Any, envelope: Envelope) -> None:
+    def invalidate_access(_session: Session, envelope: Envelope) -> None:
         access.invalidate(envelope.customer_id)
 
     table = [
@@ -83,7 +87,7 @@ def subscriptions(
 def as_dict(handler: DictHandler) -> Handler:
     """Subsystem handlers take the envelope as a plain dict (FORMATS §3)."""
 
-    def adapted(session: Any, envelope: Envelope) -> None:
+    def adapted(session: Session, envelope: Envelope) -> None:
         handler(session, envelope.model_dump(mode="json"))
 
     adapted.__name__ = adapted.__qualname__ = getattr(handler, "__qualname__", "handler")
@@ -94,7 +98,7 @@ def as_dict(handler: DictHandler) -> Handler:
 def with_service(handler: ServiceHandler, service: PaymentService) -> Handler:
     """One of payments' handlers, bound to this system's payment service."""
 
-    def bound(session: Session, envelope: dict[str, Any]) -> None:
+    def bound(session: Session, envelope: dict[str, object]) -> None:
         handler(session, envelope, service=service)
 
     bound.__name__ = bound.__qualname__ = getattr(handler, "__qualname__", "handler")
