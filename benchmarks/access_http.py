@@ -90,7 +90,7 @@ request = function()
   n = n + 1
   local items = {}
   for i = 1, __PER__ do
-    items[i] = string.format('{"id": "b_%d_%d_%d", "type": "api.request", "customer_id": "cus_%d", "time": "2026-11-02T10:00:00Z"}', tid, n, i, (__WHO__) % __N__)
+    items[i] = string.format('{"id": "b___PHASE___%d_%d_%d", "type": "api.request", "customer_id": "cus_%d", "time": "2026-11-02T10:00:00Z"}', tid, n, i, (__WHO__) % __N__)
   end
   return wrk.format("POST", "/v1/events", {["Authorization"] = "Bearer __KEY__", ["Content-Type"] = "application/json"},
                     "[" .. table.concat(items, ",") .. "]")
@@ -287,12 +287,13 @@ def main() -> None:
     noop_cpu = median_of(lambda r: r["noop"]["cpu_us"])
     noop_p99 = median_of(lambda r: r["noop"].get("p99_ms", 0.0))
     batch = wrk(url, script(BATCH_LUA), args.seconds)
-    events = wrk(url, script(EVENTS_LUA).replace("__PER__", "100").replace("__WHO__", "n + i"), args.seconds)
+    events = wrk(url, script(EVENTS_LUA).replace("__PHASE__", "ingest").replace("__PER__", "100").replace("__WHO__", "n + i"), args.seconds)
 
     # Checks while usage flows in: the freshness the view pays for (each new event drops its
     # customer's snapshot, and that customer's next check reloads).
     trickle_script = (
         script(EVENTS_LUA + PACED)
+        .replace("__PHASE__", "trickle")  # wrk seeds math.random alike: ids apart from the ingestion's
         .replace("__WHO__", "n * __PER__ + i")  # new customers each request
         .replace("__PER__", str(args.trickle_per_request))
         .replace("__DELAY__", "100")
