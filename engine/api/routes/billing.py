@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import messaging, payments, sales
+from engine import dunning, messaging, payments, sales
 from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.errors import domain_errors
@@ -64,11 +64,14 @@ def create_customer(body: CustomerIn, ctx: ApiContext = Depends(context)) -> dic
     return customer
 
 
-@router.get("/customers/{customer_id}", dependencies=[ADMIN], summary="A customer with their subscriptions")
+@router.get("/customers/{customer_id}", dependencies=[ADMIN],
+            summary="A customer with their subscriptions and dunning state")
 def get_customer(customer_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.read_session() as session:
         customer = sales.get_customer(session, customer_id)
         customer["subscriptions"] = sales.list_subscriptions(session, customer_id)
+        # What support asks first about a customer who cannot pay: where dunning stands.
+        customer["dunning_state"] = dunning.get_state(session, customer_id)
     return customer
 
 
