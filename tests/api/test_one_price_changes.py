@@ -1,5 +1,7 @@
 """One price everywhere for periods with changes in them, over HTTP on a test clock (issue 15):
-a minimum commitment is owed for the days each plan was held."""
+the quote of a period in which the plan or the quantity changed replays the period's history
+(the pieces its documents billed), so it equals, cent for cent, what the invoices and credit
+notes of that period say; and a minimum commitment is owed for the days each plan was held."""
 
 from __future__ import annotations
 
@@ -128,6 +130,67 @@ def _documents(engine: Engine, customer: str, notes: list[dict[str, Any]]) -> li
     return engine.invoices(customer) + [{**n, "type": "credit_note"} for n in notes]
 
 
+def test_a_period_with_a_seat_change_and_an_upgrade_equals_its_quote(engine: Engine) -> None:
+    _customer(engine, "cus_mix", segment="edu")
+    sub = engine.post("/v1/subscriptions", {"customer_id": "cus_mix", "plan": "basic", "quantity": 3,
+                                            "coupon": "TWENTY"}, status=201)
+    notes: list[dict[str, Any]] = []
+    _calls(engine, "cus_mix", 30, "2026-02-05T10:00:00Z")
+    engine.advance("2026-02-08T00:00:00Z")
+    fewer = engine.post(f"/v1/subscriptions/{sub['id']}/change", {"quantity": 1})["document"]
+    assert fewer["type"] == "credit_note"  # two seats for 21 of 28 days given back
+    notes.append(fewer)
+    engine.advance("2026-02-15T00:00:00Z")
+    upgrade = engine.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": "plus", "quantity": 2})["document"]
+    assert upgrade["type"] == "invoice"
+    _calls(engine, "cus_mix", 10, "2026-02-20T10:00:00Z", prefix="b")
+    engine.advance("2026-03-01T00:00:00Z")
+    _calls(engine, "cus_mix", 5, "2026-02-25T10:00:00Z", prefix="late")  # after February was invoiced
+    engine.advance("2026-04-01T00:00:00Z")
+
+    quote = engine.quote(subscription_id=sub["id"], period=FEBRUARY)
+    documents = _documents(engine, "cus_mix", notes)
+    assert quote["mid_period_changes"] == 2
+    for key in ("total", "amount", "discount", "tax"):
+        figure = "subtotal" if key == "amount" else key
+        assert _period_total(documents, FEBRUARY, key) == D(quote[figure]), key
+    # The quote shows the pieces it replayed: Basic x3 from the 1st, x1 from the 8th, Plus x2
+    # from the 15th (each change gives back the unused days of the terms before it).
+    held = [(p["plan"], p["quantity"], p["from"], p["until"]) for p in quote["pieces"]
+            if p["part"] == "advance" and not p["credit"]]
+    assert held == [("basic", "3", "2026-02-01", "2026-03-01"), ("basic", "1", "2026-02-08", "2026-03-01"),
+                    ("plus", "2", "2026-02-15", "2026-03-01")]
+    usage = [p for p in quote["pieces"] if p["part"] == "arrears"]
+    assert [(p["plan"], p["quantity"]) for p in usage] == [("plus", "2")]
+    assert sum((D(p["total"]) for p in quote["pieces"]), D(0)) == D(quote["total"])
+    # All 45 calls, the late ones included, on Plus's price: 45 x 0.05.
+    calls = [x for x in quote["lines"] if x["price_id"] == "calls"]
+    assert [(x["quantity"], x["amount"]) for x in calls] == [("45", "2.25")]
+
+
+def test_an_amount_off_across_an_upgrade_equals_the_quote(engine: Engine) -> None:
+    _customer(engine, "cus_ten")
+    sub = engine.post("/v1/subscriptions", {"customer_id": "cus_ten", "plan": "basic", "coupon": "TEN"}, status=201)
+    engine.advance("2026-02-15T00:00:00Z")
+    engine.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": "plus"})
+    engine.advance("2026-03-01T00:00:00Z")
+    quote = engine.quote(subscription_id=sub["id"], period=FEBRUARY)
+    assert _period_total(engine.invoices("cus_ten"), FEBRUARY) == D(quote["total"])
+    assert D(quote["discount"]) == D("10.00")
+
+
+def test_the_quote_of_the_current_period_after_an_upgrade_is_what_its_close_will_make_it(engine: Engine) -> None:
+    _customer(engine, "cus_now")
+    sub = engine.post("/v1/subscriptions", {"customer_id": "cus_now", "plan": "basic"}, status=201)
+    _calls(engine, "cus_now", 20, "2026-02-03T10:00:00Z")
+    engine.advance("2026-02-15T00:00:00Z")
+    engine.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": "plus"})
+    before = engine.quote(subscription_id=sub["id"])  # the current period, still open
+    engine.advance("2026-03-01T00:00:00Z")
+    assert _period_total(engine.invoices("cus_now"), FEBRUARY) == D(before["total"])
+    assert (before["period"]["start"], before["period"]["end"]) == ("2026-02-01", "2026-03-01")
+
+
 def test_a_minimum_is_owed_for_the_days_each_plan_was_held(engine: Engine) -> None:
     _customer(engine, "cus_min")
     sub = engine.post("/v1/subscriptions", {"customer_id": "cus_min", "plan": "committed"}, status=201)
@@ -139,7 +202,8 @@ def test_a_minimum_is_owed_for_the_days_each_plan_was_held(engine: Engine) -> No
     assert _period_total(invoices, FEBRUARY, "amount") == D("150.00")
     true_up = [x for inv in invoices for x in inv["lines"] if x["price_id"] == "minimum_commitment"]
     assert [x["amount"] for x in true_up] == ["120.00"]
-    assert _period_total(invoices, FEBRUARY) == D("178.50")
+    quote = engine.quote(subscription_id=sub["id"], period=FEBRUARY)
+    assert D(quote["total"]) == _period_total(invoices, FEBRUARY) == D("178.50")
 
 
 def test_leaving_a_plan_with_a_minimum_mid_period_owes_its_minimum_for_the_days_held(engine: Engine) -> None:
@@ -152,3 +216,5 @@ def test_leaving_a_plan_with_a_minimum_mid_period_owes_its_minimum_for_the_days_
     documents = _documents(engine, "cus_down", [down])
     # Charged: 20.00 - 15.00 (unused Committed) + 7.50 (Starter for 21/28) = 12.50, topped up to 25.00.
     assert _period_total(documents, FEBRUARY, "amount") == D("25.00")
+    quote = engine.quote(subscription_id=sub["id"], period=FEBRUARY)
+    assert D(quote["total"]) == _period_total(documents, FEBRUARY)
