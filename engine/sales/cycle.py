@@ -146,13 +146,16 @@ class BatchUsage(UsageSource):
 
 
 def usage_for(
-    src: UsageSource, catalog: Catalog, plan: Plan, customer_id: str, period: Period
+    src: UsageSource, catalog: Catalog, plan: Plan, customer_id: str, period: Period, until: date | None = None
 ) -> dict[str, MetricUsage]:
+    """The period's usage of the plan's metrics; `until`: the period was cut short there (a
+    change of interval, a cancellation), so later events belong to the next period or none."""
     metrics = {p.metric: catalog.metrics[p.metric] for p in plan.prices if p.metric}
     if not metrics:
         return {}
     types = {m.event for m in metrics.values()}
-    events = src.events(customer_id, period.start_at, period.end_at, types)
+    end = at_midnight(until) if until is not None and until < period.end else period.end_at
+    events = src.events(customer_id, period.start_at, end, types)
     recurring = {m.event for m in metrics.values() if m.recurring}
     prior = src.prior(customer_id, period.start_at, recurring) if recurring else []
     return aggregate_all(metrics, events, period, prior=prior)
@@ -238,7 +241,7 @@ def closing_piece(
     """A period's in-arrears usage and its minimum commitment, against what it was charged.
     The usage is priced on the plan held at the close; each plan held in the period owes its
     minimum for the days it was held (`until`: the period was cut short there)."""
-    usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period)
+    usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period, until)
     terms = period_terms(catalog, plan, sub, customer, period, cycle, usage=usage, promotions=ctx.promotions,
                          redeem=redeem)
     taken, held = held_terms(ctx.src.session, hist, period)
@@ -276,7 +279,7 @@ def closed_piece(session: Session, hist: PeriodHistory, period: Period, customer
         return None
     cat = catalog_for_version(session, closed.version_id)
     plan = cat.plan(closed.plan_id)
-    usage = usage_for(UsageSource(session), cat, plan, customer_id, period)
+    usage = usage_for(UsageSource(session), cat, plan, customer_id, period, closed.charge_until)
     taken, held = held_terms(session, hist, period)
     return Piece(
         cat,

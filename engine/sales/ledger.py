@@ -104,7 +104,8 @@ def histories(session: Session, keys: Sequence[tuple[str, date]]) -> dict[tuple[
 
 
 def billed_periods(session: Session, subscription_id: str, containing: Iterable[datetime]) -> list[PeriodHistory]:
-    """The closed periods (those with an arrears part) that hold any of these times."""
+    """The closed periods (those with an arrears part) that hold any of these times (up to
+    where a period was cut short: later times belong to the next period)."""
     rows = list(
         session.scalars(
             select(PeriodLedger)
@@ -120,7 +121,10 @@ def billed_periods(session: Session, subscription_id: str, containing: Iterable[
     for start in sorted(by_start):
         h = by_start[start]
         closed = h.last("arrears", charged=False)
-        if closed is not None and any(closed.period_start <= d < closed.period_end for d in days):
+        if closed is None:
+            continue
+        end = closed.charge_until or closed.period_end
+        if any(closed.period_start <= d < end for d in days):
             hit.append(h)
     return hit
 

@@ -66,6 +66,12 @@ plans:
     prices:
       - {id: base, name: Platform Plus, model: flat, amount: "40.00"}
       - {id: calls, name: API calls, model: per_unit, metric: api_calls, unit_amount: "0.04"}
+  basic_year:
+    name: Basic yearly
+    interval: year
+    prices:
+      - {id: base, name: Basic yearly fee, model: flat, amount: "300.00"}
+      - {id: calls, name: API calls, model: per_unit, metric: api_calls, unit_amount: "0.08"}
   starter:
     name: Starter
     interval: month
@@ -218,3 +224,24 @@ def test_leaving_a_plan_with_a_minimum_mid_period_owes_its_minimum_for_the_days_
     assert _period_total(documents, FEBRUARY, "amount") == D("25.00")
     quote = engine.quote(subscription_id=sub["id"], period=FEBRUARY)
     assert D(quote["total"]) == _period_total(documents, FEBRUARY)
+
+
+def test_a_change_of_interval_closes_the_month_there_and_each_period_bills_its_own_usage(engine: Engine) -> None:
+    _customer(engine, "cus_year")
+    sub = engine.post("/v1/subscriptions", {"customer_id": "cus_year", "plan": "basic"}, status=201)
+    _calls(engine, "cus_year", 40, "2026-02-03T10:00:00Z")
+    engine.advance("2026-02-08T00:00:00Z")  # 7 of 28 days on Basic, then yearly from the 8th
+    yearly = engine.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": "basic_year", "at": "now"})
+    assert yearly["current_period"] == {"start": "2026-02-08", "end": "2027-02-08"}
+    _calls(engine, "cus_year", 10, "2026-02-10T10:00:00Z", prefix="year")  # the yearly period's
+    engine.advance("2026-03-01T00:00:00Z")
+    assert yearly["document"]["type"] == "invoice"
+    documents = _documents(engine, "cus_year", [])
+    # February ran 7 days and its close billed its 40 calls; the calls of the 10th are the
+    # yearly period's: February's quote does not count them a second time.
+    quote = engine.quote(subscription_id=sub["id"], period=FEBRUARY)
+    calls = [(x["quantity"], x["amount"]) for x in quote["lines"] if x["price_id"] == "calls"]
+    assert calls == [("40", "4.00")]
+    assert D(quote["total"]) == _period_total(documents, FEBRUARY)
+    year = engine.quote(subscription_id=sub["id"], period="2026-02-08/2027-02-08")  # open: as it would close
+    assert [(x["quantity"], x["amount"]) for x in year["lines"] if x["price_id"] == "calls"] == [("10", "0.80")]
