@@ -5,11 +5,13 @@ exit 2 for a usage error (README, "Commands"). Issue 16, "Crashes instead of ans
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.cli import main
+from engine.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,3 +93,39 @@ def test_a_weighted_sum_with_negative_deltas_that_stays_positive_is_priced(
     assert code == 0, err
     cores = next(line for line in json.loads(out)["lines"] if line["price_id"] == "cores")
     assert (cores["quantity"], cores["amount"]) == ("3", "90.00")  # 4 cores for 15 days, 2 for 15
+
+
+@pytest.fixture
+def fresh_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """BILLING_DATABASE_URL at a SQLite file that nobody migrated, for in-process commands."""
+    path = tmp_path / "never-migrated.db"
+    monkeypatch.setenv("BILLING_DATABASE_URL", f"sqlite:///{path}")
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("argv", [["broker", "status"], ["apikey", "list"], ["apikey", "revoke", "k_1"]])
+def test_a_command_on_a_missing_database_says_to_migrate_and_creates_nothing(
+        argv: list[str], fresh_database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err == (f"billing: the database sqlite:///{fresh_database} does not exist: run `billing migrate` first "
+                   "(with the same BILLING_DATABASE_URL)\n")
+    assert not fresh_database.exists()
+
+
+def test_broker_status_on_an_unmigrated_database_says_to_migrate(
+        fresh_database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fresh_database.touch()  # an empty file: what a command that only connected leaves
+    code, out, err = run(capsys, "broker", "status")
+    assert (code, out) == (1, "")
+    assert err == (f"billing: the database sqlite:///{fresh_database} is not migrated: run `billing migrate` first "
+                   "(with the same BILLING_DATABASE_URL)\n")
+
+
+def test_worker_with_an_unknown_subsystem_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "worker", "--subsystem", "nope")
+    assert (code, out) == (2, "")
+    assert "usage error: argument --subsystem: invalid choice: 'nope'" in err
+    assert "Traceback" not in err

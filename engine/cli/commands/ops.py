@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.cli.commands.serve import require_migrated
 from engine.cli.errors import BadInput
 from engine.cli.paths import expand
 from engine.config import get_settings
@@ -107,6 +108,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from engine.system import build_system, standard_wiring
 
     settings = get_settings()
+    require_migrated(settings.database_url)
     system = build_system(settings, create_tables=False, wiring=standard_wiring())
     stop = threading.Event()
     install_signal_handlers(stop)
@@ -121,6 +123,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from engine.system import build_system, standard_wiring
 
     settings = get_settings()
+    require_migrated(settings.database_url)
     system = build_system(settings, create_tables=False, wiring=standard_wiring())
     stop = threading.Event()
     install_signal_handlers(stop)
@@ -133,8 +136,10 @@ def run_broker_status(args: argparse.Namespace) -> int:
     from engine.events import broker_status
     from engine.system import build_system, standard_wiring
 
+    settings = get_settings()
+    require_migrated(settings.database_url)
     # The wiring the workers run, so every queue they declare is listed (automation's too).
-    system = build_system(get_settings(), create_tables=False, wiring=standard_wiring())
+    system = build_system(settings, create_tables=False, wiring=standard_wiring())
     status = broker_status(system.settings, db=system.db, handlers=system.registry)
     if args.json:
         print(json.dumps(status, indent=2, default=str))

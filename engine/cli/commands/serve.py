@@ -71,6 +71,15 @@ def migrate_database(url: str) -> None:
     db.dispose()
 
 
+def require_migrated(url: str) -> None:
+    """Refuse, with what to do, a command that needs the tables on a database without them."""
+    from engine.store.migrate import not_migrated
+
+    why = not_migrated(url)
+    if why is not None:
+        raise BadInput(why)
+
+
 def run_migrate(args: argparse.Namespace) -> int:
     settings = get_settings()
     migrate_database(settings.database_url)
@@ -96,6 +105,7 @@ def run_apikey_revoke(args: argparse.Namespace) -> int:
     from engine.api import revoke_key
     from engine.store import Database
 
+    require_migrated(get_settings().database_url)
     db = Database(get_settings().database_url)
     with db.session() as session:
         if not revoke_key(session, args.key_id, now=datetime.now(UTC)):
@@ -108,6 +118,7 @@ def run_apikey_list(args: argparse.Namespace) -> int:
     from engine.api import list_keys
     from engine.store import Database
 
+    require_migrated(get_settings().database_url)
     db = Database(get_settings().database_url)
     with db.session() as session:
         for row in list_keys(session):
