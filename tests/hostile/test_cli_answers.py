@@ -5,6 +5,9 @@ exit 2 for a usage error (README, "Commands"). Issue 16, "Crashes instead of ans
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 
 from engine.cli import main
 from engine.config import get_settings
+from tests.hostile.bounds import BILLING
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,3 +133,17 @@ def test_worker_with_an_unknown_subsystem_is_a_usage_error(capsys: pytest.Captur
     assert (code, out) == (2, "")
     assert "usage error: argument --subsystem: invalid choice: 'nope'" in err
     assert "Traceback" not in err
+
+
+def test_serve_on_a_busy_port_says_so_first_and_exits_1(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "BILLING_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db"}
+        result = subprocess.run([BILLING, "serve", "--port", str(port)], capture_output=True, text=True,
+                                timeout=60, env=env, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (f"billing: --port: cannot listen on 127.0.0.1:{port}: Address already in use; "
+                             "stop what listens there or choose another port\n")
+    assert not (tmp_path / "serve.db").exists()  # refused before anything was started or migrated
