@@ -72,7 +72,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("lint", help="lint catalogs and rulesets together")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--templates", default="templates")
+    p.add_argument("--templates", default=None,
+                   help="the templates directory rules may name; default BILLING_TEMPLATES_DIR, else the shipped ones")
     p.set_defaults(func=run_lint)
 
     p = sub.add_parser("simulate", help="what-if: price a cohort on a baseline and a draft catalog")
@@ -297,12 +298,13 @@ def run_lint(args: argparse.Namespace) -> int:
     from engine.rules import lint_paths
 
     paths = [str(p) for p in expand(args.paths)]
-    problems = lint_paths(paths, templates=args.templates)
+    templates = _templates_dir(args.templates)
+    problems = lint_paths(paths, templates=templates)
     for problem in problems:
         print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
     errors = [p for p in problems if p.severity == "error"]
     # Every template a rule sends, rendered with the sample context of the rule's trigger.
-    renders = _render_problems(paths, args.templates)
+    renders = _render_problems(paths, templates)
     for line in renders:
         print(f"error: {line}", file=sys.stderr)
     if errors or renders:
@@ -313,12 +315,25 @@ def run_lint(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render_problems(paths: list[str], templates: str) -> list[str]:
+def _templates_dir(flag: str | None) -> Path:
+    """The templates lint checks against: --templates, else what the engine renders with
+    (BILLING_TEMPLATES_DIR, resolved as `billing up` does, so a run outside the checkout still
+    checks the shipped ones). A directory that is not there is bad input, never "unchecked"."""
+    from engine.config import shipped_dir
+
+    if flag is not None:
+        path, named = Path(flag), "--templates"
+    else:
+        path, named = shipped_dir(get_settings().templates_dir), "BILLING_TEMPLATES_DIR"
+    if not path.is_dir():
+        raise BadInput(f"{named}: {path} is not a directory of templates")
+    return path
+
+
+def _render_problems(paths: list[str], templates: Path) -> list[str]:
     from engine.automation.samples import render_problems
     from engine.messaging import Renderer
 
-    if not Path(templates).is_dir():
-        return []
     return render_problems(_rulesets(paths), Renderer(templates))
 
 
