@@ -65,7 +65,7 @@ def test_every_finding_of_every_stage_is_reported_at_once(elsewhere: Path, capsy
     assert code == 1
     assert "careless.yaml:5: rules[0].when: this condition can never hold" in err
     assert "careless.yaml:9: rules[1].then[0].notify.template: unknown template 'quota_warnign'" in err
-    assert "careless.yaml:12: rules[2].when.customer.x:" in err
+    assert "careless.yaml:12: rules[2].when.customer.x.frobnicate: unknown field 'frobnicate'" in err
     assert "careless.yaml:15: rules[4]: rule 'partner-beta' never takes effect: the earlier rule 'deny-beta'" in err
     assert err.rstrip().endswith("4 error(s), 0 warning(s)")
 
@@ -126,6 +126,6 @@ def test_the_console_shows_lint_findings_beside_validation_errors() -> None:
     refs = References.from_catalogs([], ROOT / "templates")
     found = check_draft("ruleset", RULESET, "careless.yaml", refs=refs)
     assert [(p.line, p.path) for p in found.errors] == [
-        (5, "rules[0].when"), (9, "rules[1].then[0].notify.template"), (12, "rules[2].when.customer.x"),
+        (5, "rules[0].when"), (9, "rules[1].then[0].notify.template"), (12, "rules[2].when.customer.x.frobnicate"),
         (15, "rules[4]"),
     ]

@@ -202,9 +202,14 @@ def run_reconcile(args: argparse.Namespace) -> int:
         with db.session() as session:
             report = reconcile_file(session, data, provider=args.provider, filename=args.file, service=service)
     except (ReconciliationError, ValueError) as exc:
-        raise BadInput(f"{args.file}: {exc}") from None
+        raise BadInput(_in_file(args.file, str(exc))) from None
     print(json.dumps(report.as_dict(), indent=2, default=str))
     return 0
+
+
+def _in_file(file: str, message: str) -> str:
+    """`FILE: message`, once: the parser's own messages already start `FILE:LINE:`."""
+    return message if message.startswith(f"{file}:") else f"{file}: {message}"
 
 
 def run_export_journal(args: argparse.Namespace) -> int:

@@ -152,6 +152,8 @@ def compute_quote(
         )
     except QuoteError as exc:
         raise BadInput(f"{_where(exc.field, located)}: {exc.message}") from None
+    except DocumentError as exc:  # a ruleset under --rules that does not validate
+        raise BadInput(f"--rules: {exc}") from None
 
 
 def _where(field: str, located: Sequence[tuple[str, UsageEvent]]) -> str:

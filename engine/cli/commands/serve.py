@@ -166,6 +166,8 @@ def publish_document(session: Any, doc: Any, author: str, comment: str) -> str:
             raise BadInput(f"{doc.file}: rulesets cannot be published: the rules runtime is not installed")
         return str(publisher(session, doc, author=author, comment=comment))
     version = sales.publish_catalog(session, doc, author, comment)
+    if not version.created:  # the latest version already has this content: nothing was stored
+        return f"{doc.file}: catalog {version.catalog} unchanged (version {version.version})"
     return f"{doc.file}: published catalog {version.catalog} version {version.version}"
 
 
