@@ -16,8 +16,6 @@ INFORMATIONAL: dict[str, str] = {
     "payment_method.attached": "record for the product and the decision log; attaching collects the "
     "customer's failed invoices in the same call",
     "payment_method.detached": "record for the product and the decision log",
-    "invoice.credited": "record for the product; a cancellation's credit note closed the invoice in the call "
-                        "(payments follows credit_note.issued; automation drops its pending retries)",
     "payment.failed": "the attempt's record (decline code, retryable); dunning reacts to "
                       "invoice.payment_failed, published with it",
     "payment.refunded": "record for the product; the refund and its credit note are written in the call",

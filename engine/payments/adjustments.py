@@ -95,15 +95,18 @@ def refund_to_dict(refund: Refund) -> dict[str, Any]:
 
 def credit_receivable(session: Session, invoice_id: str, applied: Decimal, to_balance: Decimal,
                       note_id: str, *, service: PaymentService) -> None:
-    """A credit note: what it applies to the invoice is no longer collected."""
+    """A credit note: what it applies to the invoice is no longer collected. On a written-off
+    invoice that part already left receivables for bad debt: the credit note takes it off bad
+    debt instead (the write-off was smaller than booked)."""
     rec = _receivable(session, invoice_id)
     if rec is None:
         return
+    reduced = BAD_DEBT if rec.status == "uncollectible" else journal.RECEIVABLES
     if applied > 0:
         rec.amount_due -= applied
-        if rec.remaining <= 0:
+        if rec.remaining <= 0 and rec.status == "open":
             rec.status = "paid"
-    postings = [Posting(CREDIT_NOTES, debit=applied + to_balance), Posting(journal.RECEIVABLES, credit=applied),
+    postings = [Posting(CREDIT_NOTES, debit=applied + to_balance), Posting(reduced, credit=applied),
                 Posting(journal.CUSTOMER_CREDIT, credit=to_balance)]
     journal.post_entry(session, f"cn:{note_id}", service.now(), rec.currency, postings,
                        f"credit note {note_id} on {invoice_id}", invoice_id)

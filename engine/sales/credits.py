@@ -1,8 +1,9 @@
 """Credit notes against one invoice, asked for by an operator (`POST /v1/invoices/{id}/credit_notes`).
 
 A credit note lowers what the customer owes on that invoice: on an open invoice it is applied
-to what remains due (the rest, if any, goes to the customer's balance); on a paid invoice all
-of it goes to the balance. It never exceeds the invoice's total minus what earlier credit notes
+to what remains due (the rest, if any, goes to the customer's balance; covered in full, the
+invoice closes as `credited`); on a paid invoice all of it goes to the balance; on a written-off
+invoice it lowers the amount written off first (never paid, so no balance for that part). It never exceeds the invoice's total minus what earlier credit notes
 already credited. Refunds are credit notes too (`refund_invoice`), issued with the refund.
 """
 
@@ -17,9 +18,8 @@ from engine.clock import Clock
 from engine.money import quantum, to_decimal
 from engine.sales.common import money, now_of
 from engine.sales.errors import Conflict, SalesError
-from engine.sales.invoicing import credit_note_to_dict, invoice_event_properties, issue_credit_note, load_invoice
-from engine.sales.models import CreditNote, Customer
-from engine.store import add_event
+from engine.sales.invoicing import CreditSettlement, credit_note_to_dict, issue_credit_note, load_invoice
+from engine.sales.models import CreditNote, Customer, Invoice
 
 ZERO = Decimal(0)
 CREDITABLE = ("finalized", "uncollectible", "paid")
@@ -27,6 +27,16 @@ CREDITABLE = ("finalized", "uncollectible", "paid")
 
 def credited_so_far(session: Any, invoice_id: str) -> Decimal:
     return sum(session.scalars(select(CreditNote.total).where(CreditNote.invoice_id == invoice_id)), ZERO)
+
+
+def _settlement(inv: Invoice, value: Decimal) -> CreditSettlement:
+    """Where an operator's credit goes: off what an open invoice still owes (covered in full,
+    it closes as `credited`, as a cancellation's credit does), the rest to the balance. A
+    written-off invoice's unpaid part was never paid: the credit lowers the write-off first and
+    gives the customer spendable balance only beyond it."""
+    open_part = max(inv.amount_due - inv.amount_paid, ZERO) if inv.status != "paid" else ZERO
+    applied = min(value, open_part)
+    return CreditSettlement([(inv, applied)] if applied > ZERO else [], value - applied)
 
 
 def credit_invoice(
@@ -49,25 +59,16 @@ def credit_invoice(
     customer = session.get(Customer, inv.customer_id)
     assert customer is not None
     now = now_of(clock)
-    open_part = max(inv.amount_due - inv.amount_paid, ZERO) if inv.status != "paid" else ZERO
-    applied = min(value, open_part)
-    to_balance = value - applied
+    settlement = _settlement(inv, value)
     tax = (inv.tax * value / inv.total).quantize(quantum(inv.currency)) if inv.total else ZERO
     note = issue_credit_note(
         session, customer=customer, subscription_id=inv.subscription_id, invoice_id=inv.id,
         reason="credit", lines=[{"price_id": "credit", "name": reason or "Credit", "kind": "credit",
                                  "quantity": "1", "amount": str(value)}],
         subtotal=value - tax, tax=tax, total=value, currency=inv.currency, now=now, to_balance=False,
+        settlement=settlement,
     )
-    if to_balance > ZERO:
-        customer.credit_balance = customer.credit_balance + to_balance
-    if applied > ZERO:
-        inv.amount_due = inv.amount_due - applied
-        if inv.amount_paid >= inv.amount_due:
-            # Nothing is owed any more: the invoice is settled by payments and credit.
-            inv.status = "paid"
-            inv.paid_at = now
-            add_event(session, "invoice.paid", inv.customer_id, invoice_event_properties(inv), time=now)
+    applied, to_balance = settlement.applied, settlement.balance
     out = credit_note_to_dict(note)
     out["applied_to_invoice"] = money(applied, inv.currency)
     out["credited_to_balance"] = money(to_balance, inv.currency)

@@ -89,11 +89,12 @@ class CreditSettlement:
 def apply_credit(session: Session, inv: Invoice, amount: Decimal, now: datetime) -> None:
     """Take `amount` of credit off what an open invoice owes. Covered in full, the invoice is
     closed as `credited` (nothing left to collect, so no retry and no dunning for it) and
-    `invoice.credited` is written."""
-    if inv.status != "finalized":
+    `invoice.credited` is written. On a written-off invoice the credit lowers what was written
+    off; it stays `uncollectible`."""
+    if inv.status not in ("finalized", "uncollectible"):
         raise Conflict("status", f"invoice {inv.id} is {inv.status}; only an open invoice takes credit")
     inv.amount_due = inv.amount_due - amount
-    if inv.amount_paid >= inv.amount_due:
+    if inv.status == "finalized" and inv.amount_paid >= inv.amount_due:
         inv.status = "credited"
         emit(session, "invoice.credited", inv.customer_id, invoice_event_properties(inv), time=now)
 

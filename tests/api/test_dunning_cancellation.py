@@ -230,3 +230,22 @@ def test_cancel_now_over_http_credits_the_open_invoice_and_only_what_was_paid_co
 
     engine.advance(at(5, 2))
     assert len(engine.invoices("cus_unpaid")) == len(engine.invoices("cus_paid")) == 1
+
+
+def test_a_credit_note_that_settles_the_overdue_invoice_ends_dunning(engine: Engine) -> None:
+    # An operator settles a dispute with a full credit instead of a payment: the invoice is
+    # closed as `credited`, and the customer's account comes back from warning like after a payment.
+    engine.customer("cus_goodwill", FAILING_CARD)
+    engine.subscribe("cus_goodwill")
+    engine.advance(at(4, 9, 12))  # day 8 overdue: warned at 06:00
+    assert engine.call("GET", "/v1/customers/cus_goodwill")["dunning_state"] == "warning"
+    (invoice,) = engine.invoices("cus_goodwill")
+    note = engine.call("POST", f"/v1/invoices/{invoice['id']}/credit_notes", {"reason": "dispute settled"}, 201)
+    assert note["applied_to_invoice"] == invoice["total"]
+    engine.advance(at(4, 9, 13))
+    assert engine.invoices("cus_goodwill")[0]["status"] == "credited"
+    assert engine.call("GET", "/v1/customers/cus_goodwill")["dunning_state"] == "active"
+    # Nothing left to collect: no retry, no suspension a week later.
+    engine.advance(at(4, 20, 12))
+    assert invoice["id"] not in engine.pending_retries()
+    assert engine.call("GET", "/v1/customers/cus_goodwill")["dunning_state"] == "active"

@@ -328,3 +328,59 @@ def test_a_bad_refund_or_credit_amount_is_a_422_on_amount(api: Api, amount: Any)
         assert r.status_code == 422, (path, r.text)
         assert r.json()["field"].endswith("amount"), r.text
     assert (count(api, Refund), count(api, CreditNote)) == before
+
+
+# --- a credit note says where its money went, and closes what it covers as `credited` --------
+
+
+def credit_note_events(api: Api) -> list[dict[str, Any]]:
+    with api.system.db.session() as s:
+        rows = s.scalars(select(OutboxEvent).where(OutboxEvent.type == "credit_note.issued").order_by(OutboxEvent.seq))
+        return [dict(r.properties) for r in rows]
+
+
+def test_a_credit_note_covering_what_is_due_closes_the_invoice_as_credited(api: Api) -> None:
+    api.customer("cus_cov")
+    api.subscribe("cus_cov", {"type": "card", "token": HARD_DECLINE})
+    invoice = api.first_invoice("cus_cov")
+    total = Decimal(invoice["total"])
+    r = api.call("POST", f"/v1/invoices/{invoice['id']}/credit_notes", {"reason": "outage"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["applied_to_invoice"], r.json()["credited_to_balance"]) == (str(total), "0.00")
+    shown = api.call("GET", f"/v1/invoices/{invoice['id']}").json()
+    # Nobody paid it: the credit closed it, as a cancellation's credit does.
+    assert shown["status"] == "credited" and Decimal(shown["amount_due"]) == 0
+    assert "invoice.credited" in event_types(api) and "invoice.paid" not in event_types(api)
+    issued = credit_note_events(api)[-1]
+    assert (issued["applied_to_invoice"], issued["to_balance"]) == (str(total), "0.00")
+    assert journal_balances(api).get("receivables", Decimal(0)) == 0
+
+
+def test_a_credit_note_on_a_paid_invoice_goes_to_the_balance_and_its_event_says_so(api: Api) -> None:
+    api.customer("cus_bal")
+    api.subscribe("cus_bal", {"type": "card", "token": GOOD})
+    invoice = api.first_invoice("cus_bal")
+    r = api.call("POST", f"/v1/invoices/{invoice['id']}/credit_notes", {"amount": "7.00", "reason": "goodwill"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["applied_to_invoice"], r.json()["credited_to_balance"]) == ("0.00", "7.00")
+    issued = credit_note_events(api)[-1]
+    assert (issued["applied_to_invoice"], issued["to_balance"], issued["credited_to_balance"]) == ("0.00", "7.00", True)
+    assert api.call("GET", f"/v1/invoices/{invoice['id']}").json()["status"] == "paid"
+    assert journal_balances(api)["customer_credit"] == Decimal("-7.00")
+
+
+def test_a_credit_note_on_a_written_off_invoice_reverses_bad_debt_not_receivables(api: Api) -> None:
+    api.customer("cus_wo")
+    api.subscribe("cus_wo", {"type": "card", "token": HARD_DECLINE})
+    invoice = api.first_invoice("cus_wo")
+    total = Decimal(invoice["total"])
+    assert api.call("POST", f"/v1/invoices/{invoice['id']}/mark_uncollectible").status_code == 200
+    r = api.call("POST", f"/v1/invoices/{invoice['id']}/credit_notes", {"amount": "4.00", "reason": "dispute"})
+    assert r.status_code == 201, r.text
+    assert r.json()["credited_to_balance"] == "0.00"  # never paid: no money to give back
+    shown = api.call("GET", f"/v1/invoices/{invoice['id']}").json()
+    assert shown["status"] == "uncollectible" and shown["collection"]["status"] == "uncollectible"
+    books = journal_balances(api)
+    assert books.get("receivables", Decimal(0)) == 0  # written off already: nothing left to take off
+    assert books["bad_debt"] == total - 4 and books["credit_notes"] == Decimal("4.00")
+    assert sum(books.values()) == 0
