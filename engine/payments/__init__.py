@@ -26,6 +26,8 @@ from engine.payments.adjustments import (
     refund_to_dict,
     refundable,
 )
+from engine.payments.camt import parse_camt
+from engine.payments.camt import parse_camt as parse_camt053
 from engine.payments.collection import (
     CollectableInvoice,
     CollectionResult,
@@ -90,7 +92,6 @@ from engine.payments.sandbox import TEST_CARDS, create_sandbox_app, run_sandbox
 from engine.payments.sandbox_adapter import SandboxAdapter
 from engine.payments.statements import (
     StatementFormatError,
-    parse_camt053,
     parse_settlement_csv,
     parse_statement,
 )
@@ -153,6 +154,7 @@ __all__ = [
     "make_default",
     "method_to_dict",
     "open_receivable",
+    "parse_camt",
     "parse_camt053",
     "parse_settlement_csv",
     "parse_statement",
