@@ -1,0 +1,476 @@
+"""Bank files against invoices, line by line, and what a person does with the rest.
+
+Every transaction line of a camt.053 / camt.054 file is kept as a `BankLine` (unique per bank
+account and identity, so the same entry in a later file is found again, never applied twice).
+A booked credit that names an invoice (RF reference, Swiss QR/ISR reference built from the
+invoice number, or the invoice number in the free text) is recorded as that invoice's bank
+transfer; everything else that needs a person stays `open`:
+
+| line | treatment |
+|---|---|
+| credit naming an open invoice, same currency | applied (`matched`; a partial or over-payment is `amount_mismatch`, the excess to customer credit) |
+| credit naming nothing known | `open`, `missing_in_ledger`, with suggestions |
+| credit in another currency than the invoice (or sent in another currency) | `open`, `currency_mismatch`: not applied; the amount sent and the rate are shown |
+| charges the bank deducted (`ChrgInclInd` true) | the invoice is credited with what the customer paid (amount + charges); the charges are journalled `Dr bank_charges / Cr cash:bank` |
+| charges only reported | shown with the line, not journalled (the bank books them as their own debit) |
+| reversal (`RvslInd` true), either way | `open`, `reversal`: nothing is applied or undone automatically |
+| returned payment (`RtrInf`, or a return bank transaction code) | `open`, `returned`, with the reason code |
+| other debits (our refunds, fees) | `skipped` |
+| not booked (`PDNG`, `INFO`) | `pending`: processed when a later file books it |
+
+An operator confirms an open credit to one invoice, splits it over several, or dismisses a
+line (nothing to apply); every decision is recorded with who and why
+(`ReconciliationDecision`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.money import quantum
+from engine.payments import journal
+from engine.payments.collection import (
+    PaymentError,
+    PaymentNotFound,
+    PaymentService,
+    record_manual_payment,
+)
+from engine.payments.journal import Posting
+from engine.payments.models import (
+    BankLine,
+    InvoiceReference,
+    Payment,
+    Receivable,
+    ReconciliationDecision,
+)
+from engine.payments.references import number_key, qr_reference
+from engine.payments.statements import ParsedStatement, StatementLine
+from engine.store import new_event_id
+
+ZERO = Decimal(0)
+BANK_CHARGES = "bank_charges"
+_CHUNK = 500
+_WORD = re.compile(r"[0-9A-Za-z][0-9A-Za-z/_.-]*[0-9A-Za-z]")
+SUGGESTION_DAYS = 10
+
+
+class DecisionConflict(PaymentError):
+    """The line is not open (already matched or decided): HTTP 409."""
+
+
+# --- invoice references ------------------------------------------------------------------------
+
+
+def remember_invoice(session: Session, invoice_id: str, number: str | None) -> None:
+    """Keep what a bank transfer may name the invoice by: its number (in free text) and the QR
+    reference built from it. Idempotent."""
+    if not number:
+        return
+    wanted = {f"number:{number_key(number)}": "number"}
+    qrr = qr_reference(number)
+    if qrr:
+        wanted[f"qrr:{qrr}"] = "qrr"
+    have = set(session.scalars(select(InvoiceReference.reference).where(InvoiceReference.reference.in_(wanted))))
+    for ref, kind in wanted.items():
+        if ref not in have:
+            session.add(InvoiceReference(reference=ref, invoice_id=invoice_id, kind=kind))
+    session.flush()
+
+
+def _in_chunks(session: Session, column: Any, values: Iterable[str], *conditions: Any) -> list[Any]:
+    vals = sorted(set(values))
+    out: list[Any] = []
+    for i in range(0, len(vals), _CHUNK):
+        out.extend(session.scalars(select(column.class_).where(column.in_(vals[i:i + _CHUNK]), *conditions)))
+    return out
+
+
+def _number_candidates(text: str | None) -> list[str]:
+    if not text:
+        return []
+    return [f"number:{k}" for k in (number_key(w) for w in _WORD.findall(text))
+            if sum(ch.isdigit() for ch in k) >= 3]
+
+
+# --- matching ----------------------------------------------------------------------------------
+
+
+def _result(import_id: str, line: StatementLine, status: str, *, payment: Payment | None = None,
+            expected: Decimal | None = None, expected_currency: str | None = None,
+            detail: str | None = None, customer: str | None = None) -> dict[str, Any]:
+    return {
+        "import_id": import_id, "line_no": line.line_no, "status": status, "kind": line.kind,
+        "provider_ref": line.provider_ref, "payment_reference": line.payment_reference,
+        "payment_id": payment.id if payment else None, "expected_amount": expected,
+        "actual_amount": line.amount, "expected_currency": expected_currency,
+        "actual_currency": line.currency, "fee": line.charges_deducted or None, "payout_id": None,
+        "detail": detail[:300] if detail else None,
+        "_customer": customer or (payment.customer_id if payment else None),
+    }
+
+
+def _details(line: StatementLine) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if line.reversal:
+        d["reversal"] = True
+    if line.returned:
+        d["returned"] = line.returned
+    if line.charges_deducted:
+        d["charges_deducted"] = str(line.charges_deducted)
+    if line.charges_reported:
+        d["charges_reported"] = str(line.charges_reported)
+    if line.instructed:
+        d["instructed_amount"] = str(line.instructed[0])
+        d["instructed_currency"] = line.instructed[1]
+    if line.fx_rate is not None:
+        d["exchange_rate"] = str(line.fx_rate)
+    if line.entry_ref and line.entry_ref != line.provider_ref:
+        d["entry"] = line.entry_ref
+    return d
+
+
+def _day(line: StatementLine) -> datetime | None:
+    return datetime.combine(line.booked_on, time(0), tzinfo=UTC) if line.booked_on else None
+
+
+def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
+               svc: PaymentService) -> list[dict[str, Any]]:
+    """Match every line of a parsed camt file; returns the reconciliation results."""
+    account = parsed.source
+    now = svc.now()
+    lines = parsed.lines
+    existing = {b.identity: b for b in _in_chunks(session, BankLine.identity,
+                                                  (ln.provider_ref or "" for ln in lines),
+                                                  BankLine.account == account)}
+    legacy = {p.idempotency_key: p for p in _in_chunks(
+        session, Payment.idempotency_key, (f"bank:{account}:{ln.provider_ref}" for ln in lines))}
+    rf_refs = {ln.payment_reference for ln in lines if ln.ref_kind == "rf" and ln.payment_reference}
+    receivables = {r.payment_reference: r for r in _in_chunks(session, Receivable.payment_reference, rf_refs)}
+    manual: dict[str, list[Payment]] = {}
+    for p in _in_chunks(session, Payment.payment_reference, rf_refs, Payment.provider == "manual",
+                        Payment.method_type == "bank_transfer", Payment.status.in_(("succeeded", "refunded"))):
+        manual.setdefault(p.payment_reference or "", []).append(p)
+    for plist in manual.values():
+        plist.sort(key=lambda p: p.created_at)
+    other_keys: set[str] = set()
+    for ln in lines:
+        if ln.kind != "credit" or (ln.payment_reference and ln.payment_reference in receivables):
+            continue
+        if ln.ref_kind in ("qrr", "isr") and ln.payment_reference:
+            other_keys.add(f"qrr:{ln.payment_reference}")
+        other_keys.update(_number_candidates(ln.text))
+    by_key = {r.reference: r.invoice_id for r in _in_chunks(session, InvoiceReference.reference, other_keys)}
+    by_invoice = {r.invoice_id: r for r in _in_chunks(session, Receivable.invoice_id, by_key.values())}
+
+    results: list[dict[str, Any]] = []
+    seen_manual: set[str] = set()
+    new_rows: list[BankLine] = []
+    for line in lines:
+        identity = line.provider_ref or ""
+        row = existing.get(identity)
+        if row is not None and not (row.status == "pending" and line.booked):
+            if line.booked and line.kind == "credit" and not line.reversal:
+                same = row.amount == line.amount
+                results.append(_result(
+                    import_id, line, "matched" if same else "amount_mismatch", expected=row.amount,
+                    expected_currency=row.currency,
+                    detail=None if same else f"the bank reported {row.amount} for this entry before"))
+            continue
+        old = legacy.get(f"bank:{account}:{identity}")
+        if old is not None:  # recorded by an import before bank lines were kept
+            r = _compare(import_id, line, old, old.amount)
+            results.append(r)
+            continue
+        if row is None:
+            row = BankLine(
+                id=new_event_id("bl"), import_id=import_id, account=account, identity=identity[:100],
+                position=line.where[:80], kind=line.kind, amount=line.amount, currency=line.currency,
+                booked_on=_day(line), reference=line.payment_reference, ref_kind=line.ref_kind,
+                text=line.text, debtor=line.debtor, details=_details(line), status="pending",
+                outcome="pending", payment_ids=[], created_at=now, updated_at=now,
+            )
+            new_rows.append(row)
+        else:
+            row.import_id, row.updated_at = import_id, now
+        if not line.booked:
+            row.status, row.outcome = "pending", "pending"
+            continue
+        if line.reversal or line.returned:
+            kind = "reversal" if line.reversal else "returned"
+            detail = (f"the bank reversed an earlier {'debit' if line.kind == 'credit' else 'credit'}"
+                      if line.reversal else f"a returned payment (reason {line.returned})")
+            row.status, row.outcome, row.detail = "open", kind, detail
+            results.append(_result(import_id, line, kind, detail=detail))
+            continue
+        if line.kind != "credit":
+            row.status, row.outcome = "skipped", "skipped"
+            continue
+        pre = next((p for p in manual.get(line.payment_reference or "", []) if p.id not in seen_manual), None)
+        if pre is not None:  # an admin recorded it before the statement came
+            seen_manual.add(pre.id)
+            r = _compare(import_id, line, pre, pre.amount)
+            row.status, row.outcome, row.payment_ids = "matched", r["status"], [pre.id]
+            results.append(r)
+            continue
+        rec = receivables.get(line.payment_reference or "")
+        how = "RF reference"
+        if rec is None and line.ref_kind in ("qrr", "isr"):
+            rec = by_invoice.get(by_key.get(f"qrr:{line.payment_reference}", ""))
+            how = "QR reference"
+        if rec is None:
+            for key in _number_candidates(line.text):
+                if key in by_key:
+                    rec, how = by_invoice.get(by_key[key]), "invoice number in the text"
+                    if rec is not None:
+                        break
+        if rec is None:
+            detail = (f"no invoice has reference {line.payment_reference}" if line.payment_reference
+                      else "no reference, and no invoice number in the text")
+            row.status, row.outcome, row.detail = "open", "missing_in_ledger", detail
+            results.append(_result(import_id, line, "missing_in_ledger", detail=detail))
+            continue
+        if rec.currency != line.currency:
+            sent = (f"; {line.instructed[0]} {line.instructed[1]} sent" if line.instructed else "")
+            detail = f"invoice {rec.invoice_id} is in {rec.currency}, the credit in {line.currency}{sent}; not applied"
+            row.status, row.outcome, row.detail = "open", "currency_mismatch", detail
+            results.append(_result(import_id, line, "currency_mismatch", expected=rec.remaining,
+                                   expected_currency=rec.currency, detail=detail, customer=rec.customer_id))
+            continue
+        expected = max(rec.remaining, ZERO)
+        paid = line.amount + line.charges_deducted
+        payment = _apply(session, svc, row, rec, paid, line.charges_deducted, f"bank:{account}:{identity}",
+                         identity, f"reconciliation:{import_id}")
+        r = _compare(import_id, line, payment, expected, paid=paid)
+        if r["status"] == "amount_mismatch":
+            r["detail"] = (f"partial payment of invoice {rec.invoice_id}: {rec.remaining} still due"
+                           if paid < expected else
+                           f"overpayment of invoice {rec.invoice_id}: {paid - expected} to customer credit")
+        elif how != "RF reference":
+            r["detail"] = f"matched by {how}"
+        row.status, row.outcome, row.detail = "matched", r["status"], r["detail"]
+        results.append(r)
+    session.add_all(new_rows)
+    session.flush()
+    # Manual bank-transfer payments of the period the bank never booked.
+    for p in session.scalars(select(Payment).where(
+            Payment.provider == "manual", Payment.method_type == "bank_transfer",
+            Payment.status.in_(("succeeded", "refunded")),
+            Payment.captured_at >= parsed.period_start, Payment.captured_at < parsed.period_end)):
+        if p.id not in seen_manual:
+            results.append({
+                "import_id": import_id, "line_no": 0, "status": "missing_at_provider", "kind": "credit",
+                "provider_ref": p.provider_ref, "payment_reference": p.idempotency_key, "payment_id": p.id,
+                "expected_amount": p.amount, "actual_amount": None, "expected_currency": p.currency,
+                "actual_currency": None, "fee": None, "payout_id": None,
+                "detail": "recorded as a bank transfer, not on the statement", "_customer": p.customer_id,
+            })
+    return results
+
+
+def _compare(import_id: str, line: StatementLine, payment: Payment, expected: Decimal,
+             paid: Decimal | None = None) -> dict[str, Any]:
+    paid = line.amount if paid is None else paid
+    if payment.currency != line.currency:
+        return _result(import_id, line, "currency_mismatch", payment=payment, expected=expected,
+                       expected_currency=payment.currency,
+                       detail=f"ledger has {payment.currency}, the file {line.currency}")
+    if expected != paid:
+        q = quantum(payment.currency)
+        return _result(import_id, line, "amount_mismatch", payment=payment, expected=expected,
+                       expected_currency=payment.currency,
+                       detail=f"ledger has {expected.quantize(q)}, the file {paid.quantize(q)}")
+    return _result(import_id, line, "matched", payment=payment, expected=expected,
+                   expected_currency=payment.currency)
+
+
+def _apply(session: Session, svc: PaymentService, row: BankLine, rec: Receivable, amount: Decimal,
+           charges: Decimal, key: str, provider_ref: str, recorded_by: str) -> Payment:
+    """Record `amount` as a bank transfer paying `rec`; journal the charges the bank kept."""
+    payment = record_manual_payment(
+        session, customer_id=rec.customer_id, amount=amount, currency=rec.currency,
+        invoice_id=rec.invoice_id, method_type="bank_transfer", reference=row.reference or rec.payment_reference,
+        received_at=row.booked_on, recorded_by=recorded_by[:64], idempotency_key=key,
+        provider="bank", provider_ref=provider_ref[:100], service=svc,
+    )
+    if charges:
+        journal.post_entry(
+            session, f"bankfee:{payment.id}", row.booked_on or svc.now(), rec.currency,
+            [Posting(BANK_CHARGES, debit=charges), Posting(journal.cash_account("bank"), credit=charges)],
+            f"charges the bank kept from a transfer for invoice {rec.invoice_id}", rec.invoice_id,
+        )
+    row.payment_ids = [*row.payment_ids, payment.id]
+    return payment
+
+
+# --- what a person finishes --------------------------------------------------------------------
+
+
+def line_to_dict(row: BankLine) -> dict[str, Any]:
+    q = quantum(row.currency)
+    return {
+        "id": row.id, "import_id": row.import_id, "account": row.account, "identity": row.identity,
+        "position": row.position, "kind": row.kind, "amount": str(row.amount.quantize(q)),
+        "currency": row.currency, "booked_on": row.booked_on.date().isoformat() if row.booked_on else None,
+        "reference": row.reference, "reference_kind": row.ref_kind, "text": row.text, "debtor": row.debtor,
+        "details": row.details, "status": row.status, "outcome": row.outcome, "detail": row.detail,
+        "payment_ids": list(row.payment_ids),
+    }
+
+
+def list_lines(session: Session, *, status: str | None = "open", limit: int = 100,
+               suggest: bool = True) -> list[dict[str, Any]]:
+    """Bank lines (by default the open ones, oldest first), each with up to five suggested
+    invoices: same amount, due close to the booking date, a similar reference."""
+    stmt = select(BankLine).order_by(BankLine.booked_on, BankLine.created_at, BankLine.id).limit(limit)
+    if status:
+        stmt = stmt.where(BankLine.status == status)
+    rows = list(session.scalars(stmt))
+    out = [line_to_dict(r) for r in rows]
+    if suggest:
+        found = suggestions(session, [r for r in rows if r.status == "open" and r.kind == "credit"])
+        for item in out:
+            item["suggestions"] = found.get(item["id"], [])
+    return out
+
+
+def get_line(session: Session, line_id: str) -> dict[str, Any]:
+    row = session.get(BankLine, line_id)
+    if row is None:
+        raise PaymentNotFound(f"no bank line {line_id!r}", "line_id")
+    out = line_to_dict(row)
+    out["suggestions"] = suggestions(session, [row]).get(row.id, []) if row.status == "open" else []
+    out["decisions"] = [decision_to_dict(d) for d in session.scalars(
+        select(ReconciliationDecision).where(ReconciliationDecision.line_id == line_id)
+        .order_by(ReconciliationDecision.decided_at))]
+    return out
+
+
+def suggestions(session: Session, rows: Sequence[BankLine]) -> dict[str, list[dict[str, Any]]]:
+    if not rows:
+        return {}
+    currencies = {r.currency for r in rows}
+    open_recs = list(session.scalars(select(Receivable).where(
+        Receivable.status == "open", Receivable.currency.in_(currencies))))
+    numbers: dict[str, list[str]] = {}
+    for ref in _in_chunks(session, InvoiceReference.invoice_id, (r.invoice_id for r in open_recs)):
+        if ref.kind == "number":
+            numbers.setdefault(ref.invoice_id, []).append(ref.reference.split(":", 1)[1])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        amount = abs(row.amount) + Decimal(row.details.get("charges_deducted", "0"))
+        words = [number_key(w) for w in _WORD.findall(" ".join(filter(None, [row.reference, row.text])))]
+        words = [w for w in words if len(w) >= 4]
+        scored = []
+        for rec in open_recs:
+            if rec.currency != row.currency or rec.remaining <= 0:
+                continue
+            reasons = []
+            if rec.remaining == amount:
+                reasons.append("same amount")
+            when = rec.due_at or rec.created_at
+            if row.booked_on is not None and when is not None:
+                days = (row.booked_on.date() - when.date()).days
+                if abs(days) <= SUGGESTION_DAYS:
+                    reasons.append(f"due {abs(days)} day{'s' if abs(days) != 1 else ''} "
+                                   f"{'before' if days >= 0 else 'after'} the booking" if days else "due on the booking day")
+            best = 0.0
+            for target in [rec.payment_reference, *numbers.get(rec.invoice_id, [])]:
+                for w in words:
+                    m = difflib.SequenceMatcher(None, w, target)
+                    if m.real_quick_ratio() >= 0.7 and m.quick_ratio() >= 0.7:
+                        best = max(best, m.ratio())
+            if best >= 0.7:
+                reasons.append(f"similar reference ({best:.0%})")
+            if reasons:
+                score = ("same amount" in reasons) * 2 + (best >= 0.7) * 2 + (len(reasons) - 0.0)
+                scored.append((-score, rec.invoice_id, rec, reasons))
+        scored.sort(key=lambda t: (t[0], t[1]))
+        out[row.id] = [
+            {"invoice_id": rec.invoice_id, "customer_id": rec.customer_id,
+             "amount_due": str(rec.remaining.quantize(quantum(rec.currency))), "currency": rec.currency,
+             "payment_reference": rec.payment_reference, "numbers": numbers.get(rec.invoice_id, []),
+             "reasons": reasons}
+            for _s, _i, rec, reasons in scored[:5]
+        ]
+    return out
+
+
+def decision_to_dict(d: ReconciliationDecision) -> dict[str, Any]:
+    return {"id": d.id, "line_id": d.line_id, "action": d.action, "allocations": d.allocations,
+            "actor": d.actor, "reason": d.reason, "decided_at": d.decided_at.isoformat()}
+
+
+def decide(session: Session, line_id: str, *, action: str, allocations: Sequence[tuple[str, Decimal | None]] = (),
+           reason: str, actor: str, service: PaymentService) -> dict[str, Any]:
+    """A person's decision on an open line: `confirm` (one invoice; the amount defaults to the
+    whole line), `split` (two or more invoices whose amounts add up to the line), or `dismiss`
+    (nothing is applied). Checked whole before anything is written; recorded with `actor` and
+    `reason`."""
+    svc = service
+    row = session.get(BankLine, line_id, with_for_update=True)
+    if row is None:
+        raise PaymentNotFound(f"no bank line {line_id!r}", "line_id")
+    if row.status != "open":
+        raise DecisionConflict(f"bank line {line_id} is {row.status}; only an open line is decided", "line_id")
+    if not reason or not reason.strip():
+        raise PaymentError("say why: a decision is recorded with its reason", "reason")
+    if not actor:
+        raise PaymentError("a decision needs who made it", "actor")
+    charges = Decimal(row.details.get("charges_deducted", "0"))
+    total = row.amount + charges
+    plan: list[tuple[Receivable, Decimal]] = []
+    if action in ("confirm", "split"):
+        if row.kind != "credit" or row.amount <= 0:
+            raise PaymentError(f"bank line {line_id} is a {row.kind}; only a credit pays invoices", "line_id")
+        if action == "confirm" and len(allocations) != 1:
+            raise PaymentError("confirm names exactly one invoice", "invoice_id")
+        if action == "split" and len(allocations) < 2:
+            raise PaymentError("a split names two invoices or more", "allocations")
+        q = quantum(row.currency)
+        for i, (invoice_id, amount) in enumerate(allocations):
+            field = "invoice_id" if action == "confirm" else f"allocations[{i}]"
+            rec = session.get(Receivable, invoice_id)
+            if rec is None:
+                raise PaymentNotFound(f"no invoice {invoice_id!r} to apply the transfer to",
+                                      field if action == "confirm" else f"{field}.invoice_id")
+            if rec.currency != row.currency:
+                raise PaymentError(f"invoice {invoice_id} is in {rec.currency}, the transfer in {row.currency}",
+                                   field if action == "confirm" else f"{field}.invoice_id")
+            if amount is None:
+                if action == "split":
+                    raise PaymentError("each part of a split says its amount", f"{field}.amount")
+                amount = total
+            if amount <= 0 or amount != amount.quantize(q):
+                raise PaymentError(f"{amount} is not a positive {row.currency} amount",
+                                   "amount" if action == "confirm" else f"{field}.amount")
+            plan.append((rec, amount))
+        if sum((a for _r, a in plan), ZERO) != total:
+            raise PaymentError(
+                f"the parts add up to {sum((a for _r, a in plan), ZERO)}, the transfer is {total.quantize(q)}",
+                "amount" if action == "confirm" else "allocations")
+    elif action != "dismiss":
+        raise PaymentError(f"action must be confirm, split or dismiss, not {action!r}", "action")
+    decision_id = new_event_id("rd")
+    done: list[dict[str, Any]] = []
+    for i, (rec, amount) in enumerate(plan, start=1):
+        share = charges if i == 1 else ZERO  # the bank's charges, journalled once
+        payment = _apply(session, svc, row, rec, amount, share, f"bankline:{row.id}:{i}",
+                         f"{row.identity}/d{i}", actor)
+        done.append({"invoice_id": rec.invoice_id, "amount": str(amount), "payment_id": payment.id})
+    now = svc.now()
+    row.status, row.updated_at = "resolved", now
+    decision = ReconciliationDecision(id=decision_id, line_id=row.id, action=action, allocations=done,
+                                      actor=actor[:120], reason=reason.strip()[:500], decided_at=now)
+    session.add(decision)
+    session.flush()
+    out = line_to_dict(row)
+    out["decision"] = decision_to_dict(decision)
+    return out
