@@ -17,6 +17,7 @@ A `System` owns its `PaymentService([SandboxAdapter(url)], clock)` and passes it
 function here (`service=`) and to `handlers(service)`; there is no process-wide service.
 """
 
+from engine.payments import bank
 from engine.payments.adjustments import (
     check_refund,
     close_receivable,
@@ -129,6 +130,7 @@ __all__ = [
     "apply_webhook",
     "attach_payment_method",
     "attempt_key",
+    "bank",
     "check_refund",
     "close_receivable",
     "collect_due_invoices",
