@@ -31,11 +31,11 @@ def actor(who: Principal) -> str:
 
 @contextmanager
 def decision_errors() -> Iterator[None]:
-    try:
-        with domain_errors():
+    with domain_errors():
+        try:
             yield
-    except DecisionConflict as exc:
-        raise Problem(409, exc.message, exc.field or "line_id") from None
+        except DecisionConflict as exc:
+            raise Problem(409, exc.message, exc.field or "line_id") from None
 
 
 @router.post("/imports", status_code=201, dependencies=[ADMIN],
