@@ -240,15 +240,26 @@ class _Reader:
         self.ends: list[datetime] = []
         self.created: datetime | None = None
         self.line_no = 0
+        self._steps: dict[str, list[str]] = {}
 
     # small helpers: children by local name, without XPath
     def child(self, el: Element | None, tag: str) -> Element | None:
         return None if el is None else el.find(self.q + tag)
 
+    def path(self, el: Element | None, path: str) -> Element | None:
+        """The element at `path` (local names separated by /), one C-level find per step
+        (ElementTree's path engine is Python, and this runs a dozen times per line)."""
+        steps = self._steps.get(path)
+        if steps is None:
+            steps = self._steps[path] = [self.q + p for p in path.split("/")]
+        for step in steps:
+            if el is None:
+                return None
+            el = el.find(step)
+        return el
+
     def text(self, el: Element | None, path: str) -> str | None:
-        if el is None:
-            return None
-        found = el.find("/".join(self.q + p for p in path.split("/")))
+        found = self.path(el, path)
         if found is None or found.text is None:
             return None
         value = found.text.strip()
@@ -275,7 +286,7 @@ class _Reader:
                 try:
                     target.append(camt_time(value, end=tag == "ToDtTm"))
                 except ValueError as exc:
-                    self.problems.append(_Problem(stmt.find(f"{self.q}FrToDt/{self.q}{tag}"),
+                    self.problems.append(_Problem(self.path(stmt, f"FrToDt/{tag}"),
                                                   f"{where}/FrToDt/{tag}: {exc}"))
         if created and self.created is None:
             try:
@@ -347,7 +358,7 @@ class _Reader:
         amounts: list[tuple[Decimal, str] | None] = []
         for k, tx in enumerate(txs, start=1):
             amounts.append(self.amount(tx.find(q + "Amt"), f"{where}/TxDtls[{k}]/Amt", required=False)
-                           or self.amount(tx.find(f"{q}AmtDtls/{q}TxAmt/{q}Amt"),
+                           or self.amount(self.path(tx, "AmtDtls/TxAmt/Amt"),
                                           f"{where}/TxDtls[{k}]/AmtDtls/TxAmt/Amt", required=False))
         # A batch is split when every transaction gives its amount in the entry's currency;
         # otherwise (amounts missing, or in the currency sent) it stays one line.
@@ -413,7 +424,8 @@ class _Reader:
         debtor: str | None = None
         returned: str | None = None
         if tx is not None:
-            for strd in tx.iterfind(f"{q}RmtInf/{q}Strd"):
+            rmt = tx.findall(q + "RmtInf")
+            for strd in (s for r in rmt for s in r.findall(q + "Strd")):
                 raw = self.text(strd, "CdtrRefInf/Ref")
                 if raw and ref is None:
                     hint = self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Prtry") or self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Cd")
@@ -423,7 +435,7 @@ class _Reader:
                 extra = self.text(strd, "AddtlRmtInf")
                 if extra:
                     texts.append(extra)
-            texts += [u.text.strip() for u in tx.iterfind(f"{q}RmtInf/{q}Ustrd") if u.text and u.text.strip()]
+            texts += [u.text.strip() for r in rmt for u in r.findall(q + "Ustrd") if u.text and u.text.strip()]
             tx_family = self.text(tx, "BkTxCd/Domn/Fmly/SubFmlyCd") or family
             rtr = tx.find(q + "RtrInf")
             if rtr is not None:
@@ -436,7 +448,7 @@ class _Reader:
                 deducted, reported = self.charges(tx_charges, f"{where}/Chrgs")
             elif entry_charges is not None:
                 deducted, reported = entry_charges
-            instd = tx.find(f"{q}AmtDtls/{q}InstdAmt/{q}Amt")
+            instd = self.path(tx, "AmtDtls/InstdAmt/Amt")
             if instd is not None:
                 amt = self.amount(instd, f"{where}/AmtDtls/InstdAmt/Amt")
                 if amt is not None and amt[1] != currency and instructed is None:
