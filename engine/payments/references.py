@@ -9,9 +9,13 @@ import re
 _ALNUM = re.compile(r"[^0-9A-Z]")
 
 
+# A-Z -> 10-35, as ISO 7064 mod 97-10 reads letters (one C-level translate, not a call per
+# character: a 100,000-line bank file checks 100,000 references).
+_LETTERS = str.maketrans({chr(ord("A") + i): str(10 + i) for i in range(26)})
+
+
 def _mod97(text: str) -> int:
-    digits = "".join(str(int(ch, 36)) for ch in text)
-    return int(digits) % 97
+    return int(text.translate(_LETTERS)) % 97
 
 
 def creditor_reference(body: str) -> str:
