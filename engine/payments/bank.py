@@ -260,8 +260,11 @@ def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
         identity = line.provider_ref or ""
         existing_row = existing.get(identity)
         if existing_row is not None and not (existing_row.status == "pending" and line.booked):
-            if line.booked and line.kind == "credit" and not line.reversal:
-                same = existing_row.amount == line.amount
+            # Known from an earlier file: reported again only as applied, or when the bank
+            # changed its amount (a line still open is listed once, and published once).
+            same = existing_row.amount == line.amount
+            if line.booked and line.kind == "credit" and not line.reversal and (
+                    not same or existing_row.status in ("matched", "resolved")):
                 results.append(_result(
                     import_id, line, "matched" if same else "amount_mismatch", expected=existing_row.amount,
                     expected_currency=existing_row.currency,
