@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker, validators
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import ValidationError, best_match
 
 PathT = tuple[str | int, ...]
 
@@ -201,6 +201,33 @@ def _hashable(key: Any) -> Any:
 _OPENED_ABOVE = ("while scanning a simple key", "while scanning a quoted scalar")
 
 
+def _error_line(exc: yaml.MarkedYAMLError, text: str) -> int:
+    """The line a user must fix for a YAML syntax error (1-based)."""
+    mark = exc.problem_mark or exc.context_mark
+    if exc.context in _OPENED_ABOVE and exc.context_mark is not None:
+        return exc.context_mark.line + 1  # the key or quote that was never closed, not the line after
+    if mark is None:
+        return 1
+    lines = text.splitlines()
+    if mark.line >= len(lines):
+        # The text ended too early (a bracket never closed): its last line with content, not
+        # the empty line after it that no editor shows.
+        return next((n + 1 for n in range(len(lines) - 1, -1, -1) if lines[n].strip()), 1)
+    if (exc.context or "").startswith(_FLOW) and exc.context_mark is not None and mark.line > exc.context_mark.line:
+        # A flow collection missing its `,` or closing bracket is noticed at a later token, on
+        # a later line; when nothing on that line before it belongs to the collection and the
+        # line above did not go on (`,`, `[`, `{`), the bracket is missing at the end of that line.
+        head = lines[mark.line][: mark.column]
+        above = next((n for n in range(mark.line - 1, exc.context_mark.line - 1, -1) if lines[n].strip()), None)
+        if above is not None and not set(head) & set(",[]{}") and not lines[above].rstrip().endswith((",", "[", "{")):
+            return above + 1
+    return mark.line + 1
+
+
+# A flow collection (`{...}`, `[...]`) that was not closed: pyyaml says so at the next token.
+_FLOW = ("while parsing a flow mapping", "while parsing a flow sequence")
+
+
 def load_yaml_text(text: str, file: str) -> Document:
     """Parse YAML keeping the line of every path. Raises DocumentError on malformed YAML, a
     repeated key, or a document over the limits above (checked before it is built)."""
@@ -219,10 +246,7 @@ def load_yaml_text(text: str, file: str) -> Document:
         if duplicates:
             raise DocumentError([duplicates[line] for line in sorted(duplicates)])
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        if exc.context in _OPENED_ABOVE and exc.context_mark is not None:
-            mark = exc.context_mark  # the key or quote that was never closed, not the line after
-        line = mark.line + 1 if mark else 1
+        line = _error_line(exc, text)
         message = " ".join(x for x in (exc.context, exc.problem) if x) or str(exc)
         raise DocumentError([Problem(file, line, "(document)", f"malformed YAML: {message}")]) from None
     except yaml.YAMLError as exc:
@@ -288,7 +312,24 @@ def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
             for e in deep:
                 yield from _leaf_errors(e)
             return
+        if not _one_of_keys(error):
+            # No branch went deeper (150 against "a number up to 100, or a text"): the branches
+            # for another type of value are not what was meant; of the others jsonschema's
+            # relevance picks the error that says what is wrong ("is greater than the maximum
+            # of 100"), not "is not valid under any of the given schemas".
+            meant = [e for e in error.context if e.validator != "type"] or error.context
+            yield from _leaf_errors(best_match(meant))
+            return
     yield error
+
+
+def _one_of_keys(error: ValidationError) -> list[str]:
+    """The keys of a "give exactly one of" choice (each branch requires its own), or []."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    branches = [b for b in schema.get("oneOf", []) if isinstance(b, dict)]
+    if error.validator not in ("anyOf", "oneOf") or not any("required" in b for b in branches):
+        return []
+    return sorted({k for b in branches for k in b.get("required", [])})
 
 
 def _describe(error: ValidationError) -> str:
@@ -304,12 +345,8 @@ def _describe(error: ValidationError) -> str:
         return error.message.replace("Additional properties are not allowed", "unknown field(s)")
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
-    if (
-        error.validator in ("anyOf", "oneOf")
-        and schema.get("oneOf")
-        and any("required" in b for b in schema.get("oneOf", []) if isinstance(b, dict))
-    ):
-        keys = sorted({k for b in schema["oneOf"] for k in b.get("required", [])})
+    keys = _one_of_keys(error)
+    if keys:
         return f"give exactly one of {', '.join(keys)}"
     if error.validator == "enum":
         return f"{instance!r} is not one of {', '.join(map(str, error.validator_value))}"

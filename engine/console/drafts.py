@@ -81,12 +81,14 @@ def _ruleset_checks(doc: Document, refs: Any) -> tuple[list[Problem], list[Probl
     from engine import rules
     from engine.rules.lint import lint_ruleset
 
-    try:
-        ruleset = rules.ruleset_from_document(doc, refs if refs is not None else rules.default_references())
-    except DocumentError as exc:
-        errors = [p for p in exc.problems if p.severity == "error"]
-        return errors, [p for p in exc.problems if p.severity != "error"], ""
-    lint = lint_ruleset(ruleset, doc)
+    # Lint what can be built even when validation fails: an editor sees every finding at once.
+    ruleset, found = rules.ruleset_as_far_as_it_goes(doc, refs if refs is not None else rules.default_references())
+    lint = lint_ruleset(ruleset, doc) if ruleset is not None else []
+    every = sorted(found + lint, key=lambda p: (p.line, p.path))
+    errors = [p for p in every if p.severity == "error"]
+    warnings = [p for p in every if p.severity != "error"]
+    if ruleset is None or any(p.severity == "error" for p in found):
+        return errors, warnings, ""
     scheduled = sum(1 for r in ruleset.rules if r.schedule)
     disabled = sum(1 for r in ruleset.rules if not r.enabled)
     summary = (
@@ -94,8 +96,6 @@ def _ruleset_checks(doc: Document, refs: Any) -> tuple[list[Problem], list[Probl
         + (f", {scheduled} scheduled" if scheduled else "")
         + (f", {disabled} disabled" if disabled else "")
     )
-    errors = [p for p in lint if p.severity == "error"]
-    warnings = [p for p in lint if p.severity != "error"]
     return errors, warnings, summary
 
 

@@ -264,7 +264,6 @@ def open_receivable(
         last_attempt=0,
         created_at=now,
     )
-    session.add(rec)
     postings = [Posting(journal.RECEIVABLES, debit=amount)]
     revenue = {plan: Decimal(v) for plan, v in (revenue_by_plan or {}).items()}
     tax = Decimal(tax)
@@ -277,11 +276,20 @@ def open_receivable(
         postings.append(Posting(journal.revenue_account(None), credit=rest))
     elif rest < 0:
         postings.append(Posting("discounts", debit=-rest))
-    journal.post_entry(
-        session, f"inv:{invoice.invoice_id}", now, invoice.currency, postings,
-        f"invoice {invoice.invoice_id} issued", invoice.invoice_id,
-    )
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(rec)
+            journal.post_entry(
+                session, f"inv:{invoice.invoice_id}", now, invoice.currency, postings,
+                f"invoice {invoice.invoice_id} issued", invoice.invoice_id,
+            )
+    except IntegrityError:
+        # Another collection of this invoice (another process) opened it meanwhile and has
+        # committed: its receivable is the one, and its attempt is what this one returns.
+        theirs = session.get(Receivable, invoice.invoice_id, with_for_update=True, populate_existing=True)
+        if theirs is None:
+            raise
+        return theirs
     return rec
 
 

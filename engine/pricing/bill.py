@@ -217,14 +217,22 @@ def minimum_true_up(
     charged: Decimal,
     covered: tuple[int, int] | None = None,
     period: Period | None = None,
+    held: Decimal = ZERO,
 ) -> Line | None:
-    """The shortfall below the plan's minimum commitment for a period, as a line (or None).
+    """The shortfall below the minimum commitment of a period, as a line (or None).
     `charged` is everything the period was charged before discounts (earlier documents
-    included); `covered` prorates the minimum of a period that was cut short."""
+    included); `covered` prorates the plan's minimum to the days it covers (a period cut short,
+    or a plan taken mid-period); `held` is what the plans held earlier in the period commit to,
+    as minimum x days: each plan owes its minimum for the days it was held. The sum is divided
+    by the period's days once and rounded once."""
     minimum = plan.minimum_amount
-    if minimum <= ZERO:
+    if minimum <= ZERO and held <= ZERO:
         return None
-    if covered is not None and covered[0] != covered[1]:
+    if held > ZERO:
+        assert period is not None, "a minimum held part of a period is prorated over the period's days"
+        days = covered[0] if covered is not None else period.days
+        minimum = (minimum * days + held) / period.days
+    elif covered is not None and covered[0] != covered[1]:
         minimum = minimum * covered[0] / covered[1]
     shortfall = rounder(minimum) - charged
     if shortfall <= ZERO:
@@ -327,6 +335,7 @@ class PeriodPricer:
         "_extra_total",
         "_fixed",
         "_fixed_total",
+        "_held",
         "_minimum",
         "_mode",
         "_period",
@@ -358,6 +367,7 @@ class PeriodPricer:
         extra_lines: Sequence[Line] = (),
         rules: Sequence[Mapping[str, Any]] = (),
         prior_charged: Decimal = ZERO,
+        held_minimum: Decimal = ZERO,
     ) -> None:
         rounder = catalog.rounder
         self._catalog, self._plan, self._period, self._rounder = catalog, plan, period, rounder
@@ -398,7 +408,9 @@ class PeriodPricer:
         )
         # The caller says when the minimum is settled: at the period's close (or a whole-period
         # quote), against everything the period was charged, earlier documents included.
-        self._minimum = minimum and plan.minimum_amount > ZERO
+        # `held_minimum`: the plans held earlier in the period commit too (minimum x days).
+        self._minimum = minimum and (plan.minimum_amount > ZERO or held_minimum > ZERO)
+        self._held = held_minimum
         self._prior = prior_charged
         self._extra = tuple(extra_lines)
         self._extra_total = sum((line.amount for line in self._extra), ZERO)
@@ -437,7 +449,9 @@ class PeriodPricer:
             append(amount)
             subtotal += amount
         if self._minimum:
-            true_up = minimum_true_up(self._plan, self._rounder, self._prior + subtotal, covered, self._period)
+            true_up = minimum_true_up(
+                self._plan, self._rounder, self._prior + subtotal, covered, self._period, self._held
+            )
             if true_up is not None:
                 append(true_up.amount)
                 subtotal += true_up.amount
@@ -478,7 +492,9 @@ class PeriodPricer:
             rows.append((price, q, tx, by_position[position], note))
             charged += by_position[position]
         if len(amounts) > len(self._variable):  # the minimum commitment true-up
-            true_up = minimum_true_up(self._plan, self._rounder, self._prior + charged, self._covered, self._period)
+            true_up = minimum_true_up(
+                self._plan, self._rounder, self._prior + charged, self._covered, self._period, self._held
+            )
             assert true_up is not None
             rows.append(true_up)
         rows.extend(self._extra)

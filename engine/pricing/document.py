@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
+from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
 
@@ -99,6 +100,19 @@ class Billed:
 NOTHING = Billed()
 
 
+def held_minimum(held: Sequence[tuple[Plan, date]], period: Period) -> tuple[date | None, Decimal]:
+    """A period's plans in the order they were held, each with the day it was taken (the
+    first on the period's start): each plan commits to its minimum for the days it was held
+    (docs/sales.md, "How a minimum treats a change of plan"). Returns when the last plan was
+    taken (None: from the start) and what the plans before it commit to, as minimum x days,
+    kept exact so the period's minimum is divided by its days and rounded once, at its close."""
+    earlier = ZERO
+    for (plan, start), (_, until) in pairwise(held):
+        earlier += plan.minimum_amount * max((until - start).days, 0)
+    last = held[-1][1] if held else None
+    return (last if last is not None and last > period.start else None), earlier
+
+
 def total_of(parts: Iterable[Billed]) -> Billed:
     out = NOTHING
     for part in parts:
@@ -114,7 +128,9 @@ class Piece:
     - `charge_from` / `charge_until`: the part of the period in-advance prices (and the
       minimum) cover, prorated by days;
     - `discounts`: those of this service period (coupon, pricing rules);
-    - `minimum`: settle the minimum commitment here (the period's close);
+    - `minimum`: settle the minimum commitment here (the period's close); `charge_from` /
+      `charge_until` prorate this plan's minimum to the days it was held, and `held_minimum`
+      is what the plans held before it in the period commit to (see `held_minimum`);
     - `before`: what earlier documents billed of this period;
     - `credit`: the piece is given back (unused time): the exact negation of what the same
       inputs charge;
@@ -132,6 +148,7 @@ class Piece:
     trial_end: date | None = None
     discounts: tuple[Discount, ...] = ()
     minimum: bool = False
+    held_minimum: Decimal = ZERO
     before: Billed = NOTHING
     credit: bool = False
     replaces: Billed | None = None
@@ -162,6 +179,7 @@ def price_piece(piece: Piece, tax: TaxDecision = NO_TAX) -> PricedPiece:
         discounts=percent,
         minimum=piece.minimum,
         prior_charged=piece.before.gross,
+        held_minimum=piece.held_minimum,
     ).bill(piece.quantity, piece.usage)
     lines = [_labelled(line, piece) for line in bill.lines]
     applied = [AppliedDiscount(d.source, d.reason, -d.amount if piece.credit else d.amount) for d in bill.discounts]
@@ -340,8 +358,10 @@ def price_document(
     plan: str | None = None,
     period: Period | None = None,
     extra: Sequence[Line] = (),
+    rules: Sequence[Mapping[str, Any]] = (),
 ) -> Document:
-    """Price every piece and put them on one document (`extra`: lines priced elsewhere)."""
+    """Price every piece and put them on one document (`extra`: lines priced elsewhere;
+    `rules`: the pricing rules trace, by default the pieces')."""
     if not pieces and catalog is None:
         raise ValueError("a document needs a piece or a catalog")
     first = pieces[0] if pieces else None
@@ -362,6 +382,7 @@ def price_document(
         plan=plan or (first.plan.id if first else ""),
         period=period or (first.period if first else Period(date.min, date.max)),
         extra=extra,
+        rules=rules,
     )
 
 

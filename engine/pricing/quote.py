@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from engine.money import Rounder
+from engine.money import ZERO, Rounder
 from engine.pricing.bill import Bill, Line
-from engine.pricing.document import Document
+from engine.pricing.document import Document, PricedPiece
 
 
 def fmt_quantity(q: Decimal) -> str:
@@ -42,8 +42,26 @@ def line_to_dict(line: Line, rounder: Rounder) -> dict[str, Any]:
     return out
 
 
-def bill_to_dict(bill: Bill | Document, rounder: Rounder) -> dict[str, Any]:
+def piece_to_dict(priced: PricedPiece, rounder: Rounder) -> dict[str, Any]:
+    """One piece of a document: which plan, at which quantity, over which days of the period,
+    and what its lines add up to (the document's figures are the sums over its pieces)."""
+    piece, lines = priced.piece, priced.lines
     return {
+        "plan": piece.plan.id,
+        "part": "advance" if "in_advance" in piece.timings else "arrears",
+        "credit": piece.credit,
+        "quantity": fmt_quantity(piece.quantity),
+        "from": (piece.charge_from or piece.period.start).isoformat(),
+        "until": (piece.charge_until or piece.period.end).isoformat(),
+        "subtotal": rounder.fmt(sum((x.amount for x in lines), ZERO)),
+        "discount": rounder.fmt(sum((x.discount for x in lines), ZERO)),
+        "tax": rounder.fmt(sum((x.tax for x in lines), ZERO)),
+        "total": rounder.fmt(sum((x.total for x in lines), ZERO)),
+    }
+
+
+def bill_to_dict(bill: Bill | Document, rounder: Rounder) -> dict[str, Any]:
+    out = {
         "plan": bill.plan,
         "currency": bill.currency,
         "period": {"start": bill.period.start.isoformat(), "end": bill.period.end.isoformat()},
@@ -62,3 +80,6 @@ def bill_to_dict(bill: Bill | Document, rounder: Rounder) -> dict[str, Any]:
         "total": rounder.fmt(bill.total),
         "rules": [dict(r) for r in bill.rules],
     }
+    if isinstance(bill, Document):  # an extension of FORMATS §5: the pieces it was priced in
+        out["pieces"] = [piece_to_dict(p, rounder) for p in bill.pieces]
+    return out

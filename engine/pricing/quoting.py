@@ -17,7 +17,7 @@ from engine.periods import Period, calendar_period
 from engine.pricing.discounts import CouponError, Discount, check_redeemable, coupon_discount
 from engine.pricing.document import Document, whole_period
 from engine.pricing.taxes import NO_TAX, TaxDecision, tax_for
-from engine.pricing.usage import EventValueError, MetricUsage, UsageEvent, aggregate_all
+from engine.pricing.usage import EventValueError, MetricUsage, UsageEvent, aggregate_all, negative_source
 
 # (catalog=, plan=, customer=, usage=, period=, quantity=) -> (discounts, rules trace)
 PromotionSource = Callable[..., tuple[list[Discount], list[dict[str, Any]]]]
@@ -41,6 +41,30 @@ def parse_amount(value: Any, field: str) -> Decimal:
     if result < 0:
         raise QuoteError(field, f"{value} is negative")
     return result
+
+
+def _refuse_negative_usage(
+    catalog: Catalog, plan: Plan, aggregated: Mapping[str, MetricUsage], events: Sequence[UsageEvent], period: Period
+) -> None:
+    """A priced metric the events took below 0 is the events' mistake: name the event and its
+    field (the price would otherwise fail later on a quantity nobody typed). A metric the plan
+    does not price is not a quantity here, so its events are left alone."""
+    priced = {price.metric for price in plan.prices if price.metric is not None}
+    for metric_id, found in aggregated.items():
+        if found.quantity >= 0 or metric_id not in priced:
+            continue
+        metric = catalog.metrics[metric_id]
+        source = negative_source(metric, events, period, prior=events)
+        if source is None:  # cannot happen: a negative aggregate has an event behind it
+            raise QuoteError("events", f"metric {metric_id} adds up to {found.quantity}, below 0")
+        event, value = source
+        index = next(i for i, e in enumerate(events) if e.id == event.id)
+        raw = event.properties[metric.field or ""]
+        if metric.aggregation == "weighted_sum":
+            why = f"{raw} takes the running total of metric {metric_id} (weighted_sum) to {value}, below 0"
+        else:
+            why = f"{raw} is negative; metric {metric_id} ({metric.aggregation}) is a quantity, 0 or more"
+        raise QuoteError(f"events[{index}].properties.{metric.field}", why)
 
 
 def resolve_plan(catalog: Catalog, plan_id: str) -> Plan:
@@ -81,6 +105,7 @@ def quote(
             raise QuoteError(f"events[{index}].{exc.path}", exc.reason) from None
         except ValueError as exc:
             raise QuoteError("events", str(exc)) from None
+        _refuse_negative_usage(catalog, plan, aggregated, events, period)
     for metric, value in (usage or {}).items():
         if metric not in catalog.metrics:
             known = ", ".join(sorted(catalog.metrics)) or "none"

@@ -144,6 +144,33 @@ def _weighted(metric: Metric, inside: Sequence[UsageEvent], period: Period, open
     return weighted / total_seconds
 
 
+def negative_source(
+    metric: Metric, events: Iterable[UsageEvent], period: Period, *, prior: Iterable[UsageEvent] = ()
+) -> tuple[UsageEvent, Decimal] | None:
+    """The event that makes `metric`'s aggregate negative, with the value it brought it to,
+    or None. A quantity below 0 cannot be priced, and the answer must name the event that
+    caused it, not the price that choked on it: `latest` takes the last value as is, and
+    `weighted_sum` goes below 0 once its running total does (a negative delta alone is fine)."""
+    if metric.field is None or metric.aggregation in ("count", "unique_count"):
+        return None
+    start, end = period.start_at, period.end_at
+    ordered = sorted((e for e in events if matches(metric, e) and e.time < end), key=lambda e: e.time)
+    if not metric.recurring:
+        ordered = [e for e in ordered if e.time >= start]
+    if metric.aggregation == "weighted_sum":
+        running = ZERO
+        for event in ordered:
+            running += _value(metric, event)
+            if running < ZERO:
+                return event, running
+        return None
+    inside = [e for e in ordered if e.time >= start]
+    if metric.aggregation == "latest":
+        last = (inside or ordered)[-1:]
+        return next(((e, v) for e in last if (v := _value(metric, e)) < ZERO), None)
+    return next(((e, v) for e in inside if (v := _value(metric, e)) < ZERO), None)
+
+
 def _hashable(value: Any) -> Any:
     if isinstance(value, list | dict):
         return repr(value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from engine.catalog import catalog_from_document, is_catalog_document
 from engine.documents import Document, DocumentError, Problem, load_yaml_file
 from engine.rules.conditions import All, AnyOf, Node, Not, Test, kind
-from engine.rules.loader import References, _fix_on_keys, ruleset_from_document, ruleset_problems
+from engine.rules.loader import References, ruleset_as_far_as_it_goes
 from engine.rules.model import Rule, Ruleset
 
 _NUMERIC = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
@@ -55,15 +56,13 @@ def lint_paths(paths: Iterable[str | Path], templates: str | Path | None = "temp
     refs = References.from_catalogs(catalogs, tdir if tdir is not None and tdir.is_dir() else None)
     names: dict[str, str] = {}
     for doc in rulesets:
-        _fix_on_keys(doc)
-        found = ruleset_problems(doc, refs)
+        ruleset, found = ruleset_as_far_as_it_goes(doc, refs)
         if not catalogs and not found:
             found.append(doc.problem(["ruleset"], "no catalog given: plans, prices, features, metrics and "
                                      "coupons were not checked (lint rules/ catalogs/)", "warning"))
         problems.extend(found)
-        if any(p.severity == "error" for p in found):
+        if ruleset is None:  # its shape is wrong: there are no rules to analyse
             continue
-        ruleset = ruleset_from_document(doc, refs)
         if ruleset.name in names:
             problems.append(doc.problem(["ruleset"], f"duplicate ruleset name {ruleset.name!r} (also {names[ruleset.name]})"))
         names.setdefault(ruleset.name, doc.file)
@@ -72,7 +71,13 @@ def lint_paths(paths: Iterable[str | Path], templates: str | Path | None = "temp
 
 
 def lint_ruleset(ruleset: Ruleset, doc: Document) -> list[Problem]:
+    """Conditions that can never hold, text compared as numbers, allows shadowed by a deny. A
+    rule whose `when` did not parse (validation reported it) is left out: read as "always",
+    it would shadow the rules after it."""
     out: list[Problem] = []
+    raw_rules = doc.data.get("rules", []) if isinstance(doc.data, dict) else []
+    unparsed = {r.index for r in ruleset.rules if r.when is None and "when" in raw_rules[r.index]}
+    ruleset = replace(ruleset, rules=tuple(r for r in ruleset.rules if r.index not in unparsed))
     for rule in ruleset.rules:
         base: list[str | int] = ["rules", rule.index]
         if rule.when is not None and not satisfiable(rule.when):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -164,17 +164,32 @@ def _fix_on_keys(doc: Document) -> None:
 
 def ruleset_problems(doc: Document, refs: References | None = None) -> list[Problem]:
     """Every problem of a ruleset document: schema first, then what only code can check."""
+    return ruleset_as_far_as_it_goes(doc, refs)[1]
+
+
+def ruleset_as_far_as_it_goes(doc: Document, refs: References | None = None) -> tuple[Ruleset | None, list[Problem]]:
+    """Every problem of a ruleset document, and the ruleset built in spite of those only code
+    finds (an unknown template, a bad cron): lint still analyses its conditions. None when
+    the document's shape is wrong (the schema's problems): nothing can be built then."""
     if not isinstance(doc.data, dict):
-        return [doc.problem([], "a ruleset is a mapping with ruleset and rules")]
+        return None, [doc.problem([], "a ruleset is a mapping with ruleset and rules")]
     _fix_on_keys(doc)
     problems = [_friendlier(p) for p in schema_problems(doc, SCHEMA_PACKAGE, SCHEMA_NAME)]
+    broken = {int(m.group(1)) for p in problems if (m := _IN_A_RULE.match(p.path))}
+    if broken and all(_IN_A_RULE.match(p.path) for p in problems):
+        # Only some rules are misshapen: the others are built (and checked) without them.
+        ruleset, found = _build(doc, refs or References(), skip=broken)
+        return ruleset, sorted(problems + found, key=lambda p: (p.line, p.path))
     if problems:
-        return problems
-    _, found = _build(doc, refs or References())
-    return sorted(found, key=lambda p: (p.line, p.path))
+        return None, problems
+    ruleset, found = _build(doc, refs or References())
+    return ruleset, sorted(found, key=lambda p: (p.line, p.path))
 
 
-def _build(doc: Document, refs: References) -> tuple[Ruleset, list[Problem]]:
+_IN_A_RULE = re.compile(r"^rules\[([0-9]+)\]")
+
+
+def _build(doc: Document, refs: References, skip: Collection[int] = ()) -> tuple[Ruleset, list[Problem]]:
     data = doc.data
     out: list[Problem] = []
     states = set(DEFAULT_STATES) | set(data.get("states") or [])
@@ -188,6 +203,8 @@ def _build(doc: Document, refs: References) -> tuple[Ruleset, list[Problem]]:
             out.append(doc.problem(where, f"unknown {what} {value!r}; known: {listing}"))
 
     for i, raw in enumerate(data["rules"]):
+        if i in skip:
+            continue
         base: list[Any] = ["rules", i]
         rid = raw["id"]
         if rid in seen:
@@ -282,15 +299,9 @@ def _build(doc: Document, refs: References) -> tuple[Ruleset, list[Problem]]:
 
 def ruleset_from_document(doc: Document, refs: References | None = None) -> Ruleset:
     """The typed ruleset, or DocumentError listing every problem."""
-    if not isinstance(doc.data, dict):
-        raise DocumentError([doc.problem([], "a ruleset is a mapping with ruleset and rules")])
-    _fix_on_keys(doc)
-    problems = [_friendlier(p) for p in schema_problems(doc, SCHEMA_PACKAGE, SCHEMA_NAME)]
-    if problems:
-        raise DocumentError(problems)
-    ruleset, found = _build(doc, refs or References())
-    if found:
-        raise DocumentError(sorted(found, key=lambda p: (p.line, p.path)))
+    ruleset, found = ruleset_as_far_as_it_goes(doc, refs)
+    if found or ruleset is None:
+        raise DocumentError(found)
     return ruleset
 
 

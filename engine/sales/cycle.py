@@ -11,7 +11,7 @@ subscription's new state and its events together, or nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -22,7 +22,7 @@ from engine.catalog.model import Catalog, Plan
 from engine.periods import Period, period_boundary
 from engine.pricing import Discount, MetricUsage, UsageEvent, aggregate_all, fmt_quantity, tax_for
 from engine.pricing.charges import charge
-from engine.pricing.document import ADVANCE, ARREARS, NOTHING, Billed, Document, Piece, price_document
+from engine.pricing.document import ADVANCE, ARREARS, NOTHING, Billed, Document, Piece, held_minimum, price_document
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import tax_subject
@@ -146,13 +146,16 @@ class BatchUsage(UsageSource):
 
 
 def usage_for(
-    src: UsageSource, catalog: Catalog, plan: Plan, customer_id: str, period: Period
+    src: UsageSource, catalog: Catalog, plan: Plan, customer_id: str, period: Period, until: date | None = None
 ) -> dict[str, MetricUsage]:
+    """The period's usage of the plan's metrics; `until`: the period was cut short there (a
+    change of interval, a cancellation), so later events belong to the next period or none."""
     metrics = {p.metric: catalog.metrics[p.metric] for p in plan.prices if p.metric}
     if not metrics:
         return {}
     types = {m.event for m in metrics.values()}
-    events = src.events(customer_id, period.start_at, period.end_at, types)
+    end = at_midnight(until) if until is not None and until < period.end else period.end_at
+    events = src.events(customer_id, period.start_at, end, types)
     recurring = {m.event for m in metrics.values() if m.recurring}
     prior = src.prior(customer_id, period.start_at, recurring) if recurring else []
     return aggregate_all(metrics, events, period, prior=prior)
@@ -201,11 +204,12 @@ def opening_piece(
     discounts: Sequence[Discount] | None = None,
     quantity: Decimal | None = None,
 ) -> Piece:
-    """A period's in-advance prices (from `charge_from`: prorated), with its discounts."""
+    """A period's in-advance prices (from `charge_from`: prorated), with its discounts (the
+    rules see the quantity priced: a change's new one)."""
     terms = (
         Terms(tuple(discounts))
         if discounts is not None
-        else period_terms(catalog, plan, sub, customer, period, cycle, promotions=ctx.promotions)
+        else period_terms(catalog, plan, sub, customer, period, cycle, promotions=ctx.promotions, quantity=quantity)
     )
     return Piece(
         catalog,
@@ -232,11 +236,15 @@ def closing_piece(
     hist: PeriodHistory,
     *,
     until: date | None = None,
+    redeem: bool = True,
 ) -> Piece:
-    """A period's in-arrears usage and its minimum commitment, against what it was charged
-    (`until`: the period was cut short; the minimum is prorated to the days it ran)."""
-    usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period)
-    terms = period_terms(catalog, plan, sub, customer, period, cycle, usage=usage, promotions=ctx.promotions)
+    """A period's in-arrears usage and its minimum commitment, against what it was charged.
+    The usage is priced on the plan held at the close; each plan held in the period owes its
+    minimum for the days it was held (`until`: the period was cut short there)."""
+    usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period, until)
+    terms = period_terms(catalog, plan, sub, customer, period, cycle, usage=usage, promotions=ctx.promotions,
+                         redeem=redeem)
+    taken, held = held_terms(ctx.src.session, hist, period)
     return Piece(
         catalog,
         plan,
@@ -244,11 +252,47 @@ def closing_piece(
         ARREARS,
         sub.quantity,
         usage,
+        charge_from=taken,
         charge_until=until,
         discounts=terms.discounts,
         minimum=True,
+        held_minimum=held,
         before=hist.total(),
         rules=terms.rules,
+    )
+
+
+def held_terms(session: Session, hist: PeriodHistory, period: Period) -> tuple[date | None, Decimal]:
+    """When the plan held at the period's close was taken (None: at its start), and what the
+    plans held before it commit to (minimum x days), from the period's ledger."""
+    held = [(catalog_for_version(session, r.version_id).plan(r.plan_id), r.charge_from or period.start)
+            for r in hist.held()]
+    return held_minimum(held, period)
+
+
+def closed_piece(session: Session, hist: PeriodHistory, period: Period, customer_id: str) -> Piece | None:
+    """A closed period's usage and minimum priced again with every event now known, as its
+    close priced them (plan, quantity, discounts, the days held): what its close and late
+    usage bill together. None when the period has not closed."""
+    closed = hist.last("arrears", charged=False)
+    if closed is None:
+        return None
+    cat = catalog_for_version(session, closed.version_id)
+    plan = cat.plan(closed.plan_id)
+    usage = usage_for(UsageSource(session), cat, plan, customer_id, period, closed.charge_until)
+    taken, held = held_terms(session, hist, period)
+    return Piece(
+        cat,
+        plan,
+        period,
+        ARREARS,
+        closed.quantity,
+        usage,
+        charge_from=taken,
+        charge_until=closed.charge_until,
+        discounts=hist.discounts("arrears", plan.id) or (),
+        minimum=True,
+        held_minimum=held,
     )
 
 
@@ -266,22 +310,10 @@ def late_pieces(session: Session, ctx: StepContext, catalog: Catalog, sub: Subsc
     for hist in billed_periods(session, sub.id, times):
         closed = hist.last("arrears", charged=False)
         assert closed is not None
-        cat = catalog_for_version(session, closed.version_id)
-        plan = cat.plan(closed.plan_id)
         period = Period(closed.period_start, closed.period_end)
-        usage = usage_for(UsageSource(session), cat, plan, sub.customer_id, period)
-        piece = Piece(
-            cat,
-            plan,
-            period,
-            ARREARS,
-            closed.quantity,
-            usage,
-            discounts=hist.discounts("arrears", plan.id) or (),
-            minimum=True,
-            before=hist.total("advance"),
-            replaces=hist.total("arrears"),
-        )
+        again = closed_piece(session, hist, period, sub.customer_id)
+        assert again is not None
+        piece = replace(again, before=hist.total("advance"), replaces=hist.total("arrears"))
         out.append(Priced(piece, "late", closed.cycle, closed.version_id))
     return out
 

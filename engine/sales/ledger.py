@@ -67,9 +67,15 @@ class PeriodHistory:
         row = self.last(part, plan_id=plan_id)
         return None if row is None else tuple(discount_from_dict(d) for d in row.discounts)
 
+    def held(self) -> list[PeriodLedger]:
+        """The charges of the in-advance part, in order: one per plan and quantity the period
+        was held at (its opening, then each change), each from its `charge_from`."""
+        return [r for r in self.rows if r.part == "advance" and not r.credit]
+
     @property
     def changes(self) -> int:
-        return sum(1 for r in self.rows if r.reason in ("change", "cancel"))
+        """The changes and cancellations within the period: the documents that cut it."""
+        return len({r.document_id for r in self.rows if r.reason in ("change", "cancel")})
 
 
 def history(session: Session, subscription_id: str, period_start: date) -> PeriodHistory:
@@ -98,7 +104,8 @@ def histories(session: Session, keys: Sequence[tuple[str, date]]) -> dict[tuple[
 
 
 def billed_periods(session: Session, subscription_id: str, containing: Iterable[datetime]) -> list[PeriodHistory]:
-    """The closed periods (those with an arrears part) that hold any of these times."""
+    """The closed periods (those with an arrears part) that hold any of these times (up to
+    where a period was cut short: later times belong to the next period)."""
     rows = list(
         session.scalars(
             select(PeriodLedger)
@@ -114,7 +121,10 @@ def billed_periods(session: Session, subscription_id: str, containing: Iterable[
     for start in sorted(by_start):
         h = by_start[start]
         closed = h.last("arrears", charged=False)
-        if closed is not None and any(closed.period_start <= d < closed.period_end for d in days):
+        if closed is None:
+            continue
+        end = closed.charge_until or closed.period_end
+        if any(closed.period_start <= d < end for d in days):
             hit.append(h)
     return hit
 
@@ -169,6 +179,8 @@ def _row(
         "plan_id": piece.plan.id,
         "version_id": version_id,
         "quantity": piece.quantity,
+        "charge_from": piece.charge_from,
+        "charge_until": piece.charge_until,
         "billed": billed.as_dict(lines=part == "arrears"),
         "discounts": [discount_to_dict(d) for d in piece.discounts],
         "created_at": now,

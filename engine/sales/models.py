@@ -264,6 +264,11 @@ class PeriodLedger(Base):
     plan_id: Mapped[str] = mapped_column(String(100))
     version_id: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[Decimal]
+    # The days of the period the piece covers (None: from its start, to its end): where a
+    # change or a cancellation cut the period, so a quote replays it and the minimum is
+    # owed for the days each plan was held.
+    charge_from: Mapped[date | None] = mapped_column(Date, default=None)
+    charge_until: Mapped[date | None] = mapped_column(Date, default=None)
     billed: Mapped[dict[str, Any]] = mapped_column(JSON)  # engine.pricing.Billed.as_dict()
     discounts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime]

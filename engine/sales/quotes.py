@@ -1,26 +1,31 @@
 """The quote of a subscription's period: what the engine invoices for it, priced at once.
 
-Its plan and catalog version, quantity, coupon and customer as the subscription holds them for
-that period, the published pricing rules and the usage recorded so far, priced by the same
-function as the invoices (`engine.pricing.whole_period`). For a period without changes in it,
-the documents issued for that period add up to this quote, cent for cent.
+A period that documents have billed is replayed from its ledger: each in-advance piece as it
+was billed (its plan and catalog version, quantity, days, discounts; a change's credit for
+the unused days and its charge for the rest), then the period's usage and minimum as its close
+prices them (or, while the period is open, as it would close now), all by the one pricing
+function, `engine.pricing.price_document`. So the documents of a period, changes, credits and
+late usage included, add up to this quote cent for cent. A period nothing has billed yet (a
+trial) is quoted from the subscription as it stands (`engine.pricing.whole_period`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
+from engine.catalog.model import Catalog, Plan
 from engine.periods import Period
 from engine.pricing import Document, tax_for, whole_period
+from engine.pricing.document import ADVANCE, NOTHING, Piece, price_document
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import tax_subject
-from engine.sales.cycle import UsageSource, plan_period, usage_for
+from engine.sales.cycle import StepContext, UsageSource, closed_piece, closing_piece, plan_period, usage_for
 from engine.sales.errors import SalesError
-from engine.sales.ledger import history
-from engine.sales.models import Customer, Subscription
+from engine.sales.ledger import PeriodHistory, discount_from_dict, history
+from engine.sales.models import Customer, PeriodLedger, Subscription
 from engine.sales.subscriptions import load_subscription
 from engine.sales.terms import period_terms
 
@@ -50,28 +55,103 @@ def quote_subscription(
         raise SalesError("period", f"subscription {sub.id} has no period {period}")
     if row is not None and row.period_end != period.end:
         raise SalesError("period", f"the subscription's period starting {period.start} ends {row.period_end}")
-    version_id = row.version_id if row is not None else sub.catalog_version_id
-    plan_id = row.plan_id if row is not None else sub.plan_id
-    cycle = row.cycle if row is not None else sub.cycle
-    catalog = catalog_for_version(session, version_id)
-    plan = catalog.plan(plan_id)
-    quantity = row.quantity if row is not None else sub.quantity
+    if hist.held():
+        doc = _replayed(session, sub, customer, period, hist, promotions)
+    else:
+        doc = _unbilled(session, sub, customer, period, promotions)
+    return SubscriptionQuote(sub.id, doc, hist.changes)
+
+
+def _replayed(
+    session: Session,
+    sub: Subscription,
+    customer: Customer,
+    period: Period,
+    hist: PeriodHistory,
+    promotions: PromotionSource | None,
+) -> Document:
+    """The period's billed in-advance pieces as they were billed, then its usage and minimum:
+    as its close priced them (with every event now known, as late usage bills them), or, for
+    a period still open, as closing it now would."""
+    pieces = [_as_billed(session, r, period) for r in hist.rows if r.part == "advance"]
+    closing = closed_piece(session, hist, period, sub.customer_id)
+    if closing is None:
+        last = hist.held()[-1]
+        catalog = catalog_for_version(session, last.version_id)
+        ctx = StepContext(UsageSource(session), promotions)
+        closing = closing_piece(catalog, catalog.plan(last.plan_id), sub, customer, period, last.cycle, ctx, hist,
+                                redeem=False)
+        # Priced on one document with the pieces above: it sees them as what came before.
+        closing = replace(closing, before=NOTHING)
+    return price_document([*pieces, closing], tax_for(closing.catalog, tax_subject(customer)),
+                          catalog=closing.catalog, plan=closing.plan.id, period=period,
+                          rules=_trace(session, sub, customer, period, hist, closing, promotions))
+
+
+def _as_billed(session: Session, row: PeriodLedger, period: Period) -> Piece:
+    """A ledger row's in-advance piece, with the inputs it was billed with."""
+    catalog = catalog_for_version(session, row.version_id)
+    return Piece(
+        catalog,
+        catalog.plan(row.plan_id),
+        period,
+        ADVANCE,
+        row.quantity,
+        charge_from=row.charge_from,
+        charge_until=row.charge_until,
+        discounts=tuple(discount_from_dict(d) for d in row.discounts),
+        credit=row.credit,
+    )
+
+
+def _trace(
+    session: Session,
+    sub: Subscription,
+    customer: Customer,
+    period: Period,
+    hist: PeriodHistory,
+    closing: Piece,
+    promotions: PromotionSource | None,
+) -> tuple[dict[str, object], ...]:
+    """Which pricing rules hold for the plans of the period (as each was taken, and at the
+    close with its usage): the quote's `rules`."""
+    out: list[dict[str, object]] = []
+    plans: list[tuple[Catalog, Plan, PeriodLedger]] = []
+    for r in hist.held():
+        catalog = catalog_for_version(session, r.version_id)
+        plans.append((catalog, catalog.plan(r.plan_id), r))
+    for catalog, plan, r in plans:
+        terms = period_terms(catalog, plan, sub, customer, period, r.cycle, promotions=promotions, redeem=False,
+                             quantity=r.quantity)
+        out += [t for t in terms.rules if t not in out]
+    last = plans[-1][2]
+    terms = period_terms(closing.catalog, closing.plan, sub, customer, period, last.cycle, usage=closing.usage,
+                         promotions=promotions, redeem=False, quantity=closing.quantity)
+    out += [t for t in terms.rules if t not in out]
+    return tuple(out)
+
+
+def _unbilled(
+    session: Session, sub: Subscription, customer: Customer, period: Period, promotions: PromotionSource | None
+) -> Document:
+    """A period nothing has billed yet: priced from the subscription as it stands."""
+    catalog = catalog_for_version(session, sub.catalog_version_id)
+    plan = catalog.plan(sub.plan_id)
     usage = usage_for(UsageSource(session), catalog, plan, sub.customer_id, period)
-    opening = period_terms(catalog, plan, sub, customer, period, cycle, promotions=promotions, redeem=False)
-    closing = period_terms(catalog, plan, sub, customer, period, cycle, usage=usage, promotions=promotions,
+    opening = period_terms(catalog, plan, sub, customer, period, sub.cycle, promotions=promotions, redeem=False)
+    closing = period_terms(catalog, plan, sub, customer, period, sub.cycle, usage=usage, promotions=promotions,
                            redeem=False)
-    doc = whole_period(
+    return whole_period(
         catalog,
         plan,
         period,
-        quantity=quantity,
+        quantity=sub.quantity,
         usage=usage,
         advance_discounts=opening.discounts,
         arrears_discounts=closing.discounts,
         tax=tax_for(catalog, tax_subject(customer)),
         rules=opening.rules + tuple(r for r in closing.rules if r not in opening.rules),
     )
-    return SubscriptionQuote(sub.id, doc, hist.changes)
 
 
 def _current(session: Session, sub: Subscription) -> Period:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from engine.catalog.model import Catalog, Plan
@@ -63,20 +64,23 @@ def period_terms(
     usage: Mapping[str, MetricUsage] | None = None,
     promotions: PromotionSource | None = None,
     redeem: bool = True,
+    quantity: Decimal | None = None,
 ) -> Terms:
-    """The discounts of `period` (the subscription's `cycle`-th) for `plan`: pricing rules
-    first, then the coupon. `redeem` records a rule discount with `periods` on its first use."""
+    """The discounts of `period` (the subscription's `cycle`-th) for `plan` at `quantity`
+    (default: the subscription's): pricing rules first, then the coupon. `redeem` records a
+    rule discount with `periods` on its first use."""
     found: list[Discount] = []
     trace: list[dict[str, Any]] = []
     if promotions is not None:
+        q = sub.quantity if quantity is None else quantity
         found, trace = promotions(
             catalog=catalog,
             plan=plan,
             customer=customer_to_dict(customer),
             usage=usage or {},
             period=period,
-            quantity=sub.quantity,
-            subscription={**subscription_context(sub, cycle), "plan": plan.id},
+            quantity=q,
+            subscription={**subscription_context(sub, cycle), "plan": plan.id, "quantity": q},
         )
     out = [d for d in found if d.periods is None]
     redeemed = dict(sub.promotions or {})

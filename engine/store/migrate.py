@@ -45,6 +45,34 @@ def current(database_url: str) -> str | None:
         db.dispose()
 
 
+def not_migrated(database_url: str) -> str | None:
+    """Why `database_url` is not at the latest migration, with what to do, in words for an
+    operator; None when it is. A command that only reads the tables (a worker, `billing
+    broker status`) would otherwise stop at the first missing table with the database
+    driver's traceback. A SQLite file that does not exist is not created by asking."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = make_url(_normalise_url(database_url))
+    shown = make_url(database_url).render_as_string(hide_password=True)
+    migrate = "run `billing migrate` first (with the same BILLING_DATABASE_URL)"
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            return f"the database {shown} does not exist: {migrate}"
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    try:
+        at = current(database_url)
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return f"the database {shown} cannot be read ({cause}): check BILLING_DATABASE_URL"
+    if at is None:
+        return f"the database {shown} is not migrated: {migrate}"
+    if at != head:
+        return f"the database {shown} is at migration {at}, this engine needs {head}: {migrate}"
+    return None
+
+
 def revision(database_url: str, message: str, rev_id: str | None = None) -> None:
     """Autogenerate a revision against `database_url` (an up-to-date scratch database):
     the difference between it and the models of every subsystem present."""

@@ -2,21 +2,26 @@
 
 Random catalogs (flat, per-seat and tiered usage prices, a minimum commitment), coupons
 (percent or amount off, once, repeating or forever), promotion rulesets (percent or amount off,
-some for a few periods), plan and quantity changes mid-period, late usage and a cancellation,
-run over months through the HTTP API on a test clock. Then, cent for cent:
+some for a few periods), up to two plan and quantity changes in a month, late usage and a
+cancellation, run over months through the HTTP API on a test clock. Then, cent for cent:
 - every document (invoice or credit note) equals the sum of its lines;
-- for every period without a change in it, the documents of that period add up to the quote of
-  that period with the same inputs, both as the subscription's quote and as a plain quote
-  given the plan, quantity, usage, customer and the coupon when the test's own model says it
-  applies.
+- for every period, the documents of that period (invoices less credit notes; changes, their
+  credits and late usage included) add up to the subscription's quote of that period, which
+  replays the period's history;
+- for every period without a change in it, also to a plain quote given the plan, quantity,
+  usage, customer and the coupon when the test's own model says it applies;
+- for every period, the test's own model of the minimum commitment holds: each plan held owes
+  its minimum for the days it was held, so the period's charges before discounts are at least
+  that sum, and exactly that when a true-up is billed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -33,7 +38,7 @@ from engine.rules import publish_ruleset
 from engine.system import build_system
 
 D = Decimal
-EXAMPLES = int(os.environ.get("ONE_PRICE_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("ONE_PRICE_EXAMPLES", "20"))
 MONTHS = [date(2026, m, 1) for m in range(1, 9)]
 
 money = st.integers(min_value=0, max_value=9999).map(lambda c: f"{D(c) / 100:.2f}")
@@ -81,18 +86,36 @@ promotions = st.lists(
 )
 
 
+change = st.tuples(st.integers(min_value=2, max_value=27), st.sampled_from(["a", "b"]),
+                   st.integers(min_value=0, max_value=5))
+
+
 @st.composite
 def months(draw: st.DrawFn) -> list[dict[str, Any]]:
     out = []
     for _ in range(draw(st.integers(min_value=2, max_value=4))):
+        changes = draw(st.lists(change, max_size=2, unique_by=lambda c: c[0]))
         out.append({
             "calls": draw(st.integers(min_value=0, max_value=400)),
             "late": draw(st.integers(min_value=0, max_value=30)),
-            "change": draw(st.one_of(st.none(), st.tuples(st.integers(min_value=2, max_value=27),
-                                                           st.sampled_from(["a", "b"]),
-                                                           st.integers(min_value=0, max_value=5)))),
+            "changes": sorted(changes),
         })
     return out
+
+
+def _minimum(plan_yaml: str) -> Decimal:
+    return D(re.search(r'minimum_amount: "([0-9.]+)"', plan_yaml).group(1))  # type: ignore[union-attr]
+
+
+def _held_minimum(held: list[tuple[str, int]], until: int, days: int, minimums: dict[str, Decimal],
+                  rounding: str) -> Decimal:
+    """The test's own model: each plan held (from day-of-month `start`) owes its minimum for
+    the days it was held, the sum rounded once."""
+    owed = D(0)
+    for (plan, start), (_, end) in zip(held, [*held[1:], ("", until)], strict=True):
+        owed += minimums[plan] * (end - start)
+    mode = ROUND_HALF_UP if rounding == "half_up" else ROUND_HALF_EVEN
+    return (owed / days).quantize(D("0.01"), mode)
 
 
 def _catalog(plan_a: str, plan_b: str, coupon: tuple[str, str, int] | None, rounding: str) -> str:
@@ -205,23 +228,26 @@ def test_every_document_adds_up_to_the_quote_of_its_period(
         current = {"plan": "a", "quantity": seats}
         for i, month in enumerate(plan):
             period = f"{MONTHS[i]}/{MONTHS[i + 1]}"
-            model[period] = {**current, "calls": month["calls"], "cycle": i, "changed": False}
+            days = (MONTHS[i + 1] - MONTHS[i]).days
+            model[period] = {**current, "calls": month["calls"], "cycle": i, "changed": False,
+                             "held": [(current["plan"], 1)], "until": days + 1, "days": days}
             driver.events("c1", month["calls"], MONTHS[i])
-            if month["change"] is not None:
-                day, to_plan, quantity = month["change"]
-                if (to_plan, quantity) != (current["plan"], current["quantity"]):
-                    driver.advance(_at(MONTHS[i], day))
-                    driver.call("POST", f"/v1/subscriptions/{sub['id']}/change",
-                                {"plan": to_plan, "quantity": quantity, "at": "now"}
-                                if to_plan != current["plan"] else {"quantity": quantity})
-                    current = {"plan": to_plan, "quantity": quantity}
-                    model[period].update(current, changed=True)
+            for day, to_plan, quantity in month["changes"]:
+                if (to_plan, quantity) == (current["plan"], current["quantity"]):
+                    continue
+                driver.advance(_at(MONTHS[i], day))
+                driver.call("POST", f"/v1/subscriptions/{sub['id']}/change",
+                            {"plan": to_plan, "quantity": quantity, "at": "now"}
+                            if to_plan != current["plan"] else {"quantity": quantity})
+                current = {"plan": to_plan, "quantity": quantity}
+                model[period].update(current, changed=True)
+                model[period]["held"].append((to_plan, day))
             last = i == len(plan) - 1
             if last and cancel_day is not None:
-                changed_on = month["change"][0] if model[period]["changed"] else 0
-                driver.advance(_at(MONTHS[i], max(cancel_day, changed_on + 1)))
+                day = max(cancel_day, model[period]["held"][-1][1] + 1)
+                driver.advance(_at(MONTHS[i], day))
                 driver.call("POST", f"/v1/subscriptions/{sub['id']}/cancel", {"at": "now"})
-                model[period]["changed"] = True
+                model[period].update(changed=True, until=day)
                 break
             driver.advance(_at(MONTHS[i + 1]))
             # Late: usage of the month just closed, arriving after it was invoiced.
@@ -231,17 +257,31 @@ def test_every_document_adds_up_to_the_quote_of_its_period(
             driver.advance(_at(MONTHS[len(plan) + 1]))  # bills the last month's late usage
 
         by_period: dict[str, Decimal] = defaultdict(D)
+        charged: dict[str, Decimal] = defaultdict(D)  # before discounts, the true-up included
+        true_up: dict[str, Decimal] = defaultdict(D)
         for sign, doc in _documents(driver, "c1"):
             lines = doc["lines"]
             assert sum((_line_total(x) for x in lines), D(0)) == D(doc["total"]), doc
             for line in lines:
-                by_period[str(_period_of(line))] += sign * _line_total(line)
+                key = str(_period_of(line))
+                by_period[key] += sign * _line_total(line)
+                charged[key] += sign * D(line["amount"])
+                if line["price_id"] == "minimum_commitment":
+                    true_up[key] += sign * D(line["amount"])
+        minimums = {"a": _minimum(plan_a), "b": _minimum(plan_b)}
         for period, inputs in model.items():
+            quote = driver.call("POST", "/v1/quotes", {"subscription_id": sub["id"], "period": period})
+            assert by_period[period] == D(quote["total"]), (period, inputs, quote)
+            # Each change is a document that cut the period (a cancellation, when it gave time back).
+            assert quote["mid_period_changes"] >= len(inputs["held"]) - 1, (period, inputs, quote)
+            if not inputs["changed"]:
+                assert quote["mid_period_changes"] == 0, (period, inputs, quote)
+            owed = _held_minimum(inputs["held"], inputs["until"], inputs["days"], minimums, rounding)
+            assert charged[period] >= owed, (period, inputs, owed)
+            if true_up[period] > 0:
+                assert charged[period] == owed, (period, inputs, owed)
             if inputs["changed"]:
                 continue
-            quote = driver.call("POST", "/v1/quotes", {"subscription_id": sub["id"], "period": period})
-            assert quote["mid_period_changes"] == 0
-            assert by_period[period] == D(quote["total"]), (period, inputs, quote)
             plain = {"plan": inputs["plan"], "quantity": str(inputs["quantity"]), "customer_id": "c1",
                      "usage": {"calls": str(inputs["calls"])}, "period": period}
             if coupon and inputs["cycle"] < coupon[2]:

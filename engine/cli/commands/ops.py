@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.cli.commands.serve import require_migrated
 from engine.cli.errors import BadInput
 from engine.cli.paths import expand
 from engine.config import get_settings
@@ -84,7 +85,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("lint", help="lint catalogs and rulesets together")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--templates", default="templates")
+    p.add_argument("--templates", default=None,
+                   help="the templates directory rules may name; default BILLING_TEMPLATES_DIR, else the shipped ones")
     p.set_defaults(func=run_lint)
 
     p = sub.add_parser("simulate", help="what-if: price a cohort on a baseline and a draft catalog")
@@ -120,6 +122,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from engine.system import build_system, standard_wiring
 
     settings = get_settings()
+    require_migrated(settings.database_url)
     system = build_system(settings, create_tables=False, wiring=standard_wiring())
     stop = threading.Event()
     install_signal_handlers(stop)
@@ -134,6 +137,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from engine.system import build_system, standard_wiring
 
     settings = get_settings()
+    require_migrated(settings.database_url)
     system = build_system(settings, create_tables=False, wiring=standard_wiring())
     stop = threading.Event()
     install_signal_handlers(stop)
@@ -146,8 +150,10 @@ def run_broker_status(args: argparse.Namespace) -> int:
     from engine.events import broker_status
     from engine.system import build_system, standard_wiring
 
+    settings = get_settings()
+    require_migrated(settings.database_url)
     # The wiring the workers run, so every queue they declare is listed (automation's too).
-    system = build_system(get_settings(), create_tables=False, wiring=standard_wiring())
+    system = build_system(settings, create_tables=False, wiring=standard_wiring())
     status = broker_status(system.settings, db=system.db, handlers=system.registry)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
@@ -209,9 +215,14 @@ def run_reconcile(args: argparse.Namespace) -> int:
         with db.session() as session:
             report = reconcile_file(session, data, provider=args.provider, filename=args.file, service=service)
     except (ReconciliationError, ValueError) as exc:
-        raise BadInput(f"{args.file}: {exc}") from None
+        raise BadInput(_in_file(args.file, str(exc))) from None
     print(json.dumps(report.as_dict(), indent=2, default=str))
     return 0
+
+
+def _in_file(file: str, message: str) -> str:
+    """`FILE: message`, once: the parser's own messages already start `FILE:LINE:`."""
+    return message if message.startswith(f"{file}:") else f"{file}: {message}"
 
 
 def run_reconcile_lines(args: argparse.Namespace) -> int:
@@ -338,12 +349,13 @@ def run_lint(args: argparse.Namespace) -> int:
     from engine.rules import lint_paths
 
     paths = [str(p) for p in expand(args.paths)]
-    problems = lint_paths(paths, templates=args.templates)
+    templates = _templates_dir(args.templates)
+    problems = lint_paths(paths, templates=templates)
     for problem in problems:
         print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
     errors = [p for p in problems if p.severity == "error"]
     # Every template a rule sends, rendered with the sample context of the rule's trigger.
-    renders = _render_problems(paths, args.templates)
+    renders = _render_problems(paths, templates)
     for line in renders:
         print(f"error: {line}", file=sys.stderr)
     if errors or renders:
@@ -354,12 +366,25 @@ def run_lint(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render_problems(paths: list[str], templates: str) -> list[str]:
+def _templates_dir(flag: str | None) -> Path:
+    """The templates lint checks against: --templates, else what the engine renders with
+    (BILLING_TEMPLATES_DIR, resolved as `billing up` does, so a run outside the checkout still
+    checks the shipped ones). A directory that is not there is bad input, never "unchecked"."""
+    from engine.config import shipped_dir
+
+    if flag is not None:
+        path, named = Path(flag), "--templates"
+    else:
+        path, named = shipped_dir(get_settings().templates_dir), "BILLING_TEMPLATES_DIR"
+    if not path.is_dir():
+        raise BadInput(f"{named}: {path} is not a directory of templates")
+    return path
+
+
+def _render_problems(paths: list[str], templates: Path) -> list[str]:
     from engine.automation.samples import render_problems
     from engine.messaging import Renderer
 
-    if not Path(templates).is_dir():
-        return []
     return render_problems(_rulesets(paths), Renderer(templates))
 
 

@@ -75,7 +75,12 @@ def _pairs(items: Sequence[str], flag: str) -> list[tuple[str, str]]:
 
 
 def read_events(path: str) -> list[UsageEvent]:
-    events: list[UsageEvent] = []
+    return [event for _, event in read_located_events(path)]
+
+
+def read_located_events(path: str) -> list[tuple[str, UsageEvent]]:
+    """The file's events, each with `FILE:LINE` so that an error about it can name its line."""
+    events: list[tuple[str, UsageEvent]] = []
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -95,7 +100,7 @@ def read_events(path: str) -> list[UsageEvent]:
         if event.id in seen:  # an event id seen before is accepted and ignored (FORMATS §3)
             continue
         seen.add(event.id)
-        events.append(event)
+        events.append((f"{path}:{n}", event))
     return events
 
 
@@ -120,7 +125,8 @@ def compute_quote(
             raise BadInput(f"--period: {exc}") from None
     usage = dict(_pairs(args.usage, "--usage"))
     customer = build_customer(args.customer)
-    events = read_events(args.events) if args.events else []
+    located = read_located_events(args.events) if args.events else []
+    events = [event for _, event in located]
     if args.rules and promotions is None:
         raise BadInput("--rules: the rules runtime is not available")
     source = None
@@ -145,7 +151,19 @@ def compute_quote(
             promotions=source,
         )
     except QuoteError as exc:
-        raise BadInput(f"{_flag(exc.field)}: {exc.message}") from None
+        raise BadInput(f"{_where(exc.field, located)}: {exc.message}") from None
+    except DocumentError as exc:  # a ruleset under --rules that does not validate
+        raise BadInput(f"--rules: {exc}") from None
+
+
+def _where(field: str, located: Sequence[tuple[str, UsageEvent]]) -> str:
+    """`events[3].properties.gb` as the file's line and event id a user can find; any other
+    field as its flag."""
+    index, sep, rest = field.removeprefix("events[").partition("].")
+    if not (field.startswith("events[") and sep and index.isdigit() and int(index) < len(located)):
+        return _flag(field)
+    where, event = located[int(index)]
+    return f"--events {where}: event {event.id}: {rest}"
 
 
 def render_table(data: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import os
+import socket
 import sys
 import threading
 from datetime import UTC, datetime
@@ -71,6 +72,15 @@ def migrate_database(url: str) -> None:
     db.dispose()
 
 
+def require_migrated(url: str) -> None:
+    """Refuse, with what to do, a command that needs the tables on a database without them."""
+    from engine.store.migrate import not_migrated
+
+    why = not_migrated(url)
+    if why is not None:
+        raise BadInput(why)
+
+
 def run_migrate(args: argparse.Namespace) -> int:
     settings = get_settings()
     migrate_database(settings.database_url)
@@ -96,6 +106,7 @@ def run_apikey_revoke(args: argparse.Namespace) -> int:
     from engine.api import revoke_key
     from engine.store import Database
 
+    require_migrated(get_settings().database_url)
     db = Database(get_settings().database_url)
     with db.session() as session:
         if not revoke_key(session, args.key_id, now=datetime.now(UTC)):
@@ -108,6 +119,7 @@ def run_apikey_list(args: argparse.Namespace) -> int:
     from engine.api import list_keys
     from engine.store import Database
 
+    require_migrated(get_settings().database_url)
     db = Database(get_settings().database_url)
     with db.session() as session:
         for row in list_keys(session):
@@ -154,6 +166,8 @@ def publish_document(session: Any, doc: Any, author: str, comment: str) -> str:
             raise BadInput(f"{doc.file}: rulesets cannot be published: the rules runtime is not installed")
         return str(publisher(session, doc, author=author, comment=comment))
     version = sales.publish_catalog(session, doc, author, comment)
+    if not version.created:  # the latest version already has this content: nothing was stored
+        return f"{doc.file}: catalog {version.catalog} unchanged (version {version.version})"
     return f"{doc.file}: published catalog {version.catalog} version {version.version}"
 
 
@@ -196,10 +210,12 @@ def run_serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"test_clock": args.test_clock})
     host = args.host or settings.api_host
     port = args.port or settings.api_port
+    # Bound before anything starts, so a busy port is the only thing said (and nothing is migrated).
+    listener = bind_api(host, port, "--port" if args.port else "BILLING_API_PORT")
     migrate_database(settings.database_url)
     system, stop = start_system(settings, workers=not args.no_workers)
     try:
-        serve_http(system, host, port)
+        serve_http(system, host, port, listener)
     finally:
         stop.set()
     return 0
@@ -237,12 +253,36 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def serve_http(system: Any, host: str, port: int) -> None:
+def bind_api(host: str, port: int, flag: str) -> socket.socket:
+    """The API's listening socket, bound now. uvicorn would bind only once everything else
+    has started and been announced, and answer a busy port with its own exit code (3, not one
+    of ours); a socket bound up front lets the command refuse at once and serve on it later
+    (no window for another process to take the port in between)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (OSError, UnicodeError) as exc:
+        raise BadInput(f"{flag}: cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart need not wait
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BadInput(
+            f"{flag}: cannot listen on {host}:{port}: {exc.strerror or exc}; stop what listens there or choose "
+            "another port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_http(system: Any, host: str, port: int, listener: socket.socket) -> None:
     import uvicorn
 
     from engine.api import create_app
 
     app = create_app(system.api_context())
     settle_heap()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     print(f"billing-engine API on http://{host}:{port} (OpenAPI: /docs)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server.run(sockets=[listener])

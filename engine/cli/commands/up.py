@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.cli.commands.serve import ADMIN_KEY_FILE, STATE_DIR, migrate_database, serve_http
+from engine.cli.commands.serve import ADMIN_KEY_FILE, STATE_DIR, bind_api, migrate_database, serve_http
 from engine.cli.mailsink import MailSink
 from engine.config import get_settings
 
@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.system import build_system
 
     settings = get_settings()
+    # Bound before anything starts: a busy port is refused first, not after the announcement.
+    listener = bind_api(settings.api_host, settings.api_port, "BILLING_API_PORT")
     if not settings.psp_url:
         settings = settings.model_copy(update={"psp_url": f"http://127.0.0.1:{settings.psp_port}"})
     if not settings.seller_name and not settings.seller_iban:
@@ -136,7 +138,7 @@ Try it:
     # process of its own) is stopped below. Ours turns it into a normal exit.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        serve_http(system, settings.api_host, settings.api_port)
+        serve_http(system, settings.api_host, settings.api_port, listener)
     finally:
         stop.set()
         if console is not None:

@@ -1,7 +1,7 @@
 """bank lines, reconciliation decisions and invoice references
 
-Revision ID: 0005_bank_reconciliation
-Revises: 0004_test_clock
+Revision ID: 0006_bank_reconciliation
+Revises: 0005_ledger_days
 Create Date: 2026-12-03 18:00:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import engine.store.base
 
-revision: str = '0005_bank_reconciliation'
-down_revision: str | None = '0004_test_clock'
+revision: str = '0006_bank_reconciliation'
+down_revision: str | None = '0005_ledger_days'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
