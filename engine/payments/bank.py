@@ -391,7 +391,7 @@ def _record_bulk(session: Session, svc: PaymentService, import_id: str,
     payments: list[dict[str, Any]] = []
     journal_rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
-    updates: list[tuple[str, Decimal]] = []
+    updates: list[tuple[str, Decimal, Decimal]] = []
     for (row, line, rec, r), pid in zip(bulk, _fast_ids("pay", len(bulk)), strict=True):
         amount, cur = line.amount, rec.currency
         when = row["booked_on"] or now
@@ -419,11 +419,11 @@ def _record_bulk(session: Session, svc: PaymentService, import_id: str,
             "invoice_amount_paid": str((rec.amount_paid + amount + rec.credit_applied).quantize(quantum(cur))),
             "invoice_remaining": str(ZERO.quantize(quantum(cur))), "invoice_paid": True,
         }})
-        updates.append((rec.invoice_id, rec.amount_paid + amount))
+        updates.append((rec.invoice_id, rec.amount_paid, rec.amount_paid + amount))
         row["payment_ids"] = [pid]
         r["payment_id"] = pid
-    _bulk_insert(session, Payment, payments)
     _mark_paid(session, updates)
+    _bulk_insert(session, Payment, payments)
     _bulk_insert(session, JournalLine, journal_rows)
     for event, eid in zip(events, _fast_ids("evt", len(events)), strict=True):
         event["id"] = eid
@@ -449,7 +449,7 @@ def _record_bulk_pg(session: Session, svc: PaymentService, import_id: str,
                    f"{e(ref[:100])}\t{e(normalise_reference(row['reference'] or rec.payment_reference))}\t"
                    f"{(row['booked_on'] or now).isoformat()}\t{e(f'bank:{account}:{ref}')}\t"
                    f"{line.amount.quantize(q)}\t{(rec.amount_paid + line.amount + rec.credit_applied).quantize(q)}\t"
-                   f"{zero}\t{rec.amount_paid + line.amount}\n")
+                   f"{zero}\n")
         row["payment_ids"] = [pid]
         r["payment_id"] = pid
     raw = session.connection().connection.driver_connection
@@ -458,11 +458,18 @@ def _record_bulk_pg(session: Session, svc: PaymentService, import_id: str,
     with raw.cursor() as cur:  # type: ignore[union-attr]
         cur.execute("CREATE TEMP TABLE pay_bank_bulk (n int, payment_id text, event_id text, invoice_id text, "
                     "customer_id text, amount numeric, currency text, provider_ref text, payment_reference text, "
-                    "captured_at timestamptz, key text, money text, paid_text text, zero text, new_paid numeric) "
+                    "captured_at timestamptz, key text, money text, paid_text text, zero text) "
                     "ON COMMIT DROP")
         with cur.copy("COPY pay_bank_bulk FROM STDIN") as copy:
             for i in range(0, len(out), 10_000):
                 copy.write("".join(out[i:i + 10_000]))
+        # Relative to what is in the row now, and only if it still owes exactly this: a payment
+        # that arrived meanwhile (a card, another import) makes the whole import stop.
+        cur.execute("UPDATE pay_receivables AS r SET amount_paid = r.amount_paid + b.amount, status = 'paid' "
+                    "FROM pay_bank_bulk b WHERE r.invoice_id = b.invoice_id AND r.status = 'open' "
+                    "AND r.amount_due - r.amount_paid - r.credit_applied = b.amount")
+        if cur.rowcount != len(bulk):
+            _changed_meanwhile(len(bulk) - cur.rowcount)
         cur.execute(
             "INSERT INTO pay_payments (id, idempotency_key, invoice_id, customer_id, attempt, provider, method_type, "
             "amount, currency, status, provider_ref, payment_reference, needs_lookup, refunded_amount, captured_at, "
@@ -475,8 +482,6 @@ def _record_bulk_pg(session: Session, svc: PaymentService, import_id: str,
             "END, CASE v.no WHEN 1 THEN amount ELSE 0 END, CASE v.no WHEN 1 THEN 0 ELSE amount END, currency, "
             "'payment bank_transfer via bank', invoice_id FROM pay_bank_bulk CROSS JOIN (VALUES (1), (2)) AS v(no) "
             "ORDER BY n, v.no", params)
-        cur.execute("UPDATE pay_receivables AS r SET amount_paid = b.new_paid, status = 'paid' FROM pay_bank_bulk b "
-                    "WHERE r.invoice_id = b.invoice_id")
         cur.execute(
             "INSERT INTO outbox_events (id, type, customer_id, time, properties, attempts) SELECT event_id, "
             "'payment.succeeded', customer_id, %(now)s, json_build_object('payment_id', payment_id, 'invoice_id', "
@@ -509,11 +514,24 @@ def _copy_bank_lines(session: Session, rows: list[dict[str, Any]]) -> None:
                 for r in rows[i:i + 10_000]))
 
 
-def _mark_paid(session: Session, updates: list[tuple[str, Decimal]]) -> None:
-    session.connection().execute(
-        update(Receivable).where(Receivable.invoice_id == bindparam("iid")).values(amount_paid=bindparam("paid"),
-                                                                                   status="paid"),
-        [{"iid": i, "paid": p} for i, p in updates])
+def _mark_paid(session: Session, updates: list[tuple[str, Decimal, Decimal]]) -> None:
+    """Each receivable paid in full, if it still has what was read (see _record_bulk_pg)."""
+    changed = 0
+    for invoice_id, paid_before, paid_now in updates:
+        res = session.connection().execute(
+            update(Receivable).where(Receivable.invoice_id == invoice_id, Receivable.status == "open",
+                                     Receivable.amount_paid == paid_before)
+            .values(amount_paid=paid_now, status="paid"))
+        changed += res.rowcount
+    if changed != len(updates):
+        _changed_meanwhile(len(updates) - changed)
+
+
+def _changed_meanwhile(n: int) -> None:
+    from engine.payments.reconcile import ReconciliationError
+
+    raise ReconciliationError(f"{n} invoice(s) the file pays changed while it was reconciled (a payment arrived "
+                              "meanwhile); nothing was imported: import the file again")
 
 
 def _bulk_insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:

@@ -78,3 +78,27 @@ def _one_by_one(session: Any, svc: PaymentService, import_id: str, bulk: list[An
                                      f"bank:{row['account']}:{line.provider_ref}", line.provider_ref,
                                      f"reconciliation:{import_id}")
         r["payment_id"] = payment.id
+
+
+def test_an_invoice_paid_while_the_file_is_matched_stops_the_import(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card payment commits between the read of the receivables and the bulk write: the
+    import stops (409 over HTTP, exit 1 in the CLI) rather than overwrite what was paid."""
+    from engine.payments import ReconciliationError
+    from engine.payments.models import BankLine, SettlementImport
+
+    svc = PaymentService([], TestClock(datetime(2026, 1, 20, 8, tzinfo=UTC)))
+    data = seeded(db, svc)
+    real = bank_module._record_bulk
+
+    def paid_meanwhile(session: Any, *args: Any) -> None:
+        session.connection().execute(Receivable.__table__.update().where(Receivable.invoice_id == "in_0007")
+                                     .values(amount_paid=Decimal("5.00")))
+        real(session, *args)
+
+    monkeypatch.setattr(bank_module, "_record_bulk", paid_meanwhile)
+    with pytest.raises(ReconciliationError, match="1 invoice"), db.session() as s:
+        reconcile_file(s, data, service=svc)
+    with db.session() as s:
+        assert s.scalars(select(Payment)).all() == [] and s.scalars(select(BankLine)).all() == []
+        assert s.scalars(select(SettlementImport)).all() == []
+        assert s.get(Receivable, "in_0007").amount_paid == 0  # type: ignore[union-attr]
