@@ -241,6 +241,7 @@ class _Reader:
         self.created: datetime | None = None
         self.line_no = 0
         self._steps: dict[str, list[str]] = {}
+        self._kids: dict[Element, dict[str, Element]] = {}  # per entry (cleared between entries)
 
     # small helpers: children by local name, without XPath
     def child(self, el: Element | None, tag: str) -> Element | None:
@@ -252,10 +253,16 @@ class _Reader:
         steps = self._steps.get(path)
         if steps is None:
             steps = self._steps[path] = [self.q + p for p in path.split("/")]
+        kids = self._kids
         for step in steps:
             if el is None:
                 return None
-            el = el.find(step)
+            children = kids.get(el)
+            if children is None:  # each element's children once, then dictionary look-ups
+                children = kids[el] = {}
+                for child in reversed(el):
+                    children[child.tag] = child  # the first of a repeated tag wins
+            el = children.get(step)
         return el
 
     def text(self, el: Element | None, path: str) -> str | None:
@@ -295,6 +302,7 @@ class _Reader:
                 pass
         seen: dict[str, int] = {}
         for n_idx, entry in enumerate(stmt.iterfind(self.q + "Ntry"), start=1):
+            self._kids.clear()
             try:
                 self.entry(entry, f"{where}/Ntry[{n_idx}]", seen)
             except _Problem as p:
@@ -322,11 +330,11 @@ class _Reader:
 
     def entry(self, entry: Element, where: str, seen: dict[str, int]) -> None:
         q = self.q
-        amt_el = entry.find(q + "Amt")
+        amt_el = self.path(entry, "Amt")
         amount, currency = self.amount(amt_el, f"{where}/Amt") or (ZERO, "XXX")
         indicator = self.text(entry, "CdtDbtInd")
         if indicator not in ("CRDT", "DBIT"):
-            raise _Problem(entry.find(q + "CdtDbtInd") if entry.find(q + "CdtDbtInd") is not None else entry,
+            raise _Problem(self.path(entry, "CdtDbtInd") if self.path(entry, "CdtDbtInd") is not None else entry,
                            f"{where}/CdtDbtInd: must be CRDT or DBIT, not {indicator!r}")
         reversal = (self.text(entry, "RvslInd") or "").lower() in ("true", "1")
         status = self.text(entry, "Sts/Cd") or self.text(entry, "Sts")
@@ -334,11 +342,11 @@ class _Reader:
         try:
             booked_at = camt_time(booked_text) if booked_text else None
         except ValueError as exc:
-            raise _Problem(entry.find(q + "BookgDt"), f"{where}/BookgDt: {exc}") from None
+            raise _Problem(self.path(entry, "BookgDt"), f"{where}/BookgDt: {exc}") from None
         booked_on = booked_at.date() if booked_at else None
         family = self.text(entry, "BkTxCd/Domn/Fmly/SubFmlyCd")
-        entry_charges = self.charges(entry.find(q + "Chrgs"), f"{where}/Chrgs")
-        details = entry.find(q + "NtryDtls")
+        entry_charges = self.charges(self.path(entry, "Chrgs"), f"{where}/Chrgs")
+        details = self.path(entry, "NtryDtls")
         txs = [] if details is None else [tx for d in entry.iterfind(q + "NtryDtls") for tx in d.iterfind(q + "TxDtls")]
         identity = (self.text(entry, "AcctSvcrRef")
                     or (self._tx_identity(txs[0]) if len(txs) == 1 else None))
@@ -357,7 +365,7 @@ class _Reader:
         # A batch is split only when each transaction says its amount.
         amounts: list[tuple[Decimal, str] | None] = []
         for k, tx in enumerate(txs, start=1):
-            amounts.append(self.amount(tx.find(q + "Amt"), f"{where}/TxDtls[{k}]/Amt", required=False)
+            amounts.append(self.amount(self.path(tx, "Amt"), f"{where}/TxDtls[{k}]/Amt", required=False)
                            or self.amount(self.path(tx, "AmtDtls/TxAmt/Amt"),
                                           f"{where}/TxDtls[{k}]/AmtDtls/TxAmt/Amt", required=False))
         # A batch is split when every transaction gives its amount in the entry's currency;
@@ -437,13 +445,13 @@ class _Reader:
                     texts.append(extra)
             texts += [u.text.strip() for r in rmt for u in r.findall(q + "Ustrd") if u.text and u.text.strip()]
             tx_family = self.text(tx, "BkTxCd/Domn/Fmly/SubFmlyCd") or family
-            rtr = tx.find(q + "RtrInf")
+            rtr = self.path(tx, "RtrInf")
             if rtr is not None:
                 returned = self.text(rtr, "Rsn/Cd") or self.text(rtr, "Rsn/Prtry") or "RTRN"
             elif tx_family in _RETURN_CODES:
                 returned = tx_family
             debtor = self.text(tx, "RltdPties/Dbtr/Nm") or self.text(tx, "RltdPties/Dbtr/Pty/Nm")
-            tx_charges = tx.find(q + "Chrgs")
+            tx_charges = self.path(tx, "Chrgs")
             if tx_charges is not None:
                 deducted, reported = self.charges(tx_charges, f"{where}/Chrgs")
             elif entry_charges is not None:
