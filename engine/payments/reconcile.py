@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from engine.money import quantum
 from engine.payments import journal
 from engine.payments.bank import match_bank
+from engine.payments.camt import paused_gc
 from engine.payments.collection import PaymentService
 from engine.payments.journal import Posting
 from engine.payments.models import (
@@ -134,7 +135,8 @@ def reconcile_statement(
         if parsed.kind == "settlement_csv":
             matched, results = _match_settlement(session, parsed, imp.id)
         else:
-            results = match_bank(session, parsed, imp.id, svc)
+            with paused_gc():
+                results = match_bank(session, parsed, imp.id, svc)
         n_matched = len(matched)
         _insert_results(session, matched + [tuple(r[c] for c in _RESULT_COLUMNS) for r in results])
     if parsed.kind == "settlement_csv":
