@@ -463,6 +463,7 @@ def _record_bulk_pg(session: Session, svc: PaymentService, import_id: str,
         with cur.copy("COPY pay_bank_bulk FROM STDIN") as copy:
             for i in range(0, len(out), 10_000):
                 copy.write("".join(out[i:i + 10_000]))
+        cur.execute("ANALYZE pay_bank_bulk")  # a temporary table has no statistics: plan the joins on real ones
         # Relative to what is in the row now, and only if it still owes exactly this: a payment
         # that arrived meanwhile (a card, another import) makes the whole import stop.
         cur.execute("UPDATE pay_receivables AS r SET amount_paid = r.amount_paid + b.amount, status = 'paid' "
