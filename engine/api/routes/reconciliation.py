@@ -22,6 +22,13 @@ from engine.payments.bank import DecisionConflict
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"],
                    responses=documented(400, 401, 403, 404, 409, 413, 422))
+# A bank file is bytes whose validity JSON Schema cannot state: the contract names it by this
+# format (tests/api/test_schemathesis.py generates valid files for it).
+BANK_FILE_FORMAT = "bank-file"
+_FILE_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {
+    "type": "string", "format": BANK_FILE_FORMAT, "minLength": 1,
+    "description": "the file itself: camt.053 / camt.054 XML (UTF-8, versions .001.02 to .13) or a "
+                   "settlement CSV; anything else is a 422 naming the file, line and element"}}}}}
 Reason = Annotated[str, Field(min_length=1, max_length=500, description="why: kept with the decision")]
 
 
@@ -38,7 +45,8 @@ def decision_errors() -> Iterator[None]:
             raise Problem(409, exc.message, exc.field or "line_id") from None
 
 
-@router.post("/imports", status_code=201, dependencies=[ADMIN],
+@router.post("/imports", status_code=201, dependencies=[ADMIN], openapi_extra=_FILE_BODY,
+             responses={200: {"description": "the same file again: its first report, nothing changed"}},
              summary="Import a bank file (camt.053 / camt.054 XML) or a settlement CSV, the raw file as the body")
 async def import_file(request: Request, response: Response, filename: str = Query("upload", max_length=200),
                       provider: str = Query("sandbox", max_length=32),
