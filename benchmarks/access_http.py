@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -83,14 +84,20 @@ end
 # Usage over HTTP, __PER__ events a request, every one a new id, for customer __WHO__ (an
 # expression of the request number n and the item i). PACED adds wrk's delay(), so one
 # connection keeps a steady pace beside the checks.
+# Ids must be new in every run and every wrk thread: an id seen before with another body is a
+# 409 (issue 16), and Lua's unseeded math.random gave every run the same "random" prefix.
 EVENTS_LUA = """
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
 local n = 0
-local tid = math.random(1, 1000000000)
 request = function()
   n = n + 1
   local items = {}
   for i = 1, __PER__ do
-    items[i] = string.format('{"id": "b_%d_%d_%d", "type": "api.request", "customer_id": "cus_%d", "time": "2026-11-02T10:00:00Z"}', tid, n, i, (__WHO__) % __N__)
+    items[i] = string.format('{"id": "b___RUN___%d_%d_%d", "type": "api.request", "customer_id": "cus_%d", "time": "2026-11-02T10:00:00Z"}', tid, n, i, (__WHO__) % __N__)
   end
   return wrk.format("POST", "/v1/events", {["Authorization"] = "Bearer __KEY__", ["Content-Type"] = "application/json"},
                     "[" .. table.concat(items, ",") .. "]")
@@ -128,7 +135,7 @@ def parse_wrk(text: str) -> dict[str, float]:
 
 def wrk(url: str, script: str, seconds: int, connections: int = 16) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script + REPORT_LUA)
+        f.write(script.replace("__RUN__", secrets.token_hex(4)) + REPORT_LUA)
     threads = min(2, connections)
     result = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
@@ -320,6 +327,8 @@ def main() -> None:
     print(f"allowed only:     {allowed['rps']:,.0f} req/s, p50 {allowed['p50_ms']} ms, p99 {allowed['p99_ms']} ms")
     print(f"batch check:      {batch['rps'] * 100:,.0f} checks/s ({batch['rps']:,.0f} calls/s of 100)")
     print(f"ingestion:        {events['rps'] * 100:,.0f} events/s ({events['rps']:,.0f} calls/s of 100)")
+    if "usage" not in trickle:  # wrk's failure exits its thread only: say it here
+        sys.exit("the usage trickle failed (see wrk's message above)")
     usage_rate = trickle["usage"]["rps"] * args.trickle_per_request
     print(
         f"checks while {usage_rate:,.0f} usage events/s arrive: {under_usage['rps']:,.0f} req/s, "

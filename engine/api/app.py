@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -20,6 +22,11 @@ class EngineAPI(FastAPI):
 
     fast_check: FastCheck | None = None
 
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            declare_bearer_keys(super().openapi())
+        return self.openapi_schema or {}
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             self.fast_check is not None
@@ -30,6 +37,26 @@ class EngineAPI(FastAPI):
             await self.fast_check(scope, receive, send, super().__call__)
         else:
             await super().__call__(scope, receive, send)
+
+
+PUBLIC_PATHS = ("/health",)
+
+
+def declare_bearer_keys(schema: dict[str, Any]) -> None:
+    """Say in the schema what `engine.api.deps` enforces: every operation but the public
+    ones takes `Authorization: Bearer <api key>` (so clients and fuzzers can tell, and a
+    call without a key is documented as a 401)."""
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API key: product keys reach events, access checks and quotes; admin keys everything",
+        }
+    }
+    schema["security"] = [{"apiKey": []}]
+    for path in PUBLIC_PATHS:
+        for operation in schema.get("paths", {}).get(path, {}).values():
+            operation["security"] = []
 
 
 def create_app(ctx: ApiContext) -> EngineAPI:

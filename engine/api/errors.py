@@ -9,7 +9,7 @@ from engine.access import UnknownFeature
 from engine.api.problems import Problem
 from engine.documents import DocumentError
 from engine.payments import PaymentError, PaymentNotFound, RefundRejected
-from engine.pricing.quoting import QuoteError
+from engine.pricing.quoting import QuoteConflict, QuoteError, QuoteNotFound
 from engine.sales import Conflict, NotFound, SalesError
 
 
@@ -24,6 +24,10 @@ def domain_errors(prefix: str = "") -> Iterator[None]:
         raise Problem(409, exc.message, prefix + exc.field) from None
     except SalesError as exc:
         raise Problem(422, exc.message, prefix + exc.field) from None
+    except QuoteNotFound as exc:
+        raise Problem(404, exc.message, prefix + exc.field) from None
+    except QuoteConflict as exc:
+        raise Problem(409, exc.message, prefix + exc.field) from None
     except QuoteError as exc:
         raise Problem(422, exc.message, prefix + exc.field) from None
     except PaymentNotFound as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -100,6 +101,20 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The documented methods of the request's path (its OpenAPI path item), sorted."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        parts = re.split(r"(\{[^{}/]+\})", template)
+        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+        if re.fullmatch(pattern, request.url.path):
+            methods.update(method.upper() for method in item if method in _METHODS)
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
@@ -119,9 +134,15 @@ def install(app: FastAPI) -> None:
         return problem_response(422, f"{first['field']}: {first['message']}", first["field"], errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Starlette's 405 carries the Allow header (RFC 9110 says it must): keep it.
-        return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = exc.headers
+        if exc.status_code == 405:
+            # RFC 9110: Allow lists every method of the resource. Starlette names only those of
+            # the first route on the path, and a path has a route per method here.
+            documented = _allowed_methods(request)
+            if documented:
+                headers = {**(headers or {}), "Allow": ", ".join(documented)}
+        return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:

@@ -65,9 +65,9 @@ def attach_payment_method(
     if method_type not in ("bank_transfer", "manual") and not token:
         raise PaymentError(f"a {method_type} needs the provider's token", "token")
     if name not in OFFLINE_PROVIDERS:
-        if name not in service.adapters:
-            raise PaymentError(f"no provider {name!r} here (one of {', '.join(sorted(service.adapters))})",
-                               "provider")
+        if name not in service.adapters:  # configured, not given: like an unknown id, a 404
+            known = ", ".join(sorted(service.adapters)) or "this engine has none"
+            raise PaymentNotFound(f"no payment provider {name!r} here ({known})", "provider")
         _check_with_provider(service, name, method_type, token)
     method = add_payment_method(session, customer_id, method_type, token, provider=name, default=default,
                                 service=service)

@@ -30,6 +30,14 @@ class QuoteError(ValueError):
         self.message = message
 
 
+class QuoteNotFound(QuoteError):
+    """The plan, metric or coupon named is not in the catalog (HTTP 404, like any unknown id)."""
+
+
+class QuoteConflict(QuoteError):
+    """The catalog's terms refuse it: a coupon expired, for another plan (HTTP 409)."""
+
+
 def parse_amount(value: Any, field: str) -> Decimal:
     """A non-negative decimal from a string or int (floats are refused: not exact)."""
     if isinstance(value, bool | float):
@@ -71,7 +79,7 @@ def resolve_plan(catalog: Catalog, plan_id: str) -> Plan:
     try:
         return catalog.plan(plan_id)
     except KeyError as exc:
-        raise QuoteError("plan", str(exc.args[0])) from None
+        raise QuoteNotFound("plan", str(exc.args[0])) from None
 
 
 def default_period(plan: Plan, events: Sequence[UsageEvent], today: date) -> Period:
@@ -109,7 +117,7 @@ def quote(
     for metric, value in (usage or {}).items():
         if metric not in catalog.metrics:
             known = ", ".join(sorted(catalog.metrics)) or "none"
-            raise QuoteError("usage", f"unknown metric {metric!r}; the catalog has {known}")
+            raise QuoteNotFound("usage", f"unknown metric {metric!r}; the catalog has {known}")
         aggregated[metric] = MetricUsage(parse_amount(value, f"usage.{metric}"))
     customer = dict(customer or {})
     found_coupon: list[Discount] = []
@@ -118,9 +126,9 @@ def quote(
             code = catalog.coupon(coupon)
             check_redeemable(code, plan.id, period.start)
         except KeyError as exc:
-            raise QuoteError("coupon", str(exc.args[0])) from None
+            raise QuoteNotFound("coupon", str(exc.args[0])) from None
         except CouponError as exc:
-            raise QuoteError("coupon", str(exc)) from None
+            raise QuoteConflict("coupon", str(exc)) from None
         found_coupon.append(coupon_discount(code))
     return period_document(
         catalog,

@@ -17,7 +17,14 @@ from engine.sales.catalog_versions import (
 )
 from engine.sales.charges import handle_charge_requested
 from engine.sales.credits import credit_invoice
-from engine.sales.customers import create_customer, get_customer, list_customers, update_customer
+from engine.sales.customers import (
+    CHANNELS,
+    EMAIL_PATTERN,
+    create_customer,
+    get_customer,
+    list_customers,
+    update_customer,
+)
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.invoicing import (
     handle_payment_succeeded,
@@ -55,6 +62,8 @@ from engine.sales.subscriptions import (
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
 
 __all__ = [
+    "CHANNELS",
+    "EMAIL_PATTERN",
     "Cancellation",
     "Conflict",
     "IngestResult",

@@ -16,7 +16,12 @@ from engine.sales.models import Customer
 from engine.store import add_event
 
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Not @ and no kind of space: every character str.strip() removes and every one the regex
+# dialects of Python, pydantic (Rust) and ECMA 262 call \s, spelled out, so that the pattern
+# the API documents (engine.api.routes.billing) means the same to every validator.
+_MAILBOX_CHAR = r"[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]"
+EMAIL_PATTERN = rf"^{_MAILBOX_CHAR}+@{_MAILBOX_CHAR}+\.{_MAILBOX_CHAR}+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{4,40}$")
 CHANNELS = ("email", "sms", "in_app", "webhook")
 FIELDS = (

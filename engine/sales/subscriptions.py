@@ -154,7 +154,8 @@ def create_subscription(
             raise NotFound("plan", f"version {catalog_version} of catalog {version.catalog!r} has no plan {plan!r}")
         plan_obj = catalog.plan(plan)
     if customer.currency and customer.currency != catalog.currency:
-        raise SalesError("plan", f"plan {plan!r} is priced in {catalog.currency}; customer pays in {customer.currency}")
+        # What is stored clashes (the customer's currency), not the request's shape.
+        raise Conflict("plan", f"plan {plan!r} is priced in {catalog.currency}; customer pays in {customer.currency}")
     if trial_days is not None and (isinstance(trial_days, bool) or not isinstance(trial_days, int) or trial_days < 0):
         raise SalesError("trial_days", "a whole number of days, 0 or more")
     today = now.date()
@@ -164,8 +165,8 @@ def create_subscription(
         used = session.scalar(select(func.count()).select_from(Subscription).where(Subscription.coupon_code == coupon))
         try:
             check_redeemable(catalog.coupons[coupon], plan, today, int(used or 0))
-        except CouponError as exc:
-            raise SalesError("coupon", str(exc)) from None
+        except CouponError as exc:  # expired, another plan's, used up: the stored coupon says no
+            raise Conflict("coupon", str(exc)) from None
     if id is not None and session.get(Subscription, id) is not None:
         raise Conflict("id", f"subscription {id!r} already exists")
     trial = plan_obj.trial_days if trial_days is None else trial_days
@@ -288,16 +289,17 @@ def change_subscription(
     if plan is not None and plan != sub.plan_id:
         version, new_catalog, new_plan = latest_version_for_plan(session, plan)
         new_version_id = version.id
+        # Both depend on what is stored (the subscription's catalog, the plan): a conflict.
         if new_catalog.name != catalog.name:
-            raise SalesError("plan", f"plan {plan!r} is in catalog {new_catalog.name!r}, not {catalog.name!r}")
+            raise Conflict("plan", f"plan {plan!r} is in catalog {new_catalog.name!r}, not {catalog.name!r}")
         if new_plan.interval == "once":
-            raise SalesError("plan", f"plan {plan!r} is a one-time purchase; buy it with a new subscription")
+            raise Conflict("plan", f"plan {plan!r} is a one-time purchase; buy it with a new subscription")
     else:
         new_plan = old_plan
         plan = None
     target_q = new_q if new_q is not None else sub.quantity
     if plan is None and target_q == sub.quantity:
-        raise SalesError("quantity", f"the subscription already has quantity {sub.quantity}")
+        raise Conflict("quantity", f"the subscription already has quantity {sub.quantity}")
     if at is None:
         if plan is None:
             at = "now"

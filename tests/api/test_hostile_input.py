@@ -86,6 +86,14 @@ def test_a_405_says_which_methods_are_allowed(running: Running) -> None:
     assert r.headers["content-type"].startswith("application/problem+json")
 
 
+def test_a_405_names_every_method_of_a_path_served_by_several_routes(running: Running) -> None:
+    # GET and POST on one path are two routes; the Allow header lists both (RFC 9110).
+    admin = running.client(running.admin)
+    for method in ("OPTIONS", "PUT", "PATCH"):
+        r = admin.request(method, "/v1/customers/cus_x/payment_methods")
+        assert (r.status_code, r.headers.get("allow")) == (405, "GET, POST"), method
+
+
 @pytest.mark.parametrize("quantity", [1, "2", "0.5", "999999999999", "1.000000000001"])
 def test_quantities_inside_the_range_are_answered(running: Running, quantity: Any) -> None:
     admin = running.client(running.admin)

@@ -120,8 +120,8 @@ def test_quote_over_http_matches_the_cli_format(running: Running) -> None:
     body = r.json()
     calls = next(x for x in body["lines"] if x["price_id"] == "calls")
     assert calls["amount"] == "10.00" and body["total"] == "89.00"
-    r = product.post("/v1/quotes", json={"plan": "pro", "coupon": "NOPE"})
-    assert r.status_code == 422 and r.json()["field"] == "coupon"
+    r = product.post("/v1/quotes", json={"plan": "pro", "coupon": "NOPE"})  # unknown, as on a subscription
+    assert r.status_code == 404 and r.json()["field"] == "coupon"
 
 
 def test_workers_include_the_denial_writer_and_threshold_watcher(running: Running) -> None:

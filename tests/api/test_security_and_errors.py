@@ -20,6 +20,17 @@ def test_health_needs_no_key_but_everything_else_does(running: Running) -> None:
     assert running.client("bk_nope_nope").get("/v1/customers/x").status_code == 401
 
 
+def test_the_schema_says_which_calls_need_a_key(running: Running) -> None:
+    # What clients (and schemathesis' auth checks) read: a bearer key on every call but /health.
+    schema = running.client().get("/openapi.json").json()
+    scheme = schema["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert schema["security"] == [{"apiKey": []}]
+    unprotected = [f"{m.upper()} {p}" for p, item in schema["paths"].items() for m, op in item.items()
+                   if op.get("security", schema["security"]) == []]
+    assert unprotected == ["GET /health"]
+
+
 def test_product_key_cannot_reach_admin_calls(running: Running) -> None:
     product = running.client(running.product)
     r = product.post("/v1/customers", json={"email": "a@b.c", "name": "A"})

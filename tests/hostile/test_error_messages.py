@@ -73,6 +73,8 @@ def test_an_unclosed_bracket_is_reported_at_its_line_in_the_console_and_the_cli(
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ("percent_off: 20", "percent_off: 150", "coupons.WELCOME20.percent_off: 150 is greater than the maximum of 100"),
     ("{CH: 8.1,", "{CH: -8.1,", "taxes.CH: -8.1 is less than the minimum of 0"),
+    # The API's limit (README "Limits") holds for a catalog too.
+    ("trial_days: 14", "trial_days: 99999", "plans.pro.trial_days: 99999 is greater than the maximum of 3660"),
 ])
 def test_an_out_of_range_value_gets_the_reason(
         old: str, new: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

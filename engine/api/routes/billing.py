@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,8 +16,15 @@ from engine.api.deps import ADMIN, context
 from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
 from engine.api.routes.payments import PaymentMethodIn, attach
-from engine.api.types import SeatCount, ZonedTime
+from engine.api.types import JSON_INTEGER, CouponCode, CustomerId, Matches, OneOf, PlanId, SeatCount, ZonedTime
+from engine.durations import parse_duration, up_to
 from engine.events.settle import NotSettled
+from engine.money import KNOWN_CURRENCIES
+
+# A phone number as sales.customers reads one, without the spaces it would strip around it.
+PHONE_PATTERN = r"^\+?[0-9()./-][0-9 ()./-]{2,38}[0-9()./-]$"
+CurrencyCode = Annotated[str, OneOf(KNOWN_CURRENCIES, "an ISO 4217 currency code the engine knows (upper case)")]
+TimeZoneName = Annotated[str, OneOf(frozenset(available_timezones()), "an IANA time zone name, e.g. Europe/Zurich")]
 
 router = APIRouter(prefix="/v1", tags=["billing"], responses=documented(400, 401, 403, 404, 409, 413, 422))
 
@@ -38,19 +46,21 @@ class CustomerIn(BaseModel):
         },
     )
 
-    id: str | None = None
-    email: str
-    name: str
-    country: str | None = None
-    segment: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    # Each field says exactly what sales.create_customer accepts, so that a value the schema
+    # allows is stored and one it does not is a 422 naming the field. null: not given.
+    id: CustomerId | None = Field(default=None, description="default: a generated cus_... id")
+    email: Annotated[str, Matches(sales.EMAIL_PATTERN, "an email address")] = Field(max_length=320)
+    name: str = Field(max_length=200)
+    country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2, e.g. DE")
+    segment: str | None = Field(default=None, max_length=100)
+    tags: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     attributes: dict[str, Any] = Field(default_factory=dict)
-    phone: str | None = None
-    currency: str | None = None
-    tax_id: str | None = None
-    timezone: str | None = None
-    preferred_channels: list[str] | None = None
-    payment_method: str | None = None
+    phone: Annotated[str, Matches(PHONE_PATTERN, "a phone number: digits, spaces and ()./-, 4 to 40")] | None = None
+    currency: CurrencyCode | None = Field(default=None, description="ISO 4217, upper case; default: the plan's")
+    tax_id: str | None = Field(default=None, max_length=100)
+    timezone: TimeZoneName | None = Field(default=None, description="an IANA time zone; default: UTC")
+    preferred_channels: list[Literal["email", "sms", "in_app", "webhook"]] | None = None
+    payment_method: str | None = Field(default=None, max_length=200)
 
 
 @router.post("/customers", status_code=201, dependencies=[ADMIN], summary="Create a customer")
@@ -87,16 +97,18 @@ class SubscriptionIn(BaseModel):
         },
     )
 
-    customer_id: str
-    plan: str
+    customer_id: CustomerId
+    plan: PlanId
     quantity: SeatCount | None = None
-    coupon: str | None = None
-    payment_method: PaymentMethodIn | str | None = Field(
+    coupon: CouponCode | None = None
+    payment_method: PaymentMethodIn | Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         default=None,
-        description="a method to attach (checked with the provider) or the id of a stored one (pm_...); "
-        "it becomes the default, before the first invoice is collected",
+        description="a method to attach (checked with the provider), a card token, or the id of a stored "
+        "one (pm_...); it becomes the default, before the first invoice is collected",
     )
-    trial_days: int | None = Field(default=None, ge=0, le=3660, description="0 to 3660 days of trial")
+    trial_days: Annotated[int, Field(ge=0, le=3660), JSON_INTEGER] | None = Field(
+        default=None, description="0 to 3660 days of trial"
+    )
 
 
 def _settled(ctx: ApiContext, customer_id: str) -> None:
@@ -149,10 +161,14 @@ class ChangeIn(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [{"plan": "enterprise"}, {"quantity": 5}],
-            "anyOf": [{"required": ["plan"]}, {"required": ["quantity"]}],
+            # A plan or a quantity, given (null is "not given").
+            "anyOf": [
+                {"required": ["plan"], "properties": {"plan": {"type": "string"}}},
+                {"required": ["quantity"], "properties": {"quantity": {"not": {"type": "null"}}}},
+            ],
         },
     )
-    plan: str | None = None
+    plan: PlanId | None = None
     quantity: SeatCount | None = None
     at: Literal["now", "period_end"] | None = Field(
         default=None, description="when it takes effect; default: an upgrade now, a downgrade at the period end"
@@ -253,6 +269,13 @@ def mark_read(customer_id: str, body: ReadIn, ctx: ApiContext = Depends(context)
 
 
 MAX_ADVANCE = timedelta(days=3 * 366)
+# `by` at most MAX_ADVANCE in each unit (36 months or 3 years are at most 1,096 days), so
+# that the schema says which durations are taken.
+_MOST_BY_UNIT = {"m": MAX_ADVANCE.days * 1440, "h": MAX_ADVANCE.days * 24, "d": MAX_ADVANCE.days,
+                 "w": MAX_ADVANCE.days // 7, "mo": 36, "y": 3}
+ADVANCE_BY_PATTERN = "^(" + "|".join(f"({up_to(most)}){unit}" for unit, most in _MOST_BY_UNIT.items()) + ")$"
+ADVANCE_BY_TEXT = "a duration such as 3d, 2w or 1mo, at most " + ", ".join(
+    f"{most}{unit}" for unit, most in _MOST_BY_UNIT.items())
 _ADVANCE_LOCK = threading.Lock()
 
 
@@ -261,11 +284,20 @@ class AdvanceIn(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [{"by": "1mo"}, {"to": "2027-01-01T00:00:00Z"}],
-            "oneOf": [{"required": ["to"]}, {"required": ["by"]}],
+            # One of them, given (null is "not given").
+            "oneOf": [
+                {"required": ["to"], "properties": {"to": {"type": "string"}}},
+                {"required": ["by"], "properties": {"by": {"type": "string"}}},
+            ],
         },
     )
-    to: ZonedTime | None = None
-    by: str | None = None
+    to: ZonedTime | None = Field(
+        default=None, description=f"a time from now to {MAX_ADVANCE.days} days ahead of the clock (else a 409)"
+    )
+    by: Annotated[str, Matches(ADVANCE_BY_PATTERN, ADVANCE_BY_TEXT)] | None = Field(
+        default=None,
+        description=ADVANCE_BY_TEXT,
+    )
 
 
 @router.post(
@@ -279,24 +311,19 @@ def advance_clock(body: AdvanceIn, ctx: ApiContext = Depends(context)) -> dict[s
         raise Problem(409, "the engine is not running on a test clock (start it with --test-clock)", "clock")
     if (body.to is None) == (body.by is None):
         raise Problem(422, "give either to (a time) or by (a duration such as 3d or 1mo)", "to")
-    if body.to is not None:
-        if body.to.tzinfo is None:
-            raise Problem(422, "the time needs a zone (Z or +00:00)", "to")
-        target = body.to
-    else:
-        from engine.durations import parse_duration
-
-        try:
-            target = parse_duration(str(body.by)).after(ctx.test_clock.now())
-        except ValueError as exc:
-            raise Problem(422, str(exc), "by") from None
     now = ctx.test_clock.now()
-    field_name = "to" if body.to is not None else "by"
+    if body.to is not None:
+        target, field_name = body.to, "to"
+    else:
+        # The pattern bounds `by` to MAX_ADVANCE: parsed, it cannot fail or go too far.
+        target, field_name = parse_duration(str(body.by)).after(now), "by"
+    # Where the clock stands is state: a time behind it, or too far ahead of it for one
+    # call (each step bills every subscription due), clashes with it.
     if target < now:
-        raise Problem(422, f"the clock cannot go back from {now.isoformat()}", field_name)
+        raise Problem(409, f"the clock is at {now.isoformat()} and cannot go back", field_name)
     if target > now + MAX_ADVANCE:
-        # Each step bills every subscription due: bound the work one call can ask for.
-        raise Problem(422, f"advance at most {MAX_ADVANCE.days} days per call", field_name)
+        raise Problem(409, f"the clock is at {now.isoformat()}: advance at most {MAX_ADVANCE.days} days per call",
+                      field_name)
     # One advance at a time: the clock only moves forward.
     with _ADVANCE_LOCK, domain_errors():
         try:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.orm import Session
 
 from engine import payments, sales
@@ -17,9 +17,13 @@ from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
+from engine.api.types import JsonBool
 
 # Money arrives as a decimal string ("10.00"), never a JSON number (a float is not exact).
 MoneyString = Annotated[str, Field(pattern=r"^[0-9]{1,15}(\.[0-9]{1,4})?$", max_length=20)]
+
+# Methods the engine records without a provider's token.
+OFFLINE_TYPES = ("bank_transfer", "manual")
 
 router = APIRouter(prefix="/v1", tags=["payments"], responses=documented(400, 401, 403, 404, 409, 413, 422))
 
@@ -37,14 +41,33 @@ class PaymentMethodIn(BaseModel):
             "examples": [
                 {"type": "card", "token": "4242424242424242", "default": True},
                 {"type": "bank_transfer", "provider": "bank"},
-            ]
+            ],
+            # What the validator below says: a token, unless the method is offline.
+            "anyOf": [
+                {"required": ["type"], "properties": {"type": {"enum": list(OFFLINE_TYPES)}}},
+                {"required": ["token"], "properties": {"token": {"type": "string", "minLength": 1}}},
+            ],
         },
     )
 
     type: Literal["card", "paypal", "twint", "bank_transfer", "manual"] = "card"
-    token: str | None = Field(default=None, max_length=200, description="the provider's token (sandbox: a test card number)")
-    provider: str | None = Field(default=None, max_length=32, description="default: the system's provider (bank for a transfer)")
-    default: bool = True
+    token: str | None = Field(
+        default=None, max_length=200, validate_default=True,
+        description="the provider's token (sandbox: a test card number); required but for bank_transfer and manual",
+    )
+    provider: str | None = Field(
+        default=None, max_length=32,
+        description="default: the system's provider (bank for a transfer); one this engine is configured with",
+    )
+    default: JsonBool = True
+
+    @field_validator("token")
+    @classmethod
+    def _token_unless_offline(cls, token: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type", "card")
+        if kind not in OFFLINE_TYPES and not token:
+            raise ValueError(f"a {kind} needs the provider's token")
+        return token
 
 
 def attach(session: Session, ctx: ApiContext, customer_id: str, body: PaymentMethodIn) -> Any:

@@ -19,7 +19,23 @@ from engine.api.deps import PRODUCT, authorize, context
 from engine.api.errors import domain_errors
 from engine.api.fast_check import decide_inline
 from engine.api.problems import Problem, documented
-from engine.api.types import EARLIEST, LATEST, NonNegativeQuantity, PositiveQuantity, SeatCount, ZonedTime, finite_json
+from engine.api.types import (
+    EARLIEST,
+    LATEST,
+    CouponCode,
+    CustomerId,
+    JsonBool,
+    Matches,
+    MetricId,
+    NonNegativeQuantity,
+    ObjectId,
+    PlanId,
+    PositiveQuantity,
+    SeatCount,
+    ZonedTime,
+    finite_json,
+    keys_match_their_pattern,
+)
 from engine.periods import Period
 from engine.pricing import bill_to_dict, parse_event
 from engine.pricing.quoting import quote, resolve_plan
@@ -152,6 +168,30 @@ async def access_check(request: Request) -> Any:
     return Response(to_json(out if isinstance(body, list) else out[0]), media_type="application/json")
 
 
+MAX_PERIOD_DAYS = 3660  # ten years: longer than any plan's interval
+# A quote's period, as far as a pattern can say it; its format names the rest (real dates,
+# END after START, the length), which JSON Schema cannot express.
+_DAY = r"(19[7-9][0-9]|2[01][0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+PERIOD_PATTERN = rf"^{_DAY}/({_DAY}|2200-01-01)$"
+PERIOD_FORMAT = "date-interval"
+PeriodText = Annotated[
+    str, Matches(PERIOD_PATTERN, "a period START/END of ISO dates, e.g. 2026-11-01/2026-12-01"),
+    Field(json_schema_extra={"format": PERIOD_FORMAT}),
+]
+
+
+class QuoteEvent(BaseModel):
+    """An event envelope to price (FORMATS §3); its customer is the quote's."""
+
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[!-~]+$", description="printable ASCII, no spaces")
+    type: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.:-]*$")
+    customer_id: CustomerId | None = None
+    time: ZonedTime
+    properties: Annotated[dict[str, Any], AfterValidator(finite_json)] = Field(
+        default_factory=dict, description="JSON values; no NaN or Infinity, nested at most 8 deep"
+    )
+
+
 class QuoteRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -167,38 +207,44 @@ class QuoteRequest(BaseModel):
                     "rules": True,
                 }
             ],
-            # A plan with its inputs, or a subscription with only a period and rules.
+            # A plan with its inputs, or a subscription with only a period and rules (a given
+            # one: null is "not given").
             "oneOf": [
-                {"required": ["plan"], "not": {"required": ["subscription_id"]}},
-                {"required": ["subscription_id"], "propertyNames": {"enum": ["subscription_id", "period", "rules"]}},
+                {"required": ["plan"], "properties": {"plan": {"type": "string"}},
+                 "not": {"required": ["subscription_id"], "properties": {"subscription_id": {"type": "string"}}}},
+                {"required": ["subscription_id"], "properties": {"subscription_id": {"type": "string"}},
+                 "propertyNames": {"enum": ["subscription_id", "period", "rules"]}},
             ],
         },
     )
 
-    plan: str | None = Field(default=None, min_length=1, description="the plan to price (or give subscription_id)")
-    subscription_id: str | None = Field(
+    plan: PlanId | None = Field(default=None, description="the plan to price (or give subscription_id)")
+    subscription_id: ObjectId | None = Field(
         default=None,
-        min_length=1,
         description="quote a subscription's current period (or `period`, one of its periods) as the engine "
         "invoices it: its plan, quantity, coupon, customer, the published pricing rules and its recorded usage",
     )
     quantity: SeatCount = Field(default=Decimal(1), description="the subscription's quantity (seats)")
-    usage: dict[str, NonNegativeQuantity] = Field(default_factory=dict, max_length=200)
-    events: list[Annotated[dict[str, Any], AfterValidator(finite_json)]] = Field(
-        default_factory=list, max_length=10_000
+    usage: dict[MetricId, NonNegativeQuantity] = Field(
+        default_factory=dict, max_length=200, description="by metric id of the plan's catalog (else a 404)",
+        json_schema_extra=keys_match_their_pattern,
     )
-    coupon: str | None = None
+    events: list[QuoteEvent] = Field(default_factory=list, max_length=10_000)
+    coupon: CouponCode | None = None
     customer: dict[str, Any] = Field(default_factory=dict)
-    customer_id: str | None = Field(default=None, description="quote for a stored customer (tax, segment, tags)")
-    period: str | None = Field(default=None, description="START/END as ISO dates")
-    rules: bool = Field(default=True, description="apply the published pricing rules")
+    customer_id: CustomerId | None = Field(default=None, description="quote for a stored customer (tax, segment, tags)")
+    period: PeriodText | None = Field(
+        default=None,
+        description=f"START/END as ISO dates: real days, END after START, from 1970 to 2200-01-01, at most "
+        f"{MAX_PERIOD_DAYS} days (what the pattern cannot say; else a 422 naming period)",
+    )
+    rules: JsonBool = Field(default=True, description="apply the published pricing rules")
 
 
-MAX_PERIOD_DAYS = 3660  # ten years: longer than any plan's interval
 _OWN_INPUTS = {"subscription_id", "period", "rules"}
 
 
-@router.post("/quotes", dependencies=[PRODUCT], summary="Price a plan, or a subscription, for one period (FORMATS §5)")
+@router.post("/quotes", dependencies=[PRODUCT], responses=documented(409), summary="Price a plan, or a subscription, for one period (FORMATS §5)")
 def post_quote(body: QuoteRequest, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     period = None
     if body.period:
@@ -213,7 +259,8 @@ def post_quote(body: QuoteRequest, ctx: ApiContext = Depends(context)) -> dict[s
     if body.plan is None:
         raise Problem(422, "give a plan or a subscription_id", "plan")
     events = []
-    for i, raw in enumerate(body.events):
+    for i, given in enumerate(body.events):
+        raw = {**given.model_dump(exclude_none=True), "time": given.time.isoformat()}
         try:
             events.append(parse_event(raw, f"events[{i}]"))
         except ValueError as exc:
