@@ -1,7 +1,7 @@
 """late usage waiting to be billed: when it arrived, per subscription (the billing run bills it
 the next day, for every closed period: a cancelled one, one cut short, one renewed)
 
-Revision ID: 0006_late_usage
+Revision ID: 0007_late_usage
 Revises: 0005_ledger_days
 Create Date: 2026-12-05 10:00:00
 """
@@ -15,8 +15,8 @@ from alembic import op
 
 from engine.store.base import UTCDateTime
 
-revision: str = "0006_late_usage"
-down_revision: str | None = "0005_ledger_days"
+revision: str = "0007_late_usage"
+down_revision: str | None = "0006_bank_reconciliation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
