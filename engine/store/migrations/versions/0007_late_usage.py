@@ -2,8 +2,8 @@
 the next day, for every closed period: a cancelled one, one cut short, one renewed)
 
 Revision ID: 0007_late_usage
-Revises: 0005_ledger_days
-Create Date: 2026-12-05 10:00:00
+Revises: 0006_bank_reconciliation
+Create Date: 2026-12-03 10:00:00
 """
 
 from __future__ import annotations
