@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.access.decision import RuleAction, RulesAnswer
 from engine.clock import Clock
-from engine.rules import RulesRuntime
+from engine.rules import ACCESS_ACTIONS, RulesRuntime
 
 ACCESS_EVENT = "access.check"
 
@@ -30,7 +30,7 @@ class AccessRules:
         log when a rule took part (the access service writes it with the check's other
         effects), so support can answer "why was this denied?"."""
         decision = self.runtime.evaluate(ACCESS_EVENT, context)
-        actions = decision.actions_named("allow", "deny")
+        actions = decision.actions_named(*ACCESS_ACTIONS)
         stable_until = self.stable_until(self.clock.now())
         if not actions:
             return RulesAnswer(stable_until=stable_until)

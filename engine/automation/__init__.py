@@ -10,16 +10,17 @@ See docs/automation.md.
 
 from __future__ import annotations
 
-from engine.automation.actions import NOT_OURS, ActionRunner, Cause, Outcome
+from engine.automation.actions import ActionRunner, Cause, Outcome
 from engine.automation.charges import create_charge
 from engine.automation.context import build_context, invoice_context, subject_context, subject_contexts
 from engine.automation.models import ActionRecord, ScheduledJob
 from engine.automation.service import SUBSYSTEM, Automation, JobsReport, SweepReport
 from engine.automation.templating import DatabaseFacts, Facts, Seller, template_data
+from engine.automation.vocabulary import HANDLING, Handling
 from engine.store import Base, Database
 
 __all__ = [
-    "NOT_OURS",
+    "HANDLING",
     "SUBSYSTEM",
     "ActionRecord",
     "ActionRunner",
@@ -27,6 +28,7 @@ __all__ = [
     "Cause",
     "DatabaseFacts",
     "Facts",
+    "Handling",
     "JobsReport",
     "Outcome",
     "ScheduledJob",

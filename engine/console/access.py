@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.access import Decision, RuleAction, UnknownFeature, combine, load_snapshot, plan_decision, rule_context
 from engine.clock import Clock, SystemClock
-from engine.rules import RulesRuntime, sync_runtime
+from engine.rules import ACCESS_ACTIONS, RulesRuntime, sync_runtime
 from engine.store import Database
 
 
@@ -89,7 +89,7 @@ class AccessTester:
             raise UnknownFeature(feature, list(snapshot.catalog.features))
         base = plan_decision(snapshot, feature, quantity, in_use)
         evaluated = self.runtime.evaluate("access.check", rule_context(snapshot, feature, quantity, base))
-        actions = evaluated.actions_named("allow", "deny")
+        actions = evaluated.actions_named(*ACCESS_ACTIONS)
         decision = combine(base, [RuleAction(a.ruleset, a.rule, a.name, a.params) for a in actions])
         matched = [{"ruleset": a.ruleset, "rule": a.rule, "action": a.name, "params": dict(a.params)} for a in actions]
         return Explained(decision, base, matched, self.runtime.versions(), snapshot.dunning_state)

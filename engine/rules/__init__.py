@@ -58,6 +58,14 @@ from engine.rules.store import (
     smoke_test,
     sync_runtime,
 )
+from engine.rules.vocabulary import (
+    ACCESS_ACTIONS,
+    AUTOMATION_ACTIONS,
+    PRICING_ACTIONS,
+    VOCABULARY,
+    ActionKind,
+    Effector,
+)
 
 
 def summarize_ruleset_document(doc: Document, refs: References | None = None) -> tuple[str, list[Problem]]:
@@ -74,15 +82,21 @@ def summarize_ruleset_document(doc: Document, refs: References | None = None) ->
 
 
 __all__ = [
+    "ACCESS_ACTIONS",
     "ACTIONS",
+    "AUTOMATION_ACTIONS",
     "DECISION_KINDS",
     "PRICE_EVENT",
+    "PRICING_ACTIONS",
     "ROOTS",
+    "VOCABULARY",
     "Action",
+    "ActionKind",
     "ActionSpec",
     "CompiledRuleset",
     "Decision",
     "DurableEngine",
+    "Effector",
     "Match",
     "PublishedRuleset",
     "References",

@@ -8,11 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from engine.rules.conditions import Node, jsonable
+from engine.rules.vocabulary import ACCESS_ACTIONS
+from engine.rules.vocabulary import ACTIONS as ACTIONS  # the loader reads the names here
 
-ACTIONS: tuple[str, ...] = (
-    "notify", "discount", "apply_coupon", "allow", "deny", "set_dunning_state", "retry_payment",
-    "cancel_subscription", "charge", "emit", "tag",
-)
 DEFAULT_STATES: tuple[str, ...] = ("active", "warning", "suspended", "cancelled")
 SUBJECTS: tuple[str, ...] = ("customer", "subscription", "invoice")
 
@@ -144,7 +142,7 @@ class Decision:
     def access(self) -> str | None:
         """'deny' if any rule denied (deny wins), 'allow' if one allowed, else None: the
         plan's own answer stands."""
-        names = {a.name for a in self.actions}
+        names = {a.name for a in self.actions if a.name in ACCESS_ACTIONS}
         if "deny" in names:
             return "deny"
         if "allow" in names:

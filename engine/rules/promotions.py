@@ -18,6 +18,7 @@ from engine.rules.lint import expand
 from engine.rules.loader import References, load_ruleset, load_ruleset_text
 from engine.rules.model import Action, Decision
 from engine.rules.runtime import RulesRuntime
+from engine.rules.vocabulary import PRICING_ACTIONS
 
 PRICE_EVENT = "price.calculate"
 MEMO_SIZE = 200_000
@@ -47,7 +48,7 @@ def price_context(*, plan: Plan | str, customer: Mapping[str, Any] | None = None
 
 def promotions_for(runtime: RulesRuntime, context: Mapping[str, Any], **kwargs: Any) -> list[Action]:
     """The `discount` and `apply_coupon` actions the live pricing rules ask for."""
-    return runtime.evaluate(PRICE_EVENT, context, **kwargs).actions_named("discount", "apply_coupon")
+    return runtime.evaluate(PRICE_EVENT, context, **kwargs).actions_named(*PRICING_ACTIONS)
 
 
 def discounts_from(actions: list[Action], catalog: Catalog | None = None, plan_id: str | None = None) -> list[Discount]:
@@ -108,7 +109,7 @@ class RulePromotions:
             if found is not None:
                 return list(found[0]), list(found[1])
         decision = self.runtime.evaluate(PRICE_EVENT, context, at=at)
-        actions = decision.actions_named("discount", "apply_coupon")
+        actions = decision.actions_named(*PRICING_ACTIONS)
         answer = discounts_from(actions, catalog, plan.id), trace_of(decision)
         if self._memo is not None and key is not None:
             if len(self._memo) > MEMO_SIZE:
@@ -138,7 +139,7 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def trace_of(decision: Decision, names: tuple[str, ...] = ("discount", "apply_coupon")) -> list[dict[str, Any]]:
+def trace_of(decision: Decision, names: tuple[str, ...] = PRICING_ACTIONS) -> list[dict[str, Any]]:
     """The quote's `rules` field: [{"ruleset", "rule", "actions": [...]}]."""
     out = []
     for m in decision.matches:
@@ -196,7 +197,7 @@ def quote_promotions(*, rules_path: str | Path, catalog: Catalog, plan: Plan, cu
     _clock.set(when)
     decision = runtime.evaluate(PRICE_EVENT, price_context(plan=plan, customer=customer, usage=usage,
                                                            quantity=quantity, period=period))
-    actions = decision.actions_named("discount", "apply_coupon")
+    actions = decision.actions_named(*PRICING_ACTIONS)
     return discounts_from(actions, catalog, plan.id), trace_of(decision)
 
 
