@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.dunning.models import Account
-from engine.store import add_event, add_events
+from engine.store import add_events
 
 ACTIVE = "active"
 _CHUNK = 1000  # ids per IN list
@@ -31,23 +31,9 @@ def set_state(
     reason: str = "",
     cause_event_id: str | None = None,
 ) -> bool:
-    """Move the account to `state`. Returns False (and publishes nothing) when it is there already."""
-    account = session.get(Account, customer_id, with_for_update=True)
-    previous = account.state if account is not None else ACTIVE
-    if previous == state:
-        return False
-    if account is None:
-        session.add(Account(customer_id=customer_id, state=state, since=now, reason=reason))
-    else:
-        account.state, account.since, account.reason = state, now, reason
-    add_event(
-        session,
-        "dunning.state_changed",
-        customer_id,
-        {"from": previous, "to": state, "reason": reason, "cause": cause_event_id},
-        time=now,
-    )
-    return True
+    """Move the account to `state`. Returns False (and publishes nothing) when it is there
+    already. `set_states` with one change: one way to change a state, one or many."""
+    return set_states(session, [StateChange(customer_id, state, reason, cause_event_id)], now=now)[0]
 
 
 # -- many accounts at once (the scheduler's sweeps) -------------------------------------------
@@ -55,7 +41,7 @@ def set_state(
 
 def states_of(session: Session, customer_ids: Iterable[str], *, lock: bool = False) -> dict[str, str]:
     """Each given customer's state (`active` when none was recorded). `lock`: the recorded
-    rows stay locked until the transaction ends (PostgreSQL), as `set_state` locks one."""
+    rows stay locked until the transaction ends (PostgreSQL), as `set_states` locks them."""
     wanted = sorted(set(customer_ids))
     return dict.fromkeys(wanted, ACTIVE) | _recorded(session, wanted, lock=lock)
 
@@ -96,8 +82,9 @@ _UPDATE = update(Account).where(Account.customer_id == bindparam("cid")).values(
 
 
 def set_states(session: Session, changes: Sequence[StateChange], *, now: datetime) -> list[bool]:
-    """`set_state` for many accounts in a few statements, in order (a customer may appear
-    more than once). Returns, per change, whether it changed the state."""
+    """Move many accounts to their states in a few statements, in order (a customer may appear
+    more than once); every change publishes dunning.state_changed. Returns, per change,
+    whether it changed the state (False: the account was there already)."""
     if not changes:
         return []
     recorded = _recorded(session, sorted({c.customer_id for c in changes}), lock=True)
@@ -125,4 +112,13 @@ def set_states(session: Session, changes: Sequence[StateChange], *, now: datetim
         session.connection().execute(_UPDATE, updates)
     if inserts:
         session.connection().execute(insert(Account), inserts)
+    _expire_loaded(session, final)
     return result
+
+
+def _expire_loaded(session: Session, customer_ids: Iterable[str]) -> None:
+    """The rows were written past the ORM: an Account this session loaded reloads on next use."""
+    for cid in customer_ids:
+        loaded = session.identity_map.get(session.identity_key(Account, cid))
+        if loaded is not None:
+            session.expire(loaded)

@@ -504,17 +504,15 @@ def void_invoice(session: Session, invoice_id: str, *, clock: Clock, reason: str
 
 
 def mark_uncollectible(session: Session, invoice_id: str, *, clock: Clock) -> dict[str, Any]:
-    inv = load_invoice(session, invoice_id, lock=True)
-    if inv.status != "finalized":
-        raise Conflict("status", f"invoice {inv.id} is {inv.status}; only a finalized invoice becomes uncollectible")
-    inv.status = "uncollectible"
-    add_event(session, "invoice.uncollectible", inv.customer_id, invoice_event_properties(inv), time=now_of(clock))
-    return invoice_summary(inv)
+    """Write a finalized invoice off: `mark_uncollectible_many` with one id."""
+    if not isinstance(invoice_id, str) or not invoice_id:
+        raise SalesError("invoice_id", "required: an invoice id")
+    return mark_uncollectible_many(session, [invoice_id], clock=clock)[0]
 
 
 def mark_uncollectible_many(session: Session, invoice_ids: Sequence[str], *, clock: Clock) -> list[dict[str, Any]]:
-    """`mark_uncollectible` for many invoices: the same rows and events, in order, from one
-    locking read and one batched update. Every invoice is checked first: an unknown, repeated
+    """Write finalized invoices off (status uncollectible, one invoice.uncollectible event
+    each, in order), from one locking read and one batched update. Every invoice is checked first: an unknown, repeated
     or not finalized one raises and nothing is written."""
     ids = list(invoice_ids)
     for i, invoice_id in enumerate(ids):
