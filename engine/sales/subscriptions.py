@@ -391,6 +391,15 @@ def _change_pieces(
     return [*priced, Priced(opening, "open", sub.cycle, new_version_id)], new_period
 
 
+@dataclass(frozen=True)
+class Cancellation:
+    """One item of `cancel_subscriptions`: the arguments of one `cancel_subscription`."""
+
+    subscription_id: str
+    at: str = "now"
+    prorate: bool = True
+
+
 def cancel_subscription(
     session: Session,
     subscription_id: str,
@@ -402,10 +411,23 @@ def cancel_subscription(
 ) -> dict[str, Any]:
     """Cancel at the period end (the subscription runs to the end of what was paid; the
     final invoice bills the last period's usage), or now: the usage so far is invoiced and
-    the unused in-advance time credited (`prorate`)."""
+    the unused in-advance time credited (`prorate`). `cancel_subscriptions` with one item
+    (the single call keeps its own argument errors)."""
     if at not in ("now", "period_end"):
         raise SalesError("at", "now or period_end")
-    sub, customer, now = _prepare(session, subscription_id, clock, promotions)
+    if not isinstance(subscription_id, str) or not subscription_id:
+        raise SalesError("subscription_id", "required: a subscription id")
+    item = Cancellation(subscription_id, at=at, prorate=prorate)
+    return cancel_subscriptions(session, [item], clock=clock, promotions=promotions)[0]
+
+
+def _cancel_after_catching_up(
+    session: Session, item: Cancellation, *, clock: Clock, promotions: PromotionSource | None
+) -> dict[str, Any]:
+    """One cancellation, after billing the periods the billing run has not closed yet
+    (`catch_up`): what `cancel_subscriptions` does for a subscription behind its schedule."""
+    at, prorate = item.at, item.prorate
+    sub, customer, now = _prepare(session, item.subscription_id, clock, promotions)
     if at == "period_end" and sub.status == "active":
         _cancel_at_period_end(session, sub, now)
         return _result(sub)
@@ -419,27 +441,19 @@ def cancel_subscription(
     return _result(sub, doc)
 
 
-@dataclass(frozen=True)
-class Cancellation:
-    """One item of `cancel_subscriptions`: the arguments of one `cancel_subscription`."""
-
-    subscription_id: str
-    at: str = "now"
-    prorate: bool = True
-
-
 def cancel_subscriptions(
     session: Session, items: Sequence[Cancellation], *, clock: Clock, promotions: PromotionSource | None = None
 ) -> list[dict[str, Any]]:
-    """`cancel_subscription` for many subscriptions in one transaction, with the same rows,
-    documents, numbers and events as calling it for each item in order, in a few statements:
+    """Cancel many subscriptions in one transaction (`cancel_subscription` is this with one
+    item), with the same rows, documents, numbers and events as one after the other, in order,
+    in a few statements:
     one counter lock, one locking read of the subscriptions and one of their customers, one
     usage read, one number taken per document kind; the ORM writes the rest in batches.
 
     Every item is checked before anything is written: a bad `at`, an unknown, repeated or
     already ended subscription raises (`SalesError`) and the call writes nothing. A
     subscription with a period still to close (its billing run has not caught up) makes the
-    call cancel one item at a time, as `cancel_subscription`, which bills that first."""
+    call cancel one item at a time, each after billing what is due (`catch_up`)."""
     for i, item in enumerate(items):
         if item.at not in ("now", "period_end"):
             raise SalesError(f"items[{i}].at", "now or period_end")
@@ -466,8 +480,7 @@ def cancel_subscriptions(
         if subs[sid].status in ("canceled", "completed"):
             raise Conflict("subscription_id", f"subscription {sid} is {subs[sid].status}")
     if any(s.next_run_at is not None and s.next_run_at <= now for s in subs.values()):
-        return [cancel_subscription(session, i.subscription_id, clock=clock, at=i.at, prorate=i.prorate,
-                                    promotions=promotions) for i in items]
+        return [_cancel_after_catching_up(session, i, clock=clock, promotions=promotions) for i in items]
     customers = {c.id: c for c in session.scalars(
         select(Customer).where(Customer.id.in_(sorted({s.customer_id for s in subs.values()}))))}
     billed = [i for i in items if i.at == "now" and subs[i.subscription_id].status == "active"]
