@@ -16,7 +16,7 @@ from engine.automation.context import build_context, invoice_context, subject_co
 from engine.automation.models import ActionRecord, ScheduledJob
 from engine.automation.service import SUBSYSTEM, Automation, JobsReport, SweepReport
 from engine.automation.templating import DatabaseFacts, Facts, Seller, template_data
-from engine.automation.vocabulary import HANDLING, Handling
+from engine.automation.vocabulary import HANDLING, Collected, Handling, OnTheSpot
 from engine.store import Base, Database
 
 __all__ = [
@@ -26,10 +26,12 @@ __all__ = [
     "ActionRunner",
     "Automation",
     "Cause",
+    "Collected",
     "DatabaseFacts",
     "Facts",
     "Handling",
     "JobsReport",
+    "OnTheSpot",
     "Outcome",
     "ScheduledJob",
     "Seller",

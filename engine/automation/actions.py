@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from engine import messaging, sales
 from engine.automation.ledger import Cause, Outcome, insert_ignore, insert_ledger, ledger_row, rule_of, short_id
 from engine.automation.models import PENDING, ActionRecord, ScheduledJob
+from engine.automation.planners import Pending, flush
 from engine.automation.templating import DatabaseFacts, Seller, template_data
-from engine.automation.vocabulary import handling_of, ours
+from engine.automation.vocabulary import Collected, handling_of, ours
 from engine.clock import FixedClock
 from engine.pricing.quoting import PromotionSource
 from engine.rules import Action
@@ -77,6 +78,12 @@ class ActionRunner:
     def _carry_out(self, index: int, action: Action, ctx: dict[str, Any], cause: Cause) -> None:
         rule = rule_of(action)
         handling = handling_of(action)
+        if isinstance(handling, Collected):
+            # A scheduler batch's way, with one action: planned, then written as a batch writes.
+            pending = Pending()
+            handling.plan(self, pending, index, action, ctx, cause)
+            flush(self.session, self, pending, strict=self.batch)
+            return
         if handling.ledger:
             fresh = insert_ignore(self.session, ActionRecord,
                                   ledger_row(cause, action, index, ctx, self.now))

@@ -1,5 +1,6 @@
-"""How automation carries out each of its actions for one context, on the spot (an event's
-actions; in a scheduler batch, those automation/planners.py does not collect). Each takes the
+"""The actions automation carries out on the spot, one context at a time, in an event's
+path and in a scheduler batch alike (notify, set_dunning_state and cancel_subscription are
+written in bulk in both: automation/planners.py). Each takes the
 runner (session, time, the system's promotions, renderer and seller), the action, its params
 and the context (which it updates, for the next rule to see) and returns the outcome's detail.
 Bound to their actions in automation/vocabulary.py."""
@@ -9,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine import dunning, messaging, sales
+from engine import sales
 from engine.automation.charges import create_charge
-from engine.automation.context import LIVE_SUBSCRIPTIONS
 from engine.automation.ledger import Cause, insert_ignore, rule_of, short_id
 from engine.automation.models import PENDING, ScheduledJob
 from engine.automation.templating import plain
@@ -28,31 +28,6 @@ def customer_id(ctx: Mapping[str, Any]) -> str:
     if not cid:
         raise ValueError("the context names no customer")
     return str(cid)
-
-
-def notify(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
-           cause: Cause) -> str:
-    customer = dict(ctx.get("customer") or {})
-    if not customer.get("id"):
-        raise ValueError("notify: the context names no customer")
-    template = str(params["template"])
-    data = runner.template_data(template, ctx, dict(params.get("data") or {}))
-    results = messaging.notify(
-        runner.session, customer=customer, template=template,
-        channels=list(params.get("channels") or ["email"]), data=data,
-        event_id=cause.key[:200], rule_id=rule_of(action), now=runner.now,
-        renderer=runner.renderer)
-    return ", ".join(f"{r.channel}:{r.status}" for r in results)
-
-
-def set_dunning_state(runner: ActionRunner, action: Action, params: dict[str, Any],
-                      ctx: dict[str, Any], cause: Cause) -> str:
-    cid = customer_id(ctx)
-    state = str(params["state"])
-    changed = dunning.set_state(runner.session, cid, state, now=runner.now,
-                                reason=rule_of(action), cause_event_id=cause.event_id)
-    ctx["account"] = {**(ctx.get("account") or {}), "dunning_state": state, "state": state}
-    return "changed" if changed else "unchanged"
 
 
 def retry_payment(runner: ActionRunner, action: Action, params: dict[str, Any],
@@ -77,32 +52,6 @@ def retry_payment(runner: ActionRunner, action: Action, params: dict[str, Any],
         due = existing.due_at if existing is not None else due
     ctx["_next_attempt"] = due
     return f"retry at {due.isoformat()}" + ("" if fresh else " (already scheduled)")
-
-
-def cancel_subscription(runner: ActionRunner, action: Action, params: dict[str, Any],
-                        ctx: dict[str, Any], cause: Cause) -> str:
-    at = str(params.get("at") or "now")
-    invoice = ctx.get("invoice") or {}
-    sub = ctx.get("subscription") or {}
-    sub_id = sub.get("id") or invoice.get("subscription_id")
-    done = []
-    if sub_id:
-        # A batch read the subscription in this transaction already.
-        current = sub if runner.batch and sub.get("id") == sub_id else \
-            sales.get_subscription(runner.session, str(sub_id))
-        if current.get("status") in LIVE_SUBSCRIPTIONS:
-            result = sales.cancel_subscription(runner.session, str(sub_id), clock=runner.clock, at=at,
-                                               promotions=runner.promotions)
-            ctx["subscription"] = {**sub, "status": result.get("status"),
-                                   "ended_at": result.get("ended_at"), "reason": "unpaid"}
-            done.append(f"subscription {sub_id} cancelled ({at})")
-    # The cancellation's credit may have closed the invoice (credited): nothing to write off.
-    if invoice.get("id") and invoice.get("state") == "finalized" and \
-            sales.get_invoice(runner.session, str(invoice["id"]))["status"] == "finalized":
-        sales.mark_uncollectible(runner.session, str(invoice["id"]), clock=runner.clock)
-        ctx["invoice"] = {**invoice, "state": "uncollectible", "status": "uncollectible"}
-        done.append(f"invoice {invoice['id']} uncollectible")
-    return "; ".join(done) or "nothing to cancel"
 
 
 def charge(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],

@@ -1,16 +1,20 @@
-"""How a scheduler batch collects the actions it writes together (automation/batch.py):
-each planner decides one action now, updates the context as it will be, and leaves what to
-write in `Pending`; `batch._flush` writes it all at the end. Bound to their actions in
-automation/vocabulary.py; the other actions run on the spot (automation/handlers.py)."""
+"""The actions written in bulk: each planner decides one action now, updates the context as
+it will be, and leaves what to write in `Pending`; `flush` writes it all in a few statements.
+A scheduler batch (automation/batch.py) plans every subject's actions and flushes once; an
+event's action is the same with one (`ActionRunner`): one way to do each, one or many.
+Bound to their actions in automation/vocabulary.py; the other actions run on the spot
+(automation/handlers.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from engine import dunning, messaging, sales
 from engine.automation.context import LIVE_SUBSCRIPTIONS
-from engine.automation.ledger import Cause, Outcome, ledger_row, rule_of
+from engine.automation.ledger import Cause, Outcome, insert_ledger, ledger_row, rule_of
 from engine.rules import Action, Decision
 
 if TYPE_CHECKING:
@@ -61,7 +65,7 @@ def plan_notify(runner: ActionRunner, pending: Pending, index: int, action: Acti
 def plan_dunning_state(runner: ActionRunner, pending: Pending, index: int, action: Action,
                        ctx: dict[str, Any], cause: Cause) -> None:
     rule = rule_of(action)
-    cid = (ctx.get("customer") or {}).get("id")
+    cid = (ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id")
     if not cid:
         cause.outcomes.append(Outcome(action.name, rule, "skipped", "the context names no customer"))
         return
@@ -86,8 +90,9 @@ def plan_cancel(runner: ActionRunner, pending: Pending, index: int, action: Acti
     planned = Cancel(row["key"], cause, rule_of(action), at, None, None, (None, None), "nothing to cancel")
     done = []
     if sub_id:
-        # Read in this transaction (the batch's contexts) unless the context lacks it.
-        current = sub if sub.get("id") == sub_id else sales.get_subscription(runner.session, str(sub_id))
+        # A batch read the subscription in this transaction already; an event's context may be older.
+        current = sub if runner.batch and sub.get("id") == sub_id else \
+            sales.get_subscription(runner.session, str(sub_id))
         if current.get("status") in LIVE_SUBSCRIPTIONS:
             ends_now = at == "now" or current.get("status") != "active"
             status = "canceled" if ends_now else current.get("status")
@@ -101,3 +106,53 @@ def plan_cancel(runner: ActionRunner, pending: Pending, index: int, action: Acti
         done.append(f"invoice {invoice['id']} uncollectible")
     planned.detail = "; ".join(done) or planned.detail
     pending.cancels.append(planned)
+
+
+def flush(session: Session, runner: ActionRunner, pending: Pending, *, strict: bool) -> None:
+    """Write what was planned, in a few statements, and record each action's outcome.
+    `strict` (a scheduler batch): a cancellation the ledger says was done before raises, as
+    the batch's context (read in this transaction) said otherwise; one action of an event
+    (not strict) is then a duplicate, as any action the ledger has seen."""
+    now = runner.now
+    fresh = insert_ledger(session, pending.ledger)
+    changes = []
+    for key, change, cause, rule in pending.states:
+        if key in fresh:
+            changes.append((change, cause, rule))
+        else:
+            cause.outcomes.append(Outcome("set_dunning_state", rule, "duplicate"))
+    flags = dunning.set_states(session, [c for c, _, _ in changes], now=now)
+    for (_change, cause, rule), changed in zip(changes, flags, strict=True):
+        cause.outcomes.append(Outcome("set_dunning_state", rule, "done",
+                                      "changed" if changed else "unchanged"))
+    cancels = []
+    for c in pending.cancels:
+        if c.key in fresh:
+            cancels.append(c)
+        elif strict:
+            # Done by an earlier run of this slot, yet the context (read now) said otherwise.
+            raise RuntimeError(f"{c.rule}: cancel_subscription for {c.cause.key} was done before")
+        else:
+            c.cause.outcomes.append(Outcome("cancel_subscription", c.rule, "duplicate"))
+    _cancel_all(session, runner, cancels)
+    results = messaging.notify_many(session, [n for n, _, _ in pending.notes], now=now, renderer=runner.renderer)
+    for (_request, cause, rule), result in zip(pending.notes, results, strict=True):
+        cause.outcomes.append(Outcome("notify", rule, "done",
+                                      ", ".join(f"{r.channel}:{r.status}" for r in result)))
+
+
+def _cancel_all(session: Session, runner: ActionRunner, cancels: list[Cancel]) -> None:
+    with_sub = [c for c in cancels if c.subscription_id is not None]
+    results = sales.cancel_subscriptions(
+        session, [sales.Cancellation(str(c.subscription_id), at=c.at) for c in with_sub], clock=runner.clock,
+        promotions=runner.promotions)
+    for c, result in zip(with_sub, results, strict=True):
+        if (result.get("status"), result.get("ended_at")) != c.expected:
+            raise RuntimeError(f"{c.rule}: subscription {c.subscription_id} is {result.get('status')} "
+                               f"after cancel_subscription, not {c.expected[0]} as the context said")
+    # The cancellations' credit may have closed an invoice (credited): nothing to write off.
+    open_ids = [str(c.invoice_id) for c in cancels
+                if c.invoice_id and sales.get_invoice(session, str(c.invoice_id))["status"] == "finalized"]
+    sales.mark_uncollectible_many(session, open_ids, clock=runner.clock)
+    for c in cancels:
+        c.cause.outcomes.append(Outcome("cancel_subscription", c.rule, "done", c.detail))

@@ -1,14 +1,14 @@
 """Automation's part of the rule-action vocabulary (engine/rules/vocabulary.py declares every
-action, its schema and who carries it out): for each action automation carries out, its
-handler (one context, on the spot), how a scheduler batch does it (`plan`: collected and
-written together at the end; None: on the spot, through the handler), and whether the
-automation_actions ledger makes it happen once (`ledger`; notify and retry_payment are
-deduplicated by messaging's key and the job key instead).
+action, its schema and who carries it out): how automation carries out each of its actions,
+the same way in an event's path (`ActionRunner`) and in a scheduler batch (`batch.act_batch`):
 
-The event path (`ActionRunner.run`) and the batch path (`batch.act_batch`) both dispatch
-through `HANDLING`, and nothing else: an action missing here is refused, and
-tests/automation/test_vocabulary.py checks this table against the rules' vocabulary and
-the ruleset schema.
+  Collected  planned into `planners.Pending` and written in bulk by `planners.flush`: a
+             batch flushes all its subjects' at once, an event's action is a batch of one
+  OnTheSpot  its handler runs at once (automation/handlers.py), once thanks to the
+             automation_actions ledger (`ledger`) or to its own key (retry_payment: the job)
+
+Both paths dispatch through `HANDLING`, and nothing else; tests/automation/test_vocabulary.py
+checks it against the rules' vocabulary and the ruleset schema.
 """
 
 from __future__ import annotations
@@ -31,33 +31,40 @@ Planner = Callable[["ActionRunner", planners.Pending, int, Action, dict[str, Any
 
 
 @dataclass(frozen=True, slots=True)
-class Handling:
+class Collected:
+    """Written in bulk (batchable): planned now, written by `planners.flush`."""
+
+    kind: ActionKind
+    plan: Planner
+
+
+@dataclass(frozen=True, slots=True)
+class OnTheSpot:
+    """Carried out at once by its handler, in a batch too."""
+
     kind: ActionKind
     handler: Handler
-    plan: Planner | None = None  # None: a batch runs it on the spot
     ledger: bool = True  # the automation_actions ledger makes it happen once
 
-    @property
-    def batchable(self) -> bool:
-        return self.plan is not None
+
+Handling = Collected | OnTheSpot
 
 
-def _entry(name: str, handler: Handler, plan: Planner | None = None, *, ledger: bool = True) \
-        -> tuple[str, Handling]:
+def _kind(name: str) -> ActionKind:
     kind = BY_NAME[name]
     assert kind.effector is Effector.AUTOMATION, f"{name} is carried out by {kind.effector.value}"
-    return name, Handling(kind, handler, plan, ledger)
+    return kind
 
 
-HANDLING: Mapping[str, Handling] = MappingProxyType(dict([
-    _entry("notify", handlers.notify, planners.plan_notify, ledger=False),
-    _entry("set_dunning_state", handlers.set_dunning_state, planners.plan_dunning_state),
-    _entry("retry_payment", handlers.retry_payment, ledger=False),
-    _entry("cancel_subscription", handlers.cancel_subscription, planners.plan_cancel),
-    _entry("charge", handlers.charge),
-    _entry("emit", handlers.emit),
-    _entry("tag", handlers.tag),
-]))
+HANDLING: Mapping[str, Handling] = MappingProxyType({h.kind.name: h for h in (
+    Collected(_kind("notify"), planners.plan_notify),  # messaging's key makes it happen once
+    Collected(_kind("set_dunning_state"), planners.plan_dunning_state),
+    Collected(_kind("cancel_subscription"), planners.plan_cancel),
+    OnTheSpot(_kind("retry_payment"), handlers.retry_payment, ledger=False),  # the job key
+    OnTheSpot(_kind("charge"), handlers.charge),
+    OnTheSpot(_kind("emit"), handlers.emit),
+    OnTheSpot(_kind("tag"), handlers.tag),
+)})
 
 
 def ours(action: Action) -> bool:

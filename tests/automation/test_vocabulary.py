@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from importlib import resources
 
-from engine.automation import HANDLING
+from engine.automation import HANDLING, Collected, OnTheSpot
 from engine.automation.vocabulary import ours
 from engine.rules import ACCESS_ACTIONS, ACTIONS, AUTOMATION_ACTIONS, PRICING_ACTIONS, VOCABULARY, Action, Effector
 
@@ -50,11 +50,11 @@ def test_automation_handles_exactly_its_actions() -> None:
     for name, handling in HANDLING.items():
         assert handling.kind.name == name
         assert handling.kind.effector is Effector.AUTOMATION
-        assert callable(handling.handler)
-    # What a scheduler batch writes together; the rest run on the spot through their handler.
-    assert {n for n, h in HANDLING.items() if h.batchable} == {"notify", "set_dunning_state", "cancel_subscription"}
-    # Deduplicated by messaging's key and the job key, not the automation_actions ledger.
-    assert {n for n, h in HANDLING.items() if not h.ledger} == {"notify", "retry_payment"}
+    # Written in bulk, by a batch and an event's runner alike; the rest run on the spot.
+    assert {n for n, h in HANDLING.items() if isinstance(h, Collected)} == \
+        {"notify", "set_dunning_state", "cancel_subscription"}
+    # The job key, not the automation_actions ledger, makes a retry happen once.
+    assert {n for n, h in HANDLING.items() if isinstance(h, OnTheSpot) and not h.ledger} == {"retry_payment"}
 
 
 def test_ours_is_the_effector() -> None:
