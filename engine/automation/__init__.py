@@ -17,7 +17,7 @@ from engine.automation.charges import create_charge
 from engine.automation.context import build_context, invoice_context, subject_context, subject_contexts
 from engine.automation.models import ActionRecord, ScheduledJob
 from engine.automation.service import SUBSYSTEM, Automation, JobsReport, SweepReport
-from engine.automation.templating import DatabaseFacts, Facts, Seller, template_data
+from engine.automation.templating import CustomerLinks, DatabaseFacts, Facts, Seller, template_data
 from engine.store import Base
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "ActionRunner",
     "Automation",
     "Cause",
+    "CustomerLinks",
     "DatabaseFacts",
     "Facts",
     "JobsReport",
@@ -65,6 +66,7 @@ def for_system(system: Any) -> Automation:
                           iban=str(getattr(settings, "seller_iban", "") or "")),
             # Read when a retry runs: the system may be given its service after this is made.
             payments=lambda: getattr(system, "payments", None),
+            links=getattr(system, "portal_links", None),
         )
         system.automation = auto
     return auto

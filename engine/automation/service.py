@@ -31,7 +31,7 @@ from engine.automation.context import (
     subjects_by_id,
 )
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
-from engine.automation.templating import Seller
+from engine.automation.templating import CustomerLinks, Seller
 from engine.clock import Clock
 from engine.rules import Decision, RulePromotions, RulesRuntime, ScheduledRule, evaluate
 from engine.store import Database, add_event
@@ -66,7 +66,8 @@ class Automation:
                  sync: Callable[[], object] | None = None,
                  public_url: str = "https://billing.example.com",
                  seller: Seller | None = None,
-                 payments: Callable[[], Any] = lambda: None) -> None:
+                 payments: Callable[[], Any] = lambda: None,
+                 links: CustomerLinks | None = None) -> None:
         self.db = db
         # The payment service of the system this runs in (None: another process collects).
         self.payments = payments
@@ -77,6 +78,8 @@ class Automation:
         self._sync = sync
         self.public_url = public_url
         self.seller = seller or Seller()
+        # Links to the customer page, in the emails (None: the emails have none).
+        self.links = links
         self._events: tuple[Mapping[str, int], frozenset[str]] = ({}, frozenset())
         self._lock = threading.Lock()
 
@@ -132,7 +135,7 @@ class Automation:
                                     customer_id=cid)
         when = parse_time(env.get("time")) or now
         cause = Cause(self.cause_key(env, ctx), str(env.get("id")), min(when, now))
-        ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions).run(decision.actions, ctx, cause)
+        ActionRunner(session, now, public_url=self.public_url, seller=self.seller, links=self.links, promotions=self.promotions).run(decision.actions, ctx, cause)
         return decision
 
     @staticmethod
@@ -211,7 +214,7 @@ class Automation:
                 session.connection(execution_options={"insertmanyvalues_page_size": 25})
                 rows = subjects_by_id(session, for_each, list(hits))
                 contexts = subject_contexts(session, for_each, rows, now, lock=True)
-                runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, batch=True, promotions=self.promotions)
+                runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, links=self.links, batch=True, promotions=self.promotions)
                 done = act_batch(session, self.runtime, runner, for_each,
                                  [(sid, ctx, hits[sid]) for sid, ctx in contexts], now, slot)
             return [(done.get(sid, 0), None) for sid in hits]
@@ -234,7 +237,7 @@ class Automation:
         ctx = subject_context(session, for_each, subject_id, now)
         if ctx is None:
             return 0
-        runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions)
+        runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, links=self.links, promotions=self.promotions)
         done = 0
         for r in rules:  # in rule order; a rule sees what the previous one changed
             decision = self.runtime.evaluate_scheduled(r.ruleset, r.rule, ctx)

@@ -70,9 +70,10 @@ def _payments_configured(system: Any) -> bool:
     return system is not None and getattr(system, "payments", None) is not None
 
 
-def _channels(settings: Any) -> messaging.Channels:
+def _channels(settings: Any, system: Any = None) -> messaging.Channels:
     smtp = str(getattr(settings, "smtp_url", "") or "")
-    return messaging.Channels.from_settings(smtp_url=smtp)
+    attachments = system.attachments() if hasattr(system, "attachments") else None
+    return messaging.Channels.from_settings(smtp_url=smtp, attachments=attachments)
 
 
 def jobs_for(target: Any, clock: Clock | None = None, *, channels: messaging.Channels | None = None) \
@@ -91,7 +92,7 @@ def jobs_for(target: Any, clock: Clock | None = None, *, channels: messaging.Cha
                     _payments_configured(None))
     system = target
     jobs = Jobs(system.db, clock or system.clock, automation.for_system(system),
-                channels or _channels(system.settings), system, _payments_configured(system))
+                channels or _channels(system.settings, system), system, _payments_configured(system))
     system.scheduler_jobs = jobs
     return jobs
 
