@@ -155,6 +155,8 @@ class System:
     due_work: list[Callable[[datetime], Any]] = field(default_factory=list)
     # A broker-backed system on a test clock: waits until the workers applied every event.
     settler: Settler | None = None
+    # The customer page's link signer and the PDFs' seller (engine.portal, engine.pdf).
+    portal_links: Any = None
     # (rules versions, the sorted validity edges of their access rules), recomputed on a publish.
     _access_windows: tuple[dict[str, int], list[datetime]] = field(default_factory=lambda: ({"": -1}, []))
 
@@ -276,11 +278,22 @@ class System:
         )
 
     def routers(self) -> list[Any]:
+        from engine import pdf, portal
+
+        routers = [portal.router(portal.PortalConfig(
+            self.db, self.clock, self.portal_links, pdf.Seller.from_settings(self.settings), self.payments,
+            after_commit=self.after_commit, invalidate=self.access.invalidate))]
         if self.payments is None:
-            return []
+            return routers
         from engine import payments
 
-        return [payments.webhook_router(self.db, self.payments)]
+        return [*routers, payments.webhook_router(self.db, self.payments)]
+
+    def attachments(self) -> Any:
+        """What invoice emails attach, drawn when they are sent (engine.pdf)."""
+        from engine import pdf
+
+        return pdf.PdfAttachments(self.db, pdf.Seller.from_settings(self.settings))
 
     def promotions(self, **kwargs: Any) -> tuple[list[Any], list[dict[str, Any]]]:
         """The published pricing rules' discounts for a period: the one source quotes,
@@ -390,6 +403,9 @@ def build_system(
     system = System(settings, db, clock, registry, access, KeyVerifier(db), rules=RulesRuntime(clock))
     access.rules = system.access_rules
     access.after_denials = system.after_commit
+    from engine.portal import PortalLinks
+
+    system.portal_links = PortalLinks(settings, db)
     system.sync_rules()
     system.payments = payment_service(settings, clock)
     for install in wiring:
