@@ -282,7 +282,8 @@ class System:
 
         routers = [portal.router(portal.PortalConfig(
             self.db, self.clock, self.portal_links, pdf.Seller.from_settings(self.settings), self.payments,
-            after_commit=self.after_commit, invalidate=self.access.invalidate))]
+            after_commit=self.after_commit, invalidate=self.access.invalidate,
+            hosted_origins=portal.origins(self.settings.psp_url)))]
         if self.payments is None:
             return routers
         from engine import payments

@@ -41,7 +41,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from html import escape as html_escape
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio.to_thread
 import httpx
@@ -599,9 +599,11 @@ def create_sandbox_app(
             "<button type='submit'>Save card</button></form>"
             f"<details><summary>Test cards</summary><ul>{cards}</ul></details></body></html>"
         )
+        back = urlsplit(str(setup["return_url"]))
         return HTMLResponse(page, status_code=status, headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                                       "frame-ancestors 'none'",
+            # The form posts here and is redirected back to the merchant: both may be its target.
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                       f"form-action 'self' {back.scheme}://{back.netloc}; frame-ancestors 'none'",
             "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     @app.get("/hosted/setup/{session_id}", response_class=HTMLResponse)

@@ -11,7 +11,7 @@ See docs/customer-page.md.
 
 from engine.portal.links import Grant, LinkError, check_csrf, csrf_token, sign_link, verify_link
 from engine.portal.routes import COOKIE, router
-from engine.portal.service import PortalConfig, PortalLinks
+from engine.portal.service import PortalConfig, PortalLinks, origins
 
 __all__ = [
     "COOKIE",
@@ -21,6 +21,7 @@ __all__ = [
     "PortalLinks",
     "check_csrf",
     "csrf_token",
+    "origins",
     "router",
     "sign_link",
     "verify_link",

@@ -85,8 +85,12 @@ def router(cfg: PortalConfig) -> APIRouter:
     def now() -> datetime:
         return cfg.clock.now()
 
+    csp = SECURITY_HEADERS["Content-Security-Policy"].replace(
+        "form-action 'self'", " ".join(["form-action 'self'", *cfg.hosted_origins]))
+
     def html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-        return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+        return HTMLResponse(body, status_code=status,
+                            headers={**SECURITY_HEADERS, "Content-Security-Policy": csp, **(headers or {})})
 
     def refused(exc: _Refused) -> HTMLResponse:
         return html(pages.message_page(root, exc.lang, exc.heading, exc.message, exc.hint), exc.status)

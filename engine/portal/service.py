@@ -21,6 +21,18 @@ SECRET_NAME = "portal_links"
 MAX_LINK_DAYS = 366
 
 
+def origins(*urls: str) -> tuple[str, ...]:
+    """scheme://host[:port] of each URL given (empty ones left out)."""
+    from urllib.parse import urlsplit
+
+    found = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            found.append(f"{parts.scheme}://{parts.netloc}")
+    return tuple(found)
+
+
 class PortalLinks:
     """Signs and checks customer-page links. The secret is BILLING_PORTAL_SECRET (several,
     comma-separated: the first signs, all verify), else the one generated once for this
@@ -59,6 +71,9 @@ class PortalConfig:
     # The system's payment service; None: nothing is paid or changed through a provider here.
     payments: PaymentService | None = None
     templates: Path | None = None
+    # Where the provider's hosted forms live (origins, e.g. the sandbox's URL): the page's
+    # Content-Security-Policy lets its forms be redirected there and nowhere else.
+    hosted_origins: tuple[str, ...] = ()
     after_commit: Callable[[], None] = lambda: None
     invalidate: Callable[[str], None] = lambda _customer_id: None
     extra: dict[str, Any] = field(default_factory=dict)
