@@ -17,6 +17,7 @@ A `System` owns its `PaymentService([SandboxAdapter(url)], clock)` and passes it
 function here (`service=`) and to `handlers(service)`; there is no process-wide service.
 """
 
+from engine.payments import bank
 from engine.payments.adjustments import (
     check_refund,
     close_receivable,
@@ -26,6 +27,8 @@ from engine.payments.adjustments import (
     refund_to_dict,
     refundable,
 )
+from engine.payments.camt import parse_camt
+from engine.payments.camt import parse_camt as parse_camt053
 from engine.payments.collection import (
     CollectableInvoice,
     CollectionResult,
@@ -92,7 +95,6 @@ from engine.payments.sandbox import TEST_CARDS, create_sandbox_app, run_sandbox
 from engine.payments.sandbox_adapter import SandboxAdapter
 from engine.payments.statements import (
     StatementFormatError,
-    parse_camt053,
     parse_settlement_csv,
     parse_statement,
 )
@@ -131,6 +133,7 @@ __all__ = [
     "apply_webhook",
     "attach_payment_method",
     "attempt_key",
+    "bank",
     "check_refund",
     "close_receivable",
     "collect_due_invoices",
@@ -156,6 +159,7 @@ __all__ = [
     "make_default",
     "method_to_dict",
     "open_receivable",
+    "parse_camt",
     "parse_camt053",
     "parse_settlement_csv",
     "parse_statement",

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from engine.clock import ensure_aware
 from engine.money import to_decimal
 from engine.payments.adjustments import handle_credit_note_issued, handle_invoice_closed
+from engine.payments.bank import remember_invoice
 from engine.payments.collection import (
     CollectableInvoice,
     PaymentError,
@@ -94,6 +95,7 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, serv
     method = str(props.get("collection_method") or "automatic")
     open_receivable(session, invoice, revenue_by_plan=revenue, tax=tax, collection_method=method,
                     due_at=due_at, service=svc)
+    remember_invoice(session, invoice.invoice_id, props.get("number"))  # for bank transfers
     _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc)
     if due_at is None or due_at <= now:
         collect_invoice(session, invoice, service=svc, collection_method=method)

@@ -236,3 +236,66 @@ class JournalLine(Base):
     currency: Mapped[str] = mapped_column(String(3))
     description: Mapped[str] = mapped_column(String(200))
     reference: Mapped[str | None] = mapped_column(String(120), default=None)
+
+
+class InvoiceReference(Base):
+    """What a bank transfer may name an invoice by, besides its RF reference: its number (in
+    free text) and the Swiss QR reference built from that number."""
+
+    __tablename__ = "pay_invoice_references"
+
+    reference: Mapped[str] = mapped_column(String(40), primary_key=True)  # kind:normalised value
+    invoice_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # number | qrr
+
+
+class BankLine(Base):
+    """One transaction line of a bank file (a TxDtls of a batch, or an entry), kept so that what
+    could not be matched automatically can be finished by a person. `account` + `identity` is
+    unique: the same entry in another file (a camt.054, then the day's camt.053) is found again,
+    never applied twice."""
+
+    __tablename__ = "pay_bank_lines"
+    __table_args__ = (
+        UniqueConstraint("account", "identity", name="uq_pay_bank_lines_identity"),
+        Index("ix_pay_bank_lines_status", "status", "currency"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    import_id: Mapped[str] = mapped_column(String(64), index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    identity: Mapped[str] = mapped_column(String(100))
+    position: Mapped[str] = mapped_column(String(80))  # Stmt[1]/Ntry[2]/TxDtls[3]
+    kind: Mapped[str] = mapped_column(String(8))  # credit | debit
+    amount: Mapped[Decimal]  # signed, in the account's currency
+    currency: Mapped[str] = mapped_column(String(3))
+    booked_on: Mapped[datetime | None] = mapped_column(default=None)  # the day (00:00 UTC)
+    reference: Mapped[str | None] = mapped_column(String(40), default=None)
+    ref_kind: Mapped[str | None] = mapped_column(String(8), default=None)
+    text: Mapped[str | None] = mapped_column(String(300), default=None)
+    debtor: Mapped[str | None] = mapped_column(String(140), default=None)
+    # How the bank described it: reversal, returned (reason code), charges, currency exchange.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # matched (automatically) | open (a person must decide) | resolved (a person decided) |
+    # pending (not booked yet) | skipped (a debit of ours: refunds, fees)
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(24))  # the reconciliation outcome, e.g. missing_in_ledger
+    detail: Mapped[str | None] = mapped_column(String(300), default=None)
+    payment_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ReconciliationDecision(Base):
+    """A person's decision on a bank line: confirm (to one invoice), split (over several), or
+    dismiss (nothing to apply), with who decided and why."""
+
+    __tablename__ = "pay_reconciliation_decisions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # confirm | split | dismiss
+    allocations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # invoice_id, amount, payment_id
+    actor: Mapped[str] = mapped_column(String(120))  # api_key:<id> | cli:<user>
+    reason: Mapped[str] = mapped_column(String(500))
+    decided_at: Mapped[datetime]

@@ -9,11 +9,9 @@ Settlement CSV (a provider's day): lines match our payments and refunds by the p
 reference, else a payment by our attempt key (the reference we sent). Payouts are journaled:
 Dr cash:bank (net) + Dr provider_fees / Cr cash:<provider> (gross).
 
-camt.053 (our bank account): a credit whose structured reference (ISO 11649) names an
-invoice is recorded as that invoice's bank-transfer payment (partial and over-payments
-included, reported as amount_mismatch); one already recorded (same bank reference) is
-compared; one that names nothing is missing_in_ledger. Manual bank-transfer payments of the
-period that the bank never booked are missing_at_provider.
+camt.053 / camt.054 (our bank account): matched line by line in engine/payments/bank.py,
+which keeps every line so that a person can finish what was not matched automatically
+(reversal and returned are outcomes of bank lines only).
 """
 
 from __future__ import annotations
@@ -31,7 +29,9 @@ from sqlalchemy.orm import Session
 
 from engine.money import quantum
 from engine.payments import journal
-from engine.payments.collection import PaymentService, record_manual_payment
+from engine.payments.bank import match_bank
+from engine.payments.camt import paused_gc
+from engine.payments.collection import PaymentService
 from engine.payments.journal import Posting
 from engine.payments.models import (
     Payment,
@@ -51,7 +51,8 @@ from engine.payments.statements import (
 from engine.store import OutboxEvent, new_event_id
 
 ZERO = Decimal(0)
-MISMATCHES = ("missing_in_ledger", "missing_at_provider", "amount_mismatch", "currency_mismatch")
+MISMATCHES = ("missing_in_ledger", "missing_at_provider", "amount_mismatch", "currency_mismatch",
+              "reversal", "returned")
 _CHUNK = 500
 _WRITE_CHUNK = 20_000
 
@@ -105,7 +106,8 @@ def reconcile_file(
     if not is_camt(data) and _match_in_database(session):
         return _reconcile_settlement_streamed(session, data, provider=provider, name=name,
                                               filename=filename, service=service)
-    parsed = parse_statement(data, provider=provider, name=name)
+    parsed = parse_statement(data, provider=provider, name=name,
+                             currencies=lambda seen: used_currencies(session, seen))
     return reconcile_statement(session, parsed, filename=filename, service=service)
 
 
@@ -133,7 +135,8 @@ def reconcile_statement(
         if parsed.kind == "settlement_csv":
             matched, results = _match_settlement(session, parsed, imp.id)
         else:
-            results = _match_bank(session, parsed, imp.id, svc)
+            with paused_gc():
+                results = match_bank(session, parsed, imp.id, svc)
         n_matched = len(matched)
         _insert_results(session, matched + [tuple(r[c] for c in _RESULT_COLUMNS) for r in results])
     if parsed.kind == "settlement_csv":
@@ -168,6 +171,14 @@ def _reconcile_settlement_streamed(
         n_matched, results = writer.finish(parsed.period_start, parsed.period_end)
         _journal_payouts(session, parsed, totals, imp.id)
         return _conclude(session, imp, parsed, n_matched, results, now)
+
+
+def used_currencies(session: Session, seen: set[str]) -> set[str]:
+    """Which of `seen` some invoice (receivable) of this system is in: a bank statement in
+    another currency is for an account this system does not keep."""
+    if not seen:
+        return set()
+    return set(session.scalars(select(Receivable.currency).where(Receivable.currency.in_(seen)).distinct()))
 
 
 def _already_imported(session: Session, sha256: str) -> ReconciliationReport | None:
@@ -464,84 +475,6 @@ def _journal_payouts(session: Session, parsed: ParsedStatement,
             session, f"payout:{import_id}:{payout}:{currency}", parsed.period_start, currency, postings,
             f"payout {payout} from {parsed.source}: fees and transfer to the bank", payout,
         )
-
-
-def _match_bank(session: Session, parsed: ParsedStatement, import_id: str,
-                svc: PaymentService) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for line in parsed.lines:
-        if line.kind != "credit" or not line.booked:
-            continue  # debits are ours (refunds, fees); pending entries are not final
-        key = f"bank:{parsed.source}:{line.provider_ref}"
-        row = session.execute(
-            select(*_ledger_columns(Payment)).where(Payment.idempotency_key == key)
-        ).first()
-        if row is not None:  # booked before, in an earlier (overlapping) statement
-            led = _Ledger(*row)
-            seen.add(led.id)
-            results.append(_compare(import_id, line, led, led.amount))
-            continue
-        manual = None
-        if line.payment_reference:
-            manual_rows = session.execute(
-                select(*_ledger_columns(Payment)).where(
-                    Payment.provider == "manual", Payment.method_type == "bank_transfer",
-                    Payment.payment_reference == line.payment_reference,
-                    Payment.status.in_(("succeeded", "refunded")),
-                ).order_by(Payment.created_at)
-            ).all()
-            manual = next((_Ledger(*r) for r in manual_rows if r[0] not in seen), None)
-        if manual is not None:  # an admin recorded it before the statement came
-            seen.add(manual.id)
-            results.append(_compare(import_id, line, manual, manual.amount))
-            continue
-        rec = (
-            session.scalar(select(Receivable).where(Receivable.payment_reference == line.payment_reference))
-            if line.payment_reference else None
-        )
-        if rec is None:
-            detail = ("no invoice has reference " + line.payment_reference
-                      if line.payment_reference else "no structured reference")
-            results.append(_result(import_id, line, "missing_in_ledger", detail=detail))
-            continue
-        if rec.currency != line.currency:
-            r = _result(import_id, line, "currency_mismatch", expected=rec.remaining,
-                        expected_currency=rec.currency,
-                        detail=f"invoice {rec.invoice_id} is in {rec.currency}; not applied")
-            r["_customer"] = rec.customer_id
-            results.append(r)
-            continue
-        expected = max(rec.remaining, ZERO)
-        payment = record_manual_payment(
-            session, customer_id=rec.customer_id, amount=line.amount, currency=line.currency,
-            invoice_id=rec.invoice_id, method_type="bank_transfer", reference=line.payment_reference,
-            received_at=line.booked_at, recorded_by=f"reconciliation:{import_id}", idempotency_key=key,
-            provider="bank", provider_ref=line.provider_ref, service=svc,
-        )
-        led = _Ledger(payment.id, payment.provider_ref, key, payment.amount, payment.currency,
-                      payment.status, payment.customer_id)
-        seen.add(led.id)
-        r = _compare(import_id, line, led, expected)
-        if r["status"] == "amount_mismatch":
-            r["detail"] = (f"partial payment of invoice {rec.invoice_id}: {rec.remaining} still due"
-                           if line.amount < expected else
-                           f"overpayment of invoice {rec.invoice_id}: {line.amount - expected} to customer credit")
-        results.append(r)
-    # Manual bank-transfer payments of the period the bank never booked.
-    for row in session.execute(
-        select(*_ledger_columns(Payment)).where(
-            Payment.provider == "manual", Payment.method_type == "bank_transfer",
-            Payment.status.in_(("succeeded", "refunded")),
-            Payment.captured_at >= parsed.period_start, Payment.captured_at < parsed.period_end,
-        )
-    ).all():
-        led = _Ledger(*row)
-        if led.id not in seen:
-            results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=led.amount,
-                                   expected_currency=led.currency, kind="credit",
-                                   detail="recorded as a bank transfer, not on the statement"))
-    return results
 
 
 _RESULT_COLUMNS = ("import_id", "line_no", "status", "kind", "provider_ref", "payment_reference", "payment_id",

@@ -1,5 +1,5 @@
-"""Parsers for what providers and banks send us: the sandbox's daily settlement CSV and
-ISO 20022 camt.053 bank statements. Both validate the whole file before anything is
+"""Parsers for what providers and banks send us: the sandbox's daily settlement CSV here, and
+ISO 20022 camt.053 / camt.054 bank files (engine/payments/camt.py). Both validate the whole file before anything is
 recorded; a broken line rejects the file with every problem listed."""
 
 from __future__ import annotations
@@ -7,15 +7,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from engine.money import KNOWN_CURRENCIES, quantum
-from engine.payments.references import is_valid_creditor_reference, normalise_reference
 
 SETTLEMENT_COLUMNS = (
     "settlement_date",
@@ -53,11 +51,25 @@ class StatementLine:
     payout_id: str | None
     booked_at: datetime | None
     booked: bool = True  # camt: only booked entries are final
+    # camt only (engine/payments/camt.py): where the line is, and what the bank said of it.
+    where: str = ""  # Stmt[i]/Ntry[j] or Stmt[i]/Ntry[j]/TxDtls[k]
+    xml_line: int = 0  # the line of its Ntry (TxDtls) element in the file
+    entry_ref: str | None = None  # the identity of its Ntry (a batch's lines share it)
+    booked_on: date | None = None  # the booking date: a whole day
+    ref_kind: str | None = None  # rf | qrr | isr | number (an invoice number in free text)
+    text: str | None = None  # the free-text remittance information (Ustrd)
+    debtor: str | None = None
+    reversal: bool = False  # RvslInd: the bank undoes an earlier entry
+    returned: str | None = None  # a returned payment: its reason code (or RTRN)
+    charges_deducted: Decimal = Decimal(0)  # taken by the bank from this credit (ChrgInclInd)
+    charges_reported: Decimal = Decimal(0)  # charges the bank reports (booked on their own)
+    instructed: tuple[Decimal, str] | None = None  # the amount sent, in another currency
+    fx_rate: Decimal | None = None
 
 
 @dataclass
 class ParsedStatement:
-    kind: str  # settlement_csv | camt053
+    kind: str  # settlement_csv | camt053 | camt054
     source: str  # provider name, or the bank account (IBAN)
     statement_id: str
     period_start: datetime
@@ -188,172 +200,18 @@ class SettlementReader:
         )
 
 
-# --- camt.053 --------------------------------------------------------------------------------
-
-_CAMT053_NS = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})$")
-# A reference in free text: contiguous, or printed in groups of four ("RF18 5390 0754 7034").
-# Every printed group has four characters but the last, so a short group ends the reference.
-_RF_IN_TEXT = re.compile(r"\bRF\d{2}(?:[0-9A-Z]{1,21}\b|(?: [0-9A-Z]{4}\b){0,5}(?: [0-9A-Z]{1,4}\b)?)")
-
-
-def _find_rf(text: str) -> str | None:
-    """A valid ISO 11649 reference inside free text (banks often put it in Ustrd). Only whole
-    words or whole groups are tried, longest first, so a neighbouring word is not glued on
-    (which would pass the mod-97 check by chance one time in 97)."""
-    for match in _RF_IN_TEXT.finditer(text.upper()):
-        parts = match.group(0).split(" ")
-        for end in range(len(parts), 0, -1):
-            cand = "".join(parts[:end])
-            if len(cand) > 4 and is_valid_creditor_reference(cand):
-                return cand
-    return None
-
-
-def parse_camt053(data: bytes, *, name: str = "statement.xml") -> ParsedStatement:
-    """ISO 20022 BankToCustomerStatement (camt.053.001.02 to .13). Parsed with defusedxml:
-    no DTDs, no entity expansion, no external references."""
-    from xml.etree.ElementTree import Element, ParseError
-
-    from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import fromstring
-
-    try:
-        root = fromstring(data)
-    except (ParseError, DefusedXmlException) as exc:
-        raise StatementFormatError([f"{name}: not acceptable XML: {exc}"]) from None
-    ns_match = re.match(r"^\{([^}]*)\}Document$", root.tag)
-    if not ns_match or not _CAMT053_NS.match(ns_match.group(1)):
-        raise StatementFormatError(
-            [f"{name}: not a camt.053 statement: root element is {root.tag!r} "
-             "(expected Document in urn:iso:std:iso:20022:tech:xsd:camt.053.001.xx)"]
-        )
-    ns = {"c": ns_match.group(1)}
-
-    def text(el: Element | None, path: str) -> str | None:
-        if el is None:
-            return None
-        found = el.find(path, ns)
-        return found.text.strip() if found is not None and found.text else None
-
-    statements = root.findall("c:BkToCstmrStmt/c:Stmt", ns)
-    if not statements:
-        raise StatementFormatError([f"{name}: no BkToCstmrStmt/Stmt element"])
-    errors: list[str] = []
-    lines: list[StatementLine] = []
-    ids: list[str] = []
-    account = ""
-    starts: list[datetime] = []
-    ends: list[datetime] = []
-    line_no = 0
-    for s_idx, stmt in enumerate(statements, start=1):
-        where = f"{name}: Stmt[{s_idx}]"
-        stmt_id = text(stmt, "c:Id")
-        if not stmt_id:
-            errors.append(f"{where}: missing Id")
-            continue
-        ids.append(stmt_id)
-        account = text(stmt, "c:Acct/c:Id/c:IBAN") or text(stmt, "c:Acct/c:Id/c:Othr/c:Id") or account
-        fr, to = text(stmt, "c:FrToDt/c:FrDtTm"), text(stmt, "c:FrToDt/c:ToDtTm")
-        try:
-            if fr:
-                starts.append(_camt_time(fr))
-            if to:
-                ends.append(_camt_time(to))
-        except ValueError as exc:
-            errors.append(f"{where}: FrToDt: {exc}")
-        for n_idx, entry in enumerate(stmt.findall("c:Ntry", ns), start=1):
-            line_no += 1
-            here = f"{where}/Ntry[{n_idx}]"
-            amt = entry.find("c:Amt", ns)
-            try:
-                if amt is None or not amt.text:
-                    raise ValueError("missing Amt")
-                currency = amt.get("Ccy", "")
-                if currency not in KNOWN_CURRENCIES:
-                    raise ValueError(f"Amt/@Ccy {currency!r} is not a known ISO 4217 code")
-                amount = Decimal(amt.text.strip())
-                if not amount.is_finite() or amount < 0 or amount != amount.quantize(quantum(currency)):
-                    raise ValueError(f"Amt {amt.text!r} is not a valid {currency} amount")
-                indicator = text(entry, "c:CdtDbtInd")
-                if indicator not in ("CRDT", "DBIT"):
-                    raise ValueError(f"CdtDbtInd must be CRDT or DBIT, not {indicator!r}")
-                status = text(entry, "c:Sts/c:Cd") or text(entry, "c:Sts")
-                booked_text = text(entry, "c:BookgDt/c:DtTm") or text(entry, "c:BookgDt/c:Dt")
-                booked_at = _camt_time(booked_text) if booked_text else None
-                acct_ref = text(entry, "c:AcctSvcrRef")
-                tx = entry.find("c:NtryDtls/c:TxDtls", ns)
-                ref = text(tx, "c:RmtInf/c:Strd/c:CdtrRefInf/c:Ref")
-                if ref is None:
-                    unstructured = " ".join(
-                        u.text for u in (tx.findall("c:RmtInf/c:Ustrd", ns) if tx is not None else []) if u.text
-                    )
-                    ref = _find_rf(unstructured) if unstructured else None
-                end_to_end = text(tx, "c:Refs/c:EndToEndId")
-                provider_ref = acct_ref or (end_to_end if end_to_end not in (None, "NOTPROVIDED") else None)
-                if provider_ref is None:
-                    raise ValueError("neither AcctSvcrRef nor EndToEndId identifies the entry")
-            except (ValueError, InvalidOperation) as exc:
-                errors.append(f"{here}: {exc}")
-                continue
-            signed = amount if indicator == "CRDT" else -amount
-            lines.append(
-                StatementLine(
-                    line_no=line_no,
-                    kind="credit" if indicator == "CRDT" else "debit",
-                    provider_ref=provider_ref,
-                    payment_reference=normalise_reference(ref) if ref else None,
-                    currency=currency,
-                    amount=signed,
-                    fee=Decimal(0),
-                    net=signed,
-                    payout_id=None,
-                    booked_at=booked_at,
-                    booked=status in (None, "BOOK"),
-                )
-            )
-            if len(errors) >= MAX_ERRORS:
-                break
-    if errors:
-        raise StatementFormatError(errors)
-    if not starts:
-        times = [ln.booked_at for ln in lines if ln.booked_at]
-        if not times:
-            raise StatementFormatError([f"{name}: no FrToDt and no booking dates: the period is unknown"])
-        starts, ends = [min(times)], [max(times) + timedelta(microseconds=1)]
-    start = min(starts)
-    if ends:
-        end = max(ends)
-    else:
-        booked = [ln.booked_at for ln in lines if ln.booked_at]
-        end = max(booked) + timedelta(microseconds=1) if booked else start + timedelta(days=1)
-    return ParsedStatement(
-        kind="camt053",
-        source=account or "bank",
-        statement_id=f"camt053:{account}:{','.join(ids)}"[:140],
-        period_start=start,
-        period_end=end,
-        sha256=hashlib.sha256(data).hexdigest(),
-        lines=lines,
-    )
-
-
-def _camt_time(value: str) -> datetime:
-    """ISODateTime or ISODate; a time without a zone is taken as UTC (camt allows local)."""
-    if len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def parse_statement(data: bytes, *, provider: str = "sandbox", name: str = "statement") -> ParsedStatement:
-    """Settlement CSV or camt.053 XML, told apart by the first non-blank character."""
+def parse_statement(data: bytes, *, provider: str = "sandbox", name: str = "statement",
+                    currencies: Callable[[set[str]], set[str]] | None = None) -> ParsedStatement:
+    """Settlement CSV or camt.053 / camt.054 XML, told apart by the first non-blank character."""
     if is_camt(data):
-        return parse_camt053(data, name=name)
+        from engine.payments.camt import parse_camt
+
+        return parse_camt(data, name=name, currencies=currencies)
     return parse_settlement_csv(data, provider=provider, name=name)
 
 
 def is_camt(data: bytes) -> bool:
-    """XML (a camt.053, or nothing we read) rather than a settlement CSV."""
+    """XML (a camt.053 / camt.054, or nothing we read) rather than a settlement CSV."""
     head = data.lstrip()[:4]
     return head[:1] == b"<" or (head[:3] == b"\xef\xbb\xbf" and data.lstrip()[3:4] == b"<")
 

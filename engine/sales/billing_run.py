@@ -15,17 +15,17 @@ import logging
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.clock import Clock, TestClock
 from engine.durations import parse_duration
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.cycle import BatchUsage, StepContext, StepResult, at_midnight, run_step
+from engine.sales.cycle import BatchUsage, StepContext, StepResult, at_midnight, late_since, run_step
 from engine.sales.errors import SalesError
 from engine.sales.invoicing import defer_finalize, finalize_deferred, lock_counter
 from engine.sales.ledger import LEDGER, flush_deferred, histories
@@ -81,7 +81,8 @@ def process_batch(
     subs = list(
         session.scalars(
             select(Subscription)
-            .where(Subscription.id.in_(ids), Subscription.next_run_at <= now)
+            .where(Subscription.id.in_(ids),
+                   or_(Subscription.next_run_at <= now, Subscription.late_usage_since < late_cutoff(now)))
             .order_by(Subscription.next_run_at, Subscription.id)
             .with_for_update()
         )
@@ -92,7 +93,8 @@ def process_batch(
         c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_({s.customer_id for s in subs})))
     }
     src = BatchUsage(session)
-    closing = [s for s in subs if s.status == "active" and s.period_start is not None and s.period_end is not None]
+    closing = [s for s in subs if s.status == "active" and s.period_start is not None and s.period_end is not None
+               and s.next_run_at is not None and s.next_run_at <= now]
     if closing:
         types: set[str] = set()
         for vid in {s.catalog_version_id for s in closing}:
@@ -101,7 +103,7 @@ def process_batch(
         start = min(at_midnight(s.period_start) for s in closing if s.period_start)
         end = max(at_midnight(s.period_end) for s in closing if s.period_end)
         src.preload(cids, start, end, types)
-        since = [s.last_billed_at for s in closing if s.last_billed_at is not None]
+        since = [t for t in map(late_since, closing) if t is not None]
         if since:
             src.preload_late(cids, min(since), start, types)
     ctx = StepContext(
@@ -122,6 +124,26 @@ def process_batch(
     return out
 
 
+def late_cutoff(now: datetime) -> datetime:
+    """Late usage that arrived before this is due at `now`: it waits for the first run from
+    the midnight (UTC) after it arrived (`engine.sales.cycle.late_due_at`)."""
+    return at_midnight(now.date())
+
+
+def _due_ids(session: Session, now: datetime, limit: int, failed: set[str]) -> list[str]:
+    """Up to `limit` subscriptions with a step due, those that failed in this run aside: period
+    work first (in the order it fell due), then late usage alone (when both are due, the
+    period's invoice bills the late usage too)."""
+    for due, order in ((Subscription.next_run_at <= now, Subscription.next_run_at),
+                       (Subscription.late_usage_since < late_cutoff(now), Subscription.late_usage_since)):
+        ids = session.scalars(select(Subscription.id).where(due).order_by(order, Subscription.id)
+                              .limit(limit + len(failed)))
+        left = [i for i in ids if i not in failed][:limit]
+        if left:
+            return left
+    return []
+
+
 def run_due_billing(
     session_factory: Any, clock: Clock, *, batch_size: int = 200, promotions: PromotionSource | None = None
 ) -> RunReport:
@@ -134,15 +156,7 @@ def run_due_billing(
     failed: set[str] = set()
     while True:
         with factory() as s:
-            ids = list(
-                s.scalars(
-                    select(Subscription.id)
-                    .where(Subscription.next_run_at <= now)
-                    .order_by(Subscription.next_run_at, Subscription.id)
-                    .limit(batch_size + len(failed))
-                )
-            )
-        ids = [i for i in ids if i not in failed][:batch_size]
+            ids = _due_ids(s, now, batch_size, failed)
         if not ids:
             return report
         try:
@@ -164,8 +178,15 @@ def run_due_billing(
 
 
 def next_due(session_factory: Any) -> datetime | None:
+    """The first time the billing run has work: a period's end (or a trial's), or the midnight
+    after late usage arrived."""
     with _factory(session_factory)() as s:
-        return s.scalar(select(func.min(Subscription.next_run_at)))
+        period = s.scalar(select(func.min(Subscription.next_run_at)))
+        late = s.scalar(select(func.min(Subscription.late_usage_since)))
+    if late is not None:
+        late = at_midnight(late.date() + timedelta(days=1))  # as engine.sales.cycle.late_due_at
+    times = [t for t in (period, late) if t is not None]
+    return min(times) if times else None
 
 
 def advance_clock(

@@ -296,14 +296,25 @@ def closed_piece(session: Session, hist: PeriodHistory, period: Period, customer
     )
 
 
+def late_since(sub: Subscription) -> datetime | None:
+    """Since when usage received may be late for this subscription: since its last document,
+    or since late usage was marked waiting, if that is earlier (an event stamped before a
+    concurrent close committed)."""
+    times = [t for t in (sub.last_billed_at, sub.late_usage_since) if t is not None]
+    return min(times) if times else None
+
+
 def late_pieces(session: Session, ctx: StepContext, catalog: Catalog, sub: Subscription, before: date) -> list[Priced]:
     """Usage received since the last document for periods already closed: each such period
     priced again with every event now known, against what its close billed (the difference
-    becomes adjustment lines that name the period; the minimum's true-up follows)."""
-    if sub.last_billed_at is None:
+    becomes adjustment lines that name the period; the minimum's true-up follows). The
+    document these pieces go on bills the late usage waiting: the mark is cleared."""
+    since = late_since(sub)
+    sub.late_usage_since = None
+    if since is None:
         return []
     types = {m.event for m in catalog.metrics.values()}
-    times = ctx.src.late_times(sub.customer_id, sub.last_billed_at, at_midnight(before), types)
+    times = ctx.src.late_times(sub.customer_id, since, at_midnight(before), types)
     if not times:
         return []
     out = []
@@ -441,9 +452,11 @@ def subscription_event(sub: Subscription, **extra: object) -> dict[str, object]:
 def run_step(
     session: Session, sub: Subscription, customer: Customer, now: datetime, ctx: StepContext
 ) -> StepResult | None:
-    """Do the earliest piece of work due at `now` (one step); None when nothing is due."""
+    """Do the earliest piece of work due at `now` (one step); None when nothing is due. A
+    period's close comes first (its invoice bills the late usage waiting too); late usage
+    alone is billed once it is due (`late_due`)."""
     if sub.next_run_at is None or sub.next_run_at > now:
-        return None
+        return bill_late_usage(session, sub, customer, now, ctx) if late_due(sub, now) else None
     if sub.status == "trialing":
         assert sub.trial_end is not None
         end_at = at_midnight(sub.trial_end)
@@ -460,8 +473,64 @@ def run_step(
         return StepResult(sub.id, "started", now, doc.id, ["subscription.renewed"])
     if sub.status != "active" or sub.period_start is None or sub.period_end is None:
         sub.next_run_at = None
-        return None
+        return bill_late_usage(session, sub, customer, now, ctx) if late_due(sub, now) else None
     return close_period(session, sub, customer, now, ctx)
+
+
+# --- late usage -------------------------------------------------------------------------------
+
+
+def late_due_at(sub: Subscription) -> datetime | None:
+    """When the late usage waiting is billed: at the first billing run from the midnight (UTC)
+    after it arrived. A day's late batches make one adjustment invoice, not one per batch."""
+    if sub.late_usage_since is None:
+        return None
+    return at_midnight(sub.late_usage_since.date() + timedelta(days=1))
+
+
+def late_due(sub: Subscription, now: datetime) -> bool:
+    due = late_due_at(sub)
+    return due is not None and due <= now
+
+
+def billed_until(sub: Subscription) -> date | None:
+    """The day up to which the subscription's periods are billed (closed): its current
+    period's start, or the day it ended. Usage dated before is late usage."""
+    if sub.status == "active":
+        return sub.period_start
+    return sub.ended_at.date() if sub.ended_at is not None else None
+
+
+def bill_late_usage(session: Session, sub: Subscription, customer: Customer, now: datetime,
+                    ctx: StepContext) -> StepResult:
+    """Late usage on its own: every closed period it reaches (renewed, cut short by a change of
+    interval, or cancelled) priced again with every event now known, against what its
+    documents billed, on one adjustment invoice (a minimum's true-up shrinks as the usage
+    grows). Nothing late, or nothing that changes a figure: no document. Idempotent: what is
+    billed is the difference from the period ledger, and the mark is cleared with it."""
+    until = billed_until(sub)
+    result = StepResult(sub.id, "late_usage", now)
+    if until is None:
+        sub.late_usage_since = None
+        return result
+    catalog = catalog_for_version(session, sub.catalog_version_id)
+    priced = late_pieces(session, ctx, catalog, sub, until)
+    if not priced:
+        return result
+    last = priced[-1]  # the latest period reached: the invoice names it
+    doc = price_pieces(priced, customer, plan_id=last.piece.plan.id, period=last.piece.period,
+                       catalog=last.piece.catalog)
+    if not doc.lines:
+        return result
+    issued, _ = issue_document(
+        session, sub, customer, priced, reason="late", billing_key=f"late:{now.date().isoformat()}", now=now,
+        period=last.piece.period, arrears=Arrears(last.piece.period, last.piece.plan.id, last.version_id,
+                                                  last.piece.quantity),
+        catalog=last.piece.catalog, doc=doc,
+    )
+    sub.last_billed_at = now
+    result.document_id = issued.id
+    return result
 
 
 def _take_pending(session: Session, sub: Subscription, catalog: Catalog, plan: Plan) -> tuple[Catalog, dict[str, object]]:

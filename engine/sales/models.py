@@ -78,7 +78,10 @@ class Customer(Base):
 
 class Subscription(Base):
     __tablename__ = "sales_subscriptions"
-    __table_args__ = (Index("ix_sales_subscriptions_due", "next_run_at"),)
+    __table_args__ = (
+        Index("ix_sales_subscriptions_due", "next_run_at"),
+        Index("ix_sales_subscriptions_late", "late_usage_since"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("sales_customers.id"), index=True)
@@ -101,6 +104,10 @@ class Subscription(Base):
     # When the billing run has work for this subscription; None once it has ended.
     next_run_at: Mapped[datetime | None] = mapped_column(default=None)
     last_billed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Late usage waiting: when usage dated in a period already billed (or whose close was
+    # due) first arrived since the last document that priced late usage. The billing run
+    # bills it at its first run after the next midnight UTC (docs/sales.md, "Late usage").
+    late_usage_since: Mapped[datetime | None] = mapped_column(default=None)
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     canceled_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -33,7 +33,9 @@ from engine.sales.cycle import (
     catch_up,
     closing_piece,
     issue_document,
+    late_due_at,
     late_pieces,
+    late_since,
     open_first_period,
     opening_piece,
     plan_period,
@@ -109,6 +111,8 @@ def subscription_to_dict(sub: Subscription) -> dict[str, Any]:
         "coupon": sub.coupon_code,
         "payment_method": sub.payment_method,
         "next_run_at": sub.next_run_at.isoformat() if sub.next_run_at else None,
+        # Usage that arrived for a period already billed, billed at this time (docs/sales.md).
+        "late_usage_due_at": due.isoformat() if (due := late_due_at(sub)) else None,
     }
 
 
@@ -541,9 +545,9 @@ def _preloaded_usage(session: Session, subs: Sequence[Subscription]) -> UsageSou
         start = min(at_midnight(s.period_start) for s in live if s.period_start is not None)
         end = max(at_midnight(s.period_end) for s in live if s.period_end is not None)
         src.preload(customers, start, end, types)
-    billed = [s for s in live if s.last_billed_at is not None and s.period_start is not None]
+    billed = [s for s in live if late_since(s) is not None and s.period_start is not None]
     if late and billed:
-        since = min(s.last_billed_at for s in billed if s.last_billed_at is not None)
+        since = min(t for t in map(late_since, billed) if t is not None)
         before = max(at_midnight(s.period_start) for s in billed if s.period_start is not None)
         src.preload_late(customers, since, before, late)
     return src

@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from engine.clock import Clock
 from engine.pricing import UsageEvent, parse_event
 from engine.sales.common import now_of
 from engine.sales.errors import Conflict, NotFound, SalesError
-from engine.sales.models import Customer, UsageRecord
+from engine.sales.models import Customer, Subscription, UsageRecord
 from engine.store import add_event
 
 MAX_BATCH = 10_000
@@ -131,10 +131,63 @@ def ingest_events(
     stored = tuple(by_id[i] for i in stored_ids)
     if len(stored) < len(events):
         refuse_changed_repeats(session, events, by_id, set(stored_ids))
+    if stored:
+        mark_late_usage(session, stored, now)
     event_id = None
     if stored:
         event_id = add_event(session, "usage.recorded", *_recorded(stored), time=now, id=recorded_id).id
     return IngestResult(len(events), len(stored), len(events) - len(stored), event_id, stored)
+
+
+def _midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def mark_late_usage(session: Session, stored: Sequence[UsageEvent], now: datetime) -> list[str]:
+    """Mark the subscriptions that these new events reach in a period already billed: usage
+    dated before an active subscription's current period (a period closed or cut short by a
+    change of interval), before a cancelled one's end, or inside a period whose close is due
+    now (a billing run may be closing it as this batch commits). The billing run bills it the
+    next day (`engine.sales.cycle.bill_late_usage`); a mark that finds nothing late bills
+    nothing. One read of the batch's customers' subscriptions; an update only for those hit.
+    Returns the subscriptions marked."""
+    earliest: dict[str, datetime] = {}
+    for e in stored:
+        c = str(e.customer_id)
+        t = e.time.astimezone(UTC)
+        if c not in earliest or t < earliest[c]:
+            earliest[c] = t
+    customers = sorted(earliest)
+    hit: list[str] = []
+    for start in range(0, len(customers), 900):  # under SQLite's bound-parameter limit
+        stmt = select(
+            Subscription.id, Subscription.customer_id, Subscription.status, Subscription.period_start,
+            Subscription.period_end, Subscription.next_run_at, Subscription.ended_at,
+        ).where(
+            Subscription.customer_id.in_(customers[start : start + 900]),
+            Subscription.status.in_(("active", "canceled")),
+            Subscription.last_billed_at.is_not(None),
+            Subscription.late_usage_since.is_(None),
+        )
+        for sid, cid, status, period_start, period_end, next_run_at, ended_at in session.execute(stmt):
+            if status == "canceled":
+                billed_until = ended_at
+            elif period_start is None or period_end is None:
+                billed_until = None
+            elif next_run_at is not None and next_run_at <= now:
+                billed_until = _midnight(period_end)
+            else:
+                billed_until = _midnight(period_start)
+            if billed_until is not None and earliest[cid] < billed_until:
+                hit.append(sid)
+    if hit:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.id.in_(hit), Subscription.late_usage_since.is_(None))
+            .values(late_usage_since=now)
+            .execution_options(synchronize_session=False)
+        )
+    return hit
 
 
 def _fingerprint(customer_id: str, type_: str, time: datetime, properties: Mapping[str, Any]) -> str:

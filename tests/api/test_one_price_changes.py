@@ -245,3 +245,101 @@ def test_a_change_of_interval_closes_the_month_there_and_each_period_bills_its_o
     assert D(quote["total"]) == _period_total(documents, FEBRUARY)
     year = engine.quote(subscription_id=sub["id"], period="2026-02-08/2027-02-08")  # open: as it would close
     assert [(x["quantity"], x["amount"]) for x in year["lines"] if x["price_id"] == "calls"] == [("10", "0.80")]
+
+
+# Late usage of every closed period is billed the day after it arrives, on its own adjustment
+# invoice: a cancelled period (it has no next boundary) and a month cut short by a change of
+# interval (its next boundary is a year away) alike.
+
+
+def _late_invoices(engine: Engine, customer: str) -> list[dict[str, Any]]:
+    return [inv for inv in engine.invoices(customer) if inv["reason"] == "late"]
+
+
+def _subscription(engine: Engine, customer: str) -> dict[str, Any]:
+    [sub] = engine.get(f"/v1/customers/{customer}")["subscriptions"]
+    return sub  # type: ignore[no-any-return]
+
+
+def test_late_usage_after_a_cancellation_is_billed_the_next_day_against_the_minimum(engine: Engine) -> None:
+    _customer(engine, "cus_gone")
+    sub = engine.post("/v1/subscriptions", {"customer_id": "cus_gone", "plan": "committed"}, status=201)
+    _calls(engine, "cus_gone", 400, "2026-02-10T10:00:00Z")  # 20.00
+    engine.advance("2026-02-15T12:00:00Z")
+    engine.post(f"/v1/subscriptions/{sub['id']}/cancel", {"at": "now"})
+    # The unused 14/28 of the platform fee back (-10.00), the usage (20.00), and the minimum for
+    # the 14 days held (50.00) against the 30.00 charged: a 20.00 true-up.
+    cancel = engine.invoices("cus_gone")[-1]
+    assert [x["amount"] for x in cancel["lines"] if x["price_id"] == "minimum_commitment"] == ["20.00"]
+    engine.advance("2026-02-20T09:00:00Z")
+    _calls(engine, "cus_gone", 100, "2026-02-12T10:00:00Z", prefix="late")  # 5.00, dated before the cancellation
+    _calls(engine, "cus_gone", 10, "2026-02-16T10:00:00Z", prefix="after")  # after it: no period's
+    assert _subscription(engine, "cus_gone")["late_usage_due_at"] == "2026-02-21T00:00:00+00:00"
+    engine.advance("2026-02-21T00:00:00Z")
+    [first] = _late_invoices(engine, "cus_gone")
+    assert first["issued_at"] == "2026-02-21T00:00:00+00:00"
+    # The late 5.00 fills the minimum: the true-up shrinks by as much, nothing more is owed.
+    assert sorted((x["price_id"], x["amount"]) for x in first["lines"]) == [("calls", "5.00"),
+                                                                             ("minimum_commitment", "-5.00")]
+    assert all(x["period"] == {"start": "2026-02-01", "end": "2026-03-01"} for x in first["lines"])
+    assert first["total"] == "0.00"
+    engine.advance("2026-02-22T09:00:00Z")
+    _calls(engine, "cus_gone", 1000, "2026-02-13T10:00:00Z", prefix="later")  # 50.00: beyond the minimum
+    engine.advance("2026-02-23T00:00:00Z")
+    engine.advance("2026-02-23T00:00:00Z")  # the billing run again at the same time: nothing more
+    engine.advance("2026-04-01T00:00:00Z")  # nor later
+    late = _late_invoices(engine, "cus_gone")
+    assert len(late) == 2
+    assert sorted((x["price_id"], x["amount"]) for x in late[1]["lines"]) == [("calls", "50.00"),
+                                                                               ("minimum_commitment", "-15.00")]
+    assert late[1]["total"] == "41.65"  # 35.00 + 19 % VAT
+    assert _subscription(engine, "cus_gone")["late_usage_due_at"] is None
+
+    quote = engine.quote(subscription_id=sub["id"], period=FEBRUARY)
+    # Every call dated in the 14 days the period ran, the late ones included; not those after.
+    assert [(x["quantity"], x["amount"]) for x in quote["lines"] if x["price_id"] == "calls"] == [("1500", "75.00")]
+    documents = _documents(engine, "cus_gone", [])
+    for key in ("total", "amount", "discount", "tax"):
+        figure = "subtotal" if key == "amount" else key
+        assert _period_total(documents, FEBRUARY, key) == D(quote[figure]), key
+    assert D(quote["total"]) == D("101.15")
+
+
+def test_late_usage_after_a_cancellation_at_the_period_end_is_billed_the_next_day(engine: Engine) -> None:
+    _customer(engine, "cus_end")
+    sub = engine.post("/v1/subscriptions", {"customer_id": "cus_end", "plan": "basic"}, status=201)
+    _calls(engine, "cus_end", 10, "2026-02-05T10:00:00Z")
+    engine.advance("2026-02-10T00:00:00Z")
+    engine.post(f"/v1/subscriptions/{sub['id']}/cancel", {"at": "period_end"})
+    engine.advance("2026-03-03T08:00:00Z")  # the final invoice on Mar 1 billed the 10 calls
+    assert _subscription(engine, "cus_end")["status"] == "canceled"
+    _calls(engine, "cus_end", 7, "2026-02-25T10:00:00Z", prefix="late")
+    engine.advance("2026-03-10T00:00:00Z")
+    [late] = _late_invoices(engine, "cus_end")
+    assert late["issued_at"] == "2026-03-04T00:00:00+00:00"
+    assert [(x["price_id"], x["quantity"], x["amount"]) for x in late["lines"]] == [("calls", "7", "0.70")]
+    quote = engine.quote(subscription_id=sub["id"], period=FEBRUARY)
+    assert _period_total(_documents(engine, "cus_end", []), FEBRUARY) == D(quote["total"])
+
+
+def test_late_usage_of_a_month_cut_short_by_a_change_of_interval_is_billed_the_next_day(engine: Engine) -> None:
+    _customer(engine, "cus_cut")
+    sub = engine.post("/v1/subscriptions", {"customer_id": "cus_cut", "plan": "basic"}, status=201)
+    _calls(engine, "cus_cut", 40, "2026-02-03T10:00:00Z")
+    engine.advance("2026-02-08T00:00:00Z")
+    engine.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": "basic_year", "at": "now"})
+    engine.advance("2026-02-20T15:00:00Z")
+    _calls(engine, "cus_cut", 5, "2026-02-05T10:00:00Z", prefix="late")  # February's, which closed on the 8th
+    _calls(engine, "cus_cut", 3, "2026-02-09T10:00:00Z", prefix="year")  # the yearly period's: on time
+    engine.advance("2026-02-21T00:00:00Z")  # not a year later, at the yearly period's close
+    [late] = _late_invoices(engine, "cus_cut")
+    assert late["issued_at"] == "2026-02-21T00:00:00+00:00"
+    assert [(x["price_id"], x["quantity"], x["amount"], x["period"]) for x in late["lines"]] == [
+        ("calls", "5", "0.50", {"start": "2026-02-01", "end": "2026-03-01"})]
+    engine.advance("2026-03-15T00:00:00Z")
+    assert len(_late_invoices(engine, "cus_cut")) == 1
+    quote = engine.quote(subscription_id=sub["id"], period=FEBRUARY)
+    assert [(x["quantity"], x["amount"]) for x in quote["lines"] if x["price_id"] == "calls"] == [("45", "4.50")]
+    assert _period_total(_documents(engine, "cus_cut", []), FEBRUARY) == D(quote["total"])
+    year = engine.quote(subscription_id=sub["id"], period="2026-02-08/2027-02-08")
+    assert [(x["quantity"], x["amount"]) for x in year["lines"] if x["price_id"] == "calls"] == [("3", "0.24")]

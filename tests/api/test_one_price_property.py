@@ -2,8 +2,10 @@
 
 Random catalogs (flat, per-seat and tiered usage prices, a minimum commitment), coupons
 (percent or amount off, once, repeating or forever), promotion rulesets (percent or amount off,
-some for a few periods), up to two plan and quantity changes in a month, late usage and a
-cancellation, run over months through the HTTP API on a test clock. Then, cent for cent:
+some for a few periods), up to two plan and quantity changes in a month, late usage, and an end to the last month: a
+cancellation now or at the period end, or a change to a yearly plan that cuts the month short,
+with late usage of that month arriving after it (billed the next day, as every closed period's
+late usage is), run over months through the HTTP API on a test clock. Then, cent for cent:
 - every document (invoice or credit note) equals the sum of its lines;
 - for every period, the documents of that period (invoices less credit notes; changes, their
   credits and late usage included) add up to the subscription's quote of that period, which
@@ -118,6 +120,16 @@ def _held_minimum(held: list[tuple[str, int]], until: int, days: int, minimums: 
     return (owed / days).quantize(D("0.01"), mode)
 
 
+YEARLY = """
+  y:
+    name: Plan Y
+    interval: year
+    prices:
+      - {id: base, name: Yearly base, model: flat, amount: "240.00"}
+      - {id: calls, name: Calls, model: per_unit, metric: calls, unit_amount: "0.010"}
+"""
+
+
 def _catalog(plan_a: str, plan_b: str, coupon: tuple[str, str, int] | None, rounding: str) -> str:
     coupons_yaml = f"coupons:\n  PROMO: {coupon[1]}\n" if coupon else ""
     return f"""
@@ -127,7 +139,7 @@ rounding: {rounding}
 taxes: {{DE: 19}}
 metrics:
   calls: {{event: call, aggregation: count}}
-{coupons_yaml}plans:{plan_a}{plan_b}"""
+{coupons_yaml}plans:{plan_a}{plan_b}{YEARLY}"""
 
 
 def _rules(items: list[str]) -> str:
@@ -207,13 +219,14 @@ PHASES = [Phase.generate] if os.environ.get("ONE_PRICE_NO_SHRINK") else list(Pha
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(plan_a=plans("a"), plan_b=plans("b"), coupon=coupons, promos=promotions, plan=months(),
        edu=st.booleans(), taxed=st.booleans(), seats=st.integers(min_value=0, max_value=4),
-       rounding=st.sampled_from(["half_up", "half_even"]), cancel_day=st.one_of(st.none(), st.integers(2, 27)))
+       rounding=st.sampled_from(["half_up", "half_even"]),
+       end=st.one_of(st.none(), st.tuples(st.sampled_from(["cancel", "cancel_at_end", "yearly"]), st.integers(2, 27))))
 def test_every_document_adds_up_to_the_quote_of_its_period(
     plan_a: str, plan_b: str, coupon: tuple[str, str, int] | None, promos: list[str], plan: list[dict[str, Any]],
-    edu: bool, taxed: bool, seats: int, rounding: str, cancel_day: int | None,
+    edu: bool, taxed: bool, seats: int, rounding: str, end: tuple[str, int] | None,
 ) -> None:
     note(f"catalog: {_catalog(plan_a, plan_b, coupon, rounding)}\nrules: {_rules(promos)}\nmonths: {plan}\n"
-         f"edu={edu} taxed={taxed} seats={seats} cancel_day={cancel_day}")
+         f"edu={edu} taxed={taxed} seats={seats} end={end}")
     with TemporaryDirectory() as tmp:
         driver = Driver(Path(tmp), _catalog(plan_a, plan_b, coupon, rounding), _rules(promos))
         customer = {"id": "c1", "email": "c1@example.com", "name": "C1", "country": "DE" if taxed else "US"}
@@ -243,11 +256,29 @@ def test_every_document_adds_up_to_the_quote_of_its_period(
                 model[period].update(current, changed=True)
                 model[period]["held"].append((to_plan, day))
             last = i == len(plan) - 1
-            if last and cancel_day is not None:
-                day = max(cancel_day, model[period]["held"][-1][1] + 1)
+            if last and end is not None:
+                kind, end_day = end
+                day = max(end_day, model[period]["held"][-1][1] + 1)
                 driver.advance(_at(MONTHS[i], day))
-                driver.call("POST", f"/v1/subscriptions/{sub['id']}/cancel", {"at": "now"})
-                model[period].update(changed=True, until=day)
+                if kind == "cancel_at_end":
+                    driver.call("POST", f"/v1/subscriptions/{sub['id']}/cancel", {"at": "period_end"})
+                    driver.advance(_at(MONTHS[i + 1]))  # the final invoice
+                    # Late after the subscription ended: no next boundary, billed the next day.
+                    driver.events("c1", month["late"], MONTHS[i], days=(20, 27))
+                    model[period]["calls"] += month["late"]
+                else:
+                    if kind == "cancel":
+                        driver.call("POST", f"/v1/subscriptions/{sub['id']}/cancel", {"at": "now"})
+                    else:  # to a yearly plan: the month is cut short today, its next boundary a year away
+                        driver.call("POST", f"/v1/subscriptions/{sub['id']}/change",
+                                    {"plan": "y", "quantity": current["quantity"], "at": "now"})
+                    model[period].update(changed=True, until=day)
+                    driver.advance(_at(MONTHS[i], day, 18))
+                    # Late: dated in the days the month ran. Then some dated after the cut: the
+                    # yearly period's (on time) or, after a cancellation, no period's.
+                    driver.events("c1", month["late"], MONTHS[i], days=(1, day - 1))
+                    driver.events("c1", 3, MONTHS[i], days=(day, day))
+                driver.advance(_at(MONTHS[i + 1], 2))  # the day after: late usage billed
                 break
             driver.advance(_at(MONTHS[i + 1]))
             # Late: usage of the month just closed, arriving after it was invoiced.

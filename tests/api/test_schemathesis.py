@@ -31,6 +31,7 @@ from schemathesis.engine import events as st_events
 from schemathesis.specs.openapi.formats import unregister_string_format
 
 from engine.api.routes.product import MAX_PERIOD_DAYS, PERIOD_FORMAT
+from engine.api.routes.reconciliation import BANK_FILE_FORMAT
 from tests.api.conftest import Running
 
 # Examples per operation and phase: about 2,900 requests in all (2,000 of them the coverage
@@ -64,12 +65,26 @@ def _periods(draw: st.DrawFn) -> str:
     return f"{start.isoformat()}/{(start + timedelta(days=days)).isoformat()}"
 
 
+@st.composite
+def _bank_files(draw: st.DrawFn) -> str:
+    """A valid camt.053 statement of its own id (a repeat is a 200, a clash a 409) with no
+    entries, in any version the engine reads: the `bank-file` format."""
+    version = draw(st.integers(2, 13))
+    sid = draw(st.from_regex(r"[A-Z0-9]{1,20}", fullmatch=True))
+    return (f'<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:'
+            f'camt.053.001.{version:02d}"><BkToCstmrStmt><GrpHdr><MsgId>M</MsgId>'
+            f"<CreDtTm>2026-11-01T09:00:00Z</CreDtTm></GrpHdr><Stmt><Id>{sid}</Id>"
+            f"<Acct><Id><IBAN>CH9300762011623852957</IBAN></Id></Acct></Stmt></BkToCstmrStmt></Document>")
+
+
 @pytest.fixture
 def period_format() -> Iterator[None]:
     # schemathesis keeps custom formats in a registry of its own: registered for this test only.
     schemathesis.openapi.format(PERIOD_FORMAT, _periods())
+    schemathesis.openapi.format(BANK_FILE_FORMAT, _bank_files())
     yield
     unregister_string_format(PERIOD_FORMAT)
+    unregister_string_format(BANK_FILE_FORMAT)
 
 
 def _config(running: Running) -> SchemathesisConfig:

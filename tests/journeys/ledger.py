@@ -5,8 +5,10 @@ mailbox) and the database read-only otherwise (payments, notifications, the jour
 1. every provider charge is exactly one recorded payment (and every recorded provider
    payment is a charge the provider knows);
 2. every invoice's total is the sum of its lines, and the lines of each closed period of a
-   subscription (invoices less credit notes, changes and cancellations included) add up to
-   `POST /v1/quotes` for that subscription and period;
+   subscription (invoices less credit notes, changes, cancellations and late usage included)
+   add up to `POST /v1/quotes` for that subscription and period; a period is closed once it
+   ended, was cut short (a cancellation, a change of interval) or its subscription ended, and
+   its late usage is billed by the day after it arrived (never overdue);
 3. a closed invoice's paid + credited + written-off equals its total;
 4. no invoice line for a period after a cancellation;
 5. every notification is sent or deliberately not sent (skipped, digested), none failed, and
@@ -124,6 +126,10 @@ class Ledger:
         changes and their credits, coupons, rules and usage)."""
         now = _when(self.engine.now())
         for sub in subscriptions:
+            due = sub.get("late_usage_due_at")
+            assert due is None or _when(due) > now, f"{sub['id']}: late usage due {due} is not billed at {now}"
+            if due is not None:
+                continue  # late usage arrived today: its periods catch up with their quotes at `due`
             mine = [inv for inv in invoices if inv.get("subscription_id") == sub["id"]]
             periods: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
             for inv in mine:
@@ -138,9 +144,12 @@ class Ledger:
                 if line.get("period"):
                     start, end = str(line["period"]).split("/")
                     periods[(start, end)] -= D(line["amount"]) - D(line.get("discount", "0")) + D(line.get("tax", "0"))
+            current = sub.get("current_period") or {}
+            ended = sub.get("ended_at")
             for (start, end), total in sorted(periods.items()):
-                if _when(end) > now:
-                    continue  # its usage is billed when it closes
+                cut_short = start < str(current.get("start") or start)  # a change of interval closed it
+                if _when(end) > now and not cut_short and not (ended and _when(ended) <= now):
+                    continue  # still open: its usage is billed when it closes
                 quote = self.engine.quote(subscription_id=sub["id"], period=f"{start}/{end}")
                 assert D(quote["total"]) == total, (
                     f"{sub['id']} {start}/{end}: invoiced {total}, quoted {quote['total']} "

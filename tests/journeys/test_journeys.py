@@ -207,6 +207,55 @@ def test_late_usage_under_a_minimum_commitment_fills_the_true_up(engine: Engine)
     assert sorted((x["price_id"], x["amount"]) for x in late) == [("gpu", "24.00"), ("minimum_commitment", "-24.00")]
 
 
+def _late(engine: Engine, cid: str) -> list[dict[str, Any]]:
+    return [inv for inv in engine.invoices(cid) if inv["reason"] == "late"]
+
+
+def _midday(start: str, days: int = 0) -> str:
+    """Noon of a period's start day (a date or an instant), `days` later."""
+    from datetime import date, timedelta
+
+    return f"{date.fromisoformat(start[:10]) + timedelta(days=days)}T12:00:00Z"
+
+
+def test_late_usage_after_a_cancellation_is_billed_the_next_day(engine: Engine) -> None:
+    cid = engine.customer("lategone")
+    sub = engine.subscribe(cid, "enterprise", payment_method=card(CARD_OK))
+    start = sub["current_period"]["start"]
+    engine.advance("10d")
+    engine.usage(cid, 1, event="gpu.used", properties={"hours": 10, "region": "eu"}, at=_midday(start, 8))  # 24.00
+    engine.post(f"/v1/subscriptions/{sub['id']}/cancel", {"at": "now"})
+    engine.advance("1d")
+    # Dated before the cancellation: late usage of the cancelled period (12.00). Dated now: no period's.
+    engine.usage(cid, 1, event="gpu.used", properties={"hours": 5, "region": "eu"}, at=_midday(start, 2))
+    engine.usage(cid, 1, event="gpu.used", properties={"hours": 7, "region": "eu"})
+    [mine] = engine.subscriptions(cid)
+    assert mine["late_usage_due_at"] is not None
+    engine.advance("1d")
+    [late] = _late(engine, cid)
+    # Under the 2,000.00 minimum (prorated to the 10 days held): the true-up shrinks by as much.
+    assert sorted((x["price_id"], x["amount"]) for x in late["lines"]) == [("gpu", "12.00"),
+                                                                           ("minimum_commitment", "-12.00")]
+    engine.advance("1mo")
+    assert len(_late(engine, cid)) == 1  # billed once; the ledger check holds the period to its quote
+
+
+def test_late_usage_of_a_month_cut_short_by_a_yearly_plan_is_billed_the_next_day(engine: Engine) -> None:
+    cid = engine.customer("lateyear")
+    sub = engine.subscribe(cid, "pro", payment_method=card(CARD_OK))
+    start = sub["current_period"]["start"]
+    engine.advance("5d")
+    for _ in range(3):  # 10,200 calls in bodies under the 1 MB limit: 200 above the 10,000 included, 0.40
+        engine.usage(cid, 3400, at=_midday(start, 3))
+    engine.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": "pro-annual", "at": "now"})
+    engine.advance("2d")
+    engine.usage(cid, 300, at=_midday(start, 1))  # the month's, arriving after it was cut short: 0.60
+    engine.advance("1d")  # not a year later, at the yearly period's close
+    [late] = _late(engine, cid)
+    assert [(x["price_id"], x["quantity"], x["amount"]) for x in late["lines"]] == [("calls", "300", "0.60")]
+    assert late["status"] == "paid" and money(late["total"]) == D("0.71")  # 19 % VAT
+
+
 # 11 -------------------------------------------------------------------------------------------
 def test_a_partial_bank_transfer_then_the_rest_reconciled_from_camt053(engine: Engine, tmp_path: Any) -> None:
     cid = engine.customer("bank")

@@ -20,7 +20,9 @@ class Entry:
 
 def camt053(entries: list[Entry], *, stmt_id: str = "STMT-1", iban: str = "CH9300762011623852957",
             start: str = "2026-01-15T00:00:00Z", end: str = "2026-01-16T00:00:00Z",
-            version: str = "053.001.08") -> bytes:
+            version: str = "053.001.08", account_currency: str | None = None) -> bytes:
+    # An account is kept in one currency, its entries' unless told otherwise.
+    account_currency = account_currency or (entries[0].currency if entries else "CHF")
     ntries = []
     for i, e in enumerate(entries, start=1):
         rmt = ""
@@ -52,7 +54,7 @@ def camt053(entries: list[Entry], *, stmt_id: str = "STMT-1", iban: str = "CH930
       <ElctrncSeqNb>1</ElctrncSeqNb>
       <CreDtTm>{end}</CreDtTm>
       <FrToDt><FrDtTm>{start}</FrDtTm><ToDtTm>{end}</ToDtTm></FrToDt>
-      <Acct><Id><IBAN>{iban}</IBAN></Id><Ccy>CHF</Ccy></Acct>{"".join(ntries)}
+      <Acct><Id><IBAN>{iban}</IBAN></Id><Ccy>{account_currency}</Ccy></Acct>{"".join(ntries)}
     </Stmt>
   </BkToCstmrStmt>
 </Document>

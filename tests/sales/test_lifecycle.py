@@ -270,13 +270,13 @@ def test_one_time_purchase_invoices_at_once(published: Database, clock: TestCloc
     assert len(invoices(db, sub["id"])) == 1
 
 
-def test_late_usage_is_billed_next_invoice_as_an_adjustment(published: Database, clock: TestClock) -> None:
+def test_late_usage_is_billed_the_next_day_as_an_adjustment(published: Database, clock: TestClock) -> None:
     db = published
     _customer(db, clock, country=None)
     with db.session() as s:
         sid = create_subscription(s, "c1", "basic", clock=clock, trial_days=0)["id"]
         ingest_events(s, [event(i, "c1", "2026-01-10T00:00:00Z") for i in range(5)], clock=clock)
-    advance_clock(db, clock, to=at(2026, 2, 5))
+    advance_clock(db, clock, to=at(2026, 2, 5, 9))
     assert amounts(invoices(db, sid)[1]) == [("base", "30.00"), ("seats", "10.00"), ("calls", "0.50")]
     # Feb 5: three January events arrive late (January was invoiced), two February ones on time.
     late = [event(f"late{i}", "c1", "2026-01-20T00:00:00Z") for i in range(3)]
@@ -286,18 +286,30 @@ def test_late_usage_is_billed_next_invoice_as_an_adjustment(published: Database,
         assert (result.accepted, result.duplicates) == (5, 0)
         again = ingest_events(s, late, clock=clock)  # a retry: no second effect
         assert (again.accepted, again.duplicates) == (0, 3)
+        ingest_events(s, [event("late3", "c1", "2026-01-21T00:00:00Z")], clock=clock)  # later the same day
+    advance_clock(db, clock, to=at(2026, 2, 6))
+    # The first billing run of the next day: January's 4 late calls, 4 x 0.10 = 0.40, on one
+    # adjustment invoice of their own (a day's late batches together).
+    adjustment = invoices(db, sid)[2]
+    assert adjustment["reason"] == "late" and adjustment["issued_at"] == "2026-02-06T00:00:00+00:00"
+    assert amounts(adjustment) == [("calls", "0.40")]
+    [line] = adjustment["lines"]
+    assert line["kind"] == "adjustment" and line["quantity"] == "4"
+    assert line["period"] == {"start": "2026-01-01", "end": "2026-02-01"}
+    assert "2026-01-01/2026-02-01" in line["note"]
+    # Late usage due with a renewal goes on the renewal invoice: one invoice, not two.
+    advance_clock(db, clock, to=at(2026, 2, 28, 12))
+    with db.session() as s:
+        ingest_events(s, [event(f"late-feb{i}", "c1", "2026-01-25T00:00:00Z") for i in range(2)], clock=clock)
     advance_clock(db, clock, to=at(2026, 3, 1))
-    march = invoices(db, sid)[2]
-    # February usage 2 x 0.10 = 0.20; January's late 3 x 0.10 = 0.30 as an adjustment.
-    assert amounts(march) == [("base", "30.00"), ("seats", "10.00"), ("calls", "0.20"), ("calls", "0.30")]
-    adjustment = march["lines"][3]
-    assert adjustment["kind"] == "adjustment" and adjustment["quantity"] == "3"
-    assert adjustment["period"] == {"start": "2026-01-01", "end": "2026-02-01"}
-    assert "2026-01-01/2026-02-01" in adjustment["note"]
-    assert march["total"] == "40.50"
-    # Nothing is billed twice: April has no adjustment.
+    march = invoices(db, sid)[3]
+    # February usage 2 x 0.10 = 0.20; January's 2 late calls 0.20 as an adjustment.
+    assert amounts(march) == [("base", "30.00"), ("seats", "10.00"), ("calls", "0.20"), ("calls", "0.20")]
+    assert march["lines"][3]["kind"] == "adjustment" and march["total"] == "40.40"
+    # Nothing is billed twice: April has no adjustment, and no other invoice came.
     advance_clock(db, clock, to=at(2026, 4, 1))
-    assert [line["kind"] for line in invoices(db, sid)[3]["lines"]] == ["charge", "charge", "charge"]
+    assert len(invoices(db, sid)) == 5
+    assert [line["kind"] for line in invoices(db, sid)[4]["lines"]] == ["charge", "charge", "charge"]
 
 
 def test_invoice_unique_per_subscription_and_period(published: Database, clock: TestClock) -> None:
@@ -328,3 +340,22 @@ def test_invoice_unique_per_subscription_and_period(published: Database, clock: 
             )
         )
         s.flush()
+
+
+def test_usage_arriving_as_its_period_closes_is_billed_once(published: Database, clock: TestClock) -> None:
+    """An event ingested when its period's close is due but before the billing run made it
+    (on PostgreSQL the two may run at once) is marked as possibly late: the close bills it,
+    and the next day's run finds nothing more to bill."""
+    db = published
+    _customer(db, clock, country=None)
+    with db.session() as s:
+        sid = create_subscription(s, "c1", "basic", clock=clock, trial_days=0)["id"]
+    clock.set(at(2026, 2, 1, 0, 0, 5))  # the close is due, the run has not come yet
+    with db.session() as s:
+        ingest_events(s, [event("edge", "c1", "2026-01-31T23:59:00Z")], clock=clock)
+        assert get_subscription(s, sid)["late_usage_due_at"] == "2026-02-02T00:00:00+00:00"
+    advance_clock(db, clock, to=at(2026, 2, 3))
+    assert len(invoices(db, sid)) == 2
+    assert amounts(invoices(db, sid)[1]) == [("base", "30.00"), ("seats", "10.00"), ("calls", "0.10")]
+    with db.session() as s:
+        assert get_subscription(s, sid)["late_usage_due_at"] is None

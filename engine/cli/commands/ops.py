@@ -45,6 +45,19 @@ def register(sub: Any) -> None:
     p.add_argument("--provider", default="sandbox")
     p.set_defaults(func=run_reconcile)
 
+    p = sub.add_parser("reconcile-lines", help="bank lines a person must finish, with suggested invoices")
+    p.add_argument("--status", default="open", choices=["open", "matched", "resolved", "pending", "skipped", "all"])
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=run_reconcile_lines)
+
+    p = sub.add_parser("reconcile-decide", help="confirm, split or dismiss an open bank line (recorded with who and why)")
+    p.add_argument("line_id")
+    p.add_argument("action", choices=["confirm", "split", "dismiss"])
+    p.add_argument("--invoice", action="append", default=[], metavar="INVOICE[=AMOUNT]",
+                   help="an invoice to apply the transfer to (repeat for a split, each with =AMOUNT)")
+    p.add_argument("--reason", required=True, help="why: kept with the decision")
+    p.set_defaults(func=run_reconcile_decide)
+
     p = sub.add_parser("export", help="accounting export")
     e = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     j = e.add_parser("journal", help="balanced double-entry journal lines as CSV")
@@ -210,6 +223,39 @@ def run_reconcile(args: argparse.Namespace) -> int:
 def _in_file(file: str, message: str) -> str:
     """`FILE: message`, once: the parser's own messages already start `FILE:LINE:`."""
     return message if message.startswith(f"{file}:") else f"{file}: {message}"
+
+
+def run_reconcile_lines(args: argparse.Namespace) -> int:
+    from engine.payments import bank
+
+    db, _service = _payments_db()
+    with db.session() as session:
+        items = bank.list_lines(session, status=None if args.status == "all" else args.status, limit=args.limit)
+    print(json.dumps({"items": items}, indent=2, default=str))
+    return 0
+
+
+def run_reconcile_decide(args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from engine.payments import PaymentError, bank
+
+    allocations: list[tuple[str, Decimal | None]] = []
+    for given in args.invoice:
+        invoice_id, _, amount = given.partition("=")
+        try:
+            allocations.append((invoice_id, Decimal(amount) if amount else None))
+        except InvalidOperation:
+            raise BadInput(f"--invoice {given}: {amount!r} is not a decimal amount") from None
+    db, service = _payments_db()
+    try:
+        with db.session() as session:
+            out = bank.decide(session, args.line_id, action=args.action, allocations=allocations,
+                              reason=args.reason, actor=f"cli:{getpass.getuser()}", service=service)
+    except PaymentError as exc:
+        raise BadInput(f"{exc.field or 'line_id'}: {exc.message}") from None
+    print(json.dumps(out, indent=2, default=str))
+    return 0
 
 
 def run_export_journal(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """secrets generated once per database (the customer page's link signing key)
 
-Revision ID: 0006_engine_secrets
-Revises: 0005_ledger_days
+Revision ID: 0008_engine_secrets
+Revises: 0007_late_usage
 Create Date: 2026-12-03 18:00:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import engine.store.base
 
-revision: str = "0006_engine_secrets"
-down_revision: str | None = "0005_ledger_days"
+revision: str = "0008_engine_secrets"
+down_revision: str | None = "0007_late_usage"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
