@@ -18,33 +18,26 @@ import argparse
 import json
 import tempfile
 import time
-from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from engine.catalog import load_catalog
+from engine.clock import TestClock
+from engine.config import Settings
 from engine.console import CardModel, lifecycle_on_engine
 from engine.console.lifecycle import run_side
+from engine.payments import PaymentService
 from engine.simulation import Distribution, SyntheticSpec, synthetic_cohort
-from engine.system import build_system, standard_wiring
+from engine.store import Database
+from engine.system import System, build_system, lifecycle_system
 
 ROOT = Path(__file__).resolve().parents[1]
 START = date(2027, 1, 1)
 
 
-def full_engine(settings: Any, clock: Any, db: Any, wiring: Sequence[Any]) -> Any:
-    return build_system(settings, clock=clock, db=db, wiring=[*wiring, *standard_wiring()])
-
-
-class _Detached:
-    payments_enabled = False
-
-
-def billing_only(settings: Any, clock: Any, db: Any, wiring: Sequence[Any]) -> Any:
-    for wire in wiring:
-        wire(_Detached())  # the provider exists (cards can be stored), but nothing collects
-    return build_system(settings, clock=clock, db=db)  # no payments, no scheduler, no automation
+def billing_only(settings: Settings, clock: TestClock, db: Database, service: PaymentService) -> System:
+    # The provider exists (cards can be stored), but nothing collects.
+    return build_system(settings, clock=clock, db=db, payments=None)  # no payments, no scheduler, no automation
 
 
 def main() -> None:
@@ -74,7 +67,7 @@ def main() -> None:
     base_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    result = lifecycle_on_engine(full_engine, saas, saas, cohort, rulesets=rules, months=args.months, start=START,
+    result = lifecycle_on_engine(lifecycle_system, saas, saas, cohort, rulesets=rules, months=args.months, start=START,
                                  cards=CardModel(failure_rate=0.05, recovery_rate=0.5))
     ours_s = time.perf_counter() - t0
 

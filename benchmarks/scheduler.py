@@ -40,8 +40,8 @@ import engine.models  # noqa: F401  (every table on the metadata)
 from engine import automation, messaging, sales
 from engine.clock import TestClock
 from engine.rules import RulesRuntime, publish_ruleset, sync_runtime
-from engine.scheduler import Jobs
 from engine.store import Base, Database
+from engine.system import scheduler_jobs
 
 TARGET_SECONDS = 30.0
 NOW = datetime(2026, 6, 10, 6, 0, tzinfo=UTC)
@@ -140,7 +140,7 @@ def main() -> None:
         runtime = RulesRuntime(clock)
         sync_runtime(runtime, db)
         auto = automation.Automation(db, clock, runtime)
-        jobs = Jobs(db, clock, auto, messaging.Channels([messaging.InAppChannel()]))
+        jobs = scheduler_jobs(db, clock, auto, messaging.Channels([messaging.InAppChannel()]))
         job = "rules:invoice:0 6 * * *"
         assert job in jobs.jobs, list(jobs.jobs)
         t1 = time.perf_counter()

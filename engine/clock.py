@@ -19,6 +19,16 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class FixedClock:
+    """One instant: what a piece of work due at a time runs on."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+
 class TestClock:
     """A clock that only moves when told to. Thread-safe; never goes backwards."""
 

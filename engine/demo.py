@@ -118,9 +118,9 @@ def seed(system: System, now: datetime, *, customers: int = 50, days: int = 30, 
         for start in range(0, len(batch), 5000):
             with system.db.session() as s:
                 events += sales.ingest_events(s, batch[start : start + 5000], clock=clock).accepted
-        system.advance_to(min(clock.now() + timedelta(days=1), now))
+        system.advance_clock(min(clock.now() + timedelta(days=1), now))
     if clock.now() < now:
-        system.advance_to(now)
+        system.advance_clock(now)
     return SeedReport(len(people), len(people), events, catalogs, rulesets)
 
 

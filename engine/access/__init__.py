@@ -12,6 +12,7 @@ from engine.access.decision import (
     rule_context,
     upgrade_offer,
 )
+from engine.access.rules import AccessRules
 from engine.access.service import AccessService, RulesHook, UnknownFeature
 from engine.access.snapshot import load_snapshot, quota_window
 from engine.access.thresholds import record_thresholds
@@ -19,6 +20,7 @@ from engine.access.view import AccessView
 
 __all__ = [
     "NO_RULES",
+    "AccessRules",
     "AccessService",
     "AccessView",
     "Decision",

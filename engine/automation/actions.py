@@ -29,6 +29,7 @@ from engine.automation.charges import create_charge
 from engine.automation.context import LIVE_SUBSCRIPTIONS
 from engine.automation.models import PENDING, ActionRecord, ScheduledJob
 from engine.automation.templating import CustomerLinks, DatabaseFacts, Seller, plain, template_data
+from engine.clock import FixedClock
 from engine.durations import parse_duration
 from engine.pricing.quoting import PromotionSource
 from engine.rules import Action
@@ -38,14 +39,6 @@ log = logging.getLogger(__name__)
 
 # Actions pricing and access carry out themselves.
 NOT_OURS = frozenset({"discount", "apply_coupon", "allow", "deny"})
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self._now = now
-
-    def now(self) -> datetime:
-        return self._now
 
 
 @dataclass
@@ -104,7 +97,8 @@ class ActionRunner:
 
     def __init__(self, session: Session, now: datetime, *, public_url: str,
                  batch: bool = False, promotions: PromotionSource | None = None,
-                 seller: Seller | None = None, links: CustomerLinks | None = None) -> None:
+                 seller: Seller | None = None, renderer: messaging.Renderer | None = None,
+                 links: CustomerLinks | None = None) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome)."""
@@ -115,6 +109,7 @@ class ActionRunner:
         self.batch = batch
         self.promotions = promotions  # what a cancellation's documents are priced with
         self.seller = seller or Seller()  # printed on bank-transfer instructions
+        self.renderer = renderer  # the system's templates (None: messaging renders with a fresh one)
         self.links = links  # the customer page's links in the emails
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
@@ -172,7 +167,7 @@ class ActionRunner:
             self.session, customer=customer, template=template,
             channels=list(params.get("channels") or ["email"]), data=data,
             event_id=cause.key[:200], rule_id=f"{action.ruleset}/{action.rule}", now=self.now,
-            attachments=attachments)
+            renderer=self.renderer, attachments=attachments)
         return ", ".join(f"{r.channel}:{r.status}" for r in results)
 
     def _set_dunning_state(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],

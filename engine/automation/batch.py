@@ -167,7 +167,7 @@ def _flush(session: Session, runtime: RulesRuntime, runner: ActionRunner, pendin
             # Done by an earlier run of this slot, yet the context (read now) said otherwise.
             raise RuntimeError(f"{c.rule}: cancel_subscription for {c.cause.key} was done before")
     _cancel_all(session, runner, pending.cancels)
-    results = messaging.notify_many(session, [n for n, _, _ in pending.notes], now=now)
+    results = messaging.notify_many(session, [n for n, _, _ in pending.notes], now=now, renderer=runner.renderer)
     for (_request, cause, rule), result in zip(pending.notes, results, strict=True):
         cause.outcomes.append(Outcome("notify", rule, "done",
                                       ", ".join(f"{r.channel}:{r.status}" for r in result)))

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from engine import dunning, sales
+from engine import dunning, messaging, payments, sales
 from engine.automation import prefilter
 from engine.automation.actions import ActionRunner, Cause, Outcome, short_id
 from engine.automation.batch import act_batch
@@ -33,6 +33,8 @@ from engine.automation.context import (
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
 from engine.automation.templating import CustomerLinks, Seller
 from engine.clock import Clock
+from engine.events import Envelope
+from engine.payments import PaymentService
 from engine.rules import Decision, RulePromotions, RulesRuntime, ScheduledRule, evaluate
 from engine.store import Database, add_event
 
@@ -66,11 +68,14 @@ class Automation:
                  sync: Callable[[], object] | None = None,
                  public_url: str = "https://billing.example.com",
                  seller: Seller | None = None,
-                 payments: Callable[[], Any] = lambda: None,
+                 payments: PaymentService | None = None,
+                 renderer: messaging.Renderer | None = None,
                  links: CustomerLinks | None = None) -> None:
         self.db = db
         # The payment service of the system this runs in (None: another process collects).
         self.payments = payments
+        # The system's templates, for the messages rules send (without a system: its own).
+        self.renderer = renderer or messaging.Renderer()
         self.clock = clock
         self.runtime = runtime or RulesRuntime(clock)
         # The published pricing rules, for the documents a rule's action issues (a cancellation).
@@ -112,10 +117,9 @@ class Automation:
 
     # -- events ------------------------------------------------------------------------------
 
-    def handler(self, session: Session, envelope: Any) -> None:
-        """fn(session, envelope) for the bus (Envelope or dict)."""
-        env = envelope.model_dump(mode="json") if hasattr(envelope, "model_dump") else dict(envelope)
-        self.handle(session, env)
+    def handler(self, session: Session, envelope: Envelope) -> None:
+        """fn(session, envelope) for the bus."""
+        self.handle(session, envelope.model_dump(mode="json"))
 
     def handle(self, session: Session, env: Mapping[str, Any]) -> Decision | None:
         if env.get("type") == "rules.published":
@@ -135,7 +139,8 @@ class Automation:
                                     customer_id=cid)
         when = parse_time(env.get("time")) or now
         cause = Cause(self.cause_key(env, ctx), str(env.get("id")), min(when, now))
-        ActionRunner(session, now, public_url=self.public_url, seller=self.seller, links=self.links, promotions=self.promotions).run(decision.actions, ctx, cause)
+        ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions,
+                              renderer=self.renderer, links=self.links).run(decision.actions, ctx, cause)
         return decision
 
     @staticmethod
@@ -214,7 +219,8 @@ class Automation:
                 session.connection(execution_options={"insertmanyvalues_page_size": 25})
                 rows = subjects_by_id(session, for_each, list(hits))
                 contexts = subject_contexts(session, for_each, rows, now, lock=True)
-                runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, links=self.links, batch=True, promotions=self.promotions)
+                runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, batch=True,
+                                      promotions=self.promotions, renderer=self.renderer, links=self.links)
                 done = act_batch(session, self.runtime, runner, for_each,
                                  [(sid, ctx, hits[sid]) for sid, ctx in contexts], now, slot)
             return [(done.get(sid, 0), None) for sid in hits]
@@ -237,7 +243,8 @@ class Automation:
         ctx = subject_context(session, for_each, subject_id, now)
         if ctx is None:
             return 0
-        runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, links=self.links, promotions=self.promotions)
+        runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions,
+                              renderer=self.renderer, links=self.links)
         done = 0
         for r in rules:  # in rule order; a rule sees what the previous one changed
             decision = self.runtime.evaluate_scheduled(r.ruleset, r.rule, ctx)
@@ -310,9 +317,7 @@ class Automation:
         envelope: dict[str, Any] = {"id": event_id, "type": "payment.retry_requested",
                                     "customer_id": job.customer_id, "time": now.isoformat(),
                                     "properties": props}
-        from engine import payments
-
-        service = self.payments()
+        service = self.payments
         if service is not None:
             payments.handle_payment_retry(session, envelope, service=service)
             return DONE, "retried"

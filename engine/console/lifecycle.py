@@ -3,9 +3,9 @@ by the same system live billing runs (sales' billing run, payments' collection, 
 runtime, automation and the scheduler on a test clock, messaging), once on the baseline and
 once on the draft, with an in-process card provider that declines at the given rates.
 
-The engine is handed in (`build`: settings, clock, database, wiring -> a started system),
+The engine is handed in (`build`: settings, clock, database, payment service -> a system),
 because the console sits below engine.system in the layers; the console page and the tests
-pass `engine.system.build_system` with the standard wiring.
+pass `engine.system.lifecycle_system` (the full system on that database and clock).
 
 Usage is sent as one event per metric and customer-month: every metric of the simulated
 catalogs is rewritten to sum a `units` field (prices untouched), so a month of 20,000 API
@@ -19,12 +19,12 @@ import hashlib
 import tempfile
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
@@ -34,16 +34,32 @@ from engine.catalog import Catalog
 from engine.clock import TestClock
 from engine.config import Settings, get_settings, shipped_dir
 from engine.payments import ChargeOutcome, ChargeRequest, PaymentState, ProviderRejected, WebhookRejected
+from engine.pricing.quoting import PromotionSource
 from engine.simulation import Cohort, CohortError, LifecycleResult, SimulationError, month_start
 from engine.store import Database, OutboxEvent
 
 Progress = Callable[[float, str], None]
-# (settings, clock, database, extra wiring run before the standard wiring) -> a System
-Build = Callable[[Settings, TestClock, Database, Sequence[Callable[[Any], None]]], Any]
+
+
+class Engine(Protocol):
+    """What a side of the what-if uses of the system it built (engine.system.System)."""
+
+    @property
+    def promotions(self) -> PromotionSource: ...
+
+    def sync_rules(self) -> list[str]: ...
+
+    def drain(self) -> int: ...
+
+    def advance_to(self, target: datetime) -> dict[str, object]: ...
+
+
+# (settings, clock, database, the card provider's payment service) -> the system of one side
+Build = Callable[[Settings, TestClock, Database, payments.PaymentService], Engine]
 
 PROVIDER = "whatif"
 ZERO = Decimal(0)
-_RUN_LOCK = threading.Lock()  # payments' service is per process: one lifecycle run at a time
+_RUN_LOCK = threading.Lock()  # one lifecycle run at a time: each is a minute of both cores
 
 
 @dataclass(frozen=True)
@@ -143,13 +159,6 @@ def _usage(catalog: Catalog, usage: Mapping[str, Decimal], factor: Decimal) -> d
     return out
 
 
-def _configure_payments(model: CardModel, clock: TestClock) -> Callable[[Any], None]:
-    def wire(system: Any) -> None:
-        system.payments = payments.PaymentService([DecliningProvider(model, clock)], clock, default_provider=PROVIDER)
-
-    return wire
-
-
 class _ReportingClock(TestClock):
     """The run's test clock, telling the progress bar each time the engine moves it."""
 
@@ -160,11 +169,6 @@ class _ReportingClock(TestClock):
     def set(self, when: datetime) -> None:
         super().set(when)
         self.moved(self.now())
-
-
-def _advance(system: Any, target: datetime) -> None:
-    hook = getattr(system, "advance_hook", None)
-    (hook or system.advance_to)(target)
 
 
 def run_side(
@@ -206,7 +210,8 @@ def run_side(
             "templates_dir": str(shipped_dir(get_settings().templates_dir)),
         }
     )
-    system = build(settings, clock, db, [_configure_payments(cards, clock)])
+    service = payments.PaymentService([DecliningProvider(cards, clock)], clock, default_provider=PROVIDER)
+    system = build(settings, clock, db, service)
     try:
         with db.session() as s:
             sales.publish_catalog(s, units_catalog(catalog), "what-if", "lifecycle what-if", clock=clock)
@@ -219,7 +224,7 @@ def run_side(
         subs: dict[str, str] = {}
         for m in range(months):
             now = begin + relativedelta(months=m)
-            _advance(system, now)
+            system.advance_to(now)
             with db.session() as s:
                 for c in cohort.customers:
                     if c.joined == m:
@@ -228,7 +233,7 @@ def run_side(
                             data["country"] = c.country
                         sales.create_customer(s, data, clock=clock)
                         payments.add_payment_method(s, c.id, "card", "tok_whatif", provider=PROVIDER,
-                                                    service=system.payments)
+                                                    service=service)
             with db.session() as s:
                 for c in cohort.customers:
                     if c.joined == m:
@@ -264,7 +269,7 @@ def run_side(
             # One advance a month: the scheduler stops wherever work is due (daily sweeps,
             # retries); extra stops would cost a full round of jobs each. The renewal at `end`
             # is not in the window.
-            _advance(system, min(begin + relativedelta(months=m + 1), end - timedelta(seconds=1)))
+            system.advance_to(min(begin + relativedelta(months=m + 1), end - timedelta(seconds=1)))
         figures = _figures(db, cohort, begin, months, label)
         if progress is not None:
             progress(share[0] + share[1], f"{label}: done")
@@ -392,7 +397,8 @@ def lifecycle_on_engine(
     )
     out: dict[str, dict[str, Any]] = {}
     with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="whatif-", dir=_scratch()) as folder:
-        # Each side's system owns its own payment service: nothing of the process to restore.
+        # Each side's system owns its payment service, renderer and rules engine: nothing of
+        # the process to restore.
         for i, (label, catalog, rs, plans) in enumerate(sides):
             out[label] = run_side(
                 build,

@@ -1,9 +1,10 @@
 """Event types published for the record, that no handler of the engine consumes.
 
-Every event type a subsystem or a shipped rule publishes is either consumed (a registered
-handler other than automation's catch-all, or the `on:` of a shipped rule) or listed here
-with the reason nothing needs to act on it. tests/events/test_event_coverage.py holds the
-code to that, so an event nobody reads (a retry request, say) cannot be shipped silently.
+Every event type a subsystem or a shipped rule publishes is either consumed (a row of
+engine/system/subscriptions.py other than automation's catch-all, or the `on:` of a shipped
+rule) or listed here with the reason nothing needs to act on it.
+tests/system/test_subscriptions.py holds the code to that, so an event nobody reads (a retry
+request, say) cannot be shipped silently.
 """
 
 from __future__ import annotations

@@ -62,7 +62,6 @@ from engine.messaging.templates import (
     format_date,
     format_money,
     preview,
-    render,
 )
 
 __all__ = [
@@ -116,7 +115,6 @@ __all__ = [
     "notify",
     "notify_many",
     "preview",
-    "render",
     "retry_dead_letter",
     "set_preferences",
     "sign",

@@ -63,7 +63,6 @@ from engine.messaging.channels import (
 from engine.messaging.models import InAppMessage, Notification, NotificationPreference
 from engine.messaging.models import WebhookEndpoint as WebhookEndpointRow
 from engine.messaging.templates import CHANNELS, Rendered, Renderer, TemplateError
-from engine.messaging.templates import default_renderer as _default_renderer
 from engine.store import Database, add_event, add_events, new_event_id
 
 log = logging.getLogger(__name__)
@@ -416,7 +415,8 @@ def notify_many(session: Session, requests: Sequence[NotifyRequest], *, now: dat
     customer_ids = [_check(r) for r in requests]
     if not requests:
         return []
-    renderer = renderer or _default_renderer()
+    # The caller's (its system's) templates; a caller without a system renders with its own.
+    renderer = renderer or Renderer()
     if len(requests) == 1:
         fast = _notify_one_fast(session, requests[0], customer_ids[0], renderer, now)
         if fast is not None:
@@ -647,7 +647,9 @@ def flush_digests(session: Session, *, now: datetime, renderer: Renderer | None 
     groups: dict[str, list[Notification]] = defaultdict(list)
     for row in rows:
         groups[row.digest_key or row.id].append(row)
-    renderer = renderer or _default_renderer()
+    if not groups:
+        return 0
+    renderer = renderer or Renderer()  # the caller's (its system's) templates, or its own
     made = 0
     for items in groups.values():
         first = items[0]

@@ -360,24 +360,6 @@ class Renderer:
         return Rendered(name, channel, locale, payload=payload)
 
 
-_default: Renderer | None = None
-_default_lock = threading.Lock()
-
-
-def default_renderer() -> Renderer:
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Renderer()
-        return _default
-
-
-def render(name: str, channel: str, data: Mapping[str, Any], locale: str | None = None,
-           customer: Mapping[str, Any] | None = None) -> Rendered:
-    """Render with the templates directory from the settings."""
-    return default_renderer().render(name, channel, data, locale, customer)
-
-
 def preview(name: str, channel: str = "email", locale: str = DEFAULT_LOCALE,
             renderer: Renderer | None = None) -> Rendered:
     """Render NAME with the sample data shipped for it (`billing template preview`)."""
@@ -387,6 +369,6 @@ def preview(name: str, channel: str = "email", locale: str = DEFAULT_LOCALE,
         data = sample_data(name)
     except KeyError as exc:
         raise TemplateError(name, channel, str(exc.args[0])) from None
-    return (renderer or default_renderer()).render(
+    return (renderer or Renderer()).render(
         name, channel, data, locale, sample_customer(locale)
     )

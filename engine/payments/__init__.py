@@ -14,7 +14,8 @@ Depends on engine.store, engine.clock and engine.money only; sales hands over a
            is closed and journalled)
 
 A `System` owns its `PaymentService([SandboxAdapter(url)], clock)` and passes it to every
-function here (`service=`) and to `handlers(service)`; there is no process-wide service.
+function here (`service=`) and to its handlers (engine/system/subscriptions.py binds them);
+there is no process-wide service.
 """
 
 from engine.payments import bank
@@ -22,6 +23,8 @@ from engine.payments.adjustments import (
     check_refund,
     close_receivable,
     credit_receivable,
+    handle_credit_note_issued,
+    handle_invoice_closed,
     invoice_refunds,
     refund_invoice_payments,
     refund_to_dict,
@@ -54,7 +57,6 @@ from engine.payments.handlers import (
     handle_invoice_finalized,
     handle_payment_method_attached,
     handle_payment_retry,
-    handlers,
 )
 from engine.payments.journal import ExportSummary, UnbalancedEntry, export_journal_csv
 from engine.payments.methods import (
@@ -147,10 +149,11 @@ __all__ = [
     "detach_payment_method",
     "export_journal_csv",
     "find_payment_method",
+    "handle_credit_note_issued",
+    "handle_invoice_closed",
     "handle_invoice_finalized",
     "handle_payment_method_attached",
     "handle_payment_retry",
-    "handlers",
     "invoice_payment_summary",
     "invoice_reference",
     "invoice_refunds",

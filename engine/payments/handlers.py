@@ -19,7 +19,6 @@ invoice.finalized properties read (sales publishes them):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from engine.clock import ensure_aware
 from engine.money import to_decimal
-from engine.payments.adjustments import handle_credit_note_issued, handle_invoice_closed
 from engine.payments.bank import remember_invoice
 from engine.payments.collection import (
     CollectableInvoice,
@@ -150,28 +148,3 @@ def _stored(session: Session, customer_id: str, token: Any) -> bool:
     return token is not None and session.scalar(
         select(PaymentMethod.id).where(PaymentMethod.customer_id == customer_id, PaymentMethod.token == str(token))
     ) is not None
-
-
-Handler = Callable[[Session, dict[str, Any]], None]
-
-
-def handlers(service: PaymentService) -> dict[str, Handler]:
-    """The handlers to register on the bus, bound to the payment service of their system."""
-
-    def bind(handler: Callable[..., None]) -> Handler:
-        def bound(session: Session, envelope: dict[str, Any]) -> None:
-            handler(session, envelope, service=service)
-
-        bound.__name__ = bound.__qualname__ = handler.__name__
-        bound.__module__ = handler.__module__
-        return bound
-
-    return {
-        "invoice.finalized": bind(handle_invoice_finalized),
-        "subscription.created": bind(handle_payment_method_attached),
-        # Whoever voids or writes off an invoice, collection stops and the journal follows.
-        "invoice.voided": bind(handle_invoice_closed),
-        "invoice.uncollectible": bind(handle_invoice_closed),
-        # A cancellation's credit against open invoices: collected that much less.
-        "credit_note.issued": bind(handle_credit_note_issued),
-    }

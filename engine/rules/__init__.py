@@ -17,7 +17,7 @@ from engine.rules.compiler import CompiledRuleset, compile_ruleset
 from engine.rules.conditions import ROOTS, evaluate, parse_condition
 from engine.rules.decisions import KINDS as DECISION_KINDS
 from engine.rules.decisions import customer_decisions, log_access_denial
-from engine.rules.durable_engine import DurableEngine, RulesEngineError, default_engine
+from engine.rules.durable_engine import DurableEngine, RulesEngineError
 from engine.rules.lint import lint_paths
 from engine.rules.loader import (
     References,
@@ -97,7 +97,6 @@ __all__ = [
     "customer_decisions",
     "decision_by_id",
     "decisions_for",
-    "default_engine",
     "default_references",
     "discounts_from",
     "evaluate",

@@ -132,7 +132,9 @@ class Handle:
 
 class DurableEngine:
     """Owns one durable Host on one thread. Thread-safe: every method may be called from any
-    thread; the work happens on the owner thread in arrival order."""
+    thread; the work happens on the owner thread in arrival order. Each system owns one (no
+    process-wide engine): the C extension never releases the GIL, so calls made through two
+    engines never overlap either."""
 
     _names = itertools.count(1)
 
@@ -312,16 +314,3 @@ class DurableEngine:
             memo.clear()  # bounded; refills with what is asked now
         memo[body] = tuple(fired)
         return fired
-
-
-_default: DurableEngine | None = None
-_default_lock = threading.Lock()
-
-
-def default_engine() -> DurableEngine:
-    """The process's shared engine (one Host, one owner thread)."""
-    global _default
-    with _default_lock:
-        if _default is None or _default.closed:
-            _default = DurableEngine()
-        return _default

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from engine.clock import Clock, SystemClock
 from engine.rules.compiler import CompiledRuleset, compile_ruleset, fact_head
 from engine.rules.conditions import evaluate, lookup
-from engine.rules.durable_engine import DurableEngine, Handle, RetiredHandle, default_engine
+from engine.rules.durable_engine import DurableEngine, Handle, RetiredHandle
 from engine.rules.model import Action, Decision, Match, Ruleset
 from engine.store import Database, new_event_id
 
@@ -119,10 +119,16 @@ class RulesRuntime:
         self.clock: Clock = clock or SystemClock()
         self.engine = engine
         self.reclaim = reclaim
-        self._durable = (durable or default_engine()) if engine == "durable" else None
+        # Its own durable_rules engine unless given one (a system hands its runtime the system's).
+        self._durable = (durable or DurableEngine()) if engine == "durable" else None
         self._live: dict[str, _Live] = {}
         self._by_event: dict[str, _Route] = {}
         self._lock = threading.Lock()
+
+    @property
+    def durable(self) -> DurableEngine | None:
+        """The durable_rules engine this runtime registers its versions in (None: python)."""
+        return self._durable
 
     # -- versions ---------------------------------------------------------------------------
     def compile(self, ruleset: Ruleset, version: int = 0) -> _Live:

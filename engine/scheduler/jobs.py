@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from engine import automation, messaging, sales
+from engine import automation
 from engine.clock import Clock
 from engine.rules import ScheduledRule
 from engine.scheduler.models import DONE, FAILED, RUNNING, JobRun
@@ -147,17 +147,29 @@ class RunResult:
     detail: Any = None
 
 
+# Work the assembly hands the scheduler (engine/system/scheduling.py): run it at a time,
+# get back what it did (kept with the run).
+Work = Callable[[datetime], Mapping[str, object]]
+
+
 @dataclass
 class Jobs:
     """The job table of one engine process: built-in jobs plus one job per distinct
-    (for_each, schedule) of the live scheduled rules."""
+    (for_each, schedule) of the live scheduled rules. The scheduler owns the times and the
+    slots; what runs is automation's (sweeps, retries) and the work it is handed."""
 
     db: Database
     clock: Clock
     auto: automation.Automation
-    channels: messaging.Channels | None = None
-    system: Any = None  # a System, when there is one: drain after work, payments flag
-    payments: bool = False
+    # Period closes and renewals (sales' billing run); None: not in this process.
+    billing: Work | None = None
+    # Message delivery over the system's channels; None: nothing is sent from here.
+    deliver: Work | None = None
+    # Collection of invoices due (with a payment provider): a `payments` job when given.
+    collect: Work | None = None
+    # After each job: let the system's bus dispatch what it committed, then apply it.
+    after_run: Callable[[], object] = lambda: None
+    drain: Callable[[], object] = lambda: None
     owner: str = OWNER
     jobs: dict[str, Job] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -186,13 +198,13 @@ class Jobs:
 
     def builtin_jobs(self) -> dict[str, Job]:
         jobs = [
-            Job("billing", interval_trigger(minutes=1), self._billing),
+            Job("billing", interval_trigger(minutes=1), self._run(self.billing)),
             Job("automation.jobs", interval_trigger(seconds=30), self._automation_jobs),
-            Job("messaging", interval_trigger(seconds=10), self._messaging, keyed=False),
+            Job("messaging", interval_trigger(seconds=10), self._run(self.deliver), keyed=False),
             Job("housekeeping", cron_trigger("17 3 * * *"), self._housekeeping),
         ]
-        if self.payments:
-            jobs.append(Job("payments", interval_trigger(minutes=5), self._payments))
+        if self.collect is not None:
+            jobs.append(Job("payments", interval_trigger(minutes=5), self._run(self.collect)))
         return {j.name: j for j in jobs}
 
     def rule_jobs(self) -> dict[str, Job]:
@@ -218,31 +230,16 @@ class Jobs:
         fresh = {n for n in self.jobs if n.startswith("rules:")}
         return sorted(fresh - old), sorted(old - fresh)
 
-    def _billing(self, now: datetime, slot: datetime) -> Any:
-        report = sales.run_due_billing(self.db, automation.actions.FixedClock(now), promotions=self.auto.promotions)
-        return {"steps": len(report.steps), "failures": len(report.failures)}
-
     def _automation_jobs(self, now: datetime, slot: datetime) -> Any:
         report = self.auto.run_jobs(self.db, now)
         return {"run": report.run, "skipped": report.skipped, "failed": report.failed}
 
-    def _payments(self, now: datetime, slot: datetime) -> Any:
-        from engine import payments
+    @staticmethod
+    def _run(work: Work | None) -> Callable[[datetime, datetime], Mapping[str, object] | None]:
+        def run(now: datetime, slot: datetime) -> Mapping[str, object] | None:
+            return work(now) if work is not None else None
 
-        service = getattr(self.system, "payments", None)
-        if service is None:
-            return None
-        with self.db.session() as session:
-            collected = len(payments.collect_due_invoices(session, service=service))
-        with self.db.session() as session:
-            repaired = len(payments.repair_pending(session, service=service))
-        return {"collected": collected, "repaired": repaired}
-
-    def _messaging(self, now: datetime, slot: datetime) -> Any:
-        if self.channels is None:
-            return None
-        report = messaging.deliver_pending(self.db, self.channels, now=now)
-        return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+        return run
 
     def _housekeeping(self, now: datetime, slot: datetime) -> Any:
         with self.db.session() as session:
@@ -303,8 +300,7 @@ class Jobs:
             return RunResult(name, slot, "taken")
         try:
             detail = job.run(now, slot)
-            if self.system is not None:
-                self.system.after_commit()
+            self.after_run()
         except Exception as exc:
             log.exception("scheduled job %s (slot %s) failed", name, slot.isoformat())
             if job.keyed:
@@ -333,7 +329,7 @@ class Jobs:
 
     def run_due(self, now: datetime) -> list[RunResult]:
         """Everything due at `now`, in a fixed order: period closes, retries, payments,
-        scheduled rules; then the events they caused (when there is a system to drain);
+        scheduled rules; then the events they caused (`drain`, the system's);
         then message delivery, so what the work said goes out at the same time."""
         self.refresh_rule_jobs()
         order = ["billing", "payments", "automation.jobs"]
@@ -345,17 +341,13 @@ class Jobs:
             result = self.run(name, now)
             if result is not None:
                 results.append(result)
-            self._drain()
+            self.drain()
         if "messaging" in self.jobs:
             result = self.run("messaging", now)
             if result is not None:
                 results.append(result)
-            self._drain()
+            self.drain()
         return results
-
-    def _drain(self) -> None:
-        if self.system is not None and hasattr(self.system, "drain"):
-            self.system.drain()
 
     def next_due(self, after: datetime) -> datetime | None:
         """The first time after `after` when work other than the fixed intervals is due:

@@ -24,7 +24,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from engine import scheduler
 from engine.api import create_key
 from engine.automation import ScheduledJob
 from engine.clock import TestClock
@@ -135,9 +134,7 @@ def engine(tmp_path: Path, psp: Server) -> Iterator[Engine]:
         smtp_url=f"smtp://127.0.0.1:{controller.port}?from=billing@example.com&timeout=5",
         psp_url=psp.url, psp_api_key=PSP_KEY, psp_webhook_secret=PSP_SECRET, access_cache_ttl=3600,
     )
-    system = build_system(settings, wiring=[scheduler.install])
-    # The clock stops at every retry and cron slot on the way, as `billing serve --test-clock` does.
-    system.advance_hook = lambda target: scheduler.advance(system, target)
+    system = build_system(settings, automation=True)
     mails.clock = system.test_clock
     with system.db.session() as s:
         from engine import sales

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
 
-from engine import sales, scheduler
+from engine import sales
 from engine.clock import TestClock
 from engine.config import Settings
 from engine.payments import PaymentService, create_sandbox_app
@@ -140,7 +140,7 @@ def make_system(tmp_path: Any, psp_url: str, smtp_url: str, *, database_url: str
         test_clock=START.isoformat(), smtp_url=smtp_url, psp_url=psp_url,
         psp_api_key=PSP_KEY, psp_webhook_secret=PSP_SECRET, access_cache_ttl=3600,
     )
-    system = build_system(settings, wiring=[scheduler.install])
+    system = build_system(settings, automation=True)
     with system.db.session() as s:
         sales.publish_catalog(s, CATALOG, "test", clock=system.clock)
         for name in rulesets:
@@ -167,7 +167,7 @@ def new_customer(system: System, cid: str, card: str, plan: str = "basic",
                                   "name": f"Customer {cid}", "country": "US"}, clock=system.clock)
         sales.create_subscription(s, cid, plan, clock=system.clock, payment_method=card)
     system.drain()
-    scheduler.run_due(system, system.clock, system.clock.now())
+    system.jobs.run_due(system.clock.now())
     with system.db.session() as s:
         invoices = sales.list_invoices(s, cid)["items"]
     return str(invoices[0]["id"]) if invoices else ""

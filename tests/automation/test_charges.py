@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine import payments, sales, scheduler
+from engine import payments, sales
 from engine.clock import TestClock
 from engine.rules import publish_ruleset
 from engine.store import Database, OutboxEvent
@@ -57,7 +57,7 @@ def test_a_charge_rule_bills_a_one_off_invoice_that_payments_collect(fee_system:
         payments.add_payment_method(s, "cus_fee", "card", GOOD_CARD, service=payment_service(system))
         sales.create_subscription(s, "cus_fee", "basic", clock=system.clock, payment_method=GOOD_CARD)
     system.drain()
-    scheduler.run_due(system, system.clock, system.clock.now())
+    system.jobs.run_due(system.clock.now())
     with system.db.session() as s:
         invoices = sales.list_invoices(s, "cus_fee")["items"]
         fees = [i for i in invoices if i["reason"] == "charge"]
@@ -75,6 +75,7 @@ def test_a_charge_rule_bills_a_one_off_invoice_that_payments_collect(fee_system:
         created = s.scalars(select(OutboxEvent).where(
             OutboxEvent.type == "subscription.created",
             OutboxEvent.customer_id == "cus_fee")).one().envelope()
+        assert system.automation is not None
         system.automation.handle(s, created)
         again = sales.handle_charge_requested(s, events[0].envelope())
     system.drain()

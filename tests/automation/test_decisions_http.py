@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import httpx
 
-from engine import scheduler
 from engine.api import create_app, create_key
 from engine.system import System
 from tests.api.conftest import serve
@@ -17,7 +16,7 @@ from tests.automation.conftest import FAILING_CARD, START, new_customer
 def test_decisions_explain_a_failed_charge_its_retry_and_the_emails(engine_system: System) -> None:
     system = engine_system
     invoice_id = new_customer(system, "cus_why", FAILING_CARD)
-    scheduler.advance(system, START + timedelta(days=1, hours=23))  # attempt 2 fails too
+    system.advance_to(START + timedelta(days=1, hours=23))  # attempt 2 fails too
     with system.db.session() as s:
         _, admin = create_key(s, "admin", now=system.clock.now())
     with serve(create_app(system.api_context())) as url:

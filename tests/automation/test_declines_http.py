@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from engine import scheduler
 from engine.api import create_app, create_key
 from engine.automation import ScheduledJob
 from engine.system import System
@@ -27,8 +26,6 @@ def http(tmp_path: Any, psp: Server, inbox: tuple[Inbox, str]) -> Iterator[tuple
     handler, smtp_url = inbox
     system = make_system(tmp_path, psp.url, smtp_url)
     handler.clock = system.test_clock
-    # POST /v1/clock/advance stops at every job due on the way (retries, daily dunning sweeps).
-    system.advance_hook = lambda target: scheduler.advance(system, target)
     with system.db.session() as s:
         _, admin = create_key(s, "admin", now=datetime(2026, 3, 1, tzinfo=UTC))
     with TestClient(create_app(system.api_context()), headers={"Authorization": f"Bearer {admin}"}) as client:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import dunning, messaging, payments, sales, scheduler
+from engine import dunning, messaging, payments, sales
 from engine.automation import ScheduledJob
 from engine.store import OutboxEvent
 from engine.system import System
@@ -49,7 +49,7 @@ def by_day(inbox: Inbox) -> dict[int, list[str]]:
 
 
 def to_day_end(system: System, day: int) -> None:
-    scheduler.advance(system, START + timedelta(days=day, hours=23))
+    system.advance_to(START + timedelta(days=day, hours=23))
 
 
 def test_card_failing_for_40_days(engine_system: System, inbox: tuple[Inbox, str]) -> None:
@@ -141,7 +141,8 @@ def test_redelivered_event_sends_nothing_twice(engine_system: System, inbox: tup
     new_customer(system, "cus_dup", FAILING_CARD)
     to_day_end(system, 0)
     before = len(mails.mails)
-    auto = system.automation  # type: ignore[attr-defined]
+    auto = system.automation
+    assert auto is not None
     with system.db.session() as s:
         failed = s.scalars(select(OutboxEvent).where(
             OutboxEvent.type == "invoice.payment_failed")).first()
@@ -159,7 +160,7 @@ def test_redelivered_event_sends_nothing_twice(engine_system: System, inbox: tup
 
     system.bus.publish([envelope_from_dict(envelope)])
     system.drain()
-    scheduler.run_due(system, system.clock, system.clock.now() + timedelta(minutes=1))
+    system.jobs.run_due(system.clock.now() + timedelta(minutes=1))
     with system.db.session() as s:
         assert len(messaging.list_notifications(s, customer_id="cus_dup")) == n_before
         assert len(s.scalars(select(ScheduledJob)).all()) == len(jobs_before)

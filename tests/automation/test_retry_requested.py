@@ -7,10 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select, update
 
-from engine import automation, scheduler
 from engine.config import Settings
 from engine.store import OutboxEvent
 from engine.system import System, build_system
@@ -20,7 +18,7 @@ from tests.automation.conftest import FAILING_CARD, START, new_customer
 def scheduler_without_provider(system: System, tmp_path: Path) -> System:
     """A second process on the same database, with no payment provider configured."""
     settings = Settings(database_url=system.settings.database_url, test_clock=(START + timedelta(days=1)).isoformat())
-    return build_system(settings, wiring=[scheduler.install])
+    return build_system(settings, automation=True)
 
 
 def retries(system: System, invoice_id: str) -> list[int]:
@@ -33,19 +31,16 @@ def retries(system: System, invoice_id: str) -> list[int]:
 
 
 def test_retry_requested_by_another_process_is_collected_once(
-    engine_system: System, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine_system: System, tmp_path: Path
 ) -> None:
     system = engine_system
     invoice_id = new_customer(system, "cus_retry", FAILING_CARD)
     assert retries(system, invoice_id) == []
 
     other = scheduler_without_provider(system, tmp_path)
-    # No process-wide payment service may leak into the provider-less process.
-    from engine.payments import collection
-
-    monkeypatch.setattr(collection, "_service", None, raising=False)
-    report: Any = automation.for_system(other).run_jobs(other.db, START + timedelta(days=1))
-    monkeypatch.undo()
+    # The provider-less process owns no payment service: nothing of the first one reaches it.
+    assert other.payments is None and other.automation is not None
+    report: Any = other.automation.run_jobs(other.db, START + timedelta(days=1))
     assert report.run == 1
     with system.db.session() as s:
         requested = s.scalars(select(OutboxEvent).where(OutboxEvent.type == "payment.retry_requested")).all()

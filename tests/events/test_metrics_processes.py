@@ -19,7 +19,7 @@ import httpx
 import pytest
 from events_support import cleanup_rabbit, fast_config, wait_until
 
-from engine.system import build_system, standard_wiring
+from engine.system import build_system
 from tests.conftest import create_pg_database, drop_pg_database
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -67,7 +67,7 @@ def shape(pg_server: str, rabbit_url: str, tmp_path: Path) -> Iterator[dict[str,
 def build_system_registry(pg_url: str):  # type: ignore[no-untyped-def]
     from engine.config import Settings
 
-    system = build_system(Settings(database_url=pg_url), create_tables=False, wiring=standard_wiring())
+    system = build_system(Settings(database_url=pg_url), create_tables=False, automation=True)
     system.db.dispose()
     return system.registry
 

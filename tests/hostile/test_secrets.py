@@ -42,7 +42,7 @@ def test_demo_users_exist_only_where_the_demo_seeds(tmp_path: Path) -> None:
     from engine.users import ConsoleUser
 
     settings = Settings(database_url=f"sqlite:///{tmp_path}/b.db", psp_url="")
-    system = build_system(settings, create_tables=True, wiring=())
+    system = build_system(settings, create_tables=True)
     try:
         assert seed_console_users(system, seeding=False) == []  # not seeded by this run: nobody
         with system.db.session() as s:

@@ -43,7 +43,7 @@ from engine.messaging import CHANNELS, Renderer, RenderLimits
 from engine.payments import create_sandbox_app
 from engine.rules import load_ruleset, publish_ruleset
 from engine.store import OutboxEvent
-from engine.system import System, build_system, standard_wiring
+from engine.system import System, build_system
 from tests.api.conftest import start_server
 from tests.payments.camt import Entry, camt053
 from tests.payments.conftest import Server
@@ -101,7 +101,7 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
                         seller_name=SELLER_NAME, seller_iban=SELLER_IBAN)
     migrate_database(db_url)  # as `billing serve` does: `billing reconcile` migrates too
     # The full embedded deployment: automation and the scheduler with the API.
-    system = build_system(settings, wiring=standard_wiring())
+    system = build_system(settings, automation=True)
     with system.db.session() as s:
         sales.publish_catalog(s, ROOT / "catalogs" / "saas.yaml", "test", clock=system.clock)
         _, admin_key = create_key(s, "admin", now=system.clock.now())
@@ -197,7 +197,8 @@ def test_every_shipped_template_renders_with_the_context_its_real_event_carries(
     events = _real_events(journey)
     # Generous time: this checks names, not speed (the first render compiles the template).
     renderer = Renderer(ROOT / "templates", RenderLimits(max_seconds=30))
-    auto = automation.for_system(journey.system)
+    auto = journey.system.automation
+    assert auto is not None
     now = journey.system.clock.now()
     rendered: set[str] = set()
     failures = []

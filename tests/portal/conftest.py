@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
 
-from engine import messaging, sales, scheduler
+from engine import messaging, sales
 from engine.api import create_app, create_key
 from engine.config import Settings
 from engine.rules import publish_ruleset
@@ -92,8 +92,9 @@ class Engine:
     def deliver(self) -> None:
         """The events applied and every email due now sent (over the scheduler's channels)."""
         self.system.drain()
-        jobs = scheduler.jobs_for(self.system)
-        messaging.deliver_pending(self.system.db, jobs.channels, now=self.system.clock.now())
+        assert self.system.channels is not None
+        messaging.deliver_pending(self.system.db, self.system.channels, now=self.system.clock.now(),
+                                  renderer=self.system.renderer)
 
     def customer(self, cid: str, *, name: str, country: str, locale: str = "en", tax_id: str | None = None,
                  card: str | None = None, plan: str = "pro", quantity: int = 1, coupon: str | None = None,
@@ -139,7 +140,7 @@ def engine(tmp_path: Any, psp: Server, inbox: tuple[RawInbox, str]) -> Iterator[
         psp_url=psp.url, psp_api_key=PSP_KEY, psp_webhook_secret=PSP_SECRET, access_cache_ttl=3600,
         access_denial_buffer_ms=0, public_url=url, **SELLER,
     )
-    system = build_system(settings, wiring=[scheduler.install])
+    system = build_system(settings, automation=True)
     with system.db.session() as s:
         for catalog in ("catalogs/saas.yaml", "catalogs/content.yaml"):
             sales.publish_catalog(s, catalog, "test", clock=system.clock)

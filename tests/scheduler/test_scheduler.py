@@ -19,12 +19,13 @@ from engine.clock import SystemClock, TestClock
 from engine.rules import RulesRuntime, load_ruleset_text
 from engine.scheduler import AdvisoryLock, Job, JobRun, Jobs, Runner, SingleProcess
 from engine.store import Database
+from engine.system import scheduler_jobs
 
 
 def make_jobs(db: Database, clock: Any = None, owner: str = "test") -> Jobs:
     clock = clock or SystemClock()
     auto = automation.Automation(db, clock, RulesRuntime(clock, engine="python"))
-    jobs = Jobs(db, clock, auto, messaging.Channels([messaging.InAppChannel()]), owner=owner)
+    jobs = scheduler_jobs(db, clock, auto, messaging.Channels([messaging.InAppChannel()]), owner=owner)
     return jobs
 
 

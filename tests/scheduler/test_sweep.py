@@ -19,6 +19,7 @@ from engine.clock import TestClock
 from engine.rules import RulesRuntime, evaluate, load_ruleset_text, parse_condition
 from engine.scheduler import Jobs
 from engine.store import Base, Database, OutboxEvent
+from engine.system import scheduler_jobs
 
 NOW = datetime(2026, 6, 10, 6, 0, tzinfo=UTC)
 JOB = "rules:invoice:0 6 * * *"
@@ -75,7 +76,7 @@ def dunning_jobs(db: Database) -> Jobs:
     with open("rules/dunning.yaml") as f:
         runtime.install(load_ruleset_text(f.read(), "dunning.yaml"), 1)
     auto = automation.Automation(db, clock, runtime)
-    return Jobs(db, clock, auto, messaging.Channels([messaging.InAppChannel()]))
+    return scheduler_jobs(db, clock, auto, messaging.Channels([messaging.InAppChannel()]))
 
 
 def states(db: Database, cids: list[str]) -> dict[str, str]:

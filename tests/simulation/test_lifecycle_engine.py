@@ -4,11 +4,9 @@ database; every figure below is worked out by hand from catalogs/saas.yaml and r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,15 +16,11 @@ from engine.console import CardModel, DecliningProvider, lifecycle_on_engine
 from engine.console.yaml_edit import toggle_rule
 from engine.payments import ChargeRequest
 from engine.simulation import Cohort, CohortError, SimCustomer, SimulationError, cohort_from_csv
-from engine.system import build_system, standard_wiring
+from engine.system import lifecycle_system
 
 RULES = {p.stem: p.read_text() for p in sorted(Path("rules").glob("*.yaml"))}
 SAAS = Path("catalogs/saas.yaml").read_text()
 START = date(2027, 1, 1)
-
-
-def engine(settings: Any, clock: Any, db: Any, wiring: Sequence[Any]) -> Any:
-    return build_system(settings, clock=clock, db=db, wiring=[*wiring, *standard_wiring()])
 
 
 def test_every_first_attempt_declines_and_the_retry_pays() -> None:
@@ -37,7 +31,7 @@ def test_every_first_attempt_declines_and_the_retry_pays() -> None:
     csv = "customer_id,plan,quantity,segment,api_calls\na,pro,3,smb,15000\nb,free,,smb,800\nc,enterprise,10,ent,0\n"
     seen: list[float] = []
     r = lifecycle_on_engine(
-        engine,
+        lifecycle_system,
         baseline,
         draft,
         cohort_from_csv(csv, [baseline]),
@@ -78,7 +72,7 @@ def test_a_card_that_always_declines_runs_the_whole_dunning_and_a_draft_ruleset_
     cohort = cohort_from_csv("customer_id,plan,quantity,api_calls\na,pro,1,0\n", [saas])
     no_suspension = toggle_rule(RULES["dunning"], "suspend-day-14", False)
     r = lifecycle_on_engine(
-        engine,
+        lifecycle_system,
         saas,
         saas,
         cohort,
@@ -118,17 +112,17 @@ def test_bad_input_is_refused_before_anything_runs() -> None:
     saas = load_catalog("catalogs/saas.yaml")
     cohort = cohort_from_csv("customer_id,plan\na,pro\n", [saas])
     with pytest.raises(SimulationError, match="failure_rate: a share between 0 and 1"):
-        lifecycle_on_engine(engine, saas, saas, cohort, rulesets=RULES, start=START, cards=CardModel(failure_rate=2))
+        lifecycle_on_engine(lifecycle_system, saas, saas, cohort, rulesets=RULES, start=START, cards=CardModel(failure_rate=2))
     with pytest.raises(SimulationError, match="months: between 1 and 24"):
-        lifecycle_on_engine(engine, saas, saas, cohort, rulesets=RULES, start=START, months=0)
+        lifecycle_on_engine(lifecycle_system, saas, saas, cohort, rulesets=RULES, start=START, months=0)
     with pytest.raises(CohortError):
         lifecycle_on_engine(
-            engine, saas, saas, cohort_from_csv("customer_id,plan\n", [saas]), rulesets=RULES, start=START
+            lifecycle_system, saas, saas, cohort_from_csv("customer_id,plan\n", [saas]), rulesets=RULES, start=START
         )
     with pytest.raises(SimulationError, match="plan 'pro' is not in the draft"):
-        lifecycle_on_engine(engine, saas, saas, cohort, rulesets=RULES, start=START, plan_map={"pro": "gold"})
+        lifecycle_on_engine(lifecycle_system, saas, saas, cohort, rulesets=RULES, start=START, plan_map={"pro": "gold"})
     with pytest.raises(SimulationError, match="currency: the baseline is in USD, the draft in EUR"):
-        lifecycle_on_engine(engine, saas, load_catalog("catalogs/content.yaml"), cohort, rulesets=RULES, start=START)
+        lifecycle_on_engine(lifecycle_system, saas, load_catalog("catalogs/content.yaml"), cohort, rulesets=RULES, start=START)
 
 
 def test_baseline_and_draft_meet_the_same_declines() -> None:
@@ -165,7 +159,7 @@ def test_customers_join_and_leave_in_their_months() -> None:
         ]
     )
     r = lifecycle_on_engine(
-        engine, saas, saas, cohort, rulesets=RULES, months=2, start=START, cards=CardModel(failure_rate=0)
+        lifecycle_system, saas, saas, cohort, rulesets=RULES, months=2, start=START, cards=CardModel(failure_rate=0)
     )
     # Jan 1: stays and leaves 59.00 each (49 + one seat). Feb 1: stays 59.00 + January's
     # 20,000 calls (10,000 in tier 2 at 0.002: 20.00); leaves' final invoice bills its January

@@ -359,13 +359,6 @@ def _show(r: Any) -> None:
     d2.download_button("Download per month (CSV)", r.months_csv(), "simulation_months.csv", "text/csv", key="dl_months")
 
 
-def _engine(settings: Any, clock: Any, db: Any, wiring: Any) -> Any:
-    """The system live billing runs, for a lifecycle what-if on its throwaway database."""
-    from engine.system import build_system, standard_wiring
-
-    return build_system(settings, clock=clock, db=db, wiring=[*wiring, *standard_wiring()])
-
-
 def _lifecycle(
     db: Database,
     source: str,
@@ -406,8 +399,10 @@ def _lifecycle(
         cohort = _cohort(db, source, baseline, draft, spec)
         if len(cohort.customers) * months > 5000:
             st.warning(f"{len(cohort.customers):,} customers × {months} months: this takes a while.")
+        from engine.system import lifecycle_system  # the engine itself: loaded when a run is asked for
+
         st.session_state["life_result"] = lifecycle_on_engine(
-            _engine,
+            lifecycle_system,
             baseline,
             draft,
             cohort,

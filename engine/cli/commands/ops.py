@@ -119,11 +119,11 @@ def register(sub: Any) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     from engine.events import install_signal_handlers, run_worker
-    from engine.system import build_system, standard_wiring
+    from engine.system import build_system
 
     settings = get_settings()
     require_migrated(settings.database_url)
-    system = build_system(settings, create_tables=False, wiring=standard_wiring())
+    system = build_system(settings, create_tables=False, automation=True)
     stop = threading.Event()
     install_signal_handlers(stop)
     print(f"worker {args.subsystem}: consuming (SIGTERM finishes the message in hand)", file=sys.stderr, flush=True)
@@ -133,27 +133,26 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def run_scheduler(args: argparse.Namespace) -> int:
     from engine.events import install_signal_handlers
-    from engine.scheduler import run_scheduler
-    from engine.system import build_system, standard_wiring
+    from engine.system import build_system
 
     settings = get_settings()
     require_migrated(settings.database_url)
-    system = build_system(settings, create_tables=False, wiring=standard_wiring())
+    system = build_system(settings, create_tables=False, automation=True)
     stop = threading.Event()
     install_signal_handlers(stop)
     print("scheduler: waiting to lead (one leader across processes); SIGTERM stops it", file=sys.stderr, flush=True)
-    run_scheduler(settings, stop, system=system)
+    system.run_scheduler(stop)
     return 0
 
 
 def run_broker_status(args: argparse.Namespace) -> int:
     from engine.events import broker_status
-    from engine.system import build_system, standard_wiring
+    from engine.system import build_system
 
     settings = get_settings()
     require_migrated(settings.database_url)
     # The wiring the workers run, so every queue they declare is listed (automation's too).
-    system = build_system(settings, create_tables=False, wiring=standard_wiring())
+    system = build_system(settings, create_tables=False, automation=True)
     status = broker_status(system.settings, db=system.db, handlers=system.registry)
     if args.json:
         print(json.dumps(status, indent=2, default=str))

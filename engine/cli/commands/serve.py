@@ -11,11 +11,14 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cli.errors import BadInput
 from engine.cli.paths import expand
-from engine.config import get_settings
+from engine.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from engine.system import System
 
 STATE_DIR = Path("var")
 ADMIN_KEY_FILE = STATE_DIR / "admin.key"
@@ -221,7 +224,7 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_system(settings: Any, *, workers: bool = True) -> tuple[Any, threading.Event]:
+def start_system(settings: Settings, *, workers: bool = True) -> tuple[System, threading.Event]:
     from engine.system import build_system
 
     if settings.test_clock:
@@ -231,13 +234,11 @@ def start_system(settings: Any, *, workers: bool = True) -> tuple[Any, threading
             raise BadInput(
                 f"--test-clock: {settings.test_clock!r} is not an ISO time such as 2026-11-01T00:00:00Z"
             ) from None
-    from engine.system import standard_wiring
-
     # On a test clock an API-only process still drives the clock advance through the
     # scheduler's due work (the workers apply the events, the advance waits for them).
     wired = workers or bool(settings.test_clock)
     try:
-        system = build_system(settings, create_tables=False, wiring=standard_wiring() if wired else ())
+        system = build_system(settings, create_tables=False, automation=wired)
     except ValueError as exc:  # a setting that cannot work (a missing secret): refuse to start
         raise BadInput(str(exc)) from None
     stop = threading.Event()
@@ -276,7 +277,7 @@ def bind_api(host: str, port: int, flag: str) -> socket.socket:
     return sock
 
 
-def serve_http(system: Any, host: str, port: int, listener: socket.socket) -> None:
+def serve_http(system: System, host: str, port: int, listener: socket.socket) -> None:
     import uvicorn
 
     from engine.api import create_app

@@ -12,11 +12,14 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cli.commands.serve import ADMIN_KEY_FILE, STATE_DIR, bind_api, migrate_database, serve_http
 from engine.cli.mailsink import MailSink
 from engine.config import get_settings
+
+if TYPE_CHECKING:
+    from engine.system import System
 
 
 def register(sub: Any) -> None:
@@ -88,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"billing-engine: database {settings.database_url}", file=out, flush=True)
     migrate_database(settings.database_url)
     start_sandbox(settings)
-    wiring = installers()
-    system = build_system(settings, create_tables=False, wiring=wiring)
+    system = build_system(settings, create_tables=False, automation=True)
     seeding = not args.no_seed and not demo.is_seeded(system)
     if seeding:
         now = datetime.now(UTC)
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         replay = build_system(
-            settings, clock=demo.replay_clock(now, 30), db=system.db, create_tables=False, wiring=wiring
+            settings, clock=demo.replay_clock(now, 30), db=system.db, create_tables=False, automation=True
         )
         report = demo.seed(replay, now)
         print(
@@ -158,13 +160,7 @@ def _exit_on_sigterm(_signum: int, _frame: Any) -> None:
     raise SystemExit(0)
 
 
-def installers() -> list[Any]:
-    from engine.system import standard_wiring
-
-    return standard_wiring()
-
-
-def seed_console_users(system: Any, seeding: bool) -> list[tuple[str, str, str]]:
+def seed_console_users(system: System, seeding: bool) -> list[tuple[str, str, str]]:
     """The console's tables, and the demo sign-ins only in the database this run seeds with the
     demo: a database the demo did not seed (a real one, or one seeded before, whose users may
     have changed their passwords or been removed) never gets `<role>-demo` passwords."""

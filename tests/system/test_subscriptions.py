@@ -1,12 +1,13 @@
 """No silent plumbing: every event type the engine or a shipped rule publishes is consumed by
-a registered handler (or a shipped rule's `on:`), or declared informational in
-engine.events.INFORMATIONAL with its reason. Automation's catch-all (`#`) does not count:
-it runs whatever rules react, and when none does, the event reaches nobody."""
+a subscription of engine/system/subscriptions.py (or a shipped rule's `on:`), or declared
+informational in engine.events.INFORMATIONAL with its reason. Automation's catch-all (`#`)
+does not count: it runs whatever rules react, and when none does, the event reaches nobody."""
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import yaml
 
 from engine.config import Settings
 from engine.events import INFORMATIONAL, topic_matches
-from engine.system import build_system, standard_wiring
+from engine.system import Subscription, build_system, subscriptions
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_TYPE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
@@ -94,20 +95,22 @@ def rule_triggers() -> set[str]:
     return out
 
 
-@pytest.fixture
-def handler_patterns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The patterns a full deployment registers (payments on, automation and scheduler)."""
-    from engine.payments import collection
-
-    # Building a system with a provider may set a process-wide payment service: put it back.
-    monkeypatch.setattr(collection, "_service", None, raising=False)
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/coverage.db", psp_url="http://127.0.0.1:9",
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Subscription]]:
+    """The table of a full deployment (payments on, automation and scheduler)."""
+    folder = tmp_path_factory.mktemp("subscriptions")
+    settings = Settings(database_url=f"sqlite:///{folder}/coverage.db", psp_url="http://127.0.0.1:9",
                         psp_api_key="sk_test", psp_webhook_secret="whsec_test")
-    system = build_system(settings, wiring=standard_wiring())
+    system = build_system(settings, automation=True)
     try:
-        return [s.pattern for s in system.registry.subscriptions() if s.pattern != "#"]
+        yield subscriptions(access=system.access, payments_service=system.payments, automation=system.automation)
     finally:
-        system.db.dispose()
+        system.close()
+
+
+@pytest.fixture
+def handler_patterns(table: list[Subscription]) -> list[str]:
+    return [s.pattern for s in table if s.pattern != "#"]
 
 
 def test_the_scan_sees_the_publishers() -> None:
@@ -134,3 +137,21 @@ def test_every_published_event_is_consumed_or_informational(handler_patterns: li
 
 def test_payment_retry_requested_has_a_consumer(handler_patterns: list[str]) -> None:
     assert any(topic_matches(p, "payment.retry_requested") for p in handler_patterns)
+
+
+def test_the_system_registers_exactly_its_table(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/table.db", psp_url="http://127.0.0.1:9",
+                        psp_api_key="sk_test", psp_webhook_secret="whsec_test")
+    system = build_system(settings, automation=True)
+    try:
+        table = subscriptions(access=system.access, payments_service=system.payments, automation=system.automation)
+        assert [(s.subsystem, s.pattern, s.name) for s in system.registry.subscriptions()] == [
+            (s.consumer, s.pattern, f"{s.handler.__module__}.{s.handler.__qualname__}") for s in table]
+        # Without a provider, nothing of payments is subscribed; without automation, no catch-all.
+        bare = build_system(Settings(database_url=f"sqlite:///{tmp_path}/bare.db"))
+        try:
+            assert {s.subsystem for s in bare.registry.subscriptions()} == {"sales", "access"}
+        finally:
+            bare.close()
+    finally:
+        system.close()

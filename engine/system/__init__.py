@@ -1,0 +1,30 @@
+"""The running engine, assembled in one place: `build_system` makes every component (database,
+clock, rules runtime, access, payments, automation, scheduler jobs, bus) and hands each package
+the components it uses; subscriptions.py is the table of who reacts to which event.
+
+    system = build_system(settings, automation=True)   # what `billing serve` runs
+    system.start_workers(stop)
+    app = create_app(system.api_context())
+"""
+
+from engine.system.assembly import FROM_SETTINGS, DueWork, FromSettings, System, build_system, lifecycle_system
+from engine.system.payments import payment_retry_consumer, payment_service
+from engine.system.scheduling import billing, collection, delivery, scheduler_jobs
+from engine.system.subscriptions import Subscription, subscriptions
+
+__all__ = [
+    "FROM_SETTINGS",
+    "DueWork",
+    "FromSettings",
+    "Subscription",
+    "System",
+    "billing",
+    "build_system",
+    "collection",
+    "delivery",
+    "lifecycle_system",
+    "payment_retry_consumer",
+    "payment_service",
+    "scheduler_jobs",
+    "subscriptions",
+]

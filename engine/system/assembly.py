@@ -1,0 +1,321 @@
+"""The running engine, assembled: every component made here, once, and handed to the packages
+that use it. `billing serve`, `billing up`, the workers and the tests build it here, so the
+embedded default and a larger deployment run the same wiring.
+
+Read `build_system` from top to bottom to see the whole system: what each component is made
+of and who receives it. No package below receives the `System`; each gets the components it
+uses. Who reacts to which event is the table in subscriptions.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from fastapi import APIRouter
+
+from engine import automation, messaging, pdf, portal, rules, sales, scheduler
+from engine.access import AccessRules, AccessService, AccessView
+from engine.api import ApiContext, KeyVerifier
+from engine.automation import Automation, Seller
+from engine.clock import Clock, SystemClock, TestClock
+from engine.config import Settings, get_settings, shipped_dir
+from engine.events import EventBus, HandlerRegistry, InProcessBus, make_bus
+from engine.events.settle import Settler
+from engine.messaging import Channels, Renderer
+from engine.payments import PaymentService, webhook_router
+from engine.rules import DurableEngine, RulePromotions, RulesRuntime
+from engine.scheduler import Jobs
+from engine.store import Database
+from engine.store.clock import StoredClock
+from engine.system.payments import payment_service
+from engine.system.scheduling import collection, scheduler_jobs
+from engine.system.subscriptions import subscriptions
+
+log = logging.getLogger("engine.system")
+
+DueWork = Callable[[datetime], object]
+
+
+class FromSettings:
+    """`build_system(payments=FROM_SETTINGS)`: the provider the settings name (or none)."""
+
+
+FROM_SETTINGS = FromSettings()
+
+
+@dataclass
+class System:
+    settings: Settings
+    db: Database
+    clock: Clock
+    # The rules runtime, on this system's own durable_rules engine; its pricing rules as the
+    # discounts of a period (quotes, invoices, prorations); its access rules' answers.
+    rules: RulesRuntime
+    promotions: RulePromotions
+    access_rules: AccessRules
+    access: AccessService
+    keys: KeyVerifier
+    # The templates this system renders messages with.
+    renderer: Renderer
+    registry: HandlerRegistry
+    bus: EventBus
+    # This system's payments (provider adapters on this system's clock); None: no collection.
+    payments: PaymentService | None = None
+    # Rules acting on events, and the scheduler's jobs (period closes, retries, scheduled
+    # rules, message delivery over `channels`); None: built without them.
+    automation: Automation | None = None
+    scheduler_jobs: Jobs | None = None
+    channels: Channels | None = None
+    # Work due at each stop of a test clock besides the billing run, in order.
+    due_work: list[DueWork] = field(default_factory=list)
+    # A broker-backed system on a test clock: waits until the workers applied every event.
+    settler: Settler | None = None
+    # The customer page's link signer (engine.portal); the PDFs' seller comes from settings.
+    portal_links: portal.PortalLinks | None = None
+
+    @property
+    def test_clock(self) -> TestClock | None:
+        return self.clock if isinstance(self.clock, TestClock) else None
+
+    @property
+    def jobs(self) -> Jobs:
+        """The scheduler's jobs (a system built with `automation=True`)."""
+        if self.scheduler_jobs is None:
+            raise RuntimeError("this system was built without automation and the scheduler")
+        return self.scheduler_jobs
+
+    def after_commit(self) -> None:
+        """A request or a job committed events: the in-process bus dispatches them now."""
+        if isinstance(self.bus, InProcessBus):
+            self.bus.wake()
+
+    def drain(self) -> int:
+        """Announce pending quota thresholds, then dispatch every pending event in this
+        process (in-process bus), until quiet."""
+        self.access.announce_thresholds()
+        self.access.flush_denials()
+        if isinstance(self.bus, InProcessBus):
+            return int(self.bus.drain())
+        if self.settler is not None:
+            # Other processes apply the events: wait for them (a clock advance must return
+            # only when the work due on the way is done).
+            self.settler.wait()
+        return 0
+
+    def advance_clock(self, target: datetime) -> dict[str, object]:
+        """Move the test clock to `target` through every billing run due on the way, with the
+        due work (`due_work`) and the events it caused at each stop."""
+        clock = self.test_clock
+        if clock is None:
+            raise RuntimeError("not on a test clock")
+
+        def also(now: datetime) -> None:
+            for work in self.due_work:
+                work(now)
+            self.drain()
+
+        reports = sales.advance_clock(self.db, clock, to=target, also=[also], promotions=self.promotions)
+        self.drain()
+        return {"steps": len(reports)}
+
+    def advance_to(self, target: datetime) -> dict[str, object]:
+        """What `POST /v1/clock/advance` does: with the scheduler, a stop at every time work
+        falls due on the way (retries, scheduled rules) and the messages delivered; without
+        it, the clock advance alone."""
+        clock = self.test_clock
+        if clock is None:
+            raise RuntimeError("not on a test clock")
+        if self.scheduler_jobs is None:
+            return self.advance_clock(target)
+        return scheduler.advance(
+            self.scheduler_jobs, clock, target, step=self.advance_clock, drain=self.drain,
+            in_flight=lambda: messaging.deliveries_in_flight(self.db),
+        )
+
+    def run_scheduler(self, stop: threading.Event) -> None:
+        """The scheduler of this system until `stop` (`billing scheduler`, or a thread)."""
+        scheduler.run_scheduler(self.jobs, stop)
+
+    def start_workers(self, stop: threading.Event, *, consume: bool = True) -> list[threading.Thread]:
+        """The in-process bus dispatcher (and, with a broker, the relay and consumers), the
+        rules refresher that picks up versions other processes published, the quota-threshold
+        watcher, the denial-event writer and, when installed, the scheduler.
+
+        `consume=False` is an API-only process (`billing serve --no-workers`): it still writes
+        its buffered denials, announces thresholds and follows rule publishes and the outbox,
+        while handling events is left to `billing worker`."""
+        threads = []
+        if consume:
+            from engine.events import start_counter_flusher
+
+            thread = threading.Thread(target=self.bus.run, args=(stop,), name="bus", daemon=True)
+            thread.start()
+            threads.append(thread)
+            threads.append(start_counter_flusher(self.db, stop))  # for the other processes' /metrics
+
+        def refresh_rules() -> None:
+            while not stop.wait(self.settings.rules_refresh_seconds):
+                try:
+                    self.sync_rules()
+                except Exception:  # a bad moment of the database must not kill the refresher
+                    log.exception("could not refresh the published rules")
+
+        thread = threading.Thread(target=refresh_rules, name="rules-refresh", daemon=True)
+        thread.start()
+        threads.append(thread)
+        workers: list[tuple[str, Callable[[threading.Event], None]]] = [
+            ("quota-thresholds", self.access.watch_thresholds),
+            ("access-denials", self.access.write_denials),
+        ]
+        # The bus may hand another process the event that changes a decision here (several
+        # dispatchers, a broker, or none here at all): every process follows the outbox too.
+        workers.append(("access-follower", self.access.follow_changes))
+        if self.scheduler_jobs is not None and consume:
+            workers.append(("scheduler", self.run_scheduler))
+        for name, target in workers:
+            thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+            thread.start()
+            threads.append(thread)
+        return threads
+
+    def metrics_text(self) -> str:
+        """The event counters of every process of the system: this one's, live, and those
+        the workers and other processes stored (engine.events.counters)."""
+        from engine.events import counters_of_all_processes, metrics
+
+        return metrics.render_prometheus(counters_of_all_processes(self.db))
+
+    def api_context(self) -> ApiContext:
+        return ApiContext(
+            db=self.db,
+            clock=self.clock,
+            access=self.access,
+            keys=self.keys,
+            test_clock=self.test_clock,
+            advance_to=self.advance_to if self.test_clock is not None else None,
+            after_commit=self.after_commit,
+            metrics_text=self.metrics_text,
+            max_body_bytes=self.settings.max_body_bytes,
+            otel=self.settings.otel,
+            promotions=self.promotions,
+            routers=self.routers(),
+            payments=self.payments,
+        )
+
+    def routers(self) -> list[APIRouter]:
+        """The customer page and documents (engine.portal), and the provider's webhooks."""
+        found: list[APIRouter] = []
+        if self.portal_links is not None:
+            found.append(portal.router(portal.PortalConfig(
+                self.db, self.clock, self.portal_links, pdf.Seller.from_settings(self.settings), self.payments,
+                after_commit=self.after_commit, invalidate=self.access.invalidate,
+                hosted_origins=portal.origins(self.settings.psp_url))))
+        if self.payments is not None:
+            found.append(webhook_router(self.db, self.payments))
+        return found
+
+    def sync_rules(self) -> list[str]:
+        """Swap in newly published ruleset versions (no restart); decisions change with them."""
+        changed = rules.sync_runtime(self.rules, self.db)
+        if changed:
+            self.access.invalidate(None)
+        return changed
+
+    def close(self) -> None:
+        """Return this system's rules engine memory and its database connections."""
+        self.rules.close()
+        self.db.dispose()
+
+
+def build_system(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    create_tables: bool = True,
+    automation: bool = False,
+    payments: PaymentService | FromSettings | None = FROM_SETTINGS,
+) -> System:
+    """The system on `settings`. `automation=True` adds what a full deployment runs: rules
+    acting on events and the scheduler (period closes, retries, cron rules, message
+    delivery). `payments`: the provider of the settings, or this service (None: no
+    collection in this system)."""
+    settings = settings or get_settings()
+    db = db or Database(settings.database_url)
+    if create_tables:
+        import engine.models  # noqa: F401  (every table on the metadata)
+
+        db.create_all()
+    clock = clock or _clock_of(settings, db)
+    # Rules: this system's own durable_rules engine, runtime, pricing and access answers.
+    runtime = RulesRuntime(clock, durable=DurableEngine())
+    promotions = RulePromotions(runtime)
+    access_rules = AccessRules(runtime, clock)
+    access = AccessService(
+        db,
+        clock,
+        AccessView(ttl=settings.access_cache_ttl),
+        access_rules,
+        denial_buffer_seconds=settings.access_denial_buffer_ms / 1000,
+    )
+    service = payment_service(settings, clock) if isinstance(payments, FromSettings) else payments
+    renderer = Renderer(shipped_dir(settings.templates_dir))
+    links = portal.PortalLinks(settings, db)
+    auto = _automation(settings, db, clock, runtime, access, service, renderer, links) if automation else None
+    registry = HandlerRegistry()
+    for sub in subscriptions(access=access, payments_service=service, automation=auto):
+        registry.register(sub.consumer, sub.pattern, sub.handler)
+    system = System(
+        settings, db, clock, runtime, promotions, access_rules, access, KeyVerifier(db), renderer, registry,
+        bus=make_bus(settings, db, registry, clock=clock), payments=service, automation=auto, portal_links=links,
+    )
+    access.after_denials = system.after_commit
+    system.sync_rules()
+    if auto is not None:
+        # Invoice emails carry their PDF, drawn when they are sent.
+        attachments = pdf.PdfAttachments(db, pdf.Seller.from_settings(settings))
+        system.channels = Channels.from_settings(smtp_url=settings.smtp_url, attachments=attachments)
+        system.scheduler_jobs = scheduler_jobs(
+            db, clock, auto, system.channels, service, after_run=system.after_commit, drain=system.drain
+        )
+        system.due_work.append(system.scheduler_jobs.run_due)
+    elif service is not None:
+        # Without the scheduler (which has its own payments job), collect at the clock's stops.
+        system.due_work.append(collection(db, service))
+    if settings.broker_url and system.test_clock is not None:
+        system.settler = Settler(db, registry)
+    return system
+
+
+def _clock_of(settings: Settings, db: Database) -> Clock:
+    if not settings.test_clock:
+        return SystemClock()
+    # Stored: every process of the system (API, workers, scheduler) reads one clock.
+    start = datetime.fromisoformat(settings.test_clock.replace("Z", "+00:00"))
+    return StoredClock(db, start, shared=bool(settings.broker_url))
+
+
+def _automation(
+    settings: Settings, db: Database, clock: Clock, runtime: RulesRuntime, access: AccessService,
+    service: PaymentService | None, renderer: Renderer, links: portal.PortalLinks,
+) -> Automation:
+    def sync() -> None:
+        if rules.sync_runtime(runtime, db):
+            access.invalidate(None)
+
+    automation.create_tables(db)
+    return Automation(
+        db, clock, runtime, sync=sync,
+        seller=Seller(name=settings.seller_name, iban=settings.seller_iban),
+        payments=service, renderer=renderer, links=links,
+    )
+
+
+def lifecycle_system(settings: Settings, clock: TestClock, db: Database, service: PaymentService) -> System:
+    """A throwaway full system for the console's lifecycle what-if: its own database, test
+    clock and card provider (engine.console.lifecycle.Build)."""
+    return build_system(settings, clock=clock, db=db, automation=True, payments=service)

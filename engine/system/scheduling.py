@@ -1,0 +1,74 @@
+"""What the scheduler runs besides automation's sweeps and retries, joined here from the
+subsystems that do it: sales' billing run, payments' collection, messaging's delivery. The
+scheduler owns times and slots only (engine.scheduler.Jobs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from engine import messaging, payments, sales
+from engine.automation import Automation
+from engine.clock import Clock, FixedClock
+from engine.messaging import Channels
+from engine.payments import PaymentService
+from engine.pricing.quoting import PromotionSource
+from engine.scheduler import Jobs, Work
+from engine.scheduler.jobs import OWNER
+from engine.store import Database
+
+
+def billing(db: Database, promotions: PromotionSource) -> Work:
+    """Every period close and renewal due at a time, priced with the published promotions."""
+
+    def run(now: datetime) -> dict[str, object]:
+        report = sales.run_due_billing(db, FixedClock(now), promotions=promotions)
+        return {"steps": len(report.steps), "failures": len(report.failures)}
+
+    return run
+
+
+def collection(db: Database, service: PaymentService) -> Work:
+    """Invoices due collected through `service`, then payments left pending repaired."""
+
+    def run(now: datetime) -> dict[str, object]:
+        with db.session() as session:
+            collected = len(payments.collect_due_invoices(session, service=service))
+        with db.session() as session:
+            repaired = len(payments.repair_pending(session, service=service))
+        return {"collected": collected, "repaired": repaired}
+
+    return run
+
+
+def delivery(db: Database, channels: Channels, renderer: messaging.Renderer) -> Work:
+    """Messages due sent over `channels`; digests that close now render with `renderer`."""
+
+    def run(now: datetime) -> dict[str, object]:
+        report = messaging.deliver_pending(db, channels, now=now, renderer=renderer)
+        return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+
+    return run
+
+
+def scheduler_jobs(
+    db: Database,
+    clock: Clock,
+    auto: Automation,
+    channels: Channels | None,
+    service: PaymentService | None = None,
+    *,
+    after_run: Callable[[], object] = lambda: None,
+    drain: Callable[[], object] = lambda: None,
+    owner: str = OWNER,
+) -> Jobs:
+    """The scheduler's job table for one system: billing priced with `auto`'s promotions,
+    delivery over `channels` (None: none) with `auto`'s templates, collection through
+    `service` (None: no payments job)."""
+    return Jobs(
+        db, clock, auto,
+        billing=billing(db, auto.promotions),
+        deliver=delivery(db, channels, auto.renderer) if channels is not None else None,
+        collect=collection(db, service) if service is not None else None,
+        after_run=after_run, drain=drain, owner=owner,
+    )

@@ -1,0 +1,106 @@
+"""Who reacts to what: every (consumer, event pattern) -> handler of the running system, the
+whole list. "Who reacts to X?" is a grep of this file.
+
+Each consumer has its own queue (in-process: its own record of what it applied) and its
+effects are idempotent. Patterns follow AMQP topic rules (`*` one word, `#` any number).
+Every event type the engine publishes is consumed here, by a shipped rule's `on:` through
+automation, or declared informational with its reason (engine.events.INFORMATIONAL);
+tests/system/test_subscriptions.py holds the code to that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from engine import payments, sales
+from engine.access import AccessService
+from engine.automation import SUBSYSTEM as AUTOMATION
+from engine.automation import Automation
+from engine.events import Envelope, Handler
+from engine.payments import PaymentService
+from engine.system.payments import payment_retry_consumer
+
+# A subsystem's handler as written: the envelope as a plain dict (FORMATS §3).
+DictHandler = Callable[[Session, dict[str, object]], object]
+
+
+class ServiceHandler(Protocol):
+    """One of payments' handlers: it collects through the payment service it is given."""
+
+    def __call__(self, session: Session, envelope: dict[str, object], *, service: PaymentService) -> None: ...
+
+
+@dataclass(frozen=True)
+class Subscription:
+    consumer: str
+    pattern: str
+    handler: Handler
+
+
+def subscriptions(
+    *, access: AccessService, payments_service: PaymentService | None, automation: Automation | None
+) -> list[Subscription]:
+    """The table, for one system: its access view, its payment service (None: this system does
+    not collect; another process's does) and its automation (None: rules do not act here)."""
+
+    def invalidate_access(_session: Session, envelope: Envelope) -> None:
+        access.invalidate(envelope.customer_id)
+
+    table = [
+        # sales: an invoice is paid when its payment succeeded; a rule's charge becomes an invoice.
+        Subscription("sales", "payment.succeeded", as_dict(sales.handle_payment_succeeded)),
+        Subscription("sales", "charge.requested", as_dict(sales.handle_charge_requested)),
+        # access: decisions change with plans, payments and dunning: drop the cached view of
+        # that customer.
+        Subscription("access", "subscription.*", invalidate_access),
+        Subscription("access", "customer.*", invalidate_access),
+        Subscription("access", "dunning.state_changed", invalidate_access),
+        Subscription("access", "invoice.paid", invalidate_access),
+    ]
+    if payments_service is not None:
+        service = payments_service
+        table += [
+            # Collect a finalized invoice (or open its receivable for a bank transfer).
+            Subscription("payments", "invoice.finalized", with_service(payments.handle_invoice_finalized, service)),
+            # A subscription created with a payment method: store it, collect what failed before.
+            Subscription("payments", "subscription.created",
+                         with_service(payments.handle_payment_method_attached, service)),
+            # Whoever voids or writes off an invoice, collection stops and the journal follows.
+            Subscription("payments", "invoice.voided", with_service(payments.handle_invoice_closed, service)),
+            Subscription("payments", "invoice.uncollectible", with_service(payments.handle_invoice_closed, service)),
+            # A cancellation's credit against open invoices: collected that much less.
+            Subscription("payments", "credit_note.issued", with_service(payments.handle_credit_note_issued, service)),
+            # automation's `retry_payment` job, run where no provider is (a separate scheduler).
+            Subscription("payments", "payment.retry_requested", as_dict(payment_retry_consumer(service))),
+        ]
+    if automation is not None:
+        # Every event: which ones matter changes when rules are published (`on:`), and
+        # `rules.published` itself reloads them.
+        table.append(Subscription(AUTOMATION, "#", automation.handler))
+    return table
+
+
+def as_dict(handler: DictHandler) -> Handler:
+    """Subsystem handlers take the envelope as a plain dict (FORMATS §3)."""
+
+    def adapted(session: Session, envelope: Envelope) -> None:
+        handler(session, envelope.model_dump(mode="json"))
+
+    adapted.__name__ = adapted.__qualname__ = getattr(handler, "__qualname__", "handler")
+    adapted.__module__ = getattr(handler, "__module__", __name__)
+    return adapted
+
+
+def with_service(handler: ServiceHandler, service: PaymentService) -> Handler:
+    """One of payments' handlers, bound to this system's payment service."""
+
+    def bound(session: Session, envelope: dict[str, object]) -> None:
+        handler(session, envelope, service=service)
+
+    bound.__name__ = bound.__qualname__ = getattr(handler, "__qualname__", "handler")
+    bound.__module__ = getattr(handler, "__module__", __name__)
+    return as_dict(bound)
