@@ -25,7 +25,7 @@ from engine import messaging, sales
 from engine.automation.ledger import Cause, Outcome, insert_ignore, insert_ledger, ledger_row, rule_of, short_id
 from engine.automation.models import PENDING, ActionRecord, ScheduledJob
 from engine.automation.planners import Pending, flush
-from engine.automation.templating import DatabaseFacts, Seller, template_data
+from engine.automation.templating import CustomerLinks, DatabaseFacts, Seller, template_data
 from engine.automation.vocabulary import Collected, handling_of, ours
 from engine.clock import FixedClock
 from engine.pricing.quoting import PromotionSource
@@ -41,7 +41,8 @@ class ActionRunner:
 
     def __init__(self, session: Session, now: datetime, *, public_url: str,
                  batch: bool = False, promotions: PromotionSource | None = None,
-                 seller: Seller | None = None, renderer: messaging.Renderer | None = None) -> None:
+                 seller: Seller | None = None, renderer: messaging.Renderer | None = None,
+                 links: CustomerLinks | None = None) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome)."""
@@ -53,6 +54,7 @@ class ActionRunner:
         self.promotions = promotions  # what a cancellation's documents are priced with
         self.seller = seller or Seller()  # printed on bank-transfer instructions
         self.renderer = renderer  # the system's templates (None: messaging renders with a fresh one)
+        self.links = links  # the customer page's links in the emails
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
         for index, action in enumerate(actions):
@@ -99,7 +101,7 @@ class ActionRunner:
             -> dict[str, Any]:
         """Plain data for the template (engine.automation.templating)."""
         return template_data(template, ctx, data, now=self.now, public_url=self.public_url,
-                             seller=self.seller, facts=DatabaseFacts(self.session))
+                             seller=self.seller, facts=DatabaseFacts(self.session), links=self.links)
 
 
 

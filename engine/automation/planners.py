@@ -57,9 +57,13 @@ def plan_notify(runner: ActionRunner, pending: Pending, index: int, action: Acti
         return
     template = str(params["template"])
     data = runner.template_data(template, ctx, dict(params.get("data") or {}))
+    invoice_id = (ctx.get("invoice") or {}).get("id")
+    # An invoice's email carries its PDF (engine.pdf, drawn when the email is sent).
+    attachments = ({"kind": "invoice_pdf", "id": str(invoice_id)},) \
+        if invoice_id and messaging.TEMPLATE_CATEGORIES.get(template) == "invoices" else ()
     pending.notes.append((messaging.NotifyRequest(
         customer=customer, template=template, channels=channels, data=data,
-        event_id=cause.key[:200], rule_id=rule), cause, rule))
+        event_id=cause.key[:200], rule_id=rule, attachments=attachments), cause, rule))
 
 
 def plan_dunning_state(runner: ActionRunner, pending: Pending, index: int, action: Action,
