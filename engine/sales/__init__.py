@@ -7,6 +7,7 @@ outbox events commit together) and an injectable clock. Bad input raises `SalesE
 
 from engine.sales.billing_run import RunReport, advance_clock, next_due, process_batch, run_due_billing
 from engine.sales.bulk import ScanFilter, customers_by_id, invoices_by_id, live_subscriptions, scan, subscriptions_by_id
+from engine.sales.cancellation import Cancellation, cancel_subscription, cancel_subscriptions
 from engine.sales.catalog_versions import (
     PublishedVersion,
     catalog_for_version,
@@ -34,6 +35,7 @@ from engine.sales.invoicing import (
     refund_invoice,
     void_invoice,
 )
+from engine.sales.migration import migrate_subscriptions, preview_migration
 from engine.sales.queries import (
     active_subscription,
     current_usage,
@@ -49,15 +51,10 @@ from engine.sales.queries import (
 from engine.sales.quotes import SubscriptionQuote, quote_subscription
 from engine.sales.render import render_invoice_html
 from engine.sales.subscriptions import (
-    Cancellation,
-    cancel_subscription,
-    cancel_subscriptions,
     change_subscription,
     create_subscription,
     get_subscription,
     list_subscriptions,
-    migrate_subscriptions,
-    preview_migration,
     reactivate_subscription,
 )
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events

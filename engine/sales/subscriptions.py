@@ -1,30 +1,27 @@
-"""Subscriptions: create (trial, quantity, coupon), upgrade now with proration, downgrade at
-period end, change quantity (prorated), cancel now or at period end, reactivate, and
-one-time purchases, which invoice at once."""
+"""A subscription's lifecycle: create (trial, quantity, coupon), upgrade now with proration,
+downgrade at period end, change quantity (prorated), reactivate, and one-time purchases,
+which invoice at once. Cancelling, one or many: sales/cancellation.py; moving subscriptions
+to another catalog version: sales/migration.py."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
 from engine.clock import Clock
 from engine.periods import Period
-from engine.pricing import CouponError, check_redeemable, price_period
-from engine.pricing.document import Document
+from engine.pricing import CouponError, check_redeemable
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
-from engine.sales.common import money, new_id, now_of, number, quantity_of
+from engine.sales.common import new_id, now_of, number, quantity_of
 from engine.sales.customers import load_customer
 from engine.sales.cycle import (
     TRIAL_NOTICE,
-    BatchUsage,
     Priced,
     StepContext,
     UsageSource,
@@ -34,30 +31,20 @@ from engine.sales.cycle import (
     closing_piece,
     issue_document,
     late_due_at,
-    late_pieces,
-    late_since,
     open_first_period,
     opening_piece,
     plan_period,
-    price_pieces,
     subscription_event,
 )
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.invoicing import (
-    EVENTS,
-    LINES,
-    Arrears,
-    CreditSettlement,
     credit_note_to_dict,
-    emit,
     invoice_summary,
     lock_counter,
-    next_number,
 )
-from engine.sales.ledger import LEDGER, PeriodHistory, histories, history
-from engine.sales.ledger import write as write_ledger
-from engine.sales.models import CreditNote, Customer, Invoice, InvoiceLine, Subscription
-from engine.store import add_event, add_events
+from engine.sales.ledger import PeriodHistory, history
+from engine.sales.models import CreditNote, Customer, Invoice, Subscription
+from engine.store import add_event
 
 ZERO = Decimal(0)
 _DAYS = {"day": 1, "week": 7, "month": 30, "year": 365, "once": 1}
@@ -116,7 +103,7 @@ def subscription_to_dict(sub: Subscription) -> dict[str, Any]:
     }
 
 
-def _result(sub: Subscription, doc: Invoice | CreditNote | None = None, **extra: Any) -> dict[str, Any]:
+def subscription_result(sub: Subscription, doc: Invoice | CreditNote | None = None, **extra: Any) -> dict[str, Any]:
     out = subscription_to_dict(sub)
     out["document"] = _document(doc)
     out.update(extra)
@@ -208,13 +195,13 @@ def create_subscription(
             sub.trial_notice_sent = True
             sub.next_run_at = end_at
             add_event(session, "subscription.trial_will_end", customer.id, subscription_event(sub), time=now)
-        return _result(sub)
+        return subscription_result(sub)
     else:
         doc = open_first_period(
             session, sub, customer, catalog, plan_obj, now, "start", StepContext(UsageSource(session), promotions)
         )
     add_event(session, "subscription.created", customer.id, subscription_event(sub), time=now)
-    return _result(sub, doc)
+    return subscription_result(sub, doc)
 
 
 def _one_time(
@@ -248,7 +235,7 @@ def _rate(plan: Plan, quantity: Decimal) -> Decimal:
     return advance_amount(plan, quantity) / _DAYS.get(plan.interval, 30) / plan.interval_count
 
 
-def _prepare(
+def prepare_change(
     session: Session, subscription_id: str, clock: Clock, promotions: PromotionSource | None = None
 ) -> tuple[Subscription, Customer, datetime]:
     now = now_of(clock)
@@ -282,7 +269,7 @@ def change_subscription(
     if at not in (None, "now", "period_end"):
         raise SalesError("at", "now or period_end")
     new_q = quantity_of(quantity) if quantity is not None else None
-    sub, customer, now = _prepare(session, subscription_id, clock, promotions)
+    sub, customer, now = prepare_change(session, subscription_id, clock, promotions)
     catalog = catalog_for_version(session, sub.catalog_version_id)
     old_plan = catalog.plan(sub.plan_id)
     new_catalog, new_version_id = catalog, sub.catalog_version_id
@@ -330,7 +317,7 @@ def change_subscription(
             subscription_event(sub, changes=change, effective=effective.isoformat() if effective else None),
             time=now,
         )
-        return _result(sub, None, effective=effective.isoformat() if effective else None)
+        return subscription_result(sub, None, effective=effective.isoformat() if effective else None)
 
     doc: Invoice | CreditNote | None = None
     if sub.status != "trialing":
@@ -350,7 +337,7 @@ def change_subscription(
     sub.interval = new_plan.interval
     sub.quantity = target_q
     add_event(session, "subscription.changed", sub.customer_id, subscription_event(sub, changes=change), time=now)
-    return _result(sub, doc)
+    return subscription_result(sub, doc)
 
 
 def _change_pieces(
@@ -391,324 +378,11 @@ def _change_pieces(
     return [*priced, Priced(opening, "open", sub.cycle, new_version_id)], new_period
 
 
-@dataclass(frozen=True)
-class Cancellation:
-    """One item of `cancel_subscriptions`: the arguments of one `cancel_subscription`."""
-
-    subscription_id: str
-    at: str = "now"
-    prorate: bool = True
-
-
-def cancel_subscription(
-    session: Session,
-    subscription_id: str,
-    *,
-    clock: Clock,
-    at: str = "period_end",
-    prorate: bool = True,
-    promotions: PromotionSource | None = None,
-) -> dict[str, Any]:
-    """Cancel at the period end (the subscription runs to the end of what was paid; the
-    final invoice bills the last period's usage), or now: the usage so far is invoiced and
-    the unused in-advance time credited (`prorate`). `cancel_subscriptions` with one item
-    (the single call keeps its own argument errors)."""
-    if at not in ("now", "period_end"):
-        raise SalesError("at", "now or period_end")
-    if not isinstance(subscription_id, str) or not subscription_id:
-        raise SalesError("subscription_id", "required: a subscription id")
-    item = Cancellation(subscription_id, at=at, prorate=prorate)
-    return cancel_subscriptions(session, [item], clock=clock, promotions=promotions)[0]
-
-
-def _cancel_after_catching_up(
-    session: Session, item: Cancellation, *, clock: Clock, promotions: PromotionSource | None
-) -> dict[str, Any]:
-    """One cancellation, after billing the periods the billing run has not closed yet
-    (`catch_up`): what `cancel_subscriptions` does for a subscription behind its schedule."""
-    at, prorate = item.at, item.prorate
-    sub, customer, now = _prepare(session, item.subscription_id, clock, promotions)
-    if at == "period_end" and sub.status == "active":
-        _cancel_at_period_end(session, sub, now)
-        return _result(sub)
-    doc: Invoice | CreditNote | None = None
-    if sub.status == "active":
-        account = period_accounts(session, [sub])[sub.id]
-        final = _final_bill(session, StepContext(UsageSource(session), promotions), sub, customer, now,
-                            prorate, account)
-        doc = _issue_final(session, sub, customer, final, now)
-    _end_now(session, sub, now)
-    return _result(sub, doc)
-
-
-def cancel_subscriptions(
-    session: Session, items: Sequence[Cancellation], *, clock: Clock, promotions: PromotionSource | None = None
-) -> list[dict[str, Any]]:
-    """Cancel many subscriptions in one transaction (`cancel_subscription` is this with one
-    item), with the same rows, documents, numbers and events as one after the other, in order,
-    in a few statements:
-    one counter lock, one locking read of the subscriptions and one of their customers, one
-    usage read, one number taken per document kind; the ORM writes the rest in batches.
-
-    Every item is checked before anything is written: a bad `at`, an unknown, repeated or
-    already ended subscription raises (`SalesError`) and the call writes nothing. A
-    subscription with a period still to close (its billing run has not caught up) makes the
-    call cancel one item at a time, each after billing what is due (`catch_up`)."""
-    for i, item in enumerate(items):
-        if item.at not in ("now", "period_end"):
-            raise SalesError(f"items[{i}].at", "now or period_end")
-        if not isinstance(item.subscription_id, str) or not item.subscription_id:
-            raise SalesError(f"items[{i}].subscription_id", "required: a subscription id")
-    ids = [item.subscription_id for item in items]
-    repeated = sorted({sid for sid in ids if ids.count(sid) > 1}) if len(set(ids)) < len(ids) else []
-    if repeated:
-        raise SalesError("items", f"subscription {repeated[0]!r} appears more than once")
-    if not items:
-        return []
-    now = now_of(clock)
-    lock_counter(session, "invoice", now.year)  # first, as every writer of numbers: no deadlock
-    subs: dict[str, Subscription] = {}
-    for start in range(0, len(ids), _CHUNK):
-        # Sorted, so two callers lock overlapping rows in the same order; populate_existing:
-        # what was read before the lock may be stale.
-        stmt = (select(Subscription).where(Subscription.id.in_(sorted(ids)[start:start + _CHUNK]))
-                .order_by(Subscription.id).with_for_update().execution_options(populate_existing=True))
-        subs.update((s.id, s) for s in session.scalars(stmt))
-    for sid in ids:
-        if sid not in subs:
-            raise NotFound("subscription_id", f"unknown subscription {sid!r}")
-        if subs[sid].status in ("canceled", "completed"):
-            raise Conflict("subscription_id", f"subscription {sid} is {subs[sid].status}")
-    if any(s.next_run_at is not None and s.next_run_at <= now for s in subs.values()):
-        return [_cancel_after_catching_up(session, i, clock=clock, promotions=promotions) for i in items]
-    customers = {c.id: c for c in session.scalars(
-        select(Customer).where(Customer.id.in_(sorted({s.customer_id for s in subs.values()}))))}
-    billed = [i for i in items if i.at == "now" and subs[i.subscription_id].status == "active"]
-    billed_subs = [subs[i.subscription_id] for i in billed]
-    ctx = StepContext(_preloaded_usage(session, billed_subs), promotions,
-                      histories(session, [(s.id, s.period_start) for s in billed_subs if s.period_start]))
-    accounts = period_accounts(session, billed_subs)
-    out: list[dict[str, Any]] = []
-    with session.no_autoflush:
-        finals = {i.subscription_id: _final_bill(session, ctx, subs[i.subscription_id],
-                                                 customers[subs[i.subscription_id].customer_id], now, i.prorate,
-                                                 accounts[i.subscription_id])
-                  for i in billed}
-        # Numbered in item order, as one call after the other would number them.
-        credits = sum(1 for f in finals.values() if f.doc.total < ZERO)
-        numbers = {"invoice": _first_number(session, "invoice", now.year, len(finals) - credits),
-                   "credit_note": _first_number(session, "credit_note", now.year, credits)}
-        # The documents' lines and every event are collected and written in one INSERT each.
-        lines: list[dict[str, Any]] = []
-        events: list[tuple[str, str | None, dict[str, Any], datetime]] = []
-        ledger_rows: list[dict[str, Any]] = []
-        previous = session.info.get(LINES), session.info.get(EVENTS), session.info.get(LEDGER)
-        session.info[LINES], session.info[EVENTS], session.info[LEDGER] = lines, events, ledger_rows
-        try:
-            for item in items:
-                sub = subs[item.subscription_id]
-                if item.at == "period_end" and sub.status == "active":
-                    _cancel_at_period_end(session, sub, now)
-                    out.append(_result(sub))
-                    continue
-                doc: Invoice | CreditNote | None = None
-                final = finals.get(sub.id)
-                if final is not None:
-                    kind = "credit_note" if final.doc.total < ZERO else "invoice"
-                    doc = _issue_final(session, sub, customers[sub.customer_id], final, now, number=numbers[kind])
-                    numbers[kind] += 1
-                _end_now(session, sub, now)
-                out.append(_result(sub, doc))
-        finally:
-            for key, value in zip((LINES, EVENTS, LEDGER), previous, strict=True):
-                if value is None:
-                    session.info.pop(key, None)
-                else:
-                    session.info[key] = value
-    if lines:
-        session.flush()  # the invoices first: lines reference them
-        session.execute(insert(InvoiceLine), lines)
-    if ledger_rows:
-        write_ledger(session, ledger_rows)
-    add_events(session, events)
-    return out
-
-
-_CHUNK = 1000  # ids per IN list
-
-
-def _first_number(session: Session, kind: str, year: int, count: int) -> int:
-    """The first of `count` numbers of a gapless sequence, taken with one update."""
-    return next_number(session, kind, year, count) - count + 1 if count else 0
-
-
-def _preloaded_usage(session: Session, subs: Sequence[Subscription]) -> UsageSource:
-    """The usage of these subscriptions' current periods, and the late usage of their closed
-    periods, read in one query each."""
-    src = BatchUsage(session)
-    types: set[str] = set()
-    late: set[str] = set()
-    for s in subs:
-        catalog = catalog_for_version(session, s.catalog_version_id)
-        types |= {catalog.metrics[p.metric].event for p in catalog.plan(s.plan_id).prices if p.metric}
-        late |= {m.event for m in catalog.metrics.values()}
-    live = [s for s in subs if s.period_start is not None and s.period_end is not None]
-    customers = sorted({s.customer_id for s in live})
-    if types and live:
-        start = min(at_midnight(s.period_start) for s in live if s.period_start is not None)
-        end = max(at_midnight(s.period_end) for s in live if s.period_end is not None)
-        src.preload(customers, start, end, types)
-    billed = [s for s in live if late_since(s) is not None and s.period_start is not None]
-    if late and billed:
-        since = min(t for t in map(late_since, billed) if t is not None)
-        before = max(at_midnight(s.period_start) for s in billed if s.period_start is not None)
-        src.preload_late(customers, since, before, late)
-    return src
-
-
-@dataclass
-class PeriodAccount:
-    """What the customer owes and paid for a subscription's current period: where the credit
-    of a cancellation can go."""
-
-    open: list[Invoice] = field(default_factory=list)  # the period's open invoices, newest first
-    paid: Decimal = ZERO  # paid for the period's invoices (payments, and balance credit applied)
-
-    @property
-    def owed(self) -> Decimal:
-        return sum((inv.amount_due - inv.amount_paid for inv in self.open), ZERO)
-
-    def settle(self, credit: Decimal) -> CreditSettlement:
-        """The period's open invoices take the credit first, newest first (the unused days are
-        the latest terms'); then the balance, at most what the customer paid for the period. A
-        customer who never paid gets no balance credit: it would pay their next invoices with
-        money they never gave."""
-        out = CreditSettlement()
-        left = credit
-        for inv in self.open:
-            take = min(left, inv.amount_due - inv.amount_paid)
-            if take > ZERO:
-                out.invoices.append((inv, take))
-                left -= take
-        out.balance = min(left, self.paid)
-        return out
-
-
-_SETTLED = ("finalized", "paid", "uncollectible", "credited")  # issued and not voided
-
-
-def period_accounts(session: Session, subs: Sequence[Subscription]) -> dict[str, PeriodAccount]:
-    """Each subscription's `PeriodAccount`, from one read of the invoices of their current
-    periods (an invoice belongs to the period it opens: a start, renewal or change invoice)."""
-    out = {sub.id: PeriodAccount() for sub in subs}
-    keys = [(sub.id, sub.period_start) for sub in subs if sub.period_start is not None]
-    for start in range(0, len(keys), _CHUNK):
-        rows = session.scalars(
-            select(Invoice)
-            .where(tuple_(Invoice.subscription_id, Invoice.period_start).in_(keys[start:start + _CHUNK]),
-                   Invoice.status.in_(_SETTLED))
-            .order_by(Invoice.created_at.desc(), Invoice.number.desc())
-        )
-        for inv in rows:
-            account = out[str(inv.subscription_id)]
-            account.paid += inv.amount_paid + inv.credit_applied
-            if inv.status == "finalized" and inv.amount_due > inv.amount_paid:
-                account.open.append(inv)
-    return out
-
-
-@dataclass
-class _Final:
-    """The document of a cancellation now, priced, what it bills and where its credit goes."""
-
-    priced: list[Priced]
-    doc: Document
-    catalog: Catalog
-    plan: Plan
-    period: Period
-    account: PeriodAccount
-
-
-def _final_bill(
-    session: Session, ctx: StepContext, sub: Subscription, customer: Customer, now: datetime, prorate: bool,
-    account: PeriodAccount,
-) -> _Final:
-    """The unused in-advance days given back (`prorate`) exactly as they were charged, then
-    the usage so far with the minimum commitment prorated to the days the period ran, and
-    the late usage of periods already closed. Nothing is given back when the period was
-    neither paid nor is still owed (its invoice voided or written off): there is nothing
-    to credit it against."""
-    assert sub.period_start is not None and sub.period_end is not None
-    prorate = prorate and (account.owed > ZERO or account.paid > ZERO)
-    catalog = catalog_for_version(session, sub.catalog_version_id)
-    plan = catalog.plan(sub.plan_id)
-    period = Period(sub.period_start, sub.period_end)
-    today = now.date()
-    hist = ctx.history(session, sub.id, period.start)
-    priced: list[Priced] = []
-    if prorate and today < period.end:
-        credit = opening_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, charge_from=today, credit=True,
-                               before=hist.total(), discounts=hist.discounts("advance", plan.id))
-        priced.append(Priced(credit, "cancel", sub.cycle, sub.catalog_version_id))
-    until = today if today < period.end else None
-    closing = closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, until=until)
-    priced.append(Priced(closing, "close", sub.cycle, sub.catalog_version_id))
-    priced += late_pieces(session, ctx, catalog, sub, period.start)  # earlier periods' late usage too
-    doc = price_pieces(priced, customer, plan_id=plan.id, period=period, catalog=catalog)
-    return _Final(priced, doc, catalog, plan, period, account)
-
-
-def _issue_final(
-    session: Session, sub: Subscription, customer: Customer, final: _Final, now: datetime, *, number: int | None = None
-) -> Invoice | CreditNote:
-    issued, _ = issue_document(
-        session,
-        sub,
-        customer,
-        final.priced,
-        reason="cancel",
-        billing_key=f"final:{now.date().isoformat()}",
-        now=now,
-        period=final.period,
-        arrears=Arrears(final.period, final.plan.id, sub.catalog_version_id, sub.quantity),
-        number=number,
-        catalog=final.catalog,
-        doc=final.doc,
-        settlement=final.account.settle(-final.doc.total) if final.doc.total < ZERO else None,
-    )
-    return issued
-
-
-def _cancel_at_period_end(session: Session, sub: Subscription, now: datetime) -> None:
-    if sub.cancel_at_period_end:
-        return
-    sub.cancel_at_period_end = True
-    sub.canceled_at = now
-    sub.pending_plan_id = sub.pending_version_id = None
-    sub.pending_quantity = None
-    emit(
-        session,
-        "subscription.canceled",
-        sub.customer_id,
-        subscription_event(sub, at="period_end", ends_at=sub.period_end.isoformat() if sub.period_end else None),
-        time=now,
-    )
-
-
-def _end_now(session: Session, sub: Subscription, now: datetime) -> None:
-    sub.status = "canceled"
-    sub.canceled_at = sub.canceled_at or now
-    sub.ended_at = now
-    sub.next_run_at = None
-    sub.last_billed_at = now
-    emit(session, "subscription.canceled", sub.customer_id, subscription_event(sub, at="now"), time=now)
-
-
 def reactivate_subscription(
     session: Session, subscription_id: str, *, clock: Clock, promotions: PromotionSource | None = None
 ) -> dict[str, Any]:
     """Undo a cancellation at period end, before the period ends."""
-    sub, _customer, now = _prepare(session, subscription_id, clock, promotions)
+    sub, _customer, now = prepare_change(session, subscription_id, clock, promotions)
     if not sub.cancel_at_period_end:
         raise Conflict("subscription_id", f"subscription {sub.id} is not set to cancel")
     sub.cancel_at_period_end = False
@@ -720,104 +394,10 @@ def reactivate_subscription(
         subscription_event(sub, changes={"reactivated": True}),
         time=now,
     )
-    return _result(sub)
+    return subscription_result(sub)
 
 
 # --- catalog migrations ---------------------------------------------------------------------------
-
-
-def _migration_targets(
-    session: Session, catalog: str, version: int | None, plan: str | None
-) -> tuple[Any, Catalog, list[Subscription]]:
-    target = get_version(session, catalog, version)
-    new_catalog = catalog_for_version(session, target.id)
-    stmt = select(Subscription).where(
-        Subscription.catalog == catalog,
-        Subscription.status.in_(("active", "trialing")),
-        Subscription.catalog_version_id != target.id,
-    )
-    if plan is not None:
-        stmt = stmt.where(Subscription.plan_id == plan)
-    return target, new_catalog, list(session.scalars(stmt.order_by(Subscription.id)))
-
-
-def _next_period_amount(
-    session: Session, catalog: Catalog, sub: Subscription, plan_id: str
-) -> tuple[Period | None, Decimal]:
-    plan = catalog.plan(plan_id)
-    index = sub.period_index + 1 if sub.status == "active" else 0
-    period = plan_period(plan, sub.anchor, index)
-    usage_period = Period(sub.period_start, sub.period_end) if sub.period_start and sub.period_end else None
-    from engine.sales.cycle import usage_for
-
-    usage = usage_for(UsageSource(session), catalog, plan, sub.customer_id, usage_period) if usage_period else {}
-    bill = price_period(catalog, plan, period, quantity=sub.pending_quantity or sub.quantity, usage=usage, minimum=True)
-    return period, bill.total
-
-
-def preview_migration(
-    session: Session, catalog: str, version: int | None = None, *, plan: str | None = None
-) -> list[dict[str, Any]]:
-    """Which subscriptions a migration to `version` (default: the latest) would move, and
-    what their next period costs before and after (in-advance charges plus the current
-    period's usage priced both ways, before tax)."""
-    target, new_catalog, subs = _migration_targets(session, catalog, version, plan)
-    out = []
-    for sub in subs:
-        plan_id = sub.pending_plan_id or sub.plan_id
-        old_catalog = catalog_for_version(session, sub.catalog_version_id)
-        period, old_amount = _next_period_amount(session, old_catalog, sub, plan_id)
-        row: dict[str, Any] = {
-            "subscription_id": sub.id,
-            "customer_id": sub.customer_id,
-            "plan": plan_id,
-            "from_version_id": sub.catalog_version_id,
-            "to_version": target.version,
-            "to_version_id": target.id,
-            "effective": period.start.isoformat() if period else None,
-            "old_amount": money(old_amount, old_catalog.currency),
-        }
-        if plan_id not in new_catalog.plans:
-            row.update(new_amount=None, difference=None, blocked=f"plan {plan_id!r} is not in version {target.version}")
-        else:
-            _, new_amount = _next_period_amount(session, new_catalog, sub, plan_id)
-            row.update(
-                new_amount=money(new_amount, new_catalog.currency),
-                difference=money(new_amount - old_amount, new_catalog.currency),
-                blocked=None,
-            )
-        out.append(row)
-    return out
-
-
-def migrate_subscriptions(
-    session: Session,
-    catalog: str,
-    version: int | None = None,
-    *,
-    clock: Clock,
-    plan: str | None = None,
-    subscription_ids: list[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Move grandfathered subscriptions to `version` from their next period on. Returns the
-    preview rows of the subscriptions migrated (blocked ones are left as they are)."""
-    now = now_of(clock)
-    preview = preview_migration(session, catalog, version, plan=plan)
-    done = []
-    for row in preview:
-        if row["blocked"] or (subscription_ids is not None and row["subscription_id"] not in subscription_ids):
-            continue
-        sub = load_subscription(session, row["subscription_id"])
-        sub.pending_version_id = row["to_version_id"]
-        add_event(
-            session,
-            "subscription.changed",
-            sub.customer_id,
-            subscription_event(sub, changes={"catalog_version": row}, effective=row["effective"]),
-            time=now,
-        )
-        done.append(row)
-    return done
 
 
 def get_subscription(session: Session, subscription_id: str) -> dict[str, Any]:
