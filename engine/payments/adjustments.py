@@ -19,16 +19,10 @@ from sqlalchemy.orm import Session
 
 from engine.money import quantum, to_decimal
 from engine.payments import journal
-from engine.payments.collection import (
-    ZERO,
-    PaymentError,
-    PaymentService,
-    _money,
-    _receivable,
-    refund_payment,
-)
 from engine.payments.journal import Posting
 from engine.payments.models import Payment, Receivable, Refund
+from engine.payments.refunds import refund_payment
+from engine.payments.service import ZERO, PaymentError, PaymentService, _money, _receivable
 from engine.store import mark_processed
 
 CREDIT_NOTES = "credit_notes"

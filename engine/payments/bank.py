@@ -41,13 +41,8 @@ from sqlalchemy.orm import Session
 
 from engine.money import quantum
 from engine.payments import journal
-from engine.payments.collection import (
-    PaymentError,
-    PaymentNotFound,
-    PaymentService,
-    record_manual_payment,
-)
 from engine.payments.journal import Posting
+from engine.payments.manual import record_manual_payment
 from engine.payments.models import (
     BankLine,
     InvoiceReference,
@@ -57,6 +52,7 @@ from engine.payments.models import (
     ReconciliationDecision,
 )
 from engine.payments.references import normalise_reference, number_key, qr_reference
+from engine.payments.service import PaymentError, PaymentNotFound, PaymentService
 from engine.payments.statements import ParsedStatement, StatementLine
 from engine.store import OutboxEvent, new_event_id
 

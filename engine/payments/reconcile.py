@@ -31,7 +31,6 @@ from engine.money import quantum
 from engine.payments import journal
 from engine.payments.bank import match_bank
 from engine.payments.camt import paused_gc
-from engine.payments.collection import PaymentService
 from engine.payments.journal import Posting
 from engine.payments.models import (
     Payment,
@@ -40,6 +39,7 @@ from engine.payments.models import (
     Refund,
     SettlementImport,
 )
+from engine.payments.service import PaymentService
 from engine.payments.settlement_pg import SettlementWriter
 from engine.payments.statements import (
     ParsedStatement,
