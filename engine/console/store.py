@@ -29,7 +29,8 @@ class ConsoleError(ValueError):
 
 
 def ensure_tables(bind: Any) -> None:
-    """Create the console's and the users' tables when missing (until migrations cover them)."""
+    """Create the console's and the users' tables when missing, on a database built without the
+    migrations (which create them since 0001): a test's or a seed's throwaway one."""
     from engine.store.base import Base
 
     tables = [Draft.__table__, ConsoleUser.__table__, AuditEntry.__table__]

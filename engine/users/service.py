@@ -237,7 +237,8 @@ __all__ = [
 
 
 def ensure_tables(bind: Any) -> None:
-    """Create this package's tables when missing (until a migration revision covers them)."""
+    """Create this package's tables when missing, on a database built without the migrations
+    (which create them since 0001): a test's or a seed's throwaway one."""
     from engine.store.base import Base
 
     Base.metadata.create_all(bind, tables=[ConsoleUser.__table__, AuditEntry.__table__], checkfirst=True)  # type: ignore[list-item]

@@ -157,14 +157,14 @@ def _exit_on_sigterm(_signum: int, _frame: Any) -> None:
 
 
 def seed_console_users(system: System, seeding: bool) -> list[tuple[str, str, str]]:
-    """The console's tables, and the demo sign-ins only in the database this run seeds with the
-    demo: a database the demo did not seed (a real one, or one seeded before, whose users may
-    have changed their passwords or been removed) never gets `<role>-demo` passwords."""
+    """The demo sign-ins, only in the database this run seeds with the demo (the console's
+    tables came with the migrations): a database the demo did not seed (a real one, or one
+    seeded before, whose users may have changed their passwords or been removed) never gets
+    `<role>-demo` passwords."""
     try:
-        from engine.console import ensure_tables, seed_demo
+        from engine.console import seed_demo
     except ImportError:
         return []
-    ensure_tables(system.db.engine)
     if not seeding:
         return []
     with system.db.session() as s:
