@@ -91,13 +91,6 @@ def mark_simulated(session: Session, kind: str, name: str, text: str, summary: s
         row.simulated_summary = summary
 
 
-def delete_draft(session: Session, user: dict[str, Any] | None, kind: str, name: str) -> None:
-    require(user, "edit")
-    row = get_draft(session, kind, name)
-    if row is not None:
-        session.delete(row)
-
-
 # Published catalogs ----------------------------------------------------------------------
 
 
