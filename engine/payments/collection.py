@@ -113,21 +113,9 @@ def collect_invoice(
         if existing.status == "pending" and existing.provider not in OFFLINE_PROVIDERS:
             _resolve_pending(session, svc, existing)
         return _result(existing, rec)
-    if rec.status == "paid":
-        return CollectionResult("already_paid", rec.invoice_id, payment_reference=rec.payment_reference)
-    if rec.status != "open":  # voided or written off: nothing more is collected
-        return CollectionResult(rec.status, rec.invoice_id, payment_reference=rec.payment_reference)
-    # An earlier attempt whose outcome is unknown could still have taken the money.
-    for earlier in session.scalars(
-        select(Payment).where(Payment.invoice_id == rec.invoice_id, Payment.status == "pending")
-    ).all():
-        if earlier.provider in OFFLINE_PROVIDERS:
-            continue
-        if _resolve_pending(session, svc, earlier) == "pending":
-            return CollectionResult("blocked", rec.invoice_id, payment_id=earlier.id,
-                                    remaining=rec.remaining, payment_reference=rec.payment_reference)
-    if rec.status == "paid":
-        return CollectionResult("already_paid", rec.invoice_id, payment_reference=rec.payment_reference)
+    refused = _no_new_attempt(session, svc, rec)
+    if refused is not None:
+        return refused
     rec.last_attempt = max(rec.last_attempt, invoice.attempt)
 
     used = _apply_credit(session, svc, rec)
@@ -149,6 +137,34 @@ def collect_invoice(
         return CollectionResult("no_payment_method", rec.invoice_id, decline_code="no_payment_method",
                                 retryable=False, remaining=rec.remaining,
                                 payment_reference=rec.payment_reference)
+    return _charge(session, svc, rec, method, key, invoice.attempt)
+
+
+def _no_new_attempt(session: Session, svc: PaymentService, rec: Receivable) -> CollectionResult | None:
+    """Why no new attempt is made for `rec` (paid, closed, or an earlier attempt whose
+    outcome is still unknown), or None when one may be."""
+    if rec.status == "paid":
+        return CollectionResult("already_paid", rec.invoice_id, payment_reference=rec.payment_reference)
+    if rec.status != "open":  # voided or written off: nothing more is collected
+        return CollectionResult(rec.status, rec.invoice_id, payment_reference=rec.payment_reference)
+    # An earlier attempt whose outcome is unknown could still have taken the money.
+    for earlier in session.scalars(
+        select(Payment).where(Payment.invoice_id == rec.invoice_id, Payment.status == "pending")
+    ).all():
+        if earlier.provider in OFFLINE_PROVIDERS:
+            continue
+        if _resolve_pending(session, svc, earlier) == "pending":
+            return CollectionResult("blocked", rec.invoice_id, payment_id=earlier.id,
+                                    remaining=rec.remaining, payment_reference=rec.payment_reference)
+    if rec.status == "paid":
+        return CollectionResult("already_paid", rec.invoice_id, payment_reference=rec.payment_reference)
+    return None
+
+
+def _charge(session: Session, svc: PaymentService, rec: Receivable, method: PaymentMethod, key: str,
+            attempt: int) -> CollectionResult:
+    """Record attempt `attempt` as pending, then ask the provider (looking first, in case a
+    lost run of this very attempt was answered) and apply what it says."""
     adapter = svc.adapter(method.provider)
     now = svc.now()
     payment = Payment(
@@ -156,7 +172,7 @@ def collect_invoice(
         idempotency_key=key,
         invoice_id=rec.invoice_id,
         customer_id=rec.customer_id,
-        attempt=invoice.attempt,
+        attempt=attempt,
         provider=method.provider,
         method_type=method.method_type,
         method_id=method.id,
