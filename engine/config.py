@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     # invoice email. No defaults: a deployment sets its own (the demo seed sets demo values).
     seller_name: str = ""
     seller_iban: str = ""
+    # Printed on PDF invoices and credit notes with the name and IBAN (docs/customer-page.md).
+    # Lines of the address are separated by "\n" or ";".
+    seller_address: str = ""
+    seller_tax_id: str = ""
+    # Where customers reach this engine's API from outside (the customer page's links in
+    # emails). Empty: http://{api_host}:{api_port}, right only for a local run.
+    public_url: str = ""
+    # The customer page's links are signed with this (comma-separated: the first signs, all
+    # verify, for a rotation). Empty: a secret generated once per database and stored in it
+    # (table engine_secrets), so every process of a deployment signs alike. No default value.
+    portal_secret: str = ""
+    # How long a customer-page link in an email stays valid.
+    portal_link_days: int = 30
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,7 @@ MODEL_MODULES = (
     "engine.store.outbox",
     "engine.events.counters",
     "engine.store.clock",
+    "engine.store.secrets",
     "engine.sales.models",
     "engine.rules.models",
     "engine.payments.models",

@@ -75,14 +75,16 @@ def create_app(ctx: ApiContext) -> EngineAPI:
     problems.install(app)
 
     app.add_middleware(BodyLimit, max_bytes=ctx.max_body_bytes)
+    # The system's own routers first: `GET /v1/invoices/{id}.pdf` (engine.portal) must come
+    # before `GET /v1/invoices/{id}`, which would take "in_1.pdf" for an id.
+    for router in ctx.routers:
+        app.include_router(router)
     app.include_router(ops.router)
     app.include_router(product.router)
     app.include_router(billing.router)
     app.include_router(decisions.router)
     app.include_router(payments.router)
     app.include_router(reconciliation.router)
-    for router in ctx.routers:
-        app.include_router(router)
     # The access check is the product's hottest call: the same endpoint is also mounted as a
     # plain Starlette route ahead of the others, so requests skip FastAPI's per-request
     # dependency solving (the APIRoute above still documents it in the OpenAPI schema).

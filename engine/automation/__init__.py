@@ -15,7 +15,7 @@ from engine.automation.charges import create_charge
 from engine.automation.context import build_context, invoice_context, subject_context, subject_contexts
 from engine.automation.models import ActionRecord, ScheduledJob
 from engine.automation.service import SUBSYSTEM, Automation, JobsReport, SweepReport
-from engine.automation.templating import DatabaseFacts, Facts, Seller, template_data
+from engine.automation.templating import CustomerLinks, DatabaseFacts, Facts, Seller, template_data
 from engine.store import Base, Database
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ActionRunner",
     "Automation",
     "Cause",
+    "CustomerLinks",
     "DatabaseFacts",
     "Facts",
     "JobsReport",

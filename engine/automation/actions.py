@@ -28,7 +28,7 @@ from engine import dunning, messaging, sales
 from engine.automation.charges import create_charge
 from engine.automation.context import LIVE_SUBSCRIPTIONS
 from engine.automation.models import PENDING, ActionRecord, ScheduledJob
-from engine.automation.templating import DatabaseFacts, Seller, plain, template_data
+from engine.automation.templating import CustomerLinks, DatabaseFacts, Seller, plain, template_data
 from engine.clock import FixedClock
 from engine.durations import parse_duration
 from engine.pricing.quoting import PromotionSource
@@ -97,7 +97,8 @@ class ActionRunner:
 
     def __init__(self, session: Session, now: datetime, *, public_url: str,
                  batch: bool = False, promotions: PromotionSource | None = None,
-                 seller: Seller | None = None, renderer: messaging.Renderer | None = None) -> None:
+                 seller: Seller | None = None, renderer: messaging.Renderer | None = None,
+                 links: CustomerLinks | None = None) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome)."""
@@ -109,6 +110,7 @@ class ActionRunner:
         self.promotions = promotions  # what a cancellation's documents are priced with
         self.seller = seller or Seller()  # printed on bank-transfer instructions
         self.renderer = renderer  # the system's templates (None: messaging renders with a fresh one)
+        self.links = links  # the customer page's links in the emails
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
         for index, action in enumerate(actions):
@@ -157,11 +159,15 @@ class ActionRunner:
             raise ValueError("notify: the context names no customer")
         template = str(params["template"])
         data = self.template_data(template, ctx, dict(params.get("data") or {}))
+        invoice_id = (ctx.get("invoice") or {}).get("id")
+        # An invoice's email carries its PDF (engine.pdf, drawn when the email is sent).
+        attachments = [{"kind": "invoice_pdf", "id": str(invoice_id)}] \
+            if invoice_id and messaging.TEMPLATE_CATEGORIES.get(template) == "invoices" else []
         results = messaging.notify(
             self.session, customer=customer, template=template,
             channels=list(params.get("channels") or ["email"]), data=data,
             event_id=cause.key[:200], rule_id=f"{action.ruleset}/{action.rule}", now=self.now,
-            renderer=self.renderer)
+            renderer=self.renderer, attachments=attachments)
         return ", ".join(f"{r.channel}:{r.status}" for r in results)
 
     def _set_dunning_state(self, action: Action, params: dict[str, Any], ctx: dict[str, Any],
@@ -261,7 +267,7 @@ class ActionRunner:
             -> dict[str, Any]:
         """Plain data for the template (engine.automation.templating)."""
         return template_data(template, ctx, data, now=self.now, public_url=self.public_url,
-                             seller=self.seller, facts=DatabaseFacts(self.session))
+                             seller=self.seller, facts=DatabaseFacts(self.session), links=self.links)
 
 
 

@@ -31,7 +31,7 @@ from engine.automation.context import (
     subjects_by_id,
 )
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
-from engine.automation.templating import Seller
+from engine.automation.templating import CustomerLinks, Seller
 from engine.clock import Clock
 from engine.events import Envelope
 from engine.payments import PaymentService
@@ -69,7 +69,8 @@ class Automation:
                  public_url: str = "https://billing.example.com",
                  seller: Seller | None = None,
                  payments: PaymentService | None = None,
-                 renderer: messaging.Renderer | None = None) -> None:
+                 renderer: messaging.Renderer | None = None,
+                 links: CustomerLinks | None = None) -> None:
         self.db = db
         # The payment service of the system this runs in (None: another process collects).
         self.payments = payments
@@ -82,6 +83,8 @@ class Automation:
         self._sync = sync
         self.public_url = public_url
         self.seller = seller or Seller()
+        # Links to the customer page, in the emails (None: the emails have none).
+        self.links = links
         self._events: tuple[Mapping[str, int], frozenset[str]] = ({}, frozenset())
         self._lock = threading.Lock()
 
@@ -137,7 +140,7 @@ class Automation:
         when = parse_time(env.get("time")) or now
         cause = Cause(self.cause_key(env, ctx), str(env.get("id")), min(when, now))
         ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions,
-                              renderer=self.renderer).run(decision.actions, ctx, cause)
+                              renderer=self.renderer, links=self.links).run(decision.actions, ctx, cause)
         return decision
 
     @staticmethod
@@ -217,7 +220,7 @@ class Automation:
                 rows = subjects_by_id(session, for_each, list(hits))
                 contexts = subject_contexts(session, for_each, rows, now, lock=True)
                 runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, batch=True,
-                                      promotions=self.promotions, renderer=self.renderer)
+                                      promotions=self.promotions, renderer=self.renderer, links=self.links)
                 done = act_batch(session, self.runtime, runner, for_each,
                                  [(sid, ctx, hits[sid]) for sid, ctx in contexts], now, slot)
             return [(done.get(sid, 0), None) for sid in hits]
@@ -241,7 +244,7 @@ class Automation:
         if ctx is None:
             return 0
         runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions,
-                              renderer=self.renderer)
+                              renderer=self.renderer, links=self.links)
         done = 0
         for r in rules:  # in rule order; a rule sees what the previous one changed
             decision = self.runtime.evaluate_scheduled(r.ruleset, r.rule, ctx)

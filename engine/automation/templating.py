@@ -32,6 +32,13 @@ class Seller:
     iban: str = ""
 
 
+class CustomerLinks(Protocol):
+    """Signed links to a customer's own page (engine.portal.PortalLinks): what the emails
+    print as `portal.url`, valid until `portal.expires_at`."""
+
+    def customer_page(self, customer_id: str, now: datetime, days: int | None = None) -> dict[str, str]: ...
+
+
 class Facts(Protocol):
     def feature_name(self, customer_id: str, feature: str) -> str | None: ...
 
@@ -120,9 +127,11 @@ def _props(ctx: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any], *,
-                  now: datetime, public_url: str, seller: Seller, facts: Facts) -> dict[str, Any]:
+                  now: datetime, public_url: str, seller: Seller, facts: Facts,
+                  links: CustomerLinks | None = None) -> dict[str, Any]:
     """Plain data for the template: the context's invoice, subscription, account, payment
-    and quota facts, the offer of an access denial, the seller, then the rule's own `data`."""
+    and quota facts, the offer of an access denial, the seller, the customer page's link
+    (`portal`: {url, expires_at}, None without `links`), then the rule's own `data`."""
     public_url = public_url.rstrip("/")
     data = dict(data)
     etype = str((ctx.get("event") or {}).get("type") or "")
@@ -130,9 +139,13 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
     cid = str((ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id") or "")
     out: dict[str, Any] = {"event": plain(ctx.get("event") or {}),
                            "seller": {"name": seller.name, "iban": seller.iban}}
+    portal = links.customer_page(cid, now) if links is not None and cid else None
+    out["portal"] = {"url": portal["url"], "expires_at": portal["expires_at"]} if portal else None
     invoice = dict(ctx.get("invoice") or {})
     if invoice:
-        invoice.setdefault("url", f"{public_url}/invoices/{invoice.get('id')}")
+        # The invoice's PDF on the customer's page when there is one.
+        invoice.setdefault("url", f"{portal['url']}/invoices/{invoice.get('id')}.pdf" if portal
+                           else f"{public_url}/invoices/{invoice.get('id')}")
         # Collected automatically: due on issue.
         invoice.setdefault("due_date", _date(invoice.get("issued_at")) or now.date())
         if invoice.get("id"):

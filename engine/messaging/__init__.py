@@ -6,6 +6,8 @@ Record in the caller's transaction with `notify(...)`; send with `deliver_pendin
 """
 
 from engine.messaging.channels import (
+    Attachment,
+    AttachmentSource,
     Channel,
     Channels,
     EmailChannel,
@@ -49,6 +51,8 @@ from engine.messaging.templates import (
     Rendered,
     Renderer,
     TemplateError,
+    format_date,
+    format_money,
     preview,
 )
 
@@ -58,6 +62,8 @@ __all__ = [
     "TEMPLATE_CATEGORIES",
     "TEMPLATE_NAMES",
     "TRANSACTIONAL_CATEGORIES",
+    "Attachment",
+    "AttachmentSource",
     "Channel",
     "Channels",
     "DeliveryReport",
@@ -90,6 +96,8 @@ __all__ = [
     "deliveries_in_flight",
     "disable_webhook_endpoint",
     "flush_digests",
+    "format_date",
+    "format_money",
     "get_preferences",
     "list_dead_letters",
     "list_feed",

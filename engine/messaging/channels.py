@@ -92,6 +92,21 @@ class Channel(Protocol):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+
+# Makes the file an email names by reference (Rendered.attachments), when it is sent. Raises
+# LookupError when the reference names nothing (the email fails for good), anything else when
+# the file cannot be made now (the email is tried again later).
+AttachmentSource = Callable[[Mapping[str, str]], Attachment]
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     host: str
     port: int
@@ -197,9 +212,18 @@ def _b64_part(content_type: str, text: str) -> str:
             f"Content-Transfer-Encoding: base64\r\n\r\n{body}")
 
 
-def build_email(message: Outgoing, settings: SmtpSettings) -> RawEmail:
-    """The MIME message (multipart/alternative: text, then HTML), built directly: the
-    `email` package's header machinery costs more than the SMTP exchange itself."""
+def _file_part(file: Attachment) -> str:
+    name = re.sub(r'[^A-Za-z0-9._-]', "_", file.filename)[:100] or "attachment"
+    body = base64.encodebytes(file.data).decode("ascii").replace("\n", "\r\n")
+    return (f"Content-Type: {file.content_type}; name=\"{name}\"\r\n"
+            f"Content-Disposition: attachment; filename=\"{name}\"\r\n"
+            f"Content-Transfer-Encoding: base64\r\n\r\n{body}")
+
+
+def build_email(message: Outgoing, settings: SmtpSettings, files: Sequence[Attachment] = ()) -> RawEmail:
+    """The MIME message (multipart/alternative: text, then HTML; inside multipart/mixed with
+    the `files` when there are any), built directly: the `email` package's header machinery
+    costs more than the SMTP exchange itself."""
     r = message.rendered
     to = (message.recipient or "").strip()
     if not to:
@@ -229,6 +253,11 @@ def build_email(message: Outgoing, settings: SmtpSettings) -> RawEmail:
                 f"{_b64_part('text/html', r.html)}\r\n--{boundary}--\r\n")
     else:
         body = text
+    if files:
+        mixed = f"=_billing_mixed_{message.notification_id}"
+        parts = "".join(f"--{mixed}\r\n{_file_part(f)}\r\n" for f in files)
+        body = (f"Content-Type: multipart/mixed; boundary=\"{mixed}\"\r\n\r\n"
+                f"--{mixed}\r\n{body}\r\n{parts}--{mixed}--\r\n")
     return RawEmail(settings.sender, to, message_id, (head + body).encode("ascii"))
 
 
@@ -239,16 +268,35 @@ class EmailChannel:
     name = "email"
     transactional = False
 
-    def __init__(self, settings: SmtpSettings, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, settings: SmtpSettings, retry: RetryPolicy | None = None,
+                 attachments: AttachmentSource | None = None) -> None:
         self.settings = settings
         self.retry = retry or RetryPolicy(max_attempts=6)
+        self.attachments = attachments
         self._mail_from = "FROM:" + smtplib.quoteaddr(settings.sender)
         self._idle: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, retry: RetryPolicy | None = None) -> EmailChannel:
-        return cls(SmtpSettings.from_url(url), retry)
+    def from_url(cls, url: str, retry: RetryPolicy | None = None,
+                 attachments: AttachmentSource | None = None) -> EmailChannel:
+        return cls(SmtpSettings.from_url(url), retry, attachments)
+
+    def _files(self, message: Outgoing) -> list[Attachment]:
+        wanted = message.rendered.attachments
+        if not wanted:
+            return []
+        if self.attachments is None:
+            raise TransientError(f"no attachment source in this process for {list(wanted)}")
+        files = []
+        for ref in wanted:
+            try:
+                files.append(self.attachments(ref))
+            except LookupError as exc:
+                raise PermanentError(f"attachment {dict(ref)}: {exc}") from exc
+            except Exception as exc:  # the database or the renderer, for now: later
+                raise TransientError(f"attachment {dict(ref)}: {type(exc).__name__}: {exc}") from exc
+        return files
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
@@ -280,7 +328,7 @@ class EmailChannel:
             self._idle.append(conn)
 
     def send(self, message: Outgoing, session: Session | None = None) -> str | None:
-        email = build_email(message, self.settings)
+        email = build_email(message, self.settings, self._files(message))
         conn, fresh = self._take()
         for attempt in (1, 2):
             try:
@@ -593,16 +641,18 @@ class Channels:
     @classmethod
     def from_settings(cls, *, smtp_url: str | None = None, sms_provider: SmsProvider | None
                       = None, sms_file: str | Path = "var/sms.jsonl",
-                      webhooks: bool = True, allow_private_webhooks: bool = False) -> Channels:
+                      webhooks: bool = True, allow_private_webhooks: bool = False,
+                      attachments: AttachmentSource | None = None) -> Channels:
         """Email when an SMTP URL is given (default: BILLING_SMTP_URL), SMS to the provider
-        (default: a JSON-lines file), in-app always, webhooks unless turned off."""
+        (default: a JSON-lines file), in-app always, webhooks unless turned off. `attachments`
+        makes the files emails carry (an invoice's PDF)."""
         if smtp_url is None:
             from engine.config import get_settings
 
             smtp_url = get_settings().smtp_url
         chans: list[Channel] = [InAppChannel()]
         if smtp_url:
-            chans.append(EmailChannel.from_url(smtp_url))
+            chans.append(EmailChannel.from_url(smtp_url, attachments=attachments))
         chans.append(SmsChannel(sms_provider or FileSmsProvider(sms_file)))
         if webhooks:
             chans.append(WebhookChannel(allow_private=allow_private_webhooks))

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -122,6 +122,8 @@ class NotifyRequest:
     category: str | None = None
     urgent: bool = False
     digest: timedelta | None = None
+    # Email only: files to attach, by reference (see Rendered.attachments).
+    attachments: tuple[dict[str, str], ...] = ()
 
 
 def notify(
@@ -138,6 +140,7 @@ def notify(
     now: datetime,
     digest: timedelta | None = None,
     renderer: Renderer | None = None,
+    attachments: Sequence[Mapping[str, str]] = (),
 ) -> list[NotifyResult]:
     """Record one notification per channel in the caller's transaction; send nothing.
 
@@ -148,10 +151,12 @@ def notify(
     `failed` (with the reason, and a `notification.failed` event). Outside `urgent`, email
     and SMS wait for the end of the customer's quiet hours. With `digest`, the message
     waits up to that long and goes out together with the others of the same template
-    and channel that arrive in the window (one digest message).
+    and channel that arrive in the window (one digest message). `attachments` go with the
+    email (by reference, made when it is sent: e.g. an invoice's PDF).
     """
     request = NotifyRequest(customer, template, channels, data, event_id, rule_id, category,
-                            urgent, digest)
+                            urgent, digest, tuple({str(k): str(v) for k, v in a.items()}
+                                                  for a in attachments))
     return notify_many(session, [request], now=now, renderer=renderer)[0]
 
 
@@ -356,6 +361,8 @@ def _plan(session: Session, request: NotifyRequest, customer_id: str, prefs: Pre
                 except TemplateError as exc:
                     status, reason = m.FAILED, str(exc)
                 else:
+                    if channel == "email" and request.attachments:
+                        rendered = replace(rendered, attachments=request.attachments)
                     row["content"] = rendered.to_dict()
                     row["locale"] = rendered.locale
             row["status"] = status

@@ -89,6 +89,9 @@ class Rendered:
     action_url: str | None = None
     payload: dict[str, Any] | None = None
     sms: SmsLength | None = field(default=None)
+    # Email only: what to attach when it is sent, by reference (e.g. {"kind": "invoice_pdf",
+    # "id": "in_..."}); the channel's AttachmentSource makes the file at send time.
+    attachments: tuple[dict[str, str], ...] = ()
 
     def summary(self) -> str:
         """One line describing the message (used by digests and logs)."""
@@ -105,6 +108,8 @@ class Rendered:
         if self.sms is not None:
             out["sms"] = {"encoding": self.sms.encoding, "units": self.sms.units,
                           "segments": self.sms.segments}
+        if self.attachments:
+            out["attachments"] = [dict(a) for a in self.attachments]
         return out
 
     @classmethod
@@ -116,6 +121,7 @@ class Rendered:
             title=d.get("title"), body=d.get("body"), action_url=d.get("action_url"),
             payload=d.get("payload"),
             sms=SmsLength(sms["encoding"], sms["units"], sms["segments"]) if sms else None,
+            attachments=tuple({str(k): str(v) for k, v in a.items()} for a in d.get("attachments") or ()),
         )
 
 

@@ -32,7 +32,13 @@ from engine.payments.adjustments import (
 )
 from engine.payments.camt import parse_camt
 from engine.payments.camt import parse_camt as parse_camt053
-from engine.payments.collection import collect_due_invoices, collect_invoice, repair_pending, retry_invoice_payment
+from engine.payments.collection import (
+    collect_due_invoices,
+    collect_invoice,
+    pay_invoice_now,
+    repair_pending,
+    retry_invoice_payment,
+)
 from engine.payments.handlers import (
     handle_invoice_finalized,
     handle_payment_method_attached,
@@ -53,6 +59,7 @@ from engine.payments.methods import (
 from engine.payments.provider import (
     ChargeOutcome,
     ChargeRequest,
+    HostedSetup,
     PaymentState,
     ProviderAdapter,
     ProviderError,
@@ -103,6 +110,7 @@ __all__ = [
     "CollectableInvoice",
     "CollectionResult",
     "ExportSummary",
+    "HostedSetup",
     "PaymentError",
     "PaymentNotFound",
     "PaymentService",
@@ -158,6 +166,7 @@ __all__ = [
     "parse_camt053",
     "parse_settlement_csv",
     "parse_statement",
+    "pay_invoice_now",
     "reconcile_file",
     "reconcile_statement",
     "record_manual_payment",

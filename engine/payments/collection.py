@@ -34,6 +34,7 @@ from engine.payments.service import (
     CollectableInvoice,
     CollectionResult,
     PaymentError,
+    PaymentNotFound,
     PaymentService,
     _emit,
     _receivable,
@@ -213,6 +214,21 @@ def retry_invoice_payment(session: Session, invoice_id: str, *,
                            attempt=rec.last_attempt + 1),
         service=service,
     )
+
+
+def pay_invoice_now(session: Session, invoice_id: str, *, service: PaymentService) -> CollectionResult:
+    """The customer asks to pay an open invoice now (the customer page): the next attempt on
+    their default method, through the provider. An invoice that waits for a bank transfer is
+    charged when the customer's default method is now one a provider charges (they added a
+    card); a transfer that still arrives later is an overpayment, credited to their balance."""
+    rec = _receivable(session, invoice_id)
+    if rec is None:
+        raise PaymentNotFound(f"unknown invoice {invoice_id!r}", "invoice_id")
+    method = default_payment_method(session, rec.customer_id)
+    if rec.status == "open" and rec.collection_method == "bank_transfer" and method is not None \
+            and method.provider not in OFFLINE_PROVIDERS and method.method_type not in ("bank_transfer", "manual"):
+        rec.collection_method = "automatic"
+    return retry_invoice_payment(session, invoice_id, service=service)
 
 
 def collect_due_invoices(session: Session, *, service: PaymentService,

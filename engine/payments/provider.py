@@ -104,6 +104,19 @@ class MethodCheck:
 
 
 @dataclass(frozen=True)
+class HostedSetup:
+    """A method the customer entered on the provider's hosted form (the sandbox's setup
+    session, Stripe's SetupIntent): who for, whether it is complete, and the token to store."""
+
+    id: str
+    customer_id: str
+    status: str  # open | complete
+    method_type: str = "card"
+    token: str | None = None
+    last4: str | None = None
+
+
+@dataclass(frozen=True)
 class RefundRequest:
     idempotency_key: str
     provider_ref: str  # the payment's reference at the provider
@@ -147,6 +160,11 @@ class ProviderAdapter(Protocol):
     # Optional: `check_method(method_type, token) -> MethodCheck` asks the provider whether it
     # takes a method before it is stored (ProviderRejected: it refuses it). An adapter without
     # it stores methods unchecked; the first charge tells.
+    #
+    # Optional, for the customer page: `start_setup(customer_id, return_url) -> {"id", "url"}`
+    # opens the provider's hosted form for a new method (the browser is sent to `url`, and
+    # back to `return_url?setup_session=ID`); `finish_setup(id) -> HostedSetup` reads what
+    # the customer entered, server to server.
 
     def lookup(self, idempotency_key: str) -> ChargeOutcome | None:
         """The payment the provider holds for our key, or None when it never saw it."""

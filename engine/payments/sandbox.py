@@ -19,6 +19,11 @@ ISO 8583-style decline codes "05", "51", "54") so the adapter's mapping is real 
   retried a few times until the receiver answers 2xx.
 - GET /v1/settlements/{YYYY-MM-DD}: the daily settlement report, CSV, with fees and payout ids.
 - Test controls under /v1/sandbox/: complete a bank transfer, list every payment, configure.
+- A hosted form for a new card (the customer page's "update payment method"): POST
+  /v1/setup_sessions {customer, return_url} -> {id, url}; the browser enters a test card at
+  GET/POST /hosted/setup/{id} and is sent back to return_url?setup_session=ID; GET
+  /v1/setup_sessions/{id} then holds {status: complete, payment_method: {type, token, last4}}
+  (a sandbox token is the test card number, as everywhere in the sandbox).
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from html import escape as html_escape
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio.to_thread
 import httpx
 from fastapi import FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from engine.clock import Clock, SystemClock
 from engine.money import KNOWN_CURRENCIES, quantum
@@ -180,6 +187,7 @@ class SandboxState:
     in_flight: set[tuple[str, str]] = field(default_factory=set)
     webhook_log: list[dict[str, Any]] = field(default_factory=list)
     charge_requests: int = 0  # POSTs that created a payment (not replays)
+    setups: dict[str, dict[str, Any]] = field(default_factory=dict)  # hosted-form sessions by id
 
     def now(self) -> datetime:
         return self.clock.now().astimezone(UTC)
@@ -542,6 +550,85 @@ def create_sandbox_app(
             if rid is None:
                 return _err(404, "not_found", idempotency_key)
             return JSONResponse(state.refunds[rid].public())
+
+    # --- the hosted form for a new payment method -------------------------------------------
+    # Like a provider's hosted page (Stripe Checkout in setup mode): the engine opens a
+    # session server to server, the customer's browser enters the card here, on the sandbox's
+    # own page, and is sent back to the engine, which reads the result server to server.
+    @app.post("/v1/setup_sessions")
+    async def post_setup_session(request: Request, authorization: str | None = Header(default=None)) -> JSONResponse:
+        check_auth(authorization)
+        try:
+            req = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return _err(400, "invalid_json", "the body is not JSON")
+        customer, back = req.get("customer"), req.get("return_url")
+        if not isinstance(customer, str) or not customer:
+            return _err(400, "invalid_customer", "customer is required")
+        if not isinstance(back, str) or not back.startswith(("https://", "http://")) or len(back) > 2000:
+            return _err(400, "invalid_return_url", "return_url must be an http(s) URL")
+        session_id = f"seti_{secrets.token_hex(12)}"
+        setup = {"id": session_id, "object": "setup_session", "customer": customer, "return_url": back,
+                 "status": "open", "payment_method": None,
+                 "url": str(request.base_url).rstrip("/") + f"/hosted/setup/{session_id}"}
+        with state.lock:
+            state.setups[session_id] = setup
+        return JSONResponse(setup, status_code=201)
+
+    @app.get("/v1/setup_sessions/{session_id}")
+    def get_setup_session(session_id: str, authorization: str | None = Header(default=None)) -> JSONResponse:
+        check_auth(authorization)
+        with state.lock:
+            setup = state.setups.get(session_id)
+            if setup is None:
+                return _err(404, "not_found", session_id)
+            return JSONResponse(dict(setup))
+
+    def setup_form(setup: dict[str, Any], error: str = "", status: int = 200) -> HTMLResponse:
+        message = f'<p role="alert" style="color:#b00">{html_escape(error)}</p>' if error else ""
+        cards = "".join(f"<li><code>{n}</code>: {html_escape(what)}</li>" for n, what in TEST_CARDS.items())
+        page = (
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Sandbox: add a card</title>"
+            "<meta name='referrer' content='no-referrer'></head>"
+            "<body style='font-family:system-ui,sans-serif;max-width:30rem;margin:2rem auto'>"
+            "<h1>Add a card</h1><p>Sandbox payment provider: no real card is charged.</p>"
+            f"{message}<form method='post'>"
+            "<label>Card number <input name='number' autocomplete='cc-number' inputmode='numeric' required></label><br><br>"
+            "<label>Expiry <input name='expiry' placeholder='MM/YY' value='12/34'></label> "
+            "<label>CVC <input name='cvc' value='123' size='4'></label><br><br>"
+            "<button type='submit'>Save card</button></form>"
+            f"<details><summary>Test cards</summary><ul>{cards}</ul></details></body></html>"
+        )
+        back = urlsplit(str(setup["return_url"]))
+        return HTMLResponse(page, status_code=status, headers={
+            # The form posts here and is redirected back to the merchant: both may be its target.
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                       f"form-action 'self' {back.scheme}://{back.netloc}; frame-ancestors 'none'",
+            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+    @app.get("/hosted/setup/{session_id}", response_class=HTMLResponse)
+    def hosted_setup(session_id: str) -> HTMLResponse:
+        with state.lock:
+            setup = state.setups.get(session_id)
+        if setup is None or setup["status"] != "open":
+            return HTMLResponse("<h1>This session is over</h1>", status_code=404)
+        return setup_form(setup)
+
+    @app.post("/hosted/setup/{session_id}", response_class=HTMLResponse)
+    async def hosted_setup_submit(session_id: str, request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        number = (form.get("number") or [""])[0].replace(" ", "")
+        with state.lock:
+            setup = state.setups.get(session_id)
+            if setup is None or setup["status"] != "open":
+                return HTMLResponse("<h1>This session is over</h1>", status_code=404)
+            if number not in TEST_CARDS:
+                return setup_form(setup, f"{_DECLINE_MESSAGES['14']}: use one of the test cards", 402)
+            setup["status"] = "complete"
+            setup["payment_method"] = {"type": "card", "token": number, "last4": number[-4:]}
+            back = str(setup["return_url"])
+        separator = "&" if "?" in back else "?"
+        return RedirectResponse(f"{back}{separator}{urlencode({'setup_session': session_id})}", status_code=303)
 
     # --- settlement -----------------------------------------------------------------------
     @app.get("/v1/settlements/{day}")

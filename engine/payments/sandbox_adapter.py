@@ -16,6 +16,7 @@ from engine.money import quantum
 from engine.payments.provider import (
     ChargeOutcome,
     ChargeRequest,
+    HostedSetup,
     MethodCheck,
     PaymentState,
     ProviderError,
@@ -213,6 +214,27 @@ class SandboxAdapter:
             raise self._error(r)
         found = r.json()
         return MethodCheck(method_type, found.get("last4") or None, found.get("id"))
+
+    # --- the hosted form for a new method (the customer page) ------------------------------
+    def start_setup(self, customer_id: str, return_url: str) -> dict[str, str]:
+        """Open a setup session: the customer's browser goes to its `url`, enters a card on
+        the sandbox's own page (the engine never sees the form) and comes back to
+        `return_url?setup_session=ID`."""
+        response = self._request("POST", "/v1/setup_sessions", json={"customer": customer_id, "return_url": return_url})
+        if response.status_code >= 300:
+            raise self._error(response)
+        body = response.json()
+        return {"id": str(body["id"]), "url": str(body["url"])}
+
+    def finish_setup(self, session_id: str) -> HostedSetup:
+        response = self._request("GET", f"/v1/setup_sessions/{session_id}")
+        if response.status_code >= 300:
+            raise self._error(response)
+        body = response.json()
+        method = body.get("payment_method") or {}
+        return HostedSetup(id=str(body["id"]), customer_id=str(body.get("customer") or ""),
+                           status=str(body.get("status")), method_type=str(method.get("type") or "card"),
+                           token=method.get("token"), last4=method.get("last4"))
 
     def refund(self, request: RefundRequest) -> RefundOutcome:
         body = {"payment": request.provider_ref, "amount": _fmt(request.amount, request.currency),

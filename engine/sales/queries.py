@@ -95,6 +95,14 @@ def get_invoice(session: Session, invoice_id: str) -> dict[str, Any]:
     return out
 
 
+def get_credit_note(session: Session, credit_note_id: str) -> dict[str, Any]:
+    """One credit note (its lines as issued); NotFound on credit_note_id."""
+    note = session.get(CreditNote, credit_note_id)
+    if note is None:
+        raise NotFound("credit_note_id", f"no credit note {credit_note_id!r}")
+    return credit_note_to_dict(note)
+
+
 def list_credit_notes(session: Session, customer_id: str) -> list[dict[str, Any]]:
     load_customer(session, customer_id)
     rows = session.scalars(

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine import automation, messaging, rules, sales, scheduler
+from fastapi import APIRouter
+
+from engine import automation, messaging, pdf, portal, rules, sales, scheduler
 from engine.access import AccessRules, AccessService, AccessView
 from engine.api import ApiContext, KeyVerifier
 from engine.automation import Automation, Seller
@@ -72,6 +74,8 @@ class System:
     due_work: list[DueWork] = field(default_factory=list)
     # A broker-backed system on a test clock: waits until the workers applied every event.
     settler: Settler | None = None
+    # The customer page's link signer (engine.portal); the PDFs' seller comes from settings.
+    portal_links: portal.PortalLinks | None = None
 
     @property
     def test_clock(self) -> TestClock | None:
@@ -198,9 +202,21 @@ class System:
             max_body_bytes=self.settings.max_body_bytes,
             otel=self.settings.otel,
             promotions=self.promotions,
-            routers=[webhook_router(self.db, self.payments)] if self.payments is not None else [],
+            routers=self.routers(),
             payments=self.payments,
         )
+
+    def routers(self) -> list[APIRouter]:
+        """The customer page and documents (engine.portal), and the provider's webhooks."""
+        found: list[APIRouter] = []
+        if self.portal_links is not None:
+            found.append(portal.router(portal.PortalConfig(
+                self.db, self.clock, self.portal_links, pdf.Seller.from_settings(self.settings), self.payments,
+                after_commit=self.after_commit, invalidate=self.access.invalidate,
+                hosted_origins=portal.origins(self.settings.psp_url))))
+        if self.payments is not None:
+            found.append(webhook_router(self.db, self.payments))
+        return found
 
     def sync_rules(self) -> list[str]:
         """Swap in newly published ruleset versions (no restart); decisions change with them."""
@@ -248,18 +264,21 @@ def build_system(
     )
     service = payment_service(settings, clock) if isinstance(payments, FromSettings) else payments
     renderer = Renderer(shipped_dir(settings.templates_dir))
-    auto = _automation(settings, db, clock, runtime, access, service, renderer) if automation else None
+    links = portal.PortalLinks(settings, db)
+    auto = _automation(settings, db, clock, runtime, access, service, renderer, links) if automation else None
     registry = HandlerRegistry()
     for sub in subscriptions(access=access, payments_service=service, automation=auto):
         registry.register(sub.consumer, sub.pattern, sub.handler)
     system = System(
         settings, db, clock, runtime, promotions, access_rules, access, KeyVerifier(db), renderer, registry,
-        bus=make_bus(settings, db, registry, clock=clock), payments=service, automation=auto,
+        bus=make_bus(settings, db, registry, clock=clock), payments=service, automation=auto, portal_links=links,
     )
     access.after_denials = system.after_commit
     system.sync_rules()
     if auto is not None:
-        system.channels = Channels.from_settings(smtp_url=settings.smtp_url)
+        # Invoice emails carry their PDF, drawn when they are sent.
+        attachments = pdf.PdfAttachments(db, pdf.Seller.from_settings(settings))
+        system.channels = Channels.from_settings(smtp_url=settings.smtp_url, attachments=attachments)
         system.scheduler_jobs = scheduler_jobs(
             db, clock, auto, system.channels, service, after_run=system.after_commit, drain=system.drain
         )
@@ -282,7 +301,7 @@ def _clock_of(settings: Settings, db: Database) -> Clock:
 
 def _automation(
     settings: Settings, db: Database, clock: Clock, runtime: RulesRuntime, access: AccessService,
-    service: PaymentService | None, renderer: Renderer,
+    service: PaymentService | None, renderer: Renderer, links: portal.PortalLinks,
 ) -> Automation:
     def sync() -> None:
         if rules.sync_runtime(runtime, db):
@@ -292,7 +311,7 @@ def _automation(
     return Automation(
         db, clock, runtime, sync=sync,
         seller=Seller(name=settings.seller_name, iban=settings.seller_iban),
-        payments=service, renderer=renderer,
+        payments=service, renderer=renderer, links=links,
     )
 
 

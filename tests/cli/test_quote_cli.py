@@ -9,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.runner import run
 
 
 def test_quote_json_matches_formats(capsys: pytest.CaptureFixture[str]) -> None:

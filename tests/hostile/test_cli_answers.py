@@ -13,20 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
 from engine.config import get_settings
+from tests.cli.runner import run
 from tests.hostile.bounds import BILLING
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _events(tmp_path: Path, *rows: dict[str, object]) -> Path:

@@ -16,18 +16,12 @@ from engine.config import get_settings
 from engine.console import ConsoleError, publish
 from engine.console.store import check_stored, ensure_tables
 from engine.store import Database
+from tests.cli.runner import run
 
 ROOT = Path(__file__).resolve().parents[2]
 SAAS = (ROOT / "catalogs/saas.yaml").read_text()
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -31,6 +31,8 @@ def register(sub: Any) -> None:
 
 DEMO_SELLER_NAME = "Acme Analytics Demo AG"
 DEMO_SELLER_IBAN = "CH9300762011623852957"  # the ISO 13616 example IBAN
+DEMO_SELLER_ADDRESS = "Bahnhofstrasse 1; 8001 Zürich; Switzerland"  # printed on the demo's PDFs
+DEMO_SELLER_TAX_ID = "CHE-123.456.789 MWST"
 
 
 def start_sandbox(settings: Any) -> threading.Thread:
@@ -110,7 +112,9 @@ def _demo_settings(settings: Settings) -> tuple[Settings, str]:
         settings = settings.model_copy(update={"psp_url": f"http://127.0.0.1:{settings.psp_port}"})
     if not settings.seller_name and not settings.seller_iban:
         # The demo's own seller, for its bank-transfer invoice emails (a demo IBAN, not a real account).
-        settings = settings.model_copy(update={"seller_name": DEMO_SELLER_NAME, "seller_iban": DEMO_SELLER_IBAN})
+        settings = settings.model_copy(update={"seller_name": DEMO_SELLER_NAME, "seller_iban": DEMO_SELLER_IBAN,
+                                               "seller_address": settings.seller_address or DEMO_SELLER_ADDRESS,
+                                               "seller_tax_id": settings.seller_tax_id or DEMO_SELLER_TAX_ID})
     if not settings.psp_webhook_secret:
         # The demo's sandbox runs in this process: a fresh secret each run, never a public one.
         settings = settings.model_copy(update={"psp_webhook_secret": "whsec_" + secrets.token_urlsafe(24)})

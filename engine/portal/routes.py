@@ -1,0 +1,438 @@
+"""HTTP: PDF documents for operators (admin key), links to the customer page, and the page.
+
+    GET  /v1/invoices/{id}.pdf, /v1/credit_notes/{id}.pdf          admin key
+    POST /v1/customers/{id}/portal_links {days?} -> {url, expires_at}  admin key
+    GET  /portal/{token}                                           the customer's page
+    GET  /portal/{token}/invoices/{id}.pdf, /credit_notes/{id}.pdf
+    POST /portal/{token}/invoices/{id}/pay                         form, CSRF token
+    POST /portal/{token}/payment_method                            form, CSRF token -> the provider's hosted form
+    GET  /portal/{token}/payment_method/return?setup_session=ID    back from the hosted form
+    POST /portal/{token}/preferences                               form, CSRF token
+
+The page has no login and takes no API key: the signed link is the credential, for exactly
+one customer, until it expires (engine/portal/links.py). A tampered or expired link, a form
+without its CSRF token, or a document of another customer gets an HTML page saying so and
+changes nothing. See docs/customer-page.md.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import messaging, payments, sales
+from engine.api.deps import ADMIN
+from engine.api.errors import domain_errors
+from engine.api.problems import documented
+from engine.pdf import Document, credit_note_pdf, customer_language, invoice_pdf, language_of
+from engine.portal import pages
+from engine.portal.links import Grant, LinkError, check_csrf, csrf_token
+from engine.portal.service import MAX_LINK_DAYS, PortalConfig
+
+COOKIE = "portal_csrf"
+OPTIONAL_CATEGORIES = ("subscription", "usage", "offers", "digest")
+OPTIONAL_CHANNELS = ("email", "sms", "in_app")
+_CODE = re.compile(r"^[a-z0-9_:]{1,40}$")
+# The page shows, links and posts only to itself (and the provider's hosted form, by redirect).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The PDF", "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}
+}
+
+
+class PortalLinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"days": 7}]})
+    days: int | None = Field(default=None, ge=1, le=MAX_LINK_DAYS,
+                             description="how long the link works; default: BILLING_PORTAL_LINK_DAYS (30)")
+
+
+def _pdf_response(doc: Document, *, inline: bool = True) -> Response:
+    disposition = "inline" if inline else "attachment"
+    return Response(doc.data, media_type=doc.media_type, headers={
+        "Content-Disposition": f'{disposition}; filename="{doc.filename}"', "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff"})
+
+
+class _Refused(Exception):
+    """Answer with this HTML page instead (status, heading, message, hint label keys)."""
+
+    def __init__(self, status: int, heading: str, message: str, hint: str, lang: str = "en") -> None:
+        super().__init__(message)
+        self.status, self.heading, self.message, self.hint, self.lang = status, heading, message, hint, lang
+
+
+def router(cfg: PortalConfig) -> APIRouter:
+    api = APIRouter()
+    root = pages.templates_dir(cfg.templates)
+
+    def now() -> datetime:
+        return cfg.clock.now()
+
+    csp = SECURITY_HEADERS["Content-Security-Policy"].replace(
+        "form-action 'self'", " ".join(["form-action 'self'", *cfg.hosted_origins]))
+
+    def html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+        return HTMLResponse(body, status_code=status,
+                            headers={**SECURITY_HEADERS, "Content-Security-Policy": csp, **(headers or {})})
+
+    def refused(exc: _Refused) -> HTMLResponse:
+        return html(pages.message_page(root, exc.lang, exc.heading, exc.message, exc.hint), exc.status)
+
+    def grant_of(token: str) -> Grant:
+        try:
+            return cfg.links.verify(token, now())
+        except LinkError as exc:
+            message = "e_expired" if exc.reason == "expired" else "e_tampered"
+            raise _Refused(410 if exc.reason == "expired" else 403, "e_link", message, "e_hint") from None
+
+    @contextmanager
+    def page_errors() -> Iterator[None]:
+        try:
+            yield
+        except _Refused:
+            raise
+        except (sales.NotFound, payments.PaymentNotFound):
+            raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
+
+    def customer_of(session: Any, grant: Grant) -> dict[str, Any]:
+        try:
+            return sales.get_customer(session, grant.customer_id)
+        except sales.NotFound:
+            raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
+
+    async def form_of(request: Request, grant: Grant, lang: str) -> dict[str, list[str]]:
+        """The posted form, once its CSRF token is this link's for this browser."""
+        raw = (await request.body()).decode("utf-8", "replace")
+        form = parse_qs(raw, keep_blank_values=True, max_num_fields=50)
+        given = (form.get("csrf_token") or [""])[0]
+        if not check_csrf(cfg.links.secrets, grant.token, request.cookies.get(COOKIE, ""), given):
+            raise _Refused(403, "e_form", "e_csrf", "e_csrf_hint", lang)
+        return form
+
+    def back(token: str, notice: str, **params: str) -> RedirectResponse:
+        query = urlencode({"notice": notice, **params})
+        return RedirectResponse(f"/portal/{quote(token, safe='')}?{query}", status_code=303,
+                                headers=SECURITY_HEADERS)
+
+    # -- operators: the PDFs and the links -------------------------------------------------
+
+    @api.get("/v1/invoices/{invoice_id}.pdf", dependencies=[ADMIN], tags=["documents"],
+             summary="An invoice as PDF, in the customer's language (or `language`)",
+             response_class=Response, responses={**PDF_RESPONSE, **documented(401, 403, 404, 422)})
+    def invoice_pdf_admin(invoice_id: str, language: str | None = Query(None, pattern="^(en|de)$")) -> Response:
+        with domain_errors(), cfg.db.read_session() as session:
+            return _pdf_response(invoice_pdf(session, invoice_id, cfg.seller, language=language))
+
+    @api.get("/v1/credit_notes/{credit_note_id}.pdf", dependencies=[ADMIN], tags=["documents"],
+             summary="A credit note as PDF, in the customer's language (or `language`)",
+             response_class=Response, responses={**PDF_RESPONSE, **documented(401, 403, 404, 422)})
+    def credit_note_pdf_admin(credit_note_id: str,
+                              language: str | None = Query(None, pattern="^(en|de)$")) -> Response:
+        with domain_errors(), cfg.db.read_session() as session:
+            return _pdf_response(credit_note_pdf(session, credit_note_id, cfg.seller, language=language))
+
+    @api.post("/v1/customers/{customer_id}/portal_links", status_code=201, dependencies=[ADMIN], tags=["documents"],
+              summary="A signed, expiring link to the customer's own page (no login)",
+              responses=documented(400, 401, 403, 404, 413, 422))
+    def create_portal_link(customer_id: str, body: PortalLinkIn | None = None) -> dict[str, str]:
+        with domain_errors(), cfg.db.read_session() as session:
+            sales.get_customer(session, customer_id)
+        link = cfg.links.customer_page(customer_id, now(), (body.days if body else None))
+        return {"customer_id": customer_id, "url": link["url"], "expires_at": link["expires_at"]}
+
+    # -- the customer page ------------------------------------------------------------------
+
+    @api.get("/portal/{token}", include_in_schema=False)
+    def page(token: str, request: Request, notice: str = "", number: str = "", code: str = "",
+             method: str = "", count: str = "") -> HTMLResponse:
+        try:
+            grant = grant_of(token)
+            with cfg.db.read_session() as session:
+                customer = customer_of(session, grant)
+                context = _page_context(session, cfg, grant, customer)
+        except _Refused as exc:
+            return refused(exc)
+        nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(24)
+        t = context["t"]
+        context["csrf"] = csrf_token(cfg.links.secrets[0], grant.token, nonce)
+        context["notice"] = _notice(t, notice, number=number, code=code, method=method, count=count)
+        body = pages.render(root, "page.html", context)
+        response = html(body)
+        response.set_cookie(COOKIE, nonce, httponly=True, samesite="lax", path="/portal/",
+                            secure=request.url.scheme == "https")
+        return response
+
+    @api.get("/portal/{token}/invoices/{invoice_id}.pdf", include_in_schema=False)
+    def portal_invoice_pdf(token: str, invoice_id: str) -> Response:
+        try:
+            grant = grant_of(token)
+            with page_errors(), cfg.db.read_session() as session:
+                doc = invoice_pdf(session, invoice_id, cfg.seller)
+                if doc.customer_id != grant.customer_id:
+                    raise sales.NotFound("invoice_id", "not this customer's")
+        except _Refused as exc:
+            return refused(exc)
+        return _pdf_response(doc, inline=False)
+
+    @api.get("/portal/{token}/credit_notes/{credit_note_id}.pdf", include_in_schema=False)
+    def portal_credit_note_pdf(token: str, credit_note_id: str) -> Response:
+        try:
+            grant = grant_of(token)
+            with page_errors(), cfg.db.read_session() as session:
+                doc = credit_note_pdf(session, credit_note_id, cfg.seller)
+                if doc.customer_id != grant.customer_id:
+                    raise sales.NotFound("credit_note_id", "not this customer's")
+        except _Refused as exc:
+            return refused(exc)
+        return _pdf_response(doc, inline=False)
+
+    @api.post("/portal/{token}/invoices/{invoice_id}/pay", include_in_schema=False)
+    async def pay(token: str, invoice_id: str, request: Request) -> Response:
+        try:
+            grant = grant_of(token)
+            lang = _language_of_grant(cfg, grant)
+            await form_of(request, grant, lang)
+            from starlette.concurrency import run_in_threadpool
+
+            return await run_in_threadpool(_pay, cfg, grant, invoice_id, back)
+        except _Refused as exc:
+            return refused(exc)
+
+    @api.post("/portal/{token}/payment_method", include_in_schema=False)
+    async def update_method(token: str, request: Request) -> Response:
+        try:
+            grant = grant_of(token)
+            lang = _language_of_grant(cfg, grant)
+            await form_of(request, grant, lang)
+        except _Refused as exc:
+            return refused(exc)
+        start = _hosted(cfg, "start_setup")
+        if start is None:
+            return back(token, "unavailable")
+        return_url = str(request.url_for("method_return", token=token))
+        try:
+            from starlette.concurrency import run_in_threadpool
+
+            session = await run_in_threadpool(start, grant.customer_id, return_url)
+        except (payments.ProviderError, payments.ProviderRejected):
+            return back(token, "unavailable")
+        return RedirectResponse(str(session["url"]), status_code=303, headers=SECURITY_HEADERS)
+
+    @api.get("/portal/{token}/payment_method/return", include_in_schema=False, name="method_return")
+    def method_return(token: str, setup_session: str = "") -> Response:
+        try:
+            grant = grant_of(token)
+        except _Refused as exc:
+            return refused(exc)
+        finish = _hosted(cfg, "finish_setup")
+        if finish is None or not setup_session or len(setup_session) > 100:
+            return back(token, "unavailable")
+        try:
+            setup = finish(setup_session)
+        except (payments.ProviderError, payments.ProviderRejected):
+            return back(token, "unavailable")
+        if setup.customer_id != grant.customer_id or setup.status != "complete" or not setup.token:
+            # Another customer's session, or one not finished: nothing is attached.
+            return back(token, "method_failed", code="not_completed")
+        assert cfg.payments is not None
+        try:
+            with cfg.db.session() as session:
+                current = payments.default_payment_method(session, grant.customer_id)
+                if current is None or (current.token, current.method_type) != (setup.token, setup.method_type):
+                    payments.attach_payment_method(session, grant.customer_id, setup.method_type, setup.token,
+                                                   provider=cfg.payments.default_provider, service=cfg.payments)
+            # As POST /v1/customers/{id}/payment_methods: a hard decline was waiting for this.
+            with cfg.db.session() as session:
+                results = payments.collect_open_invoices(session, grant.customer_id, service=cfg.payments)
+        except payments.PaymentError as exc:
+            return back(token, "method_failed", code=_code(exc.field or "payment_method"))
+        cfg.invalidate(grant.customer_id)
+        cfg.after_commit()
+        label = f"{setup.method_type} {setup.last4}" if setup.last4 else setup.method_type
+        paid = sum(1 for r in results if r.status == "paid")
+        if paid:
+            return back(token, "method_saved_paid", method=label, count=str(paid))
+        return back(token, "method_saved", method=label)
+
+    @api.post("/portal/{token}/preferences", include_in_schema=False)
+    async def preferences(token: str, request: Request) -> Response:
+        try:
+            grant = grant_of(token)
+            lang = _language_of_grant(cfg, grant)
+            form = await form_of(request, grant, lang)
+        except _Refused as exc:
+            return refused(exc)
+        wanted_categories = set(form.get("category") or []) & set(OPTIONAL_CATEGORIES)
+        wanted_channels = set(form.get("channel") or []) & set(OPTIONAL_CHANNELS)
+        with cfg.db.session() as session:
+            current = messaging.get_preferences(session, grant.customer_id)
+            # Channels the page does not show (webhook) keep what they were.
+            hidden = {c for c in current.opted_out_channels if c not in OPTIONAL_CHANNELS}
+            messaging.set_preferences(
+                session, grant.customer_id, now=now(),
+                opted_out_categories=sorted(set(OPTIONAL_CATEGORIES) - wanted_categories),
+                opted_out_channels=sorted((set(OPTIONAL_CHANNELS) - wanted_channels) | hidden))
+        return back(token, "prefs_saved")
+
+    return api
+
+
+def _hosted(cfg: PortalConfig, name: str) -> Any:
+    """The provider's hosted-form call `name` (start_setup / finish_setup), or None."""
+    if cfg.payments is None:
+        return None
+    try:
+        adapter = cfg.payments.adapter(cfg.payments.default_provider)
+    except payments.PaymentError:
+        return None
+    return getattr(adapter, name, None)
+
+
+def _code(text: str) -> str:
+    text = str(text).lower().replace(" ", "_")
+    return text if _CODE.match(text) else "error"
+
+
+def _language_of_grant(cfg: PortalConfig, grant: Grant) -> str:
+    with cfg.db.read_session() as session:
+        try:
+            return customer_language(sales.get_customer(session, grant.customer_id))
+        except sales.NotFound:
+            raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
+
+
+def _pay(cfg: PortalConfig, grant: Grant, invoice_id: str, back: Any) -> Response:
+    token = grant.token
+    if cfg.payments is None:
+        return back(token, "unavailable")
+    try:
+        with cfg.db.session() as session:
+            invoice = sales.get_invoice(session, invoice_id)
+            if invoice["customer_id"] != grant.customer_id:
+                raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint",
+                               _language_of_grant(cfg, grant))
+            number = str(invoice["number"] or invoice["id"])
+            if invoice["status"] != "finalized" or Decimal(invoice["amount_due"]) <= Decimal(invoice["amount_paid"]):
+                return back(token, "not_open", number=number)
+            result = payments.pay_invoice_now(session, invoice_id, service=cfg.payments)
+    except sales.NotFound:
+        raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
+    except payments.PaymentError:
+        return back(token, "unavailable")
+    cfg.invalidate(grant.customer_id)
+    cfg.after_commit()
+    if result.status in ("paid", "already_paid"):
+        return back(token, "paid", number=number)
+    if result.status == "failed":
+        return back(token, "declined", number=number, code=_code(result.decline_code or "declined"))
+    if result.status == "awaiting_transfer":
+        return back(token, "transfer", number=number)
+    if result.status == "no_payment_method":
+        return back(token, "no_method", number=number)
+    return back(token, "pending", number=number)
+
+
+def _notice(t: dict[str, str], notice: str, **params: str) -> dict[str, Any] | None:
+    """The message after an action. Only known notices, and parameters of a safe shape, are
+    shown (everything is escaped anyway): a crafted query string can say nothing else."""
+    key = f"n_{notice}"
+    if not notice or key not in t:
+        return None
+    safe = {k: (v if re.fullmatch(r"[A-Za-z0-9 _.:-]{0,40}", v) else "") for k, v in params.items()}
+    ok = notice in ("paid", "pending", "method_saved", "method_saved_paid", "prefs_saved")
+    return {"ok": ok, "text": t[key].format(**safe)}
+
+
+def _money(value: Any, currency: str, lang: str) -> str:
+    return messaging.format_money(value, currency, lang)
+
+
+def _page_context(session: Any, cfg: PortalConfig, grant: Grant, customer: dict[str, Any]) -> dict[str, Any]:
+    lang = customer_language(customer)
+    t = pages.labels(lang)
+    invoices = []
+    open_invoices = []
+    page_no = 1
+    while True:
+        listed = sales.list_invoices(session, grant.customer_id, page=page_no, per_page=100)
+        for item in listed["items"]:
+            if item["status"] == "draft":
+                continue
+            currency = item["currency"]
+            due = Decimal(item["amount_due"]) - Decimal(item["amount_paid"])
+            status = item["status"]
+            if status == "finalized":
+                # Payments knows first: sales marks the invoice paid when its event is applied.
+                collected = payments.invoice_payment_summary(session, item["id"])
+                if collected is not None:
+                    due = Decimal(collected["remaining"])
+                    if collected["status"] in ("paid", "void", "uncollectible"):
+                        status = collected["status"]
+            period = item.get("period") or {}
+            row = {
+                "id": item["id"], "number": item["number"] or item["id"],
+                "date": messaging.format_date(item["issued_at"], lang) if item.get("issued_at") else "",
+                "period": (f"{messaging.format_date(period['start'], lang)} – {messaging.format_date(period['end'], lang)}"
+                           if period.get("start") and period.get("end") else ""),
+                "total": _money(item["total"], currency, lang),
+                "status": t.get(f"status_{status}", status),
+                "due": _money(max(due, Decimal(0)), currency, lang),
+            }
+            invoices.append(row)
+            if status == "finalized" and due > 0:
+                open_invoices.append(row)
+        if page_no * 100 >= listed["total"] or page_no >= 20:
+            break
+        page_no += 1
+    notes = [
+        {"id": n["id"], "number": n["number"] or n["id"],
+         "date": messaging.format_date(n["created_at"], lang), "total": _money(n["total"], n["currency"], lang)}
+        for n in reversed(sales.list_credit_notes(session, grant.customer_id))
+    ]
+    method = payments.default_payment_method(session, grant.customer_id)
+    if method is None:
+        described = t["no_method"]
+    elif method.provider == "bank" or method.method_type in ("bank_transfer", "manual"):
+        described = t["transfer"]
+    else:
+        last4 = payments.method_to_dict(method).get("last4")
+        described = f"{method.method_type} {t['ending']} {last4}" if last4 else method.method_type
+    prefs = messaging.get_preferences(session, grant.customer_id)
+    return {
+        "lang": lang,
+        "t": t,
+        "base": f"/portal/{quote(grant.token, safe='')}",
+        "customer": {"name": customer.get("name") or customer.get("id")},
+        "seller": {"name": cfg.seller.name},
+        "expires_at": messaging.format_date(grant.expires_at, lang),
+        "invoices": invoices,
+        "open_invoices": open_invoices,
+        "credit_notes": notes,
+        "method": described,
+        "can_pay": cfg.payments is not None,
+        "can_update_method": _hosted(cfg, "start_setup") is not None,
+        "categories": [{"name": c, "label": t[f"cat_{c}"], "on": c not in prefs.opted_out_categories}
+                       for c in OPTIONAL_CATEGORIES],
+        "channels": [{"name": c, "label": t[f"ch_{c}"], "on": c not in prefs.opted_out_channels}
+                     for c in OPTIONAL_CHANNELS],
+    }
+
+
+__all__ = ["COOKIE", "PortalLinkIn", "language_of", "router"]
