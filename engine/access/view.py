@@ -123,8 +123,5 @@ class AccessView:
             self._versions.clear()
             self._entries.clear()
 
-    def invalidate_all(self) -> None:
-        self.invalidate(None)
-
     def __len__(self) -> int:
         return len(self._entries)

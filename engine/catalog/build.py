@@ -29,82 +29,107 @@ def cross_reference_problems(doc: Document) -> list[Problem]:
     metrics = data.get("metrics") or {}
     features = data.get("features") or {}
     plans = data.get("plans") or {}
-    coupons = data.get("coupons") or {}
+    out.extend(_feature_problems(doc, features, metrics))
+    for code, coupon in (data.get("coupons") or {}).items():
+        out.extend(_coupon_problems(doc, code, coupon, plans))
+    for pid, plan in plans.items():
+        out.extend(_plan_problems(doc, pid, plan, plans, metrics, features))
+    return out
 
+
+def _feature_problems(doc: Document, features: dict[str, Any], metrics: dict[str, Any]) -> list[Problem]:
+    out: list[Problem] = []
     for fid, feat in features.items():
         if feat.get("metric") and feat["metric"] not in metrics:
             out.append(doc.problem(["features", fid, "metric"], f"unknown metric {feat['metric']!r}"))
         if feat["type"] != "metered" and "metric" in feat:
             out.append(doc.problem(["features", fid, "metric"], "only a metered feature has a metric"))
-
-    for code, coupon in coupons.items():
-        for i, pid in enumerate(coupon.get("applies_to") or []):
-            if pid not in plans:
-                out.append(doc.problem(["coupons", code, "applies_to", i], f"unknown plan {pid!r}"))
-        if coupon["duration"] != "repeating" and "periods" in coupon:
-            out.append(doc.problem(["coupons", code, "periods"], "periods is only for duration: repeating"))
-        if "percent_off" in coupon and _dec(coupon["percent_off"]) > 100:
-            out.append(doc.problem(["coupons", code, "percent_off"], "cannot be more than 100"))
-        if "expires" in coupon:
-            try:
-                date.fromisoformat(str(coupon["expires"]))
-            except ValueError:
-                out.append(doc.problem(["coupons", code, "expires"], "not an ISO date (YYYY-MM-DD)"))
-
-    for pid, plan in plans.items():
-        base = ["plans", pid]
-        for i, target in enumerate(plan.get("upgrade_to") or []):
-            if target not in plans:
-                out.append(doc.problem([*base, "upgrade_to", i], f"unknown plan {target!r}"))
-            elif target == pid:
-                out.append(doc.problem([*base, "upgrade_to", i], "a plan cannot upgrade to itself"))
-        seen: dict[str, int] = {}
-        for i, price in enumerate(plan.get("prices") or []):
-            pbase = [*base, "prices", i]
-            if price["id"] in seen:
-                out.append(
-                    doc.problem(
-                        [*pbase, "id"], f"duplicate price id {price['id']!r} (also prices[{seen[price['id']]}])"
-                    )
-                )
-            else:
-                seen[price["id"]] = i
-            metric = price.get("metric")
-            if metric is not None and metric not in metrics:
-                out.append(doc.problem([*pbase, "metric"], f"unknown metric {metric!r}"))
-            model = price["model"]
-            if model in ("percentage", "graduated_percentage") and metric in metrics:
-                if metrics[metric]["aggregation"] not in ("sum",):
-                    out.append(
-                        doc.problem(
-                            [*pbase, "metric"],
-                            f"a {model} price needs a sum metric (volume); {metric!r} is {metrics[metric]['aggregation']}",
-                        )
-                    )
-            if price.get("timing") == "in_advance" and metric is not None:
-                out.append(
-                    doc.problem(
-                        [*pbase, "timing"], "usage is only known at the end of a period: a metered price is in_arrears"
-                    )
-                )
-            if plan["interval"] == "once" and price.get("timing") == "in_arrears":
-                out.append(doc.problem([*pbase, "timing"], "a one-time plan has no period to bill in arrears"))
-            out.extend(_tier_problems(doc, pbase, price))
-            out.extend(_field_fit_problems(doc, pbase, price))
-        for fid in plan.get("entitlements") or {}:
-            value = plan["entitlements"][fid]
-            ebase = [*base, "entitlements", fid]
-            if fid not in features:
-                out.append(doc.problem(ebase, f"unknown feature {fid!r}"))
-                continue
-            ftype = features[fid]["type"]
-            if ftype == "boolean" and not isinstance(value, bool):
-                out.append(doc.problem(ebase, f"{fid!r} is a boolean feature: write true or false"))
-            elif ftype == "quantity" and isinstance(value, dict):
-                out.append(doc.problem(ebase, f"{fid!r} is a quantity feature: write a number (or true for unlimited)"))
-            elif ftype == "metered" and not isinstance(value, dict | bool):
-                out.append(doc.problem(ebase, f"{fid!r} is metered: write {{limit: N, period: month, overage: block}}"))
     return out
+
+
+def _coupon_problems(doc: Document, code: str, coupon: dict[str, Any], plans: dict[str, Any]) -> list[Problem]:
+    out: list[Problem] = []
+    for i, pid in enumerate(coupon.get("applies_to") or []):
+        if pid not in plans:
+            out.append(doc.problem(["coupons", code, "applies_to", i], f"unknown plan {pid!r}"))
+    if coupon["duration"] != "repeating" and "periods" in coupon:
+        out.append(doc.problem(["coupons", code, "periods"], "periods is only for duration: repeating"))
+    if "percent_off" in coupon and _dec(coupon["percent_off"]) > 100:
+        out.append(doc.problem(["coupons", code, "percent_off"], "cannot be more than 100"))
+    if "expires" in coupon:
+        try:
+            date.fromisoformat(str(coupon["expires"]))
+        except ValueError:
+            out.append(doc.problem(["coupons", code, "expires"], "not an ISO date (YYYY-MM-DD)"))
+    return out
+
+
+def _plan_problems(doc: Document, pid: str, plan: dict[str, Any], plans: dict[str, Any],
+                   metrics: dict[str, Any], features: dict[str, Any]) -> list[Problem]:
+    out: list[Problem] = []
+    base: list[Any] = ["plans", pid]
+    for i, target in enumerate(plan.get("upgrade_to") or []):
+        if target not in plans:
+            out.append(doc.problem([*base, "upgrade_to", i], f"unknown plan {target!r}"))
+        elif target == pid:
+            out.append(doc.problem([*base, "upgrade_to", i], "a plan cannot upgrade to itself"))
+    seen: dict[str, int] = {}
+    for i, price in enumerate(plan.get("prices") or []):
+        pbase = [*base, "prices", i]
+        if price["id"] in seen:
+            out.append(
+                doc.problem([*pbase, "id"], f"duplicate price id {price['id']!r} (also prices[{seen[price['id']]}])")
+            )
+        else:
+            seen[price["id"]] = i
+        out.extend(_price_problems(doc, pbase, price, plan, metrics))
+    for fid in plan.get("entitlements") or {}:
+        problem = _entitlement_problem(doc, [*base, "entitlements", fid], fid, plan["entitlements"][fid], features)
+        if problem is not None:
+            out.append(problem)
+    return out
+
+
+def _price_problems(doc: Document, pbase: list[Any], price: dict[str, Any], plan: dict[str, Any],
+                    metrics: dict[str, Any]) -> list[Problem]:
+    out: list[Problem] = []
+    metric = price.get("metric")
+    if metric is not None and metric not in metrics:
+        out.append(doc.problem([*pbase, "metric"], f"unknown metric {metric!r}"))
+    model = price["model"]
+    if model in ("percentage", "graduated_percentage") and metric in metrics:
+        if metrics[metric]["aggregation"] not in ("sum",):
+            out.append(
+                doc.problem(
+                    [*pbase, "metric"],
+                    f"a {model} price needs a sum metric (volume); {metric!r} is {metrics[metric]['aggregation']}",
+                )
+            )
+    if price.get("timing") == "in_advance" and metric is not None:
+        out.append(
+            doc.problem(
+                [*pbase, "timing"], "usage is only known at the end of a period: a metered price is in_arrears"
+            )
+        )
+    if plan["interval"] == "once" and price.get("timing") == "in_arrears":
+        out.append(doc.problem([*pbase, "timing"], "a one-time plan has no period to bill in arrears"))
+    out.extend(_tier_problems(doc, pbase, price))
+    out.extend(_field_fit_problems(doc, pbase, price))
+    return out
+
+
+def _entitlement_problem(doc: Document, ebase: list[Any], fid: str, value: Any,
+                         features: dict[str, Any]) -> Problem | None:
+    if fid not in features:
+        return doc.problem(ebase, f"unknown feature {fid!r}")
+    ftype = features[fid]["type"]
+    if ftype == "boolean" and not isinstance(value, bool):
+        return doc.problem(ebase, f"{fid!r} is a boolean feature: write true or false")
+    if ftype == "quantity" and isinstance(value, dict):
+        return doc.problem(ebase, f"{fid!r} is a quantity feature: write a number (or true for unlimited)")
+    if ftype == "metered" and not isinstance(value, dict | bool):
+        return doc.problem(ebase, f"{fid!r} is metered: write {{limit: N, period: month, overage: block}}")
+    return None
 
 
 def _tier_problems(doc: Document, pbase: list[Any], price: dict[str, Any]) -> list[Problem]:

@@ -171,6 +171,79 @@ class _ReportingClock(TestClock):
         self.moved(self.now())
 
 
+def _isolated_settings(db: Database, begin: datetime) -> Settings:
+    """Nothing leaves the run: no broker, no SMTP, no provider URL, whatever the environment says."""
+    return get_settings().model_copy(
+        update={
+            "database_url": db.url,
+            "test_clock": begin.isoformat(),
+            "broker_url": "",
+            "smtp_url": "",
+            "psp_url": "",
+            "access_denial_buffer_ms": 0,
+            "templates_dir": str(shipped_dir(get_settings().templates_dir)),
+        }
+    )
+
+
+def _publish(db: Database, catalog: Catalog, rulesets: Mapping[str, str], clock: TestClock) -> None:
+    with db.session() as s:
+        sales.publish_catalog(s, units_catalog(catalog), "what-if", "lifecycle what-if", clock=clock)
+        for name, text in sorted(rulesets.items()):
+            # Checked when drafted or published; the smoke test's subprocess is not needed here.
+            rs = rules.load_ruleset_text(text, f"{name}.yaml")
+            rules.publish_ruleset(s, rs, "what-if", clock=clock, smoke=False)
+
+
+def _join(db: Database, cohort: Cohort, m: int, service: payments.PaymentService, clock: TestClock) -> None:
+    """The customers joining in month `m`, each with a card."""
+    with db.session() as s:
+        for c in cohort.customers:
+            if c.joined == m:
+                data = {"id": c.id, "name": c.id, "email": f"{c.id}@whatif.invalid", "segment": c.segment}
+                if c.country:
+                    data["country"] = c.country
+                sales.create_customer(s, data, clock=clock)
+                payments.add_payment_method(s, c.id, "card", "tok_whatif", provider=PROVIDER, service=service)
+
+
+def _subscribe_and_churn(db: Database, system: Engine, cohort: Cohort, m: int, plans: Mapping[str, str],
+                         subs: dict[str, str], clock: TestClock) -> None:
+    """Month `m`'s joiners subscribe; those gone next month cancel at this period's end."""
+    with db.session() as s:
+        for c in cohort.customers:
+            if c.joined == m:
+                sub = sales.create_subscription(
+                    s, c.id, plans[c.plan], clock=clock, quantity=c.quantity, trial_days=0,
+                    promotions=system.promotions,
+                )
+                subs[c.id] = str(sub["id"])
+            if c.left == m + 1 and c.id in subs:
+                try:  # gone next month: ends at this period's end, as churn does
+                    sales.cancel_subscription(s, subs[c.id], clock=clock, at="period_end",
+                                              promotions=system.promotions)
+                except sales.SalesError:
+                    pass  # dunning cancelled it already
+
+
+def _month_usage(catalog: Catalog, cohort: Cohort, m: int, growth: Decimal, now: datetime) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for c in cohort.customers:
+        if not c.active(m):
+            continue
+        for mid, v in _usage(catalog, c.usage, growth**m).items():
+            events.append(
+                {
+                    "id": f"whatif_{c.id}_{m}_{mid}",
+                    "type": f"whatif.{mid}",
+                    "customer_id": c.id,
+                    "time": (now + timedelta(hours=1)).isoformat(),
+                    "properties": {"units": str(v)},
+                }
+            )
+    return events
+
+
 def run_side(
     build: Build,
     catalog: Catalog,
@@ -198,71 +271,20 @@ def run_side(
             share[0] + share[1] * min((now - begin).total_seconds() / span, 1.0), f"{label}: {now.date().isoformat()}"
         )
     db = Database(f"sqlite:///{folder}/{label}.db")
-    # Nothing leaves the run: no broker, no SMTP, no provider URL, whatever the environment says.
-    settings = get_settings().model_copy(
-        update={
-            "database_url": db.url,
-            "test_clock": begin.isoformat(),
-            "broker_url": "",
-            "smtp_url": "",
-            "psp_url": "",
-            "access_denial_buffer_ms": 0,
-            "templates_dir": str(shipped_dir(get_settings().templates_dir)),
-        }
-    )
     service = payments.PaymentService([DecliningProvider(cards, clock)], clock, default_provider=PROVIDER)
-    system = build(settings, clock, db, service)
+    system = build(_isolated_settings(db, begin), clock, db, service)
     try:
-        with db.session() as s:
-            sales.publish_catalog(s, units_catalog(catalog), "what-if", "lifecycle what-if", clock=clock)
-            for name, text in sorted(rulesets.items()):
-                # Checked when drafted or published; the smoke test's subprocess is not needed here.
-                rs = rules.load_ruleset_text(text, f"{name}.yaml")
-                rules.publish_ruleset(s, rs, "what-if", clock=clock, smoke=False)
+        _publish(db, catalog, rulesets, clock)
         system.sync_rules()
         growth = Decimal(1) + cohort.usage_growth
         subs: dict[str, str] = {}
         for m in range(months):
             now = begin + relativedelta(months=m)
             system.advance_to(now)
-            with db.session() as s:
-                for c in cohort.customers:
-                    if c.joined == m:
-                        data = {"id": c.id, "name": c.id, "email": f"{c.id}@whatif.invalid", "segment": c.segment}
-                        if c.country:
-                            data["country"] = c.country
-                        sales.create_customer(s, data, clock=clock)
-                        payments.add_payment_method(s, c.id, "card", "tok_whatif", provider=PROVIDER,
-                                                    service=service)
-            with db.session() as s:
-                for c in cohort.customers:
-                    if c.joined == m:
-                        sub = sales.create_subscription(
-                            s, c.id, plans[c.plan], clock=clock, quantity=c.quantity, trial_days=0,
-                            promotions=system.promotions,
-                        )
-                        subs[c.id] = str(sub["id"])
-                    if c.left == m + 1 and c.id in subs:
-                        try:  # gone next month: ends at this period's end, as churn does
-                            sales.cancel_subscription(s, subs[c.id], clock=clock, at="period_end",
-                                                      promotions=system.promotions)
-                        except sales.SalesError:
-                            pass  # dunning cancelled it already
+            _join(db, cohort, m, service, clock)
+            _subscribe_and_churn(db, system, cohort, m, plans, subs, clock)
             system.drain()
-            events = []
-            for c in cohort.customers:
-                if not c.active(m):
-                    continue
-                for mid, v in _usage(catalog, c.usage, growth**m).items():
-                    events.append(
-                        {
-                            "id": f"whatif_{c.id}_{m}_{mid}",
-                            "type": f"whatif.{mid}",
-                            "customer_id": c.id,
-                            "time": (now + timedelta(hours=1)).isoformat(),
-                            "properties": {"units": str(v)},
-                        }
-                    )
+            events = _month_usage(catalog, cohort, m, growth, now)
             for i in range(0, len(events), 5000):
                 with db.session() as s:
                     sales.ingest_events(s, events[i : i + 5000], clock=clock)

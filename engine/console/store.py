@@ -29,7 +29,8 @@ class ConsoleError(ValueError):
 
 
 def ensure_tables(bind: Any) -> None:
-    """Create the console's and the users' tables when missing (until migrations cover them)."""
+    """Create the console's and the users' tables when missing, on a database built without the
+    migrations (which create them since 0001): a test's or a seed's throwaway one."""
     from engine.store.base import Base
 
     tables = [Draft.__table__, ConsoleUser.__table__, AuditEntry.__table__]
@@ -88,13 +89,6 @@ def mark_simulated(session: Session, kind: str, name: str, text: str, summary: s
     if row is not None and row.text == text:
         row.simulated_checksum = checksum(text)
         row.simulated_summary = summary
-
-
-def delete_draft(session: Session, user: dict[str, Any] | None, kind: str, name: str) -> None:
-    require(user, "edit")
-    row = get_draft(session, kind, name)
-    if row is not None:
-        session.delete(row)
 
 
 # Published catalogs ----------------------------------------------------------------------

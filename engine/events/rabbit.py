@@ -231,12 +231,6 @@ class OutboxRelay:
         self.metrics = metrics or default_metrics
         self.publisher = RabbitPublisher(url, self.config, self.registry, role="relay")
 
-    async def relay_once(self) -> int:
-        """Publish one batch; returns the number of rows confirmed. Raises when a publish
-        failed (the rows not confirmed stay pending)."""
-        batch = await self._claim(frozenset())
-        return 0 if batch is None else await self._settle(batch)
-
     async def _claim(self, in_flight: frozenset[int]) -> _RelayBatch | None:
         """Lock the next due rows in a transaction of their own and start publishing them
         (without waiting for the confirms). `in_flight`: this relay's rows still awaiting

@@ -24,34 +24,26 @@ from engine.messaging.channels import (
     sign,
     verify_signature,
 )
-from engine.messaging.models import InAppMessage, Notification, NotificationPreference
-from engine.messaging.sandbox import RenderLimitError, RenderLimits
-from engine.messaging.service import (
-    QUIET_HOURS_CHANNELS,
-    TEMPLATE_CATEGORIES,
-    TRANSACTIONAL_CATEGORIES,
-    DeliveryReport,
-    NotifyRequest,
-    NotifyResult,
-    Preferences,
+from engine.messaging.dead_letters import list_dead_letters, list_notifications, retry_dead_letter
+from engine.messaging.delivery import DeliveryReport, deliver_pending, deliveries_in_flight
+from engine.messaging.digests import flush_digests
+from engine.messaging.endpoints import (
     WebhookEndpoint,
     add_webhook_endpoint,
-    deliver_pending,
-    deliveries_in_flight,
     disable_webhook_endpoint,
-    flush_digests,
-    get_preferences,
-    list_dead_letters,
-    list_feed,
-    list_notifications,
     list_webhook_endpoints,
-    mark_read,
-    notify,
-    notify_many,
-    retry_dead_letter,
-    set_preferences,
-    unread_count,
 )
+from engine.messaging.feed import list_feed, mark_read, unread_count
+from engine.messaging.models import InAppMessage, Notification, NotificationPreference
+from engine.messaging.notify import TEMPLATE_CATEGORIES, NotifyRequest, NotifyResult, notify, notify_many
+from engine.messaging.preferences import (
+    QUIET_HOURS_CHANNELS,
+    TRANSACTIONAL_CATEGORIES,
+    Preferences,
+    get_preferences,
+    set_preferences,
+)
+from engine.messaging.sandbox import RenderLimitError, RenderLimits
 from engine.messaging.sms import SmsLength, sms_length
 from engine.messaging.templates import (
     CHANNELS,

@@ -33,23 +33,9 @@ from engine.payments.adjustments import (
 from engine.payments.camt import parse_camt
 from engine.payments.camt import parse_camt as parse_camt053
 from engine.payments.collection import (
-    CollectableInvoice,
-    CollectionResult,
-    PaymentError,
-    PaymentNotFound,
-    PaymentService,
-    RefundRejected,
-    add_payment_method,
-    attempt_key,
     collect_due_invoices,
     collect_invoice,
-    customer_credit_balance,
-    default_payment_method,
-    invoice_payment_summary,
-    open_receivable,
     pay_invoice_now,
-    record_manual_payment,
-    refund_payment,
     repair_pending,
     retry_invoice_payment,
 )
@@ -59,6 +45,8 @@ from engine.payments.handlers import (
     handle_payment_retry,
 )
 from engine.payments.journal import ExportSummary, UnbalancedEntry, export_journal_csv
+from engine.payments.manual import record_manual_payment
+from engine.payments.method_store import add_payment_method, default_payment_method
 from engine.payments.methods import (
     attach_payment_method,
     collect_open_invoices,
@@ -82,6 +70,8 @@ from engine.payments.provider import (
     WebhookEvent,
     WebhookRejected,
 )
+from engine.payments.queries import invoice_payment_summary
+from engine.payments.receivables import customer_credit_balance, open_receivable
 from engine.payments.reconcile import (
     ReconciliationError,
     ReconciliationReport,
@@ -93,8 +83,18 @@ from engine.payments.references import (
     invoice_reference,
     is_valid_creditor_reference,
 )
+from engine.payments.refunds import refund_payment
 from engine.payments.sandbox import TEST_CARDS, create_sandbox_app, run_sandbox
 from engine.payments.sandbox_adapter import SandboxAdapter
+from engine.payments.service import (
+    CollectableInvoice,
+    CollectionResult,
+    PaymentError,
+    PaymentNotFound,
+    PaymentService,
+    RefundRejected,
+    attempt_key,
+)
 from engine.payments.statements import (
     StatementFormatError,
     parse_settlement_csv,

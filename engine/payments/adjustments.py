@@ -19,16 +19,10 @@ from sqlalchemy.orm import Session
 
 from engine.money import quantum, to_decimal
 from engine.payments import journal
-from engine.payments.collection import (
-    ZERO,
-    PaymentError,
-    PaymentService,
-    _money,
-    _receivable,
-    refund_payment,
-)
 from engine.payments.journal import Posting
-from engine.payments.models import Payment, Receivable, Refund
+from engine.payments.models import Payment, Refund
+from engine.payments.refunds import refund_payment
+from engine.payments.service import ZERO, PaymentError, PaymentService, _money, _receivable
 from engine.store import mark_processed
 
 CREDIT_NOTES = "credit_notes"
@@ -149,11 +143,6 @@ def handle_credit_note_issued(session: Session, envelope: dict[str, Any], *, ser
     for k, (invoice_id, amount) in enumerate(applied):
         credit_receivable(session, invoice_id, amount, to_balance if k == 0 else ZERO,
                           f"{props.get('credit_note_id')}:{k}", service=service)
-
-
-def receivable_status(session: Session, invoice_id: str) -> str | None:
-    rec = session.get(Receivable, invoice_id)
-    return rec.status if rec else None
 
 
 def invoice_refunds(session: Session, invoice_id: str) -> list[dict[str, Any]]:

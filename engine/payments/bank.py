@@ -41,13 +41,8 @@ from sqlalchemy.orm import Session
 
 from engine.money import quantum
 from engine.payments import journal
-from engine.payments.collection import (
-    PaymentError,
-    PaymentNotFound,
-    PaymentService,
-    record_manual_payment,
-)
 from engine.payments.journal import Posting
+from engine.payments.manual import record_manual_payment
 from engine.payments.models import (
     BankLine,
     InvoiceReference,
@@ -57,6 +52,7 @@ from engine.payments.models import (
     ReconciliationDecision,
 )
 from engine.payments.references import normalise_reference, number_key, qr_reference
+from engine.payments.service import PaymentError, PaymentNotFound, PaymentService
 from engine.payments.statements import ParsedStatement, StatementLine
 from engine.store import OutboxEvent, new_event_id
 
@@ -194,12 +190,36 @@ def _fast_ids(prefix: str, n: int) -> list[str]:
     return [f"{stem}{i:06x}" for i in range(n)]
 
 
-def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
-               svc: PaymentService) -> list[dict[str, Any]]:
-    """Match every line of a parsed camt file; returns the reconciliation results."""
-    account = parsed.source
-    now = svc.now()
-    lines = parsed.lines
+@dataclass
+class _Known:
+    """What the database already knows of a file's lines, fetched in a few queries: bank
+    lines from earlier files, payments recorded before bank lines were kept, the invoices
+    their references may name, and manual bank-transfer payments under those references."""
+
+    existing: dict[str, BankLine]
+    legacy: dict[str, Payment]
+    receivables: dict[str, _Rec]
+    manual: dict[str, list[Payment]]
+    by_key: dict[str, str]
+    by_invoice: dict[str, _Rec]
+
+    def resolve(self, line: StatementLine) -> tuple[_Rec | None, str]:
+        """The invoice a credit line pays, and how it was recognised."""
+        rec = self.receivables.get(line.payment_reference or "")
+        if rec is not None:
+            return rec, "RF reference"
+        if line.ref_kind in ("qrr", "isr"):
+            rec = self.by_invoice.get(self.by_key.get(f"qrr:{line.payment_reference}", ""))
+            if rec is not None:
+                return rec, "QR reference"
+        for key in _number_candidates(line.text):
+            rec = self.by_invoice.get(self.by_key.get(key, ""))
+            if rec is not None:
+                return rec, "invoice number in the text"
+        return None, ""
+
+
+def _known(session: Session, account: str, lines: Sequence[StatementLine]) -> _Known:
     known_ids = {r[0]: r[1] for r in _rows_where(session, (BankLine.identity, BankLine.id), BankLine.identity,
                                                  (ln.provider_ref or "" for ln in lines), BankLine.account == account)}
     existing = {b.identity: b for b in _in_chunks(session, BankLine.id, known_ids.values())}
@@ -226,28 +246,23 @@ def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
     by_key = {r[0]: r[1] for r in _rows_where(session, (InvoiceReference.reference, InvoiceReference.invoice_id),
                                               InvoiceReference.reference, other_keys)}
     by_invoice = {r[0]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.invoice_id, by_key.values())}
+    return _Known(existing, legacy, receivables, manual, by_key, by_invoice)
 
-    def resolve(line: StatementLine) -> tuple[_Rec | None, str]:
-        rec = receivables.get(line.payment_reference or "")
-        if rec is not None:
-            return rec, "RF reference"
-        if line.ref_kind in ("qrr", "isr"):
-            rec = by_invoice.get(by_key.get(f"qrr:{line.payment_reference}", ""))
-            if rec is not None:
-                return rec, "QR reference"
-        for key in _number_candidates(line.text):
-            rec = by_invoice.get(by_key.get(key, ""))
-            if rec is not None:
-                return rec, "invoice number in the text"
-        return None, ""
 
+def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
+               svc: PaymentService) -> list[dict[str, Any]]:
+    """Match every line of a parsed camt file; returns the reconciliation results."""
+    account = parsed.source
+    now = svc.now()
+    lines = parsed.lines
+    known = _known(session, account, lines)
     # An invoice named by one line only, paid exactly, is recorded in bulk; the rest (partial,
     # over, several lines for one invoice, charges) one by one through record_manual_payment.
     named: dict[str, int] = defaultdict(int)
     resolved: dict[int, tuple[_Rec | None, str]] = {}
     for i, ln in enumerate(lines):
         if ln.kind == "credit" and ln.booked and not ln.reversal and not ln.returned:
-            resolved[i] = resolve(ln)
+            resolved[i] = known.resolve(ln)
             rec = resolved[i][0]
             if rec is not None:
                 named[rec.invoice_id] += 1
@@ -258,30 +273,15 @@ def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
     bulk: list[tuple[dict[str, Any], StatementLine, _Rec, dict[str, Any]]] = []
     for i, line in enumerate(lines):
         identity = line.provider_ref or ""
-        existing_row = existing.get(identity)
+        existing_row = known.existing.get(identity)
         if existing_row is not None and not (existing_row.status == "pending" and line.booked):
-            # Known from an earlier file: reported again only as applied, or when the bank
-            # changed its amount (a line still open is listed once, and published once).
-            same = existing_row.amount == line.amount
-            if line.booked and line.kind == "credit" and not line.reversal and (
-                    not same or existing_row.status in ("matched", "resolved")):
-                results.append(_result(
-                    import_id, line, "matched" if same else "amount_mismatch", expected=existing_row.amount,
-                    expected_currency=existing_row.currency,
-                    detail=None if same else f"the bank reported {existing_row.amount} for this entry before"))
+            results += _seen_before(import_id, line, existing_row)
             continue
-        old = legacy.get(f"bank:{account}:{identity}")
+        old = known.legacy.get(f"bank:{account}:{identity}")
         if old is not None:  # recorded by an import before bank lines were kept
             results.append(_compare(import_id, line, old, old.amount))
             continue
-        row: dict[str, Any] = {
-            "id": existing_row.id if existing_row else None, "import_id": import_id, "account": account,
-            "identity": identity[:100], "position": line.where[:80], "kind": line.kind, "amount": line.amount,
-            "currency": line.currency, "booked_on": _day(line), "reference": line.payment_reference,
-            "ref_kind": line.ref_kind, "text": line.text, "debtor": line.debtor, "details": _details(line),
-            "status": "pending", "outcome": "pending", "detail": None, "payment_ids": [],
-            "created_at": now, "updated_at": now,
-        }
+        row = _line_row(import_id, account, line, existing_row, now)
         if existing_row is None:
             new_rows.append(row)
         if not line.booked:
@@ -295,13 +295,44 @@ def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
         elif line.kind != "credit":
             row.update(status="skipped", outcome="skipped")
         else:
-            _match_credit(session, svc, import_id, account, line, row, resolved[i], named, manual, seen_manual,
-                          bulk, results)
+            _match_credit(session, svc, import_id, account, line, row, resolved[i], named, known.manual,
+                          seen_manual, bulk, results)
         if existing_row is not None:
             for key in ("import_id", "status", "outcome", "detail", "payment_ids", "updated_at"):
                 setattr(existing_row, key, row[key])
     if bulk:
         _record_bulk(session, svc, import_id, bulk, results)
+    _insert_bank_lines(session, new_rows)
+    return results + _unbooked_transfers(session, parsed, import_id, seen_manual)
+
+
+def _seen_before(import_id: str, line: StatementLine, existing_row: BankLine) -> list[dict[str, Any]]:
+    """A line known from an earlier file: reported again only as applied, or when the bank
+    changed its amount (a line still open is listed once, and published once)."""
+    same = existing_row.amount == line.amount
+    if line.booked and line.kind == "credit" and not line.reversal and (
+            not same or existing_row.status in ("matched", "resolved")):
+        return [_result(
+            import_id, line, "matched" if same else "amount_mismatch", expected=existing_row.amount,
+            expected_currency=existing_row.currency,
+            detail=None if same else f"the bank reported {existing_row.amount} for this entry before")]
+    return []
+
+
+def _line_row(import_id: str, account: str, line: StatementLine, existing_row: BankLine | None,
+              now: datetime) -> dict[str, Any]:
+    identity = line.provider_ref or ""
+    return {
+        "id": existing_row.id if existing_row else None, "import_id": import_id, "account": account,
+        "identity": identity[:100], "position": line.where[:80], "kind": line.kind, "amount": line.amount,
+        "currency": line.currency, "booked_on": _day(line), "reference": line.payment_reference,
+        "ref_kind": line.ref_kind, "text": line.text, "debtor": line.debtor, "details": _details(line),
+        "status": "pending", "outcome": "pending", "detail": None, "payment_ids": [],
+        "created_at": now, "updated_at": now,
+    }
+
+
+def _insert_bank_lines(session: Session, new_rows: list[dict[str, Any]]) -> None:
     ids = _fast_ids("bl", len(new_rows))
     for row, new_id in zip(new_rows, ids, strict=True):
         row["id"] = new_id
@@ -310,7 +341,12 @@ def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
     else:
         _bulk_insert(session, BankLine, new_rows)
     session.flush()
-    # Manual bank-transfer payments of the period the bank never booked.
+
+
+def _unbooked_transfers(session: Session, parsed: ParsedStatement, import_id: str,
+                        seen_manual: set[str]) -> list[dict[str, Any]]:
+    """Manual bank-transfer payments of the period the bank never booked."""
+    results: list[dict[str, Any]] = []
     for p in session.scalars(select(Payment).where(
             Payment.provider == "manual", Payment.method_type == "bank_transfer",
             Payment.status.in_(("succeeded", "refunded")),

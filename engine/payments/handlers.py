@@ -29,17 +29,11 @@ from sqlalchemy.orm import Session
 from engine.clock import ensure_aware
 from engine.money import to_decimal
 from engine.payments.bank import remember_invoice
-from engine.payments.collection import (
-    CollectableInvoice,
-    PaymentError,
-    PaymentService,
-    add_payment_method,
-    collect_invoice,
-    default_payment_method,
-    open_receivable,
-    retry_invoice_payment,
-)
+from engine.payments.collection import collect_invoice, retry_invoice_payment
+from engine.payments.method_store import add_payment_method, default_payment_method
 from engine.payments.models import PaymentMethod
+from engine.payments.receivables import open_receivable
+from engine.payments.service import CollectableInvoice, PaymentError, PaymentService
 from engine.store import mark_processed
 
 CONSUMER = "payments.handlers"  # distinct from the bus's own record under "payments"

@@ -12,18 +12,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.payments.collection import (
+from engine.payments.collection import retry_invoice_payment
+from engine.payments.method_store import add_payment_method
+from engine.payments.models import Payment, PaymentMethod, Receivable
+from engine.payments.provider import ProviderError, ProviderRejected
+from engine.payments.service import (
     OFFLINE_PROVIDERS,
     CollectionResult,
     PaymentError,
     PaymentNotFound,
     PaymentService,
     _emit,
-    add_payment_method,
-    retry_invoice_payment,
 )
-from engine.payments.models import Payment, PaymentMethod, Receivable
-from engine.payments.provider import ProviderError, ProviderRejected
 
 METHOD_TYPES = ("card", "paypal", "twint", "bank_transfer", "manual")
 

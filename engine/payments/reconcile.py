@@ -31,7 +31,6 @@ from engine.money import quantum
 from engine.payments import journal
 from engine.payments.bank import match_bank
 from engine.payments.camt import paused_gc
-from engine.payments.collection import PaymentService
 from engine.payments.journal import Posting
 from engine.payments.models import (
     Payment,
@@ -40,6 +39,7 @@ from engine.payments.models import (
     Refund,
     SettlementImport,
 )
+from engine.payments.service import PaymentService
 from engine.payments.settlement_pg import SettlementWriter
 from engine.payments.statements import (
     ParsedStatement,
@@ -360,9 +360,32 @@ def _ledger_columns(entity: Any) -> list[Any]:
 def _match_settlement(session: Session, parsed: ParsedStatement,
                       import_id: str) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
     """(matched rows in _RESULT_COLUMNS order, every other outcome as a dict)."""
+    in_window, payments, by_key = _payments_ledger(session, parsed)
+    refunds_in_window, refunds = _refunds_ledger(session, parsed)
+    results: list[dict[str, Any]] = []
+    matched: list[tuple[Any, ...]] = []
+    seen: set[str] = set()
+    for line in parsed.lines:
+        if line.kind == "charge":
+            hit = payments.get(line.provider_ref or "") or (
+                by_key.get(line.payment_reference) if line.payment_reference else None
+            )
+            _match_charge(import_id, line, hit, seen, matched, results)
+        else:
+            _match_refund(import_id, line, refunds.get(line.provider_ref or ""), seen, results)
+    results += _missing_at_provider(import_id, in_window, refunds_in_window, seen)
+    return matched, results
+
+
+_SETTLED_OK = ("succeeded", "refunded")
+
+
+def _payments_ledger(session: Session, parsed: ParsedStatement) \
+        -> tuple[list[_Ledger], dict[str, _Ledger], dict[str, _Ledger]]:
+    """The provider's payments the file may name: (captured in its period, by provider
+    reference, by idempotency key)."""
     provider = parsed.source
     # The period's ledger in one query (it is also what "missing at provider" needs) ...
-    conn = session.connection()
     window = _fetch(session, select(*_ledger_columns(Payment)).where(
         Payment.provider == provider,
         Payment.captured_at >= parsed.period_start,
@@ -378,7 +401,6 @@ def _match_settlement(session: Session, parsed: ParsedStatement,
             payments[led.provider_ref] = led
         by_key[led.key or ""] = led
     charges = [ln for ln in parsed.lines if ln.kind == "charge"]
-    refunds_lines = [ln for ln in parsed.lines if ln.kind == "refund"]
     # ... then whatever the file names outside it (captured near midnight, late settlement).
     missing_refs = [ln.provider_ref for ln in charges if ln.provider_ref and ln.provider_ref not in payments]
     for row in _by_values(session, Payment.provider_ref, missing_refs, Payment.provider == provider):
@@ -391,8 +413,15 @@ def _match_settlement(session: Session, parsed: ParsedStatement,
     for row in _by_values(session, Payment.idempotency_key, missing_keys, Payment.provider == provider):
         led = _Ledger(*row)
         by_key[led.key or ""] = led
+    return in_window, payments, by_key
+
+
+def _refunds_ledger(session: Session, parsed: ParsedStatement) -> tuple[list[_Ledger], dict[str, _Ledger]]:
+    """The provider's succeeded refunds: (made in the file's period, by provider reference
+    including those the file names outside the period)."""
+    provider = parsed.source
     refunds: dict[str, _Ledger] = {}
-    refund_rows = conn.execute(
+    refund_rows = session.connection().execute(
         select(*_ledger_columns(Refund)).where(
             Refund.provider == provider, Refund.status == "succeeded",
             Refund.created_at >= parsed.period_start, Refund.created_at < parsed.period_end,
@@ -401,44 +430,46 @@ def _match_settlement(session: Session, parsed: ParsedStatement,
     refunds_in_window = [_Ledger(*row) for row in refund_rows]
     for led in refunds_in_window:
         refunds[led.provider_ref or ""] = led
+    refunds_lines = [ln for ln in parsed.lines if ln.kind == "refund"]
     missing_refund_refs = [ln.provider_ref for ln in refunds_lines if ln.provider_ref and ln.provider_ref not in refunds]
     for row in _by_values(session, Refund.provider_ref, missing_refund_refs, Refund.provider == provider):
         led = _Ledger(*row)
         refunds[led.provider_ref or ""] = led
+    return refunds_in_window, refunds
 
+
+def _match_charge(import_id: str, line: StatementLine, hit: _Ledger | None, seen: set[str],
+                  matched: list[tuple[Any, ...]], results: list[dict[str, Any]]) -> None:
+    if hit is None or hit.status not in _SETTLED_OK:
+        detail = "no such payment in the ledger" if hit is None else f"the ledger has it {hit.status}"
+        results.append(_result(import_id, line, "missing_in_ledger", ledger=hit, detail=detail))
+        if hit is not None:
+            seen.add(hit.id)
+        return
+    seen.add(hit.id)
+    if hit.amount == line.amount and hit.currency == line.currency:  # the common case, lean
+        matched.append((import_id, line.line_no, "matched", "charge", line.provider_ref,
+                        line.payment_reference, hit.id, hit.amount, line.amount, hit.currency,
+                        line.currency, line.fee, line.payout_id, None))
+    else:
+        results.append(_compare(import_id, line, hit, hit.amount))
+
+
+def _match_refund(import_id: str, line: StatementLine, hit: _Ledger | None, seen: set[str],
+                  results: list[dict[str, Any]]) -> None:
+    if hit is None or hit.status != "succeeded":
+        detail = "no such refund in the ledger" if hit is None else f"the ledger has it {hit.status}"
+        results.append(_result(import_id, line, "missing_in_ledger", ledger=hit, detail=detail))
+        return
+    seen.add(hit.id)
+    results.append(_compare(import_id, line, hit, -hit.amount))
+
+
+def _missing_at_provider(import_id: str, in_window: list[_Ledger], refunds_in_window: list[_Ledger],
+                         seen: set[str]) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    matched: list[tuple[Any, ...]] = []
-    seen: set[str] = set()
-    settled_ok = ("succeeded", "refunded")
-    hit: _Ledger | None
-    for line in parsed.lines:
-        if line.kind == "charge":
-            hit = payments.get(line.provider_ref or "") or (
-                by_key.get(line.payment_reference) if line.payment_reference else None
-            )
-            if hit is None or hit.status not in settled_ok:
-                detail = "no such payment in the ledger" if hit is None else f"the ledger has it {hit.status}"
-                results.append(_result(import_id, line, "missing_in_ledger", ledger=hit, detail=detail))
-                if hit is not None:
-                    seen.add(hit.id)
-                continue
-            seen.add(hit.id)
-            if hit.amount == line.amount and hit.currency == line.currency:  # the common case, lean
-                matched.append((import_id, line.line_no, "matched", "charge", line.provider_ref,
-                                line.payment_reference, hit.id, hit.amount, line.amount, hit.currency,
-                                line.currency, line.fee, line.payout_id, None))
-            else:
-                results.append(_compare(import_id, line, hit, hit.amount))
-        else:
-            hit = refunds.get(line.provider_ref or "")
-            if hit is None or hit.status != "succeeded":
-                detail = "no such refund in the ledger" if hit is None else f"the ledger has it {hit.status}"
-                results.append(_result(import_id, line, "missing_in_ledger", ledger=hit, detail=detail))
-                continue
-            seen.add(hit.id)
-            results.append(_compare(import_id, line, hit, -hit.amount))
     for led in in_window:
-        if led.id not in seen and led.status in settled_ok:
+        if led.id not in seen and led.status in _SETTLED_OK:
             results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=led.amount,
                                    expected_currency=led.currency, kind="charge",
                                    detail="captured in the period, absent from the settlement"))
@@ -447,7 +478,7 @@ def _match_settlement(session: Session, parsed: ParsedStatement,
             results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=-led.amount,
                                    expected_currency=led.currency, kind="refund",
                                    detail="refunded in the period, absent from the settlement"))
-    return matched, results
+    return results
 
 
 def _payout_totals(lines: Iterable[StatementLine],

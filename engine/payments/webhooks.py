@@ -13,13 +13,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from engine.payments.collection import (
-    PaymentService,
-    apply_charge_outcome,
-    apply_refund_outcome,
-)
 from engine.payments.models import Payment, Refund, WebhookReceipt
+from engine.payments.outcomes import apply_charge_outcome
 from engine.payments.provider import WebhookRejected
+from engine.payments.refunds import apply_refund_outcome
+from engine.payments.service import PaymentService
 
 if TYPE_CHECKING:
     from engine.store import Database

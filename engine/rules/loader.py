@@ -191,95 +191,26 @@ _IN_A_RULE = re.compile(r"^rules\[([0-9]+)\]")
 
 def _build(doc: Document, refs: References, skip: Collection[int] = ()) -> tuple[Ruleset, list[Problem]]:
     data = doc.data
-    out: list[Problem] = []
-    states = set(DEFAULT_STATES) | set(data.get("states") or [])
+    check = _RuleChecks(doc, refs, set(DEFAULT_STATES) | set(data.get("states") or []))
     rules: list[Rule] = []
     seen: dict[str, int] = {}
-
-    def ref(kind: str, value: str, where: list[Any], what: str) -> None:
-        known: set[str] | None = getattr(refs, kind)
-        if known is not None and value not in known:
-            listing = ", ".join(sorted(known)) or "none"
-            out.append(doc.problem(where, f"unknown {what} {value!r}; known: {listing}"))
-
     for i, raw in enumerate(data["rules"]):
         if i in skip:
             continue
         base: list[Any] = ["rules", i]
         rid = raw["id"]
         if rid in seen:
-            out.append(doc.problem([*base, "id"], f"duplicate rule id {rid!r} (also rules[{seen[rid]}])"))
+            check.out.append(doc.problem([*base, "id"], f"duplicate rule id {rid!r} (also rules[{seen[rid]}])"))
         else:
             seen[rid] = i
-        has_on, has_schedule = "on" in raw, "schedule" in raw
-        if has_on and has_schedule:
-            out.append(doc.problem([*base, "schedule"],
-                                   "a rule has either `on` (an event) or `schedule` + `for_each`, not both"))
-        elif not has_on and not has_schedule:
-            out.append(doc.problem(base, "a rule needs `on` (an event type) or `schedule` + `for_each`"))
-        if has_schedule and "for_each" not in raw:
-            out.append(doc.problem([*base, "schedule"], "a scheduled rule needs `for_each` "
-                                   "(customer, subscription or invoice)"))
-        if "for_each" in raw and not has_schedule:
-            out.append(doc.problem([*base, "for_each"], "`for_each` only goes with `schedule`"))
-        if has_schedule:
-            why = _cron_problem(raw["schedule"])
-            if why:
-                out.append(doc.problem([*base, "schedule"], why))
-        valid: dict[str, datetime] = {}
-        for key in ("valid_from", "valid_until"):
-            if key in raw:
-                try:
-                    valid[key] = _when(str(raw[key]), key, key == "valid_until")
-                except ValueError as exc:
-                    out.append(doc.problem([*base, key], f"not an ISO date or datetime: {exc}"))
-        if len(valid) == 2 and valid["valid_until"] <= valid["valid_from"]:
-            out.append(doc.problem([*base, "valid_until"], "ends before it starts (valid_from)"))
-        when: Node | None = None
-        if "when" in raw:
-            try:
-                when = parse_condition(raw["when"])
-            except ConditionError as exc:
-                out.append(doc.problem([*base, "when", *exc.where], exc.message))
-            if when is not None:
-                for t in tests(when):
-                    root, _, rest = t.path.partition(".")
-                    if root == "usage" and rest:
-                        ref("metrics", rest.split(".")[0], [*base, "when"], "metric")
-                    kind = _VALUE_REFS.get(t.path)
-                    if kind and t.op in ("eq", "ne", "in", "not_in"):
-                        values = t.value if isinstance(t.value, tuple) else (t.value,)
-                        for v in values:
-                            if isinstance(v, str):
-                                ref(kind, v, [*base, "when"], kind.rstrip("s"))
+        check.trigger(base, raw)
+        valid = check.validity(base, raw)
+        when = check.condition(base, raw)
         actions: list[ActionSpec] = []
         for j, item in enumerate(raw["then"]):
             (name, params_raw), = item.items()
-            where = [*base, "then", j, name]
             params = _params(name, params_raw)
-            if name == "notify":
-                ref("templates", params["template"], [*where, "template"], "template")
-            elif name == "discount":
-                for k, pid in enumerate(params.get("prices", ())):
-                    ref("prices", pid, [*where, "prices", k], "price")
-                if "percent" in params and params["percent"] > 100:
-                    out.append(doc.problem([*where, "percent"], "cannot be more than 100"))
-            elif name == "apply_coupon":
-                ref("coupons", params["code"], [*where, "code"], "coupon")
-            elif name == "deny" and params.get("offer"):
-                offer = params["offer"]
-                if "plan" in offer:
-                    ref("plans", offer["plan"], [*where, "offer", "plan"], "plan")
-                if "coupon" in offer:
-                    ref("coupons", offer["coupon"], [*where, "offer", "coupon"], "coupon")
-            elif name == "set_dunning_state" and params["state"] not in states:
-                out.append(doc.problem([*where, "state"], f"unknown dunning state {params['state']!r}; "
-                                       f"known: {', '.join(sorted(states))} (add it to `states`)"))
-            elif name == "retry_payment":
-                try:
-                    parse_duration(params["after"])
-                except ValueError as exc:
-                    out.append(doc.problem([*where, "after"], str(exc)))
+            check.action([*base, "then", j, name], name, params)
             actions.append(ActionSpec(name, params))
         on = raw.get("on")
         rules.append(Rule(
@@ -292,9 +223,101 @@ def _build(doc: Document, refs: References, skip: Collection[int] = ()) -> tuple
         ))
     ruleset = Ruleset(
         name=data["ruleset"], rules=tuple(rules), description=data.get("description", ""),
-        states=tuple(sorted(states)), source=doc.text, file=doc.file, checksum=_checksum(doc.text),
+        states=tuple(sorted(check.states)), source=doc.text, file=doc.file, checksum=_checksum(doc.text),
     )
-    return ruleset, out
+    return ruleset, check.out
+
+
+class _RuleChecks:
+    """The checks of one ruleset's rules, collecting their problems in the order made."""
+
+    def __init__(self, doc: Document, refs: References, states: set[str]) -> None:
+        self.doc = doc
+        self.refs = refs
+        self.states = states
+        self.out: list[Problem] = []
+
+    def problem(self, where: list[Any], message: str) -> None:
+        self.out.append(self.doc.problem(where, message))
+
+    def ref(self, kind: str, value: str, where: list[Any], what: str) -> None:
+        known: set[str] | None = getattr(self.refs, kind)
+        if known is not None and value not in known:
+            listing = ", ".join(sorted(known)) or "none"
+            self.problem(where, f"unknown {what} {value!r}; known: {listing}")
+
+    def trigger(self, base: list[Any], raw: dict[str, Any]) -> None:
+        """`on` (an event) or `schedule` + `for_each`, one of the two."""
+        has_on, has_schedule = "on" in raw, "schedule" in raw
+        if has_on and has_schedule:
+            self.problem([*base, "schedule"], "a rule has either `on` (an event) or `schedule` + `for_each`, not both")
+        elif not has_on and not has_schedule:
+            self.problem(base, "a rule needs `on` (an event type) or `schedule` + `for_each`")
+        if has_schedule and "for_each" not in raw:
+            self.problem([*base, "schedule"], "a scheduled rule needs `for_each` (customer, subscription or invoice)")
+        if "for_each" in raw and not has_schedule:
+            self.problem([*base, "for_each"], "`for_each` only goes with `schedule`")
+        if has_schedule:
+            why = _cron_problem(raw["schedule"])
+            if why:
+                self.problem([*base, "schedule"], why)
+
+    def validity(self, base: list[Any], raw: dict[str, Any]) -> dict[str, datetime]:
+        valid: dict[str, datetime] = {}
+        for key in ("valid_from", "valid_until"):
+            if key in raw:
+                try:
+                    valid[key] = _when(str(raw[key]), key, key == "valid_until")
+                except ValueError as exc:
+                    self.problem([*base, key], f"not an ISO date or datetime: {exc}")
+        if len(valid) == 2 and valid["valid_until"] <= valid["valid_from"]:
+            self.problem([*base, "valid_until"], "ends before it starts (valid_from)")
+        return valid
+
+    def condition(self, base: list[Any], raw: dict[str, Any]) -> Node | None:
+        if "when" not in raw:
+            return None
+        try:
+            when = parse_condition(raw["when"])
+        except ConditionError as exc:
+            self.problem([*base, "when", *exc.where], exc.message)
+            return None
+        for t in tests(when):
+            root, _, rest = t.path.partition(".")
+            if root == "usage" and rest:
+                self.ref("metrics", rest.split(".")[0], [*base, "when"], "metric")
+            kind = _VALUE_REFS.get(t.path)
+            if kind and t.op in ("eq", "ne", "in", "not_in"):
+                values = t.value if isinstance(t.value, tuple) else (t.value,)
+                for v in values:
+                    if isinstance(v, str):
+                        self.ref(kind, v, [*base, "when"], kind.rstrip("s"))
+        return when
+
+    def action(self, where: list[Any], name: str, params: dict[str, Any]) -> None:
+        if name == "notify":
+            self.ref("templates", params["template"], [*where, "template"], "template")
+        elif name == "discount":
+            for k, pid in enumerate(params.get("prices", ())):
+                self.ref("prices", pid, [*where, "prices", k], "price")
+            if "percent" in params and params["percent"] > 100:
+                self.problem([*where, "percent"], "cannot be more than 100")
+        elif name == "apply_coupon":
+            self.ref("coupons", params["code"], [*where, "code"], "coupon")
+        elif name == "deny" and params.get("offer"):
+            offer = params["offer"]
+            if "plan" in offer:
+                self.ref("plans", offer["plan"], [*where, "offer", "plan"], "plan")
+            if "coupon" in offer:
+                self.ref("coupons", offer["coupon"], [*where, "offer", "coupon"], "coupon")
+        elif name == "set_dunning_state" and params["state"] not in self.states:
+            self.problem([*where, "state"], f"unknown dunning state {params['state']!r}; "
+                         f"known: {', '.join(sorted(self.states))} (add it to `states`)")
+        elif name == "retry_payment":
+            try:
+                parse_duration(params["after"])
+            except ValueError as exc:
+                self.problem([*where, "after"], str(exc))
 
 
 def ruleset_from_document(doc: Document, refs: References | None = None) -> Ruleset:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog import Catalog, DocumentError, catalog_from_document, load_yaml_file
@@ -200,10 +200,6 @@ def list_versions(session: Session, catalog: str | None = None) -> list[dict[str
         }
         for v in session.scalars(stmt)
     ]
-
-
-def version_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(CatalogVersion)) or 0)
 
 
 __all__ = [

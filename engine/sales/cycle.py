@@ -10,7 +10,7 @@ subscription's new state and its events together, or nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -51,10 +51,6 @@ def plan_period(plan: Plan, anchor: date, index: int) -> Period:
 
 def advance_amount(plan: Plan, quantity: Decimal) -> Decimal:
     return sum((charge(p, quantity).amount for p in plan.prices if p.timing == "in_advance"), ZERO)
-
-
-def metered(catalog: Catalog, plan: Plan) -> dict[str, object]:
-    return {p.metric: catalog.metrics[p.metric] for p in plan.prices if p.metric}
 
 
 # --- where usage comes from -----------------------------------------------------------------
@@ -623,7 +619,3 @@ def catch_up(
             break
         out.append(r)
     return out
-
-
-def due_types(catalogs: Iterable[Catalog]) -> set[str]:
-    return {m.event for c in catalogs for m in c.metrics.values()}

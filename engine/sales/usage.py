@@ -303,17 +303,3 @@ def load_usage(
     for rid, cid, typ, when, props in session.execute(stmt):
         out[cid].append(UsageEvent(rid, typ, when, cid, props or {}))
     return out
-
-
-def event_count(session: Session, customer_id: str | None = None) -> int:
-    from sqlalchemy import func
-
-    stmt = select(func.count()).select_from(UsageRecord)
-    if customer_id is not None:
-        stmt = stmt.where(UsageRecord.customer_id == customer_id)
-    return int(session.scalar(stmt) or 0)
-
-
-def require_customer(session: Session, customer_id: str) -> None:
-    if session.get(Customer, customer_id) is None:
-        raise NotFound("customer_id", f"unknown customer {customer_id!r}")

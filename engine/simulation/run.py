@@ -508,13 +508,51 @@ class _Run:
         self, baseline: Catalog, draft: Catalog, labels: list[str], warnings: list[str], seconds: float
     ) -> SimulationResult:
         customers = self.cohort.customers
+        cust_rows, by_plan, by_seg = self._customer_rows()
+        month_rows = self.month_rows
+        tb = sum((r["baseline"] for r in month_rows), ZERO)
+        td = sum((r["draft"] for r in month_rows), ZERO)
+        if self.total_cm == 0:
+            warnings.insert(0, "no customer was active in the months simulated")
+        return SimulationResult(
+            currency=baseline.currency,
+            start=self.bside.start,
+            months=labels,
+            baseline_name=baseline.name,
+            draft_name=draft.name,
+            cohort=self.cohort.description or f"{len(customers):,} customers ({self.cohort.source})",
+            customer_months=self.total_cm,
+            by_month=month_rows,
+            by_month_plan=self.month_plan,
+            by_plan=_group_rows(by_plan, "plan"),
+            by_segment=_group_rows(by_seg, "segment"),
+            customers=cust_rows,
+            quota=self._quota_rows(),
+            features=self._feature_rows(),
+            totals={
+                "baseline": tb,
+                "draft": td,
+                "delta": td - tb,
+                "delta_pct": _pct(td - tb, tb),
+                "customers": sum(1 for x in self.cust_months if x),
+                "pay_more": sum(1 for r in cust_rows if r["delta"] > 0),
+                "pay_less": sum(1 for r in cust_rows if r["delta"] < 0),
+                "baseline_discount": sum(self.discounts_b.values(), ZERO),
+                "draft_discount": sum(self.discounts_d.values(), ZERO),
+            },
+            discounts=self._discount_rows(),
+            warnings=warnings,
+            seconds=seconds,
+        )
+
+    def _customer_rows(self) -> tuple[list[dict[str, Any]], dict[str, list[Any]], dict[str, list[Any]]]:
+        """Per customer, and the sums per plan and per segment: [customers, baseline, draft]."""
         pairs = self.pairs
         cust_b, cust_d, cust_months = self.cust_b, self.cust_d, self.cust_months
-        # Per customer, plan and segment.
         cust_rows: list[dict[str, Any]] = []
         by_plan: dict[str, list[Any]] = {}
         by_seg: dict[str, list[Any]] = {}
-        for i, c in enumerate(customers):
+        for i, c in enumerate(self.cohort.customers):
             if not cust_months[i]:
                 continue
             b, d = cust_b[i], cust_d[i]
@@ -538,26 +576,10 @@ class _Run:
                 acc[0] += 1
                 acc[1] += b
                 acc[2] += d
+        return cust_rows, by_plan, by_seg
 
-        def rows(table: dict[str, list[Any]], name: str) -> list[dict[str, Any]]:
-            return [
-                {
-                    name: k,
-                    "customers": v[0],
-                    "baseline": v[1],
-                    "draft": v[2],
-                    "delta": v[2] - v[1],
-                    "delta_pct": _pct(v[2] - v[1], v[1]),
-                }
-                for k, v in sorted(table.items())
-            ]
-
-        month_rows = self.month_rows
-        tb = sum((r["baseline"] for r in month_rows), ZERO)
-        td = sum((r["draft"] for r in month_rows), ZERO)
-        if self.total_cm == 0:
-            warnings.insert(0, "no customer was active in the months simulated")
-        discount_rows = [
+    def _discount_rows(self) -> list[dict[str, Any]]:
+        return [
             {
                 "source": source,
                 "reason": reason,
@@ -566,36 +588,6 @@ class _Run:
             }
             for source, reason in sorted(set(self.discounts_b) | set(self.discounts_d))
         ]
-        return SimulationResult(
-            currency=baseline.currency,
-            start=self.bside.start,
-            months=labels,
-            baseline_name=baseline.name,
-            draft_name=draft.name,
-            cohort=self.cohort.description or f"{len(customers):,} customers ({self.cohort.source})",
-            customer_months=self.total_cm,
-            by_month=month_rows,
-            by_month_plan=self.month_plan,
-            by_plan=rows(by_plan, "plan"),
-            by_segment=rows(by_seg, "segment"),
-            customers=cust_rows,
-            quota=self._quota_rows(),
-            features=self._feature_rows(),
-            totals={
-                "baseline": tb,
-                "draft": td,
-                "delta": td - tb,
-                "delta_pct": _pct(td - tb, tb),
-                "customers": sum(1 for x in cust_months if x),
-                "pay_more": sum(1 for r in cust_rows if r["delta"] > 0),
-                "pay_less": sum(1 for r in cust_rows if r["delta"] < 0),
-                "baseline_discount": sum(self.discounts_b.values(), ZERO),
-                "draft_discount": sum(self.discounts_d.values(), ZERO),
-            },
-            discounts=discount_rows,
-            warnings=warnings,
-            seconds=seconds,
-        )
 
     def _quota_rows(self) -> list[dict[str, Any]]:
         quota_b, quota_d, blocked_b, blocked_d = self.quota_b, self.quota_d, self.blocked_b, self.blocked_d
@@ -705,3 +697,18 @@ def _check_quotas(
             over[fid].add(i)
             if overage == "block":
                 blocked[fid].add(i)
+
+
+def _group_rows(table: dict[str, list[Any]], name: str) -> list[dict[str, Any]]:
+    """One row per plan or segment from its [customers, baseline, draft] sums."""
+    return [
+        {
+            name: k,
+            "customers": v[0],
+            "baseline": v[1],
+            "draft": v[2],
+            "delta": v[2] - v[1],
+            "delta_pct": _pct(v[2] - v[1], v[1]),
+        }
+        for k, v in sorted(table.items())
+    ]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import inspect
 
 from engine.store.database import Database, _normalise_url
 
@@ -82,11 +81,3 @@ def revision(database_url: str, message: str, rev_id: str | None = None) -> None
 def check(database_url: str) -> None:
     """Raise if the models have changes that no revision covers (`alembic check`)."""
     command.check(alembic_config(database_url))
-
-
-def has_tables(database_url: str) -> bool:
-    db = Database(database_url)
-    try:
-        return bool(inspect(db.engine).get_table_names())
-    finally:
-        db.dispose()

@@ -224,7 +224,6 @@ __all__ = [
     "add_user",
     "authenticate",
     "can",
-    "ensure_tables",
     "hash_password",
     "list_audit",
     "list_users",
@@ -234,10 +233,3 @@ __all__ = [
     "set_role",
     "verify_password",
 ]
-
-
-def ensure_tables(bind: Any) -> None:
-    """Create this package's tables when missing (until a migration revision covers them)."""
-    from engine.store.base import Base
-
-    Base.metadata.create_all(bind, tables=[ConsoleUser.__table__, AuditEntry.__table__], checkfirst=True)  # type: ignore[list-item]

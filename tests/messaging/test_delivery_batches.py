@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from engine.clock import TestClock
 from engine.messaging import Channels, EmailChannel, Notification, deliver_pending, notify
-from engine.messaging import service as messaging_service
+from engine.messaging import delivery as messaging_delivery
 from engine.messaging.samples import sample_data
 from engine.store import Database, OutboxEvent
 
@@ -126,7 +126,7 @@ def test_a_failed_mark_leaves_only_its_group_to_resend(
         db: Database, clock: TestClock, picky: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     inbox, url = picky
     ids = record(db, clock, [f"ok{i}@example.com" for i in range(12)])
-    real = messaging_service.add_events
+    real = messaging_delivery.add_events
     calls = 0
     lock = threading.Lock()
 
@@ -139,7 +139,7 @@ def test_a_failed_mark_leaves_only_its_group_to_resend(
                 raise RuntimeError("database went away")
         return real(session, events)
 
-    monkeypatch.setattr(messaging_service, "add_events", flaky)
+    monkeypatch.setattr(messaging_delivery, "add_events", flaky)
     channels = Channels([EmailChannel.from_url(url)])
     with pytest.raises(RuntimeError, match="database went away"):
         deliver_pending(db, channels, now=clock.now(), concurrency=2, record_every=3,
@@ -154,7 +154,7 @@ def test_a_failed_mark_leaves_only_its_group_to_resend(
     assert len(limbo & set(first)) == 3  # only the failed group was sent unmarked
     assert sent_events(db) == Counter(marked)
 
-    monkeypatch.setattr(messaging_service, "add_events", real)
+    monkeypatch.setattr(messaging_delivery, "add_events", real)
     assert deliver_pending(db, channels, now=clock.now(), wall=clock).attempted == 0  # lease holds
     clock.set(clock.now() + timedelta(minutes=6))
     report = deliver_pending(db, channels, now=clock.now(), concurrency=2, record_every=3,

@@ -18,9 +18,9 @@ from engine.payments import (
     invoice_reference,
     is_valid_creditor_reference,
 )
-from engine.payments.collection import check_amount
 from engine.payments.sandbox import CARD_SUCCESS, sandbox_fee, sign_payload
 from engine.payments.sandbox_adapter import SandboxAdapter, _map_payment
+from engine.payments.service import check_amount
 from tests.payments.conftest import API_KEY, SECRET, Server, new_id
 
 

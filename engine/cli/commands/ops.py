@@ -20,6 +20,13 @@ from engine.config import get_settings
 
 
 def register(sub: Any) -> None:
+    _register_processes(sub)
+    _register_reconciliation(sub)
+    _register_admin(sub)
+
+
+def _register_processes(sub: Any) -> None:
+    """The long-running processes: a worker, the scheduler, the bus's status, the PSP sandbox."""
     p = sub.add_parser("worker", help="consume a subsystem's queue (sales, payments, access, messaging, all)")
     # A name outside the list was a traceback from deep in the bus; argparse says which exist.
     p.add_argument("--subsystem", required=True, choices=["sales", "payments", "access", "messaging", "all"])
@@ -40,6 +47,9 @@ def register(sub: Any) -> None:
     p.add_argument("--webhook-url", default=None, help="where to post signed webhooks")
     p.set_defaults(func=run_sandbox)
 
+
+def _register_reconciliation(sub: Any) -> None:
+    """Bank and settlement reconciliation, and the accounting export."""
     p = sub.add_parser("reconcile", help="import a settlement CSV or camt.053 statement and match it")
     p.add_argument("file")
     p.add_argument("--provider", default="sandbox")
@@ -66,6 +76,9 @@ def register(sub: Any) -> None:
     j.add_argument("--out", default="-")
     j.set_defaults(func=run_export_journal)
 
+
+def _register_admin(sub: Any) -> None:
+    """Templates, console users, linting and the what-if simulator."""
     p = sub.add_parser("template", help="message templates")
     t = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     pv = t.add_parser("preview", help="render a template with the sample context of the event that triggers it")
@@ -115,6 +128,7 @@ def register(sub: Any) -> None:
     p.add_argument("--start", default=None, help="first month (ISO date); default this month")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_simulate)
+
 
 
 def run_worker(args: argparse.Namespace) -> int:

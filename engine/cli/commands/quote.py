@@ -74,10 +74,6 @@ def _pairs(items: Sequence[str], flag: str) -> list[tuple[str, str]]:
     return out
 
 
-def read_events(path: str) -> list[UsageEvent]:
-    return [event for _, event in read_located_events(path)]
-
-
 def read_located_events(path: str) -> list[tuple[str, UsageEvent]]:
     """The file's events, each with `FILE:LINE` so that an error about it can name its line."""
     events: list[tuple[str, UsageEvent]] = []

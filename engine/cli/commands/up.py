@@ -12,11 +12,11 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from engine.cli.commands.serve import ADMIN_KEY_FILE, STATE_DIR, bind_api, migrate_database, serve_http
 from engine.cli.mailsink import MailSink
-from engine.config import get_settings
+from engine.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from engine.system import System
@@ -66,27 +66,12 @@ def save_admin_key(key: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine import demo
-    from engine.api import create_key
     from engine.system import build_system
 
     settings = get_settings()
     # Bound before anything starts: a busy port is refused first, not after the announcement.
     listener = bind_api(settings.api_host, settings.api_port, "BILLING_API_PORT")
-    if not settings.psp_url:
-        settings = settings.model_copy(update={"psp_url": f"http://127.0.0.1:{settings.psp_port}"})
-    if not settings.seller_name and not settings.seller_iban:
-        # The demo's own seller, for its bank-transfer invoice emails (a demo IBAN, not a real account).
-        settings = settings.model_copy(update={"seller_name": DEMO_SELLER_NAME, "seller_iban": DEMO_SELLER_IBAN,
-                                               "seller_address": settings.seller_address or DEMO_SELLER_ADDRESS,
-                                               "seller_tax_id": settings.seller_tax_id or DEMO_SELLER_TAX_ID})
-    if not settings.psp_webhook_secret:
-        # The demo's sandbox runs in this process: a fresh secret each run, never a public one.
-        settings = settings.model_copy(update={"psp_webhook_secret": "whsec_" + secrets.token_urlsafe(24)})
-    mail_note = f"email    {settings.smtp_url.split('@')[-1]}"
-    if not settings.smtp_url:
-        sink = MailSink(STATE_DIR / "mail", settings.mail_sink_port).start()
-        settings = settings.model_copy(update={"smtp_url": sink.url})
-        mail_note = f"email    every message kept as a file in {sink.directory}/ (a local SMTP sink on :{sink.port})"
+    settings, mail_note = _demo_settings(settings)
     out = sys.stdout
     print(f"billing-engine: database {settings.database_url}", file=out, flush=True)
     migrate_database(settings.database_url)
@@ -94,51 +79,15 @@ def run(args: argparse.Namespace) -> int:
     system = build_system(settings, create_tables=False, automation=True)
     seeding = not args.no_seed and not demo.is_seeded(system)
     if seeding:
-        now = datetime.now(UTC)
-        print(
-            "seeding the demo: catalogs, rules, 50 customers and a month of usage (about a minute)...",
-            file=out,
-            flush=True,
-        )
-        replay = build_system(
-            settings, clock=demo.replay_clock(now, 30), db=system.db, create_tables=False, automation=True
-        )
-        report = demo.seed(replay, now)
-        print(
-            f"  {report.customers} customers, {report.events} usage events, catalogs {', '.join(report.catalogs)}, "
-            f"rulesets {', '.join(report.rulesets)}",
-            file=out,
-            flush=True,
-        )
-        system.sync_rules()
+        _seed_demo(system, settings, out)
     sign_ins = seed_console_users(system, seeding)
-    key_note = f"the admin API key is in {ADMIN_KEY_FILE}"
-    if not ADMIN_KEY_FILE.exists():
-        with system.db.session() as s:
-            _, key = create_key(s, "admin", now=datetime.now(UTC), name="billing up")
-        save_admin_key(key)
-        key_note = f"admin API key (shown once; also saved to {ADMIN_KEY_FILE}, mode 600):\n  {key}"
+    key_note = _admin_key_note(system)
     stop = threading.Event()
     system.start_workers(stop)
     console = None
     if not args.no_console:
         console = start_console(settings, out, sign_ins)
-    base = f"http://{settings.api_host}:{settings.api_port}"
-    print(
-        f"""
-billing-engine is up.
-  API      {base}   (OpenAPI docs: {base}/docs, health: {base}/health)
-  sandbox  http://127.0.0.1:{settings.psp_port}   (payment provider; test cards in docs)
-  {mail_note}
-  {key_note}
-
-Try it:
-  curl -s -X POST {base}/v1/access/check -H "Authorization: Bearer $(cat {ADMIN_KEY_FILE})" \\
-       -H 'Content-Type: application/json' -d '{{"customer_id": "cus_001", "feature": "api"}}'
-""",
-        file=out,
-        flush=True,
-    )
+    _announce(settings, out, mail_note, key_note)
     # uvicorn answers SIGTERM by stopping, then raises the signal again with the handler it
     # found: with the default one the process would die there, before the console (a
     # process of its own) is stopped below. Ours turns it into a normal exit.
@@ -156,19 +105,95 @@ Try it:
     return 0
 
 
+def _demo_settings(settings: Settings) -> tuple[Settings, str]:
+    """The settings completed for a demo on one machine (the local sandbox, the demo seller, a
+    fresh webhook secret, a mail sink when no SMTP is set), and the line saying where mail goes."""
+    if not settings.psp_url:
+        settings = settings.model_copy(update={"psp_url": f"http://127.0.0.1:{settings.psp_port}"})
+    if not settings.seller_name and not settings.seller_iban:
+        # The demo's own seller, for its bank-transfer invoice emails (a demo IBAN, not a real account).
+        settings = settings.model_copy(update={"seller_name": DEMO_SELLER_NAME, "seller_iban": DEMO_SELLER_IBAN,
+                                               "seller_address": settings.seller_address or DEMO_SELLER_ADDRESS,
+                                               "seller_tax_id": settings.seller_tax_id or DEMO_SELLER_TAX_ID})
+    if not settings.psp_webhook_secret:
+        # The demo's sandbox runs in this process: a fresh secret each run, never a public one.
+        settings = settings.model_copy(update={"psp_webhook_secret": "whsec_" + secrets.token_urlsafe(24)})
+    mail_note = f"email    {settings.smtp_url.split('@')[-1]}"
+    if not settings.smtp_url:
+        sink = MailSink(STATE_DIR / "mail", settings.mail_sink_port).start()
+        settings = settings.model_copy(update={"smtp_url": sink.url})
+        mail_note = f"email    every message kept as a file in {sink.directory}/ (a local SMTP sink on :{sink.port})"
+    return settings, mail_note
+
+
+def _seed_demo(system: System, settings: Settings, out: TextIO) -> None:
+    """The demo's month of history, replayed by a system of its own on this database."""
+    from engine import demo
+    from engine.system import build_system
+
+    now = datetime.now(UTC)
+    print(
+        "seeding the demo: catalogs, rules, 50 customers and a month of usage (about a minute)...",
+        file=out,
+        flush=True,
+    )
+    replay = build_system(
+        settings, clock=demo.replay_clock(now, 30), db=system.db, create_tables=False, automation=True
+    )
+    report = demo.seed(replay, now)
+    print(
+        f"  {report.customers} customers, {report.events} usage events, catalogs {', '.join(report.catalogs)}, "
+        f"rulesets {', '.join(report.rulesets)}",
+        file=out,
+        flush=True,
+    )
+    system.sync_rules()
+
+
+def _admin_key_note(system: System) -> str:
+    """Where the admin API key is; on the first run, a new key shown once and saved."""
+    from engine.api import create_key
+
+    if ADMIN_KEY_FILE.exists():
+        return f"the admin API key is in {ADMIN_KEY_FILE}"
+    with system.db.session() as s:
+        _, key = create_key(s, "admin", now=datetime.now(UTC), name="billing up")
+    save_admin_key(key)
+    return f"admin API key (shown once; also saved to {ADMIN_KEY_FILE}, mode 600):\n  {key}"
+
+
+def _announce(settings: Settings, out: TextIO, mail_note: str, key_note: str) -> None:
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    print(
+        f"""
+billing-engine is up.
+  API      {base}   (OpenAPI docs: {base}/docs, health: {base}/health)
+  sandbox  http://127.0.0.1:{settings.psp_port}   (payment provider; test cards in docs)
+  {mail_note}
+  {key_note}
+
+Try it:
+  curl -s -X POST {base}/v1/access/check -H "Authorization: Bearer $(cat {ADMIN_KEY_FILE})" \\
+       -H 'Content-Type: application/json' -d '{{"customer_id": "cus_001", "feature": "api"}}'
+""",
+        file=out,
+        flush=True,
+    )
+
+
 def _exit_on_sigterm(_signum: int, _frame: Any) -> None:
     raise SystemExit(0)
 
 
 def seed_console_users(system: System, seeding: bool) -> list[tuple[str, str, str]]:
-    """The console's tables, and the demo sign-ins only in the database this run seeds with the
-    demo: a database the demo did not seed (a real one, or one seeded before, whose users may
-    have changed their passwords or been removed) never gets `<role>-demo` passwords."""
+    """The demo sign-ins, only in the database this run seeds with the demo (the console's
+    tables came with the migrations): a database the demo did not seed (a real one, or one
+    seeded before, whose users may have changed their passwords or been removed) never gets
+    `<role>-demo` passwords."""
     try:
-        from engine.console import ensure_tables, seed_demo
+        from engine.console import seed_demo
     except ImportError:
         return []
-    ensure_tables(system.db.engine)
     if not seeding:
         return []
     with system.db.session() as s:

@@ -1,0 +1,59 @@
+"""A customer's stored payment methods: record one, find the default.
+
+`engine.payments.methods` builds the customer-facing lifecycle (attach with the provider's
+check, list, detach) on these.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.payments.models import PaymentMethod
+from engine.payments.service import PaymentError, PaymentService
+from engine.store import new_event_id
+
+# --- payment methods -------------------------------------------------------------------------
+
+
+def add_payment_method(
+    session: Session,
+    customer_id: str,
+    method_type: str,
+    token: str | None = None,
+    *,
+    provider: str = "sandbox",
+    default: bool = True,
+    service: PaymentService,
+) -> PaymentMethod:
+    """Store a customer's method. `provider="bank"` with `method_type="bank_transfer"` means
+    the customer pays by transfer to our own account (matched from camt.053 statements)."""
+    if method_type not in ("card", "paypal", "twint", "bank_transfer", "manual"):
+        raise PaymentError(f"unknown payment method type {method_type!r}")
+    svc = service
+    if default:
+        for other in session.scalars(
+            select(PaymentMethod).where(PaymentMethod.customer_id == customer_id, PaymentMethod.is_default)
+        ):
+            other.is_default = False
+    method = PaymentMethod(
+        id=new_event_id("pm"),
+        customer_id=customer_id,
+        provider=provider,
+        method_type=method_type,
+        token=token,
+        is_default=default,
+        created_at=svc.now(),
+    )
+    session.add(method)
+    session.flush()
+    return method
+
+
+def default_payment_method(session: Session, customer_id: str) -> PaymentMethod | None:
+    return session.scalars(
+        select(PaymentMethod)
+        .where(PaymentMethod.customer_id == customer_id, PaymentMethod.is_default)
+        .order_by(PaymentMethod.created_at.desc())
+        .limit(1)
+    ).first()

@@ -1,0 +1,43 @@
+"""What payments tells other subsystems about an invoice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.payments.models import Payment, Receivable
+from engine.payments.service import ZERO, _money
+
+# --- queries for other subsystems ------------------------------------------------------------
+
+
+def invoice_payment_summary(session: Session, invoice_id: str) -> dict[str, Any] | None:
+    """What payments knows of an invoice, for GET /v1/invoices/{id}."""
+    rec = session.get(Receivable, invoice_id)
+    if rec is None:
+        return None
+    payments = session.scalars(
+        select(Payment).where(Payment.invoice_id == invoice_id).order_by(Payment.created_at)
+    ).all()
+    return {
+        "invoice_id": rec.invoice_id,
+        "status": rec.status,
+        "currency": rec.currency,
+        "amount_due": _money(rec.amount_due, rec.currency),
+        "amount_paid": _money(rec.amount_paid, rec.currency),
+        "credit_applied": _money(rec.credit_applied, rec.currency),
+        "remaining": _money(max(rec.remaining, ZERO), rec.currency),
+        "payment_reference": rec.payment_reference,
+        "payments": [
+            {
+                "id": p.id, "attempt": p.attempt, "status": p.status, "amount": _money(p.amount, p.currency),
+                "method": p.method_type, "provider": p.provider, "decline_code": p.decline_code,
+                "retryable": p.retryable, "refunded": _money(p.refunded_amount, p.currency),
+                "captured_at": p.captured_at.isoformat() if p.captured_at else None,
+            }
+            for p in payments
+        ],
+    }

@@ -1,0 +1,142 @@
+"""What invoices owe and what customers hold: receivables (journalled when opened) and
+customer credit (overpayments kept, applied to the next invoice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.money import KNOWN_CURRENCIES
+from engine.payments import journal
+from engine.payments.journal import Posting
+from engine.payments.models import CreditBalance, CreditEntry, Receivable
+from engine.payments.references import invoice_reference, normalise_reference
+from engine.payments.service import ZERO, CollectableInvoice, PaymentError, PaymentService, check_amount
+from engine.store import new_event_id
+
+# --- receivables -----------------------------------------------------------------------------
+
+
+def open_receivable(
+    session: Session,
+    invoice: CollectableInvoice,
+    *,
+    revenue_by_plan: Mapping[str, Decimal] | None = None,
+    tax: Decimal = ZERO,
+    collection_method: str = "automatic",
+    due_at: datetime | None = None,
+    service: PaymentService,
+) -> Receivable:
+    """Record what an invoice owes (idempotent per invoice id) and journal it:
+    Dr receivables / Cr revenue per plan / Cr tax payable."""
+    svc = service
+    existing = session.get(Receivable, invoice.invoice_id)
+    if existing is not None:
+        return existing
+    amount = Decimal(invoice.amount_due)
+    if isinstance(invoice.amount_due, float) or amount < 0:
+        raise PaymentError(f"invoice {invoice.invoice_id}: amount_due must be a non-negative Decimal")
+    if amount:
+        check_amount(amount, invoice.currency, "amount_due")
+    elif invoice.currency not in KNOWN_CURRENCIES:
+        raise PaymentError(f"currency {invoice.currency!r} is not a known ISO 4217 code")
+    if collection_method not in ("automatic", "bank_transfer"):
+        raise PaymentError(f"collection_method must be automatic or bank_transfer, not {collection_method!r}")
+    reference = invoice.payment_reference or invoice_reference(invoice.invoice_id)
+    clash = session.scalar(
+        select(Receivable.invoice_id).where(Receivable.payment_reference == normalise_reference(reference))
+    )
+    if clash is not None:
+        reference = invoice_reference(invoice.invoice_id, digest=True)
+    now = svc.now()
+    rec = Receivable(
+        invoice_id=invoice.invoice_id,
+        customer_id=invoice.customer_id,
+        currency=invoice.currency,
+        amount_due=amount,
+        amount_paid=ZERO,
+        credit_applied=ZERO,
+        payment_reference=normalise_reference(reference),
+        collection_method=collection_method,
+        status="open" if amount > 0 else "paid",
+        due_at=due_at,
+        last_attempt=0,
+        created_at=now,
+    )
+    postings = [Posting(journal.RECEIVABLES, debit=amount)]
+    revenue = {plan: Decimal(v) for plan, v in (revenue_by_plan or {}).items()}
+    tax = Decimal(tax)
+    postings += [Posting(journal.revenue_account(plan), credit=v) for plan, v in revenue.items() if v > 0]
+    postings += [Posting("discounts", debit=-v) for plan, v in revenue.items() if v < 0]
+    postings.append(Posting(journal.TAX_PAYABLE, credit=tax))
+    # Whatever the breakdown does not explain (no breakdown given, or rounding) is visible.
+    rest = amount - sum(revenue.values(), ZERO) - tax
+    if rest > 0:
+        postings.append(Posting(journal.revenue_account(None), credit=rest))
+    elif rest < 0:
+        postings.append(Posting("discounts", debit=-rest))
+    try:
+        with session.begin_nested():
+            session.add(rec)
+            journal.post_entry(
+                session, f"inv:{invoice.invoice_id}", now, invoice.currency, postings,
+                f"invoice {invoice.invoice_id} issued", invoice.invoice_id,
+            )
+    except IntegrityError:
+        # Another collection of this invoice (another process) opened it meanwhile and has
+        # committed: its receivable is the one, and its attempt is what this one returns.
+        theirs = session.get(Receivable, invoice.invoice_id, with_for_update=True, populate_existing=True)
+        if theirs is None:
+            raise
+        return theirs
+    return rec
+
+
+def _apply_credit(session: Session, svc: PaymentService, rec: Receivable) -> Decimal:
+    balance = session.get(CreditBalance, (rec.customer_id, rec.currency), with_for_update=True)
+    if balance is None or balance.balance <= 0 or rec.remaining <= 0:
+        return ZERO
+    use = min(balance.balance, rec.remaining)
+    balance.balance -= use
+    rec.credit_applied += use
+    now = svc.now()
+    session.add(
+        CreditEntry(
+            customer_id=rec.customer_id, currency=rec.currency, amount=-use, reason="applied",
+            invoice_id=rec.invoice_id, created_at=now,
+        )
+    )
+    journal.post_entry(
+        session, f"credit:{rec.invoice_id}:{new_event_id('c')}", now, rec.currency,
+        [Posting(journal.CUSTOMER_CREDIT, debit=use), Posting(journal.RECEIVABLES, credit=use)],
+        f"customer credit applied to {rec.invoice_id}", rec.invoice_id,
+    )
+    if rec.remaining == 0:
+        rec.status = "paid"
+    return use
+
+
+def _add_credit(session: Session, customer_id: str, currency: str, amount: Decimal, now: datetime,
+                payment_id: str | None, invoice_id: str | None) -> None:
+    balance = session.get(CreditBalance, (customer_id, currency), with_for_update=True)
+    if balance is None:
+        session.add(CreditBalance(customer_id=customer_id, currency=currency, balance=amount))
+    else:
+        balance.balance += amount
+    session.add(
+        CreditEntry(
+            customer_id=customer_id, currency=currency, amount=amount, reason="overpayment",
+            payment_id=payment_id, invoice_id=invoice_id, created_at=now,
+        )
+    )
+
+
+def customer_credit_balance(session: Session, customer_id: str, currency: str) -> Decimal:
+    row = session.get(CreditBalance, (customer_id, currency))
+    return row.balance if row is not None else ZERO

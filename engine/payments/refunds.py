@@ -1,0 +1,175 @@
+"""Refunds: all or part of a succeeded payment, never above what is refundable; their
+outcomes are journalled and published as payment.refunded.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.payments import journal
+from engine.payments.journal import Posting
+from engine.payments.models import Payment, Refund
+from engine.payments.provider import PaymentState, ProviderError, ProviderRejected, RefundOutcome, RefundRequest
+from engine.payments.service import (
+    OFFLINE_PROVIDERS,
+    ZERO,
+    PaymentError,
+    PaymentService,
+    RefundRejected,
+    _emit,
+    _money,
+    check_amount,
+)
+from engine.store import new_event_id
+
+# --- refunds ---------------------------------------------------------------------------------
+
+
+def refund_payment(
+    session: Session,
+    payment_id: str,
+    amount: Decimal | None = None,
+    *,
+    reason: str = "",
+    idempotency_key: str | None = None,
+    service: PaymentService,
+) -> Refund:
+    """Refund all or part of a succeeded payment. Above the refundable amount (paid minus
+    refunded minus refunds in flight) it is rejected and nothing is recorded."""
+    svc = service
+    if idempotency_key:
+        existing = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
+        if existing is not None:
+            return existing
+    payment = session.get(Payment, payment_id, with_for_update=True)
+    if payment is None:
+        raise RefundRejected(f"unknown payment {payment_id!r}")
+    if payment.status not in ("succeeded", "refunded"):
+        raise RefundRejected(f"payment {payment_id} is {payment.status}; only succeeded payments are refunded")
+    in_flight = session.scalar(
+        select(func.count()).select_from(Refund).where(Refund.payment_id == payment.id, Refund.status == "pending")
+    ) or 0
+    pending_sum = sum(
+        (r.amount for r in session.scalars(
+            select(Refund).where(Refund.payment_id == payment.id, Refund.status == "pending"))),
+        ZERO,
+    ) if in_flight else ZERO
+    refundable = payment.amount - payment.refunded_amount - pending_sum
+    if amount is None:
+        amount = refundable
+    try:
+        amount = check_amount(amount, payment.currency, "refund amount")
+    except PaymentError as exc:
+        raise RefundRejected(str(exc)) from None
+    if amount > refundable:
+        raise RefundRejected(
+            f"refund of {amount} {payment.currency} exceeds the refundable {refundable} "
+            f"{payment.currency} of payment {payment.id} (paid {payment.amount}, "
+            f"refunded {payment.refunded_amount}, in flight {pending_sum})"
+        )
+    count = session.scalar(select(func.count()).select_from(Refund).where(Refund.payment_id == payment.id)) or 0
+    key = idempotency_key or f"{payment.idempotency_key}:refund:{count + 1}"
+    now = svc.now()
+    refund = Refund(
+        id=new_event_id("re"),
+        idempotency_key=key,
+        payment_id=payment.id,
+        customer_id=payment.customer_id,
+        provider=payment.provider,
+        amount=amount,
+        currency=payment.currency,
+        status="pending",
+        reason=reason[:200] or None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(refund)
+    session.flush()
+    if payment.provider in OFFLINE_PROVIDERS:
+        _apply_refund_outcome(session, svc, refund, PaymentState.SUCCEEDED, None)
+        return refund
+    adapter = svc.adapter(payment.provider)
+    if payment.provider_ref is None:
+        raise RefundRejected(f"payment {payment.id} has no provider reference")
+    try:
+        outcome = adapter.refund(
+            RefundRequest(key, payment.provider_ref, amount, payment.currency, reason)
+        )
+    except ProviderError:
+        refund.needs_lookup = True
+        return refund
+    except ProviderRejected as exc:
+        session.delete(refund)
+        session.flush()
+        raise RefundRejected(f"the provider refused the refund: {exc.code}: {exc.message}") from None
+    _apply_refund_outcome(session, svc, refund, outcome.state, outcome.provider_ref)
+    return refund
+
+
+def _resolve_refund(session: Session, svc: PaymentService, refund: Refund) -> str:
+    adapter = svc.adapter(refund.provider)
+    payment = session.get(Payment, refund.payment_id)
+    assert payment is not None
+    try:
+        outcome = adapter.lookup_refund(refund.idempotency_key)
+        if outcome is None and payment.provider_ref:
+            outcome = adapter.refund(RefundRequest(refund.idempotency_key, payment.provider_ref,
+                                                   refund.amount, refund.currency, refund.reason or ""))
+    except ProviderError:
+        refund.needs_lookup = True
+        return refund.status
+    except ProviderRejected:
+        refund.status = "failed"
+        refund.updated_at = svc.now()
+        return refund.status
+    if outcome is None:
+        return refund.status
+    _apply_refund_outcome(session, svc, refund, outcome.state, outcome.provider_ref)
+    return refund.status
+
+
+def apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund, outcome: RefundOutcome) -> str:
+    _apply_refund_outcome(session, svc, refund, outcome.state, outcome.provider_ref)
+    return refund.status
+
+
+def _apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund,
+                          state: PaymentState, provider_ref: str | None) -> None:
+    if refund.status != "pending":
+        return
+    now = svc.now()
+    refund.provider_ref = provider_ref or refund.provider_ref
+    refund.updated_at = now
+    if state is PaymentState.PENDING:
+        refund.needs_lookup = False
+        return
+    if state is PaymentState.FAILED:
+        refund.status = "failed"
+        return
+    refund.status = "succeeded"
+    refund.needs_lookup = False
+    payment = session.get(Payment, refund.payment_id, with_for_update=True)
+    assert payment is not None
+    payment.refunded_amount += refund.amount
+    if payment.refunded_amount >= payment.amount:
+        payment.status = "refunded"
+    payment.updated_at = now
+    journal.post_entry(
+        session, f"refund:{refund.id}", now, refund.currency,
+        [Posting(journal.REFUNDS, debit=refund.amount),
+         Posting(journal.cash_account(payment.provider), credit=refund.amount)],
+        f"refund of payment {payment.id}", payment.invoice_id or payment.id,
+    )
+    _emit(session, svc, "payment.refunded", payment.customer_id, {
+        "refund_id": refund.id,
+        "payment_id": payment.id,
+        "invoice_id": payment.invoice_id,
+        "amount": _money(refund.amount, refund.currency),
+        "currency": refund.currency,
+        "total_refunded": _money(payment.refunded_amount, payment.currency),
+        "fully_refunded": payment.status == "refunded",
+        "reason": refund.reason,
+    })
