@@ -30,7 +30,7 @@ from engine.payments.adjustments import (
     refund_to_dict,
     refundable,
 )
-from engine.payments.camt import parse_camt
+from engine.payments.camt import parse_camt, parse_statement
 from engine.payments.camt import parse_camt as parse_camt053
 from engine.payments.collection import (
     collect_due_invoices,
@@ -95,11 +95,7 @@ from engine.payments.service import (
     RefundRejected,
     attempt_key,
 )
-from engine.payments.statements import (
-    StatementFormatError,
-    parse_settlement_csv,
-    parse_statement,
-)
+from engine.payments.statements import StatementFormatError, parse_settlement_csv
 from engine.payments.stripe_adapter import StripeAdapter
 from engine.payments.webhooks import WebhookResult, apply_webhook, webhook_router
 

@@ -564,9 +564,11 @@ def _mark_paid(session: Session, updates: list[tuple[str, Decimal, Decimal]]) ->
         _changed_meanwhile(len(updates) - changed)
 
 
-def _changed_meanwhile(n: int) -> None:
-    from engine.payments.reconcile import ReconciliationError
+class ReconciliationError(ValueError):
+    """A statement that cannot be reconciled as it stands; nothing of it was imported."""
 
+
+def _changed_meanwhile(n: int) -> None:
     raise ReconciliationError(f"{n} invoice(s) the file pays changed while it was reconciled (a payment arrived "
                               "meanwhile); nothing was imported: import the file again")
 

@@ -47,6 +47,8 @@ from engine.payments.statements import (
     ParsedStatement,
     StatementFormatError,
     StatementLine,
+    is_camt,
+    parse_settlement_csv,
 )
 
 ZERO = Decimal(0)
@@ -535,3 +537,11 @@ def camt_time(value: str, *, end: bool = False) -> datetime:
     if end and parsed.second == 59 and parsed.minute == 59 and parsed.hour == 23:
         parsed += timedelta(seconds=1)  # "23:59:59" closes the day
     return parsed
+
+
+def parse_statement(data: bytes, *, provider: str = "sandbox", name: str = "statement",
+                    currencies: Callable[[set[str]], set[str]] | None = None) -> ParsedStatement:
+    """Settlement CSV or camt.053 / camt.054 XML, told apart by the first non-blank character."""
+    if is_camt(data):
+        return parse_camt(data, name=name, currencies=currencies)
+    return parse_settlement_csv(data, provider=provider, name=name)

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 
 from engine.money import quantum
 from engine.payments import journal
-from engine.payments.bank import match_bank
-from engine.payments.camt import paused_gc
+from engine.payments.bank import ReconciliationError, match_bank
+from engine.payments.camt import parse_statement, paused_gc
 from engine.payments.journal import Posting
 from engine.payments.models import (
     Payment,
@@ -46,7 +46,6 @@ from engine.payments.statements import (
     SettlementReader,
     StatementLine,
     is_camt,
-    parse_statement,
 )
 from engine.store import OutboxEvent, new_event_id
 
@@ -55,10 +54,6 @@ MISMATCHES = ("missing_in_ledger", "missing_at_provider", "amount_mismatch", "cu
               "reversal", "returned")
 _CHUNK = 500
 _WRITE_CHUNK = 20_000
-
-
-class ReconciliationError(ValueError):
-    pass
 
 
 @dataclass

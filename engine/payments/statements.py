@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -200,14 +200,6 @@ class SettlementReader:
         )
 
 
-def parse_statement(data: bytes, *, provider: str = "sandbox", name: str = "statement",
-                    currencies: Callable[[set[str]], set[str]] | None = None) -> ParsedStatement:
-    """Settlement CSV or camt.053 / camt.054 XML, told apart by the first non-blank character."""
-    if is_camt(data):
-        from engine.payments.camt import parse_camt
-
-        return parse_camt(data, name=name, currencies=currencies)
-    return parse_settlement_csv(data, provider=provider, name=name)
 
 
 def is_camt(data: bytes) -> bool:
