@@ -135,7 +135,7 @@ def seed(db: Database, n: int, events_per_sub: int) -> None:
 def measure(url: str, n: int, events_per_sub: int, *, with_rules: bool = False) -> dict[str, Any]:
     db = Database(url)
     db.drop_all()
-    db.create_all()
+    db.migrate()
     t0 = time.perf_counter()
     seed(db, n, events_per_sub)
     seed_s = time.perf_counter() - t0

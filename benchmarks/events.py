@@ -344,7 +344,7 @@ def main() -> None:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     db_url = args.pg_admin.rsplit("/", 1)[0] + f"/{name}"
     db = Database(db_url)
-    db.create_all()
+    db.migrate()
     BenchBase.metadata.create_all(db.engine)
     db.dispose()
     relay: subprocess.Popen[bytes] | None = None

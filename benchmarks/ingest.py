@@ -67,7 +67,7 @@ def baseline_rows(envs: list[dict[str, Any]], received: datetime) -> list[dict[s
 def measure(url: str, n: int) -> dict[str, Any]:
     db = Database(url)
     db.drop_all()
-    db.create_all()
+    db.migrate()
     # The baseline table: the same columns and indexes, a different name.
     meta = sa.MetaData()
     baseline = UsageRecord.__table__.to_metadata(meta, name="bench_usage_baseline")  # type: ignore[attr-defined]

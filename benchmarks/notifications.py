@@ -169,7 +169,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     db = Database(args.db or f"sqlite:///{Path(tmp.name) / 'bench.db'}")
     db.drop_all()
-    db.create_all()
+    db.migrate()
     url = f"smtp://127.0.0.1:{port}?from=billing@example.com"
     settings = SmtpSettings.from_url(url)
     renderer = Renderer()

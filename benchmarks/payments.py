@@ -144,7 +144,7 @@ def main() -> None:
     url = create_database(args.pg_admin_url)
     db = Database(url)
     try:
-        db.create_all()
+        db.migrate()
         t0 = time.perf_counter()
         data = seed(db, args.lines)
         print(f"seeded {args.lines} payments and a {len(data) / 1e6:.1f} MB settlement file "
@@ -274,7 +274,7 @@ def camt_main(args: argparse.Namespace) -> None:
     url = create_database(args.pg_admin_url)
     db = Database(url)
     try:
-        db.create_all()
+        db.migrate()
         t0 = time.perf_counter()
         data = camt_seed(db, args.lines)
         print(f"seeded {args.lines} open invoices and a {len(data) / 1e6:.1f} MB camt.053 "

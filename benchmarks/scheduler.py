@@ -125,7 +125,7 @@ def main() -> None:
     url = args.pg_admin.rsplit("/", 1)[0] + f"/{name}"
     db = Database(url)
     try:
-        db.create_all()
+        db.migrate()
         clock = TestClock(NOW)
         with db.session() as s:
             version = sales.publish_catalog(s, CATALOG, "bench", clock=clock)

@@ -1,4 +1,4 @@
-"""Imports every subsystem's tables, so migrations and `create_all` see the whole schema."""
+"""Imports every subsystem's tables, so the migrations see the whole schema."""
 
 import importlib
 

@@ -74,7 +74,7 @@ def pg_url(pg_server: str) -> Iterator[str]:
 @pytest.fixture
 def sqlite_db(tmp_path) -> Iterator[Database]:  # type: ignore[no-untyped-def]
     db = Database(f"sqlite:///{tmp_path}/billing.db")
-    db.create_all()
+    db.migrate()
     yield db
     db.dispose()
 
@@ -83,7 +83,7 @@ def sqlite_db(tmp_path) -> Iterator[Database]:  # type: ignore[no-untyped-def]
 def pg_db(pg_url: str) -> Iterator[Database]:
     db = Database(pg_url)
     db.drop_all()
-    db.create_all()
+    db.migrate()
     yield db
     db.dispose()
 

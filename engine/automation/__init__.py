@@ -17,7 +17,6 @@ from engine.automation.models import ActionRecord, ScheduledJob
 from engine.automation.service import SUBSYSTEM, Automation, JobsReport, SweepReport
 from engine.automation.templating import CustomerLinks, DatabaseFacts, Facts, Seller, template_data
 from engine.automation.vocabulary import HANDLING, Collected, Handling, OnTheSpot
-from engine.store import Base, Database
 
 __all__ = [
     "HANDLING",
@@ -39,14 +38,8 @@ __all__ = [
     "SweepReport",
     "build_context",
     "create_charge",
-    "create_tables",
     "invoice_context",
     "subject_context",
     "subject_contexts",
     "template_data",
 ]
-
-
-def create_tables(db: Database) -> None:
-    """This package's tables (engine/models.py does not import them yet)."""
-    Base.metadata.create_all(db.engine, tables=[ScheduledJob.__table__, ActionRecord.__table__])  # type: ignore[list-item]

@@ -12,7 +12,6 @@ from engine.console.lifecycle import CardModel, DecliningProvider, lifecycle_on_
 from engine.console.store import (
     ConsoleError,
     check_stored,
-    ensure_tables,
     history,
     publish,
     rollback,
@@ -34,7 +33,6 @@ __all__ = [
     "checksum",
     "console_command",
     "diff",
-    "ensure_tables",
     "history",
     "lifecycle_on_engine",
     "publish",

@@ -65,7 +65,7 @@ def run_console(
     """Start the Streamlit console as a child process and print its URL and the demo sign-ins.
 
     The caller owns the returned process (terminate it on shutdown). With `seed_demo`, the
-    console's tables and the demo users are created first in `database_url`."""
+    demo users are created first in `database_url` (migrated: `billing migrate`)."""
     out = out or sys.stdout
     child_env = dict(os.environ if env is None else env)
     if database_url:
@@ -73,13 +73,13 @@ def run_console(
     url_db = child_env.get("BILLING_DATABASE_URL") or "sqlite:///./billing.db"
     demo: list[tuple[str, str, str]] = []
     if seed_demo:
-        from engine.console.store import ensure_tables
         from engine.console.store import seed_demo as seed
         from engine.store import Database
+        from engine.store.migrate import require_migrated
 
         db = Database(url_db)
         try:
-            ensure_tables(db.engine)
+            require_migrated(db)
             with db.session() as s:
                 demo = seed(s)
         finally:

@@ -21,20 +21,11 @@ from engine.console import rulesets
 from engine.console.drafts import KINDS, check_draft, checksum, diff
 from engine.console.models import Draft
 from engine.periods import Period, calendar_period
-from engine.users import AuditEntry, ConsoleUser, record_audit, require, seed_demo_users
+from engine.users import record_audit, require, seed_demo_users
 
 
 class ConsoleError(ValueError):
     """Something the console user must fix; the message says what."""
-
-
-def ensure_tables(bind: Any) -> None:
-    """Create the console's and the users' tables when missing, on a database built without the
-    migrations (which create them since 0001): a test's or a seed's throwaway one."""
-    from engine.store.base import Base
-
-    tables = [Draft.__table__, ConsoleUser.__table__, AuditEntry.__table__]
-    Base.metadata.create_all(bind, tables=tables, checkfirst=True)  # type: ignore[arg-type]
 
 
 def seed_demo(session: Session, *, clock: Clock | None = None) -> list[tuple[str, str, str]]:

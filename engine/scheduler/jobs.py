@@ -33,7 +33,7 @@ from engine import automation
 from engine.clock import Clock
 from engine.rules import ScheduledRule
 from engine.scheduler.models import DONE, FAILED, RUNNING, JobRun
-from engine.store import Base, Database
+from engine.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,6 @@ class Jobs:
     _versions: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        Base.metadata.create_all(self.db.engine, tables=[JobRun.__table__])  # type: ignore[list-item]
-        automation.create_tables(self.db)
         self.jobs = self.builtin_jobs()
         self.refresh_rule_jobs()
 

@@ -44,7 +44,6 @@ class StoredClock(TestClock):
         self._shared = shared
         self._read_at = float("-inf")
         self._io = threading.Lock()
-        Base.metadata.create_all(db.engine, tables=[StoredTestClock.__table__])  # type: ignore[list-item]
         self._store_start(start.astimezone(UTC))
 
     @property

@@ -4,11 +4,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
-
-from engine.store.base import Base
 
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:
@@ -57,11 +55,19 @@ class Database:
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
-    def create_all(self) -> None:
-        Base.metadata.create_all(self.engine)
+    def migrate(self) -> None:
+        """Bring this database to the latest migration (engine.store.migrate.migrate): the
+        only way the engine's tables are created."""
+        from engine.store.migrate import migrate
+
+        migrate(self)
 
     def drop_all(self) -> None:
-        Base.metadata.drop_all(self.engine)
+        """Drop every table, the migrations' `alembic_version` included: `migrate` then
+        starts over."""
+        tables = MetaData()
+        tables.reflect(self.engine)
+        tables.drop_all(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -28,7 +28,6 @@ class StoredSecret(Base):
 def stored_secret(db: Database, name: str) -> str:
     """The database's secret called `name`, made (256 random bits) the first time it is
     asked for. Two processes asking at once get the same one (insert-or-ignore, then read)."""
-    Base.metadata.create_all(db.engine, tables=[StoredSecret.__table__])  # type: ignore[list-item]
     with db.read_session() as session:
         found = session.scalar(select(StoredSecret.value).where(StoredSecret.name == name))
     if found:

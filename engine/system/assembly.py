@@ -17,7 +17,7 @@ from datetime import datetime
 
 from fastapi import APIRouter
 
-from engine import automation, messaging, pdf, portal, rules, sales, scheduler
+from engine import messaging, pdf, portal, rules, sales, scheduler
 from engine.access import AccessRules, AccessService, AccessView
 from engine.api import ApiContext, KeyVerifier
 from engine.automation import Automation, Seller
@@ -243,13 +243,16 @@ def build_system(
     """The system on `settings`. `automation=True` adds what a full deployment runs: rules
     acting on events and the scheduler (period closes, retries, cron rules, message
     delivery). `payments`: the provider of the settings, or this service (None: no
-    collection in this system)."""
+    collection in this system). `create_tables`: migrate the database (engine.store.migrate);
+    without it, a database that is not migrated stops here, naming `billing migrate`."""
     settings = settings or get_settings()
     db = db or Database(settings.database_url)
     if create_tables:
-        import engine.models  # noqa: F401  (every table on the metadata)
+        db.migrate()  # the migrations (a copy of their result for an empty SQLite database)
+    else:
+        from engine.store.migrate import require_migrated  # alembic: only when asked
 
-        db.create_all()
+        require_migrated(db)  # a process that only uses the tables: `billing migrate` first
     clock = clock or _clock_of(settings, db)
     # Rules: this system's own durable_rules engine, runtime, pricing and access answers.
     runtime = RulesRuntime(clock, durable=DurableEngine())
@@ -307,7 +310,6 @@ def _automation(
         if rules.sync_runtime(runtime, db):
             access.invalidate(None)
 
-    automation.create_tables(db)
     return Automation(
         db, clock, runtime, sync=sync,
         seller=Seller(name=settings.seller_name, iban=settings.seller_iban),

@@ -14,7 +14,7 @@ from engine import sales
 from engine.cli import main
 from engine.config import get_settings
 from engine.console import ConsoleError, publish
-from engine.console.store import check_stored, ensure_tables
+from engine.console.store import check_stored
 from engine.store import Database
 from tests.cli.runner import run
 
@@ -32,7 +32,6 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Databa
     get_settings.cache_clear()
     assert main(["migrate"]) == 0
     db = Database(url)
-    ensure_tables(db.engine)
     yield db
     db.dispose()
     get_settings.cache_clear()

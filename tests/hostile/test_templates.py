@@ -64,7 +64,7 @@ def _invoice_html(root: Path) -> str:
 
     clock = TestClock(datetime(2026, 1, 1, tzinfo=UTC))
     db = Database(f"sqlite:///{root}/billing.db")
-    db.create_all()
+    db.migrate()
     with db.session() as s:
         publish_catalog(s, make_testco(), "tester", "v1", clock=clock)
         create_customer(s, {"id": "c1", "name": "<b>Ada</b>"}, clock=clock)

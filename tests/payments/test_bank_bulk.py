@@ -61,7 +61,7 @@ def test_bulk_payments_equal_payments_recorded_one_by_one(db: Database, monkeypa
     in_bulk = picture(db)
     # Again on a fresh schema, every line through record_manual_payment.
     db.drop_all()
-    db.create_all()
+    db.migrate()
     assert seeded(db, svc) == data
     monkeypatch.setattr(bank_module, "_record_bulk", _one_by_one)
     with db.session() as s:

@@ -64,7 +64,7 @@ def bank_db(tmp_path: Path) -> Iterator[tuple[Database, PaymentService]]:
     from datetime import UTC, datetime
 
     db = Database(f"sqlite:///{tmp_path}/bank.db")
-    db.create_all()
+    db.migrate()
     svc = PaymentService([], TestClock(datetime(2026, 1, 1, tzinfo=UTC)))
     # This company invoices in the currencies of the corpus (a file in another one is refused).
     with db.session() as s:

@@ -28,7 +28,7 @@ def test_a_reader_does_not_wait_for_a_writer(tmp_path) -> None:  # type: ignore[
     from engine.store import ProcessedEvent
 
     db = Database(f"sqlite:///{tmp_path}/rw.db")
-    db.create_all()
+    db.migrate()
     with db.session() as writer:
         mark_processed(writer, "sales", "evt_w", NOW)  # holds the write lock until the block ends
         started = time.monotonic()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.console import ensure_tables, seed_demo
+from engine.console import seed_demo
 from engine.store import Database
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
@@ -18,8 +18,7 @@ def console_db(tmp_path, monkeypatch) -> Iterator[Database]:  # type: ignore[no-
     url = f"sqlite:///{tmp_path}/console.db"
     monkeypatch.setenv("BILLING_DATABASE_URL", url)
     db = Database(url)
-    db.create_all()
-    ensure_tables(db.engine)
+    db.migrate()
     with db.session() as s:
         seed_demo(s)
     yield db

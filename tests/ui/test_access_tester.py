@@ -61,7 +61,7 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
     db = Database(f"sqlite:///{tmp_path}/t.db")
     import engine.models  # noqa: F401
 
-    db.create_all()
+    db.migrate()
     seed(db, clock)
     yield db, clock
     db.dispose()

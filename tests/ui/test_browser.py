@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from engine.console import ensure_tables, run_console
+from engine.console import run_console
 from engine.store import Database
 from tests.conftest import service_missing
 
@@ -44,8 +44,7 @@ def _free_port() -> int:
 def console_url(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path}/e2e.db"
     db = Database(url)
-    db.create_all()
-    ensure_tables(db.engine)
+    db.migrate()
     db.dispose()
     port = _free_port()
     out = io.StringIO()

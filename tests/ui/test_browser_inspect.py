@@ -14,7 +14,7 @@ import pytest
 
 from engine import dunning, sales
 from engine.config import Settings
-from engine.console import ensure_tables, run_console
+from engine.console import run_console
 from engine.system import build_system
 from tests.conftest import service_missing
 from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, _choose, _free_port
@@ -26,7 +26,6 @@ pytestmark = pytest.mark.slow
 def inspected_console(tmp_path: Path) -> Iterator[str]:
     url = f"sqlite:///{tmp_path}/inspect.db"
     system = build_system(Settings(database_url=url, test_clock="2026-11-01T09:00:00Z", access_denial_buffer_ms=0))
-    ensure_tables(system.db.engine)
     now = datetime(2026, 11, 1, 9, tzinfo=UTC)
     with system.db.session() as s:
         sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=system.clock)

@@ -14,10 +14,11 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 
 from engine.catalog import DocumentError
 from engine.clock import SystemClock
-from engine.console import ConsoleError, ensure_tables
+from engine.console import ConsoleError
 from engine.console.yaml_edit import EditError
 from engine.simulation import CohortError, SimulationError
 from engine.store import Database
+from engine.store.migrate import require_migrated
 from engine.users import PermissionDenied, UserError, can
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ EXPECTED = (ConsoleError, EditError, CohortError, SimulationError, UserError, Pe
 @st.cache_resource(show_spinner=False)
 def _database(url: str) -> Database:
     db = Database(url)
-    ensure_tables(db.engine)
+    require_migrated(db)
     return db
 
 
