@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from engine.store import Database
 from engine.store.migrate import check, upgrade
 
 
@@ -33,7 +34,7 @@ def test_a_migrated_database_has_exactly_the_models_schema(tmp_path: Path) -> No
     """`Database.migrate` (a copy of the migrations' result, on an empty SQLite database)
     gives the schema the models declare, at the latest migration; `drop_all` empties it."""
     import engine.models  # noqa: F401  (every table on the metadata)
-    from engine.store import Base, Database
+    from engine.store import Base
     from engine.store.migrate import current, head
 
     url = f"sqlite:///{tmp_path}/copied.db"
@@ -80,7 +81,19 @@ def test_only_the_migrations_create_tables() -> None:
     assert found == []
 
 
-def sa_inspect(db: object) -> Any:
+def sa_inspect(db: Database) -> Any:
     import sqlalchemy as sa
 
-    return sa.inspect(db.engine)  # type: ignore[attr-defined]
+    return sa.inspect(db.engine)
+
+
+def test_migrate_brings_an_older_database_to_the_latest_migration(tmp_path: Path) -> None:
+    from engine.store.migrate import current, head
+
+    url = f"sqlite:///{tmp_path}/older.db"
+    upgrade(url, "0007_late_usage")
+    db = Database(url)
+    db.migrate()  # not empty: the migrations that are missing run on it
+    assert current(url) == head()
+    db.dispose()
+    check(url)
