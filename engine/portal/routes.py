@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from engine import messaging, payments, sales
 from engine.api.deps import ADMIN
@@ -179,29 +180,26 @@ def router(cfg: PortalConfig) -> APIRouter:
                             secure=request.url.scheme == "https")
         return response
 
-    @api.get("/portal/{token}/invoices/{invoice_id}.pdf", include_in_schema=False)
-    def portal_invoice_pdf(token: str, invoice_id: str) -> Response:
+    def customers_pdf(token: str, draw: Callable[[Session], Document], field: str) -> Response:
+        """A document of the link's customer (anyone else's is not found), as a download."""
         try:
             grant = grant_of(token)
             with page_errors(), cfg.db.read_session() as session:
-                doc = invoice_pdf(session, invoice_id, cfg.seller)
+                doc = draw(session)
                 if doc.customer_id != grant.customer_id:
-                    raise sales.NotFound("invoice_id", "not this customer's")
+                    raise sales.NotFound(field, "not this customer's")
         except _Refused as exc:
             return refused(exc)
         return _pdf_response(doc, inline=False)
 
+    @api.get("/portal/{token}/invoices/{invoice_id}.pdf", include_in_schema=False)
+    def portal_invoice_pdf(token: str, invoice_id: str) -> Response:
+        return customers_pdf(token, lambda session: invoice_pdf(session, invoice_id, cfg.seller), "invoice_id")
+
     @api.get("/portal/{token}/credit_notes/{credit_note_id}.pdf", include_in_schema=False)
     def portal_credit_note_pdf(token: str, credit_note_id: str) -> Response:
-        try:
-            grant = grant_of(token)
-            with page_errors(), cfg.db.read_session() as session:
-                doc = credit_note_pdf(session, credit_note_id, cfg.seller)
-                if doc.customer_id != grant.customer_id:
-                    raise sales.NotFound("credit_note_id", "not this customer's")
-        except _Refused as exc:
-            return refused(exc)
-        return _pdf_response(doc, inline=False)
+        return customers_pdf(token, lambda session: credit_note_pdf(session, credit_note_id, cfg.seller),
+                             "credit_note_id")
 
     @api.post("/portal/{token}/invoices/{invoice_id}/pay", include_in_schema=False)
     async def pay(token: str, invoice_id: str, request: Request) -> Response:

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import uvicorn
-from aiosmtpd.controller import Controller
 
 from engine import sales
 from engine.clock import TestClock
@@ -24,6 +23,7 @@ from engine.config import Settings
 from engine.payments import PaymentService, create_sandbox_app
 from engine.rules import publish_ruleset
 from engine.system import System, build_system
+from tests.smtp import smtp_server
 
 START = datetime(2026, 3, 1, tzinfo=UTC)  # a Sunday 00:00: day 0 of every scenario
 PSP_KEY = "sk_sandbox_test"
@@ -126,11 +126,8 @@ def psp() -> Iterator[Server]:
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, str]]:
     handler = Inbox()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, f"smtp://127.0.0.1:{port}?from=billing@example.com&timeout=5"
-    controller.stop()
+    with smtp_server(handler) as url:
+        yield handler, url
 
 
 def make_system(tmp_path: Any, psp_url: str, smtp_url: str, *, database_url: str | None = None,

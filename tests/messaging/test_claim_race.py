@@ -18,14 +18,14 @@ from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from engine.clock import TestClock
 from engine.messaging import Channels, EmailChannel, deliver_pending, notify
 from engine.messaging.samples import sample_data
 from engine.store import Database
+from tests.smtp import smtp_server
 
-from .conftest import CUSTOMER, free_port
+from .conftest import CUSTOMER
 
 pytestmark = pytest.mark.smtp
 
@@ -58,12 +58,9 @@ class HoldingInbox:
 @pytest.fixture
 def holding_smtp() -> Iterator[tuple[HoldingInbox, str]]:
     inbox = HoldingInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, f"smtp://127.0.0.1:{port}?from=billing@example.com&timeout=15"
-    inbox.release.set()
-    controller.stop()
+    with smtp_server(inbox, timeout=15) as url:
+        yield inbox, url
+        inbox.release.set()
 
 
 def test_two_runs_on_one_database_send_each_message_once_when_the_clock_jumps(

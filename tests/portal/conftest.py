@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from aiosmtpd.controller import Controller
 
 from engine import messaging, sales
 from engine.api import create_app, create_key
@@ -25,6 +24,7 @@ from engine.config import Settings
 from engine.rules import publish_ruleset
 from engine.system import System, build_system
 from tests.automation.conftest import PSP_KEY, PSP_SECRET, START, Server, free_port, psp  # noqa: F401
+from tests.smtp import smtp_server
 
 SELLER = {"seller_name": "Example Billing GmbH", "seller_address": "Hauptstraße 1; 10115 Berlin",
           "seller_tax_id": "DE123456789", "seller_iban": "DE89370400440532013000"}
@@ -123,11 +123,8 @@ class Engine:
 @pytest.fixture
 def inbox() -> Iterator[tuple[RawInbox, str]]:
     handler = RawInbox()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, f"smtp://127.0.0.1:{port}?from=billing@example.com&timeout=5"
-    controller.stop()
+    with smtp_server(handler) as url:
+        yield handler, url
 
 
 @pytest.fixture
