@@ -19,7 +19,7 @@ from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
 from engine.pricing.usage import UsageEvent
-from engine.rules import log_access_denial
+from engine.rules import access_denial_row, write_decision, write_decisions
 from engine.sales import recorded_customers
 from engine.store import Database, OutboxEvent, add_event, add_events, new_event_id
 
@@ -72,12 +72,23 @@ def _logged(customer_id: str, decision: Decision, answer: RulesAnswer, now: Any)
         def record(session: Any) -> object:
             return rules_record(session, decision_id)
     else:
-        answer_body = decision.to_dict()
-
-        def record(session: Any) -> object:
-            log_access_denial(session, decision_id, now, customer_id, answer_body)
-            return None
+        record = _DenialRow(access_denial_row(decision_id, now, customer_id, decision.to_dict()))
     return decision, record
+
+
+class _DenialRow:
+    """A plan denial's decision-log writer (a `Record`) whose row the denial writer can read,
+    to insert a window's rows together (`write_decisions`), and which knows the `n` of its
+    next use (`<decision id>.<n>`) while this process alone has logged it."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
+        self.uses: int | None = 0  # a new decision id: not in the log yet
+
+    def __call__(self, session: Any) -> object:
+        self.uses = None  # this transaction may not commit: counted in the log next time
+        write_decision(session, self.row)
+        return None
 
 
 class UnknownFeature(LookupError):
@@ -239,8 +250,10 @@ class AccessService:
                             if not b.decision.allowed
                         ),
                     )
+                    logged = [b.record for b in batch.values() if isinstance(b.record, _DenialRow)]
+                    taken = write_decisions(session, [(r.row, r.uses) for r in logged])
                     for b in batch.values():
-                        if b.record is not None:
+                        if b.record is not None and not isinstance(b.record, _DenialRow):
                             b.record(session)
             except Exception:
                 with self._denials_lock:  # back in front of what came since, folded with it
@@ -251,6 +264,8 @@ class AccessService:
                             batch[key] = later
                     self._denials = batch
                 raise
+            for r, n in zip(logged, taken, strict=True):  # committed: their next use is the one after
+                r.uses = n + 1
             self.after_denials()
         return sum(b.count for b in batch.values())
 

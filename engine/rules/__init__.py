@@ -16,7 +16,13 @@ from engine.documents import Document, DocumentError, Problem
 from engine.rules.compiler import CompiledRuleset, compile_ruleset
 from engine.rules.conditions import ROOTS, evaluate, parse_condition
 from engine.rules.decisions import KINDS as DECISION_KINDS
-from engine.rules.decisions import customer_decisions, log_access_denial
+from engine.rules.decisions import (
+    access_denial_row,
+    customer_decisions,
+    log_access_denial,
+    write_decision,
+    write_decisions,
+)
 from engine.rules.durable_engine import DurableEngine, RulesEngineError
 from engine.rules.lint import lint_paths
 from engine.rules.loader import (
@@ -107,6 +113,7 @@ __all__ = [
     "RulesRuntime",
     "Ruleset",
     "ScheduledRule",
+    "access_denial_row",
     "compile_ruleset",
     "customer_decisions",
     "decision_by_id",
@@ -141,4 +148,6 @@ __all__ = [
     "sync_runtime",
     "template_names",
     "trace_of",
+    "write_decision",
+    "write_decisions",
 ]
