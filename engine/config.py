@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Lines of the address are separated by "\n" or ";".
     seller_address: str = ""
     seller_tax_id: str = ""
+    # Product webhook endpoints (engine.webhooks) must be https and public; these allow plain
+    # http and private or loopback addresses (tests, a product on the same host).
+    webhooks_allow_http: bool = False
+    webhooks_allow_private: bool = False
     # Where customers reach this engine's API from outside (the customer page's links in
     # emails). Empty: http://{api_host}:{api_port}, right only for a local run.
     public_url: str = ""

@@ -20,6 +20,7 @@ from fastapi import APIRouter
 from engine import messaging, pdf, portal, rules, sales, scheduler
 from engine.access import AccessRules, AccessService, AccessView
 from engine.api import ApiContext, KeyVerifier
+from engine.api.routes.webhooks import webhooks_router
 from engine.automation import Automation, Seller
 from engine.clock import Clock, SystemClock, TestClock
 from engine.config import Settings, get_settings, shipped_dir
@@ -34,6 +35,7 @@ from engine.store.clock import StoredClock
 from engine.system.payments import payment_service
 from engine.system.scheduling import collection, scheduler_jobs
 from engine.system.subscriptions import subscriptions
+from engine.webhooks import Sender, UrlPolicy
 
 log = logging.getLogger("engine.system")
 
@@ -76,6 +78,8 @@ class System:
     settler: Settler | None = None
     # The customer page's link signer (engine.portal); the PDFs' seller comes from settings.
     portal_links: portal.PortalLinks | None = None
+    # Sends the product's webhooks (engine.webhooks); the URL policy checks endpoints.
+    webhooks: Sender | None = None
 
     @property
     def test_clock(self) -> TestClock | None:
@@ -176,6 +180,8 @@ class System:
         workers.append(("access-follower", self.access.follow_changes))
         if self.scheduler_jobs is not None and consume:
             workers.append(("scheduler", self.run_scheduler))
+        if self.webhooks is not None and consume:
+            workers.append(("webhooks", self.webhooks.run))
         for name, target in workers:
             thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
             thread.start()
@@ -216,6 +222,8 @@ class System:
                 hosted_origins=portal.origins(self.settings.psp_url))))
         if self.payments is not None:
             found.append(webhook_router(self.db, self.payments))
+        if self.webhooks is not None:
+            found.append(webhooks_router(self.webhooks.policy, wake=self.webhooks.wake))
         return found
 
     def sync_rules(self) -> list[str]:
@@ -269,12 +277,14 @@ def build_system(
     renderer = Renderer(shipped_dir(settings.templates_dir))
     links = portal.PortalLinks(settings, db)
     auto = _automation(settings, db, clock, runtime, access, service, renderer, links) if automation else None
+    hooks = Sender(db, clock, webhooks_policy(settings))
     registry = HandlerRegistry()
     for sub in subscriptions(access=access, payments_service=service, automation=auto):
         registry.register(sub.consumer, sub.pattern, sub.handler)
     system = System(
         settings, db, clock, runtime, promotions, access_rules, access, KeyVerifier(db), renderer, registry,
         bus=make_bus(settings, db, registry, clock=clock), payments=service, automation=auto, portal_links=links,
+        webhooks=hooks,
     )
     access.after_denials = system.after_commit
     system.sync_rules()
@@ -283,15 +293,24 @@ def build_system(
         attachments = pdf.PdfAttachments(db, pdf.Seller.from_settings(settings))
         system.channels = Channels.from_settings(smtp_url=settings.smtp_url, attachments=attachments)
         system.scheduler_jobs = scheduler_jobs(
-            db, clock, auto, system.channels, service, after_run=system.after_commit, drain=system.drain
+            db, clock, auto, system.channels, service, after_run=system.after_commit, drain=system.drain,
+            hooks=hooks,
         )
         system.due_work.append(system.scheduler_jobs.run_due)
     elif service is not None:
         # Without the scheduler (which has its own payments job), collect at the clock's stops.
         system.due_work.append(collection(db, service))
+    if auto is None:
+        # Without the scheduler (whose delivery job sends them), at the clock's stops.
+        system.due_work.append(hooks.drain)
     if settings.broker_url and system.test_clock is not None:
         system.settler = Settler(db, registry)
     return system
+
+
+def webhooks_policy(settings: Settings) -> UrlPolicy:
+    """Where the product's webhook endpoints may point (BILLING_WEBHOOKS_ALLOW_*)."""
+    return UrlPolicy(allow_http=settings.webhooks_allow_http, allow_private=settings.webhooks_allow_private)
 
 
 def _clock_of(settings: Settings, db: Database) -> Clock:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from engine import messaging, payments, sales
+from engine import messaging, payments, sales, webhooks
 from engine.automation import Automation
 from engine.clock import Clock, FixedClock
 from engine.messaging import Channels
@@ -41,12 +41,20 @@ def collection(db: Database, service: PaymentService) -> Work:
     return run
 
 
-def delivery(db: Database, channels: Channels, renderer: messaging.Renderer) -> Work:
-    """Messages due sent over `channels`; digests that close now render with `renderer`."""
+def delivery(db: Database, channels: Channels | None, renderer: messaging.Renderer,
+             hooks: webhooks.Sender | None = None) -> Work:
+    """Messages due sent over `channels` (None: none); digests that close now render with
+    `renderer`; then the product's webhooks due (`hooks`)."""
 
     def run(now: datetime) -> dict[str, object]:
-        report = messaging.deliver_pending(db, channels, now=now, renderer=renderer)
-        return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+        done: dict[str, object] = {}
+        if channels is not None:
+            report = messaging.deliver_pending(db, channels, now=now, renderer=renderer)
+            done |= {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+        if hooks is not None:
+            sent = hooks.drain(now)
+            done |= {"webhooks": sent.delivered, "webhooks_failed": sent.failed}
+        return done
 
     return run
 
@@ -61,14 +69,16 @@ def scheduler_jobs(
     after_run: Callable[[], object] = lambda: None,
     drain: Callable[[], object] = lambda: None,
     owner: str = OWNER,
+    hooks: webhooks.Sender | None = None,
 ) -> Jobs:
     """The scheduler's job table for one system: billing priced with `auto`'s promotions,
-    delivery over `channels` (None: none) with `auto`'s templates, collection through
-    `service` (None: no payments job)."""
+    delivery over `channels` (None: none) with `auto`'s templates and of the product's
+    webhooks through `hooks`, collection through `service` (None: no payments job)."""
+    sends = channels is not None or hooks is not None
     return Jobs(
         db, clock, auto,
         billing=billing(db, auto.promotions),
-        deliver=delivery(db, channels, auto.renderer) if channels is not None else None,
+        deliver=delivery(db, channels, auto.renderer, hooks) if sends else None,
         collect=collection(db, service) if service is not None else None,
         after_run=after_run, drain=drain, owner=owner,
     )

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from engine import payments, sales
+from engine import payments, sales, webhooks
 from engine.access import AccessService
 from engine.automation import SUBSYSTEM as AUTOMATION
 from engine.automation import Automation
@@ -61,6 +61,9 @@ def subscriptions(
         Subscription("access", "dunning.state_changed", invalidate_access),
         Subscription("access", "invoice.paid", invalidate_access),
     ]
+    # webhooks: every event the product can receive becomes a delivery for each endpoint it
+    # matches (engine.webhooks sends them). One pattern per type: nothing else reaches it.
+    table += [Subscription(webhooks.CONSUMER, t, webhooks.fan_out) for t in webhooks.EVENT_TYPES]
     if payments_service is not None:
         service = payments_service
         table += [
