@@ -22,13 +22,14 @@ from engine.webhooks.endpoints import (
 )
 from engine.webhooks.fanout import CONSUMER, fan_out, payload
 from engine.webhooks.log import STATUSES, get_delivery, list_deliveries, replay_delivery, replay_range
-from engine.webhooks.patterns import EVENT_TYPES, PatternError, check_patterns, matches
+from engine.webhooks.patterns import EVENT_TYPES, PATTERNS, PatternError, check_patterns, matches
 from engine.webhooks.signing import headers
 from engine.webhooks.urls import UrlError, UrlPolicy
 
 __all__ = [
     "CONSUMER",
     "EVENT_TYPES",
+    "PATTERNS",
     "SCHEDULE",
     "STATUSES",
     "Endpoint",

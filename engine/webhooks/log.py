@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.store import new_event_id
 from engine.webhooks.endpoints import NotFound, get_endpoint
+from engine.webhooks.fanout import new_id
 from engine.webhooks.models import EventDelivery
 
 STATUSES = ("pending", "delivered", "dead")
@@ -41,7 +41,7 @@ def _row(session: Session, delivery_id: str) -> EventDelivery:
 
 
 def _again(row: EventDelivery, now: datetime) -> EventDelivery:
-    return EventDelivery(id=new_event_id("wd"), endpoint_id=row.endpoint_id, event_id=row.event_id,
+    return EventDelivery(id=new_id(), endpoint_id=row.endpoint_id, event_id=row.event_id,
                          event_type=row.event_type, customer_id=row.customer_id, payload=row.payload,
                          status="pending", attempts=0, replay_of=row.replay_of or row.id, created_at=now)
 
@@ -57,9 +57,7 @@ def replay_delivery(session: Session, delivery_id: str, *, now: datetime) -> dic
 def replay_range(session: Session, endpoint_id: str, start: datetime, end: datetime, *, now: datetime
                  ) -> list[dict[str, Any]]:
     """Send again every delivery of the endpoint whose event happened in [start, end), in their
-    order (replays themselves are not replayed twice)."""
-    if end <= start:
-        raise ValueError(f"to: {end.isoformat()} is not after from {start.isoformat()}")
+    order (replays themselves are not replayed twice). An empty range replays nothing."""
     get_endpoint(session, endpoint_id)
     rows = list(session.scalars(select(EventDelivery).where(
         EventDelivery.endpoint_id == endpoint_id, EventDelivery.replay_of.is_(None),

@@ -43,7 +43,7 @@ class EventDelivery(Base):
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True)
     endpoint_id: Mapped[str] = mapped_column(String(64))
-    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
     event_type: Mapped[str] = mapped_column(String(100))
     customer_id: Mapped[str] = mapped_column(String(64), default="")  # "" for events of no customer
     # The body exactly as signed and sent (FORMATS §3 envelope); a replay sends it again.

@@ -28,6 +28,10 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 
 
+# Every pattern an endpoint can give: `*`, each `prefix.*`, each type (the HTTP schema's enum).
+PATTERNS: tuple[str, ...] = ("*", *dict.fromkeys(t.rsplit(".", 1)[0] + ".*" for t in EVENT_TYPES), *EVENT_TYPES)
+
+
 class PatternError(ValueError):
     """An event type pattern no deliverable event matches; `index` is its place in the list."""
 

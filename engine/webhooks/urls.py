@@ -20,6 +20,8 @@ class UrlPolicy:
     allow_private: bool = False
 
     def check(self, url: str) -> str:
+        if len(url) > 2000:
+            raise UrlError(f"url: {len(url)} characters; at most 2000")
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise UrlError(f"url: {url!r} is not an https://host/... URL")

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import strategies as st
@@ -32,6 +33,7 @@ from schemathesis.specs.openapi.formats import unregister_string_format
 
 from engine.api.routes.product import MAX_PERIOD_DAYS, PERIOD_FORMAT
 from engine.api.routes.reconciliation import BANK_FILE_FORMAT
+from engine.api.routes.webhooks import URL_FORMAT
 from tests.api.conftest import Running
 
 # Examples per operation and phase: about 2,900 requests in all (2,000 of them the coverage
@@ -77,14 +79,23 @@ def _bank_files(draw: st.DrawFn) -> str:
             f"<Acct><Id><IBAN>CH9300762011623852957</IBAN></Id></Acct></Stmt></BkToCstmrStmt></Document>")
 
 
+@st.composite
+def _webhook_urls(draw: st.DrawFn) -> str:
+    """The `webhook-url` format: https to a public address (an IP literal: no DNS needed)."""
+    path = draw(st.from_regex(r"[a-z0-9/_-]{0,40}", fullmatch=True))
+    return f"https://93.184.215.14/{path}"
+
+
 @pytest.fixture
 def period_format() -> Iterator[None]:
     # schemathesis keeps custom formats in a registry of its own: registered for this test only.
     schemathesis.openapi.format(PERIOD_FORMAT, _periods())
     schemathesis.openapi.format(BANK_FILE_FORMAT, _bank_files())
+    schemathesis.openapi.format(URL_FORMAT, _webhook_urls())
     yield
     unregister_string_format(PERIOD_FORMAT)
     unregister_string_format(BANK_FILE_FORMAT)
+    unregister_string_format(URL_FORMAT)
 
 
 def _config(running: Running) -> SchemathesisConfig:
@@ -142,6 +153,10 @@ def _describe(event: st_events.ScenarioFinished, case_id: str, info: Any) -> str
 
 @pytest.mark.usefixtures("period_format")
 def test_the_api_and_its_openapi_contract_agree(running: Running) -> None:
+    # The endpoints the run registers are public https URLs: their deliveries are answered
+    # here, never sent out of the machine.
+    assert running.system.webhooks is not None
+    running.system.webhooks.client = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200)))
     admin = running.client(running.admin)
     admin.post("/v1/customers", json={"id": "cus_42", "email": "a@b.c", "name": "A"})
     admin.post("/v1/subscriptions", json={"customer_id": "cus_42", "plan": "pro"})

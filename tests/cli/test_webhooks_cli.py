@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine import webhooks
 from engine.events import Envelope
-from engine.store import Database
+from engine.store import Database, mark_processed
 
 BILLING = str(Path(sys.executable).with_name("billing"))
 
@@ -42,6 +42,7 @@ def test_register_list_rotate_and_replay(tmp_path: Path) -> None:
     # An event reaches the endpoint's log (the consumer's work, done here directly).
     db = Database(f"sqlite:///{tmp_path}/hooks.db")
     with db.session() as s:
+        mark_processed(s, webhooks.CONSUMER, "evt_cli_1", datetime(2026, 11, 1, tzinfo=UTC))
         webhooks.fan_out(s, Envelope(id="evt_cli_1", type="invoice.paid", customer_id="cus_1",
                                      time=datetime(2026, 11, 1, tzinfo=UTC), properties={}))
     db.dispose()

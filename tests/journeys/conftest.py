@@ -46,7 +46,7 @@ def _delete_queues(url: str, prefix: str) -> None:
         conn = await aio_pika.connect_robust(url, timeout=5)
         async with conn:
             channel = await conn.channel()
-            for sub in ("sales", "payments", "access", "messaging", "automation", "unrouted"):
+            for sub in ("sales", "payments", "access", "messaging", "automation", "webhooks", "unrouted"):
                 for name in (f"{prefix}.{sub}", f"{prefix}.{sub}.dead", f"{prefix}.{sub}.retry.100ms",
                              f"{prefix}.{sub}.retry.300ms", f"{prefix}.unrouted"):
                     try:

@@ -232,6 +232,9 @@ def base_env(tmp: Path, database_url: str) -> tuple[dict[str, str], dict[str, in
         # Who bank-transfer customers pay: printed with the RF reference on their invoice emails.
         "BILLING_SELLER_NAME": SELLER_NAME,
         "BILLING_SELLER_IBAN": SELLER_IBAN,
+        # The product's webhook receiver is the test's own plain-http server on loopback.
+        "BILLING_WEBHOOKS_ALLOW_HTTP": "true",
+        "BILLING_WEBHOOKS_ALLOW_PRIVATE": "true",
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
     })

@@ -160,6 +160,8 @@ def run_replay(args: argparse.Namespace) -> int:
 def run_replay_range(args: argparse.Namespace) -> int:
     from engine import webhooks
 
+    if args.end <= args.start:
+        raise BadInput(f"--to: {args.end.isoformat()} is not after --from {args.start.isoformat()}")
     with _session() as (session, _):
         items = webhooks.replay_range(session, args.endpoint_id, args.start, args.end, now=_now())
     print(f"replaying {len(items)} deliveries of {args.endpoint_id}")

@@ -46,7 +46,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("event_webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index("ix_event_webhook_deliveries_due", ["status", "next_attempt_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_event_webhook_deliveries_event_id"), ["event_id"], unique=False)
         batch_op.create_index(
             "ix_event_webhook_deliveries_lane", ["endpoint_id", "customer_id", "status", "seq"], unique=False
         )
@@ -71,7 +70,6 @@ def downgrade() -> None:
     op.drop_table("event_webhook_endpoints")
     with op.batch_alter_table("event_webhook_deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_event_webhook_deliveries_lane")
-        batch_op.drop_index(batch_op.f("ix_event_webhook_deliveries_event_id"))
         batch_op.drop_index("ix_event_webhook_deliveries_due")
 
     op.drop_table("event_webhook_deliveries")
