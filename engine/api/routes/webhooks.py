@@ -75,7 +75,7 @@ def _problems() -> Iterator[None]:
 
 def webhooks_router(policy: webhooks.UrlPolicy, *, wake: Callable[[], None] = lambda: None) -> APIRouter:
     """The routes, checking endpoint URLs with `policy`; `wake` tells the sender a replay waits."""
-    router = APIRouter(tags=["webhooks"], dependencies=[ADMIN], responses=documented(401, 403, 404, 422))
+    router = APIRouter(tags=["webhooks"], dependencies=[ADMIN], responses=documented(400, 401, 403, 404, 422))
 
     @router.post("/v1/webhook-endpoints", status_code=201, summary="Register an endpoint (its secret is shown once)")
     def create(body: EndpointIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
