@@ -346,6 +346,8 @@ class SyntheticSpec:
     # The store's real usage per plan and metric (engine.simulation.observed): drawn before
     # typical usage for the metrics `usage` leaves out.
     observed: ObservedUsage = field(default_factory=dict)
+    # Set when the store was read (even if it had nothing): the sentences then say "no stored usage".
+    store_read: bool = False
 
     def problems(self, catalog: Catalog | None = None) -> list[str]:
         out = []
@@ -554,7 +556,7 @@ def _usage_notes(
             elif m in spec.usage:
                 out.append(f"plan {plan_id}, metric {m}: usage as given ({_describe(spec.usage[m])})")
             elif d is not None:
-                stored = "no stored usage, " if spec.observed else ""
+                stored = "no stored usage, " if spec.observed or spec.store_read else ""
                 out.append(f"plan {plan_id}, metric {m}: {stored}typical usage around {d.median:,.0f} a month")
             else:
                 out.append(f"plan {plan_id}, metric {m}: no usage (zero), as asked")

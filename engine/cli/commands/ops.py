@@ -438,6 +438,7 @@ def run_simulate(args: argparse.Namespace) -> int:
             spec = _synthetic_spec(args, baseline)
             if spec.default_usage == "store":
                 spec.observed, spec.default_usage = _stored_usage(baseline.name, notes), "typical"
+                spec.store_read = True
             cohort = synthetic_cohort(spec, baseline)
         result = simulate(
             baseline,
