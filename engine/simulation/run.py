@@ -22,6 +22,7 @@ from engine.pricing import AppliedDiscount, Discount, MetricUsage, PeriodPricer
 from engine.pricing.quoting import PromotionSource, period_document
 from engine.simulation.cohort import ADDITIVE, INTEGRAL, ONE, ZERO, Cohort, CohortError, SimCustomer, usage_at
 from engine.simulation.mrr import Recurring
+from engine.simulation.promo_memo import remembered
 
 Progress = Callable[[float, str], None]
 HUNDRED = Decimal(100)
@@ -51,7 +52,7 @@ class _Side:
     def __init__(self, catalog: Catalog, start: date, promotions: PromotionSource | None = None) -> None:
         self.catalog = catalog
         self.start = start
-        self.promotions = None if promotions is None else _Redeeming(promotions)
+        self.promotions = None if promotions is None else _Redeeming(remembered(promotions))
         self._pricers: dict[tuple[str, Period], Callable[..., Any]] = {}
         self._periods: dict[tuple[str, int, int], tuple[tuple[Period, Decimal], ...]] = {}
         self._months: dict[int, Period] = {}
