@@ -432,8 +432,9 @@ def _lifecycle(
         "The cohort is run through the engine itself on a test clock, in a throwaway database: billing runs, "
         "card payments (declining at the rates below), the dunning rules' retries, warnings, suspensions and "
         "cancellations, and the notification rules. Baseline: the baseline catalog with the live rulesets; "
-        "draft: the draft catalog with the ruleset drafts you pick. A few hundred customers over a few months "
-        "take a minute or two."
+        "draft: the draft catalog with the ruleset drafts you pick. A cohort larger than a few hundred customers "
+        "runs as a stratified random sample (by plan), the same customers on both sides, scaled back up: the "
+        "result says so, with the 95 % margin of cash collected. 10,000 customers x 12 months take a few minutes."
     )
     with db.read_session() as s:
         live, where = crules.live_texts(s)
@@ -456,8 +457,6 @@ def _lifecycle(
                 draft_rules[check.name or name] = row.text
         bar = st.progress(0.0, text="building the cohort…")
         cohort = _cohort(db, source, baseline, draft, spec)
-        if len(cohort.customers) * months > 5000:
-            st.warning(f"{len(cohort.customers):,} customers × {months} months: this takes a while.")
         from engine.system import lifecycle_system  # the engine itself: loaded when a run is asked for
 
         st.session_state["life_result"] = lifecycle_on_engine(
@@ -479,6 +478,15 @@ def _lifecycle(
         return
     cur = res.currency
     t = res.totals
+    if res.sampling:
+        margins = res.sampling["collected_margin_95"]
+        extra = (
+            f" Cash collected is within ±{margins['draft']:,.2f} {cur} (draft), the difference from the baseline "
+            f"within ±{margins['delta']:,.2f} {cur}, at 95 %."
+            if res.sampling["scaled"]
+            else ""
+        )
+        st.info(f"How these figures were obtained: {res.sampling['sentence']}.{extra}")
     m1, m2, m3 = st.columns(3)
     m1.metric(
         "Cash collected (draft)",
