@@ -437,8 +437,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         else:
             spec = _synthetic_spec(args, baseline)
             if spec.default_usage == "store":
-                spec.observed, spec.default_usage = _stored_usage(baseline.name, notes), "typical"
-                spec.store_read = True
+                found = _stored_usage(baseline.name, notes)
+                spec.observed, spec.store_read, spec.default_usage = found or {}, found is not None, "typical"
             cohort = synthetic_cohort(spec, baseline)
         result = simulate(
             baseline,
@@ -537,8 +537,8 @@ def _now() -> datetime:
     return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else datetime.now(UTC)
 
 
-def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any]:
-    """The configured database's real usage per plan and metric (none, with a note, when
+def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any] | None:
+    """The configured database's real usage per plan and metric (None, with a note, when
     there is no such database)."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -548,7 +548,7 @@ def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any]:
     url = get_settings().database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         notes.append(f"no database at {url}: typical usage instead of the store's")
-        return {}
+        return None
     db = Database(url)
     try:
         with db.read_session() as session:
@@ -558,7 +558,7 @@ def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any]:
         return found
     except SQLAlchemyError:
         notes.append(f"{url} has no usage tables: typical usage instead of the store's")
-        return {}
+        return None
     finally:
         db.dispose()
 
