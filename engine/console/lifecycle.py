@@ -36,6 +36,7 @@ from engine.config import Settings, get_settings, shipped_dir
 from engine.payments import ChargeOutcome, ChargeRequest, PaymentState, ProviderRejected, WebhookRejected
 from engine.pricing.quoting import PromotionSource
 from engine.simulation import Cohort, CohortError, LifecycleResult, SimulationError, month_start
+from engine.simulation.sampling import Sample, margin95, stratified_sample
 from engine.store import Database, OutboxEvent
 
 Progress = Callable[[float, str], None]
@@ -58,6 +59,10 @@ class Engine(Protocol):
 Build = Callable[[Settings, TestClock, Database, payments.PaymentService], Engine]
 
 PROVIDER = "whatif"
+# Customer-months a side the engine runs in a few minutes on the shared 2-core machine; a
+# larger cohort runs as a stratified sample of about this many (never under MIN_SAMPLE customers).
+SAMPLE_BUDGET = 2_400
+MIN_SAMPLE = 30
 ZERO = Decimal(0)
 _RUN_LOCK = threading.Lock()  # one lifecycle run at a time: each is a minute of both cores
 
@@ -258,6 +263,7 @@ def run_side(
     label: str,
     progress: Progress | None = None,
     share: tuple[float, float] = (0.0, 1.0),
+    weights: Mapping[str, Decimal] | None = None,
 ) -> dict[str, Any]:
     """One side of the what-if: a fresh database, the catalog and rulesets published, the
     cohort subscribed with cards, its usage sent month by month, the clock run through every
@@ -292,7 +298,7 @@ def run_side(
             # retries); extra stops would cost a full round of jobs each. The renewal at `end`
             # is not in the window.
             system.advance_to(min(begin + relativedelta(months=m + 1), end - timedelta(seconds=1)))
-        figures = _figures(db, cohort, begin, months, label)
+        figures = _figures(db, cohort, begin, months, label, weights or {})
         if progress is not None:
             progress(share[0] + share[1], f"{label}: done")
         return figures
@@ -313,18 +319,23 @@ def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _figures(db: Database, cohort: Cohort, begin: datetime, months: int, label: str) -> dict[str, Any]:
+def _figures(
+    db: Database, cohort: Cohort, begin: datetime, months: int, label: str, weights: Mapping[str, Decimal]
+) -> dict[str, Any]:
     """Read back what the engine did, month by month (by when it happened): invoices issued
-    and what of them was paid, payment attempts, dunning transitions, notifications."""
+    and what of them was paid, payment attempts, dunning transitions, notifications; each
+    customer's share weighted by how many cohort customers it stands for (1 unless sampled)."""
     rows: list[dict[str, Any]] = [
         {
             "month": (begin + relativedelta(months=m)).date().isoformat()[:7],
             "side": label,
-            **dict.fromkeys(COUNTS, 0),
+            **dict.fromkeys(COUNTS, ZERO),
             **dict.fromkeys(MONEY, ZERO),
         }
         for m in range(months)
     ]
+    one = Decimal(1)
+    collected: dict[str, Decimal] = defaultdict(lambda: ZERO)
 
     def row(when: datetime) -> dict[str, Any] | None:
         m = _month(_aware(when), begin)
@@ -336,45 +347,65 @@ def _figures(db: Database, cohort: Cohort, begin: datetime, months: int, label: 
         for c in cohort.customers:
             if c.joined >= months:
                 continue
+            w = weights.get(c.id, one)
             states[dunning.get_state(s, c.id)] += 1
             for inv in sales.list_invoices(s, c.id, per_page=500)["items"]:
                 r = row(datetime.fromisoformat(inv["issued_at"])) if inv["issued_at"] else None
                 if r is None or inv["status"] == "void":
                     continue
                 unpaid = Decimal(inv["amount_due"]) - Decimal(inv["amount_paid"])
-                r["invoices"] += 1
-                r["invoiced"] += Decimal(inv["total"])
-                r["collected"] += Decimal(inv["amount_paid"])
+                collected[c.id] += Decimal(inv["amount_paid"])
+                r["invoices"] += w
+                r["invoiced"] += Decimal(inv["total"]) * w
+                r["collected"] += Decimal(inv["amount_paid"]) * w
                 if inv["status"] == "finalized":
-                    r["outstanding"] += unpaid
+                    r["outstanding"] += unpaid * w
                 elif inv["status"] == "uncollectible":
-                    r["written_off"] += unpaid
+                    r["written_off"] += unpaid * w
         for n in messaging.list_notifications(s, limit=10_000_000):
             notes[f"{n['template']} ({n['channel']})"] += 1
             r = row(n["created_at"])
             if r is not None:
-                r["notifications"] += 1
+                r["notifications"] += weights.get(str(n.get("customer_id")), one)
         kinds = ("payment.failed", "payment.succeeded", "dunning.state_changed")
         for ev in s.scalars(select(OutboxEvent).where(OutboxEvent.type.in_(kinds))):
             r = row(ev.time)
             if r is None:
                 continue
+            w = weights.get(str(ev.customer_id), one)
             if ev.type == "payment.failed":
-                r["failed_payments"] += 1
+                r["failed_payments"] += w
             elif ev.type == "payment.succeeded":
-                r["payments"] += 1
+                r["payments"] += w
             elif (column := STATE_COLUMNS.get(str((ev.properties or {}).get("to")))) is not None:
-                r[column] += 1
+                r[column] += w
+    for r in rows:
+        _round(r)
     totals: dict[str, Any] = {k: sum((r[k] for r in rows), ZERO if k in MONEY else 0) for k in (*COUNTS, *MONEY)}
     totals["collection_rate"] = (
         (totals["collected"] * 100 / totals["invoiced"]).quantize(Decimal("0.1")) if totals["invoiced"] else None
     )
+    scale = sum(weights.values(), ZERO) / len(weights) if weights else one
     return {
         "rows": rows,
         "totals": totals,
-        "notifications": dict(sorted(notes.items())),
-        "dunning": dict(sorted(states.items())),
+        # Templates and final states of the customers run, scaled by the mean weight.
+        "notifications": {k: _whole(v * scale) for k, v in sorted(notes.items())},
+        "dunning": {k: _whole(v * scale) for k, v in sorted(states.items())},
+        "collected": dict(collected),
     }
+
+
+def _whole(x: Decimal) -> int:
+    return int(x.quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def _round(r: dict[str, Any]) -> None:
+    """A scaled-up month: money to the cent, counts to whole numbers (half up, once, at the end)."""
+    for k in MONEY:
+        r[k] = r[k].quantize(Decimal("0.01"), ROUND_HALF_UP)
+    for k in COUNTS:
+        r[k] = _whole(r[k])
 
 
 def lifecycle_on_engine(
@@ -390,9 +421,12 @@ def lifecycle_on_engine(
     cards: CardModel | None = None,
     plan_map: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    budget: int = SAMPLE_BUDGET,
 ) -> LifecycleResult:
     """Baseline (catalog + `rulesets`, name -> YAML text) against the draft (catalog + the
-    rulesets with `draft_rulesets` replacing theirs), each on its own engine."""
+    rulesets with `draft_rulesets` replacing theirs), each on its own engine. A cohort larger
+    than `budget` customer-months a side runs as a stratified sample scaled back up
+    (engine.simulation.sampling; the result's `sampling` says so, with 95 % margins)."""
     cards = cards or CardModel()
     if cards.problems():
         raise SimulationError("; ".join(cards.problems()))
@@ -417,6 +451,7 @@ def lifecycle_on_engine(
         ("baseline", baseline, dict(rulesets), {p: p for p in draft_plans}),
         ("draft", draft, {**rulesets, **(draft_rulesets or {})}, draft_plans),
     )
+    sample = stratified_sample(cohort, max(MIN_SAMPLE, budget // months))
     out: dict[str, dict[str, Any]] = {}
     with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="whatif-", dir=_scratch()) as folder:
         # Each side's system owns its payment service, renderer and rules engine: nothing of
@@ -426,7 +461,7 @@ def lifecycle_on_engine(
                 build,
                 catalog,
                 rs,
-                cohort,
+                sample.cohort,
                 plans,
                 months=months,
                 start=start,
@@ -435,6 +470,7 @@ def lifecycle_on_engine(
                 label=label,
                 progress=progress,
                 share=(i / 2, 0.5),
+                weights=sample.weights if sample.scaled else None,
             )
     rows = [r for label in ("baseline", "draft") for r in out[label]["rows"]]
     return LifecycleResult(
@@ -444,7 +480,25 @@ def lifecycle_on_engine(
         {label: out[label]["totals"] for label in out},
         {label: out[label]["notifications"] for label in out},
         {label: out[label]["dunning"] for label in out},
+        _sampling(sample, out["baseline"]["collected"], out["draft"]["collected"]),
     )
+
+
+def _sampling(sample: Sample, baseline: Mapping[str, Decimal], draft: Mapping[str, Decimal]) -> dict[str, Any]:
+    """How the figures were obtained, with the 95 % margins of cash collected (each side, and
+    the paired difference: the same customers ran on both sides)."""
+    delta = {cid: draft.get(cid, ZERO) - baseline.get(cid, ZERO) for cid in set(baseline) | set(draft)}
+    return {
+        "sentence": sample.sentence(),
+        "customers_run": len(sample.cohort.customers),
+        "customers": sample.population,
+        "scaled": sample.scaled,
+        "collected_margin_95": {
+            "baseline": margin95(sample, baseline),
+            "draft": margin95(sample, draft),
+            "delta": margin95(sample, delta),
+        },
+    }
 
 
 def _scratch() -> str | None:

@@ -33,6 +33,8 @@ from engine.simulation.cohort import (
     typical_usage,
 )
 from engine.simulation.lifecycle import LifecycleResult
+from engine.simulation.moves import Share, assign, parse_move, parse_share
+from engine.simulation.observed import Observed, observed_usage
 from engine.simulation.run import (
     SimulationError,
     SimulationResult,
@@ -49,14 +51,20 @@ __all__ = [
     "CohortError",
     "Distribution",
     "LifecycleResult",
+    "Observed",
+    "Share",
     "SimCustomer",
     "SimulationError",
     "SimulationResult",
     "SyntheticSpec",
+    "assign",
     "cohort_from_csv",
     "cohort_from_records",
     "feature_changes",
     "month_start",
+    "observed_usage",
+    "parse_move",
+    "parse_share",
     "simulate",
     "spec_from_dict",
     "synthetic_cohort",

@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.catalog.model import Catalog, Plan, Price
 from engine.pricing import MetricUsage
+from engine.simulation.observed import Observed, ObservedUsage
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -107,6 +108,8 @@ class Cohort:
     usage_growth: Decimal = ZERO
     source: str = "records"
     description: str = ""
+    # Where each plan's usage of each metric came from, in words (the store, typical, as given).
+    usage_notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.customers)
@@ -340,6 +343,11 @@ class SyntheticSpec:
     # Metrics `usage` leaves out: "typical" draws them around each plan's included quota and
     # tiers (`typical_usage`), "none" leaves them at zero.
     default_usage: str = "typical"
+    # The store's real usage per plan and metric (engine.simulation.observed): drawn before
+    # typical usage for the metrics `usage` leaves out.
+    observed: ObservedUsage = field(default_factory=dict)
+    # Set when the store was read (even if it had nothing): the sentences then say "no stored usage".
+    store_read: bool = False
 
     def problems(self, catalog: Catalog | None = None) -> list[str]:
         out = []
@@ -480,6 +488,9 @@ def synthetic_cohort(spec: SyntheticSpec, catalog: Catalog) -> Cohort:
         plan = _pick(rng, plan_names, plan_cum)
         usage: dict[str, Decimal] = {}
         for m, d, whole in by_plan[plan]:
+            if isinstance(d, Observed):
+                usage[m] = d.draw(rng)  # a stored customer-month, exact
+                continue
             x = d.draw(rng)
             usage[m] = Decimal(round(x)) if whole else Decimal(repr(round(x, 2)))
         seats = max(round(spec.seats.draw(rng)), 0)
@@ -517,6 +528,8 @@ def synthetic_cohort(spec: SyntheticSpec, catalog: Catalog) -> Cohort:
                 active.append(c)
     mix = ", ".join(f"{p} {w:g}" for p, w in spec.plan_mix.items())
     usage_note = "typical usage" if spec.default_usage == "typical" else "no usage"
+    if any(isinstance(d, Observed) for specs in by_plan.values() for _, d, _ in specs):
+        usage_note = "usage drawn from the store where it has some, else typical usage"
     if spec.usage:
         usage_note = f"usage of {', '.join(sorted(spec.usage))} as given, else {usage_note}"
     return Cohort(
@@ -525,15 +538,49 @@ def synthetic_cohort(spec: SyntheticSpec, catalog: Catalog) -> Cohort:
         source="synthetic",
         description=f"{spec.count:,} synthetic customers ({mix}), {usage_note}, growth {spec.growth:.1%}, "
         f"churn {spec.churn:.1%} a month",
+        usage_notes=_usage_notes(spec, catalog, by_plan),
     )
+
+
+def _usage_notes(
+    spec: SyntheticSpec, catalog: Catalog, by_plan: Mapping[str, list[tuple[str, Distribution | Observed, bool]]]
+) -> list[str]:
+    """One sentence per plan and metric its bill reads: where the cohort's usage comes from."""
+    out = []
+    for plan_id in sorted(by_plan):
+        drawn = {m: d for m, d, _ in by_plan[plan_id]}
+        for m in sorted(set(plan_metrics(catalog, catalog.plans[plan_id])) | set(drawn)):
+            d = drawn.get(m)
+            if isinstance(d, Observed):
+                out.append(d.sentence(plan_id, m))
+            elif m in spec.usage:
+                out.append(f"plan {plan_id}, metric {m}: usage as given ({_describe(spec.usage[m])})")
+            elif d is not None:
+                stored = "no stored usage, " if spec.observed or spec.store_read else ""
+                out.append(f"plan {plan_id}, metric {m}: {stored}typical usage around {d.median:,.0f} a month")
+            else:
+                out.append(f"plan {plan_id}, metric {m}: no usage (zero), as asked")
+    return out
+
+
+def _describe(d: Distribution) -> str:
+    if d.kind == "constant":
+        return f"{d.value:,g} a month"
+    if d.kind == "uniform":
+        return f"uniform {d.low:,g} to {d.high:,g} a month"
+    return f"lognormal, median {d.median:,g}, sigma {d.sigma:g}"
 
 
 def _usage_specs(
     spec: SyntheticSpec, catalog: Catalog, plan_id: str, integral: set[str]
-) -> list[tuple[str, Distribution, bool]]:
+) -> list[tuple[str, Distribution | Observed, bool]]:
     """What a customer of the plan draws: the spec's distributions, and for the plan's other
-    metrics the typical ones (unless the spec asks for no default usage)."""
-    dists = dict(typical_usage(catalog, catalog.plans[plan_id])) if spec.default_usage == "typical" else {}
+    metrics what the store saw of them, else the typical ones (unless the spec asks for no
+    default usage)."""
+    dists: dict[str, Distribution | Observed] = {}
+    if spec.default_usage == "typical":
+        dists.update(typical_usage(catalog, catalog.plans[plan_id]))
+        dists.update({m: o for m, o in spec.observed.get(plan_id, {}).items() if m in catalog.metrics})
     dists.update(spec.usage)
     return [(m, d, m in integral) for m, d in dists.items()]
 

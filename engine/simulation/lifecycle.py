@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,9 @@ class LifecycleResult:
     totals: dict[str, dict[str, Any]]  # side -> figures
     notifications: dict[str, dict[str, int]]  # side -> template -> count
     dunning: dict[str, dict[str, int]]  # side -> final state -> customers
+    # How the figures were obtained: every customer, or a stratified sample scaled back up
+    # (engine.simulation.sampling), with the 95 % margins of cash collected.
+    sampling: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         def s(v: Any) -> Any:
@@ -36,6 +39,8 @@ class LifecycleResult:
             "totals": {side: {k: s(v) for k, v in t.items()} for side, t in self.totals.items()},
             "notifications": self.notifications,
             "dunning": self.dunning,
+            "sampling": {k: (s(v) if not isinstance(v, dict) else {a: s(b) for a, b in v.items()})
+                         for k, v in self.sampling.items()},
         }
 
     def months_csv(self) -> str:

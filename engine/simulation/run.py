@@ -21,6 +21,8 @@ from engine.periods import Period, period_boundary
 from engine.pricing import AppliedDiscount, Discount, MetricUsage, PeriodPricer
 from engine.pricing.quoting import PromotionSource, period_document
 from engine.simulation.cohort import ADDITIVE, INTEGRAL, ONE, ZERO, Cohort, CohortError, SimCustomer, usage_at
+from engine.simulation.mrr import Recurring
+from engine.simulation.promo_memo import remembered
 
 Progress = Callable[[float, str], None]
 HUNDRED = Decimal(100)
@@ -50,7 +52,7 @@ class _Side:
     def __init__(self, catalog: Catalog, start: date, promotions: PromotionSource | None = None) -> None:
         self.catalog = catalog
         self.start = start
-        self.promotions = None if promotions is None else _Redeeming(promotions)
+        self.promotions = None if promotions is None else _Redeeming(remembered(promotions))
         self._pricers: dict[tuple[str, Period], Callable[..., Any]] = {}
         self._periods: dict[tuple[str, int, int], tuple[tuple[Period, Decimal], ...]] = {}
         self._months: dict[int, Period] = {}
@@ -225,6 +227,8 @@ class SimulationResult:
     discounts: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Where the cohort's usage came from, one sentence per plan and metric (never a silent zero).
+    usage_source: list[str] = field(default_factory=list)
 
     def movers(self, n: int = 10, *, more: bool = True) -> list[dict[str, Any]]:
         """The customers who would pay most more (or, with more=False, most less) under the draft."""
@@ -243,7 +247,8 @@ class SimulationResult:
 
     def months_csv(self) -> str:
         out = io.StringIO()
-        w = csv.DictWriter(out, ["month", "customers", "baseline", "draft", "delta"], lineterminator="\n")
+        cols = ["month", "customers", "baseline", "draft", "delta", "mrr_baseline", "mrr_draft"]
+        w = csv.DictWriter(out, cols, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for r in self.by_month:
             w.writerow(r)
@@ -273,6 +278,7 @@ class SimulationResult:
             "features": s(self.features),
             "discounts": s(self.discounts),
             "warnings": self.warnings,
+            "usage_source": self.usage_source,
         }
 
 
@@ -333,6 +339,14 @@ def _plan_pairs(baseline: Catalog, draft: Catalog, cohort: Cohort, plan_map: Map
     return pairs
 
 
+def _check_moved(draft: Catalog, moved: Mapping[str, str]) -> None:
+    unknown = sorted(set(moved.values()) - set(draft.plans))
+    if unknown:
+        raise SimulationError(
+            f"customers are moved to plan {unknown[0]!r}, which is not in the draft ({', '.join(sorted(draft.plans))})"
+        )
+
+
 def _pct(delta: Decimal, base: Decimal) -> Decimal | None:
     if base == 0:
         return None
@@ -350,13 +364,16 @@ def simulate(
     progress: Progress | None = None,
     promotions: PromotionSource | None = None,
     draft_promotions: PromotionSource | None = None,
+    moved: Mapping[str, str] | None = None,
 ) -> SimulationResult:
     """Price `cohort` for `months` calendar months from `start` on both catalogs.
 
     Revenue is what the bills total before tax (tax is collected for someone else). Every
     customer-month is priced twice, baseline and draft, with the same usage. `promotions`:
     the pricing rules in force (engine.rules.RulePromotions), applied as on a quote or an
-    invoice; `draft_promotions`: the proposed ones (default: the same). Raises
+    invoice; `draft_promotions`: the proposed ones (default: the same). `plan_map` moves every
+    customer of a plan to another draft plan; `moved` (customer id -> draft plan, from
+    engine.simulation.moves) moves single customers, e.g. a share of the cohort. Raises
     SimulationError / CohortError with a message naming what to fix."""
     import time
 
@@ -371,10 +388,11 @@ def simulate(
         )
     start = month_start(start)
     pairs = _plan_pairs(baseline, draft, cohort, plan_map or {})
+    _check_moved(draft, moved or {})
     rules_differ = draft_promotions is not None and draft_promotions is not promotions
     bside = _Side(baseline, start, promotions)
     dside = _Side(draft, start, draft_promotions if rules_differ else promotions)
-    run = _Run(cohort, bside, dside, pairs, rules_differ)
+    run = _Run(cohort, bside, dside, pairs, rules_differ, moved or {}, months)
     labels = [bside.month(m).start.isoformat()[:7] for m in range(months)]
     for m in range(months):
         active_count = run.month(m, labels[m])
@@ -392,7 +410,16 @@ def simulate(
 class _Run:
     """The sums of a run as it goes, month by month."""
 
-    def __init__(self, cohort: Cohort, bside: _Side, dside: _Side, pairs: dict[str, str], rules_differ: bool) -> None:
+    def __init__(
+        self,
+        cohort: Cohort,
+        bside: _Side,
+        dside: _Side,
+        pairs: dict[str, str],
+        rules_differ: bool,
+        moved: Mapping[str, str],
+        months: int,
+    ) -> None:
         self.cohort = cohort
         self.bside, self.dside = bside, dside
         self.baseline, self.draft = bside.catalog, dside.catalog
@@ -400,9 +427,12 @@ class _Run:
         self.rules_differ = rules_differ
         self.growth = ONE + cohort.usage_growth
         self.integral = bside.integral | dside.integral
-        self.groups: dict[str, list[int]] = defaultdict(list)
+        # Customers by (baseline plan, draft plan): a plan's customers may go several ways.
+        self.targets = [moved.get(c.id) or pairs[c.plan] for c in cohort.customers]
+        self.groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         for i, c in enumerate(cohort.customers):
-            self.groups[c.plan].append(i)
+            self.groups[(c.plan, self.targets[i])].append(i)
+        self.mrr_b, self.mrr_d = Recurring(months), Recurring(months)
         n = len(cohort.customers)
         self.cust_b = [ZERO] * n
         self.cust_d = [ZERO] * n
@@ -425,24 +455,28 @@ class _Run:
         factor = self.growth**m
         mb = md = ZERO
         active_count = 0
-        for plan_id, idxs in self.groups.items():
-            pb, pd, count = self._plan_month(m, factor, plan_id, idxs)
+        for (plan_id, target), idxs in self.groups.items():
+            pb, pd, count = self._plan_month(m, factor, plan_id, target, idxs)
             if count:
                 self.month_plan.append(
-                    {"month": label, "plan": plan_id, "customers": count, "baseline": pb, "draft": pd, "delta": pd - pb}
+                    {"month": label, "plan": plan_id, "draft_plan": target, "customers": count,
+                     "baseline": pb, "draft": pd, "delta": pd - pb}
                 )
             mb += pb
             md += pd
             active_count += count
         self.total_cm += active_count
         self.month_rows.append(
-            {"month": label, "customers": active_count, "baseline": mb, "draft": md, "delta": md - mb}
+            {"month": label, "customers": active_count, "baseline": mb, "draft": md, "delta": md - mb,
+             "mrr_baseline": self.mrr_b.at(m), "mrr_draft": self.mrr_d.at(m)}
         )
         return active_count
 
-    def _plan_month(self, m: int, factor: Decimal, plan_id: str, idxs: list[int]) -> tuple[Decimal, Decimal, int]:
+    def _plan_month(
+        self, m: int, factor: Decimal, plan_id: str, target: str, idxs: list[int]
+    ) -> tuple[Decimal, Decimal, int]:
         baseline, draft, bside, dside = self.baseline, self.draft, self.bside, self.dside
-        bplan, dplan = baseline.plans[plan_id], draft.plans[self.pairs[plan_id]]
+        bplan, dplan = baseline.plans[plan_id], draft.plans[target]
         simple = _months_per_period(bplan) == 1 and _months_per_period(dplan) == 1
         checks_b = _quota_checks(baseline, bplan)
         checks_d = _quota_checks(draft, dplan)
@@ -477,6 +511,12 @@ class _Run:
             if checks_b or checks_d:
                 _check_quotas(i, u, checks_b, self.quota_b, self.blocked_b)
                 _check_quotas(i, u, checks_d, self.quota_d, self.blocked_d)
+            if not simple:
+                self.mrr_b.spread(c, m, b, _months_per_period(bplan), bplan.interval == "once")
+                self.mrr_d.spread(c, m, d, _months_per_period(dplan), dplan.interval == "once")
+        if simple:  # billed monthly on both sides: a month's bills are its recurring revenue
+            self.mrr_b.add(m, pb)
+            self.mrr_d.add(m, pd)
         return pb, pd, count
 
     def _charges(
@@ -543,11 +583,12 @@ class _Run:
             discounts=self._discount_rows(),
             warnings=warnings,
             seconds=seconds,
+            usage_source=list(self.cohort.usage_notes),
         )
 
     def _customer_rows(self) -> tuple[list[dict[str, Any]], dict[str, list[Any]], dict[str, list[Any]]]:
         """Per customer, and the sums per plan and per segment: [customers, baseline, draft]."""
-        pairs = self.pairs
+        targets = self.targets
         cust_b, cust_d, cust_months = self.cust_b, self.cust_d, self.cust_months
         cust_rows: list[dict[str, Any]] = []
         by_plan: dict[str, list[Any]] = {}
@@ -560,7 +601,7 @@ class _Run:
                 {
                     "customer_id": c.id,
                     "plan": c.plan,
-                    "draft_plan": pairs[c.plan],
+                    "draft_plan": targets[i],
                     "segment": c.segment,
                     "quantity": c.quantity,
                     "months": cust_months[i],
@@ -606,8 +647,7 @@ class _Run:
 
     def _feature_rows(self) -> list[dict[str, Any]]:
         out = []
-        for plan_id, idxs in sorted(self.groups.items()):
-            target = self.pairs[plan_id]
+        for (plan_id, target), idxs in sorted(self.groups.items()):
             changes = feature_changes(self.baseline, self.baseline.plans[plan_id], self.draft, self.draft.plans[target])
             affected = sum(1 for i in idxs if self.cust_months[i])
             if not affected:

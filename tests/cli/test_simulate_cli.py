@@ -230,3 +230,121 @@ def test_proposed_pricing_rules_on_the_draft_side(tmp_path: Path) -> None:
     assert any("same discounts" in w for w in out["warnings"])
     bad = billing(*common[:-2], "--draft-rules", str(tmp_path / "missing.yaml"), "--csv", str(smb), cwd=tmp_path)
     assert bad.returncode == 1 and "--draft-rules" in bad.stderr
+
+
+# What-if that answers (issue 18): usage from the store, moves and shares, features lost -------
+
+TEAM = """  team:
+    name: Team
+    interval: month
+    prices:
+      - {id: base, name: Team base fee, model: flat, amount: "29.00"}
+      - {id: seats, name: Seats, model: per_unit, unit_amount: "8.00"}
+    entitlements:
+      projects: 5
+      data_export: true
+      api: {limit: 100000, period: month, overage: allow}
+
+  pro-annual:"""
+
+
+@pytest.fixture
+def team_draft(tmp_path: Path) -> Path:
+    """The SaaS catalog with a new, cheaper Team plan (no SSO, 5 projects) and GPU hours at 2.50."""
+    text = SAAS.read_text().replace("  pro-annual:", TEAM, 1).replace('unit_amount: "2.40"', 'unit_amount: "2.50"')
+    draft = tmp_path / "team.yaml"
+    draft.write_text(text)
+    return draft
+
+
+@pytest.fixture
+def stored_gpu(tmp_path: Path) -> str:
+    """A store where 4 Enterprise customers, subscribed since July 2026, each used exactly 1,000
+    GPU hours (10 events of 100) in each of August, September and October (above the plan's
+    minimum, so a GPU price shows); the clock is in November."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    system = build_system(Settings(database_url=url, test_clock="2026-07-15T00:00:00Z"))
+    try:
+        with system.db.session() as s:
+            sales.publish_catalog(s, str(SAAS), "test", clock=system.clock)
+            for i in range(4):
+                sales.create_customer(s, {"id": f"ent{i}", "name": f"Ent {i}", "email": f"e{i}@x.io"}, clock=system.clock)
+                sales.create_subscription(s, f"ent{i}", "enterprise", clock=system.clock, quantity=D(5))
+        events = [
+            {"id": f"g{i}{m}{k}", "type": "gpu.used", "customer_id": f"ent{i}",
+             "time": f"2026-{m:02d}-1{k}T10:00:00+00:00", "properties": {"hours": 100, "region": "eu"}}
+            for i in range(4) for m in (8, 9, 10) for k in range(10)
+        ]
+        with system.db.session() as s:
+            sales.ingest_events(s, events, clock=system.clock)
+    finally:
+        system.db.dispose()
+    return url
+
+
+def _with_clock(tmp_path: Path, draft: Path, url: str, *extra: str) -> dict[str, Any]:
+    env = {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_TEST_CLOCK": "2026-11-20T00:00:00Z"}
+    argv = ["--baseline", str(SAAS), "--draft", str(draft), "--months", "2", "--start", "2026-12-01",
+            "--rules", "none", "--json", *extra]
+    result = subprocess.run([BILLING, "simulate", *argv], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_usage_defaults_to_the_stores_distribution_and_says_so(tmp_path: Path, team_draft: Path, stored_gpu: str) -> None:
+    out = _with_clock(tmp_path, team_draft, stored_gpu, "--customers", "200")
+    assert "usage from 120 stored events of plan enterprise, metric gpu_hours" in " ".join(out["usage_source"])
+    # Plans the store has no usage of say so, rather than pricing a silent zero.
+    assert any(s.startswith("plan pro, metric api_calls: no stored usage, typical usage around") for s in
+               out["usage_source"])
+    # Every synthetic Enterprise customer-month draws a stored month: 1,000 hours, 0.10 more an hour.
+    ent = next(p for p in out["by_plan"] if p["plan"] == "enterprise")
+    assert D(ent["delta"]) == D("100.00") * 2 * ent["customers"] > 0
+    typical = _with_clock(tmp_path, team_draft, stored_gpu, "--customers", "200", "--usage", "typical")
+    assert next(p for p in typical["by_plan"] if p["plan"] == "enterprise")["delta"] != ent["delta"]
+    assert not any("stored events" in s for s in typical["usage_source"])
+
+
+def test_move_and_share_show_who_pays_less_and_the_features_they_lose(tmp_path: Path, team_draft: Path) -> None:
+    out = _run(tmp_path, team_draft, "--customers", "400", "--share", "team=30%:pro", "--move", "enterprise=pro")
+    pro = next(p for p in out["by_plan"] if p["plan"] == "pro")["customers"]
+    features = {(f["plan"], f["draft_plan"], f["feature"]): f for f in out["features"]}
+    moved = features[("pro", "team", "sso")]["customers"]
+    assert 0.15 * pro < moved < 0.45 * pro and features[("pro", "team", "sso")]["change"] == "lost"
+    assert features[("pro", "team", "projects")]["change"] == "reduced"
+    ent = next(p for p in out["by_plan"] if p["plan"] == "enterprise")
+    assert features[("enterprise", "pro", "audit_log")]["customers"] == ent["customers"]
+    # Team is cheaper for everyone it takes; Enterprise's heavy API users would pay more on Pro.
+    assert out["totals"]["pay_less"] >= moved and out["totals"]["pay_more"] > 0
+    assert {r["draft_plan"] for r in out["pay_less"]} <= {"team", "pro"}
+    assert {(r["plan"], r["draft_plan"]) for r in out["pay_more"]} == {("enterprise", "pro")}
+    # MRR over the months: the annual plan's invoice spread over its twelve months.
+    first = out["by_month"][0]
+    assert D(first["mrr_baseline"]) < D(first["baseline"])  # pro-annual bills a year up front
+    assert D(first["mrr_draft"]) < D(first["mrr_baseline"])
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--share", "team=150%", "--share"),
+        ("--share", "gold=10%", "'gold' is not a plan of the draft"),
+        ("--share", "team=10%:nope", "'nope' is not a plan of the baseline"),
+        ("--move", "pro", "--move"),
+        ("--move", "pro=gold", "'gold' is not a plan of the draft"),
+    ],
+)
+def test_bad_moves_name_the_flag_and_change_nothing(
+    tmp_path: Path, team_draft: Path, flag: str, value: str, says: str
+) -> None:
+    result = billing("--baseline", str(SAAS), "--draft", str(team_draft), "--customers", "5", flag, value,
+                     cwd=tmp_path)
+    assert result.returncode == 1 and says in result.stderr and result.stdout == ""
+
+
+def test_ten_thousand_customers_with_usage_give_a_non_zero_delta(tmp_path: Path, tier_draft: Path) -> None:
+    out = _run(tmp_path, tier_draft, "--customers", "10000")
+    assert out["cohort"].startswith("10,000 synthetic customers")
+    assert D(out["totals"]["delta"]) > 0 and out["totals"]["pay_more"] > 1000
+    assert any("plan pro, metric api_calls" in s for s in out["usage_source"])

@@ -169,3 +169,22 @@ def test_customers_join_and_leave_in_their_months() -> None:
     assert (feb["invoices"], feb["invoiced"]) == (3, Decimal("168.00"))
     assert r.totals["baseline"]["collected"] == Decimal("286.00")
     assert r.notifications["baseline"] == {"invoice_issued (email)": 5, "payment_succeeded (email)": 5}
+
+
+def test_a_cohort_over_the_budget_runs_as_a_sample_scaled_back_up() -> None:
+    """90 identical Pro customers (3 seats: 79.00 on January 1st) with a budget that takes
+    the least sample, 30 of them: each stands for 3, so the scaled figures are the whole cohort's exactly, the
+    margin is 0 (no spread), and the result says it was a sample."""
+    baseline = load_catalog("catalogs/saas.yaml")
+    csv = "customer_id,plan,quantity,segment,api_calls\n" + "".join(f"c{i},pro,3,smb,0\n" for i in range(90))
+    r = lifecycle_on_engine(
+        lifecycle_system, baseline, baseline, cohort_from_csv(csv, [baseline]), rulesets=RULES, months=1,
+        start=START, cards=CardModel(failure_rate=0), budget=0,
+    )
+    assert r.sampling["customers_run"] == 30 and r.sampling["customers"] == 90 and r.sampling["scaled"]
+    assert "sample of 30 of the 90 customers" in r.sampling["sentence"]
+    for side in ("baseline", "draft"):
+        t = r.totals[side]
+        assert (t["invoices"], t["invoiced"], t["collected"], t["payments"]) == (90, Decimal("7110.00"),
+                                                                                 Decimal("7110.00"), 90)
+        assert r.sampling["collected_margin_95"][side] == 0

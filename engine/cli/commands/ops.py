@@ -112,9 +112,15 @@ def _register_admin(sub: Any) -> None:
         default=[],
         metavar="METRIC=DIST",
         help="the synthetic cohort's monthly usage of a metric: a number, lognormal:MEDIAN[:SIGMA] or "
-        "uniform:LOW:HIGH (repeatable). Metrics not given get typical usage around each plan's included "
-        "quota and tiers; --usage none leaves them at zero",
+        "uniform:LOW:HIGH (repeatable). Metrics not given are drawn from the store's real usage of each plan "
+        "(the last 3 full months), else typical usage around each plan's included quota and tiers; "
+        "--usage typical skips the store, --usage none leaves them at zero",
     )
+    p.add_argument("--move", action="append", default=[], metavar="FROM=TO",
+                   help="every customer of plan FROM is on plan TO in the draft (repeatable)")
+    p.add_argument("--share", action="append", default=[], metavar="PLAN=SHARE[:FROM,...]",
+                   help="a share of the cohort (30%% or 0.3; only of plans FROM,... if given) takes PLAN in the "
+                   "draft, e.g. a new plan: --share team=20%%:pro (repeatable; drawn with --seed)")
     p.add_argument("--seed", type=int, default=7, help="the synthetic cohort's random seed (same seed, same cohort)")
     p.add_argument("--csv", help="a cohort CSV instead of a synthetic one")
     p.add_argument(
@@ -403,7 +409,17 @@ def _render_problems(paths: list[str], templates: Path) -> list[str]:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from engine.catalog import DocumentError, load_catalog
-    from engine.simulation import CohortError, SimulationError, cohort_from_csv, simulate, synthetic_cohort
+    from engine.simulation import (
+        CohortError,
+        SimulationError,
+        assign,
+        cohort_from_csv,
+        moves,
+        parse_move,
+        parse_share,
+        simulate,
+        synthetic_cohort,
+    )
 
     try:
         baseline, draft = load_catalog(args.baseline), load_catalog(args.draft)
@@ -413,16 +429,25 @@ def run_simulate(args: argparse.Namespace) -> int:
     notes: list[str] = []
     promotions, draft_promotions = _simulation_rules(args, notes)
     try:
+        plan_map = dict(parse_move(m) for m in args.move)
+        shares = [parse_share(x) for x in args.share]
+        moves.check(baseline, draft, plan_map, shares)
         if args.csv:
             cohort = cohort_from_csv(Path(args.csv).read_bytes(), [baseline])
         else:
-            cohort = synthetic_cohort(_synthetic_spec(args, baseline), baseline)
+            spec = _synthetic_spec(args, baseline)
+            if spec.default_usage == "store":
+                found = _stored_usage(baseline.name, notes)
+                spec.observed, spec.store_read, spec.default_usage = found or {}, found is not None, "typical"
+            cohort = synthetic_cohort(spec, baseline)
         result = simulate(
             baseline,
             draft,
             cohort,
             months=args.months,
             start=start,
+            plan_map=plan_map,
+            moved=assign(cohort, shares, seed=args.seed),
             promotions=promotions,
             draft_promotions=draft_promotions,
         )
@@ -435,12 +460,17 @@ def run_simulate(args: argparse.Namespace) -> int:
             print(f"warning: {w}", file=sys.stderr)
         return 0
     print(f"{result.cohort}")
+    for line in result.usage_source:
+        print(f"usage: {line}")
     print(f"{result.customer_months} customer-months, {result.currency}, before tax, {result.seconds:.1f} s")
     for row in result.by_month:
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
     for d in result.discounts:
         print(f"discount {d['reason'] or d['source']} ({d['source']}): baseline={d['baseline']}  draft={d['draft']}")
     print("totals: " + "  ".join(f"{k}={v}" for k, v in result.totals.items()))
+    for f in result.features:
+        print(f"features: {f['customers']} customers of {f['plan']} moving to {f['draft_plan']} would "
+              f"{'lose' if f['change'] == 'lost' else 'get less of'} {f['feature']}")
     for w in result.warnings:
         print(f"warning: {w}")
     return 0
@@ -453,10 +483,10 @@ def _synthetic_spec(args: argparse.Namespace, baseline: Any) -> Any:
 
     if args.customers < 1:
         raise BadInput("--customers: a cohort needs at least one customer")
-    default_usage = "typical"
+    default_usage = "store"
     usage = {}
     for item in args.usage:
-        if item in ("none", "typical"):
+        if item in ("none", "typical", "store"):
             default_usage = item
             continue
         metric, sep, dist = item.partition("=")
@@ -499,6 +529,38 @@ def _distribution(text: str) -> Any:
     if problems:
         raise BadInput("; ".join(problems))
     return found
+
+
+def _now() -> datetime:
+    """BILLING_TEST_CLOCK when set (a demo or test database lives on it), else the wall clock."""
+    raw = get_settings().test_clock
+    return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else datetime.now(UTC)
+
+
+def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any] | None:
+    """The configured database's real usage per plan and metric (None, with a note, when
+    there is no such database)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine.console.usage import stored_usage
+    from engine.store import Database
+
+    url = get_settings().database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        notes.append(f"no database at {url}: typical usage instead of the store's")
+        return None
+    db = Database(url)
+    try:
+        with db.read_session() as session:
+            found = stored_usage(session, catalog_name, _now())
+        if not found:
+            notes.append("the store has no usage in the last 3 full months: typical usage instead")
+        return found
+    except SQLAlchemyError:
+        notes.append(f"{url} has no usage tables: typical usage instead of the store's")
+        return None
+    finally:
+        db.dispose()
 
 
 def _simulation_rules(args: argparse.Namespace, notes: list[str]) -> tuple[Any, Any]:
