@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -380,53 +380,12 @@ def _money(value: Any, currency: str, lang: str) -> str:
 def _page_context(session: Any, cfg: PortalConfig, grant: Grant, customer: dict[str, Any]) -> dict[str, Any]:
     lang = customer_language(customer)
     t = pages.labels(lang)
-    invoices = []
-    open_invoices = []
-    page_no = 1
-    while True:
-        listed = sales.list_invoices(session, grant.customer_id, page=page_no, per_page=100)
-        for item in listed["items"]:
-            if item["status"] == "draft":
-                continue
-            currency = item["currency"]
-            due = Decimal(item["amount_due"]) - Decimal(item["amount_paid"])
-            status = item["status"]
-            if status == "finalized":
-                # Payments knows first: sales marks the invoice paid when its event is applied.
-                collected = payments.invoice_payment_summary(session, item["id"])
-                if collected is not None:
-                    due = Decimal(collected["remaining"])
-                    if collected["status"] in ("paid", "void", "uncollectible"):
-                        status = collected["status"]
-            period = item.get("period") or {}
-            row = {
-                "id": item["id"], "number": item["number"] or item["id"],
-                "date": messaging.format_date(item["issued_at"], lang) if item.get("issued_at") else "",
-                "period": (f"{messaging.format_date(period['start'], lang)} – {messaging.format_date(period['end'], lang)}"
-                           if period.get("start") and period.get("end") else ""),
-                "total": _money(item["total"], currency, lang),
-                "status": t.get(f"status_{status}", status),
-                "due": _money(max(due, Decimal(0)), currency, lang),
-            }
-            invoices.append(row)
-            if status == "finalized" and due > 0:
-                open_invoices.append(row)
-        if page_no * 100 >= listed["total"] or page_no >= 20:
-            break
-        page_no += 1
+    invoices, open_invoices = _invoice_rows(session, grant.customer_id, lang, t)
     notes = [
         {"id": n["id"], "number": n["number"] or n["id"],
          "date": messaging.format_date(n["created_at"], lang), "total": _money(n["total"], n["currency"], lang)}
         for n in reversed(sales.list_credit_notes(session, grant.customer_id))
     ]
-    method = payments.default_payment_method(session, grant.customer_id)
-    if method is None:
-        described = t["no_method"]
-    elif method.provider == "bank" or method.method_type in ("bank_transfer", "manual"):
-        described = t["transfer"]
-    else:
-        last4 = payments.method_to_dict(method).get("last4")
-        described = f"{method.method_type} {t['ending']} {last4}" if last4 else method.method_type
     prefs = messaging.get_preferences(session, grant.customer_id)
     return {
         "lang": lang,
@@ -438,7 +397,7 @@ def _page_context(session: Any, cfg: PortalConfig, grant: Grant, customer: dict[
         "invoices": invoices,
         "open_invoices": open_invoices,
         "credit_notes": notes,
-        "method": described,
+        "method": _method_described(session, grant.customer_id, t),
         "can_pay": cfg.payments is not None,
         "can_update_method": _hosted(cfg, "start_setup") is not None,
         "categories": [{"name": c, "label": t[f"cat_{c}"], "on": c not in prefs.opted_out_categories}
@@ -446,6 +405,67 @@ def _page_context(session: Any, cfg: PortalConfig, grant: Grant, customer: dict[
         "channels": [{"name": c, "label": t[f"ch_{c}"], "on": c not in prefs.opted_out_channels}
                      for c in OPTIONAL_CHANNELS],
     }
+
+
+def _invoice_rows(session: Any, customer_id: str, lang: str,
+                  t: Mapping[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(every issued invoice, the open ones) as the page lists them: at most 20 pages of 100."""
+    invoices: list[dict[str, Any]] = []
+    open_invoices: list[dict[str, Any]] = []
+    page_no = 1
+    while True:
+        listed = sales.list_invoices(session, customer_id, page=page_no, per_page=100)
+        for item in listed["items"]:
+            if item["status"] == "draft":
+                continue
+            status, due = _collected_status(session, item)
+            row = _invoice_row(item, status, due, lang, t)
+            invoices.append(row)
+            if status == "finalized" and due > 0:
+                open_invoices.append(row)
+        if page_no * 100 >= listed["total"] or page_no >= 20:
+            return invoices, open_invoices
+        page_no += 1
+
+
+def _collected_status(session: Any, item: Mapping[str, Any]) -> tuple[str, Decimal]:
+    """(status, amount due) of an invoice, as payments knows them first: sales marks the
+    invoice paid only when the payment's event is applied."""
+    due = Decimal(item["amount_due"]) - Decimal(item["amount_paid"])
+    status = item["status"]
+    if status != "finalized":
+        return status, due
+    collected = payments.invoice_payment_summary(session, item["id"])
+    if collected is None:
+        return status, due
+    if collected["status"] in ("paid", "void", "uncollectible"):
+        status = collected["status"]
+    return status, Decimal(collected["remaining"])
+
+
+def _invoice_row(item: Mapping[str, Any], status: str, due: Decimal, lang: str,
+                 t: Mapping[str, str]) -> dict[str, Any]:
+    currency = item["currency"]
+    period = item.get("period") or {}
+    return {
+        "id": item["id"], "number": item["number"] or item["id"],
+        "date": messaging.format_date(item["issued_at"], lang) if item.get("issued_at") else "",
+        "period": (f"{messaging.format_date(period['start'], lang)} – {messaging.format_date(period['end'], lang)}"
+                   if period.get("start") and period.get("end") else ""),
+        "total": _money(item["total"], currency, lang),
+        "status": t.get(f"status_{status}", status),
+        "due": _money(max(due, Decimal(0)), currency, lang),
+    }
+
+
+def _method_described(session: Any, customer_id: str, t: Mapping[str, str]) -> str:
+    method = payments.default_payment_method(session, customer_id)
+    if method is None:
+        return t["no_method"]
+    if method.provider == "bank" or method.method_type in ("bank_transfer", "manual"):
+        return t["transfer"]
+    last4 = payments.method_to_dict(method).get("last4")
+    return f"{method.method_type} {t['ending']} {last4}" if last4 else method.method_type
 
 
 __all__ = ["COOKIE", "PortalLinkIn", "language_of", "router"]
