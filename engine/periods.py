@@ -36,9 +36,6 @@ class Period:
     def end_at(self) -> datetime:
         return datetime.combine(self.end, time(0), UTC)
 
-    def contains(self, when: datetime) -> bool:
-        return self.start_at <= when < self.end_at
-
     def __str__(self) -> str:
         return f"{self.start.isoformat()}/{self.end.isoformat()}"
 

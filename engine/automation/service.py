@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine import dunning, messaging, payments, sales
@@ -258,11 +258,6 @@ class Automation:
         return done
 
     # -- jobs the rules scheduled ------------------------------------------------------------
-
-    def next_job_due(self, db: Database) -> datetime | None:
-        with db.session() as session:
-            return session.scalar(select(func.min(ScheduledJob.due_at))
-                                  .where(ScheduledJob.status == PENDING))
 
     def run_jobs(self, db: Database, now: datetime, *, limit: int = 500) -> JobsReport:
         """Run every job due at `now`, each in its own transaction (locked, so two

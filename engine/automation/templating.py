@@ -141,15 +141,8 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
                            "seller": {"name": seller.name, "iban": seller.iban}}
     portal = links.customer_page(cid, now) if links is not None and cid else None
     out["portal"] = {"url": portal["url"], "expires_at": portal["expires_at"]} if portal else None
-    invoice = dict(ctx.get("invoice") or {})
+    invoice = _invoice(ctx, portal, public_url, now, facts)
     if invoice:
-        # The invoice's PDF on the customer's page when there is one.
-        invoice.setdefault("url", f"{portal['url']}/invoices/{invoice.get('id')}.pdf" if portal
-                           else f"{public_url}/invoices/{invoice.get('id')}")
-        # Collected automatically: due on issue.
-        invoice.setdefault("due_date", _date(invoice.get("issued_at")) or now.date())
-        if invoice.get("id"):
-            invoice["payment_reference"] = facts.payment_reference(str(invoice["id"]))
         out["invoice"] = plain(invoice)
         out["bank_transfer"] = _bank_transfer(invoice, cid, seller, facts)
     sub = dict(ctx.get("subscription") or {})
@@ -170,6 +163,22 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
         out["subscription"].setdefault("reason", "unpaid")
     out.update(plain(data))
     return out
+
+
+def _invoice(ctx: Mapping[str, Any], portal: Mapping[str, Any] | None, public_url: str, now: datetime,
+             facts: Facts) -> dict[str, Any]:
+    """The context's invoice (empty: none) with its link, due date and payment reference."""
+    invoice = dict(ctx.get("invoice") or {})
+    if not invoice:
+        return invoice
+    # The invoice's PDF on the customer's page when there is one.
+    invoice.setdefault("url", f"{portal['url']}/invoices/{invoice.get('id')}.pdf" if portal
+                       else f"{public_url}/invoices/{invoice.get('id')}")
+    # Collected automatically: due on issue.
+    invoice.setdefault("due_date", _date(invoice.get("issued_at")) or now.date())
+    if invoice.get("id"):
+        invoice["payment_reference"] = facts.payment_reference(str(invoice["id"]))
+    return invoice
 
 
 def _payment(etype: str, props: Mapping[str, Any], invoice: Mapping[str, Any],

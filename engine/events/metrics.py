@@ -44,10 +44,6 @@ class EventMetrics:
             queues = sorted({q for q, _ in self._values})
             return {q: {c: self._values.get((q, c), 0) for c in COUNTERS} for q in queues}
 
-    def reset(self) -> None:
-        with self._lock:
-            self._values.clear()
-
     def render_prometheus(self, snap: dict[str, dict[str, int]] | None = None) -> str:
         """The counters (or `snap`, e.g. every process's: engine.events.counters)."""
         snap = self.snapshot() if snap is None else snap

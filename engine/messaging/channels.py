@@ -670,9 +670,6 @@ class Channels:
     def names(self) -> list[str]:
         return list(self._by_name)
 
-    def as_mapping(self) -> Mapping[str, Channel]:
-        return dict(self._by_name)
-
     def close(self) -> None:
         for channel in self._by_name.values():
             channel.close()

@@ -746,13 +746,8 @@ def decision_to_dict(d: ReconciliationDecision) -> dict[str, Any]:
             "actor": d.actor, "reason": d.reason, "decided_at": d.decided_at.isoformat()}
 
 
-def decide(session: Session, line_id: str, *, action: str, allocations: Sequence[tuple[str, Decimal | None]] = (),
-           reason: str, actor: str, service: PaymentService) -> dict[str, Any]:
-    """A person's decision on an open line: `confirm` (one invoice; the amount defaults to the
-    whole line), `split` (two or more invoices whose amounts add up to the line), or `dismiss`
-    (nothing is applied). Checked whole before anything is written; recorded with `actor` and
-    `reason`."""
-    svc = service
+def _open_line(session: Session, line_id: str, reason: str, actor: str) -> BankLine:
+    """The line, locked, once it is open and the decision says why and who."""
     row = session.get(BankLine, line_id, with_for_update=True)
     if row is None:
         raise PaymentNotFound(f"no bank line {line_id!r}", "line_id")
@@ -762,38 +757,62 @@ def decide(session: Session, line_id: str, *, action: str, allocations: Sequence
         raise PaymentError("say why: a decision is recorded with its reason", "reason")
     if not actor:
         raise PaymentError("a decision needs who made it", "actor")
+    return row
+
+
+def _allocation_plan(session: Session, row: BankLine, action: str,
+                     allocations: Sequence[tuple[str, Decimal | None]], total: Decimal) -> list[tuple[Receivable, Decimal]]:
+    """(invoice, amount) for each allocation of a confirm or split, which add up to `total`
+    (the line with the bank's charges); errors name the request's field."""
+    if row.kind != "credit" or row.amount <= 0:
+        raise PaymentError(f"bank line {row.id} is a {row.kind}; only a credit pays invoices", "line_id")
+    if action == "confirm" and len(allocations) != 1:
+        raise PaymentError("confirm names exactly one invoice", "invoice_id")
+    if action == "split" and len(allocations) < 2:
+        raise PaymentError("a split names two invoices or more", "allocations")
+    plan = [_planned_part(session, row, action, i, invoice_id, amount, total)
+            for i, (invoice_id, amount) in enumerate(allocations)]
+    parts = sum((a for _r, a in plan), ZERO)
+    if parts != total:
+        raise PaymentError(f"the parts add up to {parts}, the transfer is {total.quantize(quantum(row.currency))}",
+                           "amount" if action == "confirm" else "allocations")
+    return plan
+
+
+def _planned_part(session: Session, row: BankLine, action: str, i: int, invoice_id: str, amount: Decimal | None,
+                  total: Decimal) -> tuple[Receivable, Decimal]:
+    confirm = action == "confirm"
+    field = "invoice_id" if confirm else f"allocations[{i}]"
+    rec = session.get(Receivable, invoice_id)
+    if rec is None:
+        raise PaymentNotFound(f"no invoice {invoice_id!r} to apply the transfer to",
+                              field if confirm else f"{field}.invoice_id")
+    if rec.currency != row.currency:
+        raise PaymentError(f"invoice {invoice_id} is in {rec.currency}, the transfer in {row.currency}",
+                           field if confirm else f"{field}.invoice_id")
+    if amount is None:
+        if not confirm:
+            raise PaymentError("each part of a split says its amount", f"{field}.amount")
+        amount = total
+    if amount <= 0 or amount != amount.quantize(quantum(row.currency)):
+        raise PaymentError(f"{amount} is not a positive {row.currency} amount",
+                           "amount" if confirm else f"{field}.amount")
+    return rec, amount
+
+
+def decide(session: Session, line_id: str, *, action: str, allocations: Sequence[tuple[str, Decimal | None]] = (),
+           reason: str, actor: str, service: PaymentService) -> dict[str, Any]:
+    """A person's decision on an open line: `confirm` (one invoice; the amount defaults to the
+    whole line), `split` (two or more invoices whose amounts add up to the line), or `dismiss`
+    (nothing is applied). Checked whole before anything is written; recorded with `actor` and
+    `reason`."""
+    svc = service
+    row = _open_line(session, line_id, reason, actor)
     charges = Decimal(row.details.get("charges_deducted", "0"))
     total = row.amount + charges
     plan: list[tuple[Receivable, Decimal]] = []
     if action in ("confirm", "split"):
-        if row.kind != "credit" or row.amount <= 0:
-            raise PaymentError(f"bank line {line_id} is a {row.kind}; only a credit pays invoices", "line_id")
-        if action == "confirm" and len(allocations) != 1:
-            raise PaymentError("confirm names exactly one invoice", "invoice_id")
-        if action == "split" and len(allocations) < 2:
-            raise PaymentError("a split names two invoices or more", "allocations")
-        q = quantum(row.currency)
-        for i, (invoice_id, amount) in enumerate(allocations):
-            field = "invoice_id" if action == "confirm" else f"allocations[{i}]"
-            rec = session.get(Receivable, invoice_id)
-            if rec is None:
-                raise PaymentNotFound(f"no invoice {invoice_id!r} to apply the transfer to",
-                                      field if action == "confirm" else f"{field}.invoice_id")
-            if rec.currency != row.currency:
-                raise PaymentError(f"invoice {invoice_id} is in {rec.currency}, the transfer in {row.currency}",
-                                   field if action == "confirm" else f"{field}.invoice_id")
-            if amount is None:
-                if action == "split":
-                    raise PaymentError("each part of a split says its amount", f"{field}.amount")
-                amount = total
-            if amount <= 0 or amount != amount.quantize(q):
-                raise PaymentError(f"{amount} is not a positive {row.currency} amount",
-                                   "amount" if action == "confirm" else f"{field}.amount")
-            plan.append((rec, amount))
-        if sum((a for _r, a in plan), ZERO) != total:
-            raise PaymentError(
-                f"the parts add up to {sum((a for _r, a in plan), ZERO)}, the transfer is {total.quantize(q)}",
-                "amount" if action == "confirm" else "allocations")
+        plan = _allocation_plan(session, row, action, allocations, total)
     elif action != "dismiss":
         raise PaymentError(f"action must be confirm, split or dismiss, not {action!r}", "action")
     decision_id = new_event_id("rd")

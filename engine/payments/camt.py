@@ -374,33 +374,17 @@ class _Reader:
         entry_charges = self.charges(self.path(entry, "Chrgs"), f"{where}/Chrgs")
         details = self.path(entry, "NtryDtls")
         txs = [] if details is None else [tx for d in entry.iterfind(q + "NtryDtls") for tx in d.iterfind(q + "TxDtls")]
-        identity = (self.text(entry, "AcctSvcrRef")
-                    or (self._tx_identity(txs[0]) if len(txs) == 1 else None))
-        if identity is None:
-            digest = hashlib.sha256(_content(entry).encode()).hexdigest()[:32]
-            identity = f"h:{digest}"
-        n = seen.get(identity, 0) + 1
-        seen[identity] = n
-        if n > 1:
-            identity = f"{identity}#{n}"
+        identity = self.entry_identity(entry, txs, seen)
         signed = 1 if indicator == "CRDT" else -1
         common = dict(kind="credit" if indicator == "CRDT" else "debit", booked_at=booked_at,
                       booked=status in (None, "BOOK"), booked_on=booked_on, reversal=reversal,
                       entry_ref=identity)
         entry_text = self.text(entry, "AddtlNtryInf")
-        # A batch is split only when each transaction says its amount.
-        amounts: list[tuple[Decimal, str] | None] = []
-        for k, tx in enumerate(txs, start=1):
-            amounts.append(self.amount(self.path(tx, "Amt"), f"{where}/TxDtls[{k}]/Amt", required=False)
-                           or self.amount(self.path(tx, "AmtDtls/TxAmt/Amt"),
-                                          f"{where}/TxDtls[{k}]/AmtDtls/TxAmt/Amt", required=False))
+        amounts = self.tx_amounts(txs, where)
         # A batch is split when every transaction gives its amount in the entry's currency;
         # otherwise (amounts missing, or in the currency sent) it stays one line.
         split = len(txs) > 1 and all(a is not None and a[1] == currency for a in amounts)
-        foreign = {a[1] for a in amounts if a is not None and a[1] != currency}
-        instructed = None
-        if len(foreign) == 1 and all(a is not None for a in amounts):
-            instructed = (sum((a[0] for a in amounts if a is not None), ZERO), foreign.pop())
+        instructed = _instructed_total(amounts, currency)
         if split:
             for k, (tx, amt) in enumerate(zip(txs, amounts, strict=True), start=1):
                 assert amt is not None
@@ -411,6 +395,25 @@ class _Reader:
             tx_where = f"{where}/TxDtls[1]" if len(txs) == 1 else where
             self.add(only, tx_where, amount * signed, currency, identity, family, entry_charges, entry_text,
                      common, batch=len(txs), instructed=instructed)
+
+    def entry_identity(self, entry: Element, txs: list[Element], seen: dict[str, int]) -> str:
+        """The bank's reference of the entry (or of its one transaction), else a digest of its
+        content; the n-th repeat of one in a file gets `#n`."""
+        identity = (self.text(entry, "AcctSvcrRef")
+                    or (self._tx_identity(txs[0]) if len(txs) == 1 else None))
+        if identity is None:
+            digest = hashlib.sha256(_content(entry).encode()).hexdigest()[:32]
+            identity = f"h:{digest}"
+        n = seen.get(identity, 0) + 1
+        seen[identity] = n
+        return f"{identity}#{n}" if n > 1 else identity
+
+    def tx_amounts(self, txs: list[Element], where: str) -> list[tuple[Decimal, str] | None]:
+        """Each transaction's own amount (Amt, or AmtDtls/TxAmt), None where it says none."""
+        return [self.amount(self.path(tx, "Amt"), f"{where}/TxDtls[{k}]/Amt", required=False)
+                or self.amount(self.path(tx, "AmtDtls/TxAmt/Amt"), f"{where}/TxDtls[{k}]/AmtDtls/TxAmt/Amt",
+                               required=False)
+                for k, tx in enumerate(txs, start=1)]
 
     def _tx_identity(self, tx: Element) -> str | None:
         ref = self.text(tx, "Refs/AcctSvcrRef")
@@ -449,56 +452,21 @@ class _Reader:
             family: str | None, entry_charges: tuple[Decimal, Decimal] | None, entry_text: str | None,
             common: dict[str, Any], batch: int = 0,
             instructed: tuple[Decimal, str] | None = None) -> None:
-        q = self.q
         self.line_no += 1
         ref = kind = None
         texts: list[str] = []
-        deducted = reported = ZERO
+        deducted, reported = entry_charges or (ZERO, ZERO)
         rate: Decimal | None = None
         debtor: str | None = None
-        returned: str | None = None
+        returned = family if family in _RETURN_CODES else None
         if tx is not None:
-            rmt = tx.findall(q + "RmtInf")
-            for strd in (s for r in rmt for s in r.findall(q + "Strd")):
-                raw = self.text(strd, "CdtrRefInf/Ref")
-                if raw and ref is None:
-                    hint = self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Prtry") or self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Cd")
-                    ref, kind = classify_reference(raw, hint)
-                    if kind is None:  # a structured reference of no scheme we check: kept as given
-                        kind = "other"
-                extra = self.text(strd, "AddtlRmtInf")
-                if extra:
-                    texts.append(extra)
-            texts += [u.text.strip() for r in rmt for u in r.findall(q + "Ustrd") if u.text and u.text.strip()]
-            tx_family = self.text(tx, "BkTxCd/Domn/Fmly/SubFmlyCd") or family
-            rtr = self.path(tx, "RtrInf")
-            if rtr is not None:
-                returned = self.text(rtr, "Rsn/Cd") or self.text(rtr, "Rsn/Prtry") or "RTRN"
-            elif tx_family in _RETURN_CODES:
-                returned = tx_family
+            ref, kind, texts = self.remittance(tx)
+            returned = self.returned(tx, family)
             debtor = self.text(tx, "RltdPties/Dbtr/Nm") or self.text(tx, "RltdPties/Dbtr/Pty/Nm")
             tx_charges = self.path(tx, "Chrgs")
             if tx_charges is not None:
                 deducted, reported = self.charges(tx_charges, f"{where}/Chrgs")
-            elif entry_charges is not None:
-                deducted, reported = entry_charges
-            instd = self.path(tx, "AmtDtls/InstdAmt/Amt")
-            if instd is not None:
-                amt = self.amount(instd, f"{where}/AmtDtls/InstdAmt/Amt")
-                if amt is not None and amt[1] != currency and instructed is None:
-                    instructed = amt
-                    rate_text = (self.text(tx, "AmtDtls/InstdAmt/CcyXchg/XchgRate")
-                                 or self.text(tx, "AmtDtls/TxAmt/CcyXchg/XchgRate"))
-                    if rate_text:
-                        try:
-                            rate = Decimal(rate_text)
-                        except InvalidOperation:
-                            raise _Problem(tx, f"{where}/AmtDtls: XchgRate {rate_text!r} is not a number") from None
-        else:
-            if family in _RETURN_CODES:
-                returned = family
-            if entry_charges is not None:
-                deducted, reported = entry_charges
+            instructed, rate = self.instructed(tx, where, currency, instructed)
         if entry_text and (tx is None or batch > 1):
             texts.append(entry_text)
         text = " ".join(texts) or None
@@ -515,6 +483,63 @@ class _Reader:
             reversal=common["reversal"], returned=returned, charges_deducted=deducted,
             charges_reported=reported, instructed=instructed, fx_rate=rate,
         ))
+
+    def remittance(self, tx: Element) -> tuple[str | None, str | None, list[str]]:
+        """(reference, its kind, the remittance texts) of a transaction: the first structured
+        creditor reference, then the additional and unstructured texts."""
+        q = self.q
+        ref = kind = None
+        texts: list[str] = []
+        rmt = tx.findall(q + "RmtInf")
+        for strd in (s for r in rmt for s in r.findall(q + "Strd")):
+            raw = self.text(strd, "CdtrRefInf/Ref")
+            if raw and ref is None:
+                hint = self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Prtry") or self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Cd")
+                ref, kind = classify_reference(raw, hint)
+                if kind is None:  # a structured reference of no scheme we check: kept as given
+                    kind = "other"
+            extra = self.text(strd, "AddtlRmtInf")
+            if extra:
+                texts.append(extra)
+        texts += [u.text.strip() for r in rmt for u in r.findall(q + "Ustrd") if u.text and u.text.strip()]
+        return ref, kind, texts
+
+    def returned(self, tx: Element, family: str | None) -> str | None:
+        """The return reason of a returned transfer (RtrInf, or a return bank transaction code)."""
+        rtr = self.path(tx, "RtrInf")
+        if rtr is not None:
+            return self.text(rtr, "Rsn/Cd") or self.text(rtr, "Rsn/Prtry") or "RTRN"
+        tx_family = self.text(tx, "BkTxCd/Domn/Fmly/SubFmlyCd") or family
+        return tx_family if tx_family in _RETURN_CODES else None
+
+    def instructed(self, tx: Element, where: str, currency: str, given: tuple[Decimal, str] | None
+                   ) -> tuple[tuple[Decimal, str] | None, Decimal | None]:
+        """(the amount instructed in another currency, the exchange rate): `given` (the
+        entry's, from its transactions' amounts) or the transaction's own; its InstdAmt is
+        checked either way."""
+        instd = self.path(tx, "AmtDtls/InstdAmt/Amt")
+        if instd is None:
+            return given, None
+        amt = self.amount(instd, f"{where}/AmtDtls/InstdAmt/Amt")
+        if given is not None or amt is None or amt[1] == currency:
+            return given, None
+        rate_text = (self.text(tx, "AmtDtls/InstdAmt/CcyXchg/XchgRate")
+                     or self.text(tx, "AmtDtls/TxAmt/CcyXchg/XchgRate"))
+        if not rate_text:
+            return amt, None
+        try:
+            return amt, Decimal(rate_text)
+        except InvalidOperation:
+            raise _Problem(tx, f"{where}/AmtDtls: XchgRate {rate_text!r} is not a number") from None
+
+
+def _instructed_total(amounts: list[tuple[Decimal, str] | None], currency: str) -> tuple[Decimal, str] | None:
+    """The sum the transactions were sent in, when every one gives its amount and all in one
+    currency other than the entry's."""
+    foreign = {a[1] for a in amounts if a is not None and a[1] != currency}
+    if len(foreign) != 1 or any(a is None for a in amounts):
+        return None
+    return sum((a[0] for a in amounts if a is not None), ZERO), foreign.pop()
 
 
 def _content(entry: Element) -> str:

@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import partial
 from html import escape as html_escape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -214,6 +215,246 @@ def _amount(value: Any, currency: str) -> Decimal:
     return amount
 
 
+def _check_auth(state: SandboxState, authorization: str | None) -> None:
+    if state.api_key and authorization != f"Bearer {state.api_key}":
+        raise HTTPException(401, detail={"code": "unauthorized", "message": "bad or missing API key"})
+
+
+
+# --- webhooks -------------------------------------------------------------------------
+def _send_webhook(state: SandboxState, event_type: str, data: dict[str, Any], times: int = 1, delay: float = 0) -> None:
+    url = state.webhook_url
+    if not url:
+        return
+    event = {
+        "id": f"whevt_{secrets.token_hex(10)}",
+        "type": event_type,
+        "created": int(time.time()),
+        "data": data,
+    }
+
+    def deliver() -> None:
+        if delay:
+            time.sleep(delay)
+        for _copy in range(times):
+            # The timestamp is re-signed per delivery, as real providers do.
+            body = json.dumps(event).encode()
+            for attempt in range(5):
+                ts = int(time.time())
+                headers = {
+                    "Content-Type": "application/json",
+                    "Sandbox-Signature": sign_payload(state.webhook_secret, ts, body),
+                }
+                status: int | str
+                try:
+                    r = httpx.post(url, content=body, headers=headers, timeout=10)
+                    ok, status = r.status_code < 300, r.status_code
+                except httpx.HTTPError as exc:
+                    ok, status = False, type(exc).__name__
+                with state.lock:
+                    state.webhook_log.append(
+                        {"event": event["id"], "type": event_type, "attempt": attempt, "ok": ok,
+                         "status": status, "payment": data.get("id")}
+                    )
+                if ok:
+                    break
+                time.sleep(0.2 * (attempt + 1))
+
+    threading.Thread(target=deliver, daemon=True, name="sandbox-webhook").start()
+
+# --- idempotency ----------------------------------------------------------------------
+def _idempotent(state: SandboxState, scope: str, key: str | None, body: bytes, run: Any) -> JSONResponse:
+    if not key:
+        return _err(400, "idempotency_key_required", "send an Idempotency-Key header")
+    digest = hashlib.sha256(body).hexdigest()
+    slot = (scope, key)
+    with state.lock:
+        stored = state.idempotency.get(slot)
+        if stored is not None:
+            if stored[0] != digest:
+                return _err(
+                    422,
+                    "idempotency_conflict",
+                    f"key {key!r} was used with a different request body",
+                )
+            return JSONResponse(stored[2], status_code=stored[1], headers={"Idempotent-Replayed": "true"})
+        if slot in state.in_flight:
+            return _err(409, "idempotency_key_in_use", "a request with this key is in progress")
+        state.in_flight.add(slot)
+    try:
+        try:
+            status, payload = run()
+        except HTTPException as exc:
+            detail = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
+            status, payload = exc.status_code, {"error": detail}
+        with state.lock:
+            # Only answers about the request itself are stored: a 5xx may be retried.
+            if status < 500:
+                state.idempotency[slot] = (digest, status, payload)
+        return JSONResponse(payload, status_code=status)
+    finally:
+        with state.lock:
+            state.in_flight.discard(slot)
+
+# --- payments -------------------------------------------------------------------------
+def _capture(state: SandboxState, p: _Payment) -> None:
+    p.status = "captured"
+    p.captured_at = state.now()
+    p.fee = sandbox_fee(p.method_type, p.amount, p.currency)
+
+def _method_behaviour(state: SandboxState, mtype: Any, method: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(detail, behaviour, decline code) of a payment by this method: the test card numbers,
+    PayPal addresses and TWINT numbers that decline, wait or answer asynchronously."""
+    if mtype == "card":
+        number = str(method.get("number", "")).replace(" ", "")
+        return f"card **** {number[-4:]}", *_card_behaviour(state, number)
+    if mtype == "paypal":
+        email = str(method.get("email", ""))
+        return f"paypal {email}", "async_decline" if email.startswith("decline") else "async", None
+    if mtype == "twint":
+        phone = str(method.get("phone", ""))
+        return f"twint {phone[-4:]}", "async_decline" if phone.endswith("9999") else "async", None
+    if mtype == "bank_transfer":
+        return "bank transfer", "transfer", None
+    raise HTTPException(400, detail={"code": "invalid_method", "message": f"unknown method {mtype!r}"})
+
+
+_CARD_BEHAVIOURS = {CARD_SUCCESS: "success", CARD_DUPLICATE_WEBHOOK: "async_duplicate", CARD_ASYNC: "async"}
+
+
+def _card_behaviour(state: SandboxState, number: str) -> tuple[str, str | None]:
+    if number in _CARD_DECLINES:
+        return "success", _CARD_DECLINES[number]
+    if number == CARD_SLOW:
+        time.sleep(state.slow_seconds)
+        return "success", None
+    if number in _CARD_BEHAVIOURS:
+        return _CARD_BEHAVIOURS[number], None
+    return "success", "14"
+
+
+def _create_payment(state: SandboxState, key: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    currency = req.get("currency")
+    if currency not in KNOWN_CURRENCIES:
+        raise HTTPException(400, detail={"code": "invalid_currency", "message": f"{currency!r}"})
+    amount = _amount(req.get("amount"), currency)
+    method = req.get("method") or {}
+    mtype = method.get("type")
+    auto_capture = req.get("capture", True) is not False
+    detail, behaviour, decline = _method_behaviour(state, mtype, method)
+    now = state.now()
+    p = _Payment(
+        id=f"sbp_{secrets.token_hex(8)}",
+        idempotency_key=key,
+        amount=amount,
+        currency=currency,
+        method_type=str(mtype),  # one of the four _method_behaviour accepts
+        method_detail=detail,
+        status="authorized",
+        reference=req.get("reference"),
+        customer=req.get("customer"),
+        created=now,
+        behaviour=behaviour,
+    )
+    webhook: tuple[str, int, float] | None = None
+    if decline:
+        p.status, p.decline_code = "declined", decline
+        webhook = ("payment.declined", 1, 0)
+    elif behaviour == "transfer":
+        p.status = "awaiting_transfer"
+    elif behaviour.startswith("async"):
+        p.status = "processing"
+        webhook = ("async", 2 if behaviour == "async_duplicate" else 1, state.async_delay)
+    elif auto_capture:
+        _capture(state, p)
+        webhook = ("payment.captured", 1, 0)
+    with state.lock:
+        state.payments[p.id] = p
+        state.by_key[key] = p.id
+        state.charge_requests += 1
+    if webhook and webhook[0] == "async":
+        _schedule_async_outcome(state, p, webhook[1], webhook[2])
+    elif webhook:
+        _send_webhook(state, webhook[0], p.public(), times=webhook[1])
+    return 201, p.public()
+
+def _schedule_async_outcome(state: SandboxState, p: _Payment, times: int, delay: float) -> None:
+    def settle() -> None:
+        time.sleep(delay)
+        with state.lock:
+            if p.behaviour == "async_decline":
+                p.status, p.decline_code = "declined", "PAYER_REJECTED"
+                kind = "payment.declined"
+            else:
+                _capture(state, p)
+                kind = "payment.captured"
+            data = p.public()
+        _send_webhook(state, kind, data, times=times)
+
+    threading.Thread(target=settle, daemon=True, name="sandbox-async").start()
+
+
+
+# --- refunds --------------------------------------------------------------------------
+def _create_refund(state: SandboxState, key: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    with state.lock:
+        p = state.payments.get(str(req.get("payment")))
+        if p is None:
+            raise HTTPException(404, detail={"code": "not_found", "message": "no such payment"})
+        if p.status not in ("captured", "partially_refunded"):
+            raise HTTPException(400, detail={"code": "not_refundable", "message": f"payment is {p.status}"})
+        amount = _amount(req.get("amount", str(p.amount - p.refunded)), p.currency)
+        if req.get("currency", p.currency) != p.currency:
+            raise HTTPException(400, detail={"code": "currency_mismatch", "message": p.currency})
+        if amount > p.amount - p.refunded:
+            raise HTTPException(
+                400,
+                detail={
+                    "code": "amount_exceeds_refundable",
+                    "message": f"at most {p.amount - p.refunded} {p.currency} can be refunded",
+                },
+            )
+        p.refunded += amount
+        p.status = "refunded" if p.refunded == p.amount else "partially_refunded"
+        r = _Refund(
+            id=f"sbr_{secrets.token_hex(8)}",
+            idempotency_key=key,
+            payment_id=p.id,
+            amount=amount,
+            currency=p.currency,
+            status="succeeded",
+            created=state.now(),
+        )
+        state.refunds[r.id] = r
+        state.refund_by_key[key] = r.id
+    _send_webhook(state, "refund.succeeded", r.public())
+    return 201, r.public()
+
+
+
+def _setup_form(setup: dict[str, Any], error: str = "", status: int = 200) -> HTMLResponse:
+    message = f'<p role="alert" style="color:#b00">{html_escape(error)}</p>' if error else ""
+    cards = "".join(f"<li><code>{n}</code>: {html_escape(what)}</li>" for n, what in TEST_CARDS.items())
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Sandbox: add a card</title>"
+        "<meta name='referrer' content='no-referrer'></head>"
+        "<body style='font-family:system-ui,sans-serif;max-width:30rem;margin:2rem auto'>"
+        "<h1>Add a card</h1><p>Sandbox payment provider: no real card is charged.</p>"
+        f"{message}<form method='post'>"
+        "<label>Card number <input name='number' autocomplete='cc-number' inputmode='numeric' required></label><br><br>"
+        "<label>Expiry <input name='expiry' placeholder='MM/YY' value='12/34'></label> "
+        "<label>CVC <input name='cvc' value='123' size='4'></label><br><br>"
+        "<button type='submit'>Save card</button></form>"
+        f"<details><summary>Test cards</summary><ul>{cards}</ul></details></body></html>"
+    )
+    back = urlsplit(str(setup["return_url"]))
+    return HTMLResponse(page, status_code=status, headers={
+        # The form posts here and is redirected back to the merchant: both may be its target.
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                   f"form-action 'self' {back.scheme}://{back.netloc}; frame-ancestors 'none'",
+        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
 def create_sandbox_app(
     *,
     api_key: str | None = "sk_sandbox_test",
@@ -241,177 +482,14 @@ def create_sandbox_app(
         detail = exc.detail if isinstance(exc.detail, dict) else {"code": "error", "message": str(exc.detail)}
         return JSONResponse({"error": detail}, status_code=exc.status_code)
 
-    def check_auth(authorization: str | None) -> None:
-        if state.api_key and authorization != f"Bearer {state.api_key}":
-            raise HTTPException(401, detail={"code": "unauthorized", "message": "bad or missing API key"})
-
-    # --- webhooks -------------------------------------------------------------------------
-    def send_webhook(event_type: str, data: dict[str, Any], times: int = 1, delay: float = 0) -> None:
-        url = state.webhook_url
-        if not url:
-            return
-        event = {
-            "id": f"whevt_{secrets.token_hex(10)}",
-            "type": event_type,
-            "created": int(time.time()),
-            "data": data,
-        }
-
-        def deliver() -> None:
-            if delay:
-                time.sleep(delay)
-            for _copy in range(times):
-                # The timestamp is re-signed per delivery, as real providers do.
-                body = json.dumps(event).encode()
-                for attempt in range(5):
-                    ts = int(time.time())
-                    headers = {
-                        "Content-Type": "application/json",
-                        "Sandbox-Signature": sign_payload(state.webhook_secret, ts, body),
-                    }
-                    status: int | str
-                    try:
-                        r = httpx.post(url, content=body, headers=headers, timeout=10)
-                        ok, status = r.status_code < 300, r.status_code
-                    except httpx.HTTPError as exc:
-                        ok, status = False, type(exc).__name__
-                    with state.lock:
-                        state.webhook_log.append(
-                            {"event": event["id"], "type": event_type, "attempt": attempt, "ok": ok,
-                             "status": status, "payment": data.get("id")}
-                        )
-                    if ok:
-                        break
-                    time.sleep(0.2 * (attempt + 1))
-
-        threading.Thread(target=deliver, daemon=True, name="sandbox-webhook").start()
-
-    # --- idempotency ----------------------------------------------------------------------
-    def idempotent(scope: str, key: str | None, body: bytes, run: Any) -> JSONResponse:
-        if not key:
-            return _err(400, "idempotency_key_required", "send an Idempotency-Key header")
-        digest = hashlib.sha256(body).hexdigest()
-        slot = (scope, key)
-        with state.lock:
-            stored = state.idempotency.get(slot)
-            if stored is not None:
-                if stored[0] != digest:
-                    return _err(
-                        422,
-                        "idempotency_conflict",
-                        f"key {key!r} was used with a different request body",
-                    )
-                return JSONResponse(stored[2], status_code=stored[1], headers={"Idempotent-Replayed": "true"})
-            if slot in state.in_flight:
-                return _err(409, "idempotency_key_in_use", "a request with this key is in progress")
-            state.in_flight.add(slot)
-        try:
-            try:
-                status, payload = run()
-            except HTTPException as exc:
-                detail = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
-                status, payload = exc.status_code, {"error": detail}
-            with state.lock:
-                # Only answers about the request itself are stored: a 5xx may be retried.
-                if status < 500:
-                    state.idempotency[slot] = (digest, status, payload)
-            return JSONResponse(payload, status_code=status)
-        finally:
-            with state.lock:
-                state.in_flight.discard(slot)
-
-    # --- payments -------------------------------------------------------------------------
-    def capture(p: _Payment) -> None:
-        p.status = "captured"
-        p.captured_at = state.now()
-        p.fee = sandbox_fee(p.method_type, p.amount, p.currency)
-
-    def create_payment(key: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        currency = req.get("currency")
-        if currency not in KNOWN_CURRENCIES:
-            raise HTTPException(400, detail={"code": "invalid_currency", "message": f"{currency!r}"})
-        amount = _amount(req.get("amount"), currency)
-        method = req.get("method") or {}
-        mtype = method.get("type")
-        auto_capture = req.get("capture", True) is not False
-        behaviour = "success"
-        decline: str | None = None
-        if mtype == "card":
-            number = str(method.get("number", "")).replace(" ", "")
-            detail = f"card **** {number[-4:]}"
-            if number in _CARD_DECLINES:
-                decline = _CARD_DECLINES[number]
-            elif number == CARD_SLOW:
-                time.sleep(state.slow_seconds)
-            elif number == CARD_DUPLICATE_WEBHOOK:
-                behaviour = "async_duplicate"
-            elif number == CARD_ASYNC:
-                behaviour = "async"
-            elif number != CARD_SUCCESS:
-                decline = "14"
-        elif mtype == "paypal":
-            email = str(method.get("email", ""))
-            detail = f"paypal {email}"
-            behaviour = "async_decline" if email.startswith("decline") else "async"
-        elif mtype == "twint":
-            phone = str(method.get("phone", ""))
-            detail = f"twint {phone[-4:]}"
-            behaviour = "async_decline" if phone.endswith("9999") else "async"
-        elif mtype == "bank_transfer":
-            detail = "bank transfer"
-            behaviour = "transfer"
-        else:
-            raise HTTPException(400, detail={"code": "invalid_method", "message": f"unknown method {mtype!r}"})
-        now = state.now()
-        p = _Payment(
-            id=f"sbp_{secrets.token_hex(8)}",
-            idempotency_key=key,
-            amount=amount,
-            currency=currency,
-            method_type=mtype,
-            method_detail=detail,
-            status="authorized",
-            reference=req.get("reference"),
-            customer=req.get("customer"),
-            created=now,
-            behaviour=behaviour,
-        )
-        webhook: tuple[str, int, float] | None = None
-        if decline:
-            p.status, p.decline_code = "declined", decline
-            webhook = ("payment.declined", 1, 0)
-        elif behaviour == "transfer":
-            p.status = "awaiting_transfer"
-        elif behaviour.startswith("async"):
-            p.status = "processing"
-            webhook = ("async", 2 if behaviour == "async_duplicate" else 1, state.async_delay)
-        elif auto_capture:
-            capture(p)
-            webhook = ("payment.captured", 1, 0)
-        with state.lock:
-            state.payments[p.id] = p
-            state.by_key[key] = p.id
-            state.charge_requests += 1
-        if webhook and webhook[0] == "async":
-            schedule_async_outcome(p, webhook[1], webhook[2])
-        elif webhook:
-            send_webhook(webhook[0], p.public(), times=webhook[1])
-        return 201, p.public()
-
-    def schedule_async_outcome(p: _Payment, times: int, delay: float) -> None:
-        def settle() -> None:
-            time.sleep(delay)
-            with state.lock:
-                if p.behaviour == "async_decline":
-                    p.status, p.decline_code = "declined", "PAYER_REJECTED"
-                    kind = "payment.declined"
-                else:
-                    capture(p)
-                    kind = "payment.captured"
-                data = p.public()
-            send_webhook(kind, data, times=times)
-
-        threading.Thread(target=settle, daemon=True, name="sandbox-async").start()
+    # The routes below call the helpers (module functions over `state`) by these names.
+    check_auth = partial(_check_auth, state)
+    send_webhook = partial(_send_webhook, state)
+    idempotent = partial(_idempotent, state)
+    capture = partial(_capture, state)
+    create_payment = partial(_create_payment, state)
+    create_refund = partial(_create_refund, state)
+    setup_form = _setup_form
 
     @app.post("/v1/payments")
     async def post_payment(
@@ -493,41 +571,6 @@ def create_sandbox_app(
                 return _err(404, "not_found", idempotency_key)
             return JSONResponse(state.payments[pid].public())
 
-    # --- refunds --------------------------------------------------------------------------
-    def create_refund(key: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with state.lock:
-            p = state.payments.get(str(req.get("payment")))
-            if p is None:
-                raise HTTPException(404, detail={"code": "not_found", "message": "no such payment"})
-            if p.status not in ("captured", "partially_refunded"):
-                raise HTTPException(400, detail={"code": "not_refundable", "message": f"payment is {p.status}"})
-            amount = _amount(req.get("amount", str(p.amount - p.refunded)), p.currency)
-            if req.get("currency", p.currency) != p.currency:
-                raise HTTPException(400, detail={"code": "currency_mismatch", "message": p.currency})
-            if amount > p.amount - p.refunded:
-                raise HTTPException(
-                    400,
-                    detail={
-                        "code": "amount_exceeds_refundable",
-                        "message": f"at most {p.amount - p.refunded} {p.currency} can be refunded",
-                    },
-                )
-            p.refunded += amount
-            p.status = "refunded" if p.refunded == p.amount else "partially_refunded"
-            r = _Refund(
-                id=f"sbr_{secrets.token_hex(8)}",
-                idempotency_key=key,
-                payment_id=p.id,
-                amount=amount,
-                currency=p.currency,
-                status="succeeded",
-                created=state.now(),
-            )
-            state.refunds[r.id] = r
-            state.refund_by_key[key] = r.id
-        send_webhook("refund.succeeded", r.public())
-        return 201, r.public()
-
     @app.post("/v1/refunds")
     async def post_refund(
         request: Request,
@@ -583,28 +626,6 @@ def create_sandbox_app(
             if setup is None:
                 return _err(404, "not_found", session_id)
             return JSONResponse(dict(setup))
-
-    def setup_form(setup: dict[str, Any], error: str = "", status: int = 200) -> HTMLResponse:
-        message = f'<p role="alert" style="color:#b00">{html_escape(error)}</p>' if error else ""
-        cards = "".join(f"<li><code>{n}</code>: {html_escape(what)}</li>" for n, what in TEST_CARDS.items())
-        page = (
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Sandbox: add a card</title>"
-            "<meta name='referrer' content='no-referrer'></head>"
-            "<body style='font-family:system-ui,sans-serif;max-width:30rem;margin:2rem auto'>"
-            "<h1>Add a card</h1><p>Sandbox payment provider: no real card is charged.</p>"
-            f"{message}<form method='post'>"
-            "<label>Card number <input name='number' autocomplete='cc-number' inputmode='numeric' required></label><br><br>"
-            "<label>Expiry <input name='expiry' placeholder='MM/YY' value='12/34'></label> "
-            "<label>CVC <input name='cvc' value='123' size='4'></label><br><br>"
-            "<button type='submit'>Save card</button></form>"
-            f"<details><summary>Test cards</summary><ul>{cards}</ul></details></body></html>"
-        )
-        back = urlsplit(str(setup["return_url"]))
-        return HTMLResponse(page, status_code=status, headers={
-            # The form posts here and is redirected back to the merchant: both may be its target.
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                       f"form-action 'self' {back.scheme}://{back.netloc}; frame-ancestors 'none'",
-            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     @app.get("/hosted/setup/{session_id}", response_class=HTMLResponse)
     def hosted_setup(session_id: str) -> HTMLResponse:

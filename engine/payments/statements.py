@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from engine.money import KNOWN_CURRENCIES, quantum
 
@@ -206,8 +205,3 @@ def is_camt(data: bytes) -> bool:
     """XML (a camt.053 / camt.054, or nothing we read) rather than a settlement CSV."""
     head = data.lstrip()[:4]
     return head[:1] == b"<" or (head[:3] == b"\xef\xbb\xbf" and data.lstrip()[3:4] == b"<")
-
-
-def describe(parsed: ParsedStatement) -> dict[str, Any]:
-    return {"kind": parsed.kind, "source": parsed.source, "statement_id": parsed.statement_id,
-            "lines": len(parsed.lines)}

@@ -307,48 +307,61 @@ def _invoice_body(pdf: _Pdf, data: DocumentData, labels: Mapping[str, str], lang
     currency = str(doc["currency"])
     _table_head(pdf, labels, currency)
     for line in doc.get("lines") or []:
-        period = line.get("period") or {}
-        when = f"{_date(period['start'], lang)} – {_date(period['end'], lang)}" if period else ""
-        name = str(line.get("name") or line.get("price_id") or "")
-        if line.get("note"):
-            name += f" ({line['note']})"
-        pdf.cell(_WIDTHS[0], 5.2, name[:70])
-        pdf.cell(_WIDTHS[1], 5.2, when)
-        pdf.cell(_WIDTHS[2], 5.2, _quantity(line.get("quantity") or 0, lang), align="R")
-        pdf.cell(_WIDTHS[3], 5.2, _money(line.get("amount"), currency, lang), align="R")
-        pdf.ln(5.2)
-        tiers = line.get("tiers") or []
-        if len(tiers) > 1 or (tiers and line.get("model") in ("graduated", "volume", "package")):
-            pdf.set_text_color(90)
-            for tier in tiers:
-                pdf.cell(_WIDTHS[0], 4.4, f"    {labels['tier']} {tier.get('tier')}")
-                pdf.cell(_WIDTHS[1], 4.4, "")
-                pdf.cell(_WIDTHS[2], 4.4, _quantity(tier.get("quantity") or 0, lang), align="R")
-                pdf.cell(_WIDTHS[3], 4.4, _money(tier.get("amount"), currency, lang), align="R")
-                pdf.ln(4.4)
-            pdf.set_text_color(0)
+        _invoice_line(pdf, line, labels, currency, lang)
     pdf.ln(3)
+    due = max(Decimal(str(doc.get("amount_due") or 0)) - Decimal(str(doc.get("amount_paid") or 0)), Decimal(0))
+    _totals(pdf, _invoice_totals(doc, labels, currency, lang, due))
+    _instructions(pdf, data, labels, lang, due)
+
+
+def _invoice_line(pdf: _Pdf, line: Mapping[str, Any], labels: Mapping[str, str], currency: str, lang: str) -> None:
+    """One line of the table, with its tiers below it where the price has tiers to show."""
+    period = line.get("period") or {}
+    when = f"{_date(period['start'], lang)} – {_date(period['end'], lang)}" if period else ""
+    name = str(line.get("name") or line.get("price_id") or "")
+    if line.get("note"):
+        name += f" ({line['note']})"
+    pdf.cell(_WIDTHS[0], 5.2, name[:70])
+    pdf.cell(_WIDTHS[1], 5.2, when)
+    pdf.cell(_WIDTHS[2], 5.2, _quantity(line.get("quantity") or 0, lang), align="R")
+    pdf.cell(_WIDTHS[3], 5.2, _money(line.get("amount"), currency, lang), align="R")
+    pdf.ln(5.2)
+    tiers = line.get("tiers") or []
+    if not (len(tiers) > 1 or (tiers and line.get("model") in ("graduated", "volume", "package"))):
+        return
+    pdf.set_text_color(90)
+    for tier in tiers:
+        pdf.cell(_WIDTHS[0], 4.4, f"    {labels['tier']} {tier.get('tier')}")
+        pdf.cell(_WIDTHS[1], 4.4, "")
+        pdf.cell(_WIDTHS[2], 4.4, _quantity(tier.get("quantity") or 0, lang), align="R")
+        pdf.cell(_WIDTHS[3], 4.4, _money(tier.get("amount"), currency, lang), align="R")
+        pdf.ln(4.4)
+    pdf.set_text_color(0)
+
+
+def _invoice_totals(doc: Mapping[str, Any], labels: Mapping[str, str], currency: str, lang: str,
+                    due: Decimal) -> list[tuple[str, str, bool]]:
+    """(label, figure, bold) from the subtotal through discounts and tax to what is due."""
     rows: list[tuple[str, str, bool]] = [(labels["subtotal"], _money(doc["subtotal"], currency, lang), False)]
     for d in doc.get("discounts") or []:
         rows.append((f"{labels['discount']} {d.get('reason') or d.get('source') or ''}".strip(),
                      _money(-Decimal(str(d.get("amount") or 0)), currency, lang), False))
-    if doc.get("reverse_charge"):
-        rows.append((labels["reverse_charge"], _money(doc.get("tax") or 0, currency, lang), False))
-    else:
-        rate = f" {doc['tax_country']} {_quantity(doc['tax_rate'], lang)} %" if doc.get("tax_country") and \
-            doc.get("tax_rate") is not None else ""
-        rows.append((labels["tax"] + rate, _money(doc.get("tax") or 0, currency, lang), False))
+    rows.append(_tax_row(doc, labels, currency, lang))
     rows.append((labels["total"], _money(doc["total"], currency, lang), True))
-    if _nonzero(doc.get("credit_applied")):
-        rows.append((labels["credit_applied"], _money(-Decimal(str(doc["credit_applied"])), currency, lang), False))
-    if _nonzero(doc.get("amount_credited")):
-        rows.append((labels["credited"], _money(-Decimal(str(doc["amount_credited"])), currency, lang), False))
-    if _nonzero(doc.get("amount_paid")):
-        rows.append((labels["paid"], _money(-Decimal(str(doc["amount_paid"])), currency, lang), False))
-    due = Decimal(str(doc.get("amount_due") or 0)) - Decimal(str(doc.get("amount_paid") or 0))
-    rows.append((labels["amount_due"], _money(max(due, Decimal(0)), currency, lang), True))
-    _totals(pdf, rows)
-    _instructions(pdf, data, labels, lang, max(due, Decimal(0)))
+    for key, label in (("credit_applied", "credit_applied"), ("amount_credited", "credited"), ("amount_paid", "paid")):
+        if _nonzero(doc.get(key)):
+            rows.append((labels[label], _money(-Decimal(str(doc[key])), currency, lang), False))
+    rows.append((labels["amount_due"], _money(due, currency, lang), True))
+    return rows
+
+
+def _tax_row(doc: Mapping[str, Any], labels: Mapping[str, str], currency: str, lang: str) -> tuple[str, str, bool]:
+    if doc.get("reverse_charge"):
+        return labels["reverse_charge"], _money(doc.get("tax") or 0, currency, lang), False
+    rate = ""
+    if doc.get("tax_country") and doc.get("tax_rate") is not None:
+        rate = f" {doc['tax_country']} {_quantity(doc['tax_rate'], lang)} %"
+    return labels["tax"] + rate, _money(doc.get("tax") or 0, currency, lang), False
 
 
 def _totals(pdf: _Pdf, rows: Sequence[tuple[str, str, bool]]) -> None:

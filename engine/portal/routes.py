@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +30,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from engine import messaging, payments, sales
 from engine.api.deps import ADMIN
@@ -80,31 +81,61 @@ class _Refused(Exception):
 
 
 def router(cfg: PortalConfig) -> APIRouter:
+    """The route table: each route is a method of `_Portal` (below)."""
     api = APIRouter()
-    root = pages.templates_dir(cfg.templates)
+    portal = _Portal(cfg)
+    documents: dict[str, Any] = {"dependencies": [ADMIN], "tags": ["documents"]}
+    pdf: dict[str, Any] = {**documents, "response_class": Response, "responses": {**PDF_RESPONSE, **documented(401, 403, 404, 422)}}
+    # -- operators: the PDFs and the links
+    api.get("/v1/invoices/{invoice_id}.pdf", **pdf,
+            summary="An invoice as PDF, in the customer's language (or `language`)")(portal.invoice_pdf_admin)
+    api.get("/v1/credit_notes/{credit_note_id}.pdf", **pdf,
+            summary="A credit note as PDF, in the customer's language (or `language`)")(portal.credit_note_pdf_admin)
+    api.post("/v1/customers/{customer_id}/portal_links", status_code=201, **documents,
+             summary="A signed, expiring link to the customer's own page (no login)",
+             responses=documented(400, 401, 403, 404, 413, 422))(portal.create_portal_link)
+    # -- the customer page
+    hidden: dict[str, Any] = {"include_in_schema": False}
+    api.get("/portal/{token}", **hidden)(portal.page)
+    api.get("/portal/{token}/invoices/{invoice_id}.pdf", **hidden)(portal.portal_invoice_pdf)
+    api.get("/portal/{token}/credit_notes/{credit_note_id}.pdf", **hidden)(portal.portal_credit_note_pdf)
+    api.post("/portal/{token}/invoices/{invoice_id}/pay", **hidden)(portal.pay)
+    api.post("/portal/{token}/payment_method", **hidden)(portal.update_method)
+    api.get("/portal/{token}/payment_method/return", **hidden, name="method_return")(portal.method_return)
+    api.post("/portal/{token}/preferences", **hidden)(portal.preferences)
+    return api
 
-    def now() -> datetime:
-        return cfg.clock.now()
 
-    csp = SECURITY_HEADERS["Content-Security-Policy"].replace(
-        "form-action 'self'", " ".join(["form-action 'self'", *cfg.hosted_origins]))
+class _Portal:
+    """The routes of the customer page and the operators' documents, over one config."""
 
-    def html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    def __init__(self, cfg: PortalConfig) -> None:
+        self.cfg = cfg
+        self.root = pages.templates_dir(cfg.templates)
+        self.csp = SECURITY_HEADERS["Content-Security-Policy"].replace(
+            "form-action 'self'", " ".join(["form-action 'self'", *cfg.hosted_origins]))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.cfg.clock.now()
+
+    def html(self, body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
         return HTMLResponse(body, status_code=status,
-                            headers={**SECURITY_HEADERS, "Content-Security-Policy": csp, **(headers or {})})
+                            headers={**SECURITY_HEADERS, "Content-Security-Policy": self.csp, **(headers or {})})
 
-    def refused(exc: _Refused) -> HTMLResponse:
-        return html(pages.message_page(root, exc.lang, exc.heading, exc.message, exc.hint), exc.status)
+    def refused(self, exc: _Refused) -> HTMLResponse:
+        return self.html(pages.message_page(self.root, exc.lang, exc.heading, exc.message, exc.hint), exc.status)
 
-    def grant_of(token: str) -> Grant:
+    def grant_of(self, token: str) -> Grant:
         try:
-            return cfg.links.verify(token, now())
+            return self.cfg.links.verify(token, self.now())
         except LinkError as exc:
             message = "e_expired" if exc.reason == "expired" else "e_tampered"
             raise _Refused(410 if exc.reason == "expired" else 403, "e_link", message, "e_hint") from None
 
     @contextmanager
-    def page_errors() -> Iterator[None]:
+    def page_errors(self) -> Iterator[None]:
         try:
             yield
         except _Refused:
@@ -112,184 +143,168 @@ def router(cfg: PortalConfig) -> APIRouter:
         except (sales.NotFound, payments.PaymentNotFound):
             raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
 
-    def customer_of(session: Any, grant: Grant) -> dict[str, Any]:
+    def customer_of(self, session: Session, grant: Grant) -> dict[str, Any]:
         try:
             return sales.get_customer(session, grant.customer_id)
         except sales.NotFound:
             raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
 
-    async def form_of(request: Request, grant: Grant, lang: str) -> dict[str, list[str]]:
+    async def form_of(self, request: Request, grant: Grant, lang: str) -> dict[str, list[str]]:
         """The posted form, once its CSRF token is this link's for this browser."""
         raw = (await request.body()).decode("utf-8", "replace")
         form = parse_qs(raw, keep_blank_values=True, max_num_fields=50)
         given = (form.get("csrf_token") or [""])[0]
-        if not check_csrf(cfg.links.secrets, grant.token, request.cookies.get(COOKIE, ""), given):
+        if not check_csrf(self.cfg.links.secrets, grant.token, request.cookies.get(COOKIE, ""), given):
             raise _Refused(403, "e_form", "e_csrf", "e_csrf_hint", lang)
         return form
 
-    def back(token: str, notice: str, **params: str) -> RedirectResponse:
+    async def posted(self, token: str, request: Request) -> tuple[Grant, dict[str, list[str]]]:
+        """The link's grant and the posted form (its CSRF token checked)."""
+        grant = self.grant_of(token)
+        lang = _language_of_grant(self.cfg, grant)
+        return grant, await self.form_of(request, grant, lang)
+
+    def back(self, token: str, notice: str, **params: str) -> RedirectResponse:
         query = urlencode({"notice": notice, **params})
         return RedirectResponse(f"/portal/{quote(token, safe='')}?{query}", status_code=303,
                                 headers=SECURITY_HEADERS)
 
-    # -- operators: the PDFs and the links -------------------------------------------------
-
-    @api.get("/v1/invoices/{invoice_id}.pdf", dependencies=[ADMIN], tags=["documents"],
-             summary="An invoice as PDF, in the customer's language (or `language`)",
-             response_class=Response, responses={**PDF_RESPONSE, **documented(401, 403, 404, 422)})
-    def invoice_pdf_admin(invoice_id: str, language: str | None = Query(None, pattern="^(en|de)$")) -> Response:
-        with domain_errors(), cfg.db.read_session() as session:
-            return _pdf_response(invoice_pdf(session, invoice_id, cfg.seller, language=language))
-
-    @api.get("/v1/credit_notes/{credit_note_id}.pdf", dependencies=[ADMIN], tags=["documents"],
-             summary="A credit note as PDF, in the customer's language (or `language`)",
-             response_class=Response, responses={**PDF_RESPONSE, **documented(401, 403, 404, 422)})
-    def credit_note_pdf_admin(credit_note_id: str,
-                              language: str | None = Query(None, pattern="^(en|de)$")) -> Response:
-        with domain_errors(), cfg.db.read_session() as session:
-            return _pdf_response(credit_note_pdf(session, credit_note_id, cfg.seller, language=language))
-
-    @api.post("/v1/customers/{customer_id}/portal_links", status_code=201, dependencies=[ADMIN], tags=["documents"],
-              summary="A signed, expiring link to the customer's own page (no login)",
-              responses=documented(400, 401, 403, 404, 413, 422))
-    def create_portal_link(customer_id: str, body: PortalLinkIn | None = None) -> dict[str, str]:
-        with domain_errors(), cfg.db.read_session() as session:
-            sales.get_customer(session, customer_id)
-        link = cfg.links.customer_page(customer_id, now(), (body.days if body else None))
-        return {"customer_id": customer_id, "url": link["url"], "expires_at": link["expires_at"]}
-
-    # -- the customer page ------------------------------------------------------------------
-
-    @api.get("/portal/{token}", include_in_schema=False)
-    def page(token: str, request: Request, notice: str = "", number: str = "", code: str = "",
-             method: str = "", count: str = "") -> HTMLResponse:
-        try:
-            grant = grant_of(token)
-            with cfg.db.read_session() as session:
-                customer = customer_of(session, grant)
-                context = _page_context(session, cfg, grant, customer)
-        except _Refused as exc:
-            return refused(exc)
-        nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(24)
-        t = context["t"]
-        context["csrf"] = csrf_token(cfg.links.secrets[0], grant.token, nonce)
-        context["notice"] = _notice(t, notice, number=number, code=code, method=method, count=count)
-        body = pages.render(root, "page.html", context)
-        response = html(body)
-        response.set_cookie(COOKIE, nonce, httponly=True, samesite="lax", path="/portal/",
-                            secure=request.url.scheme == "https")
-        return response
-
-    def customers_pdf(token: str, draw: Callable[[Session], Document], field: str) -> Response:
+    def customers_pdf(self, token: str, draw: Callable[[Session], Document], field: str) -> Response:
         """A document of the link's customer (anyone else's is not found), as a download."""
         try:
-            grant = grant_of(token)
-            with page_errors(), cfg.db.read_session() as session:
+            grant = self.grant_of(token)
+            with self.page_errors(), self.cfg.db.read_session() as session:
                 doc = draw(session)
                 if doc.customer_id != grant.customer_id:
                     raise sales.NotFound(field, "not this customer's")
         except _Refused as exc:
-            return refused(exc)
+            return self.refused(exc)
         return _pdf_response(doc, inline=False)
 
-    @api.get("/portal/{token}/invoices/{invoice_id}.pdf", include_in_schema=False)
-    def portal_invoice_pdf(token: str, invoice_id: str) -> Response:
-        return customers_pdf(token, lambda session: invoice_pdf(session, invoice_id, cfg.seller), "invoice_id")
+    # -- operators: the PDFs and the links --------------------------------------------------
 
-    @api.get("/portal/{token}/credit_notes/{credit_note_id}.pdf", include_in_schema=False)
-    def portal_credit_note_pdf(token: str, credit_note_id: str) -> Response:
-        return customers_pdf(token, lambda session: credit_note_pdf(session, credit_note_id, cfg.seller),
-                             "credit_note_id")
+    def invoice_pdf_admin(self, invoice_id: str, language: str | None = Query(None, pattern="^(en|de)$")) -> Response:
+        with domain_errors(), self.cfg.db.read_session() as session:
+            return _pdf_response(invoice_pdf(session, invoice_id, self.cfg.seller, language=language))
 
-    @api.post("/portal/{token}/invoices/{invoice_id}/pay", include_in_schema=False)
-    async def pay(token: str, invoice_id: str, request: Request) -> Response:
+    def credit_note_pdf_admin(self, credit_note_id: str,
+                              language: str | None = Query(None, pattern="^(en|de)$")) -> Response:
+        with domain_errors(), self.cfg.db.read_session() as session:
+            return _pdf_response(credit_note_pdf(session, credit_note_id, self.cfg.seller, language=language))
+
+    def create_portal_link(self, customer_id: str, body: PortalLinkIn | None = None) -> dict[str, str]:
+        with domain_errors(), self.cfg.db.read_session() as session:
+            sales.get_customer(session, customer_id)
+        link = self.cfg.links.customer_page(customer_id, self.now(), (body.days if body else None))
+        return {"customer_id": customer_id, "url": link["url"], "expires_at": link["expires_at"]}
+
+    # -- the customer page ------------------------------------------------------------------
+
+    def page(self, token: str, request: Request, notice: str = "", number: str = "", code: str = "",
+             method: str = "", count: str = "") -> HTMLResponse:
         try:
-            grant = grant_of(token)
-            lang = _language_of_grant(cfg, grant)
-            await form_of(request, grant, lang)
-            from starlette.concurrency import run_in_threadpool
-
-            return await run_in_threadpool(_pay, cfg, grant, invoice_id, back)
+            grant = self.grant_of(token)
+            with self.cfg.db.read_session() as session:
+                customer = self.customer_of(session, grant)
+                context = _page_context(session, self.cfg, grant, customer)
         except _Refused as exc:
-            return refused(exc)
+            return self.refused(exc)
+        nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(24)
+        t = context["t"]
+        context["csrf"] = csrf_token(self.cfg.links.secrets[0], grant.token, nonce)
+        context["notice"] = _notice(t, notice, number=number, code=code, method=method, count=count)
+        response = self.html(pages.render(self.root, "page.html", context))
+        response.set_cookie(COOKIE, nonce, httponly=True, samesite="lax", path="/portal/",
+                            secure=request.url.scheme == "https")
+        return response
 
-    @api.post("/portal/{token}/payment_method", include_in_schema=False)
-    async def update_method(token: str, request: Request) -> Response:
+    def portal_invoice_pdf(self, token: str, invoice_id: str) -> Response:
+        return self.customers_pdf(
+            token, lambda session: invoice_pdf(session, invoice_id, self.cfg.seller), "invoice_id")
+
+    def portal_credit_note_pdf(self, token: str, credit_note_id: str) -> Response:
+        return self.customers_pdf(
+            token, lambda session: credit_note_pdf(session, credit_note_id, self.cfg.seller), "credit_note_id")
+
+    async def pay(self, token: str, invoice_id: str, request: Request) -> Response:
         try:
-            grant = grant_of(token)
-            lang = _language_of_grant(cfg, grant)
-            await form_of(request, grant, lang)
+            grant, _form = await self.posted(token, request)
+            return await run_in_threadpool(_pay, self.cfg, grant, invoice_id, self.back)
         except _Refused as exc:
-            return refused(exc)
-        start = _hosted(cfg, "start_setup")
+            return self.refused(exc)
+
+    async def update_method(self, token: str, request: Request) -> Response:
+        try:
+            grant, _form = await self.posted(token, request)
+        except _Refused as exc:
+            return self.refused(exc)
+        start = _hosted(self.cfg, "start_setup")
         if start is None:
-            return back(token, "unavailable")
+            return self.back(token, "unavailable")
         return_url = str(request.url_for("method_return", token=token))
         try:
-            from starlette.concurrency import run_in_threadpool
-
             session = await run_in_threadpool(start, grant.customer_id, return_url)
         except (payments.ProviderError, payments.ProviderRejected):
-            return back(token, "unavailable")
+            return self.back(token, "unavailable")
         return RedirectResponse(str(session["url"]), status_code=303, headers=SECURITY_HEADERS)
 
-    @api.get("/portal/{token}/payment_method/return", include_in_schema=False, name="method_return")
-    def method_return(token: str, setup_session: str = "") -> Response:
+    def method_return(self, token: str, setup_session: str = "") -> Response:
         try:
-            grant = grant_of(token)
+            grant = self.grant_of(token)
         except _Refused as exc:
-            return refused(exc)
-        finish = _hosted(cfg, "finish_setup")
+            return self.refused(exc)
+        finish = _hosted(self.cfg, "finish_setup")
         if finish is None or not setup_session or len(setup_session) > 100:
-            return back(token, "unavailable")
+            return self.back(token, "unavailable")
         try:
             setup = finish(setup_session)
         except (payments.ProviderError, payments.ProviderRejected):
-            return back(token, "unavailable")
+            return self.back(token, "unavailable")
         if setup.customer_id != grant.customer_id or setup.status != "complete" or not setup.token:
             # Another customer's session, or one not finished: nothing is attached.
-            return back(token, "method_failed", code="not_completed")
-        assert cfg.payments is not None
+            return self.back(token, "method_failed", code="not_completed")
         try:
-            with cfg.db.session() as session:
-                current = payments.default_payment_method(session, grant.customer_id)
-                if current is None or (current.token, current.method_type) != (setup.token, setup.method_type):
-                    payments.attach_payment_method(session, grant.customer_id, setup.method_type, setup.token,
-                                                   provider=cfg.payments.default_provider, service=cfg.payments)
-            # As POST /v1/customers/{id}/payment_methods: a hard decline was waiting for this.
-            with cfg.db.session() as session:
-                results = payments.collect_open_invoices(session, grant.customer_id, service=cfg.payments)
+            paid = self.attach_and_collect(grant, setup)
         except payments.PaymentError as exc:
-            return back(token, "method_failed", code=_code(exc.field or "payment_method"))
+            return self.back(token, "method_failed", code=_code(exc.field or "payment_method"))
+        label = f"{setup.method_type} {setup.last4}" if setup.last4 else setup.method_type
+        if paid:
+            return self.back(token, "method_saved_paid", method=label, count=str(paid))
+        return self.back(token, "method_saved", method=label)
+
+    def attach_and_collect(self, grant: Grant, setup: payments.HostedSetup) -> int:
+        """Attach the hosted form's method (unless it is the default already), then collect the
+        open invoices, as POST /v1/customers/{id}/payment_methods does (a hard decline was
+        waiting for this): the number paid."""
+        cfg = self.cfg
+        assert cfg.payments is not None
+        with cfg.db.session() as session:
+            current = payments.default_payment_method(session, grant.customer_id)
+            if current is None or (current.token, current.method_type) != (setup.token, setup.method_type):
+                payments.attach_payment_method(session, grant.customer_id, setup.method_type, setup.token,
+                                               provider=cfg.payments.default_provider, service=cfg.payments)
+        with cfg.db.session() as session:
+            results = payments.collect_open_invoices(session, grant.customer_id, service=cfg.payments)
         cfg.invalidate(grant.customer_id)
         cfg.after_commit()
-        label = f"{setup.method_type} {setup.last4}" if setup.last4 else setup.method_type
-        paid = sum(1 for r in results if r.status == "paid")
-        if paid:
-            return back(token, "method_saved_paid", method=label, count=str(paid))
-        return back(token, "method_saved", method=label)
+        return sum(1 for r in results if r.status == "paid")
 
-    @api.post("/portal/{token}/preferences", include_in_schema=False)
-    async def preferences(token: str, request: Request) -> Response:
+    async def preferences(self, token: str, request: Request) -> Response:
         try:
-            grant = grant_of(token)
-            lang = _language_of_grant(cfg, grant)
-            form = await form_of(request, grant, lang)
+            grant, form = await self.posted(token, request)
         except _Refused as exc:
-            return refused(exc)
+            return self.refused(exc)
         wanted_categories = set(form.get("category") or []) & set(OPTIONAL_CATEGORIES)
         wanted_channels = set(form.get("channel") or []) & set(OPTIONAL_CHANNELS)
-        with cfg.db.session() as session:
+        with self.cfg.db.session() as session:
             current = messaging.get_preferences(session, grant.customer_id)
             # Channels the page does not show (webhook) keep what they were.
             hidden = {c for c in current.opted_out_channels if c not in OPTIONAL_CHANNELS}
             messaging.set_preferences(
-                session, grant.customer_id, now=now(),
+                session, grant.customer_id, now=self.now(),
                 opted_out_categories=sorted(set(OPTIONAL_CATEGORIES) - wanted_categories),
                 opted_out_channels=sorted((set(OPTIONAL_CHANNELS) - wanted_channels) | hidden))
-        return back(token, "prefs_saved")
-
-    return api
+        return self.back(token, "prefs_saved")
 
 
 def _hosted(cfg: PortalConfig, name: str) -> Any:
@@ -365,53 +380,12 @@ def _money(value: Any, currency: str, lang: str) -> str:
 def _page_context(session: Any, cfg: PortalConfig, grant: Grant, customer: dict[str, Any]) -> dict[str, Any]:
     lang = customer_language(customer)
     t = pages.labels(lang)
-    invoices = []
-    open_invoices = []
-    page_no = 1
-    while True:
-        listed = sales.list_invoices(session, grant.customer_id, page=page_no, per_page=100)
-        for item in listed["items"]:
-            if item["status"] == "draft":
-                continue
-            currency = item["currency"]
-            due = Decimal(item["amount_due"]) - Decimal(item["amount_paid"])
-            status = item["status"]
-            if status == "finalized":
-                # Payments knows first: sales marks the invoice paid when its event is applied.
-                collected = payments.invoice_payment_summary(session, item["id"])
-                if collected is not None:
-                    due = Decimal(collected["remaining"])
-                    if collected["status"] in ("paid", "void", "uncollectible"):
-                        status = collected["status"]
-            period = item.get("period") or {}
-            row = {
-                "id": item["id"], "number": item["number"] or item["id"],
-                "date": messaging.format_date(item["issued_at"], lang) if item.get("issued_at") else "",
-                "period": (f"{messaging.format_date(period['start'], lang)} – {messaging.format_date(period['end'], lang)}"
-                           if period.get("start") and period.get("end") else ""),
-                "total": _money(item["total"], currency, lang),
-                "status": t.get(f"status_{status}", status),
-                "due": _money(max(due, Decimal(0)), currency, lang),
-            }
-            invoices.append(row)
-            if status == "finalized" and due > 0:
-                open_invoices.append(row)
-        if page_no * 100 >= listed["total"] or page_no >= 20:
-            break
-        page_no += 1
+    invoices, open_invoices = _invoice_rows(session, grant.customer_id, lang, t)
     notes = [
         {"id": n["id"], "number": n["number"] or n["id"],
          "date": messaging.format_date(n["created_at"], lang), "total": _money(n["total"], n["currency"], lang)}
         for n in reversed(sales.list_credit_notes(session, grant.customer_id))
     ]
-    method = payments.default_payment_method(session, grant.customer_id)
-    if method is None:
-        described = t["no_method"]
-    elif method.provider == "bank" or method.method_type in ("bank_transfer", "manual"):
-        described = t["transfer"]
-    else:
-        last4 = payments.method_to_dict(method).get("last4")
-        described = f"{method.method_type} {t['ending']} {last4}" if last4 else method.method_type
     prefs = messaging.get_preferences(session, grant.customer_id)
     return {
         "lang": lang,
@@ -423,7 +397,7 @@ def _page_context(session: Any, cfg: PortalConfig, grant: Grant, customer: dict[
         "invoices": invoices,
         "open_invoices": open_invoices,
         "credit_notes": notes,
-        "method": described,
+        "method": _method_described(session, grant.customer_id, t),
         "can_pay": cfg.payments is not None,
         "can_update_method": _hosted(cfg, "start_setup") is not None,
         "categories": [{"name": c, "label": t[f"cat_{c}"], "on": c not in prefs.opted_out_categories}
@@ -431,6 +405,67 @@ def _page_context(session: Any, cfg: PortalConfig, grant: Grant, customer: dict[
         "channels": [{"name": c, "label": t[f"ch_{c}"], "on": c not in prefs.opted_out_channels}
                      for c in OPTIONAL_CHANNELS],
     }
+
+
+def _invoice_rows(session: Any, customer_id: str, lang: str,
+                  t: Mapping[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(every issued invoice, the open ones) as the page lists them: at most 20 pages of 100."""
+    invoices: list[dict[str, Any]] = []
+    open_invoices: list[dict[str, Any]] = []
+    page_no = 1
+    while True:
+        listed = sales.list_invoices(session, customer_id, page=page_no, per_page=100)
+        for item in listed["items"]:
+            if item["status"] == "draft":
+                continue
+            status, due = _collected_status(session, item)
+            row = _invoice_row(item, status, due, lang, t)
+            invoices.append(row)
+            if status == "finalized" and due > 0:
+                open_invoices.append(row)
+        if page_no * 100 >= listed["total"] or page_no >= 20:
+            return invoices, open_invoices
+        page_no += 1
+
+
+def _collected_status(session: Any, item: Mapping[str, Any]) -> tuple[str, Decimal]:
+    """(status, amount due) of an invoice, as payments knows them first: sales marks the
+    invoice paid only when the payment's event is applied."""
+    due = Decimal(item["amount_due"]) - Decimal(item["amount_paid"])
+    status = item["status"]
+    if status != "finalized":
+        return status, due
+    collected = payments.invoice_payment_summary(session, item["id"])
+    if collected is None:
+        return status, due
+    if collected["status"] in ("paid", "void", "uncollectible"):
+        status = collected["status"]
+    return status, Decimal(collected["remaining"])
+
+
+def _invoice_row(item: Mapping[str, Any], status: str, due: Decimal, lang: str,
+                 t: Mapping[str, str]) -> dict[str, Any]:
+    currency = item["currency"]
+    period = item.get("period") or {}
+    return {
+        "id": item["id"], "number": item["number"] or item["id"],
+        "date": messaging.format_date(item["issued_at"], lang) if item.get("issued_at") else "",
+        "period": (f"{messaging.format_date(period['start'], lang)} – {messaging.format_date(period['end'], lang)}"
+                   if period.get("start") and period.get("end") else ""),
+        "total": _money(item["total"], currency, lang),
+        "status": t.get(f"status_{status}", status),
+        "due": _money(max(due, Decimal(0)), currency, lang),
+    }
+
+
+def _method_described(session: Any, customer_id: str, t: Mapping[str, str]) -> str:
+    method = payments.default_payment_method(session, customer_id)
+    if method is None:
+        return t["no_method"]
+    if method.provider == "bank" or method.method_type in ("bank_transfer", "manual"):
+        return t["transfer"]
+    last4 = payments.method_to_dict(method).get("last4")
+    return f"{method.method_type} {t['ending']} {last4}" if last4 else method.method_type
 
 
 __all__ = ["COOKIE", "PortalLinkIn", "language_of", "router"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -177,54 +177,109 @@ def _term_ok(term: list[Test]) -> bool:
 
 
 def _path_ok(ts: list[Test]) -> bool:
-    must_exist = any(
-        (t.op == "eq" and t.value is not None) or t.op in ("gt", "gte", "lt", "lte", "matches", "contains")
-        or (t.op == "exists" and t.value) or (t.op == "in" and None not in t.value)
-        or (t.op == "ne" and t.value is None)
-        for t in ts
-    )
-    must_miss = any((t.op == "exists" and not t.value) or (t.op == "eq" and t.value is None) for t in ts)
-    if must_exist and must_miss:
+    """Whether one value at one path can pass every test on it: the field can both exist and
+    be missing as asked, the tests agree on its kind, its range is not empty and some pinned
+    value survives the exclusions and the range."""
+    if _must_exist(ts) and _must_miss(ts):
         return False
-    # The set of allowed values, when some test pins it down.
-    allowed: set[Any] | None = None
-    for t in ts:
-        vals = None
-        if t.op == "eq" and t.value is not None:
-            vals = {_key(t.value)}
-        elif t.op == "in":
-            vals = {_key(v) for v in t.value if v is not None}
-        if vals is not None:
-            allowed = vals if allowed is None else allowed & vals
-    excluded = {_key(t.value) for t in ts if t.op == "ne" and t.value is not None}
-    excluded |= {_key(v) for t in ts if t.op == "not_in" for v in t.value if v is not None}
-    kinds = {kind(t.value) for t in ts if t.op in ("gt", "gte", "lt", "lte")}
-    kinds |= {"s" for t in ts if t.op == "matches"}
-    kinds |= {"a" for t in ts if t.op == "contains"}
+    kinds = _value_kinds(ts)
     if len(kinds) > 1:
         return False
-    lo: tuple[Any, bool] | None = None  # (bound, strict)
-    hi: tuple[Any, bool] | None = None
-    for t in ts:
-        if t.op in ("gt", "gte"):
-            b = (t.value, t.op == "gt")
-            if lo is None or b[0] > lo[0] or (b[0] == lo[0] and b[1]):
-                lo = b
-        elif t.op in ("lt", "lte"):
-            b = (t.value, t.op == "lt")
-            if hi is None or b[0] < hi[0] or (b[0] == hi[0] and b[1]):
-                hi = b
-    if lo is not None and hi is not None and (lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1]))):
+    lo, hi = _bound(ts, ("gt", "gte"), _tighter_low), _bound(ts, ("lt", "lte"), _tighter_high)
+    if _empty_range(lo, hi):
         return False
-    if allowed is not None:
-        allowed -= excluded
-        if kinds:
-            k = next(iter(kinds))
-            allowed = {v for v in allowed if v[0] == k}
-        allowed = {v for v in allowed if _within(v, lo, hi)}
-        if not allowed:
-            return False
-    return True
+    allowed = _pinned(ts)
+    if allowed is None:
+        return True
+    allowed -= _excluded(ts)
+    if kinds:
+        k = next(iter(kinds))
+        allowed = {v for v in allowed if v[0] == k}
+    return any(_within(v, lo, hi) for v in allowed)
+
+
+_NEEDS_VALUE = ("gt", "gte", "lt", "lte", "matches", "contains")
+
+
+def _needs_field(t: Test) -> bool:
+    if t.op in _NEEDS_VALUE:
+        return True
+    if t.op == "eq":
+        return t.value is not None
+    if t.op == "exists":
+        return bool(t.value)
+    if t.op == "in":
+        return None not in t.value
+    return t.op == "ne" and t.value is None
+
+
+def _must_exist(ts: list[Test]) -> bool:
+    return any(_needs_field(t) for t in ts)
+
+
+def _must_miss(ts: list[Test]) -> bool:
+    return any((t.op == "exists" and not t.value) or (t.op == "eq" and t.value is None) for t in ts)
+
+
+def _pinned(ts: list[Test]) -> set[Any] | None:
+    """The set of allowed values, when some `eq` or `in` test pins it down; None otherwise."""
+    allowed: set[Any] | None = None
+    for t in ts:
+        vals = _pinned_by(t)
+        if vals is not None:
+            allowed = vals if allowed is None else allowed & vals
+    return allowed
+
+
+def _pinned_by(t: Test) -> set[Any] | None:
+    if t.op == "eq" and t.value is not None:
+        return {_key(t.value)}
+    if t.op == "in":
+        return {_key(v) for v in t.value if v is not None}
+    return None
+
+
+def _excluded(ts: list[Test]) -> set[Any]:
+    out = {_key(t.value) for t in ts if t.op == "ne" and t.value is not None}
+    return out | {_key(v) for t in ts if t.op == "not_in" for v in t.value if v is not None}
+
+
+_KIND_OF_OP = {"matches": "s", "contains": "a"}
+
+
+def _value_kinds(ts: list[Test]) -> set[str]:
+    """The kinds of value the comparisons imply (number/string/... for a bound, string for
+    `matches`, array for `contains`): more than one and no value passes them all."""
+    kinds = {kind(t.value) for t in ts if t.op in ("gt", "gte", "lt", "lte")}
+    return kinds | {_KIND_OF_OP[t.op] for t in ts if t.op in _KIND_OF_OP}
+
+
+Bound = tuple[Any, bool]  # (bound, strict)
+
+
+def _tighter_low(b: Bound, than: Bound) -> bool:
+    return b[0] > than[0] or (b[0] == than[0] and b[1])
+
+
+def _tighter_high(b: Bound, than: Bound) -> bool:
+    return b[0] < than[0] or (b[0] == than[0] and b[1])
+
+
+def _bound(ts: list[Test], ops: tuple[str, str], tighter: Callable[[Bound, Bound], bool]) -> Bound | None:
+    """The tightest of the bounds the tests `ops` (the non-strict one second) set."""
+    out: Bound | None = None
+    for t in ts:
+        if t.op in ops:
+            b = (t.value, t.op == ops[0])
+            if out is None or tighter(b, out):
+                out = b
+    return out
+
+
+def _empty_range(lo: Bound | None, hi: Bound | None) -> bool:
+    if lo is None or hi is None:
+        return False
+    return lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1]))
 
 
 def _key(v: Any) -> tuple[str, Any]:

@@ -47,10 +47,6 @@ class RunReport:
         """Documents issued (invoices, and credit notes where a period ended in credit)."""
         return sum(1 for s in self.steps if s.document_id is not None)
 
-    @property
-    def invoices_issued(self) -> int:
-        return self.invoices
-
     def as_dict(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for s in self.steps:

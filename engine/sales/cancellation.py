@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -106,6 +107,32 @@ def cancel_subscriptions(
     already ended subscription raises (`SalesError`) and the call writes nothing. A
     subscription with a period still to close (its billing run has not caught up) makes the
     call cancel one item at a time, each after billing what is due (`catch_up`)."""
+    _check_items(items)
+    if not items:
+        return []
+    now = now_of(clock)
+    lock_counter(session, "invoice", now.year)  # first, as every writer of numbers: no deadlock
+    subs = _lock_cancellable(session, [item.subscription_id for item in items])
+    if any(s.next_run_at is not None and s.next_run_at <= now for s in subs.values()):
+        return [_cancel_after_catching_up(session, i, clock=clock, promotions=promotions) for i in items]
+    customers = {c.id: c for c in session.scalars(
+        select(Customer).where(Customer.id.in_(sorted({s.customer_id for s in subs.values()}))))}
+    billed = [subs[i.subscription_id] for i in items if i.at == "now" and subs[i.subscription_id].status == "active"]
+    ctx = StepContext(_preloaded_usage(session, billed), promotions,
+                      histories(session, [(s.id, s.period_start) for s in billed if s.period_start]))
+    accounts = period_accounts(session, billed)
+    prorate = {i.subscription_id: i.prorate for i in items}
+    with session.no_autoflush:
+        finals = {s.id: _final_bill(session, ctx, s, customers[s.customer_id], now, prorate[s.id], accounts[s.id])
+                  for s in billed}
+        with _collected_rows(session) as rows:
+            out = _end_each(session, items, subs, customers, finals, now)
+    rows.write(session)
+    return out
+
+
+def _check_items(items: Sequence[Cancellation]) -> None:
+    """A bad `at`, a missing or repeated id raises, naming the item."""
     for i, item in enumerate(items):
         if item.at not in ("now", "period_end"):
             raise SalesError(f"items[{i}].at", "now or period_end")
@@ -115,10 +142,10 @@ def cancel_subscriptions(
     repeated = sorted({sid for sid in ids if ids.count(sid) > 1}) if len(set(ids)) < len(ids) else []
     if repeated:
         raise SalesError("items", f"subscription {repeated[0]!r} appears more than once")
-    if not items:
-        return []
-    now = now_of(clock)
-    lock_counter(session, "invoice", now.year)  # first, as every writer of numbers: no deadlock
+
+
+def _lock_cancellable(session: Session, ids: list[str]) -> dict[str, Subscription]:
+    """The subscriptions, locked; an unknown or already ended one raises."""
     subs: dict[str, Subscription] = {}
     for start in range(0, len(ids), _CHUNK):
         # Sorted, so two callers lock overlapping rows in the same order; populate_existing:
@@ -131,59 +158,70 @@ def cancel_subscriptions(
             raise NotFound("subscription_id", f"unknown subscription {sid!r}")
         if subs[sid].status in ("canceled", "completed"):
             raise Conflict("subscription_id", f"subscription {sid} is {subs[sid].status}")
-    if any(s.next_run_at is not None and s.next_run_at <= now for s in subs.values()):
-        return [_cancel_after_catching_up(session, i, clock=clock, promotions=promotions) for i in items]
-    customers = {c.id: c for c in session.scalars(
-        select(Customer).where(Customer.id.in_(sorted({s.customer_id for s in subs.values()}))))}
-    billed = [i for i in items if i.at == "now" and subs[i.subscription_id].status == "active"]
-    billed_subs = [subs[i.subscription_id] for i in billed]
-    ctx = StepContext(_preloaded_usage(session, billed_subs), promotions,
-                      histories(session, [(s.id, s.period_start) for s in billed_subs if s.period_start]))
-    accounts = period_accounts(session, billed_subs)
+    return subs
+
+
+def _end_each(
+    session: Session, items: Sequence[Cancellation], subs: dict[str, Subscription], customers: dict[str, Customer],
+    finals: dict[str, _Final], now: datetime,
+) -> list[dict[str, Any]]:
+    """Each item in order: marked to end with its period, or ended now with its final
+    document, numbered in item order as one call after the other would number them."""
+    credits = sum(1 for f in finals.values() if f.doc.total < ZERO)
+    numbers = {"invoice": _first_number(session, "invoice", now.year, len(finals) - credits),
+               "credit_note": _first_number(session, "credit_note", now.year, credits)}
     out: list[dict[str, Any]] = []
-    with session.no_autoflush:
-        finals = {i.subscription_id: _final_bill(session, ctx, subs[i.subscription_id],
-                                                 customers[subs[i.subscription_id].customer_id], now, i.prorate,
-                                                 accounts[i.subscription_id])
-                  for i in billed}
-        # Numbered in item order, as one call after the other would number them.
-        credits = sum(1 for f in finals.values() if f.doc.total < ZERO)
-        numbers = {"invoice": _first_number(session, "invoice", now.year, len(finals) - credits),
-                   "credit_note": _first_number(session, "credit_note", now.year, credits)}
-        # The documents' lines and every event are collected and written in one INSERT each.
-        lines: list[dict[str, Any]] = []
-        events: list[tuple[str, str | None, dict[str, Any], datetime]] = []
-        ledger_rows: list[dict[str, Any]] = []
-        previous = session.info.get(LINES), session.info.get(EVENTS), session.info.get(LEDGER)
-        session.info[LINES], session.info[EVENTS], session.info[LEDGER] = lines, events, ledger_rows
-        try:
-            for item in items:
-                sub = subs[item.subscription_id]
-                if item.at == "period_end" and sub.status == "active":
-                    _cancel_at_period_end(session, sub, now)
-                    out.append(subscription_result(sub))
-                    continue
-                doc: Invoice | CreditNote | None = None
-                final = finals.get(sub.id)
-                if final is not None:
-                    kind = "credit_note" if final.doc.total < ZERO else "invoice"
-                    doc = _issue_final(session, sub, customers[sub.customer_id], final, now, number=numbers[kind])
-                    numbers[kind] += 1
-                _end_now(session, sub, now)
-                out.append(subscription_result(sub, doc))
-        finally:
-            for key, value in zip((LINES, EVENTS, LEDGER), previous, strict=True):
-                if value is None:
-                    session.info.pop(key, None)
-                else:
-                    session.info[key] = value
-    if lines:
-        session.flush()  # the invoices first: lines reference them
-        session.execute(insert(InvoiceLine), lines)
-    if ledger_rows:
-        write_ledger(session, ledger_rows)
-    add_events(session, events)
+    for item in items:
+        sub = subs[item.subscription_id]
+        if item.at == "period_end" and sub.status == "active":
+            _cancel_at_period_end(session, sub, now)
+            out.append(subscription_result(sub))
+            continue
+        doc: Invoice | CreditNote | None = None
+        final = finals.get(sub.id)
+        if final is not None:
+            kind = "credit_note" if final.doc.total < ZERO else "invoice"
+            doc = _issue_final(session, sub, customers[sub.customer_id], final, now, number=numbers[kind])
+            numbers[kind] += 1
+        _end_now(session, sub, now)
+        out.append(subscription_result(sub, doc))
     return out
+
+
+@dataclass
+class _Rows:
+    """The documents' lines, the events and the ledger rows the cancellations collect, each
+    written in one INSERT."""
+
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, str | None, dict[str, Any], datetime]] = field(default_factory=list)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, session: Session) -> None:
+        if self.lines:
+            session.flush()  # the invoices first: lines reference them
+            session.execute(insert(InvoiceLine), self.lines)
+        if self.ledger:
+            write_ledger(session, self.ledger)
+        add_events(session, self.events)
+
+
+@contextmanager
+def _collected_rows(session: Session) -> Iterator[_Rows]:
+    """While open, the writers of lines, events and ledger rows collect them (session.info)
+    instead of inserting them one by one; what was collecting before is restored after."""
+    rows = _Rows()
+    keys = (LINES, EVENTS, LEDGER)
+    previous = [session.info.get(key) for key in keys]
+    session.info[LINES], session.info[EVENTS], session.info[LEDGER] = rows.lines, rows.events, rows.ledger
+    try:
+        yield rows
+    finally:
+        for key, value in zip(keys, previous, strict=True):
+            if value is None:
+                session.info.pop(key, None)
+            else:
+                session.info[key] = value
 
 
 _CHUNK = 1000  # ids per IN list

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -55,68 +56,102 @@ def _opt_str(data: Mapping[str, Any], key: str, limit: int) -> str | None:
 
 
 def _validated(data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """The customer's fields, each checked in `_CHECKS`'s order (the first bad one raises,
+    naming the field); `partial`: only those given (an update)."""
     if not isinstance(data, Mapping):
         raise SalesError("customer", "a customer is an object")
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise SalesError(unknown[0], f"unknown field; a customer has {', '.join(FIELDS)}")
     out: dict[str, Any] = {}
-    if not partial or "name" in data:
-        name = _opt_str(data, "name", 200)
-        out["name"] = name or ""
-    if not partial or "email" in data:
-        email = _opt_str(data, "email", 320)
-        if email is not None and not _EMAIL.match(email):
-            raise SalesError("email", f"{email!r} is not an email address")
-        out["email"] = email
-    if not partial or "phone" in data:
-        phone = _opt_str(data, "phone", 40)
-        if phone is not None and not _PHONE.match(phone):
-            raise SalesError("phone", f"{phone!r} is not a phone number")
-        out["phone"] = phone
-    if not partial or "country" in data:
-        country = _opt_str(data, "country", 2)
-        if country is not None:
-            if not re.fullmatch(r"[A-Za-z]{2}", country):
-                raise SalesError("country", f"{country!r} is not an ISO 3166-1 alpha-2 code (e.g. DE)")
-            country = country.upper()
-        out["country"] = country
-    if not partial or "currency" in data:
-        currency = _opt_str(data, "currency", 3)
-        if currency is not None:
-            currency = currency.upper()
-            if currency not in KNOWN_CURRENCIES:
-                raise SalesError("currency", f"{currency!r} is not an ISO 4217 currency we know")
-        out["currency"] = currency
-    for key in ("segment", "tax_id", "payment_method"):
+    for key, check in _CHECKS:
+        if key == "channels" and "preferred_channels" in data:
+            key = "preferred_channels"  # the FORMATS name; `channels` is the older spelling
         if not partial or key in data:
-            out[key] = _opt_str(data, key, 200 if key == "payment_method" else 100)
-    if not partial or "timezone" in data:
-        tz = _opt_str(data, "timezone", 64) or "UTC"
-        try:
-            from zoneinfo import ZoneInfo
-
-            ZoneInfo(tz)
-        except Exception:
-            raise SalesError("timezone", f"{tz!r} is not an IANA time zone (e.g. Europe/Zurich)") from None
-        out["timezone"] = tz
-    if not partial or "tags" in data:
-        tags = data.get("tags") or []
-        if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-            raise SalesError("tags", "a list of non-empty strings")
-        out["tags"] = list(dict.fromkeys(tags))
-    if not partial or "attributes" in data:
-        attrs = data.get("attributes") or {}
-        if not isinstance(attrs, Mapping):
-            raise SalesError("attributes", "an object")
-        out["attributes"] = dict(attrs)
-    key = "preferred_channels" if "preferred_channels" in data else "channels"
-    if not partial or key in data:
-        channels = data.get(key) or []
-        if not isinstance(channels, list) or any(c not in CHANNELS for c in channels):
-            raise SalesError(key, f"a list of {', '.join(CHANNELS)}")
-        out["channels"] = list(dict.fromkeys(channels))
+            out["channels" if key == "preferred_channels" else key] = check(data, key)
     return out
+
+
+def _name(data: Mapping[str, Any], key: str) -> str:
+    return _opt_str(data, key, 200) or ""
+
+
+def _email(data: Mapping[str, Any], key: str) -> str | None:
+    email = _opt_str(data, key, 320)
+    if email is not None and not _EMAIL.match(email):
+        raise SalesError(key, f"{email!r} is not an email address")
+    return email
+
+
+def _phone(data: Mapping[str, Any], key: str) -> str | None:
+    phone = _opt_str(data, key, 40)
+    if phone is not None and not _PHONE.match(phone):
+        raise SalesError(key, f"{phone!r} is not a phone number")
+    return phone
+
+
+def _country(data: Mapping[str, Any], key: str) -> str | None:
+    country = _opt_str(data, key, 2)
+    if country is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z]{2}", country):
+        raise SalesError(key, f"{country!r} is not an ISO 3166-1 alpha-2 code (e.g. DE)")
+    return country.upper()
+
+
+def _currency(data: Mapping[str, Any], key: str) -> str | None:
+    currency = _opt_str(data, key, 3)
+    if currency is None:
+        return None
+    currency = currency.upper()
+    if currency not in KNOWN_CURRENCIES:
+        raise SalesError(key, f"{currency!r} is not an ISO 4217 currency we know")
+    return currency
+
+
+def _short(data: Mapping[str, Any], key: str) -> str | None:
+    return _opt_str(data, key, 100)
+
+
+def _method(data: Mapping[str, Any], key: str) -> str | None:
+    return _opt_str(data, key, 200)
+
+
+def _timezone(data: Mapping[str, Any], key: str) -> str:
+    tz = _opt_str(data, key, 64) or "UTC"
+    try:
+        ZoneInfo(tz)
+    except Exception:
+        raise SalesError(key, f"{tz!r} is not an IANA time zone (e.g. Europe/Zurich)") from None
+    return tz
+
+
+def _tags(data: Mapping[str, Any], key: str) -> list[str]:
+    tags = data.get(key) or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise SalesError(key, "a list of non-empty strings")
+    return list(dict.fromkeys(tags))
+
+
+def _attributes(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    attrs = data.get(key) or {}
+    if not isinstance(attrs, Mapping):
+        raise SalesError(key, "an object")
+    return dict(attrs)
+
+
+def _channels(data: Mapping[str, Any], key: str) -> list[str]:
+    channels = data.get(key) or []
+    if not isinstance(channels, list) or any(c not in CHANNELS for c in channels):
+        raise SalesError(key, f"a list of {', '.join(CHANNELS)}")
+    return list(dict.fromkeys(channels))
+
+
+_CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any], str], Any]], ...] = (
+    ("name", _name), ("email", _email), ("phone", _phone), ("country", _country), ("currency", _currency),
+    ("segment", _short), ("tax_id", _short), ("payment_method", _method), ("timezone", _timezone),
+    ("tags", _tags), ("attributes", _attributes), ("channels", _channels),
+)
 
 
 def create_customer(session: Session, data: Mapping[str, Any], *, clock: Clock) -> dict[str, Any]:

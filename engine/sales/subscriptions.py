@@ -43,7 +43,7 @@ from engine.sales.invoicing import (
     lock_counter,
 )
 from engine.sales.ledger import PeriodHistory, history
-from engine.sales.models import CreditNote, Customer, Invoice, Subscription
+from engine.sales.models import CatalogVersion, CreditNote, Customer, Invoice, Subscription
 from engine.store import add_event
 
 ZERO = Decimal(0)
@@ -131,15 +131,7 @@ def create_subscription(
     now = now_of(clock)
     customer = load_customer(session, customer_id)
     q = quantity_of(quantity)
-    version, catalog, plan_obj = latest_version_for_plan(session, plan)
-    if catalog_version is not None:
-        if isinstance(catalog_version, bool) or not isinstance(catalog_version, int):
-            raise SalesError("catalog_version", "a version number")
-        version = get_version(session, version.catalog, catalog_version)
-        catalog = catalog_for_version(session, version.id)
-        if plan not in catalog.plans:
-            raise NotFound("plan", f"version {catalog_version} of catalog {version.catalog!r} has no plan {plan!r}")
-        plan_obj = catalog.plan(plan)
+    version, catalog, plan_obj = _plan_to_subscribe(session, plan, catalog_version)
     if customer.currency and customer.currency != catalog.currency:
         # What is stored clashes (the customer's currency), not the request's shape.
         raise Conflict("plan", f"plan {plan!r} is priced in {catalog.currency}; customer pays in {customer.currency}")
@@ -147,27 +139,71 @@ def create_subscription(
         raise SalesError("trial_days", "a whole number of days, 0 or more")
     today = now.date()
     if coupon:
-        if coupon not in catalog.coupons:
-            raise NotFound("coupon", f"unknown coupon {coupon!r}")
-        used = session.scalar(select(func.count()).select_from(Subscription).where(Subscription.coupon_code == coupon))
-        try:
-            check_redeemable(catalog.coupons[coupon], plan, today, int(used or 0))
-        except CouponError as exc:  # expired, another plan's, used up: the stored coupon says no
-            raise Conflict("coupon", str(exc)) from None
+        _check_coupon(session, catalog, coupon, plan, today)
     if id is not None and session.get(Subscription, id) is not None:
         raise Conflict("id", f"subscription {id!r} already exists")
     trial = plan_obj.trial_days if trial_days is None else trial_days
     if plan_obj.interval == "once":
         trial = 0
     lock_counter(session, "invoice", now.year)
-    sub = Subscription(
+    sub = _new_subscription(id, customer, plan_obj, version, q, now, trial, coupon, payment_method)
+    session.add(sub)
+    session.flush()
+    doc: Invoice | CreditNote | None = None
+    if plan_obj.interval == "once":
+        doc = _one_time(session, sub, customer, catalog, plan_obj, now, promotions)
+    elif trial:
+        _start_trial(session, sub, now)
+        return subscription_result(sub)
+    else:
+        doc = open_first_period(
+            session, sub, customer, catalog, plan_obj, now, "start", StepContext(UsageSource(session), promotions)
+        )
+    add_event(session, "subscription.created", customer.id, subscription_event(sub), time=now)
+    return subscription_result(sub, doc)
+
+
+def _plan_to_subscribe(
+    session: Session, plan: str, catalog_version: int | None
+) -> tuple[CatalogVersion, Catalog, Plan]:
+    """The catalog version, catalog and plan a new subscription takes: the latest version
+    with `plan`, or version number `catalog_version` of that plan's catalog."""
+    version, catalog, plan_obj = latest_version_for_plan(session, plan)
+    if catalog_version is None:
+        return version, catalog, plan_obj
+    if isinstance(catalog_version, bool) or not isinstance(catalog_version, int):
+        raise SalesError("catalog_version", "a version number")
+    version = get_version(session, version.catalog, catalog_version)
+    catalog = catalog_for_version(session, version.id)
+    if plan not in catalog.plans:
+        raise NotFound("plan", f"version {catalog_version} of catalog {version.catalog!r} has no plan {plan!r}")
+    return version, catalog, catalog.plan(plan)
+
+
+def _check_coupon(session: Session, catalog: Catalog, coupon: str, plan: str, today: date) -> None:
+    if coupon not in catalog.coupons:
+        raise NotFound("coupon", f"unknown coupon {coupon!r}")
+    used = session.scalar(select(func.count()).select_from(Subscription).where(Subscription.coupon_code == coupon))
+    try:
+        check_redeemable(catalog.coupons[coupon], plan, today, int(used or 0))
+    except CouponError as exc:  # expired, another plan's, used up: the stored coupon says no
+        raise Conflict("coupon", str(exc)) from None
+
+
+def _new_subscription(
+    id: str | None, customer: Customer, plan: Plan, version: CatalogVersion, quantity: Decimal, now: datetime,
+    trial: int, coupon: str | None, payment_method: str | None,
+) -> Subscription:
+    """The row of a new subscription, its first period starting after the `trial` days."""
+    today = now.date()
+    return Subscription(
         id=id or new_id("sub"),
         customer_id=customer.id,
-        plan_id=plan,
+        plan_id=plan.id,
         catalog=version.catalog,
         catalog_version_id=version.id,
-        interval=plan_obj.interval,
-        quantity=q,
+        interval=plan.interval,
+        quantity=quantity,
         status="trialing" if trial else "active",
         created_at=now,
         start_date=today,
@@ -182,26 +218,18 @@ def create_subscription(
         payment_method=payment_method or customer.payment_method,
         changes=0,
     )
-    session.add(sub)
-    session.flush()
-    doc: Invoice | CreditNote | None = None
-    if plan_obj.interval == "once":
-        doc = _one_time(session, sub, customer, catalog, plan_obj, now, promotions)
-    elif trial:
-        end_at = at_midnight(sub.anchor)
-        sub.next_run_at = end_at - TRIAL_NOTICE
-        add_event(session, "subscription.created", customer.id, subscription_event(sub), time=now)
-        if sub.next_run_at <= now:
-            sub.trial_notice_sent = True
-            sub.next_run_at = end_at
-            add_event(session, "subscription.trial_will_end", customer.id, subscription_event(sub), time=now)
-        return subscription_result(sub)
-    else:
-        doc = open_first_period(
-            session, sub, customer, catalog, plan_obj, now, "start", StepContext(UsageSource(session), promotions)
-        )
-    add_event(session, "subscription.created", customer.id, subscription_event(sub), time=now)
-    return subscription_result(sub, doc)
+
+
+def _start_trial(session: Session, sub: Subscription, now: datetime) -> None:
+    """A trial starts: nothing billed; the next run is the trial's end notice, sent now
+    when the trial is shorter than the notice."""
+    end_at = at_midnight(sub.anchor)
+    sub.next_run_at = end_at - TRIAL_NOTICE
+    add_event(session, "subscription.created", sub.customer_id, subscription_event(sub), time=now)
+    if sub.next_run_at <= now:
+        sub.trial_notice_sent = True
+        sub.next_run_at = end_at
+        add_event(session, "subscription.trial_will_end", sub.customer_id, subscription_event(sub), time=now)
 
 
 def _one_time(
@@ -272,33 +300,15 @@ def change_subscription(
     sub, customer, now = prepare_change(session, subscription_id, clock, promotions)
     catalog = catalog_for_version(session, sub.catalog_version_id)
     old_plan = catalog.plan(sub.plan_id)
-    new_catalog, new_version_id = catalog, sub.catalog_version_id
+    new_catalog, new_plan, new_version_id = catalog, old_plan, sub.catalog_version_id
     if plan is not None and plan != sub.plan_id:
-        version, new_catalog, new_plan = latest_version_for_plan(session, plan)
-        new_version_id = version.id
-        # Both depend on what is stored (the subscription's catalog, the plan): a conflict.
-        if new_catalog.name != catalog.name:
-            raise Conflict("plan", f"plan {plan!r} is in catalog {new_catalog.name!r}, not {catalog.name!r}")
-        if new_plan.interval == "once":
-            raise Conflict("plan", f"plan {plan!r} is a one-time purchase; buy it with a new subscription")
+        new_catalog, new_plan, new_version_id = _plan_to_change_to(session, catalog, plan)
     else:
-        new_plan = old_plan
         plan = None
     target_q = new_q if new_q is not None else sub.quantity
     if plan is None and target_q == sub.quantity:
         raise Conflict("quantity", f"the subscription already has quantity {sub.quantity}")
-    if at is None:
-        if plan is None:
-            at = "now"
-        else:
-            upgrade = plan in old_plan.upgrade_to or _rate(new_plan, target_q) >= _rate(old_plan, sub.quantity)
-            at = "now" if upgrade else "period_end"
-    if sub.status == "trialing":
-        at = "now"  # nothing billed yet: the trial continues on the new terms
-    if at == "period_end" and sub.cancel_at_period_end:
-        # It would be pending on a subscription that ends then: never applied, yet reported.
-        raise Conflict("at", f"subscription {sub.id} is cancelled at the period end; a change then would never "
-                             "apply (reactivate it first, or change it now)")
+    at = _when_to_change(sub, at, old_plan, new_plan if plan else None, target_q)
     sub.changes += 1
     change = {
         "plan": {"from": sub.plan_id, "to": new_plan.id} if plan else None,
@@ -306,38 +316,74 @@ def change_subscription(
         "at": at,
     }
     if at == "period_end":
-        sub.pending_plan_id = new_plan.id if plan else sub.pending_plan_id
-        sub.pending_version_id = new_version_id if plan else sub.pending_version_id
-        sub.pending_quantity = target_q if target_q != sub.quantity else sub.pending_quantity
-        effective = sub.period_end or sub.trial_end
-        add_event(
-            session,
-            "subscription.changed",
-            sub.customer_id,
-            subscription_event(sub, changes=change, effective=effective.isoformat() if effective else None),
-            time=now,
-        )
-        return subscription_result(sub, None, effective=effective.isoformat() if effective else None)
-
+        return _change_at_period_end(session, sub, new_plan.id if plan else None, new_version_id, target_q, change,
+                                     now)
     doc: Invoice | CreditNote | None = None
     if sub.status != "trialing":
         ctx = StepContext(UsageSource(session), promotions)
         priced, bill_period = _change_pieces(session, ctx, sub, customer, (catalog, old_plan),
                                              (new_catalog, new_plan, new_version_id), target_q, now.date())
-        sub.plan_id = new_plan.id
-        sub.catalog_version_id = new_version_id
-        sub.interval = new_plan.interval
-        sub.quantity = target_q
+        _take_terms(sub, new_plan, new_version_id, target_q)
         if sub.pending_plan_id == new_plan.id:
             sub.pending_plan_id = None
         doc, _ = issue_document(session, sub, customer, priced, reason="change", billing_key=f"change:{sub.changes}",
                                 now=now, period=bill_period, catalog=new_catalog)
-    sub.plan_id = new_plan.id
-    sub.catalog_version_id = new_version_id
-    sub.interval = new_plan.interval
-    sub.quantity = target_q
+    _take_terms(sub, new_plan, new_version_id, target_q)
     add_event(session, "subscription.changed", sub.customer_id, subscription_event(sub, changes=change), time=now)
     return subscription_result(sub, doc)
+
+
+def _plan_to_change_to(session: Session, catalog: Catalog, plan: str) -> tuple[Catalog, Plan, int]:
+    """The catalog, plan and version id of a plan change: the plan's latest version, in the
+    subscription's own catalog and not a one-time purchase."""
+    version, new_catalog, new_plan = latest_version_for_plan(session, plan)
+    # Both depend on what is stored (the subscription's catalog, the plan): a conflict.
+    if new_catalog.name != catalog.name:
+        raise Conflict("plan", f"plan {plan!r} is in catalog {new_catalog.name!r}, not {catalog.name!r}")
+    if new_plan.interval == "once":
+        raise Conflict("plan", f"plan {plan!r} is a one-time purchase; buy it with a new subscription")
+    return new_catalog, new_plan, version.id
+
+
+def _when_to_change(sub: Subscription, at: str | None, old_plan: Plan, new_plan: Plan | None,
+                    quantity: Decimal) -> str:
+    """"now" or "period_end": as asked, else now for an upgrade (listed in `upgrade_to`, or
+    costing as much or more per day) or a quantity change, at the period end for a
+    downgrade; always now in a trial (nothing billed yet: it continues on the new terms)."""
+    if at is None:
+        upgrade = new_plan is None or new_plan.id in old_plan.upgrade_to or (
+            _rate(new_plan, quantity) >= _rate(old_plan, sub.quantity))
+        at = "now" if upgrade else "period_end"
+    if sub.status == "trialing":
+        at = "now"
+    if at == "period_end" and sub.cancel_at_period_end:
+        # It would be pending on a subscription that ends then: never applied, yet reported.
+        raise Conflict("at", f"subscription {sub.id} is cancelled at the period end; a change then would never "
+                             "apply (reactivate it first, or change it now)")
+    return at
+
+
+def _change_at_period_end(
+    session: Session, sub: Subscription, plan_id: str | None, version_id: int, quantity: Decimal,
+    change: dict[str, Any], now: datetime,
+) -> dict[str, Any]:
+    """A change kept pending until the period ends (the billing run applies it then)."""
+    if plan_id is not None:
+        sub.pending_plan_id, sub.pending_version_id = plan_id, version_id
+    if quantity != sub.quantity:
+        sub.pending_quantity = quantity
+    effective = sub.period_end or sub.trial_end
+    when = effective.isoformat() if effective else None
+    add_event(session, "subscription.changed", sub.customer_id,
+              subscription_event(sub, changes=change, effective=when), time=now)
+    return subscription_result(sub, None, effective=when)
+
+
+def _take_terms(sub: Subscription, plan: Plan, version_id: int, quantity: Decimal) -> None:
+    sub.plan_id = plan.id
+    sub.catalog_version_id = version_id
+    sub.interval = plan.interval
+    sub.quantity = quantity
 
 
 def _change_pieces(
