@@ -93,6 +93,17 @@ class AccessCache:
         else:
             self.invalidate()
 
+    def on_webhook(self, headers: Mapping[str, str], body: bytes, secret: str) -> dict[str, Any]:
+        """A delivery of the engine's webhooks as it arrived: verified with the Standard
+        Webhooks algorithm (`webhook-id`, `webhook-timestamp`, `webhook-signature`; the
+        `standardwebhooks` reference code), then `on_event`. Returns the event; a bad or stale
+        signature raises `WebhookVerificationError` and drops nothing."""
+        from standardwebhooks.webhooks import Webhook
+
+        event: dict[str, Any] = Webhook(secret).verify(body, {k.lower(): v for k, v in headers.items()})
+        self.on_event(event)
+        return event
+
     def invalidate(self, customer_id: str | None = None) -> None:
         with self._lock:
             if customer_id is None:

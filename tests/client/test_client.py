@@ -141,3 +141,26 @@ def test_the_cache_holds_decisions_until_an_event_or_a_poll_and_fails_as_declare
 def test_a_policy_must_be_open_or_closed(admin: BillingClient) -> None:
     with pytest.raises(ValueError, match=r"policies\[api\]"):
         AccessCache(admin.access, policies={"api": "maybe"})  # type: ignore[dict-item]
+
+
+def test_a_signed_webhook_drops_the_customers_decisions_and_a_tampered_one_is_refused(admin: BillingClient) -> None:
+    import base64
+    import json
+    from datetime import UTC
+
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    customer(admin, "cus_wh")
+    secret = "whsec_" + base64.b64encode(b"a secret of thirty-two bytes....").decode()
+    cache = AccessCache(admin.access, ttl=3600)
+    cache.check("cus_wh", "sso")
+    body = json.dumps({"id": "evt_1", "type": "subscription.changed", "customer_id": "cus_wh",
+                       "time": "2026-11-01T09:00:00Z", "properties": {}}).encode()
+    now = datetime.now(UTC)
+    signed = {"webhook-id": "msg_1", "webhook-timestamp": str(int(now.timestamp())),
+              "webhook-signature": Webhook(secret).sign("msg_1", now, body.decode())}
+    with pytest.raises(WebhookVerificationError):
+        cache.on_webhook(signed, body.replace(b"cus_wh", b"cus_xx"), secret)
+    assert cache.check("cus_wh", "sso").source == "cache"  # the tampered one dropped nothing
+    assert cache.on_webhook(signed, body, secret)["customer_id"] == "cus_wh"
+    assert cache.check("cus_wh", "sso").source == "engine"
