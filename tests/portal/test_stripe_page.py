@@ -62,8 +62,8 @@ def test_a_card_saved_on_stripe_checkout_pays_the_open_invoice(stripe_engine: En
             page.get_by_role("button", name="Save card").click()
             expect(page.locator("#notice")).to_have_text(
                 "Your new payment method (card 4242) is saved, and 1 open invoice(s) were paid with it.")
-            # A Stripe method is stored by its PaymentMethod id: the engine keeps no last4 for it yet.
-            expect(page.locator("#payment-method")).to_have_text("card")
+            # Stored by its PaymentMethod id; the last four digits as Stripe said them.
+            expect(page.locator("#payment-method")).to_have_text("card ending 4242")
             page.screenshot(path=str(ARTIFACTS / "stripe-saved-and-paid.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "stripe-failure.png"), full_page=True)
