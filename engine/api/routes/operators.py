@@ -101,8 +101,11 @@ def _rollback(kind: operations.RollbackKind, name: str, body: RollbackIn, who: P
 
 class MigrationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: Annotated[int, Field(ge=1, le=1_000_000_000)] | SkipJsonSchema[None] = Field(
-        default=None, description="default: the latest version")
+    # The bounds on the field (not inside the union), so a refusal names `version` itself;
+    # stated again for the schema, which does not carry them through the union.
+    version: int | SkipJsonSchema[None] = Field(
+        default=None, ge=1, le=1_000_000_000, description="default: the latest version",
+        json_schema_extra={"minimum": 1, "maximum": 1_000_000_000})
     plan: PlanId | SkipJsonSchema[None] = Field(default=None, description="only the subscriptions of this plan")
     subscription_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]] | SkipJsonSchema[None] = \
         Field(default=None, max_length=10_000, description="only these (default: every one the version can take)")
