@@ -10,28 +10,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import rules, sales
-from engine.catalog import DocumentError, load_catalog
+from engine import operations, rules
 from engine.config import get_settings, shipped_dir
 
 
 def references(session: Session) -> rules.References:
-    """What a ruleset may name: the plans, prices, features, metrics and coupons of every
-    published catalog (the example catalogs when nothing is published yet) and the templates."""
-    settings = get_settings()
-    templates = shipped_dir(settings.templates_dir)
-    refs = rules.References.from_catalogs([], templates if templates.is_dir() else None)
-    published = [v["catalog"] for v in sales.list_versions(session)]
-    for name in dict.fromkeys(published):
-        row = sales.get_version(session, name)
-        refs.add_catalog(sales.catalog_for_version(session, row.id))
-    if not refs.catalogs:
-        for path in sorted(shipped_dir(settings.catalogs_dir).glob("*.y*ml")):
-            try:
-                refs.add_catalog(load_catalog(path))
-            except DocumentError:
-                continue  # an invalid example is reported when it is opened
-    return refs
+    """What a ruleset may name: the published catalogs (`engine.operations`, which the HTTP
+    publish uses too)."""
+    return operations.published_references(session)
 
 
 def published_rulesets(session: Session) -> dict[str, int]:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import rules, sales
+from engine import operations, rules, sales
 from engine.catalog import Catalog
 from engine.clock import Clock, SystemClock
 from engine.console import rulesets
@@ -210,33 +210,6 @@ def _publish_ruleset(
     return {"version": published.version, "ruleset": published.ruleset, "name": published.ruleset, "audit": audit}
 
 
-def _rollback_ruleset(
-    session: Session, user: dict[str, Any], name: str, to_version: int, why: str, clock: Clock | None
-) -> dict[str, Any]:
-    current = rulesets.published_rulesets(session).get(name)
-    if current is None:
-        raise ConsoleError(f"ruleset {name!r} has no published version")
-    if to_version == current:
-        raise ConsoleError(f"version {to_version} is already the current one")
-    if rulesets.published_source(session, name, to_version) is None:
-        raise ConsoleError(f"ruleset {name!r} has no version {to_version}")
-    published = rules.rollback_ruleset(
-        session, name, to_version, user["name"], f"rollback to v{to_version}: {why.strip()}", clock=clock
-    )
-    audit = record_audit(
-        session,
-        user,
-        "rollback",
-        "ruleset",
-        name,
-        why,
-        version=published.version,
-        details={"restored": to_version, "replaced": current},
-        clock=clock,
-    )
-    return {"version": published.version, "restored": to_version, "audit": audit}
-
-
 def rollback(
     session: Session,
     user: dict[str, Any] | None,
@@ -247,34 +220,16 @@ def rollback(
     kind: str = "catalog",
     clock: Clock | None = None,
 ) -> dict[str, Any]:
-    """Make `to_version`'s content current again, as a new version (history is never rewritten)."""
+    """Make `to_version`'s content current again, as a new version (history is never
+    rewritten): `engine.operations.rollback`, as `billing rollback` and the HTTP route do."""
     user = require(user, "rollback")
-    if not why or not why.strip():
-        raise ConsoleError("why: say why you roll back")
-    if kind == "ruleset":
-        return _rollback_ruleset(session, user, name, to_version, why, clock)
-    current = published_catalogs(session).get(name)
-    if current is None:
-        raise ConsoleError(f"catalog {name!r} has no published version")
-    if to_version == current["version"]:
-        raise ConsoleError(f"version {to_version} is already the current one")
-    document = published_document(session, name, to_version)
-    if document is None:
-        raise ConsoleError(f"catalog {name!r} has no version {to_version}")
-    comment = f"rollback to v{to_version}: {why.strip()}"
-    published = sales.publish_catalog(session, document, user["name"], comment, clock=clock)
-    audit = record_audit(
-        session,
-        user,
-        "rollback",
-        "catalog",
-        name,
-        why,
-        version=published.version,
-        details={"restored": to_version, "replaced": current["version"]},
-        clock=clock,
-    )
-    return {"version": published.version, "restored": to_version, "audit": audit}
+    if kind not in KINDS:
+        raise ConsoleError(f"kind: one of {', '.join(KINDS)}")
+    try:
+        return operations.rollback(session, "ruleset" if kind == "ruleset" else "catalog", name, to_version, why,
+                                   actor=user, clock=clock)
+    except operations.OperationError as exc:
+        raise ConsoleError(exc.message if exc.field in ("name", "to_version") else str(exc)) from None
 
 
 def history(session: Session, name: str, kind: str = "catalog") -> list[dict[str, Any]]:

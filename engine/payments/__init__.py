@@ -96,10 +96,11 @@ from engine.payments.service import (
     attempt_key,
 )
 from engine.payments.statements import StatementFormatError, parse_settlement_csv
-from engine.payments.stripe_adapter import StripeAdapter
+from engine.payments.stripe_adapter import STRIPE_HOSTED_FORM, StripeAdapter
 from engine.payments.webhooks import WebhookResult, apply_webhook, webhook_router
 
 __all__ = [
+    "STRIPE_HOSTED_FORM",
     "TEST_CARDS",
     "ChargeOutcome",
     "ChargeRequest",

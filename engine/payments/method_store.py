@@ -25,6 +25,7 @@ def add_payment_method(
     provider: str = "sandbox",
     default: bool = True,
     service: PaymentService,
+    last4: str | None = None,
 ) -> PaymentMethod:
     """Store a customer's method. `provider="bank"` with `method_type="bank_transfer"` means
     the customer pays by transfer to our own account (matched from camt.053 statements)."""
@@ -44,6 +45,7 @@ def add_payment_method(
         token=token,
         is_default=default,
         created_at=svc.now(),
+        last4=last4 if last4 and len(last4) == 4 and last4.isdigit() else None,
     )
     session.add(method)
     session.flush()

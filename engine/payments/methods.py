@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from engine.payments.collection import retry_invoice_payment
 from engine.payments.method_store import add_payment_method
 from engine.payments.models import Payment, PaymentMethod, Receivable
-from engine.payments.provider import ProviderError, ProviderRejected
+from engine.payments.provider import MethodCheck, ProviderError, ProviderRejected
 from engine.payments.service import (
     OFFLINE_PROVIDERS,
     CollectionResult,
@@ -41,7 +41,9 @@ def method_to_dict(method: PaymentMethod) -> dict[str, Any]:
 
 
 def _last4(method: PaymentMethod) -> str | None:
-    # Only a card number's tail says something; a provider token's tail is noise.
+    # What the provider said, else a card number's tail; a provider token's tail is noise.
+    if method.last4:
+        return method.last4
     token = (method.token or "").replace(" ", "")
     return token[-4:] if method.method_type == "card" and token.isdigit() else None
 
@@ -68,23 +70,28 @@ def attach_payment_method(
         if name not in service.adapters:  # configured, not given: like an unknown id, a 404
             known = ", ".join(sorted(service.adapters)) or "this engine has none"
             raise PaymentNotFound(f"no payment provider {name!r} here ({known})", "provider")
-        _check_with_provider(service, name, method_type, token)
+        checked = _check_with_provider(service, name, method_type, token)
+    else:
+        checked = None
     method = add_payment_method(session, customer_id, method_type, token, provider=name, default=default,
-                                service=service)
+                                service=service, last4=checked.last4 if checked else None)
     _emit(session, service, "payment_method.attached", customer_id, method_to_dict(method))
     return method
 
 
-def _check_with_provider(service: PaymentService, name: str, method_type: str, token: str | None) -> None:
+def _check_with_provider(service: PaymentService, name: str, method_type: str,
+                         token: str | None) -> MethodCheck | None:
+    """What the provider says of the method (None: it has no such check; the first charge tells)."""
     check = getattr(service.adapter(name), "check_method", None)
     if check is None:
-        return  # this provider has no such check: the first charge tells
+        return None
     try:
-        check(method_type, token)
+        found: MethodCheck = check(method_type, token)
     except ProviderRejected as exc:
         raise PaymentError(f"the provider refused this {method_type}: {exc.code}: {exc.message}", "token") from None
     except ProviderError as exc:
         raise PaymentError(f"the provider could not check this {method_type} now: {exc}", "token") from None
+    return found
 
 
 def list_payment_methods(session: Session, customer_id: str) -> list[dict[str, Any]]:

@@ -41,6 +41,9 @@ class PaymentMethod(Base):
     token: Mapped[str | None] = mapped_column(String(200), default=None)
     is_default: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    # A card's last four digits as the provider said when it checked the method (a Stripe
+    # PaymentMethod id says nothing of them); None: not said (the sandbox's token is the number).
+    last4: Mapped[str | None] = mapped_column(String(4), default=None)
 
 
 class Receivable(Base):

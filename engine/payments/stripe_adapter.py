@@ -6,6 +6,10 @@ idempotency key, which also goes into the intent's metadata so `lookup` can find
 A method's token is a Stripe PaymentMethod id ("pm_..."), or "cus_...:pm_..." for a method
 attached to a Stripe customer.
 
+The customer page's "update payment method" opens Stripe's hosted form: a Checkout Session in
+setup mode, which collects the card into a SetupIntent for a Stripe customer made for it (so
+the method can be charged off-session later); `finish_setup` reads the SetupIntent back.
+
 Tested here against a local server that answers like Stripe's API, never against Stripe
 itself (see docs/payments.md).
 """
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from engine.payments.provider import (
     ChargeOutcome,
     ChargeRequest,
+    HostedSetup,
     MethodCheck,
     PaymentState,
     ProviderError,
@@ -94,6 +99,8 @@ _ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA
 _THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
 SIGNATURE_HEADER = "stripe-signature"
+# Where Stripe Checkout's hosted form lives (the customer page's CSP lets a form redirect there).
+STRIPE_HOSTED_FORM = "https://checkout.stripe.com"
 
 
 def _exponent(currency: str) -> int:
@@ -175,6 +182,11 @@ def map_refund(refund: Mapping[str, Any]) -> RefundOutcome:
         )
     except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
         raise ProviderError(f"unusable Refund from Stripe: {exc!r}") from exc
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """An expanded object, or nothing (an id string: not expanded)."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _search_literal(value: str) -> str:
@@ -284,6 +296,46 @@ class StripeAdapter:
             raise self._translate(exc, "payment method") from exc
         card = found.get("card") or {}
         return MethodCheck("card", card.get("last4"), found.get("id"))
+
+    # --- the hosted form (customer page) -------------------------------------------------
+    def start_setup(self, customer_id: str, return_url: str) -> dict[str, str]:
+        """A Checkout Session in setup mode for a new Stripe customer; Stripe sends the browser
+        back to `return_url?setup_session=<session id>` (or without it, when abandoned)."""
+        stripe = _sdk()
+        mark = {"customer_id": customer_id}
+        sep = "&" if "?" in return_url else "?"
+        try:
+            customer = self._client.v1.customers.create(params={"metadata": mark})
+            session = self._client.v1.checkout.sessions.create(params={
+                "mode": "setup",
+                "customer": customer.id,
+                "payment_method_types": ["card"],
+                "client_reference_id": customer_id,
+                "metadata": mark,
+                "setup_intent_data": {"metadata": mark},
+                "success_url": f"{return_url}{sep}setup_session={{CHECKOUT_SESSION_ID}}",
+                "cancel_url": return_url,
+            })
+        except stripe.StripeError as exc:
+            raise self._translate(exc, "setup") from exc
+        return {"id": str(session.id), "url": str(session.url)}
+
+    def finish_setup(self, session_id: str) -> HostedSetup:
+        """The session's SetupIntent and card: complete only when Stripe says both are."""
+        stripe = _sdk()
+        try:
+            session = self._client.v1.checkout.sessions.retrieve(
+                session_id, params={"expand": ["setup_intent.payment_method"]}).to_dict()
+        except stripe.StripeError as exc:
+            raise self._translate(exc, "setup") from exc
+        intent: Mapping[str, Any] = _mapping(session.get("setup_intent"))
+        method: Mapping[str, Any] = _mapping(intent.get("payment_method"))
+        done = session.get("status") == "complete" and intent.get("status") == "succeeded" and bool(method.get("id"))
+        customer = session.get("customer") or intent.get("customer")
+        token = (f"{customer}:{method['id']}" if customer else str(method["id"])) if done else None
+        return HostedSetup(id=str(session["id"]), customer_id=str(session.get("client_reference_id") or ""),
+                           status="complete" if done else "open", method_type="card", token=token,
+                           last4=(method.get("card") or {}).get("last4"))
 
     def refund(self, request: RefundRequest) -> RefundOutcome:
         params: dict[str, Any] = {

@@ -32,7 +32,7 @@ from engine.rules import DurableEngine, RulePromotions, RulesRuntime
 from engine.scheduler import Jobs
 from engine.store import Database
 from engine.store.clock import StoredClock
-from engine.system.payments import payment_service
+from engine.system.payments import hosted_form_origins, payment_service
 from engine.system.scheduling import collection, scheduler_jobs
 from engine.system.subscriptions import subscriptions
 from engine.webhooks import Sender, UrlPolicy
@@ -219,7 +219,7 @@ class System:
             found.append(portal.router(portal.PortalConfig(
                 self.db, self.clock, self.portal_links, pdf.Seller.from_settings(self.settings), self.payments,
                 after_commit=self.after_commit, invalidate=self.access.invalidate,
-                hosted_origins=portal.origins(self.settings.psp_url))))
+                hosted_origins=hosted_form_origins(self.settings))))
         if self.payments is not None:
             found.append(webhook_router(self.db, self.payments))
         if self.webhooks is not None:

@@ -8,13 +8,21 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from engine import payments, sales
+from engine import payments, portal, sales
 from engine.clock import Clock
 from engine.config import Settings
 from engine.payments import PaymentService
 from engine.store import mark_processed
 
 log = logging.getLogger("engine.system")
+
+
+def hosted_form_origins(settings: Settings) -> tuple[str, ...]:
+    """Where the provider's hosted card form lives: the customer page's CSP lets its form post
+    redirect there (Stripe Checkout; the sandbox's own page)."""
+    if settings.psp_provider == "stripe":
+        return portal.origins(settings.stripe_api_base, payments.STRIPE_HOSTED_FORM)
+    return portal.origins(settings.psp_url)
 
 
 def payment_service(settings: Settings, clock: Clock) -> PaymentService | None:

@@ -24,6 +24,7 @@ from engine.users.service import (
     record_audit,
     require,
     seed_demo_users,
+    set_disabled,
     set_role,
     verify_password,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "record_audit",
     "require",
     "seed_demo_users",
+    "set_disabled",
     "set_role",
     "verify_password",
 ]

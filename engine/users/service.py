@@ -124,6 +124,15 @@ def set_role(session: Session, name: str, role: str) -> dict[str, Any]:
     return _user_dict(user)
 
 
+def set_disabled(session: Session, name: str, disabled: bool) -> dict[str, Any]:
+    """Stop (or allow again) a user's sign-in; their audit entries stay as they are."""
+    user = session.scalars(select(ConsoleUser).where(ConsoleUser.name == name)).first()
+    if user is None:
+        raise UserError("name", f"no user named {name!r}")
+    user.disabled = disabled
+    return _user_dict(user)
+
+
 def authenticate(session: Session, name: str, password: str) -> dict[str, Any] | None:
     """The user's {name, role} when the password matches; None otherwise (no hint which part was wrong)."""
     user = session.scalars(select(ConsoleUser).where(ConsoleUser.name == (name or "").strip())).first()

@@ -31,6 +31,7 @@ from schemathesis.engine import Status, from_schema
 from schemathesis.engine import events as st_events
 from schemathesis.specs.openapi.formats import unregister_string_format
 
+from engine.api.routes.operators import DOCUMENT_FORMAT
 from engine.api.routes.product import MAX_PERIOD_DAYS, PERIOD_FORMAT
 from engine.api.routes.reconciliation import BANK_FILE_FORMAT
 from engine.api.routes.webhooks import URL_FORMAT
@@ -86,13 +87,24 @@ def _webhook_urls(draw: st.DrawFn) -> str:
     return f"https://93.184.215.14/{path}"
 
 
+@st.composite
+def _documents(draw: st.DrawFn) -> str:
+    """A valid catalog of its own name and plan (a plan id another catalog owns is a 409):
+    the `billing-document` format `POST /v1/publish` takes."""
+    tag = draw(st.from_regex(r"[a-z][a-z0-9]{0,11}", fullmatch=True))
+    interval = draw(st.sampled_from(["month", "year"]))
+    return f"catalog: fuzz-{tag}\ncurrency: USD\nplans:\n  fuzz{tag}:\n    name: Fuzz\n    interval: {interval}\n    prices: []\n"
+
+
 @pytest.fixture
 def period_format() -> Iterator[None]:
     # schemathesis keeps custom formats in a registry of its own: registered for this test only.
     schemathesis.openapi.format(PERIOD_FORMAT, _periods())
     schemathesis.openapi.format(BANK_FILE_FORMAT, _bank_files())
     schemathesis.openapi.format(URL_FORMAT, _webhook_urls())
+    schemathesis.openapi.format(DOCUMENT_FORMAT, _documents())
     yield
+    unregister_string_format(DOCUMENT_FORMAT)
     unregister_string_format(PERIOD_FORMAT)
     unregister_string_format(BANK_FILE_FORMAT)
     unregister_string_format(URL_FORMAT)

@@ -9,6 +9,10 @@ pm_card_visa succeeds; pm_card_chargeDeclinedInsufficientFunds, ..ExpiredCard, .
 (generic), pm_card_authenticationRequired decline with a 402 card_error; pm_card_processing
 stays processing; pm_card_newStatus answers a status Stripe may add one day; pm_slow answers
 after SLOW_SECONDS; pm_server_error answers 500.
+
+The hosted form: customers, Checkout Sessions in setup mode (each with its SetupIntent), and
+the page a browser fills in at the session's `url` (`/checkout/{id}`: a card number, then back
+to the success URL with the session id).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 SLOW_SECONDS = 1.5
 
@@ -50,6 +54,9 @@ class FakeStripe:
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotent: dict[str, tuple[bytes, int, dict[str, Any]]] = field(default_factory=dict)
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def posts(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and r.path == path]
@@ -174,7 +181,76 @@ def create_fake_stripe(state: FakeStripe) -> FastAPI:
         data = list(state.refunds.values())[::-1][:limit]  # newest first
         return JSONResponse({"object": "list", "url": "/v1/refunds", "has_more": False, "data": data})
 
+    _hosted_form(app, state, record)
     return app
+
+
+def _metadata(form: dict[str, str], prefix: str = "metadata") -> dict[str, str]:
+    return {k[len(prefix) + 1:-1]: v for k, v in form.items() if k.startswith(f"{prefix}[")}
+
+
+def _hosted_form(app: FastAPI, state: FakeStripe, record: Any) -> None:
+    @app.post("/v1/customers")
+    async def create_customer(request: Request) -> JSONResponse:
+        _, form = await record(request)
+        customer = {"id": f"cus_{secrets.token_hex(7)}", "object": "customer", "metadata": _metadata(form)}
+        state.customers[customer["id"]] = customer
+        return JSONResponse(customer)
+
+    @app.post("/v1/checkout/sessions")
+    async def create_session(request: Request) -> JSONResponse:
+        _, form = await record(request)
+        if form.get("mode") != "setup" or form.get("customer") not in state.customers:
+            return JSONResponse(_error(400, "invalid_request_error", "setup mode for a known customer only")[1], 400)
+        sid = f"cs_test_{secrets.token_hex(8)}"
+        intent = {"id": f"seti_{secrets.token_hex(8)}", "object": "setup_intent", "status": "requires_payment_method",
+                  "customer": form["customer"], "payment_method": None,
+                  "metadata": _metadata(form, "setup_intent_data[metadata]")}
+        session = {"id": sid, "object": "checkout.session", "mode": "setup", "status": "open",
+                   "customer": form["customer"], "client_reference_id": form.get("client_reference_id"),
+                   "metadata": _metadata(form), "success_url": form["success_url"], "cancel_url": form["cancel_url"],
+                   "setup_intent": intent, "url": f"{request.base_url}checkout/{sid}"}
+        state.sessions[sid] = session
+        return JSONResponse({**session, "setup_intent": intent["id"]})
+
+    @app.get("/v1/checkout/sessions/{sid}")
+    async def get_session(sid: str, request: Request) -> JSONResponse:
+        await record(request)
+        session = state.sessions.get(sid)
+        if session is None:
+            return JSONResponse(_error(404, "invalid_request_error", f"No such checkout.session: '{sid}'",
+                                       code="resource_missing")[1], 404)
+        expand = [v for k, v in request.query_params.multi_items() if k.startswith("expand")]
+        intent = dict(session["setup_intent"])
+        if "setup_intent.payment_method" in expand and intent["payment_method"]:
+            intent["payment_method"] = state.methods[intent["payment_method"]]
+        return JSONResponse({**session, "setup_intent": intent if expand else intent["id"]})
+
+    @app.get("/v1/payment_methods/{pm}")
+    async def get_method(pm: str, request: Request) -> JSONResponse:
+        await record(request)
+        if pm not in state.methods:
+            return JSONResponse(_error(404, "invalid_request_error", f"No such PaymentMethod: '{pm}'",
+                                       code="resource_missing")[1], 404)
+        return JSONResponse(state.methods[pm])
+
+    @app.get("/checkout/{sid}")
+    async def page(sid: str) -> HTMLResponse:
+        return HTMLResponse(f"""<!doctype html><title>Stripe Checkout (fake)</title>
+<form method="post" action="/checkout/{sid}/complete"><label>Card number <input name="card"></label>
+<button>Save card</button></form>""")
+
+    @app.post("/checkout/{sid}/complete")
+    async def complete(sid: str, request: Request) -> RedirectResponse:
+        form = dict(parse_qsl((await request.body()).decode()))
+        session = state.sessions[sid]
+        card = form.get("card", "").replace(" ", "")
+        pm = {"id": f"pm_{secrets.token_hex(8)}", "object": "payment_method", "type": "card",
+              "customer": session["customer"], "card": {"brand": "visa", "last4": card[-4:]}}
+        state.methods[pm["id"]] = pm
+        session["status"] = "complete"
+        session["setup_intent"].update(status="succeeded", payment_method=pm["id"])
+        return RedirectResponse(session["success_url"].replace("{CHECKOUT_SESSION_ID}", sid), status_code=303)
 
 
 def signed(payload: dict[str, Any] | bytes, secret: str, *, at: int | None = None) -> tuple[dict[str, str], bytes]:

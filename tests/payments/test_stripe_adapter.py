@@ -265,3 +265,29 @@ def test_collection_refund_and_webhook_through_the_service(sqlite_db: Database,
         second = apply_webhook(s, "stripe", headers, body, service=svc)
         assert s.get(Payment, pending.id).status == "succeeded"  # type: ignore[union-attr]
     assert (first.status, first.state, second.status) == ("applied", "succeeded", "duplicate")
+
+
+def test_the_hosted_form_is_a_checkout_session_in_setup_mode_read_back_through_its_setup_intent(
+        fake: tuple[FakeStripe, Server], stripe_adapter: StripeAdapter) -> None:
+    import httpx
+
+    state, server = fake
+    back = "http://127.0.0.1:1/portal/tok/payment_method/return"
+    started = stripe_adapter.start_setup("cus_ours", back)
+    [sent] = state.posts("/v1/checkout/sessions")
+    assert (sent.form["mode"], sent.form["payment_method_types[0]"], sent.form["client_reference_id"]) == (
+        "setup", "card", "cus_ours")
+    assert sent.form["customer"] in state.customers  # a Stripe customer, so the card can be charged off-session
+    assert sent.form["success_url"] == back + "?setup_session={CHECKOUT_SESSION_ID}"
+    assert started["url"].startswith(server.url)
+
+    open_one = stripe_adapter.finish_setup(started["id"])
+    assert (open_one.status, open_one.token, open_one.customer_id) == ("open", None, "cus_ours")
+    answer = httpx.post(f"{started['url']}/complete", data={"card": "4242 4242 4242 4242"})
+    assert answer.headers["location"] == f"{back}?setup_session={started['id']}"
+    done = stripe_adapter.finish_setup(started["id"])
+    pm = state.sessions[started["id"]]["setup_intent"]["payment_method"]
+    assert (done.status, done.token, done.last4) == ("complete", f"{sent.form['customer']}:{pm}", "4242")
+    assert stripe_adapter.charge(request(done.token or "")).state is PaymentState.SUCCEEDED
+    with pytest.raises(ProviderRejected):
+        stripe_adapter.finish_setup("cs_test_unknown")

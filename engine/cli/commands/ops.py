@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.cli.commands.operator import register_user_actions
 from engine.cli.commands.serve import require_migrated
 from engine.cli.errors import BadInput
 from engine.cli.paths import expand
@@ -95,6 +96,7 @@ def _register_admin(sub: Any) -> None:
     a.add_argument("--role", required=True, choices=["viewer", "editor", "publisher"])
     a.add_argument("--password-stdin", action="store_true")
     a.set_defaults(func=run_user_add)
+    register_user_actions(u)
 
     p = sub.add_parser("lint", help="lint catalogs and rulesets together")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -345,8 +347,8 @@ def run_template_preview(args: argparse.Namespace) -> int:
 
 def run_user_add(args: argparse.Namespace) -> int:
     from engine.cli.commands.serve import migrate_database
+    from engine.operations import OperationError, add_user
     from engine.store import Database
-    from engine.users import UserError, add_user
 
     settings = get_settings()
     if args.password_stdin:
@@ -358,7 +360,7 @@ def run_user_add(args: argparse.Namespace) -> int:
     try:
         with db.session() as session:
             add_user(session, args.name, args.role, password)
-    except UserError as exc:
+    except OperationError as exc:
         raise BadInput(str(exc)) from None
     print(f"added {args.role} {args.name}")
     return 0

@@ -126,8 +126,9 @@ def run_apikey_list(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from engine import sales
+    from engine import rules
     from engine.documents import DocumentError, load_yaml_file
+    from engine.operations import OperationError, publish_documents
     from engine.store import Database
 
     settings = get_settings()
@@ -142,31 +143,16 @@ def run_publish(args: argparse.Namespace) -> int:
             problems.extend(exc.problems)
     if problems:
         raise BadInput("\n".join(str(p) for p in problems))
-    # All or nothing: one transaction for every file given.
+    # All or nothing: one transaction for every file given. Rulesets may name the catalogs
+    # of the checkout (catalogs/), as `billing validate` checks them.
     try:
         with db.session() as session:
-            results = [publish_document(session, doc, args.author, args.comment) for doc in docs]
-    except DocumentError as exc:
-        raise BadInput(str(exc)) from None
-    except sales.SalesError as exc:
-        raise BadInput(str(exc)) from None
-    for line in results:
-        print(line)
+            results = publish_documents(session, docs, args.author, args.comment, refs=rules.default_references())
+    except OperationError as exc:
+        raise BadInput("\n".join(exc.problems) or str(exc)) from None
+    for item in results:
+        print(item.line())
     return 0
-
-
-def publish_document(session: Any, doc: Any, author: str, comment: str) -> str:
-    from engine import rules, sales
-
-    if isinstance(doc.data, dict) and "ruleset" in doc.data:
-        publisher = getattr(rules, "publish_ruleset_document", None)
-        if publisher is None:
-            raise BadInput(f"{doc.file}: rulesets cannot be published: the rules runtime is not installed")
-        return str(publisher(session, doc, author=author, comment=comment))
-    version = sales.publish_catalog(session, doc, author, comment)
-    if not version.created:  # the latest version already has this content: nothing was stored
-        return f"{doc.file}: catalog {version.catalog} unchanged (version {version.version})"
-    return f"{doc.file}: published catalog {version.catalog} version {version.version}"
 
 
 def _api_key() -> str:

@@ -1,0 +1,26 @@
+"""What an operator does that changes state, written once for every door: the CLI
+(`engine.cli`) and the admin HTTP routes (`engine.api.routes.operators`) both call these, and
+the console's rollback too. Each function takes a session (the caller owns the transaction,
+so a refusal writes nothing) and says who acts (`actor`), and raises `OperationError` naming
+the field for bad input. API keys and bank-file reconciliation have their shared functions
+in `engine.api.keys` and `engine.payments` already."""
+
+from engine.operations.errors import OperationError
+from engine.operations.migration import migrate_catalog
+from engine.operations.publishing import PublishedItem, publish_documents, publish_texts, published_references
+from engine.operations.rollback import Kind as RollbackKind
+from engine.operations.rollback import rollback
+from engine.operations.users import add_user, change_user
+
+__all__ = [
+    "OperationError",
+    "PublishedItem",
+    "RollbackKind",
+    "add_user",
+    "change_user",
+    "migrate_catalog",
+    "publish_documents",
+    "publish_texts",
+    "published_references",
+    "rollback",
+]

@@ -1,0 +1,38 @@
+"""Console users: add one, change a role, disable or enable sign-in (`billing user ...`,
+`POST /v1/users`, `PATCH /v1/users/{name}`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine import users
+from engine.clock import Clock
+from engine.operations.errors import OperationError
+
+
+def add_user(session: Session, name: str, role: str, password: str, *, clock: Clock | None = None) -> dict[str, Any]:
+    try:
+        return users.add_user(session, name, role, password, clock=clock)
+    except users.UserError as exc:
+        if "already exists" in exc.message:
+            raise OperationError(exc.field, exc.message, "conflict") from None
+        raise OperationError(exc.field, exc.message) from None
+
+
+def change_user(session: Session, name: str, *, role: str | None = None,
+                disabled: bool | None = None) -> dict[str, Any]:
+    """A new role and/or sign-in disabled or enabled; both checked before either is written."""
+    if role is None and disabled is None:
+        raise OperationError("role", "give a role or disabled (or both)")
+    try:
+        if role is not None and role not in users.ROLES:
+            raise users.UserError("role", f"one of {', '.join(users.ROLES)}, not {role!r}")
+        out = users.set_role(session, name, role) if role is not None else None
+        if disabled is not None:
+            out = users.set_disabled(session, name, disabled)
+    except users.UserError as exc:
+        raise OperationError(exc.field, exc.message, "not_found" if exc.field == "name" else "invalid") from None
+    assert out is not None
+    return out
