@@ -221,5 +221,7 @@ def close_month(session: Session, month: date, currency: str, *, service: Paymen
         session.flush()
     lines = session.execute(select(JournalLine.account, JournalLine.debit, JournalLine.credit)
                             .where(JournalLine.entry_id == entry_id).order_by(JournalLine.line_no)).all()
+    q = quantum(currency)
     return {"entry_id": entry_id, "month": month.isoformat()[:7], "currency": currency,
-            "postings": [{"account": a, "debit": str(d), "credit": str(c)} for a, d, c in lines]}
+            "postings": [{"account": a, "debit": str(d.quantize(q)), "credit": str(c.quantize(q))}
+                         for a, d, c in lines]}
