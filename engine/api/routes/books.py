@@ -79,6 +79,7 @@ def get_journal(start: date = Query(..., alias="from"), end: date = Query(..., a
 
 @router.get("/revenue", dependencies=[FINANCE], summary="Billed, recognised and deferred revenue per month and plan")
 def get_revenue(start: str = Query(..., alias="from", pattern=MONTH), end: str = Query(..., alias="to", pattern=MONTH),
+                customer_id: str | None = Query(None, max_length=64, description="one customer's invoices only"),
                 ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     first, last = date.fromisoformat(start + "-01"), date.fromisoformat(end + "-01")
     if first > last:
@@ -86,7 +87,7 @@ def get_revenue(start: str = Query(..., alias="from", pattern=MONTH), end: str =
     if (last.year - first.year) * 12 + last.month - first.month >= 120:
         raise Problem(422, "at most 120 months at once", "to")
     with ctx.db.read_session() as session:
-        rows = books.revenue_report(session, first, last)
+        rows = books.revenue_report(session, first, last, customer_id=customer_id)
     return {"from": start, "to": end, "items": [r.as_dict() for r in rows]}
 
 
