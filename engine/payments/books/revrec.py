@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from engine.money import quantum
@@ -33,7 +33,7 @@ def month_of(day: date) -> date:
 
 
 def next_month(month: date) -> date:
-    return (month + timedelta(days=32)).replace(day=1)
+    return date(month.year + 1, 1, 1) if month.month == 12 else date(month.year, month.month + 1, 1)
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,11 @@ class ScheduleLine:
 
 def _month_days(start: date, end: date) -> list[tuple[date, int]]:
     out = []
-    month = month_of(start)
+    month = date(start.year, start.month, 1)
     while month < end:
-        upto = min(next_month(month), end)
-        out.append((month, (upto - max(month, start)).days))
-        month = next_month(month)
+        following = next_month(month)
+        out.append((month, ((following if following < end else end) - (month if month > start else start)).days))
+        month = following
     return out
 
 
