@@ -40,7 +40,7 @@ def test_an_editor_confirms_an_open_line_with_a_reason(console_db: Database,
 
     at = page(app("editor"), "Bank lines")
     suggestions = at.table[0].value
-    assert list(suggestions["invoice"])[0] == "in_a" and "same amount" in list(suggestions["why"])[0]
+    assert suggestions["invoice"].iloc[0] == "in_a" and "same amount" in suggestions["why"].iloc[0]
     at.text_area(key="bank_allocations").input("in_a")
     at.button(key="bank_decide").click().run()
     assert [e.value for e in at.error] == ["reason: say why: a decision is recorded with its reason"]
