@@ -66,6 +66,8 @@ def test_bad_input_exits_1_naming_file_line_and_field(tmp_path: Path) -> None:
     assert f"{chart}:3: accounts.receivables: 'assets receivables' does not match" in bad.stderr
     assert f"{chart}:1: (document): 'revenue' is required" in bad.stderr
     upgrade(f"sqlite:///{tmp_path}/ops.db")
+    key = billing("apikey", "create", "--scope", "finance", cwd=tmp_path)
+    assert key.returncode == 0 and key.stdout.splitlines()[-1].startswith("bk_"), key.stderr
     month = billing("books", "close", "2026-13", cwd=tmp_path)
     assert month.returncode == 1 and "MONTH: '2026-13' is not a month" in month.stderr
     shipped = Path(__file__).resolve().parents[2] / "engine" / "payments" / "books" / "chart.yaml"
