@@ -82,17 +82,7 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, serv
         return
     invoice = invoice_from_event(envelope)
     props = _props(envelope)
-    revenue: dict[str, Decimal] = defaultdict(Decimal)
-    discounts = Decimal(0)
-    for line in props.get("lines") or []:
-        if isinstance(line, dict) and "amount" in line:
-            key = str(line.get("plan") or "unassigned")
-            if line.get("price_type"):
-                key += f":{line['price_type']}"
-            discount = to_decimal(line.get("discount") or "0", "lines.discount")
-            # Revenue is booked gross and the discount apart (the chart's discounts account).
-            revenue[key] += to_decimal(line["amount"], "lines.amount") + discount
-            discounts += discount
+    revenue, discounts = _revenue(props)
     tax = to_decimal(props.get("tax") or "0", "tax")
     credit_applied = to_decimal(props.get("credit_applied") or "0", "credit_applied")
     due_at = ensure_aware(datetime.fromisoformat(str(props["due_at"]).replace("Z", "+00:00")), "due_at") \
@@ -106,6 +96,22 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, serv
     _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc)
     if due_at is None or due_at <= now:
         collect_invoice(session, invoice, service=svc, collection_method=method)
+
+
+def _revenue(props: dict[str, Any]) -> tuple[dict[str, Decimal], Decimal]:
+    """Gross revenue per "plan:price_type" and the discounts, from the event's lines: revenue is
+    booked gross and the discount apart (the chart's discounts account)."""
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    discounts = Decimal(0)
+    for line in props.get("lines") or []:
+        if isinstance(line, dict) and "amount" in line:
+            key = str(line.get("plan") or "unassigned")
+            if line.get("price_type"):
+                key += f":{line['price_type']}"
+            discount = to_decimal(line.get("discount") or "0", "lines.discount")
+            revenue[key] += to_decimal(line["amount"], "lines.amount") + discount
+            discounts += discount
+    return revenue, discounts
 
 
 def _adopt_method(session: Session, customer_id: str, given: Any, svc: PaymentService) -> None:
