@@ -144,10 +144,18 @@ def handle_credit_note_issued(session: Session, envelope: dict[str, Any], *, ser
     then to the balance): those invoices are collected that much less, and the journal
     follows. Operator credit notes are booked by their route (`credit_receivable`)."""
     props = envelope.get("properties") or {}
-    if props.get("reason") != "cancellation" or not mark_processed(session, CONSUMER, envelope["id"], service.now()):
+    if props.get("reason") not in ("cancellation", "proration") or \
+            not mark_processed(session, CONSUMER, envelope["id"], service.now()):
         return
     applied = [(str(a["invoice_id"]), to_decimal(a["amount"], "amount")) for a in props.get("applied_to_invoices") or []]
     to_balance = to_decimal(props.get("to_balance") or "0", "to_balance")
+    if not applied and to_balance > 0:
+        # All of it to the balance (a downgrade's unused time): the customer's credit grows
+        # now, and shrinks when sales applies it to a later invoice (credit_applied).
+        journal.post_entry(session, f"cn:{props.get('credit_note_id')}", service.now(), str(props["currency"]),
+                           [Posting(CREDIT_NOTES, debit=to_balance), Posting(journal.CUSTOMER_CREDIT, credit=to_balance)],
+                           f"credit note {props.get('credit_note_id')} to the balance", props.get("credit_note_id"))
+        return
     for k, (invoice_id, amount) in enumerate(applied):
         credit_receivable(session, invoice_id, amount, to_balance if k == 0 else ZERO,
                           f"{props.get('credit_note_id')}:{k}", service=service)

@@ -110,3 +110,27 @@ def test_a_quarter_in_the_books(books: tuple[Database, PaymentService, TestClock
     check = str(Path(sys.executable).with_name("bean-check"))  # beancount's checker, from the dev extra
     done = subprocess.run([check, str(bean)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr + bean.read_text()
+
+
+def test_a_downgrade_credit_to_the_balance_then_spent_on_the_next_invoice(
+        books: tuple[Database, PaymentService, TestClock]) -> None:
+    """Sales credits a downgrade's unused time to the customer's balance (credit_note.issued,
+    reason proration) and applies it to the next invoice (credit_applied): the customer-credit
+    account goes up, then back to zero, and revenue is booked gross."""
+    from engine.payments import handle_credit_note_issued
+
+    db, service, _clock = books
+    with db.session() as s:
+        handle_credit_note_issued(s, {"id": "evt_cn", "type": "credit_note.issued", "customer_id": "cus_1",
+                                      "properties": {"credit_note_id": "cn_down", "reason": "proration",
+                                                     "currency": "CHF", "total": "20.00", "to_balance": "20.00",
+                                                     "applied_to_invoices": []}}, service=service)
+        handle_invoice_finalized(s, finalized("inv_next", [line("pro", "subscription", "50.00", "2026-01-01",
+                                                                "2026-02-01")], tax="4.05", credit_applied="20.00"),
+                                 service=service)
+    with db.session() as s:
+        balances = {r.account: r.balance for r in trial_balance(s, default_chart(), None,
+                                                                 datetime(2026, 2, 1, tzinfo=UTC)).rows}
+    assert balances == {"Income:CreditNotes": D("20.00"), "Liabilities:CustomerCredit": D("0.00"),
+                        "Assets:Receivables": D("34.05"), "Income:Revenue:Subscriptions": D("-50.00"),
+                        "Liabilities:TaxPayable:CH": D("-4.05")}
