@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from views import access, audit, common, editor, inspect, publish, signin, simulate, webhooks  # noqa: E402
+from views import access, audit, bank, books, common, editor, inspect, publish, signin, simulate, webhooks  # noqa: E402
 
 st.set_page_config(page_title="Billing console", page_icon="💳", layout="wide")
 
@@ -28,6 +28,8 @@ PAGES = {
     "Access tester": access.render,
     "Audit & users": audit.render,
     "Webhooks": webhooks.render,
+    "Books": books.render,
+    "Bank lines": bank.render,
 }
 
 # Widget values are dropped when their page is not drawn; writing them back keeps the
