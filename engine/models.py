@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "engine.console.models",
     "engine.automation.models",
     "engine.scheduler.models",
+    "engine.credits.models",
 )
 
 for _name in MODEL_MODULES:

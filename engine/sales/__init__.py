@@ -36,6 +36,7 @@ from engine.sales.invoicing import (
     void_invoice,
 )
 from engine.sales.migration import migrate_subscriptions, preview_migration
+from engine.sales.packs import buy_pack, grant_credit, handle_invoice_paid
 from engine.sales.queries import (
     active_subscription,
     current_usage,
@@ -58,6 +59,7 @@ from engine.sales.subscriptions import (
     reactivate_subscription,
 )
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
+from engine.sales.wallet import open_wallet
 
 __all__ = [
     "CHANNELS",
@@ -73,6 +75,7 @@ __all__ = [
     "SubscriptionQuote",
     "active_subscription",
     "advance_clock",
+    "buy_pack",
     "cancel_subscription",
     "cancel_subscriptions",
     "catalog_for_version",
@@ -88,7 +91,9 @@ __all__ = [
     "get_invoice",
     "get_subscription",
     "get_version",
+    "grant_credit",
     "handle_charge_requested",
+    "handle_invoice_paid",
     "handle_payment_succeeded",
     "ingest_events",
     "invoice_count",
@@ -105,6 +110,7 @@ __all__ = [
     "mark_uncollectible_many",
     "migrate_subscriptions",
     "next_due",
+    "open_wallet",
     "preview_migration",
     "process_batch",
     "publish_catalog",

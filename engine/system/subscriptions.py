@@ -54,6 +54,8 @@ def subscriptions(
         # sales: an invoice is paid when its payment succeeded; a rule's charge becomes an invoice.
         Subscription("sales", "payment.succeeded", as_dict(sales.handle_payment_succeeded)),
         Subscription("sales", "charge.requested", as_dict(sales.handle_charge_requested)),
+        # A credit pack's invoice paid: its grant counts in the wallet from now on.
+        Subscription("sales", "invoice.paid", as_dict(sales.handle_invoice_paid)),
         # access: decisions change with plans, payments and dunning: drop the cached view of
         # that customer.
         Subscription("access", "subscription.*", invalidate_access),

@@ -1,0 +1,45 @@
+"""Prepaid credits: each customer's wallet as an immutable ledger of grants and their
+consumptions, expiries and voids (docs/credits.md)."""
+
+from engine.credits.drawdown import Available, Draw, allocate, draw_order
+from engine.credits.errors import CreditsError, UnknownGrant
+from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
+from engine.credits.wallet import (
+    GrantRequest,
+    activate,
+    add_grant,
+    draw_down,
+    expire_due,
+    get_grant,
+    paid_by_credits,
+    pending_for_invoice,
+    remaining,
+    restore_invoice,
+    usable,
+    void_grant,
+)
+
+__all__ = [
+    "MAX_PAGE",
+    "Available",
+    "CreditsError",
+    "Draw",
+    "GrantRequest",
+    "UnknownGrant",
+    "activate",
+    "add_grant",
+    "allocate",
+    "draw_down",
+    "draw_order",
+    "expire_due",
+    "get_grant",
+    "grant_to_dict",
+    "ledger_page",
+    "paid_by_credits",
+    "pending_for_invoice",
+    "remaining",
+    "restore_invoice",
+    "usable",
+    "void_grant",
+    "wallet",
+]

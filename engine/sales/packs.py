@@ -1,0 +1,134 @@
+"""Credit a customer's wallet the ways sales knows of: an operator's grant, a catalog grant,
+and a credit pack bought (an invoice for its price; the credit counts once the invoice is paid).
+
+Terms come from the catalog of the customer's latest subscription; `rollover: none` ends a
+grant with the subscription's current period (the expiry job writes what is left off)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import credits
+from engine.catalog.model import Catalog, CreditTerms
+from engine.clock import Clock
+from engine.durations import parse_duration
+from engine.money import to_decimal
+from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.charges import handle_charge_requested
+from engine.sales.common import now_of
+from engine.sales.customers import load_customer
+from engine.sales.errors import Conflict, SalesError
+from engine.sales.models import Customer, Subscription
+
+PACK_KEY = "pack:"
+
+
+def _latest_subscription(session: Session, customer_id: str) -> Subscription | None:
+    return session.scalars(select(Subscription).where(Subscription.customer_id == customer_id)
+                           .order_by(Subscription.created_at.desc(), Subscription.id.desc()).limit(1)).first()
+
+
+def _catalog(session: Session, customer: Customer) -> tuple[Catalog, Subscription]:
+    sub = _latest_subscription(session, customer.id)
+    if sub is None:
+        raise Conflict("customer_id", f"customer {customer.id} has no subscription whose catalog names credits")
+    return catalog_for_version(session, sub.catalog_version_id), sub
+
+
+def _expiry(terms: CreditTerms, sub: Subscription | None, now: datetime) -> datetime | None:
+    """expires_after from now; with rollover none, at the latest at the current period's end."""
+    ends = [parse_duration(terms.expires_after).after(now)] if terms.expires_after else []
+    if terms.rollover == "none" and sub is not None and sub.period_end is not None:
+        ends.append(datetime.combine(sub.period_end, time(), tzinfo=UTC))
+    return min(ends) if ends else None
+
+
+def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *, clock: Clock,
+                 created_by: str = "") -> dict[str, Any]:
+    """An operator's grant: `grant` (a catalog grant's id, its terms) or `amount` with its own
+    terms. Checks everything first (unknown customer: NotFound; bad terms: CreditsError)."""
+    customer = load_customer(session, customer_id)
+    now = now_of(clock)
+    terms, amount, ref = _grant_terms(session, customer, spec, now)
+    unit = spec.get("unit") or customer.currency or _catalog(session, customer)[0].currency
+    req = credits.GrantRequest(
+        customer_id=customer.id, unit=unit, amount=amount, source="operator" if ref is None else "promotion",
+        source_ref=ref, effective_at=spec.get("effective_at") or now, priority=terms.priority,
+        expires_at=spec.get("expires_at") or _expiry(terms, _latest_subscription(session, customer.id), now),
+        rollover=terms.rollover, reason=str(spec.get("reason") or ""), created_by=created_by,
+        idempotency_key=spec.get("idempotency_key"),
+    )
+    req.check()
+    customer.has_wallet = True
+    grant = credits.add_grant(session, req, now)
+    return credits.grant_to_dict(grant, credits.remaining(session, [grant.id])[grant.id])
+
+
+def _grant_terms(session: Session, customer: Customer, spec: Mapping[str, Any],
+                 now: datetime) -> tuple[CreditTerms, Decimal, str | None]:
+    if spec.get("grant"):
+        catalog, _sub = _catalog(session, customer)
+        known = catalog.credits.grants if catalog.credits else {}
+        if spec["grant"] not in known:
+            raise SalesError("grant", f"unknown grant {spec['grant']!r}; the catalog has {', '.join(known) or 'none'}")
+        g = known[spec["grant"]]
+        return g.terms, _amount(spec["amount"]) if spec.get("amount") is not None else g.amount, g.id
+    if spec.get("amount") is None:
+        raise SalesError("amount", "required: the amount to grant (or grant: a catalog grant's id)")
+    terms = CreditTerms(priority=int(spec.get("priority", 100)), expires_after=spec.get("expires_after"),
+                        rollover=str(spec.get("rollover", "all")))
+    return terms, _amount(spec["amount"]), None
+
+
+def _amount(value: Any) -> Decimal:
+    try:
+        return to_decimal(value, "amount")
+    except ValueError as exc:
+        raise SalesError("amount", str(exc).removeprefix("amount: ")) from None
+
+
+def buy_pack(session: Session, customer_id: str, pack_id: str, *, key: str, clock: Clock) -> dict[str, Any]:
+    """Invoice a catalog pack; its grant waits (pending) until the invoice is paid. One `key`,
+    one purchase: a retried call returns the same invoice and grant."""
+    customer = load_customer(session, customer_id)
+    catalog, sub = _catalog(session, customer)
+    packs = catalog.credits.packs if catalog.credits else {}
+    if pack_id not in packs:
+        raise SalesError("pack", f"unknown pack {pack_id!r}; the catalog has {', '.join(packs) or 'none'}")
+    pack = packs[pack_id]
+    now = now_of(clock)
+    invoice = handle_charge_requested(session, {
+        "id": f"{PACK_KEY}{customer.id}:{key}", "customer_id": customer.id, "time": now,
+        "properties": {"amount": str(pack.price), "description": f"Credit pack: {pack.name}"},
+    })
+    customer.has_wallet = True
+    grant = credits.add_grant(session, credits.GrantRequest(
+        customer_id=customer.id, unit=catalog.credits.unit if catalog.credits else catalog.currency,
+        amount=pack.credit, source="pack", source_ref=pack.id, effective_at=now, priority=pack.terms.priority,
+        expires_at=_expiry(pack.terms, sub, now), rollover=pack.terms.rollover, reason=f"pack {pack.id}",
+        invoice_id=invoice["id"], idempotency_key=f"{PACK_KEY}{invoice['id']}",
+    ), now, pending=True)
+    if invoice["status"] == "paid":  # nothing to collect (a credit balance paid it)
+        credits.activate(session, grant, now)
+    left = credits.remaining(session, [grant.id])[grant.id]
+    return {"invoice": invoice, "grant": credits.grant_to_dict(grant, left)}
+
+
+def handle_invoice_paid(session: Session, envelope: Mapping[str, Any]) -> bool:
+    """Bus handler for `invoice.paid`: a pack's invoice paid credits its grant, once."""
+    props = envelope.get("properties") or {}
+    invoice_id = props.get("invoice_id") or props.get("id")
+    if not isinstance(invoice_id, str):
+        return False
+    grant = credits.pending_for_invoice(session, invoice_id)
+    if grant is None:
+        return False
+    when = envelope.get("time")
+    now = when if isinstance(when, datetime) else datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+    return credits.activate(session, grant, now)
