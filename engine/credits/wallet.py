@@ -80,7 +80,16 @@ def add_grant(session: Session, req: GrantRequest, now: datetime, *, pending: bo
         return known
     if not pending:
         _entry(session, grant, "grant", grant.amount, now, note=req.reason)
+        _granted(session, grant, now)
     return grant
+
+
+def _granted(session: Session, grant: Grant, now: datetime) -> None:
+    """credits.granted: the access view drops the customer's snapshot (what it may spend changed)."""
+    add_event(session, "credits.granted", grant.customer_id, {
+        "grant_id": grant.id, "unit": grant.unit, "amount": str(grant.amount), "source": grant.source,
+        "source_ref": grant.source_ref, "expires_at": grant.expires_at.isoformat() if grant.expires_at else None},
+        time=now)
 
 
 def _by_key(session: Session, customer_id: str, key: str) -> Grant | None:
@@ -101,6 +110,7 @@ def activate(session: Session, grant: Grant, now: datetime) -> bool:
         return False
     grant.status = "active"
     _entry(session, grant, "grant", grant.amount, now, note="pack paid")
+    _granted(session, grant, now)
     return True
 
 
@@ -137,6 +147,8 @@ def void_grant(session: Session, grant_id: str, now: datetime, *, reason: str = 
     if left > ZERO:
         _entry(session, grant, "void", -left, now, note=reason)
     grant.status = "void"
+    add_event(session, "credits.voided", grant.customer_id,
+              {"grant_id": grant.id, "unit": grant.unit, "amount": str(left), "reason": reason}, time=now)
     return grant
 
 

@@ -22,6 +22,5 @@ INFORMATIONAL: dict[str, str] = {
     "notification.sent": "record of a delivered message (the decision log and console read the notifications table)",
     "notification.failed": "record for alerting; messaging marked the notification failed itself",
     "reconciliation.mismatch": "record for the operator; the report lists the mismatch",
-    "credits.expired": "record for the product and the decision log; the expiry entry is in the wallet's ledger",
     "usage.recorded": "each API process's access view follows the outbox for it (not a bus handler)",
 }

@@ -51,6 +51,7 @@ from engine.sales.queries import (
 )
 from engine.sales.quotes import SubscriptionQuote, quote_subscription
 from engine.sales.render import render_invoice_html
+from engine.sales.spend import spendable
 from engine.sales.subscriptions import (
     change_subscription,
     create_subscription,
@@ -121,6 +122,7 @@ __all__ = [
     "render_invoice_html",
     "run_due_billing",
     "scan",
+    "spendable",
     "subscription_invoices",
     "subscriptions_by_id",
     "update_customer",

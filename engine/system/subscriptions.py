@@ -62,6 +62,8 @@ def subscriptions(
         Subscription("access", "customer.*", invalidate_access),
         Subscription("access", "dunning.state_changed", invalidate_access),
         Subscription("access", "invoice.paid", invalidate_access),
+        # credit granted, voided or expired: what a hard-stop plan may still spend changed.
+        Subscription("access", "credits.*", invalidate_access),
     ]
     if payments_service is not None:
         service = payments_service

@@ -110,3 +110,50 @@ def _later(now: str, *, days: int) -> str:
     from datetime import datetime, timedelta
 
     return (datetime.fromisoformat(now.replace("Z", "+00:00")) + timedelta(days=days)).isoformat()
+
+
+PREPAID = """\
+catalog: prepaid-{tag}
+currency: USD
+metrics:
+  calls: {{event: prepaid.call, aggregation: count}}
+features:
+  calls: {{name: Calls, type: metered, metric: calls}}
+plans:
+  prepaid-{tag}:
+    name: Prepaid
+    interval: month
+    prices:
+      - {{id: calls, model: per_unit, metric: calls, unit_amount: "0.10"}}
+    entitlements:
+      calls: {{limit: null, period: month, overage: allow}}
+    credits: {{on_exhausted: hard_stop}}
+"""
+
+
+def test_a_hard_stop_plan_denies_once_usage_has_spent_the_credit(engine: Engine, tmp_path: Any) -> None:
+    import secrets
+    import subprocess
+
+    from tests.journeys.harness import BILLING, ROOT
+
+    tag = secrets.token_hex(3)
+    path = tmp_path / "prepaid.yaml"
+    path.write_text(PREPAID.format(tag=tag))
+    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    cid = engine.customer("credits_stop", country="US")
+    engine.subscribe(cid, f"prepaid-{tag}")
+    assert engine.check(cid, "calls")["reason"] == "credits_exhausted"  # an empty wallet
+    grant(engine, cid, amount="1.00", reason="prepaid")
+    assert engine.check(cid, "calls")["allowed"]
+    engine.usage(cid, 9, event="prepaid.call")  # 0.90 accrued: 0.10 left
+    assert engine.check(cid, "calls")["allowed"]
+    engine.usage(cid, 1, event="prepaid.call")  # 1.00 accrued: spent
+    denied = engine.check(cid, "calls")
+    assert (denied["allowed"], denied["reason"]) == (False, "credits_exhausted")
+    engine.advance("32d")  # the period's invoice (1.00) is paid by the grant
+    usage_invoice = next(i for i in engine.invoices(cid) if money(i["total"]) > 0)
+    assert money(usage_invoice["total"]) == D("1.00") and money(usage_invoice["credit_applied"]) == D("1.00")
+    assert usage_invoice["status"] == "paid"
