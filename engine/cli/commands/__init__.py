@@ -1,5 +1,5 @@
 """One module per command group; each has `register(subparsers)`."""
 
-from engine.cli.commands import ops, quote, serve, up, validate
+from engine.cli.commands import credits, ops, quote, serve, up, validate
 
-MODULES = [validate, quote, up, serve, ops]
+MODULES = [validate, quote, up, serve, ops, credits]
