@@ -12,15 +12,24 @@ from sqlalchemy.orm import Session
 from engine.credits.errors import CreditsError
 from engine.credits.models import Entry, Grant
 from engine.credits.wallet import remaining
+from engine.money import KNOWN_CURRENCIES, quantum
 
 ZERO = Decimal(0)
 MAX_PAGE = 200
 
 
+def amount_text(value: Decimal, unit: str) -> str:
+    """A money amount at its currency's minor unit (PostgreSQL's NUMERIC returns more places);
+    a custom unit's (tokens) as few places as it needs."""
+    if unit in KNOWN_CURRENCIES:
+        return str(value.quantize(quantum(unit)))
+    return format(value.normalize(), "f")
+
+
 def grant_to_dict(g: Grant, left: Decimal) -> dict[str, Any]:
     return {
         "id": g.id, "customer_id": g.customer_id, "unit": g.unit, "source": g.source, "source_ref": g.source_ref,
-        "amount": str(g.amount), "remaining": str(left), "priority": g.priority,
+        "amount": amount_text(g.amount, g.unit), "remaining": amount_text(left, g.unit), "priority": g.priority,
         "effective_at": g.effective_at.isoformat(), "expires_at": g.expires_at.isoformat() if g.expires_at else None,
         "rollover": g.rollover, "status": g.status, "reason": g.reason, "invoice_id": g.invoice_id,
         "created_by": g.created_by, "created_at": g.created_at.isoformat(),
@@ -41,13 +50,13 @@ def wallet(session: Session, customer_id: str, now: datetime) -> dict[str, Any]:
             b["available"] += left[g.id]
     return {
         "customer_id": customer_id,
-        "balances": [{"unit": u, **{k: str(v) for k, v in b.items()}} for u, b in sorted(balances.items())],
+        "balances": [{"unit": u, **{k: amount_text(v, u) for k, v in b.items()}} for u, b in sorted(balances.items())],
         "grants": [grant_to_dict(g, left[g.id]) for g in grants],
     }
 
 
-def entry_to_dict(e: Entry) -> dict[str, Any]:
-    return {"id": e.id, "grant_id": e.grant_id, "kind": e.kind, "amount": str(e.amount),
+def entry_to_dict(e: Entry, unit: str) -> dict[str, Any]:
+    return {"id": e.id, "grant_id": e.grant_id, "kind": e.kind, "amount": amount_text(e.amount, unit), "unit": unit,
             "invoice_id": e.invoice_id, "line": e.line, "note": e.note, "created_at": e.created_at.isoformat()}
 
 
@@ -61,5 +70,7 @@ def ledger_page(session: Session, customer_id: str, *, after: int = 0, limit: in
         select(Entry).where(Entry.customer_id == customer_id, Entry.id > after).order_by(Entry.id).limit(limit + 1)
     ).all()
     page = rows[:limit]
-    return {"entries": [entry_to_dict(e) for e in page],
+    stmt = select(Grant.id, Grant.unit).where(Grant.id.in_({e.grant_id for e in page}))
+    units = {gid: unit for gid, unit in session.execute(stmt)}
+    return {"entries": [entry_to_dict(e, units[e.grant_id]) for e in page],
             "next_after": page[-1].id if len(rows) > limit else None}

@@ -35,7 +35,7 @@ def test_priority_then_earliest_expiry_is_drawn_first(sqlite_db: Database) -> No
     assert [(d.grant_id, d.amount) for d in draws] == [(first.id, D(4)), (soon.id, D(10)), (late.id, D(2))]
     with sqlite_db.session() as s:
         w = credits.wallet(s, "cus_1", T0 + timedelta(days=1))
-    assert w["balances"] == [{"unit": "USD", "balance": "8.00", "available": "8.00", "pending": "0"}]
+    assert w["balances"] == [{"unit": "USD", "balance": "8.00", "available": "8.00", "pending": "0.00"}]
 
 
 def test_expiry_writes_an_entry_and_the_balance_follows(sqlite_db: Database) -> None:

@@ -46,7 +46,7 @@ def test_grants_pay_the_invoice_by_priority_before_the_card(engine: Engine) -> N
     assert seat["paid_by_credits"] == []
     [charge] = engine.charges(cid)
     assert money(charge["amount"]) == D("30.21")
-    assert wallet(engine, cid)["balances"] == [{"unit": "USD", "balance": "0.00", "available": "0.00", "pending": "0"}]
+    assert wallet(engine, cid)["balances"] == [{"unit": "USD", "balance": "0.00", "available": "0.00", "pending": "0.00"}]
     assert kinds(engine, cid) == [("grant", "30.00"), ("grant", "10.00"),
                                   ("consumption", "-10.00"), ("consumption", "-30.00")]
 
