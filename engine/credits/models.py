@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.base import Base
@@ -62,3 +62,15 @@ class Entry(Base):
     line: Mapped[int | None] = mapped_column(Integer, default=None)  # the invoice line's position it paid
     note: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime]
+
+
+class TopUp(Base):
+    """A customer's automatic top-up: below `threshold`, `pack` is bought (once per episode)."""
+
+    __tablename__ = "credits_top_ups"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    threshold: Mapped[Decimal]
+    pack: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime]

@@ -36,7 +36,7 @@ from engine.sales.invoicing import (
     void_invoice,
 )
 from engine.sales.migration import migrate_subscriptions, preview_migration
-from engine.sales.packs import buy_pack, grant_credit, handle_invoice_paid
+from engine.sales.packs import buy_pack, grant_credit, handle_invoice_paid, handle_top_up_requested, set_top_up
 from engine.sales.queries import (
     active_subscription,
     current_usage,
@@ -96,6 +96,7 @@ __all__ = [
     "handle_charge_requested",
     "handle_invoice_paid",
     "handle_payment_succeeded",
+    "handle_top_up_requested",
     "ingest_events",
     "invoice_count",
     "invoices_by_id",
@@ -122,6 +123,7 @@ __all__ = [
     "render_invoice_html",
     "run_due_billing",
     "scan",
+    "set_top_up",
     "spendable",
     "subscription_invoices",
     "subscriptions_by_id",

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine import credits
 from engine.catalog.model import Catalog, CreditTerms
-from engine.clock import Clock
+from engine.clock import Clock, FixedClock
 from engine.durations import parse_duration
 from engine.money import to_decimal
 from engine.sales.catalog_versions import catalog_for_version
@@ -25,6 +25,7 @@ from engine.sales.common import now_of
 from engine.sales.customers import load_customer
 from engine.sales.errors import Conflict, SalesError
 from engine.sales.models import Customer, Subscription
+from engine.sales.queries import get_invoice
 
 PACK_KEY = "pack:"
 
@@ -86,16 +87,18 @@ def _grant_terms(session: Session, customer: Customer, spec: Mapping[str, Any],
     return terms, _amount(spec["amount"]), None
 
 
-def _amount(value: Any) -> Decimal:
+def _amount(value: Any, field: str = "amount") -> Decimal:
     try:
-        return to_decimal(value, "amount")
+        return to_decimal(value, field)
     except ValueError as exc:
-        raise SalesError("amount", str(exc).removeprefix("amount: ")) from None
+        raise SalesError(field, str(exc).removeprefix(f"{field}: ")) from None
 
 
-def buy_pack(session: Session, customer_id: str, pack_id: str, *, key: str, clock: Clock) -> dict[str, Any]:
+def buy_pack(session: Session, customer_id: str, pack_id: str, *, key: str, clock: Clock,
+             source: str = "pack") -> dict[str, Any]:
     """Invoice a catalog pack; its grant waits (pending) until the invoice is paid. One `key`,
-    one purchase: a retried call returns the same invoice and grant."""
+    one purchase: the grant is written first, unique per key, so a retried call or a racing
+    trigger (which waits on that row, then finds it) returns it and invoices nothing more."""
     customer = load_customer(session, customer_id)
     catalog, sub = _catalog(session, customer)
     packs = catalog.credits.packs if catalog.credits else {}
@@ -103,21 +106,35 @@ def buy_pack(session: Session, customer_id: str, pack_id: str, *, key: str, cloc
         raise SalesError("pack", f"unknown pack {pack_id!r}; the catalog has {', '.join(packs) or 'none'}")
     pack = packs[pack_id]
     now = now_of(clock)
-    invoice = handle_charge_requested(session, {
-        "id": f"{PACK_KEY}{customer.id}:{key}", "customer_id": customer.id, "time": now,
-        "properties": {"amount": str(pack.price), "description": f"Credit pack: {pack.name}"},
-    })
     customer.has_wallet = True
     grant = credits.add_grant(session, credits.GrantRequest(
         customer_id=customer.id, unit=catalog.credits.unit if catalog.credits else catalog.currency,
-        amount=pack.credit, source="pack", source_ref=pack.id, effective_at=now, priority=pack.terms.priority,
+        amount=pack.credit, source=source, source_ref=pack.id, effective_at=now, priority=pack.terms.priority,
         expires_at=_expiry(pack.terms, sub, now), rollover=pack.terms.rollover, reason=f"pack {pack.id}",
-        invoice_id=invoice["id"], idempotency_key=f"{PACK_KEY}{invoice['id']}",
+        idempotency_key=f"{PACK_KEY}{key}",
     ), now, pending=True)
-    if invoice["status"] == "paid":  # nothing to collect (a credit balance paid it)
-        credits.activate(session, grant, now)
+    if grant.invoice_id is None:
+        invoice = handle_charge_requested(session, {
+            "id": f"{PACK_KEY}{customer.id}:{key}", "customer_id": customer.id, "time": now,
+            "properties": {"amount": str(pack.price), "description": f"Credit pack: {pack.name}"},
+        })
+        grant.invoice_id = invoice["id"]
+        if invoice["status"] == "paid":  # nothing to collect (a credit balance paid it)
+            credits.activate(session, grant, now)
+    else:
+        invoice = get_invoice(session, grant.invoice_id)
     left = credits.remaining(session, [grant.id])[grant.id]
     return {"invoice": invoice, "grant": credits.grant_to_dict(grant, left)}
+
+
+def handle_top_up_requested(session: Session, envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """Bus handler for `credits.top_up_requested` (properties pack, key): the automatic
+    top-up, bought like a pack under its key (a redelivery buys nothing more)."""
+    props = envelope.get("properties") or {}
+    when = envelope.get("time")
+    now = when if isinstance(when, datetime) else datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+    return buy_pack(session, str(envelope.get("customer_id")), str(props.get("pack")), key=str(props.get("key")),
+                    clock=FixedClock(now), source="top_up")
 
 
 def handle_invoice_paid(session: Session, envelope: Mapping[str, Any]) -> bool:
@@ -132,3 +149,24 @@ def handle_invoice_paid(session: Session, envelope: Mapping[str, Any]) -> bool:
     when = envelope.get("time")
     now = when if isinstance(when, datetime) else datetime.fromisoformat(str(when).replace("Z", "+00:00"))
     return credits.activate(session, grant, now)
+
+
+def set_top_up(session: Session, customer_id: str, *, enabled: bool, threshold: Any = None, pack: str | None = None,
+               clock: Clock) -> dict[str, Any]:
+    """The customer's automatic top-up; threshold and pack default to the catalog's `top_up`."""
+    customer = load_customer(session, customer_id)
+    catalog, _sub = _catalog(session, customer)
+    defaults = catalog.credits.top_up if catalog.credits else None
+    pack_id = pack or (defaults.pack if defaults else None)
+    packs = catalog.credits.packs if catalog.credits else {}
+    if pack_id is None:
+        raise SalesError("pack", "required: the catalog names no default top-up pack")
+    if pack_id not in packs:
+        raise SalesError("pack", f"unknown pack {pack_id!r}; the catalog has {', '.join(packs) or 'none'}")
+    if threshold is None and defaults is None:
+        raise SalesError("threshold", "required: the catalog names no default")
+    value = _amount(threshold, "threshold") if threshold is not None else defaults.threshold  # type: ignore[union-attr]
+    customer.has_wallet = True
+    row = credits.set_top_up(session, customer.id, enabled=enabled, threshold=value, pack=packs[pack_id].id,
+                             pack_credit=packs[pack_id].credit, now=now_of(clock))
+    return credits.top_up_to_dict(row)

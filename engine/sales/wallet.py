@@ -15,6 +15,7 @@ from engine import credits
 from engine.sales.common import money
 from engine.sales.customers import load_customer
 from engine.sales.models import Invoice, InvoiceLine
+from engine.store import add_event
 
 ZERO = Decimal(0)
 PENDING_LINES = "sales_deferred_lines"  # invoicing.LINES: a batch's lines not yet written
@@ -61,7 +62,18 @@ def draw_wallet(session: Session, inv: Invoice, now: datetime) -> Decimal:
     paid = sum((d.amount for d in draws), ZERO)
     inv.credit_applied += paid
     inv.amount_due -= paid
+    _request_top_up(session, inv, now)
     return paid
+
+
+def _request_top_up(session: Session, inv: Invoice, now: datetime) -> None:
+    """Below the customer's top-up threshold: ask for the top-up (sales buys it on the bus,
+    outside this invoice's finalization), under the key that makes it happen once."""
+    due = credits.due_top_up(session, inv.customer_id, inv.currency, now)
+    if due is not None:
+        pack, key = due
+        add_event(session, "credits.top_up_requested", inv.customer_id,
+                  {"pack": pack, "key": key, "invoice_id": inv.id}, time=now)
 
 
 def give_back(session: Session, inv: Invoice, now: datetime) -> Decimal:

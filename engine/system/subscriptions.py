@@ -56,6 +56,8 @@ def subscriptions(
         Subscription("sales", "charge.requested", as_dict(sales.handle_charge_requested)),
         # A credit pack's invoice paid: its grant counts in the wallet from now on.
         Subscription("sales", "invoice.paid", as_dict(sales.handle_invoice_paid)),
+        # A wallet below its top-up threshold: buy the pack, once per key.
+        Subscription("sales", "credits.top_up_requested", as_dict(sales.handle_top_up_requested)),
         # access: decisions change with plans, payments and dunning: drop the cached view of
         # that customer.
         Subscription("access", "subscription.*", invalidate_access),

@@ -157,3 +157,21 @@ def test_a_hard_stop_plan_denies_once_usage_has_spent_the_credit(engine: Engine,
     usage_invoice = next(i for i in engine.invoices(cid) if money(i["total"]) > 0)
     assert money(usage_invoice["total"]) == D("1.00") and money(usage_invoice["credit_applied"]) == D("1.00")
     assert usage_invoice["status"] == "paid"
+
+
+def test_auto_top_up_once_below_the_threshold(engine: Engine) -> None:
+    cid = engine.customer("credits_topup")
+    engine.subscribe(cid, "pro", quantity=1, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    r = engine.product.put(f"/v1/customers/{cid}/wallet/top_up", json={"enabled": True, "threshold": "60.00"})
+    assert r.status_code == 422 and r.json()["field"] == "threshold"  # not below the pack's 50.00
+    r = engine.product.put(f"/v1/customers/{cid}/wallet/top_up", json={"enabled": True, "threshold": "10.00"})
+    assert r.status_code == 200 and r.json() == {"enabled": True, "threshold": "10.00", "pack": "starter"}, r.text
+    grant(engine, cid, amount="60.00", reason="prepaid")
+    engine.advance("31d")  # the renewal (70.21): 60.00 from the wallet, 10.21 by card; 0.00 < 10.00
+    engine.advance("1h")  # the top-up's invoice (53.55) is collected and its 50.00 credited
+    packs = [i for i in engine.invoices(cid) if i["reason"] == "charge"]
+    assert [money(i["total"]) for i in packs] == [D("53.55")] and packs[0]["status"] == "paid"
+    [usd] = wallet(engine, cid)["balances"]
+    assert (usd["available"], usd["pending"]) == ("50.00", "0.00")
+    assert sorted(money(c["amount"]) for c in engine.charges(cid)) == [D("10.21"), D("53.55"), D("70.21")]

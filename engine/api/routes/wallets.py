@@ -43,6 +43,15 @@ class PackIn(BaseModel):
     key: str = Field(min_length=1, max_length=100, description="the purchase's idempotency key: a retry buys nothing more")
 
 
+class TopUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"enabled": True, "threshold": "10.00", "pack": "starter"}]})
+
+    enabled: bool
+    threshold: str | None = Field(default=None, max_length=40, description="default: the catalog's top_up")
+    pack: PlanId | None = Field(default=None, description="default: the catalog's top_up")
+
+
 class VoidIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -61,9 +70,17 @@ def get_wallet(customer_id: str, ctx: ApiContext = Depends(context)) -> dict[str
              summary="Buy a credit pack: an invoice now, the credit once it is paid")
 def buy_pack(customer_id: str, body: PackIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
-        out = sales.buy_pack(session, customer_id, body.pack, key=body.key, clock=ctx.clock)
+        out = sales.buy_pack(session, customer_id, body.pack, key=f"buy:{body.key}", clock=ctx.clock)
     ctx.after_commit()
     return out
+
+
+@router.put("/customers/{customer_id}/wallet/top_up", dependencies=[PRODUCT],
+            summary="Automatic top-up: below the threshold, the pack is bought (once per low balance)")
+def set_top_up(customer_id: str, body: TopUpIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        return sales.set_top_up(session, customer_id, enabled=body.enabled, threshold=body.threshold,
+                                pack=body.pack, clock=ctx.clock)
 
 
 @router.post("/customers/{customer_id}/wallet/grants", status_code=201, summary="Grant credit (operators)")

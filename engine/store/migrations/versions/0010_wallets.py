@@ -61,11 +61,21 @@ def upgrade() -> None:
     )
     op.create_index("ix_credits_entries_customer", "credits_entries", ["customer_id", "id"], unique=False)
     op.create_index(op.f("ix_credits_entries_grant_id"), "credits_entries", ["grant_id"], unique=False)
+    op.create_table(
+        "credits_top_ups",
+        sa.Column("customer_id", sa.String(length=64), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("threshold", engine.store.base.DecimalString(), nullable=False),
+        sa.Column("pack", sa.String(length=100), nullable=False),
+        sa.Column("updated_at", engine.store.base.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("customer_id"),
+    )
     # The invoice a consumption paid: an invoice's lines are read with who paid them.
     op.create_index("ix_credits_entries_invoice", "credits_entries", ["invoice_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table("credits_top_ups")
     op.drop_table("credits_entries")
     op.drop_table("credits_grants")
     with op.batch_alter_table("sales_customers", schema=None) as batch_op:
