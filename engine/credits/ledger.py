@@ -9,21 +9,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.credits.amounts import amount_text
 from engine.credits.errors import CreditsError
 from engine.credits.models import Entry, Grant
 from engine.credits.wallet import remaining
-from engine.money import KNOWN_CURRENCIES, quantum
 
 ZERO = Decimal(0)
 MAX_PAGE = 200
-
-
-def amount_text(value: Decimal, unit: str) -> str:
-    """A money amount at its currency's minor unit (PostgreSQL's NUMERIC returns more places);
-    a custom unit's (tokens) as few places as it needs."""
-    if unit in KNOWN_CURRENCIES:
-        return str(value.quantize(quantum(unit)))
-    return format(value.normalize(), "f")
 
 
 def grant_to_dict(g: Grant, left: Decimal) -> dict[str, Any]:

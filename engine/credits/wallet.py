@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.credits.amounts import amount_text
 from engine.credits.drawdown import Available, Draw, allocate
 from engine.credits.errors import CreditsError, UnknownGrant
 from engine.credits.models import Entry, Grant
@@ -87,7 +88,7 @@ def add_grant(session: Session, req: GrantRequest, now: datetime, *, pending: bo
 def _granted(session: Session, grant: Grant, now: datetime) -> None:
     """credits.granted: the access view drops the customer's snapshot (what it may spend changed)."""
     add_event(session, "credits.granted", grant.customer_id, {
-        "grant_id": grant.id, "unit": grant.unit, "amount": str(grant.amount), "source": grant.source,
+        "grant_id": grant.id, "unit": grant.unit, "amount": amount_text(grant.amount, grant.unit), "source": grant.source,
         "source_ref": grant.source_ref, "expires_at": grant.expires_at.isoformat() if grant.expires_at else None},
         time=now)
 
@@ -148,7 +149,7 @@ def void_grant(session: Session, grant_id: str, now: datetime, *, reason: str = 
         _entry(session, grant, "void", -left, now, note=reason)
     grant.status = "void"
     add_event(session, "credits.voided", grant.customer_id,
-              {"grant_id": grant.id, "unit": grant.unit, "amount": str(left), "reason": reason}, time=now)
+              {"grant_id": grant.id, "unit": grant.unit, "amount": amount_text(left, grant.unit), "reason": reason}, time=now)
     return grant
 
 
@@ -222,11 +223,12 @@ def expire_due(session: Session, now: datetime) -> list[tuple[Grant, Decimal]]:
     left = remaining(session, [g.id for g in due])
     out = []
     for g in due:
-        if left[g.id] > ZERO:
-            _entry(session, g, "expiry", -left[g.id], now, note="expired")
         g.status = "expired"
         out.append((g, left[g.id]))
+        if left[g.id] <= ZERO:
+            continue  # used up: nothing expires, nothing to say
+        _entry(session, g, "expiry", -left[g.id], now, note="expired")
         add_event(session, "credits.expired", g.customer_id, {
-            "grant_id": g.id, "unit": g.unit, "amount": str(left[g.id]), "source": g.source,
+            "grant_id": g.id, "unit": g.unit, "amount": amount_text(left[g.id], g.unit), "source": g.source,
             "source_ref": g.source_ref, "rollover": g.rollover}, time=now)
     return out
