@@ -2,7 +2,7 @@
 consumptions, expiries and voids (docs/credits.md)."""
 
 from engine.credits.drawdown import Available, Draw, allocate, draw_order
-from engine.credits.errors import CreditsError, UnknownGrant
+from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
 from engine.credits.top_up import due_top_up, get_top_up, set_top_up, top_up_to_dict
 from engine.credits.wallet import (
@@ -24,6 +24,7 @@ from engine.credits.wallet import (
 __all__ = [
     "MAX_PAGE",
     "Available",
+    "CreditsConflict",
     "CreditsError",
     "Draw",
     "GrantRequest",

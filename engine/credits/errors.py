@@ -12,3 +12,7 @@ class CreditsError(ValueError):
 
 class UnknownGrant(CreditsError):
     pass
+
+
+class CreditsConflict(CreditsError):
+    """The request is well formed but the wallet's state refuses it (a grant already void)."""

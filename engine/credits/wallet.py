@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.credits.amounts import amount_text
 from engine.credits.drawdown import Available, Draw, allocate
-from engine.credits.errors import CreditsError, UnknownGrant
+from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.models import Entry, Grant
 from engine.store import add_event, new_event_id
 
@@ -143,7 +143,7 @@ def void_grant(session: Session, grant_id: str, now: datetime, *, reason: str = 
     """Take back what is left of a grant (what was consumed stays consumed)."""
     grant = get_grant(session, grant_id, lock=True)
     if grant.status in ("void", "expired"):
-        raise CreditsError("grant_id", f"grant {grant.id} is already {grant.status}")
+        raise CreditsConflict("grant_id", f"grant {grant.id} is already {grant.status}")
     left = remaining(session, [grant.id])[grant.id]
     if left > ZERO:
         _entry(session, grant, "void", -left, now, note=reason)

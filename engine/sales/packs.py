@@ -23,7 +23,7 @@ from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.charges import handle_charge_requested
 from engine.sales.common import now_of
 from engine.sales.customers import load_customer
-from engine.sales.errors import Conflict, SalesError
+from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Customer, Subscription
 from engine.sales.queries import get_invoice
 
@@ -58,6 +58,10 @@ def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *,
     now = now_of(clock)
     terms, amount, ref = _grant_terms(session, customer, spec, now)
     unit = spec.get("unit") or customer.currency or _catalog(session, customer)[0].currency
+    expires_at = spec.get("expires_at")
+    if expires_at is not None and "effective_at" not in spec and expires_at <= now:
+        raise Conflict("expires_at", f"{expires_at.isoformat()} is not after now ({now.isoformat()}, "
+                                     "the engine's clock), when the grant takes effect")
     req = credits.GrantRequest(
         customer_id=customer.id, unit=unit, amount=amount, source="operator" if ref is None else "promotion",
         source_ref=ref, effective_at=spec.get("effective_at") or now, priority=terms.priority,
@@ -77,7 +81,7 @@ def _grant_terms(session: Session, customer: Customer, spec: Mapping[str, Any],
         catalog, _sub = _catalog(session, customer)
         known = catalog.credits.grants if catalog.credits else {}
         if spec["grant"] not in known:
-            raise SalesError("grant", f"unknown grant {spec['grant']!r}; the catalog has {', '.join(known) or 'none'}")
+            raise NotFound("grant", f"unknown grant {spec['grant']!r}; the catalog has {', '.join(known) or 'none'}")
         g = known[spec["grant"]]
         return g.terms, _amount(spec["amount"]) if spec.get("amount") is not None else g.amount, g.id
     if spec.get("amount") is None:
@@ -103,7 +107,7 @@ def buy_pack(session: Session, customer_id: str, pack_id: str, *, key: str, cloc
     catalog, sub = _catalog(session, customer)
     packs = catalog.credits.packs if catalog.credits else {}
     if pack_id not in packs:
-        raise SalesError("pack", f"unknown pack {pack_id!r}; the catalog has {', '.join(packs) or 'none'}")
+        raise NotFound("pack", f"unknown pack {pack_id!r}; the catalog has {', '.join(packs) or 'none'}")
     pack = packs[pack_id]
     now = now_of(clock)
     customer.has_wallet = True
@@ -160,12 +164,15 @@ def set_top_up(session: Session, customer_id: str, *, enabled: bool, threshold: 
     pack_id = pack or (defaults.pack if defaults else None)
     packs = catalog.credits.packs if catalog.credits else {}
     if pack_id is None:
-        raise SalesError("pack", "required: the catalog names no default top-up pack")
+        raise Conflict("pack", "required: the catalog names no default top-up pack")
     if pack_id not in packs:
-        raise SalesError("pack", f"unknown pack {pack_id!r}; the catalog has {', '.join(packs) or 'none'}")
+        raise NotFound("pack", f"unknown pack {pack_id!r}; the catalog has {', '.join(packs) or 'none'}")
     if threshold is None and defaults is None:
-        raise SalesError("threshold", "required: the catalog names no default")
+        raise Conflict("threshold", "required: the catalog names no default")
     value = _amount(threshold, "threshold") if threshold is not None else defaults.threshold  # type: ignore[union-attr]
+    if value >= packs[pack_id].credit:  # the catalog's pack decides: a conflict with what is published
+        raise Conflict("threshold", f"must be below the pack's credit ({packs[pack_id].credit}): "
+                                    "one top-up must lift the balance above it")
     customer.has_wallet = True
     row = credits.set_top_up(session, customer.id, enabled=enabled, threshold=value, pack=packs[pack_id].id,
                              pack_credit=packs[pack_id].credit, now=now_of(clock))

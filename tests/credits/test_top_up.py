@@ -55,10 +55,10 @@ def test_a_threshold_not_below_the_pack_is_refused(sqlite_db: Database) -> None:
     clock = TestClock(T0)
     cid = _customer(sqlite_db, clock)
     with sqlite_db.session() as s:
-        with pytest.raises(credits.CreditsError) as info:
+        with pytest.raises(sales.Conflict) as info:
             sales.set_top_up(s, cid, enabled=True, threshold="50.00", pack="starter", clock=clock)
         assert info.value.field == "threshold"
-        with pytest.raises(sales.SalesError) as unknown:
+        with pytest.raises(sales.NotFound) as unknown:
             sales.set_top_up(s, cid, enabled=True, threshold="5.00", pack="mega", clock=clock)
         assert unknown.value.field == "pack"
     with sqlite_db.session() as s:

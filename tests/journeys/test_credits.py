@@ -94,11 +94,15 @@ def test_expiry_with_and_without_rollover(engine: Engine) -> None:
 
 def test_bad_grants_are_refused_naming_the_field(engine: Engine) -> None:
     cid = engine.customer("credits_bad")
-    for body, field in [({"amount": "0", "reason": "x"}, "amount"), ({"amount": "-5", "reason": "x"}, "amount"),
-                        ({"amount": "5", "reason": "x", "effective_at": "2190-01-02T00:00:00Z",
-                          "expires_at": "2190-01-01T00:00:00Z"}, "expires_at")]:
+    engine.subscribe(cid, "free")  # its catalog names the grants and packs
+    for body, status, field in [({"amount": "0", "reason": "x"}, 422, "amount"),
+                                ({"amount": "-5", "reason": "x"}, 422, "amount"),
+                                ({"amount": "5"}, 422, "reason"),
+                                ({"amount": "5", "reason": "x", "expires_at": "2020-01-01T00:00:00Z"}, 409,
+                                 "expires_at"),  # before now, when it would take effect
+                                ({"grant": "nope", "reason": "x"}, 404, "grant")]:
         r = engine.admin.post(f"/v1/customers/{cid}/wallet/grants", json={"unit": "USD", **body})
-        assert r.status_code == 422 and r.json()["field"] == field, r.text
+        assert r.status_code == status and r.json()["field"] == field, r.text
     r = engine.admin.post("/v1/customers/cus_nobody_here/wallet/grants", json={"amount": "5", "reason": "x"})
     assert r.status_code == 404 and r.json()["field"] == "customer_id", r.text
     r = engine.product.post(f"/v1/customers/{cid}/wallet/grants", json={"amount": "5", "reason": "x"})
@@ -164,7 +168,7 @@ def test_auto_top_up_once_below_the_threshold(engine: Engine) -> None:
     engine.subscribe(cid, "pro", quantity=1, payment_method=card(CARD_OK))
     engine.advance("1h")
     r = engine.product.put(f"/v1/customers/{cid}/wallet/top_up", json={"enabled": True, "threshold": "60.00"})
-    assert r.status_code == 422 and r.json()["field"] == "threshold"  # not below the pack's 50.00
+    assert r.status_code == 409 and r.json()["field"] == "threshold"  # not below the catalog pack's 50.00
     r = engine.product.put(f"/v1/customers/{cid}/wallet/top_up", json={"enabled": True, "threshold": "10.00"})
     assert r.status_code == 200 and r.json() == {"enabled": True, "threshold": "10.00", "pack": "starter"}, r.text
     grant(engine, cid, amount="60.00", reason="prepaid")

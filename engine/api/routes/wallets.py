@@ -14,10 +14,9 @@ from engine.api.deps import ADMIN, PRODUCT, context, require
 from engine.api.errors import domain_errors
 from engine.api.keys import Principal
 from engine.api.problems import documented
-from engine.api.types import ObjectId, PlanId, ZonedTime
+from engine.api.types import NonNegativeQuantity, ObjectId, PlanId, PositiveQuantity, ZonedTime
 
 router = APIRouter(prefix="/v1", tags=["credits"], responses=documented(400, 401, 403, 404, 409, 422))
-DecimalText = str  # parsed by the wallet, which names `amount` when it is not a decimal above zero
 
 
 class GrantIn(BaseModel):
@@ -25,12 +24,11 @@ class GrantIn(BaseModel):
         "examples": [{"amount": "25.00", "reason": "apology for the outage", "expires_at": "2027-01-01T00:00:00Z"}]})
 
     reason: str = Field(min_length=1, max_length=500, description="why: kept on the grant and its ledger entry")
-    amount: DecimalText | None = Field(default=None, max_length=40, description="a decimal string above zero")
+    amount: PositiveQuantity | None = Field(default=None, description="above zero; default: the catalog grant's")
     grant: PlanId | None = Field(default=None, description="a catalog grant's id: its amount and terms")
     unit: str | None = Field(default=None, pattern=r"^([A-Z]{3}|[a-z][a-z0-9_]{0,31})$",
                              description="default: the customer's currency")
     priority: int | None = Field(default=None, ge=0, le=1000, description="lower is drawn first; default 100")
-    effective_at: ZonedTime | None = None
     expires_at: ZonedTime | None = None
     rollover: str | None = Field(default=None, pattern="^(none|all)$")
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
@@ -48,7 +46,7 @@ class TopUpIn(BaseModel):
         "examples": [{"enabled": True, "threshold": "10.00", "pack": "starter"}]})
 
     enabled: bool
-    threshold: str | None = Field(default=None, max_length=40, description="default: the catalog's top_up")
+    threshold: NonNegativeQuantity | None = Field(default=None, description="default: the catalog's top_up")
     pack: PlanId | None = Field(default=None, description="default: the catalog's top_up")
 
 
@@ -103,7 +101,7 @@ def void(grant_id: ObjectId, body: VoidIn, ctx: ApiContext = Depends(context)) -
 
 @router.get("/customers/{customer_id}/wallet/ledger", dependencies=[ADMIN],
             summary="The wallet's entries, oldest first, paged by `after` (operators)")
-def ledger(customer_id: str, after: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=credits.MAX_PAGE),
+def ledger(customer_id: str, after: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=credits.MAX_PAGE),
            ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.read_session() as session:
         sales.get_customer(session, customer_id)
