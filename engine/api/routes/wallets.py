@@ -87,6 +87,7 @@ def grant(customer_id: str, body: GrantIn, ctx: ApiContext = Depends(context),
     spec = body.model_dump(exclude_none=True)
     with domain_errors(), ctx.db.session() as session:
         out = sales.grant_credit(session, customer_id, spec, clock=ctx.clock, created_by=f"key:{who.key_id}")
+    ctx.access.invalidate(customer_id)  # this process's checks see the credit at once, not after the bus
     ctx.after_commit()
     return out
 
@@ -96,7 +97,10 @@ def grant(customer_id: str, body: GrantIn, ctx: ApiContext = Depends(context),
 def void(grant_id: ObjectId, body: VoidIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
         g = credits.void_grant(session, grant_id, ctx.clock.now(), reason=body.reason)
-        return credits.grant_to_dict(g, credits.remaining(session, [g.id])[g.id])
+        out = credits.grant_to_dict(g, credits.remaining(session, [g.id])[g.id])
+    ctx.access.invalidate(out["customer_id"])
+    ctx.after_commit()
+    return out
 
 
 @router.get("/customers/{customer_id}/wallet/ledger", dependencies=[ADMIN],
