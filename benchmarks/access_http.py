@@ -150,11 +150,26 @@ def wrk(url: str, script: str, seconds: int, connections: int = 16) -> dict[str,
     return figures
 
 
+def _catalog(balance: bool, tmp: str) -> Path:
+    """The SaaS catalog; with `balance`, its Pro plan stops metered use once credits are spent."""
+    path = ROOT / "catalogs/saas.yaml"
+    if not balance:
+        return path
+    text = path.read_text().replace("  pro:\n    name: Pro\n", "  pro:\n    name: Pro\n    credits: {on_exhausted: hard_stop}\n", 1)
+    assert "on_exhausted" in text
+    out = Path(tmp) / "saas-balance.yaml"
+    out.write_text(text)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of trivial/check phases (median reported)")
+    parser.add_argument("--balance", action="store_true",
+                        help="the Pro plan stops on credits (issue 20): every check of a Pro customer is decided "
+                             "on its wallet balance less the period's accrued usage, each holding two grants")
     parser.add_argument(
         "--ttl",
         type=float,
@@ -189,7 +204,7 @@ def main() -> None:
     )
     system = build_system(settings)
     with system.db.session() as s:
-        sales.publish_catalog(s, ROOT / "catalogs/saas.yaml", "bench", clock=system.clock)
+        sales.publish_catalog(s, _catalog(args.balance, tmp), "bench", clock=system.clock)
         publish_ruleset(s, ROOT / "rules/access.yaml", "bench")
         _, key = create_key(s, "admin", now=datetime(2026, 11, 1, tzinfo=UTC))
     system.sync_rules()
@@ -198,6 +213,10 @@ def main() -> None:
             for i in range(start, min(start + 200, args.customers)):
                 sales.create_customer(s, {"id": f"cus_{i}", "name": f"C{i}", "email": f"c{i}@x.io"}, clock=system.clock)
                 sales.create_subscription(s, f"cus_{i}", "pro" if i % 4 else "free", clock=system.clock)
+                if args.balance and i % 4:
+                    for amount, priority in (("5.00", 10), ("100.00", 50)):
+                        sales.grant_credit(s, f"cus_{i}", {"amount": amount, "priority": priority, "reason": "bench"},
+                                           clock=system.clock)
     # Steady state: the setup's events (thousands) are dispatched before measuring.
     system.drain()
     stop = threading.Event()
@@ -369,6 +388,7 @@ def main() -> None:
                 "under_usage_check_rps": round(under_usage["rps"]),
                 "under_usage_check_p99_ms": round(under_usage.get("p99_ms", 0.0), 2),
                 "under_usage_reloads": reloads,
+                "balance_condition": args.balance,
                 "ratio": round(ratio, 3),
                 "target": 0.8,
                 "target_p99_ms": 10,

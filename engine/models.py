@@ -20,6 +20,7 @@ MODEL_MODULES = (
     "engine.automation.models",
     "engine.scheduler.models",
     "engine.webhooks.models",
+    "engine.credits.models",
 )
 
 for _name in MODEL_MODULES:

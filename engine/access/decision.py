@@ -7,6 +7,8 @@ Reasons (machine-readable, documented in the README):
   not_in_plan            the plan does not include the feature
   quota_exceeded         the quota would be exceeded and overage is `block`
   payment_overdue        the account is suspended by dunning
+  credits_exhausted      the plan stops metered use (credits: {on_exhausted: hard_stop}) and the
+                         wallet, less this period's accrued usage, is spent (beyond the overdraft)
   subscription_inactive  no live subscription (never had one, ended, or dunning cancelled it)
   no_customer            the customer is unknown
   <rule's own reason>    an access rule allowed or denied it
@@ -70,6 +72,9 @@ class Snapshot:
     expires_at: datetime | None = None
     # The window each metric's usage was counted in (what new events are added within).
     windows: Mapping[str, Period] = field(default_factory=dict)
+    # Wallet credit left after this period's accrued usage (sales.spendable); None: the plan
+    # does not stop on it, so it was not read.
+    spendable: Decimal | None = None
     # Figures derived from this snapshot alone (e.g. the thresholds reached on a day), kept
     # with it: a snapshot is replaced, never changed, when what it was loaded from changes.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -148,6 +153,8 @@ def plan_decision(snapshot: Snapshot, feature: str, quantity: Decimal, in_use: D
             )
         return Decision(True, feature, "plan", limit, used, remaining - quantity, plan_id)
     # metered
+    if _credits_spent(snapshot):
+        return Decision(False, feature, "credits_exhausted", plan=plan_id)
     metric = definition.metric if definition else None
     used = snapshot.usage.get(metric, ZERO) if metric else ZERO
     if entitlement.limit is None:
@@ -161,6 +168,13 @@ def plan_decision(snapshot: Snapshot, feature: str, quantity: Decimal, in_use: D
     return Decision(
         False, feature, "quota_exceeded", limit, used, remaining, plan_id, offer=upgrade_offer(snapshot, feature)
     )
+
+
+def _credits_spent(snapshot: Snapshot) -> bool:
+    plan = snapshot.plan
+    if plan is None or plan.credits.on_exhausted != "hard_stop" or snapshot.spendable is None:
+        return False
+    return snapshot.spendable <= -plan.credits.overdraft
 
 
 def upgrade_offer(snapshot: Snapshot, feature: str) -> dict[str, Any] | None:

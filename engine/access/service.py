@@ -29,6 +29,7 @@ log = logging.getLogger("engine.access")
 _CHANGES_ACCESS = or_(
     OutboxEvent.type.like("subscription.%"),
     OutboxEvent.type.like("customer.%"),
+    OutboxEvent.type.like("credits.%"),  # a hard-stop plan's spendable credit changed
     OutboxEvent.type.in_(("dunning.state_changed", "invoice.paid", "payment.succeeded", "usage.recorded")),
 )
 

@@ -46,7 +46,9 @@ def load_snapshot(session: Session, customer_id: str, now: datetime) -> Snapshot
         return Snapshot(customer_id, True, customer, dunning_state=state)
     subscription, catalog, plan = found
     usage, windows, expires_at = _usage(session, customer_id, subscription, catalog, plan, now)
-    return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage, expires_at, windows)
+    spend = _spendable(session, customer_id, subscription, catalog, plan, now, usage, windows)
+    return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage, expires_at, windows,
+                    spendable=spend)
 
 
 def reload_usage(session: Session, snapshot: Snapshot, now: datetime) -> Snapshot:
@@ -57,7 +59,21 @@ def reload_usage(session: Session, snapshot: Snapshot, now: datetime) -> Snapsho
     usage, windows, expires_at = _usage(
         session, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan, now
     )
-    return replace(snapshot, usage=usage, windows=windows, expires_at=expires_at, memo={})
+    spend = _spendable(session, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan, now,
+                       usage, windows)
+    return replace(snapshot, usage=usage, windows=windows, expires_at=expires_at, spendable=spend, memo={})
+
+
+def _spendable(session: Session, customer_id: str, subscription: Mapping[str, Any], catalog: Catalog, plan: Plan,
+               now: datetime, usage: Mapping[str, Decimal], windows: Mapping[str, Period]) -> Decimal | None:
+    """Read only for a plan that stops on it: every other check costs no query more."""
+    if plan.credits.on_exhausted != "hard_stop":
+        return None
+    current = subscription.get("current_period")
+    period = (Period(date.fromisoformat(current["start"]), date.fromisoformat(current["end"]))
+              if isinstance(current, dict) else None)
+    known = {m: (windows[m], q) for m, q in usage.items() if m in windows}
+    return sales.spendable(session, customer_id, catalog, plan, period, now, known)
 
 
 # Aggregations where the new events' own aggregate is what they add to the window's: a max,
@@ -73,6 +89,8 @@ def add_usage(snapshot: Snapshot, events: Sequence[UsageEvent]) -> Snapshot | No
     Only for events stored after the snapshot was loaded: the caller makes sure of that."""
     if not events or snapshot.catalog is None:  # no plan: usage decides nothing
         return snapshot
+    if snapshot.spendable is not None:  # new usage burns credit: priced again on the reload
+        return None
     if set(snapshot.windows) != set(snapshot.usage):  # built without its windows
         return None
     usage = dict(snapshot.usage)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from engine.access import UnknownFeature
 from engine.api.problems import Problem
+from engine.credits import CreditsConflict, CreditsError, UnknownGrant
 from engine.documents import DocumentError
 from engine.payments import PaymentError, PaymentNotFound, RefundRejected
 from engine.pricing.quoting import QuoteConflict, QuoteError, QuoteNotFound
@@ -20,6 +21,12 @@ def domain_errors(prefix: str = "") -> Iterator[None]:
         yield
     except NotFound as exc:
         raise Problem(404, exc.message, prefix + exc.field) from None
+    except UnknownGrant as exc:
+        raise Problem(404, exc.message, prefix + exc.field) from None
+    except CreditsConflict as exc:
+        raise Problem(409, exc.message, prefix + exc.field) from None
+    except CreditsError as exc:
+        raise Problem(422, exc.message, prefix + exc.field) from None
     except Conflict as exc:
         raise Problem(409, exc.message, prefix + exc.field) from None
     except SalesError as exc:

@@ -154,6 +154,9 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
     out["account"] = plain(account)
     if invoice:
         out["payment"] = plain(_payment(etype, props, invoice, ctx, data, now))
+    if etype.startswith("credits."):
+        out["credits"] = plain({"amount": _amount(props.get("amount")), "unit": props.get("unit"),
+                                "grant_id": props.get("grant_id")})
     if etype == "usage.threshold_reached" and props.get("feature"):
         out["quota"] = _quota(props, cid, facts)
     offer = ctx.get("offer") or props.get("offer")

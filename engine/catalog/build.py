@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from engine.catalog.credits import build_credits, build_plan_credits, credits_problems, plan_credit_problems
 from engine.catalog.model import Catalog, Coupon, Entitlement, Feature, Metric, Plan, Price, Tier
 from engine.documents import Document, Problem
 from engine.money import KNOWN_CURRENCIES, number_to_decimal, to_decimal
@@ -34,6 +35,8 @@ def cross_reference_problems(doc: Document) -> list[Problem]:
         out.extend(_coupon_problems(doc, code, coupon, plans))
     for pid, plan in plans.items():
         out.extend(_plan_problems(doc, pid, plan, plans, metrics, features))
+        out.extend(plan_credit_problems(doc, pid, plan))
+    out.extend(credits_problems(doc, data))
     return out
 
 
@@ -263,6 +266,7 @@ def build_catalog(doc: Document) -> Catalog:
         plans=plans,
         taxes={k: _dec(v) for k, v in (data.get("taxes") or {}).items()},
         description=data.get("description", ""),
+        credits=build_credits(data),
         source=doc.file,
         raw=data,
     )
@@ -332,4 +336,5 @@ def _build_plan(pid: str, p: dict[str, Any], features: dict[str, Feature]) -> Pl
         entitlements={
             fid: _build_entitlement(fid, v, features[fid]) for fid, v in (p.get("entitlements") or {}).items()
         },
+        **build_plan_credits(p),
     )

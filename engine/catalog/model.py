@@ -91,6 +91,70 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
+class CreditTerms:
+    """How a grant behaves once in a wallet: drawn by priority (lower first), then earliest expiry."""
+
+    priority: int = 100
+    expires_after: str | None = None  # a duration (30d, 1mo, 1y) after it takes effect; None: never
+    rollover: str = "none"  # none: what is left expires at the period's end | all: carried over
+
+
+@dataclass(frozen=True, slots=True)
+class CreditPack:
+    id: str
+    price: Decimal  # in the catalog's currency
+    credit: Decimal  # in the wallet's unit
+    terms: CreditTerms = CreditTerms()
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CreditGrant:
+    """A promotional grant the catalog names (for a rule's grant_credit, a coupon, an operator)."""
+
+    id: str
+    amount: Decimal
+    terms: CreditTerms = CreditTerms()
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TopUp:
+    threshold: Decimal  # below this balance the pack is bought automatically
+    pack: str
+
+
+@dataclass(frozen=True)
+class Credits:
+    unit: str  # the catalog's currency, or a custom unit such as tokens
+    rate: Decimal = Decimal(1)  # catalog currency per unit (1 when the unit is the currency)
+    packs: dict[str, CreditPack] = dc_field(default_factory=dict)
+    grants: dict[str, CreditGrant] = dc_field(default_factory=dict)
+    top_up: TopUp | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCredits:
+    on_exhausted: str = "allow"  # allow | hard_stop (the access check denies: credits_exhausted)
+    overdraft: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressiveBilling:
+    """Accrued usage charges in a period at which an invoice is issued early: each of
+    `thresholds`, then every `then_every` above the last one."""
+
+    thresholds: tuple[Decimal, ...]
+    then_every: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    alerts: tuple[int, ...] = ()  # percentages of the customer's budget that raise spend.threshold_reached
+    hard_stop: bool = False  # the access check denies with budget_exhausted at 100 %
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     id: str
     name: str
@@ -102,6 +166,9 @@ class Plan:
     minimum_amount: Decimal = Decimal(0)
     upgrade_to: tuple[str, ...] = ()
     description: str = ""
+    credits: PlanCredits = PlanCredits()
+    progressive_billing: ProgressiveBilling | None = None
+    budget: Budget = Budget()
     # The pricing engine's compiled price list, attached on first use (engine.pricing).
     compiled: Any = dc_field(default=None, init=False, repr=False, compare=False)
 
@@ -123,6 +190,7 @@ class Catalog:
     plans: dict[str, Plan]
     taxes: dict[str, Decimal] = dc_field(default_factory=dict)
     description: str = ""
+    credits: Credits | None = None
     source: str = ""  # the file it came from, for messages
     raw: dict[str, Any] = dc_field(default_factory=dict, compare=False, repr=False)
 

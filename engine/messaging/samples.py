@@ -77,6 +77,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "subscription": {"id": "sub_0001", "plan": "pro", "plan_name": "Pro",
                          "ended_at": date(2026, 12, 31), "reason": "unpaid"},
     },
+    # credits.expired (engine/credits): what was left of a grant when it expired.
+    "credits_expired": {"credits": {"amount": Decimal("29.79"), "unit": "USD", "grant_id": "grt_0001"}},
     "digest": {
         "items": [
             {"template": "quota_warning", "summary": "You have used 80% of your API calls",

@@ -36,6 +36,7 @@ from engine.sales.invoicing import (
     void_invoice,
 )
 from engine.sales.migration import migrate_subscriptions, preview_migration
+from engine.sales.packs import buy_pack, grant_credit, handle_invoice_paid, handle_top_up_requested, set_top_up
 from engine.sales.queries import (
     active_subscription,
     current_usage,
@@ -50,6 +51,7 @@ from engine.sales.queries import (
 )
 from engine.sales.quotes import SubscriptionQuote, quote_subscription
 from engine.sales.render import render_invoice_html
+from engine.sales.spend import spendable
 from engine.sales.subscriptions import (
     change_subscription,
     create_subscription,
@@ -58,6 +60,7 @@ from engine.sales.subscriptions import (
     reactivate_subscription,
 )
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
+from engine.sales.wallet import open_wallet
 
 __all__ = [
     "CHANNELS",
@@ -73,6 +76,7 @@ __all__ = [
     "SubscriptionQuote",
     "active_subscription",
     "advance_clock",
+    "buy_pack",
     "cancel_subscription",
     "cancel_subscriptions",
     "catalog_for_version",
@@ -88,8 +92,11 @@ __all__ = [
     "get_invoice",
     "get_subscription",
     "get_version",
+    "grant_credit",
     "handle_charge_requested",
+    "handle_invoice_paid",
     "handle_payment_succeeded",
+    "handle_top_up_requested",
     "ingest_events",
     "invoice_count",
     "invoices_by_id",
@@ -105,6 +112,7 @@ __all__ = [
     "mark_uncollectible_many",
     "migrate_subscriptions",
     "next_due",
+    "open_wallet",
     "preview_migration",
     "process_batch",
     "publish_catalog",
@@ -115,6 +123,8 @@ __all__ = [
     "render_invoice_html",
     "run_due_billing",
     "scan",
+    "set_top_up",
+    "spendable",
     "subscription_invoices",
     "subscriptions_by_id",
     "update_customer",

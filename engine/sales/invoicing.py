@@ -27,6 +27,7 @@ from engine.sales.book_lines import book_lines
 from engine.sales.common import money, new_id, now_of, number
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
+from engine.sales.wallet import draw_wallet, give_back
 from engine.store import add_event, add_events, mark_processed
 
 ZERO = Decimal(0)
@@ -308,6 +309,8 @@ def finalize(
         customer.credit_balance = customer.credit_balance - applied
         inv.credit_applied = applied
         inv.amount_due = inv.total - applied
+    if customer.has_wallet:
+        draw_wallet(session, inv, now)
     props = invoice_event_properties(inv)
     props["payment_method"] = payment_method or customer.payment_method
     props["tax_country"] = inv.tax_country
@@ -501,10 +504,11 @@ def void_invoice(session: Session, invoice_id: str, *, clock: Clock, reason: str
     now = now_of(clock)
     inv.status = "void"
     inv.voided_at = now
-    if inv.credit_applied > ZERO:
+    from_balance = inv.credit_applied - give_back(session, inv, now)
+    if from_balance > ZERO:
         customer = session.get(Customer, inv.customer_id)
         assert customer is not None
-        customer.credit_balance = customer.credit_balance + inv.credit_applied
+        customer.credit_balance = customer.credit_balance + from_balance
     props = invoice_event_properties(inv)
     props["reason"] = reason
     add_event(session, "invoice.voided", inv.customer_id, props, time=now)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from engine.store.base import Base
 
@@ -73,6 +74,9 @@ class Customer(Base):
     payment_method: Mapped[str | None] = mapped_column(String(200), default=None)
     # Credit from credit notes (proration, cancellation) not yet applied to an invoice.
     credit_balance: Mapped[Decimal] = mapped_column(default=ZERO)
+    # Ever granted credit (engine.credits): only then does finalizing an invoice read the
+    # wallet, so invoices of customers without one cost no query more.
+    has_wallet: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
 
 

@@ -21,6 +21,7 @@ from engine.sales.errors import NotFound, SalesError
 from engine.sales.invoicing import credit_note_to_dict, invoice_summary, load_invoice
 from engine.sales.models import CreditNote, Invoice, InvoiceLine, InvoicePayment, Subscription
 from engine.sales.usage_count import count_in_sql
+from engine.sales.wallet import with_credit_lines
 
 LIVE = ("active", "trialing")
 
@@ -74,7 +75,7 @@ def get_invoice(session: Session, invoice_id: str) -> dict[str, Any]:
     """An invoice with its lines, payments and credit notes (`GET /v1/invoices/{id}`)."""
     inv = load_invoice(session, invoice_id)
     out = invoice_summary(inv)
-    out["lines"] = invoice_lines(session, inv.id, inv.currency)
+    out["lines"] = with_credit_lines(session, inv, invoice_lines(session, inv.id, inv.currency))
     out["payments"] = [
         {
             "amount": money(p.amount, p.currency),
@@ -206,6 +207,6 @@ def subscription_invoices(session: Session, subscription_id: str) -> list[dict[s
     out = []
     for inv in rows:
         d = invoice_summary(inv)
-        d["lines"] = invoice_lines(session, inv.id, inv.currency)
+        d["lines"] = with_credit_lines(session, inv, invoice_lines(session, inv.id, inv.currency))
         out.append(d)
     return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from engine import messaging, payments, sales, webhooks
+from engine import credits, messaging, payments, sales, webhooks
 from engine.automation import Automation
 from engine.clock import Clock, FixedClock
 from engine.messaging import Channels
@@ -19,11 +19,14 @@ from engine.store import Database
 
 
 def billing(db: Database, promotions: PromotionSource) -> Work:
-    """Every period close and renewal due at a time, priced with the published promotions."""
+    """Every period close and renewal due at a time, priced with the published promotions;
+    then the credit grants whose time is up expire (after the invoices they could still pay)."""
 
     def run(now: datetime) -> dict[str, object]:
         report = sales.run_due_billing(db, FixedClock(now), promotions=promotions)
-        return {"steps": len(report.steps), "failures": len(report.failures)}
+        with db.session() as session:
+            expired = len(credits.expire_due(session, now))
+        return {"steps": len(report.steps), "failures": len(report.failures), "expired": expired}
 
     return run
 

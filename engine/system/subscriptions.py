@@ -54,12 +54,18 @@ def subscriptions(
         # sales: an invoice is paid when its payment succeeded; a rule's charge becomes an invoice.
         Subscription("sales", "payment.succeeded", as_dict(sales.handle_payment_succeeded)),
         Subscription("sales", "charge.requested", as_dict(sales.handle_charge_requested)),
+        # A credit pack's invoice paid: its grant counts in the wallet from now on.
+        Subscription("sales", "invoice.paid", as_dict(sales.handle_invoice_paid)),
+        # A wallet below its top-up threshold: buy the pack, once per key.
+        Subscription("sales", "credits.top_up_requested", as_dict(sales.handle_top_up_requested)),
         # access: decisions change with plans, payments and dunning: drop the cached view of
         # that customer.
         Subscription("access", "subscription.*", invalidate_access),
         Subscription("access", "customer.*", invalidate_access),
         Subscription("access", "dunning.state_changed", invalidate_access),
         Subscription("access", "invoice.paid", invalidate_access),
+        # credit granted, voided or expired: what a hard-stop plan may still spend changed.
+        Subscription("access", "credits.*", invalidate_access),
     ]
     # webhooks: every event the product can receive becomes a delivery for each endpoint it
     # matches (engine.webhooks sends them). One pattern per type: nothing else reaches it.

@@ -1,7 +1,7 @@
 """revenue recognition schedules (the books: engine/payments/books)
 
 Revision ID: 0011_books
-Revises: 0008_engine_secrets
+Revises: 0010_wallets
 Create Date: 2026-12-04 03:20:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import engine.store.base
 
 revision: str = "0011_books"
-down_revision: str | None = "0008_engine_secrets"
+down_revision: str | None = "0010_wallets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

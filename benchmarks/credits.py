@@ -1,0 +1,155 @@
+"""Usage ingestion with real-time credit burn-down, in events per second, against the same
+ingestion without wallets, in the same run (issue 20).
+
+Each batch of 1,000 usage events is ingested (`engine.sales.ingest_events`) and then, as the
+access view does after new usage, every customer it touched has its snapshot's usage read
+again (`engine.access.snapshot.reload_usage`). On the burn side the customers are on a plan
+with `credits: {on_exhausted: hard_stop}` and hold two grants, so each reload also prices the
+period's accrued usage and reads the wallet (what the hard stop decides on); on the baseline
+side the same plan without the hard stop, no wallet. The two sides alternate batch by batch,
+so both see the same machine load. Target: burn / baseline >= 0.7 (on PostgreSQL).
+
+    .venv/bin/python benchmarks/credits.py [--events 20000] [--pg-admin URL] [--no-pg]
+
+The last line printed is one JSON object with the figures, `ratio` (PostgreSQL's when it ran)
+and `target`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine import credits, sales
+from engine.access.snapshot import load_snapshot, reload_usage
+from engine.clock import TestClock
+from engine.store import Database
+
+TARGET = 0.7
+BATCH = 1000
+CUSTOMERS = 100  # per side
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+CATALOG = """\
+catalog: bench-credits
+currency: USD
+metrics:
+  calls: {event: api.request, aggregation: count}
+features:
+  calls: {name: Calls, type: metered, metric: calls}
+plans:
+  %(plan)s:
+    name: Bench
+    interval: month
+    prices:
+      - {id: calls, model: graduated, metric: calls, tiers: [{up_to: 10, unit_amount: "0"}, {up_to: null, unit_amount: "0.01"}]}
+    entitlements:
+      calls: {limit: null, period: month, overage: allow}
+%(credits)s"""
+
+
+def envelopes(side: str, n: int, offset: int) -> list[dict[str, Any]]:
+    at = START + timedelta(days=1)
+    return [{"id": f"evt-{side}-{offset + i:09d}", "type": "api.request", "customer_id": f"{side}-{i % CUSTOMERS}",
+             "time": (at + timedelta(seconds=offset + i)).isoformat(), "properties": {}} for i in range(n)]
+
+
+def setup(db: Database, clock: TestClock, tmp: str) -> None:
+    for plan, extra in (("plain", ""), ("stop", "    credits: {on_exhausted: hard_stop}\n")):
+        path = f"{tmp}/{plan}.yaml"
+        with open(path, "w") as f:
+            f.write((CATALOG % {"plan": plan, "credits": extra}).replace("bench-credits", f"bench-{plan}"))
+        with db.session() as s:
+            sales.publish_catalog(s, path, "bench", clock=clock)
+    with db.session() as s:
+        for side, plan in (("base", "plain"), ("burn", "stop")):
+            for c in range(CUSTOMERS):
+                cid = f"{side}-{c}"
+                sales.create_customer(s, {"id": cid, "name": cid, "currency": "USD"}, clock=clock)
+                sales.create_subscription(s, cid, plan, clock=clock, trial_days=0)
+                if side == "burn":
+                    for amount, priority in (("5.00", 10), ("100.00", 50)):
+                        sales.grant_credit(s, cid, {"amount": amount, "priority": priority, "reason": "bench"},
+                                           clock=clock)
+
+
+def side_batch(db: Database, clock: TestClock, batch: list[dict[str, Any]], snaps: dict[str, Any]) -> None:
+    with db.session() as s:
+        sales.ingest_events(s, batch, clock=clock)
+    with db.read_session() as s:
+        for cid in {e["customer_id"] for e in batch}:
+            snaps[cid] = reload_usage(s, snaps[cid], clock.now())
+
+
+def measure(url: str, n: int) -> dict[str, Any]:
+    db = Database(url)
+    db.drop_all()
+    db.migrate()
+    clock = TestClock(START)
+    with tempfile.TemporaryDirectory() as tmp:
+        setup(db, clock, tmp)
+    clock.set(START + timedelta(days=2))
+    with db.read_session() as s:
+        snaps = {f"{side}-{c}": load_snapshot(s, f"{side}-{c}", clock.now())
+                 for side in ("base", "burn") for c in range(CUSTOMERS)}
+    seconds = {"base": 0.0, "burn": 0.0}
+    for offset in range(0, n, BATCH):
+        for side in ("base", "burn"):
+            batch = envelopes(side, BATCH, offset)
+            t0 = time.perf_counter()
+            side_batch(db, clock, batch, snaps)
+            seconds[side] += time.perf_counter() - t0
+    # What the hard stop reads: each burn customer's spendable credit went down with usage.
+    spent = snaps["burn-0"].spendable
+    assert spent is not None and spent < Decimal("105.00"), spent
+    assert snaps["base-0"].spendable is None
+    with db.read_session() as s:
+        assert Decimal(credits.wallet(s, "burn-0", clock.now())["balances"][0]["available"]) == Decimal(105)
+    db.dispose()
+    return {"events_per_side": n, "batch": BATCH, "customers_per_side": CUSTOMERS,
+            "baseline_events_per_s": round(n / seconds["base"]), "burn_events_per_s": round(n / seconds["burn"]),
+            "spendable_burn_0": str(spent), "ratio": round(seconds["base"] / seconds["burn"], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--pg-admin", default=os.environ.get(
+        "BILLING_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--no-pg", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["sqlite"] = measure(f"sqlite:///{tmp}/credits.db", args.events)
+        print("sqlite", results["sqlite"], flush=True)
+    if not args.no_pg:
+        admin = sa.create_engine(args.pg_admin, isolation_level="AUTOCOMMIT")
+        name = f"bench_credits_{secrets.token_hex(4)}"
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        except sa.exc.OperationalError as exc:
+            print(f"postgres skipped: {exc.__class__.__name__}", flush=True)
+        else:
+            try:
+                results["postgres"] = measure(args.pg_admin.rsplit("/", 1)[0] + f"/{name}", args.events)
+                print("postgres", results["postgres"], flush=True)
+            finally:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+    ratio = results.get("postgres", results["sqlite"])["ratio"]
+    print(json.dumps({"benchmark": "credits", **results, "ratio": ratio, "target": TARGET, "ok": ratio >= TARGET}))
+
+
+if __name__ == "__main__":
+    main()

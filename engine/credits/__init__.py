@@ -1,0 +1,53 @@
+"""Prepaid credits: each customer's wallet as an immutable ledger of grants and their
+consumptions, expiries and voids (docs/credits.md)."""
+
+from engine.credits.drawdown import Available, Draw, allocate, draw_order
+from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
+from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
+from engine.credits.top_up import due_top_up, get_top_up, set_top_up, top_up_to_dict
+from engine.credits.wallet import (
+    GrantRequest,
+    activate,
+    add_grant,
+    available_total,
+    draw_down,
+    expire_due,
+    get_grant,
+    paid_by_credits,
+    pending_for_invoice,
+    remaining,
+    restore_invoice,
+    usable,
+    void_grant,
+)
+
+__all__ = [
+    "MAX_PAGE",
+    "Available",
+    "CreditsConflict",
+    "CreditsError",
+    "Draw",
+    "GrantRequest",
+    "UnknownGrant",
+    "activate",
+    "add_grant",
+    "allocate",
+    "available_total",
+    "draw_down",
+    "draw_order",
+    "due_top_up",
+    "expire_due",
+    "get_grant",
+    "get_top_up",
+    "grant_to_dict",
+    "ledger_page",
+    "paid_by_credits",
+    "pending_for_invoice",
+    "remaining",
+    "restore_invoice",
+    "set_top_up",
+    "top_up_to_dict",
+    "usable",
+    "void_grant",
+    "wallet",
+]

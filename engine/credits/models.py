@@ -1,0 +1,76 @@
+"""The wallet's tables: grants (what was credited, on which terms) and entries (the immutable
+ledger: every grant, consumption, expiry and void is a row; the balance is their sum)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.store.base import Base
+
+_BIGINT = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Grant(Base):
+    """Credit given to one customer: by a pack bought, a promotion, an operator, a top-up.
+    Its terms never change; what is left of it is the sum of its entries."""
+
+    __tablename__ = "credits_grants"
+    # A pack's invoice, a top-up's trigger, a redelivered event: one key, one grant.
+    __table_args__ = (
+        UniqueConstraint("customer_id", "idempotency_key", name="uq_credits_grant_key"),
+        Index("ix_credits_grants_customer", "customer_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(32))  # a currency or a custom unit (tokens)
+    source: Mapped[str] = mapped_column(String(20))  # pack | promotion | operator | top_up
+    source_ref: Mapped[str | None] = mapped_column(String(100), default=None)  # the pack's or grant's id
+    amount: Mapped[Decimal]
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    effective_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    rollover: Mapped[str] = mapped_column(String(10), default="all")  # none | all
+    # pending (a pack whose invoice is not paid yet) -> active -> void | expired
+    status: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    invoice_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime]
+
+
+class Entry(Base):
+    """One immutable movement of a grant: + on grant, - on consumption, expiry and void."""
+
+    __tablename__ = "credits_entries"
+    __table_args__ = (
+        Index("ix_credits_entries_customer", "customer_id", "id"),
+        Index("ix_credits_entries_invoice", "invoice_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    grant_id: Mapped[str] = mapped_column(ForeignKey("credits_grants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12))  # grant | consumption | expiry | void
+    amount: Mapped[Decimal]  # signed
+    invoice_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    line: Mapped[int | None] = mapped_column(Integer, default=None)  # the invoice line's position it paid
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime]
+
+
+class TopUp(Base):
+    """A customer's automatic top-up: below `threshold`, `pack` is bought (once per episode)."""
+
+    __tablename__ = "credits_top_ups"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    threshold: Mapped[Decimal]
+    pack: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime]

@@ -1,0 +1,179 @@
+"""Credit a customer's wallet the ways sales knows of: an operator's grant, a catalog grant,
+and a credit pack bought (an invoice for its price; the credit counts once the invoice is paid).
+
+Terms come from the catalog of the customer's latest subscription; `rollover: none` ends a
+grant with the subscription's current period (the expiry job writes what is left off)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import credits
+from engine.catalog.model import Catalog, CreditTerms
+from engine.clock import Clock, FixedClock
+from engine.durations import parse_duration
+from engine.money import to_decimal
+from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.charges import handle_charge_requested
+from engine.sales.common import now_of
+from engine.sales.customers import load_customer
+from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.models import Customer, Subscription
+from engine.sales.queries import get_invoice
+
+PACK_KEY = "pack:"
+
+
+def _latest_subscription(session: Session, customer_id: str) -> Subscription | None:
+    return session.scalars(select(Subscription).where(Subscription.customer_id == customer_id)
+                           .order_by(Subscription.created_at.desc(), Subscription.id.desc()).limit(1)).first()
+
+
+def _catalog(session: Session, customer: Customer) -> tuple[Catalog, Subscription]:
+    sub = _latest_subscription(session, customer.id)
+    if sub is None:
+        raise Conflict("customer_id", f"customer {customer.id} has no subscription whose catalog names credits")
+    return catalog_for_version(session, sub.catalog_version_id), sub
+
+
+def _expiry(terms: CreditTerms, sub: Subscription | None, now: datetime) -> datetime | None:
+    """expires_after from now; with rollover none, at the latest at the current period's end."""
+    ends = [parse_duration(terms.expires_after).after(now)] if terms.expires_after else []
+    if terms.rollover == "none" and sub is not None and sub.period_end is not None:
+        ends.append(datetime.combine(sub.period_end, time(), tzinfo=UTC))
+    return min(ends) if ends else None
+
+
+def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *, clock: Clock,
+                 created_by: str = "") -> dict[str, Any]:
+    """An operator's grant: `grant` (a catalog grant's id, its terms) or `amount` with its own
+    terms. Checks everything first (unknown customer: NotFound; bad terms: CreditsError)."""
+    customer = load_customer(session, customer_id)
+    now = now_of(clock)
+    terms, amount, ref = _grant_terms(session, customer, spec, now)
+    unit = spec.get("unit") or customer.currency or _catalog(session, customer)[0].currency
+    expires_at = spec.get("expires_at")
+    if expires_at is not None and "effective_at" not in spec and expires_at <= now:
+        raise Conflict("expires_at", f"{expires_at.isoformat()} is not after now ({now.isoformat()}, "
+                                     "the engine's clock), when the grant takes effect")
+    req = credits.GrantRequest(
+        customer_id=customer.id, unit=unit, amount=amount, source="operator" if ref is None else "promotion",
+        source_ref=ref, effective_at=spec.get("effective_at") or now, priority=terms.priority,
+        expires_at=spec.get("expires_at") or _expiry(terms, _latest_subscription(session, customer.id), now),
+        rollover=terms.rollover, reason=str(spec.get("reason") or ""), created_by=created_by,
+        idempotency_key=spec.get("idempotency_key"),
+    )
+    req.check()
+    customer.has_wallet = True
+    grant = credits.add_grant(session, req, now)
+    return credits.grant_to_dict(grant, credits.remaining(session, [grant.id])[grant.id])
+
+
+def _grant_terms(session: Session, customer: Customer, spec: Mapping[str, Any],
+                 now: datetime) -> tuple[CreditTerms, Decimal, str | None]:
+    if spec.get("grant"):
+        catalog, _sub = _catalog(session, customer)
+        known = catalog.credits.grants if catalog.credits else {}
+        if spec["grant"] not in known:
+            raise NotFound("grant", f"unknown grant {spec['grant']!r}; the catalog has {', '.join(known) or 'none'}")
+        g = known[spec["grant"]]
+        return g.terms, _amount(spec["amount"]) if spec.get("amount") is not None else g.amount, g.id
+    if spec.get("amount") is None:
+        raise SalesError("amount", "required: the amount to grant (or grant: a catalog grant's id)")
+    terms = CreditTerms(priority=int(spec.get("priority", 100)), expires_after=spec.get("expires_after"),
+                        rollover=str(spec.get("rollover", "all")))
+    return terms, _amount(spec["amount"]), None
+
+
+def _amount(value: Any, field: str = "amount") -> Decimal:
+    try:
+        return to_decimal(value, field)
+    except ValueError as exc:
+        raise SalesError(field, str(exc).removeprefix(f"{field}: ")) from None
+
+
+def buy_pack(session: Session, customer_id: str, pack_id: str, *, key: str, clock: Clock,
+             source: str = "pack") -> dict[str, Any]:
+    """Invoice a catalog pack; its grant waits (pending) until the invoice is paid. One `key`,
+    one purchase: the grant is written first, unique per key, so a retried call or a racing
+    trigger (which waits on that row, then finds it) returns it and invoices nothing more."""
+    customer = load_customer(session, customer_id)
+    catalog, sub = _catalog(session, customer)
+    packs = catalog.credits.packs if catalog.credits else {}
+    if pack_id not in packs:
+        raise NotFound("pack", f"unknown pack {pack_id!r}; the catalog has {', '.join(packs) or 'none'}")
+    pack = packs[pack_id]
+    now = now_of(clock)
+    customer.has_wallet = True
+    grant = credits.add_grant(session, credits.GrantRequest(
+        customer_id=customer.id, unit=catalog.credits.unit if catalog.credits else catalog.currency,
+        amount=pack.credit, source=source, source_ref=pack.id, effective_at=now, priority=pack.terms.priority,
+        expires_at=_expiry(pack.terms, sub, now), rollover=pack.terms.rollover, reason=f"pack {pack.id}",
+        idempotency_key=f"{PACK_KEY}{key}",
+    ), now, pending=True)
+    if grant.invoice_id is None:
+        invoice = handle_charge_requested(session, {
+            "id": f"{PACK_KEY}{customer.id}:{key}", "customer_id": customer.id, "time": now,
+            "properties": {"amount": str(pack.price), "description": f"Credit pack: {pack.name}"},
+        })
+        grant.invoice_id = invoice["id"]
+        if invoice["status"] == "paid":  # nothing to collect (a credit balance paid it)
+            credits.activate(session, grant, now)
+    else:
+        invoice = get_invoice(session, grant.invoice_id)
+    left = credits.remaining(session, [grant.id])[grant.id]
+    return {"invoice": invoice, "grant": credits.grant_to_dict(grant, left)}
+
+
+def handle_top_up_requested(session: Session, envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """Bus handler for `credits.top_up_requested` (properties pack, key): the automatic
+    top-up, bought like a pack under its key (a redelivery buys nothing more)."""
+    props = envelope.get("properties") or {}
+    when = envelope.get("time")
+    now = when if isinstance(when, datetime) else datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+    return buy_pack(session, str(envelope.get("customer_id")), str(props.get("pack")), key=str(props.get("key")),
+                    clock=FixedClock(now), source="top_up")
+
+
+def handle_invoice_paid(session: Session, envelope: Mapping[str, Any]) -> bool:
+    """Bus handler for `invoice.paid`: a pack's invoice paid credits its grant, once."""
+    props = envelope.get("properties") or {}
+    invoice_id = props.get("invoice_id") or props.get("id")
+    if not isinstance(invoice_id, str):
+        return False
+    grant = credits.pending_for_invoice(session, invoice_id)
+    if grant is None:
+        return False
+    when = envelope.get("time")
+    now = when if isinstance(when, datetime) else datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+    return credits.activate(session, grant, now)
+
+
+def set_top_up(session: Session, customer_id: str, *, enabled: bool, threshold: Any = None, pack: str | None = None,
+               clock: Clock) -> dict[str, Any]:
+    """The customer's automatic top-up; threshold and pack default to the catalog's `top_up`."""
+    customer = load_customer(session, customer_id)
+    catalog, _sub = _catalog(session, customer)
+    defaults = catalog.credits.top_up if catalog.credits else None
+    pack_id = pack or (defaults.pack if defaults else None)
+    packs = catalog.credits.packs if catalog.credits else {}
+    if pack_id is None:
+        raise Conflict("pack", "required: the catalog names no default top-up pack")
+    if pack_id not in packs:
+        raise NotFound("pack", f"unknown pack {pack_id!r}; the catalog has {', '.join(packs) or 'none'}")
+    if threshold is None and defaults is None:
+        raise Conflict("threshold", "required: the catalog names no default")
+    value = _amount(threshold, "threshold") if threshold is not None else defaults.threshold  # type: ignore[union-attr]
+    if value >= packs[pack_id].credit:  # the catalog's pack decides: a conflict with what is published
+        raise Conflict("threshold", f"must be below the pack's credit ({packs[pack_id].credit}): "
+                                    "one top-up must lift the balance above it")
+    customer.has_wallet = True
+    row = credits.set_top_up(session, customer.id, enabled=enabled, threshold=value, pack=packs[pack_id].id,
+                             pack_credit=packs[pack_id].credit, now=now_of(clock))
+    return credits.top_up_to_dict(row)

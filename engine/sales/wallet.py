@@ -1,0 +1,95 @@
+"""Invoices meet the wallet: a finalized invoice draws down the customer's grants in its
+currency before anything is collected (each line paid by named grants), a voided one gives
+back what they paid. The invoice's total never changes: credit is a way of paying it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import credits
+from engine.sales.common import money
+from engine.sales.customers import load_customer
+from engine.sales.models import Invoice, InvoiceLine
+from engine.store import add_event
+
+ZERO = Decimal(0)
+PENDING_LINES = "sales_deferred_lines"  # invoicing.LINES: a batch's lines not yet written
+
+
+def open_wallet(session: Session, customer_id: str) -> None:
+    """Mark the customer as having a wallet (before its first grant is written): from now on
+    its invoices draw it down. NotFound on customer_id for an unknown customer."""
+    load_customer(session, customer_id).has_wallet = True
+
+
+def _line_totals(session: Session, inv: Invoice) -> list[tuple[int, Decimal]]:
+    """(position, amount - discount + tax) of the invoice's lines: the rows a batch still holds
+    (session.info, written later in one INSERT) or the stored ones."""
+    pending = session.info.get(PENDING_LINES)
+    if pending:
+        rows = sorted((r["position"], r["amount"], r.get("discount", ZERO), r.get("tax", ZERO))
+                      for r in pending if r["invoice_id"] == inv.id)
+        if rows:
+            return [(p, a - d + t) for p, a, d, t in rows]
+    stmt = (select(InvoiceLine.position, InvoiceLine.amount, InvoiceLine.discount, InvoiceLine.tax)
+            .where(InvoiceLine.invoice_id == inv.id).order_by(InvoiceLine.position))
+    return [(p, a - d + t) for p, a, d, t in session.execute(stmt)]
+
+
+def _charges(session: Session, inv: Invoice) -> list[tuple[int, Decimal]]:
+    """Each line's total (tax included), in line order, up to what the invoice still owes."""
+    left = inv.amount_due
+    out = []
+    for position, total in _line_totals(session, inv):
+        take = min(total, left)
+        if take > ZERO:
+            out.append((position, take))
+            left -= take
+    return out
+
+
+def draw_wallet(session: Session, inv: Invoice, now: datetime) -> Decimal:
+    """Pay what the invoice owes from the wallet; returns what the wallet paid."""
+    if inv.amount_due <= ZERO or inv.billing_key.startswith("charge:pack:"):
+        return ZERO  # a pack is bought with money: credit never pays for credit
+    draws = credits.draw_down(session, inv.customer_id, inv.currency, _charges(session, inv), now,
+                              invoice_id=inv.id)
+    paid = sum((d.amount for d in draws), ZERO)
+    inv.credit_applied += paid
+    inv.amount_due -= paid
+    _request_top_up(session, inv, now)
+    return paid
+
+
+def _request_top_up(session: Session, inv: Invoice, now: datetime) -> None:
+    """Below the customer's top-up threshold: ask for the top-up (sales buys it on the bus,
+    outside this invoice's finalization), under the key that makes it happen once."""
+    due = credits.due_top_up(session, inv.customer_id, inv.currency, now)
+    if due is not None:
+        pack, key = due
+        add_event(session, "credits.top_up_requested", inv.customer_id,
+                  {"pack": pack, "key": key, "invoice_id": inv.id}, time=now)
+
+
+def give_back(session: Session, inv: Invoice, now: datetime) -> Decimal:
+    """A voided invoice returns what grants paid to those grants; the rest of its
+    credit_applied came from the credit balance."""
+    if inv.credit_applied <= ZERO:
+        return ZERO
+    return credits.restore_invoice(session, inv.id, now)
+
+
+def with_credit_lines(session: Session, inv: Invoice, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each line says which grants paid it (`paid_by_credits`), when any did."""
+    if inv.credit_applied <= ZERO:
+        return lines
+    paid = credits.paid_by_credits(session, [inv.id])[inv.id]
+    for line in lines:
+        line["paid_by_credits"] = [{"grant_id": p["grant_id"], "amount": money(p["amount"], inv.currency)}
+                                   for p in paid if p["line"] == line["position"]]
+    return lines

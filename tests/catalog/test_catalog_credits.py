@@ -1,0 +1,105 @@
+"""The catalog's credits: packs, grants, top-up, a plan's progressive billing and budget; bad
+input named by file:line: path, nothing of the catalog taken."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from engine.catalog import DocumentError, load_catalog_text
+
+BASE = """\
+catalog: t
+currency: USD
+plans:
+  pro:
+    name: Pro
+    interval: month
+    prices:
+      - {id: base, model: flat, amount: "10.00"}
+    credits: {on_exhausted: hard_stop}
+    progressive_billing: {thresholds: ["100.00", "500.00"], then_every: "1000.00"}
+    budget: {alerts: [80, 50, 100], hard_stop: true}
+credits:
+  packs:
+    starter: {name: Starter, price: "45.00", credit: "50.00", priority: 5, expires_after: 1y}
+  grants:
+    welcome: {amount: "10.00", priority: 1, expires_after: 30d, rollover: all}
+  top_up: {threshold: "10.00", pack: starter}
+"""
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(DocumentError) as info:
+        load_catalog_text(text, "bad.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_credits_are_read_into_the_model() -> None:
+    catalog = load_catalog_text(BASE, "ok.yaml")
+    credits = catalog.credits
+    assert credits is not None and credits.unit == "USD" and credits.rate == 1
+    pack = credits.packs["starter"]
+    assert (pack.price, pack.credit, pack.terms.priority, pack.terms.expires_after) == (
+        Decimal("45.00"), Decimal("50.00"), 5, "1y")
+    assert credits.grants["welcome"].terms.rollover == "all"
+    assert credits.top_up is not None and credits.top_up.threshold == Decimal("10.00")
+    plan = catalog.plans["pro"]
+    assert plan.credits.on_exhausted == "hard_stop"
+    assert plan.progressive_billing is not None
+    assert plan.progressive_billing.thresholds == (Decimal(100), Decimal(500))
+    assert plan.progressive_billing.then_every == Decimal(1000)
+    assert plan.budget.alerts == (50, 80, 100) and plan.budget.hard_stop
+
+
+def test_a_catalog_without_credits_has_none() -> None:
+    start = BASE.index("    credits: {on")
+    catalog = load_catalog_text(BASE[:start] + "credits: {}\n", "ok.yaml")
+    assert catalog.credits is not None and catalog.credits.packs == {}
+    assert catalog.plans["pro"].progressive_billing is None
+    assert catalog.plans["pro"].credits.on_exhausted == "allow"
+
+
+def test_a_zero_grant_is_refused() -> None:
+    text = BASE.replace('welcome: {amount: "10.00"', 'welcome: {amount: "0"')
+    assert errors(text) == ["bad.yaml:16: credits.grants.welcome.amount: '0' must be above zero"]
+
+
+def test_a_pack_in_another_currency_is_refused() -> None:
+    text = BASE.replace('price: "45.00",', 'price: "45.00", currency: EUR,')
+    assert errors(text) == ["bad.yaml:14: credits.packs.starter.currency: EUR is not this catalog's currency (USD)"]
+
+
+def test_a_top_up_threshold_above_the_pack_is_refused() -> None:
+    text = BASE.replace('threshold: "10.00"', 'threshold: "60.00"')
+    assert errors(text) == [
+        "bad.yaml:17: credits.top_up.threshold: must be below the top-up's credit (50.00): "
+        "one top-up must lift the balance above it"
+    ]
+
+
+def test_a_top_up_of_an_unknown_pack_is_refused() -> None:
+    text = BASE.replace("pack: starter}", "pack: big}")
+    assert errors(text) == ["bad.yaml:17: credits.top_up.pack: unknown pack 'big'; packs: starter"]
+
+
+def test_a_custom_unit_needs_a_rate() -> None:
+    text = BASE.replace("credits:\n  packs:", "credits:\n  unit: tokens\n  packs:")
+    assert errors(text) == ["bad.yaml:12: credits: a custom unit (tokens) needs a rate: USD per tokens"]
+    ok = load_catalog_text(text.replace("unit: tokens", 'unit: tokens\n  rate: "0.001"'), "ok.yaml")
+    assert ok.credits is not None and ok.credits.rate == Decimal("0.001")
+
+
+def test_progressive_thresholds_must_ascend() -> None:
+    text = BASE.replace('["100.00", "500.00"]', '["500.00", "100.00"]')
+    assert errors(text) == [
+        "bad.yaml:10: plans.pro.progressive_billing.thresholds[1]: thresholds ascend above zero: 100.00 is not above 500.00"
+    ]
+
+
+def test_a_float_pack_price_is_refused() -> None:
+    text = BASE.replace('price: "45.00"', "price: 45.5")
+    assert errors(text) == [
+        'bad.yaml:14: credits.packs.starter.price: 45.5 is a float; amounts are decimal strings, write it quoted, e.g. "45.50"'
+    ]

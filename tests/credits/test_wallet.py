@@ -1,0 +1,147 @@
+"""The wallet ledger: grants in, consumptions by priority then earliest expiry, expiry, void;
+bad input names its field and writes nothing; the balance is always the sum of the entries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import credits
+from engine.credits import CreditsError, GrantRequest
+from engine.store import Database
+
+D = Decimal
+T0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
+
+
+def req(amount: str, **kw: object) -> GrantRequest:
+    base: dict[str, object] = {"customer_id": "cus_1", "unit": "USD", "amount": D(amount), "source": "operator",
+                               "effective_at": T0}
+    base.update(kw)
+    return GrantRequest(**base)  # type: ignore[arg-type]
+
+
+def test_priority_then_earliest_expiry_is_drawn_first(sqlite_db: Database) -> None:
+    with sqlite_db.session() as s:
+        late = credits.add_grant(s, req("10.00", priority=5, expires_at=T0 + timedelta(days=60)), T0)
+        soon = credits.add_grant(s, req("10.00", priority=5, expires_at=T0 + timedelta(days=30)), T0)
+        first = credits.add_grant(s, req("4.00", priority=1), T0)
+        draws = credits.draw_down(s, "cus_1", "USD", [(1, D("16.00"))], T0 + timedelta(days=1))
+    # priority 1 first (4), then the one expiring in 30 days (10), then 2 of the 60-day one
+    assert [(d.grant_id, d.amount) for d in draws] == [(first.id, D(4)), (soon.id, D(10)), (late.id, D(2))]
+    with sqlite_db.session() as s:
+        w = credits.wallet(s, "cus_1", T0 + timedelta(days=1))
+    assert w["balances"] == [{"unit": "USD", "balance": "8.00", "available": "8.00", "pending": "0.00"}]
+
+
+def test_expiry_writes_an_entry_and_the_balance_follows(sqlite_db: Database) -> None:
+    with sqlite_db.session() as s:
+        g = credits.add_grant(s, req("10.00", expires_at=T0 + timedelta(days=30)), T0)
+        credits.draw_down(s, "cus_1", "USD", [(1, D("3.00"))], T0)
+    with sqlite_db.session() as s:
+        assert credits.expire_due(s, T0 + timedelta(days=29)) == []
+        expired = credits.expire_due(s, T0 + timedelta(days=30))
+    assert [(x.id, left) for x, left in expired] == [(g.id, D("7.00"))]
+    with sqlite_db.session() as s:
+        page = credits.ledger_page(s, "cus_1")
+        assert credits.expire_due(s, T0 + timedelta(days=31)) == []  # once
+    assert [(e["kind"], e["amount"]) for e in page["entries"]] == [
+        ("grant", "10.00"), ("consumption", "-3.00"), ("expiry", "-7.00")]
+
+
+def test_void_takes_back_what_is_left_once(sqlite_db: Database) -> None:
+    with sqlite_db.session() as s:
+        g = credits.add_grant(s, req("10.00"), T0)
+        credits.draw_down(s, "cus_1", "USD", [(1, D("2.50"))], T0)
+        credits.void_grant(s, g.id, T0, reason="mistake")
+    with sqlite_db.session() as s:
+        assert credits.remaining(s, [g.id]) == {g.id: D(0)}
+        with pytest.raises(CreditsError, match="already void"):
+            credits.void_grant(s, g.id, T0)
+
+
+def test_one_key_one_grant(sqlite_db: Database) -> None:
+    with sqlite_db.session() as s:
+        a = credits.add_grant(s, req("50.00", idempotency_key="topup:1"), T0)
+        b = credits.add_grant(s, req("50.00", idempotency_key="topup:1"), T0)
+    assert a.id == b.id
+    with sqlite_db.session() as s:
+        assert credits.wallet(s, "cus_1", T0)["balances"][0]["balance"] == "50.00"
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"amount_": "0"}, "amount"),
+    ({"amount_": "-5"}, "amount"),
+    ({"expires_at": T0 - timedelta(days=1)}, "expires_at"),
+    ({"priority": -1}, "priority"),
+    ({"rollover": "some"}, "rollover"),
+])
+def test_bad_grants_name_the_field_and_write_nothing(sqlite_db: Database, kw: dict[str, object], field: str) -> None:
+    with sqlite_db.session() as s:
+        with pytest.raises(CreditsError) as info:
+            amount = str(kw.pop("amount_", "10.00"))
+            credits.add_grant(s, req(amount, **kw), T0)
+        assert info.value.field == field
+    with sqlite_db.session() as s:
+        assert credits.wallet(s, "cus_1", T0)["grants"] == []
+
+
+def test_pending_pack_counts_only_once_paid(sqlite_db: Database) -> None:
+    with sqlite_db.session() as s:
+        g = credits.add_grant(s, req("50.00", source="pack"), T0, pending=True)
+        assert credits.draw_down(s, "cus_1", "USD", [(1, D(5))], T0) == []
+        assert credits.activate(s, g, T0) and not credits.activate(s, g, T0)
+        assert sum(d.amount for d in credits.draw_down(s, "cus_1", "USD", [(1, D(5))], T0)) == D(5)
+
+
+def test_ledger_pages(sqlite_db: Database) -> None:
+    with sqlite_db.session() as s:
+        for _ in range(5):
+            credits.add_grant(s, req("1.00"), T0)
+    with sqlite_db.session() as s:
+        first = credits.ledger_page(s, "cus_1", limit=3)
+        second = credits.ledger_page(s, "cus_1", after=first["next_after"], limit=3)
+        with pytest.raises(CreditsError, match="between 1 and 200"):
+            credits.ledger_page(s, "cus_1", limit=0)
+    assert len(first["entries"]) == 3 and len(second["entries"]) == 2 and second["next_after"] is None
+
+
+cents = st.integers(min_value=1, max_value=10_000).map(lambda c: D(c) / 100)
+steps = st.lists(st.one_of(
+    st.tuples(st.just("grant"), cents, st.integers(0, 3), st.integers(1, 40)),
+    st.tuples(st.just("use"), cents, st.just(0), st.just(0)),
+    st.tuples(st.just("tick"), st.just(D(0)), st.just(0), st.integers(1, 20)),
+), min_size=1, max_size=25)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps)
+def test_balance_is_grants_minus_consumptions_minus_expiries(sqlite_db: Database, plan: list) -> None:  # type: ignore[type-arg]
+    customer = f"cus_{id(plan)}_{len(plan)}"
+    now = T0
+    granted = used = D(0)
+    with sqlite_db.session() as s:
+        for kind, amount, priority, days in plan:
+            if kind == "grant":
+                credits.add_grant(s, req(str(amount), customer_id=customer, priority=priority,
+                                         expires_at=now + timedelta(days=days)), now)
+                granted += amount
+            elif kind == "use":
+                before = sum((a.remaining for a in credits.usable(s, customer, "USD", now)), D(0))
+                paid = sum((d.amount for d in credits.draw_down(s, customer, "USD", [(1, amount)], now)), D(0))
+                assert paid == min(amount, before)  # all it can, never more than is there
+                used += paid
+            else:
+                now += timedelta(days=days)
+                credits.expire_due(s, now)
+            entries = credits.ledger_page(s, customer, limit=200)["entries"]
+            by_kind = {k: sum((D(e["amount"]) for e in entries if e["kind"] == k), D(0))
+                       for k in ("grant", "consumption", "expiry")}
+            balance = D(credits.wallet(s, customer, now)["balances"][0]["balance"]) if granted else D(0)
+            assert by_kind["grant"] == granted and -by_kind["consumption"] == used
+            assert balance == by_kind["grant"] + by_kind["consumption"] + by_kind["expiry"]
+            assert balance >= 0
