@@ -153,7 +153,9 @@ def top_plans(invoices: Iterable[InvoiceFact], on: date, limit: int = 10) -> lis
 
 
 def revenue_by_month(facts: Facts, months: Sequence[date], start: date, end: date) -> list[MonthRevenue]:
-    invoiced, collected, refunded = Counter[date](), Counter[date](), Counter[date]()
+    invoiced: dict[date, Decimal] = defaultdict(Decimal)
+    collected: dict[date, Decimal] = defaultdict(Decimal)
+    refunded: dict[date, Decimal] = defaultdict(Decimal)
     for f in facts.invoices:
         if start <= f.issued_on <= end:
             invoiced[f.issued_on.replace(day=1)] += f.total
@@ -163,7 +165,7 @@ def revenue_by_month(facts: Facts, months: Sequence[date], start: date, end: dat
     for r in facts.refunds:
         if start <= r.on <= end:
             refunded[r.on.replace(day=1)] += r.amount
-    return [MonthRevenue(m, cents(invoiced[m] or ZERO), cents(collected[m] or ZERO), cents(refunded[m] or ZERO))
+    return [MonthRevenue(m, cents(invoiced[m]), cents(collected[m]), cents(refunded[m]))
             for m in months]
 
 
@@ -178,7 +180,8 @@ def movements(invoices: Sequence[InvoiceFact], months: Sequence[date], start: da
 
 
 def _movement(month: date, before: dict[str, Decimal], after: dict[str, Decimal]) -> Movement:
-    counts, sums = Counter[str](), Counter[str]()
+    counts: Counter[str] = Counter()
+    sums: dict[str, Decimal] = defaultdict(Decimal)
     for cid in before.keys() | after.keys():
         a, b = before.get(cid, ZERO), after.get(cid, ZERO)
         kind = ("new" if a == 0 else "upgraded") if b > a else ("churned" if b == 0 else "downgraded") if b < a else ""
@@ -186,8 +189,7 @@ def _movement(month: date, before: dict[str, Decimal], after: dict[str, Decimal]
             counts[kind] += 1
             sums[kind] += abs(b - a)
     return Movement(month, counts["new"], counts["upgraded"], counts["downgraded"], counts["churned"],
-                    cents(sums["new"] or ZERO), cents(sums["upgraded"] or ZERO),
-                    cents(sums["downgraded"] or ZERO), cents(sums["churned"] or ZERO))
+                    cents(sums["new"]), cents(sums["upgraded"]), cents(sums["downgraded"]), cents(sums["churned"]))
 
 
 def net_revenue_retention(invoices: Sequence[InvoiceFact], start: date, last: date) -> Decimal | None:
@@ -201,23 +203,25 @@ def net_revenue_retention(invoices: Sequence[InvoiceFact], start: date, last: da
 
 
 def failed_payments(payments: Iterable[PaymentFact], months: Sequence[date], start: date, end: date) -> list[FailedMonth]:
-    count, amount = Counter[date](), Counter[date]()
+    count: Counter[date] = Counter()
+    amount: dict[date, Decimal] = defaultdict(Decimal)
     for p in payments:
         if p.status == "failed" and start <= p.on <= end:
             count[p.on.replace(day=1)] += 1
             amount[p.on.replace(day=1)] += p.amount
-    return [FailedMonth(m, count[m], cents(amount[m] or ZERO)) for m in months]
+    return [FailedMonth(m, count[m], cents(amount[m])) for m in months]
 
 
 def receivables_by_age(receivables: Iterable[ReceivableFact], as_of: date) -> list[Bucket]:
-    count, amount = Counter[str](), Counter[str]()
+    count: Counter[str] = Counter()
+    amount: dict[str, Decimal] = defaultdict(Decimal)
     for r in receivables:
         if r.outstanding <= 0:
             continue
         name = _bucket((as_of - r.due_on).days)
         count[name] += 1
         amount[name] += r.outstanding
-    return [Bucket(name, count[name], cents(amount[name] or ZERO)) for name, _, _ in AGE_BUCKETS]
+    return [Bucket(name, count[name], cents(amount[name])) for name, _, _ in AGE_BUCKETS]
 
 
 def _bucket(days_late: int) -> str:
@@ -255,7 +259,8 @@ def compute(facts: Facts, start: date, end: date, as_of: date, currency: str, ca
         net_revenue_retention=net_revenue_retention(invoices, start, last),
         failed_payments=failed_payments(facts.payments, months, start, end),
         receivables=receivables_by_age(facts.receivables, as_of),
-        dunning=dunning_pipeline(facts.dunning, {f.customer_id for f in (*invoices, *facts.receivables)}),
+        dunning=dunning_pipeline(facts.dunning, [*(f.customer_id for f in invoices),
+                                                 *(r.customer_id for r in facts.receivables)]),
         top_plans=top_plans(invoices, last),
     )
 

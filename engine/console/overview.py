@@ -28,7 +28,9 @@ def read_facts(session: Session, start: date, end: date, *, with_catalogs: bool 
     payments = payment_facts(session, start, until)
     refunds = refund_facts(session, start, until)
     receivables = open_receivable_facts(session)
-    ids = {x.invoice_id for x in (*payments, *refunds, *receivables) if x.invoice_id} if with_catalogs else set()
+    ids: set[str] = set()
+    if with_catalogs:  # payments know their invoice, not its catalog: sales says it
+        ids = {x.invoice_id for xs in (payments, refunds, receivables) for x in xs if x.invoice_id}
     return Facts(
         invoices=invoice_facts(session, start - timedelta(days=1), until),
         payments=payments, refunds=refunds, receivables=receivables,

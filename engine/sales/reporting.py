@@ -54,7 +54,7 @@ def invoice_facts(session: Session, start: date, end: date) -> list[InvoiceFact]
     )
     owners = plan_catalogs(session)
     return [
-        InvoiceFact(r[0], r[1], r[2] or owners.get(r[3] or ""), r[3], r[4], r[5], r[6], r[7].date(),
+        InvoiceFact(r[0], r[1], r[2] or owners.get(r[3] or ""), r[3], r[4], r[5], r[6], _issued(r[7]),
                     r[8], r[9], r[10], r[11], r[12])
         for r in session.execute(stmt)
     ]
@@ -75,9 +75,15 @@ def invoice_catalogs(session: Session, invoice_ids: Iterable[str]) -> dict[str, 
                 .outerjoin(Subscription, Subscription.id == Invoice.subscription_id)
                 .where(Invoice.id.in_(ids[i:i + _CHUNK])))
         for iid, catalog, plan in session.execute(stmt):
-            if catalog or plan in owners:
-                out[iid] = catalog or owners[plan]
+            owner = catalog or owners.get(plan or "")
+            if owner:
+                out[iid] = owner
     return out
+
+
+def _issued(at: datetime | None) -> date:
+    assert at is not None  # the query keeps issued invoices only
+    return at.date()
 
 
 def _at(day: date) -> datetime:
