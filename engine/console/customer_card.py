@@ -49,6 +49,8 @@ class SubscriptionCard:
     preview: list[PreviewLine] = field(default_factory=list)
     preview_total: Decimal | None = None
     preview_note: str = ""
+    plans: dict[str, str] = field(default_factory=dict)  # the catalog's plans, id -> name
+    coupons: list[str] = field(default_factory=list)  # the catalog's coupon codes
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,10 @@ def customer_card(session: Session, customer_id: str, *, promotions: PromotionSo
     invoices = sales.list_invoices(session, customer_id, per_page=100)["items"]
     paid, refunds = _payments(session, invoices)
     versions = version_lookup(session)
-    decisions = [_why(session, d, versions) for d in rules.customer_decisions(session, customer_id, limit=limit)]
     state = dunning.get_state(session, customer_id)
+    numbers = {i["id"]: i.get("number") or "draft" for i in invoices}
+    decisions = [_why(session, d, versions, state, numbers)
+                 for d in rules.customer_decisions(session, customer_id, limit=limit)]
     messages = messaging.list_notifications(session, customer_id=customer_id, limit=limit)
     return CustomerCard(
         customer=customer,
@@ -108,7 +112,8 @@ def _subscription(session: Session, s: dict[str, Any], promotions: PromotionSour
     plan = doc.catalog.plans.get(s["plan"])
     lines = [PreviewLine(x.name, x.quantity, x.amount, x.discount, x.tax, x.total) for x in doc.lines]
     return _replace(base, plan_name=plan.name if plan else s["plan"], currency=doc.currency, preview=lines,
-                    preview_total=doc.total)
+                    preview_total=doc.total, plans={p.id: p.name for p in doc.catalog.plans.values()},
+                    coupons=sorted(doc.catalog.coupons))
 
 
 def _replace(card: SubscriptionCard, **changes: Any) -> SubscriptionCard:
@@ -146,20 +151,22 @@ def version_lookup(session: Session) -> explain.VersionAt:
     return at
 
 
-def _why(session: Session, item: dict[str, Any], versions: explain.VersionAt) -> Why:
+def _why(session: Session, item: dict[str, Any], versions: explain.VersionAt, state: str,
+         numbers: dict[str, str]) -> Why:
     kind, subject = item["kind"], item.get("subject") or ""
+    if kind == "charge":  # the subject is the invoice: its number, never its id
+        subject = numbers.get(subject, subject)
+        return Why(item["time"], kind, subject, explain.charge_reason(item, subject))
     if kind == "access":
         record = rules.decision_by_id(session, item["id"])
         inputs = record.inputs if record is not None else {}
-        sentence = (explain.denial_reason(subject, inputs or {}, item.get("rule"), None)
+        sentence = (explain.denial_reason(subject, inputs or {}, item.get("rule"), None if state == "active" else state)
                     if item["outcome"] == "deny" else f"Access to {subject} was allowed ({item.get('reason')}).")
     elif kind == "message":
         exact = _exact_version(session, item)
         sentence = explain.message_reason(item, exact or versions)
-    elif kind == "dunning":
-        sentence = explain.dunning_reason(item)
     else:
-        sentence = f"{item.get('outcome')}: {item.get('reason')}".strip(": ")
+        sentence = explain.dunning_reason(item)
     return Why(item["time"], kind, subject, sentence)
 
 

@@ -51,6 +51,13 @@ def money(v: Any, currency: str) -> str:
     return f"{Decimal(str(v)):,.2f} {currency}"
 
 
+def unit_price(v: Decimal, currency: str) -> str:
+    """A unit price as exact as it is (0.002), never fewer than two decimals."""
+    d = v.quantize(Decimal("0.000001")).normalize()
+    places = max(2, -int(d.as_tuple().exponent))
+    return f"{d:,.{places}f} {currency}"
+
+
 def quantity(v: Any) -> str:
     d = Decimal(str(v))
     return f"{d.normalize() if d != d.to_integral_value() else d.quantize(Decimal(1)):,}"
@@ -87,7 +94,7 @@ def _charge(line: Mapping[str, Any], cur: str) -> str:
     if model == "flat":
         return f"{name}: a flat fee of {money(amount, cur)} for the period."
     if model == "per_unit" and q:
-        return f"{name}: {quantity(q)} × {money(amount / q, cur)} = {money(amount, cur)}."
+        return f"{name}: {quantity(q)} × {unit_price(amount / q, cur)} = {money(amount, cur)}."
     return f"{name}: {quantity(q)} units priced by {MODELS.get(model, model)} = {money(amount, cur)}."
 
 
@@ -95,7 +102,7 @@ def _tiers(line: Mapping[str, Any], cur: str) -> list[str]:
     out = []
     for t in line.get("tiers") or []:
         q, amount = Decimal(str(t.get("quantity", 0))), Decimal(str(t.get("amount", 0)))
-        each = f" at {money(amount / q, cur)} each" if q else ""
+        each = f" at {unit_price(amount / q, cur)} each" if q else ""
         out.append(f"Tier {t.get('tier')}: {quantity(q)} units{each} = {money(amount, cur)}.")
     return out
 
@@ -118,7 +125,8 @@ def denial_reason(feature: str | None, inputs: Mapping[str, Any], rule: str | No
     reason = str(plan.get("reason") or "")
     what = f"Access to {feature or 'the feature'} was denied"
     if rule:
-        return f"{what} by access rule {rule}" + (f" ({reason})." if reason else ".")
+        because = f" ({reason})" if reason else ""
+        return f"{what} by access rule {rule}{because}" + (f"; the dunning state is {state}." if state else ".")
     words = ACCESS_REASONS.get(reason, reason or "no reason was recorded")
     out = f"{what}: {words}"
     if reason == "quota_exceeded" and plan.get("limit") is not None:
@@ -133,8 +141,11 @@ def denial_reason(feature: str | None, inputs: Mapping[str, Any], rule: str | No
 def message_reason(item: Mapping[str, Any], version_at: VersionAt) -> str:
     """Why a message was sent: the rule (and its version then) and the event it acted on."""
     when = _when(item.get("time"))
-    if item.get("outcome") != "notify":  # the delivery's own record: sent, failed, skipped
-        return f"{item.get('subject')} {item.get('outcome')}: {item.get('reason')}."
+    if item.get("outcome") != "notify":  # the delivery's own record: "TEMPLATE by CHANNEL (why)"
+        _, _, by = str(item.get("reason") or "").partition(" by ")
+        channel, _, why = by.partition(" (")
+        how = CHANNELS.get(channel, channel).lower() if channel else "its channel"
+        return f"{item.get('subject')} was {item.get('outcome')} as {how}" + (f" ({why}" if why else ".")
     rule, trigger = item.get("rule"), _trigger(str(item.get("reason") or ""))
     if not rule:
         return f"{item.get('subject')} was recorded: {item.get('reason')}."
@@ -142,6 +153,14 @@ def message_reason(item: Mapping[str, Any], version_at: VersionAt) -> str:
     version = version_at(ruleset, when)
     v = f", version {version}" if version else ""
     return f"{item.get('subject')} was sent because rule {name} of ruleset {ruleset}{v} acted on {trigger}."
+
+
+def charge_reason(item: Mapping[str, Any], invoice_number: str) -> str:
+    """A payment attempt's outcome: paid, or failed with the provider's decline code."""
+    if item.get("outcome") == "paid":
+        return f"Invoice {invoice_number}: {item.get('reason')}."
+    detail = str(item.get("reason") or "").replace("_", " ")
+    return f"Invoice {invoice_number}: the payment {item.get('outcome')} ({detail})."
 
 
 def dunning_reason(item: Mapping[str, Any]) -> str:
