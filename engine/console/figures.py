@@ -130,24 +130,36 @@ def monthly_value(f: InvoiceFact) -> Decimal:
     return (f.subtotal - f.discount) / months if months else ZERO
 
 
-def mrr_by_customer(invoices: Iterable[InvoiceFact], on: date) -> dict[str, Decimal]:
-    out: dict[str, Decimal] = defaultdict(Decimal)
-    for f in _covering(invoices, on):
-        out[f.customer_id] += monthly_value(f)
-    return dict(out)
+class Recurring:
+    """The recurring invoices as spans of service with their monthly value (each computed
+    once), and each customer's MRR on a day (remembered: the figures ask for few days)."""
+
+    def __init__(self, invoices: Iterable[InvoiceFact]) -> None:
+        self.spans = [(f.period_start, f.period_end, f.customer_id, f.plan_id or "—", monthly_value(f))
+                      for f in invoices if f.reason in RECURRING_REASONS and f.period_start and f.period_end]
+        self._memo: dict[date, dict[str, Decimal]] = {}
+
+    def covering(self, on: date) -> Iterable[tuple[date, date, str, str, Decimal]]:
+        return (x for x in self.spans if x[0] <= on < x[1])
+
+    def by_customer(self, on: date) -> dict[str, Decimal]:
+        if on not in self._memo:
+            out: dict[str, Decimal] = defaultdict(Decimal)
+            for _s, _e, customer, _p, value in self.covering(on):
+                out[customer] += value
+            self._memo[on] = dict(out)
+        return self._memo[on]
+
+    def mrr(self, on: date) -> Decimal:
+        return cents(sum(self.by_customer(on).values(), ZERO))
 
 
-def mrr(invoices: Iterable[InvoiceFact], on: date) -> Decimal:
-    return cents(sum(mrr_by_customer(invoices, on).values(), ZERO))
-
-
-def top_plans(invoices: Iterable[InvoiceFact], on: date, limit: int = 10) -> list[PlanFigure]:
+def top_plans(recurring: Recurring, on: date, limit: int = 10) -> list[PlanFigure]:
     value: dict[str, Decimal] = defaultdict(Decimal)
     customers: dict[str, set[str]] = defaultdict(set)
-    for f in _covering(invoices, on):
-        plan = f.plan_id or "—"
-        value[plan] += monthly_value(f)
-        customers[plan].add(f.customer_id)
+    for _s, _e, customer, plan, v in recurring.covering(on):
+        value[plan] += v
+        customers[plan].add(customer)
     ranked = sorted(value, key=lambda p: (-value[p], p))[:limit]
     return [PlanFigure(p, len(customers[p]), cents(value[p])) for p in ranked]
 
@@ -169,11 +181,11 @@ def revenue_by_month(facts: Facts, months: Sequence[date], start: date, end: dat
             for m in months]
 
 
-def movements(invoices: Sequence[InvoiceFact], months: Sequence[date], start: date, last: date) -> list[Movement]:
+def movements(recurring: Recurring, months: Sequence[date], start: date, last: date) -> list[Movement]:
     out = []
-    before = mrr_by_customer(invoices, start - timedelta(days=1))
+    before = recurring.by_customer(start - timedelta(days=1))
     for m in months:
-        after = mrr_by_customer(invoices, min(_next_month(m) - timedelta(days=1), last))
+        after = recurring.by_customer(min(_next_month(m) - timedelta(days=1), last))
         out.append(_movement(m, before, after))
         before = after
     return out
@@ -192,12 +204,12 @@ def _movement(month: date, before: dict[str, Decimal], after: dict[str, Decimal]
                     cents(sums["new"]), cents(sums["upgraded"]), cents(sums["downgraded"]), cents(sums["churned"]))
 
 
-def net_revenue_retention(invoices: Sequence[InvoiceFact], start: date, last: date) -> Decimal | None:
-    before = mrr_by_customer(invoices, start - timedelta(days=1))
+def net_revenue_retention(recurring: Recurring, start: date, last: date) -> Decimal | None:
+    before = recurring.by_customer(start - timedelta(days=1))
     base = sum((v for v in before.values() if v > 0), ZERO)
     if base <= 0:
         return None
-    after = mrr_by_customer(invoices, last)
+    after = recurring.by_customer(last)
     kept = sum((after.get(cid, ZERO) for cid, v in before.items() if v > 0), ZERO)
     return (kept * 100 / base).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
@@ -249,19 +261,19 @@ def compute(facts: Facts, start: date, end: date, as_of: date, currency: str, ca
     facts = narrow(facts, currency, catalog)
     last = min(end, as_of)
     months = months_in(start, end)
-    invoices = facts.invoices
+    recurring = Recurring(facts.invoices)
+    customers = [*(f.customer_id for f in facts.invoices), *(r.customer_id for r in facts.receivables)]
     return Overview(
         currency=currency, catalog=catalog, start=start, end=end,
-        mrr=mrr(invoices, last), arr=cents(mrr(invoices, last) * 12),
-        mrr_by_month=[(m, mrr(invoices, min(_next_month(m) - timedelta(days=1), last))) for m in months],
+        mrr=recurring.mrr(last), arr=cents(recurring.mrr(last) * 12),
+        mrr_by_month=[(m, recurring.mrr(min(_next_month(m) - timedelta(days=1), last))) for m in months],
         revenue=revenue_by_month(facts, months, start, end),
-        movements=movements(invoices, months, start, last),
-        net_revenue_retention=net_revenue_retention(invoices, start, last),
+        movements=movements(recurring, months, start, last),
+        net_revenue_retention=net_revenue_retention(recurring, start, last),
         failed_payments=failed_payments(facts.payments, months, start, end),
         receivables=receivables_by_age(facts.receivables, as_of),
-        dunning=dunning_pipeline(facts.dunning, [*(f.customer_id for f in invoices),
-                                                 *(r.customer_id for r in facts.receivables)]),
-        top_plans=top_plans(invoices, last),
+        dunning=dunning_pipeline(facts.dunning, customers),
+        top_plans=top_plans(recurring, last),
     )
 
 
@@ -277,11 +289,6 @@ def narrow(facts: Facts, currency: str, catalog: str | None) -> Facts:
         receivables=[r for r in facts.receivables if r.currency == currency and keep(r.invoice_id)],
         dunning=facts.dunning, invoice_catalogs=facts.invoice_catalogs,
     )
-
-
-def _covering(invoices: Iterable[InvoiceFact], on: date) -> Iterable[InvoiceFact]:
-    return (f for f in invoices if f.reason in RECURRING_REASONS and f.period_start is not None
-            and f.period_end is not None and f.period_start <= on < f.period_end)
 
 
 def _next_month(m: date) -> date:
