@@ -32,7 +32,7 @@ def signed_in(role: str) -> AppTest:
 
 def frames(at: AppTest) -> str:
     """Every table on the page as text, to look for what a user would read."""
-    return "\n".join(df.value.to_string() for df in at.dataframe)
+    return "\n".join(t.value.to_string() for t in [*at.dataframe, *at.table])
 
 
 @pytest.fixture

@@ -172,5 +172,8 @@ def _recipient(m: dict[str, Any]) -> str:
 def _decisions(card: cards.CustomerCard) -> None:
     st.markdown("#### Why")
     st.caption("Every decision the engine took for this customer, newest first, in words.")
-    _table([{"When": day(w.time), "About": KINDS.get(w.kind, w.kind), "Why": w.sentence} for w in card.decisions],
-           "No decisions yet.")
+    rows = [{"When": day(w.time), "About": KINDS.get(w.kind, w.kind), "Why": w.sentence} for w in card.decisions]
+    if rows:  # a plain table: every sentence readable whole, and found by the browser's search
+        st.table(pd.DataFrame(rows).set_index("When"))
+    else:
+        st.caption("No decisions yet.")
