@@ -48,7 +48,7 @@ def payment_facts(session: Session, start: date, end: date) -> list[PaymentFact]
     stmt = select(Payment.invoice_id, Payment.customer_id, Payment.currency, Payment.status, Payment.amount,
                   Payment.captured_at, Payment.created_at, Payment.decline_code).where(
         Payment.created_at >= _at(start), Payment.created_at < _at(end))
-    return [PaymentFact(r[0], r[1], r[2], r[3], r[4], (r[5] or r[6]).date(), r[7]) for r in session.connection().execute(stmt)]
+    return [PaymentFact(r[0], r[1], r[2], r[3], r[4], (r[5] or r[6]).date(), r[7]) for r in session.connection().execute(stmt).all()]
 
 
 def refund_facts(session: Session, start: date, end: date) -> list[RefundFact]:
@@ -56,7 +56,7 @@ def refund_facts(session: Session, start: date, end: date) -> list[RefundFact]:
     stmt = (select(Payment.invoice_id, Refund.customer_id, Refund.currency, Refund.amount, Refund.created_at)
             .join(Payment, Payment.id == Refund.payment_id)
             .where(Refund.status == "succeeded", Refund.created_at >= _at(start), Refund.created_at < _at(end)))
-    return [RefundFact(r[0], r[1], r[2], r[3], r[4].date()) for r in session.connection().execute(stmt)]
+    return [RefundFact(r[0], r[1], r[2], r[3], r[4].date()) for r in session.connection().execute(stmt).all()]
 
 
 def open_receivable_facts(session: Session) -> list[ReceivableFact]:
@@ -66,7 +66,7 @@ def open_receivable_facts(session: Session) -> list[ReceivableFact]:
                   Receivable.amount_paid, Receivable.credit_applied, Receivable.due_at, Receivable.created_at
                   ).where(Receivable.status == "open")
     return [ReceivableFact(r[0], r[1], r[2], r[3] - r[4] - r[5], (r[6] or r[7]).date())
-            for r in session.connection().execute(stmt)]
+            for r in session.connection().execute(stmt).all()]
 
 
 def _at(day: date) -> datetime:

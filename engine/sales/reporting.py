@@ -56,7 +56,7 @@ def invoice_facts(session: Session, start: date, end: date) -> list[InvoiceFact]
     return [
         InvoiceFact(r[0], r[1], r[2] or owners.get(r[3] or ""), r[3], r[4], r[5], r[6], _issued(r[7]),
                     r[8], r[9], r[10], r[11], r[12])
-        for r in session.connection().execute(stmt)
+        for r in session.connection().execute(stmt).all()
     ]
 
 
