@@ -16,7 +16,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from views import access, audit, bank, books, common, editor, inspect, publish, signin, simulate, webhooks  # noqa: E402
+from views import (  # noqa: E402
+    access, audit, bank, books, common, customers, editor, inspect, overview, publish, signin, simulate, webhooks,
+)
 
 st.set_page_config(page_title="Billing console", page_icon="💳", layout="wide")
 
@@ -30,6 +32,8 @@ PAGES = {
     "Webhooks": webhooks.render,
     "Books": books.render,
     "Bank lines": bank.render,
+    "Overview": overview.render,
+    "Customers": customers.render,
 }
 
 # Widget values are dropped when their page is not drawn; writing them back keeps the

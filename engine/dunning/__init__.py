@@ -8,10 +8,11 @@ from engine.dunning.state import (
     customers_in_states,
     get_state,
     known_states,
+    recorded_states,
     set_state,
     set_states,
     states_of,
 )
 
-__all__ = ["ACTIVE", "Account", "StateChange", "customers_in_states", "get_state", "known_states",
+__all__ = ["ACTIVE", "Account", "StateChange", "customers_in_states", "get_state", "known_states", "recorded_states",
            "set_state", "set_states", "states_of"]

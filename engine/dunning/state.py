@@ -62,6 +62,11 @@ def known_states(session: Session) -> set[str]:
     return {ACTIVE, *session.scalars(select(Account.state).distinct())}
 
 
+def recorded_states(session: Session) -> dict[str, str]:
+    """Every recorded account's state by customer (customers without a record are `active`)."""
+    return {cid: state for cid, state in session.execute(select(Account.customer_id, Account.state))}
+
+
 def customers_in_states(states: Iterable[str]) -> Select[Any]:
     """A select of the ids of customers whose recorded state is one of `states`, for other
     subsystems' queries (`customer_id IN (...)`). Customers without a record are `active`

@@ -17,6 +17,7 @@ from engine.sales.catalog_versions import (
     publish_catalog,
 )
 from engine.sales.charges import handle_charge_requested
+from engine.sales.coupons import apply_coupon
 from engine.sales.credits import credit_invoice
 from engine.sales.customers import (
     CHANNELS,
@@ -76,6 +77,7 @@ __all__ = [
     "SubscriptionQuote",
     "active_subscription",
     "advance_clock",
+    "apply_coupon",
     "buy_pack",
     "cancel_subscription",
     "cancel_subscriptions",

@@ -15,15 +15,20 @@ from sqlalchemy.orm import Session
 from engine.clock import Clock, SystemClock
 from engine.users.models import AuditEntry, ConsoleUser
 
-ROLES = ("viewer", "editor", "publisher")
-# What each role may do; a role includes everything the roles before it may.
+ROLES = ("viewer", "operator", "editor", "publisher")
+# What each role may do; a role includes everything the roles before it may. `operate`:
+# change a customer's subscription from the console (plan, coupon, cancellation).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
-    "editor": frozenset({"read", "edit", "simulate"}),
-    "publisher": frozenset({"read", "edit", "simulate", "publish", "rollback"}),
+    "operator": frozenset({"read", "operate"}),
+    "editor": frozenset({"read", "operate", "edit", "simulate"}),
+    "publisher": frozenset({"read", "operate", "edit", "simulate", "publish", "rollback"}),
 }
-ACTIONS = ("publish", "rollback")
-KINDS = ("catalog", "ruleset")
+# Audited actions and the permission each needs.
+ACTION_PERMISSION = {"publish": "publish", "rollback": "rollback", "change_plan": "operate",
+                     "apply_coupon": "operate", "cancel": "operate"}
+ACTIONS = tuple(ACTION_PERMISSION)
+KINDS = ("catalog", "ruleset", "subscription")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -161,12 +166,13 @@ def record_audit(
     details: dict[str, Any] | None = None,
     clock: Clock | None = None,
 ) -> dict[str, Any]:
-    """Record a publish or rollback. The user must hold the role for it, and say why."""
+    """Record a publish, a rollback or an operator's change to a subscription. The user must
+    hold the role for it, and say why."""
     if action not in ACTIONS:
         raise UserError("action", f"one of {', '.join(ACTIONS)}")
     if kind not in KINDS:
         raise UserError("kind", f"one of {', '.join(KINDS)}")
-    require(user, action)
+    require(user, ACTION_PERMISSION[action])
     if not why or not why.strip():
         raise UserError("why", f"a {action} needs a comment saying why")
     entry = AuditEntry(
@@ -209,6 +215,7 @@ def list_audit(session: Session, target: str | None = None, limit: int = 200) ->
 
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("viewer", "viewer", "viewer-demo"),
+    ("operator", "operator", "operator-demo"),
     ("editor", "editor", "editor-demo"),
     ("publisher", "publisher", "publisher-demo"),
 )

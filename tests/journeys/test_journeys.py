@@ -305,3 +305,21 @@ def test_a_refund_makes_a_credit_note_and_balanced_journal_entries(engine: Engin
     [charge] = engine.charges(cid)
     assert money(charge["amount_refunded"]) == D("10.00")
     # The journal's balance is checked by the ledger after the journey.
+
+
+# 13 -------------------------------------------------------------------------------------------
+def test_a_coupon_applied_to_a_running_subscription_discounts_the_next_period(engine: Engine) -> None:
+    cid = engine.customer("winback")
+    sub = engine.subscribe(cid, "pro", quantity=2, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    [first] = engine.invoices(cid)
+    applied = engine.post(f"/v1/subscriptions/{sub['id']}/coupon", {"coupon": "WINBACK30"})
+    assert applied["coupon"] == "WINBACK30"
+    engine.advance("1mo")
+    first_again, second = engine.invoices(cid)
+    assert first_again["total"] == first["total"] and money(first["discount"]) == D(0)  # not re-priced
+    assert money(second["discount"]) == D("20.70")  # 30 % of 49.00 + 2 x 10.00
+    assert [d["source"] for d in second["discounts"]] == ["coupon:WINBACK30"]
+    period = f"{second['period']['start']}/{second['period']['end']}"
+    quote = engine.quote(subscription_id=sub["id"], period=period)
+    assert money(quote["discount"]) == D("20.70")  # the period's quote holds the coupon too

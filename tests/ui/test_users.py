@@ -42,6 +42,8 @@ def test_roles() -> None:
     assert can("viewer", "read") and not can("viewer", "edit") and not can("viewer", "simulate")
     assert can("editor", "edit") and can("editor", "simulate") and not can("editor", "publish")
     assert can("publisher", "publish") and can("publisher", "rollback")
+    assert can("operator", "operate") and not can("operator", "edit") and not can("viewer", "operate")
+    assert can("editor", "operate") and can("publisher", "operate")
     assert not can("nobody", "read")
 
 
@@ -49,7 +51,7 @@ def test_audit_needs_role_and_reason(sqlite_db, clock) -> None:  # type: ignore[
     with sqlite_db.session() as s:
         seed_demo_users(s, clock=clock)
         seed_demo_users(s, clock=clock)  # idempotent
-        assert len(list_users(s)) == 3
+        assert len(list_users(s)) == 4  # viewer, operator, editor, publisher
         with pytest.raises(PermissionDenied, match="needs the publisher role"):
             record_audit(s, {"name": "editor", "role": "editor"}, "publish", "catalog", "acme", "because")
         with pytest.raises(UserError, match="why"):

@@ -216,6 +216,21 @@ def reactivate_subscription(subscription_id: str, ctx: ApiContext = Depends(cont
     return sub
 
 
+class CouponIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"coupon": "WINBACK30"}]})
+    coupon: str = Field(min_length=1, max_length=100, description="a coupon of the subscription's catalog")
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/coupon", dependencies=[ADMIN], summary="Apply a coupon from the next period on"
+)
+def apply_coupon(subscription_id: str, body: CouponIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        sub = sales.apply_coupon(session, subscription_id, body.coupon, clock=ctx.clock, promotions=ctx.promotions)
+    _settled(ctx, sub["customer_id"])
+    return sub
+
+
 @router.get("/customers/{customer_id}/invoices", dependencies=[ADMIN], summary="A customer's invoices, paged")
 def list_invoices(
     customer_id: str,

@@ -1,0 +1,56 @@
+"""The overview page's data: the facts read through the sales, payments and dunning read
+functions, and the figures `engine.console.figures` computes from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy.orm import Session
+
+from engine import dunning
+from engine.console.figures import Facts, Overview, compute
+from engine.payments.reporting import open_receivable_facts, payment_facts, refund_facts
+from engine.sales.reporting import invoice_catalogs, invoice_facts
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the page's filters offer: the currencies and catalogs invoices were billed in."""
+
+    currencies: list[str]
+    catalogs: list[str]
+
+
+def read_facts(session: Session, start: date, end: date, *, with_catalogs: bool = False) -> Facts:
+    """The facts of [start, end] (end inclusive), and the day before (the range's opening MRR)."""
+    until = end + timedelta(days=1)
+    payments = payment_facts(session, start, until)
+    refunds = refund_facts(session, start, until)
+    receivables = open_receivable_facts(session)
+    ids: set[str] = set()
+    if with_catalogs:  # payments know their invoice, not its catalog: sales says it
+        ids = {x.invoice_id for xs in (payments, refunds, receivables) for x in xs if x.invoice_id}
+    return Facts(
+        invoices=invoice_facts(session, start - timedelta(days=1), until),
+        payments=payments, refunds=refunds, receivables=receivables,
+        dunning=dunning.recorded_states(session),
+        invoice_catalogs=invoice_catalogs(session, ids) if ids else {},
+    )
+
+
+def choices(facts: Facts) -> Choices:
+    counts: dict[str, int] = {}
+    for f in facts.invoices:
+        counts[f.currency] = counts.get(f.currency, 0) + 1
+    return Choices(sorted(counts, key=lambda c: (-counts[c], c)),
+                   sorted({f.catalog for f in facts.invoices if f.catalog}))
+
+
+def overview(session: Session, start: date, end: date, *, as_of: date, currency: str,
+             catalog: str | None = None) -> Overview:
+    """Every figure of the overview page for [start, end] in `currency` (and `catalog`)."""
+    if end < start:
+        raise ValueError("end: the range ends before it starts")
+    facts = read_facts(session, start, end, with_catalogs=catalog is not None)
+    return compute(facts, start, end, as_of, currency, catalog)

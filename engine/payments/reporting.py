@@ -1,0 +1,73 @@
+"""Reads for the console's overview: payment attempts, refunds and open receivables as small
+rows of plain columns; the figures are computed from them by `engine.console.figures`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.payments.models import Payment, Receivable, Refund
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFact:
+    invoice_id: str | None
+    customer_id: str
+    currency: str
+    status: str  # pending | succeeded | failed | refunded
+    amount: Decimal
+    on: date  # captured (a success), else attempted
+    decline_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundFact:
+    invoice_id: str | None
+    customer_id: str
+    currency: str
+    amount: Decimal
+    on: date
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivableFact:
+    invoice_id: str
+    customer_id: str
+    currency: str
+    outstanding: Decimal
+    due_on: date
+
+
+def payment_facts(session: Session, start: date, end: date) -> list[PaymentFact]:
+    """Payment attempts made in [start, end). A refunded payment was collected first: it
+    counts as collected on its capture day, its refund on the refund's day."""
+    stmt = select(Payment.invoice_id, Payment.customer_id, Payment.currency, Payment.status, Payment.amount,
+                  Payment.captured_at, Payment.created_at, Payment.decline_code).where(
+        Payment.created_at >= _at(start), Payment.created_at < _at(end))
+    return [PaymentFact(r[0], r[1], r[2], r[3], r[4], (r[5] or r[6]).date(), r[7]) for r in session.connection().execute(stmt).all()]
+
+
+def refund_facts(session: Session, start: date, end: date) -> list[RefundFact]:
+    """Refunds that succeeded, made in [start, end)."""
+    stmt = (select(Payment.invoice_id, Refund.customer_id, Refund.currency, Refund.amount, Refund.created_at)
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(Refund.status == "succeeded", Refund.created_at >= _at(start), Refund.created_at < _at(end)))
+    return [RefundFact(r[0], r[1], r[2], r[3], r[4].date()) for r in session.connection().execute(stmt).all()]
+
+
+def open_receivable_facts(session: Session) -> list[ReceivableFact]:
+    """Every open receivable with what is still owed and when it fell due (its creation when
+    no due date was set: an automatic collection is due at once)."""
+    stmt = select(Receivable.invoice_id, Receivable.customer_id, Receivable.currency, Receivable.amount_due,
+                  Receivable.amount_paid, Receivable.credit_applied, Receivable.due_at, Receivable.created_at
+                  ).where(Receivable.status == "open")
+    return [ReceivableFact(r[0], r[1], r[2], r[3] - r[4] - r[5], (r[6] or r[7]).date())
+            for r in session.connection().execute(stmt).all()]
+
+
+def _at(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)

@@ -1,0 +1,90 @@
+"""Reads for the console's overview: the facts of issued invoices, one small row each.
+
+Plain columns in plain tuples (no ORM objects, no JSON) so that 100,000 invoices read in well
+under a second; the figures are computed from them by `engine.console.figures`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from engine.sales.models import Invoice, PlanOwner, Subscription
+
+# Invoices that bill a period of service (not a proration, a final invoice or a one-off).
+RECURRING_REASONS = ("start", "cycle")
+# Issued and not withdrawn: what the customer was asked to pay.
+BILLED_STATUSES = ("finalized", "paid", "uncollectible")
+_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFact:
+    id: str
+    customer_id: str
+    catalog: str | None
+    plan_id: str | None
+    currency: str
+    status: str
+    reason: str
+    issued_on: date
+    period_start: date | None
+    period_end: date | None
+    subtotal: Decimal
+    discount: Decimal
+    total: Decimal
+
+
+def invoice_facts(session: Session, start: date, end: date) -> list[InvoiceFact]:
+    """Invoices billed before `end` that were issued from `start` on, or whose service period
+    reaches past `start` (an annual invoice of last year still counts for this month's MRR)."""
+    lo, hi = _at(start), _at(end)
+    stmt = (
+        select(Invoice.id, Invoice.customer_id, Subscription.catalog, Invoice.plan_id, Invoice.currency,
+               Invoice.status, Invoice.reason, Invoice.issued_at, Invoice.period_start, Invoice.period_end,
+               Invoice.subtotal, Invoice.discount, Invoice.total)
+        .outerjoin(Subscription, Subscription.id == Invoice.subscription_id)
+        .where(Invoice.status.in_(BILLED_STATUSES), Invoice.issued_at < hi,
+               or_(Invoice.issued_at >= lo, Invoice.period_end > start))
+    )
+    owners = plan_catalogs(session)
+    return [
+        InvoiceFact(r[0], r[1], r[2] or owners.get(r[3] or ""), r[3], r[4], r[5], r[6], _issued(r[7]),
+                    r[8], r[9], r[10], r[11], r[12])
+        for r in session.connection().execute(stmt).all()
+    ]
+
+
+def plan_catalogs(session: Session) -> dict[str, str]:
+    """Each published plan's catalog (a plan id names one plan across every catalog)."""
+    return {p: c for p, c in session.execute(select(PlanOwner.plan_id, PlanOwner.catalog))}
+
+
+def invoice_catalogs(session: Session, invoice_ids: Iterable[str]) -> dict[str, str]:
+    """The catalog of each given invoice (by its subscription, else its plan's owner)."""
+    ids = sorted(set(invoice_ids))
+    owners = plan_catalogs(session)
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), _CHUNK):
+        stmt = (select(Invoice.id, Subscription.catalog, Invoice.plan_id)
+                .outerjoin(Subscription, Subscription.id == Invoice.subscription_id)
+                .where(Invoice.id.in_(ids[i:i + _CHUNK])))
+        for iid, catalog, plan in session.execute(stmt):
+            owner = catalog or owners.get(plan or "")
+            if owner:
+                out[iid] = owner
+    return out
+
+
+def _issued(at: datetime | None) -> date:
+    assert at is not None  # the query keeps issued invoices only
+    return at.date()
+
+
+def _at(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
