@@ -125,3 +125,18 @@ def test_every_price_model(model: str, fields: dict[str, object], expect: str | 
         assert catalog.plan("team").price("p").model == model
     else:
         assert expect in problems(spec)
+
+
+def test_the_comparison_reads_as_a_customer_would() -> None:
+    from engine.console.plan_compare import compare_plans
+
+    catalog = load_catalog_text(write_plan(SAAS, team()))
+    rows = {r[""]: r for r in compare_plans(catalog, ["free", "team", "enterprise"])}
+    assert rows["Free trial"]["Team"] == "14 days"
+    assert rows["Minimum per period"]["Enterprise"] == "2,000.00 USD"
+    assert rows["Price: seats"]["Team"] == "up to 3: free; above 3: 8.00 USD per seat (each tier its own units)"
+    assert rows["Price: calls"]["Team"].startswith("up to 10,000: free; up to 100,000: 0.002 USD each;")
+    assert rows["API calls"]["Free"] == "1,000 per month, then blocked"
+    assert rows["API calls"]["Team"] == "200,000 per month, then you are told"
+    assert rows["Single sign-on"] == {"": "Single sign-on", "Free": "—", "Team": "✓", "Enterprise": "✓"}
+    assert rows["Upgrades to"]["Team"] == "Enterprise"
