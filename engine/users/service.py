@@ -15,15 +15,23 @@ from sqlalchemy.orm import Session
 from engine.clock import Clock, SystemClock
 from engine.users.models import AuditEntry, ConsoleUser
 
-ROLES = ("viewer", "editor", "publisher")
+ROLES = ("viewer", "editor", "publisher", "admin")
 # What each role may do; a role includes everything the roles before it may.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
     "editor": frozenset({"read", "edit", "simulate"}),
     "publisher": frozenset({"read", "edit", "simulate", "publish", "rollback"}),
+    "admin": frozenset({"read", "edit", "simulate", "publish", "rollback", "manage_users"}),
 }
-ACTIONS = ("publish", "rollback")
-KINDS = ("catalog", "ruleset")
+# What the audit records: publishes and rollbacks, and every change to a console user.
+USER_ACTIONS = ("user.add", "user.role", "user.disable", "user.enable")
+ACTIONS = ("publish", "rollback", *USER_ACTIONS)
+KINDS = ("catalog", "ruleset", "user")
+
+
+def permission_for(action: str) -> str:
+    """The permission an audited action needs: user changes need manage_users."""
+    return "manage_users" if action in USER_ACTIONS else action
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -152,12 +160,12 @@ def record_audit(
     details: dict[str, Any] | None = None,
     clock: Clock | None = None,
 ) -> dict[str, Any]:
-    """Record a publish or rollback. The user must hold the role for it, and say why."""
+    """Record a publish, a rollback or a user change. The user must hold the role for it, and say why."""
     if action not in ACTIONS:
         raise UserError("action", f"one of {', '.join(ACTIONS)}")
     if kind not in KINDS:
         raise UserError("kind", f"one of {', '.join(KINDS)}")
-    require(user, action)
+    require(user, permission_for(action))
     if not why or not why.strip():
         raise UserError("why", f"a {action} needs a comment saying why")
     entry = AuditEntry(
@@ -202,6 +210,7 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("viewer", "viewer", "viewer-demo"),
     ("editor", "editor", "editor-demo"),
     ("publisher", "publisher", "publisher-demo"),
+    ("admin", "admin", "admin-demo"),
 )
 
 
