@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from views import access, audit, common, editor, inspect, publish, signin, simulate  # noqa: E402
+from views import access, audit, common, editor, inspect, plan_builder, promotions, publish, signin, simulate  # noqa: E402  # noqa: E402
 
 st.set_page_config(page_title="Billing console", page_icon="💳", layout="wide")
 
@@ -27,6 +27,8 @@ PAGES = {
     "Inspect": inspect.render,
     "Access tester": access.render,
     "Audit & users": audit.render,
+    "Plan builder": plan_builder.render,
+    "Promotions": promotions.render,
 }
 
 # Widget values are dropped when their page is not drawn; writing them back keeps the

@@ -38,6 +38,7 @@ from engine.sales.invoicing import (
 from engine.sales.migration import migrate_subscriptions, preview_migration
 from engine.sales.queries import (
     active_subscription,
+    coupon_redemptions,
     current_usage,
     customer_plan,
     get_credit_note,
@@ -77,6 +78,7 @@ __all__ = [
     "cancel_subscriptions",
     "catalog_for_version",
     "change_subscription",
+    "coupon_redemptions",
     "create_customer",
     "create_subscription",
     "credit_invoice",

@@ -140,3 +140,10 @@ def test_the_comparison_reads_as_a_customer_would() -> None:
     assert rows["API calls"]["Team"] == "200,000 per month, then you are told"
     assert rows["Single sign-on"] == {"": "Single sign-on", "Free": "—", "Team": "✓", "Enterprise": "✓"}
     assert rows["Upgrades to"]["Team"] == "Enterprise"
+
+
+def test_the_page_fields_map_to_the_spec_and_back() -> None:
+    from engine.console.plan_form import fields_from_spec, spec_from_fields
+
+    spec = team()
+    assert spec_from_fields(fields_from_spec(spec)) == spec

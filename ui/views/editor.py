@@ -60,6 +60,19 @@ def _sources(db: Database, kind: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+def open_sources(db: Database, kind: str, *, key: str) -> None:
+    """Open a draft, a published version or an example file of `kind` into the editor's text
+    (for the builder pages: the text they write is the one the Editor shows)."""
+    sources = _sources(db, kind)
+    c1, c2 = st.columns([4, 1])
+    choice = c1.selectbox(f"Open a {kind}", list(sources) or ["(nothing to open)"], key=key)
+    if c2.button("Open", key=f"{key}_open", disabled=not sources):
+        text, name = sources[choice]
+        _open(text, name)
+        st.session_state["editor_kind"] = kind
+        st.rerun()
+
+
 def render(db: Database, user: dict[str, Any]) -> None:
     st.header("Editor")
     kind = st.radio("Kind", ["catalog", "ruleset"], horizontal=True, key="editor_kind")
