@@ -198,7 +198,7 @@ def _coupon_table(used: dict[str, int]) -> None:
         off = f"{c.get('percent_off')} %" if c.get("percent_off") is not None else f"{c.get('amount_off')} off"
         limit = c.get("max_redemptions")
         rows.append({"code": code, "discount": off, "lasts": c.get("duration"), "expires": str(c.get("expires") or "never"),
-                     "limit": limit or "none", "used so far": f"{used.get(str(code), 0):,}",
+                     "limit": f"{int(limit):,}" if limit else "none", "used so far": f"{used.get(str(code), 0):,}",
                      "left": "unlimited" if not limit else f"{max(int(limit) - used.get(str(code), 0), 0):,}"})
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
