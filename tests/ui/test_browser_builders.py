@@ -134,10 +134,13 @@ def _build_plan(page: Any) -> None:
     page.get_by_role("button", name="Write plan to the draft").click()
     expect(page.get_by_text("Plan team written to the draft's YAML.")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "builder-1-plan.png"), full_page=True)
-    # Change the tier price: tier 2 from 0.002 to 0.003.
+    # Change the tier price: tier 2 from 0.002 to 0.003; the Editor shows the YAML it wrote.
     _fill(page, "Price 2 tier 2 unit price", "0.003")
+    page.wait_for_timeout(1000)  # let the rerun of the last input settle before the click
     page.get_by_role("button", name="Write plan to the draft").click()
     expect(page.get_by_text("Plan team written to the draft's YAML.")).to_be_visible()
+    _go(page, "Editor", "Editor")
+    expect(page.locator("textarea").first).to_have_value(re.compile(r'up_to: 100000, unit_amount: "0\.003"'))
 
 
 def _coupon_and_save(page: Any) -> None:
@@ -148,9 +151,15 @@ def _coupon_and_save(page: Any) -> None:
     _fill(page, "Code", "SPRING25")
     _fill(page, "Percent or amount off", "25")
     _fill(page, "Expires (YYYY-MM-DD, empty: never)", "2027-05-31")
+    page.wait_for_timeout(1000)  # let the rerun of the last input settle before the click
     page.get_by_role("button", name="Write coupon").click()
     expect(page.get_by_text("Coupon written to the draft's YAML.")).to_be_visible()
-    page.get_by_role("button", name="Save draft").click()
+    _go(page, "Editor", "Editor")
+    expect(page.locator("textarea").first).to_have_value(re.compile(r"SPRING25: \{percent_off: 25, duration: once, "
+                                                                    r"expires: 2027-05-31\}"))
+    _go(page, "Promotions", "Promotions, coupons and rules")
+    page.get_by_text("Coupon", exact=True).click()  # the page's choice is not kept across pages
+    page.locator(".st-key-pr_save button").click()
     expect(page.get_by_text("Saved draft acme-analytics.")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "builder-2-coupon.png"), full_page=True)
 
@@ -187,7 +196,7 @@ def _edu_rule(page: Any) -> None:
     _fill(page, "Valid until (YYYY-MM-DD, empty: no end)", "2027-12-31")
     page.get_by_role("button", name="Write pricing rule").click()
     expect(page.get_by_text("Pricing rule written to the draft's YAML.")).to_be_visible()
-    page.get_by_role("button", name="Save draft").click()
+    page.locator(".st-key-pr_save button").click()
     expect(page.get_by_text("Saved draft campaigns.")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "builder-3-edu-rule.png"), full_page=True)
 
