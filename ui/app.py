@@ -17,7 +17,8 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from views import (  # noqa: E402
-    access, audit, bank, books, common, customers, editor, inspect, overview, publish, signin, simulate, webhooks,
+    access, audit, bank, books, common, customers, editor, inspect, overview, plan_builder, promotions, publish,
+    signin, simulate, webhooks,
 )
 
 st.set_page_config(page_title="Billing console", page_icon="💳", layout="wide")
@@ -34,6 +35,8 @@ PAGES = {
     "Bank lines": bank.render,
     "Overview": overview.render,
     "Customers": customers.render,
+    "Plan builder": plan_builder.render,
+    "Promotions": promotions.render,
 }
 
 # Widget values are dropped when their page is not drawn; writing them back keeps the

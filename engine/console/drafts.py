@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,16 +44,17 @@ class DraftCheck:
         ]
 
 
-def catalog_lint(doc: Document, catalog: Catalog) -> list[Problem]:
-    """What is valid but probably a mistake."""
+def catalog_lint(doc: Document, catalog: Catalog, granted: Collection[str] = ()) -> list[Problem]:
+    """What is valid but probably a mistake. `granted`: features the live access rules allow
+    (a partner beta no plan includes is granted by a rule, not forgotten)."""
     out: list[Problem] = []
     used_metrics = {p.metric for plan in catalog.plans.values() for p in plan.prices if p.metric}
     used_metrics |= {f.metric for f in catalog.features.values() if f.metric}
     for mid in sorted(set(catalog.metrics) - used_metrics):
         out.append(doc.problem(["metrics", mid], "no price or feature uses this metric", "warning"))
-    entitled = {fid for plan in catalog.plans.values() for fid in plan.entitlements}
+    entitled = {fid for plan in catalog.plans.values() for fid in plan.entitlements} | set(granted)
     for fid in sorted(set(catalog.features) - entitled):
-        out.append(doc.problem(["features", fid], "no plan grants this feature", "warning"))
+        out.append(doc.problem(["features", fid], "no plan grants this feature, and no access rule allows it", "warning"))
     for pid, plan in catalog.plans.items():
         if not plan.prices and not plan.entitlements:
             out.append(doc.problem(["plans", pid], "the plan has neither prices nor entitlements", "warning"))
@@ -99,10 +101,11 @@ def _ruleset_checks(doc: Document, refs: Any) -> tuple[list[Problem], list[Probl
     return errors, warnings, summary
 
 
-def check_draft(kind: str, text: str, file: str = "draft", *, refs: Any = None) -> DraftCheck:
+def check_draft(kind: str, text: str, file: str = "draft", *, refs: Any = None,
+                granted: Collection[str] = ()) -> DraftCheck:
     """Everything publishing would say about `text`, without raising. `refs` (a
     engine.rules.References) is what a ruleset may name; None: ./catalogs and ./templates,
-    as `billing validate` does."""
+    as `billing validate` does. `granted`: the features access rules allow (catalog lint)."""
     if kind not in KINDS:
         raise ValueError(f"kind: one of {', '.join(KINDS)}")
     try:
@@ -127,7 +130,7 @@ def check_draft(kind: str, text: str, file: str = "draft", *, refs: Any = None) 
             f"catalog {catalog.name} ({catalog.currency}): {len(catalog.plans)} plans, {prices} prices, "
             f"{len(catalog.metrics)} metrics, {len(catalog.features)} features, {len(catalog.coupons)} coupons"
         )
-        return DraftCheck(kind, catalog.name, [], catalog_lint(doc, catalog), catalog, doc, summary)
+        return DraftCheck(kind, catalog.name, [], catalog_lint(doc, catalog, granted), catalog, doc, summary)
     if not isinstance(doc.data, dict) or "ruleset" not in doc.data:
         return DraftCheck(kind, name, errors=[doc.problem([], "a ruleset starts with 'ruleset: NAME'")], document=doc)
     errors, warnings, summary = _ruleset_checks(doc, refs)

@@ -20,6 +20,25 @@ def references(session: Session) -> rules.References:
     return operations.published_references(session)
 
 
+def features_allowed(texts: dict[str, str]) -> set[str]:
+    """The features an access rule allows by name ({feature: beta_ai} with an allow)."""
+    from engine.rules.conditions import tests
+
+    out: set[str] = set()
+    for name, text in texts.items():
+        try:
+            ruleset = rules.load_ruleset_text(text, f"{name}.yaml")
+        except DocumentError:
+            continue  # a broken ruleset grants nothing; the editor reports it when opened
+        for rule in ruleset.rules:
+            if rule.when is None or not any(a.name == "allow" for a in rule.then):
+                continue
+            for t in tests(rule.when):
+                if t.path == "feature" and t.op in ("eq", "in"):
+                    out.update(v for v in (t.value if isinstance(t.value, tuple) else (t.value,)) if isinstance(v, str))
+    return out
+
+
 def published_rulesets(session: Session) -> dict[str, int]:
     """The live version of every ruleset: name -> version."""
     return dict(sorted(rules.live_versions(session).items()))

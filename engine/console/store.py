@@ -117,8 +117,11 @@ def document_yaml(document: dict[str, Any]) -> str:
 
 
 def check_stored(session: Session, kind: str, text: str) -> Any:
-    """`check_draft` against what is live: a ruleset's references are the published catalogs."""
-    return check_draft(kind, text, refs=rulesets.references(session) if kind == "ruleset" else None)
+    """`check_draft` against what is live: a ruleset's references are the published catalogs;
+    a catalog's features may be granted by the live access rules."""
+    if kind == "ruleset":
+        return check_draft(kind, text, refs=rulesets.references(session))
+    return check_draft(kind, text, granted=rulesets.features_allowed(rulesets.live_texts(session)[0]))
 
 
 def draft_diff(session: Session, kind: str, text: str) -> str:

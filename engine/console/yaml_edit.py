@@ -5,6 +5,7 @@ source of truth: a form is a shortcut for typing."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -63,10 +64,28 @@ def money(value: Any, field: str) -> DoubleQuotedScalarString:
     return DoubleQuotedScalarString(format(d, "f"))
 
 
-def _flow(d: Mapping[str, Any]) -> CommentedMap:
+# The catalog schema's identifier (plans, prices, features, metrics).
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+def flow(d: Mapping[str, Any]) -> CommentedMap:
+    """A mapping written on one line, as the shipped catalogs write prices and tiers."""
     m = CommentedMap(d)
     m.fa.set_flow_style()
     return m
+
+
+_flow = flow
+
+
+def flow_seq(items: Sequence[Any]) -> CommentedSeq:
+    seq = CommentedSeq(list(items))
+    seq.fa.set_flow_style()
+    return seq
+
+
+def plan_of(data: Any, plan_id: str) -> Any:
+    return _plan(data, plan_id)
 
 
 def _plan(data: Any, plan_id: str) -> Any:

@@ -40,6 +40,7 @@ from engine.sales.migration import migrate_subscriptions, preview_migration
 from engine.sales.packs import buy_pack, grant_credit, handle_invoice_paid, handle_top_up_requested, set_top_up
 from engine.sales.queries import (
     active_subscription,
+    coupon_redemptions,
     current_usage,
     customer_plan,
     get_credit_note,
@@ -83,6 +84,7 @@ __all__ = [
     "cancel_subscriptions",
     "catalog_for_version",
     "change_subscription",
+    "coupon_redemptions",
     "create_customer",
     "create_subscription",
     "credit_invoice",

@@ -1,18 +1,20 @@
 """Console users: scrypt-hashed passwords, roles (viewer reads; editor edits drafts and
-simulates; publisher publishes and rolls back) and the audit of every publish and rollback
-(who, when, why).
+simulates; publisher publishes and rolls back; admin also manages users) and the audit of
+every publish, rollback and user change (who, when, why).
 
     with db.session() as s:
         add_user(s, "ada", "publisher", "a long password")
         user = authenticate(s, "ada", "a long password")   # {"name": "ada", "role": "publisher"}
 """
 
+from engine.users.admin import change_role, create_user, set_disabled
 from engine.users.models import AuditEntry, ConsoleUser
 from engine.users.service import (
     ACTIONS,
     DEMO_USERS,
     PERMISSIONS,
     ROLES,
+    USER_ACTIONS,
     PermissionDenied,
     UserError,
     add_user,
@@ -34,6 +36,7 @@ __all__ = [
     "DEMO_USERS",
     "PERMISSIONS",
     "ROLES",
+    "USER_ACTIONS",
     "AuditEntry",
     "ConsoleUser",
     "PermissionDenied",
@@ -41,6 +44,8 @@ __all__ = [
     "add_user",
     "authenticate",
     "can",
+    "change_role",
+    "create_user",
     "hash_password",
     "list_audit",
     "list_users",

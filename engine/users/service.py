@@ -15,20 +15,30 @@ from sqlalchemy.orm import Session
 from engine.clock import Clock, SystemClock
 from engine.users.models import AuditEntry, ConsoleUser
 
-ROLES = ("viewer", "operator", "editor", "publisher")
+ROLES = ("viewer", "operator", "editor", "publisher", "admin")
 # What each role may do; a role includes everything the roles before it may. `operate`:
-# change a customer's subscription from the console (plan, coupon, cancellation).
+# change a customer's subscription from the console (plan, coupon, cancellation);
+# `manage_users`: add users, change roles, disable or enable them.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
     "operator": frozenset({"read", "operate"}),
     "editor": frozenset({"read", "operate", "edit", "simulate"}),
     "publisher": frozenset({"read", "operate", "edit", "simulate", "publish", "rollback"}),
+    "admin": frozenset({"read", "operate", "edit", "simulate", "publish", "rollback", "manage_users"}),
 }
-# Audited actions and the permission each needs.
+# What the audit records: publishes, rollbacks, operators' subscription changes and every
+# change to a console user; and the permission each needs.
+USER_ACTIONS = ("user.add", "user.role", "user.disable", "user.enable")
 ACTION_PERMISSION = {"publish": "publish", "rollback": "rollback", "change_plan": "operate",
-                     "apply_coupon": "operate", "cancel": "operate"}
+                     "apply_coupon": "operate", "cancel": "operate",
+                     **{action: "manage_users" for action in USER_ACTIONS}}
 ACTIONS = tuple(ACTION_PERMISSION)
-KINDS = ("catalog", "ruleset", "subscription")
+KINDS = ("catalog", "ruleset", "subscription", "user")
+
+
+def permission_for(action: str) -> str:
+    """The permission an audited action needs."""
+    return ACTION_PERMISSION[action]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -166,13 +176,13 @@ def record_audit(
     details: dict[str, Any] | None = None,
     clock: Clock | None = None,
 ) -> dict[str, Any]:
-    """Record a publish, a rollback or an operator's change to a subscription. The user must
-    hold the role for it, and say why."""
+    """Record a publish, a rollback, an operator's change to a subscription or a user change.
+    The user must hold the role for it, and say why."""
     if action not in ACTIONS:
         raise UserError("action", f"one of {', '.join(ACTIONS)}")
     if kind not in KINDS:
         raise UserError("kind", f"one of {', '.join(KINDS)}")
-    require(user, ACTION_PERMISSION[action])
+    require(user, permission_for(action))
     if not why or not why.strip():
         raise UserError("why", f"a {action} needs a comment saying why")
     entry = AuditEntry(
@@ -218,6 +228,7 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("operator", "operator", "operator-demo"),
     ("editor", "editor", "editor-demo"),
     ("publisher", "publisher", "publisher-demo"),
+    ("admin", "admin", "admin-demo"),
 )
 
 

@@ -187,7 +187,7 @@ def test_validate_summarises_valid_files(capsys: pytest.CaptureFixture[str]) -> 
     code, out, _ = run(capsys, "validate", "catalogs/saas.yaml", "catalogs/content.yaml")
     assert code == 0
     assert out.splitlines() == [
-        "catalogs/saas.yaml: ok: catalog acme-analytics (USD): 4 plans, 10 prices, 6 metrics, 6 features, 3 coupons",
+        "catalogs/saas.yaml: ok: catalog acme-analytics (USD): 4 plans, 10 prices, 3 metrics, 6 features, 3 coupons",
         "catalogs/content.yaml: ok: catalog pixelvault (EUR): 4 plans, 6 prices, 2 metrics, 3 features, 1 coupons",
     ]
 

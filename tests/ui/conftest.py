@@ -10,7 +10,7 @@ from engine.console import seed_demo
 from engine.store import Database
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
-PASSWORDS = {"viewer": "viewer-demo", "editor": "editor-demo", "publisher": "publisher-demo"}
+PASSWORDS = {"viewer": "viewer-demo", "editor": "editor-demo", "publisher": "publisher-demo", "admin": "admin-demo"}
 
 
 @pytest.fixture

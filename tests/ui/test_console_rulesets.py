@@ -61,18 +61,18 @@ def test_ruleset_checks_by_line_and_field(app, console_db) -> None:  # type: ign
     rule = next(i for i, x in enumerate(lines) if "id: partner-beta" in x)
     line = next(i for i, x in enumerate(lines[rule:], rule + 1) if x.strip() == "when:")
     assert any(
-        f"**line {line}** · `rules[1].when` · error: unknown feature 'teleport'" in m for m in texts(at, "markdown")
+        f"**line {line}** · rule 2 › when (`rules[1].when`) · Error: unknown feature 'teleport'" in m for m in texts(at, "markdown")
     )
     # Lint: a condition that can never hold is an error; comparing text with gt a warning.
     never = ACCESS.replace("- {feature: beta_ai}", "- {feature: beta_ai}\n        - {quantity: {gt: 5, lt: 3}}")
     edit(at, never)
-    assert any("`rules[1].when` · error: this condition can never hold" in m for m in texts(at, "markdown"))
+    assert any("(`rules[1].when`) · Error: this condition can never hold" in m for m in texts(at, "markdown"))
     text_cmp = ACCESS.replace(
         "- {feature: data_export}\n", '- {feature: data_export}\n        - {quantity: {gt: "5"}}\n'
     )
     edit(at, text_cmp)
     assert any("1 lint warning(s)" in w for w in texts(at, "warning"))
-    assert any("warning: quantity gt '5' compares text" in m for m in texts(at, "markdown"))
+    assert any("Warning: quantity gt '5' compares text" in m for m in texts(at, "markdown"))
     # The fix: valid again; a draft that does not parse is a message, not a stack trace.
     edit(at, "ruleset: access\nrules: [\n")
     assert any("malformed YAML" in m for m in texts(at, "markdown"))

@@ -30,7 +30,7 @@ def test_add_and_authenticate(sqlite_db, clock) -> None:  # type: ignore[no-unty
         with pytest.raises(UserError, match="already exists"):
             add_user(s, "ada", "viewer", "another one")
         with pytest.raises(UserError, match="role"):
-            add_user(s, "eve", "admin", "long enough")
+            add_user(s, "eve", "owner", "long enough")
         with pytest.raises(UserError, match="password"):
             add_user(s, "eve", "viewer", "short")
         with pytest.raises(UserError, match="name"):
@@ -51,7 +51,7 @@ def test_audit_needs_role_and_reason(sqlite_db, clock) -> None:  # type: ignore[
     with sqlite_db.session() as s:
         seed_demo_users(s, clock=clock)
         seed_demo_users(s, clock=clock)  # idempotent
-        assert len(list_users(s)) == 4  # viewer, operator, editor, publisher
+        assert len(list_users(s)) == 5  # viewer, operator, editor, publisher, admin
         with pytest.raises(PermissionDenied, match="needs the publisher role"):
             record_audit(s, {"name": "editor", "role": "editor"}, "publish", "catalog", "acme", "because")
         with pytest.raises(UserError, match="why"):
@@ -83,3 +83,28 @@ def test_audit_needs_role_and_reason(sqlite_db, clock) -> None:  # type: ignore[
             ("publish", "publisher", "new prices", 2),
         ]
         assert entries[0]["at"].startswith("2026-01-01")
+
+
+def test_an_admin_manages_users_and_every_change_is_audited(sqlite_db, clock) -> None:  # type: ignore[no-untyped-def]
+    from engine.users import change_role, create_user, set_disabled
+
+    admin = {"name": "admin", "role": "admin"}
+    with sqlite_db.session() as s:
+        seed_demo_users(s, clock=clock)
+        assert can("admin", "publish") and can("admin", "manage_users") and not can("publisher", "manage_users")
+        with pytest.raises(PermissionDenied, match="needs the admin role"):
+            create_user(s, {"name": "publisher", "role": "publisher"}, "eve", "editor", "long enough pw")
+        create_user(s, admin, "grace", "viewer", "long enough pw", "new analyst", clock=clock)
+        change_role(s, admin, "grace", "editor", clock=clock)
+        set_disabled(s, admin, "grace", True, "left the team", clock=clock)
+        with pytest.raises(UserError, match="yourself"):
+            set_disabled(s, admin, "admin", True)
+        with pytest.raises(UserError, match="already a editor"):
+            change_role(s, admin, "grace", "editor")
+        assert authenticate(s, "grace", "long enough pw") is None  # disabled: no sign-in
+        audit = list_audit(s, "grace")
+    assert [(a["action"], a["user"], a["why"], a["details"]) for a in audit] == [
+        ("user.disable", "admin", "left the team", {"role": "editor"}),
+        ("user.role", "admin", "viewer -> editor", {"before": "viewer", "after": "editor"}),
+        ("user.add", "admin", "new analyst", {"role": "viewer"}),
+    ]

@@ -12,6 +12,7 @@ from engine.console import rulesets as crules
 from engine.console import save_draft
 from engine.console import store as cstore
 from engine.console import yaml_edit as ye
+from engine.console.plain import plain
 from engine.console.yaml_edit import EditError
 from engine.store import Database
 from engine.users import can
@@ -59,6 +60,19 @@ def _sources(db: Database, kind: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+def open_sources(db: Database, kind: str, *, key: str) -> None:
+    """Open a draft, a published version or an example file of `kind` into the editor's text
+    (for the builder pages: the text they write is the one the Editor shows)."""
+    sources = _sources(db, kind)
+    c1, c2 = st.columns([4, 1])
+    choice = c1.selectbox(f"Open a {kind}", list(sources) or ["(nothing to open)"], key=key)
+    if c2.button("Open", key=f"{key}_open", disabled=not sources):
+        text, name = sources[choice]
+        _open(text, name)
+        st.session_state["editor_kind"] = kind
+        st.rerun()
+
+
 def render(db: Database, user: dict[str, Any]) -> None:
     st.header("Editor")
     kind = st.radio("Kind", ["catalog", "ruleset"], horizontal=True, key="editor_kind")
@@ -81,6 +95,9 @@ def render(db: Database, user: dict[str, Any]) -> None:
             disabled=not editable,
             help="Edit freely: the checks on the right run on every change.",
         )
+        if st.session_state[TEXT].strip():
+            with st.expander("The YAML with line numbers (the checks name these lines)"):
+                st.code(st.session_state[TEXT], language="yaml", line_numbers=True)
     text = st.session_state[TEXT]
     check = None
     if text.strip():
@@ -98,10 +115,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
                 st.success(f"Valid: {check.summary}" if check.summary else "Valid")
             if check.warnings:
                 st.warning(f"{len(check.warnings)} lint warning(s)")
-            for p in [*check.errors, *check.warnings]:
-                st.markdown(f"- **line {p.line}** · `{p.path}` · {p.severity}: {p.message}")
-            if check.rows():
-                st.dataframe(pd.DataFrame(check.rows()), hide_index=True, width="stretch")
+            _problems(text, [*check.errors, *check.warnings])
 
     msg = st.session_state.pop("edit_message", None)
     if msg:
@@ -129,6 +143,22 @@ def render(db: Database, user: dict[str, Any]) -> None:
                 st.code(d, language="diff")
             else:
                 st.write("No difference from the published version (or nothing published under this name).")
+
+
+def _problems(text: str, problems: list[Any]) -> None:
+    """Each finding at its line, in plain words, with the line it is about."""
+    lines = text.splitlines()
+    for p in map(plain, problems):
+        label = "Error" if p.severity == "error" else "Warning"
+        st.markdown(f"- **line {p.line}** · {p.where} (`{p.path}`) · {label}: {p.message}")
+        if 0 < p.line <= len(lines) and lines[p.line - 1].strip():
+            st.caption(f"line {p.line}: `{lines[p.line - 1].strip()[:120]}`")
+
+
+def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Tier 1 first, in every table and picker alike (edits are read by row position)."""
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="tier")
+    return frame
 
 
 def _state(key: str, default: Any = "") -> Any:
@@ -267,7 +297,7 @@ def _catalog_forms(text: str) -> None:
             pl, pid = _unlabel(which)
             rows = ye.get_tiers(text, pl, pid)
             st.selectbox("Tier", list(range(1, len(rows) + 1)), key="f_tier_no")
-            st.dataframe(pd.DataFrame(rows).replace({None: "∞"}), hide_index=False)
+            st.dataframe(_numbered(pd.DataFrame(rows).replace({None: "∞"})), hide_index=False)
             st.text_input("Unit amount", key="f_tier_unit")
             st.text_input("Flat amount (empty: unchanged)", key="f_tier_flat")
             st.button("Apply tier change", key="f_tier_apply", on_click=_apply, args=(_tier_change,))
@@ -279,8 +309,8 @@ def _catalog_forms(text: str) -> None:
             which = st.selectbox("Tiered price", labels, key="f_tiers_price")
             pl, pid = _unlabel(which)
             table = pd.DataFrame(ye.get_tiers(text, pl, pid), columns=["up_to", "unit_amount", "flat_amount", "rate"])
-            st.data_editor(table.fillna("").astype(str), num_rows="dynamic", key=f"f_tiers_{pl}_{pid}", hide_index=True)
-            st.caption("Leave up_to empty for the open last tier.")
+            st.data_editor(_numbered(table.fillna("").astype(str)), num_rows="dynamic", key=f"f_tiers_{pl}_{pid}")
+            st.caption("Tiers are numbered from 1, as in *Change a tier*. Leave up_to empty for the open last tier.")
             st.button("Apply tiers", key="f_tiers_apply", on_click=_apply, args=(_tiers_table,))
 
     if form == "Add a plan":

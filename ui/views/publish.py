@@ -69,6 +69,9 @@ def _publish(db: Database, user: dict[str, Any], kind: str) -> None:
 
 def _history(db: Database, user: dict[str, Any], kind: str) -> None:
     st.subheader("History")
+    done = st.session_state.pop("rb_done", None)
+    if done:
+        st.success(done)
     with db.read_session() as s:
         names = list(cstore.published_catalogs(s) if kind == "catalog" else crules.published_rulesets(s))
     if not names:
@@ -107,4 +110,6 @@ def _history(db: Database, user: dict[str, Any], kind: str) -> None:
     if st.button("Roll back", key="rb_go"):
         with db.session() as s:
             out = rollback(s, user, name, int(target), why, kind=kind, clock=clock())
-        st.success(f"Rolled back: v{out['version']} now has the content of v{out['restored']}.")
+        # Drawn again so the history above lists the new version; the message survives the rerun.
+        st.session_state["rb_done"] = f"Rolled back: v{out['version']} now has the content of v{out['restored']}."
+        st.rerun()

@@ -1,0 +1,44 @@
+"""The audit as the Audit & users page shows it: every publish, rollback and user change,
+newest first, with who, when and why, and for a publish or rollback the diff it made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine import rules, sales
+from engine.console.store import history
+from engine.users import list_audit
+
+ACTION_WORDS = {"publish": "published", "rollback": "rolled back", "user.add": "added user",
+                "user.role": "changed the role of", "user.disable": "disabled", "user.enable": "enabled"}
+
+
+def _diffs(session: Session, kind: str, name: str) -> dict[int, str]:
+    try:
+        return {int(v["version"]): str(v.get("diff") or "") for v in history(session, name, kind)}
+    except (rules.RulesError, sales.NotFound):  # gone from the store: the entry still shows
+        return {}
+
+
+def audit_entries(session: Session, limit: int = 200) -> list[dict[str, Any]]:
+    """Entries with `summary` (a sentence) and `diff` (publish and rollback; '' otherwise)."""
+    entries = list_audit(session, limit=limit)
+    cache: dict[tuple[str, str], dict[int, str]] = {}
+    out = []
+    for e in entries:
+        diff = ""
+        if e["kind"] in ("catalog", "ruleset") and e["version"] is not None:
+            key = (e["kind"], e["target"])
+            if key not in cache:
+                cache[key] = _diffs(session, *key)
+            diff = cache[key].get(int(e["version"]), "")
+        what = f"{e['kind']} {e['target']}" + (f" v{e['version']}" if e["version"] is not None else "")
+        if e["kind"] == "user":
+            what = e["target"]
+        restored = (e.get("details") or {}).get("restored")
+        tail = f" (content of v{restored})" if restored else ""
+        summary = f"{e['user']} ({e['role']}) {ACTION_WORDS.get(e['action'], e['action'])} {what}{tail}: {e['why']}"
+        out.append({**e, "summary": summary, "diff": diff})
+    return out
