@@ -17,8 +17,21 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from views import (  # noqa: E402
-    access, audit, bank, books, common, customers, editor, inspect, overview, plan_builder, promotions, publish,
-    signin, simulate, webhooks,
+    access,
+    audit,
+    bank,
+    books,
+    common,
+    customers,
+    editor,
+    inspect,
+    overview,
+    plan_builder,
+    promotions,
+    publish,
+    signin,
+    simulate,
+    webhooks,
 )
 
 st.set_page_config(page_title="Billing console", page_icon="💳", layout="wide")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine import operations, rules
+from engine.catalog import DocumentError
 from engine.config import get_settings, shipped_dir
 
 

@@ -31,7 +31,7 @@ def change_user(session: Session, name: str, *, role: str | None = None,
             raise users.UserError("role", f"one of {', '.join(users.ROLES)}, not {role!r}")
         out = users.set_role(session, name, role) if role is not None else None
         if disabled is not None:
-            out = users.set_disabled(session, name, disabled)
+            out = users.set_sign_in_disabled(session, name, disabled)
     except users.UserError as exc:
         raise OperationError(exc.field, exc.message, "not_found" if exc.field == "name" else "invalid") from None
     assert out is not None

@@ -26,8 +26,8 @@ from engine.users.service import (
     record_audit,
     require,
     seed_demo_users,
-    set_disabled,
     set_role,
+    set_sign_in_disabled,
     verify_password,
 )
 
@@ -54,5 +54,6 @@ __all__ = [
     "seed_demo_users",
     "set_disabled",
     "set_role",
+    "set_sign_in_disabled",
     "verify_password",
 ]

@@ -139,7 +139,7 @@ def set_role(session: Session, name: str, role: str) -> dict[str, Any]:
     return _user_dict(user)
 
 
-def set_disabled(session: Session, name: str, disabled: bool) -> dict[str, Any]:
+def set_sign_in_disabled(session: Session, name: str, disabled: bool) -> dict[str, Any]:
     """Stop (or allow again) a user's sign-in; their audit entries stay as they are."""
     user = session.scalars(select(ConsoleUser).where(ConsoleUser.name == name)).first()
     if user is None:

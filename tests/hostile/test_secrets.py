@@ -48,12 +48,12 @@ def test_demo_users_exist_only_where_the_demo_seeds(tmp_path: Path) -> None:
         with system.db.session() as s:
             assert list(s.scalars(select(ConsoleUser))) == []
         created = seed_console_users(system, seeding=True)
-        assert [name for name, _, _ in created] == ["viewer", "operator", "editor", "publisher"]
+        assert [name for name, _, _ in created] == ["viewer", "operator", "editor", "publisher", "admin"]
         with system.db.session() as s:
             s.delete(s.scalars(select(ConsoleUser).where(ConsoleUser.name == "publisher")).one())
         seed_console_users(system, seeding=False)  # the next start: a removed demo user stays removed
         with system.db.session() as s:
-            assert sorted(u.name for u in s.scalars(select(ConsoleUser))) == ["editor", "operator", "viewer"]
+            assert sorted(u.name for u in s.scalars(select(ConsoleUser))) == ["admin", "editor", "operator", "viewer"]
     finally:
         system.db.dispose()
 
