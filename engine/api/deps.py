@@ -72,4 +72,3 @@ async def authorize(request: Request, scope: str) -> Principal:
 
 PRODUCT = Depends(require("product"))
 ADMIN = Depends(require("admin"))
-FINANCE = Depends(require("finance"))

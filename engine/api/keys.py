@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 from engine.api.models import ApiKey
 from engine.store import Database
 
-# finance: the books (journal, trial balance, revenue recognition, month close) and nothing else.
-SCOPES = ("product", "admin", "finance")
+SCOPES = ("product", "admin")
 
 
 @dataclass(frozen=True)
