@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -119,6 +120,11 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
                      {"id": "cus_bank", "email": "bank@example.com", "name": "Ben Bank", "country": "CH"}):
             assert admin.post("/v1/customers", json=body).status_code == 201
         assert admin.post("/v1/subscriptions", json={"customer_id": "cus_free", "plan": "free"}).status_code == 201
+        # A goodwill credit that runs out unused two days on: credits.expired, its message.
+        expires = (system.clock.now() + timedelta(days=2)).isoformat()
+        r = admin.post("/v1/customers/cus_free/wallet/grants",
+                       json={"unit": "USD", "amount": "2.00", "reason": "goodwill", "expires_at": expires})
+        assert r.status_code == 201, r.text
         check = {"customer_id": "cus_free", "feature": "api"}
         product.post("/v1/events", json=_usage("cus_free", 800, 0))
         assert product.post("/v1/access/check", json=check).json()["allowed"] is True
