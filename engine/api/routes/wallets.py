@@ -3,10 +3,10 @@ operators grant credit with a reason, void a grant and page through the ledger."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from engine import credits, sales
 from engine.api.context import ApiContext
@@ -19,8 +19,21 @@ from engine.api.types import NonNegativeQuantity, ObjectId, PlanId, PositiveQuan
 router = APIRouter(prefix="/v1", tags=["credits"], responses=documented(400, 401, 403, 404, 409, 422))
 
 
+def _not_a_bool(value: object) -> object:
+    # JSON Schema's integer admits 58.0 but not false: pydantic's lax int takes both ways round.
+    if isinstance(value, bool):
+        raise ValueError("an integer, not true or false")
+    return value
+
+
+Priority = Annotated[int, Field(ge=0, le=1000), BeforeValidator(_not_a_bool)]
+
+
 class GrantIn(BaseModel):
+    # "amount or grant": declared in the contract too, so the schema refuses what the route refuses.
     model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "anyOf": [{"required": ["amount"], "properties": {"amount": {"not": {"type": "null"}}}},
+                  {"required": ["grant"], "properties": {"grant": {"type": "string"}}}],
         "examples": [{"amount": "25.00", "reason": "apology for the outage", "expires_at": "2027-01-01T00:00:00Z"}]})
 
     reason: str = Field(min_length=1, max_length=500, description="why: kept on the grant and its ledger entry")
@@ -28,7 +41,7 @@ class GrantIn(BaseModel):
     grant: PlanId | None = Field(default=None, description="a catalog grant's id: its amount and terms")
     unit: str | None = Field(default=None, pattern=r"^([A-Z]{3}|[a-z][a-z0-9_]{0,31})$",
                              description="default: the customer's currency")
-    priority: int | None = Field(default=None, ge=0, le=1000, description="lower is drawn first; default 100")
+    priority: Priority | None = Field(default=None, description="lower is drawn first; default 100")
     expires_at: ZonedTime | None = None
     rollover: str | None = Field(default=None, pattern="^(none|all)$")
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
@@ -45,7 +58,7 @@ class TopUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"enabled": True, "threshold": "10.00", "pack": "starter"}]})
 
-    enabled: bool
+    enabled: StrictBool
     threshold: NonNegativeQuantity | None = Field(default=None, description="default: the catalog's top_up")
     pack: PlanId | None = Field(default=None, description="default: the catalog's top_up")
 
