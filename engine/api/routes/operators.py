@@ -17,7 +17,7 @@ from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.keys import Principal
 from engine.api.problems import Problem, documented
-from engine.api.types import JsonBool, PlanId
+from engine.api.types import JSON_INTEGER, JsonBool, PlanId
 
 router = APIRouter(prefix="/v1", tags=["operations"], responses=documented(400, 401, 403, 404, 409, 413, 422))
 
@@ -72,7 +72,7 @@ def publish(body: PublishIn, who: Principal = ADMIN, ctx: ApiContext = Depends(c
 
 class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to_version: int = Field(ge=1, le=1_000_000_000)
+    to_version: Annotated[int, Field(ge=1, le=1_000_000_000), JSON_INTEGER]
     why: Why
 
 
@@ -103,7 +103,7 @@ class MigrationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # The bounds on the field (not inside the union), so a refusal names `version` itself;
     # stated again for the schema, which does not carry them through the union.
-    version: int | SkipJsonSchema[None] = Field(
+    version: Annotated[int, JSON_INTEGER] | SkipJsonSchema[None] = Field(
         default=None, ge=1, le=1_000_000_000, description="default: the latest version",
         json_schema_extra={"minimum": 1, "maximum": 1_000_000_000})
     plan: PlanId | SkipJsonSchema[None] = Field(default=None, description="only the subscriptions of this plan")
