@@ -1,7 +1,9 @@
 """Credit journeys (issue 20), over HTTP on the shared test clock, each ending with the ledger
 checker: grants pay invoices by priority before the card is charged, a pack counts once its
 invoice is paid, grants expire with and without rollover. Hand-computed: a DE customer on Pro
-with one seat pays 49.00 + 19 % = 58.31 (base) and 10.00 + 19 % = 11.90 (seat): 70.21."""
+with one seat pays 49.00 + 19 % = 58.31 (base) and 10.00 + 19 % = 11.90 (seat): 70.21. The shared
+clock crosses November and December 2026, where the shipped launch promotion takes 20 % off the
+base fee: 39.20 + 19 % = 46.65 and 11.90, 58.55."""
 
 from __future__ import annotations
 
@@ -12,6 +14,20 @@ from tests.journeys.harness import Engine, money
 from tests.journeys.test_journeys import CARD_OK, card
 
 D = Decimal
+LAUNCH = "rule:promotions/launch-2026"
+
+
+def pro_base(invoice: dict[str, Any]) -> Decimal:
+    """The Pro base line with 19 % tax: 58.31, or 46.65 under the launch promotion."""
+    launch = any(d["source"] == LAUNCH for d in invoice["discounts"])
+    return D("46.65") if launch else D("58.31")
+
+
+def pro_total(invoice: dict[str, Any]) -> Decimal:
+    """A Pro period with one seat (11.90), checked against the invoice: 70.21 or 58.55."""
+    due = pro_base(invoice) + D("11.90")
+    assert money(invoice["total"]) == due, invoice
+    return due
 
 
 def grant(engine: Engine, customer: str, **body: Any) -> dict[str, Any]:
@@ -37,15 +53,16 @@ def test_grants_pay_the_invoice_by_priority_before_the_card(engine: Engine) -> N
     engine.advance("1h")
     [first] = engine.invoices(cid)
     # 10.00 (priority 10) then 30.00 (priority 100) on the base line; the seat line and the
-    # rest of the base line go to the card: 70.21 - 40.00 = 30.21.
-    assert money(first["total"]) == D("70.21") and money(first["credit_applied"]) == D("40.00")
-    assert first["status"] == "paid" and money(first["amount_paid"]) == D("30.21")
+    # rest of the base line go to the card: 70.21 - 40.00 = 30.21 (58.55 - 40.00 = 18.55).
+    card_part = pro_total(first) - D("40.00")
+    assert money(first["credit_applied"]) == D("40.00")
+    assert first["status"] == "paid" and money(first["amount_paid"]) == card_part
     base, seat = first["lines"][0], first["lines"][1]
     assert base["paid_by_credits"] == [{"grant_id": welcome["id"], "amount": "10.00"},
                                        {"grant_id": plain["id"], "amount": "30.00"}]
     assert seat["paid_by_credits"] == []
     [charge] = engine.charges(cid)
-    assert money(charge["amount"]) == D("30.21")
+    assert money(charge["amount"]) == card_part
     assert wallet(engine, cid)["balances"] == [{"unit": "USD", "balance": "0.00", "available": "0.00", "pending": "0.00"}]
     assert kinds(engine, cid) == [("grant", "30.00"), ("grant", "10.00"),
                                   ("consumption", "-10.00"), ("consumption", "-30.00")]
@@ -64,11 +81,13 @@ def test_a_pack_counts_once_paid_and_pays_the_renewal(engine: Engine) -> None:
     engine.advance("1h")  # the card pays the pack's invoice: the credit counts now
     [usd] = wallet(engine, cid)["balances"]
     assert (usd["balance"], usd["available"]) == ("50.00", "50.00")
-    engine.advance("31d")  # the renewal: 70.21, of which the pack pays 50.00
+    engine.advance("31d")  # the renewal: 70.21 (or 58.55), of which the pack pays 50.00
+    first = next(i for i in engine.invoices(cid) if i["reason"] != "cycle" and i["reason"] != "charge")
     renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
-    assert money(renewal["credit_applied"]) == D("50.00") and money(renewal["amount_paid"]) == D("20.21")
+    by_card = pro_total(renewal) - D("50.00")
+    assert money(renewal["credit_applied"]) == D("50.00") and money(renewal["amount_paid"]) == by_card
     assert wallet(engine, cid)["balances"][0]["balance"] == "0.00"
-    assert sorted(money(c["amount"]) for c in engine.charges(cid)) == [D("20.21"), D("53.55"), D("70.21")]
+    assert sorted(money(c["amount"]) for c in engine.charges(cid)) == sorted([by_card, D("53.55"), pro_total(first)])
 
 
 def test_expiry_with_and_without_rollover(engine: Engine) -> None:
@@ -82,14 +101,15 @@ def test_expiry_with_and_without_rollover(engine: Engine) -> None:
     engine.advance("3d")  # the two-day grant expires untouched
     engine.advance("30d")  # the renewal (70.21) is paid by the month's grant, the rest of it expires
     renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
-    assert money(renewal["credit_applied"]) == D("70.21") and renewal["status"] == "paid"
+    due = pro_total(renewal)
+    assert money(renewal["credit_applied"]) == due and renewal["status"] == "paid"
     grants = {g["id"]: g for g in wallet(engine, cid)["grants"]}
     assert (grants[short["id"]]["status"], grants[short["id"]]["remaining"]) == ("expired", "0.00")
     assert (grants[ends["id"]]["status"], grants[ends["id"]]["remaining"]) == ("expired", "0.00")
     assert (grants[stays["id"]]["status"], grants[stays["id"]]["remaining"]) == ("active", "20.00")
     assert kinds(engine, cid) == [
         ("grant", "100.00"), ("grant", "20.00"), ("grant", "5.00"), ("expiry", "-5.00"),
-        ("consumption", "-58.31"), ("consumption", "-11.90"), ("expiry", "-29.79")]
+        ("consumption", f"-{pro_base(renewal)}"), ("consumption", "-11.90"), ("expiry", f"-{D('100.00') - due}")]
 
 
 def test_bad_grants_are_refused_naming_the_field(engine: Engine) -> None:
@@ -174,8 +194,13 @@ def test_auto_top_up_once_below_the_threshold(engine: Engine) -> None:
     grant(engine, cid, amount="60.00", reason="prepaid")
     engine.advance("31d")  # the renewal (70.21): 60.00 from the wallet, 10.21 by card; 0.00 < 10.00
     engine.advance("1h")  # the top-up's invoice (53.55) is collected and its 50.00 credited
+    # (under the launch promotion, 58.55: all from the wallet, and 1.45 < 10.00 left)
+    first = next(i for i in engine.invoices(cid) if i["reason"] not in ("cycle", "charge"))
+    due = pro_total(next(i for i in engine.invoices(cid) if i["reason"] == "cycle"))
+    left = max(D("60.00") - due, D("0.00"))
     packs = [i for i in engine.invoices(cid) if i["reason"] == "charge"]
     assert [money(i["total"]) for i in packs] == [D("53.55")] and packs[0]["status"] == "paid"
     [usd] = wallet(engine, cid)["balances"]
-    assert (usd["available"], usd["pending"]) == ("50.00", "0.00")
-    assert sorted(money(c["amount"]) for c in engine.charges(cid)) == [D("10.21"), D("53.55"), D("70.21")]
+    assert (usd["available"], usd["pending"]) == (str(left + D("50.00")), "0.00")
+    by_card = [due - D("60.00")] if due > D("60.00") else []
+    assert sorted(money(c["amount"]) for c in engine.charges(cid)) == sorted([*by_card, D("53.55"), pro_total(first)])
