@@ -6,6 +6,7 @@ the store adapters for simulations and the Inspect pages.
 """
 
 from engine.console.access import AccessTester, Explained
+from engine.console.clock import engine_clock
 from engine.console.drafts import DraftCheck, check_draft, checksum, diff
 from engine.console.launch import APP, console_command, run_console, wait_healthy
 from engine.console.lifecycle import CardModel, DecliningProvider, lifecycle_on_engine, units_catalog
@@ -33,6 +34,7 @@ __all__ = [
     "checksum",
     "console_command",
     "diff",
+    "engine_clock",
     "history",
     "lifecycle_on_engine",
     "publish",

@@ -107,3 +107,10 @@ class StoredClock(TestClock):
             # Every other process's cached reading has expired when this returns: work of the
             # new instant sees the new time everywhere (`ttl`, 20 ms by default).
             time.sleep(self._ttl)
+
+
+def stored_time(db: Database) -> datetime | None:
+    """The stored test clock's time, or None when this database never ran on a test clock
+    (a process that only reads the time, such as the console, uses the system's clock then)."""
+    with db.read_session() as session:
+        return session.scalar(select(StoredTestClock.now).where(StoredTestClock.id == ROW))

@@ -13,8 +13,9 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from engine.catalog import DocumentError
-from engine.clock import SystemClock
-from engine.console import ConsoleError
+from engine.clock import Clock
+from engine.config import get_settings
+from engine.console import ConsoleError, engine_clock
 from engine.console.yaml_edit import EditError
 from engine.simulation import CohortError, SimulationError
 from engine.store import Database
@@ -44,8 +45,9 @@ def guarded_database() -> Database | None:
         return None
 
 
-def clock() -> SystemClock:
-    return SystemClock()
+def clock() -> Clock:
+    """The engine's clock (its stored test clock when it runs on one), read at each call."""
+    return engine_clock(database(), get_settings().test_clock)
 
 
 def today() -> date:
@@ -90,8 +92,6 @@ def money(v: Decimal | None, currency: str = "") -> str:
 
 
 def example_files(kind: str) -> list[Path]:
-    from engine.config import get_settings
-
     folder = get_settings().catalogs_dir if kind == "catalog" else get_settings().rules_dir
     path = Path(folder)
     if not path.is_absolute():

@@ -5,6 +5,7 @@ a sentence. Operators change the subscription from here (views/customer_actions.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -16,7 +17,7 @@ from engine.console import customer_card as cards
 from engine.console import explain
 from engine.pdf import Seller, invoice_pdf
 from engine.store import Database
-from views import customer_actions
+from views import common, customer_actions
 from views.fmt import day, money, number
 
 KINDS = {"access": "Access", "charge": "Charge", "dunning": "Dunning", "message": "Message"}
@@ -83,6 +84,8 @@ def _subscriptions(card: cards.CustomerCard) -> None:
                                                                     if sub.cancel_at_period_end else "")
         st.markdown(f"**{sub.plan_name}** ({sub.catalog}) · {sub.status} · quantity {number(sub.quantity)} · "
                     f"since {day(sub.started)}{period}{extra}")
+        if sub.period and sub.status in cards.LIVE:
+            st.caption(f"Next invoice on {day(sub.period[1])} ({_from_today(sub.period[1])})")
         if sub.preview:
             st.caption("Next invoice for this period, priced as the invoice will be (before usage still to come):")
             _table([{"Line": x.name, "Quantity": number(x.quantity), "Amount": money(x.amount, sub.currency),
@@ -91,6 +94,12 @@ def _subscriptions(card: cards.CustomerCard) -> None:
             st.markdown(f"Next invoice total: **{money(sub.preview_total, sub.currency)}**")
         elif sub.preview_note:
             st.caption(sub.preview_note)
+
+
+def _from_today(when: str) -> str:
+    """Days from the engine's today (its test clock when it runs on one), never the wall's."""
+    days = (date.fromisoformat(when[:10]) - common.today()).days
+    return "today" if days == 0 else f"in {days:,} days" if days > 0 else f"{-days:,} days ago"
 
 
 def _invoices(db: Database, card: cards.CustomerCard) -> None:

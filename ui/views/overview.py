@@ -16,7 +16,7 @@ from engine.console.figures import Overview, compute
 from engine.console.overview import choices, read_facts
 from engine.store import Database
 from views import common
-from views.fmt import count, money, month, percent
+from views.fmt import count, day, money, month, percent
 
 ALL = "All catalogs"
 
@@ -24,6 +24,7 @@ ALL = "All catalogs"
 def render(db: Database, user: dict[str, Any]) -> None:
     st.header("Overview")
     today = common.today()
+    st.caption(f"Today is {day(today)} on the engine's clock.")
     c1, c2, c3 = st.columns([2, 1, 1])
     picked = c1.date_input("Range", (date(today.year, today.month, 1) - timedelta(days=150), today),
                            key="ov_range", format="YYYY-MM-DD")

@@ -13,7 +13,7 @@ from engine import webhooks
 from engine.config import Settings
 from engine.store import Database
 from engine.system.assembly import webhooks_policy
-from views.common import need
+from views.common import clock, need
 
 
 def render(db: Database, user: dict[str, Any]) -> None:
@@ -41,7 +41,7 @@ def _register(db: Database) -> None:
         if not st.form_submit_button("Register", key="webhooks_register_submit"):
             return
     with db.session() as s:
-        made = webhooks.create_endpoint(s, url, events, now=datetime.now(UTC),
+        made = webhooks.create_endpoint(s, url, events, now=clock().now(),
                                         policy=webhooks_policy(Settings()), description=description)
     st.success(f"Registered {made.id}. Its signing secret, shown once: {made.secret}")
 
@@ -62,7 +62,7 @@ def _log(db: Database, ids: list[str], *, can_replay: bool) -> None:
     delivery = st.text_input("Delivery id to replay", key="webhooks_delivery")
     if st.button("Replay delivery", key="webhooks_replay"):
         with db.session() as s:
-            made = webhooks.replay_delivery(s, delivery.strip(), now=datetime.now(UTC))
+            made = webhooks.replay_delivery(s, delivery.strip(), now=clock().now())
         st.success(f"Replaying {delivery} as {made['id']}.")
     start = st.text_input("From (ISO time)", key="webhooks_from")
     end = st.text_input("To (ISO time)", key="webhooks_to")
@@ -82,4 +82,4 @@ def _replay_range(db: Database, endpoint: str, start: str, end: str) -> list[dic
     if times[1] <= times[0]:
         raise ValueError(f"To: {end} is not after From {start}")
     with db.session() as s:
-        return webhooks.replay_range(s, endpoint, times[0], times[1], now=datetime.now(UTC))
+        return webhooks.replay_range(s, endpoint, times[0], times[1], now=clock().now())
