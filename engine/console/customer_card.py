@@ -20,6 +20,7 @@ from engine.pricing.quoting import PromotionSource
 from engine.sales.search import search_customers
 
 LIVE = ("trialing", "active")
+PAUSED = "paused"  # not live (nothing invoiced, the plan grants nothing), but it can resume
 __all__ = ["CustomerCard", "Why", "customer_card", "explain_invoice", "search_customers", "version_lookup"]
 
 
@@ -51,6 +52,8 @@ class SubscriptionCard:
     preview_note: str = ""
     plans: dict[str, str] = field(default_factory=dict)  # the catalog's plans, id -> name
     coupons: list[str] = field(default_factory=list)  # the catalog's coupon codes
+    pause_at_period_end: bool = False
+    paused_at: str | None = None  # when the pause took effect
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ def message_content(session: Session, notification_id: str) -> dict[str, Any] | 
 def _subscription(session: Session, s: dict[str, Any], promotions: PromotionSource | None) -> SubscriptionCard:
     period = (s["current_period"]["start"], s["current_period"]["end"]) if s.get("current_period") else None
     base = SubscriptionCard(s["id"], s["plan"], s["plan"], s["catalog"], s["status"], s["quantity"],
-                            s["start_date"], period, s.get("coupon"), bool(s.get("cancel_at_period_end")))
+                            s["start_date"], period, s.get("coupon"), bool(s.get("cancel_at_period_end")),
+                            pause_at_period_end=bool(s.get("pause_at_period_end")), paused_at=s.get("paused_at"))
     if s["status"] not in LIVE:
         return base
     try:

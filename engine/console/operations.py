@@ -1,5 +1,6 @@
 """An operator's changes to a customer's subscription from the console: the same engine
-operations the HTTP API calls (POST /v1/subscriptions/{id}/change, /coupon, /cancel), each
+operations the HTTP API calls (POST /v1/subscriptions/{id}/change, /coupon, /cancel, /pause,
+/resume), each
 allowed by the `operate` permission and recorded in the audit with who and why."""
 
 from __future__ import annotations
@@ -40,6 +41,27 @@ def cancel(session: Session, user: dict[str, Any], subscription_id: str, at: str
     sub = sales.cancel_subscription(session, subscription_id, clock=clock, at=at, promotions=promotions)
     record_audit(session, user, "cancel", "subscription", subscription_id, why,
                  details={"customer": sub["customer_id"], "at": at}, clock=clock)
+    return sub
+
+
+def pause(session: Session, user: dict[str, Any], subscription_id: str, why: str, *,
+          clock: Clock, promotions: PromotionSource | None = None) -> dict[str, Any]:
+    """Pause at the end of the period paid for, as `POST /v1/subscriptions/{id}/pause`."""
+    _allowed(user, why)
+    sub = sales.pause_subscription(session, subscription_id, clock=clock, promotions=promotions)
+    record_audit(session, user, "pause", "subscription", subscription_id, why,
+                 details={"customer": sub["customer_id"], "at": sub["current_period"]["end"]}, clock=clock)
+    return sub
+
+
+def resume(session: Session, user: dict[str, Any], subscription_id: str, why: str, *,
+           clock: Clock, promotions: PromotionSource | None = None) -> dict[str, Any]:
+    """Resume (a new period from today, invoiced now) or withdraw a pause not yet in effect,
+    as `POST /v1/subscriptions/{id}/resume`."""
+    _allowed(user, why)
+    sub = sales.resume_subscription(session, subscription_id, clock=clock, promotions=promotions)
+    record_audit(session, user, "resume", "subscription", subscription_id, why,
+                 details={"customer": sub["customer_id"]}, clock=clock)
     return sub
 
 

@@ -38,6 +38,7 @@ from engine.sales.invoicing import (
 )
 from engine.sales.migration import migrate_subscriptions, preview_migration
 from engine.sales.packs import buy_pack, grant_credit, handle_invoice_paid, handle_top_up_requested, set_top_up
+from engine.sales.pausing import pause_subscription, resume_subscription
 from engine.sales.queries import (
     active_subscription,
     coupon_redemptions,
@@ -117,6 +118,7 @@ __all__ = [
     "migrate_subscriptions",
     "next_due",
     "open_wallet",
+    "pause_subscription",
     "preview_migration",
     "process_batch",
     "publish_catalog",
@@ -125,6 +127,7 @@ __all__ = [
     "recorded_customers",
     "refund_invoice",
     "render_invoice_html",
+    "resume_subscription",
     "run_due_billing",
     "scan",
     "set_top_up",

@@ -80,7 +80,7 @@ def _cancel_after_catching_up(
     """One cancellation, after billing the periods the billing run has not closed yet
     (`catch_up`): what `cancel_subscriptions` does for a subscription behind its schedule."""
     at, prorate = item.at, item.prorate
-    sub, customer, now = prepare_change(session, item.subscription_id, clock, promotions)
+    sub, customer, now = prepare_change(session, item.subscription_id, clock, promotions, paused_ok=True)
     if at == "period_end" and sub.status == "active":
         _cancel_at_period_end(session, sub, now)
         return subscription_result(sub)

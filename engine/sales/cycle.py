@@ -389,7 +389,7 @@ def issue_document(
 @dataclass
 class StepResult:
     subscription_id: str
-    action: str  # trial_notice | started | renewed | ended
+    action: str  # trial_notice | started | renewed | ended | paused
     at: datetime
     document_id: str | None = None
     events: list[str] = field(default_factory=list)
@@ -494,6 +494,8 @@ def billed_until(sub: Subscription) -> date | None:
     period's start, or the day it ended. Usage dated before is late usage."""
     if sub.status == "active":
         return sub.period_start
+    if sub.status == "paused":  # its last period is closed; nothing is billed after it
+        return sub.period_end
     return sub.ended_at.date() if sub.ended_at is not None else None
 
 
@@ -568,6 +570,8 @@ def close_period(session: Session, sub: Subscription, customer: Customer, now: d
         sub.next_run_at = None
         add_event(session, "subscription.canceled", sub.customer_id, subscription_event(sub, ended=True), time=now)
         return StepResult(sub.id, "ended", now, doc.id, ["subscription.canceled"])
+    if sub.pause_at_period_end:
+        return _pause_at_close(session, sub, customer, closing, closed, arrears, catalog, now)
 
     new_catalog, changed = _take_pending(session, sub, catalog, plan)
     new_plan = new_catalog.plan(sub.plan_id)
@@ -600,6 +604,23 @@ def close_period(session: Session, sub: Subscription, customer: Customer, now: d
         events.append("subscription.changed")
     add_event(session, "subscription.renewed", sub.customer_id, subscription_event(sub), time=now)
     return StepResult(sub.id, "renewed", now, doc.id, events)
+
+
+def _pause_at_close(session: Session, sub: Subscription, customer: Customer, closing: list[Priced],
+                    closed: Period, arrears: Arrears, catalog: Catalog, now: datetime) -> StepResult:
+    """The period paid for is over and the pause takes effect: its usage is billed as at any
+    close, and no new period opens (nothing is invoiced until `resume_subscription`)."""
+    doc, _ = issue_document(session, sub, customer, closing, reason="pause",
+                            billing_key=f"pause:{closed.end.isoformat()}", now=now, period=closed,
+                            arrears=arrears, catalog=catalog)
+    sub.status = "paused"
+    sub.pause_at_period_end = False
+    sub.paused_at = closed.end_at
+    sub.next_run_at = None
+    add_event(session, "subscription.changed", sub.customer_id,
+              subscription_event(sub, changes={"status": {"from": "active", "to": "paused"}},
+                                 effective=str(closed.end)), time=now)
+    return StepResult(sub.id, "paused", now, doc.id, ["subscription.changed"])
 
 
 def catch_up(

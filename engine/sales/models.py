@@ -94,7 +94,7 @@ class Subscription(Base):
     catalog_version_id: Mapped[int] = mapped_column(ForeignKey("sales_catalog_versions.id"))
     interval: Mapped[str] = mapped_column(String(10))
     quantity: Mapped[Decimal]
-    # trialing | active | canceled | completed (one-time purchase)
+    # trialing | active | paused | canceled | completed (one-time purchase)
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
     start_date: Mapped[date] = mapped_column(Date)
@@ -113,6 +113,10 @@ class Subscription(Base):
     # bills it at its first run after the next midnight UTC (docs/sales.md, "Late usage").
     late_usage_since: Mapped[datetime | None] = mapped_column(default=None)
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A pause asked for takes effect when the period paid for ends (docs/sales.md, "Pausing");
+    # `paused_at` is when it did (None while active).
+    pause_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_at: Mapped[datetime | None] = mapped_column(default=None)
     canceled_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     # Changes that take effect at the next period: a downgrade, a catalog migration.

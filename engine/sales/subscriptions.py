@@ -88,6 +88,8 @@ def subscription_to_dict(sub: Subscription) -> dict[str, Any]:
             else None
         ),
         "cancel_at_period_end": sub.cancel_at_period_end,
+        "pause_at_period_end": bool(sub.pause_at_period_end),
+        "paused_at": sub.paused_at.isoformat() if sub.paused_at else None,
         "canceled_at": sub.canceled_at.isoformat() if sub.canceled_at else None,
         "ended_at": sub.ended_at.isoformat() if sub.ended_at else None,
         "pending": {
@@ -264,7 +266,8 @@ def _rate(plan: Plan, quantity: Decimal) -> Decimal:
 
 
 def prepare_change(
-    session: Session, subscription_id: str, clock: Clock, promotions: PromotionSource | None = None
+    session: Session, subscription_id: str, clock: Clock, promotions: PromotionSource | None = None,
+    *, paused_ok: bool = False,
 ) -> tuple[Subscription, Customer, datetime]:
     now = now_of(clock)
     lock_counter(session, "invoice", now.year)
@@ -274,6 +277,8 @@ def prepare_change(
     catch_up(session, sub, customer, now, promotions)
     if sub.status in ("canceled", "completed"):
         raise Conflict("subscription_id", f"subscription {sub.id} is {sub.status}")
+    if sub.status == "paused" and not paused_ok:  # nothing is billed while paused: resume first
+        raise Conflict("subscription_id", f"subscription {sub.id} is paused: resume it first")
     return sub, customer, now
 
 

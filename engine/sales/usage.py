@@ -165,13 +165,15 @@ def mark_late_usage(session: Session, stored: Sequence[UsageEvent], now: datetim
             Subscription.period_end, Subscription.next_run_at, Subscription.ended_at,
         ).where(
             Subscription.customer_id.in_(customers[start : start + 900]),
-            Subscription.status.in_(("active", "canceled")),
+            Subscription.status.in_(("active", "paused", "canceled")),
             Subscription.last_billed_at.is_not(None),
             Subscription.late_usage_since.is_(None),
         )
         for sid, cid, status, period_start, period_end, next_run_at, ended_at in session.execute(stmt):
             if status == "canceled":
                 billed_until = ended_at
+            elif status == "paused":  # its last period is closed
+                billed_until = _midnight(period_end) if period_end is not None else None
             elif period_start is None or period_end is None:
                 billed_until = None
             elif next_run_at is not None and next_run_at <= now:

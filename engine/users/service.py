@@ -17,7 +17,7 @@ from engine.users.models import AuditEntry, ConsoleUser
 
 ROLES = ("viewer", "operator", "editor", "publisher", "admin")
 # What each role may do; a role includes everything the roles before it may. `operate`:
-# change a customer's subscription from the console (plan, coupon, cancellation);
+# change a customer's subscription from the console (plan, coupon, cancellation, pause);
 # `manage_users`: add users, change roles, disable or enable them.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
@@ -30,7 +30,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 # change to a console user; and the permission each needs.
 USER_ACTIONS = ("user.add", "user.role", "user.disable", "user.enable")
 ACTION_PERMISSION = {"publish": "publish", "rollback": "rollback", "change_plan": "operate",
-                     "apply_coupon": "operate", "cancel": "operate",
+                     "apply_coupon": "operate", "cancel": "operate", "pause": "operate", "resume": "operate",
                      **{action: "manage_users" for action in USER_ACTIONS}}
 ACTIONS = tuple(ACTION_PERMISSION)
 KINDS = ("catalog", "ruleset", "subscription", "user")

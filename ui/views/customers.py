@@ -82,6 +82,8 @@ def _subscriptions(card: cards.CustomerCard) -> None:
         period = f" · period {day(sub.period[0])} – {day(sub.period[1])}" if sub.period else ""
         extra = (f" · coupon {sub.coupon}" if sub.coupon else "") + (" · cancels at period end"
                                                                     if sub.cancel_at_period_end else "")
+        extra += " · pauses at period end" if sub.pause_at_period_end else ""
+        extra += f" · paused since {day(sub.paused_at[:10])}" if sub.paused_at else ""
         st.markdown(f"**{sub.plan_name}** ({sub.catalog}) · {sub.status} · quantity {number(sub.quantity)} · "
                     f"since {day(sub.started)}{period}{extra}")
         if sub.period and sub.status in cards.LIVE:

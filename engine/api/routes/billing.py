@@ -216,6 +216,28 @@ def reactivate_subscription(subscription_id: str, ctx: ApiContext = Depends(cont
     return sub
 
 
+@router.post(
+    "/subscriptions/{subscription_id}/pause", dependencies=[ADMIN],
+    summary="Pause at the end of the period paid for: no invoice while paused, the plan grants nothing",
+)
+def pause_subscription(subscription_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        sub = sales.pause_subscription(session, subscription_id, clock=ctx.clock, promotions=ctx.promotions)
+    _settled(ctx, sub["customer_id"])
+    return sub
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/resume", dependencies=[ADMIN],
+    summary="Resume a paused subscription (a new period from today, invoiced now) or withdraw a pause not in effect",
+)
+def resume_subscription(subscription_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        sub = sales.resume_subscription(session, subscription_id, clock=ctx.clock, promotions=ctx.promotions)
+    _settled(ctx, sub["customer_id"])
+    return sub
+
+
 class CouponIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"coupon": "WINBACK30"}]})
     coupon: str = Field(min_length=1, max_length=100, description="a coupon of the subscription's catalog")
