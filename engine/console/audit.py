@@ -12,7 +12,9 @@ from engine.console.store import history
 from engine.users import list_audit
 
 ACTION_WORDS = {"publish": "published", "rollback": "rolled back", "user.add": "added user",
-                "user.role": "changed the role of", "user.disable": "disabled", "user.enable": "enabled"}
+                "user.role": "changed the role of", "user.disable": "disabled", "user.enable": "enabled",
+                "change_plan": "changed the plan of", "apply_coupon": "applied a coupon to", "cancel": "cancelled",
+                "pause": "paused", "resume": "resumed"}
 
 
 def _diffs(session: Session, kind: str, name: str) -> dict[int, str]:
@@ -37,8 +39,18 @@ def audit_entries(session: Session, limit: int = 200) -> list[dict[str, Any]]:
         what = f"{e['kind']} {e['target']}" + (f" v{e['version']}" if e["version"] is not None else "")
         if e["kind"] == "user":
             what = e["target"]
+        elif e["kind"] == "subscription":  # the customer's name, not the subscription's id
+            what = _subscription_of(session, (e.get("details") or {}).get("customer"))
         restored = (e.get("details") or {}).get("restored")
         tail = f" (content of v{restored})" if restored else ""
         summary = f"{e['user']} ({e['role']}) {ACTION_WORDS.get(e['action'], e['action'])} {what}{tail}: {e['why']}"
         out.append({**e, "summary": summary, "diff": diff})
     return out
+
+
+def _subscription_of(session: Session, customer_id: str | None) -> str:
+    try:
+        customer = sales.get_customer(session, str(customer_id)) if customer_id else None
+    except sales.NotFound:
+        customer = None
+    return f"the subscription of {customer.get('name') or customer.get('email')}" if customer else "a subscription"

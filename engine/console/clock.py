@@ -5,24 +5,36 @@ it, so a demo or test on a test clock reads the same day in the console as over 
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 
-from engine.clock import Clock, FixedClock, SystemClock
 from engine.store import Database
 from engine.store.clock import stored_time
 
 
-def engine_clock(db: Database, test_clock: str = "") -> Clock:
-    """The clock of the system on `db`, read once: the stored test clock's time when the
-    database holds one (the API on `--test-clock` stored it, and moves it on every advance),
-    else `test_clock` (BILLING_TEST_CLOCK, before any engine process stored it), else the wall
-    clock. The console only reads it: the API's clock advance is what moves a test clock."""
-    stored = stored_time(db)
-    if stored is not None:
-        return FixedClock(stored)
-    if test_clock:
-        return FixedClock(_start(test_clock))
-    return SystemClock()
+class EngineClock:
+    """The clock of the system on `db`, read-only: the stored test clock's time when the
+    database holds one (the API on `--test-clock` stored it and moves it on every advance),
+    else `test_clock` (BILLING_TEST_CLOCK, before any engine process stored it), else the
+    wall clock. Read again after `ttl` seconds, so a long-lived user (the access tester)
+    follows the API's advances. The console never moves it."""
+
+    def __init__(self, db: Database, test_clock: str = "", *, ttl: float = 0.5) -> None:
+        self._db = db
+        self._start = _start(test_clock) if test_clock else None
+        self._ttl = ttl
+        self._read_at = float("-inf")
+        self._stored: datetime | None = None
+
+    def now(self) -> datetime:
+        if time.monotonic() - self._read_at >= self._ttl:
+            self._stored = stored_time(self._db)
+            self._read_at = time.monotonic()
+        return self._stored or self._start or datetime.now(UTC)
+
+
+def engine_clock(db: Database, test_clock: str = "") -> EngineClock:
+    return EngineClock(db, test_clock)
 
 
 def _start(text: str) -> datetime:
@@ -32,4 +44,4 @@ def _start(text: str) -> datetime:
         raise ValueError(f"BILLING_TEST_CLOCK: {text!r} is not an ISO time such as 2026-11-01T00:00:00Z") from None
     if start.tzinfo is None:
         raise ValueError(f"BILLING_TEST_CLOCK: {text!r} has no timezone (add Z or +00:00)")
-    return start
+    return start.astimezone(UTC)

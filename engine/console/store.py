@@ -254,6 +254,21 @@ def history(session: Session, name: str, kind: str = "catalog") -> list[dict[str
 # Customers (for simulations and the Inspect page) --------------------------------------------
 
 
+def customer_labels(session: Session, limit: int = 5000) -> dict[str, str]:
+    """Each customer's id -> "Name · email", for pickers that show people, not ids."""
+    from engine import sales
+
+    out: dict[str, str] = {}
+    page = 1
+    while len(out) < limit:
+        items = sales.list_customers(session, page=page, per_page=1000)["items"]
+        out.update((c["id"], f"{c.get('name') or c['id']} · {c.get('email') or 'no email'}") for c in items)
+        if len(items) < 1000:
+            break
+        page += 1
+    return dict(list(out.items())[:limit])
+
+
 def list_customer_ids(session: Session, limit: int = 10_000) -> list[str]:
     """Customer ids through sales' public listing, page by page."""
     from engine import sales

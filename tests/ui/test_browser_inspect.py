@@ -1,6 +1,6 @@
-"""The console's Inspect page in headless Chromium: a suspended customer's decision log says
-why they were denied and dunned, beside their dunning state and messages (no "not available
-in this build")."""
+"""The console's Inspect page in headless Chromium: a suspended customer, picked by name, has a
+decision log that says in words why they were denied and dunned, beside their dunning state
+and messages (no "not available in this build", no JSON block, no internal id)."""
 
 from __future__ import annotations
 
@@ -68,12 +68,14 @@ def test_inspect_shows_why_a_customer_was_denied_and_dunned(inspected_console: s
             page.get_by_role("button", name="Sign in").click()
             page.get_by_text("Inspect", exact=True).click()
             expect(page.get_by_role("heading", name="Inspect")).to_be_visible()
-            _choose(page, "Customer", "cus_late")
+            _choose(page, "Customer", "Late Ltd · l@x.io")  # a person, not an id
             expect(page.get_by_text("Decision log", exact=True)).to_be_visible()
-            table = page.get_by_test_id("stTable")
-            expect(table.get_by_text("payment_overdue", exact=True)).to_be_visible()
-            expect(table.get_by_text("suspended: invoice overdue 14 days")).to_be_visible()
+            table = page.get_by_test_id("stTable").last
+            expect(table.get_by_text("the account is suspended by dunning (a payment is overdue)")).to_be_visible()
+            expect(table.get_by_text("invoice overdue 14 days")).to_be_visible()
             expect(page.get_by_text("not available in this build")).to_have_count(0)
+            expect(page.get_by_test_id("stJson")).to_have_count(0)  # no raw data for business users
+            expect(page.get_by_text("cus_late")).to_have_count(0)
             page.screenshot(path=str(ARTIFACTS / "4-inspect-decisions.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "inspect-failure.png"), full_page=True)

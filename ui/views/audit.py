@@ -12,6 +12,7 @@ from engine.console.audit import audit_entries
 from engine.store import Database
 from engine.users import ROLES, UserError, can, change_role, create_user, list_users, set_disabled
 from views.common import clock
+from views.fmt import day
 
 
 def render(db: Database, user: dict[str, Any]) -> None:
@@ -21,7 +22,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
     with db.read_session() as s:
         users = list_users(s)
     st.dataframe(pd.DataFrame([{"user": u["name"], "role": u["role"], "status": "disabled" if u["disabled"] else
-                                "active", "since": u["created_at"][:10]} for u in users]), hide_index=True)
+                                "active", "since": day(u["created_at"][:10])} for u in users]), hide_index=True)
     if can(user["role"], "manage_users"):
         _manage(db, user, [u["name"] for u in users if u["name"] != user["name"]])
     else:
@@ -36,7 +37,7 @@ def _audit(db: Database) -> None:
     if not entries:
         st.write("Nothing published or changed from the console yet.")
         return
-    st.dataframe(pd.DataFrame([{"when": e["at"][:16].replace("T", " "), "who": e["user"], "role": e["role"],
+    st.dataframe(pd.DataFrame([{"when": day(e["at"]), "who": e["user"], "role": e["role"],
                                 "what": e["summary"].split(": ", 1)[0].split(") ", 1)[-1], "why": e["why"]}
                                for e in entries]), hide_index=True, width="stretch")
     for e in entries:

@@ -1,6 +1,7 @@
-"""Customers with their subscriptions, invoices, payments, dunning state, messages and the
-decision log (why they were charged, denied, dunned or messaged: the same entries as
-GET /v1/customers/{id}/decisions), read through each subsystem's public functions."""
+"""One customer at a glance for support: who they are, their subscriptions, invoices, payments,
+dunning state, messages and the decision log (why they were charged, denied, dunned or
+messaged: the entries of GET /v1/customers/{id}/decisions), each in words, names, formatted
+money and dates: never a JSON block or an internal id (the Customers page has the full card)."""
 
 from __future__ import annotations
 
@@ -9,75 +10,63 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from engine import dunning, messaging, payments, rules, sales
-from engine.console import store as cstore
+from engine.console import customer_card as cards
+from engine.console import explain
 from engine.store import Database
+from views.fmt import day, money, number
+
+KINDS = {"access": "Access", "charge": "Charge", "dunning": "Dunning", "message": "Message"}
 
 
 def _table(rows: list[dict[str, Any]], empty: str) -> None:
     if rows:
         # A plain table: every reason readable at once, and searchable on the page.
-        st.table(pd.DataFrame([{k: "" if v is None else str(v) for k, v in r.items()} for r in rows]))
+        st.table(pd.DataFrame(rows).set_index(next(iter(rows[0]))))
     else:
         st.write(empty)
 
 
 def render(db: Database, user: dict[str, Any]) -> None:
     st.header("Inspect")
-    with db.session() as s:
-        ids = cstore.list_customer_ids(s, 5000)
-    if not ids:
-        st.info("The store has no customers yet.")
+    text = st.text_input("Search by name, email or id", key="insp_search")
+    with db.read_session() as s:
+        found = cards.search_customers(s, text, limit=200)
+    if not found:
+        st.info("No customer matches." if text else "The store has no customers yet.")
         return
-    cid = st.selectbox("Customer", ids, key="insp_customer")
-    with db.session() as s:
-        customer = sales.get_customer(s, cid)
-        subs = sales.list_subscriptions(s, cid)
-        invoices = sales.list_invoices(s, cid, per_page=100)["items"]
-    st.subheader(f"{customer.get('name') or cid}")
-    st.json(
-        {k: customer[k] for k in ("id", "email", "country", "segment", "tags", "credit_balance") if k in customer},
-        expanded=False,
-    )
-
-    st.markdown("**Subscriptions**")
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {k: str(s.get(k)) for k in ("id", "plan", "catalog", "quantity", "status", "start_date", "coupon")}
-                for s in subs
-            ]
-        ),
-        hide_index=True,
-    )
-    st.markdown("**Invoices**")
-    if invoices:
-        st.dataframe(
-            pd.DataFrame([{k: str(v) for k, v in i.items() if not isinstance(v, (list, dict))} for i in invoices]),
-            hide_index=True,
-        )
-        inv_id = st.selectbox("Show invoice", [i["id"] for i in invoices], key="insp_invoice")
-        with db.session() as s:
-            html = sales.render_invoice_html(s, inv_id)
-            summaries = [payments.invoice_payment_summary(s, i["id"]) for i in invoices]
-        st.html(html)
-        st.markdown("**Payments**")
-        _table([{"invoice_id": summary["invoice_id"], **{k: p[k] for k in
-                ("id", "attempt", "status", "amount", "method", "decline_code", "captured_at")}}
-                for summary in summaries if summary for p in summary["payments"]], "No payments recorded.")
-    else:
-        st.write("No invoices.")
-
-    with db.session() as s:
-        state = dunning.get_state(s, cid)
-        notes = messaging.list_notifications(s, customer_id=cid, limit=50)
-        decisions = rules.customer_decisions(s, cid, limit=100)
-    st.markdown("**Dunning state**")
-    st.write(state)
-
-    st.markdown("**Messages**")
-    _table(notes, "None sent.")
-
+    names = {c["id"]: f"{c['name'] or c['email'] or c['id']} · {c['email'] or 'no email'}" for c in found}
+    cid = st.selectbox("Customer", list(names), format_func=names.__getitem__, key="insp_customer")
+    with db.read_session() as s:
+        card = cards.customer_card(s, cid)
+    c = card.customer
+    st.subheader(c.get("name") or c.get("email") or "Customer")
+    facts = [c.get("email") or "no email", c.get("country") or "no country", f"segment {c.get('segment') or '—'}"]
+    if c.get("tags"):
+        facts.append("tags: " + ", ".join(c["tags"]))
+    facts.append(f"credit balance {money(c.get('credit_balance') or '0', c.get('currency') or '')}")
+    st.caption(" · ".join(facts))
+    _records(card)
+    st.markdown(f"**Dunning state**: {card.dunning_state}")
     st.markdown("**Decision log**")
     st.caption("Why this customer was charged, denied, dunned or messaged, newest first.")
-    _table(decisions, "No decisions.")
+    _table([{"When": day(w.time), "About": KINDS.get(w.kind, w.kind), "Why": w.sentence} for w in card.decisions],
+           "No decisions.")
+
+
+def _records(card: cards.CustomerCard) -> None:
+    st.markdown("**Subscriptions**")
+    _table([{"Plan": f"{s.plan_name} ({s.catalog})", "Status": s.status, "Quantity": number(s.quantity),
+             "Since": day(s.started), "Coupon": s.coupon or "—"} for s in card.subscriptions], "No subscription.")
+    st.markdown("**Invoices**")
+    _table([{"Number": i["number"], "Issued": day(i.get("issued_at")), "Status": i["status"],
+             "Total": money(i["total"], i["currency"]), "Due": money(i["amount_due"], i["currency"])}
+            for i in card.invoices if i.get("number")], "No invoices.")
+    st.markdown("**Payments**")
+    _table([{"Invoice": p["invoice"], "Attempt": str(p.get("attempt") or ""), "Status": p.get("status") or "",
+             "Amount": money(p.get("amount"), p.get("currency") or ""), "Declined": p.get("decline_code") or "",
+             "When": day(p.get("captured_at") or p.get("created_at"))} for p in card.payments],
+           "No payments recorded.")
+    st.markdown("**Messages**")
+    _table([{"When": day(m["created_at"]), "Message": m["template"],
+             "Channel": explain.CHANNELS.get(m["channel"], m["channel"]), "Status": m["status"]}
+            for m in card.messages], "None sent.")
