@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from engine import dunning
 from engine.console.figures import Facts, Overview, compute
 from engine.payments.reporting import open_receivable_facts, payment_facts, refund_facts
-from engine.sales.reporting import invoice_catalogs, invoice_facts
+from engine.sales.reporting import invoice_catalogs, invoice_currencies, invoice_facts
 
 
 @dataclass(frozen=True)
@@ -22,21 +22,29 @@ class Choices:
     catalogs: list[str]
 
 
-def read_facts(session: Session, start: date, end: date, *, with_catalogs: bool = False) -> Facts:
-    """The facts of [start, end] (end inclusive), and the day before (the range's opening MRR)."""
+def read_facts(session: Session, start: date, end: date, *, currency: str | None = None,
+               with_catalogs: bool = False) -> Facts:
+    """The facts of [start, end] (end inclusive), and the day before (the range's opening MRR),
+    of one `currency` when given (the figures are of one: the others need not be read)."""
     until = end + timedelta(days=1)
-    payments = payment_facts(session, start, until)
-    refunds = refund_facts(session, start, until)
-    receivables = open_receivable_facts(session)
+    payments = payment_facts(session, start, until, currency=currency)
+    refunds = refund_facts(session, start, until, currency=currency)
+    receivables = open_receivable_facts(session, currency=currency)
     ids: set[str] = set()
     if with_catalogs:  # payments know their invoice, not its catalog: sales says it
         ids = {x.invoice_id for xs in (payments, refunds, receivables) for x in xs if x.invoice_id}
     return Facts(
-        invoices=invoice_facts(session, start - timedelta(days=1), until),
+        invoices=invoice_facts(session, start - timedelta(days=1), until, currency=currency),
         payments=payments, refunds=refunds, receivables=receivables,
         dunning=dunning.recorded_states(session),
         invoice_catalogs=invoice_catalogs(session, ids) if ids else {},
     )
+
+
+def currencies(session: Session, start: date, end: date) -> list[str]:
+    """The currencies billed in the range, the most used first (one GROUP BY, no rows read)."""
+    counts = invoice_currencies(session, start - timedelta(days=1), end + timedelta(days=1))
+    return sorted(counts, key=lambda c: (-counts[c], c))
 
 
 def choices(facts: Facts) -> Choices:
@@ -52,5 +60,5 @@ def overview(session: Session, start: date, end: date, *, as_of: date, currency:
     """Every figure of the overview page for [start, end] in `currency` (and `catalog`)."""
     if end < start:
         raise ValueError("end: the range ends before it starts")
-    facts = read_facts(session, start, end, with_catalogs=catalog is not None)
+    facts = read_facts(session, start, end, currency=currency, with_catalogs=catalog is not None)
     return compute(facts, start, end, as_of, currency, catalog)

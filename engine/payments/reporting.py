@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.payments.models import Payment, Receivable, Refund
+from engine.store.days import as_day, utc_day
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,30 +43,39 @@ class ReceivableFact:
     due_on: date
 
 
-def payment_facts(session: Session, start: date, end: date) -> list[PaymentFact]:
-    """Payment attempts made in [start, end). A refunded payment was collected first: it
-    counts as collected on its capture day, its refund on the refund's day."""
+def payment_facts(session: Session, start: date, end: date, *, currency: str | None = None) -> list[PaymentFact]:
+    """Payment attempts made in [start, end) (of one `currency` when given). A refunded
+    payment was collected first: it counts as collected on its capture day, its refund on
+    the refund's day."""
     stmt = select(Payment.invoice_id, Payment.customer_id, Payment.currency, Payment.status, Payment.amount,
-                  Payment.captured_at, Payment.created_at, Payment.decline_code).where(
-        Payment.created_at >= _at(start), Payment.created_at < _at(end))
-    return [PaymentFact(r[0], r[1], r[2], r[3], r[4], (r[5] or r[6]).date(), r[7]) for r in session.connection().execute(stmt).all()]
+                  utc_day(session, func.coalesce(Payment.captured_at, Payment.created_at)), Payment.decline_code
+                  ).where(Payment.created_at >= _at(start), Payment.created_at < _at(end))
+    if currency is not None:
+        stmt = stmt.where(Payment.currency == currency)
+    return [PaymentFact(r[0], r[1], r[2], r[3], r[4], as_day(r[5]), r[6]) for r in session.connection().execute(stmt).all()]
 
 
-def refund_facts(session: Session, start: date, end: date) -> list[RefundFact]:
-    """Refunds that succeeded, made in [start, end)."""
-    stmt = (select(Payment.invoice_id, Refund.customer_id, Refund.currency, Refund.amount, Refund.created_at)
+def refund_facts(session: Session, start: date, end: date, *, currency: str | None = None) -> list[RefundFact]:
+    """Refunds that succeeded, made in [start, end) (of one `currency` when given)."""
+    stmt = (select(Payment.invoice_id, Refund.customer_id, Refund.currency, Refund.amount,
+                   utc_day(session, Refund.created_at))
             .join(Payment, Payment.id == Refund.payment_id)
             .where(Refund.status == "succeeded", Refund.created_at >= _at(start), Refund.created_at < _at(end)))
-    return [RefundFact(r[0], r[1], r[2], r[3], r[4].date()) for r in session.connection().execute(stmt).all()]
+    if currency is not None:
+        stmt = stmt.where(Refund.currency == currency)
+    return [RefundFact(r[0], r[1], r[2], r[3], as_day(r[4])) for r in session.connection().execute(stmt).all()]
 
 
-def open_receivable_facts(session: Session) -> list[ReceivableFact]:
-    """Every open receivable with what is still owed and when it fell due (its creation when
-    no due date was set: an automatic collection is due at once)."""
+def open_receivable_facts(session: Session, *, currency: str | None = None) -> list[ReceivableFact]:
+    """Every open receivable (of one `currency` when given) with what is still owed and when
+    it fell due (its creation when no due date was set: an automatic collection is due at once)."""
     stmt = select(Receivable.invoice_id, Receivable.customer_id, Receivable.currency, Receivable.amount_due,
-                  Receivable.amount_paid, Receivable.credit_applied, Receivable.due_at, Receivable.created_at
+                  Receivable.amount_paid, Receivable.credit_applied,
+                  utc_day(session, func.coalesce(Receivable.due_at, Receivable.created_at))
                   ).where(Receivable.status == "open")
-    return [ReceivableFact(r[0], r[1], r[2], r[3] - r[4] - r[5], (r[6] or r[7]).date())
+    if currency is not None:
+        stmt = stmt.where(Receivable.currency == currency)
+    return [ReceivableFact(r[0], r[1], r[2], r[3] - r[4] - r[5], as_day(r[6]))
             for r in session.connection().execute(stmt).all()]
 
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.sales.models import Invoice, PlanOwner, Subscription
+from engine.store.days import as_day, utc_day
 
 # Invoices that bill a period of service (not a proration, a final invoice or a one-off).
 RECURRING_REASONS = ("start", "cycle")
@@ -40,24 +41,37 @@ class InvoiceFact:
     total: Decimal
 
 
-def invoice_facts(session: Session, start: date, end: date) -> list[InvoiceFact]:
+def invoice_facts(session: Session, start: date, end: date, *, currency: str | None = None) -> list[InvoiceFact]:
     """Invoices billed before `end` that were issued from `start` on, or whose service period
-    reaches past `start` (an annual invoice of last year still counts for this month's MRR)."""
+    reaches past `start` (an annual invoice of last year still counts for this month's MRR);
+    of one `currency` when given (the figures never add two)."""
     lo, hi = _at(start), _at(end)
     stmt = (
         select(Invoice.id, Invoice.customer_id, Subscription.catalog, Invoice.plan_id, Invoice.currency,
-               Invoice.status, Invoice.reason, Invoice.issued_at, Invoice.period_start, Invoice.period_end,
-               Invoice.subtotal, Invoice.discount, Invoice.total)
+               Invoice.status, Invoice.reason, utc_day(session, Invoice.issued_at), Invoice.period_start,
+               Invoice.period_end, Invoice.subtotal, Invoice.discount, Invoice.total)
         .outerjoin(Subscription, Subscription.id == Invoice.subscription_id)
         .where(Invoice.status.in_(BILLED_STATUSES), Invoice.issued_at < hi,
                or_(Invoice.issued_at >= lo, Invoice.period_end > start))
     )
+    if currency is not None:
+        stmt = stmt.where(Invoice.currency == currency)
     owners = plan_catalogs(session)
     return [
-        InvoiceFact(r[0], r[1], r[2] or owners.get(r[3] or ""), r[3], r[4], r[5], r[6], _issued(r[7]),
+        InvoiceFact(r[0], r[1], r[2] or owners.get(r[3] or ""), r[3], r[4], r[5], r[6], as_day(r[7]),
                     r[8], r[9], r[10], r[11], r[12])
         for r in session.connection().execute(stmt).all()
     ]
+
+
+def invoice_currencies(session: Session, start: date, end: date) -> dict[str, int]:
+    """How many invoices `invoice_facts` would read in each currency (one GROUP BY)."""
+    lo, hi = _at(start), _at(end)
+    stmt = (select(Invoice.currency, func.count())
+            .where(Invoice.status.in_(BILLED_STATUSES), Invoice.issued_at < hi,
+                   or_(Invoice.issued_at >= lo, Invoice.period_end > start))
+            .group_by(Invoice.currency))
+    return {str(c): int(n) for c, n in session.execute(stmt)}
 
 
 def plan_catalogs(session: Session) -> dict[str, str]:
@@ -79,11 +93,6 @@ def invoice_catalogs(session: Session, invoice_ids: Iterable[str]) -> dict[str, 
             if owner:
                 out[iid] = owner
     return out
-
-
-def _issued(at: datetime | None) -> date:
-    assert at is not None  # the query keeps issued invoices only
-    return at.date()
 
 
 def _at(day: date) -> datetime:

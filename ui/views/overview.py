@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.console.figures import Overview, compute
-from engine.console.overview import choices, read_facts
+from engine.console.overview import choices, currencies, read_facts
 from engine.store import Database
 from views import common
 from views.fmt import count, day, money, month, percent
@@ -32,14 +32,15 @@ def render(db: Database, user: dict[str, Any]) -> None:
         st.info("Pick the range's first and last day.")
         return
     start, end = picked
-    with db.session() as s:
-        facts = read_facts(s, start, end, with_catalogs=True)
-    offered = choices(facts)
-    if not offered.currencies:
+    with db.read_session() as s:
+        offered = currencies(s, start, end)
+    if not offered:
         st.info("No invoices in this range yet.")
         return
-    currency = c2.selectbox("Currency", offered.currencies, key="ov_currency")
-    catalog = c3.selectbox("Catalog", [ALL, *offered.catalogs], key="ov_catalog")
+    currency = c2.selectbox("Currency", offered, key="ov_currency")
+    with db.read_session() as s:  # only that currency's rows: the figures never add two
+        facts = read_facts(s, start, end, currency=currency, with_catalogs=True)
+    catalog = c3.selectbox("Catalog", [ALL, *choices(facts).catalogs], key="ov_catalog")
     o = compute(facts, start, end, today, currency, None if catalog == ALL else catalog)
     _headline(o)
     _mrr(o)
