@@ -3,6 +3,9 @@ functions, and the figures `engine.console.figures` computes from them."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -60,5 +63,20 @@ def overview(session: Session, start: date, end: date, *, as_of: date, currency:
     """Every figure of the overview page for [start, end] in `currency` (and `catalog`)."""
     if end < start:
         raise ValueError("end: the range ends before it starts")
-    facts = read_facts(session, start, end, currency=currency, with_catalogs=catalog is not None)
-    return compute(facts, start, end, as_of, currency, catalog)
+    with no_cycle_collection():
+        facts = read_facts(session, start, end, currency=currency, with_catalogs=catalog is not None)
+        return compute(facts, start, end, as_of, currency, catalog)
+
+
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused while 100,000s of small rows (tuples, no cycles) are
+    built: collections triggered by the allocations otherwise walk the rows built so far
+    again and again (benchmarks/console.py, docs/console.md "Speed"). Restored after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

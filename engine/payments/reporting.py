@@ -3,19 +3,18 @@ rows of plain columns; the figures are computed from them by `engine.console.fig
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.payments.models import Payment, Receivable, Refund
-from engine.store.days import as_day, utc_day
+from engine.store.days import as_day, exact, utc_day
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentFact:
+class PaymentFact(NamedTuple):
     invoice_id: str | None
     customer_id: str
     currency: str
@@ -25,8 +24,7 @@ class PaymentFact:
     decline_code: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RefundFact:
+class RefundFact(NamedTuple):
     invoice_id: str | None
     customer_id: str
     currency: str
@@ -34,8 +32,7 @@ class RefundFact:
     on: date
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivableFact:
+class ReceivableFact(NamedTuple):
     invoice_id: str
     customer_id: str
     currency: str
@@ -47,7 +44,8 @@ def payment_facts(session: Session, start: date, end: date, *, currency: str | N
     """Payment attempts made in [start, end) (of one `currency` when given). A refunded
     payment was collected first: it counts as collected on its capture day, its refund on
     the refund's day."""
-    stmt = select(Payment.invoice_id, Payment.customer_id, Payment.currency, Payment.status, Payment.amount,
+    stmt = select(Payment.invoice_id, Payment.customer_id, Payment.currency, Payment.status,
+                  exact(session, Payment.amount),
                   utc_day(session, func.coalesce(Payment.captured_at, Payment.created_at)), Payment.decline_code
                   ).where(Payment.created_at >= _at(start), Payment.created_at < _at(end))
     if currency is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Numeric, func, type_coerce
 from sqlalchemy.orm import Session
 
 
@@ -21,3 +21,12 @@ def as_day(value: date | str | None) -> date:
     """A day as the database returned it (SQLite's date() answers text)."""
     assert value is not None  # the queries keep dated rows only
     return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def exact(session: Session, column: Any) -> Any:
+    """A money column read in bulk: PostgreSQL's NUMERIC arrives as a Decimal already, so the
+    column is read without the per-value conversion `DecimalString` does (SQLite's stored
+    text still needs it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return type_coerce(column, Numeric(24, 8, asdecimal=True))
+    return column

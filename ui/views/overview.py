@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.console.figures import Overview, compute
-from engine.console.overview import choices, currencies, read_facts
+from engine.console.overview import choices, currencies, no_cycle_collection, read_facts
 from engine.store import Database
 from views import common
 from views.fmt import count, day, money, month, percent
@@ -38,10 +38,12 @@ def render(db: Database, user: dict[str, Any]) -> None:
         st.info("No invoices in this range yet.")
         return
     currency = c2.selectbox("Currency", offered, key="ov_currency")
-    with db.read_session() as s:  # only that currency's rows: the figures never add two
+    # Only that currency's rows: the figures never add two.
+    with db.read_session() as s, no_cycle_collection():
         facts = read_facts(s, start, end, currency=currency, with_catalogs=True)
     catalog = c3.selectbox("Catalog", [ALL, *choices(facts).catalogs], key="ov_catalog")
-    o = compute(facts, start, end, today, currency, None if catalog == ALL else catalog)
+    with no_cycle_collection():
+        o = compute(facts, start, end, today, currency, None if catalog == ALL else catalog)
     _headline(o)
     _mrr(o)
     _revenue(o)
