@@ -39,6 +39,7 @@ from engine.pricing.document import (
     price_piece,
     whole_period,
 )
+from engine.pricing.progressive import accrued_usage, level_reached, level_to_invoice, threshold
 from engine.pricing.proration import prorate_change
 from engine.pricing.quote import bill_to_dict, fmt_quantity, line_to_dict
 from engine.pricing.taxes import NO_TAX, TaxDecision, tax_for
@@ -73,6 +74,7 @@ __all__ = [
     "TaxDecision",
     "TierUse",
     "UsageEvent",
+    "accrued_usage",
     "aggregate",
     "aggregate_all",
     "bill_to_dict",
@@ -83,6 +85,8 @@ __all__ = [
     "coverage",
     "discount_lines",
     "fmt_quantity",
+    "level_reached",
+    "level_to_invoice",
     "line_to_dict",
     "matches",
     "minimum_true_up",
@@ -93,6 +97,7 @@ __all__ = [
     "price_piece",
     "prorate_change",
     "tax_for",
+    "threshold",
     "transform",
     "whole_period",
 ]

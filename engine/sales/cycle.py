@@ -27,7 +27,7 @@ from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import tax_subject
 from engine.sales.invoicing import Arrears, CreditSettlement, issue_bill
-from engine.sales.ledger import PeriodHistory, billed_periods, history, record
+from engine.sales.ledger import INTERIM, PeriodHistory, billed_periods, history, record
 from engine.sales.models import CreditNote, Customer, Invoice, Subscription, UsageRecord
 from engine.sales.terms import Terms, period_terms
 from engine.store import add_event
@@ -256,6 +256,17 @@ def closing_piece(
         before=hist.total(),
         rules=terms.rules,
     )
+
+
+def with_deduction(hist: PeriodHistory, closing: Priced) -> list[Priced]:
+    """A period's closing piece, followed by the deduction of what its progressive invoices
+    billed (nothing when there were none): the close bills the whole period's usage as the
+    quote prices it, the deduction takes back exactly what was invoiced early."""
+    interim = hist.total(INTERIM)
+    if not interim.lines:
+        return [closing]
+    deduction = replace(closing.piece, deducts=interim, minimum=False)
+    return [closing, Priced(deduction, "deduction", closing.cycle, closing.version_id)]
 
 
 def held_terms(session: Session, hist: PeriodHistory, period: Period) -> tuple[date | None, Decimal]:
@@ -554,8 +565,8 @@ def close_period(session: Session, sub: Subscription, customer: Customer, now: d
     plan = catalog.plan(sub.plan_id)
     closed = Period(sub.period_start, sub.period_end)
     hist = ctx.history(session, sub.id, closed.start)
-    closing = [Priced(closing_piece(catalog, plan, sub, customer, closed, sub.cycle, ctx, hist), "close", sub.cycle,
-                      sub.catalog_version_id)]
+    closing = with_deduction(hist, Priced(closing_piece(catalog, plan, sub, customer, closed, sub.cycle, ctx, hist),
+                                          "close", sub.cycle, sub.catalog_version_id))
     closing += late_pieces(session, ctx, catalog, sub, closed.start)
     arrears = Arrears(closed, plan.id, sub.catalog_version_id, sub.quantity)
     sub.last_billed_at = now
