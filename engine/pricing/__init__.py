@@ -39,7 +39,15 @@ from engine.pricing.document import (
     price_piece,
     whole_period,
 )
-from engine.pricing.progressive import accrued_usage, level_reached, level_to_invoice, threshold
+from engine.pricing.progressive import (
+    Interim,
+    accrued_usage,
+    deduction,
+    interim_invoice,
+    level_reached,
+    level_to_invoice,
+    threshold,
+)
 from engine.pricing.proration import prorate_change
 from engine.pricing.quote import bill_to_dict, fmt_quantity, line_to_dict
 from engine.pricing.taxes import NO_TAX, TaxDecision, tax_for
@@ -65,6 +73,7 @@ __all__ = [
     "CouponError",
     "Discount",
     "Document",
+    "Interim",
     "Line",
     "LineTotals",
     "MetricUsage",
@@ -83,8 +92,10 @@ __all__ = [
     "coupon_applies_in_period",
     "coupon_discount",
     "coverage",
+    "deduction",
     "discount_lines",
     "fmt_quantity",
+    "interim_invoice",
     "level_reached",
     "level_to_invoice",
     "line_to_dict",

@@ -12,12 +12,14 @@ jump crossed (the highest), so a level is never invoiced twice and the levels in
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from engine.catalog.model import ProgressiveBilling
 from engine.money import ZERO
 from engine.pricing.bill import Line
-from engine.pricing.document import TRUE_UP
+from engine.pricing.document import TRUE_UP, Billed, Document, Piece, price_document, price_piece
+from engine.pricing.taxes import NO_TAX, TaxDecision
 
 
 def threshold(pb: ProgressiveBilling, level: int) -> Decimal | None:
@@ -52,4 +54,39 @@ def level_to_invoice(pb: ProgressiveBilling, accrued: Decimal, invoiced: int) ->
     return reached if reached > invoiced else None
 
 
-__all__ = ["accrued_usage", "level_reached", "level_to_invoice", "threshold"]
+@dataclass(frozen=True)
+class Interim:
+    """An interim invoice to issue: the level it is for, the accrued usage charges, the document."""
+
+    level: int
+    accrued: Decimal
+    document: Document
+
+
+def interim_invoice(so_far: Piece, pb: ProgressiveBilling, invoiced_level: int, invoiced: Billed,
+                    tax: TaxDecision = NO_TAX) -> Interim | None:
+    """The interim invoice a period calls for now, or None. `so_far`: the period's in-arrears
+    piece as its close would price it now (usage so far, discounts, no minimum); `invoiced`:
+    what the period's earlier interim invoices billed (their highest level `invoiced_level`).
+    The document bills the usage so far less what was invoiced, price by price, each line's
+    discount and tax rounded as the close rounds them; one whose total is not above zero (all
+    discounted) is not issued."""
+    accrued = accrued_usage(price_piece(so_far, tax).lines)
+    level = level_to_invoice(pb, accrued, invoiced_level)
+    if level is None:
+        return None
+    doc = price_document([replace(so_far, interim=True, replaces=invoiced)], tax)
+    if doc.total <= ZERO:
+        return None
+    return Interim(level, accrued, doc)
+
+
+def deduction(closing: Piece, invoiced: Billed) -> Piece | None:
+    """The piece that takes back, on the period's close, what its interim invoices billed."""
+    if not invoiced.lines:
+        return None
+    return replace(closing, deducts=invoiced, minimum=False)
+
+
+__all__ = ["Interim", "accrued_usage", "deduction", "interim_invoice", "level_reached", "level_to_invoice",
+           "threshold"]

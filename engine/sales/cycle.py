@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
 from engine.periods import Period, period_boundary
-from engine.pricing import Discount, MetricUsage, UsageEvent, aggregate_all, fmt_quantity, tax_for
+from engine.pricing import Discount, MetricUsage, UsageEvent, aggregate_all, deduction, fmt_quantity, tax_for
 from engine.pricing.charges import charge
 from engine.pricing.document import ADVANCE, ARREARS, NOTHING, Billed, Document, Piece, held_minimum, price_document
 from engine.pricing.quoting import PromotionSource
@@ -262,11 +262,10 @@ def with_deduction(hist: PeriodHistory, closing: Priced) -> list[Priced]:
     """A period's closing piece, followed by the deduction of what its progressive invoices
     billed (nothing when there were none): the close bills the whole period's usage as the
     quote prices it, the deduction takes back exactly what was invoiced early."""
-    interim = hist.total(INTERIM)
-    if not interim.lines:
+    taken_back = deduction(closing.piece, hist.total(INTERIM))
+    if taken_back is None:
         return [closing]
-    deduction = replace(closing.piece, deducts=interim, minimum=False)
-    return [closing, Priced(deduction, "deduction", closing.cycle, closing.version_id)]
+    return [closing, Priced(taken_back, "deduction", closing.cycle, closing.version_id)]
 
 
 def held_terms(session: Session, hist: PeriodHistory, period: Period) -> tuple[date | None, Decimal]:

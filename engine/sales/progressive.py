@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session
 
 from engine.money import ZERO
 from engine.periods import Period
-from engine.pricing import accrued_usage, level_to_invoice, price_piece, threshold
+from engine.pricing import interim_invoice, tax_for, threshold
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.customers import load_customer
-from engine.sales.cycle import Priced, StepContext, UsageSource, closing_piece, issue_document, price_pieces
+from engine.sales.customers import load_customer, tax_subject
+from engine.sales.cycle import Priced, StepContext, UsageSource, closing_piece, issue_document
 from engine.sales.errors import SalesError
 from engine.sales.invoicing import Arrears, emit, invoice_event_properties
 from engine.sales.ledger import INTERIM, history
@@ -105,22 +105,19 @@ def bill_progressive(session: Session, subscription_id: str, now: datetime, *,
     # The usage as the close would price it now, without the minimum (settled at the close).
     so_far = replace(closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, redeem=False),
                      minimum=False, held_minimum=ZERO)
-    accrued = accrued_usage(price_piece(so_far).lines)
-    level = level_to_invoice(pb, accrued, invoiced_level(session, sub.id, period))
-    if level is None:
+    interim = interim_invoice(so_far, pb, invoiced_level(session, sub.id, period), hist.total(INTERIM),
+                              tax_for(catalog, tax_subject(customer)))
+    if interim is None:
         return None
-    priced = [Priced(replace(so_far, interim=True, replaces=hist.total(INTERIM)), "progressive", sub.cycle,
-                     sub.catalog_version_id)]
-    doc = price_pieces(priced, customer, plan_id=plan.id, period=period, catalog=catalog)
-    if doc.total <= ZERO:  # nothing more to bill (all discounted); the close settles the period
-        return None
+    doc = interim.document
+    priced = [Priced(doc.pieces[0].piece, "progressive", sub.cycle, sub.catalog_version_id)]
     issued, _ = issue_document(
-        session, sub, customer, priced, reason=KEY, billing_key=f"{KEY}:{period.start.isoformat()}:{level}",
+        session, sub, customer, priced, reason=KEY, billing_key=f"{KEY}:{period.start.isoformat()}:{interim.level}",
         now=now, period=period, arrears=Arrears(period, plan.id, sub.catalog_version_id, sub.quantity),
         catalog=catalog, doc=doc)
     assert isinstance(issued, Invoice)  # a positive total is an invoice
     props = invoice_event_properties(issued)
-    props.update(threshold=catalog.rounder.fmt(threshold(pb, level) or accrued), level=level,
-                 accrued=catalog.rounder.fmt(accrued))
+    props.update(threshold=catalog.rounder.fmt(threshold(pb, interim.level) or interim.accrued),
+                 level=interim.level, accrued=catalog.rounder.fmt(interim.accrued))
     emit(session, "invoice.progressive", sub.customer_id, props, time=now)
     return issued
