@@ -4,14 +4,18 @@ worked out by hand (DE VAT 19 %, half_up per line)."""
 
 from __future__ import annotations
 
+import threading
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from engine.clock import TestClock
+from engine.periods import Period
 from engine.sales import (
     advance_clock,
+    cancel_subscription,
     create_customer,
     create_subscription,
     handle_usage_recorded,
@@ -131,3 +135,64 @@ def _period_total(db: Database, sid: str, start: str) -> Decimal:
     """What every invoice's lines bill of the period starting `start` (the ledger checker's sum)."""
     return sum((D(x["amount"]) - D(x["discount"]) + D(x["tax"]) for i in invoices(db, sid) for x in i["lines"]
                 if x["period"] and x["period"]["start"] == start), D("0"))
+
+
+def test_cancel_now_after_a_progressive_invoice_deducts_it(published: Database, clock: TestClock) -> None:
+    """Cancelled now on Jan 16 (prorate=False: the platform fee is kept) after one progressive
+    invoice: the final invoice bills the calls so far (60: 30.00, tax 5.70) and deducts the
+    progressive invoice's 22.50 / 4.28: 7.50 + 1.42 = 8.92. January: 11.90 + 26.78 + 8.92 =
+    47.60 = 10.00 + 1.90 + 30.00 + 5.70, what its quote says."""
+    db = published
+    clock.set(at(2026, 1, 1))
+    sid = _setup(db, clock)
+    clock.set(at(2026, 1, 5))
+    _use(db, clock, 45, "2026-01-05T10:00:00Z")
+    _use(db, clock, 15, "2026-01-06T10:00:00Z")  # 30.00: under 50.00
+    assert [_figures(i) for i in _progressive(db, sid)] == [("22.50", "4.28", "26.78")]
+    clock.set(at(2026, 1, 16))
+    with db.session() as s:
+        cancel_subscription(s, sid, clock=clock, at="now", prorate=False)
+    final = [i for i in invoices(db, sid) if i["reason"] == "cancel"][-1]
+    assert [(x["kind"], x["amount"], x["tax"]) for x in final["lines"]] == [
+        ("charge", "30.00", "5.70"), ("progressive_deduction", "-22.50", "-4.28")]
+    assert final["total"] == "8.92"
+    with db.session() as s:
+        quote = quote_subscription(s, sid, period=Period(date(2026, 1, 1), date(2026, 2, 1))).document.total
+    assert _period_total(db, sid, "2026-01-01") == quote == D("47.60")
+
+
+def test_two_workers_at_once_issue_one_invoice(published: Database, clock: TestClock) -> None:
+    """The same usage.recorded handled by two workers at the same moment: the subscription row
+    lock and the unique billing key leave one invoice for the level."""
+    db = published
+    clock.set(at(2026, 1, 1))
+    sid = _setup(db, clock)
+    clock.set(at(2026, 1, 5))
+    with db.session() as s:
+        recorded = ingest_events(s, [event(f"w{i}", "c1", "2026-01-05T10:00:00Z") for i in range(45)],
+                                 clock=clock).recorded_event_id
+    with db.session() as s:
+        row = s.scalars(select(OutboxEvent).where(OutboxEvent.id == recorded)).one()
+        envelope = {"id": row.id, "type": row.type, "customer_id": row.customer_id, "time": row.time.isoformat(),
+                    "properties": row.properties}
+    barrier = threading.Barrier(2)
+    issued: list[list[str]] = []
+    errors: list[Exception] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            issued.append(deliver(db, envelope))
+        except Exception as exc:  # a loser on the unique key would be retried by the bus
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(_progressive(db, sid)) == 1
+    # The lock serializes them: the second finds the level invoiced (no error to retry).
+    assert errors == [] and sorted(len(x) for x in issued) == [0, 1]
+    assert deliver(db, envelope) == []  # the retry of a loser finds the level invoiced
+    assert len(_progressive(db, sid)) == 1
