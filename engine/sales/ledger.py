@@ -22,10 +22,10 @@ from engine.pricing import Discount
 from engine.pricing.document import NOTHING, Billed, Document, Piece, total_of
 from engine.sales.models import PeriodLedger
 
-LEDGER = "sales_deferred_ledger"
+LEDGER = "sales_deferred_ledger"  # batch mode: rows kept in session.info, written together
 # The part of a period's ledger that progressive billing writes: each interim invoice's usage so
 # far (reason `progressive`) and, on the period's close, their deduction (reason `deduction`).
-INTERIM = "interim"  # batch mode: rows kept in session.info, written together
+INTERIM = "interim"
 
 
 def discount_to_dict(d: Discount) -> dict[str, Any]:
