@@ -10,7 +10,7 @@ subscription's new state and its events together, or nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -233,11 +233,14 @@ def closing_piece(
     *,
     until: date | None = None,
     redeem: bool = True,
+    usage: Mapping[str, MetricUsage] | None = None,
 ) -> Piece:
     """A period's in-arrears usage and its minimum commitment, against what it was charged.
     The usage is priced on the plan held at the close; each plan held in the period owes its
-    minimum for the days it was held (`until`: the period was cut short there)."""
-    usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period, until)
+    minimum for the days it was held (`until`: the period was cut short there; `usage`: the
+    period's usage when the caller has it)."""
+    if usage is None:
+        usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period, until)
     terms = period_terms(catalog, plan, sub, customer, period, cycle, usage=usage, promotions=ctx.promotions,
                          redeem=redeem)
     taken, held = held_terms(ctx.src.session, hist, period)

@@ -28,18 +28,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.catalog.model import Catalog, Plan
 from engine.money import ZERO
 from engine.periods import Period
-from engine.pricing import interim_invoice, tax_for, threshold
+from engine.pricing import MetricUsage, interim_invoice, tax_for, threshold
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import load_customer, tax_subject
-from engine.sales.cycle import Priced, StepContext, UsageSource, closing_piece, issue_document
+from engine.sales.cycle import Priced, StepContext, UsageSource, closing_piece, issue_document, usage_for
 from engine.sales.errors import SalesError
 from engine.sales.invoicing import Arrears, emit, invoice_event_properties
 from engine.sales.ledger import INTERIM, history
 from engine.sales.models import Invoice, Subscription
 from engine.sales.usage import recorded_customers
+from engine.sales.usage_count import count_in_sql
 
 KEY = "progressive"
 
@@ -85,6 +87,22 @@ def invoiced_level(session: Session, subscription_id: str, period: Period) -> in
     return max((int(k.removeprefix(prefix)) for k in keys), default=0)
 
 
+def usage_so_far(src: UsageSource, catalog: Catalog, plan: Plan, customer_id: str,
+                 period: Period) -> dict[str, MetricUsage]:
+    """The period's usage as the close aggregates it; `count` metrics counted by the database
+    when it can match their filters exactly (engine.sales.usage_count): the check runs on every
+    batch, and reading every event of a heavy customer's period each time cost seconds."""
+    counted: dict[str, MetricUsage] = {}
+    for metric_id in {p.metric for p in plan.prices if p.metric}:
+        n = count_in_sql(src.session, customer_id, catalog.metrics[metric_id], period)
+        if n is not None:
+            counted[metric_id] = MetricUsage(n)
+    rest = tuple(p for p in plan.prices if p.metric and p.metric not in counted)
+    if not rest:
+        return counted
+    return {**usage_for(src, catalog, replace(plan, prices=rest), customer_id, period), **counted}
+
+
 def bill_progressive(session: Session, subscription_id: str, now: datetime, *,
                      promotions: PromotionSource | None = None) -> Invoice | None:
     """Issue the interim invoice a subscription's period calls for now, if any (idempotent)."""
@@ -103,8 +121,9 @@ def bill_progressive(session: Session, subscription_id: str, now: datetime, *,
     hist = history(session, sub.id, period.start)
     ctx = StepContext(UsageSource(session), promotions)
     # The usage as the close would price it now, without the minimum (settled at the close).
-    so_far = replace(closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, redeem=False),
-                     minimum=False, held_minimum=ZERO)
+    usage = usage_so_far(ctx.src, catalog, plan, sub.customer_id, period)
+    so_far = replace(closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, redeem=False,
+                                   usage=usage), minimum=False, held_minimum=ZERO)
     interim = interim_invoice(so_far, pb, invoiced_level(session, sub.id, period), hist.total(INTERIM),
                               tax_for(catalog, tax_subject(customer)))
     if interim is None:
