@@ -78,6 +78,8 @@ def _subscription_event() -> dict[str, Any]:
 EVENT_PROPERTIES: dict[str, dict[str, Any]] = {
     "invoice.finalized": _invoice_event(),
     "invoice.paid": _invoice_event() | {"status": "paid"},
+    "invoice.progressive": _invoice_event() | {"reason": "progressive", "threshold": "100.00", "level": 1,
+                                               "accrued": "104.20"},
     "invoice.payment_failed": {
         "invoice_id": INVOICE["id"], "attempt": 1, "decline_code": "card_declined",
         "retryable": True, "payment_id": "pay_sample", "amount_due": "113.78", "currency": "EUR",

@@ -157,6 +157,9 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
     if etype.startswith("credits."):
         out["credits"] = plain({"amount": _amount(props.get("amount")), "unit": props.get("unit"),
                                 "grant_id": props.get("grant_id")})
+    if etype == "invoice.progressive":  # the level of accrued usage charges that billed early
+        out["progressive"] = plain({"threshold": _amount(props.get("threshold")),
+                                    "accrued": _amount(props.get("accrued")), "level": props.get("level")})
     if etype == "usage.threshold_reached" and props.get("feature"):
         out["quota"] = _quota(props, cid, facts)
     offer = ctx.get("offer") or props.get("offer")

@@ -77,6 +77,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "subscription": {"id": "sub_0001", "plan": "pro", "plan_name": "Pro",
                          "ended_at": date(2026, 12, 31), "reason": "unpaid"},
     },
+    # invoice.progressive (engine/sales/progressive.py): an interim invoice at a usage threshold.
+    "invoice_progressive": {
+        "invoice": _INVOICE,
+        "progressive": {"threshold": Decimal("500.00"), "accrued": Decimal("512.40"), "level": 2},
+    },
     # credits.expired (engine/credits): what was left of a grant when it expired.
     "credits_expired": {"credits": {"amount": Decimal("29.79"), "unit": "USD", "grant_id": "grt_0001"}},
     "digest": {

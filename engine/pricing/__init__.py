@@ -39,6 +39,15 @@ from engine.pricing.document import (
     price_piece,
     whole_period,
 )
+from engine.pricing.progressive import (
+    Interim,
+    accrued_usage,
+    deduction,
+    interim_invoice,
+    level_reached,
+    level_to_invoice,
+    threshold,
+)
 from engine.pricing.proration import prorate_change
 from engine.pricing.quote import bill_to_dict, fmt_quantity, line_to_dict
 from engine.pricing.taxes import NO_TAX, TaxDecision, tax_for
@@ -64,6 +73,7 @@ __all__ = [
     "CouponError",
     "Discount",
     "Document",
+    "Interim",
     "Line",
     "LineTotals",
     "MetricUsage",
@@ -73,6 +83,7 @@ __all__ = [
     "TaxDecision",
     "TierUse",
     "UsageEvent",
+    "accrued_usage",
     "aggregate",
     "aggregate_all",
     "bill_to_dict",
@@ -81,8 +92,12 @@ __all__ = [
     "coupon_applies_in_period",
     "coupon_discount",
     "coverage",
+    "deduction",
     "discount_lines",
     "fmt_quantity",
+    "interim_invoice",
+    "level_reached",
+    "level_to_invoice",
     "line_to_dict",
     "matches",
     "minimum_true_up",
@@ -93,6 +108,7 @@ __all__ = [
     "price_piece",
     "prorate_change",
     "tax_for",
+    "threshold",
     "transform",
     "whole_period",
 ]

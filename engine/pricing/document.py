@@ -134,7 +134,12 @@ class Piece:
     - `before`: what earlier documents billed of this period;
     - `credit`: the piece is given back (unused time): the exact negation of what the same
       inputs charge;
-    - `replaces`: late usage: bill the difference from what these documents billed.
+    - `replaces`: late usage: bill the difference from what these documents billed;
+    - `interim`: progressive billing: the usage so far of a period still open, billed as the
+      difference from what earlier interim invoices billed of it (`replaces`);
+    - `deducts`: the period's close takes back what its interim invoices billed (each price's
+      amount, discount and tax negated exactly, so the period's documents still add up to its
+      quote cent for cent).
     """
 
     catalog: Catalog
@@ -153,6 +158,8 @@ class Piece:
     credit: bool = False
     replaces: Billed | None = None
     rules: tuple[Mapping[str, Any], ...] = ()
+    interim: bool = False
+    deducts: Billed | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +172,8 @@ class PricedPiece:
 
 def price_piece(piece: Piece, tax: TaxDecision = NO_TAX) -> PricedPiece:
     """One piece as lines, each with its discount and tax."""
+    if piece.deducts is not None:
+        return _deduction(piece, piece.deducts)
     rounder = piece.catalog.rounder
     percent = tuple(d for d in piece.discounts if d.percent is not None)
     amounts_off = [d for d in piece.discounts if d.percent is None]
@@ -264,17 +273,18 @@ def _difference(piece: Piece, lines: list[Line], billed: Billed, applied: list[A
         if amount == discount == tax == ZERO:
             continue
         name = (new.name if new else "") or pid
+        what = "usage so far (progressive billing)" if piece.interim else "late usage"
         out.append(
             Line(
                 pid,
-                f"{name} - late usage for {piece.period}",
+                f"{name} - {what} for {piece.period}",
                 new.model if new else "adjustment",
                 "in_arrears",
                 (new.quantity if new else ZERO) - was.quantity,
                 amount,
-                kind="adjustment",
+                kind="progressive" if piece.interim else "adjustment",
                 period=piece.period,
-                note=f"late usage for period {piece.period}",
+                note=f"{what} for period {piece.period}",
                 discount=discount,
                 tax=tax,
             )
@@ -288,6 +298,38 @@ def _difference(piece: Piece, lines: list[Line], billed: Billed, applied: list[A
     change = replace(change, amount_off={k: v for k, v in change.amount_off.items() if v != ZERO})
     merged = _merge_applied(applied, [AppliedDiscount(s, "", -v) for s, v in old.amount_off.items()])
     return PricedPiece(piece, tuple(out), change, merged)
+
+
+def _deduction(piece: Piece, billed: Billed) -> PricedPiece:
+    """What the period's interim (progressive) invoices billed, taken back on its close: one
+    line per price with every figure negated as billed (not priced again, so no rounding
+    differs), naming what it deducts."""
+    names = {p.id: p.name or p.id for p in piece.plan.prices}
+    lines = tuple(
+        Line(
+            pid,
+            f"{names.get(pid, pid)} - already invoiced progressively for {piece.period}",
+            "adjustment",
+            "in_arrears",
+            -t.quantity,
+            -t.amount,
+            kind="progressive_deduction",
+            period=piece.period,
+            note=f"deducts the progressive invoices of period {piece.period}",
+            discount=-t.discount,
+            tax=-t.tax,
+        )
+        for pid, t in billed.lines.items()
+        if (t.amount, t.discount, t.tax) != (ZERO, ZERO, ZERO)
+    )
+    negated = Billed(
+        -billed.gross,
+        -billed.net,
+        {k: -v for k, v in billed.amount_off.items() if v != ZERO},
+        {pid: LineTotals(-t.quantity, -t.amount, -t.discount, -t.tax) for pid, t in billed.lines.items()},
+    )
+    applied = tuple(AppliedDiscount(s, "", -v) for s, v in billed.amount_off.items() if v != ZERO)
+    return PricedPiece(piece, lines, negated, applied)
 
 
 def _merge_applied(*groups: Iterable[AppliedDiscount]) -> tuple[AppliedDiscount, ...]:

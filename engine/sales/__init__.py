@@ -39,6 +39,7 @@ from engine.sales.invoicing import (
 from engine.sales.migration import migrate_subscriptions, preview_migration
 from engine.sales.packs import buy_pack, grant_credit, handle_invoice_paid, handle_top_up_requested, set_top_up
 from engine.sales.pausing import pause_subscription, resume_subscription
+from engine.sales.progressive import bill_progressive, handle_usage_recorded
 from engine.sales.queries import (
     active_subscription,
     coupon_redemptions,
@@ -80,6 +81,7 @@ __all__ = [
     "active_subscription",
     "advance_clock",
     "apply_coupon",
+    "bill_progressive",
     "buy_pack",
     "cancel_subscription",
     "cancel_subscriptions",
@@ -102,6 +104,7 @@ __all__ = [
     "handle_invoice_paid",
     "handle_payment_succeeded",
     "handle_top_up_requested",
+    "handle_usage_recorded",
     "ingest_events",
     "invoice_count",
     "invoices_by_id",

@@ -34,6 +34,7 @@ from engine.sales.cycle import (
     opening_piece,
     price_pieces,
     subscription_event,
+    with_deduction,
 )
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.invoicing import EVENTS, LINES, Arrears, CreditSettlement, emit, lock_counter, next_number
@@ -342,7 +343,7 @@ def _final_bill(
         priced.append(Priced(credit, "cancel", sub.cycle, sub.catalog_version_id))
     until = today if today < period.end else None
     closing = closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, until=until)
-    priced.append(Priced(closing, "close", sub.cycle, sub.catalog_version_id))
+    priced += with_deduction(hist, Priced(closing, "close", sub.cycle, sub.catalog_version_id))
     priced += late_pieces(session, ctx, catalog, sub, period.start)  # earlier periods' late usage too
     doc = price_pieces(priced, customer, plan_id=plan.id, period=period, catalog=catalog)
     return _Final(priced, doc, catalog, plan, period, account)

@@ -10,7 +10,7 @@ subscription's new state and its events together, or nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
 from engine.periods import Period, period_boundary
-from engine.pricing import Discount, MetricUsage, UsageEvent, aggregate_all, fmt_quantity, tax_for
+from engine.pricing import Discount, MetricUsage, UsageEvent, aggregate_all, deduction, fmt_quantity, tax_for
 from engine.pricing.charges import charge
 from engine.pricing.document import ADVANCE, ARREARS, NOTHING, Billed, Document, Piece, held_minimum, price_document
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import tax_subject
 from engine.sales.invoicing import Arrears, CreditSettlement, issue_bill
-from engine.sales.ledger import PeriodHistory, billed_periods, history, record
+from engine.sales.ledger import INTERIM, PeriodHistory, billed_periods, history, record
 from engine.sales.models import CreditNote, Customer, Invoice, Subscription, UsageRecord
 from engine.sales.terms import Terms, period_terms
 from engine.store import add_event
@@ -233,11 +233,14 @@ def closing_piece(
     *,
     until: date | None = None,
     redeem: bool = True,
+    usage: Mapping[str, MetricUsage] | None = None,
 ) -> Piece:
     """A period's in-arrears usage and its minimum commitment, against what it was charged.
     The usage is priced on the plan held at the close; each plan held in the period owes its
-    minimum for the days it was held (`until`: the period was cut short there)."""
-    usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period, until)
+    minimum for the days it was held (`until`: the period was cut short there; `usage`: the
+    period's usage when the caller has it)."""
+    if usage is None:
+        usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period, until)
     terms = period_terms(catalog, plan, sub, customer, period, cycle, usage=usage, promotions=ctx.promotions,
                          redeem=redeem)
     taken, held = held_terms(ctx.src.session, hist, period)
@@ -256,6 +259,16 @@ def closing_piece(
         before=hist.total(),
         rules=terms.rules,
     )
+
+
+def with_deduction(hist: PeriodHistory, closing: Priced) -> list[Priced]:
+    """A period's closing piece, followed by the deduction of what its progressive invoices
+    billed (nothing when there were none): the close bills the whole period's usage as the
+    quote prices it, the deduction takes back exactly what was invoiced early."""
+    taken_back = deduction(closing.piece, hist.total(INTERIM))
+    if taken_back is None:
+        return [closing]
+    return [closing, Priced(taken_back, "deduction", closing.cycle, closing.version_id)]
 
 
 def held_terms(session: Session, hist: PeriodHistory, period: Period) -> tuple[date | None, Decimal]:
@@ -556,8 +569,8 @@ def close_period(session: Session, sub: Subscription, customer: Customer, now: d
     plan = catalog.plan(sub.plan_id)
     closed = Period(sub.period_start, sub.period_end)
     hist = ctx.history(session, sub.id, closed.start)
-    closing = [Priced(closing_piece(catalog, plan, sub, customer, closed, sub.cycle, ctx, hist), "close", sub.cycle,
-                      sub.catalog_version_id)]
+    closing = with_deduction(hist, Priced(closing_piece(catalog, plan, sub, customer, closed, sub.cycle, ctx, hist),
+                                          "close", sub.cycle, sub.catalog_version_id))
     closing += late_pieces(session, ctx, catalog, sub, closed.start)
     arrears = Arrears(closed, plan.id, sub.catalog_version_id, sub.quantity)
     sub.last_billed_at = now

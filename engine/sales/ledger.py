@@ -23,6 +23,9 @@ from engine.pricing.document import NOTHING, Billed, Document, Piece, total_of
 from engine.sales.models import PeriodLedger
 
 LEDGER = "sales_deferred_ledger"  # batch mode: rows kept in session.info, written together
+# The part of a period's ledger that progressive billing writes: each interim invoice's usage so
+# far (reason `progressive`) and, on the period's close, their deduction (reason `deduction`).
+INTERIM = "interim"
 
 
 def discount_to_dict(d: Discount) -> dict[str, Any]:
@@ -54,7 +57,11 @@ class PeriodHistory:
     rows: list[PeriodLedger] = field(default_factory=list)
 
     def total(self, part: str | None = None) -> Billed:
-        return total_of(Billed.from_dict(r.billed) for r in self.rows if part is None or r.part == part)
+        """What the period's documents billed (of one part). Without a part: the advance and
+        arrears parts, not the interim part (progressive invoices and the close's deduction of
+        them), which nets to nothing once the period closed and is priced only against itself."""
+        return total_of(Billed.from_dict(r.billed) for r in self.rows
+                        if (r.part == part if part is not None else r.part != INTERIM))
 
     def last(self, part: str, *, plan_id: str | None = None, charged: bool = True) -> PeriodLedger | None:
         """The latest row of a part (of a plan; a charge, not a credit)."""
@@ -167,6 +174,8 @@ def _row(
     now: datetime,
 ) -> dict[str, Any]:
     part = "arrears" if "in_arrears" in piece.timings and "in_advance" not in piece.timings else "advance"
+    if piece.interim or piece.deducts is not None:
+        part = INTERIM
     return {
         "subscription_id": subscription_id,
         "period_start": piece.period.start,
@@ -181,7 +190,7 @@ def _row(
         "quantity": piece.quantity,
         "charge_from": piece.charge_from,
         "charge_until": piece.charge_until,
-        "billed": billed.as_dict(lines=part == "arrears"),
+        "billed": billed.as_dict(lines=part != "advance"),
         "discounts": [discount_to_dict(d) for d in piece.discounts],
         "created_at": now,
     }
@@ -194,6 +203,7 @@ def flush_deferred(session: Session) -> None:
 
 
 __all__ = [
+    "INTERIM",
     "LEDGER",
     "NOTHING",
     "PeriodHistory",

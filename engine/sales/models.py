@@ -271,7 +271,7 @@ class PeriodLedger(Base):
     subscription_id: Mapped[str] = mapped_column(String(64))
     period_start: Mapped[date] = mapped_column(Date)
     period_end: Mapped[date] = mapped_column(Date)
-    part: Mapped[str] = mapped_column(String(10))  # advance | arrears
+    part: Mapped[str] = mapped_column(String(10))  # advance | arrears | interim (progressive billing)
     reason: Mapped[str] = mapped_column(String(20))  # open | close | change | cancel | late | once
     credit: Mapped[bool] = mapped_column(Boolean, default=False)
     document_id: Mapped[str] = mapped_column(String(64))

@@ -12,19 +12,21 @@ trial) is quoted from the subscription as it stands (`engine.pricing.whole_perio
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
+from engine.money import ZERO
 from engine.periods import Period
 from engine.pricing import Document, tax_for, whole_period
-from engine.pricing.document import ADVANCE, NOTHING, Piece, price_document
+from engine.pricing.document import ADVANCE, NOTHING, Billed, Piece, price_document
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import tax_subject
 from engine.sales.cycle import StepContext, UsageSource, closed_piece, closing_piece, plan_period, usage_for
 from engine.sales.errors import SalesError
-from engine.sales.ledger import PeriodHistory, discount_from_dict, history
+from engine.sales.ledger import INTERIM, PeriodHistory, discount_from_dict, history
 from engine.sales.models import Customer, PeriodLedger, Subscription
 from engine.sales.subscriptions import load_subscription
 from engine.sales.terms import period_terms
@@ -35,6 +37,10 @@ class SubscriptionQuote:
     subscription_id: str
     document: Document
     mid_period_changes: int  # changes and cancellations within the period (prorated documents)
+    # What progressive invoices billed of the period before its end (tax included), and which;
+    # the period's close deducts it, so the quote's total is still what the period costs.
+    progressively_invoiced: Decimal = ZERO
+    progressive_invoices: tuple[str, ...] = ()
 
 
 def quote_subscription(
@@ -59,7 +65,10 @@ def quote_subscription(
         doc = _replayed(session, sub, customer, period, hist, promotions)
     else:
         doc = _unbilled(session, sub, customer, period, promotions)
-    return SubscriptionQuote(sub.id, doc, hist.changes)
+    early = [r for r in hist.rows if r.part == INTERIM and r.reason == "progressive"]
+    invoiced = sum((t.amount - t.discount + t.tax for r in early for t in Billed.from_dict(r.billed).lines.values()),
+                   ZERO)
+    return SubscriptionQuote(sub.id, doc, hist.changes, invoiced, tuple(dict.fromkeys(r.document_id for r in early)))
 
 
 def _replayed(

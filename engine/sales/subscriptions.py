@@ -35,6 +35,7 @@ from engine.sales.cycle import (
     opening_piece,
     plan_period,
     subscription_event,
+    with_deduction,
 )
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.invoicing import (
@@ -418,7 +419,7 @@ def _change_pieces(
         return [*priced, Priced(charge, "change", sub.cycle, new_version_id)], period
     if today > period.start:
         closing = closing_piece(catalog, old_plan, sub, customer, period, sub.cycle, ctx, hist, until=today)
-        priced.append(Priced(closing, "close", sub.cycle, sub.catalog_version_id))
+        priced += with_deduction(hist, Priced(closing, "close", sub.cycle, sub.catalog_version_id))
     sub.anchor = today
     sub.period_index = 0
     new_period = plan_period(new_plan, today, 0)

@@ -279,7 +279,7 @@ def build_system(
     auto = _automation(settings, db, clock, runtime, access, service, renderer, links) if automation else None
     hooks = Sender(db, clock, webhooks_policy(settings))
     registry = HandlerRegistry()
-    for sub in subscriptions(access=access, payments_service=service, automation=auto):
+    for sub in subscriptions(access=access, payments_service=service, automation=auto, promotions=promotions):
         registry.register(sub.consumer, sub.pattern, sub.handler)
     system = System(
         settings, db, clock, runtime, promotions, access_rules, access, KeyVerifier(db), renderer, registry,

@@ -22,6 +22,7 @@ from engine.automation import SUBSYSTEM as AUTOMATION
 from engine.automation import Automation
 from engine.events import Envelope, Handler
 from engine.payments import PaymentService
+from engine.pricing.quoting import PromotionSource
 from engine.system.payments import payment_retry_consumer
 
 # A subsystem's handler as written: the envelope as a plain dict (FORMATS §3).
@@ -42,10 +43,15 @@ class Subscription:
 
 
 def subscriptions(
-    *, access: AccessService, payments_service: PaymentService | None, automation: Automation | None
+    *, access: AccessService, payments_service: PaymentService | None, automation: Automation | None,
+    promotions: PromotionSource | None = None,
 ) -> list[Subscription]:
     """The table, for one system: its access view, its payment service (None: this system does
-    not collect; another process's does) and its automation (None: rules do not act here)."""
+    not collect; another process's does), its automation (None: rules do not act here) and the
+    published promotions (what progressive invoices are priced with, as the billing run)."""
+
+    def progressive(session: Session, envelope: dict[str, object]) -> object:
+        return sales.handle_usage_recorded(session, envelope, promotions=promotions)
 
     def invalidate_access(_session: Session, envelope: Envelope) -> None:
         access.invalidate(envelope.customer_id)
@@ -58,6 +64,8 @@ def subscriptions(
         Subscription("sales", "invoice.paid", as_dict(sales.handle_invoice_paid)),
         # A wallet below its top-up threshold: buy the pack, once per key.
         Subscription("sales", "credits.top_up_requested", as_dict(sales.handle_top_up_requested)),
+        # New usage: a plan's progressive billing thresholds may be reached (one invoice per level).
+        Subscription("sales", "usage.recorded", as_dict(progressive)),
         # access: decisions change with plans, payments and dunning: drop the cached view of
         # that customer.
         Subscription("access", "subscription.*", invalidate_access),

@@ -23,7 +23,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "reconciliation.mismatch", "usage.threshold_reached", "access.denied", "dunning.state_changed",
     "notification.sent", "notification.failed",
     # the engine's other records for the product
-    "customer.updated", "credit_note.issued", "invoice.credited", "invoice.voided", "invoice.uncollectible",
+    "customer.updated", "credit_note.issued", "invoice.credited", "invoice.progressive", "invoice.voided", "invoice.uncollectible",
     "payment_method.attached", "payment_method.detached",
 )
 

@@ -38,6 +38,7 @@ from engine.automation.context import build_context, subject_context
 from engine.automation.samples import CUSTOMER as SAMPLE_CUSTOMER
 from engine.automation.samples import EVENT_PROPERTIES, locales_of, triggers
 from engine.automation.templating import DatabaseFacts
+from engine.catalog import load_catalog_text
 from engine.cli.commands.serve import migrate_database
 from engine.config import Settings
 from engine.messaging import CHANNELS, Renderer, RenderLimits
@@ -86,6 +87,21 @@ def _usage(customer: str, n: int, start: int) -> list[dict[str, Any]]:
              "time": "2026-11-01T10:00:00Z", "properties": {}} for i in range(n)]
 
 
+# A plan that bills usage early (progressive billing): its customer's usage crosses 5.00.
+PROGRESSIVE = """
+catalog: real-events-progressive
+currency: USD
+metrics:
+  api_calls: {event: api.request, aggregation: count}
+plans:
+  metered-early:
+    name: Metered, billed early
+    interval: month
+    prices:
+      - {id: calls, name: API calls, model: per_unit, metric: api_calls, unit_amount: "0.01"}
+    progressive_billing: {thresholds: ["5.00"], then_every: "10.00"}
+"""
+
 PSP_SECRET = "whsec_" + "journey-test"  # the sandbox and the engine share it; no default exists
 
 
@@ -105,6 +121,7 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
     system = build_system(settings, automation=True)
     with system.db.session() as s:
         sales.publish_catalog(s, ROOT / "catalogs" / "saas.yaml", "test", clock=system.clock)
+        sales.publish_catalog(s, load_catalog_text(PROGRESSIVE, "progressive.yaml"), "test", clock=system.clock)
         _, admin_key = create_key(s, "admin", now=system.clock.now())
         _, product_key = create_key(s, "product", now=system.clock.now())
         for ruleset in RULESETS:
@@ -117,7 +134,8 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
     try:
         # A free customer crosses 80 % and 100 % of the API quota and is denied (an offer).
         for body in ({"id": "cus_free", "email": "free@example.com", "name": "Fay Free", "country": "DE"},
-                     {"id": "cus_bank", "email": "bank@example.com", "name": "Ben Bank", "country": "CH"}):
+                     {"id": "cus_bank", "email": "bank@example.com", "name": "Ben Bank", "country": "CH"},
+                     {"id": "cus_early", "email": "early@example.com", "name": "Eve Early", "country": "DE"}):
             assert admin.post("/v1/customers", json=body).status_code == 201
         assert admin.post("/v1/subscriptions", json={"customer_id": "cus_free", "plan": "free"}).status_code == 201
         # A goodwill credit that runs out unused two days on: credits.expired, its message.
@@ -130,6 +148,10 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
         assert product.post("/v1/access/check", json=check).json()["allowed"] is True
         product.post("/v1/events", json=_usage("cus_free", 200, 800))
         assert product.post("/v1/access/check", json=check).json()["allowed"] is False
+        # Usage past a progressive billing threshold: invoice.progressive, its message.
+        r = admin.post("/v1/subscriptions", json={"customer_id": "cus_early", "plan": "metered-early"})
+        assert r.status_code == 201, r.text
+        product.post("/v1/events", json=_usage("cus_early", 600, 5000))
         # A Pro customer without a card: a trial, its end, an invoice to pay by transfer.
         r = admin.post("/v1/subscriptions", json={"customer_id": "cus_bank", "plan": "pro"})
         assert r.status_code == 201, r.text

@@ -301,8 +301,12 @@ def _subscription_quote(body: QuoteRequest, period: Period | None, ctx: ApiConte
             session, body.subscription_id, period=period, promotions=ctx.promotions if body.rules else None
         )
     doc = found.document
-    return {
+    out = {
         **bill_to_dict(doc, doc.catalog.rounder),
         "subscription_id": found.subscription_id,
         "mid_period_changes": found.mid_period_changes,
     }
+    if found.progressive_invoices:  # billed early; the period's close deducts it from `total`
+        out["progressively_invoiced"] = doc.catalog.rounder.fmt(found.progressively_invoiced)
+        out["progressive_invoices"] = list(found.progressive_invoices)
+    return out
