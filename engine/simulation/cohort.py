@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -199,6 +199,20 @@ CSV_REQUIRED = ("customer_id", "plan")
 def cohort_from_csv(text: str | bytes, catalogs: Sequence[Catalog] = (), *, max_rows: int = MAX_CUSTOMERS) -> Cohort:
     """A cohort from CSV: columns customer_id, plan, and optionally quantity, segment, country;
     every other column is a metric's monthly usage (named as in the catalog, or usage.METRIC)."""
+    reader = csv.reader(io.StringIO(_csv_text(text)))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except csv.Error as exc:
+        raise CohortError([f"line 1: not CSV ({exc})"]) from None
+    rows = _csv_rows(reader, header, _csv_columns(header, catalogs), max_rows)
+    try:
+        return cohort_from_records(rows, catalogs=catalogs, source="csv")
+    except CohortError as exc:
+        raise CohortError([_file_line(p, rows) for p in exc.problems]) from None
+
+
+def _csv_text(text: str | bytes) -> str:
+    """The file as text, refused when it is not UTF-8 or is empty."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
@@ -207,14 +221,15 @@ def cohort_from_csv(text: str | bytes, catalogs: Sequence[Catalog] = (), *, max_
     text = text.lstrip("\ufeff")
     if not text.strip():
         raise CohortError(["the file is empty: expected a header line with customer_id, plan, ..."])
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except csv.Error as exc:
-        raise CohortError([f"line 1: not CSV ({exc})"]) from None
+    return text
+
+
+def _csv_columns(header: list[str], catalogs: Sequence[Catalog]) -> list[tuple[int, str, str | None]]:
+    """(index, name, metric or None for a fixed column) per column; refused for a missing
+    required column or a metric no catalog has."""
     problems = [f"missing column {c!r} (the header has: {', '.join(header)})" for c in CSV_REQUIRED if c not in header]
     metrics = {m for c in catalogs for m in c.metrics}
-    columns: list[tuple[int, str, str | None]] = []  # (index, name, metric)
+    columns: list[tuple[int, str, str | None]] = []
     for i, name in enumerate(header):
         if name in CSV_FIXED:
             columns.append((i, name, None))
@@ -230,6 +245,12 @@ def cohort_from_csv(text: str | bytes, catalogs: Sequence[Catalog] = (), *, max_
             columns.append((i, name, metric))
     if problems:
         raise CohortError(problems)
+    return columns
+
+
+def _csv_rows(reader: Iterator[list[str]], header: list[str], columns: list[tuple[int, str, str | None]],
+              max_rows: int) -> list[dict[str, Any]]:
+    """The records of the data lines (blank lines skipped), each with its file line as `_line`."""
     rows: list[dict[str, Any]] = []
     row_problems: list[str] = []
     try:
@@ -254,18 +275,16 @@ def cohort_from_csv(text: str | bytes, catalogs: Sequence[Catalog] = (), *, max_
         raise CohortError(row_problems[:50])
     if not rows:
         raise CohortError(["the file has a header but no customers: nothing to simulate"])
-    try:
-        return cohort_from_records(rows, catalogs=catalogs, source="csv")
-    except CohortError as exc:
-        # Name file lines, not record numbers.
-        fixed = []
-        for p in exc.problems:
-            if p.startswith("row "):
-                n, _, rest = p[4:].partition(":")
-                if n.isdigit():
-                    p = f"line {rows[int(n) - 1]['_line']}:{rest}"
-            fixed.append(p)
-        raise CohortError(fixed) from None
+    return rows
+
+
+def _file_line(problem: str, rows: list[dict[str, Any]]) -> str:
+    """A record's problem ("row 3: ...") named by its file line instead."""
+    if problem.startswith("row "):
+        n, _, rest = problem[4:].partition(":")
+        if n.isdigit():
+            return f"line {rows[int(n) - 1]['_line']}:{rest}"
+    return problem
 
 
 @dataclass(frozen=True)
