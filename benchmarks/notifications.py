@@ -75,6 +75,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Notifications are recorded and delivered at one fixed instant: nothing measured depends on
+# the day the benchmark runs (deliver_pending sends what is due by `now`).
+NOW = datetime(2026, 11, 1, 9, tzinfo=UTC)
+
+
 def customer(i: int) -> dict[str, Any]:
     return {"id": f"cus_{i % 500}", "name": f"Customer {i}", "email": f"c{i}@example.com",
             "locale": "en" if i % 3 else "de", "timezone": "UTC"}
@@ -82,7 +87,7 @@ def customer(i: int) -> dict[str, Any]:
 
 def baseline(n: int, port: int, renderer: Renderer, settings: SmtpSettings) -> float:
     """smtplib alone: pre-rendered messages over one connection. Returns messages/s."""
-    now = datetime.now(UTC)
+    now = NOW
     data = sample_data(TEMPLATE)
     messages = []
     for i in range(n):
@@ -100,7 +105,7 @@ def baseline(n: int, port: int, renderer: Renderer, settings: SmtpSettings) -> f
 
 def record(db: Database, channel: str, n: int, tag: str, renderer: Renderer,
            per_tx: int = 100) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     data = sample_data(TEMPLATE)
     for start in range(0, n, per_tx):
         with db.session() as s:
@@ -115,7 +120,7 @@ def engine_sequential(db: Database, channels: Channels, channel: str, n: int, ta
     """Record all n, then deliver them. Returns messages/s."""
     started = time.perf_counter()
     record(db, channel, n, tag, renderer, per_tx=500)
-    report = deliver_pending(db, channels, now=datetime.now(UTC), limit=n)
+    report = deliver_pending(db, channels, now=NOW, limit=n)
     if report.sent != n:
         raise SystemExit(f"{tag}: sent {report.sent} of {n}: {report.errors[:3]}")
     return n / (time.perf_counter() - started)
@@ -133,7 +138,7 @@ def engine_pipelined(db: Database, channels: Channels, channel: str, n: int, tag
         try:
             deadline = time.monotonic() + 300
             while sent < n and time.monotonic() < deadline:
-                report = deliver_pending(db, channels, now=datetime.now(UTC), limit=200)
+                report = deliver_pending(db, channels, now=NOW, limit=200)
                 sent += report.sent
                 if report.errors:
                     raise RuntimeError(report.errors[:3])

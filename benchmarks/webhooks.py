@@ -96,8 +96,9 @@ def engine_rate(url: str, n: int, round_: int, folder: Path) -> float:
 def publish_time(events: int, endpoints: int, round_: int, folder: Path) -> tuple[float, float]:
     """(seconds to write the events to the outbox, seconds to write and dispatch them)."""
     # What `billing serve` dispatches to: automation's rules too (no payment provider).
-    system = build_system(Settings(database_url=f"sqlite:///{folder}/publish{round_}_{endpoints}.db"),
-                          automation=True, payments=None)
+    # On a test clock at T0, as the events are: the rules' answers do not depend on today's date.
+    system = build_system(Settings(database_url=f"sqlite:///{folder}/publish{round_}_{endpoints}.db",
+                                   test_clock=T0.isoformat()), automation=True, payments=None)
     with system.db.session() as s:
         for k in range(endpoints):
             webhooks.create_endpoint(s, f"http://127.0.0.1:9/{k}", ["invoice.*", "payment.*"], now=T0, policy=POLICY)

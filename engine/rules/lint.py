@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -74,31 +73,39 @@ def lint_ruleset(ruleset: Ruleset, doc: Document) -> list[Problem]:
     """Conditions that can never hold, text compared as numbers, allows shadowed by a deny. A
     rule whose `when` did not parse (validation reported it) is left out: read as "always",
     it would shadow the rules after it."""
-    out: list[Problem] = []
     raw_rules = doc.data.get("rules", []) if isinstance(doc.data, dict) else []
     unparsed = {r.index for r in ruleset.rules if r.when is None and "when" in raw_rules[r.index]}
-    ruleset = replace(ruleset, rules=tuple(r for r in ruleset.rules if r.index not in unparsed))
-    for rule in ruleset.rules:
-        base: list[str | int] = ["rules", rule.index]
-        if rule.when is not None and not satisfiable(rule.when):
-            out.append(doc.problem([*base, "when"], "this condition can never hold"))
-        if rule.when is not None:
-            for t in _leaves(rule.when):
-                if t.op in ("gt", "gte", "lt", "lte") and isinstance(t.value, str) and _NUMERIC.match(t.value):
-                    out.append(doc.problem([*base, "when"], f"{t.path} {t.op} {t.value!r} compares text; "
-                                           "write the number unquoted to compare numbers", "warning"))
-    ordered = sorted((r for r in ruleset.rules if r.enabled), key=lambda r: (r.priority, r.index))
+    parsed = [r for r in ruleset.rules if r.index not in unparsed]
+    out = [p for rule in parsed for p in _condition_problems(rule, doc)]
+    return out + _shadowed_allows(parsed, doc)
+
+
+def _condition_problems(rule: Rule, doc: Document) -> list[Problem]:
+    """A `when` that can never hold, and text compared as a number."""
+    if rule.when is None:
+        return []
+    where: list[str | int] = ["rules", rule.index, "when"]
+    out = [] if satisfiable(rule.when) else [doc.problem(where, "this condition can never hold")]
+    for t in _leaves(rule.when):
+        if t.op in ("gt", "gte", "lt", "lte") and isinstance(t.value, str) and _NUMERIC.match(t.value):
+            out.append(doc.problem(where, f"{t.path} {t.op} {t.value!r} compares text; "
+                                   "write the number unquoted to compare numbers", "warning"))
+    return out
+
+
+def _shadowed_allows(rules: list[Rule], doc: Document) -> list[Problem]:
+    """Enabled rules that allow and never take effect: an earlier rule denies whenever they allow."""
+    out: list[Problem] = []
+    ordered = sorted((r for r in rules if r.enabled), key=lambda r: (r.priority, r.index))
     for i, rule in enumerate(ordered):
         names = {a.name for a in rule.then}
         if "allow" not in names or "deny" in names:
             continue
-        for earlier in ordered[:i]:
-            if _shadows(earlier, rule):
-                out.append(doc.problem(["rules", rule.index], f"rule {rule.id!r} never takes effect: the earlier rule "
-                                       f"{earlier.id!r} denies whenever it allows, and deny wins"))
-                break
+        earlier = next((e for e in ordered[:i] if _shadows(e, rule)), None)
+        if earlier is not None:
+            out.append(doc.problem(["rules", rule.index], f"rule {rule.id!r} never takes effect: the earlier rule "
+                                   f"{earlier.id!r} denies whenever it allows, and deny wins"))
     return out
-
 
 def _leaves(node: Node) -> Iterable[Test]:
     if isinstance(node, Test):

@@ -149,21 +149,17 @@ def trace_of(decision: Decision, names: tuple[str, ...] = PRICING_ACTIONS) -> li
     return out
 
 
-class _CallClock:
-    """Each quote evaluates at its own period's start: a per-thread time."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
+class _PeriodStart:
+    """The clock of the runtimes made here (quotes, simulations, console previews): they price
+    periods, and a period is priced as of its start, passed as `at`. There is no "now" to
+    fall back on: the wall clock would make a promotion's window depend on the day a quote or
+    a benchmark runs (launch-2026 applies in Nov-Dec 2026 whatever today is)."""
 
     def now(self) -> datetime:
-        value: datetime = getattr(self._local, "now", None) or datetime.now(UTC)
-        return value
-
-    def set(self, when: datetime) -> None:
-        self._local.now = when
+        raise RuntimeError("pricing rules outside a system are evaluated at a period's start: pass at=")
 
 
-_clock = _CallClock()
+_period_start = _PeriodStart()
 _runtimes: dict[tuple[str, str, tuple[tuple[str, float], ...]], RulesRuntime] = {}
 _cache_lock = threading.Lock()
 
@@ -179,7 +175,7 @@ def _runtime_for(rules_path: str | Path, engine: str) -> RulesRuntime:
         runtime = _runtimes.get(key)
         if runtime is None:
             rulesets = [load_ruleset(p, References()) for p in files]
-            runtime = RulesRuntime(_clock, engine=engine)
+            runtime = RulesRuntime(_period_start, engine=engine)
             runtime.install_many((rs, 0) for rs in rulesets if PRICE_EVENT in rs.events)
             _runtimes[key] = runtime
         return runtime
@@ -192,11 +188,12 @@ def quote_promotions(*, rules_path: str | Path, catalog: Catalog, plan: Plan, cu
     and the trace for the quote's `rules` field. Time is the period's start (a promotion
     valid then applies)."""
     start = getattr(period, "start", None)
-    when = datetime(start.year, start.month, start.day, tzinfo=UTC) if isinstance(start, date) else datetime.now(UTC)
+    if not isinstance(start, date):
+        raise ValueError("a quote's promotions are those valid at its period's start: the period has none")
     runtime = _runtime_for(rules_path, engine)
-    _clock.set(when)
     decision = runtime.evaluate(PRICE_EVENT, price_context(plan=plan, customer=customer, usage=usage,
-                                                           quantity=quantity, period=period))
+                                                           quantity=quantity, period=period),
+                                at=datetime(start.year, start.month, start.day, tzinfo=UTC))
     actions = decision.actions_named(*PRICING_ACTIONS)
     return discounts_from(actions, catalog, plan.id), trace_of(decision)
 
@@ -217,7 +214,7 @@ def pricing_runtime(texts: Mapping[str, str]) -> RulesRuntime | None:
     chosen = [rs for rs in rulesets if PRICE_EVENT in rs.events]
     runtime = None
     if chosen:
-        runtime = RulesRuntime(_clock)
+        runtime = RulesRuntime(_period_start)
         runtime.install_many((rs, 1) for rs in chosen)
     with _cache_lock:
         return _text_runtimes.setdefault(key, runtime)

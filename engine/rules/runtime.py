@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock
 from engine.rules.compiler import CompiledRuleset, compile_ruleset, fact_head
 from engine.rules.conditions import evaluate, lookup
 from engine.rules.durable_engine import DurableEngine, Handle, RetiredHandle
@@ -110,13 +110,13 @@ class RulesRuntime:
     """Thread-safe. `engine="durable"` (default) evaluates through durable_rules;
     `engine="python"` through the reference evaluator (the same answers, no C engine)."""
 
-    def __init__(self, clock: Clock | None = None, *, engine: str = "durable",
+    def __init__(self, clock: Clock, *, engine: str = "durable",
                  durable: DurableEngine | None = None, reclaim: bool = True) -> None:
         """`reclaim=False` keeps replaced versions registered in durable_rules, as durable's
         own Host does (memory grows with every publish; for measurements)."""
         if engine not in ("durable", "python"):
             raise ValueError("engine is 'durable' or 'python'")
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock  # rule windows (valid_from/valid_until) follow it, never the wall clock
         self.engine = engine
         self.reclaim = reclaim
         # Its own durable_rules engine unless given one (a system hands its runtime the system's).

@@ -30,6 +30,7 @@ from engine.sales.errors import SalesError
 from engine.sales.invoicing import defer_finalize, finalize_deferred, lock_counter
 from engine.sales.ledger import LEDGER, flush_deferred, histories
 from engine.sales.models import Customer, Subscription
+from engine.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,8 @@ class RunReport:
         }
 
 
-def _factory(session_factory: Any) -> SessionFactory:
-    if hasattr(session_factory, "session") and callable(session_factory.session):
-        return session_factory.session
-    return session_factory
+def _factory(session_factory: Database | SessionFactory) -> SessionFactory:
+    return session_factory.session if isinstance(session_factory, Database) else session_factory
 
 
 def process_batch(
@@ -141,7 +140,7 @@ def _due_ids(session: Session, now: datetime, limit: int, failed: set[str]) -> l
 
 
 def run_due_billing(
-    session_factory: Any, clock: Clock, *, batch_size: int = 200, promotions: PromotionSource | None = None
+    session_factory: Database | SessionFactory, clock: Clock, *, batch_size: int = 200, promotions: PromotionSource | None = None
 ) -> RunReport:
     """Run every step due at the clock's time; loops until nothing is due. `session_factory`
     is a `Database` or a callable returning a session context manager that commits;
@@ -186,7 +185,7 @@ def next_due(session_factory: Any) -> datetime | None:
 
 
 def advance_clock(
-    session_factory: Any,
+    session_factory: Database | SessionFactory,
     clock: TestClock,
     *,
     to: datetime | None = None,

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -199,6 +199,20 @@ CSV_REQUIRED = ("customer_id", "plan")
 def cohort_from_csv(text: str | bytes, catalogs: Sequence[Catalog] = (), *, max_rows: int = MAX_CUSTOMERS) -> Cohort:
     """A cohort from CSV: columns customer_id, plan, and optionally quantity, segment, country;
     every other column is a metric's monthly usage (named as in the catalog, or usage.METRIC)."""
+    reader = csv.reader(io.StringIO(_csv_text(text)))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except csv.Error as exc:
+        raise CohortError([f"line 1: not CSV ({exc})"]) from None
+    rows = _csv_rows(reader, header, _csv_columns(header, catalogs), max_rows)
+    try:
+        return cohort_from_records(rows, catalogs=catalogs, source="csv")
+    except CohortError as exc:
+        raise CohortError([_file_line(p, rows) for p in exc.problems]) from None
+
+
+def _csv_text(text: str | bytes) -> str:
+    """The file as text, refused when it is not UTF-8 or is empty."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
@@ -207,14 +221,15 @@ def cohort_from_csv(text: str | bytes, catalogs: Sequence[Catalog] = (), *, max_
     text = text.lstrip("\ufeff")
     if not text.strip():
         raise CohortError(["the file is empty: expected a header line with customer_id, plan, ..."])
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except csv.Error as exc:
-        raise CohortError([f"line 1: not CSV ({exc})"]) from None
+    return text
+
+
+def _csv_columns(header: list[str], catalogs: Sequence[Catalog]) -> list[tuple[int, str, str | None]]:
+    """(index, name, metric or None for a fixed column) per column; refused for a missing
+    required column or a metric no catalog has."""
     problems = [f"missing column {c!r} (the header has: {', '.join(header)})" for c in CSV_REQUIRED if c not in header]
     metrics = {m for c in catalogs for m in c.metrics}
-    columns: list[tuple[int, str, str | None]] = []  # (index, name, metric)
+    columns: list[tuple[int, str, str | None]] = []
     for i, name in enumerate(header):
         if name in CSV_FIXED:
             columns.append((i, name, None))
@@ -230,6 +245,12 @@ def cohort_from_csv(text: str | bytes, catalogs: Sequence[Catalog] = (), *, max_
             columns.append((i, name, metric))
     if problems:
         raise CohortError(problems)
+    return columns
+
+
+def _csv_rows(reader: Iterator[list[str]], header: list[str], columns: list[tuple[int, str, str | None]],
+              max_rows: int) -> list[dict[str, Any]]:
+    """The records of the data lines (blank lines skipped), each with its file line as `_line`."""
     rows: list[dict[str, Any]] = []
     row_problems: list[str] = []
     try:
@@ -254,18 +275,16 @@ def cohort_from_csv(text: str | bytes, catalogs: Sequence[Catalog] = (), *, max_
         raise CohortError(row_problems[:50])
     if not rows:
         raise CohortError(["the file has a header but no customers: nothing to simulate"])
-    try:
-        return cohort_from_records(rows, catalogs=catalogs, source="csv")
-    except CohortError as exc:
-        # Name file lines, not record numbers.
-        fixed = []
-        for p in exc.problems:
-            if p.startswith("row "):
-                n, _, rest = p[4:].partition(":")
-                if n.isdigit():
-                    p = f"line {rows[int(n) - 1]['_line']}:{rest}"
-            fixed.append(p)
-        raise CohortError(fixed) from None
+    return rows
+
+
+def _file_line(problem: str, rows: list[dict[str, Any]]) -> str:
+    """A record's problem ("row 3: ...") named by its file line instead."""
+    if problem.startswith("row "):
+        n, _, rest = problem[4:].partition(":")
+        if n.isdigit():
+            return f"line {rows[int(n) - 1]['_line']}:{rest}"
+    return problem
 
 
 @dataclass(frozen=True)
@@ -350,45 +369,62 @@ class SyntheticSpec:
     store_read: bool = False
 
     def problems(self, catalog: Catalog | None = None) -> list[str]:
-        out = []
-        if isinstance(self.count, bool) or not isinstance(self.count, int):
-            out.append("count: a whole number of customers")
-        elif self.count <= 0:
-            out.append("count: a cohort of zero customers has nothing to simulate; give at least 1")
-        elif self.count > MAX_CUSTOMERS:
-            out.append(f"count: at most {MAX_CUSTOMERS:,}")
-        if not self.plan_mix:
-            out.append("plan_mix: name at least one plan")
-        weights = list(self.plan_mix.values())
-        if any(not isinstance(w, int | float) or not math.isfinite(w) or w < 0 for w in weights):
-            out.append("plan_mix: weights are numbers, 0 or more")
-        elif self.plan_mix and sum(weights) <= 0:
-            out.append("plan_mix: the weights add up to 0")
+        """What is wrong with the spec, field by field, in the order of the fields."""
+        out = _count_problems(self.count) + _mix_problems(self.plan_mix)
         if catalog is not None:
-            for p in self.plan_mix:
-                if p not in catalog.plans:
-                    out.append(f"plan_mix.{p}: not a plan of the baseline ({', '.join(sorted(catalog.plans))})")
-            for m in self.usage:
-                if m not in catalog.metrics:
-                    out.append(f"usage.{m}: not a metric of the baseline ({', '.join(sorted(catalog.metrics))})")
+            out += _catalog_problems(self, catalog)
         for m, d in self.usage.items():
             out.extend(d.problems(f"usage.{m}"))
         if self.default_usage not in DEFAULT_USAGE:
             out.append(f"default_usage: {' or '.join(DEFAULT_USAGE)}, not {self.default_usage!r}")
         out.extend(self.seats.problems("seats"))
-        for name, value, lo, hi in (
-            ("churn", self.churn, 0.0, 0.99),
-            ("growth", self.growth, 0.0, 10.0),
-            ("usage_growth", self.usage_growth, -0.99, 10.0),
-        ):
-            if not isinstance(value, int | float) or not math.isfinite(value) or not lo <= value <= hi:
-                out.append(f"{name}: a monthly rate between {lo} and {hi}")
+        out += _rate_problems(self)
         if any(not isinstance(w, int | float) or w < 0 for w in self.segments.values()):
             out.append("segments: weights are numbers, 0 or more")
-        if isinstance(self.months, bool) or not isinstance(self.months, int) or not 1 <= self.months <= MAX_MONTHS:
+        if _not_int(self.months) or not 1 <= self.months <= MAX_MONTHS:
             out.append(f"months: between 1 and {MAX_MONTHS}")
         return out
 
+
+def _not_int(value: object) -> bool:
+    """True for anything but a whole number (a JSON true is not 1)."""
+    return isinstance(value, bool) or not isinstance(value, int)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _count_problems(count: int) -> list[str]:
+    if _not_int(count):
+        return ["count: a whole number of customers"]
+    if count <= 0:
+        return ["count: a cohort of zero customers has nothing to simulate; give at least 1"]
+    return [f"count: at most {MAX_CUSTOMERS:,}"] if count > MAX_CUSTOMERS else []
+
+
+def _mix_problems(plan_mix: dict[str, float]) -> list[str]:
+    out = [] if plan_mix else ["plan_mix: name at least one plan"]
+    weights = list(plan_mix.values())
+    if any(not _finite(w) or w < 0 for w in weights):
+        out.append("plan_mix: weights are numbers, 0 or more")
+    elif plan_mix and sum(weights) <= 0:
+        out.append("plan_mix: the weights add up to 0")
+    return out
+
+
+def _catalog_problems(spec: SyntheticSpec, catalog: Catalog) -> list[str]:
+    """Plans and metrics the spec names that the baseline does not have."""
+    plans, metrics = ", ".join(sorted(catalog.plans)), ", ".join(sorted(catalog.metrics))
+    return ([f"plan_mix.{p}: not a plan of the baseline ({plans})" for p in spec.plan_mix if p not in catalog.plans]
+            + [f"usage.{m}: not a metric of the baseline ({metrics})" for m in spec.usage if m not in catalog.metrics])
+
+
+def _rate_problems(spec: SyntheticSpec) -> list[str]:
+    rates = (("churn", spec.churn, 0.0, 0.99), ("growth", spec.growth, 0.0, 10.0),
+             ("usage_growth", spec.usage_growth, -0.99, 10.0))
+    return [f"{name}: a monthly rate between {lo} and {hi}"
+            for name, value, lo, hi in rates if not _finite(value) or not lo <= value <= hi]
 
 DEFAULT_USAGE = ("typical", "none")
 # The spread of typical usage: two customers in three within a factor e^0.8 (2.2) of the median.

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.cli.clock import cli_now
 from engine.cli.commands.operator import register_user_actions
 from engine.cli.commands.serve import require_migrated
 from engine.cli.errors import BadInput
@@ -427,7 +428,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         baseline, draft = load_catalog(args.baseline), load_catalog(args.draft)
     except DocumentError as exc:
         raise BadInput(str(exc)) from None
-    start = date.fromisoformat(args.start) if args.start else datetime.now(UTC).date().replace(day=1)
+    start = date.fromisoformat(args.start) if args.start else cli_now().date().replace(day=1)
     notes: list[str] = []
     promotions, draft_promotions = _simulation_rules(args, notes)
     try:
@@ -533,12 +534,6 @@ def _distribution(text: str) -> Any:
     return found
 
 
-def _now() -> datetime:
-    """BILLING_TEST_CLOCK when set (a demo or test database lives on it), else the wall clock."""
-    raw = get_settings().test_clock
-    return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else datetime.now(UTC)
-
-
 def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any] | None:
     """The configured database's real usage per plan and metric (None, with a note, when
     there is no such database)."""
@@ -554,7 +549,7 @@ def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any] | None:
     db = Database(url)
     try:
         with db.read_session() as session:
-            found = stored_usage(session, catalog_name, _now())
+            found = stored_usage(session, catalog_name, cli_now())
         if not found:
             notes.append("the store has no usage in the last 3 full months: typical usage instead")
         return found

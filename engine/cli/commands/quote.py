@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from engine.catalog import Catalog, DocumentError, load_catalog
+from engine.cli.clock import cli_now
 from engine.cli.errors import BadInput
 from engine.periods import Period
 from engine.pricing import Discount, Document, UsageEvent, bill_to_dict, parse_event
@@ -199,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         catalog = load_catalog(args.catalog)
     except DocumentError as exc:
         raise BadInput(str(exc)) from None
-    bill = compute_quote(catalog, args, today=datetime.now(UTC).date(), promotions=_promotions())
+    bill = compute_quote(catalog, args, today=cli_now().date(), promotions=_promotions())
     data = bill_to_dict(bill, catalog.rounder)
     print(json.dumps(data, indent=2) if args.json else render_table(data))
     return 0

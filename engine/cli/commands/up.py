@@ -131,7 +131,7 @@ def _seed_demo(system: System, settings: Settings, out: TextIO) -> None:
     from engine import demo
     from engine.system import build_system
 
-    now = datetime.now(UTC)
+    now = system.clock.now()  # the live system's time: the replay ends where it starts
     print(
         "seeding the demo: catalogs, rules, 50 customers and a month of usage (about a minute)...",
         file=out,
