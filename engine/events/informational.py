@@ -22,5 +22,4 @@ INFORMATIONAL: dict[str, str] = {
     "notification.sent": "record of a delivered message (the decision log and console read the notifications table)",
     "notification.failed": "record for alerting; messaging marked the notification failed itself",
     "reconciliation.mismatch": "record for the operator; the report lists the mismatch",
-    "usage.recorded": "each API process's access view follows the outbox for it (not a bus handler)",
 }

@@ -58,13 +58,16 @@ def subscriptions(
         Subscription("sales", "invoice.paid", as_dict(sales.handle_invoice_paid)),
         # A wallet below its top-up threshold: buy the pack, once per key.
         Subscription("sales", "credits.top_up_requested", as_dict(sales.handle_top_up_requested)),
+        # Spend changed (usage stored, fixed fees invoiced): budget alerts, once per threshold and period.
+        Subscription("sales", "usage.recorded", as_dict(sales.handle_spend_changed)),
+        Subscription("sales", "invoice.finalized", as_dict(sales.handle_spend_changed)),
         # access: decisions change with plans, payments and dunning: drop the cached view of
         # that customer.
         Subscription("access", "subscription.*", invalidate_access),
         Subscription("access", "customer.*", invalidate_access),
         Subscription("access", "dunning.state_changed", invalidate_access),
         Subscription("access", "invoice.paid", invalidate_access),
-        # credit granted, voided or expired: what a hard-stop plan may still spend changed.
+        # credit granted, voided or expired, a budget set or removed: what a hard stop allows changed.
         Subscription("access", "credits.*", invalidate_access),
     ]
     # webhooks: every event the product can receive becomes a delivery for each endpoint it
