@@ -146,7 +146,7 @@ def run_budget(args: argparse.Namespace) -> int:
             if args.verb == "set":
                 out: Any = sales.set_budget(session, args.customer_id, spec, clock=system.clock)
             elif args.verb == "show":
-                out = sales.get_budget(session, args.customer_id)
+                out = sales.budget_status(session, args.customer_id)
             else:
                 out = {"deleted": sales.delete_budget(session, args.customer_id, clock=system.clock)}
     except (sales.SalesError, credits.CreditsError) as exc:
