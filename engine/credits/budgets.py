@@ -35,8 +35,6 @@ class BudgetRequest:
     def check(self) -> None:
         if self.amount <= ZERO:
             raise CreditsError("amount", f"a budget is above zero, not {self.amount}")
-        if self.amount != self.amount.quantize(quantum(self.currency)):
-            raise CreditsError("amount", f"in whole {quantum(self.currency)} {self.currency}")
         for i, pct in enumerate(self.alerts):
             if not 1 <= pct <= 100:
                 raise CreditsError(f"alerts[{i}]", f"a percentage from 1 to 100, not {pct}")
@@ -69,11 +67,17 @@ def delete_budget(session: Session, customer_id: str) -> bool:
     return True
 
 
+def shown(value: Decimal, currency: str) -> str:
+    """At the currency's minor unit, or as declared when finer (a budget is a threshold, not a
+    charge: 10.005 is a budget one can have, and is never rounded away)."""
+    q = value.quantize(quantum(currency))
+    return str(q) if q == value else format(value.normalize(), "f")
+
+
 def budget_to_dict(row: Budget) -> dict[str, object]:
-    q = quantum(row.currency)
-    return {"customer_id": row.customer_id, "amount": str(row.amount.quantize(q)), "currency": row.currency,
+    return {"customer_id": row.customer_id, "amount": shown(row.amount, row.currency), "currency": row.currency,
             "alerts": list(row.alerts), "hard_stop": row.hard_stop,
-            "low_balance": None if row.low_balance is None else str(row.low_balance.quantize(q)),
+            "low_balance": None if row.low_balance is None else shown(row.low_balance, row.currency),
             "updated_at": row.updated_at.isoformat()}
 
 

@@ -114,7 +114,7 @@ def set_budget(session: Session, customer_id: str, spec: Mapping[str, Any], *, c
     alerts = spec.get("alerts")
     req = credits.BudgetRequest(
         amount=_decimal(spec.get("amount"), "amount"), currency=currency,
-        alerts=tuple(alerts) if alerts is not None else (defaults.alerts if defaults else ()),
+        alerts=_alerts(alerts) if alerts is not None else (defaults.alerts if defaults else ()),
         hard_stop=bool(spec["hard_stop"]) if spec.get("hard_stop") is not None else bool(defaults and defaults.hard_stop),
         low_balance=None if spec.get("low_balance") is None else _decimal(spec["low_balance"], "low_balance"))
     now = now_of(clock)
@@ -124,6 +124,18 @@ def set_budget(session: Session, customer_id: str, spec: Mapping[str, Any], *, c
     session.flush()
     check_budget(session, customer.id, now)  # a budget set below what is spent alerts at once
     return out
+
+
+def _alerts(value: Any) -> tuple[int, ...]:
+    """Percentages in any order, kept ascending; a repeat or a non-integer names its place."""
+    if not isinstance(value, list | tuple):
+        raise SalesError("alerts", "a list of percentages from 1 to 100")
+    for i, pct in enumerate(value):
+        if not isinstance(pct, int) or isinstance(pct, bool) or not 1 <= pct <= 100:
+            raise SalesError(f"alerts[{i}]", f"a whole percentage from 1 to 100, not {pct!r}")
+        if pct in value[:i]:
+            raise SalesError(f"alerts[{i}]", f"{pct} is listed twice")
+    return tuple(sorted(value))
 
 
 def _decimal(value: Any, field: str) -> Decimal:

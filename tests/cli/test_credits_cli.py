@@ -58,7 +58,7 @@ def test_budget_set_show_delete(tmp_path: Path) -> None:
     assert (out["amount"], out["currency"], out["alerts"], out["hard_stop"]) == ("200.00", "EUR", [50, 80, 100], True)
     shown = json.loads(billing("credits", "budget", "show", cid, cwd=tmp_path).stdout)
     assert shown["amount"] == "200.00" and shown["spent"] is None  # no billing period yet
-    bad = billing("credits", "budget", "set", cid, "--amount", "100", "--alerts", "80,50", cwd=tmp_path)
+    bad = billing("credits", "budget", "set", cid, "--amount", "100", "--alerts", "50,50", cwd=tmp_path)
     assert bad.returncode == 1 and "alerts[1]" in bad.stderr and bad.stdout == ""
     assert json.loads(billing("credits", "budget", "show", cid, cwd=tmp_path).stdout)["alerts"] == [50, 80, 100]
     assert json.loads(billing("credits", "budget", "delete", cid, cwd=tmp_path).stdout) == {"deleted": True}
