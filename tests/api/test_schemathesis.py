@@ -116,6 +116,9 @@ def _config(running: Running) -> SchemathesisConfig:
         "base-url": running.url,
         "headers": {"Authorization": f"Bearer {running.admin}"},
         "workers": 1,  # the suite shares two cores
+        # A test-clock advance may bill three years of cycles in one call: on a loaded CI
+        # machine that outlasts schemathesis's 10 s default; speed is the benchmarks' business.
+        "request-timeout": 120,
         "generation": {"mode": "all", "max-examples": MAX_EXAMPLES},
         "checks": {
             "enabled": True,  # every check schemathesis has (schemathesis.checks.CHECKS)
