@@ -11,6 +11,7 @@ strictest baseline), and `ratio_vs_post`, against a trivial FastAPI POST reading
 body. Most checks are answered ahead of the framework (engine/api/fast_check.py).
 
     .venv/bin/python benchmarks/access_http.py [--seconds 5] [--rounds 3] [--customers 1000] [--embedded]
+        [--balance] [--budget]
 
 Needs `wrk` (Debian: apt-get install wrk).
 """
@@ -170,6 +171,9 @@ def main() -> None:
     parser.add_argument("--balance", action="store_true",
                         help="the Pro plan stops on credits (issue 20): every check of a Pro customer is decided "
                              "on its wallet balance less the period's accrued usage, each holding two grants")
+    parser.add_argument("--budget", action="store_true",
+                        help="every Pro customer has a hard-stop budget (issue 20): each check of one is decided "
+                             "on the period's spend (base fee invoiced + accrued usage) against it")
     parser.add_argument(
         "--ttl",
         type=float,
@@ -217,6 +221,9 @@ def main() -> None:
                     for amount, priority in (("5.00", 10), ("100.00", 50)):
                         sales.grant_credit(s, f"cus_{i}", {"amount": amount, "priority": priority, "reason": "bench"},
                                            clock=system.clock)
+                if args.budget and i % 4:
+                    sales.set_budget(s, f"cus_{i}", {"amount": "100000.00", "alerts": [50, 80, 100], "hard_stop": True},
+                                     clock=system.clock)
     # Steady state: the setup's events (thousands) are dispatched before measuring.
     system.drain()
     stop = threading.Event()
@@ -389,6 +396,7 @@ def main() -> None:
                 "under_usage_check_p99_ms": round(under_usage.get("p99_ms", 0.0), 2),
                 "under_usage_reloads": reloads,
                 "balance_condition": args.balance,
+                "budget_condition": args.budget,
                 "ratio": round(ratio, 3),
                 "target": 0.8,
                 "target_p99_ms": 10,

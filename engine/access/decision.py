@@ -9,6 +9,8 @@ Reasons (machine-readable, documented in the README):
   payment_overdue        the account is suspended by dunning
   credits_exhausted      the plan stops metered use (credits: {on_exhausted: hard_stop}) and the
                          wallet, less this period's accrued usage, is spent (beyond the overdraft)
+  budget_exhausted       the customer's budget has a hard stop and this period's spend reached it
+                         (docs/credits.md, Budgets)
   subscription_inactive  no live subscription (never had one, ended, or dunning cancelled it)
   no_customer            the customer is unknown
   <rule's own reason>    an access rule allowed or denied it
@@ -75,6 +77,9 @@ class Snapshot:
     # Wallet credit left after this period's accrued usage (sales.spendable); None: the plan
     # does not stop on it, so it was not read.
     spendable: Decimal | None = None
+    # What is left of the customer's hard-stop budget this period (sales.budget_left); None:
+    # no budget that stops, so nothing more was read.
+    budget_left: Decimal | None = None
     # Figures derived from this snapshot alone (e.g. the thresholds reached on a day), kept
     # with it: a snapshot is replaced, never changed, when what it was loaded from changes.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -155,6 +160,8 @@ def plan_decision(snapshot: Snapshot, feature: str, quantity: Decimal, in_use: D
     # metered
     if _credits_spent(snapshot):
         return Decision(False, feature, "credits_exhausted", plan=plan_id)
+    if snapshot.budget_left is not None and snapshot.budget_left <= ZERO:
+        return Decision(False, feature, "budget_exhausted", plan=plan_id)
     metric = definition.metric if definition else None
     used = snapshot.usage.get(metric, ZERO) if metric else ZERO
     if entitlement.limit is None:

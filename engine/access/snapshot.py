@@ -47,8 +47,9 @@ def load_snapshot(session: Session, customer_id: str, now: datetime) -> Snapshot
     subscription, catalog, plan = found
     usage, windows, expires_at = _usage(session, customer_id, subscription, catalog, plan, now)
     spend = _spendable(session, customer_id, subscription, catalog, plan, now, usage, windows)
+    left = sales.budget_left(session, customer_id, subscription, catalog, plan, _known(usage, windows))
     return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage, expires_at, windows,
-                    spendable=spend)
+                    spendable=spend, budget_left=left)
 
 
 def reload_usage(session: Session, snapshot: Snapshot, now: datetime) -> Snapshot:
@@ -61,7 +62,16 @@ def reload_usage(session: Session, snapshot: Snapshot, now: datetime) -> Snapsho
     )
     spend = _spendable(session, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan, now,
                        usage, windows)
-    return replace(snapshot, usage=usage, windows=windows, expires_at=expires_at, spendable=spend, memo={})
+    left = (None if snapshot.budget_left is None else  # no hard-stop budget: set or removed drops the snapshot
+            sales.budget_left(session, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan,
+                              _known(usage, windows)))
+    return replace(snapshot, usage=usage, windows=windows, expires_at=expires_at, spendable=spend, budget_left=left,
+                   memo={})
+
+
+def _known(usage: Mapping[str, Decimal], windows: Mapping[str, Period]) -> dict[str, tuple[Period, Decimal]]:
+    """The usage counted already, with its window (pricing reuses it for the billing period)."""
+    return {m: (windows[m], q) for m, q in usage.items() if m in windows}
 
 
 def _spendable(session: Session, customer_id: str, subscription: Mapping[str, Any], catalog: Catalog, plan: Plan,
@@ -72,8 +82,7 @@ def _spendable(session: Session, customer_id: str, subscription: Mapping[str, An
     current = subscription.get("current_period")
     period = (Period(date.fromisoformat(current["start"]), date.fromisoformat(current["end"]))
               if isinstance(current, dict) else None)
-    known = {m: (windows[m], q) for m, q in usage.items() if m in windows}
-    return sales.spendable(session, customer_id, catalog, plan, period, now, known)
+    return sales.spendable(session, customer_id, catalog, plan, period, now, _known(usage, windows))
 
 
 # Aggregations where the new events' own aggregate is what they add to the window's: a max,
@@ -89,7 +98,7 @@ def add_usage(snapshot: Snapshot, events: Sequence[UsageEvent]) -> Snapshot | No
     Only for events stored after the snapshot was loaded: the caller makes sure of that."""
     if not events or snapshot.catalog is None:  # no plan: usage decides nothing
         return snapshot
-    if snapshot.spendable is not None:  # new usage burns credit: priced again on the reload
+    if snapshot.spendable is not None or snapshot.budget_left is not None:  # priced again on the reload
         return None
     if set(snapshot.windows) != set(snapshot.usage):  # built without its windows
         return None

@@ -98,6 +98,12 @@ EVENT_PROPERTIES: dict[str, dict[str, Any]] = {
         "allowed": False, "feature": "sso", "reason": "not_in_plan", "limit": None, "used": None,
         "remaining": None, "plan": "basic", "rules": ["access/sso-upsell"],
         "offer": {"plan": "pro", "coupon": "WELCOME20"}, "count": 1, "decision_id": "dec_01SAMPLE"},
+    # wallets and budgets (docs/credits.md, Events)
+    "spend.threshold_reached": {
+        "threshold": 80, "budget": "200.00", "spent": "161.40", "currency": "EUR", "hard_stop": True,
+        "plan": "pro", "period_start": "2026-12-01", "period_end": "2027-01-01"},
+    "credits.balance_low": {"unit": "EUR", "amount": "4.20", "threshold": "10.00"},
+    "credits.exhausted": {"unit": "EUR", "amount": "0.00", "threshold": None},
 }
 
 

@@ -156,7 +156,12 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
         out["payment"] = plain(_payment(etype, props, invoice, ctx, data, now))
     if etype.startswith("credits."):
         out["credits"] = plain({"amount": _amount(props.get("amount")), "unit": props.get("unit"),
-                                "grant_id": props.get("grant_id")})
+                                "grant_id": props.get("grant_id"), "threshold": _amount(props.get("threshold"))})
+    if etype == "spend.threshold_reached":
+        out["budget"] = plain({"threshold": props.get("threshold"), "amount": _amount(props.get("budget")),
+                               "spent": _amount(props.get("spent")), "currency": props.get("currency"),
+                               "hard_stop": bool(props.get("hard_stop")), "period_start": props.get("period_start"),
+                               "period_end": props.get("period_end")})
     if etype == "invoice.progressive":  # the level of accrued usage charges that billed early
         out["progressive"] = plain({"threshold": _amount(props.get("threshold")),
                                     "accrued": _amount(props.get("accrued")), "level": props.get("level")})

@@ -1,6 +1,17 @@
 """Prepaid credits: each customer's wallet as an immutable ledger of grants and their
 consumptions, expiries and voids (docs/credits.md)."""
 
+from engine.credits.balance import announce_balance, low_level
+from engine.credits.budgets import (
+    BudgetRequest,
+    budget_to_dict,
+    delete_budget,
+    get_budget,
+    raise_once,
+    raised,
+    reached,
+    set_budget,
+)
 from engine.credits.drawdown import Available, Draw, allocate, draw_order
 from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
@@ -24,6 +35,7 @@ from engine.credits.wallet import (
 __all__ = [
     "MAX_PAGE",
     "Available",
+    "BudgetRequest",
     "CreditsConflict",
     "CreditsError",
     "Draw",
@@ -32,19 +44,28 @@ __all__ = [
     "activate",
     "add_grant",
     "allocate",
+    "announce_balance",
     "available_total",
+    "budget_to_dict",
+    "delete_budget",
     "draw_down",
     "draw_order",
     "due_top_up",
     "expire_due",
+    "get_budget",
     "get_grant",
     "get_top_up",
     "grant_to_dict",
     "ledger_page",
+    "low_level",
     "paid_by_credits",
     "pending_for_invoice",
+    "raise_once",
+    "raised",
+    "reached",
     "remaining",
     "restore_invoice",
+    "set_budget",
     "set_top_up",
     "top_up_to_dict",
     "usable",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.base import Base
@@ -74,3 +74,34 @@ class TopUp(Base):
     threshold: Mapped[Decimal]
     pack: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime]
+
+
+class Budget(Base):
+    """A customer's spend budget per billing period, in their currency: alerts at `alerts`
+    percent (ascending, JSON list of integers), a hard stop at 100 % when `hard_stop`."""
+
+    __tablename__ = "credits_budgets"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    alerts: Mapped[list[int]] = mapped_column(JSON, default=list)
+    hard_stop: Mapped[bool] = mapped_column(Boolean, default=False)
+    low_balance: Mapped[Decimal | None] = mapped_column(default=None)  # the wallet's low-balance level
+    updated_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """An alert raised once: (customer, kind, key) is unique, so a redelivered or concurrent
+    trigger finds the row and says nothing. Kinds: `spend` (key: period start and percent),
+    `balance_low` and `exhausted` (key: unit and the wallet's last grant entry, so each new
+    grant starts a new episode)."""
+
+    __tablename__ = "credits_alerts"
+    __table_args__ = (UniqueConstraint("customer_id", "kind", "key", name="uq_credits_alert"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]

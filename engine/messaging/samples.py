@@ -84,6 +84,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     # credits.expired (engine/credits): what was left of a grant when it expired.
     "credits_expired": {"credits": {"amount": Decimal("29.79"), "unit": "USD", "grant_id": "grt_0001"}},
+    # credits.balance_low / credits.exhausted (engine/credits/balance.py): the wallet's available balance.
+    "credits_balance_low": {"credits": {"amount": Decimal("4.20"), "unit": "USD", "threshold": Decimal("10.00")}},
+    "credits_exhausted": {"credits": {"amount": Decimal("0.00"), "unit": "USD", "threshold": None}},
+    # spend.threshold_reached (engine/sales/budget.py): a budget alert.
+    "spend_threshold": {"budget": {"threshold": 80, "amount": Decimal("200.00"), "spent": Decimal("161.40"),
+                                   "currency": "USD", "hard_stop": True, "period_start": "2026-11-01",
+                                   "period_end": "2026-12-01"}},
     "digest": {
         "items": [
             {"template": "quota_warning", "summary": "You have used 80% of your API calls",

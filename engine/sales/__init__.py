@@ -6,6 +6,16 @@ outbox events commit together) and an injectable clock. Bad input raises `SalesE
 """
 
 from engine.sales.billing_run import RunReport, advance_clock, next_due, process_batch, run_due_billing
+from engine.sales.budget import (
+    budget_left,
+    budget_status,
+    check_budget,
+    delete_budget,
+    get_budget,
+    handle_spend_changed,
+    set_budget,
+    spent,
+)
 from engine.sales.bulk import ScanFilter, customers_by_id, invoices_by_id, live_subscriptions, scan, subscriptions_by_id
 from engine.sales.cancellation import Cancellation, cancel_subscription, cancel_subscriptions
 from engine.sales.catalog_versions import (
@@ -82,11 +92,14 @@ __all__ = [
     "advance_clock",
     "apply_coupon",
     "bill_progressive",
+    "budget_left",
+    "budget_status",
     "buy_pack",
     "cancel_subscription",
     "cancel_subscriptions",
     "catalog_for_version",
     "change_subscription",
+    "check_budget",
     "coupon_redemptions",
     "create_customer",
     "create_subscription",
@@ -94,6 +107,8 @@ __all__ = [
     "current_usage",
     "customer_plan",
     "customers_by_id",
+    "delete_budget",
+    "get_budget",
     "get_credit_note",
     "get_customer",
     "get_invoice",
@@ -103,6 +118,7 @@ __all__ = [
     "handle_charge_requested",
     "handle_invoice_paid",
     "handle_payment_succeeded",
+    "handle_spend_changed",
     "handle_top_up_requested",
     "handle_usage_recorded",
     "ingest_events",
@@ -133,8 +149,10 @@ __all__ = [
     "resume_subscription",
     "run_due_billing",
     "scan",
+    "set_budget",
     "set_top_up",
     "spendable",
+    "spent",
     "subscription_invoices",
     "subscriptions_by_id",
     "update_customer",

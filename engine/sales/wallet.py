@@ -62,6 +62,8 @@ def draw_wallet(session: Session, inv: Invoice, now: datetime) -> Decimal:
     paid = sum((d.amount for d in draws), ZERO)
     inv.credit_applied += paid
     inv.amount_due -= paid
+    if paid > ZERO:  # the balance fell: low or spent, said once per episode
+        credits.announce_balance(session, inv.customer_id, inv.currency, now)
     _request_top_up(session, inv, now)
     return paid
 

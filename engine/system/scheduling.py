@@ -25,7 +25,11 @@ def billing(db: Database, promotions: PromotionSource) -> Work:
     def run(now: datetime) -> dict[str, object]:
         report = sales.run_due_billing(db, FixedClock(now), promotions=promotions)
         with db.session() as session:
-            expired = len(credits.expire_due(session, now))
+            written_off = credits.expire_due(session, now)
+            for grant, left in written_off:
+                if left > 0:  # the balance fell: low or spent, said once per episode
+                    credits.announce_balance(session, grant.customer_id, grant.unit, now)
+            expired = len(written_off)
         return {"steps": len(report.steps), "failures": len(report.failures), "expired": expired}
 
     return run

@@ -50,8 +50,10 @@ def subscriptions(
     not collect; another process's does), its automation (None: rules do not act here) and the
     published promotions (what progressive invoices are priced with, as the billing run)."""
 
-    def progressive(session: Session, envelope: dict[str, object]) -> object:
-        return sales.handle_usage_recorded(session, envelope, promotions=promotions)
+    def usage_recorded(session: Session, envelope: dict[str, object]) -> object:
+        billed = sales.handle_usage_recorded(session, envelope, promotions=promotions)
+        sales.handle_spend_changed(session, envelope)
+        return billed
 
     def invalidate_access(_session: Session, envelope: Envelope) -> None:
         access.invalidate(envelope.customer_id)
@@ -64,15 +66,19 @@ def subscriptions(
         Subscription("sales", "invoice.paid", as_dict(sales.handle_invoice_paid)),
         # A wallet below its top-up threshold: buy the pack, once per key.
         Subscription("sales", "credits.top_up_requested", as_dict(sales.handle_top_up_requested)),
-        # New usage: a plan's progressive billing thresholds may be reached (one invoice per level).
-        Subscription("sales", "usage.recorded", as_dict(progressive)),
+        # New usage: a plan's progressive billing thresholds may be reached (one invoice per
+        # level), and spend changed: budget alerts, once per threshold and period. One handler,
+        # as a consumer applies an event once.
+        Subscription("sales", "usage.recorded", as_dict(usage_recorded)),
+        # Fixed fees invoiced are spend too.
+        Subscription("sales", "invoice.finalized", as_dict(sales.handle_spend_changed)),
         # access: decisions change with plans, payments and dunning: drop the cached view of
         # that customer.
         Subscription("access", "subscription.*", invalidate_access),
         Subscription("access", "customer.*", invalidate_access),
         Subscription("access", "dunning.state_changed", invalidate_access),
         Subscription("access", "invoice.paid", invalidate_access),
-        # credit granted, voided or expired: what a hard-stop plan may still spend changed.
+        # credit granted, voided or expired, a budget set or removed: what a hard stop allows changed.
         Subscription("access", "credits.*", invalidate_access),
     ]
     # webhooks: every event the product can receive becomes a delivery for each endpoint it

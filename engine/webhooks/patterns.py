@@ -25,6 +25,8 @@ EVENT_TYPES: tuple[str, ...] = (
     # the engine's other records for the product
     "customer.updated", "credit_note.issued", "invoice.credited", "invoice.progressive", "invoice.voided", "invoice.uncollectible",
     "payment_method.attached", "payment_method.detached",
+    # wallets and budgets (issue 20, docs/credits.md)
+    "credits.balance_low", "credits.exhausted", "spend.threshold_reached",
 )
 
 

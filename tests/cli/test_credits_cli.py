@@ -47,3 +47,19 @@ def test_bad_input_names_the_field_and_writes_nothing(tmp_path: Path) -> None:
     unknown = billing("credits", "void", "grt_nope", "--reason", "x", cwd=tmp_path)
     assert unknown.returncode == 1 and "grant_id" in unknown.stderr
     assert billing("credits", "ledger", cid, cwd=tmp_path).stdout == ""
+
+
+def test_budget_set_show_delete(tmp_path: Path) -> None:
+    cid = _customer(tmp_path)  # EUR, no subscription: the budget is in the customer's currency
+    done = billing("credits", "budget", "set", cid, "--amount", "200.00", "--alerts", "50,80,100", "--hard-stop",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["amount"], out["currency"], out["alerts"], out["hard_stop"]) == ("200.00", "EUR", [50, 80, 100], True)
+    shown = json.loads(billing("credits", "budget", "show", cid, cwd=tmp_path).stdout)
+    assert shown["amount"] == "200.00" and shown["spent"] is None  # no billing period yet
+    bad = billing("credits", "budget", "set", cid, "--amount", "100", "--alerts", "50,50", cwd=tmp_path)
+    assert bad.returncode == 1 and "alerts[1]" in bad.stderr and bad.stdout == ""
+    assert json.loads(billing("credits", "budget", "show", cid, cwd=tmp_path).stdout)["alerts"] == [50, 80, 100]
+    assert json.loads(billing("credits", "budget", "delete", cid, cwd=tmp_path).stdout) == {"deleted": True}
+    assert billing("credits", "budget", "show", cid, cwd=tmp_path).stdout.strip() == "null"

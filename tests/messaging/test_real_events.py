@@ -7,6 +7,8 @@ invoice, pays part of it by transfer, and falls into dunning. Then:
 
 - the invoice email carries the seller's name and IBAN and the invoice's RF reference;
 - the "payment received" email names that payment's amount and what remains due;
+- a prepaid Pro customer with a budget gets its low-balance and budget alerts, and a free
+  customer whose only credit expired its credits-exhausted message;
 - every template a shipped rule sends renders, on every channel and in every locale, with
   the context built from the real event that triggers it (StrictUndefined): none names a
   variable the event does not give;
@@ -155,6 +157,19 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
         # A Pro customer without a card: a trial, its end, an invoice to pay by transfer.
         r = admin.post("/v1/subscriptions", json={"customer_id": "cus_bank", "plan": "pro"})
         assert r.status_code == 201, r.text
+        # A Pro customer with prepaid credit and a budget: at the trial's end the first invoice
+        # (70.21, or 58.55 under the launch promotion) is paid from the 100.00 grant, which
+        # leaves it below the 50.00 low-balance level (credits.balance_low), and its 59.00
+        # (or 49.20) before tax passes 50 % of the 50.00 budget (spend.threshold_reached).
+        # The free customer's goodwill credit expiring unused empties its wallet: credits.exhausted.
+        assert admin.post("/v1/customers", json={"id": "cus_low", "email": "low@example.com", "name": "Lou Low",
+                                                 "country": "DE"}).status_code == 201
+        assert admin.post("/v1/subscriptions", json={"customer_id": "cus_low", "plan": "pro"}).status_code == 201
+        r = admin.post("/v1/customers/cus_low/wallet/grants", json={"unit": "USD", "amount": "100.00", "reason": "prepaid"})
+        assert r.status_code == 201, r.text
+        r = product.put("/v1/customers/cus_low/budget", json={"amount": "50.00", "alerts": [50, 100],
+                                                              "low_balance": "50.00"})
+        assert r.status_code == 200, r.text
         _advance(admin, "12d")  # trial_will_end (3 days ahead)
         _advance(admin, "3d")   # the trial ends: the first invoice
         invoices = admin.get("/v1/customers/cus_bank/invoices").json()["items"]

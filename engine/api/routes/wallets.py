@@ -110,6 +110,7 @@ def grant(customer_id: str, body: GrantIn, ctx: ApiContext = Depends(context),
 def void(grant_id: ObjectId, body: VoidIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
         g = credits.void_grant(session, grant_id, ctx.clock.now(), reason=body.reason)
+        credits.announce_balance(session, g.customer_id, g.unit, ctx.clock.now())
         out = credits.grant_to_dict(g, credits.remaining(session, [g.id])[g.id])
     ctx.access.invalidate(out["customer_id"])
     ctx.after_commit()

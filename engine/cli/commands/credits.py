@@ -35,6 +35,19 @@ def register(sub: Any) -> None:
     ledger.add_argument("--after", type=int, default=0, help="the last entry id of the previous page")
     ledger.add_argument("--limit", type=int, default=50)
     ledger.set_defaults(func=run_ledger)
+    _register_budget(c)
+
+
+def _register_budget(c: Any) -> None:
+    b = c.add_parser("budget", help="a customer's spend budget per billing period: set, show, delete")
+    b.add_argument("verb", choices=["set", "show", "delete"])
+    b.add_argument("customer_id")
+    b.add_argument("--amount", help="set: the budget per period, in the customer's currency")
+    b.add_argument("--alerts", help="set: ascending percentages, comma-separated (50,80,100); default: the plan's")
+    b.add_argument("--hard-stop", action=argparse.BooleanOptionalAction, default=None,
+                   help="set: deny metered use once spent (budget_exhausted); default: the plan's")
+    b.add_argument("--low-balance", help="set: the wallet level below which credits.balance_low is sent")
+    b.set_defaults(func=run_budget)
 
 
 def _system() -> Any:
@@ -85,6 +98,7 @@ def run_void(args: argparse.Namespace) -> int:
     try:
         with system.db.session() as session:
             g = credits.void_grant(session, args.grant_id, system.clock.now(), reason=args.reason)
+            credits.announce_balance(session, g.customer_id, g.unit, system.clock.now())
             out = credits.grant_to_dict(g, credits.remaining(session, [g.id])[g.id])
     except credits.CreditsError as exc:
         raise _wallet_errors(exc) from None
@@ -109,4 +123,35 @@ def run_ledger(args: argparse.Namespace) -> int:
         print(json.dumps(entry))
     if page["next_after"] is not None:
         print(json.dumps({"next_after": page["next_after"]}))
+    return 0
+
+
+def _budget_spec(args: argparse.Namespace) -> dict[str, Any]:
+    spec: dict[str, Any] = {"amount": args.amount, "hard_stop": args.hard_stop, "low_balance": args.low_balance}
+    if args.alerts is not None:
+        try:
+            spec["alerts"] = [int(a) for a in args.alerts.split(",") if a.strip()]
+        except ValueError:
+            raise BadInput(f"--alerts: {args.alerts!r} is not a comma-separated list of whole percentages") from None
+    return spec
+
+
+def run_budget(args: argparse.Namespace) -> int:
+    from engine import credits, sales
+
+    spec = _budget_spec(args) if args.verb == "set" else {}
+    system = _system()
+    try:
+        with system.db.session() as session:
+            if args.verb == "set":
+                out: Any = sales.set_budget(session, args.customer_id, spec, clock=system.clock)
+            elif args.verb == "show":
+                out = sales.budget_status(session, args.customer_id)
+            else:
+                out = {"deleted": sales.delete_budget(session, args.customer_id, clock=system.clock)}
+    except (sales.SalesError, credits.CreditsError) as exc:
+        raise _wallet_errors(exc) from None
+    finally:
+        system.close()
+    print(json.dumps(out, indent=2))
     return 0

@@ -1,0 +1,52 @@
+"""credits.balance_low and credits.exhausted: the wallet's available balance fell below the
+customer's low-balance level (their automatic top-up's threshold, else their budget's
+`low_balance`), or reached zero. Once per episode: an episode is what follows the customer's
+latest grant in that unit, so a redelivered trigger or a second invoice says nothing more, and
+a new grant (a pack paid, a top-up) starts the next one. At zero only credits.exhausted is
+published, not both."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.credits.amounts import amount_text
+from engine.credits.budgets import raise_once
+from engine.credits.models import Budget, Entry, Grant, TopUp
+from engine.credits.wallet import available_total
+from engine.store import add_event
+
+ZERO = Decimal(0)
+
+
+def low_level(session: Session, customer_id: str) -> Decimal | None:
+    top_up = session.get(TopUp, customer_id)
+    if top_up is not None and top_up.enabled:
+        return top_up.threshold
+    budget = session.get(Budget, customer_id)
+    return budget.low_balance if budget is not None else None
+
+
+def announce_balance(session: Session, customer_id: str, unit: str, now: datetime) -> str | None:
+    """Publish the balance event due now, once per episode; returns its type (None: none)."""
+    episode = session.scalar(select(func.max(Entry.id)).join(Grant, Grant.id == Entry.grant_id).where(
+        Entry.customer_id == customer_id, Entry.kind == "grant", Grant.unit == unit))
+    if episode is None:
+        return None  # never credited: nothing ran out
+    available = available_total(session, customer_id, unit, now)
+    level = low_level(session, customer_id)
+    if available <= ZERO:
+        kind, etype = "exhausted", "credits.exhausted"
+    elif level is not None and available < level:
+        kind, etype = "balance_low", "credits.balance_low"
+    else:
+        return None
+    if not raise_once(session, customer_id, kind, f"{unit}:{episode}", now):
+        return None
+    props = {"unit": unit, "amount": amount_text(max(available, ZERO), unit),
+             "threshold": None if level is None else amount_text(level, unit)}
+    add_event(session, etype, customer_id, props, time=now)
+    return etype
