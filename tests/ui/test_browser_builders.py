@@ -91,10 +91,9 @@ def _go(page: Any, name: str, heading: str) -> None:
     expect(page.get_by_role("heading", name=heading)).to_be_visible()
 
 
-def _sign_in(page: Any, url: str, who: str) -> None:
+def _sign_in(page: Any, who: str) -> None:
     from playwright.sync_api import expect
 
-    page.goto(url)
     page.get_by_label("User name").fill(who)
     page.get_by_role("textbox", name="Password").fill(f"{who}-demo")
     page.get_by_role("button", name="Sign in").click()
@@ -134,13 +133,11 @@ def _build_plan(page: Any) -> None:
     page.get_by_role("button", name="Write plan to the draft").click()
     expect(page.get_by_text("Plan team written to the draft's YAML.")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "builder-1-plan.png"), full_page=True)
-    # Change the tier price: tier 2 from 0.002 to 0.003; the Editor shows the YAML it wrote.
+    # Change the tier price: tier 2 from 0.002 to 0.003 (checked in the Editor with the coupon).
     _fill(page, "Price 2 tier 2 unit price", "0.003")
     page.wait_for_timeout(1000)  # let the rerun of the last input settle before the click
     page.get_by_role("button", name="Write plan to the draft").click()
     expect(page.get_by_text("Plan team written to the draft's YAML.")).to_be_visible()
-    _go(page, "Editor", "Editor")
-    expect(page.locator("textarea").first).to_have_value(re.compile(r'up_to: 100000, unit_amount: "0\.003"'))
 
 
 def _coupon_and_save(page: Any) -> None:
@@ -154,9 +151,11 @@ def _coupon_and_save(page: Any) -> None:
     page.wait_for_timeout(1000)  # let the rerun of the last input settle before the click
     page.get_by_role("button", name="Write coupon").click()
     expect(page.get_by_text("Coupon written to the draft's YAML.")).to_be_visible()
+    # The Editor shows the YAML both builders wrote: the changed tier price and the coupon.
     _go(page, "Editor", "Editor")
-    expect(page.locator("textarea").first).to_have_value(re.compile(r"SPRING25: \{percent_off: 25, duration: once, "
-                                                                    r"expires: 2027-05-31\}"))
+    yaml = page.locator("textarea").first
+    expect(yaml).to_have_value(re.compile(r'up_to: 100000, unit_amount: "0\.003"'))
+    expect(yaml).to_have_value(re.compile(r"SPRING25: \{percent_off: 25, duration: once, expires: 2027-05-31\}"))
     _go(page, "Promotions", "Promotions, coupons and rules")
     page.get_by_text("Coupon", exact=True).click()  # the page's choice is not kept across pages
     page.locator(".st-key-pr_save button").click()
@@ -214,7 +213,11 @@ def _publish(page: Any, kind: str, draft: str, comment: str) -> None:
 
 
 def _sign_out(page: Any) -> None:
+    """Sign out: the console is back at its sign-in form, in the same tab."""
+    from playwright.sync_api import expect
+
     page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("User name")).to_be_visible()
 
 
 def test_build_publish_and_roll_back_in_the_browser(world: World) -> None:
@@ -232,7 +235,8 @@ def test_build_publish_and_roll_back_in_the_browser(world: World) -> None:
         page.set_default_timeout(30_000)
         expect.set_options(timeout=30_000)
         try:
-            _sign_in(page, world.console, "editor")
+            page.goto(world.console)
+            _sign_in(page, "editor")
             _build_plan(page)
             _coupon_and_save(page)
             _simulate(page)
@@ -240,13 +244,13 @@ def test_build_publish_and_roll_back_in_the_browser(world: World) -> None:
             _go(page, "Publish & history", "Publish & history")
             expect(page.get_by_text("Publishing needs the publisher role; you are signed in as a editor.")).to_be_visible()
             _sign_out(page)
-            _sign_in(page, world.console, "viewer")
+            _sign_in(page, "viewer")
             _go(page, "Publish & history", "Publish & history")
             expect(page.get_by_text("Publishing needs the publisher role; you are signed in as a viewer.")).to_be_visible()
             expect(page.get_by_role("button", name="Publish", exact=True)).to_have_count(0)
             assert _quote(world).status_code != 200  # nothing published by them
             _sign_out(page)
-            _sign_in(page, world.console, "publisher")
+            _sign_in(page, "publisher")
             _publish(page, "catalog", "acme-analytics", "Team plan, calls tier 2 at 0.003, SPRING25")
             _publish(page, "ruleset", "campaigns", "Edu spring offer")
             page.screenshot(path=str(ARTIFACTS / "builder-4-published.png"), full_page=True)
