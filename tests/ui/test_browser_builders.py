@@ -26,7 +26,7 @@ from engine.console import run_console, save_draft
 from engine.system import System, build_system
 from tests.api.conftest import serve
 from tests.conftest import service_missing
-from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, _choose, _free_port
+from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, RUN_COUNTER, _choose, _free_port, _idle, _rerun_done, _runs
 
 pytestmark = pytest.mark.slow
 CSV = "customer_id,plan,quantity,segment,api_calls\na,pro,3,smb,15000\n"
@@ -72,13 +72,16 @@ def _quote(world: World) -> httpx.Response:
 
 
 def _fill(page: Any, label: str, value: str) -> None:
-    """Type into an input and commit it. A rerun still drawing from the input before may redraw
-    this one and drop what was typed (seen under load): type it again then."""
+    """Type into an input, commit it and wait for the rerun it starts to finish. Typing while
+    the rerun of the input before still draws lets it redraw this box and drop what was
+    typed, or find the box twice (seen under load with a fixed 400 ms wait); type it again
+    if it was dropped all the same."""
     box = page.get_by_label(label, exact=True)
     for _ in range(4):
+        before = _runs(page)  # once the rerun before has finished
         box.fill(value)
         box.press("Enter")
-        page.wait_for_timeout(400)
+        _rerun_done(page, before)
         if box.input_value() == value:
             return
     raise AssertionError(f"{label!r} did not keep {value!r}")
@@ -135,7 +138,7 @@ def _build_plan(page: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "builder-1-plan.png"), full_page=True)
     # Change the tier price: tier 2 from 0.002 to 0.003 (checked in the Editor with the coupon).
     _fill(page, "Price 2 tier 2 unit price", "0.003")
-    page.wait_for_timeout(1000)  # let the rerun of the last input settle before the click
+    _idle(page)  # the last input's rerun has finished before the click
     page.get_by_role("button", name="Write plan to the draft").click()
     expect(page.get_by_text("Plan team written to the draft's YAML.")).to_be_visible()
 
@@ -148,7 +151,7 @@ def _coupon_and_save(page: Any) -> None:
     _fill(page, "Code", "SPRING25")
     _fill(page, "Percent or amount off", "25")
     _fill(page, "Expires (YYYY-MM-DD, empty: never)", "2027-05-31")
-    page.wait_for_timeout(1000)  # let the rerun of the last input settle before the click
+    _idle(page)  # the last input's rerun has finished before the click
     page.get_by_role("button", name="Write coupon").click()
     expect(page.get_by_text("Coupon written to the draft's YAML.")).to_be_visible()
     # The Editor shows the YAML both builders wrote: the changed tier price and the coupon.
@@ -232,6 +235,7 @@ def test_build_publish_and_roll_back_in_the_browser(world: World) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.add_init_script(RUN_COUNTER)
         page.set_default_timeout(30_000)
         expect.set_options(timeout=30_000)
         try:
