@@ -122,9 +122,6 @@ def _config(running: Running) -> SchemathesisConfig:
         "base-url": running.url,
         "headers": {"Authorization": f"Bearer {running.admin}"},
         "workers": 1,  # the suite shares two cores
-        # A 3-year clock advance bills every subscription the run made at each of its ~37
-        # stops: 10 s (schemathesis' default) on a loaded machine, reported as a finding.
-        "request-timeout": 60,
         "generation": {"mode": "all", "max-examples": MAX_EXAMPLES},
         "checks": {
             "enabled": True,  # every check schemathesis has (schemathesis.checks.CHECKS)
