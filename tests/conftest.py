@@ -115,3 +115,21 @@ def rabbit_url() -> str:
 @pytest.fixture
 def clock() -> TestClock:
     return TestClock(datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The order the files run in. Under `--dist loadfile` each file runs whole on one of
+    the two workers, in this order (pyproject turns xdist's own reordering off): xdist puts
+    the files with most tests first, which leaves the one-test files of several minutes
+    (the browser runs, schemathesis) for last, where one keeps a worker busy alone while the
+    other has nothing left. So the files marked slow start first, in the order collected;
+    then the others, most tests first, as xdist would order them."""
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+
+    def weight(tests: list[pytest.Item]) -> tuple[bool, int]:
+        slow = tests[0].get_closest_marker("slow") is not None
+        return (not slow, 0 if slow else -len(tests))
+
+    items[:] = [item for tests in sorted(files.values(), key=weight) for item in tests]

@@ -62,6 +62,40 @@ def console_url(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
             process.kill()
 
 
+# Counts the console's script runs: Streamlit marks its root `data-test-script-state`
+# "running" while a rerun draws and "notRunning" once it is done; each change away from
+# idle is a run starting. Installed with page.add_init_script before the first goto.
+RUN_COUNTER = """
+window.__runs = 0;
+new MutationObserver(records => {
+  for (const r of records) if (r.oldValue === "notRunning" || r.oldValue === "initial") window.__runs++;
+}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                      attributeFilter: ["data-test-script-state"]});
+"""
+_IDLE = "document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
+
+
+def _idle(page: Any) -> None:
+    """Wait until no script run is drawing the page."""
+    page.wait_for_function(_IDLE)
+
+
+def _runs(page: Any) -> int:
+    """How many script runs the console has started on this page (RUN_COUNTER), once idle."""
+    _idle(page)
+    return int(page.evaluate("window.__runs"))
+
+
+def _rerun_done(page: Any, before: int, timeout: float = 5_000) -> bool:
+    """Wait for a run started after `_runs` said `before` to finish; False when none started
+    within `timeout` ms (the input did not change, so Streamlit had nothing to rerun)."""
+    try:
+        page.wait_for_function(f"n => window.__runs > n && {_IDLE}", arg=before, timeout=timeout)
+    except Exception:  # playwright's TimeoutError: no run started
+        return False
+    return True
+
+
 def _choose(page: Any, box: str, option: str) -> None:
     """Pick an option of a select box. A Streamlit rerun that lands just after the click
     draws the box again and closes its list (seen under load): open it again then."""

@@ -26,7 +26,7 @@ from engine.console import run_console, save_draft
 from engine.system import System, build_system
 from tests.api.conftest import serve
 from tests.conftest import service_missing
-from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, _choose, _free_port
+from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, RUN_COUNTER, _choose, _free_port, _idle, _rerun_done, _runs
 
 pytestmark = pytest.mark.slow
 CSV = "customer_id,plan,quantity,segment,api_calls\na,pro,3,smb,15000\n"
@@ -72,13 +72,16 @@ def _quote(world: World) -> httpx.Response:
 
 
 def _fill(page: Any, label: str, value: str) -> None:
-    """Type into an input and commit it. A rerun still drawing from the input before may redraw
-    this one and drop what was typed (seen under load): type it again then."""
+    """Type into an input, commit it and wait for the rerun it starts to finish. Typing while
+    the rerun of the input before still draws lets it redraw this box and drop what was
+    typed, or find the box twice (seen under load with a fixed 400 ms wait); type it again
+    if it was dropped all the same."""
     box = page.get_by_label(label, exact=True)
     for _ in range(4):
+        before = _runs(page)  # once the rerun before has finished
         box.fill(value)
         box.press("Enter")
-        page.wait_for_timeout(400)
+        _rerun_done(page, before)
         if box.input_value() == value:
             return
     raise AssertionError(f"{label!r} did not keep {value!r}")
@@ -91,10 +94,9 @@ def _go(page: Any, name: str, heading: str) -> None:
     expect(page.get_by_role("heading", name=heading)).to_be_visible()
 
 
-def _sign_in(page: Any, url: str, who: str) -> None:
+def _sign_in(page: Any, who: str) -> None:
     from playwright.sync_api import expect
 
-    page.goto(url)
     page.get_by_label("User name").fill(who)
     page.get_by_role("textbox", name="Password").fill(f"{who}-demo")
     page.get_by_role("button", name="Sign in").click()
@@ -134,13 +136,11 @@ def _build_plan(page: Any) -> None:
     page.get_by_role("button", name="Write plan to the draft").click()
     expect(page.get_by_text("Plan team written to the draft's YAML.")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "builder-1-plan.png"), full_page=True)
-    # Change the tier price: tier 2 from 0.002 to 0.003; the Editor shows the YAML it wrote.
+    # Change the tier price: tier 2 from 0.002 to 0.003 (checked in the Editor with the coupon).
     _fill(page, "Price 2 tier 2 unit price", "0.003")
-    page.wait_for_timeout(1000)  # let the rerun of the last input settle before the click
+    _idle(page)  # the last input's rerun has finished before the click
     page.get_by_role("button", name="Write plan to the draft").click()
     expect(page.get_by_text("Plan team written to the draft's YAML.")).to_be_visible()
-    _go(page, "Editor", "Editor")
-    expect(page.locator("textarea").first).to_have_value(re.compile(r'up_to: 100000, unit_amount: "0\.003"'))
 
 
 def _coupon_and_save(page: Any) -> None:
@@ -151,12 +151,14 @@ def _coupon_and_save(page: Any) -> None:
     _fill(page, "Code", "SPRING25")
     _fill(page, "Percent or amount off", "25")
     _fill(page, "Expires (YYYY-MM-DD, empty: never)", "2027-05-31")
-    page.wait_for_timeout(1000)  # let the rerun of the last input settle before the click
+    _idle(page)  # the last input's rerun has finished before the click
     page.get_by_role("button", name="Write coupon").click()
     expect(page.get_by_text("Coupon written to the draft's YAML.")).to_be_visible()
+    # The Editor shows the YAML both builders wrote: the changed tier price and the coupon.
     _go(page, "Editor", "Editor")
-    expect(page.locator("textarea").first).to_have_value(re.compile(r"SPRING25: \{percent_off: 25, duration: once, "
-                                                                    r"expires: 2027-05-31\}"))
+    yaml = page.locator("textarea").first
+    expect(yaml).to_have_value(re.compile(r'up_to: 100000, unit_amount: "0\.003"'))
+    expect(yaml).to_have_value(re.compile(r"SPRING25: \{percent_off: 25, duration: once, expires: 2027-05-31\}"))
     _go(page, "Promotions", "Promotions, coupons and rules")
     page.get_by_text("Coupon", exact=True).click()  # the page's choice is not kept across pages
     page.locator(".st-key-pr_save button").click()
@@ -214,7 +216,11 @@ def _publish(page: Any, kind: str, draft: str, comment: str) -> None:
 
 
 def _sign_out(page: Any) -> None:
+    """Sign out: the console is back at its sign-in form, in the same tab."""
+    from playwright.sync_api import expect
+
     page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("User name")).to_be_visible()
 
 
 def test_build_publish_and_roll_back_in_the_browser(world: World) -> None:
@@ -229,10 +235,12 @@ def test_build_publish_and_roll_back_in_the_browser(world: World) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.add_init_script(RUN_COUNTER)
         page.set_default_timeout(30_000)
         expect.set_options(timeout=30_000)
         try:
-            _sign_in(page, world.console, "editor")
+            page.goto(world.console)
+            _sign_in(page, "editor")
             _build_plan(page)
             _coupon_and_save(page)
             _simulate(page)
@@ -240,13 +248,13 @@ def test_build_publish_and_roll_back_in_the_browser(world: World) -> None:
             _go(page, "Publish & history", "Publish & history")
             expect(page.get_by_text("Publishing needs the publisher role; you are signed in as a editor.")).to_be_visible()
             _sign_out(page)
-            _sign_in(page, world.console, "viewer")
+            _sign_in(page, "viewer")
             _go(page, "Publish & history", "Publish & history")
             expect(page.get_by_text("Publishing needs the publisher role; you are signed in as a viewer.")).to_be_visible()
             expect(page.get_by_role("button", name="Publish", exact=True)).to_have_count(0)
             assert _quote(world).status_code != 200  # nothing published by them
             _sign_out(page)
-            _sign_in(page, world.console, "publisher")
+            _sign_in(page, "publisher")
             _publish(page, "catalog", "acme-analytics", "Team plan, calls tier 2 at 0.003, SPRING25")
             _publish(page, "ruleset", "campaigns", "Edu spring offer")
             page.screenshot(path=str(ARTIFACTS / "builder-4-published.png"), full_page=True)
