@@ -31,10 +31,15 @@ def open_receivable(
     tax: Decimal = ZERO,
     collection_method: str = "automatic",
     due_at: datetime | None = None,
+    tax_country: str | None = None,
+    credit_applied: Decimal = ZERO,
+    discount: Decimal = ZERO,
     service: PaymentService,
 ) -> Receivable:
     """Record what an invoice owes (idempotent per invoice id) and journal it:
-    Dr receivables / Cr revenue per plan / Cr tax payable."""
+    Dr receivables, Dr customer credit (what sales applied of the customer's balance) /
+    Dr discounts / Cr revenue per plan (and price type, "pro:usage"), gross of `discount` /
+    Cr tax payable (per country)."""
     svc = service
     existing = session.get(Receivable, invoice.invoice_id)
     if existing is not None:
@@ -69,14 +74,19 @@ def open_receivable(
         last_attempt=0,
         created_at=now,
     )
-    postings = [Posting(journal.RECEIVABLES, debit=amount)]
+    credit_applied = Decimal(credit_applied)
+    postings = [Posting(journal.RECEIVABLES, debit=amount), Posting(journal.CUSTOMER_CREDIT, debit=credit_applied)]
     revenue = {plan: Decimal(v) for plan, v in (revenue_by_plan or {}).items()}
+    discount = Decimal(discount)
+    postings.append(Posting("discounts", debit=discount) if discount >= 0 else Posting("discounts", credit=-discount))
     tax = Decimal(tax)
-    postings += [Posting(journal.revenue_account(plan), credit=v) for plan, v in revenue.items() if v > 0]
-    postings += [Posting("discounts", debit=-v) for plan, v in revenue.items() if v < 0]
-    postings.append(Posting(journal.TAX_PAYABLE, credit=tax))
+    # A net negative plan line (a proration credit larger than its charge) reverses revenue.
+    postings += [Posting(journal.revenue_account(plan), credit=v) if v > 0
+                 else Posting(journal.revenue_account(plan), debit=-v) for plan, v in revenue.items() if v]
+    tax_account = f"{journal.TAX_PAYABLE}:{tax_country}" if tax_country else journal.TAX_PAYABLE
+    postings.append(Posting(tax_account, credit=tax) if tax >= 0 else Posting(tax_account, debit=-tax))
     # Whatever the breakdown does not explain (no breakdown given, or rounding) is visible.
-    rest = amount - sum(revenue.values(), ZERO) - tax
+    rest = amount + credit_applied + discount - sum(revenue.values(), ZERO) - tax
     if rest > 0:
         postings.append(Posting(journal.revenue_account(None), credit=rest))
     elif rest < 0:
