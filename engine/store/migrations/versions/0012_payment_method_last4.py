@@ -1,7 +1,7 @@
 """the last four digits of a card a provider stores by token (Stripe), as the provider said
 
 Revision ID: 0012_payment_method_last4
-Revises: 0011_books
+Revises: 0010_wallets
 Create Date: 2026-12-04 04:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_payment_method_last4"
-down_revision: str | None = "0011_books"
+down_revision: str | None = "0010_wallets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

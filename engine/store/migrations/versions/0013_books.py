@@ -1,8 +1,11 @@
 """revenue recognition schedules (the books: engine/payments/books)
 
-Revision ID: 0011_books
-Revises: 0010_wallets
-Create Date: 2026-12-04 03:20:00
+A head after 0012 (it was 0011 before the books were reverted and brought back), so
+databases already at 0012 upgrade.
+
+Revision ID: 0013_books
+Revises: 0012_payment_method_last4
+Create Date: 2026-12-04 10:10:00
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from alembic import op
 
 import engine.store.base
 
-revision: str = "0011_books"
-down_revision: str | None = "0010_wallets"
+revision: str = "0013_books"
+down_revision: str | None = "0012_payment_method_last4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
