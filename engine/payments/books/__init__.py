@@ -10,7 +10,7 @@ from engine.payments.books.chart import (
     load_chart_text,
 )
 from engine.payments.books.ledger import TrialBalance, book_lines, trial_balance, write_beancount, write_csv
-from engine.payments.books.schedules import close_month, currencies, revenue_report
+from engine.payments.books.schedules import close_month, currencies, month_end, revenue_report
 
 __all__ = [
     "ChartOfAccounts",
@@ -23,6 +23,7 @@ __all__ = [
     "default_chart",
     "load_chart",
     "load_chart_text",
+    "month_end",
     "revenue_report",
     "trial_balance",
     "write_beancount",
