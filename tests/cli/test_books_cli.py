@@ -70,6 +70,8 @@ def test_bad_input_exits_1_naming_file_line_and_field(tmp_path: Path) -> None:
     assert key.returncode == 0 and key.stdout.splitlines()[-1].startswith("bk_"), key.stderr
     month = billing("books", "close", "2026-13", cwd=tmp_path)
     assert month.returncode == 1 and "MONTH: '2026-13' is not a month" in month.stderr
+    late = billing("books", "revenue", "--from", "2026-01", "--to", "9999-12", cwd=tmp_path)  # was a traceback
+    assert late.returncode == 1 and "--to: '9999-12' is not a month from 1970-01 to 2199-12" in late.stderr, late.stderr
     shipped = Path(__file__).resolve().parents[2] / "engine" / "payments" / "books" / "chart.yaml"
     ok = billing("books", "check-chart", str(shipped), cwd=tmp_path)
     assert ok.returncode == 0 and "every posting has one" in ok.stdout

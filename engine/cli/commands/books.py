@@ -53,10 +53,14 @@ def _day(value: str | None, option: str) -> datetime | None:
 
 
 def _month(value: str, option: str) -> date:
+    """A YYYY-MM from 1970-01 to 2199-12, as over HTTP (9999-12 has no next month to end on)."""
     try:
-        return date.fromisoformat(f"{value}-01")
+        month = date.fromisoformat(f"{value}-01")
     except ValueError:
-        raise BadInput(f"{option}: {value!r} is not a month (YYYY-MM)") from None
+        month = None
+    if month is None or not 1970 <= month.year <= 2199:
+        raise BadInput(f"{option}: {value!r} is not a month from 1970-01 to 2199-12 (YYYY-MM)")
+    return month
 
 
 def _chart() -> Any:
