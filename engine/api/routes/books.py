@@ -8,13 +8,14 @@ year-0 month is refused as invalid (422 naming the field), never parsed into a 5
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from engine.api.context import ApiContext
@@ -26,6 +27,16 @@ from engine.payments import UnbalancedEntry, books
 
 router = APIRouter(prefix="/v1/books", tags=["books"], responses=documented(400, 401, 403, 409, 422))
 MONTH = r"^(19[7-9][0-9]|2[01][0-9]{2})-(0[1-9]|1[0-2])$"
+
+
+def _iso_day(value: object) -> object:
+    # pydantic would take "0" as seconds since 1970: the contract's format `date` is YYYY-MM-DD text.
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("a date, YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
 
 
 def _month(text: str) -> date:
@@ -59,8 +70,8 @@ def _reading(ctx: ApiContext) -> Iterator[Session]:
 
 
 @router.get("/trial_balance", dependencies=[FINANCE], summary="Debits, credits and balance per ledger account and currency")
-def get_trial_balance(start: date | None = Query(None, alias="from", description="first day (default: the beginning)"),
-                      end: date = Query(..., alias="to", description="the day after the last"),
+def get_trial_balance(end: Annotated[Day, Query(alias="to", description="the day after the last")],
+                      start: Annotated[Day | None, Query(alias="from", description="first day (default: the beginning)")] = None,
                       ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with _reading(ctx) as session:
         return books.trial_balance(session, chart_of(ctx), _instant(start), _at(end)).as_dict()
@@ -68,8 +79,8 @@ def get_trial_balance(start: date | None = Query(None, alias="from", description
 
 @router.get("/journal", dependencies=[FINANCE], summary="The journal through the chart of accounts, as CSV or beancount",
             response_class=Response, responses={200: {"content": {"text/csv": {}, "text/plain": {}}}})
-def get_journal(start: date = Query(..., alias="from", description="first day"),
-                end: date = Query(..., alias="to", description="the day after the last; not after from: nothing"),
+def get_journal(start: Annotated[Day, Query(alias="from", description="first day")],
+                end: Annotated[Day, Query(alias="to", description="the day after the last; not after from: nothing")],
                 format: str = Query("csv", pattern="^(csv|beancount)$"),
                 ctx: ApiContext = Depends(context)) -> Response:
     with _reading(ctx) as session:
