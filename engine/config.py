@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     portal_secret: str = ""
     # How long a customer-page link in an email stays valid.
     portal_link_days: int = 30
+    # The chart of accounts the books are read through (docs/books.md). Empty: the shipped one.
+    chart_of_accounts: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -19,6 +19,8 @@ if str(HERE) not in sys.path:
 from views import (  # noqa: E402
     access,
     audit,
+    bank,
+    books,
     common,
     customers,
     editor,
@@ -42,6 +44,8 @@ PAGES = {
     "Access tester": access.render,
     "Audit & users": audit.render,
     "Webhooks": webhooks.render,
+    "Books": books.render,
+    "Bank lines": bank.render,
     "Overview": overview.render,
     "Customers": customers.render,
     "Plan builder": plan_builder.render,

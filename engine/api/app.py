@@ -14,7 +14,9 @@ from engine.api.context import ApiContext
 from engine.api.fast_check import PATH as CHECK_PATH
 from engine.api.fast_check import FastCheck
 from engine.api.limits import BodyLimit
-from engine.api.routes import billing, budgets, decisions, operators, ops, payments, product, reconciliation, wallets
+from engine.api.routes import (
+    billing, books, budgets, decisions, operators, ops, payments, product, reconciliation, wallets,
+)
 
 
 class EngineAPI(FastAPI):
@@ -86,6 +88,7 @@ def create_app(ctx: ApiContext) -> EngineAPI:
     app.include_router(payments.router)
     app.include_router(reconciliation.router)
     app.include_router(operators.router)
+    app.include_router(books.router)
     app.include_router(wallets.router)
     app.include_router(budgets.router)
     # The access check is the product's hottest call: the same endpoint is also mounted as a

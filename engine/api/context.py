@@ -15,6 +15,7 @@ from engine.store import Database
 
 if TYPE_CHECKING:
     from engine.payments import PaymentService
+    from engine.payments.books import ChartOfAccounts
 
 
 @dataclass
@@ -38,4 +39,6 @@ class ApiContext:
     routers: list[Any] = field(default_factory=list)
     # The system's payment service (its provider adapters, on its clock); None: no provider.
     payments: PaymentService | None = None
+    # The chart of accounts the books are read through (BILLING_CHART_OF_ACCOUNTS, or the shipped one).
+    chart: ChartOfAccounts | None = None
     extra: dict[str, Any] = field(default_factory=dict)

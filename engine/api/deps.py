@@ -72,3 +72,4 @@ async def authorize(request: Request, scope: str) -> Principal:
 
 PRODUCT = Depends(require("product"))
 ADMIN = Depends(require("admin"))
+FINANCE = Depends(require("finance"))

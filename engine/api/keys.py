@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from engine.api.models import ApiKey
 from engine.store import Database
 
-SCOPES = ("product", "admin")
+# finance: the books (journal, trial balance, revenue recognition, month close) and nothing else.
+SCOPES = ("product", "admin", "finance")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ class ApiKey(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
-    scope: Mapped[str] = mapped_column(String(20))  # product | admin
+    scope: Mapped[str] = mapped_column(String(20))  # product | admin | finance
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)

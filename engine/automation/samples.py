@@ -76,7 +76,12 @@ def _subscription_event() -> dict[str, Any]:
 
 # The properties each triggering event carries, as its emitter writes them.
 EVENT_PROPERTIES: dict[str, dict[str, Any]] = {
-    "invoice.finalized": _invoice_event(),
+    # Sales adds the books' view of the lines (engine/sales/book_lines.py) and the tax country.
+    "invoice.finalized": _invoice_event() | {
+        "tax_country": INVOICE["tax_country"],
+        "lines": [{"position": 1, "plan": "pro", "price_id": "base", "price_type": "subscription", "kind": "flat",
+                   "amount": "95.61", "discount": "0.00", "tax": "18.17",
+                   "period_start": "2026-12-01", "period_end": "2027-01-01"}]},
     "invoice.paid": _invoice_event() | {"status": "paid"},
     "invoice.progressive": _invoice_event() | {"reason": "progressive", "threshold": "100.00", "level": 1,
                                                "accrued": "104.20"},

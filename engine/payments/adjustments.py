@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from engine.money import quantum, to_decimal
 from engine.payments import journal
+from engine.payments.books.schedules import schedule_credit, split_credit
 from engine.payments.journal import Posting
 from engine.payments.models import Payment, Refund
 from engine.payments.refunds import refund_payment
@@ -100,10 +101,12 @@ def credit_receivable(session: Session, invoice_id: str, applied: Decimal, to_ba
         rec.amount_due -= applied
         if rec.remaining <= 0 and rec.status == "open":
             rec.status = "paid"
-    postings = [Posting(CREDIT_NOTES, debit=applied + to_balance), Posting(reduced, credit=applied),
-                Posting(journal.CUSTOMER_CREDIT, credit=to_balance)]
+    split = split_credit(session, invoice_id, applied + to_balance, rec.currency)
+    postings = [Posting(CREDIT_NOTES, debit=split.net), Posting(split.tax_account, debit=split.tax),
+                Posting(reduced, credit=applied), Posting(journal.CUSTOMER_CREDIT, credit=to_balance)]
     journal.post_entry(session, f"cn:{note_id}", service.now(), rec.currency, postings,
                        f"credit note {note_id} on {invoice_id}", invoice_id)
+    schedule_credit(session, invoice_id, note_id, split.net, when=service.now())
 
 
 def close_receivable(session: Session, invoice_id: str, status: str, *, service: PaymentService) -> None:
@@ -113,11 +116,16 @@ def close_receivable(session: Session, invoice_id: str, status: str, *, service:
         return
     left = max(rec.remaining, ZERO)
     rec.status = status
-    if left > 0:
-        account = BAD_DEBT if status == "uncollectible" else CREDIT_NOTES
-        journal.post_entry(session, f"{status}:{invoice_id}", service.now(), rec.currency,
-                           [Posting(account, debit=left), Posting(journal.RECEIVABLES, credit=left)],
-                           f"invoice {invoice_id} {status}", invoice_id)
+    if left <= 0:
+        return
+    if status == "uncollectible":  # earned, not paid: an expense, revenue and tax stay
+        postings = [Posting(BAD_DEBT, debit=left)]
+    else:  # a void takes the invoice back: revenue, its schedule and its tax
+        split = split_credit(session, invoice_id, left, rec.currency)
+        postings = [Posting(CREDIT_NOTES, debit=split.net), Posting(split.tax_account, debit=split.tax)]
+        schedule_credit(session, invoice_id, f"void:{invoice_id}", split.net, when=service.now())
+    journal.post_entry(session, f"{status}:{invoice_id}", service.now(), rec.currency,
+                       [*postings, Posting(journal.RECEIVABLES, credit=left)], f"invoice {invoice_id} {status}", invoice_id)
 
 
 def handle_invoice_closed(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
@@ -136,10 +144,18 @@ def handle_credit_note_issued(session: Session, envelope: dict[str, Any], *, ser
     then to the balance): those invoices are collected that much less, and the journal
     follows. Operator credit notes are booked by their route (`credit_receivable`)."""
     props = envelope.get("properties") or {}
-    if props.get("reason") != "cancellation" or not mark_processed(session, CONSUMER, envelope["id"], service.now()):
+    if props.get("reason") not in ("cancellation", "proration") or \
+            not mark_processed(session, CONSUMER, envelope["id"], service.now()):
         return
     applied = [(str(a["invoice_id"]), to_decimal(a["amount"], "amount")) for a in props.get("applied_to_invoices") or []]
     to_balance = to_decimal(props.get("to_balance") or "0", "to_balance")
+    if not applied and to_balance > 0:
+        # All of it to the balance (a downgrade's unused time): the customer's credit grows
+        # now, and shrinks when sales applies it to a later invoice (credit_applied).
+        journal.post_entry(session, f"cn:{props.get('credit_note_id')}", service.now(), str(props["currency"]),
+                           [Posting(CREDIT_NOTES, debit=to_balance), Posting(journal.CUSTOMER_CREDIT, credit=to_balance)],
+                           f"credit note {props.get('credit_note_id')} to the balance", props.get("credit_note_id"))
+        return
     for k, (invoice_id, amount) in enumerate(applied):
         credit_receivable(session, invoice_id, amount, to_balance if k == 0 else ZERO,
                           f"{props.get('credit_note_id')}:{k}", service=service)

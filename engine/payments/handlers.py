@@ -12,8 +12,12 @@ invoice.finalized properties read (sales publishes them):
     payment_reference optional: an ISO 11649 reference sales already printed on the invoice
     collection_method optional: automatic (default) | bank_transfer (wait for the statement)
     due_at            optional ISO time; later than now: opened, collected by collect_due_invoices
-    lines             optional [{plan, amount}] net amounts, for the revenue-per-plan journal
+    lines             optional [{plan, price_type?, amount, tax?, period_start?, period_end?, ...}]
+                      net amounts, for the journal (revenue per plan and price type) and the
+                      revenue-recognition schedule (engine/payments/books)
     tax               optional decimal string, for the journal
+    tax_country       optional ISO country: tax is payable there (tax_payable:<country>)
+    credit_applied    optional decimal string: the customer's credit sales spent on it
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sqlalchemy.orm import Session
 from engine.clock import ensure_aware
 from engine.money import to_decimal
 from engine.payments.bank import remember_invoice
+from engine.payments.books.schedules import schedule_invoice
 from engine.payments.collection import collect_invoice, retry_invoice_payment
 from engine.payments.method_store import add_payment_method, default_payment_method
 from engine.payments.models import PaymentMethod
@@ -77,20 +82,36 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, serv
         return
     invoice = invoice_from_event(envelope)
     props = _props(envelope)
-    revenue: dict[str, Decimal] = defaultdict(Decimal)
-    for line in props.get("lines") or []:
-        if isinstance(line, dict) and "amount" in line:
-            revenue[str(line.get("plan") or "unassigned")] += to_decimal(line["amount"], "lines.amount")
+    revenue, discounts = _revenue(props)
     tax = to_decimal(props.get("tax") or "0", "tax")
+    credit_applied = to_decimal(props.get("credit_applied") or "0", "credit_applied")
     due_at = ensure_aware(datetime.fromisoformat(str(props["due_at"]).replace("Z", "+00:00")), "due_at") \
         if props.get("due_at") else None
     method = str(props.get("collection_method") or "automatic")
     open_receivable(session, invoice, revenue_by_plan=revenue, tax=tax, collection_method=method,
-                    due_at=due_at, service=svc)
+                    due_at=due_at, tax_country=props.get("tax_country"), credit_applied=credit_applied,
+                    discount=discounts, service=svc)
+    schedule_invoice(session, invoice, props, service=svc)
     remember_invoice(session, invoice.invoice_id, props.get("number"))  # for bank transfers
     _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc)
     if due_at is None or due_at <= now:
         collect_invoice(session, invoice, service=svc, collection_method=method)
+
+
+def _revenue(props: dict[str, Any]) -> tuple[dict[str, Decimal], Decimal]:
+    """Gross revenue per "plan:price_type" and the discounts, from the event's lines: revenue is
+    booked gross and the discount apart (the chart's discounts account)."""
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    discounts = Decimal(0)
+    for line in props.get("lines") or []:
+        if isinstance(line, dict) and "amount" in line:
+            key = str(line.get("plan") or "unassigned")
+            if line.get("price_type"):
+                key += f":{line['price_type']}"
+            discount = to_decimal(line.get("discount") or "0", "lines.discount")
+            revenue[key] += to_decimal(line["amount"], "lines.amount") + discount
+            discounts += discount
+    return revenue, discounts
 
 
 def _adopt_method(session: Session, customer_id: str, given: Any, svc: PaymentService) -> None:

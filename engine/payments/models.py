@@ -6,7 +6,7 @@ Money columns are Decimal (DecimalString); every time is tz-aware UTC.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -302,3 +303,26 @@ class ReconciliationDecision(Base):
     actor: Mapped[str] = mapped_column(String(120))  # api_key:<id> | cli:<user>
     reason: Mapped[str] = mapped_column(String(500))
     decided_at: Mapped[datetime]
+
+
+class RevenueScheduleRow(Base):
+    """What one invoice line (or a credit note on it) earns in one month: the revenue
+    recognition schedule (engine/payments/books). A line's rows add up to its net amount."""
+
+    __tablename__ = "pay_revenue_schedule"
+    __table_args__ = (
+        UniqueConstraint("source_id", "line_no", "month", name="uq_pay_revenue_schedule_row"),
+        Index("ix_pay_revenue_schedule_month", "currency", "month"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    source_id: Mapped[str] = mapped_column(String(120))  # inv:<invoice id> | cn:<credit note id>
+    invoice_id: Mapped[str] = mapped_column(String(64), index=True)
+    line_no: Mapped[int] = mapped_column(Integer)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[str] = mapped_column(String(100))
+    price_type: Mapped[str] = mapped_column(String(16))  # subscription | usage | one_time
+    currency: Mapped[str] = mapped_column(String(3))
+    billed_on: Mapped[date] = mapped_column(Date)  # the day the invoice (credit note) was issued
+    month: Mapped[date] = mapped_column(Date)  # the first day of the month it is earned in
+    amount: Mapped[Decimal]

@@ -31,10 +31,15 @@ def open_receivable(
     tax: Decimal = ZERO,
     collection_method: str = "automatic",
     due_at: datetime | None = None,
+    tax_country: str | None = None,
+    credit_applied: Decimal = ZERO,
+    discount: Decimal = ZERO,
     service: PaymentService,
 ) -> Receivable:
     """Record what an invoice owes (idempotent per invoice id) and journal it:
-    Dr receivables / Cr revenue per plan / Cr tax payable."""
+    Dr receivables, Dr customer credit (what sales applied of the customer's balance) /
+    Dr discounts / Cr revenue per plan (and price type, "pro:usage"), gross of `discount` /
+    Cr tax payable (per country)."""
     svc = service
     existing = session.get(Receivable, invoice.invoice_id)
     if existing is not None:
@@ -69,18 +74,8 @@ def open_receivable(
         last_attempt=0,
         created_at=now,
     )
-    postings = [Posting(journal.RECEIVABLES, debit=amount)]
-    revenue = {plan: Decimal(v) for plan, v in (revenue_by_plan or {}).items()}
-    tax = Decimal(tax)
-    postings += [Posting(journal.revenue_account(plan), credit=v) for plan, v in revenue.items() if v > 0]
-    postings += [Posting("discounts", debit=-v) for plan, v in revenue.items() if v < 0]
-    postings.append(Posting(journal.TAX_PAYABLE, credit=tax))
-    # Whatever the breakdown does not explain (no breakdown given, or rounding) is visible.
-    rest = amount - sum(revenue.values(), ZERO) - tax
-    if rest > 0:
-        postings.append(Posting(journal.revenue_account(None), credit=rest))
-    elif rest < 0:
-        postings.append(Posting("discounts", debit=-rest))
+    postings = _issue_postings(amount, Decimal(credit_applied), revenue_by_plan or {}, Decimal(discount),
+                               Decimal(tax), tax_country)
     try:
         with session.begin_nested():
             session.add(rec)
@@ -96,6 +91,28 @@ def open_receivable(
             raise
         return theirs
     return rec
+
+
+def _issue_postings(amount: Decimal, credit_applied: Decimal, revenue_by_plan: Mapping[str, Decimal],
+                    discount: Decimal, tax: Decimal, tax_country: str | None) -> list[Posting]:
+    """The invoice's entry, exactly as the invoice says it (its tax is the sum of its lines'
+    rounded taxes, never recomputed here): Dr receivables, Dr customer credit, Dr discounts /
+    Cr revenue per plan, Cr tax payable."""
+    postings = [Posting(journal.RECEIVABLES, debit=amount), Posting(journal.CUSTOMER_CREDIT, debit=credit_applied)]
+    revenue = {plan: Decimal(v) for plan, v in revenue_by_plan.items()}
+    postings.append(Posting("discounts", debit=discount) if discount >= 0 else Posting("discounts", credit=-discount))
+    # A net negative plan line (a proration credit larger than its charge) reverses revenue.
+    postings += [Posting(journal.revenue_account(plan), credit=v) if v > 0
+                 else Posting(journal.revenue_account(plan), debit=-v) for plan, v in revenue.items() if v]
+    tax_account = f"{journal.TAX_PAYABLE}:{tax_country}" if tax_country else journal.TAX_PAYABLE
+    postings.append(Posting(tax_account, credit=tax) if tax >= 0 else Posting(tax_account, debit=-tax))
+    # Whatever the breakdown does not explain (no breakdown given, or rounding) is visible.
+    rest = amount + credit_applied + discount - sum(revenue.values(), ZERO) - tax
+    if rest > 0:
+        postings.append(Posting(journal.revenue_account(None), credit=rest))
+    elif rest < 0:
+        postings.append(Posting("discounts", debit=-rest))
+    return postings
 
 
 def _apply_credit(session: Session, svc: PaymentService, rec: Receivable) -> Decimal:

@@ -23,6 +23,7 @@ from engine.money import Rounder, quantum, to_decimal
 from engine.periods import Period
 from engine.pricing import Bill, Line, fmt_quantity
 from engine.pricing.document import Document
+from engine.sales.book_lines import book_lines
 from engine.sales.common import money, new_id, now_of, number
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
@@ -248,12 +249,14 @@ def issue_bill(
         inv.arrears_version_id = arrears.version_id
         inv.arrears_quantity = arrears.quantity
     session.add(inv)
-    _write_lines(session, _line_rows(inv.id, inv.subscription_id, bill.lines, rounder))
+    rows = _line_rows(inv.id, inv.subscription_id, bill.lines, rounder)
+    _write_lines(session, rows)
+    lines = book_lines(rows, inv.plan_id, reason, inv.currency)
     deferred = session.info.get(DEFERRED)
     if deferred is not None:
-        deferred.append((inv, customer, payment_method))
+        deferred.append((inv, customer, payment_method, lines))
     else:
-        finalize(session, inv, customer, now, payment_method=payment_method, number=number)
+        finalize(session, inv, customer, now, payment_method=payment_method, number=number, lines=lines)
     return inv
 
 
@@ -277,8 +280,8 @@ def finalize_deferred(session: Session, now: datetime) -> int:
         return 0
     last = next_number(session, "invoice", now.year, len(pending))
     first = last - len(pending) + 1
-    for k, (inv, customer, payment_method) in enumerate(pending):
-        finalize(session, inv, customer, now, payment_method=payment_method, number=first + k)
+    for k, (inv, customer, payment_method, book) in enumerate(pending):
+        finalize(session, inv, customer, now, payment_method=payment_method, number=first + k, lines=book)
     return len(pending)
 
 
@@ -290,9 +293,11 @@ def finalize(
     *,
     payment_method: str | None = None,
     number: int | None = None,
+    lines: list[dict[str, Any]] | None = None,
 ) -> None:
     """Number the invoice, apply the customer's credit, write invoice.finalized (and
-    invoice.paid when nothing is left to pay)."""
+    invoice.paid when nothing is left to pay). `lines`: the books' view of its lines
+    (book_lines), sent with invoice.finalized for the journal and revenue recognition."""
     if inv.status != "draft":
         raise Conflict("status", f"invoice {inv.id} is {inv.status}, not a draft")
     n = number if number is not None else next_number(session, "invoice", now.year)
@@ -308,6 +313,9 @@ def finalize(
         draw_wallet(session, inv, now)
     props = invoice_event_properties(inv)
     props["payment_method"] = payment_method or customer.payment_method
+    props["tax_country"] = inv.tax_country
+    if lines is not None:
+        props["lines"] = lines
     emit(session, "invoice.finalized", inv.customer_id, props, time=now)
     if inv.amount_due <= ZERO:
         inv.status = "paid"

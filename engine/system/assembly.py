@@ -27,7 +27,7 @@ from engine.config import Settings, get_settings, shipped_dir
 from engine.events import EventBus, HandlerRegistry, InProcessBus, make_bus
 from engine.events.settle import Settler
 from engine.messaging import Channels, Renderer
-from engine.payments import PaymentService, webhook_router
+from engine.payments import PaymentService, books, webhook_router
 from engine.rules import DurableEngine, RulePromotions, RulesRuntime
 from engine.scheduler import Jobs
 from engine.store import Database
@@ -210,6 +210,7 @@ class System:
             promotions=self.promotions,
             routers=self.routers(),
             payments=self.payments,
+            chart=books.chart_for(self.settings.chart_of_accounts or None),
         )
 
     def routers(self) -> list[APIRouter]:

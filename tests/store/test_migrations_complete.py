@@ -97,3 +97,21 @@ def test_migrate_brings_an_older_database_to_the_latest_migration(tmp_path: Path
     assert current(url) == head()
     db.dispose()
     check(url)
+
+
+def test_a_database_already_at_0012_upgrades_to_the_books(tmp_path: Path) -> None:
+    """The books were reverted once and brought back as 0015: a database migrated while they
+    were out (at 0012) gets their table on the next upgrade, one head, nothing else changed."""
+    from engine.store.migrate import current, head
+
+    url = f"sqlite:///{tmp_path}/at0012.db"
+    upgrade(url, "0012_payment_method_last4")
+    db = Database(url)
+    assert "pay_revenue_schedule" not in sa_inspect(db).get_table_names()
+    db.dispose()
+    upgrade(url)
+    assert current(url) == head() == "0015_books"
+    db = Database(url)
+    assert "pay_revenue_schedule" in sa_inspect(db).get_table_names()
+    db.dispose()
+    check(url)

@@ -54,7 +54,7 @@ def metrics(ctx: ApiContext = Depends(context)) -> str:
 
 class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    scope: Literal["product", "admin"]
+    scope: Literal["product", "admin", "finance"]
     name: str = ""
 
 

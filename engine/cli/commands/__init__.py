@@ -1,5 +1,5 @@
 """One module per command group; each has `register(subparsers)`."""
 
-from engine.cli.commands import credits, operator, ops, quote, serve, up, validate, webhooks
+from engine.cli.commands import books, credits, operator, ops, quote, serve, up, validate, webhooks
 
-MODULES = [validate, quote, up, serve, ops, operator, credits, webhooks]
+MODULES = [validate, quote, up, serve, ops, operator, books, credits, webhooks]

@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("apikey", help="create, list or revoke API keys")
     keys = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     c = keys.add_parser("create", help="print a new key once, on the last line of stdout")
-    c.add_argument("--scope", required=True, choices=["product", "admin"])
+    c.add_argument("--scope", required=True, choices=["product", "admin", "finance"])  # engine.api.keys.SCOPES
     c.add_argument("--name", default="")
     c.set_defaults(func=run_apikey_create)
     r = keys.add_parser("revoke", help="revoke a key by its id")

@@ -15,7 +15,6 @@ from alembic import op
 import engine.store.base
 
 revision: str = "0014_budgets"
-# The lead re-chains this after 0013_books at merge.
 down_revision: str | None = "0013_subscription_pause"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,254 @@
+"""Revenue recognition, stored: each invoice line's schedule (written with its receivable),
+credit notes reversing it, the report of billed / recognised / deferred per month and plan, and
+the month-close journal entry that moves what is not earned yet to deferred revenue.
+
+The journal books revenue when an invoice is issued (engine/payments/receivables.py). Closing a
+month posts, per plan and price type, the change of what is billed but not yet earned:
+Dr revenue / Cr deferred revenue when it grew, the other way when it shrank. After a close the
+revenue accounts hold what was earned, the deferred-revenue account what is still to be earned.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from engine.money import quantum, to_decimal
+from engine.payments import journal
+from engine.payments.books.revrec import ScheduleLine, credit_schedule, line_schedule, month_of, next_month
+from engine.payments.journal import Posting
+from engine.payments.models import JournalLine, RevenueScheduleRow
+from engine.payments.service import CollectableInvoice, PaymentError, PaymentService
+
+ZERO = Decimal(0)
+DEFERRED = "deferred_revenue"
+PRICE_TYPES = ("subscription", "usage", "one_time")
+
+
+def _day(value: Any) -> date | None:
+    return date.fromisoformat(str(value)[:10]) if value else None
+
+
+def _line(raw: Mapping[str, Any], currency: str, delivered: date) -> ScheduleLine:
+    price_type = str(raw.get("price_type") or "subscription")
+    if price_type not in PRICE_TYPES:
+        raise PaymentError(f"{price_type!r} is not one of {', '.join(PRICE_TYPES)}", "lines.price_type")
+    return ScheduleLine(to_decimal(raw["amount"], "lines.amount"), currency, price_type, delivered,
+                        _day(raw.get("period_start")), _day(raw.get("period_end")))
+
+
+def invoice_rows(invoice: CollectableInvoice, lines: Sequence[Mapping[str, Any]], billed: date) -> list[dict[str, Any]]:
+    """The schedule rows of an invoice's lines (as invoice.finalized carries them), not written."""
+    source, rows = f"inv:{invoice.invoice_id}", []
+    for no, raw in enumerate(lines, start=1):
+        line = _line(raw, invoice.currency, billed)
+        plan = str(raw.get("plan") or "unassigned")
+        rows += [{"source_id": source, "invoice_id": invoice.invoice_id, "line_no": no,
+                  "customer_id": invoice.customer_id, "plan": plan, "price_type": line.price_type,
+                  "currency": invoice.currency, "billed_on": billed, "month": m, "amount": v}
+                 for m, v in line_schedule(line) if v]
+    return rows
+
+
+def write_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Schedule rows in one go: COPY on PostgreSQL (a year of invoices is a million rows), one
+    executemany elsewhere."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(RevenueScheduleRow), rows)
+        return
+    session.flush()
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY pay_revenue_schedule ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] if c != "amount" else str(row[c]) for c in COLUMNS])
+
+
+COLUMNS = ("source_id", "invoice_id", "line_no", "customer_id", "plan", "price_type", "currency", "billed_on",
+           "month", "amount")
+
+
+def schedule_invoice(session: Session, invoice: CollectableInvoice, props: Mapping[str, Any], *,
+                     service: PaymentService) -> int:
+    """The schedule of every line invoice.finalized carries (none without `lines`); written
+    once per invoice. Returns the number of rows."""
+    lines = [x for x in props.get("lines") or [] if isinstance(x, dict) and "amount" in x]
+    source = f"inv:{invoice.invoice_id}"
+    if not lines or session.scalar(select(RevenueScheduleRow.id).where(RevenueScheduleRow.source_id == source)):
+        return 0
+    rows = invoice_rows(invoice, lines, service.now().date())
+    write_rows(session, rows)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class CreditSplit:
+    net: Decimal  # what the credit takes off revenue
+    tax: Decimal  # what it takes off tax payable
+    tax_account: str
+
+
+def split_credit(session: Session, invoice_id: str, total: Decimal, currency: str) -> CreditSplit:
+    """A credit note's total (tax included) split as the invoice's was: net and tax in the
+    invoice's proportion (tax rounded half-even, net the rest), tax on the invoice's account."""
+    lines = session.execute(select(JournalLine.account, JournalLine.debit, JournalLine.credit)
+                            .where(JournalLine.entry_id == f"inv:{invoice_id}")).all()
+    taxes = [(a, c - d) for a, d, c in lines if a.startswith(journal.TAX_PAYABLE)]
+    tax = sum((t for _, t in taxes), ZERO)
+    gross = sum((d for a, d, _ in lines if a in (journal.RECEIVABLES, journal.CUSTOMER_CREDIT)), ZERO)
+    if not taxes or not tax or gross <= 0:
+        return CreditSplit(total, ZERO, journal.TAX_PAYABLE)
+    part = (total * tax / gross).quantize(quantum(currency), ROUND_HALF_EVEN)
+    return CreditSplit(total - part, part, taxes[0][0])
+
+
+def schedule_credit(session: Session, invoice_id: str, note_id: str, net: Decimal, *, when: datetime) -> int:
+    """A credit note taking `net` (before tax) off an invoice: each of the invoice's lines is
+    reversed in proportion to its share (credit_schedule)."""
+    rows = list(session.scalars(select(RevenueScheduleRow).where(RevenueScheduleRow.invoice_id == invoice_id)
+                                .order_by(RevenueScheduleRow.line_no, RevenueScheduleRow.month)))
+    total = sum((r.amount for r in rows), ZERO)
+    if not rows or not net or total <= 0:
+        return 0
+    by_line: dict[tuple[int, str, str], list[RevenueScheduleRow]] = defaultdict(list)
+    for r in rows:
+        by_line[(r.line_no, r.plan, r.price_type)].append(r)
+    first, issued, out, left = rows[0], when.date(), [], net
+    keys = sorted(by_line)
+    for k, key in enumerate(keys):
+        line_rows = by_line[key]
+        share = sum((r.amount for r in line_rows), ZERO)
+        # Each line's share rounded half-even; the last line takes what is left, so the
+        # parts add up to the credit exactly.
+        part = left if k == len(keys) - 1 else (net * share / total).quantize(quantum(first.currency), ROUND_HALF_EVEN)
+        left -= part
+        out += [dict(source_id=f"cn:{note_id}", invoice_id=invoice_id, line_no=key[0], customer_id=first.customer_id,
+                     plan=key[1], price_type=key[2], currency=first.currency, billed_on=issued, month=m, amount=v)
+                for m, v in credit_schedule(part, first.currency, [(r.month, r.amount) for r in line_rows], issued) if v]
+    if out:
+        session.execute(insert(RevenueScheduleRow), out)
+    return len(out)
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevenueRow:
+    month: date
+    plan: str
+    currency: str
+    billed: Decimal  # invoiced that month, net of credit notes, before tax
+    recognised: Decimal  # earned that month
+    deferred: Decimal  # at the month's end: billed so far less earned so far
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"month": self.month.isoformat()[:7], "plan": self.plan, "currency": self.currency,
+                "billed": str(self.billed), "recognised": str(self.recognised), "deferred": str(self.deferred)}
+
+
+def revenue_report(session: Session, first: date, last: date, *, customer_id: str | None = None) -> list[RevenueRow]:
+    """Per month from `first` to `last` (months, inclusive), plan and currency: billed,
+    recognised, and deferred at the month's end (cumulative from the first schedule row);
+    of one customer's invoices when `customer_id` is given."""
+    first, last = month_of(first), month_of(last)
+    billed: dict[tuple[date, str, str], Decimal] = defaultdict(Decimal)
+    earned: dict[tuple[date, str, str], Decimal] = defaultdict(Decimal)
+    before: dict[tuple[str, str], Decimal] = defaultdict(Decimal)  # deferred before `first`
+    stmt = select(RevenueScheduleRow.billed_on, RevenueScheduleRow.month, RevenueScheduleRow.plan,
+                  RevenueScheduleRow.currency, RevenueScheduleRow.amount)
+    if customer_id is not None:
+        stmt = stmt.where(RevenueScheduleRow.customer_id == customer_id)
+    for billed_on, month, plan, currency, amount in session.execute(stmt):
+        b = month_of(billed_on)
+        if b < first:
+            before[(plan, currency)] += amount
+        elif b <= last:
+            billed[(b, plan, currency)] += amount
+        if month < first:
+            before[(plan, currency)] -= amount
+        elif month <= last:
+            earned[(month, plan, currency)] += amount
+    keys = sorted({(p, c) for _, p, c in billed} | {(p, c) for _, p, c in earned} | set(before))
+    out, month = [], first
+    running = dict(before)
+    while month <= last:
+        for plan, currency in keys:
+            bill, earn = billed.get((month, plan, currency), ZERO), earned.get((month, plan, currency), ZERO)
+            running[(plan, currency)] = running.get((plan, currency), ZERO) + bill - earn
+            if bill or earn or running[(plan, currency)]:
+                q = quantum(currency)
+                out.append(RevenueRow(month, plan, currency, bill.quantize(q), earn.quantize(q),
+                                      running[(plan, currency)].quantize(q)))
+        month = next_month(month)
+    return out
+
+
+# --- month close -----------------------------------------------------------------------------
+
+
+def month_end(month: date) -> datetime:
+    return datetime.combine(next_month(month_of(month)), time(0), UTC)
+
+
+def _deferred_by_key(session: Session, month: date, currency: str) -> dict[str, Decimal]:
+    """What was billed by the end of `month` and is earned after it, per "plan:price_type"."""
+    end = next_month(month)
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    # Amounts are stored as exact decimal text: they are added here, not by the database.
+    stmt = (select(RevenueScheduleRow.plan, RevenueScheduleRow.price_type, RevenueScheduleRow.amount)
+            .where(RevenueScheduleRow.currency == currency, RevenueScheduleRow.billed_on < end,
+                   RevenueScheduleRow.month >= end))
+    for plan, price_type, amount in session.execute(stmt):
+        out[f"{plan}:{price_type}"] += amount
+    return out
+
+
+def _posted_by_key(session: Session, currency: str) -> dict[str, Decimal]:
+    """What earlier closes moved out of each revenue account (debit - credit), per key."""
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    stmt = select(JournalLine.account, JournalLine.debit, JournalLine.credit).where(
+        JournalLine.entry_id.like("revrec:%"), JournalLine.currency == currency,
+        JournalLine.account.like("revenue:%"))
+    for account, debit, credit in session.execute(stmt):
+        out[account.removeprefix("revenue:")] += debit - credit
+    return out
+
+
+def currencies(session: Session) -> list[str]:
+    return sorted(session.scalars(select(RevenueScheduleRow.currency).distinct()))
+
+
+def close_month(session: Session, month: date, currency: str, *, service: PaymentService) -> dict[str, Any]:
+    """Post the month-close entry `revrec:YYYY-MM:CUR` (once: closing again returns what was
+    posted). A month is closed only once it has ended on the system's clock."""
+    month = month_of(month)
+    end = month_end(month)
+    if service.now() < end:
+        raise PaymentError(f"{month.isoformat()[:7]} has not ended yet (today is {service.now().date()})", "month")
+    entry_id = f"revrec:{month.isoformat()[:7]}:{currency}"
+    if session.scalar(select(JournalLine.id).where(JournalLine.entry_id == entry_id).limit(1)) is None:
+        target, posted = _deferred_by_key(session, month, currency), _posted_by_key(session, currency)
+        postings = []
+        for key in sorted(set(target) | set(posted)):
+            delta = target.get(key, ZERO) - posted.get(key, ZERO)
+            account = journal.revenue_account(key)
+            postings += [Posting(account, debit=delta), Posting(DEFERRED, credit=delta)] if delta > 0 else \
+                [Posting(account, credit=-delta), Posting(DEFERRED, debit=-delta)] if delta < 0 else []
+        journal.post_entry(session, entry_id, end - timedelta(seconds=1), currency, postings,
+                           f"revenue recognition: close of {month.isoformat()[:7]}", entry_id)
+        session.flush()
+    lines = session.execute(select(JournalLine.account, JournalLine.debit, JournalLine.credit)
+                            .where(JournalLine.entry_id == entry_id).order_by(JournalLine.line_no)).all()
+    q = quantum(currency)
+    return {"entry_id": entry_id, "month": month.isoformat()[:7], "currency": currency,
+            "postings": [{"account": a, "debit": str(d.quantize(q)), "credit": str(c.quantize(q))}
+                         for a, d, c in lines]}
