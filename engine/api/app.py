@@ -15,7 +15,16 @@ from engine.api.fast_check import PATH as CHECK_PATH
 from engine.api.fast_check import FastCheck
 from engine.api.limits import BodyLimit
 from engine.api.routes import (
-    billing, books, budgets, decisions, operators, ops, payments, product, reconciliation, wallets,
+    billing,
+    books,
+    budgets,
+    decisions,
+    operators,
+    ops,
+    payments,
+    product,
+    reconciliation,
+    wallets,
 )
 
 
