@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from engine.config import get_settings
+from engine.clock import Clock
+from engine.config import Settings, get_settings
 
 
 def cli_now() -> datetime:
@@ -12,3 +13,16 @@ def cli_now() -> datetime:
     the one place a command without a system reads the time."""
     raw = get_settings().test_clock
     return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else datetime.now(UTC)
+
+
+def sandbox_clock(settings: Settings) -> Clock | None:
+    """The sandbox provider's clock: with BILLING_TEST_CLOCK set, the engine's stored test clock,
+    read on every stamp, as a provider's test clock follows the account's (Stripe test clocks):
+    its capture times, which date payments in the journal, are then the engine's days rather
+    than the wall clock's. None: its own wall clock."""
+    if not settings.test_clock:
+        return None
+    from engine.store import Database
+    from engine.store.clock import EngineClock
+
+    return EngineClock(Database(settings.database_url), settings.test_clock, ttl=0)

@@ -740,6 +740,7 @@ def run_sandbox(
     webhook_secret: str = "whsec_sandbox",
     slow_seconds: float = 3.0,
     log_level: str = "info",
+    clock: Clock | None = None,
 ) -> None:
     """Serve the sandbox until interrupted (`billing psp-sandbox`)."""
     import uvicorn
@@ -749,5 +750,6 @@ def run_sandbox(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         slow_seconds=slow_seconds,
+        clock=clock,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level)

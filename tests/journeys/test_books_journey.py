@@ -152,6 +152,9 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
         assert sum(money(r["debit"]) for r in rows) == sum(money(r["credit"]) for r in rows), entry_id
     total = money(upgrade["total"])
     credit_tax = (D("1.00") * money(upgrade["tax"]) / total).quantize(CENT, ROUND_HALF_EVEN)
+    # Money moved in the month on the engine's clock: the card payment is dated by the provider's
+    # capture, and the sandbox provider stamps with the engine's (test) clock, not the wall's.
+    assert {r["date"][:7] for rows in entries.values() for r in rows} == {label}, month
     refund_rows = [r for rows in entries.values() for r in rows if r["entry_id"].startswith("refund:")]
     assert sorted((r["journal_account"], r["debit"], r["credit"]) for r in refund_rows) == [
         ("cash:sandbox", "0.00", "10.00"), ("refunds", "10.00", "0.00")]

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.cli.clock import cli_now
+from engine.cli.clock import cli_now, sandbox_clock
 from engine.cli.commands.operator import register_user_actions
 from engine.cli.commands.serve import require_migrated
 from engine.cli.errors import BadInput
@@ -202,6 +202,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
         api_key=settings.psp_api_key,
         webhook_url=args.webhook_url,
         webhook_secret=settings.psp_webhook_secret,
+        clock=sandbox_clock(settings),
     )
     return 0
 

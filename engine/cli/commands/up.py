@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from engine.cli.clock import sandbox_clock
 from engine.cli.commands.serve import ADMIN_KEY_FILE, STATE_DIR, bind_api, migrate_database, serve_http
 from engine.cli.mailsink import MailSink
 from engine.config import Settings, get_settings
@@ -45,6 +46,7 @@ def start_sandbox(settings: Any) -> threading.Thread:
         api_key=settings.psp_api_key,
         webhook_secret=settings.psp_webhook_secret,
         webhook_url=f"http://{settings.api_host}:{settings.api_port}/webhooks/psp/sandbox",
+        clock=sandbox_clock(settings),
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=settings.psp_port, log_level="warning", access_log=False)
