@@ -10,6 +10,7 @@ import io
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,50 @@ def console_url(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
             process.wait(timeout=10)
         except Exception:
             process.kill()
+
+
+@contextmanager
+def console_on(database_url: str) -> Iterator[str]:
+    """The console on a prepared database, with the demo users seeded; its URL, stopped after."""
+    port = _free_port()
+    process = run_console(port, database_url=database_url, out=io.StringIO(), seed_demo=True)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except Exception:
+            process.kill()
+
+
+@contextmanager
+def signed_in(url: str, user: str, failure_shot: str) -> Iterator[tuple[Any, Any]]:
+    """Headless Chromium signed in to the console as the demo `user` (password `user-demo`):
+    the page and playwright's `expect`; a screenshot `failure_shot` when the block fails."""
+    if not Path(CHROMIUM).exists():
+        service_missing(f"Chromium at {CHROMIUM}", "not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        service_missing("the playwright package", "not installed (pip install -e '.[dev]')")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page: Any = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+        try:
+            page.goto(url)
+            page.get_by_label("User name").fill(user)
+            page.get_by_role("textbox", name="Password").fill(f"{user}-demo")
+            page.get_by_role("button", name="Sign in").click()
+            yield page, expect
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / failure_shot), full_page=True)
+            raise
+        finally:
+            browser.close()
 
 
 # Counts the console's script runs: Streamlit marks its root `data-test-script-state`

@@ -4,17 +4,13 @@ and why it was sent. Screenshots in test-artifacts/console/."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engine.console import run_console
-from tests.conftest import service_missing
 from tests.console import scenario
-from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, _choose, _free_port
+from tests.ui.test_browser import ARTIFACTS, _choose, console_on, signed_in
 
 pytestmark = pytest.mark.slow
 
@@ -23,59 +19,30 @@ pytestmark = pytest.mark.slow
 def demo_console(tmp_path: Path) -> Iterator[str]:
     url = f"sqlite:///{tmp_path}/business.db"
     scenario.build(url).db.dispose()
-    port = _free_port()
-    process = run_console(port, database_url=url, out=io.StringIO(), seed_demo=True)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except Exception:
-            process.kill()
+    with console_on(url) as console:
+        yield console
 
 
 def test_overview_and_a_customer_card_explain_the_business(demo_console: str) -> None:
-    if not Path(CHROMIUM).exists():
-        service_missing(f"Chromium at {CHROMIUM}", "not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        service_missing("the playwright package", "not installed (pip install -e '.[dev]')")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page: Any = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        expect.set_options(timeout=60_000)
-        try:
-            page.goto(demo_console)
-            page.get_by_label("User name").fill("viewer")
-            page.get_by_role("textbox", name="Password").fill("viewer-demo")
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_test_id("stRadioGroup").get_by_text("Overview", exact=True).click()
-            expect(page.get_by_role("heading", name="Revenue by month")).to_be_visible()
-            expect(page.get_by_test_id("stMetricLabel").first).to_be_visible()
-            expect(page.locator(".vega-embed").first).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "5-overview.png"), full_page=True)
+    with signed_in(demo_console, "viewer", "business-failure.png") as (page, expect):
+        page.get_by_test_id("stRadioGroup").get_by_text("Overview", exact=True).click()
+        expect(page.get_by_role("heading", name="Revenue by month")).to_be_visible()
+        expect(page.get_by_test_id("stMetricLabel").first).to_be_visible()
+        expect(page.locator(".vega-embed").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "5-overview.png"), full_page=True)
 
-            page.get_by_test_id("stRadioGroup").get_by_text("Customers", exact=True).click()
-            page.get_by_label("Search by id, name or email").fill("ada")
-            page.get_by_label("Search by id, name or email").press("Enter")
-            expect(page.get_by_text("Ada Lovelace", exact=True)).to_be_visible()
-            _choose(page, "Invoice", "INV-2026-000001")
-            expect(page.get_by_text("Seats: 3 × 10.00 USD = 30.00 USD.")).to_be_visible()
-            expect(page.get_by_text("promotion rule edu-50 of ruleset promotions, version 1").first).to_be_visible()
-            why = page.get_by_test_id("stTable")
-            expect(why.get_by_text("Access to sso was denied by access rule access/suspended-read-only; "
-                                   "the dunning state is suspended.")).to_be_visible()
-            expect(why.get_by_text("invoice_issued was sent because rule invoice-issued of ruleset "
-                                   "notifications, version 1 acted on the event invoice.finalized.").first).to_be_visible()
-            _choose(page, "Show what was sent", "Oct 1, 2026 09:00 UTC · invoice_issued · Email")
-            expect(page.get_by_text("Invoice INV-2026-000001 for $37.92").first).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "6-customer-card.png"), full_page=True)
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "business-failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
+        page.get_by_test_id("stRadioGroup").get_by_text("Customers", exact=True).click()
+        page.get_by_label("Search by id, name or email").fill("ada")
+        page.get_by_label("Search by id, name or email").press("Enter")
+        expect(page.get_by_text("Ada Lovelace", exact=True)).to_be_visible()
+        _choose(page, "Invoice", "INV-2026-000001")
+        expect(page.get_by_text("Seats: 3 × 10.00 USD = 30.00 USD.")).to_be_visible()
+        expect(page.get_by_text("promotion rule edu-50 of ruleset promotions, version 1").first).to_be_visible()
+        why = page.get_by_test_id("stTable")
+        expect(why.get_by_text("Access to sso was denied by access rule access/suspended-read-only; "
+                               "the dunning state is suspended.")).to_be_visible()
+        expect(why.get_by_text("invoice_issued was sent because rule invoice-issued of ruleset "
+                               "notifications, version 1 acted on the event invoice.finalized.").first).to_be_visible()
+        _choose(page, "Show what was sent", "Oct 1, 2026 09:00 UTC · invoice_issued · Email")
+        expect(page.get_by_text("Invoice INV-2026-000001 for $37.92").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "6-customer-card.png"), full_page=True)

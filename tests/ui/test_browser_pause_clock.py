@@ -5,18 +5,14 @@ test-artifacts/console/."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engine.console import run_console
 from engine.store.clock import StoredClock
-from tests.conftest import service_missing
 from tests.console import scenario
-from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, _free_port
+from tests.ui.test_browser import ARTIFACTS, console_on, signed_in
 
 pytestmark = pytest.mark.slow
 
@@ -27,58 +23,29 @@ def clocked_console(tmp_path: Path) -> Iterator[str]:
     system = scenario.build(url)
     StoredClock(system.db, scenario.END)  # what `billing serve --test-clock` keeps in the database
     system.db.dispose()
-    port = _free_port()
-    process = run_console(port, database_url=url, out=io.StringIO(), seed_demo=True)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except Exception:
-            process.kill()
+    with console_on(url) as console:
+        yield console
 
 
 def test_an_operator_pauses_on_the_engine_clock(clocked_console: str) -> None:
-    if not Path(CHROMIUM).exists():
-        service_missing(f"Chromium at {CHROMIUM}", "not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        service_missing("the playwright package", "not installed (pip install -e '.[dev]')")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page: Any = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        expect.set_options(timeout=60_000)
-        try:
-            page.goto(clocked_console)
-            page.get_by_label("User name").fill("operator")
-            page.get_by_role("textbox", name="Password").fill("operator-demo")
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_test_id("stRadioGroup").get_by_text("Overview", exact=True).click()
-            expect(page.get_by_text("Today is Nov 2, 2026 on the engine's clock.")).to_be_visible()
-            expect(page.get_by_test_id("stJson")).to_have_count(0)
-            page.screenshot(path=str(ARTIFACTS / "9-overview-engine-clock.png"), full_page=True)
+    with signed_in(clocked_console, "operator", "pause-failure.png") as (page, expect):
+        page.get_by_test_id("stRadioGroup").get_by_text("Overview", exact=True).click()
+        expect(page.get_by_text("Today is Nov 2, 2026 on the engine's clock.")).to_be_visible()
+        expect(page.get_by_test_id("stJson")).to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "9-overview-engine-clock.png"), full_page=True)
 
-            page.get_by_test_id("stRadioGroup").get_by_text("Customers", exact=True).click()
-            page.get_by_label("Search by id, name or email").fill("builder")
-            page.get_by_label("Search by id, name or email").press("Enter")
-            expect(page.get_by_text("Next invoice on Dec 1, 2026 (in 29 days)")).to_be_visible()
-            page.get_by_text("Pause", exact=True).click()
-            page.get_by_label("Why (recorded in the audit)").fill("closed for the winter")
-            page.get_by_role("button", name="Apply").click()
-            expect(page.get_by_text("Pauses on Dec 1, 2026, when the period paid for ends.")).to_be_visible()
-            expect(page.get_by_text("pauses at period end")).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "10-customer-pause.png"), full_page=True)
+        page.get_by_test_id("stRadioGroup").get_by_text("Customers", exact=True).click()
+        page.get_by_label("Search by id, name or email").fill("builder")
+        page.get_by_label("Search by id, name or email").press("Enter")
+        expect(page.get_by_text("Next invoice on Dec 1, 2026 (in 29 days)")).to_be_visible()
+        page.get_by_text("Pause", exact=True).click()
+        page.get_by_label("Why (recorded in the audit)").fill("closed for the winter")
+        page.get_by_role("button", name="Apply").click()
+        expect(page.get_by_text("Pauses on Dec 1, 2026, when the period paid for ends.")).to_be_visible()
+        expect(page.get_by_text("pauses at period end")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "10-customer-pause.png"), full_page=True)
 
-            page.get_by_text("Resume", exact=True).click()
-            page.get_by_label("Why (recorded in the audit)").fill("reopened")
-            page.get_by_role("button", name="Apply").click()
-            expect(page.get_by_text("The pause is withdrawn: the subscription renews as usual.")).to_be_visible()
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "pause-failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
+        page.get_by_text("Resume", exact=True).click()
+        page.get_by_label("Why (recorded in the audit)").fill("reopened")
+        page.get_by_role("button", name="Apply").click()
+        expect(page.get_by_text("The pause is withdrawn: the subscription renews as usual.")).to_be_visible()
