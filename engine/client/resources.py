@@ -154,6 +154,14 @@ class Subscriptions:
     def reactivate(self, subscription_id: str) -> Subscription:
         return self._post(f"/v1/subscriptions/{subscription_id}/reactivate", {})
 
+    def pause(self, subscription_id: str) -> Subscription:
+        """At the end of the period paid for (`pause_at_period_end`); nothing invoiced while paused."""
+        return self._post(f"/v1/subscriptions/{subscription_id}/pause", {})
+
+    def resume(self, subscription_id: str) -> Subscription:
+        """A new period from today, or a pause not yet in effect withdrawn."""
+        return self._post(f"/v1/subscriptions/{subscription_id}/resume", {})
+
     def _post(self, path: str, body: dict[str, Any]) -> Subscription:
         return Subscription.model_validate(self.transport.call("POST", path, json=body))
 

@@ -95,6 +95,18 @@ def test_typed_answers_and_problems_naming_the_field(admin: BillingClient) -> No
     assert (caught.value.status, caught.value.field) == (404, "provider")
 
 
+def test_an_operator_pauses_and_resumes_through_the_client(admin: BillingClient) -> None:
+    admin.customers.create("cus_pa@example.com", "cus_pa", id="cus_pa")
+    sub = admin.subscriptions.create("cus_pa", "pro", trial_days=0).model_dump()
+    paused = admin.subscriptions.pause(sub["id"])
+    assert (paused.status, (paused.model_extra or {})["pause_at_period_end"]) == ("active", True)
+    resumed = admin.subscriptions.resume(sub["id"])  # before it took effect: withdrawn
+    assert (resumed.status, (resumed.model_extra or {})["pause_at_period_end"]) == ("active", False)
+    with pytest.raises(BillingError) as caught:
+        admin.subscriptions.resume(sub["id"])
+    assert (caught.value.status, caught.value.field) == (409, "subscription_id")
+
+
 def test_a_product_key_reaches_events_checks_and_quotes_only(running: Running) -> None:
     with BillingClient(running.url, running.product, retry=FAST) as product:
         assert product.access.check("cus_unknown", "api").reason == "no_customer"
