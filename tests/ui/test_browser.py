@@ -41,6 +41,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _stop(process: Any) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except Exception:
+        process.kill()
+
+
 @pytest.fixture
 def console_url(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path}/e2e.db"
@@ -56,11 +64,7 @@ def console_url(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
         assert "sign in as editor / editor-demo (editor)" in printed
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except Exception:
-            process.kill()
+        _stop(process)
 
 
 @contextmanager
@@ -71,11 +75,7 @@ def console_on(database_url: str) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except Exception:
-            process.kill()
+        _stop(process)
 
 
 @contextmanager

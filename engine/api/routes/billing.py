@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -206,14 +207,19 @@ def cancel_subscription(subscription_id: str, body: CancelIn, ctx: ApiContext = 
     return sub
 
 
+def _lifecycle(operation: Callable[..., dict[str, Any]], subscription_id: str, ctx: ApiContext) -> dict[str, Any]:
+    """Reactivate, pause, resume: the same call shape, settled for the customer after."""
+    with domain_errors(), ctx.db.session() as session:
+        sub = operation(session, subscription_id, clock=ctx.clock, promotions=ctx.promotions)
+    _settled(ctx, sub["customer_id"])
+    return sub
+
+
 @router.post(
     "/subscriptions/{subscription_id}/reactivate", dependencies=[ADMIN], summary="Undo a cancellation at period end"
 )
 def reactivate_subscription(subscription_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
-        sub = sales.reactivate_subscription(session, subscription_id, clock=ctx.clock, promotions=ctx.promotions)
-    _settled(ctx, sub["customer_id"])
-    return sub
+    return _lifecycle(sales.reactivate_subscription, subscription_id, ctx)
 
 
 @router.post(
@@ -221,10 +227,7 @@ def reactivate_subscription(subscription_id: str, ctx: ApiContext = Depends(cont
     summary="Pause at the end of the period paid for: no invoice while paused, the plan grants nothing",
 )
 def pause_subscription(subscription_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
-        sub = sales.pause_subscription(session, subscription_id, clock=ctx.clock, promotions=ctx.promotions)
-    _settled(ctx, sub["customer_id"])
-    return sub
+    return _lifecycle(sales.pause_subscription, subscription_id, ctx)
 
 
 @router.post(
@@ -232,10 +235,7 @@ def pause_subscription(subscription_id: str, ctx: ApiContext = Depends(context))
     summary="Resume a paused subscription (a new period from today, invoiced now) or withdraw a pause not in effect",
 )
 def resume_subscription(subscription_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
-        sub = sales.resume_subscription(session, subscription_id, clock=ctx.clock, promotions=ctx.promotions)
-    _settled(ctx, sub["customer_id"])
-    return sub
+    return _lifecycle(sales.resume_subscription, subscription_id, ctx)
 
 
 class CouponIn(BaseModel):
