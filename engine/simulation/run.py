@@ -378,14 +378,7 @@ def simulate(
     import time
 
     t0 = time.perf_counter()
-    if not cohort.customers:
-        raise CohortError(["the cohort has no customers: nothing to simulate"])
-    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
-        raise SimulationError("months: between 1 and 120")
-    if baseline.currency != draft.currency:
-        raise SimulationError(
-            f"the draft bills in {draft.currency} and the baseline in {baseline.currency}: compare like with like"
-        )
+    _check_inputs(baseline, draft, cohort, months)
     start = month_start(start)
     pairs = _plan_pairs(baseline, draft, cohort, plan_map or {})
     _check_moved(draft, moved or {})
@@ -405,6 +398,17 @@ def simulate(
             "of the cohort meets a condition they change (segment, country, plan, usage, ...)"
         )
     return run.result(baseline, draft, labels, warnings, time.perf_counter() - t0)
+
+
+def _check_inputs(baseline: Catalog, draft: Catalog, cohort: Cohort, months: object) -> None:
+    if not cohort.customers:
+        raise CohortError(["the cohort has no customers: nothing to simulate"])
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
+        raise SimulationError("months: between 1 and 120")
+    if baseline.currency != draft.currency:
+        raise SimulationError(
+            f"the draft bills in {draft.currency} and the baseline in {baseline.currency}: compare like with like"
+        )
 
 
 class _Run:
@@ -685,39 +689,52 @@ def unexercised(baseline: Catalog, draft: Catalog, cohort: Cohort, pairs: Mappin
         if c.joined < months:
             by_plan[c.plan].append(c)
     for plan_id, target in sorted(pairs.items()):
-        bplan, dplan = baseline.plans[plan_id], draft.plans[target]
-        before = {p.id: p for p in bplan.prices}
-        after = {p.id: p for p in dplan.prices}
-        span = Decimal(max(_months_per_period(bplan) or 1, _months_per_period(dplan) or 1))
-        for pid in sorted(set(before) | set(after)):
-            b, d = before.get(pid), after.get(pid)
-            if b == d:
-                continue
-            price = d or b
-            assert price is not None
-            if price.model == "flat" and price.metric is None:
-                continue  # charged whatever the inputs
-            threshold, tier = _change_from(b, d)
-            metric = price.metric
-            if metric is None:
-                reach = max((c.quantity for c in by_plan[plan_id]), default=ZERO)
-                what, hint = "seats (quantity)", "quantity column"
-            else:
-                scale = span if metric in {m for m, x in baseline.metrics.items() if x.aggregation in ADDITIVE} else ONE
-                reach = max((c.usage.get(metric, ZERO) for c in by_plan[plan_id]), default=ZERO) * growth * scale
-                what, hint = metric, f"billing simulate --usage {metric}=..., or the console's usage inputs"
-            if reach > threshold:
-                continue
-            change = f"tier {tier} of price {pid!r}" if tier else f"price {pid!r}"
-            if threshold > 0:
-                seen = f"no customer on {plan_id} uses more than {_fmt(reach)} {what}, and the change starts above {_fmt(threshold)}"
-            else:
-                seen = f"no customer on {plan_id} has any {what}"
-            out.append(
-                f"cannot exercise: the draft changes {change} of plan {plan_id!r} ({what}), but {seen}: "
-                f"this what-if cannot show what the change does. Give the cohort {what} ({hint})."
-            )
+        out += _plan_unexercised(baseline, draft, plan_id, target, by_plan[plan_id], growth)
     return out
+
+
+def _plan_unexercised(baseline: Catalog, draft: Catalog, plan_id: str, target: str,
+                      customers: list[SimCustomer], growth: Decimal) -> list[str]:
+    bplan, dplan = baseline.plans[plan_id], draft.plans[target]
+    before = {p.id: p for p in bplan.prices}
+    after = {p.id: p for p in dplan.prices}
+    span = Decimal(max(_months_per_period(bplan) or 1, _months_per_period(dplan) or 1))
+    additive = {m for m, x in baseline.metrics.items() if x.aggregation in ADDITIVE}
+    out = []
+    for pid in sorted(set(before) | set(after)):
+        b, d = before.get(pid), after.get(pid)
+        price = d or b
+        assert price is not None
+        if b == d or (price.model == "flat" and price.metric is None):
+            continue  # unchanged, or charged whatever the inputs
+        threshold, tier = _change_from(b, d)
+        reach, what, hint = _reach(price.metric, customers, growth, span if price.metric in additive else ONE)
+        if reach <= threshold:
+            out.append(_cannot_exercise(plan_id, pid, tier, threshold, reach, what, hint))
+    return out
+
+
+def _reach(metric: str | None, customers: list[SimCustomer], growth: Decimal,
+           scale: Decimal) -> tuple[Decimal, str, str]:
+    """The most any customer has of what a price reads (scaled by usage growth and the billing
+    period for a metric), what that is, and where a cohort gives it."""
+    if metric is None:
+        return max((c.quantity for c in customers), default=ZERO), "seats (quantity)", "quantity column"
+    reach = max((c.usage.get(metric, ZERO) for c in customers), default=ZERO) * growth * scale
+    return reach, metric, f"billing simulate --usage {metric}=..., or the console's usage inputs"
+
+
+def _cannot_exercise(plan_id: str, pid: str, tier: int | None, threshold: Decimal, reach: Decimal,
+                     what: str, hint: str) -> str:
+    change = f"tier {tier} of price {pid!r}" if tier else f"price {pid!r}"
+    if threshold > 0:
+        seen = f"no customer on {plan_id} uses more than {_fmt(reach)} {what}, and the change starts above {_fmt(threshold)}"
+    else:
+        seen = f"no customer on {plan_id} has any {what}"
+    return (
+        f"cannot exercise: the draft changes {change} of plan {plan_id!r} ({what}), but {seen}: "
+        f"this what-if cannot show what the change does. Give the cohort {what} ({hint})."
+    )
 
 
 def _fmt(x: Decimal) -> str:
