@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from engine.payments.method_store import default_payment_method
 from engine.payments.models import Payment, PaymentMethod, Receivable, Refund
-from engine.payments.outcomes import _emit_invoice_failed, _fail, _succeeded_props, apply_charge_outcome
+from engine.payments.outcomes import _credit_paid_props, _emit_invoice_failed, _fail, apply_charge_outcome
 from engine.payments.provider import ChargeRequest, ProviderError, ProviderRejected
 from engine.payments.receivables import _apply_credit, open_receivable
 from engine.payments.refunds import _resolve_refund
@@ -121,8 +121,7 @@ def collect_invoice(
 
     used = _apply_credit(session, svc, rec)
     if rec.status == "paid":
-        _emit(session, svc, "payment.succeeded", rec.customer_id,
-              _succeeded_props(None, rec, used, ZERO, method="credit"))
+        _emit(session, svc, "payment.succeeded", rec.customer_id, _credit_paid_props(rec, used))
         return CollectionResult("paid", rec.invoice_id, payment_reference=rec.payment_reference)
 
     method = default_payment_method(session, rec.customer_id)

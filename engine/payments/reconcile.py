@@ -275,25 +275,47 @@ def _report_of(session: Session, imp: SettlementImport) -> ReconciliationReport:
                                 dict(imp.summary.get("counts", {})), mismatches)
 
 
-def _result(import_id: str, line: StatementLine | None, status: str, *, ledger: _Ledger | None = None,
+def _result(import_id: str, line: StatementLine, status: str, *, ledger: _Ledger | None = None,
             expected: Decimal | None = None, expected_currency: str | None = None,
-            detail: str | None = None, kind: str | None = None) -> dict[str, Any]:
+            detail: str | None = None) -> dict[str, Any]:
+    """The outcome of a file's line (and the ledger record it names, if any)."""
     return {
         "import_id": import_id,
-        "line_no": line.line_no if line else 0,
+        "line_no": line.line_no,
         "status": status,
-        "kind": kind or (line.kind if line else "charge"),
-        "provider_ref": line.provider_ref if line else (ledger.provider_ref if ledger else None),
-        "payment_reference": line.payment_reference if line else (ledger.key if ledger else None),
+        "kind": line.kind,
+        "provider_ref": line.provider_ref,
+        "payment_reference": line.payment_reference,
         "payment_id": ledger.id if ledger else None,
         "expected_amount": expected,
-        "actual_amount": line.amount if line else None,
+        "actual_amount": line.amount,
         "expected_currency": expected_currency,
-        "actual_currency": line.currency if line else None,
-        "fee": line.fee if line else None,
-        "payout_id": line.payout_id if line else None,
+        "actual_currency": line.currency,
+        "fee": line.fee,
+        "payout_id": line.payout_id,
         "detail": detail,
         "_customer": ledger.customer_id if ledger else None,
+    }
+
+
+def _missing_result(import_id: str, ledger: _Ledger, kind: str, expected: Decimal, detail: str) -> dict[str, Any]:
+    """A ledger record the file lacks (no line of it)."""
+    return {
+        "import_id": import_id,
+        "line_no": 0,
+        "status": "missing_at_provider",
+        "kind": kind,
+        "provider_ref": ledger.provider_ref,
+        "payment_reference": ledger.key,
+        "payment_id": ledger.id,
+        "expected_amount": expected,
+        "actual_amount": None,
+        "expected_currency": ledger.currency,
+        "actual_currency": None,
+        "fee": None,
+        "payout_id": None,
+        "detail": detail,
+        "_customer": ledger.customer_id,
     }
 
 
@@ -458,14 +480,12 @@ def _missing_at_provider(import_id: str, in_window: list[_Ledger], refunds_in_wi
     results: list[dict[str, Any]] = []
     for led in in_window:
         if led.id not in seen and led.status in _SETTLED_OK:
-            results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=led.amount,
-                                   expected_currency=led.currency, kind="charge",
-                                   detail="captured in the period, absent from the settlement"))
+            results.append(_missing_result(import_id, led, "charge", led.amount,
+                                           "captured in the period, absent from the settlement"))
     for led in refunds_in_window:
         if led.id not in seen:
-            results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=-led.amount,
-                                   expected_currency=led.currency, kind="refund",
-                                   detail="refunded in the period, absent from the settlement"))
+            results.append(_missing_result(import_id, led, "refund", -led.amount,
+                                           "refunded in the period, absent from the settlement"))
     return results
 
 
