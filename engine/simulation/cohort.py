@@ -310,6 +310,14 @@ def _file_line(problem: str, rows: list[dict[str, Any]]) -> str:
     return problem
 
 
+# What each kind of distribution needs of its figures.
+_NEEDS = {
+    "constant": "value must be 0 or more",
+    "uniform": "uniform needs 0 <= low <= high",
+    "lognormal": "lognormal needs median >= 0 and sigma >= 0",
+}
+
+
 @dataclass(frozen=True)
 class Distribution:
     """How a figure is spread over a cohort: constant(value), uniform(low, high) or
@@ -323,19 +331,17 @@ class Distribution:
     sigma: float = 1.0
 
     def problems(self, where: str) -> list[str]:
-        out = []
-        if self.kind not in ("constant", "uniform", "lognormal"):
+        if self.kind not in _NEEDS:
             return [f"{where}: kind is constant, uniform or lognormal, not {self.kind!r}"]
         figures = (self.value, self.low, self.high, self.median, self.sigma)
         if any(not math.isfinite(x) for x in figures):
             return [f"{where}: every figure must be a finite number"]
-        if self.kind == "constant" and self.value < 0:
-            out.append(f"{where}: value must be 0 or more")
-        if self.kind == "uniform" and not 0 <= self.low <= self.high:
-            out.append(f"{where}: uniform needs 0 <= low <= high")
-        if self.kind == "lognormal" and (self.median < 0 or self.sigma < 0):
-            out.append(f"{where}: lognormal needs median >= 0 and sigma >= 0")
-        return out
+        invalid = {
+            "constant": self.value < 0,
+            "uniform": not 0 <= self.low <= self.high,
+            "lognormal": self.median < 0 or self.sigma < 0,
+        }
+        return [f"{where}: {_NEEDS[self.kind]}"] if invalid[self.kind] else []
 
     def draw(self, rng: random.Random) -> float:
         if self.kind == "constant":
@@ -490,14 +496,19 @@ def typical_median(catalog: Catalog, plan: Plan, metric: str) -> float:
     bounds = [t.up_to for p in prices for t in p.tiers if t.up_to is not None]
     if bounds:
         return float(min(bounds))
-    limits = [
+    limits = _quota_limits(catalog, plan, metric)
+    if limits:
+        return min(limits) / 2
+    return float(TYPICAL_UNPRICED)
+
+
+def _quota_limits(catalog: Catalog, plan: Plan, metric: str) -> list[int]:
+    """The limits of the plan's enabled entitlements on features that count the metric."""
+    return [
         e.limit
         for fid, e in plan.entitlements.items()
         if e.enabled and e.limit and (f := catalog.features.get(fid)) is not None and f.metric == metric
     ]
-    if limits:
-        return min(limits) / 2
-    return float(TYPICAL_UNPRICED)
 
 
 def typical_usage(catalog: Catalog, plan: Plan) -> dict[str, Distribution]:
@@ -672,28 +683,28 @@ def usage_at(c: SimCustomer, factor: Decimal, integral: frozenset[str] | set[str
     return out
 
 
-def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
-    """A synthetic cohort from plain data (a YAML/JSON file for `billing simulate`):
-    {count, plan_mix: {plan: weight}, usage: {metric: number | {kind, ...}}, seats, growth,
-    churn, usage_growth, segments, months, seed}."""
+_SPEC_FIELDS = {
+    "count",
+    "plan_mix",
+    "usage",
+    "seats",
+    "growth",
+    "churn",
+    "usage_growth",
+    "segments",
+    "months",
+    "seed",
+    "default_usage",
+}
+
+
+def _spec_shape(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """(plan_mix, usage) of a spec whose fields are known and whose required ones are there."""
     if not isinstance(data, Mapping):
         raise CohortError(["a synthetic cohort is a mapping with count, plan_mix, usage, ..."])
-    known = {
-        "count",
-        "plan_mix",
-        "usage",
-        "seats",
-        "growth",
-        "churn",
-        "usage_growth",
-        "segments",
-        "months",
-        "seed",
-        "default_usage",
-    }
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - _SPEC_FIELDS)
     if unknown:
-        raise CohortError([f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"])
+        raise CohortError([f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(_SPEC_FIELDS))})"])
     if "count" not in data or "plan_mix" not in data:
         raise CohortError(["count and plan_mix are required"])
     plan_mix = data.get("plan_mix")
@@ -702,6 +713,14 @@ def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
     usage = data.get("usage") or {}
     if not isinstance(usage, Mapping):
         raise CohortError(["usage: a mapping of metric to a distribution"])
+    return plan_mix, usage
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
+    """A synthetic cohort from plain data (a YAML/JSON file for `billing simulate`):
+    {count, plan_mix: {plan: weight}, usage: {metric: number | {kind, ...}}, seats, growth,
+    churn, usage_growth, segments, months, seed}."""
+    plan_mix, usage = _spec_shape(data)
     try:
         return SyntheticSpec(
             count=data["count"],

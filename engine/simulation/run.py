@@ -75,37 +75,34 @@ class _Side:
         found = self._periods.get(key)
         if found is not None:
             return found
-        anchor = self.start + relativedelta(months=joined)
-        month = self.month(m)
-        out: list[tuple[Period, Decimal]] = []
-        if plan.interval == "once":
-            if m == joined:
-                out.append((month, ONE))
-        elif per is not None:
-            if (m - joined) % per == 0:
-                n = (m - joined) // per
-                out.append(
-                    (
-                        Period(
-                            period_boundary(anchor, plan.interval, n, plan.interval_count),
-                            period_boundary(anchor, plan.interval, n + 1, plan.interval_count),
-                        ),
-                        Decimal(per),
-                    )
-                )
-        else:
-            n = 0
-            while True:
-                s = period_boundary(anchor, plan.interval, n, plan.interval_count)
-                if s >= month.end:
-                    break
-                e = period_boundary(anchor, plan.interval, n + 1, plan.interval_count)
-                if s >= month.start:
-                    out.append((Period(s, e), Decimal(e.toordinal() - s.toordinal()) / Decimal(month.days)))
-                n += 1
-        result = tuple(out)
+        result = tuple(self._starting(plan, per, joined, m))
         self._periods[key] = result
         return result
+
+    def _starting(self, plan: Plan, per: int | None, joined: int, m: int) -> list[tuple[Period, Decimal]]:
+        """periods() worked out: a one-off charge in the month joined, whole months every
+        `per` months, or (weeks, days) each period that starts within the month."""
+        anchor = self.start + relativedelta(months=joined)
+        month = self.month(m)
+        if plan.interval == "once":
+            return [(month, ONE)] if m == joined else []
+        if per is not None:
+            if (m - joined) % per:
+                return []
+            n = (m - joined) // per
+            return [(Period(period_boundary(anchor, plan.interval, n, plan.interval_count),
+                            period_boundary(anchor, plan.interval, n + 1, plan.interval_count)), Decimal(per))]
+        out: list[tuple[Period, Decimal]] = []
+        n = 0
+        while True:
+            s = period_boundary(anchor, plan.interval, n, plan.interval_count)
+            if s >= month.end:
+                break
+            e = period_boundary(anchor, plan.interval, n + 1, plan.interval_count)
+            if s >= month.start:
+                out.append((Period(s, e), Decimal(e.toordinal() - s.toordinal()) / Decimal(month.days)))
+            n += 1
+        return out
 
     def bill(self, plan: Plan, period: Period) -> Callable[..., Any]:
         key = (plan.id, period)
@@ -573,22 +570,25 @@ class _Run:
             customers=cust_rows,
             quota=self._quota_rows(),
             features=self._feature_rows(),
-            totals={
-                "baseline": tb,
-                "draft": td,
-                "delta": td - tb,
-                "delta_pct": _pct(td - tb, tb),
-                "customers": sum(1 for x in self.cust_months if x),
-                "pay_more": sum(1 for r in cust_rows if r["delta"] > 0),
-                "pay_less": sum(1 for r in cust_rows if r["delta"] < 0),
-                "baseline_discount": sum(self.discounts_b.values(), ZERO),
-                "draft_discount": sum(self.discounts_d.values(), ZERO),
-            },
+            totals=self._totals(cust_rows, tb, td),
             discounts=self._discount_rows(),
             warnings=warnings,
             seconds=seconds,
             usage_source=list(self.cohort.usage_notes),
         )
+
+    def _totals(self, cust_rows: list[dict[str, Any]], tb: Decimal, td: Decimal) -> dict[str, Any]:
+        return {
+            "baseline": tb,
+            "draft": td,
+            "delta": td - tb,
+            "delta_pct": _pct(td - tb, tb),
+            "customers": sum(1 for x in self.cust_months if x),
+            "pay_more": sum(1 for r in cust_rows if r["delta"] > 0),
+            "pay_less": sum(1 for r in cust_rows if r["delta"] < 0),
+            "baseline_discount": sum(self.discounts_b.values(), ZERO),
+            "draft_discount": sum(self.discounts_d.values(), ZERO),
+        }
 
     def _customer_rows(self) -> tuple[list[dict[str, Any]], dict[str, list[Any]], dict[str, list[Any]]]:
         """Per customer, and the sums per plan and per segment: [customers, baseline, draft]."""
@@ -671,10 +671,9 @@ def _change_from(before: Price | None, after: Price | None) -> tuple[Decimal, in
         return ZERO, None
     if replace(before, tiers=()) != replace(after, tiers=()):
         return ZERO, None
-    for k, (x, y) in enumerate(zip(before.tiers, after.tiers, strict=False)):
-        if x != y:
-            return (before.tiers[k - 1].up_to or ZERO) if k else ZERO, k + 1
-    k = min(len(before.tiers), len(after.tiers))
+    # the first tier that differs (or the first one only one side has)
+    k = next((k for k, (x, y) in enumerate(zip(before.tiers, after.tiers, strict=False)) if x != y),
+             min(len(before.tiers), len(after.tiers)))
     return (before.tiers[k - 1].up_to or ZERO) if k else ZERO, k + 1
 
 
@@ -696,21 +695,29 @@ def unexercised(baseline: Catalog, draft: Catalog, cohort: Cohort, pairs: Mappin
 def _plan_unexercised(baseline: Catalog, draft: Catalog, plan_id: str, target: str,
                       customers: list[SimCustomer], growth: Decimal) -> list[str]:
     bplan, dplan = baseline.plans[plan_id], draft.plans[target]
-    before = {p.id: p for p in bplan.prices}
-    after = {p.id: p for p in dplan.prices}
     span = Decimal(max(_months_per_period(bplan) or 1, _months_per_period(dplan) or 1))
     additive = {m for m, x in baseline.metrics.items() if x.aggregation in ADDITIVE}
+    out = []
+    for pid, b, d, price in _changed_prices(bplan, dplan):
+        threshold, tier = _change_from(b, d)
+        reach, what, hint = _reach(price.metric, customers, growth, span if price.metric in additive else ONE)
+        if reach <= threshold:
+            out.append(_cannot_exercise(plan_id, pid, tier, threshold, reach, what, hint))
+    return out
+
+
+def _changed_prices(bplan: Plan, dplan: Plan) -> list[tuple[str, Price | None, Price | None, Price]]:
+    """(id, before, after, the price as it is now) of each price the draft changes, leaving
+    out those charged whatever the inputs (a flat price on no metric)."""
+    before = {p.id: p for p in bplan.prices}
+    after = {p.id: p for p in dplan.prices}
     out = []
     for pid in sorted(set(before) | set(after)):
         b, d = before.get(pid), after.get(pid)
         price = d or b
         assert price is not None
-        if b == d or (price.model == "flat" and price.metric is None):
-            continue  # unchanged, or charged whatever the inputs
-        threshold, tier = _change_from(b, d)
-        reach, what, hint = _reach(price.metric, customers, growth, span if price.metric in additive else ONE)
-        if reach <= threshold:
-            out.append(_cannot_exercise(plan_id, pid, tier, threshold, reach, what, hint))
+        if b != d and not (price.model == "flat" and price.metric is None):
+            out.append((pid, b, d, price))
     return out
 
 
