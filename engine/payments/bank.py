@@ -220,18 +220,25 @@ class _Known:
 
 
 def _known(session: Session, account: str, lines: Sequence[StatementLine]) -> _Known:
-    known_ids = {r[0]: r[1] for r in _rows_where(session, (BankLine.identity, BankLine.id), BankLine.identity,
-                                                 (ln.provider_ref or "" for ln in lines), BankLine.account == account)}
-    existing = {b.identity: b for b in _in_chunks(session, BankLine.id, known_ids.values())}
-    legacy_keys = [f"bank:{account}:{ln.provider_ref}" for ln in lines]
-    legacy_ids = [r[0] for r in _rows_where(session, (Payment.id,), Payment.idempotency_key, legacy_keys)]
-    legacy = {p.idempotency_key: p for p in _in_chunks(session, Payment.id, legacy_ids)}
+    existing, legacy = _seen_lines(session, account, lines)
     rf_refs = {ln.payment_reference for ln in lines if ln.ref_kind == "rf" and ln.payment_reference}
     receivables = {r[6]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.payment_reference, rf_refs)}
     by_key = {r[0]: r[1] for r in _rows_where(session, (InvoiceReference.reference, InvoiceReference.invoice_id),
                                               InvoiceReference.reference, _other_keys(lines, receivables))}
     by_invoice = {r[0]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.invoice_id, by_key.values())}
     return _Known(existing, legacy, receivables, _manual_transfers(session, rf_refs), by_key, by_invoice)
+
+
+def _seen_lines(session: Session, account: str,
+                lines: Sequence[StatementLine]) -> tuple[dict[str, BankLine], dict[str, Payment]]:
+    """The lines' bank lines from earlier files (by identity), and the payments imports
+    recorded before bank lines were kept (by idempotency key)."""
+    known_ids = {r[0]: r[1] for r in _rows_where(session, (BankLine.identity, BankLine.id), BankLine.identity,
+                                                 (ln.provider_ref or "" for ln in lines), BankLine.account == account)}
+    existing = {b.identity: b for b in _in_chunks(session, BankLine.id, known_ids.values())}
+    legacy_keys = [f"bank:{account}:{ln.provider_ref}" for ln in lines]
+    legacy_ids = [r[0] for r in _rows_where(session, (Payment.id,), Payment.idempotency_key, legacy_keys)]
+    return existing, {p.idempotency_key: p for p in _in_chunks(session, Payment.id, legacy_ids)}
 
 
 def _manual_transfers(session: Session, refs: set[str]) -> dict[str, list[Payment]]:
@@ -853,21 +860,21 @@ def _allocation_plan(session: Session, row: BankLine, action: str,
 def _planned_part(session: Session, row: BankLine, action: str, i: int, invoice_id: str, amount: Decimal | None,
                   total: Decimal) -> tuple[Receivable, Decimal]:
     confirm = action == "confirm"
-    field = "invoice_id" if confirm else f"allocations[{i}]"
+    # the request's fields: a confirm's own, or those of the split's i-th allocation
+    invoice_field, amount_field = ("invoice_id", "amount") if confirm else (
+        f"allocations[{i}].invoice_id", f"allocations[{i}].amount")
     rec = session.get(Receivable, invoice_id)
     if rec is None:
-        raise PaymentNotFound(f"no invoice {invoice_id!r} to apply the transfer to",
-                              field if confirm else f"{field}.invoice_id")
+        raise PaymentNotFound(f"no invoice {invoice_id!r} to apply the transfer to", invoice_field)
     if rec.currency != row.currency:
         raise PaymentError(f"invoice {invoice_id} is in {rec.currency}, the transfer in {row.currency}",
-                           field if confirm else f"{field}.invoice_id")
+                           invoice_field)
     if amount is None:
         if not confirm:
-            raise PaymentError("each part of a split says its amount", f"{field}.amount")
+            raise PaymentError("each part of a split says its amount", amount_field)
         amount = total
     if amount <= 0 or amount != amount.quantize(quantum(row.currency)):
-        raise PaymentError(f"{amount} is not a positive {row.currency} amount",
-                           "amount" if confirm else f"{field}.amount")
+        raise PaymentError(f"{amount} is not a positive {row.currency} amount", amount_field)
     return rec, amount
 
 

@@ -395,15 +395,21 @@ class _Reader:
         # A batch is split when every transaction gives its amount in the entry's currency;
         # otherwise (amounts missing, or in the currency sent) it stays one line.
         if len(txs) > 1 and all(a is not None and a[1] == currency for a in amounts):
-            for k, (tx, amt) in enumerate(zip(txs, amounts, strict=True), start=1):
-                assert amt is not None
-                self.add(tx, f"{where}/TxDtls[{k}]", amt[0] * signed, currency, f"{identity}/{k}",
-                         family, None, entry_text, common)
+            self.add_batch(txs, amounts, where, signed, currency, identity, family, entry_text, common)
             return
         only = txs[0] if len(txs) == 1 else None  # an unsplit batch names no one transaction
         self.add(only, where if only is None else f"{where}/TxDtls[1]", amount * signed, currency, identity,
                  family, entry_charges, entry_text, common, batch=len(txs),
                  instructed=_instructed_total(amounts, currency))
+
+    def add_batch(self, txs: list[Element], amounts: list[tuple[Decimal, str] | None], where: str, signed: int,
+                  currency: str, identity: str, family: str | None, entry_text: str | None,
+                  common: dict[str, Any]) -> None:
+        """A batch split: one line per transaction, with its own amount and identity `/k`."""
+        for k, (tx, amt) in enumerate(zip(txs, amounts, strict=True), start=1):
+            assert amt is not None
+            self.add(tx, f"{where}/TxDtls[{k}]", amt[0] * signed, currency, f"{identity}/{k}",
+                     family, None, entry_text, common)
 
     def entry_facts(self, entry: Element, where: str) -> dict[str, Any]:
         """What every line of an entry shares: credit or debit, booked or not, when, reversed."""
@@ -501,10 +507,7 @@ class _Reader:
         if entry_text and (tx is None or batch > 1):
             texts.append(entry_text)
         text = " ".join(texts) or None
-        if ref is None and text:
-            found = find_rf(text)
-            if found:
-                ref, kind = found, "rf"
+        ref, kind = _with_text_rf(ref, kind, text)
         self.lines.append(StatementLine(
             line_no=self.line_no, kind=common["kind"], provider_ref=identity,
             payment_reference=ref, currency=currency, amount=signed, fee=deducted,
@@ -525,15 +528,18 @@ class _Reader:
         for strd in (s for r in rmt for s in r.findall(q + "Strd")):
             raw = self.text(strd, "CdtrRefInf/Ref")
             if raw and ref is None:
-                hint = self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Prtry") or self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Cd")
-                ref, kind = classify_reference(raw, hint)
-                if kind is None:  # a structured reference of no scheme we check: kept as given
-                    kind = "other"
+                ref, kind = self.creditor_reference(strd, raw)
             extra = self.text(strd, "AddtlRmtInf")
             if extra:
                 texts.append(extra)
         texts += [u.text.strip() for r in rmt for u in r.findall(q + "Ustrd") if u.text and u.text.strip()]
         return ref, kind, texts
+
+    def creditor_reference(self, strd: Element, raw: str) -> tuple[str, str]:
+        """A structured creditor reference and its scheme (`other`: none we check, kept as given)."""
+        hint = self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Prtry") or self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Cd")
+        ref, kind = classify_reference(raw, hint)
+        return ref, kind or "other"
 
     def returned(self, tx: Element, family: str | None) -> str | None:
         """The return reason of a returned transfer (RtrInf, or a return bank transaction code)."""
@@ -562,6 +568,12 @@ class _Reader:
             return amt, Decimal(rate_text)
         except InvalidOperation:
             raise _Problem(tx, f"{where}/AmtDtls: XchgRate {rate_text!r} is not a number") from None
+
+
+def _with_text_rf(ref: str | None, kind: str | None, text: str | None) -> tuple[str | None, str | None]:
+    """Without a structured reference, an RF reference found in the free text."""
+    found = find_rf(text) if ref is None and text else None
+    return (found, "rf") if found else (ref, kind)
 
 
 def _instructed_total(amounts: list[tuple[Decimal, str] | None], currency: str) -> tuple[Decimal, str] | None:

@@ -201,6 +201,12 @@ def _search_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _try_later(sdk: Any, exc: stripe.StripeError) -> bool:
+    """Throttled, Stripe's fault, or the same key still in flight: try again later."""
+    return isinstance(exc, sdk.RateLimitError | sdk.APIError) or (exc.http_status or 0) >= 500 \
+        or exc.http_status == 409
+
+
 class StripeAdapter:
     """Stateless: the SDK client holds the key and the HTTP connection pool, nothing more."""
 
@@ -244,9 +250,7 @@ class StripeAdapter:
             return ProviderError(f"stripe {what}: {exc.user_message or exc}")
         if isinstance(exc, stripe.IdempotencyError):
             return ProviderRejected("idempotency_conflict", exc.user_message or str(exc))
-        if isinstance(exc, stripe.RateLimitError | stripe.APIError) or (exc.http_status or 0) >= 500 \
-                or exc.http_status == 409:
-            # Throttled, Stripe's fault, or the same key still in flight: try again later.
+        if _try_later(stripe, exc):
             return ProviderError(f"stripe {what}: {exc.http_status} {exc.user_message or exc}")
         code = exc.code or type(exc).__name__
         return ProviderRejected(str(code), exc.user_message or str(exc))
