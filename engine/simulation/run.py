@@ -16,7 +16,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from engine.catalog.model import Catalog, Plan, Price
+from engine.catalog.model import Catalog, Feature, Plan, Price
 from engine.periods import Period, period_boundary
 from engine.pricing import AppliedDiscount, Discount, MetricUsage, PeriodPricer
 from engine.pricing.quoting import PromotionSource, period_document
@@ -295,13 +295,23 @@ def feature_changes(catalog_b: Catalog, plan_b: Plan, catalog_d: Catalog, plan_d
         if not had:
             continue
         has, amount_d = _entitlement_level(plan_d, fid)
-        feature = catalog_b.features.get(fid)
-        if not has:
-            out.append((fid, "lost"))
-        elif feature is not None and feature.type in ("quantity", "metered"):
-            if amount_d is not None and (amount_b is None or amount_d < amount_b):
-                out.append((fid, "reduced"))
+        change = _level_change(catalog_b.features.get(fid), has, amount_b, amount_d)
+        if change is not None:
+            out.append((fid, change))
     return out
+
+
+def _level_change(feature: Feature | None, has: bool, amount_b: int | None,
+                  amount_d: int | None) -> str | None:
+    """"lost" when the draft plan lacks the feature, "reduced" when it gives less of a
+    counted one (a limit where there was none, or a lower one)."""
+    if not has:
+        return "lost"
+    if feature is None or feature.type not in ("quantity", "metered"):
+        return None
+    if amount_d is not None and (amount_b is None or amount_d < amount_b):
+        return "reduced"
+    return None
 
 
 def _quota_checks(catalog: Catalog, plan: Plan) -> list[tuple[str, str, Decimal, str]]:
