@@ -119,6 +119,14 @@ MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 100_000
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.ScalarNode):
+        return []
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value)
+
+
 def _expanded_size(root: yaml.Node) -> tuple[int, int, yaml.Node | None]:
     """(nodes, depth) of the document with every alias expanded, and a node that contains
     itself (a recursive alias) if any. Iterative and memoised: linear in the composed nodes."""
@@ -128,8 +136,7 @@ def _expanded_size(root: yaml.Node) -> tuple[int, int, yaml.Node | None]:
     while stack:
         node, children_done = stack.pop()
         key = id(node)
-        kids = [] if isinstance(node, yaml.ScalarNode) else (
-            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else list(node.value))
+        kids = _children(node)
         if children_done:
             active.discard(key)
             sizes = [done[id(k)] for k in kids]
@@ -141,13 +148,22 @@ def _expanded_size(root: yaml.Node) -> tuple[int, int, yaml.Node | None]:
             return 0, 0, node
         active.add(key)
         stack.append((node, True))
-        for kid in kids:
-            if id(kid) in active:
-                return 0, 0, kid
-            if id(kid) not in done:
-                stack.append((kid, False))
+        recursive = _push_kids(kids, stack, active, done)
+        if recursive is not None:
+            return 0, 0, recursive
     size, depth = done[id(root)]
     return size, depth, None
+
+
+def _push_kids(kids: list[yaml.Node], stack: list[tuple[yaml.Node, bool]], active: set[int],
+               done: dict[int, tuple[int, int]]) -> yaml.Node | None:
+    """Stack the children not measured yet; a child being measured (an ancestor) is returned."""
+    for kid in kids:
+        if id(kid) in active:
+            return kid
+        if id(kid) not in done:
+            stack.append((kid, False))
+    return None
 
 
 def _check_expansion(root: yaml.Node, file: str) -> None:
@@ -214,14 +230,19 @@ def _error_line(exc: yaml.MarkedYAMLError, text: str) -> int:
         # the empty line after it that no editor shows.
         return next((n + 1 for n in range(len(lines) - 1, -1, -1) if lines[n].strip()), 1)
     if (exc.context or "").startswith(_FLOW) and exc.context_mark is not None and mark.line > exc.context_mark.line:
-        # A flow collection missing its `,` or closing bracket is noticed at a later token, on
-        # a later line; when nothing on that line before it belongs to the collection and the
-        # line above did not go on (`,`, `[`, `{`), the bracket is missing at the end of that line.
-        head = lines[mark.line][: mark.column]
-        above = next((n for n in range(mark.line - 1, exc.context_mark.line - 1, -1) if lines[n].strip()), None)
-        if above is not None and not set(head) & set(",[]{}") and not lines[above].rstrip().endswith((",", "[", "{")):
-            return above + 1
+        return _unclosed_flow_line(lines, mark.line, mark.column, exc.context_mark.line)
     return mark.line + 1
+
+
+def _unclosed_flow_line(lines: list[str], line: int, column: int, opened: int) -> int:
+    """A flow collection missing its `,` or closing bracket is noticed at a later token, on a
+    later line; when nothing on that line before it belongs to the collection and the line
+    above did not go on (`,`, `[`, `{`), the bracket is missing at the end of that line."""
+    head = lines[line][:column]
+    above = next((n for n in range(line - 1, opened - 1, -1) if lines[n].strip()), None)
+    if above is not None and not set(head) & set(",[]{}") and not lines[above].rstrip().endswith((",", "[", "{")):
+        return above + 1
+    return line + 1
 
 
 # A flow collection (`{...}`, `[...]`) that was not closed: pyyaml says so at the next token.
@@ -332,19 +353,28 @@ def _one_of_keys(error: ValidationError) -> list[str]:
     return sorted({k for b in branches for k in b.get("required", [])})
 
 
-def _describe(error: ValidationError) -> str:
+# Validators whose jsonschema message only needs plainer words.
+_REWORDED = {
+    "additionalProperties": ("Additional properties are not allowed", "unknown field(s)"),
+    "required": ("is a required property", "is required"),
+}
+
+
+def _is_money(error: ValidationError) -> bool:
+    """The value is an amount (x-money), or a branch of one."""
     schema = error.schema if isinstance(error.schema, dict) else {}
+    parent = error.parent.schema if error.parent is not None and isinstance(error.parent.schema, dict) else {}
+    return bool(schema.get("x-money") or parent.get("x-money"))
+
+
+def _describe(error: ValidationError) -> str:
     instance = error.instance
-    if schema.get("x-money") or (
-        error.parent is not None and isinstance(error.parent.schema, dict) and error.parent.schema.get("x-money")
-    ):
+    if _is_money(error):
         if isinstance(instance, float):
             return f'{instance!r} is a float; amounts are decimal strings, write it quoted, e.g. "{instance:.2f}"'
         return f'{instance!r} is not an amount; write a decimal string such as "49.00"'
-    if error.validator == "additionalProperties":
-        return error.message.replace("Additional properties are not allowed", "unknown field(s)")
-    if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
+    if error.validator in _REWORDED:
+        return error.message.replace(*_REWORDED[str(error.validator)])
     keys = _one_of_keys(error)
     if keys:
         return f"give exactly one of {', '.join(keys)}"

@@ -156,29 +156,48 @@ def _check_size_n(n: int, what: str) -> None:
 _BIG_PRINTF = re.compile(r"%[-#0 +]*(\*|\d{6,})|\.(\*|\d{6,})")
 
 
+def _guard_mul(left: Any, right: Any) -> None:
+    for seq, n in ((left, right), (right, left)):
+        size = _length(seq)
+        if size is not None and isinstance(n, int):
+            _check_size_n(size * max(n, 0), "repetition")
+    if isinstance(left, int) and isinstance(right, int):
+        if left.bit_length() + right.bit_length() > _budget.limits.max_int_bits:
+            raise RenderLimitError("multiplication: integer too large")
+
+
+def _guard_pow(left: Any, right: Any) -> None:
+    if isinstance(left, int) and isinstance(right, int) and right > 0:
+        if max(left.bit_length(), 1) * right > _budget.limits.max_int_bits:
+            raise RenderLimitError("power: integer too large")
+    if isinstance(right, int | float) and abs(right) > _budget.limits.max_int_bits:
+        raise RenderLimitError("power: exponent too large")
+
+
+def _guard_concat(left: Any, right: Any) -> None:
+    a, b = _length(left), _length(right)
+    if a is not None and b is not None:
+        _check_size_n(a + b, "concatenation")
+
+
+def _guard_printf(left: Any, right: Any) -> None:
+    if not isinstance(left, str):
+        return
+    if _BIG_PRINTF.search(left):
+        raise RenderLimitError("string formatting with a huge or variable width")
+    _check_size_n(len(left) + (_length(right) or 0) * 4, "string formatting")
+
+
+# The operators whose result can outgrow their operands, each with its prediction.
+_BINOP_GUARDS: dict[str, Callable[[Any, Any], None]] = {
+    "*": _guard_mul, "**": _guard_pow, "+": _guard_concat, "%": _guard_printf,
+}
+
+
 def _guard_binop(op: str, left: Any, right: Any) -> None:
-    if op == "*":
-        for seq, n in ((left, right), (right, left)):
-            size = _length(seq)
-            if size is not None and isinstance(n, int):
-                _check_size_n(size * max(n, 0), "repetition")
-        if isinstance(left, int) and isinstance(right, int):
-            if left.bit_length() + right.bit_length() > _budget.limits.max_int_bits:
-                raise RenderLimitError("multiplication: integer too large")
-    elif op == "**":
-        if isinstance(left, int) and isinstance(right, int) and right > 0:
-            if max(left.bit_length(), 1) * right > _budget.limits.max_int_bits:
-                raise RenderLimitError("power: integer too large")
-        if isinstance(right, int | float) and abs(right) > _budget.limits.max_int_bits:
-            raise RenderLimitError("power: exponent too large")
-    elif op == "+":
-        a, b = _length(left), _length(right)
-        if a is not None and b is not None:
-            _check_size_n(a + b, "concatenation")
-    elif op == "%" and isinstance(left, str):
-        if _BIG_PRINTF.search(left):
-            raise RenderLimitError("string formatting with a huge or variable width")
-        _check_size_n(len(left) + (_length(right) or 0) * 4, "string formatting")
+    guard = _BINOP_GUARDS.get(op)
+    if guard is not None:
+        guard(left, right)
 
 
 _STR_METHOD_NAMES = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
@@ -255,24 +274,48 @@ def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+def _arg(args: tuple[Any, ...], kwargs: Mapping[str, Any], index: int, name: str, default: Any) -> Any:
+    """A filter's argument, given by position (`args` starts with the filtered value) or by name."""
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def _predict_replace_filter(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    if len(args) >= 3 and isinstance(value, str):
+        _predict_replace(value, args[1], args[2])
+
+
+def _predict_join_filter(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    sep = _arg(args, kwargs, 1, "d", "")
+    _predict_join(sep if isinstance(sep, str) else "", value)
+
+
+def _predict_indent(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    _predict_lines(value, _arg(args, kwargs, 1, "width", 4), "indent")
+
+
+def _predict_wordwrap(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    _predict_lines(value, _arg(args, kwargs, 3, "wrapstring", "\n"), "wordwrap")
+
+
+def _predict_sum(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    start = _arg(args, kwargs, 2, "start", 0)
+    if not isinstance(start, int | float | Decimal) or isinstance(start, bool):
+        # sum(start=[]) concatenates: quadratic time in C, where no clock is read.
+        raise RenderLimitError("filter sum adds numbers; its start must be a number")
+
+
+# The filters whose result can be far larger than what they read, each with its prediction.
+_FILTER_PREDICTIONS: dict[str, Callable[[Any, tuple[Any, ...], Mapping[str, Any]], None]] = {
+    "replace": _predict_replace_filter, "join": _predict_join_filter, "indent": _predict_indent,
+    "wordwrap": _predict_wordwrap, "sum": _predict_sum,
+}
+
+
 def _predict_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     """The filters whose result can be far larger than what they read, predicted first."""
-    value = args[0] if args else None
-    if name == "replace" and len(args) >= 3 and isinstance(value, str):
-        _predict_replace(value, args[1], args[2])
-    elif name == "join":
-        sep = args[1] if len(args) > 1 else kwargs.get("d", "")
-        if isinstance(value, Sized):
-            _predict_join(sep if isinstance(sep, str) else "", value)
-    elif name == "indent":
-        _predict_lines(value, args[1] if len(args) > 1 else kwargs.get("width", 4), "indent")
-    elif name == "wordwrap":
-        _predict_lines(value, args[3] if len(args) > 3 else kwargs.get("wrapstring", "\n"), "wordwrap")
-    elif name == "sum":
-        start = args[2] if len(args) > 2 else kwargs.get("start", 0)
-        if not isinstance(start, int | float | Decimal) or isinstance(start, bool):
-            # sum(start=[]) concatenates: quadratic time in C, where no clock is read.
-            raise RenderLimitError("filter sum adds numbers; its start must be a number")
+    predict = _FILTER_PREDICTIONS.get(name)
+    if predict is not None:
+        predict(args[0] if args else None, args, kwargs)
 
 
 def _printable(finalize: Callable[..., Any] | None) -> Callable[[Any], Any]:

@@ -13,32 +13,24 @@ from engine.payments import PaymentError, PaymentNotFound, RefundRejected
 from engine.pricing.quoting import QuoteConflict, QuoteError, QuoteNotFound
 from engine.sales import Conflict, NotFound, SalesError
 
+# Sales, credits, quotes and payments each have their own error family (none derives from
+# another's), with not-found and conflict subclasses: grouped here by the status they answer.
+_NOT_FOUND = (NotFound, UnknownGrant, QuoteNotFound, PaymentNotFound)
+_CONFLICT = (CreditsConflict, Conflict, QuoteConflict)
+_INVALID = (CreditsError, SalesError, QuoteError)
+
 
 @contextmanager
 def domain_errors(prefix: str = "") -> Iterator[None]:
     """Translate what the subsystems raise; `prefix` locates the field in a batch body."""
     try:
         yield
-    except NotFound as exc:
+    except _NOT_FOUND as exc:
         raise Problem(404, exc.message, prefix + exc.field) from None
-    except UnknownGrant as exc:
-        raise Problem(404, exc.message, prefix + exc.field) from None
-    except CreditsConflict as exc:
+    except _CONFLICT as exc:
         raise Problem(409, exc.message, prefix + exc.field) from None
-    except CreditsError as exc:
+    except _INVALID as exc:
         raise Problem(422, exc.message, prefix + exc.field) from None
-    except Conflict as exc:
-        raise Problem(409, exc.message, prefix + exc.field) from None
-    except SalesError as exc:
-        raise Problem(422, exc.message, prefix + exc.field) from None
-    except QuoteNotFound as exc:
-        raise Problem(404, exc.message, prefix + exc.field) from None
-    except QuoteConflict as exc:
-        raise Problem(409, exc.message, prefix + exc.field) from None
-    except QuoteError as exc:
-        raise Problem(422, exc.message, prefix + exc.field) from None
-    except PaymentNotFound as exc:
-        raise Problem(404, exc.message, prefix + exc.field) from None
     except RefundRejected as exc:
         raise Problem(422, str(exc), prefix + (exc.field or "amount")) from None
     except PaymentError as exc:

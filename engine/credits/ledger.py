@@ -38,13 +38,18 @@ def wallet(session: Session, customer_id: str, now: datetime) -> dict[str, Any]:
         b["balance"] += left[g.id]
         if g.status == "pending":
             b["pending"] += g.amount
-        elif g.status == "active" and g.effective_at <= now and (g.expires_at is None or g.expires_at >= now):
+        elif _usable(g, now):
             b["available"] += left[g.id]
     return {
         "customer_id": customer_id,
         "balances": [{"unit": u, **{k: amount_text(v, u) for k, v in b.items()}} for u, b in sorted(balances.items())],
         "grants": [grant_to_dict(g, left[g.id]) for g in grants],
     }
+
+
+def _usable(g: Grant, now: datetime) -> bool:
+    """Active, in effect, and not expired (a grant expiring at `now` is still usable)."""
+    return g.status == "active" and g.effective_at <= now and (g.expires_at is None or g.expires_at >= now)
 
 
 def entry_to_dict(e: Entry, unit: str) -> dict[str, Any]:

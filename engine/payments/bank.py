@@ -28,9 +28,9 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -220,90 +220,197 @@ class _Known:
 
 
 def _known(session: Session, account: str, lines: Sequence[StatementLine]) -> _Known:
+    existing, legacy = _seen_lines(session, account, lines)
+    rf_refs = {ln.payment_reference for ln in lines if ln.ref_kind == "rf" and ln.payment_reference}
+    receivables = {r[6]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.payment_reference, rf_refs)}
+    by_key = {r[0]: r[1] for r in _rows_where(session, (InvoiceReference.reference, InvoiceReference.invoice_id),
+                                              InvoiceReference.reference, _other_keys(lines, receivables))}
+    by_invoice = {r[0]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.invoice_id, by_key.values())}
+    return _Known(existing, legacy, receivables, _manual_transfers(session, rf_refs), by_key, by_invoice)
+
+
+def _seen_lines(session: Session, account: str,
+                lines: Sequence[StatementLine]) -> tuple[dict[str, BankLine], dict[str, Payment]]:
+    """The lines' bank lines from earlier files (by identity), and the payments imports
+    recorded before bank lines were kept (by idempotency key)."""
     known_ids = {r[0]: r[1] for r in _rows_where(session, (BankLine.identity, BankLine.id), BankLine.identity,
                                                  (ln.provider_ref or "" for ln in lines), BankLine.account == account)}
     existing = {b.identity: b for b in _in_chunks(session, BankLine.id, known_ids.values())}
-    legacy_keys = [k for k in (f"bank:{account}:{ln.provider_ref}" for ln in lines)]
+    legacy_keys = [f"bank:{account}:{ln.provider_ref}" for ln in lines]
     legacy_ids = [r[0] for r in _rows_where(session, (Payment.id,), Payment.idempotency_key, legacy_keys)]
-    legacy = {p.idempotency_key: p for p in _in_chunks(session, Payment.id, legacy_ids)}
-    rf_refs = {ln.payment_reference for ln in lines if ln.ref_kind == "rf" and ln.payment_reference}
-    receivables = {r[6]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.payment_reference, rf_refs)}
+    return existing, {p.idempotency_key: p for p in _in_chunks(session, Payment.id, legacy_ids)}
+
+
+def _manual_transfers(session: Session, refs: set[str]) -> dict[str, list[Payment]]:
+    """Bank transfers an admin recorded under these references, oldest first."""
+    ids = [r[0] for r in _rows_where(session, (Payment.id,), Payment.payment_reference, refs,
+                                     Payment.provider == "manual")]
+    transfers = [p for p in _in_chunks(session, Payment.id, ids)
+                 if p.method_type == "bank_transfer" and p.status in ("succeeded", "refunded")]
     manual: dict[str, list[Payment]] = {}
-    manual_ids = [r[0] for r in _rows_where(session, (Payment.id,), Payment.payment_reference, rf_refs,
-                                            Payment.provider == "manual")]
-    for p in _in_chunks(session, Payment.id, manual_ids):
-        if p.method_type == "bank_transfer" and p.status in ("succeeded", "refunded"):
-            manual.setdefault(p.payment_reference or "", []).append(p)
-    for plist in manual.values():
-        plist.sort(key=lambda p: p.created_at)
-    other_keys: set[str] = set()
+    for p in sorted(transfers, key=lambda p: p.created_at):
+        manual.setdefault(p.payment_reference or "", []).append(p)
+    return manual
+
+
+def _other_keys(lines: Sequence[StatementLine], receivables: dict[str, _Rec]) -> set[str]:
+    """The QR references and invoice numbers of the credits no RF reference resolves (the
+    receivables' references are never empty, so an empty one is never among them)."""
+    keys: set[str] = set()
     for ln in lines:
-        if ln.kind != "credit" or (ln.payment_reference and ln.payment_reference in receivables):
+        if ln.kind != "credit" or ln.payment_reference in receivables:
             continue
         if ln.ref_kind in ("qrr", "isr") and ln.payment_reference:
-            other_keys.add(f"qrr:{ln.payment_reference}")
-        other_keys.update(_number_candidates(ln.text))
-    by_key = {r[0]: r[1] for r in _rows_where(session, (InvoiceReference.reference, InvoiceReference.invoice_id),
-                                              InvoiceReference.reference, other_keys)}
-    by_invoice = {r[0]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.invoice_id, by_key.values())}
-    return _Known(existing, legacy, receivables, manual, by_key, by_invoice)
+            keys.add(f"qrr:{ln.payment_reference}")
+        keys.update(_number_candidates(ln.text))
+    return keys
+
+
+def _may_pay(line: StatementLine) -> bool:
+    """A booked credit the bank neither reversed nor returned: one that may pay an invoice."""
+    return line.kind == "credit" and line.booked and not line.reversal and not line.returned
 
 
 def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
                svc: PaymentService) -> list[dict[str, Any]]:
     """Match every line of a parsed camt file; returns the reconciliation results."""
-    account = parsed.source
     now = svc.now()
     lines = parsed.lines
-    known = _known(session, account, lines)
+    known = _known(session, parsed.source, lines)
     # An invoice named by one line only, paid exactly, is recorded in bulk; the rest (partial,
     # over, several lines for one invoice, charges) one by one through record_manual_payment.
-    named: dict[str, int] = defaultdict(int)
-    resolved: dict[int, tuple[_Rec | None, str]] = {}
-    for i, ln in enumerate(lines):
-        if ln.kind == "credit" and ln.booked and not ln.reversal and not ln.returned:
-            resolved[i] = known.resolve(ln)
-            rec = resolved[i][0]
-            if rec is not None:
-                named[rec.invoice_id] += 1
-
-    results: list[dict[str, Any]] = []
-    seen_manual: set[str] = set()
-    new_rows: list[dict[str, Any]] = []
-    bulk: list[tuple[dict[str, Any], StatementLine, _Rec, dict[str, Any]]] = []
+    resolved = {i: known.resolve(ln) for i, ln in enumerate(lines) if _may_pay(ln)}
+    named = Counter(rec.invoice_id for rec, _how in resolved.values() if rec is not None)
+    run = _BankMatch(session, svc, import_id, parsed.source, now, known, resolved, named)
     for i, line in enumerate(lines):
+        run.line(i, line)
+    if run.bulk:
+        _record_bulk(session, svc, import_id, run.bulk, run.results)
+    _insert_bank_lines(session, run.new_rows)
+    return run.results + _unbooked_transfers(session, parsed, import_id, run.seen_manual)
+
+
+_Bulk = list[tuple[dict[str, Any], StatementLine, _Rec, dict[str, Any]]]
+_LINE_UPDATES = ("import_id", "status", "outcome", "detail", "payment_ids", "updated_at")
+
+
+@dataclass
+class _BankMatch:
+    """One file's matching: what the database knew before it, and what it decided so far
+    (new bank lines, exact payments left for the bulk write, results)."""
+
+    session: Session
+    svc: PaymentService
+    import_id: str
+    account: str
+    now: datetime
+    known: _Known
+    resolved: dict[int, tuple[_Rec | None, str]]
+    named: Counter[str]
+    results: list[dict[str, Any]] = field(default_factory=list)
+    seen_manual: set[str] = field(default_factory=set)
+    new_rows: list[dict[str, Any]] = field(default_factory=list)
+    bulk: _Bulk = field(default_factory=list)
+
+    def line(self, i: int, line: StatementLine) -> None:
         identity = line.provider_ref or ""
-        existing_row = known.existing.get(identity)
+        existing_row = self.known.existing.get(identity)
         if existing_row is not None and not (existing_row.status == "pending" and line.booked):
-            results += _seen_before(import_id, line, existing_row)
-            continue
-        old = known.legacy.get(f"bank:{account}:{identity}")
+            self.results += _seen_before(self.import_id, line, existing_row)
+            return
+        old = self.known.legacy.get(f"bank:{self.account}:{identity}")
         if old is not None:  # recorded by an import before bank lines were kept
-            results.append(_compare(import_id, line, old, old.amount))
-            continue
-        row = _line_row(import_id, account, line, existing_row, now)
+            self.results.append(_compare(self.import_id, line, old, old.amount))
+            return
+        row = _line_row(self.import_id, self.account, line, existing_row, self.now)
+        self._treat(i, line, row)
         if existing_row is None:
-            new_rows.append(row)
+            self.new_rows.append(row)
+        else:
+            for key in _LINE_UPDATES:
+                setattr(existing_row, key, row[key])
+
+    def _treat(self, i: int, line: StatementLine, row: dict[str, Any]) -> None:
         if not line.booked:
-            pass
-        elif line.reversal or line.returned:
-            kind = "reversal" if line.reversal else "returned"
-            detail = (f"the bank reversed an earlier {'debit' if line.kind == 'credit' else 'credit'}"
-                      if line.reversal else f"a returned payment (reason {line.returned})")
-            row.update(status="open", outcome=kind, detail=detail)
-            results.append(_result(import_id, line, kind, detail=detail))
+            return
+        if line.reversal or line.returned:
+            self._open(line, row, "reversal" if line.reversal else "returned", _undone_detail(line))
         elif line.kind != "credit":
             row.update(status="skipped", outcome="skipped")
         else:
-            _match_credit(session, svc, import_id, account, line, row, resolved[i], named, known.manual,
-                          seen_manual, bulk, results)
-        if existing_row is not None:
-            for key in ("import_id", "status", "outcome", "detail", "payment_ids", "updated_at"):
-                setattr(existing_row, key, row[key])
-    if bulk:
-        _record_bulk(session, svc, import_id, bulk, results)
-    _insert_bank_lines(session, new_rows)
-    return results + _unbooked_transfers(session, parsed, import_id, seen_manual)
+            self._credit(line, row, self.resolved[i])
+
+    def _open(self, line: StatementLine, row: dict[str, Any], outcome: str, detail: str,
+              rec: _Rec | None = None) -> None:
+        """A line left to a person; `rec` is the invoice it names, when it names one."""
+        row.update(status="open", outcome=outcome, detail=detail)
+        if rec is None:
+            self.results.append(_result(self.import_id, line, outcome, detail=detail))
+        else:
+            self.results.append(_result(self.import_id, line, outcome, expected=rec.remaining,
+                                        expected_currency=rec.currency, detail=detail, customer=rec.customer_id))
+
+    def _credit(self, line: StatementLine, row: dict[str, Any], found: tuple[_Rec | None, str]) -> None:
+        pre = next((p for p in self.known.manual.get(line.payment_reference or "", [])
+                    if p.id not in self.seen_manual), None)
+        if pre is not None:  # an admin recorded it before the statement came
+            self.seen_manual.add(pre.id)
+            r = _compare(self.import_id, line, pre, pre.amount)
+            row.update(status="matched", outcome=r["status"], payment_ids=[pre.id])
+            self.results.append(r)
+            return
+        rec, how = found
+        if rec is None:
+            self._open(line, row, "missing_in_ledger", _missing_detail(line))
+        elif rec.currency != line.currency:
+            self._open(line, row, "currency_mismatch", _currency_detail(line, rec), rec)
+        else:
+            self._pay(line, row, rec, None if how == "RF reference" else f"matched by {how}")
+
+    def _pay(self, line: StatementLine, row: dict[str, Any], rec: _Rec, how_detail: str | None) -> None:
+        if (self.named[rec.invoice_id] == 1 and rec.status == "open" and not line.charges_deducted
+                and line.amount == rec.remaining > 0):
+            r = _result(self.import_id, line, "matched", expected=rec.remaining, expected_currency=rec.currency,
+                        detail=how_detail, customer=rec.customer_id)
+            row.update(status="matched", outcome="matched", detail=how_detail)
+            self.bulk.append((row, line, rec, r))
+            self.results.append(r)
+            return
+        expected = max(rec.remaining, ZERO)
+        paid = line.amount + line.charges_deducted
+        payment = _apply(self.session, self.svc, row, rec.invoice_id, paid, line.charges_deducted,
+                         f"bank:{self.account}:{line.provider_ref}", line.provider_ref or "",
+                         f"reconciliation:{self.import_id}")
+        r = _compare(self.import_id, line, payment, expected, paid=paid)
+        if r["status"] == "amount_mismatch":
+            r["detail"] = self._mismatch_detail(rec.invoice_id, paid, expected)
+        elif how_detail:
+            r["detail"] = how_detail
+        row.update(status="matched", outcome=r["status"], detail=r["detail"])
+        self.results.append(r)
+
+    def _mismatch_detail(self, invoice_id: str, paid: Decimal, expected: Decimal) -> str:
+        left = self.session.get(Receivable, invoice_id)
+        if paid >= expected:
+            return f"overpayment of invoice {invoice_id}: {paid - expected} to customer credit"
+        return f"partial payment of invoice {invoice_id}: {left.remaining if left else '?'} still due"
+
+
+def _undone_detail(line: StatementLine) -> str:
+    if line.reversal:
+        return f"the bank reversed an earlier {'debit' if line.kind == 'credit' else 'credit'}"
+    return f"a returned payment (reason {line.returned})"
+
+
+def _missing_detail(line: StatementLine) -> str:
+    if line.payment_reference:
+        return f"no invoice has reference {line.payment_reference}"
+    return "no reference, and no invoice number in the text"
+
+
+def _currency_detail(line: StatementLine, rec: _Rec) -> str:
+    sent = f"; {line.instructed[0]} {line.instructed[1]} sent" if line.instructed else ""
+    return f"invoice {rec.invoice_id} is in {rec.currency}, the credit in {line.currency}{sent}; not applied"
 
 
 def _seen_before(import_id: str, line: StatementLine, existing_row: BankLine) -> list[dict[str, Any]]:
@@ -360,57 +467,6 @@ def _unbooked_transfers(session: Session, parsed: ParsedStatement, import_id: st
                 "detail": "recorded as a bank transfer, not on the statement", "_customer": p.customer_id,
             })
     return results
-
-
-def _match_credit(session: Session, svc: PaymentService, import_id: str, account: str, line: StatementLine,
-                  row: dict[str, Any], found: tuple[_Rec | None, str], named: dict[str, int],
-                  manual: dict[str, list[Payment]], seen_manual: set[str],
-                  bulk: list[tuple[dict[str, Any], StatementLine, _Rec, dict[str, Any]]],
-                  results: list[dict[str, Any]]) -> None:
-    pre = next((p for p in manual.get(line.payment_reference or "", []) if p.id not in seen_manual), None)
-    if pre is not None:  # an admin recorded it before the statement came
-        seen_manual.add(pre.id)
-        r = _compare(import_id, line, pre, pre.amount)
-        row.update(status="matched", outcome=r["status"], payment_ids=[pre.id])
-        results.append(r)
-        return
-    rec, how = found
-    if rec is None:
-        detail = (f"no invoice has reference {line.payment_reference}" if line.payment_reference
-                  else "no reference, and no invoice number in the text")
-        row.update(status="open", outcome="missing_in_ledger", detail=detail)
-        results.append(_result(import_id, line, "missing_in_ledger", detail=detail))
-        return
-    if rec.currency != line.currency:
-        sent = (f"; {line.instructed[0]} {line.instructed[1]} sent" if line.instructed else "")
-        detail = f"invoice {rec.invoice_id} is in {rec.currency}, the credit in {line.currency}{sent}; not applied"
-        row.update(status="open", outcome="currency_mismatch", detail=detail)
-        results.append(_result(import_id, line, "currency_mismatch", expected=rec.remaining,
-                               expected_currency=rec.currency, detail=detail, customer=rec.customer_id))
-        return
-    how_detail = None if how == "RF reference" else f"matched by {how}"
-    if (named[rec.invoice_id] == 1 and rec.status == "open" and not line.charges_deducted
-            and line.amount == rec.remaining > 0):
-        r = _result(import_id, line, "matched", expected=rec.remaining, expected_currency=rec.currency,
-                    detail=how_detail, customer=rec.customer_id)
-        row.update(status="matched", outcome="matched", detail=how_detail)
-        bulk.append((row, line, rec, r))
-        results.append(r)
-        return
-    expected = max(rec.remaining, ZERO)
-    paid = line.amount + line.charges_deducted
-    payment = _apply(session, svc, row, rec.invoice_id, paid, line.charges_deducted,
-                     f"bank:{account}:{line.provider_ref}", line.provider_ref or "", f"reconciliation:{import_id}")
-    r = _compare(import_id, line, payment, expected, paid=paid)
-    if r["status"] == "amount_mismatch":
-        left = session.get(Receivable, rec.invoice_id)
-        r["detail"] = (f"partial payment of invoice {rec.invoice_id}: {left.remaining if left else '?'} still due"
-                       if paid < expected else
-                       f"overpayment of invoice {rec.invoice_id}: {paid - expected} to customer credit")
-    elif how_detail:
-        r["detail"] = how_detail
-    row.update(status="matched", outcome=r["status"], detail=r["detail"])
-    results.append(r)
 
 
 def _record_bulk(session: Session, svc: PaymentService, import_id: str,
@@ -701,44 +757,66 @@ def suggestions(session: Session, rows: Sequence[BankLine]) -> dict[str, list[di
     for ref in _in_chunks(session, InvoiceReference.invoice_id, (r.invoice_id for r in open_recs)):
         if ref.kind == "number":
             numbers.setdefault(ref.invoice_id, []).append(ref.reference.split(":", 1)[1])
-    out: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        amount = abs(row.amount) + Decimal(row.details.get("charges_deducted", "0"))
-        words = [number_key(w) for w in _WORD.findall(" ".join(filter(None, [row.reference, row.text])))]
-        words = [w for w in words if len(w) >= 4]
-        scored = []
-        for rec in open_recs:
-            if rec.currency != row.currency or rec.remaining <= 0:
-                continue
-            reasons = []
-            if rec.remaining == amount:
-                reasons.append("same amount")
-            when = rec.due_at or rec.created_at
-            if row.booked_on is not None and when is not None:
-                days = (row.booked_on.date() - when.date()).days
-                if abs(days) <= SUGGESTION_DAYS:
-                    reasons.append(f"due {abs(days)} day{'s' if abs(days) != 1 else ''} "
-                                   f"{'before' if days >= 0 else 'after'} the booking" if days else "due on the booking day")
-            best = 0.0
-            for target in [rec.payment_reference, *numbers.get(rec.invoice_id, [])]:
-                for w in words:
-                    m = difflib.SequenceMatcher(None, w, target)
-                    if m.real_quick_ratio() >= 0.7 and m.quick_ratio() >= 0.7:
-                        best = max(best, m.ratio())
-            if best >= 0.7:
-                reasons.append(f"similar reference ({best:.0%})")
-            if reasons:
-                score = ("same amount" in reasons) * 2 + (best >= 0.7) * 2 + (len(reasons) - 0.0)
-                scored.append((-score, rec.invoice_id, rec, reasons))
-        scored.sort(key=lambda t: (t[0], t[1]))
-        out[row.id] = [
-            {"invoice_id": rec.invoice_id, "customer_id": rec.customer_id,
-             "amount_due": str(rec.remaining.quantize(quantum(rec.currency))), "currency": rec.currency,
-             "payment_reference": rec.payment_reference, "numbers": numbers.get(rec.invoice_id, []),
-             "reasons": reasons}
-            for _s, _i, rec, reasons in scored[:5]
-        ]
-    return out
+    return {row.id: _suggest(row, open_recs, numbers) for row in rows}
+
+
+def _suggest(row: BankLine, open_recs: list[Receivable], numbers: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Up to five open invoices this line may pay, the most likely first, each with its reasons."""
+    amount = abs(row.amount) + Decimal(row.details.get("charges_deducted", "0"))
+    words = [w for w in (number_key(w) for w in _WORD.findall(" ".join(filter(None, [row.reference, row.text]))))
+             if len(w) >= 4]
+    scored = []
+    for rec in open_recs:
+        if rec.currency != row.currency or rec.remaining <= 0:
+            continue
+        best = _similarity(words, [rec.payment_reference, *numbers.get(rec.invoice_id, [])])
+        reasons = _reasons(row, rec, amount, best)
+        if reasons:
+            score = ("same amount" in reasons) * 2 + (best >= 0.7) * 2 + (len(reasons) - 0.0)
+            scored.append((-score, rec.invoice_id, rec, reasons))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    return [
+        {"invoice_id": rec.invoice_id, "customer_id": rec.customer_id,
+         "amount_due": str(rec.remaining.quantize(quantum(rec.currency))), "currency": rec.currency,
+         "payment_reference": rec.payment_reference, "numbers": numbers.get(rec.invoice_id, []),
+         "reasons": reasons}
+        for _s, _i, rec, reasons in scored[:5]
+    ]
+
+
+def _similarity(words: list[str], targets: list[str]) -> float:
+    """The best ratio of a word to a target, counting only pairs at least 70% alike."""
+    best = 0.0
+    for target in targets:
+        for w in words:
+            m = difflib.SequenceMatcher(None, w, target)
+            if m.real_quick_ratio() >= 0.7 and m.quick_ratio() >= 0.7:
+                best = max(best, m.ratio())
+    return best
+
+
+def _reasons(row: BankLine, rec: Receivable, amount: Decimal, best: float) -> list[str]:
+    reasons = []
+    if rec.remaining == amount:
+        reasons.append("same amount")
+    due = _due_reason(row.booked_on, rec.due_at or rec.created_at)
+    if due:
+        reasons.append(due)
+    if best >= 0.7:
+        reasons.append(f"similar reference ({best:.0%})")
+    return reasons
+
+
+def _due_reason(booked_on: datetime | None, due: datetime | None) -> str | None:
+    """How far the invoice's due date lies from the booking, when within SUGGESTION_DAYS."""
+    if booked_on is None or due is None:
+        return None
+    days = (booked_on.date() - due.date()).days
+    if abs(days) > SUGGESTION_DAYS:
+        return None
+    if not days:
+        return "due on the booking day"
+    return f"due {abs(days)} day{'s' if abs(days) != 1 else ''} {'before' if days > 0 else 'after'} the booking"
 
 
 def decision_to_dict(d: ReconciliationDecision) -> dict[str, Any]:
@@ -782,21 +860,21 @@ def _allocation_plan(session: Session, row: BankLine, action: str,
 def _planned_part(session: Session, row: BankLine, action: str, i: int, invoice_id: str, amount: Decimal | None,
                   total: Decimal) -> tuple[Receivable, Decimal]:
     confirm = action == "confirm"
-    field = "invoice_id" if confirm else f"allocations[{i}]"
+    # the request's fields: a confirm's own, or those of the split's i-th allocation
+    invoice_field, amount_field = ("invoice_id", "amount") if confirm else (
+        f"allocations[{i}].invoice_id", f"allocations[{i}].amount")
     rec = session.get(Receivable, invoice_id)
     if rec is None:
-        raise PaymentNotFound(f"no invoice {invoice_id!r} to apply the transfer to",
-                              field if confirm else f"{field}.invoice_id")
+        raise PaymentNotFound(f"no invoice {invoice_id!r} to apply the transfer to", invoice_field)
     if rec.currency != row.currency:
         raise PaymentError(f"invoice {invoice_id} is in {rec.currency}, the transfer in {row.currency}",
-                           field if confirm else f"{field}.invoice_id")
+                           invoice_field)
     if amount is None:
         if not confirm:
-            raise PaymentError("each part of a split says its amount", f"{field}.amount")
+            raise PaymentError("each part of a split says its amount", amount_field)
         amount = total
     if amount <= 0 or amount != amount.quantize(quantum(row.currency)):
-        raise PaymentError(f"{amount} is not a positive {row.currency} amount",
-                           "amount" if confirm else f"{field}.amount")
+        raise PaymentError(f"{amount} is not a positive {row.currency} amount", amount_field)
     return rec, amount
 
 

@@ -30,7 +30,7 @@ import gc
 import hashlib
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -169,57 +169,14 @@ def _parse_camt(data: bytes, name: str,
     `currencies(seen)` may answer which of the currencies seen the system uses: a statement in
     another currency is refused."""
     root = _safe_tree(data, name)
-    ns_match = re.match(r"^\{([^}]*)\}Document$", root.tag)
-    namespace = ns_match.group(1) if ns_match else ""
-    version = _NS.match(namespace)
-    if version is None or not _FIRST_VERSION <= int(version.group(2)) <= _LAST_VERSION:
-        other = _ANY_CAMT.match(namespace)
-        what = (f"a {other.group(1)} message" if other
-                else f"root element {_local(root.tag)!r} in namespace {namespace!r}" if namespace
-                else f"root element {root.tag!r} without a namespace")
-        raise StatementFormatError(
-            [f"{name}:{_root_line(data)}: Document: {what} is not a bank statement; expected "
-             "camt.053.001.02-.13 (BkToCstmrStmt) or camt.054.001.02-.13 (BkToCstmrDbtCdtNtfctn)"]
-        )
-    message = version.group(1)
+    namespace, message = _message(root, data, name)
     reader = _Reader(namespace, name)
-    container, stmt_tag = _MESSAGES[message]
-    body = root.find(f"{{{namespace}}}{container}")
-    statements = [] if body is None else body.findall(f"{{{namespace}}}{stmt_tag}")
-    if not statements:
-        where = body if body is not None else root
-        reader.problems.append(_Problem(where, f"no {container}/{stmt_tag} element: a camt.{message} "
-                                               f"message has at least one {stmt_tag}"))
-    else:
-        for s_idx, stmt in enumerate(statements, start=1):
-            reader.statement(stmt, f"{stmt_tag}[{s_idx}]")
-            if len(reader.problems) >= MAX_ERRORS:
-                break
+    reader.document(root, message)
     if not reader.problems and currencies is not None:
-        seen = {ln.currency for ln in reader.lines} | set(reader.account_currencies)
-        used = currencies(seen)
-        for cur in sorted(seen - used):
-            el = reader.account_currencies.get(cur) or reader.first_amount.get(cur)
-            reader.problems.append(_Problem(el, f"{cur}: no account or invoice of this system uses {cur}; "
-                                                "is this statement for another company's account?"))
+        reader.check_currencies(currencies)
     if reader.problems:
         raise StatementFormatError(_format(reader.problems, root, data, name))
-    lines = reader.lines
-    if reader.starts:
-        start, end = min(reader.starts), max(reader.ends) if reader.ends else None
-    else:
-        start, end = None, None
-    days = [ln.booked_on for ln in lines if ln.booked_on]
-    if start is None:
-        if not days:
-            created = reader.created or datetime.now(UTC)
-            start = datetime.combine(created.date(), time(0), tzinfo=UTC)
-        else:
-            start = datetime.combine(min(days), time(0), tzinfo=UTC)
-    if end is None:
-        # Without FrToDt a booking date is a whole day: the period ends at the last day's end.
-        last = max(days) if days else start.date()
-        end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=1)
+    start, end = _period(reader)
     return ParsedStatement(
         kind=f"camt{message}",
         source=reader.account or "bank",
@@ -227,8 +184,49 @@ def _parse_camt(data: bytes, name: str,
         period_start=start,
         period_end=end,
         sha256=hashlib.sha256(data).hexdigest(),
-        lines=lines,
+        lines=reader.lines,
     )
+
+
+def _message(root: Element, data: bytes, name: str) -> tuple[str, str]:
+    """The namespace and the message (053 or 054) of a camt document in a version we read."""
+    ns_match = re.match(r"^\{([^}]*)\}Document$", root.tag)
+    namespace = ns_match.group(1) if ns_match else ""
+    version = _NS.match(namespace)
+    if version is None or not _FIRST_VERSION <= int(version.group(2)) <= _LAST_VERSION:
+        raise StatementFormatError(
+            [f"{name}:{_root_line(data)}: Document: {_what_document(root, namespace)} is not a bank statement; "
+             "expected camt.053.001.02-.13 (BkToCstmrStmt) or camt.054.001.02-.13 (BkToCstmrDbtCdtNtfctn)"]
+        )
+    return namespace, version.group(1)
+
+
+def _what_document(root: Element, namespace: str) -> str:
+    other = _ANY_CAMT.match(namespace)
+    if other:
+        return f"a {other.group(1)} message"
+    if namespace:
+        return f"root element {_local(root.tag)!r} in namespace {namespace!r}"
+    return f"root element {root.tag!r} without a namespace"
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _period(reader: _Reader) -> tuple[datetime, datetime]:
+    """The statement's FrToDt; without it, the booking days (or the creation day) it covers."""
+    days = [ln.booked_on for ln in reader.lines if ln.booked_on]
+    if reader.starts:
+        start = min(reader.starts)
+    elif days:
+        start = _midnight(min(days))
+    else:
+        start = _midnight((reader.created or datetime.now(UTC)).date())
+    if reader.starts and reader.ends:
+        return start, max(reader.ends)
+    # Without FrToDt a booking date is a whole day: the period ends at the last day's end.
+    return start, _midnight(max(days) if days else start.date()) + timedelta(days=1)
 
 
 def _root_line(data: bytes) -> int:
@@ -298,34 +296,36 @@ class _Reader:
         value = found.text.strip()
         return value or None
 
+    def document(self, root: Element, message: str) -> None:
+        container, stmt_tag = _MESSAGES[message]
+        body = root.find(self.q + container)
+        statements = [] if body is None else body.findall(self.q + stmt_tag)
+        if not statements:
+            self.problems.append(_Problem(body if body is not None else root,
+                                          f"no {container}/{stmt_tag} element: a camt.{message} "
+                                          f"message has at least one {stmt_tag}"))
+        for s_idx, stmt in enumerate(statements, start=1):
+            self.statement(stmt, f"{stmt_tag}[{s_idx}]")
+            if len(self.problems) >= MAX_ERRORS:
+                break
+
+    def check_currencies(self, currencies: Callable[[set[str]], set[str]]) -> None:
+        """A problem for each currency seen that the system does not use."""
+        seen = {ln.currency for ln in self.lines} | set(self.account_currencies)
+        used = currencies(seen)
+        for cur in sorted(seen - used):
+            el = self.account_currencies.get(cur) or self.first_amount.get(cur)
+            self.problems.append(_Problem(el, f"{cur}: no account or invoice of this system uses {cur}; "
+                                              "is this statement for another company's account?"))
+
     def statement(self, stmt: Element, where: str) -> None:
         stmt_id = self.text(stmt, "Id")
         if not stmt_id:
             self.problems.append(_Problem(stmt, f"{where}/Id: missing; every statement has an Id"))
             return
         self.ids.append(stmt_id)
-        acct = self.child(stmt, "Acct")
-        self.account = (self.text(acct, "Id/IBAN") or self.text(acct, "Id/Othr/Id") or self.account)
-        ccy_el = self.child(acct, "Ccy")
-        if ccy_el is not None and ccy_el.text:
-            cur = ccy_el.text.strip()
-            if cur not in KNOWN_CURRENCIES:
-                self.problems.append(_Problem(ccy_el, f"{where}/Acct/Ccy: {cur!r} is not an ISO 4217 currency"))
-            self.account_currencies.setdefault(cur, ccy_el)
-        created = self.text(stmt, "CreDtTm")
-        for tag, target in (("FrDtTm", self.starts), ("ToDtTm", self.ends)):
-            value = self.text(stmt, f"FrToDt/{tag}")
-            if value:
-                try:
-                    target.append(camt_time(value, end=tag == "ToDtTm"))
-                except ValueError as exc:
-                    self.problems.append(_Problem(self.path(stmt, f"FrToDt/{tag}"),
-                                                  f"{where}/FrToDt/{tag}: {exc}"))
-        if created and self.created is None:
-            try:
-                self.created = camt_time(created)
-            except ValueError:
-                pass
+        self.statement_account(stmt, where)
+        self.statement_times(stmt, where)
         seen: dict[str, int] = {}
         for n_idx, entry in enumerate(stmt.iterfind(self.q + "Ntry"), start=1):
             self._kids.clear()
@@ -335,6 +335,33 @@ class _Reader:
                 self.problems.append(p)
             if len(self.problems) >= MAX_ERRORS:
                 return
+
+    def statement_account(self, stmt: Element, where: str) -> None:
+        """The account (IBAN or other id) and its currency, which must be an ISO 4217 one."""
+        acct = self.child(stmt, "Acct")
+        self.account = (self.text(acct, "Id/IBAN") or self.text(acct, "Id/Othr/Id") or self.account)
+        ccy_el = self.child(acct, "Ccy")
+        if ccy_el is None or not ccy_el.text:
+            return
+        cur = ccy_el.text.strip()
+        if cur not in KNOWN_CURRENCIES:
+            self.problems.append(_Problem(ccy_el, f"{where}/Acct/Ccy: {cur!r} is not an ISO 4217 currency"))
+        self.account_currencies.setdefault(cur, ccy_el)
+
+    def statement_times(self, stmt: Element, where: str) -> None:
+        """The period (FrToDt) and the first creation time of the file's statements."""
+        created = self.text(stmt, "CreDtTm")
+        for tag, target in (("FrDtTm", self.starts), ("ToDtTm", self.ends)):
+            value = self.text(stmt, f"FrToDt/{tag}")
+            if not value:
+                continue
+            try:
+                target.append(camt_time(value, end=tag == "ToDtTm"))
+            except ValueError as exc:
+                self.problems.append(_Problem(self.path(stmt, f"FrToDt/{tag}"), f"{where}/FrToDt/{tag}: {exc}"))
+        if created and self.created is None:
+            with suppress(ValueError):  # an unreadable creation time only loses a fallback
+                self.created = camt_time(created)
 
     def amount(self, el: Element | None, where: str, *, required: bool = True) -> tuple[Decimal, str] | None:
         if el is None or not (el.text or "").strip():
@@ -356,45 +383,55 @@ class _Reader:
 
     def entry(self, entry: Element, where: str, seen: dict[str, int]) -> None:
         q = self.q
-        amt_el = self.path(entry, "Amt")
-        amount, currency = self.amount(amt_el, f"{where}/Amt") or (ZERO, "XXX")
-        indicator = self.text(entry, "CdtDbtInd")
-        if indicator not in ("CRDT", "DBIT"):
-            raise _Problem(self.path(entry, "CdtDbtInd") if self.path(entry, "CdtDbtInd") is not None else entry,
-                           f"{where}/CdtDbtInd: must be CRDT or DBIT, not {indicator!r}")
-        reversal = (self.text(entry, "RvslInd") or "").lower() in ("true", "1")
-        status = self.text(entry, "Sts/Cd") or self.text(entry, "Sts")
-        booked_text = self.text(entry, "BookgDt/DtTm") or self.text(entry, "BookgDt/Dt")
-        try:
-            booked_at = camt_time(booked_text) if booked_text else None
-        except ValueError as exc:
-            raise _Problem(self.path(entry, "BookgDt"), f"{where}/BookgDt: {exc}") from None
-        booked_on = booked_at.date() if booked_at else None
+        amount, currency = self.amount(self.path(entry, "Amt"), f"{where}/Amt") or (ZERO, "XXX")
+        common = self.entry_facts(entry, where)
         family = self.text(entry, "BkTxCd/Domn/Fmly/SubFmlyCd")
         entry_charges = self.charges(self.path(entry, "Chrgs"), f"{where}/Chrgs")
-        details = self.path(entry, "NtryDtls")
-        txs = [] if details is None else [tx for d in entry.iterfind(q + "NtryDtls") for tx in d.iterfind(q + "TxDtls")]
-        identity = self.entry_identity(entry, txs, seen)
-        signed = 1 if indicator == "CRDT" else -1
-        common = dict(kind="credit" if indicator == "CRDT" else "debit", booked_at=booked_at,
-                      booked=status in (None, "BOOK"), booked_on=booked_on, reversal=reversal,
-                      entry_ref=identity)
+        txs = [tx for d in entry.iterfind(q + "NtryDtls") for tx in d.iterfind(q + "TxDtls")]
+        identity = common["entry_ref"] = self.entry_identity(entry, txs, seen)
+        signed = 1 if common["kind"] == "credit" else -1
         entry_text = self.text(entry, "AddtlNtryInf")
         amounts = self.tx_amounts(txs, where)
         # A batch is split when every transaction gives its amount in the entry's currency;
         # otherwise (amounts missing, or in the currency sent) it stays one line.
-        split = len(txs) > 1 and all(a is not None and a[1] == currency for a in amounts)
-        instructed = _instructed_total(amounts, currency)
-        if split:
-            for k, (tx, amt) in enumerate(zip(txs, amounts, strict=True), start=1):
-                assert amt is not None
-                self.add(tx, f"{where}/TxDtls[{k}]", amt[0] * signed, currency, f"{identity}/{k}",
-                         family, None, entry_text, common)
-        else:
-            only = txs[0] if len(txs) == 1 else None  # an unsplit batch names no one transaction
-            tx_where = f"{where}/TxDtls[1]" if len(txs) == 1 else where
-            self.add(only, tx_where, amount * signed, currency, identity, family, entry_charges, entry_text,
-                     common, batch=len(txs), instructed=instructed)
+        if len(txs) > 1 and all(a is not None and a[1] == currency for a in amounts):
+            self.add_batch(txs, amounts, where, signed, currency, identity, family, entry_text, common)
+            return
+        only = txs[0] if len(txs) == 1 else None  # an unsplit batch names no one transaction
+        self.add(only, where if only is None else f"{where}/TxDtls[1]", amount * signed, currency, identity,
+                 family, entry_charges, entry_text, common, batch=len(txs),
+                 instructed=_instructed_total(amounts, currency))
+
+    def add_batch(self, txs: list[Element], amounts: list[tuple[Decimal, str] | None], where: str, signed: int,
+                  currency: str, identity: str, family: str | None, entry_text: str | None,
+                  common: dict[str, Any]) -> None:
+        """A batch split: one line per transaction, with its own amount and identity `/k`."""
+        for k, (tx, amt) in enumerate(zip(txs, amounts, strict=True), start=1):
+            assert amt is not None
+            self.add(tx, f"{where}/TxDtls[{k}]", amt[0] * signed, currency, f"{identity}/{k}",
+                     family, None, entry_text, common)
+
+    def entry_facts(self, entry: Element, where: str) -> dict[str, Any]:
+        """What every line of an entry shares: credit or debit, booked or not, when, reversed."""
+        indicator = self.text(entry, "CdtDbtInd")
+        if indicator not in ("CRDT", "DBIT"):
+            el = self.path(entry, "CdtDbtInd")
+            raise _Problem(entry if el is None else el, f"{where}/CdtDbtInd: must be CRDT or DBIT, not {indicator!r}")
+        reversal = (self.text(entry, "RvslInd") or "").lower() in ("true", "1")
+        status = self.text(entry, "Sts/Cd") or self.text(entry, "Sts")
+        booked_at = self.booking(entry, where)
+        return dict(kind="credit" if indicator == "CRDT" else "debit", booked_at=booked_at,
+                    booked=status in (None, "BOOK"), booked_on=booked_at.date() if booked_at else None,
+                    reversal=reversal)
+
+    def booking(self, entry: Element, where: str) -> datetime | None:
+        booked_text = self.text(entry, "BookgDt/DtTm") or self.text(entry, "BookgDt/Dt")
+        if not booked_text:
+            return None
+        try:
+            return camt_time(booked_text)
+        except ValueError as exc:
+            raise _Problem(self.path(entry, "BookgDt"), f"{where}/BookgDt: {exc}") from None
 
     def entry_identity(self, entry: Element, txs: list[Element], seen: dict[str, int]) -> str:
         """The bank's reference of the entry (or of its one transaction), else a digest of its
@@ -470,10 +507,7 @@ class _Reader:
         if entry_text and (tx is None or batch > 1):
             texts.append(entry_text)
         text = " ".join(texts) or None
-        if ref is None and text:
-            found = find_rf(text)
-            if found:
-                ref, kind = found, "rf"
+        ref, kind = _with_text_rf(ref, kind, text)
         self.lines.append(StatementLine(
             line_no=self.line_no, kind=common["kind"], provider_ref=identity,
             payment_reference=ref, currency=currency, amount=signed, fee=deducted,
@@ -494,15 +528,18 @@ class _Reader:
         for strd in (s for r in rmt for s in r.findall(q + "Strd")):
             raw = self.text(strd, "CdtrRefInf/Ref")
             if raw and ref is None:
-                hint = self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Prtry") or self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Cd")
-                ref, kind = classify_reference(raw, hint)
-                if kind is None:  # a structured reference of no scheme we check: kept as given
-                    kind = "other"
+                ref, kind = self.creditor_reference(strd, raw)
             extra = self.text(strd, "AddtlRmtInf")
             if extra:
                 texts.append(extra)
         texts += [u.text.strip() for r in rmt for u in r.findall(q + "Ustrd") if u.text and u.text.strip()]
         return ref, kind, texts
+
+    def creditor_reference(self, strd: Element, raw: str) -> tuple[str, str]:
+        """A structured creditor reference and its scheme (`other`: none we check, kept as given)."""
+        hint = self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Prtry") or self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Cd")
+        ref, kind = classify_reference(raw, hint)
+        return ref, kind or "other"
 
     def returned(self, tx: Element, family: str | None) -> str | None:
         """The return reason of a returned transfer (RtrInf, or a return bank transaction code)."""
@@ -531,6 +568,12 @@ class _Reader:
             return amt, Decimal(rate_text)
         except InvalidOperation:
             raise _Problem(tx, f"{where}/AmtDtls: XchgRate {rate_text!r} is not a number") from None
+
+
+def _with_text_rf(ref: str | None, kind: str | None, text: str | None) -> tuple[str | None, str | None]:
+    """Without a structured reference, an RF reference found in the free text."""
+    found = find_rf(text) if ref is None and text else None
+    return (found, "rf") if found else (ref, kind)
 
 
 def _instructed_total(amounts: list[tuple[Decimal, str] | None], currency: str) -> tuple[Decimal, str] | None:

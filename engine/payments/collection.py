@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from engine.payments.method_store import default_payment_method
 from engine.payments.models import Payment, PaymentMethod, Receivable, Refund
-from engine.payments.outcomes import _emit_invoice_failed, _fail, _succeeded_props, apply_charge_outcome
+from engine.payments.outcomes import _credit_paid_props, _emit_invoice_failed, _fail, apply_charge_outcome
 from engine.payments.provider import ChargeRequest, ProviderError, ProviderRejected
 from engine.payments.receivables import _apply_credit, open_receivable
 from engine.payments.refunds import _resolve_refund
@@ -121,10 +121,16 @@ def collect_invoice(
 
     used = _apply_credit(session, svc, rec)
     if rec.status == "paid":
-        _emit(session, svc, "payment.succeeded", rec.customer_id,
-              _succeeded_props(None, rec, used, ZERO, method="credit"))
+        _emit(session, svc, "payment.succeeded", rec.customer_id, _credit_paid_props(rec, used))
         return CollectionResult("paid", rec.invoice_id, payment_reference=rec.payment_reference)
 
+    return _collect_remaining(session, svc, rec, key, invoice.attempt)
+
+
+def _collect_remaining(session: Session, svc: PaymentService, rec: Receivable, key: str,
+                       attempt: int) -> CollectionResult:
+    """What credit left unpaid: awaited as a bank transfer, charged to the default method, or
+    failed for want of one."""
     method = default_payment_method(session, rec.customer_id)
     if rec.collection_method == "bank_transfer" or (
         method is not None and method.provider == "bank"
@@ -133,12 +139,12 @@ def collect_invoice(
         return CollectionResult("awaiting_transfer", rec.invoice_id, remaining=rec.remaining,
                                 payment_reference=rec.payment_reference)
     if method is None or method.method_type == "manual":
-        _emit_invoice_failed(session, svc, rec.invoice_id, rec.customer_id, invoice.attempt,
+        _emit_invoice_failed(session, svc, rec.invoice_id, rec.customer_id, attempt,
                              "no_payment_method", False, None)
         return CollectionResult("no_payment_method", rec.invoice_id, decline_code="no_payment_method",
                                 retryable=False, remaining=rec.remaining,
                                 payment_reference=rec.payment_reference)
-    return _charge(session, svc, rec, method, key, invoice.attempt)
+    return _charge(session, svc, rec, method, key, attempt)
 
 
 def _no_new_attempt(session: Session, svc: PaymentService, rec: Receivable) -> CollectionResult | None:

@@ -20,6 +20,17 @@ from engine.store import new_event_id
 # --- manual payments -------------------------------------------------------------------------
 
 
+def _check_invoice(session: Session, invoice_id: str, customer_id: str, currency: str) -> None:
+    """The invoice a payment is recorded for is the customer's, in the payment's currency."""
+    rec = session.get(Receivable, invoice_id)
+    if rec is None:
+        raise PaymentError(f"unknown invoice {invoice_id!r}")
+    if rec.customer_id != customer_id:
+        raise PaymentError(f"invoice {invoice_id} belongs to another customer")
+    if rec.currency != currency:
+        raise PaymentError(f"invoice {invoice_id} is in {rec.currency}, not {currency}")
+
+
 def record_manual_payment(
     session: Session,
     *,
@@ -45,13 +56,7 @@ def record_manual_payment(
         if existing is not None:
             return existing
     if invoice_id is not None:
-        rec = session.get(Receivable, invoice_id)
-        if rec is None:
-            raise PaymentError(f"unknown invoice {invoice_id!r}")
-        if rec.customer_id != customer_id:
-            raise PaymentError(f"invoice {invoice_id} belongs to another customer")
-        if rec.currency != currency:
-            raise PaymentError(f"invoice {invoice_id} is in {rec.currency}, not {currency}")
+        _check_invoice(session, invoice_id, customer_id, currency)
     now = svc.now()
     payment = Payment(
         id=new_event_id("pay"),

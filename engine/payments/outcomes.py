@@ -47,28 +47,50 @@ def _receive(session: Session, svc: PaymentService, payment: Payment) -> None:
     _emit(session, svc, "payment.succeeded", payment.customer_id, _succeeded_props(payment, rec, to_invoice, over))
 
 
-def _succeeded_props(payment: Payment | None, rec: Receivable | None, applied: Decimal, credited: Decimal,
-                     method: str | None = None) -> dict[str, Any]:
-    currency = payment.currency if payment else (rec.currency if rec else None)
-    props: dict[str, Any] = {
-        "payment_id": payment.id if payment else None,
-        "invoice_id": rec.invoice_id if rec else (payment.invoice_id if payment else None),
-        "amount": _money(payment.amount if payment else applied, currency),
+def _succeeded_props(payment: Payment, rec: Receivable | None, applied: Decimal, credited: Decimal) -> dict[str, Any]:
+    """payment.succeeded of a payment: what it paid of its invoice (if any) and what went to credit."""
+    currency = payment.currency
+    return {
+        "payment_id": payment.id,
+        "invoice_id": rec.invoice_id if rec else payment.invoice_id,
+        "amount": _money(payment.amount, currency),
         "currency": currency,
-        "method": method or (payment.method_type if payment else None),
-        "provider": payment.provider if payment else None,
-        "provider_reference": payment.provider_ref if payment else None,
-        "attempt": payment.attempt if payment else None,
+        "method": payment.method_type,
+        "provider": payment.provider,
+        "provider_reference": payment.provider_ref,
+        "attempt": payment.attempt,
         "applied_to_invoice": _money(applied, currency),
         "credited": _money(credited, currency),
+        **_invoice_facts(rec, currency),
     }
-    if rec is not None:
-        props.update(
-            invoice_amount_paid=_money(rec.amount_paid + rec.credit_applied, currency),
-            invoice_remaining=_money(max(rec.remaining, ZERO), currency),
-            invoice_paid=rec.status == "paid",
-        )
-    return props
+
+
+def _credit_paid_props(rec: Receivable, used: Decimal) -> dict[str, Any]:
+    """payment.succeeded of an invoice the customer's credit paid (no payment)."""
+    currency = rec.currency
+    return {
+        "payment_id": None,
+        "invoice_id": rec.invoice_id,
+        "amount": _money(used, currency),
+        "currency": currency,
+        "method": "credit",
+        "provider": None,
+        "provider_reference": None,
+        "attempt": None,
+        "applied_to_invoice": _money(used, currency),
+        "credited": _money(ZERO, currency),
+        **_invoice_facts(rec, currency),
+    }
+
+
+def _invoice_facts(rec: Receivable | None, currency: str) -> dict[str, Any]:
+    if rec is None:
+        return {}
+    return {
+        "invoice_amount_paid": _money(rec.amount_paid + rec.credit_applied, currency),
+        "invoice_remaining": _money(max(rec.remaining, ZERO), currency),
+        "invoice_paid": rec.status == "paid",
+    }
 
 
 def _fail(session: Session, svc: PaymentService, payment: Payment, decline_code: str, retryable: bool) -> None:

@@ -44,21 +44,10 @@ def open_receivable(
     existing = session.get(Receivable, invoice.invoice_id)
     if existing is not None:
         return existing
-    amount = Decimal(invoice.amount_due)
-    if isinstance(invoice.amount_due, float) or amount < 0:
-        raise PaymentError(f"invoice {invoice.invoice_id}: amount_due must be a non-negative Decimal")
-    if amount:
-        check_amount(amount, invoice.currency, "amount_due")
-    elif invoice.currency not in KNOWN_CURRENCIES:
-        raise PaymentError(f"currency {invoice.currency!r} is not a known ISO 4217 code")
+    amount = _amount_due(invoice)
     if collection_method not in ("automatic", "bank_transfer"):
         raise PaymentError(f"collection_method must be automatic or bank_transfer, not {collection_method!r}")
-    reference = invoice.payment_reference or invoice_reference(invoice.invoice_id)
-    clash = session.scalar(
-        select(Receivable.invoice_id).where(Receivable.payment_reference == normalise_reference(reference))
-    )
-    if clash is not None:
-        reference = invoice_reference(invoice.invoice_id, digest=True)
+    reference = _free_reference(session, invoice)
     now = svc.now()
     rec = Receivable(
         invoice_id=invoice.invoice_id,
@@ -91,6 +80,30 @@ def open_receivable(
             raise
         return theirs
     return rec
+
+
+def _amount_due(invoice: CollectableInvoice) -> Decimal:
+    """The invoice's amount due: a non-negative Decimal in a known currency."""
+    amount = Decimal(invoice.amount_due)
+    if isinstance(invoice.amount_due, float) or amount < 0:
+        raise PaymentError(f"invoice {invoice.invoice_id}: amount_due must be a non-negative Decimal")
+    if amount:
+        check_amount(amount, invoice.currency, "amount_due")
+    elif invoice.currency not in KNOWN_CURRENCIES:
+        raise PaymentError(f"currency {invoice.currency!r} is not a known ISO 4217 code")
+    return amount
+
+
+def _free_reference(session: Session, invoice: CollectableInvoice) -> str:
+    """The invoice's payment reference, or one built from its id when another invoice has
+    that reference already."""
+    reference = invoice.payment_reference or invoice_reference(invoice.invoice_id)
+    clash = session.scalar(
+        select(Receivable.invoice_id).where(Receivable.payment_reference == normalise_reference(reference))
+    )
+    if clash is not None:
+        reference = invoice_reference(invoice.invoice_id, digest=True)
+    return reference
 
 
 def _issue_postings(amount: Decimal, credit_applied: Decimal, revenue_by_plan: Mapping[str, Decimal],

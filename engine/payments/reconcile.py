@@ -78,7 +78,7 @@ class ReconciliationReport:
 class _Ledger:
     id: str
     provider_ref: str | None
-    key: str | None
+    key: str  # the idempotency key, never null
     amount: Decimal
     currency: str
     status: str
@@ -275,25 +275,47 @@ def _report_of(session: Session, imp: SettlementImport) -> ReconciliationReport:
                                 dict(imp.summary.get("counts", {})), mismatches)
 
 
-def _result(import_id: str, line: StatementLine | None, status: str, *, ledger: _Ledger | None = None,
+def _result(import_id: str, line: StatementLine, status: str, *, ledger: _Ledger | None = None,
             expected: Decimal | None = None, expected_currency: str | None = None,
-            detail: str | None = None, kind: str | None = None) -> dict[str, Any]:
+            detail: str | None = None) -> dict[str, Any]:
+    """The outcome of a file's line (and the ledger record it names, if any)."""
     return {
         "import_id": import_id,
-        "line_no": line.line_no if line else 0,
+        "line_no": line.line_no,
         "status": status,
-        "kind": kind or (line.kind if line else "charge"),
-        "provider_ref": line.provider_ref if line else (ledger.provider_ref if ledger else None),
-        "payment_reference": line.payment_reference if line else (ledger.key if ledger else None),
+        "kind": line.kind,
+        "provider_ref": line.provider_ref,
+        "payment_reference": line.payment_reference,
         "payment_id": ledger.id if ledger else None,
         "expected_amount": expected,
-        "actual_amount": line.amount if line else None,
+        "actual_amount": line.amount,
         "expected_currency": expected_currency,
-        "actual_currency": line.currency if line else None,
-        "fee": line.fee if line else None,
-        "payout_id": line.payout_id if line else None,
+        "actual_currency": line.currency,
+        "fee": line.fee,
+        "payout_id": line.payout_id,
         "detail": detail,
         "_customer": ledger.customer_id if ledger else None,
+    }
+
+
+def _missing_result(import_id: str, ledger: _Ledger, kind: str, expected: Decimal, detail: str) -> dict[str, Any]:
+    """A ledger record the file lacks (no line of it)."""
+    return {
+        "import_id": import_id,
+        "line_no": 0,
+        "status": "missing_at_provider",
+        "kind": kind,
+        "provider_ref": ledger.provider_ref,
+        "payment_reference": ledger.key,
+        "payment_id": ledger.id,
+        "expected_amount": expected,
+        "actual_amount": None,
+        "expected_currency": ledger.currency,
+        "actual_currency": None,
+        "fee": None,
+        "payout_id": None,
+        "detail": detail,
+        "_customer": ledger.customer_id,
     }
 
 
@@ -311,9 +333,9 @@ def _compare(import_id: str, line: StatementLine, ledger: _Ledger, expected: Dec
                    expected_currency=ledger.currency)
 
 
-def _by_values(session: Session, column: Any, values: Sequence[str], *conditions: Any) -> Iterable[Any]:
-    """Rows whose `column` is one of `values`: one array parameter on PostgreSQL, chunks of
-    IN lists on SQLite."""
+def _by_values(session: Session, column: Any, values: Sequence[str], *conditions: Any) -> list[_Ledger]:
+    """The ledger rows whose `column` is one of `values`: one array parameter on PostgreSQL,
+    chunks of IN lists on SQLite."""
     if not values:
         return []
     entity = column.class_
@@ -323,10 +345,11 @@ def _by_values(session: Session, column: Any, values: Sequence[str], *conditions
         stmt = select(*cols).where(
             column == any_(bindparam("vals", type_=ARRAY(String))), *conditions
         )
-        return conn.execute(stmt, {"vals": list(values)}).all()
-    out: list[Any] = []
+        return [_Ledger(*row) for row in conn.execute(stmt, {"vals": list(values)})]
+    out: list[_Ledger] = []
     for i in range(0, len(values), _CHUNK):
-        out.extend(conn.execute(select(*cols).where(column.in_(values[i:i + _CHUNK]), *conditions)).all())
+        out.extend(_Ledger(*row) for row in conn.execute(select(*cols).where(column.in_(values[i:i + _CHUNK]),
+                                                                              *conditions)))
     return out
 
 
@@ -381,55 +404,47 @@ def _payments_ledger(session: Session, parsed: ParsedStatement) \
     reference, by idempotency key)."""
     provider = parsed.source
     # The period's ledger in one query (it is also what "missing at provider" needs) ...
-    window = _fetch(session, select(*_ledger_columns(Payment)).where(
+    in_window = [_Ledger(*row) for row in _fetch(session, select(*_ledger_columns(Payment)).where(
         Payment.provider == provider,
         Payment.captured_at >= parsed.period_start,
         Payment.captured_at < parsed.period_end,
-    ))
-    payments: dict[str, _Ledger] = {}
-    by_key: dict[str, _Ledger] = {}
-    in_window: list[_Ledger] = []
-    for row in window:
-        led = _Ledger(*row)
-        in_window.append(led)
-        if led.provider_ref:
-            payments[led.provider_ref] = led
-        by_key[led.key or ""] = led
-    charges = [ln for ln in parsed.lines if ln.kind == "charge"]
-    # ... then whatever the file names outside it (captured near midnight, late settlement).
+    ))]
+    payments = {led.provider_ref: led for led in in_window if led.provider_ref}
+    by_key = {led.key: led for led in in_window}
+    _payments_outside(session, provider, [ln for ln in parsed.lines if ln.kind == "charge"], payments, by_key)
+    return in_window, payments, by_key
+
+
+def _payments_outside(session: Session, provider: str, charges: list[StatementLine],
+                      payments: dict[str, _Ledger], by_key: dict[str, _Ledger]) -> None:
+    """... then whatever the file names outside the period (captured near midnight, late
+    settlement), added to `payments` and `by_key`."""
     missing_refs = [ln.provider_ref for ln in charges if ln.provider_ref and ln.provider_ref not in payments]
-    for row in _by_values(session, Payment.provider_ref, missing_refs, Payment.provider == provider):
-        led = _Ledger(*row)
+    for led in _by_values(session, Payment.provider_ref, missing_refs, Payment.provider == provider):
         payments[led.provider_ref or ""] = led
-        by_key[led.key or ""] = led
+        by_key[led.key] = led
     missing_keys = [ln.payment_reference for ln in charges
                     if ln.payment_reference and ln.provider_ref not in payments
                     and ln.payment_reference not in by_key]
-    for row in _by_values(session, Payment.idempotency_key, missing_keys, Payment.provider == provider):
-        led = _Ledger(*row)
-        by_key[led.key or ""] = led
-    return in_window, payments, by_key
+    by_key.update((led.key, led) for led in _by_values(session, Payment.idempotency_key, missing_keys,
+                                                       Payment.provider == provider))
 
 
 def _refunds_ledger(session: Session, parsed: ParsedStatement) -> tuple[list[_Ledger], dict[str, _Ledger]]:
     """The provider's succeeded refunds: (made in the file's period, by provider reference
     including those the file names outside the period)."""
     provider = parsed.source
-    refunds: dict[str, _Ledger] = {}
-    refund_rows = session.connection().execute(
+    refunds_in_window = [_Ledger(*row) for row in session.connection().execute(
         select(*_ledger_columns(Refund)).where(
             Refund.provider == provider, Refund.status == "succeeded",
             Refund.created_at >= parsed.period_start, Refund.created_at < parsed.period_end,
         )
-    ).all()
-    refunds_in_window = [_Ledger(*row) for row in refund_rows]
-    for led in refunds_in_window:
-        refunds[led.provider_ref or ""] = led
-    refunds_lines = [ln for ln in parsed.lines if ln.kind == "refund"]
-    missing_refund_refs = [ln.provider_ref for ln in refunds_lines if ln.provider_ref and ln.provider_ref not in refunds]
-    for row in _by_values(session, Refund.provider_ref, missing_refund_refs, Refund.provider == provider):
-        led = _Ledger(*row)
-        refunds[led.provider_ref or ""] = led
+    )]
+    refunds = {led.provider_ref or "": led for led in refunds_in_window}
+    missing_refund_refs = [ln.provider_ref for ln in parsed.lines
+                           if ln.kind == "refund" and ln.provider_ref and ln.provider_ref not in refunds]
+    refunds.update((led.provider_ref or "", led)
+                   for led in _by_values(session, Refund.provider_ref, missing_refund_refs, Refund.provider == provider))
     return refunds_in_window, refunds
 
 
@@ -465,14 +480,12 @@ def _missing_at_provider(import_id: str, in_window: list[_Ledger], refunds_in_wi
     results: list[dict[str, Any]] = []
     for led in in_window:
         if led.id not in seen and led.status in _SETTLED_OK:
-            results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=led.amount,
-                                   expected_currency=led.currency, kind="charge",
-                                   detail="captured in the period, absent from the settlement"))
+            results.append(_missing_result(import_id, led, "charge", led.amount,
+                                           "captured in the period, absent from the settlement"))
     for led in refunds_in_window:
         if led.id not in seen:
-            results.append(_result(import_id, None, "missing_at_provider", ledger=led, expected=-led.amount,
-                                   expected_currency=led.currency, kind="refund",
-                                   detail="refunded in the period, absent from the settlement"))
+            results.append(_missing_result(import_id, led, "refund", -led.amount,
+                                           "refunded in the period, absent from the settlement"))
     return results
 
 

@@ -49,27 +49,7 @@ def refund_payment(
         raise RefundRejected(f"unknown payment {payment_id!r}")
     if payment.status not in ("succeeded", "refunded"):
         raise RefundRejected(f"payment {payment_id} is {payment.status}; only succeeded payments are refunded")
-    in_flight = session.scalar(
-        select(func.count()).select_from(Refund).where(Refund.payment_id == payment.id, Refund.status == "pending")
-    ) or 0
-    pending_sum = sum(
-        (r.amount for r in session.scalars(
-            select(Refund).where(Refund.payment_id == payment.id, Refund.status == "pending"))),
-        ZERO,
-    ) if in_flight else ZERO
-    refundable = payment.amount - payment.refunded_amount - pending_sum
-    if amount is None:
-        amount = refundable
-    try:
-        amount = check_amount(amount, payment.currency, "refund amount")
-    except PaymentError as exc:
-        raise RefundRejected(str(exc)) from None
-    if amount > refundable:
-        raise RefundRejected(
-            f"refund of {amount} {payment.currency} exceeds the refundable {refundable} "
-            f"{payment.currency} of payment {payment.id} (paid {payment.amount}, "
-            f"refunded {payment.refunded_amount}, in flight {pending_sum})"
-        )
+    amount = _refund_amount(session, payment, amount)
     count = session.scalar(select(func.count()).select_from(Refund).where(Refund.payment_id == payment.id)) or 0
     key = idempotency_key or f"{payment.idempotency_key}:refund:{count + 1}"
     now = svc.now()
@@ -90,23 +70,48 @@ def refund_payment(
     session.flush()
     if payment.provider in OFFLINE_PROVIDERS:
         _apply_refund_outcome(session, svc, refund, PaymentState.SUCCEEDED, None)
-        return refund
+    else:
+        _send_refund(session, svc, payment, refund, reason)
+    return refund
+
+
+def _refund_amount(session: Session, payment: Payment, amount: Decimal | None) -> Decimal:
+    """The amount to refund (by default all that is refundable), checked against what is
+    refundable: paid minus refunded minus the refunds in flight."""
+    pending_sum = sum((r.amount for r in session.scalars(
+        select(Refund).where(Refund.payment_id == payment.id, Refund.status == "pending"))), ZERO)
+    refundable = payment.amount - payment.refunded_amount - pending_sum
+    try:
+        amount = check_amount(refundable if amount is None else amount, payment.currency, "refund amount")
+    except PaymentError as exc:
+        raise RefundRejected(str(exc)) from None
+    if amount > refundable:
+        raise RefundRejected(
+            f"refund of {amount} {payment.currency} exceeds the refundable {refundable} "
+            f"{payment.currency} of payment {payment.id} (paid {payment.amount}, "
+            f"refunded {payment.refunded_amount}, in flight {pending_sum})"
+        )
+    return amount
+
+
+def _send_refund(session: Session, svc: PaymentService, payment: Payment, refund: Refund, reason: str) -> None:
+    """Ask the payment's provider to refund; a refusal removes the refund, an unanswered
+    request leaves it pending for a lookup."""
     adapter = svc.adapter(payment.provider)
     if payment.provider_ref is None:
         raise RefundRejected(f"payment {payment.id} has no provider reference")
     try:
         outcome = adapter.refund(
-            RefundRequest(key, payment.provider_ref, amount, payment.currency, reason)
+            RefundRequest(refund.idempotency_key, payment.provider_ref, refund.amount, payment.currency, reason)
         )
     except ProviderError:
         refund.needs_lookup = True
-        return refund
+        return
     except ProviderRejected as exc:
         session.delete(refund)
         session.flush()
         raise RefundRejected(f"the provider refused the refund: {exc.code}: {exc.message}") from None
     _apply_refund_outcome(session, svc, refund, outcome.state, outcome.provider_ref)
-    return refund
 
 
 def _resolve_refund(session: Session, svc: PaymentService, refund: Refund) -> str:

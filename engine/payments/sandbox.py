@@ -333,6 +333,25 @@ def _card_behaviour(state: SandboxState, number: str) -> tuple[str, str | None]:
     return "success", "14"
 
 
+def _first_outcome(state: SandboxState, p: _Payment, decline: str | None,
+                   auto_capture: bool) -> tuple[str, int, float] | None:
+    """Set what a new payment became (declined, awaiting a transfer, processing, captured or
+    authorized); the webhook to send of it (`async`: one scheduled), if any."""
+    if decline:
+        p.status, p.decline_code = "declined", decline
+        return ("payment.declined", 1, 0)
+    if p.behaviour == "transfer":
+        p.status = "awaiting_transfer"
+        return None
+    if p.behaviour.startswith("async"):
+        p.status = "processing"
+        return ("async", 2 if p.behaviour == "async_duplicate" else 1, state.async_delay)
+    if auto_capture:
+        _capture(state, p)
+        return ("payment.captured", 1, 0)
+    return None
+
+
 def _create_payment(state: SandboxState, key: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     currency = req.get("currency")
     if currency not in KNOWN_CURRENCIES:
@@ -356,18 +375,7 @@ def _create_payment(state: SandboxState, key: str, req: dict[str, Any]) -> tuple
         created=now,
         behaviour=behaviour,
     )
-    webhook: tuple[str, int, float] | None = None
-    if decline:
-        p.status, p.decline_code = "declined", decline
-        webhook = ("payment.declined", 1, 0)
-    elif behaviour == "transfer":
-        p.status = "awaiting_transfer"
-    elif behaviour.startswith("async"):
-        p.status = "processing"
-        webhook = ("async", 2 if behaviour == "async_duplicate" else 1, state.async_delay)
-    elif auto_capture:
-        _capture(state, p)
-        webhook = ("payment.captured", 1, 0)
+    webhook = _first_outcome(state, p, decline, auto_capture)
     with state.lock:
         state.payments[p.id] = p
         state.by_key[key] = p.id

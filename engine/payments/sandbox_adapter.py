@@ -271,6 +271,24 @@ class SandboxAdapter:
 
     # --- webhooks -------------------------------------------------------------------------
     def parse_webhook(self, headers: dict[str, str], body: bytes) -> WebhookEvent:
+        self._verify(headers, body)
+        try:
+            event = json.loads(body)
+            data = event["data"]
+            event_id = str(event["id"])
+            event_type = str(event["type"])
+            created = datetime.fromtimestamp(int(event["created"]), UTC)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WebhookRejected(f"malformed webhook body: {exc}") from exc
+        try:
+            if data.get("object") == "refund":
+                return WebhookEvent(event_id, event_type, created, refund=_map_refund(data))
+            return WebhookEvent(event_id, event_type, created, payment=_map_payment(data))
+        except ProviderError as exc:
+            raise WebhookRejected(str(exc)) from exc
+
+    def _verify(self, headers: dict[str, str], body: bytes) -> None:
+        """The body is signed with our secret, at a time within the tolerance."""
         lowered = {k.lower(): v for k, v in headers.items()}
         header = lowered.get(SIGNATURE_HEADER)
         if not header:
@@ -294,17 +312,3 @@ class SandboxAdapter:
             raise WebhookRejected(
                 f"timestamp is {int(age)} s from now (tolerance {self.webhook_tolerance} s): replayed or stale"
             )
-        try:
-            event = json.loads(body)
-            data = event["data"]
-            event_id = str(event["id"])
-            event_type = str(event["type"])
-            created = datetime.fromtimestamp(int(event["created"]), UTC)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise WebhookRejected(f"malformed webhook body: {exc}") from exc
-        try:
-            if data.get("object") == "refund":
-                return WebhookEvent(event_id, event_type, created, refund=_map_refund(data))
-            return WebhookEvent(event_id, event_type, created, payment=_map_payment(data))
-        except ProviderError as exc:
-            raise WebhookRejected(str(exc)) from exc

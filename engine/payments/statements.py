@@ -82,6 +82,18 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+# The sign each settlement type's gross must have, and the problem when it has not.
+_GROSS_SIGN = {"charge": (1, "a charge has a positive gross"), "refund": (-1, "a refund has a negative gross")}
+
+
+def _check_sign(kind: str, gross: Decimal) -> None:
+    if kind not in _GROSS_SIGN:
+        raise ValueError(f"type must be charge or refund, not {kind!r}")
+    sign, problem = _GROSS_SIGN[kind]
+    if gross * sign <= 0:
+        raise ValueError(problem)
+
+
 def parse_settlement_csv(data: bytes, *, provider: str = "sandbox", name: str = "settlement.csv") -> ParsedStatement:
     """The sandbox's daily settlement report (columns SETTLEMENT_COLUMNS, one settlement day)."""
     reader = SettlementReader(data, provider=provider, name=name)
@@ -103,6 +115,7 @@ class SettlementReader:
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.errors: list[str] = []
         self.day_text: str | None = None
+        self._quanta: dict[str, Decimal] = {}
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -117,63 +130,68 @@ class SettlementReader:
     def chunks(self) -> Iterator[list[StatementLine]]:
         """The valid lines, chunk_size at a time; problems go to `errors` (reading stops after
         MAX_ERRORS of them)."""
-        name, errors = self.name, self.errors
+        errors, size = self.errors, self.chunk_size
         lines: list[StatementLine] = []
-        day_text: str | None = None
-        quanta: dict[str, Decimal] = {}
-        ncols = len(SETTLEMENT_COLUMNS)
-        append = lines.append
-        size = self.chunk_size
         for no, row in enumerate(self._reader, start=2):
-            if len(row) != ncols:
-                if not row:
-                    continue
-                errors.append(f"{name}:{no}: expected {ncols} fields, got {len(row)}")
-            else:
-                sdate, payout, kind, ref, pref, cur, gross_s, fee_s, net_s, created_s = row
-                try:
-                    if day_text is None:
-                        date.fromisoformat(sdate)
-                        day_text = self.day_text = sdate
-                    elif sdate != day_text:
-                        raise ValueError(f"settlement_date {sdate} differs from {day_text}: one day per file")
-                    q = quanta.get(cur)
-                    if q is None:
-                        if cur not in KNOWN_CURRENCIES:
-                            raise ValueError(f"currency {cur!r} is not a known ISO 4217 code")
-                        q = quanta[cur] = quantum(cur)
-                    gross, fee, net = Decimal(gross_s), Decimal(fee_s), Decimal(net_s)
-                    if gross.quantize(q) != gross or fee.quantize(q) != fee or net.quantize(q) != net:
-                        raise ValueError(f"amounts have more decimals than {cur} allows")
-                    if gross - fee != net:
-                        raise ValueError(f"gross {gross_s} - fee {fee_s} != net {net_s}")
-                    if kind == "charge":
-                        if gross <= 0:
-                            raise ValueError("a charge has a positive gross")
-                    elif kind == "refund":
-                        if gross >= 0:
-                            raise ValueError("a refund has a negative gross")
-                    else:
-                        raise ValueError(f"type must be charge or refund, not {kind!r}")
-                    if not ref:
-                        raise ValueError("provider_reference is empty")
-                    booked = datetime.fromisoformat(created_s) if created_s else None
-                    if booked is not None and booked.tzinfo is None:
-                        raise ValueError("created_at has no timezone")
-                except (ValueError, InvalidOperation, ArithmeticError) as exc:
-                    msg = str(exc) if not isinstance(exc, InvalidOperation) else "an amount is not a decimal"
-                    errors.append(f"{name}:{no}: {msg}")
-                else:
-                    append(StatementLine(no, kind, ref, pref or None, cur, gross, fee, net, payout or None, booked))
-                    if len(lines) >= size:
-                        yield lines
-                        lines = []
-                        append = lines.append
+            if not row:
+                continue
+            line = self._line(no, row)
+            if line is not None:
+                lines.append(line)
+                if len(lines) >= size:
+                    yield lines
+                    lines = []
             if len(errors) >= MAX_ERRORS:
-                errors.append(f"{name}: stopped after {MAX_ERRORS} errors")
+                errors.append(f"{self.name}: stopped after {MAX_ERRORS} errors")
                 break
         if lines:
             yield lines
+
+    def _line(self, no: int, row: list[str]) -> StatementLine | None:
+        """One row as a line, or None with its problem added to `errors`."""
+        if len(row) != len(SETTLEMENT_COLUMNS):
+            self.errors.append(f"{self.name}:{no}: expected {len(SETTLEMENT_COLUMNS)} fields, got {len(row)}")
+            return None
+        try:
+            return self._parse(no, row)
+        except InvalidOperation:
+            self.errors.append(f"{self.name}:{no}: an amount is not a decimal")
+        except (ValueError, ArithmeticError) as exc:
+            self.errors.append(f"{self.name}:{no}: {exc}")
+        return None
+
+    def _parse(self, no: int, row: list[str]) -> StatementLine:
+        sdate, payout, kind, ref, pref, cur, gross_s, fee_s, net_s, created_s = row
+        self._check_day(sdate)
+        q = self._quantum(cur)
+        gross, fee, net = Decimal(gross_s), Decimal(fee_s), Decimal(net_s)
+        if any(v.quantize(q) != v for v in (gross, fee, net)):
+            raise ValueError(f"amounts have more decimals than {cur} allows")
+        if gross - fee != net:
+            raise ValueError(f"gross {gross_s} - fee {fee_s} != net {net_s}")
+        _check_sign(kind, gross)
+        if not ref:
+            raise ValueError("provider_reference is empty")
+        booked = datetime.fromisoformat(created_s) if created_s else None
+        if booked is not None and booked.tzinfo is None:
+            raise ValueError("created_at has no timezone")
+        return StatementLine(no, kind, ref, pref or None, cur, gross, fee, net, payout or None, booked)
+
+    def _check_day(self, sdate: str) -> None:
+        """The first row sets the settlement day; every other row must carry the same."""
+        if self.day_text is None:
+            date.fromisoformat(sdate)
+            self.day_text = sdate
+        elif sdate != self.day_text:
+            raise ValueError(f"settlement_date {sdate} differs from {self.day_text}: one day per file")
+
+    def _quantum(self, cur: str) -> Decimal:
+        q = self._quanta.get(cur)
+        if q is None:
+            if cur not in KNOWN_CURRENCIES:
+                raise ValueError(f"currency {cur!r} is not a known ISO 4217 code")
+            q = self._quanta[cur] = quantum(cur)
+        return q
 
     def check(self) -> str:
         """After reading: the settlement day, or StatementFormatError with every problem."""

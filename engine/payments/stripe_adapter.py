@@ -131,22 +131,13 @@ def map_intent(intent: Mapping[str, Any], error: Mapping[str, Any] | None = None
     try:
         raw_status = str(intent.get("status") or "")
         failure = error or intent.get("last_payment_error")
-        state = _INTENT_STATES.get(raw_status, PaymentState.PENDING)
-        if raw_status == "requires_payment_method" and failure:
-            state = PaymentState.FAILED
-        decline = retryable = None
-        if state is PaymentState.FAILED:
-            raw_code = (failure or {}).get("decline_code") or (failure or {}).get("code") or ""
-            decline = _DECLINE_CODES.get(str(raw_code), "generic_decline")
-            retryable = is_retryable(decline)
-        currency = str(intent["currency"]).upper()
         charge = intent.get("latest_charge")
-        refunded = Decimal(0)
-        if isinstance(charge, Mapping):  # expanded: it knows what was refunded
-            refunded = from_minor(charge.get("amount_refunded") or 0, currency)
-            if state is PaymentState.SUCCEEDED and charge.get("refunded"):
-                state = PaymentState.REFUNDED
-        metadata = intent.get("metadata") or {}
+        state = _intent_state(raw_status, failure, charge)
+        decline = _decline(failure) if state is PaymentState.FAILED else None
+        currency = str(intent["currency"]).upper()
+        # an expanded charge knows what was refunded
+        refunded = from_minor(charge.get("amount_refunded") or 0, currency) if isinstance(charge, Mapping) \
+            else Decimal(0)
         return ChargeOutcome(
             state=state,
             provider_ref=str(intent["id"]) if intent.get("id") else None,
@@ -154,14 +145,30 @@ def map_intent(intent: Mapping[str, Any], error: Mapping[str, Any] | None = None
             currency=currency,
             raw_status=raw_status,
             decline_code=decline,
-            retryable=retryable,
+            retryable=None if decline is None else is_retryable(decline),
             captured_at=_stamp(intent.get("created")) if state is PaymentState.SUCCEEDED else None,
-            idempotency_key=metadata.get("idempotency_key"),
+            idempotency_key=(intent.get("metadata") or {}).get("idempotency_key"),
             refunded_amount=refunded,
             instructions=None,
         )
     except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
         raise ProviderError(f"unusable PaymentIntent from Stripe: {exc!r}") from exc
+
+
+def _intent_state(raw_status: str, failure: Any, charge: Any) -> PaymentState:
+    """Our state of an intent: a declined attempt fails it, a refunded charge refunds it."""
+    if raw_status == "requires_payment_method" and failure:
+        return PaymentState.FAILED
+    state = _INTENT_STATES.get(raw_status, PaymentState.PENDING)
+    if state is PaymentState.SUCCEEDED and isinstance(charge, Mapping) and charge.get("refunded"):
+        return PaymentState.REFUNDED
+    return state
+
+
+def _decline(failure: Mapping[str, Any] | None) -> str:
+    """Our decline code for Stripe's (an unknown one is a generic decline)."""
+    found = failure or {}
+    return _DECLINE_CODES.get(str(found.get("decline_code") or found.get("code") or ""), "generic_decline")
 
 
 def map_refund(refund: Mapping[str, Any]) -> RefundOutcome:
@@ -192,6 +199,12 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 def _search_literal(value: str) -> str:
     """A string in Stripe's search query language: quoted, quotes and backslashes escaped."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _try_later(sdk: Any, exc: stripe.StripeError) -> bool:
+    """Throttled, Stripe's fault, or the same key still in flight: try again later."""
+    return isinstance(exc, sdk.RateLimitError | sdk.APIError) or (exc.http_status or 0) >= 500 \
+        or exc.http_status == 409
 
 
 class StripeAdapter:
@@ -237,9 +250,7 @@ class StripeAdapter:
             return ProviderError(f"stripe {what}: {exc.user_message or exc}")
         if isinstance(exc, stripe.IdempotencyError):
             return ProviderRejected("idempotency_conflict", exc.user_message or str(exc))
-        if isinstance(exc, stripe.RateLimitError | stripe.APIError) or (exc.http_status or 0) >= 500 \
-                or exc.http_status == 409:
-            # Throttled, Stripe's fault, or the same key still in flight: try again later.
+        if _try_later(stripe, exc):
             return ProviderError(f"stripe {what}: {exc.http_status} {exc.user_message or exc}")
         code = exc.code or type(exc).__name__
         return ProviderRejected(str(code), exc.user_message or str(exc))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.payments.models import Payment, Refund, WebhookReceipt
 from engine.payments.outcomes import apply_charge_outcome
-from engine.payments.provider import WebhookRejected
+from engine.payments.provider import ChargeOutcome, RefundOutcome, WebhookEvent, WebhookRejected
 from engine.payments.refunds import apply_refund_outcome
 from engine.payments.service import PaymentService
 
@@ -57,34 +57,46 @@ def apply_webhook(
     adapter = svc.adapter(provider)
     event = adapter.parse_webhook(headers, body)
     if event.payment is not None:
-        out = event.payment
-        conditions = [Payment.provider_ref == out.provider_ref] if out.provider_ref else []
-        if out.idempotency_key:
-            conditions.append(Payment.idempotency_key == out.idempotency_key)
-        payment = session.scalars(
-            select(Payment).where(Payment.provider == provider, or_(*conditions)).with_for_update()
-        ).first() if conditions else None
-        if payment is None:
-            return WebhookResult("unknown", event.event_id)
-        if not _record_receipt(session, provider, event.event_id, event.type, svc):
-            return WebhookResult("duplicate", event.event_id, payment_id=payment.id, state=payment.status)
-        state = apply_charge_outcome(session, svc, payment, out)
-        return WebhookResult("applied", event.event_id, payment_id=payment.id, state=state)
+        return _payment_webhook(session, svc, provider, event, event.payment)
     if event.refund is not None:
-        r_out = event.refund
-        r_conditions = [Refund.provider_ref == r_out.provider_ref] if r_out.provider_ref else []
-        if r_out.idempotency_key:
-            r_conditions.append(Refund.idempotency_key == r_out.idempotency_key)
-        refund = session.scalars(
-            select(Refund).where(Refund.provider == provider, or_(*r_conditions)).with_for_update()
-        ).first() if r_conditions else None
-        if refund is None:
-            return WebhookResult("unknown", event.event_id)
-        if not _record_receipt(session, provider, event.event_id, event.type, svc):
-            return WebhookResult("duplicate", event.event_id, refund_id=refund.id, state=refund.status)
-        state = apply_refund_outcome(session, svc, refund, r_out)
-        return WebhookResult("applied", event.event_id, refund_id=refund.id, state=state)
+        return _refund_webhook(session, svc, provider, event, event.refund)
     raise WebhookRejected(f"webhook {event.event_id} carries neither a payment nor a refund")
+
+
+_Row = TypeVar("_Row", Payment, Refund)
+
+
+def _locked(session: Session, model: type[_Row], provider: str, provider_ref: str | None,
+            key: str | None) -> _Row | None:
+    """The provider's payment or refund by its reference or our idempotency key, locked."""
+    conditions = [model.provider_ref == provider_ref] if provider_ref else []
+    if key:
+        conditions.append(model.idempotency_key == key)
+    if not conditions:
+        return None
+    return session.scalars(select(model).where(model.provider == provider, or_(*conditions)).with_for_update()).first()
+
+
+def _payment_webhook(session: Session, svc: PaymentService, provider: str, event: WebhookEvent,
+                     out: ChargeOutcome) -> WebhookResult:
+    payment = _locked(session, Payment, provider, out.provider_ref, out.idempotency_key)
+    if payment is None:
+        return WebhookResult("unknown", event.event_id)
+    if not _record_receipt(session, provider, event.event_id, event.type, svc):
+        return WebhookResult("duplicate", event.event_id, payment_id=payment.id, state=payment.status)
+    state = apply_charge_outcome(session, svc, payment, out)
+    return WebhookResult("applied", event.event_id, payment_id=payment.id, state=state)
+
+
+def _refund_webhook(session: Session, svc: PaymentService, provider: str, event: WebhookEvent,
+                    out: RefundOutcome) -> WebhookResult:
+    refund = _locked(session, Refund, provider, out.provider_ref, out.idempotency_key)
+    if refund is None:
+        return WebhookResult("unknown", event.event_id)
+    if not _record_receipt(session, provider, event.event_id, event.type, svc):
+        return WebhookResult("duplicate", event.event_id, refund_id=refund.id, state=refund.status)
+    state = apply_refund_outcome(session, svc, refund, out)
+    return WebhookResult("applied", event.event_id, refund_id=refund.id, state=state)
 
 
 def webhook_router(database: Database, service: PaymentService) -> APIRouter:

@@ -224,50 +224,61 @@ def render(data: DocumentData) -> bytes:
 
 
 def _parties(pdf: _Pdf, data: DocumentData, labels: Mapping[str, str], lang: str, title: str, number: str) -> None:
-    seller, doc, customer = data.seller, data.document, data.customer
+    """The seller on the left, the document's head on the right, then the buyer."""
     top = pdf.get_y()
+    _seller(pdf, data.seller, labels)
+    left_end = pdf.get_y()
+    pdf.set_xy(120, top)
+    _head(pdf, data, labels, lang, title, number)
+    pdf.set_y(max(left_end, pdf.get_y()) + 8)
+    pdf.set_font("DejaVu", "B", 9)
+    pdf.cell(0, 5, labels["bill_to"], new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("DejaVu", "", 9)
+    for line in buyer_lines(data.customer, labels):
+        pdf.cell(0, 4.5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(6)
+
+
+def _seller(pdf: _Pdf, seller: Seller, labels: Mapping[str, str]) -> None:
     pdf.set_font("DejaVu", "B", 11)
     pdf.cell(95, 6, seller.name or "", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("DejaVu", "", 9)
-    for line in seller.address:
-        pdf.cell(95, 4.5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    lines = list(seller.address)
     if seller.tax_id:
-        pdf.cell(95, 4.5, f"{labels['tax_id']}: {seller.tax_id}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        lines.append(f"{labels['tax_id']}: {seller.tax_id}")
     if seller.iban:
-        pdf.cell(95, 4.5, f"{labels['iban']}: {seller.iban}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    left_end = pdf.get_y()
+        lines.append(f"{labels['iban']}: {seller.iban}")
+    for line in lines:
+        pdf.cell(95, 4.5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
-    # The document's head, on the right.
-    pdf.set_xy(120, top)
+
+def _head(pdf: _Pdf, data: DocumentData, labels: Mapping[str, str], lang: str, title: str, number: str) -> None:
+    """Title, number, dates and customer, and the status when it is one to stamp."""
     pdf.set_font("DejaVu", "B", 16)
     pdf.cell(72, 8, title, align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
     pdf.set_font("DejaVu", "", 9)
-    facts = [(labels["number"], number), (labels["date"], _date(doc.get("issued_at") or doc.get("created_at"), lang))]
-    period = doc.get("period") or {}
-    if data.kind == "invoice" and period.get("start") and period.get("end"):
-        facts.append((labels["period"], f"{_date(period['start'], lang)} – {_date(period['end'], lang)}"))
-    if data.kind == "credit_note" and doc.get("invoice_number"):
-        facts.append((labels["for_invoice"], str(doc["invoice_number"])))
-    facts.append((labels["customer"], str(customer.get("id") or "")))
-    for label, value in facts:
+    for label, value in _facts(data, labels, lang, number):
         pdf.set_x(120)
         pdf.cell(72, 4.8, f"{label}: {value}", align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
-    status = str(doc.get("status") or "")
+    status = str(data.document.get("status") or "")
     if f"status_{status}" in labels:
         pdf.set_x(120)
         pdf.set_font("DejaVu", "B", 10)
         pdf.set_text_color(180, 0, 0)
         pdf.cell(72, 6, labels[f"status_{status}"], align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
         pdf.set_text_color(0)
-    pdf.set_y(max(left_end, pdf.get_y()) + 8)
 
-    # The buyer.
-    pdf.set_font("DejaVu", "B", 9)
-    pdf.cell(0, 5, labels["bill_to"], new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("DejaVu", "", 9)
-    for line in buyer_lines(customer, labels):
-        pdf.cell(0, 4.5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(6)
+
+def _facts(data: DocumentData, labels: Mapping[str, str], lang: str, number: str) -> list[tuple[str, str]]:
+    doc = data.document
+    facts = [(labels["number"], number), (labels["date"], _date(doc.get("issued_at") or doc.get("created_at"), lang))]
+    period = doc.get("period") or {}
+    if data.kind == "invoice" and period.get("start") and period.get("end"):
+        facts.append((labels["period"], f"{_date(period['start'], lang)} – {_date(period['end'], lang)}"))
+    if data.kind == "credit_note" and doc.get("invoice_number"):
+        facts.append((labels["for_invoice"], str(doc["invoice_number"])))
+    facts.append((labels["customer"], str(data.customer.get("id") or "")))
+    return facts
 
 
 def buyer_lines(customer: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
@@ -275,11 +286,7 @@ def buyer_lines(customer: Mapping[str, Any], labels: Mapping[str, str]) -> list[
     lines), country, email and tax id."""
     attributes = customer.get("attributes") or {}
     address = attributes.get("address") if isinstance(attributes, Mapping) else None
-    lines = [str(customer.get("name") or customer.get("id") or "")]
-    if isinstance(address, str):
-        lines += [x.strip() for x in address.replace(";", "\n").splitlines() if x.strip()]
-    elif isinstance(address, Sequence):
-        lines += [str(x) for x in address if str(x).strip()]
+    lines = [str(customer.get("name") or customer.get("id") or ""), *_address_lines(address)]
     if customer.get("country"):
         lines.append(str(customer["country"]))
     if customer.get("email"):
@@ -287,6 +294,15 @@ def buyer_lines(customer: Mapping[str, Any], labels: Mapping[str, str]) -> list[
     if customer.get("tax_id"):
         lines.append(f"{labels['tax_id']}: {customer['tax_id']}")
     return lines
+
+
+def _address_lines(address: Any) -> list[str]:
+    """An address given as a text (lines, or parts separated by `;`) or as a list of lines."""
+    if isinstance(address, str):
+        return [x.strip() for x in address.replace(";", "\n").splitlines() if x.strip()]
+    if isinstance(address, Sequence):
+        return [str(x) for x in address if str(x).strip()]
+    return []
 
 
 _WIDTHS = (86, 44, 20, 24)  # description, period, quantity, amount (mm): 174 = A4 minus margins
@@ -380,26 +396,28 @@ def _totals(pdf: _Pdf, rows: Sequence[tuple[str, str, bool]]) -> None:
 
 
 def _instructions(pdf: _Pdf, data: DocumentData, labels: Mapping[str, str], lang: str, due: Decimal) -> None:
-    doc, how, seller = data.document, data.instructions, data.seller
-    currency = str(doc["currency"])
-    status = str(doc.get("status") or "")
+    status = str(data.document.get("status") or "")
     pdf.ln(6)
     pdf.set_font("DejaVu", "B", 9)
     pdf.cell(0, 5, labels["payment"], new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("DejaVu", "", 9)
-    amount = _money(due, currency, lang)
-    if status == "paid" or (due <= 0 and status not in ("void", "draft")):
-        text = labels["paid_in_full"] if status == "paid" else labels["nothing_due"]
-    elif status in ("void", "draft"):
-        text = labels["nothing_due"]
-    elif how.kind == "transfer" and seller.iban:
-        text = labels["pay_transfer"].format(amount=amount, name=seller.name, iban=seller.iban,
+    pdf.multi_cell(0, 4.8, _instruction_text(data, labels, lang, due, status), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+def _instruction_text(data: DocumentData, labels: Mapping[str, str], lang: str, due: Decimal, status: str) -> str:
+    """Paid, nothing due, or how to pay what is due: by transfer, by the saved method, or as agreed."""
+    doc, how, seller = data.document, data.instructions, data.seller
+    if status == "paid":
+        return labels["paid_in_full"]
+    if due <= 0 or status in ("void", "draft"):
+        return labels["nothing_due"]
+    amount = _money(due, str(doc["currency"]), lang)
+    if how.kind == "transfer" and seller.iban:
+        return labels["pay_transfer"].format(amount=amount, name=seller.name, iban=seller.iban,
                                              reference=how.reference) + "\n" + labels["pay_transfer_ref"]
-    elif how.kind == "method" and how.method:
-        text = labels["pay_card"].format(method=how.method)
-    else:
-        text = labels["pay_none"].format(amount=amount, reference=how.reference or str(doc.get("number")))
-    pdf.multi_cell(0, 4.8, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if how.kind == "method" and how.method:
+        return labels["pay_card"].format(method=how.method)
+    return labels["pay_none"].format(amount=amount, reference=how.reference or str(doc.get("number")))
 
 
 def _credit_note_body(pdf: _Pdf, data: DocumentData, labels: Mapping[str, str], lang: str) -> None:

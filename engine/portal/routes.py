@@ -351,15 +351,14 @@ def _pay(cfg: PortalConfig, grant: Grant, invoice_id: str, back: Any) -> Respons
         return back(token, "unavailable")
     cfg.invalidate(grant.customer_id)
     cfg.after_commit()
-    if result.status in ("paid", "already_paid"):
-        return back(token, "paid", number=number)
     if result.status == "failed":
         return back(token, "declined", number=number, code=_code(result.decline_code or "declined"))
-    if result.status == "awaiting_transfer":
-        return back(token, "transfer", number=number)
-    if result.status == "no_payment_method":
-        return back(token, "no_method", number=number)
-    return back(token, "pending", number=number)
+    return back(token, _PAY_NOTICES.get(result.status, "pending"), number=number)
+
+
+# The notice after a payment that did not fail, by the result's status (else: still pending).
+_PAY_NOTICES = {"paid": "paid", "already_paid": "paid", "awaiting_transfer": "transfer",
+                "no_payment_method": "no_method"}
 
 
 def _notice(t: dict[str, str], notice: str, **params: str) -> dict[str, Any] | None:

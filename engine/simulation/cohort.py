@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -147,41 +147,9 @@ def cohort_from_records(
     plans = set(catalogs[0].plans) if catalogs else None
     metrics = {m for c in catalogs for m in c.metrics} if catalogs else None
     for i, row in enumerate(rows, 1):
-        where = f"row {i}"
-        cid = str(row.get("customer_id") or "").strip()
-        plan = str(row.get("plan") or "").strip()
-        if not cid:
-            problems.append(f"{where}: customer_id is empty")
-        elif cid in seen:
-            problems.append(f"{where}: customer_id {cid!r} appears twice")
-        seen.add(cid)
-        if not plan:
-            problems.append(f"{where}: plan is empty")
-        elif plans is not None and plan not in plans:
-            problems.append(f"{where}: plan {plan!r} is not in the baseline catalog ({', '.join(sorted(plans))})")
-        raw_q = row.get("quantity")
-        quantity = ONE if raw_q in (None, "") else _decimal(raw_q, f"{where}: quantity", problems)
-        usage: dict[str, Decimal] = {}
-        for metric, value in dict(row.get("usage") or {}).items():
-            if metrics is not None and metric not in metrics:
-                problems.append(f"{where}: usage.{metric}: no catalog has a metric {metric!r}")
-                continue
-            if value in (None, ""):
-                continue
-            q = _decimal(value, f"{where}: {metric}", problems)
-            if q is not None:
-                usage[metric] = q
-        if quantity is not None and cid and plan:
-            customers.append(
-                SimCustomer(
-                    cid,
-                    plan,
-                    quantity,
-                    usage,
-                    segment=str(row.get("segment") or "").strip(),
-                    country=str(row.get("country") or "").strip().upper(),
-                )
-            )
+        customer = _record_customer(row, f"row {i}", seen, plans, metrics, problems)
+        if customer is not None:
+            customers.append(customer)
         if len(problems) >= 50:
             problems.append("... (stopped after 50 problems)")
             break
@@ -190,6 +158,61 @@ def cohort_from_records(
     if not customers:
         raise CohortError(["the cohort has no customers: nothing to simulate"])
     return Cohort(customers, source=source)
+
+
+def _record_customer(row: Mapping[str, Any], where: str, seen: set[str], plans: set[str] | None,
+                     metrics: set[str] | None, problems: list[str]) -> SimCustomer | None:
+    """One row's customer, or None when the row has a problem (added to `problems`)."""
+    cid = str(row.get("customer_id") or "").strip()
+    plan = str(row.get("plan") or "").strip()
+    problems += _id_problems(cid, where, seen)
+    seen.add(cid)
+    problems += _plan_problems(plan, where, plans)
+    raw_q = row.get("quantity")
+    quantity = ONE if raw_q in (None, "") else _decimal(raw_q, f"{where}: quantity", problems)
+    usage = _record_usage(dict(row.get("usage") or {}), where, metrics, problems)
+    if quantity is None or not cid or not plan:
+        return None
+    return SimCustomer(
+        cid,
+        plan,
+        quantity,
+        usage,
+        segment=str(row.get("segment") or "").strip(),
+        country=str(row.get("country") or "").strip().upper(),
+    )
+
+
+def _id_problems(cid: str, where: str, seen: set[str]) -> list[str]:
+    if not cid:
+        return [f"{where}: customer_id is empty"]
+    if cid in seen:
+        return [f"{where}: customer_id {cid!r} appears twice"]
+    return []
+
+
+def _plan_problems(plan: str, where: str, plans: set[str] | None) -> list[str]:
+    if not plan:
+        return [f"{where}: plan is empty"]
+    if plans is not None and plan not in plans:
+        return [f"{where}: plan {plan!r} is not in the baseline catalog ({', '.join(sorted(plans))})"]
+    return []
+
+
+def _record_usage(raw: dict[str, Any], where: str, metrics: set[str] | None,
+                  problems: list[str]) -> dict[str, Decimal]:
+    """A row's usage per metric (empty values skipped); a metric no catalog has is a problem."""
+    usage: dict[str, Decimal] = {}
+    for metric, value in raw.items():
+        if metrics is not None and metric not in metrics:
+            problems.append(f"{where}: usage.{metric}: no catalog has a metric {metric!r}")
+            continue
+        if value in (None, ""):
+            continue
+        q = _decimal(value, f"{where}: {metric}", problems)
+        if q is not None:
+            usage[metric] = q
+    return usage
 
 
 CSV_FIXED = ("customer_id", "plan", "quantity", "segment", "country")
@@ -287,6 +310,14 @@ def _file_line(problem: str, rows: list[dict[str, Any]]) -> str:
     return problem
 
 
+# What each kind of distribution needs of its figures.
+_NEEDS = {
+    "constant": "value must be 0 or more",
+    "uniform": "uniform needs 0 <= low <= high",
+    "lognormal": "lognormal needs median >= 0 and sigma >= 0",
+}
+
+
 @dataclass(frozen=True)
 class Distribution:
     """How a figure is spread over a cohort: constant(value), uniform(low, high) or
@@ -300,19 +331,17 @@ class Distribution:
     sigma: float = 1.0
 
     def problems(self, where: str) -> list[str]:
-        out = []
-        if self.kind not in ("constant", "uniform", "lognormal"):
+        if self.kind not in _NEEDS:
             return [f"{where}: kind is constant, uniform or lognormal, not {self.kind!r}"]
         figures = (self.value, self.low, self.high, self.median, self.sigma)
         if any(not math.isfinite(x) for x in figures):
             return [f"{where}: every figure must be a finite number"]
-        if self.kind == "constant" and self.value < 0:
-            out.append(f"{where}: value must be 0 or more")
-        if self.kind == "uniform" and not 0 <= self.low <= self.high:
-            out.append(f"{where}: uniform needs 0 <= low <= high")
-        if self.kind == "lognormal" and (self.median < 0 or self.sigma < 0):
-            out.append(f"{where}: lognormal needs median >= 0 and sigma >= 0")
-        return out
+        invalid = {
+            "constant": self.value < 0,
+            "uniform": not 0 <= self.low <= self.high,
+            "lognormal": self.median < 0 or self.sigma < 0,
+        }
+        return [f"{where}: {_NEEDS[self.kind]}"] if invalid[self.kind] else []
 
     def draw(self, rng: random.Random) -> float:
         if self.kind == "constant":
@@ -467,14 +496,19 @@ def typical_median(catalog: Catalog, plan: Plan, metric: str) -> float:
     bounds = [t.up_to for p in prices for t in p.tiers if t.up_to is not None]
     if bounds:
         return float(min(bounds))
-    limits = [
+    limits = _quota_limits(catalog, plan, metric)
+    if limits:
+        return min(limits) / 2
+    return float(TYPICAL_UNPRICED)
+
+
+def _quota_limits(catalog: Catalog, plan: Plan, metric: str) -> list[int]:
+    """The limits of the plan's enabled entitlements on features that count the metric."""
+    return [
         e.limit
         for fid, e in plan.entitlements.items()
         if e.enabled and e.limit and (f := catalog.features.get(fid)) is not None and f.metric == metric
     ]
-    if limits:
-        return min(limits) / 2
-    return float(TYPICAL_UNPRICED)
 
 
 def typical_usage(catalog: Catalog, plan: Plan) -> dict[str, Distribution]:
@@ -539,35 +573,9 @@ def synthetic_cohort(spec: SyntheticSpec, catalog: Catalog) -> Cohort:
             joined=month,
         )
 
-    active: list[SimCustomer] = []
-    for _ in range(spec.count):
-        c = new(0)
-        customers.append(c)
-        active.append(c)
-    carry = 0.0
-    for month in range(1, spec.months):
-        if spec.churn > 0:
-            staying = []
-            for c in active:
-                if rng.random() < spec.churn:
-                    c.left = month
-                else:
-                    staying.append(c)
-            active = staying
-        if spec.growth > 0:
-            carry += len(active) * spec.growth
-            joining = int(carry)
-            carry -= joining
-            for _ in range(joining):
-                c = new(month)
-                customers.append(c)
-                active.append(c)
+    _populate(spec, rng, new, customers)
     mix = ", ".join(f"{p} {w:g}" for p, w in spec.plan_mix.items())
-    usage_note = "typical usage" if spec.default_usage == "typical" else "no usage"
-    if any(isinstance(d, Observed) for specs in by_plan.values() for _, d, _ in specs):
-        usage_note = "usage drawn from the store where it has some, else typical usage"
-    if spec.usage:
-        usage_note = f"usage of {', '.join(sorted(spec.usage))} as given, else {usage_note}"
+    usage_note = _usage_note(spec, by_plan)
     return Cohort(
         customers,
         usage_growth=Decimal(repr(spec.usage_growth)),
@@ -576,6 +584,48 @@ def synthetic_cohort(spec: SyntheticSpec, catalog: Catalog) -> Cohort:
         f"churn {spec.churn:.1%} a month",
         usage_notes=_usage_notes(spec, catalog, by_plan),
     )
+
+
+def _populate(spec: SyntheticSpec, rng: random.Random, new: Callable[[int], SimCustomer],
+              customers: list[SimCustomer]) -> None:
+    """The first month's customers, then each month's departures (churn) and joins (growth)."""
+    active: list[SimCustomer] = []
+    for _ in range(spec.count):
+        c = new(0)
+        customers.append(c)
+        active.append(c)
+    carry = 0.0
+    for month in range(1, spec.months):
+        if spec.churn > 0:
+            active = _staying(rng, active, spec.churn, month)
+        if spec.growth > 0:
+            carry += len(active) * spec.growth
+            joining = int(carry)
+            carry -= joining
+            for _ in range(joining):
+                c = new(month)
+                customers.append(c)
+                active.append(c)
+
+
+def _staying(rng: random.Random, active: list[SimCustomer], churn: float, month: int) -> list[SimCustomer]:
+    """Who stays this month; each who leaves is marked with the month."""
+    staying = []
+    for c in active:
+        if rng.random() < churn:
+            c.left = month
+        else:
+            staying.append(c)
+    return staying
+
+
+def _usage_note(spec: SyntheticSpec, by_plan: dict[str, list[tuple[str, Distribution | Observed, bool]]]) -> str:
+    usage_note = "typical usage" if spec.default_usage == "typical" else "no usage"
+    if any(isinstance(d, Observed) for specs in by_plan.values() for _, d, _ in specs):
+        usage_note = "usage drawn from the store where it has some, else typical usage"
+    if spec.usage:
+        usage_note = f"usage of {', '.join(sorted(spec.usage))} as given, else {usage_note}"
+    return usage_note
 
 
 def _usage_notes(
@@ -633,28 +683,28 @@ def usage_at(c: SimCustomer, factor: Decimal, integral: frozenset[str] | set[str
     return out
 
 
-def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
-    """A synthetic cohort from plain data (a YAML/JSON file for `billing simulate`):
-    {count, plan_mix: {plan: weight}, usage: {metric: number | {kind, ...}}, seats, growth,
-    churn, usage_growth, segments, months, seed}."""
+_SPEC_FIELDS = {
+    "count",
+    "plan_mix",
+    "usage",
+    "seats",
+    "growth",
+    "churn",
+    "usage_growth",
+    "segments",
+    "months",
+    "seed",
+    "default_usage",
+}
+
+
+def _spec_shape(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """(plan_mix, usage) of a spec whose fields are known and whose required ones are there."""
     if not isinstance(data, Mapping):
         raise CohortError(["a synthetic cohort is a mapping with count, plan_mix, usage, ..."])
-    known = {
-        "count",
-        "plan_mix",
-        "usage",
-        "seats",
-        "growth",
-        "churn",
-        "usage_growth",
-        "segments",
-        "months",
-        "seed",
-        "default_usage",
-    }
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - _SPEC_FIELDS)
     if unknown:
-        raise CohortError([f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"])
+        raise CohortError([f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(_SPEC_FIELDS))})"])
     if "count" not in data or "plan_mix" not in data:
         raise CohortError(["count and plan_mix are required"])
     plan_mix = data.get("plan_mix")
@@ -663,6 +713,14 @@ def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
     usage = data.get("usage") or {}
     if not isinstance(usage, Mapping):
         raise CohortError(["usage: a mapping of metric to a distribution"])
+    return plan_mix, usage
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> SyntheticSpec:
+    """A synthetic cohort from plain data (a YAML/JSON file for `billing simulate`):
+    {count, plan_mix: {plan: weight}, usage: {metric: number | {kind, ...}}, seats, growth,
+    churn, usage_growth, segments, months, seed}."""
+    plan_mix, usage = _spec_shape(data)
     try:
         return SyntheticSpec(
             count=data["count"],

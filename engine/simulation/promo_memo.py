@@ -9,6 +9,7 @@ question (nested customer attributes, say) leaves the source as it is.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from engine.pricing import Discount
@@ -22,24 +23,49 @@ Reader = Callable[[Mapping[str, Any]], Any]
 MEMO_SIZE = 100_000
 
 
+def _plan_id(q: Mapping[str, Any]) -> Any:
+    return q["plan"].id
+
+
+def _quantity(q: Mapping[str, Any]) -> Any:
+    return q["quantity"]
+
+
+def _customer_field(name: str, q: Mapping[str, Any]) -> Any:
+    return (q.get("customer") or {}).get(name)
+
+
+def _subscription_field(name: str, q: Mapping[str, Any]) -> Any:
+    return (q.get("subscription") or {}).get(name)
+
+
+def _usage_quantity(metric: str, q: Mapping[str, Any]) -> Any:
+    return getattr((q.get("usage") or {}).get(metric), "quantity", None)
+
+
+def _period_bound(name: str, q: Mapping[str, Any]) -> Any:
+    return getattr(q.get("period"), name, None)
+
+
+# Paths read as they are, and heads whose one field (`customer.segment`) is read by name.
+_FIXED: dict[str, Reader] = {"plan": _plan_id, "subscription.plan": _plan_id, "quantity": _quantity,
+                             "subscription.quantity": _quantity}
+_BY_FIELD: dict[str, Callable[[str, Mapping[str, Any]], Any]] = {
+    "customer": _customer_field, "subscription": _subscription_field, "usage": _usage_quantity,
+    "period": _period_bound,
+}
+
+
 def _reader(path: str) -> Reader | None:
     """How to read a context path from a promotion question's keyword arguments."""
     head, _, rest = path.partition(".")
     if "." in rest:
         return None
-    if path in ("plan", "subscription.plan"):
-        return lambda q: q["plan"].id
-    if path in ("quantity", "subscription.quantity"):
-        return lambda q: q["quantity"]
-    if head == "customer" and rest:
-        return lambda q: (q.get("customer") or {}).get(rest)
-    if head == "subscription" and rest:
-        return lambda q: (q.get("subscription") or {}).get(rest)
-    if head == "usage" and rest:
-        return lambda q: getattr((q.get("usage") or {}).get(rest), "quantity", None)
-    if head == "period" and rest in ("start", "end"):
-        return lambda q: getattr(q.get("period"), rest, None)
-    return None
+    if path in _FIXED:
+        return _FIXED[path]
+    if not rest or head not in _BY_FIELD or (head == "period" and rest not in ("start", "end")):
+        return None
+    return partial(_BY_FIELD[head], rest)
 
 
 def read_paths(source: RulePromotions) -> list[str]:

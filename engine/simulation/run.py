@@ -16,7 +16,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from engine.catalog.model import Catalog, Plan, Price
+from engine.catalog.model import Catalog, Feature, Plan, Price
 from engine.periods import Period, period_boundary
 from engine.pricing import AppliedDiscount, Discount, MetricUsage, PeriodPricer
 from engine.pricing.quoting import PromotionSource, period_document
@@ -75,37 +75,34 @@ class _Side:
         found = self._periods.get(key)
         if found is not None:
             return found
-        anchor = self.start + relativedelta(months=joined)
-        month = self.month(m)
-        out: list[tuple[Period, Decimal]] = []
-        if plan.interval == "once":
-            if m == joined:
-                out.append((month, ONE))
-        elif per is not None:
-            if (m - joined) % per == 0:
-                n = (m - joined) // per
-                out.append(
-                    (
-                        Period(
-                            period_boundary(anchor, plan.interval, n, plan.interval_count),
-                            period_boundary(anchor, plan.interval, n + 1, plan.interval_count),
-                        ),
-                        Decimal(per),
-                    )
-                )
-        else:
-            n = 0
-            while True:
-                s = period_boundary(anchor, plan.interval, n, plan.interval_count)
-                if s >= month.end:
-                    break
-                e = period_boundary(anchor, plan.interval, n + 1, plan.interval_count)
-                if s >= month.start:
-                    out.append((Period(s, e), Decimal(e.toordinal() - s.toordinal()) / Decimal(month.days)))
-                n += 1
-        result = tuple(out)
+        result = tuple(self._starting(plan, per, joined, m))
         self._periods[key] = result
         return result
+
+    def _starting(self, plan: Plan, per: int | None, joined: int, m: int) -> list[tuple[Period, Decimal]]:
+        """periods() worked out: a one-off charge in the month joined, whole months every
+        `per` months, or (weeks, days) each period that starts within the month."""
+        anchor = self.start + relativedelta(months=joined)
+        month = self.month(m)
+        if plan.interval == "once":
+            return [(month, ONE)] if m == joined else []
+        if per is not None:
+            if (m - joined) % per:
+                return []
+            n = (m - joined) // per
+            return [(Period(period_boundary(anchor, plan.interval, n, plan.interval_count),
+                            period_boundary(anchor, plan.interval, n + 1, plan.interval_count)), Decimal(per))]
+        out: list[tuple[Period, Decimal]] = []
+        n = 0
+        while True:
+            s = period_boundary(anchor, plan.interval, n, plan.interval_count)
+            if s >= month.end:
+                break
+            e = period_boundary(anchor, plan.interval, n + 1, plan.interval_count)
+            if s >= month.start:
+                out.append((Period(s, e), Decimal(e.toordinal() - s.toordinal()) / Decimal(month.days)))
+            n += 1
+        return out
 
     def bill(self, plan: Plan, period: Period) -> Callable[..., Any]:
         key = (plan.id, period)
@@ -298,13 +295,23 @@ def feature_changes(catalog_b: Catalog, plan_b: Plan, catalog_d: Catalog, plan_d
         if not had:
             continue
         has, amount_d = _entitlement_level(plan_d, fid)
-        feature = catalog_b.features.get(fid)
-        if not has:
-            out.append((fid, "lost"))
-        elif feature is not None and feature.type in ("quantity", "metered"):
-            if amount_d is not None and (amount_b is None or amount_d < amount_b):
-                out.append((fid, "reduced"))
+        change = _level_change(catalog_b.features.get(fid), has, amount_b, amount_d)
+        if change is not None:
+            out.append((fid, change))
     return out
+
+
+def _level_change(feature: Feature | None, has: bool, amount_b: int | None,
+                  amount_d: int | None) -> str | None:
+    """"lost" when the draft plan lacks the feature, "reduced" when it gives less of a
+    counted one (a limit where there was none, or a lower one)."""
+    if not has:
+        return "lost"
+    if feature is None or feature.type not in ("quantity", "metered"):
+        return None
+    if amount_d is not None and (amount_b is None or amount_d < amount_b):
+        return "reduced"
+    return None
 
 
 def _quota_checks(catalog: Catalog, plan: Plan) -> list[tuple[str, str, Decimal, str]]:
@@ -378,14 +385,7 @@ def simulate(
     import time
 
     t0 = time.perf_counter()
-    if not cohort.customers:
-        raise CohortError(["the cohort has no customers: nothing to simulate"])
-    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
-        raise SimulationError("months: between 1 and 120")
-    if baseline.currency != draft.currency:
-        raise SimulationError(
-            f"the draft bills in {draft.currency} and the baseline in {baseline.currency}: compare like with like"
-        )
+    _check_inputs(baseline, draft, cohort, months)
     start = month_start(start)
     pairs = _plan_pairs(baseline, draft, cohort, plan_map or {})
     _check_moved(draft, moved or {})
@@ -405,6 +405,17 @@ def simulate(
             "of the cohort meets a condition they change (segment, country, plan, usage, ...)"
         )
     return run.result(baseline, draft, labels, warnings, time.perf_counter() - t0)
+
+
+def _check_inputs(baseline: Catalog, draft: Catalog, cohort: Cohort, months: object) -> None:
+    if not cohort.customers:
+        raise CohortError(["the cohort has no customers: nothing to simulate"])
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
+        raise SimulationError("months: between 1 and 120")
+    if baseline.currency != draft.currency:
+        raise SimulationError(
+            f"the draft bills in {draft.currency} and the baseline in {baseline.currency}: compare like with like"
+        )
 
 
 class _Run:
@@ -569,22 +580,25 @@ class _Run:
             customers=cust_rows,
             quota=self._quota_rows(),
             features=self._feature_rows(),
-            totals={
-                "baseline": tb,
-                "draft": td,
-                "delta": td - tb,
-                "delta_pct": _pct(td - tb, tb),
-                "customers": sum(1 for x in self.cust_months if x),
-                "pay_more": sum(1 for r in cust_rows if r["delta"] > 0),
-                "pay_less": sum(1 for r in cust_rows if r["delta"] < 0),
-                "baseline_discount": sum(self.discounts_b.values(), ZERO),
-                "draft_discount": sum(self.discounts_d.values(), ZERO),
-            },
+            totals=self._totals(cust_rows, tb, td),
             discounts=self._discount_rows(),
             warnings=warnings,
             seconds=seconds,
             usage_source=list(self.cohort.usage_notes),
         )
+
+    def _totals(self, cust_rows: list[dict[str, Any]], tb: Decimal, td: Decimal) -> dict[str, Any]:
+        return {
+            "baseline": tb,
+            "draft": td,
+            "delta": td - tb,
+            "delta_pct": _pct(td - tb, tb),
+            "customers": sum(1 for x in self.cust_months if x),
+            "pay_more": sum(1 for r in cust_rows if r["delta"] > 0),
+            "pay_less": sum(1 for r in cust_rows if r["delta"] < 0),
+            "baseline_discount": sum(self.discounts_b.values(), ZERO),
+            "draft_discount": sum(self.discounts_d.values(), ZERO),
+        }
 
     def _customer_rows(self) -> tuple[list[dict[str, Any]], dict[str, list[Any]], dict[str, list[Any]]]:
         """Per customer, and the sums per plan and per segment: [customers, baseline, draft]."""
@@ -667,10 +681,9 @@ def _change_from(before: Price | None, after: Price | None) -> tuple[Decimal, in
         return ZERO, None
     if replace(before, tiers=()) != replace(after, tiers=()):
         return ZERO, None
-    for k, (x, y) in enumerate(zip(before.tiers, after.tiers, strict=False)):
-        if x != y:
-            return (before.tiers[k - 1].up_to or ZERO) if k else ZERO, k + 1
-    k = min(len(before.tiers), len(after.tiers))
+    # the first tier that differs (or the first one only one side has)
+    k = next((k for k, (x, y) in enumerate(zip(before.tiers, after.tiers, strict=False)) if x != y),
+             min(len(before.tiers), len(after.tiers)))
     return (before.tiers[k - 1].up_to or ZERO) if k else ZERO, k + 1
 
 
@@ -685,39 +698,60 @@ def unexercised(baseline: Catalog, draft: Catalog, cohort: Cohort, pairs: Mappin
         if c.joined < months:
             by_plan[c.plan].append(c)
     for plan_id, target in sorted(pairs.items()):
-        bplan, dplan = baseline.plans[plan_id], draft.plans[target]
-        before = {p.id: p for p in bplan.prices}
-        after = {p.id: p for p in dplan.prices}
-        span = Decimal(max(_months_per_period(bplan) or 1, _months_per_period(dplan) or 1))
-        for pid in sorted(set(before) | set(after)):
-            b, d = before.get(pid), after.get(pid)
-            if b == d:
-                continue
-            price = d or b
-            assert price is not None
-            if price.model == "flat" and price.metric is None:
-                continue  # charged whatever the inputs
-            threshold, tier = _change_from(b, d)
-            metric = price.metric
-            if metric is None:
-                reach = max((c.quantity for c in by_plan[plan_id]), default=ZERO)
-                what, hint = "seats (quantity)", "quantity column"
-            else:
-                scale = span if metric in {m for m, x in baseline.metrics.items() if x.aggregation in ADDITIVE} else ONE
-                reach = max((c.usage.get(metric, ZERO) for c in by_plan[plan_id]), default=ZERO) * growth * scale
-                what, hint = metric, f"billing simulate --usage {metric}=..., or the console's usage inputs"
-            if reach > threshold:
-                continue
-            change = f"tier {tier} of price {pid!r}" if tier else f"price {pid!r}"
-            if threshold > 0:
-                seen = f"no customer on {plan_id} uses more than {_fmt(reach)} {what}, and the change starts above {_fmt(threshold)}"
-            else:
-                seen = f"no customer on {plan_id} has any {what}"
-            out.append(
-                f"cannot exercise: the draft changes {change} of plan {plan_id!r} ({what}), but {seen}: "
-                f"this what-if cannot show what the change does. Give the cohort {what} ({hint})."
-            )
+        out += _plan_unexercised(baseline, draft, plan_id, target, by_plan[plan_id], growth)
     return out
+
+
+def _plan_unexercised(baseline: Catalog, draft: Catalog, plan_id: str, target: str,
+                      customers: list[SimCustomer], growth: Decimal) -> list[str]:
+    bplan, dplan = baseline.plans[plan_id], draft.plans[target]
+    span = Decimal(max(_months_per_period(bplan) or 1, _months_per_period(dplan) or 1))
+    additive = {m for m, x in baseline.metrics.items() if x.aggregation in ADDITIVE}
+    out = []
+    for pid, b, d, price in _changed_prices(bplan, dplan):
+        threshold, tier = _change_from(b, d)
+        reach, what, hint = _reach(price.metric, customers, growth, span if price.metric in additive else ONE)
+        if reach <= threshold:
+            out.append(_cannot_exercise(plan_id, pid, tier, threshold, reach, what, hint))
+    return out
+
+
+def _changed_prices(bplan: Plan, dplan: Plan) -> list[tuple[str, Price | None, Price | None, Price]]:
+    """(id, before, after, the price as it is now) of each price the draft changes, leaving
+    out those charged whatever the inputs (a flat price on no metric)."""
+    before = {p.id: p for p in bplan.prices}
+    after = {p.id: p for p in dplan.prices}
+    out = []
+    for pid in sorted(set(before) | set(after)):
+        b, d = before.get(pid), after.get(pid)
+        price = d or b
+        assert price is not None
+        if b != d and not (price.model == "flat" and price.metric is None):
+            out.append((pid, b, d, price))
+    return out
+
+
+def _reach(metric: str | None, customers: list[SimCustomer], growth: Decimal,
+           scale: Decimal) -> tuple[Decimal, str, str]:
+    """The most any customer has of what a price reads (scaled by usage growth and the billing
+    period for a metric), what that is, and where a cohort gives it."""
+    if metric is None:
+        return max((c.quantity for c in customers), default=ZERO), "seats (quantity)", "quantity column"
+    reach = max((c.usage.get(metric, ZERO) for c in customers), default=ZERO) * growth * scale
+    return reach, metric, f"billing simulate --usage {metric}=..., or the console's usage inputs"
+
+
+def _cannot_exercise(plan_id: str, pid: str, tier: int | None, threshold: Decimal, reach: Decimal,
+                     what: str, hint: str) -> str:
+    change = f"tier {tier} of price {pid!r}" if tier else f"price {pid!r}"
+    if threshold > 0:
+        seen = f"no customer on {plan_id} uses more than {_fmt(reach)} {what}, and the change starts above {_fmt(threshold)}"
+    else:
+        seen = f"no customer on {plan_id} has any {what}"
+    return (
+        f"cannot exercise: the draft changes {change} of plan {plan_id!r} ({what}), but {seen}: "
+        f"this what-if cannot show what the change does. Give the cohort {what} ({hint})."
+    )
 
 
 def _fmt(x: Decimal) -> str:

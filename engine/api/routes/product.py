@@ -37,7 +37,7 @@ from engine.api.types import (
     keys_match_their_pattern,
 )
 from engine.periods import Period
-from engine.pricing import bill_to_dict, parse_event
+from engine.pricing import UsageEvent, bill_to_dict, parse_event
 from engine.pricing.quoting import quote, resolve_plan
 
 router = APIRouter(prefix="/v1", tags=["product"], responses=documented(400, 401, 403, 404, 413, 422))
@@ -246,27 +246,12 @@ _OWN_INPUTS = {"subscription_id", "period", "rules"}
 
 @router.post("/quotes", dependencies=[PRODUCT], responses=documented(409), summary="Price a plan, or a subscription, for one period (FORMATS §5)")
 def post_quote(body: QuoteRequest, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    period = None
-    if body.period:
-        try:
-            period = Period.parse(body.period)
-        except ValueError as exc:
-            raise Problem(422, str(exc), "period") from None
-        if not (EARLIEST.date() <= period.start and period.end <= LATEST.date()) or period.days > MAX_PERIOD_DAYS:
-            raise Problem(422, f"a period from 1970 to 2199, at most {MAX_PERIOD_DAYS} days long", "period")
+    period = _quote_period(body.period) if body.period else None
     if body.subscription_id is not None:
         return _subscription_quote(body, period, ctx)
     if body.plan is None:
         raise Problem(422, "give a plan or a subscription_id", "plan")
-    events = []
-    for i, given in enumerate(body.events):
-        raw = {**given.model_dump(exclude_none=True), "time": given.time.isoformat()}
-        try:
-            events.append(parse_event(raw, f"events[{i}]"))
-        except ValueError as exc:
-            field, _, detail = str(exc).partition(": ")
-            sub, _, detail2 = detail.partition(": ")
-            raise Problem(422, detail2 or detail, f"{field}.{sub}" if detail2 else field) from None
+    events = [_quote_event(given, i) for i, given in enumerate(body.events)]
     with domain_errors(), ctx.db.read_session() as session:
         _, catalog, _ = sales.latest_version_for_plan(session, body.plan)
         customer = dict(body.customer)
@@ -289,6 +274,27 @@ def post_quote(body: QuoteRequest, ctx: ApiContext = Depends(context)) -> dict[s
             promotions=ctx.promotions if body.rules else None,
         )
     return bill_to_dict(bill, catalog.rounder)
+
+
+def _quote_period(text: str) -> Period:
+    try:
+        period = Period.parse(text)
+    except ValueError as exc:
+        raise Problem(422, str(exc), "period") from None
+    if not (EARLIEST.date() <= period.start and period.end <= LATEST.date()) or period.days > MAX_PERIOD_DAYS:
+        raise Problem(422, f"a period from 1970 to 2199, at most {MAX_PERIOD_DAYS} days long", "period")
+    return period
+
+
+def _quote_event(given: QuoteEvent, i: int) -> UsageEvent:
+    """A usage event of the request, its problem located at its field ("events[0].time")."""
+    raw = {**given.model_dump(exclude_none=True), "time": given.time.isoformat()}
+    try:
+        return parse_event(raw, f"events[{i}]")
+    except ValueError as exc:
+        field, _, detail = str(exc).partition(": ")
+        sub, _, detail2 = detail.partition(": ")
+        raise Problem(422, detail2 or detail, f"{field}.{sub}" if detail2 else field) from None
 
 
 def _subscription_quote(body: QuoteRequest, period: Period | None, ctx: ApiContext) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import sys
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cli.clock import cli_now, sandbox_clock
 from engine.cli.commands.operator import register_user_actions
@@ -19,6 +19,9 @@ from engine.cli.commands.serve import require_migrated
 from engine.cli.errors import BadInput
 from engine.cli.paths import expand
 from engine.config import get_settings
+
+if TYPE_CHECKING:
+    from engine.simulation import Cohort, SimulationResult
 
 
 def register(sub: Any) -> None:
@@ -417,12 +420,10 @@ def run_simulate(args: argparse.Namespace) -> int:
         CohortError,
         SimulationError,
         assign,
-        cohort_from_csv,
         moves,
         parse_move,
         parse_share,
         simulate,
-        synthetic_cohort,
     )
 
     try:
@@ -436,14 +437,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         plan_map = dict(parse_move(m) for m in args.move)
         shares = [parse_share(x) for x in args.share]
         moves.check(baseline, draft, plan_map, shares)
-        if args.csv:
-            cohort = cohort_from_csv(Path(args.csv).read_bytes(), [baseline])
-        else:
-            spec = _synthetic_spec(args, baseline)
-            if spec.default_usage == "store":
-                found = _stored_usage(baseline.name, notes)
-                spec.observed, spec.store_read, spec.default_usage = found or {}, found is not None, "typical"
-            cohort = synthetic_cohort(spec, baseline)
+        cohort = _simulation_cohort(args, baseline, notes)
         result = simulate(
             baseline,
             draft,
@@ -462,7 +456,26 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         for w in result.warnings:
             print(f"warning: {w}", file=sys.stderr)
-        return 0
+    else:
+        _print_simulation(result)
+    return 0
+
+
+def _simulation_cohort(args: argparse.Namespace, baseline: Any, notes: list[str]) -> Cohort:
+    """The cohort of a CSV file, or drawn from the options (usage read from the store when
+    they ask for it)."""
+    from engine.simulation import cohort_from_csv, synthetic_cohort
+
+    if args.csv:
+        return cohort_from_csv(Path(args.csv).read_bytes(), [baseline])
+    spec = _synthetic_spec(args, baseline)
+    if spec.default_usage == "store":
+        found = _stored_usage(baseline.name, notes)
+        spec.observed, spec.store_read, spec.default_usage = found or {}, found is not None, "typical"
+    return synthetic_cohort(spec, baseline)
+
+
+def _print_simulation(result: SimulationResult) -> None:
     print(f"{result.cohort}")
     for line in result.usage_source:
         print(f"usage: {line}")
@@ -477,7 +490,6 @@ def run_simulate(args: argparse.Namespace) -> int:
               f"{'lose' if f['change'] == 'lost' else 'get less of'} {f['feature']}")
     for w in result.warnings:
         print(f"warning: {w}")
-    return 0
 
 
 def _synthetic_spec(args: argparse.Namespace, baseline: Any) -> Any:
@@ -493,13 +505,7 @@ def _synthetic_spec(args: argparse.Namespace, baseline: Any) -> Any:
         if item in ("none", "typical", "store"):
             default_usage = item
             continue
-        metric, sep, dist = item.partition("=")
-        if not sep or not metric:
-            raise BadInput(f"--usage: {item!r} is not METRIC=DIST, 'typical' or 'none'")
-        if metric not in baseline.metrics:
-            raise BadInput(
-                f"--usage: {metric!r} is not a metric of the baseline ({', '.join(sorted(baseline.metrics))})"
-            )
+        metric, dist = _usage_item(item, baseline)
         usage[metric] = _distribution(dist)
     plans = [p for p in baseline.plans if baseline.plans[p].interval != "once"]
     return SyntheticSpec(
@@ -510,6 +516,18 @@ def _synthetic_spec(args: argparse.Namespace, baseline: Any) -> Any:
         seed=args.seed,
         default_usage=default_usage,
     )
+
+
+def _usage_item(item: str, baseline: Any) -> tuple[str, str]:
+    """(metric, distribution text) of a --usage METRIC=DIST naming a metric of the baseline."""
+    metric, sep, dist = item.partition("=")
+    if not sep or not metric:
+        raise BadInput(f"--usage: {item!r} is not METRIC=DIST, 'typical' or 'none'")
+    if metric not in baseline.metrics:
+        raise BadInput(
+            f"--usage: {metric!r} is not a metric of the baseline ({', '.join(sorted(baseline.metrics))})"
+        )
+    return metric, dist
 
 
 def _distribution(text: str) -> Any:

@@ -114,25 +114,12 @@ def build_customer(items: Sequence[str]) -> dict[str, Any]:
 def compute_quote(
     catalog: Catalog, args: argparse.Namespace, *, today: date, promotions: PromotionSource | None = None
 ) -> Document:
-    period = None
-    if args.period:
-        try:
-            period = Period.parse(args.period)
-        except ValueError as exc:
-            raise BadInput(f"--period: {exc}") from None
+    period = _period(args.period) if args.period else None
     usage = dict(_pairs(args.usage, "--usage"))
     customer = build_customer(args.customer)
     located = read_located_events(args.events) if args.events else []
     events = [event for _, event in located]
-    if args.rules and promotions is None:
-        raise BadInput("--rules: the rules runtime is not available")
-    source = None
-    if args.rules and promotions is not None:
-        rules_path = args.rules
-
-        def source(**kwargs: Any) -> tuple[list[Discount], list[dict[str, Any]]]:
-            return promotions(rules_path=rules_path, **kwargs)
-
+    source = _rules_source(args.rules, promotions) if args.rules else None
     try:
         plan = resolve_plan(catalog, args.plan)
         return quote(
@@ -151,6 +138,24 @@ def compute_quote(
         raise BadInput(f"{_where(exc.field, located)}: {exc.message}") from None
     except DocumentError as exc:  # a ruleset under --rules that does not validate
         raise BadInput(f"--rules: {exc}") from None
+
+
+def _period(text: str) -> Period:
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise BadInput(f"--period: {exc}") from None
+
+
+def _rules_source(rules_path: str, promotions: PromotionSource | None) -> PromotionSource:
+    """The pricing rules of --rules, asked as the live ones are."""
+    if promotions is None:
+        raise BadInput("--rules: the rules runtime is not available")
+
+    def source(**kwargs: Any) -> tuple[list[Discount], list[dict[str, Any]]]:
+        return promotions(rules_path=rules_path, **kwargs)
+
+    return source
 
 
 def _where(field: str, located: Sequence[tuple[str, UsageEvent]]) -> str:

@@ -155,14 +155,37 @@ class RevenueRow:
                 "billed": str(self.billed), "recognised": str(self.recognised), "deferred": str(self.deferred)}
 
 
+_Sums = dict[tuple[date, str, str], Decimal]
+
+
 def revenue_report(session: Session, first: date, last: date, *, customer_id: str | None = None) -> list[RevenueRow]:
     """Per month from `first` to `last` (months, inclusive), plan and currency: billed,
     recognised, and deferred at the month's end (cumulative from the first schedule row);
     of one customer's invoices when `customer_id` is given."""
     first, last = month_of(first), month_of(last)
-    billed: dict[tuple[date, str, str], Decimal] = defaultdict(Decimal)
-    earned: dict[tuple[date, str, str], Decimal] = defaultdict(Decimal)
-    before: dict[tuple[str, str], Decimal] = defaultdict(Decimal)  # deferred before `first`
+    billed, earned, before = _revenue_sums(session, first, last, customer_id)
+    keys = sorted({(p, c) for _, p, c in billed} | {(p, c) for _, p, c in earned} | set(before))
+    out, month = [], first
+    running = dict(before)
+    while month <= last:
+        for plan, currency in keys:
+            bill, earn = billed.get((month, plan, currency), ZERO), earned.get((month, plan, currency), ZERO)
+            running[(plan, currency)] = running.get((plan, currency), ZERO) + bill - earn
+            if bill or earn or running[(plan, currency)]:
+                q = quantum(currency)
+                out.append(RevenueRow(month, plan, currency, bill.quantize(q), earn.quantize(q),
+                                      running[(plan, currency)].quantize(q)))
+        month = next_month(month)
+    return out
+
+
+def _revenue_sums(session: Session, first: date, last: date,
+                  customer_id: str | None) -> tuple[_Sums, _Sums, dict[tuple[str, str], Decimal]]:
+    """(billed, earned) per (month, plan, currency) from `first` to `last`, and what was
+    deferred before `first` per (plan, currency)."""
+    billed: _Sums = defaultdict(Decimal)
+    earned: _Sums = defaultdict(Decimal)
+    before: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     stmt = select(RevenueScheduleRow.billed_on, RevenueScheduleRow.month, RevenueScheduleRow.plan,
                   RevenueScheduleRow.currency, RevenueScheduleRow.amount)
     if customer_id is not None:
@@ -177,19 +200,7 @@ def revenue_report(session: Session, first: date, last: date, *, customer_id: st
             before[(plan, currency)] -= amount
         elif month <= last:
             earned[(month, plan, currency)] += amount
-    keys = sorted({(p, c) for _, p, c in billed} | {(p, c) for _, p, c in earned} | set(before))
-    out, month = [], first
-    running = dict(before)
-    while month <= last:
-        for plan, currency in keys:
-            bill, earn = billed.get((month, plan, currency), ZERO), earned.get((month, plan, currency), ZERO)
-            running[(plan, currency)] = running.get((plan, currency), ZERO) + bill - earn
-            if bill or earn or running[(plan, currency)]:
-                q = quantum(currency)
-                out.append(RevenueRow(month, plan, currency, bill.quantize(q), earn.quantize(q),
-                                      running[(plan, currency)].quantize(q)))
-        month = next_month(month)
-    return out
+    return billed, earned, before
 
 
 # --- month close -----------------------------------------------------------------------------
