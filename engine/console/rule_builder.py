@@ -333,10 +333,9 @@ def coupon_problems(spec: CouponSpec, data: Any, today: date | None = None) -> l
     ]
     if not blank(spec.max_redemptions):
         whole(spec.max_redemptions, "max_redemptions", out, minimum=1)
-    if not blank(spec.expires):
-        _, end = date_range(None, spec.expires, out, end_field="expires")
-        if end is not None and today is not None and end < today:
-            out.append(FieldProblem("expires", f"{end.isoformat()} has passed already"))
+    _, end = date_range(None, spec.expires, out, end_field="expires")  # None when left blank
+    if end is not None and today is not None and end < today:
+        out.append(FieldProblem("expires", f"{end.isoformat()} has passed already"))
     return out
 
 
