@@ -299,9 +299,7 @@ def _money(value: str) -> DoubleQuotedScalarString:
 
 
 def _number(value: str) -> int | float:
-    d = Decimal(str(value).strip())
-    # A percentage is a number in the catalog (FORMATS §1: percent_off: 20); never money.
-    return int(d) if d == d.to_integral_value() else float(d)
+    return ye.percentage(Decimal(str(value).strip()))
 
 
 def _tier_yaml(t: TierSpec, model: str) -> CommentedMap:

@@ -183,8 +183,7 @@ def _promotion_action(spec: PromotionSpec) -> CommentedMap:
         return ye.flow({"apply_coupon": ye.flow({"code": spec.value.strip()})})
     params: dict[str, Any] = {}
     if spec.kind == "percent":
-        d = Decimal(spec.value.strip())
-        params["percent"] = int(d) if d == d.to_integral_value() else float(d)
+        params["percent"] = ye.percentage(Decimal(spec.value.strip()))
     else:
         params["amount"] = DoubleQuotedScalarString(money_text(Decimal(spec.value.strip())))
     if spec.prices:
@@ -362,7 +361,7 @@ def write_coupon(text: str, spec: CouponSpec, today: date | None = None) -> str:
         c["name"] = spec.name.strip()
     d = Decimal(spec.value.strip())
     if spec.kind == "percent":
-        c["percent_off"] = int(d) if d == d.to_integral_value() else float(d)
+        c["percent_off"] = ye.percentage(d)
     else:
         c["amount_off"] = DoubleQuotedScalarString(money_text(d))
     c["duration"] = spec.duration

@@ -202,6 +202,11 @@ def add_plan(text: str, plan_id: str, name: str, interval: str = "month", flat_a
     return dump(data)
 
 
+def percentage(d: Decimal) -> int | float:
+    """A percentage as the catalog writes it: a number (FORMATS §1: percent_off: 20), never money."""
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
 def add_coupon(
     text: str,
     code: str,
@@ -229,7 +234,7 @@ def add_coupon(
             pct = Decimal(str(percent_off))
         except InvalidOperation:
             raise EditError("percent_off: a number") from None
-        c["percent_off"] = int(pct) if pct == pct.to_integral_value() else float(pct)
+        c["percent_off"] = percentage(pct)
     else:
         c["amount_off"] = money(amount_off, "amount_off")
     c["duration"] = duration
