@@ -18,7 +18,7 @@ from engine.periods import Period
 from engine.pricing import CouponError, check_redeemable
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
-from engine.sales.common import new_id, now_of, number, quantity_of
+from engine.sales.common import new_id, now_of, number, quantity_of, whole_between
 from engine.sales.customers import load_customer
 from engine.sales.cycle import (
     TRIAL_NOTICE,
@@ -138,7 +138,7 @@ def create_subscription(
     if customer.currency and customer.currency != catalog.currency:
         # What is stored clashes (the customer's currency), not the request's shape.
         raise Conflict("plan", f"plan {plan!r} is priced in {catalog.currency}; customer pays in {customer.currency}")
-    if trial_days is not None and (isinstance(trial_days, bool) or not isinstance(trial_days, int) or trial_days < 0):
+    if trial_days is not None and not whole_between(trial_days, 0):
         raise SalesError("trial_days", "a whole number of days, 0 or more")
     today = now.date()
     if coupon:
