@@ -11,10 +11,19 @@ from engine import rules, sales
 from engine.console.store import history
 from engine.users import list_audit
 
-ACTION_WORDS = {"publish": "published", "rollback": "rolled back", "user.add": "added user",
-                "user.role": "changed the role of", "user.disable": "disabled", "user.enable": "enabled",
-                "change_plan": "changed the plan of", "apply_coupon": "applied a coupon to", "cancel": "cancelled",
-                "pause": "paused", "resume": "resumed"}
+ACTION_WORDS = {
+    "publish": "published",
+    "rollback": "rolled back",
+    "user.add": "added user",
+    "user.role": "changed the role of",
+    "user.disable": "disabled",
+    "user.enable": "enabled",
+    "change_plan": "changed the plan of",
+    "apply_coupon": "applied a coupon to",
+    "cancel": "cancelled",
+    "pause": "paused",
+    "resume": "resumed",
+}
 
 
 def _diffs(session: Session, kind: str, name: str) -> dict[int, str]:
@@ -36,12 +45,13 @@ def audit_entries(session: Session, limit: int = 200) -> list[dict[str, Any]]:
             if key not in cache:
                 cache[key] = _diffs(session, *key)
             diff = cache[key].get(int(e["version"]), "")
+        details = e.get("details") or {}
         what = f"{e['kind']} {e['target']}" + (f" v{e['version']}" if e["version"] is not None else "")
         if e["kind"] == "user":
             what = e["target"]
         elif e["kind"] == "subscription":  # the customer's name, not the subscription's id
-            what = _subscription_of(session, (e.get("details") or {}).get("customer"))
-        restored = (e.get("details") or {}).get("restored")
+            what = _subscription_of(session, details.get("customer"))
+        restored = details.get("restored")
         tail = f" (content of v{restored})" if restored else ""
         summary = f"{e['user']} ({e['role']}) {ACTION_WORDS.get(e['action'], e['action'])} {what}{tail}: {e['why']}"
         out.append({**e, "summary": summary, "diff": diff})

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from engine.catalog import Catalog, catalog_from_document, catalog_problems
+from engine.catalog import Catalog, Plan, Price, catalog_from_document, catalog_problems
 from engine.documents import Document, DocumentError, Problem, load_yaml_text
 
 KINDS = ("catalog", "ruleset")
@@ -47,33 +47,48 @@ class DraftCheck:
 def catalog_lint(doc: Document, catalog: Catalog, granted: Collection[str] = ()) -> list[Problem]:
     """What is valid but probably a mistake. `granted`: features the live access rules allow
     (a partner beta no plan includes is granted by a rule, not forgotten)."""
-    out: list[Problem] = []
-    used_metrics = {p.metric for plan in catalog.plans.values() for p in plan.prices if p.metric}
-    used_metrics |= {f.metric for f in catalog.features.values() if f.metric}
-    for mid in sorted(set(catalog.metrics) - used_metrics):
-        out.append(doc.problem(["metrics", mid], "no price or feature uses this metric", "warning"))
+    # A price or feature without a metric adds None, which names no metric.
+    used_metrics = {p.metric for plan in catalog.plans.values() for p in plan.prices}
+    used_metrics |= {f.metric for f in catalog.features.values()}
     entitled = {fid for plan in catalog.plans.values() for fid in plan.entitlements} | set(granted)
-    for fid in sorted(set(catalog.features) - entitled):
-        out.append(doc.problem(["features", fid], "no plan grants this feature, and no access rule allows it", "warning"))
+    out = [
+        doc.problem(["metrics", mid], "no price or feature uses this metric", "warning")
+        for mid in sorted(set(catalog.metrics) - used_metrics)
+    ]
+    out += [
+        doc.problem(["features", fid], "no plan grants this feature, and no access rule allows it", "warning")
+        for fid in sorted(set(catalog.features) - entitled)
+    ]
     for pid, plan in catalog.plans.items():
-        if not plan.prices and not plan.entitlements:
-            out.append(doc.problem(["plans", pid], "the plan has neither prices nor entitlements", "warning"))
-        for i, price in enumerate(plan.prices):
-            if price.model == "graduated" and len(price.tiers) > 1:
-                # A free allowance first is normal; after it, unit prices should not rise.
-                units = [t.unit_amount for t in price.tiers if t.unit_amount > 0]
-                if any(b > a for a, b in itertools.pairwise(units)):
-                    out.append(
-                        doc.problem(
-                            ["plans", pid, "prices", i, "tiers"],
-                            "a later tier costs more per unit than an earlier one: heavy users pay more per unit",
-                            "warning",
-                        )
-                    )
-        for target in plan.upgrade_to:
-            if target not in catalog.plans:
-                out.append(doc.problem(["plans", pid, "upgrade_to"], f"{target!r} is not a plan here", "warning"))
+        out += _plan_lint(doc, pid, plan, catalog)
     return sorted(out, key=lambda p: (p.line, p.path))
+
+
+def _plan_lint(doc: Document, pid: str, plan: Plan, catalog: Catalog) -> list[Problem]:
+    out: list[Problem] = []
+    if not plan.prices and not plan.entitlements:
+        out.append(doc.problem(["plans", pid], "the plan has neither prices nor entitlements", "warning"))
+    out += [
+        doc.problem(
+            ["plans", pid, "prices", i, "tiers"],
+            "a later tier costs more per unit than an earlier one: heavy users pay more per unit",
+            "warning",
+        )
+        for i, price in enumerate(plan.prices)
+        if price.model == "graduated" and _unit_price_rises(price)
+    ]
+    out += [
+        doc.problem(["plans", pid, "upgrade_to"], f"{target!r} is not a plan here", "warning")
+        for target in plan.upgrade_to
+        if target not in catalog.plans
+    ]
+    return out
+
+
+def _unit_price_rises(price: Price) -> bool:
+    """A free allowance first is normal; after it, unit prices should not rise."""
+    units = [t.unit_amount for t in price.tiers if t.unit_amount > 0]
+    return any(b > a for a, b in itertools.pairwise(units))
 
 
 def _ruleset_checks(doc: Document, refs: Any) -> tuple[list[Problem], list[Problem], str]:
@@ -101,8 +116,9 @@ def _ruleset_checks(doc: Document, refs: Any) -> tuple[list[Problem], list[Probl
     return errors, warnings, summary
 
 
-def check_draft(kind: str, text: str, file: str = "draft", *, refs: Any = None,
-                granted: Collection[str] = ()) -> DraftCheck:
+def check_draft(
+    kind: str, text: str, file: str = "draft", *, refs: Any = None, granted: Collection[str] = ()
+) -> DraftCheck:
     """Everything publishing would say about `text`, without raising. `refs` (a
     engine.rules.References) is what a ruleset may name; None: ./catalogs and ./templates,
     as `billing validate` does. `granted`: the features access rules allow (catalog lint)."""

@@ -212,21 +212,32 @@ def _join(db: Database, cohort: Cohort, m: int, service: payments.PaymentService
                 payments.add_payment_method(s, c.id, "card", "tok_whatif", provider=PROVIDER, service=service)
 
 
-def _subscribe_and_churn(db: Database, system: Engine, cohort: Cohort, m: int, plans: Mapping[str, str],
-                         subs: dict[str, str], clock: TestClock) -> None:
+def _subscribe_and_churn(
+    db: Database,
+    system: Engine,
+    cohort: Cohort,
+    m: int,
+    plans: Mapping[str, str],
+    subs: dict[str, str],
+    clock: TestClock,
+) -> None:
     """Month `m`'s joiners subscribe; those gone next month cancel at this period's end."""
     with db.session() as s:
         for c in cohort.customers:
             if c.joined == m:
                 sub = sales.create_subscription(
-                    s, c.id, plans[c.plan], clock=clock, quantity=c.quantity, trial_days=0,
+                    s,
+                    c.id,
+                    plans[c.plan],
+                    clock=clock,
+                    quantity=c.quantity,
+                    trial_days=0,
                     promotions=system.promotions,
                 )
                 subs[c.id] = str(sub["id"])
             if c.left == m + 1 and c.id in subs:
                 try:  # gone next month: ends at this period's end, as churn does
-                    sales.cancel_subscription(s, subs[c.id], clock=clock, at="period_end",
-                                              promotions=system.promotions)
+                    sales.cancel_subscription(s, subs[c.id], clock=clock, at="period_end", promotions=system.promotions)
                 except sales.SalesError:
                     pass  # dunning cancelled it already
 
@@ -313,10 +324,64 @@ def _month(when: datetime, begin: datetime) -> int:
 MONEY = ("invoiced", "collected", "outstanding", "written_off")
 COUNTS = ("invoices", "payments", "failed_payments", "warned", "suspended", "cancelled", "notifications")
 STATE_COLUMNS = {"warning": "warned", "suspended": "suspended", "cancelled": "cancelled"}
+PAYMENT_COLUMNS = {"payment.failed": "failed_payments", "payment.succeeded": "payments"}
+UNPAID_COLUMNS = {"finalized": "outstanding", "uncollectible": "written_off"}  # what is left unpaid
+ONE = Decimal(1)
 
 
 def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+class _Tally:
+    """One side's figures month by month (by when things happened), each customer's share
+    weighted by how many cohort customers it stands for (1 unless sampled)."""
+
+    def __init__(self, begin: datetime, months: int, label: str, weights: Mapping[str, Decimal]) -> None:
+        self.begin = begin
+        self.weights = weights
+        self.rows: list[dict[str, Any]] = [
+            {
+                "month": (begin + relativedelta(months=m)).date().isoformat()[:7],
+                "side": label,
+                **dict.fromkeys(COUNTS, ZERO),
+                **dict.fromkeys(MONEY, ZERO),
+            }
+            for m in range(months)
+        ]
+        self.collected: dict[str, Decimal] = defaultdict(lambda: ZERO)
+
+    def weight(self, customer_id: object) -> Decimal:
+        return self.weights.get(str(customer_id), ONE)
+
+    def row(self, when: datetime) -> dict[str, Any] | None:
+        m = _month(_aware(when), self.begin)
+        return self.rows[m] if 0 <= m < len(self.rows) else None
+
+    def invoice(self, customer_id: str, inv: Mapping[str, Any]) -> None:
+        """An invoice issued within the run (a void one counts for nothing)."""
+        r = self.row(datetime.fromisoformat(inv["issued_at"])) if inv["issued_at"] else None
+        if r is None or inv["status"] == "void":
+            return
+        w = self.weight(customer_id)
+        paid = Decimal(inv["amount_paid"])
+        self.collected[customer_id] += paid
+        r["invoices"] += w
+        r["invoiced"] += Decimal(inv["total"]) * w
+        r["collected"] += paid * w
+        if (column := UNPAID_COLUMNS.get(inv["status"])) is not None:
+            r[column] += (Decimal(inv["amount_due"]) - paid) * w
+
+    def count(self, when: datetime, column: str | None, customer_id: object) -> None:
+        """One more of `column` (None: nothing to count) in the month of `when`."""
+        r = self.row(when)
+        if r is not None and column is not None:
+            r[column] += self.weight(customer_id)
+
+
+def _event_column(ev: OutboxEvent) -> str | None:
+    """The column a payment or dunning event counts in (None: a transition not counted)."""
+    return PAYMENT_COLUMNS.get(ev.type) or STATE_COLUMNS.get(str((ev.properties or {}).get("to")))
 
 
 def _figures(
@@ -325,75 +390,43 @@ def _figures(
     """Read back what the engine did, month by month (by when it happened): invoices issued
     and what of them was paid, payment attempts, dunning transitions, notifications; each
     customer's share weighted by how many cohort customers it stands for (1 unless sampled)."""
-    rows: list[dict[str, Any]] = [
-        {
-            "month": (begin + relativedelta(months=m)).date().isoformat()[:7],
-            "side": label,
-            **dict.fromkeys(COUNTS, ZERO),
-            **dict.fromkeys(MONEY, ZERO),
-        }
-        for m in range(months)
-    ]
-    one = Decimal(1)
-    collected: dict[str, Decimal] = defaultdict(lambda: ZERO)
-
-    def row(when: datetime) -> dict[str, Any] | None:
-        m = _month(_aware(when), begin)
-        return rows[m] if 0 <= m < months else None
-
+    tally = _Tally(begin, months, label, weights)
     states: Counter[str] = Counter()
     notes: Counter[str] = Counter()
     with db.read_session() as s:
         for c in cohort.customers:
             if c.joined >= months:
                 continue
-            w = weights.get(c.id, one)
             states[dunning.get_state(s, c.id)] += 1
             for inv in sales.list_invoices(s, c.id, per_page=500)["items"]:
-                r = row(datetime.fromisoformat(inv["issued_at"])) if inv["issued_at"] else None
-                if r is None or inv["status"] == "void":
-                    continue
-                unpaid = Decimal(inv["amount_due"]) - Decimal(inv["amount_paid"])
-                collected[c.id] += Decimal(inv["amount_paid"])
-                r["invoices"] += w
-                r["invoiced"] += Decimal(inv["total"]) * w
-                r["collected"] += Decimal(inv["amount_paid"]) * w
-                if inv["status"] == "finalized":
-                    r["outstanding"] += unpaid * w
-                elif inv["status"] == "uncollectible":
-                    r["written_off"] += unpaid * w
+                tally.invoice(c.id, inv)
         for n in messaging.list_notifications(s, limit=10_000_000):
             notes[f"{n['template']} ({n['channel']})"] += 1
-            r = row(n["created_at"])
-            if r is not None:
-                r["notifications"] += weights.get(str(n.get("customer_id")), one)
+            tally.count(n["created_at"], "notifications", n.get("customer_id"))
         kinds = ("payment.failed", "payment.succeeded", "dunning.state_changed")
         for ev in s.scalars(select(OutboxEvent).where(OutboxEvent.type.in_(kinds))):
-            r = row(ev.time)
-            if r is None:
-                continue
-            w = weights.get(str(ev.customer_id), one)
-            if ev.type == "payment.failed":
-                r["failed_payments"] += w
-            elif ev.type == "payment.succeeded":
-                r["payments"] += w
-            elif (column := STATE_COLUMNS.get(str((ev.properties or {}).get("to")))) is not None:
-                r[column] += w
-    for r in rows:
+            tally.count(ev.time, _event_column(ev), ev.customer_id)
+    for r in tally.rows:
         _round(r)
-    totals: dict[str, Any] = {k: sum((r[k] for r in rows), ZERO if k in MONEY else 0) for k in (*COUNTS, *MONEY)}
-    totals["collection_rate"] = (
-        (totals["collected"] * 100 / totals["invoiced"]).quantize(Decimal("0.1")) if totals["invoiced"] else None
-    )
-    scale = sum(weights.values(), ZERO) / len(weights) if weights else one
+    scale = sum(weights.values(), ZERO) / len(weights) if weights else ONE
     return {
-        "rows": rows,
-        "totals": totals,
+        "rows": tally.rows,
+        "totals": _totals(tally.rows),
         # Templates and final states of the customers run, scaled by the mean weight.
         "notifications": {k: _whole(v * scale) for k, v in sorted(notes.items())},
         "dunning": {k: _whole(v * scale) for k, v in sorted(states.items())},
-        "collected": dict(collected),
+        "collected": dict(tally.collected),
     }
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The side's months added up, with the share of what was invoiced that was collected."""
+    totals: dict[str, Any] = {k: sum((r[k] for r in rows), 0) for k in COUNTS}
+    totals |= {k: sum((r[k] for r in rows), ZERO) for k in MONEY}
+    totals["collection_rate"] = (
+        (totals["collected"] * 100 / totals["invoiced"]).quantize(Decimal("0.1")) if totals["invoiced"] else None
+    )
+    return totals
 
 
 def _whole(x: Decimal) -> int:
@@ -428,29 +461,9 @@ def lifecycle_on_engine(
     than `budget` customer-months a side runs as a stratified sample scaled back up
     (engine.simulation.sampling; the result's `sampling` says so, with 95 % margins)."""
     cards = cards or CardModel()
-    if cards.problems():
-        raise SimulationError("; ".join(cards.problems()))
-    if not cohort.customers:
-        raise CohortError(["the cohort has no customers: nothing to simulate"])
-    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 24:
-        raise SimulationError("months: between 1 and 24 for a lifecycle run")
-    if baseline.currency != draft.currency:
-        raise SimulationError(f"currency: the baseline is in {baseline.currency}, the draft in {draft.currency}")
+    _check(cards, cohort, months, baseline, draft)
+    sides = _sides(baseline, draft, cohort, rulesets, draft_rulesets or {}, plan_map or {})
     start = month_start(start)
-    plan_map = plan_map or {}
-    missing = sorted({c.plan for c in cohort.customers} - set(baseline.plans))
-    if missing:
-        raise SimulationError(f"plan {missing[0]!r} is not in the baseline catalog")
-    draft_plans = {p: plan_map.get(p, p) for p in {c.plan for c in cohort.customers}}
-    lost = sorted(p for p, t in draft_plans.items() if t not in draft.plans)
-    if lost:
-        raise SimulationError(
-            f"plan {lost[0]!r} is not in the draft: map it to one of {', '.join(sorted(draft.plans))}"
-        )
-    sides = (
-        ("baseline", baseline, dict(rulesets), {p: p for p in draft_plans}),
-        ("draft", draft, {**rulesets, **(draft_rulesets or {})}, draft_plans),
-    )
     sample = stratified_sample(cohort, max(MIN_SAMPLE, budget // months))
     out: dict[str, dict[str, Any]] = {}
     with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="whatif-", dir=_scratch()) as folder:
@@ -472,15 +485,60 @@ def lifecycle_on_engine(
                 share=(i / 2, 0.5),
                 weights=sample.weights if sample.scaled else None,
             )
-    rows = [r for label in ("baseline", "draft") for r in out[label]["rows"]]
+    return _result(baseline.currency, sample, out["baseline"], out["draft"])
+
+
+def _check(cards: CardModel, cohort: Cohort, months: int, baseline: Catalog, draft: Catalog) -> None:
+    """What a lifecycle run needs before it starts an engine."""
+    if cards.problems():
+        raise SimulationError("; ".join(cards.problems()))
+    if not cohort.customers:
+        raise CohortError(["the cohort has no customers: nothing to simulate"])
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 24:
+        raise SimulationError("months: between 1 and 24 for a lifecycle run")
+    if baseline.currency != draft.currency:
+        raise SimulationError(f"currency: the baseline is in {baseline.currency}, the draft in {draft.currency}")
+
+
+Side = tuple[str, Catalog, dict[str, str], dict[str, str]]  # label, catalog, rulesets, plan -> plan run
+
+
+def _sides(
+    baseline: Catalog,
+    draft: Catalog,
+    cohort: Cohort,
+    rulesets: Mapping[str, str],
+    draft_rulesets: Mapping[str, str],
+    plan_map: Mapping[str, str],
+) -> tuple[Side, Side]:
+    """The baseline and the draft, each with its rulesets and the plan its customers are on
+    (the draft's through `plan_map`; every plan must exist on its side)."""
+    cohort_plans = {c.plan for c in cohort.customers}
+    missing = sorted(cohort_plans - set(baseline.plans))
+    if missing:
+        raise SimulationError(f"plan {missing[0]!r} is not in the baseline catalog")
+    draft_plans = {p: plan_map.get(p, p) for p in cohort_plans}
+    lost = sorted(p for p, t in draft_plans.items() if t not in draft.plans)
+    if lost:
+        raise SimulationError(
+            f"plan {lost[0]!r} is not in the draft: map it to one of {', '.join(sorted(draft.plans))}"
+        )
+    return (
+        ("baseline", baseline, dict(rulesets), {p: p for p in draft_plans}),
+        ("draft", draft, {**rulesets, **draft_rulesets}, draft_plans),
+    )
+
+
+def _result(currency: str, sample: Sample, baseline: dict[str, Any], draft: dict[str, Any]) -> LifecycleResult:
+    sides = {"baseline": baseline, "draft": draft}
     return LifecycleResult(
-        baseline.currency,
-        [r["month"] for r in out["baseline"]["rows"]],
-        rows,
-        {label: out[label]["totals"] for label in out},
-        {label: out[label]["notifications"] for label in out},
-        {label: out[label]["dunning"] for label in out},
-        _sampling(sample, out["baseline"]["collected"], out["draft"]["collected"]),
+        currency,
+        [r["month"] for r in baseline["rows"]],
+        [*baseline["rows"], *draft["rows"]],
+        {label: side["totals"] for label, side in sides.items()},
+        {label: side["notifications"] for label, side in sides.items()},
+        {label: side["dunning"] for label, side in sides.items()},
+        _sampling(sample, baseline["collected"], draft["collected"]),
     )
 
 

@@ -9,10 +9,24 @@ from dataclasses import dataclass
 
 from engine.documents import Problem
 
-_SECTIONS = {"plans": "plan", "metrics": "metric", "features": "feature", "coupons": "coupon", "taxes": "tax for",
-             "rules": "rule"}
-_ITEMS = {"prices": "price", "tiers": "tier", "then": "action", "upgrade_to": "upgrade", "applies_to": "plan",
-          "channels": "channel", "all": "condition", "any": "condition"}
+_SECTIONS = {
+    "plans": "plan",
+    "metrics": "metric",
+    "features": "feature",
+    "coupons": "coupon",
+    "taxes": "tax for",
+    "rules": "rule",
+}
+_ITEMS = {
+    "prices": "price",
+    "tiers": "tier",
+    "then": "action",
+    "upgrade_to": "upgrade",
+    "applies_to": "plan",
+    "channels": "channel",
+    "all": "condition",
+    "any": "condition",
+}
 
 # What each kind of field holds, when the schema could only say "matches none of the forms".
 _EXPECTED = {
@@ -25,8 +39,15 @@ _EXPECTED = {
     "limit": "write a whole number, or null for unlimited",
 }
 
-_TYPES = {"string": "text", "integer": "a whole number", "number": "a number", "object": "a group of fields",
-          "array": "a list", "boolean": "true or false", "null": "empty"}
+_TYPES = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "object": "a group of fields",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "empty",
+}
 
 
 @dataclass(frozen=True)
@@ -38,28 +59,27 @@ class PlainProblem:
     path: str
 
 
+def _position(index: str) -> int:
+    """[0] -> 1: positions are counted from 1."""
+    return int(index[1:-1]) + 1
+
+
 def where(path: str) -> str:
     """plans.pro.prices[0].tiers[1].unit_amount -> plan pro › price 1 › tier 2 › unit amount"""
     parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
     out: list[str] = []
     i = 0
     while i < len(parts):
-        part = parts[i]
-        nxt = parts[i + 1] if i + 1 < len(parts) else None
-        if part in _SECTIONS and nxt is not None and not nxt.startswith("["):
-            out.append(f"{_SECTIONS[part]} {nxt}")
-            i += 2
+        part, nxt = parts[i], parts[i + 1] if i + 1 < len(parts) else ""  # parts are never empty
+        if part in _SECTIONS and nxt:  # a section and the name or position of its entry
+            out.append(f"{_SECTIONS[part]} {_position(nxt) if nxt.startswith('[') else nxt}")
+        elif nxt.startswith("["):  # a list and the position in it
+            out.append(f"{_ITEMS.get(part, part.replace('_', ' '))} {_position(nxt)}")
+        else:
+            out.append(f"item {_position(part)}" if part.startswith("[") else part.replace("_", " "))
+            i += 1
             continue
-        if part in _SECTIONS and nxt is not None:
-            out.append(f"{_SECTIONS[part]} {int(nxt[1:-1]) + 1}")
-            i += 2
-            continue
-        if nxt is not None and nxt.startswith("["):
-            out.append(f"{_ITEMS.get(part, part.replace('_', ' '))} {int(nxt[1:-1]) + 1}")
-            i += 2
-            continue
-        out.append(part.replace("_", " ") if not part.startswith("[") else f"item {int(part[1:-1]) + 1}")
-        i += 1
+        i += 2
     return " › ".join(out) or "the whole document"
 
 

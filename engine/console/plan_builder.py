@@ -9,6 +9,7 @@ the catalog YAML of a draft (comments elsewhere kept). The YAML stays the source
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ from engine.console.fields import FieldProblem, FormInvalid, amount, blank, mone
 
 MODELS = ("flat", "per_unit", "graduated", "volume", "package", "graduated_percentage", "percentage")
 TIERED = ("graduated", "volume", "graduated_percentage")
+PERCENTAGES = ("percentage", "graduated_percentage")
 INTERVALS = ("month", "year", "week", "day", "once")
 PERIODS = ("month", "day", "week", "year", "billing_period")
 OVERAGES = ("block", "allow", "notify")
@@ -96,8 +98,12 @@ class CatalogContext:
             items = data.get(name) or {}
             return {str(k): str((v or {}).get(key, "")) for k, v in items.items()} if isinstance(items, dict) else {}
 
-        return cls(currency=str(data.get("currency") or "USD"), plans=frozenset(str(p) for p in data.get("plans") or {}),
-                   metrics=section("metrics", "aggregation"), features=section("features", "type"))
+        return cls(
+            currency=str(data.get("currency") or "USD"),
+            plans=frozenset(str(p) for p in data.get("plans") or {}),
+            metrics=section("metrics", "aggregation"),
+            features=section("features", "type"),
+        )
 
 
 # Checking -------------------------------------------------------------------------------------
@@ -115,11 +121,15 @@ def tier_problems(tiers: list[TierSpec], model: str, currency: str, where: str =
         last = n == len(tiers)
         if blank(tier.up_to):
             if not last:
-                out.append(FieldProblem(f"{row}.up_to", "only the last tier is open (empty up_to); give this one a bound"))
+                out.append(
+                    FieldProblem(f"{row}.up_to", "only the last tier is open (empty up_to); give this one a bound")
+                )
         else:
             bound = whole(tier.up_to, f"{row}.up_to", out, minimum=1)
             if bound is not None and previous is not None and bound <= previous:
-                out.append(FieldProblem(f"{row}.up_to", f"tiers must go up: {bound} is not above the tier before ({previous})"))
+                out.append(
+                    FieldProblem(f"{row}.up_to", f"tiers must go up: {bound} is not above the tier before ({previous})")
+                )
             if bound is not None:
                 previous = bound
             if last:
@@ -144,59 +154,86 @@ def _tier_price_problems(tier: TierSpec, model: str, currency: str, row: str) ->
     return out
 
 
+def _metric_problems(p: PriceSpec, ctx: CatalogContext, where: str) -> list[FieldProblem]:
+    """A price with a metric: the metric is the catalog's, and the price takes usage."""
+    out: list[FieldProblem] = []
+    if p.metric not in ctx.metrics:
+        known = ", ".join(sorted(ctx.metrics)) or "none: add one to the catalog's metrics"
+        out.append(FieldProblem(f"{where}.metric", f"there is no metric {p.metric!r}; the catalog has {known}"))
+    if p.model == "flat":
+        out.append(FieldProblem(f"{where}.metric", "a flat fee is charged once per period; it has no metric"))
+    if p.timing == "in_advance":
+        out.append(FieldProblem(f"{where}.timing", "usage is only known when the period ends: bill it in arrears"))
+    return out
+
+
 def price_problems(p: PriceSpec, ctx: CatalogContext, where: str) -> list[FieldProblem]:
     out: list[FieldProblem] = []
     if p.model not in MODELS:
         return [FieldProblem(f"{where}.model", f"{p.model!r} is not a price model; one of {', '.join(MODELS)}")]
-    if not blank(p.metric) and p.metric not in ctx.metrics:
-        known = ", ".join(sorted(ctx.metrics)) or "none: add one to the catalog's metrics"
-        out.append(FieldProblem(f"{where}.metric", f"there is no metric {p.metric!r}; the catalog has {known}"))
-    if p.model in ("percentage", "graduated_percentage") and blank(p.metric):
-        out.append(FieldProblem(f"{where}.metric", f"a {p.model} price takes a share of a volume: pick a metric"))
-    if p.model == "flat" and not blank(p.metric):
-        out.append(FieldProblem(f"{where}.metric", "a flat fee is charged once per period; it has no metric"))
-    if p.timing == "in_advance" and not blank(p.metric):
-        out.append(FieldProblem(f"{where}.timing", "usage is only known when the period ends: bill it in arrears"))
+    if blank(p.metric):
+        if p.model in PERCENTAGES:
+            out.append(FieldProblem(f"{where}.metric", f"a {p.model} price takes a share of a volume: pick a metric"))
+    else:
+        out.extend(_metric_problems(p, ctx, where))
     out.extend(_model_problems(p, ctx.currency, where))
     if not blank(p.divide_by):
-        if p.model in ("flat", "percentage", "graduated_percentage"):
+        if p.model in ("flat", *PERCENTAGES):
             out.append(FieldProblem(f"{where}.divide_by", f"a {p.model} price takes no transform"))
         else:
             whole(p.divide_by, f"{where}.divide_by", out, minimum=1)
     return out
 
 
-def _required(value: str, fld: str, what: str, out: list[FieldProblem]) -> bool:
-    if blank(value):
-        out.append(FieldProblem(fld, f"a {what} price needs it"))
-        return False
-    return True
+def _money_check(value: str, fld: str, out: list[FieldProblem], currency: str) -> None:
+    amount(value, fld, out, currency=currency)
+
+
+def _unit_check(value: str, fld: str, out: list[FieldProblem], currency: str) -> None:
+    amount(value, fld, out, currency=currency, unit=True)
+
+
+def _count_check(minimum: int) -> Callable[[str, str, list[FieldProblem], str], None]:
+    def check(value: str, fld: str, out: list[FieldProblem], currency: str) -> None:
+        whole(value, fld, out, minimum=minimum)
+
+    return check
+
+
+def _rate_check(value: str, fld: str, out: list[FieldProblem], currency: str) -> None:
+    percent(value, fld, out)
+
+
+# Per model, its fields in the order they are checked: (field, required, check when given).
+_MODEL_FIELDS: dict[str, tuple[tuple[str, bool, Callable[[str, str, list[FieldProblem], str], None]], ...]] = {
+    "flat": (("amount", True, _money_check),),
+    "per_unit": (("unit_amount", True, _unit_check), ("included", False, _count_check(0))),
+    "package": (
+        ("package_size", True, _count_check(1)),
+        ("amount", True, _money_check),
+        ("free_units", False, _count_check(0)),
+    ),
+    "percentage": (
+        ("rate", True, _rate_check),
+        ("free_units", False, _count_check(0)),
+        *(
+            (key, False, _money_check)
+            for key in ("fixed_amount", "free_amount", "min_per_transaction", "max_per_transaction")
+        ),
+    ),
+}
 
 
 def _model_problems(p: PriceSpec, currency: str, where: str) -> list[FieldProblem]:
+    if p.model in TIERED:
+        return tier_problems(p.tiers, p.model, currency, f"{where}.tiers")
     out: list[FieldProblem] = []
-    if p.model == "flat" and _required(p.amount, f"{where}.amount", "flat", out):
-        amount(p.amount, f"{where}.amount", out, currency=currency)
-    elif p.model == "per_unit":
-        if _required(p.unit_amount, f"{where}.unit_amount", "per_unit", out):
-            amount(p.unit_amount, f"{where}.unit_amount", out, currency=currency, unit=True)
-        if not blank(p.included):
-            whole(p.included, f"{where}.included", out, minimum=0)
-    elif p.model in TIERED:
-        out.extend(tier_problems(p.tiers, p.model, currency, f"{where}.tiers"))
-    elif p.model == "package":
-        if _required(p.package_size, f"{where}.package_size", "package", out):
-            whole(p.package_size, f"{where}.package_size", out, minimum=1)
-        if _required(p.amount, f"{where}.amount", "package", out):
-            amount(p.amount, f"{where}.amount", out, currency=currency)
-    elif p.model == "percentage" and _required(p.rate, f"{where}.rate", "percentage", out):
-        percent(p.rate, f"{where}.rate", out)
-    if p.model in ("package", "percentage") and not blank(p.free_units):
-        whole(p.free_units, f"{where}.free_units", out)
-    if p.model == "percentage":
-        for key in ("fixed_amount", "free_amount", "min_per_transaction", "max_per_transaction"):
-            if not blank(getattr(p, key)):
-                amount(getattr(p, key), f"{where}.{key}", out, currency=currency)
+    for key, required, check in _MODEL_FIELDS[p.model]:
+        value = getattr(p, key)
+        if not blank(value):
+            check(value, f"{where}.{key}", out, currency)
+        elif required:
+            out.append(FieldProblem(f"{where}.{key}", f"a {p.model} price needs it"))
     return out
 
 
@@ -224,7 +261,9 @@ def plan_problems(spec: PlanSpec, ctx: CatalogContext) -> list[FieldProblem]:
     """Every problem of the form, each naming its field."""
     out: list[FieldProblem] = []
     if not ye.IDENTIFIER.match(spec.id or ""):
-        out.append(FieldProblem("id", "a plan id is lower case letters, digits, '-', '_' or '.', starting with a letter"))
+        out.append(
+            FieldProblem("id", "a plan id is lower case letters, digits, '-', '_' or '.', starting with a letter")
+        )
     if blank(spec.name):
         out.append(FieldProblem("name", "give the plan the name customers see"))
     if spec.interval not in INTERVALS:
@@ -260,9 +299,7 @@ def _money(value: str) -> DoubleQuotedScalarString:
 
 
 def _number(value: str) -> int | float:
-    d = Decimal(str(value).strip())
-    # A percentage is a number in the catalog (FORMATS §1: percent_off: 20); never money.
-    return int(d) if d == d.to_integral_value() else float(d)
+    return ye.percentage(Decimal(str(value).strip()))
 
 
 def _tier_yaml(t: TierSpec, model: str) -> CommentedMap:
@@ -281,32 +318,50 @@ def _included_tiers(p: PriceSpec) -> list[TierSpec]:
     return [TierSpec(up_to=str(int(Decimal(p.included))), unit_amount="0"), TierSpec(unit_amount=p.unit_amount)]
 
 
+def _int(value: str) -> int:
+    return int(Decimal(value))
+
+
+# Per model, the fields written after name, model, metric and timing, in the catalog's order
+# (a unit amount only on a per-unit price; counts only where the model takes them).
+_FEES: tuple[tuple[str, Callable[[str], Any]], ...] = (
+    ("amount", _money),
+    ("fixed_amount", _money),
+    ("free_amount", _money),
+    ("min_per_transaction", _money),
+    ("max_per_transaction", _money),
+)
+_COUNTS: tuple[tuple[str, Callable[[str], Any]], ...] = (("package_size", _int), ("free_units", _int))
+_WRITTEN = {
+    "per_unit": (_FEES[0], ("unit_amount", _money), *_FEES[1:]),
+    "percentage": (*_FEES, ("rate", _number), *_COUNTS),
+    "package": (*_FEES, *_COUNTS),
+}
+
+
+def _written_model(p: PriceSpec) -> tuple[str, list[TierSpec]]:
+    """Units included with a per-unit price are written as a graduated price."""
+    if p.model == "per_unit" and not blank(p.included) and _int(p.included) > 0:
+        return "graduated", _included_tiers(p)
+    return p.model, p.tiers
+
+
 def price_yaml(p: PriceSpec) -> CommentedMap:
-    model = p.model
-    tiers = p.tiers
-    if model == "per_unit" and not blank(p.included) and int(Decimal(p.included)) > 0:
-        model, tiers = "graduated", _included_tiers(p)
-    row: dict[str, Any] = {"id": p.id}
-    if not blank(p.name):
-        row["name"] = p.name.strip()
-    row["model"] = model
-    if not blank(p.metric):
-        row["metric"] = p.metric
-    if not blank(p.timing):
-        row["timing"] = p.timing
-    for key in ("amount", "unit_amount", "fixed_amount", "free_amount", "min_per_transaction", "max_per_transaction"):
-        if not blank(getattr(p, key)) and (key != "unit_amount" or model == "per_unit"):
-            row[key] = _money(getattr(p, key))
-    if model == "percentage":
-        row["rate"] = _number(p.rate)
-    for key in ("package_size", "free_units"):
-        if not blank(getattr(p, key)) and model in ("package", "percentage"):
-            row[key] = int(Decimal(getattr(p, key)))
+    """The price as the catalog writes it: fields left blank are left out, and only the fields
+    its model takes (a checked form: `price_problems` found nothing)."""
+    model, tiers = _written_model(p)
+    fields: list[tuple[str, str, Callable[[str], Any]]] = [
+        ("name", p.name, str.strip),
+        ("model", model, str),
+        ("metric", p.metric, str),
+        ("timing", p.timing, str),
+        *((key, getattr(p, key), write) for key, write in _WRITTEN.get(model, _FEES)),
+    ]
+    row: dict[str, Any] = {"id": p.id, **{key: write(value) for key, value, write in fields if not blank(value)}}
     if model in TIERED:
-        seq = CommentedSeq([_tier_yaml(t, model) for t in tiers])
-        row["tiers"] = seq
+        row["tiers"] = CommentedSeq([_tier_yaml(t, model) for t in tiers])
     if not blank(p.divide_by):
-        row["transform"] = ye.flow({"divide_by": int(Decimal(p.divide_by)), "round": p.round or "up"})
+        row["transform"] = ye.flow({"divide_by": _int(p.divide_by), "round": p.round or "up"})
     out = CommentedMap(row)
     if model not in TIERED:
         out.fa.set_flow_style()
@@ -318,8 +373,9 @@ def entitlement_yaml(e: EntitlementSpec, ftype: str) -> Any:
         return str(e.value).strip().lower() in ("true", "yes")
     if ftype == "quantity":
         return True if blank(e.value) or str(e.value).strip().lower() == "true" else int(Decimal(e.value))
-    return ye.flow({"limit": None if blank(e.limit) else int(Decimal(e.limit)), "period": e.period,
-                    "overage": e.overage})
+    return ye.flow(
+        {"limit": None if blank(e.limit) else int(Decimal(e.limit)), "period": e.period, "overage": e.overage}
+    )
 
 
 def _plan_fields(spec: PlanSpec, ctx: CatalogContext) -> dict[str, Any]:
@@ -339,7 +395,8 @@ def _plan_fields(spec: PlanSpec, ctx: CatalogContext) -> dict[str, Any]:
     fields["prices"] = prices
     if spec.entitlements:
         fields["entitlements"] = CommentedMap(
-            (e.feature, entitlement_yaml(e, ctx.features[e.feature])) for e in spec.entitlements)
+            (e.feature, entitlement_yaml(e, ctx.features[e.feature])) for e in spec.entitlements
+        )
     return fields
 
 
@@ -389,31 +446,53 @@ def _s(value: Any) -> str:
 
 
 def _price_spec(raw: dict[str, Any]) -> PriceSpec:
-    keys = ("amount", "unit_amount", "package_size", "free_units", "rate", "fixed_amount", "free_amount",
-            "min_per_transaction", "max_per_transaction")
+    keys = (
+        "amount",
+        "unit_amount",
+        "package_size",
+        "free_units",
+        "rate",
+        "fixed_amount",
+        "free_amount",
+        "min_per_transaction",
+        "max_per_transaction",
+    )
     transform = raw.get("transform") or {}
     return PriceSpec(
-        id=_s(raw.get("id")), model=_s(raw.get("model")), name=_s(raw.get("name")), metric=_s(raw.get("metric")),
-        timing=_s(raw.get("timing")), tiers=[TierSpec(*(_s(t.get(k)) for k in ("up_to", "unit_amount", "flat_amount", "rate")))
-                                               for t in raw.get("tiers") or [] if isinstance(t, dict)],
-        divide_by=_s(transform.get("divide_by")), round=_s(transform.get("round") or "up"),
+        id=_s(raw.get("id")),
+        model=_s(raw.get("model")),
+        name=_s(raw.get("name")),
+        metric=_s(raw.get("metric")),
+        timing=_s(raw.get("timing")),
+        tiers=[
+            TierSpec(*(_s(t.get(k)) for k in ("up_to", "unit_amount", "flat_amount", "rate")))
+            for t in raw.get("tiers") or []
+            if isinstance(t, dict)
+        ],
+        divide_by=_s(transform.get("divide_by")),
+        round=_s(transform.get("round") or "up"),
         **{k: _s(raw.get(k)) for k in keys},
     )
 
 
 def _entitlement_spec(fid: str, raw: Any) -> EntitlementSpec:
     if isinstance(raw, dict):
-        return EntitlementSpec(fid, "", _s(raw.get("limit")), _s(raw.get("period") or "month"),
-                               _s(raw.get("overage") or "block"))
+        return EntitlementSpec(
+            fid, "", _s(raw.get("limit")), _s(raw.get("period") or "month"), _s(raw.get("overage") or "block")
+        )
     return EntitlementSpec(fid, "true" if raw is True else "false" if raw is False else _s(raw))
 
 
 def plan_spec(text: str, plan_id: str) -> PlanSpec:
     plan = ye.plan_of(ye.load(text), plan_id)
     return PlanSpec(
-        id=plan_id, name=_s(plan.get("name")), interval=_s(plan.get("interval") or "month"),
-        description=_s(plan.get("description")), trial_days=_s(plan.get("trial_days")),
-        minimum_amount=_s(plan.get("minimum_amount")), upgrade_to=[str(x) for x in plan.get("upgrade_to") or []],
+        id=plan_id,
+        name=_s(plan.get("name")),
+        interval=_s(plan.get("interval") or "month"),
+        description=_s(plan.get("description")),
+        trial_days=_s(plan.get("trial_days")),
+        minimum_amount=_s(plan.get("minimum_amount")),
+        upgrade_to=[str(x) for x in plan.get("upgrade_to") or []],
         prices=[_price_spec(p) for p in plan.get("prices") or [] if isinstance(p, dict)],
         entitlements=[_entitlement_spec(str(f), v) for f, v in (plan.get("entitlements") or {}).items()],
     )

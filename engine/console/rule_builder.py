@@ -10,7 +10,7 @@ then validates the whole ruleset again, as `billing publish` does.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -25,13 +25,30 @@ from engine.rules import References
 
 # FORMATS §3: the events the engine publishes, for the notification form.
 ENGINE_EVENTS = (
-    "customer.created", "subscription.created", "subscription.trial_will_end", "subscription.renewed",
-    "subscription.changed", "subscription.canceled", "invoice.finalized", "invoice.paid",
-    "invoice.payment_failed", "invoice.overdue", "payment.succeeded", "payment.failed", "payment.refunded",
-    "usage.threshold_reached", "access.denied", "dunning.state_changed",
+    "customer.created",
+    "subscription.created",
+    "subscription.trial_will_end",
+    "subscription.renewed",
+    "subscription.changed",
+    "subscription.canceled",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.overdue",
+    "payment.succeeded",
+    "payment.failed",
+    "payment.refunded",
+    "usage.threshold_reached",
+    "access.denied",
+    "dunning.state_changed",
 )
 CHANNELS = ("email", "sms", "in_app", "webhook")
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# A discount's kind -> the check of its value, and what to say when it is missing or zero.
+OFF: dict[str, tuple[Callable[[Any, str, list[FieldProblem]], Decimal | None], str]] = {
+    "percent": (percent, "give the percentage off, above 0 and at most 100"),
+    "amount": (amount, "give the amount off, above 0"),
+}
 
 
 @dataclass
@@ -95,8 +112,11 @@ def _known(refs: References, kind: str, values: list[str], fld: str, what: str) 
     if known is None:
         return []
     listing = ", ".join(sorted(known)) or "none"
-    return [FieldProblem(f"{fld}[{i}]" if len(values) > 1 else fld, f"there is no {what} {v!r}; known: {listing}")
-            for i, v in enumerate(values, 1) if v not in known]
+    return [
+        FieldProblem(f"{fld}[{i}]" if len(values) > 1 else fld, f"there is no {what} {v!r}; known: {listing}")
+        for i, v in enumerate(values, 1)
+        if v not in known
+    ]
 
 
 def _rule_id_problems(rule_id: str, existing: Collection[str]) -> list[FieldProblem]:
@@ -117,15 +137,16 @@ def promotion_problems(spec: PromotionSpec, refs: References, existing: Collecti
     for c in spec.countries:
         if len(c) != 2 or not c.isalpha() or not c.isupper():
             out.append(FieldProblem("countries", f"{c!r} is not a country code such as DE or FR"))
-    if spec.kind == "percent":
-        if blank(spec.value) or percent(spec.value, "value", out) == 0:
-            out.append(FieldProblem("value", "give the percentage off, above 0 and at most 100"))
-    elif spec.kind == "amount":
-        if blank(spec.value) or amount(spec.value, "value", out) == 0:
-            out.append(FieldProblem("value", "give the amount off, above 0"))
+    if spec.kind in OFF:
+        check, needed = OFF[spec.kind]
+        if blank(spec.value) or check(spec.value, "value", out) == 0:
+            out.append(FieldProblem("value", needed))
     elif spec.kind == "coupon":
-        out += _known(refs, "coupons", [spec.value], "value", "coupon") if not blank(spec.value) else [
-            FieldProblem("value", "pick the coupon the rule gives")]
+        out += (
+            _known(refs, "coupons", [spec.value], "value", "coupon")
+            if not blank(spec.value)
+            else [FieldProblem("value", "pick the coupon the rule gives")]
+        )
     else:
         out.append(FieldProblem("kind", "percent, amount or coupon"))
     if not blank(spec.periods):
@@ -162,8 +183,7 @@ def _promotion_action(spec: PromotionSpec) -> CommentedMap:
         return ye.flow({"apply_coupon": ye.flow({"code": spec.value.strip()})})
     params: dict[str, Any] = {}
     if spec.kind == "percent":
-        d = Decimal(spec.value.strip())
-        params["percent"] = int(d) if d == d.to_integral_value() else float(d)
+        params["percent"] = ye.percentage(Decimal(spec.value.strip()))
     else:
         params["amount"] = DoubleQuotedScalarString(money_text(Decimal(spec.value.strip())))
     if spec.prices:
@@ -234,8 +254,9 @@ def access_rule(spec: AccessRuleSpec) -> CommentedMap:
         rule["description"] = spec.description.strip()
     rule["on"] = "access.check"
     if spec.case == "allow_tag":
-        rule["when"] = _condition([{"customer.tags": ye.flow({"contains": spec.tag.strip()})},
-                                   {"feature": spec.feature}])
+        rule["when"] = _condition(
+            [{"customer.tags": ye.flow({"contains": spec.tag.strip()})}, {"feature": spec.feature}]
+        )
         action = {"allow": ye.flow({"reason": spec.reason.strip() or f"{spec.tag.strip()}_{spec.feature}"})}
     else:
         rule["priority"] = 10  # before any allow: deny wins, and says why first
@@ -253,7 +274,9 @@ def write_access_rule(text: str, spec: AccessRuleSpec, refs: References) -> str:
     return _append(text, problems, None if problems else access_rule(spec))
 
 
-def notification_problems(spec: NotificationRuleSpec, refs: References, existing: Collection[str]) -> list[FieldProblem]:
+def notification_problems(
+    spec: NotificationRuleSpec, refs: References, existing: Collection[str]
+) -> list[FieldProblem]:
     out = _rule_id_problems(spec.id, existing)
     if spec.event not in ENGINE_EVENTS:
         out.append(FieldProblem("event", f"{spec.event!r} is not an event the engine sends"))
@@ -263,8 +286,11 @@ def notification_problems(spec: NotificationRuleSpec, refs: References, existing
         out += _known(refs, "templates", [spec.template], "template", "template")
     if not spec.channels:
         out.append(FieldProblem("channels", "pick at least one channel"))
-    out += [FieldProblem("channels", f"{c!r} is not a channel; one of {', '.join(CHANNELS)}")
-            for c in spec.channels if c not in CHANNELS]
+    out += [
+        FieldProblem("channels", f"{c!r} is not a channel; one of {', '.join(CHANNELS)}")
+        for c in spec.channels
+        if c not in CHANNELS
+    ]
     return out
 
 
@@ -288,31 +314,40 @@ def write_notification_rule(text: str, spec: NotificationRuleSpec, refs: Referen
 
 def coupon_problems(spec: CouponSpec, data: Any, today: date | None = None) -> list[FieldProblem]:
     out: list[FieldProblem] = []
-    coupons = (data.get("coupons") or {}) if isinstance(data, dict) else {}
-    plans = set((data.get("plans") or {}) if isinstance(data, dict) else {})
+    catalog = data if isinstance(data, dict) else {}
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", spec.code or ""):
         out.append(FieldProblem("code", "letters, digits, '-' or '_', such as SPRING25"))
-    elif spec.code in coupons:
+    elif spec.code in (catalog.get("coupons") or {}):
         out.append(FieldProblem("code", f"a coupon {spec.code!r} already exists"))
-    currency = str(data.get("currency") or "USD") if isinstance(data, dict) else "USD"
     if blank(spec.value):
         out.append(FieldProblem("value", "give the percentage or the amount off"))
     elif spec.kind == "percent":
         percent(spec.value, "value", out)
     else:
-        amount(spec.value, "value", out, currency=currency)
-    if spec.duration not in ("once", "repeating", "forever"):
-        out.append(FieldProblem("duration", "once, repeating or forever"))
-    if spec.duration == "repeating" and (blank(spec.periods) or whole(spec.periods, "periods", out, minimum=1) is None):
-        if blank(spec.periods):
-            out.append(FieldProblem("periods", "a repeating coupon needs how many periods it lasts"))
-    out += [FieldProblem("applies_to", f"there is no plan {p!r} in this catalog") for p in spec.applies_to if p not in plans]
+        amount(spec.value, "value", out, currency=str(catalog.get("currency") or "USD"))
+    out += _duration_problems(spec)
+    plans = set(catalog.get("plans") or {})
+    out += [
+        FieldProblem("applies_to", f"there is no plan {p!r} in this catalog") for p in spec.applies_to if p not in plans
+    ]
     if not blank(spec.max_redemptions):
         whole(spec.max_redemptions, "max_redemptions", out, minimum=1)
-    if not blank(spec.expires):
-        _, end = date_range(None, spec.expires, out, end_field="expires")
-        if end is not None and today is not None and end < today:
-            out.append(FieldProblem("expires", f"{end.isoformat()} has passed already"))
+    _, end = date_range(None, spec.expires, out, end_field="expires")  # None when left blank
+    if end is not None and today is not None and end < today:
+        out.append(FieldProblem("expires", f"{end.isoformat()} has passed already"))
+    return out
+
+
+def _duration_problems(spec: CouponSpec) -> list[FieldProblem]:
+    """Once, repeating (for a whole number of periods) or forever."""
+    out: list[FieldProblem] = []
+    if spec.duration not in ("once", "repeating", "forever"):
+        out.append(FieldProblem("duration", "once, repeating or forever"))
+    if spec.duration == "repeating":
+        if blank(spec.periods):
+            out.append(FieldProblem("periods", "a repeating coupon needs how many periods it lasts"))
+        else:
+            whole(spec.periods, "periods", out, minimum=1)
     return out
 
 
@@ -326,7 +361,7 @@ def write_coupon(text: str, spec: CouponSpec, today: date | None = None) -> str:
         c["name"] = spec.name.strip()
     d = Decimal(spec.value.strip())
     if spec.kind == "percent":
-        c["percent_off"] = int(d) if d == d.to_integral_value() else float(d)
+        c["percent_off"] = ye.percentage(d)
     else:
         c["amount_off"] = DoubleQuotedScalarString(money_text(d))
     c["duration"] = spec.duration

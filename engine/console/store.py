@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -149,7 +148,7 @@ def publish(
     unless every check passes: the role, validation, lint (or accepted warnings), a
     simulation of exactly this text, and a comment."""
     user = require(user, "publish")
-    if not comment or not comment.strip():
+    if not comment.strip():  # a str (typed; the page's text input)
         raise ConsoleError("comment: say why this version is published")
     if kind not in KINDS:
         raise ConsoleError(f"kind: one of {', '.join(KINDS)}")
@@ -164,9 +163,7 @@ def publish(
         return _publish_ruleset(session, user, check.name or "ruleset", text, comment, len(check.warnings), clock)
     assert check.catalog is not None and check.name is not None
     if require_simulation:
-        row = get_draft(session, kind, check.name)
-        if row is None or row.text != text or row.simulated_checksum != checksum(text):
-            raise ConsoleError("simulate this draft (as saved) before publishing it")
+        _require_simulated(session, kind, check.name, text)
     published = sales.publish_catalog(session, check.catalog, user["name"], comment.strip(), clock=clock)
     if not published.created:
         raise ConsoleError(f"nothing to publish: version {published.version} already has exactly this content")
@@ -182,6 +179,13 @@ def publish(
         clock=clock,
     )
     return {"version": published.version, "catalog": check.name, "name": check.name, "audit": audit}
+
+
+def _require_simulated(session: Session, kind: str, name: str, text: str) -> None:
+    """The draft was saved as `text` and simulated as saved."""
+    row = get_draft(session, kind, name)
+    if row is None or row.text != text or row.simulated_checksum != checksum(text):
+        raise ConsoleError("simulate this draft (as saved) before publishing it")
 
 
 def _publish_ruleset(
@@ -229,8 +233,9 @@ def rollback(
     if kind not in KINDS:
         raise ConsoleError(f"kind: one of {', '.join(KINDS)}")
     try:
-        return operations.rollback(session, "ruleset" if kind == "ruleset" else "catalog", name, to_version, why,
-                                   actor=user, clock=clock)
+        return operations.rollback(
+            session, "ruleset" if kind == "ruleset" else "catalog", name, to_version, why, actor=user, clock=clock
+        )
     except operations.OperationError as exc:
         raise ConsoleError(exc.message if exc.field in ("name", "to_version") else str(exc)) from None
 
@@ -291,6 +296,25 @@ def last_full_month(today: date) -> Period:
     return calendar_period("month", prev)
 
 
+def _cohort_row(session: Session, cid: str, period: Period) -> dict[str, Any] | None:
+    """The customer's plan and real usage of `period` (None: no live subscription)."""
+    found = sales.customer_plan(session, cid)
+    if found is None:
+        return None
+    sub, catalog, plan = found
+    customer = sales.get_customer(session, cid)
+    metrics = {p.metric for p in plan.prices if p.metric}
+    metrics |= {f.metric for fid, f in catalog.features.items() if f.metric and fid in plan.entitlements}
+    return {
+        "customer_id": cid,
+        "plan": sub.get("plan") or plan.id,
+        "quantity": sub.get("quantity") or 1,
+        "segment": customer.get("segment") or "",
+        "country": customer.get("country") or "",
+        "usage": {m: sales.usage_in_period(session, cid, catalog, m, period) for m in sorted(metrics)},
+    }
+
+
 def store_records(session: Session, now: datetime, *, limit: int = 10_000) -> tuple[list[dict[str, Any]], list[str]]:
     """The store's customers with a live subscription and their real usage of the last full
     calendar month, as cohort rows; plus notes about customers left out."""
@@ -298,26 +322,9 @@ def store_records(session: Session, now: datetime, *, limit: int = 10_000) -> tu
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     for cid in list_customer_ids(session, limit):
-        found = sales.customer_plan(session, cid)
-        if found is None:
-            continue
-        sub, catalog, plan = found
-        customer = sales.get_customer(session, cid)
-        metrics = {p.metric for p in plan.prices if p.metric}
-        metrics |= {f.metric for fid, f in catalog.features.items() if f.metric and fid in plan.entitlements}
-        usage: dict[str, Decimal] = {}
-        for m in sorted(x for x in metrics if x):
-            usage[m] = sales.usage_in_period(session, cid, catalog, m, period)
-        rows.append(
-            {
-                "customer_id": cid,
-                "plan": sub.get("plan") or plan.id,
-                "quantity": sub.get("quantity") or 1,
-                "segment": customer.get("segment") or "",
-                "country": customer.get("country") or "",
-                "usage": usage,
-            }
-        )
+        row = _cohort_row(session, cid, period)
+        if row is not None:
+            rows.append(row)
     if not rows:
         notes.append("the store has no customers with a live subscription")
     return rows, notes

@@ -36,8 +36,9 @@ def load(text: str) -> Any:
         # keys): ruamel only round-trips a text that loader accepted.
         load_yaml_text(text, "draft")
     except DocumentError as exc:
-        raise EditError(f"the draft does not parse, fix the text first: line {exc.problems[0].line}: "
-                        f"{exc.problems[0].message}") from None
+        raise EditError(
+            f"the draft does not parse, fix the text first: line {exc.problems[0].line}: {exc.problems[0].message}"
+        ) from None
     try:
         data = _yaml().load(text)
     except YAMLError as exc:
@@ -153,7 +154,8 @@ def set_tiers(text: str, plan_id: str, price_id: str, rows: Sequence[Mapping[str
     price = _price(data, plan_id, price_id)
     if "tiers" not in price:
         raise EditError(f"plans.{plan_id}.prices.{price_id}: has no tiers")
-    pct = price.get("model") == "graduated_percentage"
+    # A percentage tier has a rate where another has a unit amount.
+    amounts = ("rate" if price.get("model") == "graduated_percentage" else "unit_amount", "flat_amount")
     tiers = CommentedSeq()
     for i, row in enumerate(rows, 1):
         if all(_blank(row.get(k)) for k in ("up_to", "unit_amount", "flat_amount", "rate")):
@@ -166,12 +168,12 @@ def set_tiers(text: str, plan_id: str, price_id: str, rows: Sequence[Mapping[str
             try:
                 t["up_to"] = int(Decimal(str(up).strip()))
             except (InvalidOperation, ValueError):
-                raise EditError(f"tier {i}: up_to {up!r} is not a whole number (leave it empty for the last tier)") from None
-        for key in ("rate",) if pct else ("unit_amount",):
+                raise EditError(
+                    f"tier {i}: up_to {up!r} is not a whole number (leave it empty for the last tier)"
+                ) from None
+        for key in amounts:
             if not _blank(row.get(key)):
                 t[key] = money(row[key], f"tier {i}: {key}")
-        if not _blank(row.get("flat_amount")):
-            t["flat_amount"] = money(row["flat_amount"], f"tier {i}: flat_amount")
         tiers.append(_flow(t))
     if not tiers:
         raise EditError("tiers: keep at least one tier")
@@ -198,6 +200,11 @@ def add_plan(text: str, plan_id: str, name: str, interval: str = "month", flat_a
         prices.fa.set_flow_style()
     plans[plan_id] = plan
     return dump(data)
+
+
+def percentage(d: Decimal) -> int | float:
+    """A percentage as the catalog writes it: a number (FORMATS §1: percent_off: 20), never money."""
+    return int(d) if d == d.to_integral_value() else float(d)
 
 
 def add_coupon(
@@ -227,7 +234,7 @@ def add_coupon(
             pct = Decimal(str(percent_off))
         except InvalidOperation:
             raise EditError("percent_off: a number") from None
-        c["percent_off"] = int(pct) if pct == pct.to_integral_value() else float(pct)
+        c["percent_off"] = percentage(pct)
     else:
         c["amount_off"] = money(amount_off, "amount_off")
     c["duration"] = duration

@@ -25,7 +25,17 @@ from engine.clock import Clock, TestClock
 from engine.durations import parse_duration
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.cycle import BatchUsage, StepContext, StepResult, at_midnight, late_since, run_step
+from engine.sales.cycle import (
+    BatchUsage,
+    OpenPeriod,
+    StepContext,
+    StepResult,
+    at_midnight,
+    late_since,
+    open_periods,
+    period_due,
+    run_step,
+)
 from engine.sales.errors import SalesError
 from engine.sales.invoicing import defer_finalize, finalize_deferred, lock_counter
 from engine.sales.ledger import LEDGER, flush_deferred, histories
@@ -76,8 +86,10 @@ def process_batch(
     subs = list(
         session.scalars(
             select(Subscription)
-            .where(Subscription.id.in_(ids),
-                   or_(Subscription.next_run_at <= now, Subscription.late_usage_since < late_cutoff(now)))
+            .where(
+                Subscription.id.in_(ids),
+                or_(Subscription.next_run_at <= now, Subscription.late_usage_since < late_cutoff(now)),
+            )
             .order_by(Subscription.next_run_at, Subscription.id)
             .with_for_update()
         )
@@ -87,24 +99,11 @@ def process_batch(
     customers = {
         c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_({s.customer_id for s in subs})))
     }
-    src = BatchUsage(session)
-    closing = [s for s in subs if s.status == "active" and s.period_start is not None and s.period_end is not None
-               and s.next_run_at is not None and s.next_run_at <= now]
-    if closing:
-        types: set[str] = set()
-        for vid in {s.catalog_version_id for s in closing}:
-            types |= {m.event for m in catalog_for_version(session, vid).metrics.values()}
-        cids = sorted({s.customer_id for s in closing})
-        start = min(at_midnight(s.period_start) for s in closing if s.period_start)
-        end = max(at_midnight(s.period_end) for s in closing if s.period_end)
-        src.preload(cids, start, end, types)
-        since = [t for t in map(late_since, closing) if t is not None]
-        if since:
-            src.preload_late(cids, min(since), start, types)
+    closing = open_periods(s for s in subs if s.status == "active" and period_due(s, now))
     ctx = StepContext(
-        src,
+        _closing_usage(session, closing),
         promotions,
-        histories(session, [(s.id, s.period_start) for s in closing if s.period_start is not None]),
+        histories(session, [(p.sub.id, p.start) for p in closing]),
     )
     out = []
     defer_finalize(session)
@@ -119,6 +118,26 @@ def process_batch(
     return out
 
 
+def _closing_usage(session: Session, closing: list[OpenPeriod]) -> BatchUsage:
+    """The usage of the periods closing, and the late usage received since the earliest of
+    their last documents, read in one query each."""
+    src = BatchUsage(session)
+    if not closing:
+        return src
+    types = {
+        m.event
+        for vid in {p.sub.catalog_version_id for p in closing}
+        for m in catalog_for_version(session, vid).metrics.values()
+    }
+    cids = sorted({p.sub.customer_id for p in closing})
+    start = at_midnight(min(p.start for p in closing))
+    src.preload(cids, start, at_midnight(max(p.end for p in closing)), types)
+    since = [t for t in map(late_since, (p.sub for p in closing)) if t is not None]
+    if since:
+        src.preload_late(cids, min(since), start, types)
+    return src
+
+
 def late_cutoff(now: datetime) -> datetime:
     """Late usage that arrived before this is due at `now`: it waits for the first run from
     the midnight (UTC) after it arrived (`engine.sales.cycle.late_due_at`)."""
@@ -129,10 +148,13 @@ def _due_ids(session: Session, now: datetime, limit: int, failed: set[str]) -> l
     """Up to `limit` subscriptions with a step due, those that failed in this run aside: period
     work first (in the order it fell due), then late usage alone (when both are due, the
     period's invoice bills the late usage too)."""
-    for due, order in ((Subscription.next_run_at <= now, Subscription.next_run_at),
-                       (Subscription.late_usage_since < late_cutoff(now), Subscription.late_usage_since)):
-        ids = session.scalars(select(Subscription.id).where(due).order_by(order, Subscription.id)
-                              .limit(limit + len(failed)))
+    for due, order in (
+        (Subscription.next_run_at <= now, Subscription.next_run_at),
+        (Subscription.late_usage_since < late_cutoff(now), Subscription.late_usage_since),
+    ):
+        ids = session.scalars(
+            select(Subscription.id).where(due).order_by(order, Subscription.id).limit(limit + len(failed))
+        )
         left = [i for i in ids if i not in failed][:limit]
         if left:
             return left
@@ -140,7 +162,11 @@ def _due_ids(session: Session, now: datetime, limit: int, failed: set[str]) -> l
 
 
 def run_due_billing(
-    session_factory: Database | SessionFactory, clock: Clock, *, batch_size: int = 200, promotions: PromotionSource | None = None
+    session_factory: Database | SessionFactory,
+    clock: Clock,
+    *,
+    batch_size: int = 200,
+    promotions: PromotionSource | None = None,
 ) -> RunReport:
     """Run every step due at the clock's time; loops until nothing is due. `session_factory`
     is a `Database` or a callable returning a session context manager that commits;
@@ -184,6 +210,34 @@ def next_due(session_factory: Any) -> datetime | None:
     return min(times) if times else None
 
 
+def _target(start: datetime, to: datetime | None, by: str | None) -> datetime:
+    """Where the clock is to go: `to` (a time with its timezone) or `by` (a duration) after `start`."""
+    match to, by:
+        case None, str():
+            try:
+                return parse_duration(by).after(start)
+            except ValueError as exc:
+                raise SalesError("by", str(exc)) from None
+        case datetime(), None:
+            if to.tzinfo is None:
+                raise SalesError("to", "the time has no timezone (add Z or +00:00)")
+            return to
+    raise SalesError("to", "give either to (a time) or by (a duration such as 1mo)")
+
+
+def _bill_due(
+    session_factory: Database | SessionFactory,
+    clock: TestClock,
+    hooks: list[Callable[[datetime], Any]],
+    promotions: PromotionSource | None,
+) -> RunReport:
+    """The billing run at the clock's time, then the other subsystems' due work (`hooks`)."""
+    report = run_due_billing(session_factory, clock, promotions=promotions)
+    for hook in hooks:
+        hook(clock.now())
+    return report
+
+
 def advance_clock(
     session_factory: Database | SessionFactory,
     clock: TestClock,
@@ -198,19 +252,8 @@ def advance_clock(
     `also` callbacks run, e.g. other subsystems' due work), until the target time."""
     if not isinstance(clock, TestClock):
         raise SalesError("clock", "only a test clock can be advanced")
-    if (to is None) == (by is None):
-        raise SalesError("to", "give either to (a time) or by (a duration such as 1mo)")
     start = clock.now()
-    if by is not None:
-        try:
-            target = parse_duration(by).after(start)
-        except ValueError as exc:
-            raise SalesError("by", str(exc)) from None
-    else:
-        assert to is not None
-        if to.tzinfo is None:
-            raise SalesError("to", "the time has no timezone (add Z or +00:00)")
-        target = to
+    target = _target(start, to, by)
     if target < start:
         raise SalesError("to", f"the clock cannot go back from {start.isoformat()}")
     hooks = list(also)
@@ -221,13 +264,9 @@ def advance_clock(
             break
         if due > clock.now():
             clock.set(due)
-        reports.append(run_due_billing(session_factory, clock, promotions=promotions))
-        for hook in hooks:
-            hook(clock.now())
+        reports.append(_bill_due(session_factory, clock, hooks, promotions))
         if reports[-1].failures and next_due(session_factory) == due:
             break  # only failing work is left at this time: do not spin
     clock.set(target)
-    reports.append(run_due_billing(session_factory, clock, promotions=promotions))
-    for hook in hooks:
-        hook(clock.now())
+    reports.append(_bill_due(session_factory, clock, hooks, promotions))
     return reports

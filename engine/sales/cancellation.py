@@ -31,7 +31,9 @@ from engine.sales.cycle import (
     issue_document,
     late_pieces,
     late_since,
+    open_periods,
     opening_piece,
+    period_due,
     price_pieces,
     subscription_event,
     with_deduction,
@@ -88,8 +90,9 @@ def _cancel_after_catching_up(
     doc: Invoice | CreditNote | None = None
     if sub.status == "active":
         account = period_accounts(session, [sub])[sub.id]
-        final = _final_bill(session, StepContext(UsageSource(session), promotions), sub, customer, now,
-                            prorate, account)
+        final = _final_bill(
+            session, StepContext(UsageSource(session), promotions), sub, customer, now, prorate, account
+        )
         doc = _issue_final(session, sub, customer, final, now)
     _end_now(session, sub, now)
     return subscription_result(sub, doc)
@@ -114,18 +117,27 @@ def cancel_subscriptions(
     now = now_of(clock)
     lock_counter(session, "invoice", now.year)  # first, as every writer of numbers: no deadlock
     subs = _lock_cancellable(session, [item.subscription_id for item in items])
-    if any(s.next_run_at is not None and s.next_run_at <= now for s in subs.values()):
+    if any(period_due(s, now) for s in subs.values()):
         return [_cancel_after_catching_up(session, i, clock=clock, promotions=promotions) for i in items]
-    customers = {c.id: c for c in session.scalars(
-        select(Customer).where(Customer.id.in_(sorted({s.customer_id for s in subs.values()}))))}
+    customers = {
+        c.id: c
+        for c in session.scalars(
+            select(Customer).where(Customer.id.in_(sorted({s.customer_id for s in subs.values()})))
+        )
+    }
     billed = [subs[i.subscription_id] for i in items if i.at == "now" and subs[i.subscription_id].status == "active"]
-    ctx = StepContext(_preloaded_usage(session, billed), promotions,
-                      histories(session, [(s.id, s.period_start) for s in billed if s.period_start]))
+    ctx = StepContext(
+        _preloaded_usage(session, billed),
+        promotions,
+        histories(session, [(s.id, s.period_start) for s in billed if s.period_start]),
+    )
     accounts = period_accounts(session, billed)
     prorate = {i.subscription_id: i.prorate for i in items}
     with session.no_autoflush:
-        finals = {s.id: _final_bill(session, ctx, s, customers[s.customer_id], now, prorate[s.id], accounts[s.id])
-                  for s in billed}
+        finals = {
+            s.id: _final_bill(session, ctx, s, customers[s.customer_id], now, prorate[s.id], accounts[s.id])
+            for s in billed
+        }
         with _collected_rows(session) as rows:
             out = _end_each(session, items, subs, customers, finals, now)
     rows.write(session)
@@ -151,8 +163,13 @@ def _lock_cancellable(session: Session, ids: list[str]) -> dict[str, Subscriptio
     for start in range(0, len(ids), _CHUNK):
         # Sorted, so two callers lock overlapping rows in the same order; populate_existing:
         # what was read before the lock may be stale.
-        stmt = (select(Subscription).where(Subscription.id.in_(sorted(ids)[start:start + _CHUNK]))
-                .order_by(Subscription.id).with_for_update().execution_options(populate_existing=True))
+        stmt = (
+            select(Subscription)
+            .where(Subscription.id.in_(sorted(ids)[start : start + _CHUNK]))
+            .order_by(Subscription.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
         subs.update((s.id, s) for s in session.scalars(stmt))
     for sid in ids:
         if sid not in subs:
@@ -163,14 +180,20 @@ def _lock_cancellable(session: Session, ids: list[str]) -> dict[str, Subscriptio
 
 
 def _end_each(
-    session: Session, items: Sequence[Cancellation], subs: dict[str, Subscription], customers: dict[str, Customer],
-    finals: dict[str, _Final], now: datetime,
+    session: Session,
+    items: Sequence[Cancellation],
+    subs: dict[str, Subscription],
+    customers: dict[str, Customer],
+    finals: dict[str, _Final],
+    now: datetime,
 ) -> list[dict[str, Any]]:
     """Each item in order: marked to end with its period, or ended now with its final
     document, numbered in item order as one call after the other would number them."""
     credits = sum(1 for f in finals.values() if f.doc.total < ZERO)
-    numbers = {"invoice": _first_number(session, "invoice", now.year, len(finals) - credits),
-               "credit_note": _first_number(session, "credit_note", now.year, credits)}
+    numbers = {
+        "invoice": _first_number(session, "invoice", now.year, len(finals) - credits),
+        "credit_note": _first_number(session, "credit_note", now.year, credits),
+    }
     out: list[dict[str, Any]] = []
     for item in items:
         sub = subs[item.subscription_id]
@@ -243,17 +266,14 @@ def _preloaded_usage(session: Session, subs: Sequence[Subscription]) -> UsageSou
         catalog = catalog_for_version(session, s.catalog_version_id)
         types |= {catalog.metrics[p.metric].event for p in catalog.plan(s.plan_id).prices if p.metric}
         late |= {m.event for m in catalog.metrics.values()}
-    live = [s for s in subs if s.period_start is not None and s.period_end is not None]
-    customers = sorted({s.customer_id for s in live})
-    if types and live:
-        start = min(at_midnight(s.period_start) for s in live if s.period_start is not None)
-        end = max(at_midnight(s.period_end) for s in live if s.period_end is not None)
-        src.preload(customers, start, end, types)
-    billed = [s for s in live if late_since(s) is not None and s.period_start is not None]
-    if late and billed:
-        since = min(t for t in map(late_since, billed) if t is not None)
-        before = max(at_midnight(s.period_start) for s in billed if s.period_start is not None)
-        src.preload_late(customers, since, before, late)
+    live = open_periods(subs)
+    if not live:
+        return src
+    customers = sorted({p.sub.customer_id for p in live})
+    src.preload(customers, at_midnight(min(p.start for p in live)), at_midnight(max(p.end for p in live)), types)
+    billed = [(t, p.start) for p in live if (t := late_since(p.sub)) is not None]
+    if billed:
+        src.preload_late(customers, min(t for t, _ in billed), at_midnight(max(start for _, start in billed)), late)
     return src
 
 
@@ -296,8 +316,10 @@ def period_accounts(session: Session, subs: Sequence[Subscription]) -> dict[str,
     for start in range(0, len(keys), _CHUNK):
         rows = session.scalars(
             select(Invoice)
-            .where(tuple_(Invoice.subscription_id, Invoice.period_start).in_(keys[start:start + _CHUNK]),
-                   Invoice.status.in_(_SETTLED))
+            .where(
+                tuple_(Invoice.subscription_id, Invoice.period_start).in_(keys[start : start + _CHUNK]),
+                Invoice.status.in_(_SETTLED),
+            )
             .order_by(Invoice.created_at.desc(), Invoice.number.desc())
         )
         for inv in rows:
@@ -321,7 +343,12 @@ class _Final:
 
 
 def _final_bill(
-    session: Session, ctx: StepContext, sub: Subscription, customer: Customer, now: datetime, prorate: bool,
+    session: Session,
+    ctx: StepContext,
+    sub: Subscription,
+    customer: Customer,
+    now: datetime,
+    prorate: bool,
     account: PeriodAccount,
 ) -> _Final:
     """The unused in-advance days given back (`prorate`) exactly as they were charged, then
@@ -338,8 +365,19 @@ def _final_bill(
     hist = ctx.history(session, sub.id, period.start)
     priced: list[Priced] = []
     if prorate and today < period.end:
-        credit = opening_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, charge_from=today, credit=True,
-                               before=hist.total(), discounts=hist.discounts("advance", plan.id))
+        credit = opening_piece(
+            catalog,
+            plan,
+            sub,
+            customer,
+            period,
+            sub.cycle,
+            ctx,
+            charge_from=today,
+            credit=True,
+            before=hist.total(),
+            discounts=hist.discounts("advance", plan.id),
+        )
         priced.append(Priced(credit, "cancel", sub.cycle, sub.catalog_version_id))
     until = today if today < period.end else None
     closing = closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, until=until)

@@ -88,8 +88,7 @@ def publish_catalog(
         for o in session.scalars(select(PlanOwner).where(PlanOwner.plan_id.in_(list(catalog.plans))))
     }
     for plan_id in catalog.plans:
-        owner = owners.get(plan_id)
-        if owner is not None and owner != name:
+        if (owner := owners.get(plan_id, name)) != name:
             raise Conflict(
                 f"plans.{plan_id}",
                 f"plan id {plan_id!r} already names a plan of catalog {owner!r}; a plan id names one plan across all catalogs",

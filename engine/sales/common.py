@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,11 @@ from engine.store import new_event_id
 
 def new_id(prefix: str) -> str:
     return new_event_id(prefix)
+
+
+def whole_between(value: object, low: int, high: float = math.inf) -> bool:
+    """An int (a bool is no count here) from `low` to `high`: a page, a page size, days."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def now_of(clock: Clock) -> datetime:

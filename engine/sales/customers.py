@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import Clock
 from engine.money import KNOWN_CURRENCIES
-from engine.sales.common import new_id, now_of, number
+from engine.sales.common import new_id, now_of, number, whole_between
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Customer
 from engine.store import add_event
@@ -148,9 +148,18 @@ def _channels(data: Mapping[str, Any], key: str) -> list[str]:
 
 
 _CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any], str], Any]], ...] = (
-    ("name", _name), ("email", _email), ("phone", _phone), ("country", _country), ("currency", _currency),
-    ("segment", _short), ("tax_id", _short), ("payment_method", _method), ("timezone", _timezone),
-    ("tags", _tags), ("attributes", _attributes), ("channels", _channels),
+    ("name", _name),
+    ("email", _email),
+    ("phone", _phone),
+    ("country", _country),
+    ("currency", _currency),
+    ("segment", _short),
+    ("tax_id", _short),
+    ("payment_method", _method),
+    ("timezone", _timezone),
+    ("tags", _tags),
+    ("attributes", _attributes),
+    ("channels", _channels),
 )
 
 
@@ -227,9 +236,9 @@ def list_customers(
     """Customers by id, one page at a time (the console's list)."""
     from sqlalchemy import func, select
 
-    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+    if not whole_between(page, 1):
         raise SalesError("page", "a page number, 1 or more")
-    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= 1000:
+    if not whole_between(per_page, 1, 1000):
         raise SalesError("per_page", "between 1 and 1000")
     stmt = select(Customer)
     if segment is not None:

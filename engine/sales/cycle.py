@@ -10,10 +10,11 @@ subscription's new state and its events together, or nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,6 +39,26 @@ TRIAL_NOTICE = timedelta(days=3)
 
 def at_midnight(d: date) -> datetime:
     return datetime.combine(d, time(0), UTC)
+
+
+def period_due(sub: Subscription, now: datetime) -> bool:
+    """The subscription's period (or trial) work is due at `now`."""
+    return sub.next_run_at is not None and sub.next_run_at <= now
+
+
+class OpenPeriod(NamedTuple):
+    sub: Subscription
+    start: date
+    end: date
+
+
+def open_periods(subs: Iterable[Subscription]) -> list[OpenPeriod]:
+    """Those of the subscriptions that have a current period, with its dates."""
+    return [
+        OpenPeriod(s, s.period_start, s.period_end)
+        for s in subs
+        if s.period_start is not None and s.period_end is not None
+    ]
 
 
 def plan_period(plan: Plan, anchor: date, index: int) -> Period:
@@ -241,8 +262,9 @@ def closing_piece(
     period's usage when the caller has it)."""
     if usage is None:
         usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period, until)
-    terms = period_terms(catalog, plan, sub, customer, period, cycle, usage=usage, promotions=ctx.promotions,
-                         redeem=redeem)
+    terms = period_terms(
+        catalog, plan, sub, customer, period, cycle, usage=usage, promotions=ctx.promotions, redeem=redeem
+    )
     taken, held = held_terms(ctx.src.session, hist, period)
     return Piece(
         catalog,
@@ -274,8 +296,9 @@ def with_deduction(hist: PeriodHistory, closing: Priced) -> list[Priced]:
 def held_terms(session: Session, hist: PeriodHistory, period: Period) -> tuple[date | None, Decimal]:
     """When the plan held at the period's close was taken (None: at its start), and what the
     plans held before it commit to (minimum x days), from the period's ledger."""
-    held = [(catalog_for_version(session, r.version_id).plan(r.plan_id), r.charge_from or period.start)
-            for r in hist.held()]
+    held = [
+        (catalog_for_version(session, r.version_id).plan(r.plan_id), r.charge_from or period.start) for r in hist.held()
+    ]
     return held_minimum(held, period)
 
 
@@ -338,12 +361,14 @@ def late_pieces(session: Session, ctx: StepContext, catalog: Catalog, sub: Subsc
     return out
 
 
-def price_pieces(priced: Sequence[Priced], customer: Customer, *, plan_id: str, period: Period,
-                 catalog: Catalog | None = None) -> Document:
+def price_pieces(
+    priced: Sequence[Priced], customer: Customer, *, plan_id: str, period: Period, catalog: Catalog | None = None
+) -> Document:
     """The pieces priced as one document, with the customer's tax."""
     cat = catalog or priced[0].piece.catalog
-    return price_document([p.piece for p in priced], tax_for(cat, tax_subject(customer)), catalog=cat,
-                          plan=plan_id, period=period)
+    return price_document(
+        [p.piece for p in priced], tax_for(cat, tax_subject(customer)), catalog=cat, plan=plan_id, period=period
+    )
 
 
 def issue_document(
@@ -464,7 +489,7 @@ def run_step(
     """Do the earliest piece of work due at `now` (one step); None when nothing is due. A
     period's close comes first (its invoice bills the late usage waiting too); late usage
     alone is billed once it is due (`late_due`)."""
-    if sub.next_run_at is None or sub.next_run_at > now:
+    if not period_due(sub, now):
         return bill_late_usage(session, sub, customer, now, ctx) if late_due(sub, now) else None
     if sub.status == "trialing":
         assert sub.trial_end is not None
@@ -512,8 +537,9 @@ def billed_until(sub: Subscription) -> date | None:
     return sub.ended_at.date() if sub.ended_at is not None else None
 
 
-def bill_late_usage(session: Session, sub: Subscription, customer: Customer, now: datetime,
-                    ctx: StepContext) -> StepResult:
+def bill_late_usage(
+    session: Session, sub: Subscription, customer: Customer, now: datetime, ctx: StepContext
+) -> StepResult:
     """Late usage on its own: every closed period it reaches (renewed, cut short by a change of
     interval, or cancelled) priced again with every event now known, against what its
     documents billed, on one adjustment invoice (a minimum's true-up shrinks as the usage
@@ -529,22 +555,32 @@ def bill_late_usage(session: Session, sub: Subscription, customer: Customer, now
     if not priced:
         return result
     last = priced[-1]  # the latest period reached: the invoice names it
-    doc = price_pieces(priced, customer, plan_id=last.piece.plan.id, period=last.piece.period,
-                       catalog=last.piece.catalog)
+    doc = price_pieces(
+        priced, customer, plan_id=last.piece.plan.id, period=last.piece.period, catalog=last.piece.catalog
+    )
     if not doc.lines:
         return result
     issued, _ = issue_document(
-        session, sub, customer, priced, reason="late", billing_key=f"late:{now.date().isoformat()}", now=now,
-        period=last.piece.period, arrears=Arrears(last.piece.period, last.piece.plan.id, last.version_id,
-                                                  last.piece.quantity),
-        catalog=last.piece.catalog, doc=doc,
+        session,
+        sub,
+        customer,
+        priced,
+        reason="late",
+        billing_key=f"late:{now.date().isoformat()}",
+        now=now,
+        period=last.piece.period,
+        arrears=Arrears(last.piece.period, last.piece.plan.id, last.version_id, last.piece.quantity),
+        catalog=last.piece.catalog,
+        doc=doc,
     )
     sub.last_billed_at = now
     result.document_id = issued.id
     return result
 
 
-def _take_pending(session: Session, sub: Subscription, catalog: Catalog, plan: Plan) -> tuple[Catalog, dict[str, object]]:
+def _take_pending(
+    session: Session, sub: Subscription, catalog: Catalog, plan: Plan
+) -> tuple[Catalog, dict[str, object]]:
     """Apply what was waiting for the period end (a downgrade, a catalog migration)."""
     changed: dict[str, object] = {}
     new_catalog = catalog
@@ -563,21 +599,39 @@ def _take_pending(session: Session, sub: Subscription, catalog: Catalog, plan: P
     return new_catalog, changed
 
 
-def close_period(session: Session, sub: Subscription, customer: Customer, now: datetime, ctx: StepContext) -> StepResult:
+def close_period(
+    session: Session, sub: Subscription, customer: Customer, now: datetime, ctx: StepContext
+) -> StepResult:
     assert sub.period_start is not None and sub.period_end is not None
     catalog = catalog_for_version(session, sub.catalog_version_id)
     plan = catalog.plan(sub.plan_id)
     closed = Period(sub.period_start, sub.period_end)
     hist = ctx.history(session, sub.id, closed.start)
-    closing = with_deduction(hist, Priced(closing_piece(catalog, plan, sub, customer, closed, sub.cycle, ctx, hist),
-                                          "close", sub.cycle, sub.catalog_version_id))
+    closing = with_deduction(
+        hist,
+        Priced(
+            closing_piece(catalog, plan, sub, customer, closed, sub.cycle, ctx, hist),
+            "close",
+            sub.cycle,
+            sub.catalog_version_id,
+        ),
+    )
     closing += late_pieces(session, ctx, catalog, sub, closed.start)
     arrears = Arrears(closed, plan.id, sub.catalog_version_id, sub.quantity)
     sub.last_billed_at = now
     if sub.cancel_at_period_end:
-        doc, _ = issue_document(session, sub, customer, closing, reason="final",
-                                billing_key=f"final:{closed.end.isoformat()}", now=now, period=closed,
-                                arrears=arrears, catalog=catalog)
+        doc, _ = issue_document(
+            session,
+            sub,
+            customer,
+            closing,
+            reason="final",
+            billing_key=f"final:{closed.end.isoformat()}",
+            now=now,
+            period=closed,
+            arrears=arrears,
+            catalog=catalog,
+        )
         sub.status = "canceled"
         sub.ended_at = closed.end_at
         sub.next_run_at = None
@@ -601,9 +655,16 @@ def close_period(session: Session, sub: Subscription, customer: Customer, now: d
     sub.next_run_at = new_period.end_at
     opening = opening_piece(new_catalog, new_plan, sub, customer, new_period, sub.cycle, ctx)
     doc, _ = issue_document(
-        session, sub, customer, [Priced(opening, "open", sub.cycle, sub.catalog_version_id), *closing],
-        reason="cycle", billing_key=f"period:{new_period.start.isoformat()}", now=now, period=new_period,
-        arrears=arrears, catalog=new_catalog,
+        session,
+        sub,
+        customer,
+        [Priced(opening, "open", sub.cycle, sub.catalog_version_id), *closing],
+        reason="cycle",
+        billing_key=f"period:{new_period.start.isoformat()}",
+        now=now,
+        period=new_period,
+        arrears=arrears,
+        catalog=new_catalog,
     )
     events = ["subscription.renewed"]
     if changed:
@@ -619,20 +680,41 @@ def close_period(session: Session, sub: Subscription, customer: Customer, now: d
     return StepResult(sub.id, "renewed", now, doc.id, events)
 
 
-def _pause_at_close(session: Session, sub: Subscription, customer: Customer, closing: list[Priced],
-                    closed: Period, arrears: Arrears, catalog: Catalog, now: datetime) -> StepResult:
+def _pause_at_close(
+    session: Session,
+    sub: Subscription,
+    customer: Customer,
+    closing: list[Priced],
+    closed: Period,
+    arrears: Arrears,
+    catalog: Catalog,
+    now: datetime,
+) -> StepResult:
     """The period paid for is over and the pause takes effect: its usage is billed as at any
     close, and no new period opens (nothing is invoiced until `resume_subscription`)."""
-    doc, _ = issue_document(session, sub, customer, closing, reason="pause",
-                            billing_key=f"pause:{closed.end.isoformat()}", now=now, period=closed,
-                            arrears=arrears, catalog=catalog)
+    doc, _ = issue_document(
+        session,
+        sub,
+        customer,
+        closing,
+        reason="pause",
+        billing_key=f"pause:{closed.end.isoformat()}",
+        now=now,
+        period=closed,
+        arrears=arrears,
+        catalog=catalog,
+    )
     sub.status = "paused"
     sub.pause_at_period_end = False
     sub.paused_at = closed.end_at
     sub.next_run_at = None
-    add_event(session, "subscription.changed", sub.customer_id,
-              subscription_event(sub, changes={"status": {"from": "active", "to": "paused"}},
-                                 effective=str(closed.end)), time=now)
+    add_event(
+        session,
+        "subscription.changed",
+        sub.customer_id,
+        subscription_event(sub, changes={"status": {"from": "active", "to": "paused"}}, effective=str(closed.end)),
+        time=now,
+    )
     return StepResult(sub.id, "paused", now, doc.id, ["subscription.changed"])
 
 

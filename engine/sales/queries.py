@@ -14,7 +14,7 @@ from engine.clock import ensure_aware
 from engine.periods import Period
 from engine.pricing import fmt_quantity
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.common import money
+from engine.sales.common import money, whole_between
 from engine.sales.customers import load_customer
 from engine.sales.cycle import UsageSource, usage_for
 from engine.sales.errors import NotFound, SalesError
@@ -29,9 +29,9 @@ LIVE = ("active", "trialing")
 def list_invoices(session: Session, customer_id: str, page: int = 1, per_page: int = 50) -> dict[str, Any]:
     """A customer's invoices, newest first, one page at a time."""
     load_customer(session, customer_id)
-    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+    if not whole_between(page, 1):
         raise SalesError("page", "a page number, 1 or more")
-    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= 500:
+    if not whole_between(per_page, 1, 500):
         raise SalesError("per_page", "between 1 and 500")
     total = session.scalar(select(func.count()).select_from(Invoice).where(Invoice.customer_id == customer_id)) or 0
     rows = session.scalars(
@@ -215,6 +215,9 @@ def subscription_invoices(session: Session, subscription_id: str) -> list[dict[s
 def coupon_redemptions(session: Session) -> dict[str, int]:
     """How many subscriptions redeemed each coupon code so far: what a coupon's
     max_redemptions is counted against when a subscription asks for it."""
-    stmt = (select(Subscription.coupon_code, func.count()).where(Subscription.coupon_code.is_not(None))
-            .group_by(Subscription.coupon_code))
+    stmt = (
+        select(Subscription.coupon_code, func.count())
+        .where(Subscription.coupon_code.is_not(None))
+        .group_by(Subscription.coupon_code)
+    )
     return {str(code): int(n) for code, n in session.execute(stmt)}

@@ -56,18 +56,19 @@ def quote_subscription(
     assert customer is not None
     period = period or _current(session, sub)
     hist = history(session, sub.id, period.start)
-    row = hist.rows[-1] if hist.rows else None
-    if row is None and (sub.period_start, sub.period_end) != (period.start, period.end):
-        raise SalesError("period", f"subscription {sub.id} has no period {period}")
-    if row is not None and row.period_end != period.end:
-        raise SalesError("period", f"the subscription's period starting {period.start} ends {row.period_end}")
+    if not hist.rows:  # nothing billed for it yet: the current period alone
+        if (sub.period_start, sub.period_end) != (period.start, period.end):
+            raise SalesError("period", f"subscription {sub.id} has no period {period}")
+    elif (end := hist.rows[-1].period_end) != period.end:
+        raise SalesError("period", f"the subscription's period starting {period.start} ends {end}")
     if hist.held():
         doc = _replayed(session, sub, customer, period, hist, promotions)
     else:
         doc = _unbilled(session, sub, customer, period, promotions)
     early = [r for r in hist.rows if r.part == INTERIM and r.reason == "progressive"]
-    invoiced = sum((t.amount - t.discount + t.tax for r in early for t in Billed.from_dict(r.billed).lines.values()),
-                   ZERO)
+    invoiced = sum(
+        (t.amount - t.discount + t.tax for r in early for t in Billed.from_dict(r.billed).lines.values()), ZERO
+    )
     return SubscriptionQuote(sub.id, doc, hist.changes, invoiced, tuple(dict.fromkeys(r.document_id for r in early)))
 
 
@@ -88,13 +89,19 @@ def _replayed(
         last = hist.held()[-1]
         catalog = catalog_for_version(session, last.version_id)
         ctx = StepContext(UsageSource(session), promotions)
-        closing = closing_piece(catalog, catalog.plan(last.plan_id), sub, customer, period, last.cycle, ctx, hist,
-                                redeem=False)
+        closing = closing_piece(
+            catalog, catalog.plan(last.plan_id), sub, customer, period, last.cycle, ctx, hist, redeem=False
+        )
         # Priced on one document with the pieces above: it sees them as what came before.
         closing = replace(closing, before=NOTHING)
-    return price_document([*pieces, closing], tax_for(closing.catalog, tax_subject(customer)),
-                          catalog=closing.catalog, plan=closing.plan.id, period=period,
-                          rules=_trace(session, sub, customer, period, hist, closing, promotions))
+    return price_document(
+        [*pieces, closing],
+        tax_for(closing.catalog, tax_subject(customer)),
+        catalog=closing.catalog,
+        plan=closing.plan.id,
+        period=period,
+        rules=_trace(session, sub, customer, period, hist, closing, promotions),
+    )
 
 
 def _as_billed(session: Session, row: PeriodLedger, period: Period) -> Piece:
@@ -130,12 +137,23 @@ def _trace(
         catalog = catalog_for_version(session, r.version_id)
         plans.append((catalog, catalog.plan(r.plan_id), r))
     for catalog, plan, r in plans:
-        terms = period_terms(catalog, plan, sub, customer, period, r.cycle, promotions=promotions, redeem=False,
-                             quantity=r.quantity)
+        terms = period_terms(
+            catalog, plan, sub, customer, period, r.cycle, promotions=promotions, redeem=False, quantity=r.quantity
+        )
         out += [t for t in terms.rules if t not in out]
     last = plans[-1][2]
-    terms = period_terms(closing.catalog, closing.plan, sub, customer, period, last.cycle, usage=closing.usage,
-                         promotions=promotions, redeem=False, quantity=closing.quantity)
+    terms = period_terms(
+        closing.catalog,
+        closing.plan,
+        sub,
+        customer,
+        period,
+        last.cycle,
+        usage=closing.usage,
+        promotions=promotions,
+        redeem=False,
+        quantity=closing.quantity,
+    )
     out += [t for t in terms.rules if t not in out]
     return tuple(out)
 
@@ -148,8 +166,9 @@ def _unbilled(
     plan = catalog.plan(sub.plan_id)
     usage = usage_for(UsageSource(session), catalog, plan, sub.customer_id, period)
     opening = period_terms(catalog, plan, sub, customer, period, sub.cycle, promotions=promotions, redeem=False)
-    closing = period_terms(catalog, plan, sub, customer, period, sub.cycle, usage=usage, promotions=promotions,
-                           redeem=False)
+    closing = period_terms(
+        catalog, plan, sub, customer, period, sub.cycle, usage=usage, promotions=promotions, redeem=False
+    )
     return whole_period(
         catalog,
         plan,

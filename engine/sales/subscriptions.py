@@ -18,7 +18,7 @@ from engine.periods import Period
 from engine.pricing import CouponError, check_redeemable
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
-from engine.sales.common import new_id, now_of, number, quantity_of
+from engine.sales.common import new_id, now_of, number, quantity_of, whole_between
 from engine.sales.customers import load_customer
 from engine.sales.cycle import (
     TRIAL_NOTICE,
@@ -138,7 +138,7 @@ def create_subscription(
     if customer.currency and customer.currency != catalog.currency:
         # What is stored clashes (the customer's currency), not the request's shape.
         raise Conflict("plan", f"plan {plan!r} is priced in {catalog.currency}; customer pays in {customer.currency}")
-    if trial_days is not None and (isinstance(trial_days, bool) or not isinstance(trial_days, int) or trial_days < 0):
+    if trial_days is not None and not whole_between(trial_days, 0):
         raise SalesError("trial_days", "a whole number of days, 0 or more")
     today = now.date()
     if coupon:
@@ -194,8 +194,15 @@ def _check_coupon(session: Session, catalog: Catalog, coupon: str, plan: str, to
 
 
 def _new_subscription(
-    id: str | None, customer: Customer, plan: Plan, version: CatalogVersion, quantity: Decimal, now: datetime,
-    trial: int, coupon: str | None, payment_method: str | None,
+    id: str | None,
+    customer: Customer,
+    plan: Plan,
+    version: CatalogVersion,
+    quantity: Decimal,
+    now: datetime,
+    trial: int,
+    coupon: str | None,
+    payment_method: str | None,
 ) -> Subscription:
     """The row of a new subscription, its first period starting after the `trial` days."""
     today = now.date()
@@ -255,9 +262,14 @@ def _one_time(
     sub.next_run_at = None
     sub.last_billed_at = now
     doc, _ = issue_document(
-        session, sub, customer,
+        session,
+        sub,
+        customer,
         [Priced(opening, "once", 0, sub.catalog_version_id), Priced(closing, "once", 0, sub.catalog_version_id)],
-        reason="once", billing_key="once", now=now, period=period,
+        reason="once",
+        billing_key="once",
+        now=now,
+        period=period,
     )
     return doc
 
@@ -267,8 +279,12 @@ def _rate(plan: Plan, quantity: Decimal) -> Decimal:
 
 
 def prepare_change(
-    session: Session, subscription_id: str, clock: Clock, promotions: PromotionSource | None = None,
-    *, paused_ok: bool = False,
+    session: Session,
+    subscription_id: str,
+    clock: Clock,
+    promotions: PromotionSource | None = None,
+    *,
+    paused_ok: bool = False,
 ) -> tuple[Subscription, Customer, datetime]:
     now = now_of(clock)
     lock_counter(session, "invoice", now.year)
@@ -322,21 +338,48 @@ def change_subscription(
         "at": at,
     }
     if at == "period_end":
-        return _change_at_period_end(session, sub, new_plan.id if plan else None, new_version_id, target_q, change,
-                                     now)
-    doc: Invoice | CreditNote | None = None
-    if sub.status != "trialing":
-        ctx = StepContext(UsageSource(session), promotions)
-        priced, bill_period = _change_pieces(session, ctx, sub, customer, (catalog, old_plan),
-                                             (new_catalog, new_plan, new_version_id), target_q, now.date())
-        _take_terms(sub, new_plan, new_version_id, target_q)
-        if sub.pending_plan_id == new_plan.id:
-            sub.pending_plan_id = None
-        doc, _ = issue_document(session, sub, customer, priced, reason="change", billing_key=f"change:{sub.changes}",
-                                now=now, period=bill_period, catalog=new_catalog)
+        return _change_at_period_end(session, sub, new_plan.id if plan else None, new_version_id, target_q, change, now)
+    doc = _charge_change(
+        session, sub, customer, now, promotions, (catalog, old_plan), (new_catalog, new_plan, new_version_id), target_q
+    )
     _take_terms(sub, new_plan, new_version_id, target_q)
     add_event(session, "subscription.changed", sub.customer_id, subscription_event(sub, changes=change), time=now)
     return subscription_result(sub, doc)
+
+
+def _charge_change(
+    session: Session,
+    sub: Subscription,
+    customer: Customer,
+    now: datetime,
+    promotions: PromotionSource | None,
+    old: tuple[Catalog, Plan],
+    new: tuple[Catalog, Plan, int],
+    target_q: Decimal,
+) -> Invoice | CreditNote | None:
+    """A change that applies now, prorated by days: an invoice, or a credit note when the
+    change owes the customer (None while trialing: nothing was charged yet). The subscription
+    takes the new terms."""
+    if sub.status == "trialing":
+        return None
+    new_catalog, new_plan, new_version_id = new
+    ctx = StepContext(UsageSource(session), promotions)
+    priced, bill_period = _change_pieces(session, ctx, sub, customer, old, new, target_q, now.date())
+    _take_terms(sub, new_plan, new_version_id, target_q)
+    if sub.pending_plan_id == new_plan.id:
+        sub.pending_plan_id = None
+    doc, _ = issue_document(
+        session,
+        sub,
+        customer,
+        priced,
+        reason="change",
+        billing_key=f"change:{sub.changes}",
+        now=now,
+        period=bill_period,
+        catalog=new_catalog,
+    )
+    return doc
 
 
 def _plan_to_change_to(session: Session, catalog: Catalog, plan: str) -> tuple[Catalog, Plan, int]:
@@ -351,27 +394,37 @@ def _plan_to_change_to(session: Session, catalog: Catalog, plan: str) -> tuple[C
     return new_catalog, new_plan, version.id
 
 
-def _when_to_change(sub: Subscription, at: str | None, old_plan: Plan, new_plan: Plan | None,
-                    quantity: Decimal) -> str:
-    """"now" or "period_end": as asked, else now for an upgrade (listed in `upgrade_to`, or
+def _when_to_change(sub: Subscription, at: str | None, old_plan: Plan, new_plan: Plan | None, quantity: Decimal) -> str:
+    """ "now" or "period_end": as asked, else now for an upgrade (listed in `upgrade_to`, or
     costing as much or more per day) or a quantity change, at the period end for a
     downgrade; always now in a trial (nothing billed yet: it continues on the new terms)."""
     if at is None:
-        upgrade = new_plan is None or new_plan.id in old_plan.upgrade_to or (
-            _rate(new_plan, quantity) >= _rate(old_plan, sub.quantity))
+        upgrade = (
+            new_plan is None
+            or new_plan.id in old_plan.upgrade_to
+            or (_rate(new_plan, quantity) >= _rate(old_plan, sub.quantity))
+        )
         at = "now" if upgrade else "period_end"
     if sub.status == "trialing":
         at = "now"
     if at == "period_end" and sub.cancel_at_period_end:
         # It would be pending on a subscription that ends then: never applied, yet reported.
-        raise Conflict("at", f"subscription {sub.id} is cancelled at the period end; a change then would never "
-                             "apply (reactivate it first, or change it now)")
+        raise Conflict(
+            "at",
+            f"subscription {sub.id} is cancelled at the period end; a change then would never "
+            "apply (reactivate it first, or change it now)",
+        )
     return at
 
 
 def _change_at_period_end(
-    session: Session, sub: Subscription, plan_id: str | None, version_id: int, quantity: Decimal,
-    change: dict[str, Any], now: datetime,
+    session: Session,
+    sub: Subscription,
+    plan_id: str | None,
+    version_id: int,
+    quantity: Decimal,
+    change: dict[str, Any],
+    now: datetime,
 ) -> dict[str, Any]:
     """A change kept pending until the period ends (the billing run applies it then)."""
     if plan_id is not None:
@@ -380,8 +433,13 @@ def _change_at_period_end(
         sub.pending_quantity = quantity
     effective = sub.period_end or sub.trial_end
     when = effective.isoformat() if effective else None
-    add_event(session, "subscription.changed", sub.customer_id,
-              subscription_event(sub, changes=change, effective=when), time=now)
+    add_event(
+        session,
+        "subscription.changed",
+        sub.customer_id,
+        subscription_event(sub, changes=change, effective=when),
+        time=now,
+    )
     return subscription_result(sub, None, effective=when)
 
 
@@ -410,12 +468,33 @@ def _change_pieces(
     new_catalog, new_plan, new_version_id = new
     period = Period(sub.period_start, sub.period_end)
     hist = history(session, sub.id, period.start)
-    credit = opening_piece(catalog, old_plan, sub, customer, period, sub.cycle, ctx, charge_from=today, credit=True,
-                           before=hist.total(), discounts=hist.discounts("advance", old_plan.id))
+    credit = opening_piece(
+        catalog,
+        old_plan,
+        sub,
+        customer,
+        period,
+        sub.cycle,
+        ctx,
+        charge_from=today,
+        credit=True,
+        before=hist.total(),
+        discounts=hist.discounts("advance", old_plan.id),
+    )
     priced = [Priced(credit, "change", sub.cycle, sub.catalog_version_id)]
     if (new_plan.interval, new_plan.interval_count) == (old_plan.interval, old_plan.interval_count):
-        charge = opening_piece(new_catalog, new_plan, sub, customer, period, sub.cycle, ctx, charge_from=today,
-                               quantity=quantity, before=hist.total())
+        charge = opening_piece(
+            new_catalog,
+            new_plan,
+            sub,
+            customer,
+            period,
+            sub.cycle,
+            ctx,
+            charge_from=today,
+            quantity=quantity,
+            before=hist.total(),
+        )
         return [*priced, Priced(charge, "change", sub.cycle, new_version_id)], period
     if today > period.start:
         closing = closing_piece(catalog, old_plan, sub, customer, period, sub.cycle, ctx, hist, until=today)

@@ -53,6 +53,24 @@ def subscription_context(sub: Subscription, cycle: int) -> dict[str, Any]:
     }
 
 
+def _limited_discounts(sub: Subscription, found: list[Discount], cycle: int, redeem: bool) -> list[Discount]:
+    """The rule discounts for a number of periods that apply in `cycle`: those redeemed
+    before, and (`redeem`) those found now for the first time, recorded on the subscription
+    with the cycle they start in."""
+    redeemed = dict(sub.promotions or {})
+    for d in found:
+        if redeem and d.periods is not None and d.source not in redeemed:
+            redeemed[d.source] = {"first_cycle": cycle, "discount": discount_to_dict(d)}
+    if redeemed != (sub.promotions or {}):
+        sub.promotions = redeemed  # a new dict: the JSON column sees the change
+    out = []
+    for entry in redeemed.values():
+        first, d = int(entry["first_cycle"]), discount_from_dict(entry["discount"])
+        if first <= cycle < first + int(d.periods or 0):
+            out.append(d)
+    return out
+
+
 def period_terms(
     catalog: Catalog,
     plan: Plan,
@@ -82,16 +100,6 @@ def period_terms(
             quantity=q,
             subscription={**subscription_context(sub, cycle), "plan": plan.id, "quantity": q},
         )
-    out = [d for d in found if d.periods is None]
-    redeemed = dict(sub.promotions or {})
-    for d in found:
-        if d.periods is not None and d.source not in redeemed and redeem:
-            redeemed[d.source] = {"first_cycle": cycle, "discount": discount_to_dict(d)}
-    for entry in redeemed.values():
-        first, d = int(entry["first_cycle"]), discount_from_dict(entry["discount"])
-        if first <= cycle < first + int(d.periods or 0):
-            out.append(d)
-    if redeemed != (sub.promotions or {}):
-        sub.promotions = redeemed  # a new dict: the JSON column sees the change
+    out = [d for d in found if d.periods is None] + _limited_discounts(sub, found, cycle, redeem)
     out += coupon_terms(catalog, sub, plan.id, cycle)
     return Terms(tuple(out), tuple(trace))

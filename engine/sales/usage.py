@@ -143,6 +143,26 @@ def _midnight(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
+def _billed_until(
+    status: str,
+    period_start: date | None,
+    period_end: date | None,
+    next_run_at: datetime | None,
+    ended_at: datetime | None,
+    now: datetime,
+) -> datetime | None:
+    """Usage dated before this was billed already (None: nothing billed to look back on): a
+    cancelled subscription's end, a paused one's last period end, an active one's current
+    period start (its end when the close is due now)."""
+    if status == "canceled":
+        return ended_at
+    if status == "paused":  # its last period is closed
+        return _midnight(period_end) if period_end is not None else None
+    if period_start is None or period_end is None:
+        return None
+    return _midnight(period_end) if next_run_at is not None and next_run_at <= now else _midnight(period_start)
+
+
 def mark_late_usage(session: Session, stored: Sequence[UsageEvent], now: datetime) -> list[str]:
     """Mark the subscriptions that these new events reach in a period already billed: usage
     dated before an active subscription's current period (a period closed or cut short by a
@@ -153,16 +173,19 @@ def mark_late_usage(session: Session, stored: Sequence[UsageEvent], now: datetim
     Returns the subscriptions marked."""
     earliest: dict[str, datetime] = {}
     for e in stored:
-        c = str(e.customer_id)
-        t = e.time.astimezone(UTC)
-        if c not in earliest or t < earliest[c]:
-            earliest[c] = t
+        c, t = str(e.customer_id), e.time.astimezone(UTC)
+        earliest[c] = min(t, earliest.get(c, t))
     customers = sorted(earliest)
     hit: list[str] = []
     for start in range(0, len(customers), 900):  # under SQLite's bound-parameter limit
         stmt = select(
-            Subscription.id, Subscription.customer_id, Subscription.status, Subscription.period_start,
-            Subscription.period_end, Subscription.next_run_at, Subscription.ended_at,
+            Subscription.id,
+            Subscription.customer_id,
+            Subscription.status,
+            Subscription.period_start,
+            Subscription.period_end,
+            Subscription.next_run_at,
+            Subscription.ended_at,
         ).where(
             Subscription.customer_id.in_(customers[start : start + 900]),
             Subscription.status.in_(("active", "paused", "canceled")),
@@ -170,16 +193,7 @@ def mark_late_usage(session: Session, stored: Sequence[UsageEvent], now: datetim
             Subscription.late_usage_since.is_(None),
         )
         for sid, cid, status, period_start, period_end, next_run_at, ended_at in session.execute(stmt):
-            if status == "canceled":
-                billed_until = ended_at
-            elif status == "paused":  # its last period is closed
-                billed_until = _midnight(period_end) if period_end is not None else None
-            elif period_start is None or period_end is None:
-                billed_until = None
-            elif next_run_at is not None and next_run_at <= now:
-                billed_until = _midnight(period_end)
-            else:
-                billed_until = _midnight(period_start)
+            billed_until = _billed_until(status, period_start, period_end, next_run_at, ended_at, now)
             if billed_until is not None and earliest[cid] < billed_until:
                 hit.append(sid)
     if hit:
@@ -204,8 +218,9 @@ def _of(e: UsageEvent) -> str:
     return _fingerprint(str(e.customer_id), e.type, e.time, e.properties)
 
 
-def refuse_changed_repeats(session: Session, events: Sequence[UsageEvent], first: Mapping[str, UsageEvent],
-                           stored_now: set[str]) -> None:
+def refuse_changed_repeats(
+    session: Session, events: Sequence[UsageEvent], first: Mapping[str, UsageEvent], stored_now: set[str]
+) -> None:
     """The id is the idempotency key, as with Stripe's: the same id with the same event is a
     replay (ignored); the same id with another event is a mistake the sender must hear of,
     not a silent drop. Raises Conflict naming the id; the caller's transaction rolls back."""
@@ -216,13 +231,17 @@ def refuse_changed_repeats(session: Session, events: Sequence[UsageEvent], first
     rows: dict[str, str] = {}
     for start in range(0, len(earlier), 900):
         chunk = earlier[start : start + 900]
-        q = select(UsageRecord.id, UsageRecord.customer_id, UsageRecord.type, UsageRecord.time,
-                   UsageRecord.properties).where(UsageRecord.id.in_(chunk))
+        q = select(
+            UsageRecord.id, UsageRecord.customer_id, UsageRecord.type, UsageRecord.time, UsageRecord.properties
+        ).where(UsageRecord.id.in_(chunk))
         rows.update((r[0], _fingerprint(r[1], r[2], r[3], r[4] or {})) for r in session.execute(q))
     for i, e in enumerate(events):
         if e.id in rows and rows[e.id] != _of(e):
-            raise Conflict(f"events[{i}].id", f"event id {e.id!r} was recorded before with another body; "
-                                              "a replay must repeat the event as it was sent")
+            raise Conflict(
+                f"events[{i}].id",
+                f"event id {e.id!r} was recorded before with another body; "
+                "a replay must repeat the event as it was sent",
+            )
 
 
 def _recorded(stored: Sequence[UsageEvent]) -> tuple[str | None, dict[str, Any]]:

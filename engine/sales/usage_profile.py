@@ -6,7 +6,7 @@ events as billing aggregates them. A what-if draws its synthetic cohort's usage 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -61,8 +61,9 @@ def usage_profile(session: Session, now: datetime, *, months: int = 3) -> list[P
     `months` full calendar months in which the subscription had started."""
     periods = full_months(now, months)
     groups: dict[tuple[int, str], list[tuple[str, date]]] = defaultdict(list)
-    stmt = select(Subscription.customer_id, Subscription.catalog_version_id, Subscription.plan_id,
-                  Subscription.start_date).where(Subscription.status.in_(LIVE))
+    stmt = select(
+        Subscription.customer_id, Subscription.catalog_version_id, Subscription.plan_id, Subscription.start_date
+    ).where(Subscription.status.in_(LIVE))
     for cid, vid, plan_id, started in session.execute(stmt):
         groups[(vid, plan_id)].append((cid, started))
     acc: dict[tuple[str, str, str], list[Decimal]] = defaultdict(list)
@@ -82,10 +83,11 @@ def usage_profile(session: Session, now: datetime, *, months: int = 3) -> list[P
                 if started > period.start:
                     continue  # not a customer for the whole month: its usage would read low
                 mine = [e for e in stored.get(cid, ()) if period.start_at <= e.time < period.end_at]
+                counts = Counter(e.type for e in mine)
                 for mid, usage in aggregate_all(metrics, mine, period).items():
                     key = (catalog.name, plan_id, mid)
                     acc[key].append(usage.quantity)
-                    events[key] += sum(1 for e in mine if e.type == metrics[mid].event)
+                    events[key] += counts[metrics[mid].event]
                     customers[key].add(cid)
     first, last = periods[0].start.isoformat()[:7], periods[-1].start.isoformat()[:7]
     return [
@@ -94,12 +96,15 @@ def usage_profile(session: Session, now: datetime, *, months: int = 3) -> list[P
     ]
 
 
-def _events(session: Session, customer_ids: list[str], types: set[str], periods: list[Period]) -> dict[str, list[UsageEvent]]:
+def _events(
+    session: Session, customer_ids: list[str], types: set[str], periods: list[Period]
+) -> dict[str, list[UsageEvent]]:
     """The customers' events of those types in the months, by customer (one query a chunk)."""
     out: dict[str, list[UsageEvent]] = defaultdict(list)
     for i in range(0, len(customer_ids), _CHUNK):
-        stmt = select(UsageRecord.id, UsageRecord.type, UsageRecord.time, UsageRecord.customer_id,
-                      UsageRecord.properties).where(
+        stmt = select(
+            UsageRecord.id, UsageRecord.type, UsageRecord.time, UsageRecord.customer_id, UsageRecord.properties
+        ).where(
             UsageRecord.customer_id.in_(customer_ids[i : i + _CHUNK]),
             UsageRecord.type.in_(sorted(types)),
             UsageRecord.time >= periods[0].start_at,
