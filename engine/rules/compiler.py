@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from engine.rules.conditions import (
@@ -66,8 +67,7 @@ def to_json(obj: Any) -> str:
     if isinstance(obj, bool) or obj is None or isinstance(obj, int | str):
         return json.dumps(obj, ensure_ascii=False)
     if isinstance(obj, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{to_json(v)}"
-                              for k, v in obj.items()) + "}"
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{to_json(v)}" for k, v in obj.items()) + "}"
     if isinstance(obj, list | tuple):
         return "[" + ",".join(to_json(v) for v in obj) + "]"
     raise TypeError(f"cannot write {obj!r} into a durable ruleset")
@@ -132,10 +132,12 @@ class CompiledRuleset:
         self._plans = tuple(_SlotPlan.of(s) for s in self.slots)
         index = {s.path: s.index for s in self.slots}
         self.rule_slots: list[tuple[tuple[str, int], ...]] = [
-            tuple((p, index[p]) for p in ps) for ps in self.rule_paths]
+            tuple((p, index[p]) for p in ps) for ps in self.rule_paths
+        ]
 
-    def fact(self, context: Mapping[str, Any], *, event: str | None, scheduled: str | None,
-             now: datetime) -> tuple[str, dict[str, Any]]:
+    def fact(
+        self, context: Mapping[str, Any], *, event: str | None, scheduled: str | None, now: datetime
+    ) -> tuple[str, dict[str, Any]]:
         """The fact for durable_rules (JSON members without the braces, id and sid: the
         engine adds those), and the normalised input values by path."""
         body, values = self.body(context, fact_head(now, event, scheduled))
@@ -172,24 +174,27 @@ class CompiledRuleset:
             if plan.exists is not None:
                 add(plan.exists)
             k = _KINDS.get(type(value)) or kind(value)
+            member = plan.views.get(k)
+            if member is not None and (value or k != "a"):  # an empty list is not written
+                add(member + _RENDER[k](value))
             if k == "s":
-                if plan.string is not None:
-                    add(plan.string + string_json(value))
-                for pattern, member in plan.regexes:
+                for pattern, matched in plan.regexes:
                     if pattern.fullmatch(value) is not None:
-                        add(member)
-            elif k == "n":
-                if plan.number is not None:
-                    add(plan.number + number_text(value))
-            elif k == "b":
-                if plan.boolean is not None:
-                    add(plan.boolean + ("1" if value else "0"))
-            elif k == "a" and plan.array is not None and value:
-                add(plan.array + "[" + ",".join(string_json(tag(v)) for v in value) + "]")
+                        add(matched)
         return ",".join(parts), values
 
 
+def _bit(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _tagged(values: list[Any]) -> str:
+    return "[" + ",".join(string_json(tag(v)) for v in values) + "]"
+
+
 _KINDS: dict[type, str] = {str: "s", Decimal: "n", bool: "b", list: "a"}
+# How a value of each kind is written after its member's key (see the module docstring).
+_RENDER: dict[str, Callable[[Any], str]] = {"s": string_json, "n": number_text, "b": _bit, "a": _tagged}
 _UNREAD = object()  # the fast walk met something other than a dict: plan.read decides
 
 
@@ -220,19 +225,19 @@ class _SlotPlan:
     path: str
     parts: tuple[str, ...]
     exists: str | None
-    number: str | None
-    string: str | None
-    boolean: str | None
-    array: str | None
+    views: dict[str, str]  # kind ("n", "s", "b", "a") -> the member's key, as '"p3n":'
     regexes: tuple[tuple[Any, str], ...]  # (RE2 program, the fact member it sets)
 
     @classmethod
     def of(cls, slot: Slot) -> _SlotPlan:
         p, v = f'"p{slot.index}', slot.views
-        return cls(slot.path, tuple(slot.path.split(".")), p + 'e":1' if "e" in v else None,
-                   p + 'n":' if "n" in v else None, p + 's":' if "s" in v else None,
-                   p + 'b":' if "b" in v else None, p + 'a":' if "a" in v else None,
-                   tuple((_regex(pattern), f'{p}m{bit}":1') for pattern, bit in slot.regexes.items()))
+        return cls(
+            slot.path,
+            tuple(slot.path.split(".")),
+            p + 'e":1' if "e" in v else None,
+            {k: f'{p}{k}":' for k in _RENDER if k in v},
+            tuple((_regex(pattern), f'{p}m{bit}":1') for pattern, bit in slot.regexes.items()),
+        )
 
     def read(self, context: Mapping[str, Any]) -> Any:
         """lookup(context, path), with plain dicts and common scalars taken directly."""
@@ -293,35 +298,56 @@ class _Compiler:
         return {"$or": [{"$nex": {key: 1}}, {"$neq": {key: value}}]}
 
     def leaf(self, t: Test, neg: bool) -> dict[str, Any]:
-        op, v, path = t.op, t.value, t.path
-        if op == "eq":
-            return self.eq(path, v, neg)
-        if op == "ne":
-            return self.eq(path, v, not neg)
-        if op in ("in", "not_in"):
-            neg2 = neg != (op == "not_in")
-            items = [self.eq(path, x, neg2) for x in v]
-            if len(items) == 1:
-                return items[0]
-            return {"$and": items} if neg2 else {"$or": items}
-        if op in _INVERSE:
-            key = self.key(path, kind(v))
-            if not neg:
-                return {"$" + op: {key: v}}
-            return {"$or": [{"$nex": {key: 1}}, {_INVERSE[op]: {key: v}}]}
-        if op == "exists":
-            e = self.key(path, "e")
-            return {"$ex": {e: 1}} if v != neg else {"$nex": {e: 1}}
-        if op == "matches":
-            s = self.slot(path)
-            bit = s.regexes.setdefault(v, len(s.regexes))
-            return {"$nex" if neg else "$ex": {f"p{s.index}m{bit}": 1}}
-        if op == "contains":
-            key = self.key(path, "a")
-            if not neg:
-                return {"$iany": {key: {"$i": tag(v)}}}
-            return {"$or": [{"$nex": {key: 1}}, {"$iall": {key: {"$neq": {"$i": tag(v)}}}}]}
-        raise ValueError(f"unknown test {op!r}")
+        compile_test = _TESTS.get(t.op)
+        if compile_test is None:
+            raise ValueError(f"unknown test {t.op!r}")
+        return compile_test(self, t.path, t.value, neg)
+
+    def not_equal(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        return self.eq(path, v, not neg)
+
+    def one_of(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        items = [self.eq(path, x, neg) for x in v]
+        if len(items) == 1:
+            return items[0]
+        return {"$and": items} if neg else {"$or": items}
+
+    def none_of(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        return self.one_of(path, v, not neg)
+
+    def exists(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        e = self.key(path, "e")
+        return {"$ex": {e: 1}} if v != neg else {"$nex": {e: 1}}
+
+    def matches(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        s = self.slot(path)
+        bit = s.regexes.setdefault(v, len(s.regexes))
+        return {"$nex" if neg else "$ex": {f"p{s.index}m{bit}": 1}}
+
+    def contains(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        key = self.key(path, "a")
+        if not neg:
+            return {"$iany": {key: {"$i": tag(v)}}}
+        return {"$or": [{"$nex": {key: 1}}, {"$iall": {key: {"$neq": {"$i": tag(v)}}}}]}
+
+
+def _compare(op: str, c: _Compiler, path: str, v: Any, neg: bool) -> dict[str, Any]:
+    key = c.key(path, kind(v))
+    if not neg:
+        return {"$" + op: {key: v}}
+    return {"$or": [{"$nex": {key: 1}}, {_INVERSE[op]: {key: v}}]}
+
+
+_TESTS: dict[str, Callable[[_Compiler, str, Any, bool], dict[str, Any]]] = {
+    "eq": _Compiler.eq,
+    "ne": _Compiler.not_equal,
+    "in": _Compiler.one_of,
+    "not_in": _Compiler.none_of,
+    "exists": _Compiler.exists,
+    "matches": _Compiler.matches,
+    "contains": _Compiler.contains,
+    **{op: partial(_compare, op) for op in _INVERSE},
+}
 
 
 def compile_ruleset(ruleset: Ruleset, version: int = 0) -> CompiledRuleset:
@@ -357,5 +383,4 @@ def compile_ruleset(ruleset: Ruleset, version: int = 0) -> CompiledRuleset:
     text = to_json({**definition, PRIMER_RULE: {"all": [{"m": {"_prime": 1}}]}})
     for i, rule in enumerate(rules):
         definition[f"r{i}"]["run"] = f"{ruleset.name}/{rule.id}"
-    return CompiledRuleset(ruleset, version, definition, text, list(c.slots.values()), rules,
-                           rule_paths, scheduled)
+    return CompiledRuleset(ruleset, version, definition, text, list(c.slots.values()), rules, rule_paths, scheduled)
