@@ -40,18 +40,7 @@ def parse_event(envelope: Mapping[str, Any], where: str = "event") -> UsageEvent
         value = envelope.get(key)
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{where}: {key}: required, a non-empty string")
-    raw_time = envelope.get("time")
-    if not isinstance(raw_time, str | datetime):
-        raise ValueError(f"{where}: time: required, an ISO 8601 timestamp with a zone")
-    if isinstance(raw_time, str):
-        try:
-            when = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{where}: time: {raw_time!r} is not an ISO 8601 timestamp") from None
-    else:
-        when = raw_time
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"{where}: time: {raw_time!s} has no timezone (add Z or +00:00)")
+    when = _event_time(envelope.get("time"), where)
     props = envelope.get("properties") or {}
     if not isinstance(props, Mapping):
         raise ValueError(f"{where}: properties: must be an object")
@@ -59,6 +48,22 @@ def parse_event(envelope: Mapping[str, Any], where: str = "event") -> UsageEvent
     if customer is not None and not isinstance(customer, str):
         raise ValueError(f"{where}: customer_id: must be a string")
     return UsageEvent(id=envelope["id"], type=envelope["type"], time=when, customer_id=customer, properties=props)
+
+
+def _event_time(raw_time: Any, where: str) -> datetime:
+    """An event's `time`: a datetime, or an ISO 8601 string, with a zone."""
+    if isinstance(raw_time, datetime):
+        when = raw_time
+    elif isinstance(raw_time, str):
+        try:
+            when = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{where}: time: {raw_time!r} is not an ISO 8601 timestamp") from None
+    else:
+        raise ValueError(f"{where}: time: required, an ISO 8601 timestamp with a zone")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{where}: time: {raw_time!s} has no timezone (add Z or +00:00)")
+    return when
 
 
 def matches(metric: Metric, event: UsageEvent) -> bool:

@@ -350,6 +350,22 @@ _TESTS: dict[str, Callable[[_Compiler, str, Any, bool], dict[str, Any]]] = {
 }
 
 
+def _conditions(c: _Compiler, rule: Rule) -> list[dict[str, Any]]:
+    """A rule's durable conditions: its trigger (event or schedule), window and `when`."""
+    if rule.on:
+        ons = [{"_on": e} for e in rule.on]
+        conj: list[dict[str, Any]] = [ons[0] if len(ons) == 1 else {"$or": ons}]
+    else:
+        conj = [{"_sr": rule.id}]
+    if rule.valid_from is not None:
+        conj.append({"$gte": {"_t": int(rule.valid_from.timestamp())}})
+    if rule.valid_until is not None:
+        conj.append({"$lt": {"_t": int(rule.valid_until.timestamp())}})
+    if rule.when is not None:
+        conj.append(c.node(rule.when, False))
+    return conj
+
+
 def compile_ruleset(ruleset: Ruleset, version: int = 0) -> CompiledRuleset:
     c = _Compiler()
     definition: dict[str, Any] = {}
@@ -361,23 +377,12 @@ def compile_ruleset(ruleset: Ruleset, version: int = 0) -> CompiledRuleset:
             continue
         i = len(rules)
         rules.append(rule)
-        conj: list[dict[str, Any]] = []
-        if rule.on:
-            ons = [{"_on": e} for e in rule.on]
-            conj.append(ons[0] if len(ons) == 1 else {"$or": ons})
-        else:
-            conj.append({"_sr": rule.id})
+        if not rule.on:
             scheduled[rule.id] = i
-        if rule.valid_from is not None:
-            conj.append({"$gte": {"_t": int(rule.valid_from.timestamp())}})
-        if rule.valid_until is not None:
-            conj.append({"$lt": {"_t": int(rule.valid_until.timestamp())}})
-        if rule.when is not None:
-            conj.append(c.node(rule.when, False))
+        definition[f"r{i}"] = {"all": [{"m": {"$and": _conditions(c, rule)}}]}
         rule_paths.append(paths(rule.when) if rule.when is not None else [])
         for path in rule_paths[-1]:
             c.slot(path)  # every path a rule reads has a value to show in its trace
-        definition[f"r{i}"] = {"all": [{"m": {"$and": conj}}]}
     # The primer: no fact of ours has `_prime`; the engine fires it once per session so that
     # the session can later be deleted safely (see the durable_engine docstring).
     text = to_json({**definition, PRIMER_RULE: {"all": [{"m": {"_prime": 1}}]}})
