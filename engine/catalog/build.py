@@ -31,11 +31,12 @@ def cross_reference_problems(doc: Document) -> list[Problem]:
     out: list[Problem] = []
     if data["currency"] not in KNOWN_CURRENCIES:
         out.append(doc.problem(["currency"], f"{data['currency']!r} is not an ISO 4217 currency we know"))
-    metrics = data.get("metrics") or {}
-    features = data.get("features") or {}
-    plans = data.get("plans") or {}
+    # The schema holds these to objects (plans required), never null.
+    metrics = data.get("metrics", {})
+    features = data.get("features", {})
+    plans = data["plans"]
     out.extend(_feature_problems(doc, features, metrics))
-    for code, coupon in (data.get("coupons") or {}).items():
+    for code, coupon in data.get("coupons", {}).items():
         out.extend(_coupon_problems(doc, code, coupon, plans))
     for pid, plan in plans.items():
         out.extend(_plan_problems(doc, pid, plan, plans, metrics, features))
@@ -256,11 +257,11 @@ def build_catalog(doc: Document) -> Catalog:
             recurring=bool(m.get("recurring", False)),
             name=m.get("name", mid),
         )
-        for mid, m in (data.get("metrics") or {}).items()
+        for mid, m in data.get("metrics", {}).items()
     }
     features = {
         fid: Feature(id=fid, type=f["type"], name=f.get("name", fid), metric=f.get("metric"))
-        for fid, f in (data.get("features") or {}).items()
+        for fid, f in data.get("features", {}).items()
     }
     coupons = {
         code: Coupon(
@@ -274,7 +275,7 @@ def build_catalog(doc: Document) -> Catalog:
             expires=date.fromisoformat(str(c["expires"])) if c.get("expires") else None,
             name=c.get("name", code),
         )
-        for code, c in (data.get("coupons") or {}).items()
+        for code, c in data.get("coupons", {}).items()
     }
     plans = {pid: _build_plan(pid, p, features) for pid, p in data["plans"].items()}
     return Catalog(
@@ -285,7 +286,7 @@ def build_catalog(doc: Document) -> Catalog:
         features=features,
         coupons=coupons,
         plans=plans,
-        taxes={k: _dec(v) for k, v in (data.get("taxes") or {}).items()},
+        taxes={k: _dec(v) for k, v in data.get("taxes", {}).items()},
         description=data.get("description", ""),
         credits=build_credits(data),
         source=doc.file,

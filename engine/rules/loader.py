@@ -293,14 +293,20 @@ class _RuleChecks:
     def trigger(self, base: list[Any], raw: dict[str, Any]) -> None:
         """`on` (an event) or `schedule` + `for_each`, one of the two."""
         has_on, has_schedule = "on" in raw, "schedule" in raw
-        if has_on and has_schedule:
-            self.problem([*base, "schedule"], "a rule has either `on` (an event) or `schedule` + `for_each`, not both")
-        elif not has_on and not has_schedule:
-            self.problem(base, "a rule needs `on` (an event type) or `schedule` + `for_each`")
-        if has_schedule and "for_each" not in raw:
-            self.problem([*base, "schedule"], "a scheduled rule needs `for_each` (customer, subscription or invoice)")
-        if "for_each" in raw and not has_schedule:
-            self.problem([*base, "for_each"], "`for_each` only goes with `schedule`")
+        if has_on == has_schedule:  # both, or neither
+            if has_on:
+                self.problem(
+                    [*base, "schedule"], "a rule has either `on` (an event) or `schedule` + `for_each`, not both"
+                )
+            else:
+                self.problem(base, "a rule needs `on` (an event type) or `schedule` + `for_each`")
+        if has_schedule != ("for_each" in raw):  # one without the other
+            if has_schedule:
+                self.problem(
+                    [*base, "schedule"], "a scheduled rule needs `for_each` (customer, subscription or invoice)"
+                )
+            else:
+                self.problem([*base, "for_each"], "`for_each` only goes with `schedule`")
         if has_schedule:
             why = _cron_problem(raw["schedule"])
             if why:
