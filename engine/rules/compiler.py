@@ -174,27 +174,24 @@ class CompiledRuleset:
             if plan.exists is not None:
                 add(plan.exists)
             k = _KINDS.get(type(value)) or kind(value)
-            member = plan.views.get(k)
-            if member is not None and (value or k != "a"):  # an empty list is not written
-                add(member + _RENDER[k](value))
             if k == "s":
-                for pattern, matched in plan.regexes:
+                if plan.string is not None:
+                    add(plan.string + string_json(value))
+                for pattern, member in plan.regexes:
                     if pattern.fullmatch(value) is not None:
-                        add(matched)
+                        add(member)
+            elif k == "n":
+                if plan.number is not None:
+                    add(plan.number + number_text(value))
+            elif k == "b":
+                if plan.boolean is not None:
+                    add(plan.boolean + ("1" if value else "0"))
+            elif k == "a" and plan.array is not None and value:
+                add(plan.array + "[" + ",".join(string_json(tag(v)) for v in value) + "]")
         return ",".join(parts), values
 
 
-def _bit(value: bool) -> str:
-    return "1" if value else "0"
-
-
-def _tagged(values: list[Any]) -> str:
-    return "[" + ",".join(string_json(tag(v)) for v in values) + "]"
-
-
 _KINDS: dict[type, str] = {str: "s", Decimal: "n", bool: "b", list: "a"}
-# How a value of each kind is written after its member's key (see the module docstring).
-_RENDER: dict[str, Callable[[Any], str]] = {"s": string_json, "n": number_text, "b": _bit, "a": _tagged}
 _UNREAD = object()  # the fast walk met something other than a dict: plan.read decides
 
 
@@ -225,7 +222,10 @@ class _SlotPlan:
     path: str
     parts: tuple[str, ...]
     exists: str | None
-    views: dict[str, str]  # kind ("n", "s", "b", "a") -> the member's key, as '"p3n":'
+    number: str | None
+    string: str | None
+    boolean: str | None
+    array: str | None
     regexes: tuple[tuple[Any, str], ...]  # (RE2 program, the fact member it sets)
 
     @classmethod
@@ -235,7 +235,10 @@ class _SlotPlan:
             slot.path,
             tuple(slot.path.split(".")),
             p + 'e":1' if "e" in v else None,
-            {k: f'{p}{k}":' for k in _RENDER if k in v},
+            p + 'n":' if "n" in v else None,
+            p + 's":' if "s" in v else None,
+            p + 'b":' if "b" in v else None,
+            p + 'a":' if "a" in v else None,
             tuple((_regex(pattern), f'{p}m{bit}":1') for pattern, bit in slot.regexes.items()),
         )
 
