@@ -154,8 +154,10 @@ def check_range(value: Decimal, what: str = "number") -> Decimal:
     if value and value.adjusted() >= MAX_INTEGER_DIGITS:
         raise ValueError(f"{what}: {value:.3E} is out of range: at most {MAX_INTEGER_DIGITS} digits before the point")
     exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -MAX_FRACTION_DIGITS and value != value.quantize(
-        Decimal(1).scaleb(-MAX_FRACTION_DIGITS)
+    if (
+        isinstance(exponent, int)
+        and exponent < -MAX_FRACTION_DIGITS
+        and value != value.quantize(Decimal(1).scaleb(-MAX_FRACTION_DIGITS))
     ):
         raise ValueError(f"{what}: {value} has more than {MAX_FRACTION_DIGITS} decimal places")
     return value
@@ -170,19 +172,28 @@ def to_decimal(value: object, what: str = "amount") -> Decimal:
         raise ValueError(f'{what}: {value!r} is a float; write amounts as decimal strings, e.g. "49.00"')
     if isinstance(value, Decimal):
         result = value
-    elif isinstance(value, int | str):
-        text = str(value).strip() if isinstance(value, str) else None
-        if (text is not None and len(text) > _MAX_TEXT) or (isinstance(value, int) and abs(value) >= 10**_MAX_TEXT):
+    elif isinstance(value, int):
+        if abs(value) >= 10**_MAX_TEXT:
             raise ValueError(f"{what}: a number of more than {_MAX_TEXT} characters is out of range")
-        try:
-            result = Decimal(text if text is not None else value)
-        except InvalidOperation:
-            raise ValueError(f"{what}: {value!r} is not a decimal number") from None
+        result = Decimal(value)
+    elif isinstance(value, str):
+        result = _parse_decimal(value, what)
     else:
         raise ValueError(f"{what}: expected a decimal, got {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"{what}: {value!r} is not a finite number")
     return check_range(result, what)
+
+
+def _parse_decimal(value: str, what: str) -> Decimal:
+    """A decimal string (trimmed) of at most _MAX_TEXT characters."""
+    text = value.strip()
+    if len(text) > _MAX_TEXT:
+        raise ValueError(f"{what}: a number of more than {_MAX_TEXT} characters is out of range")
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{what}: {value!r} is not a decimal number") from None
 
 
 def number_to_decimal(value: object, what: str = "number") -> Decimal:

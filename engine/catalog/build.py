@@ -21,17 +21,22 @@ def _opt_dec(value: Any) -> Decimal | None:
     return None if value is None else _dec(value)
 
 
+def _opt_money(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value)
+
+
 def cross_reference_problems(doc: Document) -> list[Problem]:
     """Problems the schema cannot see. Assumes the document passed the schema."""
     data = doc.data
     out: list[Problem] = []
     if data["currency"] not in KNOWN_CURRENCIES:
         out.append(doc.problem(["currency"], f"{data['currency']!r} is not an ISO 4217 currency we know"))
-    metrics = data.get("metrics") or {}
-    features = data.get("features") or {}
-    plans = data.get("plans") or {}
+    # The schema holds these to objects (plans required), never null.
+    metrics = data.get("metrics", {})
+    features = data.get("features", {})
+    plans = data["plans"]
     out.extend(_feature_problems(doc, features, metrics))
-    for code, coupon in (data.get("coupons") or {}).items():
+    for code, coupon in data.get("coupons", {}).items():
         out.extend(_coupon_problems(doc, code, coupon, plans))
     for pid, plan in plans.items():
         out.extend(_plan_problems(doc, pid, plan, plans, metrics, features))
@@ -67,8 +72,14 @@ def _coupon_problems(doc: Document, code: str, coupon: dict[str, Any], plans: di
     return out
 
 
-def _plan_problems(doc: Document, pid: str, plan: dict[str, Any], plans: dict[str, Any],
-                   metrics: dict[str, Any], features: dict[str, Any]) -> list[Problem]:
+def _plan_problems(
+    doc: Document,
+    pid: str,
+    plan: dict[str, Any],
+    plans: dict[str, Any],
+    metrics: dict[str, Any],
+    features: dict[str, Any],
+) -> list[Problem]:
     out: list[Problem] = []
     base: list[Any] = ["plans", pid]
     for i, target in enumerate(plan.get("upgrade_to") or []):
@@ -93,8 +104,9 @@ def _plan_problems(doc: Document, pid: str, plan: dict[str, Any], plans: dict[st
     return out
 
 
-def _price_problems(doc: Document, pbase: list[Any], price: dict[str, Any], plan: dict[str, Any],
-                    metrics: dict[str, Any]) -> list[Problem]:
+def _price_problems(
+    doc: Document, pbase: list[Any], price: dict[str, Any], plan: dict[str, Any], metrics: dict[str, Any]
+) -> list[Problem]:
     out: list[Problem] = []
     metric = price.get("metric")
     if metric is not None and metric not in metrics:
@@ -110,9 +122,7 @@ def _price_problems(doc: Document, pbase: list[Any], price: dict[str, Any], plan
             )
     if price.get("timing") == "in_advance" and metric is not None:
         out.append(
-            doc.problem(
-                [*pbase, "timing"], "usage is only known at the end of a period: a metered price is in_arrears"
-            )
+            doc.problem([*pbase, "timing"], "usage is only known at the end of a period: a metered price is in_arrears")
         )
     if plan["interval"] == "once" and price.get("timing") == "in_arrears":
         out.append(doc.problem([*pbase, "timing"], "a one-time plan has no period to bill in arrears"))
@@ -121,8 +131,9 @@ def _price_problems(doc: Document, pbase: list[Any], price: dict[str, Any], plan
     return out
 
 
-def _entitlement_problem(doc: Document, ebase: list[Any], fid: str, value: Any,
-                         features: dict[str, Any]) -> Problem | None:
+def _entitlement_problem(
+    doc: Document, ebase: list[Any], fid: str, value: Any, features: dict[str, Any]
+) -> Problem | None:
     if fid not in features:
         return doc.problem(ebase, f"unknown feature {fid!r}")
     ftype = features[fid]["type"]
@@ -143,49 +154,54 @@ def _tier_problems(doc: Document, pbase: list[Any], price: dict[str, Any]) -> li
     if price["model"] not in ("graduated", "volume", "graduated_percentage"):
         out.append(doc.problem([*pbase, "tiers"], f"a {price['model']} price has no tiers"))
         return out
+    out.extend(_open_tier_problems(doc, pbase, tiers))
     previous: Decimal | None = None
+    for i, tier in enumerate(tiers):
+        tbase = [*pbase, "tiers", i]
+        if tier.get("up_to") is not None:
+            bound = _dec(tier["up_to"])
+            out.extend(_bound_problems(doc, tbase, bound, previous))
+            previous = bound
+        out.extend(_tier_field_problems(doc, tbase, price["model"], tier))
+    return out
+
+
+def _open_tier_problems(doc: Document, pbase: list[Any], tiers: list[dict[str, Any]]) -> list[Problem]:
     open_tiers = [i for i, t in enumerate(tiers) if t.get("up_to") is None]
     if len(open_tiers) != 1:
         where = [*pbase, "tiers"] if not open_tiers else [*pbase, "tiers", open_tiers[1], "up_to"]
+        found = f"; found {len(open_tiers)}" if open_tiers else "; found none"
+        return [doc.problem(where, "exactly one tier must be open (up_to: null), the last one" + found)]
+    if open_tiers[0] != len(tiers) - 1:
+        return [doc.problem([*pbase, "tiers", open_tiers[0], "up_to"], "only the last tier can be open (up_to: null)")]
+    return []
+
+
+def _bound_problems(doc: Document, tbase: list[Any], bound: Decimal, previous: Decimal | None) -> list[Problem]:
+    out: list[Problem] = []
+    if previous is not None and bound <= previous:
         out.append(
-            doc.problem(
-                where,
-                "exactly one tier must be open (up_to: null), the last one"
-                + (f"; found {len(open_tiers)}" if open_tiers else "; found none"),
-            )
+            doc.problem([*tbase, "up_to"], f"tiers must ascend: {bound} is not above the previous bound {previous}")
         )
-    elif open_tiers[0] != len(tiers) - 1:
-        out.append(
-            doc.problem([*pbase, "tiers", open_tiers[0], "up_to"], "only the last tier can be open (up_to: null)")
-        )
-    for i, tier in enumerate(tiers):
-        tbase = [*pbase, "tiers", i]
-        up_to = tier.get("up_to")
-        if up_to is not None:
-            bound = _dec(up_to)
-            if previous is not None and bound <= previous:
-                out.append(
-                    doc.problem(
-                        [*tbase, "up_to"], f"tiers must ascend: {bound} is not above the previous bound {previous}"
-                    )
-                )
-            if bound <= 0:
-                out.append(doc.problem([*tbase, "up_to"], "a tier bound must be above zero"))
-            previous = bound
-        if price["model"] == "graduated_percentage":
-            if "unit_amount" in tier:
-                out.append(
-                    doc.problem([*tbase, "unit_amount"], "a graduated_percentage tier has a rate, not a unit_amount")
-                )
-            if "rate" not in tier:
-                out.append(doc.problem(tbase, "'rate' is required in a graduated_percentage tier"))
-        else:
-            if "rate" in tier:
-                out.append(
-                    doc.problem([*tbase, "rate"], f"a {price['model']} tier has unit_amount/flat_amount, not a rate")
-                )
-            if "unit_amount" not in tier and "flat_amount" not in tier:
-                out.append(doc.problem(tbase, "a tier needs unit_amount or flat_amount"))
+    if bound <= 0:
+        out.append(doc.problem([*tbase, "up_to"], "a tier bound must be above zero"))
+    return out
+
+
+def _tier_field_problems(doc: Document, tbase: list[Any], model: str, tier: dict[str, Any]) -> list[Problem]:
+    """A graduated_percentage tier has a rate; the other tiers unit_amount and/or flat_amount."""
+    needed: tuple[str, ...]
+    if model == "graduated_percentage":
+        wrong, why = "unit_amount", "a graduated_percentage tier has a rate, not a unit_amount"
+        needed, missing = ("rate",), "'rate' is required in a graduated_percentage tier"
+    else:
+        wrong, why = "rate", f"a {model} tier has unit_amount/flat_amount, not a rate"
+        needed, missing = ("unit_amount", "flat_amount"), "a tier needs unit_amount or flat_amount"
+    out: list[Problem] = []
+    if wrong in tier:
+        out.append(doc.problem([*tbase, wrong], why))
+    if not any(key in tier for key in needed):
+        out.append(doc.problem(tbase, missing))
     return out
 
 
@@ -210,15 +226,21 @@ def _field_fit_problems(doc: Document, pbase: list[Any], price: dict[str, Any]) 
         if key in _PRICING_FIELDS and key not in _MODEL_FIELDS[model]
     ]
     if model == "percentage":
-        lo, hi = price.get("min_per_transaction"), price.get("max_per_transaction")
-        if lo is not None and hi is not None and to_decimal(lo) > to_decimal(hi):
-            out.append(doc.problem([*pbase, "max_per_transaction"], "must not be below min_per_transaction"))
-        if _dec(price["rate"]) > 100:
-            out.append(doc.problem([*pbase, "rate"], "a rate is a percentage: at most 100"))
+        out.extend(_percentage_problems(doc, pbase, price))
     if model == "flat" and price.get("metric"):
         out.append(doc.problem([*pbase, "metric"], "a flat price is charged once per period; it has no metric"))
     if "transform" in price and model in ("flat", "percentage", "graduated_percentage"):
         out.append(doc.problem([*pbase, "transform"], f"a {model} price does not take a transform"))
+    return out
+
+
+def _percentage_problems(doc: Document, pbase: list[Any], price: dict[str, Any]) -> list[Problem]:
+    out: list[Problem] = []
+    lo, hi = price.get("min_per_transaction"), price.get("max_per_transaction")
+    if lo is not None and hi is not None and to_decimal(lo) > to_decimal(hi):
+        out.append(doc.problem([*pbase, "max_per_transaction"], "must not be below min_per_transaction"))
+    if _dec(price["rate"]) > 100:
+        out.append(doc.problem([*pbase, "rate"], "a rate is a percentage: at most 100"))
     return out
 
 
@@ -235,25 +257,25 @@ def build_catalog(doc: Document) -> Catalog:
             recurring=bool(m.get("recurring", False)),
             name=m.get("name", mid),
         )
-        for mid, m in (data.get("metrics") or {}).items()
+        for mid, m in data.get("metrics", {}).items()
     }
     features = {
         fid: Feature(id=fid, type=f["type"], name=f.get("name", fid), metric=f.get("metric"))
-        for fid, f in (data.get("features") or {}).items()
+        for fid, f in data.get("features", {}).items()
     }
     coupons = {
         code: Coupon(
             code=code,
             duration=c["duration"],
             percent_off=_opt_dec(c.get("percent_off")),
-            amount_off=None if c.get("amount_off") is None else to_decimal(c["amount_off"]),
+            amount_off=_opt_money(c.get("amount_off")),
             periods=c.get("periods"),
             applies_to=tuple(c.get("applies_to") or ()),
             max_redemptions=c.get("max_redemptions"),
             expires=date.fromisoformat(str(c["expires"])) if c.get("expires") else None,
             name=c.get("name", code),
         )
-        for code, c in (data.get("coupons") or {}).items()
+        for code, c in data.get("coupons", {}).items()
     }
     plans = {pid: _build_plan(pid, p, features) for pid, p in data["plans"].items()}
     return Catalog(
@@ -264,7 +286,7 @@ def build_catalog(doc: Document) -> Catalog:
         features=features,
         coupons=coupons,
         plans=plans,
-        taxes={k: _dec(v) for k, v in (data.get("taxes") or {}).items()},
+        taxes={k: _dec(v) for k, v in data.get("taxes", {}).items()},
         description=data.get("description", ""),
         credits=build_credits(data),
         source=doc.file,
@@ -286,7 +308,7 @@ def _build_price(p: dict[str, Any]) -> Price:
         prorate=bool(p.get("prorate", True)),
         tiers=tuple(
             Tier(
-                up_to=None if t.get("up_to") is None else _dec(t["up_to"]),
+                up_to=_opt_dec(t.get("up_to")),
                 unit_amount=to_decimal(t.get("unit_amount", "0")),
                 flat_amount=to_decimal(t.get("flat_amount", "0")),
                 rate=_dec(t.get("rate", 0)),
@@ -297,9 +319,9 @@ def _build_price(p: dict[str, Any]) -> Price:
         free_units=int(p.get("free_units", 0)),
         free_units_given="free_units" in p,
         rate=_dec(p.get("rate", 0)),
-        free_amount=None if p.get("free_amount") is None else to_decimal(p["free_amount"]),
-        min_per_transaction=None if p.get("min_per_transaction") is None else to_decimal(p["min_per_transaction"]),
-        max_per_transaction=None if p.get("max_per_transaction") is None else to_decimal(p["max_per_transaction"]),
+        free_amount=_opt_money(p.get("free_amount")),
+        min_per_transaction=_opt_money(p.get("min_per_transaction")),
+        max_per_transaction=_opt_money(p.get("max_per_transaction")),
         divide_by=transform.get("divide_by"),
         round=transform.get("round", "up"),
         **money,

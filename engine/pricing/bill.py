@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from engine.catalog.model import Catalog, Plan, Price
 from engine.money import HUNDRED, ZERO, Rounder
 from engine.periods import Period
-from engine.pricing.charges import TierUse, amount_fn, charge
+from engine.pricing.charges import AmountFn, TierUse, amount_fn, charge
 from engine.pricing.discounts import Discount
 from engine.pricing.taxes import NO_TAX, TaxDecision
 from engine.pricing.usage import MetricUsage
@@ -80,12 +80,46 @@ def _materialise(row: _Row | Line, period: Period) -> Line:
     )
 
 
-def _compiled_prices(plan: Plan) -> tuple[tuple[Price, Any, str | None, bool, bool], ...]:
-    compiled = plan.compiled
+# A price ready for `bill()`: (price, its amount function, its unit amount when `bill()` can
+# inline it: a plain per-unit price on the subscription quantity).
+_Compiled = tuple[Price, AmountFn, "Decimal | None"]
+# (position among the bill's prices, rounded amount)
+_Fixed = tuple[int, Decimal]
+# (position, price, amount function, metric, inlined unit amount, proration cut)
+_Variable = tuple[int, Price, AmountFn, "str | None", "Decimal | None", "tuple[int, int] | None"]
+# The cut of an in-advance price inside a trial (no day of the period charged).
+_WAIVED = (0, 0)
+
+
+def _compiled_prices(plan: Plan) -> tuple[_Compiled, ...]:
+    compiled: tuple[_Compiled, ...] | None = plan.compiled
     if compiled is None:
-        compiled = tuple((p, amount_fn(p), p.metric, p.timing == "in_advance", p.prorate) for p in plan.prices)
+        compiled = tuple((p, amount_fn(p), _inline_unit(p)) for p in plan.prices)
         object.__setattr__(plan, "compiled", compiled)  # a cache on an immutable value
     return compiled
+
+
+def _inline_unit(price: Price) -> Decimal | None:
+    plain = price.model == "per_unit" and price.metric is None and not price.divide_by
+    return price.unit_amount if plain else None
+
+
+def _cut(price: Price, covered: tuple[int, int] | None) -> tuple[int, int] | None:
+    """How a price is charged for part of the period (`covered` days of the period's, None
+    for all of it): an in-advance price is waived when no day is covered and scaled by the
+    days covered when it prorates; anything else is charged whole (None)."""
+    if covered is None or price.timing != "in_advance":
+        return None
+    if covered[0] == 0:
+        return _WAIVED
+    return covered if price.prorate else None
+
+
+def _charged_from(charge_from: date | None, trial_end: date | None) -> date | None:
+    """The first day charged: the later of `charge_from` and the trial's end."""
+    if trial_end is None or (charge_from is not None and charge_from >= trial_end):
+        return charge_from
+    return trial_end
 
 
 class Bill:
@@ -150,9 +184,7 @@ class Bill:
             if self._line_discounts is not None or self._line_taxes is not None:
                 discounts = self._line_discounts or [ZERO] * len(lines)
                 taxes = self._line_taxes or [ZERO] * len(lines)
-                lines = [
-                    line._replace(discount=d, tax=t) for line, d, t in zip(lines, discounts, taxes, strict=True)
-                ]
+                lines = [line._replace(discount=d, tax=t) for line, d, t in zip(lines, discounts, taxes, strict=True)]
             self._lines = tuple(lines)
         return self._lines
 
@@ -292,24 +324,38 @@ def discount_lines(
     amounts = [_row_amount(x) for x in lines]
     per_line = [ZERO] * len(lines)
     applied = []
-    ordered = [d for d in discounts if d.percent is not None] + [d for d in discounts if d.percent is None]
-    for d in ordered:
+    for d in sorted(discounts, key=lambda d: d.percent is None):  # stable: percents first, in order
         targets = [i for i, pid in enumerate(ids) if not d.prices or pid in d.prices]
         if d.percent is not None:
-            factor = d.percent / HUNDRED
-            taken = ZERO
-            for i in targets:
-                off = rounder((amounts[i] - per_line[i]) * factor)
-                per_line[i] += off
-                taken += off
+            taken = _percent_off(amounts, per_line, targets, d.percent / HUNDRED, rounder)
         else:
-            rests = [a - p for a, p in zip(amounts, per_line, strict=True)]
-            shares, taken = take_amount(rests, targets, rounder(d.amount or ZERO))
-            for i, share in shares:
-                per_line[i] += share
+            taken = _amount_off(amounts, per_line, targets, rounder(d.amount or ZERO))
         if taken != ZERO:
             applied.append(AppliedDiscount(d.source, d.reason, taken))
     return per_line, tuple(applied)
+
+
+def _percent_off(
+    amounts: Sequence[Decimal], per_line: list[Decimal], targets: Sequence[int], factor: Decimal, rounder: Rounder
+) -> Decimal:
+    """A percent off each targeted line's rest, rounded per line; adds to `per_line`."""
+    taken = ZERO
+    for i in targets:
+        off = rounder((amounts[i] - per_line[i]) * factor)
+        per_line[i] += off
+        taken += off
+    return taken
+
+
+def _amount_off(
+    amounts: Sequence[Decimal], per_line: list[Decimal], targets: Sequence[int], amount: Decimal
+) -> Decimal:
+    """An amount off taken from the targeted lines' rests (see `take_amount`); adds to `per_line`."""
+    rests = [a - p for a, p in zip(amounts, per_line, strict=True)]
+    shares, taken = take_amount(rests, targets, amount)
+    for i, share in shares:
+        per_line[i] += share
+    return taken
 
 
 def line_taxes(
@@ -372,40 +418,11 @@ class PeriodPricer:
         rounder = catalog.rounder
         self._catalog, self._plan, self._period, self._rounder = catalog, plan, period, rounder
         self._quantum, self._mode = rounder.quantum, rounder.mode_constant
-        start = charge_from
-        if trial_end is not None and (start is None or trial_end > start):
-            start = trial_end
-        covered = coverage(period, start, charge_until) if (start or charge_until) else None
-        self._covered = covered if covered is not None and covered[0] != covered[1] else None
+        covered = coverage(period, _charged_from(charge_from, trial_end), charge_until)
+        self._covered = None if covered[0] == covered[1] else covered
         in_trial = trial_end is not None and trial_end > period.start
-        self._trial_note = "trial" if in_trial and covered is not None and covered[0] == 0 else ""
-        want_advance = "in_advance" in timings
-        want_arrears = "in_arrears" in timings
-        # A flat fee that is neither prorated nor waived is the same for every customer: it is
-        # priced once here, and `bill()` loops over the variable prices only.
-        fixed: list[tuple[int, Decimal]] = []
-        variable: list[tuple[int, Price, Any, str | None, Decimal | None, bool]] = []
-        position = 0
-        for price, fn, metric, advance, _prorate in _compiled_prices(plan):
-            if (advance and not want_advance) or (not advance and not want_arrears):
-                continue
-            if price.model == "flat" and (not advance or self._covered is None):
-                fixed.append((position, fn(ONE, None).quantize(self._quantum, self._mode)))
-            else:
-                # A plain per-unit price on the subscription quantity is inlined in `bill()`.
-                unit = (
-                    price.unit_amount if price.model == "per_unit" and metric is None and not price.divide_by else None
-                )
-                variable.append((position, price, fn, metric, unit, advance and self._covered is not None))
-            position += 1
-        self._fixed = tuple(fixed)
-        self._fixed_total = sum((a for _, a in fixed), ZERO)
-        self._variable = tuple(variable)
-        self._prices = tuple(
-            price
-            for price, _, _, advance, _ in _compiled_prices(plan)
-            if (advance and want_advance) or (not advance and want_arrears)
-        )
+        self._trial_note = "trial" if in_trial and covered[0] == 0 else ""
+        self._split(_compiled_prices(plan), timings)
         # The caller says when the minimum is settled: at the period's close (or a whole-period
         # quote), against everything the period was charged, earlier documents included.
         # `held_minimum`: the plans held earlier in the period commit too (minimum x days).
@@ -420,16 +437,36 @@ class PeriodPricer:
         self._tax = tax
         self._rules = tuple(rules)
 
+    def _split(self, compiled: Sequence[_Compiled], timings: Collection[str]) -> None:
+        """The prices charged (those of `timings`), split in two: a flat fee that is neither
+        prorated nor waived is the same for every customer: it is priced once here, and
+        `bill()` loops over the variable prices only."""
+        prices: list[Price] = []
+        fixed: list[_Fixed] = []
+        variable: list[_Variable] = []
+        covered = self._covered
+        for price, fn, unit in compiled:
+            if price.timing not in timings:
+                continue
+            cut = _cut(price, covered)
+            if price.model == "flat" and cut is None:
+                fixed.append((len(prices), fn(ONE, None).quantize(self._quantum, self._mode)))
+            else:
+                variable.append((len(prices), price, fn, price.metric, unit, cut))
+            prices.append(price)
+        self._prices, self._fixed, self._variable = tuple(prices), tuple(fixed), tuple(variable)
+        self._fixed_total = sum([a for _, a in fixed], ZERO)
+
     def bill(self, quantity: Decimal = ONE, usage: Mapping[str, MetricUsage] | None = None) -> Bill:
         if quantity < ZERO:
             raise ValueError(f"quantity {quantity} is negative")
         usage = usage or {}
-        quantum, mode, covered = self._quantum, self._mode, self._covered
+        quantum, mode = self._quantum, self._mode
         amounts: list[Decimal] = []
         append = amounts.append
         subtotal = self._fixed_total
         # The hot path of every quote, invoice and simulation: kept flat on purpose.
-        for _, price, fn, metric, unit, prorated in self._variable:
+        for _, price, fn, metric, unit, cut in self._variable:
             if unit is not None:
                 amount = quantity * unit
             elif metric is None:
@@ -439,18 +476,14 @@ class PeriodPricer:
                 if u.quantity < ZERO:
                     raise ValueError(f"price {price.id}: quantity {u.quantity} is negative")
                 amount = fn(u.quantity, u.transactions)
-            if prorated:
-                assert covered is not None
-                if covered[0] == 0:
-                    amount = ZERO
-                elif price.prorate:
-                    amount = amount * covered[0] / covered[1]
+            if cut is not None:
+                amount = ZERO if cut is _WAIVED else amount * cut[0] / cut[1]
             amount = amount.quantize(quantum, mode)
             append(amount)
             subtotal += amount
         if self._minimum:
             true_up = minimum_true_up(
-                self._plan, self._rounder, self._prior + subtotal, covered, self._period, self._held
+                self._plan, self._rounder, self._prior + subtotal, self._covered, self._period, self._held
             )
             if true_up is not None:
                 append(true_up.amount)
@@ -459,18 +492,26 @@ class PeriodPricer:
         if not self._discounts and self._tax_factor is None:
             return Bill(self, quantity, usage, amounts, subtotal, ZERO, ZERO, subtotal, ())
         rows = self.rows(quantity, usage, amounts)
-        if self._discounts:
-            per_line, applied = discount_lines(rows, self._discounts, self._rounder)
-            discount = sum(per_line, ZERO)
-        else:
-            per_line, applied, discount = [ZERO] * len(rows), (), ZERO
+        per_line, applied = discount_lines(rows, self._discounts, self._rounder)
+        discount = sum(per_line, ZERO)
         if self._tax_factor is None:
-            return Bill(self, quantity, usage, amounts, subtotal, discount, ZERO, subtotal - discount, applied, per_line)
+            return Bill(
+                self, quantity, usage, amounts, subtotal, discount, ZERO, subtotal - discount, applied, per_line
+            )
         taxes = line_taxes(rows, per_line, self._tax_factor, quantum, mode)
         tax_amount = sum(taxes, ZERO)
         return Bill(
-            self, quantity, usage, amounts, subtotal, discount, tax_amount, subtotal - discount + tax_amount,
-            applied, per_line, taxes,
+            self,
+            quantity,
+            usage,
+            amounts,
+            subtotal,
+            discount,
+            tax_amount,
+            subtotal - discount + tax_amount,
+            applied,
+            per_line,
+            taxes,
         )
 
     def rows(

@@ -208,8 +208,11 @@ def _labelled(line: Line, piece: Piece) -> Line:
     days, total = coverage(piece.period, piece.charge_from, piece.charge_until)
     if line.timing == "in_advance" and (days != total or piece.credit):
         word, note = ("Unused", "credit") if piece.credit else ("Remaining", "charge")
-        line = line._replace(name=f"{word} {line.name or line.price_id} ({days}/{total} days)", kind="proration",
-                             note=f"{note}:{piece.plan.id}")
+        line = line._replace(
+            name=f"{word} {line.name or line.price_id} ({days}/{total} days)",
+            kind="proration",
+            note=f"{note}:{piece.plan.id}",
+        )
     return line.negated() if piece.credit else line
 
 
@@ -264,25 +267,25 @@ def _difference(piece: Piece, lines: list[Line], billed: Billed, applied: list[A
     old = piece.replaces
     out: list[Line] = []
     by_id = {x.price_id: x for x in lines}
+    what, kind = (
+        ("usage so far (progressive billing)", "progressive") if piece.interim else ("late usage", "adjustment")
+    )
     for pid in list(by_id) + [p for p in old.lines if p not in by_id]:
-        new = by_id.get(pid)
+        # A price billed before and gone now is a line of nothing: all of it given back.
+        new = by_id.get(pid) or Line(pid, "", "adjustment", "in_arrears", ZERO, ZERO)
         was = old.lines.get(pid, LineTotals())
-        amount = (new.amount if new else ZERO) - was.amount
-        discount = (new.discount if new else ZERO) - was.discount
-        tax = (new.tax if new else ZERO) - was.tax
+        amount, discount, tax = new.amount - was.amount, new.discount - was.discount, new.tax - was.tax
         if amount == discount == tax == ZERO:
             continue
-        name = (new.name if new else "") or pid
-        what = "usage so far (progressive billing)" if piece.interim else "late usage"
         out.append(
             Line(
                 pid,
-                f"{name} - {what} for {piece.period}",
-                new.model if new else "adjustment",
+                f"{new.name or pid} - {what} for {piece.period}",
+                new.model,
                 "in_arrears",
-                (new.quantity if new else ZERO) - was.quantity,
+                new.quantity - was.quantity,
                 amount,
-                kind="progressive" if piece.interim else "adjustment",
+                kind=kind,
                 period=piece.period,
                 note=f"{what} for period {piece.period}",
                 discount=discount,
@@ -448,18 +451,32 @@ def whole_period(
     This is the quote (FORMATS §5) and what a period's documents add up to."""
     opening = price_piece(
         Piece(
-            catalog, plan, period, ADVANCE, quantity,
-            charge_from=charge_from, charge_until=charge_until, trial_end=trial_end,
+            catalog,
+            plan,
+            period,
+            ADVANCE,
+            quantity,
+            charge_from=charge_from,
+            charge_until=charge_until,
+            trial_end=trial_end,
             discounts=tuple(advance_discounts),
         ),
         tax,
     )
     closing = price_piece(
         Piece(
-            catalog, plan, period, ARREARS, quantity, usage or _EMPTY,
-            charge_from=charge_from, charge_until=charge_until, trial_end=trial_end,
+            catalog,
+            plan,
+            period,
+            ARREARS,
+            quantity,
+            usage or _EMPTY,
+            charge_from=charge_from,
+            charge_until=charge_until,
+            trial_end=trial_end,
             discounts=tuple(advance_discounts if arrears_discounts is None else arrears_discounts),
-            minimum=True, before=opening.billed,
+            minimum=True,
+            before=opening.billed,
         ),
         tax,
     )

@@ -104,32 +104,9 @@ def quote(
     q = parse_amount(quantity, "quantity")
     if period is None:
         period = default_period(plan, events, today)
-    aggregated: dict[str, MetricUsage] = {}
-    if events:
-        try:
-            aggregated = aggregate_all(catalog.metrics, events, period, prior=events)
-        except EventValueError as exc:
-            index = next(i for i, e in enumerate(events) if e.id == exc.event_id)
-            raise QuoteError(f"events[{index}].{exc.path}", exc.reason) from None
-        except ValueError as exc:
-            raise QuoteError("events", str(exc)) from None
-        _refuse_negative_usage(catalog, plan, aggregated, events, period)
-    for metric, value in (usage or {}).items():
-        if metric not in catalog.metrics:
-            known = ", ".join(sorted(catalog.metrics)) or "none"
-            raise QuoteNotFound("usage", f"unknown metric {metric!r}; the catalog has {known}")
-        aggregated[metric] = MetricUsage(parse_amount(value, f"usage.{metric}"))
+    aggregated = _event_usage(catalog, plan, events, period) if events else {}
+    aggregated.update(_given_usage(catalog, usage or {}))
     customer = dict(customer or {})
-    found_coupon: list[Discount] = []
-    if coupon:
-        try:
-            code = catalog.coupon(coupon)
-            check_redeemable(code, plan.id, period.start)
-        except KeyError as exc:
-            raise QuoteNotFound("coupon", str(exc.args[0])) from None
-        except CouponError as exc:
-            raise QuoteConflict("coupon", str(exc)) from None
-        found_coupon.append(coupon_discount(code))
     return period_document(
         catalog,
         plan,
@@ -137,10 +114,45 @@ def quote(
         quantity=q,
         usage=aggregated,
         customer=customer,
-        coupons=found_coupon,
+        coupons=[_coupon(catalog, plan, coupon, period)] if coupon else [],
         promotions=promotions,
         tax=tax_for(catalog, customer),
     )
+
+
+def _event_usage(catalog: Catalog, plan: Plan, events: Sequence[UsageEvent], period: Period) -> dict[str, MetricUsage]:
+    """The usage the events add up to, an event's mistake named by its index."""
+    try:
+        aggregated = aggregate_all(catalog.metrics, events, period, prior=events)
+    except EventValueError as exc:
+        index = next(i for i, e in enumerate(events) if e.id == exc.event_id)
+        raise QuoteError(f"events[{index}].{exc.path}", exc.reason) from None
+    except ValueError as exc:
+        raise QuoteError("events", str(exc)) from None
+    _refuse_negative_usage(catalog, plan, aggregated, events, period)
+    return aggregated
+
+
+def _given_usage(catalog: Catalog, usage: Mapping[str, Any]) -> dict[str, MetricUsage]:
+    """Usage given as quantities by metric (these win over the events' for the same metric)."""
+    out: dict[str, MetricUsage] = {}
+    for metric, value in usage.items():
+        if metric not in catalog.metrics:
+            known = ", ".join(sorted(catalog.metrics)) or "none"
+            raise QuoteNotFound("usage", f"unknown metric {metric!r}; the catalog has {known}")
+        out[metric] = MetricUsage(parse_amount(value, f"usage.{metric}"))
+    return out
+
+
+def _coupon(catalog: Catalog, plan: Plan, coupon: str, period: Period) -> Discount:
+    try:
+        code = catalog.coupon(coupon)
+        check_redeemable(code, plan.id, period.start)
+    except KeyError as exc:
+        raise QuoteNotFound("coupon", str(exc.args[0])) from None
+    except CouponError as exc:
+        raise QuoteConflict("coupon", str(exc)) from None
+    return coupon_discount(code)
 
 
 def period_document(

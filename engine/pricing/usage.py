@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import datetime
@@ -40,18 +40,7 @@ def parse_event(envelope: Mapping[str, Any], where: str = "event") -> UsageEvent
         value = envelope.get(key)
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{where}: {key}: required, a non-empty string")
-    raw_time = envelope.get("time")
-    if not isinstance(raw_time, str | datetime):
-        raise ValueError(f"{where}: time: required, an ISO 8601 timestamp with a zone")
-    if isinstance(raw_time, str):
-        try:
-            when = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{where}: time: {raw_time!r} is not an ISO 8601 timestamp") from None
-    else:
-        when = raw_time
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"{where}: time: {raw_time!s} has no timezone (add Z or +00:00)")
+    when = _event_time(envelope.get("time"), where)
     props = envelope.get("properties") or {}
     if not isinstance(props, Mapping):
         raise ValueError(f"{where}: properties: must be an object")
@@ -59,6 +48,22 @@ def parse_event(envelope: Mapping[str, Any], where: str = "event") -> UsageEvent
     if customer is not None and not isinstance(customer, str):
         raise ValueError(f"{where}: customer_id: must be a string")
     return UsageEvent(id=envelope["id"], type=envelope["type"], time=when, customer_id=customer, properties=props)
+
+
+def _event_time(raw_time: Any, where: str) -> datetime:
+    """An event's `time`: a datetime, or an ISO 8601 string, with a zone."""
+    if isinstance(raw_time, datetime):
+        when = raw_time
+    elif isinstance(raw_time, str):
+        try:
+            when = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{where}: time: {raw_time!r} is not an ISO 8601 timestamp") from None
+    else:
+        raise ValueError(f"{where}: time: required, an ISO 8601 timestamp with a zone")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{where}: time: {raw_time!s} has no timezone (add Z or +00:00)")
+    return when
 
 
 def matches(metric: Metric, event: UsageEvent) -> bool:
@@ -100,33 +105,70 @@ def aggregate(
 
     `prior` are this customer's events before the period; only recurring metrics read them
     (latest carries the last value over, weighted_sum its running total)."""
+    how = _AGGREGATIONS.get(metric.aggregation)
+    if how is None:
+        raise ValueError(f"unknown aggregation {metric.aggregation!r}")
     start, end = period.start_at, period.end_at
-    inside = sorted((e for e in events if matches(metric, e) and start <= e.time < end), key=lambda e: e.time)
-    agg = metric.aggregation
-    if agg == "count":
-        return MetricUsage(Decimal(len(inside)))
-    if agg == "sum":
-        values = tuple(_value(metric, e) for e in inside)
-        return MetricUsage(sum(values, ZERO), values)
-    if agg == "max":
-        return MetricUsage(max((_value(metric, e) for e in inside), default=ZERO))
-    if agg == "unique_count":
-        assert metric.field is not None
-        return MetricUsage(
-            Decimal(len({_hashable(e.properties.get(metric.field)) for e in inside if metric.field in e.properties}))
-        )
-    earlier = (
-        sorted((e for e in prior if matches(metric, e) and e.time < start), key=lambda e: e.time)
-        if metric.recurring
-        else []
-    )
-    if agg == "latest":
-        if inside:
-            return MetricUsage(_value(metric, inside[-1]))
-        return MetricUsage(_value(metric, earlier[-1]) if earlier else ZERO)
-    if agg == "weighted_sum":
-        return MetricUsage(_weighted(metric, inside, period, sum((_value(metric, e) for e in earlier), ZERO)))
-    raise ValueError(f"unknown aggregation {agg!r}")
+    inside = _in_order(e for e in events if matches(metric, e) and start <= e.time < end)
+    return how(metric, inside, period, prior)
+
+
+def _in_order(events: Iterable[UsageEvent]) -> list[UsageEvent]:
+    return sorted(events, key=lambda e: e.time)
+
+
+def _earlier(metric: Metric, prior: Iterable[UsageEvent], period: Period) -> list[UsageEvent]:
+    """The events before the period a recurring metric carries over (none for the others)."""
+    if not metric.recurring:
+        return []
+    return _in_order(e for e in prior if matches(metric, e) and e.time < period.start_at)
+
+
+# Each aggregation of FORMATS §5: (metric, the period's events in time order, period, prior).
+_Aggregation = Callable[[Metric, Sequence[UsageEvent], Period, Iterable[UsageEvent]], MetricUsage]
+
+
+def _count(metric: Metric, inside: Sequence[UsageEvent], period: Period, prior: Iterable[UsageEvent]) -> MetricUsage:
+    return MetricUsage(Decimal(len(inside)))
+
+
+def _sum(metric: Metric, inside: Sequence[UsageEvent], period: Period, prior: Iterable[UsageEvent]) -> MetricUsage:
+    values = tuple(_value(metric, e) for e in inside)
+    return MetricUsage(sum(values, ZERO), values)
+
+
+def _max(metric: Metric, inside: Sequence[UsageEvent], period: Period, prior: Iterable[UsageEvent]) -> MetricUsage:
+    return MetricUsage(max((_value(metric, e) for e in inside), default=ZERO))
+
+
+def _unique_count(
+    metric: Metric, inside: Sequence[UsageEvent], period: Period, prior: Iterable[UsageEvent]
+) -> MetricUsage:
+    field = metric.field
+    assert field is not None
+    return MetricUsage(Decimal(len({_hashable(e.properties.get(field)) for e in inside if field in e.properties})))
+
+
+def _latest(metric: Metric, inside: Sequence[UsageEvent], period: Period, prior: Iterable[UsageEvent]) -> MetricUsage:
+    last = inside[-1:] or _earlier(metric, prior, period)[-1:]
+    return MetricUsage(_value(metric, last[0]) if last else ZERO)
+
+
+def _weighted_sum(
+    metric: Metric, inside: Sequence[UsageEvent], period: Period, prior: Iterable[UsageEvent]
+) -> MetricUsage:
+    opening = sum((_value(metric, e) for e in _earlier(metric, prior, period)), ZERO)
+    return MetricUsage(_weighted(metric, inside, period, opening))
+
+
+_AGGREGATIONS: dict[str, _Aggregation] = {
+    "count": _count,
+    "sum": _sum,
+    "max": _max,
+    "unique_count": _unique_count,
+    "latest": _latest,
+    "weighted_sum": _weighted_sum,
+}
 
 
 def _weighted(metric: Metric, inside: Sequence[UsageEvent], period: Period, opening: Decimal) -> Decimal:
@@ -151,24 +193,51 @@ def negative_source(
     or None. A quantity below 0 cannot be priced, and the answer must name the event that
     caused it, not the price that choked on it: `latest` takes the last value as is, and
     `weighted_sum` goes below 0 once its running total does (a negative delta alone is fine)."""
-    if metric.field is None or metric.aggregation in ("count", "unique_count"):
+    find = _NEGATIVE.get(metric.aggregation, _first_negative)
+    if metric.field is None or find is None:
         return None
-    start, end = period.start_at, period.end_at
-    ordered = sorted((e for e in events if matches(metric, e) and e.time < end), key=lambda e: e.time)
+    start = period.start_at
+    ordered = _in_order(e for e in events if matches(metric, e) and e.time < period.end_at)
     if not metric.recurring:
         ordered = [e for e in ordered if e.time >= start]
-    if metric.aggregation == "weighted_sum":
-        running = ZERO
-        for event in ordered:
-            running += _value(metric, event)
-            if running < ZERO:
-                return event, running
-        return None
-    inside = [e for e in ordered if e.time >= start]
-    if metric.aggregation == "latest":
-        last = (inside or ordered)[-1:]
-        return next(((e, v) for e in last if (v := _value(metric, e)) < ZERO), None)
-    return next(((e, v) for e in inside if (v := _value(metric, e)) < ZERO), None)
+    return find(metric, ordered, start)
+
+
+# Where each aggregation finds its first negative value, in the matching events up to the
+# period's end in time order (a recurring metric's earlier ones included).
+_Negative = Callable[[Metric, Sequence[UsageEvent], datetime], "tuple[UsageEvent, Decimal] | None"]
+
+
+def _first_negative(
+    metric: Metric, ordered: Sequence[UsageEvent], start: datetime
+) -> tuple[UsageEvent, Decimal] | None:
+    return next(((e, v) for e in ordered if e.time >= start and (v := _value(metric, e)) < ZERO), None)
+
+
+def _negative_latest(
+    metric: Metric, ordered: Sequence[UsageEvent], start: datetime
+) -> tuple[UsageEvent, Decimal] | None:
+    last = ([e for e in ordered if e.time >= start] or ordered)[-1:]
+    return next(((e, v) for e in last if (v := _value(metric, e)) < ZERO), None)
+
+
+def _negative_running(
+    metric: Metric, ordered: Sequence[UsageEvent], start: datetime
+) -> tuple[UsageEvent, Decimal] | None:
+    running = ZERO
+    for event in ordered:
+        running += _value(metric, event)
+        if running < ZERO:
+            return event, running
+    return None
+
+
+_NEGATIVE: dict[str, _Negative | None] = {
+    "count": None,
+    "unique_count": None,
+    "latest": _negative_latest,
+    "weighted_sum": _negative_running,
+}
 
 
 def _hashable(value: Any) -> Any:

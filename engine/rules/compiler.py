@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from engine.rules.conditions import (
@@ -66,8 +67,7 @@ def to_json(obj: Any) -> str:
     if isinstance(obj, bool) or obj is None or isinstance(obj, int | str):
         return json.dumps(obj, ensure_ascii=False)
     if isinstance(obj, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{to_json(v)}"
-                              for k, v in obj.items()) + "}"
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{to_json(v)}" for k, v in obj.items()) + "}"
     if isinstance(obj, list | tuple):
         return "[" + ",".join(to_json(v) for v in obj) + "]"
     raise TypeError(f"cannot write {obj!r} into a durable ruleset")
@@ -132,10 +132,12 @@ class CompiledRuleset:
         self._plans = tuple(_SlotPlan.of(s) for s in self.slots)
         index = {s.path: s.index for s in self.slots}
         self.rule_slots: list[tuple[tuple[str, int], ...]] = [
-            tuple((p, index[p]) for p in ps) for ps in self.rule_paths]
+            tuple((p, index[p]) for p in ps) for ps in self.rule_paths
+        ]
 
-    def fact(self, context: Mapping[str, Any], *, event: str | None, scheduled: str | None,
-             now: datetime) -> tuple[str, dict[str, Any]]:
+    def fact(
+        self, context: Mapping[str, Any], *, event: str | None, scheduled: str | None, now: datetime
+    ) -> tuple[str, dict[str, Any]]:
         """The fact for durable_rules (JSON members without the braces, id and sid: the
         engine adds those), and the normalised input values by path."""
         body, values = self.body(context, fact_head(now, event, scheduled))
@@ -229,10 +231,16 @@ class _SlotPlan:
     @classmethod
     def of(cls, slot: Slot) -> _SlotPlan:
         p, v = f'"p{slot.index}', slot.views
-        return cls(slot.path, tuple(slot.path.split(".")), p + 'e":1' if "e" in v else None,
-                   p + 'n":' if "n" in v else None, p + 's":' if "s" in v else None,
-                   p + 'b":' if "b" in v else None, p + 'a":' if "a" in v else None,
-                   tuple((_regex(pattern), f'{p}m{bit}":1') for pattern, bit in slot.regexes.items()))
+        return cls(
+            slot.path,
+            tuple(slot.path.split(".")),
+            p + 'e":1' if "e" in v else None,
+            p + 'n":' if "n" in v else None,
+            p + 's":' if "s" in v else None,
+            p + 'b":' if "b" in v else None,
+            p + 'a":' if "a" in v else None,
+            tuple((_regex(pattern), f'{p}m{bit}":1') for pattern, bit in slot.regexes.items()),
+        )
 
     def read(self, context: Mapping[str, Any]) -> Any:
         """lookup(context, path), with plain dicts and common scalars taken directly."""
@@ -293,35 +301,72 @@ class _Compiler:
         return {"$or": [{"$nex": {key: 1}}, {"$neq": {key: value}}]}
 
     def leaf(self, t: Test, neg: bool) -> dict[str, Any]:
-        op, v, path = t.op, t.value, t.path
-        if op == "eq":
-            return self.eq(path, v, neg)
-        if op == "ne":
-            return self.eq(path, v, not neg)
-        if op in ("in", "not_in"):
-            neg2 = neg != (op == "not_in")
-            items = [self.eq(path, x, neg2) for x in v]
-            if len(items) == 1:
-                return items[0]
-            return {"$and": items} if neg2 else {"$or": items}
-        if op in _INVERSE:
-            key = self.key(path, kind(v))
-            if not neg:
-                return {"$" + op: {key: v}}
-            return {"$or": [{"$nex": {key: 1}}, {_INVERSE[op]: {key: v}}]}
-        if op == "exists":
-            e = self.key(path, "e")
-            return {"$ex": {e: 1}} if v != neg else {"$nex": {e: 1}}
-        if op == "matches":
-            s = self.slot(path)
-            bit = s.regexes.setdefault(v, len(s.regexes))
-            return {"$nex" if neg else "$ex": {f"p{s.index}m{bit}": 1}}
-        if op == "contains":
-            key = self.key(path, "a")
-            if not neg:
-                return {"$iany": {key: {"$i": tag(v)}}}
-            return {"$or": [{"$nex": {key: 1}}, {"$iall": {key: {"$neq": {"$i": tag(v)}}}}]}
-        raise ValueError(f"unknown test {op!r}")
+        compile_test = _TESTS.get(t.op)
+        if compile_test is None:
+            raise ValueError(f"unknown test {t.op!r}")
+        return compile_test(self, t.path, t.value, neg)
+
+    def not_equal(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        return self.eq(path, v, not neg)
+
+    def one_of(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        items = [self.eq(path, x, neg) for x in v]
+        if len(items) == 1:
+            return items[0]
+        return {"$and": items} if neg else {"$or": items}
+
+    def none_of(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        return self.one_of(path, v, not neg)
+
+    def exists(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        e = self.key(path, "e")
+        return {"$ex": {e: 1}} if v != neg else {"$nex": {e: 1}}
+
+    def matches(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        s = self.slot(path)
+        bit = s.regexes.setdefault(v, len(s.regexes))
+        return {"$nex" if neg else "$ex": {f"p{s.index}m{bit}": 1}}
+
+    def contains(self, path: str, v: Any, neg: bool) -> dict[str, Any]:
+        key = self.key(path, "a")
+        if not neg:
+            return {"$iany": {key: {"$i": tag(v)}}}
+        return {"$or": [{"$nex": {key: 1}}, {"$iall": {key: {"$neq": {"$i": tag(v)}}}}]}
+
+
+def _compare(op: str, c: _Compiler, path: str, v: Any, neg: bool) -> dict[str, Any]:
+    key = c.key(path, kind(v))
+    if not neg:
+        return {"$" + op: {key: v}}
+    return {"$or": [{"$nex": {key: 1}}, {_INVERSE[op]: {key: v}}]}
+
+
+_TESTS: dict[str, Callable[[_Compiler, str, Any, bool], dict[str, Any]]] = {
+    "eq": _Compiler.eq,
+    "ne": _Compiler.not_equal,
+    "in": _Compiler.one_of,
+    "not_in": _Compiler.none_of,
+    "exists": _Compiler.exists,
+    "matches": _Compiler.matches,
+    "contains": _Compiler.contains,
+    **{op: partial(_compare, op) for op in _INVERSE},
+}
+
+
+def _conditions(c: _Compiler, rule: Rule) -> list[dict[str, Any]]:
+    """A rule's durable conditions: its trigger (event or schedule), window and `when`."""
+    if rule.on:
+        ons = [{"_on": e} for e in rule.on]
+        conj: list[dict[str, Any]] = [ons[0] if len(ons) == 1 else {"$or": ons}]
+    else:
+        conj = [{"_sr": rule.id}]
+    if rule.valid_from is not None:
+        conj.append({"$gte": {"_t": int(rule.valid_from.timestamp())}})
+    if rule.valid_until is not None:
+        conj.append({"$lt": {"_t": int(rule.valid_until.timestamp())}})
+    if rule.when is not None:
+        conj.append(c.node(rule.when, False))
+    return conj
 
 
 def compile_ruleset(ruleset: Ruleset, version: int = 0) -> CompiledRuleset:
@@ -335,27 +380,15 @@ def compile_ruleset(ruleset: Ruleset, version: int = 0) -> CompiledRuleset:
             continue
         i = len(rules)
         rules.append(rule)
-        conj: list[dict[str, Any]] = []
-        if rule.on:
-            ons = [{"_on": e} for e in rule.on]
-            conj.append(ons[0] if len(ons) == 1 else {"$or": ons})
-        else:
-            conj.append({"_sr": rule.id})
+        if not rule.on:
             scheduled[rule.id] = i
-        if rule.valid_from is not None:
-            conj.append({"$gte": {"_t": int(rule.valid_from.timestamp())}})
-        if rule.valid_until is not None:
-            conj.append({"$lt": {"_t": int(rule.valid_until.timestamp())}})
-        if rule.when is not None:
-            conj.append(c.node(rule.when, False))
+        definition[f"r{i}"] = {"all": [{"m": {"$and": _conditions(c, rule)}}]}
         rule_paths.append(paths(rule.when) if rule.when is not None else [])
         for path in rule_paths[-1]:
             c.slot(path)  # every path a rule reads has a value to show in its trace
-        definition[f"r{i}"] = {"all": [{"m": {"$and": conj}}]}
     # The primer: no fact of ours has `_prime`; the engine fires it once per session so that
     # the session can later be deleted safely (see the durable_engine docstring).
     text = to_json({**definition, PRIMER_RULE: {"all": [{"m": {"_prime": 1}}]}})
     for i, rule in enumerate(rules):
         definition[f"r{i}"]["run"] = f"{ruleset.name}/{rule.id}"
-    return CompiledRuleset(ruleset, version, definition, text, list(c.slots.values()), rules,
-                           rule_paths, scheduled)
+    return CompiledRuleset(ruleset, version, definition, text, list(c.slots.values()), rules, rule_paths, scheduled)

@@ -19,21 +19,41 @@ test holds the two together. Semantics, in one place:
 from __future__ import annotations
 
 import math
+import operator
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
+from functools import partial, singledispatch
 from typing import Any, Union
 
 import re2
 
 # Where a path may start. Anything else is a mistake (a typo, or a field the engine never sets).
 ROOTS: tuple[str, ...] = (
-    "event", "customer", "subscription", "invoice", "account", "usage", "payment", "plan",
-    "price", "period", "coupon", "feature", "quantity", "reason", "allowed", "limit", "used",
-    "remaining", "offer", "notification", "data",
+    "event",
+    "customer",
+    "subscription",
+    "invoice",
+    "account",
+    "usage",
+    "payment",
+    "plan",
+    "price",
+    "period",
+    "coupon",
+    "feature",
+    "quantity",
+    "reason",
+    "allowed",
+    "limit",
+    "used",
+    "remaining",
+    "offer",
+    "notification",
+    "data",
 )
 COMPARISONS = ("gt", "gte", "lt", "lte")
 OPERATORS = ("eq", "ne", *COMPARISONS, "in", "not_in", "exists", "matches", "contains")
@@ -109,7 +129,7 @@ def parse_condition(data: Any, where: tuple[str | int, ...] = ()) -> Node:
     parts: list[Node] = []
     for key, value in data.items():
         here = (*where, key)
-        if key == "all" or key == "any":
+        if key in ("all", "any"):
             if not isinstance(value, list) or not value:
                 raise ConditionError(here, f"{key} takes a non-empty list of conditions")
             items = tuple(parse_condition(v, (*here, i)) for i, v in enumerate(value))
@@ -127,12 +147,13 @@ def check_path(path: str, where: tuple[str | int, ...] = ()) -> None:
         raise ConditionError(where, f"{path!r} is not a dotted path such as customer.segment")
     root = path.split(".", 1)[0]
     if root not in ROOTS:
-        raise ConditionError(
-            where, f"unknown context path {path!r}: a path starts with one of {', '.join(ROOTS)}"
-        )
+        raise ConditionError(where, f"unknown context path {path!r}: a path starts with one of {', '.join(ROOTS)}")
 
 
-def _parse_tests(path: str, value: Any, where: tuple[str | int, ...]) -> Iterator[Test]:
+Where = tuple[str | int, ...]
+
+
+def _parse_tests(path: str, value: Any, where: Where) -> Iterator[Test]:
     if not isinstance(value, Mapping):
         yield Test(path, "eq", _lit(value, where))
         return
@@ -140,33 +161,60 @@ def _parse_tests(path: str, value: Any, where: tuple[str | int, ...]) -> Iterato
         raise ConditionError(where, "an empty test; write e.g. {gte: 10}")
     for op, arg in value.items():
         here = (*where, op)
-        if op not in OPERATORS:
+        parse_argument = _ARGUMENTS.get(op)
+        if parse_argument is None:
             raise ConditionError(here, f"unknown test {op!r}; tests are {', '.join(OPERATORS)}")
-        if op in ("in", "not_in"):
-            if not isinstance(arg, list) or not arg:
-                raise ConditionError(here, f"{op} takes a non-empty list of values")
-            yield Test(path, op, tuple(_lit(v, (*here, i)) for i, v in enumerate(arg)))
-        elif op == "exists":
-            if not isinstance(arg, bool):
-                raise ConditionError(here, "exists takes true or false")
-            yield Test(path, op, arg)
-        elif op == "matches":
-            if not isinstance(arg, str):
-                raise ConditionError(here, "matches takes a regular expression (a string)")
-            check_regex(arg, here)
-            yield Test(path, op, arg)
-        elif op in COMPARISONS:
-            v = _lit(arg, here)
-            if v is None or isinstance(v, bool):
-                raise ConditionError(here, f"{op} compares numbers or strings (e.g. ISO dates)")
-            yield Test(path, op, v)
-        elif op == "contains":
-            v = _lit(arg, here)
-            if v is None:
-                raise ConditionError(here, "contains takes a value, not null")
-            yield Test(path, op, v)
-        else:
-            yield Test(path, op, _lit(arg, here))
+        yield Test(path, op, parse_argument(op, arg, here))
+
+
+def _scalar_argument(op: str, arg: Any, here: Where) -> Scalar:
+    return _lit(arg, here)
+
+
+def _list_argument(op: str, arg: Any, here: Where) -> tuple[Scalar, ...]:
+    if not isinstance(arg, list) or not arg:
+        raise ConditionError(here, f"{op} takes a non-empty list of values")
+    return tuple(_lit(v, (*here, i)) for i, v in enumerate(arg))
+
+
+def _exists_argument(op: str, arg: Any, here: Where) -> bool:
+    if not isinstance(arg, bool):
+        raise ConditionError(here, "exists takes true or false")
+    return arg
+
+
+def _regex_argument(op: str, arg: Any, here: Where) -> str:
+    if not isinstance(arg, str):
+        raise ConditionError(here, "matches takes a regular expression (a string)")
+    check_regex(arg, here)
+    return arg
+
+
+def _ordered_argument(op: str, arg: Any, here: Where) -> Scalar:
+    v = _lit(arg, here)
+    if v is None or isinstance(v, bool):
+        raise ConditionError(here, f"{op} compares numbers or strings (e.g. ISO dates)")
+    return v
+
+
+def _element_argument(op: str, arg: Any, here: Where) -> Scalar:
+    v = _lit(arg, here)
+    if v is None:
+        raise ConditionError(here, "contains takes a value, not null")
+    return v
+
+
+# How each operator's argument is checked and normalised (the order of OPERATORS).
+_ARGUMENTS: dict[str, Callable[[str, Any, Where], Any]] = {
+    "eq": _scalar_argument,
+    "ne": _scalar_argument,
+    **dict.fromkeys(COMPARISONS, _ordered_argument),
+    "in": _list_argument,
+    "not_in": _list_argument,
+    "exists": _exists_argument,
+    "matches": _regex_argument,
+    "contains": _element_argument,
+}
 
 
 _MAX_NUMBER = Decimal("1e15")
@@ -183,8 +231,9 @@ def _lit(value: Any, where: tuple[str | int, ...]) -> Scalar:
     if isinstance(v, Decimal) and v != 0:
         # durable_rules reads plain decimals only; and money needs no more than this.
         if abs(v) >= _MAX_NUMBER or abs(v) < _MIN_FRACTION:
-            raise ConditionError(where, f"{value} is out of range: numbers in conditions lie "
-                                        "between 0.000001 and 1,000,000,000,000,000")
+            raise ConditionError(
+                where, f"{value} is out of range: numbers in conditions lie between 0.000001 and 1,000,000,000,000,000"
+            )
     return v
 
 
@@ -211,8 +260,10 @@ def check_regex(pattern: str, where: tuple[str | int, ...] = ()) -> None:
     outside = re.sub(r"\[[^\]]*\]", "", pattern)
     if "^" in outside or "$" in outside:
         raise ConditionError(
-            where, f"regex {pattern!r}: ^ and $ are not needed (the whole value must match); "
-                   "write [$] or [\\^] for the characters themselves")
+            where,
+            f"regex {pattern!r}: ^ and $ are not needed (the whole value must match); "
+            "write [$] or [\\^] for the characters themselves",
+        )
     if "[]" in pattern or "[^]" in pattern:
         raise ConditionError(where, f"regex {pattern!r}: an empty or ']'-leading character class")
     if len(pattern) > _MAX_PATTERN:
@@ -221,7 +272,9 @@ def check_regex(pattern: str, where: tuple[str | int, ...] = ()) -> None:
         _regex(pattern)
     except re2.error as exc:
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
-        raise ConditionError(where, f"regex {pattern!r} does not compile in RE2, the linear-time engine every matches runs on: {reason}") from None
+        raise ConditionError(
+            where, f"regex {pattern!r} does not compile in RE2, the linear-time engine every matches runs on: {reason}"
+        ) from None
 
 
 _MAX_PATTERN = 1000
@@ -238,33 +291,11 @@ def _re2_options() -> re2.Options:
 
 # ----------------------------------------------------------------------------- values
 
+
+@singledispatch
 def normalize(value: Any) -> Any:
-    """A context value in the language's types: MISSING, Decimal, str, bool, list, dict."""
-    if value is None or value is MISSING:
-        return MISSING
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Decimal):
-        return value if value.is_finite() else MISSING
-    if isinstance(value, float):
-        return Decimal(repr(value)) if math.isfinite(value) else MISSING
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.isoformat()
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return normalize(value.value)
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [normalize(v) for v in value]
-        return [v for v in items if v is not MISSING and not isinstance(v, list | dict)]
-    if isinstance(value, Mapping):
-        return value
+    """A context value in the language's types: MISSING, Decimal, str, bool, list, dict.
+    Dispatched on the value's type (the most specific registered class of its MRO)."""
     quantity = getattr(value, "quantity", None)  # e.g. pricing's MetricUsage
     if isinstance(quantity, Decimal | int):
         return normalize(quantity)
@@ -272,6 +303,60 @@ def normalize(value: Any) -> Any:
         return Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
+
+
+@normalize.register(type(None))
+@normalize.register(Missing)
+def _missing(value: Missing | None) -> Missing:
+    return MISSING
+
+
+@normalize.register(bool)
+@normalize.register(str)
+@normalize.register(Mapping)
+def _as_is(value: bool | str | Mapping[str, Any]) -> bool | str | Mapping[str, Any]:
+    return value
+
+
+@normalize.register(int)
+def _integer(value: int) -> Decimal:
+    return Decimal(value)
+
+
+@normalize.register(Decimal)
+def _decimal(value: Decimal) -> Decimal | Missing:
+    return value if value.is_finite() else MISSING
+
+
+@normalize.register(float)
+def _float(value: float) -> Decimal | Missing:
+    return Decimal(repr(value)) if math.isfinite(value) else MISSING
+
+
+@normalize.register(datetime)
+def _datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        return value.isoformat()
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@normalize.register(date)
+def _date(value: date) -> str:
+    return value.isoformat()
+
+
+@normalize.register(Enum)
+def _enum(value: Enum) -> Any:
+    return normalize(value.value)
+
+
+@normalize.register(list)
+@normalize.register(tuple)
+@normalize.register(set)
+@normalize.register(frozenset)
+def _collection(value: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any]) -> list[Any]:
+    items = [normalize(v) for v in value]
+    return [v for v in items if v is not MISSING and not isinstance(v, list | dict)]
 
 
 def lookup(context: Mapping[str, Any], path: str) -> Any:
@@ -311,19 +396,13 @@ def _same(value: Any, lit: Scalar) -> bool:
     return kind(value) == lk and (float(value) == float(lit) if lk == "n" else value == lit)
 
 
-def _compare(value: Any, op: str, lit: Scalar) -> bool:
+def _compare(order: Callable[[Any, Any], Any], value: Any, lit: Scalar) -> bool:
     lk = kind(lit)
     if kind(value) != lk:
         return False
-    a: Any = float(value) if lk == "n" else value
-    b: Any = float(lit) if lk == "n" else lit  # type: ignore[arg-type]
-    if op == "gt":
-        return bool(a > b)
-    if op == "gte":
-        return bool(a >= b)
-    if op == "lt":
-        return bool(a < b)
-    return bool(a <= b)
+    if lk == "n":
+        return bool(order(float(value), float(lit)))  # type: ignore[arg-type]
+    return bool(order(value, lit))
 
 
 _REGEX_CACHE: dict[str, Any] = {}
@@ -342,23 +421,49 @@ def _regex(pattern: str) -> Any:
 
 def test_value(value: Any, op: str, arg: Any) -> bool:
     """Does a normalised value pass one test?"""
-    if op == "eq":
-        return _same(value, arg)
-    if op == "ne":
-        return not _same(value, arg)
-    if op in COMPARISONS:
-        return _compare(value, op, arg)
-    if op == "in":
-        return any(_same(value, a) for a in arg)
-    if op == "not_in":
-        return not any(_same(value, a) for a in arg)
-    if op == "exists":
-        return (value is not MISSING) == arg
-    if op == "matches":
-        return isinstance(value, str) and _regex(arg).fullmatch(value) is not None
-    if op == "contains":
-        return isinstance(value, list) and any(_same(v, arg) for v in value)
-    raise ValueError(f"unknown test {op!r}")
+    passes = _PASSES.get(op)
+    if passes is None:
+        raise ValueError(f"unknown test {op!r}")
+    return passes(value, arg)
+
+
+def _differs(value: Any, lit: Scalar) -> bool:
+    return not _same(value, lit)
+
+
+def _one_of(value: Any, lits: tuple[Scalar, ...]) -> bool:
+    return any(_same(value, a) for a in lits)
+
+
+def _none_of(value: Any, lits: tuple[Scalar, ...]) -> bool:
+    return not _one_of(value, lits)
+
+
+def _exists(value: Any, wanted: bool) -> bool:
+    return (value is not MISSING) == wanted
+
+
+def _matches(value: Any, pattern: str) -> bool:
+    return isinstance(value, str) and _regex(pattern).fullmatch(value) is not None
+
+
+def _contains(value: Any, lit: Scalar) -> bool:
+    return isinstance(value, list) and any(_same(v, lit) for v in value)
+
+
+_PASSES: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": _same,
+    "ne": _differs,
+    "gt": partial(_compare, operator.gt),
+    "gte": partial(_compare, operator.ge),
+    "lt": partial(_compare, operator.lt),
+    "lte": partial(_compare, operator.le),
+    "in": _one_of,
+    "not_in": _none_of,
+    "exists": _exists,
+    "matches": _matches,
+    "contains": _contains,
+}
 
 
 def evaluate(node: Node, context: Mapping[str, Any]) -> bool:

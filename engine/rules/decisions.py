@@ -23,9 +23,12 @@ from engine.store import OutboxEvent
 KINDS = ("access", "charge", "dunning", "message")
 # Which kind of decision a rule's action is.
 _ACTION_KIND = {
-    "allow": "access", "deny": "access",
+    "allow": "access",
+    "deny": "access",
     "charge": "charge",
-    "set_dunning_state": "dunning", "retry_payment": "dunning", "cancel_subscription": "dunning",
+    "set_dunning_state": "dunning",
+    "retry_payment": "dunning",
+    "cancel_subscription": "dunning",
     "notify": "message",
 }
 # The outbox events that are decisions of the engine itself (no rule): what each means.
@@ -68,10 +71,13 @@ def write_decisions(session: Session, rows: Sequence[tuple[dict[str, Any], int |
     if known:
         try:
             with session.begin_nested():
-                session.execute(insert(DecisionRecord), [
-                    {**row, "decision_id": f"{row['decision_id']}.{n}" if n else row["decision_id"]}
-                    for row, n in known
-                ])
+                session.execute(
+                    insert(DecisionRecord),
+                    [
+                        {**row, "decision_id": f"{row['decision_id']}.{n}" if n else row["decision_id"]}
+                        for row, n in known
+                    ],
+                )
             taken = {id(row): n for row, n in known}
         except IntegrityError:
             pass
@@ -93,15 +99,22 @@ def access_denial_row(decision_id: str, time: datetime, customer_id: str, answer
     """The decision-log row of a denial the plan decided (no rule took part): the plan's
     answer is the input."""
     return dict(
-        decision_id=decision_id, time=time, event="access.check", event_id=None, customer_id=customer_id,
-        outcome="deny", rulesets={}, rules=[],
+        decision_id=decision_id,
+        time=time,
+        event="access.check",
+        event_id=None,
+        customer_id=customer_id,
+        outcome="deny",
+        rulesets={},
+        rules=[],
         actions=[{"action": "deny", "params": {"reason": answer.get("reason")}, "ruleset": None, "rule": None}],
         inputs={"plan": {k: answer.get(k) for k in ("feature", "reason", "plan", "limit", "used", "remaining")}},
     )
 
 
-def log_access_denial(session: Session, decision_id: str, time: datetime, customer_id: str,
-                      answer: dict[str, Any]) -> None:
+def log_access_denial(
+    session: Session, decision_id: str, time: datetime, customer_id: str, answer: dict[str, Any]
+) -> None:
     """A denial the plan decided (no rule took part): the plan's answer is the input."""
     write_decision(session, access_denial_row(decision_id, time, customer_id, answer))
 
@@ -110,12 +123,31 @@ def _from_log(record: DecisionRecord) -> Iterable[dict[str, Any]]:
     """One item per kind of action the logged decision took (a rule may notify and retry)."""
     rule = record.rules[0] if record.rules else None
     if record.event == "access.check":
-        params = next((a.get("params") or {} for a in record.actions if a.get("action", a.get("name")) in ("deny", "allow")), {})
-        plan = (record.inputs or {}).get("plan") or {}
-        feature = plan.get("feature") or ((record.inputs or {}).get("check") or {}).get("feature")
-        yield _item(record.decision_id, record.time, "access", feature or _feature(record),
-                    record.outcome, str(params.get("reason") or plan.get("reason") or ""), rule, record.event_id)
-        return
+        return [_access_item(record, rule)]
+    return _action_items(record, rule)
+
+
+def _access_item(record: DecisionRecord, rule: str | None) -> dict[str, Any]:
+    """An access check: the feature asked for and the reason of the allow or deny."""
+    params = next(
+        (a.get("params") or {} for a in record.actions if a.get("action", a.get("name")) in ("deny", "allow")), {}
+    )
+    inputs = record.inputs or {}
+    plan = inputs.get("plan") or {}
+    feature = plan.get("feature") or (inputs.get("check") or {}).get("feature")
+    return _item(
+        record.decision_id,
+        record.time,
+        "access",
+        feature or _feature(record),
+        record.outcome,
+        str(params.get("reason") or plan.get("reason") or ""),
+        rule,
+        record.event_id,
+    )
+
+
+def _action_items(record: DecisionRecord, rule: str | None) -> Iterable[dict[str, Any]]:
     seen: set[str] = set()
     for action in record.actions:
         name = str(action.get("action", action.get("name", "")))
@@ -125,8 +157,16 @@ def _from_log(record: DecisionRecord) -> Iterable[dict[str, Any]]:
         seen.add(kind)
         params = action.get("params") or {}
         who = f"{action.get('ruleset')}/{action.get('rule')}" if action.get("rule") else rule
-        yield _item(f"{record.decision_id}:{kind}", record.time, kind, _subject(name, params), name,
-                    f"rule {who} on {record.event}", who, record.event_id)
+        yield _item(
+            f"{record.decision_id}:{kind}",
+            record.time,
+            kind,
+            _subject(name, params),
+            name,
+            f"rule {who} on {record.event}",
+            who,
+            record.event_id,
+        )
 
 
 def _feature(record: DecisionRecord) -> str | None:
@@ -136,57 +176,105 @@ def _feature(record: DecisionRecord) -> str | None:
     return None
 
 
+# The parameter of an action that names what it acted on (the template sent, the state set).
+_SUBJECT = {"notify": "template", "set_dunning_state": "state", "charge": "amount"}
+
+
 def _subject(action: str, params: dict[str, Any]) -> str | None:
-    if action == "notify":
-        return str(params.get("template") or "") or None
-    if action == "set_dunning_state":
-        return str(params.get("state") or "") or None
-    if action == "charge":
-        return str(params.get("amount") or "") or None
-    return None
+    key = _SUBJECT.get(action)
+    if key is None:
+        return None
+    return str(params.get(key) or "") or None
 
 
 def _from_event(event: OutboxEvent) -> dict[str, Any]:
     p = event.properties or {}
     kind = _EVENT_KIND[event.type]
     if event.type == "payment.succeeded":
-        return _item(event.id, event.time, kind, p.get("invoice_id"), "paid",
-                     f"collected {p.get('amount', '')} {p.get('currency', '')}".strip()
-                     + (f", attempt {p['attempt']}" if p.get("attempt") else ""), None, event.id)
+        return _item(
+            event.id,
+            event.time,
+            kind,
+            p.get("invoice_id"),
+            "paid",
+            f"collected {p.get('amount', '')} {p.get('currency', '')}".strip()
+            + (f", attempt {p['attempt']}" if p.get("attempt") else ""),
+            None,
+            event.id,
+        )
     if event.type == "invoice.payment_failed":
-        return _item(event.id, event.time, kind, p.get("invoice_id"), "failed",
-                     f"attempt {p.get('attempt')}: {p.get('decline_code')}", None, event.id)
+        return _item(
+            event.id,
+            event.time,
+            kind,
+            p.get("invoice_id"),
+            "failed",
+            f"attempt {p.get('attempt')}: {p.get('decline_code')}",
+            None,
+            event.id,
+        )
     if event.type == "dunning.state_changed":
-        return _item(event.id, event.time, kind, "account", str(p.get("to")),
-                     f"{p.get('from')} -> {p.get('to')}: {p.get('reason')}", None, p.get("cause"))
+        return _item(
+            event.id,
+            event.time,
+            kind,
+            "account",
+            str(p.get("to")),
+            f"{p.get('from')} -> {p.get('to')}: {p.get('reason')}",
+            None,
+            p.get("cause"),
+        )
     rule = p.get("rule_id")
-    return _item(event.id, event.time, kind, p.get("template"), event.type.split(".")[1],
-                 f"{p.get('template')} by {p.get('channel')}" + (f" ({p['reason']})" if p.get("reason") else ""),
-                 rule, p.get("event_id"))
+    return _item(
+        event.id,
+        event.time,
+        kind,
+        p.get("template"),
+        event.type.split(".")[1],
+        f"{p.get('template')} by {p.get('channel')}" + (f" ({p['reason']})" if p.get("reason") else ""),
+        rule,
+        p.get("event_id"),
+    )
 
 
-def _item(id_: str, time: datetime, kind: str, subject: Any, outcome: str, reason: str, rule: str | None,
-          event_id: str | None) -> dict[str, Any]:
-    return {"id": id_, "time": time.isoformat().replace("+00:00", "Z"), "kind": kind,
-            "subject": None if subject is None else str(subject), "outcome": outcome, "reason": reason,
-            "rule": rule, "event_id": event_id}
+def _item(
+    id_: str, time: datetime, kind: str, subject: Any, outcome: str, reason: str, rule: str | None, event_id: str | None
+) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "time": time.isoformat().replace("+00:00", "Z"),
+        "kind": kind,
+        "subject": None if subject is None else str(subject),
+        "outcome": outcome,
+        "reason": reason,
+        "rule": rule,
+        "event_id": event_id,
+    }
 
 
-def customer_decisions(session: Session, customer_id: str, *, kind: str | None = None,
-                       limit: int = 50) -> list[dict[str, Any]]:
+def customer_decisions(
+    session: Session, customer_id: str, *, kind: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     """The customer's decisions, newest first: {id, time, kind, subject, outcome, reason, rule,
     event_id}. `kind` narrows to access, charge, dunning or message."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind: one of {', '.join(KINDS)}")
     items: list[dict[str, Any]] = []
-    logged = session.scalars(select(DecisionRecord).where(DecisionRecord.customer_id == customer_id)
-                             .order_by(DecisionRecord.time.desc(), DecisionRecord.pk.desc()).limit(limit * 4))
+    logged = session.scalars(
+        select(DecisionRecord)
+        .where(DecisionRecord.customer_id == customer_id)
+        .order_by(DecisionRecord.time.desc(), DecisionRecord.pk.desc())
+        .limit(limit * 4)
+    )
     for record in logged:
         items.extend(i for i in _from_log(record) if kind is None or i["kind"] == kind)
     types = [t for t, k in _EVENT_KIND.items() if kind is None or k == kind]
-    events = session.scalars(select(OutboxEvent).where(OutboxEvent.customer_id == customer_id,
-                                                       OutboxEvent.type.in_(types))
-                             .order_by(OutboxEvent.time.desc(), OutboxEvent.seq.desc()).limit(limit))
+    events = session.scalars(
+        select(OutboxEvent)
+        .where(OutboxEvent.customer_id == customer_id, OutboxEvent.type.in_(types))
+        .order_by(OutboxEvent.time.desc(), OutboxEvent.seq.desc())
+        .limit(limit)
+    )
     items.extend(_from_event(e) for e in events)
     items.sort(key=lambda i: i["time"], reverse=True)
     return items[:limit]

@@ -5,13 +5,14 @@ hold, allow rules shadowed by an earlier deny, schedules on rules that also have
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.catalog import catalog_from_document, is_catalog_document
+from engine.catalog import Catalog, catalog_from_document, is_catalog_document
 from engine.documents import Document, DocumentError, Problem, load_yaml_file
 from engine.rules.conditions import All, AnyOf, Node, Not, Test, kind
 from engine.rules.loader import References, ruleset_as_far_as_it_goes
@@ -34,36 +35,53 @@ def lint_paths(paths: Iterable[str | Path], templates: str | Path | None = "temp
     """Lint catalogs and rulesets together (rules are checked against every catalog given).
     `templates`: the templates directory (unchecked when it does not exist or is None)."""
     problems: list[Problem] = []
-    catalogs = []
+    catalogs: list[Catalog] = []
     rulesets: list[Document] = []
     for path in expand(paths):
-        try:
-            doc = load_yaml_file(path)
-        except DocumentError as exc:
-            problems.extend(exc.problems)
-            continue
-        if is_catalog_document(doc):
-            try:
-                catalogs.append(catalog_from_document(doc))
-            except DocumentError as exc:
-                problems.extend(exc.problems)
-        elif isinstance(doc.data, dict) and "ruleset" in doc.data:
-            rulesets.append(doc)
-        else:
-            problems.append(doc.problem([], "neither a catalog (top-level 'catalog:') nor a ruleset (top-level 'ruleset:')"))
+        problems.extend(_sort_document(path, catalogs, rulesets))
     tdir = Path(templates) if templates is not None else None
     refs = References.from_catalogs(catalogs, tdir if tdir is not None and tdir.is_dir() else None)
+    return problems + _rulesets_problems(rulesets, refs, checked=bool(catalogs))
+
+
+def _sort_document(path: Path, catalogs: list[Catalog], rulesets: list[Document]) -> list[Problem]:
+    """Load one file into `catalogs` or `rulesets`; returns what stopped it."""
+    try:
+        doc = load_yaml_file(path)
+        if is_catalog_document(doc):
+            catalogs.append(catalog_from_document(doc))
+            return []
+    except DocumentError as exc:
+        return list(exc.problems)
+    if isinstance(doc.data, dict) and "ruleset" in doc.data:
+        rulesets.append(doc)
+        return []
+    return [doc.problem([], "neither a catalog (top-level 'catalog:') nor a ruleset (top-level 'ruleset:')")]
+
+
+def _rulesets_problems(rulesets: list[Document], refs: References, *, checked: bool) -> list[Problem]:
+    """Each ruleset as far as it goes, its lint, and names used twice. `checked`: a catalog
+    was given to check the references against."""
+    problems: list[Problem] = []
     names: dict[str, str] = {}
     for doc in rulesets:
         ruleset, found = ruleset_as_far_as_it_goes(doc, refs)
-        if not catalogs and not found:
-            found.append(doc.problem(["ruleset"], "no catalog given: plans, prices, features, metrics and "
-                                     "coupons were not checked (lint rules/ catalogs/)", "warning"))
+        if not checked and not found:
+            found.append(
+                doc.problem(
+                    ["ruleset"],
+                    "no catalog given: plans, prices, features, metrics and "
+                    "coupons were not checked (lint rules/ catalogs/)",
+                    "warning",
+                )
+            )
         problems.extend(found)
         if ruleset is None:  # its shape is wrong: there are no rules to analyse
             continue
         if ruleset.name in names:
-            problems.append(doc.problem(["ruleset"], f"duplicate ruleset name {ruleset.name!r} (also {names[ruleset.name]})"))
+            problems.append(
+                doc.problem(["ruleset"], f"duplicate ruleset name {ruleset.name!r} (also {names[ruleset.name]})")
+            )
         names.setdefault(ruleset.name, doc.file)
         problems.extend(lint_ruleset(ruleset, doc))
     return problems
@@ -88,8 +106,13 @@ def _condition_problems(rule: Rule, doc: Document) -> list[Problem]:
     out = [] if satisfiable(rule.when) else [doc.problem(where, "this condition can never hold")]
     for t in _leaves(rule.when):
         if t.op in ("gt", "gte", "lt", "lte") and isinstance(t.value, str) and _NUMERIC.match(t.value):
-            out.append(doc.problem(where, f"{t.path} {t.op} {t.value!r} compares text; "
-                                   "write the number unquoted to compare numbers", "warning"))
+            out.append(
+                doc.problem(
+                    where,
+                    f"{t.path} {t.op} {t.value!r} compares text; write the number unquoted to compare numbers",
+                    "warning",
+                )
+            )
     return out
 
 
@@ -103,9 +126,15 @@ def _shadowed_allows(rules: list[Rule], doc: Document) -> list[Problem]:
             continue
         earlier = next((e for e in ordered[:i] if _shadows(e, rule)), None)
         if earlier is not None:
-            out.append(doc.problem(["rules", rule.index], f"rule {rule.id!r} never takes effect: the earlier rule "
-                                   f"{earlier.id!r} denies whenever it allows, and deny wins"))
+            out.append(
+                doc.problem(
+                    ["rules", rule.index],
+                    f"rule {rule.id!r} never takes effect: the earlier rule "
+                    f"{earlier.id!r} denies whenever it allows, and deny wins",
+                )
+            )
     return out
+
 
 def _leaves(node: Node) -> Iterable[Test]:
     if isinstance(node, Test):
@@ -293,17 +322,16 @@ def _key(v: Any) -> tuple[str, Any]:
     return (kind(v), float(v) if isinstance(v, Decimal) else v)
 
 
-def _within(v: tuple[str, Any], lo: tuple[Any, bool] | None, hi: tuple[Any, bool] | None) -> bool:
-    kv, x = v
-    for bound, is_lo in ((lo, True), (hi, False)):
-        if bound is None:
-            continue
-        b, strict = bound
-        if kind(b) != kv:
-            return False
-        bx = float(b) if isinstance(b, Decimal) else b
-        if is_lo and (x < bx or (strict and x == bx)):
-            return False
-        if not is_lo and (x > bx or (strict and x == bx)):
-            return False
-    return True
+def _within(v: tuple[str, Any], lo: Bound | None, hi: Bound | None) -> bool:
+    return _inside(v, lo, operator.lt) and _inside(v, hi, operator.gt)
+
+
+def _inside(v: tuple[str, Any], bound: Bound | None, beyond: Callable[[Any, Any], bool]) -> bool:
+    """A value of the bound's kind, not beyond it, and not on it when the bound is strict."""
+    if bound is None:
+        return True
+    (kv, x), (b, strict) = v, bound
+    if kind(b) != kv:
+        return False
+    bx = float(b) if isinstance(b, Decimal) else b
+    return not (beyond(x, bx) or (strict and x == bx))

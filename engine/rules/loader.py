@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -115,8 +115,9 @@ _ACTION_PATH = re.compile(r"^rules\[\d+\]\.then\[\d+\]\.([^.\[]+)$")
 def _friendlier(p: Problem) -> Problem:
     m = _ACTION_PATH.match(p.path)
     if m and p.message.startswith("unknown field"):
-        return Problem(p.file, p.line, p.path,
-                       f"unknown action {m.group(1)!r}; actions are {', '.join(ACTIONS)}", p.severity)
+        return Problem(
+            p.file, p.line, p.path, f"unknown action {m.group(1)!r}; actions are {', '.join(ACTIONS)}", p.severity
+        )
     return p
 
 
@@ -126,27 +127,57 @@ def _number(value: Any) -> Decimal:
 
 def _params(name: str, raw: Any) -> dict[str, Any]:
     params = dict(raw or {})
-    if name == "discount":
-        for k in ("percent", "amount"):
-            if k in params:
-                params[k] = _number(params[k])
-        if "prices" in params:
-            params["prices"] = tuple(params["prices"])
-    elif name == "charge":
-        params["amount"] = _number(params["amount"])
-    elif name == "cancel_subscription":
-        params.setdefault("at", "period_end")
-    elif name == "notify":
-        params.setdefault("channels", ["email"])
-        params["channels"] = tuple(params["channels"])
-    elif name == "tag":
-        params = {k: tuple(v) for k, v in params.items()}
+    typed = _TYPED_PARAMS.get(name)
+    return params if typed is None else typed(params)
+
+
+def _discount_params(params: dict[str, Any]) -> dict[str, Any]:
+    for k in ("percent", "amount"):
+        if k in params:
+            params[k] = _number(params[k])
+    if "prices" in params:
+        params["prices"] = tuple(params["prices"])
     return params
 
 
+def _charge_params(params: dict[str, Any]) -> dict[str, Any]:
+    params["amount"] = _number(params["amount"])
+    return params
+
+
+def _cancel_params(params: dict[str, Any]) -> dict[str, Any]:
+    params.setdefault("at", "period_end")
+    return params
+
+
+def _notify_params(params: dict[str, Any]) -> dict[str, Any]:
+    params["channels"] = tuple(params.get("channels", ["email"]))
+    return params
+
+
+def _tag_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) for k, v in params.items()}
+
+
+# An action's parameters as the runtime reads them: numbers as Decimal, lists as tuples,
+# defaults filled in (the others are taken as written).
+_TYPED_PARAMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "discount": _discount_params,
+    "charge": _charge_params,
+    "cancel_subscription": _cancel_params,
+    "notify": _notify_params,
+    "tag": _tag_params,
+}
+
+
 _VALUE_REFS = {  # condition paths whose equality values name catalog things
-    "plan": "plans", "subscription.plan": "plans", "offer.plan": "plans", "price": "prices",
-    "feature": "features", "coupon": "coupons", "subscription.coupon": "coupons",
+    "plan": "plans",
+    "subscription.plan": "plans",
+    "offer.plan": "plans",
+    "price": "prices",
+    "feature": "features",
+    "coupon": "coupons",
+    "subscription.coupon": "coupons",
 }
 
 
@@ -208,22 +239,35 @@ def _build(doc: Document, refs: References, skip: Collection[int] = ()) -> tuple
         when = check.condition(base, raw)
         actions: list[ActionSpec] = []
         for j, item in enumerate(raw["then"]):
-            (name, params_raw), = item.items()
+            ((name, params_raw),) = item.items()
             params = _params(name, params_raw)
             check.action([*base, "then", j, name], name, params)
             actions.append(ActionSpec(name, params))
         on = raw.get("on")
-        rules.append(Rule(
-            id=rid, index=i, then=tuple(actions),
-            on=(on,) if isinstance(on, str) else tuple(on or ()),
-            schedule=raw.get("schedule"), for_each=raw.get("for_each"), when=when,
-            priority=int(raw.get("priority", 100)), enabled=bool(raw.get("enabled", True)),
-            valid_from=valid.get("valid_from"), valid_until=valid.get("valid_until"),
-            description=raw.get("description", ""),
-        ))
+        rules.append(
+            Rule(
+                id=rid,
+                index=i,
+                then=tuple(actions),
+                on=(on,) if isinstance(on, str) else tuple(on or ()),
+                schedule=raw.get("schedule"),
+                for_each=raw.get("for_each"),
+                when=when,
+                priority=int(raw.get("priority", 100)),
+                enabled=bool(raw.get("enabled", True)),
+                valid_from=valid.get("valid_from"),
+                valid_until=valid.get("valid_until"),
+                description=raw.get("description", ""),
+            )
+        )
     ruleset = Ruleset(
-        name=data["ruleset"], rules=tuple(rules), description=data.get("description", ""),
-        states=tuple(sorted(check.states)), source=doc.text, file=doc.file, checksum=_checksum(doc.text),
+        name=data["ruleset"],
+        rules=tuple(rules),
+        description=data.get("description", ""),
+        states=tuple(sorted(check.states)),
+        source=doc.text,
+        file=doc.file,
+        checksum=_checksum(doc.text),
     )
     return ruleset, check.out
 
@@ -249,14 +293,20 @@ class _RuleChecks:
     def trigger(self, base: list[Any], raw: dict[str, Any]) -> None:
         """`on` (an event) or `schedule` + `for_each`, one of the two."""
         has_on, has_schedule = "on" in raw, "schedule" in raw
-        if has_on and has_schedule:
-            self.problem([*base, "schedule"], "a rule has either `on` (an event) or `schedule` + `for_each`, not both")
-        elif not has_on and not has_schedule:
-            self.problem(base, "a rule needs `on` (an event type) or `schedule` + `for_each`")
-        if has_schedule and "for_each" not in raw:
-            self.problem([*base, "schedule"], "a scheduled rule needs `for_each` (customer, subscription or invoice)")
-        if "for_each" in raw and not has_schedule:
-            self.problem([*base, "for_each"], "`for_each` only goes with `schedule`")
+        if has_on == has_schedule:  # both, or neither
+            if has_on:
+                self.problem(
+                    [*base, "schedule"], "a rule has either `on` (an event) or `schedule` + `for_each`, not both"
+                )
+            else:
+                self.problem(base, "a rule needs `on` (an event type) or `schedule` + `for_each`")
+        if has_schedule != ("for_each" in raw):  # one without the other
+            if has_schedule:
+                self.problem(
+                    [*base, "schedule"], "a scheduled rule needs `for_each` (customer, subscription or invoice)"
+                )
+            else:
+                self.problem([*base, "for_each"], "`for_each` only goes with `schedule`")
         if has_schedule:
             why = _cron_problem(raw["schedule"])
             if why:
@@ -295,29 +345,53 @@ class _RuleChecks:
         return when
 
     def action(self, where: list[Any], name: str, params: dict[str, Any]) -> None:
-        if name == "notify":
-            self.ref("templates", params["template"], [*where, "template"], "template")
-        elif name == "discount":
-            for k, pid in enumerate(params.get("prices", ())):
-                self.ref("prices", pid, [*where, "prices", k], "price")
-            if "percent" in params and params["percent"] > 100:
-                self.problem([*where, "percent"], "cannot be more than 100")
-        elif name == "apply_coupon":
-            self.ref("coupons", params["code"], [*where, "code"], "coupon")
-        elif name == "deny" and params.get("offer"):
-            offer = params["offer"]
-            if "plan" in offer:
-                self.ref("plans", offer["plan"], [*where, "offer", "plan"], "plan")
-            if "coupon" in offer:
-                self.ref("coupons", offer["coupon"], [*where, "offer", "coupon"], "coupon")
-        elif name == "set_dunning_state" and params["state"] not in self.states:
-            self.problem([*where, "state"], f"unknown dunning state {params['state']!r}; "
-                         f"known: {', '.join(sorted(self.states))} (add it to `states`)")
-        elif name == "retry_payment":
-            try:
-                parse_duration(params["after"])
-            except ValueError as exc:
-                self.problem([*where, "after"], str(exc))
+        check = _ACTION_CHECKS.get(name)
+        if check is not None:
+            check(self, where, params)
+
+    def notify(self, where: list[Any], params: dict[str, Any]) -> None:
+        self.ref("templates", params["template"], [*where, "template"], "template")
+
+    def discount(self, where: list[Any], params: dict[str, Any]) -> None:
+        for k, pid in enumerate(params.get("prices", ())):
+            self.ref("prices", pid, [*where, "prices", k], "price")
+        if "percent" in params and params["percent"] > 100:
+            self.problem([*where, "percent"], "cannot be more than 100")
+
+    def apply_coupon(self, where: list[Any], params: dict[str, Any]) -> None:
+        self.ref("coupons", params["code"], [*where, "code"], "coupon")
+
+    def deny(self, where: list[Any], params: dict[str, Any]) -> None:
+        """The offer a denial makes names a known plan and coupon."""
+        offer = params.get("offer") or {}
+        for key, kind in (("plan", "plans"), ("coupon", "coupons")):
+            if key in offer:
+                self.ref(kind, offer[key], [*where, "offer", key], key)
+
+    def set_dunning_state(self, where: list[Any], params: dict[str, Any]) -> None:
+        if params["state"] not in self.states:
+            self.problem(
+                [*where, "state"],
+                f"unknown dunning state {params['state']!r}; "
+                f"known: {', '.join(sorted(self.states))} (add it to `states`)",
+            )
+
+    def retry_payment(self, where: list[Any], params: dict[str, Any]) -> None:
+        try:
+            parse_duration(params["after"])
+        except ValueError as exc:
+            self.problem([*where, "after"], str(exc))
+
+
+# What is checked of each action's parameters beyond the schema (references, ranges).
+_ACTION_CHECKS: dict[str, Callable[[_RuleChecks, list[Any], dict[str, Any]], None]] = {
+    "notify": _RuleChecks.notify,
+    "discount": _RuleChecks.discount,
+    "apply_coupon": _RuleChecks.apply_coupon,
+    "deny": _RuleChecks.deny,
+    "set_dunning_state": _RuleChecks.set_dunning_state,
+    "retry_payment": _RuleChecks.retry_payment,
+}
 
 
 def ruleset_from_document(doc: Document, refs: References | None = None) -> Ruleset:

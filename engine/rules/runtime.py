@@ -59,12 +59,12 @@ class _Live:
 
 def _live(compiled: CompiledRuleset, handle: Handle | None) -> _Live:
     actions = tuple(
-        tuple(Action(a.name, a.params, compiled.name, r.id, compiled.version) for a in r.then)
-        for r in compiled.rules
+        tuple(Action(a.name, a.params, compiled.name, r.id, compiled.version) for a in r.then) for r in compiled.rules
     )
     constant = tuple(
-        None if compiled.rule_paths[i] else
-        Match(compiled.name, compiled.version, r.id, r.priority, actions[i], _NO_INPUTS)
+        None
+        if compiled.rule_paths[i]
+        else Match(compiled.name, compiled.version, r.id, r.priority, actions[i], _NO_INPUTS)
         for i, r in enumerate(compiled.rules)
     )
     order = tuple((r.priority, compiled.name, i) for i, r in enumerate(compiled.rules))
@@ -89,8 +89,9 @@ class _Route:
 _NOWHERE = _Route((), _NO_INPUTS)
 
 
-def reference_fired(compiled: CompiledRuleset, context: Mapping[str, Any], *, event: str | None,
-                    scheduled: str | None, now: datetime) -> list[int]:
+def reference_fired(
+    compiled: CompiledRuleset, context: Mapping[str, Any], *, event: str | None, scheduled: str | None, now: datetime
+) -> list[int]:
     """The pure-Python evaluator of a compiled ruleset: the same answer durable_rules gives."""
     fired = []
     for i, rule in enumerate(compiled.rules):
@@ -110,8 +111,9 @@ class RulesRuntime:
     """Thread-safe. `engine="durable"` (default) evaluates through durable_rules;
     `engine="python"` through the reference evaluator (the same answers, no C engine)."""
 
-    def __init__(self, clock: Clock, *, engine: str = "durable",
-                 durable: DurableEngine | None = None, reclaim: bool = True) -> None:
+    def __init__(
+        self, clock: Clock, *, engine: str = "durable", durable: DurableEngine | None = None, reclaim: bool = True
+    ) -> None:
         """`reclaim=False` keeps replaced versions registered in durable_rules, as durable's
         own Host does (memory grows with every publish; for measurements)."""
         if engine not in ("durable", "python"):
@@ -171,8 +173,9 @@ class RulesRuntime:
             for e in item.compiled.events:
                 by_event.setdefault(e, []).append(item)
         self._live = live
-        self._by_event = {e: _Route(tuple(v), MappingProxyType({t.name: t.version for t in v}))
-                          for e, v in by_event.items()}
+        self._by_event = {
+            e: _Route(tuple(v), MappingProxyType({t.name: t.version for t in v})) for e, v in by_event.items()
+        }
 
     def _retire(self, items: Iterable[_Live]) -> None:
         """After the swap: evaluations that still hold these start over (RetiredHandle)."""
@@ -202,9 +205,17 @@ class RulesRuntime:
         return self._durable.registered if self._durable is not None else 0
 
     # -- evaluation -------------------------------------------------------------------------
-    def evaluate(self, event: str, context: Mapping[str, Any], *, rulesets: Iterable[str] | None = None,
-                 log: Database | Session | None = None, event_id: str | None = None,
-                 customer_id: str | None = None, at: datetime | None = None) -> Decision:
+    def evaluate(
+        self,
+        event: str,
+        context: Mapping[str, Any],
+        *,
+        rulesets: Iterable[str] | None = None,
+        log: Database | Session | None = None,
+        event_id: str | None = None,
+        customer_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Decision:
         """Every rule of the live rulesets that reacts to `event` and holds for `context`, in
         order (priority, then ruleset, then file order), with the actions they ask for.
         `at`: the time rules are valid at (`valid_from`/`valid_until`); the clock's by default."""
@@ -223,16 +234,24 @@ class RulesRuntime:
             decision = self.log(log, decision, context, event_id=event_id, customer_id=customer_id)
         return decision
 
-    def evaluate_scheduled(self, ruleset: str, rule: str, context: Mapping[str, Any], *,
-                           log: Database | Session | None = None, customer_id: str | None = None) -> Decision:
+    def evaluate_scheduled(
+        self,
+        ruleset: str,
+        rule: str,
+        context: Mapping[str, Any],
+        *,
+        log: Database | Session | None = None,
+        customer_id: str | None = None,
+    ) -> Decision:
         """One scheduled rule for one subject (the scheduler calls this per `for_each` item)."""
         while True:
             item = self._live.get(ruleset)
             if item is None or rule not in item.compiled.scheduled:
                 raise KeyError(f"no live scheduled rule {ruleset}/{rule}")
             try:
-                decision = self._run(_Route((item,), MappingProxyType({item.name: item.version})), context,
-                                     event=None, scheduled=rule)
+                decision = self._run(
+                    _Route((item,), MappingProxyType({item.name: item.version})), context, event=None, scheduled=rule
+                )
                 break
             except RetiredHandle:
                 continue
@@ -244,32 +263,20 @@ class RulesRuntime:
         """Many (event, context) pairs in one hand-off to the engine's owner (one clock reading)."""
         now = self.clock.now()
         while True:
-            plans = []
-            jobs: list[tuple[Handle, str]] = []
-            for event, context in items:
-                route = self._by_event.get(event, _NOWHERE)
-                head = fact_head(now, event, None)
-                parts = []
-                for t in route.targets:
-                    body, values = t.compiled.body(context, head)
-                    parts.append((t, values))
-                    if t.handle is not None:
-                        jobs.append((t.handle, body))
-                plans.append((event, context, route, parts))
+            plans, jobs = self._batch(items, now)
             try:
                 results = self._durable.evaluate_many(jobs) if self._durable is not None and jobs else []
                 break
             except RetiredHandle:
                 continue  # a version was swapped meanwhile: build the batch on the new snapshot
+        fired_by_durable = iter(results)
         out = []
-        k = 0
         for event, context, route, parts in plans:
             matches: list[Match] = []
             keys: list[tuple[int, str, int]] = []
             for t, values in parts:
                 if t.handle is not None:
-                    fired = results[k]
-                    k += 1
+                    fired = next(fired_by_durable)
                 else:
                     fired = reference_fired(t.compiled, context, event=event, scheduled=None, now=now)
                 if fired:
@@ -277,8 +284,33 @@ class RulesRuntime:
             out.append(Decision(event, now, _ordered(matches, keys), route.versions))
         return out
 
-    def _run(self, route: _Route, context: Mapping[str, Any], *, event: str | None,
-             scheduled: str | None, now: datetime | None = None) -> Decision:
+    def _batch(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], now: datetime
+    ) -> tuple[list[tuple[str, Mapping[str, Any], _Route, list[tuple[_Live, list[Any]]]]], list[tuple[Handle, str]]]:
+        """Each item's route and facts on the current snapshot, and the engine's jobs in order."""
+        plans = []
+        jobs: list[tuple[Handle, str]] = []
+        for event, context in items:
+            route = self._by_event.get(event, _NOWHERE)
+            head = fact_head(now, event, None)
+            parts = []
+            for t in route.targets:
+                body, values = t.compiled.body(context, head)
+                parts.append((t, values))
+                if t.handle is not None:
+                    jobs.append((t.handle, body))
+            plans.append((event, context, route, parts))
+        return plans, jobs
+
+    def _run(
+        self,
+        route: _Route,
+        context: Mapping[str, Any],
+        *,
+        event: str | None,
+        scheduled: str | None,
+        now: datetime | None = None,
+    ) -> Decision:
         if now is None:
             now = self.clock.now()
         matches: list[Match] = []
@@ -299,22 +331,29 @@ class RulesRuntime:
         return Decision(event or f"schedule:{scheduled}", now, _ordered(matches, keys), route.versions)
 
     @staticmethod
-    def _matches(out: list[Match], keys: list[tuple[int, str, int]], t: _Live, fired: Iterable[int],
-                 values: Sequence[Any]) -> None:
+    def _matches(
+        out: list[Match], keys: list[tuple[int, str, int]], t: _Live, fired: Iterable[int], values: Sequence[Any]
+    ) -> None:
         slots = t.compiled.rule_slots
         for i in fired:
             m = t.constant[i]
             if m is None:
                 rule = t.compiled.rules[i]
-                m = Match(t.name, t.version, rule.id, rule.priority, t.actions[i],
-                          {p: values[k] for p, k in slots[i]})
+                m = Match(t.name, t.version, rule.id, rule.priority, t.actions[i], {p: values[k] for p, k in slots[i]})
             out.append(m)
             keys.append(t.order[i])
 
     # -- the decision log -------------------------------------------------------------------
-    def log(self, where: Database | Session, decision: Decision, context: Mapping[str, Any], *,
-            event_id: str | None = None, customer_id: str | None = None,
-            decision_id: str | None = None) -> Decision:
+    def log(
+        self,
+        where: Database | Session,
+        decision: Decision,
+        context: Mapping[str, Any],
+        *,
+        event_id: str | None = None,
+        customer_id: str | None = None,
+        decision_id: str | None = None,
+    ) -> Decision:
         """Write the decision to the decision log; returns it with its decision id. With
         `decision_id` (an access check's, memoised and logged again at each use) the rows
         carry that id (engine.rules.decisions.write_decision) and the feature asked about."""
@@ -353,8 +392,9 @@ class RulesRuntime:
         from engine.rules.models import DecisionRecord
 
         logged = [replace(d, decision_id=new_event_id("dec")) for d, _ in decisions]
-        rows = [DecisionRecord.row(d, event_id=None, customer_id=cid)
-                for d, (_, cid) in zip(logged, decisions, strict=True)]
+        rows = [
+            DecisionRecord.row(d, event_id=None, customer_id=cid) for d, (_, cid) in zip(logged, decisions, strict=True)
+        ]
         if rows:
             session.execute(insert(DecisionRecord), rows)
         return logged

@@ -11,9 +11,9 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,11 +21,16 @@ from sqlalchemy.orm import Session
 from engine.catalog import DocumentError, load_catalog
 from engine.clock import Clock, SystemClock
 from engine.documents import Document, Problem, load_yaml_file
+from engine.rules.conditions import Node, tests
 from engine.rules.loader import References, load_ruleset_text, ruleset_from_document
 from engine.rules.model import Ruleset
 from engine.rules.models import DecisionRecord, RuleVersion
 from engine.rules.runtime import RulesRuntime
 from engine.store import Database, add_event
+
+if TYPE_CHECKING:
+    from engine.rules.compiler import CompiledRuleset
+    from engine.rules.durable_engine import DurableEngine
 
 SMOKE_TIMEOUT = 60
 
@@ -213,9 +218,7 @@ def _iso(when: datetime) -> str:
 def smoke_main() -> int:
     """The child side of `smoke_test` (engine/rules/smoke.py runs this)."""
     from engine.rules.compiler import compile_ruleset
-    from engine.rules.conditions import Test, tests
     from engine.rules.durable_engine import DurableEngine
-    from engine.rules.runtime import reference_fired
 
     text = sys.stdin.read()
     try:
@@ -230,27 +233,23 @@ def smoke_main() -> int:
     except Exception as exc:
         print(f"durable_rules refused the compiled ruleset: {exc}")
         return 1
-    # Exercise every rule: with nothing, and with each test's own literal in place.
-    from datetime import UTC
-    from datetime import datetime as dt
+    disagreement = _disagreement(compiled, engine, handle)
+    if disagreement is not None:
+        print(f"durable_rules and the reference disagree on rule {disagreement}")
+        return 1
+    engine.retire(handle)  # what the live runtime does when the next version replaces this one
+    engine.close()
+    print(json.dumps({"ok": True, "rules": len(compiled.rules)}))
+    return 0
 
-    now = dt.now(UTC)
-    contexts: list[dict[str, Any]] = [{}]
-    for rule in compiled.rules:
-        if rule.when is None:
-            continue
-        ctx: dict[str, Any] = {}
-        for t in tests(rule.when):
-            if isinstance(t, Test) and t.op not in ("matches", "exists"):
-                value = t.value[0] if isinstance(t.value, tuple) else t.value
-                if t.op == "contains":
-                    value = [value]
-                node = ctx
-                *parents, last = t.path.split(".")
-                for p in parents:
-                    node = node.setdefault(p, {}) if isinstance(node.get(p, {}), dict) else {}
-                node[last] = value
-        contexts.append(ctx)
+
+def _disagreement(compiled: CompiledRuleset, engine: DurableEngine, handle: Any) -> str | None:
+    """The first rule durable_rules and the reference evaluator fire differently, exercising
+    every rule with nothing and with each rule's tests' own literals in place."""
+    from engine.rules.runtime import reference_fired
+
+    now = datetime.now(UTC)
+    contexts = [{}, *(_literal_context(rule.when) for rule in compiled.rules if rule.when is not None)]
     for ctx in contexts:
         for rule in compiled.rules:
             event = rule.on[0] if rule.on else None
@@ -259,12 +258,27 @@ def smoke_main() -> int:
             got = engine.evaluate(handle, body)
             want = reference_fired(compiled, ctx, event=event, scheduled=scheduled, now=now)
             if sorted(got) != sorted(want):
-                print(f"durable_rules and the reference disagree on rule {rule.id}")
-                return 1
-    engine.retire(handle)  # what the live runtime does when the next version replaces this one
-    engine.close()
-    print(json.dumps({"ok": True, "rules": len(compiled.rules)}))
-    return 0
+                return rule.id
+    return None
+
+
+def _literal_context(when: Node) -> dict[str, Any]:
+    """A context holding each test's own literal (the first of a list) at its path."""
+    ctx: dict[str, Any] = {}
+    for t in tests(when):
+        if t.op in ("matches", "exists"):
+            continue
+        value = t.value[0] if isinstance(t.value, tuple) else t.value
+        _put(ctx, t.path, [value] if t.op == "contains" else value)
+    return ctx
+
+
+def _put(ctx: dict[str, Any], path: str, value: Any) -> None:
+    node = ctx
+    *parents, last = path.split(".")
+    for p in parents:
+        node = node.setdefault(p, {}) if isinstance(node.get(p, {}), dict) else {}
+    node[last] = value
 
 
 __all__ = [
