@@ -1,7 +1,7 @@
 """The actions automation carries out on the spot, one context at a time, in an event's
 path and in a scheduler batch alike (notify, set_dunning_state and cancel_subscription are
 written in bulk in both: automation/planners.py). Each takes the
-runner (session, time, the system's promotions, renderer and seller), the action, its params
+runner (session, time, the owners' records and effects, seller and links), the action, its params
 and the context (which it updates, for the next rule to see) and returns the outcome's detail.
 Bound to their actions in automation/vocabulary.py."""
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine import sales
 from engine.automation.charges import create_charge
+from engine.automation.context import context_customer_id
 from engine.automation.ledger import Cause, insert_ignore, rule_of, short_id
 from engine.automation.models import PENDING, ScheduledJob
 from engine.automation.templating import plain
@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 
 def customer_id(ctx: Mapping[str, Any]) -> str:
-    cid = (ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id")
+    cid = context_customer_id(ctx)
     if not cid:
         raise ValueError("the context names no customer")
-    return str(cid)
+    return cid
 
 
 def retry_payment(runner: ActionRunner, action: Action, params: dict[str, Any],
@@ -67,7 +67,7 @@ def charge(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: di
 
 def emit(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
          cause: Cause) -> str:
-    cid = (ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id")
+    cid = context_customer_id(ctx) or None
     event_id = short_id("evt", cause.key, action.ruleset, action.rule, str(params.get("type")))
     props = dict(params.get("data") or {})
     props.setdefault("rule", rule_of(action))
@@ -79,11 +79,12 @@ def emit(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict
 def tag(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
         cause: Cause) -> str:
     cid = customer_id(ctx)
-    current = list(sales.get_customer(runner.session, cid).get("tags") or [])
+    effects = runner.owners.effects
+    current = effects.tags(runner.session, cid)
     wanted = [t for t in current if t not in set(params.get("remove") or [])]
     wanted += [t for t in params.get("add") or [] if t not in wanted]
     if wanted == current:
         return "unchanged"
-    sales.update_customer(runner.session, cid, {"tags": wanted}, clock=runner.clock)
+    effects.set_tags(runner.session, cid, wanted, runner.now)
     ctx["customer"] = {**(ctx.get("customer") or {}), "tags": wanted}
     return f"tags {wanted}"

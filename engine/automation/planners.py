@@ -3,7 +3,7 @@ it will be, and leaves what to write in `Pending`; `flush` writes it all in a fe
 A scheduler batch (automation/batch.py) plans every subject's actions and flushes once; an
 event's action is the same with one (`ActionRunner`): one way to do each, one or many.
 Bound to their actions in automation/vocabulary.py; the other actions run on the spot
-(automation/handlers.py)."""
+(automation/handlers.py). The effects are the owners' (`ports.Effects`, bound by engine.system)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from engine import dunning, messaging, sales
-from engine.automation.context import LIVE_SUBSCRIPTIONS
+from engine.automation.context import LIVE_SUBSCRIPTIONS, context_customer_id
 from engine.automation.ledger import Cause, Outcome, insert_ledger, ledger_row, rule_of
+from engine.automation.ports import Note, StateChange
 from engine.rules import Action, Decision
 
 if TYPE_CHECKING:
@@ -38,8 +38,8 @@ class Cancel:
 @dataclass
 class Pending:
     ledger: list[dict[str, Any]] = field(default_factory=list)
-    states: list[tuple[str, dunning.StateChange, Cause, str]] = field(default_factory=list)
-    notes: list[tuple[messaging.NotifyRequest, Cause, str]] = field(default_factory=list)
+    states: list[tuple[str, StateChange, Cause, str]] = field(default_factory=list)
+    notes: list[tuple[Note, Cause, str]] = field(default_factory=list)
     cancels: list[Cancel] = field(default_factory=list)
     decisions: list[tuple[Decision, str | None]] = field(default_factory=list)
 
@@ -49,8 +49,9 @@ def plan_notify(runner: ActionRunner, pending: Pending, index: int, action: Acti
     rule = rule_of(action)
     params = dict(action.params)
     customer = dict(ctx.get("customer") or {})
+    effects = runner.owners.effects
     channels = list(params.get("channels") or ["email"])
-    unknown = [c for c in channels if c not in messaging.CHANNELS]
+    unknown = [c for c in channels if c not in effects.channels]
     if not customer.get("id") or unknown:
         why = f"unknown channel(s) {unknown}" if unknown else "the context names no customer"
         cause.outcomes.append(Outcome(action.name, rule, "skipped", f"notify: {why}"))
@@ -60,8 +61,8 @@ def plan_notify(runner: ActionRunner, pending: Pending, index: int, action: Acti
     invoice_id = (ctx.get("invoice") or {}).get("id")
     # An invoice's email carries its PDF (engine.pdf, drawn when the email is sent).
     attachments = ({"kind": "invoice_pdf", "id": str(invoice_id)},) \
-        if invoice_id and messaging.TEMPLATE_CATEGORIES.get(template) == "invoices" else ()
-    pending.notes.append((messaging.NotifyRequest(
+        if invoice_id and effects.is_invoice_template(template) else ()
+    pending.notes.append((Note(
         customer=customer, template=template, channels=channels, data=data,
         event_id=cause.key[:200], rule_id=rule, attachments=attachments), cause, rule))
 
@@ -69,14 +70,14 @@ def plan_notify(runner: ActionRunner, pending: Pending, index: int, action: Acti
 def plan_dunning_state(runner: ActionRunner, pending: Pending, index: int, action: Action,
                        ctx: dict[str, Any], cause: Cause) -> None:
     rule = rule_of(action)
-    cid = (ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id")
+    cid = context_customer_id(ctx)
     if not cid:
         cause.outcomes.append(Outcome(action.name, rule, "skipped", "the context names no customer"))
         return
     state = str(action.params["state"])
     row = ledger_row(cause, action, index, ctx, runner.now)
     pending.ledger.append(row)
-    pending.states.append((row["key"], dunning.StateChange(str(cid), state, rule, cause.event_id),
+    pending.states.append((row["key"], StateChange(cid, state, rule, cause.event_id),
                            cause, rule))
     # What the next rule sees; a duplicate (this slot ran before) left the same state.
     ctx["account"] = {**(ctx.get("account") or {}), "dunning_state": state, "state": state}
@@ -96,7 +97,9 @@ def plan_cancel(runner: ActionRunner, pending: Pending, index: int, action: Acti
     if sub_id:
         # A batch read the subscription in this transaction already; an event's context may be older.
         current = sub if runner.batch and sub.get("id") == sub_id else \
-            sales.get_subscription(runner.session, str(sub_id))
+            runner.owners.records.subscription(runner.session, str(sub_id))
+        if current is None:
+            raise ValueError(f"subscription_id: unknown subscription {str(sub_id)!r}")
         if current.get("status") in LIVE_SUBSCRIPTIONS:
             ends_now = at == "now" or current.get("status") != "active"
             status = "canceled" if ends_now else current.get("status")
@@ -125,7 +128,8 @@ def flush(session: Session, runner: ActionRunner, pending: Pending, *, strict: b
             changes.append((change, cause, rule))
         else:
             cause.outcomes.append(Outcome("set_dunning_state", rule, "duplicate"))
-    flags = dunning.set_states(session, [c for c, _, _ in changes], now=now)
+    effects = runner.owners.effects
+    flags = effects.set_states(session, [c for c, _, _ in changes], now)
     for (_change, cause, rule), changed in zip(changes, flags, strict=True):
         cause.outcomes.append(Outcome("set_dunning_state", rule, "done",
                                       "changed" if changed else "unchanged"))
@@ -139,24 +143,23 @@ def flush(session: Session, runner: ActionRunner, pending: Pending, *, strict: b
         else:
             c.cause.outcomes.append(Outcome("cancel_subscription", c.rule, "duplicate"))
     _cancel_all(session, runner, cancels)
-    results = messaging.notify_many(session, [n for n, _, _ in pending.notes], now=now, renderer=runner.renderer)
+    results = effects.notify_many(session, [n for n, _, _ in pending.notes], now)
     for (_request, cause, rule), result in zip(pending.notes, results, strict=True):
         cause.outcomes.append(Outcome("notify", rule, "done",
                                       ", ".join(f"{r.channel}:{r.status}" for r in result)))
 
 
 def _cancel_all(session: Session, runner: ActionRunner, cancels: list[Cancel]) -> None:
+    effects, records = runner.owners.effects, runner.owners.records
     with_sub = [c for c in cancels if c.subscription_id is not None]
-    results = sales.cancel_subscriptions(
-        session, [sales.Cancellation(str(c.subscription_id), at=c.at) for c in with_sub], clock=runner.clock,
-        promotions=runner.promotions)
+    results = effects.cancel_subscriptions(session, [(str(c.subscription_id), c.at) for c in with_sub], runner.now)
     for c, result in zip(with_sub, results, strict=True):
         if (result.get("status"), result.get("ended_at")) != c.expected:
             raise RuntimeError(f"{c.rule}: subscription {c.subscription_id} is {result.get('status')} "
                                f"after cancel_subscription, not {c.expected[0]} as the context said")
     # The cancellations' credit may have closed an invoice (credited): nothing to write off.
-    open_ids = [str(c.invoice_id) for c in cancels
-                if c.invoice_id and sales.get_invoice(session, str(c.invoice_id))["status"] == "finalized"]
-    sales.mark_uncollectible_many(session, open_ids, clock=runner.clock)
+    open_ids = [c.invoice_id for c in cancels
+                if c.invoice_id and (records.invoice(session, c.invoice_id) or {}).get("status") == "finalized"]
+    effects.mark_uncollectible(session, open_ids, runner.now)
     for c in cancels:
         c.cause.outcomes.append(Outcome("cancel_subscription", c.rule, "done", c.detail))
