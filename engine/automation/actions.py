@@ -47,6 +47,7 @@ class ActionRunner:
         self.owners = owners  # what the actions read and do, through the subsystems that own it
         self.public_url = public_url.rstrip("/")
         self.batch = batch
+        self.pending = Pending()  # a batch's writes, flushed at its end (automation/batch.py)
         self.seller = seller or Seller()  # printed on bank-transfer instructions
         self.links = links  # the customer page's links in the emails
 
@@ -75,10 +76,11 @@ class ActionRunner:
         rule = rule_of(action)
         handling = handling_of(action)
         if isinstance(handling, Collected):
-            # A scheduler batch's way, with one action: planned, then written as a batch writes.
-            pending = Pending()
+            # Planned, then written in bulk: by the batch at its end, an event's action at once.
+            pending = self.pending if self.batch else Pending()
             handling.plan(self, pending, index, action, ctx, cause)
-            flush(self.session, self, pending, strict=self.batch)
+            if not self.batch:
+                flush(self.session, self, pending, strict=False)
             return
         if handling.ledger:
             fresh = insert_ignore(self.session, ActionRecord,

@@ -28,10 +28,7 @@ SUBJECTS = ("invoice", "subscription", "customer")
 def parse_time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value).replace("Z", "+00:00")
-    parsed = datetime.fromisoformat(text)
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -65,7 +62,7 @@ def invoice_context(raw: Mapping[str, Any], now: datetime, extra: Mapping[str, A
     inv["days_overdue"] = days_between(issued, now) if inv["status"] == "open" else 0
     inv["days_since_issue"] = days_between(issued, now) if issued else None
     for key, value in (extra or {}).items():
-        if value is not None and key not in ("id",):
+        if value is not None:
             inv.setdefault(key, value)
     return inv
 
@@ -77,7 +74,10 @@ def subscription_context(records: Records, session: Session, sub: Mapping[str, A
     return out
 
 
-def customer_context(customer: Mapping[str, Any]) -> dict[str, Any]:
+def customer_context(customer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The customer as rules read it, with a locale ({}: none)."""
+    if not customer:
+        return {}
     out = dict(customer)
     attributes = out.get("attributes") or {}
     out.setdefault("locale", attributes.get("locale") or "en")
@@ -96,13 +96,21 @@ def build_context(records: Records, session: Session, envelope: Mapping[str, Any
     raw = None
     if invoice_id:
         raw = invoice if invoice is not None else records.invoice(session, str(invoice_id))
-    sub_id = props.get("subscription_id") or (raw or {}).get("subscription_id") or _own_id(envelope, "subscription.")
-    if sub_id:
-        sub = records.subscription(session, str(sub_id))
-    else:
-        sub = records.live_subscription(session, str(customer_id)) if customer else None
+    sub = _event_subscription(records, session, envelope, raw, str(customer_id) if customer else None)
     return assemble_context(envelope, now, customer=customer, state=state, invoice=raw,
                             subscription=subscription_context(records, session, sub) if sub else None)
+
+
+def _event_subscription(records: Records, session: Session, envelope: Mapping[str, Any],
+                        invoice: Mapping[str, Any] | None, customer_id: str | None) -> Record | None:
+    """The subscription an event is about: named by it or by its invoice, else the live one
+    of its customer (`customer_id`: None when the customer is unknown)."""
+    props = envelope.get("properties") or {}
+    sub_id = props.get("subscription_id") or (invoice or {}).get("subscription_id") or \
+        _own_id(envelope, "subscription.")
+    if sub_id:
+        return records.subscription(session, str(sub_id))
+    return records.live_subscription(session, customer_id) if customer_id else None
 
 
 def _own_id(envelope: Mapping[str, Any], prefix: str) -> Any:
@@ -138,7 +146,7 @@ def assemble_context(envelope: Mapping[str, Any], now: datetime, *,
     ctx: dict[str, Any] = {
         "event": {"id": envelope.get("id"), "type": envelope.get("type"),
                   "customer_id": customer_id, "time": envelope.get("time"), "properties": props},
-        "customer": customer_context(customer) if customer else {},
+        "customer": customer_context(customer),
         "subscription": dict(subscription) if subscription else {}, "invoice": {}, "usage": {},
         "account": account,
     }
@@ -191,7 +199,7 @@ def subject_contexts(records: Records, session: Session, for_each: str, rows: Se
         sub = subs.get(str(sub_key)) if sub_key else None
         ctx: dict[str, Any] = {
             "event": {"type": "schedule", "time": now.isoformat()},
-            "customer": customer_context(customer) if customer else {},
+            "customer": customer_context(customer),
             "subscription": subscription_context(records, session, sub) if sub is not None else {},
             "invoice": invoice_context(row, now) if for_each == "invoice" else {}, "usage": {},
             "account": {"dunning_state": states[cid], "state": states[cid]},

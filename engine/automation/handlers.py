@@ -8,19 +8,17 @@ Bound to their actions in automation/vocabulary.py."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.automation.charges import create_charge
 from engine.automation.context import context_customer_id
 from engine.automation.ledger import Cause, insert_ignore, rule_of, short_id
 from engine.automation.models import PENDING, ScheduledJob
+from engine.automation.ports import Runner
 from engine.automation.templating import plain
 from engine.durations import parse_duration
 from engine.rules import Action
 from engine.store import add_event
-
-if TYPE_CHECKING:
-    from engine.automation.actions import ActionRunner
 
 
 def customer_id(ctx: Mapping[str, Any]) -> str:
@@ -30,7 +28,7 @@ def customer_id(ctx: Mapping[str, Any]) -> str:
     return cid
 
 
-def retry_payment(runner: ActionRunner, action: Action, params: dict[str, Any],
+def retry_payment(runner: Runner, action: Action, params: dict[str, Any],
                   ctx: dict[str, Any], cause: Cause) -> str:
     invoice = ctx.get("invoice") or {}
     invoice_id = invoice.get("id")
@@ -39,7 +37,7 @@ def retry_payment(runner: ActionRunner, action: Action, params: dict[str, Any],
     if invoice.get("state") not in (None, "finalized"):
         # Closed meanwhile (paid, credited by a cancellation, written off): nothing to collect.
         return f"no retry: the invoice is {invoice.get('state')}"
-    due = parse_duration(str(params.get("after") or "1d")).after(cause.time)
+    due = parse_duration(str(params["after"])).after(cause.time)  # required by the ruleset schema
     attempt = invoice.get("attempt")
     key = f"payment_retry:{invoice_id}:{attempt}" if attempt is not None \
         else f"payment_retry:{invoice_id}:{cause.key}"
@@ -54,7 +52,7 @@ def retry_payment(runner: ActionRunner, action: Action, params: dict[str, Any],
     return f"retry at {due.isoformat()}" + ("" if fresh else " (already scheduled)")
 
 
-def charge(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+def charge(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
            cause: Cause) -> str:
     cid = customer_id(ctx)
     currency = (ctx.get("invoice") or {}).get("currency") or \
@@ -65,7 +63,7 @@ def charge(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: di
     return f"invoice {invoice['id']}"
 
 
-def emit(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+def emit(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
          cause: Cause) -> str:
     cid = context_customer_id(ctx) or None
     event_id = short_id("evt", cause.key, action.ruleset, action.rule, str(params.get("type")))
@@ -76,7 +74,7 @@ def emit(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict
     return event_id
 
 
-def tag(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+def tag(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
         cause: Cause) -> str:
     cid = customer_id(ctx)
     effects = runner.owners.effects

@@ -138,6 +138,18 @@ class Effects(Protocol):
     def retry_payment(self, session: Session, envelope: Record) -> bool: ...
 
 
+class Runner(Protocol):
+    """What an action's handler or planner is given (automation/actions.py `ActionRunner`):
+    the transaction, the time, whether it runs in a scheduler batch, and the owners."""
+
+    session: Session
+    now: datetime
+    batch: bool
+    owners: Owners
+
+    def template_data(self, template: str, ctx: Row, data: Record) -> Record: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Owners:
     """The two components, as engine.system binds them."""

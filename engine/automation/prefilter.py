@@ -31,18 +31,18 @@ STATE_PATHS = frozenset({"account.dunning_state", "account.state"})
 INVOICE_CONSTANTS = {"invoice.status": "open", "invoice.state": "finalized"}
 
 
+# Three-valued logic: false < unknown < true; all of them is the least, any the greatest.
+_RANK: dict[bool | None, int] = {False: 0, None: 1, True: 2}
+
+
 def _eval3(node: Node, values: dict[str, Any]) -> bool | None:
     """True, False, or None (unknown: the node reads a path not in `values`)."""
     if isinstance(node, Test):
-        if node.path not in values:
-            return None
-        return test_value(normalize(values[node.path]), node.op, node.value)
+        return test_value(normalize(values[node.path]), node.op, node.value) if node.path in values else None
     if isinstance(node, All):
-        results = [_eval3(n, values) for n in node.items]
-        return False if False in results else (None if None in results else True)
+        return min((_eval3(n, values) for n in node.items), key=_RANK.__getitem__, default=True)
     if isinstance(node, AnyOf):
-        results = [_eval3(n, values) for n in node.items]
-        return True if True in results else (None if None in results else False)
+        return max((_eval3(n, values) for n in node.items), key=_RANK.__getitem__, default=False)
     assert isinstance(node, Not)
     inner = _eval3(node.item, values)
     return None if inner is None else not inner
@@ -112,10 +112,8 @@ def scan_filters(for_each: str, whens: Sequence[Node | None], now: datetime,
     if any(w is None for w in whens):
         return None
     nodes = [w for w in whens if w is not None]
-    window = _day_window(nodes) if for_each == "invoice" else None
-    days: list[int | None] = [None] if window is None else list(range(window[0], window[1] + 1))
+    window, days, constants = _ages(for_each, nodes)
     states = set(states) | {active}
-    constants = INVOICE_CONSTANTS if for_each == "invoice" else {}
     # The states whose subjects may be due on the same days go in one filter.
     by_days: dict[tuple[int | None, ...], set[str]] = {}
     for state in sorted(states):
@@ -127,6 +125,16 @@ def scan_filters(for_each: str, whens: Sequence[Node | None], now: datetime,
     filters = [_filter(kept, group, states, active, window if len(kept) < len(days) else None, now)
                for kept, group in sorted(by_days.items(), key=lambda item: sorted(item[1]))]
     return None if filters == [SubjectFilter()] else filters
+
+
+def _ages(for_each: str, nodes: Sequence[Node]) \
+        -> tuple[tuple[int, int] | None, list[int | None], dict[str, str]]:
+    """The age window of an invoice sweep's conditions, the ages that stand for every age
+    ([None]: no age test, or not invoices), and what every subject of the sweep has."""
+    window = _day_window(nodes) if for_each == "invoice" else None
+    if window is None:
+        return None, [None], INVOICE_CONSTANTS if for_each == "invoice" else {}
+    return window, list(range(window[0], window[1] + 1)), INVOICE_CONSTANTS
 
 
 def _may_hold(nodes: Sequence[Node], constants: dict[str, str], state: str, day: int | None) -> bool:

@@ -150,7 +150,7 @@ class Automation:
         decision = self.runtime.evaluate(str(env["type"]), ctx)
         if not decision.matches:
             return decision
-        cid = (ctx.get("customer") or {}).get("id") or env.get("customer_id")
+        cid = ctx["customer"].get("id") or env.get("customer_id")  # build_context: always a dict
         decision = self.runtime.log(session, decision, ctx, event_id=str(env.get("id")),
                                     customer_id=cid)
         when = parse_time(env.get("time")) or now
@@ -266,7 +266,7 @@ class Automation:
             decision = self.runtime.evaluate_scheduled(r.ruleset, r.rule, ctx)
             if not decision.matches:
                 continue
-            cid = (ctx.get("customer") or {}).get("id")
+            cid = ctx["customer"].get("id")
             self.runtime.log(session, decision, ctx, customer_id=cid)
             cause = Cause(f"{r.ruleset}/{r.rule}@{slot}:{for_each}:{subject_id}", None, now)
             outcomes: list[Outcome] = runner.run(decision.actions, ctx, cause)

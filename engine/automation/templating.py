@@ -86,11 +86,10 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
     etype = str((ctx.get("event") or {}).get("type") or "")
     props = _props(ctx)
     cid = context_customer_id(ctx)
-    portal = links.customer_page(cid, now) if links is not None and cid else None
+    portal = _portal(links, cid, now)
     out: dict[str, Any] = {"event": plain(ctx.get("event") or {}),
                            "seller": {"name": seller.name, "iban": seller.iban},
-                           "portal": {"url": portal["url"], "expires_at": portal["expires_at"]} if portal else None,
-                           "account": plain(_account(ctx))}
+                           "portal": portal, "account": plain(_account(ctx))}
     invoice = _invoice(ctx, portal, public_url, now, facts)
     if invoice:
         out["invoice"] = plain(invoice)
@@ -108,6 +107,14 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
         out["offer"] = plain(_offer(ctx, dict(offer), cid, public_url, facts))
     out.update(plain(data))
     return out
+
+
+def _portal(links: CustomerLinks | None, customer_id: str, now: datetime) -> dict[str, str] | None:
+    """The customer page's link, {url, expires_at} (None: no links, or no customer)."""
+    if links is None or not customer_id:
+        return None
+    page = links.customer_page(customer_id, now)
+    return {"url": page["url"], "expires_at": page["expires_at"]}
 
 
 def _account(ctx: Mapping[str, Any]) -> dict[str, Any]:
