@@ -28,15 +28,22 @@ def test_subject_filters_become_sales_scan_filters_over_dunning_states(sqlite_db
     records = SubsystemRecords()
     with sqlite_db.session() as s:
         for cid in ("cus_a", "cus_b"):
-            sales.create_customer(s, {"id": cid, "name": cid, "email": f"{cid}@example.com", "currency": "EUR"},
-                                  clock=FixedClock(NOW))
+            sales.create_customer(
+                s, {"id": cid, "name": cid, "email": f"{cid}@example.com", "currency": "EUR"}, clock=FixedClock(NOW)
+            )
         dunning.set_states(s, [dunning.StateChange("cus_b", "suspended")], now=NOW)
     with sqlite_db.session() as s:
         every = [r["id"] for r in records.scan(s, "customer", after="", limit=10, filters=None)]
-        suspended = records.scan(s, "customer", after="", limit=10,
-                                 filters=[automation.SubjectFilter(states_in=frozenset({"suspended"}))])
-        not_suspended = records.scan(s, "customer", after="", limit=10,
-                                     filters=[automation.SubjectFilter(states_not_in=frozenset({"suspended"}))])
+        suspended = records.scan(
+            s, "customer", after="", limit=10, filters=[automation.SubjectFilter(states_in=frozenset({"suspended"}))]
+        )
+        not_suspended = records.scan(
+            s,
+            "customer",
+            after="",
+            limit=10,
+            filters=[automation.SubjectFilter(states_not_in=frozenset({"suspended"}))],
+        )
         nothing = records.scan(s, "customer", after="", limit=10, filters=[])
     assert every == ["cus_a", "cus_b"]
     assert [r["id"] for r in suspended] == ["cus_b"]
@@ -54,4 +61,3 @@ def test_the_bound_components_are_the_systems() -> None:
     assert bound.effects.channels == frozenset({"email", "sms", "in_app", "webhook"})
     assert bound.effects.is_invoice_template("invoice_issued")
     assert not bound.effects.is_invoice_template("payment_failed")
-
