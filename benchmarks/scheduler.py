@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 
 import engine.models  # noqa: F401  (every table on the metadata)
-from engine import automation, messaging, sales
+from engine import messaging, sales
 from engine.clock import TestClock
 from engine.rules import RulesRuntime, publish_ruleset, sync_runtime
 from engine.store import Base, Database
-from engine.system import scheduler_jobs
+from engine.system import build_automation, scheduler_jobs
 
 TARGET_SECONDS = 30.0
 NOW = datetime(2026, 6, 10, 6, 0, tzinfo=UTC)
@@ -139,7 +139,7 @@ def main() -> None:
 
         runtime = RulesRuntime(clock)
         sync_runtime(runtime, db)
-        auto = automation.Automation(db, clock, runtime)
+        auto = build_automation(db, clock, runtime)
         jobs = scheduler_jobs(db, clock, auto, messaging.Channels([messaging.InAppChannel()]))
         job = "rules:invoice:0 6 * * *"
         assert job in jobs.jobs, list(jobs.jobs)

@@ -2,8 +2,12 @@
 are evaluated with the event's context and their actions carried out, once; scheduled
 rules (`schedule` + `for_each`) are swept by the scheduler through `Automation.sweep`.
 
-    auto = Automation(db, clock, runtime, payments=..., renderer=...)  # engine.system assembles it
-    registry.register("automation", "#", auto.handler)                 # engine/system/subscriptions.py
+    auto = build_automation(db, clock, runtime, ...)    # engine/system/automation_owners.py
+    registry.register("automation", "#", auto.handler)  # engine/system/subscriptions.py
+
+What rules read and do reaches the subsystems that own it through two typed components
+(ports.py: `Records`, `Effects`) that engine.system binds: automation imports none of sales,
+payments, messaging or dunning.
 
 See docs/automation.md.
 """
@@ -14,8 +18,9 @@ from engine.automation.actions import ActionRunner, Cause, Outcome
 from engine.automation.charges import create_charge
 from engine.automation.context import build_context, invoice_context, subject_context, subject_contexts
 from engine.automation.models import ActionRecord, ScheduledJob
+from engine.automation.ports import Delivery, Effects, Facts, Note, Owners, Record, Records, StateChange, SubjectFilter
 from engine.automation.service import SUBSYSTEM, Automation, JobsReport, SweepReport
-from engine.automation.templating import CustomerLinks, DatabaseFacts, Facts, Seller, template_data
+from engine.automation.templating import CustomerLinks, Seller, template_data
 from engine.automation.vocabulary import HANDLING, Collected, Handling, OnTheSpot
 
 __all__ = [
@@ -27,14 +32,21 @@ __all__ = [
     "Cause",
     "Collected",
     "CustomerLinks",
-    "DatabaseFacts",
+    "Delivery",
+    "Effects",
     "Facts",
     "Handling",
     "JobsReport",
+    "Note",
     "OnTheSpot",
     "Outcome",
+    "Owners",
+    "Record",
+    "Records",
     "ScheduledJob",
     "Seller",
+    "StateChange",
+    "SubjectFilter",
     "SweepReport",
     "build_context",
     "create_charge",

@@ -18,20 +18,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import messaging, sales
 from engine.automation.ledger import Cause, Outcome, insert_ignore, insert_ledger, ledger_row, rule_of, short_id
-from engine.automation.models import PENDING, ActionRecord, ScheduledJob
+from engine.automation.models import ActionRecord
 from engine.automation.planners import Pending, flush
-from engine.automation.templating import CustomerLinks, DatabaseFacts, Seller, template_data
+from engine.automation.ports import Owners
+from engine.automation.templating import CustomerLinks, Seller, template_data
 from engine.automation.vocabulary import Collected, handling_of, ours
-from engine.clock import FixedClock
-from engine.pricing.quoting import PromotionSource
 from engine.rules import Action
 
-__all__ = ["ActionRunner", "Cause", "Outcome", "insert_ledger", "ledger_row", "pending_jobs_query", "short_id"]
+__all__ = ["ActionRunner", "Cause", "Outcome", "insert_ledger", "ledger_row", "short_id"]
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +36,19 @@ log = logging.getLogger(__name__)
 class ActionRunner:
     """Carries out one decision's actions for one context."""
 
-    def __init__(self, session: Session, now: datetime, *, public_url: str,
-                 batch: bool = False, promotions: PromotionSource | None = None,
-                 seller: Seller | None = None, renderer: messaging.Renderer | None = None,
+    def __init__(self, session: Session, now: datetime, owners: Owners, *, public_url: str,
+                 batch: bool = False, seller: Seller | None = None,
                  links: CustomerLinks | None = None) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome)."""
         self.session = session
         self.now = now
-        self.clock = FixedClock(now)
+        self.owners = owners  # what the actions read and do, through the subsystems that own it
         self.public_url = public_url.rstrip("/")
         self.batch = batch
-        self.promotions = promotions  # what a cancellation's documents are priced with
+        self.pending = Pending()  # a batch's writes, flushed at its end (automation/batch.py)
         self.seller = seller or Seller()  # printed on bank-transfer instructions
-        self.renderer = renderer  # the system's templates (None: messaging renders with a fresh one)
         self.links = links  # the customer page's links in the emails
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
@@ -71,7 +66,7 @@ class ActionRunner:
         try:
             self._carry_out(index, action, ctx, cause)
             savepoint.commit()
-        except (sales.SalesError, ValueError) as exc:
+        except ValueError as exc:  # a business refusal (the owners' errors are ValueErrors)
             savepoint.rollback()
             rule = f"{action.ruleset}/{action.rule}"
             log.warning("rule %s: %s skipped: %s", rule, action.name, exc)
@@ -81,10 +76,11 @@ class ActionRunner:
         rule = rule_of(action)
         handling = handling_of(action)
         if isinstance(handling, Collected):
-            # A scheduler batch's way, with one action: planned, then written as a batch writes.
-            pending = Pending()
+            # Planned, then written in bulk: by the batch at its end, an event's action at once.
+            pending = self.pending if self.batch else Pending()
             handling.plan(self, pending, index, action, ctx, cause)
-            flush(self.session, self, pending, strict=self.batch)
+            if not self.batch:
+                flush(self.session, self, pending, strict=False)
             return
         if handling.ledger:
             fresh = insert_ignore(self.session, ActionRecord,
@@ -101,10 +97,5 @@ class ActionRunner:
             -> dict[str, Any]:
         """Plain data for the template (engine.automation.templating)."""
         return template_data(template, ctx, data, now=self.now, public_url=self.public_url,
-                             seller=self.seller, facts=DatabaseFacts(self.session), links=self.links)
-
-
-
-def pending_jobs_query(now: datetime) -> Any:
-    return (select(ScheduledJob).where(ScheduledJob.status == PENDING, ScheduledJob.due_at <= now)
-            .order_by(ScheduledJob.due_at, ScheduledJob.key))
+                             seller=self.seller, facts=self.owners.records.facts(self.session),
+                             links=self.links)

@@ -5,9 +5,9 @@ ones changed in its context, exactly as `ActionRunner` would; but the actions th
 does in bulk (`Collected` in automation/vocabulary.py: the dunning state,
 notifications, cancellations, and their ledger rows; automation/planners.py) are collected and
 written together at the end, in a few statements, instead of a dozen round trips each; so
-are cancellations (`sales.cancel_subscriptions`, `sales.mark_uncollectible_many`: one
-invoice-number lock per batch, not one per subscription). Other actions (charge, emit, tag,
-retry_payment: `OnTheSpot`) run on the spot through `ActionRunner.run_one`.
+are cancellations (`Effects.cancel_subscriptions` and `Effects.mark_uncollectible`, sales'
+bulk calls: one invoice-number lock per batch, not one per subscription). Other actions (charge, emit, tag,
+retry_payment: `OnTheSpot`) run on the spot; both through `ActionRunner.run`, as an event's.
 
 An action written at the end changes the context at once, as it will be (what a later rule,
 or a notification's text, reads); a cancellation that turns out otherwise fails the batch,
@@ -28,35 +28,27 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.automation.actions import ActionRunner, Cause
-from engine.automation.planners import Pending, flush
-from engine.automation.vocabulary import Collected, handling_of, ours
+from engine.automation.planners import flush
 from engine.rules import RulesRuntime, ScheduledRule
 
 
 def act_batch(session: Session, runtime: RulesRuntime, runner: ActionRunner, for_each: str,
               items: Sequence[tuple[str, dict[str, Any], Sequence[ScheduledRule]]],
               now: datetime, slot: str) -> dict[str, int]:
-    """Decide and act for each (subject id, context, rules); the number of actions each
-    subject's matching rules asked for (done, duplicate or skipped)."""
-    pending = Pending()
+    """Decide and act for each (subject id, context, rules) through `runner` (a batch's: its
+    `Collected` actions wait in `runner.pending`); the number of actions each subject's
+    matching rules asked for (done, duplicate or skipped)."""
     causes: dict[str, list[Cause]] = {}
     for subject_id, ctx, rules in items:
         for r in rules:  # in rule order; a rule sees what the previous one changed
             decision = runtime.evaluate_scheduled(r.ruleset, r.rule, ctx)
             if not decision.matches:
                 continue
-            cid = (ctx.get("customer") or {}).get("id")
-            pending.decisions.append((decision, str(cid) if cid is not None else None))
+            cid = ctx["customer"].get("id")  # subject_contexts: a dict, empty without a customer
+            runner.pending.decisions.append((decision, str(cid) if cid is not None else None))
             cause = Cause(f"{r.ruleset}/{r.rule}@{slot}:{for_each}:{subject_id}", None, now)
             causes.setdefault(subject_id, []).append(cause)
-            for index, action in enumerate(decision.actions):
-                if not ours(action):  # pricing and access read the others
-                    continue
-                handling = handling_of(action)
-                if isinstance(handling, Collected):
-                    handling.plan(runner, pending, index, action, ctx, cause)
-                else:
-                    runner.run_one(index, action, ctx, cause)
-    runtime.log_many(session, pending.decisions)  # the decision log, in one INSERT
-    flush(session, runner, pending, strict=True)
+            runner.run(decision.actions, ctx, cause)
+    runtime.log_many(session, runner.pending.decisions)  # the decision log, in one INSERT
+    flush(session, runner, runner.pending, strict=True)
     return {sid: sum(len(c.outcomes) for c in cs) for sid, cs in causes.items()}

@@ -1,10 +1,10 @@
 """The context a rule's `when` reads (FORMATS §2): event.*, customer.*, subscription.*,
 invoice.*, account.*, usage.*, and for access events feature / reason / offer.
 
-Built from the owners' public query functions (engine.sales, engine.dunning). For the
-scheduler's `for_each` sweeps over many subjects, `subject_contexts` builds the same
-context `subject_context` builds for one, a page of subjects in a few queries (through the
-owners' bulk functions, never their tables).
+Built from the owners' records (`ports.Records`: sales' and dunning's public queries, bound
+by engine.system). For the scheduler's `for_each` sweeps over many subjects,
+`subject_contexts` builds the same context `subject_context` builds for one, a page of
+subjects in a few queries (through the owners' bulk reads, never their tables).
 """
 
 from __future__ import annotations
@@ -16,22 +16,25 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import dunning, sales
+from engine.automation.ports import Record, Records
 
 # Sales' invoice states as the rules name them: a finalized invoice not yet paid is `open`.
 INVOICE_STATUS = {"finalized": "open"}
 _MONEY_FIELDS = ("subtotal", "discount", "tax", "total", "credit_applied", "amount_due", "amount_paid")
 LIVE_SUBSCRIPTIONS = ("trialing", "active")
+SUBJECTS = ("invoice", "subscription", "customer")
 
 
 def parse_time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value).replace("Z", "+00:00")
-    parsed = datetime.fromisoformat(text)
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def context_customer_id(ctx: Mapping[str, Any]) -> str:
+    """The customer a context is about: its customer's, or its event's ("": none)."""
+    return str((ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id") or "")
 
 
 def days_between(start: datetime | date | None, now: datetime) -> int:
@@ -59,81 +62,75 @@ def invoice_context(raw: Mapping[str, Any], now: datetime, extra: Mapping[str, A
     inv["days_overdue"] = days_between(issued, now) if inv["status"] == "open" else 0
     inv["days_since_issue"] = days_between(issued, now) if issued else None
     for key, value in (extra or {}).items():
-        if value is not None and key not in ("id",):
+        if value is not None:
             inv.setdefault(key, value)
     return inv
 
 
-def _plan_name(session: Session, sub: Mapping[str, Any]) -> str:
-    try:
-        catalog = sales.catalog_for_version(session, int(sub["catalog_version_id"]))
-        return str(catalog.plan(str(sub["plan"])).name)
-    except Exception:  # an old or missing catalog version: the id is still a name
-        return str(sub.get("plan") or "")
-
-
-def subscription_context(session: Session, sub: Mapping[str, Any]) -> dict[str, Any]:
+def subscription_context(records: Records, session: Session, sub: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(sub)
     out.pop("document", None)
-    out["plan_name"] = _plan_name(session, sub)
+    out["plan_name"] = records.plan_name(session, sub)
     return out
 
 
-def customer_context(customer: Mapping[str, Any]) -> dict[str, Any]:
+def customer_context(customer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The customer as rules read it, with a locale ({}: none)."""
+    if not customer:
+        return {}
     out = dict(customer)
     attributes = out.get("attributes") or {}
     out.setdefault("locale", attributes.get("locale") or "en")
     return out
 
 
-def build_context(session: Session, envelope: Mapping[str, Any], now: datetime, *,
+def build_context(records: Records, session: Session, envelope: Mapping[str, Any], now: datetime, *,
                   invoice: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The context of one event, from the public query functions of sales and dunning
-    (`invoice`: the invoice already read, when the caller has it)."""
+    """The context of one event, from the owners' records (`invoice`: the invoice already
+    read, when the caller has it)."""
     props = dict(envelope.get("properties") or {})
-    etype = str(envelope.get("type") or "")
     customer_id = envelope.get("customer_id") or props.get("customer_id")
-    customer: Mapping[str, Any] | None = None
-    state = dunning.ACTIVE
-    if customer_id:
-        try:
-            customer = sales.get_customer(session, str(customer_id))
-        except sales.NotFound:
-            customer = None
-        state = dunning.get_state(session, str(customer_id))
+    customer = records.customer(session, str(customer_id)) if customer_id else None
+    state = records.dunning_state(session, str(customer_id)) if customer_id else records.default_state
     invoice_id = event_invoice_id(envelope)
-    raw: Mapping[str, Any] | None = None
+    raw = None
     if invoice_id:
-        raw = invoice
-        if raw is None:
-            try:
-                raw = sales.get_invoice(session, str(invoice_id))
-            except sales.NotFound:
-                raw = None
-    sub_id = props.get("subscription_id") or (raw or {}).get("subscription_id")
-    if not sub_id and etype.startswith("subscription.") and props.get("id"):
-        sub_id = props.get("id")
-    sub: dict[str, Any] | None = None
-    if sub_id:
-        try:
-            sub = sales.get_subscription(session, str(sub_id))
-        except sales.NotFound:
-            sub = None
-    elif customer:
-        live = sales.active_subscription(session, str(customer_id))
-        sub = sales.get_subscription(session, live.id) if live is not None else None
+        raw = invoice if invoice is not None else records.invoice(session, str(invoice_id))
+    sub = _event_subscription(records, session, envelope, raw, str(customer_id) if customer else None)
     return assemble_context(envelope, now, customer=customer, state=state, invoice=raw,
-                            subscription=subscription_context(session, sub) if sub else None)
+                            subscription=subscription_context(records, session, sub) if sub else None)
+
+
+def _event_subscription(records: Records, session: Session, envelope: Mapping[str, Any],
+                        invoice: Mapping[str, Any] | None, customer_id: str | None) -> Record | None:
+    """The subscription an event is about: named by it or by its invoice, else the live one
+    of its customer (`customer_id`: None when the customer is unknown)."""
+    props = envelope.get("properties") or {}
+    sub_id = props.get("subscription_id") or (invoice or {}).get("subscription_id") or \
+        _own_id(envelope, "subscription.")
+    if sub_id:
+        return records.subscription(session, str(sub_id))
+    return records.live_subscription(session, customer_id) if customer_id else None
+
+
+def _own_id(envelope: Mapping[str, Any], prefix: str) -> Any:
+    """The id in an event about the thing itself (`invoice.*`, `subscription.*`)."""
+    return (envelope.get("properties") or {}).get("id") if str(envelope.get("type") or "").startswith(prefix) else None
+
+
+def _nested_invoice(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    nested = props.get("invoice")
+    return nested if isinstance(nested, Mapping) else {}
 
 
 def event_invoice_id(envelope: Mapping[str, Any]) -> Any:
     """The invoice an event is about, if any."""
     props = dict(envelope.get("properties") or {})
-    nested: Mapping[str, Any] = props["invoice"] if isinstance(props.get("invoice"), Mapping) else {}
-    invoice_id = props.get("invoice_id") or nested.get("id")
-    if not invoice_id and str(envelope.get("type") or "").startswith("invoice.") and props.get("id"):
-        invoice_id = props.get("id")
-    return invoice_id
+    return props.get("invoice_id") or _nested_invoice(props).get("id") or _own_id(envelope, "invoice.")
+
+
+# What an access event's context carries beside the customer (the feature, the reason, ...).
+_ACCESS_KEYS = ("feature", "reason", "offer", "plan", "limit", "used", "remaining")
 
 
 def assemble_context(envelope: Mapping[str, Any], now: datetime, *,
@@ -145,53 +142,39 @@ def assemble_context(envelope: Mapping[str, Any], now: datetime, *,
     props = dict(envelope.get("properties") or {})
     etype = str(envelope.get("type") or "")
     customer_id = envelope.get("customer_id") or props.get("customer_id")
+    account = {"dunning_state": state, "state": state} if customer_id else {"dunning_state": state}
     ctx: dict[str, Any] = {
         "event": {"id": envelope.get("id"), "type": envelope.get("type"),
                   "customer_id": customer_id, "time": envelope.get("time"), "properties": props},
-        "customer": customer_context(customer) if customer else {},
+        "customer": customer_context(customer),
         "subscription": dict(subscription) if subscription else {}, "invoice": {}, "usage": {},
-        "account": {"dunning_state": state, "state": state} if customer_id
-        else {"dunning_state": state},
+        "account": account,
     }
-    nested: Mapping[str, Any] = props["invoice"] if isinstance(props.get("invoice"), Mapping) else {}
     if invoice is not None:
-        extra = {"attempt": props.get("attempt", nested.get("attempt")),
-                 "decline_code": props.get("decline_code"),
-                 "retryable": props.get("retryable")}
+        extra = {"attempt": props.get("attempt", _nested_invoice(props).get("attempt")),
+                 "decline_code": props.get("decline_code"), "retryable": props.get("retryable")}
         ctx["invoice"] = invoice_context(invoice, now, extra)
     if etype.startswith("access."):
-        for key in ("feature", "reason", "offer", "plan", "limit", "used", "remaining"):
-            if key in props:
-                ctx[key] = props[key]
+        ctx.update({key: props[key] for key in _ACCESS_KEYS if key in props})
     if etype == "usage.threshold_reached" and props.get("metric"):
         ctx["usage"] = {str(props["metric"]): props.get("used")}
     return ctx
 
 
-def subject_context(session: Session, for_each: str, subject_id: str, now: datetime) \
+def subject_context(records: Records, session: Session, for_each: str, subject_id: str, now: datetime) \
         -> dict[str, Any] | None:
     """The full context of one scheduled-rule subject (customer, subscription or invoice)."""
-    if for_each == "invoice":
-        try:
-            found = sales.get_invoice(session, subject_id)
-        except sales.NotFound:
-            return None
-        envelope = {"id": None, "type": None, "customer_id": found.get("customer_id"),
-                    "time": now.isoformat(), "properties": {"invoice_id": subject_id}}
-        ctx = build_context(session, envelope, now, invoice=found)
-        ctx["event"] = {"type": "schedule", "time": now.isoformat()}
-        return ctx
-    elif for_each == "subscription":
-        try:
-            sub = sales.get_subscription(session, subject_id)
-        except sales.NotFound:
-            return None
-        envelope = {"id": None, "type": None, "customer_id": sub.get("customer_id"),
-                    "time": now.isoformat(), "properties": {"subscription_id": subject_id}}
-    else:
-        envelope = {"id": None, "type": None, "customer_id": subject_id, "time": now.isoformat(),
-                    "properties": {}}
-    ctx = build_context(session, envelope, now)
+    found: Record | None = {"customer_id": subject_id}
+    props: dict[str, Any] = {}
+    if for_each in ("invoice", "subscription"):
+        found = records.invoice(session, subject_id) if for_each == "invoice" \
+            else records.subscription(session, subject_id)
+        props = {f"{for_each}_id": subject_id}
+    if found is None:
+        return None
+    envelope = {"id": None, "type": None, "customer_id": found.get("customer_id"),
+                "time": now.isoformat(), "properties": props}
+    ctx = build_context(records, session, envelope, now, invoice=found if for_each == "invoice" else None)
     ctx["event"] = {"type": "schedule", "time": now.isoformat()}
     return ctx
 
@@ -199,53 +182,48 @@ def subject_context(session: Session, for_each: str, subject_id: str, now: datet
 # -- many subjects at once (the scheduler's sweeps) ------------------------------------------
 
 
-def subject_contexts(session: Session, for_each: str, rows: Sequence[Mapping[str, Any]],
+def subject_contexts(records: Records, session: Session, for_each: str, rows: Sequence[Mapping[str, Any]],
                      now: datetime, *, lock: bool = False) -> list[tuple[str, dict[str, Any]]]:
-    """The contexts of many subjects (the dicts `sales.scan` or `sales.*_by_id` return), as
+    """The contexts of many subjects (the rows `Records.scan` or `subjects_by_id` return), as
     `subject_context` builds one, in a few queries: their customers, subscriptions and
     dunning states. `lock`: the dunning records stay locked until the transaction ends."""
-    if for_each not in ("invoice", "subscription", "customer"):
+    if for_each not in SUBJECTS:
         raise ValueError(f"for_each: {for_each!r} is customer, subscription or invoice")
     cids = [str(r["id"] if for_each == "customer" else r["customer_id"]) for r in rows]
-    customers = {str(r["id"]): r for r in rows} if for_each == "customer" \
-        else sales.customers_by_id(session, cids)
-    states = dunning.states_of(session, cids, lock=lock)
-    if for_each == "invoice":
-        subs = sales.subscriptions_by_id(session, [str(r["subscription_id"]) for r in rows
-                                                   if r.get("subscription_id")])
-    elif for_each == "customer":
-        subs = sales.live_subscriptions(session, cids)
-    else:
-        subs = {str(r["id"]): dict(r) for r in rows}
+    customers = {str(r["id"]): r for r in rows} if for_each == "customer" else records.customers(session, cids)
+    states = records.dunning_states(session, cids, lock=lock)
+    subs, sub_keys = _subscriptions_of(records, session, for_each, rows, cids)
     out = []
-    for row, cid in zip(rows, cids, strict=True):
-        state = states[cid]
+    for row, cid, sub_key in zip(rows, cids, sub_keys, strict=True):
         customer = customers.get(cid)
+        sub = subs.get(str(sub_key)) if sub_key else None
         ctx: dict[str, Any] = {
             "event": {"type": "schedule", "time": now.isoformat()},
-            "customer": customer_context(customer) if customer else {},
-            "subscription": {}, "invoice": {}, "usage": {},
-            "account": {"dunning_state": state, "state": state},
+            "customer": customer_context(customer),
+            "subscription": subscription_context(records, session, sub) if sub is not None else {},
+            "invoice": invoice_context(row, now) if for_each == "invoice" else {}, "usage": {},
+            "account": {"dunning_state": states[cid], "state": states[cid]},
         }
-        sub_key = row.get("subscription_id") if for_each == "invoice" else \
-            (cid if for_each == "customer" else row["id"])
-        sub = subs.get(str(sub_key)) if sub_key else None
-        if sub is not None:
-            ctx["subscription"] = subscription_context(session, sub)
-        if for_each == "invoice":
-            ctx["invoice"] = invoice_context(row, now)
         out.append((str(row["id"]), ctx))
     return out
 
 
-def subjects_by_id(session: Session, for_each: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The subjects' current rows (those that still exist), in the order of `ids`."""
+def _subscriptions_of(records: Records, session: Session, for_each: str, rows: Sequence[Mapping[str, Any]],
+                      cids: list[str]) -> tuple[Mapping[str, Mapping[str, Any]], list[Any]]:
+    """The subjects' subscriptions, and the key of each subject's in them: an invoice's own,
+    a customer's live one, a subscription itself."""
     if for_each == "invoice":
-        found = sales.invoices_by_id(session, ids)
-    elif for_each == "subscription":
-        found = sales.subscriptions_by_id(session, ids)
-    elif for_each == "customer":
-        found = sales.customers_by_id(session, ids)
-    else:
+        keys = [r.get("subscription_id") for r in rows]
+        return records.subscriptions(session, [str(k) for k in keys if k]), keys
+    if for_each == "customer":
+        return records.live_subscriptions(session, cids), list(cids)
+    return {str(r["id"]): dict(r) for r in rows}, [r["id"] for r in rows]
+
+
+def subjects_by_id(records: Records, session: Session, for_each: str, ids: Sequence[str]) -> list[Record]:
+    """The subjects' current rows (those that still exist), in the order of `ids`."""
+    if for_each not in SUBJECTS:
         raise ValueError(f"for_each: {for_each!r} is customer, subscription or invoice")
+    read = {"invoice": records.invoices, "subscription": records.subscriptions, "customer": records.customers}
+    found = read[for_each](session, ids)
     return [found[i] for i in ids if i in found]

@@ -1,36 +1,34 @@
 """The actions automation carries out on the spot, one context at a time, in an event's
 path and in a scheduler batch alike (notify, set_dunning_state and cancel_subscription are
 written in bulk in both: automation/planners.py). Each takes the
-runner (session, time, the system's promotions, renderer and seller), the action, its params
+runner (session, time, the owners' records and effects, seller and links), the action, its params
 and the context (which it updates, for the next rule to see) and returns the outcome's detail.
 Bound to their actions in automation/vocabulary.py."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine import sales
 from engine.automation.charges import create_charge
+from engine.automation.context import context_customer_id
 from engine.automation.ledger import Cause, insert_ignore, rule_of, short_id
 from engine.automation.models import PENDING, ScheduledJob
+from engine.automation.ports import Runner
 from engine.automation.templating import plain
 from engine.durations import parse_duration
 from engine.rules import Action
 from engine.store import add_event
 
-if TYPE_CHECKING:
-    from engine.automation.actions import ActionRunner
-
 
 def customer_id(ctx: Mapping[str, Any]) -> str:
-    cid = (ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id")
+    cid = context_customer_id(ctx)
     if not cid:
         raise ValueError("the context names no customer")
-    return str(cid)
+    return cid
 
 
-def retry_payment(runner: ActionRunner, action: Action, params: dict[str, Any],
+def retry_payment(runner: Runner, action: Action, params: dict[str, Any],
                   ctx: dict[str, Any], cause: Cause) -> str:
     invoice = ctx.get("invoice") or {}
     invoice_id = invoice.get("id")
@@ -39,7 +37,7 @@ def retry_payment(runner: ActionRunner, action: Action, params: dict[str, Any],
     if invoice.get("state") not in (None, "finalized"):
         # Closed meanwhile (paid, credited by a cancellation, written off): nothing to collect.
         return f"no retry: the invoice is {invoice.get('state')}"
-    due = parse_duration(str(params.get("after") or "1d")).after(cause.time)
+    due = parse_duration(str(params["after"])).after(cause.time)  # required by the ruleset schema
     attempt = invoice.get("attempt")
     key = f"payment_retry:{invoice_id}:{attempt}" if attempt is not None \
         else f"payment_retry:{invoice_id}:{cause.key}"
@@ -54,7 +52,7 @@ def retry_payment(runner: ActionRunner, action: Action, params: dict[str, Any],
     return f"retry at {due.isoformat()}" + ("" if fresh else " (already scheduled)")
 
 
-def charge(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+def charge(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
            cause: Cause) -> str:
     cid = customer_id(ctx)
     currency = (ctx.get("invoice") or {}).get("currency") or \
@@ -65,9 +63,9 @@ def charge(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: di
     return f"invoice {invoice['id']}"
 
 
-def emit(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+def emit(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
          cause: Cause) -> str:
-    cid = (ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id")
+    cid = context_customer_id(ctx) or None
     event_id = short_id("evt", cause.key, action.ruleset, action.rule, str(params.get("type")))
     props = dict(params.get("data") or {})
     props.setdefault("rule", rule_of(action))
@@ -76,14 +74,15 @@ def emit(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict
     return event_id
 
 
-def tag(runner: ActionRunner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+def tag(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
         cause: Cause) -> str:
     cid = customer_id(ctx)
-    current = list(sales.get_customer(runner.session, cid).get("tags") or [])
+    effects = runner.owners.effects
+    current = effects.tags(runner.session, cid)
     wanted = [t for t in current if t not in set(params.get("remove") or [])]
     wanted += [t for t in params.get("add") or [] if t not in wanted]
     if wanted == current:
         return "unchanged"
-    sales.update_customer(runner.session, cid, {"tags": wanted}, clock=runner.clock)
+    effects.set_tags(runner.session, cid, wanted, runner.now)
     ctx["customer"] = {**(ctx.get("customer") or {}), "tags": wanted}
     return f"tags {wanted}"

@@ -3,8 +3,8 @@
 A tick over 100,000 accounts must not read 100,000 contexts to act on a few: the parts of
 the rules' conditions that depend only on an invoice's age (`invoice.days_overdue`,
 `invoice.days_since_issue`), on its state, and on the account's dunning state are turned
-into filters that sales applies in its scan (issue-time ranges, and customer-id selects that
-dunning builds). Every other test is unknown here, so the filters keep every subject it
+into filters the scan applies (issue-time ranges, and dunning states: engine.system turns them
+into sales' scan filters and dunning's customer-id selects). Every other test is unknown here, so the filters keep every subject it
 might hold for: they are a superset, and each subject that passes is still evaluated in full
 before anything acts.
 
@@ -22,7 +22,7 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from engine import dunning, sales
+from engine.automation.ports import SubjectFilter
 from engine.rules.conditions import All, AnyOf, Node, Not, Test, normalize, test_value
 
 DAY_PATHS = frozenset({"invoice.days_overdue", "invoice.days_since_issue"})
@@ -31,18 +31,18 @@ STATE_PATHS = frozenset({"account.dunning_state", "account.state"})
 INVOICE_CONSTANTS = {"invoice.status": "open", "invoice.state": "finalized"}
 
 
+# Three-valued logic: false < unknown < true; all of them is the least, any the greatest.
+_RANK: dict[bool | None, int] = {False: 0, None: 1, True: 2}
+
+
 def _eval3(node: Node, values: dict[str, Any]) -> bool | None:
     """True, False, or None (unknown: the node reads a path not in `values`)."""
     if isinstance(node, Test):
-        if node.path not in values:
-            return None
-        return test_value(normalize(values[node.path]), node.op, node.value)
+        return test_value(normalize(values[node.path]), node.op, node.value) if node.path in values else None
     if isinstance(node, All):
-        results = [_eval3(n, values) for n in node.items]
-        return False if False in results else (None if None in results else True)
+        return min((_eval3(n, values) for n in node.items), key=_RANK.__getitem__, default=True)
     if isinstance(node, AnyOf):
-        results = [_eval3(n, values) for n in node.items]
-        return True if True in results else (None if None in results else False)
+        return max((_eval3(n, values) for n in node.items), key=_RANK.__getitem__, default=False)
     assert isinstance(node, Not)
     inner = _eval3(node.item, values)
     return None if inner is None else not inner
@@ -104,43 +104,54 @@ def _issued_ranges(days: list[int], window: tuple[int, int], now: datetime) \
 
 
 def scan_filters(for_each: str, whens: Sequence[Node | None], now: datetime,
-                 states: set[str]) -> list[sales.ScanFilter] | None:
-    """The filters for `sales.scan(for_each, ...)` that keep every subject one of the
+                 states: set[str], *, active: str) -> list[SubjectFilter] | None:
+    """The filters for the sweep's scan (`Records.scan`) that keep every subject one of the
     conditions (`None`: always) could hold for; None when nothing can be filtered.
-    `states`: the dunning states that exist (`dunning.known_states`)."""
+    `states`: the dunning states that exist (`Records.known_states`); `active`: a customer's
+    without a record."""
     if any(w is None for w in whens):
         return None
     nodes = [w for w in whens if w is not None]
-    window = _day_window(nodes) if for_each == "invoice" else None
-    days: list[int | None] = [None] if window is None else list(range(window[0], window[1] + 1))
-    states = set(states) | {dunning.ACTIVE}
-    constants = INVOICE_CONSTANTS if for_each == "invoice" else {}
-    kept: dict[str, list[int | None]] = {}
-    for state in sorted(states):
-        for day in days:
-            values: dict[str, Any] = dict(constants)
-            values.update(dict.fromkeys(STATE_PATHS, state))
-            if day is not None:
-                values.update(dict.fromkeys(DAY_PATHS, Decimal(day)))
-            if any(_eval3(n, values) is not False for n in nodes):
-                kept.setdefault(state, []).append(day)
-    if not kept:
-        return []
+    window, days, constants = _ages(for_each, nodes)
+    states = set(states) | {active}
+    # The states whose subjects may be due on the same days go in one filter.
     by_days: dict[tuple[int | None, ...], set[str]] = {}
-    for state, kept_days in kept.items():
-        by_days.setdefault(tuple(kept_days), set()).add(state)
-    filters = []
-    for kept_key, group in sorted(by_days.items(), key=lambda item: sorted(item[1])):
-        issued = None
-        if window is not None and len(kept_key) < len(days):
-            issued = _issued_ranges([d for d in kept_key if d is not None], window, now)
-        customers_in = customers_not_in = None
-        if group != states:
-            if dunning.ACTIVE in group:  # no record means active: exclude the others
-                customers_not_in = dunning.customers_in_states(states - group)
-            else:
-                customers_in = dunning.customers_in_states(group)
-        filters.append(sales.ScanFilter(issued, customers_in, customers_not_in))
-    if len(filters) == 1 and filters[0] == sales.ScanFilter():
-        return None
-    return filters
+    for state in sorted(states):
+        kept = tuple(day for day in days if _may_hold(nodes, constants, state, day))
+        if kept:
+            by_days.setdefault(kept, set()).add(state)
+    if not by_days:
+        return []
+    filters = [_filter(kept, group, states, active, window if len(kept) < len(days) else None, now)
+               for kept, group in sorted(by_days.items(), key=lambda item: sorted(item[1]))]
+    return None if filters == [SubjectFilter()] else filters
+
+
+def _ages(for_each: str, nodes: Sequence[Node]) \
+        -> tuple[tuple[int, int] | None, list[int | None], dict[str, str]]:
+    """The age window of an invoice sweep's conditions, the ages that stand for every age
+    ([None]: no age test, or not invoices), and what every subject of the sweep has."""
+    window = _day_window(nodes) if for_each == "invoice" else None
+    if window is None:
+        return None, [None], INVOICE_CONSTANTS if for_each == "invoice" else {}
+    return window, list(range(window[0], window[1] + 1)), INVOICE_CONSTANTS
+
+
+def _may_hold(nodes: Sequence[Node], constants: dict[str, str], state: str, day: int | None) -> bool:
+    """Whether some condition may hold (is not false) on the cell (dunning state, age)."""
+    values: dict[str, Any] = dict(constants) | dict.fromkeys(STATE_PATHS, state)
+    if day is not None:
+        values.update(dict.fromkeys(DAY_PATHS, Decimal(day)))
+    return any(_eval3(n, values) is not False for n in nodes)
+
+
+def _filter(kept: tuple[int | None, ...], group: set[str], states: set[str], active: str,
+            window: tuple[int, int] | None, now: datetime) -> SubjectFilter:
+    """The filter for the subjects aged `kept` in the states `group` (`window`: None when
+    every age is kept)."""
+    issued = None if window is None else _issued_ranges([d for d in kept if d is not None], window, now)
+    if group == states:
+        return SubjectFilter(issued)
+    if active in group:  # no record means active: exclude the others
+        return SubjectFilter(issued, states_not_in=frozenset(states - group))
+    return SubjectFilter(issued, states_in=frozenset(group))

@@ -1,6 +1,6 @@
 """Rule automation: events and scheduled sweeps in, actions out.
 
-    auto = Automation(db, clock, runtime)            # the system's RulesRuntime
+    auto = Automation(db, clock, runtime, owners)    # engine.system binds the owners
     auto.handle(session, envelope)                   # the bus handler (subsystem "automation")
     auto.sweep(db, "invoice", rules, now, slot="...")  # the scheduler, per `schedule` group
     auto.run_jobs(db, now)                           # due payment retries / delayed work
@@ -19,23 +19,24 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from engine import dunning, messaging, payments, sales
 from engine.automation import prefilter
 from engine.automation.actions import ActionRunner, Cause, Outcome, short_id
 from engine.automation.batch import act_batch
 from engine.automation.context import (
     build_context,
+    context_customer_id,
     parse_time,
     subject_context,
     subject_contexts,
     subjects_by_id,
 )
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
+from engine.automation.ports import Owners, Records
 from engine.automation.templating import CustomerLinks, Seller
 from engine.clock import Clock
 from engine.events import Envelope
-from engine.payments import PaymentService
-from engine.rules import Decision, RulePromotions, RulesRuntime, ScheduledRule, evaluate
+from engine.rules import Decision, RulesRuntime, ScheduledRule, evaluate
+from engine.rules.conditions import Node
 from engine.store import Database, add_event
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,19 @@ class SweepReport:
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
+    def add(self, results: list[tuple[int, str | None]]) -> None:
+        """A batch's (actions, error) per subject."""
+        for actions, error in results:
+            if error is None:
+                self.matched += 1
+                self.actions += actions
+            else:
+                self.errors.append(error)
+
+
+# A subject that may be due: (subject id, its customer's id, the rules that may hold for it).
+Candidate = tuple[str, str, list[ScheduledRule]]
+
 
 @dataclass
 class JobsReport:
@@ -64,22 +78,16 @@ class JobsReport:
 class Automation:
     """Thread-safe; one per process, sharing the process's RulesRuntime."""
 
-    def __init__(self, db: Database, clock: Clock, runtime: RulesRuntime | None = None, *,
+    def __init__(self, db: Database, clock: Clock, runtime: RulesRuntime, owners: Owners, *,
                  sync: Callable[[], object] | None = None,
                  public_url: str = "https://billing.example.com",
                  seller: Seller | None = None,
-                 payments: PaymentService | None = None,
-                 renderer: messaging.Renderer | None = None,
                  links: CustomerLinks | None = None) -> None:
         self.db = db
-        # The payment service of the system this runs in (None: another process collects).
-        self.payments = payments
-        # The system's templates, for the messages rules send (without a system: its own).
-        self.renderer = renderer or messaging.Renderer()
         self.clock = clock
-        self.runtime = runtime or RulesRuntime(clock)
-        # The published pricing rules, for the documents a rule's action issues (a cancellation).
-        self.promotions = RulePromotions(self.runtime)
+        self.runtime = runtime
+        # What rules read and do, through the subsystems that own it (engine.system binds them).
+        self.owners = owners
         self._sync = sync
         self.public_url = public_url
         self.seller = seller or Seller()
@@ -87,6 +95,14 @@ class Automation:
         self.links = links
         self._events: tuple[Mapping[str, int], frozenset[str]] = ({}, frozenset())
         self._lock = threading.Lock()
+
+    @property
+    def records(self) -> Records:
+        return self.owners.records
+
+    def _runner(self, session: Session, now: datetime, *, batch: bool = False) -> ActionRunner:
+        return ActionRunner(session, now, self.owners, public_url=self.public_url, seller=self.seller,
+                            batch=batch, links=self.links)
 
     # -- rules -------------------------------------------------------------------------------
 
@@ -126,21 +142,20 @@ class Automation:
             self.sync()
             return None
         if env.get("type") in CLOSING_EVENTS:
-            drop_retries(session, env.get("customer_id"), self.clock.now())
+            drop_retries(self.records, session, env.get("customer_id"), self.clock.now())
         if env.get("type") not in self.events():
             return None
         now = self.clock.now()
-        ctx = build_context(session, env, now)
+        ctx = build_context(self.records, session, env, now)
         decision = self.runtime.evaluate(str(env["type"]), ctx)
         if not decision.matches:
             return decision
-        cid = (ctx.get("customer") or {}).get("id") or env.get("customer_id")
+        cid = ctx["customer"].get("id") or env.get("customer_id")  # build_context: always a dict
         decision = self.runtime.log(session, decision, ctx, event_id=str(env.get("id")),
                                     customer_id=cid)
         when = parse_time(env.get("time")) or now
         cause = Cause(self.cause_key(env, ctx), str(env.get("id")), min(when, now))
-        ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions,
-                              renderer=self.renderer, links=self.links).run(decision.actions, ctx, cause)
+        self._runner(session, now).run(decision.actions, ctx, cause)
         return decision
 
     @staticmethod
@@ -171,44 +186,48 @@ class Automation:
         stops nothing else. `report.subjects` counts the subjects read."""
         started = time.perf_counter()
         report = SweepReport()
-        conditions = []
-        for r in rules:
-            rule = self.runtime.ruleset(r.ruleset).rule(r.rule)
-            if rule.enabled and rule.active_at(now):
-                conditions.append((r, rule.when))
+        conditions = self._conditions(rules, now)
         if not conditions:
             return report
-        candidates: list[tuple[str, str, list[ScheduledRule]]] = []
-        with db.read_session() as session:
-            filters = prefilter.scan_filters(for_each, [w for _, w in conditions], now,
-                                             dunning.known_states(session))
-            after = ""
-            while filters != []:
-                rows = sales.scan(session, for_each, after=after, limit=page, filters=filters)
-                if not rows:
-                    break
-                after = str(rows[-1]["id"])
-                report.subjects += len(rows)
-                for subject_id, ctx in subject_contexts(session, for_each, rows, now):
-                    hits = [r for r, when in conditions if when is None or evaluate(when, ctx)]
-                    if hits:
-                        cid = str((ctx.get("customer") or {}).get("id") or subject_id)
-                        candidates.append((subject_id, cid, hits))
+        candidates = self._candidates(db, for_each, conditions, now, page, report)
         # One batch after the other: rendering runs under a wall-time budget, and threads
         # contending for the GIL on a busy machine would fail messages for being slow.
         for round_ in _rounds(candidates):
             for i in range(0, len(round_), batch):
-                for actions, error in self._act_batch(db, for_each, round_[i:i + batch], now, slot):
-                    if error is None:
-                        report.matched += 1
-                        report.actions += actions
-                    else:
-                        report.errors.append(error)
+                report.add(self._act_batch(db, for_each, round_[i:i + batch], now, slot))
         report.seconds = time.perf_counter() - started
         return report
 
+    def _conditions(self, rules: Sequence[ScheduledRule], now: datetime) -> list[tuple[ScheduledRule, Node | None]]:
+        """The rules enabled and active at `now`, with their conditions."""
+        found = []
+        for r in rules:
+            rule = self.runtime.ruleset(r.ruleset).rule(r.rule)
+            if rule.enabled and rule.active_at(now):
+                found.append((r, rule.when))
+        return found
+
+    def _candidates(self, db: Database, for_each: str, conditions: list[tuple[ScheduledRule, Node | None]],
+                    now: datetime, page: int, report: SweepReport) -> list[Candidate]:
+        """The subjects the prefilter's scan reads, a page at a time, whose context passes one
+        of the conditions (`report.subjects` counts those read)."""
+        candidates: list[Candidate] = []
+        with db.read_session() as session:
+            filters = prefilter.scan_filters(for_each, [w for _, w in conditions], now,
+                                             self.records.known_states(session), active=self.records.default_state)
+            after: str | None = "" if filters != [] else None  # []: nothing can be due
+            while after is not None:
+                rows = self.records.scan(session, for_each, after=after, limit=page, filters=filters)
+                after = str(rows[-1]["id"]) if rows else None
+                report.subjects += len(rows)
+                for subject_id, ctx in subject_contexts(self.records, session, for_each, rows, now):
+                    hits = [r for r, when in conditions if when is None or evaluate(when, ctx)]
+                    if hits:
+                        candidates.append((subject_id, context_customer_id(ctx) or subject_id, hits))
+        return candidates
+
     def _act_batch(self, db: Database, for_each: str,
-                   group: list[tuple[str, str, list[ScheduledRule]]], now: datetime,
+                   group: list[Candidate], now: datetime,
                    slot: str) -> list[tuple[int, str | None]]:
         hits = {sid: rules for sid, _, rules in group}
         try:
@@ -217,11 +236,9 @@ class Automation:
                 # rows: psycopg parses a 500-row VALUES list far slower than 20 short ones it
                 # has cached (a 20,000-account tick: 13 s at the default 1,000, 5-6 s at 25).
                 session.connection(execution_options={"insertmanyvalues_page_size": 25})
-                rows = subjects_by_id(session, for_each, list(hits))
-                contexts = subject_contexts(session, for_each, rows, now, lock=True)
-                runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, batch=True,
-                                      promotions=self.promotions, renderer=self.renderer, links=self.links)
-                done = act_batch(session, self.runtime, runner, for_each,
+                rows = subjects_by_id(self.records, session, for_each, list(hits))
+                contexts = subject_contexts(self.records, session, for_each, rows, now, lock=True)
+                done = act_batch(session, self.runtime, self._runner(session, now, batch=True), for_each,
                                  [(sid, ctx, hits[sid]) for sid, ctx in contexts], now, slot)
             return [(done.get(sid, 0), None) for sid in hits]
         except Exception:
@@ -240,17 +257,16 @@ class Automation:
 
     def _act_on_subject(self, session: Session, for_each: str, subject_id: str,
                         rules: Sequence[ScheduledRule], now: datetime, slot: str) -> int:
-        ctx = subject_context(session, for_each, subject_id, now)
+        ctx = subject_context(self.records, session, for_each, subject_id, now)
         if ctx is None:
             return 0
-        runner = ActionRunner(session, now, public_url=self.public_url, seller=self.seller, promotions=self.promotions,
-                              renderer=self.renderer, links=self.links)
+        runner = self._runner(session, now)
         done = 0
         for r in rules:  # in rule order; a rule sees what the previous one changed
             decision = self.runtime.evaluate_scheduled(r.ruleset, r.rule, ctx)
             if not decision.matches:
                 continue
-            cid = (ctx.get("customer") or {}).get("id")
+            cid = ctx["customer"].get("id")
             self.runtime.log(session, decision, ctx, customer_id=cid)
             cause = Cause(f"{r.ruleset}/{r.rule}@{slot}:{for_each}:{subject_id}", None, now)
             outcomes: list[Outcome] = runner.run(decision.actions, ctx, cause)
@@ -271,39 +287,37 @@ class Automation:
         for key in keys:
             try:
                 with db.session() as session:
-                    stmt = select(ScheduledJob).where(ScheduledJob.key == key)
-                    if db.is_postgres:
-                        stmt = stmt.with_for_update(skip_locked=True)
-                    job = session.scalars(stmt).first()
-                    if job is None or job.status != PENDING or job.due_at > now:
-                        continue
-                    outcome = self._run_job(session, job, now)
-                    job.status, job.result, job.done_at = outcome[0], outcome[1], now
-                    job.attempts += 1
-                    if outcome[0] == DONE:
-                        report.run += 1
-                    else:
-                        report.skipped += 1
+                    status = self._run_due_job(session, key, now, lock=db.is_postgres)
+                if status == DONE:
+                    report.run += 1
+                elif status == SKIPPED:
+                    report.skipped += 1
             except Exception as exc:
                 log.exception("automation job %s failed", key)
                 report.failed += 1
                 report.errors.append(f"{key}: {type(exc).__name__}: {exc}")
-                with db.session() as session:
-                    session.execute(update(ScheduledJob).where(ScheduledJob.key == key).values(
-                        attempts=ScheduledJob.attempts + 1, result=str(exc)[:1000],
-                        due_at=now + timedelta(minutes=5)))
-                    session.execute(update(ScheduledJob).where(
-                        ScheduledJob.key == key, ScheduledJob.attempts >= JOB_ATTEMPTS)
-                        .values(status=FAILED, done_at=now))
+                _job_failed(db, key, now, exc)
         return report
+
+    def _run_due_job(self, session: Session, key: str, now: datetime, *, lock: bool) -> str | None:
+        """Run the job `key` if it is still pending and due; its new status (None: not run)."""
+        stmt = select(ScheduledJob).where(ScheduledJob.key == key)
+        if lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        job = session.scalars(stmt).first()
+        if job is None or job.status != PENDING or job.due_at > now:
+            return None
+        job.status, job.result = self._run_job(session, job, now)
+        job.done_at = now
+        job.attempts += 1
+        return job.status
 
     def _run_job(self, session: Session, job: ScheduledJob, now: datetime) -> tuple[str, str]:
         if job.kind != "payment_retry":
             return SKIPPED, f"unknown job kind {job.kind!r}"
         invoice_id = str(job.payload.get("invoice_id"))
-        try:
-            invoice = sales.get_invoice(session, invoice_id)
-        except sales.NotFound:
+        invoice = self.records.invoice(session, invoice_id)
+        if invoice is None:
             return SKIPPED, "unknown invoice"
         if invoice.get("status") != "finalized":
             return SKIPPED, f"invoice is {invoice.get('status')}"
@@ -312,14 +326,22 @@ class Automation:
         envelope: dict[str, Any] = {"id": event_id, "type": "payment.retry_requested",
                                     "customer_id": job.customer_id, "time": now.isoformat(),
                                     "properties": props}
-        service = self.payments
-        if service is not None:
-            payments.handle_payment_retry(session, envelope, service=service)
+        if self.owners.effects.retry_payment(session, envelope):
             return DONE, "retried"
         # No provider in this process: ask whoever collects (a payments worker) to retry.
         add_event(session, "payment.retry_requested", job.customer_id, props, time=now, id=event_id)
         return DONE, "retry requested"
 
+
+def _job_failed(db: Database, key: str, now: datetime, exc: Exception) -> None:
+    """A job that raised: tried again in five minutes, failed for good after JOB_ATTEMPTS."""
+    with db.session() as session:
+        session.execute(update(ScheduledJob).where(ScheduledJob.key == key).values(
+            attempts=ScheduledJob.attempts + 1, result=str(exc)[:1000],
+            due_at=now + timedelta(minutes=5)))
+        session.execute(update(ScheduledJob).where(
+            ScheduledJob.key == key, ScheduledJob.attempts >= JOB_ATTEMPTS)
+            .values(status=FAILED, done_at=now))
 
 
 # Events after which an invoice may be closed: its pending retries are dropped then, not
@@ -329,7 +351,7 @@ CLOSING_EVENTS = frozenset({"invoice.credited", "invoice.voided", "invoice.uncol
                             "subscription.canceled"})
 
 
-def drop_retries(session: Session, customer_id: Any, now: datetime) -> int:
+def drop_retries(records: Records, session: Session, customer_id: Any, now: datetime) -> int:
     """Mark the customer's pending payment retries of invoices no longer open as skipped.
     Idempotent (a redelivered event finds nothing pending); returns how many were dropped."""
     if not customer_id:
@@ -339,22 +361,18 @@ def drop_retries(session: Session, customer_id: Any, now: datetime) -> int:
         ScheduledJob.status == PENDING).with_for_update()).all()
     dropped = 0
     for job in jobs:
-        try:
-            status = sales.get_invoice(session, str(job.payload.get("invoice_id")))["status"]
-        except sales.NotFound:
-            status = "unknown"
+        status = (records.invoice(session, str(job.payload.get("invoice_id"))) or {"status": "unknown"})["status"]
         if status != "finalized":
             job.status, job.result, job.done_at = SKIPPED, f"dropped: the invoice is {status}", now
             dropped += 1
     return dropped
 
 
-def _rounds(items: list[tuple[str, str, list[ScheduledRule]]]) \
-        -> list[list[tuple[str, str, list[ScheduledRule]]]]:
+def _rounds(items: list[Candidate]) -> list[list[Candidate]]:
     """The subjects in rounds with a customer at most once per round: a customer's next
     subject acts in a later round, so it sees what the earlier one changed (its dunning
     state), as one at a time would."""
-    rounds: list[list[tuple[str, str, list[ScheduledRule]]]] = []
+    rounds: list[list[Candidate]] = []
     seen: dict[str, int] = {}
     for item in items:
         n = seen.get(item[1], -1) + 1

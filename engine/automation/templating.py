@@ -4,22 +4,20 @@ One function, `template_data`, for everything that renders a notification: the `
 action (one at a time and in scheduler batches), `billing lint` and `billing template
 preview` (the sample context of the template's real triggering event, see samples.py), and
 the tests. The facts it needs beyond the context (a feature's or plan's name, how the
-customer pays, the invoice's bank reference) come from a `Facts`: the database's when the
-engine runs, a fixed sample's when linting.
+customer pays, the invoice's bank reference) come from a `Facts` (automation/ports.py): the
+database's when the engine runs (engine.system binds it), a fixed sample's when linting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
-
-from engine import payments, sales
-from engine.automation.context import parse_time
+from engine.automation.context import context_customer_id, parse_time
+from engine.automation.ports import Facts
 from engine.durations import parse_duration
 
 
@@ -37,54 +35,6 @@ class CustomerLinks(Protocol):
     print as `portal.url`, valid until `portal.expires_at`."""
 
     def customer_page(self, customer_id: str, now: datetime, days: int | None = None) -> dict[str, str]: ...
-
-
-class Facts(Protocol):
-    def feature_name(self, customer_id: str, feature: str) -> str | None: ...
-
-    def plan_name(self, customer_id: str, plan: str) -> str | None: ...
-
-    def pays_by_transfer(self, customer_id: str) -> bool: ...
-
-    def payment_reference(self, invoice_id: str) -> str: ...
-
-
-class DatabaseFacts:
-    """Facts read in the caller's transaction through sales' and payments' public functions."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._plans: dict[str, Any] = {}
-
-    def _catalog(self, customer_id: str) -> Any:
-        if customer_id not in self._plans:
-            found = sales.customer_plan(self.session, customer_id)
-            self._plans[customer_id] = found[1] if found is not None else None
-        return self._plans[customer_id]
-
-    def feature_name(self, customer_id: str, feature: str) -> str | None:
-        catalog = self._catalog(customer_id)
-        definition = catalog.features.get(feature) if catalog is not None else None
-        return getattr(definition, "name", None)
-
-    def plan_name(self, customer_id: str, plan: str) -> str | None:
-        catalog = self._catalog(customer_id)
-        target = catalog.plans.get(plan) if catalog is not None else None
-        return getattr(target, "name", None)
-
-    def pays_by_transfer(self, customer_id: str) -> bool:
-        """No method a provider can charge (no card), or a method of provider "bank"."""
-        method = payments.default_payment_method(self.session, customer_id)
-        return method is None or method.provider == "bank" or \
-            method.method_type in ("bank_transfer", "manual")
-
-    def payment_reference(self, invoice_id: str) -> str:
-        """The RF reference payments matches transfers with: the receivable's when it is
-        open already, else the one it will get (`invoice_reference`, deterministic)."""
-        summary = payments.invoice_payment_summary(self.session, invoice_id)
-        if summary is not None and summary.get("payment_reference"):
-            return str(summary["payment_reference"])
-        return payments.invoice_reference(invoice_id)
 
 
 def plain(value: Any) -> Any:
@@ -133,47 +83,79 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
     and quota facts, the offer of an access denial, the seller, the customer page's link
     (`portal`: {url, expires_at}, None without `links`), then the rule's own `data`."""
     public_url = public_url.rstrip("/")
-    data = dict(data)
     etype = str((ctx.get("event") or {}).get("type") or "")
     props = _props(ctx)
-    cid = str((ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id") or "")
+    cid = context_customer_id(ctx)
+    portal = _portal(links, cid, now)
     out: dict[str, Any] = {"event": plain(ctx.get("event") or {}),
-                           "seller": {"name": seller.name, "iban": seller.iban}}
-    portal = links.customer_page(cid, now) if links is not None and cid else None
-    out["portal"] = {"url": portal["url"], "expires_at": portal["expires_at"]} if portal else None
+                           "seller": {"name": seller.name, "iban": seller.iban},
+                           "portal": portal, "account": plain(_account(ctx))}
     invoice = _invoice(ctx, portal, public_url, now, facts)
     if invoice:
         out["invoice"] = plain(invoice)
         out["bank_transfer"] = _bank_transfer(invoice, cid, seller, facts)
-    sub = dict(ctx.get("subscription") or {})
-    if sub:
-        sub.setdefault("plan_name", sub.get("plan"))
-        out["subscription"] = plain(sub)
-    account = dict(ctx.get("account") or {})
-    account.setdefault("state", account.get("dunning_state"))
-    out["account"] = plain(account)
-    if invoice:
         out["payment"] = plain(_payment(etype, props, invoice, ctx, data, now))
-    if etype.startswith("credits."):
-        out["credits"] = plain({"amount": _amount(props.get("amount")), "unit": props.get("unit"),
-                                "grant_id": props.get("grant_id"), "threshold": _amount(props.get("threshold"))})
-    if etype == "spend.threshold_reached":
-        out["budget"] = plain({"threshold": props.get("threshold"), "amount": _amount(props.get("budget")),
-                               "spent": _amount(props.get("spent")), "currency": props.get("currency"),
-                               "hard_stop": bool(props.get("hard_stop")), "period_start": props.get("period_start"),
-                               "period_end": props.get("period_end")})
-    if etype == "invoice.progressive":  # the level of accrued usage charges that billed early
-        out["progressive"] = plain({"threshold": _amount(props.get("threshold")),
-                                    "accrued": _amount(props.get("accrued")), "level": props.get("level")})
+    if ctx.get("subscription"):
+        out["subscription"] = _subscription(template, ctx)
+    section = _SECTIONS.get(etype) or _SECTIONS.get(etype[:etype.find(".") + 1])
+    if section is not None:
+        out[section[0]] = plain(section[1](props))
     if etype == "usage.threshold_reached" and props.get("feature"):
         out["quota"] = _quota(props, cid, facts)
     offer = ctx.get("offer") or props.get("offer")
     if isinstance(offer, Mapping) and offer.get("plan"):
         out["offer"] = plain(_offer(ctx, dict(offer), cid, public_url, facts))
-    if template == "subscription_cancelled" and "subscription" in out:
-        out["subscription"].setdefault("reason", "unpaid")
     out.update(plain(data))
     return out
+
+
+def _portal(links: CustomerLinks | None, customer_id: str, now: datetime) -> dict[str, str] | None:
+    """The customer page's link, {url, expires_at} (None: no links, or no customer)."""
+    if links is None or not customer_id:
+        return None
+    page = links.customer_page(customer_id, now)
+    return {"url": page["url"], "expires_at": page["expires_at"]}
+
+
+def _account(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    account = dict(ctx.get("account") or {})
+    account.setdefault("state", account.get("dunning_state"))
+    return account
+
+
+def _subscription(template: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    sub = dict(ctx["subscription"])
+    sub.setdefault("plan_name", sub.get("plan"))
+    out: dict[str, Any] = plain(sub)
+    if template == "subscription_cancelled":
+        out.setdefault("reason", "unpaid")
+    return out
+
+
+def _credits(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {"amount": _amount(props.get("amount")), "unit": props.get("unit"),
+            "grant_id": props.get("grant_id"), "threshold": _amount(props.get("threshold"))}
+
+
+def _budget(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {"threshold": props.get("threshold"), "amount": _amount(props.get("budget")),
+            "spent": _amount(props.get("spent")), "currency": props.get("currency"),
+            "hard_stop": bool(props.get("hard_stop")), "period_start": props.get("period_start"),
+            "period_end": props.get("period_end")}
+
+
+def _progressive(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The level of accrued usage charges that billed early."""
+    return {"threshold": _amount(props.get("threshold")), "accrued": _amount(props.get("accrued")),
+            "level": props.get("level")}
+
+
+# What an event of a type (or of a family: `credits.`) adds, and under which name.
+_SECTIONS: dict[str, tuple[str, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {
+    "credits.": ("credits", _credits),
+    "spend.threshold_reached": ("budget", _budget),
+    "invoice.progressive": ("progressive", _progressive),
+}
 
 
 def _invoice(ctx: Mapping[str, Any], portal: Mapping[str, Any] | None, public_url: str, now: datetime,
@@ -199,18 +181,15 @@ def _payment(etype: str, props: Mapping[str, Any], invoice: Mapping[str, Any],
     next_attempt = ctx.get("_next_attempt")
     if next_attempt is None and data.get("retry_in_days") is not None:
         next_attempt = parse_duration(f"{int(data['retry_in_days'])}d").after(now)
-    currency = props.get("currency") or invoice.get("currency")
     remaining = _amount(props.get("invoice_remaining"))
     if remaining is None:
         remaining = _amount(invoice.get("amount_due"))
-    if etype == "payment.succeeded":
-        amount = _amount(props.get("amount"))
-    else:  # a failed or retried collection: what it tried to collect
-        amount = _amount(props.get("amount_due")) if props.get("amount_due") is not None \
-            else _amount(invoice.get("amount_due"))
+    # A success: the payment's own amount; a failed or retried collection: what it tried to collect.
+    tried = props.get("amount_due") if props.get("amount_due") is not None else invoice.get("amount_due")
     return {"attempt": invoice.get("attempt") or 1, "reason": invoice.get("decline_code"),
             "next_attempt": _date(next_attempt) if next_attempt else None,
-            "amount": amount, "currency": currency, "remaining": remaining,
+            "amount": _amount(props.get("amount") if etype == "payment.succeeded" else tried),
+            "currency": props.get("currency") or invoice.get("currency"), "remaining": remaining,
             "paid_in_full": bool(props.get("invoice_paid")) if "invoice_paid" in props
             else remaining is not None and remaining <= 0,
             "method": props.get("method")}

@@ -16,18 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.automation import handlers, planners
 from engine.automation.ledger import Cause
+from engine.automation.ports import Runner
 from engine.rules import Action, ActionKind, Effector
 from engine.rules.vocabulary import BY_NAME
 
-if TYPE_CHECKING:
-    from engine.automation.actions import ActionRunner
-
-Handler = Callable[["ActionRunner", Action, dict[str, Any], dict[str, Any], Cause], str]
-Planner = Callable[["ActionRunner", planners.Pending, int, Action, dict[str, Any], Cause], None]
+Handler = Callable[[Runner, Action, dict[str, Any], dict[str, Any], Cause], str]
+Planner = Callable[[Runner, planners.Pending, int, Action, dict[str, Any], Cause], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,21 +8,27 @@ the components it uses; subscriptions.py is the table of who reacts to which eve
 """
 
 from engine.system.assembly import FROM_SETTINGS, DueWork, FromSettings, System, build_system, lifecycle_system
+from engine.system.automation_owners import DatabaseFacts, SubsystemEffects, SubsystemRecords, build_automation, owners
 from engine.system.payments import payment_retry_consumer, payment_service
 from engine.system.scheduling import billing, collection, delivery, scheduler_jobs
 from engine.system.subscriptions import Subscription, subscriptions
 
 __all__ = [
     "FROM_SETTINGS",
+    "DatabaseFacts",
     "DueWork",
     "FromSettings",
     "Subscription",
+    "SubsystemEffects",
+    "SubsystemRecords",
     "System",
     "billing",
+    "build_automation",
     "build_system",
     "collection",
     "delivery",
     "lifecycle_system",
+    "owners",
     "payment_retry_consumer",
     "payment_service",
     "scheduler_jobs",

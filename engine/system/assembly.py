@@ -32,6 +32,7 @@ from engine.rules import DurableEngine, RulePromotions, RulesRuntime
 from engine.scheduler import Jobs
 from engine.store import Database
 from engine.store.clock import StoredClock
+from engine.system.automation_owners import build_automation
 from engine.system.payments import hosted_form_origins, payment_service
 from engine.system.scheduling import collection, scheduler_jobs
 from engine.system.subscriptions import subscriptions
@@ -277,7 +278,7 @@ def build_system(
     service = payment_service(settings, clock) if isinstance(payments, FromSettings) else payments
     renderer = Renderer(shipped_dir(settings.templates_dir))
     links = portal.PortalLinks(settings, db)
-    auto = _automation(settings, db, clock, runtime, access, service, renderer, links) if automation else None
+    auto = _automation(settings, db, clock, runtime, promotions, access, service, renderer, links) if automation else None
     hooks = Sender(db, clock, webhooks_policy(settings))
     registry = HandlerRegistry()
     for sub in subscriptions(access=access, payments_service=service, automation=auto, promotions=promotions):
@@ -294,8 +295,8 @@ def build_system(
         attachments = pdf.PdfAttachments(db, pdf.Seller.from_settings(settings))
         system.channels = Channels.from_settings(smtp_url=settings.smtp_url, attachments=attachments)
         system.scheduler_jobs = scheduler_jobs(
-            db, clock, auto, system.channels, service, after_run=system.after_commit, drain=system.drain,
-            hooks=hooks,
+            db, clock, auto, system.channels, service, promotions=promotions, renderer=renderer,
+            after_run=system.after_commit, drain=system.drain, hooks=hooks,
         )
         system.due_work.append(system.scheduler_jobs.run_due)
     elif service is not None:
@@ -323,17 +324,17 @@ def _clock_of(settings: Settings, db: Database) -> Clock:
 
 
 def _automation(
-    settings: Settings, db: Database, clock: Clock, runtime: RulesRuntime, access: AccessService,
-    service: PaymentService | None, renderer: Renderer, links: portal.PortalLinks,
+    settings: Settings, db: Database, clock: Clock, runtime: RulesRuntime, promotions: RulePromotions,
+    access: AccessService, service: PaymentService | None, renderer: Renderer, links: portal.PortalLinks,
 ) -> Automation:
     def sync() -> None:
         if rules.sync_runtime(runtime, db):
             access.invalidate(None)
 
-    return Automation(
-        db, clock, runtime, sync=sync,
+    return build_automation(
+        db, clock, runtime, sync=sync, promotions=promotions,
         seller=Seller(name=settings.seller_name, iban=settings.seller_iban),
-        payments=service, renderer=renderer, links=links,
+        payments_service=service, renderer=renderer, links=links,
     )
 
 

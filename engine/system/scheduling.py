@@ -10,9 +10,10 @@ from datetime import datetime
 from engine import credits, messaging, payments, sales, webhooks
 from engine.automation import Automation
 from engine.clock import Clock, FixedClock
-from engine.messaging import Channels
+from engine.messaging import Channels, Renderer
 from engine.payments import PaymentService
 from engine.pricing.quoting import PromotionSource
+from engine.rules import RulePromotions
 from engine.scheduler import Jobs, Work
 from engine.scheduler.jobs import OWNER
 from engine.store import Database
@@ -73,19 +74,22 @@ def scheduler_jobs(
     channels: Channels | None,
     service: PaymentService | None = None,
     *,
+    promotions: PromotionSource | None = None,
+    renderer: Renderer | None = None,
     after_run: Callable[[], object] = lambda: None,
     drain: Callable[[], object] = lambda: None,
     owner: str = OWNER,
     hooks: webhooks.Sender | None = None,
 ) -> Jobs:
-    """The scheduler's job table for one system: billing priced with `auto`'s promotions,
-    delivery over `channels` (None: none) with `auto`'s templates and of the product's
+    """The scheduler's job table for one system: billing priced with `promotions` (None:
+    `auto`'s pricing rules), delivery over `channels` (None: none) with `renderer`'s templates
+    (None: the shipped ones) and of the product's
     webhooks through `hooks`, collection through `service` (None: no payments job)."""
     sends = channels is not None or hooks is not None
     return Jobs(
         db, clock, auto,
-        billing=billing(db, auto.promotions),
-        deliver=delivery(db, channels, auto.renderer, hooks) if sends else None,
+        billing=billing(db, promotions or RulePromotions(auto.runtime)),
+        deliver=delivery(db, channels, renderer or Renderer(), hooks) if sends else None,
         collect=collection(db, service) if service is not None else None,
         after_run=after_run, drain=drain, owner=owner,
     )

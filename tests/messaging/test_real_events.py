@@ -37,9 +37,6 @@ from sqlalchemy import select
 from engine import automation, messaging, payments, sales
 from engine.api import create_key
 from engine.automation.context import build_context, subject_context
-from engine.automation.samples import CUSTOMER as SAMPLE_CUSTOMER
-from engine.automation.samples import EVENT_PROPERTIES, locales_of, triggers
-from engine.automation.templating import DatabaseFacts
 from engine.catalog import load_catalog_text
 from engine.cli.commands.serve import migrate_database
 from engine.config import Settings
@@ -48,6 +45,8 @@ from engine.payments import create_sandbox_app
 from engine.rules import load_ruleset, publish_ruleset
 from engine.store import OutboxEvent
 from engine.system import System, build_system
+from engine.system.samples import CUSTOMER as SAMPLE_CUSTOMER
+from engine.system.samples import EVENT_PROPERTIES, locales_of, triggers
 from tests.api.conftest import start_server
 from tests.payments.camt import Entry, camt053
 from tests.payments.conftest import Server
@@ -248,19 +247,19 @@ def test_every_shipped_template_renders_with_the_context_its_real_event_carries(
     for trig in triggers(RULESETS):
         with journey.system.db.session() as s:
             if trig.trigger.startswith("schedule:"):
-                ctx = subject_context(s, "invoice", journey.invoice["id"], now)
+                ctx = subject_context(auto.records, s, "invoice", journey.invoice["id"], now)
                 assert ctx is not None
                 contexts = [ctx]
             else:
                 real = events.get(trig.trigger)
                 assert real, f"the journey emitted no {trig.trigger} (rule {trig.rule})"
-                contexts = [build_context(s, env, now) for env in real]
+                contexts = [build_context(auto.records, s, env, now) for env in real]
             for ctx in contexts:
                 if not (ctx.get("customer") or {}).get("id"):
                     continue
                 data = automation.template_data(trig.template, ctx, trig.data, now=now,
                                                 public_url=auto.public_url, seller=auto.seller,
-                                                facts=DatabaseFacts(s))
+                                                facts=auto.records.facts(s))
                 for channel in CHANNELS:
                     for locale in locales_of(renderer):
                         try:

@@ -14,17 +14,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from engine import automation, messaging, scheduler
+from engine import messaging, scheduler
 from engine.clock import SystemClock, TestClock
 from engine.rules import RulesRuntime, load_ruleset_text
 from engine.scheduler import AdvisoryLock, Job, JobRun, Jobs, Runner, SingleProcess
 from engine.store import Database
-from engine.system import scheduler_jobs
+from engine.system import build_automation, scheduler_jobs
 
 
 def make_jobs(db: Database, clock: Any = None, owner: str = "test") -> Jobs:
     clock = clock or SystemClock()
-    auto = automation.Automation(db, clock, RulesRuntime(clock, engine="python"))
+    auto = build_automation(db, clock, RulesRuntime(clock, engine="python"))
     jobs = scheduler_jobs(db, clock, auto, messaging.Channels([messaging.InAppChannel()]), owner=owner)
     return jobs
 

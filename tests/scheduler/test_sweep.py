@@ -19,10 +19,11 @@ from engine.clock import TestClock
 from engine.rules import RulesRuntime, evaluate, load_ruleset_text, parse_condition
 from engine.scheduler import Jobs
 from engine.store import Base, Database, OutboxEvent
-from engine.system import scheduler_jobs
+from engine.system import SubsystemRecords, build_automation, scheduler_jobs
 
 NOW = datetime(2026, 6, 10, 6, 0, tzinfo=UTC)
 JOB = "rules:invoice:0 6 * * *"
+RECORDS = SubsystemRecords()  # what automation reads, as the system binds it
 CATALOG = {
     "catalog": "sweep", "currency": "USD",
     "plans": {"basic": {"name": "Basic", "interval": "month",
@@ -75,7 +76,7 @@ def dunning_jobs(db: Database) -> Jobs:
     runtime = RulesRuntime(clock, engine="python")
     with open("rules/dunning.yaml") as f:
         runtime.install(load_ruleset_text(f.read(), "dunning.yaml"), 1)
-    auto = automation.Automation(db, clock, runtime)
+    auto = build_automation(db, clock, runtime)
     return scheduler_jobs(db, clock, auto, messaging.Channels([messaging.InAppChannel()]))
 
 
@@ -91,7 +92,7 @@ def due_one_by_one(db: Database, jobs: Jobs) -> set[str]:
         ids = [r["id"] for r in sales.scan(s, "invoice", limit=10_000)]
         out = set()
         for iid in ids:
-            ctx = automation.subject_context(s, "invoice", iid, NOW)
+            ctx = automation.subject_context(RECORDS, s, "invoice", iid, NOW)
             assert ctx is not None
             if any(r.when is not None and evaluate(r.when, ctx) for r in rules):
                 out.add(iid)
@@ -172,10 +173,10 @@ def test_the_prefilter_keeps_every_subject_the_condition_holds_for(db: Database,
     node = parse_condition(when)
     with db.session() as s:
         everyone = sales.scan(s, "invoice", limit=10_000)
-        holds = {sid for sid, ctx in automation.subject_contexts(s, "invoice", everyone, NOW)
+        holds = {sid for sid, ctx in automation.subject_contexts(RECORDS, s, "invoice", everyone, NOW)
                  if evaluate(node, ctx)}
-        filters = prefilter.scan_filters("invoice", [node], NOW, dunning.known_states(s))
-        kept = {r["id"] for r in sales.scan(s, "invoice", limit=10_000, filters=filters)}
+        filters = prefilter.scan_filters("invoice", [node], NOW, dunning.known_states(s), active=dunning.ACTIVE)
+        kept = {r["id"] for r in RECORDS.scan(s, "invoice", after="", limit=10_000, filters=filters)}
     assert holds <= kept
     if "customer.segment" not in str(when):  # every test is one the filter knows: exact,
         assert kept - holds <= {"in_" + f"{len(accounts):04d}"}  # but for the undated invoice
@@ -220,15 +221,15 @@ def test_undated_invoices_always_pass_the_age_filter(db: Database) -> None:
     seed(db, [("cus_x", None, None), ("cus_y", 3, None)])
     node = parse_condition({"invoice.days_overdue": {"gte": 7}})
     with db.session() as s:
-        filters = prefilter.scan_filters("invoice", [node], NOW, dunning.known_states(s))
+        filters = prefilter.scan_filters("invoice", [node], NOW, dunning.known_states(s), active=dunning.ACTIVE)
         assert filters is not None
-        kept = [r["customer_id"] for r in sales.scan(s, "invoice", filters=filters)]
+        kept = [r["customer_id"] for r in RECORDS.scan(s, "invoice", after="", limit=2000, filters=filters)]
     assert kept == ["cus_x"]
 
 
 def test_scan_filter_issue_ranges_are_whole_utc_days() -> None:
     node = parse_condition({"invoice.days_overdue": 7})
-    filters = prefilter.scan_filters("invoice", [node], NOW, {"active"})
-    assert filters == [sales.ScanFilter(issued=((datetime(2026, 6, 3, tzinfo=UTC),
+    filters = prefilter.scan_filters("invoice", [node], NOW, {"active"}, active="active")
+    assert filters == [automation.SubjectFilter(issued=((datetime(2026, 6, 3, tzinfo=UTC),
                                                  datetime(2026, 6, 4, tzinfo=UTC)),))]
     assert date(2026, 6, 10) - date(2026, 6, 3) == timedelta(days=7)

@@ -13,7 +13,7 @@ import pytest
 from engine import sales
 from engine.config import Settings
 from engine.rules import publish_ruleset
-from engine.system import System, build_system
+from engine.system import SubsystemEffects, System, build_system
 
 CATALOG = Path("catalogs/saas.yaml")
 
@@ -55,8 +55,10 @@ def test_each_owns_its_payment_service(two: tuple[System, System]) -> None:
     assert a.payments.now() == a.clock.now() and b.payments.now() == b.clock.now()
     assert a.payments.now() != b.payments.now()
     # And hands it to whatever collects: its automation (retries) and its scheduler's job.
-    assert a.automation is not None and a.automation.payments is a.payments
-    assert b.automation is not None and b.automation.payments is b.payments
+    for system in two:
+        assert system.automation is not None
+        effects = system.automation.owners.effects
+        assert isinstance(effects, SubsystemEffects) and effects.payments is system.payments
     assert "payments" in a.jobs.jobs and "payments" in b.jobs.jobs
 
 
@@ -82,5 +84,7 @@ def test_rendered_templates_do_not_leak(two: tuple[System, System]) -> None:
     with pytest.raises(Exception, match="only_b"):
         a.renderer.render("only_b", "in_app", {}, "en")
     # What each system's rules send renders with that system's templates.
-    assert a.automation is not None and b.automation is not None
-    assert a.automation.renderer is a.renderer and b.automation.renderer is b.renderer
+    for system in two:
+        assert system.automation is not None
+        effects = system.automation.owners.effects
+        assert isinstance(effects, SubsystemEffects) and effects.renderer is system.renderer

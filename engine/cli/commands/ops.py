@@ -326,9 +326,9 @@ def _rulesets(paths: list[str]) -> list[Any]:
 def run_template_preview(args: argparse.Namespace) -> int:
     """Render NAME with the sample context of the event that really triggers it (the first
     shipped rule that sends it), so a variable that event does not carry fails here."""
-    from engine.automation.samples import CUSTOMER, preview_data
     from engine.config import shipped_dir
     from engine.messaging import Renderer, TemplateError
+    from engine.system.samples import CUSTOMER, preview_data
 
     settings = get_settings()
     rulesets = _rulesets([str(args.rules or shipped_dir(settings.rules_dir))])
@@ -408,8 +408,8 @@ def _templates_dir(flag: str | None) -> Path:
 
 
 def _render_problems(paths: list[str], templates: Path) -> list[str]:
-    from engine.automation.samples import render_problems
     from engine.messaging import Renderer
+    from engine.system.samples import render_problems
 
     return render_problems(_rulesets(paths), Renderer(templates))
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from engine import payments
+from engine.automation import Seller, template_data
 from engine.automation.context import assemble_context, invoice_context
-from engine.automation.templating import Seller, template_data
+from engine.automation.ports import Record, Row
 from engine.messaging import CHANNELS, Renderer, TemplateError
 from engine.messaging.samples import sample_data
 from engine.rules import Ruleset
@@ -26,13 +26,13 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PUBLIC_URL = "https://billing.example.com"
 SAMPLE_SELLER = Seller(name="Example Billing GmbH", iban="DE89370400440532013000")
 
-CUSTOMER: dict[str, Any] = {
+CUSTOMER: Record = {
     "id": "cus_sample", "name": "Ada Lovelace", "email": "ada@example.com",
     "phone": "+4915112345678", "country": "DE", "currency": "EUR", "segment": None,
     "tags": [], "attributes": {}, "preferred_channels": [], "locale": "en",
     "timezone": "Europe/Berlin",
 }
-SUBSCRIPTION: dict[str, Any] = {
+SUBSCRIPTION: Record = {
     "id": "sub_sample", "customer_id": "cus_sample", "plan": "pro", "catalog": "saas",
     "catalog_version_id": 1, "interval": "month", "quantity": 1, "status": "active",
     "start_date": "2026-11-01T00:00:00+00:00", "trial_end": "2026-12-04T00:00:00+00:00",
@@ -42,7 +42,7 @@ SUBSCRIPTION: dict[str, Any] = {
     "coupon": None, "payment_method": None, "next_run_at": "2027-01-01T00:00:00+00:00",
     "plan_name": "Pro",
 }
-INVOICE: dict[str, Any] = {
+INVOICE: Record = {
     "id": "in_01SAMPLE0000000000000000000", "number": "INV-2026-0042",
     "customer_id": "cus_sample", "subscription_id": "sub_sample", "status": "finalized",
     "reason": "subscription_cycle", "currency": "EUR", "plan": "pro",
@@ -54,7 +54,7 @@ INVOICE: dict[str, Any] = {
 }
 
 
-def _invoice_event() -> dict[str, Any]:
+def _invoice_event() -> Record:
     inv = INVOICE
     return {"invoice_id": inv["id"], "number": inv["number"], "customer_id": inv["customer_id"],
             "subscription_id": inv["subscription_id"], "status": inv["status"],
@@ -65,7 +65,7 @@ def _invoice_event() -> dict[str, Any]:
             "plan": inv["plan"], "issued_at": inv["issued_at"], "payment_method": None}
 
 
-def _subscription_event() -> dict[str, Any]:
+def _subscription_event() -> Record:
     sub = SUBSCRIPTION
     return {"subscription_id": sub["id"], "customer_id": sub["customer_id"], "plan": sub["plan"],
             "catalog": sub["catalog"], "catalog_version_id": sub["catalog_version_id"],
@@ -75,7 +75,7 @@ def _subscription_event() -> dict[str, Any]:
 
 
 # The properties each triggering event carries, as its emitter writes them.
-EVENT_PROPERTIES: dict[str, dict[str, Any]] = {
+EVENT_PROPERTIES: dict[str, Record] = {
     # Sales adds the books' view of the lines (engine/sales/book_lines.py) and the tax country.
     "invoice.finalized": _invoice_event() | {
         "tax_country": INVOICE["tax_country"],
@@ -129,7 +129,7 @@ class SampleFacts:
         return payments.invoice_reference(invoice_id)
 
 
-def sample_context(trigger: str, properties: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def sample_context(trigger: str, properties: Row | None = None) -> Record:
     """The context of a trigger: an event type, or `schedule:invoice` / `schedule:subscription`
     / `schedule:customer` for a scheduled rule's subject."""
     if trigger.startswith("schedule:"):
@@ -159,7 +159,7 @@ class Trigger:
     trigger: str
     rule: str
     channels: tuple[str, ...]
-    data: Mapping[str, Any]
+    data: Row
 
 
 def triggers(rulesets: Iterable[Ruleset]) -> list[Trigger]:
@@ -178,14 +178,14 @@ def triggers(rulesets: Iterable[Ruleset]) -> list[Trigger]:
     return out
 
 
-def sample_template_data(trig: Trigger, properties: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def sample_template_data(trig: Trigger, properties: Row | None = None) -> Record:
     """What `trig`'s template sees when its rule fires on the sample event."""
     ctx = sample_context(trig.trigger, properties)
     return template_data(trig.template, ctx, trig.data, now=NOW, public_url=PUBLIC_URL,
                          seller=SAMPLE_SELLER, facts=SampleFacts())
 
 
-def preview_data(template: str, rulesets: Iterable[Ruleset]) -> dict[str, Any]:
+def preview_data(template: str, rulesets: Iterable[Ruleset]) -> Record:
     """The data `billing template preview` renders: the first rule that sends `template`,
     on the sample of its triggering event; messaging's own sample for templates no rule
     names (the digest, which messaging builds itself)."""
