@@ -7,6 +7,7 @@ the components it uses; subscriptions.py is the table of who reacts to which eve
     app = create_app(system.api_context())
 """
 
+from engine.system.access_readers import access_readers
 from engine.system.assembly import FROM_SETTINGS, DueWork, FromSettings, System, build_system, lifecycle_system
 from engine.system.payments import payment_retry_consumer, payment_service
 from engine.system.scheduling import billing, collection, delivery, scheduler_jobs
@@ -18,6 +19,7 @@ __all__ = [
     "FromSettings",
     "Subscription",
     "System",
+    "access_readers",
     "billing",
     "build_system",
     "collection",
