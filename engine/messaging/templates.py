@@ -27,7 +27,7 @@ from typing import Any
 
 import jinja2
 import jinja2.debug
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
+from jinja2 import FileSystemLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 
 from engine.messaging.sandbox import (
@@ -280,9 +280,7 @@ class Renderer:
             raise TemplateError(name, channel, f"not allowed: {exc}") from exc
         except RecursionError as exc:
             raise TemplateError(name, channel, "recursion too deep") from exc
-        except (MemoryError, TemplateNotFound) as exc:
-            raise TemplateError(name, channel, f"{type(exc).__name__}: {exc}") from exc
-        except Exception as exc:  # a filter's ValueError, a TypeError in an expression, ...
+        except Exception as exc:  # a filter's ValueError, a TypeError, MemoryError, TemplateNotFound, ...
             raise TemplateError(name, channel, f"{type(exc).__name__}: {exc}") from exc
 
     def _where(self, exc: BaseException) -> str:
@@ -342,8 +340,8 @@ class Renderer:
             parts = self._blocks(f"in_app/{locale}/{name}.txt", context, ("title", "body"),
                                  ("action_url",))
             link = parts.get("action_url") or None
-            if link is not None and not (link.startswith(("https://", "http://"))
-                                         or (link.startswith("/") and not link.startswith("//"))):
+            # http(s), or a path on this site ("//host" would be another site's)
+            if link is not None and not (link.startswith(("https://", "http://", "/")) and not link.startswith("//")):
                 raise TemplateError(name, channel, f"action_url {link!r} must be http(s) or a "
                                     "path starting with /")
             return Rendered(name, channel, locale, title=" ".join(parts["title"].split()),
