@@ -196,9 +196,7 @@ def upgrade_offer(snapshot: Snapshot, feature: str) -> dict[str, Any] | None:
         return None
     current = plan.entitlements.get(feature)
     for target_id in plan.upgrade_to:
-        target = catalog.plans.get(target_id)
-        if target is None:
-            continue
+        target = catalog.plans[target_id]  # engine.catalog checks that the targets exist
         better = target.entitlements.get(feature)
         if better is None or not better.enabled:
             continue

@@ -212,7 +212,6 @@ class AccessService:
         fresh = [c for c in crossed(snapshot, now) if (snapshot.customer_id, c[0], c[1], c[4]) not in self._announced]
         if decision.allowed and not fresh and record is None:
             return
-        denied = None if decision.allowed else decision.to_dict()
         if not fresh and self.denial_buffer_seconds > 0:
             # Denials (and the decision-log entries of rules) are frequent: written together,
             # one transaction per short window, off the request's path.
@@ -226,8 +225,8 @@ class AccessService:
             self._denials_signal.set()
             return
         with self.db.session() as session:
-            if denied is not None:
-                add_event(session, "access.denied", snapshot.customer_id, {**denied, "count": 1}, time=now)
+            if not decision.allowed:
+                add_event(session, "access.denied", snapshot.customer_id, {**decision.to_dict(), "count": 1}, time=now)
             if record is not None:
                 record(session)
             if fresh:

@@ -143,9 +143,7 @@ def add_usage(snapshot: Snapshot, events: Sequence[UsageEvent]) -> Snapshot | No
         return None
     usage = dict(snapshot.usage)
     for metric_id, window in snapshot.windows.items():
-        metric = snapshot.catalog.metrics.get(metric_id)
-        if metric is None:
-            return None
+        metric = snapshot.catalog.metrics[metric_id]  # a window per feature's metric, which the catalog has
         if not any(matches(metric, e) for e in events):
             continue
         if metric.aggregation not in _ADDITIVE or metric.recurring:
@@ -171,8 +169,8 @@ def _usage(
     windows: dict[str, Period] = {}
     ends: list[datetime] = []
     for feature_id, entitlement in plan.entitlements.items():
-        feature = catalog.features.get(feature_id)
-        if feature is None or feature.type != "metered" or feature.metric is None:
+        feature = catalog.features[feature_id]  # engine.catalog checks entitlements name features
+        if feature.type != "metered" or feature.metric is None:
             continue
         window = quota_window(subscription, entitlement.period, now.date())
         usage[feature.metric] = readers.usage_in_period(session, customer_id, catalog, feature.metric, window)

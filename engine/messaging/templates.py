@@ -96,7 +96,7 @@ class Rendered:
     def summary(self) -> str:
         """One line describing the message (used by digests and logs)."""
         line = self.subject or self.title or self.text or json.dumps(self.payload)
-        return (line or "").strip().splitlines()[0] if line and line.strip() else self.template
+        return line.strip().splitlines()[0] if line.strip() else self.template
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"template": self.template, "channel": self.channel,
