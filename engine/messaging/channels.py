@@ -106,6 +106,10 @@ class Attachment:
 AttachmentSource = Callable[[Mapping[str, str]], Attachment]
 
 
+# The values a boolean option of BILLING_SMTP_URL may take.
+_BOOLEANS = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str
@@ -138,11 +142,10 @@ class SmtpSettings:
             value = query.get(name)
             if value is None:
                 return default
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"BILLING_SMTP_URL: {name}={value!r} is not a boolean")
+            parsed = _BOOLEANS.get(value.lower())
+            if parsed is None:
+                raise ValueError(f"BILLING_SMTP_URL: {name}={value!r} is not a boolean")
+            return parsed
 
         implicit = parts.scheme == "smtps"
         starttls = flag("starttls", False)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Dialect, Table, bindparam, exists, func, select, tuple_, union_all
@@ -214,8 +215,7 @@ def notify_many(session: Session, requests: Sequence[NotifyRequest], *, now: dat
     for customer_id, request in zip(customer_ids, requests, strict=True):
         planned.append(_plan(session, request, customer_id, prefs[customer_id],
                              endpoints.get(customer_id, []), renderer, now))
-    rows = [row for rows_ in planned for row in rows_]
-    inserted = _insert_many(session, rows)
+    inserted = _insert_many(session, list(chain.from_iterable(planned)))
     return [_results(session, rows_, inserted, now) for rows_ in planned]
 
 
@@ -408,9 +408,8 @@ def _decide(row: dict[str, Any], prefs: Preferences, channel: str, category: str
             recipient: str | None, urgent: bool, now: datetime, digest: timedelta | None,
             session: Session) -> tuple[str, str | None, datetime | None]:
     if not prefs.allows(channel, category):
-        what = "channel" if channel in prefs.opted_out_channels else "category"
-        return m.SKIPPED, f"customer opted out of {what} " \
-            f"{channel if what == 'channel' else category}", None
+        what, name = ("channel", channel) if channel in prefs.opted_out_channels else ("category", category)
+        return m.SKIPPED, f"customer opted out of {what} {name}", None
     if channel == "webhook" and recipient is None:
         return m.SKIPPED, "customer has no webhook endpoint", None
     if not recipient:
