@@ -209,7 +209,7 @@ def main() -> None:
     system = build_system(settings)
     with system.db.session() as s:
         sales.publish_catalog(s, _catalog(args.balance, tmp), "bench", clock=system.clock)
-        publish_ruleset(s, ROOT / "rules/access.yaml", "bench")
+        publish_ruleset(s, ROOT / "rules/access.yaml", "bench", clock=system.clock)
         _, key = create_key(s, "admin", now=datetime(2026, 11, 1, tzinfo=UTC))
     system.sync_rules()
     for start in range(0, args.customers, 200):

@@ -33,9 +33,11 @@ from engine import credits, sales
 from engine.access.snapshot import load_snapshot, reload_usage
 from engine.clock import TestClock
 from engine.store import Database
+from engine.system import access_readers
 
 TARGET = 0.7
 BATCH = 1000
+READERS = access_readers()  # the sales and dunning queries access reads with
 CUSTOMERS = 100  # per side
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -87,7 +89,7 @@ def side_batch(db: Database, clock: TestClock, batch: list[dict[str, Any]], snap
         sales.ingest_events(s, batch, clock=clock)
     with db.read_session() as s:
         for cid in {e["customer_id"] for e in batch}:
-            snaps[cid] = reload_usage(s, snaps[cid], clock.now())
+            snaps[cid] = reload_usage(s, snaps[cid], clock.now(), READERS)
 
 
 def measure(url: str, n: int) -> dict[str, Any]:
@@ -99,7 +101,7 @@ def measure(url: str, n: int) -> dict[str, Any]:
         setup(db, clock, tmp)
     clock.set(START + timedelta(days=2))
     with db.read_session() as s:
-        snaps = {f"{side}-{c}": load_snapshot(s, f"{side}-{c}", clock.now())
+        snaps = {f"{side}-{c}": load_snapshot(s, f"{side}-{c}", clock.now(), READERS)
                  for side in ("base", "burn") for c in range(CUSTOMERS)}
     seconds = {"base": 0.0, "burn": 0.0}
     for offset in range(0, n, BATCH):

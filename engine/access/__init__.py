@@ -12,6 +12,7 @@ from engine.access.decision import (
     rule_context,
     upgrade_offer,
 )
+from engine.access.readers import AccessReaders, CustomerInputs
 from engine.access.rules import AccessRules
 from engine.access.service import AccessService, RulesHook, UnknownFeature
 from engine.access.snapshot import load_snapshot, quota_window
@@ -20,9 +21,11 @@ from engine.access.view import AccessView
 
 __all__ = [
     "NO_RULES",
+    "AccessReaders",
     "AccessRules",
     "AccessService",
     "AccessView",
+    "CustomerInputs",
     "Decision",
     "RuleAction",
     "RulesAnswer",

@@ -19,17 +19,22 @@ Reasons (machine-readable, documented in the README):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from engine.catalog import Catalog, Plan
+from engine.catalog import Catalog, Entitlement, Plan
 from engine.periods import Period
 
 ZERO = Decimal(0)
 SUSPENDED_STATES = frozenset({"suspended"})
 ENDED_STATES = frozenset({"cancelled", "canceled"})
+# What a dunning state closes every feature with (other states leave it to the plan).
+_DUNNING_REFUSALS = {
+    **dict.fromkeys(ENDED_STATES, "subscription_inactive"),
+    **dict.fromkeys(SUSPENDED_STATES, "payment_overdue"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,47 +127,47 @@ class Decision:
 
 def plan_decision(snapshot: Snapshot, feature: str, quantity: Decimal, in_use: Decimal | None = None) -> Decision:
     """What the plan, quota, subscription and dunning state say, before any rule."""
-    plan_id = snapshot.plan.id if snapshot.plan else None
-    if not snapshot.known:
-        return Decision(False, feature, "no_customer")
-    if snapshot.plan is None or snapshot.catalog is None:
-        return Decision(False, feature, "subscription_inactive")
-    if snapshot.dunning_state in ENDED_STATES:
-        return Decision(False, feature, "subscription_inactive", plan=plan_id)
-    if snapshot.dunning_state in SUSPENDED_STATES:
-        return Decision(False, feature, "payment_overdue", plan=plan_id)
-    entitlement = snapshot.plan.entitlements.get(feature)
+    plan, catalog = snapshot.plan, snapshot.catalog
+    if not snapshot.known or plan is None or catalog is None:
+        return Decision(False, feature, "subscription_inactive" if snapshot.known else "no_customer")
+    refused = _DUNNING_REFUSALS.get(snapshot.dunning_state)
+    if refused is not None:
+        return Decision(False, feature, refused, plan=plan.id)
+    entitlement = plan.entitlements.get(feature)
     if entitlement is None or not entitlement.enabled:
-        return Decision(False, feature, "not_in_plan", plan=plan_id, offer=upgrade_offer(snapshot, feature))
-    definition = snapshot.catalog.features.get(feature)
-    kind = definition.type if definition else "boolean"
-    if kind == "boolean":
-        return Decision(True, feature, "plan", plan=plan_id)
-    if kind == "quantity":
-        limit = None if entitlement.quantity is None else Decimal(entitlement.quantity)
-        used = in_use if in_use is not None else None
-        if limit is None:
-            return Decision(True, feature, "plan", plan=plan_id, used=used)
-        wanted = (used or ZERO) + quantity
-        remaining = max(limit - (used or ZERO), ZERO)
-        if wanted > limit:
-            return Decision(
-                False,
-                feature,
-                "quota_exceeded",
-                limit,
-                used,
-                remaining,
-                plan_id,
-                offer=upgrade_offer(snapshot, feature),
-            )
-        return Decision(True, feature, "plan", limit, used, remaining - quantity, plan_id)
-    # metered
+        return Decision(False, feature, "not_in_plan", plan=plan.id, offer=upgrade_offer(snapshot, feature))
+    # A plan's entitlement names a feature of its catalog (engine.catalog checks it).
+    definition = catalog.features[feature]
+    if definition.type == "quantity":
+        return _quantity(snapshot, plan.id, feature, entitlement.quantity, quantity, in_use)
+    if definition.type == "metered":
+        return _metered(snapshot, plan.id, feature, entitlement, definition.metric, quantity)
+    return Decision(True, feature, "plan", plan=plan.id)
+
+
+def _quantity(
+    snapshot: Snapshot, plan_id: str, feature: str, allowed: int | None, quantity: Decimal, in_use: Decimal | None
+) -> Decision:
+    """A seat-like feature: the product says how many are in use; the plan, how many may be."""
+    if allowed is None:
+        return Decision(True, feature, "plan", plan=plan_id, used=in_use)
+    limit, used = Decimal(allowed), in_use or ZERO
+    remaining = max(limit - used, ZERO)
+    if used + quantity > limit:
+        return Decision(
+            False, feature, "quota_exceeded", limit, in_use, remaining, plan_id, offer=upgrade_offer(snapshot, feature)
+        )
+    return Decision(True, feature, "plan", limit, in_use, remaining - quantity, plan_id)
+
+
+def _metered(
+    snapshot: Snapshot, plan_id: str, feature: str, entitlement: Entitlement, metric: str | None, quantity: Decimal
+) -> Decision:
+    """A metered feature: credits and budget that stop, then the quota over its window."""
     if _credits_spent(snapshot):
         return Decision(False, feature, "credits_exhausted", plan=plan_id)
     if snapshot.budget_left is not None and snapshot.budget_left <= ZERO:
         return Decision(False, feature, "budget_exhausted", plan=plan_id)
-    metric = definition.metric if definition else None
     used = snapshot.usage.get(metric, ZERO) if metric else ZERO
     if entitlement.limit is None:
         return Decision(True, feature, "plan", None, used, None, plan_id)
@@ -191,9 +196,7 @@ def upgrade_offer(snapshot: Snapshot, feature: str) -> dict[str, Any] | None:
         return None
     current = plan.entitlements.get(feature)
     for target_id in plan.upgrade_to:
-        target = catalog.plans.get(target_id)
-        if target is None:
-            continue
+        target = catalog.plans[target_id]  # engine.catalog checks that the targets exist
         better = target.entitlements.get(feature)
         if better is None or not better.enabled:
             continue
@@ -214,47 +217,20 @@ def combine(base: Decision, actions: Sequence[RuleAction]) -> Decision:
     """Apply the access rules to the plan's answer: a rule's deny wins over any allow; a
     rule's allow overrides the plan's denial (e.g. a partner tag unlocks a beta feature)."""
     denies = [a for a in actions if a.action == "deny"]
-    allows = [a for a in actions if a.action == "allow"]
     if denies:
-        first = denies[0]
-        offer = dict(first.params.get("offer") or {}) or base.offer
-        return Decision(
-            False,
-            base.feature,
-            str(first.params.get("reason") or "denied_by_rule"),
-            base.limit,
-            base.used,
-            base.remaining,
-            base.plan,
-            tuple(f"{a.ruleset}/{a.rule}" for a in denies),
-            offer,
-        )
-    if allows:
-        first = allows[0]
-        if base.allowed:
-            return Decision(
-                True,
-                base.feature,
-                base.reason,
-                base.limit,
-                base.used,
-                base.remaining,
-                base.plan,
-                tuple(f"{a.ruleset}/{a.rule}" for a in allows),
-            )
-        if base.reason == "no_customer":
-            return base  # a rule cannot vouch for a customer we do not know
-        return Decision(
-            True,
-            base.feature,
-            str(first.params.get("reason") or "allowed_by_rule"),
-            base.limit,
-            base.used,
-            base.remaining,
-            base.plan,
-            tuple(f"{a.ruleset}/{a.rule}" for a in allows),
-        )
-    return base
+        first = denies[0].params
+        offer = dict(first.get("offer") or {}) or base.offer
+        reason = str(first.get("reason") or "denied_by_rule")
+        return replace(base, allowed=False, reason=reason, rules=_named(denies), offer=offer, decision_id=None)
+    allows = [a for a in actions if a.action == "allow"]
+    if not allows or base.reason == "no_customer":
+        return base  # no rule allows; or one cannot vouch for a customer we do not know
+    reason = base.reason if base.allowed else str(allows[0].params.get("reason") or "allowed_by_rule")
+    return replace(base, allowed=True, reason=reason, rules=_named(allows), offer=None, decision_id=None)
+
+
+def _named(actions: Sequence[RuleAction]) -> tuple[str, ...]:
+    return tuple(f"{a.ruleset}/{a.rule}" for a in actions)
 
 
 def rule_context(snapshot: Snapshot, feature: str, quantity: Decimal, base: Decision) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class OutboxCursor:
         seen = {row.seq for row in rows}
         for seq in seen:
             self._gaps.pop(seq, None)
-        top = max((s for s in seen if s > self.last), default=self.last)
+        top = max([self.last, *seen])
         for seq in range(self.last + 1, top):
             if seq not in seen and len(self._gaps) < MAX_GAPS:
                 self._gaps[seq] = now

@@ -14,13 +14,13 @@ from sqlalchemy import func, or_, select
 
 from engine.access.decision import NO_RULES, Decision, RulesAnswer, Snapshot, combine, plan_decision, rule_context
 from engine.access.outbox_cursor import OutboxCursor
+from engine.access.readers import AccessReaders
 from engine.access.snapshot import add_usage, load_snapshot, reload_usage
 from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
 from engine.pricing.usage import UsageEvent
 from engine.rules import access_denial_row, write_decision, write_decisions
-from engine.sales import recorded_customers
 from engine.store import Database, OutboxEvent, add_event, add_events, new_event_id
 
 log = logging.getLogger("engine.access")
@@ -70,6 +70,7 @@ def _logged(customer_id: str, decision: Decision, answer: RulesAnswer, now: Any)
     decision = replace(decision, decision_id=new_event_id("dec"))
     decision_id, rules_record = str(decision.decision_id), answer.record
     if rules_record is not None:
+
         def record(session: Any) -> object:
             return rules_record(session, decision_id)
     else:
@@ -103,6 +104,7 @@ class AccessService:
         self,
         db: Database,
         clock: Clock,
+        readers: AccessReaders,
         view: AccessView | None = None,
         rules: RulesHook | None = None,
         *,
@@ -110,6 +112,7 @@ class AccessService:
     ) -> None:
         self.db = db
         self.clock = clock
+        self.readers = readers  # the sales and dunning queries a snapshot is read with
         self.view = view if view is not None else AccessView()  # an empty view is falsy (__len__)
         self.rules = rules
         # Thresholds already recorded, so a hot check does not write to find out again.
@@ -141,11 +144,11 @@ class AccessService:
         def load() -> Snapshot:
             # A read: on SQLite a write session would queue every cold load behind the writers.
             with self.db.read_session() as session:
-                return load_snapshot(session, customer_id, self.clock.now())
+                return load_snapshot(session, customer_id, self.clock.now(), self.readers)
 
         def refresh(stale: Snapshot) -> Snapshot:
             with self.db.read_session() as session:
-                return reload_usage(session, stale, self.clock.now())
+                return reload_usage(session, stale, self.clock.now(), self.readers)
 
         snapshot = self.view.get(customer_id, load, refresh)
         if snapshot.expires_at is not None and self.clock.now() >= snapshot.expires_at:
@@ -209,7 +212,6 @@ class AccessService:
         fresh = [c for c in crossed(snapshot, now) if (snapshot.customer_id, c[0], c[1], c[4]) not in self._announced]
         if decision.allowed and not fresh and record is None:
             return
-        denied = None if decision.allowed else decision.to_dict()
         if not fresh and self.denial_buffer_seconds > 0:
             # Denials (and the decision-log entries of rules) are frequent: written together,
             # one transaction per short window, off the request's path.
@@ -223,8 +225,8 @@ class AccessService:
             self._denials_signal.set()
             return
         with self.db.session() as session:
-            if denied is not None:
-                add_event(session, "access.denied", snapshot.customer_id, {**denied, "count": 1}, time=now)
+            if not decision.allowed:
+                add_event(session, "access.denied", snapshot.customer_id, {**decision.to_dict(), "count": 1}, time=now)
             if record is not None:
                 record(session)
             if fresh:
@@ -394,7 +396,7 @@ class AccessService:
                     self._own_events.pop(row.id, None)
                 if own:  # ingested here: dropped already, after its commit
                     continue
-                for named in recorded_customers(row.properties or {}):
+                for named in self.readers.recorded_customers(row.properties or {}):
                     self.view.invalidate_usage(named)
             elif row.customer_id:
                 self.view.invalidate(row.customer_id)

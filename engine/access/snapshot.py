@@ -1,4 +1,5 @@
-"""Loading what an access decision needs about a customer, from the sales and dunning stores."""
+"""Loading what an access decision needs about a customer, through the readers engine.system
+hands in (the sales and dunning queries)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import dunning, sales
 from engine.access.decision import Snapshot
+from engine.access.readers import AccessReaders, Known
 from engine.catalog import Catalog, Plan
 from engine.periods import Period, period_at
 from engine.pricing.usage import UsageEvent, aggregate, matches
-from engine.sales.customers import customer_to_dict, load_customer
 
 
 def quota_window(subscription: Mapping[str, Any], period: str, today: date) -> Period:
@@ -32,57 +32,96 @@ def quota_window(subscription: Mapping[str, Any], period: str, today: date) -> P
     return period_at(anchor, interval, today)[1]
 
 
-def load_snapshot(session: Session, customer_id: str, now: datetime) -> Snapshot:
-    try:
-        # Kept referenced while loading: the session's identity map is weak, and
-        # `customer_plan` looks the same row up again (a second query if it was dropped).
-        row = load_customer(session, customer_id)
-    except sales.NotFound:
+def load_snapshot(session: Session, customer_id: str, now: datetime, readers: AccessReaders) -> Snapshot:
+    inputs = readers.customer_inputs(session, customer_id)
+    if inputs is None:
         return Snapshot(customer_id, known=False)
-    customer = customer_to_dict(row)
-    state = dunning.get_state(session, customer_id)
-    found = sales.customer_plan(session, customer_id)
-    if found is None:
+    customer, state = inputs.customer, inputs.dunning_state
+    if inputs.plan is None:
         return Snapshot(customer_id, True, customer, dunning_state=state)
-    subscription, catalog, plan = found
-    usage, windows, expires_at = _usage(session, customer_id, subscription, catalog, plan, now)
-    spend = _spendable(session, customer_id, subscription, catalog, plan, now, usage, windows)
-    left = sales.budget_left(session, customer_id, subscription, catalog, plan, _known(usage, windows))
-    return Snapshot(customer_id, True, customer, subscription, catalog, plan, state, usage, expires_at, windows,
-                    spendable=spend, budget_left=left)
+    subscription, catalog, plan = inputs.plan
+    usage, windows, expires_at = _usage(session, readers, customer_id, subscription, catalog, plan, now)
+    spend = _spendable(session, readers, customer_id, subscription, catalog, plan, now, usage, windows)
+    left = readers.budget_left(session, customer_id, subscription, catalog, plan, _known(usage, windows))
+    return Snapshot(
+        customer_id,
+        True,
+        customer,
+        subscription,
+        catalog,
+        plan,
+        state,
+        usage,
+        expires_at,
+        windows,
+        spendable=spend,
+        budget_left=left,
+    )
 
 
-def reload_usage(session: Session, snapshot: Snapshot, now: datetime) -> Snapshot:
+def reload_usage(session: Session, snapshot: Snapshot, now: datetime, readers: AccessReaders) -> Snapshot:
     """The snapshot with its usage read again, the rest kept: after new usage, which is all
     that changed (plan, customer and dunning changes drop the whole snapshot instead)."""
     if snapshot.subscription is None or snapshot.catalog is None or snapshot.plan is None:
         return snapshot  # no plan: usage decides nothing
     usage, windows, expires_at = _usage(
-        session, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan, now
+        session, readers, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan, now
     )
-    spend = _spendable(session, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan, now,
-                       usage, windows)
-    left = (None if snapshot.budget_left is None else  # no hard-stop budget: set or removed drops the snapshot
-            sales.budget_left(session, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan,
-                              _known(usage, windows)))
-    return replace(snapshot, usage=usage, windows=windows, expires_at=expires_at, spendable=spend, budget_left=left,
-                   memo={})
+    spend = _spendable(
+        session,
+        readers,
+        snapshot.customer_id,
+        snapshot.subscription,
+        snapshot.catalog,
+        snapshot.plan,
+        now,
+        usage,
+        windows,
+    )
+    left = (
+        None
+        if snapshot.budget_left is None
+        # no hard-stop budget: set or removed drops the snapshot
+        else readers.budget_left(
+            session,
+            snapshot.customer_id,
+            snapshot.subscription,
+            snapshot.catalog,
+            snapshot.plan,
+            _known(usage, windows),
+        )
+    )
+    return replace(
+        snapshot, usage=usage, windows=windows, expires_at=expires_at, spendable=spend, budget_left=left, memo={}
+    )
 
 
-def _known(usage: Mapping[str, Decimal], windows: Mapping[str, Period]) -> dict[str, tuple[Period, Decimal]]:
+def _known(usage: Mapping[str, Decimal], windows: Mapping[str, Period]) -> Known:
     """The usage counted already, with its window (pricing reuses it for the billing period)."""
     return {m: (windows[m], q) for m, q in usage.items() if m in windows}
 
 
-def _spendable(session: Session, customer_id: str, subscription: Mapping[str, Any], catalog: Catalog, plan: Plan,
-               now: datetime, usage: Mapping[str, Decimal], windows: Mapping[str, Period]) -> Decimal | None:
+def _spendable(
+    session: Session,
+    readers: AccessReaders,
+    customer_id: str,
+    subscription: Mapping[str, Any],
+    catalog: Catalog,
+    plan: Plan,
+    now: datetime,
+    usage: Mapping[str, Decimal],
+    windows: Mapping[str, Period],
+) -> Decimal | None:
     """Read only for a plan that stops on it: every other check costs no query more."""
     if plan.credits.on_exhausted != "hard_stop":
         return None
     current = subscription.get("current_period")
-    period = (Period(date.fromisoformat(current["start"]), date.fromisoformat(current["end"]))
-              if isinstance(current, dict) else None)
-    return sales.spendable(session, customer_id, catalog, plan, period, now, _known(usage, windows))
+    period = (
+        Period(date.fromisoformat(current["start"]), date.fromisoformat(current["end"]))
+        if isinstance(current, dict)
+        else None
+    )
+    return readers.spendable(session, customer_id, catalog, plan, period, now, _known(usage, windows))
 
 
 # Aggregations where the new events' own aggregate is what they add to the window's: a max,
@@ -104,9 +143,7 @@ def add_usage(snapshot: Snapshot, events: Sequence[UsageEvent]) -> Snapshot | No
         return None
     usage = dict(snapshot.usage)
     for metric_id, window in snapshot.windows.items():
-        metric = snapshot.catalog.metrics.get(metric_id)
-        if metric is None:
-            return None
+        metric = snapshot.catalog.metrics[metric_id]  # a window per feature's metric, which the catalog has
         if not any(matches(metric, e) for e in events):
             continue
         if metric.aggregation not in _ADDITIVE or metric.recurring:
@@ -120,6 +157,7 @@ def add_usage(snapshot: Snapshot, events: Sequence[UsageEvent]) -> Snapshot | No
 
 def _usage(
     session: Session,
+    readers: AccessReaders,
     customer_id: str,
     subscription: Mapping[str, Any],
     catalog: Catalog,
@@ -131,11 +169,11 @@ def _usage(
     windows: dict[str, Period] = {}
     ends: list[datetime] = []
     for feature_id, entitlement in plan.entitlements.items():
-        feature = catalog.features.get(feature_id)
-        if feature is None or feature.type != "metered" or feature.metric is None:
+        feature = catalog.features[feature_id]  # engine.catalog checks entitlements name features
+        if feature.type != "metered" or feature.metric is None:
             continue
         window = quota_window(subscription, entitlement.period, now.date())
-        usage[feature.metric] = sales.usage_in_period(session, customer_id, catalog, feature.metric, window)
+        usage[feature.metric] = readers.usage_in_period(session, customer_id, catalog, feature.metric, window)
         windows[feature.metric] = window
         # A billing period past its end waits for the renewal (an event), not for the clock.
         if window.end_at > now:

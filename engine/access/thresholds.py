@@ -36,8 +36,8 @@ def _crossed(snapshot: Snapshot, now: datetime) -> list[Crossing]:
     assert snapshot.plan is not None and snapshot.catalog is not None and snapshot.subscription is not None
     out = []
     for feature_id, entitlement in snapshot.plan.entitlements.items():
-        feature = snapshot.catalog.features.get(feature_id)
-        if feature is None or feature.type != "metered" or not feature.metric or not entitlement.limit:
+        feature = snapshot.catalog.features[feature_id]  # engine.catalog checks entitlements name features
+        if feature.type != "metered" or not feature.metric or not entitlement.limit:
             continue
         used = snapshot.usage.get(feature.metric, Decimal(0))
         limit = Decimal(entitlement.limit)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from engine.clock import Clock
 from engine.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from engine.store import Database
 
 
 def cli_now() -> datetime:
@@ -13,6 +17,15 @@ def cli_now() -> datetime:
     the one place a command without a system reads the time."""
     raw = get_settings().test_clock
     return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else datetime.now(UTC)
+
+
+def engine_clock(db: Database) -> Clock:
+    """The clock of the system on `db`, for a command that runs without a system (publish,
+    rollback, user add): the stored test clock when the database holds one, else
+    BILLING_TEST_CLOCK, else the wall clock; read on every stamp."""
+    from engine.store.clock import EngineClock
+
+    return EngineClock(db, get_settings().test_clock, ttl=0)
 
 
 def sandbox_clock(settings: Settings) -> Clock | None:

@@ -15,8 +15,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from engine.access import Decision, RuleAction, UnknownFeature, combine, load_snapshot, plan_decision, rule_context
-from engine.clock import Clock, SystemClock
+from engine.access import (
+    AccessReaders,
+    Decision,
+    RuleAction,
+    UnknownFeature,
+    combine,
+    load_snapshot,
+    plan_decision,
+    rule_context,
+)
+from engine.clock import Clock
 from engine.rules import ACCESS_ACTIONS, RulesRuntime, sync_runtime
 from engine.store import Database
 
@@ -67,9 +76,10 @@ class AccessTester:
     """One per console process: the rules runtime is compiled once and swapped to newly
     published versions on each check (one grouped query when nothing changed)."""
 
-    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+    def __init__(self, db: Database, clock: Clock, readers: AccessReaders) -> None:
         self.db = db
-        self.clock = clock or SystemClock()
+        self.clock = clock
+        self.readers = readers  # engine.system.access_readers(): what the API's checks read
         self.runtime = RulesRuntime(self.clock)
         self._lock = threading.Lock()
 
@@ -84,7 +94,7 @@ class AccessTester:
             sync_runtime(self.runtime, self.db)
         now = self.clock.now()
         with self.db.read_session() as session:
-            snapshot = load_snapshot(session, customer_id, now)
+            snapshot = load_snapshot(session, customer_id, now, self.readers)
         if snapshot.catalog is not None and feature not in snapshot.catalog.features:
             raise UnknownFeature(feature, list(snapshot.catalog.features))
         base = plan_decision(snapshot, feature, quantity, in_use)

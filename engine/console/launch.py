@@ -75,13 +75,14 @@ def run_console(
     if seed_demo:
         from engine.console.store import seed_demo as seed
         from engine.store import Database
+        from engine.store.clock import EngineClock
         from engine.store.migrate import require_migrated
 
         db = Database(url_db)
         try:
             require_migrated(db)
             with db.session() as s:
-                demo = seed(s)
+                demo = seed(s, clock=EngineClock(db, child_env.get("BILLING_TEST_CLOCK", "")))
         finally:
             db.dispose()
     process = subprocess.Popen(console_command(port, host), env=child_env)

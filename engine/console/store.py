@@ -27,7 +27,7 @@ class ConsoleError(ValueError):
     """Something the console user must fix; the message says what."""
 
 
-def seed_demo(session: Session, *, clock: Clock | None = None) -> list[tuple[str, str, str]]:
+def seed_demo(session: Session, *, clock: Clock) -> list[tuple[str, str, str]]:
     """The demo sign-ins (name, role, password), created when missing."""
     return seed_demo_users(session, clock=clock)
 
@@ -142,7 +142,7 @@ def publish(
     *,
     accept_warnings: bool = False,
     require_simulation: bool = True,
-    clock: Clock | None = None,
+    clock: Clock,
 ) -> dict[str, Any]:
     """Publish a draft as a new version, recording who, when and why. Nothing is written
     unless every check passes: the role, validation, lint (or accepted warnings), a
@@ -189,7 +189,7 @@ def _require_simulated(session: Session, kind: str, name: str, text: str) -> Non
 
 
 def _publish_ruleset(
-    session: Session, user: dict[str, Any], name: str, text: str, comment: str, accepted: int, clock: Clock | None
+    session: Session, user: dict[str, Any], name: str, text: str, comment: str, accepted: int, clock: Clock
 ) -> dict[str, Any]:
     """Through `engine.rules.publish_ruleset`, as `billing publish` does: validated against
     the published catalogs, compiled and smoke-tested in a subprocess, stored with who and why."""
@@ -225,7 +225,7 @@ def rollback(
     why: str,
     *,
     kind: str = "catalog",
-    clock: Clock | None = None,
+    clock: Clock,
 ) -> dict[str, Any]:
     """Make `to_version`'s content current again, as a new version (history is never
     rewritten): `engine.operations.rollback`, as `billing rollback` and the HTTP route do."""

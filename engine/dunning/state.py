@@ -109,10 +109,13 @@ def set_states(session: Session, changes: Sequence[StateChange], *, now: datetim
                        {"from": previous, "to": change.state, "reason": change.reason,
                         "cause": change.cause_event_id}, now))
     add_events(session, events)  # one INSERT, in order; no ORM object per event
-    updates = [{"cid": c.customer_id, "st": c.state, "since": now, "why": c.reason}
-               for c in final.values() if c.customer_id in recorded]
-    inserts = [{"customer_id": c.customer_id, "state": c.state, "since": now, "reason": c.reason}
-               for c in final.values() if c.customer_id not in recorded]
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
+    for c in final.values():
+        if c.customer_id in recorded:
+            updates.append({"cid": c.customer_id, "st": c.state, "since": now, "why": c.reason})
+        else:
+            inserts.append({"customer_id": c.customer_id, "state": c.state, "since": now, "reason": c.reason})
     if updates:
         session.connection().execute(_UPDATE, updates)
     if inserts:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from engine.clock import Clock, SystemClock
 from engine.events.apply import Outcome, apply_batch
@@ -31,6 +32,8 @@ from engine.store.outbox import OutboxEvent
 log = logging.getLogger(__name__)
 
 UNROUTED = "unrouted"
+# The counters an outcome adds to, by its status (any other: consumed, unhandled).
+_COUNTERS = {"failed": ("failed",), "applied": ("consumed", "applied"), "duplicate": ("consumed", "duplicates")}
 
 
 def _wall_now() -> datetime:
@@ -117,84 +120,82 @@ class InProcessBus:
 
     def dispatch_once(self, limit: int | None = None) -> int:
         """Take one batch of due rows and apply it; returns how many rows were taken."""
-        limit = limit or self.config.batch_size
         wall = _wall_now()
         with self.db.session() as session:
-            query = (
-                select(OutboxEvent)
-                .where(
-                    OutboxEvent.published_at.is_(None),
-                    OutboxEvent.dead_at.is_(None),
-                    or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= wall),
-                )
-                .order_by(OutboxEvent.seq)
-                .limit(limit)
-            )
-            if self.db.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            rows = list(session.scalars(query))
+            rows = self._due(session, limit or self.config.batch_size, wall)
             if not rows:
                 return 0
-
-            envelopes: dict[int, Envelope] = {}
-            for row in rows:
-                try:
-                    envelopes[row.seq] = envelope_from_dict(row.envelope())
-                except PoisonMessage as exc:
-                    row.dead_at = wall
-                    row.last_error = f"invalid envelope: {exc}"
-                    self.metrics.inc(UNROUTED, "dead_lettered")
-
-            errors: dict[int, list[str]] = {}
-            failed_subsystems: dict[int, list[str]] = {}
+            envelopes = self._envelopes(rows, wall)
             by_seq = {row.seq: row for row in rows}
-            now = self.clock.now()
-            for subsystem in self.registry.subsystems():
-                batch = [
-                    (seq, env) for seq, env in envelopes.items() if self.registry.handlers_for(subsystem, env.type)
-                ]
-                if not batch:
-                    continue
-                for seq, _ in batch:
-                    if by_seq[seq].attempts == 0:
-                        self.metrics.inc(subsystem, "published")
-                outcomes = apply_batch(session, subsystem, [e for _, e in batch], self.registry, now)
-                for (seq, _), outcome in zip(batch, outcomes, strict=True):
-                    self._count(subsystem, outcome)
-                    if outcome.status == "failed":
-                        errors.setdefault(seq, []).append(f"{subsystem}: {outcome.error}")
-                        failed_subsystems.setdefault(seq, []).append(subsystem)
-
+            failures = self._apply(session, envelopes, by_seq)
             for seq, env in envelopes.items():
-                row = by_seq[seq]
                 if not self.registry.subscribers(env.type):
                     self.metrics.inc(UNROUTED, "unhandled")
-                if seq not in errors:
-                    row.published_at = wall
-                    row.next_attempt_at = None
-                    continue
-                row.attempts += 1
-                row.last_error = "; ".join(errors[seq])
-                if row.attempts >= self.config.max_attempts:
-                    row.dead_at = wall
-                    for subsystem in failed_subsystems[seq]:
-                        self.metrics.inc(subsystem, "dead_lettered")
-                    log.error("event %s dead-lettered after %d attempts: %s", row.id, row.attempts, row.last_error)
-                else:
-                    delay = self.config.retry_delay_ms(row.attempts)
-                    row.next_attempt_at = wall + timedelta(milliseconds=delay)
-                    for subsystem in failed_subsystems[seq]:
-                        self.metrics.inc(subsystem, "retried")
+                self._settle(by_seq[seq], failures.get(seq, []), wall)
             return len(rows)
 
-    def _count(self, subsystem: str, outcome: Outcome) -> None:
-        if outcome.status == "failed":
-            self.metrics.inc(subsystem, "failed")
+    def _due(self, session: Session, limit: int, wall: datetime) -> list[OutboxEvent]:
+        query = (
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.published_at.is_(None),
+                OutboxEvent.dead_at.is_(None),
+                or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= wall),
+            )
+            .order_by(OutboxEvent.seq)
+            .limit(limit)
+        )
+        if self.db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        return list(session.scalars(query))
+
+    def _envelopes(self, rows: Sequence[OutboxEvent], wall: datetime) -> dict[int, Envelope]:
+        """The rows' envelopes by seq; a row that is not a valid envelope is dead at once."""
+        envelopes: dict[int, Envelope] = {}
+        for row in rows:
+            try:
+                envelopes[row.seq] = envelope_from_dict(row.envelope())
+            except PoisonMessage as exc:
+                row.dead_at = wall
+                row.last_error = f"invalid envelope: {exc}"
+                self.metrics.inc(UNROUTED, "dead_lettered")
+        return envelopes
+
+    def _apply(
+        self, session: Session, envelopes: Mapping[int, Envelope], by_seq: Mapping[int, OutboxEvent]
+    ) -> dict[int, list[tuple[str, str]]]:
+        """Each subscriber applies its envelopes as one batch; returns the failures per seq
+        as (subsystem, error)."""
+        failures: dict[int, list[tuple[str, str]]] = {}
+        now = self.clock.now()
+        for subsystem in self.registry.subsystems():
+            batch = [(seq, env) for seq, env in envelopes.items() if self.registry.handlers_for(subsystem, env.type)]
+            self.metrics.inc(subsystem, "published", sum(by_seq[seq].attempts == 0 for seq, _ in batch))
+            outcomes = apply_batch(session, subsystem, [e for _, e in batch], self.registry, now) if batch else []
+            for (seq, _), outcome in zip(batch, outcomes, strict=True):
+                self._count(subsystem, outcome)
+                if outcome.status == "failed":
+                    failures.setdefault(seq, []).append((subsystem, str(outcome.error)))
+        return failures
+
+    def _settle(self, row: OutboxEvent, failures: Sequence[tuple[str, str]], wall: datetime) -> None:
+        """Published when every subscriber applied it; else retried later, or dead-lettered
+        after `max_attempts`."""
+        if not failures:
+            row.published_at = wall
+            row.next_attempt_at = None
             return
-        self.metrics.inc(subsystem, "consumed")
-        if outcome.status == "applied":
-            self.metrics.inc(subsystem, "applied")
-        elif outcome.status == "duplicate":
-            self.metrics.inc(subsystem, "duplicates")
+        row.attempts += 1
+        row.last_error = "; ".join(f"{subsystem}: {error}" for subsystem, error in failures)
+        dead = row.attempts >= self.config.max_attempts
+        for subsystem, _ in failures:
+            self.metrics.inc(subsystem, "dead_lettered" if dead else "retried")
+        if dead:
+            row.dead_at = wall
+            log.error("event %s dead-lettered after %d attempts: %s", row.id, row.attempts, row.last_error)
         else:
-            self.metrics.inc(subsystem, "unhandled")
+            row.next_attempt_at = wall + timedelta(milliseconds=self.config.retry_delay_ms(row.attempts))
+
+    def _count(self, subsystem: str, outcome: Outcome) -> None:
+        for counter in _COUNTERS.get(outcome.status, ("consumed", "unhandled")):
+            self.metrics.inc(subsystem, counter)

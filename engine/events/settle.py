@@ -55,16 +55,11 @@ class Settler:
                     ).all()
                 )
         left = 0
-        contiguous = True
         for row in rows:
-            done = row.dead_at is not None or all(
-                (sub, row.id) in applied for sub in self.registry.subscribers(row.type)
-            )
-            if done and contiguous:
-                self.done_through = row.seq
-            elif not done:
-                contiguous = False
+            if row.dead_at is None and any((sub, row.id) not in applied for sub in self.registry.subscribers(row.type)):
                 left += 1
+            elif not left:  # every row before it is done too: the watermark moves over it
+                self.done_through = row.seq
         return left
 
     def wait(self, timeout: float = 60.0) -> None:

@@ -106,6 +106,10 @@ class Attachment:
 AttachmentSource = Callable[[Mapping[str, str]], Attachment]
 
 
+# The values a boolean option of BILLING_SMTP_URL may take.
+_BOOLEANS = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str
@@ -138,11 +142,10 @@ class SmtpSettings:
             value = query.get(name)
             if value is None:
                 return default
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"BILLING_SMTP_URL: {name}={value!r} is not a boolean")
+            parsed = _BOOLEANS.get(value.lower())
+            if parsed is None:
+                raise ValueError(f"BILLING_SMTP_URL: {name}={value!r} is not a boolean")
+            return parsed
 
         implicit = parts.scheme == "smtps"
         starttls = flag("starttls", False)
@@ -343,28 +346,28 @@ class EmailChannel:
                 conn = None
                 if fresh or attempt == 2:
                     raise TransientError(f"SMTP server disconnected: {exc}") from exc
-            except smtplib.SMTPRecipientsRefused as exc:
-                self._reset(conn)
-                codes = [code for code, _ in exc.recipients.values()]
-                detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
-                if codes and all(c >= 500 for c in codes):
-                    raise PermanentError(f"recipient refused: {detail}") from exc
-                raise TransientError(f"recipient deferred: {detail}") from exc
-            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-                self._reset(conn)
-                text = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
-                if exc.smtp_code >= 500:
-                    raise PermanentError(text) from exc
-                raise TransientError(text) from exc
-            except smtplib.SMTPAuthenticationError as exc:
-                _quietly_close(conn)
-                raise TransientError(f"SMTP authentication failed: {exc.smtp_code} "
-                                     f"{exc.smtp_error!r}") from exc
             except (smtplib.SMTPException, OSError) as exc:
-                _quietly_close(conn)
-                raise TransientError(f"SMTP {self.settings.host}:{self.settings.port}: "
-                                     f"{type(exc).__name__}: {exc}") from exc
+                raise self._failure(conn, exc) from exc
         raise TransientError("SMTP: unreachable")  # pragma: no cover
+
+    def _failure(self, conn: smtplib.SMTP | None, exc: smtplib.SMTPException | OSError) -> DeliveryError:
+        """The error a failed SMTP transaction reports (a 5xx is permanent), the connection
+        reset for the next message, or closed when the session itself broke."""
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            self._reset(conn)
+            codes = [code for code, _ in exc.recipients.values()]
+            detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
+            if codes and all(c >= 500 for c in codes):
+                return PermanentError(f"recipient refused: {detail}")
+            return TransientError(f"recipient deferred: {detail}")
+        if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPDataError):
+            self._reset(conn)
+            text = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+            return PermanentError(text) if exc.smtp_code >= 500 else TransientError(text)
+        _quietly_close(conn)
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            return TransientError(f"SMTP authentication failed: {exc.smtp_code} {exc.smtp_error!r}")
+        return TransientError(f"SMTP {self.settings.host}:{self.settings.port}: {type(exc).__name__}: {exc}")
 
     def _transaction(self, conn: smtplib.SMTP, email: RawEmail) -> None:
         """What `smtplib.SMTP.sendmail` does for one recipient, raising the same errors,

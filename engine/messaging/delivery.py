@@ -205,33 +205,37 @@ def deliver_pending(
                 break
             remaining -= len(claimed)
             seen.update(c.id for c in claimed)
-            secrets_by_endpoint = _secrets(db, claimed)
-            local: list[_Outcome] = []
-            queue: SimpleQueue[tuple[Channel, _Claimed, str | None]] = SimpleQueue()
-            senders = 0
-            for c in claimed:
-                channel = channels.require(c.channel)
-                if channel.transactional:
-                    local.append(_send_one(channel, c, None))
-                else:
-                    queue.put((channel, c, secrets_by_endpoint.get(c.target)))
-                    senders += 1
-            if local:
-                _record(db, local, now, report, lock)
-            senders = min(senders, concurrency)
-            if pool is None or senders <= 1:
-                if senders:
-                    _send_queue(db, queue, now, every, report, lock)
-                continue
-            futures = [pool.submit(_send_queue, db, queue, now, every, report, lock)
-                       for _ in range(senders)]
-            wait(futures)
-            for future in futures:
-                future.result()  # a sender that could not record stops the run
+            _deliver_claimed(db, channels, claimed, now, every, report, lock, pool, concurrency)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
     return report
+
+
+def _deliver_claimed(db: Database, channels: Channels, claimed: Sequence[_Claimed], now: datetime, every: int,
+                     report: DeliveryReport, lock: threading.Lock, pool: ThreadPoolExecutor | None,
+                     concurrency: int) -> None:
+    """One claimed batch: the in-app messages written at once, the others sent by up to
+    `concurrency` senders sharing a queue."""
+    secrets_by_endpoint = _secrets(db, claimed)
+    local: list[_Outcome] = []
+    queue: SimpleQueue[tuple[Channel, _Claimed, str | None]] = SimpleQueue()
+    for c in claimed:
+        channel = channels.require(c.channel)
+        if channel.transactional:
+            local.append(_send_one(channel, c, None))
+        else:
+            queue.put((channel, c, secrets_by_endpoint.get(c.target)))
+    if local:
+        _record(db, local, now, report, lock)
+    senders = min(queue.qsize(), concurrency)
+    if pool is None or senders <= 1:  # an empty queue: nothing to send
+        _send_queue(db, queue, now, every, report, lock)
+        return
+    futures = [pool.submit(_send_queue, db, queue, now, every, report, lock) for _ in range(senders)]
+    wait(futures)
+    for future in futures:
+        future.result()  # a sender that could not record stops the run
 
 
 def _send_queue(db: Database, queue: SimpleQueue[tuple[Channel, _Claimed, str | None]],
@@ -303,64 +307,16 @@ _MARK_FINAL = _mark({"status": bindparam("st"), "updated_at": bindparam("now"),
 def _record(db: Database, outcomes: Sequence[_Outcome], now: datetime,
             total: DeliveryReport, lock: threading.Lock) -> None:
     """Mark a group of sends in one transaction; counted in `total` once it committed."""
-    n = NOTIFICATIONS.c
-    events: list[tuple[str, str | None, dict[str, Any], datetime]] = []
+    events: list[_Event] = []
     report = DeliveryReport()
     with db.session() as session:
         _no_fsync_wait(db, session)
         ok = [o for o in outcomes if o.error is None]
         if ok:
-            # One statement marks every successful send of the group, but only rows whose
-            # claim is still this run's (same attempt, still sending).
-            marked = set(session.scalars(
-                update(NOTIFICATIONS)
-                .where(tuple_(n.id, n.attempts).in_([(o.claimed.id, o.claimed.attempts)
-                                                     for o in ok]), n.status == m.SENDING)
-                .values(status=m.SENT, sent_at=now, updated_at=now, lease_until=None,
-                        error=None)
-                .returning(n.id)))
-            in_db: dict[str, tuple[Channel, list[Outgoing]]] = {}
-            # The providers' ids in one executemany (one round trip), not one UPDATE each.
-            provider_ids = [{"nid": o.claimed.id, "pid": o.provider_id} for o in ok
-                            if o.claimed.id in marked and o.provider_id is not None]
-            if provider_ids:
-                session.execute(_SET_PROVIDER_ID, provider_ids)
-            for out in ok:
-                c = out.claimed
-                if c.id not in marked:
-                    continue
-                if out.channel.transactional and out.message is not None:
-                    in_db.setdefault(out.channel.name, (out.channel, []))[1].append(out.message)
-                events.append(("notification.sent", c.customer_id, _event_props(c), now))
-                report.sent += 1
-            # In-app: the feed rows commit with the marks, or neither does (an error here rolls
-            # the group back; its rows stay claimed until their lease ends, then go again).
-            for channel, messages in in_db.values():
-                send_many = getattr(channel, "send_many", None)
-                if send_many is not None:
-                    send_many(messages, session)
-                else:
-                    for message in messages:
-                        channel.send(message, session)
+            _record_sent(session, ok, now, report, events)
         for out in outcomes:
-            if out.error is None:
-                continue
-            c, policy = out.claimed, out.channel.retry
-            key = {"nid": c.id, "att": c.attempts, "now": now, "err": out.error}
-            report.errors.append(f"{c.id}: {out.error}")
-            if not out.permanent and c.attempts < policy.max_attempts:
-                session.execute(_MARK_RETRY, key | {"next": now + policy.delay(c.attempts)})
-                report.retried += 1
-                continue
-            status = m.FAILED if out.permanent else m.DEAD
-            done = session.execute(_MARK_FINAL, key | {"st": status})
-            if done.rowcount:  # type: ignore[attr-defined]
-                props = _event_props(c) | {"error": out.error, "dead_lettered": not out.permanent}
-                events.append(("notification.failed", c.customer_id, props, now))
-            if out.permanent:
-                report.failed += 1
-            else:
-                report.dead += 1
+            if out.error is not None:
+                _record_failed(session, out, out.error, now, report, events)
         # One bulk INSERT, not an ORM object per event.
         add_events(session, events)
     with lock:
@@ -369,3 +325,62 @@ def _record(db: Database, outcomes: Sequence[_Outcome], now: datetime,
         total.failed += report.failed
         total.dead += report.dead
         total.errors.extend(report.errors)
+
+
+# (type, customer id, properties, time): an event `add_events` writes.
+_Event = tuple[str, str | None, dict[str, Any], datetime]
+
+
+def _record_sent(session: Session, ok: Sequence[_Outcome], now: datetime, report: DeliveryReport,
+                 events: list[_Event]) -> None:
+    """Mark the successful sends (one statement), only rows whose claim is still this run's
+    (same attempt, still sending); write the in-app ones' feed rows in the same transaction."""
+    n = NOTIFICATIONS.c
+    marked = set(session.scalars(
+        update(NOTIFICATIONS)
+        .where(tuple_(n.id, n.attempts).in_([(o.claimed.id, o.claimed.attempts) for o in ok]),
+               n.status == m.SENDING)
+        .values(status=m.SENT, sent_at=now, updated_at=now, lease_until=None, error=None)
+        .returning(n.id)))
+    done = [o for o in ok if o.claimed.id in marked]
+    # The providers' ids in one executemany (one round trip), not one UPDATE each.
+    provider_ids = [{"nid": o.claimed.id, "pid": o.provider_id} for o in done if o.provider_id is not None]
+    if provider_ids:
+        session.execute(_SET_PROVIDER_ID, provider_ids)
+    in_db: dict[str, tuple[Channel, list[Outgoing]]] = {}
+    for out in done:
+        if out.channel.transactional and out.message is not None:
+            in_db.setdefault(out.channel.name, (out.channel, []))[1].append(out.message)
+        events.append(("notification.sent", out.claimed.customer_id, _event_props(out.claimed), now))
+    report.sent += len(done)
+    # In-app: the feed rows commit with the marks, or neither does (an error here rolls
+    # the group back; its rows stay claimed until their lease ends, then go again).
+    for channel, messages in in_db.values():
+        send_many = getattr(channel, "send_many", None)
+        if send_many is not None:
+            send_many(messages, session)
+        else:
+            for message in messages:
+                channel.send(message, session)
+
+
+def _record_failed(session: Session, out: _Outcome, error: str, now: datetime, report: DeliveryReport,
+                   events: list[_Event]) -> None:
+    """Pending again with backoff after a transient error with attempts left; else failed
+    (permanent) or dead-lettered, with `notification.failed` if the claim was still ours."""
+    c, policy = out.claimed, out.channel.retry
+    key = {"nid": c.id, "att": c.attempts, "now": now, "err": error}
+    report.errors.append(f"{c.id}: {error}")
+    if not out.permanent and c.attempts < policy.max_attempts:
+        session.execute(_MARK_RETRY, key | {"next": now + policy.delay(c.attempts)})
+        report.retried += 1
+        return
+    status = m.FAILED if out.permanent else m.DEAD
+    done = session.execute(_MARK_FINAL, key | {"st": status})
+    if done.rowcount:  # type: ignore[attr-defined]
+        props = _event_props(c) | {"error": error, "dead_lettered": not out.permanent}
+        events.append(("notification.failed", c.customer_id, props, now))
+    if out.permanent:
+        report.failed += 1
+    else:
+        report.dead += 1

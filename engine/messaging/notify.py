@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Dialect, Table, bindparam, exists, func, select, tuple_, union_all
@@ -214,8 +215,7 @@ def notify_many(session: Session, requests: Sequence[NotifyRequest], *, now: dat
     for customer_id, request in zip(customer_ids, requests, strict=True):
         planned.append(_plan(session, request, customer_id, prefs[customer_id],
                              endpoints.get(customer_id, []), renderer, now))
-    rows = [row for rows_ in planned for row in rows_]
-    inserted = _insert_many(session, rows)
+    inserted = _insert_many(session, list(chain.from_iterable(planned)))
     return [_results(session, rows_, inserted, now) for rows_ in planned]
 
 
@@ -328,49 +328,58 @@ def _plan(session: Session, request: NotifyRequest, customer_id: str, prefs: Pre
         -> list[dict[str, Any]]:
     """The notification rows of one request: decided (preferences, quiet hours, digest) and
     rendered, not yet written."""
-    customer, template = request.customer, request.template
-    category = request.category or TEMPLATE_CATEGORIES.get(template, "general")
-    locale = str(customer.get("locale") or "en")
-    snapshot = _jsonable({k: customer[k] for k in ("id", "name", "email", "phone", "locale",
-                                                   "timezone") if k in customer})
+    customer = request.customer
+    base: dict[str, Any] = {
+        "customer_id": customer_id, "template": request.template,
+        "category": request.category or TEMPLATE_CATEGORIES.get(request.template, "general"),
+        "rule_id": request.rule_id or "", "event_id": request.event_id,
+        "locale": str(customer.get("locale") or "en"), "urgent": request.urgent,
+        "customer": _jsonable({k: customer[k] for k in _SNAPSHOT_FIELDS if k in customer}),
+        "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now,
+        "content": None, "error": None, "digest_key": None,
+    }
     rows: list[dict[str, Any]] = []
     for channel in dict.fromkeys(request.channels):
-        targets: list[tuple[str, str | None]]
-        if channel == "webhook":
-            targets = [(e.id, e.url) for e in endpoints] or [("", None)]
-        elif channel == "email":
-            targets = [("", customer.get("email"))]
-        elif channel == "sms":
-            targets = [("", customer.get("phone"))]
-        else:
-            targets = [("", customer_id)]
-        for target, recipient in targets:
-            row: dict[str, Any] = {
-                "id": new_event_id("ntf"), "customer_id": customer_id, "template": template,
-                "channel": channel, "category": category, "rule_id": request.rule_id or "",
-                "event_id": request.event_id, "target": target, "recipient": recipient,
-                "locale": locale, "urgent": request.urgent, "customer": snapshot,
-                "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now,
-                "content": None, "error": None, "digest_key": None,
-            }
-            status, reason, deliver_at = _decide(row, prefs, channel, category, recipient,
+        for target, recipient in _targets(channel, customer, customer_id, endpoints):
+            row = {"id": new_event_id("ntf"), **base, "channel": channel, "target": target, "recipient": recipient}
+            status, reason, deliver_at = _decide(row, prefs, channel, row["category"], recipient,
                                                  request.urgent, now, request.digest, session)
-            if status == m.PENDING or status == m.DIGEST:
-                try:
-                    rendered = renderer.render(template, channel, request.data, locale, customer)
-                except TemplateError as exc:
-                    status, reason = m.FAILED, str(exc)
-                else:
-                    if channel == "email" and request.attachments:
-                        rendered = replace(rendered, attachments=request.attachments)
-                    row["content"] = rendered.to_dict()
-                    row["locale"] = rendered.locale
-            row["status"] = status
-            row["error"] = reason if status in (m.FAILED, m.SKIPPED) else None
-            if deliver_at is not None:
-                row["next_attempt_at"] = deliver_at
+            if status in (m.PENDING, m.DIGEST):
+                status, reason = _render_into(row, renderer, request, channel, status)
+            # `_decide` gives a reason only with SKIPPED or FAILED, as does the rendering.
+            row["status"], row["error"] = status, reason
+            row["next_attempt_at"] = deliver_at or now
             rows.append(row)
     return rows
+
+
+_SNAPSHOT_FIELDS = ("id", "name", "email", "phone", "locale", "timezone")
+# The customer field a channel's recipient is (webhooks: the endpoints; others: the customer).
+_ADDRESS_FIELDS = {"email": "email", "sms": "phone"}
+
+
+def _targets(channel: str, customer: Mapping[str, Any], customer_id: str,
+             endpoints: Sequence[WebhookEndpoint]) -> list[tuple[str, str | None]]:
+    """(target, recipient) of each message a channel sends for one request."""
+    if channel == "webhook":
+        return [(e.id, e.url) for e in endpoints] or [("", None)]
+    field = _ADDRESS_FIELDS.get(channel)
+    return [("", customer.get(field) if field else customer_id)]
+
+
+def _render_into(row: dict[str, Any], renderer: Renderer, request: NotifyRequest, channel: str,
+                 status: str) -> tuple[str, str | None]:
+    """Render a message due (or gathered in a digest) into its row: its status and error
+    after rendering (FAILED with the template's error)."""
+    try:
+        rendered = renderer.render(request.template, channel, request.data, row["locale"], request.customer)
+    except TemplateError as exc:
+        return m.FAILED, str(exc)
+    if channel == "email" and request.attachments:
+        rendered = replace(rendered, attachments=request.attachments)
+    row["content"] = rendered.to_dict()
+    row["locale"] = rendered.locale
+    return status, None
 
 
 def _insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -399,9 +408,8 @@ def _decide(row: dict[str, Any], prefs: Preferences, channel: str, category: str
             recipient: str | None, urgent: bool, now: datetime, digest: timedelta | None,
             session: Session) -> tuple[str, str | None, datetime | None]:
     if not prefs.allows(channel, category):
-        what = "channel" if channel in prefs.opted_out_channels else "category"
-        return m.SKIPPED, f"customer opted out of {what} " \
-            f"{channel if what == 'channel' else category}", None
+        what, name = ("channel", channel) if channel in prefs.opted_out_channels else ("category", category)
+        return m.SKIPPED, f"customer opted out of {what} {name}", None
     if channel == "webhook" and recipient is None:
         return m.SKIPPED, "customer has no webhook endpoint", None
     if not recipient:

@@ -27,7 +27,7 @@ from typing import Any
 
 import jinja2
 import jinja2.debug
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
+from jinja2 import FileSystemLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 
 from engine.messaging.sandbox import (
@@ -96,7 +96,7 @@ class Rendered:
     def summary(self) -> str:
         """One line describing the message (used by digests and logs)."""
         line = self.subject or self.title or self.text or json.dumps(self.payload)
-        return (line or "").strip().splitlines()[0] if line and line.strip() else self.template
+        return line.strip().splitlines()[0] if line.strip() else self.template
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"template": self.template, "channel": self.channel,
@@ -280,9 +280,7 @@ class Renderer:
             raise TemplateError(name, channel, f"not allowed: {exc}") from exc
         except RecursionError as exc:
             raise TemplateError(name, channel, "recursion too deep") from exc
-        except (MemoryError, TemplateNotFound) as exc:
-            raise TemplateError(name, channel, f"{type(exc).__name__}: {exc}") from exc
-        except Exception as exc:  # a filter's ValueError, a TypeError in an expression, ...
+        except Exception as exc:  # a filter's ValueError, a TypeError, MemoryError, TemplateNotFound, ...
             raise TemplateError(name, channel, f"{type(exc).__name__}: {exc}") from exc
 
     def _where(self, exc: BaseException) -> str:
@@ -321,43 +319,48 @@ class Renderer:
         return collect(tmpl.root_render_func(tmpl.new_context(context)), self.limits, path)
 
     def _render(self, name: str, channel: str, locale: str, context: dict[str, Any]) -> Rendered:
-        if channel == "email":
-            parts = self._blocks(f"email/{locale}/{name}.txt", context, ("subject", "text"))
-            subject = " ".join(parts["subject"].split())
-            if not subject:
-                raise TemplateError(name, channel, "the subject is empty")
-            html = self._whole(f"email/{locale}/{name}.html", context)
-            return Rendered(name, channel, locale, subject=subject, html=html,
-                            text=parts["text"] + "\n")
-        if channel == "sms":
-            text = self._whole(f"sms/{locale}/{name}.txt", context).strip()
-            if not text:
-                raise TemplateError(name, channel, "the SMS text is empty")
-            length = sms_length(text)
-            if length.segments > MAX_SMS_SEGMENTS:
-                raise TemplateError(name, channel, f"the SMS needs {length.segments} segments "
-                                    f"({length.encoding}); the limit is {MAX_SMS_SEGMENTS}")
-            return Rendered(name, channel, locale, text=text, sms=length)
-        if channel == "in_app":
-            parts = self._blocks(f"in_app/{locale}/{name}.txt", context, ("title", "body"),
-                                 ("action_url",))
-            link = parts.get("action_url") or None
-            if link is not None and not (link.startswith(("https://", "http://"))
-                                         or (link.startswith("/") and not link.startswith("//"))):
-                raise TemplateError(name, channel, f"action_url {link!r} must be http(s) or a "
-                                    "path starting with /")
-            return Rendered(name, channel, locale, title=" ".join(parts["title"].split()),
-                            body=parts["body"], action_url=link)
-        # webhook
+        # `render` checked the channel: one of CHANNELS.
+        by_channel = {"email": self._email, "sms": self._sms, "in_app": self._in_app, "webhook": self._webhook}
+        return by_channel[channel](name, locale, context)
+
+    def _email(self, name: str, locale: str, context: dict[str, Any]) -> Rendered:
+        parts = self._blocks(f"email/{locale}/{name}.txt", context, ("subject", "text"))
+        subject = " ".join(parts["subject"].split())
+        if not subject:
+            raise TemplateError(name, "email", "the subject is empty")
+        html = self._whole(f"email/{locale}/{name}.html", context)
+        return Rendered(name, "email", locale, subject=subject, html=html, text=parts["text"] + "\n")
+
+    def _sms(self, name: str, locale: str, context: dict[str, Any]) -> Rendered:
+        text = self._whole(f"sms/{locale}/{name}.txt", context).strip()
+        if not text:
+            raise TemplateError(name, "sms", "the SMS text is empty")
+        length = sms_length(text)
+        if length.segments > MAX_SMS_SEGMENTS:
+            raise TemplateError(name, "sms", f"the SMS needs {length.segments} segments "
+                                f"({length.encoding}); the limit is {MAX_SMS_SEGMENTS}")
+        return Rendered(name, "sms", locale, text=text, sms=length)
+
+    def _in_app(self, name: str, locale: str, context: dict[str, Any]) -> Rendered:
+        parts = self._blocks(f"in_app/{locale}/{name}.txt", context, ("title", "body"), ("action_url",))
+        link = parts.get("action_url") or None
+        # http(s), or a path on this site ("//host" would be another site's)
+        if link is not None and not (link.startswith(("https://", "http://", "/")) and not link.startswith("//")):
+            raise TemplateError(name, "in_app", f"action_url {link!r} must be http(s) or a "
+                                "path starting with /")
+        return Rendered(name, "in_app", locale, title=" ".join(parts["title"].split()),
+                        body=parts["body"], action_url=link)
+
+    def _webhook(self, name: str, locale: str, context: dict[str, Any]) -> Rendered:
         raw = self._whole(f"webhook/{name}.json", context)
         try:
             payload = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise TemplateError(name, channel, f"the webhook template is not valid JSON: {exc} "
+            raise TemplateError(name, "webhook", f"the webhook template is not valid JSON: {exc} "
                                 "(write values with |tojson)") from exc
         if not isinstance(payload, dict):
-            raise TemplateError(name, channel, "the webhook template must give a JSON object")
-        return Rendered(name, channel, locale, payload=payload)
+            raise TemplateError(name, "webhook", "the webhook template must give a JSON object")
+        return Rendered(name, "webhook", locale, payload=payload)
 
 
 def preview(name: str, channel: str = "email", locale: str = DEFAULT_LOCALE,

@@ -51,7 +51,7 @@ def _refused() -> Iterator[None]:
 
 
 def publish_texts(session: Session, texts: Sequence[tuple[str, str]], actor: str, comment: str = "", *,
-                  clock: Clock | None = None) -> list[PublishedItem]:
+                  clock: Clock) -> list[PublishedItem]:
     """(file name, YAML text) pairs, as an HTTP body carries them: every one parsed before any
     is stored; rulesets checked against the published catalogs (those of this call included)."""
     problems: list[str] = []
@@ -67,7 +67,7 @@ def publish_texts(session: Session, texts: Sequence[tuple[str, str]], actor: str
 
 
 def publish_documents(session: Session, docs: Sequence[Document], actor: str, comment: str = "", *,
-                      refs: rules.References | None = None, clock: Clock | None = None) -> list[PublishedItem]:
+                      refs: rules.References | None = None, clock: Clock) -> list[PublishedItem]:
     """Catalogs first, then rulesets (so a ruleset may name a plan published in the same
     call). `refs`: what rulesets may name; None reads the published catalogs."""
     is_ruleset = [isinstance(d.data, dict) and "ruleset" in d.data for d in docs]
@@ -81,7 +81,7 @@ def publish_documents(session: Session, docs: Sequence[Document], actor: str, co
 
 
 def _publish_one(session: Session, doc: Document, actor: str, comment: str, refs: rules.References | None,
-                 clock: Clock | None) -> PublishedItem:
+                 clock: Clock) -> PublishedItem:
     if isinstance(doc.data, dict) and "ruleset" in doc.data:
         session.flush()
         found = rules.publish_ruleset(session, doc, actor, comment,

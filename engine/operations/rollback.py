@@ -17,7 +17,7 @@ Kind = Literal["catalog", "ruleset"]
 
 
 def rollback(session: Session, kind: Kind, name: str, to_version: int, why: str, *, actor: dict[str, Any],
-             clock: Clock | None = None) -> dict[str, Any]:
+             clock: Clock) -> dict[str, Any]:
     """`actor` is the audit's user ({"name", "role"}; the role must allow a rollback).
     Returns the new version, the one restored and the audit entry."""
     if not why or not why.strip():

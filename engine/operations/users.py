@@ -12,7 +12,7 @@ from engine.clock import Clock
 from engine.operations.errors import OperationError
 
 
-def add_user(session: Session, name: str, role: str, password: str, *, clock: Clock | None = None) -> dict[str, Any]:
+def add_user(session: Session, name: str, role: str, password: str, *, clock: Clock) -> dict[str, Any]:
     try:
         return users.add_user(session, name, role, password, clock=clock)
     except users.UserError as exc:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock
 from engine.money import KNOWN_CURRENCIES, quantum
 from engine.payments.models import Receivable
 from engine.payments.provider import ProviderAdapter
@@ -76,8 +76,8 @@ class PaymentService:
 
     def __init__(
         self,
-        adapters: Mapping[str, ProviderAdapter] | Iterable[ProviderAdapter] = (),
-        clock: Clock | None = None,
+        adapters: Mapping[str, ProviderAdapter] | Iterable[ProviderAdapter],
+        clock: Clock,
         *,
         default_provider: str = "sandbox",
     ) -> None:
@@ -85,7 +85,7 @@ class PaymentService:
             self.adapters: dict[str, ProviderAdapter] = dict(adapters)
         else:
             self.adapters = {a.name: a for a in adapters}
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock
         self.default_provider = default_provider
 
     def adapter(self, name: str) -> ProviderAdapter:

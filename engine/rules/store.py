@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.catalog import DocumentError, load_catalog
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock
 from engine.documents import Document, Problem, load_yaml_file
 from engine.rules.conditions import Node, tests
 from engine.rules.loader import References, load_ruleset_text, ruleset_from_document
@@ -102,7 +102,7 @@ def _to_ruleset(item: Ruleset | Document | str | Path, refs: References | None) 
 
 
 def publish_ruleset(session: Session, item: Ruleset | Document | str | Path, author: str,
-                    comment: str = "", *, refs: References | None = None, clock: Clock | None = None,
+                    comment: str = "", *, refs: References | None = None, clock: Clock,
                     smoke: bool = True, rollback_of: int | None = None) -> PublishedRuleset:
     """Validate (raises DocumentError listing every problem), smoke-test in a subprocess and
     store a new version. The same text as the latest version stores nothing."""
@@ -123,7 +123,7 @@ def publish_ruleset(session: Session, item: Ruleset | Document | str | Path, aut
         fromfile=f"{ruleset.name} v{version - 1}" if latest else "/dev/null",
         tofile=f"{ruleset.name} v{version}",
     ))
-    now = (clock or SystemClock()).now()
+    now = clock.now()
     row = RuleVersion(
         ruleset=ruleset.name, version=version, checksum=ruleset.checksum, author=author.strip(),
         comment=comment, published_at=now, source=ruleset.source, file=ruleset.file, diff=diff,
@@ -137,9 +137,9 @@ def publish_ruleset(session: Session, item: Ruleset | Document | str | Path, aut
 
 
 def publish_ruleset_document(session: Session, doc: Document, author: str, comment: str = "",
-                             refs: References | None = None) -> str:
+                             refs: References | None = None, *, clock: Clock) -> str:
     """For `billing publish`: one line saying what happened."""
-    result = publish_ruleset(session, doc, author, comment, refs=refs)
+    result = publish_ruleset(session, doc, author, comment, refs=refs, clock=clock)
     return f"{doc.file}: {result}"
 
 
@@ -161,7 +161,7 @@ def ruleset_version(session: Session, name: str, version: int | None = None) -> 
 
 
 def rollback_ruleset(session: Session, name: str, to_version: int, author: str, comment: str = "",
-                     *, clock: Clock | None = None) -> PublishedRuleset:
+                     *, clock: Clock) -> PublishedRuleset:
     """Make an earlier version live again, as a new version with its text (history only grows).
     The old text is re-validated for structure only: it was fully checked when published."""
     old = ruleset_version(session, name, to_version)

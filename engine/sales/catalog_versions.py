@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import Catalog, DocumentError, catalog_from_document, load_yaml_file
 from engine.catalog.model import Plan
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock
 from engine.documents import Document
 from engine.sales.common import now_of
 from engine.sales.errors import Conflict, NotFound, SalesError
@@ -68,7 +68,7 @@ def publish_catalog(
     author: str,
     comment: str = "",
     *,
-    clock: Clock | None = None,
+    clock: Clock,
 ) -> PublishedVersion:
     """Validate and store a catalog as a new immutable version.
 
@@ -81,7 +81,7 @@ def publish_catalog(
     raw = json.loads(json.dumps(catalog.raw, default=str))
     digest = checksum_of(raw)
     name = catalog.name
-    now = now_of(clock or SystemClock())
+    now = now_of(clock)
 
     owners = {
         o.plan_id: o.catalog

@@ -7,6 +7,7 @@ the components it uses; subscriptions.py is the table of who reacts to which eve
     app = create_app(system.api_context())
 """
 
+from engine.system.access_readers import access_readers
 from engine.system.assembly import FROM_SETTINGS, DueWork, FromSettings, System, build_system, lifecycle_system
 from engine.system.automation_owners import DatabaseFacts, SubsystemEffects, SubsystemRecords, build_automation, owners
 from engine.system.payments import payment_retry_consumer, payment_service
@@ -22,6 +23,7 @@ __all__ = [
     "SubsystemEffects",
     "SubsystemRecords",
     "System",
+    "access_readers",
     "billing",
     "build_automation",
     "build_system",

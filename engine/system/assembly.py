@@ -32,6 +32,7 @@ from engine.rules import DurableEngine, RulePromotions, RulesRuntime
 from engine.scheduler import Jobs
 from engine.store import Database
 from engine.store.clock import StoredClock
+from engine.system.access_readers import access_readers
 from engine.system.automation_owners import build_automation
 from engine.system.payments import hosted_form_origins, payment_service
 from engine.system.scheduling import collection, scheduler_jobs
@@ -271,6 +272,7 @@ def build_system(
     access = AccessService(
         db,
         clock,
+        access_readers(),
         AccessView(ttl=settings.access_cache_ttl),
         access_rules,
         denial_buffer_seconds=settings.access_denial_buffer_ms / 1000,

@@ -27,7 +27,7 @@ def _not_self(admin: dict[str, Any], name: str, what: str) -> None:
 
 
 def create_user(session: Session, admin: dict[str, Any] | None, name: str, role: str, password: str,
-                why: str = "", *, clock: Clock | None = None) -> dict[str, Any]:
+                why: str = "", *, clock: Clock) -> dict[str, Any]:
     admin = require(admin, "manage_users")
     made = add_user(session, name, role, password, clock=clock)
     record_audit(session, admin, "user.add", "user", made["name"], why or f"added as {role}",
@@ -36,7 +36,7 @@ def create_user(session: Session, admin: dict[str, Any] | None, name: str, role:
 
 
 def change_role(session: Session, admin: dict[str, Any] | None, name: str, role: str, why: str = "",
-                *, clock: Clock | None = None) -> dict[str, Any]:
+                *, clock: Clock) -> dict[str, Any]:
     admin = require(admin, "manage_users")
     if role not in ROLES:
         raise UserError("role", f"one of {', '.join(ROLES)}, not {role!r}")
@@ -52,7 +52,7 @@ def change_role(session: Session, admin: dict[str, Any] | None, name: str, role:
 
 
 def set_disabled(session: Session, admin: dict[str, Any] | None, name: str, disabled: bool, why: str = "",
-                 *, clock: Clock | None = None) -> dict[str, Any]:
+                 *, clock: Clock) -> dict[str, Any]:
     """A disabled user can no longer sign in; their past actions stay in the audit."""
     admin = require(admin, "manage_users")
     user = _find(session, name)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock
 from engine.users.models import AuditEntry, ConsoleUser
 
 ROLES = ("viewer", "operator", "editor", "publisher", "admin")
@@ -112,14 +112,14 @@ def _check(name: str, role: str, password: str) -> None:
 
 
 def add_user(
-    session: Session, name: str, role: str, password: str, *, clock: Clock | None = None, replace: bool = False
+    session: Session, name: str, role: str, password: str, *, clock: Clock, replace: bool = False
 ) -> dict[str, Any]:
     """Create a console user (or, with `replace`, reset an existing one's role and password)."""
     _check(name, role, password)
     existing = session.scalars(select(ConsoleUser).where(ConsoleUser.name == name)).first()
     if existing is not None and not replace:
         raise UserError("name", f"a user named {name!r} already exists")
-    now = (clock or SystemClock()).now()
+    now = clock.now()
     if existing is None:
         existing = ConsoleUser(name=name, role=role, password_hash=hash_password(password), created_at=now)
         session.add(existing)
@@ -174,7 +174,7 @@ def record_audit(
     *,
     version: int | None = None,
     details: dict[str, Any] | None = None,
-    clock: Clock | None = None,
+    clock: Clock,
 ) -> dict[str, Any]:
     """Record a publish, a rollback, an operator's change to a subscription or a user change.
     The user must hold the role for it, and say why."""
@@ -186,7 +186,7 @@ def record_audit(
     if not why or not why.strip():
         raise UserError("why", f"a {action} needs a comment saying why")
     entry = AuditEntry(
-        at=(clock or SystemClock()).now(),
+        at=clock.now(),
         user=user["name"],
         role=user["role"],
         action=action,
@@ -232,7 +232,7 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def seed_demo_users(session: Session, *, clock: Clock | None = None) -> list[tuple[str, str, str]]:
+def seed_demo_users(session: Session, *, clock: Clock) -> list[tuple[str, str, str]]:
     """The demo sign-ins (name, role, password), created when missing. Returns all of them."""
     existing = {u.name for u in session.scalars(select(ConsoleUser))}
     for name, role, password in DEMO_USERS:

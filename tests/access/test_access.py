@@ -12,6 +12,7 @@ from engine.access import AccessService, AccessView, RuleAction, Snapshot, Unkno
 from engine.catalog import load_catalog
 from engine.clock import TestClock
 from engine.store import Database, OutboxEvent
+from engine.system import access_readers
 
 SAAS = load_catalog("catalogs/saas.yaml")
 
@@ -160,7 +161,7 @@ def world(db: Database) -> tuple[Database, TestClock, AccessService]:
         sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=clock)
         sales.create_customer(s, {"id": "acme", "name": "Acme", "email": "a@acme.test"}, clock=clock)
         sales.create_subscription(s, "acme", "free", clock=clock, id="sub_acme")
-    return db, clock, AccessService(db, clock, AccessView(ttl=60))
+    return db, clock, AccessService(db, clock, access_readers(), AccessView(ttl=60))
 
 
 def _events(db: Database, type: str) -> list[OutboxEvent]:
@@ -244,13 +245,13 @@ def test_unknown_customer_feature_and_bad_quantity(world: tuple[Database, TestCl
 
 def test_the_configured_view_is_used_even_when_empty(sqlite_db: Database) -> None:
     view = AccessView(ttl=3600)
-    service = AccessService(sqlite_db, TestClock(datetime(2026, 11, 1, tzinfo=UTC)), view)
+    service = AccessService(sqlite_db, TestClock(datetime(2026, 11, 1, tzinfo=UTC)), access_readers(), view)
     assert service.view is view
 
 
 def test_buffered_denials_are_written_together(world: tuple[Database, TestClock, AccessService]) -> None:
     db, clock, _ = world
-    access = AccessService(db, clock, AccessView(ttl=60), denial_buffer_seconds=0.05)
+    access = AccessService(db, clock, access_readers(), AccessView(ttl=60), denial_buffer_seconds=0.05)
     for _ in range(3):
         assert access.check("acme", "sso").reason == "not_in_plan"
     access.check("acme", "audit_log")
@@ -271,7 +272,7 @@ def test_a_failed_denial_flush_keeps_its_rows_for_the_next(
     import engine.access.service as service
 
     db, clock, _ = world
-    access = AccessService(db, clock, AccessView(ttl=60), denial_buffer_seconds=0.05)
+    access = AccessService(db, clock, access_readers(), AccessView(ttl=60), denial_buffer_seconds=0.05)
     access.check("acme", "sso")
     real = service.add_events
 
@@ -315,7 +316,7 @@ def test_usage_ingested_by_another_process_reaches_the_cached_decision_through_t
     world: tuple[Database, TestClock, AccessService],
 ) -> None:
     db, clock, _ = world
-    access = AccessService(db, clock, AccessView(ttl=3600))
+    access = AccessService(db, clock, access_readers(), AccessView(ttl=3600))
     assert access.check("acme", "api").used == 0  # cached now, for an hour
     access.start_following()
     with db.session() as s:  # another process: this one's view is not told directly
@@ -358,7 +359,7 @@ def test_a_daily_quota_starts_again_at_midnight_with_a_long_lived_snapshot(db: D
             ],
             clock=clock,
         )
-    access = AccessService(db, clock, AccessView(ttl=3600))
+    access = AccessService(db, clock, access_readers(), AccessView(ttl=3600))
     assert access.check("day", "api").reason == "quota_exceeded"
     clock.set(datetime(2026, 11, 2, 23, 59, tzinfo=UTC))
     assert access.check("day", "api").reason == "quota_exceeded"  # 23:59, the same day
@@ -374,7 +375,7 @@ def test_new_usage_reloads_only_the_usage_and_a_plan_change_still_reloads_everyt
     from sqlalchemy import event
 
     db, clock, _ = world
-    access = AccessService(db, clock, AccessView(ttl=3600))
+    access = AccessService(db, clock, access_readers(), AccessView(ttl=3600))
     assert access.check("acme", "api").used == 0
     statements: list[str] = []
 

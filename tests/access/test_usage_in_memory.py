@@ -17,6 +17,7 @@ from engine.access.snapshot import add_usage, load_snapshot
 from engine.clock import TestClock
 from engine.pricing import parse_event
 from engine.store import Database
+from engine.system import access_readers
 
 # Quotas on every kind of metric: counted with a filter, summed (with a filter), a daily
 # window, and a max, which new events cannot simply be added to.
@@ -58,7 +59,7 @@ def metered(db: Database, tmp_path: Path) -> tuple[Database, TestClock, AccessSe
         sales.publish_catalog(s, path, "test", clock=clock)
         sales.create_customer(s, {"id": "acme", "name": "Acme", "email": "a@acme.test"}, clock=clock)
         sales.create_subscription(s, "acme", "team", clock=clock)
-    return db, clock, AccessService(db, clock, AccessView(ttl=3600))
+    return db, clock, AccessService(db, clock, access_readers(), AccessView(ttl=3600))
 
 
 def _random_event(rng: random.Random, n: int, additive_only: bool) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def test_added_usage_is_what_the_database_says(metered: tuple[Database, TestCloc
             in_memory += 1
             assert access.view.misses == misses  # nothing was read from the database
         with db.read_session() as s:
-            loaded = load_snapshot(s, "acme", clock.now())
+            loaded = load_snapshot(s, "acme", clock.now(), access_readers())
         assert dict(held.usage) == dict(loaded.usage), f"round {round_}"
     assert in_memory >= 25 and reloads >= 5
     assert held.usage["gpu_hours"] > 0 and held.usage["downloads"] > 0 and held.usage["calls"] > 0

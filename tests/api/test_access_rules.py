@@ -16,7 +16,7 @@ def test_publishing_access_rules_changes_the_next_decision(running: Running) -> 
     assert (before["allowed"], before["reason"], before["rules"]) == (False, "not_in_plan", [])
 
     with running.system.db.session() as s:
-        publish_ruleset(s, "rules/access.yaml", "test", comment="partner beta")
+        publish_ruleset(s, "rules/access.yaml", "test", comment="partner beta", clock=running.system.clock)
     running.system.sync_rules()  # what the refresher does every few seconds
 
     after = product.post("/v1/access/check", json=check).json()
@@ -28,7 +28,7 @@ def test_suspended_account_keeps_only_its_data_export(running: Running) -> None:
     admin.post("/v1/customers", json={"id": "late_1", "email": "l@x.io", "name": "L"})
     admin.post("/v1/subscriptions", json={"customer_id": "late_1", "plan": "pro"})
     with running.system.db.session() as s:
-        publish_ruleset(s, "rules/access.yaml", "test")
+        publish_ruleset(s, "rules/access.yaml", "test", clock=running.system.clock)
         dunning.set_state(s, "late_1", "suspended", now=running.system.clock.now())
     running.system.sync_rules()
     running.system.access.invalidate("late_1")
@@ -61,7 +61,7 @@ def test_a_rule_window_opening_changes_a_cached_decision_and_each_use_is_logged(
         "      - allow: {reason: launch_week}\n"
     )
     with running.system.db.session() as s:
-        publish_ruleset(s, ruleset, "test")
+        publish_ruleset(s, ruleset, "test", clock=running.system.clock)
     running.system.sync_rules()
     check = {"customer_id": "launch_1", "feature": "beta_ai"}
 

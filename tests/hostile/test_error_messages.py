@@ -12,6 +12,7 @@ import pytest
 
 from engine import sales
 from engine.cli import main
+from engine.clock import SystemClock
 from engine.config import get_settings
 from engine.console import ConsoleError, publish
 from engine.console.store import check_stored
@@ -137,6 +138,6 @@ def test_republishing_an_identical_catalog_keeps_its_version_in_the_cli_and_the_
         0, f"{reformatted}: catalog acme-analytics unchanged (version 1)\n", "")
     with database.session() as s, pytest.raises(ConsoleError, match="nothing to publish: version 1 already has"):
         publish(s, {"name": "publisher", "role": "publisher"}, "catalog", SAAS, "again", accept_warnings=True,
-                require_simulation=False)
+                require_simulation=False, clock=SystemClock())
     with database.session() as s:
         assert [v["version"] for v in sales.list_versions(s, "acme-analytics")] == [1]

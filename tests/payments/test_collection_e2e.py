@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from engine.clock import SystemClock
 from engine.payments import (
     PaymentService,
     RefundRejected,
@@ -124,7 +125,7 @@ def test_retry_after_insufficient_funds_succeeds_with_new_method(pdb: Database, 
 
 def test_timeout_then_success_on_retry_without_double_charge(pdb: Database, sandbox: Server) -> None:
     impatient = SandboxAdapter(sandbox.url, api_key=API_KEY, webhook_secret=SECRET, timeout=0.5)
-    svc = PaymentService([impatient])
+    svc = PaymentService([impatient], SystemClock())
     customer = setup_customer(pdb, svc, token=CARD_SLOW)
     inv = invoice(customer, "15.00")
     with pdb.session() as s:
@@ -237,11 +238,12 @@ def test_bad_signature_and_replayed_timestamp_are_rejected(pdb: Database, servic
 CRASH_SCRIPT = textwrap.dedent(
     """
     import json, os, signal, sys
+    from engine.clock import SystemClock
     from engine.payments import PaymentService, SandboxAdapter, handle_invoice_finalized
     from engine.store import Database
     db_url, sandbox_url, api_key, secret, envelope = sys.argv[1:6]
     db = Database(db_url)
-    service = PaymentService([SandboxAdapter(sandbox_url, api_key=api_key, webhook_secret=secret)])
+    service = PaymentService([SandboxAdapter(sandbox_url, api_key=api_key, webhook_secret=secret)], SystemClock())
     with db.session() as s:
         handle_invoice_finalized(s, json.loads(envelope), service=service)
         s.flush()

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine.clock import SystemClock
 from engine.console import seed_demo
 from engine.store import Database
 
@@ -20,7 +21,7 @@ def console_db(tmp_path, monkeypatch) -> Iterator[Database]:  # type: ignore[no-
     db = Database(url)
     db.migrate()
     with db.session() as s:
-        seed_demo(s)
+        seed_demo(s, clock=SystemClock())
     yield db
     db.dispose()
 

@@ -17,7 +17,7 @@ from engine.config import Settings
 from engine.console import AccessTester
 from engine.rules import load_ruleset_text, publish_ruleset, rollback_ruleset
 from engine.store import Database, OutboxEvent
-from engine.system import build_system
+from engine.system import access_readers, build_system
 from tests.ui.conftest import page, texts
 
 CUSTOMERS = {"plain": ("pro", []), "partner": ("pro", ["partner"]), "late": ("pro", []), "small": ("free", [])}
@@ -69,7 +69,7 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
 
 def test_rules_change_the_testers_answer(world) -> None:  # type: ignore[no-untyped-def]
     db, clock = world
-    tester = AccessTester(db, clock)
+    tester = AccessTester(db, clock, access_readers())
     # Before any access ruleset: the plan alone decides.
     beta = tester.check("partner", "beta_ai")
     assert (beta.decision.allowed, beta.decision.reason, beta.decision.rules) == (False, "not_in_plan", ())
@@ -133,7 +133,7 @@ def test_same_decisions_as_the_api(world, tmp_path) -> None:  # type: ignore[no-
     db, clock = world
     publish_access(db, clock)
     before = outbox_count(db)
-    tester = AccessTester(db, clock)
+    tester = AccessTester(db, clock, access_readers())
     answers = {
         (cid, f, q): tester.check(cid, f, Decimal(q)).to_dict()
         for cid in [*CUSTOMERS, "nobody"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine.clock import SystemClock
 from engine.console import seed_demo
 from engine.store import Database
 from engine.users import list_audit
@@ -42,7 +43,7 @@ def history_db(tmp_path, monkeypatch) -> Iterator[Database]:  # type: ignore[no-
     db = Database(url)
     db.migrate()
     with db.session() as s:
-        seed_demo(s)
+        seed_demo(s, clock=SystemClock())
         history.seed(s)
     yield db
     db.dispose()
@@ -53,7 +54,7 @@ def scenario_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("customers") / "card.db"
     system = scenario.build(f"sqlite:///{path}")
     with system.db.session() as s:
-        seed_demo(s)
+        seed_demo(s, clock=system.clock)
     system.db.dispose()
     return f"sqlite:///{path}"
 

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from engine.clock import TestClock
 from engine.console import seed_demo
 from engine.store import Database
 from engine.store.clock import StoredClock
@@ -29,7 +30,7 @@ def history_db(tmp_path, monkeypatch) -> Iterator[Database]:  # type: ignore[no-
     db = Database(url)
     db.migrate()
     with db.session() as s:
-        seed_demo(s)
+        seed_demo(s, clock=TestClock(ENGINE_NOW))
         history.seed(s)
     yield db
     db.dispose()
@@ -76,7 +77,7 @@ def card_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('clock') / 'card.db'}"
     system = scenario.build(url)
     with system.db.session() as s:
-        seed_demo(s)
+        seed_demo(s, clock=system.clock)
     StoredClock(system.db, scenario.END)  # the system's clock, stored as `--test-clock` would
     system.db.dispose()
     return url

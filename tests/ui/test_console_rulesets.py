@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import rules, sales
-from engine.clock import TestClock
+from engine.clock import SystemClock, TestClock
 from engine.console import ConsoleError, publish, rollback, save_draft
 from engine.console.yaml_edit import load
 from engine.users import list_audit
@@ -49,7 +49,7 @@ def live_rules(db) -> list[tuple[int, str, str, list[str]]]:  # type: ignore[no-
 
 def test_ruleset_checks_by_line_and_field(app, console_db) -> None:  # type: ignore[no-untyped-def]
     with console_db.session() as s:
-        sales.publish_catalog(s, "catalogs/saas.yaml", "test")
+        sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=SystemClock())
     at = ruleset_editor(app("editor"))
     assert "Valid: ruleset access: 3 rules on 1 events" in texts(at, "success")
     lines = ACCESS.splitlines()
@@ -83,7 +83,7 @@ def test_ruleset_checks_by_line_and_field(app, console_db) -> None:  # type: ign
 
 def test_publish_toggle_and_rollback(app, console_db) -> None:  # type: ignore[no-untyped-def]
     with console_db.session() as s:
-        sales.publish_catalog(s, "catalogs/saas.yaml", "test")
+        sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=SystemClock())
     at = ruleset_editor(app("publisher"))
     at.button(key="save_draft").click().run()
     assert "Saved draft access." in texts(at, "success")

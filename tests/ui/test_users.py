@@ -28,13 +28,13 @@ def test_add_and_authenticate(sqlite_db, clock) -> None:  # type: ignore[no-unty
         assert authenticate(s, "ada", "wrong horse") is None
         assert authenticate(s, "bob", "correct horse") is None
         with pytest.raises(UserError, match="already exists"):
-            add_user(s, "ada", "viewer", "another one")
+            add_user(s, "ada", "viewer", "another one", clock=clock)
         with pytest.raises(UserError, match="role"):
-            add_user(s, "eve", "owner", "long enough")
+            add_user(s, "eve", "owner", "long enough", clock=clock)
         with pytest.raises(UserError, match="password"):
-            add_user(s, "eve", "viewer", "short")
+            add_user(s, "eve", "viewer", "short", clock=clock)
         with pytest.raises(UserError, match="name"):
-            add_user(s, "no spaces please", "viewer", "long enough")
+            add_user(s, "no spaces please", "viewer", "long enough", clock=clock)
         assert [u["name"] for u in list_users(s)] == ["ada"]
 
 
@@ -53,9 +53,9 @@ def test_audit_needs_role_and_reason(sqlite_db, clock) -> None:  # type: ignore[
         seed_demo_users(s, clock=clock)  # idempotent
         assert len(list_users(s)) == 5  # viewer, operator, editor, publisher, admin
         with pytest.raises(PermissionDenied, match="needs the publisher role"):
-            record_audit(s, {"name": "editor", "role": "editor"}, "publish", "catalog", "acme", "because")
+            record_audit(s, {"name": "editor", "role": "editor"}, "publish", "catalog", "acme", "because", clock=clock)
         with pytest.raises(UserError, match="why"):
-            record_audit(s, {"name": "publisher", "role": "publisher"}, "publish", "catalog", "acme", "  ")
+            record_audit(s, {"name": "publisher", "role": "publisher"}, "publish", "catalog", "acme", "  ", clock=clock)
         record_audit(
             s,
             {"name": "publisher", "role": "publisher"},
@@ -93,14 +93,14 @@ def test_an_admin_manages_users_and_every_change_is_audited(sqlite_db, clock) ->
         seed_demo_users(s, clock=clock)
         assert can("admin", "publish") and can("admin", "manage_users") and not can("publisher", "manage_users")
         with pytest.raises(PermissionDenied, match="needs the admin role"):
-            create_user(s, {"name": "publisher", "role": "publisher"}, "eve", "editor", "long enough pw")
+            create_user(s, {"name": "publisher", "role": "publisher"}, "eve", "editor", "long enough pw", clock=clock)
         create_user(s, admin, "grace", "viewer", "long enough pw", "new analyst", clock=clock)
         change_role(s, admin, "grace", "editor", clock=clock)
         set_disabled(s, admin, "grace", True, "left the team", clock=clock)
         with pytest.raises(UserError, match="yourself"):
-            set_disabled(s, admin, "admin", True)
+            set_disabled(s, admin, "admin", True, clock=clock)
         with pytest.raises(UserError, match="already a editor"):
-            change_role(s, admin, "grace", "editor")
+            change_role(s, admin, "grace", "editor", clock=clock)
         assert authenticate(s, "grace", "long enough pw") is None  # disabled: no sign-in
         audit = list_audit(s, "grace")
     assert [(a["action"], a["user"], a["why"], a["details"]) for a in audit] == [

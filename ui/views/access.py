@@ -14,6 +14,7 @@ from engine.access import UnknownFeature
 from engine.console import AccessTester
 from engine.console import store as cstore
 from engine.store import Database
+from engine.system import access_readers
 from views.common import clock
 from views.fmt import number
 
@@ -21,7 +22,7 @@ from views.fmt import number
 @st.cache_resource(show_spinner=False)
 def _tester(url: str, _db: Database) -> AccessTester:
     # One compiled rules runtime per console process; each check swaps in newer versions.
-    return AccessTester(_db, clock())
+    return AccessTester(_db, clock(), access_readers())
 
 
 def render(db: Database, user: dict[str, Any]) -> None:

@@ -44,12 +44,16 @@ def register_user_actions(users: Any) -> None:
         d.set_defaults(func=run_user_change, role=None, disabled=disabled)
 
 
-def _session() -> Any:
+def _database() -> Any:
     from engine.store import Database
 
     url = get_settings().database_url
     require_migrated(url)
-    return Database(url).session()
+    return Database(url)
+
+
+def _session() -> Any:
+    return _database().session()
 
 
 def _done(out: Any) -> int:
@@ -58,12 +62,15 @@ def _done(out: Any) -> int:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
+    from engine.cli.clock import engine_clock
     from engine.operations import OperationError, rollback
 
     actor = {"name": f"cli:{getpass.getuser()}", "role": "publisher"}
     try:
-        with _session() as session:
-            out = rollback(session, args.kind, args.name, args.to_version, args.why, actor=actor)
+        db = _database()
+        with db.session() as session:
+            out = rollback(session, args.kind, args.name, args.to_version, args.why, actor=actor,
+                           clock=engine_clock(db))
     except OperationError as exc:
         raise BadInput(_flag(exc, {"to_version": "--to", "why": "--why", "name": "NAME"})) from None
     return _done(out)

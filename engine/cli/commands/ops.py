@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.cli.clock import cli_now, sandbox_clock
+from engine.cli.clock import cli_now, engine_clock, sandbox_clock
 from engine.cli.commands.operator import register_user_actions
 from engine.cli.commands.serve import require_migrated
 from engine.cli.errors import BadInput
@@ -364,7 +364,7 @@ def run_user_add(args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         with db.session() as session:
-            add_user(session, args.name, args.role, password)
+            add_user(session, args.name, args.role, password, clock=engine_clock(db))
     except OperationError as exc:
         raise BadInput(str(exc)) from None
     print(f"added {args.role} {args.name}")

@@ -127,6 +127,7 @@ def run_apikey_list(args: argparse.Namespace) -> int:
 
 def run_publish(args: argparse.Namespace) -> int:
     from engine import rules
+    from engine.cli.clock import engine_clock
     from engine.documents import DocumentError, load_yaml_file
     from engine.operations import OperationError, publish_documents
     from engine.store import Database
@@ -147,7 +148,9 @@ def run_publish(args: argparse.Namespace) -> int:
     # of the checkout (catalogs/), as `billing validate` checks them.
     try:
         with db.session() as session:
-            results = publish_documents(session, docs, args.author, args.comment, refs=rules.default_references())
+            results = publish_documents(
+                session, docs, args.author, args.comment, refs=rules.default_references(), clock=engine_clock(db)
+            )
     except OperationError as exc:
         raise BadInput("\n".join(exc.problems) or str(exc)) from None
     for item in results:

@@ -199,7 +199,7 @@ def seed_console_users(system: System, seeding: bool) -> list[tuple[str, str, st
     if not seeding:
         return []
     with system.db.session() as s:
-        return seed_demo(s)
+        return seed_demo(s, clock=system.clock)
 
 
 def start_console(settings: Any, out: Any, sign_ins: list[tuple[str, str, str]]) -> Any:
