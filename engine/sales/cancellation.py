@@ -32,10 +32,10 @@ from engine.sales.cycle import (
     late_pieces,
     late_since,
     open_periods,
-    opening_piece,
     period_due,
     price_pieces,
     subscription_event,
+    unused_credit,
     with_deduction,
 )
 from engine.sales.errors import Conflict, NotFound, SalesError
@@ -365,19 +365,7 @@ def _final_bill(
     hist = ctx.history(session, sub.id, period.start)
     priced: list[Priced] = []
     if prorate and today < period.end:
-        credit = opening_piece(
-            catalog,
-            plan,
-            sub,
-            customer,
-            period,
-            sub.cycle,
-            ctx,
-            charge_from=today,
-            credit=True,
-            before=hist.total(),
-            discounts=hist.discounts("advance", plan.id),
-        )
+        credit = unused_credit(catalog, plan, sub, customer, period, ctx, hist, today)
         priced.append(Priced(credit, "cancel", sub.cycle, sub.catalog_version_id))
     until = today if today < period.end else None
     closing = closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, until=until)

@@ -242,6 +242,22 @@ def opening_piece(
     )
 
 
+def unused_credit(
+    catalog: Catalog,
+    plan: Plan,
+    sub: Subscription,
+    customer: Customer,
+    period: Period,
+    ctx: StepContext,
+    hist: PeriodHistory,
+    today: date,
+) -> Piece:
+    """The credit for the rest of a paid period from `today` (a cancellation or a plan change):
+    its in-advance prices negated, with the discounts they were billed with."""
+    return opening_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, charge_from=today, credit=True,
+                         before=hist.total(), discounts=hist.discounts("advance", plan.id))
+
+
 def closing_piece(
     catalog: Catalog,
     plan: Plan,

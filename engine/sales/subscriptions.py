@@ -35,6 +35,7 @@ from engine.sales.cycle import (
     opening_piece,
     plan_period,
     subscription_event,
+    unused_credit,
     with_deduction,
 )
 from engine.sales.errors import Conflict, NotFound, SalesError
@@ -468,19 +469,7 @@ def _change_pieces(
     new_catalog, new_plan, new_version_id = new
     period = Period(sub.period_start, sub.period_end)
     hist = history(session, sub.id, period.start)
-    credit = opening_piece(
-        catalog,
-        old_plan,
-        sub,
-        customer,
-        period,
-        sub.cycle,
-        ctx,
-        charge_from=today,
-        credit=True,
-        before=hist.total(),
-        discounts=hist.discounts("advance", old_plan.id),
-    )
+    credit = unused_credit(catalog, old_plan, sub, customer, period, ctx, hist, today)
     priced = [Priced(credit, "change", sub.cycle, sub.catalog_version_id)]
     if (new_plan.interval, new_plan.interval_count) == (old_plan.interval, old_plan.interval_count):
         charge = opening_piece(
