@@ -4,32 +4,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine import sales, users
-from engine.cli import main
 from engine.clock import SystemClock
-from engine.config import get_settings
 from engine.store import Database
 from tests.cli.runner import run
 
 ROOT = Path(__file__).resolve().parents[2]
 SAAS = (ROOT / "catalogs/saas.yaml").read_text()
-
-
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path}/operator.db"
-    monkeypatch.setenv("BILLING_DATABASE_URL", url)
-    get_settings.cache_clear()
-    assert main(["migrate"]) == 0
-    db = Database(url)
-    yield db
-    db.dispose()
-    get_settings.cache_clear()
 
 
 def test_rollback_and_migrate_subscriptions(database: Database, tmp_path: Path,

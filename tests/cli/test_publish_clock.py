@@ -4,15 +4,12 @@ CLI hands it engine/cli/clock.py's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from engine import rules, sales
-from engine.cli import main
-from engine.config import get_settings
 from engine.store import Database
 from engine.store.clock import StoredClock
 from tests.cli.runner import run
@@ -22,17 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2025, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path}/clock.db"
-    monkeypatch.setenv("BILLING_DATABASE_URL", url)
-    monkeypatch.setenv("BILLING_TEST_CLOCK", START.isoformat())
-    get_settings.cache_clear()
-    assert main(["migrate"]) == 0
-    db = Database(url)
-    yield db
-    db.dispose()
-    get_settings.cache_clear()
+@pytest.fixture(autouse=True)
+def test_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BILLING_TEST_CLOCK", START.isoformat())  # before `database` reads the settings
 
 
 def test_publish_and_rollback_are_stamped_with_the_engines_test_clock(
