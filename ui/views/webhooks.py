@@ -15,22 +15,30 @@ from engine.store import Database
 from engine.system.assembly import webhooks_policy
 from views.common import clock, need
 
+# Bad input names the field and writes nothing: shown as a message where it happened.
+_REFUSED = (webhooks.PatternError, webhooks.UrlError, webhooks.NotFound, ValueError)
+
 
 def render(db: Database, user: dict[str, Any]) -> None:
     st.header("Webhooks")
+    listing = st.container()  # filled after the form: an endpoint registered in this run is listed at once
+    if need(user, "publish", "Registering endpoints and replaying deliveries"):
+        try:
+            _register(db)
+        except _REFUSED as exc:
+            st.error(str(exc).strip("'\""))
     with db.read_session() as s:
         endpoints = [e.public() for e in webhooks.list_endpoints(s)]
-    if endpoints:
-        st.dataframe(pd.DataFrame(endpoints), hide_index=True, width="stretch")
-    else:
-        st.write("No endpoint registered yet.")
-    try:
-        if need(user, "publish", "Registering endpoints and replaying deliveries"):
-            _register(db)
+    with listing:
         if endpoints:
+            st.dataframe(pd.DataFrame(endpoints), hide_index=True, width="stretch")
+        else:
+            st.write("No endpoint registered yet.")
+    if endpoints:
+        try:
             _log(db, [str(e["id"]) for e in endpoints], can_replay=user["role"] == "publisher")
-    except (webhooks.PatternError, webhooks.UrlError, webhooks.NotFound, ValueError) as exc:
-        st.error(str(exc).strip("'\""))  # names the field; nothing was written
+        except _REFUSED as exc:
+            st.error(str(exc).strip("'\""))
 
 
 def _register(db: Database) -> None:
