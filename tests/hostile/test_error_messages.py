@@ -5,15 +5,12 @@ mislead"."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine import sales
-from engine.cli import main
 from engine.clock import SystemClock
-from engine.config import get_settings
 from engine.console import ConsoleError, publish
 from engine.console.store import check_stored
 from engine.store import Database
@@ -23,19 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SAAS = (ROOT / "catalogs/saas.yaml").read_text()
 
 
-
-
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
-    """The database the in-process commands use (BILLING_DATABASE_URL), migrated."""
-    url = f"sqlite:///{tmp_path}/errors.db"
-    monkeypatch.setenv("BILLING_DATABASE_URL", url)
-    get_settings.cache_clear()
-    assert main(["migrate"]) == 0
-    db = Database(url)
-    yield db
-    db.dispose()
-    get_settings.cache_clear()
 
 
 # (what, text, the line to fix): a flow collection that was not closed is noticed by the
