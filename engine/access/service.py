@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from engine import errors
 from engine.access.decision import NO_RULES, Decision, RulesAnswer, Snapshot, combine, plan_decision, rule_context
 from engine.access.outbox_cursor import OutboxCursor
 from engine.access.readers import AccessReaders
@@ -93,10 +94,12 @@ class _DenialRow:
         return None
 
 
-class UnknownFeature(LookupError):
+class UnknownFeature(LookupError, errors.NotFound):
     def __init__(self, feature: str, known: Sequence[str]) -> None:
         self.feature = feature
-        super().__init__(f"unknown feature {feature!r}; the customer's catalog has {', '.join(sorted(known))}")
+        self.field = "feature"
+        self.message = f"unknown feature {feature!r}; the customer's catalog has {', '.join(sorted(known))}"
+        super().__init__(self.message)
 
 
 class AccessService:

@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.access import AccessService
 from engine.api.keys import KeyVerifier
+from engine.api.payment_parts import PaymentParts
 from engine.clock import Clock, TestClock
 from engine.pricing.quoting import PromotionSource
 from engine.store import Database
-
-if TYPE_CHECKING:
-    from engine.payments import PaymentService
-    from engine.payments.books import ChartOfAccounts
 
 
 @dataclass
@@ -37,8 +34,6 @@ class ApiContext:
     otel: bool = False
     # Further routers to mount (e.g. the payment provider's webhooks, authenticated by signature).
     routers: list[Any] = field(default_factory=list)
-    # The system's payment service (its provider adapters, on its clock); None: no provider.
-    payments: PaymentService | None = None
-    # The chart of accounts the books are read through (BILLING_CHART_OF_ACCOUNTS, or the shipped one).
-    chart: ChartOfAccounts | None = None
+    # The system's payment service and chart of accounts (engine.api.payment_parts).
+    payments: PaymentParts = field(default_factory=PaymentParts)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -1,23 +1,29 @@
-"""Domain errors to problem responses, in one place."""
+"""Domain refusals to problem responses, in one place, by kind (engine.errors): each
+subsystem's errors subclass NotFound, Conflict or Invalid, so this module imports none of
+them. Quotes (engine.pricing) and documents keep their own families."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from engine.access import UnknownFeature
+from engine import errors
 from engine.api.problems import Problem
-from engine.credits import CreditsConflict, CreditsError, UnknownGrant
 from engine.documents import DocumentError
-from engine.payments import PaymentError, PaymentNotFound, RefundRejected
 from engine.pricing.quoting import QuoteConflict, QuoteError, QuoteNotFound
-from engine.sales import Conflict, NotFound, SalesError
 
-# Sales, credits, quotes and payments each have their own error family (none derives from
-# another's), with not-found and conflict subclasses: grouped here by the status they answer.
-_NOT_FOUND = (NotFound, UnknownGrant, QuoteNotFound, PaymentNotFound)
-_CONFLICT = (CreditsConflict, Conflict, QuoteConflict)
-_INVALID = (CreditsError, SalesError, QuoteError)
+# Narrowest kind first: a subsystem's not-found or conflict is also of its invalid-input family.
+_STATUS: tuple[tuple[type[errors.Refused] | type[QuoteError], int], ...] = (
+    (errors.NotFound, 404), (QuoteNotFound, 404),
+    (errors.Conflict, 409), (QuoteConflict, 409),
+    (errors.Invalid, 422), (QuoteError, 422),
+)
+
+
+def _problem(exc: errors.Refused | QuoteError, prefix: str) -> Problem:
+    status = next(code for kind, code in _STATUS if isinstance(exc, kind))
+    field = exc.field_named if isinstance(exc, errors.Refused) else exc.field
+    return Problem(status, exc.message, prefix + field)
 
 
 @contextmanager
@@ -25,17 +31,7 @@ def domain_errors(prefix: str = "") -> Iterator[None]:
     """Translate what the subsystems raise; `prefix` locates the field in a batch body."""
     try:
         yield
-    except _NOT_FOUND as exc:
-        raise Problem(404, exc.message, prefix + exc.field) from None
-    except _CONFLICT as exc:
-        raise Problem(409, exc.message, prefix + exc.field) from None
-    except _INVALID as exc:
-        raise Problem(422, exc.message, prefix + exc.field) from None
-    except RefundRejected as exc:
-        raise Problem(422, str(exc), prefix + (exc.field or "amount")) from None
-    except PaymentError as exc:
-        raise Problem(422, exc.message, prefix + (exc.field or "payment_method")) from None
-    except UnknownFeature as exc:
-        raise Problem(404, str(exc), prefix + "feature") from None
+    except (errors.Refused, QuoteError) as exc:
+        raise _problem(exc, prefix) from None
     except DocumentError as exc:
         raise Problem(422, str(exc), prefix + "document", problems=[str(p) for p in exc.problems]) from None

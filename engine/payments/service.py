@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from engine import errors
 from engine.clock import Clock
 from engine.money import KNOWN_CURRENCIES, quantum
 from engine.payments.models import Receivable
@@ -24,7 +25,7 @@ ZERO = Decimal(0)
 OFFLINE_PROVIDERS = frozenset({"manual", "bank"})
 
 
-class PaymentError(ValueError):
+class PaymentError(ValueError, errors.Invalid):
     """Bad input to a payments operation; nothing was recorded. `field` names the input at
     fault (the HTTP layer answers a problem naming it)."""
 
@@ -33,13 +34,17 @@ class PaymentError(ValueError):
         self.message = message
         self.field = field
 
+    default_field = "payment_method"
 
-class PaymentNotFound(PaymentError):
+
+class PaymentNotFound(PaymentError, errors.NotFound):
     """An id that names nothing of this customer's (HTTP 404)."""
+
+    default_field = ""
 
 
 class RefundRejected(PaymentError):
-    pass
+    default_field = "amount"
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from engine import errors
 
-class SalesError(ValueError):
+
+class SalesError(ValueError, errors.Invalid):
     """Bad input or a state that forbids the operation. Nothing was written."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -13,9 +15,9 @@ class SalesError(ValueError):
         super().__init__(f"{field}: {message}")
 
 
-class NotFound(SalesError):
+class NotFound(SalesError, errors.NotFound):
     """The named customer, plan, subscription, invoice or catalog version does not exist."""
 
 
-class Conflict(SalesError):
+class Conflict(SalesError, errors.Conflict):
     """The operation clashes with the current state (an id taken, a subscription ended)."""

@@ -20,6 +20,7 @@ from fastapi import APIRouter
 from engine import messaging, pdf, portal, rules, sales, scheduler
 from engine.access import AccessRules, AccessService, AccessView
 from engine.api import ApiContext, KeyVerifier
+from engine.api.payment_parts import PaymentParts
 from engine.api.routes.webhooks import webhooks_router
 from engine.automation import Automation, Seller
 from engine.clock import Clock, SystemClock, TestClock
@@ -211,8 +212,7 @@ class System:
             otel=self.settings.otel,
             promotions=self.promotions,
             routers=self.routers(),
-            payments=self.payments,
-            chart=books.chart_for(self.settings.chart_of_accounts or None),
+            payments=PaymentParts(self.payments, books.chart_for(self.settings.chart_of_accounts or None)),
         )
 
     def routers(self) -> list[APIRouter]:

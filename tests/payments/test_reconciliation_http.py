@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from engine.api import create_app
 from engine.api.keys import create_key
 from engine.config import Settings
-from engine.payments import CollectableInvoice, PaymentService, open_receivable
+from engine.payments import CollectableInvoice, open_receivable
 from engine.payments.bank import remember_invoice
 from engine.payments.models import BankLine, JournalLine, Payment, Receivable, SettlementImport
 from engine.system import System
@@ -42,7 +42,7 @@ class Api:
         return self.client.post(f"/v1/reconciliation/imports?filename={filename}", content=data, headers=headers)
 
     def invoice(self, invoice_id: str, amount: str, currency: str = "CHF", number: str | None = None) -> None:
-        svc = self.system.api_context().payments or PaymentService((), self.system.clock)
+        svc = self.system.api_context().payments.service_or_offline(self.system.clock)
         with self.system.db.session() as s:
             open_receivable(s, CollectableInvoice(invoice_id, f"cus_{invoice_id}", Decimal(amount), currency),
                             collection_method="bank_transfer", service=svc)

@@ -45,7 +45,7 @@ def _month(text: str) -> date:
 
 
 def chart_of(ctx: ApiContext) -> books.ChartOfAccounts:
-    return ctx.chart or books.default_chart()
+    return ctx.payments.chart_or_default()
 
 
 def _at(value: date) -> datetime:

@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1", tags=["payments"], responses=documented(400, 40
 def service_of(ctx: ApiContext) -> payments.PaymentService:
     """The system's payment service; without a provider, one that only knows offline methods
     (bank transfer, manual) on the system's clock."""
-    return ctx.payments or payments.PaymentService((), ctx.clock)
+    return ctx.payments.service_or_offline(ctx.clock)
 
 
 class PaymentMethodIn(BaseModel):
@@ -89,9 +89,9 @@ def attach_payment_method(customer_id: str, body: PaymentMethodIn, ctx: ApiConte
     with domain_errors(), ctx.db.session() as session:
         method = payments.method_to_dict(attach(session, ctx, customer_id, body))
     # The method is stored whatever the charges below answer; a hard decline was waiting for it.
-    if ctx.payments is not None:
+    if ctx.payments.service is not None:
         with domain_errors(), ctx.db.session() as session:
-            payments.collect_open_invoices(session, customer_id, service=ctx.payments)
+            payments.collect_open_invoices(session, customer_id, service=ctx.payments.service)
     ctx.access.invalidate(customer_id)
     ctx.after_commit()
     return method
@@ -158,7 +158,8 @@ class RefundIn(BaseModel):
     summary="Refund (part of) a paid invoice through the provider, with a credit note",
 )
 def refund_invoice(invoice_id: str, body: RefundIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    if ctx.payments is None:
+    service = ctx.payments.service
+    if service is None:
         raise Problem(409, "this engine has no payment provider to refund through", "invoice_id")
     with domain_errors(), ctx.db.session() as session:
         invoice = sales.get_invoice(session, invoice_id)
@@ -169,7 +170,7 @@ def refund_invoice(invoice_id: str, body: RefundIn, ctx: ApiContext = Depends(co
         # refusal there rolls the credit note back with everything else.
         note = sales.refund_invoice(session, invoice_id, amount, clock=ctx.clock, reason=body.reason or "refund")
         refunds = payments.refund_invoice_payments(session, invoice_id, amount, reason=body.reason,
-                                                   service=ctx.payments)
+                                                   service=service)
         out = {"refunds": [payments.refund_to_dict(r) for r in refunds], "credit_note": note,
                "amount": note["total"], "currency": note["currency"]}
         out["refund"] = out["refunds"][0] if len(refunds) == 1 else None
