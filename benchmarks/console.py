@@ -39,6 +39,7 @@ from engine.dunning.models import Account
 from engine.payments.models import Payment, Receivable, Refund
 from engine.sales.models import Customer, Invoice, PlanOwner
 from engine.store import Database
+from engine.system.console_readers import overview_readers
 
 FIRST = date(2025, 1, 1)
 START, END = date(2025, 7, 1), date(2025, 12, 31)  # the range shown: six months
@@ -221,7 +222,7 @@ def raw_sql(db: Database) -> dict[tuple[str, str | None], tuple[str, str | None]
 
 def ours(db: Database) -> Overview:
     with db.read_session() as s:
-        return overview(s, START, END, as_of=AS_OF, currency="USD")
+        return overview(s, overview_readers(), START, END, as_of=AS_OF, currency="USD")
 
 
 def check(o: Overview, sql: dict[tuple[str, str | None], tuple[str, str | None]]) -> None:

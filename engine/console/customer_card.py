@@ -1,10 +1,13 @@
 """A customer's card for the console: subscriptions with the next invoice line by line (the
 quote the invoices are priced with), invoices with each line's reasons, payments and refunds,
 the dunning state with its history, messages with what they said, and every decision in a
-plain sentence. Read through the subsystems' public functions; nothing here writes."""
+plain sentence. Read through sales' public functions and, for payments, dunning and messages,
+the `CardReaders` engine/system/console_readers.py binds (this module imports sales alone);
+nothing here writes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -12,16 +15,31 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import dunning, messaging, payments, rules, sales
+from engine import rules, sales
 from engine.console import explain
 from engine.console.rulesets import live_texts
-from engine.messaging.sent import notification_content
 from engine.pricing.quoting import PromotionSource
 from engine.sales.search import search_customers
 
 LIVE = ("trialing", "active")
 PAUSED = "paused"  # not live (nothing invoiced, the plan grants nothing), but it can resume
-__all__ = ["CustomerCard", "Why", "customer_card", "explain_invoice", "search_customers", "version_lookup"]
+__all__ = ["CardReaders", "CustomerCard", "Why", "customer_card", "explain_invoice", "search_customers", "version_lookup"]
+
+
+@dataclass(frozen=True)
+class CardReaders:
+    """What the card reads beyond sales."""
+
+    # (session, customer id) -> its dunning state (active when none is recorded).
+    dunning_state: Callable[[Session, str], str]
+    # (session, customer id, limit) -> its notifications, newest first.
+    notifications: Callable[[Session, str, int], list[dict[str, Any]]]
+    # (session, notification id) -> the rendered message; None: not rendered.
+    notification_content: Callable[[Session, str], dict[str, Any] | None]
+    # (session, invoice id) -> what payments knows of the invoice, its payments included; None: nothing.
+    payment_summary: Callable[[Session, str], dict[str, Any] | None]
+    # (session, invoice id) -> the refunds of the invoice's payments, oldest first.
+    refunds: Callable[[Session, str], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -77,18 +95,18 @@ class CustomerCard:
     decisions: list[Why]
 
 
-def customer_card(session: Session, customer_id: str, *, promotions: PromotionSource | None = None,
-                  limit: int = 100) -> CustomerCard:
+def customer_card(session: Session, read: CardReaders, customer_id: str, *,
+                  promotions: PromotionSource | None = None, limit: int = 100) -> CustomerCard:
     """Everything the Customers page shows of one customer (NotFound naming customer_id)."""
     customer = sales.get_customer(session, customer_id)
     invoices = sales.list_invoices(session, customer_id, per_page=100)["items"]
-    paid, refunds = _payments(session, invoices)
+    paid, refunds = _payments(session, read, invoices)
     versions = version_lookup(session)
-    state = dunning.get_state(session, customer_id)
+    state = read.dunning_state(session, customer_id)
     numbers = {i["id"]: i.get("number") or "draft" for i in invoices}
     decisions = [_why(session, d, versions, state, numbers)
                  for d in rules.customer_decisions(session, customer_id, limit=limit)]
-    messages = messaging.list_notifications(session, customer_id=customer_id, limit=limit)
+    messages = read.notifications(session, customer_id, limit)
     return CustomerCard(
         customer=customer,
         subscriptions=[_subscription(session, s, promotions) for s in sales.list_subscriptions(session, customer_id)],
@@ -98,8 +116,8 @@ def customer_card(session: Session, customer_id: str, *, promotions: PromotionSo
     )
 
 
-def message_content(session: Session, notification_id: str) -> dict[str, Any] | None:
-    return notification_content(session, notification_id)
+def message_content(session: Session, read: CardReaders, notification_id: str) -> dict[str, Any] | None:
+    return read.notification_content(session, notification_id)
 
 
 def _subscription(session: Session, s: dict[str, Any], promotions: PromotionSource | None) -> SubscriptionCard:
@@ -124,13 +142,14 @@ def _replace(card: SubscriptionCard, **changes: Any) -> SubscriptionCard:
     return replace(card, **changes)
 
 
-def _payments(session: Session, invoices: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _payments(session: Session, read: CardReaders,
+              invoices: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     paid, refunds = [], []
     for inv in invoices:
-        summary = payments.invoice_payment_summary(session, inv["id"])
+        summary = read.payment_summary(session, inv["id"])
         for p in (summary or {}).get("payments", []):
             paid.append({**p, "invoice": inv.get("number") or "draft"})
-        for r in payments.invoice_refunds(session, inv["id"]):
+        for r in read.refunds(session, inv["id"]):
             refunds.append({**r, "invoice": inv.get("number") or "draft"})
     return paid, refunds
 

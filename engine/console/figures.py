@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
 
-from engine.payments.reporting import PaymentFact, ReceivableFact, RefundFact
 from engine.sales.reporting import RECURRING_REASONS, InvoiceFact
 
 CENT = Decimal("0.01")
@@ -38,14 +38,54 @@ def cents(v: Decimal) -> Decimal:
     return v.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+# What the figures read of the payments side, as the fields they use: engine.payments.reporting's
+# PaymentFact, RefundFact and ReceivableFact have them (engine/system/console_readers.py binds
+# those reads), so this module names sales alone.
+class PaidFact(Protocol):
+    @property
+    def invoice_id(self) -> str | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def status(self) -> str: ...  # pending | succeeded | failed | refunded
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def on(self) -> date: ...  # captured (a success), else attempted
+
+
+class RefundedFact(Protocol):
+    @property
+    def invoice_id(self) -> str | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def on(self) -> date: ...
+
+
+class OwedFact(Protocol):
+    @property
+    def invoice_id(self) -> str: ...
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def outstanding(self) -> Decimal: ...
+    @property
+    def due_on(self) -> date: ...
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the read functions returned, before filtering."""
 
     invoices: Sequence[InvoiceFact]
-    payments: Sequence[PaymentFact] = ()
-    refunds: Sequence[RefundFact] = ()
-    receivables: Sequence[ReceivableFact] = ()
+    payments: Sequence[PaidFact] = ()
+    refunds: Sequence[RefundedFact] = ()
+    receivables: Sequence[OwedFact] = ()
     dunning: dict[str, str] = field(default_factory=dict)  # customer -> recorded state
     invoice_catalogs: dict[str, str] = field(default_factory=dict)  # for payments, refunds, receivables
 
@@ -214,7 +254,7 @@ def net_revenue_retention(recurring: Recurring, start: date, last: date) -> Deci
     return (kept * 100 / base).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
-def failed_payments(payments: Iterable[PaymentFact], months: Sequence[date], start: date, end: date) -> list[FailedMonth]:
+def failed_payments(payments: Iterable[PaidFact], months: Sequence[date], start: date, end: date) -> list[FailedMonth]:
     count: Counter[date] = Counter()
     amount: dict[date, Decimal] = defaultdict(Decimal)
     for p in payments:
@@ -224,7 +264,7 @@ def failed_payments(payments: Iterable[PaymentFact], months: Sequence[date], sta
     return [FailedMonth(m, count[m], cents(amount[m])) for m in months]
 
 
-def receivables_by_age(receivables: Iterable[ReceivableFact], as_of: date) -> list[Bucket]:
+def receivables_by_age(receivables: Iterable[OwedFact], as_of: date) -> list[Bucket]:
     count: Counter[str] = Counter()
     amount: dict[str, Decimal] = defaultdict(Decimal)
     for r in receivables:

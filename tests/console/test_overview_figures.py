@@ -11,6 +11,7 @@ import pytest
 from engine.console.figures import Bucket, FailedMonth, MonthRevenue, Movement, PlanFigure
 from engine.console.overview import choices, overview, read_facts
 from engine.store import Database
+from engine.system.console_readers import overview_readers
 from tests.console import history
 
 D = Decimal
@@ -30,7 +31,7 @@ def db(tmp_path) -> Iterator[Database]:  # type: ignore[no-untyped-def]
 
 def figures(db: Database, catalog: str | None = "saas", currency: str = "USD"):  # type: ignore[no-untyped-def]
     with db.session() as s:
-        return overview(s, START, END, as_of=END, currency=currency, catalog=catalog)
+        return overview(s, overview_readers(), START, END, as_of=END, currency=currency, catalog=catalog)
 
 
 def test_mrr_and_arr(db: Database) -> None:
@@ -81,10 +82,10 @@ def test_other_currency_is_never_added(db: Database) -> None:
     assert o.mrr_by_month[0] == (FEB, D("200.00"))
     assert o.revenue[0] == MonthRevenue(FEB, D("200.00"), D("200.00"), D("0.00"))
     with db.session() as s:
-        offered = choices(read_facts(s, START, END))
+        offered = choices(read_facts(s, overview_readers(), START, END))
     assert offered.currencies == ["USD", "EUR"] and offered.catalogs == ["saas", "usage"]
 
 
 def test_a_range_that_ends_before_it_starts_is_refused(db: Database) -> None:
     with db.session() as s, pytest.raises(ValueError, match="end: the range ends before it starts"):
-        overview(s, END, START, as_of=END, currency="USD")
+        overview(s, overview_readers(), END, START, as_of=END, currency="USD")

@@ -17,6 +17,7 @@ from engine.console import customer_card as cards
 from engine.console import explain
 from engine.pdf import Seller, invoice_pdf
 from engine.store import Database
+from engine.system.console_readers import card_readers
 from views import common, customer_actions
 from views.fmt import day, money, number
 
@@ -44,7 +45,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
     cid = st.selectbox("Customer", list(names), format_func=names.__getitem__, key="cust_pick")
     with db.read_session() as s:
         promotions = _promotions(repr(sorted(rules.live_versions(s).items())), db)
-        card = cards.customer_card(s, cid, promotions=promotions)
+        card = cards.customer_card(s, card_readers(), cid, promotions=promotions)
     _head(card)
     _subscriptions(card)
     _invoices(db, card)
@@ -160,7 +161,7 @@ def _messages(db: Database, card: cards.CustomerCard) -> None:
     labels = {m["id"]: f"{day(m['created_at'])} · {m['template']} · {_channel(m['channel'])}" for m in card.messages}
     picked = st.selectbox("Show what was sent", list(labels), format_func=labels.__getitem__, key="cust_message")
     with db.read_session() as s:
-        content = cards.message_content(s, picked)
+        content = cards.message_content(s, card_readers(), picked)
     if not content:
         st.caption("This message was not rendered (it waits for a digest, or was skipped).")
     elif content.get("html"):

@@ -13,6 +13,7 @@ import streamlit as st
 from engine.console import customer_card as cards
 from engine.console import explain
 from engine.store import Database
+from engine.system.console_readers import card_readers
 from views.fmt import day, money, number
 
 KINDS = {"access": "Access", "charge": "Charge", "dunning": "Dunning", "message": "Message"}
@@ -37,7 +38,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
     names = {c["id"]: f"{c['name'] or c['email'] or c['id']} · {c['email'] or 'no email'}" for c in found}
     cid = st.selectbox("Customer", list(names), format_func=names.__getitem__, key="insp_customer")
     with db.read_session() as s:
-        card = cards.customer_card(s, cid)
+        card = cards.customer_card(s, card_readers(), cid)
     c = card.customer
     st.subheader(c.get("name") or c.get("email") or "Customer")
     facts = [c.get("email") or "no email", c.get("country") or "no country", f"segment {c.get('segment') or '—'}"]

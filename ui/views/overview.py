@@ -15,6 +15,7 @@ import streamlit as st
 from engine.console.figures import Overview, compute
 from engine.console.overview import choices, currencies, no_cycle_collection, read_facts
 from engine.store import Database
+from engine.system.console_readers import overview_readers
 from views import common
 from views.fmt import count, day, money, month, percent
 
@@ -33,14 +34,14 @@ def render(db: Database, user: dict[str, Any]) -> None:
         return
     start, end = picked
     with db.read_session() as s:
-        offered = currencies(s, start, end)
+        offered = currencies(s, overview_readers(), start, end)
     if not offered:
         st.info("No invoices in this range yet.")
         return
     currency = c2.selectbox("Currency", offered, key="ov_currency")
     # Only that currency's rows: the figures never add two.
     with db.read_session() as s, no_cycle_collection():
-        facts = read_facts(s, start, end, currency=currency, with_catalogs=True)
+        facts = read_facts(s, overview_readers(), start, end, currency=currency, with_catalogs=True)
     catalog = c3.selectbox("Catalog", [ALL, *choices(facts).catalogs], key="ov_catalog")
     with no_cycle_collection():
         o = compute(facts, start, end, today, currency, None if catalog == ALL else catalog)
