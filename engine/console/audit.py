@@ -1,13 +1,16 @@
 """The audit as the Audit & users page shows it: every publish, rollback and user change,
-newest first, with who, when and why, and for a publish or rollback the diff it made."""
+newest first, with who, when and why, and for a publish or rollback the diff it made. The
+audit is the users subsystem's; a subscription's customer is read through `customer_of` (the
+page passes sales' `get_customer`), so this module imports users alone."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import rules, sales
+from engine import errors, rules
 from engine.console.store import history
 from engine.users import list_audit
 
@@ -29,11 +32,15 @@ ACTION_WORDS = {
 def _diffs(session: Session, kind: str, name: str) -> dict[int, str]:
     try:
         return {int(v["version"]): str(v.get("diff") or "") for v in history(session, name, kind)}
-    except (rules.RulesError, sales.NotFound):  # gone from the store: the entry still shows
+    except (rules.RulesError, errors.NotFound):  # gone from the store: the entry still shows
         return {}
 
 
-def audit_entries(session: Session, limit: int = 200) -> list[dict[str, Any]]:
+# (session, customer id) -> the customer (its name and email); raises errors.NotFound.
+CustomerOf = Callable[[Session, str], Mapping[str, Any]]
+
+
+def audit_entries(session: Session, customer_of: CustomerOf, limit: int = 200) -> list[dict[str, Any]]:
     """Entries with `summary` (a sentence) and `diff` (publish and rollback; '' otherwise)."""
     entries = list_audit(session, limit=limit)
     cache: dict[tuple[str, str], dict[int, str]] = {}
@@ -50,7 +57,7 @@ def audit_entries(session: Session, limit: int = 200) -> list[dict[str, Any]]:
         if e["kind"] == "user":
             what = e["target"]
         elif e["kind"] == "subscription":  # the customer's name, not the subscription's id
-            what = _subscription_of(session, details.get("customer"))
+            what = _subscription_of(session, customer_of, details.get("customer"))
         restored = details.get("restored")
         tail = f" (content of v{restored})" if restored else ""
         summary = f"{e['user']} ({e['role']}) {ACTION_WORDS.get(e['action'], e['action'])} {what}{tail}: {e['why']}"
@@ -58,9 +65,9 @@ def audit_entries(session: Session, limit: int = 200) -> list[dict[str, Any]]:
     return out
 
 
-def _subscription_of(session: Session, customer_id: str | None) -> str:
+def _subscription_of(session: Session, customer_of: CustomerOf, customer_id: str | None) -> str:
     try:
-        customer = sales.get_customer(session, str(customer_id)) if customer_id else None
-    except sales.NotFound:
+        customer = customer_of(session, str(customer_id)) if customer_id else None
+    except errors.NotFound:
         customer = None
     return f"the subscription of {customer.get('name') or customer.get('email')}" if customer else "a subscription"

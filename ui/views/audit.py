@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from engine import sales
 from engine.console.audit import audit_entries
 from engine.store import Database
 from engine.users import ROLES, UserError, can, change_role, create_user, list_users, set_disabled
@@ -33,7 +34,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
 def _audit(db: Database) -> None:
     st.subheader("Publishes, rollbacks and user changes")
     with db.read_session() as s:
-        entries = audit_entries(s)
+        entries = audit_entries(s, sales.get_customer)
     if not entries:
         st.write("Nothing published or changed from the console yet.")
         return
