@@ -114,7 +114,6 @@ DOORS_STILL_WIDE: dict[str, frozenset[str]] = {
     "engine/console/store.py": frozenset({"sales", "users"}),
     "engine/console/usage.py": frozenset({"sales", "simulation"}),
     "engine/portal/routes.py": frozenset({"messaging", "payments", "sales"}),
-    "engine/pdf/__init__.py": frozenset({"messaging", "payments", "sales"}),
 }
 
 

@@ -1,27 +1,28 @@
 """PDF invoices and credit notes, drawn with fpdf2 (no browser, no external service).
 
-    pdf = invoice_pdf(session, "in_...", Seller.from_settings(settings))   # -> Document
+    pdf = invoice_pdf(session, "in_...", Seller.from_settings(settings), payment_instructions)  # -> Document
     pdf.data  # bytes;  pdf.filename  # "invoice-INV-2026-000001.pdf"
 
 The figures are the invoice's own (`sales.get_invoice`, as `GET /v1/invoices/{id}` returns
-them): nothing is priced again. How to pay comes from payments: the receivable's RF reference
-for a customer who pays by transfer, the stored method's last four digits otherwise. The
+them): nothing is priced again. How to pay comes from payments, through the `instructions`
+reader the caller passes (engine.pdf.instructions.payment_instructions: the receivable's RF
+reference for a customer who pays by transfer, the stored method's last four digits
+otherwise), so this module names sales alone; the email attachment that joins it to messaging
+is engine/system/attachments.py. The
 language is the customer's (`attributes.locale`, en or de; anything else is English), the
 currency format the one messaging's `money` filter writes. See docs/customer-page.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import payments, sales
-from engine.messaging import Attachment
+from engine import sales
 from engine.pdf.layout import LABELS, LANGUAGES, DocumentData, Instructions, Seller, buyer_lines, language_of, render
-from engine.store import Database
 
 __all__ = [
     "LABELS",
@@ -29,7 +30,7 @@ __all__ = [
     "Document",
     "DocumentData",
     "Instructions",
-    "PdfAttachments",
+    "InstructionsOf",
     "Seller",
     "buyer_lines",
     "credit_note_pdf",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 MEDIA_TYPE = "application/pdf"
+# (session, invoice) -> how the customer pays it (engine.pdf.instructions.payment_instructions).
+InstructionsOf = Callable[[Session, Mapping[str, Any]], Instructions]
 
 
 @dataclass(frozen=True)
@@ -58,25 +61,13 @@ def customer_language(customer: Mapping[str, Any]) -> str:
     return language_of(customer.get("locale") or (attributes.get("locale") if isinstance(attributes, Mapping) else None))
 
 
-def payment_instructions(session: Session, invoice: Mapping[str, Any]) -> Instructions:
-    """Transfer (with the RF reference) for a customer without a method a provider charges,
-    the method otherwise: what the invoice email says too (engine.automation.templating)."""
-    summary = payments.invoice_payment_summary(session, str(invoice["id"]))
-    reference = str((summary or {}).get("payment_reference") or payments.invoice_reference(str(invoice["id"])))
-    method = payments.default_payment_method(session, str(invoice["customer_id"]))
-    if method is None or method.provider == "bank" or method.method_type in ("bank_transfer", "manual"):
-        return Instructions("transfer", reference=reference)
-    described = payments.method_to_dict(method)
-    label = f"{method.method_type} ending {described['last4']}" if described.get("last4") else method.method_type
-    return Instructions("method", reference=reference, method=label)
-
-
-def invoice_pdf(session: Session, invoice_id: str, seller: Seller, *, language: str | None = None) -> Document:
+def invoice_pdf(session: Session, invoice_id: str, seller: Seller, instructions: InstructionsOf, *,
+                language: str | None = None) -> Document:
     """The PDF of an invoice. sales.NotFound on invoice_id."""
     invoice = sales.get_invoice(session, invoice_id)
     customer = sales.get_customer(session, invoice["customer_id"])
     lang = language_of(language) if language else customer_language(customer)
-    data = DocumentData("invoice", invoice, customer, seller, lang, payment_instructions(session, invoice))
+    data = DocumentData("invoice", invoice, customer, seller, lang, instructions(session, invoice))
     name = f"{'rechnung' if lang == 'de' else 'invoice'}-{_safe(str(invoice['number'] or invoice['id']))}.pdf"
     return Document(name, render(data), str(invoice["customer_id"]))
 
@@ -91,24 +82,3 @@ def credit_note_pdf(session: Session, credit_note_id: str, seller: Seller, *, la
     data = DocumentData("credit_note", note, customer, seller, lang)
     name = f"{'gutschrift' if lang == 'de' else 'credit-note'}-{_safe(str(note['number'] or note['id']))}.pdf"
     return Document(name, render(data), str(note["customer_id"]))
-
-
-class PdfAttachments:
-    """messaging's AttachmentSource: `{"kind": "invoice_pdf" | "credit_note_pdf", "id": ...}`
-    drawn from the database when the email is sent."""
-
-    def __init__(self, db: Database, seller: Seller) -> None:
-        self.db = db
-        self.seller = seller
-
-    def __call__(self, ref: Mapping[str, str]) -> Attachment:
-        kind, ident = ref.get("kind"), str(ref.get("id") or "")
-        make = {"invoice_pdf": invoice_pdf, "credit_note_pdf": credit_note_pdf}.get(str(kind))
-        if make is None:
-            raise LookupError(f"unknown attachment kind {kind!r}")
-        with self.db.read_session() as session:
-            try:
-                doc = make(session, ident, self.seller)
-            except sales.NotFound as exc:
-                raise LookupError(str(exc)) from exc
-        return Attachment(doc.filename, doc.media_type, doc.data)

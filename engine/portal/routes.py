@@ -185,7 +185,7 @@ class _Portal:
 
     def invoice_pdf_admin(self, invoice_id: str, language: str | None = Query(None, pattern="^(en|de)$")) -> Response:
         with domain_errors(), self.cfg.db.read_session() as session:
-            return _pdf_response(invoice_pdf(session, invoice_id, self.cfg.seller, language=language))
+            return _pdf_response(invoice_pdf(session, invoice_id, self.cfg.seller, self.cfg.instructions, language=language))
 
     def credit_note_pdf_admin(self, credit_note_id: str,
                               language: str | None = Query(None, pattern="^(en|de)$")) -> Response:
@@ -220,7 +220,7 @@ class _Portal:
 
     def portal_invoice_pdf(self, token: str, invoice_id: str) -> Response:
         return self.customers_pdf(
-            token, lambda session: invoice_pdf(session, invoice_id, self.cfg.seller), "invoice_id")
+            token, lambda session: invoice_pdf(session, invoice_id, self.cfg.seller, self.cfg.instructions), "invoice_id")
 
     def portal_credit_note_pdf(self, token: str, credit_note_id: str) -> Response:
         return self.customers_pdf(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.clock import Clock
-from engine.pdf import Seller
+from engine.pdf import InstructionsOf, Seller
 from engine.portal.links import Grant, sign_link, verify_link
 from engine.store import Database
 from engine.store.secrets import stored_secret
@@ -68,6 +68,8 @@ class PortalConfig:
     clock: Clock
     links: PortalLinks
     seller: Seller
+    # How an invoice PDF says to pay it (engine.pdf.instructions.payment_instructions).
+    instructions: InstructionsOf
     # The system's payment service; None: nothing is paid or changed through a provider here.
     payments: PaymentService | None = None
     templates: Path | None = None

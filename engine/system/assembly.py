@@ -29,11 +29,13 @@ from engine.events import EventBus, HandlerRegistry, InProcessBus, make_bus
 from engine.events.settle import Settler
 from engine.messaging import Channels, Renderer
 from engine.payments import PaymentService, books, webhook_router
+from engine.pdf.instructions import payment_instructions
 from engine.rules import DurableEngine, RulePromotions, RulesRuntime
 from engine.scheduler import Jobs
 from engine.store import Database
 from engine.store.clock import StoredClock
 from engine.system.access_readers import access_readers
+from engine.system.attachments import PdfAttachments
 from engine.system.automation_owners import build_automation
 from engine.system.payments import hosted_form_origins, payment_service
 from engine.system.scheduling import collection, scheduler_jobs
@@ -220,7 +222,8 @@ class System:
         found: list[APIRouter] = []
         if self.portal_links is not None:
             found.append(portal.router(portal.PortalConfig(
-                self.db, self.clock, self.portal_links, pdf.Seller.from_settings(self.settings), self.payments,
+                self.db, self.clock, self.portal_links, pdf.Seller.from_settings(self.settings), payment_instructions,
+                self.payments,
                 after_commit=self.after_commit, invalidate=self.access.invalidate,
                 hosted_origins=hosted_form_origins(self.settings))))
         if self.payments is not None:
@@ -294,7 +297,7 @@ def build_system(
     system.sync_rules()
     if auto is not None:
         # Invoice emails carry their PDF, drawn when they are sent.
-        attachments = pdf.PdfAttachments(db, pdf.Seller.from_settings(settings))
+        attachments = PdfAttachments(db, pdf.Seller.from_settings(settings))
         system.channels = Channels.from_settings(smtp_url=settings.smtp_url, attachments=attachments)
         system.scheduler_jobs = scheduler_jobs(
             db, clock, auto, system.channels, service, promotions=promotions, renderer=renderer,

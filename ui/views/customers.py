@@ -16,6 +16,7 @@ from engine.config import get_settings
 from engine.console import customer_card as cards
 from engine.console import explain
 from engine.pdf import Seller, invoice_pdf
+from engine.pdf.instructions import payment_instructions
 from engine.store import Database
 from engine.system.console_readers import card_readers
 from views import common, customer_actions
@@ -118,7 +119,7 @@ def _invoices(db: Database, card: cards.CustomerCard) -> None:
     with db.read_session() as s:
         invoice, reasons = cards.explain_invoice(s, by_number[number_])
         html = sales.render_invoice_html(s, invoice["id"])
-        pdf = invoice_pdf(s, invoice["id"], Seller.from_settings(get_settings()))
+        pdf = invoice_pdf(s, invoice["id"], Seller.from_settings(get_settings()), payment_instructions)
     cur = invoice["currency"]
     for line, why in zip(invoice["lines"], reasons, strict=True):
         st.markdown(f"**{line['name']}** · {money(line['total'], cur)}")
