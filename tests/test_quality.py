@@ -106,7 +106,6 @@ SUBSYSTEMS = frozenset({"sales", "payments", "messaging", "dunning", "users", "s
                         "automation", "credits", "webhooks"})
 DOORS = ("engine/api", "engine/console", "engine/portal", "engine/pdf")
 DOORS_STILL_WIDE: dict[str, frozenset[str]] = {
-    "engine/api/routes/billing.py": frozenset({"dunning", "messaging", "payments", "sales"}),
     "engine/api/routes/payments.py": frozenset({"payments", "sales"}),
     "engine/api/routes/wallets.py": frozenset({"credits", "sales"}),
     "engine/console/lifecycle.py": frozenset({"dunning", "messaging", "payments", "sales", "simulation"}),

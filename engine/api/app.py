@@ -19,6 +19,7 @@ from engine.api.routes import (
     books,
     budgets,
     decisions,
+    feed,
     operators,
     ops,
     payments,
@@ -93,6 +94,7 @@ def create_app(ctx: ApiContext) -> EngineAPI:
     app.include_router(ops.router)
     app.include_router(product.router)
     app.include_router(billing.router)
+    app.include_router(feed.router)
     app.include_router(decisions.router)
     app.include_router(payments.router)
     app.include_router(reconciliation.router)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from engine.access import AccessService
 from engine.api.keys import KeyVerifier
 from engine.api.payment_parts import PaymentParts
@@ -15,12 +17,24 @@ from engine.pricing.quoting import PromotionSource
 from engine.store import Database
 
 
+@dataclass(frozen=True)
+class ApiReaders:
+    """What routes read of a subsystem their module does not import, bound in engine.system
+    (engine/system/api_readers.py)."""
+
+    # (session, customer id) -> the customer; raises a NotFound naming customer_id (a 404).
+    customer: Callable[[Session, str], dict[str, Any]]
+    # (session, customer id) -> where dunning stands (active when nothing is recorded).
+    dunning_state: Callable[[Session, str], str]
+
+
 @dataclass
 class ApiContext:
     db: Database
     clock: Clock
     access: AccessService
     keys: KeyVerifier
+    read: ApiReaders
     # Set only when the engine runs on a test clock: enables POST /v1/clock/advance.
     test_clock: TestClock | None = None
     # Runs every piece of work due up to a time (period closes, retries, scheduled rules).

@@ -35,6 +35,7 @@ from engine.scheduler import Jobs
 from engine.store import Database
 from engine.store.clock import StoredClock
 from engine.system.access_readers import access_readers
+from engine.system.api_readers import api_readers
 from engine.system.attachments import PdfAttachments
 from engine.system.automation_owners import build_automation
 from engine.system.payments import hosted_form_origins, payment_service
@@ -206,6 +207,7 @@ class System:
             clock=self.clock,
             access=self.access,
             keys=self.keys,
+            read=api_readers(),
             test_clock=self.test_clock,
             advance_to=self.advance_to if self.test_clock is not None else None,
             after_commit=self.after_commit,

@@ -11,12 +11,12 @@ from zoneinfo import available_timezones
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import dunning, messaging, payments, sales
+from engine import sales
 from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
-from engine.api.routes.payments import PaymentMethodIn, attach
+from engine.api.routes.payments import PaymentMethodIn, attach, invoice_payments, use_stored_method
 from engine.api.types import JSON_INTEGER, CouponCode, CustomerId, Matches, OneOf, PlanId, SeatCount, ZonedTime
 from engine.durations import parse_duration, up_to
 from engine.events.settle import NotSettled
@@ -82,7 +82,7 @@ def get_customer(customer_id: str, ctx: ApiContext = Depends(context)) -> dict[s
         customer = sales.get_customer(session, customer_id)
         customer["subscriptions"] = sales.list_subscriptions(session, customer_id)
         # What support asks first about a customer who cannot pay: where dunning stands.
-        customer["dunning_state"] = dunning.get_state(session, customer_id)
+        customer["dunning_state"] = ctx.read.dunning_state(session, customer_id)
     return customer
 
 
@@ -144,10 +144,7 @@ def _subscription_method(session: Any, ctx: ApiContext, body: SubscriptionIn) ->
     if given is None:
         return None
     if isinstance(given, str) and given.startswith("pm_"):
-        sales.get_customer(session, body.customer_id)
-        method = payments.find_payment_method(session, body.customer_id, given)
-        payments.make_default(session, method)
-        return method.id
+        return use_stored_method(session, body.customer_id, given)
     with domain_errors("payment_method."):
         if isinstance(given, str):
             given = PaymentMethodIn(type="card", token=given)
@@ -268,41 +265,7 @@ def list_invoices(
 def get_invoice(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.read_session() as session:
         invoice = sales.get_invoice(session, invoice_id)
-        # What payments knows: each attempt at the provider, and the refunds of its payments.
-        invoice["refunds"] = payments.invoice_refunds(session, invoice_id)
-        invoice["collection"] = payments.invoice_payment_summary(session, invoice_id)
-        return invoice
-
-
-@router.get("/customers/{customer_id}/notifications", dependencies=[ADMIN], summary="The in-app feed")
-def notifications(
-    customer_id: str,
-    channel: Literal["in_app"] = "in_app",
-    unread: bool = False,
-    limit: int = Query(50, ge=1, le=500),
-    before: ZonedTime | None = Query(
-        None, description="entries created before this time (with a zone)"
-    ),
-    ctx: ApiContext = Depends(context),
-) -> dict[str, Any]:
-    with domain_errors(), ctx.db.read_session() as session:
-        sales.get_customer(session, customer_id)
-        items = messaging.list_feed(session, customer_id, unread_only=unread, limit=limit, before=before)
-        unread_count = messaging.unread_count(session, customer_id)
-    return {"items": items, "unread": unread_count, "channel": channel}
-
-
-class ReadIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ids: list[str] | None = Field(default=None, description="the entries to mark read; all when absent")
-
-
-@router.post("/customers/{customer_id}/notifications/read", dependencies=[ADMIN], summary="Mark in-app entries read")
-def mark_read(customer_id: str, body: ReadIn, ctx: ApiContext = Depends(context)) -> dict[str, int]:
-    with domain_errors(), ctx.db.session() as session:
-        sales.get_customer(session, customer_id)
-        changed = messaging.mark_read(session, customer_id, body.ids, now=ctx.clock.now())
-    return {"marked": changed}
+        return {**invoice, **invoice_payments(session, invoice_id)}
 
 
 MAX_ADVANCE = timedelta(days=3 * 366)

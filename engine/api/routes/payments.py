@@ -79,6 +79,21 @@ def attach(session: Session, ctx: ApiContext, customer_id: str, body: PaymentMet
     )
 
 
+def use_stored_method(session: Session, customer_id: str, method_id: str) -> str:
+    """A stored method of the customer's (a pm_ id) made the default; its id."""
+    sales.get_customer(session, customer_id)
+    method = payments.find_payment_method(session, customer_id, method_id)
+    payments.make_default(session, method)
+    return method.id
+
+
+def invoice_payments(session: Session, invoice_id: str) -> dict[str, Any]:
+    """What payments knows of an invoice: the refunds of its payments, and each attempt at the
+    provider (`collection`)."""
+    return {"refunds": payments.invoice_refunds(session, invoice_id),
+            "collection": payments.invoice_payment_summary(session, invoice_id)}
+
+
 @router.post(
     "/customers/{customer_id}/payment_methods",
     status_code=201,
