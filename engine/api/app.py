@@ -25,6 +25,7 @@ from engine.api.routes import (
     payments,
     product,
     reconciliation,
+    wallet_orders,
     wallets,
 )
 
@@ -101,6 +102,7 @@ def create_app(ctx: ApiContext) -> EngineAPI:
     app.include_router(operators.router)
     app.include_router(books.router)
     app.include_router(wallets.router)
+    app.include_router(wallet_orders.router)
     app.include_router(budgets.router)
     # The access check is the product's hottest call: the same endpoint is also mounted as a
     # plain Starlette route ahead of the others, so requests skip FastAPI's per-request

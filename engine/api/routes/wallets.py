@@ -1,66 +1,22 @@
-"""Wallets over HTTP: the product reads a customer's balance and grants and buys credit packs;
-operators grant credit with a reason, void a grant and page through the ledger."""
+"""Wallets over HTTP: the product reads a customer's balance and grants; operators void a grant
+and page through the ledger. Credits' alone (the customer checked through `ctx.read.customer`);
+packs, top-up and grants, which sales does, are routes/wallet_orders.py."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field
 
-from engine import credits, sales
+from engine import credits
 from engine.api.context import ApiContext
-from engine.api.deps import ADMIN, PRODUCT, context, require
+from engine.api.deps import ADMIN, PRODUCT, context
 from engine.api.errors import domain_errors
-from engine.api.keys import Principal
 from engine.api.problems import documented
-from engine.api.types import NonNegativeQuantity, ObjectId, PlanId, PositiveQuantity, ZonedTime
+from engine.api.types import ObjectId
 
 router = APIRouter(prefix="/v1", tags=["credits"], responses=documented(400, 401, 403, 404, 409, 422))
-
-
-def _not_a_bool(value: object) -> object:
-    # JSON Schema's integer admits 58.0 but not false: pydantic's lax int takes both ways round.
-    if isinstance(value, bool):
-        raise ValueError("an integer, not true or false")
-    return value
-
-
-Priority = Annotated[int, Field(ge=0, le=1000), BeforeValidator(_not_a_bool)]
-
-
-class GrantIn(BaseModel):
-    # "amount or grant": declared in the contract too, so the schema refuses what the route refuses.
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "anyOf": [{"required": ["amount"], "properties": {"amount": {"not": {"type": "null"}}}},
-                  {"required": ["grant"], "properties": {"grant": {"type": "string"}}}],
-        "examples": [{"amount": "25.00", "reason": "apology for the outage", "expires_at": "2027-01-01T00:00:00Z"}]})
-
-    reason: str = Field(min_length=1, max_length=500, description="why: kept on the grant and its ledger entry")
-    amount: PositiveQuantity | None = Field(default=None, description="above zero; default: the catalog grant's")
-    grant: PlanId | None = Field(default=None, description="a catalog grant's id: its amount and terms")
-    unit: str | None = Field(default=None, pattern=r"^([A-Z]{3}|[a-z][a-z0-9_]{0,31})$",
-                             description="default: the customer's currency")
-    priority: Priority | None = Field(default=None, description="lower is drawn first; default 100")
-    expires_at: ZonedTime | None = None
-    rollover: str | None = Field(default=None, pattern="^(none|all)$")
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class PackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"pack": "starter", "key": "order-17"}]})
-
-    pack: PlanId = Field(description="a credit pack of the customer's catalog")
-    key: str = Field(min_length=1, max_length=100, description="the purchase's idempotency key: a retry buys nothing more")
-
-
-class TopUpIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"enabled": True, "threshold": "10.00", "pack": "starter"}]})
-
-    enabled: StrictBool
-    threshold: NonNegativeQuantity | None = Field(default=None, description="default: the catalog's top_up")
-    pack: PlanId | None = Field(default=None, description="default: the catalog's top_up")
 
 
 class VoidIn(BaseModel):
@@ -73,36 +29,8 @@ class VoidIn(BaseModel):
             summary="A customer's wallet: balance per unit and every grant with what is left")
 def get_wallet(customer_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.read_session() as session:
-        sales.get_customer(session, customer_id)
+        ctx.read.customer(session, customer_id)
         return credits.wallet(session, customer_id, ctx.clock.now())
-
-
-@router.post("/customers/{customer_id}/wallet/packs", status_code=201, dependencies=[PRODUCT],
-             summary="Buy a credit pack: an invoice now, the credit once it is paid")
-def buy_pack(customer_id: str, body: PackIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
-        out = sales.buy_pack(session, customer_id, body.pack, key=f"buy:{body.key}", clock=ctx.clock)
-    ctx.after_commit()
-    return out
-
-
-@router.put("/customers/{customer_id}/wallet/top_up", dependencies=[PRODUCT],
-            summary="Automatic top-up: below the threshold, the pack is bought (once per low balance)")
-def set_top_up(customer_id: str, body: TopUpIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
-        return sales.set_top_up(session, customer_id, enabled=body.enabled, threshold=body.threshold,
-                                pack=body.pack, clock=ctx.clock)
-
-
-@router.post("/customers/{customer_id}/wallet/grants", status_code=201, summary="Grant credit (operators)")
-def grant(customer_id: str, body: GrantIn, ctx: ApiContext = Depends(context),
-          who: Principal = Depends(require("admin"))) -> dict[str, Any]:
-    spec = body.model_dump(exclude_none=True)
-    with domain_errors(), ctx.db.session() as session:
-        out = sales.grant_credit(session, customer_id, spec, clock=ctx.clock, created_by=f"key:{who.key_id}")
-    ctx.access.invalidate(customer_id)  # this process's checks see the credit at once, not after the bus
-    ctx.after_commit()
-    return out
 
 
 @router.post("/wallet/grants/{grant_id}/void", dependencies=[ADMIN],
@@ -122,5 +50,5 @@ def void(grant_id: ObjectId, body: VoidIn, ctx: ApiContext = Depends(context)) -
 def ledger(customer_id: str, after: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=credits.MAX_PAGE),
            ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.read_session() as session:
-        sales.get_customer(session, customer_id)
+        ctx.read.customer(session, customer_id)
         return credits.ledger_page(session, customer_id, after=after, limit=limit)
