@@ -17,12 +17,13 @@ Definitions (docs/console.md, "Overview"):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from engine.sales.reporting import RECURRING_REASONS, InvoiceFact
 
@@ -276,11 +277,13 @@ def receivables_by_age(receivables: Iterable[OwedFact], as_of: date) -> list[Buc
     return [Bucket(name, count[name], cents(amount[name])) for name, _, _ in AGE_BUCKETS]
 
 
+# The last day late of each bucket but the open-ended last: the buckets are contiguous, so the
+# first whose last day is not before `days_late` is the one.
+_LAST_DAYS = tuple(hi for _, _, hi in AGE_BUCKETS[:-1])
+
+
 def _bucket(days_late: int) -> str:
-    for name, lo, hi in AGE_BUCKETS:
-        if (lo is None or days_late >= lo) and (hi is None or days_late <= hi):
-            return name
-    return AGE_BUCKETS[-1][0]
+    return AGE_BUCKETS[bisect_left(_LAST_DAYS, days_late)][0]
 
 
 def dunning_pipeline(states: dict[str, str], customers: Iterable[str]) -> list[tuple[str, int]]:
@@ -317,16 +320,26 @@ def compute(facts: Facts, start: date, end: date, as_of: date, currency: str, ca
     )
 
 
+class _Located(Protocol):
+    @property
+    def invoice_id(self) -> str | None: ...
+    @property
+    def currency(self) -> str: ...
+
+
+_L = TypeVar("_L", bound=_Located)
+
+
 def narrow(facts: Facts, currency: str, catalog: str | None) -> Facts:
     """The facts of one currency and (when given) one catalog."""
-    def keep(invoice_id: str | None) -> bool:
-        return catalog is None or facts.invoice_catalogs.get(invoice_id or "") == catalog
+    def located(items: Iterable[_L]) -> list[_L]:
+        """Payments, refunds and receivables know their invoice, not its catalog."""
+        return [x for x in items if x.currency == currency
+                and (catalog is None or facts.invoice_catalogs.get(x.invoice_id or "") == catalog)]
 
     return Facts(
         invoices=[f for f in facts.invoices if f.currency == currency and (catalog is None or f.catalog == catalog)],
-        payments=[p for p in facts.payments if p.currency == currency and keep(p.invoice_id)],
-        refunds=[r for r in facts.refunds if r.currency == currency and keep(r.invoice_id)],
-        receivables=[r for r in facts.receivables if r.currency == currency and keep(r.invoice_id)],
+        payments=located(facts.payments), refunds=located(facts.refunds), receivables=located(facts.receivables),
         dunning=facts.dunning, invoice_catalogs=facts.invoice_catalogs,
     )
 
