@@ -20,6 +20,7 @@ from engine.api.routes import (
     budgets,
     decisions,
     feed,
+    invoice_closing,
     operators,
     ops,
     payments,
@@ -98,6 +99,7 @@ def create_app(ctx: ApiContext) -> EngineAPI:
     app.include_router(feed.router)
     app.include_router(decisions.router)
     app.include_router(payments.router)
+    app.include_router(invoice_closing.router)
     app.include_router(reconciliation.router)
     app.include_router(operators.router)
     app.include_router(books.router)

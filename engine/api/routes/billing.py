@@ -144,7 +144,7 @@ def _subscription_method(session: Any, ctx: ApiContext, body: SubscriptionIn) ->
     if given is None:
         return None
     if isinstance(given, str) and given.startswith("pm_"):
-        return use_stored_method(session, body.customer_id, given)
+        return use_stored_method(session, ctx, body.customer_id, given)
     with domain_errors("payment_method."):
         if isinstance(given, str):
             given = PaymentMethodIn(type="card", token=given)
