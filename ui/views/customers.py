@@ -17,7 +17,7 @@ from engine.console import customer_card as cards
 from engine.console import explain
 from engine.pdf import Seller, invoice_pdf
 from engine.store import Database
-from views import common, customer_actions
+from views import common, customer_actions, customer_wallet
 from views.fmt import day, money, number
 
 KINDS = {"access": "Access", "charge": "Charge", "dunning": "Dunning", "message": "Message"}
@@ -52,6 +52,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
     _dunning(card)
     _messages(db, card)
     _decisions(card)
+    customer_wallet.render(db, user, card)
     customer_actions.render(db, user, card)
 
 
