@@ -27,8 +27,8 @@ from engine.sales.customers import tax_subject
 from engine.sales.cycle import StepContext, UsageSource, closed_piece, closing_piece, plan_period, usage_for
 from engine.sales.errors import SalesError
 from engine.sales.ledger import INTERIM, PeriodHistory, discount_from_dict, history
-from engine.sales.progressive_void import voided_documents
 from engine.sales.models import Customer, PeriodLedger, Subscription
+from engine.sales.progressive_void import voided_documents
 from engine.sales.subscriptions import load_subscription
 from engine.sales.terms import period_terms
 
