@@ -114,3 +114,31 @@ def test_a_pack_expiring_unused_is_breakage_revenue(engine: Engine, tmp_path: Pa
     assert balances({f"credits:expired:{pack['id']}": entries[f"credits:expired:{pack['id']}"]}) == {
         "deferred_revenue": D("9.00"), "revenue:credits:one_time": D("-9.00")}
     assert "deferred_revenue" not in balances(entries)
+
+
+def test_a_voided_invoice_gives_the_credit_back_in_the_journal(engine: Engine) -> None:
+    """A 10.00 operator grant pays the first 10.00 of a Pro invoice (no card: the rest stays
+    open); the invoice is voided. Sales gives the 10.00 back to the grant; the journal reverses
+    the whole invoice: the void entry what was receivable, `credits:returned` the credit's part
+    (net and tax in the invoice's proportion) and its discount. Nothing is left on receivables,
+    customer credit, tax or discounts, and the revenue is offset by credit notes."""
+    cid = engine.customer("credits_void")
+    promo = grant(engine, cid, amount="10.00", reason="goodwill")
+    engine.subscribe(cid, "pro", quantity=1)
+    engine.advance("1h")
+    [first] = engine.invoices(cid)
+    total = pro_total(first)
+    assert money(first["credit_applied"]) == D("10.00") and money(first["amount_due"]) == total - D("10.00")
+    engine.post(f"/v1/invoices/{first['id']}/void")
+    engine.settle()
+    assert wallet(engine, cid)["balances"][0]["available"] == "10.00"
+    entries = _entries(engine, {first["id"], promo["id"]})
+    returned = entries[f"credits:returned:{first['id']}:{promo['id']}"]
+    assert sum(money(r["debit"]) for r in returned) == D("10.00")
+    left = balances(entries)
+    assert not [k for k in left if k in ("receivables", "customer_credit", "deferred_revenue")
+                or k.startswith("tax_payable")], left
+    # The income accounts together hold nothing: the revenue (gross, less the invoice's own
+    # discount: the launch promotion) offset by credit notes for the invoice's whole net.
+    assert sum(v for k, v in left.items() if k.startswith("revenue:") or k in ("discounts", "credit_notes")) == 0
+    assert left["credit_notes"] == total - money(first["tax"])

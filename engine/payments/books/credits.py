@@ -10,6 +10,8 @@ grant, a promotion) is a discount, never revenue.
   that debit: Cr `customer_credit` / Dr `deferred_revenue` (the pack's share: used x price /
   credit, half-even to the cent on the cumulative use, so a pack used up has earned exactly
   what it deferred) and Dr `discounts` (the rest: promotional credit, and a pack's bonus).
+- A voided invoice that credit paid: `credits:returned:<invoice>:<grant>` reverses each use
+  with its share of the invoice's revenue and tax (post_returns).
 - A pack's credit that expires: entry `credits:expired:<grant>`: Dr `deferred_revenue` (what is
   left of it) / Cr `revenue:credits:one_time` (breakage: paid for, never used).
 
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 from engine import credits
 from engine.money import quantum
 from engine.payments import journal
+from engine.payments.books.schedules import schedule_credit, split_credit
 from engine.payments.journal import Posting
 from engine.payments.models import JournalLine
 from engine.payments.service import CollectableInvoice, PaymentService
@@ -39,6 +42,7 @@ ZERO = Decimal(0)
 DEFERRED = "deferred_revenue"
 DISCOUNTS = "discounts"
 BREAKAGE = "revenue:credits:one_time"
+CREDIT_NOTES = "credit_notes"
 
 
 def booked(session: Session, invoice_id: str | None) -> Decimal:
@@ -138,3 +142,37 @@ def handle_credits_expired(session: Session, envelope: dict[str, Any], *, servic
     if not props.get("grant_id") or len(unit) != 3 or not unit.isupper():
         return
     post_expiry(session, str(props["grant_id"]), Decimal(str(props.get("amount") or "0")), unit, now)
+
+
+def post_returns(session: Session, invoice_id: str, now: datetime) -> int:
+    """A voided invoice that wallet credit paid: sales gave the credit back to its grants; each
+    `credits:used` entry of the invoice is reversed with the invoice's revenue and tax for that
+    part (the void entry reverses only what was still receivable): entry
+    `credits:returned:<invoice>:<grant>`: Dr `credit_notes` (net), Dr `tax_payable` (the
+    invoice's proportion) / Cr `deferred_revenue`, Cr `discounts` (as the use had them)."""
+    prefix = f"credits:used:{invoice_id}:"
+    rows = session.execute(select(JournalLine).where(JournalLine.entry_id >= prefix, JournalLine.entry_id < f"{prefix}~")
+                           .order_by(JournalLine.entry_id, JournalLine.line_no)).scalars()
+    used: dict[str, list[JournalLine]] = defaultdict(list)
+    for row in rows:
+        used[row.entry_id].append(row)
+    for entry_id, lines in used.items():
+        grant_id, currency = entry_id.removeprefix(prefix), lines[0].currency
+        amount = sum((r.credit for r in lines if r.account == journal.CUSTOMER_CREDIT), ZERO)
+        split = split_credit(session, invoice_id, amount, currency)
+        journal.post_entry(session, f"credits:returned:{invoice_id}:{grant_id}", now, currency, [
+            Posting(CREDIT_NOTES, debit=split.net), Posting(split.tax_account, debit=split.tax),
+            *(Posting(r.account, credit=r.debit) for r in lines if r.account in (DEFERRED, DISCOUNTS))],
+            f"invoice {invoice_id} voided: wallet credit given back", grant_id)
+        schedule_credit(session, invoice_id, f"void-credit:{invoice_id}:{grant_id}", split.net, when=now)
+    return len(used)
+
+
+def handle_credit_returned(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
+    """`invoice.voided`: the journal gives back what wallet credit paid of it (post_returns)."""
+    now = service.now()
+    if not mark_processed(session, CONSUMER, str(envelope["id"]), now):
+        return
+    invoice_id = (envelope.get("properties") or {}).get("invoice_id")
+    if invoice_id:
+        post_returns(session, str(invoice_id), now)
