@@ -26,6 +26,9 @@ ACTION_WORDS = {
     "cancel": "cancelled",
     "pause": "paused",
     "resume": "resumed",
+    "grant_credit": "granted credit to",
+    "set_budget": "set the spend budget of",
+    "delete_budget": "removed the spend budget of",
 }
 
 
@@ -58,6 +61,8 @@ def audit_entries(session: Session, customer_of: CustomerOf, limit: int = 200) -
             what = e["target"]
         elif e["kind"] == "subscription":  # the customer's name, not the subscription's id
             what = _subscription_of(session, customer_of, details.get("customer"))
+        elif e["kind"] == "customer":  # a wallet or budget change: the customer's name
+            what = _customer_name(session, customer_of, e["target"])
         restored = details.get("restored")
         tail = f" (content of v{restored})" if restored else ""
         summary = f"{e['user']} ({e['role']}) {ACTION_WORDS.get(e['action'], e['action'])} {what}{tail}: {e['why']}"
@@ -66,8 +71,13 @@ def audit_entries(session: Session, customer_of: CustomerOf, limit: int = 200) -
 
 
 def _subscription_of(session: Session, customer_of: CustomerOf, customer_id: str | None) -> str:
+    name = _customer_name(session, customer_of, customer_id)
+    return f"the subscription of {name}" if name != "a customer" else "a subscription"
+
+
+def _customer_name(session: Session, customer_of: CustomerOf, customer_id: str | None) -> str:
     try:
         customer = customer_of(session, str(customer_id)) if customer_id else None
     except errors.NotFound:
         customer = None
-    return f"the subscription of {customer.get('name') or customer.get('email')}" if customer else "a subscription"
+    return str(customer.get("name") or customer.get("email") or "a customer") if customer else "a customer"

@@ -17,6 +17,7 @@ from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
 from engine.credits.top_up import due_top_up, get_top_up, set_top_up, top_up_to_dict
 from engine.credits.wallet import (
+    PREPAID,
     GrantRequest,
     activate,
     add_grant,
@@ -24,6 +25,7 @@ from engine.credits.wallet import (
     draw_down,
     expire_due,
     get_grant,
+    grant_sold_by,
     paid_by_credits,
     pending_for_invoice,
     remaining,
@@ -34,6 +36,7 @@ from engine.credits.wallet import (
 
 __all__ = [
     "MAX_PAGE",
+    "PREPAID",
     "Available",
     "BudgetRequest",
     "CreditsConflict",
@@ -55,6 +58,7 @@ __all__ = [
     "get_budget",
     "get_grant",
     "get_top_up",
+    "grant_sold_by",
     "grant_to_dict",
     "ledger_page",
     "low_level",

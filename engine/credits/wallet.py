@@ -214,6 +214,16 @@ def paid_by_credits(session: Session, invoice_ids: Iterable[str]) -> dict[str, l
     return out
 
 
+PREPAID = ("pack", "top_up")  # grants bought with money; the others are promotional
+
+
+def grant_sold_by(session: Session, customer_id: str, invoice_id: str) -> Grant | None:
+    """The pack (or automatic top-up) grant an invoice sells, if it sells one (read through the
+    customer's index: the customer's grants only)."""
+    return session.scalars(select(Grant).where(Grant.customer_id == customer_id, Grant.invoice_id == invoice_id,
+                                               Grant.source.in_(PREPAID))).first()
+
+
 def expire_due(session: Session, now: datetime) -> list[tuple[Grant, Decimal]]:
     """Write an expiry entry for what is left of every grant whose time is up; returns them."""
     due = session.scalars(

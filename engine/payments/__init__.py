@@ -30,6 +30,7 @@ from engine.payments.adjustments import (
     refund_to_dict,
     refundable,
 )
+from engine.payments.books.credits import handle_credit_returned, handle_credits_expired
 from engine.payments.camt import parse_camt, parse_statement
 from engine.payments.camt import parse_camt as parse_camt053
 from engine.payments.collection import (
@@ -147,6 +148,8 @@ __all__ = [
     "export_journal_csv",
     "find_payment_method",
     "handle_credit_note_issued",
+    "handle_credit_returned",
+    "handle_credits_expired",
     "handle_invoice_closed",
     "handle_invoice_finalized",
     "handle_payment_method_attached",

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from engine.clock import ensure_aware
 from engine.money import to_decimal
 from engine.payments.bank import remember_invoice
+from engine.payments.books.credits import wallet_entries
 from engine.payments.books.schedules import schedule_invoice
 from engine.payments.collection import collect_invoice, retry_invoice_payment
 from engine.payments.method_store import add_payment_method, default_payment_method
@@ -91,6 +92,8 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, serv
     open_receivable(session, invoice, revenue_by_plan=revenue, tax=tax, collection_method=method,
                     due_at=due_at, tax_country=props.get("tax_country"), credit_applied=credit_applied,
                     discount=discounts, service=svc)
+    if props.get("reason") == "charge" or credit_applied > 0:  # a pack sold, wallet credit spent
+        wallet_entries(session, invoice, revenue, discounts, svc.now())
     schedule_invoice(session, invoice, props, service=svc)
     remember_invoice(session, invoice.invoice_id, props.get("number"))  # for bank transfers
     _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc)

@@ -27,6 +27,7 @@ from engine.sales.book_lines import book_lines
 from engine.sales.common import money, new_id, now_of, number
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
+from engine.sales.progressive_void import reverse_interim
 from engine.sales.wallet import draw_wallet, give_back
 from engine.store import add_event, add_events, mark_processed
 
@@ -504,6 +505,8 @@ def void_invoice(session: Session, invoice_id: str, *, clock: Clock, reason: str
     now = now_of(clock)
     inv.status = "void"
     inv.voided_at = now
+    if inv.reason == "progressive":  # the period's close must not deduct it (engine/sales/progressive_void.py)
+        reverse_interim(session, inv.id, now)
     from_balance = inv.credit_applied - give_back(session, inv, now)
     if from_balance > ZERO:
         customer = session.get(Customer, inv.customer_id)

@@ -79,12 +79,32 @@ def _time(value: Any) -> datetime:
     return when
 
 
-def invoiced_level(session: Session, subscription_id: str, period: Period) -> int:
-    """The highest level the period's progressive invoices were issued for (0: none)."""
+def _keys(session: Session, subscription_id: str, period: Period) -> list[tuple[str, str]]:
+    """The billing keys and statuses of the period's progressive invoices."""
     prefix = f"{KEY}:{period.start.isoformat()}:"
-    keys = session.scalars(select(Invoice.billing_key).where(
+    rows = session.execute(select(Invoice.billing_key, Invoice.status).where(
         Invoice.subscription_id == subscription_id, Invoice.billing_key.startswith(prefix)))
-    return max((int(k.removeprefix(prefix)) for k in keys), default=0)
+    return [(str(k), str(status)) for k, status in rows]
+
+
+def _level_of(key: str, period: Period) -> int:
+    # `progressive:<start>:<level>`, or `...:<level>:<n>` for the n-th issue after a void
+    return int(key.removeprefix(f"{KEY}:{period.start.isoformat()}:").split(":")[0])
+
+
+def invoiced_level(session: Session, subscription_id: str, period: Period) -> int:
+    """The highest level the period's progressive invoices were issued for (0: none). A voided
+    one invoiced nothing: its level can be reached, and invoiced, again."""
+    return max((_level_of(k, period) for k, status in _keys(session, subscription_id, period) if status != "void"),
+               default=0)
+
+
+def billing_key(session: Session, subscription_id: str, period: Period, level: int) -> str:
+    """The key of the period's invoice for `level`: unique per subscription, so one level is
+    invoiced once; after a void of it, the next issue is `<level>:2`, then `:3`."""
+    key = f"{KEY}:{period.start.isoformat()}:{level}"
+    issued = sum(1 for k, _ in _keys(session, subscription_id, period) if k == key or k.startswith(f"{key}:"))
+    return key if issued == 0 else f"{key}:{issued + 1}"
 
 
 def usage_so_far(src: UsageSource, catalog: Catalog, plan: Plan, customer_id: str,
@@ -131,7 +151,7 @@ def bill_progressive(session: Session, subscription_id: str, now: datetime, *,
     doc = interim.document
     priced = [Priced(doc.pieces[0].piece, "progressive", sub.cycle, sub.catalog_version_id)]
     issued, _ = issue_document(
-        session, sub, customer, priced, reason=KEY, billing_key=f"{KEY}:{period.start.isoformat()}:{interim.level}",
+        session, sub, customer, priced, reason=KEY, billing_key=billing_key(session, sub.id, period, interim.level),
         now=now, period=period, arrears=Arrears(period, plan.id, sub.catalog_version_id, sub.quantity),
         catalog=catalog, doc=doc)
     assert isinstance(issued, Invoice)  # a positive total is an invoice

@@ -28,6 +28,7 @@ from engine.sales.cycle import StepContext, UsageSource, closed_piece, closing_p
 from engine.sales.errors import SalesError
 from engine.sales.ledger import INTERIM, PeriodHistory, discount_from_dict, history
 from engine.sales.models import Customer, PeriodLedger, Subscription
+from engine.sales.progressive_void import voided_documents
 from engine.sales.subscriptions import load_subscription
 from engine.sales.terms import period_terms
 
@@ -65,7 +66,8 @@ def quote_subscription(
         doc = _replayed(session, sub, customer, period, hist, promotions)
     else:
         doc = _unbilled(session, sub, customer, period, promotions)
-    early = [r for r in hist.rows if r.part == INTERIM and r.reason == "progressive"]
+    voided = voided_documents(hist.rows)  # a voided progressive invoice invoiced nothing early
+    early = [r for r in hist.rows if r.part == INTERIM and r.reason == "progressive" and r.document_id not in voided]
     invoiced = sum(
         (t.amount - t.discount + t.tax for r in early for t in Billed.from_dict(r.billed).lines.values()), ZERO
     )

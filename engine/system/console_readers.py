@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from engine import dunning, messaging, payments
+from engine import credits, dunning, messaging, payments
 from engine.console.customer_card import CardReaders
 from engine.console.overview import OverviewReaders
+from engine.console.wallet import WalletReaders
 from engine.messaging.sent import notification_content
 from engine.payments import reporting as payments_reporting
 from engine.sales import reporting as sales_reporting
@@ -38,6 +39,11 @@ def card_readers() -> CardReaders:
         payment_summary=payments.invoice_payment_summary,
         refunds=payments.invoice_refunds,
     )
+
+
+def wallet_readers() -> WalletReaders:
+    """A customer's wallet and its ledger pages (credits)."""
+    return WalletReaders(wallet=credits.wallet, ledger_page=credits.ledger_page)
 
 
 def _customer_notifications(session: Session, customer_id: str, limit: int) -> list[dict[str, object]]:

@@ -97,6 +97,10 @@ def subscriptions(
             Subscription("payments", "invoice.uncollectible", with_service(payments.handle_invoice_closed, service)),
             # A cancellation's credit against open invoices: collected that much less.
             Subscription("payments", "credit_note.issued", with_service(payments.handle_credit_note_issued, service)),
+            # A credit pack's unused credit expired: its deferred revenue is earned (breakage).
+            Subscription("payments", "credits.expired", with_service(payments.handle_credits_expired, service)),
+            # A voided invoice that wallet credit paid: the journal gives the credit back too.
+            Subscription("payments", "invoice.voided", with_service(payments.handle_credit_returned, service)),
             # automation's `retry_payment` job, run where no provider is (a separate scheduler).
             Subscription("payments", "payment.retry_requested", as_dict(payment_retry_consumer(service))),
         ]

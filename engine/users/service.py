@@ -17,7 +17,8 @@ from engine.users.models import AuditEntry, ConsoleUser
 
 ROLES = ("viewer", "operator", "editor", "publisher", "admin")
 # What each role may do; a role includes everything the roles before it may. `operate`:
-# change a customer's subscription from the console (plan, coupon, cancellation, pause);
+# change a customer's subscription from the console (plan, coupon, cancellation, pause), grant
+# them credit and set their spend budget;
 # `manage_users`: add users, change roles, disable or enable them.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
@@ -31,9 +32,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 USER_ACTIONS = ("user.add", "user.role", "user.disable", "user.enable")
 ACTION_PERMISSION = {"publish": "publish", "rollback": "rollback", "change_plan": "operate",
                      "apply_coupon": "operate", "cancel": "operate", "pause": "operate", "resume": "operate",
+                     "grant_credit": "operate", "set_budget": "operate", "delete_budget": "operate",
                      **{action: "manage_users" for action in USER_ACTIONS}}
 ACTIONS = tuple(ACTION_PERMISSION)
-KINDS = ("catalog", "ruleset", "subscription", "user")
+KINDS = ("catalog", "ruleset", "subscription", "user", "customer")
 
 
 def permission_for(action: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,72 @@ def test_progressive_invoices_at_each_threshold_and_a_close_that_deducts_them(en
     assert (money(late["subtotal"]), money(late["tax"]), money(late["total"])) == (D("0.25"), D("0.05"), D("0.30"))
     assert _period_total(engine.invoices(cid), start) == money(
         engine.quote(subscription_id=sub["id"], period=f"{start}/{close['period']['start'][:10]}")["total"]) == D("119.30")
+
+
+def _open_period_total(invoices: list[dict[str, Any]], start: str) -> Decimal:
+    """What the period's invoices that stand (not void) billed of it."""
+    return _period_total([i for i in invoices if i["status"] != "void"], start)
+
+
+def _void(engine: Engine, invoice: dict[str, Any]) -> None:
+    assert invoice["status"] == "finalized", invoice["status"]  # open: nothing paid yet
+    assert engine.post(f"/v1/invoices/{invoice['id']}/void")["status"] == "void"
+
+
+def _journal_of(engine: Engine, invoice_id: str) -> dict[str, Decimal]:
+    """What the journal's entries naming the invoice leave on each account (debit - credit)."""
+    from tests.journeys.test_books_journey import balances, journal
+
+    start = date.fromisoformat(engine.now()[:10]) - timedelta(days=40)
+    entries = journal(engine, start, {invoice_id})
+    assert entries, invoice_id
+    for entry_id, rows in entries.items():
+        assert sum(money(r["debit"]) for r in rows) == sum(money(r["credit"]) for r in rows), entry_id
+    return balances(entries)
+
+
+def test_a_voided_progressive_invoice_is_billed_again_and_not_deducted(engine: Engine, tmp_path: Path) -> None:
+    """Void the level-1 invoice (45 calls: 22.50 + 4.28 = 26.78): the quote counts nothing
+    invoiced early, and the next call (46: accrued 23.00, level 1 again) invoices 23.00 + 4.37
+    = 27.37. Level 2 (120 calls, 55.00) invoices 55.00 - 23.00 = 32.00 + (10.45 - 4.37 = 6.08)
+    = 38.08; void it too. The close bills calls 55.00 / 10.45 and deducts only the invoice that
+    stands: -23.00 / -4.37, with the next platform fee 11.90: 49.98. The period: 11.90 + 27.37
+    + (55.00 + 10.45 - 23.00 - 4.37 = 38.08) = 77.35 = its quote (10.00 + 1.90 + 55.00 + 10.45).
+    A card attached after the voids pays the opening fee and the invoice that stands, then the
+    close. Each voided invoice's journal entries reverse it: receivables and tax back to nothing, its
+    revenue offset by credit_notes."""
+    plan = _publish(engine, tmp_path)
+    cid = engine.customer("progressive_void")
+    sub = engine.subscribe(cid, plan)  # no card yet: the invoices stay open, so they can be voided
+    start = sub["current_period"]["start"][:10]
+    _calls(engine, cid, range(0, 45))
+    [first] = [i for i in engine.invoices(cid) if i["reason"] == "progressive"]
+    _void(engine, first)
+    quote = engine.quote(subscription_id=sub["id"])
+    assert "progressively_invoiced" not in quote and "progressive_invoices" not in quote  # nothing invoiced early
+
+    _calls(engine, cid, range(45, 46))  # level 1 is reached again: invoiced again
+    assert _progressive(engine, cid) == [(D("22.50"), D("4.28"), D("26.78")), (D("23.00"), D("4.37"), D("27.37"))]
+    _calls(engine, cid, range(46, 120))
+    again, second = [i for i in engine.invoices(cid) if i["reason"] == "progressive"][1:]
+    assert (money(second["subtotal"]), money(second["tax"]), money(second["total"])) == (
+        D("32.00"), D("6.08"), D("38.08"))
+    _void(engine, second)  # no more usage: the close bills it
+    quote = engine.quote(subscription_id=sub["id"])
+    assert (money(quote["progressively_invoiced"]), quote["progressive_invoices"]) == (D("27.37"), [again["id"]])
+
+    # A card now: the open invoices are collected, the one that stands, not the voided ones.
+    engine.post(f"/v1/customers/{cid}/payment_methods", card(CARD_OK), status=201)
+    engine.advance("1h")
+    assert sorted(money(c["amount"]) for c in engine.charges(cid)) == [D("11.90"), D("27.37")]
+    engine.advance("32d")  # the close deducts only what stands
+    close = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert [(x["price_id"], x["kind"], x["amount"], x["tax"]) for x in close["lines"]] == [
+        ("base", "charge", "10.00", "1.90"), ("calls", "charge", "55.00", "10.45"),
+        ("calls", "progressive_deduction", "-23.00", "-4.37")]
+    assert money(close["total"]) == D("49.98")
+    assert _open_period_total(engine.invoices(cid), start) == money(quote["total"]) == D("77.35")
+    for voided in (first, second):
+        revenue = next(k for k in _journal_of(engine, voided["id"]) if k.startswith("revenue:"))
+        assert _journal_of(engine, voided["id"]) == {revenue: -money(voided["subtotal"]),
+                                                     "credit_notes": money(voided["subtotal"])}

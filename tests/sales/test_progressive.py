@@ -22,6 +22,7 @@ from engine.sales import (
     ingest_events,
     publish_catalog,
     quote_subscription,
+    void_invoice,
 )
 from engine.sales.models import Invoice
 from engine.store import Database, OutboxEvent
@@ -196,3 +197,39 @@ def test_two_workers_at_once_issue_one_invoice(published: Database, clock: TestC
     assert errors == [] and sorted(len(x) for x in issued) == [0, 1]
     assert deliver(db, envelope) == []  # the retry of a loser finds the level invoiced
     assert len(_progressive(db, sid)) == 1
+
+
+def test_a_voided_progressive_invoice_is_not_deducted_and_its_level_invoices_again(
+        published: Database, clock: TestClock) -> None:
+    """45 calls invoice level 1 (22.50 + 4.28 = 26.78); voided. A redelivered usage.recorded
+    finds level 1 reached and nothing standing for it: one new invoice (26.78, key `:1:2`), and
+    a second redelivery nothing. That one voided too, the close bills the calls (22.50 / 4.28)
+    with no deduction: January's standing invoices, 11.90 + 26.78, are its quote, 38.68."""
+    db = published
+    clock.set(at(2026, 1, 1))
+    sid = _setup(db, clock)
+    clock.set(at(2026, 1, 5))
+    envelope = _use(db, clock, 45, "2026-01-05T10:00:00Z")
+    [first] = _progressive(db, sid)
+    with db.session() as s:
+        void_invoice(s, first["id"], clock=clock)
+        assert quote_subscription(s, sid).progressively_invoiced == D("0")
+    [again] = deliver(db, envelope)
+    assert deliver(db, envelope) == []
+    assert [(_figures(i), i["status"]) for i in _progressive(db, sid)] == [
+        (("22.50", "4.28", "26.78"), "void"), (("22.50", "4.28", "26.78"), "finalized")]
+    with db.session() as s:
+        keys = sorted(s.scalars(select(Invoice.billing_key).where(Invoice.reason == "progressive")))
+        assert keys == ["progressive:2026-01-01:1", "progressive:2026-01-01:1:2"]
+        assert quote_subscription(s, sid).progressive_invoices == (again,)
+        void_invoice(s, again, clock=clock)
+    advance_clock(db, clock, to=at(2026, 2, 1))
+    cycle = [i for i in invoices(db, sid) if i["reason"] == "cycle"][-1]
+    assert [(x["price_id"], x["kind"], x["amount"], x["tax"]) for x in cycle["lines"]] == [
+        ("base", "charge", "10.00", "1.90"), ("calls", "charge", "22.50", "4.28")]
+    standing = [i for i in invoices(db, sid) if i["status"] != "void"]
+    total = sum((D(x["amount"]) - D(x["discount"]) + D(x["tax"]) for i in standing for x in i["lines"]
+                 if x["period"] and x["period"]["start"] == "2026-01-01"), D("0"))
+    with db.session() as s:
+        quote = quote_subscription(s, sid, period=Period(date(2026, 1, 1), date(2026, 2, 1))).document.total
+    assert total == quote == D("38.68")

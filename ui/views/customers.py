@@ -19,7 +19,7 @@ from engine.pdf import Seller, invoice_pdf
 from engine.pdf.instructions import payment_instructions
 from engine.store import Database
 from engine.system.console_readers import card_readers
-from views import common, customer_actions
+from views import common, customer_actions, customer_wallet
 from views.fmt import day, money, number
 
 KINDS = {"access": "Access", "charge": "Charge", "dunning": "Dunning", "message": "Message"}
@@ -54,6 +54,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
     _dunning(card)
     _messages(db, card)
     _decisions(card)
+    customer_wallet.render(db, user, card)
     customer_actions.render(db, user, card)
 
 

@@ -1,0 +1,178 @@
+"""Prepaid credit in the journal (docs/books.md, *Prepaid credit*): a pack bought is deferred
+revenue, a liability, until its credit is used or expires; promotional credit (an operator's
+grant, a promotion) is a discount, never revenue.
+
+- A pack's invoice (a grant names it): its revenue moves to `deferred_revenue`, entry
+  `credits:sold:<invoice>` (reference: the grant): Dr `revenue:...` (gross) / Cr `discounts`,
+  Cr `deferred_revenue` (net of discount, before tax: what the customer paid for the credit).
+- An invoice paid from the wallet: the invoice's own entry debits `customer_credit` with all of
+  its `credit_applied`; for each grant that paid, entry `credits:used:<invoice>:<grant>` moves
+  that debit: Cr `customer_credit` / Dr `deferred_revenue` (the pack's share: used x price /
+  credit, half-even to the cent on the cumulative use, so a pack used up has earned exactly
+  what it deferred) and Dr `discounts` (the rest: promotional credit, and a pack's bonus).
+- A voided invoice that credit paid: `credits:returned:<invoice>:<grant>` reverses each use
+  with its share of the invoice's revenue and tax (post_returns).
+- A pack's credit that expires: entry `credits:expired:<grant>`: Dr `deferred_revenue` (what is
+  left of it) / Cr `revenue:credits:one_time` (breakage: paid for, never used).
+
+Each entry is posted by the payments consumer in the transaction that marks its event handled,
+so a redelivery posts nothing twice."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import credits
+from engine.money import quantum
+from engine.payments import journal
+from engine.payments.books.schedules import schedule_credit, split_credit
+from engine.payments.journal import Posting
+from engine.payments.models import JournalLine
+from engine.payments.service import CollectableInvoice, PaymentService
+from engine.store import mark_processed
+
+ZERO = Decimal(0)
+DEFERRED = "deferred_revenue"
+DISCOUNTS = "discounts"
+BREAKAGE = "revenue:credits:one_time"
+CREDIT_NOTES = "credit_notes"
+
+
+def booked(session: Session, invoice_id: str | None) -> Decimal:
+    """What a pack's sale deferred (its `credits:sold` entry; an indexed read by entry id)."""
+    if invoice_id is None:
+        return ZERO
+    rows = session.scalars(select(JournalLine.credit).where(
+        JournalLine.entry_id == f"credits:sold:{invoice_id}", JournalLine.account == DEFERRED))
+    return sum(rows, ZERO)
+
+
+def earned(total: Decimal, credit: Decimal, used: Decimal, currency: str) -> Decimal:
+    """What `used` of a pack's `credit` has earned of the `total` deferred for it: rounded
+    half-even to the cent on the cumulative use, so the shares of successive uses telescope
+    and a pack used up has earned exactly what it deferred."""
+    if credit <= ZERO:
+        return ZERO
+    return min(total, (used * total / credit).quantize(quantum(currency), ROUND_HALF_EVEN))
+
+
+def wallet_entries(session: Session, invoice: CollectableInvoice, revenue: Mapping[str, Decimal],
+                   discounts: Decimal, now: datetime) -> None:
+    """After the invoice's own entry: its sale of credit deferred, or its use of credit moved."""
+    if not post_sale(session, invoice, revenue, discounts, now):
+        post_usage(session, invoice.invoice_id, invoice.currency, now)
+
+
+def post_sale(session: Session, invoice: CollectableInvoice, revenue: Mapping[str, Decimal],
+              discounts: Decimal, now: datetime) -> bool:
+    """A pack's invoice: its revenue deferred. False when the invoice sells no credit."""
+    invoice_id, currency = invoice.invoice_id, invoice.currency
+    grant = credits.grant_sold_by(session, invoice.customer_id, invoice_id)
+    if grant is None:
+        return False
+    net = sum(revenue.values(), ZERO) - discounts
+    postings = [Posting(journal.revenue_account(key), debit=v) for key, v in revenue.items() if v > 0]
+    postings += [Posting(DISCOUNTS, credit=discounts), Posting(DEFERRED, credit=net)]
+    journal.post_entry(session, f"credits:sold:{invoice_id}", now, currency, postings,
+                       f"credit pack sold: revenue deferred until the credit is used ({invoice_id})", grant.id)
+    return True
+
+
+def post_usage(session: Session, invoice_id: str, currency: str, now: datetime) -> int:
+    """The wallet's share of an invoice's `credit_applied`, per grant; the entries posted."""
+    used: dict[str, Decimal] = defaultdict(Decimal)
+    for draw in credits.paid_by_credits(session, [invoice_id])[invoice_id]:
+        used[str(draw["grant_id"])] += Decimal(draw["amount"])
+    posted = 0
+    for grant_id, amount in sorted(used.items()):
+        if amount <= ZERO:
+            continue
+        deferred = _deferred_share(session, grant_id, amount, currency)
+        journal.post_entry(session, f"credits:used:{invoice_id}:{grant_id}", now, currency, [
+            Posting(journal.CUSTOMER_CREDIT, credit=amount), Posting(DEFERRED, debit=deferred),
+            Posting(DISCOUNTS, debit=amount - deferred)], f"wallet credit paid {invoice_id}", grant_id)
+        posted += 1
+    return posted
+
+
+def _deferred_share(session: Session, grant_id: str, used: Decimal, currency: str) -> Decimal:
+    """The pack's share of `used`: what its cumulative use earned now less before this use."""
+    grant = credits.get_grant(session, grant_id)
+    if grant.source not in credits.PREPAID:
+        return ZERO  # promotional: a discount, nothing was deferred for it
+    total = booked(session, grant.invoice_id)
+    so_far = grant.amount - credits.remaining(session, [grant_id])[grant_id]  # this use included
+    return earned(total, grant.amount, so_far, currency) - earned(total, grant.amount, so_far - used, currency)
+
+
+def post_expiry(session: Session, grant_id: str, expired: Decimal, currency: str, now: datetime) -> bool:
+    """A prepaid grant expired with `expired` of its credit unused: what is still deferred of
+    it is earned (breakage). False for promotional credit (nothing deferred)."""
+    grant = credits.get_grant(session, grant_id)
+    if grant.source not in credits.PREPAID:
+        return False
+    total = booked(session, grant.invoice_id)
+    left = total - earned(total, grant.amount, grant.amount - expired, currency)
+    if left <= ZERO:
+        return False
+    journal.post_entry(session, f"credits:expired:{grant_id}", now, currency, [
+        Posting(DEFERRED, debit=left), Posting(BREAKAGE, credit=left)],
+        f"credit pack expired unused: {grant_id}", grant_id)
+    return True
+
+
+CONSUMER = "payments.credits"
+
+
+def handle_credits_expired(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
+    """`credits.expired` (grant_id, unit, amount): a pack's unused credit is breakage revenue.
+    Custom units (tokens) carry no money here: only a grant in the event's currency unit."""
+    now = service.now()
+    if not mark_processed(session, CONSUMER, str(envelope["id"]), now):
+        return
+    props = envelope.get("properties") or {}
+    unit = str(props.get("unit") or "")
+    if not props.get("grant_id") or len(unit) != 3 or not unit.isupper():
+        return
+    post_expiry(session, str(props["grant_id"]), Decimal(str(props.get("amount") or "0")), unit, now)
+
+
+def post_returns(session: Session, invoice_id: str, now: datetime) -> int:
+    """A voided invoice that wallet credit paid: sales gave the credit back to its grants; each
+    `credits:used` entry of the invoice is reversed with the invoice's revenue and tax for that
+    part (the void entry reverses only what was still receivable): entry
+    `credits:returned:<invoice>:<grant>`: Dr `credit_notes` (net), Dr `tax_payable` (the
+    invoice's proportion) / Cr `deferred_revenue`, Cr `discounts` (as the use had them)."""
+    prefix = f"credits:used:{invoice_id}:"
+    rows = session.execute(select(JournalLine).where(JournalLine.entry_id >= prefix, JournalLine.entry_id < f"{prefix}~")
+                           .order_by(JournalLine.entry_id, JournalLine.line_no)).scalars()
+    used: dict[str, list[JournalLine]] = defaultdict(list)
+    for row in rows:
+        used[row.entry_id].append(row)
+    for entry_id, lines in used.items():
+        grant_id, currency = entry_id.removeprefix(prefix), lines[0].currency
+        amount = sum((r.credit for r in lines if r.account == journal.CUSTOMER_CREDIT), ZERO)
+        split = split_credit(session, invoice_id, amount, currency)
+        journal.post_entry(session, f"credits:returned:{invoice_id}:{grant_id}", now, currency, [
+            Posting(CREDIT_NOTES, debit=split.net), Posting(split.tax_account, debit=split.tax),
+            *(Posting(r.account, credit=r.debit) for r in lines if r.account in (DEFERRED, DISCOUNTS))],
+            f"invoice {invoice_id} voided: wallet credit given back", grant_id)
+        schedule_credit(session, invoice_id, f"void-credit:{invoice_id}:{grant_id}", split.net, when=now)
+    return len(used)
+
+
+def handle_credit_returned(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
+    """`invoice.voided`: the journal gives back what wallet credit paid of it (post_returns)."""
+    now = service.now()
+    if not mark_processed(session, CONSUMER, str(envelope["id"]), now):
+        return
+    invoice_id = (envelope.get("properties") or {}).get("invoice_id")
+    if invoice_id:
+        post_returns(session, str(invoice_id), now)

@@ -1,0 +1,144 @@
+"""Prepaid credit in the journal (issue 20, docs/books.md *Prepaid credit*), over HTTP on the
+shared test clock, read through `GET /v1/books/journal` and ending with the ledger checker: a
+pack bought is deferred revenue (a liability) until its credit is used or expires; promotional
+credit is a discount, never revenue. Hand-computed for a DE customer (19 %)."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.test_books_journey import balances, journal
+from tests.journeys.test_credits import grant, pro_total, wallet
+from tests.journeys.test_journeys import CARD_OK, card
+
+D = Decimal
+
+
+def _entries(engine: Engine, references: set[str]) -> dict[str, list[dict[str, str]]]:
+    start = date.fromisoformat(engine.now()[:10]) - timedelta(days=70)
+    entries = journal(engine, start, references)
+    for entry_id, rows in entries.items():
+        assert sum(money(r["debit"]) for r in rows) == sum(money(r["credit"]) for r in rows), entry_id
+    return entries
+
+
+def _buy(engine: Engine, cid: str, pack: str) -> dict[str, Any]:
+    r = engine.product.post(f"/v1/customers/{cid}/wallet/packs", json={"pack": pack, "key": secrets.token_hex(4)})
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_a_pack_is_deferred_until_used_and_a_promotional_grant_is_a_discount(engine: Engine) -> None:
+    """The starter pack, 50.00 of credit for 45.00 (+ 8.55 tax, 53.55): 45.00 deferred. A 10.00
+    operator grant (priority 10) and the pack (priority 50) pay the renewal's first 60.00: the
+    grant is a 10.00 discount; the pack's 50.00 is its whole 45.00 deferred, earned now, and a
+    5.00 discount (its bonus). The wallet's 60.00 leaves customer_credit as it came in."""
+    cid = engine.customer("credits_books")
+    engine.subscribe(cid, "pro", quantity=1, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    bought = _buy(engine, cid, "starter")
+    pack, pack_invoice = bought["grant"], bought["invoice"]
+    assert money(pack_invoice["total"]) == D("53.55")
+    engine.advance("1h")  # paid by card: the credit counts
+    promo = grant(engine, cid, amount="10.00", priority=10, reason="welcome", expires_at="2199-01-01T00:00:00Z")
+    sold = _entries(engine, {pack["id"]})
+    assert list(sold) == [f"credits:sold:{pack_invoice['id']}"]
+    [revenue] = [k for k in balances(sold) if k.startswith("revenue:")]
+    assert revenue.endswith(":one_time")
+    assert balances(sold) == {revenue: D("45.00"), "deferred_revenue": D("-45.00")}
+    # With the invoice's own entry, the pack is no revenue yet: receivables and tax, deferred 45.00.
+    assert balances({**sold, **_entries(engine, {pack_invoice["id"]})}) == {
+        "cash:sandbox": D("53.55"), "tax_payable:DE": D("-8.55"), "deferred_revenue": D("-45.00")}
+
+    engine.advance("31d")  # the renewal: 70.21 (58.55 under the launch promotion), 60.00 by credit
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    pro_total(renewal)
+    assert money(renewal["credit_applied"]) == D("60.00")
+    assert wallet(engine, cid)["balances"][0]["balance"] == "0.00"
+    used = {k: v for k, v in _entries(engine, {pack["id"], promo["id"]}).items() if k.startswith("credits:used:")}
+    assert {k: balances({k: v}) for k, v in used.items()} == {
+        f"credits:used:{renewal['id']}:{promo['id']}": {"customer_credit": D("-10.00"), "discounts": D("10.00")},
+        f"credits:used:{renewal['id']}:{pack['id']}": {"customer_credit": D("-50.00"), "deferred_revenue": D("45.00"),
+                                                      "discounts": D("5.00")}}
+    everything = _entries(engine, {pack["id"], promo["id"], renewal["id"]})
+    left = balances(everything)
+    assert "deferred_revenue" not in left and "customer_credit" not in left  # used up: nothing owed
+
+
+CATALOG = """\
+catalog: credits-books-{tag}
+currency: USD
+taxes: {{DE: 19}}
+metrics: {{}}
+plans:
+  basic-{tag}:
+    name: Basic
+    interval: month
+    prices:
+      - {{id: base, name: Platform, model: flat, amount: "5.00"}}
+credits:
+  packs:
+    mini: {{name: Mini credits, price: "9.00", credit: "10.00", expires_after: 10d, rollover: all}}
+"""
+
+
+def test_a_pack_expiring_unused_is_breakage_revenue(engine: Engine, tmp_path: Path) -> None:
+    """A 10.00 pack for 9.00 (+ 1.71 tax) that expires after 10 days unused: the 9.00 deferred
+    is earned as one-time revenue (breakage) when it expires, and the liability is gone."""
+    tag = secrets.token_hex(3)
+    path = tmp_path / "credits-books.yaml"
+    path.write_text(CATALOG.format(tag=tag))
+    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    cid = engine.customer("credits_breakage")
+    engine.subscribe(cid, f"basic-{tag}", payment_method=card(CARD_OK))
+    engine.advance("1h")
+    bought = _buy(engine, cid, "mini")
+    pack, pack_invoice = bought["grant"], bought["invoice"]
+    assert money(pack_invoice["total"]) == D("10.71")
+    engine.advance("1h")
+    sold = balances(_entries(engine, {pack["id"]}))
+    [revenue] = [k for k in sold if k.startswith("revenue:")]
+    assert sold == {revenue: D("9.00"), "deferred_revenue": D("-9.00")}
+    engine.advance("11d")  # past its expiry: the billing job expires it
+    [g] = [x for x in wallet(engine, cid)["grants"] if x["id"] == pack["id"]]
+    assert (g["status"], g["remaining"]) == ("expired", "0.00")
+    entries = _entries(engine, {pack["id"]})
+    assert balances({f"credits:expired:{pack['id']}": entries[f"credits:expired:{pack['id']}"]}) == {
+        "deferred_revenue": D("9.00"), "revenue:credits:one_time": D("-9.00")}
+    assert "deferred_revenue" not in balances(entries)
+
+
+def test_a_voided_invoice_gives_the_credit_back_in_the_journal(engine: Engine) -> None:
+    """A 10.00 operator grant pays the first 10.00 of a Pro invoice (no card: the rest stays
+    open); the invoice is voided. Sales gives the 10.00 back to the grant; the journal reverses
+    the whole invoice: the void entry what was receivable, `credits:returned` the credit's part
+    (net and tax in the invoice's proportion) and its discount. Nothing is left on receivables,
+    customer credit, tax or discounts, and the revenue is offset by credit notes."""
+    cid = engine.customer("credits_void")
+    promo = grant(engine, cid, amount="10.00", reason="goodwill")
+    engine.subscribe(cid, "pro", quantity=1)
+    engine.advance("1h")
+    [first] = engine.invoices(cid)
+    total = pro_total(first)
+    assert money(first["credit_applied"]) == D("10.00") and money(first["amount_due"]) == total - D("10.00")
+    engine.post(f"/v1/invoices/{first['id']}/void")
+    engine.settle()
+    assert wallet(engine, cid)["balances"][0]["available"] == "10.00"
+    entries = _entries(engine, {first["id"], promo["id"]})
+    returned = entries[f"credits:returned:{first['id']}:{promo['id']}"]
+    assert sum(money(r["debit"]) for r in returned) == D("10.00")
+    left = balances(entries)
+    assert not [k for k in left if k in ("receivables", "customer_credit", "deferred_revenue")
+                or k.startswith("tax_payable")], left
+    # The income accounts together hold nothing: the revenue (gross, less the invoice's own
+    # discount: the launch promotion) offset by credit notes for the invoice's whole net.
+    assert sum(v for k, v in left.items() if k.startswith("revenue:") or k in ("discounts", "credit_notes")) == 0
+    assert left["credit_notes"] == total - money(first["tax"])
