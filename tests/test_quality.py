@@ -111,7 +111,6 @@ DOORS_STILL_WIDE: dict[str, frozenset[str]] = {
     "engine/console/operations.py": frozenset({"sales", "users"}),
     "engine/console/store.py": frozenset({"sales", "users"}),
     "engine/console/usage.py": frozenset({"sales", "simulation"}),
-    "engine/portal/routes.py": frozenset({"messaging", "payments", "sales"}),
 }
 
 
