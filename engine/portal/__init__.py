@@ -4,7 +4,8 @@ pays an open invoice, updates the payment method through the provider's hosted f
 notification preferences. No login, no API key. Also the operators' PDF and link calls.
 
     links = PortalLinks(settings, db)                 # the signing secret, read once
-    app.include_router(router(PortalConfig(db, clock, links, Seller.from_settings(settings), payment_instructions, payments)))
+    app.include_router(router(PortalConfig(db, clock, links, Seller.from_settings(settings), payment_instructions,
+                                            portal_readers(), payments)))   # engine.system binds the readers
 
 See docs/customer-page.md.
 """

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -32,18 +32,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from engine import messaging, payments, sales
+from engine import errors, payments
 from engine.api.deps import ADMIN
 from engine.api.errors import domain_errors
 from engine.api.problems import documented
 from engine.pdf import Document, credit_note_pdf, customer_language, invoice_pdf, language_of
 from engine.portal import pages
 from engine.portal.links import Grant, LinkError, check_csrf, csrf_token
+from engine.portal.page_view import OPTIONAL_CATEGORIES, OPTIONAL_CHANNELS, hosted, notice_shown, page_context
 from engine.portal.service import MAX_LINK_DAYS, PortalConfig
 
 COOKIE = "portal_csrf"
-OPTIONAL_CATEGORIES = ("subscription", "usage", "offers", "digest")
-OPTIONAL_CHANNELS = ("email", "sms", "in_app")
 _CODE = re.compile(r"^[a-z0-9_:]{1,40}$")
 # The page shows, links and posts only to itself (and the provider's hosted form, by redirect).
 SECURITY_HEADERS = {
@@ -140,13 +139,13 @@ class _Portal:
             yield
         except _Refused:
             raise
-        except (sales.NotFound, payments.PaymentNotFound):
+        except errors.NotFound:
             raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
 
     def customer_of(self, session: Session, grant: Grant) -> dict[str, Any]:
         try:
-            return sales.get_customer(session, grant.customer_id)
-        except sales.NotFound:
+            return self.cfg.read.customer(session, grant.customer_id)
+        except errors.NotFound:
             raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
 
     async def form_of(self, request: Request, grant: Grant, lang: str) -> dict[str, list[str]]:
@@ -176,7 +175,7 @@ class _Portal:
             with self.page_errors(), self.cfg.db.read_session() as session:
                 doc = draw(session)
                 if doc.customer_id != grant.customer_id:
-                    raise sales.NotFound(field, "not this customer's")
+                    raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint")
         except _Refused as exc:
             return self.refused(exc)
         return _pdf_response(doc, inline=False)
@@ -194,7 +193,7 @@ class _Portal:
 
     def create_portal_link(self, customer_id: str, body: PortalLinkIn | None = None) -> dict[str, str]:
         with domain_errors(), self.cfg.db.read_session() as session:
-            sales.get_customer(session, customer_id)
+            self.cfg.read.customer(session, customer_id)
         link = self.cfg.links.customer_page(customer_id, self.now(), (body.days if body else None))
         return {"customer_id": customer_id, "url": link["url"], "expires_at": link["expires_at"]}
 
@@ -206,13 +205,13 @@ class _Portal:
             grant = self.grant_of(token)
             with self.cfg.db.read_session() as session:
                 customer = self.customer_of(session, grant)
-                context = _page_context(session, self.cfg, grant, customer)
+                context = page_context(session, self.cfg, grant, customer)
         except _Refused as exc:
             return self.refused(exc)
         nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(24)
         t = context["t"]
         context["csrf"] = csrf_token(self.cfg.links.secrets[0], grant.token, nonce)
-        context["notice"] = _notice(t, notice, number=number, code=code, method=method, count=count)
+        context["notice"] = notice_shown(t, notice, number=number, code=code, method=method, count=count)
         response = self.html(pages.render(self.root, "page.html", context))
         response.set_cookie(COOKIE, nonce, httponly=True, samesite="lax", path="/portal/",
                             secure=request.url.scheme == "https")
@@ -238,7 +237,7 @@ class _Portal:
             grant, _form = await self.posted(token, request)
         except _Refused as exc:
             return self.refused(exc)
-        start = _hosted(self.cfg, "start_setup")
+        start = hosted(self.cfg, "start_setup")
         if start is None:
             return self.back(token, "unavailable")
         return_url = str(request.url_for("method_return", token=token))
@@ -253,7 +252,7 @@ class _Portal:
             grant = self.grant_of(token)
         except _Refused as exc:
             return self.refused(exc)
-        finish = _hosted(self.cfg, "finish_setup")
+        finish = hosted(self.cfg, "finish_setup")
         if finish is None or not setup_session or len(setup_session) > 100:
             return self.back(token, "unavailable")
         try:
@@ -297,25 +296,14 @@ class _Portal:
         wanted_categories = set(form.get("category") or []) & set(OPTIONAL_CATEGORIES)
         wanted_channels = set(form.get("channel") or []) & set(OPTIONAL_CHANNELS)
         with self.cfg.db.session() as session:
-            current = messaging.get_preferences(session, grant.customer_id)
+            current = self.cfg.read.opt_outs(session, grant.customer_id)
             # Channels the page does not show (webhook) keep what they were.
-            hidden = {c for c in current.opted_out_channels if c not in OPTIONAL_CHANNELS}
-            messaging.set_preferences(
-                session, grant.customer_id, now=self.now(),
-                opted_out_categories=sorted(set(OPTIONAL_CATEGORIES) - wanted_categories),
-                opted_out_channels=sorted((set(OPTIONAL_CHANNELS) - wanted_channels) | hidden))
+            hidden = {c for c in current.channels if c not in OPTIONAL_CHANNELS}
+            self.cfg.read.save_opt_outs(
+                session, grant.customer_id, self.now(),
+                sorted(set(OPTIONAL_CATEGORIES) - wanted_categories),
+                sorted((set(OPTIONAL_CHANNELS) - wanted_channels) | hidden))
         return self.back(token, "prefs_saved")
-
-
-def _hosted(cfg: PortalConfig, name: str) -> Any:
-    """The provider's hosted-form call `name` (start_setup / finish_setup), or None."""
-    if cfg.payments is None:
-        return None
-    try:
-        adapter = cfg.payments.adapter(cfg.payments.default_provider)
-    except payments.PaymentError:
-        return None
-    return getattr(adapter, name, None)
 
 
 def _code(text: str) -> str:
@@ -326,8 +314,8 @@ def _code(text: str) -> str:
 def _language_of_grant(cfg: PortalConfig, grant: Grant) -> str:
     with cfg.db.read_session() as session:
         try:
-            return customer_language(sales.get_customer(session, grant.customer_id))
-        except sales.NotFound:
+            return customer_language(cfg.read.customer(session, grant.customer_id))
+        except errors.NotFound:
             raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
 
 
@@ -337,7 +325,7 @@ def _pay(cfg: PortalConfig, grant: Grant, invoice_id: str, back: Any) -> Respons
         return back(token, "unavailable")
     try:
         with cfg.db.session() as session:
-            invoice = sales.get_invoice(session, invoice_id)
+            invoice = cfg.read.invoice(session, invoice_id)
             if invoice["customer_id"] != grant.customer_id:
                 raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint",
                                _language_of_grant(cfg, grant))
@@ -345,10 +333,10 @@ def _pay(cfg: PortalConfig, grant: Grant, invoice_id: str, back: Any) -> Respons
             if invoice["status"] != "finalized" or Decimal(invoice["amount_due"]) <= Decimal(invoice["amount_paid"]):
                 return back(token, "not_open", number=number)
             result = payments.pay_invoice_now(session, invoice_id, service=cfg.payments)
-    except sales.NotFound:
-        raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
-    except payments.PaymentError:
+    except payments.PaymentError:  # before NotFound: a payment not found is 'unavailable', as it was
         return back(token, "unavailable")
+    except errors.NotFound:
+        raise _Refused(404, "e_not_found", "e_not_found_text", "e_not_found_hint") from None
     cfg.invalidate(grant.customer_id)
     cfg.after_commit()
     if result.status == "failed":
@@ -359,112 +347,6 @@ def _pay(cfg: PortalConfig, grant: Grant, invoice_id: str, back: Any) -> Respons
 # The notice after a payment that did not fail, by the result's status (else: still pending).
 _PAY_NOTICES = {"paid": "paid", "already_paid": "paid", "awaiting_transfer": "transfer",
                 "no_payment_method": "no_method"}
-
-
-def _notice(t: dict[str, str], notice: str, **params: str) -> dict[str, Any] | None:
-    """The message after an action. Only known notices, and parameters of a safe shape, are
-    shown (everything is escaped anyway): a crafted query string can say nothing else."""
-    key = f"n_{notice}"
-    if not notice or key not in t:
-        return None
-    safe = {k: (v if re.fullmatch(r"[A-Za-z0-9 _.:-]{0,40}", v) else "") for k, v in params.items()}
-    ok = notice in ("paid", "pending", "method_saved", "method_saved_paid", "prefs_saved")
-    return {"ok": ok, "text": t[key].format(**safe)}
-
-
-def _money(value: Any, currency: str, lang: str) -> str:
-    return messaging.format_money(value, currency, lang)
-
-
-def _page_context(session: Any, cfg: PortalConfig, grant: Grant, customer: dict[str, Any]) -> dict[str, Any]:
-    lang = customer_language(customer)
-    t = pages.labels(lang)
-    invoices, open_invoices = _invoice_rows(session, grant.customer_id, lang, t)
-    notes = [
-        {"id": n["id"], "number": n["number"] or n["id"],
-         "date": messaging.format_date(n["created_at"], lang), "total": _money(n["total"], n["currency"], lang)}
-        for n in reversed(sales.list_credit_notes(session, grant.customer_id))
-    ]
-    prefs = messaging.get_preferences(session, grant.customer_id)
-    return {
-        "lang": lang,
-        "t": t,
-        "base": f"/portal/{quote(grant.token, safe='')}",
-        "customer": {"name": customer.get("name") or customer.get("id")},
-        "seller": {"name": cfg.seller.name},
-        "expires_at": messaging.format_date(grant.expires_at, lang),
-        "invoices": invoices,
-        "open_invoices": open_invoices,
-        "credit_notes": notes,
-        "method": _method_described(session, grant.customer_id, t),
-        "can_pay": cfg.payments is not None,
-        "can_update_method": _hosted(cfg, "start_setup") is not None,
-        "categories": [{"name": c, "label": t[f"cat_{c}"], "on": c not in prefs.opted_out_categories}
-                       for c in OPTIONAL_CATEGORIES],
-        "channels": [{"name": c, "label": t[f"ch_{c}"], "on": c not in prefs.opted_out_channels}
-                     for c in OPTIONAL_CHANNELS],
-    }
-
-
-def _invoice_rows(session: Any, customer_id: str, lang: str,
-                  t: Mapping[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(every issued invoice, the open ones) as the page lists them: at most 20 pages of 100."""
-    invoices: list[dict[str, Any]] = []
-    open_invoices: list[dict[str, Any]] = []
-    page_no = 1
-    while True:
-        listed = sales.list_invoices(session, customer_id, page=page_no, per_page=100)
-        for item in listed["items"]:
-            if item["status"] == "draft":
-                continue
-            status, due = _collected_status(session, item)
-            row = _invoice_row(item, status, due, lang, t)
-            invoices.append(row)
-            if status == "finalized" and due > 0:
-                open_invoices.append(row)
-        if page_no * 100 >= listed["total"] or page_no >= 20:
-            return invoices, open_invoices
-        page_no += 1
-
-
-def _collected_status(session: Any, item: Mapping[str, Any]) -> tuple[str, Decimal]:
-    """(status, amount due) of an invoice, as payments knows them first: sales marks the
-    invoice paid only when the payment's event is applied."""
-    due = Decimal(item["amount_due"]) - Decimal(item["amount_paid"])
-    status = item["status"]
-    if status != "finalized":
-        return status, due
-    collected = payments.invoice_payment_summary(session, item["id"])
-    if collected is None:
-        return status, due
-    if collected["status"] in ("paid", "void", "uncollectible"):
-        status = collected["status"]
-    return status, Decimal(collected["remaining"])
-
-
-def _invoice_row(item: Mapping[str, Any], status: str, due: Decimal, lang: str,
-                 t: Mapping[str, str]) -> dict[str, Any]:
-    currency = item["currency"]
-    period = item.get("period") or {}
-    return {
-        "id": item["id"], "number": item["number"] or item["id"],
-        "date": messaging.format_date(item["issued_at"], lang) if item.get("issued_at") else "",
-        "period": (f"{messaging.format_date(period['start'], lang)} – {messaging.format_date(period['end'], lang)}"
-                   if period.get("start") and period.get("end") else ""),
-        "total": _money(item["total"], currency, lang),
-        "status": t.get(f"status_{status}", status),
-        "due": _money(max(due, Decimal(0)), currency, lang),
-    }
-
-
-def _method_described(session: Any, customer_id: str, t: Mapping[str, str]) -> str:
-    method = payments.default_payment_method(session, customer_id)
-    if method is None:
-        return t["no_method"]
-    if method.provider == "bank" or method.method_type in ("bank_transfer", "manual"):
-        return t["transfer"]
-    last4 = payments.method_to_dict(method).get("last4")
-    return f"{method.method_type} {t['ending']} {last4}" if last4 else method.method_type
 
 
 __all__ = ["COOKIE", "PortalLinkIn", "language_of", "router"]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from engine.clock import Clock
 from engine.pdf import InstructionsOf, Seller
 from engine.portal.links import Grant, sign_link, verify_link
+from engine.portal.readers import PortalReaders
 from engine.store import Database
 from engine.store.secrets import stored_secret
 
@@ -70,6 +71,8 @@ class PortalConfig:
     seller: Seller
     # How an invoice PDF says to pay it (engine.pdf.instructions.payment_instructions).
     instructions: InstructionsOf
+    # What the page reads and writes of sales and messaging (engine/system/portal_readers.py).
+    read: PortalReaders
     # The system's payment service; None: nothing is paid or changed through a provider here.
     payments: PaymentService | None = None
     templates: Path | None = None

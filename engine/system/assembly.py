@@ -39,6 +39,7 @@ from engine.system.api_readers import api_readers
 from engine.system.attachments import PdfAttachments
 from engine.system.automation_owners import build_automation
 from engine.system.payments import hosted_form_origins, payment_service
+from engine.system.portal_readers import portal_readers
 from engine.system.scheduling import collection, scheduler_jobs
 from engine.system.subscriptions import subscriptions
 from engine.webhooks import Sender, UrlPolicy
@@ -225,7 +226,7 @@ class System:
         if self.portal_links is not None:
             found.append(portal.router(portal.PortalConfig(
                 self.db, self.clock, self.portal_links, pdf.Seller.from_settings(self.settings), payment_instructions,
-                self.payments,
+                portal_readers(), self.payments,
                 after_commit=self.after_commit, invalidate=self.access.invalidate,
                 hosted_origins=hosted_form_origins(self.settings))))
         if self.payments is not None:

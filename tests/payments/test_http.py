@@ -236,6 +236,9 @@ def test_credit_note_void_and_write_off(api: Api) -> None:
             Payment.invoice_id == other["id"], Payment.status == "succeeded")) == 0
     r = api.call("POST", f"/v1/invoices/{other['id']}/void")
     assert r.status_code == 409
+    # The refusal names the field and says why; the invoice stays as it was.
+    assert r.json()["field"] == "invoice_id" and "is void" in r.json()["detail"], r.text
+    assert api.call("GET", f"/v1/invoices/{other['id']}").json()["status"] == "void"
 
 
 def test_a_credit_note_on_a_draft_invoice_is_a_409_and_nothing_is_written(api: Api) -> None:

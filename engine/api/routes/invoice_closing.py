@@ -1,8 +1,8 @@
 """What an operator does to an issued invoice over HTTP: credit it, refund it through the
-provider, void it, write it off. Each call checks everything before it writes, and writes the
-invoice (sales), the receivable and journal (payments) and their events in one transaction (a
-refund the provider refuses rolls the credit note back): the one door module left importing
-two subsystems for that reason (docs/architecture.md, "What remains")."""
+provider, void it, write it off. Each call is one transaction over the operation in
+engine/operations/invoice_closing.py, which writes the invoice (sales) and the receivable and
+journal (payments): a refusal, or a refund the provider refuses, writes nothing. This module
+imports no subsystem."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
-from engine import payments, sales
 from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
+from engine.api.routes.operators import refused
 from engine.api.routes.payments import MoneyString, service_of
+from engine.operations import invoice_closing as closing
 
 # The payments router's tag and documented answers: these routes were its own.
 router = APIRouter(prefix="/v1", tags=["payments"], responses=documented(400, 401, 403, 404, 409, 413, 422))
@@ -38,14 +38,10 @@ class CreditNoteIn(BaseModel):
 )
 def credit_invoice(invoice_id: str, body: CreditNoteIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
-        note = sales.credit_invoice(session, invoice_id, _amount(body.amount), clock=ctx.clock, reason=body.reason)
-        currency = note["currency"]
-        payments.credit_receivable(
-            session, invoice_id, Decimal(note["applied_to_invoice"]), Decimal(note["credited_to_balance"]),
-            note["id"], service=service_of(ctx),
-        )
+        note = closing.credit_invoice(session, invoice_id, _amount(body.amount), body.reason, clock=ctx.clock,
+                                      service=service_of(ctx))
     ctx.after_commit()
-    return {**note, "currency": currency}
+    return note
 
 
 class RefundIn(BaseModel):
@@ -65,28 +61,16 @@ def refund_invoice(invoice_id: str, body: RefundIn, ctx: ApiContext = Depends(co
     if service is None:
         raise Problem(409, "this engine has no payment provider to refund through", "invoice_id")
     with domain_errors(), ctx.db.session() as session:
-        invoice = sales.get_invoice(session, invoice_id)
-        left, _ = payments.refundable(session, invoice_id)
-        amount = left if body.amount is None else Decimal(body.amount)
-        amount = payments.check_refund(session, invoice_id, amount, invoice["currency"])
-        # The credit note first (sales checks the invoice is paid), the provider last: a
-        # refusal there rolls the credit note back with everything else.
-        note = sales.refund_invoice(session, invoice_id, amount, clock=ctx.clock, reason=body.reason or "refund")
-        refunds = payments.refund_invoice_payments(session, invoice_id, amount, reason=body.reason,
-                                                   service=service)
-        out = {"refunds": [payments.refund_to_dict(r) for r in refunds], "credit_note": note,
-               "amount": note["total"], "currency": note["currency"]}
-        out["refund"] = out["refunds"][0] if len(refunds) == 1 else None
+        out = closing.refund_invoice(session, invoice_id, _amount(body.amount), body.reason, clock=ctx.clock,
+                                     service=service)
     ctx.after_commit()
     return out
 
 
 @router.post("/invoices/{invoice_id}/void", dependencies=[ADMIN], summary="Void an open, unpaid invoice")
 def void_invoice(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    with domain_errors(), ctx.db.session() as session:
-        _closable(session, invoice_id, "void")
-        invoice = sales.void_invoice(session, invoice_id, clock=ctx.clock)
-        payments.close_receivable(session, invoice_id, "void", service=service_of(ctx))
+    with domain_errors(), refused(), ctx.db.session() as session:
+        invoice = closing.void_invoice(session, invoice_id, clock=ctx.clock, service=service_of(ctx))
     ctx.access.invalidate(invoice["customer_id"])
     ctx.after_commit()
     return invoice
@@ -99,20 +83,10 @@ def void_invoice(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[st
 )
 def mark_uncollectible(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
-        invoice = sales.mark_uncollectible(session, invoice_id, clock=ctx.clock)
-        payments.close_receivable(session, invoice_id, "uncollectible", service=service_of(ctx))
+        invoice = closing.mark_uncollectible(session, invoice_id, clock=ctx.clock, service=service_of(ctx))
     ctx.access.invalidate(invoice["customer_id"])
     ctx.after_commit()
     return invoice
-
-
-def _closable(session: Session, invoice_id: str, what: str) -> None:
-    """Only an open invoice (finalized, nothing paid) is voided; sales says the rest."""
-    invoice = sales.get_invoice(session, invoice_id)
-    if invoice["status"] not in ("finalized", "uncollectible") or Decimal(invoice["amount_paid"]) > 0:
-        raise Problem(409, f"invoice {invoice_id} is {invoice['status']}"
-                      f"{' with payments' if Decimal(invoice['amount_paid']) > 0 else ''}; only an open, unpaid "
-                      f"invoice can be {what}ed", "invoice_id")
 
 
 def _amount(given: str | None) -> Decimal | None:
