@@ -33,6 +33,7 @@ from engine import dunning, messaging, payments, rules, sales
 from engine.catalog import Catalog
 from engine.clock import TestClock
 from engine.config import Settings, get_settings, shipped_dir
+from engine.console.lifecycle_sides import run_sides
 from engine.payments import ChargeOutcome, ChargeRequest, PaymentState, ProviderRejected, WebhookRejected
 from engine.pricing.quoting import PromotionSource
 from engine.simulation import Cohort, CohortError, LifecycleResult, SimulationError, month_start
@@ -472,27 +473,17 @@ def lifecycle_on_engine(
     sides = _sides(baseline, draft, cohort, rulesets, draft_rulesets or {}, plan_map or {})
     start = month_start(start)
     sample = stratified_sample(cohort, max(MIN_SAMPLE, budget // months))
-    out: dict[str, dict[str, Any]] = {}
     with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="whatif-", dir=_scratch()) as folder:
         # Each side's system owns its payment service, renderer and rules engine: nothing of
-        # the process to restore.
-        for i, (label, catalog, rs, plans) in enumerate(sides):
-            out[label] = run_side(
-                build,
-                catalog,
-                rs,
-                sample.cohort,
-                plans,
-                months=months,
-                start=start,
-                cards=cards,
-                folder=Path(folder),
-                label=label,
-                progress=progress,
-                share=(i / 2, 0.5),
-                weights=sample.weights if sample.scaled else None,
-            )
-    return _result(baseline.currency, sample, out["baseline"], out["draft"])
+        # the process to restore, and the two sides run at once (one process each).
+        runs = [
+            {"build": build, "catalog": catalog, "rulesets": rs, "cohort": sample.cohort, "plans": plans,
+             "months": months, "start": start, "cards": cards, "folder": Path(folder), "label": label,
+             "share": (i / 2, 0.5), "weights": sample.weights if sample.scaled else None}
+            for i, (label, catalog, rs, plans) in enumerate(sides)
+        ]
+        base, drafted = run_sides(run_side, runs, progress)
+    return _result(baseline.currency, sample, base, drafted)
 
 
 def _check(cards: CardModel, cohort: Cohort, months: int, baseline: Catalog, draft: Catalog) -> None:
