@@ -71,7 +71,7 @@ from engine.payments.provider import (
     WebhookEvent,
     WebhookRejected,
 )
-from engine.payments.queries import invoice_payment_summary
+from engine.payments.queries import invoice_payment_summary, receivable_reference
 from engine.payments.receivables import customer_credit_balance, open_receivable
 from engine.payments.reconcile import (
     ReconciliationError,
@@ -167,6 +167,7 @@ __all__ = [
     "parse_settlement_csv",
     "parse_statement",
     "pay_invoice_now",
+    "receivable_reference",
     "reconcile_file",
     "reconcile_statement",
     "record_manual_payment",

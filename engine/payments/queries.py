@@ -41,3 +41,9 @@ def invoice_payment_summary(session: Session, invoice_id: str) -> dict[str, Any]
             for p in payments
         ],
     }
+
+
+def receivable_reference(session: Session, invoice_id: str) -> str | None:
+    """The RF reference of an invoice's receivable (None: no receivable, or none given yet):
+    one column, for a message that quotes it (invoice_payment_summary reads every payment)."""
+    return session.scalar(select(Receivable.payment_reference).where(Receivable.invoice_id == invoice_id))

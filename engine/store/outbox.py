@@ -109,15 +109,26 @@ def add_events(session: Session, events: Iterable[tuple[str, str | None, dict[st
     return len(rows)
 
 
+# One statement per dialect, built once: every consumer marks each event it applies, and
+# building the INSERT (and its cache key) on each call cost several times running it.
+_MARK: dict[str, Any] = {}
+
+
+def _mark_statement(dialect: str) -> Any:
+    stmt = _MARK.get(dialect)
+    if stmt is None:
+        table: Any = ProcessedEvent.__table__
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on psycopg.
+        stmt = _MARK[dialect] = insert(table).on_conflict_do_nothing().returning(table.c.pk)
+    return stmt
+
+
 def mark_processed(session: Session, consumer: str, event_id: str, now: datetime) -> bool:
     """Record that `consumer` applied `event_id`. Returns False when it already had: the
     caller must then skip its effects. Safe under concurrency (unique constraint)."""
-    bind = session.get_bind()
     values = {"consumer": consumer, "event_id": event_id, "processed_at": now}
-    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on psycopg.
-    stmt = insert(ProcessedEvent).values(**values).on_conflict_do_nothing().returning(ProcessedEvent.pk)
-    return session.execute(stmt).first() is not None
+    return session.execute(_mark_statement(session.get_bind().dialect.name), values).first() is not None
 
 
 def mark_processed_many(session: Session, consumer: str, event_ids: Iterable[str], now: datetime) -> set[str]:
@@ -129,7 +140,8 @@ def mark_processed_many(session: Session, consumer: str, event_ids: Iterable[str
     bind = session.get_bind()
     rows = [{"consumer": consumer, "event_id": i, "processed_at": now} for i in ids]
     insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(ProcessedEvent).values(rows).on_conflict_do_nothing().returning(ProcessedEvent.event_id)
+    table: Any = ProcessedEvent.__table__  # Core, not ORM-enabled: no ORM bulk machinery per batch
+    stmt = insert(table).values(rows).on_conflict_do_nothing().returning(table.c.event_id)
     return {r[0] for r in session.execute(stmt)}
 
 

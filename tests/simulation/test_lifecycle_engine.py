@@ -188,3 +188,25 @@ def test_a_cohort_over_the_budget_runs_as_a_sample_scaled_back_up() -> None:
         assert (t["invoices"], t["invoiced"], t["collected"], t["payments"]) == (90, Decimal("7110.00"),
                                                                                  Decimal("7110.00"), 90)
         assert r.sampling["collected_margin_95"][side] == 0
+
+
+def test_the_two_sides_in_their_own_processes_give_the_figures_of_one_process() -> None:
+    """lifecycle_system can be handed to another process, so each side runs in its own (two
+    cores); an engine that cannot (a closure) runs both sides here. The figures are the same,
+    and the progress bar still rises to the end."""
+    baseline = load_catalog("catalogs/saas.yaml")
+    draft = load_catalog_text(
+        SAAS.replace('{up_to: 100000, unit_amount: "0.002"}', '{up_to: 100000, unit_amount: "0.003"}')
+    )
+    csv = "customer_id,plan,quantity,segment,api_calls\na,pro,3,smb,15000\nb,free,,smb,800\n"
+    seen: list[float] = []
+    results = [
+        lifecycle_on_engine(
+            build, baseline, draft, cohort_from_csv(csv, [baseline]), rulesets=RULES, months=2, start=START,
+            cards=CardModel(failure_rate=0.5, recovery_rate=0.5), progress=lambda f, _t: seen.append(f),
+        ).to_dict()
+        for build in (lifecycle_system, lambda *a: lifecycle_system(*a))
+    ]
+    assert results[0] == results[1]
+    assert results[0]["totals"]["draft"]["invoiced"] != results[0]["totals"]["baseline"]["invoiced"]
+    assert seen.count(1.0) >= 2 and seen[-1] == 1.0
