@@ -38,7 +38,7 @@ from engine.sales.cycle import (
     unused_credit,
     with_deduction,
 )
-from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.errors import Conflict, NotFound, SalesError, required_id
 from engine.sales.invoicing import EVENTS, LINES, Arrears, CreditSettlement, emit, lock_counter, next_number
 from engine.sales.ledger import LEDGER, histories
 from engine.sales.ledger import write as write_ledger
@@ -71,8 +71,7 @@ def cancel_subscription(
     (the single call keeps its own argument errors)."""
     if at not in ("now", "period_end"):
         raise SalesError("at", "now or period_end")
-    if not isinstance(subscription_id, str) or not subscription_id:
-        raise SalesError("subscription_id", "required: a subscription id")
+    required_id(subscription_id, "subscription_id", "a subscription id")
     item = Cancellation(subscription_id, at=at, prorate=prorate)
     return cancel_subscriptions(session, [item], clock=clock, promotions=promotions)[0]
 
@@ -149,8 +148,7 @@ def _check_items(items: Sequence[Cancellation]) -> None:
     for i, item in enumerate(items):
         if item.at not in ("now", "period_end"):
             raise SalesError(f"items[{i}].at", "now or period_end")
-        if not isinstance(item.subscription_id, str) or not item.subscription_id:
-            raise SalesError(f"items[{i}].subscription_id", "required: a subscription id")
+        required_id(item.subscription_id, f"items[{i}].subscription_id", "a subscription id")
     ids = [item.subscription_id for item in items]
     repeated = sorted({sid for sid in ids if ids.count(sid) > 1}) if len(set(ids)) < len(ids) else []
     if repeated:

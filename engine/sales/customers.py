@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from engine.clock import Clock
 from engine.money import KNOWN_CURRENCIES
 from engine.sales.common import new_id, now_of, number, whole_between
-from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.errors import Conflict, NotFound, SalesError, required_id
 from engine.sales.models import Customer
 from engine.store import add_event
 
@@ -193,8 +193,7 @@ def update_customer(session: Session, customer_id: str, data: Mapping[str, Any],
 
 
 def load_customer(session: Session, customer_id: Any, field: str = "customer_id") -> Customer:
-    if not isinstance(customer_id, str) or not customer_id:
-        raise SalesError(field, "required: a customer id")
+    required_id(customer_id, field, "a customer id")
     row = session.get(Customer, customer_id)
     if row is None:
         raise NotFound(field, f"unknown customer {customer_id!r}")

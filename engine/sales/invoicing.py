@@ -25,7 +25,8 @@ from engine.pricing import Bill, Line, fmt_quantity
 from engine.pricing.document import Document
 from engine.sales.book_lines import book_lines
 from engine.sales.common import money, new_id, now_of, number
-from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.errors import Conflict, NotFound, SalesError, required_id
+from engine.sales.loading import load_by_id
 from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
 from engine.sales.wallet import draw_wallet, give_back
 from engine.store import add_event, add_events, mark_processed
@@ -407,15 +408,7 @@ def issue_credit_note(
 
 
 def load_invoice(session: Session, invoice_id: Any, *, lock: bool = False) -> Invoice:
-    if not isinstance(invoice_id, str) or not invoice_id:
-        raise SalesError("invoice_id", "required: an invoice id")
-    stmt = select(Invoice).where(Invoice.id == invoice_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    inv = session.scalars(stmt).first()
-    if inv is None:
-        raise NotFound("invoice_id", f"unknown invoice {invoice_id!r}")
-    return inv
+    return load_by_id(session, Invoice, invoice_id, "invoice_id", "invoice", "an", lock=lock)
 
 
 def mark_invoice_paid(
@@ -517,8 +510,7 @@ def void_invoice(session: Session, invoice_id: str, *, clock: Clock, reason: str
 
 def mark_uncollectible(session: Session, invoice_id: str, *, clock: Clock) -> dict[str, Any]:
     """Write a finalized invoice off: `mark_uncollectible_many` with one id."""
-    if not isinstance(invoice_id, str) or not invoice_id:
-        raise SalesError("invoice_id", "required: an invoice id")
+    required_id(invoice_id, "invoice_id", "an invoice id")
     return mark_uncollectible_many(session, [invoice_id], clock=clock)[0]
 
 
@@ -528,8 +520,7 @@ def mark_uncollectible_many(session: Session, invoice_ids: Sequence[str], *, clo
     or not finalized one raises and nothing is written."""
     ids = list(invoice_ids)
     for i, invoice_id in enumerate(ids):
-        if not isinstance(invoice_id, str) or not invoice_id:
-            raise SalesError(f"invoice_ids[{i}]", "required: an invoice id")
+        required_id(invoice_id, f"invoice_ids[{i}]", "an invoice id")
     if len(set(ids)) < len(ids):
         raise SalesError("invoice_ids", f"invoice {next(x for x in ids if ids.count(x) > 1)!r} appears more than once")
     now = now_of(clock)

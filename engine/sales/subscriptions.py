@@ -45,6 +45,7 @@ from engine.sales.invoicing import (
     lock_counter,
 )
 from engine.sales.ledger import PeriodHistory, history
+from engine.sales.loading import load_by_id
 from engine.sales.models import CatalogVersion, CreditNote, Customer, Invoice, Subscription
 from engine.store import add_event
 
@@ -53,15 +54,7 @@ _DAYS = {"day": 1, "week": 7, "month": 30, "year": 365, "once": 1}
 
 
 def load_subscription(session: Session, subscription_id: Any, *, lock: bool = True) -> Subscription:
-    if not isinstance(subscription_id, str) or not subscription_id:
-        raise SalesError("subscription_id", "required: a subscription id")
-    stmt = select(Subscription).where(Subscription.id == subscription_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    sub = session.scalars(stmt).first()
-    if sub is None:
-        raise NotFound("subscription_id", f"unknown subscription {subscription_id!r}")
-    return sub
+    return load_by_id(session, Subscription, subscription_id, "subscription_id", "subscription", "a", lock=lock)
 
 
 def _document(doc: Invoice | CreditNote | None) -> dict[str, Any] | None:
