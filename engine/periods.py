@@ -15,6 +15,11 @@ from dateutil.relativedelta import relativedelta
 INTERVALS = ("day", "week", "month", "year", "once")
 
 
+def iso_or_none(value: date | None) -> str | None:
+    """A date or time as ISO 8601 for a document or an event, None where there is none."""
+    return value.isoformat() if value is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class Period:
     start: date

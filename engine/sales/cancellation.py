@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
 from engine.clock import Clock
-from engine.periods import Period
+from engine.periods import Period, iso_or_none
 from engine.pricing.document import Document
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
@@ -405,7 +405,7 @@ def _cancel_at_period_end(session: Session, sub: Subscription, now: datetime) ->
         session,
         "subscription.canceled",
         sub.customer_id,
-        subscription_event(sub, at="period_end", ends_at=sub.period_end.isoformat() if sub.period_end else None),
+        subscription_event(sub, at="period_end", ends_at=iso_or_none(sub.period_end)),
         time=now,
     )
 

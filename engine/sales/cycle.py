@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
-from engine.periods import Period, period_boundary
+from engine.periods import Period, iso_or_none, period_boundary
 from engine.pricing import Discount, MetricUsage, UsageEvent, aggregate_all, deduction, fmt_quantity, tax_for
 from engine.pricing.charges import charge
 from engine.pricing.document import ADVANCE, ARREARS, NOTHING, Billed, Document, Piece, held_minimum, price_document
@@ -349,7 +349,7 @@ def late_since(sub: Subscription) -> datetime | None:
     or since late usage was marked waiting, if that is earlier (an event stamped before a
     concurrent close committed)."""
     times = [t for t in (sub.last_billed_at, sub.late_usage_since) if t is not None]
-    return min(times) if times else None
+    return min(times, default=None)
 
 
 def late_pieces(session: Session, ctx: StepContext, catalog: Catalog, sub: Subscription, before: date) -> list[Priced]:
@@ -490,9 +490,9 @@ def subscription_event(sub: Subscription, **extra: object) -> dict[str, object]:
         "catalog_version_id": sub.catalog_version_id,
         "quantity": fmt_quantity(sub.quantity),
         "status": sub.status,
-        "period_start": sub.period_start.isoformat() if sub.period_start else None,
-        "period_end": sub.period_end.isoformat() if sub.period_end else None,
-        "trial_end": sub.trial_end.isoformat() if sub.trial_end else None,
+        "period_start": iso_or_none(sub.period_start),
+        "period_end": iso_or_none(sub.period_end),
+        "trial_end": iso_or_none(sub.trial_end),
         "cancel_at_period_end": sub.cancel_at_period_end,
     }
     props.update(extra)

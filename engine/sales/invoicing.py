@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import Clock
 from engine.money import Rounder, quantum, to_decimal
-from engine.periods import Period
+from engine.periods import Period, iso_or_none
 from engine.pricing import Bill, Line, fmt_quantity
 from engine.pricing.document import Document
 from engine.sales.book_lines import book_lines
@@ -172,10 +172,10 @@ def invoice_event_properties(inv: Invoice) -> dict[str, Any]:
         "total": money(inv.total, inv.currency),
         "credit_applied": money(inv.credit_applied, inv.currency),
         "amount_due": money(inv.amount_due, inv.currency),
-        "period_start": inv.period_start.isoformat() if inv.period_start else None,
-        "period_end": inv.period_end.isoformat() if inv.period_end else None,
+        "period_start": iso_or_none(inv.period_start),
+        "period_end": iso_or_none(inv.period_end),
         "plan": inv.plan_id,
-        "issued_at": inv.issued_at.isoformat() if inv.issued_at else None,
+        "issued_at": iso_or_none(inv.issued_at),
     }
 
 
@@ -594,7 +594,7 @@ def invoice_summary(inv: Invoice) -> dict[str, Any]:
         "reason": inv.reason,
         "currency": inv.currency,
         "plan": inv.plan_id,
-        "period": {"start": _d(inv.period_start), "end": _d(inv.period_end)},
+        "period": {"start": iso_or_none(inv.period_start), "end": iso_or_none(inv.period_end)},
         "subtotal": money(inv.subtotal, inv.currency),
         "discount": money(inv.discount, inv.currency),
         "discounts": list(inv.discounts or []),
@@ -608,8 +608,8 @@ def invoice_summary(inv: Invoice) -> dict[str, Any]:
         "amount_credited": money(inv.total - inv.credit_applied - inv.amount_due, inv.currency),
         "amount_due": money(inv.amount_due, inv.currency),
         "amount_paid": money(inv.amount_paid, inv.currency),
-        "issued_at": inv.issued_at.isoformat() if inv.issued_at else None,
-        "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
+        "issued_at": iso_or_none(inv.issued_at),
+        "paid_at": iso_or_none(inv.paid_at),
     }
 
 
@@ -628,7 +628,3 @@ def credit_note_to_dict(note: CreditNote) -> dict[str, Any]:
         "lines": list(note.lines or []),
         "created_at": note.created_at.isoformat(),
     }
-
-
-def _d(d: date | None) -> str | None:
-    return d.isoformat() if d else None
