@@ -107,14 +107,15 @@ def _number_candidates(text: str | None) -> list[str]:
 def _result(import_id: str, line: StatementLine, status: str, *, payment: Payment | None = None,
             expected: Decimal | None = None, expected_currency: str | None = None,
             detail: str | None = None, customer: str | None = None) -> dict[str, Any]:
+    payment_id, payer = (payment.id, payment.customer_id) if payment else (None, None)
     return {
         "import_id": import_id, "line_no": line.line_no, "status": status, "kind": line.kind,
         "provider_ref": line.provider_ref, "payment_reference": line.payment_reference,
-        "payment_id": payment.id if payment else None, "expected_amount": expected,
+        "payment_id": payment_id, "expected_amount": expected,
         "actual_amount": line.amount, "expected_currency": expected_currency,
         "actual_currency": line.currency, "fee": line.charges_deducted or None, "payout_id": None,
         "detail": detail[:300] if detail else None,
-        "_customer": customer or (payment.customer_id if payment else None),
+        "_customer": customer or payer,
     }
 
 

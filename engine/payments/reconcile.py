@@ -279,6 +279,7 @@ def _result(import_id: str, line: StatementLine, status: str, *, ledger: _Ledger
             expected: Decimal | None = None, expected_currency: str | None = None,
             detail: str | None = None) -> dict[str, Any]:
     """The outcome of a file's line (and the ledger record it names, if any)."""
+    payment_id, customer = (ledger.id, ledger.customer_id) if ledger else (None, None)
     return {
         "import_id": import_id,
         "line_no": line.line_no,
@@ -286,7 +287,7 @@ def _result(import_id: str, line: StatementLine, status: str, *, ledger: _Ledger
         "kind": line.kind,
         "provider_ref": line.provider_ref,
         "payment_reference": line.payment_reference,
-        "payment_id": ledger.id if ledger else None,
+        "payment_id": payment_id,
         "expected_amount": expected,
         "actual_amount": line.amount,
         "expected_currency": expected_currency,
@@ -294,7 +295,7 @@ def _result(import_id: str, line: StatementLine, status: str, *, ledger: _Ledger
         "fee": line.fee,
         "payout_id": line.payout_id,
         "detail": detail,
-        "_customer": ledger.customer_id if ledger else None,
+        "_customer": customer,
     }
 
 

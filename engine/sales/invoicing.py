@@ -107,6 +107,7 @@ def _line_rows(
 ) -> list[dict[str, Any]]:
     rows = []
     for i, line in enumerate(lines):
+        start, end = (line.period.start, line.period.end) if line.period else (None, None)
         rows.append(
             dict(
                 invoice_id=invoice_id,
@@ -121,8 +122,8 @@ def _line_rows(
                 amount=line.amount,
                 discount=line.discount,
                 tax=line.tax,
-                period_start=line.period.start if line.period else None,
-                period_end=line.period.end if line.period else None,
+                period_start=start,
+                period_end=end,
                 tiers=[
                     {"tier": t.tier, "quantity": fmt_quantity(t.quantity), "amount": rounder.fmt(t.amount)}
                     for t in line.tiers
