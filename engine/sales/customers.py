@@ -65,10 +65,10 @@ def _validated(data: Mapping[str, Any], *, partial: bool = False) -> dict[str, A
         raise SalesError(unknown[0], f"unknown field; a customer has {', '.join(FIELDS)}")
     out: dict[str, Any] = {}
     for key, check in _CHECKS:
-        if key == "channels" and "preferred_channels" in data:
-            key = "preferred_channels"  # the FORMATS name; `channels` is the older spelling
-        if not partial or key in data:
-            out["channels" if key == "preferred_channels" else key] = check(data, key)
+        # `preferred_channels` is the FORMATS name of `channels` (the older spelling)
+        given = "preferred_channels" if key == "channels" and "preferred_channels" in data else key
+        if not partial or given in data:
+            out[key] = check(data, given)
     return out
 
 
@@ -233,7 +233,7 @@ def list_customers(
     session: Session, page: int = 1, per_page: int = 50, *, segment: str | None = None, tag: str | None = None
 ) -> dict[str, Any]:
     """Customers by id, one page at a time (the console's list)."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     if not whole_between(page, 1):
         raise SalesError("page", "a page number, 1 or more")
@@ -245,8 +245,6 @@ def list_customers(
     rows = list(session.scalars(stmt.order_by(Customer.id)))
     if tag is not None:
         rows = [c for c in rows if tag in (c.tags or [])]
-    total = (
-        len(rows) if tag is not None else int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    )
+    total = len(rows)  # every matching row is read (the tag filter runs here), so no count query
     items = rows[(page - 1) * per_page : page * per_page]
     return {"items": [customer_to_dict(c) for c in items], "page": page, "per_page": per_page, "total": total}
