@@ -682,8 +682,7 @@ def _apply(session: Session, svc: PaymentService, row: Any, invoice_id: str, amo
     """Record `amount` as a bank transfer paying the invoice; journal the charges the bank
     kept. `row` is the bank line (a BankLine, or the dict of one not written yet)."""
     get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
-    rec = session.get(Receivable, invoice_id)
-    assert rec is not None
+    rec = session.get_one(Receivable, invoice_id)
     booked_on = get("booked_on")
     payment = record_manual_payment(
         session, customer_id=rec.customer_id, amount=amount, currency=rec.currency,

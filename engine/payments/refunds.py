@@ -116,8 +116,7 @@ def _send_refund(session: Session, svc: PaymentService, payment: Payment, refund
 
 def _resolve_refund(session: Session, svc: PaymentService, refund: Refund) -> str:
     adapter = svc.adapter(refund.provider)
-    payment = session.get(Payment, refund.payment_id)
-    assert payment is not None
+    payment = session.get_one(Payment, refund.payment_id)
     try:
         outcome = adapter.lookup_refund(refund.idempotency_key)
         if outcome is None and payment.provider_ref:
@@ -156,8 +155,7 @@ def _apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund,
         return
     refund.status = "succeeded"
     refund.needs_lookup = False
-    payment = session.get(Payment, refund.payment_id, with_for_update=True)
-    assert payment is not None
+    payment = session.get_one(Payment, refund.payment_id, with_for_update=True)
     payment.refunded_amount += refund.amount
     if payment.refunded_amount >= payment.amount:
         payment.status = "refunded"

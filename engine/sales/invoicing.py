@@ -500,8 +500,7 @@ def void_invoice(session: Session, invoice_id: str, *, clock: Clock, reason: str
     inv.voided_at = now
     from_balance = inv.credit_applied - give_back(session, inv, now)
     if from_balance > ZERO:
-        customer = session.get(Customer, inv.customer_id)
-        assert customer is not None
+        customer = session.get_one(Customer, inv.customer_id)
         customer.credit_balance = customer.credit_balance + from_balance
     props = invoice_event_properties(inv)
     props["reason"] = reason
@@ -562,8 +561,7 @@ def refund_invoice(
     value = left if amount is None else to_decimal(amount, "amount")
     if value <= ZERO or value > left:
         raise SalesError("amount", f"a refund is more than 0 and at most {left} (what is left to refund)")
-    customer = session.get(Customer, inv.customer_id)
-    assert customer is not None
+    customer = session.get_one(Customer, inv.customer_id)
     # The refund carries tax in the invoice's proportion.
     tax = (inv.tax * value / inv.total).quantize(quantum(inv.currency)) if inv.total else ZERO
     note = issue_credit_note(

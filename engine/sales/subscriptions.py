@@ -283,8 +283,7 @@ def prepare_change(
     now = now_of(clock)
     lock_counter(session, "invoice", now.year)
     sub = load_subscription(session, subscription_id)
-    customer = session.get(Customer, sub.customer_id)
-    assert customer is not None
+    customer = session.get_one(Customer, sub.customer_id)
     catch_up(session, sub, customer, now, promotions)
     if sub.status in ("canceled", "completed"):
         raise Conflict("subscription_id", f"subscription {sub.id} is {sub.status}")
