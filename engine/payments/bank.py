@@ -379,9 +379,11 @@ class _BankMatch:
             return
         expected = max(rec.remaining, ZERO)
         paid = line.amount + line.charges_deducted
-        payment = _apply(self.session, self.svc, row, rec.invoice_id, paid, line.charges_deducted,
+        payment = _apply(self.session, self.svc, row["booked_on"], row["reference"], rec.invoice_id, paid,
+                         line.charges_deducted,
                          f"bank:{self.account}:{line.provider_ref}", line.provider_ref or "",
                          f"reconciliation:{self.import_id}")
+        row["payment_ids"] = [*row["payment_ids"], payment.id]  # [] from _line_row
         r = _compare(self.import_id, line, payment, expected, paid=paid)
         if r["status"] == "amount_mismatch":
             r["detail"] = self._mismatch_detail(rec.invoice_id, paid, expected)
@@ -677,16 +679,16 @@ def _compare(import_id: str, line: StatementLine, payment: Payment, expected: De
                    expected_currency=payment.currency)
 
 
-def _apply(session: Session, svc: PaymentService, row: Any, invoice_id: str, amount: Decimal,
-           charges: Decimal, key: str, provider_ref: str, recorded_by: str) -> Payment:
+def _apply(session: Session, svc: PaymentService, booked_on: datetime | None, reference: str | None,
+           invoice_id: str, amount: Decimal, charges: Decimal, key: str, provider_ref: str,
+           recorded_by: str) -> Payment:
     """Record `amount` as a bank transfer paying the invoice; journal the charges the bank
-    kept. `row` is the bank line (a BankLine, or the dict of one not written yet)."""
-    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    kept. `booked_on` and `reference` are the bank line's; the caller adds the payment to its
+    payment_ids."""
     rec = session.get_one(Receivable, invoice_id)
-    booked_on = get("booked_on")
     payment = record_manual_payment(
         session, customer_id=rec.customer_id, amount=amount, currency=rec.currency,
-        invoice_id=rec.invoice_id, method_type="bank_transfer", reference=get("reference") or rec.payment_reference,
+        invoice_id=rec.invoice_id, method_type="bank_transfer", reference=reference or rec.payment_reference,
         received_at=booked_on, recorded_by=recorded_by[:64], idempotency_key=key,
         provider="bank", provider_ref=provider_ref[:100], service=svc,
     )
@@ -696,11 +698,6 @@ def _apply(session: Session, svc: PaymentService, row: Any, invoice_id: str, amo
             [Posting(BANK_CHARGES, debit=charges), Posting(journal.cash_account("bank"), credit=charges)],
             f"charges the bank kept from a transfer for invoice {rec.invoice_id}", rec.invoice_id,
         )
-    ids = [*(get("payment_ids") or []), payment.id]
-    if isinstance(row, dict):
-        row["payment_ids"] = ids
-    else:
-        row.payment_ids = ids
     return payment
 
 
@@ -897,8 +894,9 @@ def decide(session: Session, line_id: str, *, action: str, allocations: Sequence
     done: list[dict[str, Any]] = []
     for i, (rec, amount) in enumerate(plan, start=1):
         share = charges if i == 1 else ZERO  # the bank's charges, journalled once
-        payment = _apply(session, svc, row, rec.invoice_id, amount, share, f"bankline:{row.id}:{i}",
-                         f"{row.identity}/d{i}", actor)
+        payment = _apply(session, svc, row.booked_on, row.reference, rec.invoice_id, amount, share,
+                         f"bankline:{row.id}:{i}", f"{row.identity}/d{i}", actor)
+        row.payment_ids = [*(row.payment_ids or []), payment.id]
         done.append({"invoice_id": rec.invoice_id, "amount": str(amount), "payment_id": payment.id})
     now = svc.now()
     row.status, row.updated_at = "resolved", now
