@@ -167,7 +167,7 @@ _REC_COLUMNS = (Receivable.invoice_id, Receivable.customer_id, Receivable.curren
                 Receivable.status)
 
 
-def _rows_where(session: Session, columns: Sequence[Any], column: Any, values: Iterable[str],
+def rows_where(session: Session, columns: Sequence[Any], column: Any, values: Iterable[str],
                 *conditions: Any) -> list[Any]:
     """Core rows whose `column` is one of `values`: one array parameter on PostgreSQL, chunks
     of IN lists elsewhere."""
@@ -223,10 +223,10 @@ class _Known:
 def _known(session: Session, account: str, lines: Sequence[StatementLine]) -> _Known:
     existing, legacy = _seen_lines(session, account, lines)
     rf_refs = {ln.payment_reference for ln in lines if ln.ref_kind == "rf" and ln.payment_reference}
-    receivables = {r[6]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.payment_reference, rf_refs)}
-    by_key = {r[0]: r[1] for r in _rows_where(session, (InvoiceReference.reference, InvoiceReference.invoice_id),
+    receivables = {r[6]: _Rec(*r) for r in rows_where(session, _REC_COLUMNS, Receivable.payment_reference, rf_refs)}
+    by_key = {r[0]: r[1] for r in rows_where(session, (InvoiceReference.reference, InvoiceReference.invoice_id),
                                               InvoiceReference.reference, _other_keys(lines, receivables))}
-    by_invoice = {r[0]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.invoice_id, by_key.values())}
+    by_invoice = {r[0]: _Rec(*r) for r in rows_where(session, _REC_COLUMNS, Receivable.invoice_id, by_key.values())}
     return _Known(existing, legacy, receivables, _manual_transfers(session, rf_refs), by_key, by_invoice)
 
 
@@ -234,17 +234,17 @@ def _seen_lines(session: Session, account: str,
                 lines: Sequence[StatementLine]) -> tuple[dict[str, BankLine], dict[str, Payment]]:
     """The lines' bank lines from earlier files (by identity), and the payments imports
     recorded before bank lines were kept (by idempotency key)."""
-    known_ids = {r[0]: r[1] for r in _rows_where(session, (BankLine.identity, BankLine.id), BankLine.identity,
+    known_ids = {r[0]: r[1] for r in rows_where(session, (BankLine.identity, BankLine.id), BankLine.identity,
                                                  (ln.provider_ref or "" for ln in lines), BankLine.account == account)}
     existing = {b.identity: b for b in _in_chunks(session, BankLine.id, known_ids.values())}
     legacy_keys = [f"bank:{account}:{ln.provider_ref}" for ln in lines]
-    legacy_ids = [r[0] for r in _rows_where(session, (Payment.id,), Payment.idempotency_key, legacy_keys)]
+    legacy_ids = [r[0] for r in rows_where(session, (Payment.id,), Payment.idempotency_key, legacy_keys)]
     return existing, {p.idempotency_key: p for p in _in_chunks(session, Payment.id, legacy_ids)}
 
 
 def _manual_transfers(session: Session, refs: set[str]) -> dict[str, list[Payment]]:
     """Bank transfers an admin recorded under these references, oldest first."""
-    ids = [r[0] for r in _rows_where(session, (Payment.id,), Payment.payment_reference, refs,
+    ids = [r[0] for r in rows_where(session, (Payment.id,), Payment.payment_reference, refs,
                                      Payment.provider == "manual")]
     transfers = [p for p in _in_chunks(session, Payment.id, ids)
                  if p.method_type == "bank_transfer" and p.status in ("succeeded", "refunded")]
