@@ -30,7 +30,6 @@ from engine.money import quantum
 from engine.payments import journal
 from engine.payments.bank import ReconciliationError, match_bank, rows_where
 from engine.payments.camt import parse_statement, paused_gc
-from engine.payments.journal import Posting
 from engine.payments.models import (
     Payment,
     Receivable,
@@ -38,6 +37,7 @@ from engine.payments.models import (
     Refund,
     SettlementImport,
 )
+from engine.payments.postings import debit_posting
 from engine.payments.service import PaymentService
 from engine.payments.settlement_pg import SettlementWriter
 from engine.payments.statements import (
@@ -493,9 +493,8 @@ def _journal_payouts(session: Session, parsed: ParsedStatement,
                      totals: dict[tuple[str, str], list[Decimal]], import_id: str) -> None:
     for (payout, currency), (gross, fee, net) in sorted(totals.items()):
         clearing = journal.cash_account(parsed.source)
-        postings = [Posting(journal.PROVIDER_FEES, debit=fee) if fee >= 0 else Posting(journal.PROVIDER_FEES, credit=-fee)]
-        postings.append(Posting("cash:bank", debit=net) if net >= 0 else Posting("cash:bank", credit=-net))
-        postings.append(Posting(clearing, credit=gross) if gross >= 0 else Posting(clearing, debit=-gross))
+        postings = [debit_posting(journal.PROVIDER_FEES, fee), debit_posting("cash:bank", net),
+                    debit_posting(clearing, -gross)]
         journal.post_entry(
             session, f"payout:{import_id}:{payout}:{currency}", parsed.period_start, currency, postings,
             f"payout {payout} from {parsed.source}: fees and transfer to the bank", payout,
