@@ -50,7 +50,7 @@ def refund_payment(
     if payment.status not in ("succeeded", "refunded"):
         raise RefundRejected(f"payment {payment_id} is {payment.status}; only succeeded payments are refunded")
     amount = _refund_amount(session, payment, amount)
-    count = session.scalar(select(func.count()).select_from(Refund).where(Refund.payment_id == payment.id)) or 0
+    count = session.execute(select(func.count()).select_from(Refund).where(Refund.payment_id == payment.id)).scalar_one()
     key = idempotency_key or f"{payment.idempotency_key}:refund:{count + 1}"
     now = svc.now()
     refund = Refund(
