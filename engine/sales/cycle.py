@@ -150,16 +150,20 @@ class BatchUsage(UsageSource):
             self._late_times[c].append((w, r, t))
 
     def events(self, customer_id: str, start: datetime, end: datetime, types: set[str]) -> list[UsageEvent]:
-        w = self._window
-        if w is not None and customer_id in self._events and w[0] <= start and end <= w[1] and types <= w[2]:
+        if customer_id in self._events and _covers(self._window, start, end, types):
             return [e for e in self._events[customer_id] if start <= e.time < end and e.type in types]
         return super().events(customer_id, start, end, types)
 
     def late_times(self, customer_id: str, since: datetime, before: datetime, types: set[str]) -> list[datetime]:
-        w = self._late
-        if w is not None and customer_id in self._late_times and w[0] <= since and before <= w[1] and types <= w[2]:
+        if customer_id in self._late_times and _covers(self._late, since, before, types):
             return [t for t, r, typ in self._late_times[customer_id] if r >= since and t < before and typ in types]
         return super().late_times(customer_id, since, before, types)
+
+
+def _covers(window: tuple[datetime, datetime, frozenset[str]] | None, start: datetime, end: datetime,
+            types: set[str]) -> bool:
+    """What was preloaded (`window`: from, until, event types) holds [start, end) of `types`."""
+    return window is not None and window[0] <= start and end <= window[1] and types <= window[2]
 
 
 def usage_for(
