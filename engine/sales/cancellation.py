@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,8 +150,7 @@ def _check_items(items: Sequence[Cancellation]) -> None:
         if item.at not in ("now", "period_end"):
             raise SalesError(f"items[{i}].at", "now or period_end")
         required_id(item.subscription_id, f"items[{i}].subscription_id", "a subscription id")
-    ids = [item.subscription_id for item in items]
-    repeated = sorted({sid for sid in ids if ids.count(sid) > 1}) if len(set(ids)) < len(ids) else []
+    repeated = sorted(sid for sid, n in Counter(item.subscription_id for item in items).items() if n > 1)
     if repeated:
         raise SalesError("items", f"subscription {repeated[0]!r} appears more than once")
 
