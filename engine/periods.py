@@ -7,12 +7,18 @@ Mar 31 again (never drifting to the 28th).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from dateutil.relativedelta import relativedelta
 
 INTERVALS = ("day", "week", "month", "year", "once")
+
+
+def iso_or_none(value: date | None) -> str | None:
+    """A date or time as ISO 8601 for a document or an event, None where there is none."""
+    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +59,22 @@ class Period:
 
 def period_boundary(anchor: date, interval: str, n: int, count: int = 1) -> date:
     """The start of the n-th period after `anchor` (n=0 is the anchor itself)."""
-    if interval == "day":
-        return anchor + timedelta(days=n * count)
-    if interval == "week":
-        return anchor + timedelta(weeks=n * count)
-    if interval == "month":
-        return anchor + relativedelta(months=n * count)
-    if interval == "year":
-        return anchor + relativedelta(years=n * count)
-    if interval == "once":
-        return anchor + timedelta(days=n)
-    raise ValueError(f"unknown interval {interval!r}")
+    step = _STEPS.get(interval)
+    if step is None:
+        raise ValueError(f"unknown interval {interval!r}")
+    delta, unit, counted = step
+    return anchor + delta(**{unit: n * count if counted else n})
+
+
+# Each interval's step: the delta type, its unit, and whether `count` periods make one step
+# (a one-time "period" is always one day).
+_STEPS: dict[str, tuple[Callable[..., timedelta | relativedelta], str, bool]] = {
+    "day": (timedelta, "days", True),
+    "week": (timedelta, "weeks", True),
+    "month": (relativedelta, "months", True),
+    "year": (relativedelta, "years", True),
+    "once": (timedelta, "days", False),
+}
 
 
 def period_at(anchor: date, interval: str, on: date, count: int = 1) -> tuple[int, Period]:

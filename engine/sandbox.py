@@ -437,14 +437,14 @@ def plain_data(value: Any, path: str = "data") -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
-    if kind is dict or isinstance(value, Mapping):
+    if isinstance(value, Mapping):  # a dict too
         out: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise TypeError(f"{path}: keys must be strings, got {type(key).__name__}")
             out[key] = item if type(item) in _SCALARS else plain_data(item, f"{path}.{key}")
         return out
-    if kind is list or kind is tuple:
+    if kind in (list, tuple):
         return [item if type(item) in _SCALARS else plain_data(item, f"{path}[{i}]")
                 for i, item in enumerate(value)]
     if isinstance(value, str | int | float | Decimal | date | dtime):  # subclasses

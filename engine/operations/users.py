@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,12 +28,11 @@ def change_user(session: Session, name: str, *, role: str | None = None,
     if role is None and disabled is None:
         raise OperationError("role", "give a role or disabled (or both)")
     try:
-        if role is not None and role not in users.ROLES:
-            raise users.UserError("role", f"one of {', '.join(users.ROLES)}, not {role!r}")
-        out = users.set_role(session, name, role) if role is not None else None
-        if disabled is not None:
-            out = users.set_sign_in_disabled(session, name, disabled)
+        # The role first (set_role checks it before writing anything), then sign-in; the
+        # answer is the user after the last change.
+        steps: list[tuple[Callable[[Session, str, Any], dict[str, Any]], object]] = [
+            (users.set_role, role), (users.set_sign_in_disabled, disabled)]
+        out = [change(session, name, value) for change, value in steps if value is not None]
     except users.UserError as exc:
         raise OperationError(exc.field, exc.message, "not_found" if exc.field == "name" else "invalid") from None
-    assert out is not None
-    return out
+    return out[-1]

@@ -107,14 +107,15 @@ def _number_candidates(text: str | None) -> list[str]:
 def _result(import_id: str, line: StatementLine, status: str, *, payment: Payment | None = None,
             expected: Decimal | None = None, expected_currency: str | None = None,
             detail: str | None = None, customer: str | None = None) -> dict[str, Any]:
+    payment_id, payer = (payment.id, payment.customer_id) if payment else (None, None)
     return {
         "import_id": import_id, "line_no": line.line_no, "status": status, "kind": line.kind,
         "provider_ref": line.provider_ref, "payment_reference": line.payment_reference,
-        "payment_id": payment.id if payment else None, "expected_amount": expected,
+        "payment_id": payment_id, "expected_amount": expected,
         "actual_amount": line.amount, "expected_currency": expected_currency,
         "actual_currency": line.currency, "fee": line.charges_deducted or None, "payout_id": None,
         "detail": detail[:300] if detail else None,
-        "_customer": customer or (payment.customer_id if payment else None),
+        "_customer": customer or payer,
     }
 
 
@@ -166,7 +167,7 @@ _REC_COLUMNS = (Receivable.invoice_id, Receivable.customer_id, Receivable.curren
                 Receivable.status)
 
 
-def _rows_where(session: Session, columns: Sequence[Any], column: Any, values: Iterable[str],
+def rows_where(session: Session, columns: Sequence[Any], column: Any, values: Iterable[str],
                 *conditions: Any) -> list[Any]:
     """Core rows whose `column` is one of `values`: one array parameter on PostgreSQL, chunks
     of IN lists elsewhere."""
@@ -222,10 +223,10 @@ class _Known:
 def _known(session: Session, account: str, lines: Sequence[StatementLine]) -> _Known:
     existing, legacy = _seen_lines(session, account, lines)
     rf_refs = {ln.payment_reference for ln in lines if ln.ref_kind == "rf" and ln.payment_reference}
-    receivables = {r[6]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.payment_reference, rf_refs)}
-    by_key = {r[0]: r[1] for r in _rows_where(session, (InvoiceReference.reference, InvoiceReference.invoice_id),
+    receivables = {r[6]: _Rec(*r) for r in rows_where(session, _REC_COLUMNS, Receivable.payment_reference, rf_refs)}
+    by_key = {r[0]: r[1] for r in rows_where(session, (InvoiceReference.reference, InvoiceReference.invoice_id),
                                               InvoiceReference.reference, _other_keys(lines, receivables))}
-    by_invoice = {r[0]: _Rec(*r) for r in _rows_where(session, _REC_COLUMNS, Receivable.invoice_id, by_key.values())}
+    by_invoice = {r[0]: _Rec(*r) for r in rows_where(session, _REC_COLUMNS, Receivable.invoice_id, by_key.values())}
     return _Known(existing, legacy, receivables, _manual_transfers(session, rf_refs), by_key, by_invoice)
 
 
@@ -233,17 +234,17 @@ def _seen_lines(session: Session, account: str,
                 lines: Sequence[StatementLine]) -> tuple[dict[str, BankLine], dict[str, Payment]]:
     """The lines' bank lines from earlier files (by identity), and the payments imports
     recorded before bank lines were kept (by idempotency key)."""
-    known_ids = {r[0]: r[1] for r in _rows_where(session, (BankLine.identity, BankLine.id), BankLine.identity,
+    known_ids = {r[0]: r[1] for r in rows_where(session, (BankLine.identity, BankLine.id), BankLine.identity,
                                                  (ln.provider_ref or "" for ln in lines), BankLine.account == account)}
     existing = {b.identity: b for b in _in_chunks(session, BankLine.id, known_ids.values())}
     legacy_keys = [f"bank:{account}:{ln.provider_ref}" for ln in lines]
-    legacy_ids = [r[0] for r in _rows_where(session, (Payment.id,), Payment.idempotency_key, legacy_keys)]
+    legacy_ids = [r[0] for r in rows_where(session, (Payment.id,), Payment.idempotency_key, legacy_keys)]
     return existing, {p.idempotency_key: p for p in _in_chunks(session, Payment.id, legacy_ids)}
 
 
 def _manual_transfers(session: Session, refs: set[str]) -> dict[str, list[Payment]]:
     """Bank transfers an admin recorded under these references, oldest first."""
-    ids = [r[0] for r in _rows_where(session, (Payment.id,), Payment.payment_reference, refs,
+    ids = [r[0] for r in rows_where(session, (Payment.id,), Payment.payment_reference, refs,
                                      Payment.provider == "manual")]
     transfers = [p for p in _in_chunks(session, Payment.id, ids)
                  if p.method_type == "bank_transfer" and p.status in ("succeeded", "refunded")]
@@ -378,9 +379,11 @@ class _BankMatch:
             return
         expected = max(rec.remaining, ZERO)
         paid = line.amount + line.charges_deducted
-        payment = _apply(self.session, self.svc, row, rec.invoice_id, paid, line.charges_deducted,
+        payment = _apply(self.session, self.svc, row["booked_on"], row["reference"], rec.invoice_id, paid,
+                         line.charges_deducted,
                          f"bank:{self.account}:{line.provider_ref}", line.provider_ref or "",
                          f"reconciliation:{self.import_id}")
+        row["payment_ids"] = [*row["payment_ids"], payment.id]  # [] from _line_row
         r = _compare(self.import_id, line, payment, expected, paid=paid)
         if r["status"] == "amount_mismatch":
             r["detail"] = self._mismatch_detail(rec.invoice_id, paid, expected)
@@ -676,17 +679,16 @@ def _compare(import_id: str, line: StatementLine, payment: Payment, expected: De
                    expected_currency=payment.currency)
 
 
-def _apply(session: Session, svc: PaymentService, row: Any, invoice_id: str, amount: Decimal,
-           charges: Decimal, key: str, provider_ref: str, recorded_by: str) -> Payment:
+def _apply(session: Session, svc: PaymentService, booked_on: datetime | None, reference: str | None,
+           invoice_id: str, amount: Decimal, charges: Decimal, key: str, provider_ref: str,
+           recorded_by: str) -> Payment:
     """Record `amount` as a bank transfer paying the invoice; journal the charges the bank
-    kept. `row` is the bank line (a BankLine, or the dict of one not written yet)."""
-    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
-    rec = session.get(Receivable, invoice_id)
-    assert rec is not None
-    booked_on = get("booked_on")
+    kept. `booked_on` and `reference` are the bank line's; the caller adds the payment to its
+    payment_ids."""
+    rec = session.get_one(Receivable, invoice_id)
     payment = record_manual_payment(
         session, customer_id=rec.customer_id, amount=amount, currency=rec.currency,
-        invoice_id=rec.invoice_id, method_type="bank_transfer", reference=get("reference") or rec.payment_reference,
+        invoice_id=rec.invoice_id, method_type="bank_transfer", reference=reference or rec.payment_reference,
         received_at=booked_on, recorded_by=recorded_by[:64], idempotency_key=key,
         provider="bank", provider_ref=provider_ref[:100], service=svc,
     )
@@ -696,11 +698,6 @@ def _apply(session: Session, svc: PaymentService, row: Any, invoice_id: str, amo
             [Posting(BANK_CHARGES, debit=charges), Posting(journal.cash_account("bank"), credit=charges)],
             f"charges the bank kept from a transfer for invoice {rec.invoice_id}", rec.invoice_id,
         )
-    ids = [*(get("payment_ids") or []), payment.id]
-    if isinstance(row, dict):
-        row["payment_ids"] = ids
-    else:
-        row.payment_ids = ids
     return payment
 
 
@@ -897,8 +894,9 @@ def decide(session: Session, line_id: str, *, action: str, allocations: Sequence
     done: list[dict[str, Any]] = []
     for i, (rec, amount) in enumerate(plan, start=1):
         share = charges if i == 1 else ZERO  # the bank's charges, journalled once
-        payment = _apply(session, svc, row, rec.invoice_id, amount, share, f"bankline:{row.id}:{i}",
-                         f"{row.identity}/d{i}", actor)
+        payment = _apply(session, svc, row.booked_on, row.reference, rec.invoice_id, amount, share,
+                         f"bankline:{row.id}:{i}", f"{row.identity}/d{i}", actor)
+        row.payment_ids = [*(row.payment_ids or []), payment.id]
         done.append({"invoice_id": rec.invoice_id, "amount": str(amount), "payment_id": payment.id})
     now = svc.now()
     row.status, row.updated_at = "resolved", now

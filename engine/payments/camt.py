@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 from xml.etree.ElementTree import Element, ParseError, XMLParser
 
 from engine.money import KNOWN_CURRENCIES, quantum
@@ -149,6 +149,11 @@ def _element_lines(data: bytes) -> list[int]:
     p.StartElementHandler = start
     p.Parse(data, True)
     return lines
+
+
+def _has_text(el: Element | None) -> TypeGuard[Element]:
+    """The element is there and has text other than blanks."""
+    return el is not None and bool((el.text or "").strip())
 
 
 def _local(tag: str) -> str:
@@ -363,11 +368,13 @@ class _Reader:
             with suppress(ValueError):  # an unreadable creation time only loses a fallback
                 self.created = camt_time(created)
 
-    def amount(self, el: Element | None, where: str, *, required: bool = True) -> tuple[Decimal, str] | None:
-        if el is None or not (el.text or "").strip():
-            if required:
-                raise _Problem(el, f"{where}: missing amount")
-            return None
+    def optional_amount(self, el: Element | None, where: str) -> tuple[Decimal, str] | None:
+        """`amount`, or None where the element is missing or empty."""
+        return self.amount(el, where) if _has_text(el) else None
+
+    def amount(self, el: Element | None, where: str) -> tuple[Decimal, str]:
+        if not _has_text(el):
+            raise _Problem(el, f"{where}: missing amount")
         cur = el.get("Ccy", "")
         if cur not in KNOWN_CURRENCIES:
             raise _Problem(el, f"{where}/@Ccy: {cur!r} is not an ISO 4217 currency")
@@ -383,7 +390,7 @@ class _Reader:
 
     def entry(self, entry: Element, where: str, seen: dict[str, int]) -> None:
         q = self.q
-        amount, currency = self.amount(self.path(entry, "Amt"), f"{where}/Amt") or (ZERO, "XXX")
+        amount, currency = self.amount(self.path(entry, "Amt"), f"{where}/Amt")
         common = self.entry_facts(entry, where)
         family = self.text(entry, "BkTxCd/Domn/Fmly/SubFmlyCd")
         entry_charges = self.charges(self.path(entry, "Chrgs"), f"{where}/Chrgs")
@@ -447,9 +454,8 @@ class _Reader:
 
     def tx_amounts(self, txs: list[Element], where: str) -> list[tuple[Decimal, str] | None]:
         """Each transaction's own amount (Amt, or AmtDtls/TxAmt), None where it says none."""
-        return [self.amount(self.path(tx, "Amt"), f"{where}/TxDtls[{k}]/Amt", required=False)
-                or self.amount(self.path(tx, "AmtDtls/TxAmt/Amt"), f"{where}/TxDtls[{k}]/AmtDtls/TxAmt/Amt",
-                               required=False)
+        return [self.optional_amount(self.path(tx, "Amt"), f"{where}/TxDtls[{k}]/Amt")
+                or self.optional_amount(self.path(tx, "AmtDtls/TxAmt/Amt"), f"{where}/TxDtls[{k}]/AmtDtls/TxAmt/Amt")
                 for k, tx in enumerate(txs, start=1)]
 
     def _tx_identity(self, tx: Element) -> str | None:
@@ -471,18 +477,13 @@ class _Reader:
         if records:
             for i, rec in enumerate(records, start=1):
                 amt = self.amount(rec.find(q + "Amt"), f"{where}/Rcrd[{i}]/Amt")
-                assert amt is not None
                 reported += amt[0]
                 if (self.text(rec, "ChrgInclInd") or "").lower() in ("true", "1"):
                     deducted += amt[0]
         elif el.find(q + "Amt") is not None:  # .02: Chrgs repeated, each with its Amt
-            amt = self.amount(el.find(q + "Amt"), f"{where}/Amt")
-            assert amt is not None
-            reported = amt[0]
+            reported = self.amount(el.find(q + "Amt"), f"{where}/Amt")[0]
         if total is not None:
-            amt = self.amount(total, f"{where}/TtlChrgsAndTaxAmt")
-            assert amt is not None
-            reported = amt[0]
+            reported = self.amount(total, f"{where}/TtlChrgsAndTaxAmt")[0]
         return deducted, reported
 
     def add(self, tx: Element | None, where: str, signed: Decimal, currency: str, identity: str,
@@ -558,7 +559,7 @@ class _Reader:
         if instd is None:
             return given, None
         amt = self.amount(instd, f"{where}/AmtDtls/InstdAmt/Amt")
-        if given is not None or amt is None or amt[1] == currency:
+        if given is not None or amt[1] == currency:
             return given, None
         rate_text = (self.text(tx, "AmtDtls/InstdAmt/CcyXchg/XchgRate")
                      or self.text(tx, "AmtDtls/TxAmt/CcyXchg/XchgRate"))

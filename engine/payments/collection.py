@@ -77,7 +77,7 @@ def _resolve_pending(session: Session, svc: PaymentService, payment: Payment) ->
 
 
 def _result(payment: Payment, rec: Receivable | None) -> CollectionResult:
-    remaining = max(rec.remaining, ZERO) if rec else ZERO
+    remaining, reference = (max(rec.remaining, ZERO), rec.payment_reference) if rec else (ZERO, None)
     if payment.status == "succeeded":
         status = "paid" if rec is None or rec.status == "paid" else "partially_paid"
     else:
@@ -89,7 +89,7 @@ def _result(payment: Payment, rec: Receivable | None) -> CollectionResult:
         decline_code=payment.decline_code,
         retryable=payment.retryable,
         remaining=remaining,
-        payment_reference=rec.payment_reference if rec else None,
+        payment_reference=reference,
     )
 
 

@@ -66,22 +66,21 @@ def attach_payment_method(
     name = provider or ("bank" if method_type == "bank_transfer" else service.default_provider)
     if method_type not in ("bank_transfer", "manual") and not token:
         raise PaymentError(f"a {method_type} needs the provider's token", "token")
+    last4 = None
     if name not in OFFLINE_PROVIDERS:
         if name not in service.adapters:  # configured, not given: like an unknown id, a 404
             known = ", ".join(sorted(service.adapters)) or "this engine has none"
             raise PaymentNotFound(f"no payment provider {name!r} here ({known})", "provider")
-        checked = _check_with_provider(service, name, method_type, token)
-    else:
-        checked = None
+        last4 = _last4_from_provider(service, name, method_type, token)
     method = add_payment_method(session, customer_id, method_type, token, provider=name, default=default,
-                                service=service, last4=checked.last4 if checked else None)
+                                service=service, last4=last4)
     _emit(session, service, "payment_method.attached", customer_id, method_to_dict(method))
     return method
 
 
-def _check_with_provider(service: PaymentService, name: str, method_type: str,
-                         token: str | None) -> MethodCheck | None:
-    """What the provider says of the method (None: it has no such check; the first charge tells)."""
+def _last4_from_provider(service: PaymentService, name: str, method_type: str, token: str | None) -> str | None:
+    """The method checked with the provider, and the last four digits it tells (None: it has
+    no such check, the first charge tells; or it does not say)."""
     check = getattr(service.adapter(name), "check_method", None)
     if check is None:
         return None
@@ -91,7 +90,7 @@ def _check_with_provider(service: PaymentService, name: str, method_type: str,
         raise PaymentError(f"the provider refused this {method_type}: {exc.code}: {exc.message}", "token") from None
     except ProviderError as exc:
         raise PaymentError(f"the provider could not check this {method_type} now: {exc}", "token") from None
-    return found
+    return found.last4
 
 
 def list_payment_methods(session: Session, customer_id: str) -> list[dict[str, Any]]:

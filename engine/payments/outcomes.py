@@ -119,8 +119,7 @@ def _fail(session: Session, svc: PaymentService, payment: Payment, decline_code:
 def _emit_invoice_failed(session: Session, svc: PaymentService, invoice_id: str, customer_id: str,
                          attempt: int, decline_code: str, retryable: bool, payment_id: str | None) -> None:
     rec = _receivable(session, invoice_id, lock=False)
-    remaining = _money(rec.remaining, rec.currency) if rec else None
-    currency = rec.currency if rec else None
+    remaining, currency = (_money(rec.remaining, rec.currency), rec.currency) if rec else (None, None)
     _emit(session, svc, "invoice.payment_failed", customer_id, {
         "invoice_id": invoice_id,
         "attempt": attempt,

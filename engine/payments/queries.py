@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from engine.payments.models import Payment, Receivable
 from engine.payments.service import ZERO, _money
+from engine.periods import iso_or_none
 
 # --- queries for other subsystems ------------------------------------------------------------
 
@@ -36,7 +37,7 @@ def invoice_payment_summary(session: Session, invoice_id: str) -> dict[str, Any]
                 "id": p.id, "attempt": p.attempt, "status": p.status, "amount": _money(p.amount, p.currency),
                 "method": p.method_type, "provider": p.provider, "decline_code": p.decline_code,
                 "retryable": p.retryable, "refunded": _money(p.refunded_amount, p.currency),
-                "captured_at": p.captured_at.isoformat() if p.captured_at else None,
+                "captured_at": iso_or_none(p.captured_at),
             }
             for p in payments
         ],

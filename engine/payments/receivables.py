@@ -16,6 +16,7 @@ from engine.money import KNOWN_CURRENCIES
 from engine.payments import journal
 from engine.payments.journal import Posting
 from engine.payments.models import CreditBalance, CreditEntry, Receivable
+from engine.payments.postings import debit_posting
 from engine.payments.references import invoice_reference, normalise_reference
 from engine.payments.service import ZERO, CollectableInvoice, PaymentError, PaymentService, check_amount
 from engine.store import new_event_id
@@ -113,12 +114,11 @@ def _issue_postings(amount: Decimal, credit_applied: Decimal, revenue_by_plan: M
     Cr revenue per plan, Cr tax payable."""
     postings = [Posting(journal.RECEIVABLES, debit=amount), Posting(journal.CUSTOMER_CREDIT, debit=credit_applied)]
     revenue = {plan: Decimal(v) for plan, v in revenue_by_plan.items()}
-    postings.append(Posting("discounts", debit=discount) if discount >= 0 else Posting("discounts", credit=-discount))
+    postings.append(debit_posting("discounts", discount))
     # A net negative plan line (a proration credit larger than its charge) reverses revenue.
-    postings += [Posting(journal.revenue_account(plan), credit=v) if v > 0
-                 else Posting(journal.revenue_account(plan), debit=-v) for plan, v in revenue.items() if v]
+    postings += [debit_posting(journal.revenue_account(plan), -v) for plan, v in revenue.items() if v]
     tax_account = f"{journal.TAX_PAYABLE}:{tax_country}" if tax_country else journal.TAX_PAYABLE
-    postings.append(Posting(tax_account, credit=tax) if tax >= 0 else Posting(tax_account, debit=-tax))
+    postings.append(debit_posting(tax_account, -tax))
     # Whatever the breakdown does not explain (no breakdown given, or rounding) is visible.
     rest = amount + credit_applied + discount - sum(revenue.values(), ZERO) - tax
     if rest > 0:

@@ -23,15 +23,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from engine.money import quantum
 from engine.payments import journal
-from engine.payments.bank import ReconciliationError, match_bank
+from engine.payments.bank import ReconciliationError, match_bank, rows_where
 from engine.payments.camt import parse_statement, paused_gc
-from engine.payments.journal import Posting
 from engine.payments.models import (
     Payment,
     Receivable,
@@ -39,6 +37,7 @@ from engine.payments.models import (
     Refund,
     SettlementImport,
 )
+from engine.payments.postings import debit_posting
 from engine.payments.service import PaymentService
 from engine.payments.settlement_pg import SettlementWriter
 from engine.payments.statements import (
@@ -52,7 +51,6 @@ from engine.store import OutboxEvent, new_event_id
 ZERO = Decimal(0)
 MISMATCHES = ("missing_in_ledger", "missing_at_provider", "amount_mismatch", "currency_mismatch",
               "reversal", "returned")
-_CHUNK = 500
 _WRITE_CHUNK = 20_000
 
 
@@ -279,6 +277,7 @@ def _result(import_id: str, line: StatementLine, status: str, *, ledger: _Ledger
             expected: Decimal | None = None, expected_currency: str | None = None,
             detail: str | None = None) -> dict[str, Any]:
     """The outcome of a file's line (and the ledger record it names, if any)."""
+    payment_id, customer = (ledger.id, ledger.customer_id) if ledger else (None, None)
     return {
         "import_id": import_id,
         "line_no": line.line_no,
@@ -286,7 +285,7 @@ def _result(import_id: str, line: StatementLine, status: str, *, ledger: _Ledger
         "kind": line.kind,
         "provider_ref": line.provider_ref,
         "payment_reference": line.payment_reference,
-        "payment_id": ledger.id if ledger else None,
+        "payment_id": payment_id,
         "expected_amount": expected,
         "actual_amount": line.amount,
         "expected_currency": expected_currency,
@@ -294,7 +293,7 @@ def _result(import_id: str, line: StatementLine, status: str, *, ledger: _Ledger
         "fee": line.fee,
         "payout_id": line.payout_id,
         "detail": detail,
-        "_customer": ledger.customer_id if ledger else None,
+        "_customer": customer,
     }
 
 
@@ -334,23 +333,10 @@ def _compare(import_id: str, line: StatementLine, ledger: _Ledger, expected: Dec
 
 
 def _by_values(session: Session, column: Any, values: Sequence[str], *conditions: Any) -> list[_Ledger]:
-    """The ledger rows whose `column` is one of `values`: one array parameter on PostgreSQL,
-    chunks of IN lists on SQLite."""
-    if not values:
-        return []
-    entity = column.class_
-    cols = _ledger_columns(entity)
-    conn = session.connection()  # Core, not the ORM: plain rows, a third of the cost
-    if conn.dialect.name == "postgresql":
-        stmt = select(*cols).where(
-            column == any_(bindparam("vals", type_=ARRAY(String))), *conditions
-        )
-        return [_Ledger(*row) for row in conn.execute(stmt, {"vals": list(values)})]
-    out: list[_Ledger] = []
-    for i in range(0, len(values), _CHUNK):
-        out.extend(_Ledger(*row) for row in conn.execute(select(*cols).where(column.in_(values[i:i + _CHUNK]),
-                                                                              *conditions)))
-    return out
+    """The ledger rows whose `column` is one of `values` (Core rows, not the ORM: a third of
+    the cost; see bank.rows_where). The columns read are unique per provider, so the order of
+    the rows does not matter."""
+    return [_Ledger(*row) for row in rows_where(session, _LEDGER_COLUMNS[column.class_], column, values, *conditions)]
 
 
 def _fetch(session: Session, stmt: Any) -> list[Any]:
@@ -367,12 +353,12 @@ def _fetch(session: Session, stmt: Any) -> list[Any]:
         return list(cur.fetchall())
 
 
-def _ledger_columns(entity: Any) -> list[Any]:
-    if entity is Payment:
-        return [Payment.id, Payment.provider_ref, Payment.idempotency_key, Payment.amount,
-                Payment.currency, Payment.status, Payment.customer_id]
-    return [Refund.id, Refund.provider_ref, Refund.idempotency_key, Refund.amount, Refund.currency,
-            Refund.status, Refund.customer_id]
+# What matching reads of a payment or a refund (a _Ledger).
+_LEDGER_COLUMNS: dict[Any, list[Any]] = {
+    entity: [entity.id, entity.provider_ref, entity.idempotency_key, entity.amount, entity.currency,
+             entity.status, entity.customer_id]
+    for entity in (Payment, Refund)
+}
 
 
 def _match_settlement(session: Session, parsed: ParsedStatement,
@@ -404,7 +390,7 @@ def _payments_ledger(session: Session, parsed: ParsedStatement) \
     reference, by idempotency key)."""
     provider = parsed.source
     # The period's ledger in one query (it is also what "missing at provider" needs) ...
-    in_window = [_Ledger(*row) for row in _fetch(session, select(*_ledger_columns(Payment)).where(
+    in_window = [_Ledger(*row) for row in _fetch(session, select(*_LEDGER_COLUMNS[Payment]).where(
         Payment.provider == provider,
         Payment.captured_at >= parsed.period_start,
         Payment.captured_at < parsed.period_end,
@@ -435,7 +421,7 @@ def _refunds_ledger(session: Session, parsed: ParsedStatement) -> tuple[list[_Le
     including those the file names outside the period)."""
     provider = parsed.source
     refunds_in_window = [_Ledger(*row) for row in session.connection().execute(
-        select(*_ledger_columns(Refund)).where(
+        select(*_LEDGER_COLUMNS[Refund]).where(
             Refund.provider == provider, Refund.status == "succeeded",
             Refund.created_at >= parsed.period_start, Refund.created_at < parsed.period_end,
         )
@@ -507,9 +493,8 @@ def _journal_payouts(session: Session, parsed: ParsedStatement,
                      totals: dict[tuple[str, str], list[Decimal]], import_id: str) -> None:
     for (payout, currency), (gross, fee, net) in sorted(totals.items()):
         clearing = journal.cash_account(parsed.source)
-        postings = [Posting(journal.PROVIDER_FEES, debit=fee) if fee >= 0 else Posting(journal.PROVIDER_FEES, credit=-fee)]
-        postings.append(Posting("cash:bank", debit=net) if net >= 0 else Posting("cash:bank", credit=-net))
-        postings.append(Posting(clearing, credit=gross) if gross >= 0 else Posting(clearing, debit=-gross))
+        postings = [debit_posting(journal.PROVIDER_FEES, fee), debit_posting("cash:bank", net),
+                    debit_posting(clearing, -gross)]
         journal.post_entry(
             session, f"payout:{import_id}:{payout}:{currency}", parsed.period_start, currency, postings,
             f"payout {payout} from {parsed.source}: fees and transfer to the bank", payout,

@@ -50,7 +50,7 @@ def refund_payment(
     if payment.status not in ("succeeded", "refunded"):
         raise RefundRejected(f"payment {payment_id} is {payment.status}; only succeeded payments are refunded")
     amount = _refund_amount(session, payment, amount)
-    count = session.scalar(select(func.count()).select_from(Refund).where(Refund.payment_id == payment.id)) or 0
+    count = session.execute(select(func.count()).select_from(Refund).where(Refund.payment_id == payment.id)).scalar_one()
     key = idempotency_key or f"{payment.idempotency_key}:refund:{count + 1}"
     now = svc.now()
     refund = Refund(
@@ -116,8 +116,7 @@ def _send_refund(session: Session, svc: PaymentService, payment: Payment, refund
 
 def _resolve_refund(session: Session, svc: PaymentService, refund: Refund) -> str:
     adapter = svc.adapter(refund.provider)
-    payment = session.get(Payment, refund.payment_id)
-    assert payment is not None
+    payment = session.get_one(Payment, refund.payment_id)
     try:
         outcome = adapter.lookup_refund(refund.idempotency_key)
         if outcome is None and payment.provider_ref:
@@ -156,8 +155,7 @@ def _apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund,
         return
     refund.status = "succeeded"
     refund.needs_lookup = False
-    payment = session.get(Payment, refund.payment_id, with_for_update=True)
-    assert payment is not None
+    payment = session.get_one(Payment, refund.payment_id, with_for_update=True)
     payment.refunded_amount += refund.amount
     if payment.refunded_amount >= payment.amount:
         payment.status = "refunded"

@@ -36,6 +36,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -52,6 +53,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from engine.clock import Clock, SystemClock
 from engine.money import KNOWN_CURRENCIES, quantum
 from engine.payments.statements import SETTLEMENT_COLUMNS
+from engine.periods import iso_or_none
 
 # Test card numbers. Anything else is declined as an incorrect number ("14").
 CARD_SUCCESS = "4242424242424242"
@@ -131,7 +133,7 @@ class _Payment:
             "reference": self.reference,
             "customer": self.customer,
             "created": self.created.isoformat(),
-            "captured_at": self.captured_at.isoformat() if self.captured_at else None,
+            "captured_at": iso_or_none(self.captured_at),
             "amount_refunded": str(self.refunded),
             "decline_code": self.decline_code,
             "decline_message": _DECLINE_MESSAGES.get(self.decline_code or ""),
@@ -305,18 +307,35 @@ def _capture(state: SandboxState, p: _Payment) -> None:
 def _method_behaviour(state: SandboxState, mtype: Any, method: dict[str, Any]) -> tuple[str, str, str | None]:
     """(detail, behaviour, decline code) of a payment by this method: the test card numbers,
     PayPal addresses and TWINT numbers that decline, wait or answer asynchronously."""
-    if mtype == "card":
-        number = str(method.get("number", "")).replace(" ", "")
-        return f"card **** {number[-4:]}", *_card_behaviour(state, number)
-    if mtype == "paypal":
-        email = str(method.get("email", ""))
-        return f"paypal {email}", "async_decline" if email.startswith("decline") else "async", None
-    if mtype == "twint":
-        phone = str(method.get("phone", ""))
-        return f"twint {phone[-4:]}", "async_decline" if phone.endswith("9999") else "async", None
-    if mtype == "bank_transfer":
-        return "bank transfer", "transfer", None
-    raise HTTPException(400, detail={"code": "invalid_method", "message": f"unknown method {mtype!r}"})
+    behaviour = _METHODS.get(str(mtype))  # str(): a JSON list or object is no method either
+    if behaviour is None:
+        raise HTTPException(400, detail={"code": "invalid_method", "message": f"unknown method {mtype!r}"})
+    return behaviour(state, method)
+
+
+def _card(state: SandboxState, method: dict[str, Any]) -> tuple[str, str, str | None]:
+    number = str(method.get("number", "")).replace(" ", "")
+    return f"card **** {number[-4:]}", *_card_behaviour(state, number)
+
+
+def _paypal(_state: SandboxState, method: dict[str, Any]) -> tuple[str, str, str | None]:
+    email = str(method.get("email", ""))
+    return f"paypal {email}", "async_decline" if email.startswith("decline") else "async", None
+
+
+def _twint(_state: SandboxState, method: dict[str, Any]) -> tuple[str, str, str | None]:
+    phone = str(method.get("phone", ""))
+    return f"twint {phone[-4:]}", "async_decline" if phone.endswith("9999") else "async", None
+
+
+def _bank_transfer(_state: SandboxState, _method: dict[str, Any]) -> tuple[str, str, str | None]:
+    return "bank transfer", "transfer", None
+
+
+# Each method the sandbox takes: what it shows of the method, and how its payments behave.
+_METHODS: dict[str, Callable[[SandboxState, dict[str, Any]], tuple[str, str, str | None]]] = {
+    "card": _card, "paypal": _paypal, "twint": _twint, "bank_transfer": _bank_transfer,
+}
 
 
 _CARD_BEHAVIOURS = {CARD_SUCCESS: "success", CARD_DUPLICATE_WEBHOOK: "async_duplicate", CARD_ASYNC: "async"}

@@ -60,6 +60,10 @@ _DECLINE_CODES: dict[str, str] = {
 SIGNATURE_HEADER = "sandbox-signature"
 
 
+# Where the sandbox's payment request carries each method's stored token (a transfer has none).
+_TOKEN_FIELDS = {"card": "number", "paypal": "email", "twint": "phone"}
+
+
 def _fmt(amount: Decimal, currency: str) -> str:
     """The amount in the currency's minor unit. Exact already (collection refuses anything
     finer), so this only drops a database's extra scale ("70.00000000" -> "70.00")."""
@@ -164,12 +168,9 @@ class SandboxAdapter:
     # --- operations -----------------------------------------------------------------------
     def charge(self, request: ChargeRequest) -> ChargeOutcome:
         method: dict[str, Any] = {"type": request.method_type}
-        if request.method_type == "card":
-            method["number"] = request.token
-        elif request.method_type == "paypal":
-            method["email"] = request.token
-        elif request.method_type == "twint":
-            method["phone"] = request.token
+        token_field = _TOKEN_FIELDS.get(request.method_type)
+        if token_field is not None:
+            method[token_field] = request.token
         body = {
             "amount": _fmt(request.amount, request.currency),
             "currency": request.currency,

@@ -111,7 +111,7 @@ def attempt_key(invoice_id: str, attempt: int) -> str:
 
 
 def check_amount(amount: Decimal, currency: str, what: str = "amount") -> Decimal:
-    if isinstance(amount, float) or not isinstance(amount, Decimal | int | str):
+    if not isinstance(amount, Decimal | int | str):  # a float is none of these
         raise PaymentError(f"{what}: money is a Decimal, never {type(amount).__name__}")
     amount = Decimal(amount)
     if currency not in KNOWN_CURRENCIES:

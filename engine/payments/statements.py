@@ -172,9 +172,11 @@ class SettlementReader:
         _check_sign(kind, gross)
         if not ref:
             raise ValueError("provider_reference is empty")
-        booked = datetime.fromisoformat(created_s) if created_s else None
-        if booked is not None and booked.tzinfo is None:
-            raise ValueError("created_at has no timezone")
+        booked = None
+        if created_s:
+            booked = datetime.fromisoformat(created_s)
+            if booked.tzinfo is None:
+                raise ValueError("created_at has no timezone")
         return StatementLine(no, kind, ref, pref or None, cur, gross, fee, net, payout or None, booked)
 
     def _check_day(self, sdate: str) -> None:

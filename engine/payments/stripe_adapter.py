@@ -97,6 +97,8 @@ _DECLINE_CODES: dict[str, str] = {
 _ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX",
                            "VND", "VUV", "XAF", "XOF", "XPF"})
 _THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+# Stripe's minor unit per currency: 2 decimals unless listed.
+_EXPONENTS = {**dict.fromkeys(_ZERO_DECIMAL, 0), **dict.fromkeys(_THREE_DECIMAL, 3)}
 
 SIGNATURE_HEADER = "stripe-signature"
 # Where Stripe Checkout's hosted form lives (the customer page's CSP lets a form redirect there).
@@ -104,8 +106,7 @@ STRIPE_HOSTED_FORM = "https://checkout.stripe.com"
 
 
 def _exponent(currency: str) -> int:
-    c = currency.upper()
-    return 0 if c in _ZERO_DECIMAL else 3 if c in _THREE_DECIMAL else 2
+    return _EXPONENTS.get(currency.upper(), 2)
 
 
 def to_minor(amount: Decimal, currency: str) -> int:

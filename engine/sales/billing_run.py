@@ -207,7 +207,7 @@ def next_due(session_factory: Any) -> datetime | None:
     if late is not None:
         late = at_midnight(late.date() + timedelta(days=1))  # as engine.sales.cycle.late_due_at
     times = [t for t in (period, late) if t is not None]
-    return min(times) if times else None
+    return min(times, default=None)
 
 
 def _target(start: datetime, to: datetime | None, by: str | None) -> datetime:

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from engine.periods import iso_or_none
 from engine.sales.common import money
 
 _FLAT = ("flat", "per_unit")
@@ -26,10 +27,6 @@ def price_type(row: dict[str, Any], reason: str) -> str:
     if row["kind"] == "minimum_commitment" or (row["timing"] == "in_arrears" and row["model"] not in _FLAT):
         return "usage"
     return "subscription"
-
-
-def _day(value: date | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 # A proration line keeps its whole period and says which days it gives back or charges in its
@@ -69,7 +66,7 @@ def book_lines(rows: Iterable[dict[str, Any]], plan: str | None, reason: str, cu
             "amount": money(Decimal(r["amount"]) - Decimal(r["discount"]), currency),
             "discount": money(Decimal(r["discount"]), currency),
             "tax": money(Decimal(r["tax"]), currency),
-            "period_start": _day(start),
-            "period_end": _day(end),
+            "period_start": iso_or_none(start),
+            "period_end": iso_or_none(end),
         })
     return out

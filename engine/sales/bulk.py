@@ -11,7 +11,7 @@ express conditions on their own tables as a `Select` of customer ids (`customers
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,9 +40,23 @@ class ScanFilter:
     customers_not_in: Any = None
 
 
-def _customer_column(kind: str) -> Any:
-    return {"invoice": Invoice.customer_id, "subscription": Subscription.customer_id,
-            "customer": Customer.id}[kind]
+@dataclass(frozen=True)
+class _Kind:
+    """What a sweep visits of one kind: the table, the subjects (`where`), the customer
+    column its filters read, and the dict each row is returned as."""
+
+    model: Any
+    where: tuple[Any, ...]
+    customer: Any
+    to_dict: Callable[[Any], dict[str, Any]]
+
+
+_KINDS = {
+    "invoice": _Kind(Invoice, (Invoice.status == "finalized",), Invoice.customer_id, invoice_summary),
+    "subscription": _Kind(Subscription, (Subscription.status.in_(LIVE),), Subscription.customer_id,
+                          subscription_to_dict),
+    "customer": _Kind(Customer, (), Customer.id, customer_to_dict),
+}
 
 
 def _clause(kind: str, f: ScanFilter) -> Any:
@@ -56,7 +70,7 @@ def _clause(kind: str, f: ScanFilter) -> Any:
                                   Invoice.issued_at < hi if hi is not None else None) if c is not None]
             ranges.append(and_(true(), *bounds))
         parts.append(or_(Invoice.issued_at.is_(None), *ranges) if ranges else Invoice.issued_at.is_(None))
-    column = _customer_column(kind)
+    column = _KINDS[kind].customer
     if f.customers_in is not None:
         parts.append(column.in_(f.customers_in))
     if f.customers_not_in is not None:
@@ -69,22 +83,15 @@ def scan(session: Session, kind: str, *, after: str = "", limit: int = 2000,
     """One page, ordered by id after `after`, of the subjects a sweep visits: finalized
     (unpaid) invoices, live subscriptions, or every customer. `filters=None`: no filter;
     an empty list: nothing passes."""
-    stmt: Any
-    if kind == "invoice":
-        model: Any = Invoice
-        stmt = select(Invoice).where(Invoice.status == "finalized")
-    elif kind == "subscription":
-        model = Subscription
-        stmt = select(Subscription).where(Subscription.status.in_(LIVE))
-    elif kind == "customer":
-        model = Customer
-        stmt = select(Customer)
-    else:
+    spec = _KINDS.get(kind)
+    if spec is None:
         raise ValueError(f"kind: {kind!r} is one of {KINDS}")
+    model = spec.model
+    stmt: Any = select(model).where(*spec.where)
     if filters is not None:
         stmt = stmt.where(or_(false(), *(_clause(kind, f) for f in filters)))
     rows = session.execute(_plain(stmt).where(model.id > after).order_by(model.id).limit(limit))
-    return [_to_dict(kind, r) for r in rows]
+    return [spec.to_dict(r) for r in rows]
 
 
 def _plain(stmt: Any) -> Any:
@@ -94,21 +101,14 @@ def _plain(stmt: Any) -> Any:
     return stmt.with_only_columns(*(getattr(model, a.key) for a in inspect(model).column_attrs))
 
 
-def _to_dict(kind: str, row: Any) -> dict[str, Any]:
-    if kind == "invoice":
-        return invoice_summary(row)
-    if kind == "subscription":
-        return subscription_to_dict(row)
-    return customer_to_dict(row)
-
-
 def _by_id(session: Session, kind: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    model: Any = {"invoice": Invoice, "subscription": Subscription, "customer": Customer}[kind]
+    spec = _KINDS[kind]
+    model = spec.model
     wanted = sorted(set(ids))
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), _CHUNK):
         for row in session.execute(_plain(select(model).where(model.id.in_(wanted[start:start + _CHUNK])))):
-            out[row.id] = _to_dict(kind, row)
+            out[row.id] = spec.to_dict(row)
     return out
 
 
@@ -135,5 +135,5 @@ def live_subscriptions(session: Session, customer_ids: Iterable[str]) -> dict[st
             .where(Subscription.customer_id.in_(wanted[start:start + _CHUNK]), Subscription.status.in_(LIVE))
             .order_by(Subscription.created_at.desc(), Subscription.id.desc())))
         for row in rows:
-            out.setdefault(row.customer_id, _to_dict("subscription", row))
+            out.setdefault(row.customer_id, _KINDS["subscription"].to_dict(row))
     return out

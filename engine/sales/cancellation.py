@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
 from engine.clock import Clock
-from engine.periods import Period
+from engine.periods import Period, iso_or_none
 from engine.pricing.document import Document
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
@@ -38,7 +39,7 @@ from engine.sales.cycle import (
     unused_credit,
     with_deduction,
 )
-from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.errors import Conflict, NotFound, SalesError, required_id
 from engine.sales.invoicing import EVENTS, LINES, Arrears, CreditSettlement, emit, lock_counter, next_number
 from engine.sales.ledger import LEDGER, histories
 from engine.sales.ledger import write as write_ledger
@@ -71,8 +72,7 @@ def cancel_subscription(
     (the single call keeps its own argument errors)."""
     if at not in ("now", "period_end"):
         raise SalesError("at", "now or period_end")
-    if not isinstance(subscription_id, str) or not subscription_id:
-        raise SalesError("subscription_id", "required: a subscription id")
+    required_id(subscription_id, "subscription_id", "a subscription id")
     item = Cancellation(subscription_id, at=at, prorate=prorate)
     return cancel_subscriptions(session, [item], clock=clock, promotions=promotions)[0]
 
@@ -149,10 +149,8 @@ def _check_items(items: Sequence[Cancellation]) -> None:
     for i, item in enumerate(items):
         if item.at not in ("now", "period_end"):
             raise SalesError(f"items[{i}].at", "now or period_end")
-        if not isinstance(item.subscription_id, str) or not item.subscription_id:
-            raise SalesError(f"items[{i}].subscription_id", "required: a subscription id")
-    ids = [item.subscription_id for item in items]
-    repeated = sorted({sid for sid in ids if ids.count(sid) > 1}) if len(set(ids)) < len(ids) else []
+        required_id(item.subscription_id, f"items[{i}].subscription_id", "a subscription id")
+    repeated = sorted(sid for sid, n in Counter(item.subscription_id for item in items).items() if n > 1)
     if repeated:
         raise SalesError("items", f"subscription {repeated[0]!r} appears more than once")
 
@@ -407,7 +405,7 @@ def _cancel_at_period_end(session: Session, sub: Subscription, now: datetime) ->
         session,
         "subscription.canceled",
         sub.customer_id,
-        subscription_event(sub, at="period_end", ends_at=sub.period_end.isoformat() if sub.period_end else None),
+        subscription_event(sub, at="period_end", ends_at=iso_or_none(sub.period_end)),
         time=now,
     )
 

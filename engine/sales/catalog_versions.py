@@ -21,7 +21,7 @@ from engine.catalog.model import Plan
 from engine.clock import Clock
 from engine.documents import Document
 from engine.sales.common import now_of
-from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.errors import Conflict, NotFound, SalesError, required_id
 from engine.sales.models import CatalogVersion, PlanOwner
 from engine.store import add_event
 
@@ -153,8 +153,7 @@ def _catalog_for_version(session: Session, version_id: int) -> Catalog:
 
 def latest_version_for_plan(session: Session, plan_id: str) -> tuple[CatalogVersion, Catalog, Plan]:
     """The latest published version holding `plan_id` (what a new subscription takes)."""
-    if not isinstance(plan_id, str) or not plan_id:
-        raise SalesError("plan", "required: a plan id")
+    required_id(plan_id, "plan", "a plan id")
     owner = session.get(PlanOwner, plan_id)
     if owner is None:
         raise NotFound("plan", f"unknown plan {plan_id!r}: no published catalog has it")

@@ -40,7 +40,7 @@ def _billing_key(event_id: str) -> str:
 
 def _time(value: Any) -> datetime:
     when = value if isinstance(value, datetime) else \
-        datetime.fromisoformat(str(value or "").replace("Z", "+00:00")) if value else None
+        datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
     if when is None or when.tzinfo is None:
         raise SalesError("time", "the charge event has no time with a zone")
     return when

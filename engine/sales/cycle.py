@@ -10,17 +10,17 @@ subscription's new state and its events together, or nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
-from engine.periods import Period, period_boundary
+from engine.periods import Period, iso_or_none, period_boundary
 from engine.pricing import Discount, MetricUsage, UsageEvent, aggregate_all, deduction, fmt_quantity, tax_for
 from engine.pricing.charges import charge
 from engine.pricing.document import ADVANCE, ARREARS, NOTHING, Billed, Document, Piece, held_minimum, price_document
@@ -150,16 +150,20 @@ class BatchUsage(UsageSource):
             self._late_times[c].append((w, r, t))
 
     def events(self, customer_id: str, start: datetime, end: datetime, types: set[str]) -> list[UsageEvent]:
-        w = self._window
-        if w is not None and customer_id in self._events and w[0] <= start and end <= w[1] and types <= w[2]:
+        if customer_id in self._events and _covers(self._window, start, end, types):
             return [e for e in self._events[customer_id] if start <= e.time < end and e.type in types]
         return super().events(customer_id, start, end, types)
 
     def late_times(self, customer_id: str, since: datetime, before: datetime, types: set[str]) -> list[datetime]:
-        w = self._late
-        if w is not None and customer_id in self._late_times and w[0] <= since and before <= w[1] and types <= w[2]:
+        if customer_id in self._late_times and _covers(self._late, since, before, types):
             return [t for t, r, typ in self._late_times[customer_id] if r >= since and t < before and typ in types]
         return super().late_times(customer_id, since, before, types)
+
+
+def _covers(window: tuple[datetime, datetime, frozenset[str]] | None, start: datetime, end: datetime,
+            types: set[str]) -> bool:
+    """What was preloaded (`window`: from, until, event types) holds [start, end) of `types`."""
+    return window is not None and window[0] <= start and end <= window[1] and types <= window[2]
 
 
 def usage_for(
@@ -349,7 +353,7 @@ def late_since(sub: Subscription) -> datetime | None:
     or since late usage was marked waiting, if that is earlier (an event stamped before a
     concurrent close committed)."""
     times = [t for t in (sub.last_billed_at, sub.late_usage_since) if t is not None]
-    return min(times) if times else None
+    return min(times, default=None)
 
 
 def late_pieces(session: Session, ctx: StepContext, catalog: Catalog, sub: Subscription, before: date) -> list[Priced]:
@@ -490,9 +494,9 @@ def subscription_event(sub: Subscription, **extra: object) -> dict[str, object]:
         "catalog_version_id": sub.catalog_version_id,
         "quantity": fmt_quantity(sub.quantity),
         "status": sub.status,
-        "period_start": sub.period_start.isoformat() if sub.period_start else None,
-        "period_end": sub.period_end.isoformat() if sub.period_end else None,
-        "trial_end": sub.trial_end.isoformat() if sub.trial_end else None,
+        "period_start": iso_or_none(sub.period_start),
+        "period_end": iso_or_none(sub.period_end),
+        "trial_end": iso_or_none(sub.trial_end),
         "cancel_at_period_end": sub.cancel_at_period_end,
     }
     props.update(extra)
@@ -505,26 +509,31 @@ def run_step(
     """Do the earliest piece of work due at `now` (one step); None when nothing is due. A
     period's close comes first (its invoice bills the late usage waiting too); late usage
     alone is billed once it is due (`late_due`)."""
-    if not period_due(sub, now):
-        return bill_late_usage(session, sub, customer, now, ctx) if late_due(sub, now) else None
-    if sub.status == "trialing":
-        assert sub.trial_end is not None
-        end_at = at_midnight(sub.trial_end)
-        if not sub.trial_notice_sent and now < end_at:
-            sub.trial_notice_sent = True
-            sub.next_run_at = end_at
-            add_event(session, "subscription.trial_will_end", sub.customer_id, subscription_event(sub), time=now)
-            return StepResult(sub.id, "trial_notice", now, events=["subscription.trial_will_end"])
+    if period_due(sub, now):
+        if sub.status == "trialing":
+            return _trial_step(session, sub, customer, now, ctx)
+        if sub.status == "active" and sub.period_start is not None and sub.period_end is not None:
+            return close_period(session, sub, customer, now, ctx)
+        sub.next_run_at = None  # nothing left to close: only late usage may still be due
+    return bill_late_usage(session, sub, customer, now, ctx) if late_due(sub, now) else None
+
+
+def _trial_step(session: Session, sub: Subscription, customer: Customer, now: datetime, ctx: StepContext
+                ) -> StepResult:
+    """A trial's due step: the notice that it will end, then (at its end) the first period."""
+    assert sub.trial_end is not None
+    end_at = at_midnight(sub.trial_end)
+    if not sub.trial_notice_sent and now < end_at:
         sub.trial_notice_sent = True
-        catalog = catalog_for_version(session, sub.catalog_version_id)
-        plan = catalog.plan(sub.plan_id)
-        doc = open_first_period(session, sub, customer, catalog, plan, now, "start", ctx)
-        add_event(session, "subscription.renewed", sub.customer_id, subscription_event(sub, trial_ended=True), time=now)
-        return StepResult(sub.id, "started", now, doc.id, ["subscription.renewed"])
-    if sub.status != "active" or sub.period_start is None or sub.period_end is None:
-        sub.next_run_at = None
-        return bill_late_usage(session, sub, customer, now, ctx) if late_due(sub, now) else None
-    return close_period(session, sub, customer, now, ctx)
+        sub.next_run_at = end_at
+        add_event(session, "subscription.trial_will_end", sub.customer_id, subscription_event(sub), time=now)
+        return StepResult(sub.id, "trial_notice", now, events=["subscription.trial_will_end"])
+    sub.trial_notice_sent = True
+    catalog = catalog_for_version(session, sub.catalog_version_id)
+    plan = catalog.plan(sub.plan_id)
+    doc = open_first_period(session, sub, customer, catalog, plan, now, "start", ctx)
+    add_event(session, "subscription.renewed", sub.customer_id, subscription_event(sub, trial_ended=True), time=now)
+    return StepResult(sub.id, "started", now, doc.id, ["subscription.renewed"])
 
 
 # --- late usage -------------------------------------------------------------------------------
@@ -599,20 +608,28 @@ def _take_pending(
 ) -> tuple[Catalog, dict[str, object]]:
     """Apply what was waiting for the period end (a downgrade, a catalog migration)."""
     changed: dict[str, object] = {}
-    new_catalog = catalog
-    if sub.pending_version_id is not None and sub.pending_version_id != sub.catalog_version_id:
-        new_catalog = catalog_for_version(session, sub.pending_version_id)
-        changed["catalog_version_id"] = {"from": sub.catalog_version_id, "to": sub.pending_version_id}
-        sub.catalog_version_id = sub.pending_version_id
-    if sub.pending_plan_id is not None and sub.pending_plan_id != sub.plan_id:
-        changed["plan"] = {"from": sub.plan_id, "to": sub.pending_plan_id}
-        sub.plan_id = sub.pending_plan_id
-    if sub.pending_quantity is not None and sub.pending_quantity != sub.quantity:
-        changed["quantity"] = {"from": fmt_quantity(sub.quantity), "to": fmt_quantity(sub.pending_quantity)}
-        sub.quantity = sub.pending_quantity
-    sub.pending_version_id = sub.pending_plan_id = None
-    sub.pending_quantity = None
-    return new_catalog, changed
+    for key, attr, pending, shown in _PENDING:
+        value = getattr(sub, pending)
+        if value is not None and value != getattr(sub, attr):
+            changed[key] = {"from": shown(getattr(sub, attr)), "to": shown(value)}
+            setattr(sub, attr, value)
+        setattr(sub, pending, None)
+    if "catalog_version_id" in changed:
+        catalog = catalog_for_version(session, sub.catalog_version_id)
+    return catalog, changed
+
+
+def _as_is(value: object) -> object:
+    return value
+
+
+# What may wait for the period end: (key in the change reported, column, pending column, how
+# the change shows the values), in the order the change lists them.
+_PENDING: tuple[tuple[str, str, str, Callable[[Any], object]], ...] = (
+    ("catalog_version_id", "catalog_version_id", "pending_version_id", _as_is),
+    ("plan", "plan_id", "pending_plan_id", _as_is),
+    ("quantity", "quantity", "pending_quantity", fmt_quantity),
+)
 
 
 def close_period(

@@ -21,3 +21,11 @@ class NotFound(SalesError, errors.NotFound):
 
 class Conflict(SalesError, errors.Conflict):
     """The operation clashes with the current state (an id taken, a subscription ended)."""
+
+
+def required_id(value: object, field: str, what: str) -> str:
+    """`value` as an id: a non-empty string, else the error every loader gives
+    (`field: required: what`)."""
+    if not isinstance(value, str) or not value:
+        raise SalesError(field, f"required: {what}")
+    return value

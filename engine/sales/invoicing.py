@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session
 
 from engine.clock import Clock
 from engine.money import Rounder, quantum, to_decimal
-from engine.periods import Period
+from engine.periods import Period, iso_or_none
 from engine.pricing import Bill, Line, fmt_quantity
 from engine.pricing.document import Document
 from engine.sales.book_lines import book_lines
 from engine.sales.common import money, new_id, now_of, number
-from engine.sales.errors import Conflict, NotFound, SalesError
+from engine.sales.errors import Conflict, NotFound, SalesError, required_id
+from engine.sales.loading import load_by_id
 from engine.sales.models import Counter, CreditNote, Customer, Invoice, InvoiceLine, InvoicePayment, Subscription
 from engine.sales.progressive_void import reverse_interim
 from engine.sales.wallet import draw_wallet, give_back
@@ -107,6 +108,7 @@ def _line_rows(
 ) -> list[dict[str, Any]]:
     rows = []
     for i, line in enumerate(lines):
+        start, end = (line.period.start, line.period.end) if line.period else (None, None)
         rows.append(
             dict(
                 invoice_id=invoice_id,
@@ -121,8 +123,8 @@ def _line_rows(
                 amount=line.amount,
                 discount=line.discount,
                 tax=line.tax,
-                period_start=line.period.start if line.period else None,
-                period_end=line.period.end if line.period else None,
+                period_start=start,
+                period_end=end,
                 tiers=[
                     {"tier": t.tier, "quantity": fmt_quantity(t.quantity), "amount": rounder.fmt(t.amount)}
                     for t in line.tiers
@@ -172,10 +174,10 @@ def invoice_event_properties(inv: Invoice) -> dict[str, Any]:
         "total": money(inv.total, inv.currency),
         "credit_applied": money(inv.credit_applied, inv.currency),
         "amount_due": money(inv.amount_due, inv.currency),
-        "period_start": inv.period_start.isoformat() if inv.period_start else None,
-        "period_end": inv.period_end.isoformat() if inv.period_end else None,
+        "period_start": iso_or_none(inv.period_start),
+        "period_end": iso_or_none(inv.period_end),
         "plan": inv.plan_id,
-        "issued_at": inv.issued_at.isoformat() if inv.issued_at else None,
+        "issued_at": iso_or_none(inv.issued_at),
     }
 
 
@@ -408,15 +410,7 @@ def issue_credit_note(
 
 
 def load_invoice(session: Session, invoice_id: Any, *, lock: bool = False) -> Invoice:
-    if not isinstance(invoice_id, str) or not invoice_id:
-        raise SalesError("invoice_id", "required: an invoice id")
-    stmt = select(Invoice).where(Invoice.id == invoice_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    inv = session.scalars(stmt).first()
-    if inv is None:
-        raise NotFound("invoice_id", f"unknown invoice {invoice_id!r}")
-    return inv
+    return load_by_id(session, Invoice, invoice_id, "invoice_id", "invoice", "an", lock=lock)
 
 
 def mark_invoice_paid(
@@ -509,8 +503,7 @@ def void_invoice(session: Session, invoice_id: str, *, clock: Clock, reason: str
         reverse_interim(session, inv.id, now)
     from_balance = inv.credit_applied - give_back(session, inv, now)
     if from_balance > ZERO:
-        customer = session.get(Customer, inv.customer_id)
-        assert customer is not None
+        customer = session.get_one(Customer, inv.customer_id)
         customer.credit_balance = customer.credit_balance + from_balance
     props = invoice_event_properties(inv)
     props["reason"] = reason
@@ -520,8 +513,7 @@ def void_invoice(session: Session, invoice_id: str, *, clock: Clock, reason: str
 
 def mark_uncollectible(session: Session, invoice_id: str, *, clock: Clock) -> dict[str, Any]:
     """Write a finalized invoice off: `mark_uncollectible_many` with one id."""
-    if not isinstance(invoice_id, str) or not invoice_id:
-        raise SalesError("invoice_id", "required: an invoice id")
+    required_id(invoice_id, "invoice_id", "an invoice id")
     return mark_uncollectible_many(session, [invoice_id], clock=clock)[0]
 
 
@@ -531,8 +523,7 @@ def mark_uncollectible_many(session: Session, invoice_ids: Sequence[str], *, clo
     or not finalized one raises and nothing is written."""
     ids = list(invoice_ids)
     for i, invoice_id in enumerate(ids):
-        if not isinstance(invoice_id, str) or not invoice_id:
-            raise SalesError(f"invoice_ids[{i}]", "required: an invoice id")
+        required_id(invoice_id, f"invoice_ids[{i}]", "an invoice id")
     if len(set(ids)) < len(ids):
         raise SalesError("invoice_ids", f"invoice {next(x for x in ids if ids.count(x) > 1)!r} appears more than once")
     now = now_of(clock)
@@ -573,8 +564,7 @@ def refund_invoice(
     value = left if amount is None else to_decimal(amount, "amount")
     if value <= ZERO or value > left:
         raise SalesError("amount", f"a refund is more than 0 and at most {left} (what is left to refund)")
-    customer = session.get(Customer, inv.customer_id)
-    assert customer is not None
+    customer = session.get_one(Customer, inv.customer_id)
     # The refund carries tax in the invoice's proportion.
     tax = (inv.tax * value / inv.total).quantize(quantum(inv.currency)) if inv.total else ZERO
     note = issue_credit_note(
@@ -606,7 +596,7 @@ def invoice_summary(inv: Invoice) -> dict[str, Any]:
         "reason": inv.reason,
         "currency": inv.currency,
         "plan": inv.plan_id,
-        "period": {"start": _d(inv.period_start), "end": _d(inv.period_end)},
+        "period": {"start": iso_or_none(inv.period_start), "end": iso_or_none(inv.period_end)},
         "subtotal": money(inv.subtotal, inv.currency),
         "discount": money(inv.discount, inv.currency),
         "discounts": list(inv.discounts or []),
@@ -620,8 +610,8 @@ def invoice_summary(inv: Invoice) -> dict[str, Any]:
         "amount_credited": money(inv.total - inv.credit_applied - inv.amount_due, inv.currency),
         "amount_due": money(inv.amount_due, inv.currency),
         "amount_paid": money(inv.amount_paid, inv.currency),
-        "issued_at": inv.issued_at.isoformat() if inv.issued_at else None,
-        "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
+        "issued_at": iso_or_none(inv.issued_at),
+        "paid_at": iso_or_none(inv.paid_at),
     }
 
 
@@ -640,7 +630,3 @@ def credit_note_to_dict(note: CreditNote) -> dict[str, Any]:
         "lines": list(note.lines or []),
         "created_at": note.created_at.isoformat(),
     }
-
-
-def _d(d: date | None) -> str | None:
-    return d.isoformat() if d else None

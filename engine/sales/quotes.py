@@ -53,8 +53,7 @@ def quote_subscription(
 ) -> SubscriptionQuote:
     """The quote of the subscription's current period (or of `period`, one of its periods)."""
     sub = load_subscription(session, subscription_id, lock=False)
-    customer = session.get(Customer, sub.customer_id)
-    assert customer is not None
+    customer = session.get_one(Customer, sub.customer_id)
     period = period or _current(session, sub)
     hist = history(session, sub.id, period.start)
     if not hist.rows:  # nothing billed for it yet: the current period alone

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
 from engine.clock import Clock
-from engine.periods import Period
+from engine.periods import Period, iso_or_none
 from engine.pricing import CouponError, check_redeemable
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
@@ -45,6 +45,7 @@ from engine.sales.invoicing import (
     lock_counter,
 )
 from engine.sales.ledger import PeriodHistory, history
+from engine.sales.loading import load_by_id
 from engine.sales.models import CatalogVersion, CreditNote, Customer, Invoice, Subscription
 from engine.store import add_event
 
@@ -53,15 +54,7 @@ _DAYS = {"day": 1, "week": 7, "month": 30, "year": 365, "once": 1}
 
 
 def load_subscription(session: Session, subscription_id: Any, *, lock: bool = True) -> Subscription:
-    if not isinstance(subscription_id, str) or not subscription_id:
-        raise SalesError("subscription_id", "required: a subscription id")
-    stmt = select(Subscription).where(Subscription.id == subscription_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    sub = session.scalars(stmt).first()
-    if sub is None:
-        raise NotFound("subscription_id", f"unknown subscription {subscription_id!r}")
-    return sub
+    return load_by_id(session, Subscription, subscription_id, "subscription_id", "subscription", "a", lock=lock)
 
 
 def _document(doc: Invoice | CreditNote | None) -> dict[str, Any] | None:
@@ -83,7 +76,7 @@ def subscription_to_dict(sub: Subscription) -> dict[str, Any]:
         "quantity": number(sub.quantity),
         "status": sub.status,
         "start_date": sub.start_date.isoformat(),
-        "trial_end": sub.trial_end.isoformat() if sub.trial_end else None,
+        "trial_end": iso_or_none(sub.trial_end),
         "current_period": (
             {"start": sub.period_start.isoformat(), "end": sub.period_end.isoformat()}
             if sub.period_start and sub.period_end
@@ -91,9 +84,9 @@ def subscription_to_dict(sub: Subscription) -> dict[str, Any]:
         ),
         "cancel_at_period_end": sub.cancel_at_period_end,
         "pause_at_period_end": bool(sub.pause_at_period_end),
-        "paused_at": sub.paused_at.isoformat() if sub.paused_at else None,
-        "canceled_at": sub.canceled_at.isoformat() if sub.canceled_at else None,
-        "ended_at": sub.ended_at.isoformat() if sub.ended_at else None,
+        "paused_at": iso_or_none(sub.paused_at),
+        "canceled_at": iso_or_none(sub.canceled_at),
+        "ended_at": iso_or_none(sub.ended_at),
         "pending": {
             "plan": sub.pending_plan_id,
             "quantity": number(sub.pending_quantity) if sub.pending_quantity is not None else None,
@@ -101,7 +94,7 @@ def subscription_to_dict(sub: Subscription) -> dict[str, Any]:
         },
         "coupon": sub.coupon_code,
         "payment_method": sub.payment_method,
-        "next_run_at": sub.next_run_at.isoformat() if sub.next_run_at else None,
+        "next_run_at": iso_or_none(sub.next_run_at),
         # Usage that arrived for a period already billed, billed at this time (docs/sales.md).
         "late_usage_due_at": due.isoformat() if (due := late_due_at(sub)) else None,
     }
@@ -290,8 +283,7 @@ def prepare_change(
     now = now_of(clock)
     lock_counter(session, "invoice", now.year)
     sub = load_subscription(session, subscription_id)
-    customer = session.get(Customer, sub.customer_id)
-    assert customer is not None
+    customer = session.get_one(Customer, sub.customer_id)
     catch_up(session, sub, customer, now, promotions)
     if sub.status in ("canceled", "completed"):
         raise Conflict("subscription_id", f"subscription {sub.id} is {sub.status}")
@@ -433,7 +425,7 @@ def _change_at_period_end(
     if quantity != sub.quantity:
         sub.pending_quantity = quantity
     effective = sub.period_end or sub.trial_end
-    when = effective.isoformat() if effective else None
+    when = iso_or_none(effective)
     add_event(
         session,
         "subscription.changed",

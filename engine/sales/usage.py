@@ -16,7 +16,7 @@ usage and publishes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -121,20 +121,16 @@ def ingest_events(
                 raise NotFound(f"events[{i}].customer_id", f"unknown customer {e.customer_id!r}")
     now = now_of(clock)
     rows = _rows(events, now)
-    if session.get_bind().dialect.name == "postgresql":
-        stored_ids = _insert_postgres(session, rows)
-    else:
-        stored_ids = _insert_sqlite(session, rows)
+    stored_ids = _INSERTERS.get(session.get_bind().dialect.name, _insert_sqlite)(session, rows)
     by_id: dict[str, UsageEvent] = {}
     for e in events:
         by_id.setdefault(e.id, e)  # a repeated id within the batch: its first, as stored
     stored = tuple(by_id[i] for i in stored_ids)
     if len(stored) < len(events):
         refuse_changed_repeats(session, events, by_id, set(stored_ids))
-    if stored:
-        mark_late_usage(session, stored, now)
     event_id = None
     if stored:
+        mark_late_usage(session, stored, now)
         event_id = add_event(session, "usage.recorded", *_recorded(stored), time=now, id=recorded_id).id
     return IngestResult(len(events), len(stored), len(events) - len(stored), event_id, stored)
 
@@ -324,3 +320,7 @@ def load_usage(
     for rid, cid, typ, when, props in session.execute(stmt):
         out[cid].append(UsageEvent(rid, typ, when, cid, props or {}))
     return out
+
+
+# The insert of a batch per database: unnest on PostgreSQL, a checked INSERT elsewhere.
+_INSERTERS: dict[str, Callable[[Session, list[dict[str, Any]]], list[str]]] = {"postgresql": _insert_postgres}

@@ -134,30 +134,35 @@ def add_user(
 def set_role(session: Session, name: str, role: str) -> dict[str, Any]:
     if role not in ROLES:
         raise UserError("role", f"one of {', '.join(ROLES)}, not {role!r}")
-    user = session.scalars(select(ConsoleUser).where(ConsoleUser.name == name)).first()
-    if user is None:
-        raise UserError("name", f"no user named {name!r}")
+    user = _user_named(session, name)
     user.role = role
     return _user_dict(user)
 
 
 def set_sign_in_disabled(session: Session, name: str, disabled: bool) -> dict[str, Any]:
     """Stop (or allow again) a user's sign-in; their audit entries stay as they are."""
-    user = session.scalars(select(ConsoleUser).where(ConsoleUser.name == name)).first()
-    if user is None:
-        raise UserError("name", f"no user named {name!r}")
+    user = _user_named(session, name)
     user.disabled = disabled
     return _user_dict(user)
 
 
+def _user_named(session: Session, name: str) -> ConsoleUser:
+    """The user to change; an unknown name raises, naming the field."""
+    user = session.scalars(select(ConsoleUser).where(ConsoleUser.name == name)).first()
+    if user is None:
+        raise UserError("name", f"no user named {name!r}")
+    return user
+
+
 def authenticate(session: Session, name: str, password: str) -> dict[str, Any] | None:
     """The user's {name, role} when the password matches; None otherwise (no hint which part was wrong)."""
+    password = password or ""
     user = session.scalars(select(ConsoleUser).where(ConsoleUser.name == (name or "").strip())).first()
     if user is None:
         # Same work either way, so a wrong name answers as slowly as a wrong password.
-        verify_password(password or "", hash_password("timing-equaliser"))
+        verify_password(password, hash_password("timing-equaliser"))
         return None
-    if user.disabled or not verify_password(password or "", user.password_hash):
+    if user.disabled or not verify_password(password, user.password_hash):
         return None
     return {"name": user.name, "role": user.role}
 

@@ -91,14 +91,10 @@ def update_endpoint(session: Session, endpoint_id: str, *, now: datetime, policy
     if url is not None:
         policy.check(url)
     row = _row(session, endpoint_id)
-    if url is not None:
-        row.url = url
-    if patterns is not None:
-        row.event_types = patterns
-    if description is not None:
-        row.description = description
-    if enabled is not None:
-        row.enabled = enabled
+    given = {"url": url, "event_types": patterns, "description": description, "enabled": enabled}
+    for column, value in given.items():
+        if value is not None:
+            setattr(row, column, value)
     row.updated_at = now
     return _endpoint(row)
 

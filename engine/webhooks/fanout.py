@@ -74,7 +74,7 @@ def _pending(session: Session) -> dict[str, list[dict[str, Any]]]:
 
 
 def _write(session: Session) -> None:
-    pending: dict[str, list[dict[str, Any]]] = session.info.get(_PENDING) or {}
+    pending: dict[str, list[dict[str, Any]]] = session.info.get(_PENDING, {})  # only _pending sets it
     if not pending:
         return
     applied = set(session.scalars(select(ProcessedEvent.event_id).where(
@@ -88,6 +88,6 @@ def _write(session: Session) -> None:
 
 def _forget(session: Session) -> None:
     """The whole transaction rolled back: its events will be dispatched again."""
-    pending: dict[str, list[dict[str, Any]]] = session.info.get(_PENDING) or {}
+    pending: dict[str, list[dict[str, Any]]] = session.info.get(_PENDING, {})  # only _pending sets it
     pending.clear()
     session.info.pop(_CACHE, None)

@@ -74,9 +74,10 @@ def test_bulk_payments_equal_payments_recorded_one_by_one(db: Database, monkeypa
 
 def _one_by_one(session: Any, svc: PaymentService, import_id: str, bulk: list[Any], results: list[Any]) -> None:
     for row, line, rec, r in bulk:
-        payment = bank_module._apply(session, svc, row, rec.invoice_id, line.amount, Decimal(0),
-                                     f"bank:{row['account']}:{line.provider_ref}", line.provider_ref,
+        payment = bank_module._apply(session, svc, row["booked_on"], row["reference"], rec.invoice_id, line.amount,
+                                     Decimal(0), f"bank:{row['account']}:{line.provider_ref}", line.provider_ref,
                                      f"reconciliation:{import_id}")
+        row["payment_ids"] = [*row["payment_ids"], payment.id]
         r["payment_id"] = payment.id
 
 
