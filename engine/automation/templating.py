@@ -187,7 +187,7 @@ def _payment(etype: str, props: Mapping[str, Any], invoice: Mapping[str, Any],
     # A success: the payment's own amount; a failed or retried collection: what it tried to collect.
     tried = props.get("amount_due") if props.get("amount_due") is not None else invoice.get("amount_due")
     return {"attempt": invoice.get("attempt") or 1, "reason": invoice.get("decline_code"),
-            "next_attempt": _date(next_attempt) if next_attempt else None,
+            "next_attempt": _date(next_attempt),  # None when there is none
             "amount": _amount(props.get("amount") if etype == "payment.succeeded" else tried),
             "currency": props.get("currency") or invoice.get("currency"), "remaining": remaining,
             "paid_in_full": bool(props.get("invoice_paid")) if "invoice_paid" in props

@@ -264,7 +264,7 @@ def broker_status(
     config = config or BusConfig.from_env()
     registry = handlers or default_registry
     status: dict[str, Any] = {
-        "bus": "rabbitmq" if settings.broker_url else "in-process",
+        "bus": "in-process",  # or rabbitmq, below
         "checked_at": datetime.now(UTC).isoformat(),
     }
     own_db = db is None
@@ -275,6 +275,7 @@ def broker_status(
         except Exception as exc:
             status["outbox"] = {"error": f"{type(exc).__name__}: {exc}"}
         if settings.broker_url:
+            status["bus"] = "rabbitmq"
             status["broker_url"] = redact_url(settings.broker_url)
             try:
                 status.update(asyncio.run(_rabbit_queues(settings.broker_url, config, registry)))

@@ -248,6 +248,8 @@ _REGEX_UNSUPPORTED = (
     ("*?", "lazy quantifiers are not supported (a whole-string match does not need them)"),
     ("+?", "lazy quantifiers are not supported (a whole-string match does not need them)"),
     ("??", "lazy quantifiers are not supported"),
+    ("[]", "an empty or ']'-leading character class"),
+    ("[^]", "an empty or ']'-leading character class"),
 )
 
 
@@ -264,8 +266,6 @@ def check_regex(pattern: str, where: tuple[str | int, ...] = ()) -> None:
             f"regex {pattern!r}: ^ and $ are not needed (the whole value must match); "
             "write [$] or [\\^] for the characters themselves",
         )
-    if "[]" in pattern or "[^]" in pattern:
-        raise ConditionError(where, f"regex {pattern!r}: an empty or ']'-leading character class")
     if len(pattern) > _MAX_PATTERN:
         raise ConditionError(where, f"regex of {len(pattern)} characters: at most {_MAX_PATTERN}")
     try:

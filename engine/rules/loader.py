@@ -183,7 +183,7 @@ _VALUE_REFS = {  # condition paths whose equality values name catalog things
 
 def _fix_on_keys(doc: Document) -> None:
     """YAML 1.1 reads the key `on:` as the boolean true; FORMATS means the field `on`."""
-    rules = doc.data.get("rules") if isinstance(doc.data, dict) else None
+    rules = doc.data.get("rules")  # the caller checked that the document is a mapping
     if not isinstance(rules, list):
         return
     for i, rule in enumerate(rules):
