@@ -335,13 +335,9 @@ class Jobs:
         ordered = [n for n in order if n in names] + sorted(
             n for n in names if n not in order and n != "messaging")
         results = []
-        for name in ordered:
+        # Delivery last, whether due or not (it is not keyed); run() skips a job not in the table.
+        for name in [*ordered, "messaging"]:
             result = self.run(name, now)
-            if result is not None:
-                results.append(result)
-            self.drain()
-        if "messaging" in self.jobs:
-            result = self.run("messaging", now)
             if result is not None:
                 results.append(result)
             self.drain()

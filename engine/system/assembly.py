@@ -301,11 +301,11 @@ def build_system(
             after_run=system.after_commit, drain=system.drain, hooks=hooks,
         )
         system.due_work.append(system.scheduler_jobs.run_due)
-    elif service is not None:
-        # Without the scheduler (which has its own payments job), collect at the clock's stops.
-        system.due_work.append(collection(db, service))
-    if auto is None:
-        # Without the scheduler (whose delivery job sends them), at the clock's stops.
+    else:
+        # Without the scheduler (it has its own payments and delivery jobs), collect and send
+        # webhooks at the clock's stops.
+        if service is not None:
+            system.due_work.append(collection(db, service))
         system.due_work.append(hooks.drain)
     if settings.broker_url and system.test_clock is not None:
         system.settler = Settler(db, registry)
