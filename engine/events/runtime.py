@@ -166,20 +166,21 @@ def outbox_status(db: Database) -> dict[str, Any]:
             OutboxEvent.published_at.is_(None), OutboxEvent.dead_at.is_(None)
         )
         pending, oldest = session.execute(pending_q).one()
-        retrying = session.scalar(
+        retrying = session.execute(
             select(func.count()).where(
                 OutboxEvent.published_at.is_(None),
                 OutboxEvent.dead_at.is_(None),
                 OutboxEvent.attempts > 0,
             )
-        )
-        dead = session.scalar(select(func.count()).where(OutboxEvent.dead_at.is_not(None)))
-        sent = session.scalar(select(func.count()).where(OutboxEvent.published_at.is_not(None)))
+        ).scalar_one()
+        dead = session.execute(select(func.count()).where(OutboxEvent.dead_at.is_not(None))).scalar_one()
+        sent = session.execute(select(func.count()).where(OutboxEvent.published_at.is_not(None))).scalar_one()
     return {
-        "pending": int(pending or 0),
-        "retrying": int(retrying or 0),
-        "dead": int(dead or 0),
-        "published": int(sent or 0),
+        # COUNT(*) is never NULL
+        "pending": int(pending),
+        "retrying": int(retrying),
+        "dead": int(dead),
+        "published": int(sent),
         "oldest_pending_time": oldest.isoformat() if oldest else None,
     }
 
