@@ -157,11 +157,12 @@ class CompiledRuleset:
         consults), and the normalised values by slot index (only fired rules' are read)."""
         parts = [head]
         values: list[Any] = []
+        add, keep = parts.append, values.append
         for plan in self._plans:
             value = plan.read(context)
-            values.append(value)
+            keep(value)
             if value is not MISSING:
-                plan.write(value, parts.append)
+                plan.write(value, add)
         return ",".join(parts), values
 
 

@@ -479,19 +479,7 @@ def evaluate(node: Node, context: Mapping[str, Any]) -> bool:
 
 def paths(node: Node) -> list[str]:
     """Every path a condition reads, in first-use order."""
-    out: dict[str, None] = {}
-
-    def walk(n: Node) -> None:
-        if isinstance(n, Test):
-            out.setdefault(n.path, None)
-        elif isinstance(n, All | AnyOf):
-            for item in n.items:
-                walk(item)
-        else:
-            walk(n.item)
-
-    walk(node)
-    return list(out)
+    return list(dict.fromkeys(t.path for t in tests(node)))
 
 
 def tests(node: Node) -> Iterator[Test]:

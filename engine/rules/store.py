@@ -252,8 +252,7 @@ def _disagreement(compiled: CompiledRuleset, engine: DurableEngine, handle: Any)
     contexts = [{}, *(_literal_context(rule.when) for rule in compiled.rules if rule.when is not None)]
     for ctx in contexts:
         for rule in compiled.rules:
-            event = rule.on[0] if rule.on else None
-            scheduled = None if rule.on else rule.id
+            event, scheduled = (rule.on[0], None) if rule.on else (None, rule.id)  # an event's rule or a scheduled one
             body, _ = compiled.fact(ctx, event=event, scheduled=scheduled, now=now)
             got = engine.evaluate(handle, body)
             want = reference_fired(compiled, ctx, event=event, scheduled=scheduled, now=now)
