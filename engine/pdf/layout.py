@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from engine.messaging import format_date, format_money
+
+if TYPE_CHECKING:
+    from engine.config import Settings
 
 FONTS = Path(__file__).resolve().parent / "fonts"
 LANGUAGES = ("en", "de")
@@ -123,11 +126,10 @@ class Seller:
     iban: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Seller:
-        raw = str(getattr(settings, "seller_address", "") or "")
+    def from_settings(cls, settings: Settings) -> Seller:
+        raw = settings.seller_address
         lines = tuple(x.strip() for x in raw.replace(";", "\n").splitlines() if x.strip())
-        return cls(str(getattr(settings, "seller_name", "") or ""), lines,
-                   str(getattr(settings, "seller_tax_id", "") or ""), str(getattr(settings, "seller_iban", "") or ""))
+        return cls(settings.seller_name, lines, settings.seller_tax_id, settings.seller_iban)
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ def _parties(pdf: _Pdf, data: DocumentData, labels: Mapping[str, str], lang: str
 
 def _seller(pdf: _Pdf, seller: Seller, labels: Mapping[str, str]) -> None:
     pdf.set_font("DejaVu", "B", 11)
-    pdf.cell(95, 6, seller.name or "", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(95, 6, seller.name, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("DejaVu", "", 9)
     for line in [*seller.address, *_seller_ids(seller, labels, ": ")]:
         pdf.cell(95, 4.5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -368,12 +370,13 @@ def _invoice_totals(doc: Mapping[str, Any], labels: Mapping[str, str], currency:
 
 
 def _tax_row(doc: Mapping[str, Any], labels: Mapping[str, str], currency: str, lang: str) -> tuple[str, str, bool]:
+    tax = _money(doc.get("tax") or 0, currency, lang)
     if doc.get("reverse_charge"):
-        return labels["reverse_charge"], _money(doc.get("tax") or 0, currency, lang), False
+        return labels["reverse_charge"], tax, False
     rate = ""
     if doc.get("tax_country") and doc.get("tax_rate") is not None:
         rate = f" {doc['tax_country']} {_quantity(doc['tax_rate'], lang)} %"
-    return labels["tax"] + rate, _money(doc.get("tax") or 0, currency, lang), False
+    return labels["tax"] + rate, tax, False
 
 
 def _totals(pdf: _Pdf, rows: Sequence[tuple[str, str, bool]]) -> None:

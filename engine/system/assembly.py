@@ -180,10 +180,11 @@ class System:
         # The bus may hand another process the event that changes a decision here (several
         # dispatchers, a broker, or none here at all): every process follows the outbox too.
         workers.append(("access-follower", self.access.follow_changes))
-        if self.scheduler_jobs is not None and consume:
-            workers.append(("scheduler", self.run_scheduler))
-        if self.webhooks is not None and consume:
-            workers.append(("webhooks", self.webhooks.run))
+        if consume:  # the scheduler and webhook delivery are work a worker process does
+            if self.scheduler_jobs is not None:
+                workers.append(("scheduler", self.run_scheduler))
+            if self.webhooks is not None:
+                workers.append(("webhooks", self.webhooks.run))
         for name, target in workers:
             thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
             thread.start()
