@@ -35,9 +35,7 @@ class TestClock:
     __test__ = False  # not a pytest test class
 
     def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("a test clock needs a timezone-aware start time")
-        self._now = start.astimezone(UTC)
+        self._now = ensure_aware(start, "start")
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -45,10 +43,8 @@ class TestClock:
             return self._now
 
     def set(self, when: datetime) -> None:
-        if when.tzinfo is None:
-            raise ValueError("a timestamp without a timezone is ambiguous")
+        when = ensure_aware(when, "when")
         with self._lock:
-            when = when.astimezone(UTC)
             if when < self._now:
                 raise ValueError(f"the clock cannot go back from {self._now.isoformat()}")
             self._now = when

@@ -21,6 +21,8 @@ GOOD_CARD = "4242424242424242"
 CARDS = [GOOD_CARD] * 8 + ["4000000000009995", "4000000000000002"]  # some insufficient funds, declines
 SEGMENTS = ("smb", "smb", "smb", "edu", "enterprise", "startup")
 COUNTRIES = ("CH", "DE", "FR", "GB", "US", "US", "US")
+# The seats a subscription of a per-seat plan starts with (drawn between the two); others have none.
+SEATS = {"pro": (1, 12), "pro-annual": (1, 12), "enterprise": (10, 80)}
 
 
 @dataclass
@@ -84,11 +86,8 @@ def seed(system: System, now: datetime, *, customers: int = 50, days: int = 30, 
             people.append((cid, plan))
     with system.db.session() as s:
         for cid, plan in people:
-            quantity = (
-                rng.randint(1, 12)
-                if plan in ("pro", "pro-annual")
-                else (rng.randint(10, 80) if plan == "enterprise" else None)
-            )
+            seats = SEATS.get(plan)
+            quantity = rng.randint(*seats) if seats is not None else None
             sales.create_subscription(
                 s, cid, plan, clock=clock, quantity=quantity, trial_days=0, promotions=system.promotions
             )

@@ -18,15 +18,21 @@ class Duration:
     unit: str  # m h d w mo y
 
     def after(self, when: datetime) -> datetime:
-        if self.unit == "mo":
-            return when + relativedelta(months=self.count)
-        if self.unit == "y":
-            return when + relativedelta(years=self.count)
-        seconds = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[self.unit]
-        return when + timedelta(seconds=seconds * self.count)
+        return when + _ONE[self.unit] * self.count
 
     def __str__(self) -> str:
         return f"{self.count}{self.unit}"
+
+
+# One of each unit; months and years are calendar ones (1mo after 31 Jan is 28/29 Feb).
+_ONE: dict[str, timedelta | relativedelta] = {
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+    "mo": relativedelta(months=1),
+    "y": relativedelta(years=1),
+}
 
 
 def parse_duration(text: str) -> Duration:

@@ -34,7 +34,7 @@ def parse_time(value: Any) -> datetime | None:
 
 def context_customer_id(ctx: Mapping[str, Any]) -> str:
     """The customer a context is about: its customer's, or its event's ("": none)."""
-    return str((ctx.get("customer") or {}).get("id") or (ctx.get("event") or {}).get("customer_id") or "")
+    return str(ctx.get("customer", {}).get("id") or ctx.get("event", {}).get("customer_id") or "")
 
 
 def days_between(start: datetime | date | None, now: datetime) -> int:
@@ -88,10 +88,12 @@ def build_context(records: Records, session: Session, envelope: Mapping[str, Any
                   invoice: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The context of one event, from the owners' records (`invoice`: the invoice already
     read, when the caller has it)."""
-    props = dict(envelope.get("properties") or {})
+    props = dict(envelope.get("properties", {}))  # an envelope's properties: a dict (Envelope)
     customer_id = envelope.get("customer_id") or props.get("customer_id")
-    customer = records.customer(session, str(customer_id)) if customer_id else None
-    state = records.dunning_state(session, str(customer_id)) if customer_id else records.default_state
+    customer, state = None, records.default_state  # an event about no customer
+    if customer_id:
+        customer = records.customer(session, str(customer_id))
+        state = records.dunning_state(session, str(customer_id))
     invoice_id = event_invoice_id(envelope)
     raw = None
     if invoice_id:
@@ -105,7 +107,7 @@ def _event_subscription(records: Records, session: Session, envelope: Mapping[st
                         invoice: Mapping[str, Any] | None, customer_id: str | None) -> Record | None:
     """The subscription an event is about: named by it or by its invoice, else the live one
     of its customer (`customer_id`: None when the customer is unknown)."""
-    props = envelope.get("properties") or {}
+    props = envelope.get("properties", {})
     sub_id = props.get("subscription_id") or (invoice or {}).get("subscription_id") or \
         _own_id(envelope, "subscription.")
     if sub_id:
@@ -115,7 +117,7 @@ def _event_subscription(records: Records, session: Session, envelope: Mapping[st
 
 def _own_id(envelope: Mapping[str, Any], prefix: str) -> Any:
     """The id in an event about the thing itself (`invoice.*`, `subscription.*`)."""
-    return (envelope.get("properties") or {}).get("id") if str(envelope.get("type") or "").startswith(prefix) else None
+    return envelope.get("properties", {}).get("id") if str(envelope.get("type") or "").startswith(prefix) else None
 
 
 def _nested_invoice(props: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -125,7 +127,7 @@ def _nested_invoice(props: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def event_invoice_id(envelope: Mapping[str, Any]) -> Any:
     """The invoice an event is about, if any."""
-    props = dict(envelope.get("properties") or {})
+    props = dict(envelope.get("properties", {}))  # an envelope's properties: a dict (Envelope)
     return props.get("invoice_id") or _nested_invoice(props).get("id") or _own_id(envelope, "invoice.")
 
 
@@ -139,7 +141,7 @@ def assemble_context(envelope: Mapping[str, Any], now: datetime, *,
                      subscription: Mapping[str, Any] | None) -> dict[str, Any]:
     """The context of one event from what was looked up for it (`build_context` reads the
     database; `billing lint` passes samples): both build it here, alike."""
-    props = dict(envelope.get("properties") or {})
+    props = dict(envelope.get("properties", {}))  # an envelope's properties: a dict (Envelope)
     etype = str(envelope.get("type") or "")
     customer_id = envelope.get("customer_id") or props.get("customer_id")
     account = {"dunning_state": state, "state": state} if customer_id else {"dunning_state": state}

@@ -30,7 +30,7 @@ def customer_id(ctx: Mapping[str, Any]) -> str:
 
 def retry_payment(runner: Runner, action: Action, params: dict[str, Any],
                   ctx: dict[str, Any], cause: Cause) -> str:
-    invoice = ctx.get("invoice") or {}
+    invoice = ctx.get("invoice", {})
     invoice_id = invoice.get("id")
     if not invoice_id:
         raise ValueError("retry_payment: the context has no invoice")
@@ -45,18 +45,20 @@ def retry_payment(runner: Runner, action: Action, params: dict[str, Any],
         "key": key[:200], "kind": "payment_retry", "customer_id": invoice.get("customer_id"),
         "due_at": due, "payload": {"invoice_id": invoice_id, "after_attempt": attempt},
         "status": PENDING, "attempts": 0, "rule": rule_of(action), "created_at": runner.now})
+    note = ""
     if not fresh:
         existing = runner.session.get(ScheduledJob, key[:200])
         due = existing.due_at if existing is not None else due
+        note = " (already scheduled)"
     ctx["_next_attempt"] = due
-    return f"retry at {due.isoformat()}" + ("" if fresh else " (already scheduled)")
+    return f"retry at {due.isoformat()}{note}"
 
 
 def charge(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
            cause: Cause) -> str:
     cid = customer_id(ctx)
-    currency = (ctx.get("invoice") or {}).get("currency") or \
-        (ctx.get("customer") or {}).get("currency")
+    currency = ctx.get("invoice", {}).get("currency") or \
+        ctx.get("customer", {}).get("currency")
     invoice = create_charge(runner.session, cid, params["amount"], str(params.get("description")
                             or "Fee"), currency=currency, now=runner.now,
                             key=short_id("chg", cause.key, action.rule))
@@ -67,7 +69,7 @@ def emit(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, 
          cause: Cause) -> str:
     cid = context_customer_id(ctx) or None
     event_id = short_id("evt", cause.key, action.ruleset, action.rule, str(params.get("type")))
-    props = dict(params.get("data") or {})
+    props = dict(params.get("data", {}))  # the ruleset schema: an object when given
     props.setdefault("rule", rule_of(action))
     props.setdefault("cause", cause.event_id or cause.key)
     add_event(runner.session, str(params["type"]), cid, plain(props), time=runner.now, id=event_id)
@@ -79,10 +81,10 @@ def tag(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, A
     cid = customer_id(ctx)
     effects = runner.owners.effects
     current = effects.tags(runner.session, cid)
-    wanted = [t for t in current if t not in set(params.get("remove") or [])]
-    wanted += [t for t in params.get("add") or [] if t not in wanted]
+    wanted = [t for t in current if t not in set(params.get("remove", []))]
+    wanted += [t for t in params.get("add", []) if t not in wanted]
     if wanted == current:
         return "unchanged"
     effects.set_tags(runner.session, cid, wanted, runner.now)
-    ctx["customer"] = {**(ctx.get("customer") or {}), "tags": wanted}
+    ctx["customer"] = {**ctx.get("customer", {}), "tags": wanted}
     return f"tags {wanted}"

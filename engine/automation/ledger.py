@@ -49,7 +49,7 @@ def ledger_row(cause: Cause, action: Action, index: int, ctx: Mapping[str, Any],
     """The automation_actions row that makes action `index` of a decision happen once."""
     rule = rule_of(action)
     return {"key": f"{cause.key}|{rule}|{index}|{action.name}"[:400],
-            "customer_id": (ctx.get("customer") or {}).get("id"), "action": action.name,
+            "customer_id": ctx.get("customer", {}).get("id"), "action": action.name,
             "rule": rule, "cause": cause.key[:300], "outcome": "", "created_at": now}
 
 

@@ -46,17 +46,17 @@ def plan_notify(runner: Runner, pending: Pending, index: int, action: Action,
                 ctx: dict[str, Any], cause: Cause) -> None:
     rule = rule_of(action)
     params = dict(action.params)
-    customer = dict(ctx.get("customer") or {})
+    customer = dict(ctx.get("customer", {}))
     effects = runner.owners.effects
-    channels = list(params.get("channels") or ["email"])
+    channels = list(params.get("channels", ["email"]))  # the schema: a non-empty list when given
     unknown = [c for c in channels if c not in effects.channels]
     if not customer.get("id") or unknown:
         why = f"unknown channel(s) {unknown}" if unknown else "the context names no customer"
         cause.outcomes.append(Outcome(action.name, rule, "skipped", f"notify: {why}"))
         return
     template = str(params["template"])
-    data = runner.template_data(template, ctx, dict(params.get("data") or {}))
-    invoice_id = (ctx.get("invoice") or {}).get("id")
+    data = runner.template_data(template, ctx, dict(params.get("data", {})))
+    invoice_id = ctx.get("invoice", {}).get("id")
     # An invoice's email carries its PDF (engine.pdf, drawn when the email is sent).
     attachments = ({"kind": "invoice_pdf", "id": str(invoice_id)},) \
         if invoice_id and effects.is_invoice_template(template) else ()
@@ -78,7 +78,7 @@ def plan_dunning_state(runner: Runner, pending: Pending, index: int, action: Act
     pending.states.append((row["key"], StateChange(cid, state, rule, cause.event_id),
                            cause, rule))
     # What the next rule sees; a duplicate (this slot ran before) left the same state.
-    ctx["account"] = {**(ctx.get("account") or {}), "dunning_state": state, "state": state}
+    ctx["account"] = {**ctx.get("account", {}), "dunning_state": state, "state": state}
 
 
 def plan_cancel(runner: Runner, pending: Pending, index: int, action: Action,
@@ -86,9 +86,9 @@ def plan_cancel(runner: Runner, pending: Pending, index: int, action: Action,
     """What `handlers.cancel_subscription` does, decided now and written in `batch._flush`."""
     row = ledger_row(cause, action, index, ctx, runner.now)
     pending.ledger.append(row)
-    at = str(action.params.get("at") or "now")
-    invoice = ctx.get("invoice") or {}
-    sub = ctx.get("subscription") or {}
+    at = str(action.params.get("at", "now"))
+    invoice = ctx.get("invoice", {})
+    sub = ctx.get("subscription", {})
     sub_id = sub.get("id") or invoice.get("subscription_id")
     planned = Cancel(row["key"], cause, rule_of(action), at, None, None, (None, None), "nothing to cancel")
     done = [_plan_subscription_end(runner, planned, ctx, sub, str(sub_id))] if sub_id else []

@@ -109,9 +109,9 @@ def scan_filters(for_each: str, whens: Sequence[Node | None], now: datetime,
     conditions (`None`: always) could hold for; None when nothing can be filtered.
     `states`: the dunning states that exist (`Records.known_states`); `active`: a customer's
     without a record."""
-    if any(w is None for w in whens):
-        return None
     nodes = [w for w in whens if w is not None]
+    if len(nodes) < len(whens):  # a rule without a condition: every subject
+        return None
     window, days, constants = _ages(for_each, nodes)
     states = set(states) | {active}
     # The states whose subjects may be due on the same days go in one filter.

@@ -163,7 +163,7 @@ class Automation:
         """Usually the event id. An access denial is keyed per customer, feature, reason and
         day instead: a product that asks again and again gets one offer a day, not hundreds."""
         if env.get("type") == "access.denied":
-            props = env.get("properties") or {}
+            props = env.get("properties", {})
             day = str(env.get("time") or "")[:10]
             return f"access.denied:{env.get('customer_id')}:{props.get('feature')}:" \
                    f"{props.get('reason')}:{day}"

@@ -73,7 +73,7 @@ def _number(value: Any) -> Any:
 
 
 def _props(ctx: Mapping[str, Any]) -> dict[str, Any]:
-    return dict((ctx.get("event") or {}).get("properties") or {})
+    return dict(ctx.get("event", {}).get("properties", {}))
 
 
 def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any], *,
@@ -83,11 +83,11 @@ def template_data(template: str, ctx: Mapping[str, Any], data: Mapping[str, Any]
     and quota facts, the offer of an access denial, the seller, the customer page's link
     (`portal`: {url, expires_at}, None without `links`), then the rule's own `data`."""
     public_url = public_url.rstrip("/")
-    etype = str((ctx.get("event") or {}).get("type") or "")
+    etype = str(ctx.get("event", {}).get("type") or "")
     props = _props(ctx)
     cid = context_customer_id(ctx)
     portal = _portal(links, cid, now)
-    out: dict[str, Any] = {"event": plain(ctx.get("event") or {}),
+    out: dict[str, Any] = {"event": plain(ctx.get("event", {})),
                            "seller": {"name": seller.name, "iban": seller.iban},
                            "portal": portal, "account": plain(_account(ctx))}
     invoice = _invoice(ctx, portal, public_url, now, facts)
@@ -118,7 +118,7 @@ def _portal(links: CustomerLinks | None, customer_id: str, now: datetime) -> dic
 
 
 def _account(ctx: Mapping[str, Any]) -> dict[str, Any]:
-    account = dict(ctx.get("account") or {})
+    account = dict(ctx.get("account", {}))
     account.setdefault("state", account.get("dunning_state"))
     return account
 
@@ -161,7 +161,7 @@ _SECTIONS: dict[str, tuple[str, Callable[[Mapping[str, Any]], dict[str, Any]]]] 
 def _invoice(ctx: Mapping[str, Any], portal: Mapping[str, Any] | None, public_url: str, now: datetime,
              facts: Facts) -> dict[str, Any]:
     """The context's invoice (empty: none) with its link, due date and payment reference."""
-    invoice = dict(ctx.get("invoice") or {})
+    invoice = dict(ctx.get("invoice", {}))
     if not invoice:
         return invoice
     # The invoice's PDF on the customer's page when there is one.
@@ -187,7 +187,7 @@ def _payment(etype: str, props: Mapping[str, Any], invoice: Mapping[str, Any],
     # A success: the payment's own amount; a failed or retried collection: what it tried to collect.
     tried = props.get("amount_due") if props.get("amount_due") is not None else invoice.get("amount_due")
     return {"attempt": invoice.get("attempt") or 1, "reason": invoice.get("decline_code"),
-            "next_attempt": _date(next_attempt) if next_attempt else None,
+            "next_attempt": _date(next_attempt),  # None when there is none
             "amount": _amount(props.get("amount") if etype == "payment.succeeded" else tried),
             "currency": props.get("currency") or invoice.get("currency"), "remaining": remaining,
             "paid_in_full": bool(props.get("invoice_paid")) if "invoice_paid" in props
@@ -221,9 +221,11 @@ def _offer(ctx: Mapping[str, Any], offer: dict[str, Any], customer_id: str, publ
     feature = ctx.get("feature") or _props(ctx).get("feature")
     if feature:
         offer.setdefault("feature", feature)
-        name = facts.feature_name(customer_id, str(feature)) if customer_id else None
-        if customer_id and not offer.get("name"):
-            offer["plan_name"] = facts.plan_name(customer_id, plan) or offer["plan_name"]
+        name = None  # without a customer: the feature's id
+        if customer_id:
+            name = facts.feature_name(customer_id, str(feature))
+            if not offer.get("name"):
+                offer["plan_name"] = facts.plan_name(customer_id, plan) or offer["plan_name"]
         offer.setdefault("feature_name", name or str(feature))
     offer.setdefault("url", f"{public_url}/upgrade?plan={plan}")
     return offer

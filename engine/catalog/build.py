@@ -57,7 +57,7 @@ def _feature_problems(doc: Document, features: dict[str, Any], metrics: dict[str
 
 def _coupon_problems(doc: Document, code: str, coupon: dict[str, Any], plans: dict[str, Any]) -> list[Problem]:
     out: list[Problem] = []
-    for i, pid in enumerate(coupon.get("applies_to") or []):
+    for i, pid in enumerate(coupon.get("applies_to", [])):
         if pid not in plans:
             out.append(doc.problem(["coupons", code, "applies_to", i], f"unknown plan {pid!r}"))
     if coupon["duration"] != "repeating" and "periods" in coupon:
@@ -82,13 +82,13 @@ def _plan_problems(
 ) -> list[Problem]:
     out: list[Problem] = []
     base: list[Any] = ["plans", pid]
-    for i, target in enumerate(plan.get("upgrade_to") or []):
+    for i, target in enumerate(plan.get("upgrade_to", [])):
         if target not in plans:
             out.append(doc.problem([*base, "upgrade_to", i], f"unknown plan {target!r}"))
         elif target == pid:
             out.append(doc.problem([*base, "upgrade_to", i], "a plan cannot upgrade to itself"))
     seen: dict[str, int] = {}
-    for i, price in enumerate(plan.get("prices") or []):
+    for i, price in enumerate(plan.get("prices", [])):
         pbase = [*base, "prices", i]
         if price["id"] in seen:
             out.append(
@@ -97,7 +97,7 @@ def _plan_problems(
         else:
             seen[price["id"]] = i
         out.extend(_price_problems(doc, pbase, price, plan, metrics))
-    for fid in plan.get("entitlements") or {}:
+    for fid in plan.get("entitlements", {}):
         problem = _entitlement_problem(doc, [*base, "entitlements", fid], fid, plan["entitlements"][fid], features)
         if problem is not None:
             out.append(problem)
@@ -253,7 +253,7 @@ def build_catalog(doc: Document) -> Catalog:
             event=m["event"],
             aggregation=m["aggregation"],
             field=m.get("field"),
-            filters={k: tuple(v) for k, v in (m.get("filters") or {}).items()},
+            filters={k: tuple(v) for k, v in m.get("filters", {}).items()},
             recurring=bool(m.get("recurring", False)),
             name=m.get("name", mid),
         )
@@ -270,7 +270,7 @@ def build_catalog(doc: Document) -> Catalog:
             percent_off=_opt_dec(c.get("percent_off")),
             amount_off=_opt_money(c.get("amount_off")),
             periods=c.get("periods"),
-            applies_to=tuple(c.get("applies_to") or ()),
+            applies_to=tuple(c.get("applies_to", ())),
             max_redemptions=c.get("max_redemptions"),
             expires=date.fromisoformat(str(c["expires"])) if c.get("expires") else None,
             name=c.get("name", code),
@@ -296,7 +296,7 @@ def build_catalog(doc: Document) -> Catalog:
 
 def _build_price(p: dict[str, Any]) -> Price:
     metric = p.get("metric")
-    transform = p.get("transform") or {}
+    transform = p.get("transform", {})
     money = {k: to_decimal(p[k]) for k in ("amount", "unit_amount", "fixed_amount") if k in p}
     return Price(
         id=p["id"],
@@ -313,7 +313,7 @@ def _build_price(p: dict[str, Any]) -> Price:
                 flat_amount=to_decimal(t.get("flat_amount", "0")),
                 rate=_dec(t.get("rate", 0)),
             )
-            for t in p.get("tiers") or ()
+            for t in p.get("tiers", ())
         ),
         package_size=int(p.get("package_size", 1)),
         free_units=int(p.get("free_units", 0)),
@@ -353,10 +353,10 @@ def _build_plan(pid: str, p: dict[str, Any], features: dict[str, Feature]) -> Pl
         interval_count=int(p.get("interval_count", 1)),
         trial_days=int(p.get("trial_days", 0)),
         minimum_amount=to_decimal(p.get("minimum_amount", "0")),
-        upgrade_to=tuple(p.get("upgrade_to") or ()),
-        prices=tuple(_build_price(x) for x in p.get("prices") or ()),
+        upgrade_to=tuple(p.get("upgrade_to", ())),
+        prices=tuple(_build_price(x) for x in p.get("prices", ())),
         entitlements={
-            fid: _build_entitlement(fid, v, features[fid]) for fid, v in (p.get("entitlements") or {}).items()
+            fid: _build_entitlement(fid, v, features[fid]) for fid, v in p.get("entitlements", {}).items()
         },
         **build_plan_credits(p),
     )

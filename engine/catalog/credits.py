@@ -40,19 +40,20 @@ def credits_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     out: list[Problem] = []
     currency = data["currency"]
     unit = credits.get("unit", currency)
-    if unit.isupper() and unit != currency:
-        out.append(doc.problem(["credits", "unit"], f"a money wallet is in the catalog's currency {currency}, not {unit}"))
-    if not unit.isupper() and "rate" not in credits:
+    if unit.isupper():  # a money wallet
+        if unit != currency:
+            out.append(doc.problem(["credits", "unit"], f"a money wallet is in the catalog's currency {currency}, not {unit}"))
+    elif "rate" not in credits:
         out.append(doc.problem(["credits"], f"a custom unit ({unit}) needs a rate: {currency} per {unit}"))
     out.extend(_above_zero(doc, ["credits", "rate"], credits.get("rate")))
-    packs = credits.get("packs") or {}
+    packs = credits.get("packs", {})
     for pid, pack in packs.items():
         base = ["credits", "packs", pid]
         if pack.get("currency", currency) != currency:
             out.append(doc.problem([*base, "currency"], f"{pack['currency']} is not this catalog's currency ({currency})"))
         out.extend(_above_zero(doc, [*base, "price"], pack["price"]))
         out.extend(_above_zero(doc, [*base, "credit"], pack["credit"]))
-    for gid, grant in (credits.get("grants") or {}).items():
+    for gid, grant in credits.get("grants", {}).items():
         out.extend(_above_zero(doc, ["credits", "grants", gid, "amount"], grant["amount"]))
     out.extend(_top_up_problems(doc, credits.get("top_up"), packs))
     return out
@@ -103,18 +104,18 @@ def build_credits(data: dict[str, Any]) -> Credits | None:
         rate=to_decimal(raw.get("rate", "1")),
         packs={pid: CreditPack(id=pid, price=to_decimal(p["price"]), credit=to_decimal(p["credit"]),
                                terms=_terms(p), name=p.get("name", pid))
-               for pid, p in (raw.get("packs") or {}).items()},
+               for pid, p in raw.get("packs", {}).items()},
         grants={gid: CreditGrant(id=gid, amount=to_decimal(g["amount"]), terms=_terms(g), name=g.get("name", gid))
-                for gid, g in (raw.get("grants") or {}).items()},
+                for gid, g in raw.get("grants", {}).items()},
         top_up=None if top_up is None else TopUp(threshold=to_decimal(top_up["threshold"]), pack=top_up["pack"]),
     )
 
 
 def build_plan_credits(p: dict[str, Any]) -> dict[str, Any]:
     """The Plan fields of credits, progressive billing and budget."""
-    credits = p.get("credits") or {}
+    credits = p.get("credits", {})
     progressive = p.get("progressive_billing")
-    budget = p.get("budget") or {}
+    budget = p.get("budget", {})
     return {
         "credits": PlanCredits(on_exhausted=credits.get("on_exhausted", "allow"),
                                overdraft=to_decimal(credits.get("overdraft", "0"))),
@@ -122,5 +123,5 @@ def build_plan_credits(p: dict[str, Any]) -> dict[str, Any]:
             thresholds=tuple(to_decimal(t) for t in progressive["thresholds"]),
             then_every=None if progressive.get("then_every") is None else to_decimal(progressive["then_every"]),
         ),
-        "budget": Budget(alerts=tuple(sorted(budget.get("alerts") or ())), hard_stop=bool(budget.get("hard_stop", False))),
+        "budget": Budget(alerts=tuple(sorted(budget.get("alerts", ()))), hard_stop=bool(budget.get("hard_stop", False))),
     }

@@ -67,7 +67,7 @@ def other_processes(db: Database, process: str = PROCESS) -> Snapshot:
     out: Snapshot = defaultdict(dict)
     for queue, counter, value in rows:
         if counter in COUNTERS:
-            out[queue][counter] = int(value or 0)
+            out[queue][counter] = int(value)  # a group has rows, and value is NOT NULL
     return dict(out)
 
 

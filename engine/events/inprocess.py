@@ -187,14 +187,15 @@ class InProcessBus:
             return
         row.attempts += 1
         row.last_error = "; ".join(f"{subsystem}: {error}" for subsystem, error in failures)
-        dead = row.attempts >= self.config.max_attempts
-        for subsystem, _ in failures:
-            self.metrics.inc(subsystem, "dead_lettered" if dead else "retried")
-        if dead:
+        if row.attempts >= self.config.max_attempts:
             row.dead_at = wall
             log.error("event %s dead-lettered after %d attempts: %s", row.id, row.attempts, row.last_error)
+            counter = "dead_lettered"
         else:
             row.next_attempt_at = wall + timedelta(milliseconds=self.config.retry_delay_ms(row.attempts))
+            counter = "retried"
+        for subsystem, _ in failures:
+            self.metrics.inc(subsystem, counter)
 
     def _count(self, subsystem: str, outcome: Outcome) -> None:
         for counter in _COUNTERS.get(outcome.status, ("consumed", "unhandled")):

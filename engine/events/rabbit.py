@@ -249,7 +249,7 @@ class OutboxRelay:
             if self.db.is_postgres:
                 query = query.with_for_update(skip_locked=True)
             rows = list(session.execute(query))
-            if rows and self.db.is_postgres:
+            if self.db.is_postgres:  # no rows: no customers, no query
                 rows = self._without_blocked_customers(session, rows, in_flight)
             if not rows:
                 scope.__exit__(None, None, None)

@@ -166,20 +166,21 @@ def outbox_status(db: Database) -> dict[str, Any]:
             OutboxEvent.published_at.is_(None), OutboxEvent.dead_at.is_(None)
         )
         pending, oldest = session.execute(pending_q).one()
-        retrying = session.scalar(
+        retrying = session.execute(
             select(func.count()).where(
                 OutboxEvent.published_at.is_(None),
                 OutboxEvent.dead_at.is_(None),
                 OutboxEvent.attempts > 0,
             )
-        )
-        dead = session.scalar(select(func.count()).where(OutboxEvent.dead_at.is_not(None)))
-        sent = session.scalar(select(func.count()).where(OutboxEvent.published_at.is_not(None)))
+        ).scalar_one()
+        dead = session.execute(select(func.count()).where(OutboxEvent.dead_at.is_not(None))).scalar_one()
+        sent = session.execute(select(func.count()).where(OutboxEvent.published_at.is_not(None))).scalar_one()
     return {
-        "pending": int(pending or 0),
-        "retrying": int(retrying or 0),
-        "dead": int(dead or 0),
-        "published": int(sent or 0),
+        # COUNT(*) is never NULL
+        "pending": int(pending),
+        "retrying": int(retrying),
+        "dead": int(dead),
+        "published": int(sent),
         "oldest_pending_time": oldest.isoformat() if oldest else None,
     }
 
@@ -264,7 +265,7 @@ def broker_status(
     config = config or BusConfig.from_env()
     registry = handlers or default_registry
     status: dict[str, Any] = {
-        "bus": "rabbitmq" if settings.broker_url else "in-process",
+        "bus": "in-process",  # or rabbitmq, below
         "checked_at": datetime.now(UTC).isoformat(),
     }
     own_db = db is None
@@ -275,6 +276,7 @@ def broker_status(
         except Exception as exc:
             status["outbox"] = {"error": f"{type(exc).__name__}: {exc}"}
         if settings.broker_url:
+            status["bus"] = "rabbitmq"
             status["broker_url"] = redact_url(settings.broker_url)
             try:
                 status.update(asyncio.run(_rabbit_queues(settings.broker_url, config, registry)))

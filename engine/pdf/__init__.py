@@ -66,10 +66,7 @@ def invoice_pdf(session: Session, invoice_id: str, seller: Seller, instructions:
     """The PDF of an invoice. sales.NotFound on invoice_id."""
     invoice = sales.get_invoice(session, invoice_id)
     customer = sales.get_customer(session, invoice["customer_id"])
-    lang = language_of(language) if language else customer_language(customer)
-    data = DocumentData("invoice", invoice, customer, seller, lang, instructions(session, invoice))
-    name = f"{'rechnung' if lang == 'de' else 'invoice'}-{_safe(str(invoice['number'] or invoice['id']))}.pdf"
-    return Document(name, render(data), str(invoice["customer_id"]))
+    return _drawn("invoice", invoice, customer, seller, language, instructions(session, invoice))
 
 
 def credit_note_pdf(session: Session, credit_note_id: str, seller: Seller, *, language: str | None = None) -> Document:
@@ -78,7 +75,23 @@ def credit_note_pdf(session: Session, credit_note_id: str, seller: Seller, *, la
     customer = sales.get_customer(session, note["customer_id"])
     if note.get("invoice_id"):
         note["invoice_number"] = sales.get_invoice(session, note["invoice_id"]).get("number")
+    return _drawn("credit_note", note, customer, seller, language)
+
+
+# The file name's word for each kind of document, by language (LANGUAGES).
+_FILE_WORDS = {
+    ("invoice", "en"): "invoice",
+    ("invoice", "de"): "rechnung",
+    ("credit_note", "en"): "credit-note",
+    ("credit_note", "de"): "gutschrift",
+}
+
+
+def _drawn(kind: str, document: Mapping[str, Any], customer: Mapping[str, Any], seller: Seller,
+           language: str | None, instructions: Instructions = Instructions("none")) -> Document:
+    """The PDF of an invoice or a credit note, in `language` or else the customer's."""
     lang = language_of(language) if language else customer_language(customer)
-    data = DocumentData("credit_note", note, customer, seller, lang)
-    name = f"{'gutschrift' if lang == 'de' else 'credit-note'}-{_safe(str(note['number'] or note['id']))}.pdf"
-    return Document(name, render(data), str(note["customer_id"]))
+    data = DocumentData(kind, document, customer, seller, lang, instructions)
+    name = f"{_FILE_WORDS[kind, lang]}-{_safe(str(document['number'] or document['id']))}.pdf"
+    return Document(name, render(data), str(document["customer_id"]))
+

@@ -8,17 +8,20 @@ fonts/README.md), embedded, so that "€", "Müller" and "Łódź" print and rea
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from engine.messaging import format_date, format_money
+
+if TYPE_CHECKING:
+    from engine.config import Settings
 
 FONTS = Path(__file__).resolve().parent / "fonts"
 LANGUAGES = ("en", "de")
@@ -123,11 +126,10 @@ class Seller:
     iban: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Seller:
-        raw = str(getattr(settings, "seller_address", "") or "")
+    def from_settings(cls, settings: Settings) -> Seller:
+        raw = settings.seller_address
         lines = tuple(x.strip() for x in raw.replace(";", "\n").splitlines() if x.strip())
-        return cls(str(getattr(settings, "seller_name", "") or ""), lines,
-                   str(getattr(settings, "seller_tax_id", "") or ""), str(getattr(settings, "seller_iban", "") or ""))
+        return cls(settings.seller_name, lines, settings.seller_tax_id, settings.seller_iban)
 
 
 @dataclass(frozen=True)
@@ -201,12 +203,11 @@ def render(data: DocumentData) -> bytes:
     lang = data.language if data.language in LANGUAGES else "en"
     labels = LABELS[lang]
     seller = data.seller
-    footer = " · ".join(x for x in (seller.name, f"{labels['tax_id']} {seller.tax_id}" if seller.tax_id else "",
-                                    f"{labels['iban']} {seller.iban}" if seller.iban else "") if x)
+    footer = " · ".join(x for x in (seller.name, *_seller_ids(seller, labels, " ")) if x)
     pdf = _Pdf(labels, footer)
     doc = data.document
     number = str(doc.get("number") or doc.get("id"))
-    title = labels["invoice"] if data.kind == "invoice" else labels["credit_note"]
+    title = labels[data.kind]  # the label of an invoice or a credit_note
     pdf.set_title(f"{title} {number}")
     pdf.set_author(seller.name or "billing-engine")
     pdf.set_creator("billing-engine")
@@ -216,10 +217,7 @@ def render(data: DocumentData) -> bytes:
         pdf.set_creation_date(datetime.fromisoformat(str(issued)))
     pdf.add_page()
     _parties(pdf, data, labels, lang, title, number)
-    if data.kind == "invoice":
-        _invoice_body(pdf, data, labels, lang)
-    else:
-        _credit_note_body(pdf, data, labels, lang)
+    _BODIES[data.kind](pdf, data, labels, lang)
     return bytes(pdf.output())
 
 
@@ -241,15 +239,15 @@ def _parties(pdf: _Pdf, data: DocumentData, labels: Mapping[str, str], lang: str
 
 def _seller(pdf: _Pdf, seller: Seller, labels: Mapping[str, str]) -> None:
     pdf.set_font("DejaVu", "B", 11)
-    pdf.cell(95, 6, seller.name or "", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(95, 6, seller.name, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("DejaVu", "", 9)
-    lines = list(seller.address)
-    if seller.tax_id:
-        lines.append(f"{labels['tax_id']}: {seller.tax_id}")
-    if seller.iban:
-        lines.append(f"{labels['iban']}: {seller.iban}")
-    for line in lines:
+    for line in [*seller.address, *_seller_ids(seller, labels, ": ")]:
         pdf.cell(95, 4.5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+def _seller_ids(seller: Seller, labels: Mapping[str, str], sep: str) -> list[str]:
+    """The seller's tax id and IBAN, labelled: those it has."""
+    return [f"{labels[key]}{sep}{value}" for key, value in (("tax_id", seller.tax_id), ("iban", seller.iban)) if value]
 
 
 def _head(pdf: _Pdf, data: DocumentData, labels: Mapping[str, str], lang: str, title: str, number: str) -> None:
@@ -372,12 +370,13 @@ def _invoice_totals(doc: Mapping[str, Any], labels: Mapping[str, str], currency:
 
 
 def _tax_row(doc: Mapping[str, Any], labels: Mapping[str, str], currency: str, lang: str) -> tuple[str, str, bool]:
+    tax = _money(doc.get("tax") or 0, currency, lang)
     if doc.get("reverse_charge"):
-        return labels["reverse_charge"], _money(doc.get("tax") or 0, currency, lang), False
+        return labels["reverse_charge"], tax, False
     rate = ""
     if doc.get("tax_country") and doc.get("tax_rate") is not None:
         rate = f" {doc['tax_country']} {_quantity(doc['tax_rate'], lang)} %"
-    return labels["tax"] + rate, _money(doc.get("tax") or 0, currency, lang), False
+    return labels["tax"] + rate, tax, False
 
 
 def _totals(pdf: _Pdf, rows: Sequence[tuple[str, str, bool]]) -> None:
@@ -442,3 +441,10 @@ def _credit_note_body(pdf: _Pdf, data: DocumentData, labels: Mapping[str, str], 
     if doc.get("reason"):
         pdf.cell(0, 5, f"{labels['reason']}: {doc['reason']}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.multi_cell(0, 4.8, labels["credit_use"], new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+# The table and totals of each kind of document (DocumentData.kind).
+_BODIES: dict[str, Callable[[_Pdf, DocumentData, Mapping[str, str], str], None]] = {
+    "invoice": _invoice_body,
+    "credit_note": _credit_note_body,
+}

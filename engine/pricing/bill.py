@@ -304,7 +304,9 @@ def take_amount(
             break
         rest = rests[i]
         share = min(left, rest) if amount > ZERO else max(left, rest)
-        if (amount > ZERO and rest <= ZERO) or (amount < ZERO and rest >= ZERO) or share == ZERO:
+        # `left` has the sign of `amount`, so the share has it too exactly when the line's
+        # rest has: a line with nothing of that sign left gives nothing.
+        if share == ZERO or (share > ZERO) != (amount > ZERO):
             continue
         shares.append((i, share))
         taken += share

@@ -55,9 +55,8 @@ def _graduated_tiers(tiers: Sequence[Tier], q: Decimal, percent: bool) -> tuple[
         if i > 1 and q <= lower:
             break
         upper = tier.up_to
-        units = (q if upper is None or q < upper else upper) - lower
-        if units < ZERO:
-            units = ZERO
+        # min/max keep the first of equals: `upper` at the bound, `units` at zero, as written
+        units = max((q if upper is None else min(upper, q)) - lower, ZERO)
         amount = (units * tier.rate / HUNDRED if percent else units * tier.unit_amount) + tier.flat_amount
         uses.append(TierUse(i, units, amount))
         total += amount
@@ -92,9 +91,7 @@ def _volume(price: Price, q: Decimal, _tx: Sequence[Decimal] | None) -> Charge:
 
 
 def _package(price: Price, q: Decimal, _tx: Sequence[Decimal] | None) -> Charge:
-    billable = q - price.free_units
-    if billable < ZERO:
-        billable = ZERO
+    billable = max(q - price.free_units, ZERO)
     packages = (billable / price.package_size).to_integral_value(rounding=ROUND_CEILING)
     return Charge(
         q, packages * price.amount, detail=(("packages", packages), ("free_units", Decimal(price.free_units)))

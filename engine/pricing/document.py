@@ -407,9 +407,14 @@ def price_document(
 ) -> Document:
     """Price every piece and put them on one document (`extra`: lines priced elsewhere;
     `rules`: the pricing rules trace, by default the pieces')."""
-    if not pieces and catalog is None:
+    # What the document is of, unless given: its first piece's, or (no piece) nothing.
+    if pieces:
+        first = pieces[0]
+        of_catalog, of_plan, of_period = first.catalog, first.plan.id, first.period
+    elif catalog is None:
         raise ValueError("a document needs a piece or a catalog")
-    first = pieces[0] if pieces else None
+    else:
+        of_catalog, of_plan, of_period = catalog, "", Period(date.min, date.max)
     priced: list[PricedPiece] = []
     # Pieces of one period on one document see each other: an upgrade's new charge is priced
     # after the credit of the old one, a cancellation's minimum after the unused time.
@@ -421,11 +426,11 @@ def price_document(
         seen[p.period] = seen.get(p.period, NOTHING).plus(done.billed)
         priced.append(done)
     return Document(
-        catalog or first.catalog,  # type: ignore[union-attr]
+        catalog or of_catalog,
         priced,
         tax,
-        plan=plan or (first.plan.id if first else ""),
-        period=period or (first.period if first else Period(date.min, date.max)),
+        plan=plan or of_plan,
+        period=period or of_period,
         extra=extra,
         rules=rules,
     )

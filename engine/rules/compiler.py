@@ -55,7 +55,7 @@ def number_text(value: Decimal) -> str:
     if value == value.to_integral_value() and abs(value) < Decimal("1e18"):
         return str(int(value))
     short = repr(float(value))
-    if "e" in short or "E" in short or "inf" in short or "nan" in short:
+    if "e" in short or "inf" in short or "nan" in short:  # repr(float) writes a lowercase e
         return format(Decimal(short), "f")
     return short
 
@@ -79,8 +79,17 @@ def tag(value: Any) -> str:
     if k == "n":
         return "n:" + number_text(value)
     if k == "b":
-        return "b:" + ("1" if value else "0")
+        return "b:" + bit(value)
     return "s:" + str(value)
+
+
+def bit(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def tags(values: list[Any]) -> str:
+    """A list as the fact carries it: a JSON array of tagged strings."""
+    return "[" + ",".join(string_json(tag(v)) for v in values) + "]"
 
 
 @dataclass
@@ -148,51 +157,18 @@ class CompiledRuleset:
         consults), and the normalised values by slot index (only fired rules' are read)."""
         parts = [head]
         values: list[Any] = []
-        add = parts.append
+        add, keep = parts.append, values.append
         for plan in self._plans:
-            # plan.read inlined (the hot loop): plain dicts and common scalars directly
-            node: Any = context
-            for part in plan.parts:
-                if type(node) is not dict:
-                    node = _UNREAD
-                    break
-                node = node.get(part)
-                if node is None:
-                    break
-            t = type(node)
-            if node is None:
-                value: Any = MISSING
-            elif t is str or t is bool or (t is Decimal and node.is_finite()):
-                value = node
-            elif t is int:
-                value = Decimal(node)
-            else:
-                value = plan.read(context)
-            values.append(value)
-            if value is MISSING:
-                continue
-            if plan.exists is not None:
-                add(plan.exists)
-            k = _KINDS.get(type(value)) or kind(value)
-            if k == "s":
-                if plan.string is not None:
-                    add(plan.string + string_json(value))
-                for pattern, member in plan.regexes:
-                    if pattern.fullmatch(value) is not None:
-                        add(member)
-            elif k == "n":
-                if plan.number is not None:
-                    add(plan.number + number_text(value))
-            elif k == "b":
-                if plan.boolean is not None:
-                    add(plan.boolean + ("1" if value else "0"))
-            elif k == "a" and plan.array is not None and value:
-                add(plan.array + "[" + ",".join(string_json(tag(v)) for v in value) + "]")
+            value = plan.read(context)
+            keep(value)
+            if value is not MISSING:
+                plan.write(value, add)
         return ",".join(parts), values
 
 
 _KINDS: dict[type, str] = {str: "s", Decimal: "n", bool: "b", list: "a"}
-_UNREAD = object()  # the fast walk met something other than a dict: plan.read decides
+# how each kind of value is written after its member's opening
+_RENDER: dict[str, Callable[[Any], str]] = {"s": string_json, "n": number_text, "b": bit, "a": tags}
 
 
 _HEADS: dict[tuple[int, str | None, str | None], str] = {}
@@ -222,10 +198,7 @@ class _SlotPlan:
     path: str
     parts: tuple[str, ...]
     exists: str | None
-    number: str | None
-    string: str | None
-    boolean: str | None
-    array: str | None
+    views: dict[str, str]  # kind (n, s, b, a) -> the member's opening, for the kinds read
     regexes: tuple[tuple[Any, str], ...]  # (RE2 program, the fact member it sets)
 
     @classmethod
@@ -235,12 +208,22 @@ class _SlotPlan:
             slot.path,
             tuple(slot.path.split(".")),
             p + 'e":1' if "e" in v else None,
-            p + 'n":' if "n" in v else None,
-            p + 's":' if "s" in v else None,
-            p + 'b":' if "b" in v else None,
-            p + 'a":' if "a" in v else None,
+            {k: f'{p}{k}":' for k in v if k in _RENDER},
             tuple((_regex(pattern), f'{p}m{bit}":1') for pattern, bit in slot.regexes.items()),
         )
+
+    def write(self, value: Any, add: Callable[[str], None]) -> None:
+        """Add the fact members for a present value: its views and the regexes it matches."""
+        if self.exists is not None:
+            add(self.exists)
+        k = _KINDS.get(type(value)) or kind(value)
+        opening = self.views.get(k)
+        if opening is not None and (value or k != "a"):  # an empty list writes no member
+            add(opening + _RENDER[k](value))
+        if k == "s":
+            for pattern, member in self.regexes:
+                if pattern.fullmatch(value) is not None:
+                    add(member)
 
     def read(self, context: Mapping[str, Any]) -> Any:
         """lookup(context, path), with plain dicts and common scalars taken directly."""

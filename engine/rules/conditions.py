@@ -248,6 +248,8 @@ _REGEX_UNSUPPORTED = (
     ("*?", "lazy quantifiers are not supported (a whole-string match does not need them)"),
     ("+?", "lazy quantifiers are not supported (a whole-string match does not need them)"),
     ("??", "lazy quantifiers are not supported"),
+    ("[]", "an empty or ']'-leading character class"),
+    ("[^]", "an empty or ']'-leading character class"),
 )
 
 
@@ -264,8 +266,6 @@ def check_regex(pattern: str, where: tuple[str | int, ...] = ()) -> None:
             f"regex {pattern!r}: ^ and $ are not needed (the whole value must match); "
             "write [$] or [\\^] for the characters themselves",
         )
-    if "[]" in pattern or "[^]" in pattern:
-        raise ConditionError(where, f"regex {pattern!r}: an empty or ']'-leading character class")
     if len(pattern) > _MAX_PATTERN:
         raise ConditionError(where, f"regex of {len(pattern)} characters: at most {_MAX_PATTERN}")
     try:
@@ -479,19 +479,7 @@ def evaluate(node: Node, context: Mapping[str, Any]) -> bool:
 
 def paths(node: Node) -> list[str]:
     """Every path a condition reads, in first-use order."""
-    out: dict[str, None] = {}
-
-    def walk(n: Node) -> None:
-        if isinstance(n, Test):
-            out.setdefault(n.path, None)
-        elif isinstance(n, All | AnyOf):
-            for item in n.items:
-                walk(item)
-        else:
-            walk(n.item)
-
-    walk(node)
-    return list(out)
+    return list(dict.fromkeys(t.path for t in tests(node)))
 
 
 def tests(node: Node) -> Iterator[Test]:

@@ -9,7 +9,7 @@ what caused them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,12 +48,14 @@ def write_decision(session: Session, row: dict[str, Any]) -> int:
     the `n` it took (0: the decision id itself)."""
     base = row["decision_id"]
     for _ in range(5):
-        taken = session.scalar(select(func.count()).select_from(DecisionRecord).where(_uses_of(session, base)))
+        taken: int = session.execute(
+            select(func.count()).select_from(DecisionRecord).where(_uses_of(session, base))
+        ).scalar_one()
         values = {**row, "decision_id": f"{base}.{taken}" if taken else base}
         try:
             with session.begin_nested():  # a concurrent check of the same decision took the id
                 session.execute(insert(DecisionRecord).values(**values))
-            return int(taken or 0)
+            return taken
         except IntegrityError:
             continue
     raise RuntimeError(f"could not log decision {base}")
@@ -188,53 +190,41 @@ def _subject(action: str, params: dict[str, Any]) -> str | None:
 
 
 def _from_event(event: OutboxEvent) -> dict[str, Any]:
-    p = event.properties or {}
-    kind = _EVENT_KIND[event.type]
-    if event.type == "payment.succeeded":
-        return _item(
-            event.id,
-            event.time,
-            kind,
-            p.get("invoice_id"),
-            "paid",
-            f"collected {p.get('amount', '')} {p.get('currency', '')}".strip()
-            + (f", attempt {p['attempt']}" if p.get("attempt") else ""),
-            None,
-            event.id,
-        )
-    if event.type == "invoice.payment_failed":
-        return _item(
-            event.id,
-            event.time,
-            kind,
-            p.get("invoice_id"),
-            "failed",
-            f"attempt {p.get('attempt')}: {p.get('decline_code')}",
-            None,
-            event.id,
-        )
-    if event.type == "dunning.state_changed":
-        return _item(
-            event.id,
-            event.time,
-            kind,
-            "account",
-            str(p.get("to")),
-            f"{p.get('from')} -> {p.get('to')}: {p.get('reason')}",
-            None,
-            p.get("cause"),
-        )
-    rule = p.get("rule_id")
-    return _item(
-        event.id,
-        event.time,
-        kind,
-        p.get("template"),
-        event.type.split(".")[1],
-        f"{p.get('template')} by {p.get('channel')}" + (f" ({p['reason']})" if p.get("reason") else ""),
-        rule,
-        p.get("event_id"),
-    )
+    describe = _EVENT_ITEMS[event.type]
+    return _item(event.id, event.time, _EVENT_KIND[event.type], *describe(event, event.properties or {}))
+
+
+# What an event says as a decision item: (subject, outcome, reason, rule, event_id).
+_Described = tuple[Any, str, str, str | None, str | None]
+
+
+def _paid(event: OutboxEvent, p: dict[str, Any]) -> _Described:
+    reason = f"collected {p.get('amount', '')} {p.get('currency', '')}".strip()
+    return p.get("invoice_id"), "paid", reason + (f", attempt {p['attempt']}" if p.get("attempt") else ""), None, event.id
+
+
+def _payment_failed(event: OutboxEvent, p: dict[str, Any]) -> _Described:
+    return p.get("invoice_id"), "failed", f"attempt {p.get('attempt')}: {p.get('decline_code')}", None, event.id
+
+
+def _dunning_changed(event: OutboxEvent, p: dict[str, Any]) -> _Described:
+    return "account", str(p.get("to")), f"{p.get('from')} -> {p.get('to')}: {p.get('reason')}", None, p.get("cause")
+
+
+def _message(event: OutboxEvent, p: dict[str, Any]) -> _Described:
+    """A notification sent or failed, and the rule that sent it."""
+    reason = f"{p.get('template')} by {p.get('channel')}" + (f" ({p['reason']})" if p.get("reason") else "")
+    return p.get("template"), event.type.split(".")[1], reason, p.get("rule_id"), p.get("event_id")
+
+
+# How each event type of _EVENT_KIND reads as an item.
+_EVENT_ITEMS: dict[str, Callable[[OutboxEvent, dict[str, Any]], _Described]] = {
+    "payment.succeeded": _paid,
+    "invoice.payment_failed": _payment_failed,
+    "dunning.state_changed": _dunning_changed,
+    "notification.sent": _message,
+    "notification.failed": _message,
+}
 
 
 def _item(

@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.catalog import Catalog, catalog_from_document, is_catalog_document
 from engine.documents import Document, DocumentError, Problem, load_yaml_file
-from engine.rules.conditions import All, AnyOf, Node, Not, Test, kind
+from engine.rules.conditions import All, AnyOf, Node, Not, Test, kind, tests
 from engine.rules.loader import References, ruleset_as_far_as_it_goes
 from engine.rules.model import Rule, Ruleset
 
@@ -91,7 +91,7 @@ def lint_ruleset(ruleset: Ruleset, doc: Document) -> list[Problem]:
     """Conditions that can never hold, text compared as numbers, allows shadowed by a deny. A
     rule whose `when` did not parse (validation reported it) is left out: read as "always",
     it would shadow the rules after it."""
-    raw_rules = doc.data.get("rules", []) if isinstance(doc.data, dict) else []
+    raw_rules = doc.data["rules"]  # `ruleset` was built from this mapping (ruleset_as_far_as_it_goes)
     unparsed = {r.index for r in ruleset.rules if r.when is None and "when" in raw_rules[r.index]}
     parsed = [r for r in ruleset.rules if r.index not in unparsed]
     out = [p for rule in parsed for p in _condition_problems(rule, doc)]
@@ -104,7 +104,7 @@ def _condition_problems(rule: Rule, doc: Document) -> list[Problem]:
         return []
     where: list[str | int] = ["rules", rule.index, "when"]
     out = [] if satisfiable(rule.when) else [doc.problem(where, "this condition can never hold")]
-    for t in _leaves(rule.when):
+    for t in tests(rule.when):
         if t.op in ("gt", "gte", "lt", "lte") and isinstance(t.value, str) and _NUMERIC.match(t.value):
             out.append(
                 doc.problem(
@@ -134,16 +134,6 @@ def _shadowed_allows(rules: list[Rule], doc: Document) -> list[Problem]:
                 )
             )
     return out
-
-
-def _leaves(node: Node) -> Iterable[Test]:
-    if isinstance(node, Test):
-        yield node
-    elif isinstance(node, All | AnyOf):
-        for n in node.items:
-            yield from _leaves(n)
-    else:
-        yield from _leaves(node.item)
 
 
 def _conjuncts(node: Node | None) -> list[Node]:

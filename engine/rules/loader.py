@@ -50,11 +50,15 @@ class References:
         return refs
 
     def add_catalog(self, c: Catalog) -> None:
-        self.plans = (self.plans or set()) | set(c.plans)
-        self.prices = (self.prices or set()) | {p.id for plan in c.plans.values() for p in plan.prices}
-        self.features = (self.features or set()) | set(c.features)
-        self.metrics = (self.metrics or set()) | set(c.metrics)
-        self.coupons = (self.coupons or set()) | set(c.coupons)
+        found = {
+            "plans": set(c.plans),
+            "prices": {p.id for plan in c.plans.values() for p in plan.prices},
+            "features": set(c.features),
+            "metrics": set(c.metrics),
+            "coupons": set(c.coupons),
+        }
+        for kind, names in found.items():  # None (not checked) becomes this catalog's names
+            setattr(self, kind, (getattr(self, kind) or set()) | names)
         self.catalogs.append(c.name)
 
 
@@ -67,9 +71,7 @@ def template_names(root: Path | str) -> set[str]:
     partials and locale directories are not templates)."""
     base = Path(root)
     names: set[str] = set()
-    if not base.is_dir():
-        return names
-    for p in base.rglob("*"):
+    for p in base.rglob("*"):  # nothing when `root` is not a directory
         depth = len(p.relative_to(base).parts)
         if p.is_file() and depth >= 2:
             stem = p.name.split(".", 1)[0]
@@ -183,7 +185,7 @@ _VALUE_REFS = {  # condition paths whose equality values name catalog things
 
 def _fix_on_keys(doc: Document) -> None:
     """YAML 1.1 reads the key `on:` as the boolean true; FORMATS means the field `on`."""
-    rules = doc.data.get("rules") if isinstance(doc.data, dict) else None
+    rules = doc.data.get("rules")  # the caller checked that the document is a mapping
     if not isinstance(rules, list):
         return
     for i, rule in enumerate(rules):
@@ -222,7 +224,7 @@ _IN_A_RULE = re.compile(r"^rules\[([0-9]+)\]")
 
 def _build(doc: Document, refs: References, skip: Collection[int] = ()) -> tuple[Ruleset, list[Problem]]:
     data = doc.data
-    check = _RuleChecks(doc, refs, set(DEFAULT_STATES) | set(data.get("states") or []))
+    check = _RuleChecks(doc, refs, set(DEFAULT_STATES) | set(data.get("states", [])))
     rules: list[Rule] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(data["rules"]):
@@ -243,13 +245,13 @@ def _build(doc: Document, refs: References, skip: Collection[int] = ()) -> tuple
             params = _params(name, params_raw)
             check.action([*base, "then", j, name], name, params)
             actions.append(ActionSpec(name, params))
-        on = raw.get("on")
+        on = raw.get("on", ())  # a scheduled rule has none
         rules.append(
             Rule(
                 id=rid,
                 index=i,
                 then=tuple(actions),
-                on=(on,) if isinstance(on, str) else tuple(on or ()),
+                on=(on,) if isinstance(on, str) else tuple(on),
                 schedule=raw.get("schedule"),
                 for_each=raw.get("for_each"),
                 when=when,
@@ -363,7 +365,7 @@ class _RuleChecks:
 
     def deny(self, where: list[Any], params: dict[str, Any]) -> None:
         """The offer a denial makes names a known plan and coupon."""
-        offer = params.get("offer") or {}
+        offer = params.get("offer", {})  # an object when given (schema)
         for key, kind in (("plan", "plans"), ("coupon", "coupons")):
             if key in offer:
                 self.ref(kind, offer[key], [*where, "offer", key], key)

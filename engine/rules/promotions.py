@@ -102,19 +102,20 @@ class RulePromotions:
         at = datetime(start.year, start.month, start.day, tzinfo=UTC) if isinstance(start, date) else None
         context = price_context(plan=plan, customer=customer, usage=usage, quantity=quantity, period=period,
                                 subscription=subscription)
-        key = None
-        if self._memo is not None:
+        memo = self._memo
+        key: tuple[Any, ...] = ()
+        if memo is not None:
             key = (id(catalog), plan.id, at, *(_hashable(lookup(context, p)) for p in self._paths()))
-            found = self._memo.get(key)
+            found = memo.get(key)
             if found is not None:
                 return list(found[0]), list(found[1])
         decision = self.runtime.evaluate(PRICE_EVENT, context, at=at)
         actions = decision.actions_named(*PRICING_ACTIONS)
         answer = discounts_from(actions, catalog, plan.id), trace_of(decision)
-        if self._memo is not None and key is not None:
-            if len(self._memo) > MEMO_SIZE:
-                self._memo.clear()
-            self._memo[key] = answer
+        if memo is not None:  # `key` was made above
+            if len(memo) > MEMO_SIZE:
+                memo.clear()
+            memo[key] = answer
         return list(answer[0]), list(answer[1])
 
     def _paths(self) -> list[str]:
@@ -167,9 +168,7 @@ _cache_lock = threading.Lock()
 def _runtime_for(rules_path: str | Path, engine: str) -> RulesRuntime:
     """One runtime per rules directory content (durable rulesets are never freed: do not
     register the same files again for every quote)."""
-    files = [p for p in expand([rules_path]) if p.suffix in (".yaml", ".yml", ".json")]
-    if not files:
-        raise DocumentError([Problem(str(rules_path), 1, "(document)", "no rulesets here")])
+    files = _ruleset_files(rules_path)
     key = (str(rules_path), engine, tuple((str(p), p.stat().st_mtime) for p in files))
     with _cache_lock:
         runtime = _runtimes.get(key)
@@ -222,7 +221,12 @@ def pricing_runtime(texts: Mapping[str, str]) -> RulesRuntime | None:
 
 def ruleset_texts(path: str | Path) -> dict[str, str]:
     """The rulesets of a file or a directory (name -> text), for `billing simulate --rules`."""
+    return {str(p): p.read_text(encoding="utf-8") for p in _ruleset_files(path)}
+
+
+def _ruleset_files(path: str | Path) -> list[Path]:
+    """The YAML and JSON files of a file or a directory; DocumentError when there are none."""
     files = [p for p in expand([path]) if p.suffix in (".yaml", ".yml", ".json")]
     if not files:
         raise DocumentError([Problem(str(path), 1, "(document)", "no rulesets here")])
-    return {str(p): p.read_text(encoding="utf-8") for p in files}
+    return files

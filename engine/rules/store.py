@@ -106,7 +106,7 @@ def publish_ruleset(session: Session, item: Ruleset | Document | str | Path, aut
                     smoke: bool = True, rollback_of: int | None = None) -> PublishedRuleset:
     """Validate (raises DocumentError listing every problem), smoke-test in a subprocess and
     store a new version. The same text as the latest version stores nothing."""
-    if not author or not author.strip():
+    if not author.strip():
         raise RulesError("author", "required: who publishes this version")
     ruleset = _to_ruleset(item, refs)
     latest = _latest(session, ruleset.name)
@@ -116,12 +116,12 @@ def publish_ruleset(session: Session, item: Ruleset | Document | str | Path, aut
         problems = smoke_test(ruleset)
         if problems:
             raise DocumentError([Problem(ruleset.file or "<ruleset>", 1, "(document)", p) for p in problems])
-    version = (latest.version + 1) if latest is not None else 1
-    previous = latest.source if latest is not None else ""
+    version, previous, fromfile = 1, "", "/dev/null"  # the first version
+    if latest is not None:
+        version, previous, fromfile = latest.version + 1, latest.source, f"{ruleset.name} v{latest.version}"
     diff = "".join(difflib.unified_diff(
         previous.splitlines(keepends=True), ruleset.source.splitlines(keepends=True),
-        fromfile=f"{ruleset.name} v{version - 1}" if latest else "/dev/null",
-        tofile=f"{ruleset.name} v{version}",
+        fromfile=fromfile, tofile=f"{ruleset.name} v{version}",
     ))
     now = clock.now()
     row = RuleVersion(
@@ -252,8 +252,7 @@ def _disagreement(compiled: CompiledRuleset, engine: DurableEngine, handle: Any)
     contexts = [{}, *(_literal_context(rule.when) for rule in compiled.rules if rule.when is not None)]
     for ctx in contexts:
         for rule in compiled.rules:
-            event = rule.on[0] if rule.on else None
-            scheduled = None if rule.on else rule.id
+            event, scheduled = (rule.on[0], None) if rule.on else (None, rule.id)  # an event's rule or a scheduled one
             body, _ = compiled.fact(ctx, event=event, scheduled=scheduled, now=now)
             got = engine.evaluate(handle, body)
             want = reference_fired(compiled, ctx, event=event, scheduled=scheduled, now=now)

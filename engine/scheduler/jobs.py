@@ -57,7 +57,7 @@ def _weekday(field_: str) -> str:
     for part in field_.lower().split(","):
         body, _, step_text = part.partition("/")
         step = int(step_text) if step_text else 1
-        if body == "*" and not step_text:
+        if part == "*":
             return "*"
         if body == "*":
             lo, hi = 0, 6
@@ -335,13 +335,9 @@ class Jobs:
         ordered = [n for n in order if n in names] + sorted(
             n for n in names if n not in order and n != "messaging")
         results = []
-        for name in ordered:
+        # Delivery last, whether due or not (it is not keyed); run() skips a job not in the table.
+        for name in [*ordered, "messaging"]:
             result = self.run(name, now)
-            if result is not None:
-                results.append(result)
-            self.drain()
-        if "messaging" in self.jobs:
-            result = self.run("messaging", now)
             if result is not None:
                 results.append(result)
             self.drain()
@@ -351,15 +347,9 @@ class Jobs:
         """The first time after `after` when work other than the fixed intervals is due:
         a job a rule scheduled (a payment retry) or a scheduled rule's cron slot."""
         self.refresh_rule_jobs()
-        times = []
         with self.db.session() as session:
             job_due = session.scalar(select(func.min(automation.ScheduledJob.due_at)).where(
                 automation.ScheduledJob.status == "pending", automation.ScheduledJob.due_at > after))
-        if job_due is not None:
-            times.append(job_due)
-        for name, job in list(self.jobs.items()):
-            if name.startswith("rules:"):
-                fire = next_fire(job.trigger, after)
-                if fire is not None:
-                    times.append(fire)
-        return min(times) if times else None
+        times = [job_due, *(next_fire(job.trigger, after) for name, job in list(self.jobs.items())
+                            if name.startswith("rules:"))]
+        return min((t for t in times if t is not None), default=None)  # None: no time known

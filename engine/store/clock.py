@@ -19,7 +19,7 @@ from sqlalchemy import Integer, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.clock import TestClock
+from engine.clock import TestClock, ensure_aware
 from engine.store.base import Base
 from engine.store.database import Database
 
@@ -87,9 +87,7 @@ class StoredClock(TestClock):
         return super().now()
 
     def set(self, when: datetime) -> None:
-        if when.tzinfo is None:
-            raise ValueError("a timestamp without a timezone is ambiguous")
-        when = when.astimezone(UTC)
+        when = ensure_aware(when, "when")
         # The stored row decides (another process may have moved it): checked and written in
         # one transaction, holding no lock of ours while it waits for the database's.
         with self._db.session() as session:

@@ -185,10 +185,11 @@ class System:
         # The bus may hand another process the event that changes a decision here (several
         # dispatchers, a broker, or none here at all): every process follows the outbox too.
         workers.append(("access-follower", self.access.follow_changes))
-        if self.scheduler_jobs is not None and consume:
-            workers.append(("scheduler", self.run_scheduler))
-        if self.webhooks is not None and consume:
-            workers.append(("webhooks", self.webhooks.run))
+        if consume:  # the scheduler and webhook delivery are work a worker process does
+            if self.scheduler_jobs is not None:
+                workers.append(("scheduler", self.run_scheduler))
+            if self.webhooks is not None:
+                workers.append(("webhooks", self.webhooks.run))
         for name, target in workers:
             thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
             thread.start()
@@ -307,11 +308,11 @@ def build_system(
             after_run=system.after_commit, drain=system.drain, hooks=hooks,
         )
         system.due_work.append(system.scheduler_jobs.run_due)
-    elif service is not None:
-        # Without the scheduler (which has its own payments job), collect at the clock's stops.
-        system.due_work.append(collection(db, service))
-    if auto is None:
-        # Without the scheduler (whose delivery job sends them), at the clock's stops.
+    else:
+        # Without the scheduler (it has its own payments and delivery jobs), collect and send
+        # webhooks at the clock's stops.
+        if service is not None:
+            system.due_work.append(collection(db, service))
         system.due_work.append(hooks.drain)
     if settings.broker_url and system.test_clock is not None:
         system.settler = Settler(db, registry)

@@ -136,8 +136,7 @@ def sample_context(trigger: str, properties: Row | None = None) -> Record:
         subject = trigger.split(":", 1)[1]
         envelope = {"id": None, "type": None, "customer_id": CUSTOMER["id"],
                     "time": NOW.isoformat(), "properties": {}}
-        ctx = assemble_context(envelope, NOW, customer=CUSTOMER, state="active",
-                               invoice=INVOICE if subject == "invoice" else None,
+        ctx = assemble_context(envelope, NOW, customer=CUSTOMER, state="active", invoice=None,
                                subscription=SUBSCRIPTION)
         ctx["event"] = {"type": "schedule", "time": NOW.isoformat()}
         if subject == "invoice":  # seven days overdue, as the dunning sweeps see it
@@ -173,8 +172,8 @@ def triggers(rulesets: Iterable[Ruleset]) -> list[Trigger]:
                 for when in whens:
                     out.append(Trigger(str(action.params["template"]), when,
                                        f"{ruleset.name}/{rule.id}",
-                                       tuple(action.params.get("channels") or ("email",)),
-                                       dict(action.params.get("data") or {})))
+                                       tuple(action.params.get("channels", ("email",))),
+                                       dict(action.params.get("data", {}))))
     return out
 
 

@@ -69,10 +69,9 @@ def run_grant(args: argparse.Namespace) -> int:
 
     from engine import credits, sales
 
+    # The options not given (None) are left out below.
     spec: dict[str, Any] = {"reason": args.reason, "amount": args.amount, "grant": args.catalog_grant,
-                            "unit": args.unit, "rollover": args.rollover}
-    if args.priority is not None:
-        spec["priority"] = args.priority
+                            "unit": args.unit, "rollover": args.rollover, "priority": args.priority}
     if args.expires_at:
         try:
             spec["expires_at"] = datetime.fromisoformat(args.expires_at.replace("Z", "+00:00"))

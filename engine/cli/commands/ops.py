@@ -562,7 +562,7 @@ def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any] | None:
     from engine.store import Database
 
     url = get_settings().database_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if _no_sqlite_file(url):
         notes.append(f"no database at {url}: typical usage instead of the store's")
         return None
     db = Database(url)
@@ -579,10 +579,14 @@ def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any] | None:
         db.dispose()
 
 
+def _no_sqlite_file(url: str) -> bool:
+    """A SQLite database URL whose file is not there (opening it would create an empty one)."""
+    return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+
+
 def _simulation_rules(args: argparse.Namespace, notes: list[str]) -> tuple[Any, Any]:
     """The promotion sources of both sides: the pricing rules in force (--rules) and the
     proposed ones (--draft-rules), each a memoising `RulePromotions` (None: no pricing rule)."""
-    from engine import rules
 
     if args.rules == "none":
         texts: dict[str, str] = {}
@@ -595,10 +599,17 @@ def _simulation_rules(args: argparse.Namespace, notes: list[str]) -> tuple[Any, 
     draft_runtime = (
         _runtime(_rules_from(args.draft_rules, "--draft-rules"), "--draft-rules") if args.draft_rules else runtime
     )
-    promotions = rules.RulePromotions(runtime, memo=True) if runtime is not None else None
+    promotions = _promotions(runtime)
     if draft_runtime is runtime:
         return promotions, promotions
-    return promotions, rules.RulePromotions(draft_runtime, memo=True) if draft_runtime is not None else None
+    return promotions, _promotions(draft_runtime)
+
+
+def _promotions(runtime: Any) -> Any:
+    """A memoising promotion source on `runtime` (None: no pricing rule, no promotion)."""
+    from engine import rules
+
+    return rules.RulePromotions(runtime, memo=True) if runtime is not None else None
 
 
 def _rules_from(path: str, flag: str) -> dict[str, str]:
@@ -630,7 +641,7 @@ def _published_rules(notes: list[str]) -> dict[str, str]:
     from engine.store import Database
 
     url = get_settings().database_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if _no_sqlite_file(url):
         notes.append(f"no database at {url}: priced without published pricing rules (give --rules DIR)")
         return {}
     db = Database(url)

@@ -112,7 +112,7 @@ def build_customer(items: Sequence[str]) -> dict[str, Any]:
 
 
 def compute_quote(
-    catalog: Catalog, args: argparse.Namespace, *, today: date, promotions: PromotionSource | None = None
+    catalog: Catalog, args: argparse.Namespace, *, today: date, promotions: PromotionSource
 ) -> Document:
     period = _period(args.period) if args.period else None
     usage = dict(_pairs(args.usage, "--usage"))
@@ -147,10 +147,8 @@ def _period(text: str) -> Period:
         raise BadInput(f"--period: {exc}") from None
 
 
-def _rules_source(rules_path: str, promotions: PromotionSource | None) -> PromotionSource:
+def _rules_source(rules_path: str, promotions: PromotionSource) -> PromotionSource:
     """The pricing rules of --rules, asked as the live ones are."""
-    if promotions is None:
-        raise BadInput("--rules: the rules runtime is not available")
 
     def source(**kwargs: Any) -> tuple[list[Discount], list[dict[str, Any]]]:
         return promotions(rules_path=rules_path, **kwargs)
@@ -193,11 +191,10 @@ def render_table(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _promotions() -> PromotionSource | None:
-    from engine import rules
+def _promotions() -> PromotionSource:
+    from engine.rules import quote_promotions  # the rules runtime: only when quoting
 
-    source: PromotionSource | None = getattr(rules, "quote_promotions", None)
-    return source
+    return quote_promotions
 
 
 def run(args: argparse.Namespace) -> int:

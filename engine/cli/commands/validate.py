@@ -30,13 +30,9 @@ def summarize(doc: Document) -> tuple[str, list[Problem]]:
             f"{len(c.metrics)} metrics, {len(c.features)} features, {len(c.coupons)} coupons"
         ), []
     if isinstance(doc.data, dict) and "ruleset" in doc.data:
-        from engine import rules
+        from engine.rules import summarize_ruleset_document  # the rules runtime: only for rulesets
 
-        checker = getattr(rules, "summarize_ruleset_document", None)
-        if checker is None:
-            return "", [doc.problem([], "rulesets cannot be validated: the rules runtime is not installed")]
-        result: tuple[str, list[Problem]] = checker(doc)
-        return result
+        return summarize_ruleset_document(doc)
     return "", [doc.problem([], "neither a catalog (top-level 'catalog:') nor a ruleset (top-level 'ruleset:')")]
 
 
