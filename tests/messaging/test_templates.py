@@ -141,10 +141,10 @@ def test_endless_loops_hit_the_time_limit(tdir: Path) -> None:
     write(tdir, "sms/en/t.txt",
           "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}x")
     renderer = Renderer(tdir, RenderLimits(max_seconds=0.3))
-    started = time.monotonic()
+    started = time.thread_time()  # the budget is this thread's CPU time, whatever the load
     with pytest.raises(TemplateError, match="longer than 0.3 s"):
         renderer.render("t", "sms", {}, "en", CUSTOMER)
-    assert time.monotonic() - started < 1.5
+    assert time.thread_time() - started < 1.0
 
 
 def test_output_cap(tdir: Path) -> None:

@@ -135,7 +135,7 @@ def _budget_form(db: Database, user: dict[str, Any], cid: str, view: wallet.Wall
         alerts = st.text_input("Alerts at (percent, comma separated; empty: the plan's)",
                                value=", ".join(str(p) for p in b.get("alerts") or []), key="wal_budget_alerts")
         stop = st.checkbox("Stop metered use once spent", value=bool(b.get("hard_stop")), key="wal_budget_stop")
-        why = st.text_input("Why (recorded in the audit)", key="wal_budget_why")
+        why = st.text_input("Why the budget changes (recorded in the audit)", key="wal_budget_why")
         a, c = st.columns(2)
         save = a.form_submit_button("Save budget")
         remove = c.form_submit_button("Remove budget", disabled=not b)
