@@ -108,10 +108,8 @@ SUBSYSTEMS = frozenset({"sales", "payments", "messaging", "dunning", "users", "s
 DOORS = ("engine/api", "engine/console", "engine/portal", "engine/pdf")
 DOORS_STILL_WIDE: dict[str, frozenset[str]] = {
     "engine/console/lifecycle.py": frozenset({"dunning", "messaging", "payments", "sales", "simulation"}),
-    "engine/console/operations.py": frozenset({"sales", "users"}),
     "engine/console/store.py": frozenset({"sales", "users"}),
     "engine/console/usage.py": frozenset({"sales", "simulation"}),
-    "engine/console/wallet.py": frozenset({"sales", "users"}),
 }
 
 

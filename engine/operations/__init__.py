@@ -4,7 +4,9 @@ the console's rollback too. Each function takes a session (the caller owns the t
 so a refusal writes nothing) and says who acts (`actor`), and raises `OperationError` naming
 the field for bad input. API keys and bank-file reconciliation have their shared functions
 in `engine.api.keys` and `engine.payments` already. An issued invoice's credit, refund, void and
-write-off (sales and payments in one transaction) are `engine.operations.invoice_closing`."""
+write-off (sales and payments in one transaction) are `engine.operations.invoice_closing`; the
+console's audited changes to a subscription, a wallet and a budget (sales joined to users'
+audit) are `engine.operations.subscription_changes` and `engine.operations.wallet_changes`."""
 
 from engine.operations.errors import OperationError
 from engine.operations.migration import migrate_catalog

@@ -11,7 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import sales
-from engine.console import engine_clock, operations
+from engine.console import engine_clock
+from engine.operations import subscription_changes as operations
 from engine.store import Database
 from tests.ui.conftest import page, texts
 from tests.ui.test_console_business import frames, signed_in

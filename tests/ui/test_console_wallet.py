@@ -17,6 +17,7 @@ from engine.clock import TestClock
 from engine.config import Settings
 from engine.console import seed_demo
 from engine.console import wallet as console_wallet
+from engine.operations import wallet_changes
 from engine.store import Database
 from engine.system import build_system
 from engine.users import PermissionDenied, list_audit
@@ -116,7 +117,7 @@ def test_a_viewer_sees_the_wallet_but_cannot_grant(wallet_db: Database) -> None:
     assert not [b for b in at.button if str(b.key).startswith("FormSubmitter:wal_")]
     viewer = {"name": "viewer", "role": "viewer"}
     with pytest.raises(PermissionDenied), wallet_db.session() as s:  # the engine refuses them too
-        console_wallet.grant_credit(s, viewer, CUSTOMER, "10", "by the back door", clock=TestClock(START))
+        wallet_changes.grant_credit(s, viewer, CUSTOMER, "10", "by the back door", clock=TestClock(START))
     assert balance(wallet_db) == []
 
 
@@ -124,7 +125,7 @@ def test_the_ledger_pages_through_the_entries(wallet_db: Database) -> None:
     with wallet_db.session() as s:
         operator = {"name": "operator", "role": "operator"}
         for n in range(console_wallet.LEDGER_PAGE + 3):
-            console_wallet.grant_credit(s, operator, CUSTOMER, f"{n + 1}.00", f"grant number {n + 1}",
+            wallet_changes.grant_credit(s, operator, CUSTOMER, f"{n + 1}.00", f"grant number {n + 1}",
                                         clock=TestClock(START))
     at = carol("viewer")
     first = ledger(at)

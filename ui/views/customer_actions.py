@@ -10,7 +10,7 @@ import streamlit as st
 
 from engine import sales
 from engine.console import customer_card as cards
-from engine.console import operations
+from engine.operations import subscription_changes as operations
 from engine.store import Database
 from engine.users import PermissionDenied, UserError, can
 from views import common

@@ -14,6 +14,7 @@ import streamlit as st
 from engine import credits, sales
 from engine.console import customer_card as cards
 from engine.console import wallet
+from engine.operations import wallet_changes
 from engine.store import Database
 from engine.system.console_readers import wallet_readers
 from engine.users import PermissionDenied, UserError, can
@@ -119,7 +120,7 @@ def _grant_form(db: Database, user: dict[str, Any], cid: str) -> None:
         reason = st.text_input("Reason (kept on the grant and in the audit)", key="wal_reason")
         done = st.form_submit_button("Grant credit")
     if done:
-        _change(db, lambda s: _granted(wallet.grant_credit(s, user, cid, value, reason, clock=common.clock(),
+        _change(db, lambda s: _granted(wallet_changes.grant_credit(s, user, cid, value, reason, clock=common.clock(),
                                                             last_day=last)))
 
 
@@ -141,9 +142,9 @@ def _budget_form(db: Database, user: dict[str, Any], cid: str, view: wallet.Wall
         remove = c.form_submit_button("Remove budget", disabled=not b)
     clock = common.clock()
     if save:
-        _change(db, lambda s: _budget_set(wallet.set_budget(s, user, cid, value, alerts, stop, why, clock=clock)))
+        _change(db, lambda s: _budget_set(wallet_changes.set_budget(s, user, cid, value, alerts, stop, why, clock=clock)))
     elif remove:
-        _change(db, lambda s: "Budget removed." if wallet.delete_budget(s, user, cid, why, clock=clock)
+        _change(db, lambda s: "Budget removed." if wallet_changes.delete_budget(s, user, cid, why, clock=clock)
                 else "There was no budget.")
 
 

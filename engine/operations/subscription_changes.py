@@ -1,7 +1,8 @@
-"""An operator's changes to a customer's subscription from the console: the same engine
-operations the HTTP API calls (POST /v1/subscriptions/{id}/change, /coupon, /cancel, /pause,
-/resume), each
-allowed by the `operate` permission and recorded in the audit with who and why."""
+"""An operator's audited changes to a customer's subscription (the console's customer card):
+the same sales operations the HTTP API calls (POST /v1/subscriptions/{id}/change, /coupon,
+/cancel, /pause, /resume), each allowed by the user's `operate` permission and recorded in the
+audit with who and why. Here, in the operator layer, because they join sales to users' audit:
+the console's modules import one subsystem at most (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from engine.users import UserError, record_audit, require
 def change_plan(session: Session, user: dict[str, Any], subscription_id: str, plan: str, why: str, *,
                 clock: Clock, promotions: PromotionSource | None = None) -> dict[str, Any]:
     """An upgrade now (prorated), a downgrade at the period end: as the API's change."""
-    _allowed(user, why)
+    allowed(user, why)
     sub = sales.change_subscription(session, subscription_id, clock=clock, plan=plan, promotions=promotions)
     record_audit(session, user, "change_plan", "subscription", subscription_id, why,
                  details={"customer": sub["customer_id"], "plan": plan}, clock=clock)
@@ -27,7 +28,7 @@ def change_plan(session: Session, user: dict[str, Any], subscription_id: str, pl
 
 def apply_coupon(session: Session, user: dict[str, Any], subscription_id: str, coupon: str, why: str, *,
                  clock: Clock, promotions: PromotionSource | None = None) -> dict[str, Any]:
-    _allowed(user, why)
+    allowed(user, why)
     sub = sales.apply_coupon(session, subscription_id, coupon, clock=clock, promotions=promotions)
     record_audit(session, user, "apply_coupon", "subscription", subscription_id, why,
                  details={"customer": sub["customer_id"], "coupon": coupon}, clock=clock)
@@ -37,7 +38,7 @@ def apply_coupon(session: Session, user: dict[str, Any], subscription_id: str, c
 def cancel(session: Session, user: dict[str, Any], subscription_id: str, at: str, why: str, *,
            clock: Clock, promotions: PromotionSource | None = None) -> dict[str, Any]:
     """Cancel `now` (usage invoiced, unused time credited) or at the `period_end`."""
-    _allowed(user, why)
+    allowed(user, why)
     sub = sales.cancel_subscription(session, subscription_id, clock=clock, at=at, promotions=promotions)
     record_audit(session, user, "cancel", "subscription", subscription_id, why,
                  details={"customer": sub["customer_id"], "at": at}, clock=clock)
@@ -47,7 +48,7 @@ def cancel(session: Session, user: dict[str, Any], subscription_id: str, at: str
 def pause(session: Session, user: dict[str, Any], subscription_id: str, why: str, *,
           clock: Clock, promotions: PromotionSource | None = None) -> dict[str, Any]:
     """Pause at the end of the period paid for, as `POST /v1/subscriptions/{id}/pause`."""
-    _allowed(user, why)
+    allowed(user, why)
     sub = sales.pause_subscription(session, subscription_id, clock=clock, promotions=promotions)
     record_audit(session, user, "pause", "subscription", subscription_id, why,
                  details={"customer": sub["customer_id"], "at": sub["current_period"]["end"]}, clock=clock)
@@ -58,14 +59,14 @@ def resume(session: Session, user: dict[str, Any], subscription_id: str, why: st
            clock: Clock, promotions: PromotionSource | None = None) -> dict[str, Any]:
     """Resume (a new period from today, invoiced now) or withdraw a pause not yet in effect,
     as `POST /v1/subscriptions/{id}/resume`."""
-    _allowed(user, why)
+    allowed(user, why)
     sub = sales.resume_subscription(session, subscription_id, clock=clock, promotions=promotions)
     record_audit(session, user, "resume", "subscription", subscription_id, why,
                  details={"customer": sub["customer_id"]}, clock=clock)
     return sub
 
 
-def _allowed(user: dict[str, Any], why: str) -> None:
+def allowed(user: dict[str, Any], why: str) -> None:
     """Checked before the engine changes anything: the role, and a reason for the audit."""
     require(user, "operate")
     if not why or not why.strip():
