@@ -143,16 +143,17 @@ def _rerun_done(page: Any, before: int, timeout: float = 5_000) -> bool:
 
 def _choose(page: Any, box: str, option: str) -> None:
     """Pick an option of a select box. A Streamlit rerun that lands just after the click
-    draws the box again and closes its list (seen under load): open it again then."""
+    draws the box again and closes its list (seen under load), before the option shows or
+    between its showing and the click (CI, test_browser_builders' rollback): open it again then."""
     for _ in range(5):
         page.get_by_role("combobox", name=box, exact=True).click()
         choice = page.get_by_role("option", name=option, exact=True)
         try:
             choice.wait_for(state="visible", timeout=5_000)
-        except Exception:  # the list closed before it showed: open it again
+            choice.click(timeout=5_000)  # the list can also close between showing and the click
+        except Exception:  # the list closed before it showed or was clicked: open it again
             page.keyboard.press("Escape")
             continue
-        choice.click()
         return
     raise AssertionError(f"the {box!r} list never showed {option!r}")
 
