@@ -5,7 +5,7 @@ test clock, baseline and draft, as the console's Lifecycle view runs it.
 The engine runs at tens of customer-months a second, so a cohort this size runs as a
 stratified random sample scaled back up (engine.simulation.sampling: about
 SAMPLE_BUDGET customer-months a side, with 95 % margins); the two sides run at once, one
-process each (engine.console.lifecycle_sides). Measured:
+process each (engine.simulation.lifecycle_sides). Measured:
 - `engine_per_s`: customer-months the engine itself runs a second (both sides, the sample);
 - `engine_per_cpu_s`: the same per CPU second of every process of the run (the shared
   machine's load does not move it much, unlike the wall clock);
@@ -31,13 +31,12 @@ from pathlib import Path
 from engine.catalog import load_catalog
 from engine.clock import TestClock
 from engine.config import Settings
-from engine.console import CardModel, lifecycle_on_engine
-from engine.console.lifecycle import MIN_SAMPLE, SAMPLE_BUDGET, run_side
 from engine.payments import PaymentService
-from engine.simulation import Distribution, SyntheticSpec, synthetic_cohort
+from engine.simulation import CardModel, Distribution, SyntheticSpec, synthetic_cohort
 from engine.simulation.sampling import stratified_sample
 from engine.store import Database
-from engine.system import System, build_system, lifecycle_system
+from engine.system import System, build_system, lifecycle_on_engine, lifecycle_system
+from engine.system.lifecycle import MIN_SAMPLE, SAMPLE_BUDGET, run_side
 
 ROOT = Path(__file__).resolve().parents[1]
 START = date(2027, 1, 1)

@@ -107,9 +107,7 @@ SUBSYSTEMS = frozenset({"sales", "payments", "messaging", "dunning", "users", "s
                         "automation", "credits", "webhooks"})
 DOORS = ("engine/api", "engine/console", "engine/portal", "engine/pdf")
 DOORS_STILL_WIDE: dict[str, frozenset[str]] = {
-    "engine/console/lifecycle.py": frozenset({"dunning", "messaging", "payments", "sales", "simulation"}),
     "engine/console/store.py": frozenset({"sales", "users"}),
-    "engine/console/usage.py": frozenset({"sales", "simulation"}),
 }
 
 

@@ -9,7 +9,6 @@ from engine.console.access import AccessTester, Explained
 from engine.console.clock import engine_clock
 from engine.console.drafts import DraftCheck, check_draft, checksum, diff
 from engine.console.launch import APP, console_command, run_console, wait_healthy
-from engine.console.lifecycle import CardModel, DecliningProvider, lifecycle_on_engine, units_catalog
 from engine.console.store import (
     ConsoleError,
     check_stored,
@@ -24,9 +23,7 @@ from engine.console.store import (
 __all__ = [
     "APP",
     "AccessTester",
-    "CardModel",
     "ConsoleError",
-    "DecliningProvider",
     "DraftCheck",
     "Explained",
     "check_draft",
@@ -36,13 +33,11 @@ __all__ = [
     "diff",
     "engine_clock",
     "history",
-    "lifecycle_on_engine",
     "publish",
     "rollback",
     "run_console",
     "save_draft",
     "seed_demo",
     "store_records",
-    "units_catalog",
     "wait_healthy",
 ]

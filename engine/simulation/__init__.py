@@ -1,6 +1,6 @@
 """What-if simulation: a cohort priced months ahead on a baseline and a draft catalog with the
 same pricing code live billing uses, and the shape of a lifecycle what-if's result (the run
-itself drives the real engine: engine.console.lifecycle_on_engine). Shared by the console and `billing simulate`.
+itself drives the real engine: engine.system.lifecycle_on_engine). Shared by the console and `billing simulate`.
 
     cohort = synthetic_cohort(SyntheticSpec(count=1000, plan_mix={"pro": 3, "free": 1},
                               usage={"api_calls": Distribution("lognormal", median=20000, sigma=1)}),
@@ -33,6 +33,7 @@ from engine.simulation.cohort import (
     typical_usage,
 )
 from engine.simulation.lifecycle import LifecycleResult
+from engine.simulation.lifecycle_inputs import CardModel
 from engine.simulation.moves import Share, assign, parse_move, parse_share
 from engine.simulation.observed import Observed, observed_usage
 from engine.simulation.run import (
@@ -47,6 +48,7 @@ from engine.simulation.run import (
 __all__ = [
     "CSV_FIXED",
     "CSV_REQUIRED",
+    "CardModel",
     "Cohort",
     "CohortError",
     "Distribution",

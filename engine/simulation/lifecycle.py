@@ -1,7 +1,7 @@
 """What a lifecycle what-if reports, baseline vs draft: invoices, cash collected, payment
 attempts, dunning outcomes and notifications, month by month.
 
-The run itself is engine.console.lifecycle_on_engine: the cohort goes through the engine's
+The run itself is engine.system.lifecycle_on_engine: the cohort goes through the engine's
 own billing, payments, rules, automation, scheduler and messaging on a test clock, so these
 figures come from the same code as live billing (this package may not import those
 subsystems; it only holds the shape of the result).

@@ -10,6 +10,8 @@ the components it uses; subscriptions.py is the table of who reacts to which eve
 from engine.system.access_readers import access_readers
 from engine.system.assembly import FROM_SETTINGS, DueWork, FromSettings, System, build_system, lifecycle_system
 from engine.system.automation_owners import DatabaseFacts, SubsystemEffects, SubsystemRecords, build_automation, owners
+from engine.system.lifecycle import lifecycle_on_engine, units_catalog
+from engine.system.lifecycle_cards import DecliningProvider
 from engine.system.payments import payment_retry_consumer, payment_service
 from engine.system.scheduling import billing, collection, delivery, scheduler_jobs
 from engine.system.subscriptions import Subscription, subscriptions
@@ -17,6 +19,7 @@ from engine.system.subscriptions import Subscription, subscriptions
 __all__ = [
     "FROM_SETTINGS",
     "DatabaseFacts",
+    "DecliningProvider",
     "DueWork",
     "FromSettings",
     "Subscription",
@@ -29,10 +32,12 @@ __all__ = [
     "build_system",
     "collection",
     "delivery",
+    "lifecycle_on_engine",
     "lifecycle_system",
     "owners",
     "payment_retry_consumer",
     "payment_service",
     "scheduler_jobs",
     "subscriptions",
+    "units_catalog",
 ]

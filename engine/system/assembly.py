@@ -349,5 +349,5 @@ def _automation(
 
 def lifecycle_system(settings: Settings, clock: TestClock, db: Database, service: PaymentService) -> System:
     """A throwaway full system for the console's lifecycle what-if: its own database, test
-    clock and card provider (engine.console.lifecycle.Build)."""
+    clock and card provider (engine.system.lifecycle.Build)."""
     return build_system(settings, clock=clock, db=db, automation=True, payments=service)

@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from engine import dunning, payments, rules, sales
 from engine.clock import TestClock
 from engine.config import Settings
-from engine.console.lifecycle import PROVIDER, CardModel, DecliningProvider
+from engine.simulation import CardModel
 from engine.system import System, build_system
+from engine.system.lifecycle_cards import PROVIDER, DecliningProvider
 
 START = datetime(2026, 10, 1, 9, tzinfo=UTC)
 END = datetime(2026, 11, 2, 9, tzinfo=UTC)

@@ -12,11 +12,10 @@ import pytest
 
 from engine.catalog import load_catalog, load_catalog_text
 from engine.clock import TestClock
-from engine.console import CardModel, DecliningProvider, lifecycle_on_engine
 from engine.console.yaml_edit import toggle_rule
 from engine.payments import ChargeRequest
-from engine.simulation import Cohort, CohortError, SimCustomer, SimulationError, cohort_from_csv
-from engine.system import lifecycle_system
+from engine.simulation import CardModel, Cohort, CohortError, SimCustomer, SimulationError, cohort_from_csv
+from engine.system import DecliningProvider, lifecycle_on_engine, lifecycle_system
 
 RULES = {p.stem: p.read_text() for p in sorted(Path("rules").glob("*.yaml"))}
 SAAS = Path("catalogs/saas.yaml").read_text()

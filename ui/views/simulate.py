@@ -14,11 +14,11 @@ from dateutil.relativedelta import relativedelta
 
 from engine import rules
 from engine.catalog import Catalog, load_catalog
-from engine.console import CardModel, check_draft, lifecycle_on_engine
+from engine.console import check_draft
 from engine.console import rulesets as crules
 from engine.console import store as cstore
-from engine.console.usage import stored_usage
 from engine.simulation import (
+    CardModel,
     CohortError,
     Distribution,
     Share,
@@ -32,6 +32,8 @@ from engine.simulation import (
 )
 from engine.simulation.cohort import Cohort, typical_usage
 from engine.store import Database
+from engine.system import lifecycle_on_engine, lifecycle_system
+from engine.system.stored_usage import stored_usage
 from views.common import clock, example_files, money, need, today
 
 EDITOR_TEXT = "the editor's text"
@@ -457,8 +459,6 @@ def _lifecycle(
                 draft_rules[check.name or name] = row.text
         bar = st.progress(0.0, text="building the cohort…")
         cohort = _cohort(db, source, baseline, draft, spec)
-        from engine.system import lifecycle_system  # the engine itself: loaded when a run is asked for
-
         st.session_state["life_result"] = lifecycle_on_engine(
             lifecycle_system,
             baseline,

@@ -558,8 +558,8 @@ def _stored_usage(catalog_name: str, notes: list[str]) -> dict[str, Any] | None:
     there is no such database)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from engine.console.usage import stored_usage
     from engine.store import Database
+    from engine.system.stored_usage import stored_usage
 
     url = get_settings().database_url
     if _no_sqlite_file(url):

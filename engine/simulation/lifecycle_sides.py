@@ -23,7 +23,7 @@ from typing import Any
 from engine.simulation import SimulationError
 
 Progress = Callable[[float, str], None]
-SideRun = Callable[..., dict[str, Any]]  # engine.console.lifecycle.run_side
+SideRun = Callable[..., dict[str, Any]]  # engine.system.lifecycle.run_side
 POLL_SECONDS = 0.1
 
 

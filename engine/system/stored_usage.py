@@ -1,5 +1,9 @@
 """The store's real usage per plan and metric, for a what-if's synthetic cohort: read
-through engine.sales (`usage_profile`) and shaped for engine.simulation (`Observed`)."""
+through engine.sales (`usage_profile`) and shaped for engine.simulation (`Observed`).
+
+Here, in engine.system, because it joins two subsystems (sales, simulation): the console's
+What-if page (ui/views/simulate.py) and `billing simulate` (engine/cli) both call it, and the
+console's modules import one subsystem each at most (tests/test_quality.py)."""
 
 from __future__ import annotations
 
