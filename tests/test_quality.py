@@ -100,15 +100,11 @@ def test_complexity_does_not_grow_back() -> None:
 
 # Issue 17: engine.system is the only package that imports more than one subsystem. The doors
 # below it (HTTP API, console, portal, PDF) get what they need of a second subsystem as typed
-# readers bound in engine/system. DOORS_STILL_WIDE lists the modules not moved yet, with what
-# they import today: it may only shrink (a listed module that imports fewer fails too, so the
-# entry is removed when the module is moved).
+# readers bound in engine/system, or call an operator operation (engine/operations) that joins
+# them; no door module is excepted (docs/architecture.md, "Import contracts").
 SUBSYSTEMS = frozenset({"sales", "payments", "messaging", "dunning", "users", "simulation", "access",
                         "automation", "credits", "webhooks"})
 DOORS = ("engine/api", "engine/console", "engine/portal", "engine/pdf")
-DOORS_STILL_WIDE: dict[str, frozenset[str]] = {
-    "engine/console/store.py": frozenset({"sales", "users"}),
-}
 
 
 def _imported(source: str, package: list[str]) -> set[str]:
@@ -150,10 +146,5 @@ def test_import_walker_sees_relative_and_function_level_imports() -> None:
 
 
 def test_each_door_module_imports_at_most_one_subsystem() -> None:
-    modules = _door_modules()
-    wide = {path: sorted(subs) for path, subs in modules.items()
-            if len(subs) > 1 and not subs <= DOORS_STILL_WIDE.get(path, frozenset())}
+    wide = {path: sorted(subs) for path, subs in _door_modules().items() if len(subs) > 1}
     assert wide == {}, f"modules importing more than one subsystem (bind readers in engine/system): {wide}"
-    moved = [path for path, subs in DOORS_STILL_WIDE.items() if len(modules.get(path, frozenset())) <= 1
-             or modules[path] != subs]
-    assert moved == [], f"DOORS_STILL_WIDE lists modules that import less now: remove or narrow them: {moved}"

@@ -7,6 +7,7 @@ the store adapters for simulations and the Inspect pages.
 
 from engine.console.access import AccessTester, Explained
 from engine.console.clock import engine_clock
+from engine.console.demo_users import seed_demo
 from engine.console.drafts import DraftCheck, check_draft, checksum, diff
 from engine.console.launch import APP, console_command, run_console, wait_healthy
 from engine.console.store import (
@@ -16,7 +17,6 @@ from engine.console.store import (
     publish,
     rollback,
     save_draft,
-    seed_demo,
     store_records,
 )
 

@@ -73,7 +73,7 @@ def run_console(
     url_db = child_env.get("BILLING_DATABASE_URL") or "sqlite:///./billing.db"
     demo: list[tuple[str, str, str]] = []
     if seed_demo:
-        from engine.console.store import seed_demo as seed
+        from engine.console.demo_users import seed_demo as seed
         from engine.store import Database
         from engine.store.clock import EngineClock
         from engine.store.migrate import require_migrated

@@ -2,6 +2,11 @@
 
 Adapters kept here (and named in the report) where a subsystem has no public function yet:
 `list_customer_ids` pages through engine.sales' public customer listing.
+
+Drafts are the console's own table. Publishing a checked draft and rolling back are
+operator operations (`engine.operations.draft_publishing`, `engine.operations.rollback`:
+they join sales or the rules runtime to users' audit), and the role is checked through
+`engine.operations.permitted`: this module imports sales alone of the subsystems.
 """
 
 from __future__ import annotations
@@ -20,16 +25,10 @@ from engine.console import rulesets
 from engine.console.drafts import KINDS, check_draft, checksum, diff
 from engine.console.models import Draft
 from engine.periods import Period, calendar_period
-from engine.users import record_audit, require, seed_demo_users
 
 
 class ConsoleError(ValueError):
     """Something the console user must fix; the message says what."""
-
-
-def seed_demo(session: Session, *, clock: Clock) -> list[tuple[str, str, str]]:
-    """The demo sign-ins (name, role, password), created when missing."""
-    return seed_demo_users(session, clock=clock)
 
 
 # Drafts --------------------------------------------------------------------------------
@@ -59,7 +58,7 @@ def save_draft(
     session: Session, user: dict[str, Any] | None, kind: str, name: str, text: str, *, clock: Clock | None = None
 ) -> Draft:
     """Save a draft (editors). A draft may be invalid: it is work in progress."""
-    user = require(user, "edit")
+    user = operations.permitted(user, "edit")
     if not name or not name.strip():
         raise ConsoleError("name: give the draft the catalog's or ruleset's name")
     row = get_draft(session, kind, name)
@@ -147,7 +146,7 @@ def publish(
     """Publish a draft as a new version, recording who, when and why. Nothing is written
     unless every check passes: the role, validation, lint (or accepted warnings), a
     simulation of exactly this text, and a comment."""
-    user = require(user, "publish")
+    user = operations.permitted(user, "publish")
     if not comment.strip():  # a str (typed; the page's text input)
         raise ConsoleError("comment: say why this version is published")
     if kind not in KINDS:
@@ -157,28 +156,20 @@ def publish(
         raise ConsoleError(f"the draft has {len(check.errors)} error(s): fix them before publishing")
     if check.warnings and not accept_warnings:
         raise ConsoleError(f"the draft has {len(check.warnings)} lint warning(s): fix them or accept them")
-    if kind == "ruleset":
-        # Rulesets are not priced by the what-if simulator: validation, lint and the rules
-        # runtime's smoke test (in a subprocess, inside publish_ruleset) stand for it.
-        return _publish_ruleset(session, user, check.name or "ruleset", text, comment, len(check.warnings), clock)
-    assert check.catalog is not None and check.name is not None
-    if require_simulation:
-        _require_simulated(session, kind, check.name, text)
-    published = sales.publish_catalog(session, check.catalog, user["name"], comment.strip(), clock=clock)
-    if not published.created:
-        raise ConsoleError(f"nothing to publish: version {published.version} already has exactly this content")
-    audit = record_audit(
-        session,
-        user,
-        "publish",
-        kind,
-        check.name,
-        comment,
-        version=published.version,
-        details={"checksum": published.checksum, "warnings_accepted": len(check.warnings)},
-        clock=clock,
-    )
-    return {"version": published.version, "catalog": check.name, "name": check.name, "audit": audit}
+    try:
+        if kind == "ruleset":
+            # Rulesets are not priced by the what-if simulator: validation, lint and the rules
+            # runtime's smoke test (in a subprocess, inside publish_ruleset) stand for it.
+            return operations.publish_ruleset_draft(
+                session, user, check.name or "ruleset", text, comment, warnings_accepted=len(check.warnings),
+                refs=rulesets.references(session), clock=clock)
+        assert check.catalog is not None and check.name is not None
+        if require_simulation:
+            _require_simulated(session, kind, check.name, text)
+        return operations.publish_catalog_draft(session, user, check.name, check.catalog, comment,
+                                                warnings_accepted=len(check.warnings), clock=clock)
+    except operations.OperationError as exc:
+        raise ConsoleError(exc.message) from None
 
 
 def _require_simulated(session: Session, kind: str, name: str, text: str) -> None:
@@ -186,35 +177,6 @@ def _require_simulated(session: Session, kind: str, name: str, text: str) -> Non
     row = get_draft(session, kind, name)
     if row is None or row.text != text or row.simulated_checksum != checksum(text):
         raise ConsoleError("simulate this draft (as saved) before publishing it")
-
-
-def _publish_ruleset(
-    session: Session, user: dict[str, Any], name: str, text: str, comment: str, accepted: int, clock: Clock
-) -> dict[str, Any]:
-    """Through `engine.rules.publish_ruleset`, as `billing publish` does: validated against
-    the published catalogs, compiled and smoke-tested in a subprocess, stored with who and why."""
-    from engine.documents import DocumentError, load_yaml_text
-
-    refs = rulesets.references(session)
-    try:
-        doc = load_yaml_text(text, f"{name}.yaml")
-        published = rules.publish_ruleset(session, doc, user["name"], comment.strip(), refs=refs, clock=clock)
-    except DocumentError as exc:
-        raise ConsoleError("the rules runtime refused it: " + "; ".join(p.message for p in exc.problems)) from None
-    if not published.created:
-        raise ConsoleError(f"nothing to publish: version {published.version} already has exactly this content")
-    audit = record_audit(
-        session,
-        user,
-        "publish",
-        "ruleset",
-        published.ruleset,
-        comment,
-        version=published.version,
-        details={"checksum": published.checksum, "warnings_accepted": accepted},
-        clock=clock,
-    )
-    return {"version": published.version, "ruleset": published.ruleset, "name": published.ruleset, "audit": audit}
 
 
 def rollback(
@@ -229,7 +191,7 @@ def rollback(
 ) -> dict[str, Any]:
     """Make `to_version`'s content current again, as a new version (history is never
     rewritten): `engine.operations.rollback`, as `billing rollback` and the HTTP route do."""
-    user = require(user, "rollback")
+    user = operations.permitted(user, "rollback")
     if kind not in KINDS:
         raise ConsoleError(f"kind: one of {', '.join(KINDS)}")
     try:

@@ -36,3 +36,10 @@ def change_user(session: Session, name: str, *, role: str | None = None,
     except users.UserError as exc:
         raise OperationError(exc.field, exc.message, "not_found" if exc.field == "name" else "invalid") from None
     return out[-1]
+
+
+def permitted(user: dict[str, Any] | None, action: str) -> dict[str, Any]:
+    """The signed-in console user when their role allows `action` (PermissionDenied
+    otherwise): a door's first check, before it reads or validates anything, so a user who
+    may not act hears that first. The audited operations check the role again themselves."""
+    return users.require(user, action)
