@@ -56,6 +56,30 @@ def credits_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     for gid, grant in credits.get("grants", {}).items():
         out.extend(_above_zero(doc, ["credits", "grants", gid, "amount"], grant["amount"]))
     out.extend(_top_up_problems(doc, credits.get("top_up"), packs))
+    out.extend(_burn_problems(doc, credits.get("burn"), unit, data.get("metrics") or {}))
+    return out
+
+
+# What a burn adds up event by event: a max, a unique count or a latest value is no running total.
+_BURNABLE = ("count", "sum")
+
+
+def _burn_problems(doc: Document, burn: dict[str, Any] | None, unit: str, metrics: dict[str, Any]) -> list[Problem]:
+    if not burn:
+        return []
+    if unit.isupper():
+        return [doc.problem(["credits", "burn"], f"only a custom unit is burned by usage; a {unit} wallet "
+                                                 "pays invoices (the plan's prices bill the usage)")]
+    out: list[Problem] = []
+    for metric_id, rate in burn.items():
+        path = ["credits", "burn", metric_id]
+        metric = metrics.get(metric_id)
+        if metric is None:
+            out.append(doc.problem(path, f"unknown metric {metric_id!r}; metrics: {', '.join(sorted(metrics)) or 'none'}"))
+        elif metric.get("aggregation", "count") not in _BURNABLE:
+            out.append(doc.problem(path, f"a {metric['aggregation']} metric cannot burn {unit}: "
+                                         f"only {' or '.join(_BURNABLE)} add up event by event"))
+        out.extend(_above_zero(doc, path, rate))
     return out
 
 
@@ -108,6 +132,7 @@ def build_credits(data: dict[str, Any]) -> Credits | None:
         grants={gid: CreditGrant(id=gid, amount=to_decimal(g["amount"]), terms=_terms(g), name=g.get("name", gid))
                 for gid, g in raw.get("grants", {}).items()},
         top_up=None if top_up is None else TopUp(threshold=to_decimal(top_up["threshold"]), pack=top_up["pack"]),
+        burn={metric: to_decimal(rate) for metric, rate in (raw.get("burn") or {}).items()},
     )
 
 

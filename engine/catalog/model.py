@@ -131,6 +131,14 @@ class Credits:
     packs: dict[str, CreditPack] = dc_field(default_factory=dict)
     grants: dict[str, CreditGrant] = dc_field(default_factory=dict)
     top_up: TopUp | None = None
+    # A custom unit's metrics: each unit of the metric's quantity burns this many of the
+    # wallet's unit, as the usage is recorded (docs/credits.md, Token wallets).
+    burn: dict[str, Decimal] = dc_field(default_factory=dict)
+
+    @property
+    def custom(self) -> bool:
+        """A custom unit (tokens), not a currency: usage burns it, invoices never draw it."""
+        return not self.unit.isupper()
 
 
 @dataclass(frozen=True, slots=True)
