@@ -203,6 +203,11 @@ class Catalog:
     raw: dict[str, Any] = dc_field(default_factory=dict, compare=False, repr=False)
 
     @property
+    def tokens(self) -> Credits | None:
+        """The catalog's wallet when it is in a custom unit (tokens): usage burns it."""
+        return self.credits if self.credits is not None and self.credits.custom else None
+
+    @property
     def rounder(self) -> Rounder:
         r = self.__dict__.get("_rounder")
         if r is None:
