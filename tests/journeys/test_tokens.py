@@ -88,12 +88,25 @@ def burned(found: dict[str, list[dict[str, str]]]) -> list[Decimal]:
     return [balances({k: found[k]})["revenue:credits:usage"] * -1 for k in keys]
 
 
+def refused(engine: Engine, cid: str) -> None:
+    """Bad token grants name their field and write nothing."""
+    for amount, status, field in (("0", 422, "amount"), ("-5", 422, "amount")):
+        r = engine.admin.post(f"/v1/customers/{cid}/wallet/grants",
+                              json={"amount": amount, "unit": "tokens", "reason": "bad"})
+        assert (r.status_code, r.json()["field"]) == (status, field), r.text
+    r = engine.admin.post(f"/v1/customers/{cid}/wallet/grants", json={"amount": "10", "unit": "credits", "reason": "x"})
+    assert (r.status_code, r.json()["field"]) == (409, "unit"), r.text
+    assert "unknown unit 'credits'" in r.json()["detail"]
+    assert wallet(engine, cid)["grants"] == []
+
+
 def test_a_token_pack_is_burned_by_usage_and_earned_token_by_token(engine: Engine, tmp_path: Path) -> None:
     plan = publish(engine, tmp_path)
     cid = engine.customer("tokens")
     engine.subscribe(cid, plan, payment_method=card(CARD_OK))
     engine.advance("1h")
     assert engine.check(cid, "llm")["reason"] == "credits_exhausted"  # no tokens yet
+    refused(engine, cid)
 
     first = buy(engine, cid)
     assert (money(first["invoice"]["total"]), first["grant"]["unit"], first["grant"]["status"]) == (
