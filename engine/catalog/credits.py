@@ -56,6 +56,33 @@ def credits_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     for gid, grant in credits.get("grants", {}).items():
         out.extend(_above_zero(doc, ["credits", "grants", gid, "amount"], grant["amount"]))
     out.extend(_top_up_problems(doc, credits.get("top_up"), packs))
+    out.extend(_burn_problems(doc, credits.get("burn", {}), unit, data.get("metrics", {})))
+    return out
+
+
+# What a burn adds up event by event: a max, a unique count or a latest value is no running total.
+_BURNABLE = ("count", "sum")
+
+
+def _burn_problems(doc: Document, burn: dict[str, Any], unit: str, metrics: dict[str, Any]) -> list[Problem]:
+    if not burn:
+        return []
+    if unit.isupper():
+        return [doc.problem(["credits", "burn"], f"only a custom unit is burned by usage; a {unit} wallet "
+                                                 "pays invoices (the plan's prices bill the usage)")]
+    return [p for metric_id, rate in burn.items() for p in _burning_metric_problems(doc, metric_id, rate, unit, metrics)]
+
+
+def _burning_metric_problems(doc: Document, metric_id: str, rate: Any, unit: str,
+                             metrics: dict[str, Any]) -> list[Problem]:
+    path = ["credits", "burn", metric_id]
+    out = _above_zero(doc, path, rate)
+    metric = metrics.get(metric_id)
+    if metric is None:
+        out.insert(0, doc.problem(path, f"unknown metric {metric_id!r}; metrics: {', '.join(sorted(metrics)) or 'none'}"))
+    elif metric["aggregation"] not in _BURNABLE:
+        out.insert(0, doc.problem(path, f"a {metric['aggregation']} metric cannot burn {unit}: "
+                                        f"only {' or '.join(_BURNABLE)} add up event by event"))
     return out
 
 
@@ -108,6 +135,7 @@ def build_credits(data: dict[str, Any]) -> Credits | None:
         grants={gid: CreditGrant(id=gid, amount=to_decimal(g["amount"]), terms=_terms(g), name=g.get("name", gid))
                 for gid, g in raw.get("grants", {}).items()},
         top_up=None if top_up is None else TopUp(threshold=to_decimal(top_up["threshold"]), pack=top_up["pack"]),
+        burn={metric: to_decimal(rate) for metric, rate in raw.get("burn", {}).items()},
     )
 
 

@@ -131,6 +131,14 @@ class Credits:
     packs: dict[str, CreditPack] = dc_field(default_factory=dict)
     grants: dict[str, CreditGrant] = dc_field(default_factory=dict)
     top_up: TopUp | None = None
+    # A custom unit's metrics: each unit of the metric's quantity burns this many of the
+    # wallet's unit, as the usage is recorded (docs/credits.md, Token wallets).
+    burn: dict[str, Decimal] = dc_field(default_factory=dict)
+
+    @property
+    def custom(self) -> bool:
+        """A custom unit (tokens), not a currency: usage burns it, invoices never draw it."""
+        return not self.unit.isupper()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +201,11 @@ class Catalog:
     credits: Credits | None = None
     source: str = ""  # the file it came from, for messages
     raw: dict[str, Any] = dc_field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def tokens(self) -> Credits | None:
+        """The catalog's wallet when it is in a custom unit (tokens): usage burns it."""
+        return self.credits if self.credits is not None and self.credits.custom else None
 
     @property
     def rounder(self) -> Rounder:

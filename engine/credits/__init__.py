@@ -1,6 +1,7 @@
 """Prepaid credits: each customer's wallet as an immutable ledger of grants and their
 consumptions, expiries and voids (docs/credits.md)."""
 
+from engine.credits.amounts import is_custom
 from engine.credits.balance import announce_balance, low_level
 from engine.credits.budgets import (
     BudgetRequest,
@@ -12,9 +13,11 @@ from engine.credits.budgets import (
     reached,
     set_budget,
 )
+from engine.credits.burn import Burned, burn, burned
 from engine.credits.drawdown import Available, Draw, allocate, draw_order
 from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
+from engine.credits.models import Grant
 from engine.credits.top_up import due_top_up, get_top_up, set_top_up, top_up_to_dict
 from engine.credits.wallet import (
     PREPAID,
@@ -39,9 +42,11 @@ __all__ = [
     "PREPAID",
     "Available",
     "BudgetRequest",
+    "Burned",
     "CreditsConflict",
     "CreditsError",
     "Draw",
+    "Grant",
     "GrantRequest",
     "UnknownGrant",
     "activate",
@@ -50,6 +55,8 @@ __all__ = [
     "announce_balance",
     "available_total",
     "budget_to_dict",
+    "burn",
+    "burned",
     "delete_budget",
     "draw_down",
     "draw_order",
@@ -60,6 +67,7 @@ __all__ = [
     "get_top_up",
     "grant_sold_by",
     "grant_to_dict",
+    "is_custom",
     "ledger_page",
     "low_level",
     "paid_by_credits",

@@ -31,6 +31,7 @@ from engine.payments.adjustments import (
     refundable,
 )
 from engine.payments.books.credits import handle_credit_returned, handle_credits_expired
+from engine.payments.books.tokens import handle_credits_consumed, handle_tokens_expired
 from engine.payments.camt import parse_camt, parse_statement
 from engine.payments.camt import parse_camt as parse_camt053
 from engine.payments.collection import (
@@ -149,11 +150,13 @@ __all__ = [
     "find_payment_method",
     "handle_credit_note_issued",
     "handle_credit_returned",
+    "handle_credits_consumed",
     "handle_credits_expired",
     "handle_invoice_closed",
     "handle_invoice_finalized",
     "handle_payment_method_attached",
     "handle_payment_retry",
+    "handle_tokens_expired",
     "invoice_payment_summary",
     "invoice_reference",
     "invoice_refunds",

@@ -73,6 +73,7 @@ from engine.sales.subscriptions import (
     list_subscriptions,
     reactivate_subscription,
 )
+from engine.sales.tokens import burn_tokens, handle_token_burn, handle_tokens_granted, token_usage, tokens_spendable
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
 from engine.sales.wallet import open_wallet
 
@@ -94,6 +95,7 @@ __all__ = [
     "bill_progressive",
     "budget_left",
     "budget_status",
+    "burn_tokens",
     "buy_pack",
     "cancel_subscription",
     "cancel_subscriptions",
@@ -119,6 +121,8 @@ __all__ = [
     "handle_invoice_paid",
     "handle_payment_succeeded",
     "handle_spend_changed",
+    "handle_token_burn",
+    "handle_tokens_granted",
     "handle_top_up_requested",
     "handle_usage_recorded",
     "ingest_events",
@@ -155,6 +159,8 @@ __all__ = [
     "spent",
     "subscription_invoices",
     "subscriptions_by_id",
+    "token_usage",
+    "tokens_spendable",
     "update_customer",
     "usage_in_period",
     "validate_events",

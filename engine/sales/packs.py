@@ -57,7 +57,7 @@ def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *,
     customer = load_customer(session, customer_id)
     now = now_of(clock)
     terms, amount, ref = _grant_terms(session, customer, spec, now)
-    unit = spec.get("unit") or customer.currency or _catalog(session, customer)[0].currency
+    unit = _unit(session, customer, spec.get("unit"))
     expires_at = spec.get("expires_at")
     if expires_at is not None and "effective_at" not in spec and expires_at <= now:
         raise Conflict("expires_at", f"{expires_at.isoformat()} is not after now ({now.isoformat()}, "
@@ -73,6 +73,20 @@ def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *,
     customer.has_wallet = True
     grant = credits.add_grant(session, req, now)
     return credits.grant_to_dict(grant, credits.remaining(session, [grant.id])[grant.id])
+
+
+def _unit(session: Session, customer: Customer, asked: str | None) -> str:
+    """A currency (default: the customer's), or the custom unit their catalog's wallet is in:
+    a grant in a unit nothing burns or prices would sit in the wallet for ever."""
+    if not asked:
+        return customer.currency or _catalog(session, customer)[0].currency
+    if asked.isupper():
+        return asked
+    wallet = _catalog(session, customer)[0].tokens
+    known = wallet.unit if wallet is not None else "none"
+    if asked != known:
+        raise Conflict("unit", f"unknown unit {asked!r}: the customer's catalog's custom unit is {known}")
+    return asked
 
 
 def _grant_terms(session: Session, customer: Customer, spec: Mapping[str, Any],

@@ -15,6 +15,7 @@ from engine.periods import Period
 from engine.pricing import price_period
 from engine.pricing.usage import MetricUsage
 from engine.sales.queries import usage_in_period
+from engine.sales.tokens import tokens_spendable
 
 ZERO = Decimal(0)
 
@@ -24,7 +25,10 @@ def spendable(session: Session, customer_id: str, catalog: Catalog, plan: Plan, 
     """What the customer can still spend: the wallet's usable credit in the catalog's currency
     less the usage charges accrued in the current period (pre-tax), not invoiced yet. Usage
     burns the wallet in real time this way, with no entry per event: the period's invoice
-    draws it down for good."""
+    draws it down for good. A custom-unit wallet (tokens) is burned by usage itself: its
+    figure is in the unit (engine/sales/tokens.py)."""
+    if catalog.tokens is not None:
+        return tokens_spendable(session, customer_id, catalog, now)
     available = credits.available_total(session, customer_id, catalog.currency, now)
     if period is None:
         return available

@@ -53,6 +53,7 @@ def subscriptions(
     def usage_recorded(session: Session, envelope: dict[str, object]) -> object:
         billed = sales.handle_usage_recorded(session, envelope, promotions=promotions)
         sales.handle_spend_changed(session, envelope)
+        sales.handle_token_burn(session, envelope)
         return billed
 
     def invalidate_access(_session: Session, envelope: Envelope) -> None:
@@ -67,9 +68,12 @@ def subscriptions(
         # A wallet below its top-up threshold: buy the pack, once per key.
         Subscription("sales", "credits.top_up_requested", as_dict(sales.handle_top_up_requested)),
         # New usage: a plan's progressive billing thresholds may be reached (one invoice per
-        # level), and spend changed: budget alerts, once per threshold and period. One handler,
+        # level), spend changed (budget alerts, once per threshold and period) and token
+        # wallets burn (engine/sales/tokens.py). One handler,
         # as a consumer applies an event once.
         Subscription("sales", "usage.recorded", as_dict(usage_recorded)),
+        # Tokens granted pay first what usage burned beyond the wallet (engine/sales/tokens.py).
+        Subscription("sales", "credits.granted", as_dict(sales.handle_tokens_granted)),
         # Fixed fees invoiced are spend too.
         Subscription("sales", "invoice.finalized", as_dict(sales.handle_spend_changed)),
         # access: decisions change with plans, payments and dunning: drop the cached view of
@@ -99,6 +103,10 @@ def subscriptions(
             Subscription("payments", "credit_note.issued", with_service(payments.handle_credit_note_issued, service)),
             # A credit pack's unused credit expired: its deferred revenue is earned (breakage).
             Subscription("payments", "credits.expired", with_service(payments.handle_credits_expired, service)),
+            # A token pack (custom unit): its tokens burned by usage earn the pack's price per
+            # token, what expires unused is breakage (engine/payments/books/tokens.py).
+            Subscription("payments", "credits.consumed", with_service(payments.handle_credits_consumed, service)),
+            Subscription("payments", "credits.expired", with_service(payments.handle_tokens_expired, service)),
             # A voided invoice that wallet credit paid: the journal gives the credit back too.
             Subscription("payments", "invoice.voided", with_service(payments.handle_credit_returned, service)),
             # automation's `retry_payment` job, run where no provider is (a separate scheduler).

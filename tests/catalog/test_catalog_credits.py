@@ -103,3 +103,40 @@ def test_a_float_pack_price_is_refused() -> None:
     assert errors(text) == [
         'bad.yaml:14: credits.packs.starter.price: 45.5 is a float; amounts are decimal strings, write it quoted, e.g. "45.50"'
     ]
+
+
+TOKENS = BASE.replace("plans:", """metrics:
+  llm: {event: llm.call, aggregation: sum, field: tokens}
+  images: {event: image.made, aggregation: count}
+  peak: {event: llm.call, aggregation: max, field: tokens}
+plans:""", 1).replace("credits:\n  packs:", """credits:
+  unit: tokens
+  rate: "0.001"
+  burn: {llm: "1", images: "250"}
+  packs:""")
+
+
+def test_a_token_wallet_names_the_metrics_usage_burns_it_by() -> None:
+    credits = load_catalog_text(TOKENS, "ok.yaml").credits
+    assert credits is not None and credits.custom
+    assert credits.burn == {"llm": Decimal(1), "images": Decimal(250)}
+    money = load_catalog_text(BASE, "ok.yaml").credits
+    assert money is not None and not money.custom and money.burn == {}
+
+
+@pytest.mark.parametrize(("burn", "message"), [
+    ('{llm: "0"}', "credits.burn.llm: '0' must be above zero"),
+    ('{llm: "-2"}', "credits.burn.llm: '-2' is not an amount; write a decimal string such as \"49.00\""),
+    ('{calls: "1"}', "credits.burn.calls: unknown metric 'calls'; metrics: images, llm, peak"),
+    ('{peak: "1"}', "credits.burn.peak: a max metric cannot burn tokens: only count or sum add up event by event"),
+])
+def test_a_bad_burn_is_refused_naming_it(burn: str, message: str) -> None:
+    [problem] = errors(TOKENS.replace('{llm: "1", images: "250"}', burn))
+    assert problem.endswith(message), problem
+
+
+def test_a_money_wallet_is_not_burned_by_usage() -> None:
+    text = TOKENS.replace('  unit: tokens\n  rate: "0.001"\n', "")
+    [problem] = errors(text)
+    assert problem.endswith("credits.burn: only a custom unit is burned by usage; a USD wallet pays invoices "
+                            "(the plan's prices bill the usage)"), problem

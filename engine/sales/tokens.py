@@ -1,0 +1,98 @@
+"""Token wallets drawn by usage (docs/credits.md, Token wallets): a catalog whose credits are in
+a custom unit names the metrics that burn it (`credits.burn`, units per unit of the metric's
+quantity). Sales counts the usage; the wallet (engine/credits/burn.py) writes what it burns.
+
+When: on `usage.recorded`, the bus's sales consumer, just after the ingestion batch commits (as
+progressive billing does: no wallet query on the ingestion hot path), for the customers it names
+that hold a wallet. The access check does not wait for it: what the customer may still spend is
+the usable balance less what their usage asks and was not burned yet, exact at every moment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import credits
+from engine.catalog.model import Catalog
+from engine.periods import Period
+from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.models import Customer, Subscription
+from engine.sales.queries import usage_in_period
+from engine.sales.usage import recorded_customers
+
+ZERO = Decimal(0)
+_EPOCH = date(1970, 1, 1)
+
+
+def token_usage(session: Session, customer_id: str, catalog: Catalog, burn: Mapping[str, Decimal],
+                now: datetime) -> Decimal:
+    """What the customer's usage of the burning metrics asks of the wallet, all of it so far
+    (exact: the rates are decimals, a custom unit is never rounded). Events dated up to the end
+    of tomorrow count, as ingestion takes them; later ones count when their day comes."""
+    window = Period(_EPOCH, now.date() + timedelta(days=2))
+    return sum((usage_in_period(session, customer_id, catalog, metric, window) * rate for metric, rate in burn.items()),
+               ZERO)
+
+
+def tokens_spendable(session: Session, customer_id: str, catalog: Catalog, now: datetime) -> Decimal:
+    """The access check's figure for a custom-unit catalog: usable balance less what usage
+    asks beyond what it burned (usage the wallet could not pay, or not burned yet)."""
+    wallet = catalog.tokens
+    assert wallet is not None
+    owed = token_usage(session, customer_id, catalog, wallet.burn, now) - credits.burned(session, customer_id, wallet.unit)
+    return credits.available_total(session, customer_id, wallet.unit, now) - max(owed, ZERO)
+
+
+def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credits.Burned]:
+    """Burn the customer's token wallet by their usage so far; announce a low or empty balance."""
+    catalog = _wallet_catalog(session, customer_id)
+    if catalog is None or catalog.tokens is None:
+        return []
+    wallet = catalog.tokens
+    required = token_usage(session, customer_id, catalog, wallet.burn, now)
+    done = credits.burn(session, customer_id, wallet.unit, required, now)
+    if done:
+        credits.announce_balance(session, customer_id, wallet.unit, now)
+    return done
+
+
+def _wallet_catalog(session: Session, customer_id: str) -> Catalog | None:
+    """The catalog of the customer's latest subscription (the one their packs are bought from)."""
+    version = session.scalars(select(Subscription.catalog_version_id).where(Subscription.customer_id == customer_id)
+                              .order_by(Subscription.created_at.desc(), Subscription.id.desc()).limit(1)).first()
+    return None if version is None else catalog_for_version(session, version)
+
+
+def handle_token_burn(session: Session, envelope: Mapping[str, Any]) -> int:
+    """Bus handler for `usage.recorded`: burn the token wallets of the customers it names (only
+    those holding a wallet: one query for the rest). Returns the entries written."""
+    named = recorded_customers(envelope.get("properties") or {})
+    if not named:
+        return 0
+    now = _time(envelope.get("time"))
+    holders: list[str] = []
+    for start in range(0, len(named), 900):  # under SQLite's bound-parameter limit
+        holders += session.scalars(select(Customer.id).where(Customer.id.in_(named[start : start + 900]),
+                                                             Customer.has_wallet.is_(True)))
+    return sum(len(burn_tokens(session, cid, now)) for cid in sorted(holders))  # one lock order
+
+
+def handle_tokens_granted(session: Session, envelope: Mapping[str, Any]) -> int:
+    """Bus handler for `credits.granted`: tokens granted (a pack paid) pay first what usage
+    burned beyond the wallet, so the balance shown is what is left for new usage. A money
+    grant pays invoices: usage never burns it."""
+    unit = str((envelope.get("properties") or {}).get("unit") or "USD")
+    if not credits.is_custom(unit):
+        return 0
+    return len(burn_tokens(session, str(envelope["customer_id"]), _time(envelope.get("time"))))
+
+
+def _time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

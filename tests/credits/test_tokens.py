@@ -1,0 +1,151 @@
+"""Token wallets in the library, on both backends (docs/credits.md, Token wallets): usage of the
+catalog's burning metrics burns tokens at their rates as `usage.recorded` is handled, once
+whatever redelivers it, never below zero (what is left owed is paid by the next grant), with
+`credits.consumed` for the journal and `credits.balance_low` / `credits.exhausted`; the access
+decision's `credits_exhausted`; a token grant in an unknown unit or of zero refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from engine import credits, sales
+from engine.access import Snapshot, plan_decision
+from engine.clock import TestClock
+from engine.sales.errors import Conflict
+from engine.store import Database
+from engine.store.outbox import OutboxEvent
+
+T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
+D = Decimal
+CATALOG = """\
+catalog: tokens
+currency: USD
+metrics:
+  llm: {event: llm.call, aggregation: sum, field: tokens}
+  images: {event: image.made, aggregation: count}
+features:
+  llm: {name: LLM, type: metered, metric: llm}
+plans:
+  stop:
+    name: Stop
+    interval: month
+    prices:
+      - {id: base, model: flat, amount: "5.00"}
+    entitlements:
+      llm: {limit: null, period: month, overage: allow}
+    credits: {on_exhausted: hard_stop}
+credits:
+  unit: tokens
+  rate: "0.002"
+  burn: {llm: "1", images: "2.5"}
+  packs:
+    small: {price: "3.00", credit: "1000", rollover: all}
+"""
+
+
+def _setup(db: Database, tmp_path: Path, clock: TestClock) -> str:
+    path = tmp_path / "tokens.yaml"
+    path.write_text(CATALOG)
+    with db.session() as s:
+        sales.publish_catalog(s, str(path), "test", clock=clock)
+        sales.create_customer(s, {"id": "cus_t", "email": "t@example.com", "name": "T", "country": "US"}, clock=clock)
+        sales.create_subscription(s, "cus_t", "stop", clock=clock)
+    return "cus_t"
+
+
+def _grant(db: Database, clock: TestClock, amount: str, key: str) -> None:
+    with db.session() as s:
+        sales.grant_credit(s, "cus_t", {"amount": D(amount), "unit": "tokens", "reason": "test", "idempotency_key": key},
+                           clock=clock)
+
+
+def _usage(db: Database, clock: TestClock, tag: str, *events: tuple[str, dict[str, object]]) -> dict[str, object]:
+    """Ingest `events` (type, properties); the usage.recorded the batch published."""
+    with db.session() as s:
+        sales.ingest_events(s, [{"id": f"{tag}{i}", "type": t, "customer_id": "cus_t", "time": clock.now().isoformat(),
+                                 "properties": p} for i, (t, p) in enumerate(events)], clock=clock)
+        row = s.scalars(select(OutboxEvent).where(OutboxEvent.type == "usage.recorded")
+                        .order_by(OutboxEvent.seq.desc())).first()
+        assert row is not None
+        return {"id": row.id, "type": row.type, "customer_id": row.customer_id, "time": clock.now().isoformat(),
+                "properties": row.properties}
+
+
+def _burn(db: Database, event: dict[str, object]) -> int:
+    with db.session() as s:
+        return sales.handle_token_burn(s, event)
+
+
+def _balance(db: Database, clock: TestClock) -> str:
+    with db.session() as s:
+        [row] = [b for b in credits.wallet(s, "cus_t", clock.now())["balances"] if b["unit"] == "tokens"]
+        return str(row["balance"])
+
+
+def _said(db: Database, etype: str) -> list[dict[str, object]]:
+    with db.session() as s:
+        return [dict(r.properties or {}) for r in s.scalars(select(OutboxEvent).where(OutboxEvent.type == etype)
+                                                            .order_by(OutboxEvent.seq))]
+
+
+def _decision(db: Database, clock: TestClock) -> tuple[bool, str]:
+    with db.session() as s:
+        found = sales.customer_plan(s, "cus_t")
+        assert found is not None
+        sub, catalog, plan = found
+        left = sales.spendable(s, "cus_t", catalog, plan, None, clock.now())
+    snap = Snapshot(customer_id="cus_t", known=True, subscription=sub, catalog=catalog, plan=plan, spendable=left)
+    d = plan_decision(snap, "llm", 1, clock.now())
+    return d.allowed, d.reason
+
+
+def test_usage_burns_tokens_once_never_below_zero(db: Database, tmp_path: Path) -> None:
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    assert _decision(db, clock) == (False, "credits_exhausted")  # no tokens
+    _grant(db, clock, "1000", "g1")
+    assert _decision(db, clock) == (True, "plan")
+    event = _usage(db, clock, "a", ("llm.call", {"tokens": 300}), ("image.made", {}), ("image.made", {}))
+    # Before the bus burns them, the access view counts them already: 1000 - 300 - 2 x 2.5 = 695.
+    with db.session() as s:
+        found = sales.customer_plan(s, "cus_t")
+        assert found is not None
+        assert sales.spendable(s, "cus_t", found[1], found[2], None, clock.now()) == D(695)
+    assert [_burn(db, event) for _ in range(2)] == [1, 0]  # delivered, then redelivered: burned once
+    assert _balance(db, clock) == "695"
+    [consumed] = _said(db, "credits.consumed")
+    assert (consumed["amount"], consumed["used_before"], consumed["unit"]) == ("305", "0", "tokens")
+    assert _said(db, "credits.exhausted") == []
+
+    _burn(db, _usage(db, clock, "b", ("llm.call", {"tokens": 700})))  # 5 more than is left
+    assert _balance(db, clock) == "0"
+    assert _decision(db, clock) == (False, "credits_exhausted")
+    assert [e["amount"] for e in _said(db, "credits.consumed")] == ["305", "695"]
+    assert _said(db, "credits.exhausted") == [{"unit": "tokens", "amount": "0", "threshold": None}]
+
+    _grant(db, clock, "100", "g2")
+    with db.session() as s:  # the bus's credits.granted: the 5 owed are paid first
+        assert len(sales.burn_tokens(s, "cus_t", clock.now())) == 1
+    assert _balance(db, clock) == "95"
+    assert _decision(db, clock) == (True, "plan")
+    with db.session() as s:
+        assert credits.burned(s, "cus_t", "tokens") == D(1005)
+
+
+def test_a_token_grant_in_an_unknown_unit_or_of_zero_is_refused(db: Database, tmp_path: Path) -> None:
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    with db.session() as s, pytest.raises(Conflict) as info:
+        sales.grant_credit(s, "cus_t", {"amount": D(10), "unit": "credits", "reason": "x"}, clock=clock)
+    assert (info.value.field, str(info.value.message)) == (
+        "unit", "unknown unit 'credits': the customer's catalog's custom unit is tokens")
+    with db.session() as s, pytest.raises(credits.CreditsError) as bad:
+        sales.grant_credit(s, "cus_t", {"amount": D(0), "unit": "tokens", "reason": "x"}, clock=clock)
+    assert bad.value.field == "amount"
+    with db.session() as s:
+        assert credits.wallet(s, "cus_t", clock.now())["grants"] == []

@@ -1,0 +1,147 @@
+"""Token wallets (issue 20, docs/credits.md *Token wallets*, docs/books.md *Token packs*), over
+HTTP on the shared test clock, ending with the ledger checker: a pack of tokens bought by card,
+burned by usage events as they are recorded, run out (the plan stops: `credits_exhausted`), and
+its price earned in the journal token by token. Hand-computed for a DE customer (19 %): the
+small pack is 1000 tokens for 3.00 (+ 0.57 tax, 3.57), 0.003 a token; an LLM call burns its
+`tokens`, an image 100."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.test_books_journey import balances, journal
+from tests.journeys.test_credits import wallet
+from tests.journeys.test_journeys import CARD_OK, card
+
+D = Decimal
+
+CATALOG = """\
+catalog: tokens-{tag}
+currency: USD
+taxes: {{DE: 19}}
+metrics:
+  llm: {{event: llm.call, aggregation: sum, field: tokens}}
+  images: {{event: image.made, aggregation: count}}
+features:
+  llm: {{name: LLM, type: metered, metric: llm}}
+plans:
+  tokens-{tag}:
+    name: Tokens
+    interval: month
+    prices:
+      - {{id: base, name: Platform, model: flat, amount: "5.00"}}
+    entitlements:
+      llm: {{limit: null, period: month, overage: allow}}
+    credits: {{on_exhausted: hard_stop}}
+credits:
+  unit: tokens
+  rate: "0.002"
+  burn: {{llm: "1", images: "100"}}
+  packs:
+    small: {{name: Small tokens, price: "3.00", credit: "1000", expires_after: 1y, rollover: all}}
+"""
+
+
+def publish(engine: Engine, tmp_path: Path) -> str:
+    tag = secrets.token_hex(3)
+    path = tmp_path / "tokens.yaml"
+    path.write_text(CATALOG.format(tag=tag))
+    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return f"tokens-{tag}"
+
+
+def tokens(engine: Engine, cid: str) -> dict[str, str]:
+    engine.settle()  # the bus burned what was recorded
+    [row] = [b for b in wallet(engine, cid)["balances"] if b["unit"] == "tokens"]
+    return row
+
+
+def buy(engine: Engine, cid: str) -> dict[str, Any]:
+    r = engine.product.post(f"/v1/customers/{cid}/wallet/packs", json={"pack": "small", "key": secrets.token_hex(4)})
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def llm(engine: Engine, cid: str, count: int) -> None:
+    engine.usage(cid, 1, event="llm.call", properties={"tokens": count})
+
+
+def entries(engine: Engine, references: set[str]) -> dict[str, list[dict[str, str]]]:
+    start = date.fromisoformat(engine.now()[:10]) - timedelta(days=40)
+    found = journal(engine, start, references)
+    for entry_id, rows in found.items():
+        assert sum(money(r["debit"]) for r in rows) == sum(money(r["credit"]) for r in rows), entry_id
+    return found
+
+
+def burned(found: dict[str, list[dict[str, str]]]) -> list[Decimal]:
+    """What each burn earned, in the order of the wallet's entries."""
+    keys = sorted((k for k in found if k.startswith("credits:burned:")), key=lambda k: int(k.rsplit(":", 1)[1]))
+    return [balances({k: found[k]})["revenue:credits:usage"] * -1 for k in keys]
+
+
+def refused(engine: Engine, cid: str) -> None:
+    """Bad token grants name their field and write nothing."""
+    for amount, status, field in (("0", 422, "amount"), ("-5", 422, "amount")):
+        r = engine.admin.post(f"/v1/customers/{cid}/wallet/grants",
+                              json={"amount": amount, "unit": "tokens", "reason": "bad"})
+        assert (r.status_code, r.json()["field"]) == (status, field), r.text
+    r = engine.admin.post(f"/v1/customers/{cid}/wallet/grants", json={"amount": "10", "unit": "credits", "reason": "x"})
+    assert (r.status_code, r.json()["field"]) == (409, "unit"), r.text
+    assert "unknown unit 'credits'" in r.json()["detail"]
+    assert wallet(engine, cid)["grants"] == []
+
+
+def test_a_token_pack_is_burned_by_usage_and_earned_token_by_token(engine: Engine, tmp_path: Path) -> None:
+    plan = publish(engine, tmp_path)
+    cid = engine.customer("tokens")
+    engine.subscribe(cid, plan, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    assert engine.check(cid, "llm")["reason"] == "credits_exhausted"  # no tokens yet
+    refused(engine, cid)
+
+    first = buy(engine, cid)
+    assert (money(first["invoice"]["total"]), first["grant"]["unit"], first["grant"]["status"]) == (
+        D("3.57"), "tokens", "pending")
+    assert engine.check(cid, "llm")["reason"] == "credits_exhausted"  # not paid yet
+    engine.advance("1h")  # paid by card: 1000 tokens
+    assert tokens(engine, cid) == {"unit": "tokens", "balance": "1000", "available": "1000", "pending": "0"}
+    assert engine.check(cid, "llm")["allowed"]
+
+    llm(engine, cid, 333)  # 333 tokens: 0.999 of the price, 1.00 earned
+    assert tokens(engine, cid)["balance"] == "667"
+    engine.usage(cid, 2, event="image.made")  # 200 tokens: 533 used, 1.599 -> 1.60, 0.60 more
+    assert engine.check(cid, "llm")["allowed"]
+    assert tokens(engine, cid)["balance"] == "467"
+    llm(engine, cid, 467)  # the rest: 3.00 earned in all, 1.40 more
+    denied = engine.check(cid, "llm")
+    assert (denied["allowed"], denied["reason"]) == (False, "credits_exhausted")
+    assert tokens(engine, cid)["balance"] == "0"
+    exhausted = [n for n in engine.notifications(cid) if n["template"] == "credits_exhausted"]
+    assert len(exhausted) == 1, exhausted
+
+    pack = first["grant"]["id"]
+    found = entries(engine, {pack})
+    sold = balances({k: v for k, v in found.items() if k.startswith("credits:sold:")})
+    [revenue] = [k for k in sold if k.startswith("revenue:")]
+    assert sold == {revenue: D("3.00"), "deferred_revenue": D("-3.00")}  # the price deferred, before tax
+    assert burned(found) == [D("1.00"), D("0.60"), D("1.40")]
+    assert "deferred_revenue" not in balances(found)  # used up: all 3.00 earned
+
+    llm(engine, cid, 50)  # recorded while stopped (ingestion takes it): owed, the wallet stays at zero
+    assert tokens(engine, cid)["balance"] == "0"
+    second = buy(engine, cid)
+    engine.advance("1h")  # paid: its tokens pay the 50 owed first
+    assert tokens(engine, cid)["balance"] == "950"
+    assert engine.check(cid, "llm")["allowed"]
+    found = entries(engine, {second["grant"]["id"]})
+    assert burned(found) == [D("0.15")]  # 50 x 3.00 / 1000
+    assert balances(found)["deferred_revenue"] == D("-2.85")
