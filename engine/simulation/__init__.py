@@ -35,6 +35,7 @@ from engine.simulation.cohort import (
 from engine.simulation.lifecycle import LifecycleResult
 from engine.simulation.moves import Share, assign, parse_move, parse_share
 from engine.simulation.observed import Observed, observed_usage
+from engine.simulation.prepaid import Prepaid, parse_prepaid
 from engine.simulation.run import (
     SimulationError,
     SimulationResult,
@@ -52,6 +53,7 @@ __all__ = [
     "Distribution",
     "LifecycleResult",
     "Observed",
+    "Prepaid",
     "Share",
     "SimCustomer",
     "SimulationError",
@@ -64,6 +66,7 @@ __all__ = [
     "month_start",
     "observed_usage",
     "parse_move",
+    "parse_prepaid",
     "parse_share",
     "simulate",
     "spec_from_dict",
