@@ -132,3 +132,10 @@ def test_an_unknown_or_custom_unit_pack_is_refused() -> None:
     tokens = load_catalog_text(CATALOG.replace("credits:\n", 'credits:\n  unit: tokens\n  rate: "0.001"\n'), "t.yaml")
     with pytest.raises(SimulationError, match="sells credit in tokens"):
         simulate(baseline, tokens, one_customer(1), months=1, start=START, prepaid=parse_prepaid("1:starter"))
+
+
+def test_a_top_up_the_catalog_does_not_declare_is_refused() -> None:
+    plain = load_catalog_text(CATALOG.replace('  top_up: {threshold: "10.00", pack: starter}\n', ""), "p.yaml")
+    with pytest.raises(SimulationError, match="prepaid.top_up: the draft catalog 'packs-test' declares no"):
+        simulate(catalogs()[0], plain, one_customer(1), months=1, start=START,
+                 prepaid=parse_prepaid("1:starter:top-up"))
