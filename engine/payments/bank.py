@@ -35,7 +35,7 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, cast, insert, select, update
+from sqlalchemy import String, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -176,24 +176,12 @@ def rows_where(session: Session, columns: Sequence[Any], column: Any, values: It
         return []
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        # The array goes as one text literal cast by the database: psycopg's list adapter
-        # dumps element by element in Python, a second for a file's four 100,000-value look-ups.
-        stmt = select(*columns).where(column == any_(cast(bindparam("vals", type_=String), ARRAY(String))),
-                                      *conditions)
-        return list(conn.execute(stmt, {"vals": array_literal(vals)}).all())
+        stmt = select(*columns).where(column == any_(bindparam("vals", type_=ARRAY(String))), *conditions)
+        return list(conn.execute(stmt, {"vals": vals}).all())
     out: list[Any] = []
     for i in range(0, len(vals), _CHUNK):
         out.extend(conn.execute(select(*columns).where(column.in_(vals[i:i + _CHUNK]), *conditions)).all())
     return out
-
-
-def array_literal(values: Sequence[str]) -> str:
-    """A PostgreSQL text[] literal of `values`, each element quoted (so commas, braces, blanks
-    and the word NULL stay text); a double quote or backslash inside is escaped."""
-    body = '","'.join(values)
-    if '"' in body or "\\" in body:
-        body = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
-    return '{"' + body + '"}'
 
 
 def _fast_ids(prefix: str, n: int) -> list[str]:
