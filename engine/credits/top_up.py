@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.credits.errors import CreditsError
 from engine.credits.models import Grant, TopUp
+from engine.credits.terms import top_up_due
 from engine.credits.wallet import usable
 
 ZERO = Decimal(0)
@@ -55,7 +56,7 @@ def due_top_up(session: Session, customer_id: str, unit: str, now: datetime) -> 
     balance = sum((a.remaining for a in usable(session, customer_id, unit, now)), ZERO)
     pending = session.scalars(select(Grant.amount).where(Grant.customer_id == customer_id,
                                                          Grant.status == "pending", Grant.unit == unit))
-    if balance + sum(pending, ZERO) >= row.threshold:
+    if not top_up_due(balance, sum(pending, ZERO), row.threshold):
         return None
     done = session.scalar(select(func.count()).select_from(Grant).where(
         Grant.customer_id == customer_id, Grant.source == "top_up")) or 0

@@ -660,6 +660,12 @@ def _copy_json(value: Any) -> str:
         return "\\N"
     if not value:
         return "[]" if isinstance(value, list) else "{}"
+    if type(value) is list and len(value) == 1:
+        # A line paid by one payment: its id is plain (ASCII letters, digits, "_"), so this is
+        # what json.dumps writes, without its encoder's per-call cost (100,000 lines, 0.3 s).
+        only = value[0]
+        if type(only) is str and only.isascii() and only.isidentifier():
+            return f'["{only}"]'
     return json.dumps(value).translate(_COPY_ESCAPES)
 
 

@@ -39,6 +39,7 @@ from xml.etree.ElementTree import Element, ParseError, XMLParser
 from engine.money import KNOWN_CURRENCIES, quantum
 from engine.payments.references import (
     is_valid_creditor_reference,
+    is_valid_normalised_rf,
     is_valid_qr_reference,
     normalise_reference,
 )
@@ -102,7 +103,7 @@ def find_rf(text: str) -> str | None:
 def classify_reference(ref: str, kind_hint: str | None = None) -> tuple[str, str | None]:
     """(normalised reference, rf | qrr | isr | None)."""
     clean = normalise_reference(ref)
-    if clean.startswith("RF") and is_valid_creditor_reference(clean):
+    if clean.startswith("RF") and is_valid_normalised_rf(clean):
         return clean, "rf"
     if clean.isdigit() and len(clean) in (16, 27) and is_valid_qr_reference(clean):
         hint = (kind_hint or "").upper()

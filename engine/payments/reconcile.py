@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -131,7 +132,8 @@ def reconcile_statement(
             with paused_gc():
                 results = match_bank(session, parsed, imp.id, svc)
         n_matched = len(matched)
-        _insert_results(session, matched + [tuple(r[c] for c in _RESULT_COLUMNS) for r in results])
+        # One C-level itemgetter per row (a generator per row cost a second at 100,000 lines).
+        _insert_results(session, matched + list(map(_RESULT_ROW, results)))
     if parsed.kind == "settlement_csv":
         _journal_payouts(session, parsed, _payout_totals(parsed.lines), imp.id)
     return _conclude(session, imp, parsed, n_matched, results, now)
@@ -504,6 +506,7 @@ def _journal_payouts(session: Session, parsed: ParsedStatement,
 _RESULT_COLUMNS = ("import_id", "line_no", "status", "kind", "provider_ref", "payment_reference", "payment_id",
                    "expected_amount", "actual_amount", "expected_currency", "actual_currency", "fee",
                    "payout_id", "detail")
+_RESULT_ROW = itemgetter(*_RESULT_COLUMNS)
 
 
 # COPY text format: backslash, tab, newline and carriage return are escaped; \N is NULL.
@@ -527,12 +530,17 @@ def _copy_text(value: str | None) -> str:
 
 def _copy_lines(rows: list[tuple[Any, ...]]) -> str:
     """COPY text for result rows. Matched rows, all of one shape, take a single f-string:
-    a fifth of the per-field path's cost at 100,000 lines."""
+    a fifth of the per-field path's cost at 100,000 lines. Two shapes: a settlement's (with
+    its fee) and a bank file's (no fee, no payout, the expected amount and currency known)."""
     e = _copy_text
     return "".join(
         f"{r[0]}\t{r[1]}\tmatched\t{r[3]}\t{e(r[4])}\t{e(r[5])}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\t"
         f"{r[10]}\t{r[11]}\t{e(r[12])}\t\\N\n"
         if r[2] == "matched" and r[13] is None and r[11] is not None and r[6] is not None
+        else f"{r[0]}\t{r[1]}\tmatched\t{r[3]}\t{e(r[4])}\t{e(r[5])}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\t"
+             f"{r[10]}\t\\N\t\\N\t\\N\n"
+        if (r[2] == "matched" and r[13] is None and r[11] is None and r[12] is None and r[6] is not None
+            and r[7] is not None and r[9] is not None)
         else "\t".join([_copy_field(v) for v in r]) + "\n"
         for r in rows
     )

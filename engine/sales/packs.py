@@ -7,7 +7,7 @@ grant with the subscription's current period (the expiry job writes what is left
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from engine import credits
 from engine.catalog.model import Catalog, CreditTerms
 from engine.clock import Clock, FixedClock
-from engine.durations import parse_duration
+from engine.credits.terms import grant_expiry
 from engine.money import to_decimal
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.charges import handle_charge_requested
@@ -44,10 +44,7 @@ def _catalog(session: Session, customer: Customer) -> tuple[Catalog, Subscriptio
 
 def _expiry(terms: CreditTerms, sub: Subscription | None, now: datetime) -> datetime | None:
     """expires_after from now; with rollover none, at the latest at the current period's end."""
-    ends = [parse_duration(terms.expires_after).after(now)] if terms.expires_after else []
-    if terms.rollover == "none" and sub is not None and sub.period_end is not None:
-        ends.append(datetime.combine(sub.period_end, time(), tzinfo=UTC))
-    return min(ends) if ends else None
+    return grant_expiry(terms, now, sub.period_end if sub is not None else None)
 
 
 def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *, clock: Clock,

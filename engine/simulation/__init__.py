@@ -36,6 +36,7 @@ from engine.simulation.lifecycle import LifecycleResult
 from engine.simulation.lifecycle_inputs import CardModel
 from engine.simulation.moves import Share, assign, parse_move, parse_share
 from engine.simulation.observed import Observed, observed_usage
+from engine.simulation.prepaid import Prepaid, parse_prepaid
 from engine.simulation.run import (
     SimulationError,
     SimulationResult,
@@ -54,6 +55,7 @@ __all__ = [
     "Distribution",
     "LifecycleResult",
     "Observed",
+    "Prepaid",
     "Share",
     "SimCustomer",
     "SimulationError",
@@ -66,6 +68,7 @@ __all__ = [
     "month_start",
     "observed_usage",
     "parse_move",
+    "parse_prepaid",
     "parse_share",
     "simulate",
     "spec_from_dict",

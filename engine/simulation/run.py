@@ -21,7 +21,10 @@ from engine.periods import Period, period_boundary
 from engine.pricing import AppliedDiscount, Discount, MetricUsage, PeriodPricer
 from engine.pricing.quoting import PromotionSource, period_document
 from engine.simulation.cohort import ADDITIVE, INTEGRAL, ONE, ZERO, Cohort, CohortError, SimCustomer, usage_at
+from engine.simulation.errors import SimulationError
+from engine.simulation.extras import Extras, months_per_period
 from engine.simulation.mrr import Recurring
+from engine.simulation.prepaid import Prepaid, check_prepaid
 from engine.simulation.promo_memo import remembered
 
 Progress = Callable[[float, str], None]
@@ -29,20 +32,12 @@ HUNDRED = Decimal(100)
 NO_DISCOUNTS: tuple[AppliedDiscount, ...] = ()
 
 
-class SimulationError(ValueError):
-    """A what-if that cannot run as asked (the message says what to change)."""
-
-
 def month_start(d: date) -> date:
     return d.replace(day=1)
 
 
-def _months_per_period(plan: Plan) -> int | None:
-    if plan.interval == "month":
-        return plan.interval_count
-    if plan.interval == "year":
-        return 12 * plan.interval_count
-    return None  # day, week, once: handled one by one
+# None for day, week and once: handled one by one.
+_months_per_period = months_per_period
 
 
 class _Side:
@@ -226,6 +221,10 @@ class SimulationResult:
     seconds: float = 0.0
     # Where the cohort's usage came from, one sentence per plan and metric (never a silent zero).
     usage_source: list[str] = field(default_factory=list)
+    # Credit packs (engine.simulation.prepaid): {pack, share, top_up, baseline: {...}, draft: {...}}.
+    prepaid: dict[str, Any] | None = None
+    # Progressive billing (engine.simulation.early): {baseline: {...}, draft: {...}}.
+    progressive: dict[str, Any] | None = None
 
     def movers(self, n: int = 10, *, more: bool = True) -> list[dict[str, Any]]:
         """The customers who would pay most more (or, with more=False, most less) under the draft."""
@@ -276,7 +275,17 @@ class SimulationResult:
             "discounts": s(self.discounts),
             "warnings": self.warnings,
             "usage_source": self.usage_source,
+            "prepaid": _plain(self.prepaid),
+            "progressive": _plain(self.progressive),
         }
+
+
+def _plain(figures: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Figures with amounts as strings (JSON), one level of nesting deep."""
+    if figures is None:
+        return None
+    return {k: _plain(v) if isinstance(v, dict) else str(v) if isinstance(v, Decimal) else v
+            for k, v in figures.items()}
 
 
 def _entitlement_level(plan: Plan, feature: str) -> tuple[bool, int | None]:
@@ -372,6 +381,7 @@ def simulate(
     promotions: PromotionSource | None = None,
     draft_promotions: PromotionSource | None = None,
     moved: Mapping[str, str] | None = None,
+    prepaid: Prepaid | None = None,
 ) -> SimulationResult:
     """Price `cohort` for `months` calendar months from `start` on both catalogs.
 
@@ -380,7 +390,10 @@ def simulate(
     the pricing rules in force (engine.rules.RulePromotions), applied as on a quote or an
     invoice; `draft_promotions`: the proposed ones (default: the same). `plan_map` moves every
     customer of a plan to another draft plan; `moved` (customer id -> draft plan, from
-    engine.simulation.moves) moves single customers, e.g. a share of the cohort. Raises
+    engine.simulation.moves) moves single customers, e.g. a share of the cohort. `prepaid`:
+    a share of the cohort buys a credit pack whose wallet pays their bills; plans with
+    progressive billing get their interim invoices counted (SimulationResult.prepaid,
+    .progressive). Raises
     SimulationError / CohortError with a message naming what to fix."""
     import time
 
@@ -389,10 +402,13 @@ def simulate(
     start = month_start(start)
     pairs = _plan_pairs(baseline, draft, cohort, plan_map or {})
     _check_moved(draft, moved or {})
+    _check_prepaid(baseline, draft, prepaid)
     rules_differ = draft_promotions is not None and draft_promotions is not promotions
     bside = _Side(baseline, start, promotions)
     dside = _Side(draft, start, draft_promotions if rules_differ else promotions)
     run = _Run(cohort, bside, dside, pairs, rules_differ, moved or {}, months)
+    extras = Extras(bside, dside, cohort.customers, prepaid)
+    run.extras = extras if extras.wanted else None
     labels = [bside.month(m).start.isoformat()[:7] for m in range(months)]
     for m in range(months):
         active_count = run.month(m, labels[m])
@@ -404,7 +420,18 @@ def simulate(
             "the draft pricing rules give this cohort the same discounts as the rules in force: no customer "
             "of the cohort meets a condition they change (segment, country, plan, usage, ...)"
         )
-    return run.result(baseline, draft, labels, warnings, time.perf_counter() - t0)
+    result = run.result(baseline, draft, labels, warnings, time.perf_counter() - t0)
+    result.prepaid, result.progressive = extras.prepaid_rows(), extras.progressive_rows()
+    if prepaid is not None and not extras.picked:
+        result.warnings.append(f"prepaid: {prepaid.share:.0%} of the cohort picks no customer: no pack is bought "
+                               "(a larger cohort or share)")
+    return result
+
+
+def _check_prepaid(baseline: Catalog, draft: Catalog, prepaid: Prepaid | None) -> None:
+    if prepaid is not None:
+        check_prepaid(baseline, prepaid, "baseline")
+        check_prepaid(draft, prepaid, "draft")
 
 
 def _check_inputs(baseline: Catalog, draft: Catalog, cohort: Cohort, months: object) -> None:
@@ -460,6 +487,7 @@ class _Run:
         self.discounts_d: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
         self.total_cm = 0
         self.positions = {id(c): i for i, c in enumerate(cohort.customers)}
+        self.extras: Extras | None = None
 
     def month(self, m: int, label: str) -> int:
         """Price month m for every active customer; returns how many were active."""
@@ -501,6 +529,7 @@ class _Run:
         customers = self.cohort.customers
         # Locals: this loop runs once per customer-month.
         cust_b, cust_d, cust_months, integral = self.cust_b, self.cust_d, self.cust_months, self.integral
+        observe = self._observer(checks_b, checks_d, (bplan, dplan))
         pb = pd = ZERO
         count = 0
         for i in idxs:
@@ -519,9 +548,8 @@ class _Run:
             pb += b
             pd += d
             count += 1
-            if checks_b or checks_d:
-                _check_quotas(i, u, checks_b, self.quota_b, self.blocked_b)
-                _check_quotas(i, u, checks_d, self.quota_d, self.blocked_d)
+            if observe is not None:
+                observe(i, c, m, u, b, d)
             if not simple:
                 self.mrr_b.spread(c, m, b, _months_per_period(bplan), bplan.interval == "once")
                 self.mrr_d.spread(c, m, d, _months_per_period(dplan), dplan.interval == "once")
@@ -529,6 +557,25 @@ class _Run:
             self.mrr_b.add(m, pb)
             self.mrr_d.add(m, pd)
         return pb, pd, count
+
+    def _observer(
+        self, checks_b: list[tuple[str, str, Decimal, str]], checks_d: list[tuple[str, str, Decimal, str]],
+        plans: tuple[Plan, Plan],
+    ) -> Callable[[int, SimCustomer, int, dict[str, MetricUsage], Decimal, Decimal], None] | None:
+        """What looks at each customer-month beside its price: the quotas, and the prepaid and
+        progressive figures (None: nothing to look at, the hot path stays bare)."""
+        extras = self.extras
+        if not (checks_b or checks_d or extras):
+            return None
+
+        def observe(i: int, c: SimCustomer, m: int, u: dict[str, MetricUsage], b: Decimal, d: Decimal) -> None:
+            if checks_b or checks_d:
+                _check_quotas(i, u, checks_b, self.quota_b, self.blocked_b)
+                _check_quotas(i, u, checks_d, self.quota_d, self.blocked_d)
+            if extras is not None:
+                extras.customer_month(i, c, m, plans, u, (b, d))
+
+        return observe
 
     def _charges(
         self, bplan: Plan, dplan: Plan, c: SimCustomer, m: int, u: dict[str, MetricUsage], simple: bool, same: bool

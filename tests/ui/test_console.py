@@ -317,3 +317,39 @@ def test_lifecycle_page(app) -> None:  # type: ignore[no-untyped-def]
     lines = res.months_csv().splitlines()
     assert lines[0].startswith("month,side,") and len(lines) == 5  # 2 months x 2 sides
     assert lines[4].startswith("2027-02,draft,3,")
+
+
+def test_simulation_prices_credit_packs_and_progressive_thresholds(app) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20: the what-if prices a credit pack and a draft's progressive thresholds with the
+    engine's own functions, and shows the figures on the page."""
+    at = open_source(app("editor"), SAAS)
+    text = at.text_area(key="editor_text").value
+    assert text.count("    trial_days: 14\n") == 1
+    edit(at, text.replace("    trial_days: 14\n", '    trial_days: 14\n    progressive_billing: {thresholds: ["20.00"]}\n'))
+    page(at, "Simulate")
+    at.radio(key="sim_source").set_value("CSV").run()
+    at.text_area(key="sim_csv_text").input("customer_id,plan,quantity,api_calls\na,pro,3,25000\n")
+    at.number_input(key="sim_months").set_value(1)
+    at.date_input(key="sim_start").set_value(date(2027, 1, 1))
+    at.selectbox(key="sim_pack").select("starter")
+    at.number_input(key="sim_pack_pct").set_value(100.0)
+    at.button(key="sim_run").click().run()
+    assert not at.exception, at.exception
+    assert not texts(at, "error")
+    # January: 49.00 + 3 x 10.00 + 15,000 x 0.002 = 109.00. The pack (45.00 for 50.00) pays
+    # 50.00 of it, 59.00 is collected: the customer ran out; all of it used, 45.00 earned.
+    assert any(t.startswith("**Credit packs**: 100 % of the cohort buy `starter`") for t in texts(at, "markdown"))
+    packs = {row[""]: (row["baseline"], row["draft"]) for row in at.dataframe[0].value.to_dict("records")}
+    assert packs["Cash at sale"] == packs["Revenue earned as consumed"] == ("45.00", "45.00")
+    assert packs["Bills the wallets could not pay"] == ("59.00", "59.00")
+    assert packs["Customers who ran out"] == ("1", "1")
+    # The draft's threshold 20.00 of accrued usage: 25,000 calls arriving evenly over 31 days
+    # reach it on day 25 (20,161 calls: 10,161 x 0.002 = 20.32), one progressive invoice; the
+    # close bills 30.00 less 20.32. The period still adds up to its quote, 109.00.
+    assert any(t.startswith("**Progressive billing**") and "still add up to its quote" in t
+               for t in texts(at, "markdown"))
+    early = {row[""]: (row["baseline"], row["draft"]) for row in at.dataframe[1].value.to_dict("records")}
+    assert early["Progressive invoices"] == ("0", "1")
+    assert early["Billed before the close"] == ("0", "20.32")
+    assert early["Those periods' invoices in all"] == ("0", "109.00")
+    assert early["Those periods' quotes"] == ("0", "109.00")

@@ -21,6 +21,7 @@ from engine.simulation import (
     CardModel,
     CohortError,
     Distribution,
+    Prepaid,
     Share,
     SimulationError,
     SyntheticSpec,
@@ -216,6 +217,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
     else:
         st.caption("Every customer with a live subscription, with their usage of the last full month.")
     plan_map, shares = _moves_form(baseline, draft)
+    prepaid = _prepaid_form(baseline, spec.seed if spec is not None else 7)
 
     view = st.radio("What-if", ["Revenue", "Lifecycle (collection, dunning)"], horizontal=True, key="sim_view")
     if view == "Revenue":
@@ -236,6 +238,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
                     progress=lambda f, t: bar.progress(min(f, 1.0), text=t),
                     promotions=promotions,
                     draft_promotions=draft_promotions,
+                    prepaid=prepaid,
                 )
             except SimulationError as exc:
                 st.error(str(exc))
@@ -277,6 +280,24 @@ def _moves_form(baseline: Catalog, draft: Catalog) -> tuple[dict[str, str], list
     if to == "(none)" or pct <= 0:
         return plan_map, []
     return plan_map, [Share(to, Decimal(str(pct)) / 100, tuple(from_plans))]
+
+
+def _prepaid_form(baseline: Catalog, seed: int) -> Prepaid | None:
+    """Credit packs: a share of the cohort buys one of the baseline's packs as they join (the
+    draft's pack of the same id on the draft side), their bills drawn from the wallet."""
+    packs = sorted(baseline.credits.packs) if baseline.credits else []
+    if not packs:
+        return None
+    st.markdown("**Credit packs** (a share of the cohort prepays; their bills are drawn from the wallet)")
+    a, b, c = st.columns([2, 1, 2])
+    pack = a.selectbox("Pack bought when a customer joins", ["(none)", *packs], key="sim_pack")
+    pct = b.number_input("Share (%)", min_value=0.0, max_value=100.0, value=30.0, step=5.0, key="sim_pack_pct")
+    has_top_up = baseline.credits is not None and baseline.credits.top_up is not None
+    top_up = c.checkbox("Automatic top-up (the catalog's threshold and pack)", value=False, key="sim_pack_top_up",
+                        disabled=not has_top_up)
+    if pack == "(none)" or pct <= 0:
+        return None
+    return Prepaid(Decimal(str(pct)) / 100, pack, bool(top_up and has_top_up), seed)
 
 
 def _pricing_rules_form(db: Database) -> tuple[dict[str, str], list[str]]:
@@ -331,6 +352,9 @@ def _show(r: Any) -> None:
     if r.discounts:
         st.markdown("**Discounts** (pricing rules and coupons, before tax)")
         st.dataframe(pd.DataFrame([{k: str(v) for k, v in d.items()} for d in r.discounts]), hide_index=True)
+
+    _show_prepaid(r)
+    _show_progressive(r)
 
     months = pd.DataFrame(r.by_month)
     long = months.melt(id_vars=["month"], value_vars=["baseline", "draft"], var_name="catalog", value_name="revenue")
@@ -418,6 +442,43 @@ def _show(r: Any) -> None:
         "Download per customer (CSV)", r.customers_csv(), "simulation_customers.csv", "text/csv", key="dl_customers"
     )
     d2.download_button("Download per month (CSV)", r.months_csv(), "simulation_months.csv", "text/csv", key="dl_months")
+
+
+PACK_ROWS = [("customers", "Customers who bought"), ("packs_sold", "Packs sold (top-ups included)"),
+             ("top_ups", "Automatic top-ups"), ("sold", "Cash at sale"), ("credit", "Credit granted"),
+             ("consumed", "Credit consumed by bills"), ("earned", "Revenue earned as consumed"),
+             ("expired", "Credit expired unused"), ("breakage", "Breakage revenue"),
+             ("deferred", "Still deferred at the end"), ("collected", "Bills the wallets could not pay"),
+             ("ran_out", "Customers who ran out")]
+EARLY_ROWS = [("invoices", "Progressive invoices"), ("customers", "Customers invoiced early"),
+              ("periods", "Periods with progressive invoices"), ("billed_early", "Billed before the close"),
+              ("period_total", "Those periods' invoices in all"), ("quote_total", "Those periods' quotes")]
+
+
+def _figures(rows: list[tuple[str, str]], figures: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame([{"": label, "baseline": str(figures["baseline"][k]), "draft": str(figures["draft"][k])}
+                         for k, label in rows])
+
+
+def _show_prepaid(r: Any) -> None:
+    p = r.prepaid
+    if p is None:
+        return
+    top_up = " with the automatic top-up" if p["top_up"] else ""
+    st.markdown(f"**Credit packs**: {(p['share'] * 100).normalize():f} % of the cohort buy `{p['pack']}`{top_up} "
+                f"(before tax, {r.currency}; cash at sale against revenue earned as the credit is consumed)")
+    st.dataframe(_figures(PACK_ROWS, p), hide_index=True)
+
+
+def _show_progressive(r: Any) -> None:
+    p = r.progressive
+    if p is None:
+        return
+    unchanged = p["baseline"]["unchanged"] and p["draft"]["unchanged"]
+    st.markdown("**Progressive billing** (usage taken to arrive evenly, checked daily; before tax): "
+                + ("every period's invoices still add up to its quote" if unchanged
+                   else "**a period's invoices do not add up to its quote**"))
+    st.dataframe(_figures(EARLY_ROWS, p), hide_index=True)
 
 
 def _lifecycle(

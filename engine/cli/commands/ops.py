@@ -128,6 +128,10 @@ def _register_admin(sub: Any) -> None:
                    help="a share of the cohort (30%% or 0.3; only of plans FROM,... if given) takes PLAN in the "
                    "draft, e.g. a new plan: --share team=20%%:pro (repeatable; drawn with --seed)")
     p.add_argument("--seed", type=int, default=7, help="the synthetic cohort's random seed (same seed, same cohort)")
+    p.add_argument("--prepaid", default=None, metavar="SHARE:PACK[:top-up]",
+                   help="a share of the cohort (30%% or 0.3, drawn with --seed) buys the credit pack PACK when "
+                   "they join and their bills are drawn from it; with :top-up the catalog's automatic top-up "
+                   "buys again below its threshold (e.g. --prepaid 30%%:starter:top-up)")
     p.add_argument("--csv", help="a cohort CSV instead of a synthetic one")
     p.add_argument(
         "--rules",
@@ -422,6 +426,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         assign,
         moves,
         parse_move,
+        parse_prepaid,
         parse_share,
         simulate,
     )
@@ -436,6 +441,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     try:
         plan_map = dict(parse_move(m) for m in args.move)
         shares = [parse_share(x) for x in args.share]
+        prepaid = parse_prepaid(args.prepaid, seed=args.seed) if args.prepaid else None
         moves.check(baseline, draft, plan_map, shares)
         cohort = _simulation_cohort(args, baseline, notes)
         result = simulate(
@@ -448,6 +454,7 @@ def run_simulate(args: argparse.Namespace) -> int:
             moved=assign(cohort, shares, seed=args.seed),
             promotions=promotions,
             draft_promotions=draft_promotions,
+            prepaid=prepaid,
         )
     except (CohortError, SimulationError, OSError) as exc:
         raise BadInput(str(exc)) from None
@@ -485,11 +492,44 @@ def _print_simulation(result: SimulationResult) -> None:
     for d in result.discounts:
         print(f"discount {d['reason'] or d['source']} ({d['source']}): baseline={d['baseline']}  draft={d['draft']}")
     print("totals: " + "  ".join(f"{k}={v}" for k, v in result.totals.items()))
+    for line in _prepaid_lines(result) + _progressive_lines(result):
+        print(line)
     for f in result.features:
         print(f"features: {f['customers']} customers of {f['plan']} moving to {f['draft_plan']} would "
               f"{'lose' if f['change'] == 'lost' else 'get less of'} {f['feature']}")
     for w in result.warnings:
         print(f"warning: {w}")
+
+
+def _prepaid_lines(result: SimulationResult) -> list[str]:
+    """Credit packs per catalog: cash at sale against revenue earned as credit is used."""
+    p = result.prepaid
+    if p is None:
+        return []
+    out = [f"prepaid: {(p['share'] * 100).normalize():f}% of the cohort buy pack {p['pack']}"
+           + (" with the automatic top-up" if p["top_up"] else "")]
+    for side in ("baseline", "draft"):
+        f = p[side]
+        out.append(f"prepaid {side}: {f['customers']} customers bought {f['packs_sold']} packs "
+                   f"({f['top_ups']} top-ups), sold={f['sold']} credit={f['credit']} consumed={f['consumed']} "
+                   f"earned={f['earned']} expired={f['expired']} breakage={f['breakage']} deferred={f['deferred']} "
+                   f"collected={f['collected']}; {f['ran_out']} customers ran out")
+    return out
+
+
+def _progressive_lines(result: SimulationResult) -> list[str]:
+    """Progressive invoices per catalog, and whether the periods still total their quotes."""
+    p = result.progressive
+    if p is None:
+        return []
+    out = []
+    for side in ("baseline", "draft"):
+        f = p[side]
+        same = "unchanged" if f["unchanged"] else "CHANGED"
+        out.append(f"progressive {side}: {f['invoices']} invoices for {f['customers']} customers in {f['periods']} "
+                   f"periods, billed_early={f['billed_early']}; those periods total {f['period_total']}, "
+                   f"their quotes {f['quote_total']} ({same})")
+    return out
 
 
 def _synthetic_spec(args: argparse.Namespace, baseline: Any) -> Any:

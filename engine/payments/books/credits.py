@@ -23,14 +23,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import credits
-from engine.money import quantum
+from engine.credits.terms import earned
 from engine.payments import journal
 from engine.payments.books.schedules import schedule_credit, split_credit
 from engine.payments.journal import Posting
@@ -52,15 +52,6 @@ def booked(session: Session, invoice_id: str | None) -> Decimal:
     rows = session.scalars(select(JournalLine.credit).where(
         JournalLine.entry_id == f"credits:sold:{invoice_id}", JournalLine.account == DEFERRED))
     return sum(rows, ZERO)
-
-
-def earned(total: Decimal, credit: Decimal, used: Decimal, currency: str) -> Decimal:
-    """What `used` of a pack's `credit` has earned of the `total` deferred for it: rounded
-    half-even to the cent on the cumulative use, so the shares of successive uses telescope
-    and a pack used up has earned exactly what it deferred."""
-    if credit <= ZERO:
-        return ZERO
-    return min(total, (used * total / credit).quantize(quantum(currency), ROUND_HALF_EVEN))
 
 
 def wallet_entries(session: Session, invoice: CollectableInvoice, revenue: Mapping[str, Decimal],
