@@ -110,6 +110,19 @@ class Engine:
     # Every customer the journeys made, in order (the ledger checks each journey's own).
     created: list[str] = field(default_factory=list)
 
+    # -- the operator's command line -----------------------------------------------------
+    def billing(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`billing ARGV` against this engine, as an operator runs it (in this process: see
+        tests/cli/runner.invoke)."""
+        from tests.cli.runner import invoke
+
+        return invoke(*argv, env=self.env, cwd=ROOT)
+
+    def publish(self, path: Path) -> None:
+        """`billing publish PATH`, which must succeed."""
+        done = self.billing("publish", str(path))
+        assert done.returncode == 0, done.stderr
+
     # -- HTTP ---------------------------------------------------------------------------
     def post(self, path: str, body: Any = None, status: int | tuple[int, ...] = (200, 201)) -> Any:
         r = self.admin.post(path, json=body if body is not None else {})
