@@ -1,4 +1,5 @@
-"""The operational commands as an operator runs them: real subprocesses, real exit codes."""
+"""The operational commands as an operator runs them: the entry point
+with their own environment and directory, real exit codes (tests/cli/runner.invoke)."""
 
 from __future__ import annotations
 

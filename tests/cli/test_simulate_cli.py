@@ -1,4 +1,4 @@
-"""`billing simulate` as a pricing manager runs it (a real subprocess): the synthetic cohort
+"""`billing simulate` as a pricing manager runs it: the synthetic cohort
 has realistic usage by default, says when a change cannot show on its inputs, and prices with
 the published promotion rules exactly as POST /v1/quotes does (issue 15, findings 2 and 12)."""
 

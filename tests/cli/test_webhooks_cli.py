@@ -1,4 +1,4 @@
-"""`billing webhooks` as an operator runs it (real subprocesses): register an endpoint and get
+"""`billing webhooks` as an operator runs it: register an endpoint and get
 its secret once, list, disable, rotate, read the delivery log, replay; bad input exits 1
 naming the field and writes nothing."""
 

@@ -8,7 +8,8 @@ journeys drive them with: HTTP only (httpx), the way a product or an operator do
   sharing one stored test clock.
 
 Setup goes through the operator's doors too: `billing migrate`, `billing publish`,
-`billing apikey create`.
+`billing apikey create`; a journey's own commands (`Engine.billing`: publish, reconcile) run
+the CLI's entry point in the test process with the engine's environment.
 """
 
 from __future__ import annotations
