@@ -85,6 +85,12 @@ class Channel(Protocol):
 
     def send(self, message: Outgoing, session: Session | None = None) -> str | None: ...
 
+    def send_many(self, messages: Sequence[Outgoing], session: Session) -> None:
+        """A transactional channel's messages of one delivery group, written in `session` (the
+        transaction that marks them sent). One by one unless the channel does better."""
+        for message in messages:
+            self.send(message, session)
+
     def close(self) -> None: ...
 
 
@@ -264,7 +270,7 @@ def build_email(message: Outgoing, settings: SmtpSettings, files: Sequence[Attac
     return RawEmail(settings.sender, to, message_id, (head + body).encode("ascii"))
 
 
-class EmailChannel:
+class EmailChannel(Channel):
     """SMTP over kept-open connections: a small pool, so that concurrent sends each have
     their own (a connection that fails is closed and replaced by a fresh one)."""
 
@@ -467,7 +473,7 @@ class FileSmsProvider:
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
-class SmsChannel:
+class SmsChannel(Channel):
     name = "sms"
     transactional = False
 
@@ -492,7 +498,7 @@ class SmsChannel:
 _INSERT_IN_APP = insert(InAppMessage.__table__)  # type: ignore[arg-type]
 
 
-class InAppChannel:
+class InAppChannel(Channel):
     """Writes the feed row in the same transaction that marks the notification sent."""
 
     name = "in_app"
@@ -589,7 +595,7 @@ def _resolve(host: str) -> list[str]:
         raise TransientError(f"cannot resolve {host}: {exc}") from exc
 
 
-class WebhookChannel:
+class WebhookChannel(Channel):
     name = "webhook"
     transactional = False
 

@@ -356,12 +356,7 @@ def _record_sent(session: Session, ok: Sequence[_Outcome], now: datetime, report
     # In-app: the feed rows commit with the marks, or neither does (an error here rolls
     # the group back; its rows stay claimed until their lease ends, then go again).
     for channel, messages in in_db.values():
-        send_many = getattr(channel, "send_many", None)
-        if send_many is not None:
-            send_many(messages, session)
-        else:
-            for message in messages:
-                channel.send(message, session)
+        channel.send_many(messages, session)
 
 
 def _record_failed(session: Session, out: _Outcome, error: str, now: datetime, report: DeliveryReport,

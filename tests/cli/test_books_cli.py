@@ -1,4 +1,5 @@
-"""`billing books ...` as finance runs it: a real subprocess, real exit codes, over a journal
+"""`billing books ...` as finance runs it: its entry point, real exit codes (tests/cli/runner.invoke),
+over a journal
 with one invoice of a year in advance (hand-computed figures)."""
 
 from __future__ import annotations

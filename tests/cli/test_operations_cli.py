@@ -1,4 +1,5 @@
-"""The operational commands as an operator runs them: real subprocesses, real exit codes."""
+"""The operational commands as an operator runs them: the entry point
+with their own environment and directory, real exit codes (tests/cli/runner.invoke)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.runner import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 BILLING = str(Path(sys.executable).with_name("billing"))
@@ -21,9 +24,7 @@ def billing(*argv: str, cwd: Path, stdin: str | None = None) -> subprocess.Compl
         "BILLING_CATALOGS_DIR": str(ROOT / "catalogs"),
         "BILLING_RULES_DIR": str(ROOT / "rules"),
     }
-    return subprocess.run(
-        [BILLING, *argv], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False, timeout=300
-    )
+    return invoke(*argv, cwd=cwd, env=env, stdin=stdin)
 
 
 def test_apikey_create_prints_the_key_on_the_last_line_and_list_hides_it(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""`billing reconcile` on bank files as an operator runs it: a real subprocess, real exit codes;
+"""`billing reconcile` on bank files as an operator runs it: its entry point, real exit codes
+(tests/cli/runner.invoke);
 then the open line is finished with `billing reconcile-decide`, recorded as cli:<user>."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`billing simulate` as a pricing manager runs it (a real subprocess): the synthetic cohort
+"""`billing simulate` as a pricing manager runs it: the synthetic cohort
 has realistic usage by default, says when a change cannot show on its inputs, and prices with
 the published promotion rules exactly as POST /v1/quotes does (issue 15, findings 2 and 12)."""
 
@@ -23,6 +23,7 @@ from engine.config import Settings
 from engine.rules import publish_ruleset
 from engine.system import build_system
 from tests.api.conftest import start_server
+from tests.cli.runner import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 BILLING = str(Path(sys.executable).with_name("billing"))
@@ -32,9 +33,7 @@ D = Decimal
 
 def billing(*argv: str, cwd: Path, database: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BILLING_DATABASE_URL": database or f"sqlite:///{cwd}/none.db"}
-    return subprocess.run(
-        [BILLING, "simulate", *argv], cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=300
-    )
+    return invoke("simulate", *argv, cwd=cwd, env=env)
 
 
 @pytest.fixture
@@ -286,8 +285,7 @@ def _with_clock(tmp_path: Path, draft: Path, url: str, *extra: str) -> dict[str,
     env = {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_TEST_CLOCK": "2026-11-20T00:00:00Z"}
     argv = ["--baseline", str(SAAS), "--draft", str(draft), "--months", "2", "--start", "2026-12-01",
             "--rules", "none", "--json", *extra]
-    result = subprocess.run([BILLING, "simulate", *argv], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            check=False, timeout=300)
+    result = invoke("simulate", *argv, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 

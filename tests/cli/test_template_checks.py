@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.cli.runner import invoke
+
 ROOT = Path(__file__).resolve().parents[2]
 BILLING = str(Path(sys.executable).with_name("billing"))
 
@@ -20,8 +22,7 @@ BILLING = str(Path(sys.executable).with_name("billing"))
 def billing(*argv: str, cwd: Path, templates: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BILLING_DATABASE_URL": f"sqlite:///{cwd}/t.db",
            "BILLING_RULES_DIR": str(ROOT / "rules"), "BILLING_TEMPLATES_DIR": str(templates)}
-    return subprocess.run([BILLING, *argv], cwd=cwd, env=env, capture_output=True, text=True,
-                          check=False, timeout=300)
+    return invoke(*argv, cwd=cwd, env=env)
 
 
 def broken_templates(tmp_path: Path) -> Path:

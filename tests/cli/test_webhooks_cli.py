@@ -1,4 +1,4 @@
-"""`billing webhooks` as an operator runs it (real subprocesses): register an endpoint and get
+"""`billing webhooks` as an operator runs it: register an endpoint and get
 its secret once, list, disable, rotate, read the delivery log, replay; bad input exits 1
 naming the field and writes nothing."""
 
@@ -13,14 +13,14 @@ from pathlib import Path
 from engine import webhooks
 from engine.events import Envelope
 from engine.store import Database, mark_processed
+from tests.cli.runner import invoke
 
 BILLING = str(Path(sys.executable).with_name("billing"))
 
 
 def billing(*argv: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "BILLING_DATABASE_URL": f"sqlite:///{cwd}/hooks.db", **env}
-    return subprocess.run([BILLING, *argv], cwd=cwd, env=full, capture_output=True, text=True, timeout=300,
-                          check=False)
+    return invoke(*argv, cwd=cwd, env=full)
 
 
 LOCAL = {"BILLING_WEBHOOKS_ALLOW_HTTP": "true", "BILLING_WEBHOOKS_ALLOW_PRIVATE": "true"}

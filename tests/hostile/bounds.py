@@ -5,7 +5,7 @@ instead of hanging the suite or taking the machine's memory.
 plus the case's budget, runs `fn`, and sends back the result (or the exception's type and
 text). The parent waits `seconds` and kills the child past that. A fork costs milliseconds,
 and the child inherits the imported engine, so the bound measures the case, not the start-up.
-`run_cli(...)` does the same for the `billing` command (a subprocess with the same limits).
+`run_cli(...)` does the same for the `billing` command's entry point.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import resource
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-BILLING = str(Path(sys.executable).with_name("billing"))
 
 
 @dataclass(frozen=True)
@@ -79,17 +76,20 @@ def bounded(fn: Callable[..., Any], *args: Any, seconds: float = 5.0, memory_mb:
     return outcome
 
 
+def _invoke(args: list[str], env: dict[str, str], cwd: str | Path | None,
+            stdin: str | None) -> subprocess.CompletedProcess[str]:
+    from tests.cli.runner import invoke
+
+    return invoke(*args, env=env, cwd=Path(cwd) if cwd is not None else None, stdin=stdin)
+
+
 def run_cli(args: Sequence[str], *, seconds: float = 30.0, memory_mb: int = 1024, cwd: str | Path | None = None,
             env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`billing ARGS` with a time bound and an address-space limit; a hang or a blow-up fails."""
-    limit = memory_mb * 1024 * 1024
-
-    def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
+    """`billing ARGS` (its entry point, in a forked child: see `bounded`) with a time bound and
+    `memory_mb` more address space than the test process maps; a hang, a blow-up or an
+    exception escaping the command (a traceback a user would see) fails the test."""
     full_env = {**os.environ, **(env or {})}
-    try:
-        return subprocess.run([BILLING, *args], capture_output=True, text=True, timeout=seconds, cwd=cwd,
-                              env=full_env, input=stdin, preexec_fn=limits)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"billing {' '.join(args)} ran past its {seconds} s bound", pytrace=False)
+    outcome = bounded(_invoke, list(args), full_env, cwd, stdin, seconds=seconds, memory_mb=memory_mb)
+    if outcome.error is not None:
+        pytest.fail(f"billing {' '.join(args)} raised {outcome.error}", pytrace=False)
+    return outcome.value  # type: ignore[no-any-return]

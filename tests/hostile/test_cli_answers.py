@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +16,9 @@ import pytest
 
 from engine.config import get_settings
 from tests.cli.runner import run
-from tests.hostile.bounds import BILLING
 
 ROOT = Path(__file__).resolve().parents[2]
+BILLING = str(Path(sys.executable).with_name("billing"))
 
 
 

@@ -8,7 +8,8 @@ journeys drive them with: HTTP only (httpx), the way a product or an operator do
   sharing one stored test clock.
 
 Setup goes through the operator's doors too: `billing migrate`, `billing publish`,
-`billing apikey create`.
+`billing apikey create`; a journey's own commands (`Engine.billing`: publish, reconcile) run
+the CLI's entry point in the test process with the engine's environment.
 """
 
 from __future__ import annotations
@@ -109,6 +110,19 @@ class Engine:
     env: dict[str, str]
     # Every customer the journeys made, in order (the ledger checks each journey's own).
     created: list[str] = field(default_factory=list)
+
+    # -- the operator's command line -----------------------------------------------------
+    def billing(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`billing ARGV` against this engine, as an operator runs it (in this process: see
+        tests/cli/runner.invoke)."""
+        from tests.cli.runner import invoke
+
+        return invoke(*argv, env=self.env, cwd=ROOT)
+
+    def publish(self, path: Path) -> None:
+        """`billing publish PATH`, which must succeed."""
+        done = self.billing("publish", str(path))
+        assert done.returncode == 0, done.stderr
 
     # -- HTTP ---------------------------------------------------------------------------
     def post(self, path: str, body: Any = None, status: int | tuple[int, ...] = (200, 201)) -> Any:

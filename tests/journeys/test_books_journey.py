@@ -18,13 +18,12 @@ import calendar
 import csv
 import io
 import re
-import subprocess
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.harness import Engine, money
 from tests.payments.camt import Entry, camt053
 
 D = Decimal
@@ -105,8 +104,7 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
     statement.write_bytes(camt053([Entry(str(signup), currency="USD", reference=found.group(0).replace(" ", "").rstrip(),
                                          booked=booked.isoformat())], stmt_id=f"{a}-1",
                                   start=f"{booked}T00:00:00Z", end=f"{booked + timedelta(days=1)}T00:00:00Z"))
-    done = subprocess.run([BILLING, "reconcile", str(statement), "--provider", "bank"], cwd=ROOT, env=engine.env,
-                          capture_output=True, text=True, timeout=120)
+    done = engine.billing("reconcile", str(statement), "--provider", "bank")
     assert done.returncode == 0, done.stderr
 
     # Five days later a second seat, prorated over the D - 5 days left of the D-day period: the

@@ -10,11 +10,10 @@ period; the second starts at 4.00 again (40 %, no alert yet), 2 calls take it to
 from __future__ import annotations
 
 import secrets
-import subprocess
 from decimal import Decimal
 from typing import Any
 
-from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.harness import Engine, money
 from tests.journeys.test_journeys import CARD_OK, card
 
 D = Decimal
@@ -43,9 +42,7 @@ def publish(engine: Engine, tmp_path: Any) -> str:
     tag = secrets.token_hex(3)
     path = tmp_path / "budgets.yaml"
     path.write_text(METERED.format(tag=tag))
-    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    engine.publish(path)
     return f"metered-{tag}"
 
 

@@ -157,16 +157,12 @@ plans:
 
 def test_a_hard_stop_plan_denies_once_usage_has_spent_the_credit(engine: Engine, tmp_path: Any) -> None:
     import secrets
-    import subprocess
 
-    from tests.journeys.harness import BILLING, ROOT
 
     tag = secrets.token_hex(3)
     path = tmp_path / "prepaid.yaml"
     path.write_text(PREPAID.format(tag=tag))
-    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    engine.publish(path)
     cid = engine.customer("credits_stop", country="US")
     engine.subscribe(cid, f"prepaid-{tag}")
     assert engine.check(cid, "calls")["reason"] == "credits_exhausted"  # an empty wallet

@@ -6,13 +6,12 @@ credit is a discount, never revenue. Hand-computed for a DE customer (19 %)."""
 from __future__ import annotations
 
 import secrets
-import subprocess
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.harness import Engine, money
 from tests.journeys.test_books_journey import balances, journal
 from tests.journeys.test_credits import grant, pro_total, wallet
 from tests.journeys.test_journeys import CARD_OK, card
@@ -94,9 +93,7 @@ def test_a_pack_expiring_unused_is_breakage_revenue(engine: Engine, tmp_path: Pa
     tag = secrets.token_hex(3)
     path = tmp_path / "credits-books.yaml"
     path.write_text(CATALOG.format(tag=tag))
-    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    engine.publish(path)
     cid = engine.customer("credits_breakage")
     engine.subscribe(cid, f"basic-{tag}", payment_method=card(CARD_OK))
     engine.advance("1h")

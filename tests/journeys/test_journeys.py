@@ -6,12 +6,11 @@ the money invariants over everything it touched. """
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from decimal import Decimal
 from typing import Any
 
-from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.harness import Engine, money
 from tests.payments.camt import Entry, camt053
 
 D = Decimal
@@ -275,8 +274,7 @@ def test_a_partial_bank_transfer_then_the_rest_reconciled_from_camt053(engine: E
         statement = tmp_path / f"camt-{n}.xml"
         statement.write_bytes(camt053([Entry(f"{amount:.2f}", currency="USD", reference=rf)],
                                       stmt_id=f"{cid}-{n}"))
-        done = subprocess.run([BILLING, "reconcile", str(statement), "--provider", "bank"], cwd=ROOT,
-                              env=engine.env, capture_output=True, text=True, timeout=120)
+        done = engine.billing("reconcile", str(statement), "--provider", "bank")
         assert done.returncode == 0, done.stderr
         engine.advance("1h")
     [invoice] = engine.invoices(cid)

@@ -22,13 +22,12 @@ invoice of 0.25 + 0.05 = 0.30.
 from __future__ import annotations
 
 import secrets
-import subprocess
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.harness import Engine, money
 from tests.journeys.test_journeys import CARD_OK, card
 
 D = Decimal
@@ -60,9 +59,7 @@ def _publish(engine: Engine, tmp_path: Path) -> str:
     tag = secrets.token_hex(3)
     path = tmp_path / "progressive.yaml"
     path.write_text(CATALOG.format(tag=tag))
-    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    engine.publish(path)
     return f"early-{tag}"
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +46,7 @@ from engine.system import System, build_system
 from engine.system.samples import CUSTOMER as SAMPLE_CUSTOMER
 from engine.system.samples import EVENT_PROPERTIES, locales_of, triggers
 from tests.api.conftest import start_server
+from tests.cli.runner import invoke
 from tests.payments.camt import Entry, camt053
 from tests.payments.conftest import Server
 
@@ -184,9 +183,7 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
                                              booked="2026-11-16")], iban=SELLER_IBAN))
         env = dict(os.environ, BILLING_DATABASE_URL=db_url, BILLING_PSP_URL=sandbox.url,
                    BILLING_PSP_WEBHOOK_SECRET=PSP_SECRET)
-        done = subprocess.run([str(Path(sys.executable).parent / "billing"), "reconcile", str(statement)],
-                              capture_output=True, text=True, env=env,
-                              cwd=tmp, timeout=120)
+        done = invoke("reconcile", str(statement), env=env, cwd=tmp)
         assert done.returncode == 0, done.stderr
         _advance(admin, "1h")   # the payment's email goes out
         _advance(admin, "7d")   # still partly unpaid: the dunning warning
