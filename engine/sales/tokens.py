@@ -5,38 +5,82 @@ quantity). Sales counts the usage; the wallet (engine/credits/burn.py) writes wh
 When: on `usage.recorded`, the bus's sales consumer, just after the ingestion batch commits (as
 progressive billing does: no wallet query on the ingestion hot path), for the customers it names
 that hold a wallet. The access check does not wait for it: what the customer may still spend is
-the usable balance less what their usage asks and was not burned yet, exact at every moment."""
+the usable balance less what their usage asks and was not burned yet, exact at every moment.
+
+What usage asks is read from running totals per (customer, metric) that ingestion keeps
+(engine/sales/burn_totals.py): one row per metric, not the customer's history."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from engine import credits
 from engine.catalog.model import Catalog
-from engine.periods import Period
+from engine.sales.burn_totals import ALL_TIME
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.models import Customer, Subscription
+from engine.sales.models import BurnTotal, Customer, Subscription
 from engine.sales.queries import usage_in_period
 from engine.sales.usage import recorded_customers
 
 ZERO = Decimal(0)
-_EPOCH = date(1970, 1, 1)
 
 
-def token_usage(session: Session, customer_id: str, catalog: Catalog, burn: Mapping[str, Decimal],
-                now: datetime) -> Decimal:
+def token_usage(session: Session, customer_id: str, catalog: Catalog, burn: Mapping[str, Decimal]) -> Decimal:
     """What the customer's usage of the burning metrics asks of the wallet, all of it so far
-    (exact: the rates are decimals, a custom unit is never rounded). Events dated up to the end
-    of tomorrow count, as ingestion takes them; later ones count when their day comes."""
-    window = Period(_EPOCH, now.date() + timedelta(days=2))
-    return sum((usage_in_period(session, customer_id, catalog, metric, window) * rate for metric, rate in burn.items()),
-               ZERO)
+    (exact: the rates are decimals, a custom unit is never rounded): each metric's running
+    total (engine/sales/burn_totals.py) when it has counted the history, else the history."""
+    totals = _totals(session, customer_id, burn)
+    return sum((_quantity(session, customer_id, catalog, metric, totals) * rate for metric, rate in burn.items()), ZERO)
+
+
+def history_usage(session: Session, customer_id: str, catalog: Catalog, metric: str) -> Decimal:
+    """Every event of the metric the customer ever sent, whatever its date (as a total counts)."""
+    return usage_in_period(session, customer_id, catalog, metric, ALL_TIME)
+
+
+def _totals(session: Session, customer_id: str, burn: Mapping[str, Decimal]) -> dict[str, BurnTotal]:
+    stmt = (select(BurnTotal).where(BurnTotal.customer_id == customer_id, BurnTotal.metric.in_(sorted(burn)))
+            .execution_options(populate_existing=True))  # as committed now, not as this session last saw it
+    return {row.metric: row for row in session.scalars(stmt)}
+
+
+def _quantity(session: Session, customer_id: str, catalog: Catalog, metric: str,
+              totals: Mapping[str, BurnTotal]) -> Decimal:
+    row = totals.get(metric)
+    if row is not None and row.counted:
+        return row.quantity
+    return history_usage(session, customer_id, catalog, metric)
+
+
+def count_totals(session: Session, customer_id: str, catalog: Catalog, burn: Mapping[str, Decimal]) -> None:
+    """Make each burning metric's total count the whole history, once, in the burn's
+    transaction. The row is created if missing and locked (PostgreSQL) before the history is
+    read: an ingestion that added to it before has committed its events by then (they are in
+    the history, which replaces its quantity), one that adds after waits for this commit."""
+    totals = _totals(session, customer_id, burn)
+    missing = [m for m in sorted(burn) if m not in totals or not totals[m].counted]
+    if not missing:
+        return
+    for metric in missing:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(pg_insert(BurnTotal).values(customer_id=customer_id, metric=metric, quantity=ZERO,
+                                                        counted=False).on_conflict_do_nothing())
+        elif metric not in totals:  # SQLite: the write transaction is the only writer
+            session.add(BurnTotal(customer_id=customer_id, metric=metric, quantity=ZERO, counted=False))
+    session.flush()
+    stmt = (select(BurnTotal).where(BurnTotal.customer_id == customer_id, BurnTotal.metric.in_(missing))
+            .order_by(BurnTotal.metric).with_for_update().execution_options(populate_existing=True))
+    for row in session.scalars(stmt):
+        if not row.counted:  # another burn may have counted it while this one waited
+            row.quantity, row.counted = history_usage(session, customer_id, catalog, row.metric), True
+    session.flush()
 
 
 def tokens_spendable(session: Session, customer_id: str, catalog: Catalog, now: datetime) -> Decimal:
@@ -44,7 +88,7 @@ def tokens_spendable(session: Session, customer_id: str, catalog: Catalog, now: 
     asks beyond what it burned (usage the wallet could not pay, or not burned yet)."""
     wallet = catalog.tokens
     assert wallet is not None
-    owed = token_usage(session, customer_id, catalog, wallet.burn, now) - credits.burned(session, customer_id, wallet.unit)
+    owed = token_usage(session, customer_id, catalog, wallet.burn) - credits.burned(session, customer_id, wallet.unit)
     return credits.available_total(session, customer_id, wallet.unit, now) - max(owed, ZERO)
 
 
@@ -54,7 +98,8 @@ def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credi
     if catalog is None or catalog.tokens is None:
         return []
     wallet = catalog.tokens
-    required = token_usage(session, customer_id, catalog, wallet.burn, now)
+    count_totals(session, customer_id, catalog, wallet.burn)
+    required = token_usage(session, customer_id, catalog, wallet.burn)
     done = credits.burn(session, customer_id, wallet.unit, required, now)
     if done:
         credits.announce_balance(session, customer_id, wallet.unit, now)

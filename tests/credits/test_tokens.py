@@ -6,6 +6,7 @@ decision's `credits_exhausted`; a token grant in an unknown unit or of zero refu
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -135,6 +136,64 @@ def test_usage_burns_tokens_once_never_below_zero(db: Database, tmp_path: Path) 
     assert _decision(db, clock) == (True, "plan")
     with db.session() as s:
         assert credits.burned(s, "cus_t", "tokens") == D(1005)
+
+
+def _asked(db: Database) -> Decimal:
+    """What the customer's usage asks of the wallet, as the burn and the access view read it."""
+    with db.session() as s:
+        found = sales.customer_plan(s, "cus_t")
+        assert found is not None and found[1].tokens is not None
+        return sales.token_usage(s, "cus_t", found[1], found[1].tokens.burn)
+
+
+def test_usage_before_the_wallet_is_counted_once_then_kept_as_ingested(db: Database, tmp_path: Path) -> None:
+    """Events sent before the customer held a wallet are owed: the first burn counts them
+    from the history, once; later batches (replays among them) add to the running total."""
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    _usage(db, clock, "pre", ("llm.call", {"tokens": 40}), ("image.made", {}))  # no wallet yet: 42.5 owed
+    _grant(db, clock, "1000", "g1")
+    with db.session() as s:  # the bus's credits.granted
+        assert len(sales.burn_tokens(s, "cus_t", clock.now())) == 1
+    assert _balance(db, clock) == "957.5"
+    event = _usage(db, clock, "a", ("llm.call", {"tokens": 100}), ("llm.call", {"tokens": 0.5}))
+    with db.session() as s:  # the same ids again, and one new: only the new one adds
+        sales.ingest_events(s, [{"id": f"a{i}", "type": "llm.call", "customer_id": "cus_t",
+                                 "time": clock.now().isoformat(), "properties": {"tokens": t}}
+                                for i, t in enumerate((100, 0.5, 7))], clock=clock)
+    assert _asked(db) == D("150.0")  # 40 + 2.5 + 100 + 0.5 + 7
+    assert _burn(db, event) == 1
+    assert _balance(db, clock) == "850"
+    assert _burn(db, event) == 0
+
+
+def test_two_workers_burning_at_once_burn_once(db: Database, tmp_path: Path) -> None:
+    """Two consumers handling the same usage.recorded (or two batches' events) at once: the
+    tokens are burned once, and the running total counted the history once."""
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    _usage(db, clock, "pre", ("llm.call", {"tokens": 10}))  # before the wallet: the total is counted by a burn
+    _grant(db, clock, "1000", "g1")
+    event = _usage(db, clock, "a", ("llm.call", {"tokens": 300}), ("image.made", {}))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            _burn(db, event)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _balance(db, clock) == "687.5"  # 1000 - 10 - 300 - 2.5
+    assert [e["amount"] for e in _said(db, "credits.consumed")] == ["312.5"]
+    assert _asked(db) == D("312.5")
 
 
 def test_a_token_grant_in_an_unknown_unit_or_of_zero_is_refused(db: Database, tmp_path: Path) -> None:
