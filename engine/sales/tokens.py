@@ -28,6 +28,7 @@ from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.models import BurnTotal, Customer, Subscription
 from engine.sales.queries import usage_in_period
 from engine.sales.usage import recorded_customers
+from engine.store import add_event
 
 ZERO = Decimal(0)
 
@@ -103,7 +104,20 @@ def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credi
     done = credits.burn(session, customer_id, wallet.unit, required, now)
     if done:
         credits.announce_balance(session, customer_id, wallet.unit, now)
+        _request_top_up(session, customer_id, wallet.unit, now)
     return done
+
+
+def _request_top_up(session: Session, customer_id: str, unit: str, now: datetime) -> None:
+    """Burned below the customer's top-up threshold: ask for the top-up, as an invoice's
+    draw-down does (engine/sales/wallet.py). Never twice: the key `auto:N` counts the top-ups
+    bought so far, so a redelivered burn or a second worker asks under the same key (one
+    purchase), and the pack bought but not paid counts in the balance until it is."""
+    due = credits.due_top_up(session, customer_id, unit, now)
+    if due is not None:
+        pack, key = due
+        add_event(session, "credits.top_up_requested", customer_id, {"pack": pack, "key": key, "by": "usage"},
+                  time=now)
 
 
 def _wallet_catalog(session: Session, customer_id: str) -> Catalog | None:

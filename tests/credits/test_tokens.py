@@ -196,6 +196,32 @@ def test_two_workers_burning_at_once_burn_once(db: Database, tmp_path: Path) -> 
     assert _asked(db) == D("312.5")
 
 
+def test_usage_burning_below_the_top_up_threshold_buys_one_pack(db: Database, tmp_path: Path) -> None:
+    """The automatic top-up is asked for when usage burns the wallet below its threshold (not
+    only when an invoice finalizes); never twice: every ask before the pack is bought carries
+    the same key, and the pack bought (pending until paid) lifts the balance above it."""
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    _grant(db, clock, "1000", "g1")
+    with db.session() as s:
+        sales.set_top_up(s, "cus_t", enabled=True, threshold=D(200), pack="small", clock=clock)
+    _burn(db, _usage(db, clock, "a", ("llm.call", {"tokens": 700})))  # 300 left: above 200
+    assert _said(db, "credits.top_up_requested") == []
+    below = _usage(db, clock, "b", ("llm.call", {"tokens": 150}))
+    assert [_burn(db, below) for _ in range(2)] == [1, 0]  # 150 left; the redelivery burns and asks nothing
+    _burn(db, _usage(db, clock, "c", ("llm.call", {"tokens": 10})))  # asked again before the bus bought it
+    asks = _said(db, "credits.top_up_requested")
+    assert [(a["pack"], a["key"]) for a in asks] == [("small", "auto:1"), ("small", "auto:1")]
+    for ask in asks:  # the sales consumer handles both: one purchase under the key
+        with db.session() as s:
+            sales.handle_top_up_requested(s, {"customer_id": "cus_t", "time": clock.now(), "properties": ask})
+    _burn(db, _usage(db, clock, "d", ("llm.call", {"tokens": 40})))  # 100 left, 1000 bought: no new ask
+    assert len(_said(db, "credits.top_up_requested")) == 2
+    with db.session() as s:
+        packs = [g for g in credits.wallet(s, "cus_t", clock.now())["grants"] if g["source"] == "top_up"]
+    assert [(g["status"], str(g["amount"])) for g in packs] == [("pending", "1000")]
+
+
 def test_a_token_grant_in_an_unknown_unit_or_of_zero_is_refused(db: Database, tmp_path: Path) -> None:
     clock = TestClock(T0)
     _setup(db, tmp_path, clock)
