@@ -94,8 +94,10 @@ def _add_postgres(session: Session, added: Mapping[tuple[str, str], Decimal]) ->
 def _add_one_writer(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:
     """SQLite keeps decimals as text (SQL would add them as floats): read, add in Python,
     write; the write transaction holds the database's one writer lock throughout."""
+    stmt = select(BurnTotal).where(BurnTotal.customer_id.in_(sorted({cid for cid, _m in added})))
+    rows = {(r.customer_id, r.metric): r for r in session.scalars(stmt)}  # one read for the batch
     for (cid, metric), quantity in sorted(added.items()):
-        row = session.get(BurnTotal, (cid, metric))
+        row = rows.get((cid, metric))
         if row is None:
             session.add(BurnTotal(customer_id=cid, metric=metric, quantity=quantity, counted=False))
         else:

@@ -12,7 +12,7 @@ What usage asks is read from running totals per (customer, metric) that ingestio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,9 +23,8 @@ from sqlalchemy.orm import Session
 
 from engine import credits
 from engine.catalog.model import Catalog
-from engine.sales.burn_totals import ALL_TIME
-from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.models import BurnTotal, Customer, Subscription
+from engine.sales.burn_totals import ALL_TIME, latest_catalogs
+from engine.sales.models import BurnTotal, Customer
 from engine.sales.queries import usage_in_period
 from engine.sales.usage import recorded_customers
 from engine.store import add_event
@@ -70,11 +69,7 @@ def count_totals(session: Session, customer_id: str, catalog: Catalog, burn: Map
     if not missing:
         return
     for metric in missing:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(pg_insert(BurnTotal).values(customer_id=customer_id, metric=metric, quantity=ZERO,
-                                                        counted=False).on_conflict_do_nothing())
-        elif metric not in totals:  # SQLite: the write transaction is the only writer
-            session.add(BurnTotal(customer_id=customer_id, metric=metric, quantity=ZERO, counted=False))
+        _create_row(session, customer_id, metric, metric in totals)
     session.flush()
     stmt = (select(BurnTotal).where(BurnTotal.customer_id == customer_id, BurnTotal.metric.in_(missing))
             .order_by(BurnTotal.metric).with_for_update().execution_options(populate_existing=True))
@@ -82,6 +77,14 @@ def count_totals(session: Session, customer_id: str, catalog: Catalog, burn: Map
         if not row.counted:  # another burn may have counted it while this one waited
             row.quantity, row.counted = history_usage(session, customer_id, catalog, row.metric), True
     session.flush()
+
+
+def _create_row(session: Session, customer_id: str, metric: str, exists: bool) -> None:
+    if session.get_bind().dialect.name == "postgresql":  # another burn or ingestion may be creating it
+        session.execute(pg_insert(BurnTotal).values(customer_id=customer_id, metric=metric, quantity=ZERO,
+                                                    counted=False).on_conflict_do_nothing())
+    elif not exists:  # SQLite: the write transaction is the only writer
+        session.add(BurnTotal(customer_id=customer_id, metric=metric, quantity=ZERO, counted=False))
 
 
 def tokens_spendable(session: Session, customer_id: str, catalog: Catalog, now: datetime) -> Decimal:
@@ -95,17 +98,57 @@ def tokens_spendable(session: Session, customer_id: str, catalog: Catalog, now: 
 
 def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credits.Burned]:
     """Burn the customer's token wallet by their usage so far; announce a low or empty balance."""
-    catalog = _wallet_catalog(session, customer_id)
-    if catalog is None or catalog.tokens is None:
-        return []
-    wallet = catalog.tokens
-    count_totals(session, customer_id, catalog, wallet.burn)
-    required = token_usage(session, customer_id, catalog, wallet.burn)
-    done = credits.burn(session, customer_id, wallet.unit, required, now)
-    if done:
-        credits.announce_balance(session, customer_id, wallet.unit, now)
-        _request_top_up(session, customer_id, wallet.unit, now)
-    return done
+    return burn_wallets(session, [customer_id], now).get(customer_id, [])
+
+
+def burn_wallets(session: Session, customer_ids: Sequence[str], now: datetime) -> dict[str, list[credits.Burned]]:
+    """Burn the token wallets of these customers (at most 900: one query's parameters) by their
+    usage so far, each step one query for them all (a usage batch names many customers);
+    then announce a low or empty balance and ask for a due top-up, customer by customer only
+    where the balance calls for it."""
+    catalogs = {cid: c for cid, c in latest_catalogs(session, customer_ids).items() if c.tokens is not None}
+    out: dict[str, list[credits.Burned]] = {}
+    for unit, required in sorted(_required(session, catalogs).items()):
+        done = credits.burn_batch(session, unit, required, now)
+        _after_burn(session, unit, {cid: left for cid, (burns, left) in done.items() if burns}, now)
+        out.update((cid, burns) for cid, (burns, _left) in done.items())
+    return out
+
+
+def _required(session: Session, catalogs: Mapping[str, Catalog]) -> dict[str, dict[str, Decimal]]:
+    """What each customer's usage asks of their wallet, per unit, from the running totals."""
+    totals = _totals_of(session, sorted(catalogs))
+    by_unit: dict[str, dict[str, Decimal]] = {}
+    for cid, catalog in sorted(catalogs.items()):
+        wallet = catalog.tokens
+        assert wallet is not None
+        rows = totals.get(cid, {})
+        if any(m not in rows or not rows[m].counted for m in wallet.burn):  # the first burn: count the history
+            count_totals(session, cid, catalog, wallet.burn)
+            rows = _totals(session, cid, wallet.burn)
+        by_unit.setdefault(wallet.unit, {})[cid] = sum((rows[m].quantity * rate for m, rate in wallet.burn.items()),
+                                                       ZERO)
+    return by_unit
+
+
+def _after_burn(session: Session, unit: str, left: Mapping[str, Decimal], now: datetime) -> None:
+    """The customers who burned something, with their usable balance now: a low or empty
+    balance is announced, a due top-up asked for."""
+    levels = credits.low_levels(session, sorted(left))
+    for cid in sorted(left):
+        credits.announce_balance(session, cid, unit, now, (left[cid], levels[cid]))
+        level = levels[cid]
+        if level is not None and left[cid] < level:  # below a top-up's threshold, maybe: due_top_up decides
+            _request_top_up(session, cid, unit, now)
+
+
+def _totals_of(session: Session, customer_ids: Sequence[str]) -> dict[str, dict[str, BurnTotal]]:
+    stmt = (select(BurnTotal).where(BurnTotal.customer_id.in_(list(customer_ids)))
+            .execution_options(populate_existing=True))
+    out: dict[str, dict[str, BurnTotal]] = {}
+    for row in session.scalars(stmt):
+        out.setdefault(row.customer_id, {})[row.metric] = row
+    return out
 
 
 def _request_top_up(session: Session, customer_id: str, unit: str, now: datetime) -> None:
@@ -120,13 +163,6 @@ def _request_top_up(session: Session, customer_id: str, unit: str, now: datetime
                   time=now)
 
 
-def _wallet_catalog(session: Session, customer_id: str) -> Catalog | None:
-    """The catalog of the customer's latest subscription (the one their packs are bought from)."""
-    version = session.scalars(select(Subscription.catalog_version_id).where(Subscription.customer_id == customer_id)
-                              .order_by(Subscription.created_at.desc(), Subscription.id.desc()).limit(1)).first()
-    return None if version is None else catalog_for_version(session, version)
-
-
 def handle_token_burn(session: Session, envelope: Mapping[str, Any]) -> int:
     """Bus handler for `usage.recorded`: burn the token wallets of the customers it names (only
     those holding a wallet: one query for the rest). Returns the entries written."""
@@ -134,11 +170,18 @@ def handle_token_burn(session: Session, envelope: Mapping[str, Any]) -> int:
     if not named:
         return 0
     now = _time(envelope.get("time"))
+    holders = _holders(session, named)
+    return sum(sum(len(burns) for burns in burn_wallets(session, holders[start : start + 900], now).values())
+               for start in range(0, len(holders), 900))
+
+
+def _holders(session: Session, named: Sequence[str]) -> list[str]:
+    """The wallet holders among these customers, sorted (one lock order for every burner)."""
     holders: list[str] = []
     for start in range(0, len(named), 900):  # under SQLite's bound-parameter limit
         holders += session.scalars(select(Customer.id).where(Customer.id.in_(named[start : start + 900]),
                                                              Customer.has_wallet.is_(True)))
-    return sum(len(burn_tokens(session, cid, now)) for cid in sorted(holders))  # one lock order
+    return sorted(holders)
 
 
 def handle_tokens_granted(session: Session, envelope: Mapping[str, Any]) -> int:
