@@ -6,13 +6,18 @@ access view does after new usage, every customer it touched has its snapshot's u
 again (`engine.access.snapshot.reload_usage`). On the burn side the customers are on a plan
 with `credits: {on_exhausted: hard_stop}` and hold two grants, so each reload also prices the
 period's accrued usage and reads the wallet (what the hard stop decides on); on the baseline
-side the same plan without the hard stop, no wallet. The two sides alternate batch by batch,
-so both see the same machine load. Target: burn / baseline >= 0.7 (on PostgreSQL).
+side the same plan without the hard stop, no wallet. A third side, `tokens`, holds token
+wallets (a custom unit, docs/credits.md Token wallets) that the batch's `sum` metric burns: each
+of its batches is ingested (ingestion adds to the customers' burn totals), then burned as the
+bus's sales consumer does (`engine.sales.handle_token_burn` on the batch's usage.recorded),
+then reloaded (the snapshot's spendable tokens). The sides alternate batch by batch, so all
+see the same machine load. Target: burn / baseline >= 0.7 and tokens / baseline >= 0.7 (on
+PostgreSQL); `ratio` is the lower of the two.
 
     .venv/bin/python benchmarks/credits.py [--events 20000] [--pg-admin URL] [--no-pg]
 
-The last line printed is one JSON object with the figures, `ratio` (PostgreSQL's when it ran)
-and `target`.
+The last line printed is one JSON object with the figures, `ratio` (PostgreSQL's when it ran:
+the lower of `money_ratio` and `token_ratio`) and `target`.
 """
 
 from __future__ import annotations
@@ -58,11 +63,40 @@ plans:
       calls: {limit: null, period: month, overage: allow}
 %(credits)s"""
 
+# The token side: the same event, its `tokens` summed and burning a token wallet one for one.
+# The metered feature counts calls, as the other sides' does: the snapshot's quota usage costs
+# the same on every side, so the ratio is the wallet's cost alone (a feature on a `sum` metric
+# reads the period's events on every reload, wallet or not).
+TOKENS = """\
+catalog: bench-tokens
+currency: USD
+metrics:
+  calls: {event: api.request, aggregation: count}
+  llm: {event: api.request, aggregation: sum, field: tokens}
+features:
+  calls: {name: Calls, type: metered, metric: calls}
+plans:
+  tokens:
+    name: Bench tokens
+    interval: month
+    prices:
+      - {id: base, model: flat, amount: "5.00"}
+    entitlements:
+      calls: {limit: null, period: month, overage: allow}
+    credits: {on_exhausted: hard_stop}
+credits:
+  unit: tokens
+  rate: "0.002"
+  burn: {llm: "1"}
+"""
+SIDES = ("base", "burn", "tok")
+TOKENS_EACH = Decimal(10**9)  # never runs out: every batch burns
+
 
 def envelopes(side: str, n: int, offset: int) -> list[dict[str, Any]]:
     at = START + timedelta(days=1)
     return [{"id": f"evt-{side}-{offset + i:09d}", "type": "api.request", "customer_id": f"{side}-{i % CUSTOMERS}",
-             "time": (at + timedelta(seconds=offset + i)).isoformat(), "properties": {}} for i in range(n)]
+             "time": (at + timedelta(seconds=offset + i)).isoformat(), "properties": {"tokens": 3}} for i in range(n)]
 
 
 def setup(db: Database, clock: TestClock, tmp: str) -> None:
@@ -72,6 +106,18 @@ def setup(db: Database, clock: TestClock, tmp: str) -> None:
             f.write((CATALOG % {"plan": plan, "credits": extra}).replace("bench-credits", f"bench-{plan}"))
         with db.session() as s:
             sales.publish_catalog(s, path, "bench", clock=clock)
+    with open(f"{tmp}/tokens.yaml", "w") as f:
+        f.write(TOKENS)
+    with db.session() as s:
+        sales.publish_catalog(s, f"{tmp}/tokens.yaml", "bench", clock=clock)
+    with db.session() as s:
+        for c in range(CUSTOMERS):
+            sales.create_customer(s, {"id": f"tok-{c}", "name": f"tok-{c}", "currency": "USD"}, clock=clock)
+            sales.create_subscription(s, f"tok-{c}", "tokens", clock=clock, trial_days=0)
+            sales.grant_credit(s, f"tok-{c}", {"amount": TOKENS_EACH, "unit": "tokens", "reason": "bench"}, clock=clock)
+    with db.session() as s:  # the bus's credits.granted: the first burn counts the (empty) history
+        for c in range(CUSTOMERS):
+            sales.burn_tokens(s, f"tok-{c}", clock.now())
     with db.session() as s:
         for side, plan in (("base", "plain"), ("burn", "stop")):
             for c in range(CUSTOMERS):
@@ -86,7 +132,11 @@ def setup(db: Database, clock: TestClock, tmp: str) -> None:
 
 def side_batch(db: Database, clock: TestClock, batch: list[dict[str, Any]], snaps: dict[str, Any]) -> None:
     with db.session() as s:
-        sales.ingest_events(s, batch, clock=clock)
+        recorded = sales.ingest_events(s, batch, clock=clock).recorded_event_id
+    if batch[0]["customer_id"].startswith("tok-"):  # the bus's sales consumer burns the wallets
+        with db.session() as s:
+            sales.handle_token_burn(s, {"id": recorded, "type": "usage.recorded", "time": clock.now().isoformat(),
+                                        "properties": {"customers": {e["customer_id"]: 1 for e in batch}}})
     with db.read_session() as s:
         for cid in {e["customer_id"] for e in batch}:
             snaps[cid] = reload_usage(s, snaps[cid], clock.now(), READERS)
@@ -102,10 +152,10 @@ def measure(url: str, n: int) -> dict[str, Any]:
     clock.set(START + timedelta(days=2))
     with db.read_session() as s:
         snaps = {f"{side}-{c}": load_snapshot(s, f"{side}-{c}", clock.now(), READERS)
-                 for side in ("base", "burn") for c in range(CUSTOMERS)}
-    seconds = {"base": 0.0, "burn": 0.0}
+                 for side in SIDES for c in range(CUSTOMERS)}
+    seconds = dict.fromkeys(SIDES, 0.0)
     for offset in range(0, n, BATCH):
-        for side in ("base", "burn"):
+        for side in SIDES:
             batch = envelopes(side, BATCH, offset)
             t0 = time.perf_counter()
             side_batch(db, clock, batch, snaps)
@@ -116,10 +166,15 @@ def measure(url: str, n: int) -> dict[str, Any]:
     assert snaps["base-0"].spendable is None
     with db.read_session() as s:
         assert Decimal(credits.wallet(s, "burn-0", clock.now())["balances"][0]["available"]) == Decimal(105)
+        # Every token event burned once: 3 tokens each, n / CUSTOMERS events per customer.
+        assert credits.burned(s, "tok-0", "tokens") == 3 * n // CUSTOMERS
+    assert snaps["tok-0"].spendable == TOKENS_EACH - 3 * n // CUSTOMERS, snaps["tok-0"].spendable
     db.dispose()
+    money, tokens = round(seconds["base"] / seconds["burn"], 3), round(seconds["base"] / seconds["tok"], 3)
     return {"events_per_side": n, "batch": BATCH, "customers_per_side": CUSTOMERS,
             "baseline_events_per_s": round(n / seconds["base"]), "burn_events_per_s": round(n / seconds["burn"]),
-            "spendable_burn_0": str(spent), "ratio": round(seconds["base"] / seconds["burn"], 3)}
+            "token_burn_events_per_s": round(n / seconds["tok"]), "spendable_burn_0": str(spent),
+            "money_ratio": money, "token_ratio": tokens, "ratio": min(money, tokens)}
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 consumptions, expiries and voids (docs/credits.md)."""
 
 from engine.credits.amounts import is_custom
-from engine.credits.balance import announce_balance, low_level
+from engine.credits.balance import announce_balance, low_level, low_levels
 from engine.credits.budgets import (
     BudgetRequest,
     budget_to_dict,
@@ -13,7 +13,7 @@ from engine.credits.budgets import (
     reached,
     set_budget,
 )
-from engine.credits.burn import Burned, burn, burned
+from engine.credits.burn import Burned, burn, burn_batch, burned
 from engine.credits.drawdown import Available, Draw, allocate, draw_order
 from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
@@ -56,6 +56,7 @@ __all__ = [
     "available_total",
     "budget_to_dict",
     "burn",
+    "burn_batch",
     "burned",
     "delete_budget",
     "draw_down",
@@ -70,6 +71,7 @@ __all__ = [
     "is_custom",
     "ledger_page",
     "low_level",
+    "low_levels",
     "paid_by_credits",
     "pending_for_invoice",
     "raise_once",

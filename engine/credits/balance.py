@@ -7,6 +7,7 @@ published, not both."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -30,20 +31,36 @@ def low_level(session: Session, customer_id: str) -> Decimal | None:
     return budget.low_balance if budget is not None else None
 
 
-def announce_balance(session: Session, customer_id: str, unit: str, now: datetime) -> str | None:
-    """Publish the balance event due now, once per episode; returns its type (None: none)."""
-    episode = session.scalar(select(func.max(Entry.id)).join(Grant, Grant.id == Entry.grant_id).where(
-        Entry.customer_id == customer_id, Entry.kind == "grant", Grant.unit == unit))
-    if episode is None:
-        return None  # never credited: nothing ran out
-    available = available_total(session, customer_id, unit, now)
-    level = low_level(session, customer_id)
+def low_levels(session: Session, customer_ids: Sequence[str]) -> dict[str, Decimal | None]:
+    """`low_level` for many customers: two queries for them all."""
+    ids = list(customer_ids)
+    tops = {t.customer_id: t for t in session.scalars(select(TopUp).where(TopUp.customer_id.in_(ids)))}
+    budgets = {b.customer_id: b for b in session.scalars(select(Budget).where(Budget.customer_id.in_(ids)))}
+    return {cid: _level(tops.get(cid), budgets.get(cid)) for cid in ids}
+
+
+def _level(top: TopUp | None, budget: Budget | None) -> Decimal | None:
+    if top is not None and top.enabled:
+        return top.threshold
+    return budget.low_balance if budget is not None else None
+
+
+def announce_balance(session: Session, customer_id: str, unit: str, now: datetime,
+                     known: tuple[Decimal, Decimal | None] | None = None) -> str | None:
+    """Publish the balance event due now, once per episode; returns its type (None: none).
+    `known`: the available balance and the low level, when the caller has them (a burn)."""
+    available, level = known if known is not None else (
+        available_total(session, customer_id, unit, now), low_level(session, customer_id))
     if available <= ZERO:
         kind, etype = "exhausted", "credits.exhausted"
     elif level is not None and available < level:
         kind, etype = "balance_low", "credits.balance_low"
     else:
         return None
+    episode = session.scalar(select(func.max(Entry.id)).join(Grant, Grant.id == Entry.grant_id).where(
+        Entry.customer_id == customer_id, Entry.kind == "grant", Grant.unit == unit))
+    if episode is None:
+        return None  # never credited: nothing ran out
     if not raise_once(session, customer_id, kind, f"{unit}:{episode}", now):
         return None
     props = {"unit": unit, "amount": amount_text(max(available, ZERO), unit),

@@ -287,3 +287,18 @@ class PeriodLedger(Base):
     billed: Mapped[dict[str, Any]] = mapped_column(JSON)  # engine.pricing.Billed.as_dict()
     discounts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime]
+
+
+class BurnTotal(Base):
+    """A customer's usage of a metric that burns their token wallet, all of it so far
+    (docs/credits.md, Token wallets): ingestion adds each new event's quantity in the
+    transaction that stores it, so the burn and the access view read one row instead of
+    the history. `counted` is False until the burn counted the events stored before the
+    customer held a wallet (ingestion adds only for holders)."""
+
+    __tablename__ = "sales_burn_totals"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(100), primary_key=True)
+    quantity: Mapped[Decimal]
+    counted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -5,38 +5,86 @@ quantity). Sales counts the usage; the wallet (engine/credits/burn.py) writes wh
 When: on `usage.recorded`, the bus's sales consumer, just after the ingestion batch commits (as
 progressive billing does: no wallet query on the ingestion hot path), for the customers it names
 that hold a wallet. The access check does not wait for it: what the customer may still spend is
-the usable balance less what their usage asks and was not burned yet, exact at every moment."""
+the usable balance less what their usage asks and was not burned yet, exact at every moment.
+
+What usage asks is read from running totals per (customer, metric) that ingestion keeps
+(engine/sales/burn_totals.py): one row per metric, not the customer's history."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from engine import credits
 from engine.catalog.model import Catalog
-from engine.periods import Period
-from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.models import Customer, Subscription
+from engine.sales.burn_totals import ALL_TIME, latest_catalogs
+from engine.sales.models import BurnTotal, Customer
 from engine.sales.queries import usage_in_period
 from engine.sales.usage import recorded_customers
+from engine.store import add_event
 
 ZERO = Decimal(0)
-_EPOCH = date(1970, 1, 1)
 
 
-def token_usage(session: Session, customer_id: str, catalog: Catalog, burn: Mapping[str, Decimal],
-                now: datetime) -> Decimal:
+def token_usage(session: Session, customer_id: str, catalog: Catalog, burn: Mapping[str, Decimal]) -> Decimal:
     """What the customer's usage of the burning metrics asks of the wallet, all of it so far
-    (exact: the rates are decimals, a custom unit is never rounded). Events dated up to the end
-    of tomorrow count, as ingestion takes them; later ones count when their day comes."""
-    window = Period(_EPOCH, now.date() + timedelta(days=2))
-    return sum((usage_in_period(session, customer_id, catalog, metric, window) * rate for metric, rate in burn.items()),
-               ZERO)
+    (exact: the rates are decimals, a custom unit is never rounded): each metric's running
+    total (engine/sales/burn_totals.py) when it has counted the history, else the history."""
+    totals = _totals(session, customer_id, burn)
+    return sum((_quantity(session, customer_id, catalog, metric, totals) * rate for metric, rate in burn.items()), ZERO)
+
+
+def history_usage(session: Session, customer_id: str, catalog: Catalog, metric: str) -> Decimal:
+    """Every event of the metric the customer ever sent, whatever its date (as a total counts)."""
+    return usage_in_period(session, customer_id, catalog, metric, ALL_TIME)
+
+
+def _totals(session: Session, customer_id: str, burn: Mapping[str, Decimal]) -> dict[str, BurnTotal]:
+    stmt = (select(BurnTotal).where(BurnTotal.customer_id == customer_id, BurnTotal.metric.in_(sorted(burn)))
+            .execution_options(populate_existing=True))  # as committed now, not as this session last saw it
+    return {row.metric: row for row in session.scalars(stmt)}
+
+
+def _quantity(session: Session, customer_id: str, catalog: Catalog, metric: str,
+              totals: Mapping[str, BurnTotal]) -> Decimal:
+    row = totals.get(metric)
+    if row is not None and row.counted:
+        return row.quantity
+    return history_usage(session, customer_id, catalog, metric)
+
+
+def count_totals(session: Session, customer_id: str, catalog: Catalog, burn: Mapping[str, Decimal]) -> None:
+    """Make each burning metric's total count the whole history, once, in the burn's
+    transaction. The row is created if missing and locked (PostgreSQL) before the history is
+    read: an ingestion that added to it before has committed its events by then (they are in
+    the history, which replaces its quantity), one that adds after waits for this commit."""
+    totals = _totals(session, customer_id, burn)
+    missing = [m for m in sorted(burn) if m not in totals or not totals[m].counted]
+    if not missing:
+        return
+    for metric in missing:
+        _create_row(session, customer_id, metric, metric in totals)
+    session.flush()
+    stmt = (select(BurnTotal).where(BurnTotal.customer_id == customer_id, BurnTotal.metric.in_(missing))
+            .order_by(BurnTotal.metric).with_for_update().execution_options(populate_existing=True))
+    for row in session.scalars(stmt):
+        if not row.counted:  # another burn may have counted it while this one waited
+            row.quantity, row.counted = history_usage(session, customer_id, catalog, row.metric), True
+    session.flush()
+
+
+def _create_row(session: Session, customer_id: str, metric: str, exists: bool) -> None:
+    if session.get_bind().dialect.name == "postgresql":  # another burn or ingestion may be creating it
+        session.execute(pg_insert(BurnTotal).values(customer_id=customer_id, metric=metric, quantity=ZERO,
+                                                    counted=False).on_conflict_do_nothing())
+    elif not exists:  # SQLite: the write transaction is the only writer
+        session.add(BurnTotal(customer_id=customer_id, metric=metric, quantity=ZERO, counted=False))
 
 
 def tokens_spendable(session: Session, customer_id: str, catalog: Catalog, now: datetime) -> Decimal:
@@ -44,28 +92,75 @@ def tokens_spendable(session: Session, customer_id: str, catalog: Catalog, now: 
     asks beyond what it burned (usage the wallet could not pay, or not burned yet)."""
     wallet = catalog.tokens
     assert wallet is not None
-    owed = token_usage(session, customer_id, catalog, wallet.burn, now) - credits.burned(session, customer_id, wallet.unit)
+    owed = token_usage(session, customer_id, catalog, wallet.burn) - credits.burned(session, customer_id, wallet.unit)
     return credits.available_total(session, customer_id, wallet.unit, now) - max(owed, ZERO)
 
 
 def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credits.Burned]:
     """Burn the customer's token wallet by their usage so far; announce a low or empty balance."""
-    catalog = _wallet_catalog(session, customer_id)
-    if catalog is None or catalog.tokens is None:
-        return []
-    wallet = catalog.tokens
-    required = token_usage(session, customer_id, catalog, wallet.burn, now)
-    done = credits.burn(session, customer_id, wallet.unit, required, now)
-    if done:
-        credits.announce_balance(session, customer_id, wallet.unit, now)
-    return done
+    return burn_wallets(session, [customer_id], now).get(customer_id, [])
 
 
-def _wallet_catalog(session: Session, customer_id: str) -> Catalog | None:
-    """The catalog of the customer's latest subscription (the one their packs are bought from)."""
-    version = session.scalars(select(Subscription.catalog_version_id).where(Subscription.customer_id == customer_id)
-                              .order_by(Subscription.created_at.desc(), Subscription.id.desc()).limit(1)).first()
-    return None if version is None else catalog_for_version(session, version)
+def burn_wallets(session: Session, customer_ids: Sequence[str], now: datetime) -> dict[str, list[credits.Burned]]:
+    """Burn the token wallets of these customers (at most 900: one query's parameters) by their
+    usage so far, each step one query for them all (a usage batch names many customers);
+    then announce a low or empty balance and ask for a due top-up, customer by customer only
+    where the balance calls for it."""
+    catalogs = {cid: c for cid, c in latest_catalogs(session, customer_ids).items() if c.tokens is not None}
+    out: dict[str, list[credits.Burned]] = {}
+    for unit, required in sorted(_required(session, catalogs).items()):
+        done = credits.burn_batch(session, unit, required, now)
+        _after_burn(session, unit, {cid: left for cid, (burns, left) in done.items() if burns}, now)
+        out.update((cid, burns) for cid, (burns, _left) in done.items())
+    return out
+
+
+def _required(session: Session, catalogs: Mapping[str, Catalog]) -> dict[str, dict[str, Decimal]]:
+    """What each customer's usage asks of their wallet, per unit, from the running totals."""
+    totals = _totals_of(session, sorted(catalogs))
+    by_unit: dict[str, dict[str, Decimal]] = {}
+    for cid, catalog in sorted(catalogs.items()):
+        wallet = catalog.tokens
+        assert wallet is not None
+        rows = totals.get(cid, {})
+        if any(m not in rows or not rows[m].counted for m in wallet.burn):  # the first burn: count the history
+            count_totals(session, cid, catalog, wallet.burn)
+            rows = _totals(session, cid, wallet.burn)
+        by_unit.setdefault(wallet.unit, {})[cid] = sum((rows[m].quantity * rate for m, rate in wallet.burn.items()),
+                                                       ZERO)
+    return by_unit
+
+
+def _after_burn(session: Session, unit: str, left: Mapping[str, Decimal], now: datetime) -> None:
+    """The customers who burned something, with their usable balance now: a low or empty
+    balance is announced, a due top-up asked for."""
+    levels = credits.low_levels(session, sorted(left))
+    for cid in sorted(left):
+        credits.announce_balance(session, cid, unit, now, (left[cid], levels[cid]))
+        level = levels[cid]
+        if level is not None and left[cid] < level:  # below a top-up's threshold, maybe: due_top_up decides
+            _request_top_up(session, cid, unit, now)
+
+
+def _totals_of(session: Session, customer_ids: Sequence[str]) -> dict[str, dict[str, BurnTotal]]:
+    stmt = (select(BurnTotal).where(BurnTotal.customer_id.in_(list(customer_ids)))
+            .execution_options(populate_existing=True))
+    out: dict[str, dict[str, BurnTotal]] = {}
+    for row in session.scalars(stmt):
+        out.setdefault(row.customer_id, {})[row.metric] = row
+    return out
+
+
+def _request_top_up(session: Session, customer_id: str, unit: str, now: datetime) -> None:
+    """Burned below the customer's top-up threshold: ask for the top-up, as an invoice's
+    draw-down does (engine/sales/wallet.py). Never twice: the key `auto:N` counts the top-ups
+    bought so far, so a redelivered burn or a second worker asks under the same key (one
+    purchase), and the pack bought but not paid counts in the balance until it is."""
+    due = credits.due_top_up(session, customer_id, unit, now)
+    if due is not None:
+        pack, key = due
+        add_event(session, "credits.top_up_requested", customer_id, {"pack": pack, "key": key, "by": "usage"},
+                  time=now)
 
 
 def handle_token_burn(session: Session, envelope: Mapping[str, Any]) -> int:
@@ -75,11 +170,18 @@ def handle_token_burn(session: Session, envelope: Mapping[str, Any]) -> int:
     if not named:
         return 0
     now = _time(envelope.get("time"))
+    holders = _holders(session, named)
+    return sum(sum(len(burns) for burns in burn_wallets(session, holders[start : start + 900], now).values())
+               for start in range(0, len(holders), 900))
+
+
+def _holders(session: Session, named: Sequence[str]) -> list[str]:
+    """The wallet holders among these customers, sorted (one lock order for every burner)."""
     holders: list[str] = []
     for start in range(0, len(named), 900):  # under SQLite's bound-parameter limit
         holders += session.scalars(select(Customer.id).where(Customer.id.in_(named[start : start + 900]),
                                                              Customer.has_wallet.is_(True)))
-    return sum(len(burn_tokens(session, cid, now)) for cid in sorted(holders))  # one lock order
+    return sorted(holders)
 
 
 def handle_tokens_granted(session: Session, envelope: Mapping[str, Any]) -> int:

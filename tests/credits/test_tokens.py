@@ -6,6 +6,7 @@ decision's `credits_exhausted`; a token grant in an unknown unit or of zero refu
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -135,6 +136,90 @@ def test_usage_burns_tokens_once_never_below_zero(db: Database, tmp_path: Path) 
     assert _decision(db, clock) == (True, "plan")
     with db.session() as s:
         assert credits.burned(s, "cus_t", "tokens") == D(1005)
+
+
+def _asked(db: Database) -> Decimal:
+    """What the customer's usage asks of the wallet, as the burn and the access view read it."""
+    with db.session() as s:
+        found = sales.customer_plan(s, "cus_t")
+        assert found is not None and found[1].tokens is not None
+        return sales.token_usage(s, "cus_t", found[1], found[1].tokens.burn)
+
+
+def test_usage_before_the_wallet_is_counted_once_then_kept_as_ingested(db: Database, tmp_path: Path) -> None:
+    """Events sent before the customer held a wallet are owed: the first burn counts them
+    from the history, once; later batches (replays among them) add to the running total."""
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    _usage(db, clock, "pre", ("llm.call", {"tokens": 40}), ("image.made", {}))  # no wallet yet: 42.5 owed
+    _grant(db, clock, "1000", "g1")
+    with db.session() as s:  # the bus's credits.granted
+        assert len(sales.burn_tokens(s, "cus_t", clock.now())) == 1
+    assert _balance(db, clock) == "957.5"
+    event = _usage(db, clock, "a", ("llm.call", {"tokens": 100}), ("llm.call", {"tokens": 0.5}))
+    with db.session() as s:  # the same ids again, and one new: only the new one adds
+        sales.ingest_events(s, [{"id": f"a{i}", "type": "llm.call", "customer_id": "cus_t",
+                                 "time": clock.now().isoformat(), "properties": {"tokens": t}}
+                                for i, t in enumerate((100, 0.5, 7))], clock=clock)
+    assert _asked(db) == D("150.0")  # 40 + 2.5 + 100 + 0.5 + 7
+    assert _burn(db, event) == 1
+    assert _balance(db, clock) == "850"
+    assert _burn(db, event) == 0
+
+
+def test_two_workers_burning_at_once_burn_once(db: Database, tmp_path: Path) -> None:
+    """Two consumers handling the same usage.recorded (or two batches' events) at once: the
+    tokens are burned once, and the running total counted the history once."""
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    _usage(db, clock, "pre", ("llm.call", {"tokens": 10}))  # before the wallet: the total is counted by a burn
+    _grant(db, clock, "1000", "g1")
+    event = _usage(db, clock, "a", ("llm.call", {"tokens": 300}), ("image.made", {}))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            _burn(db, event)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _balance(db, clock) == "687.5"  # 1000 - 10 - 300 - 2.5
+    assert [e["amount"] for e in _said(db, "credits.consumed")] == ["312.5"]
+    assert _asked(db) == D("312.5")
+
+
+def test_usage_burning_below_the_top_up_threshold_buys_one_pack(db: Database, tmp_path: Path) -> None:
+    """The automatic top-up is asked for when usage burns the wallet below its threshold (not
+    only when an invoice finalizes); never twice: every ask before the pack is bought carries
+    the same key, and the pack bought (pending until paid) lifts the balance above it."""
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    _grant(db, clock, "1000", "g1")
+    with db.session() as s:
+        sales.set_top_up(s, "cus_t", enabled=True, threshold=D(200), pack="small", clock=clock)
+    _burn(db, _usage(db, clock, "a", ("llm.call", {"tokens": 700})))  # 300 left: above 200
+    assert _said(db, "credits.top_up_requested") == []
+    below = _usage(db, clock, "b", ("llm.call", {"tokens": 150}))
+    assert [_burn(db, below) for _ in range(2)] == [1, 0]  # 150 left; the redelivery burns and asks nothing
+    _burn(db, _usage(db, clock, "c", ("llm.call", {"tokens": 10})))  # asked again before the bus bought it
+    asks = _said(db, "credits.top_up_requested")
+    assert [(a["pack"], a["key"]) for a in asks] == [("small", "auto:1"), ("small", "auto:1")]
+    for ask in asks:  # the sales consumer handles both: one purchase under the key
+        with db.session() as s:
+            sales.handle_top_up_requested(s, {"customer_id": "cus_t", "time": clock.now(), "properties": ask})
+    _burn(db, _usage(db, clock, "d", ("llm.call", {"tokens": 40})))  # 100 left, 1000 bought: no new ask
+    assert len(_said(db, "credits.top_up_requested")) == 2
+    with db.session() as s:
+        packs = [g for g in credits.wallet(s, "cus_t", clock.now())["grants"] if g["source"] == "top_up"]
+    assert [(g["status"], str(g["amount"])) for g in packs] == [("pending", "1000")]
 
 
 def test_a_token_grant_in_an_unknown_unit_or_of_zero_is_refused(db: Database, tmp_path: Path) -> None:

@@ -1,0 +1,105 @@
+"""Running totals of the usage that burns token wallets (docs/credits.md, Token wallets).
+
+Ingestion adds each new event's quantity to its customer's total per burning metric, in the
+transaction that stores the event: the insert's RETURNING names exactly the events stored now,
+so a replayed id adds nothing and two ingesting workers add each their own. Only for wallet
+holders (the customer check of the batch reads `has_wallet` with the ids, no extra query): a
+batch of customers without a wallet costs nothing more. A row ingestion creates is born
+`counted = False`: the first burn replaces its quantity by the whole history, once
+(engine/sales/tokens.py), because events stored before the wallet opened were never added.
+
+A total is per metric id of the customer's catalog: a catalog change that redefines a metric
+under the same id keeps the total counted the old way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from engine.catalog.model import Catalog
+from engine.periods import Period
+from engine.pricing import UsageEvent
+from engine.pricing.usage import aggregate, matches
+from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.models import BurnTotal, Subscription
+
+ZERO = Decimal(0)
+# Every event counts when it is stored, whatever its date: a total has no window.
+ALL_TIME = Period(date(1970, 1, 1), date(9999, 12, 31))
+
+
+def latest_catalogs(session: Session, customer_ids: Iterable[str]) -> dict[str, Catalog]:
+    """Each customer's catalog of their latest subscription (the one their packs are bought
+    from): one query for them all."""
+    wanted = sorted(set(customer_ids))
+    versions: dict[str, int] = {}
+    for start in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
+        stmt = (select(Subscription.customer_id, Subscription.catalog_version_id)
+                .where(Subscription.customer_id.in_(wanted[start : start + 900]))
+                .order_by(Subscription.customer_id, Subscription.created_at, Subscription.id))
+        versions.update((cid, vid) for cid, vid in session.execute(stmt))  # the latest wins
+    return {cid: catalog_for_version(session, vid) for cid, vid in versions.items()}
+
+
+def batch_quantities(catalogs: Mapping[str, Catalog], stored: Sequence[UsageEvent]) -> dict[tuple[str, str], Decimal]:
+    """What the new events add per (customer, burning metric), as the invoice aggregates them
+    (pure). A metric no event of the batch matches adds nothing and gets no row here."""
+    by_customer: dict[str, list[UsageEvent]] = {}
+    for e in stored:
+        if e.customer_id in catalogs:
+            by_customer.setdefault(str(e.customer_id), []).append(e)
+    out: dict[tuple[str, str], Decimal] = {}
+    for cid, events in by_customer.items():
+        wallet = catalogs[cid].tokens
+        for metric_id in (wallet.burn if wallet is not None else {}):
+            metric = catalogs[cid].metrics[metric_id]  # the catalog checks burn names its metrics
+            if any(matches(metric, e) for e in events):
+                out[(cid, metric_id)] = aggregate(metric, events, ALL_TIME).quantity
+    return out
+
+
+def add_to_totals(session: Session, stored: Sequence[UsageEvent], holders: Iterable[str]) -> int:
+    """Add the batch's new events of wallet holders to their burn totals. Returns the rows
+    touched. A summed value the metric cannot read raises as the invoice would."""
+    holders = set(holders)
+    if not holders:
+        return 0
+    added = batch_quantities(latest_catalogs(session, holders), [e for e in stored if e.customer_id in holders])
+    if session.get_bind().dialect.name == "postgresql":
+        _add_postgres(session, added)
+    else:
+        _add_one_writer(session, added)
+    return len(added)
+
+
+# NUMERIC addition in SQL (the column's Python type is text-backed on SQLite, where `+` on it
+# would be SQLAlchemy's string concatenation).
+_ADD = text("sales_burn_totals.quantity + excluded.quantity")
+
+
+def _add_postgres(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:
+    """One upsert per row, in key order (one lock order for concurrent batches): NUMERIC adds
+    exactly, and the row lock makes two batches' additions follow each other."""
+    for (cid, metric), quantity in sorted(added.items()):
+        stmt = pg_insert(BurnTotal).values(customer_id=cid, metric=metric, quantity=quantity, counted=False)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["customer_id", "metric"], set_={"quantity": _ADD}))
+
+
+def _add_one_writer(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:
+    """SQLite keeps decimals as text (SQL would add them as floats): read, add in Python,
+    write; the write transaction holds the database's one writer lock throughout."""
+    stmt = select(BurnTotal).where(BurnTotal.customer_id.in_(sorted({cid for cid, _m in added})))
+    rows = {(r.customer_id, r.metric): r for r in session.scalars(stmt)}  # one read for the batch
+    for (cid, metric), quantity in sorted(added.items()):
+        row = rows.get((cid, metric))
+        if row is None:
+            session.add(BurnTotal(customer_id=cid, metric=metric, quantity=quantity, counted=False))
+        else:
+            row.quantity += quantity
+    session.flush()
