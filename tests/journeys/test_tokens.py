@@ -8,13 +8,12 @@ small pack is 1000 tokens for 3.00 (+ 0.57 tax, 3.57), 0.003 a token; an LLM cal
 from __future__ import annotations
 
 import secrets
-import subprocess
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.harness import Engine, money
 from tests.journeys.test_books_journey import balances, journal
 from tests.journeys.test_credits import wallet
 from tests.journeys.test_journeys import CARD_OK, card
@@ -52,9 +51,7 @@ def publish(engine: Engine, tmp_path: Path) -> str:
     tag = secrets.token_hex(3)
     path = tmp_path / "tokens.yaml"
     path.write_text(CATALOG.format(tag=tag))
-    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    engine.publish(path)
     return f"tokens-{tag}"
 
 
