@@ -85,18 +85,24 @@ plans:
 credits:
   packs:
     mini: {{name: Mini credits, price: "9.00", credit: "10.00", expires_after: 10d, rollover: all}}
+    lasting: {{name: Lasting credits, price: "9.00", credit: "10.00", rollover: all}}
 """
 
 
-def test_a_pack_expiring_unused_is_breakage_revenue(engine: Engine, tmp_path: Path) -> None:
-    """A 10.00 pack for 9.00 (+ 1.71 tax) that expires after 10 days unused: the 9.00 deferred
-    is earned as one-time revenue (breakage) when it expires, and the liability is gone."""
+def _publish(engine: Engine, tmp_path: Path) -> str:
     tag = secrets.token_hex(3)
     path = tmp_path / "credits-books.yaml"
     path.write_text(CATALOG.format(tag=tag))
     done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    return tag
+
+
+def test_a_pack_expiring_unused_is_breakage_revenue(engine: Engine, tmp_path: Path) -> None:
+    """A 10.00 pack for 9.00 (+ 1.71 tax) that expires after 10 days unused: the 9.00 deferred
+    is earned as one-time revenue (breakage) when it expires, and the liability is gone."""
+    tag = _publish(engine, tmp_path)
     cid = engine.customer("credits_breakage")
     engine.subscribe(cid, f"basic-{tag}", payment_method=card(CARD_OK))
     engine.advance("1h")
@@ -142,3 +148,43 @@ def test_a_voided_invoice_gives_the_credit_back_in_the_journal(engine: Engine) -
     # discount: the launch promotion) offset by credit notes for the invoice's whole net.
     assert sum(v for k, v in left.items() if k.startswith("revenue:") or k in ("discounts", "credit_notes")) == 0
     assert left["credit_notes"] == total - money(first["tax"])
+
+
+def test_a_pack_refunded_gives_back_what_it_still_deferred(engine: Engine, tmp_path: Path) -> None:
+    """A 10.00 pack for 9.00 (+ 1.71 tax, 10.71) pays the 5.95 renewal (Basic 5.00 + 0.95 tax):
+    its share of that use is 5.95 x 9.00 / 10.00 = 5.355, 5.36 half-even, so 5.36 is earned and
+    3.64 still deferred for the 4.05 of credit left. Then 2.38 of the pack's invoice is refunded:
+    its tax 1.71 x 2.38 / 10.71 = 0.38, its net 2.00. The 4.05 left is taken from the wallet;
+    `credits:refunded` reverses the 3.64: 2.00 against the refund, 1.64 is breakage (credit given
+    up, not paid back). The 5.36 earned stays earned; nothing is left deferred."""
+    tag = _publish(engine, tmp_path)
+    cid = engine.customer("credits_refund")
+    engine.subscribe(cid, f"basic-{tag}", payment_method=card(CARD_OK))
+    engine.advance("1h")
+    bought = _buy(engine, cid, "lasting")
+    pack, pack_invoice = bought["grant"], bought["invoice"]
+    assert money(pack_invoice["total"]) == D("10.71")
+    engine.advance("1h")
+    engine.advance("31d")  # the renewal, 5.95, paid by the pack
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert (money(renewal["total"]), money(renewal["credit_applied"])) == (D("5.95"), D("5.95"))
+    used = _entries(engine, {pack["id"]})[f"credits:used:{renewal['id']}:{pack['id']}"]
+    assert balances({"used": used}) == {"customer_credit": D("-5.95"), "deferred_revenue": D("5.36"),
+                                        "discounts": D("0.59")}
+
+    refund = engine.post(f"/v1/invoices/{pack_invoice['id']}/refunds", {"amount": "2.38"}, status=201)
+    assert (money(refund["credit_note"]["subtotal"]), money(refund["credit_note"]["tax"])) == (D("2.00"), D("0.38"))
+    engine.settle()
+    [g] = [x for x in wallet(engine, cid)["grants"] if x["id"] == pack["id"]]
+    assert (g["status"], g["remaining"]) == ("void", "0.00")
+    entries = _entries(engine, {pack["id"]})
+    assert balances({"refunded": entries[f"credits:refunded:{pack['id']}"]}) == {
+        "deferred_revenue": D("3.64"), "refunds": D("-2.00"), "revenue:credits:one_time": D("-1.64")}
+    assert "deferred_revenue" not in balances(entries)  # sold 9.00 = used 5.36 + refunded 3.64
+    # The refund's own entry: 2.38 back to the card.
+    paid_back = balances({k: v for k, v in _entries(engine, {pack_invoice["id"]}).items() if k.startswith("refund:")})
+    assert paid_back == {"refunds": D("2.38"), "cash:sandbox": D("-2.38")}
+    # A second refund finds no credit left: nothing more is reversed.
+    engine.post(f"/v1/invoices/{pack_invoice['id']}/refunds", {"amount": "1.00"}, status=201)
+    engine.settle()
+    assert len([k for k in _entries(engine, {pack["id"]}) if k.startswith("credits:refunded:")]) == 1

@@ -14,6 +14,10 @@ grant, a promotion) is a discount, never revenue.
   with its share of the invoice's revenue and tax (post_returns).
 - A pack's credit that expires: entry `credits:expired:<grant>`: Dr `deferred_revenue` (what is
   left of it) / Cr `revenue:credits:one_time` (breakage: paid for, never used).
+- A pack's invoice refunded: what is left of its credit is taken back, and entry
+  `credits:refunded:<grant>` reverses what is still deferred for it against the refund: Dr
+  `deferred_revenue` / Cr `refunds` (up to the refund's net) and Cr `revenue:credits:one_time`
+  (the unused credit the refund did not pay back: breakage). What was already earned stays.
 
 Each entry is posted by the payments consumer in the transaction that marks its event handled,
 so a redelivery posts nothing twice."""
@@ -126,6 +130,36 @@ def post_expiry(session: Session, grant_id: str, expired: Decimal, currency: str
         Posting(DEFERRED, debit=left), Posting(BREAKAGE, credit=left)],
         f"credit pack expired unused: {grant_id}", grant_id)
     return True
+
+
+def post_refund(session: Session, customer_id: str, invoice_id: str, refunded_net: Decimal, currency: str,
+                now: datetime) -> bool:
+    """A pack's invoice refunded (`refunded_net`: the refund's net of tax, as its credit note
+    has it): the grant's unused credit is voided in the wallet (a customer paid back keeps no
+    credit), and what is still deferred of the pack is reversed against the refund, the part
+    the refund does not cover earned as breakage. False when the invoice sold no credit, or
+    its credit is already gone (expired, voided, a second refund): nothing is left deferred.
+
+    The refund's own entry (Dr `refunds` / Cr `cash:<provider>`, when the provider confirms it)
+    is the one every refund gets; its tax stays payable as every refund's does (docs/books.md)."""
+    grant = credits.grant_sold_by(session, customer_id, invoice_id)
+    if grant is None or grant.status != "active":
+        return False
+    unused = credits.remaining(session, [grant.id])[grant.id]
+    credits.void_grant(session, grant.id, now, reason=f"credit pack refunded (invoice {invoice_id})")
+    total = booked(session, invoice_id)
+    left = total - earned(total, grant.amount, grant.amount - unused, currency)
+    back = min(left, max(refunded_net, ZERO))
+    journal.post_entry(session, f"credits:refunded:{grant.id}", now, currency, [
+        Posting(DEFERRED, debit=left), Posting(journal.REFUNDS, credit=back), Posting(BREAKAGE, credit=left - back)],
+        f"credit pack refunded: its unused credit taken back ({invoice_id})", grant.id)
+    return left > ZERO
+
+
+def refund_credit_pack(session: Session, customer_id: str, invoice_id: str, refunded_net: Decimal, currency: str,
+                       *, service: PaymentService) -> bool:
+    """post_refund at the payment service's time (the refund door's operation calls it)."""
+    return post_refund(session, customer_id, invoice_id, refunded_net, currency, service.now())
 
 
 CONSUMER = "payments.credits"
