@@ -31,6 +31,7 @@ D = Decimal
 CENT = D("0.01")
 VAT = D("0.19")
 LAUNCH = "rule:promotions/launch-2026"
+IBAN = "CH9300762011623852957"  # camt053's account: the shipped chart places it on the bank's
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -76,6 +77,25 @@ def balances(entries: dict[str, list[dict[str, str]]]) -> dict[str, Decimal]:
     return {k: v for k, v in out.items() if v}
 
 
+def _mapped_bank_account(engine: Engine, tmp_path: Any, month: date, invoice_id: str, paid: Decimal) -> None:
+    """A deployment's chart naming the statement's account: the same journal, exported by the
+    operator's CLI through that chart, places the transfer on that account's ledger account."""
+    chart = (ROOT / "engine/payments/books/chart.yaml").read_text().replace(
+        "    credit: Liabilities:CustomerCredit\n",
+        f"    credit: Liabilities:CustomerCredit\n  bank_accounts: {{{IBAN}: Assets:Bank:UBS}}\n")
+    path = tmp_path / "chart.yaml"
+    path.write_text(chart)
+    end = (month + timedelta(days=40)).replace(day=1)
+    done = subprocess.run([BILLING, "books", "export", "--from", month.isoformat(), "--to", end.isoformat()],
+                          cwd=ROOT, env={**engine.env, "BILLING_CHART_OF_ACCOUNTS": str(path)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [r for r in csv.DictReader(io.StringIO(done.stdout))
+            if r["reference"] == invoice_id and r["journal_account"].startswith("cash:")]
+    assert [(r["journal_account"], r["account"], money(r["debit"])) for r in rows] == [
+        (f"cash:bank:{IBAN}", "Assets:Bank:UBS", paid)]
+
+
 def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
     now = when(engine).date()
     month = (now.replace(day=1) + timedelta(days=32)).replace(day=1)
@@ -103,7 +123,7 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
     statement = tmp_path / "camt.xml"
     booked = month + timedelta(days=15)  # the bank booked it the day it was invoiced
     statement.write_bytes(camt053([Entry(str(signup), currency="USD", reference=found.group(0).replace(" ", "").rstrip(),
-                                         booked=booked.isoformat())], stmt_id=f"{a}-1",
+                                         booked=booked.isoformat())], stmt_id=f"{a}-1", iban=IBAN,
                                   start=f"{booked}T00:00:00Z", end=f"{booked + timedelta(days=1)}T00:00:00Z"))
     done = subprocess.run([BILLING, "reconcile", str(statement), "--provider", "bank"], cwd=ROOT, env=engine.env,
                           capture_output=True, text=True, timeout=120)
@@ -163,7 +183,7 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
         "receivables": upgrade_net + upgrade_tax, "revenue:pro:subscription": -upgrade_net,
         "tax_payable:DE": -upgrade_tax}
     expected = {
-        "cash:bank": signup,
+        f"cash:bank:{IBAN}": signup,  # the statement's account
         "cash:sandbox": signup - D("10.00"),
         "refunds": D("10.00"),
         "revenue:pro:subscription": -(D("59.00") * 2 + upgrade_net),  # gross: the discount apart
@@ -173,6 +193,9 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
         "bad_debt": total - D("1.00"),
     }
     assert balances(entries) == {k: v for k, v in expected.items() if v}
+    assert {r["account"] for rows in entries.values() for r in rows if r["journal_account"].startswith("cash:bank")} == {
+        "Assets:Bank:Main"}
+    _mapped_bank_account(engine, tmp_path, month, first["id"], signup)
 
     # A's revenue: each line earned daily over its period; the credit note folded into this month.
     report = engine.admin.get("/v1/books/revenue", params={"from": label, "to": label, "customer_id": a}).json()
