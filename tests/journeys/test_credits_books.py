@@ -28,6 +28,15 @@ def _entries(engine: Engine, references: set[str]) -> dict[str, list[dict[str, s
     return entries
 
 
+def _credits_report(engine: Engine, cid: str, first: str) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+    """The revenue report's "credits" rows (month, billed, recognised, deferred) of a customer
+    from month `first` to the clock's month (`GET /v1/books/revenue`)."""
+    r = engine.admin.get("/v1/books/revenue", params={"from": first, "to": engine.now()[:7], "customer_id": cid})
+    assert r.status_code == 200, r.text
+    return [(x["month"], money(x["billed"]), money(x["recognised"]), money(x["deferred"]))
+            for x in r.json()["items"] if x["plan"] == "credits"]
+
+
 def _buy(engine: Engine, cid: str, pack: str) -> dict[str, Any]:
     r = engine.product.post(f"/v1/customers/{cid}/wallet/packs", json={"pack": pack, "key": secrets.token_hex(4)})
     assert r.status_code == 201, r.text
@@ -56,6 +65,9 @@ def test_a_pack_is_deferred_until_used_and_a_promotional_grant_is_a_discount(eng
     assert balances({**sold, **_entries(engine, {pack_invoice["id"]})}) == {
         "cash:sandbox": D("53.55"), "tax_payable:DE": D("-8.55"), "deferred_revenue": D("-45.00")}
 
+    sold_in = engine.now()[:7]
+    # The report defers the pack too: billed 45.00 on "credits", nothing earned yet.
+    assert _credits_report(engine, cid, sold_in) == [(sold_in, D("45.00"), D("0.00"), D("45.00"))]
     engine.advance("31d")  # the renewal: 70.21 (58.55 under the launch promotion), 60.00 by credit
     renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
     pro_total(renewal)
@@ -69,6 +81,11 @@ def test_a_pack_is_deferred_until_used_and_a_promotional_grant_is_a_discount(eng
     everything = _entries(engine, {pack["id"], promo["id"], renewal["id"]})
     left = balances(everything)
     assert "deferred_revenue" not in left and "customer_credit" not in left  # used up: nothing owed
+    # The report as the journal: the pack's 45.00 moved onto the renewal it paid (billed and
+    # earned on the renewal's own schedule), so "credits" is billed 45.00 less and defers nothing.
+    report = _credits_report(engine, cid, sold_in)
+    assert [(b, r, d) for _, b, r, d in report] == [(D("45.00"), D("0.00"), D("45.00")), (D("-45.00"), 0, 0)]
+    assert (report[0][0], report[1][0]) == (sold_in, renewal["period"]["start"][:7])
 
 
 CATALOG = """\
@@ -113,6 +130,7 @@ def test_a_pack_expiring_unused_is_breakage_revenue(engine: Engine, tmp_path: Pa
     sold = balances(_entries(engine, {pack["id"]}))
     [revenue] = [k for k in sold if k.startswith("revenue:")]
     assert sold == {revenue: D("9.00"), "deferred_revenue": D("-9.00")}
+    sold_in = engine.now()[:7]
     engine.advance("11d")  # past its expiry: the billing job expires it
     [g] = [x for x in wallet(engine, cid)["grants"] if x["id"] == pack["id"]]
     assert (g["status"], g["remaining"]) == ("expired", "0.00")
@@ -120,6 +138,11 @@ def test_a_pack_expiring_unused_is_breakage_revenue(engine: Engine, tmp_path: Pa
     assert balances({f"credits:expired:{pack['id']}": entries[f"credits:expired:{pack['id']}"]}) == {
         "deferred_revenue": D("9.00"), "revenue:credits:one_time": D("-9.00")}
     assert "deferred_revenue" not in balances(entries)
+    # The report: billed 9.00 when sold, the 9.00 earned (breakage) the month it expired.
+    report = _credits_report(engine, cid, sold_in)
+    expired_in = engine.now()[:7]
+    assert [(m, r) for m, _, r, _ in report if r] == [(expired_in, D("9.00"))]
+    assert sum(b for _, b, _, _ in report) == D("9.00") and report[-1][3] == 0
 
 
 def test_a_voided_invoice_gives_the_credit_back_in_the_journal(engine: Engine) -> None:
@@ -165,6 +188,7 @@ def test_a_pack_refunded_gives_back_what_it_still_deferred(engine: Engine, tmp_p
     pack, pack_invoice = bought["grant"], bought["invoice"]
     assert money(pack_invoice["total"]) == D("10.71")
     engine.advance("1h")
+    sold_in = engine.now()[:7]
     engine.advance("31d")  # the renewal, 5.95, paid by the pack
     renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
     assert (money(renewal["total"]), money(renewal["credit_applied"])) == (D("5.95"), D("5.95"))
@@ -181,6 +205,12 @@ def test_a_pack_refunded_gives_back_what_it_still_deferred(engine: Engine, tmp_p
     assert balances({"refunded": entries[f"credits:refunded:{pack['id']}"]}) == {
         "deferred_revenue": D("3.64"), "refunds": D("-2.00"), "revenue:credits:one_time": D("-1.64")}
     assert "deferred_revenue" not in balances(entries)  # sold 9.00 = used 5.36 + refunded 3.64
+    # The report as the journal: billed 9.00, less 5.36 moved onto the renewal, less the 2.00
+    # refunded; the 1.64 given up earned (breakage); nothing deferred.
+    report = _credits_report(engine, cid, sold_in)
+    assert report[0] == (sold_in, D("9.00"), D("0.00"), D("9.00"))
+    assert [(m, r) for m, _, r, _ in report if r] == [(engine.now()[:7], D("1.64"))]
+    assert (sum(b for _, b, _, _ in report), report[-1][3]) == (D("1.64"), 0)  # 9.00 - 5.36 - 2.00
     # The refund's own entry: 2.38 back to the card.
     paid_back = balances({k: v for k, v in _entries(engine, {pack_invoice["id"]}).items() if k.startswith("refund:")})
     assert paid_back == {"refunds": D("2.38"), "cash:sandbox": D("-2.38")}

@@ -217,7 +217,10 @@ def _deferred_by_key(session: Session, month: date, currency: str) -> dict[str, 
     # Amounts are stored as exact decimal text: they are added here, not by the database.
     stmt = (select(RevenueScheduleRow.plan, RevenueScheduleRow.price_type, RevenueScheduleRow.amount)
             .where(RevenueScheduleRow.currency == currency, RevenueScheduleRow.billed_on < end,
-                   RevenueScheduleRow.month >= end))
+                   RevenueScheduleRow.month >= end,
+                   # A pack's rows (engine/payments/books/credits.py): the journal's credits
+                   # entries defer and earn it as it goes; the close would do it twice.
+                   RevenueScheduleRow.source_id.not_like("credits:%")))
     for plan, price_type, amount in session.execute(stmt):
         out[f"{plan}:{price_type}"] += amount
     return out
