@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +218,37 @@ def test_a_pack_refunded_gives_back_what_it_still_deferred(engine: Engine, tmp_p
     engine.post(f"/v1/invoices/{pack_invoice['id']}/refunds", {"amount": "1.00"}, status=201)
     engine.settle()
     assert len([k for k in _entries(engine, {pack["id"]}) if k.startswith("credits:refunded:")]) == 1
+
+
+def test_a_voided_invoice_gives_the_credit_balance_back_in_the_journal(engine: Engine) -> None:
+    """Pro with two seats, one dropped an hour later: the seat's unused days are a credit note
+    to the customer's balance (11.90: no whole day was used). The renewal (by bank transfer: left open) takes c off what
+    is due, and is voided. Sales puts c = 11.90 back on the balance; the void entry reverses what was
+    receivable, and `void-balance` the balance's part: its tax c x tax / total of the renewal,
+    half-even (1.90), its net the rest (10.00), against customer_credit. Nothing is left on receivables,
+    customer credit or tax, and the income accounts hold nothing."""
+    cid = engine.customer("credits_balance_void")
+    sub = engine.subscribe(cid, "pro", quantity=2, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    engine.post(f"/v1/subscriptions/{sub['id']}/change", {"quantity": 1})
+    engine.settle()
+    balance = money(engine.get(f"/v1/customers/{cid}")["credit_balance"])
+    assert balance == D("11.90")  # the seat's whole period (no whole day used): 10.00 + 1.90 tax
+    engine.post(f"/v1/customers/{cid}/payment_methods", {"type": "bank_transfer", "provider": "bank",
+                                                          "default": True}, status=201)
+    engine.advance("31d")
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    total, tax = pro_total(renewal), money(renewal["tax"])
+    assert (money(renewal["credit_applied"]), renewal["status"]) == (balance, "finalized")
+    engine.post(f"/v1/invoices/{renewal['id']}/void")
+    engine.settle()
+    assert money(engine.get(f"/v1/customers/{cid}")["credit_balance"]) == balance
+    entries = _entries(engine, {renewal["id"]})
+    its_tax = (balance * tax / total).quantize(D("0.01"), ROUND_HALF_EVEN)
+    assert its_tax == D("1.90")  # 11.90 x 11.21 / 70.21 = 1.8999; x 9.35 / 58.55 = 1.9003 (promotion)
+    assert balances({"v": entries[f"void-balance:{renewal['id']}"]}) == {
+        "credit_notes": balance - its_tax, "tax_payable:DE": its_tax, "customer_credit": -balance}
+    left = balances(entries)
+    assert not [k for k in left if k in ("receivables", "customer_credit") or k.startswith("tax_payable")], left
+    assert sum(v for k, v in left.items() if k.startswith("revenue:") or k in ("discounts", "credit_notes")) == 0
+    assert left["credit_notes"] == total - tax

@@ -258,11 +258,40 @@ def post_returns(session: Session, invoice_id: str, now: datetime) -> int:
     return len(used)
 
 
+def post_balance_return(session: Session, invoice_id: str, now: datetime) -> bool:
+    """A voided invoice that the customer's credit balance (credit notes to the balance, not the
+    wallet) paid in part: sales gives that part back to the balance; the void entry reversed only
+    what was still receivable, so entry `void-balance:<invoice>` reverses the rest: Dr
+    `credit_notes` (net) and Dr `tax_payable` (its tax, in the invoice's proportion, half-even as
+    a credit note's) / Cr `customer_credit`, and the schedule by that net. The balance's part is
+    what the invoice entry debited `customer_credit` with, less what the wallet's grants paid
+    (their `credits:used` entries; post_returns gives those back). False when there is none."""
+    applied = sum(session.scalars(select(JournalLine.debit).where(
+        JournalLine.entry_id == f"inv:{invoice_id}", JournalLine.account == journal.CUSTOMER_CREDIT)), ZERO)
+    prefix = f"credits:used:{invoice_id}:"
+    wallet = sum(session.scalars(select(JournalLine.credit).where(
+        JournalLine.entry_id >= prefix, JournalLine.entry_id < f"{prefix}~",
+        JournalLine.account == journal.CUSTOMER_CREDIT)), ZERO)
+    balance = applied - wallet
+    if balance <= ZERO:
+        return False
+    currency = session.scalars(select(JournalLine.currency).where(JournalLine.entry_id == f"inv:{invoice_id}")).first()
+    split = split_credit(session, invoice_id, balance, str(currency))
+    journal.post_entry(session, f"void-balance:{invoice_id}", now, str(currency), [
+        Posting(CREDIT_NOTES, debit=split.net), Posting(split.tax_account, debit=split.tax),
+        Posting(journal.CUSTOMER_CREDIT, credit=balance)],
+        f"invoice {invoice_id} voided: the customer's credit balance given back", invoice_id)
+    schedule_credit(session, invoice_id, f"void-balance:{invoice_id}", split.net, when=now)
+    return True
+
+
 def handle_credit_returned(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
-    """`invoice.voided`: the journal gives back what wallet credit paid of it (post_returns)."""
+    """`invoice.voided`: the journal gives back what wallet credit (post_returns) and the
+    customer's credit balance (post_balance_return) paid of it."""
     now = service.now()
     if not mark_processed(session, CONSUMER, str(envelope["id"]), now):
         return
     invoice_id = (envelope.get("properties") or {}).get("invoice_id")
     if invoice_id:
         post_returns(session, str(invoice_id), now)
+        post_balance_return(session, str(invoice_id), now)
