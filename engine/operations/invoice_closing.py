@@ -39,6 +39,9 @@ def refund_invoice(session: Session, invoice_id: str, amount: Decimal | None, re
     # refusal there rolls the credit note back with everything else.
     note = sales.refund_invoice(session, invoice_id, amount, clock=clock, reason=reason or "refund")
     refunds = payments.refund_invoice_payments(session, invoice_id, amount, reason=reason, service=service)
+    # A credit pack refunded: its unused credit goes, and the journal reverses what it deferred.
+    payments.refund_credit_pack(session, invoice["customer_id"], invoice_id, Decimal(note["subtotal"]),
+                                note["currency"], service=service)
     out = {"refunds": [payments.refund_to_dict(r) for r in refunds], "credit_note": note,
            "amount": note["total"], "currency": note["currency"]}
     out["refund"] = out["refunds"][0] if len(refunds) == 1 else None

@@ -30,7 +30,7 @@ from engine.payments.adjustments import (
     refund_to_dict,
     refundable,
 )
-from engine.payments.books.credits import handle_credit_returned, handle_credits_expired
+from engine.payments.books.credits import handle_credit_returned, handle_credits_expired, refund_credit_pack
 from engine.payments.books.tokens import handle_credits_consumed, handle_tokens_expired
 from engine.payments.camt import parse_camt, parse_statement
 from engine.payments.camt import parse_camt as parse_camt053
@@ -174,6 +174,7 @@ __all__ = [
     "reconcile_file",
     "reconcile_statement",
     "record_manual_payment",
+    "refund_credit_pack",
     "refund_invoice_payments",
     "refund_payment",
     "refund_to_dict",

@@ -382,7 +382,7 @@ class _BankMatch:
         payment = _apply(self.session, self.svc, row["booked_on"], row["reference"], rec.invoice_id, paid,
                          line.charges_deducted,
                          f"bank:{self.account}:{line.provider_ref}", line.provider_ref or "",
-                         f"reconciliation:{self.import_id}")
+                         f"reconciliation:{self.import_id}", self.account)
         row["payment_ids"] = [*row["payment_ids"], payment.id]  # [] from _line_row
         r = _compare(self.import_id, line, payment, expected, paid=paid)
         if r["status"] == "amount_mismatch":
@@ -501,7 +501,7 @@ def _record_bulk(session: Session, svc: PaymentService, import_id: str,
             "captured_at": when, "recorded_by": f"reconciliation:{import_id}"[:64], "created_at": now,
             "updated_at": now,
         })
-        for no, (acct, debit, credit) in enumerate(((journal.cash_account("bank"), amount, ZERO),
+        for no, (acct, debit, credit) in enumerate(((journal.bank_cash_account(account), amount, ZERO),
                                                     (journal.RECEIVABLES, ZERO, amount)), start=1):
             journal_rows.append({"entry_id": f"pay:{pid}", "line_no": no, "entry_date": when, "account": acct,
                                  "debit": debit, "credit": credit, "currency": cur,
@@ -548,7 +548,7 @@ def _record_bulk_pg(session: Session, svc: PaymentService, import_id: str,
         row["payment_ids"] = [pid]
         r["payment_id"] = pid
     raw = session.connection().connection.driver_connection
-    params = {"now": now, "by": f"reconciliation:{import_id}"[:64], "cash": journal.cash_account("bank"),
+    params = {"now": now, "by": f"reconciliation:{import_id}"[:64], "cash": journal.bank_cash_account(account),
               "recv": journal.RECEIVABLES}
     with raw.cursor() as cur:  # type: ignore[union-attr]
         cur.execute("CREATE TEMP TABLE pay_bank_bulk (n int, payment_id text, event_id text, invoice_id text, "
@@ -687,21 +687,23 @@ def _compare(import_id: str, line: StatementLine, payment: Payment, expected: De
 
 def _apply(session: Session, svc: PaymentService, booked_on: datetime | None, reference: str | None,
            invoice_id: str, amount: Decimal, charges: Decimal, key: str, provider_ref: str,
-           recorded_by: str) -> Payment:
+           recorded_by: str, account: str) -> Payment:
     """Record `amount` as a bank transfer paying the invoice; journal the charges the bank
-    kept. `booked_on` and `reference` are the bank line's; the caller adds the payment to its
+    kept. `booked_on` and `reference` are the bank line's, `account` its statement's (the
+    money is journalled on `cash:bank:<account>`); the caller adds the payment to its
     payment_ids."""
+    cash = journal.bank_cash_account(account)
     rec = session.get_one(Receivable, invoice_id)
     payment = record_manual_payment(
         session, customer_id=rec.customer_id, amount=amount, currency=rec.currency,
         invoice_id=rec.invoice_id, method_type="bank_transfer", reference=reference or rec.payment_reference,
         received_at=booked_on, recorded_by=recorded_by[:64], idempotency_key=key,
-        provider="bank", provider_ref=provider_ref[:100], service=svc,
+        provider="bank", provider_ref=provider_ref[:100], cash_account=cash, service=svc,
     )
     if charges:
         journal.post_entry(
             session, f"bankfee:{payment.id}", booked_on or svc.now(), rec.currency,
-            [Posting(BANK_CHARGES, debit=charges), Posting(journal.cash_account("bank"), credit=charges)],
+            [Posting(BANK_CHARGES, debit=charges), Posting(cash, credit=charges)],
             f"charges the bank kept from a transfer for invoice {rec.invoice_id}", rec.invoice_id,
         )
     return payment
@@ -901,7 +903,7 @@ def decide(session: Session, line_id: str, *, action: str, allocations: Sequence
     for i, (rec, amount) in enumerate(plan, start=1):
         share = charges if i == 1 else ZERO  # the bank's charges, journalled once
         payment = _apply(session, svc, row.booked_on, row.reference, rec.invoice_id, amount, share,
-                         f"bankline:{row.id}:{i}", f"{row.identity}/d{i}", actor)
+                         f"bankline:{row.id}:{i}", f"{row.identity}/d{i}", actor, row.account)
         row.payment_ids = [*(row.payment_ids or []), payment.id]
         done.append({"invoice_id": rec.invoice_id, "amount": str(amount), "payment_id": payment.id})
     now = svc.now()

@@ -92,9 +92,10 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, serv
     open_receivable(session, invoice, revenue_by_plan=revenue, tax=tax, collection_method=method,
                     due_at=due_at, tax_country=props.get("tax_country"), credit_applied=credit_applied,
                     discount=discounts, service=svc)
+    # The schedule first: a pack sold defers its invoice's rows in the report (wallet_entries).
+    schedule_invoice(session, invoice, props, service=svc)
     if props.get("reason") == "charge" or credit_applied > 0:  # a pack sold, wallet credit spent
         wallet_entries(session, invoice, revenue, discounts, svc.now())
-    schedule_invoice(session, invoice, props, service=svc)
     remember_invoice(session, invoice.invoice_id, props.get("number"))  # for bank transfers
     _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc)
     if due_at is None or due_at <= now:

@@ -9,6 +9,7 @@ Accounts (names, so a chart of accounts can map them):
   revenue:<plan>         revenue per plan (credit); revenue:unassigned without a breakdown
   tax_payable            tax collected (credit)
   cash:<provider>        money held at a provider or in the bank ("cash:bank", "cash:manual")
+  cash:bank:<account>    a bank transfer read from a statement: the statement's account (IBAN)
   provider_fees          fees the provider kept (debit, from settlement reports)
   refunds                refunds paid out (debit, a contra-revenue account)
   customer_credit        overpayments owed back to customers (credit; debit when applied)
@@ -45,6 +46,23 @@ def revenue_account(plan: str | None) -> str:
 
 def cash_account(provider: str) -> str:
     return f"cash:{provider}"
+
+
+def bank_cash_account(account: str | None) -> str:
+    """The bank account a statement line was booked on (its IBAN or account id), so a chart
+    can place each account on its own ledger account (`cash.bank_accounts`); the chart places
+    an account it does not name on the bank's (`cash.providers.bank`), as `cash:bank`. A
+    statement that names no account comes as "bank" (camt.py): plain `cash:bank`."""
+    return f"cash:bank:{account}" if account and account != "bank" else cash_account("bank")
+
+
+def received_on(session: Session, payment_id: str, provider: str) -> str:
+    """The cash account a payment's entry (`pay:<id>`) debited: a refund or a bank's charges
+    leave the account the money came in on (a bank transfer's is its statement's account)."""
+    found = session.scalars(select(JournalLine.account).where(
+        JournalLine.entry_id == f"pay:{payment_id}", JournalLine.debit > 0, JournalLine.account.startswith("cash:"))
+    ).first()
+    return found or cash_account(provider)
 
 
 class UnbalancedEntry(ValueError):

@@ -45,10 +45,12 @@ def record_manual_payment(
     idempotency_key: str | None = None,
     provider: str = "manual",
     provider_ref: str | None = None,
+    cash_account: str | None = None,
     service: PaymentService,
 ) -> Payment:
     """An admin records money received outside any provider (cash, cheque, a transfer seen on
-    the bank's website). Applied to the invoice; anything above what it owes becomes credit."""
+    the bank's website). Applied to the invoice; anything above what it owes becomes credit.
+    `cash_account`: the journal's account the money came in on (default `cash:<provider>`)."""
     svc = service
     amount = check_amount(amount, currency)
     if idempotency_key:
@@ -82,5 +84,5 @@ def record_manual_payment(
         session.flush()
     except IntegrityError as exc:
         raise PaymentError(f"payment already recorded: {exc.orig}") from exc
-    _receive(session, svc, payment)
+    _receive(session, svc, payment, cash_account)
     return payment

@@ -20,9 +20,9 @@ from engine.payments.service import ZERO, PaymentService, _emit, _money, _receiv
 # --- receiving money -------------------------------------------------------------------------
 
 
-def _receive(session: Session, svc: PaymentService, payment: Payment) -> None:
-    """A payment succeeded: apply it to its invoice, the rest to customer credit; journal it;
-    publish payment.succeeded."""
+def _receive(session: Session, svc: PaymentService, payment: Payment, cash: str | None = None) -> None:
+    """A payment succeeded: apply it to its invoice, the rest to customer credit; journal it
+    (on `cash`, by default its provider's cash account); publish payment.succeeded."""
     now = svc.now()
     amount = payment.amount
     rec = _receivable(session, payment.invoice_id)
@@ -38,7 +38,7 @@ def _receive(session: Session, svc: PaymentService, payment: Payment) -> None:
     journal.post_entry(
         session, f"pay:{payment.id}", payment.captured_at or now, payment.currency,
         [
-            Posting(journal.cash_account(payment.provider), debit=amount),
+            Posting(cash or journal.cash_account(payment.provider), debit=amount),
             Posting(journal.RECEIVABLES, credit=to_invoice),
             Posting(journal.CUSTOMER_CREDIT, credit=over),
         ],

@@ -163,7 +163,7 @@ def _apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund,
     journal.post_entry(
         session, f"refund:{refund.id}", now, refund.currency,
         [Posting(journal.REFUNDS, debit=refund.amount),
-         Posting(journal.cash_account(payment.provider), credit=refund.amount)],
+         Posting(journal.received_on(session, payment.id, payment.provider), credit=refund.amount)],
         f"refund of payment {payment.id}", payment.invoice_id or payment.id,
     )
     _emit(session, svc, "payment.refunded", payment.customer_id, {

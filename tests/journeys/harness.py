@@ -112,12 +112,12 @@ class Engine:
     created: list[str] = field(default_factory=list)
 
     # -- the operator's command line -----------------------------------------------------
-    def billing(self, *argv: str) -> subprocess.CompletedProcess[str]:
+    def billing(self, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """`billing ARGV` against this engine, as an operator runs it (in this process: see
-        tests/cli/runner.invoke)."""
+        tests/cli/runner.invoke), with `env` added to the engine's environment."""
         from tests.cli.runner import invoke
 
-        return invoke(*argv, env=self.env, cwd=ROOT)
+        return invoke(*argv, env={**self.env, **(env or {})}, cwd=ROOT)
 
     def publish(self, path: Path) -> None:
         """`billing publish PATH`, which must succeed."""

@@ -23,13 +23,14 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from tests.journeys.harness import Engine, money
+from tests.journeys.harness import ROOT, Engine, money
 from tests.payments.camt import Entry, camt053
 
 D = Decimal
 CENT = D("0.01")
 VAT = D("0.19")
 LAUNCH = "rule:promotions/launch-2026"
+IBAN = "CH9300762011623852957"  # camt053's account: the shipped chart places it on the bank's
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -75,6 +76,24 @@ def balances(entries: dict[str, list[dict[str, str]]]) -> dict[str, Decimal]:
     return {k: v for k, v in out.items() if v}
 
 
+def _mapped_bank_account(engine: Engine, tmp_path: Any, month: date, invoice_id: str, paid: Decimal) -> None:
+    """A deployment's chart naming the statement's account: the same journal, exported by the
+    operator's CLI through that chart, places the transfer on that account's ledger account."""
+    chart = (ROOT / "engine/payments/books/chart.yaml").read_text().replace(
+        "    credit: Liabilities:CustomerCredit\n",
+        f"    credit: Liabilities:CustomerCredit\n  bank_accounts: {{{IBAN}: Assets:Bank:UBS}}\n")
+    path = tmp_path / "chart.yaml"
+    path.write_text(chart)
+    end = (month + timedelta(days=40)).replace(day=1)
+    done = engine.billing("books", "export", "--from", month.isoformat(), "--to", end.isoformat(),
+                          env={"BILLING_CHART_OF_ACCOUNTS": str(path)})
+    assert done.returncode == 0, done.stderr
+    rows = [r for r in csv.DictReader(io.StringIO(done.stdout))
+            if r["reference"] == invoice_id and r["journal_account"].startswith("cash:")]
+    assert [(r["journal_account"], r["account"], money(r["debit"])) for r in rows] == [
+        (f"cash:bank:{IBAN}", "Assets:Bank:UBS", paid)]
+
+
 def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
     now = when(engine).date()
     month = (now.replace(day=1) + timedelta(days=32)).replace(day=1)
@@ -102,7 +121,7 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
     statement = tmp_path / "camt.xml"
     booked = month + timedelta(days=15)  # the bank booked it the day it was invoiced
     statement.write_bytes(camt053([Entry(str(signup), currency="USD", reference=found.group(0).replace(" ", "").rstrip(),
-                                         booked=booked.isoformat())], stmt_id=f"{a}-1",
+                                         booked=booked.isoformat())], stmt_id=f"{a}-1", iban=IBAN,
                                   start=f"{booked}T00:00:00Z", end=f"{booked + timedelta(days=1)}T00:00:00Z"))
     done = engine.billing("reconcile", str(statement), "--provider", "bank")
     assert done.returncode == 0, done.stderr
@@ -161,7 +180,7 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
         "receivables": upgrade_net + upgrade_tax, "revenue:pro:subscription": -upgrade_net,
         "tax_payable:DE": -upgrade_tax}
     expected = {
-        "cash:bank": signup,
+        f"cash:bank:{IBAN}": signup,  # the statement's account
         "cash:sandbox": signup - D("10.00"),
         "refunds": D("10.00"),
         "revenue:pro:subscription": -(D("59.00") * 2 + upgrade_net),  # gross: the discount apart
@@ -171,6 +190,9 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
         "bad_debt": total - D("1.00"),
     }
     assert balances(entries) == {k: v for k, v in expected.items() if v}
+    assert {r["account"] for rows in entries.values() for r in rows if r["journal_account"].startswith("cash:bank")} == {
+        "Assets:Bank:Main"}
+    _mapped_bank_account(engine, tmp_path, month, first["id"], signup)
 
     # A's revenue: each line earned daily over its period; the credit note folded into this month.
     report = engine.admin.get("/v1/books/revenue", params={"from": label, "to": label, "customer_id": a}).json()

@@ -76,7 +76,7 @@ def _one_by_one(session: Any, svc: PaymentService, import_id: str, bulk: list[An
     for row, line, rec, r in bulk:
         payment = bank_module._apply(session, svc, row["booked_on"], row["reference"], rec.invoice_id, line.amount,
                                      Decimal(0), f"bank:{row['account']}:{line.provider_ref}", line.provider_ref,
-                                     f"reconciliation:{import_id}")
+                                     f"reconciliation:{import_id}", row["account"])
         row["payment_ids"] = [*row["payment_ids"], payment.id]
         r["payment_id"] = payment.id
 

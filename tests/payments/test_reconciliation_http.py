@@ -179,7 +179,7 @@ def test_charges_the_bank_kept_are_journalled_and_the_invoice_is_paid_in_full(ap
     with api.system.db.session() as s:
         fees = [(j.account, j.debit, j.credit) for j in s.scalars(select(JournalLine).where(
             JournalLine.entry_id.like("bankfee:%")).order_by(JournalLine.line_no))]
-    assert fees == [("bank_charges", Decimal("2.50"), Decimal(0)), ("cash:bank", Decimal(0), Decimal("2.50"))]
+    assert fees == [("bank_charges", Decimal("2.50"), Decimal(0)), ("cash:bank:CH9300762011623852957", Decimal(0), Decimal("2.50"))]
 
 
 @pytest.mark.parametrize(("data", "where"), [

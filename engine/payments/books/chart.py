@@ -33,7 +33,11 @@ FIXED = {
     "bad_debt": "write_offs",
     "provider_fees": "provider_fees",
     "bank_charges": "bank_charges",
+    "unbilled_revenue": "unbilled_revenue",
 }
+# Optional fixed accounts, and where a chart that does not name one places its postings:
+# revenue earned and not invoiced yet is an asset like a receivable.
+FALLBACK = {"unbilled_revenue": "receivables"}
 
 
 class UnmappedAccount(ValueError):
@@ -60,7 +64,8 @@ class ChartOfAccounts:
         """The ledger account of a journal account; UnmappedAccount when the chart has none."""
         kind, _, rest = logical.partition(":")
         if kind in FIXED and not rest:
-            return self.accounts[FIXED[kind]]
+            key = FIXED[kind]
+            return self.accounts.get(key) or self.accounts[FALLBACK.get(key, key)]
         if kind == "revenue":
             plan, _, price_type = rest.partition(":")
             return self.revenue_account(plan, price_type or "subscription")

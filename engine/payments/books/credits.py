@@ -14,6 +14,10 @@ grant, a promotion) is a discount, never revenue.
   with its share of the invoice's revenue and tax (post_returns).
 - A pack's credit that expires: entry `credits:expired:<grant>`: Dr `deferred_revenue` (what is
   left of it) / Cr `revenue:credits:one_time` (breakage: paid for, never used).
+- A pack's invoice refunded: what is left of its credit is taken back, and entry
+  `credits:refunded:<grant>` reverses what is still deferred for it against the refund: Dr
+  `deferred_revenue` / Cr `refunds` (up to the refund's net) and Cr `revenue:credits:one_time`
+  (the unused credit the refund did not pay back: breakage). What was already earned stays.
 
 Each entry is posted by the payments consumer in the transaction that marks its event handled,
 so a redelivery posts nothing twice."""
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,9 +36,10 @@ from sqlalchemy.orm import Session
 from engine import credits
 from engine.credits.terms import earned
 from engine.payments import journal
-from engine.payments.books.schedules import schedule_credit, split_credit
+from engine.payments.books.revrec import month_of
+from engine.payments.books.schedules import schedule_credit, split_credit, write_rows
 from engine.payments.journal import Posting
-from engine.payments.models import JournalLine
+from engine.payments.models import JournalLine, RevenueScheduleRow
 from engine.payments.service import CollectableInvoice, PaymentService
 from engine.store import mark_processed
 
@@ -43,6 +48,29 @@ DEFERRED = "deferred_revenue"
 DISCOUNTS = "discounts"
 BREAKAGE = "revenue:credits:one_time"
 CREDIT_NOTES = "credit_notes"
+# The revenue report's side (docs/books.md, *Prepaid credit*): a pack's schedule rows are on
+# plan "credits" (the journal's breakage account, revenue:credits:one_time), and what is still
+# deferred of it waits in a month no report reaches: earned when it is spent, expires or goes.
+CREDITS_PLAN = "credits"
+UNEARNED = date(9999, 12, 1)
+
+
+def _report(session: Session, source: str, customer_id: str, invoice_id: str | None, currency: str,
+            rows: list[tuple[date, date, Decimal]]) -> None:
+    """Schedule rows `source` of a pack's life (billed_on, month, amount) on plan "credits",
+    under the pack's invoice (so a credit note or void of an invoice it paid leaves them be).
+    The month close skips `credits:` rows: the journal's credits entries post them already."""
+    if invoice_id is None:
+        return
+    write_rows(session, [{"source_id": source, "invoice_id": invoice_id, "line_no": no, "customer_id": customer_id,
+                          "plan": CREDITS_PLAN, "price_type": "one_time", "currency": currency, "billed_on": billed,
+                          "month": month, "amount": amount}
+                         for no, (billed, month, amount) in enumerate(rows, start=1) if amount])
+
+
+def _earned_rows(day: date, amount: Decimal) -> list[tuple[date, date, Decimal]]:
+    """What was deferred, earned on `day` (billed nothing more): out of UNEARNED, into its month."""
+    return [(day, UNEARNED, -amount), (day, month_of(day), amount)]
 
 
 def booked(session: Session, invoice_id: str | None) -> Decimal:
@@ -73,7 +101,24 @@ def post_sale(session: Session, invoice: CollectableInvoice, revenue: Mapping[st
     postings += [Posting(DISCOUNTS, credit=discounts), Posting(DEFERRED, credit=net)]
     journal.post_entry(session, f"credits:sold:{invoice_id}", now, currency, postings,
                        f"credit pack sold: revenue deferred until the credit is used ({invoice_id})", grant.id)
+    _defer_schedule(session, invoice_id)
     return True
+
+
+def _defer_schedule(session: Session, invoice_id: str) -> None:
+    """The report's side of a pack sold: each of its invoice's schedule rows (one-time, earned
+    the day it was issued) is taken back, and the same net waits on "credits" until spent."""
+    source = f"credits:sold:{invoice_id}"
+    own = session.scalars(select(RevenueScheduleRow).where(RevenueScheduleRow.source_id == f"inv:{invoice_id}")).all()
+    out = []
+    for r in own:
+        out += [{"source_id": source, "invoice_id": invoice_id, "line_no": r.line_no, "customer_id": r.customer_id,
+                 "plan": r.plan, "price_type": r.price_type, "currency": r.currency, "billed_on": r.billed_on,
+                 "month": r.month, "amount": -r.amount},
+                {"source_id": source, "invoice_id": invoice_id, "line_no": r.line_no, "customer_id": r.customer_id,
+                 "plan": CREDITS_PLAN, "price_type": "one_time", "currency": r.currency, "billed_on": r.billed_on,
+                 "month": UNEARNED, "amount": r.amount}]
+    write_rows(session, out)
 
 
 def post_usage(session: Session, invoice_id: str, currency: str, now: datetime) -> int:
@@ -86,9 +131,14 @@ def post_usage(session: Session, invoice_id: str, currency: str, now: datetime) 
         if amount <= ZERO:
             continue
         deferred = _deferred_share(session, grant_id, amount, currency)
-        journal.post_entry(session, f"credits:used:{invoice_id}:{grant_id}", now, currency, [
+        entry_id = f"credits:used:{invoice_id}:{grant_id}"
+        journal.post_entry(session, entry_id, now, currency, [
             Posting(journal.CUSTOMER_CREDIT, credit=amount), Posting(DEFERRED, debit=deferred),
             Posting(DISCOUNTS, debit=amount - deferred)], f"wallet credit paid {invoice_id}", grant_id)
+        # The report: the pack's deferral moves onto the invoice it pays (billed and earned on
+        # its own schedule): billed less on "credits", so nothing is counted twice.
+        grant = credits.get_grant(session, grant_id)
+        _report(session, entry_id, grant.customer_id, grant.invoice_id, currency, [(now.date(), UNEARNED, -deferred)])
         posted += 1
     return posted
 
@@ -116,7 +166,42 @@ def post_expiry(session: Session, grant_id: str, expired: Decimal, currency: str
     journal.post_entry(session, f"credits:expired:{grant_id}", now, currency, [
         Posting(DEFERRED, debit=left), Posting(BREAKAGE, credit=left)],
         f"credit pack expired unused: {grant_id}", grant_id)
+    _report(session, f"credits:expired:{grant_id}", grant.customer_id, grant.invoice_id, currency, _earned_rows(now.date(), left))
     return True
+
+
+def post_refund(session: Session, customer_id: str, invoice_id: str, refunded_net: Decimal, currency: str,
+                now: datetime) -> bool:
+    """A pack's invoice refunded (`refunded_net`: the refund's net of tax, as its credit note
+    has it): the grant's unused credit is voided in the wallet (a customer paid back keeps no
+    credit), and what is still deferred of the pack is reversed against the refund, the part
+    the refund does not cover earned as breakage. False when the invoice sold no credit, or
+    its credit is already gone (expired, voided, a second refund): nothing is left deferred.
+
+    The refund's own entry (Dr `refunds` / Cr `cash:<provider>`, when the provider confirms it)
+    is the one every refund gets; its tax stays payable as every refund's does (docs/books.md)."""
+    grant = credits.grant_sold_by(session, customer_id, invoice_id)
+    if grant is None or grant.status != "active":
+        return False
+    unused = credits.remaining(session, [grant.id])[grant.id]
+    credits.void_grant(session, grant.id, now, reason=f"credit pack refunded (invoice {invoice_id})")
+    total = booked(session, invoice_id)
+    left = total - earned(total, grant.amount, grant.amount - unused, currency)
+    back = min(left, max(refunded_net, ZERO))
+    journal.post_entry(session, f"credits:refunded:{grant.id}", now, currency, [
+        Posting(DEFERRED, debit=left), Posting(journal.REFUNDS, credit=back), Posting(BREAKAGE, credit=left - back)],
+        f"credit pack refunded: its unused credit taken back ({invoice_id})", grant.id)
+    # The report: the part refunded is billed back (as a credit note would be), the rest earned.
+    day = now.date()
+    _report(session, f"credits:refunded:{grant.id}", customer_id, invoice_id, currency,
+            [(day, UNEARNED, -back), *_earned_rows(day, left - back)])
+    return left > ZERO
+
+
+def refund_credit_pack(session: Session, customer_id: str, invoice_id: str, refunded_net: Decimal, currency: str,
+                       *, service: PaymentService) -> bool:
+    """post_refund at the payment service's time (the refund door's operation calls it)."""
+    return post_refund(session, customer_id, invoice_id, refunded_net, currency, service.now())
 
 
 CONSUMER = "payments.credits"
@@ -155,15 +240,49 @@ def post_returns(session: Session, invoice_id: str, now: datetime) -> int:
             Posting(CREDIT_NOTES, debit=split.net), Posting(split.tax_account, debit=split.tax),
             *(Posting(r.account, credit=r.debit) for r in lines if r.account in (DEFERRED, DISCOUNTS))],
             f"invoice {invoice_id} voided: wallet credit given back", grant_id)
+        back = sum((r.debit for r in lines if r.account == DEFERRED), ZERO)
+        if back:  # the report: the pack's share of the use waits on "credits" again
+            grant = credits.get_grant(session, grant_id)
+            _report(session, f"credits:returned:{invoice_id}:{grant_id}", grant.customer_id, grant.invoice_id, currency,
+                    [(now.date(), UNEARNED, back)])
         schedule_credit(session, invoice_id, f"void-credit:{invoice_id}:{grant_id}", split.net, when=now)
     return len(used)
 
 
+def post_balance_return(session: Session, invoice_id: str, now: datetime) -> bool:
+    """A voided invoice that the customer's credit balance (credit notes to the balance, not the
+    wallet) paid in part: sales gives that part back to the balance; the void entry reversed only
+    what was still receivable, so entry `void-balance:<invoice>` reverses the rest: Dr
+    `credit_notes` (net) and Dr `tax_payable` (its tax, in the invoice's proportion, half-even as
+    a credit note's) / Cr `customer_credit`, and the schedule by that net. The balance's part is
+    what the invoice entry debited `customer_credit` with, less what the wallet's grants paid
+    (their `credits:used` entries; post_returns gives those back). False when there is none."""
+    applied = sum(session.scalars(select(JournalLine.debit).where(
+        JournalLine.entry_id == f"inv:{invoice_id}", JournalLine.account == journal.CUSTOMER_CREDIT)), ZERO)
+    prefix = f"credits:used:{invoice_id}:"
+    wallet = sum(session.scalars(select(JournalLine.credit).where(
+        JournalLine.entry_id >= prefix, JournalLine.entry_id < f"{prefix}~",
+        JournalLine.account == journal.CUSTOMER_CREDIT)), ZERO)
+    balance = applied - wallet
+    if balance <= ZERO:
+        return False
+    currency = session.scalars(select(JournalLine.currency).where(JournalLine.entry_id == f"inv:{invoice_id}")).first()
+    split = split_credit(session, invoice_id, balance, str(currency))
+    journal.post_entry(session, f"void-balance:{invoice_id}", now, str(currency), [
+        Posting(CREDIT_NOTES, debit=split.net), Posting(split.tax_account, debit=split.tax),
+        Posting(journal.CUSTOMER_CREDIT, credit=balance)],
+        f"invoice {invoice_id} voided: the customer's credit balance given back", invoice_id)
+    schedule_credit(session, invoice_id, f"void-balance:{invoice_id}", split.net, when=now)
+    return True
+
+
 def handle_credit_returned(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
-    """`invoice.voided`: the journal gives back what wallet credit paid of it (post_returns)."""
+    """`invoice.voided`: the journal gives back what wallet credit (post_returns) and the
+    customer's credit balance (post_balance_return) paid of it."""
     now = service.now()
     if not mark_processed(session, CONSUMER, str(envelope["id"]), now):
         return
     invoice_id = (envelope.get("properties") or {}).get("invoice_id")
     if invoice_id:
         post_returns(session, str(invoice_id), now)
+        post_balance_return(session, str(invoice_id), now)

@@ -29,6 +29,7 @@ from engine.payments.service import CollectableInvoice, PaymentError, PaymentSer
 
 ZERO = Decimal(0)
 DEFERRED = "deferred_revenue"
+UNBILLED = "unbilled_revenue"  # an asset: earned, not invoiced yet (the chart's, or receivables)
 PRICE_TYPES = ("subscription", "usage", "one_time")
 
 
@@ -217,21 +218,54 @@ def _deferred_by_key(session: Session, month: date, currency: str) -> dict[str, 
     # Amounts are stored as exact decimal text: they are added here, not by the database.
     stmt = (select(RevenueScheduleRow.plan, RevenueScheduleRow.price_type, RevenueScheduleRow.amount)
             .where(RevenueScheduleRow.currency == currency, RevenueScheduleRow.billed_on < end,
-                   RevenueScheduleRow.month >= end))
+                   RevenueScheduleRow.month >= end,
+                   # A pack's rows (engine/payments/books/credits.py): the journal's credits
+                   # entries defer and earn it as it goes; the close would do it twice.
+                   RevenueScheduleRow.source_id.not_like("credits:%")))
     for plan, price_type, amount in session.execute(stmt):
         out[f"{plan}:{price_type}"] += amount
     return out
 
 
-def _posted_by_key(session: Session, currency: str) -> dict[str, Decimal]:
-    """What earlier closes moved out of each revenue account (debit - credit), per key."""
+def _unbilled_by_key(session: Session, month: date, currency: str) -> dict[str, Decimal]:
+    """What is earned by the end of `month` and billed after it (usage invoiced in arrears the
+    month after), per "plan:price_type": as far as it is invoiced when the month is closed."""
+    end = next_month(month)
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    stmt = (select(RevenueScheduleRow.plan, RevenueScheduleRow.price_type, RevenueScheduleRow.amount)
+            .where(RevenueScheduleRow.currency == currency, RevenueScheduleRow.billed_on >= end,
+                   RevenueScheduleRow.month < end, RevenueScheduleRow.source_id.not_like("credits:%")))
+    for plan, price_type, amount in session.execute(stmt):
+        out[f"{plan}:{price_type}"] += amount
+    return out
+
+
+def _posted_by_key(session: Session, currency: str, prefix: str = "revrec:") -> dict[str, Decimal]:
+    """What earlier closes' `prefix` entries moved out of each revenue account (debit -
+    credit), per key."""
     out: dict[str, Decimal] = defaultdict(Decimal)
     stmt = select(JournalLine.account, JournalLine.debit, JournalLine.credit).where(
-        JournalLine.entry_id.like("revrec:%"), JournalLine.currency == currency,
+        JournalLine.entry_id.like(f"{prefix}%"), JournalLine.currency == currency,
         JournalLine.account.like("revenue:%"))
     for account, debit, credit in session.execute(stmt):
         out[account.removeprefix("revenue:")] += debit - credit
     return out
+
+
+def _moves(target: Mapping[str, Decimal], posted: Mapping[str, Decimal], other: str) -> list[Posting]:
+    """Per key, the revenue account moved by (target - posted) against `other`: Dr revenue / Cr
+    other when it grew, the other way when it shrank."""
+    postings: list[Posting] = []
+    for key in sorted(set(target) | set(posted)):
+        delta = target.get(key, ZERO) - posted.get(key, ZERO)
+        account = journal.revenue_account(key)
+        postings += [Posting(account, debit=delta), Posting(other, credit=delta)] if delta > 0 else \
+            [Posting(account, credit=-delta), Posting(other, debit=-delta)] if delta < 0 else []
+    return postings
+
+
+def _posted(session: Session, entry_id: str) -> bool:
+    return session.scalar(select(JournalLine.id).where(JournalLine.entry_id == entry_id).limit(1)) is not None
 
 
 def currencies(session: Session) -> list[str]:
@@ -245,20 +279,26 @@ def close_month(session: Session, month: date, currency: str, *, service: Paymen
     end = month_end(month)
     if service.now() < end:
         raise PaymentError(f"{month.isoformat()[:7]} has not ended yet (today is {service.now().date()})", "month")
-    entry_id = f"revrec:{month.isoformat()[:7]}:{currency}"
-    if session.scalar(select(JournalLine.id).where(JournalLine.entry_id == entry_id).limit(1)) is None:
-        target, posted = _deferred_by_key(session, month, currency), _posted_by_key(session, currency)
-        postings = []
-        for key in sorted(set(target) | set(posted)):
-            delta = target.get(key, ZERO) - posted.get(key, ZERO)
-            account = journal.revenue_account(key)
-            postings += [Posting(account, debit=delta), Posting(DEFERRED, credit=delta)] if delta > 0 else \
-                [Posting(account, credit=-delta), Posting(DEFERRED, debit=-delta)] if delta < 0 else []
-        journal.post_entry(session, entry_id, end - timedelta(seconds=1), currency, postings,
-                           f"revenue recognition: close of {month.isoformat()[:7]}", entry_id)
-        session.flush()
+    label = month.isoformat()[:7]
+    entry_id, accrual_id = f"revrec:{label}:{currency}", f"unbilled:{label}:{currency}"
+    when = end - timedelta(seconds=1)
+    if not _posted(session, entry_id):
+        postings = _moves(_deferred_by_key(session, month, currency), _posted_by_key(session, currency), DEFERRED)
+        journal.post_entry(session, entry_id, when, currency, postings, f"revenue recognition: close of {label}",
+                           entry_id)
+    if not _posted(session, accrual_id):
+        # Earned, not yet billed: Dr unbilled_revenue / Cr revenue. Its own entry, so a month
+        # closed before the accrual existed gets it on its next close, and each close moves
+        # only the change: the next month's close reverses what was invoiced meanwhile.
+        # (The revenue accounts move by minus what is unbilled: credited.)
+        postings = _moves({k: -v for k, v in _unbilled_by_key(session, month, currency).items()},
+                          _posted_by_key(session, currency, "unbilled:"), UNBILLED)
+        journal.post_entry(session, accrual_id, when, currency, postings,
+                           f"unbilled revenue: close of {label}", accrual_id)
+    session.flush()
     lines = session.execute(select(JournalLine.account, JournalLine.debit, JournalLine.credit)
-                            .where(JournalLine.entry_id == entry_id).order_by(JournalLine.line_no)).all()
+                            .where(JournalLine.entry_id.in_((entry_id, accrual_id)))
+                            .order_by(JournalLine.entry_id, JournalLine.line_no)).all()
     q = quantum(currency)
     return {"entry_id": entry_id, "month": month.isoformat()[:7], "currency": currency,
             "postings": [{"account": a, "debit": str(d.quantize(q)), "credit": str(c.quantize(q))}

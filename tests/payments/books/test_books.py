@@ -134,3 +134,27 @@ def test_a_downgrade_credit_to_the_balance_then_spent_on_the_next_invoice(
     assert balances == {"Income:CreditNotes": D("20.00"), "Liabilities:CustomerCredit": D("0.00"),
                         "Assets:Receivables": D("34.05"), "Income:Revenue:Subscriptions": D("-50.00"),
                         "Liabilities:TaxPayable:CH": D("-4.05")}
+
+
+def test_the_close_leaves_a_packs_rows_to_the_journals_credits_entries(
+        books: tuple[Database, PaymentService, TestClock]) -> None:
+    """A pack's report rows (plan "credits", waiting in UNEARNED until spent) are deferred and
+    earned in the journal by the credits entries (docs/books.md, *Prepaid credit*): the close
+    posts nothing for them, where it would defer the same 45.00 a second time."""
+    from engine.payments.books.credits import UNEARNED
+    from engine.payments.books.schedules import write_rows
+
+    db, service, clock = books
+    row = {"source_id": "credits:sold:inv_p", "invoice_id": "inv_p", "line_no": 1, "customer_id": "cus_1",
+           "plan": "credits", "price_type": "one_time", "currency": "CHF", "billed_on": date(2026, 1, 5)}
+    with db.session() as s:
+        handle_invoice_finalized(s, finalized("inv_s", [
+            line("pro", "subscription", "31.00", "2026-01-01", "2026-02-01")], tax="0.00"), service=service)
+        write_rows(s, [{**row, "month": UNEARNED, "amount": D("45.00")}])
+    clock.set(datetime(2026, 2, 1, 9, tzinfo=UTC))
+    with db.session() as s:
+        closed = close_month(s, date(2026, 1, 1), "CHF", service=service)
+        report = revenue_report(s, date(2026, 1, 1), date(2026, 1, 1))
+    assert closed["postings"] == []  # the subscription's January is all earned; the pack is not the close's
+    assert [(r.plan, r.billed, r.recognised, r.deferred) for r in report] == [
+        ("credits", D("45.00"), D("0.00"), D("45.00")), ("pro", D("31.00"), D("31.00"), D("0.00"))]

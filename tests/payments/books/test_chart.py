@@ -47,6 +47,7 @@ def test_shipped_chart_maps_every_kind_of_posting() -> None:
     assert chart.account_for("bad_debt") == "Expenses:BadDebt"
     assert chart.account_for("cash:stripe") == "Assets:Cash:Stripe"
     assert chart.account_for("cash:paypal-like") == "Assets:Cash:Other"
+    assert chart.account_for("unbilled_revenue") == "Assets:UnbilledRevenue"
 
 
 def test_plan_and_bank_account_overrides() -> None:
@@ -55,6 +56,8 @@ def test_plan_and_bank_account_overrides() -> None:
     assert chart.account_for("revenue:pro:subscription") == "Income:Subscriptions"
     assert chart.account_for("cash:bank:CH9300762011623852957") == "Assets:Bank:UBS"
     assert chart.account_for("cash:bank:other") == "Assets:Bank"
+    # unbilled_revenue is optional: a chart without it books the accrual with receivables.
+    assert chart.account_for("unbilled_revenue") == "Assets:Receivables"
     with pytest.raises(UnmappedAccount, match="'cash:adyen'"):
         chart.account_for("cash:adyen")  # no cash.default: a provider not listed has no account
     with pytest.raises(UnmappedAccount, match="'mystery'"):

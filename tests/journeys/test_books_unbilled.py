@@ -1,0 +1,93 @@
+"""Unbilled revenue in the books (issue 21), over HTTP on the shared test clock, ending with
+the ledger checker: usage earned in a month and invoiced in arrears the next is accrued by the
+month's close (Dr `unbilled_revenue` / Cr revenue) and reversed by the next month's close, the
+month it was invoiced in; the revenue report shows the same figure as negative deferred.
+
+Hand figures: 30 calls at 0.10 = 3.00 of usage in month M, invoiced on the 1st of M+1 with the
+next 5.00 fee."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.test_books_journey import advance_to, when
+from tests.journeys.test_journeys import CARD_OK, card
+
+D = Decimal
+
+CATALOG = """\
+catalog: books-unbilled-{tag}
+currency: USD
+taxes: {{DE: 19}}
+metrics:
+  calls: {{event: api.request, aggregation: count}}
+plans:
+  meter-{tag}:
+    name: Meter
+    interval: month
+    prices:
+      - {{id: base, name: Meter fee, model: flat, amount: "5.00"}}
+      - id: calls
+        name: Calls
+        model: graduated
+        metric: calls
+        tiers:
+          - {{up_to: null, unit_amount: "0.10"}}
+"""
+
+
+def _moves(closed: dict[str, Any], account: str) -> list[tuple[Decimal, Decimal]]:
+    """(debit, credit) of `account` in the close's USD entries (the accrual and the deferral)."""
+    [usd] = [e for e in closed["entries"] if e["currency"] == "USD"]
+    return [(money(p["debit"]), money(p["credit"])) for p in usd["postings"] if p["account"] == account]
+
+
+def test_usage_earned_before_it_is_invoiced_is_accrued_then_reversed(engine: Engine, tmp_path: Path) -> None:
+    tag = secrets.token_hex(3)
+    path = tmp_path / "books-unbilled.yaml"
+    path.write_text(CATALOG.format(tag=tag))
+    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    plan = f"meter-{tag}"
+    usage = f"revenue:{plan}:usage"
+    month = (when(engine).date().replace(day=1) + timedelta(days=32)).replace(day=1)
+    following = (month + timedelta(days=32)).replace(day=1)
+    after = (following + timedelta(days=32)).replace(day=1)
+    advance_to(engine, month)
+    cid = engine.customer("books_unbilled")
+    engine.subscribe(cid, plan, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    advance_to(engine, month + timedelta(days=10))
+    engine.usage(cid, 30)
+    advance_to(engine, following, hour=3)  # the renewal: M's 3.00 of usage and the next 5.00
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert sorted(money(x["amount"]) for x in renewal["lines"]) == [D("3.00"), D("5.00")]
+
+    # M's close accrues the 3.00 earned in M and invoiced after it: Cr revenue, Dr unbilled.
+    closed = engine.post("/v1/books/close", {"month": month.isoformat()[:7]})
+    assert _moves(closed, usage) == [(D("0.00"), D("3.00"))]
+    # The report says the same: M earned 8.00 of 5.00 billed, 3.00 earned ahead of its invoice.
+    r = engine.admin.get("/v1/books/revenue", params={"from": month.isoformat()[:7], "to": following.isoformat()[:7],
+                                                       "customer_id": cid})
+    assert r.status_code == 200, r.text
+    assert [(x["month"], money(x["billed"]), money(x["recognised"]), money(x["deferred"]))
+            for x in r.json()["items"]] == [(month.isoformat()[:7], D("5.00"), D("8.00"), D("-3.00")),
+                                            (following.isoformat()[:7], D("8.00"), D("5.00"), D("0.00"))]
+
+    # M+1's close reverses it: the invoice booked the 3.00 as revenue in M+1, where it was not earned.
+    advance_to(engine, after, hour=3)
+    closed = engine.post("/v1/books/close", {"month": following.isoformat()[:7]})
+    assert _moves(closed, usage) == [(D("3.00"), D("0.00"))]
+    # M's accrual is dated M's last second, through the shipped chart on Assets:UnbilledRevenue.
+    rows = engine.admin.get("/v1/books/journal", params={"from": (following - timedelta(days=1)).isoformat(),
+                                                          "to": following.isoformat()})
+    assert rows.status_code == 200, rows.text
+    accruals = [line for line in rows.text.splitlines() if line.startswith("unbilled:") and "unbilled_revenue" in line]
+    assert accruals and all("Assets:UnbilledRevenue" in line for line in accruals)
