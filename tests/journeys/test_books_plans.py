@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import calendar
 import secrets
-import subprocess
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.harness import Engine, money
 from tests.journeys.test_books_journey import VAT, advance_to, balances, cents, journal, when
 from tests.journeys.test_journeys import CARD_OK, card
 
@@ -48,9 +47,7 @@ def test_an_upgrade_credits_the_old_plan_and_charges_the_new_one(engine: Engine,
     tag = secrets.token_hex(3)
     path = tmp_path / "books-plans.yaml"
     path.write_text(CATALOG.format(tag=tag))
-    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    engine.publish(path)
     lite, plus = f"lite-{tag}", f"plus-{tag}"
     start = (when(engine).date().replace(day=1) + timedelta(days=32)).replace(day=1)
     days = calendar.monthrange(start.year, start.month)[1]

@@ -9,13 +9,12 @@ next 5.00 fee."""
 from __future__ import annotations
 
 import secrets
-import subprocess
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.journeys.harness import BILLING, ROOT, Engine, money
+from tests.journeys.harness import Engine, money
 from tests.journeys.test_books_journey import advance_to, when
 from tests.journeys.test_journeys import CARD_OK, card
 
@@ -52,9 +51,7 @@ def test_usage_earned_before_it_is_invoiced_is_accrued_then_reversed(engine: Eng
     tag = secrets.token_hex(3)
     path = tmp_path / "books-unbilled.yaml"
     path.write_text(CATALOG.format(tag=tag))
-    done = subprocess.run([BILLING, "publish", str(path)], cwd=ROOT, env=engine.env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    engine.publish(path)
     plan = f"meter-{tag}"
     usage = f"revenue:{plan}:usage"
     month = (when(engine).date().replace(day=1) + timedelta(days=32)).replace(day=1)
