@@ -27,8 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import credits
+from engine.credits.terms import earned
 from engine.payments import journal
-from engine.payments.books.credits import DEFERRED, booked, earned, post_expiry
+from engine.payments.books.credits import DEFERRED, booked, post_expiry
 from engine.payments.journal import Posting
 from engine.payments.models import JournalLine
 from engine.payments.service import PaymentService
