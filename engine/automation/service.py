@@ -32,9 +32,10 @@ from engine.automation.context import (
 )
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
 from engine.automation.ports import Owners, Records
+from engine.automation.reads import BatchReads, decision_customer
 from engine.automation.templating import CustomerLinks, Seller
 from engine.clock import Clock
-from engine.events import Envelope
+from engine.events import BatchHandler, Envelope
 from engine.rules import Decision, RulesRuntime, ScheduledRule, evaluate
 from engine.rules.conditions import Node
 from engine.store import Database, add_event
@@ -95,6 +96,8 @@ class Automation:
         self.links = links
         self._events: tuple[Mapping[str, int], frozenset[str]] = ({}, frozenset())
         self._lock = threading.Lock()
+        # fn(session, envelope) for the bus, with its batch twin (a batch's events at once).
+        self.handler = BatchHandler(self._handle_envelopes, "Automation.handler")
 
     @property
     def records(self) -> Records:
@@ -133,11 +136,28 @@ class Automation:
 
     # -- events ------------------------------------------------------------------------------
 
-    def handler(self, session: Session, envelope: Envelope) -> None:
-        """fn(session, envelope) for the bus."""
-        self.handle(session, envelope.model_dump(mode="json"))
+    def _handle_envelopes(self, session: Session, envelopes: Sequence[Envelope]) -> None:
+        self.handle_many(session, [env.model_dump(mode="json") for env in envelopes])
 
     def handle(self, session: Session, env: Mapping[str, Any]) -> Decision | None:
+        """One event: a batch of one (`handle_many`)."""
+        return self.handle_many(session, [env])[0]
+
+    def handle_many(self, session: Session, envelopes: Sequence[Mapping[str, Any]]) -> list[Decision | None]:
+        """Events in their order, each as it comes alone, with what their contexts read
+        read ahead in bulk (automation/reads.py): the bus's batch in a few queries."""
+        reads = BatchReads(self.records)
+        events = self.events()
+        reads.prefetch(session, [env for env in envelopes if env.get("type") in events])
+        decisions = []
+        for env in envelopes:
+            decision = self._handle_one(session, env, reads)
+            if decision is not None and decision.matches:
+                reads.forget(decision_customer(env))  # its rules acted: its rows may have changed
+            decisions.append(decision)
+        return decisions
+
+    def _handle_one(self, session: Session, env: Mapping[str, Any], reads: Records) -> Decision | None:
         if env.get("type") == "rules.published":
             self.sync()
             return None
@@ -146,7 +166,7 @@ class Automation:
         if env.get("type") not in self.events():
             return None
         now = self.clock.now()
-        ctx = build_context(self.records, session, env, now)
+        ctx = build_context(reads, session, env, now)
         decision = self.runtime.evaluate(str(env["type"]), ctx)
         if not decision.matches:
             return decision

@@ -23,6 +23,7 @@ from engine.events.metrics import EventMetrics, metrics, render_prometheus
 from engine.events.rabbit import OutboxRelay, QueueConsumer, RabbitBus, declare_topology, delete_topology
 from engine.events.registry import (
     SUBSYSTEMS,
+    BatchHandler,
     Handler,
     HandlerRegistry,
     handles,
@@ -45,6 +46,7 @@ from engine.store.outbox import prune as prune_events
 __all__ = [
     "INFORMATIONAL",
     "SUBSYSTEMS",
+    "BatchHandler",
     "BusConfig",
     "Envelope",
     "EventBus",

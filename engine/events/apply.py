@@ -23,7 +23,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from engine.events.envelope import Envelope
-from engine.events.registry import Handler, HandlerRegistry
+from engine.events.registry import BatchHandler, Handler, HandlerRegistry
 from engine.store.outbox import ProcessedEvent, mark_processed_many
 
 Status = Literal["applied", "duplicate", "unhandled", "failed"]
@@ -99,31 +99,51 @@ def _apply(
         session, subsystem, [env.id for env, hs in zip(envelopes, handlers, strict=True) if hs], now
     )
     outcomes: list[Outcome] = []
+    todo: list[tuple[int, Envelope, list[Handler]]] = []  # (index in outcomes, envelope, handlers)
     for env, hs in zip(envelopes, handlers, strict=True):
         if not hs:
             outcomes.append(Outcome(env, "unhandled"))
-            continue
-        if env.id not in fresh:
+        elif env.id not in fresh:
             outcomes.append(Outcome(env, "duplicate"))
-            continue
-        fresh.discard(env.id)  # the same id twice in one batch: the second is a duplicate
-        if not isolate:
-            for handler in hs:
-                handler(session, env)
-            outcomes.append(Outcome(env, "applied"))
-            continue
-        savepoint = session.begin_nested()
-        try:
-            for handler in hs:
-                handler(session, env)
-            session.flush()
-            savepoint.commit()
-        except Exception as exc:
-            savepoint.rollback()
-            session.execute(
-                delete(ProcessedEvent).where(ProcessedEvent.consumer == subsystem, ProcessedEvent.event_id == env.id)
-            )
-            outcomes.append(Outcome(env, "failed", describe_error(exc)))
         else:
+            fresh.discard(env.id)  # the same id twice in one batch: the second is a duplicate
+            todo.append((len(outcomes), env, hs))
             outcomes.append(Outcome(env, "applied"))
+    if not isolate:
+        _run_all(session, todo)
+        return outcomes
+    for i, env, hs in todo:
+        error = _run_isolated(session, subsystem, env, hs)
+        if error is not None:
+            outcomes[i] = Outcome(env, "failed", error)
     return outcomes
+
+
+def _run_all(session: Session, todo: Sequence[tuple[int, Envelope, list[Handler]]]) -> None:
+    """The fast path: every event's handlers in order; a batch twin (BatchHandler) takes the
+    whole batch at once when it is the only handler of every event."""
+    first = todo[0][2] if todo else []
+    if len(first) == 1 and isinstance(first[0], BatchHandler) and all(hs == first for _, _, hs in todo):
+        first[0].many(session, [env for _, env, _ in todo])
+        return
+    for _, env, hs in todo:
+        for handler in hs:
+            handler(session, env)
+
+
+def _run_isolated(session: Session, subsystem: str, env: Envelope, hs: Sequence[Handler]) -> str | None:
+    """One event in its own savepoint; the error that rolled it back (and its processed
+    record), or None when it applied."""
+    savepoint = session.begin_nested()
+    try:
+        for handler in hs:
+            handler(session, env)
+        session.flush()
+        savepoint.commit()
+    except Exception as exc:
+        savepoint.rollback()
+        session.execute(
+            delete(ProcessedEvent).where(ProcessedEvent.consumer == subsystem, ProcessedEvent.event_id == env.id)
+        )
+        return describe_error(exc)
+    return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -25,6 +25,23 @@ SUBSYSTEMS: tuple[str, ...] = ("sales", "payments", "access", "messaging")
 
 Handler = Callable[[Any, Envelope], None]
 """fn(session, envelope): apply the event's effects with `session`; raise to fail it."""
+
+
+
+class BatchHandler:
+    """A handler with its batch twin: `many(session, envelopes)` applies a batch's events in
+    their order, reading what they need in bulk. The bus's fast path (events.apply) hands a
+    subsystem's batch to it at once when it is the only handler of every event of the batch;
+    a single event is a batch of one, so both ways run the same code."""
+
+    def __init__(self, many: Callable[[Any, Sequence[Envelope]], object], name: str) -> None:
+        self.many = many
+        self.__name__ = self.__qualname__ = name
+        self.__module__ = getattr(many, "__module__", __name__)
+
+    def __call__(self, session: Any, envelope: Envelope) -> None:
+        self.many(session, [envelope])
+
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
 

@@ -258,6 +258,13 @@ class Jobs:
         with self.db.session() as session:
             return session.scalar(select(func.max(JobRun.slot)).where(JobRun.job == name))
 
+    def last_slots(self) -> dict[str, datetime]:
+        """Every job's latest slot claimed, in one query: `due` runs at each stop of a test
+        clock (hundreds a simulated year), where a transaction per job was a fifth of a stop."""
+        with self.db.read_session() as session:
+            rows = session.execute(select(JobRun.job, func.max(JobRun.slot)).group_by(JobRun.job))
+            return {job: slot for job, slot in rows if slot is not None}
+
     def claim(self, name: str, slot: datetime) -> bool:
         """Take (job, slot): True when this scheduler is to run it."""
         wall = datetime.now(UTC)
@@ -311,11 +318,12 @@ class Jobs:
     def due(self, now: datetime) -> list[str]:
         """The jobs whose slot at `now` has not been run yet."""
         out = []
+        lasts = self.last_slots()
         for name, job in list(self.jobs.items()):
             slot = slot_at(job.trigger, now)
             if slot is None:
                 continue
-            last = self.last_slot(name) if job.keyed else None
+            last = lasts.get(name) if job.keyed else None
             if last is None and job.catch_up_first:
                 # A cron rule never run before starts with its next slot: record this one.
                 if self.claim(name, slot):
