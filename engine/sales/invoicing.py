@@ -378,6 +378,7 @@ def issue_credit_note(
     session.add(note)
     if settlement is None:
         settlement = CreditSettlement(balance=total if to_balance else ZERO)
+    note.to_balance = settlement.balance
     for inv, amount in settlement.invoices:
         apply_credit(session, inv, amount, now)
     if settlement.balance > ZERO:
@@ -627,6 +628,8 @@ def credit_note_to_dict(note: CreditNote) -> dict[str, Any]:
         "subtotal": money(note.subtotal, note.currency),
         "tax": money(note.tax, note.currency),
         "total": money(note.total, note.currency),
+        # To the customer's balance; null on a note older than this field.
+        "to_balance": None if note.to_balance is None else money(note.to_balance, note.currency),
         "lines": list(note.lines or []),
         "created_at": note.created_at.isoformat(),
     }

@@ -257,6 +257,9 @@ class CreditNote(Base):
     total: Mapped[Decimal]  # positive: what the customer is credited
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime]
+    # What of `total` went to the customer's balance (the rest: off open invoices, or paid back
+    # by a refund). None on notes issued before it was recorded (migration 0017).
+    to_balance: Mapped[Decimal | None] = mapped_column(default=None)
 
 
 class PeriodLedger(Base):

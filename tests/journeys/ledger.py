@@ -9,7 +9,8 @@ mailbox) and the database read-only otherwise (payments, notifications, the jour
    add up to `POST /v1/quotes` for that subscription and period; a period is closed once it
    ended, was cut short (a cancellation, a change of interval) or its subscription ended, and
    its late usage is billed by the day after it arrived (never overdue);
-3. a closed invoice's paid + credited + written-off equals its total;
+3. a closed invoice's paid + credited + written-off equals its total (a credit note's part put on the
+   customer's balance is the customer's credit, not a settlement of the invoice);
 4. no invoice line for a period after a cancellation;
 5. every notification is sent or deliberately not sent (skipped, digested), none failed, and
    the SMTP server received each sent email exactly once;
@@ -161,7 +162,9 @@ class Ledger:
             if inv["status"] not in CLOSED:
                 continue
             paid = D(inv["amount_paid"]) - refunded.get(inv["id"], D(0)) + D(inv["credit_applied"])
-            credited = sum((D(c["total"]) for c in inv["credit_notes"]), D(0))
+            # A credit note's part to the balance is the customer's credit, not a settlement of
+            # this invoice: a paid invoice credited to the balance was paid in full all the same.
+            credited = sum((D(c["total"]) - D(c["to_balance"] or 0) for c in inv["credit_notes"]), D(0))
             total = D(inv["total"])
             if inv["status"] == "paid":
                 assert paid + credited == total, (

@@ -9,6 +9,7 @@ import secrets
 from decimal import Decimal
 
 from tests.journeys.harness import Engine, money
+from tests.journeys.test_journeys import CARD_OK, card
 
 
 def catalog(tag: str, price: str) -> str:
@@ -40,3 +41,21 @@ def test_a_subscription_moved_to_a_new_version_over_http_is_billed_at_its_price(
     assert (rolled["version"], rolled["restored"]) == (3, 1)
     r = engine.admin.post(f"/v1/catalogs/{name}/rollback", json={"to_version": 3, "why": "again"})
     assert r.status_code == 409 and r.json()["field"] == "to_version"
+
+
+def test_a_paid_invoice_credited_to_the_balance_is_still_settled(engine: Engine) -> None:
+    """Goodwill on a paid invoice (`POST /v1/invoices/{id}/credit_notes`): nothing is left due,
+    so all of the credit note goes to the customer's balance and says so, and the invoice stays
+    paid. The ledger checker counts the balance's part as the customer's credit, not as a second
+    settlement of the invoice (it failed such a journey before the note said where its money went)."""
+    cid = engine.customer("goodwill")
+    engine.subscribe(cid, "pro", quantity=1, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    [first] = engine.invoices(cid)
+    assert first["status"] == "paid"
+    note = engine.post(f"/v1/invoices/{first['id']}/credit_notes", {"amount": "10.00", "reason": "goodwill"},
+                       status=201)
+    assert (note["total"], note["to_balance"]) == ("10.00", "10.00")
+    assert money(engine.get(f"/v1/customers/{cid}")["credit_balance"]) == Decimal("10.00")
+    [again] = engine.invoices(cid)
+    assert again["status"] == "paid" and [c["to_balance"] for c in again["credit_notes"]] == ["10.00"]
