@@ -47,14 +47,19 @@ def parse_share(text: str, flag: str = "--share") -> Share:
     amount, _, plans = rest.partition(":")
     if not sep or not to.strip() or not amount.strip():
         raise SimulationError(f"{flag}: {text!r} is not PLAN=SHARE[:FROM,...] (e.g. team=30% or team=0.3:pro)")
-    raw = amount.strip()
+    share = share_of_cohort(amount.strip(), flag)
+    return Share(to.strip(), share, tuple(p.strip() for p in plans.split(",") if p.strip()))
+
+
+def share_of_cohort(raw: str, flag: str) -> Decimal:
+    """A share of the cohort, "30%" or "0.3": more than 0 and at most 1."""
     try:
         share = Decimal(raw[:-1]) / HUNDRED if raw.endswith("%") else Decimal(raw)
     except InvalidOperation:
         raise SimulationError(f"{flag}: {raw!r} is not a share (30% or 0.3)") from None
     if not share.is_finite() or not 0 < share <= 1:
         raise SimulationError(f"{flag}: {raw!r} must be more than 0% and at most 100%")
-    return Share(to.strip(), share, tuple(p.strip() for p in plans.split(",") if p.strip()))
+    return share
 
 
 def check(baseline: Catalog, draft: Catalog, moves: Mapping[str, str], shares: Sequence[Share]) -> None:

@@ -18,15 +18,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from engine.catalog.model import Catalog, CreditPack
 from engine.credits.drawdown import Available, allocate
 from engine.credits.terms import earned, grant_expiry, top_up_due
 from engine.simulation.errors import SimulationError
+from engine.simulation.moves import share_of_cohort
 
 ZERO = Decimal(0)
-HUNDRED = Decimal(100)
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,7 @@ def parse_prepaid(text: str, flag: str = "--prepaid", *, seed: int = 7) -> Prepa
     parts = [p.strip() for p in text.split(":")]
     if len(parts) not in (2, 3) or not all(parts) or (len(parts) == 3 and parts[2] != "top-up"):
         raise SimulationError(f"{flag}: {text!r} is not SHARE:PACK[:top-up] (e.g. 30%:starter)")
-    raw = parts[0]
-    try:
-        share = Decimal(raw[:-1]) / HUNDRED if raw.endswith("%") else Decimal(raw)
-    except InvalidOperation:
-        raise SimulationError(f"{flag}: {raw!r} is not a share (30% or 0.3)") from None
-    if not share.is_finite() or not 0 < share <= 1:
-        raise SimulationError(f"{flag}: {raw!r} must be more than 0% and at most 100%")
-    return Prepaid(share, parts[1], len(parts) == 3, seed)
+    return Prepaid(share_of_cohort(parts[0], flag), parts[1], len(parts) == 3, seed)
 
 
 def check_prepaid(catalog: Catalog, prepaid: Prepaid, side: str) -> None:

@@ -70,17 +70,21 @@ def post_burn(session: Session, grant_id: str, burned: Decimal, used_before: Dec
     return share > ZERO
 
 
-def _custom(props: dict[str, Any]) -> bool:
-    return bool(props.get("grant_id")) and credits.is_custom(str(props.get("unit") or "USD"))
+def _token_event(session: Session, envelope: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """The event's properties when it is new to this consumer and names a custom-unit grant;
+    None otherwise (a redelivery, or a money unit: books/credits.py's)."""
+    if not mark_processed(session, CONSUMER, str(envelope["id"]), now):
+        return None
+    props: dict[str, Any] = envelope.get("properties") or {}
+    custom = bool(props.get("grant_id")) and credits.is_custom(str(props.get("unit") or "USD"))
+    return props if custom else None
 
 
 def handle_credits_consumed(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
     """`credits.consumed` (grant_id, unit, amount, used_before, entry_id): usage burned tokens."""
     now = service.now()
-    if not mark_processed(session, CONSUMER, str(envelope["id"]), now):
-        return
-    props = envelope.get("properties") or {}
-    if not _custom(props):
+    props = _token_event(session, envelope, now)
+    if props is None:
         return
     post_burn(session, str(props["grant_id"]), Decimal(str(props["amount"])), Decimal(str(props["used_before"])),
               int(props["entry_id"]), now)
@@ -90,10 +94,8 @@ def handle_tokens_expired(session: Session, envelope: dict[str, Any], *, service
     """`credits.expired` of a custom unit: a token pack's unused tokens are breakage revenue, in
     the currency the pack was sold in (books/credits.py handles money units)."""
     now = service.now()
-    if not mark_processed(session, CONSUMER, str(envelope["id"]), now):
-        return
-    props = envelope.get("properties") or {}
-    if not _custom(props):
+    props = _token_event(session, envelope, now)
+    if props is None:
         return
     _grant, currency = _pack_currency(session, str(props["grant_id"]))
     if currency is not None:
