@@ -97,3 +97,23 @@ def test_promotional_tokens_earn_nothing(db: Database) -> None:
         credits.expire_due(s, T0 + timedelta(days=10))
     _handle(db, handle_tokens_expired, _events(db, "credits.expired"))
     assert _accounts(db, grant) == {}
+
+
+def test_a_token_pack_refunded_gives_back_what_its_unburned_tokens_deferred(db: Database) -> None:
+    """The refund door's journal step (books/credits.post_refund) on a token pack: 333 of 1000
+    tokens burned earned 1.00 of the 3.00; a refund of 2.50 net voids the 667 tokens left and
+    moves their 2.00 from deferred revenue: 2.00 against the refund (it pays back more than
+    that: the rest of it is the burned tokens' revenue given back, as every refund's is)."""
+    from engine.payments.books.credits import post_refund
+
+    grant = _pack(db)
+    _burn(db, "333")
+    _handle(db, handle_credits_consumed, _events(db, "credits.consumed"))
+    with db.session() as s:
+        assert post_refund(s, "cus_k", "inv_p1", D("2.50"), "USD", Service().now())
+    with db.session() as s:
+        assert credits.remaining(s, [grant])[grant] == D(0)  # the customer keeps no tokens
+        assert not post_refund(s, "cus_k", "inv_p1", D("2.50"), "USD", Service().now())  # nothing left
+    entries = _accounts(db, grant)
+    assert entries[f"credits:refunded:{grant}"] == {"deferred_revenue": D("2.00"), "refunds": D("-2.00")}
+    assert sum((e.get("deferred_revenue", D(0)) for e in entries.values()), D(0)) == D(0)
