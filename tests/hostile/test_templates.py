@@ -4,6 +4,8 @@ joins, block captures and the filters that multiply size, under one time and out
 
 from __future__ import annotations
 
+import gc
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.messaging.templates import Renderer, TemplateError
+from engine.sandbox import LimitedSandbox, RenderBudget, RenderLimitError, RenderLimits
 from tests.hostile.bounds import bounded
 
 CUSTOMER = {"name": "Ada", "email": "ada@example.com"}
@@ -122,3 +125,21 @@ def test_any_expression_is_answered_within_bounds(tmp_path_factory: pytest.TempP
     (directory / "sms/en/t.txt").write_text(_expression(parts, ops))
     outcome = bounded(_render, directory, seconds=5, memory_mb=200)
     assert outcome.error is None, outcome.error
+
+
+def test_the_collectors_time_is_not_the_templates() -> None:
+    """A full garbage collection on the rendering thread (a long-lived worker's large heap)
+    does not count against the template's CPU budget; the template's own steps still do."""
+    heap = [[i] for i in range(1_000_000)]  # a large heap: a full collection takes a while
+    started = time.thread_time()
+    gc.collect()
+    took = time.thread_time() - started
+    template = LimitedSandbox().from_string("{% for i in range(3) %}{{ i }}{% endfor %}")
+    with RenderBudget(RenderLimits(max_seconds=took / 4)):
+        gc.collect()  # housekeeping on the render's thread, four times the budget
+        assert template.render() == "012"
+    endless = LimitedSandbox().from_string("{% for a in range(100000) %}{% for b in range(100000) %}"
+                                           "{% endfor %}{% endfor %}")
+    with RenderBudget(RenderLimits(max_seconds=0.05)), pytest.raises(RenderLimitError):
+        endless.render()
+    assert len(heap) == 1_000_000
