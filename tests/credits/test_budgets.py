@@ -5,7 +5,6 @@ and write nothing; credits.balance_low and credits.exhausted once per grant."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +17,7 @@ from engine.access import Snapshot, plan_decision
 from engine.clock import TestClock
 from engine.store import Database
 from engine.store.outbox import OutboxEvent
+from tests.concurrency import at_once
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 D = Decimal
@@ -90,22 +90,11 @@ def test_two_workers_checking_at_once_alert_once(db: Database, tmp_path: Path) -
     with db.session() as s:
         sales.set_budget(s, cid, {"amount": D("10.00")}, clock=clock)
     _calls(db, 12, clock, "b")  # 10.00: 50 and 100 %
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
+    def check() -> None:
+        with db.session() as s:
+            sales.check_budget(s, cid, clock.now())
 
-    def worker() -> None:
-        try:
-            barrier.wait()
-            with db.session() as s:
-                sales.check_budget(s, cid, clock.now())
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = at_once(check)
     assert errors == []
     assert sorted(p["threshold"] for p in _said(db, "spend.threshold_reached")) == [50, 100]  # type: ignore[type-var]
 

@@ -6,7 +6,6 @@ decision's `credits_exhausted`; a token grant in an unknown unit or of zero refu
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +19,7 @@ from engine.clock import TestClock
 from engine.sales.errors import Conflict
 from engine.store import Database
 from engine.store.outbox import OutboxEvent
+from tests.concurrency import at_once
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 D = Decimal
@@ -175,21 +175,7 @@ def test_two_workers_burning_at_once_burn_once(db: Database, tmp_path: Path) -> 
     _usage(db, clock, "pre", ("llm.call", {"tokens": 10}))  # before the wallet: the total is counted by a burn
     _grant(db, clock, "1000", "g1")
     event = _usage(db, clock, "a", ("llm.call", {"tokens": 300}), ("image.made", {}))
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            _burn(db, event)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = at_once(lambda: _burn(db, event))
     assert errors == []
     assert _balance(db, clock) == "687.5"  # 1000 - 10 - 300 - 2.5
     assert [e["amount"] for e in _said(db, "credits.consumed")] == ["312.5"]
