@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.payments import journal
+from engine.payments.books.schedules import CreditSplit, split_refund
 from engine.payments.journal import Posting
 from engine.payments.models import Payment, Refund
 from engine.payments.provider import PaymentState, ProviderError, ProviderRejected, RefundOutcome, RefundRequest
@@ -140,6 +141,16 @@ def apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund, 
     return refund.status
 
 
+def _refund_split(session: Session, payment: Payment, refund: Refund) -> CreditSplit:
+    """A refund's net and tax (docs/books.md): the tax it refunds leaves taxes payable, in the
+    invoice's proportion on what its payments have refunded so far (this refund included:
+    `refunded_amount` is already raised), so a full refund reverses exactly the invoice's tax."""
+    if payment.invoice_id is None:
+        return CreditSplit(refund.amount, ZERO, journal.TAX_PAYABLE)
+    after = sum(session.scalars(select(Payment.refunded_amount).where(Payment.invoice_id == payment.invoice_id)), ZERO)
+    return split_refund(session, payment.invoice_id, after - refund.amount, refund.amount, refund.currency)
+
+
 def _apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund,
                           state: PaymentState, provider_ref: str | None) -> None:
     if refund.status != "pending":
@@ -160,9 +171,10 @@ def _apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund,
     if payment.refunded_amount >= payment.amount:
         payment.status = "refunded"
     payment.updated_at = now
+    split = _refund_split(session, payment, refund)
     journal.post_entry(
         session, f"refund:{refund.id}", now, refund.currency,
-        [Posting(journal.REFUNDS, debit=refund.amount),
+        [Posting(journal.REFUNDS, debit=split.net), Posting(split.tax_account, debit=split.tax),
          Posting(journal.received_on(session, payment.id, payment.provider), credit=refund.amount)],
         f"refund of payment {payment.id}", payment.invoice_id or payment.id,
     )

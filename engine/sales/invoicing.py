@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -550,6 +550,11 @@ def mark_uncollectible_many(session: Session, invoice_ids: Sequence[str], *, clo
     return out
 
 
+def _refund_tax(inv: Invoice, refunded: Decimal) -> Decimal:
+    """The tax of `refunded` of the invoice's total: its share of the invoice's tax, half-even."""
+    return (inv.tax * refunded / inv.total).quantize(quantum(inv.currency), ROUND_HALF_EVEN) if inv.total else ZERO
+
+
 def refund_invoice(
     session: Session, invoice_id: str, amount: Decimal | str | None = None, *, clock: Clock, reason: str = "refund"
 ) -> dict[str, Any]:
@@ -566,8 +571,9 @@ def refund_invoice(
     if value <= ZERO or value > left:
         raise SalesError("amount", f"a refund is more than 0 and at most {left} (what is left to refund)")
     customer = session.get_one(Customer, inv.customer_id)
-    # The refund carries tax in the invoice's proportion.
-    tax = (inv.tax * value / inv.total).quantize(quantum(inv.currency)) if inv.total else ZERO
+    # The refund carries tax in the invoice's proportion, on the cumulative refund (half-even;
+    # docs/books.md): the refunds' taxes add up, so a full refund gives back exactly the tax.
+    tax = _refund_tax(inv, refunded + value) - _refund_tax(inv, refunded)
     note = issue_credit_note(
         session,
         customer=customer,

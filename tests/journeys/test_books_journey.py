@@ -9,7 +9,7 @@ days), its VAT DE 19 % rounded half-up per line and the invoice's tax the sum of
 it can be a cent from 19 % of the invoice's net: 30-day months give 8.34 net, 1.59 tax, not
 1.58); the journal posts exactly the invoice's tax; revenue earned daily over the period, each
 month the cumulative share rounded half-even; a credit note's tax is its total x tax/total of
-the invoice. In November and December 2026 the shipped launch promotion takes 20 % off the Pro
+the invoice, a refund's its amount x tax/total (half-even). In November and December 2026 the shipped launch promotion takes 20 % off the Pro
 base fee (49.00 - 9.80 = 39.20, tax 7.45 instead of 9.31): the signup is 58.55, not 70.21."""
 
 from __future__ import annotations
@@ -154,7 +154,10 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
     engine.advance("1h")
     [paid] = engine.invoices(b)
     assert paid["status"] == "paid" and money(paid["total"]) == signup
-    engine.post(f"/v1/invoices/{paid['id']}/refunds", {"amount": "10.00", "reason": "goodwill"}, status=201)
+    refunded = engine.post(f"/v1/invoices/{paid['id']}/refunds", {"amount": "10.00", "reason": "goodwill"}, status=201)
+    # The refund gives back its tax: 10.00 x 11.21 / 70.21 = 1.597 (x 9.35 / 58.55 = 1.597), 1.60.
+    refund_tax = (D("10.00") * signup_tax / signup).quantize(CENT, ROUND_HALF_EVEN)
+    assert refund_tax == D("1.60") and money(refunded["credit_note"]["tax"]) == refund_tax
 
     # The month ends; finance closes it (again: nothing more).
     advance_to(engine, (month + timedelta(days=32)).replace(day=1))
@@ -174,7 +177,7 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
     assert {r["date"][:7] for rows in entries.values() for r in rows} == {label}, month
     refund_rows = [r for rows in entries.values() for r in rows if r["entry_id"].startswith("refund:")]
     assert sorted((r["journal_account"], r["debit"], r["credit"]) for r in refund_rows) == [
-        ("cash:sandbox", "0.00", "10.00"), ("refunds", "10.00", "0.00")]
+        ("cash:sandbox", "0.00", "10.00"), ("refunds", "8.40", "0.00"), ("tax_payable:DE", "1.60", "0.00")]
     # The upgrade's own entry posts the invoice's tax to the cent, not 19 % of its net.
     assert balances({"inv": entries[f"inv:{upgrade['id']}"]}) == {
         "receivables": upgrade_net + upgrade_tax, "revenue:pro:subscription": -upgrade_net,
@@ -182,10 +185,10 @@ def test_a_month_in_the_books(engine: Engine, tmp_path: Any) -> None:
     expected = {
         f"cash:bank:{IBAN}": signup,  # the statement's account
         "cash:sandbox": signup - D("10.00"),
-        "refunds": D("10.00"),
+        "refunds": D("10.00") - refund_tax,
         "revenue:pro:subscription": -(D("59.00") * 2 + upgrade_net),  # gross: the discount apart
         "discounts": off * 2,
-        "tax_payable:DE": -(signup_tax * 2 + upgrade_tax - credit_tax),
+        "tax_payable:DE": -(signup_tax * 2 + upgrade_tax - credit_tax - refund_tax),
         "credit_notes": D("1.00") - credit_tax,
         "bad_debt": total - D("1.00"),
     }

@@ -97,18 +97,47 @@ class CreditSplit:
     tax_account: str
 
 
-def split_credit(session: Session, invoice_id: str, total: Decimal, currency: str) -> CreditSplit:
-    """A credit note's total (tax included) split as the invoice's was: net and tax in the
-    invoice's proportion (tax rounded half-even, net the rest), tax on the invoice's account."""
+def _invoice_tax(session: Session, invoice_id: str) -> tuple[str, Decimal, Decimal] | None:
+    """The invoice's tax account, tax and gross (what it was issued for, tax included), from
+    its entry; None when it carries no tax."""
     lines = session.execute(select(JournalLine.account, JournalLine.debit, JournalLine.credit)
                             .where(JournalLine.entry_id == f"inv:{invoice_id}")).all()
     taxes = [(a, c - d) for a, d, c in lines if a.startswith(journal.TAX_PAYABLE)]
     tax = sum((t for _, t in taxes), ZERO)
     gross = sum((d for a, d, _ in lines if a in (journal.RECEIVABLES, journal.CUSTOMER_CREDIT)), ZERO)
     if not taxes or not tax or gross <= 0:
+        return None
+    return taxes[0][0], tax, gross
+
+
+def _tax_of(total: Decimal, tax: Decimal, gross: Decimal, currency: str) -> Decimal:
+    return (total * tax / gross).quantize(quantum(currency), ROUND_HALF_EVEN)
+
+
+def split_credit(session: Session, invoice_id: str, total: Decimal, currency: str) -> CreditSplit:
+    """A credit note's total (tax included) split as the invoice's was: net and tax in the
+    invoice's proportion (tax rounded half-even, net the rest), tax on the invoice's account."""
+    found = _invoice_tax(session, invoice_id)
+    if found is None:
         return CreditSplit(total, ZERO, journal.TAX_PAYABLE)
-    part = (total * tax / gross).quantize(quantum(currency), ROUND_HALF_EVEN)
-    return CreditSplit(total - part, part, taxes[0][0])
+    account, tax, gross = found
+    part = _tax_of(total, tax, gross, currency)
+    return CreditSplit(total - part, part, account)
+
+
+def split_refund(session: Session, invoice_id: str, before: Decimal, amount: Decimal, currency: str) -> CreditSplit:
+    """A refund of `amount` of an invoice after `before` was refunded already, split as a
+    credit note is, on the cumulative refund: its tax is round(refunded after x tax / gross) -
+    round(refunded before x tax / gross), half-even, so the shares telescope and the refund that
+    brings the invoice's refunds to its total reverses exactly the rest of its tax (what is
+    refunded beyond the invoice's total carries none)."""
+    found = _invoice_tax(session, invoice_id)
+    if found is None:
+        return CreditSplit(amount, ZERO, journal.TAX_PAYABLE)
+    account, tax, gross = found
+    part = (_tax_of(min(before + amount, gross), tax, gross, currency)
+            - _tax_of(min(before, gross), tax, gross, currency))
+    return CreditSplit(amount - part, part, account)
 
 
 def schedule_credit(session: Session, invoice_id: str, note_id: str, net: Decimal, *, when: datetime) -> int:
