@@ -30,7 +30,12 @@ from engine.payments.adjustments import (
     refund_to_dict,
     refundable,
 )
-from engine.payments.books.credits import handle_credit_returned, handle_credits_expired, refund_credit_pack
+from engine.payments.books.credits import (
+    handle_credit_returned,
+    handle_credits_expired,
+    handle_credits_voided,
+    refund_credit_pack,
+)
 from engine.payments.books.tokens import handle_credits_consumed, handle_tokens_expired
 from engine.payments.camt import parse_camt, parse_statement
 from engine.payments.camt import parse_camt as parse_camt053
@@ -152,6 +157,7 @@ __all__ = [
     "handle_credit_returned",
     "handle_credits_consumed",
     "handle_credits_expired",
+    "handle_credits_voided",
     "handle_invoice_closed",
     "handle_invoice_finalized",
     "handle_payment_method_attached",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from engine.money import quantum, to_decimal
 from engine.payments import journal
+from engine.payments.books.credits import credit_pack_note
 from engine.payments.books.schedules import schedule_credit, split_credit
 from engine.payments.journal import Posting
 from engine.payments.models import Payment, Refund
@@ -106,7 +107,9 @@ def credit_receivable(session: Session, invoice_id: str, applied: Decimal, to_ba
                 Posting(reduced, credit=applied), Posting(journal.CUSTOMER_CREDIT, credit=to_balance)]
     journal.post_entry(session, f"cn:{note_id}", service.now(), rec.currency, postings,
                        f"credit note {note_id} on {invoice_id}", invoice_id)
-    schedule_credit(session, invoice_id, note_id, split.net, when=service.now())
+    # A pack's own invoice: its deferral given back as a refund's is (books/credits.py).
+    if not credit_pack_note(session, rec.customer_id, invoice_id, note_id, split.net, rec.currency, service.now()):
+        schedule_credit(session, invoice_id, note_id, split.net, when=service.now())
 
 
 def close_receivable(session: Session, invoice_id: str, status: str, *, service: PaymentService) -> None:

@@ -103,6 +103,8 @@ def subscriptions(
             Subscription("payments", "credit_note.issued", with_service(payments.handle_credit_note_issued, service)),
             # A credit pack's unused credit expired: its deferred revenue is earned (breakage).
             Subscription("payments", "credits.expired", with_service(payments.handle_credits_expired, service)),
+            # An operator voided a pack's grant: what it still deferred is breakage, as an expiry.
+            Subscription("payments", "credits.voided", with_service(payments.handle_credits_voided, service)),
             # A token pack (custom unit): its tokens burned by usage earn the pack's price per
             # token, what expires unused is breakage (engine/payments/books/tokens.py).
             Subscription("payments", "credits.consumed", with_service(payments.handle_credits_consumed, service)),

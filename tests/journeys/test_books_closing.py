@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tests.journeys.harness import Engine, money
 from tests.journeys.test_books_journey import balances
-from tests.journeys.test_credits_books import _entries, _publish
+from tests.journeys.test_credits import grant, wallet
+from tests.journeys.test_credits_books import _buy, _credits_report, _entries, _publish
 from tests.journeys.test_journeys import CARD_OK, card
 
 D = Decimal
@@ -51,3 +52,68 @@ def test_refunds_give_back_their_tax_and_a_full_refund_all_of_it(engine: Engine,
     # The invoice's 0.95 of tax all given back; its 5.00 of revenue offset by refunds; no cash.
     left = balances(entries)
     assert left == {f"revenue:basic-{tag}:subscription": D("-5.00"), "refunds": D("5.00")}, left
+
+
+def test_an_operators_void_of_a_pack_is_breakage(engine: Engine, tmp_path: Path) -> None:
+    """The pack pays the 5.95 renewal: its share 5.95 x 9.00 / 10.00 = 5.355, 5.36 half-even,
+    earned; 3.64 still deferred for the 4.05 left. An operator voids the grant: `credits:voided`
+    Dr deferred_revenue 3.64 / Cr revenue:credits:one_time 3.64 (breakage, as an expiry's);
+    nothing is left deferred and the report earns the 3.64 the month it was voided. A second void
+    is refused and posts nothing; a promotional grant voided posts nothing (it deferred nothing)."""
+    _, cid = _basic(engine, tmp_path, "books_pack_void", payment_method=card(CARD_OK))
+    bought = _buy(engine, cid, "lasting")
+    pack, pack_invoice = bought["grant"], bought["invoice"]
+    assert money(pack_invoice["total"]) == D("10.71")
+    engine.advance("1h")
+    sold_in = engine.now()[:7]
+    engine.advance("31d")  # the renewal, 5.95, paid by the pack
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert money(renewal["credit_applied"]) == D("5.95")
+    engine.post(f"/v1/wallet/grants/{pack['id']}/void", {"reason": "abuse"})
+    engine.settle()
+    entries = _entries(engine, {pack["id"]})
+    assert balances({"v": entries[f"credits:voided:{pack['id']}"]}) == {
+        "deferred_revenue": D("3.64"), BREAKAGE: D("-3.64")}
+    assert "deferred_revenue" not in balances(entries)  # sold 9.00 = used 5.36 + voided 3.64
+    report = _credits_report(engine, cid, sold_in)
+    assert [(m, r) for m, _, r, _ in report if r] == [(engine.now()[:7], D("3.64"))]
+    assert (sum(b for _, b, _, _ in report), report[-1][3]) == (D("3.64"), 0)  # 9.00 - 5.36 moved to the renewal
+    r = engine.admin.post(f"/v1/wallet/grants/{pack['id']}/void", json={"reason": "again"})
+    assert r.status_code == 409, r.text
+    engine.settle()
+    assert _entries(engine, {pack["id"]}) == entries
+    promo = grant(engine, cid, amount="5.00", reason="goodwill")
+    engine.post(f"/v1/wallet/grants/{promo['id']}/void", {"reason": "by mistake"})
+    engine.settle()
+    assert _entries(engine, {promo["id"]}) == {}
+
+
+def test_a_credit_note_on_a_packs_invoice_gives_its_deferral_back(engine: Engine, tmp_path: Path) -> None:
+    """The pack's invoice (10.71, paid by card) gets a 2.38 credit note (not a refund): its tax
+    2.38 x 1.71 / 10.71 = 0.38, its net 2.00, to the customer's balance. As a refund of it, the
+    grant's unused 10.00 is taken back (a customer credited back keeps no credit) and
+    `credits:credited` reverses the 9.00 it deferred: 2.00 against credit_notes, 7.00 breakage.
+    Nothing is left deferred; the report bills 2.00 back and earns 7.00."""
+    _, cid = _basic(engine, tmp_path, "books_pack_note", payment_method=card(CARD_OK))
+    bought = _buy(engine, cid, "lasting")
+    pack, pack_invoice = bought["grant"], bought["invoice"]
+    engine.advance("1h")
+    sold_in = engine.now()[:7]
+    note = engine.post(f"/v1/invoices/{pack_invoice['id']}/credit_notes", {"amount": "2.38", "reason": "goodwill"},
+                       status=201)
+    assert (money(note["subtotal"]), money(note["tax"]), money(note["credited_to_balance"])) == (
+        D("2.00"), D("0.38"), D("2.38"))
+    engine.settle()
+    [g] = [x for x in wallet(engine, cid)["grants"] if x["id"] == pack["id"]]
+    assert (g["status"], g["remaining"]) == ("void", "0.00")
+    entries = _entries(engine, {pack["id"], pack_invoice["id"]})
+    [cn] = [k for k in entries if k.startswith("cn:")]
+    assert balances({cn: entries[cn]}) == {"credit_notes": D("2.00"), "tax_payable:DE": D("0.38"),
+                                           "customer_credit": D("-2.38")}
+    assert balances({"c": entries[f"credits:credited:{pack['id']}"]}) == {
+        "deferred_revenue": D("9.00"), "credit_notes": D("-2.00"), BREAKAGE: D("-7.00")}
+    left = balances(entries)
+    assert "deferred_revenue" not in left and "credit_notes" not in left, left
+    report = _credits_report(engine, cid, sold_in)
+    assert [(m, r) for m, _, r, _ in report if r] == [(engine.now()[:7], D("7.00"))]
+    assert (sum(b for _, b, _, _ in report), report[-1][3]) == (D("7.00"), 0)  # 9.00 - 2.00

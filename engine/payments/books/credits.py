@@ -153,9 +153,11 @@ def _deferred_share(session: Session, grant_id: str, used: Decimal, currency: st
     return earned(total, grant.amount, so_far, currency) - earned(total, grant.amount, so_far - used, currency)
 
 
-def post_expiry(session: Session, grant_id: str, expired: Decimal, currency: str, now: datetime) -> bool:
-    """A prepaid grant expired with `expired` of its credit unused: what is still deferred of
-    it is earned (breakage). False for promotional credit (nothing deferred)."""
+def post_expiry(session: Session, grant_id: str, expired: Decimal, currency: str, now: datetime, *,
+                kind: str = "expired") -> bool:
+    """A prepaid grant expired (or voided by an operator: `kind` "voided") with `expired` of its
+    credit unused: what is still deferred of it is earned (breakage). False for promotional
+    credit (nothing deferred), or when nothing is left deferred."""
     grant = credits.get_grant(session, grant_id)
     if grant.source not in credits.PREPAID:
         return False
@@ -163,10 +165,11 @@ def post_expiry(session: Session, grant_id: str, expired: Decimal, currency: str
     left = total - earned(total, grant.amount, grant.amount - expired, currency)
     if left <= ZERO:
         return False
-    journal.post_entry(session, f"credits:expired:{grant_id}", now, currency, [
+    why = "expired unused" if kind == "expired" else "voided by an operator"
+    journal.post_entry(session, f"credits:{kind}:{grant_id}", now, currency, [
         Posting(DEFERRED, debit=left), Posting(BREAKAGE, credit=left)],
-        f"credit pack expired unused: {grant_id}", grant_id)
-    _report(session, f"credits:expired:{grant_id}", grant.customer_id, grant.invoice_id, currency, _earned_rows(now.date(), left))
+        f"credit pack {why}: {grant_id}", grant_id)
+    _report(session, f"credits:{kind}:{grant_id}", grant.customer_id, grant.invoice_id, currency, _earned_rows(now.date(), left))
     return True
 
 
@@ -178,24 +181,56 @@ def post_refund(session: Session, customer_id: str, invoice_id: str, refunded_ne
     the refund does not cover earned as breakage. False when the invoice sold no credit, or
     its credit is already gone (expired, voided, a second refund): nothing is left deferred.
 
-    The refund's own entry (Dr `refunds` / Cr `cash:<provider>`, when the provider confirms it)
-    is the one every refund gets; its tax stays payable as every refund's does (docs/books.md)."""
+    The refund's own entry (Dr `refunds` net, Dr `tax_payable` / Cr `cash:<provider>`, when the
+    provider confirms it) is the one every refund gets (docs/books.md)."""
     grant = credits.grant_sold_by(session, customer_id, invoice_id)
     if grant is None or grant.status != "active":
         return False
+    left, back = _give_back(session, grant, invoice_id, refunded_net, currency, now, kind="refunded")
+    return left > ZERO
+
+
+GIVEN_BACK = {"refunded": (journal.REFUNDS, "refunded"), "credited": (CREDIT_NOTES, "credited by a credit note")}
+
+
+def _give_back(session: Session, grant: credits.Grant, invoice_id: str, net: Decimal, currency: str, now: datetime,
+               *, kind: str) -> tuple[Decimal, Decimal]:
+    """A pack's money given back (a refund, a credit note): its unused credit voided, and entry
+    `credits:<kind>:<grant>`: Dr `deferred_revenue` what it still deferred (`left`) / Cr the
+    contra-revenue account of the money given back up to `net` (`back`) / Cr breakage the rest.
+    The report: `back` billed back out of what waits, the rest earned. (left, back)."""
+    account, what = GIVEN_BACK[kind]
     unused = credits.remaining(session, [grant.id])[grant.id]
-    credits.void_grant(session, grant.id, now, reason=f"credit pack refunded (invoice {invoice_id})")
+    credits.void_grant(session, grant.id, now, reason=f"credit pack {what} (invoice {invoice_id})")
     total = booked(session, invoice_id)
     left = total - earned(total, grant.amount, grant.amount - unused, currency)
-    back = min(left, max(refunded_net, ZERO))
-    journal.post_entry(session, f"credits:refunded:{grant.id}", now, currency, [
-        Posting(DEFERRED, debit=left), Posting(journal.REFUNDS, credit=back), Posting(BREAKAGE, credit=left - back)],
-        f"credit pack refunded: its unused credit taken back ({invoice_id})", grant.id)
-    # The report: the part refunded is billed back (as a credit note would be), the rest earned.
+    back = min(left, max(net, ZERO))
+    journal.post_entry(session, f"credits:{kind}:{grant.id}", now, currency, [
+        Posting(DEFERRED, debit=left), Posting(account, credit=back), Posting(BREAKAGE, credit=left - back)],
+        f"credit pack {what}: its unused credit taken back ({invoice_id})", grant.id)
     day = now.date()
-    _report(session, f"credits:refunded:{grant.id}", customer_id, invoice_id, currency,
+    _report(session, f"credits:{kind}:{grant.id}", grant.customer_id, invoice_id, currency,
             [(day, UNEARNED, -back), *_earned_rows(day, left - back)])
-    return left > ZERO
+    return left, back
+
+
+def credit_pack_note(session: Session, customer_id: str, invoice_id: str, note_id: str, net: Decimal,
+                     currency: str, now: datetime) -> bool:
+    """A credit note (not a refund) of `net` on a pack's own invoice: as a refund of it (a
+    customer credited back keeps no credit): its unused credit voided, `credits:credited:<grant>`
+    reverses what it still deferred against `credit_notes` up to `net`, the rest breakage; and
+    the report bills the note back there, what it credits beyond the deferral (credit already
+    used) billed back in the note's month. False when the invoice sold no credit: the caller
+    spreads the note over the invoice's schedule as any invoice's."""
+    grant = credits.grant_sold_by(session, customer_id, invoice_id)
+    if grant is None:
+        return False
+    back = ZERO
+    if grant.status == "active":
+        _, back = _give_back(session, grant, invoice_id, net, currency, now, kind="credited")
+    day = now.date()
+    _report(session, f"credits:note:{note_id}", customer_id, invoice_id, currency, [(day, month_of(day), back - net)])
+    return True
 
 
 def refund_credit_pack(session: Session, customer_id: str, invoice_id: str, refunded_net: Decimal, currency: str,
@@ -218,6 +253,33 @@ def handle_credits_expired(session: Session, envelope: dict[str, Any], *, servic
     if not props.get("grant_id") or len(unit) != 3 or not unit.isupper():
         return
     post_expiry(session, str(props["grant_id"]), Decimal(str(props.get("amount") or "0")), unit, now)
+
+
+def sold_in(session: Session, invoice_id: str | None) -> str | None:
+    """The currency a pack was sold in (its `credits:sold` entry); None: nothing was deferred."""
+    if invoice_id is None:
+        return None
+    return session.scalars(select(JournalLine.currency).where(
+        JournalLine.entry_id == f"credits:sold:{invoice_id}").limit(1)).first()
+
+
+def handle_credits_voided(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
+    """`credits.voided` (grant_id, unit, amount): an operator took a pack's credit back
+    (`POST /v1/wallet/grants/{id}/void`): what it still deferred is earned as breakage, as an
+    expiry's (`credits:voided:<grant>`), money and token packs alike (in the currency the pack
+    was sold in). A refund's or a credit note's own void posted its entry already: nothing more."""
+    now = service.now()
+    if not mark_processed(session, CONSUMER, str(envelope["id"]), now):
+        return
+    props = envelope.get("properties") or {}
+    grant_id = str(props.get("grant_id") or "")
+    if not grant_id:
+        return
+    given = session.scalars(select(JournalLine.entry_id).where(JournalLine.entry_id.in_(
+        [f"credits:{k}:{grant_id}" for k in (*GIVEN_BACK, "voided")])).limit(1)).first()
+    currency = sold_in(session, credits.get_grant(session, grant_id).invoice_id)
+    if given is None and currency is not None:
+        post_expiry(session, grant_id, Decimal(str(props.get("amount") or "0")), currency, now, kind="voided")
 
 
 def post_returns(session: Session, invoice_id: str, now: datetime) -> int:

@@ -23,29 +23,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import credits
 from engine.credits.terms import earned
 from engine.payments import journal
-from engine.payments.books.credits import DEFERRED, booked, post_expiry
+from engine.payments.books.credits import DEFERRED, booked, post_expiry, sold_in
 from engine.payments.journal import Posting
-from engine.payments.models import JournalLine
 from engine.payments.service import PaymentService
 from engine.store import mark_processed
 
 ZERO = Decimal(0)
 USAGE_REVENUE = "revenue:credits:usage"
 CONSUMER = "payments.tokens"
-
-
-def sold_in(session: Session, invoice_id: str | None) -> str | None:
-    """The currency a pack was sold in (its `credits:sold` entry); None: nothing was deferred."""
-    if invoice_id is None:
-        return None
-    return session.scalars(select(JournalLine.currency).where(
-        JournalLine.entry_id == f"credits:sold:{invoice_id}").limit(1)).first()
 
 
 def _pack_currency(session: Session, grant_id: str) -> tuple[credits.Grant, str | None]:
