@@ -4,8 +4,9 @@ receivable and the journal follow, and a refund goes back through the provider.
 Journal:
   credit note on an open invoice   Dr credit_notes       / Cr receivables (applied part)
                                    Dr credit_notes       / Cr customer_credit (rest)
-  refund                           Dr refunds            / Cr cash:<provider> (collection.refund_payment)
-  void                             Dr credit_notes       / Cr receivables (what was still due)
+  refund                           Dr refunds, Dr tax_payable / Cr cash:<provider> (refunds.py)
+  void                             Dr credit_notes, Dr tax_payable / Cr receivables (what was still due),
+                                   Cr customer_credit (what payments applied of an overpayment: given back)
   uncollectible                    Dr bad_debt           / Cr receivables (what was still due)
 """
 
@@ -23,6 +24,7 @@ from engine.payments.books.credits import credit_pack_note
 from engine.payments.books.schedules import schedule_credit, split_credit
 from engine.payments.journal import Posting
 from engine.payments.models import Payment, Refund
+from engine.payments.receivables import return_credit
 from engine.payments.refunds import refund_payment
 from engine.payments.service import ZERO, PaymentError, PaymentService, _money, _receivable
 from engine.store import mark_processed
@@ -119,16 +121,21 @@ def close_receivable(session: Session, invoice_id: str, status: str, *, service:
         return
     left = max(rec.remaining, ZERO)
     rec.status = status
-    if left <= 0:
+    # A void gives back the customer credit payments applied to it (an earlier overpayment).
+    given = rec.credit_applied if status == "void" else ZERO
+    if given > 0:
+        return_credit(session, rec, given, service.now())
+    if left + given <= 0:
         return
     if status == "uncollectible":  # earned, not paid: an expense, revenue and tax stay
         postings = [Posting(BAD_DEBT, debit=left)]
     else:  # a void takes the invoice back: revenue, its schedule and its tax
-        split = split_credit(session, invoice_id, left, rec.currency)
+        split = split_credit(session, invoice_id, left + given, rec.currency)
         postings = [Posting(CREDIT_NOTES, debit=split.net), Posting(split.tax_account, debit=split.tax)]
         schedule_credit(session, invoice_id, f"void:{invoice_id}", split.net, when=service.now())
     journal.post_entry(session, f"{status}:{invoice_id}", service.now(), rec.currency,
-                       [*postings, Posting(journal.RECEIVABLES, credit=left)], f"invoice {invoice_id} {status}", invoice_id)
+                       [*postings, Posting(journal.RECEIVABLES, credit=left), Posting(journal.CUSTOMER_CREDIT, credit=given)],
+                       f"invoice {invoice_id} {status}", invoice_id)
 
 
 def handle_invoice_closed(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:

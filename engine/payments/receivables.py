@@ -153,7 +153,7 @@ def _apply_credit(session: Session, svc: PaymentService, rec: Receivable) -> Dec
 
 
 def _add_credit(session: Session, customer_id: str, currency: str, amount: Decimal, now: datetime,
-                payment_id: str | None, invoice_id: str | None) -> None:
+                payment_id: str | None, invoice_id: str | None, *, reason: str = "overpayment") -> None:
     balance = session.get(CreditBalance, (customer_id, currency), with_for_update=True)
     if balance is None:
         session.add(CreditBalance(customer_id=customer_id, currency=currency, balance=amount))
@@ -161,10 +161,16 @@ def _add_credit(session: Session, customer_id: str, currency: str, amount: Decim
         balance.balance += amount
     session.add(
         CreditEntry(
-            customer_id=customer_id, currency=currency, amount=amount, reason="overpayment",
+            customer_id=customer_id, currency=currency, amount=amount, reason=reason,
             payment_id=payment_id, invoice_id=invoice_id, created_at=now,
         )
     )
+
+
+def return_credit(session: Session, rec: Receivable, amount: Decimal, now: datetime) -> None:
+    """A voided invoice's customer credit (what `_apply_credit` took of an overpayment) back on
+    the customer's balance, for the next invoice; the void's entry credits `customer_credit`."""
+    _add_credit(session, rec.customer_id, rec.currency, amount, now, None, rec.invoice_id, reason="returned")
 
 
 def customer_credit_balance(session: Session, customer_id: str, currency: str) -> Decimal:

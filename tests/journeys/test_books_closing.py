@@ -8,14 +8,16 @@ tax = 10.71) of test_credits_books' catalog."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from tests.journeys.harness import Engine, money
-from tests.journeys.test_books_journey import balances
+from tests.journeys.test_books_journey import IBAN, balances
 from tests.journeys.test_credits import grant, wallet
 from tests.journeys.test_credits_books import _buy, _credits_report, _entries, _publish
 from tests.journeys.test_journeys import CARD_OK, card
+from tests.payments.camt import Entry, camt053
 
 D = Decimal
 BREAKAGE = "revenue:credits:one_time"
@@ -117,3 +119,40 @@ def test_a_credit_note_on_a_packs_invoice_gives_its_deferral_back(engine: Engine
     report = _credits_report(engine, cid, sold_in)
     assert [(m, r) for m, _, r, _ in report if r] == [(engine.now()[:7], D("7.00"))]
     assert (sum(b for _, b, _, _ in report), report[-1][3]) == (D("7.00"), 0)  # 9.00 - 2.00
+
+
+def test_a_void_gives_back_the_overpayment_credit_that_paid_part_of_it(engine: Engine, tmp_path: Path) -> None:
+    """Basic by bank transfer: the 5.95 signup is paid 8.00 by a camt.053 (`billing reconcile`),
+    2.05 to the customer's credit. The renewal (5.95) takes the 2.05 (Dr customer_credit / Cr
+    receivables), 3.90 left to transfer, and is voided: the void entry reverses the whole invoice,
+    Dr credit_notes 5.00, Dr tax_payable 0.95 / Cr receivables 3.90, Cr customer_credit 2.05, and
+    payments gives the 2.05 back: the next renewal takes it again."""
+    tag = _publish(engine, tmp_path)
+    cid = engine.customer("books_overpaid")
+    engine.post(f"/v1/customers/{cid}/payment_methods", {"type": "bank_transfer", "provider": "bank",
+                                                          "default": True}, status=201)
+    engine.subscribe(cid, f"basic-{tag}")
+    engine.advance("1h")
+    [first] = engine.invoices(cid)
+    assert (money(first["total"]), first["collection"]["remaining"]) == (D("5.95"), "5.95"), first["collection"]
+    booked = date.fromisoformat(engine.now()[:10])
+    statement = tmp_path / "overpaid.xml"
+    statement.write_bytes(camt053([Entry("8.00", currency="USD", reference=first["collection"]["payment_reference"],
+                                         booked=booked.isoformat())], stmt_id=f"{cid}-1", iban=IBAN,
+                                  start=f"{booked}T00:00:00Z", end=f"{booked + timedelta(days=1)}T00:00:00Z"))
+    done = engine.billing("reconcile", str(statement), "--provider", "bank")
+    assert done.returncode == 0, done.stderr
+    engine.advance("31d")
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert (renewal["collection"]["credit_applied"], renewal["collection"]["remaining"]) == ("2.05", "3.90")
+    engine.post(f"/v1/invoices/{renewal['id']}/void")
+    engine.settle()
+    entries = _entries(engine, {first["id"], renewal["id"]})
+    assert balances({"v": entries[f"void:{renewal['id']}"]}) == {
+        "credit_notes": D("5.00"), "tax_payable:DE": D("0.95"), "receivables": D("-3.90"), "customer_credit": D("-2.05")}
+    left = balances(entries)
+    assert (left["customer_credit"], left["tax_payable:DE"], left["credit_notes"]) == (D("-2.05"), D("-0.95"), D("5.00"))
+    assert "receivables" not in left, left
+    engine.advance("31d")  # the credit given back pays the next renewal again
+    [*_, after] = [i for i in engine.invoices(cid) if i["reason"] == "cycle"]
+    assert after["id"] != renewal["id"] and after["collection"]["credit_applied"] == "2.05", after["collection"]
