@@ -117,3 +117,29 @@ def test_a_token_pack_refunded_gives_back_what_its_unburned_tokens_deferred(db: 
     entries = _accounts(db, grant)
     assert entries[f"credits:refunded:{grant}"] == {"deferred_revenue": D("2.00"), "refunds": D("-2.00")}
     assert sum((e.get("deferred_revenue", D(0)) for e in entries.values()), D(0)) == D(0)
+
+
+def test_a_token_pack_voided_by_an_operator_is_breakage_once(db: Database) -> None:
+    """An operator voids a token pack after 333 of its 1000 tokens burned (1.00 earned): on
+    `credits.voided` the 2.00 its 667 unburned tokens deferred is breakage, as an expiry's, in
+    the currency the pack was sold in; a redelivery posts nothing more. A pack voided by its
+    refund (the refund posted `credits:refunded`) posts nothing on the void's event."""
+    from engine.payments import handle_credits_voided
+    from engine.payments.books.credits import post_refund
+
+    grant = _pack(db)
+    _burn(db, "333")
+    _handle(db, handle_credits_consumed, _events(db, "credits.consumed"))
+    with db.session() as s:
+        credits.void_grant(s, grant, Service().now(), reason="abuse")
+    [voided] = _events(db, "credits.voided")
+    _handle(db, handle_credits_voided, [voided, voided])
+    entries = _accounts(db, grant)
+    assert entries[f"credits:voided:{grant}"] == {"deferred_revenue": D("2.00"), "revenue:credits:one_time": D("-2.00")}
+    assert sum((e.get("deferred_revenue", D(0)) for e in entries.values()), D(0)) == D(0)
+
+    refunded = _pack(db, key="p2")
+    with db.session() as s:
+        assert post_refund(s, "cus_k", "inv_p2", D("3.00"), "USD", Service().now())
+    _handle(db, handle_credits_voided, [e for e in _events(db, "credits.voided") if e["id"] != voided["id"]])
+    assert set(_accounts(db, refunded)) == {"credits:sold:inv_p2", f"credits:refunded:{refunded}"}
