@@ -15,7 +15,7 @@ entry in another file, is imported again:
 References, per line: the structured creditor reference (`Strd/CdtrRefInf/Ref`): ISO 11649
 (`RF..`), or the Swiss QR reference / ISR (27 digits, or 16, with a mod-10 recursive check
 digit); else an RF reference in the free text (`Ustrd`); the free text is kept so that an
-invoice number in it can be looked up (engine/payments/bank.py).
+invoice number in it can be looked up (engine/payments/bank/match.py).
 
 The whole file is checked before anything is kept: every problem is reported as
 `file:line: path/Element: message`, the line being where that element starts.
