@@ -73,7 +73,8 @@ def test_bulk_payments_equal_payments_recorded_one_by_one(db: Database, monkeypa
     assert in_bulk == one_by_one
 
 
-def _one_by_one(session: Any, svc: PaymentService, import_id: str, bulk: list[Any], results: list[Any]) -> None:
+def _one_by_one(session: Any, svc: PaymentService, import_id: str, bulk: list[Any], results: list[Any],
+                *_meanwhile: Any) -> None:
     for row, line, rec, r in bulk:
         payment = bank_apply.apply_transfer(session, svc, row["booked_on"], row["reference"], rec.invoice_id, line.amount,
                                      Decimal(0), f"bank:{row['account']}:{line.provider_ref}", line.provider_ref,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy import String, Text, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -58,17 +58,30 @@ REC_COLUMNS = (Receivable.invoice_id, Receivable.customer_id, Receivable.currenc
                 Receivable.status)
 
 
+# Joins the values of one text parameter: a control character that no XML 1.0 text, and so no
+# value read from a bank file, can hold.
+_SEP = "\x1f"
+
+
 def rows_where(session: Session, columns: Sequence[Any], column: Any, values: Iterable[str],
-                *conditions: Any) -> list[Any]:
-    """Core rows whose `column` is one of `values`: one array parameter on PostgreSQL, chunks
-    of IN lists elsewhere."""
-    vals = sorted(set(values))
-    if not vals:
-        return []
+               *conditions: Any) -> list[Any]:
+    """Core rows whose `column` is one of `values`: on PostgreSQL one text parameter split by
+    the database (string_to_array: the driver's per-element array adaptation cost 0.2 s per
+    100,000 values), or one array parameter when a value holds the separator; chunks of IN
+    lists elsewhere."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
+        unique = set(values)
+        if not unique:
+            return []
+        joined = _SEP.join(unique)
+        if joined and joined.count(_SEP) == len(unique) - 1:
+            split = func.string_to_array(bindparam("vals", type_=Text), _SEP)
+            stmt = select(*columns).where(column == any_(split), *conditions)
+            return list(conn.execute(stmt, {"vals": joined}).all())
         stmt = select(*columns).where(column == any_(bindparam("vals", type_=ARRAY(String))), *conditions)
-        return list(conn.execute(stmt, {"vals": vals}).all())
+        return list(conn.execute(stmt, {"vals": list(unique)}).all())
+    vals = sorted(set(values))
     out: list[Any] = []
     for i in range(0, len(vals), CHUNK):
         out.extend(conn.execute(select(*columns).where(column.in_(vals[i:i + CHUNK]), *conditions)).all())

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from engine.money import quantum
 from engine.payments.bank.apply import apply_transfer
 from engine.payments.bank.lookup import Known, Rec, known_of
-from engine.payments.bank.write import Bulk, insert_bank_lines, record_bulk
+from engine.payments.bank.write import Bulk, PendingLines, record_bulk
 from engine.payments.models import (
     BankLine,
     Payment,
@@ -83,9 +83,10 @@ def match_bank(session: Session, parsed: ParsedStatement, import_id: str,
     run = _BankMatch(session, svc, import_id, parsed.source, now, known, resolved, named)
     for i, line in enumerate(lines):
         run.line(i, line)
-    if run.bulk:
-        record_bulk(session, svc, import_id, run.bulk, run.results)
-    insert_bank_lines(session, run.new_rows)
+    new_lines = PendingLines(session, run.new_rows)
+    if run.bulk:  # the new lines' COPY text is formatted while the database writes the payments
+        record_bulk(session, svc, import_id, run.bulk, run.results, new_lines.prepare)
+    new_lines.write()
     return run.results + _unbooked_transfers(session, parsed, import_id, run.seen_manual)
 
 

@@ -6,6 +6,7 @@ writes one by one (tests/payments/test_bank_bulk.py holds the two equal).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -38,25 +39,39 @@ def fast_ids(prefix: str, n: int) -> list[str]:
     return [f"{stem}{i:06x}" for i in range(n)]
 
 
-def insert_bank_lines(session: Session, new_rows: list[dict[str, Any]]) -> None:
-    ids = fast_ids("bl", len(new_rows))
-    for row, new_id in zip(new_rows, ids, strict=True):
-        row["id"] = new_id
-    if session.get_bind().dialect.name == "postgresql" and len(new_rows) >= 100:
-        _copy_bank_lines(session, new_rows)
-    else:
-        _bulk_insert(session, BankLine, new_rows)
-    session.flush()
+class PendingLines:
+    """A file's new bank lines and, on PostgreSQL, their COPY text, formatted once: while the
+    database writes the exact payments (record_bulk's `meanwhile`), or when they are written."""
+
+    def __init__(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        self.session, self.rows = session, rows
+        self.copy = session.get_bind().dialect.name == "postgresql" and len(rows) >= 100
+        self.text: list[str] | None = None
+        for row, new_id in zip(rows, fast_ids("bl", len(rows)), strict=True):
+            row["id"] = new_id
+
+    def prepare(self) -> None:
+        if self.copy and self.text is None:
+            self.text = [_bank_lines_text(self.rows[i:i + 10_000]) for i in range(0, len(self.rows), 10_000)]
+
+    def write(self) -> None:
+        if self.copy:
+            self.prepare()
+            _copy_bank_lines(self.session, self.text or [])
+        else:
+            _bulk_insert(self.session, BankLine, self.rows)
+        self.session.flush()
 
 
-def record_bulk(session: Session, svc: PaymentService, import_id: str,
-                 bulk: list[tuple[dict[str, Any], StatementLine, Rec, dict[str, Any]]],
-                 results: list[dict[str, Any]]) -> None:
+def record_bulk(session: Session, svc: PaymentService, import_id: str, bulk: Bulk,
+                results: list[dict[str, Any]], meanwhile: Callable[[], None] = lambda: None) -> None:
     """Exact payments of distinct open invoices, written as record_manual_payment writes one
     (payment, receivable paid, journal entry, payment.succeeded) but in a few statements
-    (tests/payments/test_bank_bulk.py holds the two equal)."""
+    (tests/payments/test_bank_bulk.py holds the two equal). `meanwhile` is Python work the
+    caller has next that needs nothing of these writes: on PostgreSQL it runs while the
+    database writes."""
     if session.get_bind().dialect.name == "postgresql":
-        _record_bulk_pg(session, svc, import_id, bulk)
+        _record_bulk_pg(session, svc, import_id, bulk, meanwhile)
         return
     now = svc.now()
     account = bulk[0][0]["account"]
@@ -102,13 +117,43 @@ def record_bulk(session: Session, svc: PaymentService, import_id: str,
     _bulk_insert(session, OutboxEvent, events)
 
 
-def _record_bulk_pg(session: Session, svc: PaymentService, import_id: str,
-                    bulk: list[tuple[dict[str, Any], StatementLine, Rec, dict[str, Any]]]) -> None:
+def _record_bulk_pg(session: Session, svc: PaymentService, import_id: str, bulk: Bulk,
+                    meanwhile: Callable[[], None]) -> None:
     """record_bulk on PostgreSQL: one compact row per payment is copied into a temporary
     table, and the payments, journal lines, receivables and events are written from it by the
-    database (the same rows as the portable path; the bulk test runs on both)."""
+    database (the same rows as the portable path; the bulk test runs on both). The statements
+    go in one pipeline: the database writes while `meanwhile` runs."""
     now = svc.now()
     account = bulk[0][0]["account"]
+    out = _bulk_rows(bulk, account, now)
+    raw = session.connection().connection.driver_connection
+    params = {"now": now, "by": f"reconciliation:{import_id}"[:64], "cash": journal.bank_cash_account(account),
+              "recv": journal.RECEIVABLES}
+    with raw.cursor() as cur, raw.cursor() as paid:  # type: ignore[union-attr]
+        cur.execute("CREATE TEMP TABLE pay_bank_bulk (n int, payment_id text, event_id text, invoice_id text, "
+                    "customer_id text, amount numeric, currency text, provider_ref text, payment_reference text, "
+                    "captured_at timestamptz, key text, money text, paid_text text, zero text) "
+                    "ON COMMIT DROP")
+        with cur.copy("COPY pay_bank_bulk FROM STDIN") as copy:
+            for i in range(0, len(out), 10_000):
+                copy.write("".join(out[i:i + 10_000]))
+        with raw.pipeline():  # type: ignore[union-attr]
+            cur.execute("ANALYZE pay_bank_bulk")  # a temporary table has no statistics: plan the joins on real ones
+            # Relative to what is in the row now, and only if it still owes exactly this: a payment
+            # that arrived meanwhile (a card, another import) makes the whole import stop.
+            paid.execute("UPDATE pay_receivables AS r SET amount_paid = r.amount_paid + b.amount, status = 'paid' "
+                         "FROM pay_bank_bulk b WHERE r.invoice_id = b.invoice_id AND r.status = 'open' "
+                         "AND r.amount_due - r.amount_paid - r.credit_applied = b.amount")
+            for statement in _BULK_INSERTS:
+                cur.execute(statement, params)
+            cur.execute("DROP TABLE pay_bank_bulk")
+            meanwhile()
+        if paid.rowcount != len(bulk):
+            _changed_meanwhile(len(bulk) - paid.rowcount)
+
+
+def _bulk_rows(bulk: Bulk, account: str, now: datetime) -> list[str]:
+    """The temporary table's rows as COPY text; each line's payment gets its id."""
     e = _copy_value
     out = []
     ids = fast_ids("pay", len(bulk))
@@ -124,45 +169,27 @@ def _record_bulk_pg(session: Session, svc: PaymentService, import_id: str,
                    f"{zero}\n")
         row["payment_ids"] = [pid]
         r["payment_id"] = pid
-    raw = session.connection().connection.driver_connection
-    params = {"now": now, "by": f"reconciliation:{import_id}"[:64], "cash": journal.bank_cash_account(account),
-              "recv": journal.RECEIVABLES}
-    with raw.cursor() as cur:  # type: ignore[union-attr]
-        cur.execute("CREATE TEMP TABLE pay_bank_bulk (n int, payment_id text, event_id text, invoice_id text, "
-                    "customer_id text, amount numeric, currency text, provider_ref text, payment_reference text, "
-                    "captured_at timestamptz, key text, money text, paid_text text, zero text) "
-                    "ON COMMIT DROP")
-        with cur.copy("COPY pay_bank_bulk FROM STDIN") as copy:
-            for i in range(0, len(out), 10_000):
-                copy.write("".join(out[i:i + 10_000]))
-        cur.execute("ANALYZE pay_bank_bulk")  # a temporary table has no statistics: plan the joins on real ones
-        # Relative to what is in the row now, and only if it still owes exactly this: a payment
-        # that arrived meanwhile (a card, another import) makes the whole import stop.
-        cur.execute("UPDATE pay_receivables AS r SET amount_paid = r.amount_paid + b.amount, status = 'paid' "
-                    "FROM pay_bank_bulk b WHERE r.invoice_id = b.invoice_id AND r.status = 'open' "
-                    "AND r.amount_due - r.amount_paid - r.credit_applied = b.amount")
-        if cur.rowcount != len(bulk):
-            _changed_meanwhile(len(bulk) - cur.rowcount)
-        cur.execute(
-            "INSERT INTO pay_payments (id, idempotency_key, invoice_id, customer_id, attempt, provider, method_type, "
-            "amount, currency, status, provider_ref, payment_reference, needs_lookup, refunded_amount, captured_at, "
-            "recorded_by, created_at, updated_at) SELECT payment_id, key, invoice_id, customer_id, 0, 'bank', "
-            "'bank_transfer', amount, currency, 'succeeded', provider_ref, payment_reference, false, 0, captured_at, "
-            "%(by)s, %(now)s, %(now)s FROM pay_bank_bulk ORDER BY n", params)
-        cur.execute(
-            "INSERT INTO pay_journal (entry_id, line_no, entry_date, account, debit, credit, currency, description, "
-            "reference) SELECT 'pay:' || payment_id, v.no, captured_at, CASE v.no WHEN 1 THEN %(cash)s ELSE %(recv)s "
-            "END, CASE v.no WHEN 1 THEN amount ELSE 0 END, CASE v.no WHEN 1 THEN 0 ELSE amount END, currency, "
-            "'payment bank_transfer via bank', invoice_id FROM pay_bank_bulk CROSS JOIN (VALUES (1), (2)) AS v(no) "
-            "ORDER BY n, v.no", params)
-        cur.execute(
-            "INSERT INTO outbox_events (id, type, customer_id, time, properties, attempts) SELECT event_id, "
-            "'payment.succeeded', customer_id, %(now)s, json_build_object('payment_id', payment_id, 'invoice_id', "
-            "invoice_id, 'amount', money, 'currency', currency, 'method', 'bank_transfer', 'provider', 'bank', "
-            "'provider_reference', provider_ref, 'attempt', 0, 'applied_to_invoice', money, 'credited', zero, "
-            "'invoice_amount_paid', paid_text, 'invoice_remaining', zero, 'invoice_paid', true), 0 "
-            "FROM pay_bank_bulk ORDER BY n", params)
-        cur.execute("DROP TABLE pay_bank_bulk")
+    return out
+
+
+_BULK_INSERTS = (
+    "INSERT INTO pay_payments (id, idempotency_key, invoice_id, customer_id, attempt, provider, method_type, "
+    "amount, currency, status, provider_ref, payment_reference, needs_lookup, refunded_amount, captured_at, "
+    "recorded_by, created_at, updated_at) SELECT payment_id, key, invoice_id, customer_id, 0, 'bank', "
+    "'bank_transfer', amount, currency, 'succeeded', provider_ref, payment_reference, false, 0, captured_at, "
+    "%(by)s, %(now)s, %(now)s FROM pay_bank_bulk ORDER BY n",
+    "INSERT INTO pay_journal (entry_id, line_no, entry_date, account, debit, credit, currency, description, "
+    "reference) SELECT 'pay:' || payment_id, v.no, captured_at, CASE v.no WHEN 1 THEN %(cash)s ELSE %(recv)s "
+    "END, CASE v.no WHEN 1 THEN amount ELSE 0 END, CASE v.no WHEN 1 THEN 0 ELSE amount END, currency, "
+    "'payment bank_transfer via bank', invoice_id FROM pay_bank_bulk CROSS JOIN (VALUES (1), (2)) AS v(no) "
+    "ORDER BY n, v.no",
+    "INSERT INTO outbox_events (id, type, customer_id, time, properties, attempts) SELECT event_id, "
+    "'payment.succeeded', customer_id, %(now)s, json_build_object('payment_id', payment_id, 'invoice_id', "
+    "invoice_id, 'amount', money, 'currency', currency, 'method', 'bank_transfer', 'provider', 'bank', "
+    "'provider_reference', provider_ref, 'attempt', 0, 'applied_to_invoice', money, 'credited', zero, "
+    "'invoice_amount_paid', paid_text, 'invoice_remaining', zero, 'invoice_paid', true), 0 "
+    "FROM pay_bank_bulk ORDER BY n",
+)
 
 
 _BANK_LINE_COLUMNS = ("id", "import_id", "account", "identity", "position", "kind", "amount", "currency",
@@ -170,21 +197,43 @@ _BANK_LINE_COLUMNS = ("id", "import_id", "account", "identity", "position", "kin
                       "detail", "payment_ids", "created_at", "updated_at")
 
 
-def _copy_bank_lines(session: Session, rows: list[dict[str, Any]]) -> None:
-    """New bank lines by COPY, one f-string per row (a generic per-value formatter costs
-    more than the database's whole insert at 100,000 lines)."""
-    e, j = _copy_value, _copy_json
-    now = rows[0]["created_at"].isoformat()
+def _copy_bank_lines(session: Session, chunks: list[str]) -> None:
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
             f"COPY {BankLine.__tablename__} ({', '.join(_BANK_LINE_COLUMNS)}) FROM STDIN") as copy:
-        for i in range(0, len(rows), 10_000):
-            copy.write("".join(
-                f"{r['id']}\t{e(r['import_id'])}\t{e(r['account'])}\t{e(r['identity'])}\t{e(r['position'])}\t"
-                f"{r['kind']}\t{r['amount']}\t{r['currency']}\t{e(r['booked_on'])}\t{e(r['reference'])}\t"
-                f"{e(r['ref_kind'])}\t{e(r['text'])}\t{e(r['debtor'])}\t{j(r['details'])}\t{r['status']}\t"
-                f"{r['outcome']}\t{e(r['detail'])}\t{j(r['payment_ids'])}\t{now}\t{now}\n"
-                for r in rows[i:i + 10_000]))
+        for chunk in chunks:
+            copy.write(chunk)
+
+
+def _bank_lines_text(rows: list[dict[str, Any]]) -> str:
+    """New bank lines in COPY's text format, one f-string per row (a generic per-value
+    formatter costs more than the database's whole insert at 100,000 lines). The row's texts
+    are checked for escapes at once: a bank's references and texts nearly never need one."""
+    e, j = _copy_value, _copy_json
+    now = rows[0]["created_at"].isoformat()
+    out = []
+    for r in rows:
+        texts = (r["import_id"], r["account"], r["identity"], r["position"], r["reference"] or "",
+                 r["ref_kind"] or "", r["text"] or "", r["debtor"] or "", r["detail"] or "")
+        joined = "".join(texts)
+        if joined.isprintable() and "\\" not in joined:
+            out.append(
+                f"{r['id']}\t{r['import_id']}\t{r['account']}\t{r['identity']}\t{r['position']}\t"
+                f"{r['kind']}\t{r['amount']}\t{r['currency']}\t{e(r['booked_on'])}\t{_plain(r['reference'])}\t"
+                f"{_plain(r['ref_kind'])}\t{_plain(r['text'])}\t{_plain(r['debtor'])}\t{j(r['details'])}\t"
+                f"{r['status']}\t{r['outcome']}\t{_plain(r['detail'])}\t{j(r['payment_ids'])}\t{now}\t{now}\n")
+            continue
+        out.append(
+            f"{r['id']}\t{e(r['import_id'])}\t{e(r['account'])}\t{e(r['identity'])}\t{e(r['position'])}\t"
+            f"{r['kind']}\t{r['amount']}\t{r['currency']}\t{e(r['booked_on'])}\t{e(r['reference'])}\t"
+            f"{e(r['ref_kind'])}\t{e(r['text'])}\t{e(r['debtor'])}\t{j(r['details'])}\t{r['status']}\t"
+            f"{r['outcome']}\t{e(r['detail'])}\t{j(r['payment_ids'])}\t{now}\t{now}\n")
+    return "".join(out)
+
+
+def _plain(value: str | None) -> str:
+    """A text known to need no escape, or NULL."""
+    return "\\N" if value is None else value
 
 
 def _mark_paid(session: Session, updates: list[tuple[str, Decimal, Decimal]]) -> None:
