@@ -271,6 +271,7 @@ class _Reader:
         self.created: datetime | None = None
         self.line_no = 0
         self._steps: dict[str, list[str]] = {}
+        self._times: dict[str, datetime] = {}
 
     # small helpers: children by local name, without XPath
     def child(self, el: Element | None, tag: str) -> Element | None:
@@ -334,7 +335,7 @@ class _Reader:
         self.statement_account(stmt, where)
         self.statement_times(stmt, where)
         seen: dict[str, int] = {}
-        for n_idx, entry in enumerate(stmt.iterfind(self.q + "Ntry"), start=1):
+        for n_idx, entry in enumerate(stmt.findall(self.q + "Ntry"), start=1):
             try:
                 self.entry(entry, f"{where}/Ntry[{n_idx}]", seen)
             except _Problem as p:
@@ -395,7 +396,8 @@ class _Reader:
         common = self.entry_facts(entry, where)
         family = self.text(entry, "BkTxCd/Domn/Fmly/SubFmlyCd")
         entry_charges = self.charges(self.path(entry, "Chrgs"), f"{where}/Chrgs")
-        txs = [tx for d in entry.iterfind(q + "NtryDtls") for tx in d.iterfind(q + "TxDtls")]
+        # findall of a plain tag loops in C; iterfind goes through the Python path engine
+        txs = [tx for d in entry.findall(q + "NtryDtls") for tx in d.findall(q + "TxDtls")]
         identity = common["entry_ref"] = self.entry_identity(entry, txs, seen)
         signed = 1 if common["kind"] == "credit" else -1
         entry_text = self.text(entry, "AddtlNtryInf")
@@ -437,7 +439,10 @@ class _Reader:
         if not booked_text:
             return None
         try:
-            return camt_time(booked_text)
+            found = self._times.get(booked_text)
+            if found is None:  # a file has few booking days: each read once
+                found = self._times[booked_text] = camt_time(booked_text)
+            return found
         except ValueError as exc:
             raise _Problem(self.path(entry, "BookgDt"), f"{where}/BookgDt: {exc}") from None
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -61,8 +62,14 @@ def _details(line: StatementLine) -> dict[str, Any]:
     return d
 
 
+@lru_cache(maxsize=1024)
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
 def _day(line: StatementLine) -> datetime | None:
-    return datetime.combine(line.booked_on, time(0), tzinfo=UTC) if line.booked_on else None
+    """The booking day's midnight (one object per day, not per line)."""
+    return _midnight(line.booked_on) if line.booked_on else None
 
 
 def _may_pay(line: StatementLine) -> bool:
@@ -150,8 +157,8 @@ class _BankMatch:
                                         expected_currency=rec.currency, detail=detail, customer=rec.customer_id))
 
     def _credit(self, line: StatementLine, row: dict[str, Any], found: tuple[Rec | None, str]) -> None:
-        pre = next((p for p in self.known.manual.get(line.payment_reference or "", [])
-                    if p.id not in self.seen_manual), None)
+        recorded = self.known.manual.get(line.payment_reference or "")
+        pre = next((p for p in recorded if p.id not in self.seen_manual), None) if recorded else None
         if pre is not None:  # an admin recorded it before the statement came
             self.seen_manual.add(pre.id)
             r = compare(self.import_id, line, pre, pre.amount)
