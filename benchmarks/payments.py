@@ -268,6 +268,15 @@ def camt_forget(db: Database) -> None:
         conn.exec_driver_sql("VACUUM ANALYZE")
 
 
+def backend_cpu(pid: int | None) -> float | None:
+    """CPU seconds a local PostgreSQL backend has used (from /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def camt_main(args: argparse.Namespace) -> None:
     from engine.payments import parse_camt
 
@@ -285,9 +294,16 @@ def camt_main(args: argparse.Namespace) -> None:
         def parse() -> None:
             parse_camt(data)
 
+        cpu: list[tuple[float, float | None]] = []
+
         def reconcile() -> None:
             with db.session() as s:
+                pid = s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                before = time.process_time(), backend_cpu(pid)
                 counts.update(reconcile_file(s, data, service=service).counts)
+            server = backend_cpu(pid)
+            cpu.append((time.process_time() - before[0],
+                        None if server is None or before[1] is None else server - before[1]))
 
         load_before = os.getloadavg()[0]
         parse_times, our_times = [], []
@@ -297,8 +313,12 @@ def camt_main(args: argparse.Namespace) -> None:
             camt_forget(db)
         load_after = os.getloadavg()[0]
         baseline, ours = statistics.median(parse_times), statistics.median(our_times)
+        client_cpu = statistics.median(c for c, _ in cpu)
+        server_cpu = statistics.median(v for _, v in cpu) if all(v is not None for _, v in cpu) else None
         print(f"camt parse only: median {baseline:.3f} s of {[round(t, 3) for t in parse_times]}")
         print(f"camt reconcile:  median {ours:.3f} s of {[round(t, 3) for t in our_times]}; outcomes {counts}")
+        print(f"camt reconcile CPU (medians): ours {client_cpu:.2f} s, the PostgreSQL backend "
+              f"{'n/a' if server_cpu is None else f'{server_cpu:.2f} s'} (wall time is noisy on a shared machine)")
         print(json.dumps({
             "benchmark": "payments.reconcile_camt053_batches",
             "database": "postgresql",
@@ -309,6 +329,8 @@ def camt_main(args: argparse.Namespace) -> None:
             "baseline_parse_s": round(baseline, 4),
             "reconcile_s": round(ours, 4),
             "outcomes": counts,
+            "reconcile_cpu_s": round(client_cpu, 3),
+            "postgres_backend_cpu_s": None if server_cpu is None else round(server_cpu, 3),
             "load_avg_1m": [round(load_before, 2), round(load_after, 2)],
             # As the settlement run: parse time / our time, "no more than 3x the parse" (module doc).
             "ratio": round(baseline / ours, 4),

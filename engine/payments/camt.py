@@ -15,7 +15,7 @@ entry in another file, is imported again:
 References, per line: the structured creditor reference (`Strd/CdtrRefInf/Ref`): ISO 11649
 (`RF..`), or the Swiss QR reference / ISR (27 digits, or 16, with a mod-10 recursive check
 digit); else an RF reference in the free text (`Ustrd`); the free text is kept so that an
-invoice number in it can be looked up (engine/payments/bank.py).
+invoice number in it can be looked up (engine/payments/bank/match.py).
 
 The whole file is checked before anything is kept: every problem is reported as
 `file:line: path/Element: message`, the line being where that element starts.
@@ -271,36 +271,38 @@ class _Reader:
         self.created: datetime | None = None
         self.line_no = 0
         self._steps: dict[str, list[str]] = {}
-        self._kids: dict[Element, dict[str, Element]] = {}  # per entry (cleared between entries)
+        self._times: dict[str, datetime] = {}
 
     # small helpers: children by local name, without XPath
     def child(self, el: Element | None, tag: str) -> Element | None:
         return None if el is None else el.find(self.q + tag)
 
     def path(self, el: Element | None, path: str) -> Element | None:
-        """The element at `path` (local names separated by /), one C-level find per step
-        (ElementTree's path engine is Python, and this runs a dozen times per line)."""
+        """The element at `path` (local names separated by /): one C-level find per step
+        (ElementTree's path engine is Python, and this runs a dozen times per line; a plain
+        namespaced tag takes the C loop over the children)."""
         steps = self._steps.get(path)
         if steps is None:
             steps = self._steps[path] = [self.q + p for p in path.split("/")]
-        kids = self._kids
         for step in steps:
             if el is None:
                 return None
-            children = kids.get(el)
-            if children is None:  # each element's children once, then dictionary look-ups
-                children = kids[el] = {}
-                for child in reversed(el):
-                    children[child.tag] = child  # the first of a repeated tag wins
-            el = children.get(step)
+            el = el.find(step)
         return el
 
     def text(self, el: Element | None, path: str) -> str | None:
-        found = self.path(el, path)
-        if found is None or found.text is None:
+        """The stripped text at `path`, None where the element is missing or blank (path()
+        inlined: this is the parser's most frequent call)."""
+        steps = self._steps.get(path)
+        if steps is None:
+            steps = self._steps[path] = [self.q + p for p in path.split("/")]
+        for step in steps:
+            if el is None:
+                return None
+            el = el.find(step)
+        if el is None or el.text is None:
             return None
-        value = found.text.strip()
-        return value or None
+        return el.text.strip() or None
 
     def document(self, root: Element, message: str) -> None:
         container, stmt_tag = _MESSAGES[message]
@@ -333,8 +335,7 @@ class _Reader:
         self.statement_account(stmt, where)
         self.statement_times(stmt, where)
         seen: dict[str, int] = {}
-        for n_idx, entry in enumerate(stmt.iterfind(self.q + "Ntry"), start=1):
-            self._kids.clear()
+        for n_idx, entry in enumerate(stmt.findall(self.q + "Ntry"), start=1):
             try:
                 self.entry(entry, f"{where}/Ntry[{n_idx}]", seen)
             except _Problem as p:
@@ -395,7 +396,8 @@ class _Reader:
         common = self.entry_facts(entry, where)
         family = self.text(entry, "BkTxCd/Domn/Fmly/SubFmlyCd")
         entry_charges = self.charges(self.path(entry, "Chrgs"), f"{where}/Chrgs")
-        txs = [tx for d in entry.iterfind(q + "NtryDtls") for tx in d.iterfind(q + "TxDtls")]
+        # findall of a plain tag loops in C; iterfind goes through the Python path engine
+        txs = [tx for d in entry.findall(q + "NtryDtls") for tx in d.findall(q + "TxDtls")]
         identity = common["entry_ref"] = self.entry_identity(entry, txs, seen)
         signed = 1 if common["kind"] == "credit" else -1
         entry_text = self.text(entry, "AddtlNtryInf")
@@ -437,7 +439,10 @@ class _Reader:
         if not booked_text:
             return None
         try:
-            return camt_time(booked_text)
+            found = self._times.get(booked_text)
+            if found is None:  # a file has few booking days: each read once
+                found = self._times[booked_text] = camt_time(booked_text)
+            return found
         except ValueError as exc:
             raise _Problem(self.path(entry, "BookgDt"), f"{where}/BookgDt: {exc}") from None
 
@@ -499,13 +504,16 @@ class _Reader:
         debtor: str | None = None
         returned = family if family in _RETURN_CODES else None
         if tx is not None:
+            q = self.q
+            tags = {child.tag for child in tx}  # the optional parts looked up only when there
             ref, kind, texts = self.remittance(tx)
-            returned = self.returned(tx, family)
-            debtor = self.text(tx, "RltdPties/Dbtr/Nm") or self.text(tx, "RltdPties/Dbtr/Pty/Nm")
-            tx_charges = self.path(tx, "Chrgs")
-            if tx_charges is not None:
-                deducted, reported = self.charges(tx_charges, f"{where}/Chrgs")
-            instructed, rate = self.instructed(tx, where, currency, instructed)
+            returned = self.returned(tx, family, tags)
+            if q + "RltdPties" in tags:
+                debtor = self.text(tx, "RltdPties/Dbtr/Nm") or self.text(tx, "RltdPties/Dbtr/Pty/Nm")
+            if q + "Chrgs" in tags:
+                deducted, reported = self.charges(self.path(tx, "Chrgs"), f"{where}/Chrgs")
+            if q + "AmtDtls" in tags:
+                instructed, rate = self.instructed(tx, where, currency, instructed)
         if entry_text and (tx is None or batch > 1):
             texts.append(entry_text)
         text = " ".join(texts) or None
@@ -539,16 +547,19 @@ class _Reader:
 
     def creditor_reference(self, strd: Element, raw: str) -> tuple[str, str]:
         """A structured creditor reference and its scheme (`other`: none we check, kept as given)."""
-        hint = self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Prtry") or self.text(strd, "CdtrRefInf/Tp/CdOrPrtry/Cd")
+        scheme = self.path(strd, "CdtrRefInf/Tp/CdOrPrtry")
+        hint = None if scheme is None else self.text(scheme, "Prtry") or self.text(scheme, "Cd")
         ref, kind = classify_reference(raw, hint)
         return ref, kind or "other"
 
-    def returned(self, tx: Element, family: str | None) -> str | None:
-        """The return reason of a returned transfer (RtrInf, or a return bank transaction code)."""
-        rtr = self.path(tx, "RtrInf")
-        if rtr is not None:
+    def returned(self, tx: Element, family: str | None, tags: set[str]) -> str | None:
+        """The return reason of a returned transfer (RtrInf, or a return bank transaction
+        code); `tags` are the transaction's children's."""
+        if self.q + "RtrInf" in tags:
+            rtr = self.path(tx, "RtrInf")
             return self.text(rtr, "Rsn/Cd") or self.text(rtr, "Rsn/Prtry") or "RTRN"
-        tx_family = self.text(tx, "BkTxCd/Domn/Fmly/SubFmlyCd") or family
+        own = self.text(tx, "BkTxCd/Domn/Fmly/SubFmlyCd") if self.q + "BkTxCd" in tags else None
+        tx_family = own or family
         return tx_family if tx_family in _RETURN_CODES else None
 
     def instructed(self, tx: Element, where: str, currency: str, given: tuple[Decimal, str] | None

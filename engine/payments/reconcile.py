@@ -9,7 +9,7 @@ Settlement CSV (a provider's day): lines match our payments and refunds by the p
 reference, else a payment by our attempt key (the reference we sent). Payouts are journaled:
 Dr cash:bank (net) + Dr provider_fees / Cr cash:<provider> (gross).
 
-camt.053 / camt.054 (our bank account): matched line by line in engine/payments/bank.py,
+camt.053 / camt.054 (our bank account): matched line by line in engine/payments/bank/ (match.py),
 which keeps every line so that a person can finish what was not matched automatically
 (reversal and returned are outcomes of bank lines only).
 """

@@ -1,4 +1,4 @@
-"""A large bank file records its exact payments in bulk (engine/payments/bank.py:_record_bulk);
+"""A large bank file records its exact payments in bulk (engine/payments/bank/write.py:record_bulk);
 what it writes must equal what record_manual_payment writes for the same lines one by one:
 payments, receivables, journal and payment.succeeded events. Runs on SQLite and PostgreSQL
 (where the bulk path uses COPY)."""
@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from engine.clock import TestClock
 from engine.payments import CollectableInvoice, PaymentService, open_receivable, reconcile_file
-from engine.payments import bank as bank_module
+from engine.payments.bank import apply as bank_apply
+from engine.payments.bank import match as bank_match
 from engine.payments.models import JournalLine, Payment, Receivable
 from engine.payments.references import invoice_reference
 from engine.store import Database, OutboxEvent
@@ -63,7 +64,7 @@ def test_bulk_payments_equal_payments_recorded_one_by_one(db: Database, monkeypa
     db.drop_all()
     db.migrate()
     assert seeded(db, svc) == data
-    monkeypatch.setattr(bank_module, "_record_bulk", _one_by_one)
+    monkeypatch.setattr(bank_match, "record_bulk", _one_by_one)
     with db.session() as s:
         single = reconcile_file(s, data, service=svc)
     assert bulk.counts == single.counts == {"matched": N}
@@ -72,9 +73,10 @@ def test_bulk_payments_equal_payments_recorded_one_by_one(db: Database, monkeypa
     assert in_bulk == one_by_one
 
 
-def _one_by_one(session: Any, svc: PaymentService, import_id: str, bulk: list[Any], results: list[Any]) -> None:
+def _one_by_one(session: Any, svc: PaymentService, import_id: str, bulk: list[Any], results: list[Any],
+                *_meanwhile: Any) -> None:
     for row, line, rec, r in bulk:
-        payment = bank_module._apply(session, svc, row["booked_on"], row["reference"], rec.invoice_id, line.amount,
+        payment = bank_apply.apply_transfer(session, svc, row["booked_on"], row["reference"], rec.invoice_id, line.amount,
                                      Decimal(0), f"bank:{row['account']}:{line.provider_ref}", line.provider_ref,
                                      f"reconciliation:{import_id}", row["account"])
         row["payment_ids"] = [*row["payment_ids"], payment.id]
@@ -89,14 +91,14 @@ def test_an_invoice_paid_while_the_file_is_matched_stops_the_import(db: Database
 
     svc = PaymentService([], TestClock(datetime(2026, 1, 20, 8, tzinfo=UTC)))
     data = seeded(db, svc)
-    real = bank_module._record_bulk
+    real = bank_match.record_bulk
 
     def paid_meanwhile(session: Any, *args: Any) -> None:
         session.connection().execute(Receivable.__table__.update().where(Receivable.invoice_id == "in_0007")
                                      .values(amount_paid=Decimal("5.00")))
         real(session, *args)
 
-    monkeypatch.setattr(bank_module, "_record_bulk", paid_meanwhile)
+    monkeypatch.setattr(bank_match, "record_bulk", paid_meanwhile)
     with pytest.raises(ReconciliationError, match="1 invoice"), db.session() as s:
         reconcile_file(s, data, service=svc)
     with db.session() as s:
