@@ -65,7 +65,7 @@ from engine.sales.queries import (
 )
 from engine.sales.quotes import SubscriptionQuote, quote_subscription
 from engine.sales.render import render_invoice_html
-from engine.sales.spend import spendable
+from engine.sales.spend import spendable, spendable_many
 from engine.sales.subscriptions import (
     change_subscription,
     create_subscription,
@@ -156,6 +156,7 @@ __all__ = [
     "set_budget",
     "set_top_up",
     "spendable",
+    "spendable_many",
     "spent",
     "subscription_invoices",
     "subscriptions_by_id",

@@ -90,10 +90,30 @@ def _create_row(session: Session, customer_id: str, metric: str, exists: bool) -
 def tokens_spendable(session: Session, customer_id: str, catalog: Catalog, now: datetime) -> Decimal:
     """The access check's figure for a custom-unit catalog: usable balance less what usage
     asks beyond what it burned (usage the wallet could not pay, or not burned yet)."""
-    wallet = catalog.tokens
-    assert wallet is not None
-    owed = token_usage(session, customer_id, catalog, wallet.burn) - credits.burned(session, customer_id, wallet.unit)
-    return credits.available_total(session, customer_id, wallet.unit, now) - max(owed, ZERO)
+    return tokens_spendable_many(session, {customer_id: catalog}, now)[customer_id]
+
+
+def tokens_spendable_many(session: Session, catalogs: Mapping[str, Catalog], now: datetime) -> dict[str, Decimal]:
+    """`tokens_spendable` for many customers (a reload of a usage batch's customers): their
+    running totals in one query, their balances and burns in one query per unit. A total that
+    has not counted the history yet (no burn since the wallet opened) reads the history."""
+    totals = _totals_of(session, sorted(catalogs))
+    out: dict[str, Decimal] = {}
+    by_unit: dict[str, list[str]] = {}
+    for cid, catalog in catalogs.items():
+        wallet = catalog.tokens
+        assert wallet is not None
+        by_unit.setdefault(wallet.unit, []).append(cid)
+    for unit, cids in sorted(by_unit.items()):
+        figures = credits.spend_figures(session, cids, unit, now)
+        for cid in cids:
+            wallet = catalogs[cid].tokens
+            assert wallet is not None
+            rows = totals.get(cid, {})
+            asked = sum((_quantity(session, cid, catalogs[cid], m, rows) * rate for m, rate in wallet.burn.items()), ZERO)
+            usable, used = figures[cid]
+            out[cid] = usable - max(asked - used, ZERO)
+    return out
 
 
 def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credits.Burned]:
@@ -143,11 +163,12 @@ def _after_burn(session: Session, unit: str, left: Mapping[str, Decimal], now: d
 
 
 def _totals_of(session: Session, customer_ids: Sequence[str]) -> dict[str, dict[str, BurnTotal]]:
-    stmt = (select(BurnTotal).where(BurnTotal.customer_id.in_(list(customer_ids)))
-            .execution_options(populate_existing=True))
     out: dict[str, dict[str, BurnTotal]] = {}
-    for row in session.scalars(stmt):
-        out.setdefault(row.customer_id, {})[row.metric] = row
+    for start in range(0, len(customer_ids), 900):  # under SQLite's bound-parameter limit
+        stmt = (select(BurnTotal).where(BurnTotal.customer_id.in_(list(customer_ids[start : start + 900])))
+                .execution_options(populate_existing=True))  # as committed now
+        for row in session.scalars(stmt):
+            out.setdefault(row.customer_id, {})[row.metric] = row
     return out
 
 
