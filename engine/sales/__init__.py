@@ -47,7 +47,7 @@ from engine.sales.invoicing import (
     void_invoice,
 )
 from engine.sales.migration import migrate_subscriptions, preview_migration
-from engine.sales.packs import buy_pack, grant_credit, handle_invoice_paid, handle_top_up_requested, set_top_up
+from engine.sales.packs import buy_pack, grant_credit, grant_units, handle_invoice_paid, handle_top_up_requested, set_top_up
 from engine.sales.pausing import pause_subscription, resume_subscription
 from engine.sales.progressive import bill_progressive, handle_usage_recorded
 from engine.sales.queries import (
@@ -117,6 +117,7 @@ __all__ = [
     "get_subscription",
     "get_version",
     "grant_credit",
+    "grant_units",
     "handle_charge_requested",
     "handle_invoice_paid",
     "handle_payment_succeeded",
