@@ -47,7 +47,14 @@ from engine.sales.invoicing import (
     void_invoice,
 )
 from engine.sales.migration import migrate_subscriptions, preview_migration
-from engine.sales.packs import buy_pack, grant_credit, grant_units, handle_invoice_paid, handle_top_up_requested, set_top_up
+from engine.sales.packs import (
+    buy_pack,
+    grant_credit,
+    grant_units,
+    handle_invoice_paid,
+    handle_top_up_requested,
+    set_top_up,
+)
 from engine.sales.pausing import pause_subscription, resume_subscription
 from engine.sales.progressive import bill_progressive, handle_usage_recorded
 from engine.sales.queries import (
