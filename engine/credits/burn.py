@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from engine.credits.amounts import amount_text
 from engine.credits.drawdown import Available, Draw, allocate
 from engine.credits.models import Entry, Grant
-from engine.credits.wallet import remaining
 from engine.store import add_events
 
 ZERO = Decimal(0)
@@ -95,20 +94,20 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     # Every burner of these wallets locks their active grants first, in one order (customer,
     # then grant; PostgreSQL; SQLite has one writer), then reads what was burned: a concurrent
     # burn is committed and counted by then.
-    session.execute(select(Grant.id).where(Grant.customer_id.in_(cids), Grant.unit == unit, Grant.status == "active")
-                    .order_by(Grant.customer_id, Grant.id).with_for_update())
-    so_far = burned_many(session, cids, unit)
+    grants = session.scalars(select(Grant).where(Grant.customer_id.in_(cids), Grant.unit == unit,
+                                                 Grant.status == "active")
+                             .order_by(Grant.customer_id, Grant.id).with_for_update()
+                             .execution_options(populate_existing=True)).all()
+    live = [g for g in grants if g.effective_at <= now]  # as `usable`: in effect, not yet written off
+    so_far, left = _ledger_of(session, cids, unit, [g.id for g in live])
     owed = {cid: required[cid] - so_far[cid] for cid in cids if required[cid] > so_far[cid]}
     if not owed:
         return {cid: ([], ZERO) for cid in cids}
-    grants = session.scalars(select(Grant).where(Grant.customer_id.in_(sorted(owed)), Grant.status == "active",
-                                                 Grant.unit == unit)).all()
-    live = [g for g in grants if g.effective_at <= now]  # as `usable`: in effect, not yet written off
-    left = remaining(session, [g.id for g in live])
     draws: list[tuple[str, Draw, Decimal]] = []
     balances: dict[str, Decimal] = {}
     for cid, amount in owed.items():
-        mine = [Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at) for g in live if g.customer_id == cid]
+        mine = [Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at) for g in live
+                if g.customer_id == cid]
         taken = allocate(mine, [(0, amount)])
         balances[cid] = sum((a.remaining for a in mine), ZERO) - sum((d.amount for d in taken), ZERO)
         draws += [(cid, d, left[d.grant_id]) for d in taken]
@@ -120,6 +119,23 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     for cid, b in done:
         out[cid][0].append(b)
     return out
+
+
+def _ledger_of(session: Session, customer_ids: Sequence[str], unit: str,
+               grant_ids: Sequence[str]) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """From one read of the customers' entries in `unit`: what usage burned per customer (as
+    `burned_many`) and what is left of each of `grant_ids` (as `remaining`)."""
+    burned_by = dict.fromkeys(customer_ids, ZERO)
+    left = dict.fromkeys(grant_ids, ZERO)
+    rows = session.execute(select(Entry.customer_id, Entry.grant_id, Entry.amount, Entry.kind, Entry.invoice_id)
+                           .join(Grant, Grant.id == Entry.grant_id)
+                           .where(Entry.customer_id.in_(list(customer_ids)), Grant.unit == unit))
+    for cid, grant_id, amount, kind, invoice_id in rows:  # summed exactly, in Python
+        if kind == "consumption" and invoice_id is None:
+            burned_by[cid] -= amount
+        if grant_id in left:
+            left[grant_id] += amount
+    return burned_by, left
 
 
 def _write_entries(session: Session, draws: Sequence[tuple[str, Draw, Decimal]], now: datetime) -> list[int]:
