@@ -2,8 +2,9 @@
 ingestion without wallets, in the same run (issue 20).
 
 Each batch of 1,000 usage events is ingested (`engine.sales.ingest_events`) and then, as the
-access view does after new usage, every customer it touched has its snapshot's usage read
-again (`engine.access.snapshot.reload_usage`). On the burn side the customers are on a plan
+access service's watcher does after new usage, every customer it touched has its snapshot's
+usage read again, the batch's customers at once (`engine.access.snapshot.reload_usages`: each
+one's usage, the wallets of all of them in one ask). On the burn side the customers are on a plan
 with `credits: {on_exhausted: hard_stop}` and hold two grants, so each reload also prices the
 period's accrued usage and reads the wallet (what the hard stop decides on); on the baseline
 side the same plan without the hard stop, no wallet. A third side, `tokens`, holds token

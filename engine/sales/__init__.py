@@ -80,9 +80,15 @@ from engine.sales.subscriptions import (
     list_subscriptions,
     reactivate_subscription,
 )
-from engine.sales.tokens import burn_tokens, handle_token_burn, handle_tokens_granted, token_usage, tokens_spendable
+from engine.sales.tokens import (
+    burn_tokens,
+    handle_token_burn,
+    handle_tokens_granted,
+    token_usage,
+    tokens_spendable,
+)
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
-from engine.sales.wallet import open_wallet
+from engine.sales.wallet import announce_balance, open_wallet
 
 __all__ = [
     "CHANNELS",
@@ -98,6 +104,7 @@ __all__ = [
     "SubscriptionQuote",
     "active_subscription",
     "advance_clock",
+    "announce_balance",
     "apply_coupon",
     "bill_progressive",
     "budget_left",

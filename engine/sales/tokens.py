@@ -27,6 +27,7 @@ from engine.sales.burn_totals import ALL_TIME, latest_catalogs
 from engine.sales.models import BurnTotal, Customer
 from engine.sales.queries import usage_in_period
 from engine.sales.usage import recorded_customers
+from engine.sales.wallet import catalog_level
 from engine.store import add_event
 
 ZERO = Decimal(0)
@@ -130,7 +131,7 @@ def burn_wallets(session: Session, customer_ids: Sequence[str], now: datetime) -
     out: dict[str, list[credits.Burned]] = {}
     for unit, required in sorted(_required(session, catalogs).items()):
         done = credits.burn_batch(session, unit, required, now)
-        _after_burn(session, unit, {cid: left for cid, (burns, left) in done.items() if burns}, now)
+        _after_burn(session, unit, {cid: left for cid, (burns, left) in done.items() if burns}, catalogs, now)
         out.update((cid, burns) for cid, (burns, _left) in done.items())
     return out
 
@@ -151,10 +152,11 @@ def _required(session: Session, catalogs: Mapping[str, Catalog]) -> dict[str, di
     return by_unit
 
 
-def _after_burn(session: Session, unit: str, left: Mapping[str, Decimal], now: datetime) -> None:
+def _after_burn(session: Session, unit: str, left: Mapping[str, Decimal], catalogs: Mapping[str, Catalog],
+                now: datetime) -> None:
     """The customers who burned something, with their usable balance now: a low or empty
     balance is announced, a due top-up asked for."""
-    levels = credits.low_levels(session, sorted(left))
+    levels = credits.low_levels(session, sorted(left), unit, {cid: catalog_level(catalogs[cid], unit) for cid in left})
     for cid in sorted(left):
         credits.announce_balance(session, cid, unit, now, (left[cid], levels[cid]))
         level = levels[cid]

@@ -268,3 +268,26 @@ def test_a_money_wallet_s_figure_is_at_the_currency_s_minor_unit(db: Database) -
         assert str(credits.available_total(s, "cus_m", "USD", T0)) == "104.10"
         assert {c: str(v) for c, v in credits.available_totals(s, ["cus_m", "cus_f"], "USD", T0).items()} == {
             "cus_m": "104.10", "cus_f": "0.125"}
+
+
+def test_a_token_wallet_says_its_balance_is_low_below_the_catalog_s_level_in_tokens(
+    db: Database, tmp_path: Path
+) -> None:
+    """`credits.low_balance: "400"` (tokens): burning 1000 down to 300 says balance_low once,
+    in tokens; the customer's budget's `low_balance` (money, 5000.00) is no token level."""
+    clock = TestClock(T0)
+    path = tmp_path / "tokens.yaml"
+    path.write_text(CATALOG.replace('  rate: "0.002"\n', '  rate: "0.002"\n  low_balance: "400"\n'))
+    with db.session() as s:
+        sales.publish_catalog(s, str(path), "test", clock=clock)
+        sales.create_customer(s, {"id": "cus_t", "email": "t@example.com", "name": "T", "country": "US"}, clock=clock)
+        sales.create_subscription(s, "cus_t", "stop", clock=clock)
+        sales.set_budget(s, "cus_t", {"amount": "10000.00", "low_balance": "5000.00"}, clock=clock)
+    _grant(db, clock, "1000", "g1")
+    _burn(db, _usage(db, clock, "a", ("llm.call", {"tokens": 500})))
+    assert _said(db, "credits.balance_low") == []  # 500 left: not below 400 (nor compared with 5000.00)
+    event = _usage(db, clock, "b", ("llm.call", {"tokens": 200}))
+    assert [_burn(db, event) for _ in range(2)] == [1, 0]
+    assert _said(db, "credits.balance_low") == [{"unit": "tokens", "amount": "300", "threshold": "400"}]
+    _burn(db, _usage(db, clock, "c", ("llm.call", {"tokens": 100})))
+    assert len(_said(db, "credits.balance_low")) == 1  # once per episode
