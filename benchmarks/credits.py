@@ -2,8 +2,9 @@
 ingestion without wallets, in the same run (issue 20).
 
 Each batch of 1,000 usage events is ingested (`engine.sales.ingest_events`) and then, as the
-access view does after new usage, every customer it touched has its snapshot's usage read
-again (`engine.access.snapshot.reload_usage`). On the burn side the customers are on a plan
+access service's watcher does after new usage, every customer it touched has its snapshot's
+usage read again, the batch's customers at once (`engine.access.snapshot.reload_usages`: each
+one's usage, the wallets of all of them in one ask). On the burn side the customers are on a plan
 with `credits: {on_exhausted: hard_stop}` and hold two grants, so each reload also prices the
 period's accrued usage and reads the wallet (what the hard stop decides on); on the baseline
 side the same plan without the hard stop, no wallet. A third side, `tokens`, holds token
@@ -35,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import credits, sales
-from engine.access.snapshot import load_snapshot, reload_usage
+from engine.access.snapshot import load_snapshot, reload_usages
 from engine.clock import TestClock
 from engine.store import Database
 from engine.system import access_readers
@@ -137,9 +138,9 @@ def side_batch(db: Database, clock: TestClock, batch: list[dict[str, Any]], snap
         with db.session() as s:
             sales.handle_token_burn(s, {"id": recorded, "type": "usage.recorded", "time": clock.now().isoformat(),
                                         "properties": {"customers": {e["customer_id"]: 1 for e in batch}}})
-    with db.read_session() as s:
-        for cid in {e["customer_id"] for e in batch}:
-            snaps[cid] = reload_usage(s, snaps[cid], clock.now(), READERS)
+    touched = sorted({e["customer_id"] for e in batch})
+    with db.read_session() as s:  # as the access service's watcher reloads a batch's customers
+        snaps.update(zip(touched, reload_usages(s, [snaps[c] for c in touched], clock.now(), READERS), strict=True))
 
 
 def measure(url: str, n: int) -> dict[str, Any]:

@@ -4,7 +4,7 @@ reader can follow a snapshot to the queries it is made of."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +17,8 @@ from engine.periods import Period
 
 # The usage counted already per metric, with its window (pricing reuses it).
 Known = Mapping[str, tuple[Period, Decimal]]
+# What the hard stop asks of one customer: (customer id, catalog, plan, billing period, known).
+SpendAsk = tuple[str, Catalog, Plan, Period | None, Known]
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,10 @@ class AccessReaders:
     customer_inputs: Callable[[Session, str], CustomerInputs | None]
     # (session, customer id, catalog, metric, window) -> the metric's usage in the window.
     usage_in_period: Callable[[Session, str, Catalog, str, Period], Decimal]
-    # (session, customer id, catalog, plan, billing period, now, known) -> wallet credit left
-    # after the period's accrued usage (a hard-stop credits plan).
-    spendable: Callable[[Session, str, Catalog, Plan, Period | None, datetime, Known], Decimal]
+    # (session, [(customer id, catalog, plan, billing period, known)], now) -> per customer,
+    # the wallet credit left after the period's accrued usage (a hard-stop credits plan): many
+    # customers at once, as a reload of a usage batch's customers asks.
+    spendable: Callable[[Session, Sequence[SpendAsk], datetime], Mapping[str, Decimal]]
     # (session, customer id, subscription, catalog, plan, known) -> what is left of a
     # hard-stop budget; None: no budget that stops.
     budget_left: Callable[[Session, str, Mapping[str, Any], Catalog, Plan, Known], Decimal | None]

@@ -16,7 +16,7 @@ from engine import errors
 from engine.access.decision import NO_RULES, Decision, RulesAnswer, Snapshot, combine, plan_decision, rule_context
 from engine.access.outbox_cursor import OutboxCursor
 from engine.access.readers import AccessReaders
-from engine.access.snapshot import add_usage, load_snapshot, reload_usage
+from engine.access.snapshot import add_usage, load_snapshot, reload_usage, reload_usages
 from engine.access.thresholds import crossed, record_thresholds
 from engine.access.view import AccessView
 from engine.clock import Clock
@@ -159,6 +159,10 @@ class AccessService:
             self.view.invalidate_usage(customer_id)
             snapshot = self.view.get(customer_id, load, refresh)
         return snapshot
+
+    def _reload_many(self, stale: list[Snapshot]) -> list[Snapshot]:
+        with self.db.read_session() as session:
+            return reload_usages(session, stale, self.clock.now(), self.readers)
 
     def check(
         self, customer_id: str, feature: str, quantity: Decimal = Decimal(1), in_use: Decimal | None = None
@@ -350,6 +354,7 @@ class AccessService:
             ids, self._pending = self._pending, set()
             self._pending_signal.clear()
         now = self.clock.now()
+        self.view.refresh_many(sorted(ids), self._reload_many)  # the batch's customers at once
         for customer_id in sorted(ids):
             snapshot = self.snapshot(customer_id)
             if any((customer_id, c[0], c[1], c[4]) not in self._announced for c in crossed(snapshot, now)):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.access.decision import Snapshot
-from engine.access.readers import AccessReaders, Known
+from engine.access.readers import AccessReaders, Known, SpendAsk
 from engine.catalog import Catalog, Plan
 from engine.periods import Period, period_at
 from engine.pricing.usage import UsageEvent, aggregate, matches
@@ -41,7 +41,8 @@ def load_snapshot(session: Session, customer_id: str, now: datetime, readers: Ac
         return Snapshot(customer_id, True, customer, dunning_state=state)
     subscription, catalog, plan = inputs.plan
     usage, windows, expires_at = _usage(session, readers, customer_id, subscription, catalog, plan, now)
-    spend = _spendable(session, readers, customer_id, subscription, catalog, plan, now, usage, windows)
+    ask = _spend_ask(customer_id, subscription, catalog, plan, usage, windows)
+    spend = None if ask is None else readers.spendable(session, [ask], now)[customer_id]
     left = readers.budget_left(session, customer_id, subscription, catalog, plan, _known(usage, windows))
     return Snapshot(
         customer_id,
@@ -62,38 +63,46 @@ def load_snapshot(session: Session, customer_id: str, now: datetime, readers: Ac
 def reload_usage(session: Session, snapshot: Snapshot, now: datetime, readers: AccessReaders) -> Snapshot:
     """The snapshot with its usage read again, the rest kept: after new usage, which is all
     that changed (plan, customer and dunning changes drop the whole snapshot instead)."""
-    if snapshot.subscription is None or snapshot.catalog is None or snapshot.plan is None:
-        return snapshot  # no plan: usage decides nothing
-    usage, windows, expires_at = _usage(
-        session, readers, snapshot.customer_id, snapshot.subscription, snapshot.catalog, snapshot.plan, now
-    )
-    spend = _spendable(
-        session,
-        readers,
-        snapshot.customer_id,
-        snapshot.subscription,
-        snapshot.catalog,
-        snapshot.plan,
-        now,
-        usage,
-        windows,
-    )
-    left = (
-        None
-        if snapshot.budget_left is None
-        # no hard-stop budget: set or removed drops the snapshot
-        else readers.budget_left(
-            session,
-            snapshot.customer_id,
-            snapshot.subscription,
-            snapshot.catalog,
-            snapshot.plan,
-            _known(usage, windows),
+    return reload_usages(session, [snapshot], now, readers)[0]
+
+
+def reload_usages(
+    session: Session, snapshots: Sequence[Snapshot], now: datetime, readers: AccessReaders
+) -> list[Snapshot]:
+    """`reload_usage` for the customers of a usage batch at once: each one's usage is read
+    as before, the hard stop's wallet figures for all of them in one ask (a query or two for
+    the batch instead of several per customer)."""
+    counted: dict[int, tuple[dict[str, Decimal], dict[str, Period], datetime | None]] = {}
+    asks: list[SpendAsk] = []
+    for i, snap in enumerate(snapshots):
+        if snap.subscription is None or snap.catalog is None or snap.plan is None:
+            continue  # no plan: usage decides nothing
+        counted[i] = _usage(session, readers, snap.customer_id, snap.subscription, snap.catalog, snap.plan, now)
+        ask = _spend_ask(snap.customer_id, snap.subscription, snap.catalog, snap.plan, counted[i][0], counted[i][1])
+        if ask is not None:
+            asks.append(ask)
+    spend = readers.spendable(session, asks, now) if asks else {}
+    out = list(snapshots)
+    for i, (usage, windows, expires_at) in counted.items():
+        snap = snapshots[i]
+        assert snap.subscription is not None and snap.catalog is not None and snap.plan is not None
+        left = (
+            None
+            if snap.budget_left is None  # no hard-stop budget: set or removed drops the snapshot
+            else readers.budget_left(
+                session, snap.customer_id, snap.subscription, snap.catalog, snap.plan, _known(usage, windows)
+            )
         )
-    )
-    return replace(
-        snapshot, usage=usage, windows=windows, expires_at=expires_at, spendable=spend, budget_left=left, memo={}
-    )
+        out[i] = replace(
+            snap,
+            usage=usage,
+            windows=windows,
+            expires_at=expires_at,
+            spendable=spend.get(snap.customer_id),
+            budget_left=left,
+            memo={},
+        )
+    return out
 
 
 def _known(usage: Mapping[str, Decimal], windows: Mapping[str, Period]) -> Known:
@@ -101,18 +110,16 @@ def _known(usage: Mapping[str, Decimal], windows: Mapping[str, Period]) -> Known
     return {m: (windows[m], q) for m, q in usage.items() if m in windows}
 
 
-def _spendable(
-    session: Session,
-    readers: AccessReaders,
+def _spend_ask(
     customer_id: str,
     subscription: Mapping[str, Any],
     catalog: Catalog,
     plan: Plan,
-    now: datetime,
     usage: Mapping[str, Decimal],
     windows: Mapping[str, Period],
-) -> Decimal | None:
-    """Read only for a plan that stops on it: every other check costs no query more."""
+) -> SpendAsk | None:
+    """What the hard stop asks the wallet; None for a plan that does not stop on it (every
+    other check costs no query more)."""
     if plan.credits.on_exhausted != "hard_stop":
         return None
     current = subscription.get("current_period")
@@ -121,7 +128,7 @@ def _spendable(
         if isinstance(current, dict)
         else None
     )
-    return readers.spendable(session, customer_id, catalog, plan, period, now, _known(usage, windows))
+    return (customer_id, catalog, plan, period, _known(usage, windows))
 
 
 # Aggregations where the new events' own aggregate is what they add to the window's: a max,

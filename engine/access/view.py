@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from engine.access.decision import Snapshot
 
@@ -76,6 +76,29 @@ class AccessView:
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
         return snapshot
+
+    def refresh_many(self, customer_ids: Sequence[str], reload_many: Callable[[list[Snapshot]], list[Snapshot]]) -> int:
+        """Read again at once the usage of those customers whose cached snapshot has stale
+        usage (a usage batch's customers: one ask for their wallets instead of one each);
+        the others are left to their next read. A customer invalidated meanwhile is not
+        cached. Returns how many were reloaded."""
+        now = self._monotonic()
+        stale: list[tuple[str, float, Snapshot, tuple[int, int]]] = []
+        with self._lock:
+            for cid in customer_ids:
+                entry = self._entries.get(cid)
+                if entry is not None and entry[2] and now - entry[0] < self.ttl:
+                    stale.append((cid, entry[0], entry[1], (self._epoch, self._versions.get(cid, 0))))
+        if not stale:
+            return 0
+        self.misses += len(stale)
+        fresh = reload_many([s[2] for s in stale])
+        with self._lock:
+            for (cid, loaded_at, _old, seen), snapshot in zip(stale, fresh, strict=True):
+                if seen == (self._epoch, self._versions.get(cid, 0)):
+                    self._entries[cid] = (loaded_at, snapshot, False)  # the rest is as old as before
+                    self._entries.move_to_end(cid)
+        return len(stale)
 
     def current(self, customer_id: str) -> Snapshot | None:
         """The cached snapshot if it is fresh, else None; not counted as a hit (a writer

@@ -46,6 +46,7 @@ def credits_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     elif "rate" not in credits:
         out.append(doc.problem(["credits"], f"a custom unit ({unit}) needs a rate: {currency} per {unit}"))
     out.extend(_above_zero(doc, ["credits", "rate"], credits.get("rate")))
+    out.extend(_above_zero(doc, ["credits", "low_balance"], credits.get("low_balance")))
     packs = credits.get("packs", {})
     for pid, pack in packs.items():
         base = ["credits", "packs", pid]
@@ -136,6 +137,7 @@ def build_credits(data: dict[str, Any]) -> Credits | None:
                 for gid, g in raw.get("grants", {}).items()},
         top_up=None if top_up is None else TopUp(threshold=to_decimal(top_up["threshold"]), pack=top_up["pack"]),
         burn={metric: to_decimal(rate) for metric, rate in raw.get("burn", {}).items()},
+        low_balance=None if raw.get("low_balance") is None else to_decimal(raw["low_balance"]),
     )
 
 

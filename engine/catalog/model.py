@@ -134,6 +134,9 @@ class Credits:
     # A custom unit's metrics: each unit of the metric's quantity burns this many of the
     # wallet's unit, as the usage is recorded (docs/credits.md, Token wallets).
     burn: dict[str, Decimal] = dc_field(default_factory=dict)
+    # The wallet's low-balance level in its unit (tokens for a token wallet): credits.balance_low
+    # below it, when the customer's top-up or budget sets no level.
+    low_balance: Decimal | None = None
 
     @property
     def custom(self) -> bool:

@@ -32,12 +32,14 @@ class WalletView:
     balances: list[dict[str, Any]]  # unit, balance, available, pending (decimal strings)
     grants: list[dict[str, Any]]  # as GET /v1/customers/{id}/wallet gives them
     budget: dict[str, Any] | None  # as GET /v1/customers/{id}/budget, None: no budget
+    units: list[str]  # what an operator may grant in: the currency, then a token catalog's unit
 
 
 def wallet_view(session: Session, read: WalletReaders, customer_id: str, now: datetime) -> WalletView:
     sales.get_customer(session, customer_id)  # NotFound naming customer_id
     out = read.wallet(session, customer_id, now)
-    return WalletView(out["balances"], out["grants"], sales.budget_status(session, customer_id))
+    return WalletView(out["balances"], out["grants"], sales.budget_status(session, customer_id),
+                      sales.grant_units(session, customer_id))
 
 
 def ledger(session: Session, read: WalletReaders, customer_id: str, after: int = 0,

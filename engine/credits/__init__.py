@@ -13,7 +13,7 @@ from engine.credits.budgets import (
     reached,
     set_budget,
 )
-from engine.credits.burn import Burned, burn, burn_batch, burned
+from engine.credits.burn import Burned, burn, burn_batch, burned, spend_figures
 from engine.credits.drawdown import Available, Draw, allocate, draw_order
 from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
@@ -25,6 +25,7 @@ from engine.credits.wallet import (
     activate,
     add_grant,
     available_total,
+    available_totals,
     draw_down,
     expire_due,
     get_grant,
@@ -54,6 +55,7 @@ __all__ = [
     "allocate",
     "announce_balance",
     "available_total",
+    "available_totals",
     "budget_to_dict",
     "burn",
     "burn_batch",
@@ -81,6 +83,7 @@ __all__ = [
     "restore_invoice",
     "set_budget",
     "set_top_up",
+    "spend_figures",
     "top_up_to_dict",
     "usable",
     "void_grant",

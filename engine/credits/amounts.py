@@ -18,3 +18,14 @@ def amount_text(value: Decimal, unit: str) -> str:
     if unit in KNOWN_CURRENCIES:
         return str(value.quantize(quantum(unit)))
     return format(value.normalize(), "f")
+
+
+def amount_value(value: Decimal, unit: str) -> Decimal:
+    """A wallet figure read from NUMERIC, as the unit counts it: a currency's at its minor unit
+    (PostgreSQL's NUMERIC(24,8) reads `104.10000000`; `104.10` is the same number), more places
+    only when the figure has them (a grant finer than the minor unit is kept as declared, never
+    rounded here); a custom unit's as read."""
+    if unit in KNOWN_CURRENCIES:
+        shown = value.quantize(quantum(unit))
+        return shown if shown == value else value.normalize()
+    return value

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from engine.credits.amounts import amount_text
 from engine.credits.drawdown import Available, Draw, allocate
 from engine.credits.models import Entry, Grant
-from engine.credits.wallet import remaining
-from engine.store import add_event
+from engine.store import add_events
 
 ZERO = Decimal(0)
 USAGE = "usage"  # the note of a usage consumption
@@ -53,6 +52,28 @@ def burned_many(session: Session, customer_ids: Sequence[str], unit: str) -> dic
     return out
 
 
+def spend_figures(session: Session, customer_ids: Sequence[str], unit: str,
+                  now: datetime) -> dict[str, tuple[Decimal, Decimal]]:
+    """For each customer, (the usable balance in `unit`, as `available_total`; what usage
+    burned of it, as `burned`), from one query over their entries in the unit (the access
+    view's reload of a usage batch's token customers)."""
+    out = {cid: (ZERO, ZERO) for cid in customer_ids}
+    ids = sorted(out)
+    for start in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
+        rows = session.execute(
+            select(Entry.customer_id, Entry.amount, Entry.kind, Entry.invoice_id, Grant.status, Grant.effective_at)
+            .join(Grant, Grant.id == Entry.grant_id)
+            .where(Entry.customer_id.in_(ids[start : start + 900]), Grant.unit == unit))
+        for cid, amount, kind, invoice_id, status, effective_at in rows:  # summed exactly, in Python
+            usable, used = out[cid]
+            if status == "active" and effective_at <= now:
+                usable += amount
+            if kind == "consumption" and invoice_id is None:
+                used -= amount
+            out[cid] = (usable, used)
+    return out
+
+
 def burn(session: Session, customer_id: str, unit: str, required: Decimal, now: datetime) -> list[Burned]:
     """Burn what `required` (the usage so far, in the unit) asks beyond what was burned, from the
     usable grants in draw order, never below zero. One `consumption` entry and one
@@ -73,42 +94,63 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     # Every burner of these wallets locks their active grants first, in one order (customer,
     # then grant; PostgreSQL; SQLite has one writer), then reads what was burned: a concurrent
     # burn is committed and counted by then.
-    session.execute(select(Grant.id).where(Grant.customer_id.in_(cids), Grant.unit == unit, Grant.status == "active")
-                    .order_by(Grant.customer_id, Grant.id).with_for_update())
-    done = burned_many(session, cids, unit)
-    owed = {cid: required[cid] - done[cid] for cid in cids if required[cid] > done[cid]}
+    grants = session.scalars(select(Grant).where(Grant.customer_id.in_(cids), Grant.unit == unit,
+                                                 Grant.status == "active")
+                             .order_by(Grant.customer_id, Grant.id).with_for_update()
+                             .execution_options(populate_existing=True)).all()
+    live = [g for g in grants if g.effective_at <= now]  # as `usable`: in effect, not yet written off
+    so_far, left = _ledger_of(session, cids, unit, [g.id for g in live])
+    owed = {cid: required[cid] - so_far[cid] for cid in cids if required[cid] > so_far[cid]}
     if not owed:
         return {cid: ([], ZERO) for cid in cids}
-    grants = session.scalars(select(Grant).where(Grant.customer_id.in_(sorted(owed)), Grant.status == "active",
-                                                 Grant.unit == unit)).all()
-    live = [g for g in grants if g.effective_at <= now]  # as `usable`: in effect, not yet written off
-    left = remaining(session, [g.id for g in live])
-    draws: list[tuple[str, Draw, Decimal, Entry]] = []
+    draws: list[tuple[str, Draw, Decimal]] = []
     balances: dict[str, Decimal] = {}
     for cid, amount in owed.items():
-        mine = [Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at) for g in live if g.customer_id == cid]
+        mine = [Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at) for g in live
+                if g.customer_id == cid]
         taken = allocate(mine, [(0, amount)])
         balances[cid] = sum((a.remaining for a in mine), ZERO) - sum((d.amount for d in taken), ZERO)
-        draws += [(cid, d, left[d.grant_id], _entry(session, cid, d, now)) for d in taken]
-    session.flush()  # the entries' ids name the journal's entries
+        draws += [(cid, d, left[d.grant_id]) for d in taken]
     amounts = {g.id: g.amount for g in live}
+    done = [(cid, Burned(d.grant_id, d.amount, amounts[d.grant_id] - before, entry_id))
+            for (cid, d, before), entry_id in zip(draws, _write_entries(session, draws, now), strict=True)]
+    _consumed(session, unit, done, now)
     out: dict[str, tuple[list[Burned], Decimal]] = {cid: ([], balances.get(cid, ZERO)) for cid in cids}
-    for cid, d, before, entry in draws:
-        out[cid][0].append(_consumed(session, cid, unit, Burned(d.grant_id, d.amount, amounts[d.grant_id] - before,
-                                                                   entry.id), now))
+    for cid, b in done:
+        out[cid][0].append(b)
     return out
 
 
-def _entry(session: Session, customer_id: str, draw: Draw, now: datetime) -> Entry:
-    entry = Entry(customer_id=customer_id, grant_id=draw.grant_id, kind="consumption", amount=-draw.amount,
-                  note=USAGE, created_at=now)
-    session.add(entry)
-    return entry
+def _ledger_of(session: Session, customer_ids: Sequence[str], unit: str,
+               grant_ids: Sequence[str]) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """From one read of the customers' entries in `unit`: what usage burned per customer (as
+    `burned_many`) and what is left of each of `grant_ids` (as `remaining`)."""
+    burned_by = dict.fromkeys(customer_ids, ZERO)
+    left = dict.fromkeys(grant_ids, ZERO)
+    rows = session.execute(select(Entry.customer_id, Entry.grant_id, Entry.amount, Entry.kind, Entry.invoice_id)
+                           .join(Grant, Grant.id == Entry.grant_id)
+                           .where(Entry.customer_id.in_(list(customer_ids)), Grant.unit == unit))
+    for cid, grant_id, amount, kind, invoice_id in rows:  # summed exactly, in Python
+        if kind == "consumption" and invoice_id is None:
+            burned_by[cid] -= amount
+        if grant_id in left:
+            left[grant_id] += amount
+    return burned_by, left
 
 
-def _consumed(session: Session, customer_id: str, unit: str, done: Burned, now: datetime) -> Burned:
-    """`credits.consumed` for the journal, which earns the pack's share of it."""
-    add_event(session, "credits.consumed", customer_id, {
-        "grant_id": done.grant_id, "unit": unit, "amount": amount_text(done.amount, unit),
-        "used_before": amount_text(done.used_before, unit), "entry_id": done.entry_id, "by": USAGE}, time=now)
-    return done
+def _write_entries(session: Session, draws: Sequence[tuple[str, Draw, Decimal]], now: datetime) -> list[int]:
+    """One `consumption` entry per grant drawn, in one INSERT; their ids in the draws' order
+    (they name the journal's entries)."""
+    if not draws:
+        return []
+    rows = [{"customer_id": cid, "grant_id": d.grant_id, "kind": "consumption", "amount": -d.amount,
+             "invoice_id": None, "line": None, "note": USAGE, "created_at": now} for cid, d, _before in draws]
+    return list(session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True), rows))
+
+
+def _consumed(session: Session, unit: str, done: Sequence[tuple[str, Burned]], now: datetime) -> None:
+    """`credits.consumed` for the journal, which earns the pack's share of it: one event per
+    grant drawn (docs/credits.md, Events), all written in one INSERT."""
+    add_events(session, [("credits.consumed", cid, {
+        "grant_id": b.grant_id, "unit": unit, "amount": amount_text(b.amount, unit),
+        "used_before": amount_text(b.used_before, unit), "entry_id": b.entry_id, "by": USAGE}, now) for cid, b in done])

@@ -3,7 +3,7 @@ entry. The balance is never stored: it is the sum of the entries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.credits.amounts import amount_text
+from engine.credits.amounts import amount_text, amount_value
 from engine.credits.drawdown import Available, Draw, allocate
 from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.models import Entry, Grant
@@ -167,12 +167,24 @@ def usable(session: Session, customer_id: str, unit: str, now: datetime) -> list
 
 def available_total(session: Session, customer_id: str, unit: str, now: datetime) -> Decimal:
     """What `usable` sums to, in one query (the access path's hard stop reads it per reload)."""
-    rows = session.scalars(
-        select(Entry.amount).join(Grant, Grant.id == Entry.grant_id)
-        .where(Grant.customer_id == customer_id, Grant.status == "active", Grant.unit == unit,
-               Grant.effective_at <= now)
-    )
-    return sum(rows, ZERO)
+    return available_totals(session, [customer_id], unit, now)[customer_id]
+
+
+def available_totals(session: Session, customer_ids: Sequence[str], unit: str, now: datetime) -> dict[str, Decimal]:
+    """`available_total` for many customers, one query per 900 of them (a reload of a usage
+    batch's customers), as the unit counts it (`amount_value`: a currency's at its minor unit,
+    not PostgreSQL's `104.10000000`)."""
+    out = dict.fromkeys(customer_ids, ZERO)
+    ids = sorted(out)
+    for start in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
+        rows = session.execute(
+            select(Grant.customer_id, Entry.amount).join(Grant, Grant.id == Entry.grant_id)
+            .where(Grant.customer_id.in_(ids[start : start + 900]), Grant.status == "active", Grant.unit == unit,
+                   Grant.effective_at <= now)
+        )
+        for cid, amount in rows:  # summed in Python: SQLite's SUM over decimal strings goes through float
+            out[cid] += amount
+    return {cid: amount_value(total, unit) for cid, total in out.items()}
 
 
 def draw_down(session: Session, customer_id: str, unit: str, charges: list[tuple[int, Decimal]],

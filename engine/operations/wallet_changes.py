@@ -35,14 +35,18 @@ def end_of(day: date) -> datetime:
 
 
 def grant_credit(session: Session, user: dict[str, Any], customer_id: str, amount: str, reason: str, *,
-                 clock: Clock, last_day: date | None = None) -> dict[str, Any]:
+                 clock: Clock, last_day: date | None = None, unit: str | None = None) -> dict[str, Any]:
     """An operator's grant, as `POST /v1/customers/{id}/wallet/grants`: the role and the input
-    are checked before anything is written (UserError or PermissionDenied naming the field)."""
+    are checked before anything is written (UserError or PermissionDenied naming the field).
+    `unit`: the customer's currency when None, else a currency or their catalog's custom unit
+    (tokens; a unit neither is refused naming `unit`)."""
     require(user, "operate")
     value = positive_amount(amount)
     if not reason or not reason.strip():
         raise UserError("reason", "say why the credit is granted: it is kept on the grant and in the audit")
     spec: dict[str, Any] = {"amount": value, "reason": reason.strip()}
+    if unit:
+        spec["unit"] = unit
     if last_day is not None:
         spec["expires_at"] = end_of(last_day)
     out = sales.grant_credit(session, customer_id, spec, clock=clock, created_by=f"console:{user['name']}")

@@ -47,7 +47,14 @@ from engine.sales.invoicing import (
     void_invoice,
 )
 from engine.sales.migration import migrate_subscriptions, preview_migration
-from engine.sales.packs import buy_pack, grant_credit, handle_invoice_paid, handle_top_up_requested, set_top_up
+from engine.sales.packs import (
+    buy_pack,
+    grant_credit,
+    grant_units,
+    handle_invoice_paid,
+    handle_top_up_requested,
+    set_top_up,
+)
 from engine.sales.pausing import pause_subscription, resume_subscription
 from engine.sales.progressive import bill_progressive, handle_usage_recorded
 from engine.sales.queries import (
@@ -65,7 +72,7 @@ from engine.sales.queries import (
 )
 from engine.sales.quotes import SubscriptionQuote, quote_subscription
 from engine.sales.render import render_invoice_html
-from engine.sales.spend import spendable
+from engine.sales.spend import spendable, spendable_many
 from engine.sales.subscriptions import (
     change_subscription,
     create_subscription,
@@ -73,9 +80,15 @@ from engine.sales.subscriptions import (
     list_subscriptions,
     reactivate_subscription,
 )
-from engine.sales.tokens import burn_tokens, handle_token_burn, handle_tokens_granted, token_usage, tokens_spendable
+from engine.sales.tokens import (
+    burn_tokens,
+    handle_token_burn,
+    handle_tokens_granted,
+    token_usage,
+    tokens_spendable,
+)
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
-from engine.sales.wallet import open_wallet
+from engine.sales.wallet import announce_balance, open_wallet
 
 __all__ = [
     "CHANNELS",
@@ -91,6 +104,7 @@ __all__ = [
     "SubscriptionQuote",
     "active_subscription",
     "advance_clock",
+    "announce_balance",
     "apply_coupon",
     "bill_progressive",
     "budget_left",
@@ -117,6 +131,7 @@ __all__ = [
     "get_subscription",
     "get_version",
     "grant_credit",
+    "grant_units",
     "handle_charge_requested",
     "handle_invoice_paid",
     "handle_payment_succeeded",
@@ -156,6 +171,7 @@ __all__ = [
     "set_budget",
     "set_top_up",
     "spendable",
+    "spendable_many",
     "spent",
     "subscription_invoices",
     "subscriptions_by_id",

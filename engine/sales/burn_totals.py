@@ -83,12 +83,16 @@ _ADD = text("sales_burn_totals.quantity + excluded.quantity")
 
 
 def _add_postgres(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:
-    """One upsert per row, in key order (one lock order for concurrent batches): NUMERIC adds
-    exactly, and the row lock makes two batches' additions follow each other."""
-    for (cid, metric), quantity in sorted(added.items()):
-        stmt = pg_insert(BurnTotal).values(customer_id=cid, metric=metric, quantity=quantity, counted=False)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["customer_id", "metric"], set_={"quantity": _ADD}))
+    """One multi-row upsert for the batch, its rows in key order (PostgreSQL takes the rows'
+    locks in that order: one lock order for concurrent batches): NUMERIC adds exactly, and
+    the row lock makes two batches' additions follow each other."""
+    if not added:
+        return
+    rows = [{"customer_id": cid, "metric": metric, "quantity": quantity, "counted": False}
+            for (cid, metric), quantity in sorted(added.items())]
+    for start in range(0, len(rows), 5000):  # 4 parameters a row, under PostgreSQL's 65,535
+        stmt = pg_insert(BurnTotal).values(rows[start : start + 5000])
+        session.execute(stmt.on_conflict_do_update(index_elements=["customer_id", "metric"], set_={"quantity": _ADD}))
 
 
 def _add_one_writer(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:

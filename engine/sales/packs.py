@@ -86,6 +86,17 @@ def _unit(session: Session, customer: Customer, asked: str | None) -> str:
     return asked
 
 
+def grant_units(session: Session, customer_id: str) -> list[str]:
+    """The units an operator may grant the customer: their currency (the default) and, when
+    their catalog's wallet is in a custom unit (tokens), that unit."""
+    customer = load_customer(session, customer_id)
+    sub = _latest_subscription(session, customer.id)
+    catalog = catalog_for_version(session, sub.catalog_version_id) if sub is not None else None
+    money = customer.currency or (catalog.currency if catalog is not None else None)
+    custom = catalog.tokens.unit if catalog is not None and catalog.tokens is not None else None
+    return [u for u in (money, custom) if u]
+
+
 def _grant_terms(session: Session, customer: Customer, spec: Mapping[str, Any],
                  now: datetime) -> tuple[CreditTerms, Decimal, str | None]:
     if spec.get("grant"):

@@ -27,6 +27,7 @@ from engine.sales.burn_totals import ALL_TIME, latest_catalogs
 from engine.sales.models import BurnTotal, Customer
 from engine.sales.queries import usage_in_period
 from engine.sales.usage import recorded_customers
+from engine.sales.wallet import catalog_level
 from engine.store import add_event
 
 ZERO = Decimal(0)
@@ -90,10 +91,30 @@ def _create_row(session: Session, customer_id: str, metric: str, exists: bool) -
 def tokens_spendable(session: Session, customer_id: str, catalog: Catalog, now: datetime) -> Decimal:
     """The access check's figure for a custom-unit catalog: usable balance less what usage
     asks beyond what it burned (usage the wallet could not pay, or not burned yet)."""
-    wallet = catalog.tokens
-    assert wallet is not None
-    owed = token_usage(session, customer_id, catalog, wallet.burn) - credits.burned(session, customer_id, wallet.unit)
-    return credits.available_total(session, customer_id, wallet.unit, now) - max(owed, ZERO)
+    return tokens_spendable_many(session, {customer_id: catalog}, now)[customer_id]
+
+
+def tokens_spendable_many(session: Session, catalogs: Mapping[str, Catalog], now: datetime) -> dict[str, Decimal]:
+    """`tokens_spendable` for many customers (a reload of a usage batch's customers): their
+    running totals in one query, their balances and burns in one query per unit. A total that
+    has not counted the history yet (no burn since the wallet opened) reads the history."""
+    totals = _totals_of(session, sorted(catalogs))
+    out: dict[str, Decimal] = {}
+    by_unit: dict[str, list[str]] = {}
+    for cid, catalog in catalogs.items():
+        wallet = catalog.tokens
+        assert wallet is not None
+        by_unit.setdefault(wallet.unit, []).append(cid)
+    for unit, cids in sorted(by_unit.items()):
+        figures = credits.spend_figures(session, cids, unit, now)
+        for cid in cids:
+            wallet = catalogs[cid].tokens
+            assert wallet is not None
+            rows = totals.get(cid, {})
+            asked = sum((_quantity(session, cid, catalogs[cid], m, rows) * rate for m, rate in wallet.burn.items()), ZERO)
+            usable, used = figures[cid]
+            out[cid] = usable - max(asked - used, ZERO)
+    return out
 
 
 def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credits.Burned]:
@@ -110,7 +131,7 @@ def burn_wallets(session: Session, customer_ids: Sequence[str], now: datetime) -
     out: dict[str, list[credits.Burned]] = {}
     for unit, required in sorted(_required(session, catalogs).items()):
         done = credits.burn_batch(session, unit, required, now)
-        _after_burn(session, unit, {cid: left for cid, (burns, left) in done.items() if burns}, now)
+        _after_burn(session, unit, {cid: left for cid, (burns, left) in done.items() if burns}, catalogs, now)
         out.update((cid, burns) for cid, (burns, _left) in done.items())
     return out
 
@@ -131,10 +152,11 @@ def _required(session: Session, catalogs: Mapping[str, Catalog]) -> dict[str, di
     return by_unit
 
 
-def _after_burn(session: Session, unit: str, left: Mapping[str, Decimal], now: datetime) -> None:
+def _after_burn(session: Session, unit: str, left: Mapping[str, Decimal], catalogs: Mapping[str, Catalog],
+                now: datetime) -> None:
     """The customers who burned something, with their usable balance now: a low or empty
     balance is announced, a due top-up asked for."""
-    levels = credits.low_levels(session, sorted(left))
+    levels = credits.low_levels(session, sorted(left), unit, {cid: catalog_level(catalogs[cid], unit) for cid in left})
     for cid in sorted(left):
         credits.announce_balance(session, cid, unit, now, (left[cid], levels[cid]))
         level = levels[cid]
@@ -143,11 +165,12 @@ def _after_burn(session: Session, unit: str, left: Mapping[str, Decimal], now: d
 
 
 def _totals_of(session: Session, customer_ids: Sequence[str]) -> dict[str, dict[str, BurnTotal]]:
-    stmt = (select(BurnTotal).where(BurnTotal.customer_id.in_(list(customer_ids)))
-            .execution_options(populate_existing=True))
     out: dict[str, dict[str, BurnTotal]] = {}
-    for row in session.scalars(stmt):
-        out.setdefault(row.customer_id, {})[row.metric] = row
+    for start in range(0, len(customer_ids), 900):  # under SQLite's bound-parameter limit
+        stmt = (select(BurnTotal).where(BurnTotal.customer_id.in_(list(customer_ids[start : start + 900])))
+                .execution_options(populate_existing=True))  # as committed now
+        for row in session.scalars(stmt):
+            out.setdefault(row.customer_id, {})[row.metric] = row
     return out
 
 

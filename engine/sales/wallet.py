@@ -12,6 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import credits
+from engine.catalog.model import Catalog
+from engine.sales.burn_totals import latest_catalogs
 from engine.sales.common import money
 from engine.sales.customers import load_customer
 from engine.sales.models import Invoice, InvoiceLine
@@ -63,7 +65,7 @@ def draw_wallet(session: Session, inv: Invoice, now: datetime) -> Decimal:
     inv.credit_applied += paid
     inv.amount_due -= paid
     if paid > ZERO:  # the balance fell: low or spent, said once per episode
-        credits.announce_balance(session, inv.customer_id, inv.currency, now)
+        announce_balance(session, inv.customer_id, inv.currency, now)
     _request_top_up(session, inv, now)
     return paid
 
@@ -95,3 +97,17 @@ def with_credit_lines(session: Session, inv: Invoice, lines: list[dict[str, Any]
         line["paid_by_credits"] = [{"grant_id": p["grant_id"], "amount": money(p["amount"], inv.currency)}
                                    for p in paid if p["line"] == line["position"]]
     return lines
+
+
+def catalog_level(catalog: Catalog | None, unit: str) -> Decimal | None:
+    """The catalog's `credits.low_balance` when its wallet is in `unit` (tokens for a token
+    catalog), else None."""
+    section = catalog.credits if catalog is not None else None
+    return section.low_balance if section is not None and section.unit == unit else None
+
+
+def announce_balance(session: Session, customer_id: str, unit: str, now: datetime) -> str | None:
+    """`credits.announce_balance` with the customer's catalog's level in the unit (an invoice
+    drawing the wallet, a grant voided or expired)."""
+    catalog = latest_catalogs(session, [customer_id]).get(customer_id)
+    return credits.announce_balance(session, customer_id, unit, now, catalog_level=catalog_level(catalog, unit))

@@ -27,7 +27,7 @@ def access_readers() -> AccessReaders:
     return AccessReaders(
         customer_inputs=customer_inputs,
         usage_in_period=sales.usage_in_period,
-        spendable=sales.spendable,
+        spendable=sales.spendable_many,
         budget_left=sales.budget_left,
         recorded_customers=sales.recorded_customers,
     )

@@ -29,7 +29,7 @@ def billing(db: Database, promotions: PromotionSource) -> Work:
             written_off = credits.expire_due(session, now)
             for grant, left in written_off:
                 if left > 0:  # the balance fell: low or spent, said once per episode
-                    credits.announce_balance(session, grant.customer_id, grant.unit, now)
+                    sales.announce_balance(session, grant.customer_id, grant.unit, now)
             expired = len(written_off)
         return {"steps": len(report.steps), "failures": len(report.failures), "expired": expired}
 

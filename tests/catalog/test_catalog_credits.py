@@ -140,3 +140,12 @@ def test_a_money_wallet_is_not_burned_by_usage() -> None:
     [problem] = errors(text)
     assert problem.endswith("credits.burn: only a custom unit is burned by usage; a USD wallet pays invoices "
                             "(the plan's prices bill the usage)"), problem
+
+
+def test_a_token_wallet_s_low_balance_level_is_in_tokens() -> None:
+    credits = load_catalog_text(TOKENS.replace("  rate: \"0.001\"\n", "  rate: \"0.001\"\n  low_balance: \"400\"\n"),
+                                "ok.yaml").credits
+    assert credits is not None and (credits.unit, credits.low_balance) == ("tokens", Decimal(400))
+    assert load_catalog_text(TOKENS, "ok.yaml").credits.low_balance is None  # type: ignore[union-attr]
+    [problem] = errors(TOKENS.replace("  rate: \"0.001\"\n", "  rate: \"0.001\"\n  low_balance: \"0\"\n"))
+    assert problem.endswith("credits.low_balance: '0' must be above zero"), problem

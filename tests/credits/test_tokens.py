@@ -6,19 +6,22 @@ decision's `credits_exhausted`; a token grant in an unknown unit or of zero refu
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from engine import credits, sales
-from engine.access import Snapshot, plan_decision
+from engine.access import AccessService, AccessView, Snapshot, plan_decision
 from engine.clock import TestClock
 from engine.sales.errors import Conflict
 from engine.store import Database
 from engine.store.outbox import OutboxEvent
+from engine.system import access_readers
 from tests.concurrency import at_once
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -220,3 +223,71 @@ def test_a_token_grant_in_an_unknown_unit_or_of_zero_is_refused(db: Database, tm
     assert bad.value.field == "amount"
     with db.session() as s:
         assert credits.wallet(s, "cus_t", clock.now())["grants"] == []
+
+
+def test_the_watcher_reloads_a_usage_batch_s_hard_stop_customers_with_one_wallet_ask(
+    db: Database, tmp_path: Path
+) -> None:
+    """After a usage batch the access watcher reads the batch's stale snapshots again at once
+    (docs/credits.md, Performance): one wallet ask for all of them, each customer's own
+    figure, the decision right before any burn."""
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    with db.session() as s:
+        sales.create_customer(s, {"id": "cus_u", "email": "u@example.com", "name": "U", "country": "US"}, clock=clock)
+        sales.create_subscription(s, "cus_u", "stop", clock=clock)
+        for cid, amount in (("cus_t", "1000"), ("cus_u", "200")):
+            sales.grant_credit(s, cid, {"amount": D(amount), "unit": "tokens", "reason": "test"}, clock=clock)
+    asks: list[list[str]] = []
+    readers = access_readers()
+
+    def spendable(session: Any, batch: Any, now: datetime) -> Any:
+        asks.append(sorted(a[0] for a in batch))
+        return readers.spendable(session, batch, now)
+
+    access = AccessService(db, clock, dataclasses.replace(readers, spendable=spendable), AccessView(ttl=60))
+    assert [access.check(c, "llm").allowed for c in ("cus_t", "cus_u")] == [True, True]
+    with db.session() as s:
+        sales.ingest_events(s, [{"id": f"w{c}", "type": "llm.call", "customer_id": c, "time": clock.now().isoformat(),
+                                 "properties": {"tokens": 300}} for c in ("cus_t", "cus_u")], clock=clock)
+    access.usage_changed(["cus_t", "cus_u"])
+    asks.clear()
+    assert access.announce_thresholds() == 2
+    assert asks == [["cus_t", "cus_u"]]  # one ask for the batch, not one per customer
+    assert [access.snapshot(c).spendable for c in ("cus_t", "cus_u")] == [D(700), D(-100)]
+    assert (access.check("cus_u", "llm").reason, asks) == ("credits_exhausted", [["cus_t", "cus_u"]])  # cached
+
+
+def test_a_money_wallet_s_figure_is_at_the_currency_s_minor_unit(db: Database) -> None:
+    """PostgreSQL's NUMERIC(24,8) reads 104.10000000: the wallet says 104.10 (what the access
+    snapshot's `spendable` shows), and a grant finer than the minor unit keeps its places."""
+    with db.session() as s:
+        credits.add_grant(s, credits.GrantRequest("cus_m", "USD", D("104.10"), "operator", T0), T0)
+        credits.add_grant(s, credits.GrantRequest("cus_f", "USD", D("0.125"), "operator", T0), T0)
+    with db.session() as s:
+        assert str(credits.available_total(s, "cus_m", "USD", T0)) == "104.10"
+        assert {c: str(v) for c, v in credits.available_totals(s, ["cus_m", "cus_f"], "USD", T0).items()} == {
+            "cus_m": "104.10", "cus_f": "0.125"}
+
+
+def test_a_token_wallet_says_its_balance_is_low_below_the_catalog_s_level_in_tokens(
+    db: Database, tmp_path: Path
+) -> None:
+    """`credits.low_balance: "400"` (tokens): burning 1000 down to 300 says balance_low once,
+    in tokens; the customer's budget's `low_balance` (money, 5000.00) is no token level."""
+    clock = TestClock(T0)
+    path = tmp_path / "tokens.yaml"
+    path.write_text(CATALOG.replace('  rate: "0.002"\n', '  rate: "0.002"\n  low_balance: "400"\n'))
+    with db.session() as s:
+        sales.publish_catalog(s, str(path), "test", clock=clock)
+        sales.create_customer(s, {"id": "cus_t", "email": "t@example.com", "name": "T", "country": "US"}, clock=clock)
+        sales.create_subscription(s, "cus_t", "stop", clock=clock)
+        sales.set_budget(s, "cus_t", {"amount": "10000.00", "low_balance": "5000.00"}, clock=clock)
+    _grant(db, clock, "1000", "g1")
+    _burn(db, _usage(db, clock, "a", ("llm.call", {"tokens": 500})))
+    assert _said(db, "credits.balance_low") == []  # 500 left: not below 400 (nor compared with 5000.00)
+    event = _usage(db, clock, "b", ("llm.call", {"tokens": 200}))
+    assert [_burn(db, event) for _ in range(2)] == [1, 0]
+    assert _said(db, "credits.balance_low") == [{"unit": "tokens", "amount": "300", "threshold": "400"}]
+    _burn(db, _usage(db, clock, "c", ("llm.call", {"tokens": 100})))
+    assert len(_said(db, "credits.balance_low")) == 1  # once per episode

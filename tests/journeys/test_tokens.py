@@ -142,3 +142,43 @@ def test_a_token_pack_is_burned_by_usage_and_earned_token_by_token(engine: Engin
     found = entries(engine, {second["grant"]["id"]})
     assert burned(found) == [D("0.15")]  # 50 x 3.00 / 1000
     assert balances(found)["deferred_revenue"] == D("-2.85")
+
+
+def test_usage_burning_below_the_threshold_buys_one_top_up_pack_once(engine: Engine, tmp_path: Path) -> None:
+    """The automatic top-up of a token wallet (docs/credits.md, Automatic top-up): 1000 tokens
+    bought; 700 then 150 burned over HTTP leave 150, below the 200 threshold: one small pack
+    (3.57 with tax) is bought and charged to the card through the provider, 1000 tokens more. The product sending that
+    batch again (the same event ids) and more usage above the threshold buy nothing more."""
+    plan = publish(engine, tmp_path)
+    cid = engine.customer("tokens_topup")
+    engine.subscribe(cid, plan, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    r = engine.product.put(f"/v1/customers/{cid}/wallet/top_up", json={"enabled": True, "threshold": "1000",
+                                                                        "pack": "small"})
+    assert (r.status_code, r.json()["field"]) == (409, "threshold"), r.text  # not below the pack's 1000 tokens
+    r = engine.product.put(f"/v1/customers/{cid}/wallet/top_up", json={"enabled": True, "threshold": "200",
+                                                                        "pack": "small"})
+    assert r.status_code == 200 and r.json() == {"enabled": True, "threshold": "200", "pack": "small"}, r.text
+    buy(engine, cid)
+    engine.advance("1h")  # paid by card: 1000 tokens
+    llm(engine, cid, 700)
+    assert tokens(engine, cid)["balance"] == "300"  # above the threshold: nothing bought
+    assert len([i for i in engine.invoices(cid) if i["reason"] == "charge"]) == 1
+
+    batch = [{"id": f"evt_{cid}_below", "type": "llm.call", "customer_id": cid, "time": engine.now(),
+              "properties": {"tokens": 150}}]
+    assert engine.product.post("/v1/events", json=batch).status_code == 202
+    # The bus burned 150 (150 left < 200) and bought the pack; its invoice, charged by card
+    # through the provider, is paid: its tokens count.
+    assert tokens(engine, cid) == {"unit": "tokens", "balance": "1150", "available": "1150", "pending": "0"}
+    assert engine.product.post("/v1/events", json=batch).status_code == 202  # sent again: stored once
+    llm(engine, cid, 100)  # 1050 left, above the threshold
+    engine.advance("1h")
+    assert tokens(engine, cid)["balance"] == "1050"
+    packs = [i for i in engine.invoices(cid) if i["reason"] == "charge"]
+    assert [(money(i["total"]), i["status"]) for i in packs] == [(D("3.57"), "paid")] * 2
+    grants = wallet(engine, cid)["grants"]
+    assert sorted((g["source"], g["amount"], g["status"]) for g in grants) == [
+        ("pack", "1000", "active"), ("top_up", "1000", "active")]
+    assert sorted(money(c["amount"]) for c in engine.charges(cid)) == sorted(
+        [D("3.57"), D("3.57"), *(money(i["total"]) for i in engine.invoices(cid) if i["reason"] != "charge")])

@@ -21,6 +21,7 @@ from engine.operations import wallet_changes
 from engine.store import Database
 from engine.system import build_system
 from engine.users import PermissionDenied, list_audit
+from tests.credits.test_tokens import CATALOG as TOKEN_CATALOG
 from tests.ui.conftest import page, texts
 from tests.ui.test_console_business import frames, signed_in
 from tests.ui.test_console_plain_data import no_raw_data
@@ -171,3 +172,47 @@ def test_an_operator_sets_shows_and_removes_the_budget(wallet_db: Database) -> N
         assert sales.budget_status(s, CUSTOMER) is None
         audit = [(e["action"], e["why"]) for e in list_audit(s)]
     assert sorted(audit) == [("delete_budget", "no longer needed"), ("set_budget", "asked by the customer")]
+
+
+@pytest.fixture
+def token_db(tmp_path, monkeypatch) -> Iterator[Database]:  # type: ignore[no-untyped-def]
+    """Tina Tokens (US) on a token catalog's hard-stop plan (tests/credits/test_tokens.py's)."""
+    url = f"sqlite:///{tmp_path}/tokens.db"
+    clock = TestClock(START)
+    (tmp_path / "tokens.yaml").write_text(TOKEN_CATALOG)
+    system = build_system(Settings(database_url=url), clock=clock)
+    with system.db.session() as s:
+        sales.publish_catalog(s, str(tmp_path / "tokens.yaml"), "demo", clock=clock)
+        sales.create_customer(s, {"id": "cus_tina", "name": "Tina Tokens", "email": "tina@tokens.example",
+                                  "country": "US"}, clock=clock)
+    with system.db.session() as s:
+        sales.create_subscription(s, "cus_tina", "stop", clock=clock, trial_days=0)
+        seed_demo(s, clock=clock)
+    system.drain()
+    system.db.dispose()
+    monkeypatch.setenv("BILLING_DATABASE_URL", url)
+    monkeypatch.delenv("BILLING_TEST_CLOCK", raising=False)
+    db = Database(url)
+    yield db
+    db.dispose()
+
+
+def test_an_operator_grants_tokens_to_a_token_wallet_with_a_reason(token_db: Database) -> None:
+    at = page(signed_in("operator"), "Customers")
+    at.text_input(key="cust_search").input("tina").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="wal_unit").options == ["USD (paid invoices)", "tokens (burned by usage)"]
+    at.selectbox(key="wal_unit").select("tokens")
+    grant(at, "0", "launch goodwill")  # refused naming the field, nothing written
+    assert [e for e in texts(at, "error") if e.startswith("amount: ")]
+    with token_db.read_session() as s:
+        assert credits.wallet(s, "cus_tina", datetime.now(UTC))["balances"] == []
+    at.selectbox(key="wal_unit").select("tokens")
+    grant(at, "500", "launch goodwill")
+    assert "Granted 500 tokens: launch goodwill." in texts(at, "success")
+    assert "Balance **500 tokens** · available now 500 tokens" in "\n".join(texts(at, "markdown"))
+    with token_db.read_session() as s:
+        assert [(b["unit"], b["balance"]) for b in credits.wallet(s, "cus_tina", datetime.now(UTC))["balances"]] == [
+            ("tokens", "500")]
+        audit = [(e["action"], e["why"], e["details"].get("unit")) for e in list_audit(s)]
+    assert audit == [("grant_credit", "launch goodwill", "tokens")]

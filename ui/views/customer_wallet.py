@@ -46,7 +46,7 @@ def render(db: Database, user: dict[str, Any], card: cards.CustomerCard) -> None
         st.caption(f"Granting credit and changing the budget need the operator role; you are signed in as a "
                    f"{user['role']}.")
         return
-    _grant_form(db, user, cid)
+    _grant_form(db, user, cid, view.units)
     _budget_form(db, user, cid, view)
 
 
@@ -82,7 +82,7 @@ def _ledger(db: Database, cid: str, view: wallet.WalletView, numbers: dict[str, 
         page = wallet.ledger(s, wallet_readers(), cid, after=cursors[-1])
     names = {g["id"]: f"{SOURCES.get(g['source'], g['source'])}: {g.get('reason') or day(g['effective_at'])}"
              for g in view.grants}
-    rows = [{"When": day(e["created_at"]), "What": ENTRIES.get(e["kind"], e["kind"]),
+    rows = [{"When": day(e["created_at"]), "What": _what(e),
              "Amount": amount(e["amount"], e["unit"]), "Grant": names.get(e["grant_id"], "—"),
              "Invoice": numbers.get(e["invoice_id"], "—") if e.get("invoice_id") else "—"} for e in page["entries"]]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -94,6 +94,13 @@ def _ledger(db: Database, cid: str, view: wallet.WalletView, numbers: dict[str, 
     if page["next_after"] is not None and b.button("Later entries", key="wal_next"):
         cursors.append(int(page["next_after"]))
         st.rerun()
+
+
+def _what(e: dict[str, Any]) -> str:
+    """A token wallet's usage consumption names no invoice: usage burned it."""
+    if e["kind"] == "consumption" and not e.get("invoice_id") and e.get("note") == "usage":
+        return "Burned by usage"
+    return ENTRIES.get(e["kind"], e["kind"])
 
 
 def _budget(view: wallet.WalletView) -> None:
@@ -112,16 +119,22 @@ def _budget(view: wallet.WalletView) -> None:
                    f" · alerts reached: {reached}" + (" · exhausted: metered use is stopped" if b["exhausted"] else ""))
 
 
-def _grant_form(db: Database, user: dict[str, Any], cid: str) -> None:
+def _grant_form(db: Database, user: dict[str, Any], cid: str, units: list[str]) -> None:
     with st.form("wal_grant"):
         st.markdown("##### Grant credit")
-        value = st.text_input("Amount (in the customer's currency)", key="wal_amount")
+        if len(units) > 1:  # a token catalog: money pays invoices, tokens are burned by usage
+            unit = st.selectbox("Grant in", units, key="wal_unit",
+                                format_func=lambda u: f"{u} (paid invoices)" if u.isupper() else f"{u} (burned by usage)")
+            value = st.text_input("Amount (in the unit chosen above)", key="wal_amount")
+        else:
+            unit = None
+            value = st.text_input("Amount (in the customer's currency)", key="wal_amount")
         last = st.date_input("Usable through (empty: never expires)", value=None, key="wal_last_day")
         reason = st.text_input("Reason (kept on the grant and in the audit)", key="wal_reason")
         done = st.form_submit_button("Grant credit")
     if done:
         _change(db, lambda s: _granted(wallet_changes.grant_credit(s, user, cid, value, reason, clock=common.clock(),
-                                                            last_day=last)))
+                                                            last_day=last, unit=unit)))
 
 
 def _granted(g: dict[str, Any]) -> str:

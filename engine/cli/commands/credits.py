@@ -91,13 +91,13 @@ def run_grant(args: argparse.Namespace) -> int:
 
 
 def run_void(args: argparse.Namespace) -> int:
-    from engine import credits
+    from engine import credits, sales
 
     system = _system()
     try:
         with system.db.session() as session:
             g = credits.void_grant(session, args.grant_id, system.clock.now(), reason=args.reason)
-            credits.announce_balance(session, g.customer_id, g.unit, system.clock.now())
+            sales.announce_balance(session, g.customer_id, g.unit, system.clock.now())
             out = credits.grant_to_dict(g, credits.remaining(session, [g.id])[g.id])
     except credits.CreditsError as exc:
         raise _wallet_errors(exc) from None
