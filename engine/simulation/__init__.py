@@ -32,19 +32,17 @@ from engine.simulation.cohort import (
     synthetic_cohort,
     typical_usage,
 )
+from engine.simulation.entitlements import feature_changes
+from engine.simulation.errors import SimulationError
+from engine.simulation.exercised import unexercised
 from engine.simulation.lifecycle import LifecycleResult
 from engine.simulation.lifecycle_inputs import CardModel
 from engine.simulation.moves import Share, assign, parse_move, parse_share
 from engine.simulation.observed import Observed, observed_usage
 from engine.simulation.prepaid import Prepaid, parse_prepaid
-from engine.simulation.run import (
-    SimulationError,
-    SimulationResult,
-    feature_changes,
-    month_start,
-    simulate,
-    unexercised,
-)
+from engine.simulation.result import SimulationResult
+from engine.simulation.run import simulate
+from engine.simulation.side import month_start
 
 __all__ = [
     "CSV_FIXED",

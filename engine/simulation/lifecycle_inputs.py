@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from engine.catalog import Catalog
 from engine.simulation.cohort import Cohort, CohortError
-from engine.simulation.run import SimulationError
+from engine.simulation.errors import SimulationError
 
 
 @dataclass(frozen=True)
