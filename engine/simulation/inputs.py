@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from engine.catalog.model import Catalog
-from engine.simulation.cohort import Cohort, CohortError
-from engine.simulation.errors import SimulationError
+from engine.simulation.cohort import Cohort
+from engine.simulation.errors import CohortError, SimulationError
 from engine.simulation.prepaid import Prepaid, check_prepaid
 
 
