@@ -25,21 +25,15 @@ from engine.clock import Clock, TestClock
 from engine.durations import parse_duration
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.cycle import (
-    BatchUsage,
-    OpenPeriod,
-    StepContext,
-    StepResult,
-    at_midnight,
-    late_since,
-    open_periods,
-    period_due,
-    run_step,
-)
+from engine.sales.cycle import run_step
+from engine.sales.due import OpenPeriod, at_midnight, late_since, open_periods, period_due
 from engine.sales.errors import SalesError
 from engine.sales.invoicing import defer_finalize, finalize_deferred, lock_counter
 from engine.sales.ledger import LEDGER, flush_deferred, histories
 from engine.sales.models import Customer, Subscription
+from engine.sales.pieces import StepContext
+from engine.sales.step_events import StepResult
+from engine.sales.usage_source import BatchUsage
 from engine.store import Database
 
 log = logging.getLogger(__name__)
@@ -140,7 +134,7 @@ def _closing_usage(session: Session, closing: list[OpenPeriod]) -> BatchUsage:
 
 def late_cutoff(now: datetime) -> datetime:
     """Late usage that arrived before this is due at `now`: it waits for the first run from
-    the midnight (UTC) after it arrived (`engine.sales.cycle.late_due_at`)."""
+    the midnight (UTC) after it arrived (`engine.sales.due.late_due_at`)."""
     return at_midnight(now.date())
 
 
@@ -205,7 +199,7 @@ def next_due(session_factory: Any) -> datetime | None:
         period = s.scalar(select(func.min(Subscription.next_run_at)))
         late = s.scalar(select(func.min(Subscription.late_usage_since)))
     if late is not None:
-        late = at_midnight(late.date() + timedelta(days=1))  # as engine.sales.cycle.late_due_at
+        late = at_midnight(late.date() + timedelta(days=1))  # as engine.sales.due.late_due_at
     times = [t for t in (period, late) if t is not None]
     return min(times, default=None)
 

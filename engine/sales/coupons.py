@@ -13,9 +13,9 @@ from engine.clock import Clock
 from engine.pricing import CouponError, check_redeemable
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.cycle import subscription_event
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Subscription
+from engine.sales.step_events import subscription_event
 from engine.sales.subscriptions import prepare_change, subscription_result
 from engine.store import add_event
 

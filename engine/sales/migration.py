@@ -15,9 +15,11 @@ from engine.periods import Period
 from engine.pricing import price_period
 from engine.sales.catalog_versions import catalog_for_version, get_version
 from engine.sales.common import money, now_of
-from engine.sales.cycle import UsageSource, plan_period, subscription_event
+from engine.sales.due import plan_period
 from engine.sales.models import Subscription
+from engine.sales.step_events import subscription_event
 from engine.sales.subscriptions import load_subscription
+from engine.sales.usage_source import UsageSource
 from engine.store import add_event
 
 
@@ -43,7 +45,7 @@ def _next_period_amount(
     index = sub.period_index + 1 if sub.status == "active" else 0
     period = plan_period(plan, sub.anchor, index)
     usage_period = Period(sub.period_start, sub.period_end) if sub.period_start and sub.period_end else None
-    from engine.sales.cycle import usage_for
+    from engine.sales.usage_source import usage_for
 
     usage = usage_for(UsageSource(session), catalog, plan, sub.customer_id, usage_period) if usage_period else {}
     bill = price_period(catalog, plan, period, quantity=sub.pending_quantity or sub.quantity, usage=usage, minimum=True)

@@ -16,19 +16,15 @@ from engine.catalog.model import Catalog, Plan
 from engine.clock import Clock
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.cycle import (
-    Priced,
-    StepContext,
-    UsageSource,
-    _take_pending,
-    issue_document,
-    opening_piece,
-    plan_period,
-    subscription_event,
-)
+from engine.sales.closing import take_pending
+from engine.sales.due import plan_period
 from engine.sales.errors import Conflict
+from engine.sales.issuing import issue_document
 from engine.sales.models import Customer, Subscription
+from engine.sales.pieces import Priced, StepContext, opening_piece
+from engine.sales.step_events import subscription_event
 from engine.sales.subscriptions import prepare_change, subscription_result
+from engine.sales.usage_source import UsageSource
 from engine.store import add_event
 
 
@@ -64,7 +60,7 @@ def resume_subscription(
     if sub.status != "paused":
         raise Conflict("subscription_id", f"subscription {sub.id} is not paused")
     catalog = catalog_for_version(session, sub.catalog_version_id)
-    catalog, changed = _take_pending(session, sub, catalog, catalog.plan(sub.plan_id))
+    catalog, changed = take_pending(session, sub, catalog, catalog.plan(sub.plan_id))
     doc = _open_resumed(session, sub, customer, catalog, catalog.plan(sub.plan_id), now,
                         StepContext(UsageSource(session), promotions))
     changes = {**changed, "status": {"from": "paused", "to": "active"}}

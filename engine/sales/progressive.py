@@ -14,7 +14,7 @@ nothing) or two workers at once issue at most one invoice per level.
 What: the period's in-arrears usage priced with every event so far, exactly as its close will
 price it (tiers across the whole period, its discounts, the customer's tax, rounded per line),
 less what earlier progressive invoices of the period billed, price by price. The close bills
-the whole period and deducts them (engine.sales.cycle.with_deduction), so a period's invoices
+the whole period and deducts them (engine.sales.pieces.with_deduction), so a period's invoices
 add up to its quote cent for cent.
 """
 
@@ -35,13 +35,15 @@ from engine.pricing import MetricUsage, interim_invoice, tax_for, threshold
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import load_customer, tax_subject
-from engine.sales.cycle import Priced, StepContext, UsageSource, closing_piece, issue_document, usage_for
 from engine.sales.errors import SalesError
 from engine.sales.invoicing import Arrears, emit, invoice_event_properties
+from engine.sales.issuing import issue_document
 from engine.sales.ledger import INTERIM, history
 from engine.sales.models import Invoice, Subscription
+from engine.sales.pieces import Priced, StepContext, closing_piece
 from engine.sales.usage import recorded_customers
 from engine.sales.usage_count import count_in_sql
+from engine.sales.usage_source import UsageSource, usage_for
 
 KEY = "progressive"
 

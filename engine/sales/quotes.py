@@ -24,13 +24,15 @@ from engine.pricing.document import ADVANCE, NOTHING, Billed, Piece, price_docum
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import tax_subject
-from engine.sales.cycle import StepContext, UsageSource, closed_piece, closing_piece, plan_period, usage_for
+from engine.sales.due import plan_period
 from engine.sales.errors import SalesError
 from engine.sales.ledger import INTERIM, PeriodHistory, discount_from_dict, history
 from engine.sales.models import Customer, PeriodLedger, Subscription
+from engine.sales.pieces import StepContext, closed_piece, closing_piece
 from engine.sales.progressive_void import voided_documents
 from engine.sales.subscriptions import load_subscription
 from engine.sales.terms import period_terms
+from engine.sales.usage_source import UsageSource, usage_for
 
 
 @dataclass(frozen=True)

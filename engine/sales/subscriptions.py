@@ -20,33 +20,29 @@ from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
 from engine.sales.common import new_id, now_of, number, quantity_of, whole_between
 from engine.sales.customers import load_customer
-from engine.sales.cycle import (
-    TRIAL_NOTICE,
-    Priced,
-    StepContext,
-    UsageSource,
-    advance_amount,
-    at_midnight,
-    catch_up,
-    closing_piece,
-    issue_document,
-    late_due_at,
-    open_first_period,
-    opening_piece,
-    plan_period,
-    subscription_event,
-    unused_credit,
-    with_deduction,
-)
+from engine.sales.cycle import catch_up, open_first_period
+from engine.sales.due import TRIAL_NOTICE, at_midnight, late_due_at, plan_period
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.invoicing import (
     credit_note_to_dict,
     invoice_summary,
     lock_counter,
 )
+from engine.sales.issuing import issue_document
 from engine.sales.ledger import PeriodHistory, history
 from engine.sales.loading import load_by_id
 from engine.sales.models import CatalogVersion, CreditNote, Customer, Invoice, Subscription
+from engine.sales.pieces import (
+    Priced,
+    StepContext,
+    advance_amount,
+    closing_piece,
+    opening_piece,
+    unused_credit,
+    with_deduction,
+)
+from engine.sales.step_events import subscription_event
+from engine.sales.usage_source import UsageSource
 from engine.store import add_event
 
 ZERO = Decimal(0)

@@ -179,7 +179,7 @@ def mark_late_usage(session: Session, stored: Sequence[UsageEvent], now: datetim
     dated before an active subscription's current period (a period closed or cut short by a
     change of interval), before a cancelled one's end, or inside a period whose close is due
     now (a billing run may be closing it as this batch commits). The billing run bills it the
-    next day (`engine.sales.cycle.bill_late_usage`); a mark that finds nothing late bills
+    next day (`engine.sales.late_usage.bill_late_usage`); a mark that finds nothing late bills
     nothing. One read of the batch's customers' subscriptions; an update only for those hit.
     Returns the subscriptions marked."""
     earliest: dict[str, datetime] = {}

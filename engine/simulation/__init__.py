@@ -18,33 +18,24 @@ Cohorts also come from a CSV (`cohort_from_csv`) or from rows the caller reads f
 (`cohort_from_records`; the console reads them through engine.sales).
 """
 
-from engine.simulation.cohort import (
-    CSV_FIXED,
-    CSV_REQUIRED,
-    Cohort,
-    CohortError,
-    Distribution,
-    SimCustomer,
-    SyntheticSpec,
-    cohort_from_csv,
-    cohort_from_records,
-    spec_from_dict,
-    synthetic_cohort,
-    typical_usage,
-)
+from engine.simulation.cohort import Cohort, SimCustomer
+from engine.simulation.csv_file import CSV_FIXED, CSV_REQUIRED, cohort_from_csv
+from engine.simulation.distribution import Distribution
+from engine.simulation.entitlements import feature_changes
+from engine.simulation.errors import CohortError, SimulationError
+from engine.simulation.exercised import unexercised
 from engine.simulation.lifecycle import LifecycleResult
 from engine.simulation.lifecycle_inputs import CardModel
 from engine.simulation.moves import Share, assign, parse_move, parse_share
 from engine.simulation.observed import Observed, observed_usage
 from engine.simulation.prepaid import Prepaid, parse_prepaid
-from engine.simulation.run import (
-    SimulationError,
-    SimulationResult,
-    feature_changes,
-    month_start,
-    simulate,
-    unexercised,
-)
+from engine.simulation.records import cohort_from_records
+from engine.simulation.result import SimulationResult
+from engine.simulation.run import simulate
+from engine.simulation.side import month_start
+from engine.simulation.spec import SyntheticSpec, spec_from_dict
+from engine.simulation.synthetic import synthetic_cohort
+from engine.simulation.typical import typical_usage
 
 __all__ = [
     "CSV_FIXED",

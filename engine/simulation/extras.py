@@ -21,7 +21,7 @@ from engine.simulation.prepaid import Prepaid, Wallets
 
 
 class Side(Protocol):
-    """What the run's pricing of one catalog offers (engine.simulation.run._Side)."""
+    """What the run's pricing of one catalog offers (engine.simulation.side.SidePricer)."""
 
     catalog: Catalog
     start: date

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.catalog import Catalog
-from engine.simulation.cohort import Cohort, CohortError
-from engine.simulation.run import SimulationError
+from engine.simulation.cohort import Cohort
+from engine.simulation.errors import CohortError, SimulationError
 
 
 @dataclass(frozen=True)

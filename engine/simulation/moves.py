@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from engine.catalog.model import Catalog
 from engine.simulation.cohort import Cohort
-from engine.simulation.run import SimulationError
+from engine.simulation.errors import SimulationError
 
 HUNDRED = Decimal(100)
 
