@@ -43,6 +43,7 @@ from engine.payments.collection import (
 )
 from engine.payments.handlers import (
     handle_invoice_finalized,
+    handle_invoices_finalized,
     handle_payment_method_attached,
     handle_payment_retry,
 )
@@ -154,6 +155,7 @@ __all__ = [
     "handle_credits_expired",
     "handle_invoice_closed",
     "handle_invoice_finalized",
+    "handle_invoices_finalized",
     "handle_payment_method_attached",
     "handle_payment_retry",
     "handle_tokens_expired",
