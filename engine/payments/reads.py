@@ -104,6 +104,7 @@ class BatchReads(Reads):
         )
         self._fresh: set[str] = set()  # inserted by this transaction: locked by nature
         refs = sorted(set(references))
+        self._references_asked = set(refs)
         self._references = set(session.scalars(
             select(Receivable.payment_reference).where(Receivable.payment_reference.in_(refs))
         )) if refs else set()
@@ -168,8 +169,10 @@ class BatchReads(Reads):
             self._references.add(rec.payment_reference)
 
     def reference_taken(self, session: Session, reference: str) -> bool:
-        # Every reference the batch may ask was read; the batch's own are added as opened.
-        return reference in self._references
+        # The batch's references were read; the batch's own are added as opened.
+        if reference in self._references_asked or reference in self._references:
+            return reference in self._references
+        return super().reference_taken(session, reference)
 
     def bank_references(self, session: Session, wanted: Iterable[str]) -> set[str]:
         wanted = set(wanted)
