@@ -120,15 +120,21 @@ def _apply(
 
 
 def _run_all(session: Session, todo: Sequence[tuple[int, Envelope, list[Handler]]]) -> None:
-    """The fast path: every event's handlers in order; a batch twin (BatchHandler) takes the
-    whole batch at once when it is the only handler of every event."""
-    first = todo[0][2] if todo else []
-    if len(first) == 1 and isinstance(first[0], BatchHandler) and all(hs == first for _, _, hs in todo):
-        first[0].many(session, [env for _, env, _ in todo])
-        return
-    for _, env, hs in todo:
+    """The fast path: every event's handlers in order; a batch twin (BatchHandler) takes each
+    run of consecutive events it is the only handler of at once (the order is kept)."""
+    i = 0
+    while i < len(todo):
+        hs = todo[i][2]
+        if len(hs) == 1 and isinstance(hs[0], BatchHandler):
+            j = i + 1
+            while j < len(todo) and todo[j][2] == hs:
+                j += 1
+            hs[0].many(session, [env for _, env, _ in todo[i:j]])
+            i = j
+            continue
         for handler in hs:
-            handler(session, env)
+            handler(session, todo[i][1])
+        i += 1
 
 
 def _run_isolated(session: Session, subsystem: str, env: Envelope, hs: Sequence[Handler]) -> str | None:

@@ -48,6 +48,7 @@ from engine.payments.collection import (
 )
 from engine.payments.handlers import (
     handle_invoice_finalized,
+    handle_invoices_finalized,
     handle_payment_method_attached,
     handle_payment_retry,
 )
@@ -160,6 +161,7 @@ __all__ = [
     "handle_credits_voided",
     "handle_invoice_closed",
     "handle_invoice_finalized",
+    "handle_invoices_finalized",
     "handle_payment_method_attached",
     "handle_payment_retry",
     "handle_tokens_expired",

@@ -26,6 +26,7 @@ from engine.payments.method_store import default_payment_method
 from engine.payments.models import Payment, PaymentMethod, Receivable, Refund
 from engine.payments.outcomes import _credit_paid_props, _emit_invoice_failed, _fail, apply_charge_outcome
 from engine.payments.provider import ChargeRequest, ProviderError, ProviderRejected
+from engine.payments.reads import ONE_BY_ONE, Reads
 from engine.payments.receivables import _apply_credit, open_receivable
 from engine.payments.refunds import _resolve_refund
 from engine.payments.service import (
@@ -99,39 +100,41 @@ def collect_invoice(
     *,
     service: PaymentService,
     collection_method: str = "automatic",
+    reads: Reads = ONE_BY_ONE,
 ) -> CollectionResult:
     """Collect `invoice` (attempt `invoice.attempt`) from the customer's default method:
-    customer credit first, then the provider. Idempotent per (invoice, attempt)."""
+    customer credit first, then the provider. Idempotent per (invoice, attempt). `reads`:
+    what a batch read ahead (engine/payments/reads.py)."""
     svc = service
     if invoice.attempt < 1:
         raise PaymentError("attempt numbers start at 1")
-    open_receivable(session, invoice, collection_method=collection_method, service=svc)
-    rec = _receivable(session, invoice.invoice_id)
+    open_receivable(session, invoice, collection_method=collection_method, service=svc, reads=reads)
+    rec = reads.locked_receivable(session, invoice.invoice_id)
     assert rec is not None
     key = attempt_key(invoice.invoice_id, invoice.attempt)
-    existing = session.scalar(select(Payment).where(Payment.idempotency_key == key))
+    existing = reads.payment(session, key)
     if existing is not None:
         if existing.status == "pending" and existing.provider not in OFFLINE_PROVIDERS:
             _resolve_pending(session, svc, existing)
         return _result(existing, rec)
-    refused = _no_new_attempt(session, svc, rec)
+    refused = _no_new_attempt(session, svc, rec, reads)
     if refused is not None:
         return refused
     rec.last_attempt = max(rec.last_attempt, invoice.attempt)
 
-    used = _apply_credit(session, svc, rec)
+    used = _apply_credit(session, svc, rec, reads)
     if rec.status == "paid":
         _emit(session, svc, "payment.succeeded", rec.customer_id, _credit_paid_props(rec, used))
         return CollectionResult("paid", rec.invoice_id, payment_reference=rec.payment_reference)
 
-    return _collect_remaining(session, svc, rec, key, invoice.attempt)
+    return _collect_remaining(session, svc, rec, key, invoice.attempt, reads)
 
 
 def _collect_remaining(session: Session, svc: PaymentService, rec: Receivable, key: str,
-                       attempt: int) -> CollectionResult:
+                       attempt: int, reads: Reads) -> CollectionResult:
     """What credit left unpaid: awaited as a bank transfer, charged to the default method, or
     failed for want of one."""
-    method = default_payment_method(session, rec.customer_id)
+    method = reads.default_method(session, rec.customer_id)
     if rec.collection_method == "bank_transfer" or (
         method is not None and method.provider == "bank"
     ):
@@ -144,10 +147,11 @@ def _collect_remaining(session: Session, svc: PaymentService, rec: Receivable, k
         return CollectionResult("no_payment_method", rec.invoice_id, decline_code="no_payment_method",
                                 retryable=False, remaining=rec.remaining,
                                 payment_reference=rec.payment_reference)
-    return _charge(session, svc, rec, method, key, attempt)
+    return _charge(session, svc, rec, method, key, attempt, reads)
 
 
-def _no_new_attempt(session: Session, svc: PaymentService, rec: Receivable) -> CollectionResult | None:
+def _no_new_attempt(session: Session, svc: PaymentService, rec: Receivable,
+                    reads: Reads = ONE_BY_ONE) -> CollectionResult | None:
     """Why no new attempt is made for `rec` (paid, closed, or an earlier attempt whose
     outcome is still unknown), or None when one may be."""
     if rec.status == "paid":
@@ -155,9 +159,7 @@ def _no_new_attempt(session: Session, svc: PaymentService, rec: Receivable) -> C
     if rec.status != "open":  # voided or written off: nothing more is collected
         return CollectionResult(rec.status, rec.invoice_id, payment_reference=rec.payment_reference)
     # An earlier attempt whose outcome is unknown could still have taken the money.
-    for earlier in session.scalars(
-        select(Payment).where(Payment.invoice_id == rec.invoice_id, Payment.status == "pending")
-    ).all():
+    for earlier in reads.pending(session, rec.invoice_id):
         if earlier.provider in OFFLINE_PROVIDERS:
             continue
         if _resolve_pending(session, svc, earlier) == "pending":
@@ -169,7 +171,7 @@ def _no_new_attempt(session: Session, svc: PaymentService, rec: Receivable) -> C
 
 
 def _charge(session: Session, svc: PaymentService, rec: Receivable, method: PaymentMethod, key: str,
-            attempt: int) -> CollectionResult:
+            attempt: int, reads: Reads = ONE_BY_ONE) -> CollectionResult:
     """Record attempt `attempt` as pending, then ask the provider (looking first, in case a
     lost run of this very attempt was answered) and apply what it says."""
     adapter = svc.adapter(method.provider)
@@ -204,7 +206,7 @@ def _charge(session: Session, svc: PaymentService, rec: Receivable, method: Paym
     except ProviderRejected as exc:
         _fail(session, svc, payment, f"rejected:{exc.code}", False)
         return _result(payment, rec)
-    apply_charge_outcome(session, svc, payment, outcome)
+    apply_charge_outcome(session, svc, payment, outcome, reads)
     return _result(payment, rec)
 
 

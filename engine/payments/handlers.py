@@ -23,6 +23,7 @@ invoice.finalized properties read (sales publishes them):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,15 +33,17 @@ from sqlalchemy.orm import Session
 
 from engine.clock import ensure_aware
 from engine.money import to_decimal
-from engine.payments.bank import remember_invoice
+from engine.payments.bank import bank_references, remember_invoice
 from engine.payments.books.credits import wallet_entries
 from engine.payments.books.schedules import schedule_invoice
 from engine.payments.collection import collect_invoice, retry_invoice_payment
-from engine.payments.method_store import add_payment_method, default_payment_method
+from engine.payments.method_store import add_payment_method
 from engine.payments.models import PaymentMethod
+from engine.payments.reads import BatchReads
 from engine.payments.receivables import open_receivable
+from engine.payments.references import invoice_reference, normalise_reference
 from engine.payments.service import CollectableInvoice, PaymentError, PaymentService
-from engine.store import mark_processed
+from engine.store import mark_processed, mark_processed_many
 
 CONSUMER = "payments.handlers"  # distinct from the bus's own record under "payments"
 
@@ -76,13 +79,38 @@ def invoice_from_event(envelope: dict[str, Any]) -> CollectableInvoice:
 
 def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:
     """Open the receivable and, when it is due now and collected automatically, charge the
-    customer's default method (customer credit first)."""
-    svc = service
-    now = svc.now()
-    if not mark_processed(session, CONSUMER, envelope["id"], now):
+    customer's default method (customer credit first). A batch of one."""
+    handle_invoices_finalized(session, [envelope], service=service)
+
+
+def handle_invoices_finalized(session: Session, envelopes: Sequence[dict[str, Any]], *,
+                              service: PaymentService) -> None:
+    """`handle_invoice_finalized` for a bus batch, in its order: what the invoices read
+    (receivables, references, attempts, credit balances, default methods) read ahead in a
+    few queries (engine/payments/reads.py), the events marked processed in one statement."""
+    fresh = mark_processed_many(session, CONSUMER, [e["id"] for e in envelopes], service.now())
+    todo = []
+    for envelope in envelopes:
+        if envelope["id"] in fresh:
+            fresh.discard(envelope["id"])  # the same id twice: the second is a duplicate
+            todo.append((envelope, invoice_from_event(envelope), _props(envelope)))
+    if not todo:
         return
-    invoice = invoice_from_event(envelope)
-    props = _props(envelope)
+    reads = BatchReads(
+        session, [invoice for _, invoice, _ in todo],
+        references=[normalise_reference(invoice.payment_reference or invoice_reference(invoice.invoice_id))
+                    for _, invoice, _ in todo],
+        bank=[ref for _, _, props in todo for ref in bank_references(props.get("number"))],
+        sources=[f"inv:{invoice.invoice_id}" for _, invoice, _ in todo],
+    )
+    for _, invoice, props in todo:
+        _finalized(session, invoice, props, service, reads)
+        reads.forget(invoice.invoice_id, invoice.customer_id)
+
+
+def _finalized(session: Session, invoice: CollectableInvoice, props: dict[str, Any], svc: PaymentService,
+               reads: BatchReads) -> None:
+    now = svc.now()
     revenue, discounts = _revenue(props)
     tax = to_decimal(props.get("tax") or "0", "tax")
     credit_applied = to_decimal(props.get("credit_applied") or "0", "credit_applied")
@@ -91,15 +119,15 @@ def handle_invoice_finalized(session: Session, envelope: dict[str, Any], *, serv
     method = str(props.get("collection_method") or "automatic")
     open_receivable(session, invoice, revenue_by_plan=revenue, tax=tax, collection_method=method,
                     due_at=due_at, tax_country=props.get("tax_country"), credit_applied=credit_applied,
-                    discount=discounts, service=svc)
+                    discount=discounts, service=svc, reads=reads)
     # The schedule first: a pack sold defers its invoice's rows in the report (wallet_entries).
-    schedule_invoice(session, invoice, props, service=svc)
+    schedule_invoice(session, invoice, props, service=svc, reads=reads)
     if props.get("reason") == "charge" or credit_applied > 0:  # a pack sold, wallet credit spent
         wallet_entries(session, invoice, revenue, discounts, svc.now())
-    remember_invoice(session, invoice.invoice_id, props.get("number"))  # for bank transfers
-    _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc)
+    remember_invoice(session, invoice.invoice_id, props.get("number"), reads)  # for bank transfers
+    _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc, reads)
     if due_at is None or due_at <= now:
-        collect_invoice(session, invoice, service=svc, collection_method=method)
+        collect_invoice(session, invoice, service=svc, collection_method=method, reads=reads)
 
 
 def _revenue(props: dict[str, Any]) -> tuple[dict[str, Decimal], Decimal]:
@@ -118,16 +146,17 @@ def _revenue(props: dict[str, Any]) -> tuple[dict[str, Decimal], Decimal]:
     return revenue, discounts
 
 
-def _adopt_method(session: Session, customer_id: str, given: Any, svc: PaymentService) -> None:
+def _adopt_method(session: Session, customer_id: str, given: Any, svc: PaymentService, reads: BatchReads) -> None:
     """The invoice names the subscription's method (a card token given to sales) and the
     customer has none stored yet: store it before collecting. sales publishes the first
     invoice before subscription.created, so waiting for that event would fail the first
     attempt with no_payment_method. A stored method's id ("pm_...") is already here."""
     if not isinstance(given, str) or not given or given.startswith("pm_"):
         return
-    if default_payment_method(session, customer_id) is not None:
+    if reads.default_method(session, customer_id) is not None:
         return
     add_payment_method(session, customer_id, "card", given, provider=svc.default_provider, service=svc)
+    reads.method_added(customer_id)
 
 
 def handle_payment_retry(session: Session, envelope: dict[str, Any], *, service: PaymentService) -> None:

@@ -14,18 +14,20 @@ from engine.payments import journal
 from engine.payments.journal import Posting
 from engine.payments.models import Payment, Receivable
 from engine.payments.provider import ChargeOutcome, PaymentState
+from engine.payments.reads import ONE_BY_ONE, Reads
 from engine.payments.receivables import _add_credit
 from engine.payments.service import ZERO, PaymentService, _emit, _money, _receivable
 
 # --- receiving money -------------------------------------------------------------------------
 
 
-def _receive(session: Session, svc: PaymentService, payment: Payment, cash: str | None = None) -> None:
+def _receive(session: Session, svc: PaymentService, payment: Payment, cash: str | None = None,
+             reads: Reads = ONE_BY_ONE) -> None:
     """A payment succeeded: apply it to its invoice, the rest to customer credit; journal it
     (on `cash`, by default its provider's cash account); publish payment.succeeded."""
     now = svc.now()
     amount = payment.amount
-    rec = _receivable(session, payment.invoice_id)
+    rec = reads.locked_receivable(session, payment.invoice_id) if payment.invoice_id else None
     to_invoice = ZERO
     if rec is not None and rec.currency == payment.currency:
         to_invoice = min(amount, max(rec.remaining, ZERO))
@@ -133,7 +135,8 @@ def _emit_invoice_failed(session: Session, svc: PaymentService, invoice_id: str,
     })
 
 
-def apply_charge_outcome(session: Session, svc: PaymentService, payment: Payment, outcome: ChargeOutcome) -> str:
+def apply_charge_outcome(session: Session, svc: PaymentService, payment: Payment, outcome: ChargeOutcome,
+                         reads: Reads = ONE_BY_ONE) -> str:
     """Move a payment to what the provider says. Terminal states never change here (a late
     or duplicated webhook saying the same thing, or something older, is ignored). Returns the
     payment's status afterwards."""
@@ -156,7 +159,7 @@ def apply_charge_outcome(session: Session, svc: PaymentService, payment: Payment
         # The money that moved is what the provider captured.
         payment.amount = outcome.amount
         payment.captured_at = outcome.captured_at or now
-        _receive(session, svc, payment)
+        _receive(session, svc, payment, reads=reads)
         return payment.status
     _fail(session, svc, payment, outcome.decline_code or "generic_decline", bool(outcome.retryable))
     return payment.status

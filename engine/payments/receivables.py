@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,6 +16,7 @@ from engine.payments import journal
 from engine.payments.journal import Posting
 from engine.payments.models import CreditBalance, CreditEntry, Receivable
 from engine.payments.postings import debit_posting
+from engine.payments.reads import ONE_BY_ONE, Reads
 from engine.payments.references import invoice_reference, normalise_reference
 from engine.payments.service import ZERO, CollectableInvoice, PaymentError, PaymentService, check_amount
 from engine.store import new_event_id
@@ -36,19 +36,20 @@ def open_receivable(
     credit_applied: Decimal = ZERO,
     discount: Decimal = ZERO,
     service: PaymentService,
+    reads: Reads = ONE_BY_ONE,
 ) -> Receivable:
     """Record what an invoice owes (idempotent per invoice id) and journal it:
     Dr receivables, Dr customer credit (what sales applied of the customer's balance) /
     Dr discounts / Cr revenue per plan (and price type, "pro:usage"), gross of `discount` /
-    Cr tax payable (per country)."""
+    Cr tax payable (per country). `reads`: what a batch read ahead (engine/payments/reads.py)."""
     svc = service
-    existing = session.get(Receivable, invoice.invoice_id)
+    existing = reads.receivable(session, invoice.invoice_id)
     if existing is not None:
         return existing
     amount = _amount_due(invoice)
     if collection_method not in ("automatic", "bank_transfer"):
         raise PaymentError(f"collection_method must be automatic or bank_transfer, not {collection_method!r}")
-    reference = _free_reference(session, invoice)
+    reference = _free_reference(session, invoice, reads)
     now = svc.now()
     rec = Receivable(
         invoice_id=invoice.invoice_id,
@@ -73,6 +74,7 @@ def open_receivable(
                 session, f"inv:{invoice.invoice_id}", now, invoice.currency, postings,
                 f"invoice {invoice.invoice_id} issued", invoice.invoice_id,
             )
+        reads.opened(rec)
     except IntegrityError:
         # Another collection of this invoice (another process) opened it meanwhile and has
         # committed: its receivable is the one, and its attempt is what this one returns.
@@ -95,14 +97,11 @@ def _amount_due(invoice: CollectableInvoice) -> Decimal:
     return amount
 
 
-def _free_reference(session: Session, invoice: CollectableInvoice) -> str:
+def _free_reference(session: Session, invoice: CollectableInvoice, reads: Reads) -> str:
     """The invoice's payment reference, or one built from its id when another invoice has
     that reference already."""
     reference = invoice.payment_reference or invoice_reference(invoice.invoice_id)
-    clash = session.scalar(
-        select(Receivable.invoice_id).where(Receivable.payment_reference == normalise_reference(reference))
-    )
-    if clash is not None:
+    if reads.reference_taken(session, normalise_reference(reference)):
         reference = invoice_reference(invoice.invoice_id, digest=True)
     return reference
 
@@ -128,8 +127,8 @@ def _issue_postings(amount: Decimal, credit_applied: Decimal, revenue_by_plan: M
     return postings
 
 
-def _apply_credit(session: Session, svc: PaymentService, rec: Receivable) -> Decimal:
-    balance = session.get(CreditBalance, (rec.customer_id, rec.currency), with_for_update=True)
+def _apply_credit(session: Session, svc: PaymentService, rec: Receivable, reads: Reads = ONE_BY_ONE) -> Decimal:
+    balance = reads.credit_balance(session, rec.customer_id, rec.currency)
     if balance is None or balance.balance <= 0 or rec.remaining <= 0:
         return ZERO
     use = min(balance.balance, rec.remaining)

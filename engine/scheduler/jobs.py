@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,9 +25,10 @@ from typing import Any
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from engine import automation
 from engine.clock import Clock
@@ -267,29 +268,54 @@ class Jobs:
 
     def claim(self, name: str, slot: datetime) -> bool:
         """Take (job, slot): True when this scheduler is to run it."""
+        return name in self.claim_many([(name, slot)])
+
+    def claim_many(self, wanted: Sequence[tuple[str, datetime]]) -> set[str]:
+        """Take each (job, slot) in one transaction (a clock stop's jobs): the jobs this
+        scheduler is to run. A slot is taken once across schedulers, as by `claim`: the rows
+        are inserted unless there (in the order given: two schedulers never wait on each
+        other crosswise), and a slot there is taken again only if its run failed or its
+        owner died."""
+        if not wanted:
+            return set()
         wall = datetime.now(UTC)
-        values = {"job": name, "slot": slot, "status": RUNNING, "owner": self.owner,
-                  "attempts": 1, "started_at": wall}
+        rows = [{"job": name, "slot": slot, "status": RUNNING, "owner": self.owner,
+                 "attempts": 1, "started_at": wall} for name, slot in wanted]
         with self.db.session() as session:
             table: Any = JobRun.__table__
             stmt: Any = (pg_insert(table) if self.db.is_postgres else sqlite_insert(table)) \
-                .values(**values).on_conflict_do_nothing().returning(table.c.job)
-            if session.execute(stmt).first() is not None:
-                return True
-            # Claimed before: take it again only if that run failed or its owner died.
-            again: Any = session.execute(
-                update(JobRun).where(
-                    JobRun.job == name, JobRun.slot == slot,
-                    (JobRun.status == FAILED) | ((JobRun.status == RUNNING)
-                                                 & (JobRun.started_at < wall - LEASE)))
-                .values(status=RUNNING, owner=self.owner, started_at=wall,
-                        attempts=JobRun.attempts + 1))
-            return bool(again.rowcount)
+                .values(rows).on_conflict_do_nothing().returning(table.c.job)
+            taken = {job for (job,) in session.execute(stmt)}
+            for name, slot in wanted:
+                if name not in taken and self._take_again(session, name, slot, wall):
+                    taken.add(name)
+            return taken
+
+    def _take_again(self, session: Session, name: str, slot: datetime, wall: datetime) -> bool:
+        """Claimed before: take it again only if that run failed or its owner died."""
+        again: Any = session.execute(
+            update(JobRun).where(
+                JobRun.job == name, JobRun.slot == slot,
+                (JobRun.status == FAILED) | ((JobRun.status == RUNNING)
+                                             & (JobRun.started_at < wall - LEASE)))
+            .values(status=RUNNING, owner=self.owner, started_at=wall,
+                    attempts=JobRun.attempts + 1))
+        return bool(again.rowcount)
 
     def _finish(self, name: str, slot: datetime, status: str, detail: Any) -> None:
+        self._finish_many([RunResult(name, slot, status, detail)])
+
+    def _finish_many(self, results: Sequence[RunResult]) -> None:
+        """Record how each run ended, in one transaction."""
+        if not results:
+            return
+        table: Any = JobRun.__table__
+        stmt = update(table).where(table.c.job == bindparam("b_job"), table.c.slot == bindparam("b_slot")) \
+            .values(status=bindparam("b_status"), finished_at=bindparam("b_at"), detail=bindparam("b_detail"))
+        wall = datetime.now(UTC)
         with self.db.session() as session:
-            session.execute(update(JobRun).where(JobRun.job == name, JobRun.slot == slot).values(
-                status=status, finished_at=datetime.now(UTC), detail=str(detail)[:4000]))
+            session.execute(stmt, [{"b_job": r.job, "b_slot": r.slot, "b_status": r.status, "b_at": wall,
+                                    "b_detail": str(r.detail)[:4000]} for r in results])
 
     def run(self, name: str, now: datetime | None = None) -> RunResult | None:
         """Run job `name` for its slot at `now` (the engine's clock by default), unless that
@@ -303,17 +329,22 @@ class Jobs:
             return None
         if job.keyed and not self.claim(name, slot):
             return RunResult(name, slot, "taken")
+        result, record = self._execute(job, now, slot)
+        if job.keyed:
+            self._finish_many([record])
+        return result
+
+    def _execute(self, job: Job, now: datetime, slot: datetime) -> tuple[RunResult, RunResult]:
+        """Run a claimed job: what it returns, and what its slot's row records."""
         try:
             detail = job.run(now, slot)
             self.after_run()
         except Exception as exc:
-            log.exception("scheduled job %s (slot %s) failed", name, slot.isoformat())
-            if job.keyed:
-                self._finish(name, slot, FAILED, f"{type(exc).__name__}: {exc}")
-            return RunResult(name, slot, FAILED, str(exc))
-        if job.keyed:
-            self._finish(name, slot, DONE, detail)
-        return RunResult(name, slot, DONE, detail)
+            log.exception("scheduled job %s (slot %s) failed", job.name, slot.isoformat())
+            return RunResult(job.name, slot, FAILED, str(exc)), \
+                RunResult(job.name, slot, FAILED, f"{type(exc).__name__}: {exc}")
+        done = RunResult(job.name, slot, DONE, detail)
+        return done, done
 
     def due(self, now: datetime) -> list[str]:
         """The jobs whose slot at `now` has not been run yet."""
@@ -342,13 +373,36 @@ class Jobs:
         names = self.due(now)
         ordered = [n for n in order if n in names] + sorted(
             n for n in names if n not in order and n != "messaging")
-        results = []
+        # The stop's slots claimed in one transaction and their ends recorded in one (a stop
+        # is hundreds a simulated year); each job still runs alone, its events applied after it.
+        table = dict(self.jobs)
+        slots = {n: s for n in ordered if n in table and (s := slot_at(table[n].trigger, now)) is not None}
+        claimed = self.claim_many([(n, s) for n, s in slots.items() if table[n].keyed])
+        results = [RunResult(n, s, "taken") for n, s in slots.items() if table[n].keyed and n not in claimed]
+        runs = [(table[n], s) for n, s in slots.items() if n in claimed or not table[n].keyed]
+        results += self._run_claimed(runs, now)
         # Delivery last, whether due or not (it is not keyed); run() skips a job not in the table.
-        for name in [*ordered, "messaging"]:
-            result = self.run(name, now)
-            if result is not None:
+        delivered = self.run("messaging", now)
+        if delivered is not None:
+            results.append(delivered)
+        self.drain()
+        return results
+
+    def _run_claimed(self, runs: Sequence[tuple[Job, datetime]], now: datetime) -> list[RunResult]:
+        """Each claimed job in turn, the events it caused applied after it; how each ended
+        recorded at the end in one transaction (a slot the stop did not reach, because
+        something raised, is recorded failed: a later tick takes it again)."""
+        results: list[RunResult] = []
+        records: dict[str, RunResult] = {}
+        try:
+            for job, slot in runs:
+                result, records[job.name] = self._execute(job, now, slot)
                 results.append(result)
-            self.drain()
+                self.drain()
+        finally:
+            for job, slot in runs:
+                records.setdefault(job.name, RunResult(job.name, slot, FAILED, "not run: the stop was interrupted"))
+            self._finish_many([r for job, _ in runs if job.keyed for r in [records[job.name]]])
         return results
 
     def next_due(self, after: datetime) -> datetime | None:

@@ -13,6 +13,7 @@ from engine.store.outbox import (
     add_event,
     add_events,
     mark_processed,
+    mark_processed_many,
     new_event_id,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "add_events",
     "is_postgres",
     "mark_processed",
+    "mark_processed_many",
     "new_event_id",
     "utcnow_column",
 ]

@@ -10,7 +10,7 @@ tests/system/test_subscriptions.py holds the code to that.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,7 +20,7 @@ from engine import payments, sales, webhooks
 from engine.access import AccessService
 from engine.automation import SUBSYSTEM as AUTOMATION
 from engine.automation import Automation
-from engine.events import Envelope, Handler
+from engine.events import BatchHandler, Envelope, Handler
 from engine.payments import PaymentService
 from engine.pricing.quoting import PromotionSource
 from engine.system.payments import payment_retry_consumer
@@ -33,6 +33,13 @@ class ServiceHandler(Protocol):
     """One of payments' handlers: it collects through the payment service it is given."""
 
     def __call__(self, session: Session, envelope: dict[str, object], *, service: PaymentService) -> None: ...
+
+
+class ServiceBatchHandler(Protocol):
+    """A batch twin of one of payments' handlers (a run of the bus's batch at once)."""
+
+    def __call__(self, session: Session, envelopes: Sequence[dict[str, object]], *,
+                 service: PaymentService) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ def subscriptions(
         service = payments_service
         table += [
             # Collect a finalized invoice (or open its receivable for a bank transfer).
-            Subscription("payments", "invoice.finalized", with_service(payments.handle_invoice_finalized, service)),
+            Subscription("payments", "invoice.finalized", batch_with_service(payments.handle_invoices_finalized, service)),
             # A subscription created with a payment method: store it, collect what failed before.
             Subscription("payments", "subscription.created",
                          with_service(payments.handle_payment_method_attached, service)),
@@ -130,6 +137,16 @@ def as_dict(handler: DictHandler) -> Handler:
     adapted.__name__ = adapted.__qualname__ = getattr(handler, "__qualname__", "handler")
     adapted.__module__ = getattr(handler, "__module__", __name__)
     return adapted
+
+
+def batch_with_service(handler: ServiceBatchHandler, service: PaymentService) -> BatchHandler:
+    """One of payments' batch twins, bound to this system's payment service: the bus hands it
+    a run of its events at once (events.apply), a single event as a batch of one."""
+
+    def many(session: Session, envelopes: Sequence[Envelope]) -> None:
+        handler(session, [env.model_dump(mode="json") for env in envelopes], service=service)
+
+    return BatchHandler(many, getattr(handler, "__qualname__", "handler"))
 
 
 def with_service(handler: ServiceHandler, service: PaymentService) -> Handler:

@@ -20,6 +20,7 @@ from engine.rules import RulesRuntime, load_ruleset_text
 from engine.scheduler import AdvisoryLock, Job, JobRun, Jobs, Runner, SingleProcess
 from engine.store import Database
 from engine.system import build_automation, scheduler_jobs
+from tests.concurrency import at_once
 
 
 def make_jobs(db: Database, clock: Any = None, owner: str = "test") -> Jobs:
@@ -255,3 +256,74 @@ def test_rule_jobs_follow_the_published_rules_and_the_test_clock(sqlite_db: Data
     jobs.auto.runtime.install(load_ruleset_text(RULES.replace("0 9 * * 1", "0 10 * * 1"), "r.yaml"), 2)
     jobs.refresh_rule_jobs()
     assert [n for n in jobs.jobs if n.startswith("rules:")] == ["rules:customer:0 10 * * 1"]
+
+
+# -- a clock stop's claims -------------------------------------------------------------------------
+
+
+def _hourly(jobs: Jobs, names: list[str], rec: Recorder) -> Jobs:
+    jobs.jobs = {n: Job(n, scheduler.cron_trigger("0 * * * *"), rec) for n in names}
+    jobs.refresh_rule_jobs = lambda: False  # type: ignore[method-assign]
+    return jobs
+
+
+def _transactions(db: Database, work: Any) -> int:
+    begun: list[str] = []
+
+    def count(_conn: Any) -> None:
+        begun.append("begin")
+
+    sa.event.listen(db.engine, "begin", count)
+    try:
+        work()
+    finally:
+        sa.event.remove(db.engine, "begin", count)
+    return len(begun)
+
+
+def test_a_stop_claims_its_jobs_and_records_their_ends_in_one_transaction_each(sqlite_db: Database) -> None:
+    """A test clock stops hundreds of times a simulated year: what a stop costs does not grow
+    with its jobs (one claim, one finish, besides reading the slots)."""
+    t = datetime(2026, 3, 8, 10, 15, tzinfo=UTC)
+    one = _hourly(make_jobs(sqlite_db, owner="a"), ["j0"], Recorder())
+    five = _hourly(make_jobs(sqlite_db, owner="b"), [f"k{n}" for n in range(5)], Recorder())
+    assert _transactions(sqlite_db, lambda: one.run_due(t)) == _transactions(sqlite_db, lambda: five.run_due(t))
+    with sqlite_db.session() as s:
+        assert sorted((r.job, r.status) for r in s.scalars(select(JobRun))) == \
+            [("j0", "done"), *((f"k{n}", "done") for n in range(5))]
+
+
+def test_a_job_that_fails_in_a_stop_is_recorded_failed_and_can_be_taken_again_the_others_not(
+        sqlite_db: Database) -> None:
+    calls: list[str] = []
+
+    def flaky(now: datetime, slot: datetime) -> None:
+        calls.append("flaky")
+        if calls.count("flaky") == 1:
+            raise RuntimeError("database hiccup")
+
+    rec = Recorder()
+    jobs = _hourly(make_jobs(sqlite_db), ["steady"], rec)
+    jobs.jobs["flaky"] = Job("flaky", scheduler.cron_trigger("0 * * * *"), flaky)
+    t = datetime(2026, 3, 8, 10, 15, tzinfo=UTC)
+    assert sorted((r.job, r.status) for r in jobs.run_due(t) if r.job != "messaging") == \
+        [("flaky", "failed"), ("steady", "done")]
+    with sqlite_db.session() as s:
+        assert sorted((r.job, r.status) for r in s.scalars(select(JobRun))) == [("flaky", "failed"), ("steady", "done")]
+    assert [jobs.run(n, t).status for n in ("flaky", "steady")] == ["done", "taken"]  # type: ignore[union-attr]
+    assert calls == ["flaky", "flaky"] and len(rec.slots) == 1
+
+
+def test_two_schedulers_stopping_at_once_run_each_slot_of_the_stop_once(pg_db: Database) -> None:
+    rec = Recorder(delay=0.02)
+    names = ["a", "b", "c"]
+    one = _hourly(make_jobs(pg_db, owner="one"), names, rec)
+    two = _hourly(make_jobs(pg_db, owner="two"), names, rec)
+    base = datetime(2026, 3, 8, 10, 15, tzinfo=UTC)
+    for hour in range(3):
+        turn = iter([one, two])
+        errors = at_once(lambda: next(turn).run_due(base + timedelta(hours=hour)))  # noqa: B023
+        assert errors == []
+    assert sorted(Counter(rec.slots).values()) == [3, 3, 3]  # three jobs a slot, each slot once each
+    with pg_db.session() as s:
+        assert {(r.job, r.status) for r in s.scalars(select(JobRun))} == {(n, "done") for n in names}

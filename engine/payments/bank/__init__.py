@@ -34,7 +34,7 @@ from engine.payments.bank.decide import DecisionConflict, decide
 from engine.payments.bank.lines import decision_to_dict, get_line, line_to_dict, list_lines
 from engine.payments.bank.lookup import rows_where
 from engine.payments.bank.match import match_bank
-from engine.payments.bank.refs import remember_invoice
+from engine.payments.bank.refs import bank_references, remember_invoice
 from engine.payments.bank.suggest import SUGGESTION_DAYS, suggestions
 from engine.payments.bank.write import ReconciliationError
 
@@ -44,6 +44,7 @@ __all__ = [
     "DecisionConflict",
     "ReconciliationError",
     "apply_transfer",
+    "bank_references",
     "decide",
     "decision_to_dict",
     "get_line",

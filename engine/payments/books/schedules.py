@@ -25,6 +25,7 @@ from engine.payments import journal
 from engine.payments.books.revrec import ScheduleLine, credit_schedule, line_schedule, month_of, next_month
 from engine.payments.journal import Posting
 from engine.payments.models import JournalLine, RevenueScheduleRow
+from engine.payments.reads import ONE_BY_ONE, Reads
 from engine.payments.service import CollectableInvoice, PaymentError, PaymentService
 
 ZERO = Decimal(0)
@@ -78,12 +79,12 @@ COLUMNS = ("source_id", "invoice_id", "line_no", "customer_id", "plan", "price_t
 
 
 def schedule_invoice(session: Session, invoice: CollectableInvoice, props: Mapping[str, Any], *,
-                     service: PaymentService) -> int:
+                     service: PaymentService, reads: Reads = ONE_BY_ONE) -> int:
     """The schedule of every line invoice.finalized carries (none without `lines`); written
     once per invoice. Returns the number of rows."""
     lines = [x for x in props.get("lines") or [] if isinstance(x, dict) and "amount" in x]
     source = f"inv:{invoice.invoice_id}"
-    if not lines or session.scalar(select(RevenueScheduleRow.id).where(RevenueScheduleRow.source_id == source)):
+    if not lines or reads.scheduled(session, source):
         return 0
     rows = invoice_rows(invoice, lines, service.now().date())
     write_rows(session, rows)

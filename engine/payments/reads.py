@@ -1,0 +1,222 @@
+"""What opening and collecting an invoice reads: one query each (`Reads`, retries and
+collect_due_invoices), or read ahead in bulk for a bus batch of invoice.finalized
+(`BatchReads`, handlers.handle_invoices_finalized), as automation/reads.py does for rules.
+
+A batch's reads are the single reads' answers, read before the batch: the receivables the
+batch names (and so whether each exists), the payment references already taken, the bank
+references and revenue schedules already written, each invoice's attempts (by idempotency
+key, and those still pending), the customers' credit balances (locked, as `_apply_credit`
+locks them) and default payment methods. Only the batch's own events change these rows
+while it runs (the bus applies one subsystem's batch at a time, in one transaction), and
+an event changes only its own invoice and customer, so after each event `forget` drops
+that invoice's and customer's rows and a later event of the batch about them reads afresh.
+What an event adds that another invoice could meet (a payment reference, a bank reference)
+is remembered as taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from engine.payments.models import (
+    CreditBalance,
+    InvoiceReference,
+    Payment,
+    PaymentMethod,
+    Receivable,
+    RevenueScheduleRow,
+)
+from engine.payments.service import _receivable, attempt_key
+
+
+class Reads:
+    """The single reads: one query each."""
+
+    def receivable(self, session: Session, invoice_id: str) -> Receivable | None:
+        return session.get(Receivable, invoice_id)
+
+    def locked_receivable(self, session: Session, invoice_id: str) -> Receivable | None:
+        """The receivable, locked for this transaction (FOR UPDATE on PostgreSQL)."""
+        return _receivable(session, invoice_id)
+
+    def opened(self, rec: Receivable) -> None:
+        """`rec` was inserted by this transaction (no one else can see or lock it)."""
+
+    def reference_taken(self, session: Session, reference: str) -> bool:
+        return session.scalar(
+            select(Receivable.invoice_id).where(Receivable.payment_reference == reference)
+        ) is not None
+
+    def bank_references(self, session: Session, wanted: Iterable[str]) -> set[str]:
+        """Of `wanted` (pay_invoice_references keys), those written already."""
+        return set(session.scalars(select(InvoiceReference.reference).where(InvoiceReference.reference.in_(wanted))))
+
+    def added_bank_references(self, references: Iterable[str]) -> None:
+        """`references` were written by this transaction."""
+
+    def scheduled(self, session: Session, source: str) -> bool:
+        """Whether revenue schedule rows of `source` ("inv:<id>") are written already."""
+        return session.scalar(
+            select(RevenueScheduleRow.id).where(RevenueScheduleRow.source_id == source).limit(1)
+        ) is not None
+
+    def payment(self, session: Session, key: str) -> Payment | None:
+        """The attempt with idempotency key `key`."""
+        return session.scalar(select(Payment).where(Payment.idempotency_key == key))
+
+    def pending(self, session: Session, invoice_id: str) -> list[Payment]:
+        """The invoice's attempts whose outcome is not known yet."""
+        return list(session.scalars(
+            select(Payment).where(Payment.invoice_id == invoice_id, Payment.status == "pending")
+        ))
+
+    def credit_balance(self, session: Session, customer_id: str, currency: str) -> CreditBalance | None:
+        return session.get(CreditBalance, (customer_id, currency), with_for_update=True)
+
+    def default_method(self, session: Session, customer_id: str) -> PaymentMethod | None:
+        return session.scalars(
+            select(PaymentMethod)
+            .where(PaymentMethod.customer_id == customer_id, PaymentMethod.is_default)
+            .order_by(PaymentMethod.created_at.desc())
+            .limit(1)
+        ).first()
+
+
+ONE_BY_ONE = Reads()
+
+
+class BatchReads(Reads):
+    """The reads of a batch of invoices (id, customer, currency, payment reference, bank
+    references wanted, schedule source), made ahead in a few queries."""
+
+    def __init__(self, session: Session, invoices: Sequence[Any], *, references: Iterable[str],
+                 bank: Iterable[str], sources: Iterable[str]) -> None:
+        ids = sorted({i.invoice_id for i in invoices})
+        customers = sorted({i.customer_id for i in invoices})
+        pairs = sorted({(i.customer_id, i.currency) for i in invoices})
+        self._receivables: dict[str, Receivable | None] = dict.fromkeys(ids)
+        self._receivables.update(
+            {r.invoice_id: r for r in session.scalars(select(Receivable).where(Receivable.invoice_id.in_(ids)))}
+        )
+        self._fresh: set[str] = set()  # inserted by this transaction: locked by nature
+        refs = sorted(set(references))
+        self._references_asked = set(refs)
+        self._references = set(session.scalars(
+            select(Receivable.payment_reference).where(Receivable.payment_reference.in_(refs))
+        )) if refs else set()
+        self._bank_asked = set(bank)
+        self._bank = Reads.bank_references(self, session, sorted(self._bank_asked)) if self._bank_asked else set()
+        self._sources = set(sources)
+        self._scheduled = _scheduled(session, self._sources)
+        self._keys: dict[str, set[str]] = {}  # invoice id -> the attempt keys read
+        for i in invoices:
+            self._keys.setdefault(i.invoice_id, set()).add(attempt_key(i.invoice_id, i.attempt))
+        keys = sorted(k for ks in self._keys.values() for k in ks)
+        self._payments: dict[str, Payment] = {p.idempotency_key: p for p in session.scalars(
+            select(Payment).where(Payment.idempotency_key.in_(keys)))}
+        self._pending: dict[str, list[Payment]] = {i: [] for i in ids}
+        for p in session.scalars(select(Payment).where(Payment.invoice_id.in_(ids), Payment.status == "pending")
+                                 .order_by(Payment.created_at, Payment.id)):
+            self._pending[str(p.invoice_id)].append(p)
+        # Locked as the single read locks them (FOR UPDATE on PostgreSQL), in key order.
+        balances: Iterable[CreditBalance] = session.scalars(
+            select(CreditBalance)
+            .where(tuple_(CreditBalance.customer_id, CreditBalance.currency).in_(pairs))
+            .order_by(CreditBalance.customer_id, CreditBalance.currency)
+            .with_for_update()
+        ) if pairs else []
+        self._balances: dict[str, dict[str, CreditBalance | None]] = {}  # customer -> currency -> row
+        for customer_id, currency in pairs:
+            self._balances.setdefault(customer_id, {})[currency] = None
+        for b in balances:
+            self._balances[b.customer_id][b.currency] = b
+        self._methods: dict[str, PaymentMethod | None] = dict.fromkeys(customers)
+        for m in session.scalars(
+            select(PaymentMethod)
+            .where(PaymentMethod.customer_id.in_(customers), PaymentMethod.is_default)
+            .order_by(PaymentMethod.customer_id, PaymentMethod.created_at.desc())
+        ):
+            if self._methods.get(m.customer_id) is None:
+                self._methods[m.customer_id] = m
+
+    def forget(self, invoice_id: str, customer_id: str) -> None:
+        """The event of `invoice_id` ran: its invoice's and customer's rows are read again."""
+        self._receivables.pop(invoice_id, None)
+        self._fresh.discard(invoice_id)
+        self._pending.pop(invoice_id, None)
+        self._keys.pop(invoice_id, None)
+        self._methods.pop(customer_id, None)
+        self._balances.pop(customer_id, None)
+
+    def receivable(self, session: Session, invoice_id: str) -> Receivable | None:
+        if invoice_id in self._receivables:
+            return self._receivables[invoice_id]
+        return super().receivable(session, invoice_id)
+
+    def locked_receivable(self, session: Session, invoice_id: str) -> Receivable | None:
+        if invoice_id in self._fresh:
+            return self._receivables[invoice_id]
+        return super().locked_receivable(session, invoice_id)
+
+    def opened(self, rec: Receivable) -> None:
+        self._receivables[rec.invoice_id] = rec
+        self._fresh.add(rec.invoice_id)
+        if rec.payment_reference:
+            self._references.add(rec.payment_reference)
+
+    def reference_taken(self, session: Session, reference: str) -> bool:
+        # The batch's references were read; the batch's own are added as opened.
+        if reference in self._references_asked or reference in self._references:
+            return reference in self._references
+        return super().reference_taken(session, reference)
+
+    def bank_references(self, session: Session, wanted: Iterable[str]) -> set[str]:
+        wanted = set(wanted)
+        if wanted <= self._bank_asked:
+            return wanted & self._bank
+        return super().bank_references(session, wanted)
+
+    def added_bank_references(self, references: Iterable[str]) -> None:
+        self._bank.update(references)
+
+    def scheduled(self, session: Session, source: str) -> bool:
+        if source in self._sources:
+            return source in self._scheduled
+        return super().scheduled(session, source)
+
+    def payment(self, session: Session, key: str) -> Payment | None:
+        if key in self._keys.get(key.rsplit(":", 1)[0], ()):
+            return self._payments.get(key)
+        return super().payment(session, key)
+
+    def pending(self, session: Session, invoice_id: str) -> list[Payment]:
+        if invoice_id in self._pending:
+            return self._pending[invoice_id]
+        return super().pending(session, invoice_id)
+
+    def credit_balance(self, session: Session, customer_id: str, currency: str) -> CreditBalance | None:
+        held = self._balances.get(customer_id, {})
+        if currency in held:
+            return held[currency]
+        return super().credit_balance(session, customer_id, currency)
+
+    def default_method(self, session: Session, customer_id: str) -> PaymentMethod | None:
+        if customer_id in self._methods:
+            return self._methods[customer_id]
+        return super().default_method(session, customer_id)
+
+    def method_added(self, customer_id: str) -> None:
+        """The customer's methods changed: read its default again."""
+        self._methods.pop(customer_id, None)
+
+
+def _scheduled(session: Session, sources: set[str]) -> set[str]:
+    if not sources:
+        return set()
+    return set(session.scalars(
+        select(RevenueScheduleRow.source_id).where(RevenueScheduleRow.source_id.in_(sorted(sources))).distinct()
+    ))
