@@ -1,10 +1,13 @@
 """Usage burning a custom-unit wallet (tokens) as it is recorded (docs/credits.md, Token wallets).
 
-No running total is stored: what usage has burned is the sum of the wallet's usage
-consumptions (entries of kind `consumption` that name no invoice), and what it must burn is the
+What usage has burned is kept on each grant (`usage_burned`, the sum of its usage
+consumptions: entries of kind `consumption` that name no invoice), advanced by the burn in the
+transaction that writes those entries, under the grants' lock; what it must burn is the
 customer's usage of the burning metrics times their rates, which sales counts. A burn writes the
 difference, so a redelivered trigger, or a second worker that waited on the first one's lock,
-finds nothing left to burn. What the wallet cannot pay stays owed: the next grant pays it first."""
+finds nothing left to burn. What the wallet cannot pay stays owed: the next grant pays it first.
+Neither the burn nor the access view reads the usage entries: their cost does not grow with the
+number of burns."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.orm import Session
 
 from engine.credits.amounts import amount_text
@@ -39,37 +42,44 @@ def burned(session: Session, customer_id: str, unit: str) -> Decimal:
 
 
 def burned_many(session: Session, customer_ids: Sequence[str], unit: str) -> dict[str, Decimal]:
-    """`burned` for many customers in one query (summed in Python: SQLite's SUM over decimal
-    strings would go through float)."""
+    """`burned` for many customers in one query: their grants' `usage_burned` (summed in
+    Python: SQLite's SUM over decimal strings would go through float)."""
     out = dict.fromkeys(customer_ids, ZERO)
-    rows = session.execute(
-        select(Entry.customer_id, Entry.amount).join(Grant, Grant.id == Entry.grant_id)
-        .where(Entry.customer_id.in_(list(customer_ids)), Entry.kind == "consumption", Entry.invoice_id.is_(None),
-               Grant.unit == unit)
-    )
+    rows = session.execute(select(Grant.customer_id, Grant.usage_burned)
+                           .where(Grant.customer_id.in_(list(customer_ids)), Grant.unit == unit))
     for cid, amount in rows:
-        out[cid] -= amount
+        out[cid] += amount
     return out
+
+
+def _not_usage() -> ColumnElement[bool]:
+    """The entries other than usage consumptions: a grant's own, an invoice's, expiry, void
+    (a handful per grant, whatever the number of burns)."""
+    return or_(Entry.kind != "consumption", Entry.invoice_id.is_not(None))
 
 
 def spend_figures(session: Session, customer_ids: Sequence[str], unit: str,
                   now: datetime) -> dict[str, tuple[Decimal, Decimal]]:
     """For each customer, (the usable balance in `unit`, as `available_total`; what usage
-    burned of it, as `burned`), from one query over their entries in the unit (the access
-    view's reload of a usage batch's token customers)."""
+    burned of it, as `burned`), from one query over their grants in the unit and the entries
+    that are not usage consumptions (the access view's reload of a usage batch's token
+    customers): each grant's usage is its `usage_burned`."""
     out = {cid: (ZERO, ZERO) for cid in customer_ids}
     ids = sorted(out)
+    seen: set[str] = set()
     for start in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
         rows = session.execute(
-            select(Entry.customer_id, Entry.amount, Entry.kind, Entry.invoice_id, Grant.status, Grant.effective_at)
-            .join(Grant, Grant.id == Entry.grant_id)
-            .where(Entry.customer_id.in_(ids[start : start + 900]), Grant.unit == unit))
-        for cid, amount, kind, invoice_id, status, effective_at in rows:  # summed exactly, in Python
+            select(Grant.id, Grant.customer_id, Grant.status, Grant.effective_at, Grant.usage_burned, Entry.amount)
+            .join(Entry, Entry.grant_id == Grant.id)
+            .where(Grant.customer_id.in_(ids[start : start + 900]), Grant.unit == unit, _not_usage()))
+        for gid, cid, status, effective_at, burned_of, amount in rows:  # summed exactly, in Python
             usable, used = out[cid]
+            if gid not in seen:  # the grant's usage, once
+                seen.add(gid)
+                amount -= burned_of
+                used += burned_of
             if status == "active" and effective_at <= now:
                 usable += amount
-            if kind == "consumption" and invoice_id is None:
-                used -= amount
             out[cid] = (usable, used)
     return out
 
@@ -91,15 +101,18 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     """`burn_many`, with each customer's usable balance after the burn (what the balance
     events look at)."""
     cids = sorted(required)
-    # Every burner of these wallets locks their active grants first, in one order (customer,
-    # then grant; PostgreSQL; SQLite has one writer), then reads what was burned: a concurrent
-    # burn is committed and counted by then.
-    grants = session.scalars(select(Grant).where(Grant.customer_id.in_(cids), Grant.unit == unit,
-                                                 Grant.status == "active")
+    # Every burner of these wallets locks their grants in the unit first, in one order
+    # (customer, then grant; PostgreSQL; SQLite has one writer), and reads what they burned
+    # with the lock: a concurrent burn is committed and counted by then.
+    grants = session.scalars(select(Grant).where(Grant.customer_id.in_(cids), Grant.unit == unit)
                              .order_by(Grant.customer_id, Grant.id).with_for_update()
                              .execution_options(populate_existing=True)).all()
-    live = [g for g in grants if g.effective_at <= now]  # as `usable`: in effect, not yet written off
-    so_far, left = _ledger_of(session, cids, unit, [g.id for g in live])
+    so_far = dict.fromkeys(cids, ZERO)
+    for g in grants:
+        so_far[g.customer_id] += g.usage_burned
+    # as `usable`: active, in effect, not yet written off
+    live = [g for g in grants if g.status == "active" and g.effective_at <= now]
+    left = _left_of(session, cids, unit, live)
     owed = {cid: required[cid] - so_far[cid] for cid in cids if required[cid] > so_far[cid]}
     if not owed:
         return {cid: ([], ZERO) for cid in cids}
@@ -112,6 +125,9 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
         balances[cid] = sum((a.remaining for a in mine), ZERO) - sum((d.amount for d in taken), ZERO)
         draws += [(cid, d, left[d.grant_id]) for d in taken]
     amounts = {g.id: g.amount for g in live}
+    by_id = {g.id: g for g in live}
+    for _cid, d, _before in draws:
+        by_id[d.grant_id].usage_burned += d.amount  # flushed with the entries, in this transaction
     done = [(cid, Burned(d.grant_id, d.amount, amounts[d.grant_id] - before, entry_id))
             for (cid, d, before), entry_id in zip(draws, _write_entries(session, draws, now), strict=True)]
     _consumed(session, unit, done, now)
@@ -121,21 +137,18 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     return out
 
 
-def _ledger_of(session: Session, customer_ids: Sequence[str], unit: str,
-               grant_ids: Sequence[str]) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
-    """From one read of the customers' entries in `unit`: what usage burned per customer (as
-    `burned_many`) and what is left of each of `grant_ids` (as `remaining`)."""
-    burned_by = dict.fromkeys(customer_ids, ZERO)
-    left = dict.fromkeys(grant_ids, ZERO)
-    rows = session.execute(select(Entry.customer_id, Entry.grant_id, Entry.amount, Entry.kind, Entry.invoice_id)
-                           .join(Grant, Grant.id == Entry.grant_id)
-                           .where(Entry.customer_id.in_(list(customer_ids)), Grant.unit == unit))
-    for cid, grant_id, amount, kind, invoice_id in rows:  # summed exactly, in Python
-        if kind == "consumption" and invoice_id is None:
-            burned_by[cid] -= amount
+def _left_of(session: Session, customer_ids: Sequence[str], unit: str, live: Sequence[Grant]) -> dict[str, Decimal]:
+    """What is left of each `live` grant (as `remaining`): its entries other than usage
+    consumptions (a handful), less its `usage_burned`; one query for the customers."""
+    left = {g.id: -g.usage_burned for g in live}
+    if not left:
+        return left
+    rows = session.execute(select(Entry.grant_id, Entry.amount).join(Grant, Grant.id == Entry.grant_id)
+                           .where(Entry.customer_id.in_(list(customer_ids)), Grant.unit == unit, _not_usage()))
+    for grant_id, amount in rows:  # summed exactly, in Python
         if grant_id in left:
             left[grant_id] += amount
-    return burned_by, left
+    return left
 
 
 def _write_entries(session: Session, draws: Sequence[tuple[str, Draw, Decimal]], now: datetime) -> list[int]:

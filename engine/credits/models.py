@@ -16,7 +16,10 @@ _BIGINT = BigInteger().with_variant(Integer, "sqlite")
 
 class Grant(Base):
     """Credit given to one customer: by a pack bought, a promotion, an operator, a top-up.
-    Its terms never change; what is left of it is the sum of its entries."""
+    Its terms never change; what is left of it is the sum of its entries. `usage_burned` is
+    what usage burned of it (the sum of its usage `consumption` entries, kept by the burn in
+    the transaction that writes them, under the grant's lock): the burn and the access view
+    read it instead of the entries, which grow with every burn (docs/credits.md, Token wallets)."""
 
     __tablename__ = "credits_grants"
     # A pack's invoice, a top-up's trigger, a redelivered event: one key, one grant.
@@ -42,6 +45,7 @@ class Grant(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     created_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime]
+    usage_burned: Mapped[Decimal] = mapped_column(default=Decimal(0), server_default="0")
 
 
 class Entry(Base):

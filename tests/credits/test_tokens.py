@@ -291,3 +291,44 @@ def test_a_token_wallet_says_its_balance_is_low_below_the_catalog_s_level_in_tok
     assert _said(db, "credits.balance_low") == [{"unit": "tokens", "amount": "300", "threshold": "400"}]
     _burn(db, _usage(db, clock, "c", ("llm.call", {"tokens": 100})))
     assert len(_said(db, "credits.balance_low")) == 1  # once per episode
+
+
+def _rows_read(db: Database, work: Any) -> int:
+    """The rows every SELECT of `work(session)` returned (what the database handed back)."""
+    from sqlalchemy import event
+
+    read = [0]
+    with db.session() as s:
+        def count(state: Any) -> Any:
+            if not state.is_select:
+                return None
+            frozen = state.invoke_statement().freeze()
+            read[0] += len(frozen().all())
+            return frozen()
+
+        event.listen(s, "do_orm_execute", count)
+        work(s)
+        s.commit()
+    return read[0]
+
+
+def test_the_burn_and_the_access_figure_do_not_read_more_with_every_burn(db: Database, tmp_path: Path) -> None:
+    """What usage burned is kept on the grants (migration 0018): the tenth burn reads what the
+    second did, not one more entry per earlier burn; so does the access view's reload."""
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    _grant(db, clock, "100000", "g1")
+    burns, reloads = [], []
+    for i in range(10):
+        event = _usage(db, clock, f"r{i}", ("llm.call", {"tokens": 10}))
+        burns.append(_rows_read(db, lambda s, e=event: sales.handle_token_burn(s, e)))
+        reloads.append(_rows_read(db, lambda s: sales.spendable(s, "cus_t", *_catalog_plan(s), None, clock.now())))
+    assert _balance(db, clock) == "99900"  # ten burns of 10
+    assert burns[1:] == [burns[1]] * 9
+    assert reloads[1:] == [reloads[1]] * 9
+
+
+def _catalog_plan(s: Any) -> tuple[Any, Any]:
+    found = sales.customer_plan(s, "cus_t")
+    assert found is not None
+    return found[1], found[2]
