@@ -32,10 +32,11 @@ def low_level(session: Session, customer_id: str, unit: str, catalog_level: Deci
 
 def low_levels(session: Session, customer_ids: Sequence[str], unit: str,
                catalog_levels: Mapping[str, Decimal | None] | None = None) -> dict[str, Decimal | None]:
-    """`low_level` for many customers: two queries for them all."""
+    """`low_level` for many customers: two queries for them all (one for a custom unit)."""
     ids = list(customer_ids)
     tops = {t.customer_id: t for t in session.scalars(select(TopUp).where(TopUp.customer_id.in_(ids)))}
-    budgets = {b.customer_id: b for b in session.scalars(select(Budget).where(Budget.customer_id.in_(ids)))}
+    budgets = {} if is_custom(unit) else {  # a budget is money: no query for a custom unit
+        b.customer_id: b for b in session.scalars(select(Budget).where(Budget.customer_id.in_(ids)))}
     levels = catalog_levels or {}
     return {cid: _level(tops.get(cid), None if is_custom(unit) else budgets.get(cid), levels.get(cid)) for cid in ids}
 

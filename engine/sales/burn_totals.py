@@ -26,24 +26,29 @@ from engine.periods import Period
 from engine.pricing import UsageEvent
 from engine.pricing.usage import aggregate, matches
 from engine.sales.catalog_versions import catalog_for_version
-from engine.sales.models import BurnTotal, Subscription
+from engine.sales.models import BurnTotal, CatalogVersion, Customer, Subscription
 
 ZERO = Decimal(0)
 # Every event counts when it is stored, whatever its date: a total has no window.
 ALL_TIME = Period(date(1970, 1, 1), date(9999, 12, 31))
 
 
-def latest_catalogs(session: Session, customer_ids: Iterable[str]) -> dict[str, Catalog]:
+def latest_catalogs(session: Session, customer_ids: Iterable[str], *, holders_only: bool = False) -> dict[str, Catalog]:
     """Each customer's catalog of their latest subscription (the one their packs are bought
-    from): one query for them all."""
+    from): one query for them all, which reads the versions' checksums too (a catalog this
+    process built costs nothing more). `holders_only`: only the customers holding a wallet
+    (`has_wallet`, in the same query: the burn's)."""
     wanted = sorted(set(customer_ids))
-    versions: dict[str, int] = {}
+    versions: dict[str, tuple[int, str]] = {}
     for start in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
-        stmt = (select(Subscription.customer_id, Subscription.catalog_version_id)
+        stmt = (select(Subscription.customer_id, Subscription.catalog_version_id, CatalogVersion.checksum)
+                .join(CatalogVersion, CatalogVersion.id == Subscription.catalog_version_id)
                 .where(Subscription.customer_id.in_(wanted[start : start + 900]))
                 .order_by(Subscription.customer_id, Subscription.created_at, Subscription.id))
-        versions.update((cid, vid) for cid, vid in session.execute(stmt))  # the latest wins
-    return {cid: catalog_for_version(session, vid) for cid, vid in versions.items()}
+        if holders_only:
+            stmt = stmt.join(Customer, Customer.id == Subscription.customer_id).where(Customer.has_wallet.is_(True))
+        versions.update((cid, (vid, digest)) for cid, vid, digest in session.execute(stmt))  # the latest wins
+    return {cid: catalog_for_version(session, vid, digest) for cid, (vid, digest) in versions.items()}
 
 
 def batch_quantities(catalogs: Mapping[str, Catalog], stored: Sequence[UsageEvent]) -> dict[tuple[str, str], Decimal]:

@@ -127,12 +127,15 @@ def publish_catalog(
     return PublishedVersion(row.id, name, row.version, digest, True)
 
 
-def catalog_for_version(session: Session, version_id: int) -> Catalog:
-    """The catalog of a stored version (built once per process: versions are immutable)."""
+def catalog_for_version(session: Session, version_id: int, checksum: str | None = None) -> Catalog:
+    """The catalog of a stored version (built once per process: versions are immutable).
+    `checksum`: the version's, when the caller read it with the version id (no query then
+    for a catalog this process has built)."""
     memo: dict[int, Catalog] = session.info.setdefault("sales_catalogs", {})
     if version_id in memo:
         return memo[version_id]
-    catalog = _catalog_for_version(session, version_id)
+    built = _cache.get(checksum) if checksum is not None else None
+    catalog = built if built is not None else _catalog_for_version(session, version_id)
     memo[version_id] = catalog
     return catalog
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from engine import credits
 from engine.catalog.model import Catalog
 from engine.sales.burn_totals import ALL_TIME, latest_catalogs
-from engine.sales.models import BurnTotal, Customer
+from engine.sales.models import BurnTotal
 from engine.sales.queries import usage_in_period
 from engine.sales.usage import recorded_customers
 from engine.sales.wallet import catalog_level
@@ -122,12 +122,14 @@ def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credi
     return burn_wallets(session, [customer_id], now).get(customer_id, [])
 
 
-def burn_wallets(session: Session, customer_ids: Sequence[str], now: datetime) -> dict[str, list[credits.Burned]]:
+def burn_wallets(session: Session, customer_ids: Sequence[str], now: datetime,
+                 known: Mapping[str, Catalog] | None = None) -> dict[str, list[credits.Burned]]:
     """Burn the token wallets of these customers (at most 900: one query's parameters) by their
     usage so far, each step one query for them all (a usage batch names many customers);
     then announce a low or empty balance and ask for a due top-up, customer by customer only
-    where the balance calls for it."""
-    catalogs = {cid: c for cid, c in latest_catalogs(session, customer_ids).items() if c.tokens is not None}
+    where the balance calls for it. `known`: their catalogs, when the caller read them."""
+    found = known if known is not None else latest_catalogs(session, customer_ids)
+    catalogs = {cid: found[cid] for cid in customer_ids if cid in found and found[cid].tokens is not None}
     out: dict[str, list[credits.Burned]] = {}
     for unit, required in sorted(_required(session, catalogs).items()):
         done = credits.burn_batch(session, unit, required, now)
@@ -193,18 +195,10 @@ def handle_token_burn(session: Session, envelope: Mapping[str, Any]) -> int:
     if not named:
         return 0
     now = _time(envelope.get("time"))
-    holders = _holders(session, named)
-    return sum(sum(len(burns) for burns in burn_wallets(session, holders[start : start + 900], now).values())
+    catalogs = latest_catalogs(session, named, holders_only=True)  # one query: holders and their catalogs
+    holders = sorted(catalogs)  # one lock order for every burner
+    return sum(sum(len(burns) for burns in burn_wallets(session, holders[start : start + 900], now, catalogs).values())
                for start in range(0, len(holders), 900))
-
-
-def _holders(session: Session, named: Sequence[str]) -> list[str]:
-    """The wallet holders among these customers, sorted (one lock order for every burner)."""
-    holders: list[str] = []
-    for start in range(0, len(named), 900):  # under SQLite's bound-parameter limit
-        holders += session.scalars(select(Customer.id).where(Customer.id.in_(named[start : start + 900]),
-                                                             Customer.has_wallet.is_(True)))
-    return sorted(holders)
 
 
 def handle_tokens_granted(session: Session, envelope: Mapping[str, Any]) -> int:

@@ -14,7 +14,9 @@ mailbox) and the database read-only otherwise (payments, notifications, the jour
 4. no invoice line for a period after a cancellation;
 5. every notification is sent or deliberately not sent (skipped, digested), none failed, and
    the SMTP server received each sent email exactly once;
-6. the journal balances: debits = credits per currency.
+6. the journal balances: debits = credits per currency;
+7. what usage burned of each grant (`credits_grants.usage_burned`, what the burn and the access
+   view read) is the sum of its usage consumptions (the entries naming no invoice).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Ledger:
                 self.charges_are_payments(conn, customers)
                 self.notifications_delivered(conn, customers)
                 self.journal_balances(conn)
+                self.usage_burned_is_the_entries(conn, customers)
                 refunded = self.refunded_by_invoice(conn, customers)
                 notes = self.credit_note_lines(conn, customers)
         finally:
@@ -213,3 +216,15 @@ class Ledger:
         for currency in debits.keys() | credits.keys():
             assert debits[currency] == credits[currency], (
                 f"journal {currency}: debits {debits[currency]} != credits {credits[currency]}")
+
+    # 7 ----------------------------------------------------------------------------------
+    def usage_burned_is_the_entries(self, conn: sa.Connection, customers: list[str]) -> None:
+        burned: dict[str, Decimal] = defaultdict(Decimal)
+        for row in conn.execute(sa.text("SELECT grant_id, customer_id, amount FROM credits_entries "
+                                        "WHERE kind = 'consumption' AND invoice_id IS NULL")):
+            if row.customer_id in customers:
+                burned[row.grant_id] -= D(str(row.amount))
+        for row in conn.execute(sa.text("SELECT id, customer_id, usage_burned FROM credits_grants")):
+            if row.customer_id in customers:
+                assert D(str(row.usage_burned)) == burned[row.id], (
+                    f"grant {row.id}: usage_burned {row.usage_burned} != its usage entries {burned[row.id]}")
