@@ -116,14 +116,7 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     owed = {cid: required[cid] - so_far[cid] for cid in cids if required[cid] > so_far[cid]}
     if not owed:
         return {cid: ([], ZERO) for cid in cids}
-    draws: list[tuple[str, Draw, Decimal]] = []
-    balances: dict[str, Decimal] = {}
-    for cid, amount in owed.items():
-        mine = [Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at) for g in live
-                if g.customer_id == cid]
-        taken = allocate(mine, [(0, amount)])
-        balances[cid] = sum((a.remaining for a in mine), ZERO) - sum((d.amount for d in taken), ZERO)
-        draws += [(cid, d, left[d.grant_id]) for d in taken]
+    draws, balances = _draws(owed, live, left)
     amounts = {g.id: g.amount for g in live}
     _add_burned(session, {g.id: g.usage_burned for g in live}, draws)
     done = [(cid, Burned(d.grant_id, d.amount, amounts[d.grant_id] - before, entry_id))
@@ -133,6 +126,21 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     for cid, b in done:
         out[cid][0].append(b)
     return out
+
+
+def _draws(owed: Mapping[str, Decimal], live: Sequence[Grant],
+           left: Mapping[str, Decimal]) -> tuple[list[tuple[str, Draw, Decimal]], dict[str, Decimal]]:
+    """Each customer's draws in the draw-down order (with what was left of the grant before),
+    and their usable balance after them (pure)."""
+    draws: list[tuple[str, Draw, Decimal]] = []
+    balances: dict[str, Decimal] = {}
+    for cid, amount in owed.items():
+        mine = [Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at) for g in live
+                if g.customer_id == cid]
+        taken = allocate(mine, [(0, amount)])
+        balances[cid] = sum((a.remaining for a in mine), ZERO) - sum((d.amount for d in taken), ZERO)
+        draws += [(cid, d, left[d.grant_id]) for d in taken]
+    return draws, balances
 
 
 def _left_of(session: Session, customer_ids: Sequence[str], unit: str, live: Sequence[Grant]) -> dict[str, Decimal]:
