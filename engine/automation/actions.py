@@ -33,6 +33,10 @@ __all__ = ["ActionRunner", "Cause", "Outcome", "insert_ledger", "ledger_row", "s
 
 log = logging.getLogger(__name__)
 
+# Collected actions that change nothing a message quotes beyond its context (Facts: a plan's
+# or feature's name, how the customer pays, a payment reference).
+_FACTLESS = frozenset({"notify", "set_dunning_state"})
+
 
 class ActionRunner:
     """Carries out one decision's actions for one context."""
@@ -85,7 +89,7 @@ class ActionRunner:
             handling.plan(self, pending, index, action, ctx, cause)
             if not self.batch:
                 flush(self.session, self, pending, strict=False)
-                if action.name != "notify":  # a message changes no fact; a cancellation may
+                if action.name not in _FACTLESS:  # a cancellation changes the plan a message may name
                     self.facts.forget(context_customer_id(ctx) or None)
             return
         if handling.ledger:
