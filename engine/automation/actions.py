@@ -20,10 +20,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from engine.automation.context import context_customer_id
 from engine.automation.ledger import Cause, Outcome, insert_ignore, insert_ledger, ledger_row, rule_of, short_id
 from engine.automation.models import ActionRecord
 from engine.automation.planners import Pending, flush
-from engine.automation.ports import Owners
+from engine.automation.ports import Facts, Owners
 from engine.automation.templating import CustomerLinks, Seller, template_data
 from engine.automation.vocabulary import Collected, handling_of, ours
 from engine.rules import Action
@@ -32,16 +33,22 @@ __all__ = ["ActionRunner", "Cause", "Outcome", "insert_ledger", "ledger_row", "s
 
 log = logging.getLogger(__name__)
 
+# Collected actions that change nothing a message quotes beyond its context (Facts: a plan's
+# or feature's name, how the customer pays, a payment reference).
+_FACTLESS = frozenset({"notify", "set_dunning_state"})
+
 
 class ActionRunner:
     """Carries out one decision's actions for one context."""
 
     def __init__(self, session: Session, now: datetime, owners: Owners, *, public_url: str,
                  batch: bool = False, seller: Seller | None = None,
-                 links: CustomerLinks | None = None) -> None:
+                 links: CustomerLinks | None = None, facts: Facts | None = None) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
-        rolls back and is retried one subject at a time (where a refusal is an outcome)."""
+        rolls back and is retried one subject at a time (where a refusal is an outcome).
+        `facts`: what the messages quote beyond the context, the batch's read together
+        (automation/reads.py `message_facts`; None: each read singly)."""
         self.session = session
         self.now = now
         self.owners = owners  # what the actions read and do, through the subsystems that own it
@@ -50,6 +57,7 @@ class ActionRunner:
         self.pending = Pending()  # a batch's writes, flushed at its end (automation/batch.py)
         self.seller = seller or Seller()  # printed on bank-transfer instructions
         self.links = links  # the customer page's links in the emails
+        self.facts = facts if facts is not None else owners.records.facts(session)
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
         for index, action in enumerate(actions):
@@ -81,6 +89,8 @@ class ActionRunner:
             handling.plan(self, pending, index, action, ctx, cause)
             if not self.batch:
                 flush(self.session, self, pending, strict=False)
+                if action.name not in _FACTLESS:  # a cancellation changes the plan a message may name
+                    self.facts.forget(context_customer_id(ctx) or None)
             return
         if handling.ledger:
             fresh = insert_ignore(self.session, ActionRecord,
@@ -89,6 +99,8 @@ class ActionRunner:
                 cause.outcomes.append(Outcome(action.name, rule, "duplicate"))
                 return
         detail = handling.handler(self, action, dict(action.params), ctx, cause)
+        # It acted at once: a later message of this customer reads its facts afresh.
+        self.facts.forget(context_customer_id(ctx) or None)
         cause.outcomes.append(Outcome(action.name, rule, "done", detail or ""))
 
     # -- what templates read ----------------------------------------------------------------
@@ -97,5 +109,5 @@ class ActionRunner:
             -> dict[str, Any]:
         """Plain data for the template (engine.automation.templating)."""
         return template_data(template, ctx, data, now=self.now, public_url=self.public_url,
-                             seller=self.seller, facts=self.owners.records.facts(self.session),
+                             seller=self.seller, facts=self.facts,
                              links=self.links)

@@ -7,7 +7,7 @@ rows it passes around are the owners' public dicts (`Record`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -64,7 +64,9 @@ class Delivery:
 
 
 class Facts(Protocol):
-    """What a template needs beyond the context (templating.template_data)."""
+    """What a template needs beyond the context (templating.template_data), for one batch of
+    messages (`Records.facts`): what may have changed of a customer since it was read is
+    read again after `forget` (None: of every customer)."""
 
     def feature_name(self, customer_id: str, feature: str) -> str | None: ...
 
@@ -73,6 +75,8 @@ class Facts(Protocol):
     def pays_by_transfer(self, customer_id: str) -> bool: ...
 
     def payment_reference(self, invoice_id: str) -> str: ...
+
+    def forget(self, customer_id: str | None) -> None: ...
 
 
 class Records(Protocol):
@@ -109,7 +113,12 @@ class Records(Protocol):
         self, session: Session, for_each: str, *, after: str, limit: int, filters: Sequence[SubjectFilter] | None
     ) -> list[Record]: ...
 
-    def facts(self, session: Session) -> Facts: ...
+    def facts(self, session: Session, *, customers: Collection[str] = (),
+              invoices: Mapping[str, str] | None = None) -> Facts:
+        """The facts of a batch of messages: those of `customers` and `invoices` (invoice
+        id -> its customer), the batch's, read together at the first one a message asks for;
+        any other's read singly."""
+        ...
 
 
 class Effects(Protocol):

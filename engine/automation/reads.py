@@ -12,12 +12,12 @@ rules acted, `forget` drops that customer's rows and the next event reads them a
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine.automation.context import event_invoice_id
+from engine.automation.context import context_customer_id, event_invoice_id
 from engine.automation.ports import Facts, Record, Records, Row, SubjectFilter
 
 Envelope = Mapping[str, Any]
@@ -122,8 +122,9 @@ class BatchReads:
     ) -> list[Record]:
         return self.records.scan(session, for_each, after=after, limit=limit, filters=filters)
 
-    def facts(self, session: Session) -> Facts:
-        return self.records.facts(session)
+    def facts(self, session: Session, *, customers: Collection[str] = (),
+              invoices: Mapping[str, str] | None = None) -> Facts:
+        return self.records.facts(session, customers=customers, invoices=invoices)
 
 
 def _ids(values: Iterable[Any]) -> list[str]:
@@ -135,6 +136,29 @@ def _read(bulk: Callable[[Session, Sequence[str]], dict[str, Record]], session: 
     """Each of `ids` with its row, None when there is none (no query for no ids)."""
     found = bulk(session, ids) if ids else {}
     return {i: found.get(i) for i in ids}
+
+
+def message_facts(records: Records, session: Session, contexts: Iterable[Row]) -> Facts:
+    """The facts the messages of a batch of contexts (an event's, a sweep subject's) may
+    quote, read together at the first one asked for (`Records.facts`)."""
+    customers: set[str] = set()
+    invoices: dict[str, str] = {}
+    for ctx in contexts:
+        cid = context_customer_id(ctx)
+        if not cid:
+            continue
+        customers.add(cid)
+        invoice_id = dict(ctx.get("invoice") or {}).get("id")
+        if invoice_id:
+            invoices[str(invoice_id)] = cid
+    return records.facts(session, customers=customers, invoices=invoices)
+
+
+def event_facts(records: Records, session: Session, envelopes: Iterable[Envelope]) -> Facts:
+    """`message_facts` of a bus batch, from its events: the customer and invoice each names
+    (as build_context finds them)."""
+    named = ({"customer": {"id": _customer_id(e)}, "invoice": {"id": event_invoice_id(e)}} for e in envelopes)
+    return message_facts(records, session, named)
 
 
 def decision_customer(envelope: Envelope) -> Any:

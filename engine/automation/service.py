@@ -31,8 +31,8 @@ from engine.automation.context import (
     subjects_by_id,
 )
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
-from engine.automation.ports import Owners, Records
-from engine.automation.reads import BatchReads, decision_customer
+from engine.automation.ports import Facts, Owners, Records
+from engine.automation.reads import BatchReads, decision_customer, event_facts, message_facts
 from engine.automation.templating import CustomerLinks, Seller
 from engine.clock import Clock
 from engine.events import BatchHandler, Envelope
@@ -103,9 +103,9 @@ class Automation:
     def records(self) -> Records:
         return self.owners.records
 
-    def _runner(self, session: Session, now: datetime, *, batch: bool = False) -> ActionRunner:
+    def _runner(self, session: Session, now: datetime, facts: Facts, *, batch: bool = False) -> ActionRunner:
         return ActionRunner(session, now, self.owners, public_url=self.public_url, seller=self.seller,
-                            batch=batch, links=self.links)
+                            batch=batch, links=self.links, facts=facts)
 
     # -- rules -------------------------------------------------------------------------------
 
@@ -145,19 +145,24 @@ class Automation:
 
     def handle_many(self, session: Session, envelopes: Sequence[Mapping[str, Any]]) -> list[Decision | None]:
         """Events in their order, each as it comes alone, with what their contexts read
-        read ahead in bulk (automation/reads.py): the bus's batch in a few queries."""
+        read ahead in bulk (automation/reads.py): the bus's batch in a few queries; so are
+        the facts their messages quote (`event_facts`), at the first message."""
         reads = BatchReads(self.records)
         events = self.events()
-        reads.prefetch(session, [env for env in envelopes if env.get("type") in events])
+        ours = [env for env in envelopes if env.get("type") in events]
+        reads.prefetch(session, ours)
+        facts = event_facts(self.records, session, ours)
         decisions = []
         for env in envelopes:
-            decision = self._handle_one(session, env, reads)
+            decision = self._handle_one(session, env, reads, facts)
             if decision is not None and decision.matches:
-                reads.forget(decision_customer(env))  # its rules acted: its rows may have changed
+                cid = decision_customer(env)
+                reads.forget(cid)  # its rules acted: its rows may have changed
+                facts.forget(str(cid) if cid else None)
             decisions.append(decision)
         return decisions
 
-    def _handle_one(self, session: Session, env: Mapping[str, Any], reads: Records) -> Decision | None:
+    def _handle_one(self, session: Session, env: Mapping[str, Any], reads: Records, facts: Facts) -> Decision | None:
         if env.get("type") == "rules.published":
             self.sync()
             return None
@@ -175,7 +180,7 @@ class Automation:
                                     customer_id=cid)
         when = parse_time(env.get("time")) or now
         cause = Cause(self.cause_key(env, ctx), str(env.get("id")), min(when, now))
-        self._runner(session, now).run(decision.actions, ctx, cause)
+        self._runner(session, now, facts).run(decision.actions, ctx, cause)
         return decision
 
     @staticmethod
@@ -258,7 +263,8 @@ class Automation:
                 session.connection(execution_options={"insertmanyvalues_page_size": 25})
                 rows = subjects_by_id(self.records, session, for_each, list(hits))
                 contexts = subject_contexts(self.records, session, for_each, rows, now, lock=True)
-                done = act_batch(session, self.runtime, self._runner(session, now, batch=True), for_each,
+                facts = message_facts(self.records, session, [ctx for _, ctx in contexts])
+                done = act_batch(session, self.runtime, self._runner(session, now, facts, batch=True), for_each,
                                  [(sid, ctx, hits[sid]) for sid, ctx in contexts], now, slot)
             return [(done.get(sid, 0), None) for sid in hits]
         except Exception:
@@ -280,7 +286,7 @@ class Automation:
         ctx = subject_context(self.records, session, for_each, subject_id, now)
         if ctx is None:
             return 0
-        runner = self._runner(session, now)
+        runner = self._runner(session, now, message_facts(self.records, session, [ctx]))  # a batch of one
         done = 0
         for r in rules:  # in rule order; a rule sees what the previous one changed
             decision = self.runtime.evaluate_scheduled(r.ruleset, r.rule, ctx)

@@ -125,6 +125,10 @@ class Rendered:
         )
 
 
+# The templates shipped with the code (the checkout's or the installed package's templates/).
+PACKAGE_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
 def default_templates_dir() -> Path:
     from engine.config import get_settings, shipped_dir
 
@@ -191,9 +195,14 @@ class Renderer:
     """Renders templates from one directory. Thread-safe; compiled templates are cached."""
 
     def __init__(self, directory: str | Path | None = None,
-                 limits: RenderLimits | None = None) -> None:
+                 limits: RenderLimits | None = None, *, reload: bool | None = None) -> None:
+        """`reload`: check a compiled template's file before each render and compile it
+        again when it changed (an edited template takes effect without a restart). None:
+        yes, unless the directory is the package's own templates/ (shipped with the code,
+        they change with it, not while a system runs: a stat per template per render saved)."""
         self.directory = Path(directory) if directory is not None else default_templates_dir()
         self.limits = limits or RenderLimits()
+        self.reload = reload if reload is not None else self.directory.resolve() != PACKAGE_TEMPLATES
         self.env = LimitedSandbox(
             loader=FileSystemLoader(str(self.directory)),
             undefined=StrictUndefined,
@@ -202,7 +211,7 @@ class Renderer:
             ),
             trim_blocks=True,
             lstrip_blocks=True,
-            auto_reload=True,
+            auto_reload=self.reload,
         )
         self.env.filters["money"] = guard_filter("money", _money_filter)
         self.env.filters["date"] = guard_filter("date", _date_filter)

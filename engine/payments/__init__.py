@@ -54,7 +54,7 @@ from engine.payments.handlers import (
 )
 from engine.payments.journal import ExportSummary, UnbalancedEntry, export_journal_csv
 from engine.payments.manual import record_manual_payment
-from engine.payments.method_store import add_payment_method, default_payment_method
+from engine.payments.method_store import add_payment_method, default_payment_method, default_payment_methods
 from engine.payments.methods import (
     attach_payment_method,
     collect_open_invoices,
@@ -78,7 +78,7 @@ from engine.payments.provider import (
     WebhookEvent,
     WebhookRejected,
 )
-from engine.payments.queries import invoice_payment_summary, receivable_reference
+from engine.payments.queries import invoice_payment_summary, receivable_reference, receivable_references
 from engine.payments.receivables import customer_credit_balance, open_receivable
 from engine.payments.reconcile import (
     ReconciliationError,
@@ -151,6 +151,7 @@ __all__ = [
     "creditor_reference",
     "customer_credit_balance",
     "default_payment_method",
+    "default_payment_methods",
     "detach_payment_method",
     "export_journal_csv",
     "find_payment_method",
@@ -179,6 +180,7 @@ __all__ = [
     "parse_statement",
     "pay_invoice_now",
     "receivable_reference",
+    "receivable_references",
     "reconcile_file",
     "reconcile_statement",
     "record_manual_payment",

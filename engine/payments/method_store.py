@@ -6,6 +6,8 @@ check, list, detach) on these.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -59,3 +61,18 @@ def default_payment_method(session: Session, customer_id: str) -> PaymentMethod 
         .order_by(PaymentMethod.created_at.desc())
         .limit(1)
     ).first()
+
+
+def default_payment_methods(session: Session, customer_ids: Sequence[str]) -> dict[str, PaymentMethod]:
+    """`default_payment_method` of each of `customer_ids` that has one, in one query (the
+    newest default wins, as there)."""
+    if not customer_ids:
+        return {}
+    found: dict[str, PaymentMethod] = {}
+    for method in session.scalars(
+        select(PaymentMethod)
+        .where(PaymentMethod.customer_id.in_(customer_ids), PaymentMethod.is_default)
+        .order_by(PaymentMethod.created_at)
+    ):
+        found[method.customer_id] = method  # ascending: the newest is written last
+    return found

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -48,3 +49,14 @@ def receivable_reference(session: Session, invoice_id: str) -> str | None:
     """The RF reference of an invoice's receivable (None: no receivable, or none given yet):
     one column, for a message that quotes it (invoice_payment_summary reads every payment)."""
     return session.scalar(select(Receivable.payment_reference).where(Receivable.invoice_id == invoice_id))
+
+
+def receivable_references(session: Session, invoice_ids: Sequence[str]) -> dict[str, str | None]:
+    """`receivable_reference` of each of `invoice_ids` that has a receivable, in one query (a
+    batch of messages quoting them; an invoice without a receivable is not in the answer)."""
+    if not invoice_ids:
+        return {}
+    rows = session.execute(
+        select(Receivable.invoice_id, Receivable.payment_reference).where(Receivable.invoice_id.in_(invoice_ids))
+    )
+    return {str(invoice_id): reference for invoice_id, reference in rows}

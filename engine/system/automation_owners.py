@@ -11,8 +11,9 @@ asks for; engine/rules/vocabulary.py declares the actions).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -35,12 +36,47 @@ def _found(read: Callable[[Session, str], Record], session: Session, key: str) -
         return None
 
 
-class DatabaseFacts:
-    """Facts read in the caller's transaction through sales' and payments' public functions."""
+class _Method(Protocol):
+    """A stored payment method, as far as how a customer pays goes."""
 
-    def __init__(self, session: Session) -> None:
+    provider: str
+    method_type: str
+
+
+def _by_transfer(method: _Method | None) -> bool:
+    """A customer whose default method is this (None: none) pays by transfer."""
+    return method is None or method.provider == "bank" or method.method_type in ("bank_transfer", "manual")
+
+
+class DatabaseFacts:
+    """Facts read in the caller's transaction through sales' and payments' public functions.
+
+    A batch's (`customers`, `invoices`: invoice id -> its customer) default payment methods
+    and payment references are read in one query each, when a message first asks for one of
+    them; no message, no query. Anyone else's are read singly, as are a customer's after
+    `forget` (its rules acted: what they changed is read afresh)."""
+
+    def __init__(self, session: Session, customers: Collection[str] = (),
+                 invoices: Mapping[str, str] | None = None) -> None:
         self.session = session
         self._catalogs: dict[str, Catalog | None] = {}
+        self._invoices = dict(invoices or {})
+        self._customers = set(customers) | set(self._invoices.values())
+        self._transfer: dict[str, bool] | None = None  # read at the first ask
+        self._references: dict[str, str | None] | None = None
+
+    def forget(self, customer_id: str | None) -> None:
+        if customer_id is None:
+            self._catalogs.clear()
+            self._customers.clear()
+            self._invoices.clear()
+            return
+        self._catalogs.pop(customer_id, None)
+        self._customers.discard(customer_id)
+        if self._transfer is not None:
+            self._transfer.pop(customer_id, None)
+        for invoice_id in [i for i, c in self._invoices.items() if c == customer_id]:
+            del self._invoices[invoice_id]
 
     def _catalog(self, customer_id: str) -> Catalog | None:
         if customer_id not in self._catalogs:
@@ -60,13 +96,24 @@ class DatabaseFacts:
 
     def pays_by_transfer(self, customer_id: str) -> bool:
         """No method a provider can charge (no card), or a method of provider "bank"."""
-        method = payments.default_payment_method(self.session, customer_id)
-        return method is None or method.provider == "bank" or method.method_type in ("bank_transfer", "manual")
+        if customer_id not in self._customers:
+            return _by_transfer(payments.default_payment_method(self.session, customer_id))
+        if self._transfer is None:
+            ids = sorted(self._customers)
+            found = payments.default_payment_methods(self.session, ids)
+            self._transfer = {c: _by_transfer(found.get(c)) for c in ids}
+        return self._transfer[customer_id]
 
     def payment_reference(self, invoice_id: str) -> str:
         """The RF reference payments matches transfers with: the receivable's when it is
         open already, else the one it will get (`invoice_reference`, deterministic)."""
-        return payments.receivable_reference(self.session, invoice_id) or payments.invoice_reference(invoice_id)
+        if invoice_id in self._invoices:
+            if self._references is None:
+                self._references = payments.receivable_references(self.session, sorted(self._invoices))
+            reference = self._references.get(invoice_id)
+        else:
+            reference = payments.receivable_reference(self.session, invoice_id)
+        return reference or payments.invoice_reference(invoice_id)
 
 
 class SubsystemRecords:
@@ -129,8 +176,9 @@ class SubsystemRecords:
             filters=None if filters is None else [_scan_filter(f) for f in filters],
         )
 
-    def facts(self, session: Session) -> Facts:
-        return DatabaseFacts(session)
+    def facts(self, session: Session, *, customers: Collection[str] = (),
+              invoices: Mapping[str, str] | None = None) -> Facts:
+        return DatabaseFacts(session, customers, invoices)
 
 
 def _scan_filter(f: SubjectFilter) -> sales.ScanFilter:

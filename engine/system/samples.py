@@ -128,6 +128,9 @@ class SampleFacts:
     def payment_reference(self, invoice_id: str) -> str:
         return payments.invoice_reference(invoice_id)
 
+    def forget(self, customer_id: str | None) -> None:
+        """Fixed facts: nothing to read again."""
+
 
 def sample_context(trigger: str, properties: Row | None = None) -> Record:
     """The context of a trigger: an event type, or `schedule:invoice` / `schedule:subscription`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import date
 from decimal import Decimal
@@ -229,3 +230,23 @@ def test_preview_all_names_have_samples() -> None:
 def test_preview_of_an_unknown_template_is_a_clear_error() -> None:
     with pytest.raises(TemplateError, match="no sample data for template 'nope'"):
         preview("nope", "email")
+
+
+def test_an_edited_template_takes_effect_without_a_restart(tdir: Path) -> None:
+    """A templates directory of one's own (BILLING_TEMPLATES_DIR): edited while the system
+    runs, the next message uses the new text."""
+    renderer = Renderer(tdir)
+    write(tdir, "sms/en/t.txt", "Hello {{ customer.name }}")
+    assert renderer.render("t", "sms", {}, "en", CUSTOMER).text == f"Hello {CUSTOMER['name']}"
+    write(tdir, "sms/en/t.txt", "Bye {{ customer.name }}")
+    later = time.time() + 5  # a newer modification time, however coarse the file system's clock
+    os.utime(tdir / "sms/en/t.txt", (later, later))
+    assert renderer.render("t", "sms", {}, "en", CUSTOMER).text == f"Bye {CUSTOMER['name']}"
+    assert renderer.reload
+
+
+def test_the_shipped_templates_are_not_looked_at_again_on_every_render() -> None:
+    """The package's own templates change with the code, not while a system runs: no stat of
+    each template file per message."""
+    assert not Renderer().reload and not Renderer().env.auto_reload
+    assert Renderer(reload=True).env.auto_reload  # who wants it, asks
