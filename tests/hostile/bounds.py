@@ -28,6 +28,7 @@ class Outcome:
     value: Any = None
     error: str | None = None  # "TypeName: message" when the case raised
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the child's own CPU: what a case cost, whatever the machine's load
 
 
 def _mapped_bytes() -> int:
@@ -42,12 +43,13 @@ def _limit_memory(budget_mb: int) -> None:
 
 def _child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...], budget_mb: int) -> None:
     _limit_memory(budget_mb)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         value = fn(*args)
-        conn.send(Outcome(value=value, seconds=time.perf_counter() - start))
+        conn.send(Outcome(value=value, seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu))
     except BaseException as exc:  # the case's answer, whatever it is, goes to the parent
-        conn.send(Outcome(error=f"{type(exc).__name__}: {exc}"[:2000], seconds=time.perf_counter() - start))
+        conn.send(Outcome(error=f"{type(exc).__name__}: {exc}"[:2000], seconds=time.perf_counter() - start,
+                          cpu_seconds=time.process_time() - cpu))
     finally:
         conn.close()
 
