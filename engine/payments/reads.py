@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from engine.payments.method_store import default_payment_method
 from engine.payments.models import (
     CreditBalance,
     InvoiceReference,
@@ -78,12 +79,7 @@ class Reads:
         return session.get(CreditBalance, (customer_id, currency), with_for_update=True)
 
     def default_method(self, session: Session, customer_id: str) -> PaymentMethod | None:
-        return session.scalars(
-            select(PaymentMethod)
-            .where(PaymentMethod.customer_id == customer_id, PaymentMethod.is_default)
-            .order_by(PaymentMethod.created_at.desc())
-            .limit(1)
-        ).first()
+        return default_payment_method(session, customer_id)
 
 
 ONE_BY_ONE = Reads()
