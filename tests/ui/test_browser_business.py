@@ -40,7 +40,7 @@ def test_overview_and_a_customer_card_explain_the_business(demo_console: str) ->
         expect(page.get_by_text("promotion rule edu-50 of ruleset promotions, version 1").first).to_be_visible()
         why = page.get_by_test_id("stTable")
         expect(why.get_by_text("Access to sso was denied by access rule access/suspended-read-only; "
-                               "the dunning state is suspended.")).to_be_visible()
+                               "the dunning state is suspended.").first).to_be_visible()
         expect(why.get_by_text("invoice_issued was sent because rule invoice-issued of ruleset "
                                "notifications, version 1 acted on the event invoice.finalized.").first).to_be_visible()
         _choose(page, "Show what was sent", "Oct 1, 2026 09:00 UTC · invoice_issued · Email")
