@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from engine import payments, sales
 from engine.clock import Clock
+from engine.money import quantum
 from engine.operations.errors import OperationError
 
 
@@ -30,20 +31,30 @@ def credit_invoice(session: Session, invoice_id: str, amount: Decimal | None, re
 
 def refund_invoice(session: Session, invoice_id: str, amount: Decimal | None, reason: str, *, clock: Clock,
                    service: payments.PaymentService) -> dict[str, Any]:
-    """Refund `amount` (None: all that was paid and not refunded) through the provider, with a
-    credit note: {refunds, refund (the one, or None), credit_note, amount, currency}."""
+    """Refund `amount` (None: all that was paid and not refunded, an overpayment's credit the
+    customer still holds included) through the provider, with a credit note for the part of the
+    invoice it gives back: {refunds, refund (the one, or None), credit_note (None when all of it
+    pays back an overpayment's credit), credit_repaid, amount, currency}."""
     invoice = sales.get_invoice(session, invoice_id)
-    left, _ = payments.refundable(session, invoice_id)
-    amount = payments.check_refund(session, invoice_id, left if amount is None else amount, invoice["currency"])
+    amount, over = payments.check_refund(session, invoice_id, amount, invoice["currency"])
     # The credit note first (sales checks the invoice is paid), the provider last: a
-    # refusal there rolls the credit note back with everything else.
-    note = sales.refund_invoice(session, invoice_id, amount, clock=clock, reason=reason or "refund")
+    # refusal there rolls the credit note back with everything else. What goes beyond the
+    # invoice's total repays the customer's credit (payments' books): no credit note for it.
+    note = None
+    if amount > over:
+        note = sales.refund_invoice(session, invoice_id, amount - over, clock=clock, reason=reason or "refund")
+    elif invoice["status"] != "paid":
+        raise OperationError("invoice_id", f"invoice {invoice_id} is {invoice['status']}; only a paid invoice is "
+                             "refunded", "conflict")
     refunds = payments.refund_invoice_payments(session, invoice_id, amount, reason=reason, service=service)
-    # A credit pack refunded: its unused credit goes, and the journal reverses what it deferred.
-    payments.refund_credit_pack(session, invoice["customer_id"], invoice_id, Decimal(note["subtotal"]),
-                                note["currency"], service=service)
+    if note is not None:
+        # A credit pack refunded: its unused credit goes, and the journal reverses what it deferred.
+        payments.refund_credit_pack(session, invoice["customer_id"], invoice_id, Decimal(note["subtotal"]),
+                                    note["currency"], service=service)
+    currency = invoice["currency"]
     out = {"refunds": [payments.refund_to_dict(r) for r in refunds], "credit_note": note,
-           "amount": note["total"], "currency": note["currency"]}
+           "credit_repaid": str(over.quantize(quantum(currency))), "amount": str(amount.quantize(quantum(currency))),
+           "currency": currency}
     out["refund"] = out["refunds"][0] if len(refunds) == 1 else None
     return out
 

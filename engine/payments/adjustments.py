@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 from engine.money import quantum, to_decimal
 from engine.payments import journal
 from engine.payments.books.credits import credit_pack_note
-from engine.payments.books.schedules import schedule_credit, split_credit
+from engine.payments.books.schedules import beyond, invoice_gross, schedule_credit, split_credit
 from engine.payments.journal import Posting
 from engine.payments.models import Payment, Refund
-from engine.payments.receivables import return_credit
+from engine.payments.receivables import customer_credit_balance, return_credit
 from engine.payments.refunds import refund_payment
 from engine.payments.service import ZERO, PaymentError, PaymentService, _money, _receivable
 from engine.store import mark_processed
@@ -52,17 +52,42 @@ def _in_flight(session: Session, payment_id: str) -> Decimal:
                                                            Refund.status == "pending")), ZERO)
 
 
-def check_refund(session: Session, invoice_id: str, amount: Any, currency: str) -> Decimal:
-    """The refund amount, checked against what the invoice's payments can still give back."""
+def check_refund(session: Session, invoice_id: str, amount: Any, currency: str) -> tuple[Decimal, Decimal]:
+    """The refund amount (None: all the invoice's payments can give back that the door allows),
+    checked against what they can still give back, and the part of it beyond the invoice's total
+    (docs/books.md): that part pays back an overpayment's credit, so the customer must still
+    hold it; a refund asking more is refused naming `amount`, nothing written."""
+    left, _ = refundable(session, invoice_id)
+    gross = invoice_gross(session, invoice_id)
+    refunded = _refunded(session, invoice_id)
+    held = customer_credit_balance(session, _customer_of(session, invoice_id), currency, lock=True)
+    room = min(left, max(gross - refunded, ZERO) + max(held, ZERO)) if gross > 0 else left
     try:
-        value = to_decimal(amount, "amount")
+        value = room if amount is None else to_decimal(amount, "amount")
     except ValueError as exc:
         raise PaymentError(str(exc), "amount") from None
-    left, _ = refundable(session, invoice_id)
     if value <= 0 or value > left or value != value.quantize(quantum(currency)):
         raise PaymentError(f"a refund is more than 0 and at most {_money(left, currency)} {currency} "
                            f"(paid minus refunded on invoice {invoice_id}), in whole {quantum(currency)}", "amount")
-    return value
+    over = beyond(refunded, value, gross) if gross > 0 else ZERO
+    if over > held:
+        raise PaymentError(
+            f"a refund of {_money(value, currency)} {currency} goes {_money(over, currency)} beyond what is left "
+            f"of invoice {invoice_id}'s total ({_money(max(gross - refunded, ZERO), currency)}): that part pays "
+            f"back an overpayment's credit, and the customer holds {_money(max(held, ZERO), currency)} {currency} "
+            f"of it; at most {_money(room, currency)} can be refunded", "amount")
+    return value, over
+
+
+def _refunded(session: Session, invoice_id: str) -> Decimal:
+    """What the invoice's payments refunded or are refunding (in flight)."""
+    paid = session.scalars(select(Payment).where(Payment.invoice_id == invoice_id)).all()
+    return sum((p.refunded_amount + _in_flight(session, p.id) for p in paid), ZERO)
+
+
+def _customer_of(session: Session, invoice_id: str) -> str:
+    rec = _receivable(session, invoice_id)
+    return rec.customer_id if rec is not None else ""
 
 
 def refund_invoice_payments(session: Session, invoice_id: str, amount: Decimal, *, reason: str,

@@ -153,7 +153,7 @@ class CreditEntry(Base):
     customer_id: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[Decimal]
-    reason: Mapped[str] = mapped_column(String(32))  # overpayment | applied | adjustment | returned (a void)
+    reason: Mapped[str] = mapped_column(String(32))  # overpayment | applied | adjustment | returned | refunded
     payment_id: Mapped[str | None] = mapped_column(String(64), default=None)
     invoice_id: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime]

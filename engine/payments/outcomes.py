@@ -15,7 +15,7 @@ from engine.payments.journal import Posting
 from engine.payments.models import Payment, Receivable
 from engine.payments.provider import ChargeOutcome, PaymentState
 from engine.payments.reads import ONE_BY_ONE, Reads
-from engine.payments.receivables import _add_credit
+from engine.payments.receivables import add_credit
 from engine.payments.service import ZERO, PaymentService, _emit, _money, _receivable
 
 # --- receiving money -------------------------------------------------------------------------
@@ -36,7 +36,7 @@ def _receive(session: Session, svc: PaymentService, payment: Payment, cash: str 
             rec.status = "paid"
     over = amount - to_invoice
     if over > 0:
-        _add_credit(session, payment.customer_id, payment.currency, over, now, payment.id, payment.invoice_id)
+        add_credit(session, payment.customer_id, payment.currency, over, now, payment.id, payment.invoice_id)
     journal.post_entry(
         session, f"pay:{payment.id}", payment.captured_at or now, payment.currency,
         [

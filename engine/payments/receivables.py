@@ -151,7 +151,7 @@ def _apply_credit(session: Session, svc: PaymentService, rec: Receivable, reads:
     return use
 
 
-def _add_credit(session: Session, customer_id: str, currency: str, amount: Decimal, now: datetime,
+def add_credit(session: Session, customer_id: str, currency: str, amount: Decimal, now: datetime,
                 payment_id: str | None, invoice_id: str | None, *, reason: str = "overpayment") -> None:
     balance = session.get(CreditBalance, (customer_id, currency), with_for_update=True)
     if balance is None:
@@ -169,9 +169,11 @@ def _add_credit(session: Session, customer_id: str, currency: str, amount: Decim
 def return_credit(session: Session, rec: Receivable, amount: Decimal, now: datetime) -> None:
     """A voided invoice's customer credit (what `_apply_credit` took of an overpayment) back on
     the customer's balance, for the next invoice; the void's entry credits `customer_credit`."""
-    _add_credit(session, rec.customer_id, rec.currency, amount, now, None, rec.invoice_id, reason="returned")
+    add_credit(session, rec.customer_id, rec.currency, amount, now, None, rec.invoice_id, reason="returned")
 
 
-def customer_credit_balance(session: Session, customer_id: str, currency: str) -> Decimal:
-    row = session.get(CreditBalance, (customer_id, currency))
+def customer_credit_balance(session: Session, customer_id: str, currency: str, *, lock: bool = False) -> Decimal:
+    """The customer's credit (overpayments kept); `lock`: held until the transaction ends, so a
+    refund paying it back and an invoice applying it cannot both spend it."""
+    row = session.get(CreditBalance, (customer_id, currency), with_for_update=lock)
     return row.balance if row is not None else ZERO

@@ -4,15 +4,17 @@ outcomes are journalled and published as payment.refunded.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.payments import journal
-from engine.payments.books.schedules import CreditSplit, split_refund
+from engine.payments.books.schedules import CreditSplit, beyond, invoice_gross, split_refund
 from engine.payments.journal import Posting
 from engine.payments.models import Payment, Refund
+from engine.payments.receivables import add_credit
 from engine.payments.provider import PaymentState, ProviderError, ProviderRejected, RefundOutcome, RefundRequest
 from engine.payments.service import (
     OFFLINE_PROVIDERS,
@@ -151,6 +153,24 @@ def _refund_split(session: Session, payment: Payment, refund: Refund) -> CreditS
     return split_refund(session, payment.invoice_id, after - refund.amount, refund.amount, refund.currency)
 
 
+def _repaid_credit(session: Session, payment: Payment, refund: Refund, now: datetime) -> Decimal:
+    """The part of a refund beyond its invoice's total (docs/books.md): an overpayment's credit
+    paid back, not revenue given back. It leaves the customer's credit balance (a `refunded`
+    entry of the credit ledger) and the journal's `customer_credit`, not `refunds`; the refund
+    door checked the customer holds it (adjustments.check_refund)."""
+    if payment.invoice_id is None:
+        return ZERO
+    gross = invoice_gross(session, payment.invoice_id)
+    if gross <= 0:
+        return ZERO
+    after = sum(session.scalars(select(Payment.refunded_amount).where(Payment.invoice_id == payment.invoice_id)), ZERO)
+    repaid = beyond(after - refund.amount, refund.amount, gross)
+    if repaid > 0:
+        add_credit(session, payment.customer_id, refund.currency, -repaid, now, payment.id, payment.invoice_id,
+                   reason="refunded")
+    return repaid
+
+
 def _apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund,
                           state: PaymentState, provider_ref: str | None) -> None:
     if refund.status != "pending":
@@ -172,9 +192,11 @@ def _apply_refund_outcome(session: Session, svc: PaymentService, refund: Refund,
         payment.status = "refunded"
     payment.updated_at = now
     split = _refund_split(session, payment, refund)
+    repaid = _repaid_credit(session, payment, refund, now)
     journal.post_entry(
         session, f"refund:{refund.id}", now, refund.currency,
-        [Posting(journal.REFUNDS, debit=split.net), Posting(split.tax_account, debit=split.tax),
+        [Posting(journal.REFUNDS, debit=split.net - repaid), Posting(journal.CUSTOMER_CREDIT, debit=repaid),
+         Posting(split.tax_account, debit=split.tax),
          Posting(journal.received_on(session, payment.id, payment.provider), credit=refund.amount)],
         f"refund of payment {payment.id}", payment.invoice_id or payment.id,
     )

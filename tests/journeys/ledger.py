@@ -104,6 +104,12 @@ class Ledger:
                 "SELECT invoice_id, customer_id, refunded_amount FROM pay_payments WHERE invoice_id IS NOT NULL")):
             if row.customer_id in customers:
                 out[row.invoice_id] += D(str(row.refunded_amount or 0))
+        # What a refund paid back beyond the invoice's total is an overpayment's credit repaid
+        # (the credit ledger's `refunded` entries, negative), not a refund of the invoice.
+        for row in conn.execute(sa.text(
+                "SELECT invoice_id, customer_id, amount FROM pay_credit_ledger WHERE reason = 'refunded'")):
+            if row.customer_id in customers and row.invoice_id:
+                out[row.invoice_id] += D(str(row.amount))
         return out
 
     # 2 ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from tests.journeys.harness import Engine, money
 from tests.journeys.test_books_journey import IBAN, balances
@@ -121,14 +122,11 @@ def test_a_credit_note_on_a_packs_invoice_gives_its_deferral_back(engine: Engine
     assert (sum(b for _, b, _, _ in report), report[-1][3]) == (D("7.00"), 0)  # 9.00 - 2.00
 
 
-def test_a_void_gives_back_the_overpayment_credit_that_paid_part_of_it(engine: Engine, tmp_path: Path) -> None:
-    """Basic by bank transfer: the 5.95 signup is paid 8.00 by a camt.053 (`billing reconcile`),
-    2.05 to the customer's credit. The renewal (5.95) takes the 2.05 (Dr customer_credit / Cr
-    receivables), 3.90 left to transfer, and is voided: the void entry reverses the whole invoice,
-    Dr credit_notes 5.00, Dr tax_payable 0.95 / Cr receivables 3.90, Cr customer_credit 2.05, and
-    payments gives the 2.05 back: the next renewal takes it again."""
+def _overpaid(engine: Engine, tmp_path: Path, name: str) -> tuple[str, dict[str, Any]]:
+    """Basic by bank transfer, its 5.95 signup paid 8.00 by a camt.053 (`billing reconcile`): 2.05
+    to the customer's credit. The customer and the signup invoice."""
     tag = _publish(engine, tmp_path)
-    cid = engine.customer("books_overpaid")
+    cid = engine.customer(name)
     engine.post(f"/v1/customers/{cid}/payment_methods", {"type": "bank_transfer", "provider": "bank",
                                                           "default": True}, status=201)
     engine.subscribe(cid, f"basic-{tag}")
@@ -142,6 +140,16 @@ def test_a_void_gives_back_the_overpayment_credit_that_paid_part_of_it(engine: E
                                   start=f"{booked}T00:00:00Z", end=f"{booked + timedelta(days=1)}T00:00:00Z"))
     done = engine.billing("reconcile", str(statement), "--provider", "bank")
     assert done.returncode == 0, done.stderr
+    return cid, first
+
+
+def test_a_void_gives_back_the_overpayment_credit_that_paid_part_of_it(engine: Engine, tmp_path: Path) -> None:
+    """Basic by bank transfer: the 5.95 signup is paid 8.00 by a camt.053 (`billing reconcile`),
+    2.05 to the customer's credit. The renewal (5.95) takes the 2.05 (Dr customer_credit / Cr
+    receivables), 3.90 left to transfer, and is voided: the void entry reverses the whole invoice,
+    Dr credit_notes 5.00, Dr tax_payable 0.95 / Cr receivables 3.90, Cr customer_credit 2.05, and
+    payments gives the 2.05 back: the next renewal takes it again."""
+    cid, first = _overpaid(engine, tmp_path, "books_overpaid")
     engine.advance("31d")
     renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
     assert (renewal["collection"]["credit_applied"], renewal["collection"]["remaining"]) == ("2.05", "3.90")
@@ -156,3 +164,49 @@ def test_a_void_gives_back_the_overpayment_credit_that_paid_part_of_it(engine: E
     engine.advance("31d")  # the credit given back pays the next renewal again
     [*_, after] = [i for i in engine.invoices(cid) if i["reason"] == "cycle"]
     assert after["id"] != renewal["id"] and after["collection"]["credit_applied"] == "2.05", after["collection"]
+
+
+def test_a_refund_beyond_the_invoice_pays_back_the_overpayment_credit(engine: Engine, tmp_path: Path) -> None:
+    """The 5.95 signup paid 8.00 by transfer (2.05 to the customer's credit) is refunded in full
+    over HTTP (no amount: all that was paid, the credit the customer holds included): 8.00 back
+    through the bank, a credit note for the invoice's 5.95 only (net 5.00, tax 0.95) and 2.05 of
+    credit repaid. The refund entry: Dr refunds 5.00, Dr tax_payable:DE 0.95, Dr customer_credit
+    2.05 / Cr the statement's account 8.00 (the transfer came in there). Nothing is left on
+    customer_credit nor in cash, and the renewal finds no credit to apply: 5.95 to transfer."""
+    cid, first = _overpaid(engine, tmp_path, "books_refund_over")
+    done = engine.post(f"/v1/invoices/{first['id']}/refunds", {"reason": "closing the account"}, status=201)
+    assert (done["amount"], done["credit_repaid"]) == ("8.00", "2.05"), done
+    note = done["credit_note"]
+    assert (money(note["total"]), money(note["subtotal"]), money(note["tax"])) == (D("5.95"), D("5.00"), D("0.95"))
+    engine.settle()
+    entries = _entries(engine, {first["id"]})
+    [refund] = [k for k in entries if k.startswith("refund:")]
+    bank = f"cash:bank:{IBAN}"
+    assert balances({refund: entries[refund]}) == {"refunds": D("5.00"), "tax_payable:DE": D("0.95"),
+                                                   "customer_credit": D("2.05"), bank: D("-8.00")}
+    left = balances(entries)
+    assert "customer_credit" not in left and bank not in left and "tax_payable:DE" not in left, left
+    engine.advance("31d")
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert (renewal["collection"]["credit_applied"], renewal["collection"]["remaining"]) == ("0.00", "5.95")
+
+
+def test_a_refund_beyond_the_invoice_without_the_credit_is_refused(engine: Engine, tmp_path: Path) -> None:
+    """The 2.05 the 8.00 transfer left on credit pays part of the renewal; the customer holds no
+    credit any more, so a refund of the signup's 8.00 (5.95 of the invoice, 2.05 beyond it) is
+    refused, 422 on `amount`, nothing written; the invoice's own 5.95 is still refunded."""
+    cid, first = _overpaid(engine, tmp_path, "books_refund_over_used")
+    engine.advance("31d")
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert renewal["collection"]["credit_applied"] == "2.05"
+    engine.settle()
+    before = _entries(engine, {first["id"]})
+    r = engine.admin.post(f"/v1/invoices/{first['id']}/refunds", json={"amount": "8.00"})
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert "amount" in str(problem.get("field", problem)) and "holds 0.00 USD" in r.text, r.text
+    engine.settle()
+    assert _entries(engine, {first["id"]}) == before
+    assert engine.get(f"/v1/invoices/{first['id']}")["credit_notes"] == []
+    done = engine.post(f"/v1/invoices/{first['id']}/refunds", {}, status=201)
+    assert (done["amount"], done["credit_repaid"], done["credit_note"]["total"]) == ("5.95", "0.00", "5.95")

@@ -111,6 +111,20 @@ def _invoice_tax(session: Session, invoice_id: str) -> tuple[str, Decimal, Decim
     return taxes[0][0], tax, gross
 
 
+def invoice_gross(session: Session, invoice_id: str) -> Decimal:
+    """What an invoice was issued for, tax included, from its entry (receivables and the
+    customer credit sales applied): a refund beyond it pays back an overpayment's credit."""
+    return sum(session.scalars(select(JournalLine.debit).where(
+        JournalLine.entry_id == f"inv:{invoice_id}",
+        JournalLine.account.in_((journal.RECEIVABLES, journal.CUSTOMER_CREDIT)))), ZERO)
+
+
+def beyond(before: Decimal, amount: Decimal, gross: Decimal) -> Decimal:
+    """The part of a refund of `amount`, after `before` was refunded, beyond the invoice's
+    `gross`: what the refunds so far exceed it by, less what they exceeded it by before."""
+    return max(before + amount - gross, ZERO) - max(before - gross, ZERO)
+
+
 def _tax_of(total: Decimal, tax: Decimal, gross: Decimal, currency: str) -> Decimal:
     return (total * tax / gross).quantize(quantum(currency), ROUND_HALF_EVEN)
 
