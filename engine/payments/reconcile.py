@@ -17,7 +17,7 @@ which keeps every line so that a person can finish what was not matched automati
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -91,18 +91,20 @@ def reconcile_file(
     provider: str = "sandbox",
     filename: str | None = None,
     service: PaymentService,
+    payout_accounts: Mapping[str, str] | None = None,
 ) -> ReconciliationReport:
     """`billing reconcile FILE`: parse (settlement CSV or camt.053, told apart by content),
-    then reconcile in the caller's transaction. A broken file raises StatementFormatError and
+    then reconcile in the caller's transaction. `payout_accounts`: the bank account each
+    provider pays out to (the chart's `cash.payouts`), where a settlement's payouts are posted. A broken file raises StatementFormatError and
     leaves nothing recorded (on PostgreSQL a settlement is matched while it is parsed, under a
     savepoint that a broken line rolls back)."""
     name = filename or "statement"
     if not is_camt(data) and _match_in_database(session):
         return _reconcile_settlement_streamed(session, data, provider=provider, name=name,
-                                              filename=filename, service=service)
+                                              filename=filename, service=service, payout_accounts=payout_accounts)
     parsed = parse_statement(data, provider=provider, name=name,
                              currencies=lambda seen: used_currencies(session, seen))
-    return reconcile_statement(session, parsed, filename=filename, service=service)
+    return reconcile_statement(session, parsed, filename=filename, service=service, payout_accounts=payout_accounts)
 
 
 def reconcile_statement(
@@ -111,6 +113,7 @@ def reconcile_statement(
     *,
     filename: str | None = None,
     service: PaymentService,
+    payout_accounts: Mapping[str, str] | None = None,
 ) -> ReconciliationReport:
     svc = service
     done = _already_imported(session, parsed.sha256)
@@ -135,13 +138,13 @@ def reconcile_statement(
         # One C-level itemgetter per row (a generator per row cost a second at 100,000 lines).
         _insert_results(session, matched + list(map(_RESULT_ROW, results)))
     if parsed.kind == "settlement_csv":
-        _journal_payouts(session, parsed, _payout_totals(parsed.lines), imp.id)
+        _journal_payouts(session, parsed, _payout_totals(parsed.lines), imp.id, payout_accounts)
     return _conclude(session, imp, parsed, n_matched, results, now)
 
 
 def _reconcile_settlement_streamed(
     session: Session, data: bytes, *, provider: str, name: str, filename: str | None,
-    service: PaymentService,
+    service: PaymentService, payout_accounts: Mapping[str, str] | None,
 ) -> ReconciliationReport:
     """A settlement CSV on PostgreSQL: each parsed chunk is sent to be matched and written while
     the next is parsed. A broken line stops the sending; the savepoint drops what was sent."""
@@ -164,7 +167,7 @@ def _reconcile_settlement_streamed(
         now = svc.now()
         imp = _new_import(session, parsed, filename, writer.lines, now, import_id)
         n_matched, results = writer.finish(parsed.period_start, parsed.period_end)
-        _journal_payouts(session, parsed, totals, imp.id)
+        _journal_payouts(session, parsed, totals, imp.id, payout_accounts)
         return _conclude(session, imp, parsed, n_matched, results, now)
 
 
@@ -491,11 +494,15 @@ def _payout_totals(lines: Iterable[StatementLine],
     return totals
 
 
-def _journal_payouts(session: Session, parsed: ParsedStatement,
-                     totals: dict[tuple[str, str], list[Decimal]], import_id: str) -> None:
+def _journal_payouts(session: Session, parsed: ParsedStatement, totals: dict[tuple[str, str], list[Decimal]],
+                     import_id: str, payout_accounts: Mapping[str, str] | None) -> None:
+    """Dr the bank account the provider pays out to (the chart's `cash.payouts`: a settlement
+    file does not say which; `cash:bank` when the chart does not either) and Dr provider_fees
+    / Cr the provider's cash, per payout and currency."""
+    bank = journal.bank_cash_account((payout_accounts or {}).get(parsed.source))
     for (payout, currency), (gross, fee, net) in sorted(totals.items()):
         clearing = journal.cash_account(parsed.source)
-        postings = [debit_posting(journal.PROVIDER_FEES, fee), debit_posting("cash:bank", net),
+        postings = [debit_posting(journal.PROVIDER_FEES, fee), debit_posting(bank, net),
                     debit_posting(clearing, -gross)]
         journal.post_entry(
             session, f"payout:{import_id}:{payout}:{currency}", parsed.period_start, currency, postings,

@@ -14,8 +14,8 @@ from engine.payments import journal
 from engine.payments.books.schedules import CreditSplit, beyond, invoice_gross, split_refund
 from engine.payments.journal import Posting
 from engine.payments.models import Payment, Refund
-from engine.payments.receivables import add_credit
 from engine.payments.provider import PaymentState, ProviderError, ProviderRejected, RefundOutcome, RefundRequest
+from engine.payments.receivables import add_credit
 from engine.payments.service import (
     OFFLINE_PROVIDERS,
     ZERO,

@@ -8,12 +8,13 @@ tax = 10.71) of test_credits_books' catalog."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.journeys.harness import Engine, money
+from tests.journeys.harness import ROOT, Engine, money
 from tests.journeys.test_books_journey import IBAN, balances
 from tests.journeys.test_credits import grant, wallet
 from tests.journeys.test_credits_books import _buy, _credits_report, _entries, _publish
@@ -210,3 +211,65 @@ def test_a_refund_beyond_the_invoice_without_the_credit_is_refused(engine: Engin
     assert engine.get(f"/v1/invoices/{first['id']}")["credit_notes"] == []
     done = engine.post(f"/v1/invoices/{first['id']}/refunds", {}, status=201)
     assert (done["amount"], done["credit_repaid"], done["credit_note"]["total"]) == ("5.95", "0.00", "5.95")
+
+
+PAYOUT_IBAN = "DE89370400440532013000"  # where the deployment's chart says the sandbox pays out
+
+
+def _payout_chart(tmp_path: Path, account: str) -> Path:
+    """The shipped chart with the payout account kept (`cash.bank_accounts`) and the sandbox's
+    payouts declared to land on `account` (`cash.payouts`)."""
+    chart = (ROOT / "engine/payments/books/chart.yaml").read_text().replace(
+        "    credit: Liabilities:CustomerCredit\n",
+        f"    credit: Liabilities:CustomerCredit\n  bank_accounts: {{{PAYOUT_IBAN}: Assets:Bank:Payouts}}\n"
+        f"  payouts: {{sandbox: {account}}}\n")
+    path = tmp_path / "payout-chart.yaml"
+    path.write_text(chart)
+    return path
+
+
+def test_a_payout_lands_on_the_bank_account_the_chart_names_and_its_bank_line_clears_it(
+        engine: Engine, tmp_path: Path) -> None:
+    """The 5.95 signup paid by card; the provider's settlement file for the day (written here as
+    the sandbox writes it: one line, fee 2.9 % + 0.30 = 0.47255, 0.47 half-up, net 5.48) pays it
+    out as payout po_<customer>. The deployment's chart says the sandbox pays out to
+    DE89...3000, so `billing reconcile` posts Dr cash:bank:DE89...3000 5.48, Dr provider_fees
+    0.47 / Cr cash:sandbox 5.95. That account's camt.053 shows the 5.48 arriving with the payout
+    id in its text: matched to the payout, nothing posted, no line left open; the card's cash is
+    cleared and the bank account holds the 5.48. A chart declaring payouts to an account it does
+    not keep: exit 1 naming the file, line and field, nothing imported."""
+    _, cid = _basic(engine, tmp_path, "books_payout", payment_method=card(CARD_OK))
+    [invoice] = engine.invoices(cid)
+    [charge] = engine.charges(cid)
+    day = engine.now()[:10]
+    payout = f"po_{cid}"
+    settlement = tmp_path / "settlement.csv"
+    settlement.write_text(
+        "settlement_date,payout_id,type,provider_reference,payment_reference,currency,gross,fee,net,created_at\n"
+        f"{day},{payout},charge,{charge['id']},{charge.get('reference') or ''},USD,5.95,0.47,5.48,{day}T01:00:00+00:00\n")
+    bad = engine.billing("reconcile", str(settlement), "--provider", "sandbox",
+                         env={"BILLING_CHART_OF_ACCOUNTS": str(_payout_chart(tmp_path, "CH9300762011623852957"))})
+    assert bad.returncode == 1 and "payout-chart.yaml:" in bad.stderr and "cash.payouts.sandbox" in bad.stderr, bad.stderr
+    assert "not in cash.bank_accounts" in bad.stderr, bad.stderr
+    assert not [k for k in _entries(engine, {payout}) if k.startswith("payout:")]
+    chart = {"BILLING_CHART_OF_ACCOUNTS": str(_payout_chart(tmp_path, PAYOUT_IBAN))}
+    done = engine.billing("reconcile", str(settlement), "--provider", "sandbox", env=chart)
+    assert done.returncode == 0, done.stderr
+    engine.settle()
+    bank = f"cash:bank:{PAYOUT_IBAN}"
+    paid_out = _entries(engine, {payout})
+    assert [balances({k: v}) for k, v in paid_out.items()] == [
+        {"provider_fees": D("0.47"), bank: D("5.48"), "cash:sandbox": D("-5.95")}]
+    booked = date.fromisoformat(day) + timedelta(days=1)
+    statement = tmp_path / "payout.xml"
+    statement.write_bytes(camt053([Entry("5.48", currency="USD", unstructured=f"SANDBOX PAYOUT {payout}",
+                                         booked=booked.isoformat())], stmt_id=f"{cid}-payout", iban=PAYOUT_IBAN,
+                                  start=f"{booked}T00:00:00Z", end=f"{booked + timedelta(days=1)}T00:00:00Z"))
+    done = engine.billing("reconcile", str(statement), "--provider", "bank", env=chart)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["counts"] == {"matched": 1} and not report["mismatches"], report
+    engine.settle()
+    assert _entries(engine, {payout}) == paid_out  # the bank line posts nothing more
+    left = balances({**_entries(engine, {invoice["id"]}), **paid_out})
+    assert (left[bank], left["provider_fees"], "cash:sandbox" in left) == (D("5.48"), D("0.47"), False), left

@@ -60,7 +60,8 @@ async def import_file(request: Request, response: Response, filename: str = Quer
         try:
             with domain_errors(), ctx.db.session() as session:
                 report = payments.reconcile_file(session, data, provider=provider, filename=filename,
-                                                 service=service_of(ctx))
+                                                 service=service_of(ctx),
+                                                 payout_accounts=ctx.payments.chart_or_default().payouts)
         except payments.StatementFormatError as exc:
             raise Problem(422, exc.errors[0], "file", problems=exc.errors) from None
         except payments.ReconciliationError as exc:

@@ -240,14 +240,28 @@ def run_reconcile(args: argparse.Namespace) -> int:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise BadInput(f"{args.file}: {exc.strerror or exc}") from None
+    payouts = _payout_accounts()
     db, service = _payments_db()
     try:
         with db.session() as session:
-            report = reconcile_file(session, data, provider=args.provider, filename=args.file, service=service)
+            report = reconcile_file(session, data, provider=args.provider, filename=args.file, service=service,
+                                    payout_accounts=payouts)
     except (ReconciliationError, ValueError) as exc:
         raise BadInput(_in_file(args.file, str(exc))) from None
     print(json.dumps(report.as_dict(), indent=2, default=str))
     return 0
+
+
+def _payout_accounts() -> dict[str, str]:
+    """The bank account each provider pays out to, from the deployment's chart of accounts
+    (BILLING_CHART_OF_ACCOUNTS, or the shipped one); a broken chart stops before anything is read."""
+    from engine.documents import DocumentError
+    from engine.payments import books
+
+    try:
+        return books.chart_for(get_settings().chart_of_accounts or None).payouts
+    except DocumentError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _in_file(file: str, message: str) -> str:

@@ -15,8 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.money import quantum
+from engine.payments import journal
 from engine.payments.bank.apply import apply_transfer
 from engine.payments.bank.lookup import Known, Rec, known_of
+from engine.payments.bank.payouts import Payouts
+from engine.payments.bank.payouts import detail as payout_detail
 from engine.payments.bank.write import Bulk, PendingLines, record_bulk
 from engine.payments.models import (
     BankLine,
@@ -117,6 +120,10 @@ class _BankMatch:
     seen_manual: set[str] = field(default_factory=set)
     new_rows: list[dict[str, Any]] = field(default_factory=list)
     bulk: Bulk = field(default_factory=list)
+    payouts: Payouts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.payouts = Payouts(self.account)
 
     def line(self, i: int, line: StatementLine) -> None:
         identity = line.provider_ref or ""
@@ -167,11 +174,23 @@ class _BankMatch:
             return
         rec, how = found
         if rec is None:
-            self._open(line, row, "missing_in_ledger", _missing_detail(line))
+            self._no_invoice(line, row)
         elif rec.currency != line.currency:
             self._open(line, row, "currency_mismatch", _currency_detail(line, rec), rec)
         else:
             self._pay(line, row, rec, None if how == "RF reference" else f"matched by {how}")
+
+    def _no_invoice(self, line: StatementLine, row: dict[str, Any]) -> None:
+        """A credit naming no invoice: a provider's payout to this account (its entry already
+        debited it: nothing more is posted), else money nobody recorded, left to a person."""
+        payout = self.payouts.find(self.session, line)
+        if payout is None:
+            self._open(line, row, "missing_in_ledger", _missing_detail(line))
+            return
+        said = payout_detail(payout, journal.bank_cash_account(self.account))
+        row.update(status="matched", outcome="matched", detail=said)
+        self.results.append(_result(self.import_id, line, "matched", expected=line.amount,
+                                    expected_currency=line.currency, detail=said))
 
     def _pay(self, line: StatementLine, row: dict[str, Any], rec: Rec, how_detail: str | None) -> None:
         if (self.named[rec.invoice_id] == 1 and rec.status == "open" and not line.charges_deducted

@@ -10,7 +10,7 @@ file, line and field, like a catalog.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,9 @@ class ChartOfAccounts:
     cash_default: str | None
     cash: dict[str, str]  # provider -> ledger account
     bank_accounts: dict[str, str]  # IBAN / account id -> ledger account
+    # provider -> the bank account (a key of bank_accounts) its payouts are paid to: a
+    # settlement file does not say, so the chart does (docs/books.md, *Provider payouts*).
+    payouts: dict[str, str] = field(default_factory=dict)
 
     def account_for(self, logical: str) -> str:
         """The ledger account of a journal account; UnmappedAccount when the chart has none."""
@@ -96,13 +99,32 @@ class ChartOfAccounts:
 
 
 def _coverage_problems(doc: Document, providers: Iterable[str]) -> list[Problem]:
-    """What the schema cannot see: a provider whose cash would have no account."""
+    """What the schema cannot see: a provider whose cash would have no account, a payout to a
+    bank account the chart does not keep."""
     cash = doc.data.get("cash") or {}
+    providers = list(providers)
+    out = _payout_problems(doc, cash, providers)
     if cash.get("default"):
-        return []
+        return out
     known = cash.get("providers") or {}
-    return [doc.problem(["cash", "providers"], f"no account for provider {p!r} and no cash.default: "
-                        f"its payments would be posted nowhere") for p in providers if p not in known]
+    return out + [doc.problem(["cash", "providers"], f"no account for provider {p!r} and no cash.default: "
+                              f"its payments would be posted nowhere") for p in providers if p not in known]
+
+
+def _payout_problems(doc: Document, cash: dict[str, Any], providers: list[str]) -> list[Problem]:
+    """Each `cash.payouts` entry names a provider the engine records money for and a bank account
+    of `cash.bank_accounts`: a payout posted to an account the books do not keep would land on
+    the bank's catch-all, which is what declaring it is meant to avoid."""
+    banks = cash.get("bank_accounts") or {}
+    out = []
+    for provider, account in (cash.get("payouts") or {}).items():
+        where = ["cash", "payouts", provider]
+        if provider not in providers:
+            out.append(doc.problem(where, f"unknown provider {provider!r}: one of {', '.join(providers)}"))
+        elif account not in banks:
+            out.append(doc.problem(where, f"bank account {account!r} is not in cash.bank_accounts: its payouts "
+                                   f"would be posted to an account the books do not keep"))
+    return out
 
 
 def chart_from_document(doc: Document, providers: Iterable[str] = KNOWN_PROVIDERS) -> ChartOfAccounts:
@@ -123,6 +145,7 @@ def chart_from_document(doc: Document, providers: Iterable[str] = KNOWN_PROVIDER
         cash_default=cash.get("default"),
         cash=dict(cash["providers"]),
         bank_accounts=dict(cash.get("bank_accounts") or {}),
+        payouts=dict(cash.get("payouts") or {}),
     )
 
 

@@ -87,3 +87,19 @@ def test_a_bad_account_name_and_an_unknown_key_are_each_reported() -> None:
     assert any(m.startswith("books.yaml:14: revenue.usage: 'income usage' does not match the expected form") for m in messages), messages
     assert "books.yaml:18: taxes: unknown field 'taxes'" in messages
     assert "books.yaml:1: (document): 'taxes_payable' is required" in messages
+
+
+def test_payouts_name_a_kept_bank_account_of_a_known_provider() -> None:
+    """`cash.payouts`: the bank account each provider pays out to (a settlement file does not
+    say); an account the chart does not keep, or a provider the engine does not know, is refused
+    with file, line and field, every problem at once."""
+    chart = load_chart_text(BASE + "  payouts: {stripe: CH9300762011623852957}\n", "books.yaml")
+    assert chart.payouts == {"stripe": "CH9300762011623852957"}
+    assert load_chart_text(BASE, "books.yaml").payouts == {}
+    with pytest.raises(DocumentError) as err:
+        load_chart_text(BASE + "  payouts: {stripe: DE89370400440532013000, adyen: CH9300762011623852957}\n",
+                        "books.yaml")
+    assert [str(p) for p in err.value.problems] == [
+        "books.yaml:24: cash.payouts.stripe: bank account 'DE89370400440532013000' is not in cash.bank_accounts: "
+        "its payouts would be posted to an account the books do not keep",
+        "books.yaml:24: cash.payouts.adyen: unknown provider 'adyen': one of sandbox, stripe, bank, manual"]
