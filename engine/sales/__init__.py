@@ -5,6 +5,7 @@ outbox events commit together) and an injectable clock. Bad input raises `SalesE
 (a ValueError naming the field) before anything is written.
 """
 
+from engine.sales.accrual import UsageAccrual, unbilled_usage
 from engine.sales.billing_run import RunReport, advance_clock, next_due, process_batch, run_due_billing
 from engine.sales.budget import (
     budget_left,
@@ -102,6 +103,7 @@ __all__ = [
     "SalesError",
     "ScanFilter",
     "SubscriptionQuote",
+    "UsageAccrual",
     "active_subscription",
     "advance_clock",
     "announce_balance",
@@ -177,6 +179,7 @@ __all__ = [
     "subscriptions_by_id",
     "token_usage",
     "tokens_spendable",
+    "unbilled_usage",
     "update_customer",
     "usage_in_period",
     "validate_events",

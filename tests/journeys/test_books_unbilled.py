@@ -9,13 +9,13 @@ next 5.00 fee."""
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tests.journeys.harness import Engine, money
-from tests.journeys.test_books_journey import advance_to, when
+from tests.journeys.test_books_journey import advance_to, share, when
 from tests.journeys.test_journeys import CARD_OK, card
 
 D = Decimal
@@ -88,3 +88,62 @@ def test_usage_earned_before_it_is_invoiced_is_accrued_then_reversed(engine: Eng
     assert rows.status_code == 200, rows.text
     accruals = [line for line in rows.text.splitlines() if line.startswith("unbilled:") and "unbilled_revenue" in line]
     assert accruals and all("Assets:UnbilledRevenue" in line for line in accruals)
+
+
+def test_usage_of_a_period_not_invoiced_yet_is_accrued_at_the_close(engine: Engine, tmp_path: Path) -> None:
+    """Meter from the 16th of M: its period [16 M, 16 M+1) is still open when M is closed on the
+    1st of M+1. 30 calls by the 20th of M (3.00 at 0.10, priced by the invoice's pricing
+    function) are accrued by M's close over HTTP: Dr unbilled_revenue / Cr revenue usage 3.00;
+    10 more calls on the 1st of M+1 are not M's. The report for M earns them: the fee's share
+    5.00 x (days of M from the 16th) / (days of M), half-even, plus 3.00; billed 5.00. The
+    renewal on the 16th of M+1 invoices 4.00 of usage (40 calls) and 5.00: its own rows replace
+    the accrual in the report (M earns its share of 4.00 by day), and M+1's close reverses the
+    3.00 (Dr revenue usage / Cr unbilled). A close of a month not ended: 409 on `month`."""
+    tag = secrets.token_hex(3)
+    path = tmp_path / "books-unbilled.yaml"
+    path.write_text(CATALOG.format(tag=tag))
+    engine.publish(path)
+    plan = f"meter-{tag}"
+    usage = f"revenue:{plan}:usage"
+    month = (when(engine).date().replace(day=1) + timedelta(days=32)).replace(day=1)
+    following = (month + timedelta(days=32)).replace(day=1)
+    after = (following + timedelta(days=32)).replace(day=1)
+    days = (following - month).days
+    in_month = days - 15  # the 16th to the month's end
+    advance_to(engine, month + timedelta(days=15))
+    cid = engine.customer("books_accrued")
+    engine.subscribe(cid, plan, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    advance_to(engine, month + timedelta(days=19))
+    engine.usage(cid, 30)
+    advance_to(engine, following, hour=3)
+    engine.usage(cid, 10)
+    assert [i["reason"] for i in engine.invoices(cid)] == ["start"]  # nothing invoiced of the usage yet
+
+    r = engine.admin.post("/v1/books/close", json={"month": following.isoformat()[:7]})
+    assert r.status_code == 409 and r.json()["field"] == "month", r.text
+    closed = engine.post("/v1/books/close", {"month": month.isoformat()[:7]})
+    [usd] = [e for e in closed["entries"] if e["currency"] == "USD"]
+    accrual = sorted((p["account"], money(p["debit"]), money(p["credit"])) for p in usd["postings"]
+                     if p["account"] in (usage, "unbilled_revenue"))
+    assert accrual == [(usage, D("0.00"), D("3.00")), ("unbilled_revenue", D("3.00"), D("0.00"))], usd["postings"]
+    fee = share(D("5.00"), in_month, days)
+    assert _report(engine, cid, month, month) == [(month.isoformat()[:7], D("5.00"), fee + D("3.00"),
+                                                   D("5.00") - fee - D("3.00"))]
+    again = engine.post("/v1/books/close", {"month": month.isoformat()[:7]})
+    assert again["entries"] == closed["entries"]  # closing again posts nothing more
+
+    advance_to(engine, following + timedelta(days=15), hour=3)  # the renewal: 4.00 of usage, 5.00
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert sorted(money(x["amount"]) for x in renewal["lines"]) == [D("4.00"), D("5.00")]
+    assert _report(engine, cid, month, month)[0][2] == fee + share(D("4.00"), in_month, days)
+    advance_to(engine, after, hour=3)
+    closed = engine.post("/v1/books/close", {"month": following.isoformat()[:7]})
+    assert _moves(closed, usage) == [(D("3.00"), D("0.00"))]
+
+
+def _report(engine: Engine, cid: str, first: date, last: date) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+    r = engine.admin.get("/v1/books/revenue", params={"from": first.isoformat()[:7], "to": last.isoformat()[:7],
+                                                       "customer_id": cid})
+    assert r.status_code == 200, r.text
+    return [(x["month"], money(x["billed"]), money(x["recognised"]), money(x["deferred"])) for x in r.json()["items"]]

@@ -172,14 +172,15 @@ def _service() -> Any:
 
 
 def run_close(args: argparse.Namespace) -> int:
-    from engine.payments import PaymentError, books
+    from engine.operations import month_close
+    from engine.payments import PaymentError
 
     month = _month(args.month, "MONTH")
     service = _service()
     with _session(write=True) as session:
-        wanted = [args.currency] if args.currency else books.currencies(session)
         try:
-            entries = [books.close_month(session, month, c, service=service) for c in wanted]
+            entries = month_close.close_month(session, month, [args.currency] if args.currency else None,
+                                              service=service)
         except PaymentError as exc:
             raise BadInput(f"{exc.field or 'month'}: {exc.message}") from None
     print(json.dumps({"month": args.month, "entries": entries}, indent=2))

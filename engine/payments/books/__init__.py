@@ -10,12 +10,13 @@ from engine.payments.books.chart import (
     load_chart_text,
 )
 from engine.payments.books.ledger import TrialBalance, book_lines, trial_balance, write_beancount, write_csv
-from engine.payments.books.schedules import close_month, currencies, month_end, revenue_report
+from engine.payments.books.schedules import UsageAccrual, close_month, currencies, month_end, revenue_report
 
 __all__ = [
     "ChartOfAccounts",
     "TrialBalance",
     "UnmappedAccount",
+    "UsageAccrual",
     "book_lines",
     "chart_for",
     "close_month",

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from engine.money import quantum, to_decimal
@@ -87,8 +87,55 @@ def schedule_invoice(session: Session, invoice: CollectableInvoice, props: Mappi
     if not lines or reads.scheduled(session, source):
         return 0
     rows = invoice_rows(invoice, lines, service.now().date())
+    if props.get("subscription_id") and any(r["price_type"] == "usage" for r in rows):
+        # Its usage is invoiced now: the close's accrual of it (`accrue_usage`) gives way to
+        # the invoice's own rows, and the next close reverses the accrual in the journal.
+        session.execute(delete(RevenueScheduleRow).where(
+            RevenueScheduleRow.invoice_id == accrual_key(str(props["subscription_id"]))))
     write_rows(session, rows)
     return len(rows)
+
+
+# --- usage earned and not invoiced yet ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageAccrual:
+    """A subscription's usage earned by a month's end, not invoiced yet (net, before tax), as
+    sales prices it (engine/sales/accrual.py): the close accrues it on `plan`'s usage revenue."""
+
+    customer_id: str
+    subscription_id: str
+    plan: str
+    currency: str
+    amount: Decimal
+
+
+def accrual_key(subscription_id: str) -> str:
+    """The schedule rows' `invoice_id` of a subscription's accrued usage: not an invoice yet."""
+    return f"accrual:{subscription_id}"[:64]
+
+
+# Accrued rows are billed on no day a report reaches: earned, not billed, until the invoice
+# replaces them (so the report's deferred is negative meanwhile, as for usage invoiced late).
+NOT_BILLED = date(9999, 12, 1)
+
+
+def accrue_usage(session: Session, month: date, currency: str, accruals: Sequence[UsageAccrual]) -> None:
+    """Schedule rows for what each open period's usage earned in `month` (source
+    `accrual:YYYY-MM`): what the period's usage prices to at the month's end less what earlier
+    closes accrued of it, so the close's unbilled entry (`_unbilled_by_key`) and the revenue
+    report both include it."""
+    label, rows = month.isoformat()[:7], []
+    for no, a in enumerate((a for a in accruals if a.currency == currency), start=1):
+        key = accrual_key(a.subscription_id)
+        before = sum(session.scalars(select(RevenueScheduleRow.amount).where(RevenueScheduleRow.invoice_id == key)),
+                     ZERO)
+        if a.amount - before:
+            rows.append({"source_id": f"accrual:{label}:{currency}", "invoice_id": key, "line_no": no,
+                         "customer_id": a.customer_id, "plan": a.plan, "price_type": "usage", "currency": currency,
+                         "billed_on": NOT_BILLED, "month": month, "amount": a.amount - before})
+    write_rows(session, rows)
 
 
 @dataclass(frozen=True)
@@ -316,9 +363,12 @@ def currencies(session: Session) -> list[str]:
     return sorted(session.scalars(select(RevenueScheduleRow.currency).distinct()))
 
 
-def close_month(session: Session, month: date, currency: str, *, service: PaymentService) -> dict[str, Any]:
+def close_month(session: Session, month: date, currency: str, *, service: PaymentService,
+                accruals: Sequence[UsageAccrual] = ()) -> dict[str, Any]:
     """Post the month-close entry `revrec:YYYY-MM:CUR` (once: closing again returns what was
-    posted). A month is closed only once it has ended on the system's clock."""
+    posted). A month is closed only once it has ended on the system's clock. `accruals`: the
+    usage of open periods earned by the month's end (sales prices it), accrued with what was
+    invoiced after the month."""
     month = month_of(month)
     end = month_end(month)
     if service.now() < end:
@@ -331,6 +381,7 @@ def close_month(session: Session, month: date, currency: str, *, service: Paymen
         journal.post_entry(session, entry_id, when, currency, postings, f"revenue recognition: close of {label}",
                            entry_id)
     if not _posted(session, accrual_id):
+        accrue_usage(session, month, currency, accruals)
         # Earned, not yet billed: Dr unbilled_revenue / Cr revenue. Its own entry, so a month
         # closed before the accrual existed gets it on its next close, and each close moves
         # only the change: the next month's close reverses what was invoiced meanwhile.

@@ -1,0 +1,79 @@
+"""Usage earned and not invoiced yet, for the books' month close (docs/books.md, *The month
+close*): each subscription whose period is still open at a month's end has used what its meters
+counted from the period's start to that end, and that usage is invoiced only when the period
+closes, after the month. The books accrue it at the month's close (Dr unbilled revenue / Cr
+revenue, per plan) and reverse it once it is invoiced.
+
+It is priced by the invoice's own pure function (`engine.pricing.price_period`): the usage of
+[period start, month end) on the plan held, in-arrears prices only, with the discounts the period
+would get for that usage, so the accrual is what closing the period at the month's end would
+invoice for its usage. The minimum commitment is left out: whether it tops up is known only when
+the period ends. Each line is rounded once, as the invoice rounds it (the catalog's rounding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.money import ZERO
+from engine.periods import Period
+from engine.pricing import price_period
+from engine.sales.book_lines import price_type
+from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.models import Customer, Subscription
+from engine.sales.terms import period_terms
+from engine.sales.usage_source import UsageSource, usage_for
+
+# Subscriptions whose open period bills its usage when it closes.
+_BILLING = ("active", "past_due")
+
+
+@dataclass(frozen=True)
+class UsageAccrual:
+    """One subscription's usage earned by a month's end and not invoiced yet (net of its
+    discounts, before tax): the books accrue it on `plan`'s usage revenue."""
+
+    customer_id: str
+    subscription_id: str
+    plan: str
+    currency: str
+    amount: Decimal
+
+
+def unbilled_usage(session: Session, month_end: date) -> list[UsageAccrual]:
+    """The usage of every subscription whose current period runs over `month_end` (the first
+    day of the next month), from its start to that day, priced as its invoice will price it."""
+    subs = session.scalars(select(Subscription).where(
+        Subscription.status.in_(_BILLING), Subscription.period_start < month_end,
+        Subscription.period_end > month_end).order_by(Subscription.id))
+    source = UsageSource(session)
+    out = []
+    for sub in subs:
+        amount = _usage_until(session, source, sub, month_end)
+        if amount:
+            catalog = catalog_for_version(session, sub.catalog_version_id)
+            out.append(UsageAccrual(sub.customer_id, sub.id, sub.plan_id, catalog.currency, amount))
+    return out
+
+
+def _usage_until(session: Session, source: UsageSource, sub: Subscription, until: date) -> Decimal:
+    """What the period's in-arrears usage prices to with the usage counted up to `until`."""
+    assert sub.period_start is not None and sub.period_end is not None  # the query asked for both
+    catalog = catalog_for_version(session, sub.catalog_version_id)
+    plan = catalog.plan(sub.plan_id)
+    period = Period(sub.period_start, sub.period_end)
+    usage = usage_for(source, catalog, plan, sub.customer_id, period, until)
+    if not usage:
+        return ZERO
+    customer = session.get_one(Customer, sub.customer_id)
+    terms = period_terms(catalog, plan, sub, customer, period, sub.cycle, usage=usage, redeem=False)
+    bill = price_period(catalog, plan, period, quantity=sub.quantity, usage=usage, timings=("in_arrears",),
+                        discounts=terms.discounts, minimum=False)
+    rows = ({"kind": x.kind, "timing": x.timing, "model": x.model, "period_start": period.start} for x in bill.lines)
+    return sum((x.amount - x.discount for x, row in zip(bill.lines, rows, strict=True)
+                if price_type(row, "cycle") == "usage"), ZERO)
