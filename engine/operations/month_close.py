@@ -14,12 +14,15 @@ from engine import payments, sales
 from engine.payments import books
 
 
-def close_month(session: Session, month: date, currencies: list[str] | None, *,
-                service: payments.PaymentService) -> list[dict[str, Any]]:
+def close_month(
+    session: Session, month: date, currencies: list[str] | None, *, service: payments.PaymentService
+) -> list[dict[str, Any]]:
     """Close `month` in each of `currencies` (None: every currency billed, or with usage to
     accrue), each its own entries; the caller's transaction holds them all."""
     end = books.month_end(month).date()
-    accruals = [books.UsageAccrual(a.customer_id, a.subscription_id, a.plan, a.currency, a.amount)
-                for a in sales.unbilled_usage(session, end)]
+    accruals = [
+        books.UsageAccrual(a.customer_id, a.subscription_id, a.plan, a.currency, a.amount)
+        for a in sales.unbilled_usage(session, end)
+    ]
     wanted = currencies or sorted(set(books.currencies(session)) | {a.currency for a in accruals})
     return [books.close_month(session, month, c, service=service, accruals=accruals) for c in wanted]

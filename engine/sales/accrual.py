@@ -48,9 +48,15 @@ class UsageAccrual:
 def unbilled_usage(session: Session, month_end: date) -> list[UsageAccrual]:
     """The usage of every subscription whose current period runs over `month_end` (the first
     day of the next month), from its start to that day, priced as its invoice will price it."""
-    subs = session.scalars(select(Subscription).where(
-        Subscription.status.in_(_BILLING), Subscription.period_start < month_end,
-        Subscription.period_end > month_end).order_by(Subscription.id))
+    subs = session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.status.in_(_BILLING),
+            Subscription.period_start < month_end,
+            Subscription.period_end > month_end,
+        )
+        .order_by(Subscription.id)
+    )
     source = UsageSource(session)
     out = []
     for sub in subs:
@@ -72,8 +78,18 @@ def _usage_until(session: Session, source: UsageSource, sub: Subscription, until
         return ZERO
     customer = session.get_one(Customer, sub.customer_id)
     terms = period_terms(catalog, plan, sub, customer, period, sub.cycle, usage=usage, redeem=False)
-    bill = price_period(catalog, plan, period, quantity=sub.quantity, usage=usage, timings=("in_arrears",),
-                        discounts=terms.discounts, minimum=False)
+    bill = price_period(
+        catalog,
+        plan,
+        period,
+        quantity=sub.quantity,
+        usage=usage,
+        timings=("in_arrears",),
+        discounts=terms.discounts,
+        minimum=False,
+    )
     rows = ({"kind": x.kind, "timing": x.timing, "model": x.model, "period_start": period.start} for x in bill.lines)
-    return sum((x.amount - x.discount for x, row in zip(bill.lines, rows, strict=True)
-                if price_type(row, "cycle") == "usage"), ZERO)
+    return sum(
+        (x.amount - x.discount for x, row in zip(bill.lines, rows, strict=True) if price_type(row, "cycle") == "usage"),
+        ZERO,
+    )

@@ -40,10 +40,18 @@ class Payouts:
     def _read(self, session: Session) -> list[tuple[str, str, Decimal]]:
         if self._open is None:
             account = journal.bank_cash_account(self.account)
-            seen = set(session.scalars(select(BankLine.detail).where(
-                BankLine.account == self.account, BankLine.detail.like(f"{PAYOUT_DETAIL}%"))))
-            rows = session.execute(select(JournalLine.reference, JournalLine.currency, JournalLine.debit).where(
-                JournalLine.account == account, JournalLine.entry_id.like("payout:%"), JournalLine.debit > 0))
+            seen = set(
+                session.scalars(
+                    select(BankLine.detail).where(
+                        BankLine.account == self.account, BankLine.detail.like(f"{PAYOUT_DETAIL}%")
+                    )
+                )
+            )
+            rows = session.execute(
+                select(JournalLine.reference, JournalLine.currency, JournalLine.debit).where(
+                    JournalLine.account == account, JournalLine.entry_id.like("payout:%"), JournalLine.debit > 0
+                )
+            )
             self._open = [(p or "", c, d) for p, c, d in rows if p and detail(p, account) not in seen]
         return self._open
 
