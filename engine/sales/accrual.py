@@ -13,6 +13,7 @@ the period ends. Each line is rounded once, as the invoice rounds it (the catalo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -25,9 +26,10 @@ from engine.periods import Period
 from engine.pricing import price_period
 from engine.sales.book_lines import price_type
 from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.due import at_midnight
 from engine.sales.models import Customer, Subscription
 from engine.sales.terms import period_terms
-from engine.sales.usage_source import UsageSource, usage_for
+from engine.sales.usage_source import BatchUsage, UsageSource, usage_for
 
 # Subscriptions whose open period bills its usage when it closes.
 _BILLING = ("active", "past_due")
@@ -56,8 +58,8 @@ def unbilled_usage(session: Session, month_end: date) -> list[UsageAccrual]:
             Subscription.period_end > month_end,
         )
         .order_by(Subscription.id)
-    )
-    source = UsageSource(session)
+    ).all()
+    source = _preloaded(session, subs, month_end)
     out = []
     for sub in subs:
         amount = _usage_until(session, source, sub, month_end)
@@ -65,6 +67,24 @@ def unbilled_usage(session: Session, month_end: date) -> list[UsageAccrual]:
             catalog = catalog_for_version(session, sub.catalog_version_id)
             out.append(UsageAccrual(sub.customer_id, sub.id, sub.plan_id, catalog.currency, amount))
     return out
+
+
+def _preloaded(session: Session, subs: Sequence[Subscription], until: date) -> UsageSource:
+    """Every subscription's events up to `until` in one query (a close reads them all), from
+    the earliest period's start; what falls outside (a recurring metric's earlier events) is
+    read one by one."""
+    source = BatchUsage(session)
+    starts = [s.period_start for s in subs if s.period_start is not None]
+    if not starts:
+        return source
+    types = {t for sub in subs for t in _event_types(session, sub)}
+    source.preload(sorted({s.customer_id for s in subs}), at_midnight(min(starts)), at_midnight(until), types)
+    return source
+
+
+def _event_types(session: Session, sub: Subscription) -> set[str]:
+    catalog = catalog_for_version(session, sub.catalog_version_id)
+    return {catalog.metrics[p.metric].event for p in catalog.plan(sub.plan_id).prices if p.metric}
 
 
 def _usage_until(session: Session, source: UsageSource, sub: Subscription, until: date) -> Decimal:
