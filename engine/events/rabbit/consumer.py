@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -150,18 +151,8 @@ class QueueConsumer:
             await self._dead_letter(channel, message, f"handler failed {attempt} times: {error}", attempt)
             return
         delay = self.config.retry_delay_ms(attempt)
-        headers = dict(message.headers or {})
-        headers.update({"x-attempt": attempt + 1, "x-last-error": error})
-        retry = aio_pika.Message(
-            message.body,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            type=message.type,
-            headers=headers,
-        )
-        await channel.default_exchange.publish(
-            retry, routing_key=self.config.retry_queue(sub, delay), timeout=self.config.publish_timeout
+        await self._republish(
+            channel, message, {"x-attempt": attempt + 1, "x-last-error": error}, self.config.retry_queue(sub, delay)
         )
         self.metrics.inc(sub, "retried")
         log.warning(
@@ -171,29 +162,31 @@ class QueueConsumer:
     async def _dead_letter(
         self, channel: AbstractChannel, message: AbstractIncomingMessage, reason: str, attempts: int
     ) -> None:
-        headers = dict(message.headers or {})
-        headers.update(
-            {
-                "x-error": reason[:4000],
-                "x-attempts": attempts,
-                "x-subsystem": self.subsystem,
-                "x-original-routing-key": message.routing_key or "",
-                "x-dead-lettered-at": datetime.now(UTC).isoformat(),
-            }
-        )
-        dead = aio_pika.Message(
+        headers = {
+            "x-error": reason[:4000],
+            "x-attempts": attempts,
+            "x-subsystem": self.subsystem,
+            "x-original-routing-key": message.routing_key or "",
+            "x-dead-lettered-at": datetime.now(UTC).isoformat(),
+        }
+        await self._republish(channel, message, headers, self.config.dead_queue(self.subsystem))
+        self.metrics.inc(self.subsystem, "dead_lettered")
+        log.error("worker %s: message %s dead-lettered: %s", self.subsystem, message.message_id, reason)
+
+    async def _republish(
+        self, channel: AbstractChannel, message: AbstractIncomingMessage, headers: dict[str, Any], queue: str
+    ) -> None:
+        """The message again, persistent, with `headers` added to its own, to `queue` (a retry
+        queue or the dead-letter queue) through the default exchange, confirmed."""
+        again = aio_pika.Message(
             message.body,
             content_type=message.content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message.message_id,
             type=message.type,
-            headers=headers,
+            headers={**(message.headers or {}), **headers},
         )
-        await channel.default_exchange.publish(
-            dead, routing_key=self.config.dead_queue(self.subsystem), timeout=self.config.publish_timeout
-        )
-        self.metrics.inc(self.subsystem, "dead_lettered")
-        log.error("worker %s: message %s dead-lettered: %s", self.subsystem, message.message_id, reason)
+        await channel.default_exchange.publish(again, routing_key=queue, timeout=self.config.publish_timeout)
 
 
 def _attempt(message: AbstractIncomingMessage) -> int:
