@@ -7,12 +7,15 @@ import argparse
 import json
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cli.clock import sandbox_clock
 from engine.cli.commands.serve import require_migrated
 from engine.cli.errors import BadInput
 from engine.config import get_settings
+
+if TYPE_CHECKING:
+    from engine.system import System
 
 
 def register(sub: Any) -> None:
@@ -38,29 +41,38 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_sandbox)
 
 
-def run_worker(args: argparse.Namespace) -> int:
-    from engine.events import install_signal_handlers, run_worker
+def _deployed_system() -> System:
+    """The system a deployment's processes run, automation included (so every queue the
+    workers declare and every job the scheduler runs is wired), on a migrated database."""
     from engine.system import build_system
 
     settings = get_settings()
     require_migrated(settings.database_url)
-    system = build_system(settings, create_tables=False, automation=True)
+    return build_system(settings, create_tables=False, automation=True)
+
+
+def _stop_on_signal() -> threading.Event:
+    """An event SIGTERM and SIGINT set: the process finishes what it holds, then stops."""
+    from engine.events import install_signal_handlers
+
     stop = threading.Event()
     install_signal_handlers(stop)
+    return stop
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from engine.events import run_worker
+
+    system = _deployed_system()
+    stop = _stop_on_signal()
     print(f"worker {args.subsystem}: consuming (SIGTERM finishes the message in hand)", file=sys.stderr, flush=True)
-    run_worker(args.subsystem, system.registry, settings, stop, db=system.db, clock=system.clock)
+    run_worker(args.subsystem, system.registry, system.settings, stop, db=system.db, clock=system.clock)
     return 0
 
 
 def run_scheduler(args: argparse.Namespace) -> int:
-    from engine.events import install_signal_handlers
-    from engine.system import build_system
-
-    settings = get_settings()
-    require_migrated(settings.database_url)
-    system = build_system(settings, create_tables=False, automation=True)
-    stop = threading.Event()
-    install_signal_handlers(stop)
+    system = _deployed_system()
+    stop = _stop_on_signal()
     print("scheduler: waiting to lead (one leader across processes); SIGTERM stops it", file=sys.stderr, flush=True)
     system.run_scheduler(stop)
     return 0
@@ -68,12 +80,9 @@ def run_scheduler(args: argparse.Namespace) -> int:
 
 def run_broker_status(args: argparse.Namespace) -> int:
     from engine.events import broker_status
-    from engine.system import build_system
 
-    settings = get_settings()
-    require_migrated(settings.database_url)
     # The wiring the workers run, so every queue they declare is listed (automation's too).
-    system = build_system(settings, create_tables=False, automation=True)
+    system = _deployed_system()
     status = broker_status(system.settings, db=system.db, handlers=system.registry)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
