@@ -20,3 +20,8 @@ def expand(paths: Iterable[str]) -> list[Path]:
         else:
             raise BadInput(f"{raw}: no such file or directory")
     return out
+
+
+def no_sqlite_file(url: str) -> bool:
+    """A SQLite database URL whose file is not there (opening it would create an empty one)."""
+    return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()

@@ -67,7 +67,3 @@ def fields_from_spec(spec: PlanSpec) -> dict[str, Any]:
     for i, ent in enumerate(spec.entitlements):
         out.update({ent_key(i, k): getattr(ent, k) for k in ENT_KEYS})
     return out
-
-
-def empty_plan() -> PlanSpec:
-    return PlanSpec(id="", name="", prices=[])

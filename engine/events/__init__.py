@@ -39,7 +39,6 @@ from engine.events.runtime import (
     outbox_status,
     run_relay,
     run_worker,
-    start_in_background,
 )
 from engine.store.outbox import prune as prune_events
 
@@ -78,6 +77,5 @@ __all__ = [
     "run_relay",
     "run_worker",
     "start_counter_flusher",
-    "start_in_background",
     "topic_matches",
 ]

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,15 +145,6 @@ def run_relay(
         return
     relay = OutboxRelay(db, settings.broker_url, config, registry)
     asyncio.run(relay.run(stop))
-
-
-def start_in_background(target: Callable[..., None], *args: Any, **kwargs: Any) -> threading.Thread:
-    """Run a worker or relay in a daemon thread (the embedded `billing up`)."""
-    thread = threading.Thread(
-        target=target, args=args, kwargs=kwargs, daemon=True, name=getattr(target, "__name__", "events")
-    )
-    thread.start()
-    return thread
 
 
 # -- status ---------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from engine.pricing.bill import (
     coverage,
     discount_lines,
     minimum_true_up,
-    price_line,
     price_period,
 )
 from engine.pricing.charges import Charge, TierUse, charge, transform
@@ -103,7 +102,6 @@ __all__ = [
     "minimum_true_up",
     "parse_event",
     "price_document",
-    "price_line",
     "price_period",
     "price_piece",
     "prorate_change",

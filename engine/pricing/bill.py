@@ -204,21 +204,6 @@ def coverage(period: Period, start: date | None, end: date | None) -> tuple[int,
     return max((hi - lo).days, 0), period.days
 
 
-def price_line(
-    price: Price,
-    rounder: Rounder,
-    *,
-    quantity: Decimal,
-    usage: Mapping[str, MetricUsage],
-    period: Period | None = None,
-    covered: tuple[int, int] | None = None,
-    note: str = "",
-) -> Line:
-    """One price for one period, as a full line. `covered` = (days, period days) prorates."""
-    row = _price_row(price, rounder, quantity, usage, covered, note)
-    return _materialise(row, period or Period(date.min, date.max))._replace(period=period)
-
-
 def _price_row(
     price: Price,
     rounder: Rounder,

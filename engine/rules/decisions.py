@@ -114,13 +114,6 @@ def access_denial_row(decision_id: str, time: datetime, customer_id: str, answer
     )
 
 
-def log_access_denial(
-    session: Session, decision_id: str, time: datetime, customer_id: str, answer: dict[str, Any]
-) -> None:
-    """A denial the plan decided (no rule took part): the plan's answer is the input."""
-    write_decision(session, access_denial_row(decision_id, time, customer_id, answer))
-
-
 def _from_log(record: DecisionRecord) -> Iterable[dict[str, Any]]:
     """One item per kind of action the logged decision took (a rule may notify and retry)."""
     rule = record.rules[0] if record.rules else None

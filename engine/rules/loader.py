@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -193,11 +193,6 @@ def _fix_on_keys(doc: Document) -> None:
             rules[i] = {("on" if k is True else k): v for k, v in rule.items()}
             for path in [p for p in doc.lines if p[:3] == ("rules", i, "True")]:
                 doc.lines[("rules", i, "on", *path[3:])] = doc.lines.pop(path)
-
-
-def ruleset_problems(doc: Document, refs: References | None = None) -> list[Problem]:
-    """Every problem of a ruleset document: schema first, then what only code can check."""
-    return ruleset_as_far_as_it_goes(doc, refs)[1]
 
 
 def ruleset_as_far_as_it_goes(doc: Document, refs: References | None = None) -> tuple[Ruleset | None, list[Problem]]:
@@ -410,7 +405,3 @@ def load_ruleset(path: str | Path, refs: References | None = None) -> Ruleset:
 
 def load_ruleset_text(text: str, file: str = "<ruleset>", refs: References | None = None) -> Ruleset:
     return ruleset_from_document(load_yaml_text(text, file), refs)
-
-
-def is_ruleset_document(doc: Document) -> bool:
-    return isinstance(doc.data, Mapping) and "ruleset" in doc.data

@@ -136,13 +136,6 @@ def publish_ruleset(session: Session, item: Ruleset | Document | str | Path, aut
     return PublishedRuleset(row.id, ruleset.name, version, ruleset.checksum, True)
 
 
-def publish_ruleset_document(session: Session, doc: Document, author: str, comment: str = "",
-                             refs: References | None = None, *, clock: Clock) -> str:
-    """For `billing publish`: one line saying what happened."""
-    result = publish_ruleset(session, doc, author, comment, refs=refs, clock=clock)
-    return f"{doc.file}: {result}"
-
-
 def ruleset_history(session: Session, name: str) -> list[RuleVersion]:
     """Every version of a ruleset, oldest first."""
     return list(session.scalars(
@@ -289,7 +282,6 @@ __all__ = [
     "history_as_dicts",
     "live_versions",
     "publish_ruleset",
-    "publish_ruleset_document",
     "rollback_ruleset",
     "ruleset_history",
     "ruleset_version",

@@ -29,6 +29,7 @@ from engine.sales.catalog_versions import (
 )
 from engine.sales.charges import handle_charge_requested
 from engine.sales.coupons import apply_coupon
+from engine.sales.credit_notes import refund_invoice
 from engine.sales.credits import credit_invoice
 from engine.sales.customers import (
     CHANNELS,
@@ -39,14 +40,8 @@ from engine.sales.customers import (
     update_customer,
 )
 from engine.sales.errors import Conflict, NotFound, SalesError
-from engine.sales.invoicing import (
-    handle_payment_succeeded,
-    mark_invoice_paid,
-    mark_uncollectible,
-    mark_uncollectible_many,
-    refund_invoice,
-    void_invoice,
-)
+from engine.sales.invoice_payments import handle_payment_succeeded, mark_invoice_paid
+from engine.sales.invoice_status import mark_uncollectible, mark_uncollectible_many, void_invoice
 from engine.sales.migration import migrate_subscriptions, preview_migration
 from engine.sales.packs import (
     buy_pack,

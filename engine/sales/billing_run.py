@@ -28,9 +28,10 @@ from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.cycle import run_step
 from engine.sales.due import OpenPeriod, at_midnight, late_since, open_periods, period_due
 from engine.sales.errors import SalesError
-from engine.sales.invoicing import defer_finalize, finalize_deferred, lock_counter
+from engine.sales.invoicing import defer_finalize, finalize_deferred
 from engine.sales.ledger import LEDGER, flush_deferred, histories
 from engine.sales.models import Customer, Subscription
+from engine.sales.numbering import lock_counter
 from engine.sales.pieces import StepContext
 from engine.sales.step_events import StepResult
 from engine.sales.usage_source import BatchUsage

@@ -20,7 +20,7 @@ from sqlalchemy import and_, false, inspect, or_, select, true
 from sqlalchemy.orm import Session
 
 from engine.sales.customers import customer_to_dict
-from engine.sales.invoicing import invoice_summary
+from engine.sales.invoice_views import invoice_summary
 from engine.sales.models import Customer, Invoice, Subscription
 from engine.sales.queries import LIVE
 from engine.sales.subscriptions import subscription_to_dict

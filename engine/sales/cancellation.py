@@ -21,15 +21,18 @@ from engine.periods import Period, iso_or_none
 from engine.pricing.document import Document
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.collectors import EVENTS, LINES, emit
 from engine.sales.common import now_of
+from engine.sales.credit_notes import CreditSettlement
 from engine.sales.due import at_midnight, late_since, open_periods, period_due
 from engine.sales.errors import Conflict, NotFound, SalesError, required_id
-from engine.sales.invoicing import EVENTS, LINES, Arrears, CreditSettlement, emit, lock_counter, next_number
+from engine.sales.invoicing import Arrears
 from engine.sales.issuing import issue_document, price_pieces
 from engine.sales.late_usage import late_pieces
 from engine.sales.ledger import LEDGER, histories
 from engine.sales.ledger import write as write_ledger
 from engine.sales.models import CreditNote, Customer, Invoice, InvoiceLine, Subscription
+from engine.sales.numbering import lock_counter, next_number
 from engine.sales.pieces import Priced, StepContext, closing_piece, unused_credit, with_deduction
 from engine.sales.step_events import subscription_event
 from engine.sales.subscriptions import ZERO, prepare_change, subscription_result

@@ -25,7 +25,8 @@ from engine.pricing import Line, price_period, tax_for
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.customers import load_customer, tax_subject
 from engine.sales.errors import Conflict, SalesError
-from engine.sales.invoicing import invoice_summary, issue_bill
+from engine.sales.invoice_views import invoice_summary
+from engine.sales.invoicing import issue_bill
 from engine.sales.models import Invoice, Subscription
 
 ZERO = Decimal(0)

@@ -19,7 +19,7 @@ from engine.sales.due import plan_period
 from engine.sales.invoicing import Arrears
 from engine.sales.issuing import issue_document
 from engine.sales.late_usage import late_pieces
-from engine.sales.models import Customer, Subscription
+from engine.sales.models import CreditNote, Customer, Invoice, Subscription
 from engine.sales.pieces import Priced, StepContext, closing_piece, opening_piece, with_deduction
 from engine.sales.step_events import StepResult, subscription_event
 from engine.store import add_event
@@ -75,18 +75,7 @@ def close_period(
     arrears = Arrears(closed, plan.id, sub.catalog_version_id, sub.quantity)
     sub.last_billed_at = now
     if sub.cancel_at_period_end:
-        doc, _ = issue_document(
-            session,
-            sub,
-            customer,
-            closing,
-            reason="final",
-            billing_key=f"final:{closed.end.isoformat()}",
-            now=now,
-            period=closed,
-            arrears=arrears,
-            catalog=catalog,
-        )
+        doc = _bill_closed(session, sub, customer, closing, "final", closed, arrears, catalog, now)
         sub.status = "canceled"
         sub.ended_at = closed.end_at
         sub.next_run_at = None
@@ -147,18 +136,7 @@ def _pause_at_close(
 ) -> StepResult:
     """The period paid for is over and the pause takes effect: its usage is billed as at any
     close, and no new period opens (nothing is invoiced until `resume_subscription`)."""
-    doc, _ = issue_document(
-        session,
-        sub,
-        customer,
-        closing,
-        reason="pause",
-        billing_key=f"pause:{closed.end.isoformat()}",
-        now=now,
-        period=closed,
-        arrears=arrears,
-        catalog=catalog,
-    )
+    doc = _bill_closed(session, sub, customer, closing, "pause", closed, arrears, catalog, now)
     sub.status = "paused"
     sub.pause_at_period_end = False
     sub.paused_at = closed.end_at
@@ -171,3 +149,31 @@ def _pause_at_close(
         time=now,
     )
     return StepResult(sub.id, "paused", now, doc.id, ["subscription.changed"])
+
+
+def _bill_closed(
+    session: Session,
+    sub: Subscription,
+    customer: Customer,
+    closing: list[Priced],
+    reason: str,
+    closed: Period,
+    arrears: Arrears,
+    catalog: Catalog,
+    now: datetime,
+) -> Invoice | CreditNote:
+    """The last document of a period after which none opens (the subscription ends or
+    pauses): its usage and minimum, keyed by `reason` and the period's end."""
+    doc, _ = issue_document(
+        session,
+        sub,
+        customer,
+        closing,
+        reason=reason,
+        billing_key=f"{reason}:{closed.end.isoformat()}",
+        now=now,
+        period=closed,
+        arrears=arrears,
+        catalog=catalog,
+    )
+    return doc

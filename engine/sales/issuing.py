@@ -13,8 +13,9 @@ from engine.catalog.model import Catalog
 from engine.periods import Period
 from engine.pricing import tax_for
 from engine.pricing.document import Document, price_document
+from engine.sales.credit_notes import CreditSettlement
 from engine.sales.customers import tax_subject
-from engine.sales.invoicing import Arrears, CreditSettlement, issue_bill
+from engine.sales.invoicing import Arrears, issue_bill
 from engine.sales.ledger import record
 from engine.sales.models import CreditNote, Customer, Invoice, Subscription
 from engine.sales.pieces import Priced

@@ -34,9 +34,11 @@ from engine.periods import Period
 from engine.pricing import MetricUsage, interim_invoice, tax_for, threshold
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.collectors import emit
 from engine.sales.customers import load_customer, tax_subject
 from engine.sales.errors import SalesError
-from engine.sales.invoicing import Arrears, emit, invoice_event_properties
+from engine.sales.invoice_views import invoice_event_properties
+from engine.sales.invoicing import Arrears
 from engine.sales.issuing import issue_document
 from engine.sales.ledger import INTERIM, history
 from engine.sales.models import Invoice, Subscription

@@ -17,7 +17,8 @@ from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.common import money, whole_between
 from engine.sales.customers import load_customer
 from engine.sales.errors import NotFound, SalesError
-from engine.sales.invoicing import credit_note_to_dict, invoice_summary, load_invoice
+from engine.sales.invoice_status import load_invoice
+from engine.sales.invoice_views import credit_note_to_dict, invoice_summary
 from engine.sales.models import CreditNote, Invoice, InvoiceLine, InvoicePayment, Subscription
 from engine.sales.usage_count import count_in_sql
 from engine.sales.usage_source import UsageSource, usage_for

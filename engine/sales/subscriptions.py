@@ -23,15 +23,12 @@ from engine.sales.customers import load_customer
 from engine.sales.cycle import catch_up, open_first_period
 from engine.sales.due import TRIAL_NOTICE, at_midnight, late_due_at, plan_period
 from engine.sales.errors import Conflict, NotFound, SalesError
-from engine.sales.invoicing import (
-    credit_note_to_dict,
-    invoice_summary,
-    lock_counter,
-)
+from engine.sales.invoice_views import credit_note_to_dict, invoice_summary
 from engine.sales.issuing import issue_document
 from engine.sales.ledger import PeriodHistory, history
 from engine.sales.loading import load_by_id
 from engine.sales.models import CatalogVersion, CreditNote, Customer, Invoice, Subscription
+from engine.sales.numbering import lock_counter
 from engine.sales.pieces import (
     Priced,
     StepContext,

@@ -5,7 +5,7 @@ Each subsystem declares its own tables (in its `models.py`) on `Base`; it never 
 another subsystem's tables.
 """
 
-from engine.store.base import Base, DecimalString, utcnow_column
+from engine.store.base import Base, DecimalString
 from engine.store.database import Database, is_postgres
 from engine.store.outbox import (
     OutboxEvent,
@@ -29,5 +29,4 @@ __all__ = [
     "mark_processed",
     "mark_processed_many",
     "new_event_id",
-    "utcnow_column",
 ]

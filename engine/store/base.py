@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Numeric, String, TypeDecorator
-from sqlalchemy.orm import DeclarativeBase, mapped_column
+from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeEngine
 
 
@@ -61,7 +61,3 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     type_annotation_map = {Decimal: DecimalString(), datetime: UTCDateTime()}  # noqa: RUF012
-
-
-def utcnow_column() -> Any:
-    return mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))

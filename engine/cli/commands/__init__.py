@@ -1,5 +1,36 @@
-"""One module per command group; each has `register(subparsers)`."""
+"""One module per command group; each has `register(subparsers)`, called in the order of
+MODULES (the order `billing --help` lists the commands in)."""
 
-from engine.cli.commands import books, credits, operator, ops, quote, serve, up, validate, webhooks
+from engine.cli.commands import (
+    books,
+    credits,
+    lint,
+    operator,
+    processes,
+    quote,
+    reconciliation,
+    serve,
+    simulate,
+    templates,
+    up,
+    users,
+    validate,
+    webhooks,
+)
 
-MODULES = [validate, quote, up, serve, ops, operator, books, credits, webhooks]
+MODULES = [
+    validate,
+    quote,
+    up,
+    serve,
+    processes,
+    reconciliation,
+    templates,
+    users,
+    lint,
+    simulate,
+    operator,
+    books,
+    credits,
+    webhooks,
+]
