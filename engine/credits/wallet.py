@@ -153,6 +153,27 @@ def void_grant(session: Session, grant_id: str, now: datetime, *, reason: str = 
     return grant
 
 
+def reduce_grant(session: Session, grant_id: str, amount: Decimal, now: datetime, *, invoice_id: str | None = None,
+                 reason: str = "") -> Decimal:
+    """Take `amount` of what is left of an active grant (a credit note on part of its pack's
+    invoice), as an immutable `reduced` entry: the grant stays active with the rest, drawn and
+    expiring on its terms. Returns what was taken: at most what is left. Publishes
+    `credits.reduced` (the access view drops the customer's snapshot on `credits.*`)."""
+    if amount <= ZERO:
+        raise CreditsError("amount", f"a reduction is above zero, not {amount}")
+    grant = get_grant(session, grant_id, lock=True)
+    if grant.status != "active":
+        raise CreditsConflict("grant_id", f"grant {grant.id} is {grant.status}, not active")
+    left = remaining(session, [grant.id])[grant.id]
+    taken = min(amount, max(left, ZERO))
+    if taken > ZERO:
+        _entry(session, grant, "reduced", -taken, now, invoice_id=invoice_id, note=reason)
+    add_event(session, "credits.reduced", grant.customer_id, {
+        "grant_id": grant.id, "unit": grant.unit, "amount": amount_text(taken, grant.unit),
+        "remaining": amount_text(left - taken, grant.unit), "invoice_id": invoice_id, "reason": reason}, time=now)
+    return taken
+
+
 def usable(session: Session, customer_id: str, unit: str, now: datetime) -> list[Available]:
     """The active grants in `unit` in effect at `now` (not yet written off), with what is left."""
     grants = session.scalars(

@@ -18,6 +18,10 @@ grant, a promotion) is a discount, never revenue.
   `credits:refunded:<grant>` reverses what is still deferred for it against the refund: Dr
   `deferred_revenue` / Cr `refunds` (up to the refund's net) and Cr `revenue:credits:one_time`
   (the unused credit the refund did not pay back: breakage). What was already earned stays.
+- A credit note on part of a pack's invoice: the note's share of the credit is taken back (a
+  `reduced` wallet entry), and entry `credits:reduced:<note>` reverses that share's deferral:
+  Dr `deferred_revenue` / Cr `credit_notes`; the rest stays deferred. A note for all the
+  unused credit or more is treated as a refund of it (`credits:credited:<grant>`).
 
 Each entry is posted by the payments consumer in the transaction that marks its event handled,
 so a redelivery posts nothing twice."""
@@ -34,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import credits
-from engine.credits.terms import earned
+from engine.credits.terms import credit_share, earned
 from engine.payments import journal
 from engine.payments.books.revrec import month_of
 from engine.payments.books.schedules import schedule_credit, split_credit, write_rows
@@ -216,21 +220,51 @@ def _give_back(session: Session, grant: credits.Grant, invoice_id: str, net: Dec
 
 def credit_pack_note(session: Session, customer_id: str, invoice_id: str, note_id: str, net: Decimal,
                      currency: str, now: datetime) -> bool:
-    """A credit note (not a refund) of `net` on a pack's own invoice: as a refund of it (a
-    customer credited back keeps no credit): its unused credit voided, `credits:credited:<grant>`
-    reverses what it still deferred against `credit_notes` up to `net`, the rest breakage; and
-    the report bills the note back there, what it credits beyond the deferral (credit already
-    used) billed back in the note's month. False when the invoice sold no credit: the caller
-    spreads the note over the invoice's schedule as any invoice's."""
+    """A credit note (not a refund) of `net` on a pack's own invoice: the matching share of the
+    pack's credit leaves the wallet (_credit_back) and what it deferred is reversed against
+    `credit_notes`; the report bills the note back there, what it credits beyond that share
+    (credit already used, or the grant already gone) billed back in the note's month. False
+    when the invoice sold no credit: the caller spreads the note over the invoice's schedule
+    as any invoice's."""
     grant = credits.grant_sold_by(session, customer_id, invoice_id)
     if grant is None:
         return False
     back = ZERO
     if grant.status == "active":
-        _, back = _give_back(session, grant, invoice_id, net, currency, now, kind="credited")
+        back = _credit_back(session, grant, invoice_id, note_id, net, currency, now)
     day = now.date()
     _report(session, f"credits:note:{note_id}", customer_id, invoice_id, currency, [(day, month_of(day), back - net)])
     return True
+
+
+def _credit_back(session: Session, grant: credits.Grant, invoice_id: str, note_id: str, net: Decimal, currency: str,
+                 now: datetime) -> Decimal:
+    """The note's share of the pack's credit (`credit_share`: net x credit / price, in the
+    grant's unit) taken back as a `reduced` entry, and entry `credits:reduced:<note>`: Dr
+    `deferred_revenue` that share's deferral (the same telescoping `earned` as a use, so the
+    pack still ends at exactly what it deferred) / Cr `credit_notes` up to `net` / Cr breakage
+    the rest (a rounding cent). A note whose share is all the unused credit or more is a refund
+    of it (_give_back: the grant voided, its whole deferral reversed). What it took back."""
+    total = booked(session, invoice_id)
+    unused = credits.remaining(session, [grant.id])[grant.id]
+    share = credit_share(grant.amount, total, net, grant.unit)
+    if total <= ZERO or share >= unused:
+        return _give_back(session, grant, invoice_id, net, currency, now, kind="credited")[1]
+    if share <= ZERO:
+        return ZERO
+    credits.reduce_grant(session, grant.id, share, now, invoice_id=invoice_id,
+                         reason=f"credit note {note_id} on the pack's invoice {invoice_id}")
+    before = grant.amount - unused
+    moved = earned(total, grant.amount, before + share, currency) - earned(total, grant.amount, before, currency)
+    back = min(moved, max(net, ZERO))
+    entry_id = f"credits:reduced:{note_id}"
+    journal.post_entry(session, entry_id, now, currency, [
+        Posting(DEFERRED, debit=moved), Posting(CREDIT_NOTES, credit=back), Posting(BREAKAGE, credit=moved - back)],
+        f"credit note {note_id}: {share} {grant.unit} of the pack's credit taken back ({invoice_id})", grant.id)
+    day = now.date()
+    _report(session, entry_id, grant.customer_id, invoice_id, currency,
+            [(day, UNEARNED, -back), *_earned_rows(day, moved - back)])
+    return back
 
 
 def refund_credit_pack(session: Session, customer_id: str, invoice_id: str, refunded_net: Decimal, currency: str,
