@@ -18,6 +18,7 @@ from engine.credits.drawdown import Available, Draw, allocate, draw_order
 from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
 from engine.credits.models import Grant
+from engine.credits.terms import credit_share
 from engine.credits.top_up import due_top_up, get_top_up, set_top_up, top_up_to_dict
 from engine.credits.wallet import (
     PREPAID,
@@ -61,6 +62,7 @@ __all__ = [
     "burn",
     "burn_batch",
     "burned",
+    "credit_share",
     "delete_budget",
     "draw_down",
     "draw_order",
@@ -79,8 +81,8 @@ __all__ = [
     "pending_for_invoice",
     "raise_once",
     "raised",
-    "reduce_grant",
     "reached",
+    "reduce_grant",
     "remaining",
     "restore_invoice",
     "set_budget",

@@ -1,7 +1,7 @@
 """What an accountant closing the month meets after the books' first cut (issue 21, docs/books.md),
 over HTTP on the shared test clock, read through `GET /v1/books/journal` (and the revenue report)
 and ending with the ledger checker: a refund gives back its tax; an operator's void of a pack's
-grant is breakage; a credit note on a pack's own invoice gives its deferral back; a void of an
+grant is breakage; a credit note on part of a pack's own invoice takes back only its share; a void of an
 invoice an overpayment paid in part gives that credit back. Hand-computed for a DE customer (19 %)
 on the Basic plan (5.00 + 0.95 tax = 5.95) and the "lasting" pack (10.00 of credit for 9.00 + 1.71
 tax = 10.71) of test_credits_books' catalog."""

@@ -38,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import credits
-from engine.credits.terms import credit_share, earned
+from engine.credits.terms import earned
 from engine.payments import journal
 from engine.payments.books.revrec import month_of
 from engine.payments.books.schedules import schedule_credit, split_credit, write_rows
@@ -59,7 +59,7 @@ CREDITS_PLAN = "credits"
 UNEARNED = date(9999, 12, 1)
 
 
-def _report(session: Session, source: str, customer_id: str, invoice_id: str | None, currency: str,
+def write_report(session: Session, source: str, customer_id: str, invoice_id: str | None, currency: str,
             rows: list[tuple[date, date, Decimal]]) -> None:
     """Schedule rows `source` of a pack's life (billed_on, month, amount) on plan "credits",
     under the pack's invoice (so a credit note or void of an invoice it paid leaves them be).
@@ -72,7 +72,7 @@ def _report(session: Session, source: str, customer_id: str, invoice_id: str | N
                          for no, (billed, month, amount) in enumerate(rows, start=1) if amount])
 
 
-def _earned_rows(day: date, amount: Decimal) -> list[tuple[date, date, Decimal]]:
+def earned_rows(day: date, amount: Decimal) -> list[tuple[date, date, Decimal]]:
     """What was deferred, earned on `day` (billed nothing more): out of UNEARNED, into its month."""
     return [(day, UNEARNED, -amount), (day, month_of(day), amount)]
 
@@ -142,7 +142,7 @@ def post_usage(session: Session, invoice_id: str, currency: str, now: datetime) 
         # The report: the pack's deferral moves onto the invoice it pays (billed and earned on
         # its own schedule): billed less on "credits", so nothing is counted twice.
         grant = credits.get_grant(session, grant_id)
-        _report(session, entry_id, grant.customer_id, grant.invoice_id, currency, [(now.date(), UNEARNED, -deferred)])
+        write_report(session, entry_id, grant.customer_id, grant.invoice_id, currency, [(now.date(), UNEARNED, -deferred)])
         posted += 1
     return posted
 
@@ -173,7 +173,7 @@ def post_expiry(session: Session, grant_id: str, expired: Decimal, currency: str
     journal.post_entry(session, f"credits:{kind}:{grant_id}", now, currency, [
         Posting(DEFERRED, debit=left), Posting(BREAKAGE, credit=left)],
         f"credit pack {why}: {grant_id}", grant_id)
-    _report(session, f"credits:{kind}:{grant_id}", grant.customer_id, grant.invoice_id, currency, _earned_rows(now.date(), left))
+    write_report(session, f"credits:{kind}:{grant_id}", grant.customer_id, grant.invoice_id, currency, earned_rows(now.date(), left))
     return True
 
 
@@ -213,8 +213,8 @@ def _give_back(session: Session, grant: credits.Grant, invoice_id: str, net: Dec
         Posting(DEFERRED, debit=left), Posting(account, credit=back), Posting(BREAKAGE, credit=left - back)],
         f"credit pack {what}: its unused credit taken back ({invoice_id})", grant.id)
     day = now.date()
-    _report(session, f"credits:{kind}:{grant.id}", grant.customer_id, invoice_id, currency,
-            [(day, UNEARNED, -back), *_earned_rows(day, left - back)])
+    write_report(session, f"credits:{kind}:{grant.id}", grant.customer_id, invoice_id, currency,
+            [(day, UNEARNED, -back), *earned_rows(day, left - back)])
     return left, back
 
 
@@ -233,7 +233,7 @@ def credit_pack_note(session: Session, customer_id: str, invoice_id: str, note_i
     if grant.status == "active":
         back = _credit_back(session, grant, invoice_id, note_id, net, currency, now)
     day = now.date()
-    _report(session, f"credits:note:{note_id}", customer_id, invoice_id, currency, [(day, month_of(day), back - net)])
+    write_report(session, f"credits:note:{note_id}", customer_id, invoice_id, currency, [(day, month_of(day), back - net)])
     return True
 
 
@@ -247,7 +247,7 @@ def _credit_back(session: Session, grant: credits.Grant, invoice_id: str, note_i
     of it (_give_back: the grant voided, its whole deferral reversed). What it took back."""
     total = booked(session, invoice_id)
     unused = credits.remaining(session, [grant.id])[grant.id]
-    share = credit_share(grant.amount, total, net, grant.unit)
+    share = credits.credit_share(grant.amount, total, net, grant.unit)
     if total <= ZERO or share >= unused:
         return _give_back(session, grant, invoice_id, net, currency, now, kind="credited")[1]
     if share <= ZERO:
@@ -262,8 +262,8 @@ def _credit_back(session: Session, grant: credits.Grant, invoice_id: str, note_i
         Posting(DEFERRED, debit=moved), Posting(CREDIT_NOTES, credit=back), Posting(BREAKAGE, credit=moved - back)],
         f"credit note {note_id}: {share} {grant.unit} of the pack's credit taken back ({invoice_id})", grant.id)
     day = now.date()
-    _report(session, entry_id, grant.customer_id, invoice_id, currency,
-            [(day, UNEARNED, -back), *_earned_rows(day, moved - back)])
+    write_report(session, entry_id, grant.customer_id, invoice_id, currency,
+            [(day, UNEARNED, -back), *earned_rows(day, moved - back)])
     return back
 
 
@@ -339,7 +339,7 @@ def post_returns(session: Session, invoice_id: str, now: datetime) -> int:
         back = sum((r.debit for r in lines if r.account == DEFERRED), ZERO)
         if back:  # the report: the pack's share of the use waits on "credits" again
             grant = credits.get_grant(session, grant_id)
-            _report(session, f"credits:returned:{invoice_id}:{grant_id}", grant.customer_id, grant.invoice_id, currency,
+            write_report(session, f"credits:returned:{invoice_id}:{grant_id}", grant.customer_id, grant.invoice_id, currency,
                     [(now.date(), UNEARNED, back)])
         schedule_credit(session, invoice_id, f"void-credit:{invoice_id}:{grant_id}", split.net, when=now)
     return len(used)
