@@ -96,6 +96,18 @@ class Budget(Base):
     updated_at: Mapped[datetime]
 
 
+class Level(Base):
+    """A customer's own low-balance level for a custom-unit (token) wallet, in that unit; a money
+    wallet's is the budget's `low_balance` (docs/credits.md, Token wallets)."""
+
+    __tablename__ = "credits_levels"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(32), primary_key=True)
+    low_balance: Mapped[Decimal]
+    updated_at: Mapped[datetime]
+
+
 class Alert(Base):
     """An alert raised once: (customer, kind, key) is unique, so a redelivered or concurrent
     trigger finds the row and says nothing. Kinds: `spend` (key: period start and percent),

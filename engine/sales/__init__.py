@@ -89,6 +89,7 @@ from engine.sales.tokens import (
 )
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
 from engine.sales.wallet import announce_balance, open_wallet
+from engine.sales.wallet_levels import delete_low_balance, low_balance, set_low_balance
 
 __all__ = [
     "CHANNELS",
@@ -124,6 +125,7 @@ __all__ = [
     "customer_plan",
     "customers_by_id",
     "delete_budget",
+    "delete_low_balance",
     "get_budget",
     "get_credit_note",
     "get_customer",
@@ -150,6 +152,7 @@ __all__ = [
     "list_subscriptions",
     "list_versions",
     "live_subscriptions",
+    "low_balance",
     "mark_invoice_paid",
     "mark_uncollectible",
     "mark_uncollectible_many",
@@ -169,6 +172,7 @@ __all__ = [
     "run_due_billing",
     "scan",
     "set_budget",
+    "set_low_balance",
     "set_top_up",
     "spendable",
     "spendable_many",

@@ -235,3 +235,50 @@ def _deferred(engine: Engine, cid: str, first: str, pack: str) -> Decimal:
     journal_side = -balances(entries(engine, {pack})).get("deferred_revenue", D(0))
     assert money(last["deferred"]) == journal_side, (last, journal_side)
     return journal_side
+
+
+def test_a_customers_own_token_low_balance_level_set_over_http(engine: Engine, tmp_path: Path) -> None:
+    """The product sets the customer's own low-balance level for their token wallet (the catalog
+    declares none): 0, -5 (422 on `low_balance`) and a unit that is not the catalog's (409 on
+    `unit`) write nothing; 400 tokens is read back as the level in force. 1000 tokens bought, 500
+    burned (500 left, above), 150 more (350): one `credits_balance_low` notification; 100 more
+    (250): nothing more. The next pack (1250) re-arms it: 900 burned (350), a second one. Removed,
+    the level is the catalog's (none)."""
+    plan = publish(engine, tmp_path)
+    cid = engine.customer("tokens_level")
+    engine.subscribe(cid, plan, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    path = f"/v1/customers/{cid}/wallet/low_balance"
+    nothing = {"customer_id": cid, "unit": "tokens", "low_balance": None, "effective": None, "source": None}
+    assert engine.product.get(path).json() == nothing
+    for body, status, field in (({"low_balance": "0"}, 422, "low_balance"), ({"low_balance": "-5"}, 422, "low_balance"),
+                                ({"low_balance": "10", "unit": "credits"}, 409, "unit")):
+        r = engine.product.put(path, json=body)
+        assert (r.status_code, r.json()["field"]) == (status, field), r.text
+    assert engine.product.get(path).json() == nothing
+    r = engine.product.put(path, json={"low_balance": "400"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {**nothing, "low_balance": "400", "effective": "400", "source": "customer"}
+    assert engine.product.get(path, params={"unit": "tokens"}).json() == r.json()
+
+    buy(engine, cid)
+    engine.advance("1h")
+    assert tokens(engine, cid)["balance"] == "1000"
+    for count, balance, said in ((500, "500", []), (150, "350", ["350 tokens left."]), (100, "250", ["350 tokens left."])):
+        llm(engine, cid, count)
+        assert tokens(engine, cid)["balance"] == balance
+        assert _low(engine, cid) == said
+    buy(engine, cid)
+    engine.advance("1h")
+    llm(engine, cid, 900)
+    assert tokens(engine, cid)["balance"] == "350"
+    assert _low(engine, cid) == ["350 tokens left."] * 2  # one more crossing, said once more
+
+    assert engine.product.delete(path).status_code == 204
+    assert engine.product.get(path).json() == nothing
+    assert engine.product.delete(path).status_code == 404
+
+
+def _low(engine: Engine, cid: str) -> list[str]:
+    """The customer's low-credit notices in their in-app feed (the body names what is left)."""
+    return [n["body"] for n in engine.notifications(cid) if n["template"] == "credits_balance_low"]
