@@ -45,10 +45,15 @@ def delete_level(session: Session, customer_id: str, unit: str) -> bool:
     return True
 
 
-def level_to_dict(customer_id: str, unit: str, own: Level | None, effective: Decimal | None,
-                  source: str | None) -> dict[str, Any]:
+def level_to_dict(
+    customer_id: str, unit: str, own: Level | None, effective: Decimal | None, source: str | None
+) -> dict[str, Any]:
     """The customer's own level (None: not set), the level in force and where it comes from
     (`top_up`: the enabled automatic top-up's threshold; `customer`; `catalog`; None: none)."""
-    return {"customer_id": customer_id, "unit": unit,
-            "low_balance": None if own is None else amount_text(own.low_balance, unit),
-            "effective": None if effective is None else amount_text(effective, unit), "source": source}
+    return {
+        "customer_id": customer_id,
+        "unit": unit,
+        "low_balance": None if own is None else amount_text(own.low_balance, unit),
+        "effective": None if effective is None else amount_text(effective, unit),
+        "source": source,
+    }

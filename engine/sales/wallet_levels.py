@@ -27,8 +27,11 @@ def _token_catalog(session: Session, customer_id: str, unit: str | None) -> tupl
     catalog = latest_catalogs(session, [customer.id]).get(customer.id)
     known = catalog.tokens.unit if catalog is not None and catalog.tokens is not None else None
     if known is None:
-        raise Conflict("unit", f"customer {customer.id}'s catalog has no custom-unit wallet; a money wallet's "
-                               "low-balance level is the budget's low_balance")
+        raise Conflict(
+            "unit",
+            f"customer {customer.id}'s catalog has no custom-unit wallet; a money wallet's "
+            "low-balance level is the budget's low_balance",
+        )
     if unit is not None and unit != known:
         raise Conflict("unit", f"unknown unit {unit!r}: the customer's catalog's custom unit is {known}")
     return catalog, known  # type: ignore[return-value]
@@ -38,12 +41,14 @@ def low_balance(session: Session, customer_id: str, unit: str | None = None) -> 
     """The customer's own level (null: not set), the level in force and its source."""
     catalog, unit = _token_catalog(session, customer_id, unit)
     level, source = credits.level_sources(session, [customer_id], unit, {customer_id: catalog_level(catalog, unit)})[
-        customer_id]
+        customer_id
+    ]
     return credits.level_to_dict(customer_id, unit, credits.get_level(session, customer_id, unit), level, source)
 
 
-def set_low_balance(session: Session, customer_id: str, value: Any, unit: str | None = None, *,
-                    clock: Clock) -> dict[str, Any]:
+def set_low_balance(
+    session: Session, customer_id: str, value: Any, unit: str | None = None, *, clock: Clock
+) -> dict[str, Any]:
     """Set the level (above zero, in the unit); below it now, `credits.balance_low` at once
     (once per episode, as every balance event)."""
     catalog, unit = _token_catalog(session, customer_id, unit)
