@@ -201,3 +201,49 @@ def test_a_void_gives_back_the_overpayment_credit_that_paid_part_of_it(engine: E
     engine.advance("31d")  # the credit given back pays the next renewal again
     [*_, after] = [i for i in engine.invoices(cid) if i["reason"] == "cycle"]
     assert after["id"] != renewal["id"] and after["collection"]["credit_applied"] == "2.05", after["collection"]
+
+
+def test_a_credit_note_on_a_pack_not_paid_yet_takes_its_share_before_the_credit_counts(
+        engine: Engine, tmp_path: Path) -> None:
+    """A customer paying by bank transfer buys the "lasting" pack (10.71, open: the grant waits,
+    10.00 pending). A 2.38 note on it (net 2.00) is applied to what is due (8.33 left) and takes
+    its share back at once: 2.22, so 7.78 pending, and `credits:reduced` moves 2.00 of the 9.00
+    deferred to credit_notes. The 8.33 transfer (a camt.053 through `billing reconcile`) pays the
+    invoice: 7.78 of credit counts, not 10.00, and 7.00 is still deferred for it."""
+    tag = _publish(engine, tmp_path)
+    cid = engine.customer("books_pack_note_open")
+    engine.post(f"/v1/customers/{cid}/payment_methods", {"type": "bank_transfer", "provider": "bank",
+                                                          "default": True}, status=201)
+    engine.subscribe(cid, f"basic-{tag}")
+    engine.advance("1h")
+    bought = _buy(engine, cid, "lasting")
+    pack, pack_invoice = bought["grant"], bought["invoice"]
+    engine.settle()
+    sold_in = engine.now()[:7]
+    assert _pack(engine, cid, pack["id"]) == ("pending", "0.00")
+    note = engine.post(f"/v1/invoices/{pack_invoice['id']}/credit_notes", {"amount": "2.38", "reason": "goodwill"},
+                       status=201)
+    assert (money(note["subtotal"]), money(note["applied_to_invoice"])) == (D("2.00"), D("2.38"))
+    engine.settle()
+    [usd] = wallet(engine, cid)["balances"]
+    assert (usd["balance"], usd["pending"]) == ("0.00", "7.78")
+    assert kinds(engine, cid) == [("reduced", "-2.22")]
+    entries = _entries(engine, {pack["id"]})
+    assert balances({"r": entries[f"credits:reduced:{note['id']}"]}) == {
+        "deferred_revenue": D("2.00"), "credit_notes": D("-2.00")}
+    _agree(engine, cid, sold_in, {pack["id"]}, D("7.00"))
+
+    invoice = engine.get(f"/v1/invoices/{pack_invoice['id']}")
+    assert invoice["collection"]["remaining"] == "8.33", invoice["collection"]
+    booked = date.fromisoformat(engine.now()[:10])
+    statement = tmp_path / "pack.xml"
+    statement.write_bytes(camt053([Entry("8.33", currency="USD", reference=invoice["collection"]["payment_reference"],
+                                         booked=booked.isoformat())], stmt_id=f"{cid}-pack", iban=IBAN,
+                                  start=f"{booked}T00:00:00Z", end=f"{booked + timedelta(days=1)}T00:00:00Z"))
+    done = engine.billing("reconcile", str(statement), "--provider", "bank")
+    assert done.returncode == 0, done.stderr
+    engine.settle()
+    assert engine.get(f"/v1/invoices/{pack_invoice['id']}")["status"] == "paid"
+    assert _pack(engine, cid, pack["id"]) == ("active", "7.78")
+    assert kinds(engine, cid) == [("reduced", "-2.22"), ("grant", "10.00")]
+    _agree(engine, cid, sold_in, {pack["id"]}, D("7.00"))

@@ -194,6 +194,13 @@ def post_refund(session: Session, customer_id: str, invoice_id: str, refunded_ne
     return left > ZERO
 
 
+def _unused(session: Session, grant: credits.Grant) -> Decimal:
+    """What is left of a grant; of a pack not paid yet (pending: no grant entry yet), all its
+    credit less what credit notes took back of it already."""
+    left = credits.remaining(session, [grant.id])[grant.id]
+    return left + grant.amount if grant.status == "pending" else left
+
+
 GIVEN_BACK = {"refunded": (journal.REFUNDS, "refunded"), "credited": (CREDIT_NOTES, "credited by a credit note")}
 
 
@@ -204,7 +211,7 @@ def _give_back(session: Session, grant: credits.Grant, invoice_id: str, net: Dec
     contra-revenue account of the money given back up to `net` (`back`) / Cr breakage the rest.
     The report: `back` billed back out of what waits, the rest earned. (left, back)."""
     account, what = GIVEN_BACK[kind]
-    unused = credits.remaining(session, [grant.id])[grant.id]
+    unused = _unused(session, grant)
     credits.void_grant(session, grant.id, now, reason=f"credit pack {what} (invoice {invoice_id})")
     total = booked(session, invoice_id)
     left = total - earned(total, grant.amount, grant.amount - unused, currency)
@@ -230,7 +237,7 @@ def credit_pack_note(session: Session, customer_id: str, invoice_id: str, note_i
     if grant is None:
         return False
     back = ZERO
-    if grant.status == "active":
+    if grant.status in ("active", "pending"):  # a pack not paid yet: its credit counts once paid, less the share
         back = _credit_back(session, grant, invoice_id, note_id, net, currency, now)
     day = now.date()
     write_report(session, f"credits:note:{note_id}", customer_id, invoice_id, currency, [(day, month_of(day), back - net)])
@@ -246,7 +253,7 @@ def _credit_back(session: Session, grant: credits.Grant, invoice_id: str, note_i
     the rest (a rounding cent). A note whose share is all the unused credit or more is a refund
     of it (_give_back: the grant voided, its whole deferral reversed). What it took back."""
     total = booked(session, invoice_id)
-    unused = credits.remaining(session, [grant.id])[grant.id]
+    unused = _unused(session, grant)
     share = credits.credit_share(grant.amount, total, net, grant.unit)
     if total <= ZERO or share >= unused:
         return _give_back(session, grant, invoice_id, net, currency, now, kind="credited")[1]
