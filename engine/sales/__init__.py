@@ -89,7 +89,7 @@ from engine.sales.tokens import (
     tokens_spendable,
 )
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
-from engine.sales.wallet import announce_balance, open_wallet
+from engine.sales.wallet import announce_balance, announce_pack_balance, open_wallet
 from engine.sales.wallet_levels import delete_low_balance, low_balance, set_low_balance
 
 __all__ = [
@@ -107,6 +107,7 @@ __all__ = [
     "active_subscription",
     "advance_clock",
     "announce_balance",
+    "announce_pack_balance",
     "apply_coupon",
     "bill_progressive",
     "budget_left",

@@ -191,8 +191,8 @@ def test_a_credit_note_on_part_of_a_token_packs_invoice_takes_back_its_share_of_
     pack's rate is 1.00 x 1000 / 3.00 = 333.33, 333 (whole tokens, half-even): they leave the
     wallet (a `reduced` entry, 334 left) and `credits:reduced` moves their deferral, round(666 x
     0.003 = 1.998) - 1.00 = 1.00, to credit_notes; 1.00 stays deferred. The note's events
-    delivered again change nothing; the last 334 tokens burned earn the last 1.00 and the plan
-    stops. The revenue report's deferred and the journal's deferred_revenue agree throughout."""
+    delivered again change nothing; the customer's level (400) is crossed by the note itself: one
+    low-credit notice. The last 334 tokens burned earn the last 1.00 and the plan stops. The revenue report's deferred and the journal's deferred_revenue agree throughout."""
     plan = publish(engine, tmp_path)
     cid = engine.customer("tokens_note")
     engine.subscribe(cid, plan, payment_method=card(CARD_OK))
@@ -204,10 +204,13 @@ def test_a_credit_note_on_part_of_a_token_packs_invoice_takes_back_its_share_of_
     llm(engine, cid, 333)
     assert tokens(engine, cid)["balance"] == "667"
     assert _deferred(engine, cid, sold_in, pack) == D("2.00")
+    engine.product.put(f"/v1/customers/{cid}/wallet/low_balance", json={"low_balance": "400"}).raise_for_status()
+    assert _low(engine, cid) == []  # 667 is above it
 
     note = engine.post(f"/v1/invoices/{invoice}/credit_notes", {"amount": "1.19", "reason": "goodwill"}, status=201)
     assert (money(note["subtotal"]), money(note["tax"])) == (D("1.00"), D("0.19"))
     assert tokens(engine, cid)["balance"] == "334"
+    assert _low(engine, cid) == ["334 tokens left."]  # the note took the wallet below the customer's level
     assert kinds(engine, cid)[-1] == ("reduced", "-333")
     found = entries(engine, {pack})
     assert balances({"r": found[f"credits:reduced:{note['id']}"]}) == {
