@@ -65,6 +65,19 @@ def charge(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str
     return f"invoice {invoice['id']}"
 
 
+def grant_credit(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
+                 cause: Cause) -> str:
+    """`credits.grant_requested`: sales grants the catalog's promotional grant (source `rule`),
+    once per cause and rule (the event's id is the grant's idempotency key). Automation does
+    not write the wallet."""
+    cid = customer_id(ctx)
+    key = short_id("grq", cause.key, action.ruleset, action.rule, str(params["grant"]))
+    add_event(runner.session, "credits.grant_requested", cid, {
+        "grant": str(params["grant"]), "reason": str(params.get("reason") or ""), "key": key, "rule": rule_of(action)},
+        time=runner.now, id=key)
+    return f"credit grant {params['grant']} requested ({key})"
+
+
 def emit(runner: Runner, action: Action, params: dict[str, Any], ctx: dict[str, Any],
          cause: Cause) -> str:
     cid = context_customer_id(ctx) or None

@@ -60,6 +60,7 @@ HANDLING: Mapping[str, Handling] = MappingProxyType({h.kind.name: h for h in (
     Collected(_kind("cancel_subscription"), planners.plan_cancel),
     OnTheSpot(_kind("retry_payment"), handlers.retry_payment, ledger=False),  # the job key
     OnTheSpot(_kind("charge"), handlers.charge),
+    OnTheSpot(_kind("grant_credit"), handlers.grant_credit),
     OnTheSpot(_kind("emit"), handlers.emit),
     OnTheSpot(_kind("tag"), handlers.tag),
 )})

@@ -2,7 +2,7 @@
 consumptions, expiries and voids (docs/credits.md)."""
 
 from engine.credits.amounts import is_custom
-from engine.credits.balance import announce_balance, low_level, low_levels
+from engine.credits.balance import announce_balance, level_sources, low_level, low_levels
 from engine.credits.budgets import (
     BudgetRequest,
     budget_to_dict,
@@ -17,7 +17,9 @@ from engine.credits.burn import Burned, burn, burn_batch, burned, spend_figures
 from engine.credits.drawdown import Available, Draw, allocate, draw_order
 from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
+from engine.credits.levels import delete_level, get_level, level_to_dict, set_level
 from engine.credits.models import Grant
+from engine.credits.terms import credit_share
 from engine.credits.top_up import due_top_up, get_top_up, set_top_up, top_up_to_dict
 from engine.credits.wallet import (
     PREPAID,
@@ -32,6 +34,7 @@ from engine.credits.wallet import (
     grant_sold_by,
     paid_by_credits,
     pending_for_invoice,
+    reduce_grant,
     remaining,
     restore_invoice,
     usable,
@@ -60,18 +63,23 @@ __all__ = [
     "burn",
     "burn_batch",
     "burned",
+    "credit_share",
     "delete_budget",
+    "delete_level",
     "draw_down",
     "draw_order",
     "due_top_up",
     "expire_due",
     "get_budget",
     "get_grant",
+    "get_level",
     "get_top_up",
     "grant_sold_by",
     "grant_to_dict",
     "is_custom",
     "ledger_page",
+    "level_sources",
+    "level_to_dict",
     "low_level",
     "low_levels",
     "paid_by_credits",
@@ -79,9 +87,11 @@ __all__ = [
     "raise_once",
     "raised",
     "reached",
+    "reduce_grant",
     "remaining",
     "restore_invoice",
     "set_budget",
+    "set_level",
     "set_top_up",
     "spend_figures",
     "top_up_to_dict",

@@ -1,7 +1,7 @@
 """credits.balance_low and credits.exhausted: the wallet's available balance fell below the
 customer's low-balance level in that unit (their automatic top-up's threshold; else, in a
-currency, their budget's `low_balance`; else their catalog's `credits.low_balance`, in the
-catalog wallet's unit: a token wallet's in tokens), or reached zero. Once per episode: an episode is what follows the customer's
+currency, their budget's `low_balance`, in a custom unit their own level set over HTTP; else
+their catalog's `credits.low_balance`, in the catalog wallet's unit: a token wallet's in tokens), or reached zero. Once per episode: an episode is what follows the customer's
 latest grant in that unit, so a redelivered trigger or a second invoice says nothing more, and
 a new grant (a pack paid, a top-up) starts the next one. At zero only credits.exhausted is
 published, not both."""
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine.credits.amounts import amount_text, is_custom
 from engine.credits.budgets import raise_once
-from engine.credits.models import Budget, Entry, Grant, TopUp
+from engine.credits.models import Budget, Entry, Grant, Level, TopUp
 from engine.credits.wallet import available_total
 from engine.store import add_event
 
@@ -32,22 +32,38 @@ def low_level(session: Session, customer_id: str, unit: str, catalog_level: Deci
 
 def low_levels(session: Session, customer_ids: Sequence[str], unit: str,
                catalog_levels: Mapping[str, Decimal | None] | None = None) -> dict[str, Decimal | None]:
-    """`low_level` for many customers: two queries for them all (one for a custom unit)."""
+    """`low_level` for many customers: two queries for them all (the top-ups; the budgets for
+    money, the customers' own levels for a custom unit)."""
+    return {cid: level for cid, (level, _source) in level_sources(session, customer_ids, unit, catalog_levels).items()}
+
+
+def level_sources(session: Session, customer_ids: Sequence[str], unit: str,
+                  catalog_levels: Mapping[str, Decimal | None] | None = None
+                  ) -> dict[str, tuple[Decimal | None, str | None]]:
+    """Each customer's level in `unit` and where it comes from (`top_up`, `customer` for a
+    custom unit's own level, `budget` for money, `catalog`; None: no level)."""
     ids = list(customer_ids)
     tops = {t.customer_id: t for t in session.scalars(select(TopUp).where(TopUp.customer_id.in_(ids)))}
-    budgets = {} if is_custom(unit) else {  # a budget is money: no query for a custom unit
-        b.customer_id: b for b in session.scalars(select(Budget).where(Budget.customer_id.in_(ids)))}
+    if is_custom(unit):  # a budget is money: the customer's own level in the unit instead
+        own = {r.customer_id: r.low_balance for r in session.scalars(
+            select(Level).where(Level.customer_id.in_(ids), Level.unit == unit))}
+    else:
+        own = {b.customer_id: b.low_balance for b in session.scalars(select(Budget).where(Budget.customer_id.in_(ids)))
+               if b.low_balance is not None}
     levels = catalog_levels or {}
-    return {cid: _level(tops.get(cid), None if is_custom(unit) else budgets.get(cid), levels.get(cid)) for cid in ids}
+    return {cid: _level(tops.get(cid), own.get(cid), levels.get(cid), "customer" if is_custom(unit) else "budget")
+            for cid in ids}
 
 
-def _level(top: TopUp | None, budget: Budget | None, catalog_level: Decimal | None) -> Decimal | None:
-    """A budget is money: it sets no level for a custom unit (the caller leaves it out)."""
+def _level(top: TopUp | None, own: Decimal | None, catalog_level: Decimal | None,
+           own_source: str) -> tuple[Decimal | None, str | None]:
+    """The enabled top-up's threshold, else the customer's own level (a token wallet's, or the
+    budget's `low_balance` for money), else the catalog's."""
     if top is not None and top.enabled:
-        return top.threshold
-    if budget is not None and budget.low_balance is not None:
-        return budget.low_balance
-    return catalog_level
+        return top.threshold, "top_up"
+    if own is not None:
+        return own, own_source
+    return catalog_level, None if catalog_level is None else "catalog"
 
 
 def announce_balance(session: Session, customer_id: str, unit: str, now: datetime,

@@ -35,15 +35,16 @@ def wallet(session: Session, customer_id: str, now: datetime) -> dict[str, Any]:
     balances: dict[str, dict[str, Decimal]] = {}
     for g in grants:
         b = balances.setdefault(g.unit, {"balance": ZERO, "available": ZERO, "pending": ZERO})
+        if g.status == "pending":  # what its payment will credit: a credit note's share taken back
+            b["pending"] += g.amount + left[g.id]
+            continue
         b["balance"] += left[g.id]
-        if g.status == "pending":
-            b["pending"] += g.amount
-        elif _usable(g, now):
+        if _usable(g, now):
             b["available"] += left[g.id]
     return {
         "customer_id": customer_id,
         "balances": [{"unit": u, **{k: amount_text(v, u) for k, v in b.items()}} for u, b in sorted(balances.items())],
-        "grants": [grant_to_dict(g, left[g.id]) for g in grants],
+        "grants": [grant_to_dict(g, ZERO if g.status == "pending" else left[g.id]) for g in grants],
     }
 
 

@@ -49,7 +49,8 @@ class Grant(Base):
 
 
 class Entry(Base):
-    """One immutable movement of a grant: + on grant, - on consumption, expiry and void."""
+    """One immutable movement of a grant: + on grant, - on consumption, expiry, void and reduced
+    (a credit note on part of a pack's invoice)."""
 
     __tablename__ = "credits_entries"
     __table_args__ = (
@@ -60,7 +61,7 @@ class Entry(Base):
     id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
     customer_id: Mapped[str] = mapped_column(String(64))
     grant_id: Mapped[str] = mapped_column(ForeignKey("credits_grants.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(12))  # grant | consumption | expiry | void
+    kind: Mapped[str] = mapped_column(String(12))  # grant | consumption | expiry | void | reduced
     amount: Mapped[Decimal]  # signed
     invoice_id: Mapped[str | None] = mapped_column(String(64), default=None)
     line: Mapped[int | None] = mapped_column(Integer, default=None)  # the invoice line's position it paid
@@ -92,6 +93,18 @@ class Budget(Base):
     alerts: Mapped[list[int]] = mapped_column(JSON, default=list)
     hard_stop: Mapped[bool] = mapped_column(Boolean, default=False)
     low_balance: Mapped[Decimal | None] = mapped_column(default=None)  # the wallet's low-balance level
+    updated_at: Mapped[datetime]
+
+
+class Level(Base):
+    """A customer's own low-balance level for a custom-unit (token) wallet, in that unit; a money
+    wallet's is the budget's `low_balance` (docs/credits.md, Token wallets)."""
+
+    __tablename__ = "credits_levels"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(32), primary_key=True)
+    low_balance: Mapped[Decimal]
     updated_at: Mapped[datetime]
 
 

@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from engine.catalog.model import CreditTerms
 from engine.durations import parse_duration
-from engine.money import quantum
+from engine.money import KNOWN_CURRENCIES, quantum
 
 ZERO = Decimal(0)
 
@@ -30,6 +30,25 @@ def earned(total: Decimal, credit: Decimal, used: Decimal, currency: str) -> Dec
     if credit <= ZERO:
         return ZERO
     return min(total, (used * total / credit).quantize(quantum(currency), ROUND_HALF_EVEN))
+
+
+def credit_share(credit: Decimal, price: Decimal, net: Decimal, unit: str) -> Decimal:
+    """The credit a credit note of `net` (before tax) on a pack's invoice takes back, in the
+    grant's unit: the note's share of the pack's `price` (its deferred net) times its `credit`,
+    `net x credit / price`, rounded half-even at the unit's step: a currency's minor unit, a
+    custom unit's (tokens) whole units unless the pack's credit is declared finer (then its
+    places). Rounded, not floored: the note's money and the credit it takes back differ by at
+    most half a step either way (docs/credits.md, *A credit note on a pack's invoice*)."""
+    if price <= ZERO or net <= ZERO:
+        return ZERO
+    return (net * credit / price).quantize(_step(credit, unit), ROUND_HALF_EVEN)
+
+
+def _step(credit: Decimal, unit: str) -> Decimal:
+    if unit in KNOWN_CURRENCIES:
+        return quantum(unit)
+    places = credit.normalize().as_tuple().exponent
+    return Decimal(1).scaleb(min(0, places if isinstance(places, int) else 0))
 
 
 def top_up_due(balance: Decimal, pending: Decimal, threshold: Decimal) -> bool:

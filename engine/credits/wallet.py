@@ -153,6 +153,29 @@ def void_grant(session: Session, grant_id: str, now: datetime, *, reason: str = 
     return grant
 
 
+def reduce_grant(session: Session, grant_id: str, amount: Decimal, now: datetime, *, invoice_id: str | None = None,
+                 reason: str = "") -> Decimal:
+    """Take `amount` of what is left of an active or pending grant (a credit note on part of its
+    pack's invoice), as an immutable `reduced` entry: the grant keeps its status with the rest,
+    drawn and expiring on its terms (a pending pack credits the rest once paid). Returns what was taken: at most what is left. Publishes
+    `credits.reduced` (the access view drops the customer's snapshot on `credits.*`)."""
+    if amount <= ZERO:
+        raise CreditsError("amount", f"a reduction is above zero, not {amount}")
+    grant = get_grant(session, grant_id, lock=True)
+    if grant.status not in ("active", "pending"):
+        raise CreditsConflict("grant_id", f"grant {grant.id} is {grant.status}, neither active nor pending")
+    # A pack not paid yet has no grant entry: what is left of it is its credit less earlier
+    # reductions, and the `reduced` entry waits for the grant entry its payment writes.
+    left = remaining(session, [grant.id])[grant.id] + (grant.amount if grant.status == "pending" else ZERO)
+    taken = min(amount, max(left, ZERO))
+    if taken > ZERO:
+        _entry(session, grant, "reduced", -taken, now, invoice_id=invoice_id, note=reason)
+    add_event(session, "credits.reduced", grant.customer_id, {
+        "grant_id": grant.id, "unit": grant.unit, "amount": amount_text(taken, grant.unit),
+        "remaining": amount_text(left - taken, grant.unit), "invoice_id": invoice_id, "reason": reason}, time=now)
+    return taken
+
+
 def usable(session: Session, customer_id: str, unit: str, now: datetime) -> list[Available]:
     """The active grants in `unit` in effect at `now` (not yet written off), with what is left."""
     grants = session.scalars(

@@ -26,6 +26,8 @@ def credit_invoice(session: Session, invoice_id: str, amount: Decimal | None, re
         session, invoice_id, Decimal(note["applied_to_invoice"]), Decimal(note["credited_to_balance"]),
         note["id"], service=service,
     )
+    # A pack's own invoice: the note took its share of the credit back; the wallet fell.
+    sales.announce_pack_balance(session, invoice_id, service.now())
     return {**note, "currency": currency}
 
 

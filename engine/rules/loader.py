@@ -39,6 +39,7 @@ class References:
     features: set[str] | None = None
     metrics: set[str] | None = None
     coupons: set[str] | None = None
+    grants: set[str] | None = None  # the catalogs' promotional credit grants (credits.grants)
     templates: set[str] | None = None
     catalogs: list[str] = field(default_factory=list)
 
@@ -56,6 +57,7 @@ class References:
             "features": set(c.features),
             "metrics": set(c.metrics),
             "coupons": set(c.coupons),
+            "grants": set(c.credits.grants) if c.credits is not None else set(),
         }
         for kind, names in found.items():  # None (not checked) becomes this catalog's names
             setattr(self, kind, (getattr(self, kind) or set()) | names)
@@ -358,6 +360,9 @@ class _RuleChecks:
     def apply_coupon(self, where: list[Any], params: dict[str, Any]) -> None:
         self.ref("coupons", params["code"], [*where, "code"], "coupon")
 
+    def grant_credit(self, where: list[Any], params: dict[str, Any]) -> None:
+        self.ref("grants", params["grant"], [*where, "grant"], "credit grant")
+
     def deny(self, where: list[Any], params: dict[str, Any]) -> None:
         """The offer a denial makes names a known plan and coupon."""
         offer = params.get("offer", {})  # an object when given (schema)
@@ -385,6 +390,7 @@ _ACTION_CHECKS: dict[str, Callable[[_RuleChecks, list[Any], dict[str, Any]], Non
     "notify": _RuleChecks.notify,
     "discount": _RuleChecks.discount,
     "apply_coupon": _RuleChecks.apply_coupon,
+    "grant_credit": _RuleChecks.grant_credit,
     "deny": _RuleChecks.deny,
     "set_dunning_state": _RuleChecks.set_dunning_state,
     "retry_payment": _RuleChecks.retry_payment,

@@ -47,6 +47,9 @@ VOCABULARY: tuple[ActionKind, ...] = (
     ActionKind("retry_payment", Effector.AUTOMATION, "schedule another collection attempt"),
     ActionKind("cancel_subscription", Effector.AUTOMATION, "cancel the subscription, write the invoice off"),
     ActionKind("charge", Effector.AUTOMATION, "a one-off fee (a finalized invoice, by sales)"),
+    ActionKind(
+        "grant_credit", Effector.AUTOMATION, "a catalog's promotional grant into the customer's wallet (by sales)"
+    ),
     ActionKind("emit", Effector.AUTOMATION, "publish an event"),
     ActionKind("tag", Effector.AUTOMATION, "add or remove customer tags"),
 )

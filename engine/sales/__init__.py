@@ -47,6 +47,7 @@ from engine.sales.packs import (
     buy_pack,
     grant_credit,
     grant_units,
+    handle_grant_requested,
     handle_invoice_paid,
     handle_top_up_requested,
     set_top_up,
@@ -84,7 +85,8 @@ from engine.sales.tokens import (
     tokens_spendable,
 )
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
-from engine.sales.wallet import announce_balance, open_wallet
+from engine.sales.wallet import announce_balance, announce_pack_balance, open_wallet
+from engine.sales.wallet_levels import delete_low_balance, low_balance, set_low_balance
 
 __all__ = [
     "CHANNELS",
@@ -102,6 +104,7 @@ __all__ = [
     "active_subscription",
     "advance_clock",
     "announce_balance",
+    "announce_pack_balance",
     "apply_coupon",
     "bill_progressive",
     "budget_left",
@@ -121,6 +124,7 @@ __all__ = [
     "customer_plan",
     "customers_by_id",
     "delete_budget",
+    "delete_low_balance",
     "get_budget",
     "get_credit_note",
     "get_customer",
@@ -130,6 +134,7 @@ __all__ = [
     "grant_credit",
     "grant_units",
     "handle_charge_requested",
+    "handle_grant_requested",
     "handle_invoice_paid",
     "handle_payment_succeeded",
     "handle_spend_changed",
@@ -147,6 +152,7 @@ __all__ = [
     "list_subscriptions",
     "list_versions",
     "live_subscriptions",
+    "low_balance",
     "mark_invoice_paid",
     "mark_uncollectible",
     "mark_uncollectible_many",
@@ -166,6 +172,7 @@ __all__ = [
     "run_due_billing",
     "scan",
     "set_budget",
+    "set_low_balance",
     "set_top_up",
     "spendable",
     "spendable_many",

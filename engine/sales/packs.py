@@ -48,7 +48,7 @@ def _expiry(terms: CreditTerms, sub: Subscription | None, now: datetime) -> date
 
 
 def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *, clock: Clock,
-                 created_by: str = "") -> dict[str, Any]:
+                 created_by: str = "", source: str | None = None) -> dict[str, Any]:
     """An operator's grant: `grant` (a catalog grant's id, its terms) or `amount` with its own
     terms. Checks everything first (unknown customer: NotFound; bad terms: CreditsError)."""
     customer = load_customer(session, customer_id)
@@ -60,7 +60,8 @@ def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *,
         raise Conflict("expires_at", f"{expires_at.isoformat()} is not after now ({now.isoformat()}, "
                                      "the engine's clock), when the grant takes effect")
     req = credits.GrantRequest(
-        customer_id=customer.id, unit=unit, amount=amount, source="operator" if ref is None else "promotion",
+        customer_id=customer.id, unit=unit, amount=amount,
+        source=source or ("operator" if ref is None else "promotion"),
         source_ref=ref, effective_at=spec.get("effective_at") or now, priority=terms.priority,
         expires_at=spec.get("expires_at") or _expiry(terms, _latest_subscription(session, customer.id), now),
         rollover=terms.rollover, reason=str(spec.get("reason") or ""), created_by=created_by,
@@ -151,6 +152,20 @@ def buy_pack(session: Session, customer_id: str, pack_id: str, *, key: str, cloc
         invoice = get_invoice(session, grant.invoice_id)
     left = credits.remaining(session, [grant.id])[grant.id]
     return {"invoice": invoice, "grant": credits.grant_to_dict(grant, left)}
+
+
+def handle_grant_requested(session: Session, envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """Bus handler for `credits.grant_requested` (properties grant, reason, key, rule): a rule's
+    `grant_credit` action, the catalog grant's amount and terms, source `rule`. Its key is the
+    grant's idempotency key: a redelivered event, or the rule firing again for the same cause,
+    grants nothing more."""
+    props = envelope.get("properties") or {}
+    when = envelope.get("time")
+    now = when if isinstance(when, datetime) else datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+    spec = {"grant": str(props.get("grant")), "reason": str(props.get("reason") or f"rule {props.get('rule')}"),
+            "idempotency_key": str(props.get("key"))}
+    return grant_credit(session, str(envelope.get("customer_id")), spec, clock=FixedClock(now),
+                        created_by=f"rule:{props.get('rule')}", source="rule")
 
 
 def handle_top_up_requested(session: Session, envelope: Mapping[str, Any]) -> dict[str, Any]:

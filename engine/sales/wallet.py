@@ -111,3 +111,14 @@ def announce_balance(session: Session, customer_id: str, unit: str, now: datetim
     drawing the wallet, a grant voided or expired)."""
     catalog = latest_catalogs(session, [customer_id]).get(customer_id)
     return credits.announce_balance(session, customer_id, unit, now, catalog_level=catalog_level(catalog, unit))
+
+
+def announce_pack_balance(session: Session, invoice_id: str, now: datetime) -> str | None:
+    """After a credit note on a pack's own invoice took its share of the credit back: the
+    balance events look at the wallet in the pack's unit, as after any fall (None: the invoice
+    sells no active pack, or nothing is due)."""
+    inv = session.get(Invoice, invoice_id)
+    grant = credits.grant_sold_by(session, inv.customer_id, invoice_id) if inv is not None else None
+    if inv is None or grant is None or grant.status != "active":
+        return None
+    return announce_balance(session, inv.customer_id, grant.unit, now)

@@ -74,6 +74,8 @@ def subscriptions(
         Subscription("sales", "invoice.paid", as_dict(sales.handle_invoice_paid)),
         # A wallet below its top-up threshold: buy the pack, once per key.
         Subscription("sales", "credits.top_up_requested", as_dict(sales.handle_top_up_requested)),
+        # A rule's grant_credit: the catalog grant into the wallet, once per key.
+        Subscription("sales", "credits.grant_requested", as_dict(sales.handle_grant_requested)),
         # New usage: a plan's progressive billing thresholds may be reached (one invoice per
         # level), spend changed (budget alerts, once per threshold and period) and token
         # wallets burn (engine/sales/tokens.py). One handler,

@@ -65,6 +65,43 @@ def test_void_takes_back_what_is_left_once(sqlite_db: Database) -> None:
             credits.void_grant(s, g.id, T0)
 
 
+def test_a_reduction_takes_part_of_what_is_left_and_the_grant_stays_active(sqlite_db: Database) -> None:
+    """A credit note on part of a pack's invoice: `reduced` takes its share, never more than is
+    left; zero is refused naming `amount`, a grant no longer active naming `grant_id`, nothing
+    written."""
+    with sqlite_db.session() as s:
+        g = credits.add_grant(s, req("10.00"), T0)
+        credits.draw_down(s, "cus_1", "USD", [(1, D("2.50"))], T0)
+        assert credits.reduce_grant(s, g.id, D("2.22"), T0, invoice_id="inv_p", reason="note") == D("2.22")
+        assert credits.reduce_grant(s, g.id, D("9.00"), T0) == D("5.28")  # only what is left
+    for amount, field in ((D("0"), "amount"), (D("1.00"), "grant_id")):
+        with sqlite_db.session() as s:
+            if field == "grant_id":
+                credits.void_grant(s, g.id, T0)
+            with pytest.raises(CreditsError) as refused:
+                credits.reduce_grant(s, g.id, amount, T0)
+            assert refused.value.field == field
+            s.rollback()
+    with sqlite_db.session() as s:
+        page = credits.ledger_page(s, "cus_1")
+        assert credits.get_grant(s, g.id).status == "active"
+    assert [(e["kind"], e["amount"]) for e in page["entries"]] == [
+        ("grant", "10.00"), ("consumption", "-2.50"), ("reduced", "-2.22"), ("reduced", "-5.28")]
+
+
+@pytest.mark.parametrize(("credit", "price", "net", "unit", "share"), [
+    ("10.00", "9.00", "2.00", "USD", "2.22"),  # 2.222 at the cent
+    ("10.00", "9.00", "0.45", "USD", "0.50"),  # 0.5 exactly
+    ("1000", "3.00", "1.00", "tokens", "333"),  # 333.33 in whole tokens
+    ("1000", "3.00", "0.50", "tokens", "167"),  # 166.67
+    ("1000", "3.00", "0.0015", "tokens", "0"),  # 0.5 token: half-even to 0
+    ("100.5", "3.00", "1.00", "tokens", "33.5"),  # a pack declared in tenths keeps tenths
+    ("10.00", "0", "1.00", "USD", "0"),  # a free pack deferred nothing to give back
+])
+def test_a_credit_notes_share_of_a_packs_credit(credit: str, price: str, net: str, unit: str, share: str) -> None:
+    assert credits.credit_share(D(credit), D(price), D(net), unit) == D(share)
+
+
 def test_one_key_one_grant(sqlite_db: Database) -> None:
     with sqlite_db.session() as s:
         a = credits.add_grant(s, req("50.00", idempotency_key="topup:1"), T0)

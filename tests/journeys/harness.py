@@ -224,6 +224,26 @@ def money(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
+def redeliver(engine: Engine, customer: str, types: tuple[str, ...]) -> int:
+    """Deliver again every event of `types` about `customer`, as a broker does after a lost
+    acknowledgement: their outbox rows are marked unsent (the one write a journey makes outside
+    the engine's doors), then the clock settles, so the relay sends them and every consumer
+    meets them a second time. Returns how many; at least one, or the test proves nothing."""
+    import sqlalchemy as sa
+
+    url = engine.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    db = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with db.begin() as conn:
+            done = conn.execute(sa.text("UPDATE outbox_events SET published_at = NULL WHERE customer_id = :c AND type IN :t")
+                                .bindparams(sa.bindparam("t", expanding=True)), {"c": customer, "t": list(types)})
+    finally:
+        db.dispose()
+    assert done.rowcount > 0, f"no {types} event of {customer} to deliver again"
+    engine.settle()
+    return int(done.rowcount)
+
+
 SELLER_NAME = "Journeys Ltd"
 SELLER_IBAN = "CH9300762011623852957"  # the ISO 13616 example IBAN
 

@@ -1,7 +1,7 @@
 """What an accountant closing the month meets after the books' first cut (issue 21, docs/books.md),
 over HTTP on the shared test clock, read through `GET /v1/books/journal` (and the revenue report)
 and ending with the ledger checker: a refund gives back its tax; an operator's void of a pack's
-grant is breakage; a credit note on a pack's own invoice gives its deferral back; a void of an
+grant is breakage; a credit note on part of a pack's own invoice takes back only its share; a void of an
 invoice an overpayment paid in part gives that credit back. Hand-computed for a DE customer (19 %)
 on the Basic plan (5.00 + 0.95 tax = 5.95) and the "lasting" pack (10.00 of credit for 9.00 + 1.71
 tax = 10.71) of test_credits_books' catalog."""
@@ -14,9 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.journeys.harness import ROOT, Engine, money
+from tests.journeys.harness import ROOT, Engine, money, redeliver
 from tests.journeys.test_books_journey import IBAN, balances
-from tests.journeys.test_credits import grant, wallet
+from tests.journeys.test_credits import grant, kinds, wallet
 from tests.journeys.test_credits_books import _buy, _credits_report, _entries, _publish
 from tests.journeys.test_journeys import CARD_OK, card
 from tests.payments.camt import Entry, camt053
@@ -92,12 +92,19 @@ def test_an_operators_void_of_a_pack_is_breakage(engine: Engine, tmp_path: Path)
     assert _entries(engine, {promo["id"]}) == {}
 
 
-def test_a_credit_note_on_a_packs_invoice_gives_its_deferral_back(engine: Engine, tmp_path: Path) -> None:
-    """The pack's invoice (10.71, paid by card) gets a 2.38 credit note (not a refund): its tax
-    2.38 x 1.71 / 10.71 = 0.38, its net 2.00, to the customer's balance. As a refund of it, the
-    grant's unused 10.00 is taken back (a customer credited back keeps no credit) and
-    `credits:credited` reverses the 9.00 it deferred: 2.00 against credit_notes, 7.00 breakage.
-    Nothing is left deferred; the report bills 2.00 back and earns 7.00."""
+def test_a_credit_note_on_part_of_a_packs_invoice_takes_back_only_its_share(engine: Engine, tmp_path: Path) -> None:
+    """The pack's invoice (10.00 of credit for 9.00 + 1.71 tax = 10.71, paid by card) gets a 2.38
+    credit note (not a refund): tax 2.38 x 1.71 / 10.71 = 0.38, net 2.00, to the customer's
+    balance. Its share of the credit, 2.00 x 10.00 / 9.00 = 2.222, 2.22 half-even, leaves the
+    wallet (a `reduced` entry; 7.78 left, the grant still active) and `credits:reduced` moves that
+    share's deferral, earned(2.22) = round(1.998) = 2.00, to credit_notes: 7.00 stays deferred.
+    The renewal (5.95) takes the 2.38 balance first, then 3.57 of the pack: used 2.22 + 3.57 =
+    5.79, round(5.211) = 5.21 earned so far, 3.21 for this use (0.36 discount), 3.79 deferred for
+    the 4.21 left. A second note of 5.95 (net 5.00, tax 0.95) asks 5.56 of credit, more than is
+    left: as a refund of it, the 4.21 is voided and `credits:credited` reverses the 3.79 against
+    credit_notes; the 1.21 it credits beyond (credit already used) stays on credit_notes and the
+    report bills it back that month. The report's deferred and the journal's deferred_revenue
+    agree at each step; the note's events delivered again change nothing."""
     _, cid = _basic(engine, tmp_path, "books_pack_note", payment_method=card(CARD_OK))
     bought = _buy(engine, cid, "lasting")
     pack, pack_invoice = bought["grant"], bought["invoice"]
@@ -108,19 +115,57 @@ def test_a_credit_note_on_a_packs_invoice_gives_its_deferral_back(engine: Engine
     assert (money(note["subtotal"]), money(note["tax"]), money(note["credited_to_balance"])) == (
         D("2.00"), D("0.38"), D("2.38"))
     engine.settle()
-    [g] = [x for x in wallet(engine, cid)["grants"] if x["id"] == pack["id"]]
-    assert (g["status"], g["remaining"]) == ("void", "0.00")
+    assert _pack(engine, cid, pack["id"]) == ("active", "7.78")
+    assert kinds(engine, cid)[-1] == ("reduced", "-2.22")
     entries = _entries(engine, {pack["id"], pack_invoice["id"]})
     [cn] = [k for k in entries if k.startswith("cn:")]
     assert balances({cn: entries[cn]}) == {"credit_notes": D("2.00"), "tax_payable:DE": D("0.38"),
                                            "customer_credit": D("-2.38")}
+    assert balances({"r": entries[f"credits:reduced:{note['id']}"]}) == {
+        "deferred_revenue": D("2.00"), "credit_notes": D("-2.00")}
+    _agree(engine, cid, sold_in, {pack["id"]}, D("7.00"))
+    redeliver(engine, cid, ("credit_note.issued", "credits.reduced"))
+    assert _pack(engine, cid, pack["id"]) == ("active", "7.78")
+    assert _entries(engine, {pack["id"], pack_invoice["id"]}) == entries
+
+    engine.advance("31d")  # the renewal: 2.38 from the balance, 3.57 from the pack
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert money(renewal["credit_applied"]) == D("5.95")
+    assert _pack(engine, cid, pack["id"]) == ("active", "4.21")
+    used = _entries(engine, {pack["id"]})[f"credits:used:{renewal['id']}:{pack['id']}"]
+    assert balances({"u": used}) == {"customer_credit": D("-3.57"), "deferred_revenue": D("3.21"),
+                                     "discounts": D("0.36")}
+    _agree(engine, cid, sold_in, {pack["id"]}, D("3.79"))
+
+    second = engine.post(f"/v1/invoices/{pack_invoice['id']}/credit_notes", {"amount": "5.95", "reason": "goodwill"},
+                         status=201)
+    assert (money(second["subtotal"]), money(second["tax"])) == (D("5.00"), D("0.95"))
+    engine.settle()
+    assert _pack(engine, cid, pack["id"]) == ("void", "0.00")
+    assert kinds(engine, cid)[-1] == ("void", "-4.21")
+    entries = _entries(engine, {pack["id"], pack_invoice["id"]})
     assert balances({"c": entries[f"credits:credited:{pack['id']}"]}) == {
-        "deferred_revenue": D("9.00"), "credit_notes": D("-2.00"), BREAKAGE: D("-7.00")}
+        "deferred_revenue": D("3.79"), "credit_notes": D("-3.79")}
     left = balances(entries)
-    assert "deferred_revenue" not in left and "credit_notes" not in left, left
-    report = _credits_report(engine, cid, sold_in)
-    assert [(m, r) for m, _, r, _ in report if r] == [(engine.now()[:7], D("7.00"))]
-    assert (sum(b for _, b, _, _ in report), report[-1][3]) == (D("7.00"), 0)  # 9.00 - 2.00
+    assert "deferred_revenue" not in left and left["credit_notes"] == D("1.21"), left  # 7.00 - 2.00 - 3.79
+    report = _agree(engine, cid, sold_in, {pack["id"]}, D("0.00"))
+    # billed 9.00 - 2.00 - 3.21 - 3.79 - 1.21; only the 1.21 beyond the deferral is recognised (back)
+    assert (sum(b for _, b, _, _ in report), sum(r for _, _, r, _ in report)) == (D("-1.21"), D("-1.21"))
+
+
+def _pack(engine: Engine, cid: str, grant_id: str) -> tuple[str, str]:
+    [g] = [x for x in wallet(engine, cid)["grants"] if x["id"] == grant_id]
+    return g["status"], g["remaining"]
+
+
+def _agree(engine: Engine, cid: str, first: str, grants: set[str],
+           deferred: Decimal) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+    """The revenue report's deferred on "credits" at the clock's month end is `deferred`, and so is
+    what the journal's deferred_revenue holds for the pack's grants (`GET /v1/books/journal`)."""
+    report = _credits_report(engine, cid, first)
+    assert report[-1][3] == deferred, report
+    assert -balances(_entries(engine, grants)).get("deferred_revenue", D(0)) == deferred
+    return report
 
 
 def _overpaid(engine: Engine, tmp_path: Path, name: str) -> tuple[str, dict[str, Any]]:
@@ -274,3 +319,49 @@ def test_a_payout_lands_on_the_bank_account_the_chart_names_and_its_bank_line_cl
     assert _entries(engine, {payout}) == paid_out  # the bank line posts nothing more
     left = balances({**_entries(engine, {invoice["id"]}), **paid_out})
     assert (left[bank], left["provider_fees"], "cash:sandbox" in left) == (D("5.48"), D("0.47"), False), left
+
+
+def test_a_credit_note_on_a_pack_not_paid_yet_takes_its_share_before_the_credit_counts(
+        engine: Engine, tmp_path: Path) -> None:
+    """A customer paying by bank transfer buys the "lasting" pack (10.71, open: the grant waits,
+    10.00 pending). A 2.38 note on it (net 2.00) is applied to what is due (8.33 left) and takes
+    its share back at once: 2.22, so 7.78 pending, and `credits:reduced` moves 2.00 of the 9.00
+    deferred to credit_notes. The 8.33 transfer (a camt.053 through `billing reconcile`) pays the
+    invoice: 7.78 of credit counts, not 10.00, and 7.00 is still deferred for it."""
+    tag = _publish(engine, tmp_path)
+    cid = engine.customer("books_pack_note_open")
+    engine.post(f"/v1/customers/{cid}/payment_methods", {"type": "bank_transfer", "provider": "bank",
+                                                          "default": True}, status=201)
+    engine.subscribe(cid, f"basic-{tag}")
+    engine.advance("1h")
+    bought = _buy(engine, cid, "lasting")
+    pack, pack_invoice = bought["grant"], bought["invoice"]
+    engine.settle()
+    sold_in = engine.now()[:7]
+    assert _pack(engine, cid, pack["id"]) == ("pending", "0.00")
+    note = engine.post(f"/v1/invoices/{pack_invoice['id']}/credit_notes", {"amount": "2.38", "reason": "goodwill"},
+                       status=201)
+    assert (money(note["subtotal"]), money(note["applied_to_invoice"])) == (D("2.00"), D("2.38"))
+    engine.settle()
+    [usd] = wallet(engine, cid)["balances"]
+    assert (usd["balance"], usd["pending"]) == ("0.00", "7.78")
+    assert kinds(engine, cid) == [("reduced", "-2.22")]
+    entries = _entries(engine, {pack["id"]})
+    assert balances({"r": entries[f"credits:reduced:{note['id']}"]}) == {
+        "deferred_revenue": D("2.00"), "credit_notes": D("-2.00")}
+    _agree(engine, cid, sold_in, {pack["id"]}, D("7.00"))
+
+    invoice = engine.get(f"/v1/invoices/{pack_invoice['id']}")
+    assert invoice["collection"]["remaining"] == "8.33", invoice["collection"]
+    booked = date.fromisoformat(engine.now()[:10])
+    statement = tmp_path / "pack.xml"
+    statement.write_bytes(camt053([Entry("8.33", currency="USD", reference=invoice["collection"]["payment_reference"],
+                                         booked=booked.isoformat())], stmt_id=f"{cid}-pack", iban=IBAN,
+                                  start=f"{booked}T00:00:00Z", end=f"{booked + timedelta(days=1)}T00:00:00Z"))
+    done = engine.billing("reconcile", str(statement), "--provider", "bank")
+    assert done.returncode == 0, done.stderr
+    engine.settle()
+    assert engine.get(f"/v1/invoices/{pack_invoice['id']}")["status"] == "paid"
+    assert _pack(engine, cid, pack["id"]) == ("active", "7.78")
+    assert kinds(engine, cid) == [("reduced", "-2.22"), ("grant", "10.00")]
+    _agree(engine, cid, sold_in, {pack["id"]}, D("7.00"))

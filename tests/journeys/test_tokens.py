@@ -13,9 +13,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.journeys.harness import Engine, money
+from tests.journeys.harness import Engine, money, redeliver
 from tests.journeys.test_books_journey import balances, journal
-from tests.journeys.test_credits import wallet
+from tests.journeys.test_credits import kinds, wallet
 from tests.journeys.test_journeys import CARD_OK, card
 
 D = Decimal
@@ -182,3 +182,106 @@ def test_usage_burning_below_the_threshold_buys_one_top_up_pack_once(engine: Eng
         ("pack", "1000", "active"), ("top_up", "1000", "active")]
     assert sorted(money(c["amount"]) for c in engine.charges(cid)) == sorted(
         [D("3.57"), D("3.57"), *(money(i["total"]) for i in engine.invoices(cid) if i["reason"] != "charge")])
+
+
+def test_a_credit_note_on_part_of_a_token_packs_invoice_takes_back_its_share_of_tokens(engine: Engine,
+                                                                                       tmp_path: Path) -> None:
+    """1000 tokens for 3.00 (3.57 with tax); 333 burned earn 1.00. A 1.19 credit note on the
+    pack's invoice: tax 1.19 x 0.57 / 3.57 = 0.19, net 1.00, whose share of the tokens at the
+    pack's rate is 1.00 x 1000 / 3.00 = 333.33, 333 (whole tokens, half-even): they leave the
+    wallet (a `reduced` entry, 334 left) and `credits:reduced` moves their deferral, round(666 x
+    0.003 = 1.998) - 1.00 = 1.00, to credit_notes; 1.00 stays deferred. The note's events
+    delivered again change nothing; the customer's level (400) is crossed by the note itself: one
+    low-credit notice. The last 334 tokens burned earn the last 1.00 and the plan stops. The revenue report's deferred and the journal's deferred_revenue agree throughout."""
+    plan = publish(engine, tmp_path)
+    cid = engine.customer("tokens_note")
+    engine.subscribe(cid, plan, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    bought = buy(engine, cid)
+    pack, invoice = bought["grant"]["id"], bought["invoice"]["id"]
+    engine.advance("1h")
+    sold_in = engine.now()[:7]
+    llm(engine, cid, 333)
+    assert tokens(engine, cid)["balance"] == "667"
+    assert _deferred(engine, cid, sold_in, pack) == D("2.00")
+    engine.product.put(f"/v1/customers/{cid}/wallet/low_balance", json={"low_balance": "400"}).raise_for_status()
+    assert _low(engine, cid) == []  # 667 is above it
+
+    note = engine.post(f"/v1/invoices/{invoice}/credit_notes", {"amount": "1.19", "reason": "goodwill"}, status=201)
+    assert (money(note["subtotal"]), money(note["tax"])) == (D("1.00"), D("0.19"))
+    assert tokens(engine, cid)["balance"] == "334"
+    assert _low(engine, cid) == ["334 tokens left."]  # the note took the wallet below the customer's level
+    assert kinds(engine, cid)[-1] == ("reduced", "-333")
+    found = entries(engine, {pack})
+    assert balances({"r": found[f"credits:reduced:{note['id']}"]}) == {
+        "deferred_revenue": D("1.00"), "credit_notes": D("-1.00")}
+    assert _deferred(engine, cid, sold_in, pack) == D("1.00")
+    redeliver(engine, cid, ("credit_note.issued", "credits.reduced"))
+    assert tokens(engine, cid)["balance"] == "334" and entries(engine, {pack}) == found
+    assert engine.check(cid, "llm")["allowed"]
+
+    llm(engine, cid, 334)  # the rest: earned(1000) - earned(666) = 3.00 - 2.00
+    assert tokens(engine, cid)["balance"] == "0"
+    assert engine.check(cid, "llm")["reason"] == "credits_exhausted"
+    found = entries(engine, {pack})
+    assert burned(found) == [D("1.00"), D("1.00")]
+    assert "deferred_revenue" not in balances(found)
+    assert _deferred(engine, cid, sold_in, pack) == D("0.00")
+
+
+def _deferred(engine: Engine, cid: str, first: str, pack: str) -> Decimal:
+    """The revenue report's deferred on "credits" now, checked against the journal's
+    deferred_revenue for the pack (`GET /v1/books/journal`)."""
+    r = engine.admin.get("/v1/books/revenue", params={"from": first, "to": engine.now()[:7], "customer_id": cid})
+    assert r.status_code == 200, r.text
+    [*_, last] = [x for x in r.json()["items"] if x["plan"] == "credits"]
+    journal_side = -balances(entries(engine, {pack})).get("deferred_revenue", D(0))
+    assert money(last["deferred"]) == journal_side, (last, journal_side)
+    return journal_side
+
+
+def test_a_customers_own_token_low_balance_level_set_over_http(engine: Engine, tmp_path: Path) -> None:
+    """The product sets the customer's own low-balance level for their token wallet (the catalog
+    declares none): 0, -5 (422 on `low_balance`) and a unit that is not the catalog's (409 on
+    `unit`) write nothing; 400 tokens is read back as the level in force. 1000 tokens bought, 500
+    burned (500 left, above), 150 more (350): one `credits_balance_low` notification; 100 more
+    (250): nothing more. The next pack (1250) re-arms it: 900 burned (350), a second one. Removed,
+    the level is the catalog's (none)."""
+    plan = publish(engine, tmp_path)
+    cid = engine.customer("tokens_level")
+    engine.subscribe(cid, plan, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    path = f"/v1/customers/{cid}/wallet/low_balance"
+    nothing = {"customer_id": cid, "unit": "tokens", "low_balance": None, "effective": None, "source": None}
+    assert engine.product.get(path).json() == nothing
+    for body, status, field in (({"low_balance": "0"}, 422, "low_balance"), ({"low_balance": "-5"}, 422, "low_balance"),
+                                ({"low_balance": "10", "unit": "credits"}, 409, "unit")):
+        r = engine.product.put(path, json=body)
+        assert (r.status_code, r.json()["field"]) == (status, field), r.text
+    assert engine.product.get(path).json() == nothing
+    r = engine.product.put(path, json={"low_balance": "400"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {**nothing, "low_balance": "400", "effective": "400", "source": "customer"}
+    assert engine.product.get(path, params={"unit": "tokens"}).json() == r.json()
+
+    buy(engine, cid)
+    engine.advance("1h")
+    assert tokens(engine, cid)["balance"] == "1000"
+    for count, balance, said in ((500, "500", []), (150, "350", ["350 tokens left."]), (100, "250", ["350 tokens left."])):
+        llm(engine, cid, count)
+        assert tokens(engine, cid)["balance"] == balance
+        assert _low(engine, cid) == said
+    buy(engine, cid)
+    engine.advance("1h")
+    llm(engine, cid, 900)
+    assert tokens(engine, cid)["balance"] == "350"
+    assert _low(engine, cid) == ["350 tokens left."] * 2  # one more crossing, said once more
+
+    assert engine.product.delete(path).status_code == 204
+    assert engine.product.get(path).json() == nothing
+    assert engine.product.delete(path).status_code == 404
+
+
+def _low(engine: Engine, cid: str) -> list[str]:
+    """The customer's low-credit notices in their in-app feed (the body names what is left)."""
+    return [n["body"] for n in engine.notifications(cid) if n["template"] == "credits_balance_low"]

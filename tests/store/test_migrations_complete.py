@@ -110,7 +110,7 @@ def test_a_database_already_at_0012_upgrades_to_the_books(tmp_path: Path) -> Non
     assert "pay_revenue_schedule" not in sa_inspect(db).get_table_names()
     db.dispose()
     upgrade(url)
-    assert current(url) == head() == "0018_grant_usage_burned"
+    assert current(url) == head() == "0019_wallet_levels"
     db = Database(url)
     assert "pay_revenue_schedule" in sa_inspect(db).get_table_names()
     db.dispose()

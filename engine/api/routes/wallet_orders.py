@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from engine import sales
@@ -62,6 +62,42 @@ class TopUpIn(BaseModel):
     enabled: StrictBool
     threshold: NonNegativeQuantity | None = Field(default=None, description="default: the catalog's top_up")
     pack: PlanId | None = Field(default=None, description="default: the catalog's top_up")
+
+
+UNIT = r"^[a-z][a-z0-9_]{0,31}$"  # a custom unit, as a grant's
+Unit = Annotated[str, Field(pattern=UNIT)]
+UnitQuery = Annotated[str | None, Query(pattern=UNIT, description="the catalog's custom unit (the default)")]
+
+
+class LowBalanceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"low_balance": "500", "unit": "tokens"}]})
+
+    low_balance: PositiveQuantity = Field(description="below it, credits.balance_low (once per episode), in the unit")
+    unit: Unit | None = Field(default=None, description="the catalog's custom unit (the default)")
+
+
+@router.put("/customers/{customer_id}/wallet/low_balance", dependencies=[PRODUCT],
+            summary="The customer's own low-balance level for their token wallet (a custom unit)")
+def set_low_balance(customer_id: str, body: LowBalanceIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.session() as session:
+        out = sales.set_low_balance(session, customer_id, body.low_balance, body.unit, clock=ctx.clock)
+    ctx.after_commit()
+    return out
+
+
+@router.get("/customers/{customer_id}/wallet/low_balance", dependencies=[PRODUCT],
+            summary="The token wallet's low-balance level: the customer's own, the one in force and its source")
+def get_low_balance(customer_id: str, unit: UnitQuery = None, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.read_session() as session:
+        return sales.low_balance(session, customer_id, unit)
+
+
+@router.delete("/customers/{customer_id}/wallet/low_balance", status_code=204, dependencies=[PRODUCT],
+               summary="Remove the customer's own token low-balance level (back to the catalog's)")
+def delete_low_balance(customer_id: str, unit: UnitQuery = None, ctx: ApiContext = Depends(context)) -> Response:
+    with domain_errors(), ctx.db.session() as session:
+        sales.delete_low_balance(session, customer_id, unit)
+    return Response(status_code=204)
 
 
 @router.post("/customers/{customer_id}/wallet/packs", status_code=201, dependencies=[PRODUCT],

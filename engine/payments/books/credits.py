@@ -18,6 +18,10 @@ grant, a promotion) is a discount, never revenue.
   `credits:refunded:<grant>` reverses what is still deferred for it against the refund: Dr
   `deferred_revenue` / Cr `refunds` (up to the refund's net) and Cr `revenue:credits:one_time`
   (the unused credit the refund did not pay back: breakage). What was already earned stays.
+- A credit note on part of a pack's invoice: the note's share of the credit is taken back (a
+  `reduced` wallet entry), and entry `credits:reduced:<note>` reverses that share's deferral:
+  Dr `deferred_revenue` / Cr `credit_notes`; the rest stays deferred. A note for all the
+  unused credit or more is treated as a refund of it (`credits:credited:<grant>`).
 
 Each entry is posted by the payments consumer in the transaction that marks its event handled,
 so a redelivery posts nothing twice."""
@@ -55,7 +59,7 @@ CREDITS_PLAN = "credits"
 UNEARNED = date(9999, 12, 1)
 
 
-def _report(session: Session, source: str, customer_id: str, invoice_id: str | None, currency: str,
+def write_report(session: Session, source: str, customer_id: str, invoice_id: str | None, currency: str,
             rows: list[tuple[date, date, Decimal]]) -> None:
     """Schedule rows `source` of a pack's life (billed_on, month, amount) on plan "credits",
     under the pack's invoice (so a credit note or void of an invoice it paid leaves them be).
@@ -68,7 +72,7 @@ def _report(session: Session, source: str, customer_id: str, invoice_id: str | N
                          for no, (billed, month, amount) in enumerate(rows, start=1) if amount])
 
 
-def _earned_rows(day: date, amount: Decimal) -> list[tuple[date, date, Decimal]]:
+def earned_rows(day: date, amount: Decimal) -> list[tuple[date, date, Decimal]]:
     """What was deferred, earned on `day` (billed nothing more): out of UNEARNED, into its month."""
     return [(day, UNEARNED, -amount), (day, month_of(day), amount)]
 
@@ -138,7 +142,7 @@ def post_usage(session: Session, invoice_id: str, currency: str, now: datetime) 
         # The report: the pack's deferral moves onto the invoice it pays (billed and earned on
         # its own schedule): billed less on "credits", so nothing is counted twice.
         grant = credits.get_grant(session, grant_id)
-        _report(session, entry_id, grant.customer_id, grant.invoice_id, currency, [(now.date(), UNEARNED, -deferred)])
+        write_report(session, entry_id, grant.customer_id, grant.invoice_id, currency, [(now.date(), UNEARNED, -deferred)])
         posted += 1
     return posted
 
@@ -169,7 +173,7 @@ def post_expiry(session: Session, grant_id: str, expired: Decimal, currency: str
     journal.post_entry(session, f"credits:{kind}:{grant_id}", now, currency, [
         Posting(DEFERRED, debit=left), Posting(BREAKAGE, credit=left)],
         f"credit pack {why}: {grant_id}", grant_id)
-    _report(session, f"credits:{kind}:{grant_id}", grant.customer_id, grant.invoice_id, currency, _earned_rows(now.date(), left))
+    write_report(session, f"credits:{kind}:{grant_id}", grant.customer_id, grant.invoice_id, currency, earned_rows(now.date(), left))
     return True
 
 
@@ -190,6 +194,13 @@ def post_refund(session: Session, customer_id: str, invoice_id: str, refunded_ne
     return left > ZERO
 
 
+def _unused(session: Session, grant: credits.Grant) -> Decimal:
+    """What is left of a grant; of a pack not paid yet (pending: no grant entry yet), all its
+    credit less what credit notes took back of it already."""
+    left = credits.remaining(session, [grant.id])[grant.id]
+    return left + grant.amount if grant.status == "pending" else left
+
+
 GIVEN_BACK = {"refunded": (journal.REFUNDS, "refunded"), "credited": (CREDIT_NOTES, "credited by a credit note")}
 
 
@@ -200,7 +211,7 @@ def _give_back(session: Session, grant: credits.Grant, invoice_id: str, net: Dec
     contra-revenue account of the money given back up to `net` (`back`) / Cr breakage the rest.
     The report: `back` billed back out of what waits, the rest earned. (left, back)."""
     account, what = GIVEN_BACK[kind]
-    unused = credits.remaining(session, [grant.id])[grant.id]
+    unused = _unused(session, grant)
     credits.void_grant(session, grant.id, now, reason=f"credit pack {what} (invoice {invoice_id})")
     total = booked(session, invoice_id)
     left = total - earned(total, grant.amount, grant.amount - unused, currency)
@@ -209,28 +220,58 @@ def _give_back(session: Session, grant: credits.Grant, invoice_id: str, net: Dec
         Posting(DEFERRED, debit=left), Posting(account, credit=back), Posting(BREAKAGE, credit=left - back)],
         f"credit pack {what}: its unused credit taken back ({invoice_id})", grant.id)
     day = now.date()
-    _report(session, f"credits:{kind}:{grant.id}", grant.customer_id, invoice_id, currency,
-            [(day, UNEARNED, -back), *_earned_rows(day, left - back)])
+    write_report(session, f"credits:{kind}:{grant.id}", grant.customer_id, invoice_id, currency,
+            [(day, UNEARNED, -back), *earned_rows(day, left - back)])
     return left, back
 
 
 def credit_pack_note(session: Session, customer_id: str, invoice_id: str, note_id: str, net: Decimal,
                      currency: str, now: datetime) -> bool:
-    """A credit note (not a refund) of `net` on a pack's own invoice: as a refund of it (a
-    customer credited back keeps no credit): its unused credit voided, `credits:credited:<grant>`
-    reverses what it still deferred against `credit_notes` up to `net`, the rest breakage; and
-    the report bills the note back there, what it credits beyond the deferral (credit already
-    used) billed back in the note's month. False when the invoice sold no credit: the caller
-    spreads the note over the invoice's schedule as any invoice's."""
+    """A credit note (not a refund) of `net` on a pack's own invoice: the matching share of the
+    pack's credit leaves the wallet (_credit_back) and what it deferred is reversed against
+    `credit_notes`; the report bills the note back there, what it credits beyond that share
+    (credit already used, or the grant already gone) billed back in the note's month. False
+    when the invoice sold no credit: the caller spreads the note over the invoice's schedule
+    as any invoice's."""
     grant = credits.grant_sold_by(session, customer_id, invoice_id)
     if grant is None:
         return False
     back = ZERO
-    if grant.status == "active":
-        _, back = _give_back(session, grant, invoice_id, net, currency, now, kind="credited")
+    if grant.status in ("active", "pending"):  # a pack not paid yet: its credit counts once paid, less the share
+        back = _credit_back(session, grant, invoice_id, note_id, net, currency, now)
     day = now.date()
-    _report(session, f"credits:note:{note_id}", customer_id, invoice_id, currency, [(day, month_of(day), back - net)])
+    write_report(session, f"credits:note:{note_id}", customer_id, invoice_id, currency, [(day, month_of(day), back - net)])
     return True
+
+
+def _credit_back(session: Session, grant: credits.Grant, invoice_id: str, note_id: str, net: Decimal, currency: str,
+                 now: datetime) -> Decimal:
+    """The note's share of the pack's credit (`credit_share`: net x credit / price, in the
+    grant's unit) taken back as a `reduced` entry, and entry `credits:reduced:<note>`: Dr
+    `deferred_revenue` that share's deferral (the same telescoping `earned` as a use, so the
+    pack still ends at exactly what it deferred) / Cr `credit_notes` up to `net` / Cr breakage
+    the rest (a rounding cent). A note whose share is all the unused credit or more is a refund
+    of it (_give_back: the grant voided, its whole deferral reversed). What it took back."""
+    total = booked(session, invoice_id)
+    unused = _unused(session, grant)
+    share = credits.credit_share(grant.amount, total, net, grant.unit)
+    if total <= ZERO or share >= unused:
+        return _give_back(session, grant, invoice_id, net, currency, now, kind="credited")[1]
+    if share <= ZERO:
+        return ZERO
+    credits.reduce_grant(session, grant.id, share, now, invoice_id=invoice_id,
+                         reason=f"credit note {note_id} on the pack's invoice {invoice_id}")
+    before = grant.amount - unused
+    moved = earned(total, grant.amount, before + share, currency) - earned(total, grant.amount, before, currency)
+    back = min(moved, max(net, ZERO))
+    entry_id = f"credits:reduced:{note_id}"
+    journal.post_entry(session, entry_id, now, currency, [
+        Posting(DEFERRED, debit=moved), Posting(CREDIT_NOTES, credit=back), Posting(BREAKAGE, credit=moved - back)],
+        f"credit note {note_id}: {share} {grant.unit} of the pack's credit taken back ({invoice_id})", grant.id)
+    day = now.date()
+    write_report(session, entry_id, grant.customer_id, invoice_id, currency,
+            [(day, UNEARNED, -back), *earned_rows(day, moved - back)])
+    return back
 
 
 def refund_credit_pack(session: Session, customer_id: str, invoice_id: str, refunded_net: Decimal, currency: str,
@@ -305,7 +346,7 @@ def post_returns(session: Session, invoice_id: str, now: datetime) -> int:
         back = sum((r.debit for r in lines if r.account == DEFERRED), ZERO)
         if back:  # the report: the pack's share of the use waits on "credits" again
             grant = credits.get_grant(session, grant_id)
-            _report(session, f"credits:returned:{invoice_id}:{grant_id}", grant.customer_id, grant.invoice_id, currency,
+            write_report(session, f"credits:returned:{invoice_id}:{grant_id}", grant.customer_id, grant.invoice_id, currency,
                     [(now.date(), UNEARNED, back)])
         schedule_credit(session, invoice_id, f"void-credit:{invoice_id}:{grant_id}", split.net, when=now)
     return len(used)

@@ -12,6 +12,8 @@ earned as the tokens are burned, not when an invoice is paid.
 - Tokens expired unused: on `credits.expired` of a token pack, entry `credits:expired:<grant>`
   as for money packs (books/credits.py's `post_expiry`, in the pack invoice's currency):
   Dr `deferred_revenue` / Cr `revenue:credits:one_time` (breakage).
+- The revenue report earns each burn's share the day it is burned (rows `credits:burned:<entry>`
+  on plan "credits"), so its deferred is what the journal's `deferred_revenue` holds for the pack.
 - Promotional tokens (an operator's grant) deferred nothing: burning them posts nothing.
 
 Each entry is posted by the payments consumer in the transaction that marks its event handled,
@@ -28,7 +30,7 @@ from sqlalchemy.orm import Session
 from engine import credits
 from engine.credits.terms import earned
 from engine.payments import journal
-from engine.payments.books.credits import DEFERRED, booked, post_expiry, sold_in
+from engine.payments.books.credits import DEFERRED, booked, earned_rows, post_expiry, sold_in, write_report
 from engine.payments.journal import Posting
 from engine.payments.service import PaymentService
 from engine.store import mark_processed
@@ -57,6 +59,10 @@ def post_burn(session: Session, grant_id: str, burned: Decimal, used_before: Dec
     journal.post_entry(session, f"credits:burned:{entry_id}", now, currency, [
         Posting(DEFERRED, debit=share), Posting(USAGE_REVENUE, credit=share)],
         f"{burned} {grant.unit} of a pack burned by usage: revenue earned", grant_id)
+    # The report earns it the day it is burned, out of what the sale left waiting (as an
+    # expiry's breakage), so its deferred is the journal's deferred_revenue for the pack.
+    write_report(session, f"credits:burned:{entry_id}", grant.customer_id, grant.invoice_id, currency,
+            earned_rows(now.date(), share))
     return share > ZERO
 
 
