@@ -322,7 +322,10 @@ def build_system(
             db, clock, auto, system.channels, service, promotions=promotions, renderer=renderer,
             after_run=system.after_commit, drain=system.drain_written, hooks=hooks,
         )
-        system.due_work.append(system.scheduler_jobs.run_due)
+        # At a clock stop sales.advance_clock has just run the billing run: the scheduler's
+        # `billing` job does not run it again (a stop is hundreds a simulated year).
+        jobs = system.scheduler_jobs
+        system.due_work.append(lambda now: jobs.run_due(now, billed=True))
     else:
         # Without the scheduler (it has its own payments and delivery jobs), collect and send
         # webhooks at the clock's stops.
