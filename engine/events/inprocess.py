@@ -115,6 +115,7 @@ class InProcessBus:
 
     def drain(self, max_rounds: int = 10_000) -> int:
         """Dispatch until nothing is due; returns the number of rows taken."""
+        self._quiet_at = None  # known quiet again only when this drain ends finding nothing
         total = 0
         for _ in range(max_rounds):
             # Read before the query: a write committed after this is counted after it.
