@@ -29,7 +29,7 @@ from engine.automation.templating import CustomerLinks, Seller, template_data
 from engine.automation.vocabulary import Collected, handling_of, ours
 from engine.rules import Action
 
-__all__ = ["ActionRunner", "Cause", "Outcome", "insert_ledger", "ledger_row", "short_id"]
+__all__ = ["ActionRunner", "Cause", "Outcome", "Refused", "insert_ledger", "ledger_row", "short_id"]
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,23 @@ log = logging.getLogger(__name__)
 _FACTLESS = frozenset({"notify", "set_dunning_state"})
 
 
+class Refused(Exception):
+    """An action was refused (a business refusal) while its runner ran without savepoints
+    (`optimistic`): the caller rolls its own savepoint back and runs again with one per action."""
+
+
 class ActionRunner:
     """Carries out one decision's actions for one context."""
 
     def __init__(self, session: Session, now: datetime, owners: Owners, *, public_url: str,
-                 batch: bool = False, seller: Seller | None = None,
+                 batch: bool = False, optimistic: bool = False, seller: Seller | None = None,
                  links: CustomerLinks | None = None, facts: Facts | None = None) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome).
+        `optimistic`: the caller holds a savepoint around all the actions (a bus batch's
+        events, Automation.handle_many): an action is not wrapped in its own and a refusal
+        raises `Refused`; the caller rolls back and runs them again without `optimistic`.
         `facts`: what the messages quote beyond the context, the batch's read together
         (automation/reads.py `message_facts`; None: each read singly)."""
         self.session = session
@@ -54,6 +62,7 @@ class ActionRunner:
         self.owners = owners  # what the actions read and do, through the subsystems that own it
         self.public_url = public_url.rstrip("/")
         self.batch = batch
+        self.optimistic = optimistic
         self.pending = Pending()  # a batch's writes, flushed at its end (automation/batch.py)
         self.seller = seller or Seller()  # printed on bank-transfer instructions
         self.links = links  # the customer page's links in the emails
@@ -69,6 +78,12 @@ class ActionRunner:
         """Carry out the decision's action number `index`, in its own savepoint."""
         if self.batch:
             self._carry_out(index, action, ctx, cause)
+            return
+        if self.optimistic:
+            try:
+                self._carry_out(index, action, ctx, cause)
+            except ValueError as exc:  # as below, but its half-done effects are the caller's to undo
+                raise Refused(f"{action.ruleset}/{action.rule}: {action.name}: {exc}") from exc
             return
         savepoint = self.session.begin_nested()
         try:

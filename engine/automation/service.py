@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.automation import prefilter
-from engine.automation.actions import ActionRunner, Cause, Outcome, short_id
+from engine.automation.actions import ActionRunner, Cause, Outcome, Refused, short_id
 from engine.automation.batch import act_batch
 from engine.automation.context import (
     build_context,
@@ -103,9 +103,10 @@ class Automation:
     def records(self) -> Records:
         return self.owners.records
 
-    def _runner(self, session: Session, now: datetime, facts: Facts, *, batch: bool = False) -> ActionRunner:
+    def _runner(self, session: Session, now: datetime, facts: Facts, *, batch: bool = False,
+                optimistic: bool = False) -> ActionRunner:
         return ActionRunner(session, now, self.owners, public_url=self.public_url, seller=self.seller,
-                            batch=batch, links=self.links, facts=facts)
+                            batch=batch, optimistic=optimistic, links=self.links, facts=facts)
 
     # -- rules -------------------------------------------------------------------------------
 
@@ -146,7 +147,23 @@ class Automation:
     def handle_many(self, session: Session, envelopes: Sequence[Mapping[str, Any]]) -> list[Decision | None]:
         """Events in their order, each as it comes alone, with what their contexts read
         read ahead in bulk (automation/reads.py): the bus's batch in a few queries; so are
-        the facts their messages quote (`event_facts`), at the first message."""
+        the facts their messages quote (`event_facts`), at the first message.
+
+        Their actions run in one savepoint, not one each (a savepoint per action was about
+        5 % of the lifecycle what-if). A refused action is an outcome and the others go on,
+        without half its effects: when one is refused, the savepoint is rolled back and the
+        events run again with a savepoint per action (`ActionRunner.run_one`)."""
+        savepoint = session.begin_nested()
+        try:
+            decisions = self._handle_batch(session, envelopes, optimistic=True)
+            savepoint.commit()
+            return decisions
+        except Refused:
+            savepoint.rollback()
+        return self._handle_batch(session, envelopes, optimistic=False)
+
+    def _handle_batch(self, session: Session, envelopes: Sequence[Mapping[str, Any]], *,
+                      optimistic: bool) -> list[Decision | None]:
         reads = BatchReads(self.records)
         events = self.events()
         ours = [env for env in envelopes if env.get("type") in events]
@@ -154,7 +171,7 @@ class Automation:
         facts = event_facts(self.records, session, ours)
         decisions = []
         for env in envelopes:
-            decision = self._handle_one(session, env, reads, facts)
+            decision = self._handle_one(session, env, reads, facts, optimistic=optimistic)
             if decision is not None and decision.matches:
                 cid = decision_customer(env)
                 reads.forget(cid)  # its rules acted: its rows may have changed
@@ -162,7 +179,8 @@ class Automation:
             decisions.append(decision)
         return decisions
 
-    def _handle_one(self, session: Session, env: Mapping[str, Any], reads: Records, facts: Facts) -> Decision | None:
+    def _handle_one(self, session: Session, env: Mapping[str, Any], reads: Records, facts: Facts, *,
+                    optimistic: bool) -> Decision | None:
         if env.get("type") == "rules.published":
             self.sync()
             return None
@@ -180,7 +198,7 @@ class Automation:
                                     customer_id=cid)
         when = parse_time(env.get("time")) or now
         cause = Cause(self.cause_key(env, ctx), str(env.get("id")), min(when, now))
-        self._runner(session, now, facts).run(decision.actions, ctx, cause)
+        self._runner(session, now, facts, optimistic=optimistic).run(decision.actions, ctx, cause)
         return decision
 
     @staticmethod

@@ -15,6 +15,7 @@ from engine.store.outbox import (
     mark_processed,
     mark_processed_many,
     new_event_id,
+    note_outbox_write,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "mark_processed",
     "mark_processed_many",
     "new_event_id",
+    "note_outbox_write",
 ]

@@ -8,6 +8,8 @@ from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from engine.store.outbox import OutboxWrites
+
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
@@ -48,6 +50,10 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # Transactions of this process that wrote outbox rows (the in-process bus skips a
+        # drain when none committed since its last empty one).
+        self.outbox_writes = OutboxWrites()
+        self.outbox_writes.watch(self._factory)
         # Read-only sessions: on SQLite a deferred BEGIN, so readers run beside the writer (WAL).
         self._read_factory = sessionmaker(self.engine.execution_options(billing_readonly=True), expire_on_commit=False)
 

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, delete, insert
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, delete, event, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, sessionmaker
 
 from engine.store.base import Base
 
@@ -75,6 +75,48 @@ class ProcessedEvent(Base):
     consumer: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(String(64))
     processed_at: Mapped[datetime]
+
+
+# session.info key: this transaction wrote outbox rows (see OutboxWrites).
+_WROTE = "outbox_wrote"
+
+
+def note_outbox_write(session: Session) -> None:
+    """Say that `session`'s transaction writes outbox rows by raw SQL (a driver cursor, which
+    SQLAlchemy's events do not see); ORM adds and `session.execute(insert(OutboxEvent))` are
+    noticed without it."""
+    session.info[_WROTE] = True
+
+
+class OutboxWrites:
+    """How many transactions of this process that wrote outbox rows have committed, on one
+    database (Database.outbox_writes). The in-process bus compares it with the count at its
+    last drain that found nothing: unchanged, a drain would find nothing again (a test clock
+    drains after every job of its hundreds of stops a simulated year). Another process's
+    writes are not counted: `InProcessBus.drain` always looks; only `drain_written` trusts this."""
+
+    def __init__(self) -> None:
+        self.committed = 0
+
+    def watch(self, factory: sessionmaker[Session]) -> None:
+        event.listen(factory, "after_flush", _note_added)
+        event.listen(factory, "do_orm_execute", _note_inserted)
+        event.listen(factory, "after_commit", self._committed)
+
+    def _committed(self, session: Session) -> None:
+        if session.info.pop(_WROTE, False):
+            self.committed += 1
+
+
+def _note_added(session: Session, _flush: object) -> None:
+    if any(isinstance(row, OutboxEvent) for row in session.new):
+        session.info[_WROTE] = True
+
+
+def _note_inserted(state: ORMExecuteState) -> None:
+    # insert(OutboxEvent)'s table is an annotated copy of the table: compare by name.
+    if state.is_insert and getattr(getattr(state.statement, "table", None), "name", None) == OutboxEvent.__tablename__:
+        state.session.info[_WROTE] = True
 
 
 def add_event(

@@ -20,18 +20,27 @@ from engine.store import Database
 
 
 def billing(db: Database, promotions: PromotionSource) -> Work:
-    """Every period close and renewal due at a time, priced with the published promotions;
-    then the credit grants whose time is up expire (after the invoices they could still pay)."""
+    """Every period close and renewal due at a time, priced with the published promotions."""
 
     def run(now: datetime) -> dict[str, object]:
         report = sales.run_due_billing(db, FixedClock(now), promotions=promotions)
+        return {"steps": len(report.steps), "failures": len(report.failures)}
+
+    return run
+
+
+def expiry(db: Database) -> Work:
+    """After the billing run: the credit grants whose time is up expire (after the invoices
+    they could still pay)."""
+
+    def run(now: datetime) -> dict[str, object]:
         with db.session() as session:
             written_off = credits.expire_due(session, now)
             for grant, left in written_off:
                 if left > 0:  # the balance fell: low or spent, said once per episode
                     sales.announce_balance(session, grant.customer_id, grant.unit, now)
             expired = len(written_off)
-        return {"steps": len(report.steps), "failures": len(report.failures), "expired": expired}
+        return {"expired": expired}
 
     return run
 
@@ -89,6 +98,7 @@ def scheduler_jobs(
     return Jobs(
         db, clock, auto,
         billing=billing(db, promotions or RulePromotions(auto.runtime)),
+        expire=expiry(db),
         deliver=delivery(db, channels, renderer or Renderer(), hooks) if sends else None,
         collect=collection(db, service) if service is not None else None,
         after_run=after_run, drain=drain, owner=owner,

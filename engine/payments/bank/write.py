@@ -26,7 +26,7 @@ from engine.payments.models import (
 from engine.payments.references import normalise_reference
 from engine.payments.service import PaymentService
 from engine.payments.statements import StatementLine
-from engine.store import OutboxEvent, new_event_id
+from engine.store import OutboxEvent, new_event_id, note_outbox_write
 
 ZERO = Decimal(0)
 Bulk = list[tuple[dict[str, Any], StatementLine, Rec, dict[str, Any]]]
@@ -127,6 +127,7 @@ def _record_bulk_pg(session: Session, svc: PaymentService, import_id: str, bulk:
     account = bulk[0][0]["account"]
     out = _bulk_rows(bulk, account, now)
     raw = session.connection().connection.driver_connection
+    note_outbox_write(session)  # its payment.succeeded rows go in by raw SQL (_BULK_INSERTS)
     params = {"now": now, "by": f"reconciliation:{import_id}"[:64], "cash": journal.bank_cash_account(account),
               "recv": journal.RECEIVABLES}
     with raw.cursor() as cur, raw.cursor() as paid:  # type: ignore[union-attr]

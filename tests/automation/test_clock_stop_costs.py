@@ -1,0 +1,143 @@
+"""What a test clock's advance costs the database, through POST /v1/clock/advance: the
+lifecycle what-if and every journey run hundreds of clock stops a simulated year, so each
+statement a stop saves is a saving of theirs (docs/console.md, the lifecycle what-if).
+Counted, not timed: the statements SQLAlchemy sends, by kind."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from engine import sales
+from engine.automation.models import ActionRecord
+from engine.rules import publish_ruleset
+from engine.scheduler import JobRun
+from engine.store import OutboxEvent
+from engine.system import System
+from tests.automation.conftest import make_system
+from tests.automation.test_declines_http import FAILING_CARD, advance, http, signup, subjects
+
+__all__ = ["http"]
+
+
+@contextmanager
+def statements(system: System) -> Iterator[Counter[str]]:
+    """Counts, while open: outbox polls (the bus asking for due rows), outbox rows settled
+    (one UPDATE per batch the bus applied), savepoints, and the billing run's due queries."""
+    seen: Counter[str] = Counter()
+
+    def count(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        text = " ".join(sql.split())
+        if text.startswith("SELECT") and "FROM outbox_events" in text and "published_at IS NULL" in text:
+            seen["outbox polls"] += 1
+        elif text.startswith("UPDATE outbox_events SET published_at"):
+            seen["batches applied"] += 1
+        elif text.startswith("SAVEPOINT"):
+            seen["savepoints"] += 1
+        elif text.startswith("SELECT sales_subscriptions.id") and "sales_subscriptions.next_run_at <=" in text:
+            seen["billing runs"] += 1
+        seen["all"] += 1
+
+    sa.event.listen(system.db.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(system.db.engine, "before_cursor_execute", count)
+
+
+def test_a_clock_stop_asks_the_outbox_only_after_something_wrote_to_it(
+    http: tuple[System, TestClient], inbox: Any
+) -> None:
+    """Eight days of dunning (a declined card, its retries, the daily sweeps and emails): the
+    outbox is asked for due events at the advance's start and end and after work that wrote
+    some, not after every job of every stop (most found nothing, a transaction each)."""
+    system, client = http
+    signup(system, client, "cus_costs", FAILING_CARD)
+    with statements(system) as seen:
+        advance(client, "8d")
+    print(dict(seen))
+    assert seen["batches applied"] > 0  # the retries and sweeps did write events
+    # Each batch applied is followed by one poll that finds the outbox empty, plus the
+    # advance's own first and last looks.
+    assert seen["outbox polls"] <= 2 * seen["batches applied"] + 2
+    assert any("failed" in s.lower() for s in subjects(inbox[0]))  # the dunning emails went out
+
+
+def test_a_clock_stop_runs_the_billing_run_once(http: tuple[System, TestClient], inbox: Any) -> None:
+    """Each stop of an advance runs the billing run (sales.advance_clock) and then the
+    scheduler's jobs, `billing` first: that job no longer runs the billing run a second
+    time at the same instant (the credit grants still expire after it)."""
+    system, client = http
+    signup(system, client, "cus_once", FAILING_CARD)
+    with system.db.session() as s:
+        slots_before = s.scalar(select(sa.func.count()).select_from(JobRun).where(JobRun.job == "billing"))
+    with statements(system) as seen:
+        advance(client, "8d")
+    with system.db.session() as s:
+        runs = list(s.scalars(select(JobRun).where(JobRun.job == "billing").order_by(JobRun.slot)))
+    stops = len(runs) - int(slots_before or 0)
+    assert stops > 5  # daily sweeps, retries
+    assert all(r.status == "done" for r in runs)
+    # Nothing falls due in these eight days: each billing run asks once for periods due.
+    assert seen["billing runs"] == stops  # twice as many on main
+
+
+HALF_DONE = """\
+ruleset: halfdone
+rules:
+  - id: three
+    on: payment.failed
+    then:
+      - emit: {type: ops.first}
+      - tag: {add: [late]}
+      - emit: {type: ops.third}
+"""
+
+
+def _failed(event_id: str, customer_id: str | None) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": "payment.failed",
+        "customer_id": customer_id,
+        "time": "2026-03-01T00:00:00Z",
+        "properties": {},
+    }
+
+
+def test_an_events_actions_share_one_savepoint_and_a_refused_one_leaves_nothing_half_done(
+    tmp_path: Any, psp: Any, inbox: Any
+) -> None:
+    """A rule's three actions: with a customer all three are done, in one savepoint (not one
+    each); without one, `tag` is refused after its ledger row was written: it is recorded
+    skipped, its ledger row is gone (a later cause can still tag), the other two are done."""
+    system = make_system(tmp_path, psp.url, inbox[1], rulesets=())
+    path = tmp_path / "halfdone.yaml"
+    path.write_text(HALF_DONE)
+    with system.db.session() as s:
+        publish_ruleset(s, str(path), "test", smoke=False, clock=system.clock)
+        sales.create_customer(
+            s, {"id": "cus_t", "email": "t@example.com", "name": "T", "country": "US"}, clock=system.clock
+        )
+    system.sync_rules()
+    auto = system.automation
+    assert auto is not None
+    with statements(system) as seen, system.db.session() as s:
+        auto.handle_many(s, [_failed("evt_with", "cus_t"), _failed("evt_again", "cus_t")])
+    assert seen["savepoints"] == 1  # six actions of two events: one savepoint (six on main)
+    with system.db.session() as s:
+        decision = auto.handle(s, _failed("evt_without", None))
+    assert decision is not None
+    with system.db.session() as s:
+        records = {r.key: r.action for r in s.scalars(select(ActionRecord))}
+        emitted = sorted(e.type for e in s.scalars(select(OutboxEvent).where(OutboxEvent.type.like("ops.%"))))
+        tags = sales.get_customer(s, "cus_t")["tags"]
+    assert tags == ["late"]
+    without = sorted(a for k, a in records.items() if "evt_without" in k)
+    assert without == ["emit", "emit"]  # the refused tag's ledger row rolled back with it
+    assert emitted == ["ops.first"] * 3 + ["ops.third"] * 3
