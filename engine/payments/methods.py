@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from engine.payments.collection import retry_invoice_payment
 from engine.payments.method_store import add_payment_method
 from engine.payments.models import Payment, PaymentMethod, Receivable
-from engine.payments.provider import MethodCheck, ProviderError, ProviderRejected
+from engine.payments.provider import MethodCheck, MethodChecking, ProviderError, ProviderRejected
 from engine.payments.service import (
     OFFLINE_PROVIDERS,
     CollectionResult,
@@ -81,11 +81,11 @@ def attach_payment_method(
 def _last4_from_provider(service: PaymentService, name: str, method_type: str, token: str | None) -> str | None:
     """The method checked with the provider, and the last four digits it tells (None: it has
     no such check, the first charge tells; or it does not say)."""
-    check = getattr(service.adapter(name), "check_method", None)
-    if check is None:
+    adapter = service.adapter(name)
+    if not isinstance(adapter, MethodChecking):
         return None
     try:
-        found: MethodCheck = check(method_type, token)
+        found: MethodCheck = adapter.check_method(method_type, token)
     except ProviderRejected as exc:
         raise PaymentError(f"the provider refused this {method_type}: {exc.code}: {exc.message}", "token") from None
     except ProviderError as exc:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class PaymentState(StrEnum):
@@ -157,14 +157,8 @@ class ProviderAdapter(Protocol):
 
     def refund(self, request: RefundRequest) -> RefundOutcome: ...
 
-    # Optional: `check_method(method_type, token) -> MethodCheck` asks the provider whether it
-    # takes a method before it is stored (ProviderRejected: it refuses it). An adapter without
-    # it stores methods unchecked; the first charge tells.
-    #
-    # Optional, for the customer page: `start_setup(customer_id, return_url) -> {"id", "url"}`
-    # opens the provider's hosted form for a new method (the browser is sent to `url`, and
-    # back to `return_url?setup_session=ID`); `finish_setup(id) -> HostedSetup` reads what
-    # the customer entered, server to server.
+    # Optional capabilities are the protocols below (MethodChecking, HostedSetups): an adapter
+    # that has one implements its methods, and callers ask with isinstance, typed.
 
     def lookup(self, idempotency_key: str) -> ChargeOutcome | None:
         """The payment the provider holds for our key, or None when it never saw it."""
@@ -175,3 +169,24 @@ class ProviderAdapter(Protocol):
     def parse_webhook(self, headers: dict[str, str], body: bytes) -> WebhookEvent:
         """Verify the signature and freshness, then parse. Raises WebhookRejected."""
         ...
+
+
+@runtime_checkable
+class MethodChecking(Protocol):
+    """An adapter that asks the provider whether it takes a method before it is stored. An
+    adapter without it stores methods unchecked; the first charge tells."""
+
+    def check_method(self, method_type: str, token: str | None) -> MethodCheck:
+        """The provider takes it (ProviderRejected: it refuses it)."""
+        ...
+
+
+@runtime_checkable
+class HostedSetups(Protocol):
+    """An adapter with a hosted form for a new method, for the customer page: the browser is
+    sent to `start_setup`'s `url` and back to `return_url?setup_session=ID`; `finish_setup`
+    reads what the customer entered, server to server."""
+
+    def start_setup(self, customer_id: str, return_url: str) -> dict[str, str]: ...
+
+    def finish_setup(self, session_id: str) -> HostedSetup: ...

@@ -21,15 +21,15 @@ OPTIONAL_CATEGORIES = ("subscription", "usage", "offers", "digest")
 OPTIONAL_CHANNELS = ("email", "sms", "in_app")
 
 
-def hosted(cfg: PortalConfig, name: str) -> Any:
-    """The provider's hosted-form call `name` (start_setup / finish_setup), or None."""
+def hosted(cfg: PortalConfig) -> payments.HostedSetups | None:
+    """The default provider's hosted form for a new method, or None when it has none."""
     if cfg.payments is None:
         return None
     try:
         adapter = cfg.payments.adapter(cfg.payments.default_provider)
     except payments.PaymentError:
         return None
-    return getattr(adapter, name, None)
+    return adapter if isinstance(adapter, payments.HostedSetups) else None
 
 
 def notice_shown(t: dict[str, str], notice: str, **params: str) -> dict[str, Any] | None:
@@ -66,7 +66,7 @@ def page_context(session: Any, cfg: PortalConfig, grant: Grant, customer: dict[s
         "credit_notes": notes,
         "method": _method_described(session, grant.customer_id, t),
         "can_pay": cfg.payments is not None,
-        "can_update_method": hosted(cfg, "start_setup") is not None,
+        "can_update_method": hosted(cfg) is not None,
         "categories": [{"name": c, "label": t[f"cat_{c}"], "on": c not in opted_out.categories}
                        for c in OPTIONAL_CATEGORIES],
         "channels": [{"name": c, "label": t[f"ch_{c}"], "on": c not in opted_out.channels}

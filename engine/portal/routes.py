@@ -237,12 +237,12 @@ class _Portal:
             grant, _form = await self.posted(token, request)
         except _Refused as exc:
             return self.refused(exc)
-        start = hosted(self.cfg, "start_setup")
-        if start is None:
+        form = hosted(self.cfg)
+        if form is None:
             return self.back(token, "unavailable")
         return_url = str(request.url_for("method_return", token=token))
         try:
-            session = await run_in_threadpool(start, grant.customer_id, return_url)
+            session = await run_in_threadpool(form.start_setup, grant.customer_id, return_url)
         except (payments.ProviderError, payments.ProviderRejected):
             return self.back(token, "unavailable")
         return RedirectResponse(str(session["url"]), status_code=303, headers=SECURITY_HEADERS)
@@ -252,11 +252,11 @@ class _Portal:
             grant = self.grant_of(token)
         except _Refused as exc:
             return self.refused(exc)
-        finish = hosted(self.cfg, "finish_setup")
-        if finish is None or not setup_session or len(setup_session) > 100:
+        form = hosted(self.cfg)
+        if form is None or not setup_session or len(setup_session) > 100:
             return self.back(token, "unavailable")
         try:
-            setup = finish(setup_session)
+            setup = form.finish_setup(setup_session)
         except (payments.ProviderError, payments.ProviderRejected):
             return self.back(token, "unavailable")
         if setup.customer_id != grant.customer_id or setup.status != "complete" or not setup.token:
