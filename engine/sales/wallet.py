@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 from engine import credits
 from engine.catalog.model import Catalog
 from engine.sales.burn_totals import latest_catalogs
+from engine.sales.collectors import LINES as PENDING_LINES  # a batch's lines not yet written
 from engine.sales.common import money
 from engine.sales.customers import load_customer
 from engine.sales.models import Invoice, InvoiceLine
 from engine.store import add_event
 
 ZERO = Decimal(0)
-PENDING_LINES = "sales_deferred_lines"  # invoicing.LINES: a batch's lines not yet written
 
 
 def open_wallet(session: Session, customer_id: str) -> None:
