@@ -18,7 +18,6 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog
@@ -82,22 +81,29 @@ def add_to_totals(session: Session, stored: Sequence[UsageEvent], holders: Itera
     return len(added)
 
 
-# NUMERIC addition in SQL (the column's Python type is text-backed on SQLite, where `+` on it
-# would be SQLAlchemy's string concatenation).
-_ADD = text("sales_burn_totals.quantity + excluded.quantity")
+# PostgreSQL: one upsert for the batch, the rows as arrays through unnest (one statement text
+# whatever the number of customers: a VALUES list of four parameters a row was built, sent and
+# parsed anew for each size of batch, which cost more than the upsert). NUMERIC adds exactly.
+_PG_ADD = text(
+    """
+    INSERT INTO sales_burn_totals (customer_id, metric, quantity, counted)
+    SELECT t.customer_id, t.metric, t.quantity, false
+    FROM unnest(CAST(:customers AS text[]), CAST(:metrics AS text[]), CAST(:quantities AS numeric[]))
+        WITH ORDINALITY AS t(customer_id, metric, quantity, n)
+    ORDER BY t.n
+    ON CONFLICT (customer_id, metric) DO UPDATE SET quantity = sales_burn_totals.quantity + excluded.quantity
+    """
+)
 
 
 def _add_postgres(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:
-    """One multi-row upsert for the batch, its rows in key order (PostgreSQL takes the rows'
-    locks in that order: one lock order for concurrent batches): NUMERIC adds exactly, and
-    the row lock makes two batches' additions follow each other."""
+    """The batch's rows in key order (PostgreSQL takes the rows' locks in that order: one lock
+    order for concurrent batches); the row lock makes two batches' additions follow each other."""
     if not added:
         return
-    rows = [{"customer_id": cid, "metric": metric, "quantity": quantity, "counted": False}
-            for (cid, metric), quantity in sorted(added.items())]
-    for start in range(0, len(rows), 5000):  # 4 parameters a row, under PostgreSQL's 65,535
-        stmt = pg_insert(BurnTotal).values(rows[start : start + 5000])
-        session.execute(stmt.on_conflict_do_update(index_elements=["customer_id", "metric"], set_={"quantity": _ADD}))
+    keys = sorted(added)
+    session.execute(_PG_ADD, {"customers": [cid for cid, _m in keys], "metrics": [m for _c, m in keys],
+                              "quantities": [added[k] for k in keys]})
 
 
 def _add_one_writer(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:
