@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, case, insert, literal, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -27,6 +28,20 @@ from engine.store.base import UTCDateTime
 
 ZERO = Decimal(0)
 USAGE = "usage"  # the note of a usage consumption
+
+
+class _Locked(NamedTuple):
+    """A grant's row as the burn locks and reads it (plain columns: no ORM object to refresh)."""
+
+    id: str
+    customer_id: str
+    amount: Decimal
+    priority: int
+    effective_at: datetime
+    expires_at: datetime | None
+    status: str
+    created_at: datetime
+    usage_burned: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +120,9 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     # Every burner of these wallets locks their grants in the unit first, in one order
     # (customer, then grant; PostgreSQL; SQLite has one writer), and reads what they burned
     # with the lock: a concurrent burn is committed and counted by then.
-    grants = session.scalars(select(Grant).where(Grant.customer_id.in_(cids), Grant.unit == unit)
-                             .order_by(Grant.customer_id, Grant.id).with_for_update()
-                             .execution_options(populate_existing=True)).all()
+    grants = [_Locked._make(row) for row in session.execute(
+        select(*(getattr(Grant, f) for f in _Locked._fields)).where(Grant.customer_id.in_(cids), Grant.unit == unit)
+        .order_by(Grant.customer_id, Grant.id).with_for_update())]
     so_far = dict.fromkeys(cids, ZERO)
     for g in grants:
         so_far[g.customer_id] += g.usage_burned
@@ -129,22 +144,24 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     return out
 
 
-def _draws(owed: Mapping[str, Decimal], live: Sequence[Grant],
+def _draws(owed: Mapping[str, Decimal], live: Sequence[_Locked],
            left: Mapping[str, Decimal]) -> tuple[list[tuple[str, Draw, Decimal]], dict[str, Decimal]]:
     """Each customer's draws in the draw-down order (with what was left of the grant before),
     and their usable balance after them (pure)."""
     draws: list[tuple[str, Draw, Decimal]] = []
     balances: dict[str, Decimal] = {}
+    of: dict[str, list[Available]] = {}
+    for g in live:
+        of.setdefault(g.customer_id, []).append(Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at))
     for cid, amount in owed.items():
-        mine = [Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at) for g in live
-                if g.customer_id == cid]
+        mine = of.get(cid, [])
         taken = allocate(mine, [(0, amount)])
         balances[cid] = sum((a.remaining for a in mine), ZERO) - sum((d.amount for d in taken), ZERO)
         draws += [(cid, d, left[d.grant_id]) for d in taken]
     return draws, balances
 
 
-def _left_of(session: Session, customer_ids: Sequence[str], unit: str, live: Sequence[Grant]) -> dict[str, Decimal]:
+def _left_of(session: Session, customer_ids: Sequence[str], unit: str, live: Sequence[_Locked]) -> dict[str, Decimal]:
     """What is left of each `live` grant (as `remaining`): its entries other than usage
     consumptions (a handful), less its `usage_burned`; one query for the customers."""
     left = {g.id: -g.usage_burned for g in live}
