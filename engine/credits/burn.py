@@ -195,24 +195,22 @@ def _add_burned(session: Session, burned_of: Mapping[str, Decimal], draws: Seque
 
 def _write_entries(session: Session, draws: Sequence[tuple[str, Draw, Decimal]], now: datetime) -> list[int]:
     """One `consumption` entry per grant drawn, in one INSERT; their ids in the draws' order
-    (they name the journal's entries)."""
+    (they name the journal's entries). The ids are told apart by grant, so no order of
+    RETURNING is relied on (SQLite gives none: asking for one made it insert row by row): a
+    burn draws a grant once (one charge per customer, `allocate` takes from each grant once).
+    The rows go in the draws' order, so the ids ascend in it, as before."""
     if not draws:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        return _write_entries_postgres(session, draws, now)
-    rows = [{"customer_id": cid, "grant_id": d.grant_id, "kind": "consumption", "amount": -d.amount,
-             "invoice_id": None, "line": None, "note": USAGE, "created_at": now} for cid, d, _before in draws]
-    return list(session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True), rows))
-
-
-def _write_entries_postgres(session: Session, draws: Sequence[tuple[str, Draw, Decimal]], now: datetime) -> list[int]:
-    """The entries through unnest, ids told apart by grant: a burn draws a grant once (one
-    charge per customer, `allocate` takes from each grant once), so no order of RETURNING is
-    relied on; ORDER BY the rows' ordinality gives the ids in the draws' order, as before."""
-    params = {"customers": [cid for cid, _d, _b in draws], "grants": [d.grant_id for _c, d, _b in draws],
-              "amounts": [-d.amount for _c, d, _b in draws], "note": USAGE,
-              "created_at": UTCDateTime().process_bind_param(now, session.get_bind().dialect)}
-    ids: dict[str, int] = {gid: eid for gid, eid in session.execute(_PG_ENTRIES, params)}
+        params = {"customers": [cid for cid, _d, _b in draws], "grants": [d.grant_id for _c, d, _b in draws],
+                  "amounts": [-d.amount for _c, d, _b in draws], "note": USAGE,
+                  "created_at": UTCDateTime().process_bind_param(now, session.get_bind().dialect)}
+        found = session.execute(_PG_ENTRIES, params)
+    else:
+        rows = [{"customer_id": cid, "grant_id": d.grant_id, "kind": "consumption", "amount": -d.amount,
+                 "invoice_id": None, "line": None, "note": USAGE, "created_at": now} for cid, d, _before in draws]
+        found = session.execute(insert(Entry).returning(Entry.grant_id, Entry.id), rows)
+    ids: dict[str, int] = {gid: eid for gid, eid in found}
     if len(ids) != len(draws):  # a grant drawn twice would have two ids: never, as said above
         raise RuntimeError("a burn drew a grant twice")
     return [ids[d.grant_id] for _cid, d, _before in draws]
