@@ -144,8 +144,9 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     return out
 
 
-def _draws(owed: Mapping[str, Decimal], live: Sequence[_Locked],
-           left: Mapping[str, Decimal]) -> tuple[list[tuple[str, Draw, Decimal]], dict[str, Decimal]]:
+def _draws(
+    owed: Mapping[str, Decimal], live: Sequence[_Locked], left: Mapping[str, Decimal]
+) -> tuple[list[tuple[str, Draw, Decimal]], dict[str, Decimal]]:
     """Each customer's draws in the draw-down order (with what was left of the grant before),
     and their usable balance after them (pure)."""
     draws: list[tuple[str, Draw, Decimal]] = []
@@ -167,8 +168,11 @@ def _left_of(session: Session, customer_ids: Sequence[str], unit: str, live: Seq
     left = {g.id: -g.usage_burned for g in live}
     if not left:
         return left
-    rows = session.execute(select(Entry.grant_id, Entry.amount).join(Grant, Grant.id == Entry.grant_id)
-                           .where(Entry.customer_id.in_(list(customer_ids)), Grant.unit == unit, _not_usage()))
+    rows = session.execute(
+        select(Entry.grant_id, Entry.amount)
+        .join(Grant, Grant.id == Entry.grant_id)
+        .where(Entry.customer_id.in_(list(customer_ids)), Grant.unit == unit, _not_usage())
+    )
     for grant_id, amount in rows:  # summed exactly, in Python
         if grant_id in left:
             left[grant_id] += amount
@@ -189,8 +193,12 @@ def _add_burned(session: Session, burned_of: Mapping[str, Decimal], draws: Seque
     for start in range(0, len(ids), 400):  # two parameters a grant, under SQLite's limit
         chunk = ids[start : start + 400]
         figure = case(*((Grant.id == gid, literal(figures[gid], Grant.usage_burned.type)) for gid in chunk))
-        session.execute(update(Grant).where(Grant.id.in_(chunk)).values(usage_burned=figure)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(Grant)
+            .where(Grant.id.in_(chunk))
+            .values(usage_burned=figure)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _write_entries(session: Session, draws: Sequence[tuple[str, Draw, Decimal]], now: datetime) -> list[int]:
@@ -202,13 +210,28 @@ def _write_entries(session: Session, draws: Sequence[tuple[str, Draw, Decimal]],
     if not draws:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        params = {"customers": [cid for cid, _d, _b in draws], "grants": [d.grant_id for _c, d, _b in draws],
-                  "amounts": [-d.amount for _c, d, _b in draws], "note": USAGE,
-                  "created_at": UTCDateTime().process_bind_param(now, session.get_bind().dialect)}
+        params = {
+            "customers": [cid for cid, _d, _b in draws],
+            "grants": [d.grant_id for _c, d, _b in draws],
+            "amounts": [-d.amount for _c, d, _b in draws],
+            "note": USAGE,
+            "created_at": UTCDateTime().process_bind_param(now, session.get_bind().dialect),
+        }
         found = session.execute(_PG_ENTRIES, params)
     else:
-        rows = [{"customer_id": cid, "grant_id": d.grant_id, "kind": "consumption", "amount": -d.amount,
-                 "invoice_id": None, "line": None, "note": USAGE, "created_at": now} for cid, d, _before in draws]
+        rows = [
+            {
+                "customer_id": cid,
+                "grant_id": d.grant_id,
+                "kind": "consumption",
+                "amount": -d.amount,
+                "invoice_id": None,
+                "line": None,
+                "note": USAGE,
+                "created_at": now,
+            }
+            for cid, d, _before in draws
+        ]
         found = session.execute(insert(Entry).returning(Entry.grant_id, Entry.id), rows)
     ids: dict[str, int] = {gid: eid for gid, eid in found}
     if len(ids) != len(draws):  # a grant drawn twice would have two ids: never, as said above

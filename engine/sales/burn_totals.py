@@ -56,17 +56,20 @@ def latest_catalogs(session: Session, customer_ids: Iterable[str], *, holders_on
 
 def _versions(customer_ids: Sequence[str], holders_only: bool) -> Select[str, int, str]:
     """The customers' subscriptions' catalog versions and checksums, the latest last."""
-    stmt = (select(Subscription.customer_id, Subscription.catalog_version_id, CatalogVersion.checksum)
-            .join(CatalogVersion, CatalogVersion.id == Subscription.catalog_version_id)
-            .where(Subscription.customer_id.in_(customer_ids))
-            .order_by(Subscription.customer_id, Subscription.created_at, Subscription.id))
+    stmt = (
+        select(Subscription.customer_id, Subscription.catalog_version_id, CatalogVersion.checksum)
+        .join(CatalogVersion, CatalogVersion.id == Subscription.catalog_version_id)
+        .where(Subscription.customer_id.in_(customer_ids))
+        .order_by(Subscription.customer_id, Subscription.created_at, Subscription.id)
+    )
     if holders_only:
         stmt = stmt.join(Customer, Customer.id == Subscription.customer_id).where(Customer.has_wallet.is_(True))
     return stmt
 
 
-def holders_with_totals(session: Session,
-                        customer_ids: Iterable[str]) -> tuple[dict[str, Catalog], dict[str, dict[str, Total]]]:
+def holders_with_totals(
+    session: Session, customer_ids: Iterable[str]
+) -> tuple[dict[str, Catalog], dict[str, dict[str, Total]]]:
     """`latest_catalogs(holders_only=True)` and the holders' burn totals as committed now, in
     one query (the burn of a usage batch: its first read). Each subscription row comes once
     per total of the customer, the latest subscription still last."""
@@ -74,9 +77,11 @@ def holders_with_totals(session: Session,
     versions: dict[str, tuple[int, str]] = {}
     totals: dict[str, dict[str, Total]] = {}
     for start in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
-        stmt = (_versions(wanted[start : start + 900], True)
-                .add_columns(BurnTotal.metric, BurnTotal.quantity, BurnTotal.counted)
-                .outerjoin(BurnTotal, BurnTotal.customer_id == Subscription.customer_id))
+        stmt = (
+            _versions(wanted[start : start + 900], True)
+            .add_columns(BurnTotal.metric, BurnTotal.quantity, BurnTotal.counted)
+            .outerjoin(BurnTotal, BurnTotal.customer_id == Subscription.customer_id)
+        )
         for cid, vid, digest, metric, quantity, counted in session.execute(stmt):
             versions[cid] = (vid, digest)
             if metric is not None:
@@ -112,11 +117,13 @@ def customers_with_versions(session: Session, customer_ids: Iterable[str]) -> di
     wanted = sorted(set(customer_ids))
     out: dict[str, Version | None] = {}
     for start in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
-        stmt = (select(Customer.id, Subscription.catalog_version_id, CatalogVersion.checksum)
-                .outerjoin(Subscription, and_(Subscription.customer_id == Customer.id, Customer.has_wallet.is_(True)))
-                .outerjoin(CatalogVersion, CatalogVersion.id == Subscription.catalog_version_id)
-                .where(Customer.id.in_(wanted[start : start + 900]))
-                .order_by(Customer.id, Subscription.created_at, Subscription.id))
+        stmt = (
+            select(Customer.id, Subscription.catalog_version_id, CatalogVersion.checksum)
+            .outerjoin(Subscription, and_(Subscription.customer_id == Customer.id, Customer.has_wallet.is_(True)))
+            .outerjoin(CatalogVersion, CatalogVersion.id == Subscription.catalog_version_id)
+            .where(Customer.id.in_(wanted[start : start + 900]))
+            .order_by(Customer.id, Subscription.created_at, Subscription.id)
+        )
         out.update((cid, None if vid is None else (vid, digest)) for cid, vid, digest in session.execute(stmt))
     return out
 
@@ -157,8 +164,14 @@ def _add_postgres(session: Session, added: Mapping[tuple[str, str], Decimal]) ->
     if not added:
         return
     keys = sorted(added)
-    session.execute(_PG_ADD, {"customers": [cid for cid, _m in keys], "metrics": [m for _c, m in keys],
-                              "quantities": [added[k] for k in keys]})
+    session.execute(
+        _PG_ADD,
+        {
+            "customers": [cid for cid, _m in keys],
+            "metrics": [m for _c, m in keys],
+            "quantities": [added[k] for k in keys],
+        },
+    )
 
 
 def _add_one_writer(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:

@@ -122,9 +122,13 @@ def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credi
     return burn_wallets(session, [customer_id], now).get(customer_id, [])
 
 
-def burn_wallets(session: Session, customer_ids: Sequence[str], now: datetime,
-                 known: Mapping[str, Catalog] | None = None,
-                 totals: Mapping[str, Mapping[str, Total]] | None = None) -> dict[str, list[credits.Burned]]:
+def burn_wallets(
+    session: Session,
+    customer_ids: Sequence[str],
+    now: datetime,
+    known: Mapping[str, Catalog] | None = None,
+    totals: Mapping[str, Mapping[str, Total]] | None = None,
+) -> dict[str, list[credits.Burned]]:
     """Burn the token wallets of these customers (at most 900: one query's parameters) by their
     usage so far, each step one query for them all (a usage batch names many customers);
     then announce a low or empty balance and ask for a due top-up, customer by customer only
@@ -141,8 +145,9 @@ def burn_wallets(session: Session, customer_ids: Sequence[str], now: datetime,
     return out
 
 
-def _required(session: Session, catalogs: Mapping[str, Catalog],
-              totals: Mapping[str, Mapping[str, Total]]) -> dict[str, dict[str, Decimal]]:
+def _required(
+    session: Session, catalogs: Mapping[str, Catalog], totals: Mapping[str, Mapping[str, Total]]
+) -> dict[str, dict[str, Decimal]]:
     """What each customer's usage asks of their wallet, per unit, from the running totals."""
     by_unit: dict[str, dict[str, Decimal]] = {}
     for cid, catalog in sorted(catalogs.items()):
@@ -152,8 +157,9 @@ def _required(session: Session, catalogs: Mapping[str, Catalog],
         if any(m not in rows or not rows[m].counted for m in wallet.burn):  # the first burn: count the history
             count_totals(session, cid, catalog, wallet.burn)
             rows = _totals(session, cid, wallet.burn)
-        by_unit.setdefault(wallet.unit, {})[cid] = sum((rows[m].quantity * rate for m, rate in wallet.burn.items()),
-                                                       ZERO)
+        by_unit.setdefault(wallet.unit, {})[cid] = sum(
+            (rows[m].quantity * rate for m, rate in wallet.burn.items()), ZERO
+        )
     return by_unit
 
 
@@ -173,8 +179,9 @@ def _totals_of(session: Session, customer_ids: Sequence[str]) -> dict[str, dict[
     """The customers' burn totals as committed now (plain rows: no ORM object to refresh)."""
     out: dict[str, dict[str, Total]] = {}
     for start in range(0, len(customer_ids), 900):  # under SQLite's bound-parameter limit
-        stmt = (select(BurnTotal.customer_id, BurnTotal.metric, BurnTotal.quantity, BurnTotal.counted)
-                .where(BurnTotal.customer_id.in_(list(customer_ids[start : start + 900]))))
+        stmt = select(BurnTotal.customer_id, BurnTotal.metric, BurnTotal.quantity, BurnTotal.counted).where(
+            BurnTotal.customer_id.in_(list(customer_ids[start : start + 900]))
+        )
         for cid, metric, quantity, counted in session.execute(stmt):
             out.setdefault(cid, {})[metric] = Total(quantity, counted)
     return out
@@ -201,9 +208,10 @@ def handle_token_burn(session: Session, envelope: Mapping[str, Any]) -> int:
     now = _time(envelope.get("time"))
     catalogs, totals = holders_with_totals(session, named)  # one query: the holders, their catalogs and totals
     holders = sorted(catalogs)  # one lock order for every burner
-    return sum(sum(len(burns) for burns in burn_wallets(session, holders[start : start + 900], now, catalogs,
-                                                        totals).values())
-               for start in range(0, len(holders), 900))
+    return sum(
+        sum(len(burns) for burns in burn_wallets(session, holders[start : start + 900], now, catalogs, totals).values())
+        for start in range(0, len(holders), 900)
+    )
 
 
 def handle_tokens_granted(session: Session, envelope: Mapping[str, Any]) -> int:

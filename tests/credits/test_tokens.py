@@ -358,18 +358,31 @@ def _batch_costs(db: Database, clock: TestClock, n: int) -> tuple[list[str], lis
     with db.session() as s:
         for i in range(n):
             for cid in (f"h{n}-{i}", f"p{n}-{i}"):
-                sales.create_customer(s, {"id": cid, "email": f"{cid}@example.com", "name": cid, "country": "US"},
-                                      clock=clock)
+                sales.create_customer(
+                    s, {"id": cid, "email": f"{cid}@example.com", "name": cid, "country": "US"}, clock=clock
+                )
                 sales.create_subscription(s, cid, "stop", clock=clock)
             sales.grant_credit(s, f"h{n}-{i}", {"amount": D(10**6), "unit": "tokens", "reason": "test"}, clock=clock)
 
     def batch(prefix: str, tag: str) -> list[dict[str, object]]:
-        return [{"id": f"{tag}{prefix}{n}-{i}", "type": "llm.call", "customer_id": f"{prefix}{n}-{i}",
-                 "time": clock.now().isoformat(), "properties": {"tokens": 3}} for i in range(n)]
+        return [
+            {
+                "id": f"{tag}{prefix}{n}-{i}",
+                "type": "llm.call",
+                "customer_id": f"{prefix}{n}-{i}",
+                "time": clock.now().isoformat(),
+                "properties": {"tokens": 3},
+            }
+            for i in range(n)
+        ]
 
     def recorded(result: Any) -> dict[str, object]:
-        return {"id": result.recorded_event_id, "type": "usage.recorded", "time": clock.now().isoformat(),
-                "properties": {"customers": {f"h{n}-{i}": 1 for i in range(n)}}}
+        return {
+            "id": result.recorded_event_id,
+            "type": "usage.recorded",
+            "time": clock.now().isoformat(),
+            "properties": {"customers": {f"h{n}-{i}": 1 for i in range(n)}},
+        }
 
     with db.session() as s:  # the first burn counts the history, once
         sales.handle_token_burn(s, recorded(sales.ingest_events(s, batch("h", "w"), clock=clock)))
@@ -394,6 +407,7 @@ def test_a_usage_batch_s_token_burn_costs_the_same_statements_whatever_its_size(
         assert len(holders) - len(plain) == (1 if pg else 2)
         assert len(burn) == (7 if pg else 8), "\n".join(s[:70] for s in burn)
     if pg:
+
         def writes(sent: list[str]) -> list[str]:
             return [s for s in sent if s.lstrip().startswith(("INSERT", "UPDATE"))]
 
