@@ -116,24 +116,27 @@ def add_events(session: Session, events: Iterable[tuple[str, str | None, dict[st
 
 # PostgreSQL: the columns as arrays through unnest, one statement text whatever the number of
 # rows (a VALUES list of five parameters a row is built, sent and parsed anew for each size of
-# batch, which cost about as much as the insert). WITH ORDINALITY ... ORDER BY: the rows take
+# batch, which cost about as much as the insert). The properties go as one JSON array, its
+# elements kept verbatim (`json`, not `jsonb`): as text[] every quote of every object was
+# escaped, in Python, for the array's text form. WITH ORDINALITY ... ORDER BY: the rows take
 # their `seq` in the order given, as the VALUES list gave them.
 _PG_EVENTS = text(
     """
     INSERT INTO outbox_events (id, type, customer_id, time, properties, attempts)
-    SELECT e.id, e.type, e.customer_id, e.time, CAST(e.properties AS json), 0
+    SELECT e.id, e.type, e.customer_id, e.time, p.value, 0
     FROM unnest(
-        CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:customers AS text[]),
-        CAST(:times AS timestamptz[]), CAST(:properties AS text[])
-    ) WITH ORDINALITY AS e(id, type, customer_id, time, properties, n)
+        CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:customers AS text[]), CAST(:times AS timestamptz[])
+    ) WITH ORDINALITY AS e(id, type, customer_id, time, n)
+    JOIN json_array_elements(CAST(:properties AS json)) WITH ORDINALITY AS p(value, n) ON p.n = e.n
     ORDER BY e.n
     """
 )
 
 
 def _add_postgres(session: Session, rows: list[dict[str, Any]]) -> None:
-    """The rows as the ORM insert writes them: a zoned time (UTCDateTime's check), the
-    properties as the JSON column's default serializer writes them."""
+    """The rows as the ORM insert writes them: a zoned time (UTCDateTime's check), each
+    object's text as the JSON column's default serializer writes it (`json.dumps` of the list
+    writes each element as `json.dumps` of it)."""
     stored = UTCDateTime()
     dialect = session.get_bind().dialect
     params = {
@@ -141,7 +144,7 @@ def _add_postgres(session: Session, rows: list[dict[str, Any]]) -> None:
         "types": [r["type"] for r in rows],
         "customers": [r["customer_id"] for r in rows],
         "times": [stored.process_bind_param(r["time"], dialect) for r in rows],
-        "properties": [json.dumps(r["properties"]) for r in rows],
+        "properties": json.dumps([r["properties"] for r in rows]),
     }
     session.execute(_PG_EVENTS, params)
 
