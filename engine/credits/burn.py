@@ -15,17 +15,33 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, case, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, case, insert, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from engine.credits.amounts import amount_text
 from engine.credits.drawdown import Available, Draw, allocate
 from engine.credits.models import Entry, Grant
 from engine.store import add_events
+from engine.store.base import UTCDateTime
 
 ZERO = Decimal(0)
 USAGE = "usage"  # the note of a usage consumption
+
+
+class _Locked(NamedTuple):
+    """A grant's row as the burn locks and reads it (plain columns: no ORM object to refresh)."""
+
+    id: str
+    customer_id: str
+    amount: Decimal
+    priority: int
+    effective_at: datetime
+    expires_at: datetime | None
+    status: str
+    created_at: datetime
+    usage_burned: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +120,9 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     # Every burner of these wallets locks their grants in the unit first, in one order
     # (customer, then grant; PostgreSQL; SQLite has one writer), and reads what they burned
     # with the lock: a concurrent burn is committed and counted by then.
-    grants = session.scalars(select(Grant).where(Grant.customer_id.in_(cids), Grant.unit == unit)
-                             .order_by(Grant.customer_id, Grant.id).with_for_update()
-                             .execution_options(populate_existing=True)).all()
+    grants = [_Locked._make(row) for row in session.execute(
+        select(*(getattr(Grant, f) for f in _Locked._fields)).where(Grant.customer_id.in_(cids), Grant.unit == unit)
+        .order_by(Grant.customer_id, Grant.id).with_for_update())]
     so_far = dict.fromkeys(cids, ZERO)
     for g in grants:
         so_far[g.customer_id] += g.usage_burned
@@ -128,29 +144,35 @@ def burn_batch(session: Session, unit: str, required: Mapping[str, Decimal],
     return out
 
 
-def _draws(owed: Mapping[str, Decimal], live: Sequence[Grant],
-           left: Mapping[str, Decimal]) -> tuple[list[tuple[str, Draw, Decimal]], dict[str, Decimal]]:
+def _draws(
+    owed: Mapping[str, Decimal], live: Sequence[_Locked], left: Mapping[str, Decimal]
+) -> tuple[list[tuple[str, Draw, Decimal]], dict[str, Decimal]]:
     """Each customer's draws in the draw-down order (with what was left of the grant before),
     and their usable balance after them (pure)."""
     draws: list[tuple[str, Draw, Decimal]] = []
     balances: dict[str, Decimal] = {}
+    of: dict[str, list[Available]] = {}
+    for g in live:
+        of.setdefault(g.customer_id, []).append(Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at))
     for cid, amount in owed.items():
-        mine = [Available(g.id, left[g.id], g.priority, g.expires_at, g.created_at) for g in live
-                if g.customer_id == cid]
+        mine = of.get(cid, [])
         taken = allocate(mine, [(0, amount)])
         balances[cid] = sum((a.remaining for a in mine), ZERO) - sum((d.amount for d in taken), ZERO)
         draws += [(cid, d, left[d.grant_id]) for d in taken]
     return draws, balances
 
 
-def _left_of(session: Session, customer_ids: Sequence[str], unit: str, live: Sequence[Grant]) -> dict[str, Decimal]:
+def _left_of(session: Session, customer_ids: Sequence[str], unit: str, live: Sequence[_Locked]) -> dict[str, Decimal]:
     """What is left of each `live` grant (as `remaining`): its entries other than usage
     consumptions (a handful), less its `usage_burned`; one query for the customers."""
     left = {g.id: -g.usage_burned for g in live}
     if not left:
         return left
-    rows = session.execute(select(Entry.grant_id, Entry.amount).join(Grant, Grant.id == Entry.grant_id)
-                           .where(Entry.customer_id.in_(list(customer_ids)), Grant.unit == unit, _not_usage()))
+    rows = session.execute(
+        select(Entry.grant_id, Entry.amount)
+        .join(Grant, Grant.id == Entry.grant_id)
+        .where(Entry.customer_id.in_(list(customer_ids)), Grant.unit == unit, _not_usage())
+    )
     for grant_id, amount in rows:  # summed exactly, in Python
         if grant_id in left:
             left[grant_id] += amount
@@ -163,23 +185,80 @@ def _add_burned(session: Session, burned_of: Mapping[str, Decimal], draws: Seque
     new = dict.fromkeys(sorted({d.grant_id for _cid, d, _before in draws}), ZERO)
     for _cid, d, _before in draws:
         new[d.grant_id] += d.amount
-    ids = list(new)
+    figures = {gid: burned_of[gid] + added for gid, added in new.items()}
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_PG_BURNED, {"ids": list(figures), "burned": list(figures.values())})
+        return
+    ids = list(figures)
     for start in range(0, len(ids), 400):  # two parameters a grant, under SQLite's limit
         chunk = ids[start : start + 400]
-        figure = case(*((Grant.id == gid, literal(burned_of[gid] + new[gid], Grant.usage_burned.type))
-                        for gid in chunk))
-        session.execute(update(Grant).where(Grant.id.in_(chunk)).values(usage_burned=figure)
-                        .execution_options(synchronize_session=False))
+        figure = case(*((Grant.id == gid, literal(figures[gid], Grant.usage_burned.type)) for gid in chunk))
+        session.execute(
+            update(Grant)
+            .where(Grant.id.in_(chunk))
+            .values(usage_burned=figure)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _write_entries(session: Session, draws: Sequence[tuple[str, Draw, Decimal]], now: datetime) -> list[int]:
     """One `consumption` entry per grant drawn, in one INSERT; their ids in the draws' order
-    (they name the journal's entries)."""
+    (they name the journal's entries). The ids are told apart by grant, so no order of
+    RETURNING is relied on (SQLite gives none: asking for one made it insert row by row): a
+    burn draws a grant once (one charge per customer, `allocate` takes from each grant once).
+    The rows go in the draws' order, so the ids ascend in it, as before."""
     if not draws:
         return []
-    rows = [{"customer_id": cid, "grant_id": d.grant_id, "kind": "consumption", "amount": -d.amount,
-             "invoice_id": None, "line": None, "note": USAGE, "created_at": now} for cid, d, _before in draws]
-    return list(session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True), rows))
+    if session.get_bind().dialect.name == "postgresql":
+        params = {
+            "customers": [cid for cid, _d, _b in draws],
+            "grants": [d.grant_id for _c, d, _b in draws],
+            "amounts": [-d.amount for _c, d, _b in draws],
+            "note": USAGE,
+            "created_at": UTCDateTime().process_bind_param(now, session.get_bind().dialect),
+        }
+        found = session.execute(_PG_ENTRIES, params)
+    else:
+        rows = [
+            {
+                "customer_id": cid,
+                "grant_id": d.grant_id,
+                "kind": "consumption",
+                "amount": -d.amount,
+                "invoice_id": None,
+                "line": None,
+                "note": USAGE,
+                "created_at": now,
+            }
+            for cid, d, _before in draws
+        ]
+        found = session.execute(insert(Entry).returning(Entry.grant_id, Entry.id), rows)
+    ids: dict[str, int] = {gid: eid for gid, eid in found}
+    if len(ids) != len(draws):  # a grant drawn twice would have two ids: never, as said above
+        raise RuntimeError("a burn drew a grant twice")
+    return [ids[d.grant_id] for _cid, d, _before in draws]
+
+
+# PostgreSQL: the batch's columns as arrays through unnest, one statement text whatever the
+# number of grants. A CASE of one branch, or a VALUES list of one row, per grant was built,
+# sent and parsed anew for every size of batch: about as long as running it.
+_PG_BURNED = text(
+    """
+    UPDATE credits_grants SET usage_burned = v.burned
+    FROM unnest(CAST(:ids AS text[]), CAST(:burned AS numeric[])) AS v(id, burned)
+    WHERE credits_grants.id = v.id
+    """
+)
+_PG_ENTRIES = text(
+    """
+    INSERT INTO credits_entries (customer_id, grant_id, kind, amount, note, created_at)
+    SELECT e.customer_id, e.grant_id, 'consumption', e.amount, :note, :created_at
+    FROM unnest(CAST(:customers AS text[]), CAST(:grants AS text[]), CAST(:amounts AS numeric[]))
+        WITH ORDINALITY AS e(customer_id, grant_id, amount, n)
+    ORDER BY e.n
+    RETURNING grant_id, id
+    """
+)
 
 
 def _consumed(session: Session, unit: str, done: Sequence[tuple[str, Burned]], now: datetime) -> None:

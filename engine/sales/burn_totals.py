@@ -14,11 +14,11 @@ under the same id keeps the total counted the old way."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Select, and_, select, text
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog
@@ -33,22 +33,60 @@ ZERO = Decimal(0)
 ALL_TIME = Period(date(1970, 1, 1), date(9999, 12, 31))
 
 
+@dataclass(frozen=True, slots=True)
+class Total:
+    """A burn total as read (the row's quantity and whether it counts the history)."""
+
+    quantity: Decimal
+    counted: bool
+
+
 def latest_catalogs(session: Session, customer_ids: Iterable[str], *, holders_only: bool = False) -> dict[str, Catalog]:
     """Each customer's catalog of their latest subscription (the one their packs are bought
     from): one query for them all, which reads the versions' checksums too (a catalog this
     process built costs nothing more). `holders_only`: only the customers holding a wallet
-    (`has_wallet`, in the same query: the burn's)."""
+    (`has_wallet`, in the same query)."""
     wanted = sorted(set(customer_ids))
     versions: dict[str, tuple[int, str]] = {}
     for start in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
-        stmt = (select(Subscription.customer_id, Subscription.catalog_version_id, CatalogVersion.checksum)
-                .join(CatalogVersion, CatalogVersion.id == Subscription.catalog_version_id)
-                .where(Subscription.customer_id.in_(wanted[start : start + 900]))
-                .order_by(Subscription.customer_id, Subscription.created_at, Subscription.id))
-        if holders_only:
-            stmt = stmt.join(Customer, Customer.id == Subscription.customer_id).where(Customer.has_wallet.is_(True))
+        stmt = _versions(wanted[start : start + 900], holders_only)
         versions.update((cid, (vid, digest)) for cid, vid, digest in session.execute(stmt))  # the latest wins
     return {cid: catalog_for_version(session, vid, digest) for cid, (vid, digest) in versions.items()}
+
+
+def _versions(customer_ids: Sequence[str], holders_only: bool) -> Select[str, int, str]:
+    """The customers' subscriptions' catalog versions and checksums, the latest last."""
+    stmt = (
+        select(Subscription.customer_id, Subscription.catalog_version_id, CatalogVersion.checksum)
+        .join(CatalogVersion, CatalogVersion.id == Subscription.catalog_version_id)
+        .where(Subscription.customer_id.in_(customer_ids))
+        .order_by(Subscription.customer_id, Subscription.created_at, Subscription.id)
+    )
+    if holders_only:
+        stmt = stmt.join(Customer, Customer.id == Subscription.customer_id).where(Customer.has_wallet.is_(True))
+    return stmt
+
+
+def holders_with_totals(
+    session: Session, customer_ids: Iterable[str]
+) -> tuple[dict[str, Catalog], dict[str, dict[str, Total]]]:
+    """`latest_catalogs(holders_only=True)` and the holders' burn totals as committed now, in
+    one query (the burn of a usage batch: its first read). Each subscription row comes once
+    per total of the customer, the latest subscription still last."""
+    wanted = sorted(set(customer_ids))
+    versions: dict[str, tuple[int, str]] = {}
+    totals: dict[str, dict[str, Total]] = {}
+    for start in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
+        stmt = (
+            _versions(wanted[start : start + 900], True)
+            .add_columns(BurnTotal.metric, BurnTotal.quantity, BurnTotal.counted)
+            .outerjoin(BurnTotal, BurnTotal.customer_id == Subscription.customer_id)
+        )
+        for cid, vid, digest, metric, quantity, counted in session.execute(stmt):
+            versions[cid] = (vid, digest)
+            if metric is not None:
+                totals.setdefault(cid, {})[metric] = Total(quantity, counted)
+    return {cid: catalog_for_version(session, vid, digest) for cid, (vid, digest) in versions.items()}, totals
 
 
 def batch_quantities(catalogs: Mapping[str, Catalog], stored: Sequence[UsageEvent]) -> dict[tuple[str, str], Decimal]:
@@ -68,13 +106,36 @@ def batch_quantities(catalogs: Mapping[str, Catalog], stored: Sequence[UsageEven
     return out
 
 
-def add_to_totals(session: Session, stored: Sequence[UsageEvent], holders: Iterable[str]) -> int:
-    """Add the batch's new events of wallet holders to their burn totals. Returns the rows
-    touched. A summed value the metric cannot read raises as the invoice would."""
-    holders = set(holders)
-    if not holders:
+Version = tuple[int, str]  # a catalog version's id and checksum
+
+
+def customers_with_versions(session: Session, customer_ids: Iterable[str]) -> dict[str, Version | None]:
+    """The customers that exist, each with their latest subscription's catalog version when
+    they hold a wallet (None otherwise, or without a subscription): ingestion's customer check
+    and the burn totals' catalogs in one query. A holder's row comes once per subscription,
+    the latest last; the others' once."""
+    wanted = sorted(set(customer_ids))
+    out: dict[str, Version | None] = {}
+    for start in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
+        stmt = (
+            select(Customer.id, Subscription.catalog_version_id, CatalogVersion.checksum)
+            .outerjoin(Subscription, and_(Subscription.customer_id == Customer.id, Customer.has_wallet.is_(True)))
+            .outerjoin(CatalogVersion, CatalogVersion.id == Subscription.catalog_version_id)
+            .where(Customer.id.in_(wanted[start : start + 900]))
+            .order_by(Customer.id, Subscription.created_at, Subscription.id)
+        )
+        out.update((cid, None if vid is None else (vid, digest)) for cid, vid, digest in session.execute(stmt))
+    return out
+
+
+def add_to_totals(session: Session, stored: Sequence[UsageEvent], versions: Mapping[str, Version | None]) -> int:
+    """Add the batch's new events of wallet holders (the customers with a version in
+    `versions`) to their burn totals. Returns the rows touched. A summed value the metric
+    cannot read raises as the invoice would."""
+    catalogs = {cid: catalog_for_version(session, *version) for cid, version in versions.items() if version is not None}
+    if not catalogs:
         return 0
-    added = batch_quantities(latest_catalogs(session, holders), [e for e in stored if e.customer_id in holders])
+    added = batch_quantities(catalogs, [e for e in stored if e.customer_id in catalogs])
     if session.get_bind().dialect.name == "postgresql":
         _add_postgres(session, added)
     else:
@@ -82,22 +143,35 @@ def add_to_totals(session: Session, stored: Sequence[UsageEvent], holders: Itera
     return len(added)
 
 
-# NUMERIC addition in SQL (the column's Python type is text-backed on SQLite, where `+` on it
-# would be SQLAlchemy's string concatenation).
-_ADD = text("sales_burn_totals.quantity + excluded.quantity")
+# PostgreSQL: one upsert for the batch, the rows as arrays through unnest (one statement text
+# whatever the number of customers: a VALUES list of four parameters a row was built, sent and
+# parsed anew for each size of batch, which cost more than the upsert). NUMERIC adds exactly.
+_PG_ADD = text(
+    """
+    INSERT INTO sales_burn_totals (customer_id, metric, quantity, counted)
+    SELECT t.customer_id, t.metric, t.quantity, false
+    FROM unnest(CAST(:customers AS text[]), CAST(:metrics AS text[]), CAST(:quantities AS numeric[]))
+        WITH ORDINALITY AS t(customer_id, metric, quantity, n)
+    ORDER BY t.n
+    ON CONFLICT (customer_id, metric) DO UPDATE SET quantity = sales_burn_totals.quantity + excluded.quantity
+    """
+)
 
 
 def _add_postgres(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:
-    """One multi-row upsert for the batch, its rows in key order (PostgreSQL takes the rows'
-    locks in that order: one lock order for concurrent batches): NUMERIC adds exactly, and
-    the row lock makes two batches' additions follow each other."""
+    """The batch's rows in key order (PostgreSQL takes the rows' locks in that order: one lock
+    order for concurrent batches); the row lock makes two batches' additions follow each other."""
     if not added:
         return
-    rows = [{"customer_id": cid, "metric": metric, "quantity": quantity, "counted": False}
-            for (cid, metric), quantity in sorted(added.items())]
-    for start in range(0, len(rows), 5000):  # 4 parameters a row, under PostgreSQL's 65,535
-        stmt = pg_insert(BurnTotal).values(rows[start : start + 5000])
-        session.execute(stmt.on_conflict_do_update(index_elements=["customer_id", "metric"], set_={"quantity": _ADD}))
+    keys = sorted(added)
+    session.execute(
+        _PG_ADD,
+        {
+            "customers": [cid for cid, _m in keys],
+            "metrics": [m for _c, m in keys],
+            "quantities": [added[k] for k in keys],
+        },
+    )
 
 
 def _add_one_writer(session: Session, added: Mapping[tuple[str, str], Decimal]) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from engine import credits
 from engine.catalog.model import Catalog
-from engine.sales.burn_totals import ALL_TIME, latest_catalogs
+from engine.sales.burn_totals import ALL_TIME, Total, holders_with_totals, latest_catalogs
 from engine.sales.models import BurnTotal
 from engine.sales.queries import usage_in_period
 from engine.sales.usage import recorded_customers
@@ -53,7 +53,7 @@ def _totals(session: Session, customer_id: str, burn: Mapping[str, Decimal]) -> 
 
 
 def _quantity(session: Session, customer_id: str, catalog: Catalog, metric: str,
-              totals: Mapping[str, BurnTotal]) -> Decimal:
+              totals: Mapping[str, BurnTotal | Total]) -> Decimal:
     row = totals.get(metric)
     if row is not None and row.counted:
         return row.quantity
@@ -122,35 +122,44 @@ def burn_tokens(session: Session, customer_id: str, now: datetime) -> list[credi
     return burn_wallets(session, [customer_id], now).get(customer_id, [])
 
 
-def burn_wallets(session: Session, customer_ids: Sequence[str], now: datetime,
-                 known: Mapping[str, Catalog] | None = None) -> dict[str, list[credits.Burned]]:
+def burn_wallets(
+    session: Session,
+    customer_ids: Sequence[str],
+    now: datetime,
+    known: Mapping[str, Catalog] | None = None,
+    totals: Mapping[str, Mapping[str, Total]] | None = None,
+) -> dict[str, list[credits.Burned]]:
     """Burn the token wallets of these customers (at most 900: one query's parameters) by their
     usage so far, each step one query for them all (a usage batch names many customers);
     then announce a low or empty balance and ask for a due top-up, customer by customer only
-    where the balance calls for it. `known`: their catalogs, when the caller read them."""
+    where the balance calls for it. `known`: their catalogs, `totals`: their burn totals, when
+    the caller read them."""
     found = known if known is not None else latest_catalogs(session, customer_ids)
     catalogs = {cid: found[cid] for cid in customer_ids if cid in found and found[cid].tokens is not None}
     out: dict[str, list[credits.Burned]] = {}
-    for unit, required in sorted(_required(session, catalogs).items()):
+    read = totals if totals is not None else _totals_of(session, sorted(catalogs))
+    for unit, required in sorted(_required(session, catalogs, read).items()):
         done = credits.burn_batch(session, unit, required, now)
         _after_burn(session, unit, {cid: left for cid, (burns, left) in done.items() if burns}, catalogs, now)
         out.update((cid, burns) for cid, (burns, _left) in done.items())
     return out
 
 
-def _required(session: Session, catalogs: Mapping[str, Catalog]) -> dict[str, dict[str, Decimal]]:
+def _required(
+    session: Session, catalogs: Mapping[str, Catalog], totals: Mapping[str, Mapping[str, Total]]
+) -> dict[str, dict[str, Decimal]]:
     """What each customer's usage asks of their wallet, per unit, from the running totals."""
-    totals = _totals_of(session, sorted(catalogs))
     by_unit: dict[str, dict[str, Decimal]] = {}
     for cid, catalog in sorted(catalogs.items()):
         wallet = catalog.tokens
         assert wallet is not None
-        rows = totals.get(cid, {})
+        rows: Mapping[str, BurnTotal | Total] = totals.get(cid, {})
         if any(m not in rows or not rows[m].counted for m in wallet.burn):  # the first burn: count the history
             count_totals(session, cid, catalog, wallet.burn)
             rows = _totals(session, cid, wallet.burn)
-        by_unit.setdefault(wallet.unit, {})[cid] = sum((rows[m].quantity * rate for m, rate in wallet.burn.items()),
-                                                       ZERO)
+        by_unit.setdefault(wallet.unit, {})[cid] = sum(
+            (rows[m].quantity * rate for m, rate in wallet.burn.items()), ZERO
+        )
     return by_unit
 
 
@@ -166,13 +175,15 @@ def _after_burn(session: Session, unit: str, left: Mapping[str, Decimal], catalo
             _request_top_up(session, cid, unit, now)
 
 
-def _totals_of(session: Session, customer_ids: Sequence[str]) -> dict[str, dict[str, BurnTotal]]:
-    out: dict[str, dict[str, BurnTotal]] = {}
+def _totals_of(session: Session, customer_ids: Sequence[str]) -> dict[str, dict[str, Total]]:
+    """The customers' burn totals as committed now (plain rows: no ORM object to refresh)."""
+    out: dict[str, dict[str, Total]] = {}
     for start in range(0, len(customer_ids), 900):  # under SQLite's bound-parameter limit
-        stmt = (select(BurnTotal).where(BurnTotal.customer_id.in_(list(customer_ids[start : start + 900])))
-                .execution_options(populate_existing=True))  # as committed now
-        for row in session.scalars(stmt):
-            out.setdefault(row.customer_id, {})[row.metric] = row
+        stmt = select(BurnTotal.customer_id, BurnTotal.metric, BurnTotal.quantity, BurnTotal.counted).where(
+            BurnTotal.customer_id.in_(list(customer_ids[start : start + 900]))
+        )
+        for cid, metric, quantity, counted in session.execute(stmt):
+            out.setdefault(cid, {})[metric] = Total(quantity, counted)
     return out
 
 
@@ -195,10 +206,12 @@ def handle_token_burn(session: Session, envelope: Mapping[str, Any]) -> int:
     if not named:
         return 0
     now = _time(envelope.get("time"))
-    catalogs = latest_catalogs(session, named, holders_only=True)  # one query: holders and their catalogs
+    catalogs, totals = holders_with_totals(session, named)  # one query: the holders, their catalogs and totals
     holders = sorted(catalogs)  # one lock order for every burner
-    return sum(sum(len(burns) for burns in burn_wallets(session, holders[start : start + 900], now, catalogs).values())
-               for start in range(0, len(holders), 900))
+    return sum(
+        sum(len(burns) for burns in burn_wallets(session, holders[start : start + 900], now, catalogs, totals).values())
+        for start in range(0, len(holders), 900)
+    )
 
 
 def handle_tokens_granted(session: Session, envelope: Mapping[str, Any]) -> int:

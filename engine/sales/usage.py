@@ -27,10 +27,10 @@ from sqlalchemy.orm import Session
 
 from engine.clock import Clock
 from engine.pricing import UsageEvent, parse_event
-from engine.sales.burn_totals import add_to_totals
+from engine.sales.burn_totals import Version, add_to_totals, customers_with_versions
 from engine.sales.common import now_of
 from engine.sales.errors import Conflict, NotFound, SalesError
-from engine.sales.models import Customer, Subscription, UsageRecord
+from engine.sales.models import Subscription, UsageRecord
 from engine.store import add_event
 
 MAX_BATCH = 10_000
@@ -114,7 +114,8 @@ def ingest_events(
     events = validate_events(envelopes)
     if not events:
         return IngestResult(0, 0, 0)
-    holders = _check_customers(session, events) if check_customers else _holders(session, events)
+    holders = (_check_customers(session, events) if check_customers
+               else customers_with_versions(session, [str(e.customer_id) for e in events]))
     now = now_of(clock)
     rows = _rows(events, now)
     stored_ids = _INSERTERS.get(session.get_bind().dialect.name, _insert_sqlite)(session, rows)
@@ -132,22 +133,14 @@ def ingest_events(
     return IngestResult(len(events), len(stored), len(events) - len(stored), event_id, stored)
 
 
-def _check_customers(session: Session, events: Sequence[UsageEvent]) -> set[str]:
-    """Refuse an event of an unknown customer (NotFound naming it); the wallet holders among
-    them, read with the ids (their token burn totals grow with the batch)."""
-    wanted = {str(e.customer_id) for e in events}
-    known: dict[str, bool] = {cid: bool(holder) for cid, holder in session.execute(
-        select(Customer.id, Customer.has_wallet).where(Customer.id.in_(wanted)))}
+def _check_customers(session: Session, events: Sequence[UsageEvent]) -> dict[str, Version | None]:
+    """Refuse an event of an unknown customer (NotFound naming it); the wallet holders'
+    catalog versions, read with the ids (their token burn totals grow with the batch)."""
+    known = customers_with_versions(session, [str(e.customer_id) for e in events])
     for i, e in enumerate(events):
         if e.customer_id not in known:
             raise NotFound(f"events[{i}].customer_id", f"unknown customer {e.customer_id!r}")
-    return {cid for cid, holder in known.items() if holder}
-
-
-def _holders(session: Session, events: Sequence[UsageEvent]) -> set[str]:
-    """The wallet holders among the batch's customers (the customers taken as known)."""
-    wanted = {str(e.customer_id) for e in events}
-    return set(session.scalars(select(Customer.id).where(Customer.id.in_(wanted), Customer.has_wallet.is_(True))))
+    return known
 
 
 def _midnight(d: date) -> datetime:

@@ -332,3 +332,85 @@ def _catalog_plan(s: Any) -> tuple[Any, Any]:
     found = sales.customer_plan(s, "cus_t")
     assert found is not None
     return found[1], found[2]
+
+
+def _statements(db: Database, work: Any) -> list[str]:
+    """The SQL of every statement `work(session)` sent, its commit's included (BEGIN on SQLite)."""
+    from sqlalchemy import event
+
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.session() as s:
+            work(s)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return sent
+
+
+def _batch_costs(db: Database, clock: TestClock, n: int) -> tuple[list[str], list[str], list[str]]:
+    """`n` customers holding token wallets and `n` without: the statements of ingesting a batch
+    of each, and of burning the holders' (the bus's sales consumer on its usage.recorded)."""
+    with db.session() as s:
+        for i in range(n):
+            for cid in (f"h{n}-{i}", f"p{n}-{i}"):
+                sales.create_customer(
+                    s, {"id": cid, "email": f"{cid}@example.com", "name": cid, "country": "US"}, clock=clock
+                )
+                sales.create_subscription(s, cid, "stop", clock=clock)
+            sales.grant_credit(s, f"h{n}-{i}", {"amount": D(10**6), "unit": "tokens", "reason": "test"}, clock=clock)
+
+    def batch(prefix: str, tag: str) -> list[dict[str, object]]:
+        return [
+            {
+                "id": f"{tag}{prefix}{n}-{i}",
+                "type": "llm.call",
+                "customer_id": f"{prefix}{n}-{i}",
+                "time": clock.now().isoformat(),
+                "properties": {"tokens": 3},
+            }
+            for i in range(n)
+        ]
+
+    def recorded(result: Any) -> dict[str, object]:
+        return {
+            "id": result.recorded_event_id,
+            "type": "usage.recorded",
+            "time": clock.now().isoformat(),
+            "properties": {"customers": {f"h{n}-{i}": 1 for i in range(n)}},
+        }
+
+    with db.session() as s:  # the first burn counts the history, once
+        sales.handle_token_burn(s, recorded(sales.ingest_events(s, batch("h", "w"), clock=clock)))
+    plain = _statements(db, lambda s: sales.ingest_events(s, batch("p", "u"), clock=clock))
+    ingested: list[Any] = []
+    holders = _statements(db, lambda s: ingested.append(sales.ingest_events(s, batch("h", "u"), clock=clock)))
+    burn = _statements(db, lambda s: sales.handle_token_burn(s, recorded(ingested[0])))
+    return plain, holders, burn
+
+
+def test_a_usage_batch_s_token_burn_costs_the_same_statements_whatever_its_size(db: Database, tmp_path: Path) -> None:
+    """docs/credits.md, Performance: ingesting a batch of token-wallet holders costs one
+    statement more than a batch of customers without a wallet (the totals' upsert; SQLite reads
+    the totals and writes them: two), the burn of the batch seven statements (and SQLite's
+    BEGIN), for 3 customers as for 12; on PostgreSQL the writes' SQL is the same text for both
+    sizes (the rows go as arrays: nothing to build, send and parse anew for each size)."""
+    clock = TestClock(T0)
+    _setup(db, tmp_path, clock)
+    pg = db.engine.dialect.name == "postgresql"
+    small, large = _batch_costs(db, clock, 3), _batch_costs(db, clock, 12)
+    for plain, holders, burn in (small, large):
+        assert len(holders) - len(plain) == (1 if pg else 2)
+        assert len(burn) == (7 if pg else 8), "\n".join(s[:70] for s in burn)
+    if pg:
+
+        def writes(sent: list[str]) -> list[str]:
+            return [s for s in sent if s.lstrip().startswith(("INSERT", "UPDATE"))]
+
+        assert [writes(small[i]) for i in (1, 2)] == [writes(large[i]) for i in (1, 2)]
+    with db.session() as s:
+        assert credits.burned(s, "h12-0", "tokens") == D(6)  # two batches of 3 tokens each
