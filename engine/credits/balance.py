@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from engine.credits.amounts import amount_text, is_custom
@@ -32,8 +33,7 @@ def low_level(session: Session, customer_id: str, unit: str, catalog_level: Deci
 
 def low_levels(session: Session, customer_ids: Sequence[str], unit: str,
                catalog_levels: Mapping[str, Decimal | None] | None = None) -> dict[str, Decimal | None]:
-    """`low_level` for many customers: two queries for them all (the top-ups; the budgets for
-    money, the customers' own levels for a custom unit)."""
+    """`low_level` for many customers: one query for them all (level_sources)."""
     return {cid: level for cid, (level, _source) in level_sources(session, customer_ids, unit, catalog_levels).items()}
 
 
@@ -41,26 +41,43 @@ def level_sources(session: Session, customer_ids: Sequence[str], unit: str,
                   catalog_levels: Mapping[str, Decimal | None] | None = None
                   ) -> dict[str, tuple[Decimal | None, str | None]]:
     """Each customer's level in `unit` and where it comes from (`top_up`, `customer` for a
-    custom unit's own level, `budget` for money, `catalog`; None: no level)."""
+    custom unit's own level, `budget` for money, `catalog`; None: no level). One query for them
+    all: a burn asks this for every batch (benchmarks/credits.py counts its statements)."""
     ids = list(customer_ids)
-    tops = {t.customer_id: t for t in session.scalars(select(TopUp).where(TopUp.customer_id.in_(ids)))}
-    if is_custom(unit):  # a budget is money: the customer's own level in the unit instead
-        own = {r.customer_id: r.low_balance for r in session.scalars(
-            select(Level).where(Level.customer_id.in_(ids), Level.unit == unit))}
-    else:
-        own = {b.customer_id: b.low_balance for b in session.scalars(select(Budget).where(Budget.customer_id.in_(ids)))
-               if b.low_balance is not None}
+    custom = is_custom(unit)
+    tops: dict[str, tuple[bool, Decimal]] = {}
+    own: dict[str, Decimal] = {}
+    for cid, source, enabled, level in session.execute(_levels_query(ids, unit, custom)):
+        if source == "top_up":
+            tops[cid] = (bool(enabled), level)
+        elif level is not None:
+            own[cid] = level
     levels = catalog_levels or {}
-    return {cid: _level(tops.get(cid), own.get(cid), levels.get(cid), "customer" if is_custom(unit) else "budget")
+    return {cid: _level(tops.get(cid), own.get(cid), levels.get(cid), "customer" if custom else "budget")
             for cid in ids}
 
 
-def _level(top: TopUp | None, own: Decimal | None, catalog_level: Decimal | None,
+def _levels_query(ids: list[str], unit: str, custom: bool) -> Any:
+    """The top-ups and the customers' own levels (a budget's `low_balance` for money, a custom
+    unit's level otherwise) as (customer, source, enabled, level) rows."""
+    tops = select(TopUp.customer_id, literal("top_up"), TopUp.enabled, TopUp.threshold).where(
+        TopUp.customer_id.in_(ids))
+    mine: Any
+    if custom:
+        mine = select(Level.customer_id, literal("own"), literal(True), Level.low_balance).where(
+            Level.customer_id.in_(ids), Level.unit == unit)
+    else:
+        mine = select(Budget.customer_id, literal("own"), literal(True), Budget.low_balance).where(
+            Budget.customer_id.in_(ids), Budget.low_balance.is_not(None))
+    return union_all(tops, mine)
+
+
+def _level(top: tuple[bool, Decimal] | None, own: Decimal | None, catalog_level: Decimal | None,
            own_source: str) -> tuple[Decimal | None, str | None]:
     """The enabled top-up's threshold, else the customer's own level (a token wallet's, or the
     budget's `low_balance` for money), else the catalog's."""
-    if top is not None and top.enabled:
-        return top.threshold, "top_up"
+    if top is not None and top[0]:
+        return top[1], "top_up"
     if own is not None:
         return own, own_source
     return catalog_level, None if catalog_level is None else "catalog"
