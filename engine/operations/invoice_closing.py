@@ -50,9 +50,11 @@ def refund_invoice(session: Session, invoice_id: str, amount: Decimal | None, re
                              "refunded", "conflict")
     refunds = payments.refund_invoice_payments(session, invoice_id, amount, reason=reason, service=service)
     if note is not None:
-        # A credit pack refunded: its unused credit goes, and the journal reverses what it deferred.
-        payments.refund_credit_pack(session, invoice["customer_id"], invoice_id, Decimal(note["subtotal"]),
+        # A credit pack refunded: the refund's share of its credit goes (all that is left for a
+        # full refund), and the journal reverses what that share deferred; the wallet fell.
+        payments.refund_credit_pack(session, invoice["customer_id"], invoice_id, note["id"], Decimal(note["subtotal"]),
                                     note["currency"], service=service)
+        sales.announce_pack_balance(session, invoice_id, service.now())
     currency = invoice["currency"]
     out = {"refunds": [payments.refund_to_dict(r) for r in refunds], "credit_note": note,
            "credit_repaid": str(over.quantize(quantum(currency))), "amount": str(amount.quantize(quantum(currency))),

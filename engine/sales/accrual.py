@@ -9,11 +9,17 @@ It is priced by the invoice's own pure function (`engine.pricing.price_period`):
 would get for that usage, so the accrual is what closing the period at the month's end would
 invoice for its usage. The minimum commitment is left out: whether it tops up is known only when
 the period ends. Each line is rounded once, as the invoice rounds it (the catalog's rounding).
+
+What the period's progressive invoices already billed of it (docs/progressive-billing.md) is
+invoiced, not unbilled: each price's accrual is its priced amount less the amount (net of
+discount) those invoices billed of that price, read from the period ledger's interim part as the
+close's deduction reads it (voided ones reversed there). So the same usage is never both
+invoiced early and accrued.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -23,10 +29,11 @@ from sqlalchemy.orm import Session
 
 from engine.money import ZERO
 from engine.periods import Period
-from engine.pricing import price_period
+from engine.pricing import LineTotals, price_period
 from engine.sales.book_lines import price_type
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.due import at_midnight
+from engine.sales.ledger import INTERIM, PeriodHistory, histories
 from engine.sales.models import Customer, Subscription
 from engine.sales.terms import period_terms
 from engine.sales.usage_source import BatchUsage, UsageSource, usage_for
@@ -60,9 +67,11 @@ def unbilled_usage(session: Session, month_end: date) -> list[UsageAccrual]:
         .order_by(Subscription.id)
     ).all()
     source = _preloaded(session, subs, month_end)
+    # Every period's ledger in one read (a close reads them all): what was invoiced early.
+    early = histories(session, [(s.id, s.period_start) for s in subs if s.period_start is not None])
     out = []
     for sub in subs:
-        amount = _usage_until(session, source, sub, month_end)
+        amount = _usage_until(session, source, sub, month_end, early)
         if amount:
             catalog = catalog_for_version(session, sub.catalog_version_id)
             out.append(UsageAccrual(sub.customer_id, sub.id, sub.plan_id, catalog.currency, amount))
@@ -87,8 +96,16 @@ def _event_types(session: Session, sub: Subscription) -> set[str]:
     return {catalog.metrics[p.metric].event for p in catalog.plan(sub.plan_id).prices if p.metric}
 
 
-def _usage_until(session: Session, source: UsageSource, sub: Subscription, until: date) -> Decimal:
-    """What the period's in-arrears usage prices to with the usage counted up to `until`."""
+def _usage_until(
+    session: Session,
+    source: UsageSource,
+    sub: Subscription,
+    until: date,
+    early: Mapping[tuple[str, date], PeriodHistory],
+) -> Decimal:
+    """What the period's in-arrears usage prices to with the usage counted up to `until`, less
+    what its progressive invoices (the interim part of its period's ledger, in `early`) billed
+    of each price."""
     assert sub.period_start is not None and sub.period_end is not None  # the query asked for both
     catalog = catalog_for_version(session, sub.catalog_version_id)
     plan = catalog.plan(sub.plan_id)
@@ -108,8 +125,18 @@ def _usage_until(session: Session, source: UsageSource, sub: Subscription, until
         discounts=terms.discounts,
         minimum=False,
     )
+    invoiced = early[(sub.id, period.start)].total(INTERIM).lines
     rows = ({"kind": x.kind, "timing": x.timing, "model": x.model, "period_start": period.start} for x in bill.lines)
     return sum(
-        (x.amount - x.discount for x, row in zip(bill.lines, rows, strict=True) if price_type(row, "cycle") == "usage"),
+        (
+            x.amount - x.discount - _billed_early(invoiced.get(x.price_id))
+            for x, row in zip(bill.lines, rows, strict=True)
+            if price_type(row, "cycle") == "usage"
+        ),
         ZERO,
     )
+
+
+def _billed_early(line: LineTotals | None) -> Decimal:
+    """What a price's progressive invoices billed of the period, net of its discount."""
+    return ZERO if line is None else line.amount - line.discount

@@ -17,6 +17,8 @@ from typing import Any
 from tests.journeys.harness import Engine, money
 from tests.journeys.test_books_journey import advance_to, share, when
 from tests.journeys.test_journeys import CARD_OK, card
+from tests.journeys.test_progressive import _calls, _progressive
+from tests.journeys.test_progressive import _publish as _publish_progressive
 
 D = Decimal
 
@@ -147,3 +149,51 @@ def _report(engine: Engine, cid: str, first: date, last: date) -> list[tuple[str
                                                        "customer_id": cid})
     assert r.status_code == 200, r.text
     return [(x["month"], money(x["billed"]), money(x["recognised"]), money(x["deferred"])) for x in r.json()["items"]]
+
+
+def test_usage_invoiced_early_by_a_progressive_invoice_is_not_accrued_again(engine: Engine, tmp_path: Path) -> None:
+    """A plan billing its usage early at 20.00 (tests/journeys/test_progressive.py's catalog:
+    calls 0.50 each up to 100, platform 10.00), subscribed on the 16th of M: 45 calls on the
+    20th reach 22.50 and a progressive invoice bills them; 10 more calls (27.50 so far) stay
+    below the next level, 50.00. M's close accrues only what is not invoiced: 27.50 - 22.50 =
+    5.00 (Dr unbilled_revenue / Cr revenue usage), not 27.50 again. Its revrec entry defers the
+    part of the 22.50 earned after M (the invoice's usage line runs over the whole period, by
+    day). The report for M: billed 32.50, recognised the fee's and the early invoice's shares
+    of M plus the 5.00. The renewal on the 16th of M+1 bills 27.50 and deducts 22.50; M+1's
+    close reverses the 5.00."""
+    plan = _publish_progressive(engine, tmp_path)
+    usage = f"revenue:{plan}:usage"
+    month = (when(engine).date().replace(day=1) + timedelta(days=32)).replace(day=1)
+    following = (month + timedelta(days=32)).replace(day=1)
+    after = (following + timedelta(days=32)).replace(day=1)
+    days = (following - month).days
+    in_month = days - 15  # the 16th to the month's end
+    advance_to(engine, month + timedelta(days=15))
+    cid = engine.customer("books_progressive")
+    engine.subscribe(cid, plan, payment_method=card(CARD_OK))
+    engine.advance("1h")
+    advance_to(engine, month + timedelta(days=19))
+    _calls(engine, cid, range(0, 45))
+    advance_to(engine, month + timedelta(days=20))
+    _calls(engine, cid, range(45, 55))
+    advance_to(engine, following, hour=3)
+    assert _progressive(engine, cid) == [(D("22.50"), D("4.28"), D("26.78"))]
+
+    closed = engine.post("/v1/books/close", {"month": month.isoformat()[:7]})
+    assert _moves(closed, "unbilled_revenue") == [(D("5.00"), D("0.00"))]
+    later = D("22.50") - share(D("22.50"), in_month, days)  # the early invoice's days after M
+    assert sorted(_moves(closed, usage)) == sorted([(later, D("0.00")), (D("0.00"), D("5.00"))])
+    fee, early = share(D("10.00"), in_month, days), share(D("22.50"), in_month, days)
+    assert _report(engine, cid, month, month) == [
+        (month.isoformat()[:7], D("32.50"), fee + early + D("5.00"), D("32.50") - fee - early - D("5.00"))
+    ]
+
+    advance_to(engine, following + timedelta(days=15), hour=3)  # the renewal: 27.50 less 22.50
+    renewal = next(i for i in engine.invoices(cid) if i["reason"] == "cycle")
+    assert sorted((x["kind"], money(x["amount"])) for x in renewal["lines"] if x["price_id"] == "calls") == [
+        ("charge", D("27.50")),
+        ("progressive_deduction", D("-22.50")),
+    ]
+    advance_to(engine, after, hour=3)
+    closed = engine.post("/v1/books/close", {"month": following.isoformat()[:7]})
+    assert _moves(closed, "unbilled_revenue") == [(D("0.00"), D("5.00"))]

@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.journeys.harness import Engine, money
 from tests.journeys.test_books_journey import balances, journal
-from tests.journeys.test_credits import grant, pro_total, wallet
+from tests.journeys.test_credits import grant, kinds, pro_total, wallet
 from tests.journeys.test_journeys import CARD_OK, card
 
 D = Decimal
@@ -170,13 +170,18 @@ def test_a_voided_invoice_gives_the_credit_back_in_the_journal(engine: Engine) -
     assert left["credit_notes"] == total - money(first["tax"])
 
 
-def test_a_pack_refunded_gives_back_what_it_still_deferred(engine: Engine, tmp_path: Path) -> None:
+def test_a_pack_refunded_in_part_gives_back_its_share_then_in_full_all_it_still_deferred(engine: Engine,
+                                                                                         tmp_path: Path) -> None:
     """A 10.00 pack for 9.00 (+ 1.71 tax, 10.71) pays the 5.95 renewal (Basic 5.00 + 0.95 tax):
     its share of that use is 5.95 x 9.00 / 10.00 = 5.355, 5.36 half-even, so 5.36 is earned and
     3.64 still deferred for the 4.05 of credit left. Then 2.38 of the pack's invoice is refunded:
-    its tax 1.71 x 2.38 / 10.71 = 0.38, its net 2.00. The 4.05 left is taken from the wallet;
-    `credits:refunded` reverses the 3.64: 2.00 against the refund, 1.64 is breakage (credit given
-    up, not paid back). The 5.36 earned stays earned; nothing is left deferred."""
+    its tax 1.71 x 2.38 / 10.71 = 0.38, its net 2.00. The refund takes back only its share of
+    the credit, 2.00 x 10.00 / 9.00 = 2.222, 2.22 half-even (a `reduced` wallet entry; 1.83
+    left, the grant still active), and `credits:reduced` moves that share's deferral,
+    earned(5.95 + 2.22) - earned(5.95) = round(7.353) - 5.36 = 1.99, against the refund: 1.65
+    stays deferred. The rest of the invoice refunded (8.33: tax 1.71 - 0.38 = 1.33, net 7.00)
+    asks 7.78 of credit, more than is left: the 1.83 is voided and `credits:refunded` reverses
+    the 1.65 against it. What the uses earned stays earned; nothing is left deferred."""
     tag = _publish(engine, tmp_path)
     cid = engine.customer("credits_refund")
     engine.subscribe(cid, f"basic-{tag}", payment_method=card(CARD_OK))
@@ -194,28 +199,39 @@ def test_a_pack_refunded_gives_back_what_it_still_deferred(engine: Engine, tmp_p
                                         "discounts": D("0.59")}
 
     refund = engine.post(f"/v1/invoices/{pack_invoice['id']}/refunds", {"amount": "2.38"}, status=201)
-    assert (money(refund["credit_note"]["subtotal"]), money(refund["credit_note"]["tax"])) == (D("2.00"), D("0.38"))
+    note = refund["credit_note"]
+    assert (money(note["subtotal"]), money(note["tax"])) == (D("2.00"), D("0.38"))
+    engine.settle()
+    [g] = [x for x in wallet(engine, cid)["grants"] if x["id"] == pack["id"]]
+    assert (g["status"], g["remaining"]) == ("active", "1.83")
+    assert kinds(engine, cid)[-1] == ("reduced", "-2.22")
+    entries = _entries(engine, {pack["id"]})
+    assert balances({"r": entries[f"credits:reduced:{note['id']}"]}) == {
+        "deferred_revenue": D("1.99"), "refunds": D("-1.99")}
+    assert f"credits:refunded:{pack['id']}" not in entries
+    assert balances(entries)["deferred_revenue"] == D("-1.65")  # sold 9.00 - used 5.36 - refunded 1.99
+    # The report as the journal: billed 9.00, less 5.36 moved onto the renewal, less the 1.99
+    # refunded; nothing earned; 1.65 deferred.
+    report = _credits_report(engine, cid, sold_in)
+    assert report[0] == (sold_in, D("9.00"), D("0.00"), D("9.00"))
+    assert (sum(r for _, _, r, _ in report), report[-1][3]) == (D("0.00"), D("1.65"))
+    # The refund's own entry: 2.38 back to the card, its 0.38 of tax off taxes payable (as its
+    # credit note says), the 2.00 net on refunds, 1.99 of which the share's deferral covers.
+    paid_back = balances({k: v for k, v in _entries(engine, {pack_invoice["id"]}).items() if k.startswith("refund:")})
+    assert paid_back == {"refunds": D("2.00"), "tax_payable:DE": D("0.38"), "cash:sandbox": D("-2.38")}
+
+    # The rest refunded: its share is more than is left, so all of it goes.
+    rest = engine.post(f"/v1/invoices/{pack_invoice['id']}/refunds", {}, status=201)
+    assert (money(rest["credit_note"]["subtotal"]), money(rest["credit_note"]["tax"])) == (D("7.00"), D("1.33"))
     engine.settle()
     [g] = [x for x in wallet(engine, cid)["grants"] if x["id"] == pack["id"]]
     assert (g["status"], g["remaining"]) == ("void", "0.00")
     entries = _entries(engine, {pack["id"]})
     assert balances({"refunded": entries[f"credits:refunded:{pack['id']}"]}) == {
-        "deferred_revenue": D("3.64"), "refunds": D("-2.00"), "revenue:credits:one_time": D("-1.64")}
-    assert "deferred_revenue" not in balances(entries)  # sold 9.00 = used 5.36 + refunded 3.64
-    # The report as the journal: billed 9.00, less 5.36 moved onto the renewal, less the 2.00
-    # refunded; the 1.64 given up earned (breakage); nothing deferred.
+        "deferred_revenue": D("1.65"), "refunds": D("-1.65")}
+    assert "deferred_revenue" not in balances(entries)  # sold 9.00 = used 5.36 + refunded 1.99 + 1.65
     report = _credits_report(engine, cid, sold_in)
-    assert report[0] == (sold_in, D("9.00"), D("0.00"), D("9.00"))
-    assert [(m, r) for m, _, r, _ in report if r] == [(engine.now()[:7], D("1.64"))]
-    assert (sum(b for _, b, _, _ in report), report[-1][3]) == (D("1.64"), 0)  # 9.00 - 5.36 - 2.00
-    # The refund's own entry: 2.38 back to the card, its 0.38 of tax off taxes payable (as its
-    # credit note says), the 2.00 net on refunds, which `credits:refunded` took from the deferral.
-    paid_back = balances({k: v for k, v in _entries(engine, {pack_invoice["id"]}).items() if k.startswith("refund:")})
-    assert paid_back == {"refunds": D("2.00"), "tax_payable:DE": D("0.38"), "cash:sandbox": D("-2.38")}
-    # A second refund finds no credit left: nothing more is reversed.
-    engine.post(f"/v1/invoices/{pack_invoice['id']}/refunds", {"amount": "1.00"}, status=201)
-    engine.settle()
-    assert len([k for k in _entries(engine, {pack["id"]}) if k.startswith("credits:refunded:")]) == 1
+    assert (sum(b for _, b, _, _ in report), sum(r for _, _, r, _ in report), report[-1][3]) == (0, 0, 0)
 
 
 def test_a_voided_invoice_gives_the_credit_balance_back_in_the_journal(engine: Engine) -> None:

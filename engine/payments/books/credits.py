@@ -14,7 +14,10 @@ grant, a promotion) is a discount, never revenue.
   with its share of the invoice's revenue and tax (post_returns).
 - A pack's credit that expires: entry `credits:expired:<grant>`: Dr `deferred_revenue` (what is
   left of it) / Cr `revenue:credits:one_time` (breakage: paid for, never used).
-- A pack's invoice refunded: what is left of its credit is taken back, and entry
+- A pack's invoice refunded in part: the refund's share of the credit is taken back (a
+  `reduced` wallet entry) and entry `credits:reduced:<refund's note>` reverses that share's
+  deferral: Dr `deferred_revenue` / Cr `refunds`; the rest stays deferred. A refund whose
+  share is all the unused credit or more (a full refund) takes all that is left, and entry
   `credits:refunded:<grant>` reverses what is still deferred for it against the refund: Dr
   `deferred_revenue` / Cr `refunds` (up to the refund's net) and Cr `revenue:credits:one_time`
   (the unused credit the refund did not pay back: breakage). What was already earned stays.
@@ -177,21 +180,21 @@ def post_expiry(session: Session, grant_id: str, expired: Decimal, currency: str
     return True
 
 
-def post_refund(session: Session, customer_id: str, invoice_id: str, refunded_net: Decimal, currency: str,
-                now: datetime) -> bool:
+def post_refund(session: Session, customer_id: str, invoice_id: str, note_id: str, refunded_net: Decimal,
+                currency: str, now: datetime) -> bool:
     """A pack's invoice refunded (`refunded_net`: the refund's net of tax, as its credit note
-    has it): the grant's unused credit is voided in the wallet (a customer paid back keeps no
-    credit), and what is still deferred of the pack is reversed against the refund, the part
-    the refund does not cover earned as breakage. False when the invoice sold no credit, or
-    its credit is already gone (expired, voided, a second refund): nothing is left deferred.
+    `note_id` has it): the refund's share of the pack's credit leaves the wallet and what it
+    deferred is reversed against `refunds`, as a credit note's share is (_credit_back); a refund
+    whose share is all the unused credit or more (a full refund) takes all of it, the part the
+    refund does not cover earned as breakage. False when the invoice sold no credit, or its
+    credit is already gone (expired, voided, refunded in full): nothing is left deferred.
 
     The refund's own entry (Dr `refunds` net, Dr `tax_payable` / Cr `cash:<provider>`, when the
     provider confirms it) is the one every refund gets (docs/books.md)."""
     grant = credits.grant_sold_by(session, customer_id, invoice_id)
     if grant is None or grant.status != "active":
         return False
-    left, back = _give_back(session, grant, invoice_id, refunded_net, currency, now, kind="refunded")
-    return left > ZERO
+    return _credit_back(session, grant, invoice_id, note_id, refunded_net, currency, now, kind="refunded")[0] > ZERO
 
 
 def _unused(session: Session, grant: credits.Grant) -> Decimal:
@@ -238,46 +241,50 @@ def credit_pack_note(session: Session, customer_id: str, invoice_id: str, note_i
         return False
     back = ZERO
     if grant.status in ("active", "pending"):  # a pack not paid yet: its credit counts once paid, less the share
-        back = _credit_back(session, grant, invoice_id, note_id, net, currency, now)
+        back = _credit_back(session, grant, invoice_id, note_id, net, currency, now)[1]
     day = now.date()
     write_report(session, f"credits:note:{note_id}", customer_id, invoice_id, currency, [(day, month_of(day), back - net)])
     return True
 
 
 def _credit_back(session: Session, grant: credits.Grant, invoice_id: str, note_id: str, net: Decimal, currency: str,
-                 now: datetime) -> Decimal:
-    """The note's share of the pack's credit (`credit_share`: net x credit / price, in the
-    grant's unit) taken back as a `reduced` entry, and entry `credits:reduced:<note>`: Dr
-    `deferred_revenue` that share's deferral (the same telescoping `earned` as a use, so the
-    pack still ends at exactly what it deferred) / Cr `credit_notes` up to `net` / Cr breakage
-    the rest (a rounding cent). A note whose share is all the unused credit or more is a refund
-    of it (_give_back: the grant voided, its whole deferral reversed). What it took back."""
+                 now: datetime, *, kind: str = "credited") -> tuple[Decimal, Decimal]:
+    """The share of the pack's credit a credit note (`kind` credited) or a refund's note
+    (`refunded`) of `net` gives back (`credit_share`: net x credit / price, in the grant's unit)
+    taken back as a `reduced` entry, and entry `credits:reduced:<note>`: Dr `deferred_revenue`
+    that share's deferral (the same telescoping `earned` as a use, so the pack still ends at
+    exactly what it deferred) / Cr `credit_notes` (`refunds` for a refund) up to `net` / Cr
+    breakage the rest (a rounding cent). A share of all the unused credit or more gives all of
+    it back (_give_back: the grant voided, its whole deferral reversed). (deferral moved, the
+    part of it against the note or refund)."""
     total = booked(session, invoice_id)
     unused = _unused(session, grant)
     share = credits.credit_share(grant.amount, total, net, grant.unit)
     if total <= ZERO or share >= unused:
-        return _give_back(session, grant, invoice_id, net, currency, now, kind="credited")[1]
+        return _give_back(session, grant, invoice_id, net, currency, now, kind=kind)
     if share <= ZERO:
-        return ZERO
+        return ZERO, ZERO
+    account, _ = GIVEN_BACK[kind]
+    doc = "refund" if kind == "refunded" else "credit note"
     credits.reduce_grant(session, grant.id, share, now, invoice_id=invoice_id,
-                         reason=f"credit note {note_id} on the pack's invoice {invoice_id}")
+                         reason=f"{doc} {note_id} on the pack's invoice {invoice_id}")
     before = grant.amount - unused
     moved = earned(total, grant.amount, before + share, currency) - earned(total, grant.amount, before, currency)
     back = min(moved, max(net, ZERO))
     entry_id = f"credits:reduced:{note_id}"
     journal.post_entry(session, entry_id, now, currency, [
-        Posting(DEFERRED, debit=moved), Posting(CREDIT_NOTES, credit=back), Posting(BREAKAGE, credit=moved - back)],
-        f"credit note {note_id}: {share} {grant.unit} of the pack's credit taken back ({invoice_id})", grant.id)
+        Posting(DEFERRED, debit=moved), Posting(account, credit=back), Posting(BREAKAGE, credit=moved - back)],
+        f"{doc} {note_id}: {share} {grant.unit} of the pack's credit taken back ({invoice_id})", grant.id)
     day = now.date()
     write_report(session, entry_id, grant.customer_id, invoice_id, currency,
             [(day, UNEARNED, -back), *earned_rows(day, moved - back)])
-    return back
+    return moved, back
 
 
-def refund_credit_pack(session: Session, customer_id: str, invoice_id: str, refunded_net: Decimal, currency: str,
-                       *, service: PaymentService) -> bool:
+def refund_credit_pack(session: Session, customer_id: str, invoice_id: str, note_id: str, refunded_net: Decimal,
+                       currency: str, *, service: PaymentService) -> bool:
     """post_refund at the payment service's time (the refund door's operation calls it)."""
-    return post_refund(session, customer_id, invoice_id, refunded_net, currency, service.now())
+    return post_refund(session, customer_id, invoice_id, note_id, refunded_net, currency, service.now())
 
 
 CONSUMER = "payments.credits"

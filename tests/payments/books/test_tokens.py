@@ -110,10 +110,10 @@ def test_a_token_pack_refunded_gives_back_what_its_unburned_tokens_deferred(db: 
     _burn(db, "333")
     _handle(db, handle_credits_consumed, _events(db, "credits.consumed"))
     with db.session() as s:
-        assert post_refund(s, "cus_k", "inv_p1", D("2.50"), "USD", Service().now())
+        assert post_refund(s, "cus_k", "inv_p1", "cn_p1", D("2.50"), "USD", Service().now())
     with db.session() as s:
         assert credits.remaining(s, [grant])[grant] == D(0)  # the customer keeps no tokens
-        assert not post_refund(s, "cus_k", "inv_p1", D("2.50"), "USD", Service().now())  # nothing left
+        assert not post_refund(s, "cus_k", "inv_p1", "cn_p1", D("2.50"), "USD", Service().now())  # nothing left
     entries = _accounts(db, grant)
     assert entries[f"credits:refunded:{grant}"] == {"deferred_revenue": D("2.00"), "refunds": D("-2.00")}
     assert sum((e.get("deferred_revenue", D(0)) for e in entries.values()), D(0)) == D(0)
@@ -140,6 +140,6 @@ def test_a_token_pack_voided_by_an_operator_is_breakage_once(db: Database) -> No
 
     refunded = _pack(db, key="p2")
     with db.session() as s:
-        assert post_refund(s, "cus_k", "inv_p2", D("3.00"), "USD", Service().now())
+        assert post_refund(s, "cus_k", "inv_p2", "cn_p2", D("3.00"), "USD", Service().now())
     _handle(db, handle_credits_voided, [e for e in _events(db, "credits.voided") if e["id"] != voided["id"]])
     assert set(_accounts(db, refunded)) == {"credits:sold:inv_p2", f"credits:refunded:{refunded}"}
