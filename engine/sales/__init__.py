@@ -85,7 +85,7 @@ from engine.sales.tokens import (
     tokens_spendable,
 )
 from engine.sales.usage import IngestResult, ingest_events, recorded_customers, validate_events
-from engine.sales.wallet import announce_balance, announce_pack_balance, open_wallet
+from engine.sales.wallet import announce_balance, announce_pack_balance
 from engine.sales.wallet_levels import delete_low_balance, low_balance, set_low_balance
 
 __all__ = [
@@ -158,7 +158,6 @@ __all__ = [
     "mark_uncollectible_many",
     "migrate_subscriptions",
     "next_due",
-    "open_wallet",
     "pause_subscription",
     "preview_migration",
     "process_batch",

@@ -23,12 +23,6 @@ from engine.store import add_event
 ZERO = Decimal(0)
 
 
-def open_wallet(session: Session, customer_id: str) -> None:
-    """Mark the customer as having a wallet (before its first grant is written): from now on
-    its invoices draw it down. NotFound on customer_id for an unknown customer."""
-    load_customer(session, customer_id).has_wallet = True
-
-
 def _line_totals(session: Session, inv: Invoice) -> list[tuple[int, Decimal]]:
     """(position, amount - discount + tax) of the invoice's lines: the rows a batch still holds
     (session.info, written later in one INSERT) or the stored ones."""
