@@ -16,7 +16,6 @@ from engine.catalog.model import Catalog
 from engine.sales.burn_totals import latest_catalogs
 from engine.sales.collectors import LINES as PENDING_LINES  # a batch's lines not yet written
 from engine.sales.common import money
-from engine.sales.customers import load_customer
 from engine.sales.models import Invoice, InvoiceLine
 from engine.store import add_event
 
