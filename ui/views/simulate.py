@@ -467,7 +467,12 @@ def _show_prepaid(r: Any) -> None:
     top_up = " with the automatic top-up" if p["top_up"] else ""
     st.markdown(f"**Credit packs**: {(p['share'] * 100).normalize():f} % of the cohort buy `{p['pack']}`{top_up} "
                 f"(before tax, {r.currency}; cash at sale against revenue earned as the credit is consumed)")
-    st.dataframe(_figures(PACK_ROWS, p), hide_index=True)
+    rows = PACK_ROWS
+    if p["baseline"].get("unit") and p["draft"].get("unit"):  # token packs: usage burns them
+        unit = p["baseline"]["unit"]
+        rows = [(k, f"{label} ({unit})" if k in ("credit", "consumed", "expired") else label) for k, label in rows]
+        rows.append(("unburned", f"Usage beyond the wallets, still owed ({unit})"))
+    st.dataframe(_figures(rows, p), hide_index=True)
 
 
 def _show_progressive(r: Any) -> None:
