@@ -169,3 +169,16 @@ def test_a_coupon_naming_an_unknown_grant_or_nothing_is_refused() -> None:
     # Without a grant a coupon still discounts exactly one way (FORMATS §1 unchanged).
     assert errors(BASE + "coupons:\n  NONE: {duration: once}\n") == [
         "bad.yaml:19: coupons.NONE: give exactly one of amount_off, percent_off"]
+
+
+def test_a_credit_only_coupon_prices_nothing_in_a_quote() -> None:
+    """A quote (`POST /v1/quote`'s pricing) with a coupon that only grants credit: no discount
+    line, the plan's price as it is (the credit is granted when the coupon is applied)."""
+    from datetime import date
+
+    from engine.pricing.quoting import quote
+
+    catalog = load_catalog_text(BASE + "coupons:\n  GIFT: {duration: once, grant_credit: {grant: welcome}}\n", "ok.yaml")
+    doc = quote(catalog, catalog.plans["pro"], today=date(2027, 1, 1), coupon="GIFT")
+    plain = quote(catalog, catalog.plans["pro"], today=date(2027, 1, 1))
+    assert (doc.discount, doc.total) == (plain.discount, plain.total) == (Decimal(0), Decimal("10.00"))
