@@ -36,8 +36,10 @@ def cross_reference_problems(doc: Document) -> list[Problem]:
     features = data.get("features", {})
     plans = data["plans"]
     out.extend(_feature_problems(doc, features, metrics))
+    grants = (data.get("credits") or {}).get("grants") or {}
     for code, coupon in data.get("coupons", {}).items():
         out.extend(_coupon_problems(doc, code, coupon, plans))
+        out.extend(_coupon_grant_problems(doc, code, coupon, grants))
     for pid, plan in plans.items():
         out.extend(_plan_problems(doc, pid, plan, plans, metrics, features))
         out.extend(plan_credit_problems(doc, pid, plan))
@@ -52,6 +54,22 @@ def _feature_problems(doc: Document, features: dict[str, Any], metrics: dict[str
             out.append(doc.problem(["features", fid, "metric"], f"unknown metric {feat['metric']!r}"))
         if feat["type"] != "metered" and "metric" in feat:
             out.append(doc.problem(["features", fid, "metric"], "only a metered feature has a metric"))
+    return out
+
+
+def _coupon_grant_problems(doc: Document, code: str, coupon: dict[str, Any], grants: dict[str, Any]) -> list[Problem]:
+    """A coupon's credit grant must be one the catalog's `credits.grants` declares: the
+    coupon hands out its amount and terms, nothing of its own."""
+    if "grant_credit" not in coupon:
+        return []
+    out: list[Problem] = []
+    if "percent_off" in coupon and "amount_off" in coupon:  # the schema's "exactly one" holds without a grant
+        out.append(doc.problem(["coupons", code], "give at most one of amount_off, percent_off"))
+    wanted = coupon["grant_credit"]["grant"]
+    if wanted not in grants:
+        known = ", ".join(sorted(grants)) or "none"
+        out.append(doc.problem(["coupons", code, "grant_credit", "grant"],
+                               f"unknown credit grant {wanted!r}; credits.grants has {known}"))
     return out
 
 
@@ -274,6 +292,8 @@ def build_catalog(doc: Document) -> Catalog:
             max_redemptions=c.get("max_redemptions"),
             expires=date.fromisoformat(str(c["expires"])) if c.get("expires") else None,
             name=c.get("name", code),
+            grant_credit=(c.get("grant_credit") or {}).get("grant"),
+            grant_reason=str((c.get("grant_credit") or {}).get("reason") or ""),
         )
         for code, c in data.get("coupons", {}).items()
     }

@@ -55,6 +55,15 @@ class Coupon:
     max_redemptions: int | None = None
     expires: date | None = None
     name: str = ""
+    # A promotional grant of the catalog's credits.grants, granted once when the coupon is
+    # applied (docs/credits.md); a coupon may grant credit and discount nothing.
+    grant_credit: str | None = None
+    grant_reason: str = ""
+
+    @property
+    def discounts(self) -> bool:
+        """Whether the coupon takes anything off a price (a credit-only coupon does not)."""
+        return self.percent_off is not None or self.amount_off is not None
 
 
 @dataclass(frozen=True, slots=True)

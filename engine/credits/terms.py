@@ -4,6 +4,7 @@ when a grant expires, what a pack's use has earned, when an automatic top-up is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -49,6 +50,13 @@ def _step(credit: Decimal, unit: str) -> Decimal:
         return quantum(unit)
     places = credit.normalize().as_tuple().exponent
     return Decimal(1).scaleb(min(0, places if isinstance(places, int) else 0))
+
+
+def burn_asked(quantities: Mapping[str, Decimal], burn: Mapping[str, Decimal]) -> Decimal:
+    """The units usage burns from a token wallet: each burning metric's quantity (as the
+    invoice counts it) times its rate, exact (a custom unit is never rounded); metrics that
+    burn nothing are ignored (docs/credits.md, Token wallets)."""
+    return sum((quantities.get(metric, ZERO) * rate for metric, rate in burn.items()), ZERO)
 
 
 def top_up_due(balance: Decimal, pending: Decimal, threshold: Decimal) -> bool:

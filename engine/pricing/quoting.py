@@ -114,7 +114,7 @@ def quote(
         quantity=q,
         usage=aggregated,
         customer=customer,
-        coupons=[_coupon(catalog, plan, coupon, period)] if coupon else [],
+        coupons=_coupon(catalog, plan, coupon, period) if coupon else [],
         promotions=promotions,
         tax=tax_for(catalog, customer),
     )
@@ -144,7 +144,7 @@ def _given_usage(catalog: Catalog, usage: Mapping[str, Any]) -> dict[str, Metric
     return out
 
 
-def _coupon(catalog: Catalog, plan: Plan, coupon: str, period: Period) -> Discount:
+def _coupon(catalog: Catalog, plan: Plan, coupon: str, period: Period) -> list[Discount]:
     try:
         code = catalog.coupon(coupon)
         check_redeemable(code, plan.id, period.start)
@@ -152,7 +152,7 @@ def _coupon(catalog: Catalog, plan: Plan, coupon: str, period: Period) -> Discou
         raise QuoteNotFound("coupon", str(exc.args[0])) from None
     except CouponError as exc:
         raise QuoteConflict("coupon", str(exc)) from None
-    return coupon_discount(code)
+    return [coupon_discount(code)] if code.discounts else []  # a credit-only coupon prices nothing
 
 
 def period_document(

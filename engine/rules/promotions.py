@@ -65,7 +65,8 @@ def discounts_from(actions: list[Action], catalog: Catalog | None = None, plan_i
             ))
         elif a.name == "apply_coupon" and catalog is not None:
             coupon = catalog.coupons.get(a.params["code"])
-            if coupon is None or (plan_id and coupon.applies_to and plan_id not in coupon.applies_to):
+            if coupon is None or not coupon.discounts or (plan_id and coupon.applies_to
+                                                          and plan_id not in coupon.applies_to):
                 continue
             d = coupon_discount(coupon)
             out.append(Discount(percent=d.percent, amount=d.amount, prices=d.prices, periods=_coupon_periods(coupon),

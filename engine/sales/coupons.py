@@ -13,6 +13,7 @@ from engine.clock import Clock
 from engine.pricing import CouponError, check_redeemable
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
+from engine.sales.coupon_credit import grant_coupon_credit
 from engine.sales.errors import Conflict, NotFound, SalesError
 from engine.sales.models import Subscription
 from engine.sales.step_events import subscription_event
@@ -24,11 +25,12 @@ def apply_coupon(session: Session, subscription_id: str, code: str, *, clock: Cl
                  promotions: PromotionSource | None = None) -> dict[str, Any]:
     """Give a live subscription the coupon `code` from its next period on. NotFound (coupon)
     for a code its catalog does not have; Conflict (coupon) when it already has one, or the
-    coupon is expired, for another plan or used up. Publishes subscription.changed."""
+    coupon is expired, for another plan or used up. Publishes subscription.changed. A coupon
+    that grants credit grants it now, once (engine/sales/coupon_credit.py)."""
     if not isinstance(code, str) or not code.strip():
         raise SalesError("coupon", "a coupon code")
     code = code.strip()
-    sub, _customer, now = prepare_change(session, subscription_id, clock, promotions)
+    sub, customer, now = prepare_change(session, subscription_id, clock, promotions)
     if sub.coupon_code:
         raise Conflict("coupon", f"subscription {sub.id} already has coupon {sub.coupon_code!r}")
     catalog = catalog_for_version(session, sub.catalog_version_id)
@@ -41,6 +43,7 @@ def apply_coupon(session: Session, subscription_id: str, code: str, *, clock: Cl
         raise Conflict("coupon", str(exc)) from None
     sub.coupon_code = code
     sub.coupon_first_cycle = sub.cycle + 1  # the next period: this one is billed already
+    grant_coupon_credit(session, customer, sub, catalog, catalog.coupons[code], now)  # its credit: now
     add_event(session, "subscription.changed", sub.customer_id,
               subscription_event(sub, changes={"coupon": code}), time=now)
     return subscription_result(sub)

@@ -19,6 +19,7 @@ from engine.pricing import CouponError, check_redeemable
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version, get_version, latest_version_for_plan
 from engine.sales.common import new_id, now_of, number, quantity_of, whole_between
+from engine.sales.coupon_credit import grant_coupon_credit
 from engine.sales.customers import load_customer
 from engine.sales.cycle import catch_up, open_first_period
 from engine.sales.due import TRIAL_NOTICE, at_midnight, late_due_at, plan_period
@@ -144,11 +145,14 @@ def create_subscription(
         doc = _one_time(session, sub, customer, catalog, plan_obj, now, promotions)
     elif trial:
         _start_trial(session, sub, now)
-        return subscription_result(sub)
     else:
         doc = open_first_period(
             session, sub, customer, catalog, plan_obj, now, "start", StepContext(UsageSource(session), promotions)
         )
+    if coupon:  # its credit once the first period is open (a rollover-none grant ends with it)
+        grant_coupon_credit(session, customer, sub, catalog, catalog.coupons[coupon], now)
+    if trial:  # the trial's subscription.created is out already; nothing was invoiced
+        return subscription_result(sub)
     add_event(session, "subscription.created", customer.id, subscription_event(sub), time=now)
     return subscription_result(sub, doc)
 

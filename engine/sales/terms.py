@@ -36,7 +36,7 @@ def coupon_terms(catalog: Catalog, sub: Subscription, plan_id: str, cycle: int) 
     if not sub.coupon_code or sub.coupon_first_cycle is None or cycle < sub.coupon_first_cycle:
         return []  # a coupon applied mid-way is redeemed at the next period, not before
     coupon = catalog.coupons.get(sub.coupon_code)
-    if coupon is None or (coupon.applies_to and plan_id not in coupon.applies_to):
+    if coupon is None or not coupon.discounts or (coupon.applies_to and plan_id not in coupon.applies_to):
         return []
     return [coupon_discount(coupon)] if coupon_applies_in_period(coupon, cycle - sub.coupon_first_cycle) else []
 

@@ -59,18 +59,21 @@ def draw_wallet(session: Session, inv: Invoice, now: datetime) -> Decimal:
     inv.amount_due -= paid
     if paid > ZERO:  # the balance fell: low or spent, said once per episode
         announce_balance(session, inv.customer_id, inv.currency, now)
-    _request_top_up(session, inv, now)
+    request_top_up(session, inv.customer_id, inv.currency, now, {"invoice_id": inv.id})
     return paid
 
 
-def _request_top_up(session: Session, inv: Invoice, now: datetime) -> None:
+def request_top_up(session: Session, customer_id: str, unit: str, now: datetime, why: dict[str, str]) -> bool:
     """Below the customer's top-up threshold: ask for the top-up (sales buys it on the bus,
-    outside this invoice's finalization), under the key that makes it happen once."""
-    due = credits.due_top_up(session, inv.customer_id, inv.currency, now)
-    if due is not None:
-        pack, key = due
-        add_event(session, "credits.top_up_requested", inv.customer_id,
-                  {"pack": pack, "key": key, "invoice_id": inv.id}, time=now)
+    outside the caller's transaction), under the key that makes it happen once (`auto:N`, N
+    the top-ups bought so far; a pack bought but not paid counts in the balance). `why` names
+    the trigger in the event (`invoice_id`, or `by` and the pack's invoice). True when asked."""
+    due = credits.due_top_up(session, customer_id, unit, now)
+    if due is None:
+        return False
+    pack, key = due
+    add_event(session, "credits.top_up_requested", customer_id, {"pack": pack, "key": key, **why}, time=now)
+    return True
 
 
 def give_back(session: Session, inv: Invoice, now: datetime) -> Decimal:
@@ -108,10 +111,14 @@ def announce_balance(session: Session, customer_id: str, unit: str, now: datetim
 
 def announce_pack_balance(session: Session, invoice_id: str, now: datetime) -> str | None:
     """After a credit note on a pack's own invoice took its share of the credit back: the
-    balance events look at the wallet in the pack's unit, as after any fall (None: the invoice
-    sells no active pack, or nothing is due)."""
+    balance events look at the wallet in the pack's unit, as after any fall, and below the
+    customer's threshold the automatic top-up is asked for as an invoice's draw-down or a burn
+    asks (None: the invoice sells no active pack, or no balance event is due). A note taking
+    all that is left voids the grant as a refund does: no top-up for credit paid back."""
     inv = session.get(Invoice, invoice_id)
     grant = credits.grant_sold_by(session, inv.customer_id, invoice_id) if inv is not None else None
     if inv is None or grant is None or grant.status != "active":
         return None
-    return announce_balance(session, inv.customer_id, grant.unit, now)
+    said = announce_balance(session, inv.customer_id, grant.unit, now)
+    request_top_up(session, inv.customer_id, grant.unit, now, {"by": "credit_note", "pack_invoice_id": invoice_id})
+    return said

@@ -69,7 +69,8 @@ class _OneSide:
             month = self.side.month(m)
             if not self.wallets.holds(i):
                 self.wallets.join(i, month.start_at, period_end(self.side, plan, c, month.start))
-            self.wallets.pay(i, billed, month.end_at, period_end(self.side, plan, c, month.end))
+            asked = self.wallets.asked(billed, usage)
+            self.wallets.pay(i, asked, month.end_at, period_end(self.side, plan, c, month.end))
 
     def _progressive(self, i: int, c: SimCustomer, m: int, plan: Plan, usage: dict[str, MetricUsage]) -> None:
         side = self.side

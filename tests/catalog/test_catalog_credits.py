@@ -149,3 +149,36 @@ def test_a_token_wallet_s_low_balance_level_is_in_tokens() -> None:
     assert load_catalog_text(TOKENS, "ok.yaml").credits.low_balance is None  # type: ignore[union-attr]
     [problem] = errors(TOKENS.replace("  rate: \"0.001\"\n", "  rate: \"0.001\"\n  low_balance: \"0\"\n"))
     assert problem.endswith("credits.low_balance: '0' must be above zero"), problem
+
+
+def test_a_coupon_grants_a_catalog_grant_and_may_discount_nothing() -> None:
+    text = BASE + ("coupons:\n  GIFT: {duration: once, grant_credit: {grant: welcome, reason: a gift}}\n"
+                   "  BOTH: {percent_off: 10, duration: once, grant_credit: {grant: welcome}}\n")
+    catalog = load_catalog_text(text, "ok.yaml")
+    gift, both = catalog.coupons["GIFT"], catalog.coupons["BOTH"]
+    assert (gift.grant_credit, gift.grant_reason, gift.discounts) == ("welcome", "a gift", False)
+    assert (both.grant_credit, both.percent_off, both.discounts) == ("welcome", Decimal(10), True)
+
+
+def test_a_coupon_naming_an_unknown_grant_or_nothing_is_refused() -> None:
+    unknown = BASE + "coupons:\n  GIFT: {duration: once, grant_credit: {grant: nope}}\n"
+    assert errors(unknown) == [
+        "bad.yaml:19: coupons.GIFT.grant_credit.grant: unknown credit grant 'nope'; credits.grants has welcome"]
+    two = BASE + "coupons:\n  GIFT: {percent_off: 5, amount_off: '1.00', duration: once, grant_credit: {grant: welcome}}\n"
+    assert errors(two) == ["bad.yaml:19: coupons.GIFT: give at most one of amount_off, percent_off"]
+    # Without a grant a coupon still discounts exactly one way (FORMATS §1 unchanged).
+    assert errors(BASE + "coupons:\n  NONE: {duration: once}\n") == [
+        "bad.yaml:19: coupons.NONE: give exactly one of amount_off, percent_off"]
+
+
+def test_a_credit_only_coupon_prices_nothing_in_a_quote() -> None:
+    """A quote (`POST /v1/quote`'s pricing) with a coupon that only grants credit: no discount
+    line, the plan's price as it is (the credit is granted when the coupon is applied)."""
+    from datetime import date
+
+    from engine.pricing.quoting import quote
+
+    catalog = load_catalog_text(BASE + "coupons:\n  GIFT: {duration: once, grant_credit: {grant: welcome}}\n", "ok.yaml")
+    doc = quote(catalog, catalog.plans["pro"], today=date(2027, 1, 1), coupon="GIFT")
+    plain = quote(catalog, catalog.plans["pro"], today=date(2027, 1, 1))
+    assert (doc.discount, doc.total) == (plain.discount, plain.total) == (Decimal(0), Decimal("10.00"))

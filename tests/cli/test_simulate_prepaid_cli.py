@@ -61,3 +61,27 @@ def test_the_text_report_and_a_bad_pack(capsys: pytest.CaptureFixture[str], tmp_
     assert "prepaid.pack: 'gold' is not a credit pack of the baseline catalog" in err
     code, out, err = _simulate(capsys, tmp_path, "--prepaid", "150%:starter")
     assert code == 1 and "--prepaid: '150%' must be more than 0% and at most 100%" in err
+
+
+def test_a_token_pack_through_the_door(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                       database: Database) -> None:
+    """The token catalog of test_prepaid_progressive (10 tokens a call, 1000 for 3.00, top-up
+    below 200): two customers, 60 calls a month for three months, both sides the same. Each
+    burns 600 a month; in February 200 are owed, a top-up is bought and pays them first; March
+    leaves 200. The refusal of a custom-unit pack is gone."""
+    from tests.simulation.test_prepaid_progressive import TOKENS
+
+    (tmp_path / "tokens.yaml").write_text(TOKENS)
+    capsys.readouterr()
+    path = str(tmp_path / "tokens.yaml")
+    args = ("simulate", "--baseline", path, "--draft", path, "--customers", "2", "--usage", "api_calls=60",
+            "--months", "3", "--start", "2027-01-01", "--rules", "none", "--prepaid", "100%:small:top-up")
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    b = json.loads(out)["prepaid"]["baseline"]
+    assert (b["packs_sold"], b["top_ups"], b["sold"], b["credit"], b["consumed"], b["earned"], b["deferred"]) == (
+        4, 2, "12.00", "4000", "3600", "10.80", "1.20")
+    assert (b["unit"], b["unburned"], b["collected"], b["ran_out"]) == ("tokens", "0", "0", 0)
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    assert "in tokens: credit, consumed, expired; unburned=0 tokens still owed" in out

@@ -125,13 +125,53 @@ def test_bad_prepaid_flags_name_the_flag(text: str, message: str) -> None:
     assert str(e.value).startswith("--prepaid:")
 
 
-def test_an_unknown_or_custom_unit_pack_is_refused() -> None:
+def test_an_unknown_pack_is_refused() -> None:
     baseline, draft = catalogs()
     with pytest.raises(SimulationError, match="prepaid.pack: 'gold' is not a credit pack of the baseline"):
         simulate(baseline, draft, one_customer(1), months=1, start=START, prepaid=parse_prepaid("1:gold"))
-    tokens = load_catalog_text(CATALOG.replace("credits:\n", 'credits:\n  unit: tokens\n  rate: "0.001"\n'), "t.yaml")
-    with pytest.raises(SimulationError, match="sells credit in tokens"):
-        simulate(baseline, tokens, one_customer(1), months=1, start=START, prepaid=parse_prepaid("1:starter"))
+
+
+# The same plan selling tokens: each API call burns 10 tokens; a small pack is 1000 for 3.00.
+TOKENS = CATALOG[: CATALOG.index("credits:\n")] + """credits:
+  unit: tokens
+  rate: "0.001"
+  burn: {api_calls: "10"}
+  packs:
+    small: {name: Small, price: "3.00", credit: "1000", rollover: all}
+  top_up: {threshold: "200", pack: small}
+"""
+
+
+def test_a_token_pack_is_burned_by_usage_and_owes_what_it_could_not_burn() -> None:
+    tokens = load_catalog_text(TOKENS, "tokens.yaml")
+    dearer = load_catalog_text(TOKENS.replace('price: "3.00"', 'price: "4.00"'), "dearer.yaml")
+    # 60 calls a month burn 600 tokens (the bills, 40.00 a month, are the plan's prices either
+    # way: the revenue does not change). January: 400 left. February: 400 burned, 200 owed (ran
+    # out). March: the 800 asked are owed. The pack used up earned its price; nothing is
+    # collected from the wallet (tokens never pay a bill). The draft sells the pack for 4.00.
+    r = simulate(tokens, dearer, one_customer(60), months=3, start=START, prepaid=parse_prepaid("100%:small"))
+    assert r.prepaid is not None
+    assert r.prepaid["baseline"] == {
+        "customers": 1, "packs_sold": 1, "top_ups": 0, "sold": D("3.00"), "credit": D("1000"),
+        "consumed": D("1000"), "earned": D("3.00"), "expired": 0, "breakage": 0, "deferred": D("0.00"),
+        "collected": 0, "ran_out": 1, "unit": "tokens", "unburned": D("800")}
+    assert (r.prepaid["draft"]["sold"], r.prepaid["draft"]["earned"]) == (D("4.00"), D("4.00"))
+    assert r.totals["baseline"] == r.totals["draft"] == D("120.00")
+
+
+def test_a_token_top_up_pays_what_usage_owed_first() -> None:
+    tokens = load_catalog_text(TOKENS, "tokens.yaml")
+    # February: 400 burned and 0 left, below the 200 threshold: a second pack (1000) is bought and
+    # pays the 200 owed at once (800 left). March: 600 burned, 200 left, at the threshold: no
+    # top-up. Earned: 3.00 for the first pack, 800 x 3.00 / 1000 = 2.40 for the second;
+    # 0.60 deferred for its 200 tokens.
+    r = simulate(tokens, tokens, one_customer(60), months=3, start=START, prepaid=parse_prepaid("100%:small:top-up"))
+    assert r.prepaid is not None
+    b = r.prepaid["baseline"]
+    assert (b["packs_sold"], b["top_ups"], b["sold"], b["credit"], b["consumed"]) == (
+        2, 1, D("6.00"), D("2000"), D("1800"))
+    assert (b["earned"], b["deferred"], b["unburned"], b["ran_out"], b["collected"]) == (
+        D("5.40"), D("0.60"), 0, 0, 0)
 
 
 def test_a_top_up_the_catalog_does_not_declare_is_refused() -> None:

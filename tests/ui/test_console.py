@@ -353,3 +353,32 @@ def test_simulation_prices_credit_packs_and_progressive_thresholds(app) -> None:
     assert early["Billed before the close"] == ("0", "20.32")
     assert early["Those periods' invoices in all"] == ("0", "109.00")
     assert early["Those periods' quotes"] == ("0", "109.00")
+
+
+def test_simulation_prices_a_token_pack(app) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20: a draft selling the starter pack in tokens (50,000 for 45.00, each API call
+    burning one) is priced on the page, not refused: January's 25,000 calls burn 25,000 tokens,
+    half the pack: 22.50 earned, 22.50 still deferred, nothing owed; the baseline's money pack
+    pays 50.00 of the 109.00 bill as before."""
+    at = open_source(app("editor"), SAAS)
+    text = at.text_area(key="editor_text").value
+    money_pack = '  packs:\n    starter: {name: Starter credits, price: "45.00", credit: "50.00"'
+    assert text.count(money_pack) == 1
+    edit(at, text.replace(money_pack, '  unit: tokens\n  rate: "0.001"\n  burn: {api_calls: "1"}\n'
+                          '  packs:\n    starter: {name: Starter tokens, price: "45.00", credit: "50000"')
+         .replace('  top_up: {threshold: "10.00", pack: starter}', '  top_up: {threshold: "1000", pack: starter}'))
+    page(at, "Simulate")
+    at.radio(key="sim_source").set_value("CSV").run()
+    at.text_area(key="sim_csv_text").input("customer_id,plan,quantity,api_calls\na,pro,3,25000\n")
+    at.number_input(key="sim_months").set_value(1)
+    at.date_input(key="sim_start").set_value(date(2027, 1, 1))
+    at.selectbox(key="sim_pack").select("starter")
+    at.number_input(key="sim_pack_pct").set_value(100.0)
+    at.button(key="sim_run").click().run()
+    assert not at.exception, at.exception
+    assert not texts(at, "error")
+    packs = {row[""]: (row["baseline"], row["draft"]) for row in at.dataframe[0].value.to_dict("records")}
+    assert packs["Credit consumed by bills (USD / tokens)"] == ("50.00", "25000")
+    assert packs["Revenue earned as consumed"] == ("45.00", "22.50")
+    assert packs["Still deferred at the end"] == ("0.00", "22.50")
+    assert packs["Usage beyond the wallets, still owed (USD / tokens)"] == ("—", "0")

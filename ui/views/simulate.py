@@ -456,7 +456,8 @@ EARLY_ROWS = [("invoices", "Progressive invoices"), ("customers", "Customers inv
 
 
 def _figures(rows: list[tuple[str, str]], figures: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame([{"": label, "baseline": str(figures["baseline"][k]), "draft": str(figures["draft"][k])}
+    return pd.DataFrame([{"": label, "baseline": str(figures["baseline"].get(k, "—")),
+                          "draft": str(figures["draft"].get(k, "—"))}
                          for k, label in rows])
 
 
@@ -467,7 +468,18 @@ def _show_prepaid(r: Any) -> None:
     top_up = " with the automatic top-up" if p["top_up"] else ""
     st.markdown(f"**Credit packs**: {(p['share'] * 100).normalize():f} % of the cohort buy `{p['pack']}`{top_up} "
                 f"(before tax, {r.currency}; cash at sale against revenue earned as the credit is consumed)")
-    st.dataframe(_figures(PACK_ROWS, p), hide_index=True)
+    st.dataframe(_figures(_pack_rows(p, r.currency), p), hide_index=True)
+
+
+def _pack_rows(p: dict[str, Any], currency: str) -> list[tuple[str, str]]:
+    """The pack rows; a token pack (on either side) labels the credit rows with its unit and
+    adds what usage asked beyond the wallets (a money side shows a dash there)."""
+    units = [p[side].get("unit") or currency for side in ("baseline", "draft")]
+    if units == [currency, currency]:
+        return PACK_ROWS
+    unit = units[0] if units[0] == units[1] else " / ".join(units)
+    rows = [(k, f"{label} ({unit})" if k in ("credit", "consumed", "expired") else label) for k, label in PACK_ROWS]
+    return [*rows, ("unburned", f"Usage beyond the wallets, still owed ({unit})")]
 
 
 def _show_progressive(r: Any) -> None:

@@ -46,6 +46,8 @@ def _prepaid_lines(result: SimulationResult) -> list[str]:
             f"({f['top_ups']} top-ups), sold={f['sold']} credit={f['credit']} consumed={f['consumed']} "
             f"earned={f['earned']} expired={f['expired']} breakage={f['breakage']} deferred={f['deferred']} "
             f"collected={f['collected']}; {f['ran_out']} customers ran out"
+            + (f"; in {f['unit']}: credit, consumed, expired; unburned={f['unburned']} {f['unit']} still owed"
+               if f.get("unit") else "")
         )
     return out
 
