@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,6 +56,11 @@ class Database:
         self.outbox_writes.watch(self._factory)
         # Read-only sessions: on SQLite a deferred BEGIN, so readers run beside the writer (WAL).
         self._read_factory = sessionmaker(self.engine.execution_options(billing_readonly=True), expire_on_commit=False)
+
+    def listen(self, identifier: str, fn: Callable[..., Any]) -> None:
+        """Listen to a session event of this database's writing sessions (`session()`): how a
+        package counts its own committed writes, as `outbox_writes` does for the outbox."""
+        event.listen(self._factory, identifier, fn)
 
     @property
     def is_postgres(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -157,10 +158,11 @@ class System:
             raise RuntimeError("not on a test clock")
         if self.scheduler_jobs is None:
             return self.advance_clock(target)
-        return scheduler.advance(
-            self.scheduler_jobs, clock, target, step=lambda t: self.advance_clock(t, within=True), drain=self.drain,
-            in_flight=lambda: messaging.deliveries_in_flight(self.db),
-        )
+        with self.webhooks.advance() if self.webhooks is not None else nullcontext():
+            return scheduler.advance(
+                self.scheduler_jobs, clock, target, step=lambda t: self.advance_clock(t, within=True),
+                drain=self.drain, in_flight=lambda: messaging.deliveries_in_flight(self.db),
+            )
 
     def run_scheduler(self, stop: threading.Event) -> None:
         """The scheduler of this system until `stop` (`billing scheduler`, or a thread)."""

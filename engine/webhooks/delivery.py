@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy.orm import aliased
 from engine.clock import Clock
 from engine.store import Database
 from engine.webhooks import signing
+from engine.webhooks.idle import WebhookWrites
 from engine.webhooks.models import EventDelivery, EventEndpoint
 from engine.webhooks.urls import UrlError, UrlPolicy
 
@@ -75,8 +77,14 @@ class Sender:
     wall: Callable[[], datetime] = _wall
     client: httpx.Client | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
+    _writes: WebhookWrites = field(init=False)
+    # Within a clock advance (> 0): what the last look found, (the write count before it,
+    # whether an enabled endpoint exists); None: not looked since the advance began.
+    _advancing: int = 0
+    _looked: tuple[int, bool] | None = None
 
     def __post_init__(self) -> None:
+        self._writes = WebhookWrites(self.db)
         if self.client is None:
             self.client = httpx.Client(timeout=self.timeout, follow_redirects=False,
                                        headers={"user-agent": "billing-engine-webhooks"})
@@ -105,9 +113,24 @@ class Sender:
             self._record(now, self._send(claimed), report)
         return report
 
+    @contextmanager
+    def advance(self) -> Iterator[None]:
+        """A clock advance (System.advance_to): within it `drain` skips the claim while this
+        process knows no endpoint is enabled (engine.webhooks.idle); its start and end forget
+        what it knew, so what another process wrote is seen at the next advance at the latest."""
+        self._advancing += 1
+        self._looked = None
+        try:
+            yield
+        finally:
+            self._advancing -= 1
+            self._looked = None
+
     def drain(self, now: datetime | None = None, rounds: int = 1000) -> Report:
         """Send until nothing is due now (tests, a clock advance's stop)."""
         total = Report()
+        if self._advancing and not self._any_enabled():
+            return total
         for _ in range(rounds):
             report = self.run_once(now)
             total.delivered += report.delivered
@@ -116,6 +139,18 @@ class Sender:
             if not (report.delivered or report.failed):
                 break
         return total
+
+    def _any_enabled(self) -> bool:
+        """Whether an enabled endpoint exists, looked up again only after this process wrote
+        endpoints or deliveries (a test clock's stops, hundreds a simulated year, claimed
+        nothing where no endpoint exists: a query and a transaction each)."""
+        writes = self._writes.committed  # read before the query: a later write is seen next time
+        if self._looked is not None and self._looked[0] == writes:
+            return self._looked[1]
+        with self.db.read_session() as session:
+            found = session.scalar(select(EventEndpoint.id).where(EventEndpoint.enabled.is_(True)).limit(1))
+        self._looked = (writes, found is not None)
+        return found is not None
 
     # -- claiming ----------------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ from engine.rules import publish_ruleset
 from engine.scheduler import JobRun
 from engine.store import OutboxEvent
 from engine.system import System
+from engine.webhooks import UrlPolicy, create_endpoint
+from engine.webhooks.models import EventDelivery
 from tests.automation.conftest import make_system
 from tests.automation.test_declines_http import FAILING_CARD, advance, http, signup, subjects
 
@@ -29,7 +31,8 @@ __all__ = ["http"]
 @contextmanager
 def statements(system: System) -> Iterator[Counter[str]]:
     """Counts, while open: outbox polls (the bus asking for due rows), outbox rows settled
-    (one UPDATE per batch the bus applied), savepoints, and the billing run's due queries."""
+    (one UPDATE per batch the bus applied), webhook claims (the sender asking for due
+    deliveries), savepoints, and the billing run's due queries."""
     seen: Counter[str] = Counter()
 
     def count(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
@@ -38,6 +41,8 @@ def statements(system: System) -> Iterator[Counter[str]]:
             seen["outbox polls"] += 1
         elif text.startswith("UPDATE outbox_events SET published_at"):
             seen["batches applied"] += 1
+        elif text.startswith("SELECT event_webhook_deliveries.seq"):
+            seen["webhook claims"] += 1
         elif text.startswith("SAVEPOINT"):
             seen["savepoints"] += 1
         elif text.startswith("SELECT sales_subscriptions.id") and "sales_subscriptions.next_run_at <=" in text:
@@ -141,3 +146,28 @@ def test_an_events_actions_share_one_savepoint_and_a_refused_one_leaves_nothing_
     without = sorted(a for k, a in records.items() if "evt_without" in k)
     assert without == ["emit", "emit"]  # the refused tag's ledger row rolled back with it
     assert emitted == ["ops.first"] * 3 + ["ops.third"] * 3
+
+
+def test_a_clock_stop_claims_no_webhook_delivery_where_no_endpoint_exists(
+    http: tuple[System, TestClient], inbox: Any
+) -> None:
+    """Eight days of dunning with no webhook endpoint (the lifecycle what-if): no stop asks
+    for due webhook deliveries (each one did, a query and a transaction). An endpoint
+    registered after it is seen at the next advance, whose events go out to it."""
+    system, client = http
+    signup(system, client, "cus_hooks", FAILING_CARD)
+    with statements(system) as seen:
+        advance(client, "8d")
+    print(dict(seen))
+    assert seen["webhook claims"] == 0
+    assert any("failed" in s.lower() for s in subjects(inbox[0]))  # the stops did their work
+    with system.db.session() as s:
+        # Nothing listens there: each delivery is attempted and fails (its retry is scheduled).
+        hooks = UrlPolicy(allow_http=True, allow_private=True)
+        create_endpoint(s, "http://127.0.0.1:9/hooks", ["*"], now=system.clock.now(), policy=hooks)
+    with statements(system) as seen:
+        advance(client, "30d")  # the renewal: invoice and payment events
+    assert seen["webhook claims"] > 0
+    with system.db.session() as s:
+        attempted = s.scalar(select(sa.func.count()).select_from(EventDelivery).where(EventDelivery.attempts > 0))
+    assert attempted and attempted > 0

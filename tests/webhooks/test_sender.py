@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from engine import webhooks
 from engine.clock import TestClock
@@ -93,4 +94,41 @@ def test_lanes_of_other_customers_do_not_wait(db: Database) -> None:
         assert webhooks.Sender(db, TestClock(T0), POLICY).drain().delivered == 6
         assert [r.id for r in receiver.received] == ids
     finally:
+        receiver.stop()
+
+
+def test_within_a_clock_advance_it_claims_only_while_an_endpoint_is_enabled(db: Database) -> None:
+    """A clock advance's stops (Sender.advance) do not claim while no endpoint is enabled;
+    enabling one, or registering one, in this process is seen at the next stop."""
+    receiver = Receiver()
+    claims: list[str] = []
+
+    def count(_conn: object, _cursor: object, sql: str, *_rest: object) -> None:
+        if sql.lstrip().startswith("SELECT event_webhook_deliveries.seq"):
+            claims.append(sql)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.session() as s:
+            endpoint = webhooks.create_endpoint(s, receiver.url, ["invoice.paid"], now=T0, policy=POLICY)
+        _publish(db, 1)
+        with db.session() as s:
+            webhooks.update_endpoint(s, endpoint.id, now=T0, policy=POLICY, enabled=False)
+        sender = webhooks.Sender(db, TestClock(T0), POLICY)
+        with sender.advance():
+            assert [sender.drain().delivered for _ in range(5)] == [0] * 5
+            assert claims == []  # nothing enabled: nothing asked, stop after stop
+            with db.session() as s:
+                webhooks.update_endpoint(s, endpoint.id, now=T0, policy=POLICY, enabled=True)
+            assert sender.drain().delivered == 1
+            with db.session() as s:
+                webhooks.update_endpoint(s, endpoint.id, now=T0, policy=POLICY, enabled=False)
+            assert sender.drain().delivered == 0
+            with db.session() as s:
+                webhooks.create_endpoint(s, receiver.url, ["invoice.paid"], now=T0, policy=POLICY)
+            _publish(db, 1, "cus_2")
+            assert sender.drain().delivered == 1
+        assert len(receiver.received) == 2
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
         receiver.stop()
