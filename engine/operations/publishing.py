@@ -63,29 +63,30 @@ def publish_texts(session: Session, texts: Sequence[tuple[str, str]], actor: str
             problems.extend(str(p) for p in exc.problems)
     if problems:
         raise OperationError("documents", "\n".join(problems), problems=problems)
-    return publish_documents(session, docs, actor, comment, refs=None, clock=clock)
+    return publish_documents(session, docs, actor, comment, clock=clock)
 
 
-def publish_documents(session: Session, docs: Sequence[Document], actor: str, comment: str = "", *,
-                      refs: rules.References | None = None, clock: Clock) -> list[PublishedItem]:
+def publish_documents(
+    session: Session, docs: Sequence[Document], actor: str, comment: str = "", *, clock: Clock
+) -> list[PublishedItem]:
     """Catalogs first, then rulesets (so a ruleset may name a plan published in the same
-    call). `refs`: what rulesets may name; None reads the published catalogs."""
+    call). A ruleset may name what the database's published catalogs hold
+    (`published_references`), whichever door publishes it: the CLI and the HTTP door share
+    this, so neither refuses what the other accepts."""
     is_ruleset = [isinstance(d.data, dict) and "ruleset" in d.data for d in docs]
     ordered = [d for d, r in zip(docs, is_ruleset, strict=True) if not r] + \
         [d for d, r in zip(docs, is_ruleset, strict=True) if r]
     out = []
     with _refused():
         for doc in ordered:
-            out.append(_publish_one(session, doc, actor, comment, refs, clock))
+            out.append(_publish_one(session, doc, actor, comment, clock))
     return out
 
 
-def _publish_one(session: Session, doc: Document, actor: str, comment: str, refs: rules.References | None,
-                 clock: Clock) -> PublishedItem:
+def _publish_one(session: Session, doc: Document, actor: str, comment: str, clock: Clock) -> PublishedItem:
     if isinstance(doc.data, dict) and "ruleset" in doc.data:
-        session.flush()
-        found = rules.publish_ruleset(session, doc, actor, comment,
-                                      refs=refs if refs is not None else published_references(session), clock=clock)
+        session.flush()  # the catalogs of this call are read back as published
+        found = rules.publish_ruleset(session, doc, actor, comment, refs=published_references(session), clock=clock)
         return PublishedItem(doc.file, "ruleset", found.ruleset, found.version, found.created)
     version = sales.publish_catalog(session, doc, actor, comment, clock=clock)
     return PublishedItem(doc.file, "catalog", version.catalog, version.version, version.created)

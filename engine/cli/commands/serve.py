@@ -126,7 +126,6 @@ def run_apikey_list(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from engine import rules
     from engine.cli.clock import engine_clock
     from engine.documents import DocumentError, load_yaml_file
     from engine.operations import OperationError, publish_documents
@@ -144,13 +143,11 @@ def run_publish(args: argparse.Namespace) -> int:
             problems.extend(exc.problems)
     if problems:
         raise BadInput("\n".join(str(p) for p in problems))
-    # All or nothing: one transaction for every file given. Rulesets may name the catalogs
-    # of the checkout (catalogs/), as `billing validate` checks them.
+    # All or nothing: one transaction for every file given. Rulesets may name what is published
+    # in this database (and the catalogs given with them), as `POST /v1/publish` checks them.
     try:
         with db.session() as session:
-            results = publish_documents(
-                session, docs, args.author, args.comment, refs=rules.default_references(), clock=engine_clock(db)
-            )
+            results = publish_documents(session, docs, args.author, args.comment, clock=engine_clock(db))
     except OperationError as exc:
         raise BadInput("\n".join(exc.problems) or str(exc)) from None
     for item in results:
