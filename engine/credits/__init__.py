@@ -19,7 +19,7 @@ from engine.credits.errors import CreditsConflict, CreditsError, UnknownGrant
 from engine.credits.ledger import MAX_PAGE, grant_to_dict, ledger_page, wallet
 from engine.credits.levels import delete_level, get_level, level_to_dict, set_level
 from engine.credits.models import Grant
-from engine.credits.terms import credit_share
+from engine.credits.terms import burn_asked, credit_share
 from engine.credits.top_up import due_top_up, get_top_up, set_top_up, top_up_to_dict
 from engine.credits.wallet import (
     PREPAID,
@@ -61,6 +61,7 @@ __all__ = [
     "available_totals",
     "budget_to_dict",
     "burn",
+    "burn_asked",
     "burn_batch",
     "burned",
     "credit_share",

@@ -1,6 +1,8 @@
 """Token wallets drawn by usage (docs/credits.md, Token wallets): a catalog whose credits are in
 a custom unit names the metrics that burn it (`credits.burn`, units per unit of the metric's
 quantity). Sales counts the usage; the wallet (engine/credits/burn.py) writes what it burns.
+What usage asks is `credits.burn_asked` (quantity times rate, exact), the function the what-if
+burns with (engine/simulation/prepaid.py), so the two can never price a burn apart.
 
 When: on `usage.recorded`, the bus's sales consumer, just after the ingestion batch commits (as
 progressive billing does: no wallet query on the ingestion hot path), for the customers it names
@@ -38,7 +40,7 @@ def token_usage(session: Session, customer_id: str, catalog: Catalog, burn: Mapp
     (exact: the rates are decimals, a custom unit is never rounded): each metric's running
     total (engine/sales/burn_totals.py) when it has counted the history, else the history."""
     totals = _totals(session, customer_id, burn)
-    return sum((_quantity(session, customer_id, catalog, metric, totals) * rate for metric, rate in burn.items()), ZERO)
+    return credits.burn_asked({m: _quantity(session, customer_id, catalog, m, totals) for m in burn}, burn)
 
 
 def history_usage(session: Session, customer_id: str, catalog: Catalog, metric: str) -> Decimal:
@@ -111,7 +113,9 @@ def tokens_spendable_many(session: Session, catalogs: Mapping[str, Catalog], now
             wallet = catalogs[cid].tokens
             assert wallet is not None
             rows = totals.get(cid, {})
-            asked = sum((_quantity(session, cid, catalogs[cid], m, rows) * rate for m, rate in wallet.burn.items()), ZERO)
+            asked = credits.burn_asked(
+                {m: _quantity(session, cid, catalogs[cid], m, rows) for m in wallet.burn}, wallet.burn
+            )
             usable, used = figures[cid]
             out[cid] = usable - max(asked - used, ZERO)
     return out
@@ -157,8 +161,8 @@ def _required(
         if any(m not in rows or not rows[m].counted for m in wallet.burn):  # the first burn: count the history
             count_totals(session, cid, catalog, wallet.burn)
             rows = _totals(session, cid, wallet.burn)
-        by_unit.setdefault(wallet.unit, {})[cid] = sum(
-            (rows[m].quantity * rate for m, rate in wallet.burn.items()), ZERO
+        by_unit.setdefault(wallet.unit, {})[cid] = credits.burn_asked(
+            {m: rows[m].quantity for m in wallet.burn}, wallet.burn
         )
     return by_unit
 
