@@ -54,7 +54,7 @@ def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *,
     customer = load_customer(session, customer_id)
     now = now_of(clock)
     terms, amount, ref = _grant_terms(session, customer, spec, now)
-    unit = _unit(session, customer, spec.get("unit"))
+    unit = _unit(session, customer, spec.get("unit") or (_catalog_unit(session, customer) if ref else None))
     expires_at = spec.get("expires_at")
     if expires_at is not None and "effective_at" not in spec and expires_at <= now:
         raise Conflict("expires_at", f"{expires_at.isoformat()} is not after now ({now.isoformat()}, "
@@ -85,6 +85,14 @@ def _unit(session: Session, customer: Customer, asked: str | None) -> str:
     if asked != known:
         raise Conflict("unit", f"unknown unit {asked!r}: the customer's catalog's custom unit is {known}")
     return asked
+
+
+def _catalog_unit(session: Session, customer: Customer) -> str | None:
+    """A catalog grant's amount is in the catalog wallet's unit (`credits.unit`): for a custom
+    unit (tokens) that unit, so 500 of a token catalog's grant are 500 tokens, not 500 of the
+    customer's currency; for money None (the customer's currency, as before)."""
+    credit = _catalog(session, customer)[0].credits
+    return credit.unit if credit is not None and credit.custom else None
 
 
 def grant_units(session: Session, customer_id: str) -> list[str]:

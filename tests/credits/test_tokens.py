@@ -414,3 +414,20 @@ def test_a_usage_batch_s_token_burn_costs_the_same_statements_whatever_its_size(
         assert [writes(small[i]) for i in (1, 2)] == [writes(large[i]) for i in (1, 2)]
     with db.session() as s:
         assert credits.burned(s, "h12-0", "tokens") == D(6)  # two batches of 3 tokens each
+
+
+def test_a_catalog_grant_in_a_token_catalog_is_granted_in_tokens(db: Database, tmp_path: Path) -> None:
+    """A catalog grant's amount is in the catalog wallet's unit: a rule's `grant_credit` or an
+    operator naming `grant: welcome` in a token catalog grants 500 tokens, not 500 dollars."""
+    clock = TestClock(T0)
+    path = tmp_path / "tokens.yaml"
+    path.write_text(CATALOG + "  grants:\n    welcome: {amount: \"500\", rollover: all}\n")
+    with db.session() as s:
+        sales.publish_catalog(s, str(path), "test", clock=clock)
+        sales.create_customer(s, {"id": "cus_t", "email": "t@example.com", "name": "T", "country": "US"}, clock=clock)
+        sales.create_subscription(s, "cus_t", "stop", clock=clock)
+        granted = sales.grant_credit(s, "cus_t", {"grant": "welcome", "reason": "welcome"}, clock=clock)
+    assert (granted["unit"], str(granted["amount"])) == ("tokens", "500")
+    assert _balance(db, clock) == "500"
+    with db.session() as s:  # nothing in dollars
+        assert [b["unit"] for b in credits.wallet(s, "cus_t", clock.now())["balances"]] == ["tokens"]

@@ -285,3 +285,19 @@ def test_a_customers_own_token_low_balance_level_set_over_http(engine: Engine, t
 def _low(engine: Engine, cid: str) -> list[str]:
     """The customer's low-credit notices in their in-app feed (the body names what is left)."""
     return [n["body"] for n in engine.notifications(cid) if n["template"] == "credits_balance_low"]
+
+
+def test_an_operators_catalog_grant_in_a_token_catalog_is_in_tokens(engine: Engine, tmp_path: Path) -> None:
+    """The catalog's `welcome` grant is 500 of its wallet's unit: an operator granting it over
+    HTTP (no unit named) gives 500 tokens, spendable at once, and no dollars."""
+    tag = secrets.token_hex(3)
+    path = tmp_path / "tokens.yaml"
+    path.write_text(CATALOG.format(tag=tag) + '  grants:\n    welcome: {amount: "500", rollover: all}\n')
+    engine.publish(path)
+    cid = engine.customer("tokens_welcome")
+    engine.subscribe(cid, f"tokens-{tag}")
+    r = engine.admin.post(f"/v1/customers/{cid}/wallet/grants", json={"grant": "welcome", "reason": "welcome"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["unit"], money(r.json()["amount"])) == ("tokens", D(500))
+    assert tokens(engine, cid)["balance"] == "500"
+    assert [b["unit"] for b in wallet(engine, cid)["balances"]] == ["tokens"]
