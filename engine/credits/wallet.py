@@ -222,14 +222,52 @@ def draw_down(session: Session, customer_id: str, unit: str, charges: list[tuple
 
 
 def restore_invoice(session: Session, invoice_id: str, now: datetime) -> Decimal:
-    """A voided invoice gives back what the wallet paid for it (as a reversing consumption)."""
+    """A voided invoice gives back what the wallet paid for it (as a reversing consumption).
+    Credit given back to a grant no longer active is taken again at once (`_to_inactive`)."""
     rows = session.scalars(select(Entry).where(Entry.invoice_id == invoice_id, Entry.kind == "consumption")).all()
     total = ZERO
+    back: dict[str, Decimal] = {}
     for e in rows:
         session.add(Entry(customer_id=e.customer_id, grant_id=e.grant_id, kind="consumption", amount=-e.amount,
                           invoice_id=invoice_id, line=e.line, note="invoice voided", created_at=now))
         total -= e.amount
+        back[e.grant_id] = back.get(e.grant_id, ZERO) - e.amount
+    for grant_id, amount in sorted(back.items()):
+        if amount > ZERO:
+            _to_inactive(session, get_grant(session, grant_id, lock=True), amount, invoice_id, now)
     return total
+
+
+def _to_inactive(session: Session, grant: Grant, amount: Decimal, invoice_id: str, now: datetime) -> None:
+    """`amount` given back by the void of `invoice_id` to a grant no longer active: nothing
+    expires, voids or draws that grant any more, so the credit would sit there (and the journal
+    keep its share deferred) for ever. A grant past its expiry: its credit lapsed, so the
+    returned credit lapses too, an `expiry` entry naming the invoice written now; a grant an
+    operator, a refund or a credit note voided: taken back the same way, a `void` entry. The
+    journal earns a pack's share of either as breakage (`credits:lapsed`). A grant marked
+    expired before its expiry date (the run marks only those past it: a guard) is active again
+    with the credit. No `credits.expired` / `credits.voided`: what the customer may spend never
+    changed."""
+    if grant.status == "void":
+        _entry(session, grant, "void", -amount, now, invoice_id=invoice_id,
+               note=f"invoice {invoice_id} voided after the grant was voided")
+    elif grant.status != "expired":
+        return  # active (or pending): drawn and expiring on its terms
+    elif grant.expires_at is not None and grant.expires_at <= now:
+        _entry(session, grant, "expiry", -amount, now, invoice_id=invoice_id,
+               note=f"invoice {invoice_id} voided after the grant expired")
+    else:
+        grant.status = "active"
+        _granted(session, grant, now)
+
+
+def lapsed_on_void(session: Session, invoice_id: str) -> dict[str, Decimal]:
+    """What the void of `invoice_id` gave back to expired or voided grants and took again at
+    once, per grant (its `expiry` and `void` entries naming the invoice, positive)."""
+    out: dict[str, Decimal] = {}
+    for e in session.scalars(select(Entry).where(Entry.invoice_id == invoice_id, Entry.kind.in_(("expiry", "void")))):
+        out[e.grant_id] = out.get(e.grant_id, ZERO) - e.amount
+    return out
 
 
 def paid_by_credits(session: Session, invoice_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:

@@ -54,6 +54,37 @@ def test_expiry_writes_an_entry_and_the_balance_follows(sqlite_db: Database) -> 
         ("grant", "10.00"), ("consumption", "-3.00"), ("expiry", "-7.00")]
 
 
+def test_credit_a_void_gives_back_to_an_expired_grant_lapses_at_once(sqlite_db: Database) -> None:
+    """A grant used up by an invoice and marked expired at its expiry: the invoice's void gives
+    the 10.00 back and an `expiry` entry naming the invoice takes it at once (nothing to spend,
+    `lapsed_on_void` says so). A grant marked expired before its date (the run never does: the
+    guard) is active again with what it got back."""
+    ends = T0 + timedelta(days=30)
+    with sqlite_db.session() as s:
+        g = credits.add_grant(s, req("10.00", expires_at=ends), T0)
+        credits.draw_down(s, "cus_1", "USD", [(1, D("10.00"))], T0, invoice_id="inv_1")
+        credits.add_grant(s, req("4.00", customer_id="cus_2", expires_at=ends + timedelta(days=60)), T0)
+        credits.draw_down(s, "cus_2", "USD", [(1, D("4.00"))], T0, invoice_id="inv_2")
+    with sqlite_db.session() as s:
+        assert [(x.id, left) for x, left in credits.expire_due(s, ends)] == [(g.id, D(0))]  # used up: no entry
+    with sqlite_db.session() as s:
+        assert credits.restore_invoice(s, "inv_1", ends + timedelta(days=1)) == D("10.00")
+        assert credits.lapsed_on_void(s, "inv_1") == {g.id: D("10.00")}
+        other = credits.get_grant(s, credits.paid_by_credits(s, ["inv_2"])["inv_2"][0]["grant_id"])
+        other.status = "expired"  # as if marked before its date
+        credits.restore_invoice(s, "inv_2", ends + timedelta(days=1))
+        assert credits.lapsed_on_void(s, "inv_2") == {}
+    with sqlite_db.session() as s:
+        page = credits.ledger_page(s, "cus_1")
+        late = credits.wallet(s, "cus_1", ends + timedelta(days=1))
+        back = credits.wallet(s, "cus_2", ends + timedelta(days=1))
+    assert [(e["kind"], e["amount"], e["invoice_id"]) for e in page["entries"]] == [
+        ("grant", "10.00", None), ("consumption", "-10.00", "inv_1"), ("consumption", "10.00", "inv_1"),
+        ("expiry", "-10.00", "inv_1")]
+    assert late["balances"][0]["balance"] == "0.00" and late["grants"][0]["status"] == "expired"
+    assert back["balances"][0]["available"] == "4.00" and back["grants"][0]["status"] == "active"
+
+
 def test_void_takes_back_what_is_left_once(sqlite_db: Database) -> None:
     with sqlite_db.session() as s:
         g = credits.add_grant(s, req("10.00"), T0)

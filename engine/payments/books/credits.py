@@ -11,7 +11,10 @@ grant, a promotion) is a discount, never revenue.
   credit, half-even to the cent on the cumulative use, so a pack used up has earned exactly
   what it deferred) and Dr `discounts` (the rest: promotional credit, and a pack's bonus).
 - A voided invoice that credit paid: `credits:returned:<invoice>:<grant>` reverses each use
-  with its share of the invoice's revenue and tax (post_returns).
+  with its share of the invoice's revenue and tax (post_returns); what it gave back to a grant
+  no longer active (expired, voided) the wallet takes again at once, and entry
+  `credits:lapsed:<invoice>:<grant>` earns the pack's share of it: Dr `deferred_revenue` /
+  Cr `revenue:credits:one_time` (breakage, as an expiry's).
 - A pack's credit that expires: entry `credits:expired:<grant>`: Dr `deferred_revenue` (what is
   left of it) / Cr `revenue:credits:one_time` (breakage: paid for, never used).
 - A pack's invoice refunded in part: the refund's share of the credit is taken back (a
@@ -335,13 +338,16 @@ def post_returns(session: Session, invoice_id: str, now: datetime) -> int:
     `credits:used` entry of the invoice is reversed with the invoice's revenue and tax for that
     part (the void entry reverses only what was still receivable): entry
     `credits:returned:<invoice>:<grant>`: Dr `credit_notes` (net), Dr `tax_payable` (the
-    invoice's proportion) / Cr `deferred_revenue`, Cr `discounts` (as the use had them)."""
+    invoice's proportion) / Cr `deferred_revenue`, Cr `discounts` (as the use had them). A pack
+    whose grant had expired or been voided gets nothing back to spend (the wallet took it again):
+    the share deferred again is earned at once (_post_lapse)."""
     prefix = f"credits:used:{invoice_id}:"
     rows = session.execute(select(JournalLine).where(JournalLine.entry_id >= prefix, JournalLine.entry_id < f"{prefix}~")
                            .order_by(JournalLine.entry_id, JournalLine.line_no)).scalars()
     used: dict[str, list[JournalLine]] = defaultdict(list)
     for row in rows:
         used[row.entry_id].append(row)
+    lapsed = credits.lapsed_on_void(session, invoice_id)
     for entry_id, lines in used.items():
         grant_id, currency = entry_id.removeprefix(prefix), lines[0].currency
         amount = sum((r.credit for r in lines if r.account == journal.CUSTOMER_CREDIT), ZERO)
@@ -355,8 +361,24 @@ def post_returns(session: Session, invoice_id: str, now: datetime) -> int:
             grant = credits.get_grant(session, grant_id)
             write_report(session, f"credits:returned:{invoice_id}:{grant_id}", grant.customer_id, grant.invoice_id, currency,
                     [(now.date(), UNEARNED, back)])
+            if lapsed.get(grant_id, ZERO) > ZERO:
+                _post_lapse(session, grant, invoice_id, back, currency, now)
         schedule_credit(session, invoice_id, f"void-credit:{invoice_id}:{grant_id}", split.net, when=now)
     return len(used)
+
+
+def _post_lapse(session: Session, grant: credits.Grant, invoice_id: str, back: Decimal, currency: str,
+                now: datetime) -> None:
+    """The credit a void gave back to a pack's grant that had expired or been voided was taken
+    again at once (the wallet's `expiry` or `void` entry naming the invoice): the share `credits:returned` deferred again (`back`) is
+    earned as an expiry's is, entry `credits:lapsed:<invoice>:<grant>`: Dr `deferred_revenue` /
+    Cr breakage, and the report earns it the day of the void. The wallet gives back all a use
+    took or none of it, so what lapsed is all of that use and its whole share is earned."""
+    entry_id = f"credits:lapsed:{invoice_id}:{grant.id}"
+    journal.post_entry(session, entry_id, now, currency, [Posting(DEFERRED, debit=back), Posting(BREAKAGE, credit=back)],
+                       f"invoice {invoice_id} voided after credit pack {grant.id} ended: the credit given back lapsed",
+                       grant.id)
+    write_report(session, entry_id, grant.customer_id, grant.invoice_id, currency, earned_rows(now.date(), back))
 
 
 def post_balance_return(session: Session, invoice_id: str, now: datetime) -> bool:
