@@ -53,8 +53,8 @@ def grant_credit(session: Session, customer_id: str, spec: Mapping[str, Any], *,
     terms. Checks everything first (unknown customer: NotFound; bad terms: CreditsError)."""
     customer = load_customer(session, customer_id)
     now = now_of(clock)
-    terms, amount, ref = _grant_terms(session, customer, spec, now)
-    unit = _unit(session, customer, spec.get("unit") or (_catalog_unit(session, customer) if ref else None))
+    terms, amount, ref, grant_unit = _grant_terms(session, customer, spec, now)
+    unit = _unit(session, customer, spec.get("unit") or grant_unit)
     expires_at = spec.get("expires_at")
     if expires_at is not None and "effective_at" not in spec and expires_at <= now:
         raise Conflict("expires_at", f"{expires_at.isoformat()} is not after now ({now.isoformat()}, "
@@ -87,14 +87,6 @@ def _unit(session: Session, customer: Customer, asked: str | None) -> str:
     return asked
 
 
-def _catalog_unit(session: Session, customer: Customer) -> str | None:
-    """A catalog grant's amount is in the catalog wallet's unit (`credits.unit`): for a custom
-    unit (tokens) that unit, so 500 of a token catalog's grant are 500 tokens, not 500 of the
-    customer's currency; for money None (the customer's currency, as before)."""
-    credit = _catalog(session, customer)[0].credits
-    return credit.unit if credit is not None and credit.custom else None
-
-
 def grant_units(session: Session, customer_id: str) -> list[str]:
     """The units an operator may grant the customer: their currency (the default) and, when
     their catalog's wallet is in a custom unit (tokens), that unit."""
@@ -107,19 +99,23 @@ def grant_units(session: Session, customer_id: str) -> list[str]:
 
 
 def _grant_terms(session: Session, customer: Customer, spec: Mapping[str, Any],
-                 now: datetime) -> tuple[CreditTerms, Decimal, str | None]:
+                 now: datetime) -> tuple[CreditTerms, Decimal, str | None, str | None]:
+    """(terms, amount, the catalog grant's id, the unit it is in when not the customer's
+    currency). A catalog grant's amount is in the catalog wallet's unit (`credits.unit`): for a
+    custom unit that unit, so 500 of a token catalog's grant are 500 tokens, not 500 dollars."""
     if spec.get("grant"):
         catalog, _sub = _catalog(session, customer)
         known = catalog.credits.grants if catalog.credits else {}
         if spec["grant"] not in known:
             raise NotFound("grant", f"unknown grant {spec['grant']!r}; the catalog has {', '.join(known) or 'none'}")
         g = known[spec["grant"]]
-        return g.terms, _amount(spec["amount"]) if spec.get("amount") is not None else g.amount, g.id
+        custom = catalog.credits.unit if catalog.credits is not None and catalog.credits.custom else None
+        return g.terms, _amount(spec["amount"]) if spec.get("amount") is not None else g.amount, g.id, custom
     if spec.get("amount") is None:
         raise SalesError("amount", "required: the amount to grant (or grant: a catalog grant's id)")
     terms = CreditTerms(priority=int(spec.get("priority", 100)), expires_after=spec.get("expires_after"),
                         rollover=str(spec.get("rollover", "all")))
-    return terms, _amount(spec["amount"]), None
+    return terms, _amount(spec["amount"]), None, None
 
 
 def _amount(value: Any, field: str = "amount") -> Decimal:
