@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from engine.store.outbox import OutboxWrites
+from engine.store.urls import normalise_url
 
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:
@@ -16,19 +17,12 @@ def is_postgres(engine_or_session: Engine | Session) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def _normalise_url(url: str) -> str:
-    # Users write postgresql://...; we ship psycopg 3, not psycopg2.
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
 class Database:
     """One engine and session factory. `session()` commits on success, rolls back on error,
     so a failed operation leaves no partial rows."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
-        self.url = _normalise_url(url)
+        self.url = normalise_url(url)
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}

@@ -15,20 +15,31 @@ import sqlite3
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Engine, create_engine
 
-from engine.store.database import Database, _normalise_url
+from engine.store.urls import normalise_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class Migratable(Protocol):
+    """What migrating needs of a database (engine.store.Database): its engine and URL.
+    Named here rather than imported, since Database.migrate calls this module."""
+
+    url: str
+
+    @property
+    def engine(self) -> Engine: ...
 
 
 def alembic_config(database_url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", _normalise_url(database_url).replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(database_url).replace("%", "%%"))
     return cfg
 
 
@@ -39,7 +50,7 @@ def upgrade(database_url: str, revision: str = "head") -> str | None:
     return current(database_url)
 
 
-def migrate(db: Database) -> None:
+def migrate(db: Migratable) -> None:
     """Bring `db` to the latest migration: the one way the engine's tables are made.
 
     An empty SQLite database (a test's, a seed's, the console's what-if) gets a copy of a
@@ -59,7 +70,7 @@ def migrate(db: Database) -> None:
         command.upgrade(cfg, "head")
 
 
-def require_migrated(db: Database) -> None:
+def require_migrated(db: Migratable) -> None:
     """Raise NotMigrated, saying to run `billing migrate`, unless `db` is at the latest
     migration: a process that only uses the tables stops with that, not with the driver's
     "no such table" at its first query."""
@@ -133,12 +144,12 @@ def _copy_template(conn: Any) -> None:
 def current(database_url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    db = Database(database_url)
+    engine = create_engine(normalise_url(database_url))
     try:
-        with db.engine.connect() as conn:
+        with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
-        db.dispose()
+        engine.dispose()
 
 
 def not_migrated(database_url: str) -> str | None:
@@ -150,7 +161,7 @@ def not_migrated(database_url: str) -> str | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    url = make_url(_normalise_url(database_url))
+    url = make_url(normalise_url(database_url))
     shown = make_url(database_url).render_as_string(hide_password=True)
     migrate = "run `billing migrate` first (with the same BILLING_DATABASE_URL)"
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):

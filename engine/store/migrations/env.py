@@ -44,14 +44,14 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
 
 
 def _url() -> str:
-    from engine.store.database import _normalise_url
+    from engine.store.urls import normalise_url
 
     url = context.config.get_main_option("sqlalchemy.url")
     if not url:
         from engine.config import get_settings
 
         url = get_settings().database_url
-    return _normalise_url(url)
+    return normalise_url(url)
 
 
 def run_offline() -> None:
