@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
+
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from engine.catalog import load_catalog_text
 from engine.console.yaml_edit import load
@@ -73,6 +76,17 @@ def test_validation_error_and_fix(app) -> None:  # type: ignore[no-untyped-def]
     problem = next(m for m in texts(at, "markdown") if "plans.pro.prices[0].amount" in m)
     line = bad.splitlines().index(next(x for x in bad.splitlines() if "forty-nine" in x)) + 1
     assert f"line {line}" in problem
+    # In words a business user reads: where (plan, price, field) and what to write.
+    assert "plan pro › price 1 › amount" in problem
+    assert """'forty-nine' is not an amount; write a decimal string such as "49.00\"""" in problem
+    # A tier's bound is "a number or empty" to the schema: the message says what to write,
+    # never JSON Schema's "is not valid under any of the given schemas" or its pattern.
+    edit(at, good.replace("up_to: 10000", "up_to: lots", 1))
+    shown = "\n".join([*texts(at, "markdown"), *texts(at, "error"), *texts(at, "caption")])
+    assert ("plan pro › price 3 › tier 1 › up to (`plans.pro.prices[2].tiers[0].up_to`) · Error: 'lots' is not "
+            "written as expected: a number such as 1000 (digits, maybe a decimal point)") in shown
+    assert "is not valid under any of the given schemas" not in shown
+    assert "does not match" not in shown and "^[0-9]" not in shown
     edit(at, good)
     assert not texts(at, "error")
     assert any(s.startswith("Valid") for s in texts(at, "success"))
@@ -127,6 +141,42 @@ def test_form_edits_write_yaml(app) -> None:  # type: ignore[no-untyped-def]
     at.button(key="f_price_apply").click().run()
     assert any("'cheap' is not an amount" in e for e in texts(at, "error"))
     assert at.text_area(key="editor_text").value == text
+
+
+def edit_table(at, key: str, edits: dict, button: str):  # type: ignore[no-untyped-def]
+    """AppTest cannot type into an st.data_editor: send its edits as the browser does (JSON,
+    rows by position from 0), with the button's click, in one run."""
+    grid = at.data_editor(key=key)
+    at.button(key=button).click()
+    states = at._tree.get_widget_states()
+    states.widgets.append(WidgetState(id=grid.proto.id, string_value=json.dumps(
+        {"edited_rows": {}, "added_rows": [], "deleted_rows": [], **edits})))
+    at._run(states)
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_tier_picker_and_the_tier_table_number_tiers_alike(app) -> None:  # type: ignore[no-untyped-def]
+    at = open_source(app("editor"), SAAS)
+    form(at, "Edit tiers (table)")
+    at.selectbox(key="f_tiers_price").select("pro · calls").run()
+    grid = at.data_editor(key="f_tiers_pro_calls").value
+    assert (grid.index.name, list(grid.index)) == ("tier", [1, 2, 3])
+    assert list(grid["unit_amount"]) == ["0", "0.002", "0.001"]
+    # The second row of the table, the one it labels tier 2, is the tier 2 the picker changes.
+    edit_table(at, "f_tiers_pro_calls", {"edited_rows": {"1": {"unit_amount": "0.0035"}}}, "f_tiers_apply")
+    assert "Applied to the YAML." in texts(at, "success")
+    tiers = load_catalog_text(at.text_area(key="editor_text").value).plan("pro").price("calls").tiers
+    assert [t.unit_amount for t in tiers] == [Decimal(0), Decimal("0.0035"), Decimal("0.001")]
+    form(at, "Change a tier")
+    at.selectbox(key="f_tier_price").select("pro · calls").run()
+    assert at.selectbox(key="f_tier_no").options == ["1", "2", "3"]
+    shown = next(d.value for d in at.dataframe if d.value.index.name == "tier")
+    assert shown.loc[2, "unit_amount"] == "0.0035"
+    change_tier(at, "0.004")  # the picker's tier 2
+    form(at, "Edit tiers (table)")
+    at.selectbox(key="f_tiers_price").select("pro · calls").run()
+    assert at.data_editor(key="f_tiers_pro_calls").value.loc[2, "unit_amount"] == "0.004"
 
 
 def test_toggle_rule(app) -> None:  # type: ignore[no-untyped-def]
@@ -280,8 +330,19 @@ def test_publish_and_rollback(app, console_db) -> None:  # type: ignore[no-untyp
         ("publish", "publisher", 2, "calls tier 2 at 0.003"),
         ("publish", "publisher", 1, "first version"),
     ]
+    # The Audit & users page: each publish and the rollback with who and why, and its diff.
     page(at, "Audit & users")
     assert not texts(at, "error")
+    diffs = {e.label: "\n".join(c.value for c in e.code) for e in at.expander}
+    published = diffs["publisher (publisher) published catalog acme-analytics v2: calls tier 2 at 0.003"]
+    rolled_back = diffs["publisher (publisher) rolled back catalog acme-analytics v3 (content of v1): customers complained"]
+    assert published.startswith("--- v1\n+++ v2\n")
+    assert "-      - unit_amount: '0.002'\n+      - unit_amount: '0.003'" in published
+    assert rolled_back.startswith("--- v2\n+++ v3\n")
+    assert "-      - unit_amount: '0.003'\n+      - unit_amount: '0.002'" in rolled_back
+    who = next(d.value for d in at.dataframe if "why" in d.value.columns)
+    assert list(zip(who["who"], who["why"], strict=False))[:3] == [
+        ("publisher", "customers complained"), ("publisher", "calls tier 2 at 0.003"), ("publisher", "first version")]
 
 
 def test_editor_cannot_publish(app) -> None:  # type: ignore[no-untyped-def]
