@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from engine.catalog import load_catalog_text
 from engine.console.drafts import check_draft
-from engine.users import authenticate, list_audit
+from engine.users import authenticate, list_audit, list_users
 from tests.ui.conftest import page, texts
 
 
@@ -51,8 +51,14 @@ def test_plan_builder_marks_bad_fields_writes_nothing_then_writes_the_plan(app) 
     click(at, "pb_add_tier_1")
     click(at, "pb_add_tier_1")
     # Tiers out of order, a float's noise, a negative minimum: each marked where it is.
-    fill(at, pb_p1_t0_up_to="100000", pb_p1_t0_unit_amount="0", pb_p1_t1_up_to="10000",
-         pb_p1_t1_unit_amount="0.30000000000000004", pb_p1_t2_unit_amount="0.001")
+    fill(
+        at,
+        pb_p1_t0_up_to="100000",
+        pb_p1_t0_unit_amount="0",
+        pb_p1_t1_up_to="10000",
+        pb_p1_t1_unit_amount="0.30000000000000004",
+        pb_p1_t2_unit_amount="0.001",
+    )
     errors = texts(at, "error")
     assert "-1 is negative; a price is 0 or more" in errors
     assert "Tier 2 up to: tiers must go up: 10000 is not above the tier before (100000)" in errors
@@ -157,6 +163,52 @@ def test_admin_manages_users_in_the_console(app, console_db) -> None:  # type: i
     with console_db.session() as s:
         assert authenticate(s, "grace", "long enough pw") is None
         assert [(a["action"], a["why"]) for a in list_audit(s, "grace")] == [
-            ("user.disable", "left the team"), ("user.add", "new analyst")]
+            ("user.disable", "left the team"),
+            ("user.add", "new analyst"),
+        ]
     who = next(d.value for d in at.dataframe if "why" in d.value.columns)
     assert list(who["why"])[:2] == ["left the team", "new analyst"]
+
+
+def test_admin_changes_a_role_recorded_in_the_audit(app, console_db) -> None:  # type: ignore[no-untyped-def]
+    at = page(app("admin"), "Audit & users")
+    at.radio(key="users_action").set_value("Change a role").run()
+    assert "admin" not in at.selectbox(key="users_pick").options  # not one's own role
+    at.selectbox(key="users_pick").select("editor")
+    at.selectbox(key="users_new_role").select("publisher")
+    fill(at, users_why="runs the spring launch")
+    click(at, "users_change")
+    assert "editor is now a publisher." in texts(at, "success")
+    with console_db.session() as s:
+        assert {u["name"]: u["role"] for u in list_users(s)}["editor"] == "publisher"
+        assert [(a["action"], a["user"], a["why"], a["details"]) for a in list_audit(s, "editor")] == [
+            ("user.role", "admin", "runs the spring launch", {"before": "editor", "after": "publisher"})
+        ]
+    shown = next(d.value for d in at.dataframe if "why" in d.value.columns)
+    assert (shown["who"][0], shown["why"][0]) == ("admin", "runs the spring launch")
+    users = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    assert dict(zip(users["user"], users["role"], strict=True))["editor"] == "publisher"
+    # Changing it to the role it has: said in place, nothing recorded.
+    at.selectbox(key="users_pick").select("editor")
+    at.selectbox(key="users_new_role").select("publisher")
+    click(at, "users_change")
+    assert "role: editor is already a publisher" in texts(at, "error")
+    with console_db.session() as s:
+        assert len(list_audit(s, "editor")) == 1
+
+
+def test_bad_input_on_the_users_form_is_said_in_place_and_changes_nothing(app, console_db) -> None:  # type: ignore[no-untyped-def]
+    with console_db.session() as s:
+        before = list_users(s)
+    at = page(app("admin"), "Audit & users")
+    fill(at, users_name="grace", users_password="short", users_why="new analyst")
+    click(at, "users_add")
+    assert "password: at least 8 characters" in texts(at, "error")
+    fill(at, users_name="editor", users_password="long enough pw")
+    click(at, "users_add")
+    assert "name: a user named 'editor' already exists" in texts(at, "error")
+    assert not texts(at, "success")
+    with console_db.session() as s:
+        assert list_users(s) == before
+        assert list_audit(s) == []
+        assert authenticate(s, "editor", "editor-demo") == {"name": "editor", "role": "editor"}

@@ -83,8 +83,10 @@ def test_validation_error_and_fix(app) -> None:  # type: ignore[no-untyped-def]
     # never JSON Schema's "is not valid under any of the given schemas" or its pattern.
     edit(at, good.replace("up_to: 10000", "up_to: lots", 1))
     shown = "\n".join([*texts(at, "markdown"), *texts(at, "error"), *texts(at, "caption")])
-    assert ("plan pro › price 3 › tier 1 › up to (`plans.pro.prices[2].tiers[0].up_to`) · Error: 'lots' is not "
-            "written as expected: a number such as 1000 (digits, maybe a decimal point)") in shown
+    assert (
+        "plan pro › price 3 › tier 1 › up to (`plans.pro.prices[2].tiers[0].up_to`) · Error: 'lots' is not "
+        "written as expected: a number such as 1000 (digits, maybe a decimal point)"
+    ) in shown
     assert "is not valid under any of the given schemas" not in shown
     assert "does not match" not in shown and "^[0-9]" not in shown
     edit(at, good)
@@ -149,8 +151,12 @@ def edit_table(at, key: str, edits: dict, button: str):  # type: ignore[no-untyp
     grid = at.data_editor(key=key)
     at.button(key=button).click()
     states = at._tree.get_widget_states()
-    states.widgets.append(WidgetState(id=grid.proto.id, string_value=json.dumps(
-        {"edited_rows": {}, "added_rows": [], "deleted_rows": [], **edits})))
+    states.widgets.append(
+        WidgetState(
+            id=grid.proto.id,
+            string_value=json.dumps({"edited_rows": {}, "added_rows": [], "deleted_rows": [], **edits}),
+        )
+    )
     at._run(states)
     assert not at.exception, at.exception
     return at
@@ -335,14 +341,19 @@ def test_publish_and_rollback(app, console_db) -> None:  # type: ignore[no-untyp
     assert not texts(at, "error")
     diffs = {e.label: "\n".join(c.value for c in e.code) for e in at.expander}
     published = diffs["publisher (publisher) published catalog acme-analytics v2: calls tier 2 at 0.003"]
-    rolled_back = diffs["publisher (publisher) rolled back catalog acme-analytics v3 (content of v1): customers complained"]
+    rolled_back = diffs[
+        "publisher (publisher) rolled back catalog acme-analytics v3 (content of v1): customers complained"
+    ]
     assert published.startswith("--- v1\n+++ v2\n")
     assert "-      - unit_amount: '0.002'\n+      - unit_amount: '0.003'" in published
     assert rolled_back.startswith("--- v2\n+++ v3\n")
     assert "-      - unit_amount: '0.003'\n+      - unit_amount: '0.002'" in rolled_back
     who = next(d.value for d in at.dataframe if "why" in d.value.columns)
     assert list(zip(who["who"], who["why"], strict=False))[:3] == [
-        ("publisher", "customers complained"), ("publisher", "calls tier 2 at 0.003"), ("publisher", "first version")]
+        ("publisher", "customers complained"),
+        ("publisher", "calls tier 2 at 0.003"),
+        ("publisher", "first version"),
+    ]
 
 
 def test_editor_cannot_publish(app) -> None:  # type: ignore[no-untyped-def]
@@ -386,7 +397,10 @@ def test_simulation_prices_credit_packs_and_progressive_thresholds(app) -> None:
     at = open_source(app("editor"), SAAS)
     text = at.text_area(key="editor_text").value
     assert text.count("    trial_days: 14\n") == 1
-    edit(at, text.replace("    trial_days: 14\n", '    trial_days: 14\n    progressive_billing: {thresholds: ["20.00"]}\n'))
+    edit(
+        at,
+        text.replace("    trial_days: 14\n", '    trial_days: 14\n    progressive_billing: {thresholds: ["20.00"]}\n'),
+    )
     page(at, "Simulate")
     at.radio(key="sim_source").set_value("CSV").run()
     at.text_area(key="sim_csv_text").input("customer_id,plan,quantity,api_calls\na,pro,3,25000\n")
@@ -407,8 +421,9 @@ def test_simulation_prices_credit_packs_and_progressive_thresholds(app) -> None:
     # The draft's threshold 20.00 of accrued usage: 25,000 calls arriving evenly over 31 days
     # reach it on day 25 (20,161 calls: 10,161 x 0.002 = 20.32), one progressive invoice; the
     # close bills 30.00 less 20.32. The period still adds up to its quote, 109.00.
-    assert any(t.startswith("**Progressive billing**") and "still add up to its quote" in t
-               for t in texts(at, "markdown"))
+    assert any(
+        t.startswith("**Progressive billing**") and "still add up to its quote" in t for t in texts(at, "markdown")
+    )
     early = {row[""]: (row["baseline"], row["draft"]) for row in at.dataframe[1].value.to_dict("records")}
     assert early["Progressive invoices"] == ("0", "1")
     assert early["Billed before the close"] == ("0", "20.32")
@@ -425,9 +440,14 @@ def test_simulation_prices_a_token_pack(app) -> None:  # type: ignore[no-untyped
     text = at.text_area(key="editor_text").value
     money_pack = '  packs:\n    starter: {name: Starter credits, price: "45.00", credit: "50.00"'
     assert text.count(money_pack) == 1
-    edit(at, text.replace(money_pack, '  unit: tokens\n  rate: "0.001"\n  burn: {api_calls: "1"}\n'
-                          '  packs:\n    starter: {name: Starter tokens, price: "45.00", credit: "50000"')
-         .replace('  top_up: {threshold: "10.00", pack: starter}', '  top_up: {threshold: "1000", pack: starter}'))
+    edit(
+        at,
+        text.replace(
+            money_pack,
+            '  unit: tokens\n  rate: "0.001"\n  burn: {api_calls: "1"}\n'
+            '  packs:\n    starter: {name: Starter tokens, price: "45.00", credit: "50000"',
+        ).replace('  top_up: {threshold: "10.00", pack: starter}', '  top_up: {threshold: "1000", pack: starter}'),
+    )
     page(at, "Simulate")
     at.radio(key="sim_source").set_value("CSV").run()
     at.text_area(key="sim_csv_text").input("customer_id,plan,quantity,api_calls\na,pro,3,25000\n")
