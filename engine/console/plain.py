@@ -94,10 +94,20 @@ def _key_in(path: str) -> str:
     return names[-2] if len(names) >= 2 else ""
 
 
+def _one_form_of_many(path: str, m: str) -> bool:
+    """An entitlement that is of no type allowed: the checker names the first form it tried
+    (boolean), which is wrong for a quantity; say every form instead."""
+    return _key_in(path) == "entitlements" and " is not of type " in m
+
+
 def message(p: Problem) -> str:
     m = p.message
     fld = _field(p.path)
-    if "is not valid under any of the given schemas" in m or "is valid under each of" in m:
+    if (
+        "is not valid under any of the given schemas" in m
+        or "is valid under each of" in m
+        or _one_form_of_many(p.path, m)
+    ):
         hint = _EXPECTED.get(fld) or _EXPECTED.get(_key_in(p.path))
         return f"this value has the wrong form: {hint}" if hint else "this value has none of the forms allowed here"
     rules: list[tuple[str, str]] = [

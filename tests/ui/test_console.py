@@ -89,6 +89,15 @@ def test_validation_error_and_fix(app) -> None:  # type: ignore[no-untyped-def]
     ) in shown
     assert "is not valid under any of the given schemas" not in shown
     assert "does not match" not in shown and "^[0-9]" not in shown
+    # An entitlement of a quantity feature with a fraction: the words name every form it may
+    # take, not only the first one the schema tried ("should be true or false").
+    edit(at, good.replace("      projects: 20\n", "      projects: 2.5\n", 1))
+    shown = "\n".join(texts(at, "markdown"))
+    assert (
+        "plan pro › entitlements › projects (`plans.pro.entitlements.projects`) · Error: this value has the wrong "
+        "form: write true or false, a number, or {limit: N, period: month, overage: block}"
+    ) in shown
+    assert "should be true or false" not in shown
     edit(at, good)
     assert not texts(at, "error")
     assert any(s.startswith("Valid") for s in texts(at, "success"))
