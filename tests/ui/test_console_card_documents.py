@@ -97,13 +97,15 @@ def test_a_refund_shows_on_the_card_with_its_amount_and_date(card_db: Database) 
 def test_the_invoice_downloads_hold_the_invoice_number_and_total(card_db: Database, downloads) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     at = page(signed_in("viewer"), "Customers")
     at.text_input(key="cust_search").input("builder").run()
-    downloads.clear()  # the first invoice's, drawn before one is picked
-    at.selectbox(key="cust_invoice").select("INV-2026-000004").run()
+    downloads.clear()  # those of the invoice shown first
+    # Bob's first invoice, not the one shown first: Pro in advance, 49.00 + 2 seats x 10.00.
+    at.selectbox(key="cust_invoice").select("INV-2026-000002").run()
     assert not at.exception, at.exception
-    assert sorted(downloads) == ["invoice-INV-2026-000004.html", "invoice-INV-2026-000004.pdf"]
-    html = downloads["invoice-INV-2026-000004.html"].decode()
-    assert "INV-2026-000004" in html and "63.20" in html
-    pdf = downloads["invoice-INV-2026-000004.pdf"]
+    assert sorted(downloads) == ["invoice-INV-2026-000002.html", "invoice-INV-2026-000002.pdf"]
+    html = downloads["invoice-INV-2026-000002.html"].decode()
+    pdf = downloads["invoice-INV-2026-000002.pdf"]
     assert pdf.startswith(b"%PDF-")
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
-    assert "INV-2026-000004" in text and "63.20" in text
+    for document in (html, text):
+        assert "INV-2026-000002" in document and "69.00" in document
+        assert "INV-2026-000004" not in document and "63.20" not in document
