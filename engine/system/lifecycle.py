@@ -301,16 +301,18 @@ def lifecycle_on_engine(
     cards: CardModel | None = None,
     plan_map: Mapping[str, str] | None = None,
     progress: Progress | None = None,
-    budget: int = SAMPLE_BUDGET,
+    budget: int | None = None,
 ) -> LifecycleResult:
     """Baseline (catalog + `rulesets`, name -> YAML text) against the draft (catalog + the
     rulesets with `draft_rulesets` replacing theirs), each on its own engine. A cohort larger
     than `budget` customer-months a side runs as a stratified sample scaled back up
-    (engine.simulation.sampling; the result's `sampling` says so, with 95 % margins)."""
+    (engine.simulation.sampling; the result's `sampling` says so, with 95 % margins). The
+    budget defaults to SAMPLE_BUDGET as it is at the call (a test may set it small)."""
     cards = cards or CardModel()
     check_run(cards, cohort, months, baseline, draft)
     pair = sides(baseline, draft, cohort, rulesets, draft_rulesets or {}, plan_map or {})
     start = month_start(start)
+    budget = SAMPLE_BUDGET if budget is None else budget
     sample = stratified_sample(cohort, max(MIN_SAMPLE, budget // months))
     with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="whatif-", dir=_scratch()) as folder:
         # Each side's system owns its payment service, renderer and rules engine: nothing of

@@ -23,6 +23,8 @@ from engine.store.migrate import require_migrated
 from engine.users import PermissionDenied, UserError, can
 
 ROOT = Path(__file__).resolve().parents[2]
+# The customer segments the forms offer (pricing rules by segment, a synthetic cohort's segment mix).
+SEGMENTS = ["edu", "smb", "ent", "startup", "nonprofit"]
 EXPECTED = (ConsoleError, EditError, CohortError, SimulationError, UserError, PermissionDenied)
 
 

@@ -30,7 +30,7 @@ from engine.console.rule_builder import (
 )
 from engine.store import Database
 from engine.users import can
-from views.common import clock, need, today
+from views.common import SEGMENTS, clock, need, today
 from views.editor import TEXT, open_sources
 
 FORMS = ("Pricing rule", "Coupon", "Access rule", "Notification rule")
@@ -111,7 +111,7 @@ def _pricing(refs: Any) -> None:
     with a:
         _marks("id")
     b.text_input("Description", key="pr_description")
-    a.multiselect("Segments", ["edu", "smb", "ent", "startup", "nonprofit"], key="pr_segments",
+    a.multiselect("Segments", SEGMENTS, key="pr_segments",
                   accept_new_options=True)
     b.text_input("Customer tags (comma separated, all must be present)", key="pr_tags")
     a.multiselect("Plans (none: every plan)", sorted(refs.plans or []), key="pr_plans")

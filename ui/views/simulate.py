@@ -35,7 +35,7 @@ from engine.simulation.cohort import Cohort, typical_usage
 from engine.store import Database
 from engine.system import lifecycle_on_engine, lifecycle_system
 from engine.system.stored_usage import stored_usage
-from views.common import clock, example_files, money, need, today
+from views.common import SEGMENTS, clock, example_files, money, need, today
 
 EDITOR_TEXT = "the editor's text"
 
@@ -67,7 +67,9 @@ def _load_baseline(db: Database, ref: tuple[str, Any]) -> Catalog:
 
 def _drafts(db: Database) -> dict[str, tuple[str, str | None]]:
     out: dict[str, tuple[str, str | None]] = {}
-    if st.session_state.get("editor_text", "").strip():
+    # The editor's text is a catalog draft only when it holds a catalog (a pricing rule just
+    # written leaves a ruleset there: it is picked below, on the draft side, not simulated as one).
+    if st.session_state.get("editor_kind", "catalog") == "catalog" and st.session_state.get("editor_text", "").strip():
         out[EDITOR_TEXT] = (st.session_state["editor_text"], None)
     with db.session() as s:
         for d in cstore.list_drafts(s, "catalog"):
@@ -90,6 +92,7 @@ def _synthetic_form(db: Database, baseline: Catalog) -> SyntheticSpec:
     mix = {}
     for i, pid in enumerate(baseline.plans):
         mix[pid] = cols[i].number_input(pid, min_value=0.0, value=1.0, key=f"syn_mix_{pid}")
+    segments = _segment_mix()
     s1, s2 = st.columns(2)
     seats_lo = s1.number_input("Seats from", min_value=0, value=1, key="syn_seats_lo")
     seats_hi = s2.number_input("Seats to", min_value=0, value=10, key="syn_seats_hi")
@@ -103,6 +106,7 @@ def _synthetic_form(db: Database, baseline: Catalog) -> SyntheticSpec:
         store_read=default_usage == "store",
         count=int(count),
         plan_mix={k: float(v) for k, v in mix.items()},
+        segments=segments,
         usage=usage,
         seats=Distribution("uniform", low=float(min(seats_lo, seats_hi)), high=float(max(seats_lo, seats_hi))),
         growth=growth / 100,
@@ -112,6 +116,18 @@ def _synthetic_form(db: Database, baseline: Catalog) -> SyntheticSpec:
         seed=seed,
         default_usage="typical" if default_usage == "store" else default_usage,
     )
+
+
+def _segment_mix() -> dict[str, float]:
+    """The cohort's segments, as relative weights: pricing rules by segment (an edu discount)
+    only meet synthetic customers that have one. All 0 (the default): no segment."""
+    st.markdown("**Segment mix** (relative weights; all 0: no segment, so no rule by segment applies)")
+    cols = st.columns(len(SEGMENTS))
+    weights = {
+        seg: float(cols[i].number_input(f"Segment {seg}", min_value=0.0, value=0.0, key=f"syn_seg_{seg}"))
+        for i, seg in enumerate(SEGMENTS)
+    }
+    return {seg: w for seg, w in weights.items() if w > 0}
 
 
 USAGE_MODES = ["From the store", "Typical for each plan", "Set per metric", "None (zero usage)"]
@@ -352,6 +368,13 @@ def _show(r: Any) -> None:
     if r.discounts:
         st.markdown("**Discounts** (pricing rules and coupons, before tax)")
         st.dataframe(pd.DataFrame([{k: str(v) for k, v in d.items()} for d in r.discounts]), hide_index=True)
+        changed = [d for d in r.discounts if d["baseline"] != d["draft"]]
+        if changed:
+            st.markdown("Discounts the draft changes:\n" + "\n".join(
+                f"- `{d['source']}` ({d['reason']}): {money(d['baseline'], cur)} off with the baseline, "
+                f"{money(d['draft'], cur)} with the draft"
+                for d in changed
+            ))
 
     _show_prepaid(r)
     _show_progressive(r)
