@@ -24,6 +24,7 @@ from engine.api import create_app, create_key
 from engine.config import Settings
 from engine.console import run_console, save_draft
 from engine.system import System, build_system
+from engine.system.console_operations import console_operations
 from tests.api.conftest import serve
 from tests.conftest import service_missing
 from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, RUN_COUNTER, _choose, _free_port, _idle, _rerun_done, _runs
@@ -51,7 +52,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         # empty campaigns ruleset draft to write promotions into.
         sales.publish_catalog(s, "catalogs/saas.yaml", "setup", "the shipped catalog", clock=system.clock)
         save_draft(s, {"name": "setup", "role": "editor"}, "ruleset", "campaigns",
-                   "ruleset: campaigns\n# Promotions the pricing team runs.\nrules: []\n", clock=system.clock)
+                   "ruleset: campaigns\n# Promotions the pricing team runs.\nrules: []\n", ops=console_operations(),
+                   clock=system.clock)
         _, product = create_key(s, "product", now=now)
     process = run_console(_free_port(), database_url=url, out=(out := io.StringIO()))
     console = re.search(r"console: (http://\S+)", out.getvalue())
