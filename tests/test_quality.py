@@ -100,8 +100,9 @@ def test_complexity_does_not_grow_back() -> None:
 
 # Issue 17: engine.system is the only package that imports more than one subsystem. The doors
 # below it (HTTP API, console, portal, PDF) get what they need of a second subsystem as typed
-# readers bound in engine/system, or call an operator operation (engine/operations) that joins
-# them; no door module is excepted (docs/architecture.md, "Import contracts").
+# readers bound in engine/system, or receive the operator operations that join them
+# (engine/system/operations, bound in api_operations.py and console_operations.py); no door
+# module is excepted (docs/architecture.md, "Import contracts").
 SUBSYSTEMS = frozenset({"sales", "payments", "messaging", "dunning", "users", "simulation", "access",
                         "automation", "credits", "webhooks"})
 DOORS = ("engine/api", "engine/console", "engine/portal", "engine/pdf")
@@ -148,3 +149,43 @@ def test_import_walker_sees_relative_and_function_level_imports() -> None:
 def test_each_door_module_imports_at_most_one_subsystem() -> None:
     wide = {path: sorted(subs) for path, subs in _door_modules().items() if len(subs) > 1}
     assert wide == {}, f"modules importing more than one subsystem (bind readers in engine/system): {wide}"
+
+
+# Issue 17, the whole engine: engine/system is where subsystems are joined. Outside it no
+# module imports the service layers of two subsystems, and no subsystem imports a peer (a
+# subsystem's module names its own package alone). engine.credits is not counted: it is the
+# shared service layer below the subsystems (the layers contract in pyproject.toml puts it
+# under them, and sales draws on it for wallets and packs), as engine.rules and engine.store
+# are; a door importing it still counts it (test_each_door_module_imports_at_most_one_subsystem).
+SERVICE_LAYERS = SUBSYSTEMS - {"credits"}
+JOINER = "engine/system"
+
+
+def _engine_modules() -> dict[str, frozenset[str]]:
+    found = {}
+    for path in sorted((ROOT / "engine").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        parts = list(rel.with_suffix("").parts)
+        package = parts if path.name == "__init__.py" else parts[:-1]
+        subs = _subsystems_of(path.read_text(encoding="utf-8"), package)
+        found[rel.as_posix()] = frozenset(subs & SERVICE_LAYERS)
+    return found
+
+
+def _joins_outside_system() -> dict[str, list[str]]:
+    """Each module outside engine/system that imports two subsystems, or (in a subsystem's
+    package) a subsystem other than its own: path -> the subsystems it names."""
+    wrong = {}
+    for path, subs in _engine_modules().items():
+        if path.startswith(JOINER + "/"):
+            continue
+        parts = path.split("/")
+        own = parts[1] if len(parts) > 2 and parts[1] in SERVICE_LAYERS else None
+        if len(subs) > 1 or (own is not None and subs - {own}):
+            wrong[path] = sorted(subs)
+    return wrong
+
+
+def test_only_engine_system_joins_subsystems() -> None:
+    wrong = _joins_outside_system()
+    assert wrong == {}, f"join subsystems in engine/system (bind typed components there): {wrong}"

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine.access import AccessService
 from engine.api.keys import KeyVerifier
+from engine.api.operations import ApiOperations
 from engine.api.payment_parts import PaymentParts
 from engine.clock import Clock, TestClock
 from engine.pricing.quoting import PromotionSource
@@ -35,6 +36,8 @@ class ApiContext:
     access: AccessService
     keys: KeyVerifier
     read: ApiReaders
+    # The operator operations the routes call (engine/system/api_operations.py).
+    operations: ApiOperations
     # Set only when the engine runs on a test clock: enables POST /v1/clock/advance.
     test_clock: TestClock | None = None
     # Runs every piece of work due up to a time (period closes, retries, scheduled rules).

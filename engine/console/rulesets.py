@@ -1,7 +1,8 @@
 """Published rulesets as the console sees them, through the rules runtime's public functions:
-what a draft may refer to, the published versions and their history, and the text diff of a
-draft against what is live. Publishing and rollback go through engine.console.store, which
-calls `engine.rules.publish_ruleset` / `rollback_ruleset`, the path `billing publish` takes."""
+the published versions and their history, what the live access rules allow, and the text diff
+of a draft against what is live. What a draft may refer to (the published catalogs) and
+publishing and rollback are operator operations the console receives
+(engine.console.operations), the path `billing publish` takes."""
 
 from __future__ import annotations
 
@@ -10,15 +11,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import operations, rules
+from engine import rules
 from engine.catalog import DocumentError
 from engine.config import get_settings, shipped_dir
-
-
-def references(session: Session) -> rules.References:
-    """What a ruleset may name: the published catalogs (`engine.operations`, which the HTTP
-    publish uses too)."""
-    return operations.published_references(session)
 
 
 def features_allowed(texts: dict[str, str]) -> set[str]:

@@ -4,9 +4,10 @@ Adapters kept here (and named in the report) where a subsystem has no public fun
 `list_customer_ids` pages through engine.sales' public customer listing.
 
 Drafts are the console's own table. Publishing a checked draft and rolling back are
-operator operations (`engine.operations.draft_publishing`, `engine.operations.rollback`:
-they join sales or the rules runtime to users' audit), and the role is checked through
-`engine.operations.permitted`: this module imports sales alone of the subsystems.
+operator operations (engine/system/operations/draft_publishing.py and rollback.py: they join
+sales or the rules runtime to users' audit), and the role is checked by users: the functions
+that need them receive `ConsoleOperations` (`ops`, bound in
+engine/system/console_operations.py), so this module imports sales alone of the subsystems.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import operations, rules, sales
+from engine import rules, sales
 from engine.catalog import Catalog
 from engine.clock import Clock, SystemClock
 from engine.console import rulesets
 from engine.console.drafts import KINDS, check_draft, checksum, diff
 from engine.console.models import Draft
+from engine.console.operations import ConsoleOperations
+from engine.errors import OperationError
 from engine.periods import Period, calendar_period
 
 
@@ -55,10 +58,11 @@ def get_draft(session: Session, kind: str, name: str) -> Draft | None:
 
 
 def save_draft(
-    session: Session, user: dict[str, Any] | None, kind: str, name: str, text: str, *, clock: Clock | None = None
+    session: Session, user: dict[str, Any] | None, kind: str, name: str, text: str, *, ops: ConsoleOperations,
+    clock: Clock | None = None,
 ) -> Draft:
     """Save a draft (editors). A draft may be invalid: it is work in progress."""
-    user = operations.permitted(user, "edit")
+    user = ops.permitted(user, "edit")
     if not name or not name.strip():
         raise ConsoleError("name: give the draft the catalog's or ruleset's name")
     row = get_draft(session, kind, name)
@@ -114,11 +118,11 @@ def document_yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
 
 
-def check_stored(session: Session, kind: str, text: str) -> Any:
+def check_stored(session: Session, kind: str, text: str, *, ops: ConsoleOperations) -> Any:
     """`check_draft` against what is live: a ruleset's references are the published catalogs;
     a catalog's features may be granted by the live access rules."""
     if kind == "ruleset":
-        return check_draft(kind, text, refs=rulesets.references(session))
+        return check_draft(kind, text, refs=ops.references(session))
     return check_draft(kind, text, granted=rulesets.features_allowed(rulesets.live_texts(session)[0]))
 
 
@@ -141,17 +145,18 @@ def publish(
     *,
     accept_warnings: bool = False,
     require_simulation: bool = True,
+    ops: ConsoleOperations,
     clock: Clock,
 ) -> dict[str, Any]:
     """Publish a draft as a new version, recording who, when and why. Nothing is written
     unless every check passes: the role, validation, lint (or accepted warnings), a
     simulation of exactly this text, and a comment."""
-    user = operations.permitted(user, "publish")
+    user = ops.permitted(user, "publish")
     if not comment.strip():  # a str (typed; the page's text input)
         raise ConsoleError("comment: say why this version is published")
     if kind not in KINDS:
         raise ConsoleError(f"kind: one of {', '.join(KINDS)}")
-    check = check_stored(session, kind, text)
+    check = check_stored(session, kind, text, ops=ops)
     if check.errors:
         raise ConsoleError(f"the draft has {len(check.errors)} error(s): fix them before publishing")
     if check.warnings and not accept_warnings:
@@ -160,15 +165,15 @@ def publish(
         if kind == "ruleset":
             # Rulesets are not priced by the what-if simulator: validation, lint and the rules
             # runtime's smoke test (in a subprocess, inside publish_ruleset) stand for it.
-            return operations.publish_ruleset_draft(
+            return ops.publish_ruleset(
                 session, user, check.name or "ruleset", text, comment, warnings_accepted=len(check.warnings),
-                refs=rulesets.references(session), clock=clock)
+                refs=ops.references(session), clock=clock)
         assert check.catalog is not None and check.name is not None
         if require_simulation:
             _require_simulated(session, kind, check.name, text)
-        return operations.publish_catalog_draft(session, user, check.name, check.catalog, comment,
-                                                warnings_accepted=len(check.warnings), clock=clock)
-    except operations.OperationError as exc:
+        return ops.publish_catalog(session, user, check.name, check.catalog, comment,
+                                   warnings_accepted=len(check.warnings), clock=clock)
+    except OperationError as exc:
         raise ConsoleError(exc.message) from None
 
 
@@ -187,18 +192,19 @@ def rollback(
     why: str,
     *,
     kind: str = "catalog",
+    ops: ConsoleOperations,
     clock: Clock,
 ) -> dict[str, Any]:
     """Make `to_version`'s content current again, as a new version (history is never
-    rewritten): `engine.operations.rollback`, as `billing rollback` and the HTTP route do."""
-    user = operations.permitted(user, "rollback")
+    rewritten): the operation `billing rollback` and the HTTP route call (`ops.rollback`)."""
+    user = ops.permitted(user, "rollback")
     if kind not in KINDS:
         raise ConsoleError(f"kind: one of {', '.join(KINDS)}")
     try:
-        return operations.rollback(
+        return ops.rollback(
             session, "ruleset" if kind == "ruleset" else "catalog", name, to_version, why, actor=user, clock=clock
         )
-    except operations.OperationError as exc:
+    except OperationError as exc:
         raise ConsoleError(exc.message if exc.field in ("name", "to_version") else str(exc)) from None
 
 

@@ -2,7 +2,7 @@
 left, the ledger page by page, and the budget, as the HTTP routes read them
 (engine/api/routes/wallets.py and budgets.py). The credits come through `WalletReaders`
 (engine/system/console_readers.py); an operator's grant and budget changes, audited, are
-engine/operations/wallet_changes.py."""
+engine/system/operations/wallet_changes.py (the ui/ page calls them)."""
 
 from __future__ import annotations
 

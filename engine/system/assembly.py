@@ -36,6 +36,7 @@ from engine.scheduler import Jobs
 from engine.store import Database
 from engine.store.clock import StoredClock
 from engine.system.access_readers import access_readers
+from engine.system.api_operations import api_operations
 from engine.system.api_readers import api_readers
 from engine.system.attachments import PdfAttachments
 from engine.system.automation_owners import build_automation
@@ -227,6 +228,7 @@ class System:
             access=self.access,
             keys=self.keys,
             read=api_readers(),
+            operations=api_operations(),
             test_clock=self.test_clock,
             advance_to=self.advance_to if self.test_clock is not None else None,
             after_commit=self.after_commit,

@@ -1,12 +1,13 @@
 """Where an endpoint may point: https, and not at a private, loopback or link-local address
-(the engine would otherwise post into its own network), unless the deployment allows it."""
+(the engine would otherwise post into its own network), unless the deployment allows it. The
+address check is the one messaging's webhook channel makes too (engine/public_urls.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from engine.messaging.channels import DeliveryError, check_webhook_url
+from engine.public_urls import HostUnresolved, UrlRefused, check_public_url
 
 
 class UrlError(ValueError):
@@ -28,7 +29,7 @@ class UrlPolicy:
         if parts.scheme == "http" and not self.allow_http:
             raise UrlError(f"url: {url!r} must be https (plain http is allowed only by BILLING_WEBHOOKS_ALLOW_HTTP)")
         try:
-            check_webhook_url(url, allow_private=self.allow_private)
-        except DeliveryError as exc:
+            check_public_url(url, allow_private=self.allow_private)
+        except (UrlRefused, HostUnresolved) as exc:
             raise UrlError(f"url: {exc} (allowed only by BILLING_WEBHOOKS_ALLOW_PRIVATE)") from None
         return url

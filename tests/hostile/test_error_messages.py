@@ -14,6 +14,7 @@ from engine.clock import SystemClock
 from engine.console import ConsoleError, publish
 from engine.console.store import check_stored
 from engine.store import Database
+from engine.system.console_operations import console_operations
 from tests.cli.runner import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def test_an_unclosed_bracket_is_reported_at_its_line_in_the_console_and_the_cli(
         what: str, text: str, kind: str, line: int, database: Database, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     with database.read_session() as s:
-        check = check_stored(s, kind, text)  # what the console's editor shows on every keystroke
+        check = check_stored(s, kind, text, ops=console_operations())  # what the console's editor shows on every keystroke
     assert [(p.line, p.path) for p in check.errors] == [(line, "(document)")]
     assert check.errors[0].message.startswith("malformed YAML: while parsing a flow")
     path = tmp_path / f"{what}.yaml"
@@ -122,6 +123,6 @@ def test_republishing_an_identical_catalog_keeps_its_version_in_the_cli_and_the_
         0, f"{reformatted}: catalog acme-analytics unchanged (version 1)\n", "")
     with database.session() as s, pytest.raises(ConsoleError, match="nothing to publish: version 1 already has"):
         publish(s, {"name": "publisher", "role": "publisher"}, "catalog", SAAS, "again", accept_warnings=True,
-                require_simulation=False, clock=SystemClock())
+                require_simulation=False, ops=console_operations(), clock=SystemClock())
     with database.session() as s:
         assert [v["version"] for v in sales.list_versions(s, "acme-analytics")] == [1]

@@ -24,6 +24,7 @@ from engine.api import create_app, create_key
 from engine.config import Settings
 from engine.console import run_console, save_draft
 from engine.system import System, build_system
+from engine.system.console_operations import console_operations
 from tests.api.conftest import serve
 from tests.conftest import service_missing
 from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, RUN_COUNTER, _choose, _free_port, _idle, _rerun_done, _runs
@@ -63,6 +64,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             "ruleset",
             "campaigns",
             "ruleset: campaigns\n# Promotions the pricing team runs.\nrules: []\n",
+            ops=console_operations(),
             clock=system.clock,
         )
         _, product = create_key(s, "product", now=now)

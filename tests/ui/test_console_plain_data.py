@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from engine import sales
 from engine.console import engine_clock
-from engine.operations import subscription_changes as operations
 from engine.store import Database
+from engine.system.operations import subscription_changes as operations
 from tests.ui.conftest import page, texts
 from tests.ui.test_console_business import frames, signed_in
 from tests.ui.test_console_clock import card_url  # noqa: F401 (the module's fixture)

@@ -11,6 +11,7 @@ from engine import rules, sales
 from engine.clock import SystemClock, TestClock
 from engine.console import ConsoleError, publish, rollback, save_draft
 from engine.console.yaml_edit import load
+from engine.system.console_operations import console_operations
 from engine.users import list_audit
 from tests.ui.conftest import open_source, page, texts
 
@@ -137,7 +138,7 @@ def test_roles_and_refusals(app, console_db) -> None:  # type: ignore[no-untyped
     clock = TestClock(datetime(2026, 11, 1, tzinfo=UTC))
     with console_db.session() as s:
         sales.publish_catalog(s, "catalogs/saas.yaml", "test", clock=clock)
-        save_draft(s, {"name": "editor", "role": "editor"}, "ruleset", "access", ACCESS, clock=clock)
+        save_draft(s, {"name": "editor", "role": "editor"}, "ruleset", "access", ACCESS, ops=console_operations(), clock=clock)
     at = app("editor")
     page(at, "Publish & history")
     at.radio(key="pub_kind").set_value("ruleset").run()
@@ -147,13 +148,13 @@ def test_roles_and_refusals(app, console_db) -> None:  # type: ignore[no-untyped
         bad = ACCESS.replace("{feature: beta_ai}", "{feature: teleport}")
         for text, message in ((bad, "1 error(s)"), (ACCESS.replace("ruleset: access", "ruleset: [x"), "error(s)")):
             try:
-                publish(s, PUBLISHER, "ruleset", text, "why", clock=clock)
+                publish(s, PUBLISHER, "ruleset", text, "why", ops=console_operations(), clock=clock)
             except ConsoleError as exc:
                 assert message in str(exc)
             else:
                 raise AssertionError("published a bad ruleset")
         try:
-            rollback(s, PUBLISHER, "access", 1, "why", kind="ruleset", clock=clock)
+            rollback(s, PUBLISHER, "access", 1, "why", kind="ruleset", ops=console_operations(), clock=clock)
         except ConsoleError as exc:
             assert "no published version" in str(exc)
         else:
@@ -166,7 +167,7 @@ def test_lifecycle_refuses_a_ruleset_draft_with_errors(app, console_db) -> None:
         Path("rules/dunning.yaml").read_text().replace("retry_payment: {after: 1d}", "retry_payment: {after: soon}")
     )
     with console_db.session() as s:
-        save_draft(s, {"name": "editor", "role": "editor"}, "ruleset", "dunning", broken)
+        save_draft(s, {"name": "editor", "role": "editor"}, "ruleset", "dunning", broken, ops=console_operations())
     at = open_source(app("editor"), "file: saas.yaml")
     page(at, "Simulate")
     at.radio(key="sim_source").set_value("CSV").run()

@@ -17,9 +17,9 @@ from engine.clock import TestClock
 from engine.config import Settings
 from engine.console import seed_demo
 from engine.console import wallet as console_wallet
-from engine.operations import wallet_changes
 from engine.store import Database
 from engine.system import build_system
+from engine.system.operations import wallet_changes
 from engine.users import PermissionDenied, list_audit
 from tests.credits.test_tokens import CATALOG as TOKEN_CATALOG
 from tests.ui.conftest import page, texts

@@ -10,8 +10,8 @@ import streamlit as st
 
 from engine import sales
 from engine.console import customer_card as cards
-from engine.operations import subscription_changes as operations
 from engine.store import Database
+from engine.system.operations import subscription_changes as operations
 from engine.users import PermissionDenied, UserError, can
 from views import common
 from views.fmt import day

@@ -14,9 +14,9 @@ import streamlit as st
 from engine import credits, sales
 from engine.console import customer_card as cards
 from engine.console import wallet
-from engine.operations import wallet_changes
 from engine.store import Database
 from engine.system.console_readers import wallet_readers
+from engine.system.operations import wallet_changes
 from engine.users import PermissionDenied, UserError, can
 from views import common
 from views.fmt import day, money, number

@@ -15,6 +15,7 @@ from engine.console import yaml_edit as ye
 from engine.console.plain import plain
 from engine.console.yaml_edit import EditError
 from engine.store import Database
+from engine.system.console_operations import console_operations
 from engine.users import can
 from views.common import clock, example_files, need
 
@@ -103,7 +104,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
     if text.strip():
         # A ruleset is checked against the published catalogs (the plans, features it names).
         with db.read_session() as s:
-            check = cstore.check_stored(s, kind, text)
+            check = cstore.check_stored(s, kind, text, ops=console_operations())
     with right:
         st.subheader("Checks")
         if check is None:
@@ -127,7 +128,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
         name = (check.name if check and check.name else None) or st.session_state.get("draft_name") or ""
         if st.button("Save draft", key="save_draft", disabled=not text.strip()):
             with db.session() as s:
-                save_draft(s, user, kind, name, text, clock=clock())
+                save_draft(s, user, kind, name, text, ops=console_operations(), clock=clock())
             st.success(f"Saved draft {name}.")
         if check is not None and check.document is not None and isinstance(check.document.data, dict):
             if kind == "catalog":

@@ -36,6 +36,7 @@ from engine.console.plan_form import (
     tier_key,
 )
 from engine.store import Database
+from engine.system.console_operations import console_operations
 from engine.users import can
 from views.common import clock, need
 from views.editor import TEXT, open_sources
@@ -133,7 +134,8 @@ def _builder(db: Database, user: dict[str, Any], text: str, ctx: CatalogContext)
     if st.button("Save draft", key="pb_save"):
         name = str(ye.load(st.session_state[TEXT]).get("catalog") or "")
         with db.session() as s:
-            save_draft(s, user, "catalog", name, st.session_state[TEXT], clock=clock())
+            save_draft(s, user, "catalog", name, st.session_state[TEXT], ops=console_operations(),
+                       clock=clock())
         st.success(f"Saved draft {name}.")
 
 

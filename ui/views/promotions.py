@@ -12,7 +12,6 @@ import pandas as pd
 import streamlit as st
 
 from engine import sales
-from engine.console import rulesets as crules
 from engine.console import save_draft
 from engine.console import yaml_edit as ye
 from engine.console.fields import FieldProblem, FormInvalid
@@ -29,6 +28,7 @@ from engine.console.rule_builder import (
     write_promotion,
 )
 from engine.store import Database
+from engine.system.console_operations import console_operations
 from engine.users import can
 from views.common import SEGMENTS, clock, need, today
 from views.editor import TEXT, open_sources
@@ -86,7 +86,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
         need(user, "edit", "Writing promotions and rules")
     else:
         with db.read_session() as s:
-            refs = crules.references(s)
+            refs = console_operations().references(s)
             used = sales.coupon_redemptions(s)
         {"Pricing rule": _pricing, "Coupon": _coupon, "Access rule": _access,
          "Notification rule": _notification}[form](refs)
@@ -96,7 +96,7 @@ def render(db: Database, user: dict[str, Any]) -> None:
         if st.button("Save draft", key="pr_save"):
             name = str(ye.load(_v(TEXT)).get(kind) or "")
             with db.session() as s:
-                save_draft(s, user, kind, name, _v(TEXT), clock=clock())
+                save_draft(s, user, kind, name, _v(TEXT), ops=console_operations(), clock=clock())
             st.success(f"Saved draft {name}.")
         if form == "Coupon":
             _coupon_table(used)

@@ -13,6 +13,7 @@ from engine.console import checksum, history, publish, rollback
 from engine.console import rulesets as crules
 from engine.console import store as cstore
 from engine.store import Database
+from engine.system.console_operations import console_operations
 from engine.users import can, list_audit
 from views.common import EXPECTED, clock, message, need
 
@@ -39,7 +40,7 @@ def _publish(db: Database, user: dict[str, Any], kind: str) -> None:
         simulated = row is not None and row.simulated_checksum == checksum(text)
         summary = row.simulated_summary if row else ""
         diff = cstore.draft_diff(s, kind, text)
-        check = cstore.check_stored(s, kind, text)
+        check = cstore.check_stored(s, kind, text, ops=console_operations())
     st.markdown(f"- {'✅' if check.ok else '❌'} validates" + ("" if check.ok else f" ({len(check.errors)} errors)"))
     for p in check.errors:
         st.markdown(f"    - line {p.line} · `{p.path}`: {p.message}")
@@ -60,7 +61,8 @@ def _publish(db: Database, user: dict[str, Any], kind: str) -> None:
     if st.button("Publish", key="pub_go", type="primary"):
         try:
             with st.spinner("Publishing…"), db.session() as s:
-                out = publish(s, user, kind, text, comment, accept_warnings=accept, clock=clock())
+                out = publish(s, user, kind, text, comment, accept_warnings=accept, ops=console_operations(),
+                              clock=clock())
         except EXPECTED as exc:  # shown here, so the history below still draws
             st.error(message(exc))
         else:
@@ -109,7 +111,7 @@ def _history(db: Database, user: dict[str, Any], kind: str) -> None:
     why = st.text_input("Why", key="rb_why")
     if st.button("Roll back", key="rb_go"):
         with db.session() as s:
-            out = rollback(s, user, name, int(target), why, kind=kind, clock=clock())
+            out = rollback(s, user, name, int(target), why, kind=kind, ops=console_operations(), clock=clock())
         # Drawn again so the history above lists the new version; the message survives the rerun.
         st.session_state["rb_done"] = f"Rolled back: v{out['version']} now has the content of v{out['restored']}."
         st.rerun()

@@ -34,6 +34,7 @@ from engine.simulation import (
 from engine.simulation.cohort import Cohort, typical_usage
 from engine.store import Database
 from engine.system import lifecycle_on_engine, lifecycle_system
+from engine.system.console_operations import console_operations
 from engine.system.stored_usage import stored_usage
 from views.common import SEGMENTS, clock, example_files, money, need, today
 
@@ -337,7 +338,7 @@ def _promotions(db: Database, live: dict[str, str], picked: list[str]) -> tuple[
     with db.read_session() as s:
         for name in picked:
             row = cstore.get_draft(s, "ruleset", name)
-            check = cstore.check_stored(s, "ruleset", row.text) if row is not None else None
+            check = cstore.check_stored(s, "ruleset", row.text, ops=console_operations()) if row is not None else None
             if row is None or check is None or check.errors:
                 raise CohortError([f"ruleset draft {name!r} has errors: fix it in the Editor first"])
             draft_texts[check.name or name] = row.text
@@ -548,7 +549,7 @@ def _lifecycle(
         with db.read_session() as s:
             for name in picked:
                 row = cstore.get_draft(s, "ruleset", name)
-                check = cstore.check_stored(s, "ruleset", row.text) if row is not None else None
+                check = cstore.check_stored(s, "ruleset", row.text, ops=console_operations()) if row is not None else None
                 if row is None or check is None or check.errors:
                     st.error(f"Ruleset draft {name!r} has errors: fix it in the Editor first.")
                     return

@@ -23,7 +23,6 @@ from engine.api.deps import FINANCE, context
 from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
 from engine.api.routes.payments import service_of
-from engine.operations import month_close
 from engine.payments import UnbalancedEntry, books
 
 router = APIRouter(prefix="/v1/books", tags=["books"], responses=documented(400, 401, 403, 409, 422))
@@ -121,6 +120,6 @@ def close(body: CloseIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
         # The clock's state, not the request's shape: a valid month closes once it has ended.
         raise Problem(409, f"{body.month} has not ended yet (today is {service_of(ctx).now().date()})", "month")
     with domain_errors(), ctx.db.session() as session:
-        entries = month_close.close_month(session, month, [body.currency] if body.currency else None,
+        entries = ctx.operations.close_month(session, month, [body.currency] if body.currency else None,
                                           service=service_of(ctx))
     return {"month": body.month, "entries": entries}

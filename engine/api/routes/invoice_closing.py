@@ -1,6 +1,7 @@
 """What an operator does to an issued invoice over HTTP: credit it, refund it through the
 provider, void it, write it off. Each call is one transaction over the operation in
-engine/operations/invoice_closing.py, which writes the invoice (sales) and the receivable and
+engine/system/operations/invoice_closing.py (`ctx.operations`, bound in
+engine/system/api_operations.py), which writes the invoice (sales) and the receivable and
 journal (payments): a refusal, or a refund the provider refuses, writes nothing. This module
 imports no subsystem."""
 
@@ -18,7 +19,6 @@ from engine.api.errors import domain_errors
 from engine.api.problems import Problem, documented
 from engine.api.routes.operators import refused
 from engine.api.routes.payments import MoneyString, service_of
-from engine.operations import invoice_closing as closing
 
 # The payments router's tag and documented answers: these routes were its own.
 router = APIRouter(prefix="/v1", tags=["payments"], responses=documented(400, 401, 403, 404, 409, 413, 422))
@@ -38,7 +38,7 @@ class CreditNoteIn(BaseModel):
 )
 def credit_invoice(invoice_id: str, body: CreditNoteIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
-        note = closing.credit_invoice(session, invoice_id, _amount(body.amount), body.reason, clock=ctx.clock,
+        note = ctx.operations.credit_invoice(session, invoice_id, _amount(body.amount), body.reason, clock=ctx.clock,
                                       service=service_of(ctx))
     ctx.after_commit()
     return note
@@ -61,7 +61,7 @@ def refund_invoice(invoice_id: str, body: RefundIn, ctx: ApiContext = Depends(co
     if service is None:
         raise Problem(409, "this engine has no payment provider to refund through", "invoice_id")
     with domain_errors(), ctx.db.session() as session:
-        out = closing.refund_invoice(session, invoice_id, _amount(body.amount), body.reason, clock=ctx.clock,
+        out = ctx.operations.refund_invoice(session, invoice_id, _amount(body.amount), body.reason, clock=ctx.clock,
                                      service=service)
     ctx.after_commit()
     return out
@@ -70,7 +70,7 @@ def refund_invoice(invoice_id: str, body: RefundIn, ctx: ApiContext = Depends(co
 @router.post("/invoices/{invoice_id}/void", dependencies=[ADMIN], summary="Void an open, unpaid invoice")
 def void_invoice(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), refused(), ctx.db.session() as session:
-        invoice = closing.void_invoice(session, invoice_id, clock=ctx.clock, service=service_of(ctx))
+        invoice = ctx.operations.void_invoice(session, invoice_id, clock=ctx.clock, service=service_of(ctx))
     ctx.access.invalidate(invoice["customer_id"])
     ctx.after_commit()
     return invoice
@@ -83,7 +83,7 @@ def void_invoice(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[st
 )
 def mark_uncollectible(invoice_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with domain_errors(), ctx.db.session() as session:
-        invoice = closing.mark_uncollectible(session, invoice_id, clock=ctx.clock, service=service_of(ctx))
+        invoice = ctx.operations.mark_uncollectible(session, invoice_id, clock=ctx.clock, service=service_of(ctx))
     ctx.access.invalidate(invoice["customer_id"])
     ctx.after_commit()
     return invoice

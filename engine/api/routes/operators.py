@@ -1,6 +1,7 @@
 """The operator's actions over HTTP (admin keys): publish, roll back, move subscriptions to a
-new catalog version, console users. Each calls the `engine.operations` function its CLI
-command calls; API keys (`ops.py`) and bank files (`reconciliation.py`) have theirs."""
+new catalog version, console users. Each calls the engine/system/operations function its CLI
+command calls, received as `ctx.operations` (engine/system/api_operations.py); API keys
+(`ops.py`) and bank files (`reconciliation.py`) have theirs."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from engine import operations
 from engine.api.context import ApiContext
 from engine.api.deps import ADMIN, context
 from engine.api.keys import Principal
+from engine.api.operations import Versioned
 from engine.api.problems import Problem, documented
 from engine.api.types import JSON_INTEGER, JsonBool, PlanId
+from engine.errors import OperationError
 
 router = APIRouter(prefix="/v1", tags=["operations"], responses=documented(400, 401, 403, 404, 409, 413, 422))
 
@@ -40,7 +42,7 @@ def actor(who: Principal) -> dict[str, str]:
 def refused(prefix: str = "") -> Iterator[None]:
     try:
         yield
-    except operations.OperationError as exc:
+    except OperationError as exc:
         extra = {"problems": exc.problems} if exc.problems else {}
         raise Problem(STATUS[exc.kind], exc.message, prefix + exc.field, **extra) from None
 
@@ -65,7 +67,7 @@ class PublishIn(BaseModel):
 def publish(body: PublishIn, who: Principal = ADMIN, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     texts = [(d.file, d.text) for d in body.documents]
     with refused(), ctx.db.session() as session:
-        items = operations.publish_texts(session, texts, f"api_key:{who.key_id}", body.comment, clock=ctx.clock)
+        items = ctx.operations.publish_texts(session, texts, f"api_key:{who.key_id}", body.comment, clock=ctx.clock)
     ctx.after_commit()
     return {"published": [i.as_dict() for i in items]}
 
@@ -91,10 +93,10 @@ def rollback_ruleset(name: Name, body: RollbackIn, who: Principal = ADMIN,
     return _rollback("ruleset", name, body, who, ctx)
 
 
-def _rollback(kind: operations.RollbackKind, name: str, body: RollbackIn, who: Principal,
+def _rollback(kind: Versioned, name: str, body: RollbackIn, who: Principal,
               ctx: ApiContext) -> dict[str, Any]:
     with refused(), ctx.db.session() as session:
-        out = operations.rollback(session, kind, name, body.to_version, body.why, actor=actor(who), clock=ctx.clock)
+        out = ctx.operations.rollback(session, kind, name, body.to_version, body.why, actor=actor(who), clock=ctx.clock)
     ctx.after_commit()
     return out
 
@@ -124,7 +126,7 @@ class MigrationIn(BaseModel):
 def migrate(name: Name, body: MigrationIn, ctx: ApiContext = Depends(context),
             who: Principal = ADMIN) -> dict[str, Any]:
     with refused(), ctx.db.session() as session:
-        out = operations.migrate_catalog(session, name, body.version, clock=ctx.clock, plan=body.plan,
+        out = ctx.operations.migrate_catalog(session, name, body.version, clock=ctx.clock, plan=body.plan,
                                          subscription_ids=body.subscription_ids, dry_run=body.dry_run)
     ctx.after_commit()
     return out
@@ -171,7 +173,7 @@ class UserOut(BaseModel):
              summary="Add a console user (the pricing managers' sign-in)")
 def add_user(body: UserIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with refused(), ctx.db.session() as session:
-        return operations.add_user(session, body.name, body.role, body.password, clock=ctx.clock)
+        return ctx.operations.add_user(session, body.name, body.role, body.password, clock=ctx.clock)
 
 
 @router.patch("/users/{name}", response_model=UserOut, dependencies=[ADMIN],
@@ -179,7 +181,7 @@ def add_user(body: UserIn, ctx: ApiContext = Depends(context)) -> dict[str, Any]
 def change_user(body: UserChange, name: Annotated[str, Path(pattern=USER_PATTERN)],
                 ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     with refused(), ctx.db.session() as session:
-        return operations.change_user(session, name, role=body.role, disabled=body.disabled)
+        return ctx.operations.change_user(session, name, role=body.role, disabled=body.disabled)
 
 
 __all__ = ["DOCUMENT_FORMAT", "router"]

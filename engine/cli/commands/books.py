@@ -172,8 +172,8 @@ def _service() -> Any:
 
 
 def run_close(args: argparse.Namespace) -> int:
-    from engine.operations import month_close
     from engine.payments import PaymentError
+    from engine.system.operations import month_close
 
     month = _month(args.month, "MONTH")
     service = _service()

@@ -1,6 +1,6 @@
 """The operator's state changes besides publish and API keys: roll back a catalog or ruleset,
 move subscriptions to a new catalog version, change or disable a console user. Each calls
-the `engine.operations` function the admin HTTP route calls (engine/api/routes/operators.py)."""
+the `engine.system.operations` function the admin HTTP route calls (engine/api/routes/operators.py)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def _done(out: Any) -> int:
 
 def run_rollback(args: argparse.Namespace) -> int:
     from engine.cli.clock import engine_clock
-    from engine.operations import OperationError, rollback
+    from engine.system.operations import OperationError, rollback
 
     actor = {"name": f"cli:{getpass.getuser()}", "role": "publisher"}
     try:
@@ -78,7 +78,7 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 def run_migrate_subscriptions(args: argparse.Namespace) -> int:
     from engine.clock import SystemClock
-    from engine.operations import OperationError, migrate_catalog
+    from engine.system.operations import OperationError, migrate_catalog
 
     try:
         with _session() as session:
@@ -91,7 +91,7 @@ def run_migrate_subscriptions(args: argparse.Namespace) -> int:
 
 
 def run_user_change(args: argparse.Namespace) -> int:
-    from engine.operations import OperationError, change_user
+    from engine.system.operations import OperationError, change_user
 
     try:
         with _session() as session:

@@ -128,8 +128,8 @@ def run_apikey_list(args: argparse.Namespace) -> int:
 def run_publish(args: argparse.Namespace) -> int:
     from engine.cli.clock import engine_clock
     from engine.documents import DocumentError, load_yaml_file
-    from engine.operations import OperationError, publish_documents
     from engine.store import Database
+    from engine.system.operations import OperationError, publish_documents
 
     settings = get_settings()
     migrate_database(settings.database_url)

@@ -67,8 +67,8 @@ def save_admin_key(key: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine import demo
     from engine.system import build_system
+    from engine.system import demo_seed as demo
 
     settings = get_settings()
     # Bound before anything starts: a busy port is refused first, not after the announcement.
@@ -130,8 +130,8 @@ def _demo_settings(settings: Settings) -> tuple[Settings, str]:
 
 def _seed_demo(system: System, settings: Settings, out: TextIO) -> None:
     """The demo's month of history, replayed by a system of its own on this database."""
-    from engine import demo
     from engine.system import build_system
+    from engine.system import demo_seed as demo
 
     now = system.clock.now()  # the live system's time: the replay ends where it starts
     print(

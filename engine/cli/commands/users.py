@@ -28,8 +28,8 @@ def register(sub: Any) -> None:
 
 def run_user_add(args: argparse.Namespace) -> int:
     from engine.cli.commands.serve import migrate_database
-    from engine.operations import OperationError, add_user
     from engine.store import Database
+    from engine.system.operations import OperationError, add_user
 
     settings = get_settings()
     if args.password_stdin:

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
-import socket
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.orm import Session
 
 from engine.messaging.channels.base import Channel, Outgoing, PermanentError, RetryPolicy, TransientError
+from engine.public_urls import HostUnresolved, UrlRefused, check_public_url
 
 SIGNATURE_HEADER = "Billing-Signature"
 
@@ -65,24 +63,14 @@ def webhook_body(message: Outgoing) -> bytes:
 def check_webhook_url(
     url: str, *, allow_private: bool = False, resolve: Callable[[str], Iterable[str]] | None = None
 ) -> None:
-    """Only http(s); and unless allowed, no loopback/private/link-local target (SSRF)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PermanentError(f"webhook URL {url!r} must be http(s)://host/...")
-    if allow_private:
-        return
-    addresses = (resolve or _resolve)(parts.hostname)
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            raise PermanentError(f"webhook URL {url!r} points at a non-public address {ip}")
-
-
-def _resolve(host: str) -> list[str]:
+    """Only http(s); and unless allowed, no loopback/private/link-local target (SSRF): the
+    shared check (engine/public_urls.py), its refusals as this channel's delivery errors."""
     try:
-        return [str(info[4][0]) for info in socket.getaddrinfo(host, None)]
-    except socket.gaierror as exc:
-        raise TransientError(f"cannot resolve {host}: {exc}") from exc
+        check_public_url(url, allow_private=allow_private, resolve=resolve)
+    except HostUnresolved as exc:
+        raise TransientError(str(exc)) from exc.__cause__
+    except UrlRefused as exc:
+        raise PermanentError(str(exc)) from None
 
 
 class WebhookChannel(Channel):

@@ -1,19 +1,20 @@
 """The demo data `billing up` seeds into an empty database: the example catalogs and rules,
 about 50 customers on a mix of plans with cards (some that decline), and a month of usage,
 billed as it would have been (the month is replayed on a test clock, then the live engine
-takes over on the real one)."""
+takes over on the real one). Here in engine.system because it joins sales (catalogs,
+customers, subscriptions, usage) and payments (the cards) on a system it drives; `billing up`
+(engine/cli/commands/up.py) calls it."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from engine import sales
-from engine.clock import TestClock
+from engine.clock import Clock, TestClock
 from engine.config import shipped_dir
-from engine.system import System
+from engine.system.assembly import System
 
 # Plans of the SaaS catalog with how many demo customers get them.
 MIX = (("free", 18), ("pro", 22), ("enterprise", 4), ("pro-annual", 6))
@@ -39,7 +40,7 @@ def is_seeded(system: System) -> bool:
         return bool(sales.list_versions(s))
 
 
-def publish_examples(system: System, catalogs_dir: str, rules_dir: str, clock: Any) -> tuple[list[str], list[str]]:
+def publish_examples(system: System, catalogs_dir: str, rules_dir: str, clock: Clock) -> tuple[list[str], list[str]]:
     from engine.rules import publish_ruleset
 
     catalogs, rulesets = [], []

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from engine import sales
 from engine.clock import Clock
-from engine.operations.subscription_changes import allowed
+from engine.system.operations.subscription_changes import allowed
 from engine.users import UserError, record_audit, require
 
 

@@ -15,7 +15,7 @@ from engine.catalog import load_catalog
 from engine.clock import Clock
 from engine.config import get_settings, shipped_dir
 from engine.documents import Document, DocumentError, load_yaml_text
-from engine.operations.errors import OperationError
+from engine.errors import OperationError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from engine import users
 from engine.clock import Clock
-from engine.operations.errors import OperationError
+from engine.errors import OperationError
 
 
 def add_user(session: Session, name: str, role: str, password: str, *, clock: Clock) -> dict[str, Any]:

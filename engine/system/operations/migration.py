@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from engine import sales
 from engine.clock import Clock
-from engine.operations.errors import OperationError
+from engine.errors import OperationError
 
 
 def migrate_catalog(session: Session, catalog: str, version: int | None = None, *, clock: Clock,

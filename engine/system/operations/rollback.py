@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from engine import rules, sales
 from engine.clock import Clock
-from engine.operations.errors import OperationError
+from engine.errors import OperationError
 from engine.users import record_audit
 
 Kind = Literal["catalog", "ruleset"]

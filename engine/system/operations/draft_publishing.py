@@ -14,7 +14,7 @@ from engine import rules, sales
 from engine.catalog import Catalog
 from engine.clock import Clock
 from engine.documents import DocumentError, load_yaml_text
-from engine.operations.errors import OperationError
+from engine.errors import OperationError
 from engine.users import record_audit, require
 
 

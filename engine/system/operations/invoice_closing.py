@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from engine import payments, sales
 from engine.clock import Clock
+from engine.errors import OperationError
 from engine.money import quantum
-from engine.operations.errors import OperationError
 
 
 def credit_invoice(session: Session, invoice_id: str, amount: Decimal | None, reason: str, *, clock: Clock,
