@@ -46,9 +46,19 @@ class Refused(Exception):
 class ActionRunner:
     """Carries out one decision's actions for one context."""
 
-    def __init__(self, session: Session, now: datetime, owners: Owners, *, public_url: str,
-                 batch: bool = False, optimistic: bool = False, seller: Seller | None = None,
-                 links: CustomerLinks | None = None, facts: Facts | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        now: datetime,
+        owners: Owners,
+        *,
+        public_url: str,
+        batch: bool = False,
+        optimistic: bool = False,
+        seller: Seller | None = None,
+        links: CustomerLinks | None = None,
+        facts: Facts | None = None,
+    ) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome).
@@ -108,8 +118,7 @@ class ActionRunner:
                     self.facts.forget(context_customer_id(ctx) or None)
             return
         if handling.ledger:
-            fresh = insert_ignore(self.session, ActionRecord,
-                                  ledger_row(cause, action, index, ctx, self.now))
+            fresh = insert_ignore(self.session, ActionRecord, ledger_row(cause, action, index, ctx, self.now))
             if not fresh:
                 cause.outcomes.append(Outcome(action.name, rule, "duplicate"))
                 return
@@ -120,9 +129,15 @@ class ActionRunner:
 
     # -- what templates read ----------------------------------------------------------------
 
-    def template_data(self, template: str, ctx: Mapping[str, Any], data: dict[str, Any]) \
-            -> dict[str, Any]:
+    def template_data(self, template: str, ctx: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """Plain data for the template (engine.automation.templating)."""
-        return template_data(template, ctx, data, now=self.now, public_url=self.public_url,
-                             seller=self.seller, facts=self.facts,
-                             links=self.links)
+        return template_data(
+            template,
+            ctx,
+            data,
+            now=self.now,
+            public_url=self.public_url,
+            seller=self.seller,
+            facts=self.facts,
+            links=self.links,
+        )
