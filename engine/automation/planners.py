@@ -7,15 +7,16 @@ Bound to their actions in automation/vocabulary.py; the other actions run on the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from engine.automation.context import LIVE_SUBSCRIPTIONS, context_customer_id
 from engine.automation.ledger import Cause, Outcome, insert_ledger, ledger_row, rule_of
-from engine.automation.ports import Note, Runner, StateChange
+from engine.automation.ports import Effects, Note, Runner, StateChange
 from engine.rules import Action, Decision
 
 
@@ -33,11 +34,15 @@ class Cancel:
     detail: str
 
 
+# A planned notify action: the message, its cause (its outcome goes there) and its rule.
+PlannedNote = tuple[Note, Cause, str]
+
+
 @dataclass
 class Pending:
     ledger: list[dict[str, Any]] = field(default_factory=list)
     states: list[tuple[str, StateChange, Cause, str]] = field(default_factory=list)
-    notes: list[tuple[Note, Cause, str]] = field(default_factory=list)
+    notes: list[PlannedNote] = field(default_factory=list)
     cancels: list[Cancel] = field(default_factory=list)
     decisions: list[tuple[Decision, str | None]] = field(default_factory=list)
 
@@ -158,8 +163,14 @@ def flush(session: Session, runner: Runner, pending: Pending, *, strict: bool) -
         c for c in pending.cancels if _fresh(c.key, fresh, c.cause, "cancel_subscription", c.rule, strict=strict)
     ]
     _cancel_all(session, runner, cancels)
-    results = effects.notify_many(session, [n for n, _, _ in pending.notes], now)
-    for (_request, cause, rule), result in zip(pending.notes, results, strict=True):
+    flush_notes(session, effects, pending.notes, now)
+
+
+def flush_notes(session: Session, effects: Effects, notes: Sequence[PlannedNote], now: datetime) -> None:
+    """Write the planned messages in one call to their owner (messaging.notify_many), in
+    their order, and record each notify action's outcome: how each channel went."""
+    results = effects.notify_many(session, [n for n, _, _ in notes], now)
+    for (_request, cause, rule), result in zip(notes, results, strict=True):
         cause.outcomes.append(Outcome("notify", rule, "done", ", ".join(f"{r.channel}:{r.status}" for r in result)))
 
 

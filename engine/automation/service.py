@@ -31,6 +31,7 @@ from engine.automation.context import (
     subjects_by_id,
 )
 from engine.automation.models import DONE, FAILED, PENDING, SKIPPED, ScheduledJob
+from engine.automation.planners import PlannedNote, flush_notes
 from engine.automation.ports import Facts, Owners, Records
 from engine.automation.reads import BatchReads, decision_customer, event_facts, message_facts
 from engine.automation.templating import CustomerLinks, Seller
@@ -111,7 +112,14 @@ class Automation:
         return self.owners.records
 
     def _runner(
-        self, session: Session, now: datetime, facts: Facts, *, batch: bool = False, optimistic: bool = False
+        self,
+        session: Session,
+        now: datetime,
+        facts: Facts,
+        *,
+        batch: bool = False,
+        optimistic: bool = False,
+        notes: list[PlannedNote] | None = None,
     ) -> ActionRunner:
         return ActionRunner(
             session,
@@ -123,6 +131,7 @@ class Automation:
             optimistic=optimistic,
             links=self.links,
             facts=facts,
+            notes=notes,
         )
 
     # -- rules -------------------------------------------------------------------------------
@@ -168,19 +177,33 @@ class Automation:
         Their actions run in one savepoint, not one each (a savepoint per action was about
         5 % of the lifecycle what-if). A refused action is an outcome and the others go on,
         without half its effects: when one is refused, the savepoint is rolled back and the
-        events run again with a savepoint per action (`ActionRunner.run_one`)."""
+        events run again with a savepoint per action (`ActionRunner.run_one`).
+
+        Their messages are written together at the end, in one `notify_many` (one write of
+        every notification, not one each: ~8 % of the lifecycle what-if), in the order they
+        were asked for: nothing a later event's rules read is a notification. The events
+        are handled at one time, the clock's when the batch began (one transaction), which
+        the messages are recorded at."""
+        now = self.clock.now()
         savepoint = session.begin_nested()
         try:
-            decisions = self._handle_batch(session, envelopes, optimistic=True)
+            notes: list[PlannedNote] = []
+            decisions = self._handle_batch(session, envelopes, now, notes)
+            try:
+                flush_notes(session, self.owners.effects, notes, now)
+            except ValueError as exc:  # refused: each event's messages written with its actions
+                raise Refused(f"notify: {exc}") from exc
             savepoint.commit()
             return decisions
         except Refused:
             savepoint.rollback()
-        return self._handle_batch(session, envelopes, optimistic=False)
+        return self._handle_batch(session, envelopes, now, None)
 
     def _handle_batch(
-        self, session: Session, envelopes: Sequence[Mapping[str, Any]], *, optimistic: bool
+        self, session: Session, envelopes: Sequence[Mapping[str, Any]], now: datetime, notes: list[PlannedNote] | None
     ) -> list[Decision | None]:
+        """The events' actions, `optimistic` (in the caller's savepoint, their messages left
+        in `notes`) unless `notes` is None (a savepoint per action, messages written at once)."""
         reads = BatchReads(self.records)
         events = self.events()
         ours = [env for env in envelopes if env.get("type") in events]
@@ -188,7 +211,7 @@ class Automation:
         facts = event_facts(self.records, session, ours)
         decisions = []
         for env in envelopes:
-            decision = self._handle_one(session, env, reads, facts, optimistic=optimistic)
+            decision = self._handle_one(session, env, now, reads, facts, notes)
             if decision is not None and decision.matches:
                 cid = decision_customer(env)
                 reads.forget(cid)  # its rules acted: its rows may have changed
@@ -197,16 +220,21 @@ class Automation:
         return decisions
 
     def _handle_one(
-        self, session: Session, env: Mapping[str, Any], reads: Records, facts: Facts, *, optimistic: bool
+        self,
+        session: Session,
+        env: Mapping[str, Any],
+        now: datetime,
+        reads: Records,
+        facts: Facts,
+        notes: list[PlannedNote] | None,
     ) -> Decision | None:
         if env.get("type") == "rules.published":
             self.sync()
             return None
         if env.get("type") in CLOSING_EVENTS:
-            drop_retries(self.records, session, env.get("customer_id"), self.clock.now())
+            drop_retries(self.records, session, env.get("customer_id"), now)
         if env.get("type") not in self.events():
             return None
-        now = self.clock.now()
         ctx = build_context(reads, session, env, now)
         decision = self.runtime.evaluate(str(env["type"]), ctx)
         if not decision.matches:
@@ -215,7 +243,7 @@ class Automation:
         decision = self.runtime.log(session, decision, ctx, event_id=str(env.get("id")), customer_id=cid)
         when = parse_time(env.get("time")) or now
         cause = Cause(self.cause_key(env, ctx), str(env.get("id")), min(when, now))
-        self._runner(session, now, facts, optimistic=optimistic).run(decision.actions, ctx, cause)
+        self._runner(session, now, facts, optimistic=notes is not None, notes=notes).run(decision.actions, ctx, cause)
         return decision
 
     @staticmethod

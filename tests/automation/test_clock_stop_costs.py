@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from engine import sales
 from engine.automation.models import ActionRecord
+from engine.messaging.models import Notification
 from engine.rules import publish_ruleset
 from engine.scheduler import JobRun
 from engine.store import OutboxEvent
@@ -32,7 +33,7 @@ __all__ = ["http"]
 def statements(system: System) -> Iterator[Counter[str]]:
     """Counts, while open: outbox polls (the bus asking for due rows), outbox rows settled
     (one UPDATE per batch the bus applied), webhook claims (the sender asking for due
-    deliveries), savepoints, and the billing run's due queries."""
+    deliveries), notification writes, savepoints, and the billing run's due queries."""
     seen: Counter[str] = Counter()
 
     def count(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
@@ -43,6 +44,8 @@ def statements(system: System) -> Iterator[Counter[str]]:
             seen["batches applied"] += 1
         elif text.startswith("SELECT event_webhook_deliveries.seq"):
             seen["webhook claims"] += 1
+        elif text.startswith("INSERT INTO notifications"):
+            seen["notification inserts"] += 1
         elif text.startswith("SAVEPOINT"):
             seen["savepoints"] += 1
         elif text.startswith("SELECT sales_subscriptions.id") and "sales_subscriptions.next_run_at <=" in text:
@@ -171,3 +174,88 @@ def test_a_clock_stop_claims_no_webhook_delivery_where_no_endpoint_exists(
     with system.db.session() as s:
         attempted = s.scalar(select(sa.func.count()).select_from(EventDelivery).where(EventDelivery.attempts > 0))
     assert attempted and attempted > 0
+
+
+def _subscribe(client: TestClient, cid: str, card: str) -> None:
+    """A customer and a subscription over HTTP, at the clock's time (nothing advanced)."""
+    r = client.post("/v1/customers", json={"id": cid, "email": f"{cid}@example.com", "name": cid, "country": "US"})
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/v1/subscriptions",
+        json={"customer_id": cid, "plan": "basic", "payment_method": {"type": "card", "token": card}},
+    )
+    assert r.status_code == 201, r.text
+
+
+def _messages(system: System) -> list[tuple[str, str, str, str]]:
+    with system.db.session() as s:
+        rows = s.execute(
+            select(Notification.customer_id, Notification.template, Notification.channel, Notification.status).order_by(
+                Notification.customer_id, Notification.template, Notification.channel
+            )
+        )
+        return [(r.customer_id, r.template, r.channel, r.status) for r in rows]
+
+
+def test_a_bus_batchs_messages_are_written_in_one_statement(http: tuple[System, TestClient], inbox: Any) -> None:
+    """Three customers subscribe at the same time with a card that declines: at the next
+    stop their invoices are finalized and their payments fail in the same bus batches,
+    whose rules ask for twelve messages (the invoice; the failure by email and in-app; the
+    retry's date). Each batch writes its messages in one INSERT (on main one per event's
+    notify: nine), the same messages, each sent once."""
+    system, client = http
+    customers = ["cus_m1", "cus_m2", "cus_m3"]
+    for cid in customers:
+        _subscribe(client, cid, FAILING_CARD)
+    with statements(system) as seen:
+        advance(client, "1h")
+    written = _messages(system)
+    print(dict(seen), written)
+    assert written == [
+        (c, t, ch, "sent")
+        for c in customers
+        for t, ch in (
+            ("invoice_issued", "email"),
+            ("payment_failed", "email"),
+            ("payment_failed", "in_app"),
+            ("payment_retry_scheduled", "email"),
+        )
+    ]
+    assert seen["notification inserts"] == 2  # invoice.finalized's batch, then the failures'
+    assert sorted(m.to for m in inbox[0].mails) == sorted(f"{c}@example.com" for c in customers for _ in "123")
+
+
+def test_a_redelivered_bus_batch_writes_no_message_twice(tmp_path: Any, psp: Any, inbox: Any) -> None:
+    """The same batch of three events delivered twice (the bus retries after a crash before
+    its commit): the first writes the six messages in one INSERT (three on main), the
+    second writes none (messaging's dedup keys: rule, event, channel)."""
+    system = make_system(tmp_path, psp.url, inbox[1])
+    customers = ["cus_r1", "cus_r2", "cus_r3"]
+    with system.db.session() as s:
+        for cid in customers:
+            sales.create_customer(
+                s, {"id": cid, "email": f"{cid}@example.com", "name": cid, "country": "US"}, clock=system.clock
+            )
+    auto = system.automation
+    assert auto is not None
+    batch = [_quota_warning(f"evt_{cid}", cid) for cid in customers]
+    with statements(system) as seen, system.db.session() as s:
+        auto.handle_many(s, batch)
+    assert seen["notification inserts"] == 1  # three on main
+    first = _messages(system)
+    assert first == [(c, "quota_warning", ch, "pending") for c in customers for ch in ("email", "in_app")]
+    with system.db.session() as s:
+        auto.handle_many(s, batch)
+    assert _messages(system) == first
+    with system.db.session() as s:
+        assert s.scalar(select(sa.func.count()).select_from(Notification)) == 6
+
+
+def _quota_warning(event_id: str, customer_id: str) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": "usage.threshold_reached",
+        "customer_id": customer_id,
+        "time": "2026-03-01T00:00:00Z",
+        "properties": {"feature": "exports", "threshold": 80, "used": 8, "limit": 10},
+    }
