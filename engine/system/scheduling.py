@@ -58,8 +58,9 @@ def collection(db: Database, service: PaymentService) -> Work:
     return run
 
 
-def delivery(db: Database, channels: Channels | None, renderer: messaging.Renderer,
-             hooks: webhooks.Sender | None = None) -> Work:
+def delivery(
+    db: Database, channels: Channels | None, renderer: messaging.Renderer, hooks: webhooks.Sender | None = None
+) -> Work:
     """Messages due sent over `channels` (None: none); digests that close now render with
     `renderer`; then the product's webhooks due (`hooks`)."""
 
@@ -96,10 +97,14 @@ def scheduler_jobs(
     webhooks through `hooks`, collection through `service` (None: no payments job)."""
     sends = channels is not None or hooks is not None
     return Jobs(
-        db, clock, auto,
+        db,
+        clock,
+        auto,
         billing=billing(db, promotions or RulePromotions(auto.runtime)),
         expire=expiry(db),
         deliver=delivery(db, channels, renderer or Renderer(), hooks) if sends else None,
         collect=collection(db, service) if service is not None else None,
-        after_run=after_run, drain=drain, owner=owner,
+        after_run=after_run,
+        drain=drain,
+        owner=owner,
     )
