@@ -32,6 +32,7 @@ from engine.clock import Clock, SystemClock, ensure_aware
 from engine.messaging import models as m
 from engine.messaging.channels import Channel, Channels, Outgoing, PermanentError, TransientError
 from engine.messaging.digests import flush_digests
+from engine.messaging.due import DueWatch
 from engine.messaging.models import WebhookEndpoint as WebhookEndpointRow
 from engine.messaging.notify import NOTIFICATIONS
 from engine.messaging.templates import Rendered, Renderer
@@ -212,6 +213,7 @@ def deliver_pending(
     lease: timedelta = DEFAULT_LEASE,
     renderer: Renderer | None = None,
     wall: Clock | None = None,
+    watch: DueWatch | None = None,
 ) -> DeliveryReport:
     """Send what is due at `now` (at most `limit` messages), claiming `batch` at a time.
 
@@ -227,9 +229,32 @@ def deliver_pending(
     Digest windows that ended are closed first. Channels that are not configured keep their
     messages pending. `lease` counts on `wall` (real time unless a test gives its own clock),
     not on `now`: several runs at once (a worker and the scheduler) each send only what
-    their own claim won, however the engine's test clock jumps."""
-    wall_clock = wall or SystemClock()
+    their own claim won, however the engine's test clock jumps. `watch`: within a clock
+    advance, nothing is claimed while it knows nothing can be due (engine/messaging/due.py);
+    after a run it looks again."""
     now = ensure_aware(now, "now")
+    if watch is not None and not watch.may_be_due(now, channels.names()):
+        return DeliveryReport()
+    try:
+        return _deliver(db, channels, now, limit, batch, record_every, concurrency, lease, renderer, wall)
+    finally:
+        if watch is not None:
+            watch.forget()
+
+
+def _deliver(
+    db: Database,
+    channels: Channels,
+    now: datetime,
+    limit: int,
+    batch: int,
+    record_every: int,
+    concurrency: int,
+    lease: timedelta,
+    renderer: Renderer | None,
+    wall: Clock | None,
+) -> DeliveryReport:
+    wall_clock = wall or SystemClock()
     report = DeliveryReport()
     with db.session() as session:
         report.digests = flush_digests(session, now=now, renderer=renderer)

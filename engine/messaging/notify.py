@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import ensure_aware
 from engine.messaging import models as m
+from engine.messaging.due import NOTED, note_due
 from engine.messaging.endpoints import WebhookEndpoint
 from engine.messaging.models import Notification
 from engine.messaging.models import WebhookEndpoint as WebhookEndpointRow
@@ -92,11 +93,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+# The writes of `notify` say when their messages are due (`note_due`, engine/messaging/due.py).
+_NOTED = {NOTED: True}
 _INSERT_IGNORE: dict[str, Any] = {
     "postgresql": pg_insert(NOTIFICATIONS)
     .on_conflict_do_nothing(constraint="uq_notification_dedup")
-    .returning(NOTIFICATIONS.c.id),
-    "sqlite": sqlite_insert(NOTIFICATIONS).on_conflict_do_nothing().returning(NOTIFICATIONS.c.id),
+    .returning(NOTIFICATIONS.c.id)
+    .execution_options(**_NOTED),
+    "sqlite": sqlite_insert(NOTIFICATIONS)
+    .on_conflict_do_nothing()
+    .returning(NOTIFICATIONS.c.id)
+    .execution_options(**_NOTED),
 }
 
 
@@ -293,7 +300,7 @@ def _fast_insert(dialect: str, columns: tuple[str, ...], n: int) -> Any:
             )
         else:
             stmt = sqlite_insert(NOTIFICATIONS).from_select(list(columns), source).on_conflict_do_nothing()
-        stmt = _FAST_INSERTS[key] = stmt.returning(NOTIFICATIONS.c.id)
+        stmt = _FAST_INSERTS[key] = stmt.returning(NOTIFICATIONS.c.id).execution_options(**_NOTED)
     return stmt
 
 
@@ -346,6 +353,7 @@ def _notify_one_fast(
         return None
     columns = tuple(rows[0])
     dialect = session.get_bind().dialect
+    note_due(session, rows)
     if dialect.name == "postgresql":
         inserted = _fast_insert_pg(session, dialect, columns, rows, customer_id)
     else:
@@ -440,6 +448,7 @@ def _insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     if not rows:
         return set()
     stmt = _INSERT_IGNORE.get(session.get_bind().dialect.name, _INSERT_IGNORE["sqlite"])
+    note_due(session, rows)
     if len(rows) == 1:
         return {r.id for r in session.execute(stmt, rows[0])}
     return {r.id for r in session.execute(stmt, list(rows))}
