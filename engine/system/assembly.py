@@ -170,12 +170,8 @@ class System:
             deliveries.advance() if deliveries is not None else nullcontext(),
         ):
             return scheduler.advance(
-                self.scheduler_jobs,
-                clock,
-                target,
-                step=lambda t: self.advance_clock(t, within=True),
-                drain=self.drain,
-                in_flight=lambda: messaging.deliveries_in_flight(self.db),
+                self.scheduler_jobs, clock, target, step=lambda t: self.advance_clock(t, within=True),
+                drain=self.drain, in_flight=lambda: messaging.deliveries_in_flight(self.db),
             )
 
     def run_scheduler(self, stop: threading.Event) -> None:
@@ -256,22 +252,11 @@ class System:
         """The customer page and documents (engine.portal), and the provider's webhooks."""
         found: list[APIRouter] = []
         if self.portal_links is not None:
-            found.append(
-                portal.router(
-                    portal.PortalConfig(
-                        self.db,
-                        self.clock,
-                        self.portal_links,
-                        pdf.Seller.from_settings(self.settings),
-                        payment_instructions,
-                        portal_readers(),
-                        self.payments,
-                        after_commit=self.after_commit,
-                        invalidate=self.access.invalidate,
-                        hosted_origins=hosted_form_origins(self.settings),
-                    )
-                )
-            )
+            found.append(portal.router(portal.PortalConfig(
+                self.db, self.clock, self.portal_links, pdf.Seller.from_settings(self.settings), payment_instructions,
+                portal_readers(), self.payments,
+                after_commit=self.after_commit, invalidate=self.access.invalidate,
+                hosted_origins=hosted_form_origins(self.settings))))
         if self.payments is not None:
             found.append(webhook_router(self.db, self.payments))
         if self.webhooks is not None:
@@ -329,28 +314,14 @@ def build_system(
     service = payment_service(settings, clock) if isinstance(payments, FromSettings) else payments
     renderer = Renderer(shipped_dir(settings.templates_dir))
     links = portal.PortalLinks(settings, db)
-    auto = (
-        _automation(settings, db, clock, runtime, promotions, access, service, renderer, links) if automation else None
-    )
+    auto = _automation(settings, db, clock, runtime, promotions, access, service, renderer, links) if automation else None
     hooks = Sender(db, clock, webhooks_policy(settings))
     registry = HandlerRegistry()
     for sub in subscriptions(access=access, payments_service=service, automation=auto, promotions=promotions):
         registry.register(sub.consumer, sub.pattern, sub.handler)
     system = System(
-        settings,
-        db,
-        clock,
-        runtime,
-        promotions,
-        access_rules,
-        access,
-        KeyVerifier(db),
-        renderer,
-        registry,
-        bus=make_bus(settings, db, registry, clock=clock),
-        payments=service,
-        automation=auto,
-        portal_links=links,
+        settings, db, clock, runtime, promotions, access_rules, access, KeyVerifier(db), renderer, registry,
+        bus=make_bus(settings, db, registry, clock=clock), payments=service, automation=auto, portal_links=links,
         webhooks=hooks,
     )
     access.after_denials = system.after_commit
@@ -361,17 +332,8 @@ def build_system(
         system.channels = Channels.from_settings(smtp_url=settings.smtp_url, attachments=attachments)
         system.deliveries = messaging.DueWatch(db)
         system.scheduler_jobs = scheduler_jobs(
-            db,
-            clock,
-            auto,
-            system.channels,
-            service,
-            promotions=promotions,
-            renderer=renderer,
-            after_run=system.after_commit,
-            drain=system.drain_written,
-            hooks=hooks,
-            watch=system.deliveries,
+            db, clock, auto, system.channels, service, promotions=promotions, renderer=renderer,
+            after_run=system.after_commit, drain=system.drain_written, hooks=hooks, watch=system.deliveries,
         )
         # At a clock stop sales.advance_clock has just run the billing run: the scheduler's
         # `billing` job does not run it again (a stop is hundreds a simulated year).
@@ -402,30 +364,17 @@ def _clock_of(settings: Settings, db: Database) -> Clock:
 
 
 def _automation(
-    settings: Settings,
-    db: Database,
-    clock: Clock,
-    runtime: RulesRuntime,
-    promotions: RulePromotions,
-    access: AccessService,
-    service: PaymentService | None,
-    renderer: Renderer,
-    links: portal.PortalLinks,
+    settings: Settings, db: Database, clock: Clock, runtime: RulesRuntime, promotions: RulePromotions,
+    access: AccessService, service: PaymentService | None, renderer: Renderer, links: portal.PortalLinks,
 ) -> Automation:
     def sync() -> None:
         if rules.sync_runtime(runtime, db):
             access.invalidate(None)
 
     return build_automation(
-        db,
-        clock,
-        runtime,
-        sync=sync,
-        promotions=promotions,
+        db, clock, runtime, sync=sync, promotions=promotions,
         seller=Seller(name=settings.seller_name, iban=settings.seller_iban),
-        payments_service=service,
-        renderer=renderer,
-        links=links,
+        payments_service=service, renderer=renderer, links=links,
     )
 
 
