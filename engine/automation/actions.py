@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from engine.automation.context import context_customer_id
 from engine.automation.ledger import Cause, Outcome, insert_ignore, insert_ledger, ledger_row, rule_of, short_id
 from engine.automation.models import ActionRecord
-from engine.automation.planners import Pending, flush
+from engine.automation.planners import Pending, PlannedNote, flush
 from engine.automation.ports import Facts, Owners
 from engine.automation.templating import CustomerLinks, Seller, template_data
 from engine.automation.vocabulary import Collected, handling_of, ours
@@ -46,9 +46,20 @@ class Refused(Exception):
 class ActionRunner:
     """Carries out one decision's actions for one context."""
 
-    def __init__(self, session: Session, now: datetime, owners: Owners, *, public_url: str,
-                 batch: bool = False, optimistic: bool = False, seller: Seller | None = None,
-                 links: CustomerLinks | None = None, facts: Facts | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        now: datetime,
+        owners: Owners,
+        *,
+        public_url: str,
+        batch: bool = False,
+        optimistic: bool = False,
+        seller: Seller | None = None,
+        links: CustomerLinks | None = None,
+        facts: Facts | None = None,
+        notes: list[PlannedNote] | None = None,
+    ) -> None:
         """`batch`: the contexts were read in this transaction, which is a scheduler batch's:
         an action is not wrapped in a savepoint and a refusal raises, so the whole batch
         rolls back and is retried one subject at a time (where a refusal is an outcome).
@@ -56,7 +67,10 @@ class ActionRunner:
         events, Automation.handle_many): an action is not wrapped in its own and a refusal
         raises `Refused`; the caller rolls back and runs them again without `optimistic`.
         `facts`: what the messages quote beyond the context, the batch's read together
-        (automation/reads.py `message_facts`; None: each read singly)."""
+        (automation/reads.py `message_facts`; None: each read singly).
+        `notes`: where an event's notify actions leave their messages, for the caller to
+        write with its other events' in one call (`planners.flush_notes`, Automation.handle_many);
+        None: each written with its action."""
         self.session = session
         self.now = now
         self.owners = owners  # what the actions read and do, through the subsystems that own it
@@ -67,6 +81,7 @@ class ActionRunner:
         self.seller = seller or Seller()  # printed on bank-transfer instructions
         self.links = links  # the customer page's links in the emails
         self.facts = facts if facts is not None else owners.records.facts(session)
+        self.notes = notes
 
     def run(self, actions: list[Action], ctx: dict[str, Any], cause: Cause) -> list[Outcome]:
         for index, action in enumerate(actions):
@@ -103,13 +118,15 @@ class ActionRunner:
             pending = self.pending if self.batch else Pending()
             handling.plan(self, pending, index, action, ctx, cause)
             if not self.batch:
+                if self.notes is not None:  # written with the other events' (nothing reads them before)
+                    self.notes.extend(pending.notes)
+                    pending.notes.clear()
                 flush(self.session, self, pending, strict=False)
                 if action.name not in _FACTLESS:  # a cancellation changes the plan a message may name
                     self.facts.forget(context_customer_id(ctx) or None)
             return
         if handling.ledger:
-            fresh = insert_ignore(self.session, ActionRecord,
-                                  ledger_row(cause, action, index, ctx, self.now))
+            fresh = insert_ignore(self.session, ActionRecord, ledger_row(cause, action, index, ctx, self.now))
             if not fresh:
                 cause.outcomes.append(Outcome(action.name, rule, "duplicate"))
                 return
@@ -120,9 +137,15 @@ class ActionRunner:
 
     # -- what templates read ----------------------------------------------------------------
 
-    def template_data(self, template: str, ctx: Mapping[str, Any], data: dict[str, Any]) \
-            -> dict[str, Any]:
+    def template_data(self, template: str, ctx: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """Plain data for the template (engine.automation.templating)."""
-        return template_data(template, ctx, data, now=self.now, public_url=self.public_url,
-                             seller=self.seller, facts=self.facts,
-                             links=self.links)
+        return template_data(
+            template,
+            ctx,
+            data,
+            now=self.now,
+            public_url=self.public_url,
+            seller=self.seller,
+            facts=self.facts,
+            links=self.links,
+        )

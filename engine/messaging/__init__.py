@@ -27,6 +27,7 @@ from engine.messaging.channels import (
 from engine.messaging.dead_letters import list_dead_letters, list_notifications, retry_dead_letter
 from engine.messaging.delivery import DeliveryReport, deliver_pending, deliveries_in_flight
 from engine.messaging.digests import flush_digests
+from engine.messaging.due import DueWatch
 from engine.messaging.endpoints import (
     WebhookEndpoint,
     add_webhook_endpoint,
@@ -67,6 +68,7 @@ __all__ = [
     "Channel",
     "Channels",
     "DeliveryReport",
+    "DueWatch",
     "EmailChannel",
     "FileSmsProvider",
     "InAppChannel",

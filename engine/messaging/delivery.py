@@ -32,6 +32,7 @@ from engine.clock import Clock, SystemClock, ensure_aware
 from engine.messaging import models as m
 from engine.messaging.channels import Channel, Channels, Outgoing, PermanentError, TransientError
 from engine.messaging.digests import flush_digests
+from engine.messaging.due import DueWatch
 from engine.messaging.models import WebhookEndpoint as WebhookEndpointRow
 from engine.messaging.notify import NOTIFICATIONS
 from engine.messaging.templates import Rendered, Renderer
@@ -76,9 +77,23 @@ class _Claimed:
     created_at: datetime
 
 
-_CLAIM_COLUMNS = [NOTIFICATIONS.c[name] for name in (
-    "id", "customer_id", "channel", "template", "category", "rule_id", "event_id", "target",
-    "recipient", "content", "attempts", "created_at")]
+_CLAIM_COLUMNS = [
+    NOTIFICATIONS.c[name]
+    for name in (
+        "id",
+        "customer_id",
+        "channel",
+        "template",
+        "category",
+        "rule_id",
+        "event_id",
+        "target",
+        "recipient",
+        "content",
+        "attempts",
+        "created_at",
+    )
+]
 
 
 def _no_fsync_wait(db: Database, session: Session) -> None:
@@ -90,8 +105,9 @@ def _no_fsync_wait(db: Database, session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
-def _claim(db: Database, channel_names: Sequence[str], now: datetime, limit: int,
-           lease: timedelta, wall_now: datetime) -> list[_Claimed]:
+def _claim(
+    db: Database, channel_names: Sequence[str], now: datetime, limit: int, lease: timedelta, wall_now: datetime
+) -> list[_Claimed]:
     """Take up to `limit` due notifications: pending ones whose time (`now`, the engine's
     clock) has come, and ones a dead run left `sending` past their lease. Each claim bumps
     `attempts`.
@@ -103,35 +119,54 @@ def _claim(db: Database, channel_names: Sequence[str], now: datetime, limit: int
     row sends it (PostgreSQL re-evaluates the WHERE after the other's commit; SQLite
     serialises writers)."""
     n = NOTIFICATIONS.c
-    claimable = or_(and_(n.status == m.PENDING, n.next_attempt_at <= now),
-                    and_(n.status == m.SENDING, n.lease_until <= wall_now))
+    claimable = or_(
+        and_(n.status == m.PENDING, n.next_attempt_at <= now), and_(n.status == m.SENDING, n.lease_until <= wall_now)
+    )
     with db.session() as session:
         _no_fsync_wait(db, session)
         ids: list[str] = []
-        for status, when, due in ((m.SENDING, n.lease_until, wall_now),
-                                  (m.PENDING, n.next_attempt_at, now)):
+        for status, when, due in ((m.SENDING, n.lease_until, wall_now), (m.PENDING, n.next_attempt_at, now)):
             if len(ids) >= limit:
                 break
-            stmt = (select(n.id)
-                    .where(n.status == status, when <= due, n.channel.in_(channel_names))
-                    .order_by(when, n.id).limit(limit - len(ids)))
+            stmt = (
+                select(n.id)
+                .where(n.status == status, when <= due, n.channel.in_(channel_names))
+                .order_by(when, n.id)
+                .limit(limit - len(ids))
+            )
             if db.is_postgres:
                 stmt = stmt.with_for_update(skip_locked=True)
             ids.extend(session.scalars(stmt))
         rows: list[Any] = []
         for start in range(0, len(ids), 500):
-            rows.extend(session.execute(
-                update(NOTIFICATIONS)
-                .where(n.id.in_(ids[start:start + 500]), claimable)
-                .values(status=m.SENDING, lease_until=wall_now + lease,
-                        attempts=n.attempts + 1, updated_at=now)
-                .returning(*_CLAIM_COLUMNS)).all())
+            rows.extend(
+                session.execute(
+                    update(NOTIFICATIONS)
+                    .where(n.id.in_(ids[start : start + 500]), claimable)
+                    .values(status=m.SENDING, lease_until=wall_now + lease, attempts=n.attempts + 1, updated_at=now)
+                    .returning(*_CLAIM_COLUMNS)
+                ).all()
+            )
         order = {nid: i for i, nid in enumerate(ids)}
         rows.sort(key=lambda r: order[r.id])
         # RETURNING gives the row after the update: `attempts` is this claim's attempt.
-        return [_Claimed(r.id, r.customer_id, r.channel, r.template, r.category, r.rule_id,
-                         r.event_id, r.target, r.recipient, r.content, r.attempts,
-                         r.created_at) for r in rows]
+        return [
+            _Claimed(
+                r.id,
+                r.customer_id,
+                r.channel,
+                r.template,
+                r.category,
+                r.rule_id,
+                r.event_id,
+                r.target,
+                r.recipient,
+                r.content,
+                r.attempts,
+                r.created_at,
+            )
+            for r in rows
+        ]
 
 
 def _secrets(db: Database, claimed: Sequence[_Claimed]) -> dict[str, str]:
@@ -139,14 +174,24 @@ def _secrets(db: Database, claimed: Sequence[_Claimed]) -> dict[str, str]:
     if not ids:
         return {}
     with db.session() as session:
-        return {r.id: r.secret for r in session.scalars(select(WebhookEndpointRow).where(
-            WebhookEndpointRow.id.in_(ids), WebhookEndpointRow.enabled.is_(True)))}
+        return {
+            r.id: r.secret
+            for r in session.scalars(
+                select(WebhookEndpointRow).where(WebhookEndpointRow.id.in_(ids), WebhookEndpointRow.enabled.is_(True))
+            )
+        }
 
 
 def _event_props(c: _Claimed) -> dict[str, Any]:
-    return {"notification_id": c.id, "template": c.template, "channel": c.channel,
-            "category": c.category, "rule_id": c.rule_id or None, "event_id": c.event_id,
-            "attempts": c.attempts}
+    return {
+        "notification_id": c.id,
+        "template": c.template,
+        "channel": c.channel,
+        "category": c.category,
+        "rule_id": c.rule_id or None,
+        "event_id": c.event_id,
+        "attempts": c.attempts,
+    }
 
 
 def deliveries_in_flight(db: Database) -> int:
@@ -168,6 +213,7 @@ def deliver_pending(
     lease: timedelta = DEFAULT_LEASE,
     renderer: Renderer | None = None,
     wall: Clock | None = None,
+    watch: DueWatch | None = None,
 ) -> DeliveryReport:
     """Send what is due at `now` (at most `limit` messages), claiming `batch` at a time.
 
@@ -183,9 +229,32 @@ def deliver_pending(
     Digest windows that ended are closed first. Channels that are not configured keep their
     messages pending. `lease` counts on `wall` (real time unless a test gives its own clock),
     not on `now`: several runs at once (a worker and the scheduler) each send only what
-    their own claim won, however the engine's test clock jumps."""
-    wall_clock = wall or SystemClock()
+    their own claim won, however the engine's test clock jumps. `watch`: within a clock
+    advance, nothing is claimed while it knows nothing can be due (engine/messaging/due.py);
+    after a run it looks again."""
     now = ensure_aware(now, "now")
+    if watch is not None and not watch.may_be_due(now, channels.names()):
+        return DeliveryReport()
+    try:
+        return _deliver(db, channels, now, limit, batch, record_every, concurrency, lease, renderer, wall)
+    finally:
+        if watch is not None:
+            watch.forget()
+
+
+def _deliver(
+    db: Database,
+    channels: Channels,
+    now: datetime,
+    limit: int,
+    batch: int,
+    record_every: int,
+    concurrency: int,
+    lease: timedelta,
+    renderer: Renderer | None,
+    wall: Clock | None,
+) -> DeliveryReport:
+    wall_clock = wall or SystemClock()
     report = DeliveryReport()
     with db.session() as session:
         report.digests = flush_digests(session, now=now, renderer=renderer)
@@ -194,13 +263,14 @@ def deliver_pending(
     seen: set[str] = set()
     lock = threading.Lock()
     every = max(record_every, 1)
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="notify-send") \
-        if concurrency > 1 else None
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="notify-send") if concurrency > 1 else None
     try:
         while remaining > 0:
-            claimed = [c for c in _claim(db, names, now, min(batch, remaining), lease,
-                                          ensure_aware(wall_clock.now(), "wall"))
-                       if c.id not in seen]
+            claimed = [
+                c
+                for c in _claim(db, names, now, min(batch, remaining), lease, ensure_aware(wall_clock.now(), "wall"))
+                if c.id not in seen
+            ]
             if not claimed:
                 break
             remaining -= len(claimed)
@@ -212,9 +282,17 @@ def deliver_pending(
     return report
 
 
-def _deliver_claimed(db: Database, channels: Channels, claimed: Sequence[_Claimed], now: datetime, every: int,
-                     report: DeliveryReport, lock: threading.Lock, pool: ThreadPoolExecutor | None,
-                     concurrency: int) -> None:
+def _deliver_claimed(
+    db: Database,
+    channels: Channels,
+    claimed: Sequence[_Claimed],
+    now: datetime,
+    every: int,
+    report: DeliveryReport,
+    lock: threading.Lock,
+    pool: ThreadPoolExecutor | None,
+    concurrency: int,
+) -> None:
     """One claimed batch: the in-app messages written at once, the others sent by up to
     `concurrency` senders sharing a queue."""
     secrets_by_endpoint = _secrets(db, claimed)
@@ -238,8 +316,14 @@ def _deliver_claimed(db: Database, channels: Channels, claimed: Sequence[_Claime
         future.result()  # a sender that could not record stops the run
 
 
-def _send_queue(db: Database, queue: SimpleQueue[tuple[Channel, _Claimed, str | None]],
-                now: datetime, every: int, report: DeliveryReport, lock: threading.Lock) -> None:
+def _send_queue(
+    db: Database,
+    queue: SimpleQueue[tuple[Channel, _Claimed, str | None]],
+    now: datetime,
+    every: int,
+    report: DeliveryReport,
+    lock: threading.Lock,
+) -> None:
     """One sender: take messages until the queue is empty, send each, and commit the marks
     of every `every` sends together (the connection stays with this sender meanwhile)."""
     outcomes: list[_Outcome] = []
@@ -270,8 +354,18 @@ def _send_one(channel: Channel, c: _Claimed, secret: str | None) -> _Outcome:
     """Build the message and, unless the channel writes to the database, send it."""
     if c.content is None:
         return _Outcome(c, channel, None, "nothing rendered to send", permanent=True)
-    message = Outgoing(c.id, c.customer_id, c.channel, c.template, c.category, c.recipient,
-                       Rendered.from_dict(c.content), c.created_at, c.attempts, secret)
+    message = Outgoing(
+        c.id,
+        c.customer_id,
+        c.channel,
+        c.template,
+        c.category,
+        c.recipient,
+        Rendered.from_dict(c.content),
+        c.created_at,
+        c.attempts,
+        secret,
+    )
     out = _Outcome(c, channel, message)
     if not channel.transactional:
         try:
@@ -290,22 +384,33 @@ def _mark(values: dict[str, Any]) -> Any:
     """UPDATE of one claimed row, only while this run's claim holds: a row reclaimed after
     its lease expired belongs to the other run."""
     n = NOTIFICATIONS.c
-    return update(NOTIFICATIONS).where(
-        n.id == bindparam("nid"), n.status == m.SENDING, n.attempts == bindparam("att")
-    ).values(**values)
+    return (
+        update(NOTIFICATIONS)
+        .where(n.id == bindparam("nid"), n.status == m.SENDING, n.attempts == bindparam("att"))
+        .values(**values)
+    )
 
 
-_SET_PROVIDER_ID = update(NOTIFICATIONS).where(
-    NOTIFICATIONS.c.id == bindparam("nid")).values(provider_id=bindparam("pid"))
-_MARK_RETRY = _mark({"status": m.PENDING, "next_attempt_at": bindparam("next"),
-                     "updated_at": bindparam("now"), "lease_until": None,
-                     "error": bindparam("err")})
-_MARK_FINAL = _mark({"status": bindparam("st"), "updated_at": bindparam("now"),
-                     "lease_until": None, "error": bindparam("err")})
+_SET_PROVIDER_ID = (
+    update(NOTIFICATIONS).where(NOTIFICATIONS.c.id == bindparam("nid")).values(provider_id=bindparam("pid"))
+)
+_MARK_RETRY = _mark(
+    {
+        "status": m.PENDING,
+        "next_attempt_at": bindparam("next"),
+        "updated_at": bindparam("now"),
+        "lease_until": None,
+        "error": bindparam("err"),
+    }
+)
+_MARK_FINAL = _mark(
+    {"status": bindparam("st"), "updated_at": bindparam("now"), "lease_until": None, "error": bindparam("err")}
+)
 
 
-def _record(db: Database, outcomes: Sequence[_Outcome], now: datetime,
-            total: DeliveryReport, lock: threading.Lock) -> None:
+def _record(
+    db: Database, outcomes: Sequence[_Outcome], now: datetime, total: DeliveryReport, lock: threading.Lock
+) -> None:
     """Mark a group of sends in one transaction; counted in `total` once it committed."""
     events: list[_Event] = []
     report = DeliveryReport()
@@ -331,17 +436,22 @@ def _record(db: Database, outcomes: Sequence[_Outcome], now: datetime,
 _Event = tuple[str, str | None, dict[str, Any], datetime]
 
 
-def _record_sent(session: Session, ok: Sequence[_Outcome], now: datetime, report: DeliveryReport,
-                 events: list[_Event]) -> None:
+def _record_sent(
+    session: Session, ok: Sequence[_Outcome], now: datetime, report: DeliveryReport, events: list[_Event]
+) -> None:
     """Mark the successful sends (one statement), only rows whose claim is still this run's
     (same attempt, still sending); write the in-app ones' feed rows in the same transaction."""
     n = NOTIFICATIONS.c
-    marked = set(session.scalars(
-        update(NOTIFICATIONS)
-        .where(tuple_(n.id, n.attempts).in_([(o.claimed.id, o.claimed.attempts) for o in ok]),
-               n.status == m.SENDING)
-        .values(status=m.SENT, sent_at=now, updated_at=now, lease_until=None, error=None)
-        .returning(n.id)))
+    marked = set(
+        session.scalars(
+            update(NOTIFICATIONS)
+            .where(
+                tuple_(n.id, n.attempts).in_([(o.claimed.id, o.claimed.attempts) for o in ok]), n.status == m.SENDING
+            )
+            .values(status=m.SENT, sent_at=now, updated_at=now, lease_until=None, error=None)
+            .returning(n.id)
+        )
+    )
     done = [o for o in ok if o.claimed.id in marked]
     # The providers' ids in one executemany (one round trip), not one UPDATE each.
     provider_ids = [{"nid": o.claimed.id, "pid": o.provider_id} for o in done if o.provider_id is not None]
@@ -359,8 +469,9 @@ def _record_sent(session: Session, ok: Sequence[_Outcome], now: datetime, report
         channel.send_many(messages, session)
 
 
-def _record_failed(session: Session, out: _Outcome, error: str, now: datetime, report: DeliveryReport,
-                   events: list[_Event]) -> None:
+def _record_failed(
+    session: Session, out: _Outcome, error: str, now: datetime, report: DeliveryReport, events: list[_Event]
+) -> None:
     """Pending again with backoff after a transient error with attempts left; else failed
     (permanent) or dead-lettered, with `notification.failed` if the claim was still ours."""
     c, policy = out.claimed, out.channel.retry

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import ensure_aware
 from engine.messaging import models as m
+from engine.messaging.due import NOTED, note_due
 from engine.messaging.endpoints import WebhookEndpoint
 from engine.messaging.models import Notification
 from engine.messaging.models import WebhookEndpoint as WebhookEndpointRow
@@ -92,22 +93,38 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+# The writes of `notify` say when their messages are due (`note_due`, engine/messaging/due.py).
+_NOTED = {NOTED: True}
 _INSERT_IGNORE: dict[str, Any] = {
-    "postgresql": pg_insert(NOTIFICATIONS).on_conflict_do_nothing(
-        constraint="uq_notification_dedup").returning(NOTIFICATIONS.c.id),
-    "sqlite": sqlite_insert(NOTIFICATIONS).on_conflict_do_nothing().returning(
-        NOTIFICATIONS.c.id),
+    "postgresql": pg_insert(NOTIFICATIONS)
+    .on_conflict_do_nothing(constraint="uq_notification_dedup")
+    .returning(NOTIFICATIONS.c.id)
+    .execution_options(**_NOTED),
+    "sqlite": sqlite_insert(NOTIFICATIONS)
+    .on_conflict_do_nothing()
+    .returning(NOTIFICATIONS.c.id)
+    .execution_options(**_NOTED),
 }
 
 
-def _failed_event(session: Session, row: Mapping[str, Any], now: datetime, error: str,
-                  dead: bool = False) -> None:
-    add_event(session, "notification.failed", row["customer_id"], {
-        "notification_id": row["id"], "template": row["template"], "channel": row["channel"],
-        "category": row["category"], "rule_id": row["rule_id"] or None,
-        "event_id": row["event_id"], "attempts": row.get("attempts", 0), "error": error,
-        "dead_lettered": dead,
-    }, time=now)
+def _failed_event(session: Session, row: Mapping[str, Any], now: datetime, error: str, dead: bool = False) -> None:
+    add_event(
+        session,
+        "notification.failed",
+        row["customer_id"],
+        {
+            "notification_id": row["id"],
+            "template": row["template"],
+            "channel": row["channel"],
+            "category": row["category"],
+            "rule_id": row["rule_id"] or None,
+            "event_id": row["event_id"],
+            "attempts": row.get("attempts", 0),
+            "error": error,
+            "dead_lettered": dead,
+        },
+        time=now,
+    )
 
 
 @dataclass(frozen=True)
@@ -155,9 +172,18 @@ def notify(
     and channel that arrive in the window (one digest message). `attachments` go with the
     email (by reference, made when it is sent: e.g. an invoice's PDF).
     """
-    request = NotifyRequest(customer, template, channels, data, event_id, rule_id, category,
-                            urgent, digest, tuple({str(k): str(v) for k, v in a.items()}
-                                                  for a in attachments))
+    request = NotifyRequest(
+        customer,
+        template,
+        channels,
+        data,
+        event_id,
+        rule_id,
+        category,
+        urgent,
+        digest,
+        tuple({str(k): str(v) for k, v in a.items()} for a in attachments),
+    )
     return notify_many(session, [request], now=now, renderer=renderer)[0]
 
 
@@ -174,7 +200,7 @@ def _check(request: NotifyRequest) -> str:
 def _preferences_of(session: Session, customer_ids: Sequence[str]) -> dict[str, Preferences]:
     out: dict[str, Preferences] = {}
     for start in range(0, len(customer_ids), 1000):
-        part = customer_ids[start:start + 1000]
+        part = customer_ids[start : start + 1000]
         for row in session.execute(select(PREFERENCES).where(PREFERENCES.c.customer_id.in_(part))):
             out[row.customer_id] = _prefs_from_row(row.customer_id, row)  # type: ignore[arg-type]
     return {cid: out.get(cid) or Preferences(cid) for cid in customer_ids}
@@ -183,16 +209,19 @@ def _preferences_of(session: Session, customer_ids: Sequence[str]) -> dict[str, 
 def _endpoints_of(session: Session, customer_ids: Sequence[str]) -> dict[str, list[WebhookEndpoint]]:
     out: dict[str, list[WebhookEndpoint]] = {cid: [] for cid in customer_ids}
     if customer_ids:
-        rows = session.scalars(select(WebhookEndpointRow).where(
-            WebhookEndpointRow.customer_id.in_(list(customer_ids)),
-            WebhookEndpointRow.enabled.is_(True)).order_by(WebhookEndpointRow.created_at))
+        rows = session.scalars(
+            select(WebhookEndpointRow)
+            .where(WebhookEndpointRow.customer_id.in_(list(customer_ids)), WebhookEndpointRow.enabled.is_(True))
+            .order_by(WebhookEndpointRow.created_at)
+        )
         for r in rows:
             out[r.customer_id].append(WebhookEndpoint(r.id, r.customer_id, r.url, r.secret, r.enabled))
     return out
 
 
-def notify_many(session: Session, requests: Sequence[NotifyRequest], *, now: datetime,
-                renderer: Renderer | None = None) -> list[list[NotifyResult]]:
+def notify_many(
+    session: Session, requests: Sequence[NotifyRequest], *, now: datetime, renderer: Renderer | None = None
+) -> list[list[NotifyResult]]:
     """`notify` for many messages in a few statements (one read of the preferences, one
     insert of every notification): what a scheduler sweep or a batch of events records.
     Every request is checked before anything is written; a bad one raises ValueError and
@@ -209,34 +238,42 @@ def notify_many(session: Session, requests: Sequence[NotifyRequest], *, now: dat
             return [fast]
     unique = list(dict.fromkeys(customer_ids))
     prefs = _preferences_of(session, unique)
-    endpoints = _endpoints_of(session, list(dict.fromkeys(
-        cid for cid, r in zip(customer_ids, requests, strict=True) if "webhook" in r.channels)))
+    endpoints = _endpoints_of(
+        session,
+        list(dict.fromkeys(cid for cid, r in zip(customer_ids, requests, strict=True) if "webhook" in r.channels)),
+    )
     planned: list[list[dict[str, Any]]] = []
     for customer_id, request in zip(customer_ids, requests, strict=True):
-        planned.append(_plan(session, request, customer_id, prefs[customer_id],
-                             endpoints.get(customer_id, []), renderer, now))
+        planned.append(
+            _plan(session, request, customer_id, prefs[customer_id], endpoints.get(customer_id, []), renderer, now)
+        )
     inserted = _insert_many(session, list(chain.from_iterable(planned)))
     return [_results(session, rows_, inserted, now) for rows_ in planned]
 
 
-def _results(session: Session, rows: Sequence[dict[str, Any]], inserted: set[str],
-             now: datetime) -> list[NotifyResult]:
+def _results(session: Session, rows: Sequence[dict[str, Any]], inserted: set[str], now: datetime) -> list[NotifyResult]:
     seen = _recorded(session, [r for r in rows if r["id"] not in inserted])
     out: list[NotifyResult] = []
     for row in rows:
         if row["id"] not in inserted:
             # Recorded before (a redelivered event): nothing new, no event.
             found = seen.get((row["rule_id"], row["event_id"], row["channel"], row["target"]))
-            out.append(NotifyResult(
-                row["channel"], "duplicate", found[0] if found else None,
-                f"already recorded ({found[1] if found else 'concurrently'})",
-                target=row["target"]))
+            out.append(
+                NotifyResult(
+                    row["channel"],
+                    "duplicate",
+                    found[0] if found else None,
+                    f"already recorded ({found[1] if found else 'concurrently'})",
+                    target=row["target"],
+                )
+            )
             continue
         if row["status"] == m.FAILED:
             log.warning("notification %s failed: %s", row["id"], row["error"])
             _failed_event(session, row, now, row["error"] or "failed")
-        out.append(NotifyResult(row["channel"], row["status"], row["id"], row["error"],
-                                row["next_attempt_at"], row["target"]))
+        out.append(
+            NotifyResult(row["channel"], row["status"], row["id"], row["error"], row["next_attempt_at"], row["target"])
+        )
     return out
 
 
@@ -250,16 +287,20 @@ def _fast_insert(dialect: str, columns: tuple[str, ...], n: int) -> Any:
     stmt = _FAST_INSERTS.get(key)
     if stmt is None:
         no_prefs = ~exists().where(PREFERENCES.c.customer_id == bindparam("fast_cid"))
-        selects = [select(*[bindparam(f"{c}_{i}", type_=NOTIFICATIONS.c[c].type).label(c)
-                            for c in columns]).where(no_prefs) for i in range(n)]
+        selects = [
+            select(*[bindparam(f"{c}_{i}", type_=NOTIFICATIONS.c[c].type).label(c) for c in columns]).where(no_prefs)
+            for i in range(n)
+        ]
         source = selects[0] if n == 1 else union_all(*selects)
         if dialect == "postgresql":
-            stmt = pg_insert(NOTIFICATIONS).from_select(list(columns), source) \
+            stmt = (
+                pg_insert(NOTIFICATIONS)
+                .from_select(list(columns), source)
                 .on_conflict_do_nothing(constraint="uq_notification_dedup")
+            )
         else:
-            stmt = sqlite_insert(NOTIFICATIONS).from_select(list(columns), source) \
-                .on_conflict_do_nothing()
-        stmt = _FAST_INSERTS[key] = stmt.returning(NOTIFICATIONS.c.id)
+            stmt = sqlite_insert(NOTIFICATIONS).from_select(list(columns), source).on_conflict_do_nothing()
+        stmt = _FAST_INSERTS[key] = stmt.returning(NOTIFICATIONS.c.id).execution_options(**_NOTED)
     return stmt
 
 
@@ -268,8 +309,9 @@ _JSON_COLUMNS = frozenset({"customer", "content"})
 _NAMED_PARAM = re.compile(r"%\((\w+)\)s")
 
 
-def _fast_insert_pg(session: Session, dialect: Dialect, columns: tuple[str, ...],
-                    rows: Sequence[Mapping[str, Any]], customer_id: str) -> set[str]:
+def _fast_insert_pg(
+    session: Session, dialect: Dialect, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]], customer_id: str
+) -> set[str]:
     """`_fast_insert` on PostgreSQL through the driver's cursor, in the session's own
     transaction: SQLAlchemy's per-execution work (cache key, parameter processing) cost
     twice the driver's. The SQL is SQLAlchemy's, compiled once per shape with positional
@@ -279,13 +321,13 @@ def _fast_insert_pg(session: Session, dialect: Dialect, columns: tuple[str, ...]
     cached = _FAST_SQL.get(key)
     if cached is None:
         named = str(_fast_insert("postgresql", columns, len(rows)).compile(dialect=dialect))
-        where = {f"{c}_{i}": (i, c, c in _JSON_COLUMNS)
-                 for i in range(len(rows)) for c in columns} | {"fast_cid": (-1, "", False)}
+        where = {f"{c}_{i}": (i, c, c in _JSON_COLUMNS) for i in range(len(rows)) for c in columns} | {
+            "fast_cid": (-1, "", False)
+        }
         order = [where[name] for name in _NAMED_PARAM.findall(named)]
         cached = _FAST_SQL[key] = (_NAMED_PARAM.sub("%s", named), order)
     sql, order = cached
-    params = [customer_id if i < 0 else json.dumps(rows[i][c]) if is_json else rows[i][c]
-              for i, c, is_json in order]
+    params = [customer_id if i < 0 else json.dumps(rows[i][c]) if is_json else rows[i][c] for i, c, is_json in order]
     if session.autoflush:
         session.flush()  # what session.execute would do: the NOT EXISTS must see it
     driver = session.connection().connection.driver_connection
@@ -295,8 +337,9 @@ def _fast_insert_pg(session: Session, dialect: Dialect, columns: tuple[str, ...]
         return {str(r[0]) for r in cursor.fetchall()}
 
 
-def _notify_one_fast(session: Session, request: NotifyRequest, customer_id: str,
-                     renderer: Renderer, now: datetime) -> list[NotifyResult] | None:
+def _notify_one_fast(
+    session: Session, request: NotifyRequest, customer_id: str, renderer: Renderer, now: datetime
+) -> list[NotifyResult] | None:
     """One request in one round trip, for the common case: a customer with no preferences
     (so nothing is opted out and there are no quiet hours). The rows are decided with the
     default preferences and inserted only if the customer still has none (`NOT EXISTS` in
@@ -310,6 +353,7 @@ def _notify_one_fast(session: Session, request: NotifyRequest, customer_id: str,
         return None
     columns = tuple(rows[0])
     dialect = session.get_bind().dialect
+    note_due(session, rows)
     if dialect.name == "postgresql":
         inserted = _fast_insert_pg(session, dialect, columns, rows, customer_id)
     else:
@@ -323,27 +367,42 @@ def _notify_one_fast(session: Session, request: NotifyRequest, customer_id: str,
     return _results(session, rows, inserted, now)
 
 
-def _plan(session: Session, request: NotifyRequest, customer_id: str, prefs: Preferences,
-          endpoints: Sequence[WebhookEndpoint], renderer: Renderer, now: datetime) \
-        -> list[dict[str, Any]]:
+def _plan(
+    session: Session,
+    request: NotifyRequest,
+    customer_id: str,
+    prefs: Preferences,
+    endpoints: Sequence[WebhookEndpoint],
+    renderer: Renderer,
+    now: datetime,
+) -> list[dict[str, Any]]:
     """The notification rows of one request: decided (preferences, quiet hours, digest) and
     rendered, not yet written."""
     customer = request.customer
     base: dict[str, Any] = {
-        "customer_id": customer_id, "template": request.template,
+        "customer_id": customer_id,
+        "template": request.template,
         "category": request.category or TEMPLATE_CATEGORIES.get(request.template, "general"),
-        "rule_id": request.rule_id or "", "event_id": request.event_id,
-        "locale": str(customer.get("locale") or "en"), "urgent": request.urgent,
+        "rule_id": request.rule_id or "",
+        "event_id": request.event_id,
+        "locale": str(customer.get("locale") or "en"),
+        "urgent": request.urgent,
         "customer": _jsonable({k: customer[k] for k in _SNAPSHOT_FIELDS if k in customer}),
-        "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now,
-        "content": None, "error": None, "digest_key": None,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "content": None,
+        "error": None,
+        "digest_key": None,
     }
     rows: list[dict[str, Any]] = []
     for channel in dict.fromkeys(request.channels):
         for target, recipient in _targets(channel, customer, customer_id, endpoints):
             row = {"id": new_event_id("ntf"), **base, "channel": channel, "target": target, "recipient": recipient}
-            status, reason, deliver_at = _decide(row, prefs, channel, row["category"], recipient,
-                                                 request.urgent, now, request.digest, session)
+            status, reason, deliver_at = _decide(
+                row, prefs, channel, row["category"], recipient, request.urgent, now, request.digest, session
+            )
             if status in (m.PENDING, m.DIGEST):
                 status, reason = _render_into(row, renderer, request, channel, status)
             # `_decide` gives a reason only with SKIPPED or FAILED, as does the rendering.
@@ -358,8 +417,9 @@ _SNAPSHOT_FIELDS = ("id", "name", "email", "phone", "locale", "timezone")
 _ADDRESS_FIELDS = {"email": "email", "sms": "phone"}
 
 
-def _targets(channel: str, customer: Mapping[str, Any], customer_id: str,
-             endpoints: Sequence[WebhookEndpoint]) -> list[tuple[str, str | None]]:
+def _targets(
+    channel: str, customer: Mapping[str, Any], customer_id: str, endpoints: Sequence[WebhookEndpoint]
+) -> list[tuple[str, str | None]]:
     """(target, recipient) of each message a channel sends for one request."""
     if channel == "webhook":
         return [(e.id, e.url) for e in endpoints] or [("", None)]
@@ -367,8 +427,9 @@ def _targets(channel: str, customer: Mapping[str, Any], customer_id: str,
     return [("", customer.get(field) if field else customer_id)]
 
 
-def _render_into(row: dict[str, Any], renderer: Renderer, request: NotifyRequest, channel: str,
-                 status: str) -> tuple[str, str | None]:
+def _render_into(
+    row: dict[str, Any], renderer: Renderer, request: NotifyRequest, channel: str, status: str
+) -> tuple[str, str | None]:
     """Render a message due (or gathered in a digest) into its row: its status and error
     after rendering (FAILED with the template's error)."""
     try:
@@ -387,26 +448,37 @@ def _insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     if not rows:
         return set()
     stmt = _INSERT_IGNORE.get(session.get_bind().dialect.name, _INSERT_IGNORE["sqlite"])
+    note_due(session, rows)
     if len(rows) == 1:
         return {r.id for r in session.execute(stmt, rows[0])}
     return {r.id for r in session.execute(stmt, list(rows))}
 
 
-def _recorded(session: Session, rows: Sequence[dict[str, Any]]) \
-        -> dict[tuple[str, str, str, str], tuple[str, str]]:
+def _recorded(session: Session, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str, str], tuple[str, str]]:
     """The notifications already recorded under the dedup keys of `rows`."""
     if not rows:
         return {}
     n = NOTIFICATIONS.c
     keys = list({(r["rule_id"], r["event_id"], r["channel"], r["target"]) for r in rows})
-    found = session.execute(select(n.rule_id, n.event_id, n.channel, n.target, n.id, n.status)
-                            .where(tuple_(n.rule_id, n.event_id, n.channel, n.target).in_(keys)))
+    found = session.execute(
+        select(n.rule_id, n.event_id, n.channel, n.target, n.id, n.status).where(
+            tuple_(n.rule_id, n.event_id, n.channel, n.target).in_(keys)
+        )
+    )
     return {(r.rule_id, r.event_id, r.channel, r.target): (r.id, r.status) for r in found}
 
 
-def _decide(row: dict[str, Any], prefs: Preferences, channel: str, category: str,
-            recipient: str | None, urgent: bool, now: datetime, digest: timedelta | None,
-            session: Session) -> tuple[str, str | None, datetime | None]:
+def _decide(
+    row: dict[str, Any],
+    prefs: Preferences,
+    channel: str,
+    category: str,
+    recipient: str | None,
+    urgent: bool,
+    now: datetime,
+    digest: timedelta | None,
+    session: Session,
+) -> tuple[str, str | None, datetime | None]:
     if not prefs.allows(channel, category):
         what, name = ("channel", channel) if channel in prefs.opted_out_channels else ("category", category)
         return m.SKIPPED, f"customer opted out of {what} {name}", None
@@ -418,8 +490,11 @@ def _decide(row: dict[str, Any], prefs: Preferences, channel: str, category: str
     if digest is not None and channel != "webhook":
         key = f"{row['customer_id']}|{channel}|{row['template']}"
         row["digest_key"] = key
-        window_end = session.scalar(select(func.min(Notification.next_attempt_at)).where(
-            Notification.digest_key == key, Notification.status == m.DIGEST))
+        window_end = session.scalar(
+            select(func.min(Notification.next_attempt_at)).where(
+                Notification.digest_key == key, Notification.status == m.DIGEST
+            )
+        )
         return m.DIGEST, None, window_end or now + digest
     if not urgent and channel in QUIET_HOURS_CHANNELS:
         until = quiet_hours_end(now, prefs, row["customer"].get("timezone"))

@@ -58,15 +58,21 @@ def collection(db: Database, service: PaymentService) -> Work:
     return run
 
 
-def delivery(db: Database, channels: Channels | None, renderer: messaging.Renderer,
-             hooks: webhooks.Sender | None = None) -> Work:
-    """Messages due sent over `channels` (None: none); digests that close now render with
+def delivery(
+    db: Database,
+    channels: Channels | None,
+    renderer: messaging.Renderer,
+    hooks: webhooks.Sender | None = None,
+    watch: messaging.DueWatch | None = None,
+) -> Work:
+    """Messages due sent over `channels` (None: none), not even asked for while `watch`
+    knows none is due (within a clock advance); digests that close now render with
     `renderer`; then the product's webhooks due (`hooks`)."""
 
     def run(now: datetime) -> dict[str, object]:
         done: dict[str, object] = {}
         if channels is not None:
-            report = messaging.deliver_pending(db, channels, now=now, renderer=renderer)
+            report = messaging.deliver_pending(db, channels, now=now, renderer=renderer, watch=watch)
             done |= {"sent": report.sent, "retried": report.retried, "failed": report.failed}
         if hooks is not None:
             sent = hooks.drain(now)
@@ -89,17 +95,22 @@ def scheduler_jobs(
     drain: Callable[[], object] = lambda: None,
     owner: str = OWNER,
     hooks: webhooks.Sender | None = None,
+    watch: messaging.DueWatch | None = None,
 ) -> Jobs:
     """The scheduler's job table for one system: billing priced with `promotions` (None:
     `auto`'s pricing rules), delivery over `channels` (None: none) with `renderer`'s templates
-    (None: the shipped ones) and of the product's
+    (None: the shipped ones), skipped while `watch` knows nothing is due, and of the product's
     webhooks through `hooks`, collection through `service` (None: no payments job)."""
     sends = channels is not None or hooks is not None
     return Jobs(
-        db, clock, auto,
+        db,
+        clock,
+        auto,
         billing=billing(db, promotions or RulePromotions(auto.runtime)),
         expire=expiry(db),
-        deliver=delivery(db, channels, renderer or Renderer(), hooks) if sends else None,
+        deliver=delivery(db, channels, renderer or Renderer(), hooks, watch) if sends else None,
         collect=collection(db, service) if service is not None else None,
-        after_run=after_run, drain=drain, owner=owner,
+        after_run=after_run,
+        drain=drain,
+        owner=owner,
     )
