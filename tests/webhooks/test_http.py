@@ -203,3 +203,28 @@ def test_by_default_only_public_https_endpoints(strict: Engine, receiver: Receiv
     r = strict.admin.post("/v1/webhook-endpoints", json={"url": https_loopback, "event_types": ["*"]})
     assert r.status_code == 422 and r.json()["field"] == "url" and "127.0.0.1" in r.json()["detail"]
     assert strict.admin.get("/v1/webhook-endpoints").json()["items"] == []
+
+
+# The keys of an invoice as the product reads it, in the order the JSON gives them: the event's
+# properties (engine.sales.invoice_views, then what finalize adds) and the API's invoice.
+EVENT_KEYS = ["invoice_id", "number", "customer_id", "subscription_id", "status", "reason", "currency", "subtotal",
+              "discount", "tax", "total", "credit_applied", "amount_due", "period_start", "period_end", "plan",
+              "issued_at", "payment_method", "tax_country", "lines"]
+SUMMARY_KEYS = ["id", "number", "customer_id", "subscription_id", "status", "reason", "currency", "plan", "period",
+                "subtotal", "discount", "discounts", "tax", "tax_rate", "tax_country", "reverse_charge", "total",
+                "credit_applied", "amount_credited", "amount_due", "amount_paid", "issued_at", "paid_at"]
+
+
+def test_an_invoice_keeps_its_key_order_in_the_webhook_and_the_api(engine: Engine, receiver: Receiver) -> None:
+    engine.register(receiver.url, ["invoice.finalized"])
+    start = engine.last_seq()
+    assert engine.admin.post("/v1/customers", json={"id": "cus_k", "email": "k@example.com", "name": "K",
+                                                    "country": "DE"}).status_code == 201
+    assert engine.admin.post("/v1/subscriptions", json={"customer_id": "cus_k", "plan": "pro"}).status_code == 201
+    engine.advance("1mo")  # the trial ends, the first invoice is finalized
+    [event_id] = [i for i, t in engine.published(start) if t == "invoice.finalized"]
+    assert list(receiver.wait_for({event_id})[event_id].json()["properties"]) == EVENT_KEYS
+    [listed] = engine.admin.get("/v1/customers/cus_k/invoices").json()["items"]
+    assert list(listed) == SUMMARY_KEYS
+    one = engine.admin.get(f"/v1/invoices/{listed['id']}").json()
+    assert list(one) == [*SUMMARY_KEYS, "lines", "payments", "credit_notes", "refunds", "collection"]
