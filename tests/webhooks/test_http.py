@@ -36,6 +36,16 @@ class Engine:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
+    def subscribe(self, customer_id: str) -> None:
+        """A new customer on pro (its trial ends in a month)."""
+        r = self.admin.post(
+            "/v1/customers",
+            json={"id": customer_id, "email": f"{customer_id}@example.com", "name": customer_id, "country": "DE"},
+        )
+        assert r.status_code == 201, r.text
+        r = self.admin.post("/v1/subscriptions", json={"customer_id": customer_id, "plan": "pro"})
+        assert r.status_code == 201, r.text
+
     def advance(self, by: str) -> None:
         r = self.admin.post("/v1/clock/advance", json={"by": by})
         assert r.status_code == 200, r.text
@@ -99,14 +109,7 @@ def test_every_event_of_a_journey_arrives_once_signed(engine: Engine, receiver: 
     endpoint = engine.register(receiver.url, ["*"])
     secret = str(endpoint["secret"])
     start = engine.last_seq()
-    assert (
-        engine.admin.post(
-            "/v1/customers", json={"id": "cus_w", "email": "w@example.com", "name": "W", "country": "DE"}
-        ).status_code
-        == 201
-    )
-    r = engine.admin.post("/v1/subscriptions", json={"customer_id": "cus_w", "plan": "pro"})
-    assert r.status_code == 201, r.text
+    engine.subscribe("cus_w")
     engine.advance("1mo")  # the trial ends, the first invoice is finalized
     published = engine.published(start)
     types = [t for _, t in published]
@@ -227,65 +230,18 @@ def test_by_default_only_public_https_endpoints(strict: Engine, receiver: Receiv
 
 # The keys of an invoice as the product reads it, in the order the JSON gives them: the event's
 # properties (engine.sales.invoice_views, then what finalize adds) and the API's invoice.
-EVENT_KEYS = [
-    "invoice_id",
-    "number",
-    "customer_id",
-    "subscription_id",
-    "status",
-    "reason",
-    "currency",
-    "subtotal",
-    "discount",
-    "tax",
-    "total",
-    "credit_applied",
-    "amount_due",
-    "period_start",
-    "period_end",
-    "plan",
-    "issued_at",
-    "payment_method",
-    "tax_country",
-    "lines",
-]
-SUMMARY_KEYS = [
-    "id",
-    "number",
-    "customer_id",
-    "subscription_id",
-    "status",
-    "reason",
-    "currency",
-    "plan",
-    "period",
-    "subtotal",
-    "discount",
-    "discounts",
-    "tax",
-    "tax_rate",
-    "tax_country",
-    "reverse_charge",
-    "total",
-    "credit_applied",
-    "amount_credited",
-    "amount_due",
-    "amount_paid",
-    "issued_at",
-    "paid_at",
-]
+EVENT_KEYS = ["invoice_id", "number", "customer_id", "subscription_id", "status", "reason", "currency",
+              "subtotal", "discount", "tax", "total", "credit_applied", "amount_due", "period_start", "period_end",
+              "plan", "issued_at", "payment_method", "tax_country", "lines"]  # fmt: skip
+SUMMARY_KEYS = ["id", "number", "customer_id", "subscription_id", "status", "reason", "currency", "plan", "period",
+                "subtotal", "discount", "discounts", "tax", "tax_rate", "tax_country", "reverse_charge", "total",
+                "credit_applied", "amount_credited", "amount_due", "amount_paid", "issued_at", "paid_at"]  # fmt: skip
 
 
 def test_an_invoice_keeps_its_key_order_in_the_webhook_and_the_api(engine: Engine, receiver: Receiver) -> None:
     engine.register(receiver.url, ["invoice.finalized"])
     start = engine.last_seq()
-    assert (
-        engine.admin.post(
-            "/v1/customers", json={"id": "cus_k", "email": "k@example.com", "name": "K", "country": "DE"}
-        ).status_code
-        == 201
-    )
-    assert engine.admin.post("/v1/subscriptions", json={"customer_id": "cus_k", "plan": "pro"}).status_code == 201
+    engine.subscribe("cus_k")
     engine.advance("1mo")  # the trial ends, the first invoice is finalized
     [event_id] = [i for i, t in engine.published(start) if t == "invoice.finalized"]
     assert list(receiver.wait_for({event_id})[event_id].json()["properties"]) == EVENT_KEYS
