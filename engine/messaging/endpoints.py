@@ -1,5 +1,4 @@
-"""The webhook endpoints a customer registers to receive their notifications.
-"""
+"""The webhook endpoints a customer registers to receive their notifications."""
 
 from __future__ import annotations
 
@@ -25,30 +24,45 @@ class WebhookEndpoint:
     secret: str
     enabled: bool
 
+    def public(self) -> dict[str, object]:
+        """What an operator sees (`GET /v1/customers/{id}/notification-webhooks`): never the secret."""
+        return {"id": self.id, "url": self.url, "enabled": self.enabled}
 
-def add_webhook_endpoint(session: Session, customer_id: str, url: str, *, now: datetime,
-                         secret: str | None = None) -> WebhookEndpoint:
+
+def add_webhook_endpoint(
+    session: Session, customer_id: str, url: str, *, now: datetime, secret: str | None = None
+) -> WebhookEndpoint:
     """Register a URL for a customer's notifications. The secret (generated unless given)
     signs every delivery; hand it to the customer once."""
     try:
         check_webhook_url(url, allow_private=True)
     except PermanentError as exc:
         raise ValueError(str(exc)) from exc
-    row = WebhookEndpointRow(id=new_event_id("whe"), customer_id=customer_id, url=url,
-                             secret=secret or "whsec_" + secrets.token_urlsafe(32),
-                             enabled=True, created_at=now)
+    row = WebhookEndpointRow(
+        id=new_event_id("whe"),
+        customer_id=customer_id,
+        url=url,
+        secret=secret or "whsec_" + secrets.token_urlsafe(32),
+        enabled=True,
+        created_at=now,
+    )
     session.add(row)
     session.flush()
     return WebhookEndpoint(row.id, row.customer_id, row.url, row.secret, row.enabled)
 
 
 def list_webhook_endpoints(session: Session, customer_id: str) -> list[WebhookEndpoint]:
-    rows = session.scalars(select(WebhookEndpointRow).where(
-        WebhookEndpointRow.customer_id == customer_id).order_by(WebhookEndpointRow.created_at))
+    """The customer's endpoints, oldest first, disabled ones too."""
+    rows = session.scalars(
+        select(WebhookEndpointRow)
+        .where(WebhookEndpointRow.customer_id == customer_id)
+        .order_by(WebhookEndpointRow.created_at)
+    )
     return [WebhookEndpoint(r.id, r.customer_id, r.url, r.secret, r.enabled) for r in rows]
 
 
 def disable_webhook_endpoint(session: Session, endpoint_id: str) -> bool:
-    result = session.execute(update(WebhookEndpointRow).where(
-        WebhookEndpointRow.id == endpoint_id).values(enabled=False))
+    result = session.execute(
+        update(WebhookEndpointRow).where(WebhookEndpointRow.id == endpoint_id).values(enabled=False)
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]

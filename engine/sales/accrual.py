@@ -35,7 +35,7 @@ from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.due import at_midnight
 from engine.sales.ledger import INTERIM, PeriodHistory, histories
 from engine.sales.models import Customer, Subscription
-from engine.sales.terms import period_terms
+from engine.sales.terms import SubscriptionPeriod, period_terms
 from engine.sales.usage_source import BatchUsage, UsageSource, usage_for
 
 # Subscriptions whose open period bills its usage when it closes.
@@ -114,7 +114,7 @@ def _usage_until(
     if not usage:
         return ZERO
     customer = session.get_one(Customer, sub.customer_id)
-    terms = period_terms(catalog, plan, sub, customer, period, sub.cycle, usage=usage, redeem=False)
+    terms = period_terms(SubscriptionPeriod(catalog, plan, sub, customer, period, sub.cycle), usage=usage, redeem=False)
     bill = price_period(
         catalog,
         plan,

@@ -36,6 +36,7 @@ from engine.sales.numbering import lock_counter, next_number
 from engine.sales.pieces import Priced, StepContext, closing_piece, unused_credit, with_deduction
 from engine.sales.step_events import subscription_event
 from engine.sales.subscriptions import ZERO, prepare_change, subscription_result
+from engine.sales.terms import SubscriptionPeriod
 from engine.sales.usage_source import BatchUsage, UsageSource
 from engine.store import add_events
 
@@ -353,12 +354,13 @@ def _final_bill(
     period = Period(sub.period_start, sub.period_end)
     today = now.date()
     hist = ctx.history(session, sub.id, period.start)
+    sp = SubscriptionPeriod(catalog, plan, sub, customer, period, sub.cycle)
     priced: list[Priced] = []
     if prorate and today < period.end:
-        credit = unused_credit(catalog, plan, sub, customer, period, ctx, hist, today)
+        credit = unused_credit(sp, ctx, hist, today)
         priced.append(Priced(credit, "cancel", sub.cycle, sub.catalog_version_id))
     until = today if today < period.end else None
-    closing = closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, until=until)
+    closing = closing_piece(sp, ctx, hist, until=until)
     priced += with_deduction(hist, Priced(closing, "close", sub.cycle, sub.catalog_version_id))
     priced += late_pieces(session, ctx, catalog, sub, period.start)  # earlier periods' late usage too
     doc = price_pieces(priced, customer, plan_id=plan.id, period=period, catalog=catalog)

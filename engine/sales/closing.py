@@ -22,6 +22,7 @@ from engine.sales.late_usage import late_pieces
 from engine.sales.models import CreditNote, Customer, Invoice, Subscription
 from engine.sales.pieces import Priced, StepContext, closing_piece, opening_piece, with_deduction
 from engine.sales.step_events import StepResult, subscription_event
+from engine.sales.terms import SubscriptionPeriod
 from engine.store import add_event
 
 
@@ -65,7 +66,7 @@ def close_period(
     closing = with_deduction(
         hist,
         Priced(
-            closing_piece(catalog, plan, sub, customer, closed, sub.cycle, ctx, hist),
+            closing_piece(SubscriptionPeriod(catalog, plan, sub, customer, closed, sub.cycle), ctx, hist),
             "close",
             sub.cycle,
             sub.catalog_version_id,
@@ -97,7 +98,7 @@ def close_period(
     sub.cycle += 1
     sub.period_start, sub.period_end = new_period.start, new_period.end
     sub.next_run_at = new_period.end_at
-    opening = opening_piece(new_catalog, new_plan, sub, customer, new_period, sub.cycle, ctx)
+    opening = opening_piece(SubscriptionPeriod(new_catalog, new_plan, sub, customer, new_period, sub.cycle), ctx)
     doc, _ = issue_document(
         session,
         sub,

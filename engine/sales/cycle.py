@@ -58,6 +58,7 @@ from engine.sales.pieces import (
     with_deduction,
 )
 from engine.sales.step_events import StepResult, subscription_event
+from engine.sales.terms import SubscriptionPeriod
 from engine.sales.usage_source import BatchUsage, UsageSource, usage_for
 from engine.store import add_event
 
@@ -115,7 +116,7 @@ def open_first_period(
     sub.period_start, sub.period_end = p0.start, p0.end
     sub.next_run_at = p0.end_at
     sub.last_billed_at = now
-    piece = opening_piece(catalog, plan, sub, customer, p0, 0, ctx)
+    piece = opening_piece(SubscriptionPeriod(catalog, plan, sub, customer, p0, 0), ctx)
     doc, _ = issue_document(
         session,
         sub,
@@ -144,8 +145,7 @@ def run_step(
     return bill_late_usage(session, sub, customer, now, ctx) if late_due(sub, now) else None
 
 
-def _trial_step(session: Session, sub: Subscription, customer: Customer, now: datetime, ctx: StepContext
-                ) -> StepResult:
+def _trial_step(session: Session, sub: Subscription, customer: Customer, now: datetime, ctx: StepContext) -> StepResult:
     """A trial's due step: the notice that it will end, then (at its end) the first period."""
     assert sub.trial_end is not None
     end_at = at_midnight(sub.trial_end)

@@ -24,6 +24,7 @@ from engine.sales.models import Customer, Subscription
 from engine.sales.pieces import Priced, StepContext, opening_piece
 from engine.sales.step_events import subscription_event
 from engine.sales.subscriptions import prepare_change, subscription_result
+from engine.sales.terms import SubscriptionPeriod
 from engine.sales.usage_source import UsageSource
 from engine.store import add_event
 
@@ -40,9 +41,13 @@ def pause_subscription(
         raise Conflict("subscription_id", f"subscription {sub.id} cancels at the period end: reactivate it first")
     if not sub.pause_at_period_end:
         sub.pause_at_period_end = True
-        add_event(session, "subscription.changed", sub.customer_id,
-                  subscription_event(sub, changes={"pause_at_period_end": True},
-                                     effective=str(sub.period_end)), time=now)
+        add_event(
+            session,
+            "subscription.changed",
+            sub.customer_id,
+            subscription_event(sub, changes={"pause_at_period_end": True}, effective=str(sub.period_end)),
+            time=now,
+        )
     return subscription_result(sub)
 
 
@@ -54,23 +59,35 @@ def resume_subscription(
     sub, customer, now = prepare_change(session, subscription_id, clock, promotions, paused_ok=True)
     if sub.status == "active" and sub.pause_at_period_end:
         sub.pause_at_period_end = False
-        add_event(session, "subscription.changed", sub.customer_id,
-                  subscription_event(sub, changes={"pause_at_period_end": False}), time=now)
+        add_event(
+            session,
+            "subscription.changed",
+            sub.customer_id,
+            subscription_event(sub, changes={"pause_at_period_end": False}),
+            time=now,
+        )
         return subscription_result(sub)
     if sub.status != "paused":
         raise Conflict("subscription_id", f"subscription {sub.id} is not paused")
     catalog = catalog_for_version(session, sub.catalog_version_id)
     catalog, changed = take_pending(session, sub, catalog, catalog.plan(sub.plan_id))
-    doc = _open_resumed(session, sub, customer, catalog, catalog.plan(sub.plan_id), now,
-                        StepContext(UsageSource(session), promotions))
+    doc = _open_resumed(
+        session, sub, customer, catalog, catalog.plan(sub.plan_id), now, StepContext(UsageSource(session), promotions)
+    )
     changes = {**changed, "status": {"from": "paused", "to": "active"}}
-    add_event(session, "subscription.changed", sub.customer_id,
-              subscription_event(sub, changes=changes, effective=str(sub.period_start)), time=now)
+    add_event(
+        session,
+        "subscription.changed",
+        sub.customer_id,
+        subscription_event(sub, changes=changes, effective=str(sub.period_start)),
+        time=now,
+    )
     return subscription_result(sub, doc)
 
 
-def _open_resumed(session: Session, sub: Subscription, customer: Customer, catalog: Catalog, plan: Plan,
-                  now: Any, ctx: StepContext) -> Any:
+def _open_resumed(
+    session: Session, sub: Subscription, customer: Customer, catalog: Catalog, plan: Plan, now: Any, ctx: StepContext
+) -> Any:
     """A new period from today (the anchor moves: periods run from the resume day), counted
     as the next cycle (a repeating coupon counts billed periods, not paused ones)."""
     sub.anchor = now.date()
@@ -82,8 +99,16 @@ def _open_resumed(session: Session, sub: Subscription, customer: Customer, catal
     sub.period_start, sub.period_end = period.start, period.end
     sub.next_run_at = period.end_at
     sub.last_billed_at = now
-    piece = opening_piece(catalog, plan, sub, customer, period, sub.cycle, ctx)
-    doc, _ = issue_document(session, sub, customer, [Priced(piece, "open", sub.cycle, sub.catalog_version_id)],
-                            reason="resume", billing_key=f"period:{period.start.isoformat()}", now=now,
-                            period=period, catalog=catalog)
+    piece = opening_piece(SubscriptionPeriod(catalog, plan, sub, customer, period, sub.cycle), ctx)
+    doc, _ = issue_document(
+        session,
+        sub,
+        customer,
+        [Priced(piece, "open", sub.cycle, sub.catalog_version_id)],
+        reason="resume",
+        billing_key=f"period:{period.start.isoformat()}",
+        now=now,
+        period=period,
+        catalog=catalog,
+    )
     return doc

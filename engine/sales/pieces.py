@@ -1,8 +1,8 @@
 """The pieces of a period's document: a period's in-advance charges (from a day: prorated),
 the credit for the unused rest of a paid period, a period's in-arrears usage and minimum
 against what it was charged, the deduction of progressive invoices, and a closed period
-priced again. `StepContext` is what they read besides the subscription. Moved from
-engine.sales.cycle."""
+priced again. Each prices one `SubscriptionPeriod` (catalog, plan, subscription, customer,
+period, cycle); `StepContext` is what they read besides. Moved from engine.sales.cycle."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from engine.catalog.model import Catalog, Plan
+from engine.catalog.model import Plan
 from engine.periods import Period
 from engine.pricing import Discount, MetricUsage, deduction
 from engine.pricing.charges import charge
@@ -21,11 +21,11 @@ from engine.pricing.document import ADVANCE, ARREARS, NOTHING, Billed, Piece, he
 from engine.pricing.quoting import PromotionSource
 from engine.sales.catalog_versions import catalog_for_version
 from engine.sales.ledger import INTERIM, PeriodHistory, history
-from engine.sales.models import Customer, Subscription
-from engine.sales.terms import Terms, period_terms
+from engine.sales.terms import SubscriptionPeriod, Terms, period_terms
 from engine.sales.usage_source import UsageSource, usage_for
 
 ZERO = Decimal(0)
+
 
 def advance_amount(plan: Plan, quantity: Decimal) -> Decimal:
     return sum((charge(p, quantity).amount for p in plan.prices if p.timing == "in_advance"), ZERO)
@@ -57,12 +57,7 @@ class Priced:
 
 
 def opening_piece(
-    catalog: Catalog,
-    plan: Plan,
-    sub: Subscription,
-    customer: Customer,
-    period: Period,
-    cycle: int,
+    sp: SubscriptionPeriod,
     ctx: StepContext,
     *,
     charge_from: date | None = None,
@@ -76,14 +71,14 @@ def opening_piece(
     terms = (
         Terms(tuple(discounts))
         if discounts is not None
-        else period_terms(catalog, plan, sub, customer, period, cycle, promotions=ctx.promotions, quantity=quantity)
+        else period_terms(sp, promotions=ctx.promotions, quantity=quantity)
     )
     return Piece(
-        catalog,
-        plan,
-        period,
+        sp.catalog,
+        sp.plan,
+        sp.period,
         ADVANCE,
-        sub.quantity if quantity is None else quantity,
+        sp.sub.quantity if quantity is None else quantity,
         charge_from=charge_from,
         discounts=terms.discounts,
         credit=credit,
@@ -92,29 +87,16 @@ def opening_piece(
     )
 
 
-def unused_credit(
-    catalog: Catalog,
-    plan: Plan,
-    sub: Subscription,
-    customer: Customer,
-    period: Period,
-    ctx: StepContext,
-    hist: PeriodHistory,
-    today: date,
-) -> Piece:
+def unused_credit(sp: SubscriptionPeriod, ctx: StepContext, hist: PeriodHistory, today: date) -> Piece:
     """The credit for the rest of a paid period from `today` (a cancellation or a plan change):
     its in-advance prices negated, with the discounts they were billed with."""
-    return opening_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, charge_from=today, credit=True,
-                         before=hist.total(), discounts=hist.discounts("advance", plan.id))
+    return opening_piece(
+        sp, ctx, charge_from=today, credit=True, before=hist.total(), discounts=hist.discounts("advance", sp.plan.id)
+    )
 
 
 def closing_piece(
-    catalog: Catalog,
-    plan: Plan,
-    sub: Subscription,
-    customer: Customer,
-    period: Period,
-    cycle: int,
+    sp: SubscriptionPeriod,
     ctx: StepContext,
     hist: PeriodHistory,
     *,
@@ -127,17 +109,15 @@ def closing_piece(
     minimum for the days it was held (`until`: the period was cut short there; `usage`: the
     period's usage when the caller has it)."""
     if usage is None:
-        usage = usage_for(ctx.src, catalog, plan, sub.customer_id, period, until)
-    terms = period_terms(
-        catalog, plan, sub, customer, period, cycle, usage=usage, promotions=ctx.promotions, redeem=redeem
-    )
-    taken, held = held_terms(ctx.src.session, hist, period)
+        usage = usage_for(ctx.src, sp.catalog, sp.plan, sp.sub.customer_id, sp.period, until)
+    terms = period_terms(sp, usage=usage, promotions=ctx.promotions, redeem=redeem)
+    taken, held = held_terms(ctx.src.session, hist, sp.period)
     return Piece(
-        catalog,
-        plan,
-        period,
+        sp.catalog,
+        sp.plan,
+        sp.period,
         ARREARS,
-        sub.quantity,
+        sp.sub.quantity,
         usage,
         charge_from=taken,
         charge_until=until,

@@ -43,6 +43,7 @@ from engine.sales.issuing import issue_document
 from engine.sales.ledger import INTERIM, history
 from engine.sales.models import Invoice, Subscription
 from engine.sales.pieces import Priced, StepContext, closing_piece
+from engine.sales.terms import SubscriptionPeriod
 from engine.sales.usage import recorded_customers
 from engine.sales.usage_count import count_in_sql
 from engine.sales.usage_source import UsageSource, usage_for
@@ -50,8 +51,9 @@ from engine.sales.usage_source import UsageSource, usage_for
 KEY = "progressive"
 
 
-def handle_usage_recorded(session: Session, envelope: Mapping[str, Any], *,
-                          promotions: PromotionSource | None = None) -> list[str]:
+def handle_usage_recorded(
+    session: Session, envelope: Mapping[str, Any], *, promotions: PromotionSource | None = None
+) -> list[str]:
     """Bus handler for `usage.recorded`: check the progressive thresholds of the customers it
     names (only their active subscriptions on a plan that declares thresholds). Returns the
     invoices issued."""
@@ -61,10 +63,16 @@ def handle_usage_recorded(session: Session, envelope: Mapping[str, Any], *,
     now = _time(envelope.get("time"))
     wanted: list[str] = []
     for start in range(0, len(customers), 900):  # under SQLite's bound-parameter limit
-        rows = session.execute(select(Subscription.id, Subscription.catalog_version_id, Subscription.plan_id).where(
-            Subscription.customer_id.in_(customers[start : start + 900]), Subscription.status == "active"))
-        wanted += [sid for sid, version, plan in rows
-                   if catalog_for_version(session, version).plan(plan).progressive_billing is not None]
+        rows = session.execute(
+            select(Subscription.id, Subscription.catalog_version_id, Subscription.plan_id).where(
+                Subscription.customer_id.in_(customers[start : start + 900]), Subscription.status == "active"
+            )
+        )
+        wanted += [
+            sid
+            for sid, version, plan in rows
+            if catalog_for_version(session, version).plan(plan).progressive_billing is not None
+        ]
     issued = []
     for sid in sorted(wanted):  # one lock order for concurrent workers
         invoice = bill_progressive(session, sid, now, promotions=promotions)
@@ -86,8 +94,11 @@ def _time(value: Any) -> datetime:
 def _keys(session: Session, subscription_id: str, period: Period) -> list[tuple[str, str]]:
     """The billing keys and statuses of the period's progressive invoices."""
     prefix = f"{KEY}:{period.start.isoformat()}:"
-    rows = session.execute(select(Invoice.billing_key, Invoice.status).where(
-        Invoice.subscription_id == subscription_id, Invoice.billing_key.startswith(prefix)))
+    rows = session.execute(
+        select(Invoice.billing_key, Invoice.status).where(
+            Invoice.subscription_id == subscription_id, Invoice.billing_key.startswith(prefix)
+        )
+    )
     return [(str(k), str(status)) for k, status in rows]
 
 
@@ -99,8 +110,9 @@ def _level_of(key: str, period: Period) -> int:
 def invoiced_level(session: Session, subscription_id: str, period: Period) -> int:
     """The highest level the period's progressive invoices were issued for (0: none). A voided
     one invoiced nothing: its level can be reached, and invoiced, again."""
-    return max((_level_of(k, period) for k, status in _keys(session, subscription_id, period) if status != "void"),
-               default=0)
+    return max(
+        (_level_of(k, period) for k, status in _keys(session, subscription_id, period) if status != "void"), default=0
+    )
 
 
 def billing_key(session: Session, subscription_id: str, period: Period, level: int) -> str:
@@ -111,8 +123,9 @@ def billing_key(session: Session, subscription_id: str, period: Period, level: i
     return key if issued == 0 else f"{key}:{issued + 1}"
 
 
-def usage_so_far(src: UsageSource, catalog: Catalog, plan: Plan, customer_id: str,
-                 period: Period) -> dict[str, MetricUsage]:
+def usage_so_far(
+    src: UsageSource, catalog: Catalog, plan: Plan, customer_id: str, period: Period
+) -> dict[str, MetricUsage]:
     """The period's usage as the close aggregates it; `count` metrics counted by the database
     when it can match their filters exactly (engine.sales.usage_count): the check runs on every
     batch, and reading every event of a heavy customer's period each time cost seconds."""
@@ -127,8 +140,9 @@ def usage_so_far(src: UsageSource, catalog: Catalog, plan: Plan, customer_id: st
     return {**usage_for(src, catalog, replace(plan, prices=rest), customer_id, period), **counted}
 
 
-def bill_progressive(session: Session, subscription_id: str, now: datetime, *,
-                     promotions: PromotionSource | None = None) -> Invoice | None:
+def bill_progressive(
+    session: Session, subscription_id: str, now: datetime, *, promotions: PromotionSource | None = None
+) -> Invoice | None:
     """Issue the interim invoice a subscription's period calls for now, if any (idempotent)."""
     sub = session.scalars(select(Subscription).where(Subscription.id == subscription_id).with_for_update()).first()
     if sub is None or sub.status != "active" or sub.period_start is None or sub.period_end is None:
@@ -146,21 +160,38 @@ def bill_progressive(session: Session, subscription_id: str, now: datetime, *,
     ctx = StepContext(UsageSource(session), promotions)
     # The usage as the close would price it now, without the minimum (settled at the close).
     usage = usage_so_far(ctx.src, catalog, plan, sub.customer_id, period)
-    so_far = replace(closing_piece(catalog, plan, sub, customer, period, sub.cycle, ctx, hist, redeem=False,
-                                   usage=usage), minimum=False, held_minimum=ZERO)
-    interim = interim_invoice(so_far, pb, invoiced_level(session, sub.id, period), hist.total(INTERIM),
-                              tax_for(catalog, tax_subject(customer)))
+    sp = SubscriptionPeriod(catalog, plan, sub, customer, period, sub.cycle)
+    so_far = replace(closing_piece(sp, ctx, hist, redeem=False, usage=usage), minimum=False, held_minimum=ZERO)
+    interim = interim_invoice(
+        so_far,
+        pb,
+        invoiced_level(session, sub.id, period),
+        hist.total(INTERIM),
+        tax_for(catalog, tax_subject(customer)),
+    )
     if interim is None:
         return None
     doc = interim.document
     priced = [Priced(doc.pieces[0].piece, "progressive", sub.cycle, sub.catalog_version_id)]
     issued, _ = issue_document(
-        session, sub, customer, priced, reason=KEY, billing_key=billing_key(session, sub.id, period, interim.level),
-        now=now, period=period, arrears=Arrears(period, plan.id, sub.catalog_version_id, sub.quantity),
-        catalog=catalog, doc=doc)
+        session,
+        sub,
+        customer,
+        priced,
+        reason=KEY,
+        billing_key=billing_key(session, sub.id, period, interim.level),
+        now=now,
+        period=period,
+        arrears=Arrears(period, plan.id, sub.catalog_version_id, sub.quantity),
+        catalog=catalog,
+        doc=doc,
+    )
     assert isinstance(issued, Invoice)  # a positive total is an invoice
     props = invoice_event_properties(issued)
-    props.update(threshold=catalog.rounder.fmt(threshold(pb, interim.level) or interim.accrued),
-                 level=interim.level, accrued=catalog.rounder.fmt(interim.accrued))
+    props.update(
+        threshold=catalog.rounder.fmt(threshold(pb, interim.level) or interim.accrued),
+        level=interim.level,
+        accrued=catalog.rounder.fmt(interim.accrued),
+    )
     emit(session, "invoice.progressive", sub.customer_id, props, time=now)
     return issued

@@ -16,7 +16,6 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from engine.catalog.model import Catalog, Plan
 from engine.money import ZERO
 from engine.periods import Period
 from engine.pricing import Document, tax_for, whole_period
@@ -31,7 +30,7 @@ from engine.sales.models import Customer, PeriodLedger, Subscription
 from engine.sales.pieces import StepContext, closed_piece, closing_piece
 from engine.sales.progressive_void import voided_documents
 from engine.sales.subscriptions import load_subscription
-from engine.sales.terms import period_terms
+from engine.sales.terms import SubscriptionPeriod, period_terms
 from engine.sales.usage_source import UsageSource, usage_for
 
 
@@ -92,9 +91,8 @@ def _replayed(
         last = hist.held()[-1]
         catalog = catalog_for_version(session, last.version_id)
         ctx = StepContext(UsageSource(session), promotions)
-        closing = closing_piece(
-            catalog, catalog.plan(last.plan_id), sub, customer, period, last.cycle, ctx, hist, redeem=False
-        )
+        held = SubscriptionPeriod(catalog, catalog.plan(last.plan_id), sub, customer, period, last.cycle)
+        closing = closing_piece(held, ctx, hist, redeem=False)
         # Priced on one document with the pieces above: it sees them as what came before.
         closing = replace(closing, before=NOTHING)
     return price_document(
@@ -135,28 +133,14 @@ def _trace(
     """Which pricing rules hold for the plans of the period (as each was taken, and at the
     close with its usage): the quote's `rules`."""
     out: list[dict[str, object]] = []
-    plans: list[tuple[Catalog, Plan, PeriodLedger]] = []
-    for r in hist.held():
+    held = hist.held()
+    for r in held:
         catalog = catalog_for_version(session, r.version_id)
-        plans.append((catalog, catalog.plan(r.plan_id), r))
-    for catalog, plan, r in plans:
-        terms = period_terms(
-            catalog, plan, sub, customer, period, r.cycle, promotions=promotions, redeem=False, quantity=r.quantity
-        )
+        taken = SubscriptionPeriod(catalog, catalog.plan(r.plan_id), sub, customer, period, r.cycle)
+        terms = period_terms(taken, promotions=promotions, redeem=False, quantity=r.quantity)
         out += [t for t in terms.rules if t not in out]
-    last = plans[-1][2]
-    terms = period_terms(
-        closing.catalog,
-        closing.plan,
-        sub,
-        customer,
-        period,
-        last.cycle,
-        usage=closing.usage,
-        promotions=promotions,
-        redeem=False,
-        quantity=closing.quantity,
-    )
+    at_close = SubscriptionPeriod(closing.catalog, closing.plan, sub, customer, period, held[-1].cycle)
+    terms = period_terms(at_close, usage=closing.usage, promotions=promotions, redeem=False, quantity=closing.quantity)
     out += [t for t in terms.rules if t not in out]
     return tuple(out)
 
@@ -168,10 +152,9 @@ def _unbilled(
     catalog = catalog_for_version(session, sub.catalog_version_id)
     plan = catalog.plan(sub.plan_id)
     usage = usage_for(UsageSource(session), catalog, plan, sub.customer_id, period)
-    opening = period_terms(catalog, plan, sub, customer, period, sub.cycle, promotions=promotions, redeem=False)
-    closing = period_terms(
-        catalog, plan, sub, customer, period, sub.cycle, usage=usage, promotions=promotions, redeem=False
-    )
+    sp = SubscriptionPeriod(catalog, plan, sub, customer, period, sub.cycle)
+    opening = period_terms(sp, promotions=promotions, redeem=False)
+    closing = period_terms(sp, usage=usage, promotions=promotions, redeem=False)
     return whole_period(
         catalog,
         plan,

@@ -5,6 +5,7 @@ to another catalog version: sales/migration.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -40,6 +41,7 @@ from engine.sales.pieces import (
     with_deduction,
 )
 from engine.sales.step_events import subscription_event
+from engine.sales.terms import SubscriptionPeriod
 from engine.sales.usage_source import UsageSource
 from engine.store import add_event
 
@@ -245,8 +247,9 @@ def _one_time(
     """A one-time purchase: its one period opened and closed on one invoice."""
     period = plan_period(plan, sub.anchor, 0)
     ctx = StepContext(UsageSource(session), promotions)
-    opening = opening_piece(catalog, plan, sub, customer, period, 0, ctx)
-    closing = closing_piece(catalog, plan, sub, customer, period, 0, ctx, PeriodHistory())
+    sp = SubscriptionPeriod(catalog, plan, sub, customer, period, 0)
+    opening = opening_piece(sp, ctx)
+    closing = closing_piece(sp, ctx, PeriodHistory())
     sub.status = "completed"
     sub.period_start, sub.period_end = period.start, period.end
     sub.ended_at = now
@@ -458,24 +461,15 @@ def _change_pieces(
     new_catalog, new_plan, new_version_id = new
     period = Period(sub.period_start, sub.period_end)
     hist = history(session, sub.id, period.start)
-    credit = unused_credit(catalog, old_plan, sub, customer, period, ctx, hist, today)
+    held = SubscriptionPeriod(catalog, old_plan, sub, customer, period, sub.cycle)
+    credit = unused_credit(held, ctx, hist, today)
     priced = [Priced(credit, "change", sub.cycle, sub.catalog_version_id)]
     if (new_plan.interval, new_plan.interval_count) == (old_plan.interval, old_plan.interval_count):
-        charge = opening_piece(
-            new_catalog,
-            new_plan,
-            sub,
-            customer,
-            period,
-            sub.cycle,
-            ctx,
-            charge_from=today,
-            quantity=quantity,
-            before=hist.total(),
-        )
+        taken = replace(held, catalog=new_catalog, plan=new_plan)
+        charge = opening_piece(taken, ctx, charge_from=today, quantity=quantity, before=hist.total())
         return [*priced, Priced(charge, "change", sub.cycle, new_version_id)], period
     if today > period.start:
-        closing = closing_piece(catalog, old_plan, sub, customer, period, sub.cycle, ctx, hist, until=today)
+        closing = closing_piece(held, ctx, hist, until=today)
         priced += with_deduction(hist, Priced(closing, "close", sub.cycle, sub.catalog_version_id))
     sub.anchor = today
     sub.period_index = 0
@@ -483,7 +477,9 @@ def _change_pieces(
     sub.period_start, sub.period_end = new_period.start, new_period.end
     sub.next_run_at = new_period.end_at
     sub.cycle += 1
-    opening = opening_piece(new_catalog, new_plan, sub, customer, new_period, sub.cycle, ctx, quantity=quantity)
+    opening = opening_piece(
+        SubscriptionPeriod(new_catalog, new_plan, sub, customer, new_period, sub.cycle), ctx, quantity=quantity
+    )
     return [*priced, Priced(opening, "open", sub.cycle, new_version_id)], new_period
 
 

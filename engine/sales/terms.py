@@ -25,6 +25,21 @@ from engine.sales.models import Customer, Subscription
 
 
 @dataclass(frozen=True)
+class SubscriptionPeriod:
+    """One service period of a subscription as it is priced: the catalog version and plan it
+    is priced on, the subscription and its customer (what the rules see), the period, and
+    which of the subscription's billed periods it is (`cycle`: coupons and limited rule
+    discounts count them; a paused period does not count)."""
+
+    catalog: Catalog
+    plan: Plan
+    sub: Subscription
+    customer: Customer
+    period: Period
+    cycle: int
+
+
+@dataclass(frozen=True)
 class Terms:
     """The discounts of one service period, and the rules that gave them (the trace)."""
 
@@ -72,34 +87,30 @@ def _limited_discounts(sub: Subscription, found: list[Discount], cycle: int, red
 
 
 def period_terms(
-    catalog: Catalog,
-    plan: Plan,
-    sub: Subscription,
-    customer: Customer,
-    period: Period,
-    cycle: int,
+    sp: SubscriptionPeriod,
     *,
     usage: Mapping[str, MetricUsage] | None = None,
     promotions: PromotionSource | None = None,
     redeem: bool = True,
     quantity: Decimal | None = None,
 ) -> Terms:
-    """The discounts of `period` (the subscription's `cycle`-th) for `plan` at `quantity`
-    (default: the subscription's): pricing rules first, then the coupon. `redeem` records a
-    rule discount with `periods` on its first use."""
+    """The discounts of the period for its plan at `quantity` (default: the subscription's):
+    pricing rules first, then the coupon. `redeem` records a rule discount with `periods` on
+    its first use."""
+    sub, plan, cycle = sp.sub, sp.plan, sp.cycle
     found: list[Discount] = []
     trace: list[dict[str, Any]] = []
     if promotions is not None:
         q = sub.quantity if quantity is None else quantity
         found, trace = promotions(
-            catalog=catalog,
+            catalog=sp.catalog,
             plan=plan,
-            customer=customer_to_dict(customer),
+            customer=customer_to_dict(sp.customer),
             usage=usage or {},
-            period=period,
+            period=sp.period,
             quantity=q,
             subscription={**subscription_context(sub, cycle), "plan": plan.id, "quantity": q},
         )
     out = [d for d in found if d.periods is None] + _limited_discounts(sub, found, cycle, redeem)
-    out += coupon_terms(catalog, sub, plan.id, cycle)
+    out += coupon_terms(sp.catalog, sub, plan.id, cycle)
     return Terms(tuple(out), tuple(trace))

@@ -20,8 +20,12 @@ CATALOG = Path("catalogs/saas.yaml")
 
 def settings(tmp_path: Path, name: str, start: datetime, templates: Path | str = "templates") -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path}/{name}.db", test_clock=start.isoformat(), psp_url=f"http://127.0.0.1:9/{name}",
-        psp_api_key="sk_test", psp_webhook_secret=f"whsec_{name}", templates_dir=str(templates),
+        database_url=f"sqlite:///{tmp_path}/{name}.db",
+        test_clock=start.isoformat(),
+        psp_url=f"http://127.0.0.1:9/{name}",
+        psp_api_key="sk_test",
+        psp_webhook_secret=f"whsec_{name}",
+        templates_dir=str(templates),
     )
 
 
@@ -88,3 +92,23 @@ def test_rendered_templates_do_not_leak(two: tuple[System, System]) -> None:
         assert system.automation is not None
         effects = system.automation.owners.effects
         assert isinstance(effects, SubsystemEffects) and effects.renderer is system.renderer
+
+
+def test_the_same_version_number_of_different_catalogs_prices_apart(two: tuple[System, System], tmp_path: Path) -> None:
+    """Each database holds its own version 1 of the catalog (pro at 49 in one, 59 in the
+    other): each system prices with its own, though both built a catalog in this process
+    (the process keeps built catalogs by content, not by version)."""
+    dearer = tmp_path / "saas.yaml"
+    dearer.write_text(CATALOG.read_text().replace('amount: "49.00"', 'amount: "59.00"', 1))
+    totals = []
+    for system, catalog in zip(two, (CATALOG, dearer), strict=True):
+        with system.db.session() as s:
+            assert sales.publish_catalog(s, catalog, "test", clock=system.clock).version == 1
+            sales.create_customer(s, {"id": "cus_1", "email": "a@example.com", "name": "A"}, clock=system.clock)
+            totals.append(sales.create_subscription(s, "cus_1", "pro", clock=system.clock, trial_days=0))
+    assert [t["document"]["total"] for t in totals] == ["59.00", "69.00"]  # base fee and one seat
+    for system, base in zip(two, ("49.00", "59.00"), strict=True):
+        with system.db.read_session() as s:  # a new session: the catalog comes from the process
+            version_id = totals[0]["catalog_version_id"]
+            assert version_id == totals[1]["catalog_version_id"]
+            assert str(sales.catalog_for_version(s, version_id).plan("pro").prices[0].amount) == base

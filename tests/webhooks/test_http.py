@@ -30,10 +30,21 @@ class Engine:
     product: httpx.Client
 
     def register(self, url: str, event_types: list[str]) -> dict[str, object]:
-        r = self.admin.post("/v1/webhook-endpoints", json={"url": url, "event_types": event_types,
-                                                           "description": "the product"})
+        r = self.admin.post(
+            "/v1/webhook-endpoints", json={"url": url, "event_types": event_types, "description": "the product"}
+        )
         assert r.status_code == 201, r.text
         return dict(r.json())
+
+    def subscribe(self, customer_id: str) -> None:
+        """A new customer on pro (its trial ends in a month)."""
+        r = self.admin.post(
+            "/v1/customers",
+            json={"id": customer_id, "email": f"{customer_id}@example.com", "name": customer_id, "country": "DE"},
+        )
+        assert r.status_code == 201, r.text
+        r = self.admin.post("/v1/subscriptions", json={"customer_id": customer_id, "plan": "pro"})
+        assert r.status_code == 201, r.text
 
     def advance(self, by: str) -> None:
         r = self.admin.post("/v1/clock/advance", json={"by": by})
@@ -47,8 +58,11 @@ class Engine:
     def published(self, after_seq: int = 0) -> list[tuple[str, str]]:
         """(id, type) of every deliverable event the engine published, in order."""
         with self.system.db.read_session() as s:
-            rows = s.execute(select(OutboxEvent.id, OutboxEvent.type).where(
-                OutboxEvent.seq > after_seq, OutboxEvent.type.in_(webhooks.EVENT_TYPES)).order_by(OutboxEvent.seq))
+            rows = s.execute(
+                select(OutboxEvent.id, OutboxEvent.type)
+                .where(OutboxEvent.seq > after_seq, OutboxEvent.type.in_(webhooks.EVENT_TYPES))
+                .order_by(OutboxEvent.seq)
+            )
             return [(r[0], r[1]) for r in rows]
 
     def last_seq(self) -> int:
@@ -57,14 +71,20 @@ class Engine:
 
 
 def _engine(tmp_path, **extra: object) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/hooks.db", test_clock="2026-11-01T09:00:00Z",
-                        access_denial_buffer_ms=0, **extra)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/hooks.db",
+        test_clock="2026-11-01T09:00:00Z",
+        access_denial_buffer_ms=0,
+        **extra,
+    )
     system, admin, product = keyed_system(settings)
     stop = threading.Event()
     system.start_workers(stop)
     server, thread, url = start_server(system)
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=60) as a, \
-            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {product}"}, timeout=60) as p:
+    with (
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=60) as a,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {product}"}, timeout=60) as p,
+    ):
         yield Engine(system, a, p)
     server.should_exit = True
     thread.join(10)
@@ -89,10 +109,7 @@ def test_every_event_of_a_journey_arrives_once_signed(engine: Engine, receiver: 
     endpoint = engine.register(receiver.url, ["*"])
     secret = str(endpoint["secret"])
     start = engine.last_seq()
-    assert engine.admin.post("/v1/customers", json={"id": "cus_w", "email": "w@example.com", "name": "W",
-                                                    "country": "DE"}).status_code == 201
-    r = engine.admin.post("/v1/subscriptions", json={"customer_id": "cus_w", "plan": "pro"})
-    assert r.status_code == 201, r.text
+    engine.subscribe("cus_w")
     engine.advance("1mo")  # the trial ends, the first invoice is finalized
     published = engine.published(start)
     types = [t for _, t in published]
@@ -130,8 +147,11 @@ def test_a_500_and_an_outage_delay_deliveries_in_order(engine: Engine, receiver:
     receiver.start()
     engine.advance("1h")  # past the next wait (5 min): both go, in order
     published = engine.published()
-    ids = [i for i, t in published if t in ("customer.created", "subscription.created")
-           and i in {d["event_id"] for d in log.values()}]
+    ids = [
+        i
+        for i, t in published
+        if t in ("customer.created", "subscription.created") and i in {d["event_id"] for d in log.values()}
+    ]
     receiver.wait_for(set(ids))
     assert [r.id for r in receiver.received] == ids
     log = {d["event_type"]: d for d in engine.log(endpoint["id"])}
@@ -141,14 +161,17 @@ def test_a_500_and_an_outage_delay_deliveries_in_order(engine: Engine, receiver:
 def test_replay_of_one_delivery_and_of_a_time_range(engine: Engine, receiver: Receiver) -> None:
     endpoint = engine.register(receiver.url, ["customer.created"])
     for n in range(3):
-        engine.admin.post("/v1/customers", json={"id": f"cus_r{n}", "email": f"r{n}@example.com", "name": "R",
-                                                 "country": "DE"})
+        engine.admin.post(
+            "/v1/customers", json={"id": f"cus_r{n}", "email": f"r{n}@example.com", "name": "R", "country": "DE"}
+        )
     receiver.wait_for({i for i, t in engine.published()})
     first = engine.log(endpoint["id"])[-1]
     r = engine.admin.post(f"/v1/webhook-deliveries/{first['id']}/replay")
     assert r.status_code == 201 and r.json()["replay_of"] == first["id"], r.text
-    r = engine.admin.post(f"/v1/webhook-endpoints/{endpoint['id']}/replay",
-                          json={"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"})
+    r = engine.admin.post(
+        f"/v1/webhook-endpoints/{endpoint['id']}/replay",
+        json={"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+    )
     assert r.status_code == 201 and len(r.json()["items"]) == 3
     until = time.monotonic() + 20
     while len(receiver.received) < 3 + 1 + 3 and time.monotonic() < until:
@@ -203,3 +226,26 @@ def test_by_default_only_public_https_endpoints(strict: Engine, receiver: Receiv
     r = strict.admin.post("/v1/webhook-endpoints", json={"url": https_loopback, "event_types": ["*"]})
     assert r.status_code == 422 and r.json()["field"] == "url" and "127.0.0.1" in r.json()["detail"]
     assert strict.admin.get("/v1/webhook-endpoints").json()["items"] == []
+
+
+# The keys of an invoice as the product reads it, in the order the JSON gives them: the event's
+# properties (engine.sales.invoice_views, then what finalize adds) and the API's invoice.
+EVENT_KEYS = ["invoice_id", "number", "customer_id", "subscription_id", "status", "reason", "currency",
+              "subtotal", "discount", "tax", "total", "credit_applied", "amount_due", "period_start", "period_end",
+              "plan", "issued_at", "payment_method", "tax_country", "lines"]  # fmt: skip
+SUMMARY_KEYS = ["id", "number", "customer_id", "subscription_id", "status", "reason", "currency", "plan", "period",
+                "subtotal", "discount", "discounts", "tax", "tax_rate", "tax_country", "reverse_charge", "total",
+                "credit_applied", "amount_credited", "amount_due", "amount_paid", "issued_at", "paid_at"]  # fmt: skip
+
+
+def test_an_invoice_keeps_its_key_order_in_the_webhook_and_the_api(engine: Engine, receiver: Receiver) -> None:
+    engine.register(receiver.url, ["invoice.finalized"])
+    start = engine.last_seq()
+    engine.subscribe("cus_k")
+    engine.advance("1mo")  # the trial ends, the first invoice is finalized
+    [event_id] = [i for i, t in engine.published(start) if t == "invoice.finalized"]
+    assert list(receiver.wait_for({event_id})[event_id].json()["properties"]) == EVENT_KEYS
+    [listed] = engine.admin.get("/v1/customers/cus_k/invoices").json()["items"]
+    assert list(listed) == SUMMARY_KEYS
+    one = engine.admin.get(f"/v1/invoices/{listed['id']}").json()
+    assert list(one) == [*SUMMARY_KEYS, "lines", "payments", "credit_notes", "refunds", "collection"]

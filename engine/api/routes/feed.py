@@ -1,5 +1,5 @@
-"""The in-app feed over HTTP: a customer's notifications and marking them read. Messaging's
-alone: that the customer exists is asked through `ctx.read.customer` (engine.system binds it
+"""A customer's notifications over HTTP: the in-app feed, marking it read, and the webhook
+endpoints the customer's webhook notifications go to. Messaging's alone: that the customer exists is asked through `ctx.read.customer` (engine.system binds it
 to sales)."""
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ def notifications(
     channel: Literal["in_app"] = "in_app",
     unread: bool = False,
     limit: int = Query(50, ge=1, le=500),
-    before: ZonedTime | None = Query(
-        None, description="entries created before this time (with a zone)"
-    ),
+    before: ZonedTime | None = Query(None, description="entries created before this time (with a zone)"),
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
     with domain_errors(), ctx.db.read_session() as session:
@@ -49,3 +47,15 @@ def mark_read(customer_id: str, body: ReadIn, ctx: ApiContext = Depends(context)
         ctx.read.customer(session, customer_id)
         changed = messaging.mark_read(session, customer_id, body.ids, now=ctx.clock.now())
     return {"marked": changed}
+
+
+@router.get(
+    "/customers/{customer_id}/notification-webhooks",
+    dependencies=[ADMIN],
+    summary="The URLs a customer's webhook notifications go to (never their secrets)",
+)
+def notification_webhooks(customer_id: str, ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    with domain_errors(), ctx.db.read_session() as session:
+        ctx.read.customer(session, customer_id)
+        endpoints = messaging.list_webhook_endpoints(session, customer_id)
+    return {"items": [e.public() for e in endpoints]}
