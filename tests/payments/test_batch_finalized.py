@@ -234,3 +234,20 @@ def test_a_batch_writes_in_as_many_statements_for_twelve_invoices_as_for_three(d
     with db.read_session() as s:
         assert {r.status for r in s.scalars(select(Receivable))} == {"paid"}
         assert len(s.scalars(select(RevenueScheduleRow)).all()) == 15
+
+
+def test_an_invoice_finalized_twice_in_one_batch_is_scheduled_once(db: Database) -> None:
+    """Two events of one invoice in a batch (sales published it again under another id): the
+    second finds the receivable and the schedule the first wrote, as one by one it would."""
+    service, cards = _service()
+    with db.session() as s:
+        add_payment_method(s, "cus_twice", "card", "tok_ok", provider="cards", service=service)
+    line = {"plan": "pro", "price_type": "subscription", "amount": "10.00", "period_start": NOW.isoformat(),
+            "period_end": (NOW + timedelta(days=31)).isoformat()}
+    with db.session() as s:
+        handle_invoices_finalized(s, [_env(n, "cus_twice", "inv_twice", "10.00", lines=[line]) for n in (1, 2)],
+                                  service=service)
+    assert cards.charged == ["inv_twice:1"]
+    with db.read_session() as s:
+        rows = [(r.source_id, r.month, r.amount) for r in s.scalars(select(RevenueScheduleRow))]
+    assert len(rows) == len(set(rows)) == 1
