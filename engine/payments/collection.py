@@ -143,7 +143,7 @@ def _collect_remaining(session: Session, svc: PaymentService, rec: Receivable, k
                                 payment_reference=rec.payment_reference)
     if method is None or method.method_type == "manual":
         _emit_invoice_failed(session, svc, rec.invoice_id, rec.customer_id, attempt,
-                             "no_payment_method", False, None)
+                             "no_payment_method", False, None, reads)
         return CollectionResult("no_payment_method", rec.invoice_id, decline_code="no_payment_method",
                                 retryable=False, remaining=rec.remaining,
                                 payment_reference=rec.payment_reference)
@@ -194,7 +194,7 @@ def _charge(session: Session, svc: PaymentService, rec: Receivable, method: Paym
         updated_at=now,
     )
     session.add(payment)
-    session.flush()
+    reads.write_now(session)
     try:
         # Look first: a run of this very attempt may have been answered and then lost.
         outcome = adapter.lookup(key)
@@ -204,7 +204,7 @@ def _charge(session: Session, svc: PaymentService, rec: Receivable, method: Paym
         payment.needs_lookup = True
         return _result(payment, rec)
     except ProviderRejected as exc:
-        _fail(session, svc, payment, f"rejected:{exc.code}", False)
+        _fail(session, svc, payment, f"rejected:{exc.code}", False, reads)
         return _result(payment, rec)
     apply_charge_outcome(session, svc, payment, outcome, reads)
     return _result(payment, rec)

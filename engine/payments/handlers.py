@@ -35,7 +35,7 @@ from engine.clock import ensure_aware
 from engine.money import to_decimal
 from engine.payments.bank import bank_references, remember_invoice
 from engine.payments.books.credits import wallet_entries
-from engine.payments.books.schedules import schedule_invoice
+from engine.payments.books.schedules import PendingSchedules, schedule_invoice
 from engine.payments.collection import collect_invoice, retry_invoice_payment
 from engine.payments.method_store import add_payment_method
 from engine.payments.models import PaymentMethod
@@ -87,7 +87,8 @@ def handle_invoices_finalized(session: Session, envelopes: Sequence[dict[str, An
                               service: PaymentService) -> None:
     """`handle_invoice_finalized` for a bus batch, in its order: what the invoices read
     (receivables, references, attempts, credit balances, default methods) read ahead in a
-    few queries (engine/payments/reads.py), the events marked processed in one statement."""
+    few queries (engine/payments/reads.py), the events marked processed in one statement, and
+    what they add written together at the batch's end (one flush, the schedules in one go)."""
     fresh = mark_processed_many(session, CONSUMER, [e["id"] for e in envelopes], service.now())
     todo = []
     for envelope in envelopes:
@@ -103,13 +104,15 @@ def handle_invoices_finalized(session: Session, envelopes: Sequence[dict[str, An
         bank=[ref for _, _, props in todo for ref in bank_references(props.get("number"))],
         sources=[f"inv:{invoice.invoice_id}" for _, invoice, _ in todo],
     )
+    schedules = PendingSchedules()
     for _, invoice, props in todo:
-        _finalized(session, invoice, props, service, reads)
+        _finalized(session, invoice, props, service, reads, schedules)
         reads.forget(invoice.invoice_id, invoice.customer_id)
+    schedules.write(session)
 
 
 def _finalized(session: Session, invoice: CollectableInvoice, props: dict[str, Any], svc: PaymentService,
-               reads: BatchReads) -> None:
+               reads: BatchReads, schedules: PendingSchedules) -> None:
     now = svc.now()
     revenue, discounts = _revenue(props)
     tax = to_decimal(props.get("tax") or "0", "tax")
@@ -121,8 +124,9 @@ def _finalized(session: Session, invoice: CollectableInvoice, props: dict[str, A
                     due_at=due_at, tax_country=props.get("tax_country"), credit_applied=credit_applied,
                     discount=discounts, service=svc, reads=reads)
     # The schedule first: a pack sold defers its invoice's rows in the report (wallet_entries).
-    schedule_invoice(session, invoice, props, service=svc, reads=reads)
+    schedule_invoice(session, invoice, props, service=svc, reads=reads, pending=schedules)
     if props.get("reason") == "charge" or credit_applied > 0:  # a pack sold, wallet credit spent
+        schedules.write(session)  # a pack's entries read its invoice's rows
         wallet_entries(session, invoice, revenue, discounts, svc.now())
     remember_invoice(session, invoice.invoice_id, props.get("number"), reads)  # for bank transfers
     _adopt_method(session, invoice.customer_id, props.get("payment_method"), svc, reads)

@@ -16,7 +16,7 @@ from engine.payments.models import Payment, Receivable
 from engine.payments.provider import ChargeOutcome, PaymentState
 from engine.payments.reads import ONE_BY_ONE, Reads
 from engine.payments.receivables import add_credit
-from engine.payments.service import ZERO, PaymentService, _emit, _money, _receivable
+from engine.payments.service import ZERO, PaymentService, _emit, _money
 
 # --- receiving money -------------------------------------------------------------------------
 
@@ -95,7 +95,8 @@ def _invoice_facts(rec: Receivable | None, currency: str) -> dict[str, Any]:
     }
 
 
-def _fail(session: Session, svc: PaymentService, payment: Payment, decline_code: str, retryable: bool) -> None:
+def _fail(session: Session, svc: PaymentService, payment: Payment, decline_code: str, retryable: bool,
+          reads: Reads = ONE_BY_ONE) -> None:
     payment.status = "failed"
     payment.decline_code = decline_code
     payment.retryable = retryable
@@ -115,12 +116,13 @@ def _fail(session: Session, svc: PaymentService, payment: Payment, decline_code:
     _emit(session, svc, "payment.failed", payment.customer_id, props)
     if payment.invoice_id is not None:
         _emit_invoice_failed(session, svc, payment.invoice_id, payment.customer_id, payment.attempt,
-                             decline_code, retryable, payment.id)
+                             decline_code, retryable, payment.id, reads)
 
 
 def _emit_invoice_failed(session: Session, svc: PaymentService, invoice_id: str, customer_id: str,
-                         attempt: int, decline_code: str, retryable: bool, payment_id: str | None) -> None:
-    rec = _receivable(session, invoice_id, lock=False)
+                         attempt: int, decline_code: str, retryable: bool, payment_id: str | None,
+                         reads: Reads = ONE_BY_ONE) -> None:
+    rec = reads.receivable(session, invoice_id)  # a batch's own: not written before its end
     remaining, currency = (_money(rec.remaining, rec.currency), rec.currency) if rec else (None, None)
     _emit(session, svc, "invoice.payment_failed", customer_id, {
         "invoice_id": invoice_id,
@@ -161,5 +163,5 @@ def apply_charge_outcome(session: Session, svc: PaymentService, payment: Payment
         payment.captured_at = outcome.captured_at or now
         _receive(session, svc, payment, reads=reads)
         return payment.status
-    _fail(session, svc, payment, outcome.decline_code or "generic_decline", bool(outcome.retryable))
+    _fail(session, svc, payment, outcome.decline_code or "generic_decline", bool(outcome.retryable), reads)
     return payment.status

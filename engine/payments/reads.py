@@ -1,6 +1,7 @@
 """What opening and collecting an invoice reads: one query each (`Reads`, retries and
 collect_due_invoices), or read ahead in bulk for a bus batch of invoice.finalized
-(`BatchReads`, handlers.handle_invoices_finalized), as automation/reads.py does for rules.
+(`BatchReads`, handlers.handle_invoices_finalized), as automation/reads.py does for rules;
+and so when what it adds is written: one by one at once, a batch's all at the batch's end.
 
 A batch's reads are the single reads' answers, read before the batch: the receivables the
 batch names (and so whether each exists), the payment references already taken, the bank
@@ -10,13 +11,22 @@ locks them) and default payment methods. Only the batch's own events change thes
 while it runs (the bus applies one subsystem's batch at a time, in one transaction), and
 an event changes only its own invoice and customer, so after each event `forget` drops
 that invoice's and customer's rows and a later event of the batch about them reads afresh.
-What an event adds that another invoice could meet (a payment reference, a bank reference)
-is remembered as taken.
+What an event adds that another invoice could meet (a payment reference, a bank reference,
+a revenue schedule) is remembered as taken.
+
+Writes: one by one, a receivable is opened in its own savepoint (another process's opening
+of the same invoice is adopted, receivables.open_receivable) and an attempt is written before
+its provider is asked. A batch writes what its events add in one flush at its end: no
+savepoint an invoice (the bus already holds the batch in one, events/apply.py, and re-applies
+it event by event, each in its own, when anything fails, a clash on a unique key included),
+and an attempt's provider call is made safe by its idempotency key (looked up first, then
+charged under the same key), as for a process killed before its commit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -80,6 +90,18 @@ class Reads:
 
     def default_method(self, session: Session, customer_id: str) -> PaymentMethod | None:
         return default_payment_method(session, customer_id)
+
+    def opening(self, session: Session) -> AbstractContextManager[object]:
+        """What a receivable is opened in: its own savepoint."""
+        return session.begin_nested()
+
+    def write_now(self, session: Session) -> None:
+        """What was just added (an attempt before its provider is asked, bank references):
+        written at once, so a clash on a unique key stops here."""
+        session.flush()
+
+    def scheduled_now(self, source: str) -> None:
+        """Revenue schedule rows of `source` were written (or are pending for the batch's end)."""
 
 
 ONE_BY_ONE = Reads()
@@ -204,6 +226,15 @@ class BatchReads(Reads):
         if customer_id in self._methods:
             return self._methods[customer_id]
         return super().default_method(session, customer_id)
+
+    def opening(self, session: Session) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def write_now(self, session: Session) -> None:
+        """Nothing: the batch's rows are written together at its end."""
+
+    def scheduled_now(self, source: str) -> None:
+        self._scheduled.add(source)
 
     def method_added(self, customer_id: str) -> None:
         """The customer's methods changed: read its default again."""

@@ -68,7 +68,7 @@ def open_receivable(
     postings = _issue_postings(amount, Decimal(credit_applied), revenue_by_plan or {}, Decimal(discount),
                                Decimal(tax), tax_country)
     try:
-        with session.begin_nested():
+        with reads.opening(session):
             session.add(rec)
             journal.post_entry(
                 session, f"inv:{invoice.invoice_id}", now, invoice.currency, postings,

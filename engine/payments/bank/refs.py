@@ -39,7 +39,7 @@ def remember_invoice(session: Session, invoice_id: str, number: str | None, read
         if ref not in have:
             session.add(InvoiceReference(reference=ref, invoice_id=invoice_id, kind=kind))
     reads.added_bank_references(wanted)
-    session.flush()
+    reads.write_now(session)
 
 
 def number_candidates(text: str | None) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -78,21 +78,42 @@ COLUMNS = ("source_id", "invoice_id", "line_no", "customer_id", "plan", "price_t
            "month", "amount")
 
 
+@dataclass
+class PendingSchedules:
+    """Schedule rows a batch of invoice.finalized adds, written together at its end (or before
+    anything reads them): the usage accruals their invoices replace are deleted in one statement
+    and the rows written in one go, rather than two statements an invoice."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    accruals: set[str] = field(default_factory=set)  # accrual_key of each subscription invoiced
+
+    def write(self, session: Session) -> None:
+        if self.accruals:
+            # Only accrual rows go: an invoice's own rows never carry an accrual key.
+            session.execute(delete(RevenueScheduleRow).where(RevenueScheduleRow.invoice_id.in_(sorted(self.accruals))))
+        write_rows(session, self.rows)
+        self.rows, self.accruals = [], set()
+
+
 def schedule_invoice(session: Session, invoice: CollectableInvoice, props: Mapping[str, Any], *,
-                     service: PaymentService, reads: Reads = ONE_BY_ONE) -> int:
+                     service: PaymentService, reads: Reads = ONE_BY_ONE,
+                     pending: PendingSchedules | None = None) -> int:
     """The schedule of every line invoice.finalized carries (none without `lines`); written
-    once per invoice. Returns the number of rows."""
+    once per invoice, now or with the batch's `pending`. Returns the number of rows."""
     lines = [x for x in props.get("lines") or [] if isinstance(x, dict) and "amount" in x]
     source = f"inv:{invoice.invoice_id}"
     if not lines or reads.scheduled(session, source):
         return 0
     rows = invoice_rows(invoice, lines, service.now().date())
+    out = pending if pending is not None else PendingSchedules()
     if props.get("subscription_id") and any(r["price_type"] == "usage" for r in rows):
         # Its usage is invoiced now: the close's accrual of it (`accrue_usage`) gives way to
         # the invoice's own rows, and the next close reverses the accrual in the journal.
-        session.execute(delete(RevenueScheduleRow).where(
-            RevenueScheduleRow.invoice_id == accrual_key(str(props["subscription_id"]))))
-    write_rows(session, rows)
+        out.accruals.add(accrual_key(str(props["subscription_id"])))
+    out.rows += rows
+    reads.scheduled_now(source)
+    if pending is None:
+        out.write(session)
     return len(rows)
 
 
