@@ -34,7 +34,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 BILLING = str(Path(sys.executable).with_name("billing"))
-START = "2026-01-01T00:00:00Z"
+# Where the shared test clock starts (tests/journeys/README.md, *Where the clock stands*):
+# JOURNEYS_START moves it, to run the journeys inside a promotion's window or at a month's end.
+START = os.environ.get("JOURNEYS_START") or "2026-01-01T00:00:00Z"
 PSP_KEY = "sk_journeys"
 PSP_SECRET = "whsec_journeys"
 
