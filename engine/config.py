@@ -12,6 +12,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BILLING_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./billing.db"
+    # PostgreSQL connections each process keeps, and may open beyond them while busy
+    # (engine.store.PoolSize says why these numbers; the README's Configuration).
+    database_pool_size: int = 10
+    database_max_overflow: int = 20
     # Empty means the in-process bus (the outbox table is its durable queue).
     broker_url: str = ""
     smtp_url: str = ""

@@ -35,7 +35,7 @@ def sandbox_clock(settings: Settings) -> Clock | None:
     than the wall clock's. None: its own wall clock."""
     if not settings.test_clock:
         return None
-    from engine.store import Database
+    from engine.store import database_of
     from engine.store.clock import EngineClock
 
-    return EngineClock(Database(settings.database_url), settings.test_clock, ttl=0)
+    return EngineClock(database_of(settings), settings.test_clock, ttl=0)

@@ -32,7 +32,7 @@ from engine.events.rabbit import (
 )
 from engine.events.registry import HandlerRegistry
 from engine.events.registry import registry as default_registry
-from engine.store.database import Database
+from engine.store.database import Database, database_of
 from engine.store.outbox import OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def make_bus(
     after_commit: AfterCommit | None = None,
 ) -> EventBus:
     settings = settings or get_settings()
-    db = db or Database(settings.database_url)
+    db = db or database_of(settings)
     config = config or BusConfig.from_env()
     if settings.broker_url:
         return RabbitBus(db, settings.broker_url, registry, config, clock, metrics, after_commit)
@@ -109,7 +109,7 @@ def run_worker(
     registry = handlers or default_registry
     names = _subsystems(subsystem, registry)
     stop = _stop_event(stop_event)
-    db = db or Database((settings or get_settings()).database_url)
+    db = db or database_of(settings or get_settings())
     bus = make_bus(settings, db, registry, config, clock, after_commit=after_commit)
     log.info("worker %s on the %s bus", subsystem, bus.kind)
     # This process's counters, for the /metrics of the API process (another process).
@@ -138,7 +138,7 @@ def run_relay(
     settings = settings or get_settings()
     stop = _stop_event(stop_event)
     registry = handlers or default_registry
-    db = db or Database(settings.database_url)
+    db = db or database_of(settings)
     config = config or BusConfig.from_env()
     if not settings.broker_url:
         InProcessBus(db, registry, config, clock).run(stop)
@@ -259,7 +259,7 @@ def broker_status(
         "checked_at": datetime.now(UTC).isoformat(),
     }
     own_db = db is None
-    database = db or Database(settings.database_url)
+    database = db or database_of(settings)
     try:
         try:
             status["outbox"] = outbox_status(database)

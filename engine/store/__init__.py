@@ -6,7 +6,7 @@ another subsystem's tables.
 """
 
 from engine.store.base import Base, DecimalString
-from engine.store.database import Database, is_postgres
+from engine.store.database import Database, PoolSize, database_of, is_postgres
 from engine.store.outbox import (
     OutboxEvent,
     ProcessedEvent,
@@ -23,9 +23,11 @@ __all__ = [
     "Database",
     "DecimalString",
     "OutboxEvent",
+    "PoolSize",
     "ProcessedEvent",
     "add_event",
     "add_events",
+    "database_of",
     "is_postgres",
     "mark_processed",
     "mark_processed_many",

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,17 +12,33 @@ from sqlalchemy.pool import StaticPool
 from engine.store.outbox import OutboxWrites
 from engine.store.urls import normalise_url
 
+if TYPE_CHECKING:
+    from engine.config import Settings
+
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
     return bind.dialect.name == "postgresql"
 
 
+@dataclass(frozen=True)
+class PoolSize:
+    """How many PostgreSQL connections one process keeps open (`size`) and may open beyond
+    them while busy (`overflow`, closed again when returned). The defaults are a production
+    process's: 10 kept covers the API's concurrent requests and a worker's subscribers
+    without reconnecting, 20 more absorb a burst. Every process of a system (API, worker,
+    scheduler) has its own pool, so a deployment's share of the server's max_connections is
+    (size + overflow) per process: BILLING_DATABASE_POOL_SIZE and
+    BILLING_DATABASE_MAX_OVERFLOW lower it. SQLite files keep their own pool (no server)."""
+
+    size: int = 10
+    overflow: int = 20
+
 class Database:
     """One engine and session factory. `session()` commits on success, rolls back on error,
     so a failed operation leaves no partial rows."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool: PoolSize = PoolSize()) -> None:
         self.url = normalise_url(url)
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.url.startswith("sqlite"):
@@ -37,8 +54,8 @@ class Database:
                 kwargs["max_overflow"] = 30
         else:
             kwargs["pool_pre_ping"] = True
-            kwargs["pool_size"] = 10
-            kwargs["max_overflow"] = 20
+            kwargs["pool_size"] = pool.size
+            kwargs["max_overflow"] = pool.overflow
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -99,6 +116,20 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        # A command run in a long-lived process (the tests run `billing` in theirs) hands its
+        # connections back to the server, not to a pool nobody uses again.
+        self.dispose()
+
+
+def database_of(settings: Settings) -> Database:
+    """The database a process of these settings uses: BILLING_DATABASE_URL, with the pool
+    BILLING_DATABASE_POOL_SIZE / BILLING_DATABASE_MAX_OVERFLOW give."""
+    return Database(settings.database_url, pool=PoolSize(settings.database_pool_size, settings.database_max_overflow))
 
 
 def _sqlite_begin(conn: Any) -> None:

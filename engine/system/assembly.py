@@ -33,7 +33,7 @@ from engine.payments import PaymentService, books, webhook_router
 from engine.pdf.instructions import payment_instructions
 from engine.rules import DurableEngine, RulePromotions, RulesRuntime
 from engine.scheduler import Jobs
-from engine.store import Database
+from engine.store import Database, database_of
 from engine.store.clock import StoredClock
 from engine.system.access_readers import access_readers
 from engine.system.api_operations import api_operations
@@ -293,7 +293,7 @@ def build_system(
     collection in this system). `create_tables`: migrate the database (engine.store.migrate);
     without it, a database that is not migrated stops here, naming `billing migrate`."""
     settings = settings or get_settings()
-    db = db or Database(settings.database_url)
+    db = db or database_of(settings)
     if create_tables:
         db.migrate()  # the migrations (a copy of their result for an empty SQLite database)
     else:

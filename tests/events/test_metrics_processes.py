@@ -21,6 +21,7 @@ from events_support import cleanup_rabbit, fast_config, wait_until
 
 from engine.system import build_system
 from tests.conftest import create_pg_database, drop_pg_database
+from tests.journeys.harness import TEST_POOL
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 BILLING = str(Path(sys.executable).with_name("billing"))
@@ -38,7 +39,7 @@ def shape(pg_server: str, rabbit_url: str, tmp_path: Path) -> Iterator[dict[str,
     # other tests created without migrations.
     pg_url = create_pg_database(pg_server)
     prefix = f"test-{secrets.token_hex(4)}"
-    env = {**os.environ, "BILLING_DATABASE_URL": pg_url, "BILLING_BROKER_URL": rabbit_url,
+    env = {**os.environ, **TEST_POOL, "BILLING_DATABASE_URL": pg_url, "BILLING_BROKER_URL": rabbit_url,
            "BILLING_BROKER_PREFIX": prefix, "BILLING_PSP_URL": "", "BILLING_SMTP_URL": ""}
     run = {"env": env, "cwd": tmp_path, "capture_output": True, "text": True, "timeout": 120}
     assert subprocess.run([BILLING, "migrate"], **run).returncode == 0  # type: ignore[call-overload]

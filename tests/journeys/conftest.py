@@ -1,5 +1,6 @@
 """Each shape is started once per test session; every journey makes its own customers, runs
-in both shapes, and is followed by the ledger check."""
+in both shapes, and is followed by the ledger check. The shared test clock starts at
+harness.START: JOURNEYS_START=<ISO instant> starts it elsewhere (README, *Where the clock stands*)."""
 
 from __future__ import annotations
 

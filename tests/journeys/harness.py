@@ -34,7 +34,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 BILLING = str(Path(sys.executable).with_name("billing"))
-START = "2026-01-01T00:00:00Z"
+# Where the shared test clock starts (tests/journeys/README.md, *Where the clock stands*):
+# JOURNEYS_START moves it, to run the journeys inside a promotion's window or at a month's end.
+START = os.environ.get("JOURNEYS_START") or "2026-01-01T00:00:00Z"
 PSP_KEY = "sk_journeys"
 PSP_SECRET = "whsec_journeys"
 
@@ -244,6 +246,10 @@ def redeliver(engine: Engine, customer: str, types: tuple[str, ...]) -> int:
     return int(done.rowcount)
 
 
+# The PostgreSQL pool of a test system's processes (engine.store.PoolSize): 2 kept, 8 more while
+# busy (a worker's subscribers after an advance); each process's hard cap is 10.
+TEST_POOL = {"BILLING_DATABASE_POOL_SIZE": "2", "BILLING_DATABASE_MAX_OVERFLOW": "8"}
+
 SELLER_NAME = "Journeys Ltd"
 SELLER_IBAN = "CH9300762011623852957"  # the ISO 13616 example IBAN
 
@@ -261,6 +267,9 @@ def base_env(tmp: Path, database_url: str) -> tuple[dict[str, str], dict[str, in
         "BILLING_API_HOST": "127.0.0.1",
         "BILLING_API_PORT": str(ports["api"]),
         "BILLING_RULES_REFRESH_SECONDS": "1",
+        # A test system's processes keep 2 PostgreSQL connections each, not production's 10: the
+        # suite's runs (and other runs on the same server) share its max_connections (100).
+        **TEST_POOL,
         # Denials written in the check's own transaction: the upsell journey sees them at once.
         "BILLING_ACCESS_DENIAL_BUFFER_MS": "0",
         # Who bank-transfer customers pay: printed with the RF reference on their invoice emails.

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from tests.journeys.harness import Engine, money
+from tests.journeys.test_books_journey import LAUNCH, cents, launch_discount, when
 from tests.payments.camt import Entry, camt053
 
 D = Decimal
@@ -49,11 +50,16 @@ def email_templates(engine: Engine, customer: str) -> list[str]:
 # 1 --------------------------------------------------------------------------------------------
 def test_signup_with_a_card_is_paid(engine: Engine) -> None:
     cid = engine.customer("signup")
+    signup = when(engine).date()
     sub = engine.subscribe(cid, "pro", quantity=2, payment_method=card(CARD_OK))
     engine.advance("1h")
     [first] = engine.invoices(cid)
-    assert first["status"] == "paid" and money(first["amount_paid"]) == money(first["total"]) == D("69.00") * D(
-        "1.19")
+    # Pro 49.00 + 2 seats x 10.00, + 19 % per line: 82.11; on the shared clock the signup may
+    # fall in the launch promotion (Nov-Dec 2026: 9.80 off the base fee): 46.65 + 23.80 = 70.45.
+    off = launch_discount(signup, first)
+    due = cents((D("49.00") - off) * D("1.19")) + D("20.00") * D("1.19")
+    assert due in (D("82.11"), D("70.45"))  # the figures above, by hand
+    assert first["status"] == "paid" and money(first["amount_paid"]) == money(first["total"]) == due
     [charge] = engine.charges(cid)
     assert charge["status"] == "captured" and money(charge["amount"]) == money(first["total"])
     assert len(engine.mails(f"{cid}@")) >= 2  # the invoice and the payment receipt
@@ -63,11 +69,16 @@ def test_signup_with_a_card_is_paid(engine: Engine) -> None:
 # 2 --------------------------------------------------------------------------------------------
 def test_an_edu_promotion_gives_a_discounted_invoice_equal_to_the_quote(engine: Engine) -> None:
     cid = engine.customer("edu", segment="edu")
+    signup = when(engine).date()
     sub = engine.subscribe(cid, "pro", quantity=2)
     [first] = engine.invoices(cid)
-    # rules/promotions.yaml: half price for segment edu, on every line of the invoice.
-    assert money(first["discount"]) == D("34.50")  # (49.00 + 2 x 10.00) / 2
-    assert [d["source"] for d in first["discounts"]] == ["rule:promotions/edu-50"]
+    # rules/promotions.yaml: half price for segment edu, on every line of the invoice: 34.50 of
+    # 49.00 + 2 x 10.00; in the launch promotion's months (which the shared clock may stand in)
+    # half of what its 9.80 off the base fee leaves: 9.80 + 59.20 / 2 = 39.40.
+    off = launch_discount(signup, first)
+    assert money(first["discount"]) == off + (D("69.00") - off) / 2
+    sources = ["rule:promotions/edu-50"] + ([LAUNCH] if off else [])
+    assert sorted(d["source"] for d in first["discounts"]) == sorted(sources)
     period = f"{first['period']['start']}/{first['period']['end']}"
     quote = engine.quote(subscription_id=sub["id"], period=period)
     assert in_advance(first) == money(first["total"])
@@ -77,9 +88,14 @@ def test_an_edu_promotion_gives_a_discounted_invoice_equal_to_the_quote(engine: 
 # 3 --------------------------------------------------------------------------------------------
 def test_a_coupon_with_an_upgrade_a_downgrade_and_a_seat_change(engine: Engine) -> None:
     cid = engine.customer("coupon")
-    sub = engine.subscribe(cid, "pro", quantity=2, coupon="WELCOME20", payment_method=card(CARD_OK))
+    signup = when(engine).date()
+    # WINBACK30 (30 % for two periods, Pro and Enterprise) never expires; WELCOME20 did on
+    # 2027-01-31, which the shared clock passes once enough journeys ran before this one.
+    sub = engine.subscribe(cid, "pro", quantity=2, coupon="WINBACK30", payment_method=card(CARD_OK))
     [first] = engine.invoices(cid)
-    assert money(first["discount"]) == D("13.80")  # 20 % of 69.00
+    # 30 % of 69.00: 20.70; in the launch promotion's months 9.80 + 30 % of 59.20 = 27.56.
+    off = launch_discount(signup, first)
+    assert money(first["discount"]) == off + (D("69.00") - off) * D("0.30")
     engine.advance("7d")
     seats = engine.post(f"/v1/subscriptions/{sub['id']}/change", {"quantity": 4})
     assert seats["quantity"] in (4, "4")

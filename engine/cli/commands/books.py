@@ -77,11 +77,11 @@ def _chart() -> Any:
 def _session(write: bool = False) -> Iterator[Any]:
     from engine.cli.commands.serve import require_migrated
     from engine.payments import UnbalancedEntry, books
-    from engine.store import Database
+    from engine.store import database_of
 
     settings = get_settings()
     require_migrated(settings.database_url)
-    db = Database(settings.database_url)
+    db = database_of(settings)
     try:
         with (db.session() if write else db.read_session()) as session:
             yield session
@@ -161,14 +161,14 @@ def run_revenue(args: argparse.Namespace) -> int:
 def _service() -> Any:
     from engine.clock import SystemClock
     from engine.payments import PaymentService
-    from engine.store import Database
+    from engine.store import database_of
     from engine.store.clock import StoredClock
 
     settings = get_settings()
     if not settings.test_clock:
         return PaymentService((), SystemClock())
     start = datetime.fromisoformat(settings.test_clock.replace("Z", "+00:00"))
-    return PaymentService((), StoredClock(Database(settings.database_url), start))
+    return PaymentService((), StoredClock(database_of(settings), start))
 
 
 def run_close(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from engine.cli.commands.serve import require_migrated
@@ -45,15 +47,18 @@ def register_user_actions(users: Any) -> None:
 
 
 def _database() -> Any:
-    from engine.store import Database
+    from engine.store import database_of
 
-    url = get_settings().database_url
-    require_migrated(url)
-    return Database(url)
+    settings = get_settings()
+    require_migrated(settings.database_url)
+    return database_of(settings)
 
 
-def _session() -> Any:
-    return _database().session()
+@contextmanager
+def _session() -> Iterator[Any]:
+    """A session of this command's own database, whose connections go with it."""
+    with _database() as db, db.session() as session:
+        yield session
 
 
 def _done(out: Any) -> int:
@@ -67,8 +72,7 @@ def run_rollback(args: argparse.Namespace) -> int:
 
     actor = {"name": f"cli:{getpass.getuser()}", "role": "publisher"}
     try:
-        db = _database()
-        with db.session() as session:
+        with _database() as db, db.session() as session:
             out = rollback(session, args.kind, args.name, args.to_version, args.why, actor=actor,
                            clock=engine_clock(db))
     except OperationError as exc:

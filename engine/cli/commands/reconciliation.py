@@ -57,7 +57,7 @@ def _payments_db() -> tuple[Any, Any]:
     an import or an export, so an unset provider URL is fine)."""
     from engine.cli.commands.serve import migrate_database
     from engine.clock import SystemClock
-    from engine.store import Database
+    from engine.store import database_of
     from engine.system import payment_service
 
     settings = get_settings()
@@ -72,7 +72,7 @@ def _payments_db() -> tuple[Any, Any]:
         ),
         SystemClock(),
     )
-    return Database(settings.database_url), service
+    return database_of(settings), service
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
@@ -85,7 +85,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
     payouts = _payout_accounts()
     db, service = _payments_db()
     try:
-        with db.session() as session:
+        with db, db.session() as session:
             report = reconcile_file(session, data, provider=args.provider, filename=args.file, service=service,
                                     payout_accounts=payouts)
     except (ReconciliationError, ValueError) as exc:
@@ -115,7 +115,7 @@ def run_reconcile_lines(args: argparse.Namespace) -> int:
     from engine.payments import bank
 
     db, _service = _payments_db()
-    with db.session() as session:
+    with db, db.session() as session:
         items = bank.list_lines(session, status=None if args.status == "all" else args.status, limit=args.limit)
     print(json.dumps({"items": items}, indent=2, default=str))
     return 0
@@ -135,7 +135,7 @@ def run_reconcile_decide(args: argparse.Namespace) -> int:
             raise BadInput(f"--invoice {given}: {amount!r} is not a decimal amount") from None
     db, service = _payments_db()
     try:
-        with db.session() as session:
+        with db, db.session() as session:
             out = bank.decide(
                 session,
                 args.line_id,
@@ -160,7 +160,7 @@ def run_export_journal(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise BadInput(f"--from/--to: {exc}") from None
     db, _service = _payments_db()
-    with db.session() as session:
+    with db, db.session() as session:
         if args.out == "-":
             export_journal_csv(session, start, end, sys.stdout)
         else:

@@ -88,12 +88,11 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 def run_apikey_create(args: argparse.Namespace) -> int:
     from engine.api import create_key
-    from engine.store import Database
+    from engine.store import database_of
 
     settings = get_settings()
     migrate_database(settings.database_url)
-    db = Database(settings.database_url)
-    with db.session() as session:
+    with database_of(settings) as db, db.session() as session:
         key_id, key = create_key(session, args.scope, now=datetime.now(UTC), name=args.name)
     print(f"created {args.scope} key {key_id}; it is shown once:")
     print(key)
@@ -102,11 +101,10 @@ def run_apikey_create(args: argparse.Namespace) -> int:
 
 def run_apikey_revoke(args: argparse.Namespace) -> int:
     from engine.api import revoke_key
-    from engine.store import Database
+    from engine.store import database_of
 
     require_migrated(get_settings().database_url)
-    db = Database(get_settings().database_url)
-    with db.session() as session:
+    with database_of(get_settings()) as db, db.session() as session:
         if not revoke_key(session, args.key_id, now=datetime.now(UTC)):
             raise BadInput(f"key_id: no active key {args.key_id!r}")
     print(f"revoked {args.key_id}")
@@ -115,11 +113,10 @@ def run_apikey_revoke(args: argparse.Namespace) -> int:
 
 def run_apikey_list(args: argparse.Namespace) -> int:
     from engine.api import list_keys
-    from engine.store import Database
+    from engine.store import database_of
 
     require_migrated(get_settings().database_url)
-    db = Database(get_settings().database_url)
-    with db.session() as session:
+    with database_of(get_settings()) as db, db.session() as session:
         for row in list_keys(session):
             print(json.dumps(row))
     return 0
@@ -128,12 +125,11 @@ def run_apikey_list(args: argparse.Namespace) -> int:
 def run_publish(args: argparse.Namespace) -> int:
     from engine.cli.clock import engine_clock
     from engine.documents import DocumentError, load_yaml_file
-    from engine.store import Database
+    from engine.store import database_of
     from engine.system.operations import OperationError, publish_documents
 
     settings = get_settings()
     migrate_database(settings.database_url)
-    db = Database(settings.database_url)
     docs = []
     problems = []
     for path in expand(args.paths):
@@ -146,7 +142,7 @@ def run_publish(args: argparse.Namespace) -> int:
     # All or nothing: one transaction for every file given. Rulesets may name what is published
     # in this database (and the catalogs given with them), as `POST /v1/publish` checks them.
     try:
-        with db.session() as session:
+        with database_of(settings) as db, db.session() as session:
             results = publish_documents(session, docs, args.author, args.comment, clock=engine_clock(db))
     except OperationError as exc:
         raise BadInput("\n".join(exc.problems) or str(exc)) from None

@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
 
 def run_user_add(args: argparse.Namespace) -> int:
     from engine.cli.commands.serve import migrate_database
-    from engine.store import Database
+    from engine.store import database_of
     from engine.system.operations import OperationError, add_user
 
     settings = get_settings()
@@ -37,9 +37,8 @@ def run_user_add(args: argparse.Namespace) -> int:
     else:
         password = getpass.getpass(f"password for {args.name}: ")
     migrate_database(settings.database_url)
-    db = Database(settings.database_url)
     try:
-        with db.session() as session:
+        with database_of(settings) as db, db.session() as session:
             add_user(session, args.name, args.role, password, clock=engine_clock(db))
     except OperationError as exc:
         raise BadInput(str(exc)) from None

@@ -69,12 +69,12 @@ def _time(flag: str) -> Callable[[str], datetime]:
 def _session() -> Iterator[tuple[Session, Any]]:
     """A session on the configured database, the URL policy, and refusals as bad input."""
     from engine import webhooks
-    from engine.store import Database
+    from engine.store import database_of
     from engine.system.assembly import webhooks_policy
 
     settings = get_settings()
     require_migrated(settings.database_url)
-    db = Database(settings.database_url)
+    db = database_of(settings)
     try:
         with db.session() as session:
             yield session, webhooks_policy(settings)
