@@ -15,6 +15,7 @@ from engine.clock import TestClock
 from engine.console import save_draft
 from engine.store import Database
 from engine.system import lifecycle
+from engine.system.console_operations import console_operations
 from tests.ui.conftest import open_source, page, texts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,7 +146,9 @@ def test_a_ruleset_draft_discounts_the_draft_side_only(app, console_db) -> None:
     """The what-if applies the pricing rules in force on both sides and a ruleset draft on the
     draft side: a synthetic cohort with edu customers meets the draft's edu rule."""
     with console_db.session() as s:
-        save_draft(s, {"name": "editor", "role": "editor"}, "ruleset", "campaigns", EDU_SPRING)
+        save_draft(
+            s, {"name": "editor", "role": "editor"}, "ruleset", "campaigns", EDU_SPRING, ops=console_operations()
+        )
     at = _synthetic(open_source(app("editor"), SAAS), 300, "Typical for each plan")
     at.number_input(key="syn_seg_edu").set_value(1.0)
     at.number_input(key="syn_seg_smb").set_value(3.0)
