@@ -27,6 +27,8 @@ INTERVALS = ("month", "year", "week", "day", "once")
 PERIODS = ("month", "day", "week", "year", "billing_period")
 OVERAGES = ("block", "allow", "notify")
 FEATURE_TYPES = ("boolean", "quantity", "metered")
+# The plan's keys the form holds (FORMATS §1); write_plan leaves any other key as it is.
+FORM_KEYS = ("name", "description", "interval", "trial_days", "minimum_amount", "upgrade_to", "prices", "entitlements")
 
 
 @dataclass
@@ -444,7 +446,9 @@ def write_plan(text: str, spec: PlanSpec, *, original_id: str | None = None) -> 
         plans[spec.id] = CommentedMap(fields)
         return ye.dump(data)
     plan = plans[original_id]
-    for key in [k for k in plan if k not in fields]:
+    # Only what the form holds is replaced: the plan's other settings (interval_count,
+    # credits, budget, progressive_billing) stay as the YAML has them.
+    for key in [k for k in plan if k in FORM_KEYS and k not in fields]:
         del plan[key]
     for key, value in fields.items():
         plan[key] = value

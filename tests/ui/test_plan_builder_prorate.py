@@ -35,8 +35,11 @@ def test_the_plan_builder_sets_prorate_and_reads_it_back(app) -> None:  # type: 
     assert text.startswith("# A SaaS analytics product")  # comments kept
     assert '- {id: seats, model: per_unit, prorate: false, unit_amount: "10.00"}' in text
     assert load_catalog_text(text).plan("team").prices[0].prorate is False
-    # Loaded again for editing, the setting is there.
+    # Loaded again for editing (after a new plan cleared the form), the setting is there.
+    at.selectbox(key="pb_choice").select("(a new plan)").run()
+    click(at, "pb_load")
     at.selectbox(key="pb_choice").select("team").run()
+    click(at, "pb_load")
     assert at.selectbox(key="pb_p0_prorate").value == "false"
 
 

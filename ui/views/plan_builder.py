@@ -46,7 +46,7 @@ NEW = "(a new plan)"
 PRORATE = {"": "default (by days, in advance)", "true": "charged by days", "false": "charged in full"}
 # Which inputs each price model takes (FORMATS §1), besides id, name and model.
 MODEL_INPUTS: dict[str, tuple[str, ...]] = {
-    "flat": ("amount", "prorate"),
+    "flat": ("timing", "prorate", "amount"),
     "per_unit": ("metric", "timing", "prorate", "unit_amount", "included", "divide_by"),
     "graduated": ("metric", "timing", "prorate", "divide_by"),
     "volume": ("metric", "timing", "prorate", "divide_by"),
