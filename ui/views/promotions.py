@@ -176,7 +176,7 @@ def _promotion_spec() -> PromotionSpec:
 
 def _coupon(used: dict[str, int]) -> None:
     codes = [str(c) for c in ye.load(_v(TEXT)).get("coupons") or {}]
-    pick = st.selectbox("Coupon", [NEW_COUPON, *codes], key="cp_pick", on_change=_fill_limits)
+    pick = st.selectbox("Write a new coupon or change one", [NEW_COUPON, *codes], key="cp_pick", on_change=_fill_limits)
     if pick in codes:
         _coupon_limits(pick, used.get(pick, 0))
         return
