@@ -60,6 +60,7 @@ class PriceSpec:
     divide_by: str = ""
     round: str = "up"
     prorate: str = ""  # empty: the default (an in-advance price prorates); "true" | "false"
+    description: str = ""  # no input yet: kept from the YAML when a plan is loaded and written
 
 
 @dataclass
@@ -378,6 +379,7 @@ def price_yaml(p: PriceSpec) -> CommentedMap:
     model, tiers = _written_model(p)
     fields: list[tuple[str, str, Callable[[str], Any]]] = [
         ("name", p.name, str.strip),
+        ("description", p.description, str.strip),
         ("model", model, str),
         ("metric", p.metric, str),
         ("timing", p.timing, str),
@@ -485,6 +487,7 @@ def _price_spec(raw: dict[str, Any]) -> PriceSpec:
         "free_amount",
         "min_per_transaction",
         "max_per_transaction",
+        "description",
     )
     transform = raw.get("transform") or {}
     return PriceSpec(

@@ -36,3 +36,20 @@ def test_editing_a_plan_keeps_what_the_form_does_not_hold(app) -> None:  # type:
     assert "    interval_count: 3   # quarterly\n" in yaml(at)
     plan = load_catalog_text(yaml(at)).plan("pro")
     assert (plan.name, plan.interval_count) == ("Pro quarterly", 3)
+
+
+def test_editing_a_plan_keeps_a_price_description(app) -> None:  # type: ignore[no-untyped-def]
+    at = page(app("editor"), "Plan builder")
+    open_file(at, "pb_source", "file: saas.yaml")
+    old = '{id: base, name: Pro base fee, model: flat, amount: "49.00"}'
+    assert old in yaml(at)
+    at.session_state["editor_text"] = yaml(at).replace(
+        old, old.replace("model:", "description: Platform access, model:")
+    )
+    at.run()
+    at.selectbox(key="pb_choice").select("pro").run()
+    click(at, "pb_load")
+    fill(at, pb_p0_amount="59.00")
+    click(at, "pb_write")
+    assert "Plan pro written to the draft's YAML." in texts(at, "success")
+    assert '{id: base, name: Pro base fee, description: Platform access, model: flat, amount: "59.00"}' in yaml(at)
