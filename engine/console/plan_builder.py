@@ -27,6 +27,8 @@ INTERVALS = ("month", "year", "week", "day", "once")
 PERIODS = ("month", "day", "week", "year", "billing_period")
 OVERAGES = ("block", "allow", "notify")
 FEATURE_TYPES = ("boolean", "quantity", "metered")
+# The plan's keys the form holds (FORMATS §1); write_plan leaves any other key as it is.
+FORM_KEYS = ("name", "description", "interval", "trial_days", "minimum_amount", "upgrade_to", "prices", "entitlements")
 
 
 @dataclass
@@ -57,6 +59,8 @@ class PriceSpec:
     max_per_transaction: str = ""
     divide_by: str = ""
     round: str = "up"
+    prorate: str = ""  # empty: the default (an in-advance price prorates); "true" | "false"
+    description: str = ""  # no input yet: kept from the YAML when a plan is loaded and written
 
 
 @dataclass
@@ -177,12 +181,31 @@ def price_problems(p: PriceSpec, ctx: CatalogContext, where: str) -> list[FieldP
     else:
         out.extend(_metric_problems(p, ctx, where))
     out.extend(_model_problems(p, ctx.currency, where))
+    out.extend(_prorate_problems(p, where))
     if not blank(p.divide_by):
         if p.model in ("flat", *PERCENTAGES):
             out.append(FieldProblem(f"{where}.divide_by", f"a {p.model} price takes no transform"))
         else:
             whole(p.divide_by, f"{where}.divide_by", out, minimum=1)
     return out
+
+
+def in_advance(p: PriceSpec) -> bool:
+    """Billed at the period's start: as set, else by default when it has no metric."""
+    return p.timing == "in_advance" or (blank(p.timing) and blank(p.metric))
+
+
+def _prorate_problems(p: PriceSpec, where: str) -> list[FieldProblem]:
+    """Proration (FORMATS §1) is an in-advance price's: a part period charged by its days."""
+    if blank(p.prorate):
+        return []
+    if p.prorate not in ("true", "false"):
+        return [FieldProblem(f"{where}.prorate", "prorate or charge the whole period")]
+    if p.model in PERCENTAGES or not in_advance(p):
+        return [
+            FieldProblem(f"{where}.prorate", "only a price billed in advance prorates; this one is billed for usage")
+        ]
+    return []
 
 
 def _money_check(value: str, fld: str, out: list[FieldProblem], currency: str) -> None:
@@ -298,6 +321,10 @@ def _money(value: str) -> DoubleQuotedScalarString:
     return DoubleQuotedScalarString(money_text(Decimal(str(value).strip())))
 
 
+def _flag(value: str) -> bool:
+    return value.strip() == "true"
+
+
 def _number(value: str) -> int | float:
     return ye.percentage(Decimal(str(value).strip()))
 
@@ -352,9 +379,11 @@ def price_yaml(p: PriceSpec) -> CommentedMap:
     model, tiers = _written_model(p)
     fields: list[tuple[str, str, Callable[[str], Any]]] = [
         ("name", p.name, str.strip),
+        ("description", p.description, str.strip),
         ("model", model, str),
         ("metric", p.metric, str),
         ("timing", p.timing, str),
+        ("prorate", p.prorate, _flag),
         *((key, getattr(p, key), write) for key, write in _WRITTEN.get(model, _FEES)),
     ]
     row: dict[str, Any] = {"id": p.id, **{key: write(value) for key, value, write in fields if not blank(value)}}
@@ -419,7 +448,9 @@ def write_plan(text: str, spec: PlanSpec, *, original_id: str | None = None) -> 
         plans[spec.id] = CommentedMap(fields)
         return ye.dump(data)
     plan = plans[original_id]
-    for key in [k for k in plan if k not in fields]:
+    # Only what the form holds is replaced: the plan's other settings (interval_count,
+    # credits, budget, progressive_billing) stay as the YAML has them.
+    for key in [k for k in plan if k in FORM_KEYS and k not in fields]:
         del plan[key]
     for key, value in fields.items():
         plan[key] = value
@@ -456,6 +487,7 @@ def _price_spec(raw: dict[str, Any]) -> PriceSpec:
         "free_amount",
         "min_per_transaction",
         "max_per_transaction",
+        "description",
     )
     transform = raw.get("transform") or {}
     return PriceSpec(
@@ -470,6 +502,7 @@ def _price_spec(raw: dict[str, Any]) -> PriceSpec:
             if isinstance(t, dict)
         ],
         divide_by=_s(transform.get("divide_by")),
+        prorate="" if raw.get("prorate") is None else "true" if raw.get("prorate") else "false",
         round=_s(transform.get("round") or "up"),
         **{k: _s(raw.get(k)) for k in keys},
     )

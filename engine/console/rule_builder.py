@@ -312,7 +312,7 @@ def write_notification_rule(text: str, spec: NotificationRuleSpec, refs: Referen
 # Coupons (a catalog draft) ----------------------------------------------------------------------
 
 
-def coupon_problems(spec: CouponSpec, data: Any, today: date | None = None) -> list[FieldProblem]:
+def coupon_problems(spec: CouponSpec, data: Any, today: date | None = None, used: int = 0) -> list[FieldProblem]:
     out: list[FieldProblem] = []
     catalog = data if isinstance(data, dict) else {}
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", spec.code or ""):
@@ -330,9 +330,21 @@ def coupon_problems(spec: CouponSpec, data: Any, today: date | None = None) -> l
     out += [
         FieldProblem("applies_to", f"there is no plan {p!r} in this catalog") for p in spec.applies_to if p not in plans
     ]
-    if not blank(spec.max_redemptions):
-        whole(spec.max_redemptions, "max_redemptions", out, minimum=1)
-    _, end = date_range(None, spec.expires, out, end_field="expires")  # None when left blank
+    out += _limit_problems(spec.max_redemptions, spec.expires, used, today)
+    return out
+
+
+def _limit_problems(max_redemptions: str, expires: str, used: int, today: date | None) -> list[FieldProblem]:
+    """A limit (empty: none) of at least 1 and not below the redemptions so far; an expiry
+    (empty: never) not passed already."""
+    out: list[FieldProblem] = []
+    if not blank(max_redemptions):
+        limit = whole(max_redemptions, "max_redemptions", out, minimum=1)
+        if limit is not None and limit < used:
+            out.append(
+                FieldProblem("max_redemptions", f"{used:,} redemptions so far: the limit cannot be below {used:,}")
+            )
+    _, end = date_range(None, expires, out, end_field="expires")  # None when left blank
     if end is not None and today is not None and end < today:
         out.append(FieldProblem("expires", f"{end.isoformat()} has passed already"))
     return out
@@ -351,9 +363,9 @@ def _duration_problems(spec: CouponSpec) -> list[FieldProblem]:
     return out
 
 
-def write_coupon(text: str, spec: CouponSpec, today: date | None = None) -> str:
+def write_coupon(text: str, spec: CouponSpec, today: date | None = None, used: int = 0) -> str:
     data = ye.load(text)
-    problems = coupon_problems(spec, data, today)
+    problems = coupon_problems(spec, data, today, used)
     if problems:
         raise FormInvalid(problems)
     c: dict[str, Any] = {}
@@ -377,4 +389,27 @@ def write_coupon(text: str, spec: CouponSpec, today: date | None = None) -> str:
     if coupons is None:
         coupons = data["coupons"] = CommentedMap()
     coupons[spec.code.strip()] = ye.flow(c)
+    return ye.dump(data)
+
+
+def update_coupon_limits(
+    text: str, code: str, max_redemptions: str, expires: str, used: int, today: date | None = None
+) -> str:
+    """Change a coupon's redemption limit and expiry (empty: none, never), its other fields and
+    the comments kept. `used`, the redemptions so far, is the lowest limit allowed."""
+    data = ye.load(text)
+    coupon = (data.get("coupons") or {}).get(code) if isinstance(data, dict) else None
+    if not isinstance(coupon, dict):
+        raise FormInvalid([FieldProblem("code", f"there is no coupon {code!r} in this catalog")])
+    problems = _limit_problems(max_redemptions, expires, used, today)
+    if problems:
+        raise FormInvalid(problems)
+    for key, value in (
+        ("max_redemptions", None if blank(max_redemptions) else int(Decimal(max_redemptions))),
+        ("expires", None if blank(expires) else date.fromisoformat(str(expires).strip())),
+    ):
+        if value is None:
+            coupon.pop(key, None)
+        else:
+            coupon[key] = value
     return ye.dump(data)

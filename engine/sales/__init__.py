@@ -56,7 +56,6 @@ from engine.sales.pausing import pause_subscription, resume_subscription
 from engine.sales.progressive import bill_progressive, handle_usage_recorded
 from engine.sales.queries import (
     active_subscription,
-    coupon_redemptions,
     current_usage,
     customer_plan,
     get_credit_note,
@@ -68,6 +67,7 @@ from engine.sales.queries import (
     usage_in_period,
 )
 from engine.sales.quotes import SubscriptionQuote, quote_subscription
+from engine.sales.redemptions import coupon_redemption_count, coupon_redemptions
 from engine.sales.render import render_invoice_html
 from engine.sales.spend import spendable, spendable_many
 from engine.sales.subscriptions import (
@@ -116,6 +116,7 @@ __all__ = [
     "catalog_for_version",
     "change_subscription",
     "check_budget",
+    "coupon_redemption_count",
     "coupon_redemptions",
     "create_customer",
     "create_subscription",

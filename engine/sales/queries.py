@@ -211,14 +211,3 @@ def subscription_invoices(session: Session, subscription_id: str) -> list[dict[s
         d["lines"] = with_credit_lines(session, inv, invoice_lines(session, inv.id, inv.currency))
         out.append(d)
     return out
-
-
-def coupon_redemptions(session: Session) -> dict[str, int]:
-    """How many subscriptions redeemed each coupon code so far: what a coupon's
-    max_redemptions is counted against when a subscription asks for it."""
-    stmt = (
-        select(Subscription.coupon_code, func.count())
-        .where(Subscription.coupon_code.is_not(None))
-        .group_by(Subscription.coupon_code)
-    )
-    return {str(code): int(n) for code, n in session.execute(stmt)}

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog.model import Catalog, Plan
@@ -40,6 +40,7 @@ from engine.sales.pieces import (
     unused_credit,
     with_deduction,
 )
+from engine.sales.redemptions import coupon_redemption_count
 from engine.sales.step_events import subscription_event
 from engine.sales.terms import SubscriptionPeriod
 from engine.sales.usage_source import UsageSource
@@ -179,7 +180,7 @@ def _plan_to_subscribe(
 def _check_coupon(session: Session, catalog: Catalog, coupon: str, plan: str, today: date) -> None:
     if coupon not in catalog.coupons:
         raise NotFound("coupon", f"unknown coupon {coupon!r}")
-    used = session.scalar(select(func.count()).select_from(Subscription).where(Subscription.coupon_code == coupon))
+    used = coupon_redemption_count(session, catalog.name, coupon)
     try:
         check_redeemable(catalog.coupons[coupon], plan, today, int(used or 0))
     except CouponError as exc:  # expired, another plan's, used up: the stored coupon says no

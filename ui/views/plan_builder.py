@@ -42,22 +42,39 @@ from views.common import clock, need
 from views.editor import TEXT, open_sources
 
 NEW = "(a new plan)"
+# A part period (a start, a change or a cancellation mid-period) of an in-advance price.
+PRORATE = {"": "default (by days, in advance)", "true": "charged by days", "false": "charged in full"}
 # Which inputs each price model takes (FORMATS §1), besides id, name and model.
 MODEL_INPUTS: dict[str, tuple[str, ...]] = {
-    "flat": ("amount",),
-    "per_unit": ("metric", "timing", "unit_amount", "included", "divide_by"),
-    "graduated": ("metric", "timing", "divide_by"),
-    "volume": ("metric", "timing", "divide_by"),
-    "package": ("metric", "timing", "package_size", "amount", "free_units", "divide_by"),
+    "flat": ("timing", "prorate", "amount"),
+    "per_unit": ("metric", "timing", "prorate", "unit_amount", "included", "divide_by"),
+    "graduated": ("metric", "timing", "prorate", "divide_by"),
+    "volume": ("metric", "timing", "prorate", "divide_by"),
+    "package": ("metric", "timing", "prorate", "package_size", "amount", "free_units", "divide_by"),
     "graduated_percentage": ("metric",),
-    "percentage": ("metric", "rate", "fixed_amount", "free_units", "free_amount", "min_per_transaction",
-                   "max_per_transaction"),
+    "percentage": (
+        "metric",
+        "rate",
+        "fixed_amount",
+        "free_units",
+        "free_amount",
+        "min_per_transaction",
+        "max_per_transaction",
+    ),
 }
-LABELS = {"unit_amount": "Unit price", "amount": "Amount", "included": "Included units (free)",
-          "package_size": "Package size", "free_units": "Free units", "rate": "Rate %",
-          "fixed_amount": "Fixed fee per transaction", "free_amount": "Free volume",
-          "min_per_transaction": "Minimum per transaction", "max_per_transaction": "Maximum per transaction",
-          "divide_by": "Count in blocks of (transform)"}
+LABELS = {
+    "unit_amount": "Unit price",
+    "amount": "Amount",
+    "included": "Included units (free)",
+    "package_size": "Package size",
+    "free_units": "Free units",
+    "rate": "Rate %",
+    "fixed_amount": "Fixed fee per transaction",
+    "free_amount": "Free volume",
+    "min_per_transaction": "Minimum per transaction",
+    "max_per_transaction": "Maximum per transaction",
+    "divide_by": "Count in blocks of (transform)",
+}
 
 
 def _marks(problems: list[FieldProblem], field: str) -> None:
@@ -81,8 +98,9 @@ def _load(text: str, choice: str) -> None:
 def _write() -> None:
     spec = spec_from_fields(st.session_state)
     try:
-        st.session_state[TEXT] = write_plan(st.session_state.get(TEXT, ""), spec,
-                                            original_id=st.session_state.get(f"{P}original"))
+        st.session_state[TEXT] = write_plan(
+            st.session_state.get(TEXT, ""), spec, original_id=st.session_state.get(f"{P}original")
+        )
     except FormInvalid as exc:
         st.session_state["pb_message"] = ("error", f"Not written: {len(exc.problems)} problem(s), marked above.")
         return
@@ -134,8 +152,7 @@ def _builder(db: Database, user: dict[str, Any], text: str, ctx: CatalogContext)
     if st.button("Save draft", key="pb_save"):
         name = str(ye.load(st.session_state[TEXT]).get("catalog") or "")
         with db.session() as s:
-            save_draft(s, user, "catalog", name, st.session_state[TEXT], ops=console_operations(),
-                       clock=clock())
+            save_draft(s, user, "catalog", name, st.session_state[TEXT], ops=console_operations(), clock=clock())
         st.success(f"Saved draft {name}.")
 
 
@@ -205,8 +222,19 @@ def _price(i: int, ctx: CatalogContext, problems: list[FieldProblem]) -> None:
                 metrics = ["", *sorted(ctx.metrics)]
                 st.selectbox(f"Price {i + 1} metric (empty: the seats)", metrics, key=price_key(i, "metric"))
             elif name == "timing":
-                st.selectbox(f"Price {i + 1} billed", ["", "in_advance", "in_arrears"], key=price_key(i, "timing"),
-                             format_func=lambda t: t or "default")
+                st.selectbox(
+                    f"Price {i + 1} billed",
+                    ["", "in_advance", "in_arrears"],
+                    key=price_key(i, "timing"),
+                    format_func=lambda t: t or "default",
+                )
+            elif name == "prorate":
+                st.selectbox(
+                    f"Price {i + 1} part periods",
+                    ["", "true", "false"],
+                    key=price_key(i, "prorate"),
+                    format_func=PRORATE.__getitem__,
+                )
             else:
                 st.text_input(f"Price {i + 1} {LABELS.get(name, name).lower()}", key=price_key(i, name))
             _marks(problems, f"{where}.{name}")
@@ -232,10 +260,15 @@ def _drop_tier(i: int) -> None:
 def _tiers(i: int, model: str, problems: list[FieldProblem]) -> None:
     """A table of tiers, one row of inputs each; a row's problems right under it."""
     where = f"prices[{i + 1}].tiers"
-    columns = ("up_to", "rate", "flat_amount") if model == "graduated_percentage" else (
-        "up_to", "unit_amount", "flat_amount")
-    names = {"up_to": "up to (empty: and above)", "unit_amount": "unit price", "flat_amount": "flat fee",
-             "rate": "rate %"}
+    columns = (
+        ("up_to", "rate", "flat_amount") if model == "graduated_percentage" else ("up_to", "unit_amount", "flat_amount")
+    )
+    names = {
+        "up_to": "up to (empty: and above)",
+        "unit_amount": "unit price",
+        "flat_amount": "flat fee",
+        "rate": "rate %",
+    }
     if int(st.session_state.get(price_key(i, "n_tiers"), 0)) == 0:
         st.session_state[price_key(i, "n_tiers")] = 1
     for j in range(int(st.session_state[price_key(i, "n_tiers")])):
@@ -254,8 +287,14 @@ def _tiers(i: int, model: str, problems: list[FieldProblem]) -> None:
 
 def _add_entitlement() -> None:
     n = int(st.session_state.get(f"{P}n_ents", 0))
-    st.session_state.update({ent_key(n, "value"): "true", ent_key(n, "period"): "month",
-                             ent_key(n, "overage"): "block", f"{P}n_ents": n + 1})
+    st.session_state.update(
+        {
+            ent_key(n, "value"): "true",
+            ent_key(n, "period"): "month",
+            ent_key(n, "overage"): "block",
+            f"{P}n_ents": n + 1,
+        }
+    )
 
 
 def _entitlement_inputs(ctx: CatalogContext, problems: list[FieldProblem]) -> None:

@@ -22,6 +22,7 @@ from engine.console.rule_builder import (
     CouponSpec,
     NotificationRuleSpec,
     PromotionSpec,
+    update_coupon_limits,
     write_access_rule,
     write_coupon,
     write_notification_rule,
@@ -34,6 +35,7 @@ from views.common import SEGMENTS, clock, need, today
 from views.editor import TEXT, open_sources
 
 FORMS = ("Pricing rule", "Coupon", "Access rule", "Notification rule")
+NEW_COUPON = "New coupon"
 PROBLEMS = "pr_problems"
 
 
@@ -87,9 +89,12 @@ def render(db: Database, user: dict[str, Any]) -> None:
     else:
         with db.read_session() as s:
             refs = console_operations().references(s)
-            used = sales.coupon_redemptions(s)
-        {"Pricing rule": _pricing, "Coupon": _coupon, "Access rule": _access,
-         "Notification rule": _notification}[form](refs)
+            # Redemptions of this catalog's codes only: another catalog's code is another coupon.
+            used = sales.coupon_redemptions(s, str(ye.load(_v(TEXT)).get("catalog") or ""))
+        if form == "Coupon":
+            _coupon(used)
+        else:
+            {"Pricing rule": _pricing, "Access rule": _access, "Notification rule": _notification}[form](refs)
         msg = st.session_state.pop("pr_message", None)
         if msg:
             getattr(st, msg[0])(msg[1])
@@ -111,8 +116,7 @@ def _pricing(refs: Any) -> None:
     with a:
         _marks("id")
     b.text_input("Description", key="pr_description")
-    a.multiselect("Segments", SEGMENTS, key="pr_segments",
-                  accept_new_options=True)
+    a.multiselect("Segments", SEGMENTS, key="pr_segments", accept_new_options=True)
     b.text_input("Customer tags (comma separated, all must be present)", key="pr_tags")
     a.multiselect("Plans (none: every plan)", sorted(refs.plans or []), key="pr_plans")
     with a:
@@ -142,21 +146,40 @@ def _pricing(refs: Any) -> None:
     f.text_input("Valid until (YYYY-MM-DD, empty: no end)", key="pr_valid_until")
     with f:
         _marks("valid_until")
-    st.button("Write pricing rule", key="pr_write_pricing", type="primary", on_click=_apply,
-              args=(lambda t: write_promotion(t, _promotion_spec(), refs), "Pricing rule"))
+    st.button(
+        "Write pricing rule",
+        key="pr_write_pricing",
+        type="primary",
+        on_click=_apply,
+        args=(lambda t: write_promotion(t, _promotion_spec(), refs), "Pricing rule"),
+    )
 
 
 def _promotion_spec() -> PromotionSpec:
     return PromotionSpec(
-        id=str(_v("pr_id")).strip(), description=_v("pr_description"), segments=list(_v("pr_segments", [])),
-        tags=_split(_v("pr_tags")), plans=list(_v("pr_plans", [])), countries=_split(_v("pr_countries")),
-        attributes=_attributes(_v("pr_attributes")), kind=_v("pr_kind", "percent"), value=str(_v("pr_value")),
-        prices=list(_v("pr_prices", [])), periods=str(_v("pr_periods")), valid_from=str(_v("pr_valid_from")),
-        valid_until=str(_v("pr_valid_until")), reason=_v("pr_description"),
+        id=str(_v("pr_id")).strip(),
+        description=_v("pr_description"),
+        segments=list(_v("pr_segments", [])),
+        tags=_split(_v("pr_tags")),
+        plans=list(_v("pr_plans", [])),
+        countries=_split(_v("pr_countries")),
+        attributes=_attributes(_v("pr_attributes")),
+        kind=_v("pr_kind", "percent"),
+        value=str(_v("pr_value")),
+        prices=list(_v("pr_prices", [])),
+        periods=str(_v("pr_periods")),
+        valid_from=str(_v("pr_valid_from")),
+        valid_until=str(_v("pr_valid_until")),
+        reason=_v("pr_description"),
     )
 
 
-def _coupon(refs: Any) -> None:
+def _coupon(used: dict[str, int]) -> None:
+    codes = [str(c) for c in ye.load(_v(TEXT)).get("coupons") or {}]
+    pick = st.selectbox("Write a new coupon or change one", [NEW_COUPON, *codes], key="cp_pick", on_change=_fill_limits)
+    if pick in codes:
+        _coupon_limits(pick, used.get(pick, 0))
+        return
     plans = sorted(ye.load(_v(TEXT)).get("plans") or {})
     a, b = st.columns(2)
     a.text_input("Code", key="cp_code", help="e.g. SPRING25")
@@ -177,18 +200,65 @@ def _coupon(refs: Any) -> None:
     b.text_input("Redemption limit (empty: none)", key="cp_max_redemptions")
     with b:
         _marks("max_redemptions")
-    st.button("Write coupon", key="cp_write", type="primary", on_click=_apply,
-              args=(lambda t: write_coupon(t, _coupon_spec(), today()), "Coupon"))
+    st.button(
+        "Write coupon",
+        key="cp_write",
+        type="primary",
+        on_click=_apply,
+        args=(lambda t: write_coupon(t, _coupon_spec(), today(), used.get(_coupon_spec().code, 0)), "Coupon"),
+    )
+
+
+def _fill_limits() -> None:
+    """Picking a coupon fills its limit and expiry in, to be changed."""
+    coupon = (ye.load(_v(TEXT)).get("coupons") or {}).get(_v("cp_pick")) or {}
+    st.session_state["cp_edit_max_redemptions"] = str(coupon.get("max_redemptions") or "")
+    st.session_state["cp_edit_expires"] = str(coupon.get("expires") or "")
+
+
+def _used_words(used: int, limit: Any) -> str:
+    return f"{used:,} of {int(limit):,} used" if limit else f"{used:,} used (no limit)"
+
+
+def _coupon_limits(code: str, used: int) -> None:
+    """An existing coupon: its usage so far, and its limit and expiry to change."""
+    coupon = (ye.load(_v(TEXT)).get("coupons") or {}).get(code) or {}
+    st.markdown(f"**{code}**: {_used_words(used, coupon.get('max_redemptions'))} so far")
+    a, b = st.columns(2)
+    a.text_input("Expires (YYYY-MM-DD, empty: never)", key="cp_edit_expires")
+    with a:
+        _marks("expires")
+    b.text_input("Redemption limit (empty: none)", key="cp_edit_max_redemptions")
+    with b:
+        _marks("max_redemptions")
+    st.button(
+        "Update coupon",
+        key="cp_update",
+        type="primary",
+        on_click=_apply,
+        args=(
+            lambda t: update_coupon_limits(
+                t, code, str(_v("cp_edit_max_redemptions")), str(_v("cp_edit_expires")), used, today()
+            ),
+            f"Coupon {code}",
+        ),
+    )
 
 
 # The specs are read when a button is clicked (not when drawn): a value typed just before counts.
 
 
 def _coupon_spec() -> CouponSpec:
-    return CouponSpec(code=str(_v("cp_code")).strip(), kind=_v("cp_kind", "percent"), value=str(_v("cp_value")),
-                      duration=_v("cp_duration", "once"), periods=str(_v("cp_periods")),
-                      applies_to=list(_v("cp_applies_to", [])), max_redemptions=str(_v("cp_max_redemptions")),
-                      expires=str(_v("cp_expires")))
+    return CouponSpec(
+        code=str(_v("cp_code")).strip(),
+        kind=_v("cp_kind", "percent"),
+        value=str(_v("cp_value")),
+        duration=_v("cp_duration", "once"),
+        periods=str(_v("cp_periods")),
+        applies_to=list(_v("cp_applies_to", [])),
+        max_redemptions=str(_v("cp_max_redemptions")),
+        expires=str(_v("cp_expires")),
+    )
 
 
 def _coupon_table(used: dict[str, int]) -> None:
@@ -197,9 +267,17 @@ def _coupon_table(used: dict[str, int]) -> None:
     for code, c in (ye.load(_v(TEXT)).get("coupons") or {}).items():
         off = f"{c.get('percent_off')} %" if c.get("percent_off") is not None else f"{c.get('amount_off')} off"
         limit = c.get("max_redemptions")
-        rows.append({"code": code, "discount": off, "lasts": c.get("duration"), "expires": str(c.get("expires") or "never"),
-                     "limit": f"{int(limit):,}" if limit else "none", "used so far": f"{used.get(str(code), 0):,}",
-                     "left": "unlimited" if not limit else f"{max(int(limit) - used.get(str(code), 0), 0):,}"})
+        rows.append(
+            {
+                "code": code,
+                "discount": off,
+                "lasts": c.get("duration"),
+                "expires": str(c.get("expires") or "never"),
+                "limit": f"{int(limit):,}" if limit else "none",
+                "used so far": _used_words(used.get(str(code), 0), limit),
+                "left": "unlimited" if not limit else f"{max(int(limit) - used.get(str(code), 0), 0):,}",
+            }
+        )
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
@@ -218,15 +296,25 @@ def _access(refs: Any) -> None:
         st.multiselect("Features that stay open (e.g. the data export)", features, key="ac_except")
         _marks("except_features")
     st.text_input("Reason (shown in the answer)", key="ac_reason")
-    st.button("Write access rule", key="ac_write", type="primary", on_click=_apply,
-              args=(lambda t: write_access_rule(t, _access_spec(), refs), "Access rule"))
+    st.button(
+        "Write access rule",
+        key="ac_write",
+        type="primary",
+        on_click=_apply,
+        args=(lambda t: write_access_rule(t, _access_spec(), refs), "Access rule"),
+    )
 
 
 def _access_spec() -> AccessRuleSpec:
     allow = str(_v("ac_case", "Allow")).startswith("Allow")
-    return AccessRuleSpec(id=str(_v("ac_id")).strip(), case="allow_tag" if allow else "deny_suspended",
-                          feature=_v("ac_feature") or "", tag=str(_v("ac_tag")), except_features=list(_v("ac_except", [])),
-                          reason=str(_v("ac_reason")))
+    return AccessRuleSpec(
+        id=str(_v("ac_id")).strip(),
+        case="allow_tag" if allow else "deny_suspended",
+        feature=_v("ac_feature") or "",
+        tag=str(_v("ac_tag")),
+        except_features=list(_v("ac_except", [])),
+        reason=str(_v("ac_reason")),
+    )
 
 
 def _notification(refs: Any) -> None:
@@ -237,10 +325,19 @@ def _notification(refs: Any) -> None:
     _marks("template")
     st.multiselect("On channels", CHANNELS, default=["email"], key="nt_channels")
     _marks("channels")
-    st.button("Write notification rule", key="nt_write", type="primary", on_click=_apply,
-              args=(lambda t: write_notification_rule(t, _notification_spec(), refs), "Notification rule"))
+    st.button(
+        "Write notification rule",
+        key="nt_write",
+        type="primary",
+        on_click=_apply,
+        args=(lambda t: write_notification_rule(t, _notification_spec(), refs), "Notification rule"),
+    )
 
 
 def _notification_spec() -> NotificationRuleSpec:
-    return NotificationRuleSpec(id=str(_v("nt_id")).strip(), event=_v("nt_event", ""),
-                                template=_v("nt_template") or "", channels=list(_v("nt_channels", [])))
+    return NotificationRuleSpec(
+        id=str(_v("nt_id")).strip(),
+        event=_v("nt_event", ""),
+        template=_v("nt_template") or "",
+        channels=list(_v("nt_channels", [])),
+    )
