@@ -114,22 +114,27 @@ class BatchReads(Reads):
     def __init__(self, session: Session, invoices: Sequence[Any], *, references: Iterable[str],
                  bank: Iterable[str], sources: Iterable[str]) -> None:
         ids = sorted({i.invoice_id for i in invoices})
-        customers = sorted({i.customer_id for i in invoices})
-        pairs = sorted({(i.customer_id, i.currency) for i in invoices})
-        self._receivables: dict[str, Receivable | None] = dict.fromkeys(ids)
-        self._receivables.update(
-            {r.invoice_id: r for r in session.scalars(select(Receivable).where(Receivable.invoice_id.in_(ids)))}
-        )
         self._fresh: set[str] = set()  # inserted by this transaction: locked by nature
-        refs = sorted(set(references))
-        self._references_asked = set(refs)
-        self._references = set(session.scalars(
-            select(Receivable.payment_reference).where(Receivable.payment_reference.in_(refs))
-        )) if refs else set()
+        self._read_receivables(session, ids, sorted(set(references)))
         self._bank_asked = set(bank)
         self._bank = Reads.bank_references(self, session, sorted(self._bank_asked)) if self._bank_asked else set()
         self._sources = set(sources)
         self._scheduled = _scheduled(session, self._sources)
+        self._read_payments(session, invoices, ids)
+        self._read_balances(session, sorted({(i.customer_id, i.currency) for i in invoices}))
+        self._read_methods(session, sorted({i.customer_id for i in invoices}))
+
+    def _read_receivables(self, session: Session, ids: list[str], refs: list[str]) -> None:
+        self._receivables: dict[str, Receivable | None] = dict.fromkeys(ids)
+        self._receivables.update(
+            {r.invoice_id: r for r in session.scalars(select(Receivable).where(Receivable.invoice_id.in_(ids)))}
+        )
+        self._references_asked = set(refs)
+        self._references = set(session.scalars(
+            select(Receivable.payment_reference).where(Receivable.payment_reference.in_(refs))
+        )) if refs else set()
+
+    def _read_payments(self, session: Session, invoices: Sequence[Any], ids: list[str]) -> None:
         self._keys: dict[str, set[str]] = {}  # invoice id -> the attempt keys read
         for i in invoices:
             self._keys.setdefault(i.invoice_id, set()).add(attempt_key(i.invoice_id, i.attempt))
@@ -140,6 +145,8 @@ class BatchReads(Reads):
         for p in session.scalars(select(Payment).where(Payment.invoice_id.in_(ids), Payment.status == "pending")
                                  .order_by(Payment.created_at, Payment.id)):
             self._pending[str(p.invoice_id)].append(p)
+
+    def _read_balances(self, session: Session, pairs: list[tuple[str, str]]) -> None:
         # Locked as the single read locks them (FOR UPDATE on PostgreSQL), in key order.
         balances: Iterable[CreditBalance] = session.scalars(
             select(CreditBalance)
@@ -152,6 +159,8 @@ class BatchReads(Reads):
             self._balances.setdefault(customer_id, {})[currency] = None
         for b in balances:
             self._balances[b.customer_id][b.currency] = b
+
+    def _read_methods(self, session: Session, customers: list[str]) -> None:
         self._methods: dict[str, PaymentMethod | None] = dict.fromkeys(customers)
         for m in session.scalars(
             select(PaymentMethod)
