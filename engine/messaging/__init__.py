@@ -29,6 +29,7 @@ from engine.messaging.delivery import DeliveryReport, deliver_pending, deliverie
 from engine.messaging.digests import flush_digests
 from engine.messaging.due import DueWatch
 from engine.messaging.endpoints import (
+    EndpointUrlRefused,
     WebhookEndpoint,
     add_webhook_endpoint,
     disable_webhook_endpoint,
@@ -70,6 +71,7 @@ __all__ = [
     "DeliveryReport",
     "DueWatch",
     "EmailChannel",
+    "EndpointUrlRefused",
     "FileSmsProvider",
     "InAppChannel",
     "InAppMessage",
