@@ -29,6 +29,7 @@ from engine.messaging.delivery import DeliveryReport, deliver_pending, deliverie
 from engine.messaging.digests import flush_digests
 from engine.messaging.due import DueWatch
 from engine.messaging.endpoints import (
+    MAX_WEBHOOK_URL,
     EndpointUrlRefused,
     WebhookEndpoint,
     add_webhook_endpoint,
@@ -60,6 +61,7 @@ from engine.messaging.templates import (
 
 __all__ = [
     "CHANNELS",
+    "MAX_WEBHOOK_URL",
     "QUIET_HOURS_CHANNELS",
     "TEMPLATE_CATEGORIES",
     "TEMPLATE_NAMES",

@@ -15,7 +15,7 @@ from engine.store import new_event_id
 
 # -- webhook endpoints ---------------------------------------------------------------------
 
-MAX_URL = 2000  # the `url` column's length
+MAX_WEBHOOK_URL = 2000  # the `url` column's length
 
 
 class EndpointUrlRefused(ValueError):
@@ -64,8 +64,8 @@ def add_webhook_endpoint(
 
 def check_endpoint_url(url: str, *, allow_private: bool) -> None:
     """The webhook channel's own URL check (engine/public_urls.py), made at registration."""
-    if len(url) > MAX_URL:
-        raise EndpointUrlRefused(f"url: {len(url)} characters; at most {MAX_URL}")
+    if len(url) > MAX_WEBHOOK_URL:
+        raise EndpointUrlRefused(f"url: {len(url)} characters; at most {MAX_WEBHOOK_URL}")
     try:
         check_webhook_url(url, allow_private=allow_private)
     except (PermanentError, TransientError) as exc:

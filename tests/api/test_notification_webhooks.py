@@ -19,6 +19,7 @@ from engine import messaging, sales
 from engine.api import create_key
 from engine.config import Settings
 from engine.messaging import Notification, verify_signature
+from engine.messaging.models import FINAL_STATUSES
 from engine.system import build_system
 from tests.api.conftest import Running, start_server
 from tests.webhooks.receiver import Receiver
@@ -88,7 +89,7 @@ def _invoice_issued_on_webhooks(admin: httpx.Client) -> None:
 
 
 def _webhook_notifications(running: Running, customer_id: str, count: int) -> list[Notification]:
-    """The customer's webhook notifications once `count` of them are settled (sent or not)."""
+    """The customer's webhook notifications once `count` of them are settled (sent, skipped...)."""
     deadline = time.monotonic() + 20
     while True:
         with running.system.db.session() as s:
@@ -100,7 +101,7 @@ def _webhook_notifications(running: Running, customer_id: str, count: int) -> li
                 )
             )
             s.expunge_all()
-        if len([n for n in rows if n.status != "pending"]) >= count:
+        if len([n for n in rows if n.status in FINAL_STATUSES]) >= count:
             return rows
         assert time.monotonic() < deadline, [(n.status, n.error) for n in rows]
         time.sleep(0.05)

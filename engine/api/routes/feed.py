@@ -68,11 +68,13 @@ def notification_webhooks(customer_id: str, ctx: ApiContext = Depends(context)) 
 # depends on the deployment and on what its host resolves to, checked by messaging.
 NotificationUrl = Annotated[
     str,
+    Field(min_length=1, max_length=messaging.MAX_WEBHOOK_URL),
     WithJsonSchema(
         {
             "type": "string",
             "format": "webhook-url",
             "minLength": 1,
+            "maxLength": messaging.MAX_WEBHOOK_URL,
             "description": "the http(s) URL the customer's webhook notifications are posted to (at most 2,000 "
             "characters; not a private or loopback address unless the deployment allows it)",
         }
