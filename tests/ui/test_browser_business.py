@@ -85,8 +85,8 @@ def test_overview_and_a_customer_card_explain_the_business(demo: Demo) -> None:
         page.get_by_label("Search by id, name or email").press("Enter")
         expect(page.get_by_text("Ada Lovelace", exact=True)).to_be_visible()
         _choose(page, "Invoice", "INV-2026-000001")
+        expect(page.get_by_text(line)).to_be_visible()  # what the API says of the line
         expect(page.get_by_text("Seats: 3 × 10.00 USD = 30.00 USD.")).to_be_visible()
-        expect(page.get_by_text(line)).to_be_visible()
         expect(page.get_by_text("promotion rule edu-50 of ruleset promotions, version 1").first).to_be_visible()
         why = page.get_by_test_id("stTable")
         expect(why.get_by_text(denial, exact=True).first).to_be_visible()
