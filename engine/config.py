@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     seller_address: str = ""
     seller_tax_id: str = ""
     # Product webhook endpoints (engine.webhooks) must be https and public; these allow plain
-    # http and private or loopback addresses (tests, a product on the same host).
+    # http and private or loopback addresses (tests, a product on the same host). The private
+    # one also lets a customer's notification webhooks (engine.messaging) point there.
     webhooks_allow_http: bool = False
     webhooks_allow_private: bool = False
     # Where customers reach this engine's API from outside (the customer page's links in

@@ -47,6 +47,9 @@ class ApiContext:
     promotions: PromotionSource | None = None
     metrics_text: Callable[[], str] = lambda: ""
     max_body_bytes: int = 1_000_000
+    # BILLING_WEBHOOKS_ALLOW_PRIVATE: a customer's notification webhook may point at a private
+    # or loopback address (tests, local setups); refused otherwise.
+    webhooks_allow_private: bool = False
     # FastAPI's OpenTelemetry spans and metrics (BILLING_OTEL): off unless asked for.
     otel: bool = False
     # Further routers to mount (e.g. the payment provider's webhooks, authenticated by signature).

@@ -183,7 +183,8 @@ def _why(session: Session, item: dict[str, Any], versions: explain.VersionAt, st
     if kind == "access":
         record = rules.decision_by_id(session, item["id"])
         inputs = record.inputs if record is not None else {}
-        sentence = (explain.denial_reason(subject, inputs or {}, item.get("rule"), None if state == "active" else state)
+        dunned = None if state == "active" else state
+        sentence = (explain.denial_reason(subject, inputs or {}, item.get("rule"), dunned, str(item.get("reason") or ""))
                     if item["outcome"] == "deny" else f"Access to {subject} was allowed ({item.get('reason')}).")
     elif kind == "message":
         exact = _exact_version(session, item)

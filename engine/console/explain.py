@@ -119,14 +119,19 @@ def discount_reason(d: Mapping[str, Any], cur: str, at: Any, version_at: Version
     return f"{d.get('reason') or s.name} ({amount} off the invoice)"
 
 
-def denial_reason(feature: str | None, inputs: Mapping[str, Any], rule: str | None, state: str | None) -> str:
-    """Why access to `feature` was denied, from the decision's inputs (limit, usage, plan)."""
+def denial_reason(
+    feature: str | None, inputs: Mapping[str, Any], rule: str | None, state: str | None, decided: str = ""
+) -> str:
+    """Why access to `feature` was denied, from the decision's inputs (limit, usage, plan);
+    `decided` is the decision's own reason (the API's `reason`), said in words when a rule
+    denied (the plan's inputs do not carry it then)."""
     plan = inputs.get("plan") or {}
     reason = str(plan.get("reason") or "")
     what = f"Access to {feature or 'the feature'} was denied"
     if rule:
+        said = f": {ACCESS_REASONS.get(decided, decided)}" if decided else ""
         because = f" ({reason})" if reason else ""
-        return f"{what} by access rule {rule}{because}" + (f"; the dunning state is {state}." if state else ".")
+        return f"{what} by access rule {rule}{because}{said}" + (f"; the dunning state is {state}." if state else ".")
     words = ACCESS_REASONS.get(reason, reason or "no reason was recorded")
     out = f"{what}: {words}"
     if reason == "quota_exceeded" and plan.get("limit") is not None:

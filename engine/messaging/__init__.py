@@ -29,6 +29,8 @@ from engine.messaging.delivery import DeliveryReport, deliver_pending, deliverie
 from engine.messaging.digests import flush_digests
 from engine.messaging.due import DueWatch
 from engine.messaging.endpoints import (
+    MAX_WEBHOOK_URL,
+    EndpointUrlRefused,
     WebhookEndpoint,
     add_webhook_endpoint,
     disable_webhook_endpoint,
@@ -59,6 +61,7 @@ from engine.messaging.templates import (
 
 __all__ = [
     "CHANNELS",
+    "MAX_WEBHOOK_URL",
     "QUIET_HOURS_CHANNELS",
     "TEMPLATE_CATEGORIES",
     "TEMPLATE_NAMES",
@@ -70,6 +73,7 @@ __all__ = [
     "DeliveryReport",
     "DueWatch",
     "EmailChannel",
+    "EndpointUrlRefused",
     "FileSmsProvider",
     "InAppChannel",
     "InAppMessage",

@@ -9,11 +9,17 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from engine.messaging.channels import PermanentError, check_webhook_url
+from engine.messaging.channels import PermanentError, TransientError, check_webhook_url
 from engine.messaging.models import WebhookEndpoint as WebhookEndpointRow
 from engine.store import new_event_id
 
 # -- webhook endpoints ---------------------------------------------------------------------
+
+MAX_WEBHOOK_URL = 2000  # the `url` column's length
+
+
+class EndpointUrlRefused(ValueError):
+    """The URL cannot take a customer's notifications (the `url` field)."""
 
 
 @dataclass(frozen=True)
@@ -30,14 +36,19 @@ class WebhookEndpoint:
 
 
 def add_webhook_endpoint(
-    session: Session, customer_id: str, url: str, *, now: datetime, secret: str | None = None
+    session: Session,
+    customer_id: str,
+    url: str,
+    *,
+    now: datetime,
+    secret: str | None = None,
+    allow_private: bool = True,
 ) -> WebhookEndpoint:
     """Register a URL for a customer's notifications. The secret (generated unless given)
-    signs every delivery; hand it to the customer once."""
-    try:
-        check_webhook_url(url, allow_private=True)
-    except PermanentError as exc:
-        raise ValueError(str(exc)) from exc
+    signs every delivery; hand it to the customer once. `allow_private=False` (the HTTP door,
+    unless the deployment allows private targets) also refuses loopback, private and
+    link-local targets and hosts that do not resolve, as the channel would at delivery."""
+    check_endpoint_url(url, allow_private=allow_private)
     row = WebhookEndpointRow(
         id=new_event_id("whe"),
         customer_id=customer_id,
@@ -51,6 +62,16 @@ def add_webhook_endpoint(
     return WebhookEndpoint(row.id, row.customer_id, row.url, row.secret, row.enabled)
 
 
+def check_endpoint_url(url: str, *, allow_private: bool) -> None:
+    """The webhook channel's own URL check (engine/public_urls.py), made at registration."""
+    if len(url) > MAX_WEBHOOK_URL:
+        raise EndpointUrlRefused(f"url: {len(url)} characters; at most {MAX_WEBHOOK_URL}")
+    try:
+        check_webhook_url(url, allow_private=allow_private)
+    except (PermanentError, TransientError) as exc:
+        raise EndpointUrlRefused(f"url: {exc}") from None
+
+
 def list_webhook_endpoints(session: Session, customer_id: str) -> list[WebhookEndpoint]:
     """The customer's endpoints, oldest first, disabled ones too."""
     rows = session.scalars(
@@ -61,8 +82,10 @@ def list_webhook_endpoints(session: Session, customer_id: str) -> list[WebhookEn
     return [WebhookEndpoint(r.id, r.customer_id, r.url, r.secret, r.enabled) for r in rows]
 
 
-def disable_webhook_endpoint(session: Session, endpoint_id: str) -> bool:
-    result = session.execute(
-        update(WebhookEndpointRow).where(WebhookEndpointRow.id == endpoint_id).values(enabled=False)
-    )
+def disable_webhook_endpoint(session: Session, endpoint_id: str, *, customer_id: str | None = None) -> bool:
+    """Whether the endpoint (of `customer_id`, when given) exists; it is disabled if so."""
+    query = update(WebhookEndpointRow).where(WebhookEndpointRow.id == endpoint_id)
+    if customer_id is not None:
+        query = query.where(WebhookEndpointRow.customer_id == customer_id)
+    result = session.execute(query.values(enabled=False))
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -244,6 +244,7 @@ class System:
             after_commit=self.after_commit,
             metrics_text=self.metrics_text,
             max_body_bytes=self.settings.max_body_bytes,
+            webhooks_allow_private=self.settings.webhooks_allow_private,
             otel=self.settings.otel,
             promotions=self.promotions,
             routers=self.routers(),
@@ -331,7 +332,11 @@ def build_system(
     if auto is not None:
         # Invoice emails carry their PDF, drawn when they are sent.
         attachments = PdfAttachments(db, pdf.Seller.from_settings(settings))
-        system.channels = Channels.from_settings(smtp_url=settings.smtp_url, attachments=attachments)
+        system.channels = Channels.from_settings(
+            smtp_url=settings.smtp_url,
+            attachments=attachments,
+            allow_private_webhooks=settings.webhooks_allow_private,
+        )
         system.deliveries = messaging.DueWatch(db)
         system.scheduler_jobs = scheduler_jobs(
             db, clock, auto, system.channels, service, promotions=promotions, renderer=renderer,

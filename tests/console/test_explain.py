@@ -12,6 +12,16 @@ def test_a_quota_denial_says_the_limit_and_the_usage() -> None:
         "used 1,200 of a limit of 1,000 (plan free).")
 
 
+def test_a_rule_denial_says_the_decisions_own_reason() -> None:
+    # The plan would allow it (no reason in its inputs): the reason is the decision's.
+    inputs = {"plan": {"feature": "sso", "allowed": True, "plan": "pro"}}
+    assert denial_reason("sso", inputs, "access/suspended-read-only", "suspended", "payment_overdue") == (
+        "Access to sso was denied by access rule access/suspended-read-only: the account is suspended by "
+        "dunning (a payment is overdue); the dunning state is suspended.")
+    assert denial_reason("sso", inputs, "access/x", None, "a reason of the rule's own") == (
+        "Access to sso was denied by access rule access/x: a reason of the rule's own.")
+
+
 def test_a_proration_line_and_a_reverse_charge() -> None:
     invoice = {"currency": "EUR", "discounts": [], "reverse_charge": True, "tax_rate": "0"}
     line = {"name": "Seats", "model": "per_unit", "kind": "proration", "quantity": "2", "amount": "12.50",

@@ -100,7 +100,8 @@ def test_a_customer_card_explains_lines_denials_and_messages(card_db: Database) 
     assert "coupon WELCOME20 (7.90 USD off the invoice)" in markdown
     assert "Tax 2.40 USD: 20 % (GB VAT) on 12.00 USD." in markdown
     tables = frames(at)
-    assert "Access to sso was denied by access rule access/suspended-read-only; the dunning state is suspended." in tables
+    assert ("Access to sso was denied by access rule access/suspended-read-only: the account is suspended by dunning "
+            "(a payment is overdue); the dunning state is suspended.") in tables
     assert ("invoice_issued was sent because rule invoice-issued of ruleset notifications, version 1 acted on the "
             "event invoice.finalized.") in tables
     assert not re.search(r"\b(in|sub|cus|pay|ntf|evt|dec)_[0-9A-Za-z]", tables)  # names and numbers, never ids
