@@ -14,7 +14,7 @@ from engine.api.context import ApiContext
 from engine.api.deps import PRODUCT, context, require
 from engine.api.errors import domain_errors
 from engine.api.keys import Principal
-from engine.api.problems import documented
+from engine.api.problems import Problem, documented
 from engine.api.types import NonNegativeQuantity, PlanId, PositiveQuantity, ZonedTime
 
 router = APIRouter(prefix="/v1", tags=["credits"], responses=documented(400, 401, 403, 404, 409, 422))
@@ -120,6 +120,10 @@ def set_top_up(customer_id: str, body: TopUpIn, ctx: ApiContext = Depends(contex
 @router.post("/customers/{customer_id}/wallet/grants", status_code=201, summary="Grant credit (operators)")
 def grant(customer_id: str, body: GrantIn, ctx: ApiContext = Depends(context),
           who: Principal = Depends(require("admin"))) -> dict[str, Any]:
+    if body.amount is None and body.grant is None:
+        # The contract's "amount or grant", refused before the customer is looked up: a body
+        # the schema refuses is a 422 whoever it names.
+        raise Problem(422, "amount: required: the amount to grant (or grant: a catalog grant's id)", "amount")
     spec = body.model_dump(exclude_none=True)
     with domain_errors(), ctx.db.session() as session:
         out = sales.grant_credit(session, customer_id, spec, clock=ctx.clock, created_by=f"key:{who.key_id}")
