@@ -14,7 +14,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 from engine.simulation.lifecycle import LifecycleResult
-from engine.simulation.sampling import Sample, margin95
+from engine.simulation.sampling import Sample, margin95, margin95_delta
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -137,17 +137,16 @@ def lifecycle_result(currency: str, sample: Sample, baseline: Figures, draft: Fi
 
 
 def _sampling(sample: Sample, baseline: Mapping[str, Decimal], draft: Mapping[str, Decimal]) -> dict[str, Any]:
-    """How the figures were obtained, with the 95 % margins of cash collected (each side, and
-    the paired difference: the same customers ran on both sides)."""
-    delta = {cid: draft.get(cid, ZERO) - baseline.get(cid, ZERO) for cid in set(baseline) | set(draft)}
+    """How the figures were obtained, with the 95 % margins of cash collected (each side's ratio
+    estimate, and the paired difference: the same customers ran on both sides)."""
     return {
         "sentence": sample.sentence(),
         "customers_run": len(sample.cohort.customers),
         "customers": sample.population,
         "scaled": sample.scaled,
         "collected_margin_95": {
-            "baseline": margin95(sample, baseline),
-            "draft": margin95(sample, draft),
-            "delta": margin95(sample, delta),
+            "baseline": margin95(sample, baseline, side="baseline"),
+            "draft": margin95(sample, draft, side="draft"),
+            "delta": margin95_delta(sample, baseline, draft),
         },
     }

@@ -41,10 +41,12 @@ from engine.clock import TestClock
 from engine.config import Settings, get_settings, shipped_dir
 from engine.pricing.quoting import PromotionSource
 from engine.simulation import Cohort, LifecycleResult, month_start
+from engine.simulation.auxiliary import priced_revenue
+from engine.simulation.errors import CohortError, SimulationError
 from engine.simulation.lifecycle_figures import Figures, Tally, event_column, lifecycle_result
 from engine.simulation.lifecycle_inputs import CardModel, check_run, sides
 from engine.simulation.lifecycle_sides import run_sides
-from engine.simulation.sampling import stratified_sample
+from engine.simulation.sampling import Sample, stratified_sample
 from engine.store import Database, OutboxEvent
 from engine.system.lifecycle_cards import PROVIDER, DecliningProvider
 
@@ -313,18 +315,44 @@ def lifecycle_on_engine(
     pair = sides(baseline, draft, cohort, rulesets, draft_rulesets or {}, plan_map or {})
     start = month_start(start)
     budget = SAMPLE_BUDGET if budget is None else budget
-    sample = stratified_sample(cohort, max(MIN_SAMPLE, budget // months))
+    sample = draw_sample(baseline, draft, cohort, max(MIN_SAMPLE, budget // months), months, start, plan_map or {})
     with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="whatif-", dir=_scratch()) as folder:
         # Each side's system owns its payment service, renderer and rules engine: nothing of
         # the process to restore, and the two sides run at once (one process each).
         runs = [
-            {"build": build, "catalog": catalog, "rulesets": rs, "cohort": sample.cohort, "plans": plans,
-             "months": months, "start": start, "cards": cards, "folder": Path(folder), "label": label,
-             "share": (i / 2, 0.5), "weights": sample.weights if sample.scaled else None}
+            {
+                "build": build,
+                "catalog": catalog,
+                "rulesets": rs,
+                "cohort": sample.cohort,
+                "plans": plans,
+                "months": months,
+                "start": start,
+                "cards": cards,
+                "folder": Path(folder),
+                "label": label,
+                "share": (i / 2, 0.5),
+                "weights": sample.side_weights(label) if sample.scaled else None,
+            }
             for i, (label, catalog, rs, plans) in enumerate(pair)
         ]
         base, drafted = run_sides(run_side, runs, progress)
     return lifecycle_result(baseline.currency, sample, base, drafted)
+
+
+def draw_sample(
+    baseline: Catalog, draft: Catalog, cohort: Cohort, size: int, months: int, start: date, plan_map: Mapping[str, str]
+) -> Sample:
+    """The customers the engine runs: all of a cohort within `size`; else a sample stratified by
+    plan, joining and priced revenue (the pure pricing what-if's, both sides), whose estimates
+    are calibrated to the cohort's priced revenue (engine.simulation.sampling)."""
+    if len(cohort.customers) <= size:
+        return stratified_sample(cohort, size)
+    try:
+        priced = priced_revenue(baseline, draft, cohort, months=months, start=start, plan_map=plan_map)
+    except (SimulationError, CohortError):  # what pricing alone refuses: strata by plan and joining only
+        priced = {}
+    return stratified_sample(cohort, size, priced=priced)
 
 
 def _scratch() -> str | None:

@@ -532,8 +532,10 @@ def _lifecycle(
         "card payments (declining at the rates below), the dunning rules' retries, warnings, suspensions and "
         "cancellations, and the notification rules. Baseline: the baseline catalog with the live rulesets; "
         "draft: the draft catalog with the ruleset drafts you pick. A cohort larger than a few hundred customers "
-        "runs as a stratified random sample (by plan), the same customers on both sides, scaled back up: the "
-        "result says so, with the 95 % margin of cash collected. 10,000 customers x 12 months take a few minutes."
+        "runs as a stratified random sample (by plan and by the revenue the pricing alone gives each customer), "
+        "the same customers on both sides, scaled back up to the whole cohort's priced revenue: the result says "
+        "so, with the 95 % margins of cash collected and of the difference. 10,000 customers x 12 months take "
+        "a few minutes."
     )
     with db.read_session() as s:
         live, where = crules.live_texts(s)
